@@ -1,0 +1,48 @@
+/* canopy-agent: the peer client's entry point. */
+#include "build-config.h"
+
+#include "agent/agent.h"
+#include "lib/i18n.h"
+#include "lib/program.h"
+
+static gpointer
+agent_load (const char *path, GError **error)
+{
+  return canopy_agent_new (path, error);
+}
+
+static char *
+agent_describe (gpointer state)
+{
+  return canopy_agent_describe (state);
+}
+
+static const char *
+agent_debug_domains (gpointer state)
+{
+  return canopy_agent_get_config (state)->debug_domains;
+}
+
+static gboolean
+agent_reload (gpointer state, GError **error)
+{
+  return canopy_agent_reload (state, error);
+}
+
+static const CanopyProgramClass canopy_agent = {
+  .name = "canopy-agent",
+  .summary = N_("canopy agent: fetches software packages once per office and shares them with "
+                "the devices of the office."),
+  .default_config = CANOPY_AGENT_CONFIG_DEFAULT,
+  .load = agent_load,
+  .free = (void (*) (gpointer)) canopy_agent_free,
+  .describe = agent_describe,
+  .get_debug_domains = agent_debug_domains,
+  .reload = agent_reload,
+};
+
+int
+main (int argc, char **argv)
+{
+  return canopy_program_main (&canopy_agent, argc, argv);
+}

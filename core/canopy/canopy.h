@@ -1,0 +1,7 @@
+/* canopy SDK: everything a plugin may include.
+ * Vendors build against these headers and canopy-plugin.pc alone. */
+#pragma once
+
+#include <canopy/version.h>
+#include <canopy/plugin.h>
+#include <canopy/config-node.h>

@@ -1,0 +1,626 @@
+/* XML configuration files: parsing with libxml2, RelaxNG validation with
+ * errors an admin can act on, and the read-only node tree plugins see. */
+#include "build-config.h"
+
+#include "lib/config.h"
+#include "lib/i18n.h"
+
+#include <gio/gio.h>
+#include <libxml/parser.h>
+#include <libxml/relaxng.h>
+#include <libxml/tree.h>
+#include <string.h>
+
+/* Beyond this many schema errors the rest are noise caused by the first. */
+#define MAX_REPORTED_ERRORS 5
+
+struct _CanopyConfigNode {
+  const CanopyConfig *config;
+  xmlNode *xml;
+  char *text;
+  GHashTable *attributes;
+  GPtrArray *children;
+};
+
+struct _CanopyConfig {
+  char *path;
+  char *data;
+  xmlDoc *doc;
+  CanopyConfigNode *root;
+};
+
+G_DEFINE_QUARK (canopy-config-error-quark, canopy_config_error)
+
+/* How often each child of the document element may appear. RelaxNG could
+ * say it, but libxml2 then reports a misplaced child without its line. */
+typedef struct {
+  const char *name;
+  guint min;
+  guint max;
+} ChildCount;
+
+static const ChildCount server_children[] = {
+  { "name", 0, 1 },
+  { "state-directory", 0, 1 },
+  { "logging", 0, 1 },
+  { "backend", 1, 1 },
+  { NULL, 0, 0 },
+};
+
+static const ChildCount agent_children[] = {
+  { "server", 1, 1 },
+  { "state-directory", 0, 1 },
+  { "logging", 0, 1 },
+  { "transport", 1, G_MAXUINT },
+  { NULL, 0, 0 },
+};
+
+static const struct {
+  const char *root;
+  const char *schema;
+  const ChildCount *children;
+} formats[] = {
+  { "server", CANOPY_SCHEMA_SERVER, server_children },
+  { "agent", CANOPY_SCHEMA_AGENT, agent_children },
+};
+
+static void
+config_node_free (CanopyConfigNode *node)
+{
+  g_free (node->text);
+  g_hash_table_unref (node->attributes);
+  g_ptr_array_unref (node->children);
+  g_free (node);
+}
+
+static CanopyConfigNode *
+config_node_new (const CanopyConfig *config, xmlNode *xml)
+{
+  CanopyConfigNode *node = g_new0 (CanopyConfigNode, 1);
+  g_autoptr (GString) text = g_string_new (NULL);
+
+  node->config = config;
+  node->xml = xml;
+  node->attributes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  node->children = g_ptr_array_new_with_free_func ((GDestroyNotify) config_node_free);
+
+  for (xmlAttr *attr = xml->properties; attr != NULL; attr = attr->next)
+    {
+      xmlChar *value = xmlNodeListGetString (xml->doc, attr->children, 1);
+      g_hash_table_insert (node->attributes, g_strdup ((const char *) attr->name),
+                           g_strdup (value != NULL ? (const char *) value : ""));
+      xmlFree (value);
+    }
+
+  for (xmlNode *child = xml->children; child != NULL; child = child->next)
+    {
+      if (child->type == XML_ELEMENT_NODE)
+        g_ptr_array_add (node->children, config_node_new (config, child));
+      else if (child->type == XML_TEXT_NODE || child->type == XML_CDATA_SECTION_NODE)
+        g_string_append (text, (const char *) child->content);
+    }
+  node->text = g_strstrip (g_string_free (g_steal_pointer (&text), FALSE));
+  return node;
+}
+
+void
+canopy_config_free (CanopyConfig *config)
+{
+  if (config == NULL)
+    return;
+  g_clear_pointer (&config->root, config_node_free);
+  g_clear_pointer (&config->doc, xmlFreeDoc);
+  g_free (config->data);
+  g_free (config->path);
+  g_free (config);
+}
+
+/* The text of line @line (1-based) of @data, for showing under an error. */
+static char *
+source_line (const char *data, int line)
+{
+  const char *start = data;
+
+  for (int i = 1; i < line && start != NULL; i++)
+    {
+      start = strchr (start, '\n');
+      if (start != NULL)
+        start++;
+    }
+  if (start == NULL)
+    return NULL;
+  return g_strndup (start, strcspn (start, "\n"));
+}
+
+static void
+set_syntax_error (GError **error, const char *path, const char *data, const xmlError *xerr)
+{
+  g_autofree char *reason = g_strstrip (g_strdup (xerr != NULL && xerr->message != NULL
+                                                  ? xerr->message : "unknown error"));
+  int line = xerr != NULL ? xerr->line : 0;
+  int column = xerr != NULL ? xerr->int2 : 0;
+  g_autofree char *text = line > 0 ? source_line (data, line) : NULL;
+  g_autofree char *caret = NULL;
+
+  if (text != NULL && column > 0 && (gsize) column <= strlen (text) + 1)
+    caret = g_strdup_printf ("\n  %s\n  %*s^", text, column - 1, "");
+
+  g_set_error (error, CANOPY_CONFIG_ERROR, CANOPY_CONFIG_ERROR_SYNTAX,
+               _("%s:%d: the file is not well-formed XML (%s); fix the markup at this line%s"),
+               path, line, reason, caret != NULL ? caret : "");
+}
+
+static xmlDoc *
+parse_xml (const char *data, gsize length, const char *path, GError **error)
+{
+  xmlParserCtxt *ctxt = xmlNewParserCtxt ();
+  xmlDoc *doc;
+
+  if (ctxt == NULL)
+    g_error ("out of memory creating an XML parser");
+
+  /* No network, no entity expansion, no DTD loading: a config file must not
+   * be able to read other files or the network on the daemon's behalf. */
+  doc = xmlCtxtReadMemory (ctxt, data, (int) length, path, NULL,
+                           XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING
+                           | XML_PARSE_NOCDATA);
+  if (doc == NULL || !ctxt->wellFormed)
+    {
+      set_syntax_error (error, path, data, xmlCtxtGetLastError (ctxt));
+      g_clear_pointer (&doc, xmlFreeDoc);
+    }
+  xmlFreeParserCtxt (ctxt);
+  return doc;
+}
+
+typedef struct {
+  const char *path;
+  GPtrArray *messages;
+} SchemaErrors;
+
+static const char *
+error_element (const xmlError *xerr)
+{
+  const xmlNode *node = xerr->node;
+
+  if (node != NULL && node->type == XML_ELEMENT_NODE)
+    return (const char *) node->name;
+  return "?";
+}
+
+static int
+error_line (const xmlError *xerr)
+{
+  const xmlNode *node = xerr->node;
+
+  if (node != NULL && node->type == XML_ELEMENT_NODE && node->line > 0)
+    return node->line;
+  return xerr->line;
+}
+
+/* Turn libxml2's RelaxNG complaint into a sentence that says what to fix. */
+static char *
+describe_schema_error (const char *path, const xmlError *xerr)
+{
+  const char *element = error_element (xerr);
+  const char *arg1 = xerr->str1 != NULL ? xerr->str1 : "";
+  const char *arg2 = xerr->str2 != NULL ? xerr->str2 : "";
+  int line = error_line (xerr);
+
+  switch (xerr->code)
+    {
+    case XML_RELAXNG_ERR_ELEMWRONG:
+    case XML_RELAXNG_ERR_EXTRACONTENT:
+      return g_strdup_printf (_("%s:%d: element <%s> is not allowed here; check its spelling "
+                                "and where it is placed"), path, line, element);
+    case XML_RELAXNG_ERR_ELEMNAME:
+      return g_strdup_printf (_("%s:%d: element <%s> is not allowed here; expected <%s>"),
+                              path, line, arg2, arg1);
+    case XML_RELAXNG_ERR_NOELEM:
+      return g_strdup_printf (_("%s:%d: element <%s> is missing required element <%s>"),
+                              path, line, element, arg1);
+    case XML_RELAXNG_ERR_INVALIDATTR:
+      return g_strdup_printf (_("%s:%d: element <%s> has an unknown attribute \"%s\"; check "
+                                "its spelling"), path, line, arg2, arg1);
+    case XML_RELAXNG_ERR_TYPEVAL:
+    case XML_RELAXNG_ERR_DATATYPE:
+    case XML_RELAXNG_ERR_VALUE:
+    case XML_RELAXNG_ERR_DATAELEM:
+    case XML_RELAXNG_ERR_LIST:
+      return g_strdup_printf (_("%s:%d: element <%s> has a value of the wrong form (%s %s); "
+                                "see the configuration reference for what it takes"),
+                              path, line, element, arg1, arg2);
+    default:
+      {
+        g_autofree char *reason = g_strstrip (g_strdup (xerr->message != NULL
+                                                        ? xerr->message : ""));
+        return g_strdup_printf (_("%s:%d: element <%s> does not follow the schema: %s"),
+                                path, line, element, reason);
+      }
+    }
+}
+
+static void
+collect_schema_error (void *user_data, xmlError *xerr)
+{
+  SchemaErrors *errors = user_data;
+
+  /* "failed to validate content" repeats, on the parent, what the child's
+   * error already said. */
+  if (xerr->code == XML_RELAXNG_ERR_CONTENTVALID || xerr->code == XML_RELAXNG_ERR_ATTRVALID)
+    return;
+  if (errors->messages->len < MAX_REPORTED_ERRORS)
+    g_ptr_array_add (errors->messages, describe_schema_error (errors->path, xerr));
+}
+
+static void
+ignore_schema_parser_error (void *user_data, xmlError *xerr)
+{
+  GString *messages = user_data;
+
+  if (messages->len == 0 && xerr->message != NULL)
+    g_string_append (messages, xerr->message);
+}
+
+static gboolean
+validate_doc (xmlDoc *doc, const char *path, const char *schema, gsize schema_len,
+              GError **error)
+{
+  xmlRelaxNGParserCtxt *pctxt = xmlRelaxNGNewMemParserCtxt (schema, (int) schema_len);
+  g_autoptr (GString) schema_problem = g_string_new (NULL);
+  xmlRelaxNG *grammar;
+  xmlRelaxNGValidCtxt *vctxt;
+  SchemaErrors errors = { path, g_ptr_array_new_with_free_func (g_free) };
+  int rc;
+
+  xmlRelaxNGSetParserStructuredErrors (pctxt, ignore_schema_parser_error, schema_problem);
+  grammar = xmlRelaxNGParse (pctxt);
+  xmlRelaxNGFreeParserCtxt (pctxt);
+  if (grammar == NULL)
+    {
+      g_strstrip (schema_problem->str);
+      g_set_error (error, CANOPY_CONFIG_ERROR, CANOPY_CONFIG_ERROR_SCHEMA,
+                   _("The schema used to check %s is itself broken (%s); reinstall canopy "
+                     "or the plugin that provides it"), path, schema_problem->str);
+      g_ptr_array_unref (errors.messages);
+      return FALSE;
+    }
+
+  vctxt = xmlRelaxNGNewValidCtxt (grammar);
+  xmlRelaxNGSetValidStructuredErrors (vctxt, collect_schema_error, &errors);
+  rc = xmlRelaxNGValidateDoc (vctxt, doc);
+  xmlRelaxNGFreeValidCtxt (vctxt);
+  xmlRelaxNGFree (grammar);
+
+  if (rc != 0)
+    {
+      g_autofree char *joined = NULL;
+
+      if (errors.messages->len == 0)
+        g_ptr_array_add (errors.messages,
+                         g_strdup_printf (_("%s: the file does not follow the schema"), path));
+      g_ptr_array_add (errors.messages, NULL);
+      joined = g_strjoinv ("\n", (char **) errors.messages->pdata);
+      g_set_error_literal (error, CANOPY_CONFIG_ERROR, CANOPY_CONFIG_ERROR_SCHEMA, joined);
+    }
+  g_ptr_array_unref (errors.messages);
+  return rc == 0;
+}
+
+CanopyConfig *
+canopy_config_load_data (const char *data,
+                         gssize length,
+                         const char *display_name,
+                         const char *schema_resource,
+                         GError **error)
+{
+  g_autoptr (CanopyConfig) config = g_new0 (CanopyConfig, 1);
+  g_autoptr (GBytes) schema = NULL;
+  g_autoptr (GError) local_error = NULL;
+  gsize schema_len;
+  const char *schema_text;
+
+  g_return_val_if_fail (data != NULL, NULL);
+  g_return_val_if_fail (display_name != NULL, NULL);
+  g_return_val_if_fail (schema_resource != NULL, NULL);
+
+  if (length < 0)
+    length = (gssize) strlen (data);
+  if (length > G_MAXINT)
+    {
+      g_set_error (error, CANOPY_CONFIG_ERROR, CANOPY_CONFIG_ERROR_READ,
+                   _("%s is too large to be a configuration file"), display_name);
+      return NULL;
+    }
+
+  config->path = g_strdup (display_name);
+  config->data = g_strndup (data, (gsize) length);
+  config->doc = parse_xml (config->data, (gsize) length, display_name, error);
+  if (config->doc == NULL)
+    return NULL;
+
+  schema = g_resources_lookup_data (schema_resource, G_RESOURCE_LOOKUP_FLAGS_NONE, &local_error);
+  if (schema == NULL)
+    g_error ("schema %s is not compiled in: %s", schema_resource, local_error->message);
+  schema_text = g_bytes_get_data (schema, &schema_len);
+  if (!validate_doc (config->doc, display_name, schema_text, schema_len, error))
+    return NULL;
+
+  config->root = config_node_new (config, xmlDocGetRootElement (config->doc));
+  for (gsize i = 0; i < G_N_ELEMENTS (formats); i++)
+    if (g_str_equal (schema_resource, formats[i].schema))
+      for (const ChildCount *c = formats[i].children; c->name != NULL; c++)
+        if (!canopy_config_node_check_children (config->root, c->name, c->min, c->max, error))
+          return NULL;
+  return g_steal_pointer (&config);
+}
+
+CanopyConfig *
+canopy_config_load (const char *path, const char *schema_resource, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize length;
+  g_autoptr (GError) local_error = NULL;
+
+  g_return_val_if_fail (path != NULL, NULL);
+
+  if (!g_file_get_contents (path, &data, &length, &local_error))
+    {
+      g_set_error (error, CANOPY_CONFIG_ERROR, CANOPY_CONFIG_ERROR_READ,
+                   _("Cannot read the configuration file: %s"), local_error->message);
+      return NULL;
+    }
+  return canopy_config_load_data (data, (gssize) length, path, schema_resource, error);
+}
+
+CanopyConfig *
+canopy_config_load_any (const char *path, const char **schema_resource, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize length;
+  g_autoptr (GError) local_error = NULL;
+  xmlDoc *doc;
+  const char *root;
+
+  if (!g_file_get_contents (path, &data, &length, &local_error))
+    {
+      g_set_error (error, CANOPY_CONFIG_ERROR, CANOPY_CONFIG_ERROR_READ,
+                   _("Cannot read the configuration file: %s"), local_error->message);
+      return NULL;
+    }
+  doc = parse_xml (data, length, path, error);
+  if (doc == NULL)
+    return NULL;
+  root = (const char *) xmlDocGetRootElement (doc)->name;
+  for (gsize i = 0; i < G_N_ELEMENTS (formats); i++)
+    if (g_str_equal (root, formats[i].root))
+      {
+        xmlFreeDoc (doc);
+        if (schema_resource != NULL)
+          *schema_resource = formats[i].schema;
+        return canopy_config_load_data (data, (gssize) length, path, formats[i].schema, error);
+      }
+  g_set_error (error, CANOPY_CONFIG_ERROR, CANOPY_CONFIG_ERROR_SCHEMA,
+               _("%s:%d: the document element is <%s>; a canopy configuration starts with "
+                 "<server> (canopyd) or <agent> (canopy-agent)"),
+               path, xmlDocGetRootElement (doc)->line, root);
+  xmlFreeDoc (doc);
+  return NULL;
+}
+
+const CanopyConfigNode *
+canopy_config_get_root (const CanopyConfig *config)
+{
+  g_return_val_if_fail (config != NULL, NULL);
+  return config->root;
+}
+
+const char *
+canopy_config_get_path (const CanopyConfig *config)
+{
+  g_return_val_if_fail (config != NULL, NULL);
+  return config->path;
+}
+
+gboolean
+canopy_config_validate_node (const CanopyConfigNode *node, const char *schema_text,
+                             GError **error)
+{
+  xmlDoc *doc;
+  gboolean ok;
+
+  g_return_val_if_fail (node != NULL, FALSE);
+  g_return_val_if_fail (schema_text != NULL, FALSE);
+
+  /* xmlDocCopyNode keeps line numbers, so errors point into the real file. */
+  doc = xmlNewDoc (BAD_CAST "1.0");
+  xmlDocSetRootElement (doc, xmlDocCopyNode (node->xml, doc, 1));
+  ok = validate_doc (doc, node->config->path, schema_text, strlen (schema_text), error);
+  xmlFreeDoc (doc);
+  return ok;
+}
+
+/* CanopyConfigNode accessors: the SDK side. */
+
+const char *
+canopy_config_node_get_name (const CanopyConfigNode *node)
+{
+  g_return_val_if_fail (node != NULL, NULL);
+  return (const char *) node->xml->name;
+}
+
+const char *
+canopy_config_node_get_file (const CanopyConfigNode *node)
+{
+  g_return_val_if_fail (node != NULL, NULL);
+  return node->config->path;
+}
+
+int
+canopy_config_node_get_line (const CanopyConfigNode *node)
+{
+  g_return_val_if_fail (node != NULL, 0);
+  return node->xml->line;
+}
+
+const char *
+canopy_config_node_get_attribute (const CanopyConfigNode *node, const char *name)
+{
+  g_return_val_if_fail (node != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+  return g_hash_table_lookup (node->attributes, name);
+}
+
+const char *
+canopy_config_node_get_text (const CanopyConfigNode *node)
+{
+  g_return_val_if_fail (node != NULL, NULL);
+  return node->text;
+}
+
+const CanopyConfigNode *
+canopy_config_node_get_child (const CanopyConfigNode *node, const char *name)
+{
+  g_return_val_if_fail (node != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+
+  for (guint i = 0; i < node->children->len; i++)
+    {
+      const CanopyConfigNode *child = g_ptr_array_index (node->children, i);
+      if (g_str_equal (canopy_config_node_get_name (child), name))
+        return child;
+    }
+  return NULL;
+}
+
+GPtrArray *
+canopy_config_node_get_children (const CanopyConfigNode *node, const char *name)
+{
+  GPtrArray *children;
+
+  g_return_val_if_fail (node != NULL, NULL);
+
+  children = g_ptr_array_new ();
+  for (guint i = 0; i < node->children->len; i++)
+    {
+      CanopyConfigNode *child = g_ptr_array_index (node->children, i);
+      if (name == NULL || g_str_equal (canopy_config_node_get_name (child), name))
+        g_ptr_array_add (children, child);
+    }
+  return children;
+}
+
+const char *
+canopy_config_node_get_child_text (const CanopyConfigNode *node, const char *name,
+                                   const char *fallback)
+{
+  const CanopyConfigNode *child = canopy_config_node_get_child (node, name);
+
+  return child != NULL ? canopy_config_node_get_text (child) : fallback;
+}
+
+gboolean
+canopy_config_node_check_children (const CanopyConfigNode *node, const char *name, guint min,
+                                   guint max, GError **error)
+{
+  g_autoptr (GPtrArray) children = canopy_config_node_get_children (node, name);
+
+  if (children->len < min)
+    {
+      canopy_config_node_set_error (node, error,
+                                    g_dngettext (GETTEXT_PACKAGE,
+                                                 "it needs at least %u <%s> element; add it",
+                                                 "it needs at least %u <%s> elements; add them",
+                                                 min),
+                                    min, name);
+      return FALSE;
+    }
+  if (children->len > max)
+    {
+      const CanopyConfigNode *first = g_ptr_array_index (children, 0);
+      const CanopyConfigNode *extra = g_ptr_array_index (children, max);
+
+      canopy_config_node_set_error (extra, error,
+                                    g_dngettext (GETTEXT_PACKAGE,
+                                                 "at most %u <%s> element is allowed inside "
+                                                 "<%s>; remove this one or the one at line %d",
+                                                 "at most %u <%s> elements are allowed inside "
+                                                 "<%s>; remove this one and those after it "
+                                                 "(the first is at line %d)",
+                                                 max),
+                                    max, name, canopy_config_node_get_name (node),
+                                    canopy_config_node_get_line (first));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+canopy_config_node_set_error (const CanopyConfigNode *node, GError **error,
+                              const char *format, ...)
+{
+  g_autofree char *reason = NULL;
+  va_list args;
+
+  g_return_if_fail (node != NULL);
+
+  va_start (args, format);
+  reason = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_set_error (error, CANOPY_CONFIG_ERROR, CANOPY_CONFIG_ERROR_VALUE,
+               _("%s:%d: element <%s>: %s"), canopy_config_node_get_file (node),
+               canopy_config_node_get_line (node), canopy_config_node_get_name (node), reason);
+}
+
+gboolean
+canopy_config_node_get_uint (const CanopyConfigNode *node, const char *attribute,
+                             guint64 min, guint64 max, guint64 fallback, guint64 *out,
+                             GError **error)
+{
+  const char *text = canopy_config_node_get_attribute (node, attribute);
+  guint64 value;
+
+  g_return_val_if_fail (out != NULL, FALSE);
+
+  if (text == NULL)
+    {
+      *out = fallback;
+      return TRUE;
+    }
+  if (!g_ascii_string_to_unsigned (text, 10, min, max, &value, NULL))
+    {
+      canopy_config_node_set_error (node, error,
+                                    _("attribute \"%s\" is \"%s\"; it must be a whole "
+                                      "number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT),
+                                    attribute, text, min, max);
+      return FALSE;
+    }
+  *out = value;
+  return TRUE;
+}
+
+gboolean
+canopy_config_node_get_boolean (const CanopyConfigNode *node, const char *attribute,
+                                gboolean fallback, gboolean *out, GError **error)
+{
+  static const char *const truths[] = { "true", "yes", "1", NULL };
+  static const char *const lies[] = { "false", "no", "0", NULL };
+  const char *text = canopy_config_node_get_attribute (node, attribute);
+
+  g_return_val_if_fail (out != NULL, FALSE);
+
+  if (text == NULL)
+    *out = fallback;
+  else if (g_strv_contains (truths, text))
+    *out = TRUE;
+  else if (g_strv_contains (lies, text))
+    *out = FALSE;
+  else
+    {
+      canopy_config_node_set_error (node, error,
+                                    _("attribute \"%s\" is \"%s\"; write \"true\" or \"false\""),
+                                    attribute, text);
+      return FALSE;
+    }
+  return TRUE;
+}

@@ -1,0 +1,100 @@
+/* Logging: a GLib structured-log writer that filters debug messages by
+ * domain and sends everything to journald or to stderr. */
+#include "build-config.h"
+
+#include "lib/log.h"
+
+#include <string.h>
+#include <unistd.h>
+
+struct _CanopyLog {
+  char *setting;
+  GStrv domains;
+  gboolean all;
+};
+
+CanopyLog *
+canopy_log_new (void)
+{
+  CanopyLog *log = g_new0 (CanopyLog, 1);
+
+  log->setting = g_strdup ("");
+  log->domains = g_new0 (char *, 1);
+  return log;
+}
+
+void
+canopy_log_free (CanopyLog *log)
+{
+  if (log == NULL)
+    return;
+  g_strfreev (log->domains);
+  g_free (log->setting);
+  g_free (log);
+}
+
+void
+canopy_log_set_debug_domains (CanopyLog *log, const char *domains)
+{
+  g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
+  g_auto (GStrv) parts = g_strsplit_set (domains != NULL ? domains : "", ", ", -1);
+
+  log->all = FALSE;
+  for (char **p = parts; *p != NULL; p++)
+    {
+      if (**p == '\0')
+        continue;
+      if (g_str_equal (*p, "all"))
+        log->all = TRUE;
+      g_strv_builder_add (builder, *p);
+    }
+  g_strfreev (log->domains);
+  log->domains = g_strv_builder_end (builder);
+  g_free (log->setting);
+  log->setting = g_strjoinv (",", log->domains);
+}
+
+const char *
+canopy_log_get_debug_domains (const CanopyLog *log)
+{
+  return log->setting;
+}
+
+static const char *
+field_string (const GLogField *fields, gsize n_fields, const char *key)
+{
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_str_equal (fields[i].key, key))
+      return fields[i].length < 0 ? fields[i].value : NULL;
+  return NULL;
+}
+
+static gboolean
+shows_debug (const CanopyLog *log, const char *domain)
+{
+  if (log->all)
+    return TRUE;
+  return domain != NULL && g_strv_contains ((const char *const *) log->domains, domain);
+}
+
+static GLogWriterOutput
+canopy_log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields,
+                   gpointer user_data)
+{
+  const CanopyLog *log = user_data;
+
+  if ((level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO)) != 0
+      && !shows_debug (log, field_string (fields, n_fields, "GLIB_DOMAIN")))
+    return G_LOG_WRITER_HANDLED;
+
+  if (g_log_writer_is_journald (STDERR_FILENO)
+      && g_log_writer_journald (level, fields, n_fields, NULL) == G_LOG_WRITER_HANDLED)
+    return G_LOG_WRITER_HANDLED;
+  return g_log_writer_standard_streams (level, fields, n_fields, NULL);
+}
+
+void
+canopy_log_install (CanopyLog *log)
+{
+  g_log_set_writer_func (canopy_log_writer, log, NULL);
+}

@@ -1,0 +1,43 @@
+/* Logging: one structured-log writer for every canopy program, journald
+ * when the service runs under systemd, debug output per log domain. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct _CanopyLog CanopyLog;
+
+/**
+ * canopy_log_new:
+ *
+ * Creates the settings the writer reads. Owned by the main program; it
+ * must outlive every log call once canopy_log_install() has run.
+ */
+CanopyLog *canopy_log_new (void);
+void canopy_log_free (CanopyLog *log);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyLog, canopy_log_free)
+
+/**
+ * canopy_log_set_debug_domains:
+ * @log: the settings
+ * @domains: (nullable): comma- or space-separated log domains whose debug
+ *   messages are shown ("canopy-config,canopy-tcp"), "all", or %NULL/""
+ *   for none
+ *
+ * May be called again at any time, for example on SIGHUP.
+ */
+void canopy_log_set_debug_domains (CanopyLog *log, const char *domains);
+
+/** canopy_log_get_debug_domains: Returns: the current setting, "" for none. */
+const char *canopy_log_get_debug_domains (const CanopyLog *log);
+
+/**
+ * canopy_log_install:
+ * @log: the settings
+ *
+ * Makes @log's writer GLib's log writer for the rest of the process.
+ */
+void canopy_log_install (CanopyLog *log);
+
+G_END_DECLS

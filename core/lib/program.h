@@ -1,0 +1,63 @@
+/* The command line every canopy daemon shares: --config, --check-config,
+ * --debug, --list-plugins, --version, and a main loop with reload. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Exit codes of canopyd and canopy-agent, documented in README.md. */
+typedef enum {
+  CANOPY_EXIT_OK = 0,
+  CANOPY_EXIT_CONFIG = 1,
+  CANOPY_EXIT_USAGE = 2,
+  CANOPY_EXIT_RUNTIME = 3,
+} CanopyExitCode;
+
+/**
+ * CanopyProgramClass:
+ * @name: the program's name, as typed
+ * @summary: one translatable sentence (N_()) for --help
+ * @default_config: the configuration file used without --config
+ * @load: reads the configuration and loads its plugins; starts nothing
+ * @free: frees what @load returned
+ * @describe: one line for the log, saying what is configured
+ * @get_debug_domains: the configuration's debug log domains
+ * @reload: rereads the configuration; on error the running one stays
+ * @start: (nullable): starts serving on the main loop, after @load
+ * @stop: (nullable): stops what @start started
+ *
+ * What a daemon supplies to canopy_program_main().
+ */
+typedef struct {
+  const char *name;
+  const char *summary;
+  const char *default_config;
+  gpointer (*load) (const char *path, GError **error);
+  void (*free) (gpointer state);
+  char *(*describe) (gpointer state);
+  const char *(*get_debug_domains) (gpointer state);
+  gboolean (*reload) (gpointer state, GError **error);
+  gboolean (*start) (gpointer state, GError **error);
+  void (*stop) (gpointer state);
+} CanopyProgramClass;
+
+/**
+ * canopy_program_main:
+ * @klass: the daemon
+ * @argc: from main()
+ * @argv: from main()
+ *
+ * Returns: the process exit status, a #CanopyExitCode.
+ */
+int canopy_program_main (const CanopyProgramClass *klass, int argc, char **argv);
+
+/**
+ * canopy_program_init_i18n:
+ *
+ * Sets the locale and binds canopy's message catalog; the first call of
+ * every canopy program's main().
+ */
+void canopy_program_init_i18n (void);
+
+G_END_DECLS

@@ -1,0 +1,25 @@
+/* canopyd's configuration: the <server> document as a typed structure. */
+#pragma once
+
+#include <glib.h>
+#include "lib/config.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  CanopyConfig *document;
+  char *name;
+  char *state_directory;
+  char *debug_domains;
+  const CanopyConfigNode *backend;
+  GPtrArray *transports; /* const CanopyConfigNode *, owned by @document */
+} CanopyServerConfig;
+
+/* Where canopyd looks when no --config is given. */
+#define CANOPY_SERVER_CONFIG_DEFAULT SYSCONFDIR "/canopy/canopyd.xml"
+
+CanopyServerConfig *canopy_server_config_load (const char *path, GError **error);
+void canopy_server_config_free (CanopyServerConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyServerConfig, canopy_server_config_free)
+
+G_END_DECLS

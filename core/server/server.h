@@ -1,0 +1,42 @@
+/* canopyd's running state: its configuration and the plugins it names. */
+#pragma once
+
+#include <glib.h>
+#include "lib/plugin-loader.h"
+#include "server/server-config.h"
+
+G_BEGIN_DECLS
+
+typedef struct _CanopyServer CanopyServer;
+
+/**
+ * canopy_server_new:
+ * @config_path: the configuration file
+ * @error: return location for the first problem found, naming its file
+ *   and line
+ *
+ * Reads the configuration and loads every plugin it names, validating each
+ * plugin's element. Starts nothing.
+ */
+CanopyServer *canopy_server_new (const char *config_path, GError **error);
+void canopy_server_free (CanopyServer *server);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyServer, canopy_server_free)
+
+const CanopyServerConfig *canopy_server_get_config (const CanopyServer *server);
+
+/** canopy_server_describe: Returns: (transfer full): one line for the log. */
+char *canopy_server_describe (const CanopyServer *server);
+
+/**
+ * canopy_server_reload:
+ * @server: the running server
+ * @error: why the new configuration was not taken
+ *
+ * Reads the configuration file again. On any error the running
+ * configuration stays in force.
+ *
+ * Returns: (transfer none) (nullable): the new configuration, or %NULL
+ */
+const CanopyServerConfig *canopy_server_reload (CanopyServer *server, GError **error);
+
+G_END_DECLS

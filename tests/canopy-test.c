@@ -1,0 +1,332 @@
+/* canopy's test runner: every suite in one CUnit registry, one summary.
+ * "canopy-test SUITE" or "canopy-test SUITE/TEST" runs part of it. */
+#include "build-config.h"
+
+#include "tests/canopy-test.h"
+
+#include <CUnit/Basic.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+  const char *name;
+  CU_InitializeFunc init;
+  CU_CleanupFunc cleanup;
+  const CanopyTestCase *cases;
+} SuiteEntry;
+
+/* Filled by constructors before main(); the runner's own state. */
+static GArray *registered_suites;
+static char *tmp_root;
+
+void
+canopy_test_add_suite (const char *name, CU_InitializeFunc init, CU_CleanupFunc cleanup,
+                       const CanopyTestCase *cases)
+{
+  SuiteEntry entry = { name, init, cleanup, cases };
+
+  if (registered_suites == NULL)
+    registered_suites = g_array_new (FALSE, FALSE, sizeof (SuiteEntry));
+  g_array_append_val (registered_suites, entry);
+}
+
+static char *
+tree_path (const char *env, const char *first, va_list args)
+{
+  const char *root = g_getenv (env);
+  g_autoptr (GPtrArray) parts = g_ptr_array_new ();
+
+  g_ptr_array_add (parts, (gpointer) (root != NULL ? root : "."));
+  for (const char *p = first; p != NULL; p = va_arg (args, const char *))
+    g_ptr_array_add (parts, (gpointer) p);
+  g_ptr_array_add (parts, NULL);
+  return g_build_filenamev ((char **) parts->pdata);
+}
+
+char *
+canopy_test_src_path (const char *first, ...)
+{
+  va_list args;
+  char *path;
+
+  va_start (args, first);
+  path = tree_path ("CANOPY_TEST_SRCDIR", first, args);
+  va_end (args);
+  return path;
+}
+
+char *
+canopy_test_build_path (const char *first, ...)
+{
+  va_list args;
+  char *path;
+
+  va_start (args, first);
+  path = tree_path ("CANOPY_TEST_BUILDDIR", first, args);
+  va_end (args);
+  return path;
+}
+
+char *
+canopy_test_make_tmpdir (const char *prefix)
+{
+  g_autofree char *template = g_strdup_printf ("%s/%s-XXXXXX", tmp_root, prefix);
+  char *dir = g_mkdtemp (template);
+
+  g_assert (dir != NULL);
+  return g_steal_pointer (&template);
+}
+
+struct _CanopyTestProcess {
+  GSubprocess *subprocess;
+  GString *output;
+  GInputStream *stream;
+  GCancellable *cancellable;
+  gboolean reading;
+  gboolean eof;
+  gboolean exited;
+  char buffer[4096];
+};
+
+static void read_more (CanopyTestProcess *proc);
+
+static void
+on_process_exit (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CanopyTestProcess *proc = user_data;
+
+  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
+  proc->exited = TRUE;
+}
+
+static void
+on_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CanopyTestProcess *proc = user_data;
+  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, NULL);
+
+  proc->reading = FALSE;
+  if (n <= 0)
+    {
+      proc->eof = TRUE;
+      return;
+    }
+  g_string_append_len (proc->output, proc->buffer, n);
+  read_more (proc);
+}
+
+static void
+read_more (CanopyTestProcess *proc)
+{
+  if (proc->reading || proc->eof)
+    return;
+  proc->reading = TRUE;
+  g_input_stream_read_async (proc->stream, proc->buffer, sizeof proc->buffer, G_PRIORITY_DEFAULT,
+                             proc->cancellable, on_read, proc);
+}
+
+CanopyTestProcess *
+canopy_test_process_spawn (const char *const *argv, GError **error)
+{
+  CanopyTestProcess *proc = g_new0 (CanopyTestProcess, 1);
+  g_autoptr (GSubprocessLauncher) launcher =
+    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
+
+  /* Daemons log warnings an admin must read; they are not test failures. */
+  g_subprocess_launcher_unsetenv (launcher, "G_DEBUG");
+  proc->subprocess = g_subprocess_launcher_spawnv (launcher, argv, error);
+  if (proc->subprocess == NULL)
+    {
+      g_free (proc);
+      return NULL;
+    }
+  proc->output = g_string_new (NULL);
+  proc->stream = g_object_ref (g_subprocess_get_stdout_pipe (proc->subprocess));
+  proc->cancellable = g_cancellable_new ();
+  read_more (proc);
+  g_subprocess_wait_async (proc->subprocess, NULL, on_process_exit, proc);
+  return proc;
+}
+
+static gboolean
+on_timeout (gpointer data)
+{
+  gboolean *expired = data;
+
+  *expired = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+gboolean
+canopy_test_process_wait_output (CanopyTestProcess *proc, const char *needle, guint timeout_s)
+{
+  gboolean expired = FALSE;
+  guint timer = g_timeout_add_seconds (timeout_s, on_timeout, &expired);
+
+  while (strstr (proc->output->str, needle) == NULL && !expired && !proc->eof)
+    g_main_context_iteration (NULL, TRUE);
+  if (!expired)
+    g_source_remove (timer);
+  if (strstr (proc->output->str, needle) == NULL)
+    fprintf (stderr, "\n    waited for \"%s\"; the process printed:\n%s\n", needle,
+             proc->output->str);
+  return strstr (proc->output->str, needle) != NULL;
+}
+
+int
+canopy_test_process_wait_exit (CanopyTestProcess *proc, guint timeout_s)
+{
+  gboolean expired = FALSE;
+  guint timer = g_timeout_add_seconds (timeout_s, on_timeout, &expired);
+
+  while ((!proc->eof || !proc->exited) && !expired)
+    g_main_context_iteration (NULL, TRUE);
+  if (!expired)
+    g_source_remove (timer);
+  else
+    {
+      fprintf (stderr, "\n    the process did not exit in %u s; it printed:\n%s\n", timeout_s,
+               proc->output->str);
+      g_subprocess_force_exit (proc->subprocess);
+      while (!proc->exited)
+        g_main_context_iteration (NULL, TRUE);
+      return -1;
+    }
+  return g_subprocess_get_if_exited (proc->subprocess)
+           ? g_subprocess_get_exit_status (proc->subprocess) : 128 + g_subprocess_get_term_sig (proc->subprocess);
+}
+
+const char *
+canopy_test_process_output (CanopyTestProcess *proc)
+{
+  return proc->output->str;
+}
+
+void
+canopy_test_process_signal (CanopyTestProcess *proc, int signum)
+{
+  g_subprocess_send_signal (proc->subprocess, signum);
+}
+
+void
+canopy_test_process_free (CanopyTestProcess *proc)
+{
+  if (proc == NULL)
+    return;
+  /* Every test stops what it started. */
+  if (!proc->exited)
+    g_subprocess_force_exit (proc->subprocess);
+  g_cancellable_cancel (proc->cancellable);
+  while (proc->reading || !proc->exited)
+    g_main_context_iteration (NULL, TRUE);
+  g_object_unref (proc->cancellable);
+  g_object_unref (proc->stream);
+  g_object_unref (proc->subprocess);
+  g_string_free (proc->output, TRUE);
+  g_free (proc);
+}
+
+int
+canopy_test_run (const char *const *argv, char **output)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyTestProcess) proc = canopy_test_process_spawn (argv, &error);
+  int status;
+
+  if (proc == NULL)
+    {
+      fprintf (stderr, "\n    cannot run %s: %s\n", argv[0], error->message);
+      return -1;
+    }
+  status = canopy_test_process_wait_exit (proc, 60);
+  if (output != NULL)
+    *output = g_strdup (proc->output->str);
+  return status;
+}
+
+static gboolean
+wanted (const char *filter, const char *suite, const char *test)
+{
+  g_autofree char *full = NULL;
+
+  if (filter == NULL)
+    return TRUE;
+  if (g_str_equal (filter, suite))
+    return TRUE;
+  full = g_strdup_printf ("%s/%s", suite, test);
+  return g_str_equal (filter, full);
+}
+
+static gboolean
+register_suites (const char *filter)
+{
+  for (guint i = 0; registered_suites != NULL && i < registered_suites->len; i++)
+    {
+      const SuiteEntry *entry = &g_array_index (registered_suites, SuiteEntry, i);
+      CU_pSuite suite = NULL;
+
+      for (const CanopyTestCase *c = entry->cases; c->name != NULL; c++)
+        {
+          if (!wanted (filter, entry->name, c->name))
+            continue;
+          if (suite == NULL)
+            suite = CU_add_suite (entry->name, entry->init, entry->cleanup);
+          if (suite == NULL || CU_add_test (suite, c->name, c->func) == NULL)
+            return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static void
+remove_tree (const char *path)
+{
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+        remove_tree (child);
+      else
+        g_unlink (child);
+    }
+  g_rmdir (path);
+}
+
+int
+main (int argc, char **argv)
+{
+  unsigned failures;
+  const char *filter = argc > 1 ? argv[1] : NULL;
+
+  signal (SIGPIPE, SIG_IGN);
+  tmp_root = g_dir_make_tmp ("canopy-test-XXXXXX", NULL);
+  g_assert (tmp_root != NULL);
+
+  if (CU_initialize_registry () != CUE_SUCCESS || !register_suites (filter))
+    {
+      fprintf (stderr, "cannot set up the CUnit registry: %s\n", CU_get_error_msg ());
+      return 2;
+    }
+  CU_basic_set_mode (CU_BRM_VERBOSE);
+  CU_basic_run_tests ();
+  failures = CU_get_number_of_failures () + CU_get_number_of_suites_failed ();
+  if (CU_get_number_of_tests_run () == 0)
+    {
+      fprintf (stderr, "no test matched \"%s\"\n", filter != NULL ? filter : "");
+      failures = 1;
+    }
+  else if (failures > 0)
+    CU_basic_show_failures (CU_get_failure_list ());
+  printf ("\n");
+  CU_cleanup_registry ();
+
+  if (g_getenv ("CANOPY_TEST_KEEP_TMP") == NULL)
+    remove_tree (tmp_root);
+  g_free (tmp_root);
+  return failures > 0 ? 1 : 0;
+}

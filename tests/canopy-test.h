@@ -1,0 +1,70 @@
+/* canopy's CUnit harness: suites register themselves from their own file,
+ * and one runner prints one summary for all of them. */
+#pragma once
+
+#include <CUnit/CUnit.h>
+#include <gio/gio.h>
+
+typedef struct {
+  const char *name;
+  CU_TestFunc func;
+} CanopyTestCase;
+
+void canopy_test_add_suite (const char *name,
+                            CU_InitializeFunc init,
+                            CU_CleanupFunc cleanup,
+                            const CanopyTestCase *cases);
+
+/* Defines a suite; its cases follow as { "name", function } pairs. */
+#define CANOPY_TEST_SUITE(ident, name, init, cleanup, ...)                      \
+  static const CanopyTestCase ident##_cases[] = { __VA_ARGS__, { NULL, NULL } }; \
+  __attribute__ ((constructor)) static void ident##_register (void)             \
+  {                                                                             \
+    canopy_test_add_suite ((name), (init), (cleanup), ident##_cases);          \
+  }
+
+/* Paths in the source and build trees (from the test environment). */
+char *canopy_test_src_path (const char *first, ...) G_GNUC_NULL_TERMINATED;
+char *canopy_test_build_path (const char *first, ...) G_GNUC_NULL_TERMINATED;
+
+/* A fresh directory under the test run's temporary root. */
+char *canopy_test_make_tmpdir (const char *prefix);
+
+/* Fails the current test, printing the error, if @error is set. */
+#define CANOPY_ASSERT_NO_ERROR(error)                                            \
+  do                                                                             \
+    {                                                                            \
+      if ((error) != NULL)                                                       \
+        fprintf (stderr, "\n    unexpected error: %s\n", (error)->message);      \
+      CU_ASSERT_PTR_NULL_FATAL (error);                                          \
+    }                                                                            \
+  while (0)
+
+/* Asserts that @haystack contains @needle, printing both when it does not. */
+#define CANOPY_ASSERT_CONTAINS(haystack, needle)                                 \
+  do                                                                             \
+    {                                                                            \
+      const char *h_ = (haystack);                                               \
+      gboolean found_ = h_ != NULL && strstr (h_, (needle)) != NULL;             \
+      if (!found_)                                                               \
+        fprintf (stderr, "\n    expected \"%s\" in: %s\n", (needle), h_ ? h_ : "(null)"); \
+      CU_ASSERT (found_);                                                        \
+    }                                                                            \
+  while (0)
+
+/* A real child process whose merged stdout and stderr the test reads. */
+typedef struct _CanopyTestProcess CanopyTestProcess;
+
+CanopyTestProcess *canopy_test_process_spawn (const char *const *argv, GError **error);
+/* Waits until the output contains @needle; FALSE after @timeout_s. */
+gboolean canopy_test_process_wait_output (CanopyTestProcess *proc, const char *needle,
+                                          guint timeout_s);
+/* Waits for exit; returns the exit status, or -1 on timeout (then kills it). */
+int canopy_test_process_wait_exit (CanopyTestProcess *proc, guint timeout_s);
+const char *canopy_test_process_output (CanopyTestProcess *proc);
+void canopy_test_process_signal (CanopyTestProcess *proc, int signum);
+void canopy_test_process_free (CanopyTestProcess *proc);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyTestProcess, canopy_test_process_free)
+
+/* Runs a program to completion; returns its exit status and output. */
+int canopy_test_run (const char *const *argv, char **output);

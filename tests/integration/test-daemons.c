@@ -1,0 +1,250 @@
+/* The programs as an admin runs them: real canopyd, canopy-agent and
+ * canopyctl processes from the build tree, with the test plugins. */
+#include "build-config.h"
+
+#include "tests/canopy-test.h"
+#include "tests/config/expectations.h"
+
+#include <signal.h>
+#include <string.h>
+
+static char *
+program (const char *name)
+{
+  return canopy_test_build_path (name, NULL);
+}
+
+static char *
+data_path (const char *name)
+{
+  return canopy_test_src_path ("tests", "config", "data", name, NULL);
+}
+
+static void
+test_version_and_help (void)
+{
+  g_autofree char *canopyd = program ("canopyd");
+  g_autofree char *agent = program ("canopy-agent");
+  g_autofree char *ctl = program ("canopyctl");
+  g_autofree char *out = NULL;
+  const char *version[] = { canopyd, "--version", NULL };
+  const char *help[] = { agent, "--help", NULL };
+  const char *bogus[] = { canopyd, "--no-such-option", NULL };
+  const char *ctl_version[] = { ctl, "--version", NULL };
+  const char *ctl_bogus[] = { ctl, "frobnicate", NULL };
+
+  CU_ASSERT_EQUAL (canopy_test_run (version, &out), 0);
+  CANOPY_ASSERT_CONTAINS (out, "canopyd " PACKAGE_VERSION);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (canopy_test_run (help, &out), 0);
+  CANOPY_ASSERT_CONTAINS (out, "--check-config");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (canopy_test_run (bogus, &out), 2);
+  CANOPY_ASSERT_CONTAINS (out, "--help");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (canopy_test_run (ctl_version, &out), 0);
+  CANOPY_ASSERT_CONTAINS (out, "canopyctl " PACKAGE_VERSION);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (canopy_test_run (ctl_bogus, &out), 2);
+  CANOPY_ASSERT_CONTAINS (out, "Unknown command \"frobnicate\"");
+}
+
+/* Each file under @dir: valid ones pass --check-config of the program
+ * whose configuration they are; invalid ones fail naming what they expect. */
+static guint
+check_config_files (const char *dir_path)
+{
+  g_autoptr (GDir) dir = g_dir_open (dir_path, 0, NULL);
+  const char *name;
+  guint checked = 0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (dir);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (dir_path, name, NULL);
+      g_autofree char *exe = program (g_str_has_prefix (name, "canopy-agent") ? "canopy-agent"
+                                                                              : "canopyd");
+      const char *argv[] = { exe, "--check-config", path, NULL };
+      g_autofree char *out = NULL;
+      int status;
+
+      if (!g_str_has_suffix (name, ".xml"))
+        continue;
+      status = canopy_test_run (argv, &out);
+      checked++;
+      if (g_str_has_suffix (name, "-invalid.xml"))
+        {
+          g_auto (GStrv) expected = canopy_test_read_expectations (path);
+
+          CU_ASSERT_EQUAL (status, 1);
+          CU_ASSERT_PTR_NOT_NULL_FATAL (expected);
+          for (char **e = expected; *e != NULL; e++)
+            CANOPY_ASSERT_CONTAINS (out, *e);
+        }
+      else if (!g_str_has_prefix (name, "unknown-root"))
+        {
+          if (status != 0)
+            fprintf (stderr, "\n    %s: %s\n", name, out);
+          CU_ASSERT_EQUAL (status, 0);
+          CANOPY_ASSERT_CONTAINS (out, "the configuration is valid");
+        }
+    }
+  return checked;
+}
+
+static void
+test_check_config (void)
+{
+  g_autofree char *data = canopy_test_src_path ("tests", "config", "data", NULL);
+  g_autofree char *check = canopy_test_src_path ("tests", "config", "data", "check", NULL);
+
+  CU_ASSERT (check_config_files (data) >= 10);
+  CU_ASSERT (check_config_files (check) >= 5);
+}
+
+static void
+test_ctl_validate (void)
+{
+  g_autofree char *ctl = program ("canopyctl");
+  g_autofree char *good = data_path ("canopy-agent-minimal.xml");
+  g_autofree char *bad = data_path ("canopyd-misspelt-element-invalid.xml");
+  const char *ok_argv[] = { ctl, "validate", good, NULL };
+  const char *bad_argv[] = { ctl, "validate", good, bad, NULL };
+  g_autofree char *out = NULL;
+
+  CU_ASSERT_EQUAL (canopy_test_run (ok_argv, &out), 0);
+  CANOPY_ASSERT_CONTAINS (out, "follows the canopy-agent schema");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (canopy_test_run (bad_argv, &out), 1);
+  CANOPY_ASSERT_CONTAINS (out, "canopyd-misspelt-element-invalid.xml:6:");
+}
+
+static void
+test_list_plugins (void)
+{
+  g_autofree char *canopyd = program ("canopyd");
+  const char *argv[] = { canopyd, "--list-plugins", NULL };
+  g_autofree char *out = NULL;
+
+  CU_ASSERT_EQUAL (canopy_test_run (argv, &out), 0);
+  CANOPY_ASSERT_CONTAINS (out, "test-transport");
+  CANOPY_ASSERT_CONTAINS (out, "transport for the loader tests");
+  CANOPY_ASSERT_CONTAINS (out, "built for plugin ABI 42");
+}
+
+static char *
+write_config (const char *dir, const char *debug)
+{
+  g_autofree char *path = g_build_filename (dir, "canopyd.xml", NULL);
+  g_autofree char *xml = g_strdup_printf ("<server>\n"
+                                          "  <name>reload-test</name>\n"
+                                          "  <logging debug='%s'/>\n"
+                                          "  <backend plugin='test-backend'>\n"
+                                          "    <database>%s/db</database>\n"
+                                          "  </backend>\n"
+                                          "  <transport plugin='test-transport'/>\n"
+                                          "</server>\n",
+                                          debug, dir);
+
+  g_assert (g_file_set_contents (path, xml, -1, NULL));
+  return g_steal_pointer (&path);
+}
+
+static void
+test_run_reload_and_stop (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("daemon");
+  g_autofree char *config = write_config (dir, "");
+  g_autofree char *canopyd = program ("canopyd");
+  const char *argv[] = { canopyd, "--config", config, NULL };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyTestProcess) proc = canopy_test_process_spawn (argv, &error);
+
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (proc, "started", 20));
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (proc), "backend test-backend 1.0");
+
+  /* A broken file: the daemon keeps running on the old one and says why. */
+  CU_ASSERT_FATAL (g_file_set_contents (config, "<server><bogus/></server>", -1, NULL));
+  canopy_test_process_signal (proc, SIGHUP);
+  CU_ASSERT (canopy_test_process_wait_output (proc, "Keeping the running configuration", 20));
+  CU_ASSERT (canopy_test_process_wait_output (proc, "canopyd.xml:1: element <bogus>", 5));
+
+  /* A good file is taken, and its debug setting applies from then on: the
+   * next reload shows the loader's debug messages. */
+  g_free (write_config (dir, "canopy"));
+  canopy_test_process_signal (proc, SIGHUP);
+  CU_ASSERT (canopy_test_process_wait_output (proc, "Configuration reloaded", 20));
+  CU_ASSERT_PTR_NULL (strstr (canopy_test_process_output (proc), "loaded backend plugin"));
+  canopy_test_process_signal (proc, SIGHUP);
+  CU_ASSERT (canopy_test_process_wait_output (proc, "loaded backend plugin test-backend", 20));
+
+  canopy_test_process_signal (proc, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (proc, 20), 0);
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (proc), "canopyd stopped");
+}
+
+static void
+test_debug_domains_filter (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("debug");
+  g_autofree char *config = write_config (dir, "");
+  g_autofree char *canopyd = program ("canopyd");
+  const char *quiet[] = { canopyd, "--config", config, NULL };
+  const char *loud[] = { canopyd, "--debug", "canopy", "--config", config, NULL };
+  const char *const *runs[] = { quiet, loud };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (runs); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (CanopyTestProcess) proc = canopy_test_process_spawn (runs[i], &error);
+
+      CANOPY_ASSERT_NO_ERROR (error);
+      CU_ASSERT_FATAL (canopy_test_process_wait_output (proc, "started", 20));
+      canopy_test_process_signal (proc, SIGINT);
+      CU_ASSERT_EQUAL (canopy_test_process_wait_exit (proc, 20), 0);
+      CU_ASSERT_EQUAL (strstr (canopy_test_process_output (proc), "loaded backend plugin") != NULL,
+                       i == 1);
+    }
+}
+
+static void
+test_invalid_config_refuses_to_start (void)
+{
+  g_autofree char *canopyd = program ("canopyd");
+  g_autofree char *bad = data_path ("canopyd-misspelt-element-invalid.xml");
+  const char *argv[] = { canopyd, "--config", bad, NULL };
+  g_autofree char *out = NULL;
+
+  CU_ASSERT_EQUAL (canopy_test_run (argv, &out), 1);
+  CANOPY_ASSERT_CONTAINS (out, "canopyd cannot start");
+  CANOPY_ASSERT_CONTAINS (out, "<stat-directory>");
+  CU_ASSERT_PTR_NULL (strstr (out, "started"));
+}
+
+static void
+test_agent_runs_and_stops (void)
+{
+  g_autofree char *agent = program ("canopy-agent");
+  g_autofree char *config = data_path ("canopy-agent-minimal.xml");
+  const char *argv[] = { agent, "--config", config, NULL };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyTestProcess) proc = canopy_test_process_spawn (argv, &error);
+
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (proc, "canopy-agent " PACKAGE_VERSION
+                                                    " started", 20));
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (proc), "server 198.18.0.1 port 7443");
+  canopy_test_process_signal (proc, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (proc, 20), 0);
+}
+
+CANOPY_TEST_SUITE (daemons, "daemons", NULL, NULL,
+                   { "version and help", test_version_and_help },
+                   { "check-config on every example", test_check_config },
+                   { "canopyctl validate", test_ctl_validate },
+                   { "list plugins", test_list_plugins },
+                   { "run, reload on SIGHUP, stop on SIGTERM", test_run_reload_and_stop },
+                   { "debug domains filter", test_debug_domains_filter },
+                   { "invalid config refuses to start", test_invalid_config_refuses_to_start },
+                   { "agent runs and stops", test_agent_runs_and_stops })
