@@ -6,7 +6,7 @@ AC_DEFUN([CANOPY_CHECK_PLUGINDIR], [
     [AS_HELP_STRING([--with-plugindir=DIR],
                     [plugin directory @<:@LIBDIR/canopy/plugins-ABI@:>@])],
     [plugindir="$withval"],
-    [plugindir='${libdir}/canopy/plugins-${CANOPY_PLUGIN_ABI}'])
+    [plugindir="\${libdir}/canopy/plugins-$CANOPY_PLUGIN_ABI"])
   AC_SUBST([plugindir])
   CANOPY_PLUGINDIR_SHOW="$plugindir"
 ])
