@@ -131,6 +131,28 @@ run (Program *program, const char *config_path)
   return CANOPY_EXIT_OK;
 }
 
+static const CanopyProgramCommand *
+find_command (const CanopyProgramClass *klass, const char *name)
+{
+  for (const CanopyProgramCommand *c = klass->commands; c != NULL && c->name != NULL; c++)
+    if (g_str_equal (c->name, name))
+      return c;
+  return NULL;
+}
+
+static char *
+describe_commands (const CanopyProgramClass *klass)
+{
+  GString *text = g_string_new (NULL);
+
+  for (const CanopyProgramCommand *c = klass->commands; c != NULL && c->name != NULL; c++)
+    g_string_append_printf (text, "%s  %s %-12s %s", text->len > 0 ? "\n" : "", klass->name,
+                            c->name, _(c->summary));
+  if (text->len > 0)
+    g_string_prepend (text, _("Commands:\n"));
+  return g_string_free (text, FALSE);
+}
+
 int
 canopy_program_main (const CanopyProgramClass *klass, int argc, char **argv)
 {
@@ -157,14 +179,22 @@ canopy_program_main (const CanopyProgramClass *klass, int argc, char **argv)
   g_autoptr (CanopyLog) log = canopy_log_new ();
   Program program = { klass, NULL, log, NULL };
 
+  const CanopyProgramCommand *command = argc > 1 ? find_command (klass, argv[1]) : NULL;
+  g_autofree char *commands_help = NULL;
+
   canopy_program_init_i18n ();
   canopy_log_install (log);
+  if (command != NULL)
+    return command->run (argc - 1, argv + 1);
 
   config_help = g_strdup_printf (_("Read the configuration from FILE (default: %s)"),
                                  klass->default_config);
   entries[0].description = config_help;
   context = g_option_context_new (NULL);
   g_option_context_set_summary (context, _(klass->summary));
+  commands_help = describe_commands (klass);
+  if (commands_help[0] != '\0')
+    g_option_context_set_description (context, commands_help);
   g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))

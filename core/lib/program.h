@@ -15,6 +15,20 @@ typedef enum {
 } CanopyExitCode;
 
 /**
+ * CanopyProgramCommand:
+ * @name: the word that selects it (`canopyd init`)
+ * @summary: one translatable line (N_()) for --help
+ * @run: runs it with the arguments after @name; returns a #CanopyExitCode
+ *
+ * A one-shot subcommand of a daemon, such as the installer step.
+ */
+typedef struct {
+  const char *name;
+  const char *summary;
+  int (*run) (int argc, char **argv);
+} CanopyProgramCommand;
+
+/**
  * CanopyProgramClass:
  * @name: the program's name, as typed
  * @summary: one translatable sentence (N_()) for --help
@@ -26,6 +40,7 @@ typedef enum {
  * @reload: rereads the configuration; on error the running one stays
  * @start: (nullable): starts serving on the main loop, after @load
  * @stop: (nullable): stops what @start started
+ * @commands: (nullable): subcommands, ended by an entry whose name is %NULL
  *
  * What a daemon supplies to canopy_program_main().
  */
@@ -40,6 +55,7 @@ typedef struct {
   gboolean (*reload) (gpointer state, GError **error);
   gboolean (*start) (gpointer state, GError **error);
   void (*stop) (gpointer state);
+  const CanopyProgramCommand *commands;
 } CanopyProgramClass;
 
 /**

@@ -2,6 +2,7 @@
 #include "build-config.h"
 
 #include "server/server.h"
+#include "server/setup.h"
 #include "lib/i18n.h"
 #include "lib/program.h"
 
@@ -29,6 +30,78 @@ server_reload (gpointer state, GError **error)
   return canopy_server_reload (state, error) != NULL;
 }
 
+static void
+print_setup (const CanopySetupResult *result)
+{
+  g_print (_("canopy server state in %s\n"), result->state_directory);
+  g_print (_("  server ID:   %s\n"), result->server_id);
+  if (result->key_is_new)
+    {
+      char *text = canopy_shared_key_format (result->shared_key);
+
+      g_print (_("  shared key:  %s\n\n"), text);
+      g_print (_("Copy the shared key now: it is shown only this once. Enter it in the "
+                 "console's Peer Distribution page and give it to the agents. Each group of "
+                 "five ends with a check character, so a typing mistake is reported as one.\n"));
+      canopy_shared_key_free_text (text);
+    }
+  else
+    g_print (_("  shared key:  kept (run \"canopyd init --regenerate-key\" to replace it; "
+               "every agent and the console then need the new key)\n"));
+  if (result->signing_key_is_new)
+    g_print (_("  A new content-signing key was created.\n"));
+}
+
+static int
+init_command (int argc, char **argv)
+{
+  g_autofree char *config_path = NULL;
+  gboolean regenerate = FALSE;
+  const GOptionEntry entries[] = {
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
+      N_("Read the configuration from FILE"), N_("FILE") },
+    { "regenerate-key", 0, 0, G_OPTION_ARG_NONE, &regenerate,
+      N_("Replace the shared key; holders of the old key are refused from then on"), NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autoptr (GOptionContext) context = g_option_context_new (NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyServer) server = NULL;
+  g_autoptr (CanopySetupResult) result = NULL;
+
+  g_option_context_set_summary (context, _("Create the server's state: server ID, shared key, "
+                                           "content-signing key and database. Safe to run "
+                                           "again: what exists is kept."));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      g_printerr (_("%s\nRun \"canopyd init --help\" to see the options.\n"), error->message);
+      return CANOPY_EXIT_USAGE;
+    }
+  server = canopy_server_new (config_path != NULL ? config_path : CANOPY_SERVER_CONFIG_DEFAULT,
+                              &error);
+  if (server == NULL)
+    {
+      g_printerr ("%s\n", error->message);
+      return CANOPY_EXIT_CONFIG;
+    }
+  result = canopy_setup_run (canopy_server_get_config (server)->state_directory, regenerate,
+                             &error);
+  if (result == NULL)
+    {
+      g_printerr ("%s\n", error->message);
+      return CANOPY_EXIT_RUNTIME;
+    }
+  print_setup (result);
+  return CANOPY_EXIT_OK;
+}
+
+static const CanopyProgramCommand commands[] = {
+  { "init", N_("create the server ID, shared key, signing key and database (safe to rerun)"),
+    init_command },
+  { NULL, NULL, NULL },
+};
+
 static const CanopyProgramClass canopyd = {
   .name = "canopyd",
   .summary = N_("canopy server: enrolment, topology, licensing and distribution planning for "
@@ -39,6 +112,7 @@ static const CanopyProgramClass canopyd = {
   .describe = server_describe,
   .get_debug_domains = server_debug_domains,
   .reload = server_reload,
+  .commands = commands,
 };
 
 int

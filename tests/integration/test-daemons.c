@@ -5,6 +5,7 @@
 #include "tests/canopy-test.h"
 #include "tests/config/expectations.h"
 
+#include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
 
@@ -239,6 +240,66 @@ test_agent_runs_and_stops (void)
   CU_ASSERT_EQUAL (canopy_test_process_wait_exit (proc, 20), 0);
 }
 
+static char *
+key_from_output (const char *out)
+{
+  const char *line = strstr (out, "shared key:  ");
+
+  if (line == NULL)
+    return NULL;
+  line += strlen ("shared key:  ");
+  return g_strndup (line, strcspn (line, "\n"));
+}
+
+static void
+test_init_creates_and_keeps_state (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("init");
+  g_autofree char *config = write_config (dir, "");
+  g_autofree char *state = g_build_filename (dir, "state", NULL);
+  g_autofree char *xml = g_strdup_printf ("<server><state-directory>%s</state-directory>"
+                                          "<backend plugin='test-backend'><database>/x"
+                                          "</database></backend></server>", state);
+  g_autofree char *canopyd = program ("canopyd");
+  const char *init[] = { canopyd, "init", "--config", config, NULL };
+  const char *regenerate[] = { canopyd, "init", "--config", config, "--regenerate-key", NULL };
+  g_autofree char *first = NULL, *second = NULL, *third = NULL;
+  g_autofree char *key1 = NULL, *key3 = NULL;
+  g_autofree char *key_file = g_build_filename (state, "shared-key", NULL);
+  g_autofree char *stored = NULL;
+  GStatBuf st;
+
+  CU_ASSERT_FATAL (g_file_set_contents (config, xml, -1, NULL));
+  CU_ASSERT_EQUAL (canopy_test_run (init, &first), 0);
+  key1 = key_from_output (first);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (key1);
+  CU_ASSERT_EQUAL (strlen (key1), 77);
+  CU_ASSERT (g_file_test (state, G_FILE_TEST_IS_DIR));
+  CU_ASSERT_EQUAL (g_stat (state, &st), 0);
+  CU_ASSERT_EQUAL (st.st_mode & 0777, 0700);
+  CU_ASSERT_EQUAL (g_stat (key_file, &st), 0);
+  CU_ASSERT_EQUAL (st.st_mode & 0777, 0600);
+  CU_ASSERT (g_file_get_contents (key_file, &stored, NULL, NULL));
+  CANOPY_ASSERT_CONTAINS (stored, key1);
+
+  /* Run again: the key is kept and not shown. */
+  CU_ASSERT_EQUAL (canopy_test_run (init, &second), 0);
+  CU_ASSERT_PTR_NULL (strstr (second, key1));
+  CANOPY_ASSERT_CONTAINS (second, "kept");
+  g_clear_pointer (&stored, g_free);
+  CU_ASSERT (g_file_get_contents (key_file, &stored, NULL, NULL));
+  CANOPY_ASSERT_CONTAINS (stored, key1);
+
+  /* Regenerate: a new key, shown once, replaces the old one. */
+  CU_ASSERT_EQUAL (canopy_test_run (regenerate, &third), 0);
+  key3 = key_from_output (third);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (key3);
+  CU_ASSERT_STRING_NOT_EQUAL (key1, key3);
+  g_clear_pointer (&stored, g_free);
+  CU_ASSERT (g_file_get_contents (key_file, &stored, NULL, NULL));
+  CANOPY_ASSERT_CONTAINS (stored, key3);
+}
+
 CANOPY_TEST_SUITE (daemons, "daemons", NULL, NULL,
                    { "version and help", test_version_and_help },
                    { "check-config on every example", test_check_config },
@@ -247,4 +308,5 @@ CANOPY_TEST_SUITE (daemons, "daemons", NULL, NULL,
                    { "run, reload on SIGHUP, stop on SIGTERM", test_run_reload_and_stop },
                    { "debug domains filter", test_debug_domains_filter },
                    { "invalid config refuses to start", test_invalid_config_refuses_to_start },
-                   { "agent runs and stops", test_agent_runs_and_stops })
+                   { "agent runs and stops", test_agent_runs_and_stops },
+                   { "init creates and keeps state", test_init_creates_and_keeps_state })
