@@ -1,0 +1,274 @@
+/* Topology: address ranges, office lookup, the CSV spreadsheet's round
+ * trip, and every validation error with its line and column. */
+#include "build-config.h"
+
+#include "tests/canopy-test.h"
+#include "lib/topology.h"
+
+#include <string.h>
+
+static const char valid_csv[] =
+  "\xef\xbb\xbf" "office,parent,type,subnets,wan_rate,metered\r\n"
+  "# branch offices of the north region\r\n"
+  "Central Office,,Default,198.18.0.0/24,,no\r\n"
+  "North,,Default,\"198.18.10.0/24; 198.18.11.10-198.18.11.99\",100M,no\r\n"
+  "North WiFi,North,WiFi,198.18.12.0/24,100M,no\r\n"
+  "\"Road warriors, VPN\",,VPN,2001:db8:100::/48,1G,yes\r\n"
+  "South,Central Office,,198.18.20.0/23,512k,\r\n"
+  "\r\n";
+
+static void
+test_address_ranges (void)
+{
+  CanopyAddressRange range;
+  g_autoptr (GError) error = NULL;
+  const char *good[][2] = {
+    { "198.18.0.0/24", "198.18.0.0/24" },
+    { " 2001:db8::/32 ", "2001:db8::/32" },
+    { "198.18.0.10-198.18.0.50", "198.18.0.10-198.18.0.50" },
+    { "198.18.0.7", "198.18.0.7/32" },
+    { "2001:db8::1-2001:db8::ff", "2001:db8::1-2001:db8::ff" },
+  };
+  const char *bad[][2] = {
+    { "198.18.0.5/24", "first address" },
+    { "198.18.0.0/33", "prefix length" },
+    { "198.18.0.0/x", "not a number" },
+    { "198.18.0.50-198.18.0.10", "ends before it starts" },
+    { "198.18.0.1-2001:db8::1", "same family" },
+    { "198.18.0", "not IPv4 or IPv6" },
+    { "north-office", "not IPv4 or IPv6" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (good); i++)
+    {
+      g_autofree char *text = NULL;
+
+      CU_ASSERT (canopy_address_range_parse (good[i][0], &range, &error));
+      CANOPY_ASSERT_NO_ERROR (error);
+      text = canopy_address_range_to_string (&range);
+      CU_ASSERT_STRING_EQUAL (text, good[i][1]);
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      CU_ASSERT_FALSE (canopy_address_range_parse (bad[i][0], &range, &error));
+      CU_ASSERT (g_error_matches (error, CANOPY_TOPOLOGY_ERROR, CANOPY_TOPOLOGY_ERROR_ADDRESS));
+      CANOPY_ASSERT_CONTAINS (error->message, bad[i][1]);
+      g_clear_error (&error);
+    }
+  CU_ASSERT (canopy_address_range_from_address ("198.18.5.77", 22, &range, &error));
+  {
+    g_autofree char *text = canopy_address_range_to_string (&range);
+    CU_ASSERT_STRING_EQUAL (text, "198.18.4.0/22");
+  }
+}
+
+static CanopyTopology *
+import_ok (const char *csv)
+{
+  g_autoptr (GPtrArray) errors = NULL;
+  CanopyTopology *topology = canopy_topology_import_csv (csv, NULL, &errors);
+
+  for (guint i = 0; i < errors->len; i++)
+    fprintf (stderr, "\n    unexpected: %s", (char *) g_ptr_array_index (errors, i));
+  CU_ASSERT_EQUAL (errors->len, 0);
+  return topology;
+}
+
+static void
+test_import_and_lookup (void)
+{
+  g_autoptr (CanopyTopology) topology = import_ok (valid_csv);
+  const CanopyOffice *office;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (topology);
+  CU_ASSERT_EQUAL (canopy_topology_get_offices (topology)->len, 5);
+  office = canopy_topology_find_office (topology, "198.18.11.50");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (office);
+  CU_ASSERT_STRING_EQUAL (office->name, "North");
+  CU_ASSERT_EQUAL (office->wan_rate, 100000000);
+  CU_ASSERT_PTR_NULL (canopy_topology_find_office (topology, "198.18.11.100"));
+  office = canopy_topology_find_office (topology, "2001:db8:100:5::9");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (office);
+  CU_ASSERT_STRING_EQUAL (office->name, "Road warriors, VPN");
+  CU_ASSERT_EQUAL (office->type, CANOPY_OFFICE_VPN);
+  CU_ASSERT (office->metered);
+  CU_ASSERT_STRING_EQUAL (office->parent, CANOPY_TOPOLOGY_CENTRAL_OFFICE);
+  office = canopy_topology_find_office (topology, "198.18.21.255");
+  CU_ASSERT_STRING_EQUAL (office->name, "South");
+  CU_ASSERT_EQUAL (office->wan_rate, 512000);
+  CU_ASSERT_STRING_EQUAL (canopy_topology_find_office (topology, "198.18.0.1")->name,
+                          CANOPY_TOPOLOGY_CENTRAL_OFFICE);
+  CU_ASSERT_PTR_NULL (canopy_topology_find_office (topology, "203.0.113.1"));
+  CU_ASSERT_PTR_NULL (canopy_topology_find_office (topology, "not an address"));
+}
+
+static void
+test_export_round_trip (void)
+{
+  g_autoptr (CanopyTopology) first = import_ok (valid_csv);
+  g_autofree char *exported = canopy_topology_export_csv (first);
+  g_autoptr (CanopyTopology) second = import_ok (exported);
+  g_autofree char *again = canopy_topology_export_csv (second);
+
+  CU_ASSERT_STRING_EQUAL (exported, again);
+  CANOPY_ASSERT_CONTAINS (exported, "\"Road warriors, VPN\",Central Office,VPN,2001:db8:100::/48");
+  CANOPY_ASSERT_CONTAINS (exported, "North WiFi,North,WiFi,198.18.12.0/24,100M,no,no");
+}
+
+static void
+test_auto_offices (void)
+{
+  CanopyAddressRange server;
+  g_autoptr (GArray) central = g_array_new (FALSE, FALSE, sizeof (CanopyAddressRange));
+  g_autoptr (CanopyTopology) topology = NULL;
+  g_autoptr (CanopyTopology) reimported = NULL;
+  g_autofree char *exported = NULL, *again = NULL;
+  CanopyAddressRange subnet;
+  const CanopyOffice *a, *b;
+
+  canopy_address_range_parse ("198.18.0.0/24", &server, NULL);
+  g_array_append_val (central, server);
+  topology = canopy_topology_new (central);
+
+  canopy_address_range_from_address ("198.18.40.17", 24, &subnet, NULL);
+  a = canopy_topology_add_auto_office (topology, &subnet);
+  canopy_address_range_from_address ("198.18.40.200", 24, &subnet, NULL);
+  b = canopy_topology_add_auto_office (topology, &subnet);
+  CU_ASSERT_PTR_EQUAL (a, b);
+  CU_ASSERT (a->automatic);
+  CU_ASSERT_STRING_EQUAL (a->parent, CANOPY_TOPOLOGY_CENTRAL_OFFICE);
+  canopy_address_range_from_address ("2001:db8:7::5", 64, &subnet, NULL);
+  canopy_topology_add_auto_office (topology, &subnet);
+  /* The server's own subnet is the central office's. */
+  canopy_address_range_from_address ("198.18.0.9", 24, &subnet, NULL);
+  CU_ASSERT_STRING_EQUAL (canopy_topology_add_auto_office (topology, &subnet)->name,
+                          CANOPY_TOPOLOGY_CENTRAL_OFFICE);
+  CU_ASSERT_EQUAL (canopy_topology_get_offices (topology)->len, 3);
+  CU_ASSERT_STRING_EQUAL (canopy_topology_find_office (topology, "2001:db8:7::99")->name,
+                          "2001:db8:7::/64");
+
+  exported = canopy_topology_export_csv (topology);
+  CANOPY_ASSERT_CONTAINS (exported, "198.18.40.0/24,Central Office,Default,198.18.40.0/24,,no,yes");
+  reimported = import_ok (exported);
+  again = canopy_topology_export_csv (reimported);
+  CU_ASSERT_STRING_EQUAL (exported, again);
+}
+
+static void
+assert_import_error (const char *csv, const char *expected_a, const char *expected_b)
+{
+  g_autoptr (GPtrArray) errors = NULL;
+  g_autoptr (CanopyTopology) topology = canopy_topology_import_csv (csv, NULL, &errors);
+  g_autoptr (GString) all = g_string_new (NULL);
+
+  CU_ASSERT_PTR_NULL (topology);
+  for (guint i = 0; i < errors->len; i++)
+    g_string_append_printf (all, "%s\n", (char *) g_ptr_array_index (errors, i));
+  CANOPY_ASSERT_CONTAINS (all->str, expected_a);
+  if (expected_b != NULL)
+    CANOPY_ASSERT_CONTAINS (all->str, expected_b);
+}
+
+static void
+test_validation_errors (void)
+{
+  const char *head = "office,parent,type,subnets,wan_rate,metered\n";
+  struct {
+    const char *rows;
+    const char *where;
+    const char *what;
+  } cases[] = {
+    { "A,,Default,198.18.1.0/24,,\nB,Nowhere,,198.18.2.0/24,,\n",
+      "line 3, column 2 (parent)", "\"Nowhere\" is not defined" },
+    { "A,C,,198.18.1.0/24,,\nB,A,,198.18.2.0/24,,\nC,B,,198.18.3.0/24,,\n",
+      "line 2, column 2 (parent)", "its own ancestor" },
+    { "A,,,198.18.1.0/24,,\nB,,,198.18.1.128/25,,\n",
+      "line 3, column 4 (subnets)", "overlaps 198.18.1.0/24 of office \"A\" (line 2)" },
+    { "A,,,\"198.18.1.0/24; 198.18.1.200-198.18.2.5\",,\n",
+      "line 2, column 4 (subnets)", "overlaps" },
+    { "A,,,198.18.1.300/24,,\n", "line 2, column 4 (subnets)", "not IPv4 or IPv6" },
+    { "A,,,198.18.1.0/24,,\nA,,,198.18.2.0/24,,\n",
+      "line 3, column 1 (office)", "already defined on line 2" },
+    { "A,,Satellite,198.18.1.0/24,,\n", "line 2, column 3 (type)", "Default, WiFi or VPN" },
+    { "A,,,198.18.1.0/24,fast,\n", "line 2, column 5 (wan_rate)", "not a link rate" },
+    { "A,,,198.18.1.0/24,,maybe\n", "line 2, column 6 (metered)", "not yes or no" },
+    { "V,,VPN,198.18.1.0/24,,\nW,V,WiFi,198.18.2.0/24,,\n",
+      "line 3, column 2 (parent)", "beneath the wired (Default) office" },
+    { "Central Office,A,,198.18.0.0/24,,\nA,,,198.18.1.0/24,,\n",
+      "line 2, column 2 (parent)", "has no parent" },
+    { ",,,198.18.1.0/24,,\n", "line 2, column 1 (office)", "no name" },
+    { "\"A,,,198.18.1.0/24,,\n", "line 2, column 1", "not closed" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *csv = g_strconcat (head, cases[i].rows, NULL);
+      assert_import_error (csv, cases[i].where, cases[i].what);
+    }
+  assert_import_error ("office,parent,colour\nA,,red\n", "line 1:", "\"colour\"");
+  assert_import_error ("", "line 1:", "empty");
+}
+
+static void
+test_all_errors_reported_at_once (void)
+{
+  const char *csv = "office,subnets,wan_rate\n"
+                    "A,198.18.1.0/24,fast\n"
+                    "B,198.18.999.0/24,\n";
+  g_autoptr (GPtrArray) errors = NULL;
+  g_autoptr (CanopyTopology) topology = canopy_topology_import_csv (csv, NULL, &errors);
+
+  CU_ASSERT_PTR_NULL (topology);
+  CU_ASSERT_EQUAL (errors->len, 2);
+  /* Column numbers are those of this file, whose columns are reordered. */
+  CANOPY_ASSERT_CONTAINS (g_ptr_array_index (errors, 0), "line 2, column 3 (wan_rate)");
+  CANOPY_ASSERT_CONTAINS (g_ptr_array_index (errors, 1), "line 3, column 2 (subnets)");
+}
+
+static void
+test_split_subnet_warning (void)
+{
+  const char *csv = "office,subnets\nA,198.18.1.0-198.18.1.127\nB,198.18.2.0/24\n";
+  g_autoptr (CanopyTopology) topology = import_ok (csv);
+  g_autoptr (GArray) reported = g_array_new (FALSE, FALSE, sizeof (CanopyAddressRange));
+  g_autoptr (GPtrArray) warnings = NULL;
+  CanopyAddressRange subnet;
+
+  canopy_address_range_from_address ("198.18.1.5", 24, &subnet, NULL);
+  g_array_append_val (reported, subnet);
+  canopy_address_range_from_address ("198.18.2.5", 24, &subnet, NULL);
+  g_array_append_val (reported, subnet);
+  canopy_address_range_from_address ("198.18.9.5", 24, &subnet, NULL);
+  g_array_append_val (reported, subnet);
+  warnings = canopy_topology_check_split_subnets (topology, reported);
+  CU_ASSERT_EQUAL_FATAL (warnings->len, 1);
+  CANOPY_ASSERT_CONTAINS (g_ptr_array_index (warnings, 0), "198.18.1.0/24");
+  CANOPY_ASSERT_CONTAINS (g_ptr_array_index (warnings, 0), "no-office clients");
+}
+
+static void
+test_many_offices (void)
+{
+  g_autoptr (GString) csv = g_string_new ("office,parent,subnets\n");
+  g_autoptr (CanopyTopology) topology = NULL;
+  const CanopyOffice *office;
+
+  for (guint i = 0; i < 20000; i++)
+    g_string_append_printf (csv, "Branch %u,,%u.%u.%u.0/24\n", i, 10 + i / 65536,
+                            (i / 256) % 256, i % 256);
+  topology = import_ok (csv->str);
+  CU_ASSERT_EQUAL_FATAL (canopy_topology_get_offices (topology)->len, 20001);
+  office = canopy_topology_find_office (topology, "10.78.31.200");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (office);
+  CU_ASSERT_STRING_EQUAL (office->name, "Branch 19999");
+}
+
+CANOPY_TEST_SUITE (topology, "topology", NULL, NULL,
+                   { "address ranges", test_address_ranges },
+                   { "import and lookup", test_import_and_lookup },
+                   { "export round trip", test_export_round_trip },
+                   { "automatic offices", test_auto_offices },
+                   { "validation errors name line and column", test_validation_errors },
+                   { "all errors reported at once", test_all_errors_reported_at_once },
+                   { "split subnet warning", test_split_subnet_warning },
+                   { "20,000 offices", test_many_offices })
