@@ -1,0 +1,153 @@
+/* The wire protocol: frames are checked field by field before any body is
+ * read, and bodies are accepted only in GVariant normal form. */
+#include "build-config.h"
+
+#include "lib/wire.h"
+#include "lib/i18n.h"
+
+#include <string.h>
+
+/* "CNPY" */
+static const guint8 wire_magic[4] = { 'C', 'N', 'P', 'Y' };
+
+static const struct {
+  CanopyWireKind kind;
+  const char *name;
+  const char *type;
+} wire_kinds[] = {
+  /* device ID, agent version, addresses (address, prefix length), groups */
+  { CANOPY_WIRE_HELLO, "hello", "(ssa(sy)as)" },
+  /* server ID, server version, heartbeat interval (s), office name */
+  { CANOPY_WIRE_WELCOME, "welcome", "(ssus)" },
+  /* reason, message for the admin, oldest and newest supported agent version */
+  { CANOPY_WIRE_REFUSED, "refused", "(usss)" },
+  /* agent's clock (µs since the epoch), verified bytes in cache */
+  { CANOPY_WIRE_HEARTBEAT, "heartbeat", "(xt)" },
+  /* deployment ID, signed manifest, role, sources (kind, address, port) */
+  { CANOPY_WIRE_ASSIGNMENT, "assignment", "(sayua(ssq))" },
+  /* deployment ID, verified chunks, bytes by source kind */
+  { CANOPY_WIRE_PROGRESS, "progress", "(suat)" },
+  /* deployment ID, SHA-256 of the finished package */
+  { CANOPY_WIRE_DONE, "done", "(say)" },
+  /* deployment ID, reason */
+  { CANOPY_WIRE_FAILED, "failed", "(ss)" },
+  /* device ID, content IDs it holds */
+  { CANOPY_WIRE_PEER_HELLO, "peer-hello", "(sas)" },
+  /* content ID, bitfield of verified chunks */
+  { CANOPY_WIRE_HAVE, "have", "(say)" },
+  /* content ID, chunk index */
+  { CANOPY_WIRE_REQUEST, "request", "(su)" },
+  /* content ID, chunk index; the chunk is the payload */
+  { CANOPY_WIRE_DATA, "data", "(su)" },
+  { CANOPY_WIRE_CANCEL, "cancel", "(su)" },
+  /* content ID, seconds to wait before asking again */
+  { CANOPY_WIRE_BUSY, "busy", "(su)" },
+};
+
+G_DEFINE_QUARK (canopy-wire-error-quark, canopy_wire_error)
+
+static gssize
+find_kind (CanopyWireKind kind)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (wire_kinds); i++)
+    if (wire_kinds[i].kind == kind)
+      return (gssize) i;
+  return -1;
+}
+
+const GVariantType *
+canopy_wire_kind_type (CanopyWireKind kind)
+{
+  gssize i = find_kind (kind);
+
+  return i >= 0 ? G_VARIANT_TYPE (wire_kinds[i].type) : NULL;
+}
+
+const char *
+canopy_wire_kind_to_string (CanopyWireKind kind)
+{
+  gssize i = find_kind (kind);
+
+  return i >= 0 ? wire_kinds[i].name : "unknown";
+}
+
+/* Header: magic (4), version (2), kind (2), body length (4), big-endian. */
+GBytes *
+canopy_wire_encode (CanopyWireKind kind, GVariant *body)
+{
+  g_autoptr (GVariant) owned = g_variant_ref_sink (body);
+  gsize body_size = g_variant_get_size (owned);
+  guint8 *frame = g_malloc (CANOPY_WIRE_HEADER_SIZE + body_size);
+  guint16 version = GUINT16_TO_BE (CANOPY_WIRE_VERSION);
+  guint16 kind_be = GUINT16_TO_BE ((guint16) kind);
+  guint32 length = GUINT32_TO_BE ((guint32) body_size);
+
+  g_return_val_if_fail (g_variant_is_of_type (owned, canopy_wire_kind_type (kind)), NULL);
+
+  memcpy (frame, wire_magic, 4);
+  memcpy (frame + 4, &version, 2);
+  memcpy (frame + 6, &kind_be, 2);
+  memcpy (frame + 8, &length, 4);
+  g_variant_store (owned, frame + CANOPY_WIRE_HEADER_SIZE);
+  return g_bytes_new_take (frame, CANOPY_WIRE_HEADER_SIZE + body_size);
+}
+
+GVariant *
+canopy_wire_decode (GBytes *frame, CanopyWireKind *kind, GError **error)
+{
+  gsize size;
+  const guint8 *data = g_bytes_get_data (frame, &size);
+  guint16 version, kind_be;
+  guint32 length;
+  const GVariantType *type;
+  g_autoptr (GBytes) body_bytes = NULL;
+  g_autoptr (GVariant) body = NULL;
+
+  if (size < CANOPY_WIRE_HEADER_SIZE || memcmp (data, wire_magic, 4) != 0)
+    {
+      g_set_error (error, CANOPY_WIRE_ERROR, CANOPY_WIRE_ERROR_MAGIC,
+                   _("The peer sent something that is not a canopy message"));
+      return NULL;
+    }
+  memcpy (&version, data + 4, 2);
+  memcpy (&kind_be, data + 6, 2);
+  memcpy (&length, data + 8, 4);
+  version = GUINT16_FROM_BE (version);
+  length = GUINT32_FROM_BE (length);
+  *kind = (CanopyWireKind) GUINT16_FROM_BE (kind_be);
+
+  if (version != CANOPY_WIRE_VERSION)
+    {
+      g_set_error (error, CANOPY_WIRE_ERROR, CANOPY_WIRE_ERROR_VERSION,
+                   _("The peer speaks canopy protocol version %u, this program version %u; "
+                     "upgrade the older of the two"), version, CANOPY_WIRE_VERSION);
+      return NULL;
+    }
+  type = canopy_wire_kind_type (*kind);
+  if (type == NULL)
+    {
+      g_set_error (error, CANOPY_WIRE_ERROR, CANOPY_WIRE_ERROR_KIND,
+                   _("The peer sent a message of unknown kind %u"), (guint) *kind);
+      return NULL;
+    }
+  if (length > CANOPY_WIRE_MAX_BODY || length != size - CANOPY_WIRE_HEADER_SIZE)
+    {
+      g_set_error (error, CANOPY_WIRE_ERROR, CANOPY_WIRE_ERROR_LENGTH,
+                   _("The peer sent a \"%s\" message whose length (%u bytes) does not match "
+                     "what arrived (%" G_GSIZE_FORMAT ") or exceeds the limit (%u)"),
+                   canopy_wire_kind_to_string (*kind), length,
+                   size - CANOPY_WIRE_HEADER_SIZE, (guint) CANOPY_WIRE_MAX_BODY);
+      return NULL;
+    }
+  body_bytes = g_bytes_new_from_bytes (frame, CANOPY_WIRE_HEADER_SIZE, length);
+  /* GVariant copies the body if the frame leaves it misaligned. */
+  body = g_variant_ref_sink (g_variant_new_from_bytes (type, body_bytes, FALSE));
+  if (!g_variant_is_normal_form (body))
+    {
+      g_set_error (error, CANOPY_WIRE_ERROR, CANOPY_WIRE_ERROR_BODY,
+                   _("The peer sent a malformed \"%s\" message"),
+                   canopy_wire_kind_to_string (*kind));
+      return NULL;
+    }
+  return g_steal_pointer (&body);
+}

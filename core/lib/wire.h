@@ -1,0 +1,90 @@
+/* The wire protocol above the transports: a fixed frame header (magic,
+ * version, kind, body length) and a GVariant body of the kind's type.
+ * Chunk data travels as the transport message's payload, never here. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define CANOPY_WIRE_ERROR (canopy_wire_error_quark ())
+GQuark canopy_wire_error_quark (void);
+
+typedef enum {
+  CANOPY_WIRE_ERROR_MAGIC,    /* not a canopy frame */
+  CANOPY_WIRE_ERROR_VERSION,  /* a protocol version this build does not speak */
+  CANOPY_WIRE_ERROR_KIND,     /* unknown message kind */
+  CANOPY_WIRE_ERROR_LENGTH,   /* lengths do not add up, or exceed the limit */
+  CANOPY_WIRE_ERROR_BODY,     /* body not of the kind's type or not in normal form */
+} CanopyWireError;
+
+#define CANOPY_WIRE_VERSION 1
+/* Bodies are small: manifests are the largest, and travel in chunks. */
+#define CANOPY_WIRE_MAX_BODY (1024 * 1024)
+#define CANOPY_WIRE_HEADER_SIZE 12
+
+typedef enum {
+  /* agent ↔ server */
+  CANOPY_WIRE_HELLO = 1,
+  CANOPY_WIRE_WELCOME = 2,
+  CANOPY_WIRE_REFUSED = 3,
+  CANOPY_WIRE_HEARTBEAT = 4,
+  CANOPY_WIRE_ASSIGNMENT = 5,
+  CANOPY_WIRE_PROGRESS = 6,
+  CANOPY_WIRE_DONE = 7,
+  CANOPY_WIRE_FAILED = 8,
+  /* agent ↔ agent */
+  CANOPY_WIRE_PEER_HELLO = 32,
+  CANOPY_WIRE_HAVE = 33,
+  CANOPY_WIRE_REQUEST = 34,
+  CANOPY_WIRE_DATA = 35,
+  CANOPY_WIRE_CANCEL = 36,
+  CANOPY_WIRE_BUSY = 37,
+} CanopyWireKind;
+
+/* Why the server refused an agent (the REFUSED body's first field). */
+typedef enum {
+  CANOPY_WIRE_REFUSED_KEY_MISMATCH = 1,
+  CANOPY_WIRE_REFUSED_VERSION = 2,
+  CANOPY_WIRE_REFUSED_NOT_IN_GROUP = 3,
+  CANOPY_WIRE_REFUSED_NO_LICENCE = 4,
+  CANOPY_WIRE_REFUSED_NO_OFFICE = 5,
+} CanopyWireRefusal;
+
+/**
+ * canopy_wire_kind_type:
+ * @kind: a message kind
+ *
+ * Returns: (nullable): the GVariant type of its body, or %NULL if @kind is
+ *   not a kind this version knows.
+ */
+const GVariantType *canopy_wire_kind_type (CanopyWireKind kind);
+
+/** canopy_wire_kind_to_string: Returns: the kind's name, for logs. */
+const char *canopy_wire_kind_to_string (CanopyWireKind kind);
+
+/**
+ * canopy_wire_encode:
+ * @kind: the message kind
+ * @body: (transfer floating): a value of the kind's type
+ *
+ * Returns: (transfer full): the frame: header then the body's bytes.
+ */
+GBytes *canopy_wire_encode (CanopyWireKind kind, GVariant *body);
+
+/**
+ * canopy_wire_decode:
+ * @frame: bytes received as a transport message's header
+ * @kind: (out): the message kind
+ * @error: says what is wrong with the frame; the peer that sent it should
+ *   be disconnected
+ *
+ * Checks the magic, version, kind and lengths, then reads the body with the
+ * kind's type and refuses it unless it is in normal form, so that nothing
+ * read from a peer is ever interpreted in two ways.
+ *
+ * Returns: (transfer full): the body, or %NULL.
+ */
+GVariant *canopy_wire_decode (GBytes *frame, CanopyWireKind *kind, GError **error);
+
+G_END_DECLS
