@@ -4,6 +4,7 @@
 #include "build-config.h"
 
 #include "lib/topology.h"
+#include "lib/csv.h"
 #include "lib/i18n.h"
 
 #include <gio/gio.h>
@@ -400,82 +401,6 @@ canopy_topology_check_split_subnets (const CanopyTopology *topology, GArray *sub
 
 /* CSV. */
 
-typedef struct {
-  const char *p;
-  guint line;
-} CsvReader;
-
-/* Reads one record; returns FALSE at the end. Quoted fields may hold
- * commas, quotes ("") and line breaks. */
-static gboolean
-csv_read_record (CsvReader *reader, GPtrArray *fields, guint *record_line, GError **error)
-{
-  GString *field = g_string_new (NULL);
-  gboolean quoted = FALSE, was_quoted = FALSE;
-
-  g_ptr_array_set_size (fields, 0);
-  if (*reader->p == '\0')
-    {
-      g_string_free (field, TRUE);
-      return FALSE;
-    }
-  *record_line = reader->line;
-  for (;;)
-    {
-      char c = *reader->p;
-
-      if (quoted)
-        {
-          if (c == '\0')
-            {
-              g_set_error (error, CANOPY_TOPOLOGY_ERROR, CANOPY_TOPOLOGY_ERROR_SYNTAX,
-                           _("line %u, column %u: a quoted field is not closed; add the "
-                             "closing \""), *record_line, fields->len + 1);
-              g_string_free (field, TRUE);
-              return FALSE;
-            }
-          reader->p++;
-          if (c == '"' && *reader->p == '"')
-            {
-              g_string_append_c (field, '"');
-              reader->p++;
-            }
-          else if (c == '"')
-            quoted = FALSE;
-          else
-            {
-              if (c == '\n')
-                reader->line++;
-              g_string_append_c (field, c);
-            }
-          continue;
-        }
-      if (c == '"' && field->len == 0 && !was_quoted)
-        {
-          quoted = was_quoted = TRUE;
-          reader->p++;
-          continue;
-        }
-      if (c == ',' || c == '\n' || c == '\0' || (c == '\r' && reader->p[1] == '\n'))
-        {
-          g_ptr_array_add (fields, g_string_free (field, FALSE));
-          if (c == ',')
-            {
-              reader->p++;
-              field = g_string_new (NULL);
-              was_quoted = FALSE;
-              continue;
-            }
-          reader->p += c == '\r' ? 2 : (c == '\n' ? 1 : 0);
-          if (c != '\0')
-            reader->line++;
-          return TRUE;
-        }
-      g_string_append_c (field, c);
-      reader->p++;
-    }
-}
-
 /* Strips every field of @fields; returns whether all are empty. */
 static gboolean
 strip_record (GPtrArray *fields)
@@ -847,7 +772,7 @@ CanopyTopology *
 canopy_topology_import_csv (const char *csv, GArray *central_ranges, GPtrArray **errors)
 {
   g_autoptr (GPtrArray) fields = g_ptr_array_new_with_free_func (g_free);
-  CsvReader reader = { csv, 1 };
+  CanopyCsvReader reader;
   Import import = { g_ptr_array_new_with_free_func (g_free), { 0 },
                     g_array_new (FALSE, FALSE, sizeof (OfficeRow)),
                     g_hash_table_new (g_str_hash, g_str_equal) };
@@ -856,9 +781,8 @@ canopy_topology_import_csv (const char *csv, GArray *central_ranges, GPtrArray *
   g_autoptr (GError) error = NULL;
   guint line = 0;
 
-  if (g_str_has_prefix (reader.p, "\xef\xbb\xbf")) /* spreadsheet programs add a BOM */
-    reader.p += 3;
-  while (csv_read_record (&reader, fields, &line, &error))
+  canopy_csv_reader_init (&reader, csv);
+  while (canopy_csv_read_record (&reader, fields, &line, &error))
     {
       const char *first = fields->len > 0 ? g_ptr_array_index (fields, 0) : "";
 
@@ -900,32 +824,12 @@ canopy_topology_import_csv (const char *csv, GArray *central_ranges, GPtrArray *
   return topology;
 }
 
-static void
-append_field (GString *out, const char *value, gboolean last)
-{
-  if (strpbrk (value, ",\"\n\r") != NULL || g_ascii_isspace (value[0]))
-    {
-      g_string_append_c (out, '"');
-      for (const char *p = value; *p != '\0'; p++)
-        {
-          if (*p == '"')
-            g_string_append_c (out, '"');
-          g_string_append_c (out, *p);
-        }
-      g_string_append_c (out, '"');
-    }
-  else
-    g_string_append (out, value);
-  g_string_append (out, last ? "\r\n" : ",");
-}
-
 char *
 canopy_topology_export_csv (const CanopyTopology *topology)
 {
   GString *out = g_string_new (NULL);
 
-  for (int c = 0; c < N_COLUMNS; c++)
-    append_field (out, column_names[c], c == N_COLUMNS - 1);
+  canopy_csv_append_row (out, column_names, N_COLUMNS);
   for (guint i = 0; i < topology->offices->len; i++)
     {
       const CanopyOffice *office = g_ptr_array_index (topology->offices, i);
@@ -939,13 +843,18 @@ canopy_topology_export_csv (const CanopyTopology *topology)
       g_ptr_array_add (ranges, NULL);
       subnets = g_strjoinv ("; ", (char **) ranges->pdata);
 
-      append_field (out, office->name, FALSE);
-      append_field (out, office->parent != NULL ? office->parent : "", FALSE);
-      append_field (out, canopy_office_type_to_string (office->type), FALSE);
-      append_field (out, subnets, FALSE);
-      append_field (out, rate, FALSE);
-      append_field (out, office->metered ? "yes" : "no", FALSE);
-      append_field (out, office->automatic ? "yes" : "no", TRUE);
+      {
+        const char *row[N_COLUMNS] = {
+          [COL_OFFICE] = office->name,
+          [COL_PARENT] = office->parent,
+          [COL_TYPE] = canopy_office_type_to_string (office->type),
+          [COL_SUBNETS] = subnets,
+          [COL_WAN_RATE] = rate,
+          [COL_METERED] = office->metered ? "yes" : "no",
+          [COL_AUTOMATIC] = office->automatic ? "yes" : "no",
+        };
+        canopy_csv_append_row (out, row, N_COLUMNS);
+      }
     }
   return g_string_free (out, FALSE);
 }
