@@ -5,3 +5,4 @@
 #include <canopy/version.h>
 #include <canopy/plugin.h>
 #include <canopy/config-node.h>
+#include <canopy/watch.h>

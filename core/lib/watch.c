@@ -1,0 +1,190 @@
+/* One epoll descriptor behind one GSource. Callbacks run from the
+ * source's dispatch; a watch removed while events for it are pending is
+ * marked dead and freed after the batch, never called again. */
+#include "build-config.h"
+
+#include <canopy/watch.h>
+#include "lib/i18n.h"
+
+#include <errno.h>
+#include <gio/gio.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+/* Events taken per dispatch: enough to drain a busy server in few turns,
+ * few enough that timers and other sources still get their turn. */
+#define MAX_EVENTS 256
+
+typedef struct {
+  int fd;
+  CanopyWatchFunc func;
+  gpointer user_data;
+  GDestroyNotify destroy;
+  gboolean dead;
+} Watch;
+
+typedef struct {
+  GSource source;
+  CanopyWatchSet *set;
+} WatchSource;
+
+struct _CanopyWatchSet {
+  int epfd;
+  GSource *source;
+  GHashTable *watches; /* fd → Watch */
+  GPtrArray *graveyard; /* removed during dispatch, freed after it */
+  gboolean dispatching;
+};
+
+static void
+watch_free (Watch *watch)
+{
+  if (watch->destroy != NULL)
+    watch->destroy (watch->user_data);
+  g_free (watch);
+}
+
+static guint32
+to_epoll (GIOCondition events)
+{
+  return ((events & G_IO_IN) ? EPOLLIN : 0) | ((events & G_IO_OUT) ? EPOLLOUT : 0);
+}
+
+static GIOCondition
+from_epoll (guint32 events)
+{
+  return ((events & EPOLLIN) ? G_IO_IN : 0) | ((events & EPOLLOUT) ? G_IO_OUT : 0)
+         | ((events & EPOLLERR) ? G_IO_ERR : 0) | ((events & (EPOLLHUP | EPOLLRDHUP)) ? G_IO_HUP : 0);
+}
+
+static gboolean
+watch_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  CanopyWatchSet *set = ((WatchSource *) source)->set;
+  struct epoll_event events[MAX_EVENTS];
+  int n = epoll_wait (set->epfd, events, MAX_EVENTS, 0);
+
+  set->dispatching = TRUE;
+  for (int i = 0; i < n; i++)
+    {
+      Watch *watch = g_hash_table_lookup (set->watches, GINT_TO_POINTER (events[i].data.fd));
+
+      if (watch == NULL || watch->dead)
+        continue;
+      if (watch->func (watch->fd, from_epoll (events[i].events), watch->user_data)
+          == G_SOURCE_REMOVE)
+        canopy_watch_set_remove (set, watch->fd);
+    }
+  set->dispatching = FALSE;
+  g_ptr_array_set_size (set->graveyard, 0);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs watch_source_funcs = {
+  .dispatch = watch_source_dispatch,
+};
+
+static void
+set_errno_error (GError **error, const char *what, int saved_errno)
+{
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+               _("Cannot %s a socket in the event set: %s"), what, g_strerror (saved_errno));
+}
+
+CanopyWatchSet *
+canopy_watch_set_new (GMainContext *context, GError **error)
+{
+  CanopyWatchSet *set;
+  int epfd = epoll_create1 (EPOLL_CLOEXEC);
+
+  if (epfd < 0)
+    {
+      set_errno_error (error, "create", errno);
+      return NULL;
+    }
+  set = g_new0 (CanopyWatchSet, 1);
+  set->epfd = epfd;
+  set->watches = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) watch_free);
+  set->graveyard = g_ptr_array_new_with_free_func ((GDestroyNotify) watch_free);
+  set->source = g_source_new (&watch_source_funcs, sizeof (WatchSource));
+  ((WatchSource *) set->source)->set = set;
+  g_source_set_name (set->source, "canopy watch set");
+  g_source_add_unix_fd (set->source, epfd, G_IO_IN);
+  g_source_attach (set->source, context != NULL ? context
+                                                : g_main_context_get_thread_default ());
+  return set;
+}
+
+void
+canopy_watch_set_free (CanopyWatchSet *set)
+{
+  if (set == NULL)
+    return;
+  g_source_destroy (set->source);
+  g_source_unref (set->source);
+  g_hash_table_unref (set->watches);
+  g_ptr_array_unref (set->graveyard);
+  close (set->epfd);
+  g_free (set);
+}
+
+gboolean
+canopy_watch_set_add (CanopyWatchSet *set, int fd, GIOCondition events, CanopyWatchFunc func,
+                      gpointer user_data, GDestroyNotify destroy, GError **error)
+{
+  struct epoll_event ev = { .events = to_epoll (events) | EPOLLRDHUP, .data.fd = fd };
+  Watch *watch;
+
+  g_return_val_if_fail (!g_hash_table_contains (set->watches, GINT_TO_POINTER (fd)), FALSE);
+
+  if (epoll_ctl (set->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+    {
+      set_errno_error (error, "add", errno);
+      return FALSE;
+    }
+  watch = g_new0 (Watch, 1);
+  watch->fd = fd;
+  watch->func = func;
+  watch->user_data = user_data;
+  watch->destroy = destroy;
+  g_hash_table_insert (set->watches, GINT_TO_POINTER (fd), watch);
+  return TRUE;
+}
+
+gboolean
+canopy_watch_set_modify (CanopyWatchSet *set, int fd, GIOCondition events, GError **error)
+{
+  struct epoll_event ev = { .events = to_epoll (events) | EPOLLRDHUP, .data.fd = fd };
+
+  if (epoll_ctl (set->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)
+    {
+      set_errno_error (error, "change", errno);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+canopy_watch_set_remove (CanopyWatchSet *set, int fd)
+{
+  Watch *watch = NULL;
+
+  if (!g_hash_table_steal_extended (set->watches, GINT_TO_POINTER (fd), NULL,
+                                    (gpointer *) &watch))
+    return;
+  /* The descriptor may already be closed: then the kernel dropped it. */
+  epoll_ctl (set->epfd, EPOLL_CTL_DEL, fd, NULL);
+  if (set->dispatching)
+    {
+      watch->dead = TRUE;
+      g_ptr_array_add (set->graveyard, watch);
+    }
+  else
+    watch_free (watch);
+}
+
+guint
+canopy_watch_set_size (const CanopyWatchSet *set)
+{
+  return g_hash_table_size (set->watches);
+}
