@@ -1,0 +1,359 @@
+/* Content manifests. The signed bytes are exactly the bytes sent, so a
+ * manifest is verified before any field of it is read. */
+#include "build-config.h"
+
+#include "lib/manifest.h"
+#include "lib/i18n.h"
+
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <string.h>
+
+/* content ID, name, version, chunk size, size, package SHA-256, chunk hashes */
+#define BODY_TYPE "(sssutayay)"
+/* signed body, signature */
+#define ENVELOPE_TYPE "(ayay)"
+#define MAX_CHUNK_SIZE (64u * 1024 * 1024)
+#define READ_BLOCK (256 * 1024)
+
+struct _CanopySigningKey {
+  gnutls_privkey_t key;
+  gnutls_pubkey_t pub;
+};
+
+struct _CanopyVerifyKey {
+  gnutls_pubkey_t pub;
+};
+
+G_DEFINE_QUARK (canopy-manifest-error-quark, canopy_manifest_error)
+
+void
+canopy_manifest_free (CanopyManifest *manifest)
+{
+  if (manifest == NULL)
+    return;
+  g_free (manifest->content_id);
+  g_free (manifest->name);
+  g_free (manifest->version);
+  g_clear_pointer (&manifest->chunk_hashes, g_bytes_unref);
+  g_clear_pointer (&manifest->signature, g_bytes_unref);
+  g_free (manifest);
+}
+
+guint
+canopy_manifest_get_n_chunks (const CanopyManifest *manifest)
+{
+  return (guint) ((manifest->size + manifest->chunk_size - 1) / manifest->chunk_size);
+}
+
+guint32
+canopy_manifest_get_chunk_length (const CanopyManifest *manifest, guint index)
+{
+  guint64 start = (guint64) index * manifest->chunk_size;
+
+  if (start >= manifest->size)
+    return 0;
+  return (guint32) MIN ((guint64) manifest->chunk_size, manifest->size - start);
+}
+
+CanopyManifest *
+canopy_manifest_build (GInputStream *stream, const char *name, const char *version,
+                       guint32 chunk_size, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (CanopyManifest) manifest = g_new0 (CanopyManifest, 1);
+  g_autoptr (GByteArray) hashes = g_byte_array_new ();
+  g_autofree guint8 *block = g_malloc (READ_BLOCK);
+  g_autoptr (GChecksum) whole = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr (GChecksum) chunk = g_checksum_new (G_CHECKSUM_SHA256);
+  guint32 in_chunk = 0;
+  gsize digest_len = CANOPY_MANIFEST_HASH_SIZE;
+  g_autoptr (GError) local_error = NULL;
+
+  g_return_val_if_fail (chunk_size > 0 && chunk_size <= MAX_CHUNK_SIZE, NULL);
+
+  manifest->content_id = g_uuid_string_random ();
+  manifest->name = g_strdup (name);
+  manifest->version = g_strdup (version);
+  manifest->chunk_size = chunk_size;
+  for (;;)
+    {
+      gssize n = g_input_stream_read (stream, block, READ_BLOCK, cancellable, &local_error);
+      gsize off = 0;
+
+      if (n < 0)
+        {
+          g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_READ,
+                       _("Cannot read the content of \"%s\" from its origin: %s"), name,
+                       local_error->message);
+          return NULL;
+        }
+      if (n == 0)
+        break;
+      g_checksum_update (whole, block, n);
+      manifest->size += (guint64) n;
+      while (off < (gsize) n)
+        {
+          gsize take = MIN ((gsize) n - off, (gsize) (chunk_size - in_chunk));
+          g_checksum_update (chunk, block + off, take);
+          off += take;
+          in_chunk += (guint32) take;
+          if (in_chunk == chunk_size)
+            {
+              guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
+              g_checksum_get_digest (chunk, digest, &digest_len);
+              g_byte_array_append (hashes, digest, sizeof digest);
+              g_checksum_reset (chunk);
+              in_chunk = 0;
+            }
+        }
+    }
+  if (in_chunk > 0)
+    {
+      guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
+      g_checksum_get_digest (chunk, digest, &digest_len);
+      g_byte_array_append (hashes, digest, sizeof digest);
+    }
+  g_checksum_get_digest (whole, manifest->sha256, &digest_len);
+  manifest->chunk_hashes = g_byte_array_free_to_bytes (g_steal_pointer (&hashes));
+  return g_steal_pointer (&manifest);
+}
+
+gboolean
+canopy_manifest_verify_chunk (const CanopyManifest *manifest, guint index, const guint8 *data,
+                              gsize length)
+{
+  guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
+  const guint8 *expected;
+
+  if (index >= canopy_manifest_get_n_chunks (manifest)
+      || length != canopy_manifest_get_chunk_length (manifest, index))
+    return FALSE;
+  if (gnutls_hash_fast (GNUTLS_DIG_SHA256, data, length, digest) < 0)
+    return FALSE;
+  expected = (const guint8 *) g_bytes_get_data (manifest->chunk_hashes, NULL)
+             + (gsize) index * CANOPY_MANIFEST_HASH_SIZE;
+  return gnutls_memcmp (digest, expected, sizeof digest) == 0;
+}
+
+/* Keys. */
+
+static gboolean
+set_key_error (GError **error, const char *what, int rc)
+{
+  g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_KEY,
+               _("Cannot use the content-signing key %s: %s"), what, gnutls_strerror (rc));
+  return FALSE;
+}
+
+void
+canopy_signing_key_free (CanopySigningKey *key)
+{
+  if (key == NULL)
+    return;
+  if (key->key != NULL)
+    gnutls_privkey_deinit (key->key);
+  if (key->pub != NULL)
+    gnutls_pubkey_deinit (key->pub);
+  g_free (key);
+}
+
+CanopySigningKey *
+canopy_signing_key_load (const char *path, GError **error)
+{
+  g_autoptr (CanopySigningKey) key = g_new0 (CanopySigningKey, 1);
+  g_autofree char *pem = NULL;
+  gsize length;
+  gnutls_datum_t datum;
+  g_autoptr (GError) local_error = NULL;
+  int rc;
+
+  if (!g_file_get_contents (path, &pem, &length, &local_error))
+    {
+      g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_KEY,
+                   _("Cannot read the content-signing key: %s. Run \"canopyd init\""),
+                   local_error->message);
+      return NULL;
+    }
+  datum.data = (unsigned char *) pem;
+  datum.size = (unsigned int) length;
+  if ((rc = gnutls_privkey_init (&key->key)) < 0
+      || (rc = gnutls_privkey_import_x509_raw (key->key, &datum, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0
+      || (rc = gnutls_pubkey_init (&key->pub)) < 0
+      || (rc = gnutls_pubkey_import_privkey (key->pub, key->key, 0, 0)) < 0)
+    {
+      gnutls_memset (pem, 0, length);
+      set_key_error (error, path, rc);
+      return NULL;
+    }
+  gnutls_memset (pem, 0, length);
+  if (gnutls_privkey_get_pk_algorithm (key->key, NULL) != GNUTLS_PK_EDDSA_ED25519)
+    {
+      g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_KEY,
+                   _("The content-signing key %s is not an Ed25519 key; move it away and run "
+                     "\"canopyd init\" to create one"), path);
+      return NULL;
+    }
+  return g_steal_pointer (&key);
+}
+
+GBytes *
+canopy_signing_key_get_public (const CanopySigningKey *key)
+{
+  gnutls_ecc_curve_t curve;
+  gnutls_datum_t x = { NULL, 0 };
+  GBytes *raw;
+
+  if (gnutls_pubkey_export_ecc_raw (key->pub, &curve, &x, NULL) < 0)
+    return NULL;
+  raw = g_bytes_new (x.data, x.size);
+  gnutls_free (x.data);
+  return raw;
+}
+
+void
+canopy_verify_key_free (CanopyVerifyKey *key)
+{
+  if (key == NULL)
+    return;
+  if (key->pub != NULL)
+    gnutls_pubkey_deinit (key->pub);
+  g_free (key);
+}
+
+CanopyVerifyKey *
+canopy_verify_key_new (GBytes *public_key, GError **error)
+{
+  g_autoptr (CanopyVerifyKey) key = g_new0 (CanopyVerifyKey, 1);
+  gsize size;
+  gnutls_datum_t x;
+  int rc;
+
+  x.data = (unsigned char *) g_bytes_get_data (public_key, &size);
+  x.size = (unsigned int) size;
+  if ((rc = gnutls_pubkey_init (&key->pub)) < 0
+      || (rc = gnutls_pubkey_import_ecc_raw (key->pub, GNUTLS_ECC_CURVE_ED25519, &x, NULL)) < 0)
+    {
+      set_key_error (error, _("sent by the server"), rc);
+      return NULL;
+    }
+  return g_steal_pointer (&key);
+}
+
+/* Serialized form. */
+
+static GVariant *
+body_variant (const CanopyManifest *manifest)
+{
+  return g_variant_new ("(sssut@ay@ay)", manifest->content_id, manifest->name, manifest->version,
+                        manifest->chunk_size, manifest->size,
+                        g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, manifest->sha256,
+                                                   CANOPY_MANIFEST_HASH_SIZE, 1),
+                        g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
+                                                  manifest->chunk_hashes, TRUE));
+}
+
+gboolean
+canopy_manifest_sign (CanopyManifest *manifest, const CanopySigningKey *key, GError **error)
+{
+  g_autoptr (GVariant) body = g_variant_ref_sink (body_variant (manifest));
+  gnutls_datum_t data = { (unsigned char *) g_variant_get_data (body),
+                          (unsigned int) g_variant_get_size (body) };
+  gnutls_datum_t sig = { NULL, 0 };
+  int rc = gnutls_privkey_sign_data2 (key->key, GNUTLS_SIGN_EDDSA_ED25519, 0, &data, &sig);
+
+  if (rc < 0)
+    return set_key_error (error, _("to sign a manifest"), rc);
+  g_clear_pointer (&manifest->signature, g_bytes_unref);
+  manifest->signature = g_bytes_new (sig.data, sig.size);
+  gnutls_free (sig.data);
+  return TRUE;
+}
+
+GBytes *
+canopy_manifest_serialize (const CanopyManifest *manifest)
+{
+  g_autoptr (GVariant) body = g_variant_ref_sink (body_variant (manifest));
+  g_autoptr (GBytes) body_bytes = g_variant_get_data_as_bytes (body);
+  g_autoptr (GVariant) envelope = NULL;
+  static const guint8 unsigned_marker[1] = { 0 };
+  g_autoptr (GBytes) none = g_bytes_new_static (unsigned_marker, 0);
+
+  envelope = g_variant_ref_sink (
+    g_variant_new ("(@ay@ay)",
+                   g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, body_bytes, TRUE),
+                   g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
+                                             manifest->signature != NULL ? manifest->signature
+                                                                         : none,
+                                             TRUE)));
+  return g_variant_get_data_as_bytes (envelope);
+}
+
+static gboolean
+set_format_error (GError **error, const char *why)
+{
+  g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_FORMAT,
+               _("The content manifest is damaged (%s); ask the server for it again"), why);
+  return FALSE;
+}
+
+static gboolean
+check_consistent (const CanopyManifest *m, gsize sha_len, GError **error)
+{
+  if (m->chunk_size == 0 || m->chunk_size > MAX_CHUNK_SIZE)
+    return set_format_error (error, _("impossible chunk size"));
+  if (sha_len != CANOPY_MANIFEST_HASH_SIZE)
+    return set_format_error (error, _("wrong package hash length"));
+  if (g_bytes_get_size (m->chunk_hashes)
+      != (gsize) canopy_manifest_get_n_chunks (m) * CANOPY_MANIFEST_HASH_SIZE)
+    return set_format_error (error, _("chunk hashes do not match the size"));
+  return TRUE;
+}
+
+CanopyManifest *
+canopy_manifest_parse (GBytes *data, const CanopyVerifyKey *key, GError **error)
+{
+  g_autoptr (GVariant) envelope = g_variant_ref_sink (
+    g_variant_new_from_bytes (G_VARIANT_TYPE (ENVELOPE_TYPE), data, FALSE));
+  g_autoptr (GVariant) body_ay = NULL, sig_ay = NULL, body = NULL, sha = NULL, hashes = NULL;
+  g_autoptr (CanopyManifest) m = g_new0 (CanopyManifest, 1);
+  g_autoptr (GBytes) body_bytes = NULL;
+  gnutls_datum_t signed_data, sig;
+  gsize size, sha_len;
+  const guint8 *sha_data;
+
+  if (!g_variant_is_normal_form (envelope))
+    return set_format_error (error, _("not in normal form")), NULL;
+  body_ay = g_variant_get_child_value (envelope, 0);
+  sig_ay = g_variant_get_child_value (envelope, 1);
+  signed_data.data = (unsigned char *) g_variant_get_fixed_array (body_ay, &size, 1);
+  signed_data.size = (unsigned int) size;
+  sig.data = (unsigned char *) g_variant_get_fixed_array (sig_ay, &size, 1);
+  sig.size = (unsigned int) size;
+  if (sig.size == 0
+      || gnutls_pubkey_verify_data2 (key->pub, GNUTLS_SIGN_EDDSA_ED25519, 0, &signed_data, &sig)
+           < 0)
+    {
+      g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_SIGNATURE,
+                   _("The content manifest is not signed by this server's key; it was altered, "
+                     "or comes from another server"));
+      return NULL;
+    }
+
+  /* Its own copy: the chunk hashes keep referring to it after we return. */
+  body_bytes = g_bytes_new (signed_data.data, signed_data.size);
+  body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (BODY_TYPE), body_bytes,
+                                                       FALSE));
+  if (!g_variant_is_normal_form (body))
+    return set_format_error (error, _("not in normal form")), NULL;
+  g_variant_get (body, "(sssut@ay@ay)", &m->content_id, &m->name, &m->version, &m->chunk_size,
+                 &m->size, &sha, &hashes);
+  sha_data = g_variant_get_fixed_array (sha, &sha_len, 1);
+  if (sha_len == CANOPY_MANIFEST_HASH_SIZE)
+    memcpy (m->sha256, sha_data, sha_len);
+  m->chunk_hashes = g_variant_get_data_as_bytes (hashes);
+  m->signature = g_bytes_new (sig.data, sig.size);
+  if (!check_consistent (m, sha_len, error))
+    return NULL;
+  return g_steal_pointer (&m);
+}

@@ -1,0 +1,103 @@
+/* Content manifests: a package's name, version, size and the SHA-256 of
+ * each fixed-size chunk, signed by the server (Ed25519) so agents can
+ * verify every chunk whoever serves it. */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define CANOPY_MANIFEST_ERROR (canopy_manifest_error_quark ())
+GQuark canopy_manifest_error_quark (void);
+
+typedef enum {
+  CANOPY_MANIFEST_ERROR_READ,      /* the origin could not be read */
+  CANOPY_MANIFEST_ERROR_FORMAT,    /* not a manifest, or inconsistent */
+  CANOPY_MANIFEST_ERROR_SIGNATURE, /* not signed by the key it is checked with */
+  CANOPY_MANIFEST_ERROR_KEY,       /* the signing key cannot be used */
+} CanopyManifestError;
+
+#define CANOPY_MANIFEST_DEFAULT_CHUNK_SIZE (1024 * 1024)
+#define CANOPY_MANIFEST_HASH_SIZE 32
+
+typedef struct {
+  char *content_id;
+  char *name;
+  char *version;
+  guint64 size;
+  guint32 chunk_size;
+  GBytes *chunk_hashes;  /* n_chunks × 32 bytes */
+  guint8 sha256[CANOPY_MANIFEST_HASH_SIZE]; /* of the whole package */
+  GBytes *signature;     /* NULL until signed */
+} CanopyManifest;
+
+void canopy_manifest_free (CanopyManifest *manifest);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyManifest, canopy_manifest_free)
+
+guint canopy_manifest_get_n_chunks (const CanopyManifest *manifest);
+
+/* The length of chunk @index (the last one may be short). */
+guint32 canopy_manifest_get_chunk_length (const CanopyManifest *manifest, guint index);
+
+/**
+ * canopy_manifest_build:
+ * @stream: the package, read once from start to end
+ * @name: the content's name
+ * @version: its version
+ * @chunk_size: bytes per chunk
+ * @cancellable: (nullable): to stop a long read
+ * @error: %CANOPY_MANIFEST_ERROR_READ naming the cause
+ *
+ * Blocking: call it from a worker thread.
+ */
+CanopyManifest *canopy_manifest_build (GInputStream *stream, const char *name,
+                                       const char *version, guint32 chunk_size,
+                                       GCancellable *cancellable, GError **error);
+
+/**
+ * canopy_manifest_verify_chunk:
+ *
+ * Returns: whether @data is chunk @index of the content, by length and
+ *   SHA-256.
+ */
+gboolean canopy_manifest_verify_chunk (const CanopyManifest *manifest, guint index,
+                                       const guint8 *data, gsize length);
+
+/* Signing keys: the server's Ed25519 key (PKCS#8 PEM) and its public half. */
+typedef struct _CanopySigningKey CanopySigningKey;
+typedef struct _CanopyVerifyKey CanopyVerifyKey;
+
+CanopySigningKey *canopy_signing_key_load (const char *path, GError **error);
+void canopy_signing_key_free (CanopySigningKey *key);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopySigningKey, canopy_signing_key_free)
+
+/** canopy_signing_key_get_public: Returns: (transfer full): the raw 32-byte public key. */
+GBytes *canopy_signing_key_get_public (const CanopySigningKey *key);
+
+CanopyVerifyKey *canopy_verify_key_new (GBytes *public_key, GError **error);
+void canopy_verify_key_free (CanopyVerifyKey *key);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyVerifyKey, canopy_verify_key_free)
+
+gboolean canopy_manifest_sign (CanopyManifest *manifest, const CanopySigningKey *key,
+                               GError **error);
+
+/**
+ * canopy_manifest_serialize:
+ *
+ * Returns: (transfer full): the manifest and its signature, as sent to
+ *   agents and stored by backends.
+ */
+GBytes *canopy_manifest_serialize (const CanopyManifest *manifest);
+
+/**
+ * canopy_manifest_parse:
+ * @data: bytes from canopy_manifest_serialize(), from anywhere
+ * @key: the server's public key
+ * @error: %CANOPY_MANIFEST_ERROR_FORMAT or %CANOPY_MANIFEST_ERROR_SIGNATURE
+ *
+ * Checks the form (normal-form GVariant, consistent sizes) and the
+ * signature before returning anything.
+ */
+CanopyManifest *canopy_manifest_parse (GBytes *data, const CanopyVerifyKey *key, GError **error);
+
+G_END_DECLS
