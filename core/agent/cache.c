@@ -1,0 +1,500 @@
+/* The agent's chunk cache. One directory per content, one file per
+ * verified chunk: a chunk file exists only once its bytes verified and
+ * reached the disk, so whatever a crash leaves behind can be trusted after
+ * one more check. */
+#include "build-config.h"
+
+#include "agent/cache.h"
+#include "lib/i18n.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TMP_SUFFIX ".tmp"
+
+struct _CanopyCacheEntry {
+  CanopyCache *cache;
+  CanopyManifest *manifest;
+  char *path;
+  guint8 *have; /* bitfield */
+  guint count;
+};
+
+struct _CanopyCache {
+  char *directory;
+  guint64 quota;
+  guint64 size;
+  GHashTable *entries; /* content ID → CanopyCacheEntry */
+};
+
+G_DEFINE_QUARK (canopy-cache-error-quark, canopy_cache_error)
+
+static void
+set_io_error (GError **error, const char *what, const char *path, int saved_errno)
+{
+  g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO, _("Cannot %s %s: %s"), what,
+               path, g_strerror (saved_errno));
+}
+
+static void
+entry_free (CanopyCacheEntry *entry)
+{
+  canopy_manifest_free (entry->manifest);
+  g_free (entry->path);
+  g_free (entry->have);
+  g_free (entry);
+}
+
+static char *
+chunk_path (const CanopyCacheEntry *entry, guint index)
+{
+  g_autofree char *name = g_strdup_printf ("chunk-%08u", index);
+
+  return g_build_filename (entry->path, name, NULL);
+}
+
+/* Bytes of the chunk files in one content directory. */
+static guint64
+directory_size (const char *path)
+{
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+  guint64 total = 0;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *file = g_build_filename (path, name, NULL);
+      GStatBuf st;
+
+      if (g_str_has_prefix (name, "chunk-") && !strstr (name, TMP_SUFFIX) && g_stat (file, &st) == 0)
+        total += (guint64) st.st_size;
+    }
+  return total;
+}
+
+static void
+remove_tree (const char *path)
+{
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *file = g_build_filename (path, name, NULL);
+      g_unlink (file);
+    }
+  g_rmdir (path);
+}
+
+CanopyCache *
+canopy_cache_open (const char *directory, guint64 quota, GError **error)
+{
+  g_autoptr (CanopyCache) cache = g_new0 (CanopyCache, 1);
+  g_autoptr (GDir) dir = NULL;
+  g_autoptr (GError) local_error = NULL;
+  const char *name;
+
+  if (g_mkdir_with_parents (directory, 0700) != 0)
+    {
+      set_io_error (error, _("create the cache directory"), directory, errno);
+      return NULL;
+    }
+  cache->directory = g_strdup (directory);
+  cache->quota = quota;
+  cache->entries = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                          (GDestroyNotify) entry_free);
+  dir = g_dir_open (directory, 0, &local_error);
+  if (dir == NULL)
+    {
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
+                   _("Cannot read the cache directory: %s"), local_error->message);
+      return NULL;
+    }
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (directory, name, NULL);
+      if (g_uuid_string_is_valid (name))
+        cache->size += directory_size (path);
+    }
+  return g_steal_pointer (&cache);
+}
+
+void
+canopy_cache_free (CanopyCache *cache)
+{
+  if (cache == NULL)
+    return;
+  g_hash_table_unref (cache->entries);
+  g_free (cache->directory);
+  g_free (cache);
+}
+
+guint64
+canopy_cache_get_size (const CanopyCache *cache)
+{
+  return cache->size;
+}
+
+static void
+touch (const char *path)
+{
+  utimensat (AT_FDCWD, path, NULL, 0);
+}
+
+static void
+mark (CanopyCacheEntry *entry, guint index)
+{
+  entry->have[index / 8] |= (guint8) (0x80 >> (index % 8));
+  entry->count++;
+}
+
+gboolean
+canopy_cache_entry_has_chunk (const CanopyCacheEntry *entry, guint index)
+{
+  return index < canopy_manifest_get_n_chunks (entry->manifest)
+         && (entry->have[index / 8] & (0x80 >> (index % 8))) != 0;
+}
+
+/* Reads back what an earlier run stored, trusting nothing unchecked. */
+static void
+load_chunks (CanopyCacheEntry *entry)
+{
+  guint n = canopy_manifest_get_n_chunks (entry->manifest);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *path = chunk_path (entry, i);
+      g_autoptr (GMappedFile) file = g_mapped_file_new (path, FALSE, NULL);
+
+      if (file == NULL)
+        continue;
+      if (canopy_manifest_verify_chunk (entry->manifest, i,
+                                        (const guint8 *) g_mapped_file_get_contents (file),
+                                        g_mapped_file_get_length (file)))
+        mark (entry, i);
+      else
+        {
+          g_message (_("Discarding chunk %u of \"%s\" from the cache: it no longer matches its "
+                       "manifest (disk damage?); it will be fetched again"),
+                     i, entry->manifest->name);
+          entry->cache->size -= g_mapped_file_get_length (file);
+          g_unlink (path);
+        }
+    }
+}
+
+static CanopyManifest *
+copy_manifest (const CanopyManifest *m)
+{
+  CanopyManifest *copy = g_new0 (CanopyManifest, 1);
+
+  copy->content_id = g_strdup (m->content_id);
+  copy->name = g_strdup (m->name);
+  copy->version = g_strdup (m->version);
+  copy->size = m->size;
+  copy->chunk_size = m->chunk_size;
+  copy->chunk_hashes = g_bytes_ref (m->chunk_hashes);
+  memcpy (copy->sha256, m->sha256, sizeof copy->sha256);
+  copy->signature = m->signature != NULL ? g_bytes_ref (m->signature) : NULL;
+  return copy;
+}
+
+CanopyCacheEntry *
+canopy_cache_open_entry (CanopyCache *cache, const CanopyManifest *manifest, GError **error)
+{
+  CanopyCacheEntry *entry = g_hash_table_lookup (cache->entries, manifest->content_id);
+
+  if (entry != NULL)
+    return entry;
+  if (!g_uuid_string_is_valid (manifest->content_id))
+    {
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT,
+                   _("The manifest of \"%s\" has an invalid content ID"), manifest->name);
+      return NULL;
+    }
+  if (cache->quota > 0 && manifest->size > cache->quota)
+    {
+      g_autofree char *need = g_format_size (manifest->size);
+      g_autofree char *quota = g_format_size (cache->quota);
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_QUOTA,
+                   _("\"%s\" needs %s but the cache may hold only %s; raise the cache quota"),
+                   manifest->name, need, quota);
+      return NULL;
+    }
+  entry = g_new0 (CanopyCacheEntry, 1);
+  entry->cache = cache;
+  entry->manifest = copy_manifest (manifest);
+  entry->path = g_build_filename (cache->directory, manifest->content_id, NULL);
+  entry->have = g_malloc0 (canopy_manifest_get_n_chunks (manifest) / 8 + 1);
+  if (g_mkdir_with_parents (entry->path, 0700) != 0)
+    {
+      set_io_error (error, _("create the cache directory"), entry->path, errno);
+      entry_free (entry);
+      return NULL;
+    }
+  touch (entry->path);
+  load_chunks (entry);
+  g_hash_table_insert (cache->entries, entry->manifest->content_id, entry);
+  return entry;
+}
+
+const CanopyManifest *
+canopy_cache_entry_get_manifest (const CanopyCacheEntry *entry)
+{
+  return entry->manifest;
+}
+
+guint
+canopy_cache_entry_count_chunks (const CanopyCacheEntry *entry)
+{
+  return entry->count;
+}
+
+gboolean
+canopy_cache_entry_is_complete (const CanopyCacheEntry *entry)
+{
+  return entry->count == canopy_manifest_get_n_chunks (entry->manifest);
+}
+
+GBytes *
+canopy_cache_entry_get_bitfield (const CanopyCacheEntry *entry)
+{
+  guint n = canopy_manifest_get_n_chunks (entry->manifest);
+
+  return g_bytes_new (entry->have, (n + 7) / 8);
+}
+
+static gboolean
+write_all (int fd, const guint8 *data, gsize length)
+{
+  while (length > 0)
+    {
+      gssize n = write (fd, data, length);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return FALSE;
+      data += n;
+      length -= (gsize) n;
+    }
+  return TRUE;
+}
+
+static void
+sync_directory (const char *path)
+{
+  int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+  if (fd >= 0)
+    {
+      fsync (fd);
+      close (fd);
+    }
+}
+
+gboolean
+canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guint8 *data,
+                                gsize length, GError **error)
+{
+  g_autofree char *path = NULL;
+  g_autofree char *tmp = NULL;
+  int fd, saved_errno = 0;
+  gboolean ok;
+
+  if (!canopy_manifest_verify_chunk (entry->manifest, index, data, length))
+    {
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT,
+                   _("Chunk %u of \"%s\" does not match its manifest; it was not stored"),
+                   index, entry->manifest->name);
+      return FALSE;
+    }
+  if (canopy_cache_entry_has_chunk (entry, index))
+    return TRUE;
+
+  path = chunk_path (entry, index);
+  tmp = g_strconcat (path, TMP_SUFFIX, "-XXXXXX", NULL);
+  fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0)
+    {
+      set_io_error (error, _("store a chunk in"), entry->path, errno);
+      return FALSE;
+    }
+  ok = write_all (fd, data, length) && fsync (fd) == 0;
+  if (!ok)
+    saved_errno = errno;
+  if (close (fd) != 0 && ok)
+    ok = FALSE, saved_errno = errno;
+  if (ok && g_rename (tmp, path) != 0)
+    ok = FALSE, saved_errno = errno;
+  if (!ok)
+    {
+      g_unlink (tmp);
+      set_io_error (error, _("store a chunk in"), entry->path, saved_errno);
+      return FALSE;
+    }
+  sync_directory (entry->path);
+  mark (entry, index);
+  entry->cache->size += length;
+  return TRUE;
+}
+
+GMappedFile *
+canopy_cache_entry_map_chunk (CanopyCacheEntry *entry, guint index, GError **error)
+{
+  g_autofree char *path = NULL;
+  g_autoptr (GError) local_error = NULL;
+  GMappedFile *file;
+
+  if (!canopy_cache_entry_has_chunk (entry, index))
+    {
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_MISSING,
+                   _("Chunk %u of \"%s\" is not in the cache"), index, entry->manifest->name);
+      return NULL;
+    }
+  path = chunk_path (entry, index);
+  file = g_mapped_file_new (path, FALSE, &local_error);
+  if (file == NULL)
+    {
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
+                   _("Cannot read chunk %u of \"%s\" from the cache: %s"), index,
+                   entry->manifest->name, local_error->message);
+      return NULL;
+    }
+  touch (entry->path);
+  return file;
+}
+
+gboolean
+canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, GError **error)
+{
+  g_autofree char *dir = g_path_get_dirname (destination);
+  g_autofree char *base = g_path_get_basename (destination);
+  g_autofree char *tmp = g_strdup_printf ("%s/.%s.XXXXXX", dir, base);
+  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
+  gsize digest_len = sizeof digest;
+  guint n = canopy_manifest_get_n_chunks (entry->manifest);
+  int fd, saved_errno = 0;
+  gboolean ok = TRUE;
+
+  if (!canopy_cache_entry_is_complete (entry))
+    {
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_MISSING,
+                   _("\"%s\" is not complete: %u of %u chunks are in the cache"),
+                   entry->manifest->name, entry->count, n);
+      return FALSE;
+    }
+  fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0)
+    {
+      set_io_error (error, _("write the package next to"), destination, errno);
+      return FALSE;
+    }
+  for (guint i = 0; i < n && ok; i++)
+    {
+      g_autoptr (GMappedFile) chunk = canopy_cache_entry_map_chunk (entry, i, error);
+
+      if (chunk == NULL)
+        {
+          ok = FALSE;
+          break;
+        }
+      g_checksum_update (sum, (const guint8 *) g_mapped_file_get_contents (chunk),
+                         g_mapped_file_get_length (chunk));
+      ok = write_all (fd, (const guint8 *) g_mapped_file_get_contents (chunk),
+                      g_mapped_file_get_length (chunk));
+      if (!ok)
+        {
+          saved_errno = errno;
+          set_io_error (error, _("write the package next to"), destination, saved_errno);
+        }
+    }
+  if (ok && fsync (fd) != 0)
+    {
+      ok = FALSE;
+      set_io_error (error, _("write the package next to"), destination, errno);
+    }
+  close (fd);
+  g_checksum_get_digest (sum, digest, &digest_len);
+  if (ok && memcmp (digest, entry->manifest->sha256, sizeof digest) != 0)
+    {
+      ok = FALSE;
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT,
+                   _("The assembled \"%s\" does not match the package's SHA-256; it was not "
+                     "put in place"), entry->manifest->name);
+    }
+  if (ok && g_rename (tmp, destination) != 0)
+    {
+      ok = FALSE;
+      set_io_error (error, _("put the package in place at"), destination, errno);
+    }
+  if (!ok)
+    g_unlink (tmp);
+  else
+    sync_directory (dir);
+  return ok;
+}
+
+typedef struct {
+  char *content_id;
+  gint64 used;
+} Candidate;
+
+static int
+compare_candidates (gconstpointer a, gconstpointer b)
+{
+  const Candidate *ca = a;
+  const Candidate *cb = b;
+
+  return ca->used < cb->used ? -1 : ca->used > cb->used;
+}
+
+static void
+candidate_clear (Candidate *candidate)
+{
+  g_free (candidate->content_id);
+}
+
+guint
+canopy_cache_evict (CanopyCache *cache, const char *const *keep)
+{
+  g_autoptr (GArray) candidates = g_array_new (FALSE, FALSE, sizeof (Candidate));
+  g_autoptr (GDir) dir = g_dir_open (cache->directory, 0, NULL);
+  const char *name;
+  guint removed = 0;
+
+  if (cache->quota == 0 || cache->size <= cache->quota || dir == NULL)
+    return 0;
+  g_array_set_clear_func (candidates, (GDestroyNotify) candidate_clear);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (cache->directory, name, NULL);
+      GStatBuf st;
+
+      if (!g_uuid_string_is_valid (name) || (keep != NULL && g_strv_contains (keep, name))
+          || g_stat (path, &st) != 0)
+        continue;
+      {
+        Candidate c = { g_strdup (name),
+                        (gint64) st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000 };
+        g_array_append_val (candidates, c);
+      }
+    }
+  g_array_sort (candidates, compare_candidates);
+  for (guint i = 0; i < candidates->len && cache->size > cache->quota; i++)
+    {
+      const Candidate *c = &g_array_index (candidates, Candidate, i);
+      g_autofree char *path = g_build_filename (cache->directory, c->content_id, NULL);
+      guint64 size = directory_size (path);
+
+      g_hash_table_remove (cache->entries, c->content_id);
+      remove_tree (path);
+      cache->size -= MIN (size, cache->size);
+      removed++;
+    }
+  return removed;
+}

@@ -1,0 +1,94 @@
+/* The agent's chunk cache: verified chunks on disk, written atomically,
+ * reloaded after a restart, evicted by age beyond a size quota. Blocking:
+ * call it from worker threads, never the main loop. */
+#pragma once
+
+#include <glib.h>
+#include "lib/manifest.h"
+
+G_BEGIN_DECLS
+
+#define CANOPY_CACHE_ERROR (canopy_cache_error_quark ())
+GQuark canopy_cache_error_quark (void);
+
+typedef enum {
+  CANOPY_CACHE_ERROR_IO,       /* the disk refused (full, read-only, permissions) */
+  CANOPY_CACHE_ERROR_CORRUPT,  /* data does not match the manifest */
+  CANOPY_CACHE_ERROR_MISSING,  /* a chunk that is not in the cache */
+  CANOPY_CACHE_ERROR_QUOTA,    /* the content alone is larger than the quota */
+} CanopyCacheError;
+
+typedef struct _CanopyCache CanopyCache;
+typedef struct _CanopyCacheEntry CanopyCacheEntry;
+
+/**
+ * canopy_cache_open:
+ * @directory: created owner-only if missing
+ * @quota: bytes the cache may hold; 0 for no limit
+ */
+CanopyCache *canopy_cache_open (const char *directory, guint64 quota, GError **error);
+void canopy_cache_free (CanopyCache *cache);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyCache, canopy_cache_free)
+
+/** canopy_cache_get_size: Returns: bytes of verified chunks held. */
+guint64 canopy_cache_get_size (const CanopyCache *cache);
+
+/**
+ * canopy_cache_open_entry:
+ * @manifest: a verified manifest (the cache keeps its own copy on disk)
+ *
+ * Opens the content's entry, creating it if new. Chunks left by an earlier
+ * run are checked against the manifest again; those that fail are deleted.
+ *
+ * Returns: (transfer none): the entry, owned by @cache.
+ */
+CanopyCacheEntry *canopy_cache_open_entry (CanopyCache *cache, const CanopyManifest *manifest,
+                                           GError **error);
+
+const CanopyManifest *canopy_cache_entry_get_manifest (const CanopyCacheEntry *entry);
+gboolean canopy_cache_entry_has_chunk (const CanopyCacheEntry *entry, guint index);
+guint canopy_cache_entry_count_chunks (const CanopyCacheEntry *entry);
+gboolean canopy_cache_entry_is_complete (const CanopyCacheEntry *entry);
+
+/** canopy_cache_entry_get_bitfield: Returns: (transfer full): bit i set when chunk i is held. */
+GBytes *canopy_cache_entry_get_bitfield (const CanopyCacheEntry *entry);
+
+/**
+ * canopy_cache_entry_store_chunk:
+ *
+ * Verifies @data against the manifest, then writes it (temporary file,
+ * fsync, rename). Nothing is stored unless it verifies.
+ */
+gboolean canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index,
+                                         const guint8 *data, gsize length, GError **error);
+
+/**
+ * canopy_cache_entry_map_chunk:
+ *
+ * Returns: (transfer full): the chunk mapped from disk, for sending without
+ *   a copy.
+ */
+GMappedFile *canopy_cache_entry_map_chunk (CanopyCacheEntry *entry, guint index, GError **error);
+
+/**
+ * canopy_cache_entry_assemble:
+ * @destination: where the package goes
+ *
+ * Writes the whole package next to @destination, checks its SHA-256
+ * against the manifest, and renames it into place.
+ */
+gboolean canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination,
+                                      GError **error);
+
+/**
+ * canopy_cache_evict:
+ * @keep: (nullable): content IDs in use, never evicted
+ *
+ * Removes the least recently used contents until the cache is within its
+ * quota.
+ *
+ * Returns: how many contents were removed.
+ */
+guint canopy_cache_evict (CanopyCache *cache, const char *const *keep);
+
+G_END_DECLS

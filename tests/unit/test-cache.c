@@ -1,0 +1,232 @@
+/* Agent cache: only verified chunks are stored, a restart resumes from
+ * them, damaged files are discarded, packages are assembled atomically,
+ * the quota is kept, and a full disk loses nothing already stored. */
+#include "build-config.h"
+
+#include "tests/canopy-test.h"
+#include "agent/cache.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/mount.h>
+
+#define CHUNK 4096
+
+static guint8 *
+make_content (gsize size, guint seed)
+{
+  guint8 *data = g_malloc (size);
+
+  for (gsize i = 0; i < size; i++)
+    data[i] = (guint8) ((i + seed) * 2654435761u >> 11);
+  return data;
+}
+
+static CanopyManifest *
+build (const guint8 *data, gsize size)
+{
+  g_autoptr (GInputStream) stream = g_memory_input_stream_new_from_data (data, size, NULL);
+
+  return canopy_manifest_build (stream, "Package", "1.0", CHUNK, NULL, NULL);
+}
+
+static void
+test_store_verify_resume (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("cache");
+  gsize size = 10 * CHUNK + 100;
+  g_autofree guint8 *data = make_content (size, 1);
+  g_autoptr (CanopyManifest) m = build (data, size);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyCache) cache = canopy_cache_open (dir, 0, &error);
+  CanopyCacheEntry *entry = canopy_cache_open_entry (cache, m, &error);
+  g_autofree guint8 *bad = g_memdup2 (data, CHUNK);
+  g_autoptr (GBytes) bits = NULL;
+
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT (canopy_cache_entry_store_chunk (entry, 0, data, CHUNK, &error));
+  CU_ASSERT (canopy_cache_entry_store_chunk (entry, 3, data + 3 * CHUNK, CHUNK, &error));
+  CU_ASSERT (canopy_cache_entry_store_chunk (entry, 10, data + 10 * CHUNK, 100, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+
+  bad[17] ^= 1;
+  CU_ASSERT_FALSE (canopy_cache_entry_store_chunk (entry, 1, bad, CHUNK, &error));
+  CU_ASSERT (g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT));
+  g_clear_error (&error);
+  CU_ASSERT_FALSE (canopy_cache_entry_has_chunk (entry, 1));
+  CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), 3);
+  CU_ASSERT_EQUAL (canopy_cache_get_size (cache), 2 * CHUNK + 100);
+  bits = canopy_cache_entry_get_bitfield (entry);
+  CU_ASSERT_EQUAL (g_bytes_get_size (bits), 2);
+  CU_ASSERT_EQUAL (((const guint8 *) g_bytes_get_data (bits, NULL))[0], 0x90);
+  CU_ASSERT_EQUAL (((const guint8 *) g_bytes_get_data (bits, NULL))[1], 0x20);
+
+  /* A restarted agent finds its verified chunks again. */
+  g_clear_pointer (&cache, canopy_cache_free);
+  cache = canopy_cache_open (dir, 0, &error);
+  CU_ASSERT_EQUAL (canopy_cache_get_size (cache), 2 * CHUNK + 100);
+  entry = canopy_cache_open_entry (cache, m, &error);
+  CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), 3);
+  CU_ASSERT (canopy_cache_entry_has_chunk (entry, 3));
+
+  /* A chunk damaged on disk is discarded when the cache is reopened. */
+  {
+    g_autofree char *path = g_strdup_printf ("%s/%s/chunk-%08u", dir, m->content_id, 3);
+    g_autofree char *contents = NULL;
+    gsize len;
+
+    CU_ASSERT_FATAL (g_file_get_contents (path, &contents, &len, NULL));
+    contents[100] ^= 0xff;
+    CU_ASSERT_FATAL (g_file_set_contents (path, contents, (gssize) len, NULL));
+  }
+  g_clear_pointer (&cache, canopy_cache_free);
+  cache = canopy_cache_open (dir, 0, &error);
+  entry = canopy_cache_open_entry (cache, m, &error);
+  CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), 2);
+  CU_ASSERT_FALSE (canopy_cache_entry_has_chunk (entry, 3));
+  CU_ASSERT_EQUAL (canopy_cache_get_size (cache), CHUNK + 100);
+}
+
+static void
+test_assemble (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("assemble");
+  g_autofree char *dest = g_build_filename (dir, "package.msi", NULL);
+  gsize size = 5 * CHUNK + 7;
+  g_autofree guint8 *data = make_content (size, 2);
+  g_autoptr (CanopyManifest) m = build (data, size);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
+  g_autoptr (CanopyCache) cache = canopy_cache_open (cache_dir, 0, &error);
+  CanopyCacheEntry *entry = canopy_cache_open_entry (cache, m, &error);
+  g_autofree char *written = NULL;
+  gsize written_len = 0;
+  guint n = canopy_manifest_get_n_chunks (m);
+
+  for (guint i = 0; i + 1 < n; i++)
+    canopy_cache_entry_store_chunk (entry, i, data + (gsize) i * CHUNK, CHUNK, &error);
+  CU_ASSERT_FALSE (canopy_cache_entry_assemble (entry, dest, &error));
+  CU_ASSERT (g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_MISSING));
+  CU_ASSERT_FALSE (g_file_test (dest, G_FILE_TEST_EXISTS));
+  g_clear_error (&error);
+
+  canopy_cache_entry_store_chunk (entry, n - 1, data + (gsize) (n - 1) * CHUNK, 7, &error);
+  CU_ASSERT (canopy_cache_entry_is_complete (entry));
+  CU_ASSERT (canopy_cache_entry_assemble (entry, dest, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT (g_file_get_contents (dest, &written, &written_len, NULL));
+  CU_ASSERT_EQUAL (written_len, size);
+  CU_ASSERT (memcmp (written, data, size) == 0);
+  {
+    g_autoptr (GMappedFile) chunk = canopy_cache_entry_map_chunk (entry, 2, &error);
+    CU_ASSERT (memcmp (g_mapped_file_get_contents (chunk), data + 2 * CHUNK, CHUNK) == 0);
+  }
+}
+
+static void
+fill (CanopyCacheEntry *entry, const guint8 *data)
+{
+  const CanopyManifest *m = canopy_cache_entry_get_manifest (entry);
+
+  for (guint i = 0; i < canopy_manifest_get_n_chunks (m); i++)
+    canopy_cache_entry_store_chunk (entry, i, data + (gsize) i * CHUNK,
+                                    canopy_manifest_get_chunk_length (m, i), NULL);
+}
+
+static void
+test_quota_eviction (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("quota");
+  gsize size = 8 * CHUNK;
+  g_autofree guint8 *a = make_content (size, 3), *b = make_content (size, 4);
+  g_autofree guint8 *c = make_content (size, 5);
+  g_autoptr (CanopyManifest) ma = build (a, size), mb = build (b, size), mc = build (c, size);
+  g_autofree guint8 *huge = make_content (30 * CHUNK, 6);
+  g_autoptr (CanopyManifest) mhuge = build (huge, 30 * CHUNK);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyCache) cache = canopy_cache_open (dir, 20 * CHUNK, &error);
+  const char *keep[] = { ma->content_id, NULL };
+
+  fill (canopy_cache_open_entry (cache, ma, &error), a);
+  g_usleep (20000);
+  fill (canopy_cache_open_entry (cache, mb, &error), b);
+  g_usleep (20000);
+  fill (canopy_cache_open_entry (cache, mc, &error), c);
+  CU_ASSERT_EQUAL (canopy_cache_get_size (cache), 24 * CHUNK);
+
+  /* The oldest, a, is in use: b goes instead. */
+  CU_ASSERT_EQUAL (canopy_cache_evict (cache, keep), 1);
+  CU_ASSERT_EQUAL (canopy_cache_get_size (cache), 16 * CHUNK);
+  CU_ASSERT_FALSE (g_file_test (mb->content_id, G_FILE_TEST_EXISTS));
+  {
+    g_autofree char *pb = g_build_filename (dir, mb->content_id, NULL);
+    g_autofree char *pa = g_build_filename (dir, ma->content_id, NULL);
+    CU_ASSERT_FALSE (g_file_test (pb, G_FILE_TEST_EXISTS));
+    CU_ASSERT (g_file_test (pa, G_FILE_TEST_EXISTS));
+  }
+  CU_ASSERT_EQUAL (canopy_cache_evict (cache, keep), 0);
+
+  CU_ASSERT_PTR_NULL (canopy_cache_open_entry (cache, mhuge, &error));
+  CU_ASSERT (g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_QUOTA));
+  CANOPY_ASSERT_CONTAINS (error->message, "raise the cache quota");
+}
+
+/* A real full disk: a small tmpfs mounted by the test (it runs as root). */
+static void
+test_full_disk (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("full");
+  gsize size = 64 * CHUNK;
+  g_autofree guint8 *data = make_content (size, 7);
+  g_autoptr (CanopyManifest) m = build (data, size);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyCache) cache = NULL;
+  CanopyCacheEntry *entry;
+  guint stored = 0;
+  gboolean failed = FALSE;
+
+  if (mount ("tmpfs", dir, "tmpfs", 0, "size=64k") != 0)
+    {
+      printf ("\n    SKIPPED: cannot mount a small tmpfs here (%s); full-disk case not run\n",
+              g_strerror (errno));
+      return;
+    }
+  cache = canopy_cache_open (dir, 0, &error);
+  entry = canopy_cache_open_entry (cache, m, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  for (guint i = 0; i < 64 && !failed; i++)
+    {
+      if (canopy_cache_entry_store_chunk (entry, i, data + (gsize) i * CHUNK, CHUNK, &error))
+        stored++;
+      else
+        failed = TRUE;
+    }
+  CU_ASSERT (failed);
+  CU_ASSERT (g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO));
+  if (error != NULL)
+    CANOPY_ASSERT_CONTAINS (error->message, g_strerror (ENOSPC));
+  /* What was stored before the disk filled is intact and nothing half-written
+   * was left behind. */
+  g_clear_pointer (&cache, canopy_cache_free);
+  cache = canopy_cache_open (dir, 0, NULL);
+  entry = canopy_cache_open_entry (cache, m, NULL);
+  CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), stored);
+  {
+    g_autofree char *path = g_build_filename (dir, m->content_id, NULL);
+    g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
+    const char *name;
+    guint tmp_files = 0;
+
+    while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+      tmp_files += strstr (name, ".tmp") != NULL;
+    CU_ASSERT_EQUAL (tmp_files, 0);
+  }
+  g_clear_pointer (&cache, canopy_cache_free);
+  umount2 (dir, MNT_DETACH);
+}
+
+CANOPY_TEST_SUITE (cache, "cache", NULL, NULL,
+                   { "store, verify, resume", test_store_verify_resume },
+                   { "assemble", test_assemble },
+                   { "quota and eviction", test_quota_eviction },
+                   { "full disk", test_full_disk })
