@@ -4,6 +4,7 @@
 
 #include "server/setup.h"
 #include "lib/i18n.h"
+#include "lib/identity.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -54,48 +55,8 @@ char *
 canopy_setup_load_server_id (const char *state_directory, GError **error)
 {
   g_autofree char *path = g_build_filename (state_directory, CANOPY_SETUP_SERVER_ID_FILE, NULL);
-  g_autofree char *text = NULL;
-  g_autoptr (GError) local_error = NULL;
 
-  if (!g_file_get_contents (path, &text, NULL, &local_error))
-    {
-      g_set_error (error, CANOPY_SETUP_ERROR, CANOPY_SETUP_ERROR_SERVER_ID,
-                   _("Cannot read the server ID: %s. Run \"canopyd init\" first"),
-                   local_error->message);
-      return NULL;
-    }
-  g_strstrip (text);
-  if (!g_uuid_string_is_valid (text))
-    {
-      g_set_error (error, CANOPY_SETUP_ERROR, CANOPY_SETUP_ERROR_SERVER_ID,
-                   _("%s does not hold a server ID (a UUID); restore it from a backup, or "
-                     "remove it and run \"canopyd init\" to make a new one"), path);
-      return NULL;
-    }
-  return g_steal_pointer (&text);
-}
-
-static char *
-ensure_server_id (const char *state_directory, GError **error)
-{
-  g_autofree char *path = g_build_filename (state_directory, CANOPY_SETUP_SERVER_ID_FILE, NULL);
-  g_autofree char *id = NULL;
-  g_autofree char *line = NULL;
-  g_autoptr (GError) local_error = NULL;
-
-  if (g_file_test (path, G_FILE_TEST_EXISTS))
-    return canopy_setup_load_server_id (state_directory, error);
-
-  id = g_uuid_string_random ();
-  line = g_strconcat (id, "\n", NULL);
-  if (!g_file_set_contents_full (path, line, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0644,
-                                 &local_error))
-    {
-      g_set_error (error, CANOPY_SETUP_ERROR, CANOPY_SETUP_ERROR_SERVER_ID,
-                   _("Cannot record the server ID: %s"), local_error->message);
-      return NULL;
-    }
-  return g_steal_pointer (&id);
+  return canopy_identity_load (path, _("server ID"), error);
 }
 
 static CanopySharedKey *
@@ -171,9 +132,12 @@ canopy_setup_run (const char *state_directory, gboolean regenerate_key, GError *
   result->state_directory = g_strdup (state_directory);
   if (!ensure_state_directory (state_directory, error))
     return NULL;
-  result->server_id = ensure_server_id (state_directory, error);
-  if (result->server_id == NULL)
-    return NULL;
+  {
+    g_autofree char *path = g_build_filename (state_directory, CANOPY_SETUP_SERVER_ID_FILE, NULL);
+    result->server_id = canopy_identity_ensure (path, _("server ID"), NULL, error);
+    if (result->server_id == NULL)
+      return NULL;
+  }
   result->shared_key = ensure_shared_key (state_directory, regenerate_key, &result->key_is_new,
                                           error);
   if (result->shared_key == NULL)
