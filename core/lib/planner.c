@@ -1,0 +1,159 @@
+/* Distribution planning. Only an office's lead crosses the WAN, trying
+ * the parent office's peers first (their LAN or a nearer link), then the
+ * server's store, then the origin; everyone else waits for chunks the
+ * office already verified. */
+#include "build-config.h"
+
+#include "lib/planner.h"
+#include "lib/i18n.h"
+
+#include <string.h>
+
+void
+canopy_plan_free (CanopyPlan *plan)
+{
+  if (plan == NULL)
+    return;
+  g_array_unref (plan->sources);
+  g_free (plan->reason);
+  g_free (plan);
+}
+
+const char *
+canopy_role_to_string (CanopyRole role)
+{
+  static const char *const names[] = { "lead", "peer", "direct", "wait" };
+
+  return role <= CANOPY_ROLE_WAIT ? names[role] : "unknown";
+}
+
+const char *
+canopy_source_kind_to_string (CanopySourceKind kind)
+{
+  static const char *const names[] = { "office-peer", "parent-peer", "server", "origin" };
+
+  return kind <= CANOPY_SOURCE_ORIGIN ? names[kind] : "unknown";
+}
+
+static void
+add_source (CanopyPlan *plan, CanopySourceKind kind, const char *device_id)
+{
+  CanopySource source = { kind, device_id };
+
+  g_array_append_val (plan->sources, source);
+}
+
+/* Online devices of @office other than @except, most preferred first. */
+static void
+add_peers (CanopyPlan *plan, GArray *ranked, const char *office, CanopySourceKind kind,
+           const char *except)
+{
+  for (guint i = 0; i < ranked->len; i++)
+    {
+      const CanopyRankedDevice *r = &g_array_index (ranked, CanopyRankedDevice, i);
+
+      if (r->history->online && strcmp (r->history->office, office) == 0
+          && (except == NULL || strcmp (r->history->device_id, except) != 0))
+        add_source (plan, kind, r->history->device_id);
+    }
+}
+
+static CanopyPlan *
+plan_new (const CanopyRankedDevice *r)
+{
+  CanopyPlan *plan = g_new0 (CanopyPlan, 1);
+
+  plan->device_id = r->history->device_id;
+  plan->office = r->history->office[0] != '\0' ? r->history->office : NULL;
+  plan->sources = g_array_new (FALSE, FALSE, sizeof (CanopySource));
+  return plan;
+}
+
+static void
+plan_wan (CanopyPlan *plan, GArray *ranked, const CanopyOffice *office,
+          const CanopyPlannerOptions *options)
+{
+  if (office->parent != NULL)
+    add_peers (plan, ranked, office->parent, CANOPY_SOURCE_PARENT_PEER, NULL);
+  if (options->content_store)
+    add_source (plan, CANOPY_SOURCE_SERVER, NULL);
+  add_source (plan, CANOPY_SOURCE_ORIGIN, NULL);
+  plan->wan_rate = office->wan_rate;
+}
+
+static CanopyPlan *
+plan_device (const CanopyTopology *topology, GArray *ranked, const CanopyRankedDevice *r,
+             const CanopyPlannerOptions *options)
+{
+  CanopyPlan *plan = plan_new (r);
+  const CanopyOffice *office = plan->office != NULL
+                                 ? canopy_topology_lookup (topology, plan->office) : NULL;
+  const CanopyRankedDevice *lead;
+
+  if (office == NULL)
+    {
+      plan->role = CANOPY_ROLE_DIRECT;
+      add_source (plan, CANOPY_SOURCE_ORIGIN, NULL);
+      plan->reason = g_strdup (_("no-office client: its address is in no office, so it gets "
+                                 "no peer-to-peer download and uses the origin"));
+      return plan;
+    }
+  if (office->type == CANOPY_OFFICE_VPN)
+    {
+      plan->role = CANOPY_ROLE_DIRECT;
+      if (options->content_store)
+        add_source (plan, CANOPY_SOURCE_SERVER, NULL);
+      add_source (plan, CANOPY_SOURCE_ORIGIN, NULL);
+      plan->reason = g_strdup_printf (_("office \"%s\" is a VPN office: peers do not share, "
+                                        "each device fetches from the parent side"),
+                                      office->name);
+      return plan;
+    }
+
+  lead = canopy_ranking_pick_lead (ranked, office->name, options->stalled);
+  if (lead == NULL)
+    {
+      plan->role = CANOPY_ROLE_WAIT;
+      plan->reason = g_strdup_printf (_("no device of office \"%s\" can lead now; waiting for "
+                                        "one to come online"), office->name);
+      return plan;
+    }
+  if (lead == r)
+    {
+      if (office->metered)
+        {
+          plan->role = CANOPY_ROLE_WAIT;
+          add_peers (plan, ranked, office->name, CANOPY_SOURCE_OFFICE_PEER, r->history->device_id);
+          plan->reason = g_strdup_printf (_("office \"%s\" is on a metered link: nothing is "
+                                            "downloaded across the WAN"), office->name);
+          return plan;
+        }
+      plan->role = CANOPY_ROLE_LEAD;
+      /* Office peers first: what they already verified need not cross the
+       * WAN again when a new lead takes over. */
+      add_peers (plan, ranked, office->name, CANOPY_SOURCE_OFFICE_PEER, r->history->device_id);
+      plan_wan (plan, ranked, office, options);
+      plan->reason = g_strdup_printf (_("lead of office \"%s\": %s"), office->name,
+                                      r->explanation);
+      return plan;
+    }
+  plan->role = CANOPY_ROLE_PEER;
+  add_peers (plan, ranked, office->name, CANOPY_SOURCE_OFFICE_PEER, r->history->device_id);
+  plan->reason = g_strdup_printf (_("peer in office \"%s\": fetches from office peers as the "
+                                    "lead, %s, verifies chunks"),
+                                  office->name, lead->history->device_id);
+  return plan;
+}
+
+GPtrArray *
+canopy_planner_plan (const CanopyTopology *topology, GArray *ranked,
+                     const CanopyPlannerOptions *options)
+{
+  GPtrArray *plans = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_plan_free);
+
+  for (guint i = 0; i < ranked->len; i++)
+    g_ptr_array_add (plans, plan_device (topology, ranked,
+                                         &g_array_index (ranked, CanopyRankedDevice, i),
+                                         options));
+  return plans;
+}
