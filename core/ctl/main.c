@@ -4,7 +4,10 @@
 
 #include "lib/config.h"
 #include "lib/i18n.h"
+#include "lib/licence-file.h"
 #include "lib/program.h"
+
+#include <string.h>
 
 
 /* Exit codes, documented in README.md. */
@@ -58,8 +61,144 @@ ctl_validate (int argc, char **argv)
   return status;
 }
 
+static int
+print_public_key (const char *key_path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopySigningKey) key = canopy_signing_key_load (key_path, &error);
+  g_autoptr (GBytes) pub = NULL;
+  g_autofree char *encoded = NULL;
+
+  if (key == NULL)
+    {
+      g_printerr ("%s\n", error->message);
+      return CTL_EXIT_FAILED;
+    }
+  pub = canopy_signing_key_get_public (key);
+  encoded = g_base64_encode (g_bytes_get_data (pub, NULL), g_bytes_get_size (pub));
+  g_print ("%s\n", encoded);
+  return CTL_EXIT_OK;
+}
+
+static int
+ctl_licence_keygen (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (argc != 2)
+    {
+      g_printerr (_("Name the file for the new issuer key: canopyctl licence-keygen FILE\n"));
+      return CTL_EXIT_USAGE;
+    }
+  if (g_file_test (argv[1], G_FILE_TEST_EXISTS))
+    {
+      g_printerr (_("%s exists already; an issuer key is never overwritten\n"), argv[1]);
+      return CTL_EXIT_FAILED;
+    }
+  if (!canopy_signing_key_generate_file (argv[1], &error))
+    {
+      g_printerr ("%s\n", error->message);
+      return CTL_EXIT_FAILED;
+    }
+  g_printerr (_("Issuer key written to %s. Its public key, for the servers' configuration:\n"),
+              argv[1]);
+  return print_public_key (argv[1]);
+}
+
+static int
+ctl_licence_issue (int argc, char **argv)
+{
+  g_autofree char *key_path = NULL, *customer = NULL, *expires = NULL;
+  int seats = 0;
+  const GOptionEntry entries[] = {
+    { "key", 0, 0, G_OPTION_ARG_FILENAME, &key_path, N_("The issuer key"), N_("FILE") },
+    { "customer", 0, 0, G_OPTION_ARG_STRING, &customer, N_("Who the licence is for"),
+      N_("NAME") },
+    { "seats", 0, 0, G_OPTION_ARG_INT, &seats, N_("Licensed devices"), N_("N") },
+    { "expires", 0, 0, G_OPTION_ARG_STRING, &expires, N_("Last valid day (YYYY-MM-DD)"),
+      N_("DATE") },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autoptr (GOptionContext) context = g_option_context_new (NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopySigningKey) key = NULL;
+  CanopyLicenceFile licence = { NULL, 0, NULL };
+  g_autofree char *text = NULL;
+
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  if (!g_option_context_parse (context, &argc, &argv, &error) || key_path == NULL
+      || customer == NULL || seats <= 0 || strchr (customer, '\n') != NULL)
+    {
+      g_printerr (_("Usage: canopyctl licence-issue --key FILE --customer NAME --seats N "
+                    "[--expires YYYY-MM-DD]\n"));
+      return CTL_EXIT_USAGE;
+    }
+  if (expires != NULL)
+    {
+      g_autofree char *iso = g_strconcat (expires, "T00:00:00Z", NULL);
+      licence.expires = g_date_time_new_from_iso8601 (iso, NULL);
+      if (licence.expires == NULL)
+        {
+          g_printerr (_("\"%s\" is not a date; write YYYY-MM-DD\n"), expires);
+          return CTL_EXIT_USAGE;
+        }
+    }
+  key = canopy_signing_key_load (key_path, &error);
+  licence.customer = customer;
+  licence.seats = (guint) seats;
+  if (key != NULL)
+    text = canopy_licence_file_write (&licence, key, &error);
+  g_clear_pointer (&licence.expires, g_date_time_unref);
+  if (text == NULL)
+    {
+      g_printerr ("%s\n", error->message);
+      return CTL_EXIT_FAILED;
+    }
+  g_print ("%s", text);
+  return CTL_EXIT_OK;
+}
+
+static int
+ctl_licence_show (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text = NULL;
+  g_autofree guchar *raw = NULL;
+  gsize raw_len = 0;
+  g_autoptr (GBytes) pub = NULL;
+  g_autoptr (CanopyVerifyKey) verify = NULL;
+  g_autoptr (CanopyLicenceFile) licence = NULL;
+  g_autofree char *expires = NULL;
+
+  if (argc != 3)
+    {
+      g_printerr (_("Usage: canopyctl licence-show FILE ISSUER-PUBLIC-KEY\n"));
+      return CTL_EXIT_USAGE;
+    }
+  raw = g_base64_decode (argv[2], &raw_len);
+  pub = g_bytes_new (raw, raw_len);
+  if (!g_file_get_contents (argv[1], &text, NULL, &error)
+      || (verify = canopy_verify_key_new (pub, &error)) == NULL
+      || (licence = canopy_licence_file_read (text, verify, &error)) == NULL)
+    {
+      g_printerr ("%s\n", error->message);
+      return CTL_EXIT_FAILED;
+    }
+  expires = licence->expires != NULL ? g_date_time_format (licence->expires, "%Y-%m-%d")
+                                     : g_strdup (_("never"));
+  g_print (_("customer: %s\nseats: %u\nexpires: %s\nsignature: valid\n"), licence->customer,
+           licence->seats, expires);
+  return CTL_EXIT_OK;
+}
+
 static const CtlCommand commands[] = {
   { "help", "", N_("Show the subcommands"), ctl_help },
+  { "licence-issue", N_("--key FILE --customer NAME --seats N [--expires DATE]"),
+    N_("Write a signed licence file to standard output"), ctl_licence_issue },
+  { "licence-keygen", N_("FILE"), N_("Make a licence issuer key; print its public key"),
+    ctl_licence_keygen },
+  { "licence-show", N_("FILE KEY"), N_("Check a licence file's signature and show it"),
+    ctl_licence_show },
   { "validate", N_("FILE..."), N_("Check configuration files against their schema, offline"),
     ctl_validate },
   { "version", "", N_("Print the version"), ctl_version },
@@ -74,7 +213,7 @@ ctl_help (int argc, char **argv)
       g_autofree char *usage = g_strdup_printf ("%s %s", commands[i].name,
                                                 commands[i].args[0] != '\0'
                                                   ? _(commands[i].args) : "");
-      g_print ("  %-24s %s\n", usage, _(commands[i].summary));
+      g_print ("  %s\n      %s\n", usage, _(commands[i].summary));
     }
   g_print (_("\nExit status: 0 success, 1 the command failed, 2 wrong usage.\n"));
   return CTL_EXIT_OK;

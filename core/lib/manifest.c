@@ -5,9 +5,7 @@
 #include "lib/manifest.h"
 #include "lib/i18n.h"
 
-#include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <string.h>
 
 /* content ID, name, version, chunk size, size, package SHA-256, chunk hashes */
@@ -16,15 +14,6 @@
 #define ENVELOPE_TYPE "(ayay)"
 #define MAX_CHUNK_SIZE (64u * 1024 * 1024)
 #define READ_BLOCK (256 * 1024)
-
-struct _CanopySigningKey {
-  gnutls_privkey_t key;
-  gnutls_pubkey_t pub;
-};
-
-struct _CanopyVerifyKey {
-  gnutls_pubkey_t pub;
-};
 
 G_DEFINE_QUARK (canopy-manifest-error-quark, canopy_manifest_error)
 
@@ -136,110 +125,6 @@ canopy_manifest_verify_chunk (const CanopyManifest *manifest, guint index, const
   return gnutls_memcmp (digest, expected, sizeof digest) == 0;
 }
 
-/* Keys. */
-
-static gboolean
-set_key_error (GError **error, const char *what, int rc)
-{
-  g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_KEY,
-               _("Cannot use the content-signing key %s: %s"), what, gnutls_strerror (rc));
-  return FALSE;
-}
-
-void
-canopy_signing_key_free (CanopySigningKey *key)
-{
-  if (key == NULL)
-    return;
-  if (key->key != NULL)
-    gnutls_privkey_deinit (key->key);
-  if (key->pub != NULL)
-    gnutls_pubkey_deinit (key->pub);
-  g_free (key);
-}
-
-CanopySigningKey *
-canopy_signing_key_load (const char *path, GError **error)
-{
-  g_autoptr (CanopySigningKey) key = g_new0 (CanopySigningKey, 1);
-  g_autofree char *pem = NULL;
-  gsize length;
-  gnutls_datum_t datum;
-  g_autoptr (GError) local_error = NULL;
-  int rc;
-
-  if (!g_file_get_contents (path, &pem, &length, &local_error))
-    {
-      g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_KEY,
-                   _("Cannot read the content-signing key: %s. Run \"canopyd init\""),
-                   local_error->message);
-      return NULL;
-    }
-  datum.data = (unsigned char *) pem;
-  datum.size = (unsigned int) length;
-  if ((rc = gnutls_privkey_init (&key->key)) < 0
-      || (rc = gnutls_privkey_import_x509_raw (key->key, &datum, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0
-      || (rc = gnutls_pubkey_init (&key->pub)) < 0
-      || (rc = gnutls_pubkey_import_privkey (key->pub, key->key, 0, 0)) < 0)
-    {
-      gnutls_memset (pem, 0, length);
-      set_key_error (error, path, rc);
-      return NULL;
-    }
-  gnutls_memset (pem, 0, length);
-  if (gnutls_privkey_get_pk_algorithm (key->key, NULL) != GNUTLS_PK_EDDSA_ED25519)
-    {
-      g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_KEY,
-                   _("The content-signing key %s is not an Ed25519 key; move it away and run "
-                     "\"canopyd init\" to create one"), path);
-      return NULL;
-    }
-  return g_steal_pointer (&key);
-}
-
-GBytes *
-canopy_signing_key_get_public (const CanopySigningKey *key)
-{
-  gnutls_ecc_curve_t curve;
-  gnutls_datum_t x = { NULL, 0 };
-  GBytes *raw;
-
-  if (gnutls_pubkey_export_ecc_raw (key->pub, &curve, &x, NULL) < 0)
-    return NULL;
-  raw = g_bytes_new (x.data, x.size);
-  gnutls_free (x.data);
-  return raw;
-}
-
-void
-canopy_verify_key_free (CanopyVerifyKey *key)
-{
-  if (key == NULL)
-    return;
-  if (key->pub != NULL)
-    gnutls_pubkey_deinit (key->pub);
-  g_free (key);
-}
-
-CanopyVerifyKey *
-canopy_verify_key_new (GBytes *public_key, GError **error)
-{
-  g_autoptr (CanopyVerifyKey) key = g_new0 (CanopyVerifyKey, 1);
-  gsize size;
-  gnutls_datum_t x;
-  int rc;
-
-  x.data = (unsigned char *) g_bytes_get_data (public_key, &size);
-  x.size = (unsigned int) size;
-  if ((rc = gnutls_pubkey_init (&key->pub)) < 0
-      || (rc = gnutls_pubkey_import_ecc_raw (key->pub, GNUTLS_ECC_CURVE_ED25519, &x, NULL)) < 0)
-    {
-      set_key_error (error, _("sent by the server"), rc);
-      return NULL;
-    }
-  return g_steal_pointer (&key);
-}
-
 /* Serialized form. */
 
 static GVariant *
@@ -257,16 +142,13 @@ gboolean
 canopy_manifest_sign (CanopyManifest *manifest, const CanopySigningKey *key, GError **error)
 {
   g_autoptr (GVariant) body = g_variant_ref_sink (body_variant (manifest));
-  gnutls_datum_t data = { (unsigned char *) g_variant_get_data (body),
-                          (unsigned int) g_variant_get_size (body) };
-  gnutls_datum_t sig = { NULL, 0 };
-  int rc = gnutls_privkey_sign_data2 (key->key, GNUTLS_SIGN_EDDSA_ED25519, 0, &data, &sig);
+  GBytes *signature = canopy_signing_key_sign (key, g_variant_get_data (body),
+                                               g_variant_get_size (body), error);
 
-  if (rc < 0)
-    return set_key_error (error, _("to sign a manifest"), rc);
+  if (signature == NULL)
+    return FALSE;
   g_clear_pointer (&manifest->signature, g_bytes_unref);
-  manifest->signature = g_bytes_new (sig.data, sig.size);
-  gnutls_free (sig.data);
+  manifest->signature = signature;
   return TRUE;
 }
 
@@ -318,21 +200,17 @@ canopy_manifest_parse (GBytes *data, const CanopyVerifyKey *key, GError **error)
   g_autoptr (GVariant) body_ay = NULL, sig_ay = NULL, body = NULL, sha = NULL, hashes = NULL;
   g_autoptr (CanopyManifest) m = g_new0 (CanopyManifest, 1);
   g_autoptr (GBytes) body_bytes = NULL;
-  gnutls_datum_t signed_data, sig;
-  gsize size, sha_len;
+  const guint8 *signed_data, *sig;
+  gsize signed_size, sig_size, sha_len;
   const guint8 *sha_data;
 
   if (!g_variant_is_normal_form (envelope))
     return set_format_error (error, _("not in normal form")), NULL;
   body_ay = g_variant_get_child_value (envelope, 0);
   sig_ay = g_variant_get_child_value (envelope, 1);
-  signed_data.data = (unsigned char *) g_variant_get_fixed_array (body_ay, &size, 1);
-  signed_data.size = (unsigned int) size;
-  sig.data = (unsigned char *) g_variant_get_fixed_array (sig_ay, &size, 1);
-  sig.size = (unsigned int) size;
-  if (sig.size == 0
-      || gnutls_pubkey_verify_data2 (key->pub, GNUTLS_SIGN_EDDSA_ED25519, 0, &signed_data, &sig)
-           < 0)
+  signed_data = g_variant_get_fixed_array (body_ay, &signed_size, 1);
+  sig = g_variant_get_fixed_array (sig_ay, &sig_size, 1);
+  if (!canopy_verify_key_verify (key, signed_data, signed_size, sig, sig_size))
     {
       g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_SIGNATURE,
                    _("The content manifest is not signed by this server's key; it was altered, "
@@ -341,7 +219,7 @@ canopy_manifest_parse (GBytes *data, const CanopyVerifyKey *key, GError **error)
     }
 
   /* Its own copy: the chunk hashes keep referring to it after we return. */
-  body_bytes = g_bytes_new (signed_data.data, signed_data.size);
+  body_bytes = g_bytes_new (signed_data, signed_size);
   body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (BODY_TYPE), body_bytes,
                                                        FALSE));
   if (!g_variant_is_normal_form (body))
@@ -352,7 +230,7 @@ canopy_manifest_parse (GBytes *data, const CanopyVerifyKey *key, GError **error)
   if (sha_len == CANOPY_MANIFEST_HASH_SIZE)
     memcpy (m->sha256, sha_data, sha_len);
   m->chunk_hashes = g_variant_get_data_as_bytes (hashes);
-  m->signature = g_bytes_new (sig.data, sig.size);
+  m->signature = g_bytes_new (sig, sig_size);
   if (!check_consistent (m, sha_len, error))
     return NULL;
   return g_steal_pointer (&m);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include "lib/signing.h"
 
 G_BEGIN_DECLS
 
@@ -14,7 +15,6 @@ typedef enum {
   CANOPY_MANIFEST_ERROR_READ,      /* the origin could not be read */
   CANOPY_MANIFEST_ERROR_FORMAT,    /* not a manifest, or inconsistent */
   CANOPY_MANIFEST_ERROR_SIGNATURE, /* not signed by the key it is checked with */
-  CANOPY_MANIFEST_ERROR_KEY,       /* the signing key cannot be used */
 } CanopyManifestError;
 
 #define CANOPY_MANIFEST_DEFAULT_CHUNK_SIZE (1024 * 1024)
@@ -62,21 +62,6 @@ CanopyManifest *canopy_manifest_build (GInputStream *stream, const char *name,
  */
 gboolean canopy_manifest_verify_chunk (const CanopyManifest *manifest, guint index,
                                        const guint8 *data, gsize length);
-
-/* Signing keys: the server's Ed25519 key (PKCS#8 PEM) and its public half. */
-typedef struct _CanopySigningKey CanopySigningKey;
-typedef struct _CanopyVerifyKey CanopyVerifyKey;
-
-CanopySigningKey *canopy_signing_key_load (const char *path, GError **error);
-void canopy_signing_key_free (CanopySigningKey *key);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopySigningKey, canopy_signing_key_free)
-
-/** canopy_signing_key_get_public: Returns: (transfer full): the raw 32-byte public key. */
-GBytes *canopy_signing_key_get_public (const CanopySigningKey *key);
-
-CanopyVerifyKey *canopy_verify_key_new (GBytes *public_key, GError **error);
-void canopy_verify_key_free (CanopyVerifyKey *key);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyVerifyKey, canopy_verify_key_free)
 
 gboolean canopy_manifest_sign (CanopyManifest *manifest, const CanopySigningKey *key,
                                GError **error);

@@ -5,12 +5,10 @@
 #include "server/setup.h"
 #include "lib/i18n.h"
 #include "lib/identity.h"
+#include "lib/signing.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
-#include <gnutls/abstract.h>
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -77,49 +75,17 @@ ensure_shared_key (const char *state_directory, gboolean regenerate, gboolean *i
   return g_steal_pointer (&key);
 }
 
-static gboolean
-set_signing_key_error (GError **error, const char *path, int rc)
-{
-  g_set_error (error, CANOPY_SETUP_ERROR, CANOPY_SETUP_ERROR_SIGNING_KEY,
-               _("Cannot create the content-signing key %s: %s"), path, gnutls_strerror (rc));
-  return FALSE;
-}
-
-/* Ed25519, PKCS#8 PEM, owner-only: manifests are signed with it. */
+/* Ed25519: manifests are signed with it. */
 static gboolean
 ensure_signing_key (const char *state_directory, gboolean *is_new, GError **error)
 {
   g_autofree char *path = g_build_filename (state_directory, CANOPY_SETUP_SIGNING_KEY_FILE, NULL);
-  gnutls_x509_privkey_t key = NULL;
-  gnutls_datum_t pem = { NULL, 0 };
-  g_autoptr (GError) local_error = NULL;
-  gboolean ok;
-  int rc;
 
   *is_new = FALSE;
   if (g_file_test (path, G_FILE_TEST_EXISTS))
     return TRUE;
-
-  if ((rc = gnutls_x509_privkey_init (&key)) < 0)
-    return set_signing_key_error (error, path, rc);
-  rc = gnutls_x509_privkey_generate2 (key, GNUTLS_PK_EDDSA_ED25519, 256, 0, NULL, 0);
-  if (rc >= 0)
-    rc = gnutls_x509_privkey_export2_pkcs8 (key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN,
-                                            &pem);
-  gnutls_x509_privkey_deinit (key);
-  if (rc < 0)
-    return set_signing_key_error (error, path, rc);
-
-  ok = g_file_set_contents_full (path, (const char *) pem.data, pem.size,
-                                 G_FILE_SET_CONTENTS_CONSISTENT, 0600, &local_error);
-  gnutls_memset (pem.data, 0, pem.size);
-  gnutls_free (pem.data);
-  if (!ok)
-    {
-      g_set_error (error, CANOPY_SETUP_ERROR, CANOPY_SETUP_ERROR_SIGNING_KEY,
-                   _("Cannot write the content-signing key: %s"), local_error->message);
-      return FALSE;
-    }
+  if (!canopy_signing_key_generate_file (path, error))
+    return FALSE;
   *is_new = TRUE;
   return TRUE;
 }

@@ -12,7 +12,6 @@ GQuark canopy_setup_error_quark (void);
 
 typedef enum {
   CANOPY_SETUP_ERROR_STATE_DIRECTORY,
-  CANOPY_SETUP_ERROR_SIGNING_KEY,
 } CanopySetupError;
 
 /* File names inside the state directory. */

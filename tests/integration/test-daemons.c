@@ -121,6 +121,40 @@ test_ctl_validate (void)
 }
 
 static void
+test_ctl_licence (void)
+{
+  g_autofree char *ctl = program ("canopyctl");
+  g_autofree char *dir = canopy_test_make_tmpdir ("licence");
+  g_autofree char *key = g_build_filename (dir, "issuer.pem", NULL);
+  g_autofree char *file = g_build_filename (dir, "licence.txt", NULL);
+  const char *keygen[] = { ctl, "licence-keygen", key, NULL };
+  const char *issue[] = { ctl, "licence-issue", "--key", key, "--customer", "Example Corp",
+                          "--seats", "25", "--expires", "2027-06-30", NULL };
+  g_autofree char *pub_out = NULL, *licence = NULL, *shown = NULL, *tampered_out = NULL;
+  g_autofree char *pub = NULL;
+  char *line;
+
+  CU_ASSERT_EQUAL_FATAL (canopy_test_run (keygen, &pub_out), 0);
+  /* The public key is the output's last line. */
+  g_strstrip (pub_out);
+  line = strrchr (pub_out, '\n');
+  pub = g_strdup (line != NULL ? line + 1 : pub_out);
+  CU_ASSERT_EQUAL (canopy_test_run (keygen, NULL), 1); /* never overwritten */
+  CU_ASSERT_EQUAL_FATAL (canopy_test_run (issue, &licence), 0);
+  CU_ASSERT_FATAL (g_file_set_contents (file, licence, -1, NULL));
+  {
+    const char *show[] = { ctl, "licence-show", file, pub, NULL };
+    CU_ASSERT_EQUAL (canopy_test_run (show, &shown), 0);
+    CANOPY_ASSERT_CONTAINS (shown, "seats: 25");
+    CANOPY_ASSERT_CONTAINS (shown, "signature: valid");
+    memcpy (strstr (licence, "seats: 25"), "seats: 99", 9);
+    CU_ASSERT_FATAL (g_file_set_contents (file, licence, -1, NULL));
+    CU_ASSERT_EQUAL (canopy_test_run (show, &tampered_out), 1);
+    CANOPY_ASSERT_CONTAINS (tampered_out, "signature does not match");
+  }
+}
+
+static void
 test_list_plugins (void)
 {
   g_autofree char *canopyd = program ("canopyd");
@@ -305,6 +339,7 @@ CANOPY_TEST_SUITE (daemons, "daemons", NULL, NULL,
                    { "check-config on every example", test_check_config },
                    { "canopyctl validate", test_ctl_validate },
                    { "list plugins", test_list_plugins },
+                   { "canopyctl licence files", test_ctl_licence },
                    { "run, reload on SIGHUP, stop on SIGTERM", test_run_reload_and_stop },
                    { "debug domains filter", test_debug_domains_filter },
                    { "invalid config refuses to start", test_invalid_config_refuses_to_start },
