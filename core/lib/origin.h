@@ -1,0 +1,59 @@
+/* Content origins: the CDN (an HTTP or HTTPS URL) or file storage (a path).
+ * The server reads an origin once to build a manifest; agents read ranges
+ * of it when they are told to fetch from the origin. */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define CANOPY_ORIGIN_ERROR (canopy_origin_error_quark ())
+GQuark canopy_origin_error_quark (void);
+
+typedef enum {
+  CANOPY_ORIGIN_ERROR_LOCATION, /* neither an http(s) URL nor an absolute path */
+  CANOPY_ORIGIN_ERROR_HTTP,     /* the server answered with an error status */
+  CANOPY_ORIGIN_ERROR_SHORT,    /* fewer bytes than asked for */
+  CANOPY_ORIGIN_ERROR_FAILED,   /* network, TLS or file error */
+} CanopyOriginError;
+
+typedef struct _CanopyOrigin CanopyOrigin;
+
+/**
+ * canopy_origin_new:
+ * @location: "https://cdn.example.com/app.msi", "http://...", "/srv/pkg/app.msi"
+ *   or "file:///srv/pkg/app.msi"
+ *
+ * HTTPS certificates are checked against the system's trust store;
+ * redirects are followed.
+ */
+CanopyOrigin *canopy_origin_new (const char *location, GError **error);
+void canopy_origin_free (CanopyOrigin *origin);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyOrigin, canopy_origin_free)
+
+const char *canopy_origin_get_location (const CanopyOrigin *origin);
+
+/**
+ * canopy_origin_open:
+ *
+ * Opens the whole content for reading, blocking: for worker threads (the
+ * server building a manifest). Each call uses its own HTTP session.
+ */
+GInputStream *canopy_origin_open (CanopyOrigin *origin, GCancellable *cancellable,
+                                  GError **error);
+
+/**
+ * canopy_origin_read_range_async:
+ * @offset: first byte
+ * @length: bytes wanted (one chunk)
+ *
+ * Reads a range without blocking, on the thread-default main context: an
+ * HTTP range request, or a seek and read on a file.
+ */
+void canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize length,
+                                     GCancellable *cancellable, GAsyncReadyCallback callback,
+                                     gpointer user_data);
+GBytes *canopy_origin_read_range_finish (CanopyOrigin *origin, GAsyncResult *result,
+                                         GError **error);
+
+G_END_DECLS
