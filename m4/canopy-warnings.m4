@@ -18,7 +18,7 @@ AC_DEFUN([CANOPY_COMPILE_WARNINGS], [
       -Wpointer-arith -Wcast-align -Wwrite-strings -Wstrict-prototypes \
       -Wmissing-prototypes -Wmissing-declarations -Wold-style-definition \
       -Wredundant-decls -Wnested-externs -Wundef -Wvla -Wnull-dereference \
-      -Wdeclaration-after-statement -Wno-unused-parameter \
+      -Wno-unused-parameter \
       -Wno-missing-field-initializers -Werror=implicit-function-declaration \
       -fno-strict-aliasing -fstack-protector-strong; do
     CANOPY_CHECK_CFLAG([$flag], [WARN_CFLAGS="$WARN_CFLAGS $flag"])

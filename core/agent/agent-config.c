@@ -27,6 +27,18 @@ canopy_agent_config_load (const char *path, GError **error)
   config->state_directory =
     g_strdup (canopy_config_node_get_child_text (root, "state-directory",
                                                  LOCALSTATEDIR "/lib/canopy-agent"));
+  config->shared_key_file = g_strdup (canopy_config_node_get_child_text (root, "shared-key-file",
+                                                                         NULL));
+  if (config->shared_key_file == NULL)
+    config->shared_key_file = g_build_filename (config->state_directory, "shared-key", NULL);
+  {
+    g_autoptr (GPtrArray) groups = canopy_config_node_get_children (root, "group");
+    g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
+
+    for (guint i = 0; i < groups->len; i++)
+      g_strv_builder_add (builder, canopy_config_node_get_text (g_ptr_array_index (groups, i)));
+    config->groups = g_strv_builder_end (builder);
+  }
   logging = canopy_config_node_get_child (root, "logging");
   config->debug_domains = g_strdup (logging != NULL
                                     ? canopy_config_node_get_attribute (logging, "debug") : NULL);
@@ -42,6 +54,8 @@ canopy_agent_config_free (CanopyAgentConfig *config)
   g_clear_pointer (&config->transports, g_ptr_array_unref);
   g_free (config->debug_domains);
   g_free (config->state_directory);
+  g_free (config->shared_key_file);
+  g_strfreev (config->groups);
   g_free (config->server_host);
   canopy_config_free (config->document);
   g_free (config);

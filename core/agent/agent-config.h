@@ -14,6 +14,8 @@ typedef struct {
   char *server_host;
   guint16 server_port;
   char *state_directory;
+  char *shared_key_file;
+  GStrv groups;
   char *debug_domains;
   GPtrArray *transports; /* const CanopyConfigNode *, owned by @document */
 } CanopyAgentConfig;

@@ -3,14 +3,21 @@
 #include "build-config.h"
 
 #include "agent/agent.h"
+#include "agent/uplink.h"
 #include "lib/i18n.h"
+#include "lib/identity.h"
+#include "lib/keys.h"
 #include "lib/plugin-loader.h"
+
+#include <errno.h>
 
 struct _CanopyAgent {
   char *config_path;
   CanopyAgentConfig *config;
   CanopyPluginLoader *loader;
   GPtrArray *transports; /* const CanopyPlugin * */
+  char *device_id;
+  CanopyUplink *uplink;
 };
 
 void
@@ -18,6 +25,7 @@ canopy_agent_free (CanopyAgent *agent)
 {
   if (agent == NULL)
     return;
+  canopy_agent_stop (agent);
   g_clear_pointer (&agent->transports, g_ptr_array_unref);
   canopy_plugin_loader_free (agent->loader);
   canopy_agent_config_free (agent->config);
@@ -71,4 +79,47 @@ canopy_agent_reload (CanopyAgent *agent, GError **error)
   canopy_agent_config_free (g_steal_pointer (&agent->config));
   agent->config = g_steal_pointer (&candidate->config);
   return TRUE;
+}
+
+gboolean
+canopy_agent_start (CanopyAgent *agent, GError **error)
+{
+  const CanopyAgentConfig *config = agent->config;
+  g_autofree char *id_path = g_build_filename (config->state_directory, "device-id", NULL);
+  g_autoptr (CanopySharedKey) key = NULL;
+  CanopyTransportCredentials creds;
+  gboolean created = FALSE;
+
+  if (g_mkdir_with_parents (config->state_directory, 0700) != 0)
+    {
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
+                   _("Cannot create the state directory %s: %s"), config->state_directory,
+                   g_strerror (errno));
+      return FALSE;
+    }
+  agent->device_id = canopy_identity_ensure (id_path, _("device ID"), &created, error);
+  if (agent->device_id == NULL)
+    return FALSE;
+  if (created)
+    g_message (_("This device's canopy ID is %s"), agent->device_id);
+  key = canopy_shared_key_load (config->shared_key_file, error);
+  if (key == NULL
+      || !canopy_keys_make_transport_credentials (key, agent->device_id, &creds, error))
+    return FALSE;
+  agent->uplink = canopy_uplink_new (g_ptr_array_index (agent->transports, 0),
+                                     g_ptr_array_index (config->transports, 0), &creds,
+                                     config->server_host, config->server_port,
+                                     (const char *const *) config->groups, error);
+  canopy_keys_wipe (creds.secret, sizeof creds.secret);
+  if (agent->uplink == NULL)
+    return FALSE;
+  canopy_uplink_start (agent->uplink);
+  return TRUE;
+}
+
+void
+canopy_agent_stop (CanopyAgent *agent)
+{
+  g_clear_pointer (&agent->uplink, canopy_uplink_free);
+  g_clear_pointer (&agent->device_id, g_free);
 }

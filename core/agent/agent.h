@@ -16,4 +16,8 @@ const CanopyAgentConfig *canopy_agent_get_config (const CanopyAgent *agent);
 char *canopy_agent_describe (const CanopyAgent *agent);
 gboolean canopy_agent_reload (CanopyAgent *agent, GError **error);
 
+/* Loads the device ID and shared key, and connects to the server. */
+gboolean canopy_agent_start (CanopyAgent *agent, GError **error);
+void canopy_agent_stop (CanopyAgent *agent);
+
 G_END_DECLS

@@ -29,6 +29,18 @@ agent_reload (gpointer state, GError **error)
   return canopy_agent_reload (state, error);
 }
 
+static gboolean
+agent_start (gpointer state, GError **error)
+{
+  return canopy_agent_start (state, error);
+}
+
+static void
+agent_stop (gpointer state)
+{
+  canopy_agent_stop (state);
+}
+
 static const CanopyProgramClass canopy_agent = {
   .name = "canopy-agent",
   .summary = N_("canopy agent: fetches software packages once per office and shares them with "
@@ -39,6 +51,8 @@ static const CanopyProgramClass canopy_agent = {
   .describe = agent_describe,
   .get_debug_domains = agent_debug_domains,
   .reload = agent_reload,
+  .start = agent_start,
+  .stop = agent_stop,
 };
 
 int

@@ -5,4 +5,6 @@
 #include <canopy/version.h>
 #include <canopy/plugin.h>
 #include <canopy/config-node.h>
+#include <canopy/keys.h>
+#include <canopy/transport.h>
 #include <canopy/watch.h>

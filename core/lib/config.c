@@ -43,6 +43,9 @@ static const ChildCount server_children[] = {
   { "name", 0, 1 },
   { "state-directory", 0, 1 },
   { "logging", 0, 1 },
+  { "distribution-optimization", 0, 1 },
+  { "licensing", 0, 1 },
+  { "heartbeat", 0, 1 },
   { "backend", 1, 1 },
   { NULL, 0, 0 },
 };
@@ -50,6 +53,7 @@ static const ChildCount server_children[] = {
 static const ChildCount agent_children[] = {
   { "server", 1, 1 },
   { "state-directory", 0, 1 },
+  { "shared-key-file", 0, 1 },
   { "logging", 0, 1 },
   { "transport", 1, G_MAXUINT },
   { NULL, 0, 0 },

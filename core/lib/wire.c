@@ -151,3 +151,22 @@ canopy_wire_decode (GBytes *frame, CanopyWireKind *kind, GError **error)
     }
   return g_steal_pointer (&body);
 }
+
+int
+canopy_wire_compare_versions (const char *a, const char *b)
+{
+  while (*a != '\0' || *b != '\0')
+    {
+      guint64 va = g_ascii_strtoull (a, (char **) &a, 10);
+      guint64 vb = g_ascii_strtoull (b, (char **) &b, 10);
+
+      if (va != vb)
+        return va < vb ? -1 : 1;
+      /* Skip to the next part; anything that is not a digit separates. */
+      while (*a != '\0' && !g_ascii_isdigit (*a))
+        a++;
+      while (*b != '\0' && !g_ascii_isdigit (*b))
+        b++;
+    }
+  return 0;
+}

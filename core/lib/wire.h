@@ -87,4 +87,14 @@ GBytes *canopy_wire_encode (CanopyWireKind kind, GVariant *body);
  */
 GVariant *canopy_wire_decode (GBytes *frame, CanopyWireKind *kind, GError **error);
 
+/**
+ * canopy_wire_compare_versions:
+ *
+ * Compares dotted version numbers numerically ("0.10.2" > "0.9.7");
+ * missing parts count as 0.
+ *
+ * Returns: <0, 0 or >0 as @a is older than, the same as, or newer than @b.
+ */
+int canopy_wire_compare_versions (const char *a, const char *b);
+
 G_END_DECLS

@@ -96,6 +96,18 @@ init_command (int argc, char **argv)
   return CANOPY_EXIT_OK;
 }
 
+static gboolean
+server_start (gpointer state, GError **error)
+{
+  return canopy_server_start (state, error);
+}
+
+static void
+server_stop (gpointer state)
+{
+  canopy_server_stop (state);
+}
+
 static const CanopyProgramCommand commands[] = {
   { "init", N_("create the server ID, shared key, signing key and database (safe to rerun)"),
     init_command },
@@ -112,6 +124,8 @@ static const CanopyProgramClass canopyd = {
   .describe = server_describe,
   .get_debug_domains = server_debug_domains,
   .reload = server_reload,
+  .start = server_start,
+  .stop = server_stop,
   .commands = commands,
 };
 

@@ -3,6 +3,52 @@
 #include "build-config.h"
 
 #include "server/server-config.h"
+#include "lib/i18n.h"
+
+/* The Peer Distribution settings an admin may bootstrap in the file. */
+static gboolean
+read_peer_distribution (CanopyServerConfig *config, const CanopyConfigNode *root, GError **error)
+{
+  g_autoptr (GPtrArray) groups = canopy_config_node_get_children (root, "assigned-group");
+  const CanopyConfigNode *optimization = canopy_config_node_get_child (root,
+                                                                       "distribution-optimization");
+  const CanopyConfigNode *licensing = canopy_config_node_get_child (root, "licensing");
+  const CanopyConfigNode *heartbeat = canopy_config_node_get_child (root, "heartbeat");
+  g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
+
+  for (guint i = 0; i < groups->len; i++)
+    g_strv_builder_add (builder, canopy_config_node_get_text (g_ptr_array_index (groups, i)));
+  config->assigned_groups = g_strv_builder_end (builder);
+  config->licensed_seats = 0;
+  config->heartbeat_interval = 30;
+  if (optimization != NULL
+      && !canopy_config_node_get_boolean (optimization, "enabled", FALSE,
+                                          &config->distribution_optimization, error))
+    return FALSE;
+  if (licensing != NULL)
+    {
+      if (!canopy_config_node_get_uint (licensing, "seats", 0, G_MAXUINT, 0,
+                                        &config->licensed_seats, error)
+          || !canopy_config_node_get_uint (licensing, "release-after-days", 0, 36500, 0,
+                                           &config->release_after_days, error))
+        return FALSE;
+      config->licence_file = g_strdup (canopy_config_node_get_attribute (licensing, "file"));
+      config->licence_issuer_key = g_strdup (canopy_config_node_get_attribute (licensing,
+                                                                               "issuer-key"));
+      if ((config->licence_file == NULL) != (config->licence_issuer_key == NULL))
+        {
+          canopy_config_node_set_error (licensing, error,
+                                        _("\"file\" and \"issuer-key\" go together: a licence "
+                                          "file is checked against its issuer's key"));
+          return FALSE;
+        }
+    }
+  if (heartbeat != NULL
+      && !canopy_config_node_get_uint (heartbeat, "interval", 1, 3600, 30,
+                                       &config->heartbeat_interval, error))
+    return FALSE;
+  return TRUE;
+}
 
 CanopyServerConfig *
 canopy_server_config_load (const char *path, GError **error)
@@ -22,6 +68,8 @@ canopy_server_config_load (const char *path, GError **error)
   logging = canopy_config_node_get_child (root, "logging");
   config->debug_domains = g_strdup (logging != NULL
                                     ? canopy_config_node_get_attribute (logging, "debug") : NULL);
+  if (!read_peer_distribution (config, root, error))
+    return NULL;
   config->backend = canopy_config_node_get_child (root, "backend");
   config->transports = canopy_config_node_get_children (root, "transport");
   return g_steal_pointer (&config);
@@ -34,6 +82,9 @@ canopy_server_config_free (CanopyServerConfig *config)
     return;
   g_clear_pointer (&config->transports, g_ptr_array_unref);
   g_free (config->debug_domains);
+  g_strfreev (config->assigned_groups);
+  g_free (config->licence_file);
+  g_free (config->licence_issuer_key);
   g_free (config->state_directory);
   g_free (config->name);
   canopy_config_free (config->document);

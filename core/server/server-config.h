@@ -11,6 +11,13 @@ typedef struct {
   char *name;
   char *state_directory;
   char *debug_domains;
+  GStrv assigned_groups;
+  gboolean distribution_optimization;
+  guint64 licensed_seats;
+  guint64 release_after_days; /* 0: never */
+  char *licence_file;         /* signed licence file, or NULL */
+  char *licence_issuer_key;   /* base64 Ed25519 public key */
+  guint64 heartbeat_interval; /* seconds */
   const CanopyConfigNode *backend;
   GPtrArray *transports; /* const CanopyConfigNode *, owned by @document */
 } CanopyServerConfig;

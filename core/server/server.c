@@ -3,7 +3,11 @@
 #include "build-config.h"
 
 #include "server/server.h"
+#include "server/sessions.h"
+#include "server/setup.h"
 #include "lib/i18n.h"
+#include "lib/keys.h"
+#include "lib/licence-file.h"
 
 struct _CanopyServer {
   char *config_path;
@@ -11,6 +15,10 @@ struct _CanopyServer {
   CanopyPluginLoader *loader;
   const CanopyPlugin *backend;
   GPtrArray *transports; /* const CanopyPlugin * */
+  char *server_id;
+  CanopyTopology *topology;
+  CanopyLicensing *licensing;
+  CanopySessions *sessions;
 };
 
 void
@@ -18,6 +26,7 @@ canopy_server_free (CanopyServer *server)
 {
   if (server == NULL)
     return;
+  canopy_server_stop (server);
   g_clear_pointer (&server->transports, g_ptr_array_unref);
   canopy_plugin_loader_free (server->loader);
   canopy_server_config_free (server->config);
@@ -73,6 +82,15 @@ canopy_server_describe (const CanopyServer *server)
       g_autofree char *one = describe_plugin (g_ptr_array_index (server->transports, i));
       g_string_append_printf (transports, "%s%s", i > 0 ? ", " : "", one);
     }
+  if (server->sessions != NULL)
+    {
+      g_autofree char *listeners = canopy_sessions_describe_listeners (server->sessions);
+      return g_strdup_printf (_("server \"%s\" (ID %s), backend %s, listening on %s, state "
+                                "directory %s"),
+                              server->config->name, server->server_id, backend,
+                              listeners[0] != '\0' ? listeners : _("nothing"),
+                              server->config->state_directory);
+    }
   return g_strdup_printf (_("server \"%s\", backend %s, transports: %s, state directory %s"),
                           server->config->name, backend,
                           transports->len > 0 ? transports->str : _("none"),
@@ -109,5 +127,97 @@ canopy_server_reload (CanopyServer *server, GError **error)
   /* The running plugins stay; the settings of the new file replace the old. */
   canopy_server_config_free (g_steal_pointer (&server->config));
   server->config = g_steal_pointer (&candidate->config);
+  if (server->sessions != NULL)
+    canopy_sessions_set_assigned_groups (server->sessions,
+                                         (const char *const *) server->config->assigned_groups);
   return server->config;
+}
+
+/* Seats from a signed licence file when one is configured, else from the
+ * configuration. An expired licence still counts: overage is reported,
+ * never enforced. */
+static gboolean
+licensed_seats (const CanopyServerConfig *config, guint *seats, GError **error)
+{
+  g_autofree char *text = NULL;
+  g_autofree guchar *raw = NULL;
+  gsize raw_len = 0;
+  g_autoptr (GBytes) pub = NULL;
+  g_autoptr (CanopyVerifyKey) issuer = NULL;
+  g_autoptr (CanopyLicenceFile) licence = NULL;
+  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+
+  *seats = (guint) config->licensed_seats;
+  if (config->licence_file == NULL)
+    return TRUE;
+  if (!g_file_get_contents (config->licence_file, &text, NULL, error))
+    return FALSE;
+  raw = g_base64_decode (config->licence_issuer_key, &raw_len);
+  pub = g_bytes_new (raw, raw_len);
+  issuer = canopy_verify_key_new (pub, error);
+  if (issuer == NULL)
+    return FALSE;
+  licence = canopy_licence_file_read (text, issuer, error);
+  if (licence == NULL)
+    return FALSE;
+  if (canopy_licence_file_is_expired (licence, now))
+    g_warning (_("The licence for \"%s\" has expired; devices keep working, renew it"),
+               licence->customer);
+  *seats = licence->seats;
+  return TRUE;
+}
+
+static gboolean
+start_transports (CanopyServer *server, const CanopySharedKey *key, GError **error)
+{
+  CanopyTransportCredentials creds;
+  gboolean ok = TRUE;
+
+  if (!canopy_keys_make_transport_credentials (key, server->server_id, &creds, error))
+    return FALSE;
+  for (guint i = 0; i < server->transports->len && ok; i++)
+    ok = canopy_sessions_add_transport (server->sessions, g_ptr_array_index (server->transports, i),
+                                        g_ptr_array_index (server->config->transports, i), &creds,
+                                        error);
+  canopy_keys_wipe (creds.secret, sizeof creds.secret);
+  return ok;
+}
+
+gboolean
+canopy_server_start (CanopyServer *server, GError **error)
+{
+  const CanopyServerConfig *config = server->config;
+  g_autofree char *key_path = g_build_filename (config->state_directory,
+                                                CANOPY_SETUP_SHARED_KEY_FILE, NULL);
+  g_autoptr (CanopySharedKey) key = NULL;
+  CanopySessionsSettings settings = { 0 };
+  guint seats;
+
+  server->server_id = canopy_setup_load_server_id (config->state_directory, error);
+  if (server->server_id == NULL)
+    return FALSE;
+  key = canopy_shared_key_load (key_path, error);
+  if (key == NULL || !licensed_seats (config, &seats, error))
+    return FALSE;
+
+  server->topology = canopy_topology_new (NULL);
+  server->licensing = canopy_licensing_new (seats, (gint64) config->release_after_days * 86400
+                                                     * G_USEC_PER_SEC);
+  settings.server_id = server->server_id;
+  settings.heartbeat_interval = (guint) config->heartbeat_interval;
+  settings.assigned_groups = (const char *const *) config->assigned_groups;
+  settings.distribution_optimization = config->distribution_optimization;
+  settings.topology = server->topology;
+  settings.licensing = server->licensing;
+  server->sessions = canopy_sessions_new (&settings);
+  return start_transports (server, key, error);
+}
+
+void
+canopy_server_stop (CanopyServer *server)
+{
+  g_clear_pointer (&server->sessions, canopy_sessions_free);
+  g_clear_pointer (&server->licensing, canopy_licensing_free);
+  g_clear_pointer (&server->topology, canopy_topology_free);
+  g_clear_pointer (&server->server_id, g_free);
 }

@@ -39,4 +39,16 @@ char *canopy_server_describe (const CanopyServer *server);
  */
 const CanopyServerConfig *canopy_server_reload (CanopyServer *server, GError **error);
 
+/**
+ * canopy_server_start:
+ * @error: names what is missing (run "canopyd init") or which transport
+ *   cannot listen
+ *
+ * Loads the server ID and shared key, and listens on every transport.
+ */
+gboolean canopy_server_start (CanopyServer *server, GError **error);
+
+/** canopy_server_stop: Closes every session and stops listening. */
+void canopy_server_stop (CanopyServer *server);
+
 G_END_DECLS

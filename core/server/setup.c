@@ -53,8 +53,13 @@ char *
 canopy_setup_load_server_id (const char *state_directory, GError **error)
 {
   g_autofree char *path = g_build_filename (state_directory, CANOPY_SETUP_SERVER_ID_FILE, NULL);
+  g_autoptr (GError) local_error = NULL;
+  char *id = canopy_identity_load (path, _("server ID"), &local_error);
 
-  return canopy_identity_load (path, _("server ID"), error);
+  if (id == NULL)
+    g_set_error (error, local_error->domain, local_error->code,
+                 _("%s. Run \"canopyd init\" to set up this server"), local_error->message);
+  return id;
 }
 
 static CanopySharedKey *

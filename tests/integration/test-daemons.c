@@ -167,22 +167,36 @@ test_list_plugins (void)
   CANOPY_ASSERT_CONTAINS (out, "built for plugin ABI 42");
 }
 
+/* A server configuration in @dir, its state in @dir/state. The test
+ * plugins have no working operations, so it names no transport. */
 static char *
 write_config (const char *dir, const char *debug)
 {
   g_autofree char *path = g_build_filename (dir, "canopyd.xml", NULL);
   g_autofree char *xml = g_strdup_printf ("<server>\n"
                                           "  <name>reload-test</name>\n"
+                                          "  <state-directory>%s/state</state-directory>\n"
                                           "  <logging debug='%s'/>\n"
                                           "  <backend plugin='test-backend'>\n"
                                           "    <database>%s/db</database>\n"
                                           "  </backend>\n"
-                                          "  <transport plugin='test-transport'/>\n"
                                           "</server>\n",
-                                          debug, dir);
+                                          dir, debug, dir);
 
   g_assert (g_file_set_contents (path, xml, -1, NULL));
   return g_steal_pointer (&path);
+}
+
+/* Runs "canopyd init" for the configuration at @config. */
+static void
+init_server (const char *config)
+{
+  g_autofree char *canopyd = program ("canopyd");
+  const char *argv[] = { canopyd, "init", "--config", config, NULL };
+  g_autofree char *out = NULL;
+
+  if (canopy_test_run (argv, &out) != 0)
+    fprintf (stderr, "\n    canopyd init failed: %s\n", out);
 }
 
 static void
@@ -193,8 +207,10 @@ test_run_reload_and_stop (void)
   g_autofree char *canopyd = program ("canopyd");
   const char *argv[] = { canopyd, "--config", config, NULL };
   g_autoptr (GError) error = NULL;
-  g_autoptr (CanopyTestProcess) proc = canopy_test_process_spawn (argv, &error);
+  g_autoptr (CanopyTestProcess) proc = NULL;
 
+  init_server (config);
+  proc = canopy_test_process_spawn (argv, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT_FATAL (canopy_test_process_wait_output (proc, "started", 20));
   CANOPY_ASSERT_CONTAINS (canopy_test_process_output (proc), "backend test-backend 1.0");
@@ -204,6 +220,7 @@ test_run_reload_and_stop (void)
   canopy_test_process_signal (proc, SIGHUP);
   CU_ASSERT (canopy_test_process_wait_output (proc, "Keeping the running configuration", 20));
   CU_ASSERT (canopy_test_process_wait_output (proc, "canopyd.xml:1: element <bogus>", 5));
+  CU_ASSERT_PTR_NULL (strstr (canopy_test_process_output (proc), "canopyd stopped"));
 
   /* A good file is taken, and its debug setting applies from then on: the
    * next reload shows the loader's debug messages. */
@@ -229,6 +246,7 @@ test_debug_domains_filter (void)
   const char *loud[] = { canopyd, "--debug", "canopy", "--config", config, NULL };
   const char *const *runs[] = { quiet, loud };
 
+  init_server (config);
   for (gsize i = 0; i < G_N_ELEMENTS (runs); i++)
     {
       g_autoptr (GError) error = NULL;
@@ -258,20 +276,34 @@ test_invalid_config_refuses_to_start (void)
 }
 
 static void
-test_agent_runs_and_stops (void)
+test_agent_needs_a_key (void)
 {
   g_autofree char *agent = program ("canopy-agent");
-  g_autofree char *config = data_path ("canopy-agent-minimal.xml");
+  g_autofree char *dir = canopy_test_make_tmpdir ("agent");
+  g_autofree char *config = g_build_filename (dir, "agent.xml", NULL);
+  g_autofree char *xml = g_strdup_printf ("<agent><server host='198.18.0.1'/>"
+                                          "<state-directory>%s/state</state-directory>"
+                                          "<transport plugin='test-transport'/></agent>", dir);
   const char *argv[] = { agent, "--config", config, NULL };
-  g_autoptr (GError) error = NULL;
-  g_autoptr (CanopyTestProcess) proc = canopy_test_process_spawn (argv, &error);
+  g_autofree char *out = NULL;
 
-  CANOPY_ASSERT_NO_ERROR (error);
-  CU_ASSERT_FATAL (canopy_test_process_wait_output (proc, "canopy-agent " PACKAGE_VERSION
-                                                    " started", 20));
-  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (proc), "server 198.18.0.1 port 7443");
-  canopy_test_process_signal (proc, SIGTERM);
-  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (proc, 20), 0);
+  CU_ASSERT_FATAL (g_file_set_contents (config, xml, -1, NULL));
+  CU_ASSERT_EQUAL (canopy_test_run (argv, &out), 3);
+  CANOPY_ASSERT_CONTAINS (out, "shared key file");
+  CANOPY_ASSERT_CONTAINS (out, "/state/shared-key");
+}
+
+static void
+test_server_needs_init (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("noinit");
+  g_autofree char *config = write_config (dir, "");
+  g_autofree char *canopyd = program ("canopyd");
+  const char *argv[] = { canopyd, "--config", config, NULL };
+  g_autofree char *out = NULL;
+
+  CU_ASSERT_EQUAL (canopy_test_run (argv, &out), 3);
+  CANOPY_ASSERT_CONTAINS (out, "canopyd init");
 }
 
 static char *
@@ -343,5 +375,6 @@ CANOPY_TEST_SUITE (daemons, "daemons", NULL, NULL,
                    { "run, reload on SIGHUP, stop on SIGTERM", test_run_reload_and_stop },
                    { "debug domains filter", test_debug_domains_filter },
                    { "invalid config refuses to start", test_invalid_config_refuses_to_start },
-                   { "agent runs and stops", test_agent_runs_and_stops },
+                   { "agent needs a shared key", test_agent_needs_a_key },
+                   { "server needs canopyd init", test_server_needs_init },
                    { "init creates and keeps state", test_init_creates_and_keeps_state })

@@ -143,7 +143,17 @@ test_random_frames (void)
     }
 }
 
+static void
+test_compare_versions (void)
+{
+  CU_ASSERT (canopy_wire_compare_versions ("0.10.2", "0.9.7") > 0);
+  CU_ASSERT (canopy_wire_compare_versions ("0.1", "0.1.0") == 0);
+  CU_ASSERT (canopy_wire_compare_versions ("1.0.0", "1.0.1") < 0);
+  CU_ASSERT (canopy_wire_compare_versions ("2", "10") < 0);
+}
+
 CANOPY_TEST_SUITE (wire, "wire", NULL, NULL,
+                   { "compare versions", test_compare_versions },
                    { "round trip", test_round_trip },
                    { "bad frames", test_bad_frames },
                    { "non-normal body", test_non_normal_body },

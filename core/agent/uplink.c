@@ -1,0 +1,349 @@
+/* The agent's link to its server: connect, say hello, keep the session
+ * alive with heartbeats, and come back with growing pauses when the link
+ * drops or the server refuses the device. */
+#include "build-config.h"
+
+#include "agent/uplink.h"
+#include "lib/i18n.h"
+#include "lib/wire.h"
+
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define RETRY_FIRST_S 1
+#define RETRY_MAX_S 60
+/* A refused device waits longer: nothing changes until an admin acts. */
+#define DORMANT_MAX_S 300
+
+struct _CanopyUplink {
+  CanopyTransport *transport;
+  char *host;
+  guint16 port;
+  char *device_id;
+  GStrv groups;
+  CanopyTransportConnection *conn;
+  GCancellable *cancellable;
+  CanopyUplinkState state;
+  guint retry_s;
+  guint retry_timer;
+  guint heartbeat_timer;
+  gboolean key_mismatch_logged;
+};
+
+static void connect_now (CanopyUplink *uplink);
+static void uplink_release (CanopyUplink *uplink);
+
+/* A reference held by a pending connect. */
+typedef CanopyUplink CanopyUplinkRef;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyUplinkRef, uplink_release)
+
+CanopyUplinkState
+canopy_uplink_get_state (const CanopyUplink *uplink)
+{
+  return uplink->state;
+}
+
+static void
+stop_heartbeats (CanopyUplink *uplink)
+{
+  if (uplink->heartbeat_timer != 0)
+    g_source_remove (uplink->heartbeat_timer);
+  uplink->heartbeat_timer = 0;
+}
+
+static gboolean
+on_retry (gpointer user_data)
+{
+  CanopyUplink *uplink = user_data;
+
+  uplink->retry_timer = 0;
+  connect_now (uplink);
+  return G_SOURCE_REMOVE;
+}
+
+/* Exponential backoff with jitter, so a server restart is not met by every
+ * agent at the same second. */
+static void
+retry_later (CanopyUplink *uplink, guint max_s)
+{
+  guint delay_ms;
+
+  stop_heartbeats (uplink);
+  uplink->conn = NULL;
+  delay_ms = uplink->retry_s * 1000 * (guint) g_random_int_range (80, 121) / 100;
+  uplink->retry_s = MIN (uplink->retry_s * 2, max_s);
+  uplink->retry_timer = g_timeout_add (delay_ms, on_retry, uplink);
+  g_debug ("connecting to %s again in %u ms", uplink->host, delay_ms);
+}
+
+static gboolean
+send_body (CanopyUplink *uplink, CanopyWireKind kind, GVariant *body)
+{
+  g_autoptr (GBytes) frame = canopy_wire_encode (kind, body);
+  g_autoptr (GError) error = NULL;
+
+  if (uplink->conn != NULL && canopy_transport_send (uplink->conn, frame, NULL, &error))
+    return TRUE;
+  g_debug ("cannot send %s: %s", canopy_wire_kind_to_string (kind),
+           error != NULL ? error->message : "not connected");
+  return FALSE;
+}
+
+static gboolean
+on_heartbeat (gpointer user_data)
+{
+  CanopyUplink *uplink = user_data;
+
+  send_body (uplink, CANOPY_WIRE_HEARTBEAT,
+             g_variant_new ("(xt)", g_get_real_time (), (guint64) 0));
+  return G_SOURCE_CONTINUE;
+}
+
+/* The device's addresses with their prefix lengths, loopback only when
+ * there is nothing else (a test host). */
+static GVariant *
+local_addresses (void)
+{
+  GVariantBuilder builder, loopback;
+  struct ifaddrs *list = NULL;
+  gboolean any = FALSE;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sy)"));
+  g_variant_builder_init (&loopback, G_VARIANT_TYPE ("a(sy)"));
+  if (getifaddrs (&list) == 0)
+    for (struct ifaddrs *i = list; i != NULL; i = i->ifa_next)
+      {
+        g_autoptr (GSocketAddress) address = NULL;
+        g_autoptr (GSocketAddress) mask = NULL;
+        g_autofree char *text = NULL;
+        gsize len;
+        guint prefix = 0;
+
+        if (i->ifa_addr == NULL || i->ifa_netmask == NULL
+            || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+          continue;
+        len = i->ifa_addr->sa_family == AF_INET ? sizeof (struct sockaddr_in)
+                                                : sizeof (struct sockaddr_in6);
+        address = g_socket_address_new_from_native (i->ifa_addr, len);
+        mask = g_socket_address_new_from_native (i->ifa_netmask, len);
+        if (address == NULL || mask == NULL)
+          continue;
+        text = g_inet_address_to_string (
+          g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address)));
+        {
+          GInetAddress *m = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (mask));
+          const guint8 *bytes = g_inet_address_to_bytes (m);
+          for (gsize b = 0; b < g_inet_address_get_native_size (m); b++)
+            prefix += (guint) __builtin_popcount (bytes[b]);
+        }
+        if (i->ifa_flags & IFF_LOOPBACK)
+          g_variant_builder_add (&loopback, "(sy)", text, (guint8) prefix);
+        else
+          {
+            g_variant_builder_add (&builder, "(sy)", text, (guint8) prefix);
+            any = TRUE;
+          }
+      }
+  if (list != NULL)
+    freeifaddrs (list);
+  if (!any)
+    {
+      g_variant_builder_clear (&builder);
+      return g_variant_builder_end (&loopback);
+    }
+  g_variant_builder_clear (&loopback);
+  return g_variant_builder_end (&builder);
+}
+
+static void
+say_hello (CanopyUplink *uplink)
+{
+  uplink->state = CANOPY_UPLINK_HELLO_SENT;
+  send_body (uplink, CANOPY_WIRE_HELLO,
+             g_variant_new ("(ss@a(sy)^as)", uplink->device_id, PACKAGE_VERSION,
+                            local_addresses (), uplink->groups));
+}
+
+static void
+uplink_clear (CanopyUplink *uplink)
+{
+  g_strfreev (uplink->groups);
+  g_free (uplink->device_id);
+  g_free (uplink->host);
+}
+
+static void
+uplink_release (CanopyUplink *uplink)
+{
+  g_rc_box_release_full (uplink, (GDestroyNotify) uplink_clear);
+}
+
+static void
+on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CanopyUplinkRef) uplink = user_data;
+  g_autoptr (GError) error = NULL;
+  CanopyTransportConnection *conn;
+
+  /* Freed while connecting: the transport is gone with it. */
+  if (uplink->transport == NULL)
+    return;
+  conn = canopy_transport_connect_finish (uplink->transport, result, &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  if (conn == NULL)
+    {
+      if (g_error_matches (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_KEY_MISMATCH))
+        {
+          if (!uplink->key_mismatch_logged)
+            g_warning (_("The canopy server at %s does not accept this device's shared key: "
+                         "it is mistyped or was regenerated on the server. Install the current "
+                         "key on this device"), uplink->host);
+          uplink->key_mismatch_logged = TRUE;
+          uplink->state = CANOPY_UPLINK_KEY_MISMATCH;
+          retry_later (uplink, DORMANT_MAX_S);
+          return;
+        }
+      g_message (_("Cannot reach the canopy server at %s port %u: %s"), uplink->host,
+                 uplink->port, error->message);
+      uplink->state = CANOPY_UPLINK_DISCONNECTED;
+      retry_later (uplink, RETRY_MAX_S);
+      return;
+    }
+  uplink->conn = conn;
+  uplink->key_mismatch_logged = FALSE;
+  conn->owner_data = uplink;
+  say_hello (uplink);
+}
+
+static void
+connect_now (CanopyUplink *uplink)
+{
+  uplink->state = CANOPY_UPLINK_CONNECTING;
+  canopy_transport_connect_async (uplink->transport, uplink->host, uplink->port,
+                                  uplink->cancellable, on_connected, g_rc_box_acquire (uplink));
+}
+
+static void
+handle_welcome (CanopyUplink *uplink, GVariant *body)
+{
+  const char *server_id, *server_version, *office;
+  guint32 interval;
+
+  g_variant_get (body, "(&s&su&s)", &server_id, &server_version, &interval, &office);
+  uplink->state = CANOPY_UPLINK_ENROLLED;
+  uplink->retry_s = RETRY_FIRST_S;
+  g_message (_("Enrolled with canopy server %s (version %s) in office \"%s\""), server_id,
+             server_version, office);
+  stop_heartbeats (uplink);
+  uplink->heartbeat_timer = g_timeout_add_seconds (MAX (interval, 1), on_heartbeat, uplink);
+}
+
+static void
+handle_refused (CanopyUplink *uplink, GVariant *body)
+{
+  const char *message, *oldest, *newest;
+  guint32 reason;
+
+  g_variant_get (body, "(u&s&s&s)", &reason, &message, &oldest, &newest);
+  uplink->state = CANOPY_UPLINK_REFUSED;
+  g_warning (_("The canopy server refused this device: %s"), message);
+  canopy_transport_close (uplink->conn);
+  retry_later (uplink, DORMANT_MAX_S);
+}
+
+static void
+on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gpointer user_data)
+{
+  CanopyUplink *uplink = user_data;
+  g_autoptr (GError) error = NULL;
+  CanopyWireKind kind;
+  g_autoptr (GVariant) body = canopy_wire_decode (header, &kind, &error);
+
+  if (body == NULL)
+    {
+      g_warning (_("The canopy server sent a message this agent cannot read (%s); "
+                   "reconnecting"), error->message);
+      canopy_transport_close (conn);
+      retry_later (uplink, RETRY_MAX_S);
+      return;
+    }
+  if (kind == CANOPY_WIRE_WELCOME)
+    handle_welcome (uplink, body);
+  else if (kind == CANOPY_WIRE_REFUSED)
+    handle_refused (uplink, body);
+  else
+    g_debug ("server sent \"%s\", not handled yet", canopy_wire_kind_to_string (kind));
+}
+
+static void
+on_incoming (CanopyTransportConnection *conn, gpointer user_data)
+{
+}
+
+static void
+on_drained (CanopyTransportConnection *conn, gpointer user_data)
+{
+}
+
+static void
+on_closed (CanopyTransportConnection *conn, const GError *error, gpointer user_data)
+{
+  CanopyUplink *uplink = user_data;
+
+  if (conn != uplink->conn)
+    return;
+  g_message (_("Lost the connection to the canopy server: %s"), error->message);
+  uplink->state = CANOPY_UPLINK_DISCONNECTED;
+  retry_later (uplink, RETRY_MAX_S);
+}
+
+static const CanopyTransportEvents uplink_events = {
+  .incoming = on_incoming,
+  .message = on_message,
+  .drained = on_drained,
+  .closed = on_closed,
+};
+
+CanopyUplink *
+canopy_uplink_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
+                   const CanopyTransportCredentials *creds, const char *host, guint16 port,
+                   const char *const *groups, GError **error)
+{
+  g_autoptr (CanopyUplink) uplink = g_rc_box_new0 (CanopyUplink);
+
+  uplink->host = g_strdup (host);
+  uplink->port = port;
+  uplink->device_id = g_strdup (creds->device_id);
+  uplink->groups = g_strdupv ((char **) groups);
+  uplink->cancellable = g_cancellable_new ();
+  uplink->retry_s = RETRY_FIRST_S;
+  uplink->transport = canopy_transport_new (plugin, element, creds, NULL, &uplink_events, uplink,
+                                            error);
+  if (uplink->transport == NULL)
+    return NULL;
+  return g_steal_pointer (&uplink);
+}
+
+void
+canopy_uplink_start (CanopyUplink *uplink)
+{
+  connect_now (uplink);
+}
+
+void
+canopy_uplink_free (CanopyUplink *uplink)
+{
+  if (uplink == NULL)
+    return;
+  stop_heartbeats (uplink);
+  if (uplink->retry_timer != 0)
+    g_source_remove (uplink->retry_timer);
+  g_cancellable_cancel (uplink->cancellable);
+  g_clear_pointer (&uplink->transport, canopy_transport_free);
+  g_clear_object (&uplink->cancellable);
+  uplink_release (uplink);
+}

@@ -1,0 +1,391 @@
+/* Agent sessions on the server. A connection is already authenticated by
+ * the transport; the session then waits for the agent's hello and either
+ * enrols it or refuses it with a reason the agent shows its admin. */
+#include "build-config.h"
+
+#include "server/sessions.h"
+#include "lib/i18n.h"
+#include "lib/wire.h"
+
+#include <string.h>
+
+/* A session that sends nothing for this many heartbeat intervals is gone. */
+#define MISSED_HEARTBEATS 3
+
+typedef struct {
+  CanopySessions *sessions;
+  CanopyTransportConnection *conn;
+  char *device_id;
+  char *agent_version;
+  char *office;
+  gboolean enrolled;
+  gint64 last_heard; /* monotonic µs */
+} Session;
+
+struct _CanopySessions {
+  char *server_id;
+  guint heartbeat_interval;
+  GStrv assigned_groups;
+  gboolean distribution_optimization;
+  CanopyTopology *topology;
+  CanopyLicensing *licensing;
+  GPtrArray *transports; /* CanopyTransport */
+  GHashTable *sessions;  /* CanopyTransportConnection → Session */
+  guint liveness_timer;
+};
+
+static void
+session_free (Session *session)
+{
+  g_free (session->device_id);
+  g_free (session->agent_version);
+  g_free (session->office);
+  g_free (session);
+}
+
+static char *
+peer_description (CanopyTransportConnection *conn)
+{
+  GSocketAddress *address = canopy_transport_connection_get_peer_address (conn);
+  g_autofree char *where = NULL;
+
+  if (G_IS_INET_SOCKET_ADDRESS (address))
+    where = g_inet_address_to_string (
+      g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address)));
+  return g_strdup_printf ("%s (%s)", canopy_transport_connection_get_peer_id (conn),
+                          where != NULL ? where : "?");
+}
+
+/* Forgets @session and closes its connection; no event follows. */
+static void
+drop_session (Session *session)
+{
+  CanopyTransportConnection *conn = session->conn;
+
+  g_hash_table_remove (session->sessions->sessions, conn);
+  canopy_transport_close (conn);
+}
+
+static gboolean
+send_body (Session *session, CanopyWireKind kind, GVariant *body)
+{
+  g_autoptr (GBytes) frame = canopy_wire_encode (kind, body);
+  g_autoptr (GError) error = NULL;
+
+  if (canopy_transport_send (session->conn, frame, NULL, &error))
+    return TRUE;
+  g_message (_("Cannot send \"%s\" to agent %s: %s"), canopy_wire_kind_to_string (kind),
+             session->device_id, error->message);
+  return FALSE;
+}
+
+static void
+refuse (Session *session, CanopyWireRefusal reason, const char *message)
+{
+  g_message (_("Refused agent %s: %s"), session->device_id, message);
+  send_body (session, CANOPY_WIRE_REFUSED,
+             g_variant_new ("(usss)", (guint32) reason, message, CANOPY_SESSIONS_OLDEST_AGENT,
+                            PACKAGE_VERSION));
+}
+
+static gboolean
+in_assigned_group (CanopySessions *sessions, GVariant *groups)
+{
+  GVariantIter iter;
+  const char *group;
+
+  if (sessions->assigned_groups == NULL || sessions->assigned_groups[0] == NULL)
+    return FALSE;
+  g_variant_iter_init (&iter, groups);
+  while (g_variant_iter_next (&iter, "&s", &group))
+    if (g_strv_contains ((const char *const *) sessions->assigned_groups, group))
+      return TRUE;
+  return FALSE;
+}
+
+/* The office of the first reported address that has one. With
+ * distribution optimization off, a subnet no office holds becomes one. */
+static const CanopyOffice *
+find_office (CanopySessions *sessions, GVariant *addresses)
+{
+  GVariantIter iter;
+  const char *address;
+  guint8 prefix;
+
+  g_variant_iter_init (&iter, addresses);
+  while (g_variant_iter_next (&iter, "(&sy)", &address, &prefix))
+    {
+      const CanopyOffice *office = canopy_topology_find_office (sessions->topology, address);
+      CanopyAddressRange subnet;
+
+      if (office != NULL)
+        return office;
+      if (!sessions->distribution_optimization
+          && canopy_address_range_from_address (address, prefix, &subnet, NULL))
+        return canopy_topology_add_auto_office (sessions->topology, &subnet);
+    }
+  return NULL;
+}
+
+static void
+handle_hello (Session *session, GVariant *body)
+{
+  CanopySessions *sessions = session->sessions;
+  const char *claimed, *version;
+  g_autoptr (GVariant) addresses = NULL, groups = NULL;
+  const CanopyOffice *office;
+  g_autofree char *message = NULL;
+
+  g_variant_get (body, "(&s&s@a(sy)@as)", &claimed, &version, &addresses, &groups);
+  if (g_strcmp0 (claimed, session->device_id) != 0)
+    {
+      g_warning (_("Agent %s claims to be %s in its hello; closing the connection"),
+                 session->device_id, claimed);
+      drop_session (session);
+      return;
+    }
+  g_free (session->agent_version);
+  session->agent_version = g_strdup (version);
+
+  if (canopy_wire_compare_versions (version, CANOPY_SESSIONS_OLDEST_AGENT) < 0
+      || canopy_wire_compare_versions (version, PACKAGE_VERSION) > 0)
+    {
+      message = g_strdup_printf (_("agent version %s is not supported; this server supports "
+                                   "agent versions %s to %s. Deploy a supported agent"),
+                                 version, CANOPY_SESSIONS_OLDEST_AGENT, PACKAGE_VERSION);
+      refuse (session, CANOPY_WIRE_REFUSED_VERSION, message);
+      return;
+    }
+  if (!in_assigned_group (sessions, groups))
+    {
+      refuse (session, CANOPY_WIRE_REFUSED_NOT_IN_GROUP,
+              _("the device is in none of the groups assigned to peer distribution; it stays "
+                "dormant until one of its groups is assigned"));
+      return;
+    }
+  office = find_office (sessions, addresses);
+  if (office == NULL)
+    {
+      refuse (session, CANOPY_WIRE_REFUSED_NO_OFFICE,
+              _("none of the device's addresses is in an office of the uploaded topology; "
+                "it is a no-office client and gets no peer-to-peer download. Add its subnet "
+                "to the topology spreadsheet"));
+      return;
+    }
+  if (canopy_licensing_activate (sessions->licensing, session->device_id,
+                                 g_get_real_time ()))
+    g_warning (_("Licence overage: %u devices are active and %u are licensed. Nothing is "
+                 "blocked; add licences"),
+               canopy_licensing_get_used (sessions->licensing),
+               canopy_licensing_get_seats (sessions->licensing));
+
+  g_free (session->office);
+  session->office = g_strdup (office->name);
+  session->enrolled = TRUE;
+  g_message (_("Enrolled agent %s, version %s, in office \"%s\""), session->device_id, version,
+             office->name);
+  send_body (session, CANOPY_WIRE_WELCOME,
+             g_variant_new ("(ssus)", sessions->server_id, PACKAGE_VERSION,
+                            (guint32) sessions->heartbeat_interval, office->name));
+}
+
+static void
+on_incoming (CanopyTransportConnection *conn, gpointer user_data)
+{
+  CanopySessions *sessions = user_data;
+  Session *session = g_new0 (Session, 1);
+  g_autofree char *who = peer_description (conn);
+
+  session->sessions = sessions;
+  session->conn = conn;
+  session->device_id = g_strdup (canopy_transport_connection_get_peer_id (conn));
+  session->last_heard = g_get_monotonic_time ();
+  conn->owner_data = session;
+  g_hash_table_insert (sessions->sessions, conn, session);
+  g_debug ("agent %s connected", who);
+}
+
+static void
+on_rejected (GSocketAddress *peer_address, const GError *error, gpointer user_data)
+{
+  g_autofree char *where = NULL;
+
+  if (G_IS_INET_SOCKET_ADDRESS (peer_address))
+    where = g_inet_address_to_string (
+      g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (peer_address)));
+  /* The transport has logged a key mismatch itself; other failures are
+   * worth a line for whoever debugs a device that cannot connect. */
+  if (!g_error_matches (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_KEY_MISMATCH))
+    g_message (_("A connection from %s failed before it was authenticated: %s"),
+               where != NULL ? where : "?", error->message);
+}
+
+static void
+on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gpointer user_data)
+{
+  Session *session = conn->owner_data;
+  g_autoptr (GError) error = NULL;
+  CanopyWireKind kind;
+  g_autoptr (GVariant) body = canopy_wire_decode (header, &kind, &error);
+
+  if (body == NULL)
+    {
+      g_warning (_("Agent %s sent a message canopy cannot read (%s); closing its connection"),
+                 session->device_id, error->message);
+      drop_session (session);
+      return;
+    }
+  session->last_heard = g_get_monotonic_time ();
+  switch (kind)
+    {
+    case CANOPY_WIRE_HELLO:
+      handle_hello (session, body);
+      break;
+    case CANOPY_WIRE_HEARTBEAT:
+      if (session->enrolled)
+        canopy_licensing_activate (session->sessions->licensing, session->device_id,
+                                   g_get_real_time ());
+      break;
+    default:
+      g_debug ("agent %s sent \"%s\", which this server does not handle yet", session->device_id,
+               canopy_wire_kind_to_string (kind));
+      break;
+    }
+}
+
+static void
+on_drained (CanopyTransportConnection *conn, gpointer user_data)
+{
+}
+
+static void
+on_closed (CanopyTransportConnection *conn, const GError *error, gpointer user_data)
+{
+  CanopySessions *sessions = user_data;
+  Session *session = conn->owner_data;
+
+  if (session == NULL)
+    return;
+  g_message (_("Agent %s disconnected: %s"), session->device_id, error->message);
+  g_hash_table_remove (sessions->sessions, conn);
+}
+
+static const CanopyTransportEvents session_events = {
+  .incoming = on_incoming,
+  .rejected = on_rejected,
+  .message = on_message,
+  .drained = on_drained,
+  .closed = on_closed,
+};
+
+static gboolean
+check_liveness (gpointer user_data)
+{
+  CanopySessions *sessions = user_data;
+  gint64 limit = g_get_monotonic_time ()
+                 - (gint64) sessions->heartbeat_interval * MISSED_HEARTBEATS * G_USEC_PER_SEC;
+  GHashTableIter iter;
+  Session *session;
+
+  g_hash_table_iter_init (&iter, sessions->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &session))
+    if (session->last_heard < limit)
+      {
+        g_message (_("Agent %s missed %u heartbeats; closing its session"), session->device_id,
+                   MISSED_HEARTBEATS);
+        canopy_transport_close (session->conn);
+        g_hash_table_iter_remove (&iter);
+      }
+  return G_SOURCE_CONTINUE;
+}
+
+CanopySessions *
+canopy_sessions_new (const CanopySessionsSettings *settings)
+{
+  CanopySessions *sessions = g_new0 (CanopySessions, 1);
+
+  sessions->server_id = g_strdup (settings->server_id);
+  sessions->heartbeat_interval = MAX (settings->heartbeat_interval, 1);
+  sessions->assigned_groups = g_strdupv ((char **) settings->assigned_groups);
+  sessions->distribution_optimization = settings->distribution_optimization;
+  sessions->topology = settings->topology;
+  sessions->licensing = settings->licensing;
+  sessions->transports = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_transport_free);
+  sessions->sessions = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) session_free);
+  sessions->liveness_timer = g_timeout_add_seconds (sessions->heartbeat_interval,
+                                                    check_liveness, sessions);
+  return sessions;
+}
+
+void
+canopy_sessions_free (CanopySessions *sessions)
+{
+  if (sessions == NULL)
+    return;
+  g_source_remove (sessions->liveness_timer);
+  /* Transports close their connections without events: drop the sessions
+   * first so nothing refers to a freed connection. */
+  g_hash_table_unref (sessions->sessions);
+  g_ptr_array_unref (sessions->transports);
+  g_strfreev (sessions->assigned_groups);
+  g_free (sessions->server_id);
+  g_free (sessions);
+}
+
+gboolean
+canopy_sessions_add_transport (CanopySessions *sessions, const CanopyPlugin *plugin,
+                               const CanopyConfigNode *element,
+                               const CanopyTransportCredentials *creds, GError **error)
+{
+  g_autoptr (CanopyTransport) transport = canopy_transport_new (plugin, element, creds, NULL,
+                                                                &session_events, sessions, error);
+
+  if (transport == NULL || !canopy_transport_listen (transport, error))
+    return FALSE;
+  g_ptr_array_add (sessions->transports, g_steal_pointer (&transport));
+  return TRUE;
+}
+
+char *
+canopy_sessions_describe_listeners (CanopySessions *sessions)
+{
+  GString *out = g_string_new (NULL);
+
+  for (guint i = 0; i < sessions->transports->len; i++)
+    {
+      CanopyTransport *transport = g_ptr_array_index (sessions->transports, i);
+      g_autoptr (GPtrArray) addresses = canopy_transport_get_listen_addresses (transport);
+
+      for (guint a = 0; a < addresses->len; a++)
+        {
+          GInetSocketAddress *address = g_ptr_array_index (addresses, a);
+          g_autofree char *ip = g_inet_address_to_string (
+            g_inet_socket_address_get_address (address));
+
+          g_string_append_printf (out, "%s%s %s port %u", out->len > 0 ? ", " : "",
+                                  canopy_transport_get_name (transport), ip,
+                                  g_inet_socket_address_get_port (address));
+        }
+    }
+  return g_string_free (out, FALSE);
+}
+
+void
+canopy_sessions_set_assigned_groups (CanopySessions *sessions, const char *const *groups)
+{
+  g_strfreev (sessions->assigned_groups);
+  sessions->assigned_groups = g_strdupv ((char **) groups);
+}
+
+guint
+canopy_sessions_count_enrolled (const CanopySessions *sessions)
+{
+  GHashTableIter iter;
+  Session *session;
+  guint n = 0;
+
+  g_hash_table_iter_init (&iter, sessions->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &session))
+    n += session->enrolled;
+  return n;
+}

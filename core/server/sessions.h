@@ -1,0 +1,51 @@
+/* Agent sessions on the server: the transports canopyd listens on, the
+ * enrolment handshake (hello, then welcome or refused with a reason), and
+ * liveness through heartbeats. */
+#pragma once
+
+#include <glib.h>
+#include "lib/licensing.h"
+#include "lib/plugin-loader.h"
+#include "lib/topology.h"
+#include "lib/transport.h"
+
+G_BEGIN_DECLS
+
+/* The oldest agent this server still enrols. */
+#define CANOPY_SESSIONS_OLDEST_AGENT "0.1.0"
+
+typedef struct _CanopySessions CanopySessions;
+
+typedef struct {
+  const char *server_id;
+  guint heartbeat_interval;          /* seconds */
+  const char *const *assigned_groups; /* devices of these groups are enrolled */
+  gboolean distribution_optimization; /* offices from the spreadsheet only */
+  CanopyTopology *topology;          /* (not owned) */
+  CanopyLicensing *licensing;        /* (not owned) */
+} CanopySessionsSettings;
+
+CanopySessions *canopy_sessions_new (const CanopySessionsSettings *settings);
+void canopy_sessions_free (CanopySessions *sessions);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopySessions, canopy_sessions_free)
+
+/**
+ * canopy_sessions_add_transport:
+ *
+ * Creates the transport a `<transport>` element names and listens on it.
+ */
+gboolean canopy_sessions_add_transport (CanopySessions *sessions, const CanopyPlugin *plugin,
+                                        const CanopyConfigNode *element,
+                                        const CanopyTransportCredentials *creds, GError **error);
+
+/** canopy_sessions_describe_listeners: Returns: (transfer full): "tcp [::]:7443, ..." */
+char *canopy_sessions_describe_listeners (CanopySessions *sessions);
+
+/* Changing the assigned groups: agents refused before are accepted when
+ * they next say hello. */
+void canopy_sessions_set_assigned_groups (CanopySessions *sessions, const char *const *groups);
+
+/** canopy_sessions_count_enrolled: Returns: sessions past the handshake. */
+guint canopy_sessions_count_enrolled (const CanopySessions *sessions);
+
+G_END_DECLS
