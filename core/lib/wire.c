@@ -88,7 +88,9 @@ canopy_wire_encode (CanopyWireKind kind, GVariant *body)
   memcpy (frame + 4, &version, 2);
   memcpy (frame + 6, &kind_be, 2);
   memcpy (frame + 8, &length, 4);
-  g_variant_store (owned, frame + CANOPY_WIRE_HEADER_SIZE);
+  /* Not g_variant_store(): the body after a 12-byte header is not aligned
+   * for every type, and GVariant insists on alignment when writing. */
+  memcpy (frame + CANOPY_WIRE_HEADER_SIZE, g_variant_get_data (owned), body_size);
   return g_bytes_new_take (frame, CANOPY_WIRE_HEADER_SIZE + body_size);
 }
 

@@ -32,6 +32,7 @@ struct _CanopySessions {
   GPtrArray *transports; /* CanopyTransport */
   GHashTable *sessions;  /* CanopyTransportConnection → Session */
   guint liveness_timer;
+  gboolean overage_reported;
 };
 
 static void
@@ -172,12 +173,16 @@ handle_hello (Session *session, GVariant *body)
                 "to the topology spreadsheet"));
       return;
     }
-  if (canopy_licensing_activate (sessions->licensing, session->device_id,
-                                 g_get_real_time ()))
-    g_warning (_("Licence overage: %u devices are active and %u are licensed. Nothing is "
+  /* Said once per run: the health check reports the overage from then on. */
+  if (canopy_licensing_activate (sessions->licensing, session->device_id, g_get_real_time ())
+      && !sessions->overage_reported)
+    {
+      sessions->overage_reported = TRUE;
+      g_warning (_("Licence overage: %u devices are active and %u are licensed. Nothing is "
                  "blocked; add licences"),
                canopy_licensing_get_used (sessions->licensing),
                canopy_licensing_get_seats (sessions->licensing));
+    }
 
   g_free (session->office);
   session->office = g_strdup (office->name);

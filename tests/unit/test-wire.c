@@ -36,6 +36,25 @@ test_round_trip (void)
   CU_ASSERT_STRING_EQUAL (canopy_wire_kind_to_string (kind), "hello");
 }
 
+/* Bodies with 8-byte alignment sit at a 4-byte offset in the frame. */
+static void
+test_aligned_types (void)
+{
+  g_autoptr (GBytes) frame = canopy_wire_encode (CANOPY_WIRE_HEARTBEAT,
+                                                 g_variant_new ("(xt)", G_GINT64_CONSTANT (-5),
+                                                                G_GUINT64_CONSTANT (1) << 40));
+  g_autoptr (GError) error = NULL;
+  CanopyWireKind kind;
+  g_autoptr (GVariant) body = canopy_wire_decode (frame, &kind, &error);
+  gint64 clock;
+  guint64 bytes;
+
+  CANOPY_ASSERT_NO_ERROR (error);
+  g_variant_get (body, "(xt)", &clock, &bytes);
+  CU_ASSERT_EQUAL (clock, -5);
+  CU_ASSERT_EQUAL (bytes, G_GUINT64_CONSTANT (1) << 40);
+}
+
 static GBytes *
 patched (GBytes *frame, gsize offset, const void *bytes, gsize n)
 {
@@ -154,6 +173,7 @@ test_compare_versions (void)
 
 CANOPY_TEST_SUITE (wire, "wire", NULL, NULL,
                    { "compare versions", test_compare_versions },
+                   { "aligned types", test_aligned_types },
                    { "round trip", test_round_trip },
                    { "bad frames", test_bad_frames },
                    { "non-normal body", test_non_normal_body },

@@ -1,0 +1,247 @@
+/* Enrolment with real processes: canopyd and canopy-agent over the real
+ * TCP+TLS transport on loopback. Each refusal reason reaches the agent's
+ * log; a dormant device is accepted once its group is assigned; a wrong
+ * or regenerated key is a key mismatch in both logs. */
+#include "build-config.h"
+
+#include "tests/canopy-test.h"
+
+#include <signal.h>
+#include <string.h>
+
+typedef struct {
+  char *dir;
+  char *config;
+  char *state;
+  const char *groups; /* <assigned-group> elements */
+  CanopyTestProcess *server;
+  guint port;
+} Server;
+
+static char *
+program (const char *name)
+{
+  return canopy_test_build_path (name, NULL);
+}
+
+static gboolean
+tcp_available (void)
+{
+  g_autofree char *plugin = canopy_test_build_path ("plugins", "transport-tcp", ".libs",
+                                                    "canopy-tcp.so", NULL);
+
+  if (g_file_test (plugin, G_FILE_TEST_EXISTS))
+    return TRUE;
+  printf ("\n    SKIPPED: the tcp transport was not built (configure --enable-tcp)\n");
+  return FALSE;
+}
+
+static void
+server_write_config (Server *s)
+{
+  g_autofree char *xml = g_strdup_printf (
+    "<server>\n"
+    "  <state-directory>%s</state-directory>\n"
+    "  %s\n"
+    "  <heartbeat interval='1'/>\n"
+    "  <licensing seats='10'/>\n"
+    "  <backend plugin='test-backend'><database>%s/db</database></backend>\n"
+    "  <transport plugin='tcp'><listen address='127.0.0.1' port='%u'/></transport>\n"
+    "</server>\n",
+    s->state, s->groups, s->dir, s->port);
+
+  g_assert (g_file_set_contents (s->config, xml, -1, NULL));
+}
+
+static void
+server_init (Server *s, gboolean regenerate)
+{
+  g_autofree char *canopyd = program ("canopyd");
+  const char *argv[] = { canopyd, "init", "--config", s->config,
+                         regenerate ? "--regenerate-key" : NULL, NULL };
+  g_autofree char *out = NULL;
+
+  server_write_config (s);
+  CU_ASSERT_EQUAL (canopy_test_run (argv, &out), 0);
+}
+
+/* Starts canopyd; the port it picked is read from its "started" line. */
+static void
+server_start (Server *s)
+{
+  g_autofree char *canopyd = program ("canopyd");
+  const char *argv[] = { canopyd, "--config", s->config, NULL };
+  const char *line;
+
+  s->server = canopy_test_process_spawn (argv, NULL);
+  g_assert (s->server != NULL);
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (s->server, "started", 20));
+  line = strstr (canopy_test_process_output (s->server), "127.0.0.1 port ");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (line);
+  s->port = (guint) g_ascii_strtoull (line + strlen ("127.0.0.1 port "), NULL, 10);
+  /* Keep the port across restarts, as agents are configured with it. */
+  server_write_config (s);
+}
+
+static void
+server_setup (Server *s, const char *groups_xml)
+{
+  s->dir = canopy_test_make_tmpdir ("enrol");
+  s->config = g_build_filename (s->dir, "canopyd.xml", NULL);
+  s->state = g_build_filename (s->dir, "state", NULL);
+  s->groups = groups_xml;
+  s->port = 0;
+  server_init (s, FALSE);
+  server_start (s);
+}
+
+static void
+server_stop (Server *s)
+{
+  if (s->server == NULL)
+    return;
+  canopy_test_process_signal (s->server, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (s->server, 20), 0);
+  g_clear_pointer (&s->server, canopy_test_process_free);
+}
+
+static void
+server_teardown (Server *s)
+{
+  server_stop (s);
+  g_free (s->dir);
+  g_free (s->config);
+  g_free (s->state);
+}
+
+/* An agent with its own state directory; @key_from is the file its shared
+ * key is copied from. */
+static CanopyTestProcess *
+agent_start (Server *s, const char *name, const char *group, const char *key_from)
+{
+  g_autofree char *agent = program ("canopy-agent");
+  g_autofree char *state = g_build_filename (s->dir, name, NULL);
+  g_autofree char *key = g_build_filename (state, "shared-key", NULL);
+  g_autofree char *config = g_strconcat (state, ".xml", NULL);
+  g_autofree char *text = NULL;
+  g_autofree char *xml = g_strdup_printf ("<agent><server host='127.0.0.1' port='%u'/>"
+                                          "<state-directory>%s</state-directory>"
+                                          "<group>%s</group><transport plugin='tcp'/></agent>",
+                                          s->port, state, group);
+  const char *argv[] = { agent, "--config", config, NULL };
+
+  g_mkdir_with_parents (state, 0700);
+  g_assert (g_file_get_contents (key_from, &text, NULL, NULL));
+  g_assert (g_file_set_contents_full (key, text, -1, G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+  g_assert (g_file_set_contents (config, xml, -1, NULL));
+  return canopy_test_process_spawn (argv, NULL);
+}
+
+static char *
+server_key (Server *s)
+{
+  return g_build_filename (s->state, "shared-key", NULL);
+}
+
+static void
+test_enrolled (void)
+{
+  Server s = { 0 };
+  g_autofree char *key = NULL;
+  g_autoptr (CanopyTestProcess) agent = NULL;
+
+  if (!tcp_available ())
+    return;
+  server_setup (&s, "<assigned-group>Finance</assigned-group>");
+  key = server_key (&s);
+  agent = agent_start (&s, "a1", "Finance", key);
+  CU_ASSERT (canopy_test_process_wait_output (agent, "Enrolled with canopy server", 20));
+  CU_ASSERT (canopy_test_process_wait_output (s.server, "Enrolled agent", 20));
+  /* Heartbeats keep the session: after several intervals it is still there. */
+  g_usleep (3500 * 1000);
+  CU_ASSERT_PTR_NULL (strstr (canopy_test_process_output (s.server), "missed"));
+  canopy_test_process_signal (agent, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (agent, 20), 0);
+  CU_ASSERT (canopy_test_process_wait_output (s.server, "disconnected", 20));
+  server_teardown (&s);
+}
+
+static void
+test_dormant_until_group_assigned (void)
+{
+  Server s = { 0 };
+  g_autofree char *key = NULL;
+  g_autoptr (CanopyTestProcess) agent = NULL;
+
+  if (!tcp_available ())
+    return;
+  server_setup (&s, "<assigned-group>Finance</assigned-group>");
+  key = server_key (&s);
+  agent = agent_start (&s, "sales-1", "Sales", key);
+  CU_ASSERT (canopy_test_process_wait_output (agent, "refused this device", 20));
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (agent), "none of the groups");
+
+  /* Saving the settings with the group assigned: the dormant agent gets in. */
+  s.groups = "<assigned-group>Finance</assigned-group><assigned-group>Sales</assigned-group>";
+  server_write_config (&s);
+  canopy_test_process_signal (s.server, SIGHUP);
+  CU_ASSERT (canopy_test_process_wait_output (s.server, "Configuration reloaded", 20));
+  CU_ASSERT (canopy_test_process_wait_output (agent, "Enrolled with canopy server", 30));
+  server_teardown (&s);
+}
+
+static void
+test_wrong_key (void)
+{
+  Server s = { 0 };
+  g_autofree char *other_dir = NULL, *other_key = NULL;
+  g_autoptr (CanopyTestProcess) agent = NULL;
+
+  if (!tcp_available ())
+    return;
+  server_setup (&s, "<assigned-group>Finance</assigned-group>");
+  /* A key from another installation. */
+  other_dir = canopy_test_make_tmpdir ("other");
+  {
+    Server other = { other_dir, g_build_filename (other_dir, "c.xml", NULL),
+                     g_build_filename (other_dir, "state", NULL), "", NULL, 1 };
+    server_init (&other, FALSE);
+    other_key = server_key (&other);
+    g_free (other.config);
+    g_free (other.state);
+  }
+  agent = agent_start (&s, "intruder", "Finance", other_key);
+  CU_ASSERT (canopy_test_process_wait_output (agent, "does not accept this device's shared key",
+                                              20));
+  CU_ASSERT (canopy_test_process_wait_output (s.server, "Key mismatch", 20));
+  CU_ASSERT_PTR_NULL (strstr (canopy_test_process_output (s.server), "Enrolled agent"));
+  server_teardown (&s);
+}
+
+static void
+test_regenerated_key_cuts_off (void)
+{
+  Server s = { 0 };
+  g_autofree char *key = NULL;
+  g_autoptr (CanopyTestProcess) agent = NULL;
+
+  if (!tcp_available ())
+    return;
+  server_setup (&s, "<assigned-group>Finance</assigned-group>");
+  key = server_key (&s);
+  agent = agent_start (&s, "old-key", "Finance", key);
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (agent, "Enrolled with canopy server", 20));
+
+  server_stop (&s);
+  server_init (&s, TRUE);
+  server_start (&s);
+  CU_ASSERT (canopy_test_process_wait_output (agent, "does not accept this device's shared key",
+                                              30));
+  server_teardown (&s);
+}
+
+CANOPY_TEST_SUITE (enrolment, "enrolment", NULL, NULL,
+                   { "agent enrolled over TCP+TLS", test_enrolled },
+                   { "dormant until its group is assigned", test_dormant_until_group_assigned },
+                   { "wrong key: key mismatch in both logs", test_wrong_key },
+                   { "regenerated key cuts off old agents", test_regenerated_key_cuts_off })
