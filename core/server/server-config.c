@@ -21,10 +21,21 @@ read_peer_distribution (CanopyServerConfig *config, const CanopyConfigNode *root
   config->assigned_groups = g_strv_builder_end (builder);
   config->licensed_seats = 0;
   config->heartbeat_interval = 30;
-  if (optimization != NULL
-      && !canopy_config_node_get_boolean (optimization, "enabled", FALSE,
-                                          &config->distribution_optimization, error))
-    return FALSE;
+  if (optimization != NULL)
+    {
+      if (!canopy_config_node_get_boolean (optimization, "enabled", FALSE,
+                                           &config->distribution_optimization, error))
+        return FALSE;
+      config->topology_file = g_strdup (canopy_config_node_get_attribute (optimization,
+                                                                          "topology"));
+      if (config->distribution_optimization && config->topology_file == NULL)
+        {
+          canopy_config_node_set_error (optimization, error,
+                                        _("distribution optimization is on but no topology "
+                                          "spreadsheet is named; add topology=\"PATH.csv\""));
+          return FALSE;
+        }
+    }
   if (licensing != NULL)
     {
       if (!canopy_config_node_get_uint (licensing, "seats", 0, G_MAXUINT, 0,
@@ -84,6 +95,7 @@ canopy_server_config_free (CanopyServerConfig *config)
   g_free (config->debug_domains);
   g_strfreev (config->assigned_groups);
   g_free (config->licence_file);
+  g_free (config->topology_file);
   g_free (config->licence_issuer_key);
   g_free (config->state_directory);
   g_free (config->name);

@@ -13,6 +13,7 @@ typedef struct {
   char *debug_domains;
   GStrv assigned_groups;
   gboolean distribution_optimization;
+  char *topology_file;        /* the spreadsheet (CSV) used when it is on */
   guint64 licensed_seats;
   guint64 release_after_days; /* 0: never */
   char *licence_file;         /* signed licence file, or NULL */

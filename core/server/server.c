@@ -167,6 +167,31 @@ licensed_seats (const CanopyServerConfig *config, guint *seats, GError **error)
   return TRUE;
 }
 
+/* With distribution optimization on, the admin's spreadsheet defines the
+ * offices; every problem in it is reported, with its line and column. */
+static CanopyTopology *
+load_topology (const CanopyServerConfig *config, GError **error)
+{
+  g_autofree char *csv = NULL;
+  g_autoptr (GPtrArray) problems = NULL;
+  CanopyTopology *topology;
+  g_autofree char *joined = NULL;
+
+  if (!config->distribution_optimization)
+    return canopy_topology_new (NULL);
+  if (!g_file_get_contents (config->topology_file, &csv, NULL, error))
+    return NULL;
+  topology = canopy_topology_import_csv (csv, NULL, &problems);
+  if (topology != NULL)
+    return topology;
+  g_ptr_array_add (problems, NULL);
+  joined = g_strjoinv ("\n  ", (char **) problems->pdata);
+  g_set_error (error, CANOPY_TOPOLOGY_ERROR, CANOPY_TOPOLOGY_ERROR_SYNTAX,
+               _("The topology spreadsheet %s has problems; fix them and start again:\n  %s"),
+               config->topology_file, joined);
+  return NULL;
+}
+
 static gboolean
 start_transports (CanopyServer *server, const CanopySharedKey *key, GError **error)
 {
@@ -200,7 +225,9 @@ canopy_server_start (CanopyServer *server, GError **error)
   if (key == NULL || !licensed_seats (config, &seats, error))
     return FALSE;
 
-  server->topology = canopy_topology_new (NULL);
+  server->topology = load_topology (config, error);
+  if (server->topology == NULL)
+    return FALSE;
   server->licensing = canopy_licensing_new (seats, (gint64) config->release_after_days * 86400
                                                      * G_USEC_PER_SEC);
   settings.server_id = server->server_id;

@@ -240,8 +240,63 @@ test_regenerated_key_cuts_off (void)
   server_teardown (&s);
 }
 
+static void
+test_no_office (void)
+{
+  Server s = { 0 };
+  g_autofree char *key = NULL;
+  g_autofree char *csv_path = NULL;
+  g_autofree char *groups = NULL;
+  g_autoptr (CanopyTestProcess) agent = NULL;
+  g_autofree char *dir = NULL;
+
+  if (!tcp_available ())
+    return;
+  /* Offices only in 198.18.0.0/15: this machine's addresses are in none. */
+  dir = canopy_test_make_tmpdir ("topology");
+  csv_path = g_build_filename (dir, "offices.csv", NULL);
+  g_assert (g_file_set_contents (csv_path, "office,parent,subnets\nNorth,,198.18.10.0/24\n",
+                                 -1, NULL));
+  groups = g_strdup_printf ("<assigned-group>Finance</assigned-group>"
+                            "<distribution-optimization enabled='true' topology='%s'/>",
+                            csv_path);
+  server_setup (&s, groups);
+  key = server_key (&s);
+  agent = agent_start (&s, "roaming", "Finance", key);
+  CU_ASSERT (canopy_test_process_wait_output (agent, "refused this device", 20));
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (agent), "no-office client");
+  server_teardown (&s);
+}
+
+static void
+test_bad_topology_refuses_start (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("badtopo");
+  g_autofree char *csv_path = g_build_filename (dir, "offices.csv", NULL);
+  g_autofree char *config = g_build_filename (dir, "canopyd.xml", NULL);
+  g_autofree char *xml = g_strdup_printf (
+    "<server><state-directory>%s/state</state-directory>"
+    "<distribution-optimization enabled='true' topology='%s'/>"
+    "<backend plugin='test-backend'><database>/x</database></backend></server>",
+    dir, csv_path);
+  g_autofree char *canopyd = program ("canopyd");
+  const char *init[] = { canopyd, "init", "--config", config, NULL };
+  const char *run[] = { canopyd, "--config", config, NULL };
+  g_autofree char *out = NULL;
+
+  g_assert (g_file_set_contents (csv_path, "office,parent,subnets\nA,,198.18.1.0/24\n"
+                                           "B,Nowhere,198.18.1.128/25\n", -1, NULL));
+  g_assert (g_file_set_contents (config, xml, -1, NULL));
+  CU_ASSERT_EQUAL (canopy_test_run (init, NULL), 0);
+  CU_ASSERT_EQUAL (canopy_test_run (run, &out), 3);
+  CANOPY_ASSERT_CONTAINS (out, "offices.csv has problems");
+  CANOPY_ASSERT_CONTAINS (out, "line 3, column 2 (parent)");
+}
+
 CANOPY_TEST_SUITE (enrolment, "enrolment", NULL, NULL,
                    { "agent enrolled over TCP+TLS", test_enrolled },
                    { "dormant until its group is assigned", test_dormant_until_group_assigned },
                    { "wrong key: key mismatch in both logs", test_wrong_key },
+                   { "no-office client refused", test_no_office },
+                   { "bad topology refuses to start", test_bad_topology_refuses_start },
                    { "regenerated key cuts off old agents", test_regenerated_key_cuts_off })
