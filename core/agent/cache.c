@@ -6,15 +6,16 @@
 
 #include "agent/cache.h"
 #include "lib/i18n.h"
+#include "lib/atomic-file.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#define TMP_SUFFIX ".tmp"
+/* Temporary files of interrupted writes (see atomic-file.h). */
+#define TMP_SUFFIX ".tmp-"
 
 struct _CanopyCacheEntry {
   CanopyCache *cache;
@@ -268,42 +269,12 @@ canopy_cache_entry_get_bitfield (const CanopyCacheEntry *entry)
   return g_bytes_new (entry->have, (n + 7) / 8);
 }
 
-static gboolean
-write_all (int fd, const guint8 *data, gsize length)
-{
-  while (length > 0)
-    {
-      gssize n = write (fd, data, length);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return FALSE;
-      data += n;
-      length -= (gsize) n;
-    }
-  return TRUE;
-}
-
-static void
-sync_directory (const char *path)
-{
-  int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-  if (fd >= 0)
-    {
-      fsync (fd);
-      close (fd);
-    }
-}
-
 gboolean
 canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guint8 *data,
                                 gsize length, GError **error)
 {
   g_autofree char *path = NULL;
-  g_autofree char *tmp = NULL;
-  int fd, saved_errno = 0;
-  gboolean ok;
+  g_autoptr (GError) local_error = NULL;
 
   if (!canopy_manifest_verify_chunk (entry->manifest, index, data, length))
     {
@@ -316,27 +287,13 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
     return TRUE;
 
   path = chunk_path (entry, index);
-  tmp = g_strconcat (path, TMP_SUFFIX, "-XXXXXX", NULL);
-  fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0600);
-  if (fd < 0)
+  if (!canopy_atomic_file_write (path, data, length, 0600, &local_error))
     {
-      set_io_error (error, _("store a chunk in"), entry->path, errno);
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
+                   _("Cannot store chunk %u of \"%s\" in the cache: %s"), index,
+                   entry->manifest->name, local_error->message);
       return FALSE;
     }
-  ok = write_all (fd, data, length) && fsync (fd) == 0;
-  if (!ok)
-    saved_errno = errno;
-  if (close (fd) != 0 && ok)
-    ok = FALSE, saved_errno = errno;
-  if (ok && g_rename (tmp, path) != 0)
-    ok = FALSE, saved_errno = errno;
-  if (!ok)
-    {
-      g_unlink (tmp);
-      set_io_error (error, _("store a chunk in"), entry->path, saved_errno);
-      return FALSE;
-    }
-  sync_directory (entry->path);
   mark (entry, index);
   entry->cache->size += length;
   return TRUE;
@@ -371,15 +328,12 @@ canopy_cache_entry_map_chunk (CanopyCacheEntry *entry, guint index, GError **err
 gboolean
 canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, GError **error)
 {
-  g_autofree char *dir = g_path_get_dirname (destination);
-  g_autofree char *base = g_path_get_basename (destination);
-  g_autofree char *tmp = g_strdup_printf ("%s/.%s.XXXXXX", dir, base);
   g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr (CanopyAtomicFile) out = NULL;
+  g_autoptr (GError) local_error = NULL;
   guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
   gsize digest_len = sizeof digest;
   guint n = canopy_manifest_get_n_chunks (entry->manifest);
-  int fd, saved_errno = 0;
-  gboolean ok = TRUE;
 
   if (!canopy_cache_entry_is_complete (entry))
     {
@@ -388,55 +342,44 @@ canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, G
                    entry->manifest->name, entry->count, n);
       return FALSE;
     }
-  fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0)
-    {
-      set_io_error (error, _("write the package next to"), destination, errno);
-      return FALSE;
-    }
-  for (guint i = 0; i < n && ok; i++)
+  out = canopy_atomic_file_begin (destination, 0644, &local_error);
+  for (guint i = 0; out != NULL && i < n; i++)
     {
       g_autoptr (GMappedFile) chunk = canopy_cache_entry_map_chunk (entry, i, error);
+      const guint8 *data;
+      gsize length;
 
       if (chunk == NULL)
-        {
-          ok = FALSE;
-          break;
-        }
-      g_checksum_update (sum, (const guint8 *) g_mapped_file_get_contents (chunk),
-                         g_mapped_file_get_length (chunk));
-      ok = write_all (fd, (const guint8 *) g_mapped_file_get_contents (chunk),
-                      g_mapped_file_get_length (chunk));
-      if (!ok)
-        {
-          saved_errno = errno;
-          set_io_error (error, _("write the package next to"), destination, saved_errno);
-        }
+        return FALSE;
+      data = (const guint8 *) g_mapped_file_get_contents (chunk);
+      length = g_mapped_file_get_length (chunk);
+      g_checksum_update (sum, data, length);
+      if (!canopy_atomic_file_append (out, data, length, &local_error))
+        g_clear_pointer (&out, canopy_atomic_file_abort);
     }
-  if (ok && fsync (fd) != 0)
+  if (out == NULL)
     {
-      ok = FALSE;
-      set_io_error (error, _("write the package next to"), destination, errno);
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
+                   _("Cannot put \"%s\" in place: %s"), entry->manifest->name,
+                   local_error->message);
+      return FALSE;
     }
-  close (fd);
   g_checksum_get_digest (sum, digest, &digest_len);
-  if (ok && memcmp (digest, entry->manifest->sha256, sizeof digest) != 0)
+  if (memcmp (digest, entry->manifest->sha256, sizeof digest) != 0)
     {
-      ok = FALSE;
       g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT,
                    _("The assembled \"%s\" does not match the package's SHA-256; it was not "
                      "put in place"), entry->manifest->name);
+      return FALSE;
     }
-  if (ok && g_rename (tmp, destination) != 0)
+  if (!canopy_atomic_file_commit (g_steal_pointer (&out), &local_error))
     {
-      ok = FALSE;
-      set_io_error (error, _("put the package in place at"), destination, errno);
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
+                   _("Cannot put \"%s\" in place: %s"), entry->manifest->name,
+                   local_error->message);
+      return FALSE;
     }
-  if (!ok)
-    g_unlink (tmp);
-  else
-    sync_directory (dir);
-  return ok;
+  return TRUE;
 }
 
 typedef struct {

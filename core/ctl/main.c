@@ -163,9 +163,6 @@ ctl_licence_show (int argc, char **argv)
 {
   g_autoptr (GError) error = NULL;
   g_autofree char *text = NULL;
-  g_autofree guchar *raw = NULL;
-  gsize raw_len = 0;
-  g_autoptr (GBytes) pub = NULL;
   g_autoptr (CanopyVerifyKey) verify = NULL;
   g_autoptr (CanopyLicenceFile) licence = NULL;
   g_autofree char *expires = NULL;
@@ -175,10 +172,8 @@ ctl_licence_show (int argc, char **argv)
       g_printerr (_("Usage: canopyctl licence-show FILE ISSUER-PUBLIC-KEY\n"));
       return CTL_EXIT_USAGE;
     }
-  raw = g_base64_decode (argv[2], &raw_len);
-  pub = g_bytes_new (raw, raw_len);
   if (!g_file_get_contents (argv[1], &text, NULL, &error)
-      || (verify = canopy_verify_key_new (pub, &error)) == NULL
+      || (verify = canopy_verify_key_new_from_base64 (argv[2], &error)) == NULL
       || (licence = canopy_licence_file_read (text, verify, &error)) == NULL)
     {
       g_printerr ("%s\n", error->message);

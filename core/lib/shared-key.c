@@ -5,15 +5,14 @@
 
 #include "lib/shared-key.h"
 #include "lib/i18n.h"
+#include "lib/atomic-file.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define ALPHABET "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 #define BASE 32
@@ -228,54 +227,19 @@ canopy_shared_key_load (const char *path, GError **error)
   return key;
 }
 
-static gboolean
-write_all (int fd, const char *data, gsize length)
-{
-  while (length > 0)
-    {
-      gssize n = write (fd, data, length);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return FALSE;
-      data += n;
-      length -= (gsize) n;
-    }
-  return TRUE;
-}
-
 gboolean
 canopy_shared_key_save (const CanopySharedKey *key, const char *path, GError **error)
 {
-  g_autofree char *tmp = g_strconcat (path, ".XXXXXX", NULL);
   char *text = canopy_shared_key_format (key);
-  int fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0600);
-  gboolean ok;
-  int saved_errno;
+  g_autofree char *line = g_strconcat (text, "\n", NULL);
+  g_autoptr (GError) local_error = NULL;
+  gboolean ok = canopy_atomic_file_write (path, (const guint8 *) line, strlen (line), 0600,
+                                          &local_error);
 
-  if (fd < 0)
-    {
-      saved_errno = errno;
-      canopy_shared_key_free_text (text);
-      g_set_error (error, CANOPY_SHARED_KEY_ERROR, CANOPY_SHARED_KEY_ERROR_IO,
-                   _("Cannot write the shared key next to %s: %s"), path,
-                   g_strerror (saved_errno));
-      return FALSE;
-    }
-  ok = write_all (fd, text, strlen (text)) && write_all (fd, "\n", 1) && fsync (fd) == 0;
-  saved_errno = errno;
   canopy_shared_key_free_text (text);
-  ok = close (fd) == 0 && ok;
-  if (ok && g_rename (tmp, path) != 0)
-    {
-      saved_errno = errno;
-      ok = FALSE;
-    }
+  gnutls_memset (line, 0, strlen (line));
   if (!ok)
-    {
-      g_unlink (tmp);
-      g_set_error (error, CANOPY_SHARED_KEY_ERROR, CANOPY_SHARED_KEY_ERROR_IO,
-                   _("Cannot write the shared key file %s: %s"), path, g_strerror (saved_errno));
-    }
+    g_set_error (error, CANOPY_SHARED_KEY_ERROR, CANOPY_SHARED_KEY_ERROR_IO,
+                 _("Cannot save the shared key: %s"), local_error->message);
   return ok;
 }

@@ -170,6 +170,16 @@ canopy_verify_key_new (GBytes *public_key, GError **error)
   return g_steal_pointer (&key);
 }
 
+CanopyVerifyKey *
+canopy_verify_key_new_from_base64 (const char *text, GError **error)
+{
+  gsize length = 0;
+  g_autofree guchar *raw = g_base64_decode (text, &length);
+  g_autoptr (GBytes) bytes = g_bytes_new (raw, length);
+
+  return canopy_verify_key_new (bytes, error);
+}
+
 gboolean
 canopy_verify_key_verify (const CanopyVerifyKey *key, const guint8 *data, gsize length,
                           const guint8 *signature, gsize signature_length)

@@ -36,6 +36,8 @@ GBytes *canopy_signing_key_sign (const CanopySigningKey *key, const guint8 *data
                                  GError **error);
 
 CanopyVerifyKey *canopy_verify_key_new (GBytes *public_key, GError **error);
+/* The same from base64 text, as `canopyctl licence-keygen` prints it. */
+CanopyVerifyKey *canopy_verify_key_new_from_base64 (const char *text, GError **error);
 void canopy_verify_key_free (CanopyVerifyKey *key);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyVerifyKey, canopy_verify_key_free)
 

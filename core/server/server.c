@@ -140,9 +140,6 @@ static gboolean
 licensed_seats (const CanopyServerConfig *config, guint *seats, GError **error)
 {
   g_autofree char *text = NULL;
-  g_autofree guchar *raw = NULL;
-  gsize raw_len = 0;
-  g_autoptr (GBytes) pub = NULL;
   g_autoptr (CanopyVerifyKey) issuer = NULL;
   g_autoptr (CanopyLicenceFile) licence = NULL;
   g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
@@ -152,9 +149,7 @@ licensed_seats (const CanopyServerConfig *config, guint *seats, GError **error)
     return TRUE;
   if (!g_file_get_contents (config->licence_file, &text, NULL, error))
     return FALSE;
-  raw = g_base64_decode (config->licence_issuer_key, &raw_len);
-  pub = g_bytes_new (raw, raw_len);
-  issuer = canopy_verify_key_new (pub, error);
+  issuer = canopy_verify_key_new_from_base64 (config->licence_issuer_key, error);
   if (issuer == NULL)
     return FALSE;
   licence = canopy_licence_file_read (text, issuer, error);
