@@ -5,6 +5,7 @@
 #include <canopy/version.h>
 #include <canopy/plugin.h>
 #include <canopy/config-node.h>
+#include <canopy/backend.h>
 #include <canopy/keys.h>
 #include <canopy/transport.h>
 #include <canopy/watch.h>

@@ -1,0 +1,378 @@
+/* Storage backend conformance: the same assertions for every backend
+ * plugin, through the real loader and the core's wrappers.
+ *   sqlite   always (a database in a temporary directory);
+ *   freetds  when CANOPY_TEST_MSSQL_HOST names a reachable SQL Server
+ *            (with _PORT, _DATABASE, _USER, _PASSWORD_FILE);
+ *   a vendor's plugin when CANOPY_CONFORMANCE_BACKEND names it and
+ *            CANOPY_CONFORMANCE_CONFIG a file holding its <server> config. */
+#include "build-config.h"
+
+#include "tests/canopy-test.h"
+#include "lib/backend.h"
+#include "lib/config.h"
+
+#include <string.h>
+
+typedef struct {
+  CanopyPluginLoader *loader;
+  CanopyConfig *config;
+  const CanopyConfigNode *element;
+  char *state;
+} Target;
+
+/* The configuration of the backend named @name, or NULL (and why) when it
+ * cannot be tested here. */
+static char *
+target_xml (const char *name, const char *state, char **skip_reason)
+{
+  if (g_str_equal (name, "sqlite"))
+    return g_strdup_printf ("<server><backend plugin='sqlite'><database>%s/conformance.db"
+                            "</database><busy-timeout ms='2000'/></backend></server>", state);
+  if (g_str_equal (name, "freetds"))
+    {
+      const char *host = g_getenv ("CANOPY_TEST_MSSQL_HOST");
+      if (host == NULL)
+        {
+          *skip_reason = g_strdup ("set CANOPY_TEST_MSSQL_HOST, _PORT, _DATABASE, _USER and "
+                                   "_PASSWORD_FILE to run it against a SQL Server");
+          return NULL;
+        }
+      return g_strdup_printf ("<server><backend plugin='freetds'><server host='%s' port='%s'/>"
+                              "<database>%s</database><user>%s</user>"
+                              "<password-file>%s</password-file></backend></server>",
+                              host, g_getenv ("CANOPY_TEST_MSSQL_PORT") ?: "1433",
+                              g_getenv ("CANOPY_TEST_MSSQL_DATABASE") ?: "canopy_test",
+                              g_getenv ("CANOPY_TEST_MSSQL_USER") ?: "canopy",
+                              g_getenv ("CANOPY_TEST_MSSQL_PASSWORD_FILE") ?: "/dev/null");
+    }
+  {
+    g_autofree char *text = NULL;
+    const char *path = g_getenv ("CANOPY_CONFORMANCE_CONFIG");
+
+    if (path == NULL || !g_file_get_contents (path, &text, NULL, NULL))
+      {
+        *skip_reason = g_strdup ("set CANOPY_CONFORMANCE_CONFIG to its configuration file");
+        return NULL;
+      }
+    return g_steal_pointer (&text);
+  }
+}
+
+static gboolean
+target_setup (Target *t, const char *name)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *skip = NULL;
+  g_autofree char *xml = NULL;
+  g_autofree char *module = g_strdup_printf ("canopy-%s.so", name);
+  const CanopyPlugin *plugin;
+
+  memset (t, 0, sizeof *t);
+  t->state = canopy_test_make_tmpdir ("backend");
+  xml = target_xml (name, t->state, &skip);
+  if (xml == NULL)
+    {
+      printf ("\n    SKIPPED: %s backend conformance (%s)\n", name, skip);
+      return FALSE;
+    }
+  t->loader = canopy_plugin_loader_new (NULL);
+  t->config = canopy_config_load_data (xml, -1, "conformance.xml", CANOPY_SCHEMA_SERVER, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  t->element = canopy_config_node_get_child (canopy_config_get_root (t->config), "backend");
+  plugin = canopy_plugin_loader_load_for_node (t->loader, t->element, CANOPY_PLUGIN_KIND_BACKEND,
+                                               &error);
+  if (plugin == NULL && g_error_matches (error, CANOPY_PLUGIN_ERROR,
+                                         CANOPY_PLUGIN_ERROR_NOT_FOUND))
+    {
+      printf ("\n    SKIPPED: %s backend conformance (%s was not built)\n", name, module);
+      return FALSE;
+    }
+  CANOPY_ASSERT_NO_ERROR (error);
+  return TRUE;
+}
+
+static CanopyBackend *
+target_open (Target *t)
+{
+  g_autoptr (GError) error = NULL;
+  const CanopyPlugin *plugin = canopy_plugin_loader_lookup (
+    t->loader, canopy_config_node_get_attribute (t->element, "plugin"));
+  CanopyBackend *backend = canopy_backend_open (plugin, t->element, t->state, &error);
+
+  CANOPY_ASSERT_NO_ERROR (error);
+  return backend;
+}
+
+static void
+target_teardown (Target *t)
+{
+  canopy_config_free (t->config);
+  canopy_plugin_loader_free (t->loader);
+  g_free (t->state);
+}
+
+static GVariant *
+device_value (const char *name, gint64 last_seen)
+{
+  const char *groups[] = { "Finance", NULL };
+  GVariantBuilder addresses;
+
+  g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
+  g_variant_builder_add (&addresses, "(sy)", "198.18.10.7", 24);
+  return g_variant_new ("(s^asa(sy)ssxxxtuu)", name, groups, &addresses, "0.1.0", "North",
+                        G_GINT64_CONSTANT (1000), last_seen, G_GINT64_CONSTANT (500),
+                        G_GUINT64_CONSTANT (1) << 33, 7, 0);
+}
+
+static gboolean
+collect_keys (const char *key, GVariant *value, gpointer user_data)
+{
+  g_ptr_array_add (user_data, g_strdup (key));
+  return TRUE;
+}
+
+static GPtrArray *
+list_keys (CanopyBackend *backend, CanopyRecordKind kind)
+{
+  GPtrArray *keys = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GError) error = NULL;
+
+  CU_ASSERT (canopy_backend_list (backend, kind, collect_keys, keys, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  return keys;
+}
+
+static void
+check_records_round_trip (CanopyBackend *backend)
+{
+  g_autoptr (GError) error = NULL;
+  CanopyRecord records[3] = {
+    { "dev-b", g_variant_ref_sink (device_value ("PC B", 2000)) },
+    { "dev-a", g_variant_ref_sink (device_value ("PC A", 2000)) },
+    { "dev-c", g_variant_ref_sink (device_value ("PC C", 2000)) },
+  };
+  g_autoptr (GVariant) got = NULL;
+  g_autoptr (GPtrArray) keys = NULL;
+  const char *gone[] = { "dev-c", "never-there", NULL };
+
+  CU_ASSERT (canopy_backend_put (backend, CANOPY_RECORD_DEVICE, records, 3, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, "dev-a", &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT (g_variant_equal (got, records[1].value));
+
+  /* Writing a key again replaces it: a heartbeat batch. */
+  g_variant_unref (records[1].value);
+  records[1].value = g_variant_ref_sink (device_value ("PC A", 9999));
+  CU_ASSERT (canopy_backend_put (backend, CANOPY_RECORD_DEVICE, records + 1, 1, &error));
+  g_clear_pointer (&got, g_variant_unref);
+  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, "dev-a", &error);
+  CU_ASSERT (g_variant_equal (got, records[1].value));
+
+  keys = list_keys (backend, CANOPY_RECORD_DEVICE);
+  CU_ASSERT_EQUAL_FATAL (keys->len, 3);
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 0), "dev-a");
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 2), "dev-c");
+
+  CU_ASSERT (canopy_backend_remove (backend, CANOPY_RECORD_DEVICE, gone, &error));
+  g_clear_pointer (&got, g_variant_unref);
+  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, "dev-c", &error);
+  CU_ASSERT_PTR_NULL (got);
+  CU_ASSERT (g_error_matches (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_NOT_FOUND));
+  for (int i = 0; i < 3; i++)
+    g_variant_unref (records[i].value);
+}
+
+static void
+check_every_kind (CanopyBackend *backend)
+{
+  const char *groups[] = { "Finance", NULL };
+  const char *ranges[] = { "198.18.10.0/24", NULL };
+  guint64 bytes[] = { 10, 20, 30, 40 };
+  const guint8 manifest[] = { 1, 2, 3, 4, 5 };
+  GVariant *values[CANOPY_N_RECORD_KINDS] = {
+    device_value ("PC", 1),
+    g_variant_new ("(su^astbb)", "", 0u, ranges, G_GUINT64_CONSTANT (100000000), FALSE, TRUE),
+    g_variant_new ("(s)", "Finance, Sales"),
+    g_variant_new ("(sss@ayx)", "Office Suite", "16.0", "https://cdn.example.com/o.msi",
+                   g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, manifest, 5, 1),
+                   G_GINT64_CONSTANT (42)),
+    g_variant_new ("(s^asux)", "content-1", groups, 0u, G_GINT64_CONSTANT (43)),
+    g_variant_new ("(u@atb)", 12u,
+                   g_variant_new_fixed_array (G_VARIANT_TYPE_UINT64, bytes, 4, 8), TRUE),
+    g_variant_new ("(xxx)", G_GINT64_CONSTANT (1), G_GINT64_CONSTANT (2), G_GINT64_CONSTANT (0)),
+  };
+
+  for (CanopyRecordKind kind = 0; kind < CANOPY_N_RECORD_KINDS; kind++)
+    {
+      g_autoptr (GError) error = NULL;
+      CanopyRecord record = { "key/1", g_variant_ref_sink (values[kind]) };
+      g_autoptr (GVariant) got = NULL;
+
+      CU_ASSERT (canopy_backend_put (backend, kind, &record, 1, &error));
+      got = canopy_backend_get (backend, kind, "key/1", &error);
+      CANOPY_ASSERT_NO_ERROR (error);
+      CU_ASSERT (got != NULL && g_variant_equal (got, record.value));
+      g_variant_unref (record.value);
+    }
+}
+
+static void
+check_transactions (CanopyBackend *backend)
+{
+  g_autoptr (GError) error = NULL;
+  CanopyRecord setting = { "assigned-groups", g_variant_ref_sink (g_variant_new ("(s)", "A")) };
+  CanopyRecord changed = { "assigned-groups", g_variant_ref_sink (g_variant_new ("(s)", "B")) };
+  g_autoptr (GVariant) got = NULL;
+
+  CU_ASSERT (canopy_backend_put (backend, CANOPY_RECORD_SETTING, &setting, 1, &error));
+  CU_ASSERT (canopy_backend_begin (backend, &error));
+  CU_ASSERT (canopy_backend_put (backend, CANOPY_RECORD_SETTING, &changed, 1, &error));
+  canopy_backend_rollback (backend);
+  got = canopy_backend_get (backend, CANOPY_RECORD_SETTING, "assigned-groups", &error);
+  CU_ASSERT (got != NULL && g_variant_equal (got, setting.value));
+  g_clear_pointer (&got, g_variant_unref);
+
+  CU_ASSERT (canopy_backend_begin (backend, &error));
+  CU_ASSERT (canopy_backend_put (backend, CANOPY_RECORD_SETTING, &changed, 1, &error));
+  CU_ASSERT (canopy_backend_commit (backend, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  got = canopy_backend_get (backend, CANOPY_RECORD_SETTING, "assigned-groups", &error);
+  CU_ASSERT (got != NULL && g_variant_equal (got, changed.value));
+  g_variant_unref (setting.value);
+  g_variant_unref (changed.value);
+}
+
+static void
+check_replace_all (CanopyBackend *backend)
+{
+  g_autoptr (GError) error = NULL;
+  const char *ranges[] = { "198.18.1.0/24", NULL };
+  CanopyRecord old[2] = {
+    { "Old A", g_variant_ref_sink (g_variant_new ("(su^astbb)", "", 0u, ranges,
+                                                  G_GUINT64_CONSTANT (0), FALSE, FALSE)) },
+    { "Old B", g_variant_ref_sink (g_variant_new ("(su^astbb)", "", 0u, ranges,
+                                                  G_GUINT64_CONSTANT (0), FALSE, FALSE)) },
+  };
+  CanopyRecord fresh = { "New", g_variant_ref_sink (g_variant_new (
+                                  "(su^astbb)", "", 2u, ranges, G_GUINT64_CONSTANT (1), TRUE,
+                                  FALSE)) };
+  g_autoptr (GPtrArray) keys = NULL;
+
+  CU_ASSERT (canopy_backend_replace_all (backend, CANOPY_RECORD_OFFICE, old, 2, &error));
+  CU_ASSERT (canopy_backend_replace_all (backend, CANOPY_RECORD_OFFICE, &fresh, 1, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  keys = list_keys (backend, CANOPY_RECORD_OFFICE);
+  CU_ASSERT_EQUAL (keys->len, 1);
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 0), "New");
+  g_variant_unref (old[0].value);
+  g_variant_unref (old[1].value);
+  g_variant_unref (fresh.value);
+}
+
+static gboolean
+collect_ids (gint64 id, GVariant *entry, gpointer user_data)
+{
+  g_array_append_val ((GArray *) user_data, id);
+  return TRUE;
+}
+
+static void
+check_logs (CanopyBackend *backend)
+{
+  g_autoptr (GError) error = NULL;
+  GVariant *entries[5];
+  g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autoptr (GArray) later = g_array_new (FALSE, FALSE, sizeof (gint64));
+
+  for (int i = 0; i < 5; i++)
+    entries[i] = g_variant_ref_sink (g_variant_new ("(xsss)", (gint64) i, "admin",
+                                                    "settings.assigned-groups", "Finance"));
+  CU_ASSERT (canopy_backend_append (backend, CANOPY_LOG_AUDIT, entries, 5, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT (canopy_backend_list_log (backend, CANOPY_LOG_AUDIT, 0, 0, collect_ids, ids, &error));
+  CU_ASSERT_EQUAL_FATAL (ids->len, 5);
+  for (guint i = 1; i < ids->len; i++)
+    CU_ASSERT (g_array_index (ids, gint64, i) > g_array_index (ids, gint64, i - 1));
+  CU_ASSERT (canopy_backend_list_log (backend, CANOPY_LOG_AUDIT, g_array_index (ids, gint64, 1),
+                                      2, collect_ids, later, &error));
+  CU_ASSERT_EQUAL (later->len, 2);
+  for (int i = 0; i < 5; i++)
+    g_variant_unref (entries[i]);
+}
+
+/* What a restart must not lose. */
+static void
+check_persistence (Target *t)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyBackend) again = target_open (t);
+  g_autoptr (GVariant) got = NULL;
+  CanopyBackendInfo info;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (again);
+  got = canopy_backend_get (again, CANOPY_RECORD_DEVICE, "dev-a", &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT (canopy_backend_check_health (again, &error));
+  CU_ASSERT (canopy_backend_get_info (again, &info, &error));
+  CU_ASSERT (info.schema_version >= 1);
+  CU_ASSERT_PTR_NOT_NULL (info.server_version);
+  CU_ASSERT_PTR_NOT_NULL (info.location);
+  canopy_backend_info_clear (&info);
+}
+
+static void
+run_conformance (const char *name)
+{
+  Target t;
+  g_autoptr (CanopyBackend) backend = NULL;
+
+  if (!target_setup (&t, name))
+    {
+      target_teardown (&t);
+      return;
+    }
+  backend = target_open (&t);
+  if (backend != NULL)
+    {
+      check_records_round_trip (backend);
+      check_every_kind (backend);
+      check_transactions (backend);
+      check_replace_all (backend);
+      check_logs (backend);
+      g_clear_pointer (&backend, canopy_backend_close);
+      check_persistence (&t);
+    }
+  target_teardown (&t);
+}
+
+static void
+test_sqlite (void)
+{
+  run_conformance ("sqlite");
+}
+
+static void
+test_freetds (void)
+{
+  run_conformance ("freetds");
+}
+
+static void
+test_vendor (void)
+{
+  const char *name = g_getenv ("CANOPY_CONFORMANCE_BACKEND");
+
+  if (name == NULL)
+    {
+      printf ("\n    SKIPPED: vendor backend conformance (set CANOPY_CONFORMANCE_BACKEND and "
+              "CANOPY_CONFORMANCE_CONFIG)\n");
+      return;
+    }
+  run_conformance (name);
+}
+
+CANOPY_TEST_SUITE (backend_conformance, "backend-conformance", NULL, NULL,
+                   { "sqlite", test_sqlite },
+                   { "freetds (SQL Server)", test_freetds },
+                   { "vendor backend", test_vendor })
