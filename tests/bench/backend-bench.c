@@ -1,0 +1,164 @@
+/* Storage benchmark: 100,000 devices upserted, then 100,000 heartbeat
+ * updates, in batches, through the real backend plugin and the core's
+ * wrappers; a raw SQLite insert loop in the same run is the reference.
+ * Prints rows per second (median of three runs), ratios and database size.
+ *   usage: backend-bench [DEVICES] [BATCH] */
+#include "build-config.h"
+
+#include "lib/backend.h"
+#include "lib/config.h"
+
+#include <glib/gstdio.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define RUNS 3
+
+static GVariant *
+device (guint i, gint64 last_seen)
+{
+  const char *groups[] = { "Finance", "Branch-North", NULL };
+  GVariantBuilder addresses;
+  g_autofree char *name = g_strdup_printf ("PC-%06u", i);
+  g_autofree char *address = g_strdup_printf ("10.%u.%u.%u", i >> 16, (i >> 8) & 255, i & 255);
+
+  g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
+  g_variant_builder_add (&addresses, "(sy)", address, 24);
+  return g_variant_ref_sink (g_variant_new ("(s^asa(sy)ssxxxtuu)", name, groups, &addresses,
+                                            "0.1.0", "North", G_GINT64_CONSTANT (1700000000000000),
+                                            last_seen, G_GINT64_CONSTANT (0),
+                                            G_GUINT64_CONSTANT (0), 0, 0));
+}
+
+static double
+write_batches (CanopyBackend *backend, guint n, guint batch, gint64 stamp, GPtrArray *keys)
+{
+  gint64 start = g_get_monotonic_time ();
+  g_autofree CanopyRecord *records = g_new0 (CanopyRecord, batch);
+
+  for (guint first = 0; first < n; first += batch)
+    {
+      guint count = MIN (batch, n - first);
+      g_autoptr (GError) error = NULL;
+
+      for (guint i = 0; i < count; i++)
+        {
+          records[i].key = g_ptr_array_index (keys, first + i);
+          records[i].value = device (first + i, stamp);
+        }
+      if (!canopy_backend_put (backend, CANOPY_RECORD_DEVICE, records, count, &error))
+        g_error ("write failed: %s", error->message);
+      for (guint i = 0; i < count; i++)
+        g_variant_unref (records[i].value);
+    }
+  return n / ((g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
+}
+
+/* The reference: the same rows, the same batches, straight into SQLite. */
+static double
+raw_sqlite (const char *path, guint n, guint batch, GPtrArray *keys)
+{
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+  gint64 start;
+
+  g_unlink (path);
+  sqlite3_open (path, &db);
+  sqlite3_exec (db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                    "CREATE TABLE t (kind INTEGER, key TEXT, value BLOB, PRIMARY KEY (kind, key))"
+                    " WITHOUT ROWID", NULL, NULL, NULL);
+  sqlite3_prepare_v2 (db, "INSERT OR REPLACE INTO t VALUES (0, ?1, ?2)", -1, &stmt, NULL);
+  start = g_get_monotonic_time ();
+  for (guint first = 0; first < n; first += batch)
+    {
+      sqlite3_exec (db, "BEGIN", NULL, NULL, NULL);
+      for (guint i = first; i < MIN (first + batch, n); i++)
+        {
+          g_autoptr (GVariant) value = device (i, 1);
+          sqlite3_bind_text (stmt, 1, g_ptr_array_index (keys, i), -1, SQLITE_STATIC);
+          sqlite3_bind_blob (stmt, 2, g_variant_get_data (value), (int) g_variant_get_size (value),
+                             SQLITE_STATIC);
+          sqlite3_step (stmt);
+          sqlite3_reset (stmt);
+        }
+      sqlite3_exec (db, "COMMIT", NULL, NULL, NULL);
+    }
+  sqlite3_finalize (stmt);
+  sqlite3_close (db);
+  return n / ((g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
+}
+
+static int
+compare_doubles (gconstpointer a, gconstpointer b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+static double
+median (double *values)
+{
+  qsort (values, RUNS, sizeof (double), (int (*) (const void *, const void *)) compare_doubles);
+  return values[RUNS / 2];
+}
+
+int
+main (int argc, char **argv)
+{
+  guint n = argc > 1 ? (guint) atoi (argv[1]) : 100000;
+  guint batch = argc > 2 ? (guint) atoi (argv[2]) : 1000;
+  g_autofree char *dir = g_dir_make_tmp ("canopy-bench-XXXXXX", NULL);
+  g_autofree char *db = g_build_filename (dir, "bench.db", NULL);
+  g_autofree char *raw_db = g_build_filename (dir, "raw.db", NULL);
+  g_autofree char *xml = g_strdup_printf ("<server><backend plugin='sqlite'><database>%s"
+                                          "</database></backend></server>", db);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyConfig) config = canopy_config_load_data (xml, -1, "bench.xml",
+                                                             CANOPY_SCHEMA_SERVER, &error);
+  const CanopyConfigNode *element = canopy_config_node_get_child (canopy_config_get_root (config),
+                                                                  "backend");
+  g_autoptr (CanopyPluginLoader) loader = canopy_plugin_loader_new (NULL);
+  const CanopyPlugin *plugin = canopy_plugin_loader_load_for_node (loader, element,
+                                                                   CANOPY_PLUGIN_KIND_BACKEND,
+                                                                   &error);
+  g_autoptr (GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
+  double upserts[RUNS], heartbeats[RUNS], reference[RUNS];
+  GStatBuf st;
+  goffset size = 0;
+
+  if (plugin == NULL)
+    g_error ("%s", error->message);
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add (keys, g_uuid_string_random ());
+
+  for (int run = 0; run < RUNS; run++)
+    {
+      g_autoptr (CanopyBackend) backend = NULL;
+      g_autofree char *wal = g_strconcat (db, "-wal", NULL);
+
+      g_unlink (db);
+      g_unlink (wal);
+      backend = canopy_backend_open (plugin, element, dir, &error);
+      if (backend == NULL)
+        g_error ("%s", error->message);
+      upserts[run] = write_batches (backend, n, batch, 1, keys);
+      heartbeats[run] = write_batches (backend, n, batch, 2, keys);
+      reference[run] = raw_sqlite (raw_db, n, batch, keys);
+    }
+  if (g_stat (db, &st) == 0)
+    size = st.st_size;
+
+  printf ("backend-bench: sqlite, %u devices, batches of %u, median of %d runs\n", n, batch,
+          RUNS);
+  printf ("  upsert devices:     %10.0f rows/s  (%.2f x raw SQLite)\n", median (upserts),
+          median (upserts) / median (reference));
+  printf ("  heartbeat updates:  %10.0f rows/s  (%.2f x raw SQLite)\n", median (heartbeats),
+          median (heartbeats) / median (reference));
+  printf ("  raw SQLite inserts: %10.0f rows/s  (reference)\n", median (reference));
+  printf ("  database size:      %.1f MiB (%.0f bytes per device)\n",
+          size / (1024.0 * 1024.0), n > 0 ? (double) size / n : 0.0);
+  g_unlink (raw_db);
+  return 0;
+}
