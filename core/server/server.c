@@ -18,6 +18,7 @@ struct _CanopyServer {
   char *server_id;
   CanopyTopology *topology;
   CanopyLicensing *licensing;
+  CanopyStore *store;
   CanopySessions *sessions;
 };
 
@@ -85,9 +86,13 @@ canopy_server_describe (const CanopyServer *server)
   if (server->sessions != NULL)
     {
       g_autofree char *listeners = canopy_sessions_describe_listeners (server->sessions);
-      return g_strdup_printf (_("server \"%s\" (ID %s), backend %s, listening on %s, state "
-                                "directory %s"),
-                              server->config->name, server->server_id, backend,
+      g_autofree char *store = canopy_store_describe (server->store);
+      return g_strdup_printf (_("server \"%s\" (ID %s), backend %s, %u devices known, %u "
+                                "licences in use of %u, listening on %s, state directory %s"),
+                              server->config->name, server->server_id, store,
+                              canopy_store_count_devices (server->store),
+                              canopy_licensing_get_used (server->licensing),
+                              canopy_licensing_get_seats (server->licensing),
                               listeners[0] != '\0' ? listeners : _("nothing"),
                               server->config->state_directory);
     }
@@ -203,6 +208,18 @@ start_transports (CanopyServer *server, const CanopySharedKey *key, GError **err
   return ok;
 }
 
+static gboolean
+restore_activation (const char *key, GVariant *value, gpointer user_data)
+{
+  CanopyActivation activation = { (char *) key, 0, 0 };
+  gint64 released;
+
+  g_variant_get (value, "(xxx)", &activation.activated_at, &activation.last_seen, &released);
+  if (released == 0)
+    canopy_licensing_restore (user_data, &activation);
+  return TRUE;
+}
+
 gboolean
 canopy_server_start (CanopyServer *server, GError **error)
 {
@@ -225,12 +242,19 @@ canopy_server_start (CanopyServer *server, GError **error)
     return FALSE;
   server->licensing = canopy_licensing_new (seats, (gint64) config->release_after_days * 86400
                                                      * G_USEC_PER_SEC);
+  server->store = canopy_store_open (server->backend, config->backend, config->state_directory,
+                                     error);
+  if (server->store == NULL
+      || !canopy_store_list (server->store, CANOPY_RECORD_ACTIVATION, restore_activation,
+                             server->licensing, error))
+    return FALSE;
   settings.server_id = server->server_id;
   settings.heartbeat_interval = (guint) config->heartbeat_interval;
   settings.assigned_groups = (const char *const *) config->assigned_groups;
   settings.distribution_optimization = config->distribution_optimization;
   settings.topology = server->topology;
   settings.licensing = server->licensing;
+  settings.store = server->store;
   server->sessions = canopy_sessions_new (&settings);
   return start_transports (server, key, error);
 }
@@ -239,6 +263,7 @@ void
 canopy_server_stop (CanopyServer *server)
 {
   g_clear_pointer (&server->sessions, canopy_sessions_free);
+  g_clear_pointer (&server->store, canopy_store_free);
   g_clear_pointer (&server->licensing, canopy_licensing_free);
   g_clear_pointer (&server->topology, canopy_topology_free);
   g_clear_pointer (&server->server_id, g_free);

@@ -18,8 +18,11 @@ typedef struct {
   char *device_id;
   char *agent_version;
   char *office;
+  GVariant *groups;    /* as */
+  GVariant *addresses; /* a(sy) */
   gboolean enrolled;
-  gint64 last_heard; /* monotonic µs */
+  gint64 last_heard;   /* monotonic µs */
+  gint64 online_since; /* real µs of the last record written */
 } Session;
 
 struct _CanopySessions {
@@ -29,6 +32,7 @@ struct _CanopySessions {
   gboolean distribution_optimization;
   CanopyTopology *topology;
   CanopyLicensing *licensing;
+  CanopyStore *store;
   GPtrArray *transports; /* CanopyTransport */
   GHashTable *sessions;  /* CanopyTransportConnection → Session */
   guint liveness_timer;
@@ -41,7 +45,45 @@ session_free (Session *session)
   g_free (session->device_id);
   g_free (session->agent_version);
   g_free (session->office);
+  g_clear_pointer (&session->groups, g_variant_unref);
+  g_clear_pointer (&session->addresses, g_variant_unref);
   g_free (session);
+}
+
+/* The device's record, carried forward from what is stored: first seen
+ * stays, time online grows by the time since the last record. */
+static void
+record_device (Session *session)
+{
+  CanopyStore *store = session->sessions->store;
+  GVariant *stored = store != NULL ? canopy_store_get_device (store, session->device_id) : NULL;
+  gint64 now = g_get_real_time ();
+  gint64 first_seen = now, online = 0;
+  guint64 served = 0;
+  guint32 peers = 0, bad = 0;
+
+  if (store == NULL)
+    return;
+  if (stored != NULL)
+    g_variant_get (stored, "(&s@as@a(sy)&s&sxxxtuu)", NULL, NULL, NULL, NULL, NULL, &first_seen,
+                   NULL, &online, &served, &peers, &bad);
+  online += session->online_since > 0 ? now - session->online_since : 0;
+  session->online_since = now;
+  canopy_store_put (store, CANOPY_RECORD_DEVICE, session->device_id,
+                    g_variant_new ("(s@as@a(sy)ssxxxtuu)", "", session->groups,
+                                   session->addresses, session->agent_version, session->office,
+                                   first_seen, now, online, served, peers, bad));
+}
+
+static void
+record_activation (Session *session)
+{
+  const CanopyActivation *a = canopy_licensing_lookup (session->sessions->licensing,
+                                                       session->device_id);
+
+  if (a != NULL && session->sessions->store != NULL)
+    canopy_store_put (session->sessions->store, CANOPY_RECORD_ACTIVATION, session->device_id,
+                      g_variant_new ("(xxx)", a->activated_at, a->last_seen, (gint64) 0));
 }
 
 static char *
@@ -186,7 +228,13 @@ handle_hello (Session *session, GVariant *body)
 
   g_free (session->office);
   session->office = g_strdup (office->name);
+  g_clear_pointer (&session->groups, g_variant_unref);
+  g_clear_pointer (&session->addresses, g_variant_unref);
+  session->groups = g_variant_ref (groups);
+  session->addresses = g_variant_ref (addresses);
   session->enrolled = TRUE;
+  record_device (session);
+  record_activation (session);
   g_message (_("Enrolled agent %s, version %s, in office \"%s\""), session->device_id, version,
              office->name);
   send_body (session, CANOPY_WIRE_WELCOME,
@@ -248,8 +296,12 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
       break;
     case CANOPY_WIRE_HEARTBEAT:
       if (session->enrolled)
-        canopy_licensing_activate (session->sessions->licensing, session->device_id,
-                                   g_get_real_time ());
+        {
+          canopy_licensing_activate (session->sessions->licensing, session->device_id,
+                                     g_get_real_time ());
+          record_device (session);
+          record_activation (session);
+        }
       break;
     default:
       g_debug ("agent %s sent \"%s\", which this server does not handle yet", session->device_id,
@@ -272,6 +324,8 @@ on_closed (CanopyTransportConnection *conn, const GError *error, gpointer user_d
   if (session == NULL)
     return;
   g_message (_("Agent %s disconnected: %s"), session->device_id, error->message);
+  if (session->enrolled)
+    record_device (session);
   g_hash_table_remove (sessions->sessions, conn);
 }
 
@@ -315,6 +369,7 @@ canopy_sessions_new (const CanopySessionsSettings *settings)
   sessions->distribution_optimization = settings->distribution_optimization;
   sessions->topology = settings->topology;
   sessions->licensing = settings->licensing;
+  sessions->store = settings->store;
   sessions->transports = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_transport_free);
   sessions->sessions = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) session_free);
   sessions->liveness_timer = g_timeout_add_seconds (sessions->heartbeat_interval,

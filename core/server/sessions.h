@@ -8,6 +8,7 @@
 #include "lib/plugin-loader.h"
 #include "lib/topology.h"
 #include "lib/transport.h"
+#include "server/store.h"
 
 G_BEGIN_DECLS
 
@@ -23,6 +24,7 @@ typedef struct {
   gboolean distribution_optimization; /* offices from the spreadsheet only */
   CanopyTopology *topology;          /* (not owned) */
   CanopyLicensing *licensing;        /* (not owned) */
+  CanopyStore *store;                /* (not owned) */
 } CanopySessionsSettings;
 
 CanopySessions *canopy_sessions_new (const CanopySessionsSettings *settings);

@@ -167,8 +167,8 @@ test_list_plugins (void)
   CANOPY_ASSERT_CONTAINS (out, "built for plugin ABI 42");
 }
 
-/* A server configuration in @dir, its state in @dir/state. The test
- * plugins have no working operations, so it names no transport. */
+/* A server configuration in @dir, its state in @dir/state, on the real
+ * SQLite backend; no transport. */
 static char *
 write_config (const char *dir, const char *debug)
 {
@@ -177,8 +177,8 @@ write_config (const char *dir, const char *debug)
                                           "  <name>reload-test</name>\n"
                                           "  <state-directory>%s/state</state-directory>\n"
                                           "  <logging debug='%s'/>\n"
-                                          "  <backend plugin='test-backend'>\n"
-                                          "    <database>%s/db</database>\n"
+                                          "  <backend plugin='sqlite'>\n"
+                                          "    <database>%s/canopy.db</database>\n"
                                           "  </backend>\n"
                                           "</server>\n",
                                           dir, debug, dir);
@@ -213,7 +213,7 @@ test_run_reload_and_stop (void)
   proc = canopy_test_process_spawn (argv, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT_FATAL (canopy_test_process_wait_output (proc, "started", 20));
-  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (proc), "backend test-backend 1.0");
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (proc), "backend sqlite (SQLite");
 
   /* A broken file: the daemon keeps running on the old one and says why. */
   CU_ASSERT_FATAL (g_file_set_contents (config, "<server><bogus/></server>", -1, NULL));
@@ -229,7 +229,7 @@ test_run_reload_and_stop (void)
   CU_ASSERT (canopy_test_process_wait_output (proc, "Configuration reloaded", 20));
   CU_ASSERT_PTR_NULL (strstr (canopy_test_process_output (proc), "loaded backend plugin"));
   canopy_test_process_signal (proc, SIGHUP);
-  CU_ASSERT (canopy_test_process_wait_output (proc, "loaded backend plugin test-backend", 20));
+  CU_ASSERT (canopy_test_process_wait_output (proc, "loaded backend plugin sqlite", 20));
 
   canopy_test_process_signal (proc, SIGTERM);
   CU_ASSERT_EQUAL (canopy_test_process_wait_exit (proc, 20), 0);

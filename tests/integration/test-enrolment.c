@@ -27,12 +27,15 @@ program (const char *name)
 static gboolean
 tcp_available (void)
 {
-  g_autofree char *plugin = canopy_test_build_path ("plugins", "transport-tcp", ".libs",
-                                                    "canopy-tcp.so", NULL);
+  g_autofree char *tcp = canopy_test_build_path ("plugins", "transport-tcp", ".libs",
+                                                 "canopy-tcp.so", NULL);
+  g_autofree char *sqlite = canopy_test_build_path ("plugins", "backend-sqlite", ".libs",
+                                                    "canopy-sqlite.so", NULL);
 
-  if (g_file_test (plugin, G_FILE_TEST_EXISTS))
+  if (g_file_test (tcp, G_FILE_TEST_EXISTS) && g_file_test (sqlite, G_FILE_TEST_EXISTS))
     return TRUE;
-  printf ("\n    SKIPPED: the tcp transport was not built (configure --enable-tcp)\n");
+  printf ("\n    SKIPPED: needs the tcp transport and the sqlite backend, and one was not "
+          "built\n");
   return FALSE;
 }
 
@@ -45,7 +48,7 @@ server_write_config (Server *s)
     "  %s\n"
     "  <heartbeat interval='1'/>\n"
     "  <licensing seats='10'/>\n"
-    "  <backend plugin='test-backend'><database>%s/db</database></backend>\n"
+    "  <backend plugin='sqlite'><database>%s/canopy.db</database></backend>\n"
     "  <transport plugin='tcp'><listen address='127.0.0.1' port='%u'/></transport>\n"
     "</server>\n",
     s->state, s->groups, s->dir, s->port);
@@ -277,8 +280,8 @@ test_bad_topology_refuses_start (void)
   g_autofree char *xml = g_strdup_printf (
     "<server><state-directory>%s/state</state-directory>"
     "<distribution-optimization enabled='true' topology='%s'/>"
-    "<backend plugin='test-backend'><database>/x</database></backend></server>",
-    dir, csv_path);
+    "<backend plugin='sqlite'><database>%s/canopy.db</database></backend></server>",
+    dir, csv_path, dir);
   g_autofree char *canopyd = program ("canopyd");
   const char *init[] = { canopyd, "init", "--config", config, NULL };
   const char *run[] = { canopyd, "--config", config, NULL };
@@ -293,10 +296,34 @@ test_bad_topology_refuses_start (void)
   CANOPY_ASSERT_CONTAINS (out, "line 3, column 2 (parent)");
 }
 
+/* Enrolments and licences survive a restart of the server. */
+static void
+test_restart_keeps_enrolment (void)
+{
+  Server s = { 0 };
+  g_autofree char *key = NULL;
+  g_autoptr (CanopyTestProcess) agent = NULL;
+
+  if (!tcp_available ())
+    return;
+  server_setup (&s, "<assigned-group>Finance</assigned-group>");
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "0 devices known, 0 licences");
+  key = server_key (&s);
+  agent = agent_start (&s, "kept", "Finance", key);
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (agent, "Enrolled with canopy server", 20));
+  canopy_test_process_signal (agent, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (agent, 20), 0);
+  server_stop (&s);
+  server_start (&s);
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "1 devices known, 1 licences");
+  server_teardown (&s);
+}
+
 CANOPY_TEST_SUITE (enrolment, "enrolment", NULL, NULL,
                    { "agent enrolled over TCP+TLS", test_enrolled },
                    { "dormant until its group is assigned", test_dormant_until_group_assigned },
                    { "wrong key: key mismatch in both logs", test_wrong_key },
                    { "no-office client refused", test_no_office },
                    { "bad topology refuses to start", test_bad_topology_refuses_start },
-                   { "regenerated key cuts off old agents", test_regenerated_key_cuts_off })
+                   { "regenerated key cuts off old agents", test_regenerated_key_cuts_off },
+                   { "restart keeps enrolments and licences", test_restart_keeps_enrolment })

@@ -1,0 +1,277 @@
+/* canopyd's storage: hot state lives in memory and is written behind to
+ * the backend in batched transactions from a worker thread, so the main
+ * loop never waits for the database and a failed write is retried, not
+ * lost. */
+#include "build-config.h"
+
+#include "server/store.h"
+#include "lib/i18n.h"
+
+#include <gio/gio.h>
+
+#define FLUSH_INTERVAL_MS 1000
+
+struct _CanopyStore {
+  CanopyBackend *backend;
+  GHashTable *pending[CANOPY_N_RECORD_KINDS]; /* key → GVariant, newest wins */
+  GHashTable *devices;                        /* device ID → GVariant, as stored */
+  gboolean flushing;
+  gboolean failing;
+  guint timer;
+};
+
+typedef struct {
+  CanopyStore *store;
+  GHashTable *batches[CANOPY_N_RECORD_KINDS];
+} Flush;
+
+static GHashTable *
+new_table (void)
+{
+  return g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                (GDestroyNotify) g_variant_unref);
+}
+
+static gboolean
+load_device (const char *key, GVariant *value, gpointer user_data)
+{
+  g_hash_table_insert (user_data, g_strdup (key), g_variant_ref (value));
+  return TRUE;
+}
+
+static gboolean on_flush_timer (gpointer user_data);
+
+CanopyStore *
+canopy_store_open (const CanopyPlugin *plugin, const CanopyConfigNode *element,
+                   const char *state_directory, GError **error)
+{
+  g_autoptr (CanopyBackend) backend = canopy_backend_open (plugin, element, state_directory,
+                                                           error);
+  CanopyStore *store;
+
+  if (backend == NULL)
+    return NULL;
+  store = g_new0 (CanopyStore, 1);
+  store->backend = g_steal_pointer (&backend);
+  for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
+    store->pending[k] = new_table ();
+  store->devices = new_table ();
+  if (!canopy_backend_list (store->backend, CANOPY_RECORD_DEVICE, load_device, store->devices,
+                            error))
+    {
+      canopy_store_free (store);
+      return NULL;
+    }
+  store->timer = g_timeout_add (FLUSH_INTERVAL_MS, on_flush_timer, store);
+  return store;
+}
+
+/* Writes one batch per kind in one transaction; runs in a worker thread,
+ * the only user of the backend while it runs. */
+static gboolean
+write_batches (CanopyBackend *backend, GHashTable *const *batches, GError **error)
+{
+  if (!canopy_backend_begin (backend, error))
+    return FALSE;
+  for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
+    {
+      g_autoptr (GArray) records = g_array_new (FALSE, FALSE, sizeof (CanopyRecord));
+      GHashTableIter iter;
+      gpointer key, value;
+
+      g_hash_table_iter_init (&iter, batches[k]);
+      while (g_hash_table_iter_next (&iter, &key, &value))
+        {
+          CanopyRecord record = { key, value };
+          g_array_append_val (records, record);
+        }
+      if (records->len > 0
+          && !canopy_backend_put (backend, k, (CanopyRecord *) records->data, records->len,
+                                  error))
+        {
+          canopy_backend_rollback (backend);
+          return FALSE;
+        }
+    }
+  return canopy_backend_commit (backend, error);
+}
+
+static void
+flush_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  Flush *flush = task_data;
+  GError *error = NULL;
+
+  if (write_batches (flush->store->backend, flush->batches, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+flush_free (Flush *flush)
+{
+  for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
+    g_clear_pointer (&flush->batches[k], g_hash_table_unref);
+  g_free (flush);
+}
+
+/* A failed batch goes back in the queue, under anything newer. */
+static void
+requeue (CanopyStore *store, Flush *flush)
+{
+  for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
+    {
+      GHashTableIter iter;
+      gpointer key, value;
+
+      g_hash_table_iter_init (&iter, flush->batches[k]);
+      while (g_hash_table_iter_next (&iter, &key, &value))
+        if (!g_hash_table_contains (store->pending[k], key))
+          g_hash_table_insert (store->pending[k], g_strdup (key), g_variant_ref (value));
+    }
+}
+
+static void
+on_flushed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CanopyStore *store = user_data;
+  Flush *flush = g_task_get_task_data (G_TASK (result));
+  g_autoptr (GError) error = NULL;
+
+  store->flushing = FALSE;
+  if (g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      if (store->failing)
+        g_message (_("The storage backend accepts writes again; nothing was lost"));
+      store->failing = FALSE;
+      return;
+    }
+  requeue (store, flush);
+  if (!store->failing)
+    g_warning (_("Cannot save to the storage backend, will retry every second and keep "
+                 "everything in memory until then: %s"), error->message);
+  store->failing = TRUE;
+}
+
+static gboolean
+has_pending (const CanopyStore *store)
+{
+  for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
+    if (g_hash_table_size (store->pending[k]) > 0)
+      return TRUE;
+  return FALSE;
+}
+
+static Flush *
+take_pending (CanopyStore *store)
+{
+  Flush *flush = g_new0 (Flush, 1);
+
+  flush->store = store;
+  for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
+    {
+      flush->batches[k] = store->pending[k];
+      store->pending[k] = new_table ();
+    }
+  return flush;
+}
+
+static gboolean
+on_flush_timer (gpointer user_data)
+{
+  CanopyStore *store = user_data;
+  g_autoptr (GTask) task = NULL;
+
+  if (store->flushing || !has_pending (store))
+    return G_SOURCE_CONTINUE;
+  store->flushing = TRUE;
+  task = g_task_new (NULL, NULL, on_flushed, store);
+  g_task_set_task_data (task, take_pending (store), (GDestroyNotify) flush_free);
+  g_task_run_in_thread (task, flush_in_thread);
+  return G_SOURCE_CONTINUE;
+}
+
+gboolean
+canopy_store_flush (CanopyStore *store, GError **error)
+{
+  Flush *flush;
+  gboolean ok;
+
+  /* Let a write in flight finish first: one thread uses the backend. */
+  while (store->flushing)
+    g_main_context_iteration (NULL, TRUE);
+  if (!has_pending (store))
+    return TRUE;
+  flush = take_pending (store);
+  ok = write_batches (store->backend, flush->batches, error);
+  if (!ok)
+    requeue (store, flush);
+  flush_free (flush);
+  return ok;
+}
+
+void
+canopy_store_free (CanopyStore *store)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (store == NULL)
+    return;
+  if (store->timer != 0)
+    g_source_remove (store->timer);
+  if (!canopy_store_flush (store, &error))
+    g_warning (_("Could not save the last changes before stopping: %s"), error->message);
+  for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
+    g_hash_table_unref (store->pending[k]);
+  g_hash_table_unref (store->devices);
+  canopy_backend_close (store->backend);
+  g_free (store);
+}
+
+void
+canopy_store_put (CanopyStore *store, CanopyRecordKind kind, const char *key, GVariant *value)
+{
+  g_autoptr (GVariant) owned = g_variant_ref_sink (value);
+
+  g_return_if_fail (g_variant_is_of_type (owned, canopy_record_kind_type (kind)));
+  g_hash_table_insert (store->pending[kind], g_strdup (key), g_variant_ref (owned));
+  if (kind == CANOPY_RECORD_DEVICE)
+    g_hash_table_insert (store->devices, g_strdup (key), g_variant_ref (owned));
+}
+
+GVariant *
+canopy_store_get_device (CanopyStore *store, const char *device_id)
+{
+  return g_hash_table_lookup (store->devices, device_id);
+}
+
+guint
+canopy_store_count_devices (const CanopyStore *store)
+{
+  return g_hash_table_size (store->devices);
+}
+
+gboolean
+canopy_store_list (CanopyStore *store, CanopyRecordKind kind, CanopyBackendRecordFunc func,
+                   gpointer user_data, GError **error)
+{
+  while (store->flushing)
+    g_main_context_iteration (NULL, TRUE);
+  return canopy_backend_list (store->backend, kind, func, user_data, error);
+}
+
+char *
+canopy_store_describe (CanopyStore *store)
+{
+  CanopyBackendInfo info;
+  char *text;
+
+  if (!canopy_backend_get_info (store->backend, &info, NULL))
+    return g_strdup (canopy_backend_get_name (store->backend));
+  text = g_strdup_printf (_("%s (%s, %s, schema version %u)"),
+                          canopy_backend_get_name (store->backend), info.server_version,
+                          info.location, info.schema_version);
+  canopy_backend_info_clear (&info);
+  return text;
+}

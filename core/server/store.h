@@ -1,0 +1,48 @@
+/* canopyd's storage: the backend behind a write-behind queue. */
+#pragma once
+
+#include <glib.h>
+#include "lib/backend.h"
+
+G_BEGIN_DECLS
+
+typedef struct _CanopyStore CanopyStore;
+
+/**
+ * canopy_store_open:
+ *
+ * Opens the backend (running its migrations) and loads the device records.
+ * Blocking: called once at start, before serving.
+ */
+CanopyStore *canopy_store_open (const CanopyPlugin *plugin, const CanopyConfigNode *element,
+                                const char *state_directory, GError **error);
+
+/* Writes what is queued, then closes the backend. */
+void canopy_store_free (CanopyStore *store);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyStore, canopy_store_free)
+
+/**
+ * canopy_store_put:
+ * @value: (transfer floating): a value of @kind's type
+ *
+ * Queues a record; it reaches the backend within a second, in one
+ * transaction with everything queued with it.
+ */
+void canopy_store_put (CanopyStore *store, CanopyRecordKind kind, const char *key,
+                       GVariant *value);
+
+/* Writes everything queued now, blocking. */
+gboolean canopy_store_flush (CanopyStore *store, GError **error);
+
+/** canopy_store_get_device: Returns: (transfer none) (nullable): the device's record. */
+GVariant *canopy_store_get_device (CanopyStore *store, const char *device_id);
+guint canopy_store_count_devices (const CanopyStore *store);
+
+/* Lists stored records (blocking; at start or for reports). */
+gboolean canopy_store_list (CanopyStore *store, CanopyRecordKind kind,
+                            CanopyBackendRecordFunc func, gpointer user_data, GError **error);
+
+/** canopy_store_describe: Returns: (transfer full): backend, engine, location, schema. */
+char *canopy_store_describe (CanopyStore *store);
+
+G_END_DECLS
