@@ -323,9 +323,14 @@ on_closed (CanopyTransportConnection *conn, const GError *error, gpointer user_d
 
   if (session == NULL)
     return;
-  g_message (_("Agent %s disconnected: %s"), session->device_id, error->message);
+  /* A refused agent hangs up by design; only enrolled ones are news. */
   if (session->enrolled)
-    record_device (session);
+    {
+      g_message (_("Agent %s disconnected: %s"), session->device_id, error->message);
+      record_device (session);
+    }
+  else
+    g_debug ("agent %s (not enrolled) disconnected: %s", session->device_id, error->message);
   g_hash_table_remove (sessions->sessions, conn);
 }
 
