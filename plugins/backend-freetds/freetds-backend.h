@@ -1,0 +1,64 @@
+/* The SQL Server backend's implementation (FreeTDS db-lib), linked by its
+ * plugin module and by the unit tests. */
+#pragma once
+
+#include <canopy/canopy.h>
+#include <canopy/backend.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+  char *host;
+  guint port;           /* when no instance is named */
+  char *instance;       /* (nullable) a named instance, such as SQLEXPRESS */
+  char *database;
+  char *user;
+  char *password_file;  /* owner-only; read at each login, never kept */
+  char *tds_version;    /* "7.4" */
+  gboolean encrypt;
+  guint login_timeout_s;
+  guint query_timeout_s;
+} CanopyFreetdsSettings;
+
+void canopy_freetds_settings_clear (CanopyFreetdsSettings *settings);
+
+/**
+ * canopy_freetds_settings_from_config:
+ * @element: the plugin's <backend> element (already schema-checked)
+ * @error: names the element and line at fault
+ */
+gboolean canopy_freetds_settings_from_config (const CanopyConfigNode *element,
+                                              CanopyFreetdsSettings *settings, GError **error);
+
+/** canopy_freetds_settings_describe: Returns: "host port N, database D" (no secrets). */
+char *canopy_freetds_settings_describe (const CanopyFreetdsSettings *settings);
+
+typedef struct _CanopyFreetdsBackend CanopyFreetdsBackend;
+
+CanopyFreetdsBackend *canopy_freetds_backend_open (const CanopyFreetdsSettings *settings,
+                                                   GError **error);
+void canopy_freetds_backend_close (CanopyFreetdsBackend *b);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyFreetdsBackend, canopy_freetds_backend_close)
+
+gboolean canopy_freetds_backend_check_health (CanopyFreetdsBackend *b, GError **error);
+char *canopy_freetds_backend_get_server_version (CanopyFreetdsBackend *b, GError **error);
+guint canopy_freetds_backend_get_schema_version (const CanopyFreetdsBackend *b);
+gboolean canopy_freetds_backend_begin (CanopyFreetdsBackend *b, GError **error);
+gboolean canopy_freetds_backend_commit (CanopyFreetdsBackend *b, GError **error);
+void canopy_freetds_backend_rollback (CanopyFreetdsBackend *b);
+gboolean canopy_freetds_backend_put (CanopyFreetdsBackend *b, CanopyRecordKind kind,
+                                     const CanopyRecord *records, gsize n,
+                                     gboolean replace_all, GError **error);
+GBytes *canopy_freetds_backend_get (CanopyFreetdsBackend *b, CanopyRecordKind kind,
+                                    const char *key, GError **error);
+gboolean canopy_freetds_backend_list (CanopyFreetdsBackend *b, CanopyRecordKind kind,
+                                      CanopyRecordFunc func, gpointer user_data, GError **error);
+gboolean canopy_freetds_backend_remove (CanopyFreetdsBackend *b, CanopyRecordKind kind,
+                                        const char *const *keys, GError **error);
+gboolean canopy_freetds_backend_append (CanopyFreetdsBackend *b, CanopyLogKind kind,
+                                        GVariant *const *entries, gsize n, GError **error);
+gboolean canopy_freetds_backend_list_log (CanopyFreetdsBackend *b, CanopyLogKind kind,
+                                          gint64 after, guint limit, CanopyLogFunc func,
+                                          gpointer user_data, GError **error);
+
+G_END_DECLS
