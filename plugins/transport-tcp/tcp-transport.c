@@ -131,6 +131,7 @@ struct _TcpTransport {
   CanopyWatchSet *watches;
   GPtrArray *listeners;   /* TcpListener */
   GHashTable *connections; /* TcpConnection -> itself (holds a reference) */
+  GPtrArray *resolving;    /* TcpResolve, owned by their resolver callback */
   gnutls_priority_t priority;
   gnutls_psk_server_credentials_t server_creds;
   gnutls_psk_client_credentials_t client_creds;
@@ -1138,14 +1139,75 @@ tcp_conn_begin_connect (TcpConnection *conn, GInetAddress *inet, guint16 port)
     tcp_conn_fail (conn, g_steal_pointer (&error));
 }
 
-/* Names would need the resolver; agents are given literal addresses by
- * the server, and admins write literals in the config. */
-static GInetAddress *
-tcp_parse_host (const char *host)
+/* Starts connecting to one address; takes @task. */
+static void
+tcp_connect_to (TcpTransport *transport, GTask *task, GInetAddress *inet, guint16 port)
 {
-  if (g_strcmp0 (host, "localhost") == 0)
-    return g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV6);
-  return g_inet_address_new_from_string (host);
+  g_autoptr (GError) error = NULL;
+  GCancellable *cancellable = g_task_get_cancellable (task);
+  TcpConnection *conn;
+  GSocket *socket = g_socket_new (g_inet_address_get_family (inet), G_SOCKET_TYPE_STREAM,
+                                  G_SOCKET_PROTOCOL_TCP, &error);
+
+  if (socket == NULL)
+    {
+      g_task_return_new_error (task, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_FAILED,
+                               _("Cannot create a socket: %s."), error->message);
+      g_object_unref (task);
+      return;
+    }
+  tcp_socket_tune (transport, socket);
+  conn = tcp_conn_new (transport, socket, TRUE);
+  conn->state = TCP_CONN_CONNECTING;
+  conn->connect_task = task;
+  if (cancellable != NULL)
+    {
+      conn->cancellable = g_object_ref (cancellable);
+      conn->cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (tcp_conn_on_cancelled),
+                                               conn, NULL);
+    }
+  tcp_conn_begin_connect (conn, inet, port);
+}
+
+/* A host name being resolved; the transport forgets it (and fails its
+ * task) if it is freed first. */
+typedef struct {
+  TcpTransport *transport;
+  GTask *task;
+  char *host;
+  guint16 port;
+} TcpResolve;
+
+static void
+tcp_resolve_free (TcpResolve *resolve)
+{
+  g_clear_object (&resolve->task);
+  g_free (resolve->host);
+  g_free (resolve);
+}
+
+static void
+tcp_on_resolved (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  TcpResolve *resolve = user_data;
+  g_autoptr (GError) error = NULL;
+  GList *addresses = g_resolver_lookup_by_name_finish (G_RESOLVER (source), result, &error);
+
+  if (resolve->transport != NULL)
+    {
+      g_ptr_array_remove_fast (resolve->transport->resolving, resolve);
+      if (addresses == NULL)
+        g_task_return_new_error (resolve->task, CANOPY_TRANSPORT_ERROR,
+                                 CANOPY_TRANSPORT_ERROR_FAILED,
+                                 _("Cannot resolve the host name “%s”: %s. Check the name, "
+                                   "or give an IP address instead."),
+                                 resolve->host, error->message);
+      else
+        tcp_connect_to (resolve->transport, g_steal_pointer (&resolve->task), addresses->data,
+                        resolve->port);
+    }
+  g_resolver_free_addresses (addresses);
+  tcp_resolve_free (resolve);
 }
 
 static void
@@ -1154,45 +1216,33 @@ tcp_transport_connect_async (gpointer instance, const char *host, guint16 port,
                              gpointer user_data)
 {
   TcpTransport *transport = instance;
-  g_autoptr (GInetAddress) inet = tcp_parse_host (host);
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GTask) task = NULL;
-  TcpConnection *conn;
-  GSocket *socket;
+  g_autoptr (GInetAddress) inet = g_inet_address_new_from_string (host);
+  g_autoptr (GResolver) resolver = NULL;
+  GTask *task;
+  TcpResolve *resolve;
 
-  /* The task completes on the transport's context, not the caller's. */
+  /* The task, and the resolver's answer, complete on the transport's
+   * context, not the caller's. */
   g_main_context_push_thread_default (transport->context);
   task = g_task_new (NULL, cancellable, callback, user_data);
-  g_main_context_pop_thread_default (transport->context);
   g_task_set_source_tag (task, tcp_transport_connect_async);
   g_task_set_check_cancellable (task, FALSE);
+  if (inet != NULL)
+    {
+      g_main_context_pop_thread_default (transport->context);
+      tcp_connect_to (transport, task, inet, port);
+      return;
+    }
 
-  if (inet == NULL)
-    {
-      g_task_return_new_error (task, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_FAILED,
-                               _("“%s” is not an IPv4 or IPv6 address; give a literal "
-                                 "address."), host);
-      return;
-    }
-  socket = g_socket_new (g_inet_address_get_family (inet), G_SOCKET_TYPE_STREAM,
-                         G_SOCKET_PROTOCOL_TCP, &error);
-  if (socket == NULL)
-    {
-      g_task_return_new_error (task, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_FAILED,
-                               _("Cannot create a socket: %s."), error->message);
-      return;
-    }
-  tcp_socket_tune (transport, socket);
-  conn = tcp_conn_new (transport, socket, TRUE);
-  conn->state = TCP_CONN_CONNECTING;
-  conn->connect_task = g_steal_pointer (&task);
-  if (cancellable != NULL)
-    {
-      conn->cancellable = g_object_ref (cancellable);
-      conn->cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (tcp_conn_on_cancelled),
-                                               conn, NULL);
-    }
-  tcp_conn_begin_connect (conn, inet, port);
+  resolve = g_new0 (TcpResolve, 1);
+  resolve->transport = transport;
+  resolve->task = task;
+  resolve->host = g_strdup (host);
+  resolve->port = port;
+  g_ptr_array_add (transport->resolving, resolve);
+  resolver = g_resolver_get_default ();
+  g_resolver_lookup_by_name_async (resolver, host, cancellable, tcp_on_resolved, resolve);
+  g_main_context_pop_thread_default (transport->context);
 }
 
 static CanopyTransportConnection *
@@ -1366,6 +1416,7 @@ tcp_transport_new (const CanopyConfigNode *element, const CanopyTransportCredent
   memcpy (transport->secret, creds->secret, sizeof transport->secret);
   transport->listeners = g_ptr_array_new_with_free_func (tcp_listener_free);
   transport->connections = g_hash_table_new_full (NULL, NULL, tcp_conn_unref, NULL);
+  transport->resolving = g_ptr_array_new ();
 
   if (!tcp_transport_configure (transport, element, error)
       || !tcp_transport_setup_tls (transport, error)
@@ -1404,6 +1455,15 @@ tcp_transport_free (gpointer instance)
           g_object_unref (task);
         }
     }
+  for (guint i = 0; i < transport->resolving->len; i++)
+    {
+      TcpResolve *resolve = transport->resolving->pdata[i];
+      resolve->transport = NULL;
+      g_task_return_new_error (resolve->task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                               _("The transport was shut down before the connection was "
+                                 "established."));
+    }
+  g_clear_pointer (&transport->resolving, g_ptr_array_unref);
   g_clear_pointer (&transport->listeners, g_ptr_array_unref);
   g_clear_pointer (&transport->connections, g_hash_table_unref);
   g_clear_pointer (&transport->watches, canopy_watch_set_free);

@@ -362,6 +362,28 @@ test_tcp_dual_stack (void)
     }
   CU_ASSERT_EQUAL (g_inet_address_get_family (g_inet_socket_address_get_address (addresses->pdata[0])),
                    G_SOCKET_FAMILY_IPV4);
+
+  /* A host name goes through the resolver; connect to the listener of
+   * the family "localhost" resolves to first. */
+  {
+    g_autoptr (GResolver) resolver = g_resolver_get_default ();
+    GList *resolved = g_resolver_lookup_by_name (resolver, "localhost", NULL, &error);
+    GSocketFamily family;
+    RawConnect wait;
+
+    CANOPY_ASSERT_NO_ERROR (error);
+    family = g_inet_address_get_family (resolved->data);
+    g_resolver_free_addresses (resolved);
+    for (guint i = 0; i < 2; i++)
+      {
+        GInetSocketAddress *address = addresses->pdata[i];
+        if (g_inet_address_get_family (g_inet_socket_address_get_address (address)) != family)
+          continue;
+        wait = raw_connect (client, "localhost", g_inet_socket_address_get_port (address));
+        CANOPY_ASSERT_NO_ERROR (wait.error);
+        CU_ASSERT_PTR_NOT_NULL (wait.conn);
+      }
+  }
   canopy_transport_free (client);
   canopy_transport_free (server_transport);
 }
