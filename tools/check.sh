@@ -4,10 +4,7 @@
 # vendor plugin against the installed SDK.
 set -eu
 cd "$(dirname "$0")/.."
-sh tools/install-deps.sh
-./autogen.sh > /dev/null
-rm -rf _build
-mkdir -p _build
+sh tools/prepare.sh
 cd _build
 ../configure --enable-werror
 make -j"$(nproc)"

@@ -6,10 +6,7 @@
 # everything it started.
 set -eu
 cd "$(dirname "$0")/.."
-sh tools/install-deps.sh
-./autogen.sh > /dev/null
-rm -rf _build
-mkdir -p _build
+sh tools/prepare.sh
 cd _build
 prefix=/opt/canopy-demo
 echo "== building and installing canopy under $prefix"
