@@ -68,6 +68,7 @@ init_command (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autoptr (CanopyServer) server = NULL;
   g_autoptr (CanopySetupResult) result = NULL;
+  g_autofree char *database = NULL;
 
   g_option_context_set_summary (context, _("Create the server's state: server ID, shared key, "
                                            "content-signing key and database. Safe to run "
@@ -92,7 +93,15 @@ init_command (int argc, char **argv)
       g_printerr ("%s\n", error->message);
       return CANOPY_EXIT_RUNTIME;
     }
+  database = canopy_server_init_database (server, regenerate ? "shared-key.regenerated" : NULL,
+                                          &error);
+  if (database == NULL)
+    {
+      g_printerr ("%s\n", error->message);
+      return CANOPY_EXIT_RUNTIME;
+    }
   print_setup (result);
+  g_print (_("  database:    %s\n"), database);
   return CANOPY_EXIT_OK;
 }
 

@@ -208,6 +208,32 @@ start_transports (CanopyServer *server, const CanopySharedKey *key, GError **err
   return ok;
 }
 
+char *
+canopy_server_init_database (CanopyServer *server, const char *audit_action, GError **error)
+{
+  g_autoptr (CanopyBackend) backend = canopy_backend_open (server->backend, server->config->backend,
+                                                           server->config->state_directory,
+                                                           error);
+  CanopyBackendInfo info;
+  char *description;
+
+  if (backend == NULL)
+    return NULL;
+  if (audit_action != NULL)
+    {
+      g_autoptr (GVariant) entry = g_variant_ref_sink (
+        g_variant_new ("(xsss)", g_get_real_time (), g_get_user_name (), audit_action, ""));
+      if (!canopy_backend_append (backend, CANOPY_LOG_AUDIT, &entry, 1, error))
+        return NULL;
+    }
+  if (!canopy_backend_get_info (backend, &info, error))
+    return NULL;
+  description = g_strdup_printf (_("%s, %s, schema version %u"), info.location,
+                                 info.server_version, info.schema_version);
+  canopy_backend_info_clear (&info);
+  return description;
+}
+
 static gboolean
 restore_activation (const char *key, GVariant *value, gpointer user_data)
 {

@@ -40,6 +40,17 @@ char *canopy_server_describe (const CanopyServer *server);
 const CanopyServerConfig *canopy_server_reload (CanopyServer *server, GError **error);
 
 /**
+ * canopy_server_init_database:
+ * @audit_action: (nullable): an event to record in the audit log
+ *
+ * Creates or upgrades the database through the configured backend.
+ *
+ * Returns: (transfer full): what and where the database is, or %NULL.
+ */
+char *canopy_server_init_database (CanopyServer *server, const char *audit_action,
+                                   GError **error);
+
+/**
  * canopy_server_start:
  * @error: names what is missing (run "canopyd init") or which transport
  *   cannot listen

@@ -324,8 +324,7 @@ test_init_creates_and_keeps_state (void)
   g_autofree char *config = write_config (dir, "");
   g_autofree char *state = g_build_filename (dir, "state", NULL);
   g_autofree char *xml = g_strdup_printf ("<server><state-directory>%s</state-directory>"
-                                          "<backend plugin='test-backend'><database>/x"
-                                          "</database></backend></server>", state);
+                                          "<backend plugin='sqlite'/></server>", state);
   g_autofree char *canopyd = program ("canopyd");
   const char *init[] = { canopyd, "init", "--config", config, NULL };
   const char *regenerate[] = { canopyd, "init", "--config", config, "--regenerate-key", NULL };
@@ -337,6 +336,7 @@ test_init_creates_and_keeps_state (void)
 
   CU_ASSERT_FATAL (g_file_set_contents (config, xml, -1, NULL));
   CU_ASSERT_EQUAL (canopy_test_run (init, &first), 0);
+  CANOPY_ASSERT_CONTAINS (first, "canopy.db, SQLite");
   key1 = key_from_output (first);
   CU_ASSERT_PTR_NOT_NULL_FATAL (key1);
   CU_ASSERT_EQUAL (strlen (key1), 77);
