@@ -275,6 +275,12 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
     handle_welcome (uplink, body);
   else if (kind == CANOPY_WIRE_REFUSED)
     handle_refused (uplink, body);
+  else if (kind == CANOPY_WIRE_HEARTBEAT)
+    {
+      gint64 sent;
+      g_variant_get_child (body, 0, "x", &sent);
+      g_debug ("heartbeat round trip %" G_GINT64_FORMAT " µs", g_get_real_time () - sent);
+    }
   else
     g_debug ("server sent \"%s\", not handled yet", canopy_wire_kind_to_string (kind));
 }

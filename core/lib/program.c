@@ -9,6 +9,7 @@
 #include "lib/service.h"
 
 #include <locale.h>
+#include <sys/resource.h>
 
 typedef struct {
   const CanopyProgramClass *klass;
@@ -97,6 +98,20 @@ list_plugins (void)
   return CANOPY_EXIT_OK;
 }
 
+/* A server holds a socket per agent: allow as many descriptors as the
+ * system lets this process have. */
+static void
+raise_descriptor_limit (void)
+{
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max)
+    {
+      limit.rlim_cur = limit.rlim_max;
+      setrlimit (RLIMIT_NOFILE, &limit);
+    }
+}
+
 static int
 run (Program *program, const char *config_path)
 {
@@ -106,6 +121,7 @@ run (Program *program, const char *config_path)
   g_autofree char *summary = NULL;
   int signum;
 
+  raise_descriptor_limit ();
   program->state = klass->load (config_path, &error);
   if (program->state == NULL)
     {
