@@ -24,6 +24,7 @@ struct _CanopyUplink {
   guint16 port;
   char *device_id;
   GStrv groups;
+  guint16 peer_port;
   CanopyTransportConnection *conn;
   GCancellable *cancellable;
   CanopyUplinkState state;
@@ -44,6 +45,12 @@ CanopyUplinkState
 canopy_uplink_get_state (const CanopyUplink *uplink)
 {
   return uplink->state;
+}
+
+void
+canopy_uplink_set_peer_port (CanopyUplink *uplink, guint16 port)
+{
+  uplink->peer_port = port;
 }
 
 static void
@@ -163,8 +170,8 @@ say_hello (CanopyUplink *uplink)
 {
   uplink->state = CANOPY_UPLINK_HELLO_SENT;
   send_body (uplink, CANOPY_WIRE_HELLO,
-             g_variant_new ("(ss@a(sy)^as)", uplink->device_id, PACKAGE_VERSION,
-                            local_addresses (), uplink->groups));
+             g_variant_new ("(ss@a(sy)^asq)", uplink->device_id, PACKAGE_VERSION,
+                            local_addresses (), uplink->groups, uplink->peer_port));
 }
 
 static void
@@ -231,9 +238,11 @@ static void
 handle_welcome (CanopyUplink *uplink, GVariant *body)
 {
   const char *server_id, *server_version, *office;
+  g_autoptr (GVariant) public_key = NULL;
   guint32 interval;
 
-  g_variant_get (body, "(&s&su&s)", &server_id, &server_version, &interval, &office);
+  g_variant_get (body, "(&s&su&s@ay)", &server_id, &server_version, &interval, &office,
+                 &public_key);
   uplink->state = CANOPY_UPLINK_ENROLLED;
   uplink->retry_s = RETRY_FIRST_S;
   g_message (_("Enrolled with canopy server %s (version %s) in office \"%s\""), server_id,

@@ -37,4 +37,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyUplink, canopy_uplink_free)
 
 CanopyUplinkState canopy_uplink_get_state (const CanopyUplink *uplink);
 
+/* The port this agent serves office peers on, told to the server in the
+ * next hello; 0 (the default) when it serves none. */
+void canopy_uplink_set_peer_port (CanopyUplink *uplink, guint16 port);
+
 G_END_DECLS

@@ -15,18 +15,25 @@ static const struct {
   const char *name;
   const char *type;
 } wire_kinds[] = {
-  /* device ID, agent version, addresses (address, prefix length), groups */
-  { CANOPY_WIRE_HELLO, "hello", "(ssa(sy)as)" },
-  /* server ID, server version, heartbeat interval (s), office name */
-  { CANOPY_WIRE_WELCOME, "welcome", "(ssus)" },
+  /* device ID, agent version, addresses (address, prefix length), groups,
+   * port it serves office peers on (0: none) */
+  { CANOPY_WIRE_HELLO, "hello", "(ssa(sy)asq)" },
+  /* server ID, server version, heartbeat interval (s), office name, the
+   * server's content-signing public key (Ed25519), which manifests are
+   * checked with */
+  { CANOPY_WIRE_WELCOME, "welcome", "(ssusay)" },
   /* reason, message for the admin, oldest and newest supported agent version */
   { CANOPY_WIRE_REFUSED, "refused", "(usss)" },
   /* agent's clock (µs since the epoch), verified bytes in cache */
   { CANOPY_WIRE_HEARTBEAT, "heartbeat", "(xt)" },
-  /* deployment ID, signed manifest, role, sources (kind, address, port) */
-  { CANOPY_WIRE_ASSIGNMENT, "assignment", "(sayua(ssq))" },
-  /* deployment ID, verified chunks, bytes by source kind */
-  { CANOPY_WIRE_PROGRESS, "progress", "(suat)" },
+  /* deployment ID, signed manifest, role (CanopyRole), sources in the
+   * order to try them (CanopySourceKind, device ID or "", host or origin
+   * location, port), destination path, WAN rate (bits/s, 0: unlimited) */
+  { CANOPY_WIRE_ASSIGNMENT, "assignment", "(sayua(ussq)st)" },
+  /* deployment ID, verified chunks, verified bytes by CanopySourceKind,
+   * per peer that sent chunks since the last progress: (device ID,
+   * verified bytes, chunks that failed verification) */
+  { CANOPY_WIRE_PROGRESS, "progress", "(suata(stu))" },
   /* deployment ID, SHA-256 of the finished package */
   { CANOPY_WIRE_DONE, "done", "(say)" },
   /* deployment ID, reason */
@@ -39,6 +46,8 @@ static const struct {
   { CANOPY_WIRE_REQUEST, "request", "(su)" },
   /* content ID, chunk index; the chunk is the payload */
   { CANOPY_WIRE_DATA, "data", "(su)" },
+  /* content ID, chunk index: the requester no longer wants it, or the
+   * server of a request does not hold it */
   { CANOPY_WIRE_CANCEL, "cancel", "(su)" },
   /* content ID, seconds to wait before asking again */
   { CANOPY_WIRE_BUSY, "busy", "(su)" },

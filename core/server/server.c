@@ -3,6 +3,7 @@
 #include "build-config.h"
 
 #include "server/server.h"
+#include "lib/signing.h"
 #include "server/sessions.h"
 #include "server/setup.h"
 #include "lib/i18n.h"
@@ -16,6 +17,7 @@ struct _CanopyServer {
   const CanopyPlugin *backend;
   GPtrArray *transports; /* const CanopyPlugin * */
   char *server_id;
+  CanopySigningKey *signing_key;
   CanopyTopology *topology;
   CanopyLicensing *licensing;
   CanopyStore *store;
@@ -252,7 +254,10 @@ canopy_server_start (CanopyServer *server, GError **error)
   const CanopyServerConfig *config = server->config;
   g_autofree char *key_path = g_build_filename (config->state_directory,
                                                 CANOPY_SETUP_SHARED_KEY_FILE, NULL);
+  g_autofree char *signing_path = g_build_filename (config->state_directory,
+                                                    CANOPY_SETUP_SIGNING_KEY_FILE, NULL);
   g_autoptr (CanopySharedKey) key = NULL;
+  g_autoptr (GBytes) public_key = NULL;
   CanopySessionsSettings settings = { 0 };
   guint seats;
 
@@ -262,6 +267,10 @@ canopy_server_start (CanopyServer *server, GError **error)
   key = canopy_shared_key_load (key_path, error);
   if (key == NULL || !licensed_seats (config, &seats, error))
     return FALSE;
+  server->signing_key = canopy_signing_key_load (signing_path, error);
+  if (server->signing_key == NULL)
+    return FALSE;
+  public_key = canopy_signing_key_get_public (server->signing_key);
 
   server->topology = load_topology (config, error);
   if (server->topology == NULL)
@@ -275,6 +284,7 @@ canopy_server_start (CanopyServer *server, GError **error)
                              server->licensing, error))
     return FALSE;
   settings.server_id = server->server_id;
+  settings.signing_public_key = public_key;
   settings.heartbeat_interval = (guint) config->heartbeat_interval;
   settings.assigned_groups = (const char *const *) config->assigned_groups;
   settings.distribution_optimization = config->distribution_optimization;
@@ -292,5 +302,6 @@ canopy_server_stop (CanopyServer *server)
   g_clear_pointer (&server->store, canopy_store_free);
   g_clear_pointer (&server->licensing, canopy_licensing_free);
   g_clear_pointer (&server->topology, canopy_topology_free);
+  g_clear_pointer (&server->signing_key, canopy_signing_key_free);
   g_clear_pointer (&server->server_id, g_free);
 }

@@ -20,6 +20,7 @@ typedef struct {
   char *office;
   GVariant *groups;    /* as */
   GVariant *addresses; /* a(sy) */
+  guint16 peer_port;   /* where it serves office peers; 0: nowhere */
   gboolean enrolled;
   gint64 last_heard;   /* monotonic µs */
   gint64 online_since; /* real µs of the last record written */
@@ -29,6 +30,7 @@ struct _CanopySessions {
   char *server_id;
   guint heartbeat_interval;
   GStrv assigned_groups;
+  GBytes *signing_public_key;
   gboolean distribution_optimization;
   CanopyTopology *topology;
   CanopyLicensing *licensing;
@@ -179,7 +181,8 @@ handle_hello (Session *session, GVariant *body)
   const CanopyOffice *office;
   g_autofree char *message = NULL;
 
-  g_variant_get (body, "(&s&s@a(sy)@as)", &claimed, &version, &addresses, &groups);
+  g_variant_get (body, "(&s&s@a(sy)@asq)", &claimed, &version, &addresses, &groups,
+                 &session->peer_port);
   if (g_strcmp0 (claimed, session->device_id) != 0)
     {
       g_warning (_("Agent %s claims to be %s in its hello; closing the connection"),
@@ -238,8 +241,10 @@ handle_hello (Session *session, GVariant *body)
   g_message (_("Enrolled agent %s, version %s, in office \"%s\""), session->device_id, version,
              office->name);
   send_body (session, CANOPY_WIRE_WELCOME,
-             g_variant_new ("(ssus)", sessions->server_id, PACKAGE_VERSION,
-                            (guint32) sessions->heartbeat_interval, office->name));
+             g_variant_new ("(ssus@ay)", sessions->server_id, PACKAGE_VERSION,
+                            (guint32) sessions->heartbeat_interval, office->name,
+                            g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
+                                                      sessions->signing_public_key, TRUE)));
 }
 
 static void
@@ -371,6 +376,7 @@ canopy_sessions_new (const CanopySessionsSettings *settings)
   CanopySessions *sessions = g_new0 (CanopySessions, 1);
 
   sessions->server_id = g_strdup (settings->server_id);
+  sessions->signing_public_key = g_bytes_ref (settings->signing_public_key);
   sessions->heartbeat_interval = MAX (settings->heartbeat_interval, 1);
   sessions->assigned_groups = g_strdupv ((char **) settings->assigned_groups);
   sessions->distribution_optimization = settings->distribution_optimization;
@@ -396,6 +402,7 @@ canopy_sessions_free (CanopySessions *sessions)
   g_ptr_array_unref (sessions->transports);
   g_strfreev (sessions->assigned_groups);
   g_free (sessions->server_id);
+  g_bytes_unref (sessions->signing_public_key);
   g_free (sessions);
 }
 

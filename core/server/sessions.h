@@ -19,6 +19,7 @@ typedef struct _CanopySessions CanopySessions;
 
 typedef struct {
   const char *server_id;
+  GBytes *signing_public_key;        /* manifests are signed with its key */
   guint heartbeat_interval;          /* seconds */
   const char *const *assigned_groups; /* devices of these groups are enrolled */
   gboolean distribution_optimization; /* offices from the spreadsheet only */

@@ -364,8 +364,8 @@ old_agent_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
   g_variant_builder_add (&addresses, "(sy)", "198.18.0.9", 24);
   hello = canopy_wire_encode (CANOPY_WIRE_HELLO,
-                              g_variant_new ("(ssa(sy)^as)", "old-agent", "0.0.1", &addresses,
-                                             groups));
+                              g_variant_new ("(ssa(sy)^asq)", "old-agent", "0.0.1", &addresses,
+                                             groups, 0));
   canopy_transport_send (agent->conn, hello, NULL, &error);
 }
 
