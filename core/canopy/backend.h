@@ -85,8 +85,9 @@ typedef enum {
 #define CANOPY_RECORD_SETTING_TYPE "(s)"
 /* name, version, origin, signed manifest bytes, registered at */
 #define CANOPY_RECORD_CONTENT_TYPE "(sssayx)"
-/* content ID, groups, state (0 active, 1 paused, 2 removed), created at */
-#define CANOPY_RECORD_DEPLOYMENT_TYPE "(sasux)"
+/* content ID, groups, destination path on the devices, state (0 active,
+ * 1 paused, 2 removed), created at */
+#define CANOPY_RECORD_DEPLOYMENT_TYPE "(sassux)"
 /* chunks verified, bytes by source kind (office peer, parent office,
  * server, origin), done */
 #define CANOPY_RECORD_PROGRESS_TYPE "(uatb)"

@@ -210,7 +210,7 @@ canopy_manifest_parse (GBytes *data, const CanopyVerifyKey *key, GError **error)
   sig_ay = g_variant_get_child_value (envelope, 1);
   signed_data = g_variant_get_fixed_array (body_ay, &signed_size, 1);
   sig = g_variant_get_fixed_array (sig_ay, &sig_size, 1);
-  if (!canopy_verify_key_verify (key, signed_data, signed_size, sig, sig_size))
+  if (key != NULL && !canopy_verify_key_verify (key, signed_data, signed_size, sig, sig_size))
     {
       g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_SIGNATURE,
                    _("The content manifest is not signed by this server's key; it was altered, "

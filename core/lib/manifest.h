@@ -77,7 +77,8 @@ GBytes *canopy_manifest_serialize (const CanopyManifest *manifest);
 /**
  * canopy_manifest_parse:
  * @data: bytes from canopy_manifest_serialize(), from anywhere
- * @key: the server's public key
+ * @key: (nullable): the server's public key; %NULL only for the server
+ *   re-reading manifests from its own database to sign them again
  * @error: %CANOPY_MANIFEST_ERROR_FORMAT or %CANOPY_MANIFEST_ERROR_SIGNATURE
  *
  * Checks the form (normal-form GVariant, consistent sizes) and the

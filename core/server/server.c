@@ -5,6 +5,8 @@
 #include "server/server.h"
 #include "lib/signing.h"
 #include "server/sessions.h"
+#include "server/catalog.h"
+#include "server/distributor.h"
 #include "server/setup.h"
 #include "lib/i18n.h"
 #include "lib/keys.h"
@@ -22,6 +24,8 @@ struct _CanopyServer {
   CanopyLicensing *licensing;
   CanopyStore *store;
   CanopySessions *sessions;
+  CanopyCatalog *catalog;
+  CanopyDistributor *distributor;
 };
 
 void
@@ -292,16 +296,35 @@ canopy_server_start (CanopyServer *server, GError **error)
   settings.licensing = server->licensing;
   settings.store = server->store;
   server->sessions = canopy_sessions_new (&settings);
-  return start_transports (server, key, error);
+  server->catalog = canopy_catalog_new (server->store, server->signing_key, error);
+  if (server->catalog == NULL)
+    return FALSE;
+  server->distributor = canopy_distributor_new (server->store, server->catalog, server->topology,
+                                                server->sessions, error);
+  return server->distributor != NULL && start_transports (server, key, error);
 }
 
 void
 canopy_server_stop (CanopyServer *server)
 {
+  g_clear_pointer (&server->distributor, canopy_distributor_free);
   g_clear_pointer (&server->sessions, canopy_sessions_free);
+  g_clear_pointer (&server->catalog, canopy_catalog_free);
   g_clear_pointer (&server->store, canopy_store_free);
   g_clear_pointer (&server->licensing, canopy_licensing_free);
   g_clear_pointer (&server->topology, canopy_topology_free);
   g_clear_pointer (&server->signing_key, canopy_signing_key_free);
   g_clear_pointer (&server->server_id, g_free);
+}
+
+CanopyCatalog *
+canopy_server_get_catalog (CanopyServer *server)
+{
+  return server->catalog;
+}
+
+CanopyDistributor *
+canopy_server_get_distributor (CanopyServer *server)
+{
+  return server->distributor;
 }

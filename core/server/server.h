@@ -4,6 +4,8 @@
 #include <glib.h>
 #include "lib/plugin-loader.h"
 #include "server/server-config.h"
+#include "server/catalog.h"
+#include "server/distributor.h"
 
 G_BEGIN_DECLS
 
@@ -61,5 +63,9 @@ gboolean canopy_server_start (CanopyServer *server, GError **error);
 
 /** canopy_server_stop: Closes every session and stops listening. */
 void canopy_server_stop (CanopyServer *server);
+
+/* The content catalog and the deployments, while started. */
+CanopyCatalog *canopy_server_get_catalog (CanopyServer *server);
+CanopyDistributor *canopy_server_get_distributor (CanopyServer *server);
 
 G_END_DECLS

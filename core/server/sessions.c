@@ -37,6 +37,9 @@ struct _CanopySessions {
   CanopyStore *store;
   GPtrArray *transports; /* CanopyTransport */
   GHashTable *sessions;  /* CanopyTransportConnection → Session */
+  GHashTable *enrolled;  /* device ID → Session, enrolled ones */
+  const CanopySessionsObserver *observer;
+  gpointer observer_data;
   guint liveness_timer;
   gboolean overage_reported;
 };
@@ -44,6 +47,14 @@ struct _CanopySessions {
 static void
 session_free (Session *session)
 {
+  CanopySessions *sessions = session->sessions;
+
+  if (session->enrolled && g_hash_table_lookup (sessions->enrolled, session->device_id) == session)
+    {
+      g_hash_table_remove (sessions->enrolled, session->device_id);
+      if (sessions->observer != NULL)
+        sessions->observer->left (session->device_id, sessions->observer_data);
+    }
   g_free (session->device_id);
   g_free (session->agent_version);
   g_free (session->office);
@@ -172,6 +183,65 @@ find_office (CanopySessions *sessions, GVariant *addresses)
   return NULL;
 }
 
+/* A device that enrols again while its old session lingers (it restarted,
+ * or its network changed): the handshake just proved it is the same
+ * device, so the old session is the stale one. */
+static void
+replace_stale_session (Session *session)
+{
+  Session *old = g_hash_table_lookup (session->sessions->enrolled, session->device_id);
+
+  if (old != NULL && old != session)
+    {
+      g_debug ("agent %s enrolled again; closing its previous session", session->device_id);
+      drop_session (old);
+    }
+}
+
+/* Where office peers reach the device: its first reported address in its
+ * office, else the address it connected from. */
+static char *
+peer_host (Session *session)
+{
+  const CanopyOffice *office = canopy_topology_lookup (session->sessions->topology,
+                                                       session->office);
+  GSocketAddress *address = canopy_transport_connection_get_peer_address (session->conn);
+  GVariantIter iter;
+  const char *candidate;
+  guint8 prefix;
+
+  g_variant_iter_init (&iter, session->addresses);
+  while (g_variant_iter_next (&iter, "(&sy)", &candidate, &prefix))
+    if (office != NULL && canopy_topology_find_office (session->sessions->topology, candidate)
+                            == office)
+      return g_strdup (candidate);
+  if (G_IS_INET_SOCKET_ADDRESS (address))
+    return g_inet_address_to_string (
+      g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address)));
+  return g_strdup ("");
+}
+
+static void
+notify_enrolled (Session *session)
+{
+  CanopySessions *sessions = session->sessions;
+  g_autofree const char **groups = NULL;
+  g_autofree char *host = NULL;
+  CanopySessionInfo info;
+
+  if (sessions->observer == NULL)
+    return;
+  groups = g_variant_get_strv (session->groups, NULL);
+  host = peer_host (session);
+  info.device_id = session->device_id;
+  info.office = session->office;
+  info.groups = groups;
+  info.host = host;
+  info.peer_port = session->peer_port;
+  info.agent_version = session->agent_version;
+  sessions->observer->enrolled (&info, sessions->observer_data);
+}
+
 static void
 handle_hello (Session *session, GVariant *body)
 {
@@ -235,7 +305,9 @@ handle_hello (Session *session, GVariant *body)
   g_clear_pointer (&session->addresses, g_variant_unref);
   session->groups = g_variant_ref (groups);
   session->addresses = g_variant_ref (addresses);
+  replace_stale_session (session);
   session->enrolled = TRUE;
+  g_hash_table_insert (sessions->enrolled, session->device_id, session);
   record_device (session);
   record_activation (session);
   g_message (_("Enrolled agent %s, version %s, in office \"%s\""), session->device_id, version,
@@ -245,6 +317,7 @@ handle_hello (Session *session, GVariant *body)
                             (guint32) sessions->heartbeat_interval, office->name,
                             g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
                                                       sessions->signing_public_key, TRUE)));
+  notify_enrolled (session);
 }
 
 static void
@@ -310,8 +383,15 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
           record_activation (session);
         }
       break;
+    case CANOPY_WIRE_PROGRESS:
+    case CANOPY_WIRE_DONE:
+    case CANOPY_WIRE_FAILED:
+      if (session->enrolled && session->sessions->observer != NULL)
+        session->sessions->observer->message (session->device_id, kind, body,
+                                              session->sessions->observer_data);
+      break;
     default:
-      g_debug ("agent %s sent \"%s\", which this server does not handle yet", session->device_id,
+      g_debug ("agent %s sent \"%s\", which this server does not handle", session->device_id,
                canopy_wire_kind_to_string (kind));
       break;
     }
@@ -385,6 +465,7 @@ canopy_sessions_new (const CanopySessionsSettings *settings)
   sessions->store = settings->store;
   sessions->transports = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_transport_free);
   sessions->sessions = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) session_free);
+  sessions->enrolled = g_hash_table_new (g_str_hash, g_str_equal);
   sessions->liveness_timer = g_timeout_add_seconds (sessions->heartbeat_interval,
                                                     check_liveness, sessions);
   return sessions;
@@ -396,9 +477,11 @@ canopy_sessions_free (CanopySessions *sessions)
   if (sessions == NULL)
     return;
   g_source_remove (sessions->liveness_timer);
+  sessions->observer = NULL;
   /* Transports close their connections without events: drop the sessions
    * first so nothing refers to a freed connection. */
   g_hash_table_unref (sessions->sessions);
+  g_hash_table_unref (sessions->enrolled);
   g_ptr_array_unref (sessions->transports);
   g_strfreev (sessions->assigned_groups);
   g_free (sessions->server_id);
@@ -462,4 +545,26 @@ canopy_sessions_count_enrolled (const CanopySessions *sessions)
   while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &session))
     n += session->enrolled;
   return n;
+}
+
+void
+canopy_sessions_set_observer (CanopySessions *sessions, const CanopySessionsObserver *observer,
+                              gpointer user_data)
+{
+  sessions->observer = observer;
+  sessions->observer_data = user_data;
+}
+
+gboolean
+canopy_sessions_send (CanopySessions *sessions, const char *device_id, CanopyWireKind kind,
+                      GVariant *body)
+{
+  Session *session = g_hash_table_lookup (sessions->enrolled, device_id);
+
+  if (session == NULL)
+    {
+      g_variant_unref (g_variant_ref_sink (body));
+      return FALSE;
+    }
+  return send_body (session, kind, body);
 }

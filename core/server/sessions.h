@@ -8,6 +8,7 @@
 #include "lib/plugin-loader.h"
 #include "lib/topology.h"
 #include "lib/transport.h"
+#include "lib/wire.h"
 #include "server/store.h"
 
 G_BEGIN_DECLS
@@ -47,6 +48,46 @@ char *canopy_sessions_describe_listeners (CanopySessions *sessions);
 /* Changing the assigned groups: agents refused before are accepted when
  * they next say hello. */
 void canopy_sessions_set_assigned_groups (CanopySessions *sessions, const char *const *groups);
+
+/* What the sessions tell about an enrolled device. */
+typedef struct {
+  const char *device_id;
+  const char *office;
+  const char *const *groups;
+  const char *host;         /* where its office peers reach it */
+  guint16 peer_port;        /* 0: it serves no peers */
+  const char *agent_version;
+} CanopySessionInfo;
+
+/**
+ * CanopySessionsObserver:
+ * @enrolled: a device was welcomed (again, after a reconnection)
+ * @left: an enrolled device's session ended
+ * @message: an enrolled device sent progress, done or failed
+ *
+ * How the distribution learns who is online and what they report.
+ */
+typedef struct {
+  void (*enrolled) (const CanopySessionInfo *info, gpointer user_data);
+  void (*left) (const char *device_id, gpointer user_data);
+  void (*message) (const char *device_id, CanopyWireKind kind, GVariant *body,
+                   gpointer user_data);
+} CanopySessionsObserver;
+
+/* @observer (static) is told about sessions until the sessions are freed. */
+void canopy_sessions_set_observer (CanopySessions *sessions, const CanopySessionsObserver *observer,
+                                   gpointer user_data);
+
+/**
+ * canopy_sessions_send:
+ * @body: (transfer floating): the message body
+ *
+ * Sends a message to an enrolled device.
+ *
+ * Returns: %FALSE when the device is not online or the send failed.
+ */
+gboolean canopy_sessions_send (CanopySessions *sessions, const char *device_id,
+                               CanopyWireKind kind, GVariant *body);
 
 /** canopy_sessions_count_enrolled: Returns: sessions past the handshake. */
 guint canopy_sessions_count_enrolled (const CanopySessions *sessions);

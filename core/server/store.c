@@ -13,7 +13,9 @@
 
 struct _CanopyStore {
   CanopyBackend *backend;
-  GHashTable *pending[CANOPY_N_RECORD_KINDS]; /* key → GVariant, newest wins */
+  GHashTable *pending[CANOPY_N_RECORD_KINDS]; /* key → GVariant, newest wins;
+                                               * NULL: remove the record */
+  GPtrArray *pending_logs[CANOPY_N_LOG_KINDS]; /* GVariant entries, oldest first */
   GHashTable *devices;                        /* device ID → GVariant, as stored */
   gboolean flushing;
   gboolean failing;
@@ -23,13 +25,26 @@ struct _CanopyStore {
 typedef struct {
   CanopyStore *store;
   GHashTable *batches[CANOPY_N_RECORD_KINDS];
+  GPtrArray *logs[CANOPY_N_LOG_KINDS];
 } Flush;
+
+static void
+variant_unref0 (gpointer value)
+{
+  if (value != NULL)
+    g_variant_unref (value);
+}
 
 static GHashTable *
 new_table (void)
 {
-  return g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                (GDestroyNotify) g_variant_unref);
+  return g_hash_table_new_full (g_str_hash, g_str_equal, g_free, variant_unref0);
+}
+
+static GPtrArray *
+new_log (void)
+{
+  return g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
 }
 
 static gboolean
@@ -55,6 +70,8 @@ canopy_store_open (const CanopyPlugin *plugin, const CanopyConfigNode *element,
   store->backend = g_steal_pointer (&backend);
   for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
     store->pending[k] = new_table ();
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    store->pending_logs[k] = new_log ();
   store->devices = new_table ();
   if (!canopy_backend_list (store->backend, CANOPY_RECORD_DEVICE, load_device, store->devices,
                             error))
@@ -66,34 +83,52 @@ canopy_store_open (const CanopyPlugin *plugin, const CanopyConfigNode *element,
   return store;
 }
 
-/* Writes one batch per kind in one transaction; runs in a worker thread,
- * the only user of the backend while it runs. */
 static gboolean
-write_batches (CanopyBackend *backend, GHashTable *const *batches, GError **error)
+write_batch (CanopyBackend *backend, CanopyRecordKind kind, GHashTable *batch, GError **error)
+{
+  g_autoptr (GArray) records = g_array_new (FALSE, FALSE, sizeof (CanopyRecord));
+  g_autoptr (GPtrArray) removals = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&iter, batch);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (value != NULL)
+      {
+        CanopyRecord record = { key, value };
+        g_array_append_val (records, record);
+      }
+    else
+      g_ptr_array_add (removals, key);
+  g_ptr_array_add (removals, NULL);
+  return (records->len == 0
+          || canopy_backend_put (backend, kind, (CanopyRecord *) records->data, records->len,
+                                 error))
+         && (removals->len == 1
+             || canopy_backend_remove (backend, kind, (const char *const *) removals->pdata,
+                                       error));
+}
+
+/* Writes one batch per kind and the log entries in one transaction; runs in
+ * a worker thread, the only user of the backend while it runs. */
+static gboolean
+write_batches (CanopyBackend *backend, const Flush *flush, GError **error)
 {
   if (!canopy_backend_begin (backend, error))
     return FALSE;
   for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
-    {
-      g_autoptr (GArray) records = g_array_new (FALSE, FALSE, sizeof (CanopyRecord));
-      GHashTableIter iter;
-      gpointer key, value;
-
-      g_hash_table_iter_init (&iter, batches[k]);
-      while (g_hash_table_iter_next (&iter, &key, &value))
-        {
-          CanopyRecord record = { key, value };
-          g_array_append_val (records, record);
-        }
-      if (records->len > 0
-          && !canopy_backend_put (backend, k, (CanopyRecord *) records->data, records->len,
-                                  error))
-        {
-          canopy_backend_rollback (backend);
-          return FALSE;
-        }
-    }
+    if (!write_batch (backend, k, flush->batches[k], error))
+      goto fail;
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    if (flush->logs[k]->len > 0
+        && !canopy_backend_append (backend, k, (GVariant **) flush->logs[k]->pdata,
+                                   flush->logs[k]->len, error))
+      goto fail;
   return canopy_backend_commit (backend, error);
+
+fail:
+  canopy_backend_rollback (backend);
+  return FALSE;
 }
 
 static void
@@ -102,7 +137,7 @@ flush_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
   Flush *flush = task_data;
   GError *error = NULL;
 
-  if (write_batches (flush->store->backend, flush->batches, &error))
+  if (write_batches (flush->store->backend, flush, &error))
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
@@ -113,6 +148,8 @@ flush_free (Flush *flush)
 {
   for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
     g_clear_pointer (&flush->batches[k], g_hash_table_unref);
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    g_clear_pointer (&flush->logs[k], g_ptr_array_unref);
   g_free (flush);
 }
 
@@ -128,7 +165,13 @@ requeue (CanopyStore *store, Flush *flush)
       g_hash_table_iter_init (&iter, flush->batches[k]);
       while (g_hash_table_iter_next (&iter, &key, &value))
         if (!g_hash_table_contains (store->pending[k], key))
-          g_hash_table_insert (store->pending[k], g_strdup (key), g_variant_ref (value));
+          g_hash_table_insert (store->pending[k], g_strdup (key),
+                               value != NULL ? g_variant_ref (value) : NULL);
+    }
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    {
+      g_ptr_array_extend_and_steal (flush->logs[k], g_steal_pointer (&store->pending_logs[k]));
+      store->pending_logs[k] = g_steal_pointer (&flush->logs[k]);
     }
 }
 
@@ -160,6 +203,9 @@ has_pending (const CanopyStore *store)
   for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
     if (g_hash_table_size (store->pending[k]) > 0)
       return TRUE;
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    if (store->pending_logs[k]->len > 0)
+      return TRUE;
   return FALSE;
 }
 
@@ -173,6 +219,11 @@ take_pending (CanopyStore *store)
     {
       flush->batches[k] = store->pending[k];
       store->pending[k] = new_table ();
+    }
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    {
+      flush->logs[k] = store->pending_logs[k];
+      store->pending_logs[k] = new_log ();
     }
   return flush;
 }
@@ -204,7 +255,7 @@ canopy_store_flush (CanopyStore *store, GError **error)
   if (!has_pending (store))
     return TRUE;
   flush = take_pending (store);
-  ok = write_batches (store->backend, flush->batches, error);
+  ok = write_batches (store->backend, flush, error);
   if (!ok)
     requeue (store, flush);
   flush_free (flush);
@@ -224,6 +275,8 @@ canopy_store_free (CanopyStore *store)
     g_warning (_("Could not save the last changes before stopping: %s"), error->message);
   for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
     g_hash_table_unref (store->pending[k]);
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    g_ptr_array_unref (store->pending_logs[k]);
   g_hash_table_unref (store->devices);
   canopy_backend_close (store->backend);
   g_free (store);
@@ -238,6 +291,23 @@ canopy_store_put (CanopyStore *store, CanopyRecordKind kind, const char *key, GV
   g_hash_table_insert (store->pending[kind], g_strdup (key), g_variant_ref (owned));
   if (kind == CANOPY_RECORD_DEVICE)
     g_hash_table_insert (store->devices, g_strdup (key), g_variant_ref (owned));
+}
+
+void
+canopy_store_remove (CanopyStore *store, CanopyRecordKind kind, const char *key)
+{
+  g_hash_table_insert (store->pending[kind], g_strdup (key), NULL);
+  if (kind == CANOPY_RECORD_DEVICE)
+    g_hash_table_remove (store->devices, key);
+}
+
+void
+canopy_store_append (CanopyStore *store, CanopyLogKind kind, GVariant *entry)
+{
+  g_autoptr (GVariant) owned = g_variant_ref_sink (entry);
+
+  g_return_if_fail (g_variant_is_of_type (owned, canopy_log_kind_type (kind)));
+  g_ptr_array_add (store->pending_logs[kind], g_steal_pointer (&owned));
 }
 
 GVariant *

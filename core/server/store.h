@@ -31,6 +31,18 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyStore, canopy_store_free)
 void canopy_store_put (CanopyStore *store, CanopyRecordKind kind, const char *key,
                        GVariant *value);
 
+/* Queues the removal of a record, written like a put. */
+void canopy_store_remove (CanopyStore *store, CanopyRecordKind kind, const char *key);
+
+/**
+ * canopy_store_append:
+ * @entry: (transfer floating): an entry of @kind's type
+ *
+ * Queues a log entry, written in the same transaction as the records
+ * queued with it.
+ */
+void canopy_store_append (CanopyStore *store, CanopyLogKind kind, GVariant *entry);
+
 /* Writes everything queued now, blocking. */
 gboolean canopy_store_flush (CanopyStore *store, GError **error);
 

@@ -1,0 +1,254 @@
+/* The content catalog. Building a manifest reads the whole package, so it
+ * runs in a worker thread; everything else is on the main loop. */
+#include "build-config.h"
+
+#include "server/catalog.h"
+#include "lib/i18n.h"
+#include "lib/manifest.h"
+#include "lib/origin.h"
+
+struct _CanopyCatalog {
+  CanopyStore *store;
+  const CanopySigningKey *key;
+  CanopyVerifyKey *verify_key;
+  GHashTable *contents; /* ID → CanopyContent */
+};
+
+typedef struct {
+  char *name;
+  char *version;
+  char *location;
+  guint32 chunk_size;
+  const CanopySigningKey *key;
+} Registration;
+
+static void
+content_free (CanopyContent *content)
+{
+  g_free (content->id);
+  g_free (content->name);
+  g_free (content->version);
+  g_free (content->location);
+  g_clear_pointer (&content->manifest, g_bytes_unref);
+  g_free (content);
+}
+
+static CanopyContent *
+content_new (const CanopyManifest *manifest, const char *location, gint64 registered_at)
+{
+  CanopyContent *content = g_new0 (CanopyContent, 1);
+
+  content->id = g_strdup (manifest->content_id);
+  content->name = g_strdup (manifest->name);
+  content->version = g_strdup (manifest->version);
+  content->location = g_strdup (location);
+  content->manifest = canopy_manifest_serialize (manifest);
+  content->size = manifest->size;
+  content->n_chunks = canopy_manifest_get_n_chunks (manifest);
+  content->registered_at = registered_at;
+  return content;
+}
+
+static void
+record_content (CanopyCatalog *catalog, const CanopyContent *content)
+{
+  canopy_store_put (catalog->store, CANOPY_RECORD_CONTENT, content->id,
+                    g_variant_new ("(sss@ayx)", content->name, content->version,
+                                   content->location,
+                                   g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
+                                                             content->manifest, TRUE),
+                                   content->registered_at));
+}
+
+static gboolean
+load_content (const char *key, GVariant *value, gpointer user_data)
+{
+  CanopyCatalog *catalog = user_data;
+  const char *name, *version, *location;
+  g_autoptr (GVariant) bytes = NULL;
+  g_autoptr (GBytes) data = NULL;
+  g_autoptr (CanopyManifest) manifest = NULL;
+  g_autoptr (GError) error = NULL;
+  gint64 registered_at;
+
+  g_variant_get (value, "(&s&s&s@ayx)", &name, &version, &location, &bytes, &registered_at);
+  data = g_variant_get_data_as_bytes (bytes);
+  manifest = canopy_manifest_parse (data, catalog->verify_key, &error);
+  if (manifest == NULL || g_strcmp0 (manifest->content_id, key) != 0)
+    {
+      g_warning (_("Content %s (%s %s) is left out: its stored manifest cannot be used (%s). "
+                   "Run publish content to sign it again, or register it anew"),
+                 key, name, version,
+                 error != NULL ? error->message : _("it belongs to another content"));
+      return TRUE;
+    }
+  g_hash_table_insert (catalog->contents, g_strdup (key),
+                       content_new (manifest, location, registered_at));
+  return TRUE;
+}
+
+CanopyCatalog *
+canopy_catalog_new (CanopyStore *store, const CanopySigningKey *key, GError **error)
+{
+  g_autoptr (GBytes) public_key = canopy_signing_key_get_public (key);
+  CanopyCatalog *catalog = g_new0 (CanopyCatalog, 1);
+
+  catalog->store = store;
+  catalog->key = key;
+  catalog->contents = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                             (GDestroyNotify) content_free);
+  catalog->verify_key = canopy_verify_key_new (public_key, error);
+  if (catalog->verify_key == NULL
+      || !canopy_store_list (store, CANOPY_RECORD_CONTENT, load_content, catalog, error))
+    {
+      canopy_catalog_free (catalog);
+      return NULL;
+    }
+  return catalog;
+}
+
+void
+canopy_catalog_free (CanopyCatalog *catalog)
+{
+  if (catalog == NULL)
+    return;
+  g_hash_table_unref (catalog->contents);
+  g_clear_pointer (&catalog->verify_key, canopy_verify_key_free);
+  g_free (catalog);
+}
+
+static void
+registration_free (Registration *registration)
+{
+  g_free (registration->name);
+  g_free (registration->version);
+  g_free (registration->location);
+  g_free (registration);
+}
+
+static void
+build_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  Registration *registration = task_data;
+  g_autoptr (CanopyOrigin) origin = NULL;
+  g_autoptr (GInputStream) stream = NULL;
+  g_autoptr (CanopyManifest) manifest = NULL;
+  GError *error = NULL;
+
+  origin = canopy_origin_new (registration->location, &error);
+  if (origin != NULL)
+    stream = canopy_origin_open (origin, cancellable, &error);
+  if (stream != NULL)
+    manifest = canopy_manifest_build (stream, registration->name, registration->version,
+                                      registration->chunk_size, cancellable, &error);
+  if (manifest == NULL || !canopy_manifest_sign (manifest, registration->key, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_return_pointer (task, g_steal_pointer (&manifest),
+                         (GDestroyNotify) canopy_manifest_free);
+}
+
+void
+canopy_catalog_register_async (CanopyCatalog *catalog, const char *name, const char *version,
+                               const char *location, guint32 chunk_size,
+                               GCancellable *cancellable, GAsyncReadyCallback callback,
+                               gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  Registration *registration = g_new0 (Registration, 1);
+
+  registration->name = g_strdup (name);
+  registration->version = g_strdup (version);
+  registration->location = g_strdup (location);
+  registration->chunk_size = chunk_size != 0 ? chunk_size : CANOPY_MANIFEST_DEFAULT_CHUNK_SIZE;
+  registration->key = catalog->key;
+  g_task_set_task_data (task, registration, (GDestroyNotify) registration_free);
+  g_task_set_source_tag (task, canopy_catalog_register_async);
+  g_task_run_in_thread (task, build_in_thread);
+}
+
+const CanopyContent *
+canopy_catalog_register_finish (CanopyCatalog *catalog, GAsyncResult *result, GError **error)
+{
+  Registration *registration = g_task_get_task_data (G_TASK (result));
+  g_autoptr (CanopyManifest) manifest = g_task_propagate_pointer (G_TASK (result), error);
+  CanopyContent *content;
+
+  if (manifest == NULL)
+    return NULL;
+  content = content_new (manifest, registration->location, g_get_real_time ());
+  g_hash_table_insert (catalog->contents, g_strdup (content->id), content);
+  record_content (catalog, content);
+  g_message (_("Registered content %s %s (%s, %" G_GUINT64_FORMAT " bytes in %u chunks) from %s"),
+             content->name, content->version, content->id, content->size, content->n_chunks,
+             content->location);
+  return content;
+}
+
+const CanopyContent *
+canopy_catalog_lookup (CanopyCatalog *catalog, const char *id)
+{
+  return g_hash_table_lookup (catalog->contents, id);
+}
+
+static int
+compare_registered (gconstpointer a, gconstpointer b)
+{
+  const CanopyContent *x = *(const CanopyContent *const *) a;
+  const CanopyContent *y = *(const CanopyContent *const *) b;
+
+  return x->registered_at != y->registered_at ? (x->registered_at < y->registered_at ? -1 : 1)
+                                              : g_strcmp0 (x->id, y->id);
+}
+
+GPtrArray *
+canopy_catalog_list (CanopyCatalog *catalog)
+{
+  GPtrArray *list = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, catalog->contents);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (list, value);
+  g_ptr_array_sort (list, compare_registered);
+  return list;
+}
+
+gboolean
+canopy_catalog_remove (CanopyCatalog *catalog, const char *id, GError **error)
+{
+  if (!g_hash_table_remove (catalog->contents, id))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                   _("No content has the ID %s; list the content to see the IDs"), id);
+      return FALSE;
+    }
+  canopy_store_remove (catalog->store, CANOPY_RECORD_CONTENT, id);
+  return TRUE;
+}
+
+int
+canopy_catalog_publish (CanopyCatalog *catalog, GError **error)
+{
+  GHashTableIter iter;
+  gpointer value;
+  int published = 0;
+
+  g_hash_table_iter_init (&iter, catalog->contents);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      CanopyContent *content = value;
+      g_autoptr (CanopyManifest) manifest = canopy_manifest_parse (content->manifest, NULL, error);
+
+      if (manifest == NULL || !canopy_manifest_sign (manifest, catalog->key, error))
+        return -1;
+      g_bytes_unref (content->manifest);
+      content->manifest = canopy_manifest_serialize (manifest);
+      record_content (catalog, content);
+      published++;
+    }
+  return published;
+}

@@ -1,0 +1,74 @@
+/* The content catalog: packages registered from an origin (an HTTP(S) URL
+ * or a file path), each read once to build a manifest that the server
+ * signs. The server keeps the metadata, not the package. */
+#pragma once
+
+#include <gio/gio.h>
+#include "lib/signing.h"
+#include "server/store.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  char *id;
+  char *name;
+  char *version;
+  char *location;       /* the origin */
+  GBytes *manifest;     /* serialized and signed */
+  guint64 size;
+  guint n_chunks;
+  gint64 registered_at; /* µs since the epoch */
+} CanopyContent;
+
+typedef struct _CanopyCatalog CanopyCatalog;
+
+/**
+ * canopy_catalog_new:
+ * @store: where content records live (not owned; outlives the catalog)
+ * @key: the content-signing key (not owned; outlives the catalog)
+ *
+ * Loads the registered content. A stored manifest that does not parse or
+ * is not signed by @key is reported and left out, never served.
+ */
+CanopyCatalog *canopy_catalog_new (CanopyStore *store, const CanopySigningKey *key,
+                                   GError **error);
+void canopy_catalog_free (CanopyCatalog *catalog);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyCatalog, canopy_catalog_free)
+
+/**
+ * canopy_catalog_register_async:
+ * @location: "https://cdn.example.com/app.msi" or "/srv/packages/app.msi"
+ * @chunk_size: bytes per chunk; 0 for the default
+ *
+ * Reads the content once in a worker thread, builds and signs its
+ * manifest, then records it.
+ */
+void canopy_catalog_register_async (CanopyCatalog *catalog, const char *name,
+                                    const char *version, const char *location,
+                                    guint32 chunk_size, GCancellable *cancellable,
+                                    GAsyncReadyCallback callback, gpointer user_data);
+
+/** canopy_catalog_register_finish: Returns: (transfer none): the new content. */
+const CanopyContent *canopy_catalog_register_finish (CanopyCatalog *catalog,
+                                                     GAsyncResult *result, GError **error);
+
+/** canopy_catalog_lookup: Returns: (transfer none) (nullable): the content with that ID. */
+const CanopyContent *canopy_catalog_lookup (CanopyCatalog *catalog, const char *id);
+
+/** canopy_catalog_list: Returns: (transfer container): every content, oldest first. */
+GPtrArray *canopy_catalog_list (CanopyCatalog *catalog);
+
+/* Forgets a content; deployments of it must be removed first. */
+gboolean canopy_catalog_remove (CanopyCatalog *catalog, const char *id, GError **error);
+
+/**
+ * canopy_catalog_publish:
+ *
+ * Signs every manifest again with the current key and records it, so the
+ * catalog can be rebuilt after a catastrophe or a new signing key.
+ *
+ * Returns: how many contents were published, or -1 with @error.
+ */
+int canopy_catalog_publish (CanopyCatalog *catalog, GError **error);
+
+G_END_DECLS

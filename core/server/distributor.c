@@ -1,0 +1,805 @@
+/* Deployments and their distribution. Plans are recomputed whenever the
+ * set of online devices changes or a lead stalls; a device is sent an
+ * assignment only when its role or sources changed, so replanning is
+ * cheap for the devices it does not concern. */
+#include "build-config.h"
+
+#include "server/distributor.h"
+#include "lib/i18n.h"
+#include "lib/manifest.h"
+#include "lib/planner.h"
+#include "lib/ranking.h"
+
+#include <string.h>
+
+/* A lead that verifies no chunk for this long hands over to the next one. */
+#define STALL_S 30
+#define N_SOURCE_KINDS 4
+
+typedef struct {
+  guint32 chunks;
+  guint64 bytes[N_SOURCE_KINDS];
+  gboolean done;
+  gint64 last_change; /* monotonic µs */
+} DeviceProgress;
+
+typedef struct {
+  char *id;
+  char *content_id;
+  GStrv groups;
+  char *destination;
+  CanopyDeploymentState state;
+  gint64 created_at;
+  GHashTable *progress; /* device ID → DeviceProgress */
+  GHashTable *sent;     /* device ID → what its last assignment said */
+  GHashTable *leads;    /* office → device ID of its lead */
+  GHashTable *stalled;  /* device IDs that stalled as lead */
+  GHashTable *served;   /* "sender\nreceiver" pairs seen, for peers served */
+} Deployment;
+
+typedef struct {
+  char *device_id;
+  char *office;
+  GStrv groups;
+  char *host;
+  guint16 port;
+} OnlineDevice;
+
+struct _CanopyDistributor {
+  CanopyStore *store;
+  CanopyCatalog *catalog;
+  CanopyTopology *topology;
+  CanopySessions *sessions;
+  GHashTable *deployments; /* ID → Deployment */
+  GHashTable *online;      /* device ID → OnlineDevice */
+  guint stall_timer;
+};
+
+static void
+deployment_free (Deployment *d)
+{
+  g_free (d->id);
+  g_free (d->content_id);
+  g_strfreev (d->groups);
+  g_free (d->destination);
+  g_hash_table_unref (d->progress);
+  g_hash_table_unref (d->sent);
+  g_hash_table_unref (d->leads);
+  g_hash_table_unref (d->stalled);
+  g_hash_table_unref (d->served);
+  g_free (d);
+}
+
+static Deployment *
+deployment_new (const char *id, const char *content_id, const char *const *groups,
+                const char *destination, CanopyDeploymentState state, gint64 created_at)
+{
+  Deployment *d = g_new0 (Deployment, 1);
+
+  d->id = g_strdup (id);
+  d->content_id = g_strdup (content_id);
+  d->groups = g_strdupv ((char **) groups);
+  d->destination = g_strdup (destination);
+  d->state = state;
+  d->created_at = created_at;
+  d->progress = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  d->sent = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  d->leads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  d->stalled = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  d->served = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  return d;
+}
+
+static void
+online_device_free (OnlineDevice *device)
+{
+  g_free (device->device_id);
+  g_free (device->office);
+  g_strfreev (device->groups);
+  g_free (device->host);
+  g_free (device);
+}
+
+void
+canopy_office_progress_free (CanopyOfficeProgress *progress)
+{
+  g_free (progress->office);
+  g_free (progress->lead);
+  g_free (progress);
+}
+
+void
+canopy_deployment_info_free (CanopyDeploymentInfo *info)
+{
+  g_free (info->id);
+  g_free (info->content_id);
+  g_strfreev (info->groups);
+  g_free (info->destination);
+  g_free (info);
+}
+
+static void
+record_deployment (CanopyDistributor *distributor, const Deployment *d)
+{
+  canopy_store_put (distributor->store, CANOPY_RECORD_DEPLOYMENT, d->id,
+                    g_variant_new ("(s^assux)", d->content_id, d->groups, d->destination,
+                                   (guint32) d->state, d->created_at));
+}
+
+static void
+record_progress (CanopyDistributor *distributor, const Deployment *d, const char *device_id,
+                 const DeviceProgress *p)
+{
+  g_autofree char *key = g_strdup_printf ("%s/%s", d->id, device_id);
+
+  canopy_store_put (distributor->store, CANOPY_RECORD_PROGRESS, key,
+                    g_variant_new ("(u@atb)", p->chunks,
+                                   g_variant_new_fixed_array (G_VARIANT_TYPE_UINT64, p->bytes,
+                                                              N_SOURCE_KINDS, sizeof (guint64)),
+                                   p->done));
+}
+
+static DeviceProgress *
+progress_of (Deployment *d, const char *device_id)
+{
+  DeviceProgress *p = g_hash_table_lookup (d->progress, device_id);
+
+  if (p == NULL)
+    {
+      p = g_new0 (DeviceProgress, 1);
+      p->last_change = g_get_monotonic_time ();
+      g_hash_table_insert (d->progress, g_strdup (device_id), p);
+    }
+  return p;
+}
+
+static gboolean
+in_groups (const Deployment *d, const char *const *groups)
+{
+  for (guint i = 0; groups != NULL && groups[i] != NULL; i++)
+    if (g_strv_contains ((const char *const *) d->groups, groups[i]))
+      return TRUE;
+  return FALSE;
+}
+
+/* --- planning ------------------------------------------------------------ */
+
+/* What the ranking needs of a device, from its stored record. */
+static void
+fill_history (CanopyDistributor *distributor, const OnlineDevice *device, CanopyDeviceHistory *h)
+{
+  GVariant *stored = canopy_store_get_device (distributor->store, device->device_id);
+
+  memset (h, 0, sizeof *h);
+  h->device_id = device->device_id;
+  h->office = device->office;
+  h->online = TRUE;
+  h->first_seen = g_get_real_time ();
+  if (stored != NULL)
+    g_variant_get (stored, "(&s@as@a(sy)&s&sxxxtuu)", NULL, NULL, NULL, NULL, NULL,
+                   &h->first_seen, NULL, &h->online_us, &h->verified_bytes_served,
+                   &h->peers_served, &h->bad_chunks_served);
+}
+
+static GVariant *
+sources_variant (CanopyDistributor *distributor, const CanopyContent *content,
+                 const CanopyPlan *plan)
+{
+  GVariantBuilder builder;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(ussq)"));
+  for (guint i = 0; i < plan->sources->len; i++)
+    {
+      const CanopySource *source = &g_array_index (plan->sources, CanopySource, i);
+      const OnlineDevice *peer;
+
+      switch (source->kind)
+        {
+        case CANOPY_SOURCE_OFFICE_PEER:
+        case CANOPY_SOURCE_PARENT_PEER:
+          peer = g_hash_table_lookup (distributor->online, source->device_id);
+          if (peer != NULL && peer->port != 0)
+            g_variant_builder_add (&builder, "(ussq)", (guint32) source->kind, peer->device_id,
+                                   peer->host, peer->port);
+          break;
+        case CANOPY_SOURCE_ORIGIN:
+          g_variant_builder_add (&builder, "(ussq)", (guint32) source->kind, "",
+                                 content->location, (guint16) 0);
+          break;
+        case CANOPY_SOURCE_SERVER:
+          /* No content store here: the planner is told so. */
+          break;
+        }
+    }
+  return g_variant_builder_end (&builder);
+}
+
+static void
+assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *content,
+        const CanopyPlan *plan)
+{
+  g_autoptr (GVariant) sources = g_variant_ref_sink (sources_variant (distributor, content,
+                                                                      plan));
+  g_autofree char *sources_text = g_variant_print (sources, FALSE);
+  g_autofree char *said = g_strdup_printf ("%u %" G_GUINT64_FORMAT " %s", plan->role,
+                                           plan->wan_rate, sources_text);
+
+  if (g_strcmp0 (g_hash_table_lookup (d->sent, plan->device_id), said) == 0)
+    return;
+  g_debug ("deployment %s: %s is %s (%s)", d->id, plan->device_id,
+           canopy_role_to_string (plan->role), plan->reason);
+  if (canopy_sessions_send (distributor->sessions, plan->device_id, CANOPY_WIRE_ASSIGNMENT,
+                            g_variant_new ("(s@ayu@ast)", d->id,
+                                           g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
+                                                                     content->manifest, TRUE),
+                                           (guint32) plan->role, sources, d->destination,
+                                           plan->wan_rate)))
+    g_hash_table_insert (d->sent, g_strdup (plan->device_id), g_steal_pointer (&said));
+}
+
+static void
+note_lead (Deployment *d, const CanopyPlan *plan)
+{
+  const char *previous;
+
+  if (plan->role != CANOPY_ROLE_LEAD || plan->office == NULL)
+    return;
+  previous = g_hash_table_lookup (d->leads, plan->office);
+  if (g_strcmp0 (previous, plan->device_id) == 0)
+    return;
+  if (previous != NULL)
+    g_message (_("Deployment %s: device %s now leads office \"%s\" in place of %s, from what "
+                 "the office already holds"), d->id, plan->device_id, plan->office, previous);
+  /* A new lead gets its full stall allowance. */
+  progress_of (d, plan->device_id)->last_change = g_get_monotonic_time ();
+  g_hash_table_insert (d->leads, g_strdup (plan->office), g_strdup (plan->device_id));
+}
+
+static void
+replan (CanopyDistributor *distributor, Deployment *d)
+{
+  const CanopyContent *content = canopy_catalog_lookup (distributor->catalog, d->content_id);
+  g_autoptr (GArray) histories = NULL;
+  g_autoptr (GPtrArray) history_ptrs = g_ptr_array_new ();
+  g_autoptr (GPtrArray) stalled = g_ptr_array_new ();
+  g_autoptr (GArray) ranked = NULL;
+  g_autoptr (GPtrArray) plans = NULL;
+  CanopyPlannerOptions options = { FALSE, NULL };
+  GHashTableIter iter;
+  gpointer value;
+
+  if (content == NULL || d->state != CANOPY_DEPLOYMENT_ACTIVE)
+    return;
+  histories = g_array_sized_new (FALSE, FALSE, sizeof (CanopyDeviceHistory),
+                                 g_hash_table_size (distributor->online));
+  g_hash_table_iter_init (&iter, distributor->online);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const OnlineDevice *device = value;
+      CanopyDeviceHistory h;
+
+      if (!in_groups (d, (const char *const *) device->groups))
+        continue;
+      fill_history (distributor, device, &h);
+      g_array_append_val (histories, h);
+    }
+  /* The array is not resized from here on: pointers into it stay valid. */
+  for (guint i = 0; i < histories->len; i++)
+    g_ptr_array_add (history_ptrs, &g_array_index (histories, CanopyDeviceHistory, i));
+  g_hash_table_iter_init (&iter, d->stalled);
+  while (g_hash_table_iter_next (&iter, &value, NULL))
+    g_ptr_array_add (stalled, value);
+  g_ptr_array_add (stalled, NULL);
+  options.stalled = (const char *const *) stalled->pdata;
+  ranked = canopy_ranking_rank (history_ptrs, g_get_real_time ());
+  plans = canopy_planner_plan (distributor->topology, ranked, &options);
+  g_hash_table_remove_all (d->leads);
+  for (guint i = 0; i < plans->len; i++)
+    {
+      const CanopyPlan *plan = g_ptr_array_index (plans, i);
+      DeviceProgress *p = g_hash_table_lookup (d->progress, plan->device_id);
+
+      note_lead (d, plan);
+      if (p == NULL || !p->done)
+        assign (distributor, d, content, plan);
+    }
+}
+
+static void
+replan_all (CanopyDistributor *distributor)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    replan (distributor, value);
+}
+
+/* --- what agents report -------------------------------------------------- */
+
+static void
+credit_sender (CanopyDistributor *distributor, Deployment *d, const char *sender,
+               const char *receiver, guint64 bytes, guint32 bad)
+{
+  GVariant *stored = canopy_store_get_device (distributor->store, sender);
+  g_autofree char *pair = g_strdup_printf ("%s\n%s", sender, receiver);
+  g_autoptr (GVariant) groups = NULL, addresses = NULL;
+  const char *name, *version, *office;
+  gint64 first_seen, last_seen, online;
+  guint64 served;
+  guint32 peers, rejected;
+
+  if (stored == NULL)
+    return;
+  g_variant_get (stored, "(&s@as@a(sy)&s&sxxxtuu)", &name, &groups, &addresses, &version,
+                 &office, &first_seen, &last_seen, &online, &served, &peers, &rejected);
+  if (bytes > 0 && g_hash_table_add (d->served, g_steal_pointer (&pair)))
+    peers++;
+  canopy_store_put (distributor->store, CANOPY_RECORD_DEVICE, sender,
+                    g_variant_new ("(s@as@a(sy)ssxxxtuu)", name, groups, addresses, version,
+                                   office, first_seen, last_seen, online, served + bytes, peers,
+                                   rejected + bad));
+}
+
+static void
+record_transfers (CanopyDistributor *distributor, Deployment *d, const char *receiver,
+                  GVariant *peers, guint32 chunk_size)
+{
+  GVariantIter iter;
+  const char *sender;
+  guint64 bytes;
+  guint32 bad;
+  gint64 now = g_get_real_time ();
+
+  g_variant_iter_init (&iter, peers);
+  while (g_variant_iter_next (&iter, "(&stu)", &sender, &bytes, &bad))
+    {
+      if (bytes > 0)
+        canopy_store_append (distributor->store, CANOPY_LOG_TRANSFER,
+                             g_variant_new ("(xsssuutb)", now, d->content_id, sender, receiver,
+                                            (guint32) CANOPY_SOURCE_OFFICE_PEER,
+                                            (guint32) ((bytes + chunk_size - 1) / chunk_size),
+                                            bytes, TRUE));
+      if (bad > 0)
+        {
+          g_warning (_("Device %s served %u chunks of deployment %s that failed verification "
+                       "at %s; they were discarded and fetched elsewhere. Check that device: "
+                       "its cache or disk may be damaged, or it was tampered with"),
+                     sender, bad, d->id, receiver);
+          canopy_store_append (distributor->store, CANOPY_LOG_TRANSFER,
+                               g_variant_new ("(xsssuutb)", now, d->content_id, sender, receiver,
+                                              (guint32) CANOPY_SOURCE_OFFICE_PEER, bad,
+                                              (guint64) 0, FALSE));
+        }
+      credit_sender (distributor, d, sender, receiver, bytes, bad);
+    }
+}
+
+static guint32
+chunk_size_of (CanopyDistributor *distributor, const Deployment *d)
+{
+  const CanopyContent *content = canopy_catalog_lookup (distributor->catalog, d->content_id);
+
+  return content != NULL && content->n_chunks > 0
+           ? (guint32) ((content->size + content->n_chunks - 1) / content->n_chunks)
+           : 1;
+}
+
+static void
+handle_progress (CanopyDistributor *distributor, Deployment *d, const char *device_id,
+                 GVariant *body)
+{
+  DeviceProgress *p = progress_of (d, device_id);
+  g_autoptr (GVariant) bytes = NULL, peers = NULL;
+  const guint64 *by_kind;
+  gsize n;
+  guint32 chunks;
+
+  g_variant_get (body, "(&su@at@a(stu))", NULL, &chunks, &bytes, &peers);
+  by_kind = g_variant_get_fixed_array (bytes, &n, sizeof (guint64));
+  if (chunks != p->chunks)
+    {
+      p->last_change = g_get_monotonic_time ();
+      g_hash_table_remove (d->stalled, device_id);
+    }
+  p->chunks = chunks;
+  for (gsize k = 0; k < MIN (n, N_SOURCE_KINDS); k++)
+    p->bytes[k] = by_kind[k];
+  record_progress (distributor, d, device_id, p);
+  record_transfers (distributor, d, device_id, peers, chunk_size_of (distributor, d));
+}
+
+static void
+handle_done (CanopyDistributor *distributor, Deployment *d, const char *device_id,
+             GVariant *body)
+{
+  const CanopyContent *content = canopy_catalog_lookup (distributor->catalog, d->content_id);
+  g_autoptr (CanopyManifest) manifest = NULL;
+  g_autoptr (GVariant) sha = NULL;
+  DeviceProgress *p = progress_of (d, device_id);
+  gsize length;
+  const guint8 *digest;
+
+  g_variant_get (body, "(&s@ay)", NULL, &sha);
+  digest = g_variant_get_fixed_array (sha, &length, 1);
+  if (content != NULL)
+    manifest = canopy_manifest_parse (content->manifest, NULL, NULL);
+  if (manifest == NULL || length != CANOPY_MANIFEST_HASH_SIZE
+      || memcmp (digest, manifest->sha256, length) != 0)
+    {
+      g_warning (_("Device %s reports deployment %s done, but with a package hash that is not "
+                   "the content's; it is not counted as done. Check the device"),
+                 device_id, d->id);
+      return;
+    }
+  p->done = TRUE;
+  p->chunks = canopy_manifest_get_n_chunks (manifest);
+  p->last_change = g_get_monotonic_time ();
+  record_progress (distributor, d, device_id, p);
+  g_message (_("Device %s finished deployment %s (%s %s)"), device_id, d->id, content->name,
+             content->version);
+}
+
+static void
+on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer user_data)
+{
+  CanopyDistributor *distributor = user_data;
+  const char *id;
+  const char *reason;
+  Deployment *d;
+
+  g_variant_get_child (body, 0, "&s", &id);
+  d = g_hash_table_lookup (distributor->deployments, id);
+  if (d == NULL)
+    {
+      g_debug ("device %s reports on unknown deployment %s", device_id, id);
+      return;
+    }
+  switch (kind)
+    {
+    case CANOPY_WIRE_PROGRESS:
+      handle_progress (distributor, d, device_id, body);
+      break;
+    case CANOPY_WIRE_DONE:
+      handle_done (distributor, d, device_id, body);
+      break;
+    case CANOPY_WIRE_FAILED:
+      g_variant_get_child (body, 1, "&s", &reason);
+      g_warning (_("Device %s cannot complete deployment %s: %s"), device_id, d->id, reason);
+      g_hash_table_remove (d->sent, device_id);
+      break;
+    default:
+      break;
+    }
+}
+
+static void
+on_enrolled (const CanopySessionInfo *info, gpointer user_data)
+{
+  CanopyDistributor *distributor = user_data;
+  OnlineDevice *device = g_new0 (OnlineDevice, 1);
+  GHashTableIter iter;
+  gpointer value;
+
+  device->device_id = g_strdup (info->device_id);
+  device->office = g_strdup (info->office);
+  device->groups = g_strdupv ((char **) info->groups);
+  device->host = g_strdup (info->host);
+  device->port = info->peer_port;
+  g_hash_table_insert (distributor->online, device->device_id, device);
+  /* A new session has no assignment yet, whatever was sent before. */
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_hash_table_remove (((Deployment *) value)->sent, info->device_id);
+  replan_all (distributor);
+}
+
+static void
+on_left (const char *device_id, gpointer user_data)
+{
+  CanopyDistributor *distributor = user_data;
+
+  if (g_hash_table_remove (distributor->online, device_id))
+    replan_all (distributor);
+}
+
+static const CanopySessionsObserver observer = {
+  .enrolled = on_enrolled,
+  .left = on_left,
+  .message = on_message,
+};
+
+/* A lead whose progress stopped is passed over until it progresses again. */
+static gboolean
+check_stalled_leads (gpointer user_data)
+{
+  CanopyDistributor *distributor = user_data;
+  gint64 limit = g_get_monotonic_time () - STALL_S * G_USEC_PER_SEC;
+  GHashTableIter iter, leads;
+  gpointer value, office, lead;
+
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Deployment *d = value;
+      gboolean changed = FALSE;
+
+      g_hash_table_iter_init (&leads, d->leads);
+      while (g_hash_table_iter_next (&leads, &office, &lead))
+        {
+          DeviceProgress *p = progress_of (d, lead);
+
+          if (!p->done && p->last_change < limit)
+            {
+              g_warning (_("Deployment %s: lead %s of office \"%s\" verified nothing for %u "
+                           "seconds; handing over to the next preferred device"),
+                         d->id, (const char *) lead, (const char *) office, STALL_S);
+              g_hash_table_add (d->stalled, g_strdup (lead));
+              changed = TRUE;
+            }
+        }
+      if (changed)
+        replan (distributor, d);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+/* --- loading ------------------------------------------------------------- */
+
+static gboolean
+load_deployment (const char *key, GVariant *value, gpointer user_data)
+{
+  CanopyDistributor *distributor = user_data;
+  g_autofree const char **groups = NULL;
+  const char *content_id, *destination;
+  guint32 state;
+  gint64 created_at;
+
+  g_variant_get (value, "(&s^a&s&sux)", &content_id, &groups, &destination, &state,
+                 &created_at);
+  g_hash_table_insert (distributor->deployments, g_strdup (key),
+                       deployment_new (key, content_id, groups, destination, state, created_at));
+  return TRUE;
+}
+
+static gboolean
+load_progress (const char *key, GVariant *value, gpointer user_data)
+{
+  CanopyDistributor *distributor = user_data;
+  const char *slash = strchr (key, '/');
+  g_autofree char *id = slash != NULL ? g_strndup (key, slash - key) : NULL;
+  Deployment *d = id != NULL ? g_hash_table_lookup (distributor->deployments, id) : NULL;
+  g_autoptr (GVariant) bytes = NULL;
+  DeviceProgress *p;
+  const guint64 *by_kind;
+  gsize n;
+
+  if (d == NULL)
+    return TRUE;
+  p = progress_of (d, slash + 1);
+  g_variant_get (value, "(u@atb)", &p->chunks, &bytes, &p->done);
+  by_kind = g_variant_get_fixed_array (bytes, &n, sizeof (guint64));
+  for (gsize k = 0; k < MIN (n, N_SOURCE_KINDS); k++)
+    p->bytes[k] = by_kind[k];
+  return TRUE;
+}
+
+CanopyDistributor *
+canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopology *topology,
+                        CanopySessions *sessions, GError **error)
+{
+  g_autoptr (CanopyDistributor) distributor = g_new0 (CanopyDistributor, 1);
+
+  distributor->store = store;
+  distributor->catalog = catalog;
+  distributor->topology = topology;
+  distributor->sessions = sessions;
+  distributor->deployments = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                    (GDestroyNotify) deployment_free);
+  distributor->online = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                               (GDestroyNotify) online_device_free);
+  if (!canopy_store_list (store, CANOPY_RECORD_DEPLOYMENT, load_deployment, distributor, error)
+      || !canopy_store_list (store, CANOPY_RECORD_PROGRESS, load_progress, distributor, error))
+    return NULL;
+  canopy_sessions_set_observer (sessions, &observer, distributor);
+  distributor->stall_timer = g_timeout_add_seconds (STALL_S / 3, check_stalled_leads,
+                                                    distributor);
+  return g_steal_pointer (&distributor);
+}
+
+void
+canopy_distributor_free (CanopyDistributor *distributor)
+{
+  if (distributor == NULL)
+    return;
+  if (distributor->sessions != NULL)
+    canopy_sessions_set_observer (distributor->sessions, NULL, NULL);
+  if (distributor->stall_timer != 0)
+    g_source_remove (distributor->stall_timer);
+  g_hash_table_unref (distributor->deployments);
+  g_hash_table_unref (distributor->online);
+  g_free (distributor);
+}
+
+/* --- the admin's operations ---------------------------------------------- */
+
+char *
+canopy_distributor_create (CanopyDistributor *distributor, const char *content_id,
+                           const char *const *groups, const char *destination, GError **error)
+{
+  g_autofree char *id = g_uuid_string_random ();
+  Deployment *d;
+
+  if (canopy_catalog_lookup (distributor->catalog, content_id) == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                   _("No content has the ID %s; register the content first, or list it to see "
+                     "the IDs"), content_id);
+      return NULL;
+    }
+  if (groups == NULL || groups[0] == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           _("A deployment needs at least one device group"));
+      return NULL;
+    }
+  if (destination == NULL || !g_path_is_absolute (destination))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           _("The destination must be an absolute path on the devices, "
+                             "where the finished package is put"));
+      return NULL;
+    }
+  d = deployment_new (id, content_id, groups, destination, CANOPY_DEPLOYMENT_ACTIVE,
+                      g_get_real_time ());
+  g_hash_table_insert (distributor->deployments, g_strdup (id), d);
+  record_deployment (distributor, d);
+  g_message (_("Created deployment %s of content %s"), id, content_id);
+  replan (distributor, d);
+  return g_steal_pointer (&id);
+}
+
+gboolean
+canopy_distributor_remove (CanopyDistributor *distributor, const char *id, GError **error)
+{
+  Deployment *d = g_hash_table_lookup (distributor->deployments, id);
+  GHashTableIter iter;
+  gpointer device_id;
+
+  if (d == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                   _("No deployment has the ID %s; list the deployments to see the IDs"), id);
+      return FALSE;
+    }
+  g_hash_table_iter_init (&iter, d->progress);
+  while (g_hash_table_iter_next (&iter, &device_id, NULL))
+    {
+      g_autofree char *key = g_strdup_printf ("%s/%s", id, (const char *) device_id);
+      canopy_store_remove (distributor->store, CANOPY_RECORD_PROGRESS, key);
+    }
+  canopy_store_remove (distributor->store, CANOPY_RECORD_DEPLOYMENT, id);
+  g_hash_table_remove (distributor->deployments, id);
+  return TRUE;
+}
+
+gboolean
+canopy_distributor_uses_content (CanopyDistributor *distributor, const char *content_id)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (strcmp (((Deployment *) value)->content_id, content_id) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+static int
+compare_created (gconstpointer a, gconstpointer b)
+{
+  const CanopyDeploymentInfo *x = *(const CanopyDeploymentInfo *const *) a;
+  const CanopyDeploymentInfo *y = *(const CanopyDeploymentInfo *const *) b;
+
+  return x->created_at != y->created_at ? (x->created_at < y->created_at ? -1 : 1)
+                                        : strcmp (x->id, y->id);
+}
+
+GPtrArray *
+canopy_distributor_list (CanopyDistributor *distributor)
+{
+  GPtrArray *list = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_deployment_info_free);
+  GHashTableIter iter, progress;
+  gpointer value, p;
+
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const Deployment *d = value;
+      CanopyDeploymentInfo *info = g_new0 (CanopyDeploymentInfo, 1);
+
+      info->id = g_strdup (d->id);
+      info->content_id = g_strdup (d->content_id);
+      info->groups = g_strdupv (d->groups);
+      info->destination = g_strdup (d->destination);
+      info->state = d->state;
+      info->created_at = d->created_at;
+      g_hash_table_iter_init (&progress, d->progress);
+      while (g_hash_table_iter_next (&progress, NULL, &p))
+        {
+          info->devices++;
+          info->done += ((DeviceProgress *) p)->done;
+        }
+      g_ptr_array_add (list, info);
+    }
+  g_ptr_array_sort (list, compare_created);
+  return list;
+}
+
+/* The office a device is in: online devices say; others have a record. */
+static char *
+office_of (CanopyDistributor *distributor, const char *device_id)
+{
+  const OnlineDevice *online = g_hash_table_lookup (distributor->online, device_id);
+  GVariant *stored;
+  const char *office = NULL;
+
+  if (online != NULL)
+    return g_strdup (online->office);
+  stored = canopy_store_get_device (distributor->store, device_id);
+  if (stored != NULL)
+    g_variant_get_child (stored, 4, "&s", &office);
+  return g_strdup (office != NULL && office[0] != '\0' ? office : "");
+}
+
+GPtrArray *
+canopy_distributor_get_progress (CanopyDistributor *distributor, const char *id)
+{
+  Deployment *d = g_hash_table_lookup (distributor->deployments, id);
+  g_autoptr (GHashTable) offices = NULL;
+  GPtrArray *result;
+  GHashTableIter iter;
+  gpointer device_id, value;
+
+  if (d == NULL)
+    return NULL;
+  offices = g_hash_table_new (g_str_hash, g_str_equal);
+  result = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_office_progress_free);
+  g_hash_table_iter_init (&iter, d->progress);
+  while (g_hash_table_iter_next (&iter, &device_id, &value))
+    {
+      const DeviceProgress *p = value;
+      g_autofree char *name = office_of (distributor, device_id);
+      CanopyOfficeProgress *office = g_hash_table_lookup (offices, name);
+
+      if (office == NULL)
+        {
+          office = g_new0 (CanopyOfficeProgress, 1);
+          office->office = g_strdup (name);
+          office->lead = g_strdup (g_hash_table_lookup (d->leads, name));
+          g_hash_table_insert (offices, office->office, office);
+          g_ptr_array_add (result, office);
+        }
+      office->devices++;
+      office->done += p->done;
+      for (int k = 0; k < N_SOURCE_KINDS; k++)
+        office->bytes[k] += p->bytes[k];
+      office->wan_bytes += p->bytes[CANOPY_SOURCE_PARENT_PEER] + p->bytes[CANOPY_SOURCE_SERVER]
+                           + p->bytes[CANOPY_SOURCE_ORIGIN];
+    }
+  return result;
+}
+
+void
+canopy_distributor_reoffer (CanopyDistributor *distributor)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_hash_table_remove_all (((Deployment *) value)->sent);
+  replan_all (distributor);
+}

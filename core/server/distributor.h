@@ -1,0 +1,91 @@
+/* Deployments: content assigned to groups. The distributor knows which
+ * devices are online, plans per office who crosses the WAN (the lead) and
+ * where everyone else fetches from, sends each device its assignment, and
+ * follows progress: a lead that stalls or leaves hands over to the next
+ * preferred device of its office. */
+#pragma once
+
+#include <glib.h>
+#include "lib/topology.h"
+#include "server/catalog.h"
+#include "server/sessions.h"
+#include "server/store.h"
+
+G_BEGIN_DECLS
+
+typedef struct _CanopyDistributor CanopyDistributor;
+
+typedef enum {
+  CANOPY_DEPLOYMENT_ACTIVE = 0,
+  CANOPY_DEPLOYMENT_PAUSED = 1,
+} CanopyDeploymentState;
+
+/* One office's share of a deployment. */
+typedef struct {
+  char *office;
+  guint devices;            /* target devices known in the office */
+  guint done;               /* of which finished */
+  guint64 bytes[4];         /* verified bytes by CanopySourceKind */
+  guint64 wan_bytes;        /* bytes that reached the office from outside it */
+  char *lead;               /* (nullable) its current lead */
+} CanopyOfficeProgress;
+
+typedef struct {
+  char *id;
+  char *content_id;
+  GStrv groups;
+  char *destination;
+  CanopyDeploymentState state;
+  gint64 created_at;        /* µs since the epoch */
+  guint devices, done;
+} CanopyDeploymentInfo;
+
+void canopy_office_progress_free (CanopyOfficeProgress *progress);
+void canopy_deployment_info_free (CanopyDeploymentInfo *info);
+
+/**
+ * canopy_distributor_new:
+ * @store, @catalog, @topology, @sessions: (not owned) outlive the distributor
+ *
+ * Loads the deployments and their progress, and follows @sessions.
+ */
+CanopyDistributor *canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog,
+                                           CanopyTopology *topology, CanopySessions *sessions,
+                                           GError **error);
+void canopy_distributor_free (CanopyDistributor *distributor);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyDistributor, canopy_distributor_free)
+
+/**
+ * canopy_distributor_create:
+ * @groups: the device groups that receive the content
+ * @destination: absolute path where each device puts the finished package
+ *
+ * Returns: (transfer full): the new deployment's ID, or %NULL when the
+ *   content is unknown, no group is named or the destination is not an
+ *   absolute path.
+ */
+char *canopy_distributor_create (CanopyDistributor *distributor, const char *content_id,
+                                 const char *const *groups, const char *destination,
+                                 GError **error);
+
+gboolean canopy_distributor_remove (CanopyDistributor *distributor, const char *id,
+                                    GError **error);
+
+/* Whether any deployment uses the content. */
+gboolean canopy_distributor_uses_content (CanopyDistributor *distributor, const char *content_id);
+
+/** canopy_distributor_list: Returns: (transfer full) (element-type CanopyDeploymentInfo) */
+GPtrArray *canopy_distributor_list (CanopyDistributor *distributor);
+
+/**
+ * canopy_distributor_get_progress:
+ *
+ * Returns: (transfer full) (element-type CanopyOfficeProgress) (nullable):
+ *   progress per office, or %NULL for an unknown deployment.
+ */
+GPtrArray *canopy_distributor_get_progress (CanopyDistributor *distributor, const char *id);
+
+/* Sends every online device its assignments again (after publish content). */
+void canopy_distributor_reoffer (CanopyDistributor *distributor);
+
+G_END_DECLS
