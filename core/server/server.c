@@ -3,7 +3,9 @@
 #include "build-config.h"
 
 #include "server/server.h"
+#include "server/console-api.h"
 #include "server/sessions.h"
+#include "server/settings.h"
 #include "server/setup.h"
 #include "lib/i18n.h"
 #include "lib/keys.h"
@@ -20,6 +22,8 @@ struct _CanopyServer {
   CanopyLicensing *licensing;
   CanopyStore *store;
   CanopySessions *sessions;
+  CanopySettings *settings; /* as in force: the file's, overlaid by the console's */
+  CanopyConsole *console;
 };
 
 void
@@ -89,7 +93,7 @@ canopy_server_describe (const CanopyServer *server)
       g_autofree char *store = canopy_store_describe (server->store);
       return g_strdup_printf (_("server \"%s\" (ID %s), backend %s, %u devices known, %u "
                                 "licences in use of %u, listening on %s, state directory %s"),
-                              server->config->name, server->server_id, store,
+                              server->settings->name, server->server_id, store,
                               canopy_store_count_devices (server->store),
                               canopy_licensing_get_used (server->licensing),
                               canopy_licensing_get_seats (server->licensing),
@@ -133,8 +137,12 @@ canopy_server_reload (CanopyServer *server, GError **error)
   canopy_server_config_free (g_steal_pointer (&server->config));
   server->config = g_steal_pointer (&candidate->config);
   if (server->sessions != NULL)
-    canopy_sessions_set_assigned_groups (server->sessions,
-                                         (const char *const *) server->config->assigned_groups);
+    {
+      /* Settings changed through the console stay as they are. */
+      canopy_settings_update_from_config (server->settings, server->config);
+      canopy_sessions_set_assigned_groups (server->sessions,
+                                           (const char *const *) server->settings->assigned_groups);
+    }
   return server->config;
 }
 
@@ -170,25 +178,26 @@ licensed_seats (const CanopyServerConfig *config, guint *seats, GError **error)
 /* With distribution optimization on, the admin's spreadsheet defines the
  * offices; every problem in it is reported, with its line and column. */
 static CanopyTopology *
-load_topology (const CanopyServerConfig *config, GError **error)
+load_topology (const CanopySettings *settings, GError **error)
 {
-  g_autofree char *csv = NULL;
   g_autoptr (GPtrArray) problems = NULL;
-  CanopyTopology *topology;
+  g_autoptr (GError) local_error = NULL;
+  CanopyTopology *topology = canopy_settings_build_topology (settings, &problems, NULL,
+                                                               &local_error);
   g_autofree char *joined = NULL;
 
-  if (!config->distribution_optimization)
-    return canopy_topology_new (NULL);
-  if (!g_file_get_contents (config->topology_file, &csv, NULL, error))
-    return NULL;
-  topology = canopy_topology_import_csv (csv, NULL, &problems);
   if (topology != NULL)
     return topology;
+  if (problems == NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
   g_ptr_array_add (problems, NULL);
   joined = g_strjoinv ("\n  ", (char **) problems->pdata);
   g_set_error (error, CANOPY_TOPOLOGY_ERROR, CANOPY_TOPOLOGY_ERROR_SYNTAX,
-               _("The topology spreadsheet %s has problems; fix them and start again:\n  %s"),
-               config->topology_file, joined);
+               _("The topology spreadsheet has problems; fix them and start again:\n  %s"),
+               joined);
   return NULL;
 }
 
@@ -263,8 +272,8 @@ canopy_server_start (CanopyServer *server, GError **error)
   if (key == NULL || !licensed_seats (config, &seats, error))
     return FALSE;
 
-  server->topology = load_topology (config, error);
-  if (server->topology == NULL)
+  server->settings = canopy_settings_new_from_config (config, error);
+  if (server->settings == NULL)
     return FALSE;
   server->licensing = canopy_licensing_new (seats, (gint64) config->release_after_days * 86400
                                                      * G_USEC_PER_SEC);
@@ -272,25 +281,90 @@ canopy_server_start (CanopyServer *server, GError **error)
                                      error);
   if (server->store == NULL
       || !canopy_store_list (server->store, CANOPY_RECORD_ACTIVATION, restore_activation,
-                             server->licensing, error))
+                             server->licensing, error)
+      || !canopy_settings_load_stored (server->settings, server->store, error))
+    return FALSE;
+  server->topology = load_topology (server->settings, error);
+  if (server->topology == NULL)
     return FALSE;
   settings.server_id = server->server_id;
   settings.heartbeat_interval = (guint) config->heartbeat_interval;
-  settings.assigned_groups = (const char *const *) config->assigned_groups;
-  settings.distribution_optimization = config->distribution_optimization;
+  settings.assigned_groups = (const char *const *) server->settings->assigned_groups;
+  settings.distribution_optimization = server->settings->distribution_optimization;
   settings.topology = server->topology;
   settings.licensing = server->licensing;
   settings.store = server->store;
   server->sessions = canopy_sessions_new (&settings);
-  return start_transports (server, key, error);
+  if (!start_transports (server, key, error))
+    return FALSE;
+  if (config->console)
+    server->console = canopy_console_new (server, key, error);
+  return !config->console || server->console != NULL;
 }
 
 void
 canopy_server_stop (CanopyServer *server)
 {
+  g_clear_pointer (&server->console, canopy_console_free);
   g_clear_pointer (&server->sessions, canopy_sessions_free);
   g_clear_pointer (&server->store, canopy_store_free);
   g_clear_pointer (&server->licensing, canopy_licensing_free);
   g_clear_pointer (&server->topology, canopy_topology_free);
   g_clear_pointer (&server->server_id, g_free);
+  g_clear_pointer (&server->settings, canopy_settings_free);
+}
+
+/* --- what the console API reads and changes ----------------------------- */
+
+const char *
+canopy_server_get_id (const CanopyServer *server)
+{
+  return server->server_id;
+}
+
+CanopyStore *
+canopy_server_get_store (CanopyServer *server)
+{
+  return server->store;
+}
+
+CanopySessions *
+canopy_server_get_sessions (CanopyServer *server)
+{
+  return server->sessions;
+}
+
+CanopyLicensing *
+canopy_server_get_licensing (CanopyServer *server)
+{
+  return server->licensing;
+}
+
+const CanopyTopology *
+canopy_server_get_topology (const CanopyServer *server)
+{
+  return server->topology;
+}
+
+const CanopySettings *
+canopy_server_get_settings (const CanopyServer *server)
+{
+  return server->settings;
+}
+
+void
+canopy_server_apply_settings (CanopyServer *server, CanopySettings *settings,
+                              CanopyTopology *topology)
+{
+  if (topology != NULL)
+    {
+      canopy_sessions_set_topology (server->sessions, topology,
+                                    settings->distribution_optimization);
+      canopy_topology_free (server->topology);
+      server->topology = topology;
+    }
+  canopy_sessions_set_assigned_groups (server->sessions,
+                                       (const char *const *) settings->assigned_groups);
+  canopy_settings_free (server->settings);
+  server->settings = settings;
 }

@@ -13,7 +13,9 @@
 
 struct _CanopyStore {
   CanopyBackend *backend;
+  GMutex backend_lock; /* one thread at a time uses the backend */
   GHashTable *pending[CANOPY_N_RECORD_KINDS]; /* key → GVariant, newest wins */
+  GPtrArray *pending_logs[CANOPY_N_LOG_KINDS]; /* GVariant, in order */
   GHashTable *devices;                        /* device ID → GVariant, as stored */
   gboolean flushing;
   gboolean failing;
@@ -23,6 +25,7 @@ struct _CanopyStore {
 typedef struct {
   CanopyStore *store;
   GHashTable *batches[CANOPY_N_RECORD_KINDS];
+  GPtrArray *logs[CANOPY_N_LOG_KINDS];
 } Flush;
 
 static GHashTable *
@@ -53,8 +56,11 @@ canopy_store_open (const CanopyPlugin *plugin, const CanopyConfigNode *element,
     return NULL;
   store = g_new0 (CanopyStore, 1);
   store->backend = g_steal_pointer (&backend);
+  g_mutex_init (&store->backend_lock);
   for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
     store->pending[k] = new_table ();
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    store->pending_logs[k] = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
   store->devices = new_table ();
   if (!canopy_backend_list (store->backend, CANOPY_RECORD_DEVICE, load_device, store->devices,
                             error))
@@ -69,10 +75,19 @@ canopy_store_open (const CanopyPlugin *plugin, const CanopyConfigNode *element,
 /* Writes one batch per kind in one transaction; runs in a worker thread,
  * the only user of the backend while it runs. */
 static gboolean
-write_batches (CanopyBackend *backend, GHashTable *const *batches, GError **error)
+write_batches (CanopyBackend *backend, GHashTable *const *batches, GPtrArray *const *logs,
+               GError **error)
 {
   if (!canopy_backend_begin (backend, error))
     return FALSE;
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    if (logs[k]->len > 0
+        && !canopy_backend_append (backend, k, (GVariant *const *) logs[k]->pdata, logs[k]->len,
+                                   error))
+      {
+        canopy_backend_rollback (backend);
+        return FALSE;
+      }
   for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
     {
       g_autoptr (GArray) records = g_array_new (FALSE, FALSE, sizeof (CanopyRecord));
@@ -101,8 +116,12 @@ flush_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
 {
   Flush *flush = task_data;
   GError *error = NULL;
+  gboolean ok;
 
-  if (write_batches (flush->store->backend, flush->batches, &error))
+  g_mutex_lock (&flush->store->backend_lock);
+  ok = write_batches (flush->store->backend, flush->batches, flush->logs, &error);
+  g_mutex_unlock (&flush->store->backend_lock);
+  if (ok)
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
@@ -113,6 +132,8 @@ flush_free (Flush *flush)
 {
   for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
     g_clear_pointer (&flush->batches[k], g_hash_table_unref);
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    g_clear_pointer (&flush->logs[k], g_ptr_array_unref);
   g_free (flush);
 }
 
@@ -129,6 +150,13 @@ requeue (CanopyStore *store, Flush *flush)
       while (g_hash_table_iter_next (&iter, &key, &value))
         if (!g_hash_table_contains (store->pending[k], key))
           g_hash_table_insert (store->pending[k], g_strdup (key), g_variant_ref (value));
+    }
+  /* Log entries keep their order: the failed ones go before newer ones. */
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    {
+      for (guint i = 0; i < flush->logs[k]->len; i++)
+        g_ptr_array_insert (store->pending_logs[k], (gint) i,
+                            g_variant_ref (g_ptr_array_index (flush->logs[k], i)));
     }
 }
 
@@ -160,6 +188,9 @@ has_pending (const CanopyStore *store)
   for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
     if (g_hash_table_size (store->pending[k]) > 0)
       return TRUE;
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    if (store->pending_logs[k]->len > 0)
+      return TRUE;
   return FALSE;
 }
 
@@ -173,6 +204,11 @@ take_pending (CanopyStore *store)
     {
       flush->batches[k] = store->pending[k];
       store->pending[k] = new_table ();
+    }
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    {
+      flush->logs[k] = store->pending_logs[k];
+      store->pending_logs[k] = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
     }
   return flush;
 }
@@ -204,7 +240,9 @@ canopy_store_flush (CanopyStore *store, GError **error)
   if (!has_pending (store))
     return TRUE;
   flush = take_pending (store);
-  ok = write_batches (store->backend, flush->batches, error);
+  g_mutex_lock (&store->backend_lock);
+  ok = write_batches (store->backend, flush->batches, flush->logs, error);
+  g_mutex_unlock (&store->backend_lock);
   if (!ok)
     requeue (store, flush);
   flush_free (flush);
@@ -224,8 +262,11 @@ canopy_store_free (CanopyStore *store)
     g_warning (_("Could not save the last changes before stopping: %s"), error->message);
   for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
     g_hash_table_unref (store->pending[k]);
+  for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
+    g_ptr_array_unref (store->pending_logs[k]);
   g_hash_table_unref (store->devices);
   canopy_backend_close (store->backend);
+  g_mutex_clear (&store->backend_lock);
   g_free (store);
 }
 
@@ -256,9 +297,14 @@ gboolean
 canopy_store_list (CanopyStore *store, CanopyRecordKind kind, CanopyBackendRecordFunc func,
                    gpointer user_data, GError **error)
 {
+  gboolean ok;
+
   while (store->flushing)
     g_main_context_iteration (NULL, TRUE);
-  return canopy_backend_list (store->backend, kind, func, user_data, error);
+  g_mutex_lock (&store->backend_lock);
+  ok = canopy_backend_list (store->backend, kind, func, user_data, error);
+  g_mutex_unlock (&store->backend_lock);
+  return ok;
 }
 
 char *
@@ -266,12 +312,65 @@ canopy_store_describe (CanopyStore *store)
 {
   CanopyBackendInfo info;
   char *text;
+  gboolean ok;
 
-  if (!canopy_backend_get_info (store->backend, &info, NULL))
+  g_mutex_lock (&store->backend_lock);
+  ok = canopy_backend_get_info (store->backend, &info, NULL);
+  g_mutex_unlock (&store->backend_lock);
+  if (!ok)
     return g_strdup (canopy_backend_get_name (store->backend));
   text = g_strdup_printf (_("%s (%s, %s, schema version %u)"),
                           canopy_backend_get_name (store->backend), info.server_version,
                           info.location, info.schema_version);
+  canopy_backend_info_clear (&info);
+  return text;
+}
+
+void
+canopy_store_append (CanopyStore *store, CanopyLogKind kind, GVariant *entry)
+{
+  g_autoptr (GVariant) owned = g_variant_ref_sink (entry);
+
+  g_return_if_fail (g_variant_is_of_type (owned, canopy_log_kind_type (kind)));
+  g_ptr_array_add (store->pending_logs[kind], g_variant_ref (owned));
+}
+
+void
+canopy_store_audit (CanopyStore *store, const char *actor, const char *action,
+                    const char *detail)
+{
+  canopy_store_append (store, CANOPY_LOG_AUDIT,
+                       g_variant_new ("(xsss)", g_get_real_time (), actor, action,
+                                      detail != NULL ? detail : ""));
+}
+
+GHashTable *
+canopy_store_get_devices (CanopyStore *store)
+{
+  return store->devices;
+}
+
+gboolean
+canopy_store_is_failing (const CanopyStore *store)
+{
+  return store->failing;
+}
+
+char *
+canopy_store_check_health (CanopyStore *store, GError **error)
+{
+  CanopyBackendInfo info;
+  gboolean ok;
+  char *text = NULL;
+
+  g_mutex_lock (&store->backend_lock);
+  ok = canopy_backend_check_health (store->backend, error)
+       && canopy_backend_get_info (store->backend, &info, error);
+  g_mutex_unlock (&store->backend_lock);
+  if (!ok)
+    return NULL;
+  text = g_strdup_printf (_("%s (%s, %s)"), canopy_backend_get_name (store->backend),
+                          info.server_version, info.location);
   canopy_backend_info_clear (&info);
   return text;
 }
