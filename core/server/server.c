@@ -178,7 +178,7 @@ licensed_seats (const CanopyServerConfig *config, guint *seats, GError **error)
 /* With distribution optimization on, the admin's spreadsheet defines the
  * offices; every problem in it is reported, with its line and column. */
 static CanopyTopology *
-load_topology (const CanopySettings *settings, GError **error)
+load_topology (const CanopyServerConfig *config, const CanopySettings *settings, GError **error)
 {
   g_autoptr (GPtrArray) problems = NULL;
   g_autoptr (GError) local_error = NULL;
@@ -195,9 +195,15 @@ load_topology (const CanopySettings *settings, GError **error)
     }
   g_ptr_array_add (problems, NULL);
   joined = g_strjoinv ("\n  ", (char **) problems->pdata);
-  g_set_error (error, CANOPY_TOPOLOGY_ERROR, CANOPY_TOPOLOGY_ERROR_SYNTAX,
-               _("The topology spreadsheet has problems; fix them and start again:\n  %s"),
-               joined);
+  if (settings->stored & CANOPY_SETTINGS_TOPOLOGY)
+    g_set_error (error, CANOPY_TOPOLOGY_ERROR, CANOPY_TOPOLOGY_ERROR_SYNTAX,
+                 _("The topology spreadsheet uploaded through the console has problems; upload "
+                   "a corrected one, or turn distribution optimization off:\n  %s"),
+                 joined);
+  else
+    g_set_error (error, CANOPY_TOPOLOGY_ERROR, CANOPY_TOPOLOGY_ERROR_SYNTAX,
+                 _("The topology spreadsheet %s has problems; fix them and start again:\n  %s"),
+                 config->topology_file, joined);
   return NULL;
 }
 
@@ -284,7 +290,7 @@ canopy_server_start (CanopyServer *server, GError **error)
                              server->licensing, error)
       || !canopy_settings_load_stored (server->settings, server->store, error))
     return FALSE;
-  server->topology = load_topology (server->settings, error);
+  server->topology = load_topology (config, server->settings, error);
   if (server->topology == NULL)
     return FALSE;
   settings.server_id = server->server_id;
