@@ -394,6 +394,10 @@ canopy_console_free (CanopyConsole *console)
     canopy_console_unregister_resource ();
   if (console->cancellable != NULL)
     g_cancellable_cancel (console->cancellable);
+  /* A health check in a worker thread uses the store, which the server
+   * frees next: let it finish (one database round trip). */
+  while (console->probes > 0)
+    g_main_context_iteration (NULL, TRUE);
   if (console->soup != NULL)
     {
       soup_server_disconnect (console->soup);

@@ -293,7 +293,8 @@ on_probed (GObject *source, GAsyncResult *result, gpointer user_data)
   Pending *pending = user_data;
   GTask *task = G_TASK (result);
 
-  /* The console is gone when its cancellable fired; the message with it. */
+  pending->console->probes--;
+  /* The console is going when its cancellable fired; the message with it. */
   if (!g_cancellable_is_cancelled (g_task_get_cancellable (task)))
     {
       canopy_console_respond_json (pending->msg, SOUP_STATUS_OK,
@@ -318,5 +319,6 @@ canopy_console_get_health (CanopyConsole *console, SoupServerMessage *msg)
   g_task_set_task_data (task, probe, (GDestroyNotify) probe_free);
   g_task_set_return_on_cancel (task, FALSE);
   soup_server_message_pause (msg);
+  console->probes++;
   g_task_run_in_thread (task, probe_in_thread);
 }

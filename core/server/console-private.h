@@ -16,6 +16,7 @@ struct _CanopyConsole {
   CanopyConsoleAuth *auth;
   char *key_path;            /* the shared key file, for the health check */
   GCancellable *cancellable; /* cancelled when the console goes */
+  guint probes;              /* health checks running in a worker thread */
   guint64 responses[6];      /* by status class: [2] counts 2xx, ... */
 };
 

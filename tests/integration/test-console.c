@@ -641,6 +641,32 @@ test_web_console (void)
   CU_ASSERT_EQUAL (alive.status, 200);
 }
 
+/* The page's own JavaScript, run by Node when it is installed, must make
+ * the token the server accepts and report a typo by its group. */
+static void
+test_web_console_token (void)
+{
+  g_autofree char *node = g_find_program_in_path ("node");
+  g_autofree char *harness = canopy_test_src_path ("tests", "integration", "console-token.mjs",
+                                                   NULL);
+  g_autofree char *script = canopy_test_src_path ("core", "server", "console", "console.js",
+                                                  NULL);
+  g_autofree char *key = g_build_filename (server.state, "shared-key", NULL);
+  const char *argv[] = { node, harness, script, key, NULL };
+  g_autofree char *out = NULL;
+
+  if (skipped ())
+    return;
+  if (node == NULL)
+    {
+      printf ("\n    SKIPPED: Node.js is not installed to run the web console's script\n");
+      return;
+    }
+  CU_ASSERT_EQUAL (canopy_test_run (argv, &out), 0);
+  CU_ASSERT (g_str_has_prefix (out, server.token));
+  CANOPY_ASSERT_CONTAINS (out, "mistyped in group 1 of 13");
+}
+
 /* canopyctl against the same server: login, tables, --json, exit codes. */
 static int
 ctl (char **output, const char *first, ...)
@@ -763,5 +789,6 @@ CANOPY_TEST_SUITE (console, "console", suite_init, suite_cleanup,
                    { "licence report and metrics", test_licences_and_metrics },
                    { "malformed, unknown, oversized: 4xx, nothing applied", test_bad_input },
                    { "web console and liveness", test_web_console },
+                   { "web console derives the server's token", test_web_console_token },
                    { "canopyctl: login, tables, --json, exit codes", test_canopyctl },
                    { "canopyctl: a wrong pin is refused", test_canopyctl_pin })
