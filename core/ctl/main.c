@@ -1,7 +1,9 @@
 /* canopyctl: the admin's command line. Each subcommand is one entry of a
- * table; the console-API subcommands join it as the API grows. */
+ * table; the console-API subcommands live in ctl-console.c. */
 #include "build-config.h"
 
+#include "ctl/ctl-client.h"
+#include "ctl/ctl-console.h"
 #include "lib/config.h"
 #include "lib/i18n.h"
 #include "lib/licence-file.h"
@@ -10,31 +12,32 @@
 #include <string.h>
 
 
-/* Exit codes, documented in README.md. */
+/* Exit codes, documented in README.md; the console commands add those of
+ * CtlError (3 to 5). */
 enum {
   CTL_EXIT_OK = 0,
-  CTL_EXIT_FAILED = 1,
-  CTL_EXIT_USAGE = 2,
+  CTL_EXIT_FAILED = CTL_ERROR_FAILED,
+  CTL_EXIT_USAGE = CTL_ERROR_USAGE,
 };
 
 typedef struct {
   const char *name;
   const char *args;
   const char *summary;
-  int (*run) (int argc, char **argv);
+  int (*run) (const CtlGlobal *global, int argc, char **argv);
 } CtlCommand;
 
-static int ctl_help (int argc, char **argv);
+static int ctl_help (const CtlGlobal *global, int argc, char **argv);
 
 static int
-ctl_version (int argc, char **argv)
+ctl_version (const CtlGlobal *global, int argc, char **argv)
 {
   g_print ("canopyctl %s\n", PACKAGE_VERSION);
   return CTL_EXIT_OK;
 }
 
 static int
-ctl_validate (int argc, char **argv)
+ctl_validate (const CtlGlobal *global, int argc, char **argv)
 {
   int status = CTL_EXIT_OK;
 
@@ -81,7 +84,7 @@ print_public_key (const char *key_path)
 }
 
 static int
-ctl_licence_keygen (int argc, char **argv)
+ctl_licence_keygen (const CtlGlobal *global, int argc, char **argv)
 {
   g_autoptr (GError) error = NULL;
 
@@ -106,7 +109,7 @@ ctl_licence_keygen (int argc, char **argv)
 }
 
 static int
-ctl_licence_issue (int argc, char **argv)
+ctl_licence_issue (const CtlGlobal *global, int argc, char **argv)
 {
   g_autofree char *key_path = NULL, *customer = NULL, *expires = NULL;
   int seats = 0;
@@ -159,7 +162,7 @@ ctl_licence_issue (int argc, char **argv)
 }
 
 static int
-ctl_licence_show (int argc, char **argv)
+ctl_licence_show (const CtlGlobal *global, int argc, char **argv)
 {
   g_autoptr (GError) error = NULL;
   g_autofree char *text = NULL;
@@ -187,6 +190,10 @@ ctl_licence_show (int argc, char **argv)
 }
 
 static const CtlCommand commands[] = {
+  { "devices", N_("[--office NAME] [--group NAME]"),
+    N_("List enrolled devices and why each is preferred in its office"), ctl_console_devices },
+  { "health", "", N_("Run the health check (exit status 1 if a check failed)"),
+    ctl_console_health },
   { "help", "", N_("Show the subcommands"), ctl_help },
   { "licence-issue", N_("--key FILE --customer NAME --seats N [--expires DATE]"),
     N_("Write a signed licence file to standard output"), ctl_licence_issue },
@@ -194,15 +201,41 @@ static const CtlCommand commands[] = {
     ctl_licence_keygen },
   { "licence-show", N_("FILE KEY"), N_("Check a licence file's signature and show it"),
     ctl_licence_show },
+  { "licences-report", N_("[FILE.csv]"),
+    N_("Download the activated-licences report (standard output without FILE)"),
+    ctl_console_licences_report },
+  { "login", N_("--server URL (--fingerprint SHA256 | --certificate FILE | --ca-file FILE) "
+                "[--key-file FILE]"),
+    N_("Check the shared key against the server and save the connection profile; the key is "
+       "read from the file, or typed at the prompt or piped in"),
+    ctl_console_login },
+  { "logout", "", N_("Remove the connection profile"), ctl_console_logout },
+  { "metrics", "", N_("Print the server's Prometheus metrics"), ctl_console_metrics },
+  { "offices", "", N_("List the offices of the topology in force"), ctl_console_offices },
+  { "server-id", "", N_("Print the server ID (quote it to support)"), ctl_console_server_id },
+  { "settings", "", N_("Show the Peer Distribution settings"), ctl_console_settings },
+  { "settings-set",
+    N_("[--server-name NAME] [--optimization on|off] [--groups G1,G2 | --add-group G | "
+       "--remove-group G]"),
+    N_("Change settings; they are audited, saved and in force at once"),
+    ctl_console_settings_set },
+  { "topology-download", N_("[FILE.csv]"), N_("Download the topology as recorded"),
+    ctl_console_topology_download },
+  { "topology-upload", N_("FILE.csv"),
+    N_("Upload the topology spreadsheet; a file with problems is refused whole, line by line"),
+    ctl_console_topology_upload },
   { "validate", N_("FILE..."), N_("Check configuration files against their schema, offline"),
     ctl_validate },
   { "version", "", N_("Print the version"), ctl_version },
 };
 
 static int
-ctl_help (int argc, char **argv)
+ctl_help (const CtlGlobal *global, int argc, char **argv)
 {
-  g_print (_("Usage: canopyctl COMMAND [ARGUMENTS]\n\nCommands:\n"));
+  g_print (_("Usage: canopyctl [--json] [--profile FILE] COMMAND [ARGUMENTS]\n\n"
+             "  --json          print the server's JSON instead of a table\n"
+             "  --profile FILE  the connection profile (default $CANOPY_PROFILE, else "
+             "~/.config/canopy/profile)\n\nCommands:\n"));
   for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
     {
       g_autofree char *usage = g_strdup_printf ("%s %s", commands[i].name,
@@ -210,19 +243,55 @@ ctl_help (int argc, char **argv)
                                                   ? _(commands[i].args) : "");
       g_print ("  %s\n      %s\n", usage, _(commands[i].summary));
     }
-  g_print (_("\nExit status: 0 success, 1 the command failed, 2 wrong usage.\n"));
+  g_print (_("\nExit status: 0 success, 1 the command failed (the server refused it, a file is "
+             "not valid, a health check failed), 2 wrong usage, 3 the server cannot be reached "
+             "or its certificate is not trusted, 4 key mismatch, not logged in or too many "
+             "wrong keys, 5 the server failed.\n"));
   return CTL_EXIT_OK;
+}
+
+/* Takes --json and --profile FILE out of @argv, wherever they are. */
+static gboolean
+take_global_options (int *argc, char **argv, CtlGlobal *global)
+{
+  int out = 1;
+
+  for (int i = 1; i < *argc; i++)
+    {
+      if (g_str_equal (argv[i], "--json"))
+        global->json = TRUE;
+      else if (g_str_equal (argv[i], "--profile"))
+        {
+          if (i + 1 >= *argc)
+            return FALSE;
+          global->profile_path = argv[++i];
+        }
+      else if (g_str_has_prefix (argv[i], "--profile="))
+        global->profile_path = argv[i] + strlen ("--profile=");
+      else
+        argv[out++] = argv[i];
+    }
+  argv[out] = NULL;
+  *argc = out;
+  return TRUE;
 }
 
 int
 main (int argc, char **argv)
 {
+  CtlGlobal global = { FALSE, NULL };
   const char *name;
 
   canopy_program_init_i18n ();
+  if (!take_global_options (&argc, argv, &global))
+    {
+      g_printerr (_("--profile needs a file name. Run \"canopyctl help\" to see the "
+                    "options.\n"));
+      return CTL_EXIT_USAGE;
+    }
   if (argc < 2)
     {
-      ctl_help (argc, argv);
+      ctl_help (&global, argc, argv);
       return CTL_EXIT_USAGE;
     }
   name = argv[1];
@@ -233,7 +302,7 @@ main (int argc, char **argv)
 
   for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
     if (g_str_equal (commands[i].name, name))
-      return commands[i].run (argc - 1, argv + 1);
+      return commands[i].run (&global, argc - 1, argv + 1);
 
   g_printerr (_("Unknown command \"%s\". Run \"canopyctl help\" to see the commands.\n"), name);
   return CTL_EXIT_USAGE;

@@ -46,6 +46,7 @@ static const ChildCount server_children[] = {
   { "distribution-optimization", 0, 1 },
   { "licensing", 0, 1 },
   { "heartbeat", 0, 1 },
+  { "console", 0, 1 },
   { "backend", 1, 1 },
   { NULL, 0, 0 },
 };

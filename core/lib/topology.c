@@ -422,7 +422,16 @@ typedef struct {
   int columns[N_COLUMNS]; /* position of each column in the file, or -1 */
   GArray *rows;           /* OfficeRow */
   GHashTable *first_row;  /* office name → index + 1 of its first row */
+  GArray *locations;      /* CanopyTopologyLocation of each error */
 } Import;
+
+static void
+locate (Import *import, guint line, guint column)
+{
+  CanopyTopologyLocation where = { line, column };
+
+  g_array_append_val (import->locations, where);
+}
 
 static void G_GNUC_PRINTF (4, 5)
 report (Import *import, guint line, int column, const char *format, ...)
@@ -433,6 +442,7 @@ report (Import *import, guint line, int column, const char *format, ...)
   va_start (args, format);
   what = g_strdup_vprintf (format, args);
   va_end (args);
+  locate (import, line, column >= 0 ? (guint) import->columns[column] + 1 : 0);
   if (column >= 0)
     g_ptr_array_add (import->errors, g_strdup_printf (_("line %u, column %d (%s): %s"), line,
                                                       import->columns[column] + 1,
@@ -771,11 +781,19 @@ build_topology (Import *import, GArray *central_ranges)
 CanopyTopology *
 canopy_topology_import_csv (const char *csv, GArray *central_ranges, GPtrArray **errors)
 {
+  return canopy_topology_import_csv_located (csv, central_ranges, errors, NULL);
+}
+
+CanopyTopology *
+canopy_topology_import_csv_located (const char *csv, GArray *central_ranges, GPtrArray **errors,
+                                    GArray **locations)
+{
   g_autoptr (GPtrArray) fields = g_ptr_array_new_with_free_func (g_free);
   CanopyCsvReader reader;
   Import import = { g_ptr_array_new_with_free_func (g_free), { 0 },
                     g_array_new (FALSE, FALSE, sizeof (OfficeRow)),
-                    g_hash_table_new (g_str_hash, g_str_equal) };
+                    g_hash_table_new (g_str_hash, g_str_equal),
+                    g_array_new (FALSE, FALSE, sizeof (CanopyTopologyLocation)) };
   gboolean have_header = FALSE;
   CanopyTopology *topology = NULL;
   g_autoptr (GError) error = NULL;
@@ -798,10 +816,16 @@ canopy_topology_import_csv (const char *csv, GArray *central_ranges, GPtrArray *
         read_office (&import, fields, line);
     }
   if (error != NULL)
-    g_ptr_array_add (import.errors, g_strdup (error->message));
+    {
+      locate (&import, reader.line, 0);
+      g_ptr_array_add (import.errors, g_strdup (error->message));
+    }
   else if (!have_header && import.errors->len == 0)
-    g_ptr_array_add (import.errors, g_strdup (_("line 1: the file is empty; the first line "
-                                                "must name the columns")));
+    {
+      locate (&import, 1, 0);
+      g_ptr_array_add (import.errors, g_strdup (_("line 1: the file is empty; the first line "
+                                                  "must name the columns")));
+    }
 
   if (import.errors->len == 0)
     check_names_and_parents (&import);
@@ -821,6 +845,10 @@ canopy_topology_import_csv (const char *csv, GArray *central_ranges, GPtrArray *
     }
   g_array_unref (import.rows);
   *errors = import.errors;
+  if (locations != NULL)
+    *locations = import.locations;
+  else
+    g_array_unref (import.locations);
   return topology;
 }
 

@@ -95,6 +95,24 @@ CanopyTopology *canopy_topology_import_csv (const char *csv,
                                             GArray *central_ranges,
                                             GPtrArray **errors);
 
+/* Where a problem of an imported spreadsheet is: 1-based line and column
+ * (column 0 when it concerns the whole line or the file). */
+typedef struct {
+  guint line;
+  guint column;
+} CanopyTopologyLocation;
+
+/**
+ * canopy_topology_import_csv_located:
+ * @locations: (out) (transfer full) (element-type CanopyTopologyLocation):
+ *   where each of @errors is, in the same order
+ *
+ * As canopy_topology_import_csv(), with the line and column of each
+ * problem apart from its message, for callers that report them as data.
+ */
+CanopyTopology *canopy_topology_import_csv_located (const char *csv, GArray *central_ranges,
+                                                    GPtrArray **errors, GArray **locations);
+
 /** canopy_topology_export_csv: Returns: (transfer full): the same format. */
 char *canopy_topology_export_csv (const CanopyTopology *topology);
 

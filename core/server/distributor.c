@@ -803,3 +803,10 @@ canopy_distributor_reoffer (CanopyDistributor *distributor)
     g_hash_table_remove_all (((Deployment *) value)->sent);
   replan_all (distributor);
 }
+
+void
+canopy_distributor_set_topology (CanopyDistributor *distributor, CanopyTopology *topology)
+{
+  distributor->topology = topology;
+  replan_all (distributor);
+}

@@ -85,6 +85,9 @@ GPtrArray *canopy_distributor_list (CanopyDistributor *distributor);
  */
 GPtrArray *canopy_distributor_get_progress (CanopyDistributor *distributor, const char *id);
 
+/* @topology (not owned) replaces the offices plans are made with. */
+void canopy_distributor_set_topology (CanopyDistributor *distributor, CanopyTopology *topology);
+
 /* Sends every online device its assignments again (after publish content). */
 void canopy_distributor_reoffer (CanopyDistributor *distributor);
 

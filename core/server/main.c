@@ -69,6 +69,8 @@ init_command (int argc, char **argv)
   g_autoptr (CanopyServer) server = NULL;
   g_autoptr (CanopySetupResult) result = NULL;
   g_autofree char *database = NULL;
+  g_autofree char *fingerprint = NULL;
+  gboolean cert_is_new = FALSE;
 
   g_option_context_set_summary (context, _("Create the server's state: server ID, shared key, "
                                            "content-signing key and database. Safe to run "
@@ -100,8 +102,21 @@ init_command (int argc, char **argv)
       g_printerr ("%s\n", error->message);
       return CANOPY_EXIT_RUNTIME;
     }
+  if (!canopy_setup_ensure_console_certificate (result->state_directory,
+                                                canopy_server_get_config (server)->name,
+                                                &cert_is_new, &fingerprint, &error))
+    {
+      g_printerr ("%s\n", error->message);
+      return CANOPY_EXIT_RUNTIME;
+    }
   print_setup (result);
   g_print (_("  database:    %s\n"), database);
+  if (cert_is_new)
+    g_print (_("  console certificate: new, SHA-256 fingerprint %s\n"), fingerprint);
+  else
+    g_print (_("  console certificate: kept, SHA-256 fingerprint %s\n"), fingerprint);
+  g_print (_("    Compare it with what a browser shows, or give it to "
+             "\"canopyctl login --fingerprint\".\n"));
   return CANOPY_EXIT_OK;
 }
 

@@ -61,6 +61,43 @@ read_peer_distribution (CanopyServerConfig *config, const CanopyConfigNode *root
   return TRUE;
 }
 
+/* The console API: on when the element is there, HTTPS always. */
+static gboolean
+read_console (CanopyServerConfig *config, const CanopyConfigNode *root, GError **error)
+{
+  const CanopyConfigNode *console = canopy_config_node_get_child (root, "console");
+
+  config->console_port = CANOPY_SERVER_CONFIG_CONSOLE_PORT;
+  if (console == NULL)
+    return TRUE;
+  config->console = TRUE;
+  if (!canopy_config_node_get_uint (console, "port", 0, 65535, CANOPY_SERVER_CONFIG_CONSOLE_PORT,
+                                    &config->console_port, error))
+    return FALSE;
+  config->console_address = g_strdup (canopy_config_node_get_attribute (console, "address"));
+  if (config->console_address != NULL && !g_hostname_is_ip_address (config->console_address))
+    {
+      canopy_config_node_set_error (console, error,
+                                    _("address=\"%s\" is not an IP address; write one such as "
+                                      "\"127.0.0.1\" or \"::\", or leave it out to listen on "
+                                      "every address"),
+                                    config->console_address);
+      return FALSE;
+    }
+  config->console_certificate = g_strdup (canopy_config_node_get_attribute (console,
+                                                                            "certificate"));
+  config->console_key = g_strdup (canopy_config_node_get_attribute (console, "key"));
+  if ((config->console_certificate == NULL) != (config->console_key == NULL))
+    {
+      canopy_config_node_set_error (console, error,
+                                    _("\"certificate\" and \"key\" go together: name both "
+                                      "files, or neither to use the ones \"canopyd init\" "
+                                      "made"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 CanopyServerConfig *
 canopy_server_config_load (const char *path, GError **error)
 {
@@ -79,7 +116,7 @@ canopy_server_config_load (const char *path, GError **error)
   logging = canopy_config_node_get_child (root, "logging");
   config->debug_domains = g_strdup (logging != NULL
                                     ? canopy_config_node_get_attribute (logging, "debug") : NULL);
-  if (!read_peer_distribution (config, root, error))
+  if (!read_peer_distribution (config, root, error) || !read_console (config, root, error))
     return NULL;
   config->backend = canopy_config_node_get_child (root, "backend");
   config->transports = canopy_config_node_get_children (root, "transport");
@@ -97,6 +134,9 @@ canopy_server_config_free (CanopyServerConfig *config)
   g_free (config->licence_file);
   g_free (config->topology_file);
   g_free (config->licence_issuer_key);
+  g_free (config->console_address);
+  g_free (config->console_certificate);
+  g_free (config->console_key);
   g_free (config->state_directory);
   g_free (config->name);
   canopy_config_free (config->document);

@@ -19,9 +19,17 @@ typedef struct {
   char *licence_file;         /* signed licence file, or NULL */
   char *licence_issuer_key;   /* base64 Ed25519 public key */
   guint64 heartbeat_interval; /* seconds */
+  gboolean console;           /* a <console> element asks for the console API */
+  char *console_address;      /* NULL: every address, IPv4 and IPv6 */
+  guint64 console_port;       /* 0 picks a free port */
+  char *console_certificate;  /* PEM files; default: made by "canopyd init" */
+  char *console_key;
   const CanopyConfigNode *backend;
   GPtrArray *transports; /* const CanopyConfigNode *, owned by @document */
 } CanopyServerConfig;
+
+/* The console API's port when <console> names none. */
+#define CANOPY_SERVER_CONFIG_CONSOLE_PORT 7444
 
 /* Where canopyd looks when no --config is given. */
 #define CANOPY_SERVER_CONFIG_DEFAULT SYSCONFDIR "/canopy/canopyd.xml"

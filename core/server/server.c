@@ -4,9 +4,11 @@
 
 #include "server/server.h"
 #include "lib/signing.h"
-#include "server/sessions.h"
 #include "server/catalog.h"
+#include "server/console-api.h"
 #include "server/distributor.h"
+#include "server/sessions.h"
+#include "server/settings.h"
 #include "server/setup.h"
 #include "lib/i18n.h"
 #include "lib/keys.h"
@@ -26,6 +28,8 @@ struct _CanopyServer {
   CanopySessions *sessions;
   CanopyCatalog *catalog;
   CanopyDistributor *distributor;
+  CanopySettings *settings; /* as in force: the file's, overlaid by the console's */
+  CanopyConsole *console;
 };
 
 void
@@ -95,7 +99,7 @@ canopy_server_describe (const CanopyServer *server)
       g_autofree char *store = canopy_store_describe (server->store);
       return g_strdup_printf (_("server \"%s\" (ID %s), backend %s, %u devices known, %u "
                                 "licences in use of %u, listening on %s, state directory %s"),
-                              server->config->name, server->server_id, store,
+                              server->settings->name, server->server_id, store,
                               canopy_store_count_devices (server->store),
                               canopy_licensing_get_used (server->licensing),
                               canopy_licensing_get_seats (server->licensing),
@@ -139,8 +143,12 @@ canopy_server_reload (CanopyServer *server, GError **error)
   canopy_server_config_free (g_steal_pointer (&server->config));
   server->config = g_steal_pointer (&candidate->config);
   if (server->sessions != NULL)
-    canopy_sessions_set_assigned_groups (server->sessions,
-                                         (const char *const *) server->config->assigned_groups);
+    {
+      /* Settings changed through the console stay as they are. */
+      canopy_settings_update_from_config (server->settings, server->config);
+      canopy_sessions_set_assigned_groups (server->sessions,
+                                           (const char *const *) server->settings->assigned_groups);
+    }
   return server->config;
 }
 
@@ -176,25 +184,32 @@ licensed_seats (const CanopyServerConfig *config, guint *seats, GError **error)
 /* With distribution optimization on, the admin's spreadsheet defines the
  * offices; every problem in it is reported, with its line and column. */
 static CanopyTopology *
-load_topology (const CanopyServerConfig *config, GError **error)
+load_topology (const CanopyServerConfig *config, const CanopySettings *settings, GError **error)
 {
-  g_autofree char *csv = NULL;
   g_autoptr (GPtrArray) problems = NULL;
-  CanopyTopology *topology;
+  g_autoptr (GError) local_error = NULL;
+  CanopyTopology *topology = canopy_settings_build_topology (settings, &problems, NULL,
+                                                               &local_error);
   g_autofree char *joined = NULL;
 
-  if (!config->distribution_optimization)
-    return canopy_topology_new (NULL);
-  if (!g_file_get_contents (config->topology_file, &csv, NULL, error))
-    return NULL;
-  topology = canopy_topology_import_csv (csv, NULL, &problems);
   if (topology != NULL)
     return topology;
+  if (problems == NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
   g_ptr_array_add (problems, NULL);
   joined = g_strjoinv ("\n  ", (char **) problems->pdata);
-  g_set_error (error, CANOPY_TOPOLOGY_ERROR, CANOPY_TOPOLOGY_ERROR_SYNTAX,
-               _("The topology spreadsheet %s has problems; fix them and start again:\n  %s"),
-               config->topology_file, joined);
+  if (settings->stored & CANOPY_SETTINGS_TOPOLOGY)
+    g_set_error (error, CANOPY_TOPOLOGY_ERROR, CANOPY_TOPOLOGY_ERROR_SYNTAX,
+                 _("The topology spreadsheet uploaded through the console has problems; upload "
+                   "a corrected one, or turn distribution optimization off:\n  %s"),
+                 joined);
+  else
+    g_set_error (error, CANOPY_TOPOLOGY_ERROR, CANOPY_TOPOLOGY_ERROR_SYNTAX,
+                 _("The topology spreadsheet %s has problems; fix them and start again:\n  %s"),
+                 config->topology_file, joined);
   return NULL;
 }
 
@@ -276,8 +291,8 @@ canopy_server_start (CanopyServer *server, GError **error)
     return FALSE;
   public_key = canopy_signing_key_get_public (server->signing_key);
 
-  server->topology = load_topology (config, error);
-  if (server->topology == NULL)
+  server->settings = canopy_settings_new_from_config (config, error);
+  if (server->settings == NULL)
     return FALSE;
   server->licensing = canopy_licensing_new (seats, (gint64) config->release_after_days * 86400
                                                      * G_USEC_PER_SEC);
@@ -285,13 +300,17 @@ canopy_server_start (CanopyServer *server, GError **error)
                                      error);
   if (server->store == NULL
       || !canopy_store_list (server->store, CANOPY_RECORD_ACTIVATION, restore_activation,
-                             server->licensing, error))
+                             server->licensing, error)
+      || !canopy_settings_load_stored (server->settings, server->store, error))
+    return FALSE;
+  server->topology = load_topology (config, server->settings, error);
+  if (server->topology == NULL)
     return FALSE;
   settings.server_id = server->server_id;
   settings.signing_public_key = public_key;
   settings.heartbeat_interval = (guint) config->heartbeat_interval;
-  settings.assigned_groups = (const char *const *) config->assigned_groups;
-  settings.distribution_optimization = config->distribution_optimization;
+  settings.assigned_groups = (const char *const *) server->settings->assigned_groups;
+  settings.distribution_optimization = server->settings->distribution_optimization;
   settings.topology = server->topology;
   settings.licensing = server->licensing;
   settings.store = server->store;
@@ -301,12 +320,17 @@ canopy_server_start (CanopyServer *server, GError **error)
     return FALSE;
   server->distributor = canopy_distributor_new (server->store, server->catalog, server->topology,
                                                 server->sessions, error);
-  return server->distributor != NULL && start_transports (server, key, error);
+  if (server->distributor == NULL || !start_transports (server, key, error))
+    return FALSE;
+  if (config->console)
+    server->console = canopy_console_new (server, key, error);
+  return !config->console || server->console != NULL;
 }
 
 void
 canopy_server_stop (CanopyServer *server)
 {
+  g_clear_pointer (&server->console, canopy_console_free);
   g_clear_pointer (&server->distributor, canopy_distributor_free);
   g_clear_pointer (&server->sessions, canopy_sessions_free);
   g_clear_pointer (&server->catalog, canopy_catalog_free);
@@ -315,6 +339,63 @@ canopy_server_stop (CanopyServer *server)
   g_clear_pointer (&server->topology, canopy_topology_free);
   g_clear_pointer (&server->signing_key, canopy_signing_key_free);
   g_clear_pointer (&server->server_id, g_free);
+  g_clear_pointer (&server->settings, canopy_settings_free);
+}
+
+/* --- what the console API reads and changes ----------------------------- */
+
+const char *
+canopy_server_get_id (const CanopyServer *server)
+{
+  return server->server_id;
+}
+
+CanopyStore *
+canopy_server_get_store (CanopyServer *server)
+{
+  return server->store;
+}
+
+CanopySessions *
+canopy_server_get_sessions (CanopyServer *server)
+{
+  return server->sessions;
+}
+
+CanopyLicensing *
+canopy_server_get_licensing (CanopyServer *server)
+{
+  return server->licensing;
+}
+
+const CanopyTopology *
+canopy_server_get_topology (const CanopyServer *server)
+{
+  return server->topology;
+}
+
+const CanopySettings *
+canopy_server_get_settings (const CanopyServer *server)
+{
+  return server->settings;
+}
+
+void
+canopy_server_apply_settings (CanopyServer *server, CanopySettings *settings,
+                              CanopyTopology *topology)
+{
+  if (topology != NULL)
+    {
+      canopy_sessions_set_topology (server->sessions, topology,
+                                    settings->distribution_optimization);
+      canopy_distributor_set_topology (server->distributor, topology);
+      canopy_topology_free (server->topology);
+      server->topology = topology;
+    }
+  canopy_sessions_set_assigned_groups (server->sessions,
+                                       (const char *const *) settings->assigned_groups);
+  canopy_settings_free (server->settings);
+  server->settings = settings;
 }
 
 CanopyCatalog *

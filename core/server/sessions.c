@@ -568,3 +568,30 @@ canopy_sessions_send (CanopySessions *sessions, const char *device_id, CanopyWir
     }
   return send_body (session, kind, body);
 }
+
+void
+canopy_sessions_set_topology (CanopySessions *sessions, CanopyTopology *topology,
+                              gboolean distribution_optimization)
+{
+  sessions->topology = topology;
+  sessions->distribution_optimization = distribution_optimization;
+}
+
+void
+canopy_sessions_foreach_enrolled (const CanopySessions *sessions, CanopySessionsFunc func,
+                                  gpointer user_data)
+{
+  GHashTableIter iter;
+  Session *session;
+
+  g_hash_table_iter_init (&iter, sessions->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &session))
+    if (session->enrolled)
+      func (session->device_id, session->agent_version, session->office, user_data);
+}
+
+GPtrArray *
+canopy_sessions_get_transports (const CanopySessions *sessions)
+{
+  return sessions->transports;
+}

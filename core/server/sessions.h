@@ -92,4 +92,19 @@ gboolean canopy_sessions_send (CanopySessions *sessions, const char *device_id,
 /** canopy_sessions_count_enrolled: Returns: sessions past the handshake. */
 guint canopy_sessions_count_enrolled (const CanopySessions *sessions);
 
+/* Replaces the topology sessions find offices in (not owned); agents
+ * enrolled already keep their office until they next say hello. */
+void canopy_sessions_set_topology (CanopySessions *sessions, CanopyTopology *topology,
+                                   gboolean distribution_optimization);
+
+typedef void (*CanopySessionsFunc) (const char *device_id, const char *agent_version,
+                                    const char *office, gpointer user_data);
+
+/* Calls @func for each session past the handshake. */
+void canopy_sessions_foreach_enrolled (const CanopySessions *sessions, CanopySessionsFunc func,
+                                       gpointer user_data);
+
+/** canopy_sessions_get_transports: Returns: (transfer none) (element-type CanopyTransport): */
+GPtrArray *canopy_sessions_get_transports (const CanopySessions *sessions);
+
 G_END_DECLS

@@ -3,6 +3,7 @@
 #include "build-config.h"
 
 #include "server/setup.h"
+#include "server/console-cert.h"
 #include "lib/i18n.h"
 #include "lib/identity.h"
 #include "lib/signing.h"
@@ -116,4 +117,25 @@ canopy_setup_run (const char *state_directory, gboolean regenerate_key, GError *
   if (!ensure_signing_key (state_directory, &result->signing_key_is_new, error))
     return NULL;
   return g_steal_pointer (&result);
+}
+
+gboolean
+canopy_setup_ensure_console_certificate (const char *state_directory, const char *server_name,
+                                         gboolean *is_new, char **fingerprint, GError **error)
+{
+  g_autofree char *cert = g_build_filename (state_directory, CANOPY_CONSOLE_CERT_FILE, NULL);
+  g_autofree char *key = g_build_filename (state_directory, CANOPY_CONSOLE_KEY_FILE, NULL);
+  g_autofree char *pem = NULL;
+
+  *is_new = FALSE;
+  if (!g_file_test (cert, G_FILE_TEST_EXISTS) || !g_file_test (key, G_FILE_TEST_EXISTS))
+    {
+      if (!canopy_console_cert_generate (server_name, cert, key, error))
+        return FALSE;
+      *is_new = TRUE;
+    }
+  if (!g_file_get_contents (cert, &pem, NULL, error))
+    return FALSE;
+  *fingerprint = canopy_console_cert_fingerprint (pem, error);
+  return *fingerprint != NULL;
 }

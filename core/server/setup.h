@@ -49,4 +49,19 @@ CanopySetupResult *canopy_setup_run (const char *state_directory,
  */
 char *canopy_setup_load_server_id (const char *state_directory, GError **error);
 
+/**
+ * canopy_setup_ensure_console_certificate:
+ * @state_directory: where canopyd keeps its state
+ * @server_name: the name the certificate is made for
+ * @is_new: (out): whether this run made it
+ * @fingerprint: (out) (transfer full): its SHA-256 fingerprint, which
+ *   clients pin ("canopyctl login --fingerprint")
+ *
+ * Makes the console's self-signed certificate and key in
+ * @state_directory unless they exist.
+ */
+gboolean canopy_setup_ensure_console_certificate (const char *state_directory,
+                                                  const char *server_name, gboolean *is_new,
+                                                  char **fingerprint, GError **error);
+
 G_END_DECLS

@@ -13,9 +13,9 @@
 
 struct _CanopyStore {
   CanopyBackend *backend;
-  GHashTable *pending[CANOPY_N_RECORD_KINDS]; /* key → GVariant, newest wins;
-                                               * NULL: remove the record */
-  GPtrArray *pending_logs[CANOPY_N_LOG_KINDS]; /* GVariant entries, oldest first */
+  GMutex backend_lock; /* one thread at a time uses the backend */
+  GHashTable *pending[CANOPY_N_RECORD_KINDS]; /* key → GVariant, newest wins */
+  GPtrArray *pending_logs[CANOPY_N_LOG_KINDS]; /* GVariant, in order */
   GHashTable *devices;                        /* device ID → GVariant, as stored */
   gboolean flushing;
   gboolean failing;
@@ -35,16 +35,11 @@ variant_unref0 (gpointer value)
     g_variant_unref (value);
 }
 
+/* key → GVariant; a NULL value stands for the record's removal. */
 static GHashTable *
 new_table (void)
 {
   return g_hash_table_new_full (g_str_hash, g_str_equal, g_free, variant_unref0);
-}
-
-static GPtrArray *
-new_log (void)
-{
-  return g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
 }
 
 static gboolean
@@ -68,10 +63,11 @@ canopy_store_open (const CanopyPlugin *plugin, const CanopyConfigNode *element,
     return NULL;
   store = g_new0 (CanopyStore, 1);
   store->backend = g_steal_pointer (&backend);
+  g_mutex_init (&store->backend_lock);
   for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
     store->pending[k] = new_table ();
   for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
-    store->pending_logs[k] = new_log ();
+    store->pending_logs[k] = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
   store->devices = new_table ();
   if (!canopy_backend_list (store->backend, CANOPY_RECORD_DEVICE, load_device, store->devices,
                             error))
@@ -83,6 +79,8 @@ canopy_store_open (const CanopyPlugin *plugin, const CanopyConfigNode *element,
   return store;
 }
 
+/* Writes one batch per kind in one transaction; runs in a worker thread,
+ * the only user of the backend while it runs. */
 static gboolean
 write_batch (CanopyBackend *backend, CanopyRecordKind kind, GHashTable *batch, GError **error)
 {
@@ -109,26 +107,27 @@ write_batch (CanopyBackend *backend, CanopyRecordKind kind, GHashTable *batch, G
                                        error));
 }
 
-/* Writes one batch per kind and the log entries in one transaction; runs in
- * a worker thread, the only user of the backend while it runs. */
 static gboolean
-write_batches (CanopyBackend *backend, const Flush *flush, GError **error)
+write_batches (CanopyBackend *backend, GHashTable *const *batches, GPtrArray *const *logs,
+               GError **error)
 {
   if (!canopy_backend_begin (backend, error))
     return FALSE;
-  for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
-    if (!write_batch (backend, k, flush->batches[k], error))
-      goto fail;
   for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
-    if (flush->logs[k]->len > 0
-        && !canopy_backend_append (backend, k, (GVariant **) flush->logs[k]->pdata,
-                                   flush->logs[k]->len, error))
-      goto fail;
+    if (logs[k]->len > 0
+        && !canopy_backend_append (backend, k, (GVariant *const *) logs[k]->pdata, logs[k]->len,
+                                   error))
+      {
+        canopy_backend_rollback (backend);
+        return FALSE;
+      }
+  for (int k = 0; k < CANOPY_N_RECORD_KINDS; k++)
+    if (!write_batch (backend, k, batches[k], error))
+      {
+        canopy_backend_rollback (backend);
+        return FALSE;
+      }
   return canopy_backend_commit (backend, error);
-
-fail:
-  canopy_backend_rollback (backend);
-  return FALSE;
 }
 
 static void
@@ -136,8 +135,12 @@ flush_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
 {
   Flush *flush = task_data;
   GError *error = NULL;
+  gboolean ok;
 
-  if (write_batches (flush->store->backend, flush, &error))
+  g_mutex_lock (&flush->store->backend_lock);
+  ok = write_batches (flush->store->backend, flush->batches, flush->logs, &error);
+  g_mutex_unlock (&flush->store->backend_lock);
+  if (ok)
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
@@ -168,10 +171,12 @@ requeue (CanopyStore *store, Flush *flush)
           g_hash_table_insert (store->pending[k], g_strdup (key),
                                value != NULL ? g_variant_ref (value) : NULL);
     }
+  /* Log entries keep their order: the failed ones go before newer ones. */
   for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
     {
-      g_ptr_array_extend_and_steal (flush->logs[k], g_steal_pointer (&store->pending_logs[k]));
-      store->pending_logs[k] = g_steal_pointer (&flush->logs[k]);
+      for (guint i = 0; i < flush->logs[k]->len; i++)
+        g_ptr_array_insert (store->pending_logs[k], (gint) i,
+                            g_variant_ref (g_ptr_array_index (flush->logs[k], i)));
     }
 }
 
@@ -223,7 +228,7 @@ take_pending (CanopyStore *store)
   for (int k = 0; k < CANOPY_N_LOG_KINDS; k++)
     {
       flush->logs[k] = store->pending_logs[k];
-      store->pending_logs[k] = new_log ();
+      store->pending_logs[k] = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
     }
   return flush;
 }
@@ -255,7 +260,9 @@ canopy_store_flush (CanopyStore *store, GError **error)
   if (!has_pending (store))
     return TRUE;
   flush = take_pending (store);
-  ok = write_batches (store->backend, flush, error);
+  g_mutex_lock (&store->backend_lock);
+  ok = write_batches (store->backend, flush->batches, flush->logs, error);
+  g_mutex_unlock (&store->backend_lock);
   if (!ok)
     requeue (store, flush);
   flush_free (flush);
@@ -279,6 +286,7 @@ canopy_store_free (CanopyStore *store)
     g_ptr_array_unref (store->pending_logs[k]);
   g_hash_table_unref (store->devices);
   canopy_backend_close (store->backend);
+  g_mutex_clear (&store->backend_lock);
   g_free (store);
 }
 
@@ -301,15 +309,6 @@ canopy_store_remove (CanopyStore *store, CanopyRecordKind kind, const char *key)
     g_hash_table_remove (store->devices, key);
 }
 
-void
-canopy_store_append (CanopyStore *store, CanopyLogKind kind, GVariant *entry)
-{
-  g_autoptr (GVariant) owned = g_variant_ref_sink (entry);
-
-  g_return_if_fail (g_variant_is_of_type (owned, canopy_log_kind_type (kind)));
-  g_ptr_array_add (store->pending_logs[kind], g_steal_pointer (&owned));
-}
-
 GVariant *
 canopy_store_get_device (CanopyStore *store, const char *device_id)
 {
@@ -326,9 +325,14 @@ gboolean
 canopy_store_list (CanopyStore *store, CanopyRecordKind kind, CanopyBackendRecordFunc func,
                    gpointer user_data, GError **error)
 {
+  gboolean ok;
+
   while (store->flushing)
     g_main_context_iteration (NULL, TRUE);
-  return canopy_backend_list (store->backend, kind, func, user_data, error);
+  g_mutex_lock (&store->backend_lock);
+  ok = canopy_backend_list (store->backend, kind, func, user_data, error);
+  g_mutex_unlock (&store->backend_lock);
+  return ok;
 }
 
 char *
@@ -336,12 +340,65 @@ canopy_store_describe (CanopyStore *store)
 {
   CanopyBackendInfo info;
   char *text;
+  gboolean ok;
 
-  if (!canopy_backend_get_info (store->backend, &info, NULL))
+  g_mutex_lock (&store->backend_lock);
+  ok = canopy_backend_get_info (store->backend, &info, NULL);
+  g_mutex_unlock (&store->backend_lock);
+  if (!ok)
     return g_strdup (canopy_backend_get_name (store->backend));
   text = g_strdup_printf (_("%s (%s, %s, schema version %u)"),
                           canopy_backend_get_name (store->backend), info.server_version,
                           info.location, info.schema_version);
+  canopy_backend_info_clear (&info);
+  return text;
+}
+
+void
+canopy_store_append (CanopyStore *store, CanopyLogKind kind, GVariant *entry)
+{
+  g_autoptr (GVariant) owned = g_variant_ref_sink (entry);
+
+  g_return_if_fail (g_variant_is_of_type (owned, canopy_log_kind_type (kind)));
+  g_ptr_array_add (store->pending_logs[kind], g_variant_ref (owned));
+}
+
+void
+canopy_store_audit (CanopyStore *store, const char *actor, const char *action,
+                    const char *detail)
+{
+  canopy_store_append (store, CANOPY_LOG_AUDIT,
+                       g_variant_new ("(xsss)", g_get_real_time (), actor, action,
+                                      detail != NULL ? detail : ""));
+}
+
+GHashTable *
+canopy_store_get_devices (CanopyStore *store)
+{
+  return store->devices;
+}
+
+gboolean
+canopy_store_is_failing (const CanopyStore *store)
+{
+  return store->failing;
+}
+
+char *
+canopy_store_check_health (CanopyStore *store, GError **error)
+{
+  CanopyBackendInfo info;
+  gboolean ok;
+  char *text = NULL;
+
+  g_mutex_lock (&store->backend_lock);
+  ok = canopy_backend_check_health (store->backend, error)
+       && canopy_backend_get_info (store->backend, &info, error);
+  g_mutex_unlock (&store->backend_lock);
+  if (!ok)
+    return NULL;
+  text = g_strdup_printf (_("%s (%s, %s)"), canopy_backend_get_name (store->backend),
+                          info.server_version, info.location);
   canopy_backend_info_clear (&info);
   return text;
 }

@@ -34,15 +34,6 @@ void canopy_store_put (CanopyStore *store, CanopyRecordKind kind, const char *ke
 /* Queues the removal of a record, written like a put. */
 void canopy_store_remove (CanopyStore *store, CanopyRecordKind kind, const char *key);
 
-/**
- * canopy_store_append:
- * @entry: (transfer floating): an entry of @kind's type
- *
- * Queues a log entry, written in the same transaction as the records
- * queued with it.
- */
-void canopy_store_append (CanopyStore *store, CanopyLogKind kind, GVariant *entry);
-
 /* Writes everything queued now, blocking. */
 gboolean canopy_store_flush (CanopyStore *store, GError **error);
 
@@ -53,6 +44,33 @@ guint canopy_store_count_devices (const CanopyStore *store);
 /* Lists stored records (blocking; at start or for reports). */
 gboolean canopy_store_list (CanopyStore *store, CanopyRecordKind kind,
                             CanopyBackendRecordFunc func, gpointer user_data, GError **error);
+
+/**
+ * canopy_store_append:
+ * @entry: (transfer floating): an entry of @kind's type
+ *
+ * Queues a log entry; written with the next batch, in order.
+ */
+void canopy_store_append (CanopyStore *store, CanopyLogKind kind, GVariant *entry);
+
+/* Queues an audit event: who changed what. @detail never holds a secret. */
+void canopy_store_audit (CanopyStore *store, const char *actor, const char *action,
+                         const char *detail);
+
+/** canopy_store_get_devices: Returns: (transfer none): device ID → record. */
+GHashTable *canopy_store_get_devices (CanopyStore *store);
+
+/* Whether the last write to the backend failed (changes wait in memory). */
+gboolean canopy_store_is_failing (const CanopyStore *store);
+
+/**
+ * canopy_store_check_health:
+ *
+ * A round trip to the database. Blocking; safe from a worker thread.
+ *
+ * Returns: (transfer full): what answered, or %NULL with @error.
+ */
+char *canopy_store_check_health (CanopyStore *store, GError **error);
 
 /** canopy_store_describe: Returns: (transfer full): backend, engine, location, schema. */
 char *canopy_store_describe (CanopyStore *store);

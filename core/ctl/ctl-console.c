@@ -1,0 +1,675 @@
+/* canopyctl's console-API subcommands. The shared key is read from a file
+ * or typed at a prompt, turned into the console token at once and wiped;
+ * it never appears on the command line or in the profile. */
+#include "build-config.h"
+
+#include "ctl/ctl-console.h"
+#include "ctl/ctl-client.h"
+#include "ctl/ctl-table.h"
+#include "lib/i18n.h"
+#include "lib/keys.h"
+
+#include <errno.h>
+#include <gio/gunixinputstream.h>
+#include <glib/gstdio.h>
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+static char *
+profile_path (const CtlGlobal *global)
+{
+  return global->profile_path != NULL ? g_strdup (global->profile_path)
+                                      : ctl_profile_default_path ();
+}
+
+/* Prints @error and returns the exit status it stands for; with --json the
+ * server's own error object goes to standard output too. */
+static int
+fail (const CtlGlobal *global, CtlClient *client, const GError *error)
+{
+  JsonNode *body = client != NULL ? ctl_client_get_error_body (client) : NULL;
+
+  if (global->json && body != NULL)
+    {
+      g_autofree char *text = json_to_string (body, TRUE);
+      g_print ("%s\n", text);
+    }
+  g_printerr ("%s\n", error->message);
+  return error->domain == CTL_ERROR ? error->code : CTL_ERROR_FAILED;
+}
+
+static int
+usage (const char *text)
+{
+  g_printerr (_("Usage: %s\nRun \"canopyctl help\" to see every command.\n"), text);
+  return CTL_ERROR_USAGE;
+}
+
+static CtlClient *
+open_client (const CtlGlobal *global, GError **error)
+{
+  g_autofree char *path = profile_path (global);
+  g_autoptr (CtlProfile) profile = ctl_profile_load (path, error);
+
+  return profile != NULL ? ctl_client_new (profile, error) : NULL;
+}
+
+static void
+print_json (JsonNode *node)
+{
+  g_autofree char *text = json_to_string (node, TRUE);
+
+  g_print ("%s\n", text);
+}
+
+/* Parses options; FALSE (usage printed) on anything left over or wrong. */
+static gboolean
+parse_options (int *argc, char ***argv, const GOptionEntry *entries, int max_args)
+{
+  g_autoptr (GOptionContext) context = g_option_context_new (NULL);
+  g_autoptr (GError) error = NULL;
+
+  g_option_context_set_help_enabled (context, FALSE);
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  if (!g_option_context_parse (context, argc, argv, &error))
+    {
+      g_printerr ("%s\n", error->message);
+      return FALSE;
+    }
+  return *argc - 1 <= max_args;
+}
+
+/* --- login ---------------------------------------------------------------- */
+
+static char *
+prompt_key (GError **error)
+{
+  struct termios saved, quiet;
+  char line[256];
+  gboolean echo_off;
+  char *text = NULL;
+
+  g_printerr (_("Shared key (as \"canopyd init\" printed it): "));
+  echo_off = tcgetattr (STDIN_FILENO, &saved) == 0;
+  if (echo_off)
+    {
+      quiet = saved;
+      quiet.c_lflag &= ~(tcflag_t) ECHO;
+      tcsetattr (STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+  if (fgets (line, sizeof line, stdin) != NULL)
+    text = g_strdup (line);
+  if (echo_off)
+    {
+      tcsetattr (STDIN_FILENO, TCSAFLUSH, &saved);
+      g_printerr ("\n");
+    }
+  canopy_keys_wipe (line, sizeof line);
+  if (text == NULL)
+    g_set_error (error, CTL_ERROR, CTL_ERROR_USAGE,
+                 _("No shared key was given; type it at the prompt, pipe it to standard input "
+                   "or name a file with --key-file"));
+  return text;
+}
+
+static CanopySharedKey *
+read_key (const char *key_file, GError **error)
+{
+  char *text = NULL;
+  CanopySharedKey *key;
+
+  if (key_file != NULL)
+    {
+      if (!g_file_get_contents (key_file, &text, NULL, error))
+        return NULL;
+    }
+  else
+    {
+      text = prompt_key (error);
+      if (text == NULL)
+        return NULL;
+    }
+  key = canopy_shared_key_parse (text, error);
+  canopy_shared_key_free_text (text);
+  if (key == NULL && error != NULL && *error != NULL && (*error)->domain != CTL_ERROR)
+    {
+      (*error)->domain = CTL_ERROR;
+      (*error)->code = CTL_ERROR_USAGE;
+    }
+  return key;
+}
+
+static char *
+token_from_key (const CanopySharedKey *key, GError **error)
+{
+  guint8 token[CANOPY_KEYS_CONSOLE_TOKEN_SIZE];
+  GString *hex = g_string_new (NULL);
+
+  if (!canopy_keys_derive_console_token (key, token, error))
+    return g_string_free (hex, TRUE);
+  for (gsize i = 0; i < sizeof token; i++)
+    g_string_append_printf (hex, "%02x", token[i]);
+  canopy_keys_wipe (token, sizeof token);
+  return g_string_free (hex, FALSE);
+}
+
+/* The trust the profile records: a pinned fingerprint, or a CA file. */
+static gboolean
+read_trust (CtlProfile *profile, const char *fingerprint, const char *certificate,
+            const char *ca_file, GError **error)
+{
+  if (certificate != NULL)
+    {
+      g_autoptr (GTlsCertificate) cert = g_tls_certificate_new_from_file (certificate, error);
+      g_autoptr (GByteArray) der = NULL;
+      g_autoptr (GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+
+      if (cert == NULL)
+        return FALSE;
+      g_object_get (cert, "certificate", &der, NULL);
+      g_checksum_update (checksum, der->data, der->len);
+      profile->fingerprint = ctl_profile_normalize_fingerprint (g_checksum_get_string (checksum));
+    }
+  else if (fingerprint != NULL)
+    {
+      profile->fingerprint = ctl_profile_normalize_fingerprint (fingerprint);
+      if (profile->fingerprint == NULL)
+        {
+          g_set_error (error, CTL_ERROR, CTL_ERROR_USAGE,
+                       _("\"%s\" is not a SHA-256 fingerprint; copy the 32 pairs of hex digits "
+                         "\"canopyd init\" printed"),
+                       fingerprint);
+          return FALSE;
+        }
+    }
+  else if (ca_file != NULL)
+    profile->ca_file = g_canonicalize_filename (ca_file, NULL);
+  else
+    {
+      g_set_error (error, CTL_ERROR, CTL_ERROR_USAGE,
+                   _("Say how to trust the server's certificate: --fingerprint SHA256 (printed "
+                     "by \"canopyd init\"), --certificate FILE (its console-cert.pem) or "
+                     "--ca-file FILE (the CA that signed yours)"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+int
+ctl_console_login (const CtlGlobal *global, int argc, char **argv)
+{
+  g_autofree char *server = NULL, *fingerprint = NULL, *certificate = NULL, *ca_file = NULL;
+  g_autofree char *key_file = NULL;
+  const GOptionEntry entries[] = {
+    { "server", 0, 0, G_OPTION_ARG_STRING, &server, NULL, NULL },
+    { "fingerprint", 0, 0, G_OPTION_ARG_STRING, &fingerprint, NULL, NULL },
+    { "certificate", 0, 0, G_OPTION_ARG_FILENAME, &certificate, NULL, NULL },
+    { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file, NULL, NULL },
+    { "key-file", 0, 0, G_OPTION_ARG_FILENAME, &key_file, NULL, NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autoptr (CtlProfile) profile = g_new0 (CtlProfile, 1);
+  g_autoptr (CanopySharedKey) key = NULL;
+  g_autoptr (CtlClient) client = NULL;
+  g_autoptr (JsonNode) answer = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = profile_path (global);
+
+  if (!parse_options (&argc, &argv, entries, 0) || server == NULL)
+    return usage (_("canopyctl login --server https://HOST:PORT (--fingerprint SHA256 | "
+                    "--certificate FILE | --ca-file FILE) [--key-file FILE]"));
+  profile->url = g_strdup (server);
+  if (!read_trust (profile, fingerprint, certificate, ca_file, &error)
+      || (key = read_key (key_file, &error)) == NULL
+      || (profile->token = token_from_key (key, &error)) == NULL
+      || (client = ctl_client_new (profile, &error)) == NULL
+      || (answer = ctl_client_request_json (client, "GET", "/api/v1/server-id", NULL, &error))
+           == NULL
+      || !ctl_profile_save (profile, path, &error))
+    return fail (global, client, error);
+  if (global->json)
+    print_json (answer);
+  else
+    g_print (_("Logged in to %s (server ID %s); the profile is in %s\n"), profile->url,
+             json_object_get_string_member_with_default (json_node_get_object (answer),
+                                                         "server_id", "?"),
+             path);
+  return 0;
+}
+
+int
+ctl_console_logout (const CtlGlobal *global, int argc, char **argv)
+{
+  g_autofree char *path = profile_path (global);
+
+  if (argc != 1)
+    return usage ("canopyctl logout");
+  if (g_unlink (path) != 0 && errno != ENOENT)
+    {
+      g_printerr (_("Cannot remove the connection profile %s: %s\n"), path, g_strerror (errno));
+      return CTL_ERROR_FAILED;
+    }
+  if (!global->json)
+    g_print (_("Logged out; %s is removed\n"), path);
+  return 0;
+}
+
+/* --- simple reads ---------------------------------------------------------- */
+
+/* GETs @path; prints it as JSON or hands it to @table. */
+static int
+get_and_show (const CtlGlobal *global, const char *path, void (*table) (JsonNode *))
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = open_client (global, &error);
+  g_autoptr (JsonNode) answer = NULL;
+
+  if (client == NULL)
+    return fail (global, NULL, error);
+  answer = ctl_client_request_json (client, "GET", path, NULL, &error);
+  if (answer == NULL)
+    return fail (global, client, error);
+  if (global->json)
+    print_json (answer);
+  else
+    table (answer);
+  return 0;
+}
+
+static void
+show_server_id (JsonNode *answer)
+{
+  JsonObject *o = json_node_get_object (answer);
+
+  g_print ("%s\n", json_object_get_string_member_with_default (o, "server_id", "?"));
+}
+
+int
+ctl_console_server_id (const CtlGlobal *global, int argc, char **argv)
+{
+  if (argc != 1)
+    return usage ("canopyctl server-id");
+  return get_and_show (global, "/api/v1/server-id", show_server_id);
+}
+
+static char *
+join_array (JsonObject *o, const char *member, const char *separator)
+{
+  JsonArray *array = json_object_has_member (o, member) ? json_object_get_array_member (o, member)
+                                                        : NULL;
+  g_autoptr (GString) out = g_string_new (NULL);
+
+  for (guint i = 0; array != NULL && i < json_array_get_length (array); i++)
+    g_string_append_printf (out, "%s%s", i > 0 ? separator : "",
+                            json_array_get_string_element (array, i));
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+static void
+show_settings (JsonNode *answer)
+{
+  JsonObject *o = json_node_get_object (answer);
+  const char *headers[] = { _("SETTING"), _("VALUE"), NULL };
+  g_autoptr (CtlTable) table = ctl_table_new (headers);
+  g_autofree char *groups = join_array (o, "assigned_groups", ", ");
+  const char *name[] = { _("Server name or IP"),
+                         json_object_get_string_member_with_default (o, "server_name", "?"),
+                         NULL };
+  const char *opt[] = { _("Distribution optimization"),
+                        json_object_get_boolean_member_with_default (
+                          o, "distribution_optimization", FALSE) ? _("on") : _("off"),
+                        NULL };
+  const char *grp[] = { _("Assigned groups"), groups[0] != '\0' ? groups : _("(none)"), NULL };
+  const char *topo[] = { _("Topology spreadsheet"),
+                         json_object_get_boolean_member_with_default (o, "topology_uploaded",
+                                                                      FALSE)
+                           ? _("uploaded") : _("none"),
+                         NULL };
+
+  ctl_table_add_row (table, name);
+  ctl_table_add_row (table, opt);
+  ctl_table_add_row (table, grp);
+  ctl_table_add_row (table, topo);
+  ctl_table_print (table);
+}
+
+int
+ctl_console_settings (const CtlGlobal *global, int argc, char **argv)
+{
+  if (argc != 1)
+    return usage ("canopyctl settings");
+  return get_and_show (global, "/api/v1/settings", show_settings);
+}
+
+/* --- settings-set ------------------------------------------------------------ */
+
+static gboolean
+parse_switch (const char *text, gboolean *value)
+{
+  if (g_strv_contains ((const char *const[]){ "on", "true", "yes", NULL }, text))
+    *value = TRUE;
+  else if (g_strv_contains ((const char *const[]){ "off", "false", "no", NULL }, text))
+    *value = FALSE;
+  else
+    return FALSE;
+  return TRUE;
+}
+
+/* The groups after --groups, --add-group and --remove-group, from @current. */
+static JsonNode *
+edit_groups (JsonObject *current, const char *groups, char **add, char **remove)
+{
+  g_autoptr (GPtrArray) list = g_ptr_array_new_with_free_func (g_free);
+  JsonArray *array = json_array_new ();
+  JsonNode *node = json_node_new (JSON_NODE_ARRAY);
+
+  if (groups != NULL)
+    {
+      g_auto (GStrv) parts = g_strsplit (groups, ",", -1);
+      for (char **p = parts; *p != NULL; p++)
+        if (g_strstrip (*p)[0] != '\0')
+          g_ptr_array_add (list, g_strdup (*p));
+    }
+  else
+    {
+      JsonArray *old = json_object_get_array_member (current, "assigned_groups");
+      for (guint i = 0; i < json_array_get_length (old); i++)
+        g_ptr_array_add (list, g_strdup (json_array_get_string_element (old, i)));
+    }
+  for (char **a = add; a != NULL && *a != NULL; a++)
+    g_ptr_array_add (list, g_strdup (*a));
+  for (guint i = 0; i < list->len; i++)
+    if (remove == NULL || !g_strv_contains ((const char *const *) remove,
+                                            g_ptr_array_index (list, i)))
+      json_array_add_string_element (array, g_ptr_array_index (list, i));
+  json_node_take_array (node, array);
+  return node;
+}
+
+int
+ctl_console_settings_set (const CtlGlobal *global, int argc, char **argv)
+{
+  g_autofree char *name = NULL, *optimization = NULL, *groups = NULL;
+  g_auto (GStrv) add = NULL, remove = NULL;
+  const GOptionEntry entries[] = {
+    { "server-name", 0, 0, G_OPTION_ARG_STRING, &name, NULL, NULL },
+    { "optimization", 0, 0, G_OPTION_ARG_STRING, &optimization, NULL, NULL },
+    { "groups", 0, 0, G_OPTION_ARG_STRING, &groups, NULL, NULL },
+    { "add-group", 0, 0, G_OPTION_ARG_STRING_ARRAY, &add, NULL, NULL },
+    { "remove-group", 0, 0, G_OPTION_ARG_STRING_ARRAY, &remove, NULL, NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = NULL;
+  g_autoptr (JsonNode) current = NULL, answer = NULL;
+  g_autoptr (JsonObject) change = json_object_new ();
+  g_autoptr (JsonNode) body = json_node_new (JSON_NODE_OBJECT);
+  gboolean on = FALSE;
+
+  if (!parse_options (&argc, &argv, entries, 0)
+      || (name == NULL && optimization == NULL && groups == NULL && add == NULL && remove == NULL)
+      || (optimization != NULL && !parse_switch (optimization, &on)))
+    return usage (_("canopyctl settings-set [--server-name NAME] [--optimization on|off] "
+                    "[--groups G1,G2 | --add-group G | --remove-group G]"));
+  client = open_client (global, &error);
+  if (client == NULL)
+    return fail (global, NULL, error);
+  if (name != NULL)
+    json_object_set_string_member (change, "server_name", name);
+  if (optimization != NULL)
+    json_object_set_boolean_member (change, "distribution_optimization", on);
+  if (groups != NULL || add != NULL || remove != NULL)
+    {
+      current = ctl_client_request_json (client, "GET", "/api/v1/settings", NULL, &error);
+      if (current == NULL)
+        return fail (global, client, error);
+      json_object_set_member (change, "assigned_groups",
+                              edit_groups (json_node_get_object (current), groups, add, remove));
+    }
+  json_node_set_object (body, change);
+  answer = ctl_client_request_json (client, "PUT", "/api/v1/settings", body, &error);
+  if (answer == NULL)
+    return fail (global, client, error);
+  if (global->json)
+    print_json (answer);
+  else
+    show_settings (answer);
+  return 0;
+}
+
+/* --- topology ---------------------------------------------------------------- */
+
+int
+ctl_console_topology_upload (const CtlGlobal *global, int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = NULL;
+  g_autoptr (GBytes) csv = NULL, response = NULL;
+  g_autoptr (JsonNode) answer = NULL;
+  char *text = NULL;
+  gsize length = 0;
+
+  if (argc != 2)
+    return usage (_("canopyctl topology-upload FILE.csv (\"-\" reads standard input)"));
+  if (g_str_equal (argv[1], "-"))
+    {
+      g_autoptr (GInputStream) in = g_unix_input_stream_new (STDIN_FILENO, FALSE);
+      g_autoptr (GOutputStream) out = g_memory_output_stream_new_resizable ();
+      if (g_output_stream_splice (out, in, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, &error) < 0)
+        return fail (global, NULL, error);
+      csv = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (out));
+    }
+  else
+    {
+      if (!g_file_get_contents (argv[1], &text, &length, &error))
+        return fail (global, NULL, error);
+      csv = g_bytes_new_take (text, length);
+    }
+  client = open_client (global, &error);
+  if (client == NULL)
+    return fail (global, NULL, error);
+  response = ctl_client_request (client, "PUT", "/api/v1/topology", "text/csv", csv, &error);
+  if (response == NULL)
+    return fail (global, client, error);
+  answer = json_from_string (g_bytes_get_data (response, NULL), NULL);
+  if (global->json && answer != NULL)
+    print_json (answer);
+  else if (answer != NULL && JSON_NODE_HOLDS_OBJECT (answer))
+    g_print ("%s\n", json_object_get_string_member_with_default (json_node_get_object (answer),
+                                                                 "message", ""));
+  return 0;
+}
+
+/* Writes @bytes to @path, or to standard output when @path is NULL or "-". */
+static int
+write_out (const CtlGlobal *global, const char *path, GBytes *bytes)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (path == NULL || g_str_equal (path, "-"))
+    {
+      fwrite (g_bytes_get_data (bytes, NULL), 1, g_bytes_get_size (bytes), stdout);
+      return 0;
+    }
+  if (!g_file_set_contents (path, g_bytes_get_data (bytes, NULL), (gssize) g_bytes_get_size (bytes),
+                            &error))
+    return fail (global, NULL, error);
+  g_printerr (_("Written to %s\n"), path);
+  return 0;
+}
+
+static int
+download (const CtlGlobal *global, const char *api_path, const char *file)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = open_client (global, &error);
+  g_autoptr (GBytes) response = NULL;
+
+  if (client == NULL)
+    return fail (global, NULL, error);
+  response = ctl_client_request (client, "GET", api_path, NULL, NULL, &error);
+  if (response == NULL)
+    return fail (global, client, error);
+  return write_out (global, file, response);
+}
+
+int
+ctl_console_topology_download (const CtlGlobal *global, int argc, char **argv)
+{
+  if (argc > 2)
+    return usage (_("canopyctl topology-download [FILE.csv]"));
+  return download (global, "/api/v1/topology", argc == 2 ? argv[1] : NULL);
+}
+
+int
+ctl_console_licences_report (const CtlGlobal *global, int argc, char **argv)
+{
+  if (argc > 2)
+    return usage (_("canopyctl licences-report [FILE.csv]"));
+  return download (global, "/api/v1/licences/report.csv", argc == 2 ? argv[1] : NULL);
+}
+
+int
+ctl_console_metrics (const CtlGlobal *global, int argc, char **argv)
+{
+  if (argc != 1)
+    return usage ("canopyctl metrics");
+  return download (global, "/metrics", NULL);
+}
+
+/* --- health, devices, offices ------------------------------------------------ */
+
+static void
+show_health (JsonNode *answer)
+{
+  JsonObject *o = json_node_get_object (answer);
+  JsonArray *checks = json_object_get_array_member (o, "checks");
+  const char *headers[] = { _("CHECK"), _("STATUS"), _("MESSAGE"), NULL };
+  g_autoptr (CtlTable) table = ctl_table_new (headers);
+
+  for (guint i = 0; i < json_array_get_length (checks); i++)
+    {
+      JsonObject *c = json_array_get_object_element (checks, i);
+      const char *row[] = { json_object_get_string_member_with_default (c, "name", "?"),
+                            json_object_get_string_member_with_default (c, "status", "?"),
+                            json_object_get_string_member_with_default (c, "message", ""),
+                            NULL };
+      ctl_table_add_row (table, row);
+    }
+  ctl_table_print (table);
+  g_print (_("\nOverall: %s\n"), json_object_get_string_member_with_default (o, "status", "?"));
+}
+
+int
+ctl_console_health (const CtlGlobal *global, int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = NULL;
+  g_autoptr (JsonNode) answer = NULL;
+
+  if (argc != 1)
+    return usage ("canopyctl health");
+  client = open_client (global, &error);
+  if (client == NULL)
+    return fail (global, NULL, error);
+  answer = ctl_client_request_json (client, "GET", "/api/v1/health", NULL, &error);
+  if (answer == NULL)
+    return fail (global, client, error);
+  if (global->json)
+    print_json (answer);
+  else
+    show_health (answer);
+  /* A failed check is a failure for scripts; warnings are not. */
+  return g_strcmp0 (json_object_get_string_member_with_default (json_node_get_object (answer),
+                                                                "status", ""),
+                    "error") == 0
+           ? CTL_ERROR_FAILED
+           : 0;
+}
+
+static void
+show_devices (JsonNode *answer)
+{
+  JsonArray *devices = json_object_get_array_member (json_node_get_object (answer), "devices");
+  const char *headers[] = { _("DEVICE"), _("OFFICE"), _("VERSION"), _("ONLINE"), _("RANK"),
+                            _("WHY PREFERRED"), NULL };
+  g_autoptr (CtlTable) table = ctl_table_new (headers);
+
+  for (guint i = 0; i < json_array_get_length (devices); i++)
+    {
+      JsonObject *d = json_array_get_object_element (devices, i);
+      JsonObject *p = json_object_get_object_member (d, "preference");
+      g_autofree char *rank = g_strdup_printf (
+        "%" G_GINT64_FORMAT "%s", json_object_get_int_member_with_default (p, "rank", 0),
+        json_object_get_boolean_member_with_default (p, "lead", FALSE) ? _(" (lead)") : "");
+      const char *row[] = { json_object_get_string_member_with_default (d, "device_id", "?"),
+                            json_object_get_string_member_with_default (d, "office", "?"),
+                            json_object_get_string_member_with_default (d, "agent_version", "?"),
+                            json_object_get_boolean_member_with_default (d, "online", FALSE)
+                              ? _("yes") : _("no"),
+                            rank,
+                            json_object_get_string_member_with_default (p, "why", ""),
+                            NULL };
+      ctl_table_add_row (table, row);
+    }
+  ctl_table_print (table);
+}
+
+int
+ctl_console_devices (const CtlGlobal *global, int argc, char **argv)
+{
+  g_autofree char *office = NULL, *group = NULL;
+  const GOptionEntry entries[] = {
+    { "office", 0, 0, G_OPTION_ARG_STRING, &office, NULL, NULL },
+    { "group", 0, 0, G_OPTION_ARG_STRING, &group, NULL, NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autoptr (GString) path = g_string_new ("/api/v1/devices");
+
+  if (!parse_options (&argc, &argv, entries, 0))
+    return usage ("canopyctl devices [--office NAME] [--group NAME]");
+  if (office != NULL || group != NULL)
+    {
+      g_autofree char *o = office != NULL ? g_uri_escape_string (office, NULL, FALSE) : NULL;
+      g_autofree char *g = group != NULL ? g_uri_escape_string (group, NULL, FALSE) : NULL;
+      g_string_append_printf (path, "?%s%s%s%s%s", o != NULL ? "office=" : "", o != NULL ? o : "",
+                              o != NULL && g != NULL ? "&" : "", g != NULL ? "group=" : "",
+                              g != NULL ? g : "");
+    }
+  return get_and_show (global, path->str, show_devices);
+}
+
+static void
+show_offices (JsonNode *answer)
+{
+  JsonArray *offices = json_object_get_array_member (json_node_get_object (answer), "offices");
+  const char *headers[] = { _("OFFICE"), _("PARENT"), _("TYPE"), _("DEVICES"), _("ONLINE"),
+                            _("SUBNETS"), NULL };
+  g_autoptr (CtlTable) table = ctl_table_new (headers);
+
+  for (guint i = 0; i < json_array_get_length (offices); i++)
+    {
+      JsonObject *o = json_array_get_object_element (offices, i);
+      g_autofree char *subnets = join_array (o, "subnets", "; ");
+      g_autofree char *devices = g_strdup_printf (
+        "%" G_GINT64_FORMAT, json_object_get_int_member_with_default (o, "devices", 0));
+      g_autofree char *online = g_strdup_printf (
+        "%" G_GINT64_FORMAT, json_object_get_int_member_with_default (o, "online", 0));
+      const char *row[] = { json_object_get_string_member_with_default (o, "name", "?"),
+                            json_object_get_string_member_with_default (o, "parent", NULL),
+                            json_object_get_string_member_with_default (o, "type", "?"),
+                            devices, online, subnets, NULL };
+      ctl_table_add_row (table, row);
+    }
+  ctl_table_print (table);
+}
+
+int
+ctl_console_offices (const CtlGlobal *global, int argc, char **argv)
+{
+  if (argc != 1)
+    return usage ("canopyctl offices");
+  return get_and_show (global, "/api/v1/offices", show_offices);
+}

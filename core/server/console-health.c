@@ -1,0 +1,324 @@
+/* The health check: each part of the server with a status and a message
+ * that says what to do. The database round trip and the key file are read
+ * in a worker thread; the rest is in memory. */
+#include "build-config.h"
+
+#include "server/console-private.h"
+#include "lib/i18n.h"
+#include "lib/transport.h"
+#include "lib/wire.h"
+
+typedef enum {
+  STATUS_OK,
+  STATUS_WARNING,
+  STATUS_ERROR,
+} Status;
+
+static const char *const status_names[] = { "ok", "warning", "error" };
+
+typedef struct {
+  CanopyStore *store;
+  char *key_path;
+  /* results */
+  char *backend;       /* what answered, or NULL */
+  char *backend_error;
+  CanopySharedKey *key; /* the key file as it is now, or NULL */
+  char *key_error;
+} Probe;
+
+typedef struct {
+  CanopyConsole *console;
+  SoupServerMessage *msg;
+} Pending;
+
+static void
+probe_free (Probe *probe)
+{
+  g_free (probe->key_path);
+  g_free (probe->backend);
+  g_free (probe->backend_error);
+  canopy_shared_key_free (probe->key);
+  g_free (probe->key_error);
+  g_free (probe);
+}
+
+static void
+pending_free (Pending *pending)
+{
+  g_object_unref (pending->msg);
+  g_free (pending);
+}
+
+static void
+probe_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  Probe *probe = task_data;
+  g_autoptr (GError) error = NULL;
+
+  probe->backend = canopy_store_check_health (probe->store, &error);
+  if (probe->backend == NULL)
+    probe->backend_error = g_strdup (error->message);
+  g_clear_error (&error);
+  probe->key = canopy_shared_key_load (probe->key_path, &error);
+  if (probe->key == NULL)
+    probe->key_error = g_strdup (error->message);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+add_check (JsonBuilder *builder, Status *worst, const char *name, Status status,
+           const char *message)
+{
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "name");
+  json_builder_add_string_value (builder, name);
+  json_builder_set_member_name (builder, "status");
+  json_builder_add_string_value (builder, status_names[status]);
+  json_builder_set_member_name (builder, "message");
+  json_builder_add_string_value (builder, message);
+  json_builder_end_object (builder);
+  *worst = MAX (*worst, status);
+}
+
+static void
+check_backend (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *worst)
+{
+  g_autofree char *text = NULL;
+
+  if (probe->backend == NULL)
+    {
+      text = g_strdup_printf (_("The storage backend does not answer: %s. Check that the "
+                                "database is running and reachable; changes are kept in memory "
+                                "until it is back"),
+                              probe->backend_error);
+      add_check (b, worst, "backend", STATUS_ERROR, text);
+    }
+  else if (canopy_store_is_failing (canopy_server_get_store (console->server)))
+    {
+      text = g_strdup_printf (_("The storage backend %s answers but the last write failed; "
+                                "changes are kept in memory and written again every second. "
+                                "Check the log for the reason (a full disk, a lock)"),
+                              probe->backend);
+      add_check (b, worst, "backend", STATUS_WARNING, text);
+    }
+  else
+    {
+      text = g_strdup_printf (_("The storage backend %s answers and accepts writes"),
+                              probe->backend);
+      add_check (b, worst, "backend", STATUS_OK, text);
+    }
+}
+
+static void
+check_transports (CanopyConsole *console, JsonBuilder *b, Status *worst)
+{
+  GPtrArray *transports = canopy_sessions_get_transports (
+    canopy_server_get_sessions (console->server));
+
+  if (transports->len == 0)
+    add_check (b, worst, "transport", STATUS_ERROR,
+               _("No transport is configured, so no agent can connect; add a <transport> "
+                 "element to the configuration and restart canopyd"));
+  for (guint i = 0; i < transports->len; i++)
+    {
+      CanopyTransport *transport = g_ptr_array_index (transports, i);
+      g_autoptr (GPtrArray) addresses = canopy_transport_get_listen_addresses (transport);
+      g_autofree char *name = g_strdup_printf ("transport %s", canopy_transport_get_name (transport));
+      g_autoptr (GString) where = g_string_new (NULL);
+      g_autofree char *text = NULL;
+
+      for (guint a = 0; a < addresses->len; a++)
+        {
+          GInetSocketAddress *address = g_ptr_array_index (addresses, a);
+          g_autofree char *ip = g_inet_address_to_string (
+            g_inet_socket_address_get_address (address));
+          g_string_append_printf (where, "%s%s port %u", a > 0 ? ", " : "", ip,
+                                  g_inet_socket_address_get_port (address));
+        }
+      if (addresses->len == 0)
+        add_check (b, worst, name, STATUS_ERROR,
+                   _("The transport listens nowhere, so agents cannot reach it; add a <listen> "
+                     "element to it and restart canopyd"));
+      else
+        {
+          text = g_strdup_printf (_("Listening on %s; agents must be able to reach one of "
+                                    "these through the firewall"),
+                                  where->str);
+          add_check (b, worst, name, STATUS_OK, text);
+        }
+    }
+}
+
+static void
+check_key (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *worst)
+{
+  g_autofree char *text = NULL;
+
+  if (probe->key == NULL)
+    {
+      text = g_strdup_printf (_("The shared key file cannot be read now (%s); canopyd keeps "
+                                "using the key it started with. Restore the file or run "
+                                "\"canopyd init\""),
+                              probe->key_error);
+      add_check (b, worst, "key", STATUS_ERROR, text);
+      return;
+    }
+  /* The request itself proved the running key; compare the file with it. */
+  if (canopy_console_auth_matches_key (console->auth, probe->key))
+    add_check (b, worst, "key", STATUS_OK,
+               _("The key entered matches the server's shared key; agents holding it are "
+                 "accepted"));
+  else
+    add_check (b, worst, "key", STATUS_ERROR,
+               _("Key mismatch: the shared key file was replaced (\"canopyd init "
+                 "--regenerate-key\") after canopyd started. Restart canopyd to use the new key, "
+                 "then give the new key to the agents and the console"));
+}
+
+typedef struct {
+  guint devices;
+  guint outside;
+} VersionCount;
+
+static void
+count_versions (gpointer key, gpointer value, gpointer user_data)
+{
+  VersionCount *count = user_data;
+  const char *version;
+
+  g_variant_get_child (value, 3, "&s", &version);
+  count->devices++;
+  if (canopy_wire_compare_versions (version, CANOPY_SESSIONS_OLDEST_AGENT) < 0
+      || canopy_wire_compare_versions (version, PACKAGE_VERSION) > 0)
+    count->outside++;
+}
+
+static void
+check_versions (CanopyConsole *console, JsonBuilder *b, Status *worst)
+{
+  VersionCount count = { 0, 0 };
+  g_autofree char *server = g_strdup_printf (_("canopyd %s; it supports agents %s to %s"),
+                                             PACKAGE_VERSION, CANOPY_SESSIONS_OLDEST_AGENT,
+                                             PACKAGE_VERSION);
+  g_autofree char *text = NULL;
+
+  add_check (b, worst, "server-version", STATUS_OK, server);
+  g_hash_table_foreach (canopy_store_get_devices (canopy_server_get_store (console->server)),
+                        count_versions, &count);
+  if (count.outside > 0)
+    {
+      text = g_strdup_printf (_("%u of %u devices run an agent outside the supported range %s "
+                                "to %s and are refused; deploy a supported agent to them"),
+                              count.outside, count.devices, CANOPY_SESSIONS_OLDEST_AGENT,
+                              PACKAGE_VERSION);
+      add_check (b, worst, "agent-versions", STATUS_WARNING, text);
+    }
+  else
+    {
+      text = g_strdup_printf (_("All %u known devices run a supported agent"), count.devices);
+      add_check (b, worst, "agent-versions", STATUS_OK, text);
+    }
+}
+
+static void
+check_licences (CanopyConsole *console, JsonBuilder *b, Status *worst)
+{
+  CanopyLicensing *licensing = canopy_server_get_licensing (console->server);
+  guint used = canopy_licensing_get_used (licensing);
+  guint seats = canopy_licensing_get_seats (licensing);
+  guint overage = canopy_licensing_get_overage (licensing);
+  g_autofree char *text = NULL;
+
+  if (overage > 0)
+    {
+      text = g_strdup_printf (_("Licence overage: %u devices are active and %u are licensed, %u "
+                                "over. Nothing is blocked; add licences"),
+                              used, seats, overage);
+      add_check (b, worst, "licences", STATUS_WARNING, text);
+    }
+  else
+    {
+      text = g_strdup_printf (_("%u of %u licences in use"), used, seats);
+      add_check (b, worst, "licences", STATUS_OK, text);
+    }
+}
+
+static void
+check_groups (CanopyConsole *console, JsonBuilder *b, Status *worst)
+{
+  const CanopySettings *settings = canopy_server_get_settings (console->server);
+  guint n = settings->assigned_groups != NULL ? g_strv_length (settings->assigned_groups) : 0;
+  g_autofree char *text = NULL;
+
+  if (n == 0)
+    {
+      add_check (b, worst, "assigned-groups", STATUS_WARNING,
+                 _("No group is assigned, so no device is enrolled; assign the groups that "
+                   "should receive applications"));
+      return;
+    }
+  text = g_strdup_printf (_("%u groups are assigned; their devices are enrolled"), n);
+  add_check (b, worst, "assigned-groups", STATUS_OK, text);
+}
+
+static JsonNode *
+build_report (CanopyConsole *console, const Probe *probe)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  Status worst = STATUS_OK;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "checks");
+  json_builder_begin_array (b);
+  check_backend (console, probe, b, &worst);
+  check_transports (console, b, &worst);
+  check_key (console, probe, b, &worst);
+  check_versions (console, b, &worst);
+  check_licences (console, b, &worst);
+  check_groups (console, b, &worst);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "status");
+  json_builder_add_string_value (b, status_names[worst]);
+  json_builder_set_member_name (b, "server_id");
+  json_builder_add_string_value (b, canopy_server_get_id (console->server));
+  json_builder_set_member_name (b, "version");
+  json_builder_add_string_value (b, PACKAGE_VERSION);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+static void
+on_probed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Pending *pending = user_data;
+  GTask *task = G_TASK (result);
+
+  pending->console->probes--;
+  /* The console is going when its cancellable fired; the message with it. */
+  if (!g_cancellable_is_cancelled (g_task_get_cancellable (task)))
+    {
+      canopy_console_respond_json (pending->msg, SOUP_STATUS_OK,
+                                   build_report (pending->console, g_task_get_task_data (task)));
+      soup_server_message_unpause (pending->msg);
+    }
+  pending_free (pending);
+}
+
+void
+canopy_console_get_health (CanopyConsole *console, SoupServerMessage *msg)
+{
+  Probe *probe = g_new0 (Probe, 1);
+  Pending *pending = g_new0 (Pending, 1);
+  g_autoptr (GTask) task = NULL;
+
+  probe->store = canopy_server_get_store (console->server);
+  probe->key_path = g_strdup (console->key_path);
+  pending->console = console;
+  pending->msg = g_object_ref (msg);
+  task = g_task_new (NULL, console->cancellable, on_probed, pending);
+  g_task_set_task_data (task, probe, (GDestroyNotify) probe_free);
+  g_task_set_return_on_cancel (task, FALSE);
+  soup_server_message_pause (msg);
+  console->probes++;
+  g_task_run_in_thread (task, probe_in_thread);
+}

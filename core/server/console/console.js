@@ -1,0 +1,207 @@
+// The web console: the Peer Distribution settings over the console API.
+// The shared key never leaves the browser; the token derived from it does.
+"use strict";
+
+const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const GROUPS = 13;
+const LABEL = "canopy console token v1";
+const $ = (id) => document.getElementById(id);
+
+// The key as "canopyd init" prints it: 13 groups of four symbols and a
+// Luhn mod 32 check symbol (same rules as core/lib/shared-key.c).
+function groupCheck(group, values) {
+  let sum = 0, factor = 2;
+  for (let i = 3; i >= -1; i--) {
+    const addend = factor * (i >= 0 ? values[i] : group);
+    factor = factor === 2 ? 1 : 2;
+    sum += Math.floor(addend / 32) + (addend % 32);
+  }
+  return (32 - (sum % 32)) % 32;
+}
+
+function parseKey(text) {
+  const symbols = [];
+  for (let c of text.toUpperCase()) {
+    if (c === "-" || /\s/.test(c)) continue;
+    if (c === "O") c = "0";
+    if (c === "I" || c === "L") c = "1";
+    symbols.push(ALPHABET.indexOf(c));
+  }
+  if (symbols.length !== GROUPS * 5)
+    throw new Error(`This is not a canopy shared key: it has ${symbols.length} characters ` +
+                    `besides dashes, and a key has ${GROUPS * 5}. Copy the whole key the ` +
+                    `installer printed.`);
+  const values = [];
+  for (let g = 0; g < GROUPS; g++) {
+    const group = symbols.slice(g * 5, g * 5 + 5);
+    if (group.some((v) => v < 0) || groupCheck(g, group.slice(0, 4)) !== group[4])
+      throw new Error(`The shared key is mistyped in group ${g + 1} of ${GROUPS} (a group is ` +
+                      `five characters between dashes). Compare that group with the key the ` +
+                      `installer printed.`);
+    values.push(...group.slice(0, 4));
+  }
+  const key = new Uint8Array(32);
+  for (let bit = 0; bit < 256; bit++)
+    if ((values[Math.floor(bit / 5)] >> (4 - (bit % 5))) & 1)
+      key[bit >> 3] |= 1 << (7 - (bit & 7));
+  return key;
+}
+
+async function deriveToken(key) {
+  const label = new TextEncoder().encode(LABEL);
+  const info = new Uint8Array(label.length + 1);
+  info.set(label);
+  const material = await crypto.subtle.importKey("raw", key, "HKDF", false, ["deriveBits"]);
+  const bits = await crypto.subtle.deriveBits(
+    { name: "HKDF", hash: "SHA-256", salt: label, info: info }, material, 256);
+  return Array.from(new Uint8Array(bits), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// Requests carry the token; errors come back as {error, message, problems}.
+async function api(method, path, body, type) {
+  const headers = { Authorization: "Bearer " + sessionStorage.getItem("canopy-token") };
+  if (body !== undefined) headers["Content-Type"] = type || "application/json";
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body, cache: "no-store" });
+  } catch (e) {
+    throw { message: "The server cannot be reached; check that canopyd runs.", problems: [] };
+  }
+  if (response.ok) return response;
+  let detail = { message: `The server answered HTTP ${response.status}.` };
+  try { detail = await response.json(); } catch (e) { /* not JSON */ }
+  detail.status = response.status;
+  throw detail;
+}
+
+function show(element, text, kind) {
+  element.textContent = text;
+  element.className = kind || "";
+  element.hidden = false;
+}
+
+function showProblems(element, error) {
+  show(element, error.message, "error");
+  if (error.problems && error.problems.length) {
+    const list = document.createElement("ul");
+    list.className = "problems";
+    for (const p of error.problems) {
+      const item = document.createElement("li");
+      item.textContent = p.message;
+      list.append(item);
+    }
+    element.append(list);
+  }
+}
+
+function fillSettings(s) {
+  $("server-name").value = s.server_name;
+  $("optimization").checked = s.distribution_optimization;
+  $("groups").value = s.assigned_groups.join("\n");
+}
+
+async function connect() {
+  const info = await (await api("GET", "/api/v1/server-id")).json();
+  $("server-id").textContent = info.server_id;
+  $("version").textContent = info.version;
+  fillSettings(await (await api("GET", "/api/v1/settings")).json());
+  $("settings-area").hidden = false;
+  $("forget").hidden = false;
+  $("key-error").hidden = true;
+}
+
+async function onKey(event) {
+  event.preventDefault();
+  try {
+    const key = parseKey($("key").value);
+    sessionStorage.setItem("canopy-token", await deriveToken(key));
+    key.fill(0);
+    $("key").value = "";
+    await connect();
+  } catch (error) {
+    sessionStorage.removeItem("canopy-token");
+    $("settings-area").hidden = true;
+    show($("key-error"), error.message, "error");
+  }
+}
+
+async function onSave(event) {
+  event.preventDefault();
+  const body = JSON.stringify({
+    server_name: $("server-name").value.trim(),
+    distribution_optimization: $("optimization").checked,
+    assigned_groups: $("groups").value.split("\n").map((g) => g.trim()).filter((g) => g),
+  });
+  try {
+    fillSettings(await (await api("PUT", "/api/v1/settings", body)).json());
+    show($("settings-result"), "Saved. The settings are in force now.", "ok");
+  } catch (error) {
+    showProblems($("settings-result"), error);
+  }
+}
+
+async function onUpload(event) {
+  event.preventDefault();
+  const file = $("topology-file").files[0];
+  if (!file) {
+    show($("topology-result"), "Choose the topology spreadsheet (CSV) first.", "error");
+    return;
+  }
+  try {
+    const answer = await (await api("PUT", "/api/v1/topology", await file.text(), "text/csv")).json();
+    show($("topology-result"), answer.message, "ok");
+  } catch (error) {
+    showProblems($("topology-result"), error);
+  }
+}
+
+async function download(path, name, status) {
+  try {
+    const blob = await (await api("GET", path)).blob();
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = name;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  } catch (error) {
+    if (status) showProblems(status, error);
+    else alert(error.message);
+  }
+}
+
+async function onHealth() {
+  const table = $("health");
+  const body = table.querySelector("tbody");
+  body.textContent = "";
+  try {
+    const report = await (await api("GET", "/api/v1/health")).json();
+    for (const check of report.checks) {
+      const row = body.insertRow();
+      row.insertCell().textContent = check.name;
+      const status = row.insertCell();
+      status.textContent = check.status;
+      status.className = check.status === "ok" ? "ok" : check.status;
+      row.insertCell().textContent = check.message;
+    }
+  } catch (error) {
+    body.insertRow().insertCell().textContent = error.message;
+  }
+  table.hidden = false;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("key-form").addEventListener("submit", onKey);
+  $("forget").addEventListener("click", () => {
+    sessionStorage.removeItem("canopy-token");
+    location.reload();
+  });
+  $("settings-form").addEventListener("submit", onSave);
+  $("topology-form").addEventListener("submit", onUpload);
+  $("topology-download").addEventListener("click",
+    () => download("/api/v1/topology", "topology.csv", $("topology-result")));
+  $("health-run").addEventListener("click", onHealth);
+  $("licences-download").addEventListener("click",
+    () => download("/api/v1/licences/report.csv", "activated-licences.csv"));
+  if (sessionStorage.getItem("canopy-token"))
+    connect().catch((error) => show($("key-error"), error.message, "error"));
+});

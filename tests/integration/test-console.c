@@ -1,0 +1,794 @@
+/* The console API as its clients use it: a real canopyd on SQLite (and the
+ * TCP transport, so an agent can enrol) driven over real HTTPS with
+ * libsoup, the certificate pinned, then canopyctl against the same
+ * server. */
+#include "build-config.h"
+
+#include "tests/canopy-test.h"
+#include "lib/backend.h"
+#include "lib/keys.h"
+#include "lib/plugin-loader.h"
+#include "server/server-config.h"
+
+#include <json-glib/json-glib.h>
+#include <glib/gstdio.h>
+#include <libsoup/soup.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define GOOD_CSV "office,parent,type,subnets,wan_rate\n" \
+                 "Branch,,Default,198.18.10.0/24,100M\n" \
+                 "Branch WiFi,Branch,WiFi,198.18.11.0/24,\n"
+/* Line 3 names a parent that does not exist. */
+#define BAD_CSV "office,parent,subnets\nA,,198.18.1.0/24\nB,Nowhere,198.18.2.0/24\n"
+
+/* The server every test of the suite talks to; the suite's own state. */
+typedef struct {
+  char *dir;
+  char *config;
+  char *state;
+  CanopyTestProcess *process;
+  guint agent_port;
+  guint console_port;
+  char *url;
+  char *token;
+  char *fingerprint;
+  SoupSession *session;
+} ConsoleServer;
+
+static ConsoleServer server;
+
+typedef struct {
+  guint status;
+  char *body;
+  char *retry_after;
+  char *content_type;
+} Response;
+
+static void
+response_clear (Response *r)
+{
+  g_clear_pointer (&r->body, g_free);
+  g_clear_pointer (&r->retry_after, g_free);
+  g_clear_pointer (&r->content_type, g_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Response, response_clear)
+
+static char *
+program (const char *name)
+{
+  return canopy_test_build_path (name, NULL);
+}
+
+static gboolean
+plugins_available (void)
+{
+  g_autofree char *tcp = canopy_test_build_path ("plugins", "transport-tcp", ".libs",
+                                                 "canopy-tcp.so", NULL);
+  g_autofree char *sqlite = canopy_test_build_path ("plugins", "backend-sqlite", ".libs",
+                                                    "canopy-sqlite.so", NULL);
+
+  return g_file_test (tcp, G_FILE_TEST_EXISTS) && g_file_test (sqlite, G_FILE_TEST_EXISTS);
+}
+
+static void
+write_config (void)
+{
+  g_autofree char *xml = g_strdup_printf (
+    "<server>\n"
+    "  <name>localhost</name>\n"
+    "  <state-directory>%s</state-directory>\n"
+    "  <assigned-group>Finance</assigned-group>\n"
+    "  <heartbeat interval='1'/>\n"
+    "  <licensing seats='10'/>\n"
+    "  <console address='127.0.0.1' port='%u'/>\n"
+    "  <backend plugin='sqlite'><database>%s/canopy.db</database></backend>\n"
+    "  <transport plugin='tcp'><listen address='127.0.0.1' port='%u'/></transport>\n"
+    "</server>\n",
+    server.state, server.console_port, server.dir, server.agent_port);
+
+  g_assert (g_file_set_contents (server.config, xml, -1, NULL));
+}
+
+static guint
+port_after (const char *output, const char *prefix)
+{
+  const char *at = strstr (output, prefix);
+
+  return at != NULL ? (guint) g_ascii_strtoull (at + strlen (prefix), NULL, 10) : 0;
+}
+
+static gboolean
+server_start (void)
+{
+  g_autofree char *canopyd = program ("canopyd");
+  const char *argv[] = { canopyd, "--config", server.config, NULL };
+  const char *output;
+
+  server.process = canopy_test_process_spawn (argv, NULL);
+  if (server.process == NULL || !canopy_test_process_wait_output (server.process, "started", 20))
+    {
+      fprintf (stderr, "\n    canopyd did not start: %s\n",
+               server.process != NULL ? canopy_test_process_output (server.process) : "");
+      return FALSE;
+    }
+  output = canopy_test_process_output (server.process);
+  server.console_port = port_after (output, "Console API listening on https://127.0.0.1:");
+  server.agent_port = port_after (output, "tcp 127.0.0.1 port ");
+  g_free (server.url);
+  server.url = g_strdup_printf ("https://127.0.0.1:%u", server.console_port);
+  /* Keep the ports across restarts. */
+  write_config ();
+  return server.console_port != 0 && server.agent_port != 0;
+}
+
+/* Returns canopyd's exit status; CUnit assertions are not allowed in the
+ * suite's cleanup, so the caller asserts. */
+static int
+server_stop (void)
+{
+  int status;
+
+  if (server.process == NULL)
+    return 0;
+  canopy_test_process_signal (server.process, SIGTERM);
+  status = canopy_test_process_wait_exit (server.process, 20);
+  g_clear_pointer (&server.process, canopy_test_process_free);
+  return status;
+}
+
+static char *
+fingerprint_of (GTlsCertificate *certificate)
+{
+  g_autoptr (GByteArray) der = NULL;
+  g_autoptr (GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  guint8 digest[32];
+  gsize size = sizeof digest;
+  GString *out = g_string_new (NULL);
+
+  g_object_get (certificate, "certificate", &der, NULL);
+  g_checksum_update (checksum, der->data, der->len);
+  g_checksum_get_digest (checksum, digest, &size);
+  for (gsize i = 0; i < size; i++)
+    g_string_append_printf (out, "%s%02X", i > 0 ? ":" : "", digest[i]);
+  return g_string_free (out, FALSE);
+}
+
+/* The certificate is self-signed: trust exactly the one init made. */
+static gboolean
+on_accept_certificate (SoupMessage *msg, GTlsCertificate *certificate, GTlsCertificateFlags errors,
+                       gpointer user_data)
+{
+  g_autofree char *presented = fingerprint_of (certificate);
+
+  return g_str_equal (presented, server.fingerprint);
+}
+
+static char *
+token_from_key_file (const char *path)
+{
+  g_autoptr (CanopySharedKey) key = canopy_shared_key_load (path, NULL);
+  guint8 token[CANOPY_KEYS_CONSOLE_TOKEN_SIZE];
+  GString *hex = g_string_new (NULL);
+
+  g_assert (key != NULL);
+  g_assert (canopy_keys_derive_console_token (key, token, NULL));
+  for (gsize i = 0; i < sizeof token; i++)
+    g_string_append_printf (hex, "%02x", token[i]);
+  return g_string_free (hex, FALSE);
+}
+
+static SoupSession *
+new_session (const char *local_ip)
+{
+  g_autoptr (GInetAddress) ip = local_ip != NULL ? g_inet_address_new_from_string (local_ip)
+                                                 : NULL;
+  g_autoptr (GSocketAddress) local = ip != NULL ? g_inet_socket_address_new (ip, 0) : NULL;
+
+  return soup_session_new_with_options ("timeout", 30, "local-address", local, NULL);
+}
+
+static void
+request_with (SoupSession *session, const char *method, const char *path, const char *token,
+              const char *content_type, const char *body, gssize length, Response *out)
+{
+  g_autofree char *uri = g_strconcat (server.url, path, NULL);
+  g_autoptr (SoupMessage) msg = soup_message_new (method, uri);
+  g_autoptr (GBytes) response = NULL;
+  g_autoptr (GError) error = NULL;
+  SoupMessageHeaders *headers;
+
+  g_signal_connect (msg, "accept-certificate", G_CALLBACK (on_accept_certificate), NULL);
+  if (token != NULL)
+    {
+      g_autofree char *bearer = g_strconcat ("Bearer ", token, NULL);
+      soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization",
+                                    bearer);
+    }
+  if (body != NULL)
+    {
+      g_autoptr (GBytes) bytes = g_bytes_new (body, length >= 0 ? (gsize) length : strlen (body));
+      soup_message_set_request_body_from_bytes (msg, content_type, bytes);
+    }
+  response = soup_session_send_and_read (session, msg, NULL, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  headers = soup_message_get_response_headers (msg);
+  out->status = soup_message_get_status (msg);
+  out->body = g_strndup (g_bytes_get_data (response, NULL), g_bytes_get_size (response));
+  out->retry_after = g_strdup (soup_message_headers_get_one (headers, "Retry-After"));
+  out->content_type = g_strdup (soup_message_headers_get_content_type (headers, NULL));
+}
+
+static void
+request (const char *method, const char *path, const char *content_type, const char *body,
+         Response *out)
+{
+  request_with (server.session, method, path, server.token, content_type, body, -1, out);
+}
+
+/* The member @name of the JSON object in @text, as a string. */
+static char *
+json_member (const char *text, const char *name)
+{
+  g_autoptr (JsonNode) root = json_from_string (text, NULL);
+  JsonNode *member;
+
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    return NULL;
+  member = json_object_get_member (json_node_get_object (root), name);
+  if (member == NULL)
+    return NULL;
+  if (JSON_NODE_HOLDS_VALUE (member) && json_node_get_value_type (member) == G_TYPE_STRING)
+    return g_strdup (json_node_get_string (member));
+  return json_to_string (member, FALSE);
+}
+
+static int
+suite_init (void)
+{
+  g_autofree char *canopyd = NULL;
+  g_autofree char *cert_path = NULL, *pem = NULL, *key_path = NULL, *out = NULL;
+  g_autoptr (GTlsCertificate) certificate = NULL;
+
+  if (!plugins_available ())
+    return 0;
+  canopyd = program ("canopyd");
+  server.dir = canopy_test_make_tmpdir ("console");
+  server.config = g_build_filename (server.dir, "canopyd.xml", NULL);
+  server.state = g_build_filename (server.dir, "state", NULL);
+  write_config ();
+  {
+    const char *argv[] = { canopyd, "init", "--config", server.config, NULL };
+    if (canopy_test_run (argv, &out) != 0)
+      {
+        fprintf (stderr, "\n    canopyd init failed: %s\n", out);
+        return 1;
+      }
+  }
+  cert_path = g_build_filename (server.state, "console-cert.pem", NULL);
+  certificate = g_tls_certificate_new_from_file (cert_path, NULL);
+  if (certificate == NULL)
+    return 1;
+  server.fingerprint = fingerprint_of (certificate);
+  /* canopyd init prints the same fingerprint for the admin to compare. */
+  if (strstr (out, server.fingerprint) == NULL)
+    return 1;
+  key_path = g_build_filename (server.state, "shared-key", NULL);
+  server.token = token_from_key_file (key_path);
+  server.session = new_session (NULL);
+  return server_start () ? 0 : 1;
+}
+
+static int
+suite_cleanup (void)
+{
+  server_stop ();
+  g_clear_object (&server.session);
+  g_free (server.dir);
+  g_free (server.config);
+  g_free (server.state);
+  g_free (server.url);
+  g_free (server.token);
+  g_free (server.fingerprint);
+  memset (&server, 0, sizeof server);
+  return 0;
+}
+
+static gboolean
+skipped (void)
+{
+  if (server.process != NULL)
+    return FALSE;
+  printf ("\n    SKIPPED: needs the tcp transport and the sqlite backend, and one was not "
+          "built\n");
+  return TRUE;
+}
+
+static void
+test_wrong_key (void)
+{
+  g_auto (Response) wrong = { 0 };
+  g_auto (Response) none = { 0 };
+  g_auto (Response) right = { 0 };
+  g_autofree char *code = NULL;
+  const char *other = "0000000000000000000000000000000000000000000000000000000000000000";
+
+  if (skipped ())
+    return;
+  request_with (server.session, "GET", "/api/v1/settings", other, NULL, NULL, -1, &wrong);
+  CU_ASSERT_EQUAL (wrong.status, 401);
+  code = json_member (wrong.body, "error");
+  CU_ASSERT_STRING_EQUAL (code, "key-mismatch");
+  CANOPY_ASSERT_CONTAINS (wrong.body, "Key mismatch");
+  CANOPY_ASSERT_CONTAINS (wrong.body, "most recent key");
+  request_with (server.session, "GET", "/api/v1/settings", NULL, NULL, NULL, -1, &none);
+  CU_ASSERT_EQUAL (none.status, 401);
+  CANOPY_ASSERT_CONTAINS (none.body, "unauthenticated");
+  /* Nothing but the web page and the liveness probe without the token. */
+  request ("GET", "/api/v1/settings", NULL, NULL, &right);
+  CU_ASSERT_EQUAL (right.status, 200);
+}
+
+/* From 127.0.0.2, so that the lockout does not hit the other tests. */
+static void
+test_rate_limit (void)
+{
+  g_autoptr (SoupSession) attacker = NULL;
+  const char *other = "1111111111111111111111111111111111111111111111111111111111111111";
+
+  if (skipped ())
+    return;
+  attacker = new_session ("127.0.0.2");
+  for (int i = 0; i < 5; i++)
+    {
+      g_auto (Response) r = { 0 };
+      request_with (attacker, "GET", "/api/v1/server-id", other, NULL, NULL, -1, &r);
+      CU_ASSERT_EQUAL (r.status, 401);
+    }
+  {
+    g_auto (Response) locked = { 0 };
+    g_auto (Response) even_right = { 0 };
+    g_auto (Response) elsewhere = { 0 };
+
+    request_with (attacker, "GET", "/api/v1/server-id", other, NULL, NULL, -1, &locked);
+    CU_ASSERT_EQUAL (locked.status, 429);
+    CU_ASSERT_PTR_NOT_NULL (locked.retry_after);
+    CU_ASSERT (locked.retry_after != NULL && atoi (locked.retry_after) > 0);
+    CANOPY_ASSERT_CONTAINS (locked.body, "rate-limited");
+    /* The lockout does not tell a guesser which token was right. */
+    request_with (attacker, "GET", "/api/v1/server-id", server.token, NULL, NULL, -1,
+                  &even_right);
+    CU_ASSERT_EQUAL (even_right.status, 429);
+    request ("GET", "/api/v1/server-id", NULL, NULL, &elsewhere);
+    CU_ASSERT_EQUAL (elsewhere.status, 200);
+  }
+}
+
+static CanopyTestProcess *
+agent_start (const char *name, const char *group)
+{
+  g_autofree char *agent = program ("canopy-agent");
+  g_autofree char *state = g_build_filename (server.dir, name, NULL);
+  g_autofree char *key = g_build_filename (state, "shared-key", NULL);
+  g_autofree char *server_key = g_build_filename (server.state, "shared-key", NULL);
+  g_autofree char *config = g_strconcat (state, ".xml", NULL);
+  g_autofree char *text = NULL;
+  g_autofree char *xml = g_strdup_printf ("<agent><server host='127.0.0.1' port='%u'/>"
+                                          "<state-directory>%s</state-directory>"
+                                          "<group>%s</group><transport plugin='tcp'/></agent>",
+                                          server.agent_port, state, group);
+  const char *argv[] = { agent, "--config", config, NULL };
+
+  g_mkdir_with_parents (state, 0700);
+  g_assert (g_file_get_contents (server_key, &text, NULL, NULL));
+  g_assert (g_file_set_contents_full (key, text, -1, G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+  g_assert (g_file_set_contents (config, xml, -1, NULL));
+  return canopy_test_process_spawn (argv, NULL);
+}
+
+typedef struct {
+  const char *action;
+  const char *detail;
+  gboolean found;
+} AuditSearch;
+
+static gboolean
+match_audit (gint64 id, GVariant *entry, gpointer user_data)
+{
+  AuditSearch *search = user_data;
+  const char *actor, *action, *detail;
+
+  g_variant_get (entry, "(x&s&s&s)", NULL, &actor, &action, &detail);
+  if (g_str_equal (action, search->action) && strstr (detail, search->detail) != NULL
+      && g_str_has_prefix (actor, "console API from 127.0.0.1"))
+    search->found = TRUE;
+  return TRUE;
+}
+
+/* Reads the audit log from the database of the stopped server. */
+static gboolean
+audit_has (const char *action, const char *detail)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyServerConfig) config = canopy_server_config_load (server.config, &error);
+  g_autoptr (CanopyPluginLoader) loader = canopy_plugin_loader_new (NULL);
+  const CanopyPlugin *plugin = NULL;
+  g_autoptr (CanopyBackend) backend = NULL;
+  AuditSearch search = { action, detail, FALSE };
+
+  CANOPY_ASSERT_NO_ERROR (error);
+  plugin = canopy_plugin_loader_load_for_node (loader, config->backend,
+                                               CANOPY_PLUGIN_KIND_BACKEND, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  backend = canopy_backend_open (plugin, config->backend, server.state, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT (canopy_backend_list_log (backend, CANOPY_LOG_AUDIT, 0, 0, match_audit, &search,
+                                      &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  return search.found;
+}
+
+/* Assigning a group lets its dormant device in on its next retry; the
+ * change is audited, kept in the database and survives a restart. */
+static void
+test_settings_applied_audited_persisted (void)
+{
+  g_autoptr (CanopyTestProcess) agent = NULL;
+  g_auto (Response) put = { 0 };
+  g_auto (Response) after = { 0 };
+  g_autofree char *name = NULL, *groups = NULL;
+
+  if (skipped ())
+    return;
+  agent = agent_start ("sales-1", "Sales");
+  CU_ASSERT (canopy_test_process_wait_output (agent, "refused this device", 20));
+  request ("PUT", "/api/v1/settings", "application/json",
+           "{\"server_name\": \"p2p.example.com\", \"assigned_groups\": [\"Finance\", \"Sales\"]}",
+           &put);
+  CU_ASSERT_EQUAL (put.status, 200);
+  CANOPY_ASSERT_CONTAINS (put.body, "\"Sales\"");
+  CU_ASSERT (canopy_test_process_wait_output (agent, "Enrolled with canopy server", 40));
+  canopy_test_process_signal (agent, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (agent, 20), 0);
+
+  CU_ASSERT_EQUAL (server_stop (), 0);
+  CU_ASSERT (audit_has ("settings.assigned-groups", "[\"Finance\"] -> [\"Finance\", \"Sales\"]"));
+  CU_ASSERT (audit_has ("settings.server-name", "\"localhost\" -> \"p2p.example.com\""));
+  CU_ASSERT_FATAL (server_start ());
+  request ("GET", "/api/v1/settings", NULL, NULL, &after);
+  CU_ASSERT_EQUAL (after.status, 200);
+  name = json_member (after.body, "server_name");
+  groups = json_member (after.body, "assigned_groups");
+  CU_ASSERT_STRING_EQUAL (name, "p2p.example.com");
+  CU_ASSERT_STRING_EQUAL (groups, "[\"Finance\",\"Sales\"]");
+}
+
+static void
+test_topology (void)
+{
+  g_auto (Response) before = { 0 };
+  g_auto (Response) bad = { 0 };
+  g_auto (Response) unchanged = { 0 };
+  g_auto (Response) good = { 0 };
+  g_auto (Response) on = { 0 };
+  g_auto (Response) exported = { 0 };
+  g_auto (Response) again = { 0 };
+  g_auto (Response) exported_again = { 0 };
+  g_autofree char *problems = NULL;
+
+  if (skipped ())
+    return;
+  request ("GET", "/api/v1/topology", NULL, NULL, &before);
+  CU_ASSERT_EQUAL (before.status, 200);
+  CU_ASSERT_STRING_EQUAL (before.content_type, "text/csv");
+
+  request ("PUT", "/api/v1/topology", "text/csv", BAD_CSV, &bad);
+  CU_ASSERT_EQUAL (bad.status, 422);
+  problems = json_member (bad.body, "problems");
+  CANOPY_ASSERT_CONTAINS (problems, "\"line\":3");
+  CANOPY_ASSERT_CONTAINS (problems, "parent office \\\"Nowhere\\\" is not defined");
+  CANOPY_ASSERT_CONTAINS (bad.body, "nothing changed");
+  request ("GET", "/api/v1/topology", NULL, NULL, &unchanged);
+  CU_ASSERT_STRING_EQUAL (unchanged.body, before.body);
+
+  request ("PUT", "/api/v1/topology", "text/csv", GOOD_CSV, &good);
+  CU_ASSERT_EQUAL (good.status, 200);
+  CANOPY_ASSERT_CONTAINS (good.body, "\"offices\" : 2");
+  request ("PUT", "/api/v1/settings", "application/json",
+           "{\"distribution_optimization\": true}", &on);
+  CU_ASSERT_EQUAL (on.status, 200);
+  request ("GET", "/api/v1/topology", NULL, NULL, &exported);
+  CANOPY_ASSERT_CONTAINS (exported.body, "Branch WiFi,Branch,WiFi,198.18.11.0/24");
+  CANOPY_ASSERT_CONTAINS (exported.body, "Branch,Central Office,Default,198.18.10.0/24,100M");
+  /* What is downloaded uploads unchanged. */
+  request ("POST", "/api/v1/topology", "text/csv", exported.body, &again);
+  CU_ASSERT_EQUAL (again.status, 200);
+  CANOPY_ASSERT_CONTAINS (again.body, "in force");
+  request ("GET", "/api/v1/topology", NULL, NULL, &exported_again);
+  CU_ASSERT_STRING_EQUAL (exported_again.body, exported.body);
+}
+
+static void
+test_health_and_reads (void)
+{
+  g_auto (Response) health = { 0 };
+  g_auto (Response) id = { 0 };
+  g_auto (Response) devices = { 0 };
+  g_auto (Response) filtered = { 0 };
+  g_auto (Response) offices = { 0 };
+  g_auto (Response) unknown = { 0 };
+  g_autofree char *server_id = NULL;
+
+  if (skipped ())
+    return;
+  request ("GET", "/api/v1/health", NULL, NULL, &health);
+  CU_ASSERT_EQUAL (health.status, 200);
+  CANOPY_ASSERT_CONTAINS (health.body, "\"name\" : \"backend\"");
+  CANOPY_ASSERT_CONTAINS (health.body, "\"name\" : \"transport tcp\"");
+  CANOPY_ASSERT_CONTAINS (health.body, "matches the server's shared key");
+  CANOPY_ASSERT_CONTAINS (health.body, "supports agents");
+  CANOPY_ASSERT_CONTAINS (health.body, "licences in use");
+  CU_ASSERT_PTR_NULL (strstr (health.body, "\"error\""));
+
+  request ("GET", "/api/v1/server-id", NULL, NULL, &id);
+  server_id = json_member (id.body, "server_id");
+  CU_ASSERT (server_id != NULL && g_uuid_string_is_valid (server_id));
+
+  request ("GET", "/api/v1/devices", NULL, NULL, &devices);
+  CU_ASSERT_EQUAL (devices.status, 200);
+  CANOPY_ASSERT_CONTAINS (devices.body, "\"why\"");
+  CANOPY_ASSERT_CONTAINS (devices.body, "available");
+  request ("GET", "/api/v1/devices?group=Nobody", NULL, NULL, &filtered);
+  CANOPY_ASSERT_CONTAINS (filtered.body, "\"devices\" : [");
+  CU_ASSERT_PTR_NULL (strstr (filtered.body, "device_id"));
+  request ("GET", "/api/v1/devices?colour=red", NULL, NULL, &unknown);
+  CU_ASSERT_EQUAL (unknown.status, 400);
+  CANOPY_ASSERT_CONTAINS (unknown.body, "colour");
+  request ("GET", "/api/v1/offices", NULL, NULL, &offices);
+  CANOPY_ASSERT_CONTAINS (offices.body, "Central Office");
+}
+
+static void
+test_licences_and_metrics (void)
+{
+  g_auto (Response) csv = { 0 };
+  g_auto (Response) metrics = { 0 };
+  g_auto (Response) unauthenticated = { 0 };
+
+  if (skipped ())
+    return;
+  request ("GET", "/api/v1/licences/report.csv", NULL, NULL, &csv);
+  CU_ASSERT_EQUAL (csv.status, 200);
+  CU_ASSERT_STRING_EQUAL (csv.content_type, "text/csv");
+  CU_ASSERT (g_str_has_prefix (csv.body,
+                               "device_id,name,office,address,agent_version,activated,last_seen"));
+  /* The device enrolled by the settings test holds a licence. */
+  CANOPY_ASSERT_CONTAINS (csv.body, ",0.1.0,");
+
+  request ("GET", "/metrics", NULL, NULL, &metrics);
+  CU_ASSERT_EQUAL (metrics.status, 200);
+  CANOPY_ASSERT_CONTAINS (metrics.body, "# TYPE canopy_sessions_enrolled gauge");
+  CANOPY_ASSERT_CONTAINS (metrics.body, "canopy_licence_seats 10\n");
+  CANOPY_ASSERT_CONTAINS (metrics.body, "canopy_licences_used 1\n");
+  CANOPY_ASSERT_CONTAINS (metrics.body, "canopy_licence_overage 0\n");
+  CANOPY_ASSERT_CONTAINS (metrics.body, "canopy_console_auth_failures_total");
+  request_with (server.session, "GET", "/metrics", NULL, NULL, NULL, -1, &unauthenticated);
+  CU_ASSERT_EQUAL (unauthenticated.status, 401);
+}
+
+static void
+test_bad_input (void)
+{
+  g_auto (Response) before = { 0 };
+  g_auto (Response) malformed = { 0 };
+  g_auto (Response) unknown = { 0 };
+  g_auto (Response) not_object = { 0 };
+  g_auto (Response) wrong_type = { 0 };
+  g_auto (Response) half = { 0 };
+  g_auto (Response) oversized = { 0 };
+  g_auto (Response) method = { 0 };
+  g_auto (Response) after = { 0 };
+  g_autofree char *big = g_strnfill (200 * 1024, 'x');
+
+  if (skipped ())
+    return;
+  request ("GET", "/api/v1/settings", NULL, NULL, &before);
+  request ("PUT", "/api/v1/settings", "application/json", "{\"assigned_groups\": [", &malformed);
+  CU_ASSERT_EQUAL (malformed.status, 400);
+  CANOPY_ASSERT_CONTAINS (malformed.body, "malformed-json");
+  request ("PUT", "/api/v1/settings", "application/json", "{\"colour\": \"red\"}", &unknown);
+  CU_ASSERT_EQUAL (unknown.status, 400);
+  CANOPY_ASSERT_CONTAINS (unknown.body, "unknown-field");
+  CANOPY_ASSERT_CONTAINS (unknown.body, "colour");
+  request ("PUT", "/api/v1/settings", "application/json", "[1, 2]", &not_object);
+  CU_ASSERT_EQUAL (not_object.status, 400);
+  request ("PUT", "/api/v1/settings", "application/json",
+           "{\"distribution_optimization\": \"yes\"}", &wrong_type);
+  CU_ASSERT_EQUAL (wrong_type.status, 422);
+  CANOPY_ASSERT_CONTAINS (wrong_type.body, "true or false");
+  /* One bad field: the good one beside it is not taken either. */
+  request ("PUT", "/api/v1/settings", "application/json",
+           "{\"server_name\": \"changed.example.com\", \"assigned_groups\": [\" \"]}", &half);
+  CU_ASSERT_EQUAL (half.status, 422);
+  request_with (server.session, "PUT", "/api/v1/settings", server.token, "application/json", big,
+                -1, &oversized);
+  CU_ASSERT_EQUAL (oversized.status, 413);
+  CANOPY_ASSERT_CONTAINS (oversized.body, "too-large");
+  request ("DELETE", "/api/v1/settings", NULL, NULL, &method);
+  CU_ASSERT_EQUAL (method.status, 405);
+  request ("GET", "/api/v1/settings", NULL, NULL, &after);
+  CU_ASSERT_STRING_EQUAL (after.body, before.body);
+}
+
+static void
+test_web_console (void)
+{
+  g_auto (Response) page = { 0 };
+  g_auto (Response) script = { 0 };
+  g_auto (Response) alive = { 0 };
+
+  if (skipped ())
+    return;
+  request_with (server.session, "GET", "/console/", NULL, NULL, NULL, -1, &page);
+  CU_ASSERT_EQUAL (page.status, 200);
+  CANOPY_ASSERT_CONTAINS (page.body, "Shared Authentication Key");
+  CANOPY_ASSERT_CONTAINS (page.body, "Distribution Optimization");
+  request_with (server.session, "GET", "/console/console.js", NULL, NULL, NULL, -1, &script);
+  CU_ASSERT_STRING_EQUAL (script.content_type, "text/javascript");
+  CANOPY_ASSERT_CONTAINS (script.body, "canopy console token v1");
+  request_with (server.session, "GET", "/livez", NULL, NULL, NULL, -1, &alive);
+  CU_ASSERT_EQUAL (alive.status, 200);
+}
+
+/* The page's own JavaScript, run by Node when it is installed, must make
+ * the token the server accepts and report a typo by its group. */
+static void
+test_web_console_token (void)
+{
+  g_autofree char *node = g_find_program_in_path ("node");
+  g_autofree char *harness = canopy_test_src_path ("tests", "integration", "console-token.mjs",
+                                                   NULL);
+  g_autofree char *script = canopy_test_src_path ("core", "server", "console", "console.js",
+                                                  NULL);
+  g_autofree char *key = g_build_filename (server.state, "shared-key", NULL);
+  const char *argv[] = { node, harness, script, key, NULL };
+  g_autofree char *out = NULL;
+
+  if (skipped ())
+    return;
+  if (node == NULL)
+    {
+      printf ("\n    SKIPPED: Node.js is not installed to run the web console's script\n");
+      return;
+    }
+  CU_ASSERT_EQUAL (canopy_test_run (argv, &out), 0);
+  CU_ASSERT (g_str_has_prefix (out, server.token));
+  CANOPY_ASSERT_CONTAINS (out, "mistyped in group 1 of 13");
+}
+
+/* canopyctl against the same server: login, tables, --json, exit codes. */
+static int
+ctl (char **output, const char *first, ...)
+{
+  g_autofree char *exe = program ("canopyctl");
+  g_autofree char *profile = g_build_filename (server.dir, "ctl-profile", NULL);
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  va_list args;
+
+  g_ptr_array_add (argv, exe);
+  g_ptr_array_add (argv, (gpointer) "--profile");
+  g_ptr_array_add (argv, profile);
+  va_start (args, first);
+  for (const char *a = first; a != NULL; a = va_arg (args, const char *))
+    g_ptr_array_add (argv, (gpointer) a);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  return canopy_test_run ((const char *const *) argv->pdata, output);
+}
+
+static void
+test_canopyctl (void)
+{
+  g_autofree char *key = g_build_filename (server.state, "shared-key", NULL);
+  g_autofree char *wrong_key = g_build_filename (server.dir, "wrong-key", NULL);
+  g_autofree char *bad_csv = g_build_filename (server.dir, "bad.csv", NULL);
+  g_autofree char *profile = g_build_filename (server.dir, "ctl-profile", NULL);
+  g_autoptr (CanopySharedKey) other = canopy_shared_key_generate (NULL);
+  g_autofree char *out = NULL;
+  GStatBuf st;
+
+  if (skipped ())
+    return;
+  g_assert (canopy_shared_key_save (other, wrong_key, NULL));
+  g_assert (g_file_set_contents (bad_csv, BAD_CSV, -1, NULL));
+
+  CU_ASSERT_EQUAL (ctl (&out, "login", "--server", server.url, "--fingerprint",
+                        server.fingerprint, "--key-file", wrong_key, NULL),
+                   4);
+  CANOPY_ASSERT_CONTAINS (out, "Key mismatch");
+  CU_ASSERT_FALSE (g_file_test (profile, G_FILE_TEST_EXISTS));
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "settings", NULL), 4);
+  CANOPY_ASSERT_CONTAINS (out, "canopyctl login");
+  g_clear_pointer (&out, g_free);
+
+  CU_ASSERT_EQUAL (ctl (&out, "login", "--server", server.url, "--fingerprint",
+                        server.fingerprint, "--key-file", key, NULL),
+                   0);
+  CANOPY_ASSERT_CONTAINS (out, "Logged in");
+  CU_ASSERT (g_stat (profile, &st) == 0 && (st.st_mode & 0777) == 0600);
+  g_clear_pointer (&out, g_free);
+
+  CU_ASSERT_EQUAL (ctl (&out, "settings", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "Assigned groups            Finance, Sales");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "--json", "settings", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "\"assigned_groups\" : [");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "settings-set", "--remove-group", "Sales", NULL), 0);
+  CU_ASSERT_PTR_NULL (strstr (out, "Sales"));
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "health", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "Overall: ok");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "topology-upload", bad_csv, NULL), 1);
+  CANOPY_ASSERT_CONTAINS (out, "line 3, column 2 (parent)");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "--json", "topology-upload", bad_csv, NULL), 1);
+  CANOPY_ASSERT_CONTAINS (out, "\"line\" : 3");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "topology-download", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "Branch WiFi");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "offices", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "Branch WiFi");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "devices", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "WHY PREFERRED");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "server-id", NULL), 0);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "licences-report", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "device_id,name,office");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "metrics", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "canopy_licence_seats 10");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "settings-set", NULL), 2);
+}
+
+/* A pinned certificate that is not the server's: refused, exit 3. */
+static void
+test_canopyctl_pin (void)
+{
+  g_autofree char *key = g_build_filename (server.state, "shared-key", NULL);
+  g_autofree char *exe = program ("canopyctl");
+  g_autofree char *profile = g_build_filename (server.dir, "pin-profile", NULL);
+  const char *argv[] = { exe, "--profile", profile, "login", "--server", server.url,
+                         "--fingerprint",
+                         "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
+                         "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF",
+                         "--key-file", key, NULL };
+  g_autofree char *out = NULL;
+
+  if (skipped ())
+    return;
+  CU_ASSERT_EQUAL (canopy_test_run (argv, &out), 3);
+  CANOPY_ASSERT_CONTAINS (out, "is not the one the profile trusts");
+  CU_ASSERT_FALSE (g_file_test (profile, G_FILE_TEST_EXISTS));
+}
+
+CANOPY_TEST_SUITE (console, "console", suite_init, suite_cleanup,
+                   { "wrong key: 401 key mismatch", test_wrong_key },
+                   { "repeated wrong keys: 429 with Retry-After", test_rate_limit },
+                   { "settings applied live, audited, kept across restart",
+                     test_settings_applied_audited_persisted },
+                   { "topology: bad rows refused by line, round trip", test_topology },
+                   { "health, server ID, devices, offices", test_health_and_reads },
+                   { "licence report and metrics", test_licences_and_metrics },
+                   { "malformed, unknown, oversized: 4xx, nothing applied", test_bad_input },
+                   { "web console and liveness", test_web_console },
+                   { "web console derives the server's token", test_web_console_token },
+                   { "canopyctl: login, tables, --json, exit codes", test_canopyctl },
+                   { "canopyctl: a wrong pin is refused", test_canopyctl_pin })
