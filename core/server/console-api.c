@@ -27,8 +27,7 @@ typedef struct {
   CanopyConsoleHandler handle;
 } Route;
 
-/* Every route needs the token. Content, deployments and publishing join
- * this table as their handlers are written; nothing else changes. */
+/* Every route needs the token. */
 static const Route routes[] = {
   { "GET", "/api/v1/server-id", 0, canopy_console_get_server_id },
   { "GET", "/api/v1/settings", 0, canopy_console_get_settings },
@@ -40,6 +39,13 @@ static const Route routes[] = {
   { "GET", "/api/v1/devices", 0, canopy_console_get_devices },
   { "GET", "/api/v1/offices", 0, canopy_console_get_offices },
   { "GET", "/api/v1/licences/report.csv", 0, canopy_console_get_licence_report },
+  { "GET", "/api/v1/content", 0, canopy_console_get_content },
+  { "POST", "/api/v1/content", CANOPY_CONSOLE_JSON_LIMIT, canopy_console_post_content },
+  { "DELETE", "/api/v1/content", 0, canopy_console_delete_content },
+  { "POST", "/api/v1/publish", 0, canopy_console_post_publish },
+  { "GET", "/api/v1/deployments", 0, canopy_console_get_deployments },
+  { "POST", "/api/v1/deployments", CANOPY_CONSOLE_JSON_LIMIT, canopy_console_post_deployments },
+  { "DELETE", "/api/v1/deployments", 0, canopy_console_delete_deployments },
   { "GET", "/metrics", 0, canopy_console_get_metrics },
 };
 

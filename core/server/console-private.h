@@ -44,6 +44,15 @@ void canopy_console_get_devices (CanopyConsole *console, SoupServerMessage *msg)
 void canopy_console_get_offices (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_get_licence_report (CanopyConsole *console, SoupServerMessage *msg);
 
+/* console-content.c */
+void canopy_console_get_content (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_delete_content (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_post_publish (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_get_deployments (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_delete_deployments (CanopyConsole *console, SoupServerMessage *msg);
+
 /* console-metrics.c */
 void canopy_console_get_metrics (CanopyConsole *console, SoupServerMessage *msg);
 

@@ -1,0 +1,387 @@
+/* The console's content, deployment and publish routes. Registering reads
+ * the whole package, so its request is paused until the worker thread
+ * has built and signed the manifest. */
+#include "build-config.h"
+
+#include "server/console-private.h"
+#include "lib/i18n.h"
+#include "lib/planner.h"
+
+#include <string.h>
+
+typedef struct {
+  CanopyConsole *console;
+  SoupServerMessage *msg;
+  char *actor;
+} Registering;
+
+static const char *const source_names[] = { "office_peer", "parent_peer", "server", "origin" };
+
+static char *
+query_id (SoupServerMessage *msg)
+{
+  const char *query = g_uri_get_query (soup_server_message_get_uri (msg));
+  g_autoptr (GHashTable) params = query != NULL
+                                    ? g_uri_parse_params (query, -1, "&", G_URI_PARAMS_NONE, NULL)
+                                    : NULL;
+  const char *id = params != NULL ? g_hash_table_lookup (params, "id") : NULL;
+
+  if (id == NULL || id[0] == '\0')
+    canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "missing-id",
+                                  _("Name the item with ?id=ID; list them to see the IDs"));
+  return g_strdup (id);
+}
+
+/* Only @allowed members, each a string unless listed in @arrays. */
+static gboolean
+check_members (SoupServerMessage *msg, JsonObject *object, const char *const *allowed,
+               const char *const *arrays)
+{
+  g_autoptr (GList) members = json_object_get_members (object);
+
+  for (GList *m = members; m != NULL; m = m->next)
+    {
+      JsonNode *node = json_object_get_member (object, m->data);
+      gboolean array = g_strv_contains (arrays, m->data);
+      g_autofree char *message = NULL;
+      g_autofree char *fields = NULL;
+
+      if (!g_strv_contains (allowed, m->data) && !array)
+        {
+          fields = g_strjoinv (", ", (char **) allowed);
+          message = g_strdup_printf (_("Unknown field \"%s\"; the fields are: %s"),
+                                     (const char *) m->data, fields);
+        }
+      else if (array ? !JSON_NODE_HOLDS_ARRAY (node)
+                     : json_node_get_value_type (node) != G_TYPE_STRING)
+        message = g_strdup_printf (array ? _("Field \"%s\" must be an array of strings")
+                                         : _("Field \"%s\" must be a string"),
+                                   (const char *) m->data);
+      if (message != NULL)
+        {
+          canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-field", message);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static const char *
+required_string (SoupServerMessage *msg, JsonObject *object, const char *name)
+{
+  const char *value = json_object_get_string_member_with_default (object, name, NULL);
+  g_autofree char *message = NULL;
+
+  if (value != NULL && value[0] != '\0')
+    return value;
+  message = g_strdup_printf (_("Field \"%s\" is required"), name);
+  canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "missing-field", message);
+  return NULL;
+}
+
+static JsonNode *
+content_json (const CanopyContent *content)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, content->id);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, content->name);
+  json_builder_set_member_name (b, "version");
+  json_builder_add_string_value (b, content->version);
+  json_builder_set_member_name (b, "location");
+  json_builder_add_string_value (b, content->location);
+  json_builder_set_member_name (b, "size");
+  json_builder_add_int_value (b, (gint64) content->size);
+  json_builder_set_member_name (b, "chunks");
+  json_builder_add_int_value (b, content->n_chunks);
+  json_builder_set_member_name (b, "registered_at");
+  json_builder_add_int_value (b, content->registered_at / G_USEC_PER_SEC);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+void
+canopy_console_get_content (CanopyConsole *console, SoupServerMessage *msg)
+{
+  g_autoptr (GPtrArray) list = canopy_catalog_list (canopy_server_get_catalog (console->server));
+  g_autoptr (JsonArray) array = json_array_new ();
+
+  for (guint i = 0; i < list->len; i++)
+    json_array_add_element (array, content_json (g_ptr_array_index (list, i)));
+  canopy_console_respond_json (msg, SOUP_STATUS_OK, json_node_init_array (json_node_alloc (),
+                                                                          array));
+}
+
+static void
+on_registered (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Registering *r = user_data;
+  g_autoptr (GError) error = NULL;
+  const CanopyContent *content = NULL;
+
+  r->console->probes--;
+  if (!g_cancellable_is_cancelled (r->console->cancellable))
+    {
+      content = canopy_catalog_register_finish (canopy_server_get_catalog (r->console->server),
+                                                result, &error);
+      if (content == NULL)
+        canopy_console_respond_error (r->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+                                      "origin-unreadable", error->message);
+      else
+        {
+          g_autofree char *detail = g_strdup_printf ("%s %s %s from %s", content->id,
+                                                     content->name, content->version,
+                                                     content->location);
+          canopy_store_audit (canopy_server_get_store (r->console->server), r->actor,
+                              "content-registered", detail);
+          canopy_console_respond_json (r->msg, SOUP_STATUS_CREATED, content_json (content));
+        }
+      soup_server_message_unpause (r->msg);
+    }
+  g_object_unref (r->msg);
+  g_free (r->actor);
+  g_free (r);
+}
+
+void
+canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg)
+{
+  static const char *const allowed[] = { "name", "version", "location", NULL };
+  static const char *const none[] = { NULL };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) object = canopy_console_read_object (msg, &error);
+  const char *name, *version, *location;
+  Registering *r;
+
+  if (object == NULL)
+    {
+      canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-json", error->message);
+      return;
+    }
+  if (!check_members (msg, object, allowed, none)
+      || (name = required_string (msg, object, "name")) == NULL
+      || (version = required_string (msg, object, "version")) == NULL
+      || (location = required_string (msg, object, "location")) == NULL)
+    return;
+  r = g_new0 (Registering, 1);
+  r->console = console;
+  r->msg = g_object_ref (msg);
+  r->actor = canopy_console_actor (msg);
+  soup_server_message_pause (msg);
+  console->probes++;
+  canopy_catalog_register_async (canopy_server_get_catalog (console->server), name, version,
+                                 location, 0, console->cancellable, on_registered, r);
+}
+
+void
+canopy_console_delete_content (CanopyConsole *console, SoupServerMessage *msg)
+{
+  g_autofree char *id = query_id (msg);
+  g_autofree char *actor = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (id == NULL)
+    return;
+  if (canopy_distributor_uses_content (canopy_server_get_distributor (console->server), id))
+    {
+      canopy_console_respond_error (msg, SOUP_STATUS_CONFLICT, "content-in-use",
+                                    _("A deployment uses this content; remove the deployment "
+                                      "first"));
+      return;
+    }
+  if (!canopy_catalog_remove (canopy_server_get_catalog (console->server), id, &error))
+    {
+      canopy_console_respond_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
+      return;
+    }
+  actor = canopy_console_actor (msg);
+  canopy_store_audit (canopy_server_get_store (console->server), actor, "content-removed", id);
+  soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
+}
+
+void
+canopy_console_post_publish (CanopyConsole *console, SoupServerMessage *msg)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *actor = canopy_console_actor (msg);
+  g_autofree char *detail = NULL;
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  int published = canopy_catalog_publish (canopy_server_get_catalog (console->server), &error);
+
+  if (published < 0)
+    {
+      canopy_console_respond_error (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "publish-failed",
+                                    error->message);
+      return;
+    }
+  canopy_distributor_reoffer (canopy_server_get_distributor (console->server));
+  detail = g_strdup_printf ("%d contents", published);
+  canopy_store_audit (canopy_server_get_store (console->server), actor, "content-published",
+                      detail);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "published");
+  json_builder_add_int_value (b, published);
+  json_builder_end_object (b);
+  canopy_console_respond_json (msg, SOUP_STATUS_OK, json_builder_get_root (b));
+}
+
+static void
+add_office_progress (JsonBuilder *b, const CanopyOfficeProgress *p, guint64 size)
+{
+  guint64 peers = p->bytes[CANOPY_SOURCE_OFFICE_PEER];
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "office");
+  json_builder_add_string_value (b, p->office);
+  json_builder_set_member_name (b, "devices");
+  json_builder_add_int_value (b, p->devices);
+  json_builder_set_member_name (b, "done");
+  json_builder_add_int_value (b, p->done);
+  json_builder_set_member_name (b, "lead");
+  json_builder_add_string_value (b, p->lead != NULL ? p->lead : "");
+  for (int k = 0; k < 4; k++)
+    {
+      g_autofree char *name = g_strdup_printf ("bytes_%s", source_names[k]);
+      json_builder_set_member_name (b, name);
+      json_builder_add_int_value (b, (gint64) p->bytes[k]);
+    }
+  json_builder_set_member_name (b, "wan_bytes");
+  json_builder_add_int_value (b, (gint64) p->wan_bytes);
+  /* Savings: the share of what devices received that did not cross the WAN. */
+  json_builder_set_member_name (b, "savings");
+  json_builder_add_double_value (b, peers + p->wan_bytes > 0
+                                      ? (double) peers / (double) (peers + p->wan_bytes)
+                                      : 0.0);
+  json_builder_set_member_name (b, "wan_ratio");
+  json_builder_add_double_value (b, size > 0 ? (double) p->wan_bytes / (double) size : 0.0);
+  json_builder_end_object (b);
+}
+
+static void
+add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentInfo *info)
+{
+  CanopyDistributor *distributor = canopy_server_get_distributor (console->server);
+  const CanopyContent *content = canopy_catalog_lookup (
+    canopy_server_get_catalog (console->server), info->content_id);
+  g_autoptr (GPtrArray) offices = canopy_distributor_get_progress (distributor, info->id);
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, info->id);
+  json_builder_set_member_name (b, "content");
+  json_builder_add_string_value (b, info->content_id);
+  json_builder_set_member_name (b, "groups");
+  json_builder_add_value (b, canopy_console_json_strv ((const char *const *) info->groups));
+  json_builder_set_member_name (b, "destination");
+  json_builder_add_string_value (b, info->destination);
+  json_builder_set_member_name (b, "devices");
+  json_builder_add_int_value (b, info->devices);
+  json_builder_set_member_name (b, "done");
+  json_builder_add_int_value (b, info->done);
+  json_builder_set_member_name (b, "offices");
+  json_builder_begin_array (b);
+  for (guint i = 0; offices != NULL && i < offices->len; i++)
+    add_office_progress (b, g_ptr_array_index (offices, i), content != NULL ? content->size : 0);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+}
+
+void
+canopy_console_get_deployments (CanopyConsole *console, SoupServerMessage *msg)
+{
+  g_autoptr (GPtrArray) list = canopy_distributor_list (
+    canopy_server_get_distributor (console->server));
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_array (b);
+  for (guint i = 0; i < list->len; i++)
+    add_deployment (console, b, g_ptr_array_index (list, i));
+  json_builder_end_array (b);
+  canopy_console_respond_json (msg, SOUP_STATUS_OK, json_builder_get_root (b));
+}
+
+static GStrv
+string_array (JsonObject *object, const char *name)
+{
+  JsonArray *array = json_object_has_member (object, name)
+                       ? json_object_get_array_member (object, name)
+                       : NULL;
+  GPtrArray *out = g_ptr_array_new ();
+
+  for (guint i = 0; array != NULL && i < json_array_get_length (array); i++)
+    {
+      JsonNode *node = json_array_get_element (array, i);
+
+      if (json_node_get_value_type (node) == G_TYPE_STRING)
+        g_ptr_array_add (out, g_strdup (json_node_get_string (node)));
+    }
+  g_ptr_array_add (out, NULL);
+  return (GStrv) g_ptr_array_free (out, FALSE);
+}
+
+void
+canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
+{
+  static const char *const allowed[] = { "content", "destination", NULL };
+  static const char *const arrays[] = { "groups", NULL };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) object = canopy_console_read_object (msg, &error);
+  g_auto (GStrv) groups = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *actor = NULL;
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  const char *content, *destination;
+
+  if (object == NULL)
+    {
+      canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-json", error->message);
+      return;
+    }
+  if (!check_members (msg, object, allowed, arrays)
+      || (content = required_string (msg, object, "content")) == NULL
+      || (destination = required_string (msg, object, "destination")) == NULL)
+    return;
+  groups = string_array (object, "groups");
+  id = canopy_distributor_create (canopy_server_get_distributor (console->server), content,
+                                  (const char *const *) groups, destination, &error);
+  if (id == NULL)
+    {
+      canopy_console_respond_error (msg, g_error_matches (error, G_IO_ERROR,
+                                                          G_IO_ERROR_NOT_FOUND)
+                                           ? SOUP_STATUS_NOT_FOUND
+                                           : SOUP_STATUS_BAD_REQUEST,
+                                    "bad-deployment", error->message);
+      return;
+    }
+  actor = canopy_console_actor (msg);
+  canopy_store_audit (canopy_server_get_store (console->server), actor, "deployment-created",
+                      id);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, id);
+  json_builder_end_object (b);
+  canopy_console_respond_json (msg, SOUP_STATUS_CREATED, json_builder_get_root (b));
+}
+
+void
+canopy_console_delete_deployments (CanopyConsole *console, SoupServerMessage *msg)
+{
+  g_autofree char *id = query_id (msg);
+  g_autofree char *actor = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (id == NULL)
+    return;
+  if (!canopy_distributor_remove (canopy_server_get_distributor (console->server), id, &error))
+    {
+      canopy_console_respond_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
+      return;
+    }
+  actor = canopy_console_actor (msg);
+  canopy_store_audit (canopy_server_get_store (console->server), actor, "deployment-removed",
+                      id);
+  soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
+}
