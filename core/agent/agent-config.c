@@ -3,6 +3,121 @@
 #include "build-config.h"
 
 #include "agent/agent-config.h"
+#include "lib/i18n.h"
+
+#include <math.h>
+#include <string.h>
+
+gboolean
+canopy_agent_config_parse_size (const char *text, guint64 *out)
+{
+  static const struct {
+    const char *unit;
+    double factor;
+  } units[] = {
+    { "", 1 }, { "B", 1 },
+    { "k", 1024.0 }, { "K", 1024.0 }, { "KiB", 1024.0 }, { "kB", 1e3 }, { "KB", 1e3 },
+    { "M", 1048576.0 }, { "MiB", 1048576.0 }, { "MB", 1e6 },
+    { "G", 1073741824.0 }, { "GiB", 1073741824.0 }, { "GB", 1e9 },
+    { "T", 1099511627776.0 }, { "TiB", 1099511627776.0 }, { "TB", 1e12 },
+  };
+  char *end = NULL;
+  double value;
+
+  if (text == NULL || !g_ascii_isdigit (*text))
+    return FALSE;
+  value = g_ascii_strtod (text, &end);
+  while (g_ascii_isspace (*end))
+    end++;
+  for (gsize i = 0; i < G_N_ELEMENTS (units); i++)
+    if (g_str_equal (end, units[i].unit))
+      {
+        double bytes = floor (value * units[i].factor);
+
+        if (!isfinite (bytes) || bytes >= 18446744073709551615.0)
+          return FALSE;
+        *out = (guint64) bytes;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+/* The office-peer listener runs the first transport plugin with the
+ * admin's settings for it, listening where <peers> says: the plugin's
+ * element is its own, so the agent derives one rather than inventing a
+ * second syntax for each plugin. */
+static gboolean
+derive_peer_transport (CanopyAgentConfig *config, GError **error)
+{
+  const CanopyConfigNode *transport = g_ptr_array_index (config->transports, 0);
+  g_autoptr (GPtrArray) children = canopy_config_node_get_children (transport, NULL);
+  g_autoptr (GString) xml = g_string_new ("<agent><server host='-'/>");
+  g_autofree char *open = g_markup_printf_escaped ("<transport plugin='%s'>",
+                                                   canopy_config_node_get_attribute (transport,
+                                                                                     "plugin"));
+  g_autofree char *listen = g_markup_printf_escaped ("<listen address='%s' port='%u'/>",
+                                                     config->peer_address, config->peer_port);
+
+  g_string_append (xml, open);
+  for (guint i = 0; i < children->len; i++)
+    if (!g_str_equal (canopy_config_node_get_name (children->pdata[i]), "listen"))
+      {
+        g_autofree char *child = canopy_config_node_to_xml (children->pdata[i]);
+        g_string_append (xml, child);
+      }
+  g_string_append_printf (xml, "%s</transport></agent>", listen);
+  config->peer_document = canopy_config_load_data (xml->str, (gssize) xml->len,
+                                                   canopy_config_node_get_file (transport),
+                                                   CANOPY_SCHEMA_AGENT, error);
+  if (config->peer_document == NULL)
+    return FALSE;
+  config->peer_transport = canopy_config_node_get_child (
+    canopy_config_get_root (config->peer_document), "transport");
+  return TRUE;
+}
+
+static gboolean
+load_cache (CanopyAgentConfig *config, const CanopyConfigNode *root, GError **error)
+{
+  const CanopyConfigNode *cache = canopy_config_node_get_child (root, "cache");
+  const char *directory = cache != NULL ? canopy_config_node_get_attribute (cache, "directory")
+                                        : NULL;
+  const char *quota = cache != NULL ? canopy_config_node_get_attribute (cache, "quota") : NULL;
+
+  config->cache_directory = directory != NULL
+                              ? g_strdup (directory)
+                              : g_build_filename (config->state_directory, "cache", NULL);
+  config->cache_quota = CANOPY_DEFAULT_CACHE_QUOTA;
+  if (quota != NULL && !canopy_agent_config_parse_size (quota, &config->cache_quota))
+    {
+      canopy_config_node_set_error (cache, error,
+                                    _("the cache quota \"%s\" is not a size; write bytes or a "
+                                      "number with a unit such as 500MB or 10GiB"),
+                                    quota);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+load_peers (CanopyAgentConfig *config, const CanopyConfigNode *root, GError **error)
+{
+  const CanopyConfigNode *peers = canopy_config_node_get_child (root, "peers");
+  const char *address = peers != NULL ? canopy_config_node_get_attribute (peers, "address")
+                                      : NULL;
+  guint64 port = CANOPY_DEFAULT_PEER_PORT, slots = CANOPY_DEFAULT_UPLOAD_SLOTS;
+
+  if (peers != NULL
+      && (!canopy_config_node_get_uint (peers, "port", 0, G_MAXUINT16, CANOPY_DEFAULT_PEER_PORT,
+                                        &port, error)
+          || !canopy_config_node_get_uint (peers, "upload-slots", 1, 256,
+                                           CANOPY_DEFAULT_UPLOAD_SLOTS, &slots, error)))
+    return FALSE;
+  config->peer_address = g_strdup (address != NULL ? address : "0.0.0.0");
+  config->peer_port = (guint16) port;
+  config->upload_slots = (guint) slots;
+  return derive_peer_transport (config, error);
+}
 
 CanopyAgentConfig *
 canopy_agent_config_load (const char *path, GError **error)
@@ -43,6 +158,8 @@ canopy_agent_config_load (const char *path, GError **error)
   config->debug_domains = g_strdup (logging != NULL
                                     ? canopy_config_node_get_attribute (logging, "debug") : NULL);
   config->transports = canopy_config_node_get_children (root, "transport");
+  if (!load_cache (config, root, error) || !load_peers (config, root, error))
+    return NULL;
   return g_steal_pointer (&config);
 }
 
@@ -52,6 +169,9 @@ canopy_agent_config_free (CanopyAgentConfig *config)
   if (config == NULL)
     return;
   g_clear_pointer (&config->transports, g_ptr_array_unref);
+  canopy_config_free (config->peer_document);
+  g_free (config->peer_address);
+  g_free (config->cache_directory);
   g_free (config->debug_domains);
   g_free (config->state_directory);
   g_free (config->shared_key_file);

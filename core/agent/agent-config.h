@@ -8,6 +8,11 @@ G_BEGIN_DECLS
 
 /* The port canopyd listens on unless configured otherwise. */
 #define CANOPY_DEFAULT_PORT 7443
+/* The port agents serve their office peers on unless configured otherwise. */
+#define CANOPY_DEFAULT_PEER_PORT 7444
+#define CANOPY_DEFAULT_UPLOAD_SLOTS 4
+/* Enough for a few large packages; admins size it to the disk. */
+#define CANOPY_DEFAULT_CACHE_QUOTA (G_GUINT64_CONSTANT (10) << 30)
 
 typedef struct {
   CanopyConfig *document;
@@ -18,9 +23,28 @@ typedef struct {
   GStrv groups;
   char *debug_domains;
   GPtrArray *transports; /* const CanopyConfigNode *, owned by @document */
+  char *cache_directory;
+  guint64 cache_quota;   /* bytes; 0: no limit */
+  char *peer_address;
+  guint16 peer_port;     /* 0: any free port */
+  guint upload_slots;
+  /* The first transport's element with a <listen> made from <peers>, for
+   * the office-peer listener; owned by @peer_document. */
+  CanopyConfig *peer_document;
+  const CanopyConfigNode *peer_transport;
 } CanopyAgentConfig;
 
 #define CANOPY_AGENT_CONFIG_DEFAULT SYSCONFDIR "/canopy/canopy-agent.xml"
+
+/**
+ * canopy_agent_config_parse_size:
+ * @text: "1048576", "500MB", "10GiB", "1.5 TB"
+ * @out: (out): bytes
+ *
+ * Units are decimal (kB, MB, GB, TB) or binary (KiB, MiB, GiB, TiB); a
+ * lone k, M, G or T is binary.
+ */
+gboolean canopy_agent_config_parse_size (const char *text, guint64 *out);
 
 CanopyAgentConfig *canopy_agent_config_load (const char *path, GError **error);
 void canopy_agent_config_free (CanopyAgentConfig *config);

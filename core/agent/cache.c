@@ -8,6 +8,8 @@
 #include "lib/i18n.h"
 #include "lib/atomic-file.h"
 
+#include <gio/gio.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
@@ -16,6 +18,9 @@
 
 /* Temporary files of interrupted writes (see atomic-file.h). */
 #define TMP_SUFFIX ".tmp-"
+/* The signed manifest, kept so a restarted agent can serve and resume the
+ * content before the server sends it again. */
+#define MANIFEST_FILE "manifest"
 
 struct _CanopyCacheEntry {
   CanopyCache *cache;
@@ -25,7 +30,10 @@ struct _CanopyCacheEntry {
   guint count;
 };
 
+/* The fetcher stores chunks from worker threads while the main loop serves
+ * them: @lock guards the entry table, every bitfield, count and size. */
 struct _CanopyCache {
+  GMutex lock;
   char *directory;
   guint64 quota;
   guint64 size;
@@ -104,6 +112,7 @@ canopy_cache_open (const char *directory, guint64 quota, GError **error)
       set_io_error (error, _("create the cache directory"), directory, errno);
       return NULL;
     }
+  g_mutex_init (&cache->lock);
   cache->directory = g_strdup (directory);
   cache->quota = quota;
   cache->entries = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
@@ -131,12 +140,24 @@ canopy_cache_free (CanopyCache *cache)
     return;
   g_hash_table_unref (cache->entries);
   g_free (cache->directory);
+  g_mutex_clear (&cache->lock);
   g_free (cache);
+}
+
+static GMutex *
+cache_lock (const CanopyCache *cache)
+{
+  GMutex *lock = (GMutex *) &cache->lock;
+
+  g_mutex_lock (lock);
+  return lock;
 }
 
 guint64
 canopy_cache_get_size (const CanopyCache *cache)
 {
+  g_autoptr (GMutexLocker) locker = cache_lock (cache);
+
   return cache->size;
 }
 
@@ -146,18 +167,31 @@ touch (const char *path)
   utimensat (AT_FDCWD, path, NULL, 0);
 }
 
-static void
+/* Bit i of byte i/8, least significant first: the wire's have bitfield. */
+static gboolean
+test_bit (const CanopyCacheEntry *entry, guint index)
+{
+  return index < canopy_manifest_get_n_chunks (entry->manifest)
+         && (entry->have[index / 8] & (1u << (index % 8))) != 0;
+}
+
+/* Call with the cache locked. Returns whether the chunk was new. */
+static gboolean
 mark (CanopyCacheEntry *entry, guint index)
 {
-  entry->have[index / 8] |= (guint8) (0x80 >> (index % 8));
+  if (test_bit (entry, index))
+    return FALSE;
+  entry->have[index / 8] |= (guint8) (1u << (index % 8));
   entry->count++;
+  return TRUE;
 }
 
 gboolean
 canopy_cache_entry_has_chunk (const CanopyCacheEntry *entry, guint index)
 {
-  return index < canopy_manifest_get_n_chunks (entry->manifest)
-         && (entry->have[index / 8] & (0x80 >> (index % 8))) != 0;
+  g_autoptr (GMutexLocker) locker = cache_lock (entry->cache);
+
+  return test_bit (entry, index);
 }
 
 /* Reads back what an earlier run stored, trusting nothing unchecked. */
@@ -179,10 +213,12 @@ load_chunks (CanopyCacheEntry *entry)
         mark (entry, i);
       else
         {
+          g_autoptr (GMutexLocker) locker = cache_lock (entry->cache);
+
           g_message (_("Discarding chunk %u of \"%s\" from the cache: it no longer matches its "
                        "manifest (disk damage?); it will be fetched again"),
                      i, entry->manifest->name);
-          entry->cache->size -= g_mapped_file_get_length (file);
+          entry->cache->size -= MIN (entry->cache->size, g_mapped_file_get_length (file));
           g_unlink (path);
         }
     }
@@ -204,10 +240,41 @@ copy_manifest (const CanopyManifest *m)
   return copy;
 }
 
+/* Keeps the signed manifest beside the chunks, once. */
+static gboolean
+save_manifest (CanopyCacheEntry *entry, GError **error)
+{
+  g_autofree char *path = g_build_filename (entry->path, MANIFEST_FILE, NULL);
+  g_autoptr (GBytes) data = NULL;
+  g_autoptr (GError) local_error = NULL;
+
+  if (g_file_test (path, G_FILE_TEST_EXISTS) || entry->manifest->signature == NULL)
+    return TRUE;
+  data = canopy_manifest_serialize (entry->manifest);
+  if (!canopy_atomic_file_write (path, g_bytes_get_data (data, NULL), g_bytes_get_size (data),
+                                 0600, &local_error))
+    {
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
+                   _("Cannot store the manifest of \"%s\" in the cache: %s"),
+                   entry->manifest->name, local_error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+CanopyCacheEntry *
+canopy_cache_lookup_entry (CanopyCache *cache, const char *content_id)
+{
+  g_autoptr (GMutexLocker) locker = cache_lock (cache);
+
+  return g_hash_table_lookup (cache->entries, content_id);
+}
+
 CanopyCacheEntry *
 canopy_cache_open_entry (CanopyCache *cache, const CanopyManifest *manifest, GError **error)
 {
-  CanopyCacheEntry *entry = g_hash_table_lookup (cache->entries, manifest->content_id);
+  CanopyCacheEntry *entry = canopy_cache_lookup_entry (cache, manifest->content_id);
+  CanopyCacheEntry *raced;
 
   if (entry != NULL)
     return entry;
@@ -237,10 +304,78 @@ canopy_cache_open_entry (CanopyCache *cache, const CanopyManifest *manifest, GEr
       entry_free (entry);
       return NULL;
     }
+  if (!save_manifest (entry, error))
+    {
+      entry_free (entry);
+      return NULL;
+    }
   touch (entry->path);
   load_chunks (entry);
-  g_hash_table_insert (cache->entries, entry->manifest->content_id, entry);
+  {
+    g_autoptr (GMutexLocker) locker = cache_lock (cache);
+
+    /* Another thread opened it while this one read the chunks. */
+    raced = g_hash_table_lookup (cache->entries, manifest->content_id);
+    if (raced != NULL)
+      {
+        entry_free (entry);
+        return raced;
+      }
+    g_hash_table_insert (cache->entries, entry->manifest->content_id, entry);
+  }
   return entry;
+}
+
+guint
+canopy_cache_reopen (CanopyCache *cache, const CanopyVerifyKey *key)
+{
+  g_autoptr (GDir) dir = g_dir_open (cache->directory, 0, NULL);
+  const char *name;
+  guint opened = 0;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (cache->directory, name, MANIFEST_FILE, NULL);
+      g_autofree char *data = NULL;
+      gsize length;
+      g_autoptr (GBytes) bytes = NULL;
+      g_autoptr (CanopyManifest) manifest = NULL;
+      g_autoptr (GError) error = NULL;
+
+      if (!g_uuid_string_is_valid (name) || canopy_cache_lookup_entry (cache, name) != NULL
+          || !g_file_get_contents (path, &data, &length, NULL))
+        continue;
+      bytes = g_bytes_new_take (g_steal_pointer (&data), length);
+      manifest = canopy_manifest_parse (bytes, key, &error);
+      /* Signed by another server key (regenerated): it cannot be trusted
+       * now, and eviction removes it in time. */
+      if (manifest == NULL || !g_str_equal (manifest->content_id, name))
+        {
+          g_debug ("not reopening cached content %s: %s", name,
+                   error != NULL ? error->message : "content ID differs");
+          continue;
+        }
+      if (canopy_cache_open_entry (cache, manifest, &error) != NULL)
+        opened++;
+      else
+        g_message (_("Cannot reopen cached content \"%s\": %s"), manifest->name,
+                   error->message);
+    }
+  return opened;
+}
+
+GPtrArray *
+canopy_cache_get_entries (CanopyCache *cache)
+{
+  g_autoptr (GMutexLocker) locker = cache_lock (cache);
+  GPtrArray *entries = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, cache->entries);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (entries, value);
+  return entries;
 }
 
 const CanopyManifest *
@@ -252,18 +387,21 @@ canopy_cache_entry_get_manifest (const CanopyCacheEntry *entry)
 guint
 canopy_cache_entry_count_chunks (const CanopyCacheEntry *entry)
 {
+  g_autoptr (GMutexLocker) locker = cache_lock (entry->cache);
+
   return entry->count;
 }
 
 gboolean
 canopy_cache_entry_is_complete (const CanopyCacheEntry *entry)
 {
-  return entry->count == canopy_manifest_get_n_chunks (entry->manifest);
+  return canopy_cache_entry_count_chunks (entry) == canopy_manifest_get_n_chunks (entry->manifest);
 }
 
 GBytes *
 canopy_cache_entry_get_bitfield (const CanopyCacheEntry *entry)
 {
+  g_autoptr (GMutexLocker) locker = cache_lock (entry->cache);
   guint n = canopy_manifest_get_n_chunks (entry->manifest);
 
   return g_bytes_new (entry->have, (n + 7) / 8);
@@ -286,6 +424,8 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
   if (canopy_cache_entry_has_chunk (entry, index))
     return TRUE;
 
+  /* Written unlocked: two threads storing the same chunk rename the same
+   * verified bytes into place, and only one of them counts it. */
   path = chunk_path (entry, index);
   if (!canopy_atomic_file_write (path, data, length, 0600, &local_error))
     {
@@ -294,8 +434,12 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
                    entry->manifest->name, local_error->message);
       return FALSE;
     }
-  mark (entry, index);
-  entry->cache->size += length;
+  {
+    g_autoptr (GMutexLocker) locker = cache_lock (entry->cache);
+
+    if (mark (entry, index))
+      entry->cache->size += length;
+  }
   return TRUE;
 }
 
@@ -339,7 +483,7 @@ canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, G
     {
       g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_MISSING,
                    _("\"%s\" is not complete: %u of %u chunks are in the cache"),
-                   entry->manifest->name, entry->count, n);
+                   entry->manifest->name, canopy_cache_entry_count_chunks (entry), n);
       return FALSE;
     }
   out = canopy_atomic_file_begin (destination, 0644, &local_error);
@@ -410,7 +554,7 @@ canopy_cache_evict (CanopyCache *cache, const char *const *keep)
   const char *name;
   guint removed = 0;
 
-  if (cache->quota == 0 || cache->size <= cache->quota || dir == NULL)
+  if (cache->quota == 0 || canopy_cache_get_size (cache) <= cache->quota || dir == NULL)
     return 0;
   g_array_set_clear_func (candidates, (GDestroyNotify) candidate_clear);
   while ((name = g_dir_read_name (dir)) != NULL)
@@ -428,11 +572,12 @@ canopy_cache_evict (CanopyCache *cache, const char *const *keep)
       }
     }
   g_array_sort (candidates, compare_candidates);
-  for (guint i = 0; i < candidates->len && cache->size > cache->quota; i++)
+  for (guint i = 0; i < candidates->len && canopy_cache_get_size (cache) > cache->quota; i++)
     {
       const Candidate *c = &g_array_index (candidates, Candidate, i);
       g_autofree char *path = g_build_filename (cache->directory, c->content_id, NULL);
       guint64 size = directory_size (path);
+      g_autoptr (GMutexLocker) locker = cache_lock (cache);
 
       g_hash_table_remove (cache->entries, c->content_id);
       remove_tree (path);

@@ -1,6 +1,7 @@
 /* The agent's chunk cache: verified chunks on disk, written atomically,
- * reloaded after a restart, evicted by age beyond a size quota. Blocking:
- * call it from worker threads, never the main loop. */
+ * reloaded after a restart, evicted by age beyond a size quota. Opening,
+ * storing and assembling block: call them from worker threads; the lookups
+ * are cheap and thread-safe, for the main loop. */
 #pragma once
 
 #include <glib.h>
@@ -45,12 +46,40 @@ guint64 canopy_cache_get_size (const CanopyCache *cache);
 CanopyCacheEntry *canopy_cache_open_entry (CanopyCache *cache, const CanopyManifest *manifest,
                                            GError **error);
 
+/**
+ * canopy_cache_lookup_entry:
+ *
+ * Returns: (transfer none) (nullable): the entry of @content_id if it is
+ *   open.
+ */
+CanopyCacheEntry *canopy_cache_lookup_entry (CanopyCache *cache, const char *content_id);
+
+/**
+ * canopy_cache_reopen:
+ * @key: the server's content-signing key
+ *
+ * Opens every content an earlier run left, from the signed manifest the
+ * cache keeps beside its chunks. Contents whose manifest does not verify
+ * with @key are left closed.
+ *
+ * Returns: how many contents were opened.
+ */
+guint canopy_cache_reopen (CanopyCache *cache, const CanopyVerifyKey *key);
+
+/** canopy_cache_get_entries: Returns: (transfer container): every open entry. */
+GPtrArray *canopy_cache_get_entries (CanopyCache *cache);
+
 const CanopyManifest *canopy_cache_entry_get_manifest (const CanopyCacheEntry *entry);
 gboolean canopy_cache_entry_has_chunk (const CanopyCacheEntry *entry, guint index);
 guint canopy_cache_entry_count_chunks (const CanopyCacheEntry *entry);
 gboolean canopy_cache_entry_is_complete (const CanopyCacheEntry *entry);
 
-/** canopy_cache_entry_get_bitfield: Returns: (transfer full): bit i set when chunk i is held. */
+/**
+ * canopy_cache_entry_get_bitfield:
+ *
+ * Returns: (transfer full): bit i of byte i/8 (least significant first, as
+ *   the wire's have) set when chunk i is held.
+ */
 GBytes *canopy_cache_entry_get_bitfield (const CanopyCacheEntry *entry);
 
 /**

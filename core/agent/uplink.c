@@ -32,6 +32,11 @@ struct _CanopyUplink {
   guint retry_timer;
   guint heartbeat_timer;
   gboolean key_mismatch_logged;
+  const CanopyUplinkEvents *events;
+  gpointer events_data;
+  CanopyVerifyKey *verify_key;
+  GBytes *public_key;
+  char *office;
 };
 
 static void connect_now (CanopyUplink *uplink);
@@ -103,10 +108,54 @@ static gboolean
 on_heartbeat (gpointer user_data)
 {
   CanopyUplink *uplink = user_data;
+  guint64 cached = 0;
 
-  send_body (uplink, CANOPY_WIRE_HEARTBEAT,
-             g_variant_new ("(xt)", g_get_real_time (), (guint64) 0));
+  if (uplink->events != NULL && uplink->events->cached_bytes != NULL)
+    cached = uplink->events->cached_bytes (uplink->events_data);
+  send_body (uplink, CANOPY_WIRE_HEARTBEAT, g_variant_new ("(xt)", g_get_real_time (), cached));
   return G_SOURCE_CONTINUE;
+}
+
+void
+canopy_uplink_set_events (CanopyUplink *uplink, const CanopyUplinkEvents *events,
+                          gpointer user_data)
+{
+  uplink->events = events;
+  uplink->events_data = user_data;
+}
+
+const CanopyVerifyKey *
+canopy_uplink_get_verify_key (const CanopyUplink *uplink)
+{
+  return uplink->verify_key;
+}
+
+GBytes *
+canopy_uplink_get_public_key (const CanopyUplink *uplink)
+{
+  return uplink->public_key;
+}
+
+const char *
+canopy_uplink_get_office (const CanopyUplink *uplink)
+{
+  return uplink->office;
+}
+
+gboolean
+canopy_uplink_send (CanopyUplink *uplink, guint kind, GVariant *body, GError **error)
+{
+  g_autoptr (GVariant) sunk = g_variant_ref_sink (body);
+  g_autoptr (GBytes) frame = NULL;
+
+  if (uplink->conn == NULL || uplink->state != CANOPY_UPLINK_ENROLLED)
+    {
+      g_set_error (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_CLOSED,
+                   _("Not connected to the canopy server"));
+      return FALSE;
+    }
+  frame = canopy_wire_encode ((CanopyWireKind) kind, sunk);
+  return canopy_transport_send (uplink->conn, frame, NULL, error);
 }
 
 /* The device's addresses with their prefix lengths, loopback only when
@@ -177,6 +226,9 @@ say_hello (CanopyUplink *uplink)
 static void
 uplink_clear (CanopyUplink *uplink)
 {
+  canopy_verify_key_free (uplink->verify_key);
+  g_clear_pointer (&uplink->public_key, g_bytes_unref);
+  g_free (uplink->office);
   g_strfreev (uplink->groups);
   g_free (uplink->device_id);
   g_free (uplink->host);
@@ -241,14 +293,38 @@ handle_welcome (CanopyUplink *uplink, GVariant *body)
   g_autoptr (GVariant) public_key = NULL;
   guint32 interval;
 
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) key_bytes = NULL;
+  CanopyVerifyKey *key;
+
   g_variant_get (body, "(&s&su&s@ay)", &server_id, &server_version, &interval, &office,
                  &public_key);
+  key_bytes = g_variant_get_data_as_bytes (public_key);
+  key = canopy_verify_key_new (key_bytes, &error);
+  if (key == NULL)
+    {
+      /* Without it no manifest can be trusted: stay connected, fetch nothing. */
+      g_warning (_("The canopy server %s sent a content-signing key this agent cannot use "
+                   "(%s); no content will be fetched until the server is fixed"),
+                 server_id, error->message);
+    }
+  else
+    {
+      canopy_verify_key_free (uplink->verify_key);
+      uplink->verify_key = key;
+      g_clear_pointer (&uplink->public_key, g_bytes_unref);
+      uplink->public_key = g_steal_pointer (&key_bytes);
+    }
+  g_free (uplink->office);
+  uplink->office = g_strdup (office);
   uplink->state = CANOPY_UPLINK_ENROLLED;
   uplink->retry_s = RETRY_FIRST_S;
   g_message (_("Enrolled with canopy server %s (version %s) in office \"%s\""), server_id,
              server_version, office);
   stop_heartbeats (uplink);
   uplink->heartbeat_timer = g_timeout_add_seconds (MAX (interval, 1), on_heartbeat, uplink);
+  if (uplink->events != NULL && uplink->events->welcome != NULL)
+    uplink->events->welcome (uplink, uplink->events_data);
 }
 
 static void
@@ -290,8 +366,13 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
       g_variant_get_child (body, 0, "x", &sent);
       g_debug ("heartbeat round trip %" G_GINT64_FORMAT " µs", g_get_real_time () - sent);
     }
+  else if (kind == CANOPY_WIRE_ASSIGNMENT && uplink->state == CANOPY_UPLINK_ENROLLED)
+    {
+      if (uplink->events != NULL && uplink->events->assignment != NULL)
+        uplink->events->assignment (uplink, body, uplink->events_data);
+    }
   else
-    g_debug ("server sent \"%s\", not handled yet", canopy_wire_kind_to_string (kind));
+    g_debug ("server sent \"%s\", not handled", canopy_wire_kind_to_string (kind));
 }
 
 static void

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include "lib/signing.h"
 #include "lib/transport.h"
 
 G_BEGIN_DECLS
@@ -18,6 +19,23 @@ typedef enum {
 typedef struct _CanopyUplink CanopyUplink;
 
 /**
+ * CanopyUplinkEvents:
+ * @welcome: (nullable): the server enrolled the device (again, after each
+ *   reconnection); its key and office are readable from @uplink now
+ * @assignment: (nullable): an ASSIGNMENT body, `(sayua(ussq)st)`, valid
+ *   during the call; the server sends it again when role or sources change
+ *   and after every reconnection while the deployment is unfinished
+ * @cached_bytes: (nullable): verified bytes in the cache, for heartbeats
+ *
+ * What the agent learns from its server, on the main context.
+ */
+typedef struct {
+  void (*welcome) (CanopyUplink *uplink, gpointer user_data);
+  void (*assignment) (CanopyUplink *uplink, GVariant *body, gpointer user_data);
+  guint64 (*cached_bytes) (gpointer user_data);
+} CanopyUplinkEvents;
+
+/**
  * canopy_uplink_new:
  * @plugin: the transport plugin to reach the server with
  * @element: its configuration element
@@ -30,6 +48,10 @@ CanopyUplink *canopy_uplink_new (const CanopyPlugin *plugin, const CanopyConfigN
                                  const CanopyTransportCredentials *creds, const char *host,
                                  guint16 port, const char *const *groups, GError **error);
 
+/* @events must outlive @uplink. */
+void canopy_uplink_set_events (CanopyUplink *uplink, const CanopyUplinkEvents *events,
+                               gpointer user_data);
+
 /* Connects, and keeps reconnecting until freed. */
 void canopy_uplink_start (CanopyUplink *uplink);
 void canopy_uplink_free (CanopyUplink *uplink);
@@ -40,5 +62,29 @@ CanopyUplinkState canopy_uplink_get_state (const CanopyUplink *uplink);
 /* The port this agent serves office peers on, told to the server in the
  * next hello; 0 (the default) when it serves none. */
 void canopy_uplink_set_peer_port (CanopyUplink *uplink, guint16 port);
+
+/**
+ * canopy_uplink_get_verify_key:
+ *
+ * Returns: (transfer none) (nullable): the server's content-signing key
+ *   from the last welcome; %NULL before the first.
+ */
+const CanopyVerifyKey *canopy_uplink_get_verify_key (const CanopyUplink *uplink);
+
+/* The raw 32 bytes of that key, to keep across restarts; NULL before. */
+GBytes *canopy_uplink_get_public_key (const CanopyUplink *uplink);
+
+/** canopy_uplink_get_office: Returns: (nullable): the office the last welcome named. */
+const char *canopy_uplink_get_office (const CanopyUplink *uplink);
+
+/**
+ * canopy_uplink_send:
+ * @kind: %CANOPY_WIRE_PROGRESS, %CANOPY_WIRE_DONE or %CANOPY_WIRE_FAILED
+ * @body: (transfer floating): the body of @kind's type
+ *
+ * Fails with %CANOPY_TRANSPORT_ERROR_CLOSED while not enrolled; the
+ * server asks again (a new assignment) once the agent is back.
+ */
+gboolean canopy_uplink_send (CanopyUplink *uplink, guint kind, GVariant *body, GError **error);
 
 G_END_DECLS

@@ -56,6 +56,8 @@ static const ChildCount agent_children[] = {
   { "state-directory", 0, 1 },
   { "shared-key-file", 0, 1 },
   { "logging", 0, 1 },
+  { "cache", 0, 1 },
+  { "peers", 0, 1 },
   { "transport", 1, G_MAXUINT },
   { NULL, 0, 0 },
 };
@@ -513,6 +515,23 @@ canopy_config_node_get_children (const CanopyConfigNode *node, const char *name)
         g_ptr_array_add (children, child);
     }
   return children;
+}
+
+char *
+canopy_config_node_to_xml (const CanopyConfigNode *node)
+{
+  xmlBuffer *buffer;
+  char *text;
+
+  g_return_val_if_fail (node != NULL, NULL);
+
+  buffer = xmlBufferCreate ();
+  if (xmlNodeDump (buffer, node->xml->doc, node->xml, 0, 0) < 0)
+    text = g_strdup ("");
+  else
+    text = g_strdup ((const char *) xmlBufferContent (buffer));
+  xmlBufferFree (buffer);
+  return text;
 }
 
 const char *

@@ -73,6 +73,14 @@ gboolean canopy_config_validate_node (const CanopyConfigNode *node,
                                       const char *schema_text,
                                       GError **error);
 
+/**
+ * canopy_config_node_to_xml:
+ *
+ * Returns: (transfer full): @node and everything in it as XML text, to
+ *   derive another element from it (the agent's office-peer listener).
+ */
+char *canopy_config_node_to_xml (const CanopyConfigNode *node);
+
 /** The schemas libcanopy carries, as GResource paths. */
 #define CANOPY_SCHEMA_SERVER "/org/canopy/schemas/canopyd.rng"
 #define CANOPY_SCHEMA_AGENT "/org/canopy/schemas/canopy-agent.rng"

@@ -1,0 +1,1165 @@
+/* One assignment being carried out. The role decides the sources: a lead
+ * takes from its office what the office holds and crosses the WAN (parent
+ * office peers, the server, the origin, in that order) only for the rest;
+ * an office peer takes from office peers alone; a direct device from the
+ * origin. Every chunk is verified by the cache before it counts. */
+#include "build-config.h"
+
+#include "agent/fetch.h"
+#include "lib/i18n.h"
+#include "lib/origin.h"
+#include "lib/planner.h"
+#include "lib/wire.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <string.h>
+
+/* Requests outstanding at once, in all and per source: enough to keep a
+ * LAN or WAN link busy while chunks are verified, few enough that a slow
+ * source holds little back. */
+#define MAX_INFLIGHT 8
+#define MAX_PER_SOURCE 4
+/* A peer that has not answered a request by then is asked no more for it. */
+#define REQUEST_TIMEOUT_US (30 * G_USEC_PER_SEC)
+/* An origin failing this many times in a row is given up for the next source. */
+#define ORIGIN_MAX_ERRORS 3
+#define RECONNECT_TICKS 5
+/* A peer that holds nothing of the content never sends a have: after this
+ * long connected without one, it counts as holding nothing. */
+#define HAVE_GRACE_US (G_USEC_PER_SEC)
+/* A lead waits this long at most to learn what its office holds before it
+ * crosses the WAN, so an unreachable peer does not hold it up for long. */
+#define SETTLE_MAX_US (5 * G_USEC_PER_SEC)
+#define N_KINDS 4
+
+typedef enum {
+  CHUNK_MISSING,
+  CHUNK_INFLIGHT,
+  CHUNK_STORING,
+  CHUNK_HELD,
+} ChunkState;
+
+typedef struct {
+  CanopySourceKind kind;
+  char *device_id; /* "" for the origin, or a peer known only by address */
+  char *host;
+  guint16 port;
+  guint order;         /* position in the latest assignment */
+  gboolean listed;     /* in the latest assignment */
+  gboolean dropped;    /* sent a chunk that failed verification: never again */
+  gboolean failed;     /* the origin kept failing */
+  gboolean connected;  /* peers: a ready connection */
+  gboolean unreachable;
+  gint64 connected_at;
+  guint inflight;
+  gint64 busy_until;
+  guint errors;
+  gint64 retry_at;
+  GBytes *have;        /* peers: their bitfield */
+  CanopyOrigin *origin;
+  guint64 report_bytes; /* since the last progress */
+  guint report_failed;
+} Source;
+
+struct _CanopyFetch {
+  CanopyCache *cache;
+  CanopyPeers *peers;
+  CanopyManifest *manifest;
+  char *deployment_id;
+  char *destination;
+  CanopyRole role;
+  guint64 wan_rate; /* bits/s, 0: unlimited */
+  GPtrArray *sources; /* Source; only appended to, so indices stay valid */
+  CanopyCacheEntry *entry;
+  guint n;
+  guint8 *state;
+  guint *chunk_source;
+  gint64 *chunk_since;
+  guint inflight;
+  guint storing;
+  gboolean assembling;
+  gboolean finished;
+  gboolean failed;
+  gboolean stopped;
+  GCancellable *cancellable;
+  double tokens;
+  gint64 tokens_at;
+  guint wake_timer;
+  guint tick_timer;
+  guint ticks;
+  gint64 started_at;
+  guint64 bytes[N_KINDS];
+  gboolean changed;
+  CanopyFetchReportFunc report;
+  gpointer report_data;
+};
+
+G_DEFINE_QUARK (canopy-fetch-error-quark, canopy_fetch_error)
+
+static void schedule (CanopyFetch *fetch);
+static const CanopyPeersClient fetch_peers_client;
+
+static void
+source_free (Source *s)
+{
+  g_free (s->device_id);
+  g_free (s->host);
+  g_clear_pointer (&s->have, g_bytes_unref);
+  canopy_origin_free (s->origin);
+  g_free (s);
+}
+
+static void
+fetch_clear (CanopyFetch *fetch)
+{
+  g_clear_pointer (&fetch->sources, g_ptr_array_unref);
+  canopy_manifest_free (fetch->manifest);
+  g_free (fetch->deployment_id);
+  g_free (fetch->destination);
+  g_free (fetch->state);
+  g_free (fetch->chunk_source);
+  g_free (fetch->chunk_since);
+  g_clear_object (&fetch->cancellable);
+}
+
+static CanopyFetch *
+fetch_ref (CanopyFetch *fetch)
+{
+  return g_rc_box_acquire (fetch);
+}
+
+static void
+fetch_unref (CanopyFetch *fetch)
+{
+  g_rc_box_release_full (fetch, (GDestroyNotify) fetch_clear);
+}
+
+/* --- assignment ------------------------------------------------------------ */
+
+static gboolean
+is_peer_kind (CanopySourceKind kind)
+{
+  return kind != CANOPY_SOURCE_ORIGIN;
+}
+
+static Source *
+find_source (CanopyFetch *fetch, CanopySourceKind kind, const char *device_id, const char *host,
+             guint16 port)
+{
+  for (guint i = 0; i < fetch->sources->len; i++)
+    {
+      Source *s = g_ptr_array_index (fetch->sources, i);
+      if (s->kind == kind && g_str_equal (s->device_id, device_id) && g_str_equal (s->host, host)
+          && s->port == port)
+        return s;
+    }
+  return NULL;
+}
+
+static Source *
+find_peer (CanopyFetch *fetch, const char *device_id)
+{
+  for (guint i = 0; i < fetch->sources->len; i++)
+    {
+      Source *s = g_ptr_array_index (fetch->sources, i);
+      if (is_peer_kind (s->kind) && g_str_equal (s->device_id, device_id))
+        return s;
+    }
+  return NULL;
+}
+
+static guint
+source_index (CanopyFetch *fetch, Source *s)
+{
+  guint index = 0;
+
+  g_ptr_array_find (fetch->sources, s, &index);
+  return index;
+}
+
+static void
+apply_sources (CanopyFetch *fetch, GVariant *sources)
+{
+  GVariantIter iter;
+  const char *device_id, *host;
+  guint32 kind;
+  guint16 port;
+  guint order = 0;
+
+  for (guint i = 0; i < fetch->sources->len; i++)
+    ((Source *) g_ptr_array_index (fetch->sources, i))->listed = FALSE;
+  g_variant_iter_init (&iter, sources);
+  while (g_variant_iter_next (&iter, "(u&s&sq)", &kind, &device_id, &host, &port))
+    {
+      Source *s;
+
+      if (kind > CANOPY_SOURCE_ORIGIN)
+        continue;
+      s = find_source (fetch, kind, device_id, host, port);
+      if (s == NULL)
+        {
+          g_autoptr (GError) error = NULL;
+
+          s = g_new0 (Source, 1);
+          s->kind = kind;
+          s->device_id = g_strdup (device_id);
+          s->host = g_strdup (host);
+          s->port = port;
+          if (kind == CANOPY_SOURCE_ORIGIN)
+            {
+              s->origin = canopy_origin_new (host, &error);
+              if (s->origin == NULL)
+                {
+                  g_message (_("Cannot use the origin of \"%s\": %s"), fetch->manifest->name,
+                             error->message);
+                  s->failed = TRUE;
+                }
+            }
+          g_ptr_array_add (fetch->sources, s);
+        }
+      s->listed = TRUE;
+      s->order = order++;
+      /* A new assignment gives a failing origin another chance. */
+      s->failed = s->failed && s->origin == NULL;
+      s->errors = 0;
+    }
+}
+
+typedef struct {
+  const char *deployment_id;
+  GBytes *manifest;
+  guint32 role;
+  GVariant *sources;
+  const char *destination;
+  guint64 wan_rate;
+} Assignment;
+
+static void
+assignment_clear (Assignment *a)
+{
+  g_clear_pointer (&a->manifest, g_bytes_unref);
+  g_clear_pointer (&a->sources, g_variant_unref);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Assignment, assignment_clear)
+
+static gboolean
+read_assignment (GVariant *body, Assignment *a, GError **error)
+{
+  g_autoptr (GVariant) manifest = NULL;
+
+  if (!g_variant_is_of_type (body, G_VARIANT_TYPE ("(sayua(ussq)st)")))
+    {
+      g_set_error (error, CANOPY_FETCH_ERROR, CANOPY_FETCH_ERROR_ASSIGNMENT,
+                   _("The server sent an assignment of the wrong type"));
+      return FALSE;
+    }
+  g_variant_get (body, "(&s@ayu@a(ussq)&st)", &a->deployment_id, &manifest, &a->role,
+                 &a->sources, &a->destination, &a->wan_rate);
+  a->manifest = g_variant_get_data_as_bytes (manifest);
+  if (a->role > CANOPY_ROLE_WAIT || !g_path_is_absolute (a->destination))
+    {
+      g_set_error (error, CANOPY_FETCH_ERROR, CANOPY_FETCH_ERROR_ASSIGNMENT,
+                   _("The assignment of deployment %s has role %u or destination \"%s\", which "
+                     "this agent cannot carry out; upgrade the agent or fix the deployment"),
+                   a->deployment_id, a->role, a->destination);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+apply_assignment (CanopyFetch *fetch, const Assignment *a)
+{
+  g_free (fetch->destination);
+  fetch->destination = g_strdup (a->destination);
+  fetch->role = a->role;
+  fetch->wan_rate = a->wan_rate;
+  apply_sources (fetch, a->sources);
+}
+
+CanopyFetch *
+canopy_fetch_new (CanopyCache *cache, CanopyPeers *peers, const CanopyVerifyKey *key,
+                  GVariant *assignment, CanopyFetchReportFunc report, gpointer user_data,
+                  GError **error)
+{
+  g_auto (Assignment) a = { 0 };
+  g_autoptr (GError) local_error = NULL;
+  CanopyFetch *fetch;
+  CanopyManifest *manifest;
+
+  if (!read_assignment (assignment, &a, error))
+    return NULL;
+  manifest = canopy_manifest_parse (a.manifest, key, &local_error);
+  if (manifest == NULL)
+    {
+      g_set_error (error, CANOPY_FETCH_ERROR, CANOPY_FETCH_ERROR_ASSIGNMENT,
+                   _("The manifest of deployment %s is not usable: %s"), a.deployment_id,
+                   local_error->message);
+      return NULL;
+    }
+  fetch = g_rc_box_new0 (CanopyFetch);
+  fetch->cache = cache;
+  fetch->peers = peers;
+  fetch->manifest = manifest;
+  fetch->n = canopy_manifest_get_n_chunks (manifest);
+  fetch->deployment_id = g_strdup (a.deployment_id);
+  fetch->sources = g_ptr_array_new_with_free_func ((GDestroyNotify) source_free);
+  fetch->state = g_new0 (guint8, fetch->n + 1);
+  fetch->chunk_source = g_new0 (guint, fetch->n + 1);
+  fetch->chunk_since = g_new0 (gint64, fetch->n + 1);
+  fetch->cancellable = g_cancellable_new ();
+  fetch->report = report;
+  fetch->report_data = user_data;
+  apply_assignment (fetch, &a);
+  return fetch;
+}
+
+const char *
+canopy_fetch_get_deployment_id (const CanopyFetch *fetch)
+{
+  return fetch->deployment_id;
+}
+
+const char *
+canopy_fetch_get_content_id (const CanopyFetch *fetch)
+{
+  return fetch->manifest->content_id;
+}
+
+gboolean
+canopy_fetch_is_finished (const CanopyFetch *fetch)
+{
+  return fetch->finished;
+}
+
+guint64
+canopy_fetch_get_bytes (const CanopyFetch *fetch, guint kind)
+{
+  return kind < N_KINDS ? fetch->bytes[kind] : 0;
+}
+
+/* --- reporting ------------------------------------------------------------- */
+
+static void
+send_progress (CanopyFetch *fetch)
+{
+  GVariantBuilder by_kind, by_peer;
+  guint held = fetch->entry != NULL ? canopy_cache_entry_count_chunks (fetch->entry) : 0;
+
+  g_variant_builder_init (&by_kind, G_VARIANT_TYPE ("at"));
+  for (guint k = 0; k < N_KINDS; k++)
+    g_variant_builder_add (&by_kind, "t", fetch->bytes[k]);
+  g_variant_builder_init (&by_peer, G_VARIANT_TYPE ("a(stu)"));
+  for (guint i = 0; i < fetch->sources->len; i++)
+    {
+      Source *s = g_ptr_array_index (fetch->sources, i);
+      if (s->report_bytes == 0 && s->report_failed == 0)
+        continue;
+      if (s->device_id[0] != '\0')
+        g_variant_builder_add (&by_peer, "(stu)", s->device_id, s->report_bytes,
+                               s->report_failed);
+      s->report_bytes = 0;
+      s->report_failed = 0;
+    }
+  fetch->changed = FALSE;
+  fetch->report (fetch, CANOPY_WIRE_PROGRESS,
+                 g_variant_new ("(su@at@a(stu))",
+                                fetch->deployment_id, held, g_variant_builder_end (&by_kind),
+                                g_variant_builder_end (&by_peer)),
+                 fetch->report_data);
+}
+
+static void
+stop_timers (CanopyFetch *fetch)
+{
+  if (fetch->wake_timer != 0)
+    g_source_remove (fetch->wake_timer);
+  if (fetch->tick_timer != 0)
+    g_source_remove (fetch->tick_timer);
+  fetch->wake_timer = fetch->tick_timer = 0;
+}
+
+static void
+fail (CanopyFetch *fetch, const char *reason)
+{
+  if (fetch->finished)
+    return;
+  g_message (_("Cannot complete deployment %s of \"%s\": %s"), fetch->deployment_id,
+             fetch->manifest->name, reason);
+  fetch->finished = TRUE;
+  fetch->failed = TRUE;
+  stop_timers (fetch);
+  send_progress (fetch);
+  fetch->report (fetch, CANOPY_WIRE_FAILED, g_variant_new ("(ss)", fetch->deployment_id, reason),
+                 fetch->report_data);
+}
+
+static void
+report_done (CanopyFetch *fetch)
+{
+  fetch->report (fetch, CANOPY_WIRE_DONE,
+                 g_variant_new ("(s@ay)", fetch->deployment_id,
+                                g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
+                                                           fetch->manifest->sha256,
+                                                           sizeof fetch->manifest->sha256, 1)),
+                 fetch->report_data);
+}
+
+/* --- requests -------------------------------------------------------------- */
+
+static gboolean
+peer_has (const Source *s, guint index)
+{
+  const guint8 *bits;
+  gsize len;
+
+  if (s->have == NULL)
+    return FALSE;
+  bits = g_bytes_get_data (s->have, &len);
+  return index / 8 < len && (bits[index / 8] & (1u << (index % 8))) != 0;
+}
+
+/* The request for @index is over, answered or not. */
+static void
+release_chunk (CanopyFetch *fetch, guint index, ChunkState next)
+{
+  if (fetch->state[index] == CHUNK_INFLIGHT)
+    {
+      Source *s = g_ptr_array_index (fetch->sources, fetch->chunk_source[index]);
+      s->inflight--;
+      fetch->inflight--;
+    }
+  fetch->state[index] = next;
+}
+
+static void
+release_source (CanopyFetch *fetch, Source *s, gboolean cancel)
+{
+  guint si = source_index (fetch, s);
+
+  for (guint i = 0; i < fetch->n; i++)
+    if (fetch->state[i] == CHUNK_INFLIGHT && fetch->chunk_source[i] == si)
+      {
+        if (cancel && s->kind != CANOPY_SOURCE_ORIGIN && fetch->peers != NULL)
+          canopy_peers_cancel (fetch->peers, s->device_id, fetch->manifest->content_id, i);
+        /* An origin read cannot be taken back; its answer is simply ignored. */
+        release_chunk (fetch, i, CHUNK_MISSING);
+      }
+}
+
+static void
+mark_inflight (CanopyFetch *fetch, Source *s, guint index)
+{
+  fetch->state[index] = CHUNK_INFLIGHT;
+  fetch->chunk_source[index] = source_index (fetch, s);
+  fetch->chunk_since[index] = g_get_monotonic_time ();
+  s->inflight++;
+  fetch->inflight++;
+}
+
+typedef struct {
+  CanopyFetch *fetch;
+  guint index;
+  guint source;
+  GBytes *data;
+} Job;
+
+static void
+job_free (Job *job)
+{
+  fetch_unref (job->fetch);
+  g_clear_pointer (&job->data, g_bytes_unref);
+  g_free (job);
+}
+
+static Job *
+job_new (CanopyFetch *fetch, guint index, guint source, GBytes *data)
+{
+  Job *job = g_new0 (Job, 1);
+
+  job->fetch = fetch_ref (fetch);
+  job->index = index;
+  job->source = source;
+  job->data = data != NULL ? g_bytes_ref (data) : NULL;
+  return job;
+}
+
+static void
+store_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
+{
+  Job *job = task_data;
+  GError *error = NULL;
+  gsize length;
+  const guint8 *data = g_bytes_get_data (job->data, &length);
+
+  if (canopy_cache_entry_store_chunk (job->fetch->entry, job->index, data, length, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+reject_source (CanopyFetch *fetch, Source *s, guint index)
+{
+  s->report_failed++;
+  fetch->changed = TRUE;
+  if (s->dropped)
+    return;
+  s->dropped = TRUE;
+  if (s->kind == CANOPY_SOURCE_ORIGIN)
+    g_warning (_("Chunk %u of \"%s\" from the origin %s does not match the signed manifest: "
+                 "the package was changed after it was published. Publish it again"),
+               index, fetch->manifest->name, s->host);
+  else
+    g_warning (_("Chunk %u of \"%s\" from peer %s does not match the signed manifest; that "
+                 "peer is no longer used for this content and is reported to the server"),
+               index, fetch->manifest->name, s->device_id);
+  release_source (fetch, s, TRUE);
+}
+
+static void
+on_stored (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  Job *job = g_task_get_task_data (G_TASK (result));
+  CanopyFetch *fetch = job->fetch;
+  g_autoptr (GError) error = NULL;
+  Source *s = g_ptr_array_index (fetch->sources, job->source);
+
+  fetch->storing--;
+  if (fetch->stopped)
+    return;
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      fetch->state[job->index] = CHUNK_MISSING;
+      if (g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT))
+        reject_source (fetch, s, job->index);
+      else
+        {
+          fail (fetch, error->message);
+          return;
+        }
+    }
+  else
+    {
+      gsize length = g_bytes_get_size (job->data);
+
+      fetch->state[job->index] = CHUNK_HELD;
+      fetch->bytes[s->kind] += length;
+      s->report_bytes += length;
+      fetch->changed = TRUE;
+      if (fetch->peers != NULL)
+        canopy_peers_announce (fetch->peers, fetch->manifest->content_id);
+    }
+  schedule (fetch);
+}
+
+static void
+store_async (CanopyFetch *fetch, guint index, guint source, GBytes *data)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, NULL, on_stored, NULL);
+
+  fetch->state[index] = CHUNK_STORING;
+  fetch->storing++;
+  g_task_set_task_data (task, job_new (fetch, index, source, data), (GDestroyNotify) job_free);
+  g_task_run_in_thread (task, store_thread);
+}
+
+static void
+on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  Job *job = user_data;
+  CanopyFetch *fetch = job->fetch;
+  Source *s = g_ptr_array_index (fetch->sources, job->source);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) data = canopy_origin_read_range_finish (s->origin, result, &error);
+
+  if (fetch->stopped || fetch->state[job->index] != CHUNK_INFLIGHT
+      || fetch->chunk_source[job->index] != job->source)
+    {
+      job_free (job);
+      return;
+    }
+  release_chunk (fetch, job->index, CHUNK_MISSING);
+  if (data == NULL)
+    {
+      s->errors++;
+      s->retry_at = g_get_monotonic_time () + (gint64) s->errors * G_USEC_PER_SEC;
+      if (s->errors >= ORIGIN_MAX_ERRORS && !s->failed)
+        {
+          g_message (_("Giving up the origin %s for \"%s\" after %u failures: %s"), s->host,
+                     fetch->manifest->name, s->errors, error->message);
+          s->failed = TRUE;
+        }
+      schedule (fetch);
+    }
+  else
+    {
+      s->errors = 0;
+      store_async (fetch, job->index, job->source, data);
+    }
+  job_free (job);
+}
+
+static gboolean
+request_chunk (CanopyFetch *fetch, Source *s, guint index)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (s->kind == CANOPY_SOURCE_ORIGIN)
+    {
+      mark_inflight (fetch, s, index);
+      canopy_origin_read_range_async (
+        s->origin, (guint64) index * fetch->manifest->chunk_size,
+        canopy_manifest_get_chunk_length (fetch->manifest, index), fetch->cancellable,
+        on_origin_read, job_new (fetch, index, source_index (fetch, s), NULL));
+      return TRUE;
+    }
+  if (!canopy_peers_request (fetch->peers, s->device_id, fetch->manifest->content_id, index,
+                             &error))
+    {
+      /* Queue full: try again when something else changes. */
+      g_debug ("cannot ask %s for chunk %u: %s", s->device_id, index, error->message);
+      if (!g_error_matches (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_QUEUE_FULL))
+        s->connected = FALSE;
+      return FALSE;
+    }
+  mark_inflight (fetch, s, index);
+  return TRUE;
+}
+
+/* --- scheduling ------------------------------------------------------------ */
+
+static gboolean
+peer_usable (const Source *s, gint64 now)
+{
+  return s->listed && !s->dropped && s->connected && s->busy_until <= now
+         && s->inflight < MAX_PER_SOURCE;
+}
+
+static Source *
+pick_office_peer (CanopyFetch *fetch, guint index, gint64 now, gboolean *held)
+{
+  Source *best = NULL;
+
+  for (guint i = 0; i < fetch->sources->len; i++)
+    {
+      Source *s = g_ptr_array_index (fetch->sources, i);
+      if (s->kind != CANOPY_SOURCE_OFFICE_PEER || !s->listed || s->dropped || !peer_has (s, index))
+        continue;
+      *held = TRUE;
+      if (peer_usable (s, now) && (best == NULL || s->inflight < best->inflight))
+        best = s;
+    }
+  return best;
+}
+
+static gboolean
+wan_kind_allowed (CanopyFetch *fetch, CanopySourceKind kind)
+{
+  return kind != CANOPY_SOURCE_OFFICE_PEER
+         && (fetch->role == CANOPY_ROLE_LEAD || fetch->role == CANOPY_ROLE_DIRECT);
+}
+
+/* The first WAN source, in the assignment's order, that can serve @index;
+ * NULL when it cannot take another request now, so later sources are used
+ * only when earlier ones are gone, not merely busy. Sets @any_left when
+ * some source may still serve it later. */
+static Source *
+pick_wan (CanopyFetch *fetch, guint index, gint64 now, gboolean *any_left)
+{
+  g_autoptr (GPtrArray) ordered = g_ptr_array_new ();
+
+  for (guint i = 0; i < fetch->sources->len; i++)
+    {
+      Source *s = g_ptr_array_index (fetch->sources, i);
+      if (s->listed && wan_kind_allowed (fetch, s->kind) && !s->dropped && !s->failed)
+        g_ptr_array_add (ordered, s);
+    }
+  for (guint o = 0; o < ordered->len; o++)
+    for (guint i = 0; i < ordered->len; i++)
+      {
+        Source *s = g_ptr_array_index (ordered, i);
+
+        if (s->order != o)
+          continue;
+        if (s->kind == CANOPY_SOURCE_ORIGIN)
+          {
+            *any_left = TRUE;
+            return s->retry_at <= now && s->inflight < MAX_PER_SOURCE ? s : NULL;
+          }
+        if (s->unreachable || (s->connected && !peer_has (s, index)
+                                && (s->have != NULL || now - s->connected_at > HAVE_GRACE_US)))
+          continue;
+        *any_left = TRUE;
+        return peer_usable (s, now) && peer_has (s, index) ? s : NULL;
+      }
+  return NULL;
+}
+
+static gboolean
+on_wake (gpointer user_data)
+{
+  CanopyFetch *fetch = user_data;
+
+  fetch->wake_timer = 0;
+  schedule (fetch);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+wake_in (CanopyFetch *fetch, guint ms)
+{
+  if (fetch->wake_timer == 0)
+    fetch->wake_timer = g_timeout_add (MAX (ms, 1), on_wake, fetch);
+}
+
+/* The WAN leg keeps to the office's link rate: a token bucket holding at
+ * most one second of traffic (or one chunk, if larger), which may go into
+ * debt by one chunk so that a rate below one chunk a second still moves. */
+static gboolean
+take_tokens (CanopyFetch *fetch, guint32 length, gint64 now)
+{
+  double rate = (double) fetch->wan_rate / 8.0;
+  double capacity = MAX (rate, (double) fetch->manifest->chunk_size);
+
+  if (fetch->wan_rate == 0)
+    return TRUE;
+  if (fetch->tokens_at == 0)
+    fetch->tokens = capacity;
+  else
+    fetch->tokens = MIN (capacity,
+                         fetch->tokens + rate * (double) (now - fetch->tokens_at) / G_USEC_PER_SEC);
+  fetch->tokens_at = now;
+  if (fetch->tokens <= 0)
+    {
+      wake_in (fetch, (guint) (-fetch->tokens / rate * 1000.0) + 1);
+      return FALSE;
+    }
+  fetch->tokens -= length;
+  return TRUE;
+}
+
+static void assemble (CanopyFetch *fetch);
+
+/* Whether the lead knows what its office holds: each office peer has told
+ * it, cannot be reached, or had its chance. */
+static gboolean
+office_settled (CanopyFetch *fetch, gint64 now)
+{
+  if (fetch->role != CANOPY_ROLE_LEAD || now - fetch->started_at > SETTLE_MAX_US)
+    return TRUE;
+  for (guint i = 0; i < fetch->sources->len; i++)
+    {
+      Source *s = g_ptr_array_index (fetch->sources, i);
+
+      if (s->kind != CANOPY_SOURCE_OFFICE_PEER || !s->listed || s->dropped || s->unreachable)
+        continue;
+      if (!s->connected || (s->have == NULL && now - s->connected_at <= HAVE_GRACE_US))
+        {
+          wake_in (fetch, 200);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static void
+schedule (CanopyFetch *fetch)
+{
+  gint64 now = g_get_monotonic_time ();
+  gboolean wan_blocked = FALSE, waiting = FALSE;
+  guint missing = 0;
+
+  if (fetch->entry == NULL || fetch->finished || fetch->assembling || fetch->stopped
+      || fetch->role == CANOPY_ROLE_WAIT)
+    return;
+  if (!office_settled (fetch, now))
+    wan_blocked = TRUE;
+  for (guint i = 0; i < fetch->n; i++)
+    {
+      gboolean held = FALSE, any_left = FALSE;
+      Source *s = NULL;
+
+      if (fetch->state[i] != CHUNK_MISSING)
+        continue;
+      missing++;
+      if (fetch->inflight >= MAX_INFLIGHT)
+        {
+          waiting = TRUE;
+          continue;
+        }
+      if (fetch->role != CANOPY_ROLE_DIRECT)
+        s = pick_office_peer (fetch, i, now, &held);
+      if (s == NULL && !held && !wan_blocked && wan_kind_allowed (fetch, CANOPY_SOURCE_ORIGIN))
+        {
+          s = pick_wan (fetch, i, now, &any_left);
+          if (s != NULL && !take_tokens (fetch, canopy_manifest_get_chunk_length (fetch->manifest, i), now))
+            {
+              wan_blocked = TRUE;
+              s = NULL;
+            }
+        }
+      if (held || any_left || wan_blocked || fetch->role == CANOPY_ROLE_PEER)
+        waiting = TRUE;
+      if (s != NULL)
+        request_chunk (fetch, s, i);
+    }
+  if (missing == 0 && fetch->storing == 0 && fetch->inflight == 0)
+    assemble (fetch);
+  else if (!waiting && fetch->inflight == 0 && fetch->storing == 0)
+    fail (fetch, _("every source this device may use has failed or sent damaged chunks; the "
+                   "server will assign other sources"));
+}
+
+/* --- peers ----------------------------------------------------------------- */
+
+static void
+on_peer_connected (const char *device_id, const char *host, guint16 port, gpointer user_data)
+{
+  CanopyFetch *fetch = user_data;
+
+  for (guint i = 0; i < fetch->sources->len; i++)
+    {
+      Source *s = g_ptr_array_index (fetch->sources, i);
+
+      if (!is_peer_kind (s->kind))
+        continue;
+      /* A source known by address only (the server's store) takes the
+       * authenticated ID of whatever answers there. */
+      if (s->device_id[0] == '\0' && host != NULL && g_str_equal (s->host, host)
+          && s->port == port)
+        {
+          g_free (s->device_id);
+          s->device_id = g_strdup (device_id);
+        }
+      if (g_str_equal (s->device_id, device_id) && !s->connected)
+        {
+          s->connected = TRUE;
+          s->connected_at = g_get_monotonic_time ();
+          s->unreachable = FALSE;
+        }
+    }
+  schedule (fetch);
+}
+
+static void
+on_peer_have (const char *device_id, GBytes *bitfield, gpointer user_data)
+{
+  CanopyFetch *fetch = user_data;
+  Source *s = find_peer (fetch, device_id);
+
+  if (s == NULL)
+    return;
+  g_clear_pointer (&s->have, g_bytes_unref);
+  s->have = g_bytes_ref (bitfield);
+  if (!s->connected)
+    s->connected_at = g_get_monotonic_time ();
+  s->connected = TRUE;
+  s->unreachable = FALSE;
+  schedule (fetch);
+}
+
+static void
+on_peer_data (const char *device_id, guint index, GBytes *payload, gpointer user_data)
+{
+  CanopyFetch *fetch = user_data;
+  Source *s = find_peer (fetch, device_id);
+  guint si;
+
+  if (s == NULL || index >= fetch->n)
+    return;
+  si = source_index (fetch, s);
+  /* Only answers to our own requests: anything else may be late or forged. */
+  if (fetch->state[index] != CHUNK_INFLIGHT || fetch->chunk_source[index] != si)
+    return;
+  release_chunk (fetch, index, CHUNK_MISSING);
+  store_async (fetch, index, si, payload);
+}
+
+static void
+on_peer_not_held (const char *device_id, guint index, guint retry_s, gpointer user_data)
+{
+  CanopyFetch *fetch = user_data;
+  Source *s = find_peer (fetch, device_id);
+
+  if (s == NULL)
+    return;
+  if (index == G_MAXUINT)
+    {
+      s->busy_until = g_get_monotonic_time () + (gint64) retry_s * G_USEC_PER_SEC;
+      release_source (fetch, s, TRUE);
+      wake_in (fetch, retry_s * 1000);
+    }
+  else if (index < fetch->n && fetch->state[index] == CHUNK_INFLIGHT
+           && fetch->chunk_source[index] == source_index (fetch, s))
+    {
+      /* Its bitfield was out of date: forget that bit until it says again. */
+      if (s->have != NULL)
+        {
+          gsize len;
+          g_autofree guint8 *bits = g_memdup2 (g_bytes_get_data (s->have, &len),
+                                               g_bytes_get_size (s->have));
+          bits[index / 8] &= (guint8) ~(1u << (index % 8));
+          g_bytes_unref (s->have);
+          s->have = g_bytes_new (bits, len);
+        }
+      release_chunk (fetch, index, CHUNK_MISSING);
+    }
+  schedule (fetch);
+}
+
+static void
+on_peer_gone (const char *device_id, const char *host, guint16 port, gpointer user_data)
+{
+  CanopyFetch *fetch = user_data;
+
+  for (guint i = 0; i < fetch->sources->len; i++)
+    {
+      Source *s = g_ptr_array_index (fetch->sources, i);
+
+      if (!is_peer_kind (s->kind))
+        continue;
+      if (g_str_equal (s->device_id, device_id)
+          || (s->device_id[0] == '\0' && host != NULL && g_str_equal (s->host, host)
+              && s->port == port))
+        {
+          s->connected = FALSE;
+          s->unreachable = TRUE;
+          g_clear_pointer (&s->have, g_bytes_unref);
+          release_source (fetch, s, FALSE);
+        }
+    }
+  schedule (fetch);
+}
+
+static const CanopyPeersClient fetch_peers_client = {
+  .connected = on_peer_connected,
+  .have = on_peer_have,
+  .data = on_peer_data,
+  .not_held = on_peer_not_held,
+  .gone = on_peer_gone,
+};
+
+static gboolean
+role_uses (CanopyFetch *fetch, CanopySourceKind kind)
+{
+  switch (fetch->role)
+    {
+    case CANOPY_ROLE_LEAD:
+      return TRUE;
+    case CANOPY_ROLE_PEER:
+      return kind == CANOPY_SOURCE_OFFICE_PEER;
+    case CANOPY_ROLE_DIRECT:
+      return kind != CANOPY_SOURCE_OFFICE_PEER;
+    case CANOPY_ROLE_WAIT:
+    default:
+      return FALSE;
+    }
+}
+
+static void
+connect_sources (CanopyFetch *fetch, gboolean retry_unreachable)
+{
+  if (fetch->peers == NULL)
+    return;
+  for (guint i = 0; i < fetch->sources->len; i++)
+    {
+      Source *s = g_ptr_array_index (fetch->sources, i);
+
+      if (!s->listed || !is_peer_kind (s->kind) || s->connected || s->dropped
+          || !role_uses (fetch, s->kind) || (s->unreachable && !retry_unreachable))
+        continue;
+      if (s->device_id[0] != '\0' && canopy_peers_is_connected (fetch->peers, s->device_id))
+        {
+          s->connected = TRUE;
+          s->connected_at = g_get_monotonic_time ();
+          continue;
+        }
+      canopy_peers_connect (fetch->peers, s->device_id, s->host, s->port);
+    }
+}
+
+/* --- life ------------------------------------------------------------------ */
+
+static void
+check_timeouts (CanopyFetch *fetch)
+{
+  gint64 limit = g_get_monotonic_time () - REQUEST_TIMEOUT_US;
+
+  for (guint i = 0; i < fetch->n; i++)
+    if (fetch->state[i] == CHUNK_INFLIGHT && fetch->chunk_since[i] < limit)
+      {
+        Source *s = g_ptr_array_index (fetch->sources, fetch->chunk_source[i]);
+
+        if (s->kind == CANOPY_SOURCE_ORIGIN)
+          continue; /* libsoup and GIO time out on their own */
+        g_debug ("peer %s did not send chunk %u in time", s->device_id, i);
+        canopy_peers_cancel (fetch->peers, s->device_id, fetch->manifest->content_id, i);
+        release_chunk (fetch, i, CHUNK_MISSING);
+      }
+}
+
+static gboolean
+on_tick (gpointer user_data)
+{
+  CanopyFetch *fetch = user_data;
+
+  fetch->ticks++;
+  check_timeouts (fetch);
+  connect_sources (fetch, fetch->ticks % RECONNECT_TICKS == 0);
+  if (fetch->changed)
+    send_progress (fetch);
+  schedule (fetch);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+assemble_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
+{
+  CanopyFetch *fetch = task_data;
+  g_autofree char *dir = g_path_get_dirname (fetch->destination);
+  GError *error = NULL;
+
+  if (g_mkdir_with_parents (dir, 0755) != 0)
+    {
+      int saved_errno = errno;
+      g_task_return_new_error (task, G_FILE_ERROR, g_file_error_from_errno (saved_errno),
+                               _("Cannot create the directory %s for \"%s\": %s"), dir,
+                               fetch->manifest->name, g_strerror (saved_errno));
+      return;
+    }
+  if (canopy_cache_entry_assemble (fetch->entry, fetch->destination, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+on_assembled (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  CanopyFetch *fetch = g_task_get_task_data (G_TASK (result));
+  g_autoptr (GError) error = NULL;
+
+  fetch->assembling = FALSE;
+  if (fetch->stopped)
+    return;
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      fail (fetch, error->message);
+      return;
+    }
+  g_message (_("\"%s\" %s is at %s"), fetch->manifest->name, fetch->manifest->version,
+             fetch->destination);
+  fetch->finished = TRUE;
+  stop_timers (fetch);
+  send_progress (fetch);
+  report_done (fetch);
+}
+
+static void
+assemble (CanopyFetch *fetch)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, NULL, on_assembled, NULL);
+
+  fetch->assembling = TRUE;
+  g_task_set_task_data (task, fetch_ref (fetch), (GDestroyNotify) fetch_unref);
+  g_task_run_in_thread (task, assemble_thread);
+}
+
+static void
+open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
+{
+  CanopyFetch *fetch = task_data;
+  GError *error = NULL;
+  CanopyCacheEntry *entry = canopy_cache_open_entry (fetch->cache, fetch->manifest, &error);
+
+  if (entry != NULL)
+    g_task_return_pointer (task, entry, NULL);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  CanopyFetch *fetch = g_task_get_task_data (G_TASK (result));
+  g_autoptr (GError) error = NULL;
+  CanopyCacheEntry *entry = g_task_propagate_pointer (G_TASK (result), &error);
+
+  if (fetch->stopped)
+    return;
+  if (entry == NULL)
+    {
+      fail (fetch, error->message);
+      return;
+    }
+  fetch->entry = entry;
+  for (guint i = 0; i < fetch->n; i++)
+    if (canopy_cache_entry_has_chunk (entry, i))
+      fetch->state[i] = CHUNK_HELD;
+  g_debug ("deployment %s: %u of %u chunks already verified", fetch->deployment_id,
+           canopy_cache_entry_count_chunks (entry), fetch->n);
+  if (fetch->peers != NULL)
+    {
+      canopy_peers_set_client (fetch->peers, fetch->manifest->content_id, &fetch_peers_client,
+                               fetch);
+      canopy_peers_announce (fetch->peers, fetch->manifest->content_id);
+    }
+  fetch->started_at = g_get_monotonic_time ();
+  connect_sources (fetch, TRUE);
+  fetch->tick_timer = g_timeout_add_seconds (1, on_tick, fetch);
+  schedule (fetch);
+}
+
+void
+canopy_fetch_start (CanopyFetch *fetch)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, NULL, on_opened, NULL);
+
+  g_task_set_task_data (task, fetch_ref (fetch), (GDestroyNotify) fetch_unref);
+  g_task_run_in_thread (task, open_thread);
+}
+
+gboolean
+canopy_fetch_update (CanopyFetch *fetch, GVariant *assignment, GError **error)
+{
+  g_auto (Assignment) a = { 0 };
+
+  if (!read_assignment (assignment, &a, error))
+    return FALSE;
+  apply_assignment (fetch, &a);
+  /* A promoted lead first learns again what the office holds. */
+  fetch->started_at = g_get_monotonic_time ();
+  if (fetch->finished && !fetch->failed)
+    {
+      report_done (fetch);
+      return TRUE;
+    }
+  if (fetch->failed)
+    {
+      /* The server tries again, maybe with other sources. */
+      fetch->finished = fetch->failed = FALSE;
+      if (fetch->entry != NULL && fetch->tick_timer == 0)
+        fetch->tick_timer = g_timeout_add_seconds (1, on_tick, fetch);
+    }
+  if (fetch->entry != NULL)
+    {
+      connect_sources (fetch, TRUE);
+      schedule (fetch);
+    }
+  return TRUE;
+}
+
+void
+canopy_fetch_free (CanopyFetch *fetch)
+{
+  if (fetch == NULL)
+    return;
+  fetch->stopped = TRUE;
+  stop_timers (fetch);
+  g_cancellable_cancel (fetch->cancellable);
+  if (fetch->peers != NULL && fetch->entry != NULL)
+    canopy_peers_set_client (fetch->peers, fetch->manifest->content_id, NULL, NULL);
+  fetch_unref (fetch);
+}

@@ -1,0 +1,661 @@
+/* Office peers: the agent-to-agent half of the wire protocol. Chunks are
+ * served straight from the cache's mapped files; everything a peer sends
+ * is checked against the manifest before it reaches a fetcher. */
+#include "build-config.h"
+
+#include "agent/peers.h"
+#include "lib/i18n.h"
+#include "lib/wire.h"
+
+#include <string.h>
+
+/* How long a peer waits when every upload slot is taken. */
+#define BUSY_RETRY_S 1
+
+typedef struct {
+  char *content_id;
+  guint index;
+} Pending;
+
+typedef struct {
+  CanopyPeers *peers;
+  CanopyTransportConnection *conn;
+  char *device_id;
+  char *host; /* NULL for incoming connections */
+  guint16 port;
+  gboolean ready;   /* the peer's hello arrived */
+  GHashTable *have; /* content ID → GBytes bitfield the peer sent */
+  GHashTable *told; /* content IDs this agent sent a have for */
+  GQueue pending;   /* Pending requests waiting for the send queue to drain */
+} PeerConn;
+
+typedef struct {
+  const CanopyPeersClient *client;
+  gpointer user_data;
+} Client;
+
+typedef struct {
+  CanopyPeers *peers;
+  char *device_id;
+  char *host;
+  guint16 port;
+} Connecting;
+
+struct _CanopyPeers {
+  CanopyTransport *transport;
+  CanopyCache *cache;
+  char *device_id;
+  guint upload_slots;
+  GPtrArray *conns;       /* PeerConn */
+  GHashTable *clients;    /* content ID → Client */
+  GHashTable *connecting; /* device ID or "host:port" → TRUE */
+  GCancellable *cancellable;
+  guint64 uploaded;
+};
+
+static void
+pending_free (Pending *pending)
+{
+  g_free (pending->content_id);
+  g_free (pending);
+}
+
+static void
+peer_conn_free (PeerConn *pc)
+{
+  g_queue_clear_full (&pc->pending, (GDestroyNotify) pending_free);
+  g_hash_table_unref (pc->have);
+  g_hash_table_unref (pc->told);
+  g_free (pc->device_id);
+  g_free (pc->host);
+  g_free (pc);
+}
+
+static void
+connecting_free (Connecting *c)
+{
+  g_free (c->device_id);
+  g_free (c->host);
+  g_free (c);
+}
+
+static char *
+connecting_key (const char *device_id, const char *host, guint16 port)
+{
+  return device_id[0] != '\0' ? g_strdup (device_id) : g_strdup_printf ("%s:%u", host, port);
+}
+
+static gboolean
+send_body (PeerConn *pc, CanopyWireKind kind, GVariant *body, GBytes *payload, GError **error)
+{
+  g_autoptr (GBytes) frame = canopy_wire_encode (kind, body);
+
+  return canopy_transport_send (pc->conn, frame, payload, error);
+}
+
+static void
+send_quietly (PeerConn *pc, CanopyWireKind kind, GVariant *body)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!send_body (pc, kind, body, NULL, &error))
+    g_debug ("cannot send %s to %s: %s", canopy_wire_kind_to_string (kind), pc->device_id,
+             error->message);
+}
+
+static PeerConn *
+find_conn (CanopyPeers *peers, const char *device_id)
+{
+  for (guint i = 0; i < peers->conns->len; i++)
+    {
+      PeerConn *pc = g_ptr_array_index (peers->conns, i);
+      if (pc->ready && g_str_equal (pc->device_id, device_id))
+        return pc;
+    }
+  return NULL;
+}
+
+static const Client *
+find_client (CanopyPeers *peers, const char *content_id)
+{
+  return g_hash_table_lookup (peers->clients, content_id);
+}
+
+static void notify_gone (CanopyPeers *peers, const char *device_id, const char *host,
+                         guint16 port);
+
+/* Forgets @pc, telling the fetchers when it was the last way to its peer. */
+static void
+remove_conn (PeerConn *pc)
+{
+  CanopyPeers *peers = pc->peers;
+  g_autofree char *device_id = g_strdup (pc->device_id);
+  g_autofree char *host = g_strdup (pc->host);
+  guint16 port = pc->port;
+  gboolean was_ready = pc->ready;
+
+  g_ptr_array_remove (peers->conns, pc);
+  if (was_ready && find_conn (peers, device_id) == NULL)
+    notify_gone (peers, device_id, host, port);
+}
+
+static void
+drop_conn (PeerConn *pc)
+{
+  canopy_transport_close (pc->conn);
+  remove_conn (pc);
+}
+
+static void
+send_have (PeerConn *pc, CanopyCacheEntry *entry)
+{
+  const CanopyManifest *m = canopy_cache_entry_get_manifest (entry);
+  g_autoptr (GBytes) bits = canopy_cache_entry_get_bitfield (entry);
+
+  g_hash_table_add (pc->told, g_strdup (m->content_id));
+  send_quietly (pc, CANOPY_WIRE_HAVE,
+                g_variant_new ("(s@ay)", m->content_id,
+                               g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, bits, TRUE)));
+}
+
+static void
+send_hello (PeerConn *pc)
+{
+  g_autoptr (GPtrArray) entries = canopy_cache_get_entries (pc->peers->cache);
+  GVariantBuilder ids;
+
+  g_variant_builder_init (&ids, G_VARIANT_TYPE_STRING_ARRAY);
+  for (guint i = 0; i < entries->len; i++)
+    g_variant_builder_add (&ids, "s",
+                           canopy_cache_entry_get_manifest (entries->pdata[i])->content_id);
+  send_quietly (pc, CANOPY_WIRE_PEER_HELLO, g_variant_new ("(sas)", pc->peers->device_id, &ids));
+}
+
+/* Peers that are being sent chunks now: those with bytes still queued. */
+static guint
+busy_slots (CanopyPeers *peers, PeerConn *except)
+{
+  guint used = 0;
+
+  for (guint i = 0; i < peers->conns->len; i++)
+    {
+      PeerConn *pc = g_ptr_array_index (peers->conns, i);
+      if (pc != except && canopy_transport_connection_get_queued_bytes (pc->conn) > 0)
+        used++;
+    }
+  return used;
+}
+
+/* Returns FALSE when the send queue is full and the request must wait. */
+static gboolean
+serve (PeerConn *pc, const char *content_id, guint index)
+{
+  CanopyCacheEntry *entry = canopy_cache_lookup_entry (pc->peers->cache, content_id);
+  g_autoptr (GMappedFile) file = NULL;
+  g_autoptr (GBytes) payload = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (entry != NULL)
+    file = canopy_cache_entry_map_chunk (entry, index, NULL);
+  if (file != NULL)
+    payload = canopy_transport_payload_new_mapped (file, 0, g_mapped_file_get_length (file),
+                                                   &error);
+  if (payload == NULL)
+    {
+      send_quietly (pc, CANOPY_WIRE_CANCEL, g_variant_new ("(su)", content_id, index));
+      return TRUE;
+    }
+  if (send_body (pc, CANOPY_WIRE_DATA, g_variant_new ("(su)", content_id, index), payload,
+                 &error))
+    {
+      pc->peers->uploaded += g_bytes_get_size (payload);
+      return TRUE;
+    }
+  if (g_error_matches (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_QUEUE_FULL))
+    return FALSE;
+  g_debug ("cannot send chunk %u to %s: %s", index, pc->device_id, error->message);
+  return TRUE;
+}
+
+static void
+queue_pending (PeerConn *pc, const char *content_id, guint index)
+{
+  Pending *pending = g_new0 (Pending, 1);
+
+  pending->content_id = g_strdup (content_id);
+  pending->index = index;
+  g_queue_push_tail (&pc->pending, pending);
+}
+
+static void
+handle_request (PeerConn *pc, const char *content_id, guint index)
+{
+  /* A peer already being fed keeps its slot; a new one waits for a free one. */
+  if (canopy_transport_connection_get_queued_bytes (pc->conn) == 0
+      && busy_slots (pc->peers, pc) >= pc->peers->upload_slots)
+    {
+      send_quietly (pc, CANOPY_WIRE_BUSY, g_variant_new ("(su)", content_id, BUSY_RETRY_S));
+      return;
+    }
+  if (!g_queue_is_empty (&pc->pending) || !serve (pc, content_id, index))
+    queue_pending (pc, content_id, index);
+}
+
+static void
+handle_cancel_from_requester (PeerConn *pc, const char *content_id, guint index)
+{
+  for (GList *l = pc->pending.head; l != NULL; l = l->next)
+    {
+      Pending *pending = l->data;
+      if (pending->index == index && g_str_equal (pending->content_id, content_id))
+        {
+          g_queue_delete_link (&pc->pending, l);
+          pending_free (pending);
+          return;
+        }
+    }
+}
+
+static void
+handle_hello (PeerConn *pc, GVariant *body)
+{
+  g_autoptr (GVariantIter) ids = NULL;
+  const char *claimed, *content_id;
+  const Client *client;
+
+  g_variant_get (body, "(&sas)", &claimed, &ids);
+  /* The handshake proved who it is; the claim is only checked. */
+  if (!g_str_equal (claimed, pc->device_id))
+    g_debug ("peer %s says it is %s; using the authenticated ID", pc->device_id, claimed);
+  pc->ready = TRUE;
+  while (g_variant_iter_next (ids, "&s", &content_id))
+    {
+      CanopyCacheEntry *entry = canopy_cache_lookup_entry (pc->peers->cache, content_id);
+      if (entry != NULL)
+        send_have (pc, entry);
+    }
+  {
+    GHashTableIter iter;
+    gpointer key, value;
+
+    g_hash_table_iter_init (&iter, pc->peers->clients);
+    while (g_hash_table_iter_next (&iter, &key, &value))
+      if ((client = value)->client->connected != NULL)
+        client->client->connected (pc->device_id, pc->host, pc->port, client->user_data);
+  }
+}
+
+static void
+handle_have (PeerConn *pc, const char *content_id, GBytes *bits)
+{
+  CanopyCacheEntry *entry = canopy_cache_lookup_entry (pc->peers->cache, content_id);
+  const Client *client;
+
+  if (entry == NULL)
+    return;
+  if (g_bytes_get_size (bits)
+      != (canopy_manifest_get_n_chunks (canopy_cache_entry_get_manifest (entry)) + 7) / 8)
+    {
+      g_message (_("Office peer %s sent a chunk list of the wrong length for content %s; "
+                   "disconnecting it"), pc->device_id, content_id);
+      drop_conn (pc);
+      return;
+    }
+  g_hash_table_replace (pc->have, g_strdup (content_id), g_bytes_ref (bits));
+  /* The first have for a content this agent never told the peer about:
+   * answer with ours, so both sides know what the other holds. */
+  if (!g_hash_table_contains (pc->told, content_id))
+    send_have (pc, entry);
+  client = find_client (pc->peers, content_id);
+  if (client != NULL)
+    client->client->have (pc->device_id, bits, client->user_data);
+}
+
+static void
+handle_data (PeerConn *pc, const char *content_id, guint index, GBytes *payload)
+{
+  const Client *client = find_client (pc->peers, content_id);
+  g_autoptr (GBytes) empty = NULL;
+
+  if (client == NULL)
+    return;
+  if (payload == NULL)
+    payload = empty = g_bytes_new (NULL, 0);
+  client->client->data (pc->device_id, index, payload, client->user_data);
+}
+
+static gboolean
+index_valid (CanopyPeers *peers, const char *content_id, guint index)
+{
+  CanopyCacheEntry *entry = canopy_cache_lookup_entry (peers->cache, content_id);
+
+  return entry != NULL
+         && index < canopy_manifest_get_n_chunks (canopy_cache_entry_get_manifest (entry));
+}
+
+static void
+on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gpointer user_data)
+{
+  PeerConn *pc = conn->owner_data;
+  g_autoptr (GError) error = NULL;
+  CanopyWireKind kind;
+  g_autoptr (GVariant) body = canopy_wire_decode (header, &kind, &error);
+  const char *content_id;
+  guint32 value;
+
+  if (body == NULL || (!pc->ready && kind != CANOPY_WIRE_PEER_HELLO))
+    {
+      g_message (_("Office peer %s sent a message this agent cannot read (%s); disconnecting "
+                   "it"), pc->device_id, error != NULL ? error->message : _("no hello first"));
+      drop_conn (pc);
+      return;
+    }
+  if (kind == CANOPY_WIRE_PEER_HELLO)
+    {
+      handle_hello (pc, body);
+      return;
+    }
+  if (kind == CANOPY_WIRE_HAVE)
+    {
+      g_autoptr (GVariant) bits = NULL;
+
+      g_variant_get (body, "(&s@ay)", &content_id, &bits);
+      {
+        g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (bits);
+        handle_have (pc, content_id, bytes);
+      }
+      return;
+    }
+  if (kind != CANOPY_WIRE_REQUEST && kind != CANOPY_WIRE_DATA && kind != CANOPY_WIRE_CANCEL
+      && kind != CANOPY_WIRE_BUSY)
+    {
+      g_debug ("peer %s sent \"%s\"; ignored", pc->device_id, canopy_wire_kind_to_string (kind));
+      return;
+    }
+  g_variant_get (body, "(&su)", &content_id, &value);
+  if (kind != CANOPY_WIRE_BUSY && !index_valid (pc->peers, content_id, value))
+    {
+      /* A content this agent dropped meanwhile, or a forged index. */
+      if (kind == CANOPY_WIRE_REQUEST)
+        send_quietly (pc, CANOPY_WIRE_CANCEL, g_variant_new ("(su)", content_id, value));
+      return;
+    }
+  switch (kind)
+    {
+    case CANOPY_WIRE_REQUEST:
+      handle_request (pc, content_id, value);
+      break;
+    case CANOPY_WIRE_DATA:
+      handle_data (pc, content_id, value, payload);
+      break;
+    case CANOPY_WIRE_CANCEL:
+      {
+        const Client *client = find_client (pc->peers, content_id);
+
+        /* Both directions use cancel: drop a queued request of theirs, and
+         * tell our fetcher in case it was the answer to one of ours. */
+        handle_cancel_from_requester (pc, content_id, value);
+        if (client != NULL)
+          client->client->not_held (pc->device_id, value, 0, client->user_data);
+        break;
+      }
+    case CANOPY_WIRE_BUSY:
+      {
+        const Client *client = find_client (pc->peers, content_id);
+
+        if (client != NULL)
+          client->client->not_held (pc->device_id, G_MAXUINT, MAX (value, 1), client->user_data);
+        break;
+      }
+    default:
+      break;
+    }
+}
+
+static PeerConn *
+add_conn (CanopyPeers *peers, CanopyTransportConnection *conn, const char *host, guint16 port)
+{
+  PeerConn *pc = g_new0 (PeerConn, 1);
+
+  pc->peers = peers;
+  pc->conn = conn;
+  pc->device_id = g_strdup (canopy_transport_connection_get_peer_id (conn));
+  pc->host = g_strdup (host);
+  pc->port = port;
+  pc->have = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                    (GDestroyNotify) g_bytes_unref);
+  pc->told = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_queue_init (&pc->pending);
+  conn->owner_data = pc;
+  g_ptr_array_add (peers->conns, pc);
+  send_hello (pc);
+  return pc;
+}
+
+static void
+notify_gone (CanopyPeers *peers, const char *device_id, const char *host, guint16 port)
+{
+  g_autoptr (GList) clients = g_hash_table_get_values (peers->clients);
+
+  for (GList *l = clients; l != NULL; l = l->next)
+    {
+      const Client *client = l->data;
+      client->client->gone (device_id, host, port, client->user_data);
+    }
+}
+
+static void
+on_incoming (CanopyTransportConnection *conn, gpointer user_data)
+{
+  add_conn (user_data, conn, NULL, 0);
+}
+
+static void
+on_drained (CanopyTransportConnection *conn, gpointer user_data)
+{
+  PeerConn *pc = conn->owner_data;
+  Pending *pending;
+
+  while ((pending = g_queue_peek_head (&pc->pending)) != NULL)
+    {
+      if (!serve (pc, pending->content_id, pending->index))
+        return;
+      pending_free (g_queue_pop_head (&pc->pending));
+    }
+}
+
+static void
+on_closed (CanopyTransportConnection *conn, const GError *error, gpointer user_data)
+{
+  PeerConn *pc = conn->owner_data;
+
+  g_debug ("office peer %s left: %s", pc->device_id, error->message);
+  remove_conn (pc);
+}
+
+static const CanopyTransportEvents peer_events = {
+  .incoming = on_incoming,
+  .message = on_message,
+  .drained = on_drained,
+  .closed = on_closed,
+};
+
+CanopyPeers *
+canopy_peers_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
+                  const CanopyTransportCredentials *creds, CanopyCache *cache,
+                  guint upload_slots, GError **error)
+{
+  g_autoptr (CanopyPeers) peers = g_new0 (CanopyPeers, 1);
+
+  peers->cache = cache;
+  peers->device_id = g_strdup (creds->device_id);
+  peers->upload_slots = MAX (upload_slots, 1);
+  peers->conns = g_ptr_array_new_with_free_func ((GDestroyNotify) peer_conn_free);
+  peers->clients = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  peers->connecting = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  peers->cancellable = g_cancellable_new ();
+  peers->transport = canopy_transport_new (plugin, element, creds, NULL, &peer_events, peers,
+                                           error);
+  if (peers->transport == NULL)
+    return NULL;
+  return g_steal_pointer (&peers);
+}
+
+void
+canopy_peers_free (CanopyPeers *peers)
+{
+  if (peers == NULL)
+    return;
+  g_cancellable_cancel (peers->cancellable);
+  /* Closes every connection without events, so conns can go after it. */
+  g_clear_pointer (&peers->transport, canopy_transport_free);
+  g_clear_pointer (&peers->conns, g_ptr_array_unref);
+  g_hash_table_unref (peers->clients);
+  g_hash_table_unref (peers->connecting);
+  g_clear_object (&peers->cancellable);
+  g_free (peers->device_id);
+  g_free (peers);
+}
+
+gboolean
+canopy_peers_listen (CanopyPeers *peers, guint16 *port, GError **error)
+{
+  g_autoptr (GPtrArray) addresses = NULL;
+
+  if (!canopy_transport_listen (peers->transport, error))
+    return FALSE;
+  addresses = canopy_transport_get_listen_addresses (peers->transport);
+  if (port != NULL)
+    *port = addresses->len > 0
+              ? g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (addresses->pdata[0]))
+              : 0;
+  return TRUE;
+}
+
+static void
+on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Connecting *c = user_data;
+  g_autoptr (GError) error = NULL;
+  CanopyTransportConnection *conn;
+  g_autofree char *key = NULL;
+
+  if (g_cancellable_is_cancelled (c->peers->cancellable))
+    {
+      connecting_free (c);
+      return;
+    }
+  conn = canopy_transport_connect_finish (c->peers->transport, result, &error);
+  key = connecting_key (c->device_id, c->host, c->port);
+  g_hash_table_remove (c->peers->connecting, key);
+  if (conn != NULL)
+    add_conn (c->peers, conn, c->host, c->port);
+  else
+    {
+      g_debug ("cannot reach office peer %s at %s port %u: %s", c->device_id, c->host, c->port,
+               error->message);
+      notify_gone (c->peers, c->device_id, c->host, c->port);
+    }
+  connecting_free (c);
+}
+
+void
+canopy_peers_connect (CanopyPeers *peers, const char *device_id, const char *host, guint16 port)
+{
+  g_autofree char *key = connecting_key (device_id, host, port);
+  Connecting *c;
+
+  if ((device_id[0] != '\0' && find_conn (peers, device_id) != NULL)
+      || g_hash_table_contains (peers->connecting, key))
+    return;
+  g_hash_table_add (peers->connecting, g_steal_pointer (&key));
+  c = g_new0 (Connecting, 1);
+  c->peers = peers;
+  c->device_id = g_strdup (device_id);
+  c->host = g_strdup (host);
+  c->port = port;
+  canopy_transport_connect_async (peers->transport, host, port, peers->cancellable, on_connected,
+                                  c);
+}
+
+gboolean
+canopy_peers_is_connected (CanopyPeers *peers, const char *device_id)
+{
+  return find_conn (peers, device_id) != NULL;
+}
+
+void
+canopy_peers_set_client (CanopyPeers *peers, const char *content_id,
+                         const CanopyPeersClient *client, gpointer user_data)
+{
+  Client *c;
+
+  if (client == NULL)
+    {
+      g_hash_table_remove (peers->clients, content_id);
+      return;
+    }
+  c = g_new0 (Client, 1);
+  c->client = client;
+  c->user_data = user_data;
+  g_hash_table_replace (peers->clients, g_strdup (content_id), c);
+  for (guint i = 0; i < peers->conns->len; i++)
+    {
+      PeerConn *pc = g_ptr_array_index (peers->conns, i);
+      GBytes *bits = g_hash_table_lookup (pc->have, content_id);
+
+      if (!pc->ready)
+        continue;
+      if (client->connected != NULL)
+        client->connected (pc->device_id, pc->host, pc->port, user_data);
+      if (bits != NULL)
+        client->have (pc->device_id, bits, user_data);
+    }
+}
+
+void
+canopy_peers_announce (CanopyPeers *peers, const char *content_id)
+{
+  CanopyCacheEntry *entry = canopy_cache_lookup_entry (peers->cache, content_id);
+
+  if (entry == NULL)
+    return;
+  for (guint i = 0; i < peers->conns->len; i++)
+    {
+      PeerConn *pc = g_ptr_array_index (peers->conns, i);
+      if (pc->ready)
+        send_have (pc, entry);
+    }
+}
+
+gboolean
+canopy_peers_request (CanopyPeers *peers, const char *device_id, const char *content_id,
+                      guint index, GError **error)
+{
+  PeerConn *pc = find_conn (peers, device_id);
+
+  if (pc == NULL)
+    {
+      g_set_error (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_CLOSED,
+                   _("Not connected to office peer %s"), device_id);
+      return FALSE;
+    }
+  return send_body (pc, CANOPY_WIRE_REQUEST, g_variant_new ("(su)", content_id, index), NULL,
+                    error);
+}
+
+void
+canopy_peers_cancel (CanopyPeers *peers, const char *device_id, const char *content_id,
+                     guint index)
+{
+  PeerConn *pc = find_conn (peers, device_id);
+
+  if (pc != NULL)
+    send_quietly (pc, CANOPY_WIRE_CANCEL, g_variant_new ("(su)", content_id, index));
+}
+
+guint64
+canopy_peers_get_uploaded (const CanopyPeers *peers)
+{
+  return peers->uploaded;
+}
