@@ -25,6 +25,7 @@ struct _CanopyUplink {
   char *device_id;
   GStrv groups;
   guint16 peer_port;
+  char *peer_address; /* (nullable) the address office peers reach us at */
   CanopyTransportConnection *conn;
   GCancellable *cancellable;
   CanopyUplinkState state;
@@ -50,6 +51,16 @@ CanopyUplinkState
 canopy_uplink_get_state (const CanopyUplink *uplink)
 {
   return uplink->state;
+}
+
+void
+canopy_uplink_set_peer_address (CanopyUplink *uplink, const char *address)
+{
+  g_autoptr (GInetAddress) inet = g_inet_address_new_from_string (address);
+
+  g_clear_pointer (&uplink->peer_address, g_free);
+  if (inet != NULL && !g_inet_address_get_is_any (inet))
+    uplink->peer_address = g_strdup (address);
 }
 
 void
@@ -161,7 +172,7 @@ canopy_uplink_send (CanopyUplink *uplink, guint kind, GVariant *body, GError **e
 /* The device's addresses with their prefix lengths, loopback only when
  * there is nothing else (a test host). */
 static GVariant *
-local_addresses (void)
+local_addresses (const char *peer_address)
 {
   GVariantBuilder builder, loopback;
   struct ifaddrs *list = NULL;
@@ -169,6 +180,15 @@ local_addresses (void)
 
   g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sy)"));
   g_variant_builder_init (&loopback, G_VARIANT_TYPE ("a(sy)"));
+  /* The address peers are told to use comes first: the server places the
+   * device in that address's office. */
+  if (peer_address != NULL)
+    {
+      g_variant_builder_add (&builder, "(sy)", peer_address,
+                             (guint8) (strchr (peer_address, ':') != NULL ? 128 : 32));
+      g_variant_builder_add (&loopback, "(sy)", peer_address,
+                             (guint8) (strchr (peer_address, ':') != NULL ? 128 : 32));
+    }
   if (getifaddrs (&list) == 0)
     for (struct ifaddrs *i = list; i != NULL; i = i->ifa_next)
       {
@@ -220,12 +240,14 @@ say_hello (CanopyUplink *uplink)
   uplink->state = CANOPY_UPLINK_HELLO_SENT;
   send_body (uplink, CANOPY_WIRE_HELLO,
              g_variant_new ("(ss@a(sy)^asq)", uplink->device_id, PACKAGE_VERSION,
-                            local_addresses (), uplink->groups, uplink->peer_port));
+                            local_addresses (uplink->peer_address), uplink->groups,
+                            uplink->peer_port));
 }
 
 static void
 uplink_clear (CanopyUplink *uplink)
 {
+  g_free (uplink->peer_address);
   canopy_verify_key_free (uplink->verify_key);
   g_clear_pointer (&uplink->public_key, g_bytes_unref);
   g_free (uplink->office);

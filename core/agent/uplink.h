@@ -63,6 +63,10 @@ CanopyUplinkState canopy_uplink_get_state (const CanopyUplink *uplink);
  * next hello; 0 (the default) when it serves none. */
 void canopy_uplink_set_peer_port (CanopyUplink *uplink, guint16 port);
 
+/* The address office peers reach this agent at, reported first in the next
+ * hello; a wildcard address ("0.0.0.0", "::") is not reported. */
+void canopy_uplink_set_peer_address (CanopyUplink *uplink, const char *address);
+
 /**
  * canopy_uplink_get_verify_key:
  *
