@@ -133,10 +133,11 @@ read_key (const char *key_file, GError **error)
     }
   key = canopy_shared_key_parse (text, error);
   canopy_shared_key_free_text (text);
+  /* A mistyped key is bad input, like an invalid file: exit status 1. */
   if (key == NULL && error != NULL && *error != NULL && (*error)->domain != CTL_ERROR)
     {
       (*error)->domain = CTL_ERROR;
-      (*error)->code = CTL_ERROR_USAGE;
+      (*error)->code = CTL_ERROR_FAILED;
     }
   return key;
 }

@@ -694,6 +694,7 @@ test_canopyctl (void)
   g_autofree char *wrong_key = g_build_filename (server.dir, "wrong-key", NULL);
   g_autofree char *bad_csv = g_build_filename (server.dir, "bad.csv", NULL);
   g_autofree char *profile = g_build_filename (server.dir, "ctl-profile", NULL);
+  g_autofree char *certificate = g_build_filename (server.state, "console-cert.pem", NULL);
   g_autoptr (CanopySharedKey) other = canopy_shared_key_generate (NULL);
   g_autofree char *out = NULL;
   GStatBuf st;
@@ -713,8 +714,8 @@ test_canopyctl (void)
   CANOPY_ASSERT_CONTAINS (out, "canopyctl login");
   g_clear_pointer (&out, g_free);
 
-  CU_ASSERT_EQUAL (ctl (&out, "login", "--server", server.url, "--fingerprint",
-                        server.fingerprint, "--key-file", key, NULL),
+  CU_ASSERT_EQUAL (ctl (&out, "login", "--server", server.url, "--certificate", certificate,
+                        "--key-file", key, NULL),
                    0);
   CANOPY_ASSERT_CONTAINS (out, "Logged in");
   CU_ASSERT (g_stat (profile, &st) == 0 && (st.st_mode & 0777) == 0600);
