@@ -3,13 +3,22 @@
 #include "build-config.h"
 
 #include "agent/agent.h"
+#include "agent/cache.h"
+#include "agent/fetch.h"
+#include "agent/peers.h"
 #include "agent/uplink.h"
+#include "lib/atomic-file.h"
 #include "lib/i18n.h"
 #include "lib/identity.h"
 #include "lib/keys.h"
 #include "lib/plugin-loader.h"
+#include "lib/wire.h"
 
 #include <errno.h>
+
+/* The server's content-signing key, kept so a restarted agent can reopen
+ * its cache and serve its peers before the server answers. */
+#define SERVER_KEY_FILE "server-signing-key"
 
 struct _CanopyAgent {
   char *config_path;
@@ -18,6 +27,10 @@ struct _CanopyAgent {
   GPtrArray *transports; /* const CanopyPlugin * */
   char *device_id;
   CanopyUplink *uplink;
+  CanopyCache *cache;
+  CanopyPeers *peers;
+  GHashTable *fetches; /* deployment ID → CanopyFetch */
+  guint reap_idle;
 };
 
 void
@@ -81,6 +94,176 @@ canopy_agent_reload (CanopyAgent *agent, GError **error)
   return TRUE;
 }
 
+static guint64
+agent_cached_bytes (gpointer user_data)
+{
+  CanopyAgent *agent = user_data;
+
+  return canopy_cache_get_size (agent->cache);
+}
+
+static void
+save_server_key (CanopyAgent *agent, GBytes *key)
+{
+  g_autofree char *path = g_build_filename (agent->config->state_directory, SERVER_KEY_FILE,
+                                            NULL);
+  g_autoptr (GBytes) old = NULL;
+  g_autoptr (GError) error = NULL;
+  char *contents = NULL;
+  gsize length;
+
+  if (g_file_get_contents (path, &contents, &length, NULL))
+    old = g_bytes_new_take (contents, length);
+  if (old != NULL && g_bytes_equal (old, key))
+    return;
+  if (!canopy_atomic_file_write (path, g_bytes_get_data (key, NULL), g_bytes_get_size (key), 0600,
+                                 &error))
+    g_message (_("Cannot keep the server's signing key in %s: %s; cached content is served "
+                 "again only once the server answers after a restart"),
+               path, error->message);
+}
+
+/* Reopens what the cache held before a restart, so office peers are
+ * served at once; a key that no longer matches leaves the content closed. */
+static void
+reopen_cache_from_saved_key (CanopyAgent *agent)
+{
+  g_autofree char *path = g_build_filename (agent->config->state_directory, SERVER_KEY_FILE,
+                                            NULL);
+  g_autofree char *contents = NULL;
+  gsize length;
+  g_autoptr (GBytes) bytes = NULL;
+  g_autoptr (CanopyVerifyKey) key = NULL;
+
+  if (!g_file_get_contents (path, &contents, &length, NULL))
+    return;
+  bytes = g_bytes_new_take (g_steal_pointer (&contents), length);
+  key = canopy_verify_key_new (bytes, NULL);
+  if (key != NULL)
+    g_debug ("reopened %u cached contents", canopy_cache_reopen (agent->cache, key));
+}
+
+static void
+agent_welcome (CanopyUplink *uplink, gpointer user_data)
+{
+  CanopyAgent *agent = user_data;
+  const CanopyVerifyKey *key = canopy_uplink_get_verify_key (uplink);
+
+  if (key == NULL)
+    return;
+  save_server_key (agent, canopy_uplink_get_public_key (uplink));
+  canopy_cache_reopen (agent->cache, key);
+}
+
+/* Finished fetches are dropped (a repeated assignment is answered from the
+ * cache), then the cache is brought back within its quota. */
+static gboolean
+reap_fetches (gpointer user_data)
+{
+  CanopyAgent *agent = user_data;
+  g_autoptr (GStrvBuilder) keep = g_strv_builder_new ();
+  g_auto (GStrv) keep_ids = NULL;
+  GHashTableIter iter;
+  gpointer value;
+  guint removed;
+
+  agent->reap_idle = 0;
+  g_hash_table_iter_init (&iter, agent->fetches);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (canopy_fetch_is_finished (value))
+      g_hash_table_iter_remove (&iter);
+    else
+      g_strv_builder_add (keep, canopy_fetch_get_content_id (value));
+  keep_ids = g_strv_builder_end (keep);
+  removed = canopy_cache_evict (agent->cache, (const char *const *) keep_ids);
+  if (removed > 0)
+    g_message (_("Removed %u of the least recently used contents from the cache to stay "
+                 "within its quota"), removed);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+agent_report (CanopyFetch *fetch, guint kind, GVariant *body, gpointer user_data)
+{
+  CanopyAgent *agent = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!canopy_uplink_send (agent->uplink, kind, body, &error))
+    g_debug ("cannot report on deployment %s: %s", canopy_fetch_get_deployment_id (fetch),
+             error->message);
+  if ((kind == CANOPY_WIRE_DONE || kind == CANOPY_WIRE_FAILED) && agent->reap_idle == 0)
+    agent->reap_idle = g_idle_add (reap_fetches, agent);
+}
+
+static void
+agent_assignment (CanopyUplink *uplink, GVariant *body, gpointer user_data)
+{
+  CanopyAgent *agent = user_data;
+  const CanopyVerifyKey *key = canopy_uplink_get_verify_key (uplink);
+  g_autoptr (GError) error = NULL;
+  const char *deployment_id = NULL;
+  CanopyFetch *fetch;
+
+  g_variant_get_child (body, 0, "&s", &deployment_id);
+  fetch = g_hash_table_lookup (agent->fetches, deployment_id);
+  if (fetch != NULL && canopy_fetch_update (fetch, body, &error))
+    return;
+  if (fetch == NULL && key != NULL)
+    {
+      fetch = canopy_fetch_new (agent->cache, agent->peers, key, body, agent_report, agent,
+                                &error);
+      if (fetch != NULL)
+        {
+          g_hash_table_insert (agent->fetches, g_strdup (deployment_id), fetch);
+          canopy_fetch_start (fetch);
+          return;
+        }
+    }
+  if (error == NULL)
+    g_set_error (&error, CANOPY_FETCH_ERROR, CANOPY_FETCH_ERROR_ASSIGNMENT,
+                 _("This agent has no usable content-signing key from the server"));
+  g_message (_("Cannot carry out deployment %s: %s"), deployment_id, error->message);
+  canopy_uplink_send (uplink, CANOPY_WIRE_FAILED,
+                      g_variant_new ("(ss)", deployment_id, error->message), NULL);
+}
+
+static const CanopyUplinkEvents agent_uplink_events = {
+  .welcome = agent_welcome,
+  .assignment = agent_assignment,
+  .cached_bytes = agent_cached_bytes,
+};
+
+/* A port in use does not stop the agent: it still fetches, and the server
+ * is told it serves no peers. */
+static void
+start_peers (CanopyAgent *agent, const CanopyTransportCredentials *creds)
+{
+  const CanopyAgentConfig *config = agent->config;
+  g_autoptr (GError) error = NULL;
+  guint16 port = 0;
+
+  agent->peers = canopy_peers_new (g_ptr_array_index (agent->transports, 0),
+                                   config->peer_transport, creds, agent->cache,
+                                   config->upload_slots, &error);
+  if (agent->peers == NULL)
+    {
+      g_message (_("Cannot set up the office-peer transport: %s; this device fetches from the "
+                   "origin only until it is fixed"), error->message);
+      return;
+    }
+  if (!canopy_peers_listen (agent->peers, &port, &error))
+    {
+      g_message (_("Cannot serve office peers on %s port %u: %s. Free the port or choose "
+                   "another in <peers port=\"...\"/>; until then this device does not share "
+                   "content with its office"),
+                 config->peer_address, config->peer_port, error->message);
+      return;
+    }
+  g_message (_("Serving office peers on %s port %u with %u upload slots"), config->peer_address,
+             port, config->upload_slots);
+  canopy_uplink_set_peer_port (agent->uplink, port);
+}
+
 gboolean
 canopy_agent_start (CanopyAgent *agent, GError **error)
 {
@@ -102,6 +285,12 @@ canopy_agent_start (CanopyAgent *agent, GError **error)
     return FALSE;
   if (created)
     g_message (_("This device's canopy ID is %s"), agent->device_id);
+  agent->cache = canopy_cache_open (config->cache_directory, config->cache_quota, error);
+  if (agent->cache == NULL)
+    return FALSE;
+  reopen_cache_from_saved_key (agent);
+  agent->fetches = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                          (GDestroyNotify) canopy_fetch_free);
   key = canopy_shared_key_load (config->shared_key_file, error);
   if (key == NULL
       || !canopy_keys_make_transport_credentials (key, agent->device_id, &creds, error))
@@ -110,9 +299,12 @@ canopy_agent_start (CanopyAgent *agent, GError **error)
                                      g_ptr_array_index (config->transports, 0), &creds,
                                      config->server_host, config->server_port,
                                      (const char *const *) config->groups, error);
+  if (agent->uplink != NULL)
+    start_peers (agent, &creds);
   canopy_keys_wipe (creds.secret, sizeof creds.secret);
   if (agent->uplink == NULL)
     return FALSE;
+  canopy_uplink_set_events (agent->uplink, &agent_uplink_events, agent);
   canopy_uplink_start (agent->uplink);
   return TRUE;
 }
@@ -120,6 +312,13 @@ canopy_agent_start (CanopyAgent *agent, GError **error)
 void
 canopy_agent_stop (CanopyAgent *agent)
 {
+  if (agent->reap_idle != 0)
+    g_source_remove (agent->reap_idle);
+  agent->reap_idle = 0;
+  /* Fetches first: they are clients of the peers and write to the cache. */
+  g_clear_pointer (&agent->fetches, g_hash_table_unref);
   g_clear_pointer (&agent->uplink, canopy_uplink_free);
+  g_clear_pointer (&agent->peers, canopy_peers_free);
+  g_clear_pointer (&agent->cache, canopy_cache_free);
   g_clear_pointer (&agent->device_id, g_free);
 }

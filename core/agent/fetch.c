@@ -508,11 +508,11 @@ reject_source (CanopyFetch *fetch, Source *s, guint index)
     return;
   s->dropped = TRUE;
   if (s->kind == CANOPY_SOURCE_ORIGIN)
-    g_warning (_("Chunk %u of \"%s\" from the origin %s does not match the signed manifest: "
+    g_message (_("Chunk %u of \"%s\" from the origin %s does not match the signed manifest: "
                  "the package was changed after it was published. Publish it again"),
                index, fetch->manifest->name, s->host);
   else
-    g_warning (_("Chunk %u of \"%s\" from peer %s does not match the signed manifest; that "
+    g_message (_("Chunk %u of \"%s\" from peer %s does not match the signed manifest; that "
                  "peer is no longer used for this content and is reported to the server"),
                index, fetch->manifest->name, s->device_id);
   release_source (fetch, s, TRUE);
@@ -661,6 +661,15 @@ wan_kind_allowed (CanopyFetch *fetch, CanopySourceKind kind)
          && (fetch->role == CANOPY_ROLE_LEAD || fetch->role == CANOPY_ROLE_DIRECT);
 }
 
+static int
+compare_order (gconstpointer a, gconstpointer b)
+{
+  const Source *sa = *(Source *const *) a;
+  const Source *sb = *(Source *const *) b;
+
+  return sa->order < sb->order ? -1 : sa->order > sb->order;
+}
+
 /* The first WAN source, in the assignment's order, that can serve @index;
  * NULL when it cannot take another request now, so later sources are used
  * only when earlier ones are gone, not merely busy. Sets @any_left when
@@ -676,24 +685,22 @@ pick_wan (CanopyFetch *fetch, guint index, gint64 now, gboolean *any_left)
       if (s->listed && wan_kind_allowed (fetch, s->kind) && !s->dropped && !s->failed)
         g_ptr_array_add (ordered, s);
     }
-  for (guint o = 0; o < ordered->len; o++)
-    for (guint i = 0; i < ordered->len; i++)
-      {
-        Source *s = g_ptr_array_index (ordered, i);
+  g_ptr_array_sort (ordered, compare_order);
+  for (guint i = 0; i < ordered->len; i++)
+    {
+      Source *s = g_ptr_array_index (ordered, i);
 
-        if (s->order != o)
-          continue;
-        if (s->kind == CANOPY_SOURCE_ORIGIN)
-          {
-            *any_left = TRUE;
-            return s->retry_at <= now && s->inflight < MAX_PER_SOURCE ? s : NULL;
-          }
-        if (s->unreachable || (s->connected && !peer_has (s, index)
-                                && (s->have != NULL || now - s->connected_at > HAVE_GRACE_US)))
-          continue;
-        *any_left = TRUE;
-        return peer_usable (s, now) && peer_has (s, index) ? s : NULL;
-      }
+      if (s->kind == CANOPY_SOURCE_ORIGIN)
+        {
+          *any_left = TRUE;
+          return s->retry_at <= now && s->inflight < MAX_PER_SOURCE ? s : NULL;
+        }
+      if (s->unreachable || (s->connected && !peer_has (s, index)
+                              && (s->have != NULL || now - s->connected_at > HAVE_GRACE_US)))
+        continue;
+      *any_left = TRUE;
+      return peer_usable (s, now) && peer_has (s, index) ? s : NULL;
+    }
   return NULL;
 }
 

@@ -1,0 +1,489 @@
+/* Content distribution in one process: agents with real caches on disk,
+ * the real tcp transport on loopback and a file origin. An office's lead
+ * crosses the "WAN" once while its peers fetch from it; a peer serving
+ * damaged chunks is dropped; a restarted fetch takes no verified chunk
+ * again. */
+#include "build-config.h"
+
+#include "tests/canopy-test.h"
+#include "agent/cache.h"
+#include "agent/fetch.h"
+#include "agent/peers.h"
+#include "lib/config.h"
+#include "lib/keys.h"
+#include "lib/manifest.h"
+#include "lib/planner.h"
+#include "lib/plugin-loader.h"
+#include "lib/shared-key.h"
+#include "lib/wire.h"
+
+#include <string.h>
+
+#define CHUNK (1024 * 1024)
+#define CONTENT_SIZE (12 * CHUNK + 4321)
+#define TIMEOUT_S 30
+
+typedef struct {
+  char *id;
+  char *dir;
+  CanopyConfig *config;
+  CanopyCache *cache;
+  CanopyPeers *peers;
+  guint16 port;
+  CanopyFetch *fetch;
+  char *destination;
+  gboolean done;
+  gboolean failed;
+  char *failure;
+  guint peer_failures; /* chunks reported as failing verification, all peers */
+} TestAgent;
+
+typedef struct {
+  char *dir;
+  char *origin;
+  guint8 *data;
+  CanopyManifest *manifest;
+  GBytes *signed_manifest;
+  CanopyVerifyKey *key;
+  CanopyPluginLoader *loader;
+  const CanopyPlugin *tcp;
+} Content;
+
+static gboolean
+make_content (Content *c)
+{
+  g_autofree char *key_path = NULL;
+  g_autoptr (CanopySigningKey) signing = NULL;
+  g_autoptr (GBytes) public_key = NULL;
+  g_autoptr (GFile) file = NULL;
+  g_autoptr (GFileInputStream) stream = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GRand) rand = g_rand_new_with_seed (7);
+
+  c->loader = canopy_plugin_loader_new (NULL);
+  c->tcp = canopy_plugin_loader_load (c->loader, "tcp", CANOPY_PLUGIN_KIND_TRANSPORT, &error);
+  if (c->tcp == NULL)
+    {
+      printf ("\n    SKIPPED: the tcp transport was not built (%s)\n", error->message);
+      return FALSE;
+    }
+  c->dir = canopy_test_make_tmpdir ("fetch");
+  c->origin = g_build_filename (c->dir, "origin.bin", NULL);
+  c->data = g_malloc (CONTENT_SIZE);
+  for (gsize i = 0; i < CONTENT_SIZE; i += 4)
+    {
+      guint32 r = g_rand_int (rand);
+      memcpy (c->data + i, &r, MIN (4, CONTENT_SIZE - i));
+    }
+  g_assert (g_file_set_contents (c->origin, (const char *) c->data, CONTENT_SIZE, NULL));
+
+  key_path = g_build_filename (c->dir, "signing.pem", NULL);
+  g_assert (canopy_signing_key_generate_file (key_path, &error));
+  signing = canopy_signing_key_load (key_path, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  public_key = canopy_signing_key_get_public (signing);
+  c->key = canopy_verify_key_new (public_key, &error);
+  file = g_file_new_for_path (c->origin);
+  stream = g_file_read (file, NULL, &error);
+  c->manifest = canopy_manifest_build (G_INPUT_STREAM (stream), "app", "1.0", CHUNK, NULL, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  g_assert (canopy_manifest_sign (c->manifest, signing, &error));
+  c->signed_manifest = canopy_manifest_serialize (c->manifest);
+  return TRUE;
+}
+
+static void
+content_clear (Content *c)
+{
+  g_clear_pointer (&c->signed_manifest, g_bytes_unref);
+  g_clear_pointer (&c->manifest, canopy_manifest_free);
+  g_clear_pointer (&c->key, canopy_verify_key_free);
+  g_clear_pointer (&c->loader, canopy_plugin_loader_free);
+  g_free (c->data);
+  g_free (c->origin);
+  g_free (c->dir);
+}
+
+static void
+agent_open_cache (TestAgent *a)
+{
+  g_autofree char *cache_dir = g_build_filename (a->dir, "cache", NULL);
+  g_autoptr (GError) error = NULL;
+
+  a->cache = canopy_cache_open (cache_dir, 0, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+}
+
+static TestAgent *
+agent_new (Content *c, const char *id)
+{
+  TestAgent *a = g_new0 (TestAgent, 1);
+  g_autoptr (GError) error = NULL;
+  CanopySharedKey key;
+  CanopyTransportCredentials creds;
+
+  a->id = g_strdup (id);
+  a->dir = g_build_filename (c->dir, id, NULL);
+  a->destination = g_build_filename (a->dir, "installed", "app.bin", NULL);
+  agent_open_cache (a);
+  a->config = canopy_config_load_data (
+    "<agent><server host='-'/><transport plugin='tcp'><listen address='127.0.0.1' port='0'/>"
+    "</transport></agent>",
+    -1, "<test>", CANOPY_SCHEMA_AGENT, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  memset (key.bytes, 0x5a, sizeof key.bytes);
+  g_assert (canopy_keys_make_transport_credentials (&key, id, &creds, &error));
+  a->peers = canopy_peers_new (
+    c->tcp, canopy_config_node_get_child (canopy_config_get_root (a->config), "transport"),
+    &creds, a->cache, 2, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  g_assert (canopy_peers_listen (a->peers, &a->port, &error));
+  CU_ASSERT (a->port != 0);
+  return a;
+}
+
+static void
+agent_free (TestAgent *a)
+{
+  g_clear_pointer (&a->fetch, canopy_fetch_free);
+  g_clear_pointer (&a->peers, canopy_peers_free);
+  /* Let worker threads that still hold the fetch finish before the cache goes. */
+  for (int i = 0; i < 50; i++)
+    g_main_context_iteration (NULL, FALSE);
+  g_clear_pointer (&a->cache, canopy_cache_free);
+  canopy_config_free (a->config);
+  g_free (a->failure);
+  g_free (a->destination);
+  g_free (a->dir);
+  g_free (a->id);
+  g_free (a);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestAgent, agent_free)
+
+static void
+on_report (CanopyFetch *fetch, guint kind, GVariant *body, gpointer user_data)
+{
+  TestAgent *a = user_data;
+  g_autoptr (GVariant) sunk = g_variant_ref_sink (body);
+
+  CU_ASSERT (g_variant_is_of_type (sunk, canopy_wire_kind_type (kind)));
+  if (kind == CANOPY_WIRE_DONE)
+    a->done = TRUE;
+  else if (kind == CANOPY_WIRE_FAILED)
+    {
+      a->failed = TRUE;
+      g_variant_get_child (sunk, 1, "s", &a->failure);
+      fprintf (stderr, "\n    %s failed: %s\n", a->id, a->failure);
+    }
+  else if (kind == CANOPY_WIRE_PROGRESS)
+    {
+      g_autoptr (GVariant) peers = g_variant_get_child_value (sunk, 3);
+      GVariantIter iter;
+      const char *device;
+      guint64 bytes;
+      guint32 failed;
+
+      g_variant_iter_init (&iter, peers);
+      while (g_variant_iter_next (&iter, "(&stu)", &device, &bytes, &failed))
+        a->peer_failures += failed;
+    }
+}
+
+typedef struct {
+  guint32 kind;
+  const TestAgent *agent; /* NULL for the origin */
+} Src;
+
+static GVariant *
+assignment (Content *c, CanopyRole role, const Src *sources, gsize n_sources,
+            const char *destination, guint64 rate)
+{
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(ussq)"));
+  for (gsize i = 0; i < n_sources; i++)
+    if (sources[i].agent != NULL)
+      g_variant_builder_add (&b, "(ussq)", sources[i].kind, sources[i].agent->id, "127.0.0.1",
+                             sources[i].agent->port);
+    else
+      g_variant_builder_add (&b, "(ussq)", sources[i].kind, "", c->origin, (guint16) 0);
+  return g_variant_ref_sink (g_variant_new (
+    "(s@ayu@a(ussq)st)", "deployment-1",
+    g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, c->signed_manifest, TRUE), role,
+    g_variant_builder_end (&b), destination, rate));
+}
+
+static void
+agent_fetch (TestAgent *a, Content *c, CanopyRole role, const Src *sources, gsize n_sources)
+{
+  g_autoptr (GVariant) body = assignment (c, role, sources, n_sources, a->destination, 0);
+  g_autoptr (GError) error = NULL;
+
+  a->fetch = canopy_fetch_new (a->cache, a->peers, c->key, body, on_report, a, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  canopy_fetch_start (a->fetch);
+}
+
+static gboolean
+run_until_done (TestAgent **agents, gsize n)
+{
+  gint64 deadline = g_get_monotonic_time () + TIMEOUT_S * G_USEC_PER_SEC;
+
+  while (g_get_monotonic_time () < deadline)
+    {
+      gboolean all = TRUE;
+
+      for (gsize i = 0; i < n; i++)
+        if (!agents[i]->done && !agents[i]->failed)
+          all = FALSE;
+      if (all)
+        return TRUE;
+      g_main_context_iteration (NULL, TRUE);
+    }
+  return FALSE;
+}
+
+static void
+assert_installed (Content *c, TestAgent *a)
+{
+  g_autofree char *contents = NULL;
+  gsize length = 0;
+
+  CU_ASSERT (a->done);
+  CU_ASSERT_FALSE (a->failed);
+  CU_ASSERT_FATAL (g_file_get_contents (a->destination, &contents, &length, NULL));
+  CU_ASSERT_EQUAL (length, CONTENT_SIZE);
+  CU_ASSERT (length == CONTENT_SIZE && memcmp (contents, c->data, length) == 0);
+}
+
+/* The lead crosses the WAN once; its peers take every chunk from the office. */
+static void
+test_office_shares (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) lead = NULL;
+  g_autoptr (TestAgent) b = NULL;
+  g_autoptr (TestAgent) d = NULL;
+
+  if (!make_content (&c))
+    return;
+  lead = agent_new (&c, "lead");
+  b = agent_new (&c, "peer-b");
+  d = agent_new (&c, "peer-d");
+  {
+    Src lead_src[] = { { CANOPY_SOURCE_OFFICE_PEER, b }, { CANOPY_SOURCE_OFFICE_PEER, d },
+                       { CANOPY_SOURCE_ORIGIN, NULL } };
+    Src b_src[] = { { CANOPY_SOURCE_OFFICE_PEER, lead }, { CANOPY_SOURCE_OFFICE_PEER, d } };
+    Src d_src[] = { { CANOPY_SOURCE_OFFICE_PEER, lead }, { CANOPY_SOURCE_OFFICE_PEER, b } };
+    TestAgent *all[] = { lead, b, d };
+
+    agent_fetch (b, &c, CANOPY_ROLE_PEER, b_src, G_N_ELEMENTS (b_src));
+    agent_fetch (d, &c, CANOPY_ROLE_PEER, d_src, G_N_ELEMENTS (d_src));
+    agent_fetch (lead, &c, CANOPY_ROLE_LEAD, lead_src, G_N_ELEMENTS (lead_src));
+    CU_ASSERT_FATAL (run_until_done (all, G_N_ELEMENTS (all)));
+  }
+  assert_installed (&c, lead);
+  assert_installed (&c, b);
+  assert_installed (&c, d);
+  /* The office's WAN link carried the content once. */
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (lead->fetch, CANOPY_SOURCE_ORIGIN), CONTENT_SIZE);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (lead->fetch, CANOPY_SOURCE_OFFICE_PEER), 0);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (b->fetch, CANOPY_SOURCE_ORIGIN), 0);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (b->fetch, CANOPY_SOURCE_OFFICE_PEER), CONTENT_SIZE);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (d->fetch, CANOPY_SOURCE_ORIGIN), 0);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (d->fetch, CANOPY_SOURCE_OFFICE_PEER), CONTENT_SIZE);
+  CU_ASSERT (canopy_peers_get_uploaded (lead->peers) > 0);
+  content_clear (&c);
+}
+
+/* Fills @a's cache with the whole content, as a run before a restart did,
+ * then reopens it from the stored manifest alone. */
+static void
+seed_cache (Content *c, TestAgent *a)
+{
+  g_autoptr (GError) error = NULL;
+  CanopyCacheEntry *entry = canopy_cache_open_entry (a->cache, c->manifest, &error);
+  guint n = canopy_manifest_get_n_chunks (c->manifest);
+
+  CANOPY_ASSERT_NO_ERROR (error);
+  for (guint i = 0; i < n; i++)
+    g_assert (canopy_cache_entry_store_chunk (entry, i, c->data + (gsize) i * CHUNK,
+                                              canopy_manifest_get_chunk_length (c->manifest, i),
+                                              &error));
+}
+
+/* A peer whose chunks do not verify is dropped and reported; the chunks
+ * come from the good peer, which serves a cache reopened after a restart. */
+static void
+test_bad_peer_dropped (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) bad = NULL;
+  g_autoptr (TestAgent) good = NULL;
+  g_autoptr (TestAgent) fetcher = NULL;
+  guint n;
+
+  if (!make_content (&c))
+    return;
+  n = canopy_manifest_get_n_chunks (c.manifest);
+  bad = agent_new (&c, "bad");
+  good = agent_new (&c, "good");
+  fetcher = agent_new (&c, "fetcher");
+  seed_cache (&c, bad);
+  seed_cache (&c, good);
+
+  /* The good peer restarts: its cache reopens from the kept manifest. */
+  g_clear_pointer (&good->peers, canopy_peers_free);
+  g_clear_pointer (&good->cache, canopy_cache_free);
+  agent_open_cache (good);
+  CU_ASSERT_EQUAL (canopy_cache_reopen (good->cache, c.key), 1);
+  {
+    CanopySharedKey key;
+    CanopyTransportCredentials creds;
+    g_autoptr (GError) error = NULL;
+
+    memset (key.bytes, 0x5a, sizeof key.bytes);
+    g_assert (canopy_keys_make_transport_credentials (&key, "good", &creds, &error));
+    good->peers = canopy_peers_new (
+      c.tcp, canopy_config_node_get_child (canopy_config_get_root (good->config), "transport"),
+      &creds, good->cache, 2, &error);
+    g_assert (canopy_peers_listen (good->peers, &good->port, &error));
+  }
+
+  /* The bad peer's disk damages every chunk after they were verified. */
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *path = g_strdup_printf ("%s/cache/%s/chunk-%08u", bad->dir,
+                                               c.manifest->content_id, i);
+      g_autofree char *contents = NULL;
+      gsize len;
+
+      CU_ASSERT_FATAL (g_file_get_contents (path, &contents, &len, NULL));
+      contents[len / 2] ^= 0x55;
+      CU_ASSERT_FATAL (g_file_set_contents (path, contents, (gssize) len, NULL));
+    }
+  {
+    Src src[] = { { CANOPY_SOURCE_OFFICE_PEER, bad }, { CANOPY_SOURCE_OFFICE_PEER, good } };
+    TestAgent *all[] = { fetcher };
+
+    agent_fetch (fetcher, &c, CANOPY_ROLE_PEER, src, G_N_ELEMENTS (src));
+    CU_ASSERT_FATAL (run_until_done (all, 1));
+  }
+  assert_installed (&c, fetcher);
+  CU_ASSERT (fetcher->peer_failures >= 1);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_OFFICE_PEER),
+                   CONTENT_SIZE);
+  content_clear (&c);
+}
+
+/* A fetch resumed after a restart asks the origin only for what is missing. */
+static void
+test_resume (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) a = NULL;
+  g_autoptr (GError) error = NULL;
+  CanopyCacheEntry *entry;
+  const guint kept = 5;
+
+  if (!make_content (&c))
+    return;
+  a = agent_new (&c, "resumer");
+  entry = canopy_cache_open_entry (a->cache, c.manifest, &error);
+  for (guint i = 0; i < kept; i++)
+    g_assert (canopy_cache_entry_store_chunk (entry, i, c.data + (gsize) i * CHUNK, CHUNK,
+                                              &error));
+  g_clear_pointer (&a->peers, canopy_peers_free);
+  g_clear_pointer (&a->cache, canopy_cache_free);
+  agent_open_cache (a);
+  {
+    Src src[] = { { CANOPY_SOURCE_ORIGIN, NULL } };
+    TestAgent *all[] = { a };
+
+    agent_fetch (a, &c, CANOPY_ROLE_DIRECT, src, G_N_ELEMENTS (src));
+    CU_ASSERT_FATAL (run_until_done (all, 1));
+  }
+  assert_installed (&c, a);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (a->fetch, CANOPY_SOURCE_ORIGIN),
+                   CONTENT_SIZE - kept * CHUNK);
+  content_clear (&c);
+}
+
+/* The WAN leg keeps to the assignment's rate; a waiting device fetches nothing. */
+static void
+test_rate_and_wait (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) a = NULL;
+  g_autoptr (TestAgent) w = NULL;
+  g_autoptr (GError) error = NULL;
+  Src src[] = { { CANOPY_SOURCE_ORIGIN, NULL } };
+  /* 4 MiB/s: after the first second's allowance the rest needs ~2 s more. */
+  guint64 rate = 4ull * CHUNK * 8;
+  gint64 start;
+  double elapsed;
+
+  if (!make_content (&c))
+    return;
+  a = agent_new (&c, "rated");
+  w = agent_new (&c, "waiter");
+  {
+    g_autoptr (GVariant) body = assignment (&c, CANOPY_ROLE_DIRECT, src, 1, a->destination, rate);
+    g_autoptr (GVariant) wait = assignment (&c, CANOPY_ROLE_WAIT, src, 1, w->destination, 0);
+    TestAgent *all[] = { a };
+
+    a->fetch = canopy_fetch_new (a->cache, NULL, c.key, body, on_report, a, &error);
+    w->fetch = canopy_fetch_new (w->cache, NULL, c.key, wait, on_report, w, &error);
+    CANOPY_ASSERT_NO_ERROR (error);
+    start = g_get_monotonic_time ();
+    canopy_fetch_start (a->fetch);
+    canopy_fetch_start (w->fetch);
+    CU_ASSERT_FATAL (run_until_done (all, 1));
+  }
+  elapsed = (double) (g_get_monotonic_time () - start) / G_USEC_PER_SEC;
+  assert_installed (&c, a);
+  CU_ASSERT (elapsed >= 1.8);
+  CU_ASSERT (elapsed < 6.0);
+  CU_ASSERT_FALSE (w->done);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (w->fetch, CANOPY_SOURCE_ORIGIN), 0);
+  CU_ASSERT_FALSE (g_file_test (w->destination, G_FILE_TEST_EXISTS));
+  content_clear (&c);
+}
+
+/* A manifest not signed by the server's key is refused before anything is fetched. */
+static void
+test_unsigned_refused (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) a = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) public_key = NULL;
+  g_autoptr (CanopySigningKey) other = NULL;
+  g_autoptr (CanopyVerifyKey) wrong = NULL;
+  g_autofree char *path = NULL;
+  Src src[] = { { CANOPY_SOURCE_ORIGIN, NULL } };
+
+  if (!make_content (&c))
+    return;
+  a = agent_new (&c, "strict");
+  path = g_build_filename (c.dir, "other.pem", NULL);
+  g_assert (canopy_signing_key_generate_file (path, &error));
+  other = canopy_signing_key_load (path, &error);
+  public_key = canopy_signing_key_get_public (other);
+  wrong = canopy_verify_key_new (public_key, &error);
+  {
+    g_autoptr (GVariant) body = assignment (&c, CANOPY_ROLE_DIRECT, src, 1, a->destination, 0);
+    CanopyFetch *fetch = canopy_fetch_new (a->cache, NULL, wrong, body, on_report, a, &error);
+
+    CU_ASSERT_PTR_NULL (fetch);
+    CU_ASSERT (g_error_matches (error, CANOPY_FETCH_ERROR, CANOPY_FETCH_ERROR_ASSIGNMENT));
+  }
+  content_clear (&c);
+}
+
+CANOPY_TEST_SUITE (fetch, "fetch", NULL, NULL,
+                   { "office lead crosses the WAN once", test_office_shares },
+                   { "bad peer dropped, good peer serves after restart", test_bad_peer_dropped },
+                   { "resume fetches no verified chunk again", test_resume },
+                   { "WAN rate and role wait", test_rate_and_wait },
+                   { "manifest with a wrong signature refused", test_unsigned_refused })
