@@ -262,6 +262,7 @@ start_peers (CanopyAgent *agent, const CanopyTransportCredentials *creds)
   g_message (_("Serving office peers on %s port %u with %u upload slots"), config->peer_address,
              port, config->upload_slots);
   canopy_uplink_set_peer_port (agent->uplink, port);
+  canopy_uplink_set_peer_address (agent->uplink, config->peer_address);
 }
 
 gboolean

@@ -229,7 +229,7 @@ assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *cont
   g_debug ("deployment %s: %s is %s (%s)", d->id, plan->device_id,
            canopy_role_to_string (plan->role), plan->reason);
   if (canopy_sessions_send (distributor->sessions, plan->device_id, CANOPY_WIRE_ASSIGNMENT,
-                            g_variant_new ("(s@ayu@ast)", d->id,
+                            g_variant_new ("(s@ayu@a(ussq)st)", d->id,
                                            g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
                                                                      content->manifest, TRUE),
                                            (guint32) plan->role, sources, d->destination,

@@ -1,0 +1,362 @@
+/* Content distribution end to end, with real processes on loopback: one
+ * canopyd (SQLite, TCP, console API), an HTTP origin, and two offices of
+ * four agents each on their own 127.0.N.0/24 addresses. The content is
+ * registered and deployed through the console API; every copy must match
+ * the original, and what reached each office from outside it must stay
+ * within 1.05 × the content size. */
+#include "build-config.h"
+
+#include "tests/canopy-test.h"
+#include "lib/keys.h"
+#include "lib/shared-key.h"
+
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+#include <signal.h>
+#include <string.h>
+
+#define OFFICES 2
+#define AGENTS_PER_OFFICE 4
+#define CONTENT_SIZE (64 * 1024 * 1024 + 12345)
+
+typedef struct {
+  char *dir;
+  char *config;
+  char *state;
+  char *package;
+  guint agent_port;
+  guint console_port;
+  CanopyTestProcess *server;
+  CanopyTestProcess *origin;
+  CanopyTestProcess *agents[OFFICES * AGENTS_PER_OFFICE];
+  char *origin_url;
+  char *token;
+  SoupSession *session;
+} Site;
+
+static char *
+program (const char *name)
+{
+  return canopy_test_build_path (name, NULL);
+}
+
+static gboolean
+available (void)
+{
+  g_autofree char *tcp = canopy_test_build_path ("plugins", "transport-tcp", ".libs",
+                                                 "canopy-tcp.so", NULL);
+  g_autofree char *sqlite = canopy_test_build_path ("plugins", "backend-sqlite", ".libs",
+                                                    "canopy-sqlite.so", NULL);
+
+  if (g_file_test (tcp, G_FILE_TEST_EXISTS) && g_file_test (sqlite, G_FILE_TEST_EXISTS))
+    return TRUE;
+  printf ("\n    SKIPPED: needs the tcp transport and the sqlite backend, and one was not "
+          "built\n");
+  return FALSE;
+}
+
+static guint
+port_after (const char *output, const char *prefix)
+{
+  const char *at = strstr (output, prefix);
+
+  return at != NULL ? (guint) g_ascii_strtoull (at + strlen (prefix), NULL, 10) : 0;
+}
+
+static void
+write_server_config (Site *s)
+{
+  g_autofree char *topology = g_build_filename (s->dir, "topology.csv", NULL);
+  g_autofree char *xml = g_strdup_printf (
+    "<server>\n"
+    "  <state-directory>%s</state-directory>\n"
+    "  <assigned-group>Branch</assigned-group>\n"
+    "  <distribution-optimization enabled='true' topology='%s'/>\n"
+    "  <heartbeat interval='1'/>\n"
+    "  <console address='127.0.0.1' port='%u'/>\n"
+    "  <backend plugin='sqlite'/>\n"
+    "  <transport plugin='tcp'><listen address='127.0.0.1' port='%u'/></transport>\n"
+    "</server>\n",
+    s->state, topology, s->console_port, s->agent_port);
+
+  g_assert (g_file_set_contents (topology,
+                                 "office,parent,type,subnets\n"
+                                 "North,,Default,127.0.1.0/24\n"
+                                 "South,,Default,127.0.2.0/24\n",
+                                 -1, NULL));
+  g_assert (g_file_set_contents (s->config, xml, -1, NULL));
+}
+
+static void
+server_start (Site *s)
+{
+  g_autofree char *canopyd = program ("canopyd");
+  const char *argv[] = { canopyd, "--config", s->config, NULL };
+  const char *output;
+
+  s->server = canopy_test_process_spawn (argv, NULL);
+  CU_ASSERT_FATAL (s->server != NULL
+                   && canopy_test_process_wait_output (s->server, "started", 20));
+  output = canopy_test_process_output (s->server);
+  s->console_port = port_after (output, "Console API listening on https://127.0.0.1:");
+  s->agent_port = port_after (output, "tcp 127.0.0.1 port ");
+  CU_ASSERT_FATAL (s->console_port != 0 && s->agent_port != 0);
+  /* Keep the ports across restarts: agents are configured with them. */
+  write_server_config (s);
+}
+
+static void
+origin_start (Site *s)
+{
+  g_autofree char *origin = program ("tests/canopy-test-origin");
+  const char *argv[] = { origin, s->package, "127.0.0.1", "0", NULL };
+  const char *line;
+
+  s->origin = canopy_test_process_spawn (argv, NULL);
+  CU_ASSERT_FATAL (s->origin != NULL
+                   && canopy_test_process_wait_output (s->origin, "origin http://", 10));
+  line = strstr (canopy_test_process_output (s->origin), "origin ");
+  s->origin_url = g_strndup (line + strlen ("origin "), strcspn (line + strlen ("origin "), "\n"));
+}
+
+static CanopyTestProcess *
+agent_start (Site *s, guint office, guint index)
+{
+  g_autofree char *agent = program ("canopy-agent");
+  g_autofree char *name = g_strdup_printf ("agent-%u-%u", office, index);
+  g_autofree char *state = g_build_filename (s->dir, name, NULL);
+  g_autofree char *config = g_strconcat (state, ".xml", NULL);
+  g_autofree char *key_from = g_build_filename (s->state, "shared-key", NULL);
+  g_autofree char *key = g_build_filename (state, "shared-key", NULL);
+  g_autofree char *text = NULL;
+  g_autofree char *xml = g_strdup_printf (
+    "<agent><server host='127.0.0.1' port='%u'/><state-directory>%s</state-directory>"
+    "<group>Branch</group><peers address='127.0.%u.%u' port='0'/>"
+    "<transport plugin='tcp'/></agent>",
+    s->agent_port, state, office, 10 + index);
+  const char *argv[] = { agent, "--config", config, NULL };
+
+  g_mkdir_with_parents (state, 0700);
+  g_assert (g_file_get_contents (key_from, &text, NULL, NULL));
+  g_assert (g_file_set_contents_full (key, text, -1, G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+  g_assert (g_file_set_contents (config, xml, -1, NULL));
+  return canopy_test_process_spawn (argv, NULL);
+}
+
+/* The server's certificate was made by this test's own `canopyd init`. */
+static gboolean
+accept_own_certificate (SoupMessage *msg, GTlsCertificate *certificate,
+                        GTlsCertificateFlags errors, gpointer user_data)
+{
+  return TRUE;
+}
+
+static JsonNode *
+api (Site *s, const char *method, const char *path, const char *body, guint expected)
+{
+  g_autofree char *uri = g_strdup_printf ("https://127.0.0.1:%u%s", s->console_port, path);
+  g_autofree char *bearer = g_strconcat ("Bearer ", s->token, NULL);
+  g_autoptr (SoupMessage) msg = soup_message_new (method, uri);
+  g_autoptr (GBytes) response = NULL;
+  g_autoptr (GError) error = NULL;
+
+  g_signal_connect (msg, "accept-certificate", G_CALLBACK (accept_own_certificate), NULL);
+  soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", bearer);
+  if (body != NULL)
+    {
+      g_autoptr (GBytes) bytes = g_bytes_new (body, strlen (body));
+      soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+    }
+  response = soup_session_send_and_read (s->session, msg, NULL, &error);
+  if (error != NULL)
+    fprintf (stderr, "\n    %s %s failed; canopyd said: %s\n", method, path,
+             canopy_test_process_output (s->server));
+  CANOPY_ASSERT_NO_ERROR (error);
+  if (soup_message_get_status (msg) != expected)
+    fprintf (stderr, "\n    %s %s: %u %.*s\n", method, path, soup_message_get_status (msg),
+             (int) g_bytes_get_size (response), (const char *) g_bytes_get_data (response, NULL));
+  CU_ASSERT_EQUAL_FATAL (soup_message_get_status (msg), expected);
+  return json_from_string (g_bytes_get_data (response, NULL), NULL);
+}
+
+static char *
+make_token (const Site *s)
+{
+  g_autofree char *path = g_build_filename (s->state, "shared-key", NULL);
+  g_autoptr (CanopySharedKey) key = canopy_shared_key_load (path, NULL);
+  guint8 token[CANOPY_KEYS_CONSOLE_TOKEN_SIZE];
+  GString *hex = g_string_new (NULL);
+
+  g_assert (key != NULL && canopy_keys_derive_console_token (key, token, NULL));
+  for (gsize i = 0; i < sizeof token; i++)
+    g_string_append_printf (hex, "%02x", token[i]);
+  return g_string_free (hex, FALSE);
+}
+
+static void
+write_package (Site *s)
+{
+  guint8 *data = g_malloc (CONTENT_SIZE);
+  guint32 x = 2463534242u;
+
+  for (gsize i = 0; i < CONTENT_SIZE; i++)
+    {
+      x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+      data[i] = (guint8) x;
+    }
+  s->package = g_build_filename (s->dir, "package.bin", NULL);
+  g_assert (g_file_set_contents (s->package, (const char *) data, CONTENT_SIZE, NULL));
+  g_free (data);
+}
+
+static void
+site_start (Site *s)
+{
+  g_autofree char *canopyd = program ("canopyd");
+  const char *init[] = { canopyd, "init", "--config", NULL, NULL };
+  g_autofree char *out = NULL;
+
+  s->dir = canopy_test_make_tmpdir ("distribution");
+  s->config = g_build_filename (s->dir, "canopyd.xml", NULL);
+  s->state = g_build_filename (s->dir, "state", NULL);
+  write_server_config (s);
+  init[3] = s->config;
+  CU_ASSERT_EQUAL_FATAL (canopy_test_run (init, &out), 0);
+  server_start (s);
+  write_package (s);
+  origin_start (s);
+  s->token = make_token (s);
+  s->session = soup_session_new_with_options ("timeout", 120, NULL);
+  for (guint o = 0; o < OFFICES; o++)
+    for (guint i = 0; i < AGENTS_PER_OFFICE; i++)
+      s->agents[o * AGENTS_PER_OFFICE + i] = agent_start (s, o + 1, i);
+}
+
+static void
+site_stop (Site *s)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (s->agents); i++)
+    if (s->agents[i] != NULL)
+      {
+        canopy_test_process_signal (s->agents[i], SIGTERM);
+        CU_ASSERT_EQUAL (canopy_test_process_wait_exit (s->agents[i], 20), 0);
+        g_clear_pointer (&s->agents[i], canopy_test_process_free);
+      }
+  if (s->server != NULL)
+    {
+      canopy_test_process_signal (s->server, SIGTERM);
+      CU_ASSERT_EQUAL (canopy_test_process_wait_exit (s->server, 20), 0);
+      g_clear_pointer (&s->server, canopy_test_process_free);
+    }
+  if (s->origin != NULL)
+    {
+      canopy_test_process_signal (s->origin, SIGTERM);
+      canopy_test_process_wait_exit (s->origin, 10);
+      g_clear_pointer (&s->origin, canopy_test_process_free);
+    }
+  g_clear_object (&s->session);
+  g_free (s->dir);
+  g_free (s->config);
+  g_free (s->state);
+  g_free (s->package);
+  g_free (s->origin_url);
+  g_free (s->token);
+}
+
+/* Registers the package; returns its content ID. */
+static char *
+register_package (Site *s)
+{
+  g_autofree char *content_body = g_strdup_printf (
+    "{\"name\": \"Package\", \"version\": \"1.0\", \"location\": \"%s\"}", s->origin_url);
+  g_autoptr (JsonNode) content = api (s, "POST", "/api/v1/content", content_body,
+                                      SOUP_STATUS_CREATED);
+  const char *content_id = json_object_get_string_member (json_node_get_object (content), "id");
+
+  CU_ASSERT_EQUAL (json_object_get_int_member (json_node_get_object (content), "size"),
+                   CONTENT_SIZE);
+  return g_strdup (content_id);
+}
+
+/* Waits until every agent reports the deployment done; returns the
+ * deployment's JSON (the last poll). */
+static JsonNode *
+wait_done (Site *s, guint expected, guint timeout_s)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_s * G_USEC_PER_SEC;
+
+  for (;;)
+    {
+      g_autoptr (JsonNode) list = api (s, "GET", "/api/v1/deployments", NULL, SOUP_STATUS_OK);
+      JsonArray *array = json_node_get_array (list);
+      JsonObject *d = json_array_get_length (array) > 0 ? json_array_get_object_element (array, 0)
+                                                       : NULL;
+
+      if (d != NULL && json_object_get_int_member (d, "done") >= expected)
+        return json_node_copy (json_array_get_element (array, 0));
+      if (g_get_monotonic_time () > deadline)
+        {
+          g_autofree char *text = json_to_string (list, TRUE);
+          fprintf (stderr, "\n    not done in %u s: %s\n", timeout_s, text);
+          return NULL;
+        }
+      g_usleep (G_USEC_PER_SEC / 2);
+    }
+}
+
+static gboolean
+same_file (const char *a, const char *b)
+{
+  g_autofree char *x = NULL, *y = NULL;
+  gsize nx = 0, ny = 0;
+
+  return g_file_get_contents (a, &x, &nx, NULL) && g_file_get_contents (b, &y, &ny, NULL)
+         && nx == ny && memcmp (x, y, nx) == 0;
+}
+
+static void
+test_two_offices (void)
+{
+  Site s = { 0 };
+  g_autofree char *content_id = NULL;
+  g_autofree char *body = NULL;
+  g_autoptr (JsonNode) created = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  JsonArray *offices;
+
+  if (!available ())
+    return;
+  site_start (&s);
+  content_id = register_package (&s);
+  /* The agents share this machine's file system, so they share the
+   * destination; each checks its copy's SHA-256 before the atomic rename,
+   * and the server counts a device done only when the hash it reports is
+   * the content's. */
+  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Branch\"], "
+                          "\"destination\": \"%s/copies/package.bin\"}",
+                          content_id, s.dir);
+  created = api (&s, "POST", "/api/v1/deployments", body, SOUP_STATUS_CREATED);
+  done = wait_done (&s, OFFICES * AGENTS_PER_OFFICE, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  offices = json_object_get_array_member (json_node_get_object (done), "offices");
+  CU_ASSERT_EQUAL (json_array_get_length (offices), OFFICES);
+  for (guint i = 0; i < json_array_get_length (offices); i++)
+    {
+      JsonObject *office = json_array_get_object_element (offices, i);
+      double ratio = json_object_get_double_member (office, "wan_ratio");
+
+      if (ratio > 1.05)
+        fprintf (stderr, "\n    office %s: WAN ratio %.3f\n",
+                 json_object_get_string_member (office, "office"), ratio);
+      CU_ASSERT (ratio > 0.0 && ratio <= 1.05);
+      CU_ASSERT_EQUAL (json_object_get_int_member (office, "done"), AGENTS_PER_OFFICE);
+    }
+  {
+    g_autofree char *copy = g_build_filename (s.dir, "copies", "package.bin", NULL);
+    CU_ASSERT (same_file (copy, s.package));
+  }
+  site_stop (&s);
+}
+
+CANOPY_TEST_SUITE (distribution, "distribution", NULL, NULL,
+                   { "two offices, WAN once each", test_two_offices });

@@ -1,0 +1,107 @@
+/* A small HTTP origin for the integration tests, the demo and the network
+ * benchmark: it serves one file, with range requests, as a CDN would, and
+ * counts the bytes it sent so a run can tell what crossed the WAN.
+ *   usage: canopy-test-origin FILE ADDRESS PORT
+ * Prints "origin http://ADDRESS:PORT/NAME" once listening; on SIGTERM it
+ * prints "served BYTES" and exits. */
+#include "build-config.h"
+
+#include <glib-unix.h>
+#include <libsoup/soup.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+  GMappedFile *file;
+  char *path;
+  guint64 served;
+} Origin;
+
+static void
+serve (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+       gpointer user_data)
+{
+  Origin *origin = user_data;
+  SoupMessageHeaders *request = soup_server_message_get_request_headers (msg);
+  SoupMessageHeaders *response = soup_server_message_get_response_headers (msg);
+  gsize size = g_mapped_file_get_length (origin->file);
+  const char *data = g_mapped_file_get_contents (origin->file);
+  SoupRange *ranges = NULL;
+  int n_ranges = 0;
+  goffset start = 0, end = (goffset) size - 1;
+
+  if (!g_str_equal (path, origin->path))
+    {
+      soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
+      return;
+    }
+  if (soup_message_headers_get_ranges (request, (goffset) size, &ranges, &n_ranges))
+    {
+      start = ranges[0].start;
+      end = MIN (ranges[0].end, (goffset) size - 1);
+      soup_message_headers_free_ranges (request, ranges);
+      soup_message_headers_set_content_range (response, start, end, (goffset) size);
+      soup_server_message_set_status (msg, SOUP_STATUS_PARTIAL_CONTENT, NULL);
+    }
+  else
+    soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  if (soup_server_message_get_method (msg) == SOUP_METHOD_HEAD)
+    return;
+  soup_server_message_set_response (msg, "application/octet-stream", SOUP_MEMORY_STATIC,
+                                    data + start, (gsize) (end - start + 1));
+  origin->served += (guint64) (end - start + 1);
+}
+
+static gboolean
+on_term (gpointer user_data)
+{
+  g_main_loop_quit (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SoupServer) server = NULL;
+  g_autoptr (GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr (GSocketAddress) address = NULL;
+  g_autofree char *name = NULL;
+  Origin origin = { 0 };
+
+  if (argc != 4)
+    {
+      fprintf (stderr, "usage: %s FILE ADDRESS PORT\n", argv[0]);
+      return 2;
+    }
+  origin.file = g_mapped_file_new (argv[1], FALSE, &error);
+  if (origin.file == NULL)
+    {
+      fprintf (stderr, "%s\n", error->message);
+      return 1;
+    }
+  name = g_path_get_basename (argv[1]);
+  origin.path = g_strconcat ("/", name, NULL);
+  server = soup_server_new (NULL, NULL);
+  soup_server_add_handler (server, NULL, serve, &origin, NULL);
+  address = g_inet_socket_address_new_from_string (argv[2], (guint) atoi (argv[3]));
+  if (address == NULL || !soup_server_listen (server, address, 0, &error))
+    {
+      fprintf (stderr, "cannot listen on %s port %s: %s\n", argv[2], argv[3],
+               error != NULL ? error->message : "not an address");
+      return 1;
+    }
+  {
+    GSList *uris = soup_server_get_uris (server);
+    printf ("origin http://%s:%d%s\n", argv[2], g_uri_get_port (uris->data), origin.path);
+    g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  }
+  fflush (stdout);
+  g_unix_signal_add (SIGTERM, on_term, loop);
+  g_unix_signal_add (SIGINT, on_term, loop);
+  g_main_loop_run (loop);
+  printf ("served %" G_GUINT64_FORMAT "\n", origin.served);
+  g_mapped_file_unref (origin.file);
+  g_free (origin.path);
+  return 0;
+}
