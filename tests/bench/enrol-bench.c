@@ -1206,9 +1206,17 @@ main (int argc, char **argv)
   log_other = server_log.other;
   g_mutex_unlock (&server_log.lock);
 
-  printf ("enrol-bench: %u agents over TCP+TLS on loopback, one canopyd (SQLite), "
-          "%u load processes, %u CPUs (load average %s at the start)\n",
-          n, bench.n_workers, g_get_num_processors (), loadavg);
+  {
+    g_autofree char *loadavg_end = NULL;
+
+    if (g_file_get_contents ("/proc/loadavg", &loadavg_end, NULL, NULL))
+      *strchrnul (loadavg_end, ' ') = '\0';
+    printf ("enrol-bench: %u agents over TCP+TLS on loopback, one canopyd (SQLite), "
+            "%u load processes, %u CPUs (load average %s at the start, %s at the end: other "
+            "work on the machine skews the round trips first)\n",
+            n, bench.n_workers, g_get_num_processors (), loadavg,
+            loadavg_end != NULL ? loadavg_end : "?");
+  }
   if (n != asked)
     printf ("  agents:               %u asked, %u run (descriptor hard limit %lu)\n", asked, n,
             (unsigned long) limit.rlim_max);
