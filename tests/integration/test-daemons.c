@@ -4,6 +4,7 @@
 
 #include "tests/canopy-test.h"
 #include "tests/config/expectations.h"
+#include "lib/shared-key.h"
 
 #include <glib/gstdio.h>
 #include <signal.h>
@@ -293,6 +294,48 @@ test_agent_needs_a_key (void)
   CANOPY_ASSERT_CONTAINS (out, "/state/shared-key");
 }
 
+/* The agent with a cache and an office-peer listener starts, says where it
+ * serves peers (a free port: 0), and stops cleanly while its server is
+ * unreachable. */
+static void
+test_agent_serves_peers (void)
+{
+  g_autofree char *agent = program ("canopy-agent");
+  g_autofree char *tcp = canopy_test_build_path ("plugins", "transport-tcp", ".libs",
+                                                 "canopy-tcp.so", NULL);
+  g_autofree char *dir = canopy_test_make_tmpdir ("agent-peers");
+  g_autofree char *config = g_build_filename (dir, "agent.xml", NULL);
+  g_autofree char *key_path = g_build_filename (dir, "shared-key", NULL);
+  g_autofree char *cache = g_build_filename (dir, "cache", NULL);
+  g_autofree char *xml = g_strdup_printf (
+    "<agent><server host='127.0.0.1' port='1'/>"
+    "<state-directory>%s/state</state-directory><shared-key-file>%s</shared-key-file>"
+    "<cache directory='%s' quota='512MiB'/><peers address='127.0.0.1' port='0' "
+    "upload-slots='3'/><transport plugin='tcp'><connect timeout-ms='500'/></transport></agent>",
+    dir, key_path, cache);
+  const char *argv[] = { agent, "--config", config, NULL };
+  g_autoptr (CanopySharedKey) key = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyTestProcess) proc = NULL;
+
+  if (!g_file_test (tcp, G_FILE_TEST_EXISTS))
+    {
+      printf ("\n    SKIPPED: the tcp transport was not built\n");
+      return;
+    }
+  key = canopy_shared_key_generate (&error);
+  CU_ASSERT_FATAL (canopy_shared_key_save (key, key_path, &error));
+  CU_ASSERT_FATAL (g_file_set_contents (config, xml, -1, NULL));
+  proc = canopy_test_process_spawn (argv, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT (canopy_test_process_wait_output (proc, "with 3 upload slots", 20));
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (proc), "Serving office peers on 127.0.0.1");
+  CU_ASSERT_PTR_NULL (strstr (canopy_test_process_output (proc), "port 0 with"));
+  CU_ASSERT (g_file_test (cache, G_FILE_TEST_IS_DIR));
+  canopy_test_process_signal (proc, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (proc, 20), 0);
+}
+
 static void
 test_server_needs_init (void)
 {
@@ -376,5 +419,6 @@ CANOPY_TEST_SUITE (daemons, "daemons", NULL, NULL,
                    { "debug domains filter", test_debug_domains_filter },
                    { "invalid config refuses to start", test_invalid_config_refuses_to_start },
                    { "agent needs a shared key", test_agent_needs_a_key },
+                   { "agent serves office peers", test_agent_serves_peers },
                    { "server needs canopyd init", test_server_needs_init },
                    { "init creates and keeps state", test_init_creates_and_keeps_state })

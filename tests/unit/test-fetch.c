@@ -6,6 +6,7 @@
 #include "build-config.h"
 
 #include "tests/canopy-test.h"
+#include "agent/agent-config.h"
 #include "agent/cache.h"
 #include "agent/fetch.h"
 #include "agent/peers.h"
@@ -481,9 +482,59 @@ test_unsigned_refused (void)
   content_clear (&c);
 }
 
+/* Sizes as admins write them, and the peer listener derived from the
+ * transport element with the admin's other settings kept. */
+static void
+test_agent_config (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("agent-config");
+  g_autofree char *path = g_build_filename (dir, "agent.xml", NULL);
+  g_autoptr (CanopyAgentConfig) config = NULL;
+  g_autoptr (CanopyAgentConfig) defaults = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) listen = NULL;
+  guint64 size = 0;
+
+  CU_ASSERT (canopy_agent_config_parse_size ("1048576", &size) && size == 1048576);
+  CU_ASSERT (canopy_agent_config_parse_size ("10GiB", &size) && size == 10ull << 30);
+  CU_ASSERT (canopy_agent_config_parse_size ("500MB", &size) && size == 500000000);
+  CU_ASSERT (canopy_agent_config_parse_size ("1.5 G", &size) && size == 3ull << 29);
+  CU_ASSERT_FALSE (canopy_agent_config_parse_size ("lots", &size));
+  CU_ASSERT_FALSE (canopy_agent_config_parse_size ("10 parsecs", &size));
+
+  g_assert (g_file_set_contents (path,
+                                 "<agent><server host='h'/><state-directory>/s</state-directory>"
+                                 "<cache quota='2GB'/><peers address='::' port='0' "
+                                 "upload-slots='9'/><transport plugin='tcp'>"
+                                 "<listen address='127.0.0.1' port='5'/><connect timeout-ms='77'/>"
+                                 "</transport></agent>", -1, NULL));
+  config = canopy_agent_config_load (path, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_STRING_EQUAL (config->cache_directory, "/s/cache");
+  CU_ASSERT_EQUAL (config->cache_quota, 2000000000);
+  CU_ASSERT_EQUAL (config->upload_slots, 9);
+  CU_ASSERT_EQUAL (config->peer_port, 0);
+  listen = canopy_config_node_get_children (config->peer_transport, "listen");
+  CU_ASSERT_EQUAL_FATAL (listen->len, 1);
+  CU_ASSERT_STRING_EQUAL (canopy_config_node_get_attribute (listen->pdata[0], "address"), "::");
+  CU_ASSERT_STRING_EQUAL (canopy_config_node_get_attribute (
+                            canopy_config_node_get_child (config->peer_transport, "connect"),
+                            "timeout-ms"), "77");
+
+  g_assert (g_file_set_contents (path, "<agent><server host='h'/><transport plugin='tcp'/></agent>",
+                                 -1, NULL));
+  defaults = canopy_agent_config_load (path, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_EQUAL (defaults->cache_quota, CANOPY_DEFAULT_CACHE_QUOTA);
+  CU_ASSERT_EQUAL (defaults->peer_port, CANOPY_DEFAULT_PEER_PORT);
+  CU_ASSERT_EQUAL (defaults->upload_slots, CANOPY_DEFAULT_UPLOAD_SLOTS);
+  CU_ASSERT (g_str_has_suffix (defaults->cache_directory, "/cache"));
+}
+
 CANOPY_TEST_SUITE (fetch, "fetch", NULL, NULL,
                    { "office lead crosses the WAN once", test_office_shares },
                    { "bad peer dropped, good peer serves after restart", test_bad_peer_dropped },
                    { "resume fetches no verified chunk again", test_resume },
                    { "WAN rate and role wait", test_rate_and_wait },
-                   { "manifest with a wrong signature refused", test_unsigned_refused })
+                   { "manifest with a wrong signature refused", test_unsigned_refused },
+                   { "agent configuration", test_agent_config })
