@@ -1105,8 +1105,9 @@ on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
   for (guint i = 0; i < fetch->n; i++)
     if (canopy_cache_entry_has_chunk (entry, i))
       fetch->state[i] = CHUNK_HELD;
-  g_debug ("deployment %s: %u of %u chunks already verified", fetch->deployment_id,
-           canopy_cache_entry_count_chunks (entry), fetch->n);
+  if (canopy_cache_entry_count_chunks (entry) > 0)
+    g_message (_("Deployment %s resumes with %u of %u chunks already verified in the cache"),
+               fetch->deployment_id, canopy_cache_entry_count_chunks (entry), fetch->n);
   if (fetch->peers != NULL)
     {
       canopy_peers_set_client (fetch->peers, fetch->manifest->content_id, &fetch_peers_client,

@@ -81,6 +81,25 @@ plan_wan (CanopyPlan *plan, GArray *ranked, const CanopyOffice *office,
   plan->wan_rate = office->wan_rate;
 }
 
+/* The office's lead from before, if it may go on leading. */
+static const CanopyRankedDevice *
+current_lead (GArray *ranked, const char *office, const CanopyPlannerOptions *options)
+{
+  if (options->leads == NULL)
+    return NULL;
+  for (guint i = 0; i < ranked->len; i++)
+    {
+      const CanopyRankedDevice *r = &g_array_index (ranked, CanopyRankedDevice, i);
+      const char *id = r->history->device_id;
+
+      if (r->history->online && strcmp (r->history->office, office) == 0
+          && g_strv_contains (options->leads, id)
+          && (options->stalled == NULL || !g_strv_contains (options->stalled, id)))
+        return r;
+    }
+  return NULL;
+}
+
 static CanopyPlan *
 plan_device (const CanopyTopology *topology, GArray *ranked, const CanopyRankedDevice *r,
              const CanopyPlannerOptions *options)
@@ -110,7 +129,9 @@ plan_device (const CanopyTopology *topology, GArray *ranked, const CanopyRankedD
       return plan;
     }
 
-  lead = canopy_ranking_pick_lead (ranked, office->name, options->stalled);
+  lead = current_lead (ranked, office->name, options);
+  if (lead == NULL)
+    lead = canopy_ranking_pick_lead (ranked, office->name, options->stalled);
   if (lead == NULL)
     {
       plan->role = CANOPY_ROLE_WAIT;

@@ -43,6 +43,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyPlan, canopy_plan_free)
 typedef struct {
   gboolean content_store; /* the server keeps a copy it can seed */
   const char *const *stalled; /* (nullable) device IDs not to make lead again */
+  /* (nullable) device IDs leading their office now: each keeps the role
+   * while it is online and has not stalled, so a device coming or going
+   * never makes two devices of an office cross the WAN for the same part */
+  const char *const *leads;
 } CanopyPlannerOptions;
 
 /**

@@ -70,6 +70,12 @@ deployment_free (Deployment *d)
   g_free (d);
 }
 
+static GHashTable *
+new_lead_table (void)
+{
+  return g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+}
+
 static Deployment *
 deployment_new (const char *id, const char *content_id, const char *const *groups,
                 const char *destination, CanopyDeploymentState state, gint64 created_at)
@@ -84,7 +90,7 @@ deployment_new (const char *id, const char *content_id, const char *const *group
   d->created_at = created_at;
   d->progress = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   d->sent = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  d->leads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  d->leads = new_lead_table ();
   d->stalled = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   d->served = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   return d;
@@ -237,14 +243,17 @@ assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *cont
     g_hash_table_insert (d->sent, g_strdup (plan->device_id), g_steal_pointer (&said));
 }
 
+/* Records @plan's device as its office's lead; @before holds the leads of
+ * the previous plan. */
 static void
-note_lead (Deployment *d, const CanopyPlan *plan)
+note_lead (Deployment *d, GHashTable *before, const CanopyPlan *plan)
 {
   const char *previous;
 
   if (plan->role != CANOPY_ROLE_LEAD || plan->office == NULL)
     return;
-  previous = g_hash_table_lookup (d->leads, plan->office);
+  g_hash_table_insert (d->leads, g_strdup (plan->office), g_strdup (plan->device_id));
+  previous = g_hash_table_lookup (before, plan->office);
   if (g_strcmp0 (previous, plan->device_id) == 0)
     return;
   if (previous != NULL)
@@ -252,7 +261,6 @@ note_lead (Deployment *d, const CanopyPlan *plan)
                  "the office already holds"), d->id, plan->device_id, plan->office, previous);
   /* A new lead gets its full stall allowance. */
   progress_of (d, plan->device_id)->last_change = g_get_monotonic_time ();
-  g_hash_table_insert (d->leads, g_strdup (plan->office), g_strdup (plan->device_id));
 }
 
 static void
@@ -262,6 +270,8 @@ replan (CanopyDistributor *distributor, Deployment *d)
   g_autoptr (GArray) histories = NULL;
   g_autoptr (GPtrArray) history_ptrs = g_ptr_array_new ();
   g_autoptr (GPtrArray) stalled = g_ptr_array_new ();
+  g_autoptr (GPtrArray) leads = g_ptr_array_new ();
+  g_autoptr (GHashTable) before = NULL;
   g_autoptr (GArray) ranked = NULL;
   g_autoptr (GPtrArray) plans = NULL;
   CanopyPlannerOptions options = { FALSE, NULL };
@@ -291,15 +301,21 @@ replan (CanopyDistributor *distributor, Deployment *d)
     g_ptr_array_add (stalled, value);
   g_ptr_array_add (stalled, NULL);
   options.stalled = (const char *const *) stalled->pdata;
+  g_hash_table_iter_init (&iter, d->leads);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (leads, value);
+  g_ptr_array_add (leads, NULL);
+  options.leads = (const char *const *) leads->pdata;
   ranked = canopy_ranking_rank (history_ptrs, g_get_real_time ());
   plans = canopy_planner_plan (distributor->topology, ranked, &options);
-  g_hash_table_remove_all (d->leads);
+  before = g_steal_pointer (&d->leads);
+  d->leads = new_lead_table ();
   for (guint i = 0; i < plans->len; i++)
     {
       const CanopyPlan *plan = g_ptr_array_index (plans, i);
       DeviceProgress *p = g_hash_table_lookup (d->progress, plan->device_id);
 
-      note_lead (d, plan);
+      note_lead (d, before, plan);
       if (p == NULL || !p->done)
         assign (distributor, d, content, plan);
     }

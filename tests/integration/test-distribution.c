@@ -18,6 +18,8 @@
 #define OFFICES 2
 #define AGENTS_PER_OFFICE 4
 #define CONTENT_SIZE (64 * 1024 * 1024 + 12345)
+/* Slot for the extra agent the corrupted-peer test starts. */
+#define N_AGENTS (OFFICES * AGENTS_PER_OFFICE + 1)
 
 typedef struct {
   char *dir;
@@ -28,10 +30,12 @@ typedef struct {
   guint console_port;
   CanopyTestProcess *server;
   CanopyTestProcess *origin;
-  CanopyTestProcess *agents[OFFICES * AGENTS_PER_OFFICE];
+  CanopyTestProcess *agents[N_AGENTS];
   char *origin_url;
   char *token;
   SoupSession *session;
+  const char *wan_rate;  /* the offices' WAN rate in the topology; "" unlimited */
+  char *device_ids[N_AGENTS];
 } Site;
 
 static char *
@@ -79,11 +83,12 @@ write_server_config (Site *s)
     "</server>\n",
     s->state, topology, s->console_port, s->agent_port);
 
-  g_assert (g_file_set_contents (topology,
-                                 "office,parent,type,subnets\n"
-                                 "North,,Default,127.0.1.0/24\n"
-                                 "South,,Default,127.0.2.0/24\n",
-                                 -1, NULL));
+  g_autofree char *csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
+                                          "North,,Default,127.0.1.0/24,%s\n"
+                                          "South,,Default,127.0.2.0/24,%s\n",
+                                          s->wan_rate, s->wan_rate);
+
+  g_assert (g_file_set_contents (topology, csv, -1, NULL));
   g_assert (g_file_set_contents (s->config, xml, -1, NULL));
 }
 
@@ -128,6 +133,7 @@ agent_start (Site *s, guint office, guint index)
   g_autofree char *config = g_strconcat (state, ".xml", NULL);
   g_autofree char *key_from = g_build_filename (s->state, "shared-key", NULL);
   g_autofree char *key = g_build_filename (state, "shared-key", NULL);
+  g_autofree char *id_path = g_build_filename (state, "device-id", NULL);
   g_autofree char *text = NULL;
   g_autofree char *xml = g_strdup_printf (
     "<agent><server host='127.0.0.1' port='%u'/><state-directory>%s</state-directory>"
@@ -135,12 +141,25 @@ agent_start (Site *s, guint office, guint index)
     "<transport plugin='tcp'/></agent>",
     s->agent_port, state, office, 10 + index);
   const char *argv[] = { agent, "--config", config, NULL };
+  CanopyTestProcess *proc;
+  const char *id;
+  guint slot;
 
   g_mkdir_with_parents (state, 0700);
   g_assert (g_file_get_contents (key_from, &text, NULL, NULL));
   g_assert (g_file_set_contents_full (key, text, -1, G_FILE_SET_CONTENTS_NONE, 0600, NULL));
   g_assert (g_file_set_contents (config, xml, -1, NULL));
-  return canopy_test_process_spawn (argv, NULL);
+  proc = canopy_test_process_spawn (argv, NULL);
+  g_assert (proc != NULL);
+  /* The agent says its ID when it makes it; a restarted one has it on disk. */
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (proc, " started", 20));
+  g_free (text);
+  g_assert (g_file_get_contents (id_path, &text, NULL, NULL));
+  id = g_strstrip (text);
+  slot = index < AGENTS_PER_OFFICE ? (office - 1) * AGENTS_PER_OFFICE + index : N_AGENTS - 1;
+  g_free (s->device_ids[slot]);
+  s->device_ids[slot] = g_strdup (id);
+  return proc;
 }
 
 /* The server's certificate was made by this test's own `canopyd init`. */
@@ -255,6 +274,8 @@ site_stop (Site *s)
       g_clear_pointer (&s->origin, canopy_test_process_free);
     }
   g_clear_object (&s->session);
+  for (guint i = 0; i < G_N_ELEMENTS (s->device_ids); i++)
+    g_free (s->device_ids[i]);
   g_free (s->dir);
   g_free (s->config);
   g_free (s->state);
@@ -278,7 +299,19 @@ register_package (Site *s)
   return g_strdup (content_id);
 }
 
-/* Waits until every agent reports the deployment done; returns the
+/* Runs the main context for @ms, so the processes' output keeps being
+ * read and none of them blocks on a full pipe. */
+static void
+pump (guint ms)
+{
+  gint64 until = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  while (g_get_monotonic_time () < until)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (10000);
+}
+
+/* Waits until @expected devices report the deployment done; returns the
  * deployment's JSON (the last poll). */
 static JsonNode *
 wait_done (Site *s, guint expected, guint timeout_s)
@@ -300,7 +333,7 @@ wait_done (Site *s, guint expected, guint timeout_s)
           fprintf (stderr, "\n    not done in %u s: %s\n", timeout_s, text);
           return NULL;
         }
-      g_usleep (G_USEC_PER_SEC / 2);
+      pump (500);
     }
 }
 
@@ -314,49 +347,287 @@ same_file (const char *a, const char *b)
          && nx == ny && memcmp (x, y, nx) == 0;
 }
 
-static void
-test_two_offices (void)
+/* The deployment as the API lists it (the only one of the run). */
+static JsonObject *
+deployment (Site *s, JsonNode **holder)
 {
-  Site s = { 0 };
-  g_autofree char *content_id = NULL;
-  g_autofree char *body = NULL;
-  g_autoptr (JsonNode) created = NULL;
-  g_autoptr (JsonNode) done = NULL;
-  JsonArray *offices;
+  JsonArray *array;
 
-  if (!available ())
-    return;
-  site_start (&s);
-  content_id = register_package (&s);
-  /* The agents share this machine's file system, so they share the
-   * destination; each checks its copy's SHA-256 before the atomic rename,
-   * and the server counts a device done only when the hash it reports is
-   * the content's. */
-  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Branch\"], "
-                          "\"destination\": \"%s/copies/package.bin\"}",
-                          content_id, s.dir);
-  created = api (&s, "POST", "/api/v1/deployments", body, SOUP_STATUS_CREATED);
-  done = wait_done (&s, OFFICES * AGENTS_PER_OFFICE, 180);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
-  offices = json_object_get_array_member (json_node_get_object (done), "offices");
+  *holder = api (s, "GET", "/api/v1/deployments", NULL, SOUP_STATUS_OK);
+  array = json_node_get_array (*holder);
+  return json_array_get_length (array) > 0 ? json_array_get_object_element (array, 0) : NULL;
+}
+
+static JsonObject *
+office_of (JsonObject *d, const char *name)
+{
+  JsonArray *offices = json_object_get_array_member (d, "offices");
+
+  for (guint i = 0; i < json_array_get_length (offices); i++)
+    {
+      JsonObject *office = json_array_get_object_element (offices, i);
+      if (g_str_equal (json_object_get_string_member (office, "office"), name))
+        return office;
+    }
+  return NULL;
+}
+
+/* Waits until North's lead has fetched @fraction of the content from the
+ * origin; returns the lead's device ID. */
+static char *
+wait_north_progress (Site *s, double fraction)
+{
+  gint64 deadline = g_get_monotonic_time () + 120 * G_USEC_PER_SEC;
+
+  while (g_get_monotonic_time () < deadline)
+    {
+      g_autoptr (JsonNode) holder = NULL;
+      JsonObject *d = deployment (s, &holder);
+      JsonObject *north = d != NULL ? office_of (d, "North") : NULL;
+
+      if (north != NULL
+          && json_object_get_int_member (north, "bytes_origin") >= fraction * CONTENT_SIZE
+          && json_object_get_string_member (north, "lead")[0] != '\0')
+        return g_strdup (json_object_get_string_member (north, "lead"));
+      pump (200);
+    }
+  return NULL;
+}
+
+static guint
+agent_index (Site *s, const char *device_id)
+{
+  for (guint i = 0; i < N_AGENTS; i++)
+    if (g_strcmp0 (s->device_ids[i], device_id) == 0)
+      return i;
+  g_assert_not_reached ();
+}
+
+/* What the origin served, over all offices: the count the origin keeps
+ * itself, so a device that died before reporting cannot hide anything. */
+static guint64
+stop_origin (Site *s)
+{
+  const char *line;
+  guint64 served;
+
+  canopy_test_process_signal (s->origin, SIGTERM);
+  canopy_test_process_wait_exit (s->origin, 10);
+  line = strstr (canopy_test_process_output (s->origin), "served ");
+  served = line != NULL ? g_ascii_strtoull (line + strlen ("served "), NULL, 10) : G_MAXUINT64;
+  g_clear_pointer (&s->origin, canopy_test_process_free);
+  return served;
+}
+
+/* Each office takes the content across its WAN link at most 1.05 times:
+ * by what the devices report per office, and by what the origin served in
+ * all (every office needs the content once, so all of the excess over one
+ * copy per office must stay within 0.05 of one copy). */
+static void
+assert_wan_once (Site *s, JsonNode *done)
+{
+  guint64 served = stop_origin (s);
+
+  printf ("[origin served %.3f × content for %u offices] ", (double) served / CONTENT_SIZE,
+          OFFICES);
+  CU_ASSERT (served <= (guint64) ((OFFICES + 0.05) * CONTENT_SIZE));
+  JsonArray *offices = json_object_get_array_member (json_node_get_object (done), "offices");
+
   CU_ASSERT_EQUAL (json_array_get_length (offices), OFFICES);
   for (guint i = 0; i < json_array_get_length (offices); i++)
     {
       JsonObject *office = json_array_get_object_element (offices, i);
       double ratio = json_object_get_double_member (office, "wan_ratio");
 
-      if (ratio > 1.05)
-        fprintf (stderr, "\n    office %s: WAN ratio %.3f\n",
-                 json_object_get_string_member (office, "office"), ratio);
+      printf ("[%s: WAN %.3f × content] ", json_object_get_string_member (office, "office"),
+              ratio);
       CU_ASSERT (ratio > 0.0 && ratio <= 1.05);
-      CU_ASSERT_EQUAL (json_object_get_int_member (office, "done"), AGENTS_PER_OFFICE);
     }
-  {
-    g_autofree char *copy = g_build_filename (s.dir, "copies", "package.bin", NULL);
-    CU_ASSERT (same_file (copy, s.package));
-  }
+}
+
+static char *
+deploy (Site *s)
+{
+  g_autofree char *content_id = register_package (s);
+  g_autofree char *body = NULL;
+  g_autoptr (JsonNode) created = NULL;
+
+  /* The agents share this machine's file system, so they share the
+   * destination; each checks its copy's SHA-256 before the atomic rename,
+   * and the server counts a device done only when the hash it reports is
+   * the content's. */
+  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Branch\"], "
+                          "\"destination\": \"%s/copies/package.bin\"}",
+                          content_id, s->dir);
+  created = api (s, "POST", "/api/v1/deployments", body, SOUP_STATUS_CREATED);
+  return g_steal_pointer (&content_id);
+}
+
+static void
+assert_copy (Site *s)
+{
+  g_autofree char *copy = g_build_filename (s->dir, "copies", "package.bin", NULL);
+
+  CU_ASSERT (same_file (copy, s->package));
+}
+
+static void
+test_two_offices (void)
+{
+  Site s = { .wan_rate = "" };
+  g_autofree char *content_id = NULL;
+  g_autoptr (JsonNode) done = NULL;
+
+  if (!available ())
+    return;
+  site_start (&s);
+  content_id = deploy (&s);
+  done = wait_done (&s, OFFICES * AGENTS_PER_OFFICE, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  assert_wan_once (&s, done);
+  assert_copy (&s);
+  site_stop (&s);
+}
+
+/* The lead of North is killed half way; the next preferred device takes
+ * over from what the office holds, and the office still takes the
+ * content across its WAN link about once. */
+static void
+test_lead_killed (void)
+{
+  Site s = { .wan_rate = "40M" };
+  g_autofree char *content_id = NULL;
+  g_autofree char *lead = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  guint index;
+
+  if (!available ())
+    return;
+  site_start (&s);
+  content_id = deploy (&s);
+  lead = wait_north_progress (&s, 0.4);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
+  index = agent_index (&s, lead);
+  canopy_test_process_signal (s.agents[index], SIGKILL);
+  canopy_test_process_wait_exit (s.agents[index], 10);
+  g_clear_pointer (&s.agents[index], canopy_test_process_free);
+  done = wait_done (&s, OFFICES * AGENTS_PER_OFFICE - 1, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  assert_wan_once (&s, done);
+  assert_copy (&s);
+  site_stop (&s);
+}
+
+/* An agent killed half way resumes from its verified chunks. */
+static void
+test_agent_restart_resumes (void)
+{
+  Site s = { .wan_rate = "40M" };
+  g_autofree char *content_id = NULL;
+  g_autofree char *lead = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  guint victim;
+
+  if (!available ())
+    return;
+  site_start (&s);
+  content_id = deploy (&s);
+  lead = wait_north_progress (&s, 0.5);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
+  /* A North device that is not the lead. */
+  victim = agent_index (&s, lead) == 0 ? 1 : 0;
+  canopy_test_process_signal (s.agents[victim], SIGKILL);
+  canopy_test_process_wait_exit (s.agents[victim], 10);
+  g_clear_pointer (&s.agents[victim], canopy_test_process_free);
+  s.agents[victim] = agent_start (&s, 1, victim);
+  CU_ASSERT (canopy_test_process_wait_output (s.agents[victim], "chunks already verified", 60));
+  done = wait_done (&s, OFFICES * AGENTS_PER_OFFICE, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  assert_wan_once (&s, done);
+  site_stop (&s);
+}
+
+/* canopyd stops half way and comes back: deployments and progress are
+ * read back from its database, agents reconnect and finish. */
+static void
+test_server_restart (void)
+{
+  Site s = { .wan_rate = "40M" };
+  g_autofree char *content_id = NULL;
+  g_autofree char *lead = NULL;
+  g_autoptr (JsonNode) done = NULL;
+
+  if (!available ())
+    return;
+  site_start (&s);
+  content_id = deploy (&s);
+  lead = wait_north_progress (&s, 0.3);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
+  canopy_test_process_signal (s.server, SIGKILL);
+  canopy_test_process_wait_exit (s.server, 10);
+  g_clear_pointer (&s.server, canopy_test_process_free);
+  server_start (&s);
+  done = wait_done (&s, OFFICES * AGENTS_PER_OFFICE, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  assert_copy (&s);
+  site_stop (&s);
+}
+
+/* A device whose cached chunks were damaged after it verified them serves
+ * bad data: a newcomer detects every bad chunk, drops that peer, still
+ * completes, and the server names the device that served them. */
+static void
+test_corrupted_peer (void)
+{
+  Site s = { .wan_rate = "" };
+  g_autofree char *content_id = NULL;
+  g_autofree char *chunks = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  g_autoptr (JsonNode) again = NULL;
+  g_autoptr (GDir) dir = NULL;
+  const char *name;
+
+  if (!available ())
+    return;
+  site_start (&s);
+  content_id = deploy (&s);
+  done = wait_done (&s, OFFICES * AGENTS_PER_OFFICE, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+
+  /* Every North device but agent-1-0 leaves; agent-1-0's disk goes bad. */
+  for (guint i = 1; i < AGENTS_PER_OFFICE; i++)
+    {
+      canopy_test_process_signal (s.agents[i], SIGTERM);
+      canopy_test_process_wait_exit (s.agents[i], 20);
+      g_clear_pointer (&s.agents[i], canopy_test_process_free);
+    }
+  chunks = g_build_filename (s.dir, "agent-1-0", "cache", content_id, NULL);
+  dir = g_dir_open (chunks, 0, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (dir);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    if (g_str_has_prefix (name, "chunk-"))
+      {
+        g_autofree char *path = g_build_filename (chunks, name, NULL);
+        g_autofree char *data = NULL;
+        gsize length;
+
+        g_assert (g_file_get_contents (path, &data, &length, NULL));
+        data[length / 3] ^= 0x5a;
+        g_assert (g_file_set_contents (path, data, (gssize) length, NULL));
+      }
+  /* A newcomer in North, and a healthy North peer back online. */
+  s.agents[N_AGENTS - 1] = agent_start (&s, 1, AGENTS_PER_OFFICE);
+  s.agents[1] = agent_start (&s, 1, 1);
+  again = wait_done (&s, OFFICES * AGENTS_PER_OFFICE + 1, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (again);
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "failed verification");
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), s.device_ids[0]);
   site_stop (&s);
 }
 
 CANOPY_TEST_SUITE (distribution, "distribution", NULL, NULL,
-                   { "two offices, WAN once each", test_two_offices });
+                   { "two offices, WAN once each", test_two_offices },
+                   { "lead killed half way", test_lead_killed },
+                   { "agent restarted resumes", test_agent_restart_resumes },
+                   { "server restarted", test_server_restart },
+                   { "corrupted peer dropped", test_corrupted_peer });
