@@ -233,6 +233,7 @@ ctl_content_add (const CtlGlobal *global, int argc, char **argv)
   LongRequest r = { global, "POST", "/api/v1/content" };
   gint64 start = g_get_monotonic_time ();
   JsonObject *c;
+  guint chunks;
   int status = 0;
 
   if (!ctl_console_parse_options (&argc, &argv, entries, 1) || argc != 2 || name == NULL
@@ -254,10 +255,13 @@ ctl_content_add (const CtlGlobal *global, int argc, char **argv)
       c = json_node_get_object (r.answer);
       elapsed = format_elapsed (start);
       size = format_bytes (member_bytes (c, "size"));
-      g_print (_("Registered %s %s as %s: %s in %u chunks, manifest signed "
-                 "(%s)\n"),
+      chunks = member_count (c, "chunks");
+      g_print (g_dngettext (GETTEXT_PACKAGE,
+                            "Registered %s %s as %s: %s in %u chunk, manifest signed (%s)\n",
+                            "Registered %s %s as %s: %s in %u chunks, manifest signed (%s)\n",
+                            chunks),
                member_string (c, "name"), member_string (c, "version"), member_string (c, "id"),
-               size, member_count (c, "chunks"), elapsed);
+               size, chunks, elapsed);
     }
   long_request_clear (&r);
   return status;
@@ -300,6 +304,7 @@ ctl_content_publish (const CtlGlobal *global, int argc, char **argv)
   LongRequest r = { global, "POST", "/api/v1/publish" };
   gint64 start = g_get_monotonic_time ();
   g_autofree char *elapsed = NULL;
+  guint published;
   int status = 0;
 
   if (argc != 1)
@@ -312,9 +317,14 @@ ctl_content_publish (const CtlGlobal *global, int argc, char **argv)
   else
     {
       elapsed = format_elapsed (start);
-      g_print (_("Published %u contents: every manifest is signed again and "
-                 "every deployment offered again to the devices online (%s)\n"),
-               member_count (json_node_get_object (r.answer), "published"), elapsed);
+      published = member_count (json_node_get_object (r.answer), "published");
+      g_print (g_dngettext (GETTEXT_PACKAGE,
+                            "Published %u content item: its manifest is signed again and every "
+                            "deployment offered again to the devices online (%s)\n",
+                            "Published %u content items: every manifest is signed again and "
+                            "every deployment offered again to the devices online (%s)\n",
+                            published),
+               published, elapsed);
     }
   long_request_clear (&r);
   return status;
