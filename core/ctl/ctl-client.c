@@ -253,6 +253,12 @@ ctl_client_request_json (CtlClient *client, const char *method, const char *path
   return node;
 }
 
+void
+ctl_client_set_timeout (CtlClient *client, guint seconds)
+{
+  g_object_set (client->session, "timeout", seconds, NULL);
+}
+
 JsonNode *
 ctl_client_get_error_body (CtlClient *client)
 {

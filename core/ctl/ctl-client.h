@@ -18,6 +18,7 @@ typedef enum {
   CTL_ERROR_CONNECT = 3, /* cannot reach or trust the server */
   CTL_ERROR_AUTH = 4,    /* key mismatch, not logged in, rate-limited */
   CTL_ERROR_SERVER = 5,  /* the server failed (5xx) or answered nonsense */
+  CTL_ERROR_TIMEOUT = 6, /* deployment-wait gave up before every device was done */
 } CtlError;
 
 typedef struct _CtlClient CtlClient;
@@ -41,6 +42,10 @@ GBytes *ctl_client_request (CtlClient *client, const char *method, const char *p
 /* As ctl_client_request(), with JSON in and out. */
 JsonNode *ctl_client_request_json (CtlClient *client, const char *method, const char *path,
                                    JsonNode *body, GError **error);
+
+/* How long to wait for the server's answer; 0 waits as long as it takes
+ * (registering content reads the whole package before the server answers). */
+void ctl_client_set_timeout (CtlClient *client, guint seconds);
 
 /**
  * ctl_client_get_error_body:

@@ -26,8 +26,8 @@ profile_path (const CtlGlobal *global)
 
 /* Prints @error and returns the exit status it stands for; with --json the
  * server's own error object goes to standard output too. */
-static int
-fail (const CtlGlobal *global, CtlClient *client, const GError *error)
+int
+ctl_console_fail (const CtlGlobal *global, CtlClient *client, const GError *error)
 {
   JsonNode *body = client != NULL ? ctl_client_get_error_body (client) : NULL;
 
@@ -40,15 +40,15 @@ fail (const CtlGlobal *global, CtlClient *client, const GError *error)
   return error->domain == CTL_ERROR ? error->code : CTL_ERROR_FAILED;
 }
 
-static int
-usage (const char *text)
+int
+ctl_console_usage (const char *text)
 {
   g_printerr (_("Usage: %s\nRun \"canopyctl help\" to see every command.\n"), text);
   return CTL_ERROR_USAGE;
 }
 
-static CtlClient *
-open_client (const CtlGlobal *global, GError **error)
+CtlClient *
+ctl_console_open_client (const CtlGlobal *global, GError **error)
 {
   g_autofree char *path = profile_path (global);
   g_autoptr (CtlProfile) profile = ctl_profile_load (path, error);
@@ -56,8 +56,8 @@ open_client (const CtlGlobal *global, GError **error)
   return profile != NULL ? ctl_client_new (profile, error) : NULL;
 }
 
-static void
-print_json (JsonNode *node)
+void
+ctl_console_print_json (JsonNode *node)
 {
   g_autofree char *text = json_to_string (node, TRUE);
 
@@ -65,8 +65,8 @@ print_json (JsonNode *node)
 }
 
 /* Parses options; FALSE (usage printed) on anything left over or wrong. */
-static gboolean
-parse_options (int *argc, char ***argv, const GOptionEntry *entries, int max_args)
+gboolean
+ctl_console_parse_options (int *argc, char ***argv, const GOptionEntry *entries, int max_args)
 {
   g_autoptr (GOptionContext) context = g_option_context_new (NULL);
   g_autoptr (GError) error = NULL;
@@ -218,8 +218,8 @@ ctl_console_login (const CtlGlobal *global, int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autofree char *path = profile_path (global);
 
-  if (!parse_options (&argc, &argv, entries, 0) || server == NULL)
-    return usage (_("canopyctl login --server https://HOST:PORT (--fingerprint SHA256 | "
+  if (!ctl_console_parse_options (&argc, &argv, entries, 0) || server == NULL)
+    return ctl_console_usage (_("canopyctl login --server https://HOST:PORT (--fingerprint SHA256 | "
                     "--certificate FILE | --ca-file FILE) [--key-file FILE]"));
   profile->url = g_strdup (server);
   if (!read_trust (profile, fingerprint, certificate, ca_file, &error)
@@ -229,9 +229,9 @@ ctl_console_login (const CtlGlobal *global, int argc, char **argv)
       || (answer = ctl_client_request_json (client, "GET", "/api/v1/server-id", NULL, &error))
            == NULL
       || !ctl_profile_save (profile, path, &error))
-    return fail (global, client, error);
+    return ctl_console_fail (global, client, error);
   if (global->json)
-    print_json (answer);
+    ctl_console_print_json (answer);
   else
     g_print (_("Logged in to %s (server ID %s); the profile is in %s\n"), profile->url,
              json_object_get_string_member_with_default (json_node_get_object (answer),
@@ -246,7 +246,7 @@ ctl_console_logout (const CtlGlobal *global, int argc, char **argv)
   g_autofree char *path = profile_path (global);
 
   if (argc != 1)
-    return usage ("canopyctl logout");
+    return ctl_console_usage ("canopyctl logout");
   if (g_unlink (path) != 0 && errno != ENOENT)
     {
       g_printerr (_("Cannot remove the connection profile %s: %s\n"), path, g_strerror (errno));
@@ -260,20 +260,21 @@ ctl_console_logout (const CtlGlobal *global, int argc, char **argv)
 /* --- simple reads ---------------------------------------------------------- */
 
 /* GETs @path; prints it as JSON or hands it to @table. */
-static int
-get_and_show (const CtlGlobal *global, const char *path, void (*table) (JsonNode *))
+int
+ctl_console_get_and_show (const CtlGlobal *global, const char *path,
+                          void (*table) (JsonNode *))
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (CtlClient) client = open_client (global, &error);
+  g_autoptr (CtlClient) client = ctl_console_open_client (global, &error);
   g_autoptr (JsonNode) answer = NULL;
 
   if (client == NULL)
-    return fail (global, NULL, error);
+    return ctl_console_fail (global, NULL, error);
   answer = ctl_client_request_json (client, "GET", path, NULL, &error);
   if (answer == NULL)
-    return fail (global, client, error);
+    return ctl_console_fail (global, client, error);
   if (global->json)
-    print_json (answer);
+    ctl_console_print_json (answer);
   else
     table (answer);
   return 0;
@@ -291,8 +292,8 @@ int
 ctl_console_server_id (const CtlGlobal *global, int argc, char **argv)
 {
   if (argc != 1)
-    return usage ("canopyctl server-id");
-  return get_and_show (global, "/api/v1/server-id", show_server_id);
+    return ctl_console_usage ("canopyctl server-id");
+  return ctl_console_get_and_show (global, "/api/v1/server-id", show_server_id);
 }
 
 static char *
@@ -340,8 +341,8 @@ int
 ctl_console_settings (const CtlGlobal *global, int argc, char **argv)
 {
   if (argc != 1)
-    return usage ("canopyctl settings");
-  return get_and_show (global, "/api/v1/settings", show_settings);
+    return ctl_console_usage ("canopyctl settings");
+  return ctl_console_get_and_show (global, "/api/v1/settings", show_settings);
 }
 
 /* --- settings-set ------------------------------------------------------------ */
@@ -409,14 +410,14 @@ ctl_console_settings_set (const CtlGlobal *global, int argc, char **argv)
   g_autoptr (JsonNode) body = json_node_new (JSON_NODE_OBJECT);
   gboolean on = FALSE;
 
-  if (!parse_options (&argc, &argv, entries, 0)
+  if (!ctl_console_parse_options (&argc, &argv, entries, 0)
       || (name == NULL && optimization == NULL && groups == NULL && add == NULL && remove == NULL)
       || (optimization != NULL && !parse_switch (optimization, &on)))
-    return usage (_("canopyctl settings-set [--server-name NAME] [--optimization on|off] "
+    return ctl_console_usage (_("canopyctl settings-set [--server-name NAME] [--optimization on|off] "
                     "[--groups G1,G2 | --add-group G | --remove-group G]"));
-  client = open_client (global, &error);
+  client = ctl_console_open_client (global, &error);
   if (client == NULL)
-    return fail (global, NULL, error);
+    return ctl_console_fail (global, NULL, error);
   if (name != NULL)
     json_object_set_string_member (change, "server_name", name);
   if (optimization != NULL)
@@ -425,16 +426,16 @@ ctl_console_settings_set (const CtlGlobal *global, int argc, char **argv)
     {
       current = ctl_client_request_json (client, "GET", "/api/v1/settings", NULL, &error);
       if (current == NULL)
-        return fail (global, client, error);
+        return ctl_console_fail (global, client, error);
       json_object_set_member (change, "assigned_groups",
                               edit_groups (json_node_get_object (current), groups, add, remove));
     }
   json_node_set_object (body, change);
   answer = ctl_client_request_json (client, "PUT", "/api/v1/settings", body, &error);
   if (answer == NULL)
-    return fail (global, client, error);
+    return ctl_console_fail (global, client, error);
   if (global->json)
-    print_json (answer);
+    ctl_console_print_json (answer);
   else
     show_settings (answer);
   return 0;
@@ -453,30 +454,30 @@ ctl_console_topology_upload (const CtlGlobal *global, int argc, char **argv)
   gsize length = 0;
 
   if (argc != 2)
-    return usage (_("canopyctl topology-upload FILE.csv (\"-\" reads standard input)"));
+    return ctl_console_usage (_("canopyctl topology-upload FILE.csv (\"-\" reads standard input)"));
   if (g_str_equal (argv[1], "-"))
     {
       g_autoptr (GInputStream) in = g_unix_input_stream_new (STDIN_FILENO, FALSE);
       g_autoptr (GOutputStream) out = g_memory_output_stream_new_resizable ();
       if (g_output_stream_splice (out, in, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, &error) < 0)
-        return fail (global, NULL, error);
+        return ctl_console_fail (global, NULL, error);
       csv = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (out));
     }
   else
     {
       if (!g_file_get_contents (argv[1], &text, &length, &error))
-        return fail (global, NULL, error);
+        return ctl_console_fail (global, NULL, error);
       csv = g_bytes_new_take (text, length);
     }
-  client = open_client (global, &error);
+  client = ctl_console_open_client (global, &error);
   if (client == NULL)
-    return fail (global, NULL, error);
+    return ctl_console_fail (global, NULL, error);
   response = ctl_client_request (client, "PUT", "/api/v1/topology", "text/csv", csv, &error);
   if (response == NULL)
-    return fail (global, client, error);
+    return ctl_console_fail (global, client, error);
   answer = json_from_string (g_bytes_get_data (response, NULL), NULL);
   if (global->json && answer != NULL)
-    print_json (answer);
+    ctl_console_print_json (answer);
   else if (answer != NULL && JSON_NODE_HOLDS_OBJECT (answer))
     g_print ("%s\n", json_object_get_string_member_with_default (json_node_get_object (answer),
                                                                  "message", ""));
@@ -496,7 +497,7 @@ write_out (const CtlGlobal *global, const char *path, GBytes *bytes)
     }
   if (!g_file_set_contents (path, g_bytes_get_data (bytes, NULL), (gssize) g_bytes_get_size (bytes),
                             &error))
-    return fail (global, NULL, error);
+    return ctl_console_fail (global, NULL, error);
   g_printerr (_("Written to %s\n"), path);
   return 0;
 }
@@ -505,14 +506,14 @@ static int
 download (const CtlGlobal *global, const char *api_path, const char *file)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (CtlClient) client = open_client (global, &error);
+  g_autoptr (CtlClient) client = ctl_console_open_client (global, &error);
   g_autoptr (GBytes) response = NULL;
 
   if (client == NULL)
-    return fail (global, NULL, error);
+    return ctl_console_fail (global, NULL, error);
   response = ctl_client_request (client, "GET", api_path, NULL, NULL, &error);
   if (response == NULL)
-    return fail (global, client, error);
+    return ctl_console_fail (global, client, error);
   return write_out (global, file, response);
 }
 
@@ -520,7 +521,7 @@ int
 ctl_console_topology_download (const CtlGlobal *global, int argc, char **argv)
 {
   if (argc > 2)
-    return usage (_("canopyctl topology-download [FILE.csv]"));
+    return ctl_console_usage (_("canopyctl topology-download [FILE.csv]"));
   return download (global, "/api/v1/topology", argc == 2 ? argv[1] : NULL);
 }
 
@@ -528,7 +529,7 @@ int
 ctl_console_licences_report (const CtlGlobal *global, int argc, char **argv)
 {
   if (argc > 2)
-    return usage (_("canopyctl licences-report [FILE.csv]"));
+    return ctl_console_usage (_("canopyctl licences-report [FILE.csv]"));
   return download (global, "/api/v1/licences/report.csv", argc == 2 ? argv[1] : NULL);
 }
 
@@ -536,7 +537,7 @@ int
 ctl_console_metrics (const CtlGlobal *global, int argc, char **argv)
 {
   if (argc != 1)
-    return usage ("canopyctl metrics");
+    return ctl_console_usage ("canopyctl metrics");
   return download (global, "/metrics", NULL);
 }
 
@@ -571,15 +572,15 @@ ctl_console_health (const CtlGlobal *global, int argc, char **argv)
   g_autoptr (JsonNode) answer = NULL;
 
   if (argc != 1)
-    return usage ("canopyctl health");
-  client = open_client (global, &error);
+    return ctl_console_usage ("canopyctl health");
+  client = ctl_console_open_client (global, &error);
   if (client == NULL)
-    return fail (global, NULL, error);
+    return ctl_console_fail (global, NULL, error);
   answer = ctl_client_request_json (client, "GET", "/api/v1/health", NULL, &error);
   if (answer == NULL)
-    return fail (global, client, error);
+    return ctl_console_fail (global, client, error);
   if (global->json)
-    print_json (answer);
+    ctl_console_print_json (answer);
   else
     show_health (answer);
   /* A failed check is a failure for scripts; warnings are not. */
@@ -629,8 +630,8 @@ ctl_console_devices (const CtlGlobal *global, int argc, char **argv)
   };
   g_autoptr (GString) path = g_string_new ("/api/v1/devices");
 
-  if (!parse_options (&argc, &argv, entries, 0))
-    return usage ("canopyctl devices [--office NAME] [--group NAME]");
+  if (!ctl_console_parse_options (&argc, &argv, entries, 0))
+    return ctl_console_usage ("canopyctl devices [--office NAME] [--group NAME]");
   if (office != NULL || group != NULL)
     {
       g_autofree char *o = office != NULL ? g_uri_escape_string (office, NULL, FALSE) : NULL;
@@ -639,7 +640,7 @@ ctl_console_devices (const CtlGlobal *global, int argc, char **argv)
                               o != NULL && g != NULL ? "&" : "", g != NULL ? "group=" : "",
                               g != NULL ? g : "");
     }
-  return get_and_show (global, path->str, show_devices);
+  return ctl_console_get_and_show (global, path->str, show_devices);
 }
 
 static void
@@ -671,6 +672,6 @@ int
 ctl_console_offices (const CtlGlobal *global, int argc, char **argv)
 {
   if (argc != 1)
-    return usage ("canopyctl offices");
-  return get_and_show (global, "/api/v1/offices", show_offices);
+    return ctl_console_usage ("canopyctl offices");
+  return ctl_console_get_and_show (global, "/api/v1/offices", show_offices);
 }

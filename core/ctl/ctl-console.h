@@ -3,6 +3,7 @@
 #pragma once
 
 #include <glib.h>
+#include "ctl/ctl-client.h"
 
 G_BEGIN_DECLS
 
@@ -24,5 +25,21 @@ int ctl_console_devices (const CtlGlobal *global, int argc, char **argv);
 int ctl_console_offices (const CtlGlobal *global, int argc, char **argv);
 int ctl_console_licences_report (const CtlGlobal *global, int argc, char **argv);
 int ctl_console_metrics (const CtlGlobal *global, int argc, char **argv);
+
+/* Shared with the other subcommand files (ctl-content.c). */
+
+/* Prints @error (with --json, the server's JSON error on standard output
+ * too) and returns the exit status it stands for. */
+int ctl_console_fail (const CtlGlobal *global, CtlClient *client, const GError *error);
+/* Prints the usage line; returns the usage exit status. */
+int ctl_console_usage (const char *text);
+CtlClient *ctl_console_open_client (const CtlGlobal *global, GError **error);
+void ctl_console_print_json (JsonNode *node);
+/* FALSE (message printed) on a bad option or more than @max_args left. */
+gboolean ctl_console_parse_options (int *argc, char ***argv, const GOptionEntry *entries,
+                                    int max_args);
+/* GETs @path; prints its JSON with --json, else hands it to @table. */
+int ctl_console_get_and_show (const CtlGlobal *global, const char *path,
+                              void (*table) (JsonNode *));
 
 G_END_DECLS

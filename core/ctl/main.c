@@ -4,6 +4,7 @@
 
 #include "ctl/ctl-client.h"
 #include "ctl/ctl-console.h"
+#include "ctl/ctl-content.h"
 #include "lib/config.h"
 #include "lib/i18n.h"
 #include "lib/licence-file.h"
@@ -190,6 +191,23 @@ ctl_licence_show (const CtlGlobal *global, int argc, char **argv)
 }
 
 static const CtlCommand commands[] = {
+  { "content", "", N_("List the registered content"), ctl_content_list },
+  { "content-add", N_("--name NAME --version VERSION LOCATION"),
+    N_("Register content from an http(s) URL or an absolute path on the server; the server "
+       "reads it once to build and sign its manifest"),
+    ctl_content_add },
+  { "content-remove", N_("ID"), N_("Forget a content (remove its deployments first)"),
+    ctl_content_remove },
+  { "deploy", N_("--content ID --group GROUP [--group GROUP...] --destination PATH"),
+    N_("Deploy content to the devices of groups, put at PATH on each device"),
+    ctl_content_deploy },
+  { "deployment-remove", N_("ID"), N_("Remove a deployment"), ctl_content_deployment_remove },
+  { "deployment-wait", N_("ID [--timeout SECONDS]"),
+    N_("Wait until every known device of the deployment is done (exit status 6 on timeout)"),
+    ctl_content_deployment_wait },
+  { "deployments", "",
+    N_("List deployments with each office's progress: devices done, lead, peer and WAN bytes"),
+    ctl_content_deployments },
   { "devices", N_("[--office NAME] [--group NAME]"),
     N_("List enrolled devices and why each is preferred in its office"), ctl_console_devices },
   { "health", "", N_("Run the health check (exit status 1 if a check failed)"),
@@ -212,6 +230,9 @@ static const CtlCommand commands[] = {
   { "logout", "", N_("Remove the connection profile"), ctl_console_logout },
   { "metrics", "", N_("Print the server's Prometheus metrics"), ctl_console_metrics },
   { "offices", "", N_("List the offices of the topology in force"), ctl_console_offices },
+  { "publish", "",
+    N_("Publish content: sign every manifest again and offer every deployment again"),
+    ctl_content_publish },
   { "server-id", "", N_("Print the server ID (quote it to support)"), ctl_console_server_id },
   { "settings", "", N_("Show the Peer Distribution settings"), ctl_console_settings },
   { "settings-set",
@@ -246,7 +267,7 @@ ctl_help (const CtlGlobal *global, int argc, char **argv)
   g_print (_("\nExit status: 0 success, 1 the command failed (the server refused it, a file is "
              "not valid, a health check failed), 2 wrong usage, 3 the server cannot be reached "
              "or its certificate is not trusted, 4 key mismatch, not logged in or too many "
-             "wrong keys, 5 the server failed.\n"));
+             "wrong keys, 5 the server failed, 6 deployment-wait timed out.\n"));
   return CTL_EXIT_OK;
 }
 

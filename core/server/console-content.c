@@ -45,25 +45,41 @@ check_members (SoupServerMessage *msg, JsonObject *object, const char *const *al
       gboolean array = g_strv_contains (arrays, m->data);
       g_autofree char *message = NULL;
       g_autofree char *fields = NULL;
+      gboolean unknown = FALSE;
 
       if (!g_strv_contains (allowed, m->data) && !array)
         {
           fields = g_strjoinv (", ", (char **) allowed);
           message = g_strdup_printf (_("Unknown field \"%s\"; the fields are: %s"),
                                      (const char *) m->data, fields);
+          unknown = TRUE;
         }
       else if (array ? !JSON_NODE_HOLDS_ARRAY (node)
                      : json_node_get_value_type (node) != G_TYPE_STRING)
         message = g_strdup_printf (array ? _("Field \"%s\" must be an array of strings")
                                          : _("Field \"%s\" must be a string"),
                                    (const char *) m->data);
+      /* The same codes as the settings endpoint, so clients handle one set. */
       if (message != NULL)
         {
-          canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-field", message);
+          canopy_console_respond_error (msg,
+                                        unknown ? SOUP_STATUS_BAD_REQUEST
+                                                : SOUP_STATUS_UNPROCESSABLE_ENTITY,
+                                        unknown ? "unknown-field" : "invalid-value", message);
           return FALSE;
         }
     }
   return TRUE;
+}
+
+static void
+respond_body_error (SoupServerMessage *msg, const GError *error)
+{
+  canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                                g_error_matches (error, CANOPY_CONSOLE_JSON_ERROR,
+                                                 CANOPY_CONSOLE_JSON_ERROR_MALFORMED)
+                                  ? "malformed-json" : "bad-request",
+                                error->message);
 }
 
 static const char *
@@ -158,7 +174,7 @@ canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg)
 
   if (object == NULL)
     {
-      canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-json", error->message);
+      respond_body_error (msg, error);
       return;
     }
   if (!check_members (msg, object, allowed, none)
@@ -337,7 +353,7 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
 
   if (object == NULL)
     {
-      canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-json", error->message);
+      respond_body_error (msg, error);
       return;
     }
   if (!check_members (msg, object, allowed, arrays)
@@ -349,11 +365,13 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
                                   (const char *const *) groups, destination, &error);
   if (id == NULL)
     {
-      canopy_console_respond_error (msg, g_error_matches (error, G_IO_ERROR,
-                                                          G_IO_ERROR_NOT_FOUND)
-                                           ? SOUP_STATUS_NOT_FOUND
-                                           : SOUP_STATUS_BAD_REQUEST,
-                                    "bad-deployment", error->message);
+      gboolean unknown = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+
+      canopy_console_respond_error (msg,
+                                    unknown ? SOUP_STATUS_NOT_FOUND
+                                            : SOUP_STATUS_UNPROCESSABLE_ENTITY,
+                                    unknown ? "unknown-content" : "invalid-value",
+                                    error->message);
       return;
     }
   actor = canopy_console_actor (msg);

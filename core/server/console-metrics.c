@@ -1,10 +1,10 @@
 /* /metrics in the Prometheus text exposition format. Each family comes from
- * one collector in the table below; per-office byte counters by source
- * kind join it as a collector once distribution records them. */
+ * one collector in the table below. */
 #include "build-config.h"
 
 #include "server/console-private.h"
 #include "lib/i18n.h"
+#include "lib/planner.h"
 
 typedef struct {
   GString *out;
@@ -137,8 +137,92 @@ collect_console (CanopyConsole *console, Metrics *m)
           canopy_console_auth_get_failures (console->auth));
 }
 
+/* An office's totals over every deployment. */
+typedef struct {
+  guint64 bytes[4]; /* by CanopySourceKind */
+  guint64 wan_bytes;
+} OfficeBytes;
+
+/* The label values of CanopySourceKind, as the deployments API names them. */
+static const char *const source_labels[] = { "office_peer", "parent_peer", "server", "origin" };
+G_STATIC_ASSERT (G_N_ELEMENTS (source_labels) == G_N_ELEMENTS (((OfficeBytes *) NULL)->bytes));
+
+static void
+add_progress (GHashTable *by_office, GPtrArray *offices)
+{
+  for (guint i = 0; offices != NULL && i < offices->len; i++)
+    {
+      const CanopyOfficeProgress *p = g_ptr_array_index (offices, i);
+      OfficeBytes *sum = g_hash_table_lookup (by_office, p->office);
+
+      if (sum == NULL)
+        {
+          sum = g_new0 (OfficeBytes, 1);
+          g_hash_table_insert (by_office, g_strdup (p->office), sum);
+        }
+      for (guint k = 0; k < G_N_ELEMENTS (source_labels); k++)
+        sum->bytes[k] += p->bytes[k];
+      sum->wan_bytes += p->wan_bytes;
+    }
+}
+
+static void
+sample_office_bytes (Metrics *m, GHashTable *by_office)
+{
+  GHashTableIter iter;
+  gpointer office, value;
+
+  family (m, "canopy_office_received_bytes", "gauge",
+          "Verified bytes the devices of an office received, by source kind, summed over the "
+          "deployments that exist.");
+  g_hash_table_iter_init (&iter, by_office);
+  while (g_hash_table_iter_next (&iter, &office, &value))
+    for (guint k = 0; k < G_N_ELEMENTS (source_labels); k++)
+      {
+        const char *labels[] = { "office", office, "source", source_labels[k], NULL };
+        sample (m, "canopy_office_received_bytes", labels, ((OfficeBytes *) value)->bytes[k]);
+      }
+  family (m, "canopy_office_wan_bytes", "gauge",
+          "Bytes that reached an office across its WAN link, summed over the deployments that "
+          "exist.");
+  g_hash_table_iter_init (&iter, by_office);
+  while (g_hash_table_iter_next (&iter, &office, &value))
+    {
+      const char *labels[] = { "office", office, NULL };
+      sample (m, "canopy_office_wan_bytes", labels, ((OfficeBytes *) value)->wan_bytes);
+    }
+}
+
+/* Gauges, not counters: removing a deployment takes its bytes away. */
+static void
+collect_deployments (CanopyConsole *console, Metrics *m)
+{
+  CanopyDistributor *distributor = canopy_server_get_distributor (console->server);
+  g_autoptr (GPtrArray) list = canopy_distributor_list (distributor);
+  g_autoptr (GHashTable) by_office = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                            g_free);
+  guint64 devices = 0, done = 0;
+
+  for (guint i = 0; i < list->len; i++)
+    {
+      const CanopyDeploymentInfo *info = g_ptr_array_index (list, i);
+      g_autoptr (GPtrArray) offices = canopy_distributor_get_progress (distributor, info->id);
+
+      devices += info->devices;
+      done += info->done;
+      add_progress (by_office, offices);
+    }
+  gauge (m, "canopy_deployments", "Deployments that exist.", list->len);
+  gauge (m, "canopy_deployment_devices", "Target devices known, summed over the deployments.",
+         devices);
+  gauge (m, "canopy_deployment_devices_done",
+         "Target devices that finished, summed over the deployments.", done);
+  sample_office_bytes (m, by_office);
+}
+
 static void (*const collectors[]) (CanopyConsole *, Metrics *) = {
-  collect_build, collect_sessions, collect_devices, collect_licences, collect_console,
+  collect_build, collect_sessions, collect_devices, collect_licences, collect_deployments,
+  collect_console,
 };
 
 void

@@ -197,7 +197,7 @@ check_every_kind (CanopyBackend *backend)
     g_variant_new ("(sss@ayx)", "Office Suite", "16.0", "https://cdn.example.com/o.msi",
                    g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, manifest, 5, 1),
                    G_GINT64_CONSTANT (42)),
-    g_variant_new ("(s^asux)", "content-1", groups, 0u, G_GINT64_CONSTANT (43)),
+    g_variant_new ("(s^assux)", "content-1", groups, "/opt/office", 0u, G_GINT64_CONSTANT (43)),
     g_variant_new ("(u@atb)", 12u,
                    g_variant_new_fixed_array (G_VARIANT_TYPE_UINT64, bytes, 4, 8), TRUE),
     g_variant_new ("(xxx)", G_GINT64_CONSTANT (1), G_GINT64_CONSTANT (2), G_GINT64_CONSTANT (0)),

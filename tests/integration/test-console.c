@@ -667,6 +667,161 @@ test_web_console_token (void)
   CANOPY_ASSERT_CONTAINS (out, "mistyped in group 1 of 13");
 }
 
+/* How many elements the JSON array @text has; -1 when it is not one. */
+static int
+json_array_size (const char *text)
+{
+  g_autoptr (JsonNode) root = text != NULL ? json_from_string (text, NULL) : NULL;
+
+  if (root == NULL || !JSON_NODE_HOLDS_ARRAY (root))
+    return -1;
+  return (int) json_array_get_length (json_node_get_array (root));
+}
+
+/* A package on the server's disk, registered from its absolute path. */
+static char *
+write_package (const char *name)
+{
+  g_autofree char *path = g_build_filename (server.dir, name, NULL);
+  g_autofree char *data = g_malloc (300 * 1024);
+
+  for (gsize i = 0; i < 300 * 1024; i++)
+    data[i] = (char) (i * 7 + i / 1024);
+  g_assert (g_file_set_contents (path, data, 300 * 1024, NULL));
+  return g_steal_pointer (&path);
+}
+
+/* Each refusal names its problem and leaves content and deployments as
+ * they were. */
+static void
+assert_refused (const char *method, const char *path, const char *body, guint status,
+                const char *code, const char *says)
+{
+  g_auto (Response) r = { 0 };
+  g_autofree char *error = NULL, *message = NULL;
+
+  request (method, path, "application/json", body, &r);
+  CU_ASSERT_EQUAL (r.status, status);
+  error = json_member (r.body, "error");
+  message = json_member (r.body, "message");
+  CU_ASSERT_STRING_EQUAL (error != NULL ? error : "", code);
+  CANOPY_ASSERT_CONTAINS (message != NULL ? message : "", says);
+}
+
+static void
+assert_count (const char *path, int expected)
+{
+  g_auto (Response) r = { 0 };
+
+  request ("GET", path, NULL, NULL, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_EQUAL (json_array_size (r.body), expected);
+}
+
+static void
+test_content_bad_input (void)
+{
+  g_autofree char *package = NULL, *body = NULL;
+
+  if (skipped ())
+    return;
+  package = write_package ("refused.bin");
+  assert_refused ("POST", "/api/v1/content", "{\"name\": \"App\", \"version\": \"1\"}", 400,
+                  "missing-field", "\"location\" is required");
+  body = g_strdup_printf ("{\"name\": \"App\", \"version\": \"1\", \"location\": \"%s\", "
+                          "\"colour\": \"red\"}", package);
+  assert_refused ("POST", "/api/v1/content", body, 400, "unknown-field", "colour");
+  assert_refused ("POST", "/api/v1/content",
+                  "{\"name\": 1, \"version\": \"1\", \"location\": \"/x\"}", 422,
+                  "invalid-value", "must be a string");
+  assert_refused ("POST", "/api/v1/content",
+                  "{\"name\": \"App\", \"version\": \"1\", \"location\": \"pkg.bin\"}", 422,
+                  "origin-unreadable", "absolute path");
+  assert_refused ("POST", "/api/v1/content", "{\"name\": ", 400, "malformed-json", "not valid JSON");
+  assert_count ("/api/v1/content", 0);
+  assert_refused ("POST", "/api/v1/deployments",
+                  "{\"content\": \"no-such-id\", \"groups\": [\"Finance\"], "
+                  "\"destination\": \"/opt/app.bin\"}",
+                  404, "unknown-content", "no-such-id");
+  assert_refused ("DELETE", "/api/v1/deployments?id=no-such-id", NULL, 404, "not-found",
+                  "no-such-id");
+  assert_refused ("DELETE", "/api/v1/content", NULL, 400, "missing-id", "?id=");
+  assert_count ("/api/v1/deployments", 0);
+}
+
+/* Register from a file path, deploy to a group, publish, remove: each
+ * step through the API, each refusal changing nothing. */
+static void
+test_content_and_deployments (void)
+{
+  g_auto (Response) added = { 0 };
+  g_auto (Response) listed = { 0 };
+  g_auto (Response) created = { 0 };
+  g_auto (Response) deployments = { 0 };
+  g_auto (Response) metrics = { 0 };
+  g_auto (Response) published = { 0 };
+  g_auto (Response) removed = { 0 };
+  g_autofree char *package = NULL, *body = NULL, *id = NULL, *size = NULL, *deployment = NULL;
+  g_autofree char *path = NULL, *count = NULL;
+
+  if (skipped ())
+    return;
+  package = write_package ("app.bin");
+  body = g_strdup_printf ("{\"name\": \"App\", \"version\": \"1.0\", \"location\": \"%s\"}",
+                          package);
+  request ("POST", "/api/v1/content", "application/json", body, &added);
+  CU_ASSERT_EQUAL_FATAL (added.status, 201);
+  id = json_member (added.body, "id");
+  size = json_member (added.body, "size");
+  CU_ASSERT_STRING_EQUAL (size, "307200");
+  request ("GET", "/api/v1/content", NULL, NULL, &listed);
+  CANOPY_ASSERT_CONTAINS (listed.body, id);
+  CU_ASSERT_EQUAL (json_array_size (listed.body), 1);
+
+  g_free (body);
+  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Finance\"], "
+                          "\"destination\": \"opt/app.bin\"}", id);
+  assert_refused ("POST", "/api/v1/deployments", body, 422, "invalid-value", "absolute path");
+  g_free (body);
+  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [], "
+                          "\"destination\": \"/opt/app.bin\"}", id);
+  assert_refused ("POST", "/api/v1/deployments", body, 422, "invalid-value", "group");
+  assert_count ("/api/v1/deployments", 0);
+  g_free (body);
+  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Finance\"], "
+                          "\"destination\": \"/opt/app.bin\"}", id);
+  request ("POST", "/api/v1/deployments", "application/json", body, &created);
+  CU_ASSERT_EQUAL_FATAL (created.status, 201);
+  deployment = json_member (created.body, "id");
+  request ("GET", "/api/v1/deployments", NULL, NULL, &deployments);
+  CANOPY_ASSERT_CONTAINS (deployments.body, deployment);
+  CANOPY_ASSERT_CONTAINS (deployments.body, "\"destination\" : \"/opt/app.bin\"");
+  CANOPY_ASSERT_CONTAINS (deployments.body, "\"offices\" : [");
+
+  path = g_strdup_printf ("/api/v1/content?id=%s", id);
+  assert_refused ("DELETE", path, NULL, 409, "content-in-use", "remove the deployment");
+  request ("GET", "/metrics", NULL, NULL, &metrics);
+  CANOPY_ASSERT_CONTAINS (metrics.body, "canopy_deployments 1\n");
+  CANOPY_ASSERT_CONTAINS (metrics.body, "# TYPE canopy_deployment_devices_done gauge");
+  CANOPY_ASSERT_CONTAINS (metrics.body, "# TYPE canopy_office_received_bytes gauge");
+  request ("POST", "/api/v1/publish", NULL, NULL, &published);
+  CU_ASSERT_EQUAL (published.status, 200);
+  count = json_member (published.body, "published");
+  CU_ASSERT_STRING_EQUAL (count, "1");
+
+  g_free (path);
+  path = g_strdup_printf ("/api/v1/deployments?id=%s", deployment);
+  request ("DELETE", path, NULL, NULL, &removed);
+  CU_ASSERT_EQUAL (removed.status, 204);
+  assert_count ("/api/v1/deployments", 0);
+  g_free (path);
+  path = g_strdup_printf ("/api/v1/content?id=%s", id);
+  response_clear (&removed);
+  request ("DELETE", path, NULL, NULL, &removed);
+  CU_ASSERT_EQUAL (removed.status, 204);
+  assert_count ("/api/v1/content", 0);
+}
+
 /* canopyctl against the same server: login, tables, --json, exit codes. */
 static int
 ctl (char **output, const char *first, ...)
@@ -759,6 +914,88 @@ test_canopyctl (void)
   CU_ASSERT_EQUAL (ctl (&out, "settings-set", NULL), 2);
 }
 
+/* The content commands, after test_canopyctl logged in. */
+static void
+test_canopyctl_content (void)
+{
+  g_autofree char *package = NULL, *out = NULL, *id = NULL, *deployment = NULL;
+
+  if (skipped ())
+    return;
+  package = write_package ("tool.bin");
+  CU_ASSERT_EQUAL (ctl (&out, "content-add", "--name", "Tool", "--version", "2.0", package,
+                        NULL),
+                   0);
+  CANOPY_ASSERT_CONTAINS (out, "Registered Tool 2.0 as");
+  CANOPY_ASSERT_CONTAINS (out, "KiB in 1 chunk, manifest signed");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "--json", "content", NULL), 0);
+  CU_ASSERT_EQUAL (json_array_size (out), 1);
+  CANOPY_ASSERT_CONTAINS (out, "\"name\" : \"Tool\"");
+  {
+    g_autoptr (JsonNode) root = json_from_string (out, NULL);
+    JsonObject *first = json_array_get_object_element (json_node_get_array (root), 0);
+    id = g_strdup (json_object_get_string_member (first, "id"));
+  }
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "content", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "LOCATION");
+  CANOPY_ASSERT_CONTAINS (out, package);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "content-add", "--name", "Tool", package, NULL), 2);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "content-add", "--name", "Tool", "--version", "3", "tool.bin",
+                        NULL),
+                   1);
+  CANOPY_ASSERT_CONTAINS (out, "absolute path");
+  g_clear_pointer (&out, g_free);
+
+  CU_ASSERT_EQUAL (ctl (&out, "deploy", "--content", "no-such-id", "--group", "Finance",
+                        "--destination", "/opt/tool.bin", NULL),
+                   1);
+  CANOPY_ASSERT_CONTAINS (out, "No content has the ID no-such-id");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "deploy", "--content", id, "--group", "Finance", NULL), 2);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "--json", "deploy", "--content", id, "--group", "Finance",
+                        "--group", "Sales", "--destination", "/opt/tool.bin", NULL),
+                   0);
+  deployment = json_member (out, "id");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (deployment);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "deployments", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, deployment);
+  CANOPY_ASSERT_CONTAINS (out, "to Finance, Sales at /opt/tool.bin");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "--json", "deployments", NULL), 0);
+  CU_ASSERT_EQUAL (json_array_size (out), 1);
+  CANOPY_ASSERT_CONTAINS (out, deployment);
+  g_clear_pointer (&out, g_free);
+  /* No Finance device runs here, so the wait runs out: exit status 6. */
+  CU_ASSERT_EQUAL (ctl (&out, "deployment-wait", deployment, "--timeout", "1", NULL), 6);
+  CANOPY_ASSERT_CONTAINS (out, "ran out");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "deployment-wait", "no-such-id", NULL), 1);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "publish", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "Published 1 content item:");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "--json", "publish", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "\"published\" : 1");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "content-remove", id, NULL), 1);
+  CANOPY_ASSERT_CONTAINS (out, "remove the deployment first");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "deployment-remove", deployment, NULL), 0);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "content-remove", id, NULL), 0);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "content-remove", id, NULL), 1);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "content", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "No content is registered");
+}
+
 /* A pinned certificate that is not the server's: refused, exit 3. */
 static void
 test_canopyctl_pin (void)
@@ -791,5 +1028,11 @@ CANOPY_TEST_SUITE (console, "console", suite_init, suite_cleanup,
                    { "malformed, unknown, oversized: 4xx, nothing applied", test_bad_input },
                    { "web console and liveness", test_web_console },
                    { "web console derives the server's token", test_web_console_token },
+                   { "content and deployments: bad input refused, nothing created",
+                     test_content_bad_input },
+                   { "content and deployments: register, deploy, publish, remove",
+                     test_content_and_deployments },
                    { "canopyctl: login, tables, --json, exit codes", test_canopyctl },
+                   { "canopyctl: content, deploy, wait, publish, remove",
+                     test_canopyctl_content },
                    { "canopyctl: a wrong pin is refused", test_canopyctl_pin })

@@ -107,6 +107,7 @@ async function connect() {
   fillSettings(await (await api("GET", "/api/v1/settings")).json());
   $("settings-area").hidden = false;
   $("forget").hidden = false;
+  await onDeployments();
   $("key-error").hidden = true;
 }
 
@@ -189,6 +190,71 @@ async function onHealth() {
   table.hidden = false;
 }
 
+async function onPublish() {
+  const button = $("publish");
+  const started = Date.now();
+  button.disabled = true;
+  show($("publish-result"), "Publishing…");
+  try {
+    const answer = await (await api("POST", "/api/v1/publish")).json();
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    show($("publish-result"), `Published ${answer.published} content item(s) in ${seconds} s; ` +
+         "every deployment is offered again to the devices online.", "ok");
+  } catch (error) {
+    showProblems($("publish-result"), error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function formatBytes(bytes) {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes, unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit++; }
+  return unit === 0 ? `${value} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+// One row per office of each deployment; a deployment without offices yet
+// still gets a row, so it does not vanish from the view.
+function addDeploymentRows(body, d) {
+  const label = `${d.id} (${d.content} → ${d.groups.join(", ")}: ${d.done}/${d.devices} done)`;
+  const offices = d.offices.length ? d.offices : [null];
+  offices.forEach((o, i) => {
+    const row = body.insertRow();
+    row.insertCell().textContent = i === 0 ? label : "";
+    if (o === null) {
+      const cell = row.insertCell();
+      cell.colSpan = 6;
+      cell.textContent = "No target device known yet.";
+      return;
+    }
+    row.insertCell().textContent = o.office;
+    row.insertCell().textContent = `${o.done}/${o.devices}`;
+    row.insertCell().textContent = o.lead || "–";
+    row.insertCell().textContent = formatBytes(o.bytes_office_peer);
+    row.insertCell().textContent = formatBytes(o.wan_bytes);
+    row.insertCell().textContent = `${Math.round(o.savings * 100)} %`;
+  });
+}
+
+async function onDeployments() {
+  const table = $("deployments");
+  const body = table.querySelector("tbody");
+  try {
+    const list = await (await api("GET", "/api/v1/deployments")).json();
+    body.textContent = "";
+    for (const d of list) addDeploymentRows(body, d);
+    table.hidden = list.length === 0;
+    if (list.length === 0)
+      show($("deployments-result"), "No deployments yet; create one with canopyctl deploy.");
+    else
+      $("deployments-result").hidden = true;
+  } catch (error) {
+    table.hidden = true;
+    showProblems($("deployments-result"), error);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("key-form").addEventListener("submit", onKey);
   $("forget").addEventListener("click", () => {
@@ -200,6 +266,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("topology-download").addEventListener("click",
     () => download("/api/v1/topology", "topology.csv", $("topology-result")));
   $("health-run").addEventListener("click", onHealth);
+  $("publish").addEventListener("click", onPublish);
+  $("deployments-refresh").addEventListener("click", onDeployments);
   $("licences-download").addEventListener("click",
     () => download("/api/v1/licences/report.csv", "activated-licences.csv"));
   if (sessionStorage.getItem("canopy-token"))

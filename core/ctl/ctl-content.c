@@ -1,0 +1,621 @@
+/* canopyctl's content and deployment subcommands. Registering reads the
+ * whole package on the server before it answers, so those requests run in
+ * a thread while the terminal shows that canopyctl is still waiting. */
+#include "build-config.h"
+
+#include "ctl/ctl-content.h"
+#include "ctl/ctl-table.h"
+#include "lib/i18n.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#define TICK_MS 125
+#define POLL_S 1
+
+/* --- JSON and formatting helpers ---------------------------------------------- */
+
+static const char *
+member_string (JsonObject *o, const char *name)
+{
+  return json_object_get_string_member_with_default (o, name, "?");
+}
+
+static guint64
+member_bytes (JsonObject *o, const char *name)
+{
+  gint64 value = json_object_get_int_member_with_default (o, name, 0);
+
+  return value > 0 ? (guint64) value : 0;
+}
+
+/* Counts of devices, chunks, contents. */
+static guint
+member_count (JsonObject *o, const char *name)
+{
+  return (guint) MIN (member_bytes (o, name), G_MAXUINT);
+}
+
+static char *
+format_bytes (guint64 bytes)
+{
+  return g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
+}
+
+static char *
+format_elapsed (gint64 start)
+{
+  double seconds = (double) (g_get_monotonic_time () - start) / G_USEC_PER_SEC;
+  guint whole = (guint) seconds;
+
+  if (seconds < 10)
+    return g_strdup_printf (_("%.1f s"), seconds);
+  if (whole < 60)
+    return g_strdup_printf (_("%u s"), whole);
+  return g_strdup_printf (_("%u min %02u s"), whole / 60, whole % 60);
+}
+
+static char *
+join_strings (JsonObject *o, const char *name)
+{
+  JsonArray *array = json_object_has_member (o, name) ? json_object_get_array_member (o, name)
+                                                      : NULL;
+  g_autoptr (GString) out = g_string_new (NULL);
+
+  for (guint i = 0; array != NULL && i < json_array_get_length (array); i++)
+    g_string_append_printf (out, "%s%s", i > 0 ? ", " : "",
+                            json_array_get_string_element (array, i));
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+/* "PATH?id=ID", the ID escaped: it comes from the admin's command line. */
+static char *
+path_with_id (const char *path, const char *id)
+{
+  g_autofree char *escaped = g_uri_escape_string (id, NULL, FALSE);
+
+  return g_strdup_printf ("%s?id=%s", path, escaped);
+}
+
+/* The status line a terminal shows while canopyctl waits; nothing when
+ * standard error is a file or a pipe, so logs get only the final line. */
+static void
+show_status (gboolean tty, guint turn, const char *text)
+{
+  static const char spinner[] = "|/-\\";
+
+  if (tty)
+    g_printerr ("\r%c %s\033[K", spinner[turn % 4], text);
+}
+
+static void
+clear_status (gboolean tty)
+{
+  if (tty)
+    g_printerr ("\r\033[K");
+}
+
+/* --- one long request, with a ticker ------------------------------------------ */
+
+typedef struct {
+  const CtlGlobal *global;
+  const char *method;
+  const char *path;
+  JsonNode *body;
+  CtlClient *client;
+  JsonNode *answer;
+  GError *error;
+  GMutex lock;
+  GCond finished_cond;
+  gboolean finished;
+} LongRequest;
+
+/* The client is made in the thread that uses it: a libsoup session
+ * belongs to one thread. */
+static gpointer
+long_request_run (gpointer data)
+{
+  LongRequest *r = data;
+
+  r->client = ctl_console_open_client (r->global, &r->error);
+  if (r->client != NULL)
+    {
+      /* The server answers only once it has read the whole package. */
+      ctl_client_set_timeout (r->client, 0);
+      r->answer = ctl_client_request_json (r->client, r->method, r->path, r->body, &r->error);
+    }
+  g_mutex_lock (&r->lock);
+  r->finished = TRUE;
+  g_cond_signal (&r->finished_cond);
+  g_mutex_unlock (&r->lock);
+  return NULL;
+}
+
+/* Sends the request and waits for it, showing @what and the time spent. */
+static void
+long_request (LongRequest *r, const char *what, gint64 start)
+{
+  gboolean tty = isatty (STDERR_FILENO);
+  GThread *thread;
+  guint turn = 0;
+
+  g_mutex_init (&r->lock);
+  g_cond_init (&r->finished_cond);
+  thread = g_thread_new ("canopyctl-request", long_request_run, r);
+  g_mutex_lock (&r->lock);
+  while (!r->finished)
+    {
+      g_autofree char *elapsed = format_elapsed (start);
+      g_autofree char *line = g_strdup_printf ("%s (%s)", what, elapsed);
+
+      show_status (tty, turn++, line);
+      g_cond_wait_until (&r->finished_cond, &r->lock,
+                         g_get_monotonic_time () + TICK_MS * G_TIME_SPAN_MILLISECOND);
+    }
+  g_mutex_unlock (&r->lock);
+  g_thread_join (thread);
+  clear_status (tty);
+  g_mutex_clear (&r->lock);
+  g_cond_clear (&r->finished_cond);
+}
+
+static void
+long_request_clear (LongRequest *r)
+{
+  g_clear_pointer (&r->client, ctl_client_free);
+  g_clear_pointer (&r->answer, json_node_unref);
+  g_clear_error (&r->error);
+}
+
+/* --- content ------------------------------------------------------------------- */
+
+static void
+show_content (JsonNode *answer)
+{
+  JsonArray *list = JSON_NODE_HOLDS_ARRAY (answer) ? json_node_get_array (answer) : NULL;
+  const char *headers[] = { _("ID"), _("NAME"), _("VERSION"), _("SIZE"), _("CHUNKS"),
+                            _("LOCATION"), NULL };
+  g_autoptr (CtlTable) table = ctl_table_new (headers);
+
+  if (list == NULL || json_array_get_length (list) == 0)
+    {
+      g_print (_("No content is registered; add a package with \"canopyctl content-add\".\n"));
+      return;
+    }
+  for (guint i = 0; i < json_array_get_length (list); i++)
+    {
+      JsonObject *c = json_array_get_object_element (list, i);
+      g_autofree char *size = format_bytes (member_bytes (c, "size"));
+      g_autofree char *chunks = g_strdup_printf ("%u", member_count (c, "chunks"));
+      const char *row[] = { member_string (c, "id"), member_string (c, "name"),
+                            member_string (c, "version"), size, chunks,
+                            member_string (c, "location"), NULL };
+      ctl_table_add_row (table, row);
+    }
+  ctl_table_print (table);
+}
+
+int
+ctl_content_list (const CtlGlobal *global, int argc, char **argv)
+{
+  if (argc != 1)
+    return ctl_console_usage ("canopyctl content");
+  return ctl_console_get_and_show (global, "/api/v1/content", show_content);
+}
+
+static JsonNode *
+content_request (const char *name, const char *version, const char *location)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, name);
+  json_builder_set_member_name (b, "version");
+  json_builder_add_string_value (b, version);
+  json_builder_set_member_name (b, "location");
+  json_builder_add_string_value (b, location);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+int
+ctl_content_add (const CtlGlobal *global, int argc, char **argv)
+{
+  g_autofree char *name = NULL, *version = NULL;
+  const GOptionEntry entries[] = {
+    { "name", 0, 0, G_OPTION_ARG_STRING, &name, NULL, NULL },
+    { "version", 0, 0, G_OPTION_ARG_STRING, &version, NULL, NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autoptr (JsonNode) body = NULL;
+  g_autofree char *what = NULL, *elapsed = NULL, *size = NULL;
+  LongRequest r = { global, "POST", "/api/v1/content" };
+  gint64 start = g_get_monotonic_time ();
+  JsonObject *c;
+  guint chunks;
+  int status = 0;
+
+  if (!ctl_console_parse_options (&argc, &argv, entries, 1) || argc != 2 || name == NULL
+      || version == NULL)
+    return ctl_console_usage (_("canopyctl content-add --name NAME --version VERSION LOCATION "
+                                "(an http:// or https:// URL, or an absolute path on the "
+                                "server)"));
+  body = content_request (name, version, argv[1]);
+  r.body = body;
+  what = g_strdup_printf (_("The server is reading %s once to build its signed manifest"),
+                          argv[1]);
+  long_request (&r, what, start);
+  if (r.answer == NULL)
+    status = ctl_console_fail (global, r.client, r.error);
+  else if (global->json)
+    ctl_console_print_json (r.answer);
+  else
+    {
+      c = json_node_get_object (r.answer);
+      elapsed = format_elapsed (start);
+      size = format_bytes (member_bytes (c, "size"));
+      chunks = member_count (c, "chunks");
+      g_print (g_dngettext (GETTEXT_PACKAGE,
+                            "Registered %s %s as %s: %s in %u chunk, manifest signed (%s)\n",
+                            "Registered %s %s as %s: %s in %u chunks, manifest signed (%s)\n",
+                            chunks),
+               member_string (c, "name"), member_string (c, "version"), member_string (c, "id"),
+               size, chunks, elapsed);
+    }
+  long_request_clear (&r);
+  return status;
+}
+
+/* DELETEs @path?id=@id; the server answers 204 without a body. */
+static int
+remove_item (const CtlGlobal *global, const char *path, const char *id)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = ctl_console_open_client (global, &error);
+  g_autofree char *target = path_with_id (path, id);
+  g_autoptr (GBytes) response = NULL;
+
+  if (client == NULL)
+    return ctl_console_fail (global, NULL, error);
+  response = ctl_client_request (client, "DELETE", target, NULL, NULL, &error);
+  if (response == NULL)
+    return ctl_console_fail (global, client, error);
+  return 0;
+}
+
+int
+ctl_content_remove (const CtlGlobal *global, int argc, char **argv)
+{
+  int status;
+
+  if (argc != 2)
+    return ctl_console_usage (_("canopyctl content-remove ID (\"canopyctl content\" lists the "
+                                "IDs)"));
+  status = remove_item (global, "/api/v1/content", argv[1]);
+  if (status == 0 && !global->json)
+    g_print (_("Content %s removed\n"), argv[1]);
+  return status;
+}
+
+int
+ctl_content_publish (const CtlGlobal *global, int argc, char **argv)
+{
+  LongRequest r = { global, "POST", "/api/v1/publish" };
+  gint64 start = g_get_monotonic_time ();
+  g_autofree char *elapsed = NULL;
+  guint published;
+  int status = 0;
+
+  if (argc != 1)
+    return ctl_console_usage ("canopyctl publish");
+  long_request (&r, _("The server is signing every manifest again"), start);
+  if (r.answer == NULL)
+    status = ctl_console_fail (global, r.client, r.error);
+  else if (global->json)
+    ctl_console_print_json (r.answer);
+  else
+    {
+      elapsed = format_elapsed (start);
+      published = member_count (json_node_get_object (r.answer), "published");
+      g_print (g_dngettext (GETTEXT_PACKAGE,
+                            "Published %u content item: its manifest is signed again and every "
+                            "deployment offered again to the devices online (%s)\n",
+                            "Published %u content items: every manifest is signed again and "
+                            "every deployment offered again to the devices online (%s)\n",
+                            published),
+               published, elapsed);
+    }
+  long_request_clear (&r);
+  return status;
+}
+
+/* --- deployments ---------------------------------------------------------------- */
+
+static void
+show_offices (JsonObject *d)
+{
+  JsonArray *offices = json_object_get_array_member (d, "offices");
+  const char *headers[] = { _("OFFICE"), _("DONE"), _("LEAD"), _("PEER BYTES"), _("WAN BYTES"),
+                            _("SAVINGS"), NULL };
+  g_autoptr (CtlTable) table = ctl_table_new (headers);
+
+  for (guint i = 0; offices != NULL && i < json_array_get_length (offices); i++)
+    {
+      JsonObject *o = json_array_get_object_element (offices, i);
+      g_autofree char *done = g_strdup_printf ("%u/%u",
+                                               member_count (o, "done"),
+                                               member_count (o, "devices"));
+      g_autofree char *peer = format_bytes (member_bytes (o, "bytes_office_peer"));
+      g_autofree char *wan = format_bytes (member_bytes (o, "wan_bytes"));
+      g_autofree char *savings = g_strdup_printf (
+        "%.0f%%", 100.0 * json_object_get_double_member_with_default (o, "savings", 0.0));
+      const char *lead = json_object_get_string_member_with_default (o, "lead", "");
+      const char *row[] = { member_string (o, "office"), done, lead[0] != '\0' ? lead : NULL,
+                            peer, wan, savings, NULL };
+      ctl_table_add_row (table, row);
+    }
+  ctl_table_print (table);
+}
+
+static void
+show_deployments (JsonNode *answer)
+{
+  JsonArray *list = JSON_NODE_HOLDS_ARRAY (answer) ? json_node_get_array (answer) : NULL;
+
+  if (list == NULL || json_array_get_length (list) == 0)
+    {
+      g_print (_("No deployments; create one with \"canopyctl deploy\".\n"));
+      return;
+    }
+  for (guint i = 0; i < json_array_get_length (list); i++)
+    {
+      JsonObject *d = json_array_get_object_element (list, i);
+      g_autofree char *groups = join_strings (d, "groups");
+
+      g_print (_("%sDeployment %s: content %s to %s at %s, %u of %u devices "
+                 "done\n"),
+               i > 0 ? "\n" : "", member_string (d, "id"), member_string (d, "content"), groups,
+               member_string (d, "destination"), member_count (d, "done"),
+               member_count (d, "devices"));
+      show_offices (d);
+    }
+}
+
+int
+ctl_content_deployments (const CtlGlobal *global, int argc, char **argv)
+{
+  if (argc != 1)
+    return ctl_console_usage ("canopyctl deployments");
+  return ctl_console_get_and_show (global, "/api/v1/deployments", show_deployments);
+}
+
+static JsonNode *
+deployment_request (const char *content, char **groups, const char *destination)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "content");
+  json_builder_add_string_value (b, content);
+  json_builder_set_member_name (b, "groups");
+  json_builder_begin_array (b);
+  for (char **g = groups; *g != NULL; g++)
+    json_builder_add_string_value (b, *g);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "destination");
+  json_builder_add_string_value (b, destination);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+int
+ctl_content_deploy (const CtlGlobal *global, int argc, char **argv)
+{
+  g_autofree char *content = NULL, *destination = NULL, *joined = NULL;
+  g_auto (GStrv) groups = NULL;
+  const GOptionEntry entries[] = {
+    { "content", 0, 0, G_OPTION_ARG_STRING, &content, NULL, NULL },
+    { "group", 0, 0, G_OPTION_ARG_STRING_ARRAY, &groups, NULL, NULL },
+    { "destination", 0, 0, G_OPTION_ARG_STRING, &destination, NULL, NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = NULL;
+  g_autoptr (JsonNode) body = NULL, answer = NULL;
+  const char *id;
+
+  if (!ctl_console_parse_options (&argc, &argv, entries, 0) || content == NULL || groups == NULL
+      || destination == NULL)
+    return ctl_console_usage (_("canopyctl deploy --content ID --group GROUP [--group GROUP...] "
+                                "--destination /ABSOLUTE/PATH/ON/THE/DEVICES"));
+  client = ctl_console_open_client (global, &error);
+  if (client == NULL)
+    return ctl_console_fail (global, NULL, error);
+  body = deployment_request (content, groups, destination);
+  answer = ctl_client_request_json (client, "POST", "/api/v1/deployments", body, &error);
+  if (answer == NULL)
+    return ctl_console_fail (global, client, error);
+  if (global->json)
+    {
+      ctl_console_print_json (answer);
+      return 0;
+    }
+  id = member_string (json_node_get_object (answer), "id");
+  joined = g_strjoinv (", ", groups);
+  g_print (_("Deployment %s created: content %s to %s at %s. Follow it with \"canopyctl "
+             "deployment-wait %s\".\n"),
+           id, content, joined, destination, id);
+  return 0;
+}
+
+int
+ctl_content_deployment_remove (const CtlGlobal *global, int argc, char **argv)
+{
+  int status;
+
+  if (argc != 2)
+    return ctl_console_usage (_("canopyctl deployment-remove ID (\"canopyctl deployments\" "
+                                "lists the IDs)"));
+  status = remove_item (global, "/api/v1/deployments", argv[1]);
+  if (status == 0 && !global->json)
+    g_print (_("Deployment %s removed\n"), argv[1]);
+  return status;
+}
+
+/* --- deployment-wait ------------------------------------------------------------ */
+
+/* Returns: (transfer none) (nullable): the deployment @id in @list. */
+static JsonObject *
+find_deployment (JsonNode *list, const char *id)
+{
+  JsonArray *array = JSON_NODE_HOLDS_ARRAY (list) ? json_node_get_array (list) : NULL;
+
+  for (guint i = 0; array != NULL && i < json_array_get_length (array); i++)
+    {
+      JsonObject *d = json_array_get_object_element (array, i);
+
+      if (g_strcmp0 (json_object_get_string_member_with_default (d, "id", NULL), id) == 0)
+        return d;
+    }
+  return NULL;
+}
+
+/* Every device the server knows as a target has finished; none known is
+ * not done: the devices of the groups may not have reported yet. */
+static gboolean
+deployment_done (JsonObject *d)
+{
+  guint64 devices = member_count (d, "devices");
+
+  return devices > 0 && member_count (d, "done") >= devices;
+}
+
+static char *
+describe_progress (JsonObject *d, const char *id, gint64 start)
+{
+  g_autofree char *elapsed = format_elapsed (start);
+
+  if (member_count (d, "devices") == 0)
+    return g_strdup_printf (_("Deployment %s: no target device known yet (%s)"), id, elapsed);
+  return g_strdup_printf (_("Deployment %s: %u of %u devices done (%s)"),
+                          id, member_count (d, "done"), member_count (d, "devices"), elapsed);
+}
+
+/* One poll: the deployment's state, or %NULL with @error. */
+static JsonNode *
+poll_deployments (CtlClient *client, const char *id, JsonObject **found, GError **error)
+{
+  g_autoptr (JsonNode) list = ctl_client_request_json (client, "GET", "/api/v1/deployments",
+                                                       NULL, error);
+
+  if (list == NULL)
+    return NULL;
+  *found = find_deployment (list, id);
+  if (*found == NULL)
+    {
+      g_set_error (error, CTL_ERROR, CTL_ERROR_FAILED,
+                   _("No deployment has the ID %s (or it was removed); \"canopyctl deployments\" "
+                     "lists them"),
+                   id);
+      return NULL;
+    }
+  return g_steal_pointer (&list);
+}
+
+static int
+wait_finished (const CtlGlobal *global, JsonObject *d, const char *id, gint64 start)
+{
+  g_autofree char *elapsed = format_elapsed (start);
+  JsonNode *node;
+
+  if (!global->json)
+    {
+      g_print (_("Deployment %s: every device is done (%u of %u) after "
+                 "%s\n"),
+               id, member_count (d, "done"), member_count (d, "devices"), elapsed);
+      return 0;
+    }
+  node = json_node_init_object (json_node_alloc (), d);
+  ctl_console_print_json (node);
+  json_node_unref (node);
+  return 0;
+}
+
+static int
+wait_timed_out (const CtlGlobal *global, JsonObject *d, const char *id, guint timeout)
+{
+  if (global->json)
+    {
+      JsonNode *node = json_node_init_object (json_node_alloc (), d);
+
+      ctl_console_print_json (node);
+      json_node_unref (node);
+    }
+  g_printerr (_("Deployment %s: %u of %u devices done "
+                "when the wait of %u s ran out. \"canopyctl deployments\" shows which offices "
+                "lag and who leads them; \"canopyctl devices\" shows which devices are "
+                "online.\n"),
+              id, member_count (d, "done"), member_count (d, "devices"), timeout);
+  return CTL_ERROR_TIMEOUT;
+}
+
+int
+ctl_content_deployment_wait (const CtlGlobal *global, int argc, char **argv)
+{
+  int timeout = 0;
+  const GOptionEntry entries[] = {
+    { "timeout", 0, 0, G_OPTION_ARG_INT, &timeout, NULL, NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = NULL;
+  g_autofree char *last = NULL;
+  gboolean tty = isatty (STDERR_FILENO);
+  gint64 start = g_get_monotonic_time ();
+  const char *id;
+
+  if (!ctl_console_parse_options (&argc, &argv, entries, 1) || argc != 2 || timeout < 0)
+    return ctl_console_usage (_("canopyctl deployment-wait ID [--timeout SECONDS]"));
+  id = argv[1];
+  client = ctl_console_open_client (global, &error);
+  if (client == NULL)
+    return ctl_console_fail (global, NULL, error);
+  for (guint turn = 0;; turn++)
+    {
+      JsonObject *d = NULL;
+      g_autoptr (JsonNode) list = poll_deployments (client, id, &d, &error);
+      g_autofree char *line = NULL;
+
+      if (list == NULL)
+        {
+          clear_status (tty);
+          return ctl_console_fail (global, client, error);
+        }
+      if (deployment_done (d))
+        {
+          clear_status (tty);
+          return wait_finished (global, d, id, start);
+        }
+      if (timeout > 0 && g_get_monotonic_time () - start >= (gint64) timeout * G_USEC_PER_SEC)
+        {
+          clear_status (tty);
+          return wait_timed_out (global, d, id, (guint) timeout);
+        }
+      line = describe_progress (d, id, start);
+      show_status (tty, turn, line);
+      /* Without a terminal, a line each time the count of done devices
+       * changes, not one a second. */
+      if (!tty && !global->json)
+        {
+          g_autofree char *counts = g_strdup_printf ("%u/%u",
+                                                     member_count (d, "done"),
+                                                     member_count (d, "devices"));
+          if (g_strcmp0 (counts, last) != 0)
+            g_printerr ("%s\n", line);
+          g_free (last);
+          last = g_steal_pointer (&counts);
+        }
+      g_usleep (POLL_S * G_USEC_PER_SEC);
+    }
+}
