@@ -240,7 +240,11 @@ assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *cont
                                                                      content->manifest, TRUE),
                                            (guint32) plan->role, sources, d->destination,
                                            plan->wan_rate)))
-    g_hash_table_insert (d->sent, g_strdup (plan->device_id), g_steal_pointer (&said));
+    {
+      g_hash_table_insert (d->sent, g_strdup (plan->device_id), g_steal_pointer (&said));
+      /* From now on it counts among the deployment's devices. */
+      progress_of (d, plan->device_id);
+    }
 }
 
 /* Records @plan's device as its office's lead; @before holds the leads of

@@ -251,20 +251,33 @@ site_start (Site *s)
       s->agents[o * AGENTS_PER_OFFICE + i] = agent_start (s, o + 1, i);
 }
 
+/* The site of the running test. It is static so that a test that stops
+ * at a failed fatal assertion still has its processes stopped: by the
+ * next test, or by the suite's cleanup. */
+static Site site;
+
+/* Stops every process of @s; @check asserts that each stopped cleanly
+ * (not in a suite cleanup, where CUnit takes no assertions). */
 static void
-site_stop (Site *s)
+site_stop (Site *s, gboolean check)
 {
+  int status;
+
   for (guint i = 0; i < G_N_ELEMENTS (s->agents); i++)
     if (s->agents[i] != NULL)
       {
         canopy_test_process_signal (s->agents[i], SIGTERM);
-        CU_ASSERT_EQUAL (canopy_test_process_wait_exit (s->agents[i], 20), 0);
+        status = canopy_test_process_wait_exit (s->agents[i], 20);
+        if (check)
+          CU_ASSERT_EQUAL (status, 0);
         g_clear_pointer (&s->agents[i], canopy_test_process_free);
       }
   if (s->server != NULL)
     {
       canopy_test_process_signal (s->server, SIGTERM);
-      CU_ASSERT_EQUAL (canopy_test_process_wait_exit (s->server, 20), 0);
+      status = canopy_test_process_wait_exit (s->server, 20);
+      if (check)
+        CU_ASSERT_EQUAL (status, 0);
       g_clear_pointer (&s->server, canopy_test_process_free);
     }
   if (s->origin != NULL)
@@ -472,22 +485,48 @@ assert_copy (Site *s)
   CU_ASSERT (same_file (copy, s->package));
 }
 
+static Site *
+site_begin (const char *wan_rate)
+{
+  site_stop (&site, FALSE);
+  memset (&site, 0, sizeof site);
+  site.wan_rate = wan_rate;
+  site_start (&site);
+  return &site;
+}
+
+static void
+site_end (void)
+{
+  site_stop (&site, TRUE);
+  memset (&site, 0, sizeof site);
+}
+
+static int
+suite_cleanup (void)
+{
+  site_stop (&site, FALSE);
+  memset (&site, 0, sizeof site);
+  return 0;
+}
+
 static void
 test_two_offices (void)
 {
-  Site s = { .wan_rate = "" };
+  Site *s = NULL;
+  const char *wan_rate = "";
   g_autofree char *content_id = NULL;
   g_autoptr (JsonNode) done = NULL;
 
   if (!available ())
     return;
-  site_start (&s);
-  content_id = deploy (&s);
-  done = wait_done (&s, OFFICES * AGENTS_PER_OFFICE, 180);
+  s = site_begin (wan_rate);
+  content_id = deploy (s);
+  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
-  assert_wan_once (&s, done);
-  assert_copy (&s);
-  site_stop (&s);
+  assert_wan_once (s, done);
+  assert_copy (s);
+  site_end ();
 }
 
 /* The lead of North is killed half way; the next preferred device takes
@@ -496,7 +535,8 @@ test_two_offices (void)
 static void
 test_lead_killed (void)
 {
-  Site s = { .wan_rate = "40M" };
+  Site *s = NULL;
+  const char *wan_rate = "40M";
   g_autofree char *content_id = NULL;
   g_autofree char *lead = NULL;
   g_autoptr (JsonNode) done = NULL;
@@ -504,26 +544,27 @@ test_lead_killed (void)
 
   if (!available ())
     return;
-  site_start (&s);
-  content_id = deploy (&s);
-  lead = wait_north_progress (&s, 0.4);
+  s = site_begin (wan_rate);
+  content_id = deploy (s);
+  lead = wait_north_progress (s, 0.4);
   CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
-  index = agent_index (&s, lead);
-  canopy_test_process_signal (s.agents[index], SIGKILL);
-  canopy_test_process_wait_exit (s.agents[index], 10);
-  g_clear_pointer (&s.agents[index], canopy_test_process_free);
-  done = wait_done (&s, OFFICES * AGENTS_PER_OFFICE - 1, 180);
+  index = agent_index (s, lead);
+  canopy_test_process_signal (s->agents[index], SIGKILL);
+  canopy_test_process_wait_exit (s->agents[index], 10);
+  g_clear_pointer (&s->agents[index], canopy_test_process_free);
+  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE - 1, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
-  assert_wan_once (&s, done);
-  assert_copy (&s);
-  site_stop (&s);
+  assert_wan_once (s, done);
+  assert_copy (s);
+  site_end ();
 }
 
 /* An agent killed half way resumes from its verified chunks. */
 static void
 test_agent_restart_resumes (void)
 {
-  Site s = { .wan_rate = "40M" };
+  Site *s = NULL;
+  const char *wan_rate = "40M";
   g_autofree char *content_id = NULL;
   g_autofree char *lead = NULL;
   g_autoptr (JsonNode) done = NULL;
@@ -531,21 +572,21 @@ test_agent_restart_resumes (void)
 
   if (!available ())
     return;
-  site_start (&s);
-  content_id = deploy (&s);
-  lead = wait_north_progress (&s, 0.5);
+  s = site_begin (wan_rate);
+  content_id = deploy (s);
+  lead = wait_north_progress (s, 0.5);
   CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
   /* A North device that is not the lead. */
-  victim = agent_index (&s, lead) == 0 ? 1 : 0;
-  canopy_test_process_signal (s.agents[victim], SIGKILL);
-  canopy_test_process_wait_exit (s.agents[victim], 10);
-  g_clear_pointer (&s.agents[victim], canopy_test_process_free);
-  s.agents[victim] = agent_start (&s, 1, victim);
-  CU_ASSERT (canopy_test_process_wait_output (s.agents[victim], "chunks already verified", 60));
-  done = wait_done (&s, OFFICES * AGENTS_PER_OFFICE, 180);
+  victim = agent_index (s, lead) == 0 ? 1 : 0;
+  canopy_test_process_signal (s->agents[victim], SIGKILL);
+  canopy_test_process_wait_exit (s->agents[victim], 10);
+  g_clear_pointer (&s->agents[victim], canopy_test_process_free);
+  s->agents[victim] = agent_start (s, 1, victim);
+  CU_ASSERT (canopy_test_process_wait_output (s->agents[victim], "chunks already verified", 60));
+  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
-  assert_wan_once (&s, done);
-  site_stop (&s);
+  assert_wan_once (s, done);
+  site_end ();
 }
 
 /* canopyd stops half way and comes back: deployments and progress are
@@ -553,25 +594,26 @@ test_agent_restart_resumes (void)
 static void
 test_server_restart (void)
 {
-  Site s = { .wan_rate = "40M" };
+  Site *s = NULL;
+  const char *wan_rate = "40M";
   g_autofree char *content_id = NULL;
   g_autofree char *lead = NULL;
   g_autoptr (JsonNode) done = NULL;
 
   if (!available ())
     return;
-  site_start (&s);
-  content_id = deploy (&s);
-  lead = wait_north_progress (&s, 0.3);
+  s = site_begin (wan_rate);
+  content_id = deploy (s);
+  lead = wait_north_progress (s, 0.3);
   CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
-  canopy_test_process_signal (s.server, SIGKILL);
-  canopy_test_process_wait_exit (s.server, 10);
-  g_clear_pointer (&s.server, canopy_test_process_free);
-  server_start (&s);
-  done = wait_done (&s, OFFICES * AGENTS_PER_OFFICE, 180);
+  canopy_test_process_signal (s->server, SIGKILL);
+  canopy_test_process_wait_exit (s->server, 10);
+  g_clear_pointer (&s->server, canopy_test_process_free);
+  server_start (s);
+  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
-  assert_copy (&s);
-  site_stop (&s);
+  assert_copy (s);
+  site_end ();
 }
 
 /* A device whose cached chunks were damaged after it verified them serves
@@ -580,7 +622,8 @@ test_server_restart (void)
 static void
 test_corrupted_peer (void)
 {
-  Site s = { .wan_rate = "" };
+  Site *s = NULL;
+  const char *wan_rate = "";
   g_autofree char *content_id = NULL;
   g_autofree char *chunks = NULL;
   g_autoptr (JsonNode) done = NULL;
@@ -590,19 +633,19 @@ test_corrupted_peer (void)
 
   if (!available ())
     return;
-  site_start (&s);
-  content_id = deploy (&s);
-  done = wait_done (&s, OFFICES * AGENTS_PER_OFFICE, 180);
+  s = site_begin (wan_rate);
+  content_id = deploy (s);
+  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
 
   /* Every North device but agent-1-0 leaves; agent-1-0's disk goes bad. */
   for (guint i = 1; i < AGENTS_PER_OFFICE; i++)
     {
-      canopy_test_process_signal (s.agents[i], SIGTERM);
-      canopy_test_process_wait_exit (s.agents[i], 20);
-      g_clear_pointer (&s.agents[i], canopy_test_process_free);
+      canopy_test_process_signal (s->agents[i], SIGTERM);
+      canopy_test_process_wait_exit (s->agents[i], 20);
+      g_clear_pointer (&s->agents[i], canopy_test_process_free);
     }
-  chunks = g_build_filename (s.dir, "agent-1-0", "cache", content_id, NULL);
+  chunks = g_build_filename (s->dir, "agent-1-0", "cache", content_id, NULL);
   dir = g_dir_open (chunks, 0, NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL (dir);
   while ((name = g_dir_read_name (dir)) != NULL)
@@ -617,16 +660,16 @@ test_corrupted_peer (void)
         g_assert (g_file_set_contents (path, data, (gssize) length, NULL));
       }
   /* A newcomer in North, and a healthy North peer back online. */
-  s.agents[N_AGENTS - 1] = agent_start (&s, 1, AGENTS_PER_OFFICE);
-  s.agents[1] = agent_start (&s, 1, 1);
-  again = wait_done (&s, OFFICES * AGENTS_PER_OFFICE + 1, 180);
+  s->agents[N_AGENTS - 1] = agent_start (s, 1, AGENTS_PER_OFFICE);
+  s->agents[1] = agent_start (s, 1, 1);
+  again = wait_done (s, OFFICES * AGENTS_PER_OFFICE + 1, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (again);
-  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "failed verification");
-  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), s.device_ids[0]);
-  site_stop (&s);
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s->server), "failed verification");
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s->server), s->device_ids[0]);
+  site_end ();
 }
 
-CANOPY_TEST_SUITE (distribution, "distribution", NULL, NULL,
+CANOPY_TEST_SUITE (distribution, "distribution", NULL, suite_cleanup,
                    { "two offices, WAN once each", test_two_offices },
                    { "lead killed half way", test_lead_killed },
                    { "agent restarted resumes", test_agent_restart_resumes },
