@@ -41,11 +41,14 @@
   "+CHACHA20-POLY1305:+AEAD:+ECDHE-PSK:+PSK:+GROUP-X25519:+GROUP-SECP256R1:"  \
   "+SIGN-ALL:+COMP-NULL"
 
-/* Each message travels on a unidirectional stream of its own: a frame
- * header (magic "CNPY", version, kind, two reserved zero bytes, header
- * length u32, payload length u64, big-endian, as over TCP), the header,
- * the payload, then the stream's FIN. The server's first stream carries
- * a HELLO frame with its device ID. */
+/* Each message travels on a stream of its own: a frame header (magic
+ * "CNPY", version, kind, two reserved zero bytes, header length u32,
+ * payload length u64, big-endian, as over TCP), the header, the payload,
+ * then the stream's FIN. The server's first stream carries a HELLO frame
+ * with its device ID. The streams are bidirectional and the receiver
+ * answers each with an empty FIN: ngtcp2 0.12 never retires a peer's
+ * unidirectional stream (so never frees it nor grants a new one), while
+ * a bidirectional stream closed both ways is retired on both ends. */
 #define QUIC_FRAME_MAGIC 0x434e5059u
 #define QUIC_FRAME_VERSION 1
 #define QUIC_FRAME_SIZE 20
@@ -161,6 +164,7 @@ struct _QuicConnection {
   gint64 deadline; /* monotonic µs by which the handshake must be done; 0: none */
   gint64 wake;     /* when the transport's timer next visits; G_MAXINT64: never */
   GSequenceIter *timer_iter;
+  gboolean kicked; /* something to send: write on the next loop turn */
   GPtrArray *cids; /* server: the connection IDs routed here (GBytes) */
 
   GQueue out;          /* QuicOutMessage not yet fully written, in order */
@@ -169,6 +173,7 @@ struct _QuicConnection {
   gboolean want_drained;
   GHashTable *in;      /* stream ID -> QuicInMessage */
   GQueue deliveries;   /* QuicDelivery complete, not yet reported */
+  GArray *finished;    /* int64 IDs of incoming streams read to their end, to answer with a FIN */
   char *hello_id;      /* client: the server's device ID, once received */
 
   /* What ngtcp2 callbacks found, acted on once ngtcp2 has returned. */
@@ -288,6 +293,7 @@ quic_conn_unref (gpointer data)
   g_queue_clear_full (&conn->deliveries, quic_delivery_free);
   g_clear_pointer (&conn->flying, g_hash_table_unref);
   g_clear_pointer (&conn->in, g_hash_table_unref);
+  g_clear_pointer (&conn->finished, g_array_unref);
   if (conn->quic != NULL)
     ngtcp2_conn_del (conn->quic);
   if (conn->session != NULL)
@@ -711,6 +717,7 @@ quic_conn_set_wake (QuicConnection *conn, gint64 wake)
 static void
 quic_conn_kick (QuicConnection *conn)
 {
+  conn->kicked = TRUE;
   if (conn->state != QUIC_CONN_DEAD && (conn->timer_iter == NULL || conn->wake > 0))
     quic_conn_set_wake (conn, 0);
 }
@@ -728,6 +735,8 @@ quic_conn_rearm (QuicConnection *conn)
     wake = (gint64) ((expiry + NGTCP2_MICROSECONDS - 1) / NGTCP2_MICROSECONDS);
   if (conn->deadline != 0)
     wake = MIN (wake, conn->deadline);
+  if (conn->kicked)
+    wake = 0;
   quic_conn_set_wake (conn, wake);
 }
 
@@ -997,6 +1006,14 @@ quic_on_stream_data (ngtcp2_conn *quic, uint32_t flags, int64_t stream_id, uint6
   (void) stream_user_data;
   if (conn->pending_error != NULL)
     return NGTCP2_ERR_CALLBACK_FAILURE;
+  if (ngtcp2_conn_is_local_stream (quic, stream_id))
+    {
+      /* Our message's stream: the peer only ever answers with its FIN. */
+      if (datalen == 0)
+        return 0;
+      conn->pending_error = quic_conn_protocol_error (conn, "data on a reply stream");
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
   if (msg == NULL)
     {
       msg = g_new0 (QuicInMessage, 1);
@@ -1007,7 +1024,10 @@ quic_on_stream_data (ngtcp2_conn *quic, uint32_t flags, int64_t stream_id, uint6
       || ((flags & NGTCP2_STREAM_DATA_FLAG_FIN) && !quic_in_complete (conn, msg)))
     return NGTCP2_ERR_CALLBACK_FAILURE;
   if (flags & NGTCP2_STREAM_DATA_FLAG_FIN)
-    g_hash_table_remove (conn->in, &stream_id);
+    {
+      g_hash_table_remove (conn->in, &stream_id);
+      g_array_append_val (conn->finished, stream_id);
+    }
   /* Consumed at once: the peer may send as much again. */
   ngtcp2_conn_extend_max_stream_offset (quic, stream_id, datalen);
   ngtcp2_conn_extend_max_offset (quic, datalen);
@@ -1044,7 +1064,7 @@ quic_on_stream_close (ngtcp2_conn *quic, uint32_t flags, int64_t stream_id,
   if (!ngtcp2_conn_is_local_stream (quic, stream_id))
     {
       g_hash_table_remove (conn->in, &stream_id);
-      ngtcp2_conn_extend_max_streams_uni (quic, 1);
+      ngtcp2_conn_extend_max_streams_bidi (quic, 1);
       return 0;
     }
   if (stream_user_data != NULL)
@@ -1110,7 +1130,7 @@ static const ngtcp2_callbacks quic_client_callbacks = {
   .acked_stream_data_offset = quic_on_acked,
   .stream_close = quic_on_stream_close,
   .recv_retry = ngtcp2_crypto_recv_retry_cb,
-  .extend_max_local_streams_uni = quic_on_extend_streams,
+  .extend_max_local_streams_bidi = quic_on_extend_streams,
   .rand = quic_rand,
   .get_new_connection_id = quic_on_new_cid,
   .update_key = ngtcp2_crypto_update_key_cb,
@@ -1132,7 +1152,7 @@ static const ngtcp2_callbacks quic_server_callbacks = {
   .recv_stream_data = quic_on_stream_data,
   .acked_stream_data_offset = quic_on_acked,
   .stream_close = quic_on_stream_close,
-  .extend_max_local_streams_uni = quic_on_extend_streams,
+  .extend_max_local_streams_bidi = quic_on_extend_streams,
   .rand = quic_rand,
   .get_new_connection_id = quic_on_new_cid,
   .remove_connection_id = quic_on_remove_cid,
@@ -1214,6 +1234,7 @@ quic_conn_new (QuicTransport *transport, QuicSocket *socket, gboolean is_client)
   conn->deadline = g_get_monotonic_time () + (gint64) transport->connect_timeout_ms * 1000;
   g_queue_init (&conn->out);
   g_queue_init (&conn->deliveries);
+  conn->finished = g_array_new (FALSE, FALSE, sizeof (int64_t));
   conn->flying = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL, quic_out_message_free);
   conn->in = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL, quic_in_message_free);
   g_hash_table_add (transport->connections, conn);
@@ -1236,9 +1257,10 @@ quic_settings (QuicTransport *transport, ngtcp2_settings *settings,
   settings->handshake_timeout = (ngtcp2_duration) transport->connect_timeout_ms * NGTCP2_MILLISECONDS;
 
   ngtcp2_transport_params_default (params);
-  params->initial_max_streams_uni = transport->max_streams;
-  params->initial_max_streams_bidi = 0;
-  params->initial_max_stream_data_uni = QUIC_STREAM_WINDOW;
+  params->initial_max_streams_uni = 0;
+  params->initial_max_streams_bidi = transport->max_streams;
+  params->initial_max_stream_data_bidi_remote = QUIC_STREAM_WINDOW;
+  params->initial_max_stream_data_bidi_local = 0; /* the peer sends only a FIN back */
   params->initial_max_data = QUIC_CONN_WINDOW;
   params->max_idle_timeout = (ngtcp2_duration) transport->idle_timeout_s * NGTCP2_SECONDS;
   params->active_connection_id_limit = 4;
@@ -1392,7 +1414,7 @@ quic_conn_next_message (QuicConnection *conn)
         continue;
       if (!msg->has_stream)
         {
-          if (ngtcp2_conn_open_uni_stream (conn->quic, &msg->stream_id, msg) != 0)
+          if (ngtcp2_conn_open_bidi_stream (conn->quic, &msg->stream_id, msg) != 0)
             return NULL; /* out of streams until the peer grants more */
           msg->has_stream = TRUE;
         }
@@ -1478,6 +1500,7 @@ quic_conn_write (QuicConnection *conn)
       quic_conn_wait_writable (conn);
       return TRUE;
     }
+  conn->kicked = FALSE;
   /* A GSO batch is one UDP datagram to the kernel: at most 64 KiB. */
   max_segments = CLAMP (ngtcp2_conn_get_send_quantum (conn->quic) / max_udp, 1,
                         MIN (QUIC_GSO_MAX_SEGMENTS, QUIC_GSO_MAX_BYTES / max_udp));
@@ -1487,16 +1510,23 @@ quic_conn_write (QuicConnection *conn)
 
   while (TRUE)
     {
-      QuicOutMessage *msg = conn->state == QUIC_CONN_DEAD || conn->state == QUIC_CONN_HANDSHAKE
+      gboolean answer = conn->finished->len > 0;
+      QuicOutMessage *msg = answer || conn->state == QUIC_CONN_DEAD
+                                || conn->state == QUIC_CONN_HANDSHAKE
                               ? NULL : quic_conn_next_message (conn);
+      int64_t stream_id = answer ? g_array_index (conn->finished, int64_t, 0)
+                                 : msg != NULL ? msg->stream_id : -1;
       ngtcp2_vec vec[2];
       int nvec = msg != NULL ? quic_message_vec (msg, vec) : 0;
       ngtcp2_ssize datalen = -1;
-      uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE | (msg != NULL ? NGTCP2_WRITE_STREAM_FLAG_FIN : 0);
+      uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE
+                       | (stream_id != -1 ? NGTCP2_WRITE_STREAM_FLAG_FIN : 0);
       ngtcp2_ssize n = ngtcp2_conn_writev_stream (conn->quic, &ps.path, &pi, buf + off, max_udp,
-                                                  &datalen, flags,
-                                                  msg != NULL ? msg->stream_id : -1,
-                                                  vec, (size_t) nvec, ts);
+                                                  &datalen, flags, stream_id, vec, (size_t) nvec,
+                                                  ts);
+      if (answer && (datalen >= 0 || n == NGTCP2_ERR_STREAM_NOT_FOUND
+                     || n == NGTCP2_ERR_STREAM_SHUT_WR))
+        g_array_remove_index (conn->finished, 0);
       if (n < 0)
         {
           if (n == NGTCP2_ERR_WRITE_MORE)
@@ -1504,7 +1534,9 @@ quic_conn_write (QuicConnection *conn)
               quic_message_advance (conn, msg, datalen);
               continue;
             }
-          if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR)
+          if (answer && (n == NGTCP2_ERR_STREAM_NOT_FOUND || n == NGTCP2_ERR_STREAM_SHUT_WR))
+            continue;
+          if (msg != NULL && (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR))
             {
               msg->blocked = TRUE;
               continue;
