@@ -87,6 +87,7 @@
 #define QUIC_READ_BATCH 256
 #define QUIC_WRITE_BATCHES 8
 #define QUIC_RX_BUFFER_SIZE 65536
+#define QUIC_TIMER_SLACK_US 1000
 
 typedef struct _QuicTransport QuicTransport;
 typedef struct _QuicConnection QuicConnection;
@@ -735,7 +736,10 @@ quic_conn_rearm (QuicConnection *conn)
     wake = (gint64) ((expiry + NGTCP2_MICROSECONDS - 1) / NGTCP2_MICROSECONDS);
   if (conn->deadline != 0)
     wake = MIN (wake, conn->deadline);
-  if (conn->kicked)
+  /* The main loop sleeps in whole milliseconds: a pacing delay shorter
+   * than that would stall a fast link for a millisecond, so it is run
+   * at once instead (ngtcp2 sends when the time has come). */
+  if (conn->kicked || wake - g_get_monotonic_time () < QUIC_TIMER_SLACK_US)
     wake = 0;
   quic_conn_set_wake (conn, wake);
 }
