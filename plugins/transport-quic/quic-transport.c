@@ -108,6 +108,7 @@ typedef struct {
   QuicConnection *conn; /* client socket: its connection (not a reference) */
   ngtcp2_sockaddr_union local;
   ngtcp2_socklen local_len;
+  gboolean pktinfo; /* bound to "::" or "0.0.0.0": learns and sets each datagram's local address */
   GQueue blocked; /* connections whose datagrams wait for room (references) */
   GIOCondition watching;
 } QuicSocket;
@@ -158,6 +159,8 @@ struct _QuicConnection {
   GSocketAddress *peer_address;
   ngtcp2_sockaddr_union remote;
   ngtcp2_socklen remote_len;
+  ngtcp2_sockaddr_union local; /* the address the peer reaches us at */
+  ngtcp2_socklen local_len;
 
   GTask *connect_task;
   GCancellable *cancellable;
@@ -329,13 +332,18 @@ quic_conn_sendmsg (QuicConnection *conn, const guint8 *data, gsize len, gsize se
 {
   struct iovec iov = { (void *) data, len };
   union {
-    char buf[CMSG_SPACE (sizeof (guint16))];
+    char buf[CMSG_SPACE (sizeof (guint16)) + CMSG_SPACE (sizeof (struct in6_pktinfo))];
     struct cmsghdr align;
   } control;
   struct msghdr msg = { 0 };
+  struct cmsghdr *cmsg;
 
+  memset (&control, 0, sizeof control);
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  cmsg = CMSG_FIRSTHDR (&msg);
   if (!conn->is_client)
     {
       msg.msg_name = &conn->remote;
@@ -343,17 +351,36 @@ quic_conn_sendmsg (QuicConnection *conn, const guint8 *data, gsize len, gsize se
     }
   if (segment != 0)
     {
-      struct cmsghdr *cmsg;
       guint16 size = (guint16) segment;
-      memset (&control, 0, sizeof control);
-      msg.msg_control = control.buf;
-      msg.msg_controllen = sizeof control.buf;
-      cmsg = CMSG_FIRSTHDR (&msg);
       cmsg->cmsg_level = SOL_UDP;
       cmsg->cmsg_type = UDP_SEGMENT;
       cmsg->cmsg_len = CMSG_LEN (sizeof size);
       memcpy (CMSG_DATA (cmsg), &size, sizeof size);
+      cmsg = CMSG_NXTHDR (&msg, cmsg);
     }
+  /* From the address the peer wrote to, which a wildcard socket would
+   * otherwise leave to the routing table. */
+  if (conn->socket->pktinfo && conn->local.sa.sa_family == AF_INET6)
+    {
+      struct in6_pktinfo info = { .ipi6_addr = conn->local.in6.sin6_addr };
+      cmsg->cmsg_level = IPPROTO_IPV6;
+      cmsg->cmsg_type = IPV6_PKTINFO;
+      cmsg->cmsg_len = CMSG_LEN (sizeof info);
+      memcpy (CMSG_DATA (cmsg), &info, sizeof info);
+      cmsg = CMSG_NXTHDR (&msg, cmsg);
+    }
+  else if (conn->socket->pktinfo && conn->local.sa.sa_family == AF_INET)
+    {
+      struct in_pktinfo info = { .ipi_spec_dst = conn->local.in.sin_addr };
+      cmsg->cmsg_level = IPPROTO_IP;
+      cmsg->cmsg_type = IP_PKTINFO;
+      cmsg->cmsg_len = CMSG_LEN (sizeof info);
+      memcpy (CMSG_DATA (cmsg), &info, sizeof info);
+      cmsg = CMSG_NXTHDR (&msg, cmsg);
+    }
+  msg.msg_controllen = cmsg != NULL ? (size_t) ((char *) cmsg - control.buf) : sizeof control.buf;
+  if (msg.msg_controllen == 0)
+    msg.msg_control = NULL;
   while (sendmsg (conn->socket->fd, &msg, MSG_NOSIGNAL) < 0)
     if (errno != EINTR)
       return errno;
@@ -1283,7 +1310,7 @@ quic_conn_set_remote (QuicConnection *conn, const struct sockaddr *address, sock
 /* A server connection for the client Initial in @hd. */
 static QuicConnection *
 quic_conn_accept (QuicSocket *socket, const ngtcp2_pkt_hd *hd, const struct sockaddr *from,
-                  socklen_t from_len)
+                  socklen_t from_len, const ngtcp2_sockaddr_union *local, ngtcp2_socklen local_len)
 {
   QuicTransport *transport = socket->transport;
   QuicConnection *conn = quic_conn_new (transport, socket, FALSE);
@@ -1295,8 +1322,10 @@ quic_conn_accept (QuicSocket *socket, const ngtcp2_pkt_hd *hd, const struct sock
   int rv;
 
   quic_conn_set_remote (conn, from, from_len);
-  path.local.addr = (ngtcp2_sockaddr *) &socket->local;
-  path.local.addrlen = socket->local_len;
+  memcpy (&conn->local, local, local_len);
+  conn->local_len = local_len;
+  path.local.addr = (ngtcp2_sockaddr *) &conn->local;
+  path.local.addrlen = conn->local_len;
   path.remote.addr = (ngtcp2_sockaddr *) &conn->remote;
   path.remote.addrlen = conn->remote_len;
   path.user_data = NULL;
@@ -1659,8 +1688,8 @@ quic_conn_read (QuicConnection *conn, const guint8 *data, gsize len)
 
   if (conn->state == QUIC_CONN_DEAD)
     return;
-  path.local.addr = (ngtcp2_sockaddr *) &conn->socket->local;
-  path.local.addrlen = conn->socket->local_len;
+  path.local.addr = (ngtcp2_sockaddr *) &conn->local;
+  path.local.addrlen = conn->local_len;
   path.remote.addr = (ngtcp2_sockaddr *) &conn->remote;
   path.remote.addrlen = conn->remote_len;
   path.user_data = NULL;
@@ -1678,7 +1707,8 @@ quic_conn_read (QuicConnection *conn, const guint8 *data, gsize len)
  * dropped without a word (garbage costs no state). */
 static void
 quic_listener_dispatch (QuicSocket *socket, const guint8 *data, gsize len,
-                        const struct sockaddr *from, socklen_t from_len)
+                        const struct sockaddr *from, socklen_t from_len,
+                        const ngtcp2_sockaddr_union *local)
 {
   QuicTransport *transport = socket->transport;
   ngtcp2_version_cid vc;
@@ -1698,19 +1728,20 @@ quic_listener_dispatch (QuicSocket *socket, const guint8 *data, gsize len,
     }
   if (ngtcp2_accept (&hd, data, len) != 0)
     return;
-  conn = quic_conn_accept (socket, &hd, from, from_len);
+  conn = quic_conn_accept (socket, &hd, from, from_len, local, socket->local_len);
   if (conn != NULL)
     quic_conn_read (conn, data, len);
 }
 
 static void
 quic_socket_dispatch (QuicSocket *socket, const guint8 *data, gsize len,
-                      const struct sockaddr *from, socklen_t from_len)
+                      const struct sockaddr *from, socklen_t from_len,
+                      const ngtcp2_sockaddr_union *local)
 {
   if (socket->conn != NULL)
     quic_conn_read (socket->conn, data, len);
   else
-    quic_listener_dispatch (socket, data, len, from, from_len);
+    quic_listener_dispatch (socket, data, len, from, from_len, local);
 }
 
 static void
@@ -1729,6 +1760,33 @@ quic_transport_process_dirty (QuicTransport *transport)
     }
 }
 
+/* What the kernel said about a datagram: the size of the datagrams GRO
+ * joined, and for a wildcard socket the address it was sent to. */
+static void
+quic_socket_parse_cmsg (QuicSocket *socket, struct cmsghdr *cmsg, gsize *segment,
+                        ngtcp2_sockaddr_union *local)
+{
+  if (cmsg->cmsg_level == SOL_UDP && cmsg->cmsg_type == UDP_GRO)
+    {
+      int size;
+      memcpy (&size, CMSG_DATA (cmsg), sizeof size);
+      if (size > 0)
+        *segment = (gsize) size;
+    }
+  else if (socket->pktinfo && cmsg->cmsg_level == IPPROTO_IPV6 && cmsg->cmsg_type == IPV6_PKTINFO)
+    {
+      struct in6_pktinfo info;
+      memcpy (&info, CMSG_DATA (cmsg), sizeof info);
+      local->in6.sin6_addr = info.ipi6_addr;
+    }
+  else if (socket->pktinfo && cmsg->cmsg_level == IPPROTO_IP && cmsg->cmsg_type == IP_PKTINFO)
+    {
+      struct in_pktinfo info;
+      memcpy (&info, CMSG_DATA (cmsg), sizeof info);
+      local->in.sin_addr = info.ipi_addr;
+    }
+}
+
 /* Reads a bounded batch of datagrams (coalesced by GRO when the kernel
  * can), then lets each connection that received some act and answer once. */
 static void
@@ -1741,9 +1799,10 @@ quic_socket_receive (QuicSocket *socket)
       ngtcp2_sockaddr_union from;
       struct iovec iov = { transport->rx_buffer, QUIC_RX_BUFFER_SIZE };
       union {
-        char buf[CMSG_SPACE (sizeof (int))];
+        char buf[CMSG_SPACE (sizeof (int)) + CMSG_SPACE (sizeof (struct in6_pktinfo))];
         struct cmsghdr align;
       } control;
+      ngtcp2_sockaddr_union local = socket->local;
       struct msghdr msg = { 0 };
       struct cmsghdr *cmsg;
       gsize segment;
@@ -1775,16 +1834,10 @@ quic_socket_receive (QuicSocket *socket)
         }
       segment = (gsize) n;
       for (cmsg = CMSG_FIRSTHDR (&msg); cmsg != NULL; cmsg = CMSG_NXTHDR (&msg, cmsg))
-        if (cmsg->cmsg_level == SOL_UDP && cmsg->cmsg_type == UDP_GRO)
-          {
-            int size;
-            memcpy (&size, CMSG_DATA (cmsg), sizeof size);
-            if (size > 0)
-              segment = (gsize) size;
-          }
+        quic_socket_parse_cmsg (socket, cmsg, &segment, &local);
       for (gsize off = 0; off < (gsize) n; off += segment)
         quic_socket_dispatch (socket, transport->rx_buffer + off, MIN (segment, (gsize) n - off),
-                              (struct sockaddr *) &from, msg.msg_namelen);
+                              (struct sockaddr *) &from, msg.msg_namelen, &local);
       /* A client socket's connection may have ended meanwhile. */
       if (socket->conn != NULL && socket->conn->state == QUIC_CONN_DEAD)
         break;
@@ -1946,6 +1999,15 @@ quic_listen_one (QuicTransport *transport, const CanopyConfigNode *node, GError 
       return FALSE;
     }
   quic_socket_learn_local (socket);
+  if (g_inet_address_get_is_any (inet))
+    {
+      int one = 1;
+      socket->pktinfo = TRUE;
+      if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
+        setsockopt (socket->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
+      else
+        setsockopt (socket->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+    }
   if (!quic_socket_watch (socket, error))
     {
       quic_socket_free (socket);
@@ -2025,8 +2087,10 @@ quic_conn_start_client (QuicConnection *conn, GError **error)
   ngtcp2_cid dcid, scid;
   int rv;
 
-  path.local.addr = (ngtcp2_sockaddr *) &conn->socket->local;
-  path.local.addrlen = conn->socket->local_len;
+  memcpy (&conn->local, &conn->socket->local, sizeof conn->local);
+  conn->local_len = conn->socket->local_len;
+  path.local.addr = (ngtcp2_sockaddr *) &conn->local;
+  path.local.addrlen = conn->local_len;
   path.remote.addr = (ngtcp2_sockaddr *) &conn->remote;
   path.remote.addrlen = conn->remote_len;
   path.user_data = NULL;

@@ -1,0 +1,275 @@
+/* What only the quic plugin needs checked beyond the conformance suite:
+ * more messages than streams, a wildcard listener, and a peer that goes
+ * silent without closing (the idle timeout). */
+#include "build-config.h"
+
+#include <string.h>
+
+#include "tests/canopy-test.h"
+#include "lib/config.h"
+#include "lib/keys.h"
+#include "lib/plugin-loader.h"
+#include "lib/transport.h"
+
+typedef struct {
+  GMainContext *context;
+  CanopyConfig *config;
+  CanopyTransport *transport;
+  CanopyTransportConnection *incoming;
+  CanopyTransportConnection *connected;
+  GError *closed;
+  guint messages;
+  gboolean in_order;
+  guint64 payload_bytes;
+} QuicPeer;
+
+static void
+quic_peer_on_incoming (CanopyTransportConnection *conn, gpointer user_data)
+{
+  ((QuicPeer *) user_data)->incoming = conn;
+}
+
+static void
+quic_peer_on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload,
+                      gpointer user_data)
+{
+  QuicPeer *peer = user_data;
+  g_autofree char *expected = g_strdup_printf ("message %u", peer->messages);
+  gsize len;
+  const char *data = g_bytes_get_data (header, &len);
+
+  if (len != strlen (expected) || memcmp (data, expected, len) != 0)
+    peer->in_order = FALSE;
+  peer->messages++;
+  if (payload != NULL)
+    peer->payload_bytes += g_bytes_get_size (payload);
+}
+
+static void
+quic_peer_on_drained (CanopyTransportConnection *conn, gpointer user_data)
+{
+}
+
+static void
+quic_peer_on_closed (CanopyTransportConnection *conn, const GError *error, gpointer user_data)
+{
+  QuicPeer *peer = user_data;
+  g_clear_error (&peer->closed);
+  peer->closed = g_error_copy (error);
+  if (peer->incoming == conn)
+    peer->incoming = NULL;
+  if (peer->connected == conn)
+    peer->connected = NULL;
+}
+
+static const CanopyTransportEvents quic_peer_events = {
+  .incoming = quic_peer_on_incoming,
+  .message = quic_peer_on_message,
+  .drained = quic_peer_on_drained,
+  .closed = quic_peer_on_closed,
+};
+
+static const CanopyPlugin *
+quic_plugin (CanopyPluginLoader *loader)
+{
+  g_autoptr (GError) error = NULL;
+  const CanopyPlugin *plugin = canopy_plugin_loader_load (loader, "quic",
+                                                          CANOPY_PLUGIN_KIND_TRANSPORT, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (plugin);
+  return plugin;
+}
+
+static QuicPeer *
+quic_peer_new (const CanopyPlugin *plugin, const char *id, const char *inner, gboolean own_context)
+{
+  QuicPeer *peer = g_new0 (QuicPeer, 1);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *xml = g_strdup_printf ("<agent><server host='::1'/>"
+                                          "<transport plugin='quic'>%s</transport></agent>",
+                                          inner);
+  const CanopyConfigNode *element;
+  CanopySharedKey key;
+  CanopyTransportCredentials creds;
+
+  peer->in_order = TRUE;
+  peer->context = own_context ? g_main_context_new ()
+                              : g_main_context_ref (g_main_context_default ());
+  peer->config = canopy_config_load_data (xml, -1, "<quic-test>", CANOPY_SCHEMA_AGENT, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  element = canopy_config_node_get_child (canopy_config_get_root (peer->config), "transport");
+  canopy_config_validate_node (element, canopy_plugin_get_descriptor (plugin)->config_schema,
+                               &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  memset (key.bytes, 0x42, sizeof key.bytes);
+  canopy_keys_make_transport_credentials (&key, id, &creds, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  peer->transport = canopy_transport_new (plugin, element, &creds, peer->context,
+                                          &quic_peer_events, peer, &error);
+  canopy_keys_wipe (&creds, sizeof creds);
+  CANOPY_ASSERT_NO_ERROR (error);
+  return peer;
+}
+
+static void
+quic_peer_free (QuicPeer *peer)
+{
+  g_clear_pointer (&peer->transport, canopy_transport_free);
+  while (g_main_context_iteration (peer->context, FALSE))
+    ;
+  g_clear_pointer (&peer->config, canopy_config_free);
+  g_clear_error (&peer->closed);
+  g_main_context_unref (peer->context);
+  g_free (peer);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QuicPeer, quic_peer_free)
+
+/* Runs both contexts (once if they are the same) until @done holds or @ms pass. */
+static gboolean
+quic_wait (QuicPeer *a, QuicPeer *b, gboolean (*done) (QuicPeer *, QuicPeer *), guint ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) ms * 1000;
+  while (!done (a, b) && g_get_monotonic_time () < deadline)
+    {
+      gboolean busy = FALSE;
+      busy |= g_main_context_iteration (a->context, FALSE);
+      if (b->context != a->context)
+        busy |= g_main_context_iteration (b->context, FALSE);
+      if (!busy)
+        g_usleep (200);
+    }
+  return done (a, b);
+}
+
+static void
+quic_on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  QuicPeer *peer = user_data;
+  g_autoptr (GError) error = NULL;
+  peer->connected = canopy_transport_connect_finish (peer->transport, result, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+}
+
+static gboolean
+quic_is_connected (QuicPeer *client, QuicPeer *server)
+{
+  return client->connected != NULL && server->incoming != NULL;
+}
+
+static guint16
+quic_listen (QuicPeer *server)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) addresses = NULL;
+  CU_ASSERT_FATAL (canopy_transport_listen (server->transport, &error));
+  addresses = canopy_transport_get_listen_addresses (server->transport);
+  CU_ASSERT_FATAL (addresses->len == 1);
+  return g_inet_socket_address_get_port (addresses->pdata[0]);
+}
+
+static void
+quic_connect (QuicPeer *client, QuicPeer *server, guint16 port)
+{
+  canopy_transport_connect_async (client->transport, "::1", port, NULL, quic_on_connected, client);
+  CU_ASSERT_FATAL (quic_wait (client, server, quic_is_connected, 20000));
+}
+
+#define QUIC_TEST_MESSAGES 300
+
+static gboolean
+quic_all_arrived (QuicPeer *client, QuicPeer *server)
+{
+  return server->messages == QUIC_TEST_MESSAGES;
+}
+
+/* Far more messages than the peer grants streams at once, some with a
+ * payload larger than a stream's initial window: each stream must be
+ * retired on both ends and its credit given back, in order. */
+static void
+test_quic_more_messages_than_streams (void)
+{
+  g_autoptr (CanopyPluginLoader) loader = canopy_plugin_loader_new (NULL);
+  const CanopyPlugin *plugin = quic_plugin (loader);
+  g_autoptr (QuicPeer) server = quic_peer_new (plugin, "server-1",
+                                               "<listen address='::1' port='0'/>"
+                                               "<limits max-streams='4'/>", FALSE);
+  g_autoptr (QuicPeer) client = quic_peer_new (plugin, "device-a",
+                                               "<limits max-streams='4'"
+                                               " send-queue-high='268435456'/>", FALSE);
+  g_autoptr (GBytes) payload = g_bytes_new_take (g_malloc0 (1536 * 1024), 1536 * 1024);
+
+  quic_connect (client, server, quic_listen (server));
+  for (guint i = 0; i < QUIC_TEST_MESSAGES; i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *text = g_strdup_printf ("message %u", i);
+      g_autoptr (GBytes) header = g_bytes_new (text, strlen (text));
+      CU_ASSERT (canopy_transport_send (client->connected, header, i % 50 == 0 ? payload : NULL,
+                                        &error));
+      CANOPY_ASSERT_NO_ERROR (error);
+    }
+  CU_ASSERT (quic_wait (client, server, quic_all_arrived, 20000));
+  CU_ASSERT_EQUAL (server->messages, QUIC_TEST_MESSAGES);
+  CU_ASSERT (server->in_order);
+  CU_ASSERT_EQUAL (server->payload_bytes, 6 * 1536 * 1024);
+  CU_ASSERT_PTR_NULL (server->closed);
+}
+
+static gboolean
+quic_one_arrived (QuicPeer *client, QuicPeer *server)
+{
+  return server->messages == 1;
+}
+
+/* "::" answers from the address the client wrote to. */
+static void
+test_quic_wildcard_listener (void)
+{
+  g_autoptr (CanopyPluginLoader) loader = canopy_plugin_loader_new (NULL);
+  const CanopyPlugin *plugin = quic_plugin (loader);
+  g_autoptr (QuicPeer) server = quic_peer_new (plugin, "server-1",
+                                               "<listen address='::' port='0'/>", FALSE);
+  g_autoptr (QuicPeer) client = quic_peer_new (plugin, "device-a", "", FALSE);
+  g_autoptr (GBytes) header = g_bytes_new_static ("message 0", 9);
+  g_autoptr (GError) error = NULL;
+
+  quic_connect (client, server, quic_listen (server));
+  CU_ASSERT_STRING_EQUAL (canopy_transport_connection_get_peer_id (client->connected), "server-1");
+  CU_ASSERT (canopy_transport_send (client->connected, header, NULL, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT (quic_wait (client, server, quic_one_arrived, 10000));
+}
+
+static gboolean
+quic_server_closed (QuicPeer *client, QuicPeer *server)
+{
+  return server->closed != NULL;
+}
+
+/* A client that stops answering without a word is cut off by the idle
+ * timeout, and the process lives on. */
+static void
+test_quic_idle_timeout (void)
+{
+  g_autoptr (CanopyPluginLoader) loader = canopy_plugin_loader_new (NULL);
+  const CanopyPlugin *plugin = quic_plugin (loader);
+  g_autoptr (QuicPeer) server = quic_peer_new (plugin, "server-1",
+                                               "<listen address='::1' port='0'/>"
+                                               "<idle timeout-s='1'/>", TRUE);
+  g_autoptr (QuicPeer) client = quic_peer_new (plugin, "device-a", "<idle timeout-s='1'/>", TRUE);
+  gint64 start;
+
+  quic_connect (client, server, quic_listen (server));
+  start = g_get_monotonic_time ();
+  /* Only the server runs from here on: the client is silent. */
+  CU_ASSERT_FATAL (quic_wait (server, server, quic_server_closed, 10000));
+  CU_ASSERT (g_error_matches (server->closed, CANOPY_TRANSPORT_ERROR,
+                              CANOPY_TRANSPORT_ERROR_CLOSED));
+  CANOPY_ASSERT_CONTAINS (server->closed->message, "idle timeout");
+  CU_ASSERT (g_get_monotonic_time () - start >= 900 * 1000);
+}
+
+CANOPY_TEST_SUITE (quic_transport, "transport-quic", NULL, NULL,
+                   { "more-messages-than-streams", test_quic_more_messages_than_streams },
+                   { "wildcard-listener", test_quic_wildcard_listener },
+                   { "idle-timeout", test_quic_idle_timeout });
