@@ -5,5 +5,6 @@
 #include "plugins/transport-quic/quic-transport.h"
 
 CANOPY_PLUGIN_DEFINE (CANOPY_PLUGIN_KIND_TRANSPORT, "quic", "1.0",
-                      "QUIC (ngtcp2) with TLS 1.3, authenticated by a key derived from the shared key",
+                      "QUIC (ngtcp2) with TLS 1.3, authenticated by a key derived from the "
+                      "shared key",
                       canopy_quic_transport_schema, &canopy_quic_transport_ops);

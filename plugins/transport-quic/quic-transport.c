@@ -500,7 +500,8 @@ quic_conn_close_with_app_code (QuicConnection *conn, guint64 code)
  * connect failure or rejected event), then destroys it, sending @ccerr.
  * Takes @error. */
 static void
-quic_conn_fail_full (QuicConnection *conn, GError *error, const ngtcp2_connection_close_error *ccerr)
+quic_conn_fail_full (QuicConnection *conn, GError *error,
+                     const ngtcp2_connection_close_error *ccerr)
 {
   QuicTransport *transport = conn->transport;
   QuicConnState state = conn->state;
@@ -1282,10 +1283,12 @@ quic_settings (QuicTransport *transport, ngtcp2_settings *settings,
   settings->max_tx_udp_payload_size = transport->udp_payload;
   /* Above the common Ethernet size the admin vouches for the path (a LAN
    * with jumbo frames): use it without probing. */
-  settings->no_tx_udp_payload_size_shaping = transport->udp_payload > NGTCP2_MAX_PMTUD_UDP_PAYLOAD_SIZE;
+  settings->no_tx_udp_payload_size_shaping =
+    transport->udp_payload > NGTCP2_MAX_PMTUD_UDP_PAYLOAD_SIZE;
   settings->max_window = QUIC_CONN_WINDOW_MAX;
   settings->max_stream_window = QUIC_STREAM_WINDOW_MAX;
-  settings->handshake_timeout = (ngtcp2_duration) transport->connect_timeout_ms * NGTCP2_MILLISECONDS;
+  settings->handshake_timeout =
+    (ngtcp2_duration) transport->connect_timeout_ms * NGTCP2_MILLISECONDS;
 
   ngtcp2_transport_params_default (params);
   params->initial_max_streams_uni = 0;
@@ -1569,7 +1572,8 @@ quic_conn_write (QuicConnection *conn)
             }
           if (answer && (n == NGTCP2_ERR_STREAM_NOT_FOUND || n == NGTCP2_ERR_STREAM_SHUT_WR))
             continue;
-          if (msg != NULL && (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR))
+          if (msg != NULL
+              && (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR))
             {
               msg->blocked = TRUE;
               continue;
