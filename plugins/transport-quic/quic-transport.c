@@ -7,6 +7,8 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 #include <glib/gi18n-lib.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
@@ -48,7 +50,13 @@
  * with its device ID. The streams are bidirectional and the receiver
  * answers each with an empty FIN: ngtcp2 0.12 never retires a peer's
  * unidirectional stream (so never frees it nor grants a new one), while
- * a bidirectional stream closed both ways is retired on both ends. */
+ * a bidirectional stream closed both ways is retired on both ends.
+ *
+ * Streams are opened and filled in the order messages were sent, and a
+ * later message moves ahead only while an earlier one waits for flow
+ * control; each is delivered as soon as it is whole. So a small message
+ * is not held up behind a large one, and may therefore arrive before a
+ * large message sent ahead of it (TCP would keep the order). */
 #define QUIC_FRAME_MAGIC 0x434e5059u
 #define QUIC_FRAME_VERSION 1
 #define QUIC_FRAME_SIZE 20
@@ -87,7 +95,6 @@
 #define QUIC_READ_BATCH 256
 #define QUIC_WRITE_BATCHES 8
 #define QUIC_RX_BUFFER_SIZE 65536
-#define QUIC_TIMER_SLACK_US 1000
 
 typedef struct _QuicTransport QuicTransport;
 typedef struct _QuicConnection QuicConnection;
@@ -189,11 +196,6 @@ struct _QuicConnection {
   gsize unsent_segment;
 };
 
-typedef struct {
-  GSource source;
-  QuicTransport *transport;
-} QuicTimerSource;
-
 struct _QuicTransport {
   GMainContext *context;
   const CanopyTransportEvents *events;
@@ -220,7 +222,8 @@ struct _QuicTransport {
   GPtrArray *resolving;     /* QuicResolve, owned by their resolver callback */
   GPtrArray *dirty;         /* connections to process after a batch of datagrams */
   GSequence *timers;        /* QuicConnection by wake time */
-  GSource *timer;
+  int timer_fd;             /* fires at the first wake time */
+  gint64 timer_armed;       /* what it is set to; G_MAXINT64: disarmed */
   gnutls_priority_t priority;
   gnutls_psk_server_credentials_t server_creds;
   gnutls_psk_client_credentials_t client_creds;
@@ -699,7 +702,10 @@ quic_conn_fail_liberr (QuicConnection *conn, int rv)
 /* One timer for the whole transport: connections wait in a sequence
  * ordered by when they next need attention (ngtcp2's expiry, the connect
  * deadline, or at once when there is something to send), so tens of
- * thousands of connections cost one GSource, not one each. */
+ * thousands of connections cost one timer, not one each. The timer is a
+ * timerfd in the transport's epoll set rather than a GSource: the main
+ * loop sleeps in whole milliseconds, and QUIC's pacing waits tens of
+ * microseconds between bursts on a fast link. */
 static gint
 quic_timer_compare (gconstpointer a, gconstpointer b, gpointer user_data)
 {
@@ -714,13 +720,21 @@ static void
 quic_timer_update (QuicTransport *transport)
 {
   GSequenceIter *first = g_sequence_get_begin_iter (transport->timers);
-  if (g_sequence_iter_is_end (first))
-    g_source_set_ready_time (transport->timer, -1);
-  else
+  gint64 wake = g_sequence_iter_is_end (first) ? G_MAXINT64
+                                              : ((QuicConnection *) g_sequence_get (first))->wake;
+  struct itimerspec spec = { { 0, 0 }, { 0, 0 } };
+
+  if (wake == transport->timer_armed || transport->timer_fd < 0)
+    return;
+  transport->timer_armed = wake;
+  if (wake != G_MAXINT64)
     {
-      QuicConnection *conn = g_sequence_get (first);
-      g_source_set_ready_time (transport->timer, MAX (conn->wake, 0));
+      /* An absolute time in the past fires at once; zero would disarm. */
+      gint64 at = MAX (wake, 0);
+      spec.it_value.tv_sec = at / G_USEC_PER_SEC;
+      spec.it_value.tv_nsec = (at % G_USEC_PER_SEC) * 1000 + 1;
     }
+  timerfd_settime (transport->timer_fd, TFD_TIMER_ABSTIME, &spec, NULL);
 }
 
 static void
@@ -764,10 +778,7 @@ quic_conn_rearm (QuicConnection *conn)
     wake = (gint64) ((expiry + NGTCP2_MICROSECONDS - 1) / NGTCP2_MICROSECONDS);
   if (conn->deadline != 0)
     wake = MIN (wake, conn->deadline);
-  /* The main loop sleeps in whole milliseconds: a pacing delay shorter
-   * than that would stall a fast link for a millisecond, so it is run
-   * at once instead (ngtcp2 sends when the time has come). */
-  if (conn->kicked || wake - g_get_monotonic_time () < QUIC_TIMER_SLACK_US)
+  if (conn->kicked)
     wake = 0;
   quic_conn_set_wake (conn, wake);
 }
@@ -799,14 +810,18 @@ quic_conn_on_timer (QuicConnection *conn, gint64 now)
 }
 
 static gboolean
-quic_timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+quic_timer_on_ready (int fd, GIOCondition condition, gpointer user_data)
 {
-  QuicTransport *transport = ((QuicTimerSource *) source)->transport;
+  QuicTransport *transport = user_data;
   gint64 now = g_get_monotonic_time ();
   g_autoptr (GPtrArray) due = g_ptr_array_new_with_free_func (quic_conn_unref);
+  guint64 expirations;
 
-  (void) callback;
-  (void) user_data;
+  (void) condition;
+  if (read (fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+    g_debug ("reading the timer: %s", g_strerror (errno));
+  /* Read, so the timer must be set again even to the same time. */
+  transport->timer_armed = G_MAXINT64 - 1;
   while (TRUE)
     {
       GSequenceIter *first = g_sequence_get_begin_iter (transport->timers);
@@ -830,10 +845,6 @@ quic_timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
   quic_timer_update (transport);
   return G_SOURCE_CONTINUE;
 }
-
-static GSourceFuncs quic_timer_funcs = {
-  .dispatch = quic_timer_dispatch,
-};
 
 /* --- ngtcp2 callbacks ------------------------------------------------------- */
 
@@ -2406,6 +2417,20 @@ quic_transport_setup_tls (QuicTransport *transport, GError **error)
   return TRUE;
 }
 
+static gboolean
+quic_transport_setup_timer (QuicTransport *transport, GError **error)
+{
+  transport->timer_fd = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (transport->timer_fd < 0)
+    {
+      g_set_error (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_FAILED,
+                   _("Cannot create a timer: %s."), g_strerror (errno));
+      return FALSE;
+    }
+  return canopy_watch_set_add (transport->watches, transport->timer_fd, G_IO_IN,
+                               quic_timer_on_ready, transport, NULL, error);
+}
+
 static void quic_transport_free (gpointer instance);
 
 static gpointer
@@ -2441,14 +2466,13 @@ quic_transport_new (const CanopyConfigNode *element, const CanopyTransportCreden
   transport->resolving = g_ptr_array_new ();
   transport->dirty = g_ptr_array_new_with_free_func (quic_conn_unref);
   transport->timers = g_sequence_new (NULL);
-  transport->timer = g_source_new (&quic_timer_funcs, sizeof (QuicTimerSource));
-  ((QuicTimerSource *) transport->timer)->transport = transport;
-  g_source_set_name (transport->timer, "canopy-quic timers");
-  g_source_attach (transport->timer, context);
+  transport->timer_fd = -1;
+  transport->timer_armed = G_MAXINT64;
 
   if (!quic_transport_configure (transport, element, error)
       || !quic_transport_setup_tls (transport, error)
-      || (transport->watches = canopy_watch_set_new (context, error)) == NULL)
+      || (transport->watches = canopy_watch_set_new (context, error)) == NULL
+      || !quic_transport_setup_timer (transport, error))
     {
       quic_transport_free (transport);
       return NULL;
@@ -2502,11 +2526,8 @@ quic_transport_free (gpointer instance)
   g_clear_pointer (&transport->connections, g_hash_table_unref);
   g_clear_pointer (&transport->cids, g_hash_table_unref);
   g_clear_pointer (&transport->watches, canopy_watch_set_free);
-  if (transport->timer != NULL)
-    {
-      g_source_destroy (transport->timer);
-      g_source_unref (transport->timer);
-    }
+  if (transport->timer_fd >= 0)
+    close (transport->timer_fd);
   g_clear_pointer (&transport->timers, g_sequence_free);
   if (transport->priority != NULL)
     gnutls_priority_deinit (transport->priority);
