@@ -176,7 +176,7 @@ struct _QuicConnection {
   gint64 wake;     /* when the transport's timer next visits; G_MAXINT64: never */
   GSequenceIter *timer_iter;
   gboolean kicked; /* something to send: write on the next loop turn */
-  GPtrArray *cids; /* server: the connection IDs routed here (GBytes) */
+  GPtrArray *cids; /* server: the connection IDs routed here (ngtcp2_cid) */
 
   GQueue out;          /* QuicOutMessage not yet fully written, in order */
   GHashTable *flying;  /* stream ID -> QuicOutMessage written, not yet acknowledged */
@@ -218,7 +218,7 @@ struct _QuicTransport {
   CanopyWatchSet *watches;
   GPtrArray *listeners;     /* QuicSocket */
   GHashTable *connections;  /* QuicConnection -> itself (holds a reference) */
-  GHashTable *cids;         /* GBytes connection ID -> QuicConnection (server side) */
+  GHashTable *cids;         /* ngtcp2_cid -> QuicConnection (server side) */
   GPtrArray *resolving;     /* QuicResolve, owned by their resolver callback */
   GPtrArray *dirty;         /* connections to process after a batch of datagrams */
   GSequence *timers;        /* QuicConnection by wake time */
@@ -861,14 +861,32 @@ quic_rand (uint8_t *dest, size_t destlen, const ngtcp2_rand_ctx *rand_ctx)
   gnutls_rnd (GNUTLS_RND_RANDOM, dest, destlen);
 }
 
-static void
-quic_conn_add_cid (QuicConnection *conn, const guint8 *data, gsize len)
+/* Connection IDs are looked up for every datagram a listener receives,
+ * so the table's keys are plain ngtcp2_cid, found without allocating. */
+static guint
+quic_cid_hash (gconstpointer key)
 {
-  GBytes *cid = g_bytes_new (data, len);
+  const ngtcp2_cid *cid = key;
+  guint hash = (guint) cid->datalen;
+  for (gsize i = 0; i < cid->datalen; i++)
+    hash = hash * 31 + cid->data[i];
+  return hash;
+}
+
+static gboolean
+quic_cid_equal (gconstpointer a, gconstpointer b)
+{
+  return ngtcp2_cid_eq (a, b);
+}
+
+static void
+quic_conn_add_cid (QuicConnection *conn, const ngtcp2_cid *cid)
+{
+  ngtcp2_cid *copy = g_memdup2 (cid, sizeof *cid);
   if (conn->cids == NULL)
-    conn->cids = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
-  g_ptr_array_add (conn->cids, cid);
-  g_hash_table_insert (conn->transport->cids, g_bytes_ref (cid), conn);
+    conn->cids = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (conn->cids, copy);
+  g_hash_table_replace (conn->transport->cids, copy, conn);
 }
 
 static int
@@ -882,7 +900,7 @@ quic_on_new_cid (ngtcp2_conn *quic, ngtcp2_cid *cid, uint8_t *token, size_t cidl
     return NGTCP2_ERR_CALLBACK_FAILURE;
   cid->datalen = cidlen;
   if (!conn->is_client)
-    quic_conn_add_cid (conn, cid->data, cid->datalen);
+    quic_conn_add_cid (conn, cid);
   return 0;
 }
 
@@ -890,10 +908,9 @@ static int
 quic_on_remove_cid (ngtcp2_conn *quic, const ngtcp2_cid *cid, void *user_data)
 {
   QuicConnection *conn = user_data;
-  g_autoptr (GBytes) key = g_bytes_new_static (cid->data, cid->datalen);
   (void) quic;
-  if (!conn->is_client && g_hash_table_lookup (conn->transport->cids, key) == conn)
-    g_hash_table_remove (conn->transport->cids, key);
+  if (!conn->is_client && g_hash_table_lookup (conn->transport->cids, cid) == conn)
+    g_hash_table_remove (conn->transport->cids, cid);
   return 0;
 }
 
@@ -1364,8 +1381,8 @@ quic_conn_accept (QuicSocket *socket, const ngtcp2_pkt_hd *hd, const struct sock
       quic_conn_destroy (conn, NULL);
       return NULL;
     }
-  quic_conn_add_cid (conn, scid.data, scid.datalen);
-  quic_conn_add_cid (conn, hd->dcid.data, hd->dcid.datalen);
+  quic_conn_add_cid (conn, &scid);
+  quic_conn_add_cid (conn, &hd->dcid);
   return conn;
 }
 
@@ -1728,14 +1745,14 @@ quic_listener_dispatch (QuicSocket *socket, const guint8 *data, gsize len,
   QuicTransport *transport = socket->transport;
   ngtcp2_version_cid vc;
   ngtcp2_pkt_hd hd;
+  ngtcp2_cid dcid;
   QuicConnection *conn;
 
-  if (ngtcp2_pkt_decode_version_cid (&vc, data, len, QUIC_CID_LEN) != 0)
+  if (ngtcp2_pkt_decode_version_cid (&vc, data, len, QUIC_CID_LEN) != 0
+      || vc.dcidlen > NGTCP2_MAX_CIDLEN)
     return;
-  {
-    g_autoptr (GBytes) key = g_bytes_new_static (vc.dcid, vc.dcidlen);
-    conn = g_hash_table_lookup (transport->cids, key);
-  }
+  ngtcp2_cid_init (&dcid, vc.dcid, vc.dcidlen);
+  conn = g_hash_table_lookup (transport->cids, &dcid);
   if (conn != NULL)
     {
       quic_conn_read (conn, data, len);
@@ -2461,8 +2478,8 @@ quic_transport_new (const CanopyConfigNode *element, const CanopyTransportCreden
   memcpy (transport->secret, creds->secret, sizeof transport->secret);
   transport->listeners = g_ptr_array_new_with_free_func (quic_listener_free);
   transport->connections = g_hash_table_new_full (NULL, NULL, quic_conn_unref, NULL);
-  transport->cids = g_hash_table_new_full (g_bytes_hash, g_bytes_equal,
-                                           (GDestroyNotify) g_bytes_unref, NULL);
+  /* Keys belong to the connections' lists. */
+  transport->cids = g_hash_table_new (quic_cid_hash, quic_cid_equal);
   transport->resolving = g_ptr_array_new ();
   transport->dirty = g_ptr_array_new_with_free_func (quic_conn_unref);
   transport->timers = g_sequence_new (NULL);
