@@ -168,10 +168,18 @@ quic_listen (QuicPeer *server)
 }
 
 static void
+quic_connect_to (QuicPeer *client, QuicPeer *server, const char *host, guint16 port)
+{
+  client->connected = NULL;
+  server->incoming = NULL;
+  canopy_transport_connect_async (client->transport, host, port, NULL, quic_on_connected, client);
+  CU_ASSERT_FATAL (quic_wait (client, server, quic_is_connected, 20000));
+}
+
+static void
 quic_connect (QuicPeer *client, QuicPeer *server, guint16 port)
 {
-  canopy_transport_connect_async (client->transport, "::1", port, NULL, quic_on_connected, client);
-  CU_ASSERT_FATAL (quic_wait (client, server, quic_is_connected, 20000));
+  quic_connect_to (client, server, "::1", port);
 }
 
 #define QUIC_TEST_MESSAGES 300
@@ -216,28 +224,41 @@ test_quic_more_messages_than_streams (void)
 }
 
 static gboolean
-quic_one_arrived (QuicPeer *client, QuicPeer *server)
+quic_two_arrived (QuicPeer *client, QuicPeer *server)
 {
-  return server->messages == 1;
+  return server->messages == 2;
 }
 
-/* "::" answers from the address the client wrote to. */
+/* "::" and "0.0.0.0" each answer from the address the client wrote to. */
 static void
 test_quic_wildcard_listener (void)
 {
   g_autoptr (CanopyPluginLoader) loader = canopy_plugin_loader_new (NULL);
   const CanopyPlugin *plugin = quic_plugin (loader);
   g_autoptr (QuicPeer) server = quic_peer_new (plugin, "server-1",
-                                               "<listen address='::' port='0'/>", FALSE);
+                                               "<listen address='::' port='0'/>"
+                                               "<listen address='0.0.0.0' port='0'/>", FALSE);
   g_autoptr (QuicPeer) client = quic_peer_new (plugin, "device-a", "", FALSE);
-  g_autoptr (GBytes) header = g_bytes_new_static ("message 0", 9);
   g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) addresses = NULL;
+  const char *hosts[] = { "::1", "127.0.0.1" };
 
-  quic_connect (client, server, quic_listen (server));
-  CU_ASSERT_STRING_EQUAL (canopy_transport_connection_get_peer_id (client->connected), "server-1");
-  CU_ASSERT (canopy_transport_send (client->connected, header, NULL, &error));
-  CANOPY_ASSERT_NO_ERROR (error);
-  CU_ASSERT (quic_wait (client, server, quic_one_arrived, 10000));
+  CU_ASSERT_FATAL (canopy_transport_listen (server->transport, &error));
+  addresses = canopy_transport_get_listen_addresses (server->transport);
+  CU_ASSERT_FATAL (addresses->len == 2);
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autofree char *text = g_strdup_printf ("message %u", i);
+      g_autoptr (GBytes) header = g_bytes_new (text, strlen (text));
+      quic_connect_to (client, server, hosts[i],
+                       g_inet_socket_address_get_port (addresses->pdata[i]));
+      CU_ASSERT_STRING_EQUAL (canopy_transport_connection_get_peer_id (client->connected),
+                              "server-1");
+      CU_ASSERT (canopy_transport_send (client->connected, header, NULL, &error));
+      CANOPY_ASSERT_NO_ERROR (error);
+    }
+  CU_ASSERT (quic_wait (client, server, quic_two_arrived, 10000));
+  CU_ASSERT (server->in_order);
 }
 
 static gboolean
@@ -269,7 +290,57 @@ test_quic_idle_timeout (void)
   CU_ASSERT (g_get_monotonic_time () - start >= 900 * 1000);
 }
 
+typedef struct {
+  CanopyTransport *transport;
+  GError *error;
+  gboolean done;
+} QuicConnectResult;
+
+static void
+quic_on_connect_failed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  QuicConnectResult *out = user_data;
+  (void) source;
+  CU_ASSERT_PTR_NULL (canopy_transport_connect_finish (out->transport, result, &out->error));
+  out->done = TRUE;
+}
+
+/* Nothing listens: the ICMP answer to the first datagram is a refusal,
+ * long before the connect timeout. */
+static void
+test_quic_refused (void)
+{
+  g_autoptr (CanopyPluginLoader) loader = canopy_plugin_loader_new (NULL);
+  const CanopyPlugin *plugin = quic_plugin (loader);
+  g_autoptr (QuicPeer) client = quic_peer_new (plugin, "device-a", "<connect timeout-ms='20000'/>",
+                                               FALSE);
+  g_autoptr (GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_DATAGRAM,
+                                             G_SOCKET_PROTOCOL_UDP, NULL);
+  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV6);
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr (GSocketAddress) bound = NULL;
+  QuicConnectResult result = { client->transport, NULL, FALSE };
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  guint16 port;
+
+  /* A port that was free a moment ago. */
+  CU_ASSERT_FATAL (g_socket_bind (socket, any, FALSE, NULL));
+  bound = g_socket_get_local_address (socket, NULL);
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  g_socket_close (socket, NULL);
+
+  canopy_transport_connect_async (client->transport, "::1", port, NULL, quic_on_connect_failed,
+                                  &result);
+  while (!result.done && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (client->context, TRUE);
+  CU_ASSERT_FATAL (result.done);
+  CU_ASSERT (g_error_matches (result.error, CANOPY_TRANSPORT_ERROR,
+                              CANOPY_TRANSPORT_ERROR_REFUSED));
+  g_clear_error (&result.error);
+}
+
 CANOPY_TEST_SUITE (quic_transport, "transport-quic", NULL, NULL,
+                   { "refused", test_quic_refused },
                    { "more-messages-than-streams", test_quic_more_messages_than_streams },
                    { "wildcard-listener", test_quic_wildcard_listener },
                    { "idle-timeout", test_quic_idle_timeout });
