@@ -21,6 +21,9 @@ typedef struct {
   guint messages;
   gboolean in_order;
   guint64 payload_bytes;
+  gboolean hash_payloads; /* every payload must be the same as the first */
+  char *first_sha256;
+  guint bad_payloads;
 } QuicPeer;
 
 static void
@@ -43,6 +46,14 @@ quic_peer_on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *p
   peer->messages++;
   if (payload != NULL)
     peer->payload_bytes += g_bytes_get_size (payload);
+  if (payload != NULL && peer->hash_payloads)
+    {
+      g_autofree char *sha = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, payload);
+      if (peer->first_sha256 == NULL)
+        peer->first_sha256 = g_steal_pointer (&sha);
+      else if (!g_str_equal (sha, peer->first_sha256))
+        peer->bad_payloads++;
+    }
 }
 
 static void
@@ -119,6 +130,7 @@ quic_peer_free (QuicPeer *peer)
     ;
   g_clear_pointer (&peer->config, canopy_config_free);
   g_clear_error (&peer->closed);
+  g_free (peer->first_sha256);
   g_main_context_unref (peer->context);
   g_free (peer);
 }
@@ -290,6 +302,153 @@ test_quic_idle_timeout (void)
   CU_ASSERT (g_get_monotonic_time () - start >= 900 * 1000);
 }
 
+/* A UDP relay between a client and a server that drops some datagrams
+ * each way, as a lossy WAN link would. */
+typedef struct {
+  GSocket *front; /* the client's side */
+  GSocket *back;  /* connected to the server */
+  GSocketAddress *client;
+  GRand *rand;
+  double loss;
+  guint dropped;
+  guint relayed;
+} QuicLossyRelay;
+
+static gboolean
+quic_relay_on_front (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+  QuicLossyRelay *relay = user_data;
+  guint8 buf[65536];
+  GSocketAddress *from = NULL;
+  gssize n;
+
+  while ((n = g_socket_receive_from (socket, &from, (gchar *) buf, sizeof buf, NULL, NULL)) > 0)
+    {
+      g_clear_object (&relay->client);
+      relay->client = from;
+      from = NULL;
+      if (g_rand_double (relay->rand) < relay->loss)
+        relay->dropped++;
+      else if (g_socket_send (relay->back, (gchar *) buf, (gsize) n, NULL, NULL) > 0)
+        relay->relayed++;
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+quic_relay_on_back (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+  QuicLossyRelay *relay = user_data;
+  guint8 buf[65536];
+  gssize n;
+
+  while ((n = g_socket_receive (socket, (gchar *) buf, sizeof buf, NULL, NULL)) > 0)
+    {
+      if (relay->client == NULL || g_rand_double (relay->rand) < relay->loss)
+        relay->dropped++;
+      else if (g_socket_send_to (relay->front, relay->client, (gchar *) buf, (gsize) n, NULL,
+                                 NULL) > 0)
+        relay->relayed++;
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static GSocket *
+quic_relay_socket (GSocketAddress *bind_to, GSocketAddress *connect_to, GSocketSourceFunc func,
+                   QuicLossyRelay *relay)
+{
+  GSocket *socket = g_socket_new (G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_DATAGRAM,
+                                  G_SOCKET_PROTOCOL_UDP, NULL);
+  g_autoptr (GSource) source = NULL;
+
+  CU_ASSERT_FATAL (socket != NULL);
+  g_socket_set_blocking (socket, FALSE);
+  if (bind_to != NULL)
+    CU_ASSERT_FATAL (g_socket_bind (socket, bind_to, FALSE, NULL));
+  if (connect_to != NULL)
+    CU_ASSERT_FATAL (g_socket_connect (socket, connect_to, NULL, NULL));
+  source = g_socket_create_source (socket, G_IO_IN, NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (func), relay, NULL);
+  g_source_attach (source, NULL);
+  return socket;
+}
+
+static guint16
+quic_relay_start (QuicLossyRelay *relay, guint16 server_port, double loss)
+{
+  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV6);
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr (GSocketAddress) server = g_inet_socket_address_new (loopback, server_port);
+  g_autoptr (GSocketAddress) front = NULL;
+
+  relay->rand = g_rand_new_with_seed (11);
+  relay->loss = loss;
+  relay->front = quic_relay_socket (any, NULL, quic_relay_on_front, relay);
+  relay->back = quic_relay_socket (NULL, server, quic_relay_on_back, relay);
+  front = g_socket_get_local_address (relay->front, NULL);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (front));
+}
+
+static void
+quic_relay_stop (QuicLossyRelay *relay)
+{
+  /* Their sources go with the sockets' last references, after closing. */
+  g_socket_close (relay->front, NULL);
+  g_socket_close (relay->back, NULL);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_clear_object (&relay->front);
+  g_clear_object (&relay->back);
+  g_clear_object (&relay->client);
+  g_rand_free (relay->rand);
+}
+
+#define QUIC_LOSSY_MESSAGES 40
+
+static gboolean
+quic_lossy_arrived (QuicPeer *client, QuicPeer *server)
+{
+  return server->messages == QUIC_LOSSY_MESSAGES;
+}
+
+/* 5% of datagrams lost each way: every message still arrives whole. */
+static void
+test_quic_lossy_link (void)
+{
+  g_autoptr (CanopyPluginLoader) loader = canopy_plugin_loader_new (NULL);
+  const CanopyPlugin *plugin = quic_plugin (loader);
+  g_autoptr (QuicPeer) server = quic_peer_new (plugin, "server-1",
+                                               "<listen address='::1' port='0'/>", FALSE);
+  g_autoptr (QuicPeer) client = quic_peer_new (plugin, "device-a",
+                                               "<limits send-queue-high='268435456'/>", FALSE);
+  g_autoptr (GBytes) payload = NULL;
+  QuicLossyRelay relay = { 0 };
+  guint8 *data = g_malloc (256 * 1024);
+  g_autoptr (GRand) rand = g_rand_new_with_seed (5);
+
+  for (gsize i = 0; i < 256 * 1024; i++)
+    data[i] = (guint8) g_rand_int (rand);
+  payload = g_bytes_new_take (data, 256 * 1024);
+  server->hash_payloads = TRUE;
+  quic_connect (client, server, quic_relay_start (&relay, quic_listen (server), 0.05));
+  for (guint i = 0; i < QUIC_LOSSY_MESSAGES; i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *text = g_strdup_printf ("message %u", i);
+      g_autoptr (GBytes) header = g_bytes_new (text, strlen (text));
+      CU_ASSERT (canopy_transport_send (client->connected, header, i % 2 == 0 ? payload : NULL,
+                                        &error));
+      CANOPY_ASSERT_NO_ERROR (error);
+    }
+  CU_ASSERT (quic_wait (client, server, quic_lossy_arrived, 30000));
+  CU_ASSERT_EQUAL (server->messages, QUIC_LOSSY_MESSAGES);
+  CU_ASSERT_EQUAL (server->payload_bytes, QUIC_LOSSY_MESSAGES / 2 * 256 * 1024);
+  CU_ASSERT_EQUAL (server->bad_payloads, 0);
+  CU_ASSERT (relay.dropped > 0);
+  CU_ASSERT_PTR_NULL (server->closed);
+  quic_relay_stop (&relay);
+}
+
 typedef struct {
   CanopyTransport *transport;
   GError *error;
@@ -343,4 +502,5 @@ CANOPY_TEST_SUITE (quic_transport, "transport-quic", NULL, NULL,
                    { "refused", test_quic_refused },
                    { "more-messages-than-streams", test_quic_more_messages_than_streams },
                    { "wildcard-listener", test_quic_wildcard_listener },
-                   { "idle-timeout", test_quic_idle_timeout });
+                   { "idle-timeout", test_quic_idle_timeout },
+                   { "lossy-link", test_quic_lossy_link });
