@@ -169,6 +169,8 @@ struct _QuicConnection {
   ngtcp2_socklen remote_len;
   ngtcp2_sockaddr_union local; /* the address the peer reaches us at */
   ngtcp2_socklen local_len;
+  ngtcp2_sockaddr_union peer_native; /* what peer_address says */
+  ngtcp2_socklen peer_native_len;
 
   GTask *connect_task;
   GCancellable *cancellable;
@@ -1334,12 +1336,20 @@ quic_settings (QuicTransport *transport, ngtcp2_settings *settings,
 }
 
 static void
+quic_conn_set_peer_address (QuicConnection *conn, const void *address, socklen_t len)
+{
+  memcpy (&conn->peer_native, address, MIN ((gsize) len, sizeof conn->peer_native));
+  conn->peer_native_len = (ngtcp2_socklen) len;
+  g_clear_object (&conn->peer_address);
+  conn->peer_address = g_socket_address_new_from_native ((gpointer) address, len);
+}
+
+static void
 quic_conn_set_remote (QuicConnection *conn, const struct sockaddr *address, socklen_t len)
 {
   memcpy (&conn->remote, address, MIN ((gsize) len, sizeof conn->remote));
   conn->remote_len = (ngtcp2_socklen) len;
-  g_clear_object (&conn->peer_address);
-  conn->peer_address = g_socket_address_new_from_native ((gpointer) address, len);
+  quic_conn_set_peer_address (conn, address, len);
 }
 
 /* A server connection for the client Initial in @hd. */
@@ -1526,6 +1536,24 @@ quic_message_advance (QuicConnection *conn, QuicOutMessage *msg, ngtcp2_ssize n)
     }
 }
 
+/* Whether ngtcp2 wants a packet sent to another address than the last:
+ * the server probes or moves to a client's new address. */
+static gboolean
+quic_conn_path_changed (QuicConnection *conn, const ngtcp2_path *path)
+{
+  return !conn->is_client && path->remote.addrlen > 0
+         && (path->remote.addrlen != conn->remote_len
+             || memcmp (path->remote.addr, &conn->remote, conn->remote_len) != 0);
+}
+
+static void
+quic_conn_follow_path (QuicConnection *conn, const ngtcp2_path *path)
+{
+  memcpy (&conn->remote, path->remote.addr, MIN ((gsize) path->remote.addrlen,
+                                                  sizeof conn->remote));
+  conn->remote_len = path->remote.addrlen;
+}
+
 /* Hands datagrams the kernel refused earlier to it again.
  * Returns: TRUE when none are left. */
 static gboolean
@@ -1618,8 +1646,23 @@ quic_conn_write (QuicConnection *conn)
         break;
 
       /* Datagrams of a GSO batch all have the first one's size, but the
-       * last may be shorter. */
-      if (nsegments > 0 && (gsize) n > segment)
+       * last may be shorter; and they all go to one address. */
+      if (quic_conn_path_changed (conn, &ps.path))
+        {
+          if (nsegments > 0 && !quic_conn_send_datagrams (conn, buf, off, segment))
+            {
+              /* Those were for the old address: let them go as lost. */
+              g_clear_pointer (&conn->unsent, g_free);
+            }
+          quic_conn_follow_path (conn, &ps.path);
+          if (nsegments > 0)
+            {
+              memmove (buf, buf + off, (gsize) n);
+              off = 0;
+              nsegments = 0;
+            }
+        }
+      else if (nsegments > 0 && (gsize) n > segment)
         {
           if (!quic_conn_send_datagrams (conn, buf, off, segment))
             {
@@ -1669,6 +1712,24 @@ quic_conn_write (QuicConnection *conn)
   return TRUE;
 }
 
+/* The peer's address is that of the path ngtcp2 has validated and uses. */
+static void
+quic_conn_update_peer_address (QuicConnection *conn)
+{
+  const ngtcp2_path *path = ngtcp2_conn_get_path (conn->quic);
+  g_autofree char *was = NULL;
+  g_autofree char *now = NULL;
+
+  if (conn->is_client || path->remote.addrlen == 0
+      || (path->remote.addrlen == conn->peer_native_len
+          && memcmp (path->remote.addr, &conn->peer_native, conn->peer_native_len) == 0))
+    return;
+  was = quic_conn_describe (conn);
+  quic_conn_set_peer_address (conn, path->remote.addr, path->remote.addrlen);
+  now = g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (conn->peer_address));
+  g_debug ("Peer %s now reached at %s", was, now);
+}
+
 /* Acts on what ngtcp2 reported (handshake, messages), writes, then
  * reports drained and sets the timer. Events may close @conn. */
 static void
@@ -1692,6 +1753,7 @@ quic_conn_process (QuicConnection *conn)
     }
   if (conn->state != QUIC_CONN_DEAD && quic_conn_write (conn))
     {
+      quic_conn_update_peer_address (conn);
       if (conn->want_drained && conn->queued <= transport->queue_low
           && conn->state == QUIC_CONN_OPEN)
         {
@@ -1715,8 +1777,12 @@ quic_conn_mark_dirty (QuicConnection *conn)
   g_ptr_array_add (dirty, quic_conn_ref (conn));
 }
 
+/* @from is where the datagram came from: for a server connection it may
+ * differ from the peer's address so far when a NAT rebinds the client's
+ * port; ngtcp2 then validates the new path and moves the connection. */
 static void
-quic_conn_read (QuicConnection *conn, const guint8 *data, gsize len)
+quic_conn_read (QuicConnection *conn, const guint8 *data, gsize len, const struct sockaddr *from,
+                socklen_t from_len)
 {
   ngtcp2_path path;
   ngtcp2_pkt_info pi = { 0 };
@@ -1726,8 +1792,9 @@ quic_conn_read (QuicConnection *conn, const guint8 *data, gsize len)
     return;
   path.local.addr = (ngtcp2_sockaddr *) &conn->local;
   path.local.addrlen = conn->local_len;
-  path.remote.addr = (ngtcp2_sockaddr *) &conn->remote;
-  path.remote.addrlen = conn->remote_len;
+  path.remote.addr = (ngtcp2_sockaddr *) (conn->is_client ? (struct sockaddr *) &conn->remote
+                                                          : from);
+  path.remote.addrlen = conn->is_client ? conn->remote_len : (ngtcp2_socklen) from_len;
   path.user_data = NULL;
   rv = ngtcp2_conn_read_pkt (conn->quic, &path, &pi, data, len, quic_now ());
   if (rv != 0)
@@ -1759,14 +1826,14 @@ quic_listener_dispatch (QuicSocket *socket, const guint8 *data, gsize len,
   conn = g_hash_table_lookup (transport->cids, &dcid);
   if (conn != NULL)
     {
-      quic_conn_read (conn, data, len);
+      quic_conn_read (conn, data, len, from, from_len);
       return;
     }
   if (ngtcp2_accept (&hd, data, len) != 0)
     return;
   conn = quic_conn_accept (socket, &hd, from, from_len, local, socket->local_len);
   if (conn != NULL)
-    quic_conn_read (conn, data, len);
+    quic_conn_read (conn, data, len, from, from_len);
 }
 
 static void
@@ -1775,7 +1842,7 @@ quic_socket_dispatch (QuicSocket *socket, const guint8 *data, gsize len,
                       const ngtcp2_sockaddr_union *local)
 {
   if (socket->conn != NULL)
-    quic_conn_read (socket->conn, data, len);
+    quic_conn_read (socket->conn, data, len, from, from_len);
   else
     quic_listener_dispatch (socket, data, len, from, from_len, local);
 }

@@ -307,6 +307,9 @@ test_quic_idle_timeout (void)
 typedef struct {
   GSocket *front; /* the client's side */
   GSocket *back;  /* connected to the server */
+  GSource *front_source;
+  GSource *back_source;
+  GSocketAddress *server;
   GSocketAddress *client;
   GRand *rand;
   double loss;
@@ -355,11 +358,11 @@ quic_relay_on_back (GSocket *socket, GIOCondition condition, gpointer user_data)
 
 static GSocket *
 quic_relay_socket (GSocketAddress *bind_to, GSocketAddress *connect_to, GSocketSourceFunc func,
-                   QuicLossyRelay *relay)
+                   QuicLossyRelay *relay, GSource **source_out)
 {
   GSocket *socket = g_socket_new (G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_DATAGRAM,
                                   G_SOCKET_PROTOCOL_UDP, NULL);
-  g_autoptr (GSource) source = NULL;
+  GSource *source;
 
   CU_ASSERT_FATAL (socket != NULL);
   g_socket_set_blocking (socket, FALSE);
@@ -370,6 +373,7 @@ quic_relay_socket (GSocketAddress *bind_to, GSocketAddress *connect_to, GSocketS
   source = g_socket_create_source (socket, G_IO_IN, NULL);
   g_source_set_callback (source, G_SOURCE_FUNC (func), relay, NULL);
   g_source_attach (source, NULL);
+  *source_out = source;
   return socket;
 }
 
@@ -378,28 +382,45 @@ quic_relay_start (QuicLossyRelay *relay, guint16 server_port, double loss)
 {
   g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV6);
   g_autoptr (GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
-  g_autoptr (GSocketAddress) server = g_inet_socket_address_new (loopback, server_port);
   g_autoptr (GSocketAddress) front = NULL;
 
   relay->rand = g_rand_new_with_seed (11);
   relay->loss = loss;
-  relay->front = quic_relay_socket (any, NULL, quic_relay_on_front, relay);
-  relay->back = quic_relay_socket (NULL, server, quic_relay_on_back, relay);
+  relay->server = g_inet_socket_address_new (loopback, server_port);
+  relay->front = quic_relay_socket (any, NULL, quic_relay_on_front, relay,
+                                    &relay->front_source);
+  relay->back = quic_relay_socket (NULL, relay->server, quic_relay_on_back, relay,
+                                   &relay->back_source);
   front = g_socket_get_local_address (relay->front, NULL);
   return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (front));
+}
+
+/* What a NAT does when its mapping expires: the client's datagrams reach
+ * the server from a new port. */
+static void
+quic_relay_rebind (QuicLossyRelay *relay)
+{
+  g_source_destroy (relay->back_source);
+  g_clear_pointer (&relay->back_source, g_source_unref);
+  g_socket_close (relay->back, NULL);
+  g_clear_object (&relay->back);
+  relay->back = quic_relay_socket (NULL, relay->server, quic_relay_on_back, relay,
+                                   &relay->back_source);
 }
 
 static void
 quic_relay_stop (QuicLossyRelay *relay)
 {
-  /* Their sources go with the sockets' last references, after closing. */
+  g_source_destroy (relay->front_source);
+  g_source_destroy (relay->back_source);
+  g_clear_pointer (&relay->front_source, g_source_unref);
+  g_clear_pointer (&relay->back_source, g_source_unref);
   g_socket_close (relay->front, NULL);
   g_socket_close (relay->back, NULL);
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
   g_clear_object (&relay->front);
   g_clear_object (&relay->back);
   g_clear_object (&relay->client);
+  g_clear_object (&relay->server);
   g_rand_free (relay->rand);
 }
 
@@ -446,6 +467,61 @@ test_quic_lossy_link (void)
   CU_ASSERT_EQUAL (server->bad_payloads, 0);
   CU_ASSERT (relay.dropped > 0);
   CU_ASSERT_PTR_NULL (server->closed);
+  quic_relay_stop (&relay);
+}
+
+static gboolean
+quic_half_arrived (QuicPeer *client, QuicPeer *server)
+{
+  return server->messages == QUIC_LOSSY_MESSAGES / 2;
+}
+
+static void
+quic_send_numbered (QuicPeer *client, guint from, guint to, GBytes *payload)
+{
+  for (guint i = from; i < to; i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *text = g_strdup_printf ("message %u", i);
+      g_autoptr (GBytes) header = g_bytes_new (text, strlen (text));
+      CU_ASSERT (canopy_transport_send (client->connected, header, payload, &error));
+      CANOPY_ASSERT_NO_ERROR (error);
+    }
+}
+
+static guint16
+quic_port_of (GSocketAddress *address)
+{
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address));
+}
+
+/* The client's address changes under a live connection (NAT rebinding):
+ * the server follows it and the messages keep coming. */
+static void
+test_quic_nat_rebinding (void)
+{
+  g_autoptr (CanopyPluginLoader) loader = canopy_plugin_loader_new (NULL);
+  const CanopyPlugin *plugin = quic_plugin (loader);
+  g_autoptr (QuicPeer) server = quic_peer_new (plugin, "server-1",
+                                               "<listen address='::1' port='0'/>", FALSE);
+  g_autoptr (QuicPeer) client = quic_peer_new (plugin, "device-a", "", FALSE);
+  g_autoptr (GBytes) payload = g_bytes_new_take (g_malloc0 (64 * 1024), 64 * 1024);
+  QuicLossyRelay relay = { 0 };
+  guint16 before;
+
+  quic_connect (client, server, quic_relay_start (&relay, quic_listen (server), 0));
+  quic_send_numbered (client, 0, QUIC_LOSSY_MESSAGES / 2, payload);
+  CU_ASSERT_FATAL (quic_wait (client, server, quic_half_arrived, 10000));
+  before = quic_port_of (canopy_transport_connection_get_peer_address (server->incoming));
+
+  quic_relay_rebind (&relay);
+  quic_send_numbered (client, QUIC_LOSSY_MESSAGES / 2, QUIC_LOSSY_MESSAGES, payload);
+  CU_ASSERT (quic_wait (client, server, quic_lossy_arrived, 15000));
+  CU_ASSERT (server->in_order);
+  CU_ASSERT_PTR_NULL (server->closed);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (server->incoming);
+  CU_ASSERT_NOT_EQUAL (quic_port_of (canopy_transport_connection_get_peer_address (
+                         server->incoming)), before);
   quic_relay_stop (&relay);
 }
 
@@ -503,4 +579,5 @@ CANOPY_TEST_SUITE (quic_transport, "transport-quic", NULL, NULL,
                    { "more-messages-than-streams", test_quic_more_messages_than_streams },
                    { "wildcard-listener", test_quic_wildcard_listener },
                    { "idle-timeout", test_quic_idle_timeout },
-                   { "lossy-link", test_quic_lossy_link });
+                   { "lossy-link", test_quic_lossy_link },
+                   { "nat-rebinding", test_quic_nat_rebinding });
