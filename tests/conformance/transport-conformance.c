@@ -531,7 +531,6 @@ conformance_peer_vanishes (Fixture *fixture)
   g_autoptr (Peer) server = peer_new (fixture, "server-1", &stalled);
   Peer *client = peer_new (fixture, "device-a", &stalled);
   Peer *both[] = { client, server, NULL };
-  Peer *only_client[] = { client, NULL };
   Peer *only_server[] = { server, NULL };
   g_autoptr (GBytes) header = g_bytes_new_static ("big", 3);
   g_autoptr (GBytes) payload = g_bytes_new_take (g_malloc0 (64 * 1024 * 1024), 64 * 1024 * 1024);
@@ -547,8 +546,9 @@ conformance_peer_vanishes (Fixture *fixture)
   total = canopy_transport_connection_get_queued_bytes (conn);
 
   /* Part of the message leaves, the server reads it, then the client is
-   * gone without finishing it. */
-  CU_ASSERT_FATAL (WAIT_ON (only_client, canopy_transport_connection_get_queued_bytes (conn) < total,
+   * gone without finishing it. Both run: over QUIC the queue shrinks only
+   * when the server acknowledges what it received. */
+  CU_ASSERT_FATAL (WAIT_ON (both, canopy_transport_connection_get_queued_bytes (conn) < total,
                             CONFORMANCE_TIMEOUT_MS));
   WAIT_ON (only_server, FALSE, 200);
   CU_ASSERT_EQUAL (server->messages, 0);
