@@ -110,7 +110,10 @@ typedef struct {
  *   plugin has already logged a key mismatch.
  * @message: a whole message arrived; @header and @payload are only valid
  *   during the call (take a reference to keep them); @payload is %NULL when
- *   the sender sent none or an empty one
+ *   the sender sent none or an empty one. A plugin may deliver the
+ *   messages of one connection in another order than they were sent (QUIC
+ *   carries each on its own stream, so a small one overtakes a large one);
+ *   a protocol that needs an order must not depend on arrival order
  * @drained: @conn's send queue fell to the low-water mark after having
  *   reached the high-water mark (or after a send() failed with
  *   %CANOPY_TRANSPORT_ERROR_QUEUE_FULL); fires once per such episode
