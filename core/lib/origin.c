@@ -241,8 +241,10 @@ canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize leng
       g_task_run_in_thread (task, file_range_read);
       return;
     }
+  /* As many connections as a fetch keeps requests outstanding at one
+   * source, so no request waits behind another on a connection. */
   if (origin->session == NULL)
-    origin->session = soup_session_new ();
+    origin->session = soup_session_new_with_options ("max-conns-per-host", 4, NULL);
   request->message = soup_message_new (SOUP_METHOD_GET, origin->location);
   soup_message_headers_set_range (soup_message_get_request_headers (request->message),
                                   (goffset) offset, (goffset) (offset + length - 1));
