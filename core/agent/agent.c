@@ -31,6 +31,9 @@ struct _CanopyAgent {
   CanopyPeers *peers;
   GHashTable *fetches; /* deployment ID → CanopyFetch */
   guint reap_idle;
+  GCancellable *cancellable; /* cancelled when the agent stops */
+  gboolean reopening;
+  GBytes *reopen_next; /* (nullable) a key that arrived while reopening */
 };
 
 void
@@ -123,8 +126,53 @@ save_server_key (CanopyAgent *agent, GBytes *key)
                path, error->message);
 }
 
+static void reopen_cache (CanopyAgent *agent, GBytes *public_key);
+
+/* Runs on the main loop once the worker hashed the cached chunks: peers
+ * that asked for these contents before they were open hear of them now. */
+static void
+on_cache_reopened (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  CanopyAgent *agent = user_data;
+  g_autoptr (GError) error = NULL;
+  g_auto (GStrv) ids = canopy_cache_reopen_finish (result, &error);
+  g_autoptr (GBytes) next = NULL;
+
+  /* Cancelled: the agent stopped, and may be gone. */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  agent->reopening = FALSE;
+  if (ids == NULL)
+    g_debug ("cannot reopen the cache: %s", error->message);
+  for (guint i = 0; ids != NULL && ids[i] != NULL; i++)
+    if (agent->peers != NULL)
+      canopy_peers_announce (agent->peers, ids[i]);
+  if (ids != NULL)
+    g_debug ("reopened %u cached contents", g_strv_length (ids));
+  next = g_steal_pointer (&agent->reopen_next);
+  if (next != NULL)
+    reopen_cache (agent, next);
+}
+
+/* Reopens what the cache held with @public_key off the main loop: hashing
+ * every cached chunk takes long, and the agent keeps serving meanwhile. */
+static void
+reopen_cache (CanopyAgent *agent, GBytes *public_key)
+{
+  if (agent->reopening)
+    {
+      g_clear_pointer (&agent->reopen_next, g_bytes_unref);
+      agent->reopen_next = g_bytes_ref (public_key);
+      return;
+    }
+  agent->reopening = TRUE;
+  canopy_cache_reopen_async (agent->cache, public_key, agent->cancellable, on_cache_reopened,
+                             agent);
+}
+
 /* Reopens what the cache held before a restart, so office peers are
- * served at once; a key that no longer matches leaves the content closed. */
+ * served before the server answers; a key that no longer matches leaves
+ * the content closed. */
 static void
 reopen_cache_from_saved_key (CanopyAgent *agent)
 {
@@ -133,26 +181,22 @@ reopen_cache_from_saved_key (CanopyAgent *agent)
   g_autofree char *contents = NULL;
   gsize length;
   g_autoptr (GBytes) bytes = NULL;
-  g_autoptr (CanopyVerifyKey) key = NULL;
 
   if (!g_file_get_contents (path, &contents, &length, NULL))
     return;
   bytes = g_bytes_new_take (g_steal_pointer (&contents), length);
-  key = canopy_verify_key_new (bytes, NULL);
-  if (key != NULL)
-    g_debug ("reopened %u cached contents", canopy_cache_reopen (agent->cache, key));
+  reopen_cache (agent, bytes);
 }
 
 static void
 agent_welcome (CanopyUplink *uplink, gpointer user_data)
 {
   CanopyAgent *agent = user_data;
-  const CanopyVerifyKey *key = canopy_uplink_get_verify_key (uplink);
 
-  if (key == NULL)
+  if (canopy_uplink_get_verify_key (uplink) == NULL)
     return;
   save_server_key (agent, canopy_uplink_get_public_key (uplink));
-  canopy_cache_reopen (agent->cache, key);
+  reopen_cache (agent, canopy_uplink_get_public_key (uplink));
 }
 
 /* Finished fetches are dropped (a repeated assignment is answered from the
@@ -289,6 +333,7 @@ canopy_agent_start (CanopyAgent *agent, GError **error)
   agent->cache = canopy_cache_open (config->cache_directory, config->cache_quota, error);
   if (agent->cache == NULL)
     return FALSE;
+  agent->cancellable = g_cancellable_new ();
   reopen_cache_from_saved_key (agent);
   agent->fetches = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify) canopy_fetch_free);
@@ -316,6 +361,13 @@ canopy_agent_stop (CanopyAgent *agent)
   if (agent->reap_idle != 0)
     g_source_remove (agent->reap_idle);
   agent->reap_idle = 0;
+  /* Workers still running (reopening, storing, assembling) keep their own
+   * references to the cache and entries; their results are dropped. */
+  if (agent->cancellable != NULL)
+    g_cancellable_cancel (agent->cancellable);
+  g_clear_object (&agent->cancellable);
+  g_clear_pointer (&agent->reopen_next, g_bytes_unref);
+  agent->reopening = FALSE;
   /* Fetches first: they are clients of the peers and write to the cache. */
   g_clear_pointer (&agent->fetches, g_hash_table_unref);
   g_clear_pointer (&agent->uplink, canopy_uplink_free);

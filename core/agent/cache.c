@@ -22,22 +22,28 @@
  * content before the server sends it again. */
 #define MANIFEST_FILE "manifest"
 
+/* An atomic reference-counted box: the cache's table holds one reference,
+ * each worker using it another, and every entry holds the cache, so a
+ * worker still storing a chunk when the agent stops finds both alive. */
 struct _CanopyCacheEntry {
   CanopyCache *cache;
   CanopyManifest *manifest;
   char *path;
   guint8 *have; /* bitfield */
   guint count;
+  gboolean removed; /* evicted or closed: its chunks no longer count in the size */
 };
 
 /* The fetcher stores chunks from worker threads while the main loop serves
- * them: @lock guards the entry table, every bitfield, count and size. */
+ * them: @lock guards the entry table, @closed, every bitfield, count and
+ * size. An atomic reference-counted box (see canopy_cache_free()). */
 struct _CanopyCache {
   GMutex lock;
   char *directory;
   guint64 quota;
   guint64 size;
-  GHashTable *entries; /* content ID → CanopyCacheEntry */
+  gboolean closed;
+  GHashTable *entries; /* content ID → CanopyCacheEntry (a reference) */
 };
 
 G_DEFINE_QUARK (canopy-cache-error-quark, canopy_cache_error)
@@ -49,13 +55,34 @@ set_io_error (GError **error, const char *what, const char *path, int saved_errn
                path, g_strerror (saved_errno));
 }
 
+/* A full disk is told apart: it passes once space is freed, so the agent
+ * waits and tries again instead of giving the deployment up. */
+static gboolean
+is_no_space (const GError *error)
+{
+  return g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOSPC);
+}
+
 static void
-entry_free (CanopyCacheEntry *entry)
+entry_clear (CanopyCacheEntry *entry)
 {
   canopy_manifest_free (entry->manifest);
   g_free (entry->path);
   g_free (entry->have);
-  g_free (entry);
+  canopy_cache_unref (entry->cache);
+}
+
+CanopyCacheEntry *
+canopy_cache_entry_ref (CanopyCacheEntry *entry)
+{
+  return g_atomic_rc_box_acquire (entry);
+}
+
+void
+canopy_cache_entry_unref (CanopyCacheEntry *entry)
+{
+  if (entry != NULL)
+    g_atomic_rc_box_release_full (entry, (GDestroyNotify) entry_clear);
 }
 
 static char *
@@ -102,21 +129,21 @@ remove_tree (const char *path)
 CanopyCache *
 canopy_cache_open (const char *directory, guint64 quota, GError **error)
 {
-  g_autoptr (CanopyCache) cache = g_new0 (CanopyCache, 1);
+  g_autoptr (CanopyCache) cache = g_atomic_rc_box_new0 (CanopyCache);
   g_autoptr (GDir) dir = NULL;
   g_autoptr (GError) local_error = NULL;
   const char *name;
 
+  g_mutex_init (&cache->lock);
+  cache->entries = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                          (GDestroyNotify) canopy_cache_entry_unref);
   if (g_mkdir_with_parents (directory, 0700) != 0)
     {
       set_io_error (error, _("create the cache directory"), directory, errno);
       return NULL;
     }
-  g_mutex_init (&cache->lock);
   cache->directory = g_strdup (directory);
   cache->quota = quota;
-  cache->entries = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                          (GDestroyNotify) entry_free);
   dir = g_dir_open (directory, 0, &local_error);
   if (dir == NULL)
     {
@@ -133,15 +160,52 @@ canopy_cache_open (const char *directory, guint64 quota, GError **error)
   return g_steal_pointer (&cache);
 }
 
-void
-canopy_cache_free (CanopyCache *cache)
+static void
+cache_clear (CanopyCache *cache)
 {
-  if (cache == NULL)
-    return;
   g_hash_table_unref (cache->entries);
   g_free (cache->directory);
   g_mutex_clear (&cache->lock);
-  g_free (cache);
+}
+
+CanopyCache *
+canopy_cache_ref (CanopyCache *cache)
+{
+  return g_atomic_rc_box_acquire (cache);
+}
+
+void
+canopy_cache_unref (CanopyCache *cache)
+{
+  if (cache != NULL)
+    g_atomic_rc_box_release_full (cache, (GDestroyNotify) cache_clear);
+}
+
+void
+canopy_cache_free (CanopyCache *cache)
+{
+  g_autoptr (GHashTable) entries = NULL;
+
+  if (cache == NULL)
+    return;
+  /* The table's references are dropped outside the lock: the last of
+   * them may be what keeps the cache alive. */
+  g_mutex_lock (&cache->lock);
+  cache->closed = TRUE;
+  entries = g_steal_pointer (&cache->entries);
+  cache->entries = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                          (GDestroyNotify) canopy_cache_entry_unref);
+  {
+    GHashTableIter iter;
+    gpointer value;
+
+    g_hash_table_iter_init (&iter, entries);
+    while (g_hash_table_iter_next (&iter, NULL, &value))
+      ((CanopyCacheEntry *) value)->removed = TRUE;
+  }
+  g_mutex_unlock (&cache->lock);
+  g_clear_pointer (&entries, g_hash_table_unref);
+  canopy_cache_unref (cache);
 }
 
 static GMutex *
@@ -254,9 +318,15 @@ save_manifest (CanopyCacheEntry *entry, GError **error)
   if (!canopy_atomic_file_write (path, g_bytes_get_data (data, NULL), g_bytes_get_size (data),
                                  0600, &local_error))
     {
-      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
-                   _("Cannot store the manifest of \"%s\" in the cache: %s"),
-                   entry->manifest->name, local_error->message);
+      if (is_no_space (local_error))
+        g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_NO_SPACE,
+                     _("The disk holding the cache %s is full: the manifest of \"%s\" cannot "
+                       "be stored. Free space on that disk or lower the cache quota"),
+                     entry->cache->directory, entry->manifest->name);
+      else
+        g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
+                     _("Cannot store the manifest of \"%s\" in the cache: %s"),
+                     entry->manifest->name, local_error->message);
       return FALSE;
     }
   return TRUE;
@@ -270,14 +340,70 @@ canopy_cache_lookup_entry (CanopyCache *cache, const char *content_id)
   return g_hash_table_lookup (cache->entries, content_id);
 }
 
+/* The open entry of @content_id, with a reference; NULL when it is not
+ * open. */
+static CanopyCacheEntry *
+lookup_ref (CanopyCache *cache, const char *content_id)
+{
+  g_autoptr (GMutexLocker) locker = cache_lock (cache);
+  CanopyCacheEntry *entry = g_hash_table_lookup (cache->entries, content_id);
+
+  return entry != NULL ? canopy_cache_entry_ref (entry) : NULL;
+}
+
+static gboolean
+check_open (CanopyCache *cache, GError **error)
+{
+  g_autoptr (GMutexLocker) locker = cache_lock (cache);
+
+  if (!cache->closed)
+    return TRUE;
+  g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CLOSED,
+               _("The cache is closed: the agent is stopping"));
+  return FALSE;
+}
+
+/* Puts @entry (a reference the caller keeps) in the table, unless another
+ * thread opened the same content meanwhile or the cache was closed.
+ * Returns a reference to the entry to use. */
+static CanopyCacheEntry *
+insert_entry (CanopyCache *cache, CanopyCacheEntry *entry, GError **error)
+{
+  g_autoptr (GMutexLocker) locker = cache_lock (cache);
+  CanopyCacheEntry *raced = g_hash_table_lookup (cache->entries, entry->manifest->content_id);
+
+  if (raced != NULL)
+    return canopy_cache_entry_ref (raced);
+  if (cache->closed)
+    {
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CLOSED,
+                   _("The cache is closed: the agent is stopping"));
+      return NULL;
+    }
+  g_hash_table_insert (cache->entries, entry->manifest->content_id,
+                       canopy_cache_entry_ref (entry));
+  return canopy_cache_entry_ref (entry);
+}
+
 CanopyCacheEntry *
 canopy_cache_open_entry (CanopyCache *cache, const CanopyManifest *manifest, GError **error)
 {
-  CanopyCacheEntry *entry = canopy_cache_lookup_entry (cache, manifest->content_id);
-  CanopyCacheEntry *raced;
+  CanopyCacheEntry *entry = canopy_cache_acquire_entry (cache, manifest, error);
+
+  /* The table keeps its own reference until eviction or canopy_cache_free(). */
+  canopy_cache_entry_unref (entry);
+  return entry;
+}
+
+CanopyCacheEntry *
+canopy_cache_acquire_entry (CanopyCache *cache, const CanopyManifest *manifest, GError **error)
+{
+  g_autoptr (CanopyCacheEntry) entry = lookup_ref (cache, manifest->content_id);
 
   if (entry != NULL)
-    return entry;
+    return g_steal_pointer (&entry);
+  if (!check_open (cache, error))
+    return NULL;
   if (!g_uuid_string_is_valid (manifest->content_id))
     {
       g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT,
@@ -293,48 +419,35 @@ canopy_cache_open_entry (CanopyCache *cache, const CanopyManifest *manifest, GEr
                    manifest->name, need, quota);
       return NULL;
     }
-  entry = g_new0 (CanopyCacheEntry, 1);
-  entry->cache = cache;
+  entry = g_atomic_rc_box_new0 (CanopyCacheEntry);
+  entry->cache = canopy_cache_ref (cache);
   entry->manifest = copy_manifest (manifest);
   entry->path = g_build_filename (cache->directory, manifest->content_id, NULL);
   entry->have = g_malloc0 (canopy_manifest_get_n_chunks (manifest) / 8 + 1);
   if (g_mkdir_with_parents (entry->path, 0700) != 0)
     {
       set_io_error (error, _("create the cache directory"), entry->path, errno);
-      entry_free (entry);
       return NULL;
     }
   if (!save_manifest (entry, error))
-    {
-      entry_free (entry);
-      return NULL;
-    }
+    return NULL;
   touch (entry->path);
   load_chunks (entry);
-  {
-    g_autoptr (GMutexLocker) locker = cache_lock (cache);
-
-    /* Another thread opened it while this one read the chunks. */
-    raced = g_hash_table_lookup (cache->entries, manifest->content_id);
-    if (raced != NULL)
-      {
-        entry_free (entry);
-        return raced;
-      }
-    g_hash_table_insert (cache->entries, entry->manifest->content_id, entry);
-  }
-  return entry;
+  return insert_entry (cache, entry, error);
 }
 
-guint
-canopy_cache_reopen (CanopyCache *cache, const CanopyVerifyKey *key)
+/* Returns the content IDs opened; stops early when @cancellable fires. */
+static GPtrArray *
+reopen_contents (CanopyCache *cache, const CanopyVerifyKey *key, GCancellable *cancellable)
 {
   g_autoptr (GDir) dir = g_dir_open (cache->directory, 0, NULL);
+  GPtrArray *opened = g_ptr_array_new_with_free_func (g_free);
   const char *name;
-  guint opened = 0;
 
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL
+         && !g_cancellable_is_cancelled (cancellable))
     {
+      g_autoptr (CanopyCacheEntry) entry = NULL;
       g_autofree char *path = g_build_filename (cache->directory, name, MANIFEST_FILE, NULL);
       g_autofree char *data = NULL;
       gsize length;
@@ -342,7 +455,7 @@ canopy_cache_reopen (CanopyCache *cache, const CanopyVerifyKey *key)
       g_autoptr (CanopyManifest) manifest = NULL;
       g_autoptr (GError) error = NULL;
 
-      if (!g_uuid_string_is_valid (name) || canopy_cache_lookup_entry (cache, name) != NULL
+      if (!g_uuid_string_is_valid (name) || (entry = lookup_ref (cache, name)) != NULL
           || !g_file_get_contents (path, &data, &length, NULL))
         continue;
       bytes = g_bytes_new_take (g_steal_pointer (&data), length);
@@ -355,13 +468,74 @@ canopy_cache_reopen (CanopyCache *cache, const CanopyVerifyKey *key)
                    error != NULL ? error->message : "content ID differs");
           continue;
         }
-      if (canopy_cache_open_entry (cache, manifest, &error) != NULL)
-        opened++;
-      else
+      entry = canopy_cache_acquire_entry (cache, manifest, &error);
+      if (entry != NULL)
+        g_ptr_array_add (opened, g_strdup (name));
+      else if (!g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CLOSED))
         g_message (_("Cannot reopen cached content \"%s\": %s"), manifest->name,
                    error->message);
     }
   return opened;
+}
+
+guint
+canopy_cache_reopen (CanopyCache *cache, const CanopyVerifyKey *key)
+{
+  g_autoptr (GPtrArray) opened = reopen_contents (cache, key, NULL);
+
+  return opened->len;
+}
+
+typedef struct {
+  CanopyCache *cache;
+  GBytes *public_key;
+} Reopen;
+
+static void
+reopen_free (Reopen *reopen)
+{
+  canopy_cache_unref (reopen->cache);
+  g_bytes_unref (reopen->public_key);
+  g_free (reopen);
+}
+
+static void
+reopen_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
+{
+  Reopen *reopen = task_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyVerifyKey) key = canopy_verify_key_new (reopen->public_key, &error);
+  GPtrArray *opened;
+
+  if (key == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  opened = reopen_contents (reopen->cache, key, cancellable);
+  g_ptr_array_add (opened, NULL);
+  g_task_return_pointer (task, g_ptr_array_free (opened, FALSE), (GDestroyNotify) g_strfreev);
+}
+
+void
+canopy_cache_reopen_async (CanopyCache *cache, GBytes *public_key, GCancellable *cancellable,
+                           GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  Reopen *reopen = g_new0 (Reopen, 1);
+
+  reopen->cache = canopy_cache_ref (cache);
+  reopen->public_key = g_bytes_ref (public_key);
+  g_task_set_source_tag (task, canopy_cache_reopen_async);
+  g_task_set_task_data (task, reopen, (GDestroyNotify) reopen_free);
+  g_task_run_in_thread (task, reopen_thread);
+}
+
+GStrv
+canopy_cache_reopen_finish (GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 GPtrArray *
@@ -429,15 +603,24 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
   path = chunk_path (entry, index);
   if (!canopy_atomic_file_write (path, data, length, 0600, &local_error))
     {
-      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
-                   _("Cannot store chunk %u of \"%s\" in the cache: %s"), index,
-                   entry->manifest->name, local_error->message);
+      if (is_no_space (local_error))
+        g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_NO_SPACE,
+                     _("The disk holding the cache %s is full: chunk %u of \"%s\" cannot be "
+                       "stored. Free space on that disk or lower the cache quota; the agent "
+                       "keeps its verified chunks, goes on serving its office and tries again "
+                       "by itself"),
+                     entry->cache->directory, index, entry->manifest->name);
+      else
+        g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
+                     _("Cannot store chunk %u of \"%s\" in the cache: %s"), index,
+                     entry->manifest->name, local_error->message);
       return FALSE;
     }
   {
     g_autoptr (GMutexLocker) locker = cache_lock (entry->cache);
 
-    if (mark (entry, index))
+    /* An entry evicted or closed meanwhile is no longer in the size. */
+    if (mark (entry, index) && !entry->removed)
       entry->cache->size += length;
   }
   return TRUE;
@@ -467,6 +650,21 @@ canopy_cache_entry_map_chunk (CanopyCacheEntry *entry, guint index, GError **err
     }
   touch (entry->path);
   return file;
+}
+
+static void
+set_assemble_error (CanopyCacheEntry *entry, const char *destination, const GError *cause,
+                    GError **error)
+{
+  if (is_no_space (cause))
+    g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_NO_SPACE,
+                 _("The disk holding %s is full: \"%s\" cannot be put in place. Free space on "
+                   "that disk; the agent keeps its verified chunks, goes on serving its office "
+                   "and tries again by itself"),
+                 destination, entry->manifest->name);
+  else
+    g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
+                 _("Cannot put \"%s\" in place: %s"), entry->manifest->name, cause->message);
 }
 
 gboolean
@@ -503,9 +701,7 @@ canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, G
     }
   if (out == NULL)
     {
-      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
-                   _("Cannot put \"%s\" in place: %s"), entry->manifest->name,
-                   local_error->message);
+      set_assemble_error (entry, destination, local_error, error);
       return FALSE;
     }
   g_checksum_get_digest (sum, digest, &digest_len);
@@ -518,9 +714,7 @@ canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, G
     }
   if (!canopy_atomic_file_commit (g_steal_pointer (&out), &local_error))
     {
-      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
-                   _("Cannot put \"%s\" in place: %s"), entry->manifest->name,
-                   local_error->message);
+      set_assemble_error (entry, destination, local_error, error);
       return FALSE;
     }
   return TRUE;
@@ -578,7 +772,11 @@ canopy_cache_evict (CanopyCache *cache, const char *const *keep)
       g_autofree char *path = g_build_filename (cache->directory, c->content_id, NULL);
       guint64 size = directory_size (path);
       g_autoptr (GMutexLocker) locker = cache_lock (cache);
+      CanopyCacheEntry *entry = g_hash_table_lookup (cache->entries, c->content_id);
 
+      /* A worker may still hold it; what it stores now is not counted. */
+      if (entry != NULL)
+        entry->removed = TRUE;
       g_hash_table_remove (cache->entries, c->content_id);
       remove_tree (path);
       cache->size -= MIN (size, cache->size);

@@ -1,10 +1,11 @@
 /* The agent's chunk cache: verified chunks on disk, written atomically,
  * reloaded after a restart, evicted by age beyond a size quota. Opening,
  * storing and assembling block: call them from worker threads; the lookups
- * are cheap and thread-safe, for the main loop. */
+ * are cheap and thread-safe, for the main loop. Workers hold references
+ * (canopy_cache_entry_ref()) so the agent may stop while they run. */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 #include "lib/manifest.h"
 
 G_BEGIN_DECLS
@@ -17,6 +18,8 @@ typedef enum {
   CANOPY_CACHE_ERROR_CORRUPT,  /* data does not match the manifest */
   CANOPY_CACHE_ERROR_MISSING,  /* a chunk that is not in the cache */
   CANOPY_CACHE_ERROR_QUOTA,    /* the content alone is larger than the quota */
+  CANOPY_CACHE_ERROR_NO_SPACE, /* the disk is full: worth trying again once space is freed */
+  CANOPY_CACHE_ERROR_CLOSED,   /* canopy_cache_free() was called: the agent is stopping */
 } CanopyCacheError;
 
 typedef struct _CanopyCache CanopyCache;
@@ -28,6 +31,18 @@ typedef struct _CanopyCacheEntry CanopyCacheEntry;
  * @quota: bytes the cache may hold; 0 for no limit
  */
 CanopyCache *canopy_cache_open (const char *directory, guint64 quota, GError **error);
+
+/* Takes a reference for a worker that may outlive the cache's owner. */
+CanopyCache *canopy_cache_ref (CanopyCache *cache);
+void canopy_cache_unref (CanopyCache *cache);
+
+/**
+ * canopy_cache_free:
+ *
+ * Closes the cache and drops the owner's reference: entries are forgotten
+ * and no new one opens, but workers still holding a reference to the cache
+ * or an entry finish safely; the memory goes with the last reference.
+ */
 void canopy_cache_free (CanopyCache *cache);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyCache, canopy_cache_free)
 
@@ -40,6 +55,21 @@ guint64 canopy_cache_get_size (const CanopyCache *cache);
  *
  * Opens the content's entry, creating it if new. Chunks left by an earlier
  * run are checked against the manifest again; those that fail are deleted.
+ *
+ * Returns: (transfer full): the entry; it keeps the cache alive.
+ */
+CanopyCacheEntry *canopy_cache_acquire_entry (CanopyCache *cache, const CanopyManifest *manifest,
+                                              GError **error);
+
+CanopyCacheEntry *canopy_cache_entry_ref (CanopyCacheEntry *entry);
+void canopy_cache_entry_unref (CanopyCacheEntry *entry);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyCacheEntry, canopy_cache_entry_unref)
+
+/**
+ * canopy_cache_open_entry:
+ *
+ * canopy_cache_acquire_entry() for the thread that also evicts and frees
+ * the cache (the main loop, or a test): the entry stays valid until then.
  *
  * Returns: (transfer none): the entry, owned by @cache.
  */
@@ -62,9 +92,31 @@ CanopyCacheEntry *canopy_cache_lookup_entry (CanopyCache *cache, const char *con
  * cache keeps beside its chunks. Contents whose manifest does not verify
  * with @key are left closed.
  *
+ * Hashes every chunk it finds: it blocks, so the main loop uses
+ * canopy_cache_reopen_async().
+ *
  * Returns: how many contents were opened.
  */
 guint canopy_cache_reopen (CanopyCache *cache, const CanopyVerifyKey *key);
+
+/**
+ * canopy_cache_reopen_async:
+ * @public_key: the server's content-signing public key (a copy is kept)
+ *
+ * canopy_cache_reopen() in a worker thread; @callback runs on the
+ * thread-default main context. The task keeps @cache alive.
+ */
+void canopy_cache_reopen_async (CanopyCache *cache, GBytes *public_key,
+                                GCancellable *cancellable, GAsyncReadyCallback callback,
+                                gpointer user_data);
+
+/**
+ * canopy_cache_reopen_finish:
+ *
+ * Returns: (transfer full): the content IDs opened (maybe none), or %NULL
+ *   with @error set (cancelled, or a key that cannot be used).
+ */
+GStrv canopy_cache_reopen_finish (GAsyncResult *result, GError **error);
 
 /** canopy_cache_get_entries: Returns: (transfer container): every open entry. */
 GPtrArray *canopy_cache_get_entries (CanopyCache *cache);

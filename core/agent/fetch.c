@@ -32,6 +32,10 @@
  * crosses the WAN, so an unreachable peer does not hold it up for long. */
 #define SETTLE_MAX_US (5 * G_USEC_PER_SEC)
 #define N_KINDS 4
+/* A full disk is tried again after this long, doubling up to the maximum:
+ * soon enough that freeing space is noticed, rarely enough not to spin. */
+#define DISK_RETRY_FIRST_S 2
+#define DISK_RETRY_MAX_S 60
 
 typedef enum {
   CHUNK_MISSING,
@@ -89,6 +93,9 @@ struct _CanopyFetch {
   guint tick_timer;
   guint ticks;
   gint64 started_at;
+  gboolean disk_full;    /* since the last ENOSPC until something is stored again */
+  guint disk_retry_s;
+  gint64 disk_retry_at;  /* monotonic µs before which nothing is fetched */
   guint64 bytes[N_KINDS];
   gboolean changed;
   CanopyFetchReportFunc report;
@@ -110,9 +117,13 @@ source_free (Source *s)
   g_free (s);
 }
 
+/* Runs with the last reference, maybe on a worker thread after the agent
+ * stopped: the cache and entry references keep what it stored alive. */
 static void
 fetch_clear (CanopyFetch *fetch)
 {
+  g_clear_pointer (&fetch->entry, canopy_cache_entry_unref);
+  g_clear_pointer (&fetch->cache, canopy_cache_unref);
   g_clear_pointer (&fetch->sources, g_ptr_array_unref);
   canopy_manifest_free (fetch->manifest);
   g_free (fetch->deployment_id);
@@ -126,13 +137,13 @@ fetch_clear (CanopyFetch *fetch)
 static CanopyFetch *
 fetch_ref (CanopyFetch *fetch)
 {
-  return g_rc_box_acquire (fetch);
+  return g_atomic_rc_box_acquire (fetch);
 }
 
 static void
 fetch_unref (CanopyFetch *fetch)
 {
-  g_rc_box_release_full (fetch, (GDestroyNotify) fetch_clear);
+  g_atomic_rc_box_release_full (fetch, (GDestroyNotify) fetch_clear);
 }
 
 /* --- assignment ------------------------------------------------------------ */
@@ -298,8 +309,9 @@ canopy_fetch_new (CanopyCache *cache, CanopyPeers *peers, const CanopyVerifyKey 
                    local_error->message);
       return NULL;
     }
-  fetch = g_rc_box_new0 (CanopyFetch);
-  fetch->cache = cache;
+  /* Atomic: worker threads drop their references when they finish. */
+  fetch = g_atomic_rc_box_new0 (CanopyFetch);
+  fetch->cache = canopy_cache_ref (cache);
   fetch->peers = peers;
   fetch->manifest = manifest;
   fetch->n = canopy_manifest_get_n_chunks (manifest);
@@ -393,6 +405,53 @@ fail (CanopyFetch *fetch, const char *reason)
   send_progress (fetch);
   fetch->report (fetch, CANOPY_WIRE_FAILED, g_variant_new ("(ss)", fetch->deployment_id, reason),
                  fetch->report_data);
+}
+
+static gboolean
+is_disk_full (const GError *error)
+{
+  return g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_NO_SPACE)
+         || g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOSPC);
+}
+
+/* A full disk pauses the fetch instead of ending it: the admin and the
+ * server hear it once per episode, the verified chunks stay (and are
+ * served to the office), and storing is tried again later, less often
+ * each time it still fails, until space is freed. */
+static void
+wait_for_disk (CanopyFetch *fetch, const GError *error)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (fetch->disk_retry_at > now)
+    return; /* chunks that were already on their way fail the same way */
+  if (!fetch->disk_full)
+    {
+      fetch->disk_full = TRUE;
+      fetch->disk_retry_s = DISK_RETRY_FIRST_S;
+      g_message (_("Deployment %s of \"%s\" is paused: %s"), fetch->deployment_id,
+                 fetch->manifest->name, error->message);
+      send_progress (fetch);
+      fetch->report (fetch, CANOPY_WIRE_FAILED,
+                     g_variant_new ("(ss)", fetch->deployment_id, error->message),
+                     fetch->report_data);
+    }
+  else
+    fetch->disk_retry_s = MIN (fetch->disk_retry_s * 2, DISK_RETRY_MAX_S);
+  fetch->disk_retry_at = now + (gint64) fetch->disk_retry_s * G_USEC_PER_SEC;
+  g_debug ("deployment %s: disk still full, trying again in %u s", fetch->deployment_id,
+           fetch->disk_retry_s);
+}
+
+static void
+disk_has_space (CanopyFetch *fetch)
+{
+  if (!fetch->disk_full)
+    return;
+  fetch->disk_full = FALSE;
+  fetch->disk_retry_at = 0;
+  g_message (_("Deployment %s of \"%s\" has disk space again and goes on"),
+             fetch->deployment_id, fetch->manifest->name);
 }
 
 static void
@@ -534,6 +593,8 @@ on_stored (GObject *object, GAsyncResult *result, gpointer user_data)
       fetch->state[job->index] = CHUNK_MISSING;
       if (g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT))
         reject_source (fetch, s, job->index);
+      else if (is_disk_full (error))
+        wait_for_disk (fetch, error);
       else
         {
           fail (fetch, error->message);
@@ -544,6 +605,7 @@ on_stored (GObject *object, GAsyncResult *result, gpointer user_data)
     {
       gsize length = g_bytes_get_size (job->data);
 
+      disk_has_space (fetch);
       fetch->state[job->index] = CHUNK_HELD;
       fetch->bytes[s->kind] += length;
       s->report_bytes += length;
@@ -779,7 +841,7 @@ schedule (CanopyFetch *fetch)
   guint missing = 0;
 
   if (fetch->entry == NULL || fetch->finished || fetch->assembling || fetch->stopped
-      || fetch->role == CANOPY_ROLE_WAIT)
+      || fetch->role == CANOPY_ROLE_WAIT || fetch->disk_retry_at > now)
     return;
   if (!office_settled (fetch, now))
     wan_blocked = TRUE;
@@ -1053,9 +1115,13 @@ on_assembled (GObject *object, GAsyncResult *result, gpointer user_data)
     return;
   if (!g_task_propagate_boolean (G_TASK (result), &error))
     {
-      fail (fetch, error->message);
+      if (is_disk_full (error))
+        wait_for_disk (fetch, error);
+      else
+        fail (fetch, error->message);
       return;
     }
+  disk_has_space (fetch);
   g_message (_("\"%s\" %s is at %s"), fetch->manifest->name, fetch->manifest->version,
              fetch->destination);
   fetch->finished = TRUE;
@@ -1079,10 +1145,10 @@ open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *can
 {
   CanopyFetch *fetch = task_data;
   GError *error = NULL;
-  CanopyCacheEntry *entry = canopy_cache_open_entry (fetch->cache, fetch->manifest, &error);
+  CanopyCacheEntry *entry = canopy_cache_acquire_entry (fetch->cache, fetch->manifest, &error);
 
   if (entry != NULL)
-    g_task_return_pointer (task, entry, NULL);
+    g_task_return_pointer (task, entry, (GDestroyNotify) canopy_cache_entry_unref);
   else
     g_task_return_error (task, error);
 }
@@ -1092,7 +1158,7 @@ on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
 {
   CanopyFetch *fetch = g_task_get_task_data (G_TASK (result));
   g_autoptr (GError) error = NULL;
-  CanopyCacheEntry *entry = g_task_propagate_pointer (G_TASK (result), &error);
+  g_autoptr (CanopyCacheEntry) entry = g_task_propagate_pointer (G_TASK (result), &error);
 
   if (fetch->stopped)
     return;
@@ -1101,13 +1167,13 @@ on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
       fail (fetch, error->message);
       return;
     }
-  fetch->entry = entry;
+  fetch->entry = g_steal_pointer (&entry);
   for (guint i = 0; i < fetch->n; i++)
-    if (canopy_cache_entry_has_chunk (entry, i))
+    if (canopy_cache_entry_has_chunk (fetch->entry, i))
       fetch->state[i] = CHUNK_HELD;
-  if (canopy_cache_entry_count_chunks (entry) > 0)
+  if (canopy_cache_entry_count_chunks (fetch->entry) > 0)
     g_message (_("Deployment %s resumes with %u of %u chunks already verified in the cache"),
-               fetch->deployment_id, canopy_cache_entry_count_chunks (entry), fetch->n);
+               fetch->deployment_id, canopy_cache_entry_count_chunks (fetch->entry), fetch->n);
   if (fetch->peers != NULL)
     {
       canopy_peers_set_client (fetch->peers, fetch->manifest->content_id, &fetch_peers_client,

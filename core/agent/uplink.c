@@ -123,7 +123,10 @@ on_heartbeat (gpointer user_data)
 
   if (uplink->events != NULL && uplink->events->cached_bytes != NULL)
     cached = uplink->events->cached_bytes (uplink->events_data);
-  send_body (uplink, CANOPY_WIRE_HEARTBEAT, g_variant_new ("(xt)", g_get_real_time (), cached));
+  /* The monotonic clock: the echo measures a duration, which a wall-clock
+   * step (NTP, an admin) must not distort. */
+  send_body (uplink, CANOPY_WIRE_HEARTBEAT,
+             g_variant_new ("(xt)", g_get_monotonic_time (), cached));
   return G_SOURCE_CONTINUE;
 }
 
@@ -386,7 +389,7 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
     {
       gint64 sent;
       g_variant_get_child (body, 0, "x", &sent);
-      g_debug ("heartbeat round trip %" G_GINT64_FORMAT " µs", g_get_real_time () - sent);
+      g_debug ("heartbeat round trip %" G_GINT64_FORMAT " µs", g_get_monotonic_time () - sent);
     }
   else if (kind == CANOPY_WIRE_ASSIGNMENT && uplink->state == CANOPY_UPLINK_ENROLLED)
     {

@@ -111,7 +111,13 @@ typedef struct {
 typedef struct {
   TcpTransport *transport;
   GSocket *socket;
+  GSource *backoff;   /* (nullable) while the listener rests after running out of descriptors */
+  gboolean exhausted; /* out of descriptors since the last accepted connection */
 } TcpListener;
+
+/* How long a listener out of file descriptors stops accepting: the
+ * pending connection stays ready, so accepting again at once would spin. */
+#define TCP_ACCEPT_BACKOFF_MS 100
 
 struct _TcpTransport {
   GMainContext *context;
@@ -963,6 +969,44 @@ tcp_accept_one (TcpTransport *transport, GSocket *client)
   tcp_conn_handshake (conn);
 }
 
+static gboolean tcp_listener_on_ready (int fd, GIOCondition condition, gpointer user_data);
+
+static gboolean
+tcp_listener_watch (TcpListener *listener, GError **error)
+{
+  return canopy_watch_set_add (listener->transport->watches, g_socket_get_fd (listener->socket),
+                               G_IO_IN, tcp_listener_on_ready, listener, NULL, error);
+}
+
+static gboolean
+tcp_listener_on_rested (gpointer user_data)
+{
+  TcpListener *listener = user_data;
+  g_autoptr (GError) error = NULL;
+
+  g_clear_pointer (&listener->backoff, g_source_unref);
+  if (!tcp_listener_watch (listener, &error))
+    g_warning (_("Cannot accept connections again: %s. Restart the service."), error->message);
+  return G_SOURCE_REMOVE;
+}
+
+/* Out of file descriptors: the connection waiting in the backlog makes the
+ * socket readable at once again, so the listener rests instead of spinning,
+ * and the admin hears of it once per episode, not once per attempt. */
+static void
+tcp_listener_rest (TcpListener *listener, const GError *error)
+{
+  if (!listener->exhausted)
+    g_message (_("Cannot accept a connection: %s. New connections wait until others close; "
+                 "raise the open-files limit (LimitNOFILE=) if this recurs."),
+               error->message);
+  listener->exhausted = TRUE;
+  canopy_watch_set_remove (listener->transport->watches, g_socket_get_fd (listener->socket));
+  listener->backoff = g_timeout_source_new (TCP_ACCEPT_BACKOFF_MS);
+  g_source_set_callback (listener->backoff, tcp_listener_on_rested, listener, NULL);
+  g_source_attach (listener->backoff, listener->transport->context);
+}
+
 static gboolean
 tcp_listener_on_ready (int fd, GIOCondition condition, gpointer user_data)
 {
@@ -977,12 +1021,20 @@ tcp_listener_on_ready (int fd, GIOCondition condition, gpointer user_data)
       g_autoptr (GError) error = NULL;
       GSocket *client = g_socket_accept (listener->socket, NULL, &error);
 
+      if (client == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES))
+        {
+          tcp_listener_rest (listener, error);
+          return G_SOURCE_CONTINUE; /* already removed: the rest timer adds it back */
+        }
       if (client == NULL)
         {
           if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
             g_message (_("Cannot accept a connection: %s."), error->message);
           break;
         }
+      if (listener->exhausted)
+        g_message (_("Accepting connections again after running out of file descriptors."));
+      listener->exhausted = FALSE;
       tcp_accept_one (listener->transport, client);
     }
   return G_SOURCE_CONTINUE;
@@ -992,6 +1044,10 @@ static void
 tcp_listener_free (gpointer data)
 {
   TcpListener *listener = data;
+
+  if (listener->backoff != NULL)
+    g_source_destroy (listener->backoff);
+  g_clear_pointer (&listener->backoff, g_source_unref);
   canopy_watch_set_remove (listener->transport->watches, g_socket_get_fd (listener->socket));
   g_socket_close (listener->socket, NULL);
   g_object_unref (listener->socket);
@@ -1053,8 +1109,7 @@ tcp_listen_one (TcpTransport *transport, const CanopyConfigNode *node, GError **
   listener = g_new0 (TcpListener, 1);
   listener->transport = transport;
   listener->socket = socket;
-  if (!canopy_watch_set_add (transport->watches, g_socket_get_fd (listener->socket), G_IO_IN,
-                             tcp_listener_on_ready, listener, NULL, error))
+  if (!tcp_listener_watch (listener, error))
     {
       g_socket_close (listener->socket, NULL);
       g_object_unref (listener->socket);

@@ -3,8 +3,10 @@
  * in the middle of a message. */
 #include "build-config.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -425,6 +427,98 @@ test_tcp_connect_errors (void)
   canopy_transport_free (client);
 }
 
+static gboolean
+raw_on_deadline (gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static gint64
+thread_cpu_us (void)
+{
+  struct rusage usage;
+
+  getrusage (RUSAGE_THREAD, &usage);
+  return (gint64) (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * G_USEC_PER_SEC
+         + usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
+}
+
+static guint
+count_in_file (const char *path, const char *needle)
+{
+  g_autofree char *contents = NULL;
+  guint n = 0;
+
+  if (!g_file_get_contents (path, &contents, NULL, NULL))
+    return 0;
+  for (const char *p = contents; (p = strstr (p, needle)) != NULL; p++)
+    n++;
+  return n;
+}
+
+/* Out of file descriptors, accept fails while the connection stays
+ * pending: the listener must rest (not spin, not flood the log) and accept
+ * it once descriptors are free again. */
+static void
+test_tcp_accept_emfile (void)
+{
+  RawFixture fixture;
+  g_autofree char *dir = canopy_test_make_tmpdir ("emfile");
+  g_autofree char *log_path = g_build_filename (dir, "stderr.log", NULL);
+  struct rlimit saved, low;
+  gboolean over = FALSE;
+  gint64 cpu, deadline;
+  int ready[2], saved_stderr, log_fd, probe, status;
+  pid_t pid;
+
+  raw_fixture_init (&fixture);
+  CU_ASSERT_FATAL (pipe (ready) == 0);
+  pid = fork ();
+  CU_ASSERT_FATAL (pid >= 0);
+  if (pid == 0)
+    raw_child (fixture.port, NULL, 0, ready[1], FALSE);
+  close (ready[1]);
+  log_fd = open (log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  saved_stderr = dup (2);
+  CU_ASSERT_FATAL (log_fd >= 0 && saved_stderr >= 0 && dup2 (log_fd, 2) == 2);
+  /* The lowest free descriptor becomes the limit: accept cannot get one. */
+  probe = dup (0);
+  close (probe);
+  CU_ASSERT_FATAL (getrlimit (RLIMIT_NOFILE, &saved) == 0);
+  low = saved;
+  low.rlim_cur = (rlim_t) probe;
+  CU_ASSERT_FATAL (setrlimit (RLIMIT_NOFILE, &low) == 0);
+
+  cpu = thread_cpu_us ();
+  g_timeout_add (600, raw_on_deadline, &over);
+  while (!over)
+    g_main_context_iteration (NULL, TRUE);
+  cpu = thread_cpu_us () - cpu;
+
+  CU_ASSERT_FATAL (setrlimit (RLIMIT_NOFILE, &saved) == 0);
+  deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  while (fixture.server.incoming == NULL && g_get_monotonic_time () < deadline)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (1000);
+  fflush (stderr);
+  dup2 (saved_stderr, 2);
+  close (saved_stderr);
+  close (log_fd);
+  close (ready[0]);
+
+  /* Spinning would burn the whole 600 ms; resting wakes a few times. */
+  if (cpu >= 300000)
+    printf ("\n    listener used %" G_GINT64_FORMAT " µs of CPU while out of descriptors\n", cpu);
+  CU_ASSERT (cpu < 300000);
+  CU_ASSERT_EQUAL (count_in_file (log_path, "Cannot accept a connection"), 1);
+  CU_ASSERT_EQUAL (count_in_file (log_path, "Accepting connections again"), 1);
+  CU_ASSERT_PTR_NOT_NULL (fixture.server.incoming);
+  CU_ASSERT (waitpid (pid, &status, 0) == pid && WIFEXITED (status)
+             && WEXITSTATUS (status) == 0);
+  raw_fixture_clear (&fixture);
+}
+
 CANOPY_TEST_SUITE (tcp_transport, "transport-tcp", NULL, NULL,
                    { "bad-magic", test_tcp_bad_magic },
                    { "bad-version", test_tcp_bad_version },
@@ -432,4 +526,5 @@ CANOPY_TEST_SUITE (tcp_transport, "transport-tcp", NULL, NULL,
                    { "huge-lengths", test_tcp_huge_lengths },
                    { "peer-killed", test_tcp_peer_killed },
                    { "dual-stack", test_tcp_dual_stack },
-                   { "connect-errors", test_tcp_connect_errors });
+                   { "connect-errors", test_tcp_connect_errors },
+                   { "accept out of descriptors", test_tcp_accept_emfile });
