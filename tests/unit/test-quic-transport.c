@@ -3,6 +3,7 @@
  * silent without closing (the idle timeout). */
 #include "build-config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "tests/canopy-test.h"
@@ -19,7 +20,10 @@ typedef struct {
   CanopyTransportConnection *connected;
   GError *closed;
   guint messages;
-  gboolean in_order;
+  /* Each "message N" arrived once and intact. QUIC carries each message on
+   * its own stream, so the contract does not promise their order. */
+  gboolean each_once;
+  guint8 seen[1024];
   guint64 payload_bytes;
   gboolean hash_payloads; /* every payload must be the same as the first */
   char *first_sha256;
@@ -37,12 +41,13 @@ quic_peer_on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *p
                       gpointer user_data)
 {
   QuicPeer *peer = user_data;
-  g_autofree char *expected = g_strdup_printf ("message %u", peer->messages);
   gsize len;
   const char *data = g_bytes_get_data (header, &len);
+  g_autofree char *text = g_strndup (data, len);
+  guint n = G_MAXUINT;
 
-  if (len != strlen (expected) || memcmp (data, expected, len) != 0)
-    peer->in_order = FALSE;
+  if (sscanf (text, "message %u", &n) != 1 || n >= sizeof peer->seen || peer->seen[n]++ > 0)
+    peer->each_once = FALSE;
   peer->messages++;
   if (payload != NULL)
     peer->payload_bytes += g_bytes_get_size (payload);
@@ -103,7 +108,7 @@ quic_peer_new (const CanopyPlugin *plugin, const char *id, const char *inner, gb
   CanopySharedKey key;
   CanopyTransportCredentials creds;
 
-  peer->in_order = TRUE;
+  peer->each_once = TRUE;
   peer->context = own_context ? g_main_context_new ()
                               : g_main_context_ref (g_main_context_default ());
   peer->config = canopy_config_load_data (xml, -1, "<quic-test>", CANOPY_SCHEMA_AGENT, &error);
@@ -204,7 +209,8 @@ quic_all_arrived (QuicPeer *client, QuicPeer *server)
 
 /* Far more messages than the peer grants streams at once, some with a
  * payload larger than a stream's initial window: each stream must be
- * retired on both ends and its credit given back, in order. */
+ * retired on both ends and its credit given back, so every message arrives
+ * once. */
 static void
 test_quic_more_messages_than_streams (void)
 {
@@ -230,7 +236,7 @@ test_quic_more_messages_than_streams (void)
     }
   CU_ASSERT (quic_wait (client, server, quic_all_arrived, 20000));
   CU_ASSERT_EQUAL (server->messages, QUIC_TEST_MESSAGES);
-  CU_ASSERT (server->in_order);
+  CU_ASSERT (server->each_once);
   CU_ASSERT_EQUAL (server->payload_bytes, 6 * 1536 * 1024);
   CU_ASSERT_PTR_NULL (server->closed);
 }
@@ -270,7 +276,7 @@ test_quic_wildcard_listener (void)
       CANOPY_ASSERT_NO_ERROR (error);
     }
   CU_ASSERT (quic_wait (client, server, quic_two_arrived, 10000));
-  CU_ASSERT (server->in_order);
+  CU_ASSERT (server->each_once);
 }
 
 static gboolean
@@ -517,7 +523,7 @@ test_quic_nat_rebinding (void)
   quic_relay_rebind (&relay);
   quic_send_numbered (client, QUIC_LOSSY_MESSAGES / 2, QUIC_LOSSY_MESSAGES, payload);
   CU_ASSERT (quic_wait (client, server, quic_lossy_arrived, 15000));
-  CU_ASSERT (server->in_order);
+  CU_ASSERT (server->each_once);
   CU_ASSERT_PTR_NULL (server->closed);
   CU_ASSERT_PTR_NOT_NULL_FATAL (server->incoming);
   CU_ASSERT_NOT_EQUAL (quic_port_of (canopy_transport_connection_get_peer_address (
