@@ -94,6 +94,7 @@ struct _CanopyFetch {
   guint ticks;
   gint64 started_at;
   gboolean disk_full;    /* since the last ENOSPC until something is stored again */
+  gint64 disk_full_since; /* monotonic µs */
   guint disk_retry_s;
   gint64 disk_retry_at;  /* monotonic µs before which nothing is fetched */
   guint64 bytes[N_KINDS];
@@ -428,6 +429,7 @@ wait_for_disk (CanopyFetch *fetch, const GError *error)
   if (!fetch->disk_full)
     {
       fetch->disk_full = TRUE;
+      fetch->disk_full_since = now;
       fetch->disk_retry_s = DISK_RETRY_FIRST_S;
       g_message (_("Deployment %s of \"%s\" is paused: %s"), fetch->deployment_id,
                  fetch->manifest->name, error->message);
@@ -443,10 +445,12 @@ wait_for_disk (CanopyFetch *fetch, const GError *error)
            fetch->disk_retry_s);
 }
 
+/* A chunk stored since the disk filled up: space is back. One that was
+ * started before proves nothing (it may have taken the last free blocks). */
 static void
-disk_has_space (CanopyFetch *fetch)
+disk_has_space (CanopyFetch *fetch, gint64 started_at)
 {
-  if (!fetch->disk_full)
+  if (!fetch->disk_full || started_at <= fetch->disk_full_since)
     return;
   fetch->disk_full = FALSE;
   fetch->disk_retry_at = 0;
@@ -522,6 +526,7 @@ typedef struct {
   guint index;
   guint source;
   GBytes *data;
+  gint64 started_at; /* monotonic µs */
 } Job;
 
 static void
@@ -541,6 +546,7 @@ job_new (CanopyFetch *fetch, guint index, guint source, GBytes *data)
   job->index = index;
   job->source = source;
   job->data = data != NULL ? g_bytes_ref (data) : NULL;
+  job->started_at = g_get_monotonic_time ();
   return job;
 }
 
@@ -605,7 +611,7 @@ on_stored (GObject *object, GAsyncResult *result, gpointer user_data)
     {
       gsize length = g_bytes_get_size (job->data);
 
-      disk_has_space (fetch);
+      disk_has_space (fetch, job->started_at);
       fetch->state[job->index] = CHUNK_HELD;
       fetch->bytes[s->kind] += length;
       s->report_bytes += length;
@@ -1121,7 +1127,8 @@ on_assembled (GObject *object, GAsyncResult *result, gpointer user_data)
         fail (fetch, error->message);
       return;
     }
-  disk_has_space (fetch);
+  /* Assembling starts only while the disk is not known to be full. */
+  disk_has_space (fetch, G_MAXINT64);
   g_message (_("\"%s\" %s is at %s"), fetch->manifest->name, fetch->manifest->version,
              fetch->destination);
   fetch->finished = TRUE;

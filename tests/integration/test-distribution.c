@@ -407,6 +407,15 @@ wait_north_progress (Site *s, double fraction)
   return NULL;
 }
 
+/* kill -9, as a power cut or a crash would. */
+static void
+kill_hard (CanopyTestProcess **proc)
+{
+  canopy_test_process_signal (*proc, SIGKILL);
+  canopy_test_process_wait_exit (*proc, 10);
+  g_clear_pointer (proc, canopy_test_process_free);
+}
+
 static guint
 agent_index (Site *s, const char *device_id)
 {
@@ -549,9 +558,7 @@ test_lead_killed (void)
   lead = wait_north_progress (s, 0.4);
   CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
   index = agent_index (s, lead);
-  canopy_test_process_signal (s->agents[index], SIGKILL);
-  canopy_test_process_wait_exit (s->agents[index], 10);
-  g_clear_pointer (&s->agents[index], canopy_test_process_free);
+  kill_hard (&s->agents[index]);
   done = wait_done (s, OFFICES * AGENTS_PER_OFFICE - 1, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
   assert_wan_once (s, done);
@@ -578,9 +585,7 @@ test_agent_restart_resumes (void)
   CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
   /* A North device that is not the lead. */
   victim = agent_index (s, lead) == 0 ? 1 : 0;
-  canopy_test_process_signal (s->agents[victim], SIGKILL);
-  canopy_test_process_wait_exit (s->agents[victim], 10);
-  g_clear_pointer (&s->agents[victim], canopy_test_process_free);
+  kill_hard (&s->agents[victim]);
   s->agents[victim] = agent_start (s, 1, victim);
   CU_ASSERT (canopy_test_process_wait_output (s->agents[victim], "chunks already verified", 60));
   done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
@@ -606,9 +611,7 @@ test_server_restart (void)
   content_id = deploy (s);
   lead = wait_north_progress (s, 0.3);
   CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
-  canopy_test_process_signal (s->server, SIGKILL);
-  canopy_test_process_wait_exit (s->server, 10);
-  g_clear_pointer (&s->server, canopy_test_process_free);
+  kill_hard (&s->server);
   server_start (s);
   done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
