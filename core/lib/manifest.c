@@ -33,7 +33,9 @@ canopy_manifest_free (CanopyManifest *manifest)
 guint
 canopy_manifest_get_n_chunks (const CanopyManifest *manifest)
 {
-  return (guint) ((manifest->size + manifest->chunk_size - 1) / manifest->chunk_size);
+  /* Not (size + chunk_size - 1) / chunk_size, which overflows near G_MAXUINT64. */
+  return (guint) (manifest->size / manifest->chunk_size
+                  + (manifest->size % manifest->chunk_size != 0));
 }
 
 guint32
@@ -182,12 +184,17 @@ set_format_error (GError **error, const char *why)
 static gboolean
 check_consistent (const CanopyManifest *m, gsize sha_len, GError **error)
 {
+  guint64 n_chunks;
+
   if (m->chunk_size == 0 || m->chunk_size > MAX_CHUNK_SIZE)
     return set_format_error (error, _("impossible chunk size"));
   if (sha_len != CANOPY_MANIFEST_HASH_SIZE)
     return set_format_error (error, _("wrong package hash length"));
-  if (g_bytes_get_size (m->chunk_hashes)
-      != (gsize) canopy_manifest_get_n_chunks (m) * CANOPY_MANIFEST_HASH_SIZE)
+  /* In 64 bits: a size whose chunk count does not fit a guint must not
+   * match a short list of hashes after truncation. */
+  n_chunks = m->size / m->chunk_size + (m->size % m->chunk_size != 0);
+  if (n_chunks > G_MAXUINT
+      || g_bytes_get_size (m->chunk_hashes) != n_chunks * CANOPY_MANIFEST_HASH_SIZE)
     return set_format_error (error, _("chunk hashes do not match the size"));
   return TRUE;
 }

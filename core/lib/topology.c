@@ -525,7 +525,12 @@ parse_rate (const char *text, guint64 *rate)
   if (*end != '\0' && !g_str_equal (end, "bit/s") && !g_str_equal (end, "bps")
       && !g_str_equal (end, "bit"))
     return FALSE;
-  *rate = (guint64) (value * scale + 0.5);
+  value *= scale;
+  /* Also refuses the NaN and infinity strtod reads, and rates no guint64
+   * holds, whose conversion is undefined. */
+  if (!(value >= 0 && value < (double) G_MAXUINT64))
+    return FALSE;
+  *rate = (guint64) (value + 0.5);
   return TRUE;
 }
 

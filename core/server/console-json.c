@@ -69,13 +69,8 @@ canopy_console_respond_error (SoupServerMessage *msg, guint status, const char *
 }
 
 char *
-canopy_console_read_text (SoupServerMessage *msg, GError **error)
+canopy_console_parse_text (const char *data, gsize length, GError **error)
 {
-  SoupMessageBody *body = soup_server_message_get_request_body (msg);
-  g_autoptr (GBytes) bytes = soup_message_body_flatten (body);
-  gsize length;
-  const char *data = g_bytes_get_data (bytes, &length);
-
   if (length == 0)
     {
       g_set_error (error, CANOPY_CONSOLE_JSON_ERROR, CANOPY_CONSOLE_JSON_ERROR_EMPTY,
@@ -93,9 +88,9 @@ canopy_console_read_text (SoupServerMessage *msg, GError **error)
 }
 
 JsonObject *
-canopy_console_read_object (SoupServerMessage *msg, GError **error)
+canopy_console_parse_object (const char *data, gsize length, GError **error)
 {
-  g_autofree char *text = canopy_console_read_text (msg, error);
+  g_autofree char *text = canopy_console_parse_text (data, length, error);
   g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   g_autoptr (GError) local_error = NULL;
   JsonNode *root;
@@ -119,6 +114,28 @@ canopy_console_read_object (SoupServerMessage *msg, GError **error)
       return NULL;
     }
   return json_object_ref (json_node_get_object (root));
+}
+
+char *
+canopy_console_read_text (SoupServerMessage *msg, GError **error)
+{
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  g_autoptr (GBytes) bytes = soup_message_body_flatten (body);
+  gsize length;
+  const char *data = g_bytes_get_data (bytes, &length);
+
+  return canopy_console_parse_text (data, length, error);
+}
+
+JsonObject *
+canopy_console_read_object (SoupServerMessage *msg, GError **error)
+{
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  g_autoptr (GBytes) bytes = soup_message_body_flatten (body);
+  gsize length;
+  const char *data = g_bytes_get_data (bytes, &length);
+
+  return canopy_console_parse_object (data, length, error);
 }
 
 JsonNode *

@@ -52,6 +52,18 @@ JsonObject *canopy_console_read_object (SoupServerMessage *msg, GError **error);
  */
 char *canopy_console_read_text (SoupServerMessage *msg, GError **error);
 
+/**
+ * canopy_console_parse_text:
+ * @data: a request body as received (not nul-terminated)
+ *
+ * What canopy_console_read_text() does with the body's bytes; apart so
+ * that it can be tested and fuzzed without a server.
+ */
+char *canopy_console_parse_text (const char *data, gsize length, GError **error);
+
+/* What canopy_console_read_object() does with the body's bytes. */
+JsonObject *canopy_console_parse_object (const char *data, gsize length, GError **error);
+
 /* Returns: (transfer full): a JSON array of the strings of @strv. */
 JsonNode *canopy_console_json_strv (const char *const *strv);
 

@@ -100,8 +100,8 @@ write_batch (CanopyBackend *backend, CanopyRecordKind kind, GHashTable *batch, G
       g_ptr_array_add (removals, key);
   g_ptr_array_add (removals, NULL);
   return (records->len == 0
-          || canopy_backend_put (backend, kind, (CanopyRecord *) records->data, records->len,
-                                 error))
+          || canopy_backend_put (backend, kind, &g_array_index (records, CanopyRecord, 0),
+                                 records->len, error))
          && (removals->len == 1
              || canopy_backend_remove (backend, kind, (const char *const *) removals->pdata,
                                        error));
