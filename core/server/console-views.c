@@ -85,15 +85,9 @@ static CanopyDeviceHistory *
 history_of (const char *device_id, GVariant *record, GHashTable *online)
 {
   CanopyDeviceHistory *h = g_new0 (CanopyDeviceHistory, 1);
-  guint64 served;
-  guint32 peers, bad;
 
-  g_variant_get (record, "(&s@as@a(sy)&s&sxxxtuu)", NULL, NULL, NULL, NULL, &h->office,
-                 &h->first_seen, NULL, &h->online_us, &served, &peers, &bad);
+  canopy_store_device_history (record, h);
   h->device_id = device_id;
-  h->verified_bytes_served = served;
-  h->peers_served = peers;
-  h->bad_chunks_served = bad;
   h->online = g_hash_table_contains (online, device_id);
   return h;
 }

@@ -177,14 +177,13 @@ fill_history (CanopyDistributor *distributor, const OnlineDevice *device, Canopy
   GVariant *stored = canopy_store_get_device (distributor->store, device->device_id);
 
   memset (h, 0, sizeof *h);
-  h->device_id = device->device_id;
-  h->office = device->office;
-  h->online = TRUE;
   h->first_seen = g_get_real_time ();
   if (stored != NULL)
-    g_variant_get (stored, "(&s@as@a(sy)&s&sxxxtuu)", NULL, NULL, NULL, NULL, NULL,
-                   &h->first_seen, NULL, &h->online_us, &h->verified_bytes_served,
-                   &h->peers_served, &h->bad_chunks_served);
+    canopy_store_device_history (stored, h);
+  h->device_id = device->device_id;
+  /* Where it is now, which may differ from the office last recorded. */
+  h->office = device->office;
+  h->online = TRUE;
 }
 
 static GVariant *

@@ -402,3 +402,16 @@ canopy_store_check_health (CanopyStore *store, GError **error)
   canopy_backend_info_clear (&info);
   return text;
 }
+
+void
+canopy_store_device_history (GVariant *record, CanopyDeviceHistory *history)
+{
+  guint64 served;
+  guint32 peers, bad;
+
+  g_variant_get (record, "(&s@as@a(sy)&s&sxxxtuu)", NULL, NULL, NULL, NULL, &history->office,
+                 &history->first_seen, NULL, &history->online_us, &served, &peers, &bad);
+  history->verified_bytes_served = served;
+  history->peers_served = peers;
+  history->bad_chunks_served = bad;
+}

@@ -3,6 +3,7 @@
 
 #include <glib.h>
 #include "lib/backend.h"
+#include "lib/ranking.h"
 
 G_BEGIN_DECLS
 
@@ -36,6 +37,17 @@ void canopy_store_remove (CanopyStore *store, CanopyRecordKind kind, const char 
 
 /* Writes everything queued now, blocking. */
 gboolean canopy_store_flush (CanopyStore *store, GError **error);
+
+/**
+ * canopy_store_device_history:
+ * @record: a device record, as canopy_store_get_device() returns it
+ * @history: (out caller-allocates): gets the office (pointing into
+ *   @record), first seen, time online and serving counts; the device ID
+ *   and whether it is online are the caller's to set
+ *
+ * What the ranking needs of a stored device.
+ */
+void canopy_store_device_history (GVariant *record, CanopyDeviceHistory *history);
 
 /** canopy_store_get_device: Returns: (transfer none) (nullable): the device's record. */
 GVariant *canopy_store_get_device (CanopyStore *store, const char *device_id);
