@@ -127,15 +127,65 @@ read_more (CanopyTestProcess *proc)
                              proc->cancellable, on_read, proc);
 }
 
+/* With CANOPY_TEST_VALGRIND=1 (make check-valgrind), the daemons run
+ * under valgrind's memcheck, which turns any memory error or definite leak
+ * into exit status 99; the tests that stop a daemon assert status 0. */
+static gboolean
+under_valgrind (const char *program)
+{
+  g_autofree char *base = g_path_get_basename (program);
+
+  return g_strcmp0 (g_getenv ("CANOPY_TEST_VALGRIND"), "1") == 0
+         && (g_str_equal (base, "canopyd") || g_str_equal (base, "canopy-agent"));
+}
+
+guint
+canopy_test_timeout (guint seconds)
+{
+  /* Programs run some 20 times slower under memcheck. */
+  return g_strcmp0 (g_getenv ("CANOPY_TEST_VALGRIND"), "1") == 0 ? seconds * 10 : seconds;
+}
+
+static GPtrArray *
+valgrind_argv (const char *const *argv)
+{
+  GPtrArray *full = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *suppressions = canopy_test_src_path ("tests", "valgrind.supp", NULL);
+
+  /* The build tree's programs are libtool wrappers: let libtool run
+   * valgrind on the real binary with the build tree's libraries. */
+  g_ptr_array_add (full, canopy_test_build_path ("libtool", NULL));
+  g_ptr_array_add (full, g_strdup ("--mode=execute"));
+  g_ptr_array_add (full, g_strdup ("valgrind"));
+  g_ptr_array_add (full, g_strdup ("--quiet"));
+  g_ptr_array_add (full, g_strdup ("--error-exitcode=99"));
+  g_ptr_array_add (full, g_strdup ("--leak-check=full"));
+  g_ptr_array_add (full, g_strdup ("--errors-for-leak-kinds=definite"));
+  g_ptr_array_add (full, g_strdup ("--show-leak-kinds=definite"));
+  g_ptr_array_add (full, g_strdup ("--num-callers=30"));
+  g_ptr_array_add (full, g_strdup_printf ("--suppressions=%s", suppressions));
+  for (const char *const *a = argv; *a != NULL; a++)
+    g_ptr_array_add (full, g_strdup (*a));
+  g_ptr_array_add (full, NULL);
+  return full;
+}
+
 CanopyTestProcess *
 canopy_test_process_spawn (const char *const *argv, GError **error)
 {
   CanopyTestProcess *proc = g_new0 (CanopyTestProcess, 1);
   g_autoptr (GSubprocessLauncher) launcher =
     g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
+  g_autoptr (GPtrArray) valgrind = NULL;
 
   /* Daemons log warnings an admin must read; they are not test failures. */
   g_subprocess_launcher_unsetenv (launcher, "G_DEBUG");
+  if (under_valgrind (argv[0]))
+    {
+      valgrind = valgrind_argv (argv);
+      argv = (const char *const *) valgrind->pdata;
+      g_subprocess_launcher_setenv (launcher, "G_SLICE", "always-malloc", TRUE);
+    }
   proc->subprocess = g_subprocess_launcher_spawnv (launcher, argv, error);
   if (proc->subprocess == NULL)
     {
@@ -163,7 +213,7 @@ gboolean
 canopy_test_process_wait_output (CanopyTestProcess *proc, const char *needle, guint timeout_s)
 {
   gboolean expired = FALSE;
-  guint timer = g_timeout_add_seconds (timeout_s, on_timeout, &expired);
+  guint timer = g_timeout_add_seconds (canopy_test_timeout (timeout_s), on_timeout, &expired);
 
   while (strstr (proc->output->str, needle) == NULL && !expired && !proc->eof)
     g_main_context_iteration (NULL, TRUE);
@@ -179,7 +229,7 @@ int
 canopy_test_process_wait_exit (CanopyTestProcess *proc, guint timeout_s)
 {
   gboolean expired = FALSE;
-  guint timer = g_timeout_add_seconds (timeout_s, on_timeout, &expired);
+  guint timer = g_timeout_add_seconds (canopy_test_timeout (timeout_s), on_timeout, &expired);
 
   while ((!proc->eof || !proc->exited) && !expired)
     g_main_context_iteration (NULL, TRUE);

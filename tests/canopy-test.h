@@ -66,5 +66,8 @@ void canopy_test_process_signal (CanopyTestProcess *proc, int signum);
 void canopy_test_process_free (CanopyTestProcess *proc);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyTestProcess, canopy_test_process_free)
 
+/* @seconds, scaled up when the daemons run under valgrind. */
+guint canopy_test_timeout (guint seconds);
+
 /* Runs a program to completion; returns its exit status and output. */
 int canopy_test_run (const char *const *argv, char **output);

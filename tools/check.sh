@@ -1,7 +1,9 @@
 #!/bin/sh
 # Sets everything up on a fresh Debian 12 machine and runs the whole test
-# suite: the CUnit suites (make check) and a distcheck that also builds a
-# vendor plugin against the installed SDK.
+# suite: the CUnit suites (make check), a distcheck that also builds a
+# vendor plugin against the installed SDK, the suites again under ASan and
+# UBSan, the integration suites with the daemons under valgrind, and a
+# short run of every fuzz target.
 set -eu
 cd "$(dirname "$0")/.."
 sh tools/prepare.sh
@@ -10,3 +12,23 @@ cd _build
 make -j"$(nproc)"
 make check
 make distcheck
+
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer:
+# any report stops the run. Leaks are valgrind's job below.
+rm -rf ../_build-asan && mkdir ../_build-asan && cd ../_build-asan
+sanitize="-fsanitize=address,undefined -fno-omit-frame-pointer"
+../configure CFLAGS="$sanitize -g -O1" LDFLAGS="$sanitize"
+make -j"$(nproc)"
+ASAN_OPTIONS=halt_on_error=1:detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  G_SLICE=always-malloc make check
+
+# canopyd and canopy-agent under valgrind memcheck in the integration
+# suites: a memory error or a definite leak fails the test that stops them.
+cd ../_build
+make check-valgrind
+
+# Each fuzz target for 10 seconds over its corpus (clang's libFuzzer).
+rm -rf ../_build-fuzz && mkdir ../_build-fuzz && cd ../_build-fuzz
+../configure CC=clang --enable-fuzzing
+make -j"$(nproc)"
+make fuzz FUZZ_SECONDS=10
