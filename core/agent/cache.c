@@ -220,7 +220,7 @@ cache_lock (const CanopyCache *cache)
 guint64
 canopy_cache_get_size (const CanopyCache *cache)
 {
-  g_autoptr (GMutexLocker) locker = cache_lock (cache);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (cache);
 
   return cache->size;
 }
@@ -253,7 +253,7 @@ mark (CanopyCacheEntry *entry, guint index)
 gboolean
 canopy_cache_entry_has_chunk (const CanopyCacheEntry *entry, guint index)
 {
-  g_autoptr (GMutexLocker) locker = cache_lock (entry->cache);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
 
   return test_bit (entry, index);
 }
@@ -277,7 +277,7 @@ load_chunks (CanopyCacheEntry *entry)
         mark (entry, i);
       else
         {
-          g_autoptr (GMutexLocker) locker = cache_lock (entry->cache);
+          g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
 
           g_message (_("Discarding chunk %u of \"%s\" from the cache: it no longer matches its "
                        "manifest (disk damage?); it will be fetched again"),
@@ -335,7 +335,7 @@ save_manifest (CanopyCacheEntry *entry, GError **error)
 CanopyCacheEntry *
 canopy_cache_lookup_entry (CanopyCache *cache, const char *content_id)
 {
-  g_autoptr (GMutexLocker) locker = cache_lock (cache);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (cache);
 
   return g_hash_table_lookup (cache->entries, content_id);
 }
@@ -345,7 +345,7 @@ canopy_cache_lookup_entry (CanopyCache *cache, const char *content_id)
 static CanopyCacheEntry *
 lookup_ref (CanopyCache *cache, const char *content_id)
 {
-  g_autoptr (GMutexLocker) locker = cache_lock (cache);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (cache);
   CanopyCacheEntry *entry = g_hash_table_lookup (cache->entries, content_id);
 
   return entry != NULL ? canopy_cache_entry_ref (entry) : NULL;
@@ -354,7 +354,7 @@ lookup_ref (CanopyCache *cache, const char *content_id)
 static gboolean
 check_open (CanopyCache *cache, GError **error)
 {
-  g_autoptr (GMutexLocker) locker = cache_lock (cache);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (cache);
 
   if (!cache->closed)
     return TRUE;
@@ -369,7 +369,7 @@ check_open (CanopyCache *cache, GError **error)
 static CanopyCacheEntry *
 insert_entry (CanopyCache *cache, CanopyCacheEntry *entry, GError **error)
 {
-  g_autoptr (GMutexLocker) locker = cache_lock (cache);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (cache);
   CanopyCacheEntry *raced = g_hash_table_lookup (cache->entries, entry->manifest->content_id);
 
   if (raced != NULL)
@@ -541,7 +541,7 @@ canopy_cache_reopen_finish (GAsyncResult *result, GError **error)
 GPtrArray *
 canopy_cache_get_entries (CanopyCache *cache)
 {
-  g_autoptr (GMutexLocker) locker = cache_lock (cache);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (cache);
   GPtrArray *entries = g_ptr_array_new ();
   GHashTableIter iter;
   gpointer value;
@@ -561,7 +561,7 @@ canopy_cache_entry_get_manifest (const CanopyCacheEntry *entry)
 guint
 canopy_cache_entry_count_chunks (const CanopyCacheEntry *entry)
 {
-  g_autoptr (GMutexLocker) locker = cache_lock (entry->cache);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
 
   return entry->count;
 }
@@ -575,7 +575,7 @@ canopy_cache_entry_is_complete (const CanopyCacheEntry *entry)
 GBytes *
 canopy_cache_entry_get_bitfield (const CanopyCacheEntry *entry)
 {
-  g_autoptr (GMutexLocker) locker = cache_lock (entry->cache);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
   guint n = canopy_manifest_get_n_chunks (entry->manifest);
 
   return g_bytes_new (entry->have, (n + 7) / 8);
@@ -617,7 +617,7 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
       return FALSE;
     }
   {
-    g_autoptr (GMutexLocker) locker = cache_lock (entry->cache);
+    g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
 
     /* An entry evicted or closed meanwhile is no longer in the size. */
     if (mark (entry, index) && !entry->removed)
@@ -771,7 +771,7 @@ canopy_cache_evict (CanopyCache *cache, const char *const *keep)
       const Candidate *c = &g_array_index (candidates, Candidate, i);
       g_autofree char *path = g_build_filename (cache->directory, c->content_id, NULL);
       guint64 size = directory_size (path);
-      g_autoptr (GMutexLocker) locker = cache_lock (cache);
+      g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (cache);
       CanopyCacheEntry *entry = g_hash_table_lookup (cache->entries, c->content_id);
 
       /* A worker may still hold it; what it stores now is not counted. */
