@@ -135,15 +135,20 @@ under_valgrind (const char *program)
 {
   g_autofree char *base = g_path_get_basename (program);
 
-  return g_strcmp0 (g_getenv ("CANOPY_TEST_VALGRIND"), "1") == 0
-         && (g_str_equal (base, "canopyd") || g_str_equal (base, "canopy-agent"));
+  return canopy_test_valgrind () && (g_str_equal (base, "canopyd") || g_str_equal (base, "canopy-agent"));
+}
+
+gboolean
+canopy_test_valgrind (void)
+{
+  return g_strcmp0 (g_getenv ("CANOPY_TEST_VALGRIND"), "1") == 0;
 }
 
 guint
 canopy_test_timeout (guint seconds)
 {
   /* Programs run some 20 times slower under memcheck. */
-  return g_strcmp0 (g_getenv ("CANOPY_TEST_VALGRIND"), "1") == 0 ? seconds * 10 : seconds;
+  return canopy_test_valgrind () ? seconds * 10 : seconds;
 }
 
 static GPtrArray *
@@ -301,12 +306,15 @@ wanted (const char *filter, const char *suite, const char *test)
 {
   g_autofree char *full = NULL;
 
+  g_auto (GStrv) patterns = NULL;
+
   if (filter == NULL)
     return TRUE;
-  if (g_str_equal (filter, suite))
-    return TRUE;
+  /* Test names hold spaces and commas, never colons. */
+  patterns = g_strsplit (filter, ":", -1);
   full = g_strdup_printf ("%s/%s", suite, test);
-  return g_str_equal (filter, full);
+  return g_strv_contains ((const char *const *) patterns, suite)
+         || g_strv_contains ((const char *const *) patterns, full);
 }
 
 static gboolean

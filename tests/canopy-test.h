@@ -66,6 +66,9 @@ void canopy_test_process_signal (CanopyTestProcess *proc, int signum);
 void canopy_test_process_free (CanopyTestProcess *proc);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyTestProcess, canopy_test_process_free)
 
+/* Whether the daemons run under valgrind (make check-valgrind). */
+gboolean canopy_test_valgrind (void);
+
 /* @seconds, scaled up when the daemons run under valgrind. */
 guint canopy_test_timeout (guint seconds);
 

@@ -3,6 +3,7 @@
 
 #include "lib/licensing.h"
 #include "lib/csv.h"
+#include "lib/log.h"
 
 struct _CanopyLicensing {
   guint seats;
@@ -152,9 +153,9 @@ canopy_licensing_get_activations (const CanopyLicensing *licensing)
 static char *
 format_time (gint64 us)
 {
-  g_autoptr (GDateTime) time = g_date_time_new_from_unix_utc (us / G_USEC_PER_SEC);
+  char *text = canopy_log_format_time (us);
 
-  return time != NULL ? g_date_time_format_iso8601 (time) : g_strdup ("");
+  return text != NULL ? text : g_strdup ("");
 }
 
 char *

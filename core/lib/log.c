@@ -98,3 +98,12 @@ canopy_log_install (CanopyLog *log)
 {
   g_log_set_writer_func (canopy_log_writer, log, NULL);
 }
+
+char *
+canopy_log_format_time (gint64 us)
+{
+  g_autoptr (GDateTime) time = us > 0 ? g_date_time_new_from_unix_utc (us / G_USEC_PER_SEC)
+                                      : NULL;
+
+  return time != NULL ? g_date_time_format_iso8601 (time) : NULL;
+}

@@ -40,4 +40,8 @@ const char *canopy_log_get_debug_domains (const CanopyLog *log);
  */
 void canopy_log_install (CanopyLog *log);
 
+/* A wall-clock time (µs since the epoch) as ISO 8601 in UTC, the form of
+ * every time an admin reads; NULL if @us is not a time after the epoch. */
+char *canopy_log_format_time (gint64 us);
+
 G_END_DECLS

@@ -5,6 +5,7 @@
 
 #include "server/console-private.h"
 #include "lib/i18n.h"
+#include "lib/log.h"
 #include "lib/transport.h"
 #include "lib/wire.h"
 
@@ -243,6 +244,33 @@ check_licences (CanopyConsole *console, JsonBuilder *b, Status *worst)
     }
 }
 
+/* An unclean stop stays a warning for a day: long enough for the admin to
+ * see it, short enough not to hide the next one behind it. */
+#define UNCLEAN_STOP_WARNING_US (24 * G_TIME_SPAN_HOUR)
+
+static void
+check_last_stop (CanopyConsole *console, JsonBuilder *b, Status *worst)
+{
+  const CanopyRunMarker *marker = canopy_server_get_run_marker (console->server);
+  gint64 unclean = canopy_run_marker_get_unclean_start (marker);
+  gint64 start = canopy_run_marker_get_start (marker);
+  g_autofree char *started = canopy_log_format_time (start);
+  g_autofree char *text = NULL;
+
+  if (unclean != 0 && g_get_real_time () - start < UNCLEAN_STOP_WARNING_US)
+    {
+      text = g_strdup_printf (_("canopyd was restarted at %s after it stopped without shutting "
+                                "down (killed, or the machine went down). Stored state was "
+                                "kept and deployments went on; look in the system log "
+                                "(journalctl -u canopyd) for why it stopped"),
+                              started);
+      add_check (b, worst, "last-stop", STATUS_WARNING, text);
+      return;
+    }
+  text = g_strdup_printf (_("canopyd has run since %s"), started);
+  add_check (b, worst, "last-stop", STATUS_OK, text);
+}
+
 static void
 check_groups (CanopyConsole *console, JsonBuilder *b, Status *worst)
 {
@@ -276,6 +304,7 @@ build_report (CanopyConsole *console, const Probe *probe)
   check_versions (console, b, &worst);
   check_licences (console, b, &worst);
   check_groups (console, b, &worst);
+  check_last_stop (console, b, &worst);
   json_builder_end_array (b);
   json_builder_set_member_name (b, "status");
   json_builder_add_string_value (b, status_names[worst]);

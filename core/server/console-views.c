@@ -4,6 +4,7 @@
 
 #include "server/console-private.h"
 #include "lib/i18n.h"
+#include "lib/log.h"
 #include "lib/ranking.h"
 
 #include <string.h>
@@ -42,19 +43,10 @@ read_query (SoupServerMessage *msg, const char *const *allowed)
   return g_steal_pointer (&params);
 }
 
-static char *
-format_time (gint64 us)
-{
-  g_autoptr (GDateTime) time = us > 0 ? g_date_time_new_from_unix_utc (us / G_USEC_PER_SEC)
-                                      : NULL;
-
-  return time != NULL ? g_date_time_format_iso8601 (time) : NULL;
-}
-
 static void
 add_time (JsonBuilder *b, const char *name, gint64 us)
 {
-  g_autofree char *text = format_time (us);
+  g_autofree char *text = canopy_log_format_time (us);
 
   json_builder_set_member_name (b, name);
   if (text != NULL)

@@ -7,12 +7,14 @@
 #include "server/catalog.h"
 #include "server/console-api.h"
 #include "server/distributor.h"
+#include "server/run-marker.h"
 #include "server/sessions.h"
 #include "server/settings.h"
 #include "server/setup.h"
 #include "lib/i18n.h"
 #include "lib/keys.h"
 #include "lib/licence-file.h"
+#include "lib/log.h"
 
 struct _CanopyServer {
   char *config_path;
@@ -30,6 +32,7 @@ struct _CanopyServer {
   CanopyDistributor *distributor;
   CanopySettings *settings; /* as in force: the file's, overlaid by the console's */
   CanopyConsole *console;
+  CanopyRunMarker *run_marker;
 };
 
 void
@@ -267,6 +270,29 @@ restore_activation (const char *key, GVariant *value, gpointer user_data)
   return TRUE;
 }
 
+/* After the store is open, so the stored state is known to be readable
+ * before a crash is blamed on anything. */
+static gboolean
+begin_run (CanopyServer *server, GError **error)
+{
+  gint64 unclean;
+
+  server->run_marker = canopy_run_marker_begin (server->config->state_directory, error);
+  if (server->run_marker == NULL)
+    return FALSE;
+  unclean = canopy_run_marker_get_unclean_start (server->run_marker);
+  if (unclean != 0)
+    {
+      g_autofree char *when = canopy_log_format_time (unclean);
+
+      g_warning (_("canopyd did not stop cleanly last time (the run that began at %s): it was "
+                   "killed or the machine went down. What was stored is kept and deployments "
+                   "go on; look in the system log (journalctl -u canopyd) for why it stopped"),
+                 when);
+    }
+  return TRUE;
+}
+
 gboolean
 canopy_server_start (CanopyServer *server, GError **error)
 {
@@ -298,7 +324,7 @@ canopy_server_start (CanopyServer *server, GError **error)
                                                      * G_USEC_PER_SEC);
   server->store = canopy_store_open (server->backend, config->backend, config->state_directory,
                                      error);
-  if (server->store == NULL
+  if (server->store == NULL || !begin_run (server, error)
       || !canopy_store_list (server->store, CANOPY_RECORD_ACTIVATION, restore_activation,
                              server->licensing, error)
       || !canopy_settings_load_stored (server->settings, server->store, error))
@@ -340,6 +366,7 @@ canopy_server_stop (CanopyServer *server)
   g_clear_pointer (&server->signing_key, canopy_signing_key_free);
   g_clear_pointer (&server->server_id, g_free);
   g_clear_pointer (&server->settings, canopy_settings_free);
+  g_clear_pointer (&server->run_marker, canopy_run_marker_end);
 }
 
 /* --- what the console API reads and changes ----------------------------- */
@@ -348,6 +375,12 @@ const char *
 canopy_server_get_id (const CanopyServer *server)
 {
   return server->server_id;
+}
+
+const CanopyRunMarker *
+canopy_server_get_run_marker (const CanopyServer *server)
+{
+  return server->run_marker;
 }
 
 CanopyStore *

@@ -8,6 +8,7 @@
 #include "server/server-config.h"
 #include "server/catalog.h"
 #include "server/distributor.h"
+#include "server/run-marker.h"
 #include "server/sessions.h"
 #include "server/settings.h"
 #include "server/store.h"
@@ -75,6 +76,8 @@ CanopyDistributor *canopy_server_get_distributor (CanopyServer *server);
 /* What the console API reads while the server runs (transfer none). */
 const char *canopy_server_get_id (const CanopyServer *server);
 CanopyStore *canopy_server_get_store (CanopyServer *server);
+/* Whether the last run stopped cleanly; NULL before canopy_server_start(). */
+const CanopyRunMarker *canopy_server_get_run_marker (const CanopyServer *server);
 CanopySessions *canopy_server_get_sessions (CanopyServer *server);
 CanopyLicensing *canopy_server_get_licensing (CanopyServer *server);
 const CanopyTopology *canopy_server_get_topology (const CanopyServer *server);

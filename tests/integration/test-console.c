@@ -529,6 +529,7 @@ test_health_and_reads (void)
   CANOPY_ASSERT_CONTAINS (health.body, "matches the server's shared key");
   CANOPY_ASSERT_CONTAINS (health.body, "supports agents");
   CANOPY_ASSERT_CONTAINS (health.body, "licences in use");
+  CANOPY_ASSERT_CONTAINS (health.body, "canopyd has run since");
   CU_ASSERT_PTR_NULL (strstr (health.body, "\"error\""));
 
   request ("GET", "/api/v1/server-id", NULL, NULL, &id);

@@ -17,7 +17,7 @@
 
 #define OFFICES 2
 #define AGENTS_PER_OFFICE 4
-#define CONTENT_SIZE (64 * 1024 * 1024 + 12345)
+#define CONTENT_SIZE content_size ()
 /* Slot for the extra agent the corrupted-peer test starts. */
 #define N_AGENTS (OFFICES * AGENTS_PER_OFFICE + 1)
 
@@ -42,6 +42,16 @@ static char *
 program (const char *name)
 {
   return canopy_test_build_path (name, NULL);
+}
+
+/* Under valgrind, where every byte costs fifty times more, a few chunks
+ * cover the same code. */
+static gsize
+content_size (void)
+{
+  gsize mib = canopy_test_valgrind () ? 4 : 64;
+
+  return mib * 1024 * 1024 + 12345;
 }
 
 static gboolean
@@ -101,7 +111,7 @@ server_start (Site *s)
 
   s->server = canopy_test_process_spawn (argv, NULL);
   CU_ASSERT_FATAL (s->server != NULL
-                   && canopy_test_process_wait_output (s->server, "started", 20));
+                   && canopy_test_process_wait_output (s->server, " started: ", 20));
   output = canopy_test_process_output (s->server);
   s->console_port = port_after (output, "Console API listening on https://127.0.0.1:");
   s->agent_port = port_after (output, "tcp 127.0.0.1 port ");
@@ -256,6 +266,20 @@ site_start (Site *s)
  * next test, or by the suite's cleanup. */
 static Site site;
 
+/* A daemon that did not exit with 0 (under valgrind, 99 is a memory error
+ * or a leak) shows the end of its output, which says why. */
+static void
+assert_clean_exit (CanopyTestProcess *proc, int status)
+{
+  const char *output = canopy_test_process_output (proc);
+  gsize length = strlen (output);
+
+  CU_ASSERT_EQUAL (status, 0);
+  if (status != 0)
+    fprintf (stderr, "\n    exit status %d; its output ends:\n%s\n", status,
+             output + (length > 8000 ? length - 8000 : 0));
+}
+
 /* Stops every process of @s; @check asserts that each stopped cleanly
  * (not in a suite cleanup, where CUnit takes no assertions). */
 static void
@@ -269,7 +293,7 @@ site_stop (Site *s, gboolean check)
         canopy_test_process_signal (s->agents[i], SIGTERM);
         status = canopy_test_process_wait_exit (s->agents[i], 20);
         if (check)
-          CU_ASSERT_EQUAL (status, 0);
+          assert_clean_exit (s->agents[i], status);
         g_clear_pointer (&s->agents[i], canopy_test_process_free);
       }
   if (s->server != NULL)
@@ -277,7 +301,7 @@ site_stop (Site *s, gboolean check)
       canopy_test_process_signal (s->server, SIGTERM);
       status = canopy_test_process_wait_exit (s->server, 20);
       if (check)
-        CU_ASSERT_EQUAL (status, 0);
+        assert_clean_exit (s->server, status);
       g_clear_pointer (&s->server, canopy_test_process_free);
     }
   if (s->origin != NULL)
@@ -329,7 +353,8 @@ pump (guint ms)
 static JsonNode *
 wait_done (Site *s, guint expected, guint timeout_s)
 {
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_s * G_USEC_PER_SEC;
+  gint64 deadline =
+    g_get_monotonic_time () + (gint64) canopy_test_timeout (timeout_s) * G_USEC_PER_SEC;
 
   for (;;)
     {
@@ -390,7 +415,7 @@ office_of (JsonObject *d, const char *name)
 static char *
 wait_north_progress (Site *s, double fraction)
 {
-  gint64 deadline = g_get_monotonic_time () + 120 * G_USEC_PER_SEC;
+  gint64 deadline = g_get_monotonic_time () + (gint64) canopy_test_timeout (120) * G_USEC_PER_SEC;
 
   while (g_get_monotonic_time () < deadline)
     {
@@ -451,10 +476,14 @@ assert_wan_once (Site *s, JsonNode *done)
 {
   guint64 served = stop_origin (s);
 
-  printf ("[origin served %.3f × content: the server's read and %u offices] ",
-          (double) served / CONTENT_SIZE, OFFICES);
-  CU_ASSERT (served <= (guint64) ((1 + OFFICES + 0.05) * CONTENT_SIZE));
   JsonArray *offices = json_object_get_array_member (json_node_get_object (done), "offices");
+  /* Under valgrind a lead can take longer than the stall allowance to
+   * verify its first chunk, and is rightly replaced. */
+  gboolean check = !canopy_test_valgrind ();
+
+  printf ("[origin served %.3f × content: the server's read and %u offices%s] ",
+          (double) served / CONTENT_SIZE, OFFICES, check ? "" : ", not checked under valgrind");
+  CU_ASSERT (!check || served <= (guint64) ((1 + OFFICES + 0.05) * CONTENT_SIZE));
 
   CU_ASSERT_EQUAL (json_array_get_length (offices), OFFICES);
   for (guint i = 0; i < json_array_get_length (offices); i++)
@@ -464,7 +493,7 @@ assert_wan_once (Site *s, JsonNode *done)
 
       printf ("[%s: WAN %.3f × content] ", json_object_get_string_member (office, "office"),
               ratio);
-      CU_ASSERT (ratio > 0.0 && ratio <= 1.05);
+      CU_ASSERT (ratio > 0.0 && (!check || ratio <= 1.05));
     }
 }
 
@@ -596,6 +625,24 @@ test_agent_restart_resumes (void)
 
 /* canopyd stops half way and comes back: deployments and progress are
  * read back from its database, agents reconnect and finish. */
+/* The health check's entry @name as "STATUS: MESSAGE". */
+static char *
+health_entry (Site *s, const char *name)
+{
+  g_autoptr (JsonNode) health = api (s, "GET", "/api/v1/health", NULL, SOUP_STATUS_OK);
+  JsonArray *checks = json_object_get_array_member (json_node_get_object (health), "checks");
+
+  for (guint i = 0; i < json_array_get_length (checks); i++)
+    {
+      JsonObject *check = json_array_get_object_element (checks, i);
+
+      if (g_str_equal (json_object_get_string_member (check, "name"), name))
+        return g_strdup_printf ("%s: %s", json_object_get_string_member (check, "status"),
+                                json_object_get_string_member (check, "message"));
+    }
+  return g_strdup ("");
+}
+
 static void
 test_server_restart (void)
 {
@@ -603,6 +650,7 @@ test_server_restart (void)
   const char *wan_rate = "40M";
   g_autofree char *content_id = NULL;
   g_autofree char *lead = NULL;
+  g_autofree char *last_stop = NULL;
   g_autoptr (JsonNode) done = NULL;
 
   if (!available ())
@@ -613,6 +661,11 @@ test_server_restart (void)
   CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
   kill_hard (&s->server);
   server_start (s);
+  /* The admin hears of the crash, in the log and in the health check. */
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s->server), "did not stop cleanly");
+  last_stop = health_entry (s, "last-stop");
+  CU_ASSERT (g_str_has_prefix (last_stop, "warning: "));
+  CANOPY_ASSERT_CONTAINS (last_stop, "stopped without shutting down");
   done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
   assert_copy (s);

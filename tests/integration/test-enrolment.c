@@ -82,7 +82,7 @@ server_start (Server *s)
 
   s->server = canopy_test_process_spawn (argv, NULL);
   g_assert (s->server != NULL);
-  CU_ASSERT_FATAL (canopy_test_process_wait_output (s->server, "started", 20));
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (s->server, " started: ", 20));
   line = strstr (canopy_test_process_output (s->server), "127.0.0.1 port ");
   CU_ASSERT_PTR_NOT_NULL_FATAL (line);
   s->port = (guint) g_ascii_strtoull (line + strlen ("127.0.0.1 port "), NULL, 10);
