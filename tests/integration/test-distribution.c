@@ -3,7 +3,8 @@
  * four agents each on their own 127.0.N.0/24 addresses. The content is
  * registered and deployed through the console API; every copy must match
  * the original, and what reached each office from outside it must stay
- * within 1.05 × the content size. */
+ * within 1.05 × the content size. With a content store, canopyd seeds the
+ * leads itself and the origin is read once, at registration. */
 #include "build-config.h"
 
 #include "tests/canopy-test.h"
@@ -35,6 +36,7 @@ typedef struct {
   char *token;
   SoupSession *session;
   const char *wan_rate;  /* the offices' WAN rate in the topology; "" unlimited */
+  gboolean content_store; /* canopyd keeps a copy in DIR/content */
   char *device_ids[N_AGENTS];
 } Site;
 
@@ -71,6 +73,10 @@ static void
 write_server_config (Site *s)
 {
   g_autofree char *topology = g_build_filename (s->dir, "topology.csv", NULL);
+  g_autofree char *store = s->content_store
+                             ? g_strdup_printf ("  <content-store directory='%s/content'/>\n",
+                                                s->dir)
+                             : g_strdup ("");
   g_autofree char *xml = g_strdup_printf (
     "<server>\n"
     "  <state-directory>%s</state-directory>\n"
@@ -78,10 +84,11 @@ write_server_config (Site *s)
     "  <distribution-optimization enabled='true' topology='%s'/>\n"
     "  <heartbeat interval='1'/>\n"
     "  <console address='127.0.0.1' port='%u'/>\n"
+    "%s"
     "  <backend plugin='sqlite'/>\n"
     "  <transport plugin='tcp'><listen address='127.0.0.1' port='%u'/></transport>\n"
     "</server>\n",
-    s->state, topology, s->console_port, s->agent_port);
+    s->state, topology, s->console_port, store, s->agent_port);
 
   g_autofree char *csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
                                           "North,,Default,127.0.1.0/24,%s\n"
@@ -468,10 +475,10 @@ assert_wan_once (Site *s, JsonNode *done)
     }
 }
 
-static char *
-deploy (Site *s)
+/* Deploys registered content to the Branch group. */
+static void
+deploy_content (Site *s, const char *content_id)
 {
-  g_autofree char *content_id = register_package (s);
   g_autofree char *body = NULL;
   g_autoptr (JsonNode) created = NULL;
 
@@ -483,7 +490,15 @@ deploy (Site *s)
                           "\"destination\": \"%s/copies/package.bin\"}",
                           content_id, s->dir);
   created = api (s, "POST", "/api/v1/deployments", body, SOUP_STATUS_CREATED);
-  return g_steal_pointer (&content_id);
+}
+
+static char *
+deploy (Site *s)
+{
+  char *content_id = register_package (s);
+
+  deploy_content (s, content_id);
+  return content_id;
 }
 
 static void
@@ -495,13 +510,20 @@ assert_copy (Site *s)
 }
 
 static Site *
-site_begin (const char *wan_rate)
+site_begin_full (const char *wan_rate, gboolean content_store)
 {
   site_stop (&site, FALSE);
   memset (&site, 0, sizeof site);
   site.wan_rate = wan_rate;
+  site.content_store = content_store;
   site_start (&site);
   return &site;
+}
+
+static Site *
+site_begin (const char *wan_rate)
+{
+  return site_begin_full (wan_rate, FALSE);
 }
 
 static void
@@ -672,9 +694,123 @@ test_corrupted_peer (void)
   site_end ();
 }
 
+
+/* The copy canopyd keeps of @content_id. */
+static char *
+stored_copy (Site *s, const char *content_id)
+{
+  return g_build_filename (s->dir, "content", content_id, NULL);
+}
+
+static guint64
+office_bytes (JsonObject *d, const char *office, const char *kind)
+{
+  g_autofree char *member = g_strconcat ("bytes_", kind, NULL);
+  JsonObject *o = office_of (d, office);
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (o);
+  return (guint64) json_object_get_int_member (o, member);
+}
+
+/* canopyd keeps a copy when it registers the content, and the origin then
+ * goes away for good: each office's lead takes the content from the
+ * server's store, the offices share it, and the origin served exactly the
+ * one read that built the manifest. */
+static void
+test_content_store_seeds (void)
+{
+  Site *s = NULL;
+  g_autofree char *content_id = NULL;
+  g_autofree char *copy = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  guint64 served;
+  JsonObject *d;
+
+  if (!available ())
+    return;
+  s = site_begin_full ("", TRUE);
+  content_id = register_package (s);
+  copy = stored_copy (s, content_id);
+  CU_ASSERT (same_file (copy, s->package));
+  CU_ASSERT (canopy_test_process_wait_output (s->server, "The content store keeps", 10));
+  served = stop_origin (s);
+  printf ("[origin served %.3f × content] ", (double) served / CONTENT_SIZE);
+  CU_ASSERT_EQUAL (served, CONTENT_SIZE);
+
+  deploy_content (s, content_id);
+  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 120);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  assert_copy (s);
+  d = json_node_get_object (done);
+  for (guint o = 0; o < OFFICES; o++)
+    {
+      const char *office = o == 0 ? "North" : "South";
+      guint64 server = office_bytes (d, office, "server");
+
+      printf ("[%s: %.3f × content from the server] ", office, (double) server / CONTENT_SIZE);
+      /* The lead takes it all from the server; the office shares it. */
+      CU_ASSERT (server >= CONTENT_SIZE && server <= (guint64) (1.05 * CONTENT_SIZE));
+      CU_ASSERT_EQUAL (office_bytes (d, office, "origin"), 0);
+      CU_ASSERT (office_bytes (d, office, "office_peer") > 0);
+    }
+  site_end ();
+}
+
+/* A byte of the stored copy rots after registration: the server checks
+ * each chunk before it sends it, so the damaged one never leaves it; it
+ * says which, and the leads take that chunk from the origin. */
+static void
+test_content_store_damaged (void)
+{
+  Site *s = NULL;
+  g_autofree char *content_id = NULL;
+  g_autofree char *copy = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  const long damaged = 5 * 1024 * 1024 + 4321;
+  FILE *file;
+  int byte;
+  JsonObject *d;
+
+  if (!available ())
+    return;
+  s = site_begin_full ("", TRUE);
+  content_id = register_package (s);
+  copy = stored_copy (s, content_id);
+  /* In place, as a failing disk would: the server has the file mapped. */
+  file = fopen (copy, "r+b");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (file);
+  g_assert (fseek (file, damaged, SEEK_SET) == 0 && (byte = fgetc (file)) != EOF);
+  g_assert (fseek (file, damaged, SEEK_SET) == 0 && fputc (byte ^ 0x01, file) != EOF);
+  g_assert (fclose (file) == 0);
+
+  deploy_content (s, content_id);
+  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 120);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  assert_copy (s);
+  CU_ASSERT (canopy_test_process_wait_output (
+    s->server, "Chunk 5 of \"Package\" 1.0 in the content store does not match", 10));
+  d = json_node_get_object (done);
+  for (guint o = 0; o < OFFICES; o++)
+    {
+      const char *office = o == 0 ? "North" : "South";
+      guint64 origin = office_bytes (d, office, "origin");
+      guint64 server = office_bytes (d, office, "server");
+
+      printf ("[%s: %.3f × content from the server, %.3f from the origin] ", office,
+              (double) server / CONTENT_SIZE, (double) origin / CONTENT_SIZE);
+      /* Everything but the damaged chunk came from the server. */
+      CU_ASSERT (origin >= 1024 * 1024);
+      CU_ASSERT (server >= CONTENT_SIZE - origin);
+      CU_ASSERT (server + origin <= (guint64) (1.05 * CONTENT_SIZE));
+    }
+  site_end ();
+}
+
 CANOPY_TEST_SUITE (distribution, "distribution", NULL, suite_cleanup,
                    { "two offices, WAN once each", test_two_offices },
                    { "lead killed half way", test_lead_killed },
                    { "agent restarted resumes", test_agent_restart_resumes },
                    { "server restarted", test_server_restart },
-                   { "corrupted peer dropped", test_corrupted_peer });
+                   { "corrupted peer dropped", test_corrupted_peer },
+                   { "content store seeds, origin gone", test_content_store_seeds },
+                   { "content store chunk damaged", test_content_store_damaged });
