@@ -716,6 +716,21 @@ office_bytes (JsonObject *d, const char *office, const char *kind)
   return (guint64) json_object_get_int_member (o, member);
 }
 
+static const char *const office_names[OFFICES] = { "North", "South" };
+
+/* A site whose canopyd has a content store, with the package registered;
+ * @copy (optional) gets the path of the stored copy. */
+static Site *
+store_site_begin (char **content_id, char **copy)
+{
+  Site *s = site_begin_full ("", TRUE);
+
+  *content_id = register_package (s);
+  if (copy != NULL)
+    *copy = stored_copy (s, *content_id);
+  return s;
+}
+
 /* canopyd keeps a copy when it registers the content, and the origin then
  * goes away for good: each office's lead takes the content from the
  * server's store, the offices share it, and the origin served exactly the
@@ -732,9 +747,7 @@ test_content_store_seeds (void)
 
   if (!available ())
     return;
-  s = site_begin_full ("", TRUE);
-  content_id = register_package (s);
-  copy = stored_copy (s, content_id);
+  s = store_site_begin (&content_id, &copy);
   CU_ASSERT (same_file (copy, s->package));
   CU_ASSERT (canopy_test_process_wait_output (s->server, "The content store keeps", 10));
   served = stop_origin (s);
@@ -748,7 +761,7 @@ test_content_store_seeds (void)
   d = json_node_get_object (done);
   for (guint o = 0; o < OFFICES; o++)
     {
-      const char *office = o == 0 ? "North" : "South";
+      const char *office = office_names[o];
       guint64 server = office_bytes (d, office, "server");
 
       printf ("[%s: %.3f × content from the server] ", office, (double) server / CONTENT_SIZE);
@@ -777,9 +790,7 @@ test_content_store_damaged (void)
 
   if (!available ())
     return;
-  s = site_begin_full ("", TRUE);
-  content_id = register_package (s);
-  copy = stored_copy (s, content_id);
+  s = store_site_begin (&content_id, &copy);
   /* In place, as a failing disk would: the server has the file mapped. */
   file = fopen (copy, "r+b");
   CU_ASSERT_PTR_NOT_NULL_FATAL (file);
@@ -796,7 +807,7 @@ test_content_store_damaged (void)
   d = json_node_get_object (done);
   for (guint o = 0; o < OFFICES; o++)
     {
-      const char *office = o == 0 ? "North" : "South";
+      const char *office = office_names[o];
       guint64 origin = office_bytes (d, office, "origin");
       guint64 server = office_bytes (d, office, "server");
 
@@ -813,6 +824,8 @@ test_content_store_damaged (void)
 
 /* A hand-made peer of the content store, to send it what no agent would. */
 typedef struct {
+  CanopyPluginLoader *loader; /* one each: a loader loads a plugin once */
+  CanopyConfig *config;
   CanopyTransport *transport;
   CanopyTransportConnection *conn;
   gboolean failed;
@@ -879,22 +892,26 @@ wait_for (const gboolean *flag)
 }
 
 static void
-prober_connect (Site *s, CanopyPluginLoader *loader, Prober *p)
+prober_connect (Site *s, Prober *p)
 {
   g_autofree char *path = g_build_filename (s->state, "shared-key", NULL);
   g_autoptr (CanopySharedKey) key = canopy_shared_key_load (path, NULL);
-  g_autoptr (CanopyConfig) config = canopy_config_load_data (
-    "<agent><server host='127.0.0.1'/><transport plugin='tcp'/></agent>", -1, "prober.xml",
-    CANOPY_SCHEMA_AGENT, NULL);
-  const CanopyConfigNode *element = canopy_config_node_get_child (canopy_config_get_root (config),
-                                                                  "transport");
-  const CanopyPlugin *tcp = canopy_plugin_loader_load_for_node (loader, element,
-                                                                CANOPY_PLUGIN_KIND_TRANSPORT, NULL);
+  const CanopyConfigNode *element;
+  g_autoptr (GError) error = NULL;
+  const CanopyPlugin *tcp;
   CanopyTransportCredentials creds;
   gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
 
+  p->loader = canopy_plugin_loader_new (NULL);
+  p->config = canopy_config_load_data (
+    "<agent><server host='127.0.0.1'/><transport plugin='tcp'/></agent>", -1, "prober.xml",
+    CANOPY_SCHEMA_AGENT, NULL);
+  element = canopy_config_node_get_child (canopy_config_get_root (p->config), "transport");
+  tcp = canopy_plugin_loader_load_for_node (p->loader, element, CANOPY_PLUGIN_KIND_TRANSPORT,
+                                            &error);
+  CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT_FATAL (key != NULL && tcp != NULL
-                   && canopy_keys_make_transport_credentials (key, "prober", &creds, NULL));
+                   && canopy_keys_make_transport_credentials (key, "prober", &creds, &error));
   p->transport = canopy_transport_new (tcp, element, &creds, NULL, &prober_events, p, NULL);
   canopy_keys_wipe (creds.secret, sizeof creds.secret);
   CU_ASSERT_PTR_NOT_NULL_FATAL (p->transport);
@@ -929,6 +946,8 @@ prober_clear (Prober *p)
 {
   g_clear_pointer (&p->transport, canopy_transport_free);
   g_clear_pointer (&p->data, g_bytes_unref);
+  g_clear_pointer (&p->config, canopy_config_free);
+  g_clear_pointer (&p->loader, canopy_plugin_loader_free);
 }
 
 /* What no agent sends: chunks past the end, unknown content, a frame that
@@ -940,7 +959,6 @@ test_content_store_bad_peer (void)
   Site *s = NULL;
   g_autofree char *content_id = NULL;
   g_autofree char *package = NULL;
-  g_autoptr (CanopyPluginLoader) loader = NULL;
   g_autoptr (GBytes) garbage = g_bytes_new_static ("not a canopy frame", 18);
   const char *ids[2] = { NULL, NULL };
   Prober bad = { 0 }, good = { 0 };
@@ -948,11 +966,9 @@ test_content_store_bad_peer (void)
 
   if (!available ())
     return;
-  s = site_begin_full ("", TRUE);
-  content_id = register_package (s);
+  s = store_site_begin (&content_id, NULL);
   ids[0] = content_id;
-  loader = canopy_plugin_loader_new (NULL);
-  prober_connect (s, loader, &bad);
+  prober_connect (s, &bad);
   prober_send (&bad, CANOPY_WIRE_PEER_HELLO, g_variant_new ("(s^as)", "prober", ids));
   CU_ASSERT (prober_wait (&bad, CANOPY_WIRE_HAVE, 1));
   CU_ASSERT_EQUAL (bad.counts[CANOPY_WIRE_PEER_HELLO], 1);
@@ -967,7 +983,7 @@ test_content_store_bad_peer (void)
   CU_ASSERT (canopy_transport_send (bad.conn, garbage, NULL, NULL));
   CU_ASSERT (wait_for (&bad.closed));
 
-  prober_connect (s, loader, &good);
+  prober_connect (s, &good);
   prober_send (&good, CANOPY_WIRE_PEER_HELLO, g_variant_new ("(s^as)", "prober", ids));
   prober_send (&good, CANOPY_WIRE_REQUEST, g_variant_new ("(su)", content_id, 1));
   CU_ASSERT (prober_wait (&good, CANOPY_WIRE_DATA, 1));
