@@ -5,42 +5,7 @@
 #include "agent/agent-config.h"
 #include "lib/i18n.h"
 
-#include <math.h>
 #include <string.h>
-
-gboolean
-canopy_agent_config_parse_size (const char *text, guint64 *out)
-{
-  static const struct {
-    const char *unit;
-    double factor;
-  } units[] = {
-    { "", 1 }, { "B", 1 },
-    { "k", 1024.0 }, { "K", 1024.0 }, { "KiB", 1024.0 }, { "kB", 1e3 }, { "KB", 1e3 },
-    { "M", 1048576.0 }, { "MiB", 1048576.0 }, { "MB", 1e6 },
-    { "G", 1073741824.0 }, { "GiB", 1073741824.0 }, { "GB", 1e9 },
-    { "T", 1099511627776.0 }, { "TiB", 1099511627776.0 }, { "TB", 1e12 },
-  };
-  char *end = NULL;
-  double value;
-
-  if (text == NULL || !g_ascii_isdigit (*text))
-    return FALSE;
-  value = g_ascii_strtod (text, &end);
-  while (g_ascii_isspace (*end))
-    end++;
-  for (gsize i = 0; i < G_N_ELEMENTS (units); i++)
-    if (g_str_equal (end, units[i].unit))
-      {
-        double bytes = floor (value * units[i].factor);
-
-        if (!isfinite (bytes) || bytes >= 18446744073709551615.0)
-          return FALSE;
-        *out = (guint64) bytes;
-        return TRUE;
-      }
-  return FALSE;
-}
 
 /* The office-peer listener runs the first transport plugin with the
  * admin's settings for it, listening where <peers> says: the plugin's
@@ -88,7 +53,7 @@ load_cache (CanopyAgentConfig *config, const CanopyConfigNode *root, GError **er
                               ? g_strdup (directory)
                               : g_build_filename (config->state_directory, "cache", NULL);
   config->cache_quota = CANOPY_DEFAULT_CACHE_QUOTA;
-  if (quota != NULL && !canopy_agent_config_parse_size (quota, &config->cache_quota))
+  if (quota != NULL && !canopy_config_parse_size (quota, &config->cache_quota))
     {
       canopy_config_node_set_error (cache, error,
                                     _("the cache quota \"%s\" is not a size; write bytes or a "

@@ -36,16 +36,6 @@ typedef struct {
 
 #define CANOPY_AGENT_CONFIG_DEFAULT SYSCONFDIR "/canopy/canopy-agent.xml"
 
-/**
- * canopy_agent_config_parse_size:
- * @text: "1048576", "500MB", "10GiB", "1.5 TB"
- * @out: (out): bytes
- *
- * Units are decimal (kB, MB, GB, TB) or binary (KiB, MiB, GiB, TiB); a
- * lone k, M, G or T is binary.
- */
-gboolean canopy_agent_config_parse_size (const char *text, guint64 *out);
-
 CanopyAgentConfig *canopy_agent_config_load (const char *path, GError **error);
 void canopy_agent_config_free (CanopyAgentConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyAgentConfig, canopy_agent_config_free)

@@ -295,6 +295,8 @@ start_peers (CanopyAgent *agent, const CanopyTransportCredentials *creds)
                    "origin only until it is fixed"), error->message);
       return;
     }
+  /* The server's content store answers where the server does. */
+  canopy_peers_set_server (agent->peers, config->server_host, config->server_port);
   if (!canopy_peers_listen (agent->peers, &port, &error))
     {
       g_message (_("Cannot serve office peers on %s port %u: %s. Free the port or choose "

@@ -900,8 +900,8 @@ on_peer_connected (const char *device_id, const char *host, guint16 port, gpoint
 
       if (!is_peer_kind (s->kind))
         continue;
-      /* A source known by address only (the server's store) takes the
-       * authenticated ID of whatever answers there. */
+      /* A source known by address only takes the authenticated ID of
+       * whatever answers there. */
       if (s->device_id[0] == '\0' && host != NULL && g_str_equal (s->host, host)
           && s->port == port)
         {

@@ -51,6 +51,8 @@ struct _CanopyPeers {
   GHashTable *connecting; /* device ID or "host:port" → TRUE */
   GCancellable *cancellable;
   guint64 uploaded;
+  char *server_host; /* where sources with no host are: the server */
+  guint16 server_port;
 };
 
 static void
@@ -88,9 +90,7 @@ connecting_key (const char *device_id, const char *host, guint16 port)
 static gboolean
 send_body (PeerConn *pc, CanopyWireKind kind, GVariant *body, GBytes *payload, GError **error)
 {
-  g_autoptr (GBytes) frame = canopy_wire_encode (kind, body);
-
-  return canopy_transport_send (pc->conn, frame, payload, error);
+  return canopy_wire_send (pc->conn, kind, body, payload, error);
 }
 
 static void
@@ -513,6 +513,7 @@ canopy_peers_free (CanopyPeers *peers)
   g_hash_table_unref (peers->clients);
   g_hash_table_unref (peers->connecting);
   g_clear_object (&peers->cancellable);
+  g_free (peers->server_host);
   g_free (peers->device_id);
   g_free (peers);
 }
@@ -560,10 +561,25 @@ on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 void
+canopy_peers_set_server (CanopyPeers *peers, const char *host, guint16 port)
+{
+  g_free (peers->server_host);
+  peers->server_host = g_strdup (host);
+  peers->server_port = port;
+}
+
+void
 canopy_peers_connect (CanopyPeers *peers, const char *device_id, const char *host, guint16 port)
 {
-  g_autofree char *key = connecting_key (device_id, host, port);
+  g_autofree char *key = NULL;
   Connecting *c;
+
+  if (host[0] == '\0' && peers->server_host != NULL)
+    {
+      host = peers->server_host;
+      port = peers->server_port;
+    }
+  key = connecting_key (device_id, host, port);
 
   if ((device_id[0] != '\0' && find_conn (peers, device_id) != NULL)
       || g_hash_table_contains (peers->connecting, key))

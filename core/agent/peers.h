@@ -59,8 +59,17 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyPeers, canopy_peers_free)
 gboolean canopy_peers_listen (CanopyPeers *peers, guint16 *port, GError **error);
 
 /**
+ * canopy_peers_set_server:
+ *
+ * Where the server this agent enrols with is reached: a source with no
+ * host (the server's content store) is connected to there.
+ */
+void canopy_peers_set_server (CanopyPeers *peers, const char *host, guint16 port);
+
+/**
  * canopy_peers_connect:
  * @device_id: the peer's device ID, or "" when only its address is known
+ * @host: where to reach it; "" for the server (see canopy_peers_set_server())
  *
  * Connects unless a connection to @device_id exists or is being made; the
  * clients hear `connected` or `gone`.

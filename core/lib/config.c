@@ -9,6 +9,7 @@
 #include <libxml/parser.h>
 #include <libxml/relaxng.h>
 #include <libxml/tree.h>
+#include <math.h>
 #include <string.h>
 
 /* Beyond this many schema errors the rest are noise caused by the first. */
@@ -47,6 +48,7 @@ static const ChildCount server_children[] = {
   { "licensing", 0, 1 },
   { "heartbeat", 0, 1 },
   { "console", 0, 1 },
+  { "content-store", 0, 1 },
   { "backend", 1, 1 },
   { NULL, 0, 0 },
 };
@@ -647,4 +649,38 @@ canopy_config_node_get_boolean (const CanopyConfigNode *node, const char *attrib
       return FALSE;
     }
   return TRUE;
+}
+
+gboolean
+canopy_config_parse_size (const char *text, guint64 *out)
+{
+  static const struct {
+    const char *unit;
+    double factor;
+  } units[] = {
+    { "", 1 }, { "B", 1 },
+    { "k", 1024.0 }, { "K", 1024.0 }, { "KiB", 1024.0 }, { "kB", 1e3 }, { "KB", 1e3 },
+    { "M", 1048576.0 }, { "MiB", 1048576.0 }, { "MB", 1e6 },
+    { "G", 1073741824.0 }, { "GiB", 1073741824.0 }, { "GB", 1e9 },
+    { "T", 1099511627776.0 }, { "TiB", 1099511627776.0 }, { "TB", 1e12 },
+  };
+  char *end = NULL;
+  double value;
+
+  if (text == NULL || !g_ascii_isdigit (*text))
+    return FALSE;
+  value = g_ascii_strtod (text, &end);
+  while (g_ascii_isspace (*end))
+    end++;
+  for (gsize i = 0; i < G_N_ELEMENTS (units); i++)
+    if (g_str_equal (end, units[i].unit))
+      {
+        double bytes = floor (value * units[i].factor);
+
+        if (!isfinite (bytes) || bytes >= 18446744073709551615.0)
+          return FALSE;
+        *out = (guint64) bytes;
+        return TRUE;
+      }
+  return FALSE;
 }

@@ -81,6 +81,16 @@ gboolean canopy_config_validate_node (const CanopyConfigNode *node,
  */
 char *canopy_config_node_to_xml (const CanopyConfigNode *node);
 
+/**
+ * canopy_config_parse_size:
+ * @text: "1048576", "500MB", "10GiB", "1.5 TB"
+ * @out: (out): bytes
+ *
+ * Units are decimal (kB, MB, GB, TB) or binary (KiB, MiB, GiB, TiB); a
+ * lone k, M, G or T is binary.
+ */
+gboolean canopy_config_parse_size (const char *text, guint64 *out);
+
 /** The schemas libcanopy carries, as GResource paths. */
 #define CANOPY_SCHEMA_SERVER "/org/canopy/schemas/canopyd.rng"
 #define CANOPY_SCHEMA_AGENT "/org/canopy/schemas/canopy-agent.rng"

@@ -52,6 +52,15 @@ CanopyManifest *
 canopy_manifest_build (GInputStream *stream, const char *name, const char *version,
                        guint32 chunk_size, GCancellable *cancellable, GError **error)
 {
+  return canopy_manifest_build_full (stream, NULL, name, version, chunk_size, NULL, NULL,
+                                     cancellable, error);
+}
+
+CanopyManifest *
+canopy_manifest_build_full (GInputStream *stream, const char *content_id, const char *name,
+                            const char *version, guint32 chunk_size, CanopyManifestSinkFunc sink,
+                            gpointer sink_data, GCancellable *cancellable, GError **error)
+{
   g_autoptr (CanopyManifest) manifest = g_new0 (CanopyManifest, 1);
   g_autoptr (GByteArray) hashes = g_byte_array_new ();
   g_autofree guint8 *block = g_malloc (READ_BLOCK);
@@ -63,7 +72,7 @@ canopy_manifest_build (GInputStream *stream, const char *name, const char *versi
 
   g_return_val_if_fail (chunk_size > 0 && chunk_size <= MAX_CHUNK_SIZE, NULL);
 
-  manifest->content_id = g_uuid_string_random ();
+  manifest->content_id = content_id != NULL ? g_strdup (content_id) : g_uuid_string_random ();
   manifest->name = g_strdup (name);
   manifest->version = g_strdup (version);
   manifest->chunk_size = chunk_size;
@@ -82,6 +91,8 @@ canopy_manifest_build (GInputStream *stream, const char *name, const char *versi
       if (n == 0)
         break;
       g_checksum_update (whole, block, n);
+      if (sink != NULL)
+        sink (block, (gsize) n, sink_data);
       manifest->size += (guint64) n;
       while (off < (gsize) n)
         {

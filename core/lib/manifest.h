@@ -55,6 +55,30 @@ CanopyManifest *canopy_manifest_build (GInputStream *stream, const char *name,
                                        GCancellable *cancellable, GError **error);
 
 /**
+ * CanopyManifestSinkFunc:
+ * @data: the next bytes of the package
+ *
+ * Sees the package as canopy_manifest_build_full() reads it, block after
+ * block, so a copy can be kept without reading the origin twice. It cannot
+ * stop the build: a copy that fails is the sink's own business.
+ */
+typedef void (*CanopyManifestSinkFunc) (const guint8 *data, gsize length, gpointer user_data);
+
+/**
+ * canopy_manifest_build_full:
+ * @content_id: (nullable): the ID to give the content; %NULL for a new one
+ * @sink: (nullable): sees every byte read, in order, on the calling thread
+ *
+ * Like canopy_manifest_build(), for a caller that keeps a copy of the
+ * package under a content ID it chose before the read.
+ */
+CanopyManifest *canopy_manifest_build_full (GInputStream *stream, const char *content_id,
+                                            const char *name, const char *version,
+                                            guint32 chunk_size, CanopyManifestSinkFunc sink,
+                                            gpointer sink_data, GCancellable *cancellable,
+                                            GError **error);
+
+/**
  * canopy_manifest_verify_chunk:
  *
  * Returns: whether @data is chunk @index of the content, by length and

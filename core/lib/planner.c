@@ -119,9 +119,9 @@ plan_device (const CanopyTopology *topology, GArray *ranked, const CanopyRankedD
     }
   if (office->type == CANOPY_OFFICE_VPN)
     {
+      /* Not the content store: its upload slots are for office leads, each
+       * of which carries the content for a whole office. */
       plan->role = CANOPY_ROLE_DIRECT;
-      if (options->content_store)
-        add_source (plan, CANOPY_SOURCE_SERVER, NULL);
       add_source (plan, CANOPY_SOURCE_ORIGIN, NULL);
       plan->reason = g_strdup_printf (_("office \"%s\" is a VPN office: peers do not share, "
                                         "each device fetches from the parent side"),

@@ -4,6 +4,7 @@
 
 #include "lib/wire.h"
 #include "lib/i18n.h"
+#include "lib/transport.h"
 
 #include <string.h>
 
@@ -180,4 +181,13 @@ canopy_wire_compare_versions (const char *a, const char *b)
         b++;
     }
   return 0;
+}
+
+gboolean
+canopy_wire_send (CanopyTransportConnection *conn, CanopyWireKind kind, GVariant *body,
+                  GBytes *payload, GError **error)
+{
+  g_autoptr (GBytes) frame = canopy_wire_encode (kind, body);
+
+  return canopy_transport_send (conn, frame, payload, error);
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <glib.h>
+#include <canopy/transport.h>
 
 G_BEGIN_DECLS
 
@@ -86,6 +87,16 @@ GBytes *canopy_wire_encode (CanopyWireKind kind, GVariant *body);
  * Returns: (transfer full): the body, or %NULL.
  */
 GVariant *canopy_wire_decode (GBytes *frame, CanopyWireKind *kind, GError **error);
+
+/**
+ * canopy_wire_send:
+ * @body: (transfer floating): a value of @kind's type
+ * @payload: (nullable): chunk data, sent after the frame without a copy
+ *
+ * Encodes the frame and queues it on @conn; see canopy_transport_send().
+ */
+gboolean canopy_wire_send (CanopyTransportConnection *conn, CanopyWireKind kind, GVariant *body,
+                           GBytes *payload, GError **error);
 
 /**
  * canopy_wire_compare_versions:

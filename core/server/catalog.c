@@ -9,6 +9,7 @@
 
 struct _CanopyCatalog {
   CanopyStore *store;
+  CanopyContentStore *content_store; /* (nullable) */
   const CanopySigningKey *key;
   CanopyVerifyKey *verify_key;
   GHashTable *contents; /* ID → CanopyContent */
@@ -20,6 +21,9 @@ typedef struct {
   char *location;
   guint32 chunk_size;
   const CanopySigningKey *key;
+  char *content_id;                 /* chosen before the read, for the copy */
+  CanopyContentStoreWriter *writer; /* (nullable) the copy being written */
+  GError *store_error;              /* why no copy was kept */
 } Registration;
 
 static void
@@ -108,6 +112,31 @@ canopy_catalog_new (CanopyStore *store, const CanopySigningKey *key, GError **er
 }
 
 void
+canopy_catalog_set_content_store (CanopyCatalog *catalog, CanopyContentStore *content_store)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  catalog->content_store = content_store;
+  if (content_store == NULL)
+    return;
+  g_hash_table_iter_init (&iter, catalog->contents);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const CanopyContent *content = value;
+      g_autoptr (GError) error = NULL;
+
+      if (canopy_content_store_offer (content_store, content->manifest, &error))
+        continue;
+      /* Content registered before the store was configured has no copy. */
+      if (g_error_matches (error, CANOPY_CONTENT_STORE_ERROR, CANOPY_CONTENT_STORE_ERROR_MISSING))
+        g_debug ("%s", error->message);
+      else
+        g_warning ("%s", error->message);
+    }
+}
+
+void
 canopy_catalog_free (CanopyCatalog *catalog)
 {
   if (catalog == NULL)
@@ -123,6 +152,9 @@ registration_free (Registration *registration)
   g_free (registration->name);
   g_free (registration->version);
   g_free (registration->location);
+  g_free (registration->content_id);
+  canopy_content_store_abort (registration->writer);
+  g_clear_error (&registration->store_error);
   g_free (registration);
 }
 
@@ -139,13 +171,20 @@ build_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
   if (origin != NULL)
     stream = canopy_origin_open (origin, cancellable, &error);
   if (stream != NULL)
-    manifest = canopy_manifest_build (stream, registration->name, registration->version,
-                                      registration->chunk_size, cancellable, &error);
+    manifest = canopy_manifest_build_full (stream, registration->content_id, registration->name,
+                                           registration->version, registration->chunk_size,
+                                           registration->writer != NULL
+                                             ? canopy_content_store_writer_sink : NULL,
+                                           registration->writer, cancellable, &error);
   if (manifest == NULL || !canopy_manifest_sign (manifest, registration->key, &error))
     {
       g_task_return_error (task, error);
       return;
     }
+  /* The copy goes in place here, off the main loop: fsync may take long. */
+  if (registration->writer != NULL)
+    canopy_content_store_commit (g_steal_pointer (&registration->writer),
+                                 &registration->store_error);
   g_task_return_pointer (task, g_steal_pointer (&manifest),
                          (GDestroyNotify) canopy_manifest_free);
 }
@@ -164,9 +203,36 @@ canopy_catalog_register_async (CanopyCatalog *catalog, const char *name, const c
   registration->location = g_strdup (location);
   registration->chunk_size = chunk_size != 0 ? chunk_size : CANOPY_MANIFEST_DEFAULT_CHUNK_SIZE;
   registration->key = catalog->key;
+  registration->content_id = g_uuid_string_random ();
+  if (catalog->content_store != NULL)
+    registration->writer = canopy_content_store_begin (catalog->content_store,
+                                                       registration->content_id, name,
+                                                       &registration->store_error);
   g_task_set_task_data (task, registration, (GDestroyNotify) registration_free);
   g_task_set_source_tag (task, canopy_catalog_register_async);
   g_task_run_in_thread (task, build_in_thread);
+}
+
+/* A copy that could not be kept costs the server its seeding of that
+ * content, nothing else: the manifest is registered either way. */
+static void
+offer_registered (CanopyCatalog *catalog, const CanopyContent *content, const GError *copy_error)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (copy_error == NULL
+      && canopy_content_store_offer (catalog->content_store, content->manifest, &error))
+    {
+      g_message (_("The content store keeps a copy of %s %s and seeds it to office leads"),
+                 content->name, content->version);
+      return;
+    }
+  g_warning (_("Content %s %s is registered, but the server keeps no copy of it, so leads "
+               "fetch it from its origin: %s. Once that is fixed, remove the content and "
+               "register it again to have the server seed it"),
+             content->name, content->version,
+             copy_error != NULL ? copy_error->message : error->message);
+  canopy_content_store_remove (catalog->content_store, content->id);
 }
 
 const CanopyContent *
@@ -184,6 +250,8 @@ canopy_catalog_register_finish (CanopyCatalog *catalog, GAsyncResult *result, GE
   g_message (_("Registered content %s %s (%s, %" G_GUINT64_FORMAT " bytes in %u chunks) from %s"),
              content->name, content->version, content->id, content->size, content->n_chunks,
              content->location);
+  if (catalog->content_store != NULL)
+    offer_registered (catalog, content, registration->store_error);
   return content;
 }
 
@@ -227,6 +295,8 @@ canopy_catalog_remove (CanopyCatalog *catalog, const char *id, GError **error)
       return FALSE;
     }
   canopy_store_remove (catalog->store, CANOPY_RECORD_CONTENT, id);
+  if (catalog->content_store != NULL)
+    canopy_content_store_remove (catalog->content_store, id);
   return TRUE;
 }
 

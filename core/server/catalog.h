@@ -1,10 +1,12 @@
 /* The content catalog: packages registered from an origin (an HTTP(S) URL
  * or a file path), each read once to build a manifest that the server
- * signs. The server keeps the metadata, not the package. */
+ * signs. The server keeps the metadata, not the package, unless it has a
+ * content store: then the same read also leaves a copy there. */
 #pragma once
 
 #include <gio/gio.h>
 #include "lib/signing.h"
+#include "server/content-store.h"
 #include "server/store.h"
 
 G_BEGIN_DECLS
@@ -36,12 +38,26 @@ void canopy_catalog_free (CanopyCatalog *catalog);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyCatalog, canopy_catalog_free)
 
 /**
+ * canopy_catalog_set_content_store:
+ * @content_store: (nullable) (not owned): outlives the catalog
+ *
+ * From now on registrations keep a copy in @content_store, and removals
+ * delete it. Every registered content whose copy is there, whole, is
+ * offered; one whose copy is not the size of its manifest is reported and
+ * not offered.
+ */
+void canopy_catalog_set_content_store (CanopyCatalog *catalog,
+                                       CanopyContentStore *content_store);
+
+/**
  * canopy_catalog_register_async:
  * @location: "https://cdn.example.com/app.msi" or "/srv/packages/app.msi"
  * @chunk_size: bytes per chunk; 0 for the default
  *
  * Reads the content once in a worker thread, builds and signs its
- * manifest, then records it.
+ * manifest, then records it. With a content store, the same read writes
+ * the copy; a copy that fails (quota, full disk) is logged and leaves the
+ * registration whole, without the server as a source of that content.
  */
 void canopy_catalog_register_async (CanopyCatalog *catalog, const char *name,
                                     const char *version, const char *location,

@@ -50,6 +50,7 @@ struct _CanopyDistributor {
   CanopyCatalog *catalog;
   CanopyTopology *topology;
   CanopySessions *sessions;
+  CanopyContentStore *content_store; /* (nullable) */
   GHashTable *deployments; /* ID → Deployment */
   GHashTable *online;      /* device ID → OnlineDevice */
   guint stall_timer;
@@ -212,7 +213,10 @@ sources_variant (CanopyDistributor *distributor, const CanopyContent *content,
                                  content->location, (guint16) 0);
           break;
         case CANOPY_SOURCE_SERVER:
-          /* No content store here: the planner is told so. */
+          /* The agent reaches the server where it already does: no host. */
+          g_variant_builder_add (&builder, "(ussq)", (guint32) source->kind,
+                                 canopy_content_store_get_server_id (distributor->content_store),
+                                 "", (guint16) 0);
           break;
         }
     }
@@ -283,6 +287,8 @@ replan (CanopyDistributor *distributor, Deployment *d)
 
   if (content == NULL || d->state != CANOPY_DEPLOYMENT_ACTIVE)
     return;
+  options.content_store = distributor->content_store != NULL
+                          && canopy_content_store_holds (distributor->content_store, d->content_id);
   histories = g_array_sized_new (FALSE, FALSE, sizeof (CanopyDeviceHistory),
                                  g_hash_table_size (distributor->online));
   g_hash_table_iter_init (&iter, distributor->online);
@@ -361,6 +367,16 @@ credit_sender (CanopyDistributor *distributor, Deployment *d, const char *sender
                                    rejected + bad));
 }
 
+/* What a sender of chunks is: the server's store, or a device. */
+static CanopySourceKind
+sender_kind (CanopyDistributor *distributor, const char *sender)
+{
+  return distributor->content_store != NULL
+             && g_str_equal (sender, canopy_content_store_get_server_id (distributor->content_store))
+           ? CANOPY_SOURCE_SERVER
+           : CANOPY_SOURCE_OFFICE_PEER;
+}
+
 static void
 record_transfers (CanopyDistributor *distributor, Deployment *d, const char *receiver,
                   GVariant *peers, guint32 chunk_size)
@@ -374,10 +390,12 @@ record_transfers (CanopyDistributor *distributor, Deployment *d, const char *rec
   g_variant_iter_init (&iter, peers);
   while (g_variant_iter_next (&iter, "(&stu)", &sender, &bytes, &bad))
     {
+      guint32 kind = sender_kind (distributor, sender);
+
       if (bytes > 0)
         canopy_store_append (distributor->store, CANOPY_LOG_TRANSFER,
                              g_variant_new ("(xsssuutb)", now, d->content_id, sender, receiver,
-                                            (guint32) CANOPY_SOURCE_OFFICE_PEER,
+                                            kind,
                                             (guint32) ((bytes + chunk_size - 1) / chunk_size),
                                             bytes, TRUE));
       if (bad > 0)
@@ -388,7 +406,7 @@ record_transfers (CanopyDistributor *distributor, Deployment *d, const char *rec
                      sender, bad, d->id, receiver);
           canopy_store_append (distributor->store, CANOPY_LOG_TRANSFER,
                                g_variant_new ("(xsssuutb)", now, d->content_id, sender, receiver,
-                                              (guint32) CANOPY_SOURCE_OFFICE_PEER, bad,
+                                              kind, bad,
                                               (guint64) 0, FALSE));
         }
       credit_sender (distributor, d, sender, receiver, bytes, bad);
@@ -820,6 +838,14 @@ canopy_distributor_reoffer (CanopyDistributor *distributor)
   g_hash_table_iter_init (&iter, distributor->deployments);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     g_hash_table_remove_all (((Deployment *) value)->sent);
+  replan_all (distributor);
+}
+
+void
+canopy_distributor_set_content_store (CanopyDistributor *distributor,
+                                      CanopyContentStore *content_store)
+{
+  distributor->content_store = content_store;
   replan_all (distributor);
 }
 

@@ -8,6 +8,7 @@
 #include <glib.h>
 #include "lib/topology.h"
 #include "server/catalog.h"
+#include "server/content-store.h"
 #include "server/sessions.h"
 #include "server/store.h"
 
@@ -84,6 +85,16 @@ GPtrArray *canopy_distributor_list (CanopyDistributor *distributor);
  *   progress per office, or %NULL for an unknown deployment.
  */
 GPtrArray *canopy_distributor_get_progress (CanopyDistributor *distributor, const char *id);
+
+/**
+ * canopy_distributor_set_content_store:
+ * @content_store: (nullable) (not owned): outlives the distributor
+ *
+ * Leads of content the store holds are sent to the server after the
+ * parent office's peers and before the origin.
+ */
+void canopy_distributor_set_content_store (CanopyDistributor *distributor,
+                                           CanopyContentStore *content_store);
 
 /* @topology (not owned) replaces the offices plans are made with. */
 void canopy_distributor_set_topology (CanopyDistributor *distributor, CanopyTopology *topology);

@@ -98,6 +98,35 @@ read_console (CanopyServerConfig *config, const CanopyConfigNode *root, GError *
   return TRUE;
 }
 
+/* The content store: on when the element is there. */
+static gboolean
+read_content_store (CanopyServerConfig *config, const CanopyConfigNode *root, GError **error)
+{
+  const CanopyConfigNode *store = canopy_config_node_get_child (root, "content-store");
+  const char *directory, *quota;
+
+  config->content_store_upload_slots = CANOPY_SERVER_CONFIG_UPLOAD_SLOTS;
+  if (store == NULL)
+    return TRUE;
+  directory = canopy_config_node_get_attribute (store, "directory");
+  quota = canopy_config_node_get_attribute (store, "quota");
+  config->content_store_directory = directory != NULL
+                                      ? g_strdup (directory)
+                                      : g_build_filename (config->state_directory, "content",
+                                                          NULL);
+  if (quota != NULL && !canopy_config_parse_size (quota, &config->content_store_quota))
+    {
+      canopy_config_node_set_error (store, error,
+                                    _("the content store quota \"%s\" is not a size; write "
+                                      "bytes or a number with a unit such as 500GB or 2TiB"),
+                                    quota);
+      return FALSE;
+    }
+  return canopy_config_node_get_uint (store, "upload-slots", 1, 1024,
+                                      CANOPY_SERVER_CONFIG_UPLOAD_SLOTS,
+                                      &config->content_store_upload_slots, error);
+}
+
 CanopyServerConfig *
 canopy_server_config_load (const char *path, GError **error)
 {
@@ -116,7 +145,8 @@ canopy_server_config_load (const char *path, GError **error)
   logging = canopy_config_node_get_child (root, "logging");
   config->debug_domains = g_strdup (logging != NULL
                                     ? canopy_config_node_get_attribute (logging, "debug") : NULL);
-  if (!read_peer_distribution (config, root, error) || !read_console (config, root, error))
+  if (!read_peer_distribution (config, root, error) || !read_console (config, root, error)
+      || !read_content_store (config, root, error))
     return NULL;
   config->backend = canopy_config_node_get_child (root, "backend");
   config->transports = canopy_config_node_get_children (root, "transport");
@@ -137,6 +167,7 @@ canopy_server_config_free (CanopyServerConfig *config)
   g_free (config->console_address);
   g_free (config->console_certificate);
   g_free (config->console_key);
+  g_free (config->content_store_directory);
   g_free (config->state_directory);
   g_free (config->name);
   canopy_config_free (config->document);

@@ -24,12 +24,19 @@ typedef struct {
   guint64 console_port;       /* 0 picks a free port */
   char *console_certificate;  /* PEM files; default: made by "canopyd init" */
   char *console_key;
+  /* The content store: NULL directory when there is none. */
+  char *content_store_directory;
+  guint64 content_store_quota;        /* bytes; 0: only the disk limits it */
+  guint64 content_store_upload_slots; /* peers sent chunks at once */
   const CanopyConfigNode *backend;
   GPtrArray *transports; /* const CanopyConfigNode *, owned by @document */
 } CanopyServerConfig;
 
 /* The console API's port when <console> names none. */
 #define CANOPY_SERVER_CONFIG_CONSOLE_PORT 7444
+
+/* Leads fetching from the content store at once, unless configured. */
+#define CANOPY_SERVER_CONFIG_UPLOAD_SLOTS 8
 
 /* Where canopyd looks when no --config is given. */
 #define CANOPY_SERVER_CONFIG_DEFAULT SYSCONFDIR "/canopy/canopyd.xml"

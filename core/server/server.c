@@ -6,6 +6,7 @@
 #include "lib/signing.h"
 #include "server/catalog.h"
 #include "server/console-api.h"
+#include "server/content-store.h"
 #include "server/distributor.h"
 #include "server/run-marker.h"
 #include "server/sessions.h"
@@ -29,6 +30,7 @@ struct _CanopyServer {
   CanopyStore *store;
   CanopySessions *sessions;
   CanopyCatalog *catalog;
+  CanopyContentStore *content_store; /* (nullable) */
   CanopyDistributor *distributor;
   CanopySettings *settings; /* as in force: the file's, overlaid by the console's */
   CanopyConsole *console;
@@ -293,6 +295,31 @@ begin_run (CanopyServer *server, GError **error)
   return TRUE;
 }
 
+/* Before the transports listen, so the first agents find it ready. */
+static gboolean
+start_content_store (CanopyServer *server, GError **error)
+{
+  const CanopyServerConfig *config = server->config;
+
+  if (config->content_store_directory == NULL)
+    return TRUE;
+  server->content_store = canopy_content_store_new (config->content_store_directory,
+                                                    config->content_store_quota,
+                                                    server->server_id,
+                                                    (guint) config->content_store_upload_slots,
+                                                    error);
+  if (server->content_store == NULL)
+    return FALSE;
+  canopy_catalog_set_content_store (server->catalog, server->content_store);
+  canopy_sessions_set_peer_handler (server->sessions,
+                                    canopy_content_store_get_peer_handler (),
+                                    server->content_store);
+  canopy_distributor_set_content_store (server->distributor, server->content_store);
+  g_message (_("Content store in %s: the server keeps a copy of the content it registers and "
+               "seeds it to office leads"), config->content_store_directory);
+  return TRUE;
+}
+
 gboolean
 canopy_server_start (CanopyServer *server, GError **error)
 {
@@ -346,7 +373,8 @@ canopy_server_start (CanopyServer *server, GError **error)
     return FALSE;
   server->distributor = canopy_distributor_new (server->store, server->catalog, server->topology,
                                                 server->sessions, error);
-  if (server->distributor == NULL || !start_transports (server, key, error))
+  if (server->distributor == NULL || !start_content_store (server, error)
+      || !start_transports (server, key, error))
     return FALSE;
   if (config->console)
     server->console = canopy_console_new (server, key, error);
@@ -358,8 +386,11 @@ canopy_server_stop (CanopyServer *server)
 {
   g_clear_pointer (&server->console, canopy_console_free);
   g_clear_pointer (&server->distributor, canopy_distributor_free);
+  /* The sessions hand their peer connections back to the content store
+   * when freed, so it goes after them. */
   g_clear_pointer (&server->sessions, canopy_sessions_free);
   g_clear_pointer (&server->catalog, canopy_catalog_free);
+  g_clear_pointer (&server->content_store, canopy_content_store_free);
   g_clear_pointer (&server->store, canopy_store_free);
   g_clear_pointer (&server->licensing, canopy_licensing_free);
   g_clear_pointer (&server->topology, canopy_topology_free);

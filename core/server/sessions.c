@@ -11,6 +11,9 @@
 
 /* A session that sends nothing for this many heartbeat intervals is gone. */
 #define MISSED_HEARTBEATS 3
+/* Peer connections send no heartbeats; one silent this long is forgotten.
+ * Agents connect again when they next need the store. */
+#define PEER_IDLE_S 300
 
 typedef struct {
   CanopySessions *sessions;
@@ -22,6 +25,7 @@ typedef struct {
   GVariant *addresses; /* a(sy) */
   guint16 peer_port;   /* where it serves office peers; 0: nowhere */
   gboolean enrolled;
+  gpointer peer;       /* the peer handler's state: a peer connection */
   gint64 last_heard;   /* monotonic µs */
   gint64 online_since; /* real µs of the last record written */
 } Session;
@@ -40,6 +44,8 @@ struct _CanopySessions {
   GHashTable *enrolled;  /* device ID → Session, enrolled ones */
   const CanopySessionsObserver *observer;
   gpointer observer_data;
+  const CanopySessionsPeerHandler *peer_handler;
+  gpointer peer_handler_data;
   guint liveness_timer;
   gboolean overage_reported;
 };
@@ -55,6 +61,8 @@ session_free (Session *session)
       if (sessions->observer != NULL)
         sessions->observer->left (session->device_id, sessions->observer_data);
     }
+  if (session->peer != NULL)
+    sessions->peer_handler->closed (session->peer);
   g_free (session->device_id);
   g_free (session->agent_version);
   g_free (session->office);
@@ -125,10 +133,9 @@ drop_session (Session *session)
 static gboolean
 send_body (Session *session, CanopyWireKind kind, GVariant *body)
 {
-  g_autoptr (GBytes) frame = canopy_wire_encode (kind, body);
   g_autoptr (GError) error = NULL;
 
-  if (canopy_transport_send (session->conn, frame, NULL, &error))
+  if (canopy_wire_send (session->conn, kind, body, NULL, &error))
     return TRUE;
   g_message (_("Cannot send \"%s\" to agent %s: %s"), canopy_wire_kind_to_string (kind),
              session->device_id, error->message);
@@ -351,6 +358,32 @@ on_rejected (GSocketAddress *peer_address, const GError *error, gpointer user_da
                where != NULL ? where : "?", error->message);
 }
 
+/* A connection whose first message is a peer-hello wants the content
+ * store, not enrolment; it was authenticated by the transport all the same. */
+static gboolean
+serve_peer (Session *session, CanopyWireKind kind, GVariant *body)
+{
+  CanopySessions *sessions = session->sessions;
+
+  if (session->peer == NULL)
+    {
+      if (kind != CANOPY_WIRE_PEER_HELLO || session->enrolled)
+        return FALSE;
+      if (sessions->peer_handler == NULL)
+        {
+          g_message (_("Agent %s asked this server for content, but it keeps no content store; "
+                       "closing that connection. Configure <content-store> to have the server "
+                       "seed content"), session->device_id);
+          drop_session (session);
+          return TRUE;
+        }
+      session->peer = sessions->peer_handler->opened (session->conn, sessions->peer_handler_data);
+    }
+  if (!sessions->peer_handler->message (session->peer, kind, body))
+    drop_session (session);
+  return TRUE;
+}
+
 static void
 on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gpointer user_data)
 {
@@ -367,6 +400,8 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
       return;
     }
   session->last_heard = g_get_monotonic_time ();
+  if (serve_peer (session, kind, body))
+    return;
   switch (kind)
     {
     case CANOPY_WIRE_HELLO:
@@ -402,6 +437,10 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
 static void
 on_drained (CanopyTransportConnection *conn, gpointer user_data)
 {
+  Session *session = conn->owner_data;
+
+  if (session != NULL && session->peer != NULL)
+    session->sessions->peer_handler->drained (session->peer);
 }
 
 static void
@@ -435,14 +474,22 @@ static gboolean
 check_liveness (gpointer user_data)
 {
   CanopySessions *sessions = user_data;
-  gint64 limit = g_get_monotonic_time ()
-                 - (gint64) sessions->heartbeat_interval * MISSED_HEARTBEATS * G_USEC_PER_SEC;
+  gint64 now = g_get_monotonic_time ();
+  gint64 limit = now - (gint64) sessions->heartbeat_interval * MISSED_HEARTBEATS * G_USEC_PER_SEC;
+  gint64 peer_limit = now - (gint64) PEER_IDLE_S * G_USEC_PER_SEC;
   GHashTableIter iter;
   Session *session;
 
   g_hash_table_iter_init (&iter, sessions->sessions);
   while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &session))
-    if (session->last_heard < limit)
+    if (session->peer != NULL && session->last_heard < peer_limit)
+      {
+        g_debug ("agent %s left its connection to the content store idle; closing it",
+                 session->device_id);
+        canopy_transport_close (session->conn);
+        g_hash_table_iter_remove (&iter);
+      }
+    else if (session->peer == NULL && session->last_heard < limit)
       {
         g_message (_("Agent %s missed %u heartbeats; closing its session"), session->device_id,
                    MISSED_HEARTBEATS);
@@ -547,6 +594,14 @@ canopy_sessions_count_enrolled (const CanopySessions *sessions)
   while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &session))
     n += session->enrolled;
   return n;
+}
+
+void
+canopy_sessions_set_peer_handler (CanopySessions *sessions,
+                                  const CanopySessionsPeerHandler *handler, gpointer user_data)
+{
+  sessions->peer_handler = handler;
+  sessions->peer_handler_data = user_data;
 }
 
 void

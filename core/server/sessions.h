@@ -74,6 +74,32 @@ typedef struct {
                    gpointer user_data);
 } CanopySessionsObserver;
 
+/**
+ * CanopySessionsPeerHandler:
+ * @opened: the first message of a connection not yet enrolled is a
+ *   peer-hello: the connection speaks the agent-to-agent protocol from now
+ *   on (to the server's content store); returns the handler's state for it
+ * @message: a message on such a connection, the peer-hello first; return
+ *   %FALSE to have the connection closed
+ * @drained: its send queue drained
+ * @closed: the connection is gone (closed by the agent, dropped, idle, or
+ *   the sessions freed); frees @peer, and must not use the connection
+ *
+ * Who serves peer connections on the server's transports.
+ */
+typedef struct {
+  gpointer (*opened) (CanopyTransportConnection *conn, gpointer user_data);
+  gboolean (*message) (gpointer peer, CanopyWireKind kind, GVariant *body);
+  void (*drained) (gpointer peer);
+  void (*closed) (gpointer peer);
+} CanopySessionsPeerHandler;
+
+/* @handler (static) serves peer connections from now on; without one they
+ * are closed. Its user data must outlive the sessions. */
+void canopy_sessions_set_peer_handler (CanopySessions *sessions,
+                                       const CanopySessionsPeerHandler *handler,
+                                       gpointer user_data);
+
 /* @observer (static) is told about sessions until the sessions are freed. */
 void canopy_sessions_set_observer (CanopySessions *sessions, const CanopySessionsObserver *observer,
                                    gpointer user_data);

@@ -3,12 +3,17 @@
  * four agents each on their own 127.0.N.0/24 addresses. The content is
  * registered and deployed through the console API; every copy must match
  * the original, and what reached each office from outside it must stay
- * within 1.05 × the content size. */
+ * within 1.05 × the content size. With a content store, canopyd seeds the
+ * leads itself and the origin is read once, at registration. */
 #include "build-config.h"
 
 #include "tests/canopy-test.h"
+#include "lib/config.h"
 #include "lib/keys.h"
+#include "lib/plugin-loader.h"
 #include "lib/shared-key.h"
+#include "lib/transport.h"
+#include "lib/wire.h"
 
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
@@ -35,6 +40,7 @@ typedef struct {
   char *token;
   SoupSession *session;
   const char *wan_rate;  /* the offices' WAN rate in the topology; "" unlimited */
+  gboolean content_store; /* canopyd keeps a copy in DIR/content */
   char *device_ids[N_AGENTS];
 } Site;
 
@@ -81,6 +87,10 @@ static void
 write_server_config (Site *s)
 {
   g_autofree char *topology = g_build_filename (s->dir, "topology.csv", NULL);
+  g_autofree char *store = s->content_store
+                             ? g_strdup_printf ("  <content-store directory='%s/content'/>\n",
+                                                s->dir)
+                             : g_strdup ("");
   g_autofree char *xml = g_strdup_printf (
     "<server>\n"
     "  <state-directory>%s</state-directory>\n"
@@ -88,10 +98,11 @@ write_server_config (Site *s)
     "  <distribution-optimization enabled='true' topology='%s'/>\n"
     "  <heartbeat interval='1'/>\n"
     "  <console address='127.0.0.1' port='%u'/>\n"
+    "%s"
     "  <backend plugin='sqlite'/>\n"
     "  <transport plugin='tcp'><listen address='127.0.0.1' port='%u'/></transport>\n"
     "</server>\n",
-    s->state, topology, s->console_port, s->agent_port);
+    s->state, topology, s->console_port, store, s->agent_port);
 
   g_autofree char *csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
                                           "North,,Default,127.0.1.0/24,%s\n"
@@ -497,10 +508,10 @@ assert_wan_once (Site *s, JsonNode *done)
     }
 }
 
-static char *
-deploy (Site *s)
+/* Deploys registered content to the Branch group. */
+static void
+deploy_content (Site *s, const char *content_id)
 {
-  g_autofree char *content_id = register_package (s);
   g_autofree char *body = NULL;
   g_autoptr (JsonNode) created = NULL;
 
@@ -512,7 +523,15 @@ deploy (Site *s)
                           "\"destination\": \"%s/copies/package.bin\"}",
                           content_id, s->dir);
   created = api (s, "POST", "/api/v1/deployments", body, SOUP_STATUS_CREATED);
-  return g_steal_pointer (&content_id);
+}
+
+static char *
+deploy (Site *s)
+{
+  char *content_id = register_package (s);
+
+  deploy_content (s, content_id);
+  return content_id;
 }
 
 static void
@@ -524,13 +543,20 @@ assert_copy (Site *s)
 }
 
 static Site *
-site_begin (const char *wan_rate)
+site_begin_full (const char *wan_rate, gboolean content_store)
 {
   site_stop (&site, FALSE);
   memset (&site, 0, sizeof site);
   site.wan_rate = wan_rate;
+  site.content_store = content_store;
   site_start (&site);
   return &site;
+}
+
+static Site *
+site_begin (const char *wan_rate)
+{
+  return site_begin_full (wan_rate, FALSE);
 }
 
 static void
@@ -725,9 +751,310 @@ test_corrupted_peer (void)
   site_end ();
 }
 
+
+/* The copy canopyd keeps of @content_id. */
+static char *
+stored_copy (Site *s, const char *content_id)
+{
+  return g_build_filename (s->dir, "content", content_id, NULL);
+}
+
+static guint64
+office_bytes (JsonObject *d, const char *office, const char *kind)
+{
+  g_autofree char *member = g_strconcat ("bytes_", kind, NULL);
+  JsonObject *o = office_of (d, office);
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (o);
+  return (guint64) json_object_get_int_member (o, member);
+}
+
+static const char *const office_names[OFFICES] = { "North", "South" };
+
+/* A site whose canopyd has a content store, with the package registered;
+ * @copy (optional) gets the path of the stored copy. */
+static Site *
+store_site_begin (char **content_id, char **copy)
+{
+  Site *s = site_begin_full ("", TRUE);
+
+  *content_id = register_package (s);
+  if (copy != NULL)
+    *copy = stored_copy (s, *content_id);
+  return s;
+}
+
+/* canopyd keeps a copy when it registers the content, and the origin then
+ * goes away for good: each office's lead takes the content from the
+ * server's store, the offices share it, and the origin served exactly the
+ * one read that built the manifest. */
+static void
+test_content_store_seeds (void)
+{
+  Site *s = NULL;
+  g_autofree char *content_id = NULL;
+  g_autofree char *copy = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  guint64 served;
+  JsonObject *d;
+
+  if (!available ())
+    return;
+  s = store_site_begin (&content_id, &copy);
+  CU_ASSERT (same_file (copy, s->package));
+  CU_ASSERT (canopy_test_process_wait_output (s->server, "The content store keeps", 10));
+  served = stop_origin (s);
+  printf ("[origin served %.3f × content] ", (double) served / CONTENT_SIZE);
+  CU_ASSERT_EQUAL (served, CONTENT_SIZE);
+
+  deploy_content (s, content_id);
+  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 120);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  assert_copy (s);
+  d = json_node_get_object (done);
+  for (guint o = 0; o < OFFICES; o++)
+    {
+      const char *office = office_names[o];
+      guint64 server = office_bytes (d, office, "server");
+
+      printf ("[%s: %.3f × content from the server] ", office, (double) server / CONTENT_SIZE);
+      /* The lead takes it all from the server; the office shares it. */
+      CU_ASSERT (server >= CONTENT_SIZE && server <= (guint64) (1.05 * CONTENT_SIZE));
+      CU_ASSERT_EQUAL (office_bytes (d, office, "origin"), 0);
+      CU_ASSERT (office_bytes (d, office, "office_peer") > 0);
+    }
+  site_end ();
+}
+
+/* A byte of the stored copy rots after registration: the server checks
+ * each chunk before it sends it, so the damaged one never leaves it; it
+ * says which, and the leads take that chunk from the origin. */
+static void
+test_content_store_damaged (void)
+{
+  Site *s = NULL;
+  g_autofree char *content_id = NULL;
+  g_autofree char *copy = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  const long damaged = 5 * 1024 * 1024 + 4321;
+  FILE *file;
+  int byte;
+  JsonObject *d;
+
+  if (!available ())
+    return;
+  s = store_site_begin (&content_id, &copy);
+  /* In place, as a failing disk would: the server has the file mapped. */
+  file = fopen (copy, "r+b");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (file);
+  g_assert (fseek (file, damaged, SEEK_SET) == 0 && (byte = fgetc (file)) != EOF);
+  g_assert (fseek (file, damaged, SEEK_SET) == 0 && fputc (byte ^ 0x01, file) != EOF);
+  g_assert (fclose (file) == 0);
+
+  deploy_content (s, content_id);
+  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 120);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  assert_copy (s);
+  CU_ASSERT (canopy_test_process_wait_output (
+    s->server, "Chunk 5 of \"Package\" 1.0 in the content store does not match", 10));
+  d = json_node_get_object (done);
+  for (guint o = 0; o < OFFICES; o++)
+    {
+      const char *office = office_names[o];
+      guint64 origin = office_bytes (d, office, "origin");
+      guint64 server = office_bytes (d, office, "server");
+
+      printf ("[%s: %.3f × content from the server, %.3f from the origin] ", office,
+              (double) server / CONTENT_SIZE, (double) origin / CONTENT_SIZE);
+      /* Everything but the damaged chunk came from the server. */
+      CU_ASSERT (origin >= 1024 * 1024);
+      CU_ASSERT (server >= CONTENT_SIZE - origin);
+      CU_ASSERT (server + origin <= (guint64) (1.05 * CONTENT_SIZE));
+    }
+  site_end ();
+}
+
+
+/* A hand-made peer of the content store, to send it what no agent would. */
+typedef struct {
+  CanopyPluginLoader *loader; /* one each: a loader loads a plugin once */
+  CanopyConfig *config;
+  CanopyTransport *transport;
+  CanopyTransportConnection *conn;
+  gboolean failed;
+  gboolean closed;
+  guint counts[CANOPY_WIRE_BUSY + 1];
+  GBytes *data; /* the last chunk received */
+} Prober;
+
+static void
+prober_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload,
+                gpointer user_data)
+{
+  Prober *p = user_data;
+  CanopyWireKind kind;
+  g_autoptr (GVariant) body = canopy_wire_decode (header, &kind, NULL);
+
+  if (body == NULL || kind > CANOPY_WIRE_BUSY)
+    return;
+  p->counts[kind]++;
+  if (kind == CANOPY_WIRE_DATA && payload != NULL)
+    {
+      g_clear_pointer (&p->data, g_bytes_unref);
+      p->data = g_bytes_ref (payload);
+    }
+}
+
+static void
+prober_closed (CanopyTransportConnection *conn, const GError *error, gpointer user_data)
+{
+  ((Prober *) user_data)->closed = TRUE;
+}
+
+static void
+prober_ignore (CanopyTransportConnection *conn, gpointer user_data)
+{
+}
+
+static const CanopyTransportEvents prober_events = {
+  .incoming = prober_ignore,
+  .message = prober_message,
+  .drained = prober_ignore,
+  .closed = prober_closed,
+};
+
+static void
+prober_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Prober *p = user_data;
+
+  p->conn = canopy_transport_connect_finish (p->transport, result, NULL);
+  p->failed = p->conn == NULL;
+}
+
+/* Runs the main context until *@flag is set, for 20 s at most. */
+static gboolean
+wait_for (const gboolean *flag)
+{
+  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+
+  while (!*flag && g_get_monotonic_time () < deadline)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (1000);
+  return *flag;
+}
+
+static void
+prober_connect (Site *s, Prober *p)
+{
+  g_autofree char *path = g_build_filename (s->state, "shared-key", NULL);
+  g_autoptr (CanopySharedKey) key = canopy_shared_key_load (path, NULL);
+  const CanopyConfigNode *element;
+  g_autoptr (GError) error = NULL;
+  const CanopyPlugin *tcp;
+  CanopyTransportCredentials creds;
+  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+
+  p->loader = canopy_plugin_loader_new (NULL);
+  p->config = canopy_config_load_data (
+    "<agent><server host='127.0.0.1'/><transport plugin='tcp'/></agent>", -1, "prober.xml",
+    CANOPY_SCHEMA_AGENT, NULL);
+  element = canopy_config_node_get_child (canopy_config_get_root (p->config), "transport");
+  tcp = canopy_plugin_loader_load_for_node (p->loader, element, CANOPY_PLUGIN_KIND_TRANSPORT,
+                                            &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_FATAL (key != NULL && tcp != NULL
+                   && canopy_keys_make_transport_credentials (key, "prober", &creds, &error));
+  p->transport = canopy_transport_new (tcp, element, &creds, NULL, &prober_events, p, NULL);
+  canopy_keys_wipe (creds.secret, sizeof creds.secret);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (p->transport);
+  canopy_transport_connect_async (p->transport, "127.0.0.1", (guint16) s->agent_port, NULL,
+                                  prober_connected, p);
+  while (p->conn == NULL && !p->failed && g_get_monotonic_time () < deadline)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (1000);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (p->conn);
+}
+
+static void
+prober_send (Prober *p, CanopyWireKind kind, GVariant *body)
+{
+  CU_ASSERT (canopy_wire_send (p->conn, kind, body, NULL, NULL));
+}
+
+/* Runs the main context until the prober has @n messages of @kind. */
+static gboolean
+prober_wait (Prober *p, CanopyWireKind kind, guint n)
+{
+  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+
+  while (p->counts[kind] < n && !p->closed && g_get_monotonic_time () < deadline)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (1000);
+  return p->counts[kind] >= n;
+}
+
+static void
+prober_clear (Prober *p)
+{
+  g_clear_pointer (&p->transport, canopy_transport_free);
+  g_clear_pointer (&p->data, g_bytes_unref);
+  g_clear_pointer (&p->config, canopy_config_free);
+  g_clear_pointer (&p->loader, canopy_plugin_loader_free);
+}
+
+/* What no agent sends: chunks past the end, unknown content, a frame that
+ * is not one. Each gets a clear answer or a closed connection, and the
+ * store goes on serving. */
+static void
+test_content_store_bad_peer (void)
+{
+  Site *s = NULL;
+  g_autofree char *content_id = NULL;
+  g_autofree char *package = NULL;
+  g_autoptr (GBytes) garbage = g_bytes_new_static ("not a canopy frame", 18);
+  const char *ids[2] = { NULL, NULL };
+  Prober bad = { 0 }, good = { 0 };
+  gsize length;
+
+  if (!available ())
+    return;
+  s = store_site_begin (&content_id, NULL);
+  ids[0] = content_id;
+  prober_connect (s, &bad);
+  prober_send (&bad, CANOPY_WIRE_PEER_HELLO, g_variant_new ("(s^as)", "prober", ids));
+  CU_ASSERT (prober_wait (&bad, CANOPY_WIRE_HAVE, 1));
+  CU_ASSERT_EQUAL (bad.counts[CANOPY_WIRE_PEER_HELLO], 1);
+
+  prober_send (&bad, CANOPY_WIRE_REQUEST, g_variant_new ("(su)", content_id, 100000));
+  prober_send (&bad, CANOPY_WIRE_REQUEST, g_variant_new ("(su)", "no-such-content", 0));
+  CU_ASSERT (prober_wait (&bad, CANOPY_WIRE_CANCEL, 2));
+  CU_ASSERT (canopy_test_process_wait_output (s->server, "the request is refused", 10));
+  CU_ASSERT_FALSE (bad.closed);
+
+  /* A frame that is not one: that connection goes, nothing else. */
+  CU_ASSERT (canopy_transport_send (bad.conn, garbage, NULL, NULL));
+  CU_ASSERT (wait_for (&bad.closed));
+
+  prober_connect (s, &good);
+  prober_send (&good, CANOPY_WIRE_PEER_HELLO, g_variant_new ("(s^as)", "prober", ids));
+  prober_send (&good, CANOPY_WIRE_REQUEST, g_variant_new ("(su)", content_id, 1));
+  CU_ASSERT (prober_wait (&good, CANOPY_WIRE_DATA, 1));
+  g_assert (g_file_get_contents (s->package, &package, &length, NULL));
+  CU_ASSERT_FATAL (good.data != NULL && g_bytes_get_size (good.data) == 1024 * 1024);
+  CU_ASSERT (memcmp (g_bytes_get_data (good.data, NULL), package + 1024 * 1024, 1024 * 1024)
+             == 0);
+  prober_clear (&bad);
+  prober_clear (&good);
+  site_end ();
+}
+
 CANOPY_TEST_SUITE (distribution, "distribution", NULL, suite_cleanup,
                    { "two offices, WAN once each", test_two_offices },
                    { "lead killed half way", test_lead_killed },
                    { "agent restarted resumes", test_agent_restart_resumes },
                    { "server restarted", test_server_restart },
-                   { "corrupted peer dropped", test_corrupted_peer });
+                   { "corrupted peer dropped", test_corrupted_peer },
+                   { "content store seeds, origin gone", test_content_store_seeds },
+                   { "content store chunk damaged", test_content_store_damaged },
+                   { "content store refuses bad peer input", test_content_store_bad_peer });

@@ -5,6 +5,7 @@
 #include "tests/canopy-test.h"
 #include "tests/config/expectations.h"
 #include "lib/config.h"
+#include "server/server-config.h"
 
 #include <string.h>
 
@@ -214,6 +215,42 @@ test_plugin_fragment_validation (void)
   CANOPY_ASSERT_CONTAINS (error->message, "schema");
 }
 
+/* <content-store> read into canopyd's configuration, with its defaults. */
+static void
+test_content_store_element (void)
+{
+  g_autofree char *full = canopy_test_src_path ("tests", "config", "data", "canopyd-full.xml",
+                                                NULL);
+  g_autofree char *minimal = canopy_test_src_path ("tests", "config", "data",
+                                                   "canopyd-minimal.xml", NULL);
+  g_autofree char *dir = canopy_test_make_tmpdir ("content-store-config");
+  g_autofree char *bare = g_build_filename (dir, "bare.xml", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyServerConfig) config = canopy_server_config_load (full, &error);
+
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_STRING_EQUAL (config->content_store_directory, "/var/lib/canopy-test/content");
+  CU_ASSERT_EQUAL (config->content_store_quota, G_GUINT64_CONSTANT (50) << 30);
+  CU_ASSERT_EQUAL (config->content_store_upload_slots, 16);
+  g_clear_pointer (&config, canopy_server_config_free);
+
+  config = canopy_server_config_load (minimal, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_PTR_NULL (config->content_store_directory);
+  g_clear_pointer (&config, canopy_server_config_free);
+
+  /* The element alone: the copies go under the state directory, no quota. */
+  g_assert (g_file_set_contents (bare,
+                                 "<server><state-directory>/srv/c</state-directory>"
+                                 "<content-store/><backend plugin='test-backend'/></server>",
+                                 -1, NULL));
+  config = canopy_server_config_load (bare, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_STRING_EQUAL (config->content_store_directory, "/srv/c/content");
+  CU_ASSERT_EQUAL (config->content_store_quota, 0);
+  CU_ASSERT_EQUAL (config->content_store_upload_slots, CANOPY_SERVER_CONFIG_UPLOAD_SLOTS);
+}
+
 CANOPY_TEST_SUITE (config, "config", NULL, NULL,
                    { "data files", test_data_files },
                    { "shipped examples", test_shipped_examples },
@@ -221,4 +258,5 @@ CANOPY_TEST_SUITE (config, "config", NULL, NULL,
                    { "syntax error shows line and caret", test_syntax_error_shows_caret },
                    { "external entities not expanded", test_external_entities_not_expanded },
                    { "node accessors", test_node_accessors },
-                   { "plugin fragment validation", test_plugin_fragment_validation })
+                   { "plugin fragment validation", test_plugin_fragment_validation },
+                   { "content store element", test_content_store_element })

@@ -682,12 +682,12 @@ test_agent_config (void)
   g_autoptr (GPtrArray) listen = NULL;
   guint64 size = 0;
 
-  CU_ASSERT (canopy_agent_config_parse_size ("1048576", &size) && size == 1048576);
-  CU_ASSERT (canopy_agent_config_parse_size ("10GiB", &size) && size == 10ull << 30);
-  CU_ASSERT (canopy_agent_config_parse_size ("500MB", &size) && size == 500000000);
-  CU_ASSERT (canopy_agent_config_parse_size ("1.5 G", &size) && size == 3ull << 29);
-  CU_ASSERT_FALSE (canopy_agent_config_parse_size ("lots", &size));
-  CU_ASSERT_FALSE (canopy_agent_config_parse_size ("10 parsecs", &size));
+  CU_ASSERT (canopy_config_parse_size ("1048576", &size) && size == 1048576);
+  CU_ASSERT (canopy_config_parse_size ("10GiB", &size) && size == 10ull << 30);
+  CU_ASSERT (canopy_config_parse_size ("500MB", &size) && size == 500000000);
+  CU_ASSERT (canopy_config_parse_size ("1.5 G", &size) && size == 3ull << 29);
+  CU_ASSERT_FALSE (canopy_config_parse_size ("lots", &size));
+  CU_ASSERT_FALSE (canopy_config_parse_size ("10 parsecs", &size));
 
   g_assert (g_file_set_contents (path,
                                  "<agent><server host='h'/><state-directory>/s</state-directory>"
