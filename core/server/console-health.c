@@ -261,6 +261,56 @@ check_groups (CanopyConsole *console, JsonBuilder *b, Status *worst)
   add_check (b, worst, "assigned-groups", STATUS_OK, text);
 }
 
+/* Devices' trouble is shown for an hour: long enough to be seen while it
+ * matters, short enough that a fixed problem clears by itself. */
+#define RECENT_US (G_GINT64_CONSTANT (3600) * G_USEC_PER_SEC)
+
+static void
+check_lost_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
+{
+  g_auto (GStrv) lost = canopy_sessions_list_lost (canopy_server_get_sessions (console->server),
+                                                   RECENT_US);
+  g_autofree char *ids = g_strjoinv (", ", lost);
+  g_autofree char *text = NULL;
+
+  if (lost[0] == NULL)
+    {
+      add_check (b, worst, "lost-devices", STATUS_OK,
+                 _("No device stopped answering in the last hour"));
+      return;
+    }
+  text = g_strdup_printf (_("%u devices stopped answering in the last hour and are offline: "
+                            "%s. Check the network between their office and the server (a cut "
+                            "WAN link, a firewall) and that the devices are powered on; they "
+                            "reconnect by themselves and go on with their deployments"),
+                          g_strv_length (lost), ids);
+  add_check (b, worst, "lost-devices", STATUS_WARNING, text);
+}
+
+static void
+check_reported_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
+{
+  g_auto (GStrv) reported = canopy_distributor_list_reported (
+    canopy_server_get_distributor (console->server), RECENT_US);
+  g_autofree char *ids = g_strjoinv (", ", reported);
+  g_autofree char *text = NULL;
+
+  if (reported[0] == NULL)
+    {
+      add_check (b, worst, "peer-integrity", STATUS_OK,
+                 _("No device was reported by its office peers for bad or withheld chunks in "
+                   "the last hour"));
+      return;
+    }
+  text = g_strdup_printf (_("%u devices were reported by their office peers in the last hour for "
+                            "chunks that failed verification or that they announced and "
+                            "withheld: %s. Their peers no longer fetch that content from them. "
+                            "Check those devices' disks and caches; a device that was tampered "
+                            "with must be removed, and the shared key regenerated"),
+                          g_strv_length (reported), ids);
+  add_check (b, worst, "peer-integrity", STATUS_WARNING, text);
+}
+
 static JsonNode *
 build_report (CanopyConsole *console, const Probe *probe)
 {
@@ -276,6 +326,8 @@ build_report (CanopyConsole *console, const Probe *probe)
   check_versions (console, b, &worst);
   check_licences (console, b, &worst);
   check_groups (console, b, &worst);
+  check_lost_devices (console, b, &worst);
+  check_reported_devices (console, b, &worst);
   json_builder_end_array (b);
   json_builder_set_member_name (b, "status");
   json_builder_add_string_value (b, status_names[worst]);

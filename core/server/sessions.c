@@ -23,7 +23,7 @@ typedef struct {
   guint16 peer_port;   /* where it serves office peers; 0: nowhere */
   gboolean enrolled;
   gint64 last_heard;   /* monotonic µs */
-  gint64 online_since; /* real µs of the last record written */
+  gint64 recorded_at;  /* monotonic µs of the last record written */
 } Session;
 
 struct _CanopySessions {
@@ -38,6 +38,7 @@ struct _CanopySessions {
   GPtrArray *transports; /* CanopyTransport */
   GHashTable *sessions;  /* CanopyTransportConnection → Session */
   GHashTable *enrolled;  /* device ID → Session, enrolled ones */
+  GHashTable *lost;      /* device ID → monotonic µs it stopped answering */
   const CanopySessionsObserver *observer;
   gpointer observer_data;
   guint liveness_timer;
@@ -64,13 +65,16 @@ session_free (Session *session)
 }
 
 /* The device's record, carried forward from what is stored: first seen
- * stays, time online grows by the time since the last record. */
+ * stays, time online grows by the time since the last record. That time
+ * is measured on the monotonic clock: a wall-clock step (NTP, an admin)
+ * must neither add hours online nor take them away. */
 static void
 record_device (Session *session)
 {
   CanopyStore *store = session->sessions->store;
   GVariant *stored = store != NULL ? canopy_store_get_device (store, session->device_id) : NULL;
   gint64 now = g_get_real_time ();
+  gint64 monotonic = g_get_monotonic_time ();
   gint64 first_seen = now, online = 0;
   guint64 served = 0;
   guint32 peers = 0, bad = 0;
@@ -80,8 +84,10 @@ record_device (Session *session)
   if (stored != NULL)
     g_variant_get (stored, "(&s@as@a(sy)&s&sxxxtuu)", NULL, NULL, NULL, NULL, NULL, &first_seen,
                    NULL, &online, &served, &peers, &bad);
-  online += session->online_since > 0 ? now - session->online_since : 0;
-  session->online_since = now;
+  online += session->recorded_at > 0 ? monotonic - session->recorded_at : 0;
+  session->recorded_at = monotonic;
+  /* A clock set back must not leave it seen last before it was seen first. */
+  first_seen = MIN (first_seen, now);
   canopy_store_put (store, CANOPY_RECORD_DEVICE, session->device_id,
                     g_variant_new ("(s@as@a(sy)ssxxxtuu)", "", session->groups,
                                    session->addresses, session->agent_version, session->office,
@@ -306,6 +312,7 @@ handle_hello (Session *session, GVariant *body)
   session->groups = g_variant_ref (groups);
   session->addresses = g_variant_ref (addresses);
   replace_stale_session (session);
+  g_hash_table_remove (sessions->lost, session->device_id);
   session->enrolled = TRUE;
   g_hash_table_insert (sessions->enrolled, session->device_id, session);
   record_device (session);
@@ -444,6 +451,10 @@ check_liveness (gpointer user_data)
       {
         g_message (_("Agent %s missed %u heartbeats; closing its session"), session->device_id,
                    MISSED_HEARTBEATS);
+        if (session->enrolled)
+          g_hash_table_insert (sessions->lost, g_strdup (session->device_id),
+                               g_memdup2 (&(gint64) { g_get_monotonic_time () },
+                                          sizeof (gint64)));
         canopy_transport_close (session->conn);
         g_hash_table_iter_remove (&iter);
       }
@@ -466,6 +477,7 @@ canopy_sessions_new (const CanopySessionsSettings *settings)
   sessions->transports = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_transport_free);
   sessions->sessions = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) session_free);
   sessions->enrolled = g_hash_table_new (g_str_hash, g_str_equal);
+  sessions->lost = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   sessions->liveness_timer = g_timeout_add_seconds (sessions->heartbeat_interval,
                                                     check_liveness, sessions);
   return sessions;
@@ -482,6 +494,7 @@ canopy_sessions_free (CanopySessions *sessions)
    * first so nothing refers to a freed connection. */
   g_hash_table_unref (sessions->sessions);
   g_hash_table_unref (sessions->enrolled);
+  g_hash_table_unref (sessions->lost);
   g_ptr_array_unref (sessions->transports);
   g_strfreev (sessions->assigned_groups);
   g_free (sessions->server_id);
@@ -594,4 +607,19 @@ GPtrArray *
 canopy_sessions_get_transports (const CanopySessions *sessions)
 {
   return sessions->transports;
+}
+
+GStrv
+canopy_sessions_list_lost (const CanopySessions *sessions, gint64 within_us)
+{
+  g_autoptr (GStrvBuilder) ids = g_strv_builder_new ();
+  gint64 since = g_get_monotonic_time () - within_us;
+  GHashTableIter iter;
+  gpointer device_id, at;
+
+  g_hash_table_iter_init (&iter, sessions->lost);
+  while (g_hash_table_iter_next (&iter, &device_id, &at))
+    if (*(gint64 *) at >= since)
+      g_strv_builder_add (ids, device_id);
+  return g_strv_builder_end (ids);
 }

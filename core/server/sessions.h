@@ -104,6 +104,17 @@ typedef void (*CanopySessionsFunc) (const char *device_id, const char *agent_ver
 void canopy_sessions_foreach_enrolled (const CanopySessions *sessions, CanopySessionsFunc func,
                                        gpointer user_data);
 
+/**
+ * canopy_sessions_list_lost:
+ * @within_us: how far back to look
+ *
+ * Returns: (transfer full): the devices whose sessions were closed in the
+ *   last @within_us because they stopped answering (missed heartbeats: a
+ *   network cut, a hung or powered-off device), and that have not enrolled
+ *   again since.
+ */
+GStrv canopy_sessions_list_lost (const CanopySessions *sessions, gint64 within_us);
+
 /** canopy_sessions_get_transports: Returns: (transfer none) (element-type CanopyTransport): */
 GPtrArray *canopy_sessions_get_transports (const CanopySessions *sessions);
 

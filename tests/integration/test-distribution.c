@@ -6,384 +6,22 @@
  * within 1.05 × the content size. */
 #include "build-config.h"
 
-#include "tests/canopy-test.h"
-#include "lib/keys.h"
-#include "lib/shared-key.h"
+#include "tests/integration/site.h"
 
-#include <json-glib/json-glib.h>
-#include <libsoup/soup.h>
 #include <signal.h>
 #include <string.h>
 
-#define OFFICES 2
-#define AGENTS_PER_OFFICE 4
-#define CONTENT_SIZE (64 * 1024 * 1024 + 12345)
-/* Slot for the extra agent the corrupted-peer test starts. */
-#define N_AGENTS (OFFICES * AGENTS_PER_OFFICE + 1)
+#define OFFICES CANOPY_TEST_SITE_OFFICES
+#define AGENTS_PER_OFFICE CANOPY_TEST_SITE_AGENTS_PER_OFFICE
+#define CONTENT_SIZE CANOPY_TEST_SITE_CONTENT_SIZE
+#define N_AGENTS CANOPY_TEST_SITE_N_AGENTS
 
-typedef struct {
-  char *dir;
-  char *config;
-  char *state;
-  char *package;
-  guint agent_port;
-  guint console_port;
-  CanopyTestProcess *server;
-  CanopyTestProcess *origin;
-  CanopyTestProcess *agents[N_AGENTS];
-  char *origin_url;
-  char *token;
-  SoupSession *session;
-  const char *wan_rate;  /* the offices' WAN rate in the topology; "" unlimited */
-  char *device_ids[N_AGENTS];
-} Site;
-
-static char *
-program (const char *name)
-{
-  return canopy_test_build_path (name, NULL);
-}
-
-static gboolean
-available (void)
-{
-  g_autofree char *tcp = canopy_test_build_path ("plugins", "transport-tcp", ".libs",
-                                                 "canopy-tcp.so", NULL);
-  g_autofree char *sqlite = canopy_test_build_path ("plugins", "backend-sqlite", ".libs",
-                                                    "canopy-sqlite.so", NULL);
-
-  if (g_file_test (tcp, G_FILE_TEST_EXISTS) && g_file_test (sqlite, G_FILE_TEST_EXISTS))
-    return TRUE;
-  printf ("\n    SKIPPED: needs the tcp transport and the sqlite backend, and one was not "
-          "built\n");
-  return FALSE;
-}
-
-static guint
-port_after (const char *output, const char *prefix)
-{
-  const char *at = strstr (output, prefix);
-
-  return at != NULL ? (guint) g_ascii_strtoull (at + strlen (prefix), NULL, 10) : 0;
-}
-
-static void
-write_server_config (Site *s)
-{
-  g_autofree char *topology = g_build_filename (s->dir, "topology.csv", NULL);
-  g_autofree char *xml = g_strdup_printf (
-    "<server>\n"
-    "  <state-directory>%s</state-directory>\n"
-    "  <assigned-group>Branch</assigned-group>\n"
-    "  <distribution-optimization enabled='true' topology='%s'/>\n"
-    "  <heartbeat interval='1'/>\n"
-    "  <console address='127.0.0.1' port='%u'/>\n"
-    "  <backend plugin='sqlite'/>\n"
-    "  <transport plugin='tcp'><listen address='127.0.0.1' port='%u'/></transport>\n"
-    "</server>\n",
-    s->state, topology, s->console_port, s->agent_port);
-
-  g_autofree char *csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
-                                          "North,,Default,127.0.1.0/24,%s\n"
-                                          "South,,Default,127.0.2.0/24,%s\n",
-                                          s->wan_rate, s->wan_rate);
-
-  g_assert (g_file_set_contents (topology, csv, -1, NULL));
-  g_assert (g_file_set_contents (s->config, xml, -1, NULL));
-}
-
-static void
-server_start (Site *s)
-{
-  g_autofree char *canopyd = program ("canopyd");
-  const char *argv[] = { canopyd, "--config", s->config, NULL };
-  const char *output;
-
-  s->server = canopy_test_process_spawn (argv, NULL);
-  CU_ASSERT_FATAL (s->server != NULL
-                   && canopy_test_process_wait_output (s->server, "started", 20));
-  output = canopy_test_process_output (s->server);
-  s->console_port = port_after (output, "Console API listening on https://127.0.0.1:");
-  s->agent_port = port_after (output, "tcp 127.0.0.1 port ");
-  CU_ASSERT_FATAL (s->console_port != 0 && s->agent_port != 0);
-  /* Keep the ports across restarts: agents are configured with them. */
-  write_server_config (s);
-}
-
-static void
-origin_start (Site *s)
-{
-  g_autofree char *origin = program ("tests/canopy-test-origin");
-  const char *argv[] = { origin, s->package, "127.0.0.1", "0", NULL };
-  const char *line;
-
-  s->origin = canopy_test_process_spawn (argv, NULL);
-  CU_ASSERT_FATAL (s->origin != NULL
-                   && canopy_test_process_wait_output (s->origin, "origin http://", 10));
-  line = strstr (canopy_test_process_output (s->origin), "origin ");
-  s->origin_url = g_strndup (line + strlen ("origin "), strcspn (line + strlen ("origin "), "\n"));
-}
-
-static CanopyTestProcess *
-agent_start (Site *s, guint office, guint index)
-{
-  g_autofree char *agent = program ("canopy-agent");
-  g_autofree char *name = g_strdup_printf ("agent-%u-%u", office, index);
-  g_autofree char *state = g_build_filename (s->dir, name, NULL);
-  g_autofree char *config = g_strconcat (state, ".xml", NULL);
-  g_autofree char *key_from = g_build_filename (s->state, "shared-key", NULL);
-  g_autofree char *key = g_build_filename (state, "shared-key", NULL);
-  g_autofree char *id_path = g_build_filename (state, "device-id", NULL);
-  g_autofree char *text = NULL;
-  g_autofree char *xml = g_strdup_printf (
-    "<agent><server host='127.0.0.1' port='%u'/><state-directory>%s</state-directory>"
-    "<group>Branch</group><peers address='127.0.%u.%u' port='0'/>"
-    "<transport plugin='tcp'/></agent>",
-    s->agent_port, state, office, 10 + index);
-  const char *argv[] = { agent, "--config", config, NULL };
-  CanopyTestProcess *proc;
-  const char *id;
-  guint slot;
-
-  g_mkdir_with_parents (state, 0700);
-  g_assert (g_file_get_contents (key_from, &text, NULL, NULL));
-  g_assert (g_file_set_contents_full (key, text, -1, G_FILE_SET_CONTENTS_NONE, 0600, NULL));
-  g_assert (g_file_set_contents (config, xml, -1, NULL));
-  proc = canopy_test_process_spawn (argv, NULL);
-  g_assert (proc != NULL);
-  /* The agent says its ID when it makes it; a restarted one has it on disk. */
-  CU_ASSERT_FATAL (canopy_test_process_wait_output (proc, " started", 20));
-  g_free (text);
-  g_assert (g_file_get_contents (id_path, &text, NULL, NULL));
-  id = g_strstrip (text);
-  slot = index < AGENTS_PER_OFFICE ? (office - 1) * AGENTS_PER_OFFICE + index : N_AGENTS - 1;
-  g_free (s->device_ids[slot]);
-  s->device_ids[slot] = g_strdup (id);
-  return proc;
-}
-
-/* The server's certificate was made by this test's own `canopyd init`. */
-static gboolean
-accept_own_certificate (SoupMessage *msg, GTlsCertificate *certificate,
-                        GTlsCertificateFlags errors, gpointer user_data)
-{
-  return TRUE;
-}
-
-static JsonNode *
-api (Site *s, const char *method, const char *path, const char *body, guint expected)
-{
-  g_autofree char *uri = g_strdup_printf ("https://127.0.0.1:%u%s", s->console_port, path);
-  g_autofree char *bearer = g_strconcat ("Bearer ", s->token, NULL);
-  g_autoptr (SoupMessage) msg = soup_message_new (method, uri);
-  g_autoptr (GBytes) response = NULL;
-  g_autoptr (GError) error = NULL;
-
-  g_signal_connect (msg, "accept-certificate", G_CALLBACK (accept_own_certificate), NULL);
-  soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", bearer);
-  if (body != NULL)
-    {
-      g_autoptr (GBytes) bytes = g_bytes_new (body, strlen (body));
-      soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
-    }
-  response = soup_session_send_and_read (s->session, msg, NULL, &error);
-  if (error != NULL)
-    fprintf (stderr, "\n    %s %s failed; canopyd said: %s\n", method, path,
-             canopy_test_process_output (s->server));
-  CANOPY_ASSERT_NO_ERROR (error);
-  if (soup_message_get_status (msg) != expected)
-    fprintf (stderr, "\n    %s %s: %u %.*s\n", method, path, soup_message_get_status (msg),
-             (int) g_bytes_get_size (response), (const char *) g_bytes_get_data (response, NULL));
-  CU_ASSERT_EQUAL_FATAL (soup_message_get_status (msg), expected);
-  return json_from_string (g_bytes_get_data (response, NULL), NULL);
-}
-
-static char *
-make_token (const Site *s)
-{
-  g_autofree char *path = g_build_filename (s->state, "shared-key", NULL);
-  g_autoptr (CanopySharedKey) key = canopy_shared_key_load (path, NULL);
-  guint8 token[CANOPY_KEYS_CONSOLE_TOKEN_SIZE];
-  GString *hex = g_string_new (NULL);
-
-  g_assert (key != NULL && canopy_keys_derive_console_token (key, token, NULL));
-  for (gsize i = 0; i < sizeof token; i++)
-    g_string_append_printf (hex, "%02x", token[i]);
-  return g_string_free (hex, FALSE);
-}
-
-static void
-write_package (Site *s)
-{
-  guint8 *data = g_malloc (CONTENT_SIZE);
-  guint32 x = 2463534242u;
-
-  for (gsize i = 0; i < CONTENT_SIZE; i++)
-    {
-      x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-      data[i] = (guint8) x;
-    }
-  s->package = g_build_filename (s->dir, "package.bin", NULL);
-  g_assert (g_file_set_contents (s->package, (const char *) data, CONTENT_SIZE, NULL));
-  g_free (data);
-}
-
-static void
-site_start (Site *s)
-{
-  g_autofree char *canopyd = program ("canopyd");
-  const char *init[] = { canopyd, "init", "--config", NULL, NULL };
-  g_autofree char *out = NULL;
-
-  s->dir = canopy_test_make_tmpdir ("distribution");
-  s->config = g_build_filename (s->dir, "canopyd.xml", NULL);
-  s->state = g_build_filename (s->dir, "state", NULL);
-  write_server_config (s);
-  init[3] = s->config;
-  CU_ASSERT_EQUAL_FATAL (canopy_test_run (init, &out), 0);
-  server_start (s);
-  write_package (s);
-  origin_start (s);
-  s->token = make_token (s);
-  s->session = soup_session_new_with_options ("timeout", 120, NULL);
-  for (guint o = 0; o < OFFICES; o++)
-    for (guint i = 0; i < AGENTS_PER_OFFICE; i++)
-      s->agents[o * AGENTS_PER_OFFICE + i] = agent_start (s, o + 1, i);
-}
+typedef CanopyTestSite Site;
 
 /* The site of the running test. It is static so that a test that stops
  * at a failed fatal assertion still has its processes stopped: by the
  * next test, or by the suite's cleanup. */
 static Site site;
-
-/* Stops every process of @s; @check asserts that each stopped cleanly
- * (not in a suite cleanup, where CUnit takes no assertions). */
-static void
-site_stop (Site *s, gboolean check)
-{
-  int status;
-
-  for (guint i = 0; i < G_N_ELEMENTS (s->agents); i++)
-    if (s->agents[i] != NULL)
-      {
-        canopy_test_process_signal (s->agents[i], SIGTERM);
-        status = canopy_test_process_wait_exit (s->agents[i], 20);
-        if (check)
-          CU_ASSERT_EQUAL (status, 0);
-        g_clear_pointer (&s->agents[i], canopy_test_process_free);
-      }
-  if (s->server != NULL)
-    {
-      canopy_test_process_signal (s->server, SIGTERM);
-      status = canopy_test_process_wait_exit (s->server, 20);
-      if (check)
-        CU_ASSERT_EQUAL (status, 0);
-      g_clear_pointer (&s->server, canopy_test_process_free);
-    }
-  if (s->origin != NULL)
-    {
-      canopy_test_process_signal (s->origin, SIGTERM);
-      canopy_test_process_wait_exit (s->origin, 10);
-      g_clear_pointer (&s->origin, canopy_test_process_free);
-    }
-  g_clear_object (&s->session);
-  for (guint i = 0; i < G_N_ELEMENTS (s->device_ids); i++)
-    g_free (s->device_ids[i]);
-  g_free (s->dir);
-  g_free (s->config);
-  g_free (s->state);
-  g_free (s->package);
-  g_free (s->origin_url);
-  g_free (s->token);
-}
-
-/* Registers the package; returns its content ID. */
-static char *
-register_package (Site *s)
-{
-  g_autofree char *content_body = g_strdup_printf (
-    "{\"name\": \"Package\", \"version\": \"1.0\", \"location\": \"%s\"}", s->origin_url);
-  g_autoptr (JsonNode) content = api (s, "POST", "/api/v1/content", content_body,
-                                      SOUP_STATUS_CREATED);
-  const char *content_id = json_object_get_string_member (json_node_get_object (content), "id");
-
-  CU_ASSERT_EQUAL (json_object_get_int_member (json_node_get_object (content), "size"),
-                   CONTENT_SIZE);
-  return g_strdup (content_id);
-}
-
-/* Runs the main context for @ms, so the processes' output keeps being
- * read and none of them blocks on a full pipe. */
-static void
-pump (guint ms)
-{
-  gint64 until = g_get_monotonic_time () + (gint64) ms * 1000;
-
-  while (g_get_monotonic_time () < until)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (10000);
-}
-
-/* Waits until @expected devices report the deployment done; returns the
- * deployment's JSON (the last poll). */
-static JsonNode *
-wait_done (Site *s, guint expected, guint timeout_s)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_s * G_USEC_PER_SEC;
-
-  for (;;)
-    {
-      g_autoptr (JsonNode) list = api (s, "GET", "/api/v1/deployments", NULL, SOUP_STATUS_OK);
-      JsonArray *array = json_node_get_array (list);
-      JsonObject *d = json_array_get_length (array) > 0 ? json_array_get_object_element (array, 0)
-                                                       : NULL;
-
-      if (d != NULL && json_object_get_int_member (d, "done") >= expected)
-        return json_node_copy (json_array_get_element (array, 0));
-      if (g_get_monotonic_time () > deadline)
-        {
-          g_autofree char *text = json_to_string (list, TRUE);
-          fprintf (stderr, "\n    not done in %u s: %s\n", timeout_s, text);
-          return NULL;
-        }
-      pump (500);
-    }
-}
-
-static gboolean
-same_file (const char *a, const char *b)
-{
-  g_autofree char *x = NULL, *y = NULL;
-  gsize nx = 0, ny = 0;
-
-  return g_file_get_contents (a, &x, &nx, NULL) && g_file_get_contents (b, &y, &ny, NULL)
-         && nx == ny && memcmp (x, y, nx) == 0;
-}
-
-/* The deployment as the API lists it (the only one of the run). */
-static JsonObject *
-deployment (Site *s, JsonNode **holder)
-{
-  JsonArray *array;
-
-  *holder = api (s, "GET", "/api/v1/deployments", NULL, SOUP_STATUS_OK);
-  array = json_node_get_array (*holder);
-  return json_array_get_length (array) > 0 ? json_array_get_object_element (array, 0) : NULL;
-}
-
-static JsonObject *
-office_of (JsonObject *d, const char *name)
-{
-  JsonArray *offices = json_object_get_array_member (d, "offices");
-
-  for (guint i = 0; i < json_array_get_length (offices); i++)
-    {
-      JsonObject *office = json_array_get_object_element (offices, i);
-      if (g_str_equal (json_object_get_string_member (office, "office"), name))
-        return office;
-    }
-  return NULL;
-}
 
 /* Waits until North's lead has fetched @fraction of the content from the
  * origin; returns the lead's device ID. */
@@ -395,34 +33,16 @@ wait_north_progress (Site *s, double fraction)
   while (g_get_monotonic_time () < deadline)
     {
       g_autoptr (JsonNode) holder = NULL;
-      JsonObject *d = deployment (s, &holder);
-      JsonObject *north = d != NULL ? office_of (d, "North") : NULL;
+      JsonObject *d = canopy_test_site_deployment (s, &holder);
+      JsonObject *north = d != NULL ? canopy_test_site_office_of (d, "North") : NULL;
 
       if (north != NULL
           && json_object_get_int_member (north, "bytes_origin") >= fraction * CONTENT_SIZE
           && json_object_get_string_member (north, "lead")[0] != '\0')
         return g_strdup (json_object_get_string_member (north, "lead"));
-      pump (200);
+      canopy_test_site_pump (200);
     }
   return NULL;
-}
-
-/* kill -9, as a power cut or a crash would. */
-static void
-kill_hard (CanopyTestProcess **proc)
-{
-  canopy_test_process_signal (*proc, SIGKILL);
-  canopy_test_process_wait_exit (*proc, 10);
-  g_clear_pointer (proc, canopy_test_process_free);
-}
-
-static guint
-agent_index (Site *s, const char *device_id)
-{
-  for (guint i = 0; i < N_AGENTS; i++)
-    if (g_strcmp0 (s->device_ids[i], device_id) == 0)
-      return i;
-  g_assert_not_reached ();
 }
 
 /* What the origin served, over all offices: the count the origin keeps
@@ -468,54 +88,26 @@ assert_wan_once (Site *s, JsonNode *done)
     }
 }
 
-static char *
-deploy (Site *s)
-{
-  g_autofree char *content_id = register_package (s);
-  g_autofree char *body = NULL;
-  g_autoptr (JsonNode) created = NULL;
-
-  /* The agents share this machine's file system, so they share the
-   * destination; each checks its copy's SHA-256 before the atomic rename,
-   * and the server counts a device done only when the hash it reports is
-   * the content's. */
-  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Branch\"], "
-                          "\"destination\": \"%s/copies/package.bin\"}",
-                          content_id, s->dir);
-  created = api (s, "POST", "/api/v1/deployments", body, SOUP_STATUS_CREATED);
-  return g_steal_pointer (&content_id);
-}
-
-static void
-assert_copy (Site *s)
-{
-  g_autofree char *copy = g_build_filename (s->dir, "copies", "package.bin", NULL);
-
-  CU_ASSERT (same_file (copy, s->package));
-}
-
 static Site *
 site_begin (const char *wan_rate)
 {
-  site_stop (&site, FALSE);
-  memset (&site, 0, sizeof site);
-  site.wan_rate = wan_rate;
-  site_start (&site);
+  CanopyTestSiteOptions options = { .wan_rate = wan_rate };
+
+  canopy_test_site_begin (&site, &options);
+  canopy_test_site_start_agents (&site);
   return &site;
 }
 
 static void
 site_end (void)
 {
-  site_stop (&site, TRUE);
-  memset (&site, 0, sizeof site);
+  canopy_test_site_stop (&site, TRUE);
 }
 
 static int
 suite_cleanup (void)
 {
-  site_stop (&site, FALSE);
-  memset (&site, 0, sizeof site);
+  canopy_test_site_stop (&site, FALSE);
   return 0;
 }
 
@@ -527,14 +119,14 @@ test_two_offices (void)
   g_autofree char *content_id = NULL;
   g_autoptr (JsonNode) done = NULL;
 
-  if (!available ())
+  if (!canopy_test_site_available ())
     return;
   s = site_begin (wan_rate);
-  content_id = deploy (s);
-  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
+  content_id = canopy_test_site_deploy (s);
+  done = canopy_test_site_wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
   assert_wan_once (s, done);
-  assert_copy (s);
+  canopy_test_site_assert_copy (s);
   site_end ();
 }
 
@@ -551,18 +143,18 @@ test_lead_killed (void)
   g_autoptr (JsonNode) done = NULL;
   guint index;
 
-  if (!available ())
+  if (!canopy_test_site_available ())
     return;
   s = site_begin (wan_rate);
-  content_id = deploy (s);
+  content_id = canopy_test_site_deploy (s);
   lead = wait_north_progress (s, 0.4);
   CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
-  index = agent_index (s, lead);
-  kill_hard (&s->agents[index]);
-  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE - 1, 180);
+  index = canopy_test_site_agent_index (s, lead);
+  canopy_test_site_kill_hard (&s->agents[index]);
+  done = canopy_test_site_wait_done (s, OFFICES * AGENTS_PER_OFFICE - 1, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
   assert_wan_once (s, done);
-  assert_copy (s);
+  canopy_test_site_assert_copy (s);
   site_end ();
 }
 
@@ -577,18 +169,18 @@ test_agent_restart_resumes (void)
   g_autoptr (JsonNode) done = NULL;
   guint victim;
 
-  if (!available ())
+  if (!canopy_test_site_available ())
     return;
   s = site_begin (wan_rate);
-  content_id = deploy (s);
+  content_id = canopy_test_site_deploy (s);
   lead = wait_north_progress (s, 0.5);
   CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
   /* A North device that is not the lead. */
-  victim = agent_index (s, lead) == 0 ? 1 : 0;
-  kill_hard (&s->agents[victim]);
-  s->agents[victim] = agent_start (s, 1, victim);
+  victim = canopy_test_site_agent_index (s, lead) == 0 ? 1 : 0;
+  canopy_test_site_kill_hard (&s->agents[victim]);
+  s->agents[victim] = canopy_test_site_agent_start (s, 1, victim);
   CU_ASSERT (canopy_test_process_wait_output (s->agents[victim], "chunks already verified", 60));
-  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
+  done = canopy_test_site_wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
   assert_wan_once (s, done);
   site_end ();
@@ -605,17 +197,17 @@ test_server_restart (void)
   g_autofree char *lead = NULL;
   g_autoptr (JsonNode) done = NULL;
 
-  if (!available ())
+  if (!canopy_test_site_available ())
     return;
   s = site_begin (wan_rate);
-  content_id = deploy (s);
+  content_id = canopy_test_site_deploy (s);
   lead = wait_north_progress (s, 0.3);
   CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
-  kill_hard (&s->server);
-  server_start (s);
-  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
+  canopy_test_site_kill_hard (&s->server);
+  canopy_test_site_server_start (s);
+  done = canopy_test_site_wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
-  assert_copy (s);
+  canopy_test_site_assert_copy (s);
   site_end ();
 }
 
@@ -634,11 +226,11 @@ test_corrupted_peer (void)
   g_autoptr (GDir) dir = NULL;
   const char *name;
 
-  if (!available ())
+  if (!canopy_test_site_available ())
     return;
   s = site_begin (wan_rate);
-  content_id = deploy (s);
-  done = wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
+  content_id = canopy_test_site_deploy (s);
+  done = canopy_test_site_wait_done (s, OFFICES * AGENTS_PER_OFFICE, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
 
   /* Every North device but agent-1-0 leaves; agent-1-0's disk goes bad. */
@@ -663,9 +255,9 @@ test_corrupted_peer (void)
         g_assert (g_file_set_contents (path, data, (gssize) length, NULL));
       }
   /* A newcomer in North, and a healthy North peer back online. */
-  s->agents[N_AGENTS - 1] = agent_start (s, 1, AGENTS_PER_OFFICE);
-  s->agents[1] = agent_start (s, 1, 1);
-  again = wait_done (s, OFFICES * AGENTS_PER_OFFICE + 1, 180);
+  s->agents[N_AGENTS - 1] = canopy_test_site_agent_start (s, 1, AGENTS_PER_OFFICE);
+  s->agents[1] = canopy_test_site_agent_start (s, 1, 1);
+  again = canopy_test_site_wait_done (s, OFFICES * AGENTS_PER_OFFICE + 1, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (again);
   CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s->server), "failed verification");
   CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s->server), s->device_ids[0]);
