@@ -149,6 +149,13 @@ origin_start (CanopyTestSite *s)
 CanopyTestProcess *
 canopy_test_site_agent_start (CanopyTestSite *s, guint office, guint index)
 {
+  return canopy_test_site_device_start (s, office, index, NULL);
+}
+
+CanopyTestProcess *
+canopy_test_site_device_start (CanopyTestSite *s, guint office, guint index,
+                               const char *const *command)
+{
   g_autofree char *agent = program ("canopy-agent");
   g_autofree char *name = g_strdup_printf ("agent-%u-%u", office, index);
   g_autofree char *state = g_build_filename (s->dir, name, NULL);
@@ -164,15 +171,23 @@ canopy_test_site_agent_start (CanopyTestSite *s, guint office, guint index)
     "<group>Branch</group><peers address='%s' port='0'/>"
     "<transport plugin='tcp'/></agent>",
     address, s->agent_port, state, peer);
-  const char *argv[] = { agent, "--config", config, NULL };
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   CanopyTestProcess *proc;
   guint slot = canopy_test_site_slot (office, index);
+
+  for (guint i = 0; command != NULL && command[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) command[i]);
+  if (command == NULL)
+    g_ptr_array_add (argv, agent);
+  g_ptr_array_add (argv, (gpointer) "--config");
+  g_ptr_array_add (argv, config);
+  g_ptr_array_add (argv, NULL);
 
   g_mkdir_with_parents (state, 0700);
   g_assert (g_file_get_contents (key_from, &text, NULL, NULL));
   g_assert (g_file_set_contents_full (key, text, -1, G_FILE_SET_CONTENTS_NONE, 0600, NULL));
   g_assert (g_file_set_contents (config, xml, -1, NULL));
-  proc = spawn_in (s, office, argv);
+  proc = spawn_in (s, office, (const char *const *) argv->pdata);
   g_assert (proc != NULL);
   /* The agent says its ID when it makes it; a restarted one has it on disk. */
   CU_ASSERT_FATAL (canopy_test_process_wait_output (proc, " started", 20));

@@ -61,6 +61,10 @@ void canopy_test_site_server_start (CanopyTestSite *s);
 /* Agent @index of @office (1-based), with its own state directory; an
  * index past the office's agents takes the extra slot. */
 CanopyTestProcess *canopy_test_site_agent_start (CanopyTestSite *s, guint office, guint index);
+/* The same with another program that reads an agent's configuration:
+ * @command is its command line before "--config FILE"; NULL: canopy-agent. */
+CanopyTestProcess *canopy_test_site_device_start (CanopyTestSite *s, guint office, guint index,
+                                                  const char *const *command);
 /* The address agent @index of @office serves its peers on. */
 char *canopy_test_site_agent_address (const CanopyTestSite *s, guint office, guint index);
 /* Its slot in agents[] and device_ids[]. */
