@@ -253,6 +253,8 @@ canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path, c
   g_autoptr (SoupMessage) msg = soup_message_new (method, uri);
   g_autoptr (GBytes) response = NULL;
   g_autoptr (GError) error = NULL;
+  g_autofree char *text = NULL;
+  JsonNode *node;
   int home;
 
   g_signal_connect (msg, "accept-certificate", G_CALLBACK (accept_own_certificate), NULL);
@@ -274,7 +276,13 @@ canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path, c
     fprintf (stderr, "\n    %s %s: %u %.*s\n", method, path, soup_message_get_status (msg),
              (int) g_bytes_get_size (response), (const char *) g_bytes_get_data (response, NULL));
   CU_ASSERT_EQUAL_FATAL (soup_message_get_status (msg), expected);
-  return json_from_string (g_bytes_get_data (response, NULL), NULL);
+  /* The body is not NUL-terminated. */
+  text = g_strndup (g_bytes_get_data (response, NULL), g_bytes_get_size (response));
+  node = json_from_string (text, NULL);
+  if (node == NULL)
+    fprintf (stderr, "\n    %s %s answered no JSON: \"%s\"\n", method, path, text);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (node);
+  return node;
 }
 
 static char *
