@@ -268,8 +268,8 @@ check_groups (CanopyConsole *console, JsonBuilder *b, Status *worst)
 static void
 check_lost_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
 {
-  g_auto (GStrv) lost = canopy_sessions_list_lost (canopy_server_get_sessions (console->server),
-                                                   RECENT_US);
+  g_auto (GStrv) lost = canopy_distributor_list_lost (
+    canopy_server_get_distributor (console->server), RECENT_US);
   g_autofree char *ids = g_strjoinv (", ", lost);
   g_autofree char *text = NULL;
 

@@ -54,6 +54,7 @@ struct _CanopyDistributor {
   GHashTable *deployments; /* ID → Deployment */
   GHashTable *online;      /* device ID → OnlineDevice */
   GHashTable *reported_at; /* device ID → monotonic µs its peers last reported it */
+  GHashTable *lost_at;     /* device ID → monotonic µs it stopped answering */
   guint stall_timer;
 };
 
@@ -384,6 +385,16 @@ is_lead (const Deployment *d, const char *device_id)
   return FALSE;
 }
 
+/* Notes in @table that @device_id had something happen now. */
+static void
+note_now (GHashTable *table, const char *device_id)
+{
+  gint64 *at = g_new (gint64, 1);
+
+  *at = g_get_monotonic_time ();
+  g_hash_table_insert (table, g_strdup (device_id), at);
+}
+
 /* @sender's peers dropped it; returns whether the plan must change. */
 static gboolean
 note_reported (CanopyDistributor *distributor, Deployment *d, const char *sender,
@@ -393,8 +404,7 @@ note_reported (CanopyDistributor *distributor, Deployment *d, const char *sender
                "announced them and withheld them; %s fetches them elsewhere. Check that "
                "device: its cache or disk may be damaged, or it was tampered with"),
              sender, bad, d->id, receiver, receiver);
-  g_hash_table_insert (distributor->reported_at, g_strdup (sender),
-                       g_memdup2 (&(gint64) { g_get_monotonic_time () }, sizeof (gint64)));
+  note_now (distributor->reported_at, sender);
   return g_hash_table_add (d->reported, g_strdup (sender)) && is_lead (d, sender);
 }
 
@@ -549,6 +559,7 @@ on_enrolled (const CanopySessionInfo *info, gpointer user_data)
   device->host = g_strdup (info->host);
   device->port = info->peer_port;
   g_hash_table_insert (distributor->online, device->device_id, device);
+  g_hash_table_remove (distributor->lost_at, info->device_id);
   /* A new session has no assignment yet, whatever was sent before. */
   g_hash_table_iter_init (&iter, distributor->deployments);
   while (g_hash_table_iter_next (&iter, NULL, &value))
@@ -557,9 +568,12 @@ on_enrolled (const CanopySessionInfo *info, gpointer user_data)
 }
 
 static void
-on_left (const char *device_id, gpointer user_data)
+on_left (const char *device_id, gboolean lost, gpointer user_data)
 {
   CanopyDistributor *distributor = user_data;
+
+  if (lost)
+    note_now (distributor->lost_at, device_id);
 
   if (g_hash_table_remove (distributor->online, device_id))
     replan_all (distributor);
@@ -661,6 +675,7 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
   distributor->online = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                                (GDestroyNotify) online_device_free);
   distributor->reported_at = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  distributor->lost_at = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   if (!canopy_store_list (store, CANOPY_RECORD_DEPLOYMENT, load_deployment, distributor, error)
       || !canopy_store_list (store, CANOPY_RECORD_PROGRESS, load_progress, distributor, error))
     return NULL;
@@ -682,6 +697,7 @@ canopy_distributor_free (CanopyDistributor *distributor)
   g_hash_table_unref (distributor->deployments);
   g_hash_table_unref (distributor->online);
   g_hash_table_unref (distributor->reported_at);
+  g_hash_table_unref (distributor->lost_at);
   g_free (distributor);
 }
 
@@ -874,17 +890,30 @@ canopy_distributor_set_topology (CanopyDistributor *distributor, CanopyTopology 
   replan_all (distributor);
 }
 
-GStrv
-canopy_distributor_list_reported (CanopyDistributor *distributor, gint64 within_us)
+/* The device IDs of @table noted in the last @within_us. */
+static GStrv
+noted_since (GHashTable *table, gint64 within_us)
 {
   g_autoptr (GStrvBuilder) ids = g_strv_builder_new ();
   gint64 since = g_get_monotonic_time () - within_us;
   GHashTableIter iter;
   gpointer device_id, at;
 
-  g_hash_table_iter_init (&iter, distributor->reported_at);
+  g_hash_table_iter_init (&iter, table);
   while (g_hash_table_iter_next (&iter, &device_id, &at))
     if (*(gint64 *) at >= since)
       g_strv_builder_add (ids, device_id);
   return g_strv_builder_end (ids);
+}
+
+GStrv
+canopy_distributor_list_reported (CanopyDistributor *distributor, gint64 within_us)
+{
+  return noted_since (distributor->reported_at, within_us);
+}
+
+GStrv
+canopy_distributor_list_lost (CanopyDistributor *distributor, gint64 within_us)
+{
+  return noted_since (distributor->lost_at, within_us);
 }

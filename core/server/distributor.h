@@ -101,4 +101,15 @@ void canopy_distributor_reoffer (CanopyDistributor *distributor);
  */
 GStrv canopy_distributor_list_reported (CanopyDistributor *distributor, gint64 within_us);
 
+/**
+ * canopy_distributor_list_lost:
+ * @within_us: how far back to look
+ *
+ * Returns: (transfer full): the devices whose sessions were closed in the
+ *   last @within_us because they stopped answering (missed heartbeats: a
+ *   network cut, a hung or powered-off device), and that have not enrolled
+ *   again since.
+ */
+GStrv canopy_distributor_list_lost (CanopyDistributor *distributor, gint64 within_us);
+
 G_END_DECLS

@@ -22,6 +22,7 @@ typedef struct {
   GVariant *addresses; /* a(sy) */
   guint16 peer_port;   /* where it serves office peers; 0: nowhere */
   gboolean enrolled;
+  gboolean lost;       /* closed because it stopped answering */
   gint64 last_heard;   /* monotonic µs */
   gint64 recorded_at;  /* monotonic µs of the last record written */
 } Session;
@@ -38,7 +39,6 @@ struct _CanopySessions {
   GPtrArray *transports; /* CanopyTransport */
   GHashTable *sessions;  /* CanopyTransportConnection → Session */
   GHashTable *enrolled;  /* device ID → Session, enrolled ones */
-  GHashTable *lost;      /* device ID → monotonic µs it stopped answering */
   const CanopySessionsObserver *observer;
   gpointer observer_data;
   guint liveness_timer;
@@ -54,7 +54,7 @@ session_free (Session *session)
     {
       g_hash_table_remove (sessions->enrolled, session->device_id);
       if (sessions->observer != NULL)
-        sessions->observer->left (session->device_id, sessions->observer_data);
+        sessions->observer->left (session->device_id, session->lost, sessions->observer_data);
     }
   g_free (session->device_id);
   g_free (session->agent_version);
@@ -312,7 +312,6 @@ handle_hello (Session *session, GVariant *body)
   session->groups = g_variant_ref (groups);
   session->addresses = g_variant_ref (addresses);
   replace_stale_session (session);
-  g_hash_table_remove (sessions->lost, session->device_id);
   session->enrolled = TRUE;
   g_hash_table_insert (sessions->enrolled, session->device_id, session);
   record_device (session);
@@ -451,10 +450,7 @@ check_liveness (gpointer user_data)
       {
         g_message (_("Agent %s missed %u heartbeats; closing its session"), session->device_id,
                    MISSED_HEARTBEATS);
-        if (session->enrolled)
-          g_hash_table_insert (sessions->lost, g_strdup (session->device_id),
-                               g_memdup2 (&(gint64) { g_get_monotonic_time () },
-                                          sizeof (gint64)));
+        session->lost = TRUE;
         canopy_transport_close (session->conn);
         g_hash_table_iter_remove (&iter);
       }
@@ -477,7 +473,6 @@ canopy_sessions_new (const CanopySessionsSettings *settings)
   sessions->transports = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_transport_free);
   sessions->sessions = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) session_free);
   sessions->enrolled = g_hash_table_new (g_str_hash, g_str_equal);
-  sessions->lost = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   sessions->liveness_timer = g_timeout_add_seconds (sessions->heartbeat_interval,
                                                     check_liveness, sessions);
   return sessions;
@@ -494,7 +489,6 @@ canopy_sessions_free (CanopySessions *sessions)
    * first so nothing refers to a freed connection. */
   g_hash_table_unref (sessions->sessions);
   g_hash_table_unref (sessions->enrolled);
-  g_hash_table_unref (sessions->lost);
   g_ptr_array_unref (sessions->transports);
   g_strfreev (sessions->assigned_groups);
   g_free (sessions->server_id);
@@ -607,19 +601,4 @@ GPtrArray *
 canopy_sessions_get_transports (const CanopySessions *sessions)
 {
   return sessions->transports;
-}
-
-GStrv
-canopy_sessions_list_lost (const CanopySessions *sessions, gint64 within_us)
-{
-  g_autoptr (GStrvBuilder) ids = g_strv_builder_new ();
-  gint64 since = g_get_monotonic_time () - within_us;
-  GHashTableIter iter;
-  gpointer device_id, at;
-
-  g_hash_table_iter_init (&iter, sessions->lost);
-  while (g_hash_table_iter_next (&iter, &device_id, &at))
-    if (*(gint64 *) at >= since)
-      g_strv_builder_add (ids, device_id);
-  return g_strv_builder_end (ids);
 }

@@ -62,14 +62,16 @@ typedef struct {
 /**
  * CanopySessionsObserver:
  * @enrolled: a device was welcomed (again, after a reconnection)
- * @left: an enrolled device's session ended
+ * @left: an enrolled device's session ended; @lost when the server closed
+ *   it because the device stopped answering (missed heartbeats: a network
+ *   cut, a hung or powered-off device)
  * @message: an enrolled device sent progress, done or failed
  *
  * How the distribution learns who is online and what they report.
  */
 typedef struct {
   void (*enrolled) (const CanopySessionInfo *info, gpointer user_data);
-  void (*left) (const char *device_id, gpointer user_data);
+  void (*left) (const char *device_id, gboolean lost, gpointer user_data);
   void (*message) (const char *device_id, CanopyWireKind kind, GVariant *body,
                    gpointer user_data);
 } CanopySessionsObserver;
@@ -103,17 +105,6 @@ typedef void (*CanopySessionsFunc) (const char *device_id, const char *agent_ver
 /* Calls @func for each session past the handshake. */
 void canopy_sessions_foreach_enrolled (const CanopySessions *sessions, CanopySessionsFunc func,
                                        gpointer user_data);
-
-/**
- * canopy_sessions_list_lost:
- * @within_us: how far back to look
- *
- * Returns: (transfer full): the devices whose sessions were closed in the
- *   last @within_us because they stopped answering (missed heartbeats: a
- *   network cut, a hung or powered-off device), and that have not enrolled
- *   again since.
- */
-GStrv canopy_sessions_list_lost (const CanopySessions *sessions, gint64 within_us);
 
 /** canopy_sessions_get_transports: Returns: (transfer none) (element-type CanopyTransport): */
 GPtrArray *canopy_sessions_get_transports (const CanopySessions *sessions);
