@@ -6,7 +6,6 @@
 
 #include "tests/integration/site.h"
 
-#include <glib/gstdio.h>
 #include <string.h>
 
 #define HONEST (CANOPY_TEST_SITE_OFFICES * CANOPY_TEST_SITE_AGENTS_PER_OFFICE)
@@ -192,7 +191,7 @@ static void
 test_clock_jump (void)
 {
   g_autofree char *faketime = find_faketime ();
-  g_autofree char *clock_file = NULL;
+  g_autofree char *clock_dir = NULL, *clock_file = NULL;
   g_autofree char *preload = NULL, *timestamp = NULL;
   CanopyTestSiteOptions options = { .wan_rate = "40M" };
   g_autoptr (JsonNode) done = NULL;
@@ -208,8 +207,8 @@ test_clock_jump (void)
     }
   if (!canopy_test_site_available ())
     return;
-  clock_file = g_build_filename (g_get_tmp_dir (), "canopy-faketime-XXXXXX", NULL);
-  g_close (g_mkstemp (clock_file), NULL);
+  clock_dir = canopy_test_make_tmpdir ("clock");
+  clock_file = g_build_filename (clock_dir, "faketime", NULL);
   g_assert (g_file_set_contents (clock_file, "+0", -1, NULL));
   preload = g_strconcat ("LD_PRELOAD=", faketime, NULL);
   timestamp = g_strconcat ("FAKETIME_TIMESTAMP_FILE=", clock_file, NULL);
@@ -240,7 +239,6 @@ test_clock_jump (void)
   CU_ASSERT_STRING_EQUAL (json_object_get_string_member (check, "status"), "ok");
   assert_device_records (&site);
   canopy_test_site_stop (&site, TRUE);
-  g_unlink (clock_file);
 }
 
 CANOPY_TEST_SUITE (faults, "faults", NULL, suite_cleanup,
