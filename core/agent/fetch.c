@@ -22,6 +22,13 @@
 #define MAX_PER_SOURCE 4
 /* A peer that has not answered a request by then is asked no more for it. */
 #define REQUEST_TIMEOUT_US (30 * G_USEC_PER_SEC)
+/* A peer with requests outstanding that sends nothing for this long is
+ * withholding them: an honest one delivers a chunk well within it even on
+ * a slow LAN, and a lead must not wait the full timeout on a liar. */
+#define PEER_SILENCE_US (10 * G_USEC_PER_SEC)
+/* A peer that withholds this many chunks it announced, without delivering
+ * one in between, is lying about what it has: dropped for the content. */
+#define MAX_WITHHELD 4
 /* An origin failing this many times in a row is given up for the next source. */
 #define ORIGIN_MAX_ERRORS 3
 #define RECONNECT_TICKS 5
@@ -51,12 +58,14 @@ typedef struct {
   guint16 port;
   guint order;         /* position in the latest assignment */
   gboolean listed;     /* in the latest assignment */
-  gboolean dropped;    /* sent a chunk that failed verification: never again */
+  gboolean dropped;    /* sent a damaged chunk or withheld announced ones: never again */
   gboolean failed;     /* the origin kept failing */
   gboolean connected;  /* peers: a ready connection */
   gboolean unreachable;
   gint64 connected_at;
   guint inflight;
+  gint64 answered_at;  /* peers: when it last answered, or was first asked */
+  guint withheld;      /* announced chunks not delivered since its last good one */
   gint64 busy_until;
   guint errors;
   gint64 retry_at;
@@ -517,6 +526,8 @@ mark_inflight (CanopyFetch *fetch, Source *s, guint index)
   fetch->state[index] = CHUNK_INFLIGHT;
   fetch->chunk_source[index] = source_index (fetch, s);
   fetch->chunk_since[index] = g_get_monotonic_time ();
+  if (s->inflight == 0)
+    s->answered_at = fetch->chunk_since[index];
   s->inflight++;
   fetch->inflight++;
 }
@@ -583,6 +594,40 @@ reject_source (CanopyFetch *fetch, Source *s, guint index)
   release_source (fetch, s, TRUE);
 }
 
+/* Forgets that @s holds @index, until it announces it again. */
+static void
+forget_chunk (Source *s, guint index)
+{
+  g_autofree guint8 *bits = NULL;
+  gsize len;
+
+  if (s->have == NULL)
+    return;
+  bits = g_memdup2 (g_bytes_get_data (s->have, &len), g_bytes_get_size (s->have));
+  bits[index / 8] &= (guint8) ~(1u << (index % 8));
+  g_bytes_unref (s->have);
+  s->have = g_bytes_new (bits, len);
+}
+
+/* @s did not deliver @index, which it announced: said it does not hold
+ * it after all, or let the request time out. Now and then an honest peer
+ * does (it evicted the content); one that keeps doing it is lying, and
+ * would otherwise hold up the office, its lead above all, for ever. */
+static void
+note_withheld (CanopyFetch *fetch, Source *s, guint index)
+{
+  forget_chunk (s, index);
+  if (s->dropped || ++s->withheld < MAX_WITHHELD)
+    return;
+  s->dropped = TRUE;
+  s->report_failed += s->withheld;
+  fetch->changed = TRUE;
+  g_message (_("Peer %s announced chunks of \"%s\" but withheld %u of them; that peer is no "
+               "longer used for this content and is reported to the server"),
+             s->device_id, fetch->manifest->name, s->withheld);
+  release_source (fetch, s, TRUE);
+}
+
 static void
 on_stored (GObject *object, GAsyncResult *result, gpointer user_data)
 {
@@ -615,6 +660,7 @@ on_stored (GObject *object, GAsyncResult *result, gpointer user_data)
       fetch->state[job->index] = CHUNK_HELD;
       fetch->bytes[s->kind] += length;
       s->report_bytes += length;
+      s->withheld = 0;
       fetch->changed = TRUE;
       if (fetch->peers != NULL)
         canopy_peers_announce (fetch->peers, fetch->manifest->content_id);
@@ -948,6 +994,7 @@ on_peer_data (const char *device_id, guint index, GBytes *payload, gpointer user
   /* Only answers to our own requests: anything else may be late or forged. */
   if (fetch->state[index] != CHUNK_INFLIGHT || fetch->chunk_source[index] != si)
     return;
+  s->answered_at = g_get_monotonic_time ();
   release_chunk (fetch, index, CHUNK_MISSING);
   store_async (fetch, index, si, payload);
 }
@@ -969,17 +1016,9 @@ on_peer_not_held (const char *device_id, guint index, guint retry_s, gpointer us
   else if (index < fetch->n && fetch->state[index] == CHUNK_INFLIGHT
            && fetch->chunk_source[index] == source_index (fetch, s))
     {
-      /* Its bitfield was out of date: forget that bit until it says again. */
-      if (s->have != NULL)
-        {
-          gsize len;
-          g_autofree guint8 *bits = g_memdup2 (g_bytes_get_data (s->have, &len),
-                                               g_bytes_get_size (s->have));
-          bits[index / 8] &= (guint8) ~(1u << (index % 8));
-          g_bytes_unref (s->have);
-          s->have = g_bytes_new (bits, len);
-        }
+      s->answered_at = g_get_monotonic_time ();
       release_chunk (fetch, index, CHUNK_MISSING);
+      note_withheld (fetch, s, index);
     }
   schedule (fetch);
 }
@@ -1057,21 +1096,26 @@ connect_sources (CanopyFetch *fetch, gboolean retry_unreachable)
 
 /* --- life ------------------------------------------------------------------ */
 
+/* Requests a peer let time out, or all of a peer's when it went silent. */
 static void
 check_timeouts (CanopyFetch *fetch)
 {
-  gint64 limit = g_get_monotonic_time () - REQUEST_TIMEOUT_US;
+  gint64 now = g_get_monotonic_time ();
 
   for (guint i = 0; i < fetch->n; i++)
-    if (fetch->state[i] == CHUNK_INFLIGHT && fetch->chunk_since[i] < limit)
+    if (fetch->state[i] == CHUNK_INFLIGHT)
       {
         Source *s = g_ptr_array_index (fetch->sources, fetch->chunk_source[i]);
 
         if (s->kind == CANOPY_SOURCE_ORIGIN)
           continue; /* libsoup and GIO time out on their own */
+        if (now - fetch->chunk_since[i] < REQUEST_TIMEOUT_US
+            && now - s->answered_at < PEER_SILENCE_US)
+          continue;
         g_debug ("peer %s did not send chunk %u in time", s->device_id, i);
         canopy_peers_cancel (fetch->peers, s->device_id, fetch->manifest->content_id, i);
         release_chunk (fetch, i, CHUNK_MISSING);
+        note_withheld (fetch, s, i);
       }
 }
 

@@ -17,6 +17,10 @@
 #define RETRY_MAX_S 60
 /* A refused device waits longer: nothing changes until an admin acts. */
 #define DORMANT_MAX_S 300
+/* A server that echoes none of this many heartbeats is gone, though the
+ * connection looks open (a cut link drops packets; TCP would retry for
+ * many minutes before it gave up). */
+#define MISSED_ECHOES 3
 
 struct _CanopyUplink {
   CanopyTransport *transport;
@@ -32,6 +36,8 @@ struct _CanopyUplink {
   guint retry_s;
   guint retry_timer;
   guint heartbeat_timer;
+  guint heartbeat_interval; /* seconds, from the welcome */
+  gint64 last_heard;        /* monotonic µs of the server's last message */
   gboolean key_mismatch_logged;
   const CanopyUplinkEvents *events;
   gpointer events_data;
@@ -120,6 +126,18 @@ on_heartbeat (gpointer user_data)
 {
   CanopyUplink *uplink = user_data;
   guint64 cached = 0;
+  gint64 silent_us = g_get_monotonic_time () - uplink->last_heard;
+
+  if (silent_us > (gint64) uplink->heartbeat_interval * MISSED_ECHOES * G_USEC_PER_SEC)
+    {
+      g_message (_("The canopy server at %s has not answered for %u seconds; connecting "
+                   "again"), uplink->host, (guint) (silent_us / G_USEC_PER_SEC));
+      uplink->heartbeat_timer = 0;
+      canopy_transport_close (uplink->conn);
+      uplink->state = CANOPY_UPLINK_DISCONNECTED;
+      retry_later (uplink, RETRY_MAX_S);
+      return G_SOURCE_REMOVE;
+    }
 
   if (uplink->events != NULL && uplink->events->cached_bytes != NULL)
     cached = uplink->events->cached_bytes (uplink->events_data);
@@ -347,7 +365,9 @@ handle_welcome (CanopyUplink *uplink, GVariant *body)
   g_message (_("Enrolled with canopy server %s (version %s) in office \"%s\""), server_id,
              server_version, office);
   stop_heartbeats (uplink);
-  uplink->heartbeat_timer = g_timeout_add_seconds (MAX (interval, 1), on_heartbeat, uplink);
+  uplink->heartbeat_interval = MAX (interval, 1);
+  uplink->heartbeat_timer = g_timeout_add_seconds (uplink->heartbeat_interval, on_heartbeat,
+                                                   uplink);
   if (uplink->events != NULL && uplink->events->welcome != NULL)
     uplink->events->welcome (uplink, uplink->events_data);
 }
@@ -373,6 +393,7 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
   CanopyWireKind kind;
   g_autoptr (GVariant) body = canopy_wire_decode (header, &kind, &error);
 
+  uplink->last_heard = g_get_monotonic_time ();
   if (body == NULL)
     {
       g_warning (_("The canopy server sent a message this agent cannot read (%s); "

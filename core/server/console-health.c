@@ -289,6 +289,70 @@ check_groups (CanopyConsole *console, JsonBuilder *b, Status *worst)
   add_check (b, worst, "assigned-groups", STATUS_OK, text);
 }
 
+/* Devices' trouble is shown for an hour: long enough to be seen while it
+ * matters, short enough that a fixed problem clears by itself. */
+#define RECENT_US (G_GINT64_CONSTANT (3600) * G_USEC_PER_SEC)
+
+static char *
+describe_lost (guint n, const char *ids)
+{
+  return g_strdup_printf (_("%u devices stopped answering in the last hour and are offline: "
+                            "%s. Check the network between their office and the server (a cut "
+                            "WAN link, a firewall) and that the devices are powered on; they "
+                            "reconnect by themselves and go on with their deployments"),
+                          n, ids);
+}
+
+static char *
+describe_reported (guint n, const char *ids)
+{
+  return g_strdup_printf (_("%u devices were reported by their office peers in the last hour for "
+                            "chunks that failed verification or that they announced and "
+                            "withheld: %s. Their peers no longer fetch that content from them. "
+                            "Check those devices' disks and caches; a device that was tampered "
+                            "with must be removed, and the shared key regenerated"),
+                          n, ids);
+}
+
+/* A check on devices in trouble: ok with none, else a warning naming them. */
+static void
+check_devices (JsonBuilder *b, Status *worst, const char *name, GStrv ids, const char *ok,
+               char *(*describe) (guint n, const char *ids))
+{
+  g_autofree char *joined = g_strjoinv (", ", ids);
+  g_autofree char *text = NULL;
+
+  if (ids[0] == NULL)
+    {
+      add_check (b, worst, name, STATUS_OK, ok);
+      return;
+    }
+  text = describe (g_strv_length (ids), joined);
+  add_check (b, worst, name, STATUS_WARNING, text);
+}
+
+static void
+check_lost_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
+{
+  g_auto (GStrv) lost = canopy_distributor_list_lost (
+    canopy_server_get_distributor (console->server), RECENT_US);
+
+  check_devices (b, worst, "lost-devices", lost,
+                 _("No device stopped answering in the last hour"), describe_lost);
+}
+
+static void
+check_reported_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
+{
+  g_auto (GStrv) reported = canopy_distributor_list_reported (
+    canopy_server_get_distributor (console->server), RECENT_US);
+
+  check_devices (b, worst, "peer-integrity", reported,
+                 _("No device was reported by its office peers for bad or withheld chunks in "
+                   "the last hour"),
+                 describe_reported);
+}
+
 static JsonNode *
 build_report (CanopyConsole *console, const Probe *probe)
 {
@@ -304,6 +368,8 @@ build_report (CanopyConsole *console, const Probe *probe)
   check_versions (console, b, &worst);
   check_licences (console, b, &worst);
   check_groups (console, b, &worst);
+  check_lost_devices (console, b, &worst);
+  check_reported_devices (console, b, &worst);
   check_last_stop (console, b, &worst);
   json_builder_end_array (b);
   json_builder_set_member_name (b, "status");

@@ -34,6 +34,7 @@ typedef struct {
   GHashTable *sent;     /* device ID → what its last assignment said */
   GHashTable *leads;    /* office → device ID of its lead */
   GHashTable *stalled;  /* device IDs that stalled as lead */
+  GHashTable *reported; /* device IDs peers reported for bad or withheld chunks */
   GHashTable *served;   /* "sender\nreceiver" pairs seen, for peers served */
 } Deployment;
 
@@ -53,6 +54,8 @@ struct _CanopyDistributor {
   CanopyContentStore *content_store; /* (nullable) */
   GHashTable *deployments; /* ID → Deployment */
   GHashTable *online;      /* device ID → OnlineDevice */
+  GHashTable *reported_at; /* device ID → monotonic µs its peers last reported it */
+  GHashTable *lost_at;     /* device ID → monotonic µs it stopped answering */
   guint stall_timer;
 };
 
@@ -67,6 +70,7 @@ deployment_free (Deployment *d)
   g_hash_table_unref (d->sent);
   g_hash_table_unref (d->leads);
   g_hash_table_unref (d->stalled);
+  g_hash_table_unref (d->reported);
   g_hash_table_unref (d->served);
   g_free (d);
 }
@@ -93,6 +97,7 @@ deployment_new (const char *id, const char *content_id, const char *const *group
   d->sent = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   d->leads = new_lead_table ();
   d->stalled = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  d->reported = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   d->served = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   return d;
 }
@@ -308,6 +313,11 @@ replan (CanopyDistributor *distributor, Deployment *d)
   g_hash_table_iter_init (&iter, d->stalled);
   while (g_hash_table_iter_next (&iter, &value, NULL))
     g_ptr_array_add (stalled, value);
+  /* Whatever progress a reported device claims, its office cannot take
+   * the content from it: it is passed over as a lead for good. */
+  g_hash_table_iter_init (&iter, d->reported);
+  while (g_hash_table_iter_next (&iter, &value, NULL))
+    g_ptr_array_add (stalled, value);
   g_ptr_array_add (stalled, NULL);
   options.stalled = (const char *const *) stalled->pdata;
   g_hash_table_iter_init (&iter, d->leads);
@@ -377,10 +387,49 @@ sender_kind (CanopyDistributor *distributor, const char *sender)
            : CANOPY_SOURCE_OFFICE_PEER;
 }
 
+/* Whether @device_id leads an office in @d now. */
+static gboolean
+is_lead (const Deployment *d, const char *device_id)
+{
+  GHashTableIter iter;
+  gpointer lead;
+
+  g_hash_table_iter_init (&iter, d->leads);
+  while (g_hash_table_iter_next (&iter, NULL, &lead))
+    if (g_str_equal (lead, device_id))
+      return TRUE;
+  return FALSE;
+}
+
+/* Notes in @table that @device_id had something happen now. */
 static void
+note_now (GHashTable *table, const char *device_id)
+{
+  gint64 *at = g_new (gint64, 1);
+
+  *at = g_get_monotonic_time ();
+  g_hash_table_insert (table, g_strdup (device_id), at);
+}
+
+/* @sender's peers dropped it; returns whether the plan must change. */
+static gboolean
+note_reported (CanopyDistributor *distributor, Deployment *d, const char *sender,
+               const char *receiver, guint32 bad)
+{
+  g_warning (_("Device %s sent %u chunks of deployment %s that failed verification at %s, or "
+               "announced them and withheld them; %s fetches them elsewhere. Check that "
+               "device: its cache or disk may be damaged, or it was tampered with"),
+             sender, bad, d->id, receiver, receiver);
+  note_now (distributor->reported_at, sender);
+  return g_hash_table_add (d->reported, g_strdup (sender)) && is_lead (d, sender);
+}
+
+/* Returns whether a lead was reported, so the plan must change. */
+static gboolean
 record_transfers (CanopyDistributor *distributor, Deployment *d, const char *receiver,
                   GVariant *peers, guint32 chunk_size)
 {
+  gboolean replan_needed = FALSE;
   GVariantIter iter;
   const char *sender;
   guint64 bytes;
@@ -400,10 +449,7 @@ record_transfers (CanopyDistributor *distributor, Deployment *d, const char *rec
                                             bytes, TRUE));
       if (bad > 0)
         {
-          g_warning (_("Device %s served %u chunks of deployment %s that failed verification "
-                       "at %s; they were discarded and fetched elsewhere. Check that device: "
-                       "its cache or disk may be damaged, or it was tampered with"),
-                     sender, bad, d->id, receiver);
+          replan_needed |= note_reported (distributor, d, sender, receiver, bad);
           canopy_store_append (distributor->store, CANOPY_LOG_TRANSFER,
                                g_variant_new ("(xsssuutb)", now, d->content_id, sender, receiver,
                                               kind, bad,
@@ -411,6 +457,7 @@ record_transfers (CanopyDistributor *distributor, Deployment *d, const char *rec
         }
       credit_sender (distributor, d, sender, receiver, bytes, bad);
     }
+  return replan_needed;
 }
 
 static guint32
@@ -444,7 +491,12 @@ handle_progress (CanopyDistributor *distributor, Deployment *d, const char *devi
   for (gsize k = 0; k < MIN (n, N_SOURCE_KINDS); k++)
     p->bytes[k] = by_kind[k];
   record_progress (distributor, d, device_id, p);
-  record_transfers (distributor, d, device_id, peers, chunk_size_of (distributor, d));
+  if (record_transfers (distributor, d, device_id, peers, chunk_size_of (distributor, d)))
+    {
+      g_warning (_("Deployment %s: its office peers reported lead %s; handing over to the "
+                   "next preferred device"), d->id, device_id);
+      replan (distributor, d);
+    }
 }
 
 static void
@@ -525,6 +577,7 @@ on_enrolled (const CanopySessionInfo *info, gpointer user_data)
   device->host = g_strdup (info->host);
   device->port = info->peer_port;
   g_hash_table_insert (distributor->online, device->device_id, device);
+  g_hash_table_remove (distributor->lost_at, info->device_id);
   /* A new session has no assignment yet, whatever was sent before. */
   g_hash_table_iter_init (&iter, distributor->deployments);
   while (g_hash_table_iter_next (&iter, NULL, &value))
@@ -533,9 +586,12 @@ on_enrolled (const CanopySessionInfo *info, gpointer user_data)
 }
 
 static void
-on_left (const char *device_id, gpointer user_data)
+on_left (const char *device_id, gboolean lost, gpointer user_data)
 {
   CanopyDistributor *distributor = user_data;
+
+  if (lost)
+    note_now (distributor->lost_at, device_id);
 
   if (g_hash_table_remove (distributor->online, device_id))
     replan_all (distributor);
@@ -636,6 +692,8 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
                                                     (GDestroyNotify) deployment_free);
   distributor->online = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                                (GDestroyNotify) online_device_free);
+  distributor->reported_at = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  distributor->lost_at = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   if (!canopy_store_list (store, CANOPY_RECORD_DEPLOYMENT, load_deployment, distributor, error)
       || !canopy_store_list (store, CANOPY_RECORD_PROGRESS, load_progress, distributor, error))
     return NULL;
@@ -656,6 +714,8 @@ canopy_distributor_free (CanopyDistributor *distributor)
     g_source_remove (distributor->stall_timer);
   g_hash_table_unref (distributor->deployments);
   g_hash_table_unref (distributor->online);
+  g_hash_table_unref (distributor->reported_at);
+  g_hash_table_unref (distributor->lost_at);
   g_free (distributor);
 }
 
@@ -854,4 +914,32 @@ canopy_distributor_set_topology (CanopyDistributor *distributor, CanopyTopology 
 {
   distributor->topology = topology;
   replan_all (distributor);
+}
+
+/* The device IDs of @table noted in the last @within_us. */
+static GStrv
+noted_since (GHashTable *table, gint64 within_us)
+{
+  g_autoptr (GStrvBuilder) ids = g_strv_builder_new ();
+  gint64 since = g_get_monotonic_time () - within_us;
+  GHashTableIter iter;
+  gpointer device_id, at;
+
+  g_hash_table_iter_init (&iter, table);
+  while (g_hash_table_iter_next (&iter, &device_id, &at))
+    if (*(gint64 *) at >= since)
+      g_strv_builder_add (ids, device_id);
+  return g_strv_builder_end (ids);
+}
+
+GStrv
+canopy_distributor_list_reported (CanopyDistributor *distributor, gint64 within_us)
+{
+  return noted_since (distributor->reported_at, within_us);
+}
+
+GStrv
+canopy_distributor_list_lost (CanopyDistributor *distributor, gint64 within_us)
+{
+  return noted_since (distributor->lost_at, within_us);
 }

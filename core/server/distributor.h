@@ -102,4 +102,25 @@ void canopy_distributor_set_topology (CanopyDistributor *distributor, CanopyTopo
 /* Sends every online device its assignments again (after publish content). */
 void canopy_distributor_reoffer (CanopyDistributor *distributor);
 
+/**
+ * canopy_distributor_list_reported:
+ * @within_us: how far back to look
+ *
+ * Returns: (transfer full): the devices that office peers reported, in the
+ *   last @within_us, for chunks that failed verification or that they
+ *   announced and withheld.
+ */
+GStrv canopy_distributor_list_reported (CanopyDistributor *distributor, gint64 within_us);
+
+/**
+ * canopy_distributor_list_lost:
+ * @within_us: how far back to look
+ *
+ * Returns: (transfer full): the devices whose sessions were closed in the
+ *   last @within_us because they stopped answering (missed heartbeats: a
+ *   network cut, a hung or powered-off device), and that have not enrolled
+ *   again since.
+ */
+GStrv canopy_distributor_list_lost (CanopyDistributor *distributor, gint64 within_us);
+
 G_END_DECLS

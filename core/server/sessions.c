@@ -26,8 +26,9 @@ typedef struct {
   guint16 peer_port;   /* where it serves office peers; 0: nowhere */
   gboolean enrolled;
   gpointer peer;       /* the peer handler's state: a peer connection */
+  gboolean lost;       /* closed because it stopped answering */
   gint64 last_heard;   /* monotonic µs */
-  gint64 online_since; /* real µs of the last record written */
+  gint64 recorded_at;  /* monotonic µs of the last record written */
 } Session;
 
 struct _CanopySessions {
@@ -59,7 +60,7 @@ session_free (Session *session)
     {
       g_hash_table_remove (sessions->enrolled, session->device_id);
       if (sessions->observer != NULL)
-        sessions->observer->left (session->device_id, sessions->observer_data);
+        sessions->observer->left (session->device_id, session->lost, sessions->observer_data);
     }
   if (session->peer != NULL)
     sessions->peer_handler->closed (session->peer);
@@ -72,13 +73,16 @@ session_free (Session *session)
 }
 
 /* The device's record, carried forward from what is stored: first seen
- * stays, time online grows by the time since the last record. */
+ * stays, time online grows by the time since the last record. That time
+ * is measured on the monotonic clock: a wall-clock step (NTP, an admin)
+ * must neither add hours online nor take them away. */
 static void
 record_device (Session *session)
 {
   CanopyStore *store = session->sessions->store;
   GVariant *stored = store != NULL ? canopy_store_get_device (store, session->device_id) : NULL;
   gint64 now = g_get_real_time ();
+  gint64 monotonic = g_get_monotonic_time ();
   gint64 first_seen = now, online = 0;
   guint64 served = 0;
   guint32 peers = 0, bad = 0;
@@ -88,8 +92,10 @@ record_device (Session *session)
   if (stored != NULL)
     g_variant_get (stored, "(&s@as@a(sy)&s&sxxxtuu)", NULL, NULL, NULL, NULL, NULL, &first_seen,
                    NULL, &online, &served, &peers, &bad);
-  online += session->online_since > 0 ? now - session->online_since : 0;
-  session->online_since = now;
+  online += session->recorded_at > 0 ? monotonic - session->recorded_at : 0;
+  session->recorded_at = monotonic;
+  /* A clock set back must not leave it seen last before it was seen first. */
+  first_seen = MIN (first_seen, now);
   canopy_store_put (store, CANOPY_RECORD_DEVICE, session->device_id,
                     g_variant_new ("(s@as@a(sy)ssxxxtuu)", "", session->groups,
                                    session->addresses, session->agent_version, session->office,
@@ -493,6 +499,7 @@ check_liveness (gpointer user_data)
       {
         g_message (_("Agent %s missed %u heartbeats; closing its session"), session->device_id,
                    MISSED_HEARTBEATS);
+        session->lost = TRUE;
         canopy_transport_close (session->conn);
         g_hash_table_iter_remove (&iter);
       }

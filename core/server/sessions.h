@@ -62,14 +62,16 @@ typedef struct {
 /**
  * CanopySessionsObserver:
  * @enrolled: a device was welcomed (again, after a reconnection)
- * @left: an enrolled device's session ended
+ * @left: an enrolled device's session ended; @lost when the server closed
+ *   it because the device stopped answering (missed heartbeats: a network
+ *   cut, a hung or powered-off device)
  * @message: an enrolled device sent progress, done or failed
  *
  * How the distribution learns who is online and what they report.
  */
 typedef struct {
   void (*enrolled) (const CanopySessionInfo *info, gpointer user_data);
-  void (*left) (const char *device_id, gpointer user_data);
+  void (*left) (const char *device_id, gboolean lost, gpointer user_data);
   void (*message) (const char *device_id, CanopyWireKind kind, GVariant *body,
                    gpointer user_data);
 } CanopySessionsObserver;

@@ -5,6 +5,7 @@
 #include "build-config.h"
 
 #include "tests/canopy-test.h"
+#include "tests/integration/site.h"
 #include "lib/config.h"
 #include "lib/keys.h"
 #include "lib/transport.h"
@@ -26,21 +27,6 @@ static char *
 program (const char *name)
 {
   return canopy_test_build_path (name, NULL);
-}
-
-static gboolean
-tcp_available (void)
-{
-  g_autofree char *tcp = canopy_test_build_path ("plugins", "transport-tcp", ".libs",
-                                                 "canopy-tcp.so", NULL);
-  g_autofree char *sqlite = canopy_test_build_path ("plugins", "backend-sqlite", ".libs",
-                                                    "canopy-sqlite.so", NULL);
-
-  if (g_file_test (tcp, G_FILE_TEST_EXISTS) && g_file_test (sqlite, G_FILE_TEST_EXISTS))
-    return TRUE;
-  printf ("\n    SKIPPED: needs the tcp transport and the sqlite backend, and one was not "
-          "built\n");
-  return FALSE;
 }
 
 static void
@@ -157,7 +143,7 @@ test_enrolled (void)
   g_autofree char *key = NULL;
   g_autoptr (CanopyTestProcess) agent = NULL;
 
-  if (!tcp_available ())
+  if (!canopy_test_site_available ())
     return;
   server_setup (&s, "<assigned-group>Finance</assigned-group>");
   key = server_key (&s);
@@ -180,7 +166,7 @@ test_dormant_until_group_assigned (void)
   g_autofree char *key = NULL;
   g_autoptr (CanopyTestProcess) agent = NULL;
 
-  if (!tcp_available ())
+  if (!canopy_test_site_available ())
     return;
   server_setup (&s, "<assigned-group>Finance</assigned-group>");
   key = server_key (&s);
@@ -204,7 +190,7 @@ test_wrong_key (void)
   g_autofree char *other_dir = NULL, *other_key = NULL;
   g_autoptr (CanopyTestProcess) agent = NULL;
 
-  if (!tcp_available ())
+  if (!canopy_test_site_available ())
     return;
   server_setup (&s, "<assigned-group>Finance</assigned-group>");
   /* A key from another installation. */
@@ -232,7 +218,7 @@ test_regenerated_key_cuts_off (void)
   g_autofree char *key = NULL;
   g_autoptr (CanopyTestProcess) agent = NULL;
 
-  if (!tcp_available ())
+  if (!canopy_test_site_available ())
     return;
   server_setup (&s, "<assigned-group>Finance</assigned-group>");
   key = server_key (&s);
@@ -257,7 +243,7 @@ test_no_office (void)
   g_autoptr (CanopyTestProcess) agent = NULL;
   g_autofree char *dir = NULL;
 
-  if (!tcp_available ())
+  if (!canopy_test_site_available ())
     return;
   /* Offices only in 198.18.0.0/15: this machine's addresses are in none. */
   dir = canopy_test_make_tmpdir ("topology");
@@ -384,7 +370,7 @@ test_unsupported_version (void)
   OldAgent agent = { 0 };
   gint64 deadline;
 
-  if (!tcp_available ())
+  if (!canopy_test_site_available ())
     return;
   server_setup (&s, "<assigned-group>Finance</assigned-group>");
   key_path = server_key (&s);
@@ -422,7 +408,7 @@ test_restart_keeps_enrolment (void)
   g_autofree char *key = NULL;
   g_autoptr (CanopyTestProcess) agent = NULL;
 
-  if (!tcp_available ())
+  if (!canopy_test_site_available ())
     return;
   server_setup (&s, "<assigned-group>Finance</assigned-group>");
   CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "0 devices known, 0 licences");

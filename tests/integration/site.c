@@ -1,0 +1,549 @@
+/* A whole site of real processes for the integration tests: canopyd, an
+ * HTTP origin and two offices of agents, each office on its own /24. The
+ * content is registered and deployed through the console API. */
+#define _GNU_SOURCE
+#include "build-config.h"
+
+#include "tests/integration/site.h"
+#include "lib/keys.h"
+#include "lib/shared-key.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *
+program (const char *name)
+{
+  return canopy_test_build_path (name, NULL);
+}
+
+gboolean
+canopy_test_site_available (void)
+{
+  g_autofree char *tcp = canopy_test_build_path ("plugins", "transport-tcp", ".libs",
+                                                 "canopy-tcp.so", NULL);
+  g_autofree char *sqlite = canopy_test_build_path ("plugins", "backend-sqlite", ".libs",
+                                                    "canopy-sqlite.so", NULL);
+
+  if (g_file_test (tcp, G_FILE_TEST_EXISTS) && g_file_test (sqlite, G_FILE_TEST_EXISTS))
+    return TRUE;
+  printf ("\n    SKIPPED: needs the tcp transport and the sqlite backend, and one was not "
+          "built\n");
+  return FALSE;
+}
+
+static const char *
+net (const CanopyTestSite *s)
+{
+  return s->options.net != NULL ? s->options.net : "127.0";
+}
+
+static char *
+server_address (const CanopyTestSite *s)
+{
+  return g_strdup_printf ("%s.0.1", net (s));
+}
+
+char *
+canopy_test_site_agent_address (const CanopyTestSite *s, guint office, guint index)
+{
+  return g_strdup_printf ("%s.%u.%u", net (s), office, 10 + index);
+}
+
+guint
+canopy_test_site_slot (guint office, guint index)
+{
+  return index < CANOPY_TEST_SITE_AGENTS_PER_OFFICE
+           ? (office - 1) * CANOPY_TEST_SITE_AGENTS_PER_OFFICE + index
+           : CANOPY_TEST_SITE_N_AGENTS - 1;
+}
+
+/* @argv after the prefix of @office's processes. */
+static CanopyTestProcess *
+spawn_in (CanopyTestSite *s, guint office, const char *const *argv)
+{
+  g_autoptr (GPtrArray) full = g_ptr_array_new ();
+  const char *const *prefix = s->options.prefix[office];
+
+  for (guint i = 0; prefix != NULL && prefix[i] != NULL; i++)
+    g_ptr_array_add (full, (gpointer) prefix[i]);
+  for (guint i = 0; argv[i] != NULL; i++)
+    g_ptr_array_add (full, (gpointer) argv[i]);
+  g_ptr_array_add (full, NULL);
+  return canopy_test_process_spawn ((const char *const *) full->pdata, NULL);
+}
+
+static guint
+port_after (const char *output, const char *prefix)
+{
+  const char *at = strstr (output, prefix);
+
+  return at != NULL ? (guint) g_ascii_strtoull (at + strlen (prefix), NULL, 10) : 0;
+}
+
+static void
+write_server_config (CanopyTestSite *s)
+{
+  g_autofree char *topology = g_build_filename (s->dir, "topology.csv", NULL);
+  g_autofree char *address = server_address (s);
+  const char *rate = s->options.wan_rate != NULL ? s->options.wan_rate : "";
+  g_autofree char *store = s->options.content_store
+                             ? g_strdup_printf ("  <content-store directory='%s/content'/>\n",
+                                                s->dir)
+                             : g_strdup ("");
+  g_autofree char *xml = g_strdup_printf (
+    "<server>\n"
+    "  <state-directory>%s</state-directory>\n"
+    "  <assigned-group>Branch</assigned-group>\n"
+    "  <distribution-optimization enabled='true' topology='%s'/>\n"
+    "  <heartbeat interval='1'/>\n"
+    "  <console address='%s' port='%u'/>\n"
+    "%s"
+    "  <backend plugin='sqlite'/>\n"
+    "  <transport plugin='tcp'><listen address='%s' port='%u'/></transport>\n"
+    "</server>\n",
+    s->state, topology, address, s->console_port, store, address, s->agent_port);
+  g_autofree char *csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
+                                          "North,,Default,%s.1.0/24,%s\n"
+                                          "South,,Default,%s.2.0/24,%s\n",
+                                          net (s), rate, net (s), rate);
+
+  g_assert (g_file_set_contents (topology, csv, -1, NULL));
+  g_assert (g_file_set_contents (s->config, xml, -1, NULL));
+}
+
+void
+canopy_test_site_server_start (CanopyTestSite *s)
+{
+  g_autofree char *canopyd = program ("canopyd");
+  g_autofree char *address = server_address (s);
+  g_autofree char *console = g_strdup_printf ("Console API listening on https://%s:", address);
+  g_autofree char *agents = g_strdup_printf ("tcp %s port ", address);
+  const char *argv[] = { canopyd, "--config", s->config, NULL };
+  const char *output;
+
+  s->server = spawn_in (s, 0, argv);
+  CU_ASSERT_FATAL (s->server != NULL
+                   && canopy_test_process_wait_output (s->server, " started: ", 20));
+  output = canopy_test_process_output (s->server);
+  s->console_port = port_after (output, console);
+  s->agent_port = port_after (output, agents);
+  CU_ASSERT_FATAL (s->console_port != 0 && s->agent_port != 0);
+  /* Keep the ports across restarts: agents are configured with them. */
+  write_server_config (s);
+}
+
+static void
+origin_start (CanopyTestSite *s)
+{
+  g_autofree char *origin = program ("tests/canopy-test-origin");
+  g_autofree char *address = server_address (s);
+  const char *argv[] = { origin, s->package, address, "0", NULL };
+  const char *line;
+
+  s->origin = spawn_in (s, 0, argv);
+  CU_ASSERT_FATAL (s->origin != NULL
+                   && canopy_test_process_wait_output (s->origin, "origin http://", 10));
+  line = strstr (canopy_test_process_output (s->origin), "origin ");
+  s->origin_url = g_strndup (line + strlen ("origin "), strcspn (line + strlen ("origin "), "\n"));
+}
+
+CanopyTestProcess *
+canopy_test_site_agent_start (CanopyTestSite *s, guint office, guint index)
+{
+  return canopy_test_site_device_start (s, office, index, NULL);
+}
+
+CanopyTestProcess *
+canopy_test_site_device_start (CanopyTestSite *s, guint office, guint index,
+                               const char *const *command)
+{
+  g_autofree char *agent = program ("canopy-agent");
+  g_autofree char *name = g_strdup_printf ("agent-%u-%u", office, index);
+  g_autofree char *state = g_build_filename (s->dir, name, NULL);
+  g_autofree char *config = g_strconcat (state, ".xml", NULL);
+  g_autofree char *key_from = g_build_filename (s->state, "shared-key", NULL);
+  g_autofree char *key = g_build_filename (state, "shared-key", NULL);
+  g_autofree char *id_path = g_build_filename (state, "device-id", NULL);
+  g_autofree char *address = server_address (s);
+  g_autofree char *peer = canopy_test_site_agent_address (s, office, index);
+  g_autofree char *text = NULL;
+  g_autofree char *xml = g_strdup_printf (
+    "<agent><server host='%s' port='%u'/><state-directory>%s</state-directory>"
+    "<group>Branch</group><peers address='%s' port='0'/>"
+    "<transport plugin='tcp'/></agent>",
+    address, s->agent_port, state, peer);
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  CanopyTestProcess *proc;
+  guint slot = canopy_test_site_slot (office, index);
+
+  for (guint i = 0; command != NULL && command[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) command[i]);
+  if (command == NULL)
+    g_ptr_array_add (argv, agent);
+  g_ptr_array_add (argv, (gpointer) "--config");
+  g_ptr_array_add (argv, config);
+  g_ptr_array_add (argv, NULL);
+
+  g_mkdir_with_parents (state, 0700);
+  g_assert (g_file_get_contents (key_from, &text, NULL, NULL));
+  g_assert (g_file_set_contents_full (key, text, -1, G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+  g_assert (g_file_set_contents (config, xml, -1, NULL));
+  proc = spawn_in (s, office, (const char *const *) argv->pdata);
+  g_assert (proc != NULL);
+  /* The agent says its ID when it makes it; a restarted one has it on disk. */
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (proc, " started", 20));
+  g_free (text);
+  g_assert (g_file_get_contents (id_path, &text, NULL, NULL));
+  g_free (s->device_ids[slot]);
+  s->device_ids[slot] = g_strdup (g_strstrip (text));
+  return proc;
+}
+
+guint
+canopy_test_site_agent_index (const CanopyTestSite *s, const char *device_id)
+{
+  for (guint i = 0; i < CANOPY_TEST_SITE_N_AGENTS; i++)
+    if (g_strcmp0 (s->device_ids[i], device_id) == 0)
+      return i;
+  g_assert_not_reached ();
+}
+
+/* The server's certificate was made by this test's own `canopyd init`. */
+static gboolean
+accept_own_certificate (SoupMessage *msg, GTlsCertificate *certificate,
+                        GTlsCertificateFlags errors, gpointer user_data)
+{
+  return TRUE;
+}
+
+/* Switches this thread to the network namespace @name; returns the one
+ * to come back to, or -1 when there is nothing to switch. */
+static int
+netns_enter (const char *name)
+{
+  g_autofree char *path = NULL;
+  int self, target;
+
+  if (name == NULL)
+    return -1;
+  path = g_build_filename ("/run/netns", name, NULL);
+  self = open ("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  target = open (path, O_RDONLY | O_CLOEXEC);
+  g_assert (self >= 0 && target >= 0);
+  g_assert (setns (target, CLONE_NEWNET) == 0);
+  close (target);
+  return self;
+}
+
+static void
+netns_leave (int self)
+{
+  if (self < 0)
+    return;
+  g_assert (setns (self, CLONE_NEWNET) == 0);
+  close (self);
+}
+
+JsonNode *
+canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path, const char *body,
+                      guint expected)
+{
+  g_autofree char *address = server_address (s);
+  g_autofree char *uri = g_strdup_printf ("https://%s:%u%s", address, s->console_port, path);
+  g_autofree char *bearer = g_strconcat ("Bearer ", s->token, NULL);
+  g_autoptr (SoupMessage) msg = soup_message_new (method, uri);
+  g_autoptr (GBytes) response = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text = NULL;
+  JsonNode *node;
+  int home;
+
+  g_signal_connect (msg, "accept-certificate", G_CALLBACK (accept_own_certificate), NULL);
+  soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", bearer);
+  if (body != NULL)
+    {
+      g_autoptr (GBytes) bytes = g_bytes_new (body, strlen (body));
+      soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+    }
+  /* The connection is made in the server's namespace; it stays usable. */
+  home = netns_enter (s->options.console_netns);
+  response = soup_session_send_and_read (s->session, msg, NULL, &error);
+  netns_leave (home);
+  if (error != NULL)
+    fprintf (stderr, "\n    %s %s failed; canopyd said: %s\n", method, path,
+             canopy_test_process_output (s->server));
+  CANOPY_ASSERT_NO_ERROR (error);
+  if (soup_message_get_status (msg) != expected)
+    fprintf (stderr, "\n    %s %s: %u %.*s\n", method, path, soup_message_get_status (msg),
+             (int) g_bytes_get_size (response), (const char *) g_bytes_get_data (response, NULL));
+  CU_ASSERT_EQUAL_FATAL (soup_message_get_status (msg), expected);
+  /* The body is not NUL-terminated. */
+  text = g_strndup (g_bytes_get_data (response, NULL), g_bytes_get_size (response));
+  node = json_from_string (text, NULL);
+  if (node == NULL)
+    fprintf (stderr, "\n    %s %s answered no JSON: \"%s\"\n", method, path, text);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (node);
+  return node;
+}
+
+static char *
+make_token (const CanopyTestSite *s)
+{
+  g_autofree char *path = g_build_filename (s->state, "shared-key", NULL);
+  g_autoptr (CanopySharedKey) key = canopy_shared_key_load (path, NULL);
+  guint8 token[CANOPY_KEYS_CONSOLE_TOKEN_SIZE];
+  GString *hex = g_string_new (NULL);
+
+  g_assert (key != NULL && canopy_keys_derive_console_token (key, token, NULL));
+  for (gsize i = 0; i < sizeof token; i++)
+    g_string_append_printf (hex, "%02x", token[i]);
+  return g_string_free (hex, FALSE);
+}
+
+static void
+write_package (CanopyTestSite *s)
+{
+  guint8 *data = g_malloc (s->content_size);
+  guint32 x = 2463534242u;
+
+  for (gsize i = 0; i < s->content_size; i++)
+    {
+      x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+      data[i] = (guint8) x;
+    }
+  s->package = g_build_filename (s->dir, "package.bin", NULL);
+  g_assert (g_file_set_contents (s->package, (const char *) data, (gssize) s->content_size, NULL));
+  g_free (data);
+}
+
+void
+canopy_test_site_begin (CanopyTestSite *s, const CanopyTestSiteOptions *options)
+{
+  g_autofree char *canopyd = program ("canopyd");
+  const char *init[] = { canopyd, "init", "--config", NULL, NULL };
+  g_autofree char *out = NULL;
+
+  canopy_test_site_stop (s, FALSE);
+  s->options = *options;
+  s->content_size = options->content_size != 0 ? options->content_size
+                    : canopy_test_valgrind ()    ? CANOPY_TEST_SITE_VALGRIND_CONTENT_SIZE
+                                                 : CANOPY_TEST_SITE_CONTENT_SIZE;
+  s->dir = canopy_test_make_tmpdir ("site");
+  s->config = g_build_filename (s->dir, "canopyd.xml", NULL);
+  s->state = g_build_filename (s->dir, "state", NULL);
+  write_server_config (s);
+  init[3] = s->config;
+  CU_ASSERT_EQUAL_FATAL (canopy_test_run (init, &out), 0);
+  canopy_test_site_server_start (s);
+  write_package (s);
+  origin_start (s);
+  s->token = make_token (s);
+  s->session = soup_session_new_with_options ("timeout", 120, NULL);
+}
+
+void
+canopy_test_site_start_agents (CanopyTestSite *s)
+{
+  for (guint o = 1; o <= CANOPY_TEST_SITE_OFFICES; o++)
+    for (guint i = 0; i < CANOPY_TEST_SITE_AGENTS_PER_OFFICE; i++)
+      s->agents[canopy_test_site_slot (o, i)] = canopy_test_site_agent_start (s, o, i);
+}
+
+/* A daemon that does not exit with 0 (under valgrind, 99 is a memory
+ * error or a leak) shows the end of its output, which says why. */
+static void
+stop_process (CanopyTestProcess **proc, gboolean check)
+{
+  int status;
+  const char *output;
+  gsize length;
+
+  if (*proc == NULL)
+    return;
+  canopy_test_process_signal (*proc, SIGTERM);
+  status = canopy_test_process_wait_exit (*proc, 20);
+  if (check)
+    {
+      CU_ASSERT_EQUAL (status, 0);
+      output = canopy_test_process_output (*proc);
+      length = strlen (output);
+      if (status != 0)
+        fprintf (stderr, "\n    exit status %d; its output ends:\n%s\n", status,
+                 output + (length > 8000 ? length - 8000 : 0));
+    }
+  g_clear_pointer (proc, canopy_test_process_free);
+}
+
+void
+canopy_test_site_stop (CanopyTestSite *s, gboolean check)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (s->agents); i++)
+    stop_process (&s->agents[i], check);
+  stop_process (&s->server, check);
+  stop_process (&s->origin, FALSE);
+  g_clear_object (&s->session);
+  for (guint i = 0; i < G_N_ELEMENTS (s->device_ids); i++)
+    g_free (s->device_ids[i]);
+  g_free (s->dir);
+  g_free (s->config);
+  g_free (s->state);
+  g_free (s->package);
+  g_free (s->origin_url);
+  g_free (s->token);
+  memset (s, 0, sizeof *s);
+}
+
+char *
+canopy_test_site_register (CanopyTestSite *s)
+{
+  g_autofree char *content_body = g_strdup_printf (
+    "{\"name\": \"Package\", \"version\": \"1.0\", \"location\": \"%s\"}", s->origin_url);
+  g_autoptr (JsonNode) content = canopy_test_site_api (s, "POST", "/api/v1/content",
+                                                       content_body, SOUP_STATUS_CREATED);
+  JsonObject *object = json_node_get_object (content);
+
+  CU_ASSERT_EQUAL (json_object_get_int_member (object, "size"), (gint64) s->content_size);
+  return g_strdup (json_object_get_string_member (object, "id"));
+}
+
+void
+canopy_test_site_deploy_content (CanopyTestSite *s, const char *content_id)
+{
+  g_autofree char *body = NULL;
+  g_autoptr (JsonNode) created = NULL;
+
+  /* The agents share this machine's file system, so they share the
+   * destination; each checks its copy's SHA-256 before the atomic rename,
+   * and the server counts a device done only when the hash it reports is
+   * the content's. */
+  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Branch\"], "
+                          "\"destination\": \"%s/copies/package.bin\"}",
+                          content_id, s->dir);
+  created = canopy_test_site_api (s, "POST", "/api/v1/deployments", body, SOUP_STATUS_CREATED);
+}
+
+char *
+canopy_test_site_deploy (CanopyTestSite *s)
+{
+  char *content_id = canopy_test_site_register (s);
+
+  canopy_test_site_deploy_content (s, content_id);
+  return content_id;
+}
+
+guint64
+canopy_test_site_stop_origin (CanopyTestSite *s)
+{
+  const char *line;
+  guint64 served;
+
+  canopy_test_process_signal (s->origin, SIGTERM);
+  canopy_test_process_wait_exit (s->origin, 10);
+  line = strstr (canopy_test_process_output (s->origin), "served ");
+  served = line != NULL ? g_ascii_strtoull (line + strlen ("served "), NULL, 10) : G_MAXUINT64;
+  g_clear_pointer (&s->origin, canopy_test_process_free);
+  return served;
+}
+
+void
+canopy_test_site_pump (guint ms)
+{
+  gint64 until = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  while (g_get_monotonic_time () < until)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (10000);
+}
+
+JsonObject *
+canopy_test_site_deployment (CanopyTestSite *s, JsonNode **holder)
+{
+  JsonArray *array;
+
+  *holder = canopy_test_site_api (s, "GET", "/api/v1/deployments", NULL, SOUP_STATUS_OK);
+  array = json_node_get_array (*holder);
+  return json_array_get_length (array) > 0 ? json_array_get_object_element (array, 0) : NULL;
+}
+
+JsonNode *
+canopy_test_site_wait_done (CanopyTestSite *s, guint expected, guint timeout_s)
+{
+  gint64 deadline = g_get_monotonic_time ()
+                    + (gint64) canopy_test_timeout (timeout_s) * G_USEC_PER_SEC;
+
+  for (;;)
+    {
+      g_autoptr (JsonNode) holder = NULL;
+      JsonObject *d = canopy_test_site_deployment (s, &holder);
+
+      if (d != NULL && json_object_get_int_member (d, "done") >= expected)
+        return json_node_copy (json_array_get_element (json_node_get_array (holder), 0));
+      if (g_get_monotonic_time () > deadline)
+        {
+          g_autofree char *text = json_to_string (holder, TRUE);
+          fprintf (stderr, "\n    not done in %u s: %s\n", timeout_s, text);
+          return NULL;
+        }
+      canopy_test_site_pump (500);
+    }
+}
+
+JsonObject *
+canopy_test_site_office_of (JsonObject *d, const char *name)
+{
+  JsonArray *offices = json_object_get_array_member (d, "offices");
+
+  for (guint i = 0; i < json_array_get_length (offices); i++)
+    {
+      JsonObject *office = json_array_get_object_element (offices, i);
+      if (g_str_equal (json_object_get_string_member (office, "office"), name))
+        return office;
+    }
+  return NULL;
+}
+
+JsonObject *
+canopy_test_site_health_check (CanopyTestSite *s, const char *name, JsonNode **holder)
+{
+  JsonArray *checks;
+
+  *holder = canopy_test_site_api (s, "GET", "/api/v1/health", NULL, SOUP_STATUS_OK);
+  checks = json_object_get_array_member (json_node_get_object (*holder), "checks");
+  for (guint i = 0; i < json_array_get_length (checks); i++)
+    {
+      JsonObject *check = json_array_get_object_element (checks, i);
+      if (g_str_equal (json_object_get_string_member (check, "name"), name))
+        return check;
+    }
+  return NULL;
+}
+
+gboolean
+canopy_test_site_same_file (const char *a, const char *b)
+{
+  g_autofree char *x = NULL, *y = NULL;
+  gsize nx = 0, ny = 0;
+
+  return g_file_get_contents (a, &x, &nx, NULL) && g_file_get_contents (b, &y, &ny, NULL)
+         && nx == ny && memcmp (x, y, nx) == 0;
+}
+
+void
+canopy_test_site_assert_copy (CanopyTestSite *s)
+{
+  g_autofree char *copy = g_build_filename (s->dir, "copies", "package.bin", NULL);
+
+  CU_ASSERT (canopy_test_site_same_file (copy, s->package));
+}
+
+void
+canopy_test_site_kill_hard (CanopyTestProcess **proc)
+{
+  canopy_test_process_signal (*proc, SIGKILL);
+  canopy_test_process_wait_exit (*proc, 10);
+  g_clear_pointer (proc, canopy_test_process_free);
+}

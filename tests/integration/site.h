@@ -1,0 +1,106 @@
+/* A whole site of real processes for the integration tests: canopyd
+ * (SQLite, TCP, console API), an HTTP origin, and two offices of agents,
+ * on loopback addresses or in network namespaces. */
+#pragma once
+
+#include "tests/canopy-test.h"
+
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+
+#define CANOPY_TEST_SITE_OFFICES 2
+#define CANOPY_TEST_SITE_AGENTS_PER_OFFICE 4
+/* One slot more, for an extra agent a test starts. */
+#define CANOPY_TEST_SITE_N_AGENTS (CANOPY_TEST_SITE_OFFICES * CANOPY_TEST_SITE_AGENTS_PER_OFFICE + 1)
+#define CANOPY_TEST_SITE_CONTENT_SIZE (64 * 1024 * 1024 + 12345)
+/* Under valgrind, where every byte costs fifty times more: a few chunks
+ * cover the same code. */
+#define CANOPY_TEST_SITE_VALGRIND_CONTENT_SIZE (4 * 1024 * 1024 + 12345)
+
+typedef struct {
+  const char *wan_rate; /* the offices' WAN rate in the topology; "" or NULL: unlimited */
+  /* The first two octets of every address: the server and origin are at
+   * NET.0.1, agent I of office O at NET.O.(10 + I), office O is NET.O.0/24.
+   * NULL: "127.0", loopback. */
+  const char *net;
+  gsize content_size; /* 0: CANOPY_TEST_SITE_CONTENT_SIZE, or the valgrind size */
+  gboolean content_store; /* canopyd keeps a copy in DIR/content */
+  /* Prepended to the command line of the processes of office O (0: the
+   * server and the origin), e.g. "ip netns exec NS" or "env VAR=...". */
+  const char *const *prefix[CANOPY_TEST_SITE_OFFICES + 1];
+  /* The network namespace the console API is reached in; NULL: this one. */
+  const char *console_netns;
+} CanopyTestSiteOptions;
+
+typedef struct {
+  CanopyTestSiteOptions options;
+  char *dir;
+  char *config;
+  char *state;
+  char *package;
+  gsize content_size;
+  guint agent_port;
+  guint console_port;
+  CanopyTestProcess *server;
+  CanopyTestProcess *origin;
+  CanopyTestProcess *agents[CANOPY_TEST_SITE_N_AGENTS];
+  char *device_ids[CANOPY_TEST_SITE_N_AGENTS];
+  char *origin_url;
+  char *token;
+  SoupSession *session;
+} CanopyTestSite;
+
+/* Whether the plugins a site needs were built; prints why not. */
+gboolean canopy_test_site_available (void);
+
+/* Stops what @s ran before, then starts canopyd and the origin. */
+void canopy_test_site_begin (CanopyTestSite *s, const CanopyTestSiteOptions *options);
+/* Starts every agent of every office. */
+void canopy_test_site_start_agents (CanopyTestSite *s);
+/* Stops every process; @check asserts each stopped cleanly (not from a
+ * suite cleanup, where CUnit takes no assertions). Leaves @s zeroed. */
+void canopy_test_site_stop (CanopyTestSite *s, gboolean check);
+
+void canopy_test_site_server_start (CanopyTestSite *s);
+/* Agent @index of @office (1-based), with its own state directory; an
+ * index past the office's agents takes the extra slot. */
+CanopyTestProcess *canopy_test_site_agent_start (CanopyTestSite *s, guint office, guint index);
+/* The same with another program that reads an agent's configuration:
+ * @command is its command line before "--config FILE"; NULL: canopy-agent. */
+CanopyTestProcess *canopy_test_site_device_start (CanopyTestSite *s, guint office, guint index,
+                                                  const char *const *command);
+/* The address agent @index of @office serves its peers on. */
+char *canopy_test_site_agent_address (const CanopyTestSite *s, guint office, guint index);
+/* Its slot in agents[] and device_ids[]. */
+guint canopy_test_site_slot (guint office, guint index);
+guint canopy_test_site_agent_index (const CanopyTestSite *s, const char *device_id);
+
+/* A console API call that must answer @expected; returns the JSON. */
+JsonNode *canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path,
+                                const char *body, guint expected);
+/* Registers the package; returns the content ID. */
+char *canopy_test_site_register (CanopyTestSite *s);
+/* Deploys @content_id to group Branch. */
+void canopy_test_site_deploy_content (CanopyTestSite *s, const char *content_id);
+/* Registers the package and deploys it to group Branch; returns the content ID. */
+char *canopy_test_site_deploy (CanopyTestSite *s);
+/* Stops the origin; returns what it served in all, by its own count, so a
+ * device that died before reporting cannot hide anything. */
+guint64 canopy_test_site_stop_origin (CanopyTestSite *s);
+/* Waits until @expected devices are done; returns the deployment, or NULL. */
+JsonNode *canopy_test_site_wait_done (CanopyTestSite *s, guint expected, guint timeout_s);
+/* The run's only deployment as the API lists it, held by @holder. */
+JsonObject *canopy_test_site_deployment (CanopyTestSite *s, JsonNode **holder);
+JsonObject *canopy_test_site_office_of (JsonObject *deployment, const char *name);
+/* The health check's entry @name, held by @holder; NULL if absent. */
+JsonObject *canopy_test_site_health_check (CanopyTestSite *s, const char *name,
+                                           JsonNode **holder);
+/* Whether files @a and @b hold the same bytes. */
+gboolean canopy_test_site_same_file (const char *a, const char *b);
+/* Every copy at the deployment's destination matches the package. */
+void canopy_test_site_assert_copy (CanopyTestSite *s);
+
+/* Runs the main context for @ms, so the processes' output keeps being read. */
+void canopy_test_site_pump (guint ms);
+/* kill -9, as a power cut or a crash would. */
+void canopy_test_site_kill_hard (CanopyTestProcess **proc);
