@@ -20,6 +20,9 @@
  * source holds little back. */
 #define MAX_INFLIGHT 8
 #define MAX_PER_SOURCE 4
+/* Two ranges on their way keep a WAN link busy; more only add to what is
+ * lost, in flight and in socket buffers, when the lead dies. */
+#define MAX_PER_ORIGIN 2
 /* A peer that has not answered a request by then is asked no more for it. */
 #define REQUEST_TIMEOUT_US (30 * G_USEC_PER_SEC)
 /* A peer with requests outstanding that sends nothing for this long is
@@ -807,7 +810,7 @@ pick_wan (CanopyFetch *fetch, guint index, gint64 now, gboolean *any_left)
       if (s->kind == CANOPY_SOURCE_ORIGIN)
         {
           *any_left = TRUE;
-          return s->retry_at <= now && s->inflight < MAX_PER_SOURCE ? s : NULL;
+          return s->retry_at <= now && s->inflight < MAX_PER_ORIGIN ? s : NULL;
         }
       if (s->unreachable || (s->connected && !peer_has (s, index)
                               && (s->have != NULL || now - s->connected_at > HAVE_GRACE_US)))
