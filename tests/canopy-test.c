@@ -144,6 +144,19 @@ canopy_test_valgrind (void)
   return g_strcmp0 (g_getenv ("CANOPY_TEST_VALGRIND"), "1") == 0;
 }
 
+gboolean
+canopy_test_instrumented (void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+  return TRUE;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  return TRUE;
+#endif
+#endif
+  return canopy_test_valgrind ();
+}
+
 guint
 canopy_test_timeout (guint seconds)
 {

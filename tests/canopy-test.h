@@ -69,6 +69,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyTestProcess, canopy_test_process_free)
 /* Whether the daemons run under valgrind (make check-valgrind). */
 gboolean canopy_test_valgrind (void);
 
+/* Whether the daemons run many times slower than built for use: under
+ * valgrind, or built with AddressSanitizer. Bounds that hold only at
+ * native speed (a lead verifies a chunk well within the stall allowance)
+ * are not asserted then. */
+gboolean canopy_test_instrumented (void);
+
 /* @seconds, scaled up when the daemons run under valgrind. */
 guint canopy_test_timeout (guint seconds);
 

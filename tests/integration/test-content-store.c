@@ -77,6 +77,9 @@ test_content_store_seeds (void)
   g_autoptr (JsonNode) done = NULL;
   guint64 served;
   JsonObject *d;
+  /* The once-per-office bound holds at native speed only: slowed down
+   * many times, a lead can outlast the stall allowance and be replaced. */
+  gboolean precise = !canopy_test_instrumented ();
 
   if (!canopy_test_site_available ())
     return;
@@ -99,7 +102,8 @@ test_content_store_seeds (void)
 
       printf ("[%s: %.3f × content from the server] ", office, (double) server / CONTENT_SIZE);
       /* The lead takes it all from the server; the office shares it. */
-      CU_ASSERT (server >= CONTENT_SIZE && server <= (guint64) (1.05 * CONTENT_SIZE));
+      CU_ASSERT (server >= CONTENT_SIZE);
+      CU_ASSERT (!precise || server <= (guint64) (1.05 * CONTENT_SIZE));
       CU_ASSERT_EQUAL (office_bytes (d, office, "origin"), 0);
       CU_ASSERT (office_bytes (d, office, "office_peer") > 0);
     }
@@ -120,6 +124,7 @@ test_content_store_damaged (void)
   FILE *file;
   int byte;
   JsonObject *d;
+  gboolean precise = !canopy_test_instrumented ();
 
   if (!canopy_test_site_available ())
     return;
@@ -149,7 +154,7 @@ test_content_store_damaged (void)
       /* Everything but the damaged chunk came from the server. */
       CU_ASSERT (origin >= 1024 * 1024);
       CU_ASSERT (server >= CONTENT_SIZE - origin);
-      CU_ASSERT (server + origin <= (guint64) (1.05 * CONTENT_SIZE));
+      CU_ASSERT (!precise || server + origin <= (guint64) (1.05 * CONTENT_SIZE));
     }
   canopy_test_site_stop (&site, TRUE);
 }
