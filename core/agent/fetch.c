@@ -1261,6 +1261,10 @@ canopy_fetch_update (CanopyFetch *fetch, GVariant *assignment, GError **error)
   fetch->started_at = g_get_monotonic_time ();
   if (fetch->finished && !fetch->failed)
     {
+      /* The last progress may have been lost with the connection: the
+       * totals by source kind go again, so the office's WAN count is
+       * whole. */
+      send_progress (fetch);
       report_done (fetch);
       return TRUE;
     }

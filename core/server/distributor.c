@@ -18,7 +18,8 @@
 
 typedef struct {
   guint32 chunks;
-  guint64 bytes[N_SOURCE_KINDS];
+  guint64 bytes[N_SOURCE_KINDS];    /* every byte the device took, by source kind */
+  guint64 reported[N_SOURCE_KINDS]; /* the agent's own count, as last reported */
   gboolean done;
   gint64 last_change; /* monotonic µs */
 } DeviceProgress;
@@ -470,6 +471,21 @@ chunk_size_of (CanopyDistributor *distributor, const Deployment *d)
            : 1;
 }
 
+/* An agent counts bytes per fetch, and a fetch starts again from zero
+ * when the agent restarts, or when a device that already finished is
+ * assigned the content again after a reconnection (it answers from its
+ * cache, taking nothing). A count lower than the last one is such a new
+ * start: it adds to what the device took before instead of replacing it. */
+static void
+add_reported_bytes (DeviceProgress *p, const guint64 *by_kind, gsize n)
+{
+  for (gsize k = 0; k < MIN (n, N_SOURCE_KINDS); k++)
+    {
+      p->bytes[k] += by_kind[k] >= p->reported[k] ? by_kind[k] - p->reported[k] : by_kind[k];
+      p->reported[k] = by_kind[k];
+    }
+}
+
 static void
 handle_progress (CanopyDistributor *distributor, Deployment *d, const char *device_id,
                  GVariant *body)
@@ -488,8 +504,7 @@ handle_progress (CanopyDistributor *distributor, Deployment *d, const char *devi
       g_hash_table_remove (d->stalled, device_id);
     }
   p->chunks = chunks;
-  for (gsize k = 0; k < MIN (n, N_SOURCE_KINDS); k++)
-    p->bytes[k] = by_kind[k];
+  add_reported_bytes (p, by_kind, n);
   record_progress (distributor, d, device_id, p);
   if (record_transfers (distributor, d, device_id, peers, chunk_size_of (distributor, d)))
     {
@@ -674,7 +689,7 @@ load_progress (const char *key, GVariant *value, gpointer user_data)
   g_variant_get (value, "(u@atb)", &p->chunks, &bytes, &p->done);
   by_kind = g_variant_get_fixed_array (bytes, &n, sizeof (guint64));
   for (gsize k = 0; k < MIN (n, N_SOURCE_KINDS); k++)
-    p->bytes[k] = by_kind[k];
+    p->bytes[k] = p->reported[k] = by_kind[k];
   return TRUE;
 }
 
