@@ -670,11 +670,9 @@ set_assemble_error (CanopyCacheEntry *entry, const char *destination, const GErr
 gboolean
 canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, GError **error)
 {
-  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr (CanopyManifestHash) sum = canopy_manifest_hash_new ();
   g_autoptr (CanopyAtomicFile) out = NULL;
   g_autoptr (GError) local_error = NULL;
-  guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
-  gsize digest_len = sizeof digest;
   guint n = canopy_manifest_get_n_chunks (entry->manifest);
 
   if (!canopy_cache_entry_is_complete (entry))
@@ -695,7 +693,7 @@ canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, G
         return FALSE;
       data = (const guint8 *) g_mapped_file_get_contents (chunk);
       length = g_mapped_file_get_length (chunk);
-      g_checksum_update (sum, data, length);
+      canopy_manifest_hash_update (sum, data, length);
       if (!canopy_atomic_file_append (out, data, length, &local_error))
         g_clear_pointer (&out, canopy_atomic_file_abort);
     }
@@ -704,8 +702,7 @@ canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, G
       set_assemble_error (entry, destination, local_error, error);
       return FALSE;
     }
-  g_checksum_get_digest (sum, digest, &digest_len);
-  if (memcmp (digest, entry->manifest->sha256, sizeof digest) != 0)
+  if (!canopy_manifest_hash_matches (sum, entry->manifest))
     {
       g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT,
                    _("The assembled \"%s\" does not match the package's SHA-256; it was not "
