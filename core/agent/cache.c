@@ -1,7 +1,6 @@
 /* The agent's chunk cache. One directory per content, one file per
- * verified chunk: a chunk file exists only once its bytes verified and
- * reached the disk, so whatever a crash leaves behind can be trusted after
- * one more check. */
+ * verified chunk: a chunk file appears whole and only once its bytes
+ * verified, and whatever a crash leaves behind is checked again on start. */
 #include "build-config.h"
 
 #include "agent/cache.h"
@@ -599,9 +598,12 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
     return TRUE;
 
   /* Written unlocked: two threads storing the same chunk rename the same
-   * verified bytes into place, and only one of them counts it. */
+   * verified bytes into place, and only one of them counts it. Not flushed
+   * to disk: a restarted agent checks every chunk file again (see
+   * load_chunks()), so one a crash damaged is simply fetched again, and
+   * waiting for the disk chunk by chunk made it the bottleneck. */
   path = chunk_path (entry, index);
-  if (!canopy_atomic_file_write (path, data, length, 0600, &local_error))
+  if (!canopy_atomic_file_write_unsynced (path, data, length, 0600, &local_error))
     {
       if (is_no_space (local_error))
         g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_NO_SPACE,

@@ -138,7 +138,8 @@ GBytes *canopy_cache_entry_get_bitfield (const CanopyCacheEntry *entry);
  * canopy_cache_entry_store_chunk:
  *
  * Verifies @data against the manifest, then writes it (temporary file,
- * fsync, rename). Nothing is stored unless it verifies.
+ * rename; not flushed, since a restart checks it again). Nothing is stored
+ * unless it verifies.
  */
 gboolean canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index,
                                          const guint8 *data, gsize length, GError **error);
