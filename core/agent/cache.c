@@ -654,6 +654,12 @@ canopy_cache_entry_map_chunk (CanopyCacheEntry *entry, guint index, GError **err
   return file;
 }
 
+char *
+canopy_cache_entry_build_path (const CanopyCacheEntry *entry, const char *name)
+{
+  return g_build_filename (entry->path, name, NULL);
+}
+
 static void
 set_assemble_error (CanopyCacheEntry *entry, const char *destination, const GError *cause,
                     GError **error)

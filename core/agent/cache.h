@@ -153,6 +153,16 @@ gboolean canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index,
 GMappedFile *canopy_cache_entry_map_chunk (CanopyCacheEntry *entry, guint index, GError **error);
 
 /**
+ * canopy_cache_entry_build_path:
+ * @name: a file name
+ *
+ * Returns: (transfer full): @name in the entry's directory, for a file
+ *   that goes with the content (a package being put together): eviction
+ *   removes it with the content, and the cache itself never reads it.
+ */
+char *canopy_cache_entry_build_path (const CanopyCacheEntry *entry, const char *name);
+
+/**
  * canopy_cache_entry_assemble:
  * @destination: where the package goes
  *

@@ -6,6 +6,7 @@
 #include "build-config.h"
 
 #include "agent/fetch.h"
+#include "agent/install.h"
 #include "lib/i18n.h"
 #include "lib/origin.h"
 #include "lib/planner.h"
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Requests outstanding at once, in all and per source: enough to keep a
  * LAN or WAN link busy while chunks are verified, few enough that a slow
@@ -76,6 +78,7 @@ struct _CanopyFetch {
   guint64 wan_rate; /* bits/s, 0: unlimited */
   GPtrArray *sources; /* Source; only appended to, so indices stay valid */
   CanopyCacheEntry *entry;
+  CanopyInstall *install; /* NULL: the package is assembled from the cache at the end */
   guint n;
   guint8 *state;
   guint *chunk_source;
@@ -123,6 +126,7 @@ source_free (Source *s)
 static void
 fetch_clear (CanopyFetch *fetch)
 {
+  g_clear_pointer (&fetch->install, canopy_install_free);
   g_clear_pointer (&fetch->entry, canopy_cache_entry_unref);
   g_clear_pointer (&fetch->cache, canopy_cache_unref);
   g_clear_pointer (&fetch->sources, g_ptr_array_unref);
@@ -559,7 +563,11 @@ store_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *ca
   const guint8 *data = g_bytes_get_data (job->data, &length);
 
   if (canopy_cache_entry_store_chunk (job->fetch->entry, job->index, data, length, &error))
-    g_task_return_boolean (task, TRUE);
+    {
+      if (job->fetch->install != NULL)
+        canopy_install_add_chunk (job->fetch->install, job->index, job->data);
+      g_task_return_boolean (task, TRUE);
+    }
   else
     g_task_return_error (task, error);
 }
@@ -1089,6 +1097,23 @@ on_tick (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Puts in place the package written as its chunks came. Runs while no
+ * chunk is being stored, so the install is this thread's alone. */
+static gboolean
+commit_install (CanopyFetch *fetch)
+{
+  g_autoptr (CanopyInstall) install = g_steal_pointer (&fetch->install);
+  g_autoptr (GError) error = NULL;
+
+  if (install == NULL)
+    return FALSE;
+  if (canopy_install_commit (install, fetch->destination, &error))
+    return TRUE;
+  g_debug ("deployment %s: assembling the package from the cache: %s", fetch->deployment_id,
+           error->message);
+  return FALSE;
+}
+
 static void
 assemble_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
 {
@@ -1096,6 +1121,11 @@ assemble_thread (GTask *task, gpointer object, gpointer task_data, GCancellable 
   g_autofree char *dir = g_path_get_dirname (fetch->destination);
   GError *error = NULL;
 
+  if (commit_install (fetch))
+    {
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
   if (g_mkdir_with_parents (dir, 0755) != 0)
     {
       int saved_errno = errno;
@@ -1147,6 +1177,78 @@ assemble (CanopyFetch *fetch)
   g_task_run_in_thread (task, assemble_thread);
 }
 
+/* Whether a file in the cache can be renamed to @destination: a package
+ * written elsewhere would have to be copied again at the end. */
+static gboolean
+can_rename_to (CanopyCacheEntry *entry, const char *destination)
+{
+  g_autofree char *dir = g_path_get_dirname (destination);
+  g_autofree char *here = canopy_cache_entry_build_path (entry, ".");
+  GStatBuf there_st, here_st;
+
+  /* A directory that does not exist yet is created beside its parent. */
+  while (g_stat (dir, &there_st) != 0)
+    {
+      char *parent = g_path_get_dirname (dir);
+
+      if (g_str_equal (parent, dir))
+        {
+          g_free (parent);
+          return FALSE;
+        }
+      g_free (dir);
+      dir = parent;
+    }
+  return g_stat (here, &here_st) == 0 && here_st.st_dev == there_st.st_dev;
+}
+
+/* Deployment IDs come from the server; only a tame one names a file. */
+static gboolean
+is_file_name_safe (const char *id)
+{
+  gsize len = strlen (id);
+
+  return len > 0 && len <= 64
+         && strspn (id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_") == len;
+}
+
+/* Starts writing the package as its chunks come, with those an earlier
+ * run left. Without it the package is assembled from the cache at the
+ * end, as it always can be, at the cost of another pass over it. */
+static CanopyInstall *
+begin_install (CanopyFetch *fetch, CanopyCacheEntry *entry)
+{
+  g_autofree char *name = NULL;
+  g_autofree char *partial = NULL;
+  g_autoptr (CanopyInstall) install = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (!is_file_name_safe (fetch->deployment_id) || !can_rename_to (entry, fetch->destination))
+    return NULL;
+  name = g_strconcat ("install-", fetch->deployment_id, NULL);
+  partial = canopy_cache_entry_build_path (entry, name);
+  install = canopy_install_new (fetch->manifest, partial, &error);
+  if (install == NULL)
+    {
+      g_debug ("deployment %s: %s", fetch->deployment_id, error->message);
+      return NULL;
+    }
+  for (guint i = 0; i < fetch->n; i++)
+    {
+      g_autoptr (GMappedFile) chunk = NULL;
+      g_autoptr (GBytes) data = NULL;
+
+      if (!canopy_cache_entry_has_chunk (entry, i))
+        continue;
+      chunk = canopy_cache_entry_map_chunk (entry, i, NULL);
+      if (chunk == NULL)
+        return NULL;
+      data = g_mapped_file_get_bytes (chunk);
+      canopy_install_add_chunk (install, i, data);
+    }
+  return g_steal_pointer (&install);
+}
+
 static void
 open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
 {
@@ -1155,7 +1257,11 @@ open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *can
   CanopyCacheEntry *entry = canopy_cache_acquire_entry (fetch->cache, fetch->manifest, &error);
 
   if (entry != NULL)
-    g_task_return_pointer (task, entry, (GDestroyNotify) canopy_cache_entry_unref);
+    {
+      /* Nothing else uses the install until the entry is handed over. */
+      fetch->install = begin_install (fetch, entry);
+      g_task_return_pointer (task, entry, (GDestroyNotify) canopy_cache_entry_unref);
+    }
   else
     g_task_return_error (task, error);
 }

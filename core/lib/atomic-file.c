@@ -72,8 +72,8 @@ canopy_atomic_file_abort (CanopyAtomicFile *file)
   g_free (file);
 }
 
-static void
-sync_directory_of (const char *path)
+void
+canopy_atomic_file_sync_parent (const char *path)
 {
   g_autofree char *dir = g_path_get_dirname (path);
   int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -105,7 +105,7 @@ finish (CanopyAtomicFile *file, gboolean sync, GError **error)
       return FALSE;
     }
   if (sync)
-    sync_directory_of (file->path);
+    canopy_atomic_file_sync_parent (file->path);
   g_free (file->tmp);
   g_free (file->path);
   g_free (file);

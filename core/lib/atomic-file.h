@@ -29,6 +29,10 @@ gboolean canopy_atomic_file_commit (CanopyAtomicFile *file, GError **error);
 void canopy_atomic_file_abort (CanopyAtomicFile *file);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyAtomicFile, canopy_atomic_file_abort)
 
+/* Flushes the directory holding @path, so that a rename into it survives
+ * a crash. */
+void canopy_atomic_file_sync_parent (const char *path);
+
 /* The whole sequence for contents already in memory. */
 gboolean canopy_atomic_file_write (const char *path, const guint8 *data, gsize length,
                                    mode_t mode, GError **error);
