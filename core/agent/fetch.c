@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* Requests outstanding at once, in all and per source: enough to keep a
  * LAN or WAN link busy while chunks are verified, few enough that a slow
@@ -1177,89 +1176,31 @@ assemble (CanopyFetch *fetch)
   g_task_run_in_thread (task, assemble_thread);
 }
 
-/* Whether a file in the cache can be renamed to @destination: a package
- * written elsewhere would have to be copied again at the end. */
-static gboolean
-can_rename_to (CanopyCacheEntry *entry, const char *destination)
+typedef struct {
+  CanopyFetch *fetch;
+  char *destination; /* a copy: an assignment may replace the fetch's meanwhile */
+} Opening;
+
+static void
+opening_free (Opening *opening)
 {
-  g_autofree char *dir = g_path_get_dirname (destination);
-  g_autofree char *here = canopy_cache_entry_build_path (entry, ".");
-  GStatBuf there_st, here_st;
-
-  /* A directory that does not exist yet is created beside its parent. */
-  while (g_stat (dir, &there_st) != 0)
-    {
-      char *parent = g_path_get_dirname (dir);
-
-      if (g_str_equal (parent, dir))
-        {
-          g_free (parent);
-          return FALSE;
-        }
-      g_free (dir);
-      dir = parent;
-    }
-  return g_stat (here, &here_st) == 0 && here_st.st_dev == there_st.st_dev;
-}
-
-/* Deployment IDs come from the server; only a tame one names a file. */
-static gboolean
-is_file_name_safe (const char *id)
-{
-  gsize len = strlen (id);
-
-  return len > 0 && len <= 64
-         && strspn (id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_") == len;
-}
-
-/* Starts writing the package as its chunks come, with those an earlier
- * run left. Without it the package is assembled from the cache at the
- * end, as it always can be, at the cost of another pass over it. */
-static CanopyInstall *
-begin_install (CanopyFetch *fetch, CanopyCacheEntry *entry)
-{
-  g_autofree char *name = NULL;
-  g_autofree char *partial = NULL;
-  g_autoptr (CanopyInstall) install = NULL;
-  g_autoptr (GError) error = NULL;
-
-  if (!is_file_name_safe (fetch->deployment_id) || !can_rename_to (entry, fetch->destination))
-    return NULL;
-  name = g_strconcat ("install-", fetch->deployment_id, NULL);
-  partial = canopy_cache_entry_build_path (entry, name);
-  install = canopy_install_new (fetch->manifest, partial, &error);
-  if (install == NULL)
-    {
-      g_debug ("deployment %s: %s", fetch->deployment_id, error->message);
-      return NULL;
-    }
-  for (guint i = 0; i < fetch->n; i++)
-    {
-      g_autoptr (GMappedFile) chunk = NULL;
-      g_autoptr (GBytes) data = NULL;
-
-      if (!canopy_cache_entry_has_chunk (entry, i))
-        continue;
-      chunk = canopy_cache_entry_map_chunk (entry, i, NULL);
-      if (chunk == NULL)
-        return NULL;
-      data = g_mapped_file_get_bytes (chunk);
-      canopy_install_add_chunk (install, i, data);
-    }
-  return g_steal_pointer (&install);
+  fetch_unref (opening->fetch);
+  g_free (opening->destination);
+  g_free (opening);
 }
 
 static void
 open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
 {
-  CanopyFetch *fetch = task_data;
+  Opening *opening = task_data;
+  CanopyFetch *fetch = opening->fetch;
   GError *error = NULL;
   CanopyCacheEntry *entry = canopy_cache_acquire_entry (fetch->cache, fetch->manifest, &error);
 
   if (entry != NULL)
     {
       /* Nothing else uses the install until the entry is handed over. */
-      fetch->install = begin_install (fetch, entry);
+      fetch->install = canopy_install_begin (entry, fetch->deployment_id, opening->destination);
       g_task_return_pointer (task, entry, (GDestroyNotify) canopy_cache_entry_unref);
     }
   else
@@ -1269,7 +1210,7 @@ open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *can
 static void
 on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
 {
-  CanopyFetch *fetch = g_task_get_task_data (G_TASK (result));
+  CanopyFetch *fetch = ((Opening *) g_task_get_task_data (G_TASK (result)))->fetch;
   g_autoptr (GError) error = NULL;
   g_autoptr (CanopyCacheEntry) entry = g_task_propagate_pointer (G_TASK (result), &error);
 
@@ -1303,8 +1244,11 @@ void
 canopy_fetch_start (CanopyFetch *fetch)
 {
   g_autoptr (GTask) task = g_task_new (NULL, NULL, on_opened, NULL);
+  Opening *opening = g_new0 (Opening, 1);
 
-  g_task_set_task_data (task, fetch_ref (fetch), (GDestroyNotify) fetch_unref);
+  opening->fetch = fetch_ref (fetch);
+  opening->destination = g_strdup (fetch->destination);
+  g_task_set_task_data (task, opening, (GDestroyNotify) opening_free);
   g_task_run_in_thread (task, open_thread);
 }
 

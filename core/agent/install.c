@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Chunks kept in memory while they wait for earlier ones to be hashed: a
@@ -58,6 +60,77 @@ canopy_install_new (const CanopyManifest *manifest, const char *partial, GError 
   install->added = g_new0 (gboolean, install->n);
   install->hash = canopy_manifest_hash_new ();
   install->waiting = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) g_bytes_unref);
+  return g_steal_pointer (&install);
+}
+
+/* Whether a file in the cache can be renamed to @destination: a package
+ * written elsewhere would have to be copied again at the end. */
+static gboolean
+can_rename_to (CanopyCacheEntry *entry, const char *destination)
+{
+  g_autofree char *dir = g_path_get_dirname (destination);
+  g_autofree char *here = canopy_cache_entry_build_path (entry, ".");
+  GStatBuf there_st, here_st;
+
+  /* A directory that does not exist yet is created beside its parent. */
+  while (g_stat (dir, &there_st) != 0)
+    {
+      char *parent = g_path_get_dirname (dir);
+
+      if (g_str_equal (parent, dir))
+        {
+          g_free (parent);
+          return FALSE;
+        }
+      g_free (dir);
+      dir = parent;
+    }
+  return g_stat (here, &here_st) == 0 && here_st.st_dev == there_st.st_dev;
+}
+
+/* IDs come from the server; only a tame one names a file. */
+static gboolean
+is_file_name_safe (const char *id)
+{
+  gsize len = strlen (id);
+
+  return len > 0 && len <= 64
+         && strspn (id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_") == len;
+}
+
+CanopyInstall *
+canopy_install_begin (CanopyCacheEntry *entry, const char *id, const char *destination)
+{
+  const CanopyManifest *manifest = canopy_cache_entry_get_manifest (entry);
+  guint n = canopy_manifest_get_n_chunks (manifest);
+  g_autofree char *name = NULL;
+  g_autofree char *partial = NULL;
+  g_autoptr (CanopyInstall) install = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (!is_file_name_safe (id) || !can_rename_to (entry, destination))
+    return NULL;
+  name = g_strconcat ("install-", id, NULL);
+  partial = canopy_cache_entry_build_path (entry, name);
+  install = canopy_install_new (manifest, partial, &error);
+  if (install == NULL)
+    {
+      g_debug ("not writing %s as its chunks come: %s", destination, error->message);
+      return NULL;
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr (GMappedFile) chunk = NULL;
+      g_autoptr (GBytes) data = NULL;
+
+      if (!canopy_cache_entry_has_chunk (entry, i))
+        continue;
+      chunk = canopy_cache_entry_map_chunk (entry, i, NULL);
+      if (chunk == NULL)
+        return NULL;
+      data = g_mapped_file_get_bytes (chunk);
+      canopy_install_add_chunk (install, i, data);
+    }
   return g_steal_pointer (&install);
 }
 

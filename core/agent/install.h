@@ -4,6 +4,7 @@
 #pragma once
 
 #include <glib.h>
+#include "agent/cache.h"
 #include "lib/manifest.h"
 
 G_BEGIN_DECLS
@@ -20,6 +21,24 @@ typedef struct _CanopyInstall CanopyInstall;
  */
 CanopyInstall *canopy_install_new (const CanopyManifest *manifest, const char *partial,
                                    GError **error);
+
+/**
+ * canopy_install_begin:
+ * @entry: the content's cache entry; it must outlive the install
+ * @id: what the package is written for (a deployment ID), which names the
+ *   partial file in the entry's directory
+ * @destination: where the package is to go
+ *
+ * canopy_install_new() for a content being fetched, with the chunks
+ * @entry already holds. Blocks: call it from a worker thread.
+ *
+ * Returns: (nullable): the install, or %NULL when the package is better
+ *   assembled from the cache at the end: @id cannot name a file, a file
+ *   in the cache could not be renamed to @destination (another file
+ *   system), or the disk refused.
+ */
+CanopyInstall *canopy_install_begin (CanopyCacheEntry *entry, const char *id,
+                                     const char *destination);
 
 /**
  * canopy_install_add_chunk:
