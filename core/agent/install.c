@@ -35,12 +35,15 @@ struct _CanopyInstall {
   gboolean committed;
 };
 
-static void
-set_errno_error (GError **error, const char *what, const char *path, int saved_errno)
-{
-  g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved_errno), _("Cannot %s %s: %s"),
-               what, path, g_strerror (saved_errno));
-}
+/* A macro so that each message is one whole sentence, checked as a format. */
+#define SET_ERRNO_ERROR(error, saved_errno, format, path)                                       \
+  do                                                                                            \
+    {                                                                                           \
+      int errno_ = (saved_errno);                                                               \
+      g_set_error ((error), G_FILE_ERROR, g_file_error_from_errno (errno_), (format), (path),   \
+                   g_strerror (errno_));                                                        \
+    }                                                                                           \
+  while (0)
 
 CanopyInstall *
 canopy_install_new (const CanopyManifest *manifest, const char *partial, GError **error)
@@ -51,7 +54,7 @@ canopy_install_new (const CanopyManifest *manifest, const char *partial, GError 
   install->fd = open (partial, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (install->fd < 0)
     {
-      set_errno_error (error, _("create"), partial, errno);
+      SET_ERRNO_ERROR (error, errno, _("Cannot create %s: %s"), partial);
       return NULL;
     }
   install->manifest = manifest;
@@ -145,7 +148,8 @@ write_at (CanopyInstall *install, const guint8 *data, gsize length, off_t offset
         continue;
       if (n <= 0)
         {
-          set_errno_error (error, _("write"), install->partial, n < 0 ? errno : ENOSPC);
+          SET_ERRNO_ERROR (error, n < 0 ? errno : ENOSPC, _("Cannot write %s: %s"),
+                           install->partial);
           return FALSE;
         }
       data += n;
@@ -169,7 +173,8 @@ read_at (CanopyInstall *install, gsize length, off_t offset, GError **error)
         continue;
       if (n <= 0)
         {
-          set_errno_error (error, _("read"), install->partial, n < 0 ? errno : EIO);
+          SET_ERRNO_ERROR (error, n < 0 ? errno : EIO, _("Cannot read %s: %s"),
+                           install->partial);
           return NULL;
         }
       got += (gsize) n;
@@ -278,23 +283,23 @@ canopy_install_commit (CanopyInstall *install, const char *destination, GError *
   install->fd = -1;
   if (fsync (fd) != 0)
     {
-      set_errno_error (error, _("write"), install->partial, errno);
+      SET_ERRNO_ERROR (error, errno, _("Cannot write %s: %s"), install->partial);
       close (fd);
       return FALSE;
     }
   if (close (fd) != 0)
     {
-      set_errno_error (error, _("write"), install->partial, errno);
+      SET_ERRNO_ERROR (error, errno, _("Cannot write %s: %s"), install->partial);
       return FALSE;
     }
   if (g_mkdir_with_parents (dir, 0755) != 0)
     {
-      set_errno_error (error, _("create the directory"), dir, errno);
+      SET_ERRNO_ERROR (error, errno, _("Cannot create the directory %s: %s"), dir);
       return FALSE;
     }
   if (g_rename (install->partial, destination) != 0)
     {
-      set_errno_error (error, _("write"), destination, errno);
+      SET_ERRNO_ERROR (error, errno, _("Cannot write %s: %s"), destination);
       return FALSE;
     }
   install->committed = TRUE;
