@@ -29,6 +29,7 @@ struct _CanopyInstall {
   gboolean *added;
   guint n_added;
   guint hashed; /* chunks [0, hashed) are in the hash */
+  gboolean hashing; /* a thread is hashing: it alone touches the hash */
   CanopyManifestHash *hash;
   GHashTable *waiting; /* index → GBytes */
   GError *failure;
@@ -188,26 +189,38 @@ chunk_offset (const CanopyInstall *install, guint index)
   return (off_t) index * install->manifest->chunk_size;
 }
 
-/* Call locked: hashes every chunk that no longer waits for an earlier one. */
+/* Call locked: hashes every chunk that no longer waits for an earlier one.
+ * The lock is let go while hashing, so that other chunks are stored
+ * meanwhile (their progress is what the server watches for a stalled
+ * lead): a thread that finds another hashing leaves its chunk to it. */
 static gboolean
 hash_ready (CanopyInstall *install, GError **error)
 {
-  while (install->hashed < install->n && install->added[install->hashed])
+  gboolean ok = TRUE;
+
+  if (install->hashing)
+    return TRUE;
+  install->hashing = TRUE;
+  while (ok && install->hashed < install->n && install->added[install->hashed])
     {
       guint index = install->hashed;
       g_autoptr (GBytes) data = NULL;
+      gboolean kept = g_hash_table_steal_extended (install->waiting, GUINT_TO_POINTER (index),
+                                                   NULL, (gpointer *) &data);
 
-      if (!g_hash_table_steal_extended (install->waiting, GUINT_TO_POINTER (index), NULL,
-                                        (gpointer *) &data))
+      g_mutex_unlock (&install->lock);
+      if (!kept)
         data = read_at (install, canopy_manifest_get_chunk_length (install->manifest, index),
                         chunk_offset (install, index), error);
-      if (data == NULL)
-        return FALSE;
-      canopy_manifest_hash_update (install->hash, g_bytes_get_data (data, NULL),
-                                   g_bytes_get_size (data));
-      install->hashed++;
+      if (data != NULL)
+        canopy_manifest_hash_update (install->hash, g_bytes_get_data (data, NULL),
+                                     g_bytes_get_size (data));
+      g_mutex_lock (&install->lock);
+      ok = data != NULL;
+      install->hashed += ok;
     }
-  return TRUE;
+  install->hashing = FALSE;
+  return ok;
 }
 
 void
