@@ -1,7 +1,6 @@
 /* The agent's chunk cache. One directory per content, one file per
- * verified chunk: a chunk file exists only once its bytes verified and
- * reached the disk, so whatever a crash leaves behind can be trusted after
- * one more check. */
+ * verified chunk: a chunk file appears whole and only once its bytes
+ * verified, and whatever a crash leaves behind is checked again on start. */
 #include "build-config.h"
 
 #include "agent/cache.h"
@@ -599,9 +598,12 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
     return TRUE;
 
   /* Written unlocked: two threads storing the same chunk rename the same
-   * verified bytes into place, and only one of them counts it. */
+   * verified bytes into place, and only one of them counts it. Not flushed
+   * to disk: a restarted agent checks every chunk file again (see
+   * load_chunks()), so one a crash damaged is simply fetched again, and
+   * waiting for the disk chunk by chunk made it the bottleneck. */
   path = chunk_path (entry, index);
-  if (!canopy_atomic_file_write (path, data, length, 0600, &local_error))
+  if (!canopy_atomic_file_write_unsynced (path, data, length, 0600, &local_error))
     {
       if (is_no_space (local_error))
         g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_NO_SPACE,
@@ -652,6 +654,12 @@ canopy_cache_entry_map_chunk (CanopyCacheEntry *entry, guint index, GError **err
   return file;
 }
 
+char *
+canopy_cache_entry_build_path (const CanopyCacheEntry *entry, const char *name)
+{
+  return g_build_filename (entry->path, name, NULL);
+}
+
 static void
 set_assemble_error (CanopyCacheEntry *entry, const char *destination, const GError *cause,
                     GError **error)
@@ -670,11 +678,9 @@ set_assemble_error (CanopyCacheEntry *entry, const char *destination, const GErr
 gboolean
 canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, GError **error)
 {
-  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr (CanopyManifestHash) sum = canopy_manifest_hash_new ();
   g_autoptr (CanopyAtomicFile) out = NULL;
   g_autoptr (GError) local_error = NULL;
-  guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
-  gsize digest_len = sizeof digest;
   guint n = canopy_manifest_get_n_chunks (entry->manifest);
 
   if (!canopy_cache_entry_is_complete (entry))
@@ -695,7 +701,7 @@ canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, G
         return FALSE;
       data = (const guint8 *) g_mapped_file_get_contents (chunk);
       length = g_mapped_file_get_length (chunk);
-      g_checksum_update (sum, data, length);
+      canopy_manifest_hash_update (sum, data, length);
       if (!canopy_atomic_file_append (out, data, length, &local_error))
         g_clear_pointer (&out, canopy_atomic_file_abort);
     }
@@ -704,8 +710,7 @@ canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, G
       set_assemble_error (entry, destination, local_error, error);
       return FALSE;
     }
-  g_checksum_get_digest (sum, digest, &digest_len);
-  if (memcmp (digest, entry->manifest->sha256, sizeof digest) != 0)
+  if (!canopy_manifest_hash_matches (sum, entry->manifest))
     {
       g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT,
                    _("The assembled \"%s\" does not match the package's SHA-256; it was not "

@@ -138,7 +138,8 @@ GBytes *canopy_cache_entry_get_bitfield (const CanopyCacheEntry *entry);
  * canopy_cache_entry_store_chunk:
  *
  * Verifies @data against the manifest, then writes it (temporary file,
- * fsync, rename). Nothing is stored unless it verifies.
+ * rename; not flushed, since a restart checks it again). Nothing is stored
+ * unless it verifies.
  */
 gboolean canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index,
                                          const guint8 *data, gsize length, GError **error);
@@ -150,6 +151,16 @@ gboolean canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index,
  *   a copy.
  */
 GMappedFile *canopy_cache_entry_map_chunk (CanopyCacheEntry *entry, guint index, GError **error);
+
+/**
+ * canopy_cache_entry_build_path:
+ * @name: a file name
+ *
+ * Returns: (transfer full): @name in the entry's directory, for a file
+ *   that goes with the content (a package being put together): eviction
+ *   removes it with the content, and the cache itself never reads it.
+ */
+char *canopy_cache_entry_build_path (const CanopyCacheEntry *entry, const char *name);
 
 /**
  * canopy_cache_entry_assemble:

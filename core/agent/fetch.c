@@ -6,6 +6,7 @@
 #include "build-config.h"
 
 #include "agent/fetch.h"
+#include "agent/install.h"
 #include "lib/i18n.h"
 #include "lib/origin.h"
 #include "lib/planner.h"
@@ -88,6 +89,7 @@ struct _CanopyFetch {
   guint64 wan_rate; /* bits/s, 0: unlimited */
   GPtrArray *sources; /* Source; only appended to, so indices stay valid */
   CanopyCacheEntry *entry;
+  CanopyInstall *install; /* NULL: the package is assembled from the cache at the end */
   guint n;
   guint8 *state;
   guint *chunk_source;
@@ -135,6 +137,7 @@ source_free (Source *s)
 static void
 fetch_clear (CanopyFetch *fetch)
 {
+  g_clear_pointer (&fetch->install, canopy_install_free);
   g_clear_pointer (&fetch->entry, canopy_cache_entry_unref);
   g_clear_pointer (&fetch->cache, canopy_cache_unref);
   g_clear_pointer (&fetch->sources, g_ptr_array_unref);
@@ -573,7 +576,11 @@ store_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *ca
   const guint8 *data = g_bytes_get_data (job->data, &length);
 
   if (canopy_cache_entry_store_chunk (job->fetch->entry, job->index, data, length, &error))
-    g_task_return_boolean (task, TRUE);
+    {
+      if (job->fetch->install != NULL)
+        canopy_install_add_chunk (job->fetch->install, job->index, job->data);
+      g_task_return_boolean (task, TRUE);
+    }
   else
     g_task_return_error (task, error);
 }
@@ -1136,6 +1143,23 @@ on_tick (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Puts in place the package written as its chunks came. Runs while no
+ * chunk is being stored, so the install is this thread's alone. */
+static gboolean
+commit_install (CanopyFetch *fetch)
+{
+  g_autoptr (CanopyInstall) install = g_steal_pointer (&fetch->install);
+  g_autoptr (GError) error = NULL;
+
+  if (install == NULL)
+    return FALSE;
+  if (canopy_install_commit (install, fetch->destination, &error))
+    return TRUE;
+  g_debug ("deployment %s: assembling the package from the cache: %s", fetch->deployment_id,
+           error->message);
+  return FALSE;
+}
+
 static void
 assemble_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
 {
@@ -1143,6 +1167,11 @@ assemble_thread (GTask *task, gpointer object, gpointer task_data, GCancellable 
   g_autofree char *dir = g_path_get_dirname (fetch->destination);
   GError *error = NULL;
 
+  if (commit_install (fetch))
+    {
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
   if (g_mkdir_with_parents (dir, 0755) != 0)
     {
       int saved_errno = errno;
@@ -1194,15 +1223,33 @@ assemble (CanopyFetch *fetch)
   g_task_run_in_thread (task, assemble_thread);
 }
 
+typedef struct {
+  CanopyFetch *fetch;
+  char *destination; /* a copy: an assignment may replace the fetch's meanwhile */
+} Opening;
+
+static void
+opening_free (Opening *opening)
+{
+  fetch_unref (opening->fetch);
+  g_free (opening->destination);
+  g_free (opening);
+}
+
 static void
 open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
 {
-  CanopyFetch *fetch = task_data;
+  Opening *opening = task_data;
+  CanopyFetch *fetch = opening->fetch;
   GError *error = NULL;
   CanopyCacheEntry *entry = canopy_cache_acquire_entry (fetch->cache, fetch->manifest, &error);
 
   if (entry != NULL)
-    g_task_return_pointer (task, entry, (GDestroyNotify) canopy_cache_entry_unref);
+    {
+      /* Nothing else uses the install until the entry is handed over. */
+      fetch->install = canopy_install_begin (entry, fetch->deployment_id, opening->destination);
+      g_task_return_pointer (task, entry, (GDestroyNotify) canopy_cache_entry_unref);
+    }
   else
     g_task_return_error (task, error);
 }
@@ -1210,7 +1257,7 @@ open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *can
 static void
 on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
 {
-  CanopyFetch *fetch = g_task_get_task_data (G_TASK (result));
+  CanopyFetch *fetch = ((Opening *) g_task_get_task_data (G_TASK (result)))->fetch;
   g_autoptr (GError) error = NULL;
   g_autoptr (CanopyCacheEntry) entry = g_task_propagate_pointer (G_TASK (result), &error);
 
@@ -1244,8 +1291,11 @@ void
 canopy_fetch_start (CanopyFetch *fetch)
 {
   g_autoptr (GTask) task = g_task_new (NULL, NULL, on_opened, NULL);
+  Opening *opening = g_new0 (Opening, 1);
 
-  g_task_set_task_data (task, fetch_ref (fetch), (GDestroyNotify) fetch_unref);
+  opening->fetch = fetch_ref (fetch);
+  opening->destination = g_strdup (fetch->destination);
+  g_task_set_task_data (task, opening, (GDestroyNotify) opening_free);
   g_task_run_in_thread (task, open_thread);
 }
 

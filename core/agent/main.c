@@ -5,6 +5,10 @@
 #include "lib/i18n.h"
 #include "lib/program.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 static gpointer
 agent_load (const char *path, GError **error)
 {
@@ -55,8 +59,22 @@ static const CanopyProgramClass canopy_agent = {
   .stop = agent_stop,
 };
 
+/* Every chunk arrives in its own buffer of a chunk's size (1 MiB by
+ * default). glibc maps buffers that large afresh each time, or trims them
+ * off the heap as soon as they are freed, so each chunk paid for faulting
+ * in 256 new pages and a TLB flush on every CPU: keep them on the heap. */
+static void
+keep_chunk_buffers (void)
+{
+#ifdef __GLIBC__
+  mallopt (M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt (M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+#endif
+}
+
 int
 main (int argc, char **argv)
 {
+  keep_chunk_buffers ();
   return canopy_program_main (&canopy_agent, argc, argv);
 }

@@ -72,8 +72,8 @@ canopy_atomic_file_abort (CanopyAtomicFile *file)
   g_free (file);
 }
 
-static void
-sync_directory_of (const char *path)
+void
+canopy_atomic_file_sync_parent (const char *path)
 {
   g_autofree char *dir = g_path_get_dirname (path);
   int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -85,11 +85,12 @@ sync_directory_of (const char *path)
     }
 }
 
-gboolean
-canopy_atomic_file_commit (CanopyAtomicFile *file, GError **error)
+/* Renames the file into place, after flushing it to disk if @sync. */
+static gboolean
+finish (CanopyAtomicFile *file, gboolean sync, GError **error)
 {
   int fd = file->fd;
-  gboolean ok = fsync (fd) == 0;
+  gboolean ok = !sync || fsync (fd) == 0;
   int saved_errno = errno;
 
   file->fd = -1;
@@ -103,7 +104,8 @@ canopy_atomic_file_commit (CanopyAtomicFile *file, GError **error)
       canopy_atomic_file_abort (file);
       return FALSE;
     }
-  sync_directory_of (file->path);
+  if (sync)
+    canopy_atomic_file_sync_parent (file->path);
   g_free (file->tmp);
   g_free (file->path);
   g_free (file);
@@ -111,8 +113,14 @@ canopy_atomic_file_commit (CanopyAtomicFile *file, GError **error)
 }
 
 gboolean
-canopy_atomic_file_write (const char *path, const guint8 *data, gsize length, mode_t mode,
-                          GError **error)
+canopy_atomic_file_commit (CanopyAtomicFile *file, GError **error)
+{
+  return finish (file, TRUE, error);
+}
+
+static gboolean
+write_whole (const char *path, const guint8 *data, gsize length, mode_t mode, gboolean sync,
+             GError **error)
 {
   CanopyAtomicFile *file = canopy_atomic_file_begin (path, mode, error);
 
@@ -123,5 +131,19 @@ canopy_atomic_file_write (const char *path, const guint8 *data, gsize length, mo
       canopy_atomic_file_abort (file);
       return FALSE;
     }
-  return canopy_atomic_file_commit (file, error);
+  return finish (file, sync, error);
+}
+
+gboolean
+canopy_atomic_file_write (const char *path, const guint8 *data, gsize length, mode_t mode,
+                          GError **error)
+{
+  return write_whole (path, data, length, mode, TRUE, error);
+}
+
+gboolean
+canopy_atomic_file_write_unsynced (const char *path, const guint8 *data, gsize length,
+                                   mode_t mode, GError **error)
+{
+  return write_whole (path, data, length, mode, FALSE, error);
 }

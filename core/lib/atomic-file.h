@@ -29,8 +29,23 @@ gboolean canopy_atomic_file_commit (CanopyAtomicFile *file, GError **error);
 void canopy_atomic_file_abort (CanopyAtomicFile *file);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyAtomicFile, canopy_atomic_file_abort)
 
+/* Flushes the directory holding @path, so that a rename into it survives
+ * a crash. */
+void canopy_atomic_file_sync_parent (const char *path);
+
 /* The whole sequence for contents already in memory. */
 gboolean canopy_atomic_file_write (const char *path, const guint8 *data, gsize length,
                                    mode_t mode, GError **error);
+
+/**
+ * canopy_atomic_file_write_unsynced:
+ *
+ * canopy_atomic_file_write() without waiting for the disk: readers still
+ * see the old file or the whole new one, but after a crash @path may be
+ * empty or partial. Only for data that is checked again whenever it is
+ * read back after a restart, such as verified chunks.
+ */
+gboolean canopy_atomic_file_write_unsynced (const char *path, const guint8 *data, gsize length,
+                                            mode_t mode, GError **error);
 
 G_END_DECLS

@@ -138,6 +138,55 @@ canopy_manifest_verify_chunk (const CanopyManifest *manifest, guint index, const
   return gnutls_memcmp (digest, expected, sizeof digest) == 0;
 }
 
+/* Through GnuTLS, like the chunks: it uses the CPU's SHA instructions,
+ * which makes hashing a package four times cheaper than GChecksum. A hash
+ * GnuTLS cannot compute matches nothing. */
+struct _CanopyManifestHash {
+  gnutls_hash_hd_t handle;
+  gboolean open;
+};
+
+CanopyManifestHash *
+canopy_manifest_hash_new (void)
+{
+  CanopyManifestHash *hash = g_new0 (CanopyManifestHash, 1);
+
+  hash->open = gnutls_hash_init (&hash->handle, GNUTLS_DIG_SHA256) == 0;
+  return hash;
+}
+
+void
+canopy_manifest_hash_update (CanopyManifestHash *hash, const guint8 *data, gsize length)
+{
+  if (hash->open && gnutls_hash (hash->handle, data, length) < 0)
+    {
+      gnutls_hash_deinit (hash->handle, NULL);
+      hash->open = FALSE;
+    }
+}
+
+gboolean
+canopy_manifest_hash_matches (CanopyManifestHash *hash, const CanopyManifest *manifest)
+{
+  guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
+
+  if (!hash->open)
+    return FALSE;
+  gnutls_hash_deinit (hash->handle, digest);
+  hash->open = FALSE;
+  return gnutls_memcmp (digest, manifest->sha256, sizeof digest) == 0;
+}
+
+void
+canopy_manifest_hash_free (CanopyManifestHash *hash)
+{
+  if (hash == NULL)
+    return;
+  if (hash->open)
+    gnutls_hash_deinit (hash->handle, NULL);
+  g_free (hash);
+}
+
 /* Serialized form. */
 
 static GVariant *

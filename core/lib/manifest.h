@@ -87,6 +87,24 @@ CanopyManifest *canopy_manifest_build_full (GInputStream *stream, const char *co
 gboolean canopy_manifest_verify_chunk (const CanopyManifest *manifest, guint index,
                                        const guint8 *data, gsize length);
 
+/* A package's SHA-256 computed piece by piece, in order. */
+typedef struct _CanopyManifestHash CanopyManifestHash;
+
+CanopyManifestHash *canopy_manifest_hash_new (void);
+void canopy_manifest_hash_update (CanopyManifestHash *hash, const guint8 *data, gsize length);
+
+/**
+ * canopy_manifest_hash_matches:
+ *
+ * Finishes @hash; it takes no more data afterwards.
+ *
+ * Returns: whether the bytes given were @manifest's whole package.
+ */
+gboolean canopy_manifest_hash_matches (CanopyManifestHash *hash, const CanopyManifest *manifest);
+
+void canopy_manifest_hash_free (CanopyManifestHash *hash);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyManifestHash, canopy_manifest_hash_free)
+
 gboolean canopy_manifest_sign (CanopyManifest *manifest, const CanopySigningKey *key,
                                GError **error);
 

@@ -109,6 +109,14 @@ start_bg () { # namespace logfile command...
   where=$1 out=$2; shift 2
   ip netns exec "$PREFIX-$where" "$@" > "$out" 2>&1 &
   PIDS="$PIDS $!"
+  LAST_PID=$!
+}
+
+cpu_seconds () { # pids...: user and system CPU seconds, threads included
+  for pid in "$@"; do cat "/proc/$pid/stat"; done 2>/dev/null \
+    | sed 's/^.*) //' \
+    | awk -v hz="$(getconf CLK_TCK)" '{ u += $12; s += $13 }
+        END { printf "%.1f s (%.1f user + %.1f system)", (u + s) / hz, u / hz, s / hz }'
 }
 
 write_topology () {
@@ -171,7 +179,9 @@ main () {
   write_server_config
   "$BUILD/canopyd" init --config "$WORK/canopyd.xml" > /dev/null
   start_bg c "$WORK/origin.log" "$BUILD/tests/canopy-test-origin" "$WORK/package.bin" 198.18.0.1 8080
+  ORIGIN_PID=$LAST_PID
   start_bg c "$WORK/canopyd.log" "$BUILD/canopyd" --config "$WORK/canopyd.xml"
+  SERVER_PID=$LAST_PID
   sleep 2
   if [ -n "${NETSIM_PROBE:-}" ]; then
     inns d1x0 curl -s -o /dev/null -w 'plain HTTP across the WAN: %{speed_download} B/s\n' \
@@ -184,6 +194,7 @@ main () {
       write_agent_config "$n" "$d"
       start_bg "d${n}x$d" "$WORK/agent-$n-$d.log" "$BUILD/canopy-agent" \
         --config "$WORK/agent-$n-$d/agent.xml"
+      AGENT_PIDS="${AGENT_PIDS:-} $LAST_PID"
       d=$((d + 1))
     done
     n=$((n + 1))
@@ -221,6 +232,9 @@ main () {
       "$n" "$payload" "$(awk -v a="$after" -v b="$before" -v s="$size" 'BEGIN {print (a - b) / s}')"
     n=$((n + 1))
   done
+  # shellcheck disable=SC2086 # lists of PIDs
+  printf '  CPU: agents %s; canopyd %s; origin %s\n' "$(cpu_seconds $AGENT_PIDS)" \
+    "$(cpu_seconds "$SERVER_PID")" "$(cpu_seconds "$ORIGIN_PID")"
   cmp -s "$WORK/installed/package.bin" "$WORK/package.bin" || { log "MISMATCH"; exit 1; }
   printf '  every device reported the package SHA-256 the manifest names; the installed copy matches\n'
 }
