@@ -373,8 +373,10 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
       handle_hello (session, body);
       break;
     case CANOPY_WIRE_HEARTBEAT:
-      /* Echoed, so the agent knows the server is there and how far away. */
-      send_body (session, CANOPY_WIRE_HEARTBEAT, g_variant_ref (body));
+      /* Echoed, so the agent knows the server is there and how far away.
+       * The encoder sinks what it is given: @body is not floating, so it
+       * takes and drops a reference of its own, and ours stays ours. */
+      send_body (session, CANOPY_WIRE_HEARTBEAT, body);
       if (session->enrolled)
         {
           canopy_licensing_activate (session->sessions->licensing, session->device_id,
