@@ -43,8 +43,8 @@ write_server_config() { # canopyd.xml: SQLite, TCP+TLS, console, group Branch
 EOF
 }
 
-start_server() { # sets server_pid
-  "$prefix/sbin/canopyd" --config "$run/canopyd.xml" > "$run/canopyd.log" 2>&1 &
+start_server() { # sets server_pid; $CANOPYD_WRAPPER (e.g. valgrind ...) runs it
+  ${CANOPYD_WRAPPER:-} "$prefix/sbin/canopyd" --config "$run/canopyd.xml" > "$run/canopyd.log" 2>&1 &
   server_pid=$!
   pids="$pids $server_pid"
 }
