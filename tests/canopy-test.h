@@ -63,6 +63,8 @@ gboolean canopy_test_process_wait_output (CanopyTestProcess *proc, const char *n
 int canopy_test_process_wait_exit (CanopyTestProcess *proc, guint timeout_s);
 const char *canopy_test_process_output (CanopyTestProcess *proc);
 void canopy_test_process_signal (CanopyTestProcess *proc, int signum);
+/* How many descriptors the process has open (from /proc), 0 if it is gone. */
+guint canopy_test_process_descriptors (CanopyTestProcess *proc);
 void canopy_test_process_free (CanopyTestProcess *proc);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyTestProcess, canopy_test_process_free)
 

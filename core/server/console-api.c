@@ -197,6 +197,9 @@ on_early (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable
   goffset length = soup_message_headers_get_content_length (headers);
 
   g_signal_connect (msg, "finished", G_CALLBACK (count_response), console);
+  if (console->close_connections)
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection",
+                                  "close");
   if (is_protected (path) && !check_auth (console, msg))
     return;
   if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH
@@ -297,6 +300,19 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
     serve_unprotected (msg, path);
 }
 
+/* libsoup before 3.3.0 never notices that a client closed a kept-alive
+ * connection while it was idle (fixed by libsoup commit d20c6601): each
+ * one stays in CLOSE_WAIT for good, with its descriptor and TLS session,
+ * so every canopyctl command cost the server a descriptor. With those
+ * versions every response closes its connection instead. */
+static gboolean
+soup_leaks_idle_connections (void)
+{
+  guint major = soup_get_major_version (), minor = soup_get_minor_version ();
+
+  return major < 3 || (major == 3 && minor < 3);
+}
+
 static GTlsCertificate *
 load_certificate (const CanopyServerConfig *config, GError **error)
 {
@@ -383,6 +399,7 @@ canopy_console_new (CanopyServer *server, const CanopySharedKey *key, GError **e
     return NULL;
   console->soup = soup_server_new ("tls-certificate", certificate, "server-header",
                                    "canopyd/" PACKAGE_VERSION, NULL);
+  console->close_connections = soup_leaks_idle_connections ();
   soup_server_add_early_handler (console->soup, NULL, on_early, console, NULL);
   soup_server_add_handler (console->soup, NULL, on_request, console, NULL);
   if (!listen_console (console, config, error))

@@ -18,6 +18,7 @@ struct _CanopyConsole {
   GCancellable *cancellable; /* cancelled when the console goes */
   guint probes;              /* health checks running in a worker thread */
   guint64 responses[6];      /* by status class: [2] counts 2xx, ... */
+  gboolean close_connections; /* every response closes its connection */
 };
 
 typedef void (*CanopyConsoleHandler) (CanopyConsole *console, SoupServerMessage *msg);
