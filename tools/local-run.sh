@@ -43,8 +43,8 @@ write_server_config() { # canopyd.xml: SQLite, TCP+TLS, console, group Branch
 EOF
 }
 
-start_server() { # sets server_pid
-  "$prefix/sbin/canopyd" --config "$run/canopyd.xml" > "$run/canopyd.log" 2>&1 &
+start_server() { # sets server_pid; $CANOPYD_WRAPPER (e.g. valgrind ...) runs canopyd
+  ${CANOPYD_WRAPPER:-} "$prefix/sbin/canopyd" --config "$run/canopyd.xml" > "$run/canopyd.log" 2>&1 &
   server_pid=$!
   pids="$pids $server_pid"
 }
@@ -80,8 +80,8 @@ write_agent_config() { # NAME GROUP PEER-ADDRESS [CACHE-QUOTA]
 EOF
 }
 
-start_agent() { # NAME: sets agent_pid; the log is appended to across restarts
-  "$prefix/sbin/canopy-agent" --config "$run/$1.xml" >> "$run/$1.log" 2>&1 &
+start_agent() { # NAME: sets agent_pid, appends to its log; $AGENT_WRAPPER as above
+  ${AGENT_WRAPPER:-} "$prefix/sbin/canopy-agent" --config "$run/$1.xml" >> "$run/$1.log" 2>&1 &
   agent_pid=$!
   pids="$pids $agent_pid"
 }
