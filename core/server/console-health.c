@@ -353,6 +353,27 @@ check_reported_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
                  describe_reported);
 }
 
+static char *
+describe_failures (guint n, const char *failures)
+{
+  return g_strdup_printf (_("%u devices said in the last hour that they cannot complete a "
+                            "deployment, and have made no progress since: %s. Act on the "
+                            "reason given (free disk space, fix the destination's "
+                            "permissions); the devices try again by themselves"),
+                          n, failures);
+}
+
+static void
+check_failures (CanopyConsole *console, JsonBuilder *b, Status *worst)
+{
+  g_auto (GStrv) failures = canopy_distributor_list_failures (
+    canopy_server_get_distributor (console->server), RECENT_US);
+
+  check_devices (b, worst, "device-failures", failures,
+                 _("No device reported in the last hour that it cannot complete a deployment"),
+                 describe_failures);
+}
+
 static JsonNode *
 build_report (CanopyConsole *console, const Probe *probe)
 {
@@ -370,6 +391,7 @@ build_report (CanopyConsole *console, const Probe *probe)
   check_groups (console, b, &worst);
   check_lost_devices (console, b, &worst);
   check_reported_devices (console, b, &worst);
+  check_failures (console, b, &worst);
   check_last_stop (console, b, &worst);
   json_builder_end_array (b);
   json_builder_set_member_name (b, "status");

@@ -16,6 +16,21 @@
 #define STALL_S 30
 #define N_SOURCE_KINDS 4
 
+/* A device said it cannot complete a deployment (a full disk, say). */
+typedef struct {
+  gint64 at; /* monotonic µs */
+  char *deployment_id;
+  char *reason;
+} DeviceFailure;
+
+static void
+device_failure_free (DeviceFailure *failure)
+{
+  g_free (failure->deployment_id);
+  g_free (failure->reason);
+  g_free (failure);
+}
+
 typedef struct {
   guint32 chunks;
   guint64 bytes[N_SOURCE_KINDS];    /* every byte the device took, by source kind */
@@ -57,6 +72,7 @@ struct _CanopyDistributor {
   GHashTable *online;      /* device ID → OnlineDevice */
   GHashTable *reported_at; /* device ID → monotonic µs its peers last reported it */
   GHashTable *lost_at;     /* device ID → monotonic µs it stopped answering */
+  GHashTable *failures;    /* device ID → DeviceFailure, until it progresses again */
   guint stall_timer;
 };
 
@@ -502,6 +518,7 @@ handle_progress (CanopyDistributor *distributor, Deployment *d, const char *devi
     {
       p->last_change = g_get_monotonic_time ();
       g_hash_table_remove (d->stalled, device_id);
+      g_hash_table_remove (distributor->failures, device_id);
     }
   p->chunks = chunks;
   add_reported_bytes (p, by_kind, n);
@@ -512,6 +529,18 @@ handle_progress (CanopyDistributor *distributor, Deployment *d, const char *devi
                    "next preferred device"), d->id, device_id);
       replan (distributor, d);
     }
+}
+
+static void
+note_failure (CanopyDistributor *distributor, const Deployment *d, const char *device_id,
+              const char *reason)
+{
+  DeviceFailure *failure = g_new0 (DeviceFailure, 1);
+
+  failure->at = g_get_monotonic_time ();
+  failure->deployment_id = g_strdup (d->id);
+  failure->reason = g_strdup (reason);
+  g_hash_table_insert (distributor->failures, g_strdup (device_id), failure);
 }
 
 static void
@@ -538,6 +567,7 @@ handle_done (CanopyDistributor *distributor, Deployment *d, const char *device_i
       return;
     }
   p->done = TRUE;
+  g_hash_table_remove (distributor->failures, device_id);
   p->chunks = canopy_manifest_get_n_chunks (manifest);
   p->last_change = g_get_monotonic_time ();
   record_progress (distributor, d, device_id, p);
@@ -571,6 +601,7 @@ on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer
     case CANOPY_WIRE_FAILED:
       g_variant_get_child (body, 1, "&s", &reason);
       g_warning (_("Device %s cannot complete deployment %s: %s"), device_id, d->id, reason);
+      note_failure (distributor, d, device_id, reason);
       g_hash_table_remove (d->sent, device_id);
       break;
     default:
@@ -709,6 +740,8 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
                                                (GDestroyNotify) online_device_free);
   distributor->reported_at = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   distributor->lost_at = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  distributor->failures = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                 (GDestroyNotify) device_failure_free);
   if (!canopy_store_list (store, CANOPY_RECORD_DEPLOYMENT, load_deployment, distributor, error)
       || !canopy_store_list (store, CANOPY_RECORD_PROGRESS, load_progress, distributor, error))
     return NULL;
@@ -731,6 +764,7 @@ canopy_distributor_free (CanopyDistributor *distributor)
   g_hash_table_unref (distributor->online);
   g_hash_table_unref (distributor->reported_at);
   g_hash_table_unref (distributor->lost_at);
+  g_hash_table_unref (distributor->failures);
   g_free (distributor);
 }
 
@@ -957,4 +991,28 @@ GStrv
 canopy_distributor_list_lost (CanopyDistributor *distributor, gint64 within_us)
 {
   return noted_since (distributor->lost_at, within_us);
+}
+
+GStrv
+canopy_distributor_list_failures (CanopyDistributor *distributor, gint64 within_us)
+{
+  g_autoptr (GStrvBuilder) lines = g_strv_builder_new ();
+  gint64 since = g_get_monotonic_time () - within_us;
+  GHashTableIter iter;
+  gpointer device_id, value;
+
+  g_hash_table_iter_init (&iter, distributor->failures);
+  while (g_hash_table_iter_next (&iter, &device_id, &value))
+    {
+      const DeviceFailure *failure = value;
+
+      g_autofree char *line = NULL;
+
+      if (failure->at < since)
+        continue;
+      line = g_strdup_printf ("%s (deployment %s: %s)", (const char *) device_id,
+                              failure->deployment_id, failure->reason);
+      g_strv_builder_add (lines, line);
+    }
+  return g_strv_builder_end (lines);
 }

@@ -123,4 +123,15 @@ GStrv canopy_distributor_list_reported (CanopyDistributor *distributor, gint64 w
  */
 GStrv canopy_distributor_list_lost (CanopyDistributor *distributor, gint64 within_us);
 
+/**
+ * canopy_distributor_list_failures:
+ * @within_us: how far back to look
+ *
+ * Returns: (transfer full): "DEVICE (deployment ID: REASON)" for each
+ *   device that said, in the last @within_us, that it cannot complete a
+ *   deployment (a full disk, an unwritable destination), and has verified
+ *   nothing since.
+ */
+GStrv canopy_distributor_list_failures (CanopyDistributor *distributor, gint64 within_us);
+
 G_END_DECLS

@@ -6,7 +6,9 @@
 
 #include "tests/integration/site.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/mount.h>
 
 #define HONEST (CANOPY_TEST_SITE_OFFICES * CANOPY_TEST_SITE_AGENTS_PER_OFFICE)
 /* Small enough to be quick, large enough that the lead is still at work
@@ -17,10 +19,17 @@
  * failed fatal assertion still has its processes stopped. */
 static CanopyTestSite site;
 
+static char *small_disk (const CanopyTestSite *s);
+
 static int
 suite_cleanup (void)
 {
+  g_autofree char *disk = site.dir != NULL ? small_disk (&site) : NULL;
+
   canopy_test_site_stop (&site, FALSE);
+  /* The full-disk test's mount, if it stopped half way. */
+  if (disk != NULL)
+    umount2 (disk, MNT_DETACH);
   return 0;
 }
 
@@ -241,8 +250,76 @@ test_clock_jump (void)
   canopy_test_site_stop (&site, TRUE);
 }
 
+/* The health check's @name entry: its status, and whether its message
+ * names @device_id. */
+static char *
+health_status (CanopyTestSite *s, const char *name, const char *device_id, gboolean *named)
+{
+  g_autoptr (JsonNode) health = NULL;
+  JsonObject *check = canopy_test_site_health_check (s, name, &health);
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (check);
+  *named = strstr (json_object_get_string_member (check, "message"), device_id) != NULL;
+  return g_strdup (json_object_get_string_member (check, "status"));
+}
+
+/* Where the full-disk test mounts its small disk, in @s's directory. */
+static char *
+small_disk (const CanopyTestSite *s)
+{
+  return g_build_filename (s->dir, "agent-2-1", "cache", NULL);
+}
+
+/* South's second device has its cache on a disk that fills up: it pauses,
+ * says so, and the health check names it while the others complete; with
+ * space back it finishes and the warning clears. */
+static void
+test_disk_full (void)
+{
+  CanopyTestSiteOptions options = { .content_size = CONTENT_SIZE };
+  guint slot = canopy_test_site_slot (2, 1);
+  g_autofree char *cache = NULL;
+  g_autofree char *content_id = NULL;
+  g_autofree char *paused = NULL, *cleared = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  g_autoptr (JsonNode) all = NULL;
+  gboolean named = FALSE;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (&site, &options);
+  cache = small_disk (&site);
+  g_assert (g_mkdir_with_parents (cache, 0700) == 0);
+  if (mount ("tmpfs", cache, "tmpfs", 0, "size=4m") != 0)
+    {
+      printf ("\n    SKIPPED: cannot mount a small tmpfs here (%s); the full-disk test did not "
+              "run\n", g_strerror (errno));
+      canopy_test_site_stop (&site, FALSE);
+      return;
+    }
+  canopy_test_site_start_agents (&site);
+  content_id = canopy_test_site_deploy (&site);
+  done = canopy_test_site_wait_done (&site, HONEST - 1, 150);
+  CU_ASSERT_PTR_NOT_NULL (done);
+  CU_ASSERT (canopy_test_process_wait_output (site.server, "cannot complete deployment", 30));
+  paused = health_status (&site, "device-failures", site.device_ids[slot], &named);
+  CU_ASSERT_STRING_EQUAL (paused, "warning");
+  CU_ASSERT (named);
+
+  /* Space is back: the device goes on from its verified chunks. */
+  CU_ASSERT_FATAL (mount ("tmpfs", cache, NULL, MS_REMOUNT, "size=64m") == 0);
+  all = canopy_test_site_wait_done (&site, HONEST, 150);
+  CU_ASSERT_PTR_NOT_NULL (all);
+  canopy_test_site_assert_copy (&site);
+  cleared = health_status (&site, "device-failures", site.device_ids[slot], &named);
+  CU_ASSERT_STRING_EQUAL (cleared, "ok");
+  canopy_test_site_stop (&site, TRUE);
+  CU_ASSERT (umount (cache) == 0);
+}
+
 CANOPY_TEST_SUITE (faults, "faults", NULL, suite_cleanup,
                    { "lying lead never answers", test_liar_silent },
                    { "lying lead says not held", test_liar_cancels },
                    { "lying lead sends garbage", test_liar_garbage },
-                   { "clock jumps", test_clock_jump });
+                   { "clock jumps", test_clock_jump },
+                   { "full disk on a device", test_disk_full });
