@@ -1,6 +1,9 @@
-/* The agent's chunk cache. One directory per content, one file per
- * verified chunk: a chunk file appears whole and only once its bytes
- * verified, and whatever a crash leaves behind is checked again on start. */
+/* The agent's chunk cache. One directory per content, holding the signed
+ * manifest and one data file the size of the package, each chunk at its
+ * place in it. A chunk counts as held only once it is written whole and
+ * its bytes verified; whatever a crash leaves behind is checked again on
+ * start. Being the package itself, the data file is put in place as a
+ * second name of it (a hard link): each byte is written once. */
 #include "build-config.h"
 
 #include "agent/cache.h"
@@ -14,12 +17,16 @@
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-/* Temporary files of interrupted writes (see atomic-file.h). */
-#define TMP_SUFFIX ".tmp-"
 /* The signed manifest, kept so a restarted agent can serve and resume the
  * content before the server sends it again. */
 #define MANIFEST_FILE "manifest"
+#define DATA_FILE "data"
+/* What earlier versions kept: one file per chunk, and the package being
+ * written beside them. Chunks that verify are moved into the data file. */
+#define LEGACY_CHUNK_PREFIX "chunk-"
+#define LEGACY_INSTALL_PREFIX "install-"
 
 /* An atomic reference-counted box: the cache's table holds one reference,
  * each worker using it another, and every entry holds the cache, so a
@@ -28,6 +35,8 @@ struct _CanopyCacheEntry {
   CanopyCache *cache;
   CanopyManifest *manifest;
   char *path;
+  char *data_path;
+  int fd; /* the data file, open for the entry's life */
   guint8 *have; /* bitfield */
   guint count;
   gboolean removed; /* evicted or closed: its chunks no longer count in the size */
@@ -38,6 +47,7 @@ struct _CanopyCacheEntry {
  * size. An atomic reference-counted box (see canopy_cache_free()). */
 struct _CanopyCache {
   GMutex lock;
+  GMutex opening; /* held while an entry is opened */
   char *directory;
   guint64 quota;
   guint64 size;
@@ -66,7 +76,10 @@ static void
 entry_clear (CanopyCacheEntry *entry)
 {
   canopy_manifest_free (entry->manifest);
+  if (entry->fd >= 0)
+    close (entry->fd);
   g_free (entry->path);
+  g_free (entry->data_path);
   g_free (entry->have);
   canopy_cache_unref (entry->cache);
 }
@@ -85,14 +98,16 @@ canopy_cache_entry_unref (CanopyCacheEntry *entry)
 }
 
 static char *
-chunk_path (const CanopyCacheEntry *entry, guint index)
+legacy_chunk_path (const CanopyCacheEntry *entry, guint index)
 {
-  g_autofree char *name = g_strdup_printf ("chunk-%08u", index);
+  g_autofree char *name = g_strdup_printf (LEGACY_CHUNK_PREFIX "%08u", index);
 
   return g_build_filename (entry->path, name, NULL);
 }
 
-/* Bytes of the chunk files in one content directory. */
+/* Bytes of chunks stored in one content directory, as far as the disk
+ * tells without the manifest: the blocks of the data file (holes are
+ * chunks not yet fetched) and any legacy chunk files. */
 static guint64
 directory_size (const char *path)
 {
@@ -105,7 +120,11 @@ directory_size (const char *path)
       g_autofree char *file = g_build_filename (path, name, NULL);
       GStatBuf st;
 
-      if (g_str_has_prefix (name, "chunk-") && !strstr (name, TMP_SUFFIX) && g_stat (file, &st) == 0)
+      if (g_stat (file, &st) != 0)
+        continue;
+      if (g_str_equal (name, DATA_FILE))
+        total += MIN ((guint64) st.st_blocks * 512, (guint64) st.st_size);
+      else if (g_str_has_prefix (name, LEGACY_CHUNK_PREFIX))
         total += (guint64) st.st_size;
     }
   return total;
@@ -134,6 +153,7 @@ canopy_cache_open (const char *directory, guint64 quota, GError **error)
   const char *name;
 
   g_mutex_init (&cache->lock);
+  g_mutex_init (&cache->opening);
   cache->entries = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                           (GDestroyNotify) canopy_cache_entry_unref);
   if (g_mkdir_with_parents (directory, 0700) != 0)
@@ -165,6 +185,7 @@ cache_clear (CanopyCache *cache)
   g_hash_table_unref (cache->entries);
   g_free (cache->directory);
   g_mutex_clear (&cache->lock);
+  g_mutex_clear (&cache->opening);
 }
 
 CanopyCache *
@@ -257,34 +278,149 @@ canopy_cache_entry_has_chunk (const CanopyCacheEntry *entry, guint index)
   return test_bit (entry, index);
 }
 
-/* Reads back what an earlier run stored, trusting nothing unchecked. */
 static void
+set_file_error (GError **error, const char *what, const char *path, int saved_errno)
+{
+  g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved_errno), _("Cannot %s %s: %s"),
+               what, path, g_strerror (saved_errno));
+}
+
+static off_t
+chunk_offset (const CanopyCacheEntry *entry, guint index)
+{
+  return (off_t) index * entry->manifest->chunk_size;
+}
+
+/* A short write is a full disk: the kernel writes what fits. */
+static gboolean
+write_at (int fd, const char *path, const guint8 *data, gsize length, off_t offset,
+          GError **error)
+{
+  while (length > 0)
+    {
+      ssize_t n = pwrite (fd, data, length, offset);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          set_file_error (error, _("write"), path, n < 0 ? errno : ENOSPC);
+          return FALSE;
+        }
+      data += n;
+      length -= (gsize) n;
+      offset += n;
+    }
+  return TRUE;
+}
+
+/* A short read means the file was cut short under the cache. */
+static gboolean
+read_at (int fd, const char *path, guint8 *data, gsize length, off_t offset, GError **error)
+{
+  gsize got = 0;
+
+  while (got < length)
+    {
+      ssize_t n = pread (fd, data + got, length - got, offset + (off_t) got);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          set_file_error (error, _("read"), path, n < 0 ? errno : EIO);
+          return FALSE;
+        }
+      got += (gsize) n;
+    }
+  return TRUE;
+}
+
+/* Whether the data file has nothing stored in [offset, offset + length):
+ * a chunk never written is a hole, and needs no reading. */
+static gboolean
+is_hole (int fd, off_t offset, gsize length)
+{
+  off_t next = lseek (fd, offset, SEEK_DATA);
+
+  if (next < 0)
+    return errno == ENXIO;
+  return next >= offset + (off_t) length;
+}
+
+static gboolean
+is_zero (const guint8 *data, gsize length)
+{
+  return length == 0 || (data[0] == 0 && memcmp (data, data + 1, length - 1) == 0);
+}
+
+/* Moves chunk @index from an earlier version's chunk file into the data
+ * file, if that file holds it verified. The file goes either way. */
+static gboolean
+import_legacy_chunk (CanopyCacheEntry *entry, guint index)
+{
+  g_autofree char *path = legacy_chunk_path (entry, index);
+  g_autoptr (GMappedFile) file = g_mapped_file_new (path, FALSE, NULL);
+  gboolean ok;
+
+  if (file == NULL)
+    return FALSE;
+  ok = canopy_manifest_verify_chunk (entry->manifest, index,
+                                     (const guint8 *) g_mapped_file_get_contents (file),
+                                     g_mapped_file_get_length (file))
+       && write_at (entry->fd, entry->data_path,
+                    (const guint8 *) g_mapped_file_get_contents (file),
+                    g_mapped_file_get_length (file), chunk_offset (entry, index), NULL);
+  g_unlink (path);
+  return ok;
+}
+
+static void
+remove_legacy_files (CanopyCacheEntry *entry)
+{
+  g_autoptr (GDir) dir = g_dir_open (entry->path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    if (g_str_has_prefix (name, LEGACY_CHUNK_PREFIX)
+        || g_str_has_prefix (name, LEGACY_INSTALL_PREFIX))
+      {
+        g_autofree char *file = g_build_filename (entry->path, name, NULL);
+        g_unlink (file);
+      }
+}
+
+/* Reads back what an earlier run stored, trusting nothing unchecked.
+ * Returns how many chunks did not verify although something was stored
+ * for them. */
+static guint
 load_chunks (CanopyCacheEntry *entry)
 {
   guint n = canopy_manifest_get_n_chunks (entry->manifest);
+  g_autofree guint8 *buffer = g_malloc (entry->manifest->chunk_size);
+  guint damaged = 0;
 
   for (guint i = 0; i < n; i++)
     {
-      g_autofree char *path = chunk_path (entry, i);
-      g_autoptr (GMappedFile) file = g_mapped_file_new (path, FALSE, NULL);
+      gsize length = canopy_manifest_get_chunk_length (entry->manifest, i);
+      off_t offset = chunk_offset (entry, i);
 
-      if (file == NULL)
-        continue;
-      if (canopy_manifest_verify_chunk (entry->manifest, i,
-                                        (const guint8 *) g_mapped_file_get_contents (file),
-                                        g_mapped_file_get_length (file)))
+      if (!is_hole (entry->fd, offset, length)
+          && read_at (entry->fd, entry->data_path, buffer, length, offset, NULL)
+          && canopy_manifest_verify_chunk (entry->manifest, i, buffer, length))
         mark (entry, i);
-      else
+      else if (import_legacy_chunk (entry, i))
+        mark (entry, i);
+      else if (!is_hole (entry->fd, offset, length) && !is_zero (buffer, length))
         {
-          g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
-
           g_message (_("Discarding chunk %u of \"%s\" from the cache: it no longer matches its "
                        "manifest (disk damage?); it will be fetched again"),
                      i, entry->manifest->name);
-          entry->cache->size -= MIN (entry->cache->size, g_mapped_file_get_length (file));
-          g_unlink (path);
+          damaged++;
         }
     }
+  remove_legacy_files (entry);
+  return damaged;
 }
 
 static CanopyManifest *
@@ -362,23 +498,27 @@ check_open (CanopyCache *cache, GError **error)
   return FALSE;
 }
 
-/* Puts @entry (a reference the caller keeps) in the table, unless another
- * thread opened the same content meanwhile or the cache was closed.
- * Returns a reference to the entry to use. */
+/* Puts @entry (a reference the caller keeps) in the table, unless the
+ * cache was closed, and counts its chunks in the size in place of
+ * @estimate, what canopy_cache_open() counted for its directory. Returns a
+ * reference to the entry. */
 static CanopyCacheEntry *
-insert_entry (CanopyCache *cache, CanopyCacheEntry *entry, GError **error)
+insert_entry (CanopyCache *cache, CanopyCacheEntry *entry, guint64 estimate, GError **error)
 {
   g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (cache);
-  CanopyCacheEntry *raced = g_hash_table_lookup (cache->entries, entry->manifest->content_id);
+  guint64 held = 0;
 
-  if (raced != NULL)
-    return canopy_cache_entry_ref (raced);
   if (cache->closed)
     {
       g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CLOSED,
                    _("The cache is closed: the agent is stopping"));
       return NULL;
     }
+  /* The size counted the directory from the disk alone; now it is known. */
+  for (guint i = 0; i < canopy_manifest_get_n_chunks (entry->manifest); i++)
+    if (test_bit (entry, i))
+      held += canopy_manifest_get_chunk_length (entry->manifest, i);
+  cache->size = cache->size - MIN (estimate, cache->size) + held;
   g_hash_table_insert (cache->entries, entry->manifest->content_id,
                        canopy_cache_entry_ref (entry));
   return canopy_cache_entry_ref (entry);
@@ -394,10 +534,66 @@ canopy_cache_open_entry (CanopyCache *cache, const CanopyManifest *manifest, GEr
   return entry;
 }
 
+/* A data file that is also an installed package, put in place as a hard
+ * link to it. */
+static gboolean
+is_installed (const CanopyCacheEntry *entry)
+{
+  struct stat st;
+
+  return fstat (entry->fd, &st) == 0 && st.st_nlink > 1;
+}
+
+static gboolean open_data_file (CanopyCacheEntry *entry, GError **error);
+
+/* Replaces the data file by an empty one of the cache's own, so that an
+ * installed copy changed since it was put in place is never written into.
+ * Nothing in it is held any more. */
+static gboolean
+start_own_file (CanopyCacheEntry *entry, GError **error)
+{
+  close (entry->fd);
+  entry->fd = -1;
+  g_unlink (entry->data_path);
+  memset (entry->have, 0, canopy_manifest_get_n_chunks (entry->manifest) / 8 + 1);
+  entry->count = 0;
+  return open_data_file (entry, error);
+}
+
+/* Opens the data file, sized as the package: chunks not stored yet are
+ * holes, taking no space. */
+static gboolean
+open_data_file (CanopyCacheEntry *entry, GError **error)
+{
+  off_t size = (off_t) entry->manifest->size;
+  struct stat st;
+
+  entry->fd = open (entry->data_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (entry->fd < 0 || fstat (entry->fd, &st) != 0)
+    {
+      set_io_error (error, _("open the cache file"), entry->data_path, errno);
+      return FALSE;
+    }
+  if (st.st_size == size)
+    return TRUE;
+  if (st.st_nlink > 1)
+    return start_own_file (entry, error);
+  if (ftruncate (entry->fd, size) != 0)
+    {
+      set_io_error (error, _("size the cache file"), entry->data_path, errno);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 CanopyCacheEntry *
 canopy_cache_acquire_entry (CanopyCache *cache, const CanopyManifest *manifest, GError **error)
 {
+  /* One content is opened at a time: two threads loading the same one
+   * would each move legacy files and could each start a new data file. */
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED opening = g_mutex_locker_new (&cache->opening);
   g_autoptr (CanopyCacheEntry) entry = lookup_ref (cache, manifest->content_id);
+  guint64 estimate;
 
   if (entry != NULL)
     return g_steal_pointer (&entry);
@@ -419,9 +615,11 @@ canopy_cache_acquire_entry (CanopyCache *cache, const CanopyManifest *manifest, 
       return NULL;
     }
   entry = g_atomic_rc_box_new0 (CanopyCacheEntry);
+  entry->fd = -1;
   entry->cache = canopy_cache_ref (cache);
   entry->manifest = copy_manifest (manifest);
   entry->path = g_build_filename (cache->directory, manifest->content_id, NULL);
+  entry->data_path = g_build_filename (entry->path, DATA_FILE, NULL);
   entry->have = g_malloc0 (canopy_manifest_get_n_chunks (manifest) / 8 + 1);
   if (g_mkdir_with_parents (entry->path, 0700) != 0)
     {
@@ -431,8 +629,18 @@ canopy_cache_acquire_entry (CanopyCache *cache, const CanopyManifest *manifest, 
   if (!save_manifest (entry, error))
     return NULL;
   touch (entry->path);
-  load_chunks (entry);
-  return insert_entry (cache, entry, error);
+  estimate = directory_size (entry->path);
+  if (!open_data_file (entry, error))
+    return NULL;
+  if (load_chunks (entry) > 0 && is_installed (entry))
+    {
+      g_message (_("The installed copy of \"%s\" was changed after it was put in place; the "
+                   "cache stops sharing it and fetches the content again"),
+                 manifest->name);
+      if (!start_own_file (entry, error))
+        return NULL;
+    }
+  return insert_entry (cache, entry, estimate, error);
 }
 
 /* Returns the content IDs opened; stops early when @cancellable fires. */
@@ -584,7 +792,6 @@ gboolean
 canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guint8 *data,
                                 gsize length, GError **error)
 {
-  g_autofree char *path = NULL;
   g_autoptr (GError) local_error = NULL;
 
   if (!canopy_manifest_verify_chunk (entry->manifest, index, data, length))
@@ -597,13 +804,13 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
   if (canopy_cache_entry_has_chunk (entry, index))
     return TRUE;
 
-  /* Written unlocked: two threads storing the same chunk rename the same
-   * verified bytes into place, and only one of them counts it. Not flushed
-   * to disk: a restarted agent checks every chunk file again (see
-   * load_chunks()), so one a crash damaged is simply fetched again, and
-   * waiting for the disk chunk by chunk made it the bottleneck. */
-  path = chunk_path (entry, index);
-  if (!canopy_atomic_file_write_unsynced (path, data, length, 0600, &local_error))
+  /* Written unlocked: two threads storing the same chunk write the same
+   * verified bytes, and only one of them counts it. Not flushed to disk: a
+   * restarted agent checks every chunk again (see load_chunks()), so one a
+   * crash damaged is simply fetched again, and waiting for the disk chunk
+   * by chunk made it the bottleneck. */
+  if (!write_at (entry->fd, entry->data_path, data, length, chunk_offset (entry, index),
+                 &local_error))
     {
       if (is_no_space (local_error))
         g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_NO_SPACE,
@@ -618,6 +825,12 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
                      entry->manifest->name, local_error->message);
       return FALSE;
     }
+#ifdef SYNC_FILE_RANGE_WRITE
+  /* Started now, while the network is the bottleneck, the writing leaves
+   * little for the flush that puts the package in place. */
+  sync_file_range (entry->fd, chunk_offset (entry, index), (off_t) length,
+                   SYNC_FILE_RANGE_WRITE);
+#endif
   {
     g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
 
@@ -628,12 +841,12 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
   return TRUE;
 }
 
-GMappedFile *
-canopy_cache_entry_map_chunk (CanopyCacheEntry *entry, guint index, GError **error)
+GBytes *
+canopy_cache_entry_read_chunk (CanopyCacheEntry *entry, guint index, GError **error)
 {
-  g_autofree char *path = NULL;
+  gsize length;
+  g_autofree guint8 *data = NULL;
   g_autoptr (GError) local_error = NULL;
-  GMappedFile *file;
 
   if (!canopy_cache_entry_has_chunk (entry, index))
     {
@@ -641,9 +854,10 @@ canopy_cache_entry_map_chunk (CanopyCacheEntry *entry, guint index, GError **err
                    _("Chunk %u of \"%s\" is not in the cache"), index, entry->manifest->name);
       return NULL;
     }
-  path = chunk_path (entry, index);
-  file = g_mapped_file_new (path, FALSE, &local_error);
-  if (file == NULL)
+  length = canopy_manifest_get_chunk_length (entry->manifest, index);
+  data = g_malloc (length);
+  if (!read_at (entry->fd, entry->data_path, data, length, chunk_offset (entry, index),
+                &local_error))
     {
       g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
                    _("Cannot read chunk %u of \"%s\" from the cache: %s"), index,
@@ -651,13 +865,7 @@ canopy_cache_entry_map_chunk (CanopyCacheEntry *entry, guint index, GError **err
       return NULL;
     }
   touch (entry->path);
-  return file;
-}
-
-char *
-canopy_cache_entry_build_path (const CanopyCacheEntry *entry, const char *name)
-{
-  return g_build_filename (entry->path, name, NULL);
+  return g_bytes_new_take (g_steal_pointer (&data), length);
 }
 
 static void
@@ -675,6 +883,18 @@ set_assemble_error (CanopyCacheEntry *entry, const char *destination, const GErr
                  _("Cannot put \"%s\" in place: %s"), entry->manifest->name, cause->message);
 }
 
+static gboolean
+check_complete (CanopyCacheEntry *entry, GError **error)
+{
+  if (canopy_cache_entry_is_complete (entry))
+    return TRUE;
+  g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_MISSING,
+               _("\"%s\" is not complete: %u of %u chunks are in the cache"),
+               entry->manifest->name, canopy_cache_entry_count_chunks (entry),
+               canopy_manifest_get_n_chunks (entry->manifest));
+  return FALSE;
+}
+
 gboolean
 canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, GError **error)
 {
@@ -683,24 +903,18 @@ canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, G
   g_autoptr (GError) local_error = NULL;
   guint n = canopy_manifest_get_n_chunks (entry->manifest);
 
-  if (!canopy_cache_entry_is_complete (entry))
-    {
-      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_MISSING,
-                   _("\"%s\" is not complete: %u of %u chunks are in the cache"),
-                   entry->manifest->name, canopy_cache_entry_count_chunks (entry), n);
-      return FALSE;
-    }
+  if (!check_complete (entry, error))
+    return FALSE;
   out = canopy_atomic_file_begin (destination, 0644, &local_error);
   for (guint i = 0; out != NULL && i < n; i++)
     {
-      g_autoptr (GMappedFile) chunk = canopy_cache_entry_map_chunk (entry, i, error);
+      g_autoptr (GBytes) chunk = canopy_cache_entry_read_chunk (entry, i, error);
       const guint8 *data;
       gsize length;
 
       if (chunk == NULL)
         return FALSE;
-      data = (const guint8 *) g_mapped_file_get_contents (chunk);
-      length = g_mapped_file_get_length (chunk);
+      data = g_bytes_get_data (chunk, &length);
       canopy_manifest_hash_update (sum, data, length);
       if (!canopy_atomic_file_append (out, data, length, &local_error))
         g_clear_pointer (&out, canopy_atomic_file_abort);
@@ -722,6 +936,36 @@ canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, G
       set_assemble_error (entry, destination, local_error, error);
       return FALSE;
     }
+  return TRUE;
+}
+
+gboolean
+canopy_cache_entry_link (CanopyCacheEntry *entry, const char *destination, GError **error)
+{
+  g_autofree char *dir = g_path_get_dirname (destination);
+  g_autofree char *tmp = g_strdup_printf ("%s.tmp-%08x", destination, g_random_int ());
+  g_autoptr (GError) local_error = NULL;
+
+  if (!check_complete (entry, error))
+    return FALSE;
+  /* Flushed first: once in place, the package must outlive a crash. */
+  if (fdatasync (entry->fd) != 0 || fchmod (entry->fd, 0644) != 0)
+    set_file_error (&local_error, _("write"), entry->data_path, errno);
+  else if (g_mkdir_with_parents (dir, 0755) != 0)
+    set_file_error (&local_error, _("create the directory"), dir, errno);
+  else if (link (entry->data_path, tmp) != 0)
+    set_file_error (&local_error, _("create"), tmp, errno);
+  else if (g_rename (tmp, destination) != 0)
+    set_file_error (&local_error, _("write"), destination, errno);
+  /* Also when @destination already was this file: rename() then leaves
+   * both names. */
+  g_unlink (tmp);
+  if (local_error != NULL)
+    {
+      set_assemble_error (entry, destination, local_error, error);
+      return FALSE;
+    }
+  canopy_atomic_file_sync_parent (destination);
   return TRUE;
 }
 

@@ -1,5 +1,5 @@
-/* The agent's chunk cache: verified chunks on disk, written atomically,
- * reloaded after a restart, evicted by age beyond a size quota. Opening,
+/* The agent's chunk cache: verified chunks on disk, counted only once
+ * whole, checked again after a restart, evicted by age beyond a size quota. Opening,
  * storing and assembling block: call them from worker threads; the lookups
  * are cheap and thread-safe, for the main loop. Workers hold references
  * (canopy_cache_entry_ref()) so the agent may stop while they run. */
@@ -137,37 +137,40 @@ GBytes *canopy_cache_entry_get_bitfield (const CanopyCacheEntry *entry);
 /**
  * canopy_cache_entry_store_chunk:
  *
- * Verifies @data against the manifest, then writes it (temporary file,
- * rename; not flushed, since a restart checks it again). Nothing is stored
- * unless it verifies.
+ * Verifies @data against the manifest, then writes it at its place in
+ * the content's data file (not flushed, since a restart checks it again).
+ * Nothing is stored unless it verifies.
  */
 gboolean canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index,
                                          const guint8 *data, gsize length, GError **error);
 
 /**
- * canopy_cache_entry_map_chunk:
+ * canopy_cache_entry_read_chunk:
  *
- * Returns: (transfer full): the chunk mapped from disk, for sending without
- *   a copy.
+ * Returns: (transfer full): the chunk, read from disk.
  */
-GMappedFile *canopy_cache_entry_map_chunk (CanopyCacheEntry *entry, guint index, GError **error);
+GBytes *canopy_cache_entry_read_chunk (CanopyCacheEntry *entry, guint index, GError **error);
 
 /**
- * canopy_cache_entry_build_path:
- * @name: a file name
+ * canopy_cache_entry_link:
+ * @destination: where the package goes; its directory is created if
+ *   missing
  *
- * Returns: (transfer full): @name in the entry's directory, for a file
- *   that goes with the content (a package being put together): eviction
- *   removes it with the content, and the cache itself never reads it.
+ * Flushes the complete content to disk and puts it at @destination as a
+ * second name of the cache's own file (a hard link), without a copy. The
+ * caller has checked the package's SHA-256 (see install.h). Fails when
+ * @destination is on another file system; canopy_cache_entry_assemble()
+ * copies it there.
  */
-char *canopy_cache_entry_build_path (const CanopyCacheEntry *entry, const char *name);
+gboolean canopy_cache_entry_link (CanopyCacheEntry *entry, const char *destination,
+                                  GError **error);
 
 /**
  * canopy_cache_entry_assemble:
  * @destination: where the package goes
  *
- * Writes the whole package next to @destination, checks its SHA-256
- * against the manifest, and renames it into place.
+ * Copies the package next to @destination, checks its SHA-256 against the
+ * manifest, and renames it into place.
  */
 gboolean canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination,
                                       GError **error);

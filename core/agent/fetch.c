@@ -89,7 +89,7 @@ struct _CanopyFetch {
   guint64 wan_rate; /* bits/s, 0: unlimited */
   GPtrArray *sources; /* Source; only appended to, so indices stay valid */
   CanopyCacheEntry *entry;
-  CanopyInstall *install; /* NULL: the package is assembled from the cache at the end */
+  CanopyInstall *install; /* NULL once committed, or after the agent stopped */
   guint n;
   guint8 *state;
   guint *chunk_source;
@@ -1143,8 +1143,8 @@ on_tick (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-/* Puts in place the package written as its chunks came. Runs while no
- * chunk is being stored, so the install is this thread's alone. */
+/* Puts the cache's copy in place, hashed as its chunks came. Runs while
+ * no chunk is being stored, so the install is this thread's alone. */
 static gboolean
 commit_install (CanopyFetch *fetch)
 {
@@ -1155,7 +1155,7 @@ commit_install (CanopyFetch *fetch)
     return FALSE;
   if (canopy_install_commit (install, fetch->destination, &error))
     return TRUE;
-  g_debug ("deployment %s: assembling the package from the cache: %s", fetch->deployment_id,
+  g_debug ("deployment %s: copying the package from the cache: %s", fetch->deployment_id,
            error->message);
   return FALSE;
 }
@@ -1223,31 +1223,17 @@ assemble (CanopyFetch *fetch)
   g_task_run_in_thread (task, assemble_thread);
 }
 
-typedef struct {
-  CanopyFetch *fetch;
-  char *destination; /* a copy: an assignment may replace the fetch's meanwhile */
-} Opening;
-
-static void
-opening_free (Opening *opening)
-{
-  fetch_unref (opening->fetch);
-  g_free (opening->destination);
-  g_free (opening);
-}
-
 static void
 open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
 {
-  Opening *opening = task_data;
-  CanopyFetch *fetch = opening->fetch;
+  CanopyFetch *fetch = task_data;
   GError *error = NULL;
   CanopyCacheEntry *entry = canopy_cache_acquire_entry (fetch->cache, fetch->manifest, &error);
 
   if (entry != NULL)
     {
       /* Nothing else uses the install until the entry is handed over. */
-      fetch->install = canopy_install_begin (entry, fetch->deployment_id, opening->destination);
+      fetch->install = canopy_install_new (entry);
       g_task_return_pointer (task, entry, (GDestroyNotify) canopy_cache_entry_unref);
     }
   else
@@ -1257,7 +1243,7 @@ open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *can
 static void
 on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
 {
-  CanopyFetch *fetch = ((Opening *) g_task_get_task_data (G_TASK (result)))->fetch;
+  CanopyFetch *fetch = g_task_get_task_data (G_TASK (result));
   g_autoptr (GError) error = NULL;
   g_autoptr (CanopyCacheEntry) entry = g_task_propagate_pointer (G_TASK (result), &error);
 
@@ -1291,11 +1277,8 @@ void
 canopy_fetch_start (CanopyFetch *fetch)
 {
   g_autoptr (GTask) task = g_task_new (NULL, NULL, on_opened, NULL);
-  Opening *opening = g_new0 (Opening, 1);
 
-  opening->fetch = fetch_ref (fetch);
-  opening->destination = g_strdup (fetch->destination);
-  g_task_set_task_data (task, opening, (GDestroyNotify) opening_free);
+  g_task_set_task_data (task, fetch_ref (fetch), (GDestroyNotify) fetch_unref);
   g_task_run_in_thread (task, open_thread);
 }
 

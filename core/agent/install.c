@@ -1,19 +1,11 @@
-/* A package written out as its chunks are verified. Chunks arrive in
- * almost any order; the package's SHA-256 needs them in order, so each is
- * hashed as soon as every chunk before it is in, from memory when it was
- * kept, else read back from the partial file. */
+/* A package put in place from the cache. Chunks arrive in almost any
+ * order; the package's SHA-256 needs them in order, so each is hashed as
+ * soon as every chunk before it is in, from memory when it was kept, else
+ * read back from the cache. */
 #include "build-config.h"
 
 #include "agent/install.h"
-#include "lib/atomic-file.h"
 #include "lib/i18n.h"
-
-#include <errno.h>
-#include <fcntl.h>
-#include <glib/gstdio.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* Chunks kept in memory while they wait for earlier ones to be hashed: a
  * few requests' worth, since chunks are asked for in order; beyond it they
@@ -21,10 +13,9 @@
 #define MAX_WAITING 16
 
 struct _CanopyInstall {
-  GMutex lock; /* guards everything below but fd, which pwrite() shares */
+  GMutex lock; /* guards everything below */
+  CanopyCacheEntry *entry;
   const CanopyManifest *manifest;
-  char *partial;
-  int fd;
   guint n;
   gboolean *added;
   guint n_added;
@@ -33,161 +24,7 @@ struct _CanopyInstall {
   CanopyManifestHash *hash;
   GHashTable *waiting; /* index → GBytes */
   GError *failure;
-  gboolean committed;
 };
-
-/* A macro so that each message is one whole sentence, checked as a format. */
-#define SET_ERRNO_ERROR(error, saved_errno, format, path)                                       \
-  do                                                                                            \
-    {                                                                                           \
-      int errno_ = (saved_errno);                                                               \
-      g_set_error ((error), G_FILE_ERROR, g_file_error_from_errno (errno_), (format), (path),   \
-                   g_strerror (errno_));                                                        \
-    }                                                                                           \
-  while (0)
-
-CanopyInstall *
-canopy_install_new (const CanopyManifest *manifest, const char *partial, GError **error)
-{
-  g_autoptr (CanopyInstall) install = g_new0 (CanopyInstall, 1);
-
-  g_mutex_init (&install->lock);
-  install->fd = open (partial, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (install->fd < 0)
-    {
-      SET_ERRNO_ERROR (error, errno, _("Cannot create %s: %s"), partial);
-      return NULL;
-    }
-  install->manifest = manifest;
-  install->partial = g_strdup (partial);
-  install->n = canopy_manifest_get_n_chunks (manifest);
-  install->added = g_new0 (gboolean, install->n);
-  install->hash = canopy_manifest_hash_new ();
-  install->waiting = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) g_bytes_unref);
-  return g_steal_pointer (&install);
-}
-
-/* Whether a file in the cache can be renamed to @destination: a package
- * written elsewhere would have to be copied again at the end. */
-static gboolean
-can_rename_to (CanopyCacheEntry *entry, const char *destination)
-{
-  g_autofree char *dir = g_path_get_dirname (destination);
-  g_autofree char *here = canopy_cache_entry_build_path (entry, ".");
-  GStatBuf there_st, here_st;
-
-  /* A directory that does not exist yet is created beside its parent. */
-  while (g_stat (dir, &there_st) != 0)
-    {
-      char *parent = g_path_get_dirname (dir);
-
-      if (g_str_equal (parent, dir))
-        {
-          g_free (parent);
-          return FALSE;
-        }
-      g_free (dir);
-      dir = parent;
-    }
-  return g_stat (here, &here_st) == 0 && here_st.st_dev == there_st.st_dev;
-}
-
-/* IDs come from the server; only a tame one names a file. */
-static gboolean
-is_file_name_safe (const char *id)
-{
-  gsize len = strlen (id);
-
-  return len > 0 && len <= 64
-         && strspn (id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_") == len;
-}
-
-CanopyInstall *
-canopy_install_begin (CanopyCacheEntry *entry, const char *id, const char *destination)
-{
-  const CanopyManifest *manifest = canopy_cache_entry_get_manifest (entry);
-  guint n = canopy_manifest_get_n_chunks (manifest);
-  g_autofree char *name = NULL;
-  g_autofree char *partial = NULL;
-  g_autoptr (CanopyInstall) install = NULL;
-  g_autoptr (GError) error = NULL;
-
-  if (!is_file_name_safe (id) || !can_rename_to (entry, destination))
-    return NULL;
-  name = g_strconcat ("install-", id, NULL);
-  partial = canopy_cache_entry_build_path (entry, name);
-  install = canopy_install_new (manifest, partial, &error);
-  if (install == NULL)
-    {
-      g_debug ("not writing %s as its chunks come: %s", destination, error->message);
-      return NULL;
-    }
-  for (guint i = 0; i < n; i++)
-    {
-      g_autoptr (GMappedFile) chunk = NULL;
-      g_autoptr (GBytes) data = NULL;
-
-      if (!canopy_cache_entry_has_chunk (entry, i))
-        continue;
-      chunk = canopy_cache_entry_map_chunk (entry, i, NULL);
-      if (chunk == NULL)
-        return NULL;
-      data = g_mapped_file_get_bytes (chunk);
-      canopy_install_add_chunk (install, i, data);
-    }
-  return g_steal_pointer (&install);
-}
-
-static gboolean
-write_at (CanopyInstall *install, const guint8 *data, gsize length, off_t offset, GError **error)
-{
-  while (length > 0)
-    {
-      ssize_t n = pwrite (install->fd, data, length, offset);
-
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        {
-          SET_ERRNO_ERROR (error, n < 0 ? errno : ENOSPC, _("Cannot write %s: %s"),
-                           install->partial);
-          return FALSE;
-        }
-      data += n;
-      length -= (gsize) n;
-      offset += n;
-    }
-  return TRUE;
-}
-
-static GBytes *
-read_at (CanopyInstall *install, gsize length, off_t offset, GError **error)
-{
-  g_autofree guint8 *data = g_malloc (length);
-  gsize got = 0;
-
-  while (got < length)
-    {
-      ssize_t n = pread (install->fd, data + got, length - got, offset + (off_t) got);
-
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        {
-          SET_ERRNO_ERROR (error, n < 0 ? errno : EIO, _("Cannot read %s: %s"),
-                           install->partial);
-          return NULL;
-        }
-      got += (gsize) n;
-    }
-  return g_bytes_new_take (g_steal_pointer (&data), length);
-}
-
-static off_t
-chunk_offset (const CanopyInstall *install, guint index)
-{
-  return (off_t) index * install->manifest->chunk_size;
-}
 
 /* Call locked: hashes every chunk that no longer waits for an earlier one.
  * The lock is let go while hashing, so that other chunks are stored
@@ -210,8 +47,7 @@ hash_ready (CanopyInstall *install, GError **error)
 
       g_mutex_unlock (&install->lock);
       if (!kept)
-        data = read_at (install, canopy_manifest_get_chunk_length (install->manifest, index),
-                        chunk_offset (install, index), error);
+        data = canopy_cache_entry_read_chunk (install->entry, index, error);
       if (data != NULL)
         canopy_manifest_hash_update (install->hash, g_bytes_get_data (data, NULL),
                                      g_bytes_get_size (data));
@@ -223,39 +59,51 @@ hash_ready (CanopyInstall *install, GError **error)
   return ok;
 }
 
-void
-canopy_install_add_chunk (CanopyInstall *install, guint index, GBytes *data)
+/* Call locked. */
+static void
+add_locked (CanopyInstall *install, guint index, GBytes *data)
 {
   g_autoptr (GError) error = NULL;
-  gsize length;
-  const guint8 *bytes = g_bytes_get_data (data, &length);
-  off_t offset = chunk_offset (install, index);
-  g_autoptr (GMutexLocker) locker = NULL;
 
-  g_return_if_fail (index < install->n);
-  /* Written unlocked: chunks go to distinct places. */
-  if (!write_at (install, bytes, length, offset, &error))
-    {
-      locker = g_mutex_locker_new (&install->lock);
-      if (install->failure == NULL)
-        install->failure = g_steal_pointer (&error);
-      return;
-    }
-#ifdef SYNC_FILE_RANGE_WRITE
-  /* Flushing now, while the network is the bottleneck, leaves little for
-   * the flush before the rename, when the disk would be. */
-  sync_file_range (install->fd, offset, (off_t) length, SYNC_FILE_RANGE_WRITE);
-#endif
-  locker = g_mutex_locker_new (&install->lock);
   if (install->failure != NULL || install->added[index])
     return;
   install->added[index] = TRUE;
   install->n_added++;
-  if (index == install->hashed
-      || (index > install->hashed && g_hash_table_size (install->waiting) < MAX_WAITING))
+  if (data != NULL
+      && (index == install->hashed
+          || (index > install->hashed && g_hash_table_size (install->waiting) < MAX_WAITING)))
     g_hash_table_insert (install->waiting, GUINT_TO_POINTER (index), g_bytes_ref (data));
   if (!hash_ready (install, &error))
     install->failure = g_steal_pointer (&error);
+}
+
+CanopyInstall *
+canopy_install_new (CanopyCacheEntry *entry)
+{
+  CanopyInstall *install = g_new0 (CanopyInstall, 1);
+  g_autoptr (GMutexLocker) locker = NULL;
+
+  g_mutex_init (&install->lock);
+  install->entry = canopy_cache_entry_ref (entry);
+  install->manifest = canopy_cache_entry_get_manifest (entry);
+  install->n = canopy_manifest_get_n_chunks (install->manifest);
+  install->added = g_new0 (gboolean, install->n);
+  install->hash = canopy_manifest_hash_new ();
+  install->waiting = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) g_bytes_unref);
+  locker = g_mutex_locker_new (&install->lock);
+  for (guint i = 0; i < install->n; i++)
+    if (canopy_cache_entry_has_chunk (entry, i))
+      add_locked (install, i, NULL);
+  return install;
+}
+
+void
+canopy_install_add_chunk (CanopyInstall *install, guint index, GBytes *data)
+{
+  g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&install->lock);
+
+  g_return_if_fail (index < install->n);
+  add_locked (install, index, data);
 }
 
 /* Call locked: whether every chunk is in, hashed, and the package matches. */
@@ -269,8 +117,9 @@ check_complete (CanopyInstall *install, GError **error)
     }
   if (install->n_added < install->n)
     {
-      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, _("%s holds %u of %u chunks"),
-                   install->partial, install->n_added, install->n);
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                   _("\"%s\" is not complete: %u of %u chunks are in the cache"),
+                   install->manifest->name, install->n_added, install->n);
       return FALSE;
     }
   if (!hash_ready (install, error))
@@ -278,7 +127,8 @@ check_complete (CanopyInstall *install, GError **error)
   if (!canopy_manifest_hash_matches (install->hash, install->manifest))
     {
       g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-                   _("%s does not match the package's SHA-256"), install->partial);
+                   _("\"%s\" does not match the package's SHA-256; it was not put in place"),
+                   install->manifest->name);
       return FALSE;
     }
   return TRUE;
@@ -288,36 +138,9 @@ gboolean
 canopy_install_commit (CanopyInstall *install, const char *destination, GError **error)
 {
   g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&install->lock);
-  g_autofree char *dir = g_path_get_dirname (destination);
-  int fd = install->fd;
 
-  if (!check_complete (install, error))
-    return FALSE;
-  install->fd = -1;
-  if (fsync (fd) != 0)
-    {
-      SET_ERRNO_ERROR (error, errno, _("Cannot write %s: %s"), install->partial);
-      close (fd);
-      return FALSE;
-    }
-  if (close (fd) != 0)
-    {
-      SET_ERRNO_ERROR (error, errno, _("Cannot write %s: %s"), install->partial);
-      return FALSE;
-    }
-  if (g_mkdir_with_parents (dir, 0755) != 0)
-    {
-      SET_ERRNO_ERROR (error, errno, _("Cannot create the directory %s: %s"), dir);
-      return FALSE;
-    }
-  if (g_rename (install->partial, destination) != 0)
-    {
-      SET_ERRNO_ERROR (error, errno, _("Cannot write %s: %s"), destination);
-      return FALSE;
-    }
-  install->committed = TRUE;
-  canopy_atomic_file_sync_parent (destination);
-  return TRUE;
+  return check_complete (install, error)
+         && canopy_cache_entry_link (install->entry, destination, error);
 }
 
 void
@@ -325,11 +148,7 @@ canopy_install_free (CanopyInstall *install)
 {
   if (install == NULL)
     return;
-  if (install->fd >= 0)
-    close (install->fd);
-  if (!install->committed && install->partial != NULL)
-    g_unlink (install->partial);
-  g_free (install->partial);
+  canopy_cache_entry_unref (install->entry);
   g_free (install->added);
   canopy_manifest_hash_free (install->hash);
   g_clear_pointer (&install->waiting, g_hash_table_unref);

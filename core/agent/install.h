@@ -1,6 +1,6 @@
-/* A package written out chunk by chunk as the chunks are verified, and
- * hashed in order meanwhile, so that putting it in place after the last
- * chunk is a flush and a rename, not another pass over the whole package. */
+/* A package put in place from the cache as soon as its last chunk is
+ * verified: the chunks are hashed in order as they come, so that putting
+ * it in place is a flush and a link, not another pass over the package. */
 #pragma once
 
 #include <glib.h>
@@ -13,40 +13,20 @@ typedef struct _CanopyInstall CanopyInstall;
 
 /**
  * canopy_install_new:
- * @manifest: the package's verified manifest; it must outlive the install
- * @partial: the file the package is written to until it is complete,
- *   created or emptied; best on the destination's file system, so that it
- *   can be renamed into place
- * @error: a #G_FILE_ERROR naming @partial
- */
-CanopyInstall *canopy_install_new (const CanopyManifest *manifest, const char *partial,
-                                   GError **error);
-
-/**
- * canopy_install_begin:
- * @entry: the content's cache entry; it must outlive the install
- * @id: what the package is written for (a deployment ID), which names the
- *   partial file in the entry's directory
- * @destination: where the package is to go
+ * @entry: the content's cache entry (a reference is kept)
  *
- * canopy_install_new() for a content being fetched, with the chunks
- * @entry already holds. Blocks: call it from a worker thread.
- *
- * Returns: (nullable): the install, or %NULL when the package is better
- *   assembled from the cache at the end: @id cannot name a file, a file
- *   in the cache could not be renamed to @destination (another file
- *   system), or the disk refused.
+ * Starts with the chunks @entry already holds, read back to be hashed:
+ * it blocks, so call it from a worker thread.
  */
-CanopyInstall *canopy_install_begin (CanopyCacheEntry *entry, const char *id,
-                                     const char *destination);
+CanopyInstall *canopy_install_new (CanopyCacheEntry *entry);
 
 /**
  * canopy_install_add_chunk:
- * @data: chunk @index, already verified against the manifest
+ * @data: chunk @index, verified and stored in the cache
  *
- * Writes it at its place and starts flushing it. Thread-safe. After a
- * failure the install takes no more chunks and canopy_install_commit()
- * reports it.
+ * Hashes it when every chunk before it is in. Thread-safe. After a
+ * failure to read the cache back, the install takes no more chunks and
+ * canopy_install_commit() reports it.
  */
 void canopy_install_add_chunk (CanopyInstall *install, guint index, GBytes *data);
 
@@ -54,17 +34,15 @@ void canopy_install_add_chunk (CanopyInstall *install, guint index, GBytes *data
  * canopy_install_commit:
  * @destination: where the package goes; its directory is created if
  *   missing
- * @error: a #G_FILE_ERROR (G_FILE_ERROR_NOSPC for a full disk,
- *   G_FILE_ERROR_FAILED when the package is not complete or does not match
- *   its SHA-256)
+ * @error: G_FILE_ERROR_FAILED when the package is not complete or does not
+ *   match its SHA-256, else what canopy_cache_entry_link() reports
  *
- * Checks the package's SHA-256, flushes it to disk and renames it to
- * @destination. On any failure @destination is left as it was, and the
- * package can still be assembled from the cache.
+ * Checks the package's SHA-256 and puts the cache's copy at @destination
+ * (canopy_cache_entry_link()). On any failure @destination is left as it
+ * was, and the package can still be copied from the cache.
  */
 gboolean canopy_install_commit (CanopyInstall *install, const char *destination, GError **error);
 
-/* Removes the partial file unless it was committed. */
 void canopy_install_free (CanopyInstall *install);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyInstall, canopy_install_free)
 

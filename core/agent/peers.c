@@ -191,15 +191,11 @@ static gboolean
 serve (PeerConn *pc, const char *content_id, guint index)
 {
   CanopyCacheEntry *entry = canopy_cache_lookup_entry (pc->peers->cache, content_id);
-  g_autoptr (GMappedFile) file = NULL;
   g_autoptr (GBytes) payload = NULL;
   g_autoptr (GError) error = NULL;
 
   if (entry != NULL)
-    file = canopy_cache_entry_map_chunk (entry, index, NULL);
-  if (file != NULL)
-    payload = canopy_transport_payload_new_mapped (file, 0, g_mapped_file_get_length (file),
-                                                   &error);
+    payload = canopy_cache_entry_read_chunk (entry, index, NULL);
   if (payload == NULL)
     {
       send_quietly (pc, CANOPY_WIRE_CANCEL, g_variant_new ("(su)", content_id, index));

@@ -85,12 +85,11 @@ canopy_atomic_file_sync_parent (const char *path)
     }
 }
 
-/* Renames the file into place, after flushing it to disk if @sync. */
-static gboolean
-finish (CanopyAtomicFile *file, gboolean sync, GError **error)
+gboolean
+canopy_atomic_file_commit (CanopyAtomicFile *file, GError **error)
 {
   int fd = file->fd;
-  gboolean ok = !sync || fsync (fd) == 0;
+  gboolean ok = fsync (fd) == 0;
   int saved_errno = errno;
 
   file->fd = -1;
@@ -104,8 +103,7 @@ finish (CanopyAtomicFile *file, gboolean sync, GError **error)
       canopy_atomic_file_abort (file);
       return FALSE;
     }
-  if (sync)
-    canopy_atomic_file_sync_parent (file->path);
+  canopy_atomic_file_sync_parent (file->path);
   g_free (file->tmp);
   g_free (file->path);
   g_free (file);
@@ -113,14 +111,8 @@ finish (CanopyAtomicFile *file, gboolean sync, GError **error)
 }
 
 gboolean
-canopy_atomic_file_commit (CanopyAtomicFile *file, GError **error)
-{
-  return finish (file, TRUE, error);
-}
-
-static gboolean
-write_whole (const char *path, const guint8 *data, gsize length, mode_t mode, gboolean sync,
-             GError **error)
+canopy_atomic_file_write (const char *path, const guint8 *data, gsize length, mode_t mode,
+                          GError **error)
 {
   CanopyAtomicFile *file = canopy_atomic_file_begin (path, mode, error);
 
@@ -131,19 +123,5 @@ write_whole (const char *path, const guint8 *data, gsize length, mode_t mode, gb
       canopy_atomic_file_abort (file);
       return FALSE;
     }
-  return finish (file, sync, error);
-}
-
-gboolean
-canopy_atomic_file_write (const char *path, const guint8 *data, gsize length, mode_t mode,
-                          GError **error)
-{
-  return write_whole (path, data, length, mode, TRUE, error);
-}
-
-gboolean
-canopy_atomic_file_write_unsynced (const char *path, const guint8 *data, gsize length,
-                                   mode_t mode, GError **error)
-{
-  return write_whole (path, data, length, mode, FALSE, error);
+  return canopy_atomic_file_commit (file, error);
 }

@@ -37,15 +37,4 @@ void canopy_atomic_file_sync_parent (const char *path);
 gboolean canopy_atomic_file_write (const char *path, const guint8 *data, gsize length,
                                    mode_t mode, GError **error);
 
-/**
- * canopy_atomic_file_write_unsynced:
- *
- * canopy_atomic_file_write() without waiting for the disk: readers still
- * see the old file or the whole new one, but after a crash @path may be
- * empty or partial. Only for data that is checked again whenever it is
- * read back after a restart, such as verified chunks.
- */
-gboolean canopy_atomic_file_write_unsynced (const char *path, const guint8 *data, gsize length,
-                                            mode_t mode, GError **error);
-
 G_END_DECLS

@@ -30,6 +30,32 @@ build (const guint8 *data, gsize size)
   return canopy_manifest_build (stream, "Package", "1.0", CHUNK, NULL, NULL);
 }
 
+static char *
+data_path (const char *dir, const CanopyManifest *m)
+{
+  return g_build_filename (dir, m->content_id, "data", NULL);
+}
+
+/* Flips a byte of the content's data file, as a failing disk would. */
+static void
+damage (const char *dir, const CanopyManifest *m, gsize offset)
+{
+  g_autofree char *path = data_path (dir, m);
+  g_autofree char *contents = NULL;
+  gsize len;
+
+  CU_ASSERT_FATAL (g_file_get_contents (path, &contents, &len, NULL));
+  CU_ASSERT_FATAL (offset < len);
+  contents[offset] ^= 0xff;
+  /* In place, as a disk would: not a new file. */
+  {
+    FILE *f = fopen (path, "r+");
+    CU_ASSERT_FATAL (f != NULL);
+    fwrite (contents, 1, len, f);
+    fclose (f);
+  }
+}
+
 static void
 test_store_verify_resume (void)
 {
@@ -64,27 +90,33 @@ test_store_verify_resume (void)
   /* A restarted agent finds its verified chunks again. */
   g_clear_pointer (&cache, canopy_cache_free);
   cache = canopy_cache_open (dir, 0, &error);
-  CU_ASSERT_EQUAL (canopy_cache_get_size (cache), 2 * CHUNK + 100);
+  /* Before the manifest is at hand, the size is what the disk holds:
+   * whole blocks. */
+  CU_ASSERT (canopy_cache_get_size (cache) >= 2 * CHUNK + 100);
+  CU_ASSERT (canopy_cache_get_size (cache) <= 3 * CHUNK);
   entry = canopy_cache_open_entry (cache, m, &error);
   CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), 3);
+  CU_ASSERT_EQUAL (canopy_cache_get_size (cache), 2 * CHUNK + 100);
   CU_ASSERT (canopy_cache_entry_has_chunk (entry, 3));
 
   /* A chunk damaged on disk is discarded when the cache is reopened. */
-  {
-    g_autofree char *path = g_strdup_printf ("%s/%s/chunk-%08u", dir, m->content_id, 3);
-    g_autofree char *contents = NULL;
-    gsize len;
-
-    CU_ASSERT_FATAL (g_file_get_contents (path, &contents, &len, NULL));
-    contents[100] ^= 0xff;
-    CU_ASSERT_FATAL (g_file_set_contents (path, contents, (gssize) len, NULL));
-  }
+  damage (dir, m, 3 * CHUNK + 100);
   g_clear_pointer (&cache, canopy_cache_free);
   cache = canopy_cache_open (dir, 0, &error);
   entry = canopy_cache_open_entry (cache, m, &error);
   CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), 2);
   CU_ASSERT_FALSE (canopy_cache_entry_has_chunk (entry, 3));
   CU_ASSERT_EQUAL (canopy_cache_get_size (cache), CHUNK + 100);
+}
+
+static void
+fill (CanopyCacheEntry *entry, const guint8 *data)
+{
+  const CanopyManifest *m = canopy_cache_entry_get_manifest (entry);
+
+  for (guint i = 0; i < canopy_manifest_get_n_chunks (m); i++)
+    canopy_cache_entry_store_chunk (entry, i, data + (gsize) i * CHUNK,
+                                    canopy_manifest_get_chunk_length (m, i), NULL);
 }
 
 static void
@@ -118,19 +150,124 @@ test_assemble (void)
   CU_ASSERT_EQUAL (written_len, size);
   CU_ASSERT (memcmp (written, data, size) == 0);
   {
-    g_autoptr (GMappedFile) chunk = canopy_cache_entry_map_chunk (entry, 2, &error);
-    CU_ASSERT (memcmp (g_mapped_file_get_contents (chunk), data + 2 * CHUNK, CHUNK) == 0);
+    g_autoptr (GBytes) chunk = canopy_cache_entry_read_chunk (entry, 2, &error);
+    CU_ASSERT_EQUAL_FATAL (g_bytes_get_size (chunk), CHUNK);
+    CU_ASSERT (memcmp (g_bytes_get_data (chunk, NULL), data + 2 * CHUNK, CHUNK) == 0);
   }
 }
 
 static void
-fill (CanopyCacheEntry *entry, const guint8 *data)
+assert_file_equals (const char *path, const guint8 *data, gsize size)
 {
-  const CanopyManifest *m = canopy_cache_entry_get_manifest (entry);
+  g_autofree char *written = NULL;
+  gsize written_len = 0;
 
-  for (guint i = 0; i < canopy_manifest_get_n_chunks (m); i++)
-    canopy_cache_entry_store_chunk (entry, i, data + (gsize) i * CHUNK,
-                                    canopy_manifest_get_chunk_length (m, i), NULL);
+  CU_ASSERT_FATAL (g_file_get_contents (path, &written, &written_len, NULL));
+  CU_ASSERT_EQUAL (written_len, size);
+  CU_ASSERT (written_len == size && memcmp (written, data, size) == 0);
+}
+
+/* The package put in place is the cache's own file under a second name:
+ * nothing is written twice, and the cache never writes into it again. */
+static void
+test_link (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("link");
+  g_autofree char *dest = g_build_filename (dir, "installed", "package.msi", NULL);
+  g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
+  gsize size = 6 * CHUNK + 9;
+  g_autofree guint8 *data = make_content (size, 8);
+  g_autoptr (CanopyManifest) m = build (data, size);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyCache) cache = canopy_cache_open (cache_dir, 0, &error);
+  CanopyCacheEntry *entry = canopy_cache_open_entry (cache, m, &error);
+  g_autofree char *cached = data_path (cache_dir, m);
+  GStatBuf st, cached_st;
+
+  fill (entry, data);
+  CU_ASSERT (canopy_cache_entry_link (entry, dest, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  assert_file_equals (dest, data, size);
+  CU_ASSERT_FATAL (g_stat (dest, &st) == 0 && g_stat (cached, &cached_st) == 0);
+  CU_ASSERT_EQUAL (st.st_ino, cached_st.st_ino);
+  CU_ASSERT_EQUAL (st.st_mode & 0777, 0644);
+
+  /* Put in place again, over itself: no temporary name is left. */
+  CU_ASSERT (canopy_cache_entry_link (entry, dest, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  {
+    g_autofree char *installed = g_path_get_dirname (dest);
+    g_autoptr (GDir) d = g_dir_open (installed, 0, NULL);
+    guint files = 0;
+
+    while (d != NULL && g_dir_read_name (d) != NULL)
+      files++;
+    CU_ASSERT_EQUAL (files, 1);
+  }
+
+  /* The admin changes the installed copy: the reopened cache drops it
+   * and starts a file of its own, and storing chunks again leaves the
+   * admin's copy as it is. */
+  damage (cache_dir, m, 2 * CHUNK + 5);
+  g_clear_pointer (&cache, canopy_cache_free);
+  cache = canopy_cache_open (cache_dir, 0, &error);
+  entry = canopy_cache_open_entry (cache, m, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), 0);
+  CU_ASSERT_EQUAL (canopy_cache_get_size (cache), 0);
+  fill (entry, data);
+  CU_ASSERT (canopy_cache_entry_is_complete (entry));
+  {
+    g_autofree guint8 *changed = g_memdup2 (data, size);
+
+    changed[2 * CHUNK + 5] ^= 0xff;
+    assert_file_equals (dest, changed, size);
+  }
+}
+
+/* A cache left by a version that kept one file per chunk: the chunks that
+ * verify are kept, the rest and the old partial package go. */
+static void
+test_legacy_layout (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("legacy");
+  gsize size = 4 * CHUNK;
+  g_autofree guint8 *data = make_content (size, 9);
+  g_autoptr (CanopyManifest) m = build (data, size);
+  g_autofree char *content_dir = g_build_filename (dir, m->content_id, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyCache) cache = NULL;
+  CanopyCacheEntry *entry;
+
+  g_assert (g_mkdir_with_parents (content_dir, 0700) == 0);
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autofree char *path = g_strdup_printf ("%s/chunk-%08u", content_dir, i);
+      g_autofree guint8 *chunk = g_memdup2 (data + (gsize) i * CHUNK, CHUNK);
+
+      chunk[0] ^= i == 1; /* chunk 1 was damaged */
+      g_assert (g_file_set_contents (path, (const char *) chunk, CHUNK, NULL));
+    }
+  {
+    g_autofree char *partial = g_build_filename (content_dir, "install-d1", NULL);
+    g_assert (g_file_set_contents (partial, "half", 4, NULL));
+  }
+  cache = canopy_cache_open (dir, 0, &error);
+  CU_ASSERT_EQUAL (canopy_cache_get_size (cache), 3 * CHUNK);
+  entry = canopy_cache_open_entry (cache, m, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), 2);
+  CU_ASSERT (canopy_cache_entry_has_chunk (entry, 0));
+  CU_ASSERT_FALSE (canopy_cache_entry_has_chunk (entry, 1));
+  CU_ASSERT (canopy_cache_entry_has_chunk (entry, 2));
+  CU_ASSERT_EQUAL (canopy_cache_get_size (cache), 2 * CHUNK);
+  {
+    g_autoptr (GDir) d = g_dir_open (content_dir, 0, NULL);
+    const char *name;
+
+    while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+      CU_ASSERT (g_str_equal (name, "data") || g_str_equal (name, "manifest"));
+  }
 }
 
 static void
@@ -229,5 +366,7 @@ test_full_disk (void)
 CANOPY_TEST_SUITE (cache, "cache", NULL, NULL,
                    { "store, verify, resume", test_store_verify_resume },
                    { "assemble", test_assemble },
+                   { "package linked, not copied", test_link },
+                   { "cache of an earlier version", test_legacy_layout },
                    { "quota and eviction", test_quota_eviction },
                    { "full disk", test_full_disk })

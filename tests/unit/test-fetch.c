@@ -381,17 +381,23 @@ test_bad_peer_dropped (void)
   }
 
   /* The bad peer's disk damages every chunk after they were verified. */
-  for (guint i = 0; i < n; i++)
-    {
-      g_autofree char *path = g_strdup_printf ("%s/cache/%s/chunk-%08u", bad->dir,
-                                               c.manifest->content_id, i);
-      g_autofree char *contents = NULL;
-      gsize len;
+  {
+    g_autofree char *path = g_strdup_printf ("%s/cache/%s/data", bad->dir,
+                                             c.manifest->content_id);
+    g_autofree char *contents = NULL;
+    gsize len;
+    FILE *file;
 
-      CU_ASSERT_FATAL (g_file_get_contents (path, &contents, &len, NULL));
-      contents[len / 2] ^= 0x55;
-      CU_ASSERT_FATAL (g_file_set_contents (path, contents, (gssize) len, NULL));
-    }
+    CU_ASSERT_FATAL (g_file_get_contents (path, &contents, &len, NULL));
+    for (guint i = 0; i < n; i++)
+      contents[(gsize) i * c.manifest->chunk_size
+               + canopy_manifest_get_chunk_length (c.manifest, i) / 2] ^= 0x55;
+    /* In place, as a disk would: the peer keeps its file open. */
+    file = fopen (path, "r+");
+    CU_ASSERT_FATAL (file != NULL);
+    CU_ASSERT (fwrite (contents, 1, len, file) == len);
+    fclose (file);
+  }
   {
     Src src[] = { { CANOPY_SOURCE_OFFICE_PEER, bad }, { CANOPY_SOURCE_OFFICE_PEER, good } };
     TestAgent *all[] = { fetcher };
@@ -535,24 +541,38 @@ static void
 assert_cache_sound (Content *c, const char *cache_dir)
 {
   g_autofree char *path = g_build_filename (cache_dir, c->manifest->content_id, NULL);
+  g_autofree char *data_path = g_build_filename (path, "data", NULL);
   g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
   g_autoptr (CanopyCache) cache = NULL;
+  g_autofree char *data = NULL;
+  gsize length = 0;
   CanopyCacheEntry *entry;
   const char *name;
-  guint chunk_files = 0;
+  guint written = 0;
 
   if (dir == NULL)
     return; /* stopped before the entry was created */
   while ((name = g_dir_read_name (dir)) != NULL)
-    {
-      CU_ASSERT (strstr (name, ".tmp") == NULL);
-      chunk_files += g_str_has_prefix (name, "chunk-");
-    }
+    CU_ASSERT (strstr (name, ".tmp") == NULL);
+  /* Random content: a chunk never written is all zeros. */
+  if (g_file_get_contents (data_path, &data, &length, NULL))
+    for (guint i = 0; i < canopy_manifest_get_n_chunks (c->manifest); i++)
+      {
+        gsize start = (gsize) i * c->manifest->chunk_size;
+        gsize end = MIN (length, start + canopy_manifest_get_chunk_length (c->manifest, i));
+
+        for (gsize j = start; j < end; j++)
+          if (data[j] != 0)
+            {
+              written++;
+              break;
+            }
+      }
   cache = canopy_cache_open (cache_dir, 0, NULL);
   entry = canopy_cache_open_entry (cache, c->manifest, NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL (entry);
   /* Reopening discards any chunk that does not verify. */
-  CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), chunk_files);
+  CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), written);
 }
 
 /* The agent stops (SIGTERM) while workers are opening the entry, storing

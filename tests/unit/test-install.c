@@ -1,5 +1,6 @@
-/* Packages written as their chunks come: in any order, hashed in order,
- * put in place only whole and matching their SHA-256. */
+/* Packages put in place from the cache as their chunks come: in any
+ * order, hashed in order, put in place only whole and matching their
+ * SHA-256. */
 #include "build-config.h"
 
 #include "tests/canopy-test.h"
@@ -9,12 +10,13 @@
 
 #define CHUNK 4096
 /* More chunks than the install keeps waiting in memory, so some are read
- * back from the partial file. */
+ * back from the cache. */
 #define N_CHUNKS 40
 
 typedef struct {
   char *dir;
-  char *partial;
+  CanopyCache *cache;
+  CanopyCacheEntry *entry;
   char *destination;
   guint8 *data;
   gsize size;
@@ -25,7 +27,7 @@ static void
 fixture_clear (Fixture *f)
 {
   g_free (f->dir);
-  g_free (f->partial);
+  canopy_cache_free (f->cache);
   g_free (f->destination);
   g_free (f->data);
   canopy_manifest_free (f->manifest);
@@ -36,9 +38,9 @@ static void
 fixture_init (Fixture *f, const char *name)
 {
   g_autoptr (GInputStream) stream = NULL;
+  g_autofree char *cache_dir = NULL;
 
   f->dir = canopy_test_make_tmpdir (name);
-  f->partial = g_build_filename (f->dir, "partial", NULL);
   f->destination = g_build_filename (f->dir, "installed", "package.bin", NULL);
   f->size = N_CHUNKS * CHUNK - 100;
   f->data = g_malloc (f->size);
@@ -46,14 +48,21 @@ fixture_init (Fixture *f, const char *name)
     f->data[i] = (guint8) (i * 2654435761u >> 13);
   stream = g_memory_input_stream_new_from_data (f->data, f->size, NULL);
   f->manifest = canopy_manifest_build (stream, "Package", "1.0", CHUNK, NULL, NULL);
+  cache_dir = g_build_filename (f->dir, "cache", NULL);
+  f->cache = canopy_cache_open (cache_dir, 0, NULL);
+  f->entry = canopy_cache_open_entry (f->cache, f->manifest, NULL);
+  g_assert (f->entry != NULL);
 }
 
+/* What the fetcher does with each chunk: stores it, then adds it. */
 static void
 add (CanopyInstall *install, const Fixture *f, guint index)
 {
   g_autoptr (GBytes) chunk = g_bytes_new (f->data + (gsize) index * CHUNK,
                                           canopy_manifest_get_chunk_length (f->manifest, index));
 
+  g_assert (canopy_cache_entry_store_chunk (f->entry, index, g_bytes_get_data (chunk, NULL),
+                                            g_bytes_get_size (chunk), NULL));
   canopy_install_add_chunk (install, index, chunk);
 }
 
@@ -67,8 +76,7 @@ test_any_order (void)
   gsize written_len = 0;
 
   fixture_init (&f, "install-order");
-  install = canopy_install_new (f.manifest, f.partial, &error);
-  CANOPY_ASSERT_NO_ERROR (error);
+  install = canopy_install_new (f.entry);
   /* Backwards, then one twice: nothing can be hashed until chunk 0. */
   for (guint i = N_CHUNKS; i-- > 1;)
     add (install, &f, i);
@@ -79,7 +87,31 @@ test_any_order (void)
   CU_ASSERT (g_file_get_contents (f.destination, &written, &written_len, NULL));
   CU_ASSERT_EQUAL (written_len, f.size);
   CU_ASSERT (written != NULL && memcmp (written, f.data, f.size) == 0);
-  CU_ASSERT_FALSE (g_file_test (f.partial, G_FILE_TEST_EXISTS));
+}
+
+/* A restarted agent: the chunks already in the cache are read back and
+ * hashed, then the rest come. */
+static void
+test_resumed (void)
+{
+  g_auto (Fixture) f = { 0 };
+  g_autoptr (CanopyInstall) install = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *written = NULL;
+  gsize written_len = 0;
+
+  fixture_init (&f, "install-resumed");
+  for (guint i = 0; i < N_CHUNKS; i += 2)
+    g_assert (canopy_cache_entry_store_chunk (f.entry, i, f.data + (gsize) i * CHUNK,
+                                              canopy_manifest_get_chunk_length (f.manifest, i),
+                                              NULL));
+  install = canopy_install_new (f.entry);
+  for (guint i = 1; i < N_CHUNKS; i += 2)
+    add (install, &f, i);
+  CU_ASSERT (canopy_install_commit (install, f.destination, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT (g_file_get_contents (f.destination, &written, &written_len, NULL));
+  CU_ASSERT (written_len == f.size && memcmp (written, f.data, f.size) == 0);
 }
 
 static void
@@ -90,14 +122,13 @@ test_incomplete (void)
   g_autoptr (GError) error = NULL;
 
   fixture_init (&f, "install-incomplete");
-  install = canopy_install_new (f.manifest, f.partial, &error);
+  install = canopy_install_new (f.entry);
   for (guint i = 0; i + 1 < N_CHUNKS; i++)
     add (install, &f, i);
   CU_ASSERT_FALSE (canopy_install_commit (install, f.destination, &error));
   CU_ASSERT (g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_FAILED));
+  CANOPY_ASSERT_CONTAINS (error->message, "39 of 40 chunks");
   CU_ASSERT_FALSE (g_file_test (f.destination, G_FILE_TEST_EXISTS));
-  g_clear_pointer (&install, canopy_install_free);
-  CU_ASSERT_FALSE (g_file_test (f.partial, G_FILE_TEST_EXISTS));
 }
 
 static void
@@ -109,9 +140,15 @@ test_mismatch (void)
 
   fixture_init (&f, "install-mismatch");
   /* Chunks that match their hashes but not the package's: a manifest
-   * inconsistent with itself, or a partial file changed on disk. */
+   * inconsistent with itself. */
   f.manifest->sha256[0] ^= 1;
-  install = canopy_install_new (f.manifest, f.partial, &error);
+  g_clear_pointer (&f.cache, canopy_cache_free);
+  {
+    g_autofree char *cache_dir = g_build_filename (f.dir, "cache", NULL);
+    f.cache = canopy_cache_open (cache_dir, 0, NULL);
+    f.entry = canopy_cache_open_entry (f.cache, f.manifest, NULL);
+  }
+  install = canopy_install_new (f.entry);
   for (guint i = 0; i < N_CHUNKS; i++)
     add (install, &f, i);
   CU_ASSERT_FALSE (canopy_install_commit (install, f.destination, &error));
@@ -119,21 +156,33 @@ test_mismatch (void)
   CU_ASSERT_FALSE (g_file_test (f.destination, G_FILE_TEST_EXISTS));
 }
 
+/* A destination below a file: nothing is put in place, the error names
+ * it, and the cache still holds the package. */
 static void
 test_unwritable (void)
 {
   g_auto (Fixture) f = { 0 };
+  g_autoptr (CanopyInstall) install = NULL;
   g_autoptr (GError) error = NULL;
-  g_autofree char *missing = NULL;
+  g_autofree char *file = NULL;
+  g_autofree char *below = NULL;
 
   fixture_init (&f, "install-unwritable");
-  missing = g_build_filename (f.dir, "no", "such", "partial", NULL);
-  CU_ASSERT_PTR_NULL (canopy_install_new (f.manifest, missing, &error));
-  CU_ASSERT (g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOENT));
+  file = g_build_filename (f.dir, "file", NULL);
+  below = g_build_filename (file, "package.bin", NULL);
+  g_assert (g_file_set_contents (file, "x", 1, NULL));
+  install = canopy_install_new (f.entry);
+  for (guint i = 0; i < N_CHUNKS; i++)
+    add (install, &f, i);
+  CU_ASSERT_FALSE (canopy_install_commit (install, below, &error));
+  CU_ASSERT_PTR_NOT_NULL_FATAL (error);
+  CANOPY_ASSERT_CONTAINS (error->message, file);
+  CU_ASSERT (canopy_cache_entry_is_complete (f.entry));
 }
 
 CANOPY_TEST_SUITE (install, "install", NULL, NULL,
                    { "chunks in any order", test_any_order },
+                   { "resumed from the cache", test_resumed },
                    { "incomplete package not put in place", test_incomplete },
                    { "package SHA-256 checked", test_mismatch },
-                   { "partial file that cannot be created", test_unwritable })
+                   { "destination that cannot be created", test_unwritable })
