@@ -79,6 +79,27 @@ canopy_test_make_tmpdir (const char *prefix)
   return g_steal_pointer (&template);
 }
 
+void
+canopy_test_damage_file (const char *path, gsize first, gsize step)
+{
+  g_autofree char *contents = NULL;
+  gsize length = 0;
+  FILE *file;
+
+  g_assert (g_file_get_contents (path, &contents, &length, NULL));
+  g_assert (first < length && step > 0);
+  for (gsize at = first; at < length; at += step)
+    {
+      contents[at] ^= 0x5a;
+      if (step > length - at)
+        break;
+    }
+  file = fopen (path, "r+");
+  g_assert (file != NULL);
+  g_assert (fwrite (contents, 1, length, file) == length);
+  fclose (file);
+}
+
 struct _CanopyTestProcess {
   GSubprocess *subprocess;
   GString *output;

@@ -30,6 +30,10 @@ char *canopy_test_build_path (const char *first, ...) G_GNUC_NULL_TERMINATED;
 /* A fresh directory under the test run's temporary root. */
 char *canopy_test_make_tmpdir (const char *prefix);
 
+/* Flips the byte at @first and every @step bytes after it, in place, as a
+ * failing disk would: a process holding the file open reads the damage. */
+void canopy_test_damage_file (const char *path, gsize first, gsize step);
+
 /* Fails the current test, printing the error, if @error is set. */
 #define CANOPY_ASSERT_NO_ERROR(error)                                            \
   do                                                                             \

@@ -7,6 +7,7 @@
 #include "build-config.h"
 
 #include "tests/integration/site.h"
+#include "lib/manifest.h"
 
 #include <signal.h>
 #include <string.h>
@@ -217,11 +218,9 @@ test_corrupted_peer (void)
   Site *s = NULL;
   const char *wan_rate = "";
   g_autofree char *content_id = NULL;
-  g_autofree char *chunks = NULL;
+  g_autofree char *data = NULL;
   g_autoptr (JsonNode) done = NULL;
   g_autoptr (JsonNode) again = NULL;
-  g_autoptr (GDir) dir = NULL;
-  const char *name;
 
   if (!canopy_test_site_available ())
     return;
@@ -237,20 +236,8 @@ test_corrupted_peer (void)
       canopy_test_process_wait_exit (s->agents[i], 20);
       g_clear_pointer (&s->agents[i], canopy_test_process_free);
     }
-  chunks = g_build_filename (s->dir, "agent-1-0", "cache", content_id, NULL);
-  dir = g_dir_open (chunks, 0, NULL);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (dir);
-  while ((name = g_dir_read_name (dir)) != NULL)
-    if (g_str_has_prefix (name, "chunk-"))
-      {
-        g_autofree char *path = g_build_filename (chunks, name, NULL);
-        g_autofree char *data = NULL;
-        gsize length;
-
-        g_assert (g_file_get_contents (path, &data, &length, NULL));
-        data[length / 3] ^= 0x5a;
-        g_assert (g_file_set_contents (path, data, (gssize) length, NULL));
-      }
+  data = g_build_filename (s->dir, "agent-1-0", "cache", content_id, "data", NULL);
+  canopy_test_damage_file (data, 100, CANOPY_MANIFEST_DEFAULT_CHUNK_SIZE);
   /* A newcomer in North, and a healthy North peer back online. */
   s->agents[N_AGENTS - 1] = canopy_test_site_agent_start (s, 1, AGENTS_PER_OFFICE);
   s->agents[1] = canopy_test_site_agent_start (s, 1, 1);

@@ -333,11 +333,9 @@ test_bad_peer_dropped (void)
   g_autoptr (TestAgent) bad = NULL;
   g_autoptr (TestAgent) good = NULL;
   g_autoptr (TestAgent) fetcher = NULL;
-  guint n;
 
   if (!make_content (&c))
     return;
-  n = canopy_manifest_get_n_chunks (c.manifest);
   bad = agent_new (&c, "bad");
   good = agent_new (&c, "good");
   fetcher = agent_new (&c, "fetcher");
@@ -384,19 +382,7 @@ test_bad_peer_dropped (void)
   {
     g_autofree char *path = g_strdup_printf ("%s/cache/%s/data", bad->dir,
                                              c.manifest->content_id);
-    g_autofree char *contents = NULL;
-    gsize len;
-    FILE *file;
-
-    CU_ASSERT_FATAL (g_file_get_contents (path, &contents, &len, NULL));
-    for (guint i = 0; i < n; i++)
-      contents[(gsize) i * c.manifest->chunk_size
-               + canopy_manifest_get_chunk_length (c.manifest, i) / 2] ^= 0x55;
-    /* In place, as a disk would: the peer keeps its file open. */
-    file = fopen (path, "r+");
-    CU_ASSERT_FATAL (file != NULL);
-    CU_ASSERT (fwrite (contents, 1, len, file) == len);
-    fclose (file);
+    canopy_test_damage_file (path, 100, c.manifest->chunk_size);
   }
   {
     Src src[] = { { CANOPY_SOURCE_OFFICE_PEER, bad }, { CANOPY_SOURCE_OFFICE_PEER, good } };

@@ -54,16 +54,44 @@ fixture_init (Fixture *f, const char *name)
   g_assert (f->entry != NULL);
 }
 
+static GBytes *
+chunk_bytes (const Fixture *f, guint index)
+{
+  return g_bytes_new (f->data + (gsize) index * CHUNK,
+                      canopy_manifest_get_chunk_length (f->manifest, index));
+}
+
+static void
+store (const Fixture *f, guint index)
+{
+  g_autoptr (GBytes) chunk = chunk_bytes (f, index);
+
+  g_assert (canopy_cache_entry_store_chunk (f->entry, index, g_bytes_get_data (chunk, NULL),
+                                            g_bytes_get_size (chunk), NULL));
+}
+
 /* What the fetcher does with each chunk: stores it, then adds it. */
 static void
 add (CanopyInstall *install, const Fixture *f, guint index)
 {
-  g_autoptr (GBytes) chunk = g_bytes_new (f->data + (gsize) index * CHUNK,
-                                          canopy_manifest_get_chunk_length (f->manifest, index));
+  g_autoptr (GBytes) chunk = chunk_bytes (f, index);
 
-  g_assert (canopy_cache_entry_store_chunk (f->entry, index, g_bytes_get_data (chunk, NULL),
-                                            g_bytes_get_size (chunk), NULL));
+  store (f, index);
   canopy_install_add_chunk (install, index, chunk);
+}
+
+static void
+assert_put_in_place (CanopyInstall *install, const Fixture *f)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *written = NULL;
+  gsize written_len = 0;
+
+  CU_ASSERT (canopy_install_commit (install, f->destination, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT (g_file_get_contents (f->destination, &written, &written_len, NULL));
+  CU_ASSERT_EQUAL (written_len, f->size);
+  CU_ASSERT (written != NULL && memcmp (written, f->data, f->size) == 0);
 }
 
 static void
@@ -71,9 +99,6 @@ test_any_order (void)
 {
   g_auto (Fixture) f = { 0 };
   g_autoptr (CanopyInstall) install = NULL;
-  g_autoptr (GError) error = NULL;
-  g_autofree char *written = NULL;
-  gsize written_len = 0;
 
   fixture_init (&f, "install-order");
   install = canopy_install_new (f.entry);
@@ -82,11 +107,7 @@ test_any_order (void)
     add (install, &f, i);
   add (install, &f, 7);
   add (install, &f, 0);
-  CU_ASSERT (canopy_install_commit (install, f.destination, &error));
-  CANOPY_ASSERT_NO_ERROR (error);
-  CU_ASSERT (g_file_get_contents (f.destination, &written, &written_len, NULL));
-  CU_ASSERT_EQUAL (written_len, f.size);
-  CU_ASSERT (written != NULL && memcmp (written, f.data, f.size) == 0);
+  assert_put_in_place (install, &f);
 }
 
 /* A restarted agent: the chunks already in the cache are read back and
@@ -96,22 +117,14 @@ test_resumed (void)
 {
   g_auto (Fixture) f = { 0 };
   g_autoptr (CanopyInstall) install = NULL;
-  g_autoptr (GError) error = NULL;
-  g_autofree char *written = NULL;
-  gsize written_len = 0;
 
   fixture_init (&f, "install-resumed");
   for (guint i = 0; i < N_CHUNKS; i += 2)
-    g_assert (canopy_cache_entry_store_chunk (f.entry, i, f.data + (gsize) i * CHUNK,
-                                              canopy_manifest_get_chunk_length (f.manifest, i),
-                                              NULL));
+    store (&f, i);
   install = canopy_install_new (f.entry);
   for (guint i = 1; i < N_CHUNKS; i += 2)
     add (install, &f, i);
-  CU_ASSERT (canopy_install_commit (install, f.destination, &error));
-  CANOPY_ASSERT_NO_ERROR (error);
-  CU_ASSERT (g_file_get_contents (f.destination, &written, &written_len, NULL));
-  CU_ASSERT (written_len == f.size && memcmp (written, f.data, f.size) == 0);
+  assert_put_in_place (install, &f);
 }
 
 static void
