@@ -56,6 +56,8 @@ canopy_manifest_build (GInputStream *stream, const char *name, const char *versi
                                      cancellable, error);
 }
 
+static gboolean hash_output (CanopyManifestHash *hash, guint8 *digest);
+
 CanopyManifest *
 canopy_manifest_build_full (GInputStream *stream, const char *content_id, const char *name,
                             const char *version, guint32 chunk_size, CanopyManifestSinkFunc sink,
@@ -64,10 +66,11 @@ canopy_manifest_build_full (GInputStream *stream, const char *content_id, const 
   g_autoptr (CanopyManifest) manifest = g_new0 (CanopyManifest, 1);
   g_autoptr (GByteArray) hashes = g_byte_array_new ();
   g_autofree guint8 *block = g_malloc (READ_BLOCK);
-  g_autoptr (GChecksum) whole = g_checksum_new (G_CHECKSUM_SHA256);
-  g_autoptr (GChecksum) chunk = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr (CanopyManifestHash) whole = canopy_manifest_hash_new ();
+  g_autoptr (CanopyManifestHash) chunk = canopy_manifest_hash_new ();
+  guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
   guint32 in_chunk = 0;
-  gsize digest_len = CANOPY_MANIFEST_HASH_SIZE;
+  gboolean hashed = TRUE;
   g_autoptr (GError) local_error = NULL;
 
   g_return_val_if_fail (chunk_size > 0 && chunk_size <= MAX_CHUNK_SIZE, NULL);
@@ -90,33 +93,37 @@ canopy_manifest_build_full (GInputStream *stream, const char *content_id, const 
         }
       if (n == 0)
         break;
-      g_checksum_update (whole, block, n);
+      canopy_manifest_hash_update (whole, block, (gsize) n);
       if (sink != NULL)
         sink (block, (gsize) n, sink_data);
       manifest->size += (guint64) n;
       while (off < (gsize) n)
         {
           gsize take = MIN ((gsize) n - off, (gsize) (chunk_size - in_chunk));
-          g_checksum_update (chunk, block + off, take);
+          canopy_manifest_hash_update (chunk, block + off, take);
           off += take;
           in_chunk += (guint32) take;
           if (in_chunk == chunk_size)
             {
-              guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
-              g_checksum_get_digest (chunk, digest, &digest_len);
+              hashed = hash_output (chunk, digest) && hashed;
               g_byte_array_append (hashes, digest, sizeof digest);
-              g_checksum_reset (chunk);
               in_chunk = 0;
             }
         }
     }
   if (in_chunk > 0)
     {
-      guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
-      g_checksum_get_digest (chunk, digest, &digest_len);
+      hashed = hash_output (chunk, digest) && hashed;
       g_byte_array_append (hashes, digest, sizeof digest);
     }
-  g_checksum_get_digest (whole, manifest->sha256, &digest_len);
+  if (!hashed || !hash_output (whole, manifest->sha256))
+    {
+      g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_READ,
+                   _("Cannot compute the SHA-256 of \"%s\": GnuTLS refused; check that "
+                     "the system's crypto policy allows SHA-256"),
+                   name);
+      return NULL;
+    }
   manifest->chunk_hashes = g_byte_array_free_to_bytes (g_steal_pointer (&hashes));
   return g_steal_pointer (&manifest);
 }
@@ -165,15 +172,24 @@ canopy_manifest_hash_update (CanopyManifestHash *hash, const guint8 *data, gsize
     }
 }
 
+/* Writes the digest of what was hashed so far and starts over. Returns
+ * FALSE if any update failed. */
+static gboolean
+hash_output (CanopyManifestHash *hash, guint8 *digest)
+{
+  if (!hash->open)
+    return FALSE;
+  gnutls_hash_output (hash->handle, digest);
+  return TRUE;
+}
+
 gboolean
 canopy_manifest_hash_matches (CanopyManifestHash *hash, const CanopyManifest *manifest)
 {
   guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
 
-  if (!hash->open)
+  if (!hash_output (hash, digest))
     return FALSE;
-  gnutls_hash_deinit (hash->handle, digest);
-  hash->open = FALSE;
   return gnutls_memcmp (digest, manifest->sha256, sizeof digest) == 0;
 }
 
