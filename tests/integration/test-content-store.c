@@ -4,13 +4,8 @@
  * stopping for the others. */
 #include "build-config.h"
 
+#include "tests/integration/client.h"
 #include "tests/integration/site.h"
-#include "lib/config.h"
-#include "lib/keys.h"
-#include "lib/plugin-loader.h"
-#include "lib/shared-key.h"
-#include "lib/transport.h"
-#include "lib/wire.h"
 
 #include <string.h>
 
@@ -160,132 +155,12 @@ test_content_store_damaged (void)
 }
 
 
-/* A hand-made peer of the content store, to send it what no agent would. */
-typedef struct {
-  CanopyPluginLoader *loader; /* one each: a loader loads a plugin once */
-  CanopyConfig *config;
-  CanopyTransport *transport;
-  CanopyTransportConnection *conn;
-  gboolean failed;
-  gboolean closed;
-  guint counts[CANOPY_WIRE_BUSY + 1];
-  GBytes *data; /* the last chunk received */
-} Prober;
-
 static void
-prober_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload,
-                gpointer user_data)
+probe (CanopyTestSite *s, CanopyTestClient *client)
 {
-  Prober *p = user_data;
-  CanopyWireKind kind;
-  g_autoptr (GVariant) body = canopy_wire_decode (header, &kind, NULL);
+  g_autofree char *key_path = g_build_filename (s->state, "shared-key", NULL);
 
-  if (body == NULL || kind > CANOPY_WIRE_BUSY)
-    return;
-  p->counts[kind]++;
-  if (kind == CANOPY_WIRE_DATA && payload != NULL)
-    {
-      g_clear_pointer (&p->data, g_bytes_unref);
-      p->data = g_bytes_ref (payload);
-    }
-}
-
-static void
-prober_closed (CanopyTransportConnection *conn, const GError *error, gpointer user_data)
-{
-  ((Prober *) user_data)->closed = TRUE;
-}
-
-static void
-prober_ignore (CanopyTransportConnection *conn, gpointer user_data)
-{
-}
-
-static const CanopyTransportEvents prober_events = {
-  .incoming = prober_ignore,
-  .message = prober_message,
-  .drained = prober_ignore,
-  .closed = prober_closed,
-};
-
-static void
-prober_connected (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  Prober *p = user_data;
-
-  p->conn = canopy_transport_connect_finish (p->transport, result, NULL);
-  p->failed = p->conn == NULL;
-}
-
-/* Runs the main context until *@flag is set, for 20 s at most. */
-static gboolean
-wait_for (const gboolean *flag)
-{
-  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
-
-  while (!*flag && g_get_monotonic_time () < deadline)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (1000);
-  return *flag;
-}
-
-static void
-prober_connect (CanopyTestSite *s, Prober *p)
-{
-  g_autofree char *path = g_build_filename (s->state, "shared-key", NULL);
-  g_autoptr (CanopySharedKey) key = canopy_shared_key_load (path, NULL);
-  const CanopyConfigNode *element;
-  g_autoptr (GError) error = NULL;
-  const CanopyPlugin *tcp;
-  CanopyTransportCredentials creds;
-  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
-
-  p->loader = canopy_plugin_loader_new (NULL);
-  p->config = canopy_config_load_data (
-    "<agent><server host='127.0.0.1'/><transport plugin='tcp'/></agent>", -1, "prober.xml",
-    CANOPY_SCHEMA_AGENT, NULL);
-  element = canopy_config_node_get_child (canopy_config_get_root (p->config), "transport");
-  tcp = canopy_plugin_loader_load_for_node (p->loader, element, CANOPY_PLUGIN_KIND_TRANSPORT,
-                                            &error);
-  CANOPY_ASSERT_NO_ERROR (error);
-  CU_ASSERT_FATAL (key != NULL && tcp != NULL
-                   && canopy_keys_make_transport_credentials (key, "prober", &creds, &error));
-  p->transport = canopy_transport_new (tcp, element, &creds, NULL, &prober_events, p, NULL);
-  canopy_keys_wipe (creds.secret, sizeof creds.secret);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (p->transport);
-  canopy_transport_connect_async (p->transport, "127.0.0.1", (guint16) s->agent_port, NULL,
-                                  prober_connected, p);
-  while (p->conn == NULL && !p->failed && g_get_monotonic_time () < deadline)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (1000);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (p->conn);
-}
-
-static void
-prober_send (Prober *p, CanopyWireKind kind, GVariant *body)
-{
-  CU_ASSERT (canopy_wire_send (p->conn, kind, body, NULL, NULL));
-}
-
-/* Runs the main context until the prober has @n messages of @kind. */
-static gboolean
-prober_wait (Prober *p, CanopyWireKind kind, guint n)
-{
-  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
-
-  while (p->counts[kind] < n && !p->closed && g_get_monotonic_time () < deadline)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (1000);
-  return p->counts[kind] >= n;
-}
-
-static void
-prober_clear (Prober *p)
-{
-  g_clear_pointer (&p->transport, canopy_transport_free);
-  g_clear_pointer (&p->data, g_bytes_unref);
-  g_clear_pointer (&p->config, canopy_config_free);
-  g_clear_pointer (&p->loader, canopy_plugin_loader_free);
+  canopy_test_client_connect (client, key_path, "prober", (guint16) s->agent_port);
 }
 
 /* What no agent sends: chunks past the end, unknown content, a frame that
@@ -299,38 +174,38 @@ test_content_store_bad_peer (void)
   g_autofree char *package = NULL;
   g_autoptr (GBytes) garbage = g_bytes_new_static ("not a canopy frame", 18);
   const char *ids[2] = { NULL, NULL };
-  Prober bad = { 0 }, good = { 0 };
+  CanopyTestClient bad = { 0 }, good = { 0 };
   gsize length;
 
   if (!canopy_test_site_available ())
     return;
   s = store_site_begin (&content_id, NULL);
   ids[0] = content_id;
-  prober_connect (s, &bad);
-  prober_send (&bad, CANOPY_WIRE_PEER_HELLO, g_variant_new ("(s^as)", "prober", ids));
-  CU_ASSERT (prober_wait (&bad, CANOPY_WIRE_HAVE, 1));
+  probe (s, &bad);
+  canopy_test_client_send (&bad, CANOPY_WIRE_PEER_HELLO, g_variant_new ("(s^as)", "prober", ids));
+  CU_ASSERT (canopy_test_client_wait (&bad, CANOPY_WIRE_HAVE, 1));
   CU_ASSERT_EQUAL (bad.counts[CANOPY_WIRE_PEER_HELLO], 1);
 
-  prober_send (&bad, CANOPY_WIRE_REQUEST, g_variant_new ("(su)", content_id, 100000));
-  prober_send (&bad, CANOPY_WIRE_REQUEST, g_variant_new ("(su)", "no-such-content", 0));
-  CU_ASSERT (prober_wait (&bad, CANOPY_WIRE_CANCEL, 2));
+  canopy_test_client_send (&bad, CANOPY_WIRE_REQUEST, g_variant_new ("(su)", content_id, 100000));
+  canopy_test_client_send (&bad, CANOPY_WIRE_REQUEST, g_variant_new ("(su)", "no-such-content", 0));
+  CU_ASSERT (canopy_test_client_wait (&bad, CANOPY_WIRE_CANCEL, 2));
   CU_ASSERT (canopy_test_process_wait_output (s->server, "the request is refused", 10));
   CU_ASSERT_FALSE (bad.closed);
 
   /* A frame that is not one: that connection goes, nothing else. */
   CU_ASSERT (canopy_transport_send (bad.conn, garbage, NULL, NULL));
-  CU_ASSERT (wait_for (&bad.closed));
+  CU_ASSERT (canopy_test_client_wait_closed (&bad));
 
-  prober_connect (s, &good);
-  prober_send (&good, CANOPY_WIRE_PEER_HELLO, g_variant_new ("(s^as)", "prober", ids));
-  prober_send (&good, CANOPY_WIRE_REQUEST, g_variant_new ("(su)", content_id, 1));
-  CU_ASSERT (prober_wait (&good, CANOPY_WIRE_DATA, 1));
+  probe (s, &good);
+  canopy_test_client_send (&good, CANOPY_WIRE_PEER_HELLO, g_variant_new ("(s^as)", "prober", ids));
+  canopy_test_client_send (&good, CANOPY_WIRE_REQUEST, g_variant_new ("(su)", content_id, 1));
+  CU_ASSERT (canopy_test_client_wait (&good, CANOPY_WIRE_DATA, 1));
   g_assert (g_file_get_contents (s->package, &package, &length, NULL));
   CU_ASSERT_FATAL (good.data != NULL && g_bytes_get_size (good.data) == 1024 * 1024);
   CU_ASSERT (memcmp (g_bytes_get_data (good.data, NULL), package + 1024 * 1024, 1024 * 1024)
              == 0);
-  prober_clear (&bad);
-  prober_clear (&good);
+  canopy_test_client_clear (&bad);
+  canopy_test_client_clear (&good);
   canopy_test_site_stop (&site, TRUE);
 }
 

@@ -5,11 +5,8 @@
 #include "build-config.h"
 
 #include "tests/canopy-test.h"
+#include "tests/integration/client.h"
 #include "tests/integration/site.h"
-#include "lib/config.h"
-#include "lib/keys.h"
-#include "lib/transport.h"
-#include "lib/wire.h"
 
 #include <signal.h>
 #include <string.h>
@@ -288,115 +285,35 @@ test_bad_topology_refuses_start (void)
 
 /* An agent of a version the server does not support, played by the test
  * itself over the real transport: it must be told the supported range. */
-typedef struct {
-  CanopyTransport *transport;
-  CanopyTransportConnection *conn;
-  char *refusal;
-  gboolean failed;
-} OldAgent;
-
-static void
-old_agent_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload,
-                   gpointer user_data)
-{
-  OldAgent *agent = user_data;
-  CanopyWireKind kind;
-  g_autoptr (GVariant) body = canopy_wire_decode (header, &kind, NULL);
-  const char *message, *oldest, *newest;
-  guint32 reason;
-
-  if (body == NULL || kind != CANOPY_WIRE_REFUSED)
-    {
-      agent->failed = TRUE;
-      return;
-    }
-  g_variant_get (body, "(u&s&s&s)", &reason, &message, &oldest, &newest);
-  agent->refusal = g_strdup_printf ("%u %s [%s, %s]", reason, message, oldest, newest);
-}
-
-static void
-old_agent_closed (CanopyTransportConnection *conn, const GError *error, gpointer user_data)
-{
-  ((OldAgent *) user_data)->failed = TRUE;
-}
-
-static void
-old_agent_ignore (CanopyTransportConnection *conn, gpointer user_data)
-{
-}
-
-static const CanopyTransportEvents old_agent_events = {
-  .incoming = old_agent_ignore,
-  .message = old_agent_message,
-  .drained = old_agent_ignore,
-  .closed = old_agent_closed,
-};
-
-static void
-old_agent_connected (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  OldAgent *agent = user_data;
-  g_autoptr (GError) error = NULL;
-  const char *groups[] = { "Finance", NULL };
-  GVariantBuilder addresses;
-  g_autoptr (GBytes) hello = NULL;
-
-  agent->conn = canopy_transport_connect_finish (agent->transport, result, &error);
-  if (agent->conn == NULL)
-    {
-      agent->failed = TRUE;
-      return;
-    }
-  g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
-  g_variant_builder_add (&addresses, "(sy)", "198.18.0.9", 24);
-  hello = canopy_wire_encode (CANOPY_WIRE_HELLO,
-                              g_variant_new ("(ssa(sy)^asq)", "old-agent", "0.0.1", &addresses,
-                                             groups, 0));
-  canopy_transport_send (agent->conn, hello, NULL, &error);
-}
-
 static void
 test_unsupported_version (void)
 {
   Server s = { 0 };
   g_autofree char *key_path = NULL;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (CanopySharedKey) key = NULL;
-  g_autoptr (CanopyPluginLoader) loader = canopy_plugin_loader_new (NULL);
-  g_autoptr (CanopyConfig) config = NULL;
-  const CanopyConfigNode *element;
-  const CanopyPlugin *tcp;
-  CanopyTransportCredentials creds;
-  OldAgent agent = { 0 };
-  gint64 deadline;
+  g_auto (CanopyTestClient) agent = { 0 };
+  const char *groups[] = { "Finance", NULL };
+  GVariantBuilder addresses;
+  const char *message, *oldest, *newest;
+  guint32 reason;
+  g_autofree char *refusal = NULL;
 
   if (!canopy_test_site_available ())
     return;
   server_setup (&s, "<assigned-group>Finance</assigned-group>");
   key_path = server_key (&s);
-  key = canopy_shared_key_load (key_path, &error);
-  CANOPY_ASSERT_NO_ERROR (error);
-  config = canopy_config_load_data ("<agent><server host='127.0.0.1'/>"
-                                    "<transport plugin='tcp'/></agent>", -1, "old.xml",
-                                    CANOPY_SCHEMA_AGENT, &error);
-  element = canopy_config_node_get_child (canopy_config_get_root (config), "transport");
-  tcp = canopy_plugin_loader_load_for_node (loader, element, CANOPY_PLUGIN_KIND_TRANSPORT, &error);
-  CANOPY_ASSERT_NO_ERROR (error);
-  CU_ASSERT_FATAL (canopy_keys_make_transport_credentials (key, "old-agent", &creds, &error));
-  agent.transport = canopy_transport_new (tcp, element, &creds, NULL, &old_agent_events, &agent,
-                                          &error);
-  canopy_keys_wipe (creds.secret, sizeof creds.secret);
-  CANOPY_ASSERT_NO_ERROR (error);
-  canopy_transport_connect_async (agent.transport, "127.0.0.1", (guint16) s.port, NULL,
-                                  old_agent_connected, &agent);
-  deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
-  while (agent.refusal == NULL && !agent.failed && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, FALSE), g_usleep (1000);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (agent.refusal);
-  CANOPY_ASSERT_CONTAINS (agent.refusal, "2 agent version 0.0.1 is not supported");
-  CANOPY_ASSERT_CONTAINS (agent.refusal, "[0.1.0, " PACKAGE_VERSION "]");
-  canopy_transport_free (agent.transport);
-  g_free (agent.refusal);
+  canopy_test_client_connect (&agent, key_path, "old-agent", (guint16) s.port);
+  g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
+  g_variant_builder_add (&addresses, "(sy)", "198.18.0.9", 24);
+  canopy_test_client_send (&agent, CANOPY_WIRE_HELLO,
+                           g_variant_new ("(ssa(sy)^asq)", "old-agent", "0.0.1", &addresses,
+                                          groups, 0));
+  CU_ASSERT_FATAL (canopy_test_client_wait (&agent, CANOPY_WIRE_REFUSED, 1));
+  g_variant_get (agent.last[CANOPY_WIRE_REFUSED], "(u&s&s&s)", &reason, &message, &oldest,
+                 &newest);
+  refusal = g_strdup_printf ("%u %s [%s, %s]", reason, message, oldest, newest);
+  CANOPY_ASSERT_CONTAINS (refusal, "2 agent version 0.0.1 is not supported");
+  CANOPY_ASSERT_CONTAINS (refusal, "[0.1.0, " PACKAGE_VERSION "]");
+  CU_ASSERT_EQUAL (agent.counts[CANOPY_WIRE_WELCOME], 0);
   server_teardown (&s);
 }
 
