@@ -30,6 +30,10 @@
  * withholding them: an honest one delivers a chunk well within it even on
  * a slow LAN, and a lead must not wait the full timeout on a liar. */
 #define PEER_SILENCE_US (10 * G_USEC_PER_SEC)
+/* Over the WAN, a source is allowed at least this many chunks' time at the
+ * office's link rate before either limit above: chunks are paced at that
+ * rate, and a few queue behind each other. */
+#define WAN_ALLOWANCE_CHUNKS 4
 /* A peer that withholds this many chunks it announced, without delivering
  * one in between, is lying about what it has: dropped for the content. */
 #define MAX_WITHHELD 4
@@ -1106,6 +1110,18 @@ connect_sources (CanopyFetch *fetch, gboolean retry_unreachable)
 
 /* --- life ------------------------------------------------------------------ */
 
+/* How long @s may take: over the WAN, at the office's link rate, an honest
+ * parent-office peer or server may take a while for each chunk, and must
+ * not pass for one that withholds them. */
+static gint64
+source_allowance (const CanopyFetch *fetch, const Source *s, gint64 base_us)
+{
+  if (s->kind == CANOPY_SOURCE_OFFICE_PEER)
+    return base_us;
+  return canopy_link_allowance (base_us, fetch->manifest->chunk_size, fetch->wan_rate,
+                                WAN_ALLOWANCE_CHUNKS);
+}
+
 /* Requests a peer let time out, or all of a peer's when it went silent. */
 static void
 check_timeouts (CanopyFetch *fetch)
@@ -1119,8 +1135,8 @@ check_timeouts (CanopyFetch *fetch)
 
         if (s->kind == CANOPY_SOURCE_ORIGIN)
           continue; /* libsoup and GIO time out on their own */
-        if (now - fetch->chunk_since[i] < REQUEST_TIMEOUT_US
-            && now - s->answered_at < PEER_SILENCE_US)
+        if (now - fetch->chunk_since[i] < source_allowance (fetch, s, REQUEST_TIMEOUT_US)
+            && now - s->answered_at < source_allowance (fetch, s, PEER_SILENCE_US))
           continue;
         g_debug ("peer %s did not send chunk %u in time", s->device_id, i);
         canopy_peers_cancel (fetch->peers, s->device_id, fetch->manifest->content_id, i);

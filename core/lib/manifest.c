@@ -56,6 +56,18 @@ canopy_manifest_build (GInputStream *stream, const char *name, const char *versi
                                      cancellable, error);
 }
 
+gint64
+canopy_link_allowance (gint64 base_us, guint64 chunk_bytes, guint64 bits_per_second,
+                       guint chunks)
+{
+  double chunk_us;
+
+  if (bits_per_second == 0)
+    return base_us;
+  chunk_us = (double) chunk_bytes * 8.0 * G_USEC_PER_SEC / (double) bits_per_second;
+  return MAX (base_us, (gint64) (chunk_us * chunks));
+}
+
 static gboolean hash_output (CanopyManifestHash *hash, guint8 *digest);
 
 CanopyManifest *

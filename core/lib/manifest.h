@@ -40,6 +40,22 @@ guint canopy_manifest_get_n_chunks (const CanopyManifest *manifest);
 guint32 canopy_manifest_get_chunk_length (const CanopyManifest *manifest, guint index);
 
 /**
+ * canopy_link_allowance:
+ * @base_us: what a fast link is allowed (µs)
+ * @chunk_bytes: the size of one chunk
+ * @bits_per_second: the link's rate; 0 for unlimited
+ * @chunks: how many chunk transfers the allowance covers
+ *
+ * How long to wait for @chunks chunks over a link of that rate before
+ * calling its sender stalled: @base_us, or longer on a link too slow to
+ * carry them in that time, so that a slow WAN is not taken for a stall.
+ *
+ * Returns: µs.
+ */
+gint64 canopy_link_allowance (gint64 base_us, guint64 chunk_bytes, guint64 bits_per_second,
+                              guint chunks);
+
+/**
  * canopy_manifest_build:
  * @stream: the package, read once from start to end
  * @name: the content's name

@@ -14,6 +14,9 @@
 
 /* A lead that verifies no chunk for this long hands over to the next one. */
 #define STALL_S 30
+/* On a slow WAN link, a lead has at least the time of this many chunks at
+ * its office's rate: it paces its requests to that rate. */
+#define STALL_CHUNKS 4
 #define N_SOURCE_KINDS 4
 
 /* A device said it cannot complete a deployment (a full disk, say). */
@@ -36,7 +39,8 @@ typedef struct {
   guint64 bytes[N_SOURCE_KINDS];    /* every byte the device took, by source kind */
   guint64 reported[N_SOURCE_KINDS]; /* the agent's own count, as last reported */
   gboolean done;
-  gint64 last_change; /* monotonic µs */
+  gint64 last_change;   /* monotonic µs */
+  gint64 allowance_us;  /* as lead: how long it may verify nothing */
 } DeviceProgress;
 
 typedef struct {
@@ -177,6 +181,7 @@ progress_of (Deployment *d, const char *device_id)
     {
       p = g_new0 (DeviceProgress, 1);
       p->last_change = g_get_monotonic_time ();
+      p->allowance_us = STALL_S * G_USEC_PER_SEC;
       g_hash_table_insert (d->progress, g_strdup (device_id), p);
     }
   return p;
@@ -275,9 +280,11 @@ assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *cont
 /* Records @plan's device as its office's lead; @before holds the leads of
  * the previous plan. */
 static void
-note_lead (Deployment *d, GHashTable *before, const CanopyPlan *plan)
+note_lead (Deployment *d, const CanopyContent *content, GHashTable *before,
+           const CanopyPlan *plan)
 {
   const char *previous;
+  DeviceProgress *p;
 
   if (plan->role != CANOPY_ROLE_LEAD || plan->office == NULL)
     return;
@@ -288,8 +295,13 @@ note_lead (Deployment *d, GHashTable *before, const CanopyPlan *plan)
   if (previous != NULL)
     g_message (_("Deployment %s: device %s now leads office \"%s\" in place of %s, from what "
                  "the office already holds"), d->id, plan->device_id, plan->office, previous);
-  /* A new lead gets its full stall allowance. */
-  progress_of (d, plan->device_id)->last_change = g_get_monotonic_time ();
+  /* A new lead gets its full stall allowance; on a WAN link too slow to
+   * bring a few chunks within it, enough for those. */
+  p = progress_of (d, plan->device_id);
+  p->last_change = g_get_monotonic_time ();
+  p->allowance_us = canopy_link_allowance (
+    STALL_S * G_USEC_PER_SEC, content->n_chunks > 0 ? content->size / content->n_chunks : 0,
+    plan->wan_rate, STALL_CHUNKS);
 }
 
 static void
@@ -351,7 +363,7 @@ replan (CanopyDistributor *distributor, Deployment *d)
       const CanopyPlan *plan = g_ptr_array_index (plans, i);
       DeviceProgress *p = g_hash_table_lookup (d->progress, plan->device_id);
 
-      note_lead (d, before, plan);
+      note_lead (d, content, before, plan);
       if (p == NULL || !p->done)
         assign (distributor, d, content, plan);
     }
@@ -654,7 +666,7 @@ static gboolean
 check_stalled_leads (gpointer user_data)
 {
   CanopyDistributor *distributor = user_data;
-  gint64 limit = g_get_monotonic_time () - STALL_S * G_USEC_PER_SEC;
+  gint64 now = g_get_monotonic_time ();
   GHashTableIter iter, leads;
   gpointer value, office, lead;
 
@@ -669,11 +681,12 @@ check_stalled_leads (gpointer user_data)
         {
           DeviceProgress *p = progress_of (d, lead);
 
-          if (!p->done && p->last_change < limit)
+          if (!p->done && now - p->last_change > p->allowance_us)
             {
               g_warning (_("Deployment %s: lead %s of office \"%s\" verified nothing for %u "
                            "seconds; handing over to the next preferred device"),
-                         d->id, (const char *) lead, (const char *) office, STALL_S);
+                         d->id, (const char *) lead, (const char *) office,
+                         (guint) (p->allowance_us / G_USEC_PER_SEC));
               g_hash_table_add (d->stalled, g_strdup (lead));
               changed = TRUE;
             }

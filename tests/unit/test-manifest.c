@@ -157,7 +157,23 @@ test_unsigned_refused (void)
   CU_ASSERT (g_error_matches (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_SIGNATURE));
 }
 
+/* A slow WAN link is given the time its chunks take, a fast one the base:
+ * 1 MiB at 256 kbit/s takes 32.8 s. */
+static void
+test_link_allowance (void)
+{
+  const gint64 base = 30 * G_USEC_PER_SEC;
+  const guint64 mib = 1024 * 1024;
+
+  CU_ASSERT_EQUAL (canopy_link_allowance (base, mib, 0, 4), base);
+  CU_ASSERT_EQUAL (canopy_link_allowance (base, mib, 100000000, 4), base);
+  CU_ASSERT_EQUAL (canopy_link_allowance (base, mib, 256000, 1), 32768000);
+  CU_ASSERT_EQUAL (canopy_link_allowance (base, mib, 256000, 4), 4 * 32768000);
+  CU_ASSERT_EQUAL (canopy_link_allowance (10 * G_USEC_PER_SEC, mib, 1000000, 4), 4 * 8388608);
+}
+
 CANOPY_TEST_SUITE (manifest, "manifest", NULL, NULL,
+                   { "link allowance", test_link_allowance },
                    { "chunk hashes", test_chunk_hashes },
                    { "corrupt chunk refused", test_corrupt_chunk_refused },
                    { "sign, serialize, parse", test_sign_serialize_parse },
