@@ -589,12 +589,16 @@ open_data_file (CanopyCacheEntry *entry, GError **error)
 CanopyCacheEntry *
 canopy_cache_acquire_entry (CanopyCache *cache, const CanopyManifest *manifest, GError **error)
 {
-  /* One content is opened at a time: two threads loading the same one
-   * would each move legacy files and could each start a new data file. */
-  g_autoptr (GMutexLocker) G_GNUC_UNUSED opening = g_mutex_locker_new (&cache->opening);
   g_autoptr (CanopyCacheEntry) entry = lookup_ref (cache, manifest->content_id);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED opening = NULL;
   guint64 estimate;
 
+  if (entry != NULL)
+    return g_steal_pointer (&entry);
+  /* One content is opened at a time: two threads loading the same one
+   * would each move legacy files and could each start a new data file. */
+  opening = g_mutex_locker_new (&cache->opening);
+  entry = lookup_ref (cache, manifest->content_id);
   if (entry != NULL)
     return g_steal_pointer (&entry);
   if (!check_open (cache, error))
