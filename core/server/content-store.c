@@ -11,8 +11,10 @@
 #include "lib/manifest.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* How long an agent waits when every upload slot is taken. */
 #define BUSY_RETRY_S 1
@@ -207,7 +209,87 @@ canopy_content_store_get_uploaded (const CanopyContentStore *store)
   return store->uploaded;
 }
 
+const char *
+canopy_content_store_get_directory (const CanopyContentStore *store)
+{
+  return store->directory;
+}
+
+guint64
+canopy_content_store_get_quota (const CanopyContentStore *store)
+{
+  return store->quota;
+}
+
+guint64
+canopy_content_store_get_used (const CanopyContentStore *store)
+{
+  return store->used;
+}
+
+guint
+canopy_content_store_get_upload_slots (const CanopyContentStore *store)
+{
+  return store->upload_slots;
+}
+
+guint
+canopy_content_store_count_offered (const CanopyContentStore *store)
+{
+  return g_hash_table_size (store->stored);
+}
+
+gboolean
+canopy_content_store_check_directory (const char *directory, GError **error)
+{
+  g_autofree char *probe = g_build_filename (directory, "health" TEMPORARY_INFIX "XXXXXX", NULL);
+  int fd = g_mkstemp_full (probe, O_RDWR | O_CLOEXEC, 0600);
+  int saved_errno = errno;
+
+  if (fd < 0)
+    {
+      g_set_error (error, CANOPY_CONTENT_STORE_ERROR, CANOPY_CONTENT_STORE_ERROR_DIRECTORY,
+                   _("The content store cannot write in its directory %s (%s): new copies fail, "
+                     "and leads fetch that content from its origin. Check that its disk is "
+                     "mounted and not full, and the directory's owner and permissions"),
+                   directory, g_strerror (saved_errno));
+      return FALSE;
+    }
+  close (fd);
+  g_unlink (probe);
+  return TRUE;
+}
+
 /* --- writing ------------------------------------------------------------- */
+
+/* For a copy that outgrew the quota, and for one known too large before it starts. */
+static GError *
+quota_error (const char *name, guint64 quota)
+{
+  g_autofree char *size = g_format_size_full (quota, G_FORMAT_SIZE_IEC_UNITS);
+
+  return g_error_new (CANOPY_CONTENT_STORE_ERROR, CANOPY_CONTENT_STORE_ERROR_QUOTA,
+                      _("\"%s\" does not fit in what is left of the content store's quota of "
+                        "%s. Raise <content-store quota=\"...\"> and restart canopyd, or remove "
+                        "content no deployment needs; then run Publish Content"),
+                      name, size);
+}
+
+static guint64
+quota_left (const CanopyContentStore *store)
+{
+  return store->quota == 0 ? G_MAXUINT64 : store->quota - MIN (store->used, store->quota);
+}
+
+gboolean
+canopy_content_store_check_fits (const CanopyContentStore *store, const char *name, guint64 size,
+                                 GError **error)
+{
+  if (size <= quota_left (store))
+    return TRUE;
+  g_propagate_error (error, quota_error (name, store->quota));
+  return FALSE;
+}
 
 CanopyContentStoreWriter *
 canopy_content_store_begin (CanopyContentStore *store, const char *content_id, const char *name,
@@ -231,8 +313,7 @@ canopy_content_store_begin (CanopyContentStore *store, const char *content_id, c
   writer->path = g_steal_pointer (&path);
   writer->name = g_strdup (name);
   writer->quota = store->quota;
-  writer->limit = store->quota == 0 ? G_MAXUINT64
-                                    : store->quota - MIN (store->used, store->quota);
+  writer->limit = quota_left (store);
   return writer;
 }
 
@@ -270,13 +351,7 @@ canopy_content_store_writer_sink (const guint8 *data, gsize length, gpointer use
     return;
   if (length > writer->limit - writer->written)
     {
-      g_autofree char *quota = g_format_size_full (writer->quota, G_FORMAT_SIZE_IEC_UNITS);
-      writer_fail (writer,
-                   g_error_new (CANOPY_CONTENT_STORE_ERROR, CANOPY_CONTENT_STORE_ERROR_QUOTA,
-                                _("\"%s\" does not fit in what is left of the content store's "
-                                  "quota of %s. Raise <content-store quota=\"...\"> or remove "
-                                  "content no deployment needs"),
-                                writer->name, quota));
+      writer_fail (writer, quota_error (writer->name, writer->quota));
       return;
     }
   if (!canopy_atomic_file_append (writer->file, data, length, &error))
@@ -341,7 +416,7 @@ stored_open (const CanopyContentStore *store, CanopyManifest *manifest, GError *
       g_set_error (error, CANOPY_CONTENT_STORE_ERROR, CANOPY_CONTENT_STORE_ERROR_MISMATCH,
                    _("The stored copy of \"%s\" at %s has %" G_GUINT64_FORMAT " bytes, not the "
                      "%" G_GUINT64_FORMAT " of its manifest; it is not offered, and leads fetch "
-                     "from the origin. Remove the content and register it again"),
+                     "from the origin. Run Publish Content to copy it again from its origin"),
                    manifest->name, path, (guint64) st.st_size, manifest->size);
       return NULL;
     }

@@ -106,6 +106,41 @@ void canopy_content_store_remove (CanopyContentStore *store, const char *content
 /** canopy_content_store_get_uploaded: Returns: chunk bytes sent to agents since the start. */
 guint64 canopy_content_store_get_uploaded (const CanopyContentStore *store);
 
+/* --- what the console shows --------------------------------------------- */
+
+/* Where the copies live, as configured. */
+const char *canopy_content_store_get_directory (const CanopyContentStore *store);
+/** canopy_content_store_get_quota: Returns: bytes the copies may take; 0 for no limit. */
+guint64 canopy_content_store_get_quota (const CanopyContentStore *store);
+/** canopy_content_store_get_used: Returns: bytes the offered copies take. */
+guint64 canopy_content_store_get_used (const CanopyContentStore *store);
+guint canopy_content_store_get_upload_slots (const CanopyContentStore *store);
+/** canopy_content_store_count_offered: Returns: how many contents are offered. */
+guint canopy_content_store_count_offered (const CanopyContentStore *store);
+
+/**
+ * canopy_content_store_check_fits:
+ * @name: the content's name, for the message
+ * @size: the package's size in bytes
+ * @error: %CANOPY_CONTENT_STORE_ERROR_QUOTA, saying what to do
+ *
+ * Whether @size bytes fit in what is left of the quota now, so that a copy
+ * known to be too large is not read from its origin at all.
+ */
+gboolean canopy_content_store_check_fits (const CanopyContentStore *store, const char *name,
+                                          guint64 size, GError **error);
+
+/**
+ * canopy_content_store_check_directory:
+ * @directory: a store's directory (canopy_content_store_get_directory())
+ * @error: %CANOPY_CONTENT_STORE_ERROR_DIRECTORY, saying what to check
+ *
+ * Whether copies can still be written there: creates and deletes a file.
+ * It waits on the disk, so it is called from a worker thread, with a copy
+ * of the name rather than the store.
+ */
+gboolean canopy_content_store_check_directory (const char *directory, GError **error);
+
 /**
  * canopy_content_store_get_peer_handler:
  *
