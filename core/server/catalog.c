@@ -7,12 +7,18 @@
 #include "lib/manifest.h"
 #include "lib/origin.h"
 
+#include <string.h>
+
 struct _CanopyCatalog {
   CanopyStore *store;
   CanopyContentStore *content_store; /* (nullable) */
   const CanopySigningKey *key;
   CanopyVerifyKey *verify_key;
-  GHashTable *contents; /* ID → CanopyContent */
+  GHashTable *contents;      /* ID → CanopyContent */
+  GHashTable *copy_errors;   /* ID → GError: why the content store has no copy */
+  GQueue copy_queue;         /* IDs Publish Content copies, one at a time */
+  char *copying;             /* (nullable) the ID being copied now */
+  GCancellable *cancellable; /* cancelled when the catalog goes */
 };
 
 typedef struct {
@@ -24,6 +30,9 @@ typedef struct {
   char *content_id;                 /* chosen before the read, for the copy */
   CanopyContentStoreWriter *writer; /* (nullable) the copy being written */
   GError *store_error;              /* why no copy was kept */
+  /* (nullable) Set when Publish Content copies a registered content: the
+   * read must give the package this manifest was signed for. */
+  CanopyManifest *expected;
 } Registration;
 
 static void
@@ -101,6 +110,10 @@ canopy_catalog_new (CanopyStore *store, const CanopySigningKey *key, GError **er
   catalog->key = key;
   catalog->contents = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                              (GDestroyNotify) content_free);
+  catalog->copy_errors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                (GDestroyNotify) g_error_free);
+  g_queue_init (&catalog->copy_queue);
+  catalog->cancellable = g_cancellable_new ();
   catalog->verify_key = canopy_verify_key_new (public_key, error);
   if (catalog->verify_key == NULL
       || !canopy_store_list (store, CANOPY_RECORD_CONTENT, load_content, catalog, error))
@@ -128,11 +141,16 @@ canopy_catalog_set_content_store (CanopyCatalog *catalog, CanopyContentStore *co
 
       if (canopy_content_store_offer (content_store, content->manifest, &error))
         continue;
-      /* Content registered before the store was configured has no copy. */
+      /* Content registered before the store was configured has no copy;
+       * canopy_catalog_why_not_stored() says so without a kept error. */
       if (g_error_matches (error, CANOPY_CONTENT_STORE_ERROR, CANOPY_CONTENT_STORE_ERROR_MISSING))
         g_debug ("%s", error->message);
       else
-        g_warning ("%s", error->message);
+        {
+          g_warning ("%s", error->message);
+          g_hash_table_replace (catalog->copy_errors, g_strdup (content->id),
+                                g_steal_pointer (&error));
+        }
     }
 }
 
@@ -141,6 +159,12 @@ canopy_catalog_free (CanopyCatalog *catalog)
 {
   if (catalog == NULL)
     return;
+  /* A copy still reading its origin finds the catalog gone by this. */
+  g_cancellable_cancel (catalog->cancellable);
+  g_clear_object (&catalog->cancellable);
+  g_queue_clear_full (&catalog->copy_queue, g_free);
+  g_free (catalog->copying);
+  g_hash_table_unref (catalog->copy_errors);
   g_hash_table_unref (catalog->contents);
   g_clear_pointer (&catalog->verify_key, canopy_verify_key_free);
   g_free (catalog);
@@ -155,7 +179,30 @@ registration_free (Registration *registration)
   g_free (registration->content_id);
   canopy_content_store_abort (registration->writer);
   g_clear_error (&registration->store_error);
+  g_clear_pointer (&registration->expected, canopy_manifest_free);
   g_free (registration);
+}
+
+/* A new registration is signed; a copy for Publish Content must be the
+ * very package its manifest was signed for, or it would be served under a
+ * signature that does not cover it. */
+static gboolean
+sign_or_match (const Registration *registration, CanopyManifest *manifest, GError **error)
+{
+  const CanopyManifest *expected = registration->expected;
+
+  if (expected == NULL)
+    return canopy_manifest_sign (manifest, registration->key, error);
+  if (manifest->size == expected->size
+      && memcmp (manifest->sha256, expected->sha256, sizeof manifest->sha256) == 0)
+    return TRUE;
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+               _("The origin %s of \"%s\" no longer holds the package that was registered (the "
+                 "size or SHA-256 differs), so no copy is kept. Put the registered package back "
+                 "at the origin and run Publish Content, or register the new package as new "
+                 "content"),
+               registration->location, registration->name);
+  return FALSE;
 }
 
 static void
@@ -176,7 +223,7 @@ build_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
                                            registration->writer != NULL
                                              ? canopy_content_store_writer_sink : NULL,
                                            registration->writer, cancellable, &error);
-  if (manifest == NULL || !canopy_manifest_sign (manifest, registration->key, &error))
+  if (manifest == NULL || !sign_or_match (registration, manifest, &error))
     {
       g_task_return_error (task, error);
       return;
@@ -189,13 +236,10 @@ build_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
                          (GDestroyNotify) canopy_manifest_free);
 }
 
-void
-canopy_catalog_register_async (CanopyCatalog *catalog, const char *name, const char *version,
-                               const char *location, guint32 chunk_size,
-                               GCancellable *cancellable, GAsyncReadyCallback callback,
-                               gpointer user_data)
+static Registration *
+registration_new (CanopyCatalog *catalog, const char *content_id, const char *name,
+                  const char *version, const char *location, guint32 chunk_size)
 {
-  g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
   Registration *registration = g_new0 (Registration, 1);
 
   registration->name = g_strdup (name);
@@ -203,36 +247,53 @@ canopy_catalog_register_async (CanopyCatalog *catalog, const char *name, const c
   registration->location = g_strdup (location);
   registration->chunk_size = chunk_size != 0 ? chunk_size : CANOPY_MANIFEST_DEFAULT_CHUNK_SIZE;
   registration->key = catalog->key;
-  registration->content_id = g_uuid_string_random ();
+  registration->content_id = g_strdup (content_id);
   if (catalog->content_store != NULL)
-    registration->writer = canopy_content_store_begin (catalog->content_store,
-                                                       registration->content_id, name,
+    registration->writer = canopy_content_store_begin (catalog->content_store, content_id, name,
                                                        &registration->store_error);
-  g_task_set_task_data (task, registration, (GDestroyNotify) registration_free);
+  return registration;
+}
+
+void
+canopy_catalog_register_async (CanopyCatalog *catalog, const char *name, const char *version,
+                               const char *location, guint32 chunk_size,
+                               GCancellable *cancellable, GAsyncReadyCallback callback,
+                               gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  g_autofree char *content_id = g_uuid_string_random ();
+
+  g_task_set_task_data (task,
+                        registration_new (catalog, content_id, name, version, location,
+                                          chunk_size),
+                        (GDestroyNotify) registration_free);
   g_task_set_source_tag (task, canopy_catalog_register_async);
   g_task_run_in_thread (task, build_in_thread);
 }
 
 /* A copy that could not be kept costs the server its seeding of that
- * content, nothing else: the manifest is registered either way. */
+ * content, nothing else: the manifest is registered either way. Why is
+ * kept for the console until a copy succeeds or the content goes. */
 static void
-offer_registered (CanopyCatalog *catalog, const CanopyContent *content, const GError *copy_error)
+offer_copy (CanopyCatalog *catalog, const CanopyContent *content, const GError *copy_error)
 {
   g_autoptr (GError) error = NULL;
 
   if (copy_error == NULL
       && canopy_content_store_offer (catalog->content_store, content->manifest, &error))
     {
+      g_hash_table_remove (catalog->copy_errors, content->id);
       g_message (_("The content store keeps a copy of %s %s and seeds it to office leads"),
                  content->name, content->version);
       return;
     }
+  if (error == NULL)
+    error = g_error_copy (copy_error);
   g_warning (_("Content %s %s is registered, but the server keeps no copy of it, so leads "
-               "fetch it from its origin: %s. Once that is fixed, remove the content and "
-               "register it again to have the server seed it"),
-             content->name, content->version,
-             copy_error != NULL ? copy_error->message : error->message);
+               "fetch it from its origin: %s"),
+             content->name, content->version, error->message);
   canopy_content_store_remove (catalog->content_store, content->id);
+  g_hash_table_replace (catalog->copy_errors, g_strdup (content->id), g_steal_pointer (&error));
 }
 
 const CanopyContent *
@@ -251,7 +312,7 @@ canopy_catalog_register_finish (CanopyCatalog *catalog, GAsyncResult *result, GE
              content->name, content->version, content->id, content->size, content->n_chunks,
              content->location);
   if (catalog->content_store != NULL)
-    offer_registered (catalog, content, registration->store_error);
+    offer_copy (catalog, content, registration->store_error);
   return content;
 }
 
@@ -295,17 +356,164 @@ canopy_catalog_remove (CanopyCatalog *catalog, const char *id, GError **error)
       return FALSE;
     }
   canopy_store_remove (catalog->store, CANOPY_RECORD_CONTENT, id);
+  g_hash_table_remove (catalog->copy_errors, id);
   if (catalog->content_store != NULL)
     canopy_content_store_remove (catalog->content_store, id);
   return TRUE;
 }
 
+/* --- copies that Publish Content makes ---------------------------------- */
+
+static gboolean
+copy_pending (CanopyCatalog *catalog, const char *id)
+{
+  return g_strcmp0 (catalog->copying, id) == 0
+         || g_queue_find_custom (&catalog->copy_queue, id, (GCompareFunc) g_strcmp0) != NULL;
+}
+
+static void copy_next (CanopyCatalog *catalog);
+
+/* The origin's own message says what failed; the admin also needs to
+ * know that this was a copy, and how to try again. */
+static GError *
+copy_read_error (const CanopyContent *content, const GError *cause)
+{
+  if (g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_INVALID_DATA))
+    return g_error_copy (cause);
+  return g_error_new (cause->domain, cause->code,
+                      _("Publish Content could not read \"%s\" from its origin again (%s). "
+                        "Make the origin readable by the server, then run Publish Content "
+                        "again"),
+                      content->name, cause->message);
+}
+
+static void
+on_copied (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = G_TASK (result);
+  Registration *registration = g_task_get_task_data (task);
+  g_autoptr (CanopyManifest) manifest = NULL;
+  g_autoptr (GError) error = NULL;
+  CanopyCatalog *catalog = user_data;
+  const CanopyContent *content;
+
+  if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
+    return;
+  manifest = g_task_propagate_pointer (task, &error);
+  g_clear_pointer (&catalog->copying, g_free);
+  content = canopy_catalog_lookup (catalog, registration->content_id);
+  /* Removed while it was copied: its copy goes too. */
+  if (content == NULL)
+    canopy_content_store_remove (catalog->content_store, registration->content_id);
+  else if (manifest == NULL)
+    {
+      g_autoptr (GError) read_error = copy_read_error (content, error);
+      offer_copy (catalog, content, read_error);
+    }
+  else
+    offer_copy (catalog, content, registration->store_error);
+  copy_next (catalog);
+}
+
+/* Starts the copy of @content, reading its origin again in a worker
+ * thread; when it cannot start, the reason is kept. */
+static void
+start_copy (CanopyCatalog *catalog, const CanopyContent *content)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyManifest) expected = canopy_manifest_parse (content->manifest, NULL, &error);
+  g_autoptr (GTask) task = NULL;
+  Registration *registration;
+
+  if (expected == NULL
+      || !canopy_content_store_check_fits (catalog->content_store, content->name, content->size,
+                                           &error))
+    {
+      offer_copy (catalog, content, error);
+      return;
+    }
+  registration = registration_new (catalog, content->id, content->name, content->version,
+                                   content->location, expected->chunk_size);
+  registration->expected = g_steal_pointer (&expected);
+  if (registration->writer == NULL)
+    {
+      offer_copy (catalog, content, registration->store_error);
+      registration_free (registration);
+      return;
+    }
+  g_message (_("Copying %s %s from its origin %s into the content store"), content->name,
+             content->version, content->location);
+  task = g_task_new (NULL, catalog->cancellable, on_copied, catalog);
+  g_task_set_task_data (task, registration, (GDestroyNotify) registration_free);
+  g_task_run_in_thread (task, build_in_thread);
+  catalog->copying = g_strdup (content->id);
+}
+
+/* One copy at a time: each is checked against what is left of the quota
+ * when it starts, and the origins are not all read at once. */
+static void
+copy_next (CanopyCatalog *catalog)
+{
+  char *id;
+
+  while (catalog->copying == NULL && (id = g_queue_pop_head (&catalog->copy_queue)) != NULL)
+    {
+      g_autofree char *owned = id;
+      const CanopyContent *content = canopy_catalog_lookup (catalog, id);
+
+      if (content != NULL && !canopy_content_store_holds (catalog->content_store, id))
+        start_copy (catalog, content);
+    }
+}
+
+/* Queues a copy of every content the store does not offer, oldest first.
+ * Returns: how many are being or waiting to be copied. */
+static guint
+copy_missing (CanopyCatalog *catalog)
+{
+  g_autoptr (GPtrArray) list = canopy_catalog_list (catalog);
+
+  for (guint i = 0; i < list->len; i++)
+    {
+      const CanopyContent *content = g_ptr_array_index (list, i);
+
+      if (!canopy_content_store_holds (catalog->content_store, content->id)
+          && !copy_pending (catalog, content->id))
+        g_queue_push_tail (&catalog->copy_queue, g_strdup (content->id));
+    }
+  copy_next (catalog);
+  return g_queue_get_length (&catalog->copy_queue) + (catalog->copying != NULL ? 1 : 0);
+}
+
+const char *
+canopy_catalog_why_not_stored (CanopyCatalog *catalog, const char *id)
+{
+  const GError *error;
+
+  if (catalog->content_store == NULL)
+    return _("The server keeps no copies: no <content-store> is configured. Add one to canopyd's "
+             "configuration and restart canopyd, then run Publish Content to copy the registered "
+             "content into it");
+  if (canopy_content_store_holds (catalog->content_store, id))
+    return NULL;
+  if (copy_pending (catalog, id))
+    return _("Publish Content is copying it from its origin (one content at a time); the server "
+             "seeds it once the copy is whole. Wait for it");
+  error = g_hash_table_lookup (catalog->copy_errors, id);
+  if (error != NULL)
+    return error->message;
+  return _("The content store has no copy of it: it was registered before the store was "
+           "configured, or its copy failed before canopyd last started. Run Publish Content to "
+           "copy it from its origin");
+}
+
 int
-canopy_catalog_publish (CanopyCatalog *catalog, GError **error)
+canopy_catalog_publish (CanopyCatalog *catalog, guint *copies, GError **error)
 {
   GHashTableIter iter;
   gpointer value;
   int published = 0;
+  guint pending;
 
   g_hash_table_iter_init (&iter, catalog->contents);
   while (g_hash_table_iter_next (&iter, NULL, &value))
@@ -320,5 +528,8 @@ canopy_catalog_publish (CanopyCatalog *catalog, GError **error)
       record_content (catalog, content);
       published++;
     }
+  pending = catalog->content_store != NULL ? copy_missing (catalog) : 0;
+  if (copies != NULL)
+    *copies = pending;
   return published;
 }

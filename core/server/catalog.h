@@ -44,7 +44,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyCatalog, canopy_catalog_free)
  * From now on registrations keep a copy in @content_store, and removals
  * delete it. Every registered content whose copy is there, whole, is
  * offered; one whose copy is not the size of its manifest is reported and
- * not offered.
+ * not offered (canopy_catalog_why_not_stored() says so).
  */
 void canopy_catalog_set_content_store (CanopyCatalog *catalog,
                                        CanopyContentStore *content_store);
@@ -79,12 +79,28 @@ gboolean canopy_catalog_remove (CanopyCatalog *catalog, const char *id, GError *
 
 /**
  * canopy_catalog_publish:
+ * @copies: (out) (optional): how many contents are being or waiting to be
+ *   copied into the content store
  *
  * Signs every manifest again with the current key and records it, so the
- * catalog can be rebuilt after a catastrophe or a new signing key.
+ * catalog can be rebuilt after a catastrophe or a new signing key. With a
+ * content store, every content it does not offer is read from its origin
+ * again, one at a time in a worker thread, and its copy kept and offered
+ * when the bytes are those of the signed manifest.
  *
  * Returns: how many contents were published, or -1 with @error.
  */
-int canopy_catalog_publish (CanopyCatalog *catalog, GError **error);
+int canopy_catalog_publish (CanopyCatalog *catalog, guint *copies, GError **error);
+
+/**
+ * canopy_catalog_why_not_stored:
+ * @id: a registered content's ID
+ *
+ * Returns: (nullable): %NULL when the content store offers the content,
+ *   else why not, as a whole sentence saying what to do: no store is
+ *   configured, a copy is under way, the copy failed (its error, kept in
+ *   memory until a copy succeeds), or there is none.
+ */
+const char *canopy_catalog_why_not_stored (CanopyCatalog *catalog, const char *id);
 
 G_END_DECLS

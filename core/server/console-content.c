@@ -95,22 +95,28 @@ required_string (SoupServerMessage *msg, JsonObject *object, const char *name)
   return NULL;
 }
 
-static JsonNode *
-content_json (const CanopyContent *content)
+void
+canopy_console_add_content_identity (JsonBuilder *b, const CanopyContent *content)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-
-  json_builder_begin_object (b);
   json_builder_set_member_name (b, "id");
   json_builder_add_string_value (b, content->id);
   json_builder_set_member_name (b, "name");
   json_builder_add_string_value (b, content->name);
   json_builder_set_member_name (b, "version");
   json_builder_add_string_value (b, content->version);
-  json_builder_set_member_name (b, "location");
-  json_builder_add_string_value (b, content->location);
   json_builder_set_member_name (b, "size");
   json_builder_add_int_value (b, (gint64) content->size);
+}
+
+static JsonNode *
+content_json (const CanopyContent *content)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  canopy_console_add_content_identity (b, content);
+  json_builder_set_member_name (b, "location");
+  json_builder_add_string_value (b, content->location);
   json_builder_set_member_name (b, "chunks");
   json_builder_add_int_value (b, content->n_chunks);
   json_builder_set_member_name (b, "registered_at");
@@ -225,7 +231,9 @@ canopy_console_post_publish (CanopyConsole *console, SoupServerMessage *msg)
   g_autofree char *actor = canopy_console_actor (msg);
   g_autofree char *detail = NULL;
   g_autoptr (JsonBuilder) b = json_builder_new ();
-  int published = canopy_catalog_publish (canopy_server_get_catalog (console->server), &error);
+  guint copies = 0;
+  int published = canopy_catalog_publish (canopy_server_get_catalog (console->server), &copies,
+                                          &error);
 
   if (published < 0)
     {
@@ -240,6 +248,8 @@ canopy_console_post_publish (CanopyConsole *console, SoupServerMessage *msg)
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "published");
   json_builder_add_int_value (b, published);
+  json_builder_set_member_name (b, "copying");
+  json_builder_add_int_value (b, copies);
   json_builder_end_object (b);
   canopy_console_respond_json (msg, SOUP_STATUS_OK, json_builder_get_root (b));
 }

@@ -53,6 +53,11 @@ void canopy_console_post_publish (CanopyConsole *console, SoupServerMessage *msg
 void canopy_console_get_deployments (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_delete_deployments (CanopyConsole *console, SoupServerMessage *msg);
+/* Adds the members that name a content to an object: id, name, version, size. */
+void canopy_console_add_content_identity (JsonBuilder *b, const CanopyContent *content);
+
+/* console-content-store.c */
+void canopy_console_get_content_store (CanopyConsole *console, SoupServerMessage *msg);
 
 /* console-metrics.c */
 void canopy_console_get_metrics (CanopyConsole *console, SoupServerMessage *msg);

@@ -198,8 +198,12 @@ async function onPublish() {
   try {
     const answer = await (await api("POST", "/api/v1/publish")).json();
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    const copying = answer.copying > 0
+      ? ` The content store is copying ${answer.copying} content item(s) it lacks from their ` +
+        "origin; \"canopyctl content-store\" shows when each is seeded."
+      : "";
     show($("publish-result"), `Published ${answer.published} content item(s) in ${seconds} s; ` +
-         "every deployment is offered again to the devices online.", "ok");
+         "every deployment is offered again to the devices online." + copying, "ok");
   } catch (error) {
     showProblems($("publish-result"), error);
   } finally {
