@@ -43,6 +43,7 @@ static const Route routes[] = {
   { "POST", "/api/v1/content", CANOPY_CONSOLE_JSON_LIMIT, canopy_console_post_content },
   { "DELETE", "/api/v1/content", 0, canopy_console_delete_content },
   { "POST", "/api/v1/publish", 0, canopy_console_post_publish },
+  { "GET", "/api/v1/content-store", 0, canopy_console_get_content_store },
   { "GET", "/api/v1/deployments", 0, canopy_console_get_deployments },
   { "POST", "/api/v1/deployments", CANOPY_CONSOLE_JSON_LIMIT, canopy_console_post_deployments },
   { "DELETE", "/api/v1/deployments", 0, canopy_console_delete_deployments },

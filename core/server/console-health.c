@@ -25,6 +25,8 @@ typedef struct {
   char *backend_error;
   CanopySharedKey *key; /* the key file as it is now, or NULL */
   char *key_error;
+  char *store_directory; /* (nullable) the content store's */
+  char *store_error;     /* why copies cannot be written there, or NULL */
 } Probe;
 
 typedef struct {
@@ -40,6 +42,8 @@ probe_free (Probe *probe)
   g_free (probe->backend_error);
   canopy_shared_key_free (probe->key);
   g_free (probe->key_error);
+  g_free (probe->store_directory);
+  g_free (probe->store_error);
   g_free (probe);
 }
 
@@ -63,6 +67,10 @@ probe_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
   probe->key = canopy_shared_key_load (probe->key_path, &error);
   if (probe->key == NULL)
     probe->key_error = g_strdup (error->message);
+  g_clear_error (&error);
+  if (probe->store_directory != NULL
+      && !canopy_content_store_check_directory (probe->store_directory, &error))
+    probe->store_error = g_strdup (error->message);
   g_task_return_boolean (task, TRUE);
 }
 
@@ -374,6 +382,78 @@ check_failures (CanopyConsole *console, JsonBuilder *b, Status *worst)
                  describe_failures);
 }
 
+/* "NAME VERSION: why; ..." for each registered content the store lacks. */
+static char *
+list_unstored (CanopyCatalog *catalog, guint *n_unstored, guint *n_contents)
+{
+  g_autoptr (GPtrArray) list = canopy_catalog_list (catalog);
+  g_autoptr (GString) out = g_string_new (NULL);
+
+  *n_unstored = 0;
+  *n_contents = list->len;
+  for (guint i = 0; i < list->len; i++)
+    {
+      const CanopyContent *content = g_ptr_array_index (list, i);
+      const char *reason = canopy_catalog_why_not_stored (catalog, content->id);
+
+      if (reason == NULL)
+        continue;
+      g_string_append_printf (out, "%s%s %s: %s", out->len > 0 ? "; " : "", content->name,
+                              content->version, reason);
+      (*n_unstored)++;
+    }
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+static void
+check_content_store (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *worst)
+{
+  const CanopyContentStore *store = canopy_server_get_content_store (console->server);
+  guint unstored, contents;
+  g_autofree char *which = NULL;
+  g_autofree char *used = NULL;
+  g_autofree char *text = NULL;
+
+  if (store == NULL)
+    {
+      add_check (b, worst, "content-store", STATUS_OK,
+                 _("No content store is configured: the server keeps metadata only, and leads "
+                   "fetch content from its origin"));
+      return;
+    }
+  which = list_unstored (canopy_server_get_catalog (console->server), &unstored, &contents);
+  if (probe->store_error != NULL)
+    {
+      text = unstored == 0 ? g_strdup (probe->store_error)
+                           : g_strdup_printf (_("%s. It lacks %u of the %u registered contents: "
+                                                "%s"),
+                                              probe->store_error, unstored, contents, which);
+      add_check (b, worst, "content-store", STATUS_ERROR, text);
+    }
+  else if (unstored > 0)
+    {
+      text = g_strdup_printf (_("The content store lacks %u of the %u registered contents, so "
+                                "their leads fetch them from their origin: %s"),
+                              unstored, contents, which);
+      add_check (b, worst, "content-store", STATUS_WARNING, text);
+    }
+  else if (contents == 0)
+    {
+      text = g_strdup_printf (_("The content store in %s is ready; it keeps a copy of each "
+                                "content registered from now on"),
+                              canopy_content_store_get_directory (store));
+      add_check (b, worst, "content-store", STATUS_OK, text);
+    }
+  else
+    {
+      used = g_format_size_full (canopy_content_store_get_used (store), G_FORMAT_SIZE_IEC_UNITS);
+      text = g_strdup_printf (_("The content store in %s holds all %u registered contents (%s) "
+                                "and seeds them to office leads"),
+                              canopy_content_store_get_directory (store), contents, used);
+      add_check (b, worst, "content-store", STATUS_OK, text);
+    }
+}
+
 static JsonNode *
 build_report (CanopyConsole *console, const Probe *probe)
 {
@@ -392,6 +472,7 @@ build_report (CanopyConsole *console, const Probe *probe)
   check_lost_devices (console, b, &worst);
   check_reported_devices (console, b, &worst);
   check_failures (console, b, &worst);
+  check_content_store (console, probe, b, &worst);
   check_last_stop (console, b, &worst);
   json_builder_end_array (b);
   json_builder_set_member_name (b, "status");
@@ -430,6 +511,9 @@ canopy_console_get_health (CanopyConsole *console, SoupServerMessage *msg)
 
   probe->store = canopy_server_get_store (console->server);
   probe->key_path = g_strdup (console->key_path);
+  if (canopy_server_get_content_store (console->server) != NULL)
+    probe->store_directory = g_strdup (canopy_content_store_get_directory (
+      canopy_server_get_content_store (console->server)));
   pending->console = console;
   pending->msg = g_object_ref (msg);
   task = g_task_new (NULL, console->cancellable, on_probed, pending);

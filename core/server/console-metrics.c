@@ -220,9 +220,31 @@ collect_deployments (CanopyConsole *console, Metrics *m)
   sample_office_bytes (m, by_office);
 }
 
+/* Only with a store: a scraper tells "none configured" by their absence. */
+static void
+collect_content_store (CanopyConsole *console, Metrics *m)
+{
+  const CanopyContentStore *store = canopy_server_get_content_store (console->server);
+
+  if (store == NULL)
+    return;
+  gauge (m, "canopy_content_store_used_bytes", "Bytes the content store's offered copies take.",
+         canopy_content_store_get_used (store));
+  gauge (m, "canopy_content_store_quota_bytes",
+         "Bytes the content store's copies may take; 0 for no limit but the disk.",
+         canopy_content_store_get_quota (store));
+  family (m, "canopy_content_store_uploaded_bytes_total", "counter",
+          "Chunk bytes the content store sent to agents since canopyd started.");
+  sample (m, "canopy_content_store_uploaded_bytes_total", NULL,
+          canopy_content_store_get_uploaded (store));
+  gauge (m, "canopy_content_store_contents",
+         "Contents whose copy the content store offers to agents.",
+         canopy_content_store_count_offered (store));
+}
+
 static void (*const collectors[]) (CanopyConsole *, Metrics *) = {
   collect_build, collect_sessions, collect_devices, collect_licences, collect_deployments,
-  collect_console,
+  collect_content_store, collect_console,
 };
 
 void

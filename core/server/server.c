@@ -414,6 +414,12 @@ canopy_server_get_run_marker (const CanopyServer *server)
   return server->run_marker;
 }
 
+CanopyContentStore *
+canopy_server_get_content_store (CanopyServer *server)
+{
+  return server->content_store;
+}
+
 CanopyStore *
 canopy_server_get_store (CanopyServer *server)
 {

@@ -73,6 +73,8 @@ void canopy_server_stop (CanopyServer *server);
 /* The content catalog and the deployments, while started. */
 CanopyCatalog *canopy_server_get_catalog (CanopyServer *server);
 CanopyDistributor *canopy_server_get_distributor (CanopyServer *server);
+/* (nullable): without <content-store> the server keeps no copies. */
+CanopyContentStore *canopy_server_get_content_store (CanopyServer *server);
 /* What the console API reads while the server runs (transfer none). */
 const char *canopy_server_get_id (const CanopyServer *server);
 CanopyStore *canopy_server_get_store (CanopyServer *server);
