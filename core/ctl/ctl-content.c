@@ -298,6 +298,22 @@ ctl_content_remove (const CtlGlobal *global, int argc, char **argv)
   return status;
 }
 
+/* The copies Publish Content started go on after the answer. */
+static void
+show_copying (guint copying)
+{
+  if (copying == 0)
+    return;
+  g_print (g_dngettext (GETTEXT_PACKAGE,
+                        "%u content item the content store lacks is being copied from its "
+                        "origin; \"canopyctl content-store\" shows when the server seeds it\n",
+                        "%u content items the content store lacks are being copied from their "
+                        "origin, one at a time; \"canopyctl content-store\" shows when the "
+                        "server seeds each\n",
+                        copying),
+           copying);
+}
+
 int
 ctl_content_publish (const CtlGlobal *global, int argc, char **argv)
 {
@@ -325,9 +341,75 @@ ctl_content_publish (const CtlGlobal *global, int argc, char **argv)
                             "every deployment offered again to the devices online (%s)\n",
                             published),
                published, elapsed);
+      show_copying (member_count (json_node_get_object (r.answer), "copying"));
     }
   long_request_clear (&r);
   return status;
+}
+
+/* --- content store ------------------------------------------------------------ */
+
+static void
+show_store_settings (JsonObject *o)
+{
+  guint64 quota = member_bytes (o, "quota");
+  g_autofree char *quota_text = quota > 0 ? format_bytes (quota) : g_strdup (_("no limit"));
+  g_autofree char *used = format_bytes (member_bytes (o, "used"));
+  g_autofree char *uploaded = format_bytes (member_bytes (o, "uploaded_bytes"));
+
+  g_print (_("Directory:     %s\nQuota:         %s\nUsed:          %s\nUpload slots:  %u\n"
+             "Uploaded:      %s since canopyd started\n"),
+           member_string (o, "directory"), quota_text, used, member_count (o, "upload_slots"),
+           uploaded);
+}
+
+static void
+show_store_contents (JsonArray *contents)
+{
+  const char *headers[] = { _("ID"), _("NAME"), _("VERSION"), _("SIZE"), _("STORED"),
+                            _("REASON"), NULL };
+  g_autoptr (CtlTable) table = ctl_table_new (headers);
+
+  for (guint i = 0; i < json_array_get_length (contents); i++)
+    {
+      JsonObject *c = json_array_get_object_element (contents, i);
+      g_autofree char *size = format_bytes (member_bytes (c, "size"));
+      gboolean stored = json_object_get_boolean_member_with_default (c, "stored", FALSE);
+      const char *row[] = { member_string (c, "id"), member_string (c, "name"),
+                            member_string (c, "version"), size, stored ? _("yes") : _("no"),
+                            stored ? NULL : member_string (c, "reason"), NULL };
+      ctl_table_add_row (table, row);
+    }
+  ctl_table_print (table);
+}
+
+static void
+show_content_store (JsonNode *answer)
+{
+  JsonObject *o = json_node_get_object (answer);
+  JsonArray *contents = json_object_get_array_member (o, "contents");
+
+  if (json_object_get_boolean_member_with_default (o, "configured", FALSE))
+    show_store_settings (o);
+  else
+    g_print (_("No content store is configured: the server keeps metadata only, and leads fetch "
+               "content from its origin. Add <content-store> to canopyd's configuration and "
+               "restart canopyd to have the server seed content.\n"));
+  if (contents == NULL || json_array_get_length (contents) == 0)
+    {
+      g_print (_("No content is registered; add a package with \"canopyctl content-add\".\n"));
+      return;
+    }
+  g_print ("\n");
+  show_store_contents (contents);
+}
+
+int
+ctl_content_store (const CtlGlobal *global, int argc, char **argv)
+{
+  if (argc != 1)
+    return ctl_console_usage ("canopyctl content-store");
+  return ctl_console_get_and_show (global, "/api/v1/content-store", show_content_store);
 }
 
 /* --- deployments ---------------------------------------------------------------- */

@@ -198,6 +198,10 @@ static const CtlCommand commands[] = {
     ctl_content_add },
   { "content-remove", N_("ID"), N_("Forget a content (remove its deployments first)"),
     ctl_content_remove },
+  { "content-store", "",
+    N_("Show the server's content store: directory, quota, space used, upload slots, bytes "
+       "sent, and for each content whether the server seeds it and, if not, why"),
+    ctl_content_store },
   { "deploy", N_("--content ID --group GROUP [--group GROUP...] --destination PATH"),
     N_("Deploy content to the devices of groups, put at PATH on each device"),
     ctl_content_deploy },
