@@ -7,6 +7,7 @@
 #include <CUnit/Basic.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -346,6 +347,25 @@ canopy_test_run (const char *const *argv, char **output)
   if (output != NULL)
     *output = g_strdup (proc->output->str);
   return status;
+}
+
+int
+canopy_test_ctl (const char *profile, char **output, const char *first, ...)
+{
+  g_autofree char *exe = canopy_test_build_path ("canopyctl", NULL);
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  va_list args;
+
+  g_ptr_array_add (argv, exe);
+  g_ptr_array_add (argv, (gpointer) "--profile");
+  g_ptr_array_add (argv, (gpointer) profile);
+  va_start (args, first);
+  for (const char *a = first; a != NULL; a = va_arg (args, const char *))
+    g_ptr_array_add (argv, (gpointer) a);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  g_clear_pointer (output, g_free);
+  return canopy_test_run ((const char *const *) argv->pdata, output);
 }
 
 static gboolean

@@ -86,3 +86,8 @@ guint canopy_test_timeout (guint seconds);
 
 /* Runs a program to completion; returns its exit status and output. */
 int canopy_test_run (const char *const *argv, char **output);
+
+/* Runs the build tree's canopyctl with the connection profile @profile and
+ * the arguments from @first to NULL; *@output is replaced by what it said. */
+int canopy_test_ctl (const char *profile, char **output, const char *first,
+                     ...) G_GNUC_NULL_TERMINATED;

@@ -90,9 +90,12 @@ write_server_config (CanopyTestSite *s)
   g_autofree char *topology = g_build_filename (s->dir, "topology.csv", NULL);
   g_autofree char *address = server_address (s);
   const char *rate = s->options.wan_rate != NULL ? s->options.wan_rate : "";
+  const char *quota = s->options.content_store_quota;
   g_autofree char *store = s->options.content_store
-                             ? g_strdup_printf ("  <content-store directory='%s/content'/>\n",
-                                                s->dir)
+                             ? g_strdup_printf ("  <content-store directory='%s/content'%s%s%s/>\n",
+                                                s->dir, quota != NULL ? " quota='" : "",
+                                                quota != NULL ? quota : "",
+                                                quota != NULL ? "'" : "")
                              : g_strdup ("");
   g_autofree char *xml = g_strdup_printf (
     "<server>\n"
@@ -125,6 +128,8 @@ canopy_test_site_server_start (CanopyTestSite *s)
   const char *argv[] = { canopyd, "--config", s->config, NULL };
   const char *output;
 
+  /* A test may have changed the options since the last start. */
+  write_server_config (s);
   s->server = spawn_in (s, 0, argv);
   CU_ASSERT_FATAL (s->server != NULL
                    && canopy_test_process_wait_output (s->server, " started: ", 20));
@@ -493,33 +498,31 @@ canopy_test_site_wait_done (CanopyTestSite *s, guint expected, guint timeout_s)
 }
 
 JsonObject *
-canopy_test_site_office_of (JsonObject *d, const char *name)
+canopy_test_site_find (JsonObject *object, const char *array, const char *member,
+                       const char *value)
 {
-  JsonArray *offices = json_object_get_array_member (d, "offices");
+  JsonArray *elements = json_object_get_array_member (object, array);
 
-  for (guint i = 0; i < json_array_get_length (offices); i++)
+  for (guint i = 0; elements != NULL && i < json_array_get_length (elements); i++)
     {
-      JsonObject *office = json_array_get_object_element (offices, i);
-      if (g_str_equal (json_object_get_string_member (office, "office"), name))
-        return office;
+      JsonObject *element = json_array_get_object_element (elements, i);
+      if (g_strcmp0 (json_object_get_string_member (element, member), value) == 0)
+        return element;
     }
   return NULL;
 }
 
 JsonObject *
+canopy_test_site_office_of (JsonObject *d, const char *name)
+{
+  return canopy_test_site_find (d, "offices", "office", name);
+}
+
+JsonObject *
 canopy_test_site_health_check (CanopyTestSite *s, const char *name, JsonNode **holder)
 {
-  JsonArray *checks;
-
   *holder = canopy_test_site_api (s, "GET", "/api/v1/health", NULL, SOUP_STATUS_OK);
-  checks = json_object_get_array_member (json_node_get_object (*holder), "checks");
-  for (guint i = 0; i < json_array_get_length (checks); i++)
-    {
-      JsonObject *check = json_array_get_object_element (checks, i);
-      if (g_str_equal (json_object_get_string_member (check, "name"), name))
-        return check;
-    }
-  return NULL;
+  return canopy_test_site_find (json_node_get_object (*holder), "checks", "name", name);
 }
 
 gboolean

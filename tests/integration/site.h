@@ -25,6 +25,7 @@ typedef struct {
   const char *net;
   gsize content_size; /* 0: CANOPY_TEST_SITE_CONTENT_SIZE, or the valgrind size */
   gboolean content_store; /* canopyd keeps a copy in DIR/content */
+  const char *content_store_quota; /* its quota attribute; NULL: none */
   /* Prepended to the command line of the processes of office O (0: the
    * server and the origin), e.g. "ip netns exec NS" or "env VAR=...". */
   const char *const *prefix[CANOPY_TEST_SITE_OFFICES + 1];
@@ -61,6 +62,7 @@ void canopy_test_site_start_agents (CanopyTestSite *s);
  * suite cleanup, where CUnit takes no assertions). Leaves @s zeroed. */
 void canopy_test_site_stop (CanopyTestSite *s, gboolean check);
 
+/* Writes the configuration from the options, then starts canopyd. */
 void canopy_test_site_server_start (CanopyTestSite *s);
 /* Agent @index of @office (1-based), with its own state directory; an
  * index past the office's agents takes the extra slot. */
@@ -92,6 +94,9 @@ JsonNode *canopy_test_site_wait_done (CanopyTestSite *s, guint expected, guint t
 /* The run's only deployment as the API lists it, held by @holder. */
 JsonObject *canopy_test_site_deployment (CanopyTestSite *s, JsonNode **holder);
 JsonObject *canopy_test_site_office_of (JsonObject *deployment, const char *name);
+/* The element of @object's @array whose string @member is @value, or NULL. */
+JsonObject *canopy_test_site_find (JsonObject *object, const char *array, const char *member,
+                                   const char *value);
 /* The health check's entry @name, held by @holder; NULL if absent. */
 JsonObject *canopy_test_site_health_check (CanopyTestSite *s, const char *name,
                                            JsonNode **holder);

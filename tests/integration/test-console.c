@@ -34,6 +34,7 @@ typedef struct {
   char *url;
   char *token;
   char *fingerprint;
+  char *ctl_profile; /* canopyctl's connection profile */
   SoupSession *session;
 } ConsoleServer;
 
@@ -255,6 +256,7 @@ suite_init (void)
     return 0;
   canopyd = program ("canopyd");
   server.dir = canopy_test_make_tmpdir ("console");
+  server.ctl_profile = g_build_filename (server.dir, "ctl-profile", NULL);
   server.config = g_build_filename (server.dir, "canopyd.xml", NULL);
   server.state = g_build_filename (server.dir, "state", NULL);
   write_config ();
@@ -286,6 +288,7 @@ suite_cleanup (void)
   server_stop ();
   g_clear_object (&server.session);
   g_free (server.dir);
+  g_free (server.ctl_profile);
   g_free (server.config);
   g_free (server.state);
   g_free (server.url);
@@ -530,6 +533,7 @@ test_health_and_reads (void)
   CANOPY_ASSERT_CONTAINS (health.body, "supports agents");
   CANOPY_ASSERT_CONTAINS (health.body, "licences in use");
   CANOPY_ASSERT_CONTAINS (health.body, "canopyd has run since");
+  CANOPY_ASSERT_CONTAINS (health.body, "No content store is configured");
   CU_ASSERT_PTR_NULL (strstr (health.body, "\"error\""));
 
   request ("GET", "/api/v1/server-id", NULL, NULL, &id);
@@ -796,8 +800,9 @@ test_content_and_deployments (void)
   g_auto (Response) metrics = { 0 };
   g_auto (Response) published = { 0 };
   g_auto (Response) removed = { 0 };
+  g_auto (Response) store = { 0 };
   g_autofree char *package = NULL, *body = NULL, *id = NULL, *size = NULL, *deployment = NULL;
-  g_autofree char *path = NULL, *count = NULL;
+  g_autofree char *path = NULL, *count = NULL, *configured = NULL, *copying = NULL;
 
   if (skipped ())
     return;
@@ -839,10 +844,22 @@ test_content_and_deployments (void)
   CANOPY_ASSERT_CONTAINS (metrics.body, "canopy_deployments 1\n");
   CANOPY_ASSERT_CONTAINS (metrics.body, "# TYPE canopy_deployment_devices_done gauge");
   CANOPY_ASSERT_CONTAINS (metrics.body, "# TYPE canopy_office_received_bytes gauge");
+  /* This server has no content store: no store metrics, and its view says why. */
+  CU_ASSERT_PTR_NULL (strstr (metrics.body, "canopy_content_store_"));
+  request ("GET", "/api/v1/content-store", NULL, NULL, &store);
+  CU_ASSERT_EQUAL (store.status, 200);
+  configured = json_member (store.body, "configured");
+  CU_ASSERT_STRING_EQUAL (configured, "false");
+  CU_ASSERT_PTR_NULL (strstr (store.body, "\"quota\""));
+  CANOPY_ASSERT_CONTAINS (store.body, id);
+  CANOPY_ASSERT_CONTAINS (store.body, "\"stored\" : false");
+  CANOPY_ASSERT_CONTAINS (store.body, "no <content-store> is configured");
   request ("POST", "/api/v1/publish", NULL, NULL, &published);
   CU_ASSERT_EQUAL (published.status, 200);
   count = json_member (published.body, "published");
   CU_ASSERT_STRING_EQUAL (count, "1");
+  copying = json_member (published.body, "copying");
+  CU_ASSERT_STRING_EQUAL (copying, "0");
 
   g_free (path);
   path = g_strdup_printf ("/api/v1/deployments?id=%s", deployment);
@@ -858,24 +875,7 @@ test_content_and_deployments (void)
 }
 
 /* canopyctl against the same server: login, tables, --json, exit codes. */
-static int
-ctl (char **output, const char *first, ...)
-{
-  g_autofree char *exe = program ("canopyctl");
-  g_autofree char *profile = g_build_filename (server.dir, "ctl-profile", NULL);
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
-  va_list args;
-
-  g_ptr_array_add (argv, exe);
-  g_ptr_array_add (argv, (gpointer) "--profile");
-  g_ptr_array_add (argv, profile);
-  va_start (args, first);
-  for (const char *a = first; a != NULL; a = va_arg (args, const char *))
-    g_ptr_array_add (argv, (gpointer) a);
-  va_end (args);
-  g_ptr_array_add (argv, NULL);
-  return canopy_test_run ((const char *const *) argv->pdata, output);
-}
+#define ctl(output, ...) canopy_test_ctl (server.ctl_profile, (output), __VA_ARGS__)
 
 static void
 test_canopyctl (void)

@@ -7,6 +7,8 @@
 #include "tests/integration/client.h"
 #include "tests/integration/site.h"
 
+#include <glib/gstdio.h>
+#include <signal.h>
 #include <string.h>
 
 #define OFFICES CANOPY_TEST_SITE_OFFICES
@@ -209,7 +211,244 @@ test_content_store_bad_peer (void)
   canopy_test_site_stop (&site, TRUE);
 }
 
+/* --- what the admin sees ------------------------------------------------ */
+
+#define SMALL_SIZE (100 * 1024 + 7)
+#define QUOTA (1024 * 1024)
+
+/* Logs canopyctl in to @s's console; returns its connection profile. */
+static char *
+ctl_login (CanopyTestSite *s)
+{
+  char *profile = g_build_filename (s->dir, "ctl-profile", NULL);
+  g_autofree char *url = g_strdup_printf ("https://127.0.0.1:%u", s->console_port);
+  g_autofree char *certificate = g_build_filename (s->state, "console-cert.pem", NULL);
+  g_autofree char *key = g_build_filename (s->state, "shared-key", NULL);
+  g_autofree char *out = NULL;
+
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "login", "--server", url, "--certificate",
+                                    certificate, "--key-file", key, NULL),
+                   0);
+  return profile;
+}
+
+/* Registers the file at @path, which the server reads from disk. */
+static char *
+register_file (CanopyTestSite *s, const char *name, const char *path)
+{
+  g_autofree char *body = g_strdup_printf (
+    "{\"name\": \"%s\", \"version\": \"2.0\", \"location\": \"%s\"}", name, path);
+  g_autoptr (JsonNode) content = canopy_test_site_api (s, "POST", "/api/v1/content", body,
+                                                       SOUP_STATUS_CREATED);
+
+  return g_strdup (json_object_get_string_member (json_node_get_object (content), "id"));
+}
+
+static char *
+write_small_package (CanopyTestSite *s)
+{
+  g_autofree char *data = g_malloc (SMALL_SIZE);
+  char *path = g_build_filename (s->dir, "small.bin", NULL);
+
+  for (gsize i = 0; i < SMALL_SIZE; i++)
+    data[i] = (char) (i * 7 + i / 251);
+  g_assert (g_file_set_contents (path, data, SMALL_SIZE, NULL));
+  return path;
+}
+
+/* The store's entry for @id in GET /api/v1/content-store, held by @holder. */
+static JsonObject *
+store_entry (CanopyTestSite *s, const char *id, JsonNode **holder)
+{
+  *holder = canopy_test_site_api (s, "GET", "/api/v1/content-store", NULL, SOUP_STATUS_OK);
+  return canopy_test_site_find (json_node_get_object (*holder), "contents", "id", id);
+}
+
+/* Polls the store's view until the copy of @id is no longer under way. */
+static JsonObject *
+wait_copied (CanopyTestSite *s, const char *id, JsonNode **holder)
+{
+  gint64 deadline = g_get_monotonic_time () + canopy_test_timeout (30) * G_USEC_PER_SEC;
+  JsonObject *entry;
+
+  for (;;)
+    {
+      entry = store_entry (s, id, holder);
+      if (entry == NULL || g_get_monotonic_time () > deadline
+          || strstr (json_object_get_string_member (entry, "reason"), "is copying it") == NULL)
+        return entry;
+      g_clear_pointer (holder, json_node_unref);
+      canopy_test_site_pump (200);
+    }
+}
+
+static void
+assert_check (CanopyTestSite *s, const char *status, const char *message)
+{
+  g_autoptr (JsonNode) holder = NULL;
+  JsonObject *check = canopy_test_site_health_check (s, "content-store", &holder);
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (check);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (check, "status"), status);
+  CANOPY_ASSERT_CONTAINS (json_object_get_string_member (check, "message"), message);
+}
+
+/* A package larger than the quota is registered without a copy: the
+ * console API, canopyctl, the metrics and the health check all say which
+ * content the server does not seed and why; a directory that can no
+ * longer be written is a failed check. */
+static void
+test_content_store_view (void)
+{
+  CanopyTestSiteOptions options = { .content_store = TRUE, .content_store_quota = "1MiB",
+                                    .content_size = 3 * 1024 * 1024 + 12345 };
+  CanopyTestSite *s = &site;
+  g_autofree char *small = NULL, *small_id = NULL, *big_id = NULL, *out = NULL;
+  g_autofree char *directory = NULL, *moved = NULL, *used = NULL, *profile = NULL;
+  g_autoptr (JsonNode) view = NULL, again = NULL, published = NULL;
+  JsonObject *o, *entry;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (s, &options);
+  small = write_small_package (s);
+  small_id = register_file (s, "Small", small);
+  big_id = canopy_test_site_register (s);
+
+  entry = store_entry (s, small_id, &view);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (entry);
+  CU_ASSERT (json_object_get_boolean_member (entry, "stored"));
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (entry, "reason"), "");
+  o = json_node_get_object (view);
+  CU_ASSERT (json_object_get_boolean_member (o, "configured"));
+  directory = g_build_filename (s->dir, "content", NULL);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (o, "directory"), directory);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "quota"), QUOTA);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "used"), SMALL_SIZE);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "upload_slots"), 8);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "uploaded_bytes"), 0);
+  entry = store_entry (s, big_id, &again);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (entry);
+  CU_ASSERT_FALSE (json_object_get_boolean_member (entry, "stored"));
+  CU_ASSERT_EQUAL (json_object_get_int_member (entry, "size"), (gint64) s->content_size);
+  CANOPY_ASSERT_CONTAINS (json_object_get_string_member (entry, "reason"),
+                          "\"Package\" does not fit in what is left of the content store's "
+                          "quota of 1.0");
+  CANOPY_ASSERT_CONTAINS (json_object_get_string_member (entry, "reason"),
+                          "Raise <content-store quota=\"...\"> and restart canopyd");
+
+  profile = ctl_login (s);
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "content-store", NULL), 0);
+  /* Sizes are written with a no-break space before the unit. */
+  CANOPY_ASSERT_CONTAINS (out, "\nQuota:         1.0\u00a0MiB\n");
+  CANOPY_ASSERT_CONTAINS (out, "Upload slots:  8\n");
+  CANOPY_ASSERT_CONTAINS (out, "STORED");
+  CANOPY_ASSERT_CONTAINS (out, "yes");
+  CANOPY_ASSERT_CONTAINS (out, "\"Package\" does not fit");
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "--json", "content-store", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "\"configured\" : true");
+  CANOPY_ASSERT_CONTAINS (out, "\"stored\" : false");
+
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "metrics", NULL), 0);
+  used = g_strdup_printf ("canopy_content_store_used_bytes %d\n", SMALL_SIZE);
+  CANOPY_ASSERT_CONTAINS (out, used);
+  CANOPY_ASSERT_CONTAINS (out, "canopy_content_store_quota_bytes 1048576\n");
+  CANOPY_ASSERT_CONTAINS (out, "canopy_content_store_contents 1\n");
+  CANOPY_ASSERT_CONTAINS (out, "# TYPE canopy_content_store_uploaded_bytes_total counter\n"
+                               "canopy_content_store_uploaded_bytes_total 0\n");
+
+  assert_check (s, "warning", "lacks 1 of the 2 registered contents");
+  assert_check (s, "warning", "Package 1.0: \"Package\" does not fit");
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "health", NULL), 0);
+
+  /* Publish Content does not read an origin whose package cannot fit. */
+  published = canopy_test_site_api (s, "POST", "/api/v1/publish", NULL, SOUP_STATUS_OK);
+  CU_ASSERT_EQUAL (json_object_get_int_member (json_node_get_object (published), "copying"), 0);
+  g_clear_pointer (&again, json_node_unref);
+  entry = store_entry (s, big_id, &again);
+  CANOPY_ASSERT_CONTAINS (json_object_get_string_member (entry, "reason"), "does not fit");
+
+  /* The disk went away under the store. */
+  moved = g_strconcat (directory, ".moved", NULL);
+  g_assert (g_rename (directory, moved) == 0);
+  assert_check (s, "error", "cannot write in its directory");
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "health", NULL), 1);
+  g_assert (g_rename (moved, directory) == 0);
+  assert_check (s, "warning", "lacks 1 of the 2");
+  canopy_test_site_stop (&site, TRUE);
+}
+
+/* Content registered before the store was configured has no copy; the
+ * admin is told to run Publish Content, which reads the origin again and
+ * has the server seed it, but only the very package that was signed. */
+static void
+test_content_store_publish_copies (void)
+{
+  CanopyTestSiteOptions options = { .content_size = 3 * 1024 * 1024 + 12345 };
+  CanopyTestSite *s = &site;
+  g_autofree char *content_id = NULL, *out = NULL, *copy = NULL, *profile = NULL;
+  g_autoptr (JsonNode) view = NULL, published = NULL;
+  JsonObject *entry;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (s, &options);
+  content_id = canopy_test_site_register (s);
+  canopy_test_process_signal (s->server, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (s->server, 20), 0);
+  g_clear_pointer (&s->server, canopy_test_process_free);
+  s->options.content_store = TRUE;
+  canopy_test_site_server_start (s);
+
+  entry = store_entry (s, content_id, &view);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (entry);
+  CU_ASSERT_FALSE (json_object_get_boolean_member (entry, "stored"));
+  CANOPY_ASSERT_CONTAINS (json_object_get_string_member (entry, "reason"),
+                          "registered before the store was configured");
+  CANOPY_ASSERT_CONTAINS (json_object_get_string_member (entry, "reason"),
+                          "Run Publish Content");
+  assert_check (s, "warning", "Package 1.0: The content store has no copy of it");
+
+  /* The origin now serves other bytes: no copy is kept under the old signature. */
+  canopy_test_damage_file (s->package, 1234567, 1024 * 1024);
+  published = canopy_test_site_api (s, "POST", "/api/v1/publish", NULL, SOUP_STATUS_OK);
+  CU_ASSERT_EQUAL (json_object_get_int_member (json_node_get_object (published), "copying"), 1);
+  g_clear_pointer (&view, json_node_unref);
+  entry = wait_copied (s, content_id, &view);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (entry);
+  CU_ASSERT_FALSE (json_object_get_boolean_member (entry, "stored"));
+  CANOPY_ASSERT_CONTAINS (json_object_get_string_member (entry, "reason"),
+                          "no longer holds the package that was registered");
+  CU_ASSERT_EQUAL (json_object_get_int_member (json_node_get_object (view), "used"), 0);
+
+  /* The same bytes flipped back: the package that was signed. */
+  canopy_test_damage_file (s->package, 1234567, 1024 * 1024);
+  profile = ctl_login (s);
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "publish", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "1 content item the content store lacks is being copied");
+  g_clear_pointer (&view, json_node_unref);
+  entry = wait_copied (s, content_id, &view);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (entry);
+  CU_ASSERT_FATAL (json_object_get_boolean_member (entry, "stored"));
+  copy = stored_copy (s, content_id);
+  CU_ASSERT (canopy_test_site_same_file (copy, s->package));
+  CU_ASSERT_EQUAL (json_object_get_int_member (json_node_get_object (view), "used"),
+                   (gint64) s->content_size);
+  assert_check (s, "ok", "holds all 1 registered contents");
+  CU_ASSERT (canopy_test_process_wait_output (s->server, "The content store keeps a copy of "
+                                                         "Package 1.0", 10));
+  /* Nothing is left to copy. */
+  g_clear_pointer (&published, json_node_unref);
+  published = canopy_test_site_api (s, "POST", "/api/v1/publish", NULL, SOUP_STATUS_OK);
+  CU_ASSERT_EQUAL (json_object_get_int_member (json_node_get_object (published), "copying"), 0);
+  canopy_test_site_stop (&site, TRUE);
+}
+
 CANOPY_TEST_SUITE (content_store, "content-store", NULL, suite_cleanup,
                    { "seeds with the origin gone", test_content_store_seeds },
                    { "damaged chunk never sent", test_content_store_damaged },
-                   { "bad peer input refused", test_content_store_bad_peer });
+                   { "bad peer input refused", test_content_store_bad_peer },
+                   { "API, canopyctl, metrics and health show what is not stored",
+                     test_content_store_view },
+                   { "Publish Content copies what the store lacks",
+                     test_content_store_publish_copies });
