@@ -36,7 +36,6 @@ struct _CanopyCacheEntry {
   CanopyManifest *manifest;
   char *path;
   char *data_path;
-  int fd; /* the data file, open for the entry's life */
   guint8 *have; /* bitfield */
   guint count;
   gboolean removed; /* evicted or closed: its chunks no longer count in the size */
@@ -76,8 +75,6 @@ static void
 entry_clear (CanopyCacheEntry *entry)
 {
   canopy_manifest_free (entry->manifest);
-  if (entry->fd >= 0)
-    close (entry->fd);
   g_free (entry->path);
   g_free (entry->data_path);
   g_free (entry->have);
@@ -291,6 +288,18 @@ chunk_offset (const CanopyCacheEntry *entry, guint index)
   return (off_t) index * entry->manifest->chunk_size;
 }
 
+/* The data file is opened for each use, not held open: an agent may keep
+ * more contents than it may hold descriptors. */
+static int
+open_data (const CanopyCacheEntry *entry, int flags, GError **error)
+{
+  int fd = open (entry->data_path, flags | O_CLOEXEC);
+
+  if (fd < 0)
+    set_file_error (error, _("open"), entry->data_path, errno);
+  return fd;
+}
+
 /* A short write is a full disk: the kernel writes what fits. */
 static gboolean
 write_at (int fd, const char *path, const guint8 *data, gsize length, off_t offset,
@@ -357,7 +366,7 @@ is_zero (const guint8 *data, gsize length)
 /* Moves chunk @index from an earlier version's chunk file into the data
  * file, if that file holds it verified. The file goes either way. */
 static gboolean
-import_legacy_chunk (CanopyCacheEntry *entry, guint index)
+import_legacy_chunk (CanopyCacheEntry *entry, int fd, guint index)
 {
   g_autofree char *path = legacy_chunk_path (entry, index);
   g_autoptr (GMappedFile) file = g_mapped_file_new (path, FALSE, NULL);
@@ -368,7 +377,7 @@ import_legacy_chunk (CanopyCacheEntry *entry, guint index)
   ok = canopy_manifest_verify_chunk (entry->manifest, index,
                                      (const guint8 *) g_mapped_file_get_contents (file),
                                      g_mapped_file_get_length (file))
-       && write_at (entry->fd, entry->data_path,
+       && write_at (fd, entry->data_path,
                     (const guint8 *) g_mapped_file_get_contents (file),
                     g_mapped_file_get_length (file), chunk_offset (entry, index), NULL);
   g_unlink (path);
@@ -399,19 +408,20 @@ load_chunks (CanopyCacheEntry *entry)
   guint n = canopy_manifest_get_n_chunks (entry->manifest);
   g_autofree guint8 *buffer = g_malloc (entry->manifest->chunk_size);
   guint damaged = 0;
+  int fd = open_data (entry, O_RDWR, NULL);
 
-  for (guint i = 0; i < n; i++)
+  for (guint i = 0; fd >= 0 && i < n; i++)
     {
       gsize length = canopy_manifest_get_chunk_length (entry->manifest, i);
       off_t offset = chunk_offset (entry, i);
 
-      if (!is_hole (entry->fd, offset, length)
-          && read_at (entry->fd, entry->data_path, buffer, length, offset, NULL)
+      if (!is_hole (fd, offset, length)
+          && read_at (fd, entry->data_path, buffer, length, offset, NULL)
           && canopy_manifest_verify_chunk (entry->manifest, i, buffer, length))
         mark (entry, i);
-      else if (import_legacy_chunk (entry, i))
+      else if (import_legacy_chunk (entry, fd, i))
         mark (entry, i);
-      else if (!is_hole (entry->fd, offset, length) && !is_zero (buffer, length))
+      else if (!is_hole (fd, offset, length) && !is_zero (buffer, length))
         {
           g_message (_("Discarding chunk %u of \"%s\" from the cache: it no longer matches its "
                        "manifest (disk damage?); it will be fetched again"),
@@ -419,6 +429,8 @@ load_chunks (CanopyCacheEntry *entry)
           damaged++;
         }
     }
+  if (fd >= 0)
+    close (fd);
   remove_legacy_files (entry);
   return damaged;
 }
@@ -539,9 +551,9 @@ canopy_cache_open_entry (CanopyCache *cache, const CanopyManifest *manifest, GEr
 static gboolean
 is_installed (const CanopyCacheEntry *entry)
 {
-  struct stat st;
+  GStatBuf st;
 
-  return fstat (entry->fd, &st) == 0 && st.st_nlink > 1;
+  return g_stat (entry->data_path, &st) == 0 && st.st_nlink > 1;
 }
 
 static gboolean open_data_file (CanopyCacheEntry *entry, GError **error);
@@ -552,8 +564,6 @@ static gboolean open_data_file (CanopyCacheEntry *entry, GError **error);
 static gboolean
 start_own_file (CanopyCacheEntry *entry, GError **error)
 {
-  close (entry->fd);
-  entry->fd = -1;
   g_unlink (entry->data_path);
   memset (entry->have, 0, canopy_manifest_get_n_chunks (entry->manifest) / 8 + 1);
   entry->count = 0;
@@ -566,24 +576,27 @@ static gboolean
 open_data_file (CanopyCacheEntry *entry, GError **error)
 {
   off_t size = (off_t) entry->manifest->size;
+  int fd = open (entry->data_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   struct stat st;
+  gboolean ok;
 
-  entry->fd = open (entry->data_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (entry->fd < 0 || fstat (entry->fd, &st) != 0)
+  if (fd < 0 || fstat (fd, &st) != 0)
     {
       set_io_error (error, _("open the cache file"), entry->data_path, errno);
+      if (fd >= 0)
+        close (fd);
       return FALSE;
     }
-  if (st.st_size == size)
-    return TRUE;
-  if (st.st_nlink > 1)
-    return start_own_file (entry, error);
-  if (ftruncate (entry->fd, size) != 0)
+  if (st.st_size != size && st.st_nlink > 1)
     {
-      set_io_error (error, _("size the cache file"), entry->data_path, errno);
-      return FALSE;
+      close (fd);
+      return start_own_file (entry, error);
     }
-  return TRUE;
+  ok = st.st_size == size || ftruncate (fd, size) == 0;
+  if (!ok)
+    set_io_error (error, _("size the cache file"), entry->data_path, errno);
+  close (fd);
+  return ok;
 }
 
 CanopyCacheEntry *
@@ -619,7 +632,6 @@ canopy_cache_acquire_entry (CanopyCache *cache, const CanopyManifest *manifest, 
       return NULL;
     }
   entry = g_atomic_rc_box_new0 (CanopyCacheEntry);
-  entry->fd = -1;
   entry->cache = canopy_cache_ref (cache);
   entry->manifest = copy_manifest (manifest);
   entry->path = g_build_filename (cache->directory, manifest->content_id, NULL);
@@ -797,6 +809,7 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
                                 gsize length, GError **error)
 {
   g_autoptr (GError) local_error = NULL;
+  int fd;
 
   if (!canopy_manifest_verify_chunk (entry->manifest, index, data, length))
     {
@@ -813,9 +826,13 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
    * restarted agent checks every chunk again (see load_chunks()), so one a
    * crash damaged is simply fetched again, and waiting for the disk chunk
    * by chunk made it the bottleneck. */
-  if (!write_at (entry->fd, entry->data_path, data, length, chunk_offset (entry, index),
-                 &local_error))
+  fd = open_data (entry, O_WRONLY, &local_error);
+  if (fd < 0
+      || !write_at (fd, entry->data_path, data, length, chunk_offset (entry, index),
+                    &local_error))
     {
+      if (fd >= 0)
+        close (fd);
       if (is_no_space (local_error))
         g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_NO_SPACE,
                      _("The disk holding the cache %s is full: chunk %u of \"%s\" cannot be "
@@ -832,9 +849,9 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
 #ifdef SYNC_FILE_RANGE_WRITE
   /* Started now, while the network is the bottleneck, the writing leaves
    * little for the flush that puts the package in place. */
-  sync_file_range (entry->fd, chunk_offset (entry, index), (off_t) length,
-                   SYNC_FILE_RANGE_WRITE);
+  sync_file_range (fd, chunk_offset (entry, index), (off_t) length, SYNC_FILE_RANGE_WRITE);
 #endif
+  close (fd);
   {
     g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
 
@@ -851,6 +868,8 @@ canopy_cache_entry_read_chunk (CanopyCacheEntry *entry, guint index, GError **er
   gsize length;
   g_autofree guint8 *data = NULL;
   g_autoptr (GError) local_error = NULL;
+  int fd;
+  gboolean ok;
 
   if (!canopy_cache_entry_has_chunk (entry, index))
     {
@@ -860,8 +879,12 @@ canopy_cache_entry_read_chunk (CanopyCacheEntry *entry, guint index, GError **er
     }
   length = canopy_manifest_get_chunk_length (entry->manifest, index);
   data = g_malloc (length);
-  if (!read_at (entry->fd, entry->data_path, data, length, chunk_offset (entry, index),
-                &local_error))
+  fd = open_data (entry, O_RDONLY, &local_error);
+  ok = fd >= 0
+       && read_at (fd, entry->data_path, data, length, chunk_offset (entry, index), &local_error);
+  if (fd >= 0)
+    close (fd);
+  if (!ok)
     {
       g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
                    _("Cannot read chunk %u of \"%s\" from the cache: %s"), index,
@@ -943,6 +966,22 @@ canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, G
   return TRUE;
 }
 
+/* Flushes the data file to disk and gives it a package's permissions. */
+static gboolean
+flush_data (CanopyCacheEntry *entry, GError **error)
+{
+  int fd = open_data (entry, O_RDWR, error);
+  gboolean ok;
+
+  if (fd < 0)
+    return FALSE;
+  ok = fdatasync (fd) == 0 && fchmod (fd, 0644) == 0;
+  if (!ok)
+    set_file_error (error, _("write"), entry->data_path, errno);
+  close (fd);
+  return ok;
+}
+
 gboolean
 canopy_cache_entry_link (CanopyCacheEntry *entry, const char *destination, GError **error)
 {
@@ -953,17 +992,18 @@ canopy_cache_entry_link (CanopyCacheEntry *entry, const char *destination, GErro
   if (!check_complete (entry, error))
     return FALSE;
   /* Flushed first: once in place, the package must outlive a crash. */
-  if (fdatasync (entry->fd) != 0 || fchmod (entry->fd, 0644) != 0)
-    set_file_error (&local_error, _("write"), entry->data_path, errno);
-  else if (g_mkdir_with_parents (dir, 0755) != 0)
-    set_file_error (&local_error, _("create the directory"), dir, errno);
-  else if (link (entry->data_path, tmp) != 0)
-    set_file_error (&local_error, _("create"), tmp, errno);
-  else if (g_rename (tmp, destination) != 0)
-    set_file_error (&local_error, _("write"), destination, errno);
-  /* Also when @destination already was this file: rename() then leaves
-   * both names. */
-  g_unlink (tmp);
+  if (flush_data (entry, &local_error))
+    {
+      if (g_mkdir_with_parents (dir, 0755) != 0)
+        set_file_error (&local_error, _("create the directory"), dir, errno);
+      else if (link (entry->data_path, tmp) != 0)
+        set_file_error (&local_error, _("create"), tmp, errno);
+      else if (g_rename (tmp, destination) != 0)
+        set_file_error (&local_error, _("write"), destination, errno);
+      /* Also when @destination already was this file: rename() then
+       * leaves both names. */
+      g_unlink (tmp);
+    }
   if (local_error != NULL)
     {
       set_assemble_error (entry, destination, local_error, error);

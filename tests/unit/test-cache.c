@@ -295,6 +295,46 @@ test_quota_eviction (void)
   CANOPY_ASSERT_CONTAINS (error->message, "raise the cache quota");
 }
 
+static guint
+count_descriptors (void)
+{
+  g_autoptr (GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+
+  while (dir != NULL && g_dir_read_name (dir) != NULL)
+    n++;
+  return n;
+}
+
+/* An agent keeps every content its quota allows, possibly thousands of
+ * small ones: an open content must not hold a descriptor. */
+static void
+test_many_contents (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("many");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyCache) cache = canopy_cache_open (dir, 0, &error);
+  g_autoptr (GPtrArray) manifests = g_ptr_array_new_with_free_func (
+    (GDestroyNotify) canopy_manifest_free);
+  guint before = count_descriptors ();
+
+  for (guint i = 0; i < 300; i++)
+    {
+      g_autofree guint8 *data = make_content (CHUNK + i, 100 + i);
+      CanopyManifest *m = build (data, CHUNK + i);
+      CanopyCacheEntry *entry = canopy_cache_open_entry (cache, m, &error);
+
+      g_ptr_array_add (manifests, m);
+      CU_ASSERT_PTR_NOT_NULL_FATAL (entry);
+      fill (entry, data);
+    }
+  CU_ASSERT (count_descriptors () < before + 10);
+  {
+    g_autoptr (GPtrArray) entries = canopy_cache_get_entries (cache);
+    CU_ASSERT_EQUAL (entries->len, 300);
+  }
+}
+
 /* A real full disk: a small tmpfs mounted by the test (it runs as root). */
 static void
 test_full_disk (void)
@@ -356,4 +396,5 @@ CANOPY_TEST_SUITE (cache, "cache", NULL, NULL,
                    { "package linked, not copied", test_link },
                    { "cache of an earlier version", test_legacy_layout },
                    { "quota and eviction", test_quota_eviction },
+                   { "many contents, no descriptor each", test_many_contents },
                    { "full disk", test_full_disk })
