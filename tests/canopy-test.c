@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 typedef struct {
   const char *name;
@@ -210,6 +211,14 @@ valgrind_argv (const char *const *argv)
   return full;
 }
 
+/* In the child, before exec: a runner that aborts (a failed g_assert)
+ * takes the daemons it started with it, instead of leaving them running. */
+static void
+die_with_runner (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
 CanopyTestProcess *
 canopy_test_process_spawn (const char *const *argv, GError **error)
 {
@@ -220,6 +229,7 @@ canopy_test_process_spawn (const char *const *argv, GError **error)
 
   /* Daemons log warnings an admin must read; they are not test failures. */
   g_subprocess_launcher_unsetenv (launcher, "G_DEBUG");
+  g_subprocess_launcher_set_child_setup (launcher, die_with_runner, NULL, NULL);
   if (under_valgrind (argv[0]))
     {
       valgrind = valgrind_argv (argv);
