@@ -414,14 +414,14 @@ load_chunks (CanopyCacheEntry *entry)
     {
       gsize length = canopy_manifest_get_chunk_length (entry->manifest, i);
       off_t offset = chunk_offset (entry, i);
+      gboolean stored = !is_hole (fd, offset, length)
+                        && read_at (fd, entry->data_path, buffer, length, offset, NULL);
 
-      if (!is_hole (fd, offset, length)
-          && read_at (fd, entry->data_path, buffer, length, offset, NULL)
-          && canopy_manifest_verify_chunk (entry->manifest, i, buffer, length))
+      if (stored && canopy_manifest_verify_chunk (entry->manifest, i, buffer, length))
         mark (entry, i);
       else if (import_legacy_chunk (entry, fd, i))
         mark (entry, i);
-      else if (!is_hole (fd, offset, length) && !is_zero (buffer, length))
+      else if (stored && !is_zero (buffer, length))
         {
           g_message (_("Discarding chunk %u of \"%s\" from the cache: it no longer matches its "
                        "manifest (disk damage?); it will be fetched again"),
