@@ -22,6 +22,9 @@ typedef struct {
 /* Filled by constructors before main(); the runner's own state. */
 static GArray *registered_suites;
 static char *tmp_root;
+/* "suite/test" → why it was skipped, in the order skipped. */
+static GHashTable *skip_reasons;
+static GPtrArray *skipped_tests;
 
 void
 canopy_test_add_suite (const char *name, CU_InitializeFunc init, CU_CleanupFunc cleanup,
@@ -32,6 +35,29 @@ canopy_test_add_suite (const char *name, CU_InitializeFunc init, CU_CleanupFunc 
   if (registered_suites == NULL)
     registered_suites = g_array_new (FALSE, FALSE, sizeof (SuiteEntry));
   g_array_append_val (registered_suites, entry);
+}
+
+void
+canopy_test_skip (const char *format, ...)
+{
+  CU_pSuite suite = CU_get_current_suite ();
+  CU_pTest test = CU_get_current_test ();
+  g_autofree char *name = g_strdup_printf ("%s/%s", suite != NULL ? suite->pName : "?",
+                                           test != NULL ? test->pName : "?");
+  va_list args;
+  char *reason;
+
+  va_start (args, format);
+  reason = g_strdup_vprintf (format, args);
+  va_end (args);
+  printf ("\n    SKIPPED: %s\n", reason);
+  if (g_hash_table_contains (skip_reasons, name))
+    {
+      g_free (reason);
+      return;
+    }
+  g_ptr_array_add (skipped_tests, g_strdup (name));
+  g_hash_table_insert (skip_reasons, g_steal_pointer (&name), reason);
 }
 
 static char *
@@ -415,6 +441,66 @@ register_suites (const char *filter)
   return TRUE;
 }
 
+/* The allowed skips: one "suite/test" per line; '#' starts a comment that
+ * says why the skip is allowed. */
+static GHashTable *
+read_allowed_skips (const char *path)
+{
+  g_autofree char *text = NULL;
+  g_autoptr (GError) error = NULL;
+  g_auto (GStrv) lines = NULL;
+  GHashTable *allowed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  if (!g_file_get_contents (path, &text, NULL, &error))
+    {
+      fprintf (stderr, "cannot read the allowed skips: %s\n", error->message);
+      return allowed;
+    }
+  lines = g_strsplit (text, "\n", -1);
+  for (char **l = lines; *l != NULL; l++)
+    {
+      char *hash = strchr (*l, '#');
+
+      if (hash != NULL)
+        *hash = '\0';
+      g_strstrip (*l);
+      if (**l != '\0')
+        g_hash_table_add (allowed, g_strdup (*l));
+    }
+  return allowed;
+}
+
+/* Prints "N passed, N failed, N skipped" and the skips with why; returns
+ * how many skips were not allowed. */
+static guint
+report_skips (void)
+{
+  const char *allowed_path = g_getenv ("CANOPY_TEST_ALLOWED_SKIPS");
+  g_autoptr (GHashTable) allowed = NULL;
+  guint run = CU_get_number_of_tests_run ();
+  guint failed = CU_get_number_of_tests_failed ();
+  guint skipped = skipped_tests->len;
+  guint unexpected = 0;
+
+  if (allowed_path != NULL && allowed_path[0] != '\0')
+    allowed = read_allowed_skips (allowed_path);
+  printf ("%u passed, %u failed, %u skipped\n", run - MIN (run, failed + skipped), failed,
+          skipped);
+  for (guint i = 0; i < skipped_tests->len; i++)
+    {
+      const char *name = g_ptr_array_index (skipped_tests, i);
+      gboolean ok = allowed == NULL || g_hash_table_contains (allowed, name);
+
+      printf ("  skipped%s: %s: %s\n", ok ? "" : " (NOT ALLOWED)", name,
+              (const char *) g_hash_table_lookup (skip_reasons, name));
+      unexpected += ok ? 0 : 1;
+    }
+  if (unexpected > 0)
+    printf ("%u skip(s) are not in %s: make the test run here, or allow the skip there "
+            "with the reason\n", unexpected, allowed_path);
+  return unexpected;
+}
+
 static void
 remove_tree (const char *path)
 {
@@ -440,6 +526,8 @@ main (int argc, char **argv)
   const char *filter = argc > 1 && argv[1][0] != '\0' ? argv[1] : NULL;
 
   signal (SIGPIPE, SIG_IGN);
+  skip_reasons = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  skipped_tests = g_ptr_array_new_with_free_func (g_free);
   tmp_root = g_dir_make_tmp ("canopy-test-XXXXXX", NULL);
   g_assert (tmp_root != NULL);
 
@@ -459,7 +547,10 @@ main (int argc, char **argv)
   else if (failures > 0)
     CU_basic_show_failures (CU_get_failure_list ());
   printf ("\n");
+  failures += report_skips ();
   CU_cleanup_registry ();
+  g_ptr_array_unref (skipped_tests);
+  g_hash_table_unref (skip_reasons);
 
   if (g_getenv ("CANOPY_TEST_KEEP_TMP") == NULL)
     remove_tree (tmp_root);

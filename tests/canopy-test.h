@@ -23,6 +23,12 @@ void canopy_test_add_suite (const char *name,
     canopy_test_add_suite ((name), (init), (cleanup), ident##_cases);          \
   }
 
+/* Marks the running test as skipped, with why (printf-style): it is
+ * counted and named as a skip in the summary, never as a pass. The test
+ * returns right after. With CANOPY_TEST_ALLOWED_SKIPS naming a file of
+ * allowed skips (CI's), any other skip fails the run. */
+void canopy_test_skip (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
 /* Paths in the source and build trees (from the test environment). */
 char *canopy_test_src_path (const char *first, ...) G_GNUC_NULL_TERMINATED;
 char *canopy_test_build_path (const char *first, ...) G_GNUC_NULL_TERMINATED;

@@ -12,6 +12,9 @@ for p in $packages; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||
     missing="$missing $p"
 done
+# The web console's script runs under Node.js in the tests; any Node.js
+# already on the machine will do, Debian's otherwise.
+command -v node > /dev/null 2>&1 || missing="$missing nodejs"
 if [ -n "$missing" ]; then
   echo "installing:$missing"
   export DEBIAN_FRONTEND=noninteractive

@@ -276,8 +276,8 @@ fixture_init (Fixture *fixture, const char *plugin_name)
                                                CANOPY_PLUGIN_KIND_TRANSPORT, &error);
   if (g_error_matches (error, CANOPY_PLUGIN_ERROR, CANOPY_PLUGIN_ERROR_NOT_FOUND))
     {
-      printf ("\n    SKIPPED: transport plugin \"%s\" is not built "
-              "(no canopy-%s.so on CANOPY_PLUGIN_PATH)\n  ", plugin_name, plugin_name);
+      canopy_test_skip ("transport plugin \"%s\" is not built "
+              "(no canopy-%s.so on CANOPY_PLUGIN_PATH)", plugin_name, plugin_name);
       return FALSE;
     }
   CANOPY_ASSERT_NO_ERROR (error);

@@ -30,8 +30,8 @@ canopy_test_site_available (void)
 
   if (g_file_test (tcp, G_FILE_TEST_EXISTS) && g_file_test (sqlite, G_FILE_TEST_EXISTS))
     return TRUE;
-  printf ("\n    SKIPPED: needs the tcp transport and the sqlite backend, and one was not "
-          "built\n");
+  canopy_test_skip ("needs the tcp transport and the sqlite backend, and one was not "
+          "built");
   return FALSE;
 }
 

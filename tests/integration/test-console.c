@@ -303,8 +303,8 @@ skipped (void)
 {
   if (server.process != NULL)
     return FALSE;
-  printf ("\n    SKIPPED: needs the tcp transport and the sqlite backend, and one was not "
-          "built\n");
+  canopy_test_skip ("needs the tcp transport and the sqlite backend, and one was not "
+          "built");
   return TRUE;
 }
 
@@ -698,7 +698,7 @@ test_web_console_token (void)
     return;
   if (node == NULL)
     {
-      printf ("\n    SKIPPED: Node.js is not installed to run the web console's script\n");
+      canopy_test_skip ("Node.js is not installed to run the web console's script");
       return;
     }
   CU_ASSERT_EQUAL (canopy_test_run (argv, &out), 0);

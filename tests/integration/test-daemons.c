@@ -320,7 +320,7 @@ test_agent_serves_peers (void)
 
   if (!g_file_test (tcp, G_FILE_TEST_EXISTS))
     {
-      printf ("\n    SKIPPED: the tcp transport was not built\n");
+      canopy_test_skip ("the tcp transport was not built");
       return;
     }
   key = canopy_shared_key_generate (&error);

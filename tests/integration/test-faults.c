@@ -210,8 +210,8 @@ test_clock_jump (void)
 
   if (faketime == NULL)
     {
-      printf ("\n    SKIPPED: libfaketime is not installed (Debian package \"faketime\"); "
-              "the clock-jump test did not run\n");
+      canopy_test_skip ("libfaketime is not installed (Debian package \"faketime\"); "
+              "the clock-jump test did not run");
       return;
     }
   if (!canopy_test_site_available ())
@@ -297,8 +297,8 @@ test_disk_full (void)
   g_assert (g_mkdir_with_parents (cache, 0700) == 0);
   if (mount ("tmpfs", cache, "tmpfs", 0, "size=4m") != 0)
     {
-      printf ("\n    SKIPPED: cannot mount a small tmpfs here (%s); the full-disk test did not "
-              "run\n", g_strerror (errno));
+      canopy_test_skip ("cannot mount a small tmpfs here (%s); the full-disk test did not "
+              "run", g_strerror (errno));
       canopy_test_site_stop (&site, FALSE);
       return;
     }

@@ -57,15 +57,15 @@ netns_usable (void)
 
   if (getuid () != 0)
     {
-      printf ("\n    SKIPPED: not root, so no network namespaces; the network-cut test did "
-              "not run\n");
+      canopy_test_skip ("not root, so no network namespaces; the network-cut test did "
+              "not run");
       return FALSE;
     }
   probe = g_strdup_printf ("canopy-probe-%d", (int) getpid ());
   ok = ip ("netns add %s", probe) && ip ("netns delete %s", probe);
   if (!ok)
-    printf ("\n    SKIPPED: \"ip netns\" does not work here; the network-cut test did not "
-            "run\n");
+    canopy_test_skip ("\"ip netns\" does not work here; the network-cut test did not "
+            "run");
   return ok;
 }
 

@@ -351,7 +351,7 @@ test_full_disk (void)
 
   if (mount ("tmpfs", dir, "tmpfs", 0, "size=64k") != 0)
     {
-      printf ("\n    SKIPPED: cannot mount a small tmpfs here (%s); full-disk case not run\n",
+      canopy_test_skip ("cannot mount a small tmpfs here (%s); full-disk case not run",
               g_strerror (errno));
       return;
     }

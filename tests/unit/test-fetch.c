@@ -68,7 +68,7 @@ make_content (Content *c)
   c->tcp = canopy_plugin_loader_load (c->loader, "tcp", CANOPY_PLUGIN_KIND_TRANSPORT, &error);
   if (c->tcp == NULL)
     {
-      printf ("\n    SKIPPED: the tcp transport was not built (%s)\n", error->message);
+      canopy_test_skip ("the tcp transport was not built (%s)", error->message);
       return FALSE;
     }
   c->dir = canopy_test_make_tmpdir ("fetch");
@@ -635,7 +635,7 @@ test_disk_full (void)
   g_assert (g_mkdir_with_parents (dir, 0700) == 0);
   if (mount ("tmpfs", dir, "tmpfs", 0, "size=4m") != 0)
     {
-      printf ("\n    SKIPPED: cannot mount a small tmpfs here (%s); full-disk fetch not run\n",
+      canopy_test_skip ("cannot mount a small tmpfs here (%s); full-disk fetch not run",
               g_strerror (errno));
       content_clear (&c);
       return;

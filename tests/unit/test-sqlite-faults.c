@@ -100,7 +100,7 @@ test_locked_by_another_process (void)
                              &error, "sqlite3", path, NULL);
   if (holder == NULL)
     {
-      printf ("\n    SKIPPED: the sqlite3 program is not installed (%s)\n", error->message);
+      canopy_test_skip ("the sqlite3 program is not installed (%s)", error->message);
       g_variant_unref (record.value);
       return;
     }
@@ -152,7 +152,7 @@ test_full_disk (void)
 
   if (mount ("tmpfs", dir, "tmpfs", 0, "size=512k") != 0)
     {
-      printf ("\n    SKIPPED: cannot mount a small tmpfs here (%s); full-disk case not run\n",
+      canopy_test_skip ("cannot mount a small tmpfs here (%s); full-disk case not run",
               g_strerror (errno));
       g_variant_unref (first.value);
       g_ptr_array_unref (batch);
