@@ -156,6 +156,61 @@ origin_start (CanopyTestSite *s)
   s->origin_url = g_strndup (line + strlen ("origin "), strcspn (line + strlen ("origin "), "\n"));
 }
 
+/* Devices of a real site each have their own disk; the site's agents share
+ * this machine's. As root, each agent runs in a mount namespace of its own
+ * where the destination directory is its own directory, so every installed
+ * copy can be compared with the original, not only the last one written. */
+static gboolean
+private_destinations (void)
+{
+  return getuid () == 0;
+}
+
+static char *
+destination_dir (const CanopyTestSite *s)
+{
+  return g_build_filename (s->dir, "copies", NULL);
+}
+
+static char *
+private_dir (const CanopyTestSite *s, guint slot)
+{
+  g_autofree char *name = g_strdup_printf ("copies-of-%u", slot);
+
+  return g_build_filename (s->dir, name, NULL);
+}
+
+char *
+canopy_test_site_copy_path (const CanopyTestSite *s, guint slot)
+{
+  g_autofree char *dir = private_destinations () ? private_dir (s, slot) : destination_dir (s);
+
+  return g_build_filename (dir, "package.bin", NULL);
+}
+
+/* Prepends to @argv: unshare --mount, then a shell that binds the slot's own
+ * directory over the destination directory and runs the rest. @owned
+ * keeps the strings it made. */
+static void
+add_private_destination (const CanopyTestSite *s, GPtrArray *argv, GPtrArray *owned, guint slot)
+{
+  char *own = private_dir (s, slot);
+  char *shared = destination_dir (s);
+
+  g_assert (g_mkdir_with_parents (own, 0755) == 0 && g_mkdir_with_parents (shared, 0755) == 0);
+  g_ptr_array_add (owned, own);
+  g_ptr_array_add (owned, shared);
+  g_ptr_array_add (argv, (gpointer) "unshare");
+  g_ptr_array_add (argv, (gpointer) "--mount");
+  g_ptr_array_add (argv, (gpointer) "--propagation=private");
+  g_ptr_array_add (argv, (gpointer) "sh");
+  g_ptr_array_add (argv, (gpointer) "-c");
+  g_ptr_array_add (argv, (gpointer) "mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"");
+  g_ptr_array_add (argv, (gpointer) "canopy-private-destination");
+  g_ptr_array_add (argv, own);
+  g_ptr_array_add (argv, shared);
+}
+
 CanopyTestProcess *
 canopy_test_site_agent_start (CanopyTestSite *s, guint office, guint index)
 {
@@ -182,9 +237,12 @@ canopy_test_site_device_start (CanopyTestSite *s, guint office, guint index,
     "<transport plugin='tcp'/></agent>",
     address, s->agent_port, state, peer);
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr (GPtrArray) owned = g_ptr_array_new_with_free_func (g_free);
   CanopyTestProcess *proc;
   guint slot = canopy_test_site_slot (office, index);
 
+  if (private_destinations ())
+    add_private_destination (s, argv, owned, slot);
   for (guint i = 0; command != NULL && command[i] != NULL; i++)
     g_ptr_array_add (argv, (gpointer) command[i]);
   if (command == NULL)
@@ -205,6 +263,7 @@ canopy_test_site_device_start (CanopyTestSite *s, guint office, guint index,
   g_assert (g_file_get_contents (id_path, &text, NULL, NULL));
   g_free (s->device_ids[slot]);
   s->device_ids[slot] = g_strdup (g_strstrip (text));
+  s->installs[slot] = command == NULL;
   return proc;
 }
 
@@ -421,10 +480,8 @@ canopy_test_site_deploy_content (CanopyTestSite *s, const char *content_id)
   g_autofree char *body = NULL;
   g_autoptr (JsonNode) created = NULL;
 
-  /* The agents share this machine's file system, so they share the
-   * destination; each checks its copy's SHA-256 before the atomic rename,
-   * and the server counts a device done only when the hash it reports is
-   * the content's. */
+  /* As root each agent sees its own directory at this destination
+   * (private_destinations()). */
   body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Branch\"], "
                           "\"destination\": \"%s/copies/package.bin\"}",
                           content_id, s->dir);
@@ -538,9 +595,28 @@ canopy_test_site_same_file (const char *a, const char *b)
 void
 canopy_test_site_assert_copy (CanopyTestSite *s)
 {
-  g_autofree char *copy = g_build_filename (s->dir, "copies", "package.bin", NULL);
+  guint compared = 0;
 
-  CU_ASSERT (canopy_test_site_same_file (copy, s->package));
+  for (guint slot = 0; slot < CANOPY_TEST_SITE_N_AGENTS; slot++)
+    {
+      g_autofree char *copy = NULL;
+
+      if (!s->installs[slot])
+        continue;
+      copy = canopy_test_site_copy_path (s, slot);
+      if (!canopy_test_site_same_file (copy, s->package))
+        fprintf (stderr, "\n    the copy of agent slot %u, %s, differs from the package\n", slot,
+                 copy);
+      CU_ASSERT (canopy_test_site_same_file (copy, s->package));
+      compared++;
+      if (!private_destinations ())
+        {
+          printf ("\n    (not root: the agents share one destination, so one copy was "
+                  "compared)\n");
+          break;
+        }
+    }
+  CU_ASSERT (compared > 0);
 }
 
 void

@@ -46,6 +46,8 @@ typedef struct {
   CanopyTestProcess *origin;
   CanopyTestProcess *agents[CANOPY_TEST_SITE_N_AGENTS];
   char *device_ids[CANOPY_TEST_SITE_N_AGENTS];
+  /* Whether the slot ran the real agent, which installs its own copy. */
+  gboolean installs[CANOPY_TEST_SITE_N_AGENTS];
   char *origin_url;
   char *token;
   SoupSession *session;
@@ -102,7 +104,9 @@ JsonObject *canopy_test_site_health_check (CanopyTestSite *s, const char *name,
                                            JsonNode **holder);
 /* Whether files @a and @b hold the same bytes. */
 gboolean canopy_test_site_same_file (const char *a, const char *b);
-/* Every copy at the deployment's destination matches the package. */
+/* The copy that agent slot @slot installed at the deployment's destination. */
+char *canopy_test_site_copy_path (const CanopyTestSite *s, guint slot);
+/* Every copy installed by every real agent the site ran matches the package. */
 void canopy_test_site_assert_copy (CanopyTestSite *s);
 
 /* Runs the main context for @ms, so the processes' output keeps being read. */
