@@ -87,6 +87,26 @@ canopy_console_parse_text (const char *data, gsize length, GError **error)
   return g_strndup (data, length);
 }
 
+/* Whether the JSON text escapes a NUL character (\u0000) in a string.
+ * json-glib keeps strings NUL-terminated, so such a string would reach
+ * canopy cut short at the NUL: "/opt/app\u0000.exe" would become
+ * "/opt/app". Escapes are skipped whole, so "\\u0000" (a backslash, then
+ * "u0000") is not one. */
+static gboolean
+escapes_nul (const char *text)
+{
+  for (const char *p = text; *p != '\0'; p++)
+    if (*p == '\\')
+      {
+        if (p[1] == 'u' && g_ascii_strncasecmp (p + 2, "0000", 4) == 0)
+          return TRUE;
+        if (p[1] == '\0')
+          break;
+        p++;
+      }
+  return FALSE;
+}
+
 JsonObject *
 canopy_console_parse_object (const char *data, gsize length, GError **error)
 {
@@ -97,6 +117,13 @@ canopy_console_parse_object (const char *data, gsize length, GError **error)
 
   if (text == NULL)
     return NULL;
+  if (escapes_nul (text))
+    {
+      g_set_error (error, CANOPY_CONSOLE_JSON_ERROR, CANOPY_CONSOLE_JSON_ERROR_ENCODING,
+                   _("The request body has a NUL character (\\u0000) in a string; no name, "
+                     "path or setting may contain one: remove it and send the request again"));
+      return NULL;
+    }
   if (!json_parser_load_from_data (parser, text, -1, &local_error))
     {
       g_set_error (error, CANOPY_CONSOLE_JSON_ERROR, CANOPY_CONSOLE_JSON_ERROR_MALFORMED,

@@ -5,7 +5,7 @@
 #include "tests/fuzz/fuzz.h"
 #include "lib/config.h"
 
-static int
+static gboolean
 fuzz_config (const uint8_t *data, size_t size, const char *schema)
 {
   g_autoptr (GError) error = NULL;
@@ -15,20 +15,20 @@ fuzz_config (const uint8_t *data, size_t size, const char *schema)
   if (config == NULL)
     {
       g_assert (error != NULL);
-      return 0;
+      return FALSE;
     }
   g_assert (error == NULL);
   g_free (canopy_config_node_to_xml (canopy_config_get_root (config)));
-  return 0;
+  return TRUE;
 }
 
-int
+gboolean
 canopy_fuzz_config_server (const uint8_t *data, size_t size)
 {
   return fuzz_config (data, size, CANOPY_SCHEMA_SERVER);
 }
 
-int
+gboolean
 canopy_fuzz_config_agent (const uint8_t *data, size_t size)
 {
   return fuzz_config (data, size, CANOPY_SCHEMA_AGENT);

@@ -5,7 +5,7 @@
 #include "tests/fuzz/fuzz.h"
 #include "lib/licence-file.h"
 
-int
+gboolean
 canopy_fuzz_licence (const uint8_t *data, size_t size)
 {
   static CanopyVerifyKey *issuer;
@@ -20,7 +20,7 @@ canopy_fuzz_licence (const uint8_t *data, size_t size)
   if (licence == NULL)
     {
       g_assert (error != NULL);
-      return 0;
+      return FALSE;
     }
   g_assert (error == NULL);
   g_assert (licence->customer != NULL);
@@ -29,5 +29,5 @@ canopy_fuzz_licence (const uint8_t *data, size_t size)
       g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
       canopy_licence_file_is_expired (licence, now);
     }
-  return 0;
+  return TRUE;
 }

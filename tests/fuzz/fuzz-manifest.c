@@ -27,7 +27,7 @@ check_manifest (const CanopyManifest *manifest, GBytes *input)
   g_assert (g_bytes_equal (input, again));
 }
 
-static int
+static gboolean
 fuzz_manifest (const uint8_t *data, size_t size, const CanopyVerifyKey *key)
 {
   g_autoptr (GBytes) bytes = g_bytes_new (data, size);
@@ -37,21 +37,21 @@ fuzz_manifest (const uint8_t *data, size_t size, const CanopyVerifyKey *key)
   if (manifest == NULL)
     {
       g_assert (error != NULL);
-      return 0;
+      return FALSE;
     }
   g_assert (error == NULL);
   g_assert (key == NULL || manifest->signature != NULL);
   check_manifest (manifest, bytes);
-  return 0;
+  return TRUE;
 }
 
-int
+gboolean
 canopy_fuzz_manifest (const uint8_t *data, size_t size)
 {
   return fuzz_manifest (data, size, NULL);
 }
 
-int
+gboolean
 canopy_fuzz_manifest_key (const uint8_t *data, size_t size)
 {
   static CanopyVerifyKey *key;

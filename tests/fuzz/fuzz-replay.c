@@ -7,11 +7,29 @@
 #include "tests/fuzz/fuzz.h"
 
 #include <stdio.h>
+#include <string.h>
 
 typedef struct {
   const char *name;
   CanopyFuzzFunc func;
 } FuzzTarget;
+
+/* What the replay asserts of an input, from its name: seeds named
+ * "*-invalid.*" must be refused, other named seeds accepted; inputs the
+ * fuzzer found (named by their SHA-1) and regressions only must not crash. */
+typedef enum { EXPECT_ANY, EXPECT_ACCEPTED, EXPECT_REFUSED } Expectation;
+
+static Expectation
+expectation_of (const char *dir_name, const char *name)
+{
+  g_autofree char *stem = g_strndup (name, strcspn (name, "."));
+
+  if (g_str_equal (dir_name, "regressions"))
+    return EXPECT_ANY;
+  if (strlen (name) == 40 && strspn (name, "0123456789abcdef") == 40)
+    return EXPECT_ANY;
+  return g_str_has_suffix (stem, "-invalid") ? EXPECT_REFUSED : EXPECT_ACCEPTED;
+}
 
 /* Returns how many inputs of @dir_name/@target went through. */
 static guint
@@ -28,6 +46,8 @@ replay_dir (const FuzzTarget *target, const char *dir_name)
       g_autofree char *path = g_build_filename (dir_path, name, NULL);
       g_autofree char *contents = NULL;
       gsize length;
+      gboolean accepted;
+      Expectation expected;
 
       if (!g_file_get_contents (path, &contents, &length, NULL))
         {
@@ -37,7 +57,12 @@ replay_dir (const FuzzTarget *target, const char *dir_name)
         }
       if (g_getenv ("CANOPY_TEST_FUZZ_VERBOSE") != NULL)
         fprintf (stderr, "\n    replaying %s", path);
-      CU_ASSERT_EQUAL (target->func ((const uint8_t *) contents, length), 0);
+      accepted = target->func ((const uint8_t *) contents, length);
+      expected = expectation_of (dir_name, name);
+      if (expected != EXPECT_ANY && accepted != (expected == EXPECT_ACCEPTED))
+        fprintf (stderr, "\n    %s was %s; its name says it must be %s\n", path,
+                 accepted ? "accepted" : "refused", accepted ? "refused" : "accepted");
+      CU_ASSERT (expected == EXPECT_ANY || accepted == (expected == EXPECT_ACCEPTED));
       n++;
     }
   return n;

@@ -10,7 +10,7 @@ static const char topology_csv[] =
   "office,parent,type,subnets,wan_rate,metered\n"
   "North,,Default,10.0.1.0/24,200M,no\n";
 
-int
+gboolean
 canopy_fuzz_settings (const uint8_t *data, size_t size)
 {
   const char *groups[] = { "Branch", NULL };
@@ -26,7 +26,7 @@ canopy_fuzz_settings (const uint8_t *data, size_t size)
   if (object == NULL)
     {
       g_assert (error != NULL);
-      return 0;
+      return FALSE;
     }
   if (!canopy_settings_apply_json (settings, object, &changed, &error))
     {
@@ -34,7 +34,7 @@ canopy_fuzz_settings (const uint8_t *data, size_t size)
       g_assert (changed == 0);
       g_assert_cmpstr (settings->name, ==, initial.name);
       g_assert (g_strv_equal ((const char *const *) settings->assigned_groups, groups));
-      return 0;
+      return FALSE;
     }
   g_assert (error == NULL);
   for (guint field = CANOPY_SETTINGS_NAME; field <= CANOPY_SETTINGS_GROUPS; field <<= 1)
@@ -45,5 +45,5 @@ canopy_fuzz_settings (const uint8_t *data, size_t size)
       }
   shown = canopy_settings_to_json (settings);
   g_assert (shown != NULL);
-  return 0;
+  return TRUE;
 }

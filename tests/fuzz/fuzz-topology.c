@@ -5,7 +5,7 @@
 #include "tests/fuzz/fuzz.h"
 #include "lib/topology.h"
 
-int
+gboolean
 canopy_fuzz_topology (const uint8_t *data, size_t size)
 {
   g_autofree char *csv = g_strndup ((const char *) data, size);
@@ -22,12 +22,12 @@ canopy_fuzz_topology (const uint8_t *data, size_t size)
     {
       g_assert (errors != NULL && errors->len > 0);
       g_assert (locations != NULL && locations->len == errors->len);
-      return 0;
+      return FALSE;
     }
   exported = canopy_topology_export_csv (topology);
   again = canopy_topology_import_csv (exported, NULL, &again_errors);
   g_assert (again != NULL);
   exported_again = canopy_topology_export_csv (again);
   g_assert_cmpstr (exported, ==, exported_again);
-  return 0;
+  return TRUE;
 }

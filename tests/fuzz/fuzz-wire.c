@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-int
+gboolean
 canopy_fuzz_wire (const uint8_t *data, size_t size)
 {
   g_autoptr (GBytes) frame = g_bytes_new (data, size);
@@ -20,7 +20,7 @@ canopy_fuzz_wire (const uint8_t *data, size_t size)
   if (body == NULL)
     {
       g_assert (error != NULL);
-      return 0;
+      return FALSE;
     }
   g_assert (error == NULL);
   g_assert (g_variant_is_of_type (body, canopy_wire_kind_type (kind)));
@@ -28,5 +28,5 @@ canopy_fuzz_wire (const uint8_t *data, size_t size)
   /* Normal form only: one meaning per frame, so it round-trips exactly. */
   again = canopy_wire_encode (kind, body);
   g_assert (g_bytes_equal (frame, again));
-  return 0;
+  return TRUE;
 }

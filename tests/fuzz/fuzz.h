@@ -12,18 +12,19 @@ G_BEGIN_DECLS
  * valid seeds are signed with it. */
 #define CANOPY_FUZZ_PUBLIC_KEY "Gzt32hYhZKRDzMphYvONwtg1BbVuSIqITIuvzg/FX4E="
 
-/* Each takes any bytes and returns 0; a bug shows as a crash, a sanitizer
- * report, a failed g_assert on an invariant or a GLib critical. */
-typedef int (*CanopyFuzzFunc) (const uint8_t *data, size_t size);
+/* Each takes any bytes and returns whether its parser accepted them (FALSE:
+ * refused with an error); a bug shows as a crash, a sanitizer report, a
+ * failed g_assert on an invariant or a GLib critical. */
+typedef gboolean (*CanopyFuzzFunc) (const uint8_t *data, size_t size);
 
-int canopy_fuzz_wire (const uint8_t *data, size_t size);
-int canopy_fuzz_manifest (const uint8_t *data, size_t size);
-int canopy_fuzz_manifest_key (const uint8_t *data, size_t size);
-int canopy_fuzz_config_server (const uint8_t *data, size_t size);
-int canopy_fuzz_config_agent (const uint8_t *data, size_t size);
-int canopy_fuzz_topology (const uint8_t *data, size_t size);
-int canopy_fuzz_licence (const uint8_t *data, size_t size);
-int canopy_fuzz_settings (const uint8_t *data, size_t size);
+gboolean canopy_fuzz_wire (const uint8_t *data, size_t size);
+gboolean canopy_fuzz_manifest (const uint8_t *data, size_t size);
+gboolean canopy_fuzz_manifest_key (const uint8_t *data, size_t size);
+gboolean canopy_fuzz_config_server (const uint8_t *data, size_t size);
+gboolean canopy_fuzz_config_agent (const uint8_t *data, size_t size);
+gboolean canopy_fuzz_topology (const uint8_t *data, size_t size);
+gboolean canopy_fuzz_licence (const uint8_t *data, size_t size);
+gboolean canopy_fuzz_settings (const uint8_t *data, size_t size);
 
 /* Criticals and warnings are bugs when outside input causes them. */
 void canopy_fuzz_init (void);
