@@ -55,7 +55,17 @@ write_batches (CanopyBackend *backend, guint n, guint batch, gint64 stamp, GPtrA
   return n / ((g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
 }
 
-/* The reference: the same rows, the same batches, straight into SQLite. */
+/* Stops the benchmark on any SQLite failure: a reference that failed
+ * would be fast for nothing. */
+static void
+check_sqlite (sqlite3 *db, int rc, int expected, const char *what)
+{
+  if (rc != expected)
+    g_error ("the reference's %s failed: %s", what, sqlite3_errmsg (db));
+}
+
+/* The reference: the same rows, the same batches, straight into SQLite,
+ * every return code checked as the backend checks its own. */
 static double
 raw_sqlite (const char *path, guint n, guint batch, GPtrArray *keys)
 {
@@ -64,25 +74,30 @@ raw_sqlite (const char *path, guint n, guint batch, GPtrArray *keys)
   gint64 start;
 
   g_unlink (path);
-  sqlite3_open (path, &db);
-  sqlite3_exec (db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                    "CREATE TABLE t (kind INTEGER, key TEXT, value BLOB, PRIMARY KEY (kind, key))"
-                    " WITHOUT ROWID", NULL, NULL, NULL);
-  sqlite3_prepare_v2 (db, "INSERT OR REPLACE INTO t VALUES (0, ?1, ?2)", -1, &stmt, NULL);
+  check_sqlite (db, sqlite3_open (path, &db), SQLITE_OK, "open");
+  check_sqlite (db, sqlite3_exec (db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                                      "CREATE TABLE t (kind INTEGER, key TEXT, value BLOB, "
+                                      "PRIMARY KEY (kind, key)) WITHOUT ROWID",
+                                  NULL, NULL, NULL), SQLITE_OK, "schema");
+  check_sqlite (db, sqlite3_prepare_v2 (db, "INSERT OR REPLACE INTO t VALUES (0, ?1, ?2)", -1,
+                                        &stmt, NULL), SQLITE_OK, "prepare");
   start = g_get_monotonic_time ();
   for (guint first = 0; first < n; first += batch)
     {
-      sqlite3_exec (db, "BEGIN", NULL, NULL, NULL);
+      check_sqlite (db, sqlite3_exec (db, "BEGIN", NULL, NULL, NULL), SQLITE_OK, "BEGIN");
       for (guint i = first; i < MIN (first + batch, n); i++)
         {
           g_autoptr (GVariant) value = device (i, 1);
-          sqlite3_bind_text (stmt, 1, g_ptr_array_index (keys, i), -1, SQLITE_STATIC);
-          sqlite3_bind_blob (stmt, 2, g_variant_get_data (value), (int) g_variant_get_size (value),
-                             SQLITE_STATIC);
-          sqlite3_step (stmt);
-          sqlite3_reset (stmt);
+
+          check_sqlite (db, sqlite3_bind_text (stmt, 1, g_ptr_array_index (keys, i), -1,
+                                               SQLITE_STATIC), SQLITE_OK, "bind");
+          check_sqlite (db, sqlite3_bind_blob (stmt, 2, g_variant_get_data (value),
+                                               (int) g_variant_get_size (value), SQLITE_STATIC),
+                        SQLITE_OK, "bind");
+          check_sqlite (db, sqlite3_step (stmt), SQLITE_DONE, "insert");
+          check_sqlite (db, sqlite3_reset (stmt), SQLITE_OK, "reset");
         }
-      sqlite3_exec (db, "COMMIT", NULL, NULL, NULL);
+      check_sqlite (db, sqlite3_exec (db, "COMMIT", NULL, NULL, NULL), SQLITE_OK, "COMMIT");
     }
   sqlite3_finalize (stmt);
   sqlite3_close (db);
