@@ -24,30 +24,10 @@ static const char *const record_types[CANOPY_N_RECORD_KINDS] = {
   [CANOPY_RECORD_ACTIVATION] = CANOPY_RECORD_ACTIVATION_TYPE,
 };
 
-static const char *const record_names[CANOPY_N_RECORD_KINDS] = {
-  "device", "office", "setting", "content", "deployment", "progress", "activation",
-};
-
 static const char *const log_types[CANOPY_N_LOG_KINDS] = {
   [CANOPY_LOG_TRANSFER] = CANOPY_LOG_TRANSFER_TYPE,
   [CANOPY_LOG_AUDIT] = CANOPY_LOG_AUDIT_TYPE,
 };
-
-static const char *const log_names[CANOPY_N_LOG_KINDS] = { "transfer", "audit" };
-
-G_DEFINE_QUARK (canopy-backend-error-quark, canopy_backend_error)
-
-const char *
-canopy_record_kind_to_string (CanopyRecordKind kind)
-{
-  return kind < CANOPY_N_RECORD_KINDS ? record_names[kind] : "unknown";
-}
-
-const char *
-canopy_log_kind_to_string (CanopyLogKind kind)
-{
-  return kind < CANOPY_N_LOG_KINDS ? log_names[kind] : "unknown";
-}
 
 const GVariantType *
 canopy_record_kind_type (CanopyRecordKind kind)

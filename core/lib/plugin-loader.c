@@ -27,20 +27,6 @@ struct _CanopyPluginLoader {
 
 G_DEFINE_QUARK (canopy-plugin-error-quark, canopy_plugin_error)
 
-const char *
-canopy_plugin_kind_to_string (CanopyPluginKind kind)
-{
-  switch (kind)
-    {
-    case CANOPY_PLUGIN_KIND_TRANSPORT:
-      return "transport";
-    case CANOPY_PLUGIN_KIND_BACKEND:
-      return "backend";
-    default:
-      return "unknown";
-    }
-}
-
 static void
 plugin_free (CanopyPlugin *plugin)
 {
@@ -91,7 +77,7 @@ name_is_valid (const char *name)
   if (name[0] == '\0' || strlen (name) > 64)
     return FALSE;
   for (const char *p = name; *p != '\0'; p++)
-    if (!g_ascii_islower (*p) && !g_ascii_isdigit (*p) && *p != '-' && *p != '_')
+    if (!g_ascii_islower (*p) && !g_ascii_isdigit (*p) && *p != '-')
       return FALSE;
   return TRUE;
 }

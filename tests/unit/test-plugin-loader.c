@@ -83,6 +83,9 @@ test_invalid_names (void)
                   "short name");
   assert_refused ("SQLite", CANOPY_PLUGIN_KIND_BACKEND, CANOPY_PLUGIN_ERROR_INVALID_NAME,
                   "\"SQLite\"");
+  /* The documented names are [a-z0-9-]+: no underscore. */
+  assert_refused ("my_backend", CANOPY_PLUGIN_KIND_BACKEND, CANOPY_PLUGIN_ERROR_INVALID_NAME,
+                  "\"my_backend\"");
 }
 
 static void
