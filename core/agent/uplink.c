@@ -190,62 +190,144 @@ canopy_uplink_send (CanopyUplink *uplink, guint kind, GVariant *body, GError **e
   return canopy_transport_send (uplink->conn, frame, NULL, error);
 }
 
+typedef struct {
+  char *address;
+  GInetAddressMask *subnet;
+  guint8 prefix;
+  gboolean loopback;
+} LocalAddress;
+
+static void
+local_address_clear (LocalAddress *local)
+{
+  g_free (local->address);
+  g_clear_object (&local->subnet);
+}
+
+/* The subnet of @address's first @prefix bits (GInetAddressMask refuses
+ * an address with host bits set). */
+static GInetAddressMask *
+subnet_of (GInetAddress *address, guint prefix)
+{
+  guint8 bytes[16] = { 0 };
+  gsize size = g_inet_address_get_native_size (address);
+  g_autoptr (GInetAddress) network = NULL;
+
+  memcpy (bytes, g_inet_address_to_bytes (address), size);
+  for (gsize b = 0; b < size; b++)
+    if (prefix < 8 * (b + 1))
+      bytes[b] &= (guint8) (prefix <= 8 * b ? 0 : 0xff << (8 * (b + 1) - prefix));
+  network = g_inet_address_new_from_bytes (bytes, g_inet_address_get_family (address));
+  return g_inet_address_mask_new (network, prefix, NULL);
+}
+
+/* Every address of the host's interfaces, with its prefix length. */
+static GArray *
+interface_addresses (void)
+{
+  GArray *found = g_array_new (FALSE, TRUE, sizeof (LocalAddress));
+  struct ifaddrs *list = NULL;
+
+  g_array_set_clear_func (found, (GDestroyNotify) local_address_clear);
+  if (getifaddrs (&list) != 0)
+    return found;
+  for (struct ifaddrs *i = list; i != NULL; i = i->ifa_next)
+    {
+      g_autoptr (GSocketAddress) address = NULL;
+      g_autoptr (GSocketAddress) mask = NULL;
+      LocalAddress local = { 0 };
+      GInetAddress *inet, *m;
+      const guint8 *bytes;
+      gsize len;
+      guint prefix = 0;
+
+      if (i->ifa_addr == NULL || i->ifa_netmask == NULL
+          || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+        continue;
+      len = i->ifa_addr->sa_family == AF_INET ? sizeof (struct sockaddr_in)
+                                              : sizeof (struct sockaddr_in6);
+      address = g_socket_address_new_from_native (i->ifa_addr, len);
+      mask = g_socket_address_new_from_native (i->ifa_netmask, len);
+      if (address == NULL || mask == NULL)
+        continue;
+      inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address));
+      m = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (mask));
+      bytes = g_inet_address_to_bytes (m);
+      for (gsize b = 0; b < g_inet_address_get_native_size (m); b++)
+        prefix += (guint) __builtin_popcount (bytes[b]);
+      local.address = g_inet_address_to_string (inet);
+      local.subnet = subnet_of (inet, prefix);
+      local.prefix = (guint8) prefix;
+      local.loopback = (i->ifa_flags & IFF_LOOPBACK) != 0;
+      g_array_append_val (found, local);
+    }
+  freeifaddrs (list);
+  return found;
+}
+
+/* The prefix length of the interface subnet that holds @peer_address: the
+ * interface that carries the address itself, else one whose subnet holds
+ * it (127.0.4.11 on a host whose lo has 127.0.0.1/8). An address on no
+ * interface of this host (behind NAT) is reported alone, as a host
+ * prefix: the server can only place the device by it. */
+static guint8
+peer_address_prefix (GArray *interfaces, const char *peer_address)
+{
+  g_autoptr (GInetAddress) peer = g_inet_address_new_from_string (peer_address);
+  const LocalAddress *holder = NULL;
+
+  if (peer == NULL)
+    return strchr (peer_address, ':') != NULL ? 128 : 32;
+  for (guint i = 0; i < interfaces->len; i++)
+    {
+      const LocalAddress *local = &g_array_index (interfaces, LocalAddress, i);
+
+      if (local->subnet == NULL
+          || g_inet_address_get_family (peer) != g_inet_address_mask_get_family (local->subnet))
+        continue;
+      if (g_str_equal (local->address, peer_address))
+        return local->prefix;
+      if (holder == NULL && g_inet_address_mask_matches (local->subnet, peer))
+        holder = local;
+    }
+  if (holder != NULL)
+    return holder->prefix;
+  return g_inet_address_get_family (peer) == G_SOCKET_FAMILY_IPV6 ? 128 : 32;
+}
+
 /* The device's addresses with their prefix lengths, loopback only when
  * there is nothing else (a test host). */
 static GVariant *
 local_addresses (const char *peer_address)
 {
+  g_autoptr (GArray) interfaces = interface_addresses ();
   GVariantBuilder builder, loopback;
-  struct ifaddrs *list = NULL;
   gboolean any = FALSE;
 
   g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sy)"));
   g_variant_builder_init (&loopback, G_VARIANT_TYPE ("a(sy)"));
-  /* The address peers are told to use comes first: the server places the
-   * device in that address's office. */
+  /* The address peers are told to use comes first, with the prefix of
+   * its interface's subnet: the server places the device in that
+   * subnet's office, or makes one of the subnet. */
   if (peer_address != NULL)
     {
-      g_variant_builder_add (&builder, "(sy)", peer_address,
-                             (guint8) (strchr (peer_address, ':') != NULL ? 128 : 32));
-      g_variant_builder_add (&loopback, "(sy)", peer_address,
-                             (guint8) (strchr (peer_address, ':') != NULL ? 128 : 32));
-    }
-  if (getifaddrs (&list) == 0)
-    for (struct ifaddrs *i = list; i != NULL; i = i->ifa_next)
-      {
-        g_autoptr (GSocketAddress) address = NULL;
-        g_autoptr (GSocketAddress) mask = NULL;
-        g_autofree char *text = NULL;
-        gsize len;
-        guint prefix = 0;
+      guint8 prefix = peer_address_prefix (interfaces, peer_address);
 
-        if (i->ifa_addr == NULL || i->ifa_netmask == NULL
-            || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
-          continue;
-        len = i->ifa_addr->sa_family == AF_INET ? sizeof (struct sockaddr_in)
-                                                : sizeof (struct sockaddr_in6);
-        address = g_socket_address_new_from_native (i->ifa_addr, len);
-        mask = g_socket_address_new_from_native (i->ifa_netmask, len);
-        if (address == NULL || mask == NULL)
-          continue;
-        text = g_inet_address_to_string (
-          g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address)));
+      g_variant_builder_add (&builder, "(sy)", peer_address, prefix);
+      g_variant_builder_add (&loopback, "(sy)", peer_address, prefix);
+    }
+  for (guint i = 0; i < interfaces->len; i++)
+    {
+      const LocalAddress *local = &g_array_index (interfaces, LocalAddress, i);
+
+      if (local->loopback)
+        g_variant_builder_add (&loopback, "(sy)", local->address, local->prefix);
+      else
         {
-          GInetAddress *m = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (mask));
-          const guint8 *bytes = g_inet_address_to_bytes (m);
-          for (gsize b = 0; b < g_inet_address_get_native_size (m); b++)
-            prefix += (guint) __builtin_popcount (bytes[b]);
+          g_variant_builder_add (&builder, "(sy)", local->address, local->prefix);
+          any = TRUE;
         }
-        if (i->ifa_flags & IFF_LOOPBACK)
-          g_variant_builder_add (&loopback, "(sy)", text, (guint8) prefix);
-        else
-          {
-            g_variant_builder_add (&builder, "(sy)", text, (guint8) prefix);
-            any = TRUE;
-          }
-      }
-  if (list != NULL)
-    freeifaddrs (list);
+    }
   if (!any)
     {
       g_variant_builder_clear (&builder);

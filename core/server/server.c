@@ -219,6 +219,41 @@ load_topology (const CanopyServerConfig *config, const CanopySettings *settings,
 }
 
 static gboolean
+restore_auto_office (const char *key, GVariant *value, gpointer user_data)
+{
+  g_autoptr (GVariantIter) ranges = NULL;
+  const char *text;
+  gboolean automatic;
+
+  g_variant_get (value, "(&suastbb)", NULL, NULL, &ranges, NULL, NULL, &automatic);
+  while (automatic && g_variant_iter_next (ranges, "&s", &text))
+    {
+      g_autoptr (GError) error = NULL;
+      CanopyAddressRange subnet;
+
+      if (canopy_address_range_parse (text, &subnet, &error))
+        canopy_topology_add_auto_office (user_data, &subnet);
+      else
+        g_warning (_("The stored automatic office \"%s\" has a bad subnet and was left out; "
+                     "it is made again when its devices connect: %s"),
+                   key, error->message);
+    }
+  return TRUE;
+}
+
+/* With distribution optimization off, the offices made from the subnets
+ * devices reported, as stored: the topology is whole before the devices
+ * reconnect. */
+static gboolean
+restore_auto_offices (CanopyServer *server, CanopyTopology *topology, GError **error)
+{
+  if (server->settings->distribution_optimization)
+    return TRUE;
+  return canopy_store_list (server->store, CANOPY_RECORD_OFFICE, restore_auto_office, topology,
+                            error);
+}
+
+static gboolean
 start_transports (CanopyServer *server, const CanopySharedKey *key, GError **error)
 {
   CanopyTransportCredentials creds;
@@ -357,7 +392,7 @@ canopy_server_start (CanopyServer *server, GError **error)
       || !canopy_settings_load_stored (server->settings, server->store, error))
     return FALSE;
   server->topology = load_topology (config, server->settings, error);
-  if (server->topology == NULL)
+  if (server->topology == NULL || !restore_auto_offices (server, server->topology, error))
     return FALSE;
   settings.server_id = server->server_id;
   settings.signing_public_key = public_key;
@@ -454,6 +489,13 @@ void
 canopy_server_apply_settings (CanopyServer *server, CanopySettings *settings,
                               CanopyTopology *topology)
 {
+  g_autoptr (GError) error = NULL;
+
+  canopy_settings_free (server->settings);
+  server->settings = settings;
+  if (topology != NULL && !restore_auto_offices (server, topology, &error))
+    g_warning (_("The automatic offices could not be read back: %s; they are made again as "
+                 "their devices connect"), error->message);
   if (topology != NULL)
     {
       canopy_sessions_set_topology (server->sessions, topology,
@@ -464,8 +506,6 @@ canopy_server_apply_settings (CanopyServer *server, CanopySettings *settings,
     }
   canopy_sessions_set_assigned_groups (server->sessions,
                                        (const char *const *) settings->assigned_groups);
-  canopy_settings_free (server->settings);
-  server->settings = settings;
 }
 
 CanopyCatalog *

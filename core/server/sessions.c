@@ -172,6 +172,24 @@ in_assigned_group (CanopySessions *sessions, GVariant *groups)
   return FALSE;
 }
 
+/* An automatic office as a #CANOPY_RECORD_OFFICE_TYPE record. */
+static GVariant *
+auto_office_record (const CanopyOffice *office)
+{
+  GVariantBuilder ranges;
+
+  g_variant_builder_init (&ranges, G_VARIANT_TYPE_STRING_ARRAY);
+  for (guint i = 0; i < office->ranges->len; i++)
+    {
+      g_autofree char *text = canopy_address_range_to_string (
+        &g_array_index (office->ranges, CanopyAddressRange, i));
+      g_variant_builder_add (&ranges, "s", text);
+    }
+  return g_variant_new ("(suastbb)", office->parent != NULL ? office->parent : "",
+                        (guint32) office->type, &ranges, office->wan_rate, office->metered,
+                        office->automatic);
+}
+
 /* The office of the first reported address that has one. With
  * distribution optimization off, a subnet no office holds becomes one. */
 static const CanopyOffice *
@@ -191,7 +209,15 @@ find_office (CanopySessions *sessions, GVariant *addresses)
         return office;
       if (!sessions->distribution_optimization
           && canopy_address_range_from_address (address, prefix, &subnet, NULL))
-        return canopy_topology_add_auto_office (sessions->topology, &subnet);
+        {
+          office = canopy_topology_add_auto_office (sessions->topology, &subnet);
+          /* Kept, so that the topology survives a restart of the server
+           * before the devices reconnect. */
+          if (sessions->store != NULL)
+            canopy_store_put (sessions->store, CANOPY_RECORD_OFFICE, office->name,
+                              auto_office_record (office));
+          return office;
+        }
     }
   return NULL;
 }

@@ -101,14 +101,14 @@ write_server_config (CanopyTestSite *s)
     "<server>\n"
     "  <state-directory>%s</state-directory>\n"
     "  <assigned-group>Branch</assigned-group>\n"
-    "  <distribution-optimization enabled='true' topology='%s'/>\n"
+    "  <distribution-optimization enabled='%s' topology='%s'/>\n"
     "  <heartbeat interval='1'/>\n"
     "  <console address='%s' port='%u'/>\n"
     "%s"
     "  <backend plugin='sqlite'/>\n"
     "  <transport plugin='tcp'><listen address='%s' port='%u'/></transport>\n"
     "</server>\n",
-    s->state, topology, address, s->console_port, store, address, s->agent_port);
+    s->state, s->options.optimization_off ? "false" : "true", topology, address, s->console_port, store, address, s->agent_port);
   g_autofree char *csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
                                           "North,,Default,%s.1.0/24,%s\n"
                                           "South,,Default,%s.2.0/24,%s\n",
@@ -312,9 +312,10 @@ netns_leave (int self)
   close (self);
 }
 
-JsonNode *
-canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path, const char *body,
-                      guint expected)
+/* The body of a console API call that must answer @expected. */
+static char *
+site_request (CanopyTestSite *s, const char *method, const char *path, const char *body,
+              guint expected)
 {
   g_autofree char *address = server_address (s);
   g_autofree char *uri = g_strdup_printf ("https://%s:%u%s", address, s->console_port, path);
@@ -322,8 +323,6 @@ canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path, c
   g_autoptr (SoupMessage) msg = soup_message_new (method, uri);
   g_autoptr (GBytes) response = NULL;
   g_autoptr (GError) error = NULL;
-  g_autofree char *text = NULL;
-  JsonNode *node;
   int home;
 
   g_signal_connect (msg, "accept-certificate", G_CALLBACK (accept_own_certificate), NULL);
@@ -346,8 +345,22 @@ canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path, c
              (int) g_bytes_get_size (response), (const char *) g_bytes_get_data (response, NULL));
   CU_ASSERT_EQUAL_FATAL (soup_message_get_status (msg), expected);
   /* The body is not NUL-terminated. */
-  text = g_strndup (g_bytes_get_data (response, NULL), g_bytes_get_size (response));
-  node = json_from_string (text, NULL);
+  return g_strndup (g_bytes_get_data (response, NULL), g_bytes_get_size (response));
+}
+
+char *
+canopy_test_site_get_text (CanopyTestSite *s, const char *path)
+{
+  return site_request (s, "GET", path, NULL, SOUP_STATUS_OK);
+}
+
+JsonNode *
+canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path, const char *body,
+                      guint expected)
+{
+  g_autofree char *text = site_request (s, method, path, body, expected);
+  JsonNode *node = json_from_string (text, NULL);
+
   if (node == NULL)
     fprintf (stderr, "\n    %s %s answered no JSON: \"%s\"\n", method, path, text);
   CU_ASSERT_PTR_NOT_NULL_FATAL (node);

@@ -29,6 +29,9 @@ typedef struct {
   /* Prepended to the command line of the processes of office O (0: the
    * server and the origin), e.g. "ip netns exec NS" or "env VAR=...". */
   const char *const *prefix[CANOPY_TEST_SITE_OFFICES + 1];
+  /* Distribution optimization off: offices are made from the subnets the
+   * agents report, not from the site's spreadsheet. */
+  gboolean optimization_off;
   /* The network namespace the console API is reached in; NULL: this one. */
   const char *console_netns;
 } CanopyTestSiteOptions;
@@ -82,6 +85,8 @@ guint canopy_test_site_agent_index (const CanopyTestSite *s, const char *device_
 /* A console API call that must answer @expected; returns the JSON. */
 JsonNode *canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path,
                                 const char *body, guint expected);
+/* The text a console API GET of @path answers with 200 (a CSV download). */
+char *canopy_test_site_get_text (CanopyTestSite *s, const char *path);
 /* Registers the package; returns the content ID. */
 char *canopy_test_site_register (CanopyTestSite *s);
 /* Deploys @content_id to group Branch. */

@@ -1,5 +1,6 @@
-/* The WAN link of one office is cut in the middle of a deployment, with
- * network namespaces the test builds (as root): canopyd and the origin in
+/* The WAN link of one office is cut in the middle of a deployment, and
+ * offices are made from the agents' subnets, with network namespaces the
+ * test builds (as root): canopyd and the origin in
  * a central namespace, each office's agents in their own, joined to the
  * central one by a veth pair. Addresses come from 198.18.0.0/15 only, and
  * no namespace has a route out. */
@@ -7,6 +8,7 @@
 
 #include "tests/integration/site.h"
 
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -274,5 +276,92 @@ test_office_cut_off (void)
   netns_teardown ();
 }
 
+/* Whether the deployment lists exactly the offices @names, each of which
+ * took the content across its WAN link at most 1.05 times. */
+static void
+assert_offices_wan_once (CanopyTestSite *s, JsonNode *done, const char *const *names)
+{
+  JsonArray *offices = json_object_get_array_member (json_node_get_object (done), "offices");
+  gboolean check = !canopy_test_instrumented ();
+
+  if (json_array_get_length (offices) != g_strv_length ((char **) names))
+    {
+      g_autofree char *text = json_to_string (done, TRUE);
+      fprintf (stderr, "\n    offices are not one per subnet: %s\n", text);
+    }
+  CU_ASSERT_EQUAL (json_array_get_length (offices), g_strv_length ((char **) names));
+  for (guint i = 0; names[i] != NULL; i++)
+    {
+      JsonObject *office = canopy_test_site_office_of (json_node_get_object (done), names[i]);
+
+      CU_ASSERT_PTR_NOT_NULL_FATAL (office);
+      printf ("[%s: WAN %.3f × content] ", names[i],
+              json_object_get_double_member (office, "wan_ratio"));
+      CU_ASSERT (!check || json_object_get_double_member (office, "wan_ratio") <= 1.05);
+    }
+  (void) s;
+}
+
+/* Distribution optimization off: each subnet the agents report, with its
+ * interface's prefix length, becomes one office, its devices share, and
+ * the offices are kept across a restart of canopyd even before any
+ * device reconnects. */
+static void
+test_automatic_offices (void)
+{
+  g_autofree char *central = NULL, *north = NULL, *south = NULL;
+  CanopyTestSiteOptions options = { .net = "198.18", .optimization_off = TRUE,
+                                    .content_size = 8 * 1024 * 1024 + 777 };
+  const char *const names[] = { "198.18.1.0/24", "198.18.2.0/24", NULL };
+  g_autofree char *content_id = NULL;
+  g_autoptr (JsonNode) done = NULL;
+
+  if (!canopy_test_site_available () || !netns_usable ())
+    return;
+  CU_ASSERT_FATAL (netns_build ());
+  central = g_strconcat (netns_prefix, "c", NULL);
+  north = g_strconcat (netns_prefix, "o1", NULL);
+  south = g_strconcat (netns_prefix, "o2", NULL);
+  {
+    const char *const in_central[] = { "ip", "netns", "exec", central, NULL };
+    const char *const in_north[] = { "ip", "netns", "exec", north, NULL };
+    const char *const in_south[] = { "ip", "netns", "exec", south, NULL };
+
+    options.prefix[0] = in_central;
+    options.prefix[1] = in_north;
+    options.prefix[2] = in_south;
+    options.console_netns = central;
+    canopy_test_site_begin (&site, &options);
+    canopy_test_site_start_agents (&site);
+  }
+  content_id = canopy_test_site_deploy (&site);
+  done = canopy_test_site_wait_done (&site, OFFICES * AGENTS, 120);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  assert_offices_wan_once (&site, done, names);
+  canopy_test_site_assert_copy (&site);
+
+  /* No device is connected when canopyd comes back. */
+  for (guint i = 0; i < G_N_ELEMENTS (site.agents); i++)
+    if (site.agents[i] != NULL)
+      {
+        canopy_test_process_signal (site.agents[i], SIGTERM);
+        CU_ASSERT (canopy_test_process_wait_exit (site.agents[i], 20) == 0);
+        g_clear_pointer (&site.agents[i], canopy_test_process_free);
+      }
+  canopy_test_process_signal (site.server, SIGTERM);
+  CU_ASSERT (canopy_test_process_wait_exit (site.server, 20) == 0);
+  g_clear_pointer (&site.server, canopy_test_process_free);
+  canopy_test_site_server_start (&site);
+  {
+    g_autofree char *text = canopy_test_site_get_text (&site, "/api/v1/topology");
+
+    for (guint i = 0; names[i] != NULL; i++)
+      CANOPY_ASSERT_CONTAINS (text, names[i]);
+  }
+  canopy_test_site_stop (&site, TRUE);
+  netns_teardown ();
+}
+
 CANOPY_TEST_SUITE (netcut, "network-cut", NULL, suite_cleanup,
-                   { "office cut off and back", test_office_cut_off });
+                   { "office cut off and back", test_office_cut_off },
+                   { "automatic offices, one per subnet", test_automatic_offices });
