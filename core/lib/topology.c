@@ -746,6 +746,50 @@ check_overlaps (Import *import)
     }
 }
 
+typedef struct {
+  CanopyTopologyLocation where;
+  guint index;
+} Located;
+
+static gint
+compare_located (gconstpointer a, gconstpointer b)
+{
+  const Located *x = a, *y = b;
+
+  if (x->where.line != y->where.line)
+    return x->where.line < y->where.line ? -1 : 1;
+  if (x->where.column != y->where.column)
+    return x->where.column < y->where.column ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* The problems in file order, line by line, as an admin corrects them. */
+static void
+sort_by_location (Import *import)
+{
+  g_autoptr (GArray) order = g_array_sized_new (FALSE, FALSE, sizeof (Located),
+                                                import->errors->len);
+  GPtrArray *errors = g_ptr_array_new_with_free_func (g_free);
+  GArray *locations = g_array_new (FALSE, FALSE, sizeof (CanopyTopologyLocation));
+
+  for (guint i = 0; i < import->errors->len; i++)
+    {
+      Located item = { g_array_index (import->locations, CanopyTopologyLocation, i), i };
+      g_array_append_val (order, item);
+    }
+  g_array_sort (order, compare_located);
+  for (guint i = 0; i < order->len; i++)
+    {
+      const Located *item = &g_array_index (order, Located, i);
+      g_ptr_array_add (errors, g_steal_pointer (&g_ptr_array_index (import->errors, item->index)));
+      g_array_append_val (locations, item->where);
+    }
+  g_ptr_array_unref (import->errors);
+  g_array_unref (import->locations);
+  import->errors = errors;
+  import->locations = locations;
+}
+
 /* Parents before children, each level in file order. */
 static CanopyTopology *
 build_topology (Import *import, GArray *central_ranges)
@@ -832,14 +876,15 @@ canopy_topology_import_csv_located (const char *csv, GArray *central_ranges, GPt
                                                   "must name the columns")));
     }
 
-  if (import.errors->len == 0)
-    check_names_and_parents (&import);
-  if (import.errors->len == 0)
-    check_tree (&import);
-  if (import.errors->len == 0)
-    check_overlaps (&import);
+  /* Every problem at once: an admin who fixes what was shown must not
+   * meet the next stage's problems on the next upload. */
+  check_names_and_parents (&import);
+  check_tree (&import);
+  check_overlaps (&import);
   if (import.errors->len == 0)
     topology = build_topology (&import, central_ranges);
+  else
+    sort_by_location (&import);
 
   g_hash_table_unref (import.first_row);
   for (guint i = 0; i < import.rows->len; i++)

@@ -229,6 +229,47 @@ test_all_errors_reported_at_once (void)
   CANOPY_ASSERT_CONTAINS (g_ptr_array_index (errors, 1), "line 3, column 2 (subnets)");
 }
 
+/* Problems of every stage come together, in file order, each at its own
+ * line: a bad value, an undefined parent, a cycle and an overlap. */
+static void
+test_all_stages_reported_at_once (void)
+{
+  const char *csv = "office,parent,type,subnets,wan_rate\n"
+                    "A,,Default,198.18.1.0/24,\n"
+                    "B,Nowhere,Default,198.18.2.0/24,\n"
+                    "C,D,Default,198.18.3.0/24,\n"
+                    "D,C,Default,198.18.4.0/24,fast\n"
+                    "E,,Default,198.18.1.128/25,\n";
+  const char *expected[][2] = {
+    { "line 3, column 2 (parent)", "\"Nowhere\" is not defined" },
+    { "line 4, column 2 (parent)", "its own ancestor" },
+    { "line 5, column 2 (parent)", "its own ancestor" },
+    { "line 5, column 5 (wan_rate)", "not a link rate" },
+    { "line 6, column 4 (subnets)", "overlaps 198.18.1.0/24 of office \"A\" (line 2)" },
+  };
+  g_autoptr (GPtrArray) errors = NULL;
+  g_autoptr (GArray) locations = NULL;
+  g_autoptr (CanopyTopology) topology = canopy_topology_import_csv_located (csv, NULL, &errors,
+                                                                           &locations);
+
+  CU_ASSERT_PTR_NULL (topology);
+  for (guint i = 0; i < errors->len; i++)
+    printf ("\n    %s", (char *) g_ptr_array_index (errors, i));
+  CU_ASSERT_EQUAL_FATAL (errors->len, G_N_ELEMENTS (expected));
+  CU_ASSERT_EQUAL_FATAL (locations->len, G_N_ELEMENTS (expected));
+  for (guint i = 0; i < G_N_ELEMENTS (expected); i++)
+    {
+      const CanopyTopologyLocation *where = &g_array_index (locations,
+                                                            CanopyTopologyLocation, i);
+      g_autofree char *prefix = g_strdup_printf ("line %u, column %u (", where->line,
+                                                 where->column);
+
+      CANOPY_ASSERT_CONTAINS (g_ptr_array_index (errors, i), expected[i][0]);
+      CANOPY_ASSERT_CONTAINS (g_ptr_array_index (errors, i), expected[i][1]);
+      CANOPY_ASSERT_CONTAINS (g_ptr_array_index (errors, i), prefix);
+    }
+}
+
 static void
 test_split_subnet_warning (void)
 {
@@ -274,5 +315,7 @@ CANOPY_TEST_SUITE (topology, "topology", NULL, NULL,
                    { "automatic offices", test_auto_offices },
                    { "validation errors name line and column", test_validation_errors },
                    { "all errors reported at once", test_all_errors_reported_at_once },
+                   { "every stage's problems at once, in line order",
+                     test_all_stages_reported_at_once },
                    { "split subnet warning", test_split_subnet_warning },
                    { "20,000 offices", test_many_offices })
