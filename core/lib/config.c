@@ -175,6 +175,13 @@ parse_xml (const char *data, gsize length, const char *path, GError **error)
 typedef struct {
   const char *path;
   GPtrArray *messages;
+  const char *schema;     /* the schema's text, to tell a bad value from an unknown attribute */
+  gsize schema_len;
+  xmlDoc *schema_doc;     /* parsed from it when first needed */
+  xmlDoc *doc;            /* the document validated */
+  const xmlNode *last;    /* the element of the last error reported */
+  char *extra;            /* an element libxml2 found extra in an interleave, without saying
+                           * where: the next error names its node */
 } SchemaErrors;
 
 static const char *
@@ -197,10 +204,94 @@ error_line (const xmlError *xerr)
   return xerr->line;
 }
 
+/* Whether the schema declares attribute @attribute on element @element:
+ * if it does, the value is what is wrong, not the name. */
+static gboolean
+schema_declares_attribute (SchemaErrors *errors, const char *element, const char *attribute)
+{
+  xmlNode *node;
+
+  if (errors->schema_doc == NULL)
+    errors->schema_doc = xmlReadMemory (errors->schema, (int) errors->schema_len, NULL, NULL,
+                                        XML_PARSE_NONET | XML_PARSE_NOERROR
+                                        | XML_PARSE_NOWARNING);
+  if (errors->schema_doc == NULL)
+    return FALSE;
+  /* Depth first through the whole schema, without recursion. */
+  node = xmlDocGetRootElement (errors->schema_doc);
+  while (node != NULL)
+    {
+      if (node->type == XML_ELEMENT_NODE && xmlStrEqual (node->name, BAD_CAST "attribute"))
+        {
+          g_autofree xmlChar *name = xmlGetProp (node, BAD_CAST "name");
+          const xmlNode *owner = node->parent;
+
+          while (owner != NULL && owner->type == XML_ELEMENT_NODE
+                 && !xmlStrEqual (owner->name, BAD_CAST "element"))
+            owner = owner->parent;
+          if (name != NULL && xmlStrEqual (name, BAD_CAST attribute) && owner != NULL
+              && owner->type == XML_ELEMENT_NODE)
+            {
+              g_autofree xmlChar *owner_name = xmlGetProp ((xmlNode *) owner, BAD_CAST "name");
+              if (owner_name != NULL && xmlStrEqual (owner_name, BAD_CAST element))
+                return TRUE;
+            }
+        }
+      if (node->children != NULL)
+        node = node->children;
+      else
+        {
+          while (node != NULL && node->next == NULL)
+            node = node->parent;
+          if (node != NULL)
+            node = node->next;
+        }
+    }
+  return FALSE;
+}
+
+/* The last element named @name in @doc, for an error libxml2 gave no
+ * node: a repeated element is the later one. */
+static const xmlNode *
+find_last_element (xmlDoc *doc, const char *name)
+{
+  const xmlNode *node = xmlDocGetRootElement (doc), *found = NULL;
+
+  while (node != NULL)
+    {
+      if (node->type == XML_ELEMENT_NODE && xmlStrEqual (node->name, BAD_CAST name))
+        found = node;
+      if (node->children != NULL)
+        node = node->children;
+      else
+        {
+          while (node != NULL && node->next == NULL)
+            node = node->parent;
+          if (node != NULL)
+            node = node->next;
+        }
+    }
+  return found;
+}
+
+/* An element an interleave did not expect (a second <database>), once
+ * its node is known. */
+static char *
+describe_extra_element (const char *path, const xmlNode *node)
+{
+  const char *parent = node->parent != NULL && node->parent->type == XML_ELEMENT_NODE
+                         ? (const char *) node->parent->name : "?";
+
+  return g_strdup_printf (_("%s:%d: element <%s> is not allowed here: <%s> takes it at most "
+                            "once, or not at all; remove it or check its spelling"),
+                          path, node->line, (const char *) node->name, parent);
+}
+
 /* Turn libxml2's RelaxNG complaint into a sentence that says what to fix. */
 static char *
-describe_schema_error (const char *path, const xmlError *xerr)
+describe_schema_error (SchemaErrors *errors, const xmlError *xerr)
 {
+  const char *path = errors->path;
   const char *element = error_element (xerr);
   const char *arg1 = xerr->str1 != NULL ? xerr->str1 : "";
   const char *arg2 = xerr->str2 != NULL ? xerr->str2 : "";
@@ -219,6 +310,16 @@ describe_schema_error (const char *path, const xmlError *xerr)
       return g_strdup_printf (_("%s:%d: element <%s> is missing required element <%s>"),
                               path, line, element, arg1);
     case XML_RELAXNG_ERR_INVALIDATTR:
+      if (xerr->node != NULL && schema_declares_attribute (errors, arg2, arg1))
+        {
+          g_autofree xmlChar *value = xmlGetProp ((xmlNode *) xerr->node, BAD_CAST arg1);
+
+          return g_strdup_printf (_("%s:%d: element <%s> has attribute \"%s\" with a value "
+                                    "that is not allowed (\"%s\"); see the configuration "
+                                    "reference for what it takes"),
+                                  path, line, arg2, arg1,
+                                  value != NULL ? (const char *) value : "");
+        }
       return g_strdup_printf (_("%s:%d: element <%s> has an unknown attribute \"%s\"; check "
                                 "its spelling"), path, line, arg2, arg1);
     case XML_RELAXNG_ERR_TYPEVAL:
@@ -240,16 +341,58 @@ describe_schema_error (const char *path, const xmlError *xerr)
 }
 
 static void
+add_schema_error (SchemaErrors *errors, const xmlNode *node, char *message)
+{
+  if (node != NULL && node->type == XML_ELEMENT_NODE)
+    errors->last = node;
+  if (errors->messages->len < MAX_REPORTED_ERRORS)
+    g_ptr_array_add (errors->messages, message);
+  else
+    g_free (message);
+}
+
+/* An extra element whose node no later error gave: the last of its name. */
+static void
+flush_extra (SchemaErrors *errors)
+{
+  g_autofree char *name = g_steal_pointer (&errors->extra);
+  const xmlNode *node;
+
+  if (name == NULL)
+    return;
+  node = find_last_element (errors->doc, name);
+  if (node != NULL && node != errors->last)
+    add_schema_error (errors, node, describe_extra_element (errors->path, node));
+}
+
+static void
 collect_schema_error (void *user_data, xmlError *xerr)
 {
   SchemaErrors *errors = user_data;
+  const xmlNode *node = xerr->node;
 
+  /* libxml2 says an interleave has an extra element without a node; the
+   * parent's "failed to validate content" that follows carries it. */
+  if (xerr->code == XML_RELAXNG_ERR_INTEREXTRA && node == NULL && xerr->str1 != NULL)
+    {
+      flush_extra (errors);
+      errors->extra = g_strdup (xerr->str1);
+      return;
+    }
+  if (errors->extra != NULL && node != NULL && node->type == XML_ELEMENT_NODE
+      && xmlStrEqual (node->name, BAD_CAST errors->extra))
+    {
+      g_clear_pointer (&errors->extra, g_free);
+      /* An element already reported (a bad attribute) is extra only because of it. */
+      if (node != errors->last)
+        add_schema_error (errors, node, describe_extra_element (errors->path, node));
+    }
   /* "failed to validate content" repeats, on the parent, what the child's
    * error already said. */
   if (xerr->code == XML_RELAXNG_ERR_CONTENTVALID || xerr->code == XML_RELAXNG_ERR_ATTRVALID)
     return;
-  if (errors->messages->len < MAX_REPORTED_ERRORS)
-    g_ptr_array_add (errors->messages, describe_schema_error (errors->path, xerr));
+  flush_extra (errors);
+  add_schema_error (errors, node, describe_schema_error (errors, xerr));
 }
 
 static void
@@ -269,7 +412,8 @@ validate_doc (xmlDoc *doc, const char *path, const char *schema, gsize schema_le
   g_autoptr (GString) schema_problem = g_string_new (NULL);
   xmlRelaxNG *grammar;
   xmlRelaxNGValidCtxt *vctxt;
-  SchemaErrors errors = { path, g_ptr_array_new_with_free_func (g_free) };
+  SchemaErrors errors = { path, g_ptr_array_new_with_free_func (g_free), schema, schema_len,
+                          NULL, doc, NULL, NULL };
   int rc;
 
   xmlRelaxNGSetParserStructuredErrors (pctxt, ignore_schema_parser_error, schema_problem);
@@ -288,6 +432,8 @@ validate_doc (xmlDoc *doc, const char *path, const char *schema, gsize schema_le
   vctxt = xmlRelaxNGNewValidCtxt (grammar);
   xmlRelaxNGSetValidStructuredErrors (vctxt, collect_schema_error, &errors);
   rc = xmlRelaxNGValidateDoc (vctxt, doc);
+  flush_extra (&errors);
+  g_clear_pointer (&errors.schema_doc, xmlFreeDoc);
   xmlRelaxNGFreeValidCtxt (vctxt);
   xmlRelaxNGFree (grammar);
 

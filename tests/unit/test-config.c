@@ -51,6 +51,8 @@ check_file (const char *path)
     CU_ASSERT_PTR_NOT_NULL_FATAL (expected);
     for (char **e = expected; *e != NULL; e++)
       CANOPY_ASSERT_CONTAINS (error->message, *e);
+    CU_ASSERT (strstr (error->message, ".xml:0:") == NULL);
+    CU_ASSERT (strstr (error->message, "<?>") == NULL);
   }
 }
 
