@@ -134,12 +134,18 @@ same_plugins (const CanopyServerConfig *a, const CanopyServerConfig *b)
   return TRUE;
 }
 
+static gboolean licensed_seats (const CanopyServerConfig *config, guint *seats,
+                                GError **error);
+
 const CanopyServerConfig *
 canopy_server_reload (CanopyServer *server, GError **error)
 {
   g_autoptr (CanopyServer) candidate = canopy_server_new (server->config_path, error);
+  guint seats;
 
-  if (candidate == NULL)
+  /* The licence is read before anything is taken: a file that does not
+   * verify keeps the running configuration whole. */
+  if (candidate == NULL || !licensed_seats (candidate->config, &seats, error))
     return NULL;
   if (!same_plugins (server->config, candidate->config))
     g_message (_("The set of plugins in %s changed; restart canopyd for that change to take "
@@ -153,6 +159,12 @@ canopy_server_reload (CanopyServer *server, GError **error)
       canopy_settings_update_from_config (server->settings, server->config);
       canopy_sessions_set_assigned_groups (server->sessions,
                                            (const char *const *) server->settings->assigned_groups);
+    }
+  if (server->licensing != NULL && canopy_licensing_get_seats (server->licensing) != seats)
+    {
+      g_message (_("Licensed seats are now %u (were %u)"), seats,
+                 canopy_licensing_get_seats (server->licensing));
+      canopy_licensing_set_seats (server->licensing, seats);
     }
   return server->config;
 }

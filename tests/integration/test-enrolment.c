@@ -18,6 +18,7 @@ typedef struct {
   const char *groups; /* <assigned-group> elements */
   CanopyTestProcess *server;
   guint port;
+  guint seats; /* <licensing seats>; 0: 10 */
 } Server;
 
 static char *
@@ -34,11 +35,11 @@ server_write_config (Server *s)
     "  <state-directory>%s</state-directory>\n"
     "  %s\n"
     "  <heartbeat interval='1'/>\n"
-    "  <licensing seats='10'/>\n"
+    "  <licensing seats='%u'/>\n"
     "  <backend plugin='sqlite'><database>%s/canopy.db</database></backend>\n"
     "  <transport plugin='tcp'><listen address='127.0.0.1' port='%u'/></transport>\n"
     "</server>\n",
-    s->state, s->groups, s->dir, s->port);
+    s->state, s->groups, s->seats != 0 ? s->seats : 10, s->dir, s->port);
 
   g_assert (g_file_set_contents (s->config, xml, -1, NULL));
 }
@@ -81,6 +82,7 @@ server_setup (Server *s, const char *groups_xml)
   s->state = g_build_filename (s->dir, "state", NULL);
   s->groups = groups_xml;
   s->port = 0;
+  s->seats = 0;
   server_init (s, FALSE);
   server_start (s);
 }
@@ -340,7 +342,35 @@ test_restart_keeps_enrolment (void)
   server_teardown (&s);
 }
 
+/* The README says settings change at once: a new seat count in the file
+ * is in force after SIGHUP, in the licence report, without a restart, and
+ * an enrolled device counts against it. */
+static void
+test_reload_changes_seats (void)
+{
+  Server s = { 0 };
+  g_autofree char *key = NULL;
+  g_autoptr (CanopyTestProcess) agent = NULL;
+
+  server_setup (&s, "<assigned-group>Finance</assigned-group>");
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "0 licences in use of 10");
+  key = server_key (&s);
+  agent = agent_start (&s, "counted", "Finance", key);
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (agent, "Enrolled with canopy server", 20));
+
+  s.seats = 25;
+  server_write_config (&s);
+  canopy_test_process_signal (s.server, SIGHUP);
+  CU_ASSERT (canopy_test_process_wait_output (s.server, "1 licences in use of 25", 20));
+  CU_ASSERT (canopy_test_process_wait_output (s.server, "Licensed seats are now 25", 5));
+
+  canopy_test_process_signal (agent, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (agent, 20), 0);
+  server_teardown (&s);
+}
+
 CANOPY_TEST_SUITE (enrolment, "enrolment", NULL, NULL,
+                   { "SIGHUP applies a new seat count", test_reload_changes_seats },
                    { "agent enrolled over TCP+TLS", test_enrolled },
                    { "dormant until its group is assigned", test_dormant_until_group_assigned },
                    { "wrong key: key mismatch in both logs", test_wrong_key },
