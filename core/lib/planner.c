@@ -43,6 +43,19 @@ add_source (CanopyPlan *plan, CanopySourceKind kind, const char *device_id)
   g_array_append_val (plan->sources, source);
 }
 
+/* Whether @plan already lists @device_id. */
+static gboolean
+has_source (const CanopyPlan *plan, const char *device_id)
+{
+  for (guint i = 0; i < plan->sources->len; i++)
+    {
+      const CanopySource *source = &g_array_index (plan->sources, CanopySource, i);
+      if (source->device_id != NULL && strcmp (source->device_id, device_id) == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
 /* Online devices of @office other than @except, most preferred first. */
 static void
 add_peers (CanopyPlan *plan, GArray *ranked, const char *office, CanopySourceKind kind,
@@ -53,9 +66,43 @@ add_peers (CanopyPlan *plan, GArray *ranked, const char *office, CanopySourceKin
       const CanopyRankedDevice *r = &g_array_index (ranked, CanopyRankedDevice, i);
 
       if (r->history->online && strcmp (r->history->office, office) == 0
-          && (except == NULL || strcmp (r->history->device_id, except) != 0))
+          && (except == NULL || strcmp (r->history->device_id, except) != 0)
+          && !has_source (plan, r->history->device_id))
         add_source (plan, kind, r->history->device_id);
     }
+}
+
+/* Holders of the whole content in @office other than @except, as office
+ * peers; returns how many. */
+static guint
+add_holders (CanopyPlan *plan, const CanopyPlannerOptions *options, const char *office,
+             const char *except)
+{
+  guint added = 0;
+
+  for (guint i = 0; options->holders != NULL && i < options->holders->len; i++)
+    {
+      const CanopyDeviceHistory *h = g_ptr_array_index (options->holders, i);
+
+      if (h->office != NULL && strcmp (h->office, office) == 0
+          && strcmp (h->device_id, except) != 0 && !has_source (plan, h->device_id))
+        {
+          add_source (plan, CANOPY_SOURCE_OFFICE_PEER, h->device_id);
+          added++;
+        }
+    }
+  return added;
+}
+
+static gboolean
+is_holder (const CanopyPlannerOptions *options, const char *device_id)
+{
+  for (guint i = 0; options->holders != NULL && i < options->holders->len; i++)
+    if (strcmp (((const CanopyDeviceHistory *) g_ptr_array_index (options->holders, i))->device_id,
+                device_id)
+        == 0)
+      return TRUE;
+  return FALSE;
 }
 
 static CanopyPlan *
@@ -129,6 +176,19 @@ plan_device (const CanopyTopology *topology, GArray *ranked, const CanopyRankedD
       return plan;
     }
 
+  /* A verified copy in the office, from this deployment or another of the
+   * same content, is enough: nobody crosses the WAN, and a device that
+   * holds the content itself installs it from its cache. */
+  if (add_holders (plan, options, office->name, r->history->device_id) > 0
+      || is_holder (options, r->history->device_id))
+    {
+      plan->role = CANOPY_ROLE_PEER;
+      add_peers (plan, ranked, office->name, CANOPY_SOURCE_OFFICE_PEER, r->history->device_id);
+      plan->reason = g_strdup_printf (_("peer in office \"%s\": the office already holds a "
+                                        "verified copy of the content, so it crosses no WAN "
+                                        "link"), office->name);
+      return plan;
+    }
   lead = current_lead (ranked, office->name, options);
   if (lead == NULL)
     lead = canopy_ranking_pick_lead (ranked, office->name, options->stalled);

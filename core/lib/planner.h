@@ -47,6 +47,10 @@ typedef struct {
    * while it is online and has not stalled, so a device coming or going
    * never makes two devices of an office cross the WAN for the same part */
   const char *const *leads;
+  /* (nullable) (element-type CanopyDeviceHistory) online devices, targets
+   * or not, that hold the whole content verified, whichever deployment
+   * brought it: their office takes it from them, across no WAN link */
+  GPtrArray *holders;
 } CanopyPlannerOptions;
 
 /**

@@ -304,6 +304,56 @@ note_lead (Deployment *d, const CanopyContent *content, GHashTable *before,
     plan->wan_rate, STALL_CHUNKS);
 }
 
+/* Whether @device_id verified the whole of @content_id in any deployment. */
+static gboolean
+holds_content (CanopyDistributor *distributor, const char *content_id, const char *device_id)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const Deployment *other = value;
+      const DeviceProgress *p;
+
+      if (!g_str_equal (other->content_id, content_id))
+        continue;
+      p = g_hash_table_lookup (other->progress, device_id);
+      if (p != NULL && p->done)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* Online devices, in the deployment's groups or not, that hold its whole
+ * content verified and serve their office. */
+static GArray *
+find_holders (CanopyDistributor *distributor, const Deployment *d)
+{
+  GArray *holders = g_array_new (FALSE, FALSE, sizeof (CanopyDeviceHistory));
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, distributor->online);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const OnlineDevice *device = value;
+      CanopyDeviceHistory h;
+
+      /* A device its peers reported for bad or withheld chunks is no one's
+       * source, whatever it claims to hold. */
+      if (device->port == 0 || device->office == NULL || device->office[0] == '\0'
+          || g_hash_table_contains (d->reported, device->device_id)
+          || g_hash_table_contains (distributor->reported_at, device->device_id)
+          || !holds_content (distributor, d->content_id, device->device_id))
+        continue;
+      fill_history (distributor, device, &h);
+      g_array_append_val (holders, h);
+    }
+  return holders;
+}
+
 static void
 replan (CanopyDistributor *distributor, Deployment *d)
 {
@@ -315,6 +365,8 @@ replan (CanopyDistributor *distributor, Deployment *d)
   g_autoptr (GHashTable) before = NULL;
   g_autoptr (GArray) ranked = NULL;
   g_autoptr (GPtrArray) plans = NULL;
+  g_autoptr (GArray) holders = NULL;
+  g_autoptr (GPtrArray) holder_ptrs = g_ptr_array_new ();
   CanopyPlannerOptions options = { FALSE, NULL };
   GHashTableIter iter;
   gpointer value;
@@ -354,6 +406,10 @@ replan (CanopyDistributor *distributor, Deployment *d)
     g_ptr_array_add (leads, value);
   g_ptr_array_add (leads, NULL);
   options.leads = (const char *const *) leads->pdata;
+  holders = find_holders (distributor, d);
+  for (guint i = 0; i < holders->len; i++)
+    g_ptr_array_add (holder_ptrs, &g_array_index (holders, CanopyDeviceHistory, i));
+  options.holders = holder_ptrs;
   ranked = canopy_ranking_rank (history_ptrs, g_get_real_time ());
   plans = canopy_planner_plan (distributor->topology, ranked, &options);
   before = g_steal_pointer (&d->leads);

@@ -97,10 +97,14 @@ write_server_config (CanopyTestSite *s)
                                                 quota != NULL ? quota : "",
                                                 quota != NULL ? "'" : "")
                              : g_strdup ("");
+  g_autofree char *extra_group = s->options.extra_group != NULL
+                                   ? g_strdup_printf ("  <assigned-group>%s</assigned-group>\n",
+                                                      s->options.extra_group)
+                                   : g_strdup ("");
   g_autofree char *xml = g_strdup_printf (
     "<server>\n"
     "  <state-directory>%s</state-directory>\n"
-    "  <assigned-group>Branch</assigned-group>\n"
+    "  <assigned-group>Branch</assigned-group>\n%s"
     "  <distribution-optimization enabled='%s' topology='%s'/>\n"
     "  <heartbeat interval='1'/>\n"
     "  <console address='%s' port='%u'/>\n"
@@ -108,7 +112,7 @@ write_server_config (CanopyTestSite *s)
     "  <backend plugin='sqlite'/>\n"
     "  <transport plugin='tcp'><listen address='%s' port='%u'/></transport>\n"
     "</server>\n",
-    s->state, s->options.optimization_off ? "false" : "true", topology, address, s->console_port, store, address, s->agent_port);
+    s->state, extra_group, s->options.optimization_off ? "false" : "true", topology, address, s->console_port, store, address, s->agent_port);
   g_autofree char *csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
                                           "North,,Default,%s.1.0/24,%s\n"
                                           "South,,Default,%s.2.0/24,%s\n",
@@ -231,11 +235,13 @@ canopy_test_site_device_start (CanopyTestSite *s, guint office, guint index,
   g_autofree char *address = server_address (s);
   g_autofree char *peer = canopy_test_site_agent_address (s, office, index);
   g_autofree char *text = NULL;
+  const char *extra_group = index >= CANOPY_TEST_SITE_AGENTS_PER_OFFICE
+                              ? s->options.extra_group : NULL;
   g_autofree char *xml = g_strdup_printf (
     "<agent><server host='%s' port='%u'/><state-directory>%s</state-directory>"
-    "<group>Branch</group><peers address='%s' port='0'/>"
+    "<group>%s</group><peers address='%s' port='0'/>"
     "<transport plugin='tcp'/></agent>",
-    address, s->agent_port, state, peer);
+    address, s->agent_port, state, extra_group != NULL ? extra_group : "Branch", peer);
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_autoptr (GPtrArray) owned = g_ptr_array_new_with_free_func (g_free);
   CanopyTestProcess *proc;
@@ -490,15 +496,26 @@ canopy_test_site_register (CanopyTestSite *s)
 void
 canopy_test_site_deploy_content (CanopyTestSite *s, const char *content_id)
 {
+  g_free (canopy_test_site_create_deployment (s, content_id, NULL));
+}
+
+char *
+canopy_test_site_create_deployment (CanopyTestSite *s, const char *content_id,
+                                    const char *const *groups)
+{
+  const char *const branch[] = { "Branch", NULL };
+  g_autofree char *quoted = NULL;
   g_autofree char *body = NULL;
   g_autoptr (JsonNode) created = NULL;
 
   /* As root each agent sees its own directory at this destination
    * (private_destinations()). */
-  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Branch\"], "
+  quoted = g_strjoinv ("\", \"", (char **) (groups != NULL ? groups : branch));
+  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"%s\"], "
                           "\"destination\": \"%s/copies/package.bin\"}",
-                          content_id, s->dir);
+                          content_id, quoted, s->dir);
   created = canopy_test_site_api (s, "POST", "/api/v1/deployments", body, SOUP_STATUS_CREATED);
+  return g_strdup (json_object_get_string_member (json_node_get_object (created), "id"));
 }
 
 char *
@@ -547,6 +564,13 @@ canopy_test_site_deployment (CanopyTestSite *s, JsonNode **holder)
 JsonNode *
 canopy_test_site_wait_done (CanopyTestSite *s, guint expected, guint timeout_s)
 {
+  return canopy_test_site_wait_deployment_done (s, NULL, expected, timeout_s);
+}
+
+JsonNode *
+canopy_test_site_wait_deployment_done (CanopyTestSite *s, const char *id, guint expected,
+                                       guint timeout_s)
+{
   gint64 deadline = g_get_monotonic_time ()
                     + (gint64) canopy_test_timeout (timeout_s) * G_USEC_PER_SEC;
 
@@ -554,9 +578,17 @@ canopy_test_site_wait_done (CanopyTestSite *s, guint expected, guint timeout_s)
     {
       g_autoptr (JsonNode) holder = NULL;
       JsonObject *d = canopy_test_site_deployment (s, &holder);
+      JsonArray *all = json_node_get_array (holder);
 
+      for (guint i = 0; id != NULL && i < json_array_get_length (all); i++)
+        if (g_str_equal (json_object_get_string_member (json_array_get_object_element (all, i),
+                                                        "id"),
+                         id))
+          d = json_array_get_object_element (all, i);
+      if (id != NULL && d != NULL && !g_str_equal (json_object_get_string_member (d, "id"), id))
+        d = NULL;
       if (d != NULL && json_object_get_int_member (d, "done") >= expected)
-        return json_node_copy (json_array_get_element (json_node_get_array (holder), 0));
+        return json_node_init_object (json_node_alloc (), d);
       if (g_get_monotonic_time () > deadline)
         {
           g_autofree char *text = json_to_string (holder, TRUE);

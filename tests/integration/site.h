@@ -32,6 +32,9 @@ typedef struct {
   /* Distribution optimization off: offices are made from the subnets the
    * agents report, not from the site's spreadsheet. */
   gboolean optimization_off;
+  /* The group of the agent of the extra slot instead of Branch, assigned
+   * too; NULL: Branch. */
+  const char *extra_group;
   /* The network namespace the console API is reached in; NULL: this one. */
   const char *console_netns;
 } CanopyTestSiteOptions;
@@ -91,6 +94,9 @@ char *canopy_test_site_get_text (CanopyTestSite *s, const char *path);
 char *canopy_test_site_register (CanopyTestSite *s);
 /* Deploys @content_id to group Branch. */
 void canopy_test_site_deploy_content (CanopyTestSite *s, const char *content_id);
+/* Deploys @content_id to @groups (NULL: Branch); returns the deployment's ID. */
+char *canopy_test_site_create_deployment (CanopyTestSite *s, const char *content_id,
+                                          const char *const *groups);
 /* Registers the package and deploys it to group Branch; returns the content ID. */
 char *canopy_test_site_deploy (CanopyTestSite *s);
 /* Stops the origin; returns what it served in all, by its own count, so a
@@ -98,6 +104,9 @@ char *canopy_test_site_deploy (CanopyTestSite *s);
 guint64 canopy_test_site_stop_origin (CanopyTestSite *s);
 /* Waits until @expected devices are done; returns the deployment, or NULL. */
 JsonNode *canopy_test_site_wait_done (CanopyTestSite *s, guint expected, guint timeout_s);
+/* The same for deployment @id (NULL: the first listed). */
+JsonNode *canopy_test_site_wait_deployment_done (CanopyTestSite *s, const char *id,
+                                                 guint expected, guint timeout_s);
 /* The run's only deployment as the API lists it, held by @holder. */
 JsonObject *canopy_test_site_deployment (CanopyTestSite *s, JsonNode **holder);
 JsonObject *canopy_test_site_office_of (JsonObject *deployment, const char *name);

@@ -250,7 +250,69 @@ test_corrupted_peer (void)
   site_end ();
 }
 
+/* The same content deployed again, to a group that adds one North
+ * device: the copies North verified for the first deployment are its
+ * sources, though their devices are not targets of the second; devices
+ * that hold it install without fetching; nothing crosses North's WAN link
+ * again. */
+static void
+test_same_content_again (void)
+{
+  CanopyTestSiteOptions options = { .content_size = 8 * 1024 * 1024 + 777,
+                                    .extra_group = "Annex" };
+  const char *const annex[] = { "Annex", NULL };
+  const char *const both[] = { "Branch", "Annex", NULL };
+  Site *s = &site;
+  g_autofree char *content_id = NULL;
+  g_autofree char *again_id = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  g_autoptr (JsonNode) again = NULL;
+  JsonObject *north;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (s, &options);
+  canopy_test_site_start_agents (s);
+  content_id = canopy_test_site_deploy (s);
+  done = canopy_test_site_wait_done (s, OFFICES * AGENTS_PER_OFFICE, 120);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+
+  s->agents[N_AGENTS - 1] = canopy_test_site_agent_start (s, 1, AGENTS_PER_OFFICE);
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (s->agents[N_AGENTS - 1],
+                                                    "Enrolled with canopy server", 20));
+  /* To the newcomer alone, then to every device with it: Branch and Annex. */
+  again_id = canopy_test_site_create_deployment (s, content_id, annex);
+  again = canopy_test_site_wait_deployment_done (s, again_id, 1, 60);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (again);
+  north = canopy_test_site_office_of (json_node_get_object (again), "North");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (north);
+  printf ("[North, newcomer alone: WAN %" G_GINT64_FORMAT " bytes] ",
+          json_object_get_int_member (north, "wan_bytes"));
+  CU_ASSERT_EQUAL (json_object_get_int_member (north, "wan_bytes"), 0);
+  CU_ASSERT (json_object_get_int_member (north, "bytes_office_peer") >= (gint64) CONTENT_SIZE);
+  g_clear_pointer (&again_id, g_free);
+  g_clear_pointer (&again, json_node_unref);
+  again_id = canopy_test_site_create_deployment (s, content_id, both);
+  again = canopy_test_site_wait_deployment_done (s, again_id, OFFICES * AGENTS_PER_OFFICE + 1,
+                                                 120);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (again);
+  north = canopy_test_site_office_of (json_node_get_object (again), "North");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (north);
+  printf ("[North, all again: WAN %" G_GINT64_FORMAT " bytes, office peers %" G_GINT64_FORMAT
+          "] ",
+          json_object_get_int_member (north, "wan_bytes"),
+          json_object_get_int_member (north, "bytes_office_peer"));
+  CU_ASSERT_EQUAL (json_object_get_int_member (north, "wan_bytes"), 0);
+  CU_ASSERT_EQUAL (json_object_get_int_member (north, "bytes_origin"), 0);
+  CU_ASSERT_EQUAL (json_object_get_int_member (north, "bytes_server"), 0);
+  /* Every North device held it: none fetched anything. */
+  CU_ASSERT_EQUAL (json_object_get_int_member (north, "bytes_office_peer"), 0);
+  canopy_test_site_assert_copy (s);
+  site_end ();
+}
+
 CANOPY_TEST_SUITE (distribution, "distribution", NULL, suite_cleanup,
+                   { "same content again crosses no WAN", test_same_content_again },
                    { "two offices, WAN once each", test_two_offices },
                    { "lead killed half way", test_lead_killed },
                    { "agent restarted resumes", test_agent_restart_resumes },

@@ -176,7 +176,34 @@ test_office_without_online_device (void)
   fixture_clear (&f);
 }
 
+/* A device outside the deployment that holds the content verified, from
+ * another deployment, is its office's source: nobody in North leads or
+ * crosses the WAN; other offices plan as before. */
+static void
+test_holder_from_another_deployment (void)
+{
+  Fixture f;
+  CanopyDeviceHistory holder = { "n-holder", "North", 0, 0, 0, 0, 0, TRUE };
+  g_autoptr (GPtrArray) holders = g_ptr_array_new ();
+  CanopyPlannerOptions options = { TRUE, NULL, NULL, holders };
+  g_autoptr (GPtrArray) plans = NULL;
+
+  g_ptr_array_add (holders, &holder);
+  fixture_init (&f);
+  plans = canopy_planner_plan (f.topology, f.ranked, &options);
+  assert_plan (plans, "n-best", CANOPY_ROLE_PEER,
+               "office-peer:n-holder office-peer:n-second office-peer:n-third");
+  CANOPY_ASSERT_CONTAINS (find (plans, "n-best")->reason, "already holds a verified copy");
+  assert_plan (plans, "n-third", CANOPY_ROLE_PEER,
+               "office-peer:n-holder office-peer:n-best office-peer:n-second");
+  assert_plan (plans, "w1", CANOPY_ROLE_LEAD,
+               "office-peer:w2 parent-peer:n-best parent-peer:n-second parent-peer:n-third "
+               "server origin");
+  fixture_clear (&f);
+}
+
 CANOPY_TEST_SUITE (planner, "planner", NULL, NULL,
                    { "one lead per office", test_one_lead_per_office },
+                   { "holder from another deployment", test_holder_from_another_deployment },
                    { "failover, no content store", test_failover_and_no_store },
                    { "office without an online device", test_office_without_online_device })
