@@ -271,10 +271,37 @@ agent_assignment (CanopyUplink *uplink, GVariant *body, gpointer user_data)
                       g_variant_new ("(ss)", deployment_id, error->message), NULL);
 }
 
+/* The server removed or cancelled a deployment: its fetch stops before it
+ * installs anything, and the server hears what this device did. */
+static void
+agent_withdraw (CanopyUplink *uplink, GVariant *body, gpointer user_data)
+{
+  CanopyAgent *agent = user_data;
+  const char *deployment_id, *reason;
+  CanopyFetch *fetch;
+  CanopyWireWithdrawn outcome = CANOPY_WIRE_WITHDRAWN_NOTHING;
+
+  g_variant_get (body, "(&s&s)", &deployment_id, &reason);
+  fetch = g_hash_table_lookup (agent->fetches, deployment_id);
+  if (fetch != NULL)
+    outcome = canopy_fetch_is_finished (fetch) ? CANOPY_WIRE_WITHDRAWN_INSTALLED
+                                               : CANOPY_WIRE_WITHDRAWN_STOPPED;
+  if (outcome == CANOPY_WIRE_WITHDRAWN_STOPPED)
+    g_message (_("Deployment %s was withdrawn (%s): stopped fetching it; nothing was "
+                 "installed"), deployment_id, reason);
+  else
+    g_debug ("deployment %s withdrawn (%s); nothing under way", deployment_id, reason);
+  /* Freeing the fetch cancels it, its install included. */
+  g_hash_table_remove (agent->fetches, deployment_id);
+  canopy_uplink_send (uplink, CANOPY_WIRE_WITHDRAWN,
+                      g_variant_new ("(su)", deployment_id, (guint32) outcome), NULL);
+}
+
 static const CanopyUplinkEvents agent_uplink_events = {
   .welcome = agent_welcome,
   .assignment = agent_assignment,
   .cached_bytes = agent_cached_bytes,
+  .withdraw = agent_withdraw,
 };
 
 /* A port in use does not stop the agent: it still fetches, and the server

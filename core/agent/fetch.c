@@ -1183,6 +1183,13 @@ assemble_thread (GTask *task, gpointer object, gpointer task_data, GCancellable 
   g_autofree char *dir = g_path_get_dirname (fetch->destination);
   GError *error = NULL;
 
+  /* Withdrawn or stopped meanwhile: the destination is not touched. */
+  if (g_cancellable_is_cancelled (fetch->cancellable))
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                               _("The deployment was stopped before its package was installed"));
+      return;
+    }
   if (commit_install (fetch))
     {
       g_task_return_boolean (task, TRUE);

@@ -499,6 +499,11 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
       if (uplink->events != NULL && uplink->events->assignment != NULL)
         uplink->events->assignment (uplink, body, uplink->events_data);
     }
+  else if (kind == CANOPY_WIRE_WITHDRAW && uplink->state == CANOPY_UPLINK_ENROLLED)
+    {
+      if (uplink->events != NULL && uplink->events->withdraw != NULL)
+        uplink->events->withdraw (uplink, body, uplink->events_data);
+    }
   else
     g_debug ("server sent \"%s\", not handled", canopy_wire_kind_to_string (kind));
 }

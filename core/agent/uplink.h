@@ -26,6 +26,8 @@ typedef struct _CanopyUplink CanopyUplink;
  *   during the call; the server sends it again when role or sources change
  *   and after every reconnection while the deployment is unfinished
  * @cached_bytes: (nullable): verified bytes in the cache, for heartbeats
+ * @withdraw: (nullable): a WITHDRAW body, `(ss)`: the server removed or
+ *   cancelled the deployment; the agent stops it and answers WITHDRAWN
  *
  * What the agent learns from its server, on the main context.
  */
@@ -33,6 +35,7 @@ typedef struct {
   void (*welcome) (CanopyUplink *uplink, gpointer user_data);
   void (*assignment) (CanopyUplink *uplink, GVariant *body, gpointer user_data);
   guint64 (*cached_bytes) (gpointer user_data);
+  void (*withdraw) (CanopyUplink *uplink, GVariant *body, gpointer user_data);
 } CanopyUplinkEvents;
 
 /**

@@ -269,7 +269,7 @@ ctl_content_add (const CtlGlobal *global, int argc, char **argv)
 
 /* DELETEs @path?id=@id; the server answers 204 without a body. */
 static int
-remove_item (const CtlGlobal *global, const char *path, const char *id)
+act_on_item (const CtlGlobal *global, const char *method, const char *path, const char *id)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (CtlClient) client = ctl_console_open_client (global, &error);
@@ -278,10 +278,16 @@ remove_item (const CtlGlobal *global, const char *path, const char *id)
 
   if (client == NULL)
     return ctl_console_fail (global, NULL, error);
-  response = ctl_client_request (client, "DELETE", target, NULL, NULL, &error);
+  response = ctl_client_request (client, method, target, NULL, NULL, &error);
   if (response == NULL)
     return ctl_console_fail (global, client, error);
   return 0;
+}
+
+static int
+remove_item (const CtlGlobal *global, const char *path, const char *id)
+{
+  return act_on_item (global, "DELETE", path, id);
 }
 
 int
@@ -542,6 +548,21 @@ ctl_content_deployment_remove (const CtlGlobal *global, int argc, char **argv)
   status = remove_item (global, "/api/v1/deployments", argv[1]);
   if (status == 0 && !global->json)
     g_print (_("Deployment %s removed\n"), argv[1]);
+  return status;
+}
+
+int
+ctl_content_deployment_cancel (const CtlGlobal *global, int argc, char **argv)
+{
+  int status;
+
+  if (argc != 2)
+    return ctl_console_usage (_("canopyctl deployment-cancel ID (\"canopyctl deployments\" "
+                                "lists the IDs)"));
+  status = act_on_item (global, "POST", "/api/v1/deployments/cancel", argv[1]);
+  if (status == 0 && !global->json)
+    g_print (_("Deployment %s cancelled: every device stops it before installing. \"canopyctl "
+               "deployments\" shows what each did\n"), argv[1]);
   return status;
 }
 

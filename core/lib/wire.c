@@ -39,6 +39,10 @@ static const struct {
   { CANOPY_WIRE_DONE, "done", "(say)" },
   /* deployment ID, reason */
   { CANOPY_WIRE_FAILED, "failed", "(ss)" },
+  /* deployment ID, reason for the agent's log */
+  { CANOPY_WIRE_WITHDRAW, "withdraw", "(ss)" },
+  /* deployment ID, what the agent did (CanopyWireWithdrawn) */
+  { CANOPY_WIRE_WITHDRAWN, "withdrawn", "(su)" },
   /* device ID, content IDs it holds */
   { CANOPY_WIRE_PEER_HELLO, "peer-hello", "(sas)" },
   /* content ID, bitfield of verified chunks */

@@ -34,6 +34,8 @@ typedef enum {
   CANOPY_WIRE_PROGRESS = 6,
   CANOPY_WIRE_DONE = 7,
   CANOPY_WIRE_FAILED = 8,
+  CANOPY_WIRE_WITHDRAW = 9,   /* server → agent: stop a deployment */
+  CANOPY_WIRE_WITHDRAWN = 10, /* agent → server: what it did */
   /* agent ↔ agent */
   CANOPY_WIRE_PEER_HELLO = 32,
   CANOPY_WIRE_HAVE = 33,
@@ -51,6 +53,14 @@ typedef enum {
   CANOPY_WIRE_REFUSED_NO_LICENCE = 4,
   CANOPY_WIRE_REFUSED_NO_OFFICE = 5,
 } CanopyWireRefusal;
+
+/* What an agent did when its server withdrew a deployment (the WITHDRAWN
+ * body's second field). */
+typedef enum {
+  CANOPY_WIRE_WITHDRAWN_NOTHING = 0,   /* it had nothing of the deployment under way */
+  CANOPY_WIRE_WITHDRAWN_STOPPED = 1,   /* it stopped fetching; nothing was installed */
+  CANOPY_WIRE_WITHDRAWN_INSTALLED = 2, /* it had installed the package before */
+} CanopyWireWithdrawn;
 
 /**
  * canopy_wire_kind_type:

@@ -47,6 +47,7 @@ static const Route routes[] = {
   { "GET", "/api/v1/deployments", 0, canopy_console_get_deployments },
   { "POST", "/api/v1/deployments", CANOPY_CONSOLE_JSON_LIMIT, canopy_console_post_deployments },
   { "DELETE", "/api/v1/deployments", 0, canopy_console_delete_deployments },
+  { "POST", "/api/v1/deployments/cancel", 0, canopy_console_cancel_deployment },
   { "GET", "/metrics", 0, canopy_console_get_metrics },
 };
 

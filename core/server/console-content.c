@@ -286,6 +286,36 @@ add_office_progress (JsonBuilder *b, const CanopyOfficeProgress *p, guint64 size
   json_builder_end_object (b);
 }
 
+/* The deployment's state and, once cancelled, what each device did. */
+static void
+add_withdrawal (JsonBuilder *b, CanopyDistributor *distributor, const CanopyDeploymentInfo *info)
+{
+  static const char *const states[] = { "active", "paused", "cancelled" };
+  g_autoptr (GPtrArray) outcomes = canopy_distributor_get_outcomes (distributor, info->id);
+
+  json_builder_set_member_name (b, "state");
+  json_builder_add_string_value (b, info->state < G_N_ELEMENTS (states) ? states[info->state]
+                                                                        : "unknown");
+  if (outcomes == NULL)
+    return;
+  json_builder_set_member_name (b, "withdrawn");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < outcomes->len; i++)
+    {
+      const CanopyDeviceOutcome *o = g_ptr_array_index (outcomes, i);
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "device_id");
+      json_builder_add_string_value (b, o->device_id);
+      json_builder_set_member_name (b, "outcome");
+      json_builder_add_string_value (b, o->what);
+      json_builder_set_member_name (b, "message");
+      json_builder_add_string_value (b, o->message);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+}
+
 static void
 add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentInfo *info)
 {
@@ -312,6 +342,7 @@ add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentIn
   for (guint i = 0; offices != NULL && i < offices->len; i++)
     add_office_progress (b, g_ptr_array_index (offices, i), content != NULL ? content->size : 0);
   json_builder_end_array (b);
+  add_withdrawal (b, distributor, info);
   json_builder_end_object (b);
 }
 
@@ -392,6 +423,33 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
   json_builder_add_string_value (b, id);
   json_builder_end_object (b);
   canopy_console_respond_json (msg, SOUP_STATUS_CREATED, json_builder_get_root (b));
+}
+
+void
+canopy_console_cancel_deployment (CanopyConsole *console, SoupServerMessage *msg)
+{
+  g_autofree char *id = query_id (msg);
+  g_autofree char *actor = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  if (id == NULL)
+    return;
+  if (!canopy_distributor_cancel (canopy_server_get_distributor (console->server), id, &error))
+    {
+      canopy_console_respond_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
+      return;
+    }
+  actor = canopy_console_actor (msg);
+  canopy_store_audit (canopy_server_get_store (console->server), actor, "deployment-cancelled",
+                      id);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, id);
+  json_builder_set_member_name (b, "state");
+  json_builder_add_string_value (b, "cancelled");
+  json_builder_end_object (b);
+  canopy_console_respond_json (msg, SOUP_STATUS_OK, json_builder_get_root (b));
 }
 
 void

@@ -56,7 +56,16 @@ typedef struct {
   GHashTable *stalled;  /* device IDs that stalled as lead */
   GHashTable *reported; /* device IDs peers reported for bad or withheld chunks */
   GHashTable *served;   /* "sender\nreceiver" pairs seen, for peers served */
+  GHashTable *withdrawn; /* device ID → Withdrawal, once cancelled or removed */
 } Deployment;
+
+/* Where a device stands with a withdrawn deployment. */
+typedef enum {
+  WITHDRAW_PENDING = 1, /* not told yet, or no answer yet */
+  WITHDRAW_NOTHING,
+  WITHDRAW_STOPPED,
+  WITHDRAW_INSTALLED,
+} Withdrawal;
 
 typedef struct {
   char *device_id;
@@ -73,6 +82,9 @@ struct _CanopyDistributor {
   CanopySessions *sessions;
   CanopyContentStore *content_store; /* (nullable) */
   GHashTable *deployments; /* ID → Deployment */
+  /* ID → Deployment removed in this run, until every device it was sent
+   * to has stopped it */
+  GHashTable *removed;
   GHashTable *online;      /* device ID → OnlineDevice */
   GHashTable *reported_at; /* device ID → monotonic µs its peers last reported it */
   GHashTable *lost_at;     /* device ID → monotonic µs it stopped answering */
@@ -93,6 +105,7 @@ deployment_free (Deployment *d)
   g_hash_table_unref (d->stalled);
   g_hash_table_unref (d->reported);
   g_hash_table_unref (d->served);
+  g_hash_table_unref (d->withdrawn);
   g_free (d);
 }
 
@@ -120,6 +133,7 @@ deployment_new (const char *id, const char *content_id, const char *const *group
   d->stalled = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   d->reported = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   d->served = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  d->withdrawn = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   return d;
 }
 
@@ -139,6 +153,14 @@ canopy_office_progress_free (CanopyOfficeProgress *progress)
   g_free (progress->office);
   g_free (progress->lead);
   g_free (progress);
+}
+
+void
+canopy_device_outcome_free (CanopyDeviceOutcome *outcome)
+{
+  g_free (outcome->device_id);
+  g_free (outcome->message);
+  g_free (outcome);
 }
 
 void
@@ -304,14 +326,15 @@ note_lead (Deployment *d, const CanopyContent *content, GHashTable *before,
     plan->wan_rate, STALL_CHUNKS);
 }
 
-/* Whether @device_id verified the whole of @content_id in any deployment. */
+/* Whether @device_id verified the whole of @content_id in any deployment
+ * of @table. */
 static gboolean
-holds_content (CanopyDistributor *distributor, const char *content_id, const char *device_id)
+holds_content_in (GHashTable *table, const char *content_id, const char *device_id)
 {
   GHashTableIter iter;
   gpointer value;
 
-  g_hash_table_iter_init (&iter, distributor->deployments);
+  g_hash_table_iter_init (&iter, table);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
       const Deployment *other = value;
@@ -324,6 +347,15 @@ holds_content (CanopyDistributor *distributor, const char *content_id, const cha
         return TRUE;
     }
   return FALSE;
+}
+
+/* Whether @device_id verified the whole of @content_id in any deployment,
+ * removed ones included. */
+static gboolean
+holds_content (CanopyDistributor *distributor, const char *content_id, const char *device_id)
+{
+  return holds_content_in (distributor->deployments, content_id, device_id)
+         || holds_content_in (distributor->removed, content_id, device_id);
 }
 
 /* Online devices, in the deployment's groups or not, that hold its whole
@@ -643,6 +675,83 @@ handle_done (CanopyDistributor *distributor, Deployment *d, const char *device_i
              content->version);
 }
 
+/* --- withdrawing --------------------------------------------------------- */
+
+static void
+send_withdraw (CanopyDistributor *distributor, const Deployment *d, const char *device_id)
+{
+  const char *reason = g_hash_table_contains (distributor->removed, d->id)
+                         ? _("an administrator removed it")
+                         : _("an administrator cancelled it");
+
+  canopy_sessions_send (distributor->sessions, device_id, CANOPY_WIRE_WITHDRAW,
+                        g_variant_new ("(ss)", d->id, reason));
+}
+
+/* Tells every device @d was sent to, and online, to stop it; the others
+ * are told when they reconnect. */
+static void
+withdraw (CanopyDistributor *distributor, Deployment *d)
+{
+  GHashTableIter iter;
+  gpointer device_id, value;
+
+  d->state = CANOPY_DEPLOYMENT_CANCELLED;
+  g_hash_table_remove_all (d->leads);
+  g_hash_table_iter_init (&iter, d->progress);
+  while (g_hash_table_iter_next (&iter, &device_id, &value))
+    {
+      const DeviceProgress *p = value;
+
+      if (g_hash_table_contains (d->withdrawn, device_id))
+        continue;
+      g_hash_table_insert (d->withdrawn, g_strdup (device_id),
+                           GUINT_TO_POINTER (p->done ? WITHDRAW_INSTALLED : WITHDRAW_PENDING));
+      if (!p->done)
+        send_withdraw (distributor, d, device_id);
+    }
+}
+
+/* Whether every device of @d has answered its withdrawal. */
+static gboolean
+withdrawal_complete (const Deployment *d)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, d->withdrawn);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (GPOINTER_TO_UINT (value) == WITHDRAW_PENDING)
+      return FALSE;
+  return TRUE;
+}
+
+static void
+handle_withdrawn (CanopyDistributor *distributor, Deployment *d, const char *device_id,
+                  GVariant *body)
+{
+  const DeviceProgress *p = g_hash_table_lookup (d->progress, device_id);
+  guint32 did;
+  Withdrawal outcome;
+
+  g_variant_get_child (body, 1, "u", &did);
+  if (p != NULL && p->done)
+    outcome = WITHDRAW_INSTALLED;
+  else if (did == CANOPY_WIRE_WITHDRAWN_STOPPED)
+    outcome = WITHDRAW_STOPPED;
+  else if (did == CANOPY_WIRE_WITHDRAWN_INSTALLED)
+    outcome = WITHDRAW_INSTALLED;
+  else
+    outcome = WITHDRAW_NOTHING;
+  if (!g_hash_table_contains (d->withdrawn, device_id))
+    return;
+  g_hash_table_insert (d->withdrawn, g_strdup (device_id), GUINT_TO_POINTER (outcome));
+  if (outcome == WITHDRAW_STOPPED)
+    g_message (_("Device %s stopped deployment %s before installing it"), device_id, d->id);
+  if (g_hash_table_contains (distributor->removed, d->id) && withdrawal_complete (d))
+    g_hash_table_remove (distributor->removed, d->id);
+}
+
 static void
 on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer user_data)
 {
@@ -653,6 +762,8 @@ on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer
 
   g_variant_get_child (body, 0, "&s", &id);
   d = g_hash_table_lookup (distributor->deployments, id);
+  if (d == NULL)
+    d = g_hash_table_lookup (distributor->removed, id);
   if (d == NULL)
     {
       g_debug ("device %s reports on unknown deployment %s", device_id, id);
@@ -671,6 +782,9 @@ on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer
       g_warning (_("Device %s cannot complete deployment %s: %s"), device_id, d->id, reason);
       note_failure (distributor, d, device_id, reason);
       g_hash_table_remove (d->sent, device_id);
+      break;
+    case CANOPY_WIRE_WITHDRAWN:
+      handle_withdrawn (distributor, d, device_id, body);
       break;
     default:
       break;
@@ -696,6 +810,17 @@ on_enrolled (const CanopySessionInfo *info, gpointer user_data)
   g_hash_table_iter_init (&iter, distributor->deployments);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     g_hash_table_remove (((Deployment *) value)->sent, info->device_id);
+  /* A device that was away when a deployment was withdrawn may still be
+   * fetching it: it is told now. */
+  for (guint t = 0; t < 2; t++)
+    {
+      g_hash_table_iter_init (&iter, t == 0 ? distributor->deployments : distributor->removed);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        if (GPOINTER_TO_UINT (g_hash_table_lookup (((Deployment *) value)->withdrawn,
+                                                   info->device_id))
+            == WITHDRAW_PENDING)
+          send_withdraw (distributor, value, info->device_id);
+    }
   replan_all (distributor);
 }
 
@@ -811,9 +936,22 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
   distributor->lost_at = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   distributor->failures = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                                  (GDestroyNotify) device_failure_free);
+  distributor->removed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                (GDestroyNotify) deployment_free);
   if (!canopy_store_list (store, CANOPY_RECORD_DEPLOYMENT, load_deployment, distributor, error)
       || !canopy_store_list (store, CANOPY_RECORD_PROGRESS, load_progress, distributor, error))
     return NULL;
+  /* What devices answered before the restart is not kept: whoever had not
+   * finished is told again when it connects. */
+  {
+    GHashTableIter iter;
+    gpointer value;
+
+    g_hash_table_iter_init (&iter, distributor->deployments);
+    while (g_hash_table_iter_next (&iter, NULL, &value))
+      if (((Deployment *) value)->state == CANOPY_DEPLOYMENT_CANCELLED)
+        withdraw (distributor, value);
+  }
   canopy_sessions_set_observer (sessions, &observer, distributor);
   distributor->stall_timer = g_timeout_add_seconds (STALL_S / 3, check_stalled_leads,
                                                     distributor);
@@ -830,6 +968,7 @@ canopy_distributor_free (CanopyDistributor *distributor)
   if (distributor->stall_timer != 0)
     g_source_remove (distributor->stall_timer);
   g_hash_table_unref (distributor->deployments);
+  g_hash_table_unref (distributor->removed);
   g_hash_table_unref (distributor->online);
   g_hash_table_unref (distributor->reported_at);
   g_hash_table_unref (distributor->lost_at);
@@ -876,11 +1015,9 @@ canopy_distributor_create (CanopyDistributor *distributor, const char *content_i
 }
 
 gboolean
-canopy_distributor_remove (CanopyDistributor *distributor, const char *id, GError **error)
+canopy_distributor_cancel (CanopyDistributor *distributor, const char *id, GError **error)
 {
   Deployment *d = g_hash_table_lookup (distributor->deployments, id);
-  GHashTableIter iter;
-  gpointer device_id;
 
   if (d == NULL)
     {
@@ -888,6 +1025,33 @@ canopy_distributor_remove (CanopyDistributor *distributor, const char *id, GErro
                    _("No deployment has the ID %s; list the deployments to see the IDs"), id);
       return FALSE;
     }
+  if (d->state == CANOPY_DEPLOYMENT_CANCELLED)
+    return TRUE;
+  withdraw (distributor, d);
+  record_deployment (distributor, d);
+  g_message (_("Deployment %s cancelled: every device it was sent to stops it before "
+               "installing; its status shows what each did"), id);
+  return TRUE;
+}
+
+gboolean
+canopy_distributor_remove (CanopyDistributor *distributor, const char *id, GError **error)
+{
+  Deployment *d = g_hash_table_lookup (distributor->deployments, id);
+  GHashTableIter iter;
+  gpointer device_id;
+  gpointer stolen_id;
+
+  if (d == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                   _("No deployment has the ID %s; list the deployments to see the IDs"), id);
+      return FALSE;
+    }
+  /* Moved aside first, so that the devices are told it was removed. */
+  g_hash_table_steal_extended (distributor->deployments, id, &stolen_id, NULL);
+  g_hash_table_insert (distributor->removed, stolen_id, d);
+  withdraw (distributor, d);
   g_hash_table_iter_init (&iter, d->progress);
   while (g_hash_table_iter_next (&iter, &device_id, NULL))
     {
@@ -895,8 +1059,53 @@ canopy_distributor_remove (CanopyDistributor *distributor, const char *id, GErro
       canopy_store_remove (distributor->store, CANOPY_RECORD_PROGRESS, key);
     }
   canopy_store_remove (distributor->store, CANOPY_RECORD_DEPLOYMENT, id);
-  g_hash_table_remove (distributor->deployments, id);
+  if (withdrawal_complete (d))
+    g_hash_table_remove (distributor->removed, id);
   return TRUE;
+}
+
+GPtrArray *
+canopy_distributor_get_outcomes (CanopyDistributor *distributor, const char *id)
+{
+  Deployment *d = g_hash_table_lookup (distributor->deployments, id);
+  GPtrArray *outcomes;
+  GHashTableIter iter;
+  gpointer device_id, value;
+
+  if (d == NULL || d->state != CANOPY_DEPLOYMENT_CANCELLED)
+    return NULL;
+  outcomes = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_device_outcome_free);
+  g_hash_table_iter_init (&iter, d->withdrawn);
+  while (g_hash_table_iter_next (&iter, &device_id, &value))
+    {
+      CanopyDeviceOutcome *o = g_new0 (CanopyDeviceOutcome, 1);
+
+      o->device_id = g_strdup (device_id);
+      switch ((Withdrawal) GPOINTER_TO_UINT (value))
+        {
+        case WITHDRAW_PENDING:
+          o->what = "pending";
+          o->message = g_strdup (_("not told yet: it is offline, or has not answered; it is "
+                                   "told when it reconnects"));
+          break;
+        case WITHDRAW_NOTHING:
+          o->what = "nothing";
+          o->message = g_strdup (_("had nothing of it under way; nothing was installed"));
+          break;
+        case WITHDRAW_STOPPED:
+          o->what = "stopped";
+          o->message = g_strdup (_("stopped fetching; nothing was installed"));
+          break;
+        case WITHDRAW_INSTALLED:
+        default:
+          o->what = "installed";
+          o->message = g_strdup (_("had installed the package before the cancel; remove it "
+                                   "from the device if it must go"));
+          break;
+        }
+      g_ptr_array_add (outcomes, o);
+    }
+  return outcomes;
 }
 
 gboolean

@@ -19,7 +19,17 @@ typedef struct _CanopyDistributor CanopyDistributor;
 typedef enum {
   CANOPY_DEPLOYMENT_ACTIVE = 0,
   CANOPY_DEPLOYMENT_PAUSED = 1,
+  CANOPY_DEPLOYMENT_CANCELLED = 2, /* withdrawn from every device; kept to show what each did */
 } CanopyDeploymentState;
+
+/* What a device did when its deployment was cancelled or removed. */
+typedef struct {
+  char *device_id;
+  const char *what;  /* "pending", "nothing", "stopped" or "installed" */
+  char *message;     /* translated sentence for the console */
+} CanopyDeviceOutcome;
+
+void canopy_device_outcome_free (CanopyDeviceOutcome *outcome);
 
 /* One office's share of a deployment. */
 typedef struct {
@@ -69,8 +79,30 @@ char *canopy_distributor_create (CanopyDistributor *distributor, const char *con
                                  const char *const *groups, const char *destination,
                                  GError **error);
 
+/**
+ * canopy_distributor_cancel:
+ *
+ * Withdraws the deployment from every device that was sent it: each online
+ * one is told now and stops fetching before it installs anything, each
+ * offline one when it reconnects. The deployment stays listed, cancelled,
+ * with what each device did (canopy_distributor_get_outcomes()).
+ */
+gboolean canopy_distributor_cancel (CanopyDistributor *distributor, const char *id,
+                                    GError **error);
+
+/* Withdraws the deployment as canopy_distributor_cancel() does, then forgets
+ * it: it is no longer listed, and its records are deleted. */
 gboolean canopy_distributor_remove (CanopyDistributor *distributor, const char *id,
                                     GError **error);
+
+/**
+ * canopy_distributor_get_outcomes:
+ *
+ * Returns: (transfer full) (element-type CanopyDeviceOutcome) (nullable):
+ *   what each device did with the cancelled deployment @id, or %NULL when
+ *   it is unknown or not cancelled.
+ */
+GPtrArray *canopy_distributor_get_outcomes (CanopyDistributor *distributor, const char *id);
 
 /* Whether any deployment uses the content. */
 gboolean canopy_distributor_uses_content (CanopyDistributor *distributor, const char *content_id);

@@ -360,6 +360,13 @@ canopy_test_site_get_text (CanopyTestSite *s, const char *path)
   return site_request (s, "GET", path, NULL, SOUP_STATUS_OK);
 }
 
+char *
+canopy_test_site_request (CanopyTestSite *s, const char *method, const char *path,
+                          guint expected)
+{
+  return site_request (s, method, path, NULL, expected);
+}
+
 JsonNode *
 canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path, const char *body,
                       guint expected)

@@ -90,6 +90,10 @@ JsonNode *canopy_test_site_api (CanopyTestSite *s, const char *method, const cha
                                 const char *body, guint expected);
 /* The text a console API GET of @path answers with 200 (a CSV download). */
 char *canopy_test_site_get_text (CanopyTestSite *s, const char *path);
+/* A console API call without a body that must answer @expected; returns
+ * what it answered, JSON or not. */
+char *canopy_test_site_request (CanopyTestSite *s, const char *method, const char *path,
+                                guint expected);
 /* Registers the package; returns the content ID. */
 char *canopy_test_site_register (CanopyTestSite *s);
 /* Deploys @content_id to group Branch. */

@@ -1021,6 +1021,14 @@ test_canopyctl_content (void)
   CU_ASSERT_EQUAL (ctl (&out, "content-remove", id, NULL), 1);
   CANOPY_ASSERT_CONTAINS (out, "remove the deployment first");
   g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "deployment-cancel", deployment, NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "cancelled: every device stops it");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "--json", "deployments", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "\"state\" : \"cancelled\"");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "deployment-cancel", "no-such-id", NULL), 1);
+  g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "deployment-remove", deployment, NULL), 0);
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "content-remove", id, NULL), 0);

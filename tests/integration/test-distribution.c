@@ -311,7 +311,144 @@ test_same_content_again (void)
   site_end ();
 }
 
+/* Deployment @id as the API lists it, held by @holder; NULL if absent. */
+static JsonObject *
+deployment_by_id (Site *s, const char *id, JsonNode **holder)
+{
+  JsonArray *all;
+
+  *holder = canopy_test_site_api (s, "GET", "/api/v1/deployments", NULL, SOUP_STATUS_OK);
+  all = json_node_get_array (*holder);
+  for (guint i = 0; i < json_array_get_length (all); i++)
+    if (g_str_equal (json_object_get_string_member (json_array_get_object_element (all, i), "id"),
+                     id))
+      return json_array_get_object_element (all, i);
+  return NULL;
+}
+
+/* Waits until deployment @id's offices took @fraction of the content
+ * across their WAN links, in all. */
+static gboolean
+wait_wan_progress (Site *s, const char *id, double fraction)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) canopy_test_timeout (60) * G_USEC_PER_SEC;
+
+  while (g_get_monotonic_time () < deadline)
+    {
+      g_autoptr (JsonNode) holder = NULL;
+      JsonObject *d = deployment_by_id (s, id, &holder);
+      JsonArray *offices = d != NULL ? json_object_get_array_member (d, "offices") : NULL;
+      gint64 wan = 0;
+
+      for (guint i = 0; offices != NULL && i < json_array_get_length (offices); i++)
+        wan += json_object_get_int_member (json_array_get_object_element (offices, i),
+                                           "wan_bytes");
+      if (wan >= fraction * CONTENT_SIZE)
+        return TRUE;
+      canopy_test_site_pump (200);
+    }
+  return FALSE;
+}
+
+/* Whether no device still has deployment @id pending, each having said
+ * what it did; prints the outcomes. */
+static gboolean
+wait_all_withdrawn (Site *s, const char *id)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) canopy_test_timeout (10) * G_USEC_PER_SEC;
+
+  while (g_get_monotonic_time () < deadline)
+    {
+      g_autoptr (JsonNode) holder = NULL;
+      JsonObject *d = deployment_by_id (s, id, &holder);
+      JsonArray *withdrawn = d != NULL && json_object_has_member (d, "withdrawn")
+                               ? json_object_get_array_member (d, "withdrawn") : NULL;
+      guint stopped = 0, pending = 0;
+
+      for (guint i = 0; withdrawn != NULL && i < json_array_get_length (withdrawn); i++)
+        {
+          const char *what = json_object_get_string_member (
+            json_array_get_object_element (withdrawn, i), "outcome");
+          stopped += g_str_equal (what, "stopped") || g_str_equal (what, "nothing");
+          pending += !g_str_equal (what, "stopped") && !g_str_equal (what, "nothing");
+        }
+      if (withdrawn != NULL && pending == 0 && stopped == OFFICES * AGENTS_PER_OFFICE)
+        {
+          CU_ASSERT_STRING_EQUAL (json_object_get_string_member (d, "state"), "cancelled");
+          return TRUE;
+        }
+      canopy_test_site_pump (200);
+    }
+  return FALSE;
+}
+
+/* Whether any agent put a copy at the destination. */
+static guint
+copies_installed (Site *s)
+{
+  guint found = 0;
+
+  for (guint slot = 0; slot < N_AGENTS; slot++)
+    {
+      g_autofree char *path = canopy_test_site_copy_path (s, slot);
+      if (g_file_test (path, G_FILE_TEST_EXISTS))
+        {
+          fprintf (stderr, "\n    slot %u installed %s; it said:\n%s\n", slot, path,
+                   s->agents[slot] != NULL ? canopy_test_process_output (s->agents[slot]) : "");
+          found++;
+        }
+    }
+  return found;
+}
+
+/* A deployment cancelled half way stops on every device within a
+ * heartbeat, its status says what each did, and one removed half way
+ * stops the same: no agent writes the destination afterwards, though
+ * their fetches would long have finished. */
+static void
+test_cancel_and_remove_stop_agents (void)
+{
+  CanopyTestSiteOptions options = { .wan_rate = "16M", .content_size = 16 * 1024 * 1024 + 777 };
+  Site *s = &site;
+  g_autofree char *content_id = NULL;
+  g_autofree char *cancelled = NULL, *removed = NULL;
+  g_autofree char *cancel_path = NULL, *remove_path = NULL;
+  g_autoptr (JsonNode) answer = NULL;
+  g_autoptr (JsonNode) holder = NULL;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (s, &options);
+  canopy_test_site_start_agents (s);
+  content_id = canopy_test_site_register (s);
+
+  cancelled = canopy_test_site_create_deployment (s, content_id, NULL);
+  CU_ASSERT_FATAL (wait_wan_progress (s, cancelled, 0.1));
+  cancel_path = g_strdup_printf ("/api/v1/deployments/cancel?id=%s", cancelled);
+  answer = canopy_test_site_api (s, "POST", cancel_path, NULL, SOUP_STATUS_OK);
+  CU_ASSERT (wait_all_withdrawn (s, cancelled));
+  CU_ASSERT_PTR_NOT_NULL (deployment_by_id (s, cancelled, &holder));
+
+  removed = canopy_test_site_create_deployment (s, content_id, NULL);
+  /* It resumes from the chunks the first left in the caches. */
+  CU_ASSERT_FATAL (wait_wan_progress (s, removed, 0.05));
+  remove_path = g_strdup_printf ("/api/v1/deployments?id=%s", removed);
+  g_clear_pointer (&answer, json_node_unref);
+  {
+    g_autofree char *text = NULL;
+    /* 204: no body to read as JSON. */
+    text = canopy_test_site_request (s, "DELETE", remove_path, SOUP_STATUS_NO_CONTENT);
+  }
+  for (guint i = 0; i < OFFICES * AGENTS_PER_OFFICE; i++)
+    CU_ASSERT (canopy_test_process_wait_output (s->agents[i], "stopped fetching it", 10));
+  /* Long past the time the whole content takes at 16 Mbit/s. */
+  canopy_test_site_pump (12000);
+  CU_ASSERT_EQUAL (copies_installed (s), 0);
+  site_end ();
+}
+
 CANOPY_TEST_SUITE (distribution, "distribution", NULL, suite_cleanup,
+                   { "cancel and remove stop every agent", test_cancel_and_remove_stop_agents },
                    { "same content again crosses no WAN", test_same_content_again },
                    { "two offices, WAN once each", test_two_offices },
                    { "lead killed half way", test_lead_killed },
