@@ -541,12 +541,13 @@ note_reported (CanopyDistributor *distributor, Deployment *d, const char *sender
   return g_hash_table_add (d->reported, g_strdup (sender)) && is_lead (d, sender);
 }
 
-/* Returns whether a lead was reported, so the plan must change. */
-static gboolean
+/* Returns the lead that @receiver reported, if any, so the plan must
+ * change; NULL otherwise. */
+static char *
 record_transfers (CanopyDistributor *distributor, Deployment *d, const char *receiver,
                   GVariant *peers, guint32 chunk_size)
 {
-  gboolean replan_needed = FALSE;
+  char *reported_lead = NULL;
   GVariantIter iter;
   const char *sender;
   guint64 bytes;
@@ -566,7 +567,8 @@ record_transfers (CanopyDistributor *distributor, Deployment *d, const char *rec
                                             bytes, TRUE));
       if (bad > 0)
         {
-          replan_needed |= note_reported (distributor, d, sender, receiver, bad);
+          if (note_reported (distributor, d, sender, receiver, bad) && reported_lead == NULL)
+            reported_lead = g_strdup (sender);
           canopy_store_append (distributor->store, CANOPY_LOG_TRANSFER,
                                g_variant_new ("(xsssuutb)", now, d->content_id, sender, receiver,
                                               kind, bad,
@@ -574,7 +576,7 @@ record_transfers (CanopyDistributor *distributor, Deployment *d, const char *rec
         }
       credit_sender (distributor, d, sender, receiver, bytes, bad);
     }
-  return replan_needed;
+  return reported_lead;
 }
 
 static guint32
@@ -608,6 +610,7 @@ handle_progress (CanopyDistributor *distributor, Deployment *d, const char *devi
 {
   DeviceProgress *p = progress_of (d, device_id);
   g_autoptr (GVariant) bytes = NULL, peers = NULL;
+  g_autofree char *reported_lead = NULL;
   const guint64 *by_kind;
   gsize n;
   guint32 chunks;
@@ -623,10 +626,13 @@ handle_progress (CanopyDistributor *distributor, Deployment *d, const char *devi
   p->chunks = chunks;
   add_reported_bytes (p, by_kind, n);
   record_progress (distributor, d, device_id, p);
-  if (record_transfers (distributor, d, device_id, peers, chunk_size_of (distributor, d)))
+  reported_lead = record_transfers (distributor, d, device_id, peers,
+                                    chunk_size_of (distributor, d));
+  if (reported_lead != NULL)
     {
-      g_warning (_("Deployment %s: its office peers reported lead %s; handing over to the "
-                   "next preferred device"), d->id, device_id);
+      /* The lead that was reported, not the device that reported it. */
+      g_warning (_("Deployment %s: office peers reported lead %s (reported by %s); handing "
+                   "over to the next preferred device"), d->id, reported_lead, device_id);
       replan (distributor, d);
     }
 }

@@ -88,6 +88,25 @@ run_liar (const char *mode, const char *agents_say)
   CU_ASSERT (an_agent_said (&site, agents_say, liar));
   CANOPY_ASSERT_CONTAINS (canopy_test_process_output (site.server), "handing over");
   CU_ASSERT (strstr (canopy_test_process_output (site.server), liar) != NULL);
+  /* The lead named as reported is the liar, never the device that
+   * reported it. */
+  {
+    g_auto (GStrv) lines = g_strsplit (canopy_test_process_output (site.server), "\n", -1);
+    guint named = 0;
+
+    for (guint l = 0; lines[l] != NULL; l++)
+      if (strstr (lines[l], "reported lead") != NULL)
+        {
+          g_autofree char *expected = g_strdup_printf ("reported lead %s", liar);
+
+          if (strstr (lines[l], expected) == NULL)
+            fprintf (stderr, "\n    names the wrong lead: %s\n", lines[l]);
+          CU_ASSERT (strstr (lines[l], expected) != NULL);
+          named++;
+        }
+    if (g_str_equal (mode, "garbage"))
+      CU_ASSERT (named > 0);
+  }
   north = canopy_test_site_office_of (canopy_test_site_deployment (&site, &holder), "North");
   CU_ASSERT_PTR_NOT_NULL_FATAL (north);
   CU_ASSERT_STRING_NOT_EQUAL (json_object_get_string_member (north, "lead"), liar);
