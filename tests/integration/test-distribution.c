@@ -140,6 +140,8 @@ test_lead_killed (void)
   CU_ASSERT_PTR_NOT_NULL_FATAL (lead);
   index = canopy_test_site_agent_index (s, lead);
   canopy_test_site_kill_hard (&s->agents[index]);
+  /* Killed half way, it installed nothing: there is no copy of its to compare. */
+  s->installs[index] = FALSE;
   done = canopy_test_site_wait_done (s, OFFICES * AGENTS_PER_OFFICE - 1, 180);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
   assert_wan_once (s, done);
