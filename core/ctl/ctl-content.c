@@ -446,6 +446,24 @@ show_offices (JsonObject *d)
   ctl_table_print (table);
 }
 
+/* A cancelled deployment: what each device did. */
+static void
+show_withdrawn (JsonObject *d)
+{
+  JsonArray *withdrawn = json_object_has_member (d, "withdrawn")
+                           ? json_object_get_array_member (d, "withdrawn") : NULL;
+
+  if (withdrawn == NULL)
+    return;
+  g_print (_("  Cancelled; what each device did:\n"));
+  for (guint i = 0; i < json_array_get_length (withdrawn); i++)
+    {
+      JsonObject *o = json_array_get_object_element (withdrawn, i);
+
+      g_print ("    %s: %s\n", member_string (o, "device_id"), member_string (o, "message"));
+    }
+}
+
 static void
 show_deployments (JsonNode *answer)
 {
@@ -467,6 +485,7 @@ show_deployments (JsonNode *answer)
                member_string (d, "destination"), member_count (d, "done"),
                member_count (d, "devices"));
       show_offices (d);
+      show_withdrawn (d);
     }
 }
 

@@ -1027,6 +1027,9 @@ test_canopyctl_content (void)
   CU_ASSERT_EQUAL (ctl (&out, "--json", "deployments", NULL), 0);
   CANOPY_ASSERT_CONTAINS (out, "\"state\" : \"cancelled\"");
   g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "deployments", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "Cancelled; what each device did");
+  g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "deployment-cancel", "no-such-id", NULL), 1);
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "deployment-remove", deployment, NULL), 0);
