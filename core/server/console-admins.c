@@ -27,6 +27,7 @@ typedef struct {
   gint64 expires;
   char *token_id;    /* JOB_REVOKE's token; the new token's ID after ADD/ISSUE */
   char *token_text;  /* the new token; the only copy of its secret */
+  gboolean existed;  /* JOB_ADD found the admin */
   CanopyAdmins *admins; /* as written */
 } Job;
 
@@ -73,16 +74,14 @@ run_job (CanopyBackend *backend, gpointer user_data, GError **error)
     case JOB_READ:
       return TRUE;
     case JOB_ADD:
-      if (canopy_admins_lookup (job->admins, job->name) != NULL)
-        {
-          g_set_error (error, CANOPY_ADMINS_ERROR, CANOPY_ADMINS_ERROR_EXISTS,
-                       _("The admin \"%s\" exists; POST /api/v1/admins/%s/tokens issues them "
-                         "another token"), job->name, job->name);
-          return FALSE;
-        }
+      /* As "canopyd admin-add": an admin of that name and role gets
+       * another token; another role is a conflict. */
+      job->existed = canopy_admins_lookup (job->admins, job->name) != NULL;
       admin = canopy_admins_add (job->admins, job->name, job->role, now, error);
       if (admin == NULL)
         return FALSE;
+      if (job->existed)
+        admin = NULL;
       G_GNUC_FALLTHROUGH;
     case JOB_ISSUE:
       token = canopy_admins_issue_token (job->admins, job->name, now, job->expires,
@@ -326,7 +325,9 @@ on_changed (GObject *source, GAsyncResult *result, gpointer user_data)
         g_autofree char *detail = g_strdup_printf ("%s token %s", job->name, job->token_id);
 
         canopy_store_audit (store, change->actor,
-                            job->kind == JOB_ADD ? "admin-added" : "admin-token-issued", detail);
+                            job->kind == JOB_ADD && !job->existed ? "admin-added"
+                                                                  : "admin-token-issued",
+                            detail);
       }
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "name");
@@ -336,6 +337,8 @@ on_changed (GObject *source, GAsyncResult *result, gpointer user_data)
         b, canopy_admin_role_to_string (
              canopy_admins_lookup (canopy_console_auth_get_admins (console->auth), job->name)
                ->role));
+      json_builder_set_member_name (b, "existed");
+      json_builder_add_boolean_value (b, job->existed || job->kind == JOB_ISSUE);
       json_builder_set_member_name (b, "token_id");
       json_builder_add_string_value (b, job->token_id);
       json_builder_set_member_name (b, "token");
