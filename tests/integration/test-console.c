@@ -950,6 +950,31 @@ test_canopyctl (void)
   CANOPY_ASSERT_CONTAINS (out, "canopy_licence_seats 10");
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "settings-set", NULL), 2);
+  g_clear_pointer (&out, g_free);
+
+  /* Admins, over the API. */
+  CU_ASSERT_EQUAL (ctl (&out, "whoami", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "console-admin (administrator)");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "admin-add", "carl", "--role", "auditor", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "Admin \"carl\" (auditor) added");
+  CANOPY_ASSERT_CONTAINS (out, "cnp_");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "admins", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "carl");
+  CU_ASSERT_PTR_NULL (strstr (out, "cnp_"));
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "admin-add", "carl", "--role", "operator", NULL), 1);
+  CANOPY_ASSERT_CONTAINS (out, "exists with the role auditor");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "admin-revoke", "carl", NULL), 0);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "admins", NULL), 0);
+  CU_ASSERT_PTR_NULL (strstr (out, "carl"));
+  g_clear_pointer (&out, g_free);
+  /* The last administrator stays. */
+  CU_ASSERT_NOT_EQUAL (ctl (&out, "admin-revoke", "console-admin", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "last administrator");
 }
 
 /* The content commands, after test_canopyctl logged in. */
