@@ -259,7 +259,6 @@ check_auth (CanopyConsole *console, SoupServerMessage *msg, const Route *route, 
   guint retry_after = 0;
   CanopyConsoleAuthResult result;
 
-  final = final || console->admins_read_at == 0;
   result = canopy_console_auth_check (console->auth, host != NULL ? host : "?", authorization,
                                       final, g_get_monotonic_time (),
                                       g_get_real_time () / G_USEC_PER_SEC, &token, &retry_after);

@@ -10,6 +10,7 @@
 #include "server/console-api.h"
 #include "lib/keys.h"
 
+#include <signal.h>
 #include <string.h>
 
 /* What the console used to derive its token with (canopy 0.x). */
@@ -438,6 +439,42 @@ test_tokens_stay_secret (void)
   CU_ASSERT_PTR_NULL (memmem (db, db_length, secret, strlen (secret)));
 }
 
+/* An installation upgraded from the shared-key console has no admin: the
+ * log says so and how to make the first, and nothing opens the console. */
+static void
+test_no_admin_says_what_to_do (void)
+{
+  g_autofree char *dir = NULL, *config = NULL, *xml = NULL, *canopyd = NULL, *out = NULL;
+  g_autoptr (CanopyTestProcess) server = NULL;
+
+  if (!canopy_test_site_available ())
+    return;
+  dir = canopy_test_make_tmpdir ("no-admin");
+  config = g_build_filename (dir, "canopyd.xml", NULL);
+  xml = g_strdup_printf ("<server><state-directory>%s/state</state-directory>"
+                         "<console address='127.0.0.1' port='0'/><backend plugin='sqlite'/>"
+                         "<transport plugin='tcp'><listen address='127.0.0.1' port='0'/>"
+                         "</transport></server>",
+                         dir);
+  g_assert (g_file_set_contents (config, xml, -1, NULL));
+  canopyd = canopy_test_build_path ("canopyd", NULL);
+  {
+    const char *init[] = { canopyd, "init", "--config", config, NULL };
+    CU_ASSERT_EQUAL_FATAL (canopy_test_run (init, &out), 0);
+  }
+  CANOPY_ASSERT_CONTAINS (out, "canopyd admin-add NAME --role administrator");
+  {
+    const char *argv[] = { canopyd, "--config", config, NULL };
+    server = canopy_test_process_spawn (argv, NULL);
+  }
+  CU_ASSERT_FATAL (server != NULL && canopy_test_process_wait_output (server, " started: ", 20));
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (server), "No console admin exists yet");
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (server),
+                          "canopyd admin-add NAME --role administrator");
+  canopy_test_process_signal (server, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (server, 20), 0);
+}
+
 static int
 suite_cleanup (void)
 {
@@ -452,4 +489,6 @@ CANOPY_TEST_SUITE (security_admins, "security-admins", NULL, suite_cleanup,
                    { "after 5 wrong tokens the right one still works",
                      test_lockout_spares_valid_token },
                    { "mutating calls are audited with the admin's name", test_audit_names_admin },
-                   { "tokens show once: not in lists, log or database", test_tokens_stay_secret })
+                   { "tokens show once: not in lists, log or database", test_tokens_stay_secret },
+                   { "no admin yet: the log says how to add the first",
+                     test_no_admin_says_what_to_do })
