@@ -19,8 +19,8 @@
 #define MAX_NAME_LENGTH 64
 
 /* The stored values, inside the (s) of a setting record: GVariant text. */
-#define ADMIN_TYPE "(sx)"     /* role, created */
-#define TOKEN_TYPE "(ssxx)"   /* admin, SHA-256 of the secret as hex, created, expires */
+#define ADMIN_TYPE "(sx)"   /* role, created */
+#define TOKEN_TYPE "(ssxx)" /* admin, SHA-256 of the secret as hex, created, expires */
 
 G_DEFINE_QUARK (canopy-admins-error-quark, canopy_admins_error)
 

@@ -1,6 +1,8 @@
-/* The console API's HTTPS server and its route table. Authentication and
- * body limits are checked as soon as the headers are in, so a wrong key
- * or an oversized upload costs the server no memory. */
+/* The console API's HTTPS server and its route table, each route with the
+ * least admin role it needs. Tokens and body limits are checked as soon as
+ * the headers are in, so a wrong token or an oversized upload costs the
+ * server no memory; a token not known yet waits, its body within the
+ * limit, for the admins to be read again from the database. */
 #include "build-config.h"
 
 #include "server/console-private.h"
