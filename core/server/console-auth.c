@@ -5,7 +5,6 @@
 
 #include "server/console-auth.h"
 
-
 /* Addresses tracked at most; the oldest entries go first beyond this. */
 #define MAX_TRACKED 4096
 
