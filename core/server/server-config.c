@@ -68,11 +68,15 @@ read_console (CanopyServerConfig *config, const CanopyConfigNode *root, GError *
   const CanopyConfigNode *console = canopy_config_node_get_child (root, "console");
 
   config->console_port = CANOPY_SERVER_CONFIG_CONSOLE_PORT;
+  config->console_token_lifetime_days = CANOPY_SERVER_CONFIG_TOKEN_LIFETIME_DAYS;
   if (console == NULL)
     return TRUE;
   config->console = TRUE;
   if (!canopy_config_node_get_uint (console, "port", 0, 65535, CANOPY_SERVER_CONFIG_CONSOLE_PORT,
-                                    &config->console_port, error))
+                                    &config->console_port, error)
+      || !canopy_config_node_get_uint (console, "token-lifetime-days", 0, 36500,
+                                       CANOPY_SERVER_CONFIG_TOKEN_LIFETIME_DAYS,
+                                       &config->console_token_lifetime_days, error))
     return FALSE;
   config->console_address = g_strdup (canopy_config_node_get_attribute (console, "address"));
   if (config->console_address != NULL && !g_hostname_is_ip_address (config->console_address))

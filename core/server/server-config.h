@@ -24,6 +24,7 @@ typedef struct {
   guint64 console_port;       /* 0 picks a free port */
   char *console_certificate;  /* PEM files; default: made by "canopyd init" */
   char *console_key;
+  guint64 console_token_lifetime_days; /* admins' new tokens; 0: they never expire */
   /* The content store: NULL directory when there is none. */
   char *content_store_directory;
   guint64 content_store_quota;        /* bytes; 0: only the disk limits it */
@@ -31,6 +32,9 @@ typedef struct {
   const CanopyConfigNode *backend;
   GPtrArray *transports; /* const CanopyConfigNode *, owned by @document */
 } CanopyServerConfig;
+
+/* How long an admin's new token lasts when <console> does not say. */
+#define CANOPY_SERVER_CONFIG_TOKEN_LIFETIME_DAYS 90
 
 /* The console API's port when <console> names none. */
 #define CANOPY_SERVER_CONFIG_CONSOLE_PORT 7444

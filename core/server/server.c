@@ -234,6 +234,13 @@ start_transports (CanopyServer *server, const CanopySharedKey *key, GError **err
   return ok;
 }
 
+CanopyBackend *
+canopy_server_open_backend (CanopyServer *server, GError **error)
+{
+  return canopy_backend_open (server->backend, server->config->backend,
+                              server->config->state_directory, error);
+}
+
 char *
 canopy_server_init_database (CanopyServer *server, const char *audit_action, GError **error)
 {

@@ -57,6 +57,18 @@ typedef struct {
 gboolean canopy_test_site_available (void);
 
 /* Stops what @s ran before, then starts canopyd and the origin. */
+/**
+ * canopy_test_admin_add:
+ * @expires_days: (nullable): --expires, or the configured lifetime
+ * @output: (out) (optional): everything the command printed
+ *
+ * Runs the real "canopyd admin-add NAME --role ROLE" against @config.
+ * Returns: (transfer full) (nullable): the token it printed; NULL, the
+ *   output printed, when it failed.
+ */
+char *canopy_test_admin_add (const char *config, const char *name, const char *role,
+                             const char *expires_days, char **output);
+
 void canopy_test_site_begin (CanopyTestSite *s, const CanopyTestSiteOptions *options);
 /* Starts every agent of every office. */
 void canopy_test_site_start_agents (CanopyTestSite *s);
