@@ -75,6 +75,7 @@ write_agent_config() { # NAME GROUP PEER-ADDRESS [CACHE-QUOTA]
   <state-directory>$run/$1</state-directory>
   <group>$2</group>$cache
   <peers address="$3" port="0"/>
+  <destinations><directory path="$run"/></destinations>
   <transport plugin="tcp"/>
 </agent>
 EOF

@@ -4,6 +4,8 @@
 #include "build-config.h"
 
 #include "server/console-private.h"
+#include "server/content-sources.h"
+#include "lib/destination.h"
 #include "lib/i18n.h"
 #include "lib/planner.h"
 
@@ -168,6 +170,25 @@ on_registered (GObject *source, GAsyncResult *result, gpointer user_data)
   g_free (r);
 }
 
+/* Returns the location to register, or NULL having answered 400: the
+ * server's own files and anything outside <content-sources> are refused
+ * before a byte is read. */
+static char *
+check_source (CanopyConsole *console, SoupServerMessage *msg, const char *location)
+{
+  const CanopyServerConfig *config = canopy_server_get_config (console->server);
+  const char *private_directories[] = { config->state_directory,
+                                        config->content_store_directory, NULL };
+  g_autoptr (GError) error = NULL;
+  char *checked = canopy_content_sources_check ((const char *const *) config->content_sources,
+                                                private_directories, location, &error);
+
+  if (checked == NULL)
+    canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "source-not-allowed",
+                                  error->message);
+  return checked;
+}
+
 void
 canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg)
 {
@@ -176,6 +197,7 @@ canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg)
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonObject) object = canopy_console_read_object (msg, &error);
   const char *name, *version, *location;
+  g_autofree char *source = NULL;
   Registering *r;
 
   if (object == NULL)
@@ -186,7 +208,8 @@ canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg)
   if (!check_members (msg, object, allowed, none)
       || (name = required_string (msg, object, "name")) == NULL
       || (version = required_string (msg, object, "version")) == NULL
-      || (location = required_string (msg, object, "location")) == NULL)
+      || (location = required_string (msg, object, "location")) == NULL
+      || (source = check_source (console, msg, location)) == NULL)
     return;
   r = g_new0 (Registering, 1);
   r->console = console;
@@ -195,7 +218,7 @@ canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg)
   soup_server_message_pause (msg);
   console->probes++;
   canopy_catalog_register_async (canopy_server_get_catalog (console->server), name, version,
-                                 location, 0, console->cancellable, on_registered, r);
+                                 source, 0, console->cancellable, on_registered, r);
 }
 
 void
@@ -370,6 +393,14 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
       || (content = required_string (msg, object, "content")) == NULL
       || (destination = required_string (msg, object, "destination")) == NULL)
     return;
+  /* What no device could accept is refused here, where the admin sees why
+   * at once; each agent still applies its own policy. */
+  if (!canopy_destination_check (destination, -1, &error))
+    {
+      canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-destination",
+                                    error->message);
+      return;
+    }
   groups = string_array (object, "groups");
   id = canopy_distributor_create (canopy_server_get_distributor (console->server), content,
                                   (const char *const *) groups, destination, &error);

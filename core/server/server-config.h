@@ -29,6 +29,8 @@ typedef struct {
   char *content_store_directory;
   guint64 content_store_quota;        /* bytes; 0: only the disk limits it */
   guint64 content_store_upload_slots; /* peers sent chunks at once */
+  /* Directories packages may be registered from by path; empty: none. */
+  GStrv content_sources;
   const CanopyConfigNode *backend;
   GPtrArray *transports; /* const CanopyConfigNode *, owned by @document */
 } CanopyServerConfig;

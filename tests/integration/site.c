@@ -83,6 +83,21 @@ port_after (const char *output, const char *prefix)
   return at != NULL ? (guint) g_ascii_strtoull (at + strlen (prefix), NULL, 10) : 0;
 }
 
+/* Only a test that registers a file names a directory for it: canopyd
+ * allows none by default. */
+static char *
+content_sources (const CanopyTestSite *s)
+{
+  g_autofree char *directory = NULL;
+
+  if (s->options.content_source == NULL)
+    return g_strdup ("");
+  directory = g_build_filename (s->dir, s->options.content_source, NULL);
+  g_assert (g_mkdir_with_parents (directory, 0755) == 0);
+  return g_strdup_printf ("  <content-sources><directory path='%s'/></content-sources>\n",
+                          directory);
+}
+
 static void
 write_server_config (CanopyTestSite *s)
 {
@@ -96,6 +111,7 @@ write_server_config (CanopyTestSite *s)
                                                 quota != NULL ? quota : "",
                                                 quota != NULL ? "'" : "")
                              : g_strdup ("");
+  g_autofree char *sources = content_sources (s);
   g_autofree char *xml = g_strdup_printf (
     "<server>\n"
     "  <state-directory>%s</state-directory>\n"
@@ -103,11 +119,11 @@ write_server_config (CanopyTestSite *s)
     "  <distribution-optimization enabled='true' topology='%s'/>\n"
     "  <heartbeat interval='1'/>\n"
     "  <console address='%s' port='%u'/>\n"
-    "%s"
+    "%s%s"
     "  <backend plugin='sqlite'/>\n"
     "  <transport plugin='tcp'><listen address='%s' port='%u'/></transport>\n"
     "</server>\n",
-    s->state, topology, address, s->console_port, store, address, s->agent_port);
+    s->state, topology, address, s->console_port, store, sources, address, s->agent_port);
   g_autofree char *csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
                                           "North,,Default,%s.1.0/24,%s\n"
                                           "South,,Default,%s.2.0/24,%s\n",
@@ -233,8 +249,9 @@ canopy_test_site_device_start (CanopyTestSite *s, guint office, guint index,
   g_autofree char *xml = g_strdup_printf (
     "<agent><server host='%s' port='%u'/><state-directory>%s</state-directory>"
     "<group>Branch</group><peers address='%s' port='0'/>"
+    "<destinations><directory path='%s'/></destinations>"
     "<transport plugin='tcp'/></agent>",
-    address, s->agent_port, state, peer);
+    address, s->agent_port, state, peer, s->dir);
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_autoptr (GPtrArray) owned = g_ptr_array_new_with_free_func (g_free);
   CanopyTestProcess *proc;

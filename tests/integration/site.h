@@ -26,6 +26,9 @@ typedef struct {
   gsize content_size; /* 0: CANOPY_TEST_SITE_CONTENT_SIZE, or the valgrind size */
   gboolean content_store; /* canopyd keeps a copy in DIR/content */
   const char *content_store_quota; /* its quota attribute; NULL: none */
+  /* A directory of DIR (created) that canopyd may register files from,
+   * its only <content-sources>; NULL: URLs only, as canopyd's default. */
+  const char *content_source;
   /* Prepended to the command line of the processes of office O (0: the
    * server and the origin), e.g. "ip netns exec NS" or "env VAR=...". */
   const char *const *prefix[CANOPY_TEST_SITE_OFFICES + 1];

@@ -85,10 +85,11 @@ write_config (void)
     "  <heartbeat interval='1'/>\n"
     "  <licensing seats='10'/>\n"
     "  <console address='127.0.0.1' port='%u'/>\n"
+    "  <content-sources><directory path='%s/packages'/></content-sources>\n"
     "  <backend plugin='sqlite'><database>%s/canopy.db</database></backend>\n"
     "  <transport plugin='tcp'><listen address='127.0.0.1' port='%u'/></transport>\n"
     "</server>\n",
-    server.state, server.console_port, server.dir, server.agent_port);
+    server.state, server.console_port, server.dir, server.dir, server.agent_port);
 
   g_assert (g_file_set_contents (server.config, xml, -1, NULL));
 }
@@ -712,13 +713,16 @@ json_array_size (const char *text)
   return (int) json_array_get_length (json_node_get_array (root));
 }
 
-/* A package on the server's disk, registered from its absolute path. */
+/* A package on the server's disk, in its allowed content source,
+ * registered from its absolute path. */
 static char *
 write_package (const char *name)
 {
-  g_autofree char *path = g_build_filename (server.dir, name, NULL);
+  g_autofree char *directory = g_build_filename (server.dir, "packages", NULL);
+  g_autofree char *path = g_build_filename (directory, name, NULL);
   g_autofree char *data = g_malloc (300 * 1024);
 
+  g_assert (g_mkdir_with_parents (directory, 0755) == 0);
   for (gsize i = 0; i < 300 * 1024; i++)
     data[i] = (char) (i * 7 + i / 1024);
   g_assert (g_file_set_contents (path, data, 300 * 1024, NULL));
@@ -769,8 +773,8 @@ test_content_bad_input (void)
                   "{\"name\": 1, \"version\": \"1\", \"location\": \"/x\"}", 422,
                   "invalid-value", "must be a string");
   assert_refused ("POST", "/api/v1/content",
-                  "{\"name\": \"App\", \"version\": \"1\", \"location\": \"pkg.bin\"}", 422,
-                  "origin-unreadable", "absolute path");
+                  "{\"name\": \"App\", \"version\": \"1\", \"location\": \"pkg.bin\"}", 400,
+                  "source-not-allowed", "absolute path");
   assert_refused ("POST", "/api/v1/content", "{\"name\": ", 400, "malformed-json", "not valid JSON");
   assert_count ("/api/v1/content", 0);
   assert_refused ("POST", "/api/v1/deployments",
@@ -816,7 +820,8 @@ test_content_and_deployments (void)
   g_free (body);
   body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Finance\"], "
                           "\"destination\": \"opt/app.bin\"}", id);
-  assert_refused ("POST", "/api/v1/deployments", body, 422, "invalid-value", "absolute path");
+  assert_refused ("POST", "/api/v1/deployments", body, 400, "invalid-destination",
+                  "absolute path");
   g_free (body);
   body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [], "
                           "\"destination\": \"/opt/app.bin\"}", id);

@@ -243,7 +243,7 @@ static char *
 write_small_package (CanopyTestSite *s)
 {
   g_autofree char *data = g_malloc (SMALL_SIZE);
-  char *path = g_build_filename (s->dir, "small.bin", NULL);
+  char *path = g_build_filename (s->dir, "packages", "small.bin", NULL);
 
   for (gsize i = 0; i < SMALL_SIZE; i++)
     data[i] = (char) (i * 7 + i / 251);
@@ -296,6 +296,7 @@ static void
 test_content_store_view (void)
 {
   CanopyTestSiteOptions options = { .content_store = TRUE, .content_store_quota = "1MiB",
+                                    .content_source = "packages",
                                     .content_size = 3 * 1024 * 1024 + 12345 };
   CanopyTestSite *s = &site;
   g_autofree char *small = NULL, *small_id = NULL, *big_id = NULL, *out = NULL;

@@ -155,6 +155,7 @@ write_agent_config () { # office device
   <state-directory>$dir</state-directory>
   <group>Branch</group>
   <peers address="198.18.$1.$((10 + $2))" port="7444"/>
+  <destinations><directory path="$WORK/installed"/></destinations>
   <transport plugin="tcp"/>
 </agent>
 EOF
