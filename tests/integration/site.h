@@ -94,7 +94,8 @@ char *canopy_test_site_agent_address (const CanopyTestSite *s, guint office, gui
 guint canopy_test_site_slot (guint office, guint index);
 guint canopy_test_site_agent_index (const CanopyTestSite *s, const char *device_id);
 
-/* A console API call that must answer @expected; returns the JSON. */
+/* A console API call that must answer @expected; returns the JSON (NULL
+ * for 204 No Content). */
 JsonNode *canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path,
                                 const char *body, guint expected);
 /* Registers the package; returns the content ID. */

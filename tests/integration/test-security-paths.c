@@ -5,6 +5,7 @@
 
 #include "tests/integration/client.h"
 #include "tests/integration/site.h"
+#include "agent/install-policy.h"
 #include "lib/destination.h"
 #include "server/content-sources.h"
 
@@ -219,6 +220,195 @@ test_store_serves_only_registered (void)
   canopy_test_site_stop (&site, TRUE);
 }
 
+/* The agent's own policy, on a real tree: @destination under @allowed is
+ * refused with a message containing @why, and nothing is created outside. */
+static void
+assert_agent_refuses (const char *allowed, const char *destination, const char *why)
+{
+  const char *directories[] = { allowed, NULL };
+  g_autofree char *name = NULL;
+  g_autoptr (GError) error = NULL;
+  int fd = canopy_install_policy_open_parent (directories, destination, &name, &error);
+
+  CU_ASSERT_EQUAL (fd, -1);
+  if (fd >= 0)
+    close (fd);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (error);
+  CU_ASSERT_EQUAL (error->domain, CANOPY_DESTINATION_ERROR);
+  CANOPY_ASSERT_CONTAINS (error->message, why);
+  CU_ASSERT_PTR_NULL (name);
+}
+
+static void
+test_agent_policy (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("policy");
+  g_autofree char *allowed = g_build_filename (dir, "allowed", NULL);
+  g_autofree char *outside = g_build_filename (dir, "outside", NULL);
+  g_autofree char *path = NULL, *name = NULL, *made = NULL;
+  const char *directories[] = { allowed, NULL };
+  const char *dev[] = { "/dev", NULL };
+  g_autoptr (GError) error = NULL;
+  GStatBuf st;
+  int fd;
+
+  g_assert (g_mkdir_with_parents (allowed, 0755) == 0);
+  g_assert (g_mkdir_with_parents (outside, 0755) == 0);
+
+  /* A symbolic link in the allowed directory leading out of it. */
+  path = g_build_filename (allowed, "link", NULL);
+  g_assert (symlink (outside, path) == 0);
+  g_free (path);
+  path = g_build_filename (allowed, "link", "sub", "package.bin", NULL);
+  assert_agent_refuses (allowed, path, "\"link\" is a symbolic link");
+  g_free (path);
+  path = g_build_filename (outside, "sub", NULL);
+  CU_ASSERT_FALSE (g_file_test (path, G_FILE_TEST_EXISTS));
+
+  /* Existing targets that are not regular files. */
+  g_free (path);
+  path = g_build_filename (allowed, "fifo", NULL);
+  g_assert (mkfifo (path, 0600) == 0);
+  assert_agent_refuses (allowed, path, "is a fifo, not a regular file");
+  g_free (path);
+  path = g_build_filename (allowed, "directory", NULL);
+  g_assert (g_mkdir (path, 0755) == 0);
+  assert_agent_refuses (allowed, path, "is a directory, not a regular file");
+  g_free (path);
+  path = g_build_filename (allowed, "final-link", NULL);
+  g_assert (symlink ("/etc/passwd", path) == 0);
+  assert_agent_refuses (allowed, path, "is a symbolic link, not a regular file");
+  assert_agent_refuses ("/dev", "/dev/null", "is a device node, not a regular file");
+  g_assert (canopy_install_policy_check (dev, "/dev/null", NULL));
+
+  /* Outside the allowed directories, or reaching out of them by name. */
+  g_free (path);
+  path = g_build_filename (outside, "package.bin", NULL);
+  assert_agent_refuses (allowed, path, "not under a directory this device allows");
+  assert_agent_refuses (allowed, path, "<destinations> in canopy-agent.xml");
+  g_free (path);
+  path = g_strconcat (allowed, "-evil/package.bin", NULL);
+  assert_agent_refuses (allowed, path, "not under a directory this device allows");
+  g_free (path);
+  path = g_strconcat (allowed, "/../outside/package.bin", NULL);
+  assert_agent_refuses (allowed, path, "\"..\" component");
+  assert_agent_refuses (allowed, allowed, "not under a directory this device allows");
+  assert_agent_refuses (allowed, "/opt/app\x01.bin", "control character");
+  CU_ASSERT_FALSE (canopy_install_policy_check (NULL, "/opt/app.bin", &error));
+  CANOPY_ASSERT_CONTAINS (error->message, "(none)");
+
+  /* Allowed: the missing directories are made, the parent is returned. */
+  g_free (path);
+  path = g_build_filename (allowed, "new", "sub", "package.bin", NULL);
+  fd = canopy_install_policy_open_parent (directories, path, &name, NULL);
+  CU_ASSERT (fd >= 0);
+  CU_ASSERT_STRING_EQUAL (name, "package.bin");
+  made = g_build_filename (allowed, "new", "sub", NULL);
+  CU_ASSERT (g_stat (made, &st) == 0 && S_ISDIR (st.st_mode));
+  if (fd >= 0)
+    close (fd);
+}
+
+/* A destination valid for the server but outside the agents' allowed
+ * directories: the agent refuses before fetching, and the admin reads the
+ * reason in the health check. */
+static void
+test_agent_refusal_reported (void)
+{
+  CanopyTestSiteOptions options = { .content_size = SMALL_CONTENT };
+  g_autofree char *content_id = NULL, *outside = NULL, *destination = NULL, *body = NULL;
+  g_autoptr (JsonNode) created = NULL;
+  g_autoptr (JsonNode) health = NULL;
+  JsonObject *check;
+  const char *message;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (&site, &options);
+  canopy_test_site_agent_start (&site, 1, 1);
+  content_id = canopy_test_site_register (&site);
+  outside = canopy_test_make_tmpdir ("outside");
+  destination = g_build_filename (outside, "package.bin", NULL);
+  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Branch\"], "
+                          "\"destination\": \"%s\"}", content_id, destination);
+  created = canopy_test_site_api (&site, "POST", "/api/v1/deployments", body,
+                                  SOUP_STATUS_CREATED);
+  CU_ASSERT (canopy_test_process_wait_output (site.server, "cannot complete deployment", 30));
+  check = canopy_test_site_health_check (&site, "device-failures", &health);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (check);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (check, "status"), "warning");
+  message = json_object_get_string_member (check, "message");
+  CANOPY_ASSERT_CONTAINS (message, site.device_ids[canopy_test_site_slot (1, 1)]);
+  CANOPY_ASSERT_CONTAINS (message, "not under a directory this device allows");
+  CANOPY_ASSERT_CONTAINS (message, "<destinations> in canopy-agent.xml");
+  CU_ASSERT_FALSE (g_file_test (destination, G_FILE_TEST_EXISTS));
+  canopy_test_site_stop (&site, TRUE);
+}
+
+/* Deploys @content_id to @destination as the only deployment, removing
+ * @previous (if any); returns the new deployment's ID. */
+static char *
+deploy_to (const char *content_id, const char *destination, const char *previous)
+{
+  g_autofree char *body = g_strdup_printf (
+    "{\"content\": \"%s\", \"groups\": [\"Branch\"], \"destination\": \"%s\"}",
+    content_id, destination);
+  g_autoptr (JsonNode) created = NULL;
+
+  if (previous != NULL)
+    {
+      g_autofree char *path = g_strdup_printf ("/api/v1/deployments?id=%s", previous);
+      g_autoptr (JsonNode) removed = canopy_test_site_api (&site, "DELETE", path, NULL,
+                                                           SOUP_STATUS_NO_CONTENT);
+    }
+  created = canopy_test_site_api (&site, "POST", "/api/v1/deployments", body,
+                                  SOUP_STATUS_CREATED);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (created);
+  return g_strdup (json_object_get_string_member (json_node_get_object (created), "id"));
+}
+
+/* Someone edits the installed package in place: the agent's cache is not
+ * that file, so deploying the same content again, elsewhere and to the
+ * same place, puts the original back byte for byte. */
+static void
+test_installed_file_edited (void)
+{
+  CanopyTestSiteOptions options = { .content_size = SMALL_CONTENT };
+  g_autofree char *content_id = NULL, *first = NULL, *second = NULL, *third = NULL;
+  g_autofree char *installed = NULL, *seen = NULL, *other = NULL;
+  g_autoptr (JsonNode) done = NULL;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (&site, &options);
+  canopy_test_site_agent_start (&site, 1, 1);
+  content_id = canopy_test_site_register (&site);
+  installed = g_build_filename (site.dir, "copies", "package.bin", NULL);
+  /* Where this test sees what the agent installed there. */
+  seen = canopy_test_site_copy_path (&site, canopy_test_site_slot (1, 1));
+  other = g_build_filename (site.dir, "elsewhere", "package.bin", NULL);
+
+  first = deploy_to (content_id, installed, NULL);
+  done = canopy_test_site_wait_done (&site, 1, 60);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  CU_ASSERT (canopy_test_site_same_file (seen, site.package));
+  canopy_test_damage_file (seen, 1000, 100 * 1000);
+  CU_ASSERT_FALSE (canopy_test_site_same_file (seen, site.package));
+
+  second = deploy_to (content_id, other, first);
+  g_clear_pointer (&done, json_node_unref);
+  done = canopy_test_site_wait_done (&site, 1, 60);
+  CU_ASSERT_PTR_NOT_NULL (done);
+  CU_ASSERT (canopy_test_site_same_file (other, site.package));
+
+  third = deploy_to (content_id, installed, second);
+  g_clear_pointer (&done, json_node_unref);
+  done = canopy_test_site_wait_done (&site, 1, 60);
+  CU_ASSERT_PTR_NOT_NULL (done);
+  CU_ASSERT (canopy_test_site_same_file (seen, site.package));
+  canopy_test_site_stop (&site, TRUE);
+}
+
 CANOPY_TEST_SUITE (security_paths, "security-paths", NULL, suite_cleanup,
                    { "content sources outside the allowed directories refused",
                      test_sources_refused },
@@ -226,4 +416,8 @@ CANOPY_TEST_SUITE (security_paths, "security-paths", NULL, suite_cleanup,
                    { "invalid destinations refused by the server", test_destinations_refused },
                    { "NUL in a request refused", test_nul_in_names },
                    { "content store serves only registered content",
-                     test_store_serves_only_registered });
+                     test_store_serves_only_registered },
+                   { "agent policy on a real tree", test_agent_policy },
+                   { "agent refusal reaches the admin", test_agent_refusal_reported },
+                   { "installed file edited in place, deployed again",
+                     test_installed_file_edited });

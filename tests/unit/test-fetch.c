@@ -219,6 +219,15 @@ assignment (Content *c, CanopyRole role, const Src *sources, gsize n_sources,
     g_variant_builder_end (&b), destination, rate));
 }
 
+/* The devices of these tests write under the test's directory only. */
+static void
+allow_test_dir (CanopyFetch *fetch, const Content *c)
+{
+  const char *allowed[] = { c->dir, NULL };
+
+  canopy_fetch_set_destinations (fetch, allowed);
+}
+
 static void
 agent_fetch (TestAgent *a, Content *c, CanopyRole role, const Src *sources, gsize n_sources)
 {
@@ -227,6 +236,7 @@ agent_fetch (TestAgent *a, Content *c, CanopyRole role, const Src *sources, gsiz
 
   a->fetch = canopy_fetch_new (a->cache, a->peers, c->key, body, on_report, a, &error);
   CANOPY_ASSERT_NO_ERROR (error);
+  allow_test_dir (a->fetch, c);
   canopy_fetch_start (a->fetch);
 }
 
@@ -457,6 +467,8 @@ test_rate_and_wait (void)
     a->fetch = canopy_fetch_new (a->cache, NULL, c.key, body, on_report, a, &error);
     w->fetch = canopy_fetch_new (w->cache, NULL, c.key, wait, on_report, w, &error);
     CANOPY_ASSERT_NO_ERROR (error);
+    allow_test_dir (a->fetch, &c);
+    allow_test_dir (w->fetch, &c);
     start = g_get_monotonic_time ();
     canopy_fetch_start (a->fetch);
     canopy_fetch_start (w->fetch);
@@ -590,6 +602,7 @@ test_stop_mid_fetch (void)
       g_ptr_array_add (dirs, cache_dir);
       fetch = canopy_fetch_new (cache, NULL, c.key, body, count_report, &reports, &error);
       CANOPY_ASSERT_NO_ERROR (error);
+      allow_test_dir (fetch, &c);
       canopy_fetch_start (fetch);
       if (round == rounds)
         {
