@@ -238,11 +238,15 @@ test_content_store_element (void)
   CU_ASSERT_STRING_EQUAL (config->content_store_directory, "/var/lib/canopy-test/content");
   CU_ASSERT_EQUAL (config->content_store_quota, G_GUINT64_CONSTANT (50) << 30);
   CU_ASSERT_EQUAL (config->content_store_upload_slots, 16);
+  CU_ASSERT_EQUAL_FATAL (g_strv_length (config->content_sources), 1);
+  CU_ASSERT_STRING_EQUAL (config->content_sources[0], "/srv/packages");
   g_clear_pointer (&config, canopy_server_config_free);
 
   config = canopy_server_config_load (minimal, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT_PTR_NULL (config->content_store_directory);
+  /* No file is a content source unless listed. */
+  CU_ASSERT_EQUAL (g_strv_length (config->content_sources), 0);
   g_clear_pointer (&config, canopy_server_config_free);
 
   /* The element alone: the copies go under the state directory, no quota. */
