@@ -550,8 +550,8 @@ canopy_cache_open_entry (CanopyCache *cache, const CanopyManifest *manifest, GEr
   return entry;
 }
 
-/* A data file that is also an installed package, put in place as a hard
- * link to it. */
+/* A data file that is also an installed package: earlier versions put
+ * packages in place as a hard link to it. */
 static gboolean
 is_installed (const CanopyCacheEntry *entry)
 {
