@@ -151,7 +151,13 @@ on_registered (GObject *source, GAsyncResult *result, gpointer user_data)
     {
       content = canopy_catalog_register_finish (canopy_server_get_catalog (r->console->server),
                                                 result, &error);
-      if (content == NULL)
+      /* A source the configuration does not allow is the request's
+       * fault; an origin that cannot be read is not. */
+      if (content == NULL && error->domain == CANOPY_CONTENT_SOURCES_ERROR
+          && error->code != CANOPY_CONTENT_SOURCES_ERROR_UNREADABLE)
+        canopy_console_respond_error (r->msg, SOUP_STATUS_BAD_REQUEST, "source-not-allowed",
+                                      error->message);
+      else if (content == NULL)
         canopy_console_respond_error (r->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
                                       "origin-unreadable", error->message);
       else
@@ -170,25 +176,6 @@ on_registered (GObject *source, GAsyncResult *result, gpointer user_data)
   g_free (r);
 }
 
-/* Returns the location to register, or NULL having answered 400: the
- * server's own files and anything outside <content-sources> are refused
- * before a byte is read. */
-static char *
-check_source (CanopyConsole *console, SoupServerMessage *msg, const char *location)
-{
-  const CanopyServerConfig *config = canopy_server_get_config (console->server);
-  const char *private_directories[] = { config->state_directory,
-                                        config->content_store_directory, NULL };
-  g_autoptr (GError) error = NULL;
-  char *checked = canopy_content_sources_check ((const char *const *) config->content_sources,
-                                                private_directories, location, &error);
-
-  if (checked == NULL)
-    canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "source-not-allowed",
-                                  error->message);
-  return checked;
-}
-
 void
 canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg)
 {
@@ -197,7 +184,6 @@ canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg)
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonObject) object = canopy_console_read_object (msg, &error);
   const char *name, *version, *location;
-  g_autofree char *source = NULL;
   Registering *r;
 
   if (object == NULL)
@@ -208,8 +194,7 @@ canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg)
   if (!check_members (msg, object, allowed, none)
       || (name = required_string (msg, object, "name")) == NULL
       || (version = required_string (msg, object, "version")) == NULL
-      || (location = required_string (msg, object, "location")) == NULL
-      || (source = check_source (console, msg, location)) == NULL)
+      || (location = required_string (msg, object, "location")) == NULL)
     return;
   r = g_new0 (Registering, 1);
   r->console = console;
@@ -218,7 +203,7 @@ canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg)
   soup_server_message_pause (msg);
   console->probes++;
   canopy_catalog_register_async (canopy_server_get_catalog (console->server), name, version,
-                                 source, 0, console->cancellable, on_registered, r);
+                                 location, 0, console->cancellable, on_registered, r);
 }
 
 void

@@ -35,13 +35,27 @@ is_within_any (const char *path, const char *const *directories)
   return FALSE;
 }
 
+static gboolean
+is_within_any_by_name (const char *path, const char *const *directories)
+{
+  for (guint i = 0; directories != NULL && directories[i] != NULL; i++)
+    if (is_within (path, directories[i]))
+      return TRUE;
+  return FALSE;
+}
+
 static char *
 check_file (const char *const *directories, const char *const *private_directories,
             const char *location, GError **error)
 {
   g_autofree char *canonical = realpath (location, NULL);
 
-  if (canonical == NULL)
+  /* A path that cannot be resolved is "not allowed" unless it is under a
+   * source by name, so the answer does not tell a token holder which
+   * files exist elsewhere on the server. */
+  if (canonical == NULL && !is_within_any_by_name (location, directories))
+    canonical = g_strdup (location);
+  else if (canonical == NULL)
     {
       int saved_errno = errno;
       g_set_error (error, CANOPY_CONTENT_SOURCES_ERROR, CANOPY_CONTENT_SOURCES_ERROR_UNREADABLE,

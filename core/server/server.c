@@ -378,6 +378,14 @@ canopy_server_start (CanopyServer *server, GError **error)
   server->catalog = canopy_catalog_new (server->store, server->signing_key, error);
   if (server->catalog == NULL)
     return FALSE;
+  {
+    const char *private_directories[] = { config->state_directory,
+                                          config->content_store_directory, NULL };
+
+    canopy_catalog_set_content_sources (server->catalog,
+                                        (const char *const *) config->content_sources,
+                                        private_directories);
+  }
   server->distributor = canopy_distributor_new (server->store, server->catalog, server->topology,
                                                 server->sessions, error);
   if (server->distributor == NULL || !start_content_store (server, error)

@@ -10,6 +10,7 @@
 #include "server/content-sources.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -186,8 +187,20 @@ test_nul_in_names (void)
               "{\"name\": \"App\", \"version\": \"1\", "
               "\"location\": \"https://cdn.example.com/app\\u0000.msi\"}",
               "bad-request", "NUL");
-  /* An escaped backslash before "u0000" is no NUL. */
-  assert_source_refused ("/etc/app\\\\u0000", "check the path");
+  /* An escaped backslash before "u0000" is no NUL; whether a file
+   * exists outside the sources is not told. */
+  assert_source_refused ("/etc/app\\\\u0000", "not under an allowed content source");
+  {
+    g_autofree char *missing = g_build_filename (site.dir, "packages", "missing.bin", NULL);
+    g_autofree char *body = g_strdup_printf (
+      "{\"name\": \"App\", \"version\": \"1\", \"location\": \"%s\"}", missing);
+    g_autoptr (JsonNode) answer = canopy_test_site_api (&site, "POST", "/api/v1/content", body,
+                                                        SOUP_STATUS_UNPROCESSABLE_ENTITY);
+
+    CANOPY_ASSERT_CONTAINS (json_object_get_string_member (json_node_get_object (answer),
+                                                           "message"),
+                            "check the path");
+  }
   canopy_test_site_stop (&site, TRUE);
 }
 
@@ -217,6 +230,57 @@ test_store_serves_only_registered (void)
   CU_ASSERT_EQUAL (client.counts[CANOPY_WIRE_DATA], 0);
   CU_ASSERT_EQUAL (client.counts[CANOPY_WIRE_HAVE], 0);
   canopy_test_client_clear (&client);
+  canopy_test_site_stop (&site, TRUE);
+}
+
+/* A file registered while its directory was a content source, then no
+ * longer allowed (or registered before this policy existed): Publish
+ * Content does not read it again into the content store, and says why. */
+static void
+test_publish_rechecks_sources (void)
+{
+  CanopyTestSiteOptions options = { .content_size = SMALL_CONTENT,
+                                    .content_source = "packages" };
+  g_autofree char *allowed = NULL, *package = NULL, *body = NULL, *id = NULL;
+  g_autoptr (JsonNode) added = NULL, published = NULL;
+  gint64 deadline;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (&site, &options);
+  allowed = g_build_filename (site.dir, "packages", NULL);
+  package = write_file (allowed, "app.bin");
+  body = g_strdup_printf ("{\"name\": \"App\", \"version\": \"1\", \"location\": \"%s\"}",
+                          package);
+  added = canopy_test_site_api (&site, "POST", "/api/v1/content", body, SOUP_STATUS_CREATED);
+  id = g_strdup (json_object_get_string_member (json_node_get_object (added), "id"));
+  canopy_test_process_signal (site.server, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (site.server, 20), 0);
+  g_clear_pointer (&site.server, canopy_test_process_free);
+  site.options.content_source = NULL;
+  site.options.content_store = TRUE;
+  canopy_test_site_server_start (&site);
+
+  published = canopy_test_site_api (&site, "POST", "/api/v1/publish", NULL, SOUP_STATUS_OK);
+  deadline = g_get_monotonic_time () + canopy_test_timeout (30) * G_USEC_PER_SEC;
+  for (;;)
+    {
+      g_autoptr (JsonNode) view = canopy_test_site_api (&site, "GET", "/api/v1/content-store",
+                                                        NULL, SOUP_STATUS_OK);
+      JsonObject *entry = canopy_test_site_find (json_node_get_object (view), "contents", "id",
+                                                 id);
+      const char *reason;
+
+      CU_ASSERT_PTR_NOT_NULL_FATAL (entry);
+      reason = json_object_get_string_member (entry, "reason");
+      if (strstr (reason, "is copying it") == NULL || g_get_monotonic_time () > deadline)
+        {
+          CU_ASSERT_FALSE (json_object_get_boolean_member (entry, "stored"));
+          CANOPY_ASSERT_CONTAINS (reason, "not under an allowed content source");
+          break;
+        }
+      canopy_test_site_pump (200);
+    }
   canopy_test_site_stop (&site, TRUE);
 }
 
@@ -417,6 +481,7 @@ CANOPY_TEST_SUITE (security_paths, "security-paths", NULL, suite_cleanup,
                    { "NUL in a request refused", test_nul_in_names },
                    { "content store serves only registered content",
                      test_store_serves_only_registered },
+                   { "Publish Content checks the source again", test_publish_rechecks_sources },
                    { "agent policy on a real tree", test_agent_policy },
                    { "agent refusal reaches the admin", test_agent_refusal_reported },
                    { "installed file edited in place, deployed again",
