@@ -11,12 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void
-refuse (GError **error, const char *destination, const char *why)
-{
-  g_set_error (error, CANOPY_DESTINATION_ERROR, CANOPY_DESTINATION_ERROR_REFUSED,
-               _("This device refuses to write \"%s\": %s"), destination, why);
-}
+#define REFUSE(error, ...)                                                                \
+  g_set_error (error, CANOPY_DESTINATION_ERROR, CANOPY_DESTINATION_ERROR_REFUSED, __VA_ARGS__)
 
 /* The part of @destination below @directory, or NULL when it is not
  * below it; compared as text, since no component is "." or "..". */
@@ -74,7 +70,6 @@ static int
 open_child (int parent, const char *component, const char *destination, GError **error)
 {
   int fd = openat (parent, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  g_autofree char *why = NULL;
   int saved_errno;
 
   if (fd < 0 && errno == ENOENT)
@@ -93,34 +88,16 @@ open_child (int parent, const char *component, const char *destination, GError *
     return fd;
   saved_errno = errno;
   if (saved_errno == ELOOP || saved_errno == ENOTDIR)
-    {
-      why = g_strdup_printf (_("its parent \"%s\" is a symbolic link or not a directory, and "
-                               "packages are never written through one; deploy to the real "
-                               "directory"),
-                             component);
-      refuse (error, destination, why);
-    }
+    REFUSE (error,
+            _("This device refuses to write \"%s\": its parent \"%s\" is a symbolic link or "
+              "not a directory, and packages are never written through one; deploy to the "
+              "real directory"),
+            destination, component);
   else
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved_errno),
                  _("Cannot open the directory \"%s\" for %s: %s"), component, destination,
                  g_strerror (saved_errno));
   return -1;
-}
-
-static const char *
-describe_type (mode_t mode)
-{
-  if (S_ISDIR (mode))
-    return _("a directory");
-  if (S_ISLNK (mode))
-    return _("a symbolic link");
-  if (S_ISCHR (mode) || S_ISBLK (mode))
-    return _("a device node");
-  if (S_ISFIFO (mode))
-    return _("a fifo");
-  if (S_ISSOCK (mode))
-    return _("a socket");
-  return _("not a regular file");
 }
 
 /* A package only ever replaces a package: renaming over a device node
@@ -129,16 +106,30 @@ static gboolean
 check_target (int parent, const char *name, const char *destination, GError **error)
 {
   struct stat st;
-  g_autofree char *why = NULL;
 
-  if (fstatat (parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+  if (fstatat (parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || S_ISREG (st.st_mode))
     return TRUE;
-  if (S_ISREG (st.st_mode))
-    return TRUE;
-  why = g_strdup_printf (_("it exists and is %s, not a regular file; choose another "
-                           "destination"),
-                         describe_type (st.st_mode));
-  refuse (error, destination, why);
+  if (S_ISDIR (st.st_mode))
+    REFUSE (error, _("This device refuses to write \"%s\": it is a directory, not a regular "
+                     "file; add the package's file name to the destination"),
+            destination);
+  else if (S_ISLNK (st.st_mode))
+    REFUSE (error, _("This device refuses to write \"%s\": it is a symbolic link, not a "
+                     "regular file, and packages are never written through one; deploy to the "
+                     "real file"),
+            destination);
+  else if (S_ISCHR (st.st_mode) || S_ISBLK (st.st_mode))
+    REFUSE (error, _("This device refuses to write \"%s\": it is a device node, not a regular "
+                     "file; choose another destination"),
+            destination);
+  else if (S_ISFIFO (st.st_mode))
+    REFUSE (error, _("This device refuses to write \"%s\": it is a fifo, not a regular file; "
+                     "choose another destination"),
+            destination);
+  else
+    REFUSE (error, _("This device refuses to write \"%s\": it exists and is not a regular "
+                     "file; choose another destination"),
+            destination);
   return FALSE;
 }
 
@@ -149,21 +140,25 @@ check_allowed (const char *const *directories, const char *destination, const ch
 {
   const char *rest;
   g_autofree char *allowed = NULL;
-  g_autofree char *why = NULL;
 
   if (!canopy_destination_check (destination, -1, error))
     return NULL;
   rest = find_allowed (directories, destination, directory);
   if (rest != NULL)
     return rest;
-  allowed = directories != NULL && directories[0] != NULL
-              ? g_strjoinv (", ", (char **) directories)
-              : g_strdup (_("none"));
-  why = g_strdup_printf (_("it is not under a directory this device allows (%s); add its "
-                           "directory to <destinations> in canopy-agent.xml on the devices, "
-                           "or deploy under one of them"),
-                         allowed);
-  refuse (error, destination, why);
+  if (directories == NULL || directories[0] == NULL)
+    {
+      REFUSE (error, _("This device refuses to write \"%s\": its <destinations> in "
+                       "canopy-agent.xml allows no directory; add one to deploy to this "
+                       "device"),
+              destination);
+      return NULL;
+    }
+  allowed = g_strjoinv (", ", (char **) directories);
+  REFUSE (error, _("This device refuses to write \"%s\": it is not under a directory this "
+                   "device allows (%s); add its directory to <destinations> in "
+                   "canopy-agent.xml on the devices, or deploy under one of them"),
+          destination, allowed);
   return NULL;
 }
 

@@ -8,15 +8,9 @@
 
 G_DEFINE_QUARK (canopy-destination-error-quark, canopy_destination_error)
 
-static gboolean
-refuse (GError **error, const char *destination, const char *why)
-{
-  g_set_error (error, CANOPY_DESTINATION_ERROR, CANOPY_DESTINATION_ERROR_INVALID,
-               _("The destination \"%s\" %s; write an absolute path to a file such as "
-                 "\"/opt/app/app.msi\""),
-               destination, why);
-  return FALSE;
-}
+#define INVALID(error, ...)                                                          \
+  (g_set_error (error, CANOPY_DESTINATION_ERROR, CANOPY_DESTINATION_ERROR_INVALID, __VA_ARGS__), \
+   FALSE)
 
 /* "." and ".." are refused rather than resolved: the server would store
  * one path and the device write another, and the admin would read the
@@ -32,32 +26,46 @@ has_dot_component (const char *destination)
   return FALSE;
 }
 
+/* Each refusal is one whole sentence, for translators. */
 gboolean
 canopy_destination_check (const char *destination, gssize length, GError **error)
 {
   g_autofree char *shown = NULL;
 
   g_return_val_if_fail (destination != NULL, FALSE);
+  shown = g_strescape (destination, NULL);
   if (length >= 0 && strlen (destination) != (gsize) length)
-    {
-      shown = g_strescape (destination, NULL);
-      return refuse (error, shown, _("holds a NUL character, which would cut it short"));
-    }
+    return INVALID (error,
+                    _("The destination \"%s\" holds a NUL character, which would cut it "
+                      "short; write the path without it"),
+                    shown);
   if (!g_utf8_validate (destination, -1, NULL))
-    return refuse (error, "?", _("is not UTF-8 text"));
+    return INVALID (error, _("The destination \"%s\" is not UTF-8 text; write the path in "
+                             "UTF-8"),
+                    shown);
   for (const char *p = destination; *p != '\0'; p++)
     if ((guchar) *p < 0x20 || *p == 0x7f)
-      {
-        shown = g_strescape (destination, NULL);
-        return refuse (error, shown, _("holds a control character"));
-      }
+      return INVALID (error,
+                      _("The destination \"%s\" holds a control character; write the path "
+                        "without it"),
+                      shown);
   if (destination[0] == '\0')
-    return refuse (error, destination, _("is empty"));
+    return INVALID (error, _("The destination is empty; write an absolute path to a file such "
+                             "as \"/opt/app/app.msi\""));
   if (!g_path_is_absolute (destination))
-    return refuse (error, destination, _("is not an absolute path"));
+    return INVALID (error,
+                    _("The destination \"%s\" is not an absolute path; write an absolute path "
+                      "to a file such as \"/opt/app/app.msi\""),
+                    destination);
   if (g_str_has_suffix (destination, "/"))
-    return refuse (error, destination, _("names a directory, not a file"));
+    return INVALID (error,
+                    _("The destination \"%s\" names a directory, not a file; add the "
+                      "package's file name"),
+                    destination);
   if (has_dot_component (destination))
-    return refuse (error, destination, _("has a \".\" or \"..\" component"));
+    return INVALID (error,
+                    _("The destination \"%s\" has a \".\" or \"..\" component; write the "
+                      "path without it"),
+                    destination);
   return TRUE;
 }
