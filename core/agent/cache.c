@@ -1110,11 +1110,45 @@ canopy_cache_entry_copy_at (CanopyCacheEntry *entry, int dirfd, const char *name
   return ok;
 }
 
+/* A data file an earlier version put in place as a hard link is also the
+ * user's package: chunks fetched again must not be written into it. The
+ * cache lets go of it whole and starts a file of its own. */
+static guint
+forget_shared_file (CanopyCacheEntry *entry)
+{
+  guint n = canopy_manifest_get_n_chunks (entry->manifest);
+  guint dropped = 0;
+
+  g_message (_("The installed copy of \"%s\" is the cache's own file, put in place by an "
+               "earlier version, and was changed; the cache stops sharing it and fetches the "
+               "content again"),
+             entry->manifest->name);
+  {
+    g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = g_mutex_locker_new (&entry->cache->lock);
+
+    for (guint i = 0; i < n; i++)
+      if (test_bit (entry, i))
+        {
+          if (!entry->removed)
+            entry->cache->size -= canopy_manifest_get_chunk_length (entry->manifest, i);
+          dropped++;
+        }
+    memset (entry->have, 0, n / 8 + 1);
+    entry->count = 0;
+  }
+  g_unlink (entry->data_path);
+  open_data_file (entry, NULL);
+  return dropped;
+}
+
 guint
 canopy_cache_entry_recheck (CanopyCacheEntry *entry)
 {
   guint n = canopy_manifest_get_n_chunks (entry->manifest);
   guint dropped = 0;
+
+  if (is_installed (entry))
+    return forget_shared_file (entry);
 
   for (guint i = 0; i < n; i++)
     {

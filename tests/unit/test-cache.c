@@ -256,6 +256,38 @@ test_recheck (void)
   assert_file_equals (dest, data, size);
 }
 
+/* A package an earlier version put in place as a hard link to the cache,
+ * then edited: the recheck lets go of the shared file whole, so chunks
+ * fetched again never overwrite the user's edit. */
+static void
+test_recheck_shared (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("recheck-shared");
+  g_autofree char *dest = g_build_filename (dir, "package.msi", NULL);
+  g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
+  gsize size = 4 * CHUNK + 3;
+  g_autofree guint8 *data = make_content (size, 6);
+  g_autoptr (CanopyManifest) m = build (data, size);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyCache) cache = canopy_cache_open (cache_dir, 0, &error);
+  CanopyCacheEntry *entry = canopy_cache_open_entry (cache, m, &error);
+  g_autofree char *cached = data_path (cache_dir, m);
+  g_autofree char *edited = NULL;
+  gsize edited_len = 0;
+
+  fill (entry, data);
+  g_assert (link (cached, dest) == 0);
+  canopy_test_damage_file (dest, CHUNK + 2, G_MAXSIZE);
+  g_assert (g_file_get_contents (dest, &edited, &edited_len, NULL));
+  CU_ASSERT_EQUAL (canopy_cache_entry_recheck (entry), canopy_manifest_get_n_chunks (m));
+  CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), 0);
+  CU_ASSERT_EQUAL (canopy_cache_get_size (cache), 0);
+  fill (entry, data);
+  CU_ASSERT (canopy_cache_entry_is_complete (entry));
+  assert_file_equals (dest, (const guint8 *) edited, edited_len);
+  assert_file_equals (cached, data, size);
+}
+
 /* A cache left by a version that kept one file per chunk: the chunks that
  * verify are kept, the rest and the old partial package go. */
 static void
@@ -439,6 +471,7 @@ CANOPY_TEST_SUITE (cache, "cache", NULL, NULL,
                    { "assemble", test_assemble },
                    { "package copied, not linked", test_copy },
                    { "damaged chunks forgotten and fetched again", test_recheck },
+                   { "a hard-linked package edited is let go", test_recheck_shared },
                    { "cache of an earlier version", test_legacy_layout },
                    { "quota and eviction", test_quota_eviction },
                    { "many contents, no descriptor each", test_many_contents },
