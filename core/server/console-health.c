@@ -384,7 +384,8 @@ describe_failures (guint n, const char *failures)
   return g_strdup_printf (_("%u devices said in the last hour that they cannot complete a "
                             "deployment, and have made no progress since: %s. Act on the "
                             "reason given (free disk space, fix the destination's "
-                            "permissions); the devices try again by themselves"),
+                            "permissions, or deploy under a directory the devices' "
+                            "<destinations> allow); the devices try again by themselves"),
                           n, failures);
 }
 
