@@ -26,6 +26,19 @@ has_dot_component (const char *destination)
   return FALSE;
 }
 
+/* The kernel's own file systems: writing a package there would replace a
+ * device node or change the running system, never install software. */
+static gboolean
+is_under_system_tree (const char *destination)
+{
+  static const char *const trees[] = { "/dev/", "/proc/", "/sys/", NULL };
+
+  for (guint i = 0; trees[i] != NULL; i++)
+    if (g_str_has_prefix (destination, trees[i]))
+      return TRUE;
+  return FALSE;
+}
+
 /* Each refusal is one whole sentence, for translators. */
 gboolean
 canopy_destination_check (const char *destination, gssize length, GError **error)
@@ -66,6 +79,11 @@ canopy_destination_check (const char *destination, gssize length, GError **error
     return INVALID (error,
                     _("The destination \"%s\" has a \".\" or \"..\" component; write the "
                       "path without it"),
+                    destination);
+  if (is_under_system_tree (destination))
+    return INVALID (error,
+                    _("The destination \"%s\" is under /dev, /proc or /sys, where no package "
+                      "belongs; choose a directory such as /opt"),
                     destination);
   return TRUE;
 }

@@ -12,7 +12,7 @@ G_BEGIN_DECLS
 GQuark canopy_destination_error_quark (void);
 
 typedef enum {
-  CANOPY_DESTINATION_ERROR_INVALID, /* empty, relative, "..", NUL or control characters */
+  CANOPY_DESTINATION_ERROR_INVALID, /* empty, relative, "..", NUL, control characters, /dev */
   CANOPY_DESTINATION_ERROR_REFUSED, /* valid, but the device's policy does not allow it */
 } CanopyDestinationError;
 
@@ -24,7 +24,8 @@ typedef enum {
  *
  * Refuses an empty or relative path, one with a "." or ".." component, a
  * NUL, a control character, or text that is not UTF-8: each could make
- * the path name something other than what an admin reads.
+ * the path name something other than what an admin reads. Also refuses
+ * paths under /dev, /proc and /sys, where no package can belong.
  */
 gboolean canopy_destination_check (const char *destination, gssize length, GError **error);
 

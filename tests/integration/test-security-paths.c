@@ -9,11 +9,13 @@
 #include "lib/destination.h"
 #include "server/content-sources.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* A few chunks: these tests also run under valgrind and ASan. */
@@ -159,6 +161,10 @@ test_destinations_refused (void)
   if (!server_begin ())
     return;
   content_id = canopy_test_site_register (&site);
+  assert_destination_refused (content_id, "/dev/null", "invalid-destination",
+                              "under /dev, /proc or /sys");
+  assert_destination_refused (content_id, "/sys/kernel/notes", "invalid-destination",
+                              "choose a directory such as /opt");
   assert_destination_refused (content_id, "opt/app.bin", "invalid-destination",
                               "not an absolute path");
   assert_destination_refused (content_id, "/opt/../etc/cron.d/x", "invalid-destination",
@@ -342,8 +348,16 @@ test_agent_policy (void)
   path = g_build_filename (allowed, "final-link", NULL);
   g_assert (symlink ("/etc/passwd", path) == 0);
   assert_agent_refuses (allowed, path, "is a symbolic link, not a regular file");
-  assert_agent_refuses ("/dev", "/dev/null", "is a device node, not a regular file");
-  g_assert (canopy_install_policy_check (dev, "/dev/null", NULL));
+  assert_agent_refuses ("/dev", "/dev/null", "under /dev, /proc or /sys");
+  CU_ASSERT_FALSE (canopy_install_policy_check (dev, "/dev/null", NULL));
+  /* A device node elsewhere: only the agent can tell what it is. */
+  g_free (path);
+  path = g_build_filename (allowed, "null", NULL);
+  if (mknod (path, S_IFCHR | 0600, makedev (1, 3)) == 0)
+    assert_agent_refuses (allowed, path, "is a device node, not a regular file");
+  else
+    canopy_test_skip ("cannot make a device node here (%s); the device-node case did not run",
+                      g_strerror (errno));
 
   /* Outside the allowed directories, or reaching out of them by name. */
   g_free (path);
