@@ -294,6 +294,30 @@ add_office_progress (JsonBuilder *b, const CanopyOfficeProgress *p, guint64 size
   json_builder_end_object (b);
 }
 
+/* Each device that said it cannot complete the deployment, with its
+ * reason: a destination its policy refuses shows here, where the admin
+ * looks at the deployment. Takes @failures. */
+static void
+add_failures (JsonBuilder *b, GPtrArray *failures)
+{
+  g_autoptr (GPtrArray) owned = failures;
+
+  json_builder_set_member_name (b, "failures");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < owned->len; i++)
+    {
+      const CanopyDeviceFailure *failure = g_ptr_array_index (owned, i);
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "device");
+      json_builder_add_string_value (b, failure->device_id);
+      json_builder_set_member_name (b, "reason");
+      json_builder_add_string_value (b, failure->reason);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+}
+
 static void
 add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentInfo *info)
 {
@@ -315,6 +339,7 @@ add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentIn
   json_builder_add_int_value (b, info->devices);
   json_builder_set_member_name (b, "done");
   json_builder_add_int_value (b, info->done);
+  add_failures (b, canopy_distributor_get_failures (distributor, info->id));
   json_builder_set_member_name (b, "offices");
   json_builder_begin_array (b);
   for (guint i = 0; offices != NULL && i < offices->len; i++)

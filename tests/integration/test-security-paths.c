@@ -389,7 +389,7 @@ test_agent_policy (void)
 
 /* A destination valid for the server but outside the agents' allowed
  * directories: the agent refuses before fetching, and the admin reads the
- * reason in the health check. */
+ * reason in the health check and in the deployment's status. */
 static void
 test_agent_refusal_reported (void)
 {
@@ -420,6 +420,21 @@ test_agent_refusal_reported (void)
   CANOPY_ASSERT_CONTAINS (message, "not under a directory this device allows");
   CANOPY_ASSERT_CONTAINS (message, "<destinations> in canopy-agent.xml");
   CU_ASSERT_FALSE (g_file_test (destination, G_FILE_TEST_EXISTS));
+  {
+    g_autoptr (JsonNode) holder = NULL;
+    JsonObject *d = canopy_test_site_deployment (&site, &holder);
+    JsonArray *failures;
+    JsonObject *failure;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL (d);
+    failures = json_object_get_array_member (d, "failures");
+    CU_ASSERT_EQUAL_FATAL (json_array_get_length (failures), 1);
+    failure = json_array_get_object_element (failures, 0);
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member (failure, "device"),
+                            site.device_ids[canopy_test_site_slot (1, 1)]);
+    CANOPY_ASSERT_CONTAINS (json_object_get_string_member (failure, "reason"),
+                            "not under a directory this device allows");
+  }
   canopy_test_site_stop (&site, TRUE);
 }
 
