@@ -129,6 +129,26 @@ canopy_catalog_new (CanopyStore *store, const CanopySigningKey *key, GError **er
   return catalog;
 }
 
+/* Content registered before <content-sources> existed, or from a
+ * directory since taken out of it, is not served from the store: its
+ * copy may be a file the server should never have handed out. A file
+ * that cannot be read now is not a reason (its copy is what is served). */
+static gboolean
+source_still_allowed (CanopyCatalog *catalog, const CanopyContent *content, GError **error)
+{
+  g_autoptr (GError) local_error = NULL;
+  g_autofree char *checked = canopy_content_sources_check (
+    (const char *const *) catalog->sources, (const char *const *) catalog->private_directories,
+    content->location, &local_error);
+
+  if (checked != NULL
+      || g_error_matches (local_error, CANOPY_CONTENT_SOURCES_ERROR,
+                          CANOPY_CONTENT_SOURCES_ERROR_UNREADABLE))
+    return TRUE;
+  g_propagate_error (error, g_steal_pointer (&local_error));
+  return FALSE;
+}
+
 void
 canopy_catalog_set_content_store (CanopyCatalog *catalog, CanopyContentStore *content_store)
 {
@@ -144,6 +164,15 @@ canopy_catalog_set_content_store (CanopyCatalog *catalog, CanopyContentStore *co
       const CanopyContent *content = value;
       g_autoptr (GError) error = NULL;
 
+      if (!source_still_allowed (catalog, content, &error))
+        {
+          g_warning (_("The content store no longer serves %s %s: %s"), content->name,
+                     content->version, error->message);
+          canopy_content_store_remove (content_store, content->id);
+          g_hash_table_replace (catalog->copy_errors, g_strdup (content->id),
+                                g_steal_pointer (&error));
+          continue;
+        }
       if (canopy_content_store_offer (content_store, content->manifest, &error))
         continue;
       /* Content registered before the store was configured has no copy;

@@ -42,7 +42,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyCatalog, canopy_catalog_free)
  * @content_store: (nullable) (not owned): outlives the catalog
  *
  * From now on registrations keep a copy in @content_store, and removals
- * delete it. Every registered content whose copy is there, whole, is
+ * delete it. Call canopy_catalog_set_content_sources() first: a content
+ * whose origin the sources no longer allow is not offered and its copy is
+ * deleted. Every other registered content whose copy is there, whole, is
  * offered; one whose copy is not the size of its manifest is reported and
  * not offered (canopy_catalog_why_not_stored() says so).
  */

@@ -240,13 +240,17 @@ test_store_serves_only_registered (void)
 }
 
 /* A file registered while its directory was a content source, then no
- * longer allowed (or registered before this policy existed): Publish
- * Content does not read it again into the content store, and says why. */
+ * longer allowed (or registered before this policy existed): the content
+ * store stops serving its copy at start, Publish Content does not read it
+ * again, and both say why. */
 static void
 test_publish_rechecks_sources (void)
 {
   CanopyTestSiteOptions options = { .content_size = SMALL_CONTENT,
-                                    .content_source = "packages" };
+                                    .content_source = "packages", .content_store = TRUE };
+  g_autofree char *key_path = NULL;
+  g_auto (CanopyTestClient) client = { 0 };
+  const char *ids[2] = { NULL, NULL };
   g_autofree char *allowed = NULL, *package = NULL, *body = NULL, *id = NULL;
   g_autoptr (JsonNode) added = NULL, published = NULL;
   gint64 deadline;
@@ -264,8 +268,20 @@ test_publish_rechecks_sources (void)
   CU_ASSERT_EQUAL (canopy_test_process_wait_exit (site.server, 20), 0);
   g_clear_pointer (&site.server, canopy_test_process_free);
   site.options.content_source = NULL;
-  site.options.content_store = TRUE;
   canopy_test_site_server_start (&site);
+  CU_ASSERT (canopy_test_process_wait_output (site.server, "no longer serves App 1", 10));
+
+  /* A key holder asking for it gets nothing. */
+  key_path = g_build_filename (site.state, "shared-key", NULL);
+  ids[0] = id;
+  canopy_test_client_connect (&client, key_path, "prober", (guint16) site.agent_port);
+  canopy_test_client_send (&client, CANOPY_WIRE_PEER_HELLO,
+                           g_variant_new ("(s^as)", "prober", ids));
+  canopy_test_client_send (&client, CANOPY_WIRE_REQUEST, g_variant_new ("(su)", id, 0));
+  CU_ASSERT (canopy_test_client_wait (&client, CANOPY_WIRE_CANCEL, 1));
+  CU_ASSERT_EQUAL (client.counts[CANOPY_WIRE_DATA], 0);
+  CU_ASSERT_EQUAL (client.counts[CANOPY_WIRE_HAVE], 0);
+  canopy_test_client_clear (&client);
 
   published = canopy_test_site_api (&site, "POST", "/api/v1/publish", NULL, SOUP_STATUS_OK);
   deadline = g_get_monotonic_time () + canopy_test_timeout (30) * G_USEC_PER_SEC;
@@ -510,7 +526,8 @@ CANOPY_TEST_SUITE (security_paths, "security-paths", NULL, suite_cleanup,
                    { "NUL in a request refused", test_nul_in_names },
                    { "content store serves only registered content",
                      test_store_serves_only_registered },
-                   { "Publish Content checks the source again", test_publish_rechecks_sources },
+                   { "a source no longer allowed is not served or copied",
+                     test_publish_rechecks_sources },
                    { "agent policy on a real tree", test_agent_policy },
                    { "agent refusal reaches the admin", test_agent_refusal_reported },
                    { "installed file edited in place, deployed again",
