@@ -460,7 +460,7 @@ show_withdrawn (JsonObject *d)
     {
       JsonObject *o = json_array_get_object_element (withdrawn, i);
 
-      g_print ("    %s: %s\n", member_string (o, "device_id"), member_string (o, "message"));
+      g_print ("    %s: %s\n", member_string (o, "device"), member_string (o, "message"));
     }
 }
 

@@ -5,9 +5,13 @@
 
 #include "server/console-private.h"
 #include "lib/i18n.h"
+#include "lib/keys.h"
 #include "lib/log.h"
 #include "lib/transport.h"
 #include "lib/wire.h"
+
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
 
 typedef enum {
   STATUS_OK,
@@ -158,6 +162,19 @@ check_transports (CanopyConsole *console, JsonBuilder *b, Status *worst)
     }
 }
 
+/* Whether @key is the one canopyd started with (constant time). */
+static gboolean
+key_matches (CanopyConsole *console, const CanopySharedKey *key)
+{
+  guint8 digest[32];
+  gboolean match;
+
+  gnutls_hash_fast (GNUTLS_DIG_SHA256, key->bytes, sizeof key->bytes, digest);
+  match = gnutls_memcmp (digest, console->key_digest, sizeof digest) == 0;
+  canopy_keys_wipe (digest, sizeof digest);
+  return match;
+}
+
 static void
 check_key (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *worst)
 {
@@ -173,9 +190,9 @@ check_key (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *w
       return;
     }
   /* The request itself proved the running key; compare the file with it. */
-  if (canopy_console_auth_matches_key (console->auth, probe->key))
+  if (key_matches (console, probe->key))
     add_check (b, worst, "key", STATUS_OK,
-               _("The key entered matches the server's shared key; agents holding it are "
+               _("The shared key file holds the key canopyd runs with; agents holding it are "
                  "accepted"));
   else
     add_check (b, worst, "key", STATUS_ERROR,
@@ -367,7 +384,8 @@ describe_failures (guint n, const char *failures)
   return g_strdup_printf (_("%u devices said in the last hour that they cannot complete a "
                             "deployment, and have made no progress since: %s. Act on the "
                             "reason given (free disk space, fix the destination's "
-                            "permissions); the devices try again by themselves"),
+                            "permissions, or deploy under a directory the devices' "
+                            "<destinations> allow); the devices try again by themselves"),
                           n, failures);
 }
 

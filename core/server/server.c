@@ -281,6 +281,13 @@ start_transports (CanopyServer *server, const CanopySharedKey *key, GError **err
   return ok;
 }
 
+CanopyBackend *
+canopy_server_open_backend (CanopyServer *server, GError **error)
+{
+  return canopy_backend_open (server->backend, server->config->backend,
+                              server->config->state_directory, error);
+}
+
 char *
 canopy_server_init_database (CanopyServer *server, const char *audit_action, GError **error)
 {
@@ -418,6 +425,14 @@ canopy_server_start (CanopyServer *server, GError **error)
   server->catalog = canopy_catalog_new (server->store, server->signing_key, error);
   if (server->catalog == NULL)
     return FALSE;
+  {
+    const char *private_directories[] = { config->state_directory,
+                                          config->content_store_directory, NULL };
+
+    canopy_catalog_set_content_sources (server->catalog,
+                                        (const char *const *) config->content_sources,
+                                        private_directories);
+  }
   server->distributor = canopy_distributor_new (server->store, server->catalog, server->topology,
                                                 server->sessions, error);
   if (server->distributor == NULL || !start_content_store (server, error)

@@ -335,6 +335,18 @@ canopy_store_list (CanopyStore *store, CanopyRecordKind kind, CanopyBackendRecor
   return ok;
 }
 
+gboolean
+canopy_store_with_backend (CanopyStore *store, CanopyStoreBackendFunc func, gpointer user_data,
+                           GError **error)
+{
+  gboolean ok;
+
+  g_mutex_lock (&store->backend_lock);
+  ok = func (store->backend, user_data, error);
+  g_mutex_unlock (&store->backend_lock);
+  return ok;
+}
+
 char *
 canopy_store_describe (CanopyStore *store)
 {
@@ -367,6 +379,7 @@ void
 canopy_store_audit (CanopyStore *store, const char *actor, const char *action,
                     const char *detail)
 {
+  g_message (_("Changed by the %s: %s %s"), actor, action, detail != NULL ? detail : "");
   canopy_store_append (store, CANOPY_LOG_AUDIT,
                        g_variant_new ("(xsss)", g_get_real_time (), actor, action,
                                       detail != NULL ? detail : ""));

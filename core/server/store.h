@@ -57,6 +57,20 @@ guint canopy_store_count_devices (const CanopyStore *store);
 gboolean canopy_store_list (CanopyStore *store, CanopyRecordKind kind,
                             CanopyBackendRecordFunc func, gpointer user_data, GError **error);
 
+typedef gboolean (*CanopyStoreBackendFunc) (CanopyBackend *backend, gpointer user_data,
+                                            GError **error);
+
+/**
+ * canopy_store_with_backend:
+ *
+ * Calls @func with the backend, for a worker thread: waits for a write in
+ * flight rather than running the main loop, and keeps the backend from
+ * other threads while @func runs. Sees only what was written, not what is
+ * still queued.
+ */
+gboolean canopy_store_with_backend (CanopyStore *store, CanopyStoreBackendFunc func,
+                                    gpointer user_data, GError **error);
+
 /**
  * canopy_store_append:
  * @entry: (transfer floating): an entry of @kind's type
@@ -65,7 +79,8 @@ gboolean canopy_store_list (CanopyStore *store, CanopyRecordKind kind,
  */
 void canopy_store_append (CanopyStore *store, CanopyLogKind kind, GVariant *entry);
 
-/* Queues an audit event: who changed what. @detail never holds a secret. */
+/* Queues an audit event: who changed what; it is logged too. @detail
+ * never holds a secret. */
 void canopy_store_audit (CanopyStore *store, const char *actor, const char *action,
                          const char *detail);
 
