@@ -29,7 +29,15 @@ typedef struct {
   gboolean lost;       /* closed because it stopped answering */
   gint64 last_heard;   /* monotonic µs */
   gint64 recorded_at;  /* monotonic µs of the last record written */
+  guint64 serial;      /* tells this session from a later one of the device */
 } Session;
+
+/* An enrolment waiting for the store's commit before the welcome. */
+typedef struct {
+  CanopySessions *sessions;
+  char *device_id;
+  guint64 serial;
+} Welcome;
 
 struct _CanopySessions {
   char *server_id;
@@ -49,6 +57,7 @@ struct _CanopySessions {
   gpointer peer_handler_data;
   guint liveness_timer;
   gboolean overage_reported;
+  guint64 next_serial;
 };
 
 static void
@@ -256,6 +265,61 @@ notify_enrolled (Session *session)
 }
 
 static void
+welcome (Session *session)
+{
+  CanopySessions *sessions = session->sessions;
+
+  g_message (_("Enrolled agent %s, version %s, in office \"%s\""), session->device_id,
+             session->agent_version, session->office);
+  send_body (session, CANOPY_WIRE_WELCOME,
+             g_variant_new ("(ssus@ay)", sessions->server_id, PACKAGE_VERSION,
+                            (guint32) sessions->heartbeat_interval, session->office,
+                            g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
+                                                      sessions->signing_public_key, TRUE)));
+  notify_enrolled (session);
+}
+
+static void
+welcome_free (Welcome *w)
+{
+  g_free (w->device_id);
+  g_free (w);
+}
+
+/* The store committed the enrolment: welcome the device, if the session
+ * that asked is still the device's (it may have hung up meanwhile). */
+static void
+on_enrolment_saved (gpointer user_data)
+{
+  Welcome *w = user_data;
+  Session *session = g_hash_table_lookup (w->sessions->enrolled, w->device_id);
+
+  if (session != NULL && session->serial == w->serial)
+    welcome (session);
+}
+
+/* A welcomed device counts on the server to remember it: a crash right
+ * after the welcome must not lose the enrolment or its licence. The
+ * welcome therefore waits for the store's commit, without blocking. */
+static void
+welcome_when_saved (Session *session)
+{
+  CanopySessions *sessions = session->sessions;
+  Welcome *w;
+
+  if (sessions->store == NULL)
+    {
+      welcome (session);
+      return;
+    }
+  w = g_new0 (Welcome, 1);
+  w->sessions = sessions;
+  w->device_id = g_strdup (session->device_id);
+  w->serial = session->serial;
+  canopy_store_sync (sessions->store, on_enrolment_saved, w, (GDestroyNotify) welcome_free);
+}
+
+static void
 handle_hello (Session *session, GVariant *body)
 {
   CanopySessions *sessions = session->sessions;
@@ -323,14 +387,7 @@ handle_hello (Session *session, GVariant *body)
   g_hash_table_insert (sessions->enrolled, session->device_id, session);
   record_device (session);
   record_activation (session);
-  g_message (_("Enrolled agent %s, version %s, in office \"%s\""), session->device_id, version,
-             office->name);
-  send_body (session, CANOPY_WIRE_WELCOME,
-             g_variant_new ("(ssus@ay)", sessions->server_id, PACKAGE_VERSION,
-                            (guint32) sessions->heartbeat_interval, office->name,
-                            g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
-                                                      sessions->signing_public_key, TRUE)));
-  notify_enrolled (session);
+  welcome_when_saved (session);
 }
 
 static void
@@ -344,6 +401,7 @@ on_incoming (CanopyTransportConnection *conn, gpointer user_data)
   session->conn = conn;
   session->device_id = g_strdup (canopy_transport_connection_get_peer_id (conn));
   session->last_heard = g_get_monotonic_time ();
+  session->serial = ++sessions->next_serial;
   conn->owner_data = session;
   g_hash_table_insert (sessions->sessions, conn, session);
   g_debug ("agent %s connected", who);
