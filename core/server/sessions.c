@@ -160,7 +160,9 @@ send_body (Session *session, CanopyWireKind kind, GVariant *body)
 static void
 refuse (Session *session, CanopyWireRefusal reason, const char *message)
 {
-  g_message (_("Refused agent %s: %s"), session->device_id, message);
+  g_autofree char *shown = g_strescape (session->device_id, NULL);
+
+  g_message (_("Refused agent %.64s: %s"), shown, message);
   send_body (session, CANOPY_WIRE_REFUSED,
              g_variant_new ("(usss)", (guint32) reason, message, CANOPY_SESSIONS_OLDEST_AGENT,
                             PACKAGE_VERSION));
@@ -319,6 +321,45 @@ welcome_when_saved (Session *session)
   canopy_store_sync (sessions->store, on_enrolment_saved, w, (GDestroyNotify) welcome_free);
 }
 
+/* The most addresses a hello may report: real devices have a handful. */
+#define MAX_HELLO_ADDRESSES 64
+
+/* What a hello reports goes into the database, the topology lookup and
+ * the peer list other devices connect to: it must be what it says. */
+static char *
+check_hello (Session *session, GVariant *addresses)
+{
+  g_autofree char *shown = g_strescape (session->device_id, NULL);
+  GVariantIter iter;
+  const char *address;
+  guint8 prefix;
+
+  if (!g_uuid_string_is_valid (session->device_id))
+    return g_strdup_printf (_("the device ID \"%.64s\" is not a UUID. The agent's "
+                              "device-id file in its state directory is damaged: remove it and "
+                              "restart the agent, which makes a new one"), shown);
+  if (g_variant_n_children (addresses) > MAX_HELLO_ADDRESSES)
+    return g_strdup_printf (_("the device reported %zu addresses, more than the %d this server "
+                              "takes; check the device's network configuration"),
+                            g_variant_n_children (addresses), MAX_HELLO_ADDRESSES);
+  g_variant_iter_init (&iter, addresses);
+  while (g_variant_iter_next (&iter, "(&sy)", &address, &prefix))
+    {
+      g_autoptr (GInetAddress) inet = g_inet_address_new_from_string (address);
+      g_autofree char *escaped = g_strescape (address, NULL);
+
+      if (inet == NULL)
+        return g_strdup_printf (_("the device reported \"%.64s\", which is not an IP "
+                                  "address; update the agent, or report this as a bug"),
+                                escaped);
+      if (prefix > (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV4 ? 32 : 128))
+        return g_strdup_printf (_("the device reported %s/%u, a prefix length that address "
+                                  "cannot have; update the agent, or report this as a bug"),
+                                escaped, (guint) prefix);
+    }
+  return NULL;
+}
+
 static void
 handle_hello (Session *session, GVariant *body)
 {
@@ -330,6 +371,12 @@ handle_hello (Session *session, GVariant *body)
 
   g_variant_get (body, "(&s&s@a(sy)@asq)", &claimed, &version, &addresses, &groups,
                  &session->peer_port);
+  message = check_hello (session, addresses);
+  if (message != NULL)
+    {
+      refuse (session, CANOPY_WIRE_REFUSED_INVALID, message);
+      return;
+    }
   if (g_strcmp0 (claimed, session->device_id) != 0)
     {
       g_warning (_("Agent %s claims to be %s in its hello; closing the connection"),
