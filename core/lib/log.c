@@ -118,6 +118,7 @@ typedef struct {
 } LogLimitEntry;
 
 struct _CanopyLogLimit {
+  GMutex lock;         /* events may come from any thread; the timer runs on the default context */
   gint64 window;       /* µs */
   CanopyLogLimitSummary summary;
   gpointer user_data;
@@ -149,7 +150,11 @@ log_limit_sweep (CanopyLogLimit *limit, gint64 now)
 static gboolean
 on_log_limit_timer (gpointer user_data)
 {
-  log_limit_sweep (user_data, g_get_monotonic_time ());
+  CanopyLogLimit *limit = user_data;
+
+  g_mutex_lock (&limit->lock);
+  log_limit_sweep (limit, g_get_monotonic_time ());
+  g_mutex_unlock (&limit->lock);
   return G_SOURCE_CONTINUE;
 }
 
@@ -159,6 +164,7 @@ canopy_log_limit_new (guint window_s, CanopyLogLimitSummary summary, gpointer us
   CanopyLogLimit *limit = g_new0 (CanopyLogLimit, 1);
 
   g_return_val_if_fail (window_s > 0 && summary != NULL, NULL);
+  g_mutex_init (&limit->lock);
   limit->window = (gint64) window_s * G_USEC_PER_SEC;
   limit->summary = summary;
   limit->user_data = user_data;
@@ -175,11 +181,12 @@ canopy_log_limit_free (CanopyLogLimit *limit)
     return;
   g_source_remove (limit->timer);
   g_hash_table_unref (limit->entries);
+  g_mutex_clear (&limit->lock);
   g_free (limit);
 }
 
-gboolean
-canopy_log_limit_allow (CanopyLogLimit *limit, const char *key)
+static gboolean
+log_limit_allow_locked (CanopyLogLimit *limit, const char *key)
 {
   gint64 now = g_get_monotonic_time ();
   LogLimitEntry *entry;
@@ -202,4 +209,15 @@ canopy_log_limit_allow (CanopyLogLimit *limit, const char *key)
     }
   entry->suppressed++;
   return FALSE;
+}
+
+gboolean
+canopy_log_limit_allow (CanopyLogLimit *limit, const char *key)
+{
+  gboolean allow;
+
+  g_mutex_lock (&limit->lock);
+  allow = log_limit_allow_locked (limit, key);
+  g_mutex_unlock (&limit->lock);
+  return allow;
 }

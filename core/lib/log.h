@@ -60,13 +60,13 @@ typedef void (*CanopyLogLimitSummary) (const char *key, guint suppressed, gpoint
  * canopy_log_limit_new:
  * @window_s: the first event of a key is logged, the rest of the window
  *   only counted; a summary follows at most once per window
- * @summary: called on the thread-default main context when the window of
- *   a key with held-back events ends
+ * @summary: called when the window of a key with held-back events ends
  *
  * A rate limit for log lines a remote party can cause at will (wrong keys,
  * bad frames, refused connections), so a flood costs neither the disk nor
  * the admin's attention, while the first of each is still said in full.
- * Not thread-safe: use it from one main context.
+ * Safe from any thread; summaries come from a timer on the global default
+ * main context, so they need that context to run.
  */
 CanopyLogLimit *canopy_log_limit_new (guint window_s, CanopyLogLimitSummary summary,
                                       gpointer user_data);

@@ -5,6 +5,7 @@
 
 #include "server/sessions.h"
 #include "lib/i18n.h"
+#include "lib/log.h"
 #include "lib/wire.h"
 
 #include <string.h>
@@ -58,6 +59,7 @@ struct _CanopySessions {
   guint liveness_timer;
   gboolean overage_reported;
   guint64 next_serial;
+  CanopyLogLimit *rejections; /* connections that failed before authentication */
 };
 
 static void
@@ -455,16 +457,28 @@ on_incoming (CanopyTransportConnection *conn, gpointer user_data)
 }
 
 static void
+on_rejected_summary (const char *host, guint suppressed, gpointer user_data)
+{
+  g_message (_("%u more connections from %s failed before they were authenticated in the last "
+               "minute"), suppressed, host);
+}
+
+static void
 on_rejected (GSocketAddress *peer_address, const GError *error, gpointer user_data)
 {
+  CanopySessions *sessions = user_data;
   g_autofree char *where = NULL;
 
+  /* canopy_transport_new logs key mismatches and malformed frames itself;
+   * other failures are worth a line for whoever debugs a device that
+   * cannot connect, but anyone can cause them: rate-limited too. */
+  if (g_error_matches (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_KEY_MISMATCH)
+      || g_error_matches (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_PROTOCOL))
+    return;
   if (G_IS_INET_SOCKET_ADDRESS (peer_address))
     where = g_inet_address_to_string (
       g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (peer_address)));
-  /* The transport has logged a key mismatch itself; other failures are
-   * worth a line for whoever debugs a device that cannot connect. */
-  if (!g_error_matches (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_KEY_MISMATCH))
+  if (canopy_log_limit_allow (sessions->rejections, where != NULL ? where : "?"))
     g_message (_("A connection from %s failed before it was authenticated: %s"),
                where != NULL ? where : "?", error->message);
 }
@@ -629,6 +643,7 @@ canopy_sessions_new (const CanopySessionsSettings *settings)
   sessions->enrolled = g_hash_table_new (g_str_hash, g_str_equal);
   sessions->liveness_timer = g_timeout_add_seconds (sessions->heartbeat_interval,
                                                     check_liveness, sessions);
+  sessions->rejections = canopy_log_limit_new (60, on_rejected_summary, NULL);
   return sessions;
 }
 
@@ -644,6 +659,7 @@ canopy_sessions_free (CanopySessions *sessions)
   g_hash_table_unref (sessions->sessions);
   g_hash_table_unref (sessions->enrolled);
   g_ptr_array_unref (sessions->transports);
+  canopy_log_limit_free (sessions->rejections);
   g_strfreev (sessions->assigned_groups);
   g_free (sessions->server_id);
   g_bytes_unref (sessions->signing_public_key);
