@@ -260,7 +260,8 @@ check_licences (CanopyConsole *console, JsonBuilder *b, Status *worst)
    * first thing said, never "valid". */
   if (canopy_licensing_is_expired (licensing, g_get_real_time ()))
     {
-      g_autofree char *day = canopy_log_format_time (expires);
+      g_autoptr (GDateTime) when = g_date_time_new_from_unix_utc (expires / G_USEC_PER_SEC);
+      g_autofree char *day = when != NULL ? g_date_time_format (when, "%Y-%m-%d") : NULL;
 
       text = g_strdup_printf (_("The licence expired on %s (%u of %u licences in use). Nothing "
                                 "is blocked, but renew it: ask your vendor for a new licence "

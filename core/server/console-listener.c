@@ -18,6 +18,7 @@
 /* Idle connections are looked for this often. */
 #define SWEEP_INTERVAL_S 1
 #define LOG_WINDOW_S 60
+#define LISTEN_BACKLOG 256
 
 typedef enum {
   CONN_WAITING,     /* accepted, no byte yet: no TLS state, no thread */
@@ -373,6 +374,10 @@ canopy_console_listener_new (SoupServer *soup, GTlsCertificate *certificate,
   listener->per_host = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   listener->refusals = canopy_log_limit_new (LOG_WINDOW_S, on_refusals_summary, NULL);
   listener->service = g_socket_service_new ();
+  /* GLib's default backlog of 10 makes a burst of connections wait for
+   * SYN retransmits (a second, then three): the caps, not the kernel
+   * queue, decide who gets in. */
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (listener->service), LISTEN_BACKLOG);
   g_signal_connect (listener->service, "incoming", G_CALLBACK (on_incoming), listener);
   listener->started_handler = g_signal_connect (soup, "request-started",
                                                 G_CALLBACK (on_request_started), listener);
