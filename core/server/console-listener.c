@@ -19,15 +19,24 @@
 #define SWEEP_INTERVAL_S 1
 #define LOG_WINDOW_S 60
 #define LISTEN_BACKLOG 256
+/* glib-networking runs each handshake in a thread of GLib's shared pool,
+ * blocked until the client answers: clients that send a byte and stall
+ * would each hold one. At most this many run at once, and this many for
+ * one address, so one stalling address cannot hold the others up; the
+ * rest wait their turn, within their own handshake timeout. Handshakes
+ * take milliseconds, so the queue is empty unless someone is stalling. */
+#define MAX_HANDSHAKES 64
+#define MAX_HANDSHAKES_PER_ADDRESS 4
 
 typedef enum {
   CONN_WAITING,     /* accepted, no byte yet: no TLS state, no thread */
+  CONN_QUEUED,      /* has spoken, waits for a handshake slot */
   CONN_HANDSHAKING, /* glib-networking's handshake runs */
   CONN_HANDED,      /* established, libsoup serves it */
 } ConnState;
 
 typedef struct {
-  gint refs;               /* the table's, and a handshake's in progress */
+  gint refs;               /* the table's, the queue's, a handshake's in progress */
   CanopyConsoleListener *listener; /* NULL once out of the table */
   GSocketConnection *tcp;
   GIOStream *tls;
@@ -49,6 +58,9 @@ struct _CanopyConsoleListener {
   GHashTable *conns;     /* remote GSocketAddress → Conn */
   GHashTable *per_host;  /* host → open connections (GUINT_TO_POINTER) */
   CanopyLogLimit *refusals;
+  guint handshakes;      /* running now, at most MAX_HANDSHAKES */
+  GHashTable *handshakes_per_host; /* host → running now (GUINT_TO_POINTER) */
+  GQueue queue;          /* Conn waiting for a handshake slot, each with a reference */
   guint sweep_timer;
   gulong started_handler;
 };
@@ -58,6 +70,31 @@ on_refusals_summary (const char *host, guint suppressed, gpointer user_data)
 {
   g_message (_("The console API refused %u more connections from %s in the last minute "
                "(connection limit reached)"), suppressed, host);
+}
+
+static void
+count_add (GHashTable *counts, const char *host, int delta)
+{
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (counts, host)) + delta;
+
+  if (n > 0)
+    g_hash_table_insert (counts, g_strdup (host), GUINT_TO_POINTER (n));
+  else
+    g_hash_table_remove (counts, host);
+}
+
+static guint
+count_of (GHashTable *counts, const char *host)
+{
+  return GPOINTER_TO_UINT (g_hash_table_lookup (counts, host));
+}
+
+/* A handshake slot is given back. */
+static void
+handshake_ended (CanopyConsoleListener *listener, Conn *conn)
+{
+  listener->handshakes--;
+  count_add (listener->handshakes_per_host, conn->host, -1);
 }
 
 static void
@@ -78,18 +115,18 @@ static void
 conn_detach (Conn *conn)
 {
   CanopyConsoleListener *listener = conn->listener;
-  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (listener->per_host, conn->host));
 
-  if (n > 1)
-    g_hash_table_insert (listener->per_host, g_strdup (conn->host), GUINT_TO_POINTER (n - 1));
-  else
-    g_hash_table_remove (listener->per_host, conn->host);
+  count_add (listener->per_host, conn->host, -1);
   if (conn->first_byte != NULL)
     {
       g_source_destroy (conn->first_byte);
       g_clear_pointer (&conn->first_byte, g_source_unref);
     }
   g_clear_handle_id (&conn->handshake_timer, g_source_remove);
+  /* Its slot is free now; on_handshake, when it comes, knows it is not
+   * to give it back again. The queue is served at the next occasion. */
+  if (conn->state == CONN_HANDSHAKING)
+    handshake_ended (listener, conn);
   g_cancellable_cancel (conn->cancellable);
   conn->listener = NULL;
   conn_unref (conn);
@@ -144,20 +181,25 @@ hand_to_soup (Conn *conn)
     }
 }
 
+static void start_queued (CanopyConsoleListener *listener);
+
 static void
 on_handshake (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   Conn *conn = user_data;
+  CanopyConsoleListener *listener = conn->listener;
   g_autoptr (GError) error = NULL;
   gboolean ok = g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error);
 
-  if (conn->listener == NULL) /* dropped meanwhile */
+  if (listener == NULL) /* dropped meanwhile */
     {
       if (ok)
         g_io_stream_close (G_IO_STREAM (conn->tcp), NULL, NULL);
       conn_unref (conn);
       return;
     }
+  handshake_ended (listener, conn);
+  conn->state = CONN_WAITING;
   conn_unref (conn);
   if (!ok)
     {
@@ -165,10 +207,60 @@ on_handshake (GObject *source, GAsyncResult *result, gpointer user_data)
       if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         g_debug ("TLS handshake with console client %s failed: %s", conn->host, error->message);
       conn_drop (conn);
+    }
+  else
+    {
+      g_clear_handle_id (&conn->handshake_timer, g_source_remove);
+      hand_to_soup (conn);
+    }
+  start_queued (listener);
+}
+
+static void
+start_handshake (Conn *conn)
+{
+  g_autoptr (GError) error = NULL;
+
+  conn->tls = g_tls_server_connection_new (G_IO_STREAM (conn->tcp),
+                                           conn->listener->certificate, &error);
+  if (conn->tls == NULL)
+    {
+      g_warning (_("The console API cannot start TLS: %s. Check that glib-networking is "
+                   "installed"), error->message);
+      conn_drop (conn);
       return;
     }
-  g_clear_handle_id (&conn->handshake_timer, g_source_remove);
-  hand_to_soup (conn);
+  conn->state = CONN_HANDSHAKING;
+  conn->listener->handshakes++;
+  count_add (conn->listener->handshakes_per_host, conn->host, 1);
+  conn->refs++;
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (conn->tls), G_PRIORITY_DEFAULT,
+                                    conn->cancellable, on_handshake, conn);
+}
+
+/* Gives free handshake slots to the connections waiting longest, but no
+ * more than its share to one address; those dropped while they waited
+ * are only let go. */
+static void
+start_queued (CanopyConsoleListener *listener)
+{
+  GList *link = listener->queue.head;
+
+  while (link != NULL && listener->handshakes < MAX_HANDSHAKES)
+    {
+      Conn *conn = link->data;
+      GList *next = link->next;
+
+      if (conn->listener == NULL
+          || count_of (listener->handshakes_per_host, conn->host) < MAX_HANDSHAKES_PER_ADDRESS)
+        {
+          g_queue_delete_link (&listener->queue, link);
+          if (conn->listener != NULL)
+            start_handshake (conn);
+          conn_unref (conn);
+        }
+      link = next;
+    }
 }
 
 /* The client has spoken: only now does it get TLS state and, with
@@ -177,7 +269,6 @@ static gboolean
 on_first_byte (GSocket *socket, GIOCondition condition, gpointer user_data)
 {
   Conn *conn = user_data;
-  g_autoptr (GError) error = NULL;
 
   g_clear_pointer (&conn->first_byte, g_source_unref);
   if ((condition & G_IO_IN) == 0)
@@ -185,19 +276,10 @@ on_first_byte (GSocket *socket, GIOCondition condition, gpointer user_data)
       conn_drop (conn); /* hung up without a word */
       return G_SOURCE_REMOVE;
     }
-  conn->tls = g_tls_server_connection_new (G_IO_STREAM (conn->tcp),
-                                           conn->listener->certificate, &error);
-  if (conn->tls == NULL)
-    {
-      g_warning (_("The console API cannot start TLS: %s. Check that glib-networking is "
-                   "installed"), error->message);
-      conn_drop (conn);
-      return G_SOURCE_REMOVE;
-    }
-  conn->state = CONN_HANDSHAKING;
+  conn->state = CONN_QUEUED;
   conn->refs++;
-  g_tls_connection_handshake_async (G_TLS_CONNECTION (conn->tls), G_PRIORITY_DEFAULT,
-                                    conn->cancellable, on_handshake, conn);
+  g_queue_push_tail (&conn->listener->queue, conn);
+  start_queued (conn->listener);
   return G_SOURCE_REMOVE;
 }
 
@@ -226,7 +308,7 @@ reap_closed (CanopyConsoleListener *listener)
 static gboolean
 below_caps (CanopyConsoleListener *listener, const char *host, guint *n, guint *total)
 {
-  *n = GPOINTER_TO_UINT (g_hash_table_lookup (listener->per_host, host));
+  *n = count_of (listener->per_host, host);
   *total = g_hash_table_size (listener->conns);
   return *total < listener->limits.max_connections && *n < listener->limits.max_per_address;
 }
@@ -281,10 +363,7 @@ on_incoming (GSocketService *service, GSocketConnection *tcp, GObject *source,
   conn->host = g_steal_pointer (&host);
   conn->cancellable = g_cancellable_new ();
   g_hash_table_insert (listener->conns, conn->remote, conn);
-  g_hash_table_insert (listener->per_host, g_strdup (conn->host),
-                       GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (
-                                           listener->per_host, conn->host))
-                                         + 1));
+  count_add (listener->per_host, conn->host, 1);
   g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, TRUE, NULL);
   conn->handshake_timer = g_timeout_add_seconds (listener->limits.handshake_timeout,
                                                  on_handshake_timeout, conn);
@@ -319,6 +398,7 @@ on_sweep (gpointer user_data)
           conn_shut (conn);
         }
     }
+  start_queued (listener);
   return G_SOURCE_CONTINUE;
 }
 
@@ -372,6 +452,7 @@ canopy_console_listener_new (SoupServer *soup, GTlsCertificate *certificate,
   listener->limits.idle_timeout = MAX (listener->limits.idle_timeout, 1);
   listener->conns = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) conn_detach);
   listener->per_host = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  listener->handshakes_per_host = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   listener->refusals = canopy_log_limit_new (LOG_WINDOW_S, on_refusals_summary, NULL);
   listener->service = g_socket_service_new ();
   /* GLib's default backlog of 10 makes a burst of connections wait for
@@ -475,7 +556,9 @@ canopy_console_listener_free (CanopyConsoleListener *listener)
     if (conn->state != CONN_HANDED)
       g_io_stream_close (G_IO_STREAM (conn->tcp), NULL, NULL);
   g_hash_table_unref (listener->conns);
+  g_queue_clear_full (&listener->queue, (GDestroyNotify) conn_unref);
   g_hash_table_unref (listener->per_host);
+  g_hash_table_unref (listener->handshakes_per_host);
   canopy_log_limit_free (listener->refusals);
   g_object_unref (listener->certificate);
   g_free (listener);
