@@ -58,6 +58,7 @@ struct _CanopyConsoleListener {
   GHashTable *conns;     /* remote GSocketAddress → Conn */
   GHashTable *per_host;  /* host → open connections (GUINT_TO_POINTER) */
   CanopyLogLimit *refusals;
+  guint64 refused;       /* connections closed past a cap */
   guint handshakes;      /* running now, at most MAX_HANDSHAKES */
   GHashTable *handshakes_per_host; /* host → running now (GUINT_TO_POINTER) */
   GQueue queue;          /* Conn waiting for a handshake slot, each with a reference */
@@ -326,6 +327,7 @@ within_caps (CanopyConsoleListener *listener, const char *host)
   reap_closed (listener);
   if (below_caps (listener, host, &n, &total))
     return TRUE;
+  listener->refused++;
   if (canopy_log_limit_allow (listener->refusals, host))
     {
       if (total >= listener->limits.max_connections)
@@ -533,6 +535,12 @@ guint
 canopy_console_listener_count (const CanopyConsoleListener *listener)
 {
   return g_hash_table_size (listener->conns);
+}
+
+guint64
+canopy_console_listener_get_refused (const CanopyConsoleListener *listener)
+{
+  return listener->refused;
 }
 
 void

@@ -40,6 +40,9 @@ gboolean canopy_console_listener_listen (CanopyConsoleListener *listener, const 
 /* Connections open now, handshaking or handed to libsoup. */
 guint canopy_console_listener_count (const CanopyConsoleListener *listener);
 
+/* Connections closed as accepted, past a cap, since the start. */
+guint64 canopy_console_listener_get_refused (const CanopyConsoleListener *listener);
+
 /* Stops listening and closes every connection. */
 void canopy_console_listener_free (CanopyConsoleListener *listener);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyConsoleListener, canopy_console_listener_free)
