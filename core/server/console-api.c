@@ -7,6 +7,7 @@
 
 #include "server/console-private.h"
 #include "server/console-cert.h"
+#include "server/console-listener.h"
 #include "server/setup.h"
 #include "lib/i18n.h"
 
@@ -586,41 +587,37 @@ load_certificate (const CanopyServerConfig *config, GError **error)
   return certificate;
 }
 
+/* The console accepts its connections itself (console-listener.c), so
+ * a client that never finishes its TLS handshake or its request holds
+ * nothing for long, and a flood from one address cannot fill the rest. */
 static gboolean
-listen_console (CanopyConsole *console, const CanopyServerConfig *config, GError **error)
+listen_console (CanopyConsole *console, const CanopyServerConfig *config,
+                GTlsCertificate *certificate, GError **error)
 {
+  CanopyConsoleLimits limits = {
+    .handshake_timeout = (guint) config->console_handshake_timeout,
+    .idle_timeout = (guint) config->console_idle_timeout,
+    .max_per_address = (guint) config->console_max_per_address,
+    .max_connections = (guint) config->console_max_connections,
+  };
   g_autoptr (GError) local_error = NULL;
-  gboolean ok;
+  g_auto (GStrv) uris = NULL;
 
-  if (config->console_address == NULL)
-    ok = soup_server_listen_all (console->soup, (guint) config->console_port,
-                                 SOUP_SERVER_LISTEN_HTTPS, &local_error);
-  else
+  console->listener = canopy_console_listener_new (console->soup, certificate, &limits);
+  if (!canopy_console_listener_listen (console->listener, config->console_address,
+                                       (guint) config->console_port, &uris, &local_error))
     {
-      g_autoptr (GSocketAddress) address = g_inet_socket_address_new_from_string (
-        config->console_address, (guint) config->console_port);
-      ok = soup_server_listen (console->soup, address, SOUP_SERVER_LISTEN_HTTPS, &local_error);
+      g_set_error (error, CANOPY_CONSOLE_ERROR, CANOPY_CONSOLE_ERROR_LISTEN,
+                   _("The console API cannot listen on %s port %u: %s. Choose another port in "
+                     "<console port>, or stop what uses it"),
+                   config->console_address != NULL ? config->console_address
+                                                   : _("every address"),
+                   (guint) config->console_port, local_error->message);
+      return FALSE;
     }
-  if (!ok)
-    g_set_error (error, CANOPY_CONSOLE_ERROR, CANOPY_CONSOLE_ERROR_LISTEN,
-                 _("The console API cannot listen on %s port %u: %s. Choose another port in "
-                   "<console port>, or stop what uses it"),
-                 config->console_address != NULL ? config->console_address : _("every address"),
-                 (guint) config->console_port, local_error->message);
-  return ok;
-}
-
-static void
-log_listening (CanopyConsole *console)
-{
-  GSList *uris = soup_server_get_uris (console->soup);
-
-  for (GSList *u = uris; u != NULL; u = u->next)
-    {
-      g_autofree char *text = g_uri_to_string (u->data);
-      g_message (_("Console API listening on %s (web console at %sconsole/)"), text, text);
-    }
-  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  for (gsize i = 0; uris[i] != NULL; i++)
+    g_message (_("Console API listening on %s (web console at %sconsole/)"), uris[i], uris[i]);
+  return TRUE;
 }
 
 CanopyConsole *
@@ -656,9 +653,8 @@ canopy_console_new (CanopyServer *server, const CanopySharedKey *key, GError **e
   console->close_connections = soup_leaks_idle_connections ();
   soup_server_add_early_handler (console->soup, NULL, on_early, console, NULL);
   soup_server_add_handler (console->soup, NULL, on_request, console, NULL);
-  if (!listen_console (console, config, error))
+  if (!listen_console (console, config, certificate, error))
     return NULL;
-  log_listening (console);
   return g_steal_pointer (&console);
 }
 
@@ -677,6 +673,7 @@ canopy_console_free (CanopyConsole *console)
    * frees next: let it finish (one database round trip). */
   while (console->probes > 0)
     g_main_context_iteration (NULL, TRUE);
+  g_clear_pointer (&console->listener, canopy_console_listener_free);
   if (console->soup != NULL)
     {
       soup_server_disconnect (console->soup);

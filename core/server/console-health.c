@@ -254,8 +254,22 @@ check_licences (CanopyConsole *console, JsonBuilder *b, Status *worst)
   guint seats = canopy_licensing_get_seats (licensing);
   guint overage = canopy_licensing_get_overage (licensing);
   g_autofree char *text = NULL;
+  gint64 expires = canopy_licensing_get_expiry (licensing);
 
-  if (overage > 0)
+  /* Expiry blocks nothing either, but an admin must see it: it is the
+   * first thing said, never "valid". */
+  if (canopy_licensing_is_expired (licensing, g_get_real_time ()))
+    {
+      g_autoptr (GDateTime) when = g_date_time_new_from_unix_utc (expires / G_USEC_PER_SEC);
+      g_autofree char *day = when != NULL ? g_date_time_format (when, "%Y-%m-%d") : NULL;
+
+      text = g_strdup_printf (_("The licence expired on %s (%u of %u licences in use). Nothing "
+                                "is blocked, but renew it: ask your vendor for a new licence "
+                                "file, name it in <licensing file> and restart canopyd"),
+                              day != NULL ? day : "?", used, seats);
+      add_check (b, worst, "licences", STATUS_WARNING, text);
+    }
+  else if (overage > 0)
     {
       text = g_strdup_printf (_("Licence overage: %u devices are active and %u are licensed, %u "
                                 "over. Nothing is blocked; add licences"),

@@ -13,6 +13,7 @@ G_BEGIN_DECLS
 struct _CanopyConsole {
   CanopyServer *server;
   SoupServer *soup;
+  struct _CanopyConsoleListener *listener; /* accepts and polices the connections */
   CanopyConsoleAuth *auth;
   char *key_path;            /* the shared key file, for the health check */
   guint8 key_digest[32];     /* SHA-256 of the running shared key, ditto */

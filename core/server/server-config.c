@@ -61,6 +61,26 @@ read_peer_distribution (CanopyServerConfig *config, const CanopyConfigNode *root
   return TRUE;
 }
 
+/* Bounds on what a client that never finishes (or never starts) can
+ * hold: slots, descriptors and handshake threads. */
+static gboolean
+read_console_limits (CanopyServerConfig *config, const CanopyConfigNode *console,
+                     GError **error)
+{
+  return canopy_config_node_get_uint (console, "handshake-timeout", 1, 3600,
+                                      CANOPY_SERVER_CONFIG_HANDSHAKE_TIMEOUT,
+                                      &config->console_handshake_timeout, error)
+         && canopy_config_node_get_uint (console, "idle-timeout", 1, 86400,
+                                         CANOPY_SERVER_CONFIG_IDLE_TIMEOUT,
+                                         &config->console_idle_timeout, error)
+         && canopy_config_node_get_uint (console, "max-connections-per-address", 1, 65535,
+                                         CANOPY_SERVER_CONFIG_MAX_PER_ADDRESS,
+                                         &config->console_max_per_address, error)
+         && canopy_config_node_get_uint (console, "max-connections", 1, 65535,
+                                         CANOPY_SERVER_CONFIG_MAX_CONNECTIONS,
+                                         &config->console_max_connections, error);
+}
+
 /* The console API: on when the element is there, HTTPS always. */
 static gboolean
 read_console (CanopyServerConfig *config, const CanopyConfigNode *root, GError **error)
@@ -69,6 +89,10 @@ read_console (CanopyServerConfig *config, const CanopyConfigNode *root, GError *
 
   config->console_port = CANOPY_SERVER_CONFIG_CONSOLE_PORT;
   config->console_token_lifetime_days = CANOPY_SERVER_CONFIG_TOKEN_LIFETIME_DAYS;
+  config->console_handshake_timeout = CANOPY_SERVER_CONFIG_HANDSHAKE_TIMEOUT;
+  config->console_idle_timeout = CANOPY_SERVER_CONFIG_IDLE_TIMEOUT;
+  config->console_max_per_address = CANOPY_SERVER_CONFIG_MAX_PER_ADDRESS;
+  config->console_max_connections = CANOPY_SERVER_CONFIG_MAX_CONNECTIONS;
   if (console == NULL)
     return TRUE;
   config->console = TRUE;
@@ -76,7 +100,8 @@ read_console (CanopyServerConfig *config, const CanopyConfigNode *root, GError *
                                     &config->console_port, error)
       || !canopy_config_node_get_uint (console, "token-lifetime-days", 0, 36500,
                                        CANOPY_SERVER_CONFIG_TOKEN_LIFETIME_DAYS,
-                                       &config->console_token_lifetime_days, error))
+                                       &config->console_token_lifetime_days, error)
+      || !read_console_limits (config, console, error))
     return FALSE;
   config->console_address = g_strdup (canopy_config_node_get_attribute (console, "address"));
   if (config->console_address != NULL && !g_hostname_is_ip_address (config->console_address))

@@ -173,7 +173,7 @@ canopy_server_reload (CanopyServer *server, GError **error)
  * configuration. An expired licence still counts: overage is reported,
  * never enforced. */
 static gboolean
-licensed_seats (const CanopyServerConfig *config, guint *seats, GError **error)
+licensed_seats (const CanopyServerConfig *config, guint *seats, gint64 *expires, GError **error)
 {
   g_autofree char *text = NULL;
   g_autoptr (CanopyVerifyKey) issuer = NULL;
@@ -181,6 +181,7 @@ licensed_seats (const CanopyServerConfig *config, guint *seats, GError **error)
   g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
 
   *seats = (guint) config->licensed_seats;
+  *expires = 0;
   if (config->licence_file == NULL)
     return TRUE;
   if (!g_file_get_contents (config->licence_file, &text, NULL, error))
@@ -192,8 +193,11 @@ licensed_seats (const CanopyServerConfig *config, guint *seats, GError **error)
   if (licence == NULL)
     return FALSE;
   if (canopy_licence_file_is_expired (licence, now))
-    g_warning (_("The licence for \"%s\" has expired; devices keep working, renew it"),
+    g_warning (_("The licence for \"%s\" has expired; devices keep working, but renew it: "
+                 "ask your vendor for a new licence file and name it in <licensing file>"),
                licence->customer);
+  if (licence->expires != NULL)
+    *expires = g_date_time_to_unix (licence->expires) * G_USEC_PER_SEC;
   *seats = licence->seats;
   return TRUE;
 }
@@ -386,12 +390,13 @@ canopy_server_start (CanopyServer *server, GError **error)
   g_autoptr (GBytes) public_key = NULL;
   CanopySessionsSettings settings = { 0 };
   guint seats;
+  gint64 expires;
 
   server->server_id = canopy_setup_load_server_id (config->state_directory, error);
   if (server->server_id == NULL)
     return FALSE;
   key = canopy_shared_key_load (key_path, error);
-  if (key == NULL || !licensed_seats (config, &seats, error))
+  if (key == NULL || !licensed_seats (config, &seats, &expires, error))
     return FALSE;
   server->signing_key = canopy_signing_key_load (signing_path, error);
   if (server->signing_key == NULL)
@@ -403,6 +408,7 @@ canopy_server_start (CanopyServer *server, GError **error)
     return FALSE;
   server->licensing = canopy_licensing_new (seats, (gint64) config->release_after_days * 86400
                                                      * G_USEC_PER_SEC);
+  canopy_licensing_set_expiry (server->licensing, expires);
   server->store = canopy_store_open (server->backend, config->backend, config->state_directory,
                                      error);
   if (server->store == NULL || !begin_run (server, error)

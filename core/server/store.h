@@ -35,8 +35,21 @@ void canopy_store_put (CanopyStore *store, CanopyRecordKind kind, const char *ke
 /* Queues the removal of a record, written like a put. */
 void canopy_store_remove (CanopyStore *store, CanopyRecordKind kind, const char *key);
 
-/* Writes everything queued now, blocking. */
-gboolean canopy_store_flush (CanopyStore *store, GError **error);
+typedef void (*CanopyStoreSyncFunc) (gpointer user_data);
+
+/**
+ * canopy_store_sync:
+ * @func: called on the main context once everything queued before this
+ *   call is committed to the backend; a failed write is retried, and
+ *   @func waits for the retry
+ * @destroy: (nullable): frees @user_data, after @func or instead of it
+ *   when the store is freed first
+ *
+ * Asks for a write now and says when it is durable, without blocking:
+ * an enrolment is saved before the device is welcomed.
+ */
+void canopy_store_sync (CanopyStore *store, CanopyStoreSyncFunc func, gpointer user_data,
+                        GDestroyNotify destroy);
 
 /**
  * canopy_store_device_history:

@@ -552,7 +552,7 @@ quic_conn_protocol_error (QuicConnection *conn, const char *what)
   GError *error = g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_PROTOCOL,
                                _("Peer “%s” sent a malformed frame (%s); the connection "
                                  "was dropped."), peer, what);
-  g_message ("%s", error->message);
+  /* Logged by the transport's user, with a rate limit (canopy_transport_new). */
   return error;
 }
 
@@ -585,8 +585,11 @@ quic_conn_key_mismatch_error (QuicConnection *conn)
                                _("Key mismatch with “%s”: the peer does not hold the same shared "
                                  "key. Check that both ends were given the current shared key."),
                                peer);
-  /* Said plainly in the log of both ends, as admins look there first. */
-  g_message ("%s", error->message);
+  /* Said plainly in the log of both ends, as admins look there first;
+   * an incoming one is logged by canopy_transport_new's relay, with a
+   * rate limit, as anyone can cause it at will. */
+  if (conn->is_client)
+    g_message ("%s", error->message);
   return error;
 }
 

@@ -274,7 +274,7 @@ tcp_conn_fail_protocol (TcpConnection *conn, const char *what)
   GError *error = g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_PROTOCOL,
                                _("Peer “%s” sent a malformed frame (%s); the connection "
                                  "was dropped."), peer, what);
-  g_message ("%s", error->message);
+  /* Logged by the transport's user, with a rate limit (canopy_transport_new). */
   tcp_conn_fail (conn, error);
 }
 
@@ -327,8 +327,11 @@ tcp_conn_fail_handshake (TcpConnection *conn, int rc)
                            _("Key mismatch with “%s”: the peer does not hold the same shared "
                              "key. Check that both ends were given the current shared key."),
                            peer);
-      /* Said plainly in the log of both ends, as admins look there first. */
-      g_message ("%s", error->message);
+      /* Said plainly in the log of both ends, as admins look there first;
+       * an incoming one is logged by canopy_transport_new's relay, with a
+       * rate limit, as anyone can cause it at will. */
+      if (conn->is_client)
+        g_message ("%s", error->message);
     }
   else if (rc == GNUTLS_E_PREMATURE_TERMINATION || rc == GNUTLS_E_PUSH_ERROR
            || rc == GNUTLS_E_PULL_ERROR)

@@ -122,13 +122,15 @@ write_server_config (CanopyTestSite *s)
     "  <assigned-group>Branch</assigned-group>\n%s"
     "  <distribution-optimization enabled='%s' topology='%s'/>\n"
     "  <heartbeat interval='1'/>\n"
-    "  <console address='%s' port='%u'/>\n"
-    "%s%s"
+    "  <console address='%s' port='%u' %s/>\n"
+    "%s%s%s"
     "  <backend plugin='sqlite'/>\n"
     "  <transport plugin='tcp'><listen address='%s' port='%u'/></transport>\n"
     "</server>\n",
     s->state, extra_group, s->options.optimization_off ? "false" : "true", topology, address,
-    s->console_port, store, sources, address, s->agent_port);
+    s->console_port, s->options.console_attributes != NULL ? s->options.console_attributes : "",
+    store, sources, s->options.server_xml != NULL ? s->options.server_xml : "", address,
+    s->agent_port);
   g_autofree char *csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
                                           "North,,Default,%s.1.0/24,%s\n"
                                           "South,,Default,%s.2.0/24,%s\n",

@@ -40,6 +40,10 @@ typedef struct {
   const char *extra_group;
   /* The network namespace the console API is reached in; NULL: this one. */
   const char *console_netns;
+  /* More attributes of <console>, e.g. "handshake-timeout='2'"; NULL: none. */
+  const char *console_attributes;
+  /* More elements of <server>, e.g. "<licensing .../>"; NULL: none. */
+  const char *server_xml;
 } CanopyTestSiteOptions;
 
 typedef struct {

@@ -573,6 +573,9 @@ test_licences_and_metrics (void)
   CANOPY_ASSERT_CONTAINS (metrics.body, "canopy_licences_used 1\n");
   CANOPY_ASSERT_CONTAINS (metrics.body, "canopy_licence_overage 0\n");
   CANOPY_ASSERT_CONTAINS (metrics.body, "canopy_console_auth_failures_total");
+  /* This request's own connection is open. */
+  CU_ASSERT_PTR_NULL (strstr (metrics.body, "canopy_console_connections 0\n"));
+  CANOPY_ASSERT_CONTAINS (metrics.body, "# TYPE canopy_console_connections_refused_total counter");
   request_with (server.session, "GET", "/metrics", NULL, NULL, NULL, -1, &unauthenticated);
   CU_ASSERT_EQUAL (unauthenticated.status, 401);
 }

@@ -263,7 +263,8 @@ test_content_store_element (void)
   CU_ASSERT_EQUAL (config->content_store_upload_slots, CANOPY_SERVER_CONFIG_UPLOAD_SLOTS);
 }
 
-/* <console token-lifetime-days> read, with its default. */
+/* <console token-lifetime-days> and the limits against hostile clients,
+ * with their defaults. */
 static void
 test_console_element (void)
 {
@@ -276,10 +277,18 @@ test_console_element (void)
 
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT_EQUAL (config->console_token_lifetime_days, 30);
+  CU_ASSERT_EQUAL (config->console_handshake_timeout, 15);
+  CU_ASSERT_EQUAL (config->console_idle_timeout, 120);
+  CU_ASSERT_EQUAL (config->console_max_per_address, 8);
+  CU_ASSERT_EQUAL (config->console_max_connections, 256);
   g_clear_pointer (&config, canopy_server_config_free);
   config = canopy_server_config_load (minimal, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT_EQUAL (config->console_token_lifetime_days, CANOPY_SERVER_CONFIG_TOKEN_LIFETIME_DAYS);
+  CU_ASSERT_EQUAL (config->console_handshake_timeout, CANOPY_SERVER_CONFIG_HANDSHAKE_TIMEOUT);
+  CU_ASSERT_EQUAL (config->console_idle_timeout, CANOPY_SERVER_CONFIG_IDLE_TIMEOUT);
+  CU_ASSERT_EQUAL (config->console_max_per_address, CANOPY_SERVER_CONFIG_MAX_PER_ADDRESS);
+  CU_ASSERT_EQUAL (config->console_max_connections, CANOPY_SERVER_CONFIG_MAX_CONNECTIONS);
 }
 
 CANOPY_TEST_SUITE (config, "config", NULL, NULL,
