@@ -899,6 +899,93 @@ canopy_cache_entry_read_chunk (CanopyCacheEntry *entry, guint index, GError **er
   return g_bytes_new_take (g_steal_pointer (&data), length);
 }
 
+/* Forgets chunk @index: it no longer counts as held, is no longer
+ * announced, and a fetch of the content takes it again. */
+static void
+unmark (CanopyCacheEntry *entry, guint index)
+{
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
+
+  if (!test_bit (entry, index))
+    return;
+  entry->have[index / 8] &= (guint8) ~(1u << (index % 8));
+  entry->count--;
+  if (!entry->removed)
+    entry->cache->size -= MIN (canopy_manifest_get_chunk_length (entry->manifest, index),
+                               entry->cache->size);
+}
+
+/* Errors that say nothing about the chunk itself: the process or the
+ * system ran short for a moment, and the next read may well succeed. */
+static gboolean
+is_transient (const GError *error)
+{
+  return g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_MFILE)
+         || g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NFILE)
+         || g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOMEM)
+         || g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_AGAIN)
+         || g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_INTR);
+}
+
+gboolean
+canopy_cache_entry_read_verified_chunk (CanopyCacheEntry *entry, guint index, guint8 *buffer,
+                                        GError **error)
+{
+  gsize length;
+  g_autoptr (GError) local_error = NULL;
+  int fd;
+  gboolean ok;
+
+  if (!canopy_cache_entry_has_chunk (entry, index))
+    {
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_MISSING,
+                   _("Chunk %u of \"%s\" is not in the cache"), index, entry->manifest->name);
+      return FALSE;
+    }
+  length = canopy_manifest_get_chunk_length (entry->manifest, index);
+  fd = open_data (entry, O_RDONLY, &local_error);
+  ok = fd >= 0
+       && read_at (fd, entry->data_path, buffer, length, chunk_offset (entry, index),
+                   &local_error);
+  if (fd >= 0)
+    close (fd);
+  if (!ok && is_transient (local_error))
+    {
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
+                   _("Cannot read chunk %u of \"%s\" (content %s) from the cache: %s. The "
+                     "chunk is kept; raise the agent's limits if this recurs"),
+                   index, entry->manifest->name, entry->manifest->content_id,
+                   local_error->message);
+      return FALSE;
+    }
+  if (!ok)
+    {
+      unmark (entry, index);
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
+                   _("Cannot read chunk %u of \"%s\" (content %s) from the cache: %s. The "
+                     "chunk was dropped from the cache and will be fetched again; if this "
+                     "recurs, check the disk holding %s"),
+                   index, entry->manifest->name, entry->manifest->content_id,
+                   local_error->message, entry->cache->directory);
+      return FALSE;
+    }
+  /* Checked as it leaves: a chunk the disk damaged since it was stored
+   * would make the peer drop this agent as a liar, and stay damaged. */
+  if (!canopy_manifest_verify_chunk (entry->manifest, index, buffer, length))
+    {
+      unmark (entry, index);
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT,
+                   _("Chunk %u of \"%s\" (content %s) in %s no longer matches its manifest "
+                     "(disk damage?). The chunk was dropped from the cache and will be fetched "
+                     "again; if this recurs, check that disk"),
+                   index, entry->manifest->name, entry->manifest->content_id,
+                   entry->data_path);
+      return FALSE;
+    }
+  touch (entry->path);
+  return TRUE;
+}
+
 static void
 set_assemble_error (CanopyCacheEntry *entry, const char *destination, const GError *cause,
                     GError **error)
