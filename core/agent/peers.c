@@ -47,7 +47,7 @@ typedef struct _ReadJob ReadJob;
  * connection closed meanwhile is only marked closed until it finishes. */
 typedef struct {
   gint ref_count;
-  CanopyPeers *peers; /* not to be used once closed */
+  CanopyPeers *peers; /* freed first when the read's task is cancelled */
   CanopyTransportConnection *conn; /* NULL once closed */
   gboolean closed;
   char *device_id;
@@ -217,7 +217,6 @@ peer_conn_close (PeerConn *pc)
 {
   pc->closed = TRUE;
   pc->conn = NULL;
-  pc->peers = NULL;
   g_queue_clear_full (&pc->pending, (GDestroyNotify) pending_free);
   g_clear_pointer (&pc->read_request, pending_free);
   g_clear_pointer (&pc->read_payload, g_bytes_unref);
@@ -376,19 +375,17 @@ send_read_chunk (PeerConn *pc)
   return TRUE;
 }
 
-/* Whatever the failure, the peer hears the chunk is not available and asks
- * elsewhere; the admin hears of errors other than a chunk not held, at
- * most once in READ_ERROR_LOG_INTERVAL_US. */
+/* An error other than a chunk not held: every peer learns a chunk
+ * dropped is no longer held, and the admin hears of it, at most once in
+ * READ_ERROR_LOG_INTERVAL_US. Also when the asking peer left meanwhile:
+ * the disk failed all the same. */
 static void
-tell_not_available (PeerConn *pc, ReadJob *job, const GError *error)
+report_read_error (CanopyPeers *peers, PeerConn *pc, ReadJob *job, const GError *error)
 {
-  CanopyPeers *peers = pc->peers;
   gint64 now = g_get_monotonic_time ();
 
-  send_quietly (pc, CANOPY_WIRE_CANCEL, g_variant_new ("(su)", job->content_id, job->index));
   if (g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_MISSING))
     return;
-  /* Dropped: every peer learns this agent no longer holds it. */
   if (!canopy_cache_entry_has_chunk (job->entry, job->index))
     canopy_peers_announce (peers, job->content_id);
   if (peers->read_error_logged
@@ -405,8 +402,8 @@ tell_not_available (PeerConn *pc, ReadJob *job, const GError *error)
                             "message about them",
                             peers->read_errors_unlogged),
                peers->read_errors_unlogged);
-  g_message (_("Office peer %s was told chunk %u of content %s is not available: %s"),
-             pc->device_id, job->index, job->content_id, error->message);
+  g_message (_("Cannot serve chunk %u of content %s to office peer %s: %s"), job->index,
+             job->content_id, pc->device_id, error->message);
   peers->read_error_logged = TRUE;
   peers->read_error_logged_at = now;
   peers->read_errors_unlogged = 0;
@@ -435,11 +432,15 @@ on_chunk_read (GObject *object, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
   gboolean ok = g_task_propagate_boolean (task, &error);
 
-  /* The peers were freed (the agent is stopping) or the connection closed
-   * while the worker read: there is no one left to answer. */
-  if (g_cancellable_is_cancelled (g_task_get_cancellable (task)) || pc->closed)
+  /* The peers were freed while the worker read: the agent is stopping. */
+  if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
     return;
   pc->reading = NULL;
+  if (!ok)
+    report_read_error (pc->peers, pc, job, error);
+  /* The connection closed meanwhile: there is no one left to answer. */
+  if (pc->closed)
+    return;
   if (job->cancelled)
     ; /* the peer no longer wants it */
   else if (ok)
@@ -455,7 +456,8 @@ on_chunk_read (GObject *object, GAsyncResult *result, gpointer user_data)
       job->buffer = NULL;
     }
   else
-    tell_not_available (pc, job, error);
+    /* Not held after all, or dropped: the peer asks elsewhere. */
+    send_quietly (pc, CANOPY_WIRE_CANCEL, g_variant_new ("(su)", job->content_id, job->index));
   pump (pc);
 }
 
