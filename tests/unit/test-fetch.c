@@ -19,8 +19,12 @@
 #include "lib/wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define CHUNK (1024 * 1024)
 #define CONTENT_SIZE (12 * CHUNK + 4321)
@@ -260,6 +264,16 @@ run_until_done (TestAgent **agents, gsize n)
 }
 
 static void
+iterate_for (guint ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  while (g_get_monotonic_time () < deadline)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (1000);
+}
+
+static void
 assert_installed (Content *c, TestAgent *a)
 {
   g_autofree char *contents = NULL;
@@ -334,8 +348,9 @@ on_result (GObject *object, GAsyncResult *result, gpointer user_data)
   *(GAsyncResult **) user_data = g_object_ref (result);
 }
 
-/* A peer whose chunks do not verify is dropped and reported; the chunks
- * come from the good peer, which serves a cache reopened after a restart. */
+/* A peer whose disk damaged every chunk (it finds out as it reads them,
+ * and says it cannot serve them) is dropped and reported; the chunks come
+ * from the good peer, which serves a cache reopened after a restart. */
 static void
 test_bad_peer_dropped (void)
 {
@@ -405,6 +420,252 @@ test_bad_peer_dropped (void)
   CU_ASSERT (fetcher->peer_failures >= 1);
   CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_OFFICE_PEER),
                    CONTENT_SIZE);
+  content_clear (&c);
+}
+
+static char *
+data_file (Content *c, TestAgent *a)
+{
+  return g_strdup_printf ("%s/cache/%s/data", a->dir, c->manifest->content_id);
+}
+
+/* @fetcher leads an office where only @holder holds the content, then
+ * crosses the WAN to the origin: what @holder cannot serve comes from
+ * there. Returns what was logged meanwhile. */
+static char *
+fetch_from_holder (Content *c, TestAgent *holder, TestAgent *fetcher)
+{
+  Src src[] = { { CANOPY_SOURCE_OFFICE_PEER, holder }, { CANOPY_SOURCE_ORIGIN, NULL } };
+  TestAgent *all[] = { fetcher };
+
+  canopy_test_log_capture_begin ();
+  agent_fetch (fetcher, c, CANOPY_ROLE_LEAD, src, G_N_ELEMENTS (src));
+  CU_ASSERT (run_until_done (all, 1));
+  return canopy_test_log_capture_end ();
+}
+
+/* The holder's cache no longer counts chunk @index, and holds the rest. */
+static void
+assert_dropped (Content *c, TestAgent *holder, guint index)
+{
+  CanopyCacheEntry *entry = canopy_cache_lookup_entry (holder->cache, c->manifest->content_id);
+  guint n = canopy_manifest_get_n_chunks (c->manifest);
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (entry);
+  CU_ASSERT_FALSE (canopy_cache_entry_has_chunk (entry, index));
+  CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), n - 1);
+  CU_ASSERT_EQUAL (canopy_cache_get_size (holder->cache),
+                   CONTENT_SIZE - canopy_manifest_get_chunk_length (c->manifest, index));
+}
+
+/* A chunk the holder's disk damaged after it was verified is not sent: the
+ * holder checks it as it reads it, says so in its log, drops it from its
+ * cache and tells the asking peer it is not available, which takes it
+ * from the origin and does not take the holder for a liar. */
+static void
+test_damaged_chunk_not_served (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) holder = NULL;
+  g_autoptr (TestAgent) fetcher = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *log = NULL;
+
+  if (!make_content (&c))
+    return;
+  holder = agent_new (&c, "holder");
+  fetcher = agent_new (&c, "fetcher");
+  seed_cache (&c, holder);
+  path = data_file (&c, holder);
+  canopy_test_damage_file (path, 2 * CHUNK + 10, 2 * CONTENT_SIZE);
+
+  log = fetch_from_holder (&c, holder, fetcher);
+  assert_installed (&c, fetcher);
+  CU_ASSERT_EQUAL (fetcher->peer_failures, 0);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_OFFICE_PEER),
+                   CONTENT_SIZE - CHUNK);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_ORIGIN), CHUNK);
+  assert_dropped (&c, holder, 2);
+  CANOPY_ASSERT_CONTAINS (log, "Cannot serve chunk 2 of content");
+  CANOPY_ASSERT_CONTAINS (log, "to office peer fetcher");
+  CANOPY_ASSERT_CONTAINS (log, "no longer matches its manifest");
+  CANOPY_ASSERT_CONTAINS (log, path);
+  CANOPY_ASSERT_CONTAINS (log, "will be fetched again");
+  content_clear (&c);
+}
+
+/* The holder's data file was cut short under it: the last chunk cannot be
+ * read. The holder logs which chunk of which file, drops it and answers
+ * "not available"; the asking peer takes it from the origin. */
+static void
+test_unreadable_chunk_not_served (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) holder = NULL;
+  g_autoptr (TestAgent) fetcher = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *log = NULL;
+  guint last;
+
+  if (!make_content (&c))
+    return;
+  last = canopy_manifest_get_n_chunks (c.manifest) - 1;
+  holder = agent_new (&c, "holder");
+  fetcher = agent_new (&c, "fetcher");
+  seed_cache (&c, holder);
+  path = data_file (&c, holder);
+  CU_ASSERT_FATAL (truncate (path, (off_t) last * CHUNK) == 0);
+
+  log = fetch_from_holder (&c, holder, fetcher);
+  assert_installed (&c, fetcher);
+  CU_ASSERT_EQUAL (fetcher->peer_failures, 0);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_ORIGIN),
+                   CONTENT_SIZE - (gsize) last * CHUNK);
+  assert_dropped (&c, holder, last);
+  {
+    g_autofree char *what = g_strdup_printf ("Cannot read chunk %u of \"app\"", last);
+
+    CANOPY_ASSERT_CONTAINS (log, what);
+  }
+  CANOPY_ASSERT_CONTAINS (log, "to office peer fetcher");
+  CANOPY_ASSERT_CONTAINS (log, path);
+  CANOPY_ASSERT_CONTAINS (log, "check the disk holding");
+  content_clear (&c);
+}
+
+static gboolean
+on_tick (gpointer user_data)
+{
+  gint64 *last = user_data;
+  gint64 now = g_get_monotonic_time ();
+
+  last[1] = MAX (last[1], now - last[0]);
+  last[0] = now;
+  return G_SOURCE_CONTINUE;
+}
+
+/* Runs the main loop for @ms; returns the longest it went without
+ * dispatching a 10 ms timer. */
+static gint64
+longest_stall (guint ms)
+{
+  gint64 ticks[2] = { g_get_monotonic_time (), 0 };
+  guint id = g_timeout_add (10, on_tick, ticks);
+
+  iterate_for (ms);
+  g_source_remove (id);
+  on_tick (ticks);
+  return ticks[1];
+}
+
+/* Opens and closes the writing end of the FIFO @user_data, which lets
+ * every reader blocked opening it go on (to read nothing). */
+static gpointer
+unblock_fifo (gpointer user_data)
+{
+  const char *path = user_data;
+  int fd = open (path, O_WRONLY | O_NONBLOCK);
+
+  if (fd >= 0)
+    close (fd);
+  return NULL;
+}
+
+typedef struct {
+  const char *path;
+  gint stop;
+} Safety;
+
+/* The safety net: lets a blocked open go on every 3 s until stopped. */
+static gpointer
+keep_unblocking (gpointer user_data)
+{
+  Safety *safety = user_data;
+
+  for (guint i = 1; !g_atomic_int_get (&safety->stop); i++)
+    {
+      g_usleep (G_USEC_PER_SEC / 10);
+      if (i % 30 == 0)
+        unblock_fifo ((gpointer) safety->path);
+    }
+  return NULL;
+}
+
+static gboolean
+connect_asker (TestAgent *asker, TestAgent *holder)
+{
+  gint64 deadline = g_get_monotonic_time () + TIMEOUT_S * G_USEC_PER_SEC;
+
+  canopy_peers_connect (asker->peers, holder->id, "127.0.0.1", holder->port);
+  while (!canopy_peers_is_connected (asker->peers, holder->id)
+         && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  return canopy_peers_is_connected (asker->peers, holder->id);
+}
+
+/* A disk that stalls (a FIFO in place of the data file blocks whoever
+ * opens it) does not stall the agent: its main loop keeps running while a
+ * worker waits. The asking peer leaves, then the serving agent stops,
+ * each while a read is in flight: the reads finish on their own
+ * references (ASan and LeakSanitizer report any use after free or leak),
+ * the failure is still logged and the chunks dropped. A safety thread
+ * opens the FIFO every 3 s, so a loop that does block goes on. */
+static void
+test_read_in_flight (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) holder = NULL;
+  g_autoptr (TestAgent) asker = NULL;
+  g_autoptr (TestAgent) stopper = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *log = NULL;
+  Safety safety = { NULL, 0 };
+  GThread *thread;
+  CanopyCacheEntry *entry;
+  gint64 stall;
+
+  if (!make_content (&c))
+    return;
+  holder = agent_new (&c, "holder");
+  asker = agent_new (&c, "asker");
+  stopper = agent_new (&c, "stopper");
+  seed_cache (&c, holder);
+  entry = canopy_cache_lookup_entry (holder->cache, c.manifest->content_id);
+  path = data_file (&c, holder);
+  CU_ASSERT_FATAL (g_unlink (path) == 0 && mkfifo (path, 0600) == 0);
+  safety.path = path;
+  thread = g_thread_new ("fifo-safety", keep_unblocking, &safety);
+
+  canopy_test_log_capture_begin ();
+  CU_ASSERT_FATAL (connect_asker (asker, holder));
+  CU_ASSERT (canopy_peers_request (asker->peers, holder->id, c.manifest->content_id, 0, &error));
+  stall = longest_stall (400);
+  CU_ASSERT (stall < G_USEC_PER_SEC / 2);
+  /* The asking peer goes while the read waits on the disk. */
+  g_clear_pointer (&asker->peers, canopy_peers_free);
+  iterate_for (200);
+  /* The disk answers: reading a FIFO at an offset fails. */
+  unblock_fifo (path);
+  iterate_for (300);
+  log = canopy_test_log_capture_end ();
+  CANOPY_ASSERT_CONTAINS (log, "Cannot serve chunk 0 of content");
+  CANOPY_ASSERT_CONTAINS (log, "to office peer asker");
+  CANOPY_ASSERT_CONTAINS (log, path);
+  CU_ASSERT_FALSE (canopy_cache_entry_has_chunk (entry, 0));
+
+  /* Another asks, and the serving agent stops while that read waits. */
+  CU_ASSERT_FATAL (connect_asker (stopper, holder));
+  CU_ASSERT (canopy_peers_request (stopper->peers, holder->id, c.manifest->content_id, 1,
+                                   &error));
+  iterate_for (200);
+  g_clear_pointer (&holder->peers, canopy_peers_free);
+  unblock_fifo (path);
+  iterate_for (300);
+  CU_ASSERT_FALSE (canopy_cache_entry_has_chunk (entry, 1));
+  CU_ASSERT (canopy_cache_entry_has_chunk (entry, 2));
+  g_atomic_int_set (&safety.stop, 1);
+  g_thread_join (thread);
   content_clear (&c);
 }
 
@@ -592,16 +853,6 @@ count_report (CanopyFetch *fetch, guint kind, GVariant *body, gpointer user_data
   g_autoptr (GVariant) sunk = g_variant_ref_sink (body);
 
   (*(guint *) user_data)++;
-}
-
-static void
-iterate_for (guint ms)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) ms * 1000;
-
-  while (g_get_monotonic_time () < deadline)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (1000);
 }
 
 /* What an agent stopped at any moment leaves behind: only chunks that
@@ -825,6 +1076,12 @@ test_agent_config (void)
 CANOPY_TEST_SUITE (fetch, "fetch", NULL, NULL,
                    { "office lead crosses the WAN once", test_office_shares },
                    { "bad peer dropped, good peer serves after restart", test_bad_peer_dropped },
+                   { "damaged chunk not served, fetched elsewhere",
+                     test_damaged_chunk_not_served },
+                   { "unreadable chunk not served, fetched elsewhere",
+                     test_unreadable_chunk_not_served },
+                   { "disk stall blocks no loop; peer or agent gone mid-read",
+                     test_read_in_flight },
                    { "resume fetches no verified chunk again", test_resume },
                    { "damaged cache data fetched again", test_damaged_cache_refetched },
                    { "destination outside <destinations> refused", test_destination_refused },
