@@ -31,6 +31,10 @@
  * written beside them. Chunks that verify are moved into the data file. */
 #define LEGACY_CHUNK_PREFIX "chunk-"
 #define LEGACY_INSTALL_PREFIX "install-"
+/* An evicted content directory is renamed so, and its files are deleted
+ * by a worker: deleting a large file blocks for long, and the content's
+ * own name is free at once. What a crash leaves is removed on reopening. */
+#define TRASH_PREFIX ".evicted-"
 
 /* An atomic reference-counted box: the cache's table holds one reference,
  * each worker using it another, and every entry holds the cache, so a
@@ -143,6 +147,45 @@ remove_tree (const char *path)
       g_unlink (file);
     }
   g_rmdir (path);
+}
+
+static void
+remove_trash_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
+{
+  const char *const *paths = task_data;
+
+  for (guint i = 0; paths[i] != NULL; i++)
+    remove_tree (paths[i]);
+  g_task_return_boolean (task, TRUE);
+}
+
+/* Deletes the directories @paths (consumed) in a worker. */
+static void
+remove_trash_async (GPtrArray *paths)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, NULL, NULL, NULL);
+
+  g_ptr_array_add (paths, NULL);
+  g_task_set_source_tag (task, remove_trash_async);
+  g_task_set_task_data (task, g_ptr_array_free (paths, FALSE), (GDestroyNotify) g_strfreev);
+  g_task_run_in_thread (task, remove_trash_thread);
+}
+
+/* Moves the content directory @path out of the way, to be deleted by a
+ * worker; deletes it here if it cannot be moved. */
+static void
+move_to_trash (CanopyCache *cache, const char *path, const char *content_id, GPtrArray *trash)
+{
+  g_autofree char *name = g_strdup_printf (TRASH_PREFIX "%s-%08x", content_id, g_random_int ());
+  char *trash_path = g_build_filename (cache->directory, name, NULL);
+
+  if (g_rename (path, trash_path) == 0)
+    g_ptr_array_add (trash, trash_path);
+  else
+    {
+      g_free (trash_path);
+      remove_tree (path);
+    }
 }
 
 CanopyCache *
@@ -682,6 +725,13 @@ reopen_contents (CanopyCache *cache, const CanopyVerifyKey *key, GCancellable *c
       g_autoptr (CanopyManifest) manifest = NULL;
       g_autoptr (GError) error = NULL;
 
+      /* Evicted by a run that stopped before deleting it. */
+      if (g_str_has_prefix (name, TRASH_PREFIX))
+        {
+          g_autofree char *trash = g_build_filename (cache->directory, name, NULL);
+          remove_tree (trash);
+          continue;
+        }
       if (!g_uuid_string_is_valid (name) || (entry = lookup_ref (cache, name)) != NULL
           || !g_file_get_contents (path, &data, &length, NULL))
         continue;
@@ -1290,6 +1340,7 @@ canopy_cache_evict (CanopyCache *cache, const char *const *keep)
 {
   g_autoptr (GArray) candidates = g_array_new (FALSE, FALSE, sizeof (Candidate));
   g_autoptr (GDir) dir = g_dir_open (cache->directory, 0, NULL);
+  g_autoptr (GPtrArray) trash = g_ptr_array_new_with_free_func (g_free);
   const char *name;
   guint removed = 0;
 
@@ -1323,9 +1374,11 @@ canopy_cache_evict (CanopyCache *cache, const char *const *keep)
       if (entry != NULL)
         entry->removed = TRUE;
       g_hash_table_remove (cache->entries, c->content_id);
-      remove_tree (path);
+      move_to_trash (cache, path, c->content_id, trash);
       cache->size -= MIN (size, cache->size);
       removed++;
     }
+  if (trash->len > 0)
+    remove_trash_async (g_steal_pointer (&trash));
   return removed;
 }

@@ -1,6 +1,6 @@
 /* The agent's chunk cache: verified chunks on disk, counted only once
  * whole, checked again after a restart, evicted by age beyond a size quota. Opening,
- * storing and assembling block: call them from worker threads; the lookups
+ * storing, reading and assembling block: call them from worker threads; the lookups
  * are cheap and thread-safe, for the main loop. Workers hold references
  * (canopy_cache_entry_ref()) so the agent may stop while they run. */
 #pragma once
@@ -211,7 +211,9 @@ guint canopy_cache_entry_recheck (CanopyCacheEntry *entry);
  * @keep: (nullable): content IDs in use, never evicted
  *
  * Removes the least recently used contents until the cache is within its
- * quota.
+ * quota. Their directories are renamed out of the way here and deleted by
+ * a worker thread, so the main loop does not wait for large files to go;
+ * what a stopped agent left is deleted by canopy_cache_reopen().
  *
  * Returns: how many contents were removed.
  */
