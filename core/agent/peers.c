@@ -375,6 +375,22 @@ send_read_chunk (PeerConn *pc)
   return TRUE;
 }
 
+/* Says how many read errors the rate limit kept out of the log. */
+static void
+log_unlogged_read_errors (CanopyPeers *peers)
+{
+  if (peers->read_errors_unlogged == 0)
+    return;
+  g_message (g_dngettext (GETTEXT_PACKAGE,
+                          "%u more chunk could not be served to office peers since the last "
+                          "message about it",
+                          "%u more chunks could not be served to office peers since the last "
+                          "message about them",
+                          peers->read_errors_unlogged),
+             peers->read_errors_unlogged);
+  peers->read_errors_unlogged = 0;
+}
+
 /* An error other than a chunk not held: every peer learns a chunk
  * dropped is no longer held, and the admin hears of it, at most once in
  * READ_ERROR_LOG_INTERVAL_US. Also when the asking peer left meanwhile:
@@ -394,19 +410,11 @@ report_read_error (CanopyPeers *peers, PeerConn *pc, ReadJob *job, const GError 
       peers->read_errors_unlogged++;
       return;
     }
-  if (peers->read_errors_unlogged > 0)
-    g_message (g_dngettext (GETTEXT_PACKAGE,
-                            "%u more chunk could not be served to office peers since the last "
-                            "message about it",
-                            "%u more chunks could not be served to office peers since the last "
-                            "message about them",
-                            peers->read_errors_unlogged),
-               peers->read_errors_unlogged);
+  log_unlogged_read_errors (peers);
   g_message (_("Cannot serve chunk %u of content %s to office peer %s: %s"), job->index,
              job->content_id, pc->device_id, error->message);
   peers->read_error_logged = TRUE;
   peers->read_error_logged_at = now;
-  peers->read_errors_unlogged = 0;
 }
 
 static void
@@ -812,6 +820,7 @@ canopy_peers_free (CanopyPeers *peers)
   if (peers == NULL)
     return;
   g_cancellable_cancel (peers->cancellable);
+  log_unlogged_read_errors (peers);
   /* Closes every connection without events, so conns can go after it. */
   g_clear_pointer (&peers->transport, canopy_transport_free);
   g_clear_pointer (&peers->conns, g_ptr_array_unref);
