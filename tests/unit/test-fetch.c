@@ -568,6 +568,66 @@ test_unreadable_chunk_not_served (void)
 }
 
 static gboolean
+connect_asker (TestAgent *asker, TestAgent *holder)
+{
+  gint64 deadline = g_get_monotonic_time () + TIMEOUT_S * G_USEC_PER_SEC;
+
+  canopy_peers_connect (asker->peers, holder->id, "127.0.0.1", holder->port);
+  while (!canopy_peers_is_connected (asker->peers, holder->id)
+         && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  return canopy_peers_is_connected (asker->peers, holder->id);
+}
+
+/* A device still fetching serves an office peer a chunk it held since
+ * before, which its disk damaged meanwhile: the chunk is dropped, and the
+ * device's own fetch takes it again from the origin instead of putting
+ * the damaged package in place or failing. */
+static void
+test_dropped_chunk_fetched_again (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) a = NULL;
+  g_autoptr (TestAgent) asker = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  CanopyCacheEntry *entry;
+  Src src[] = { { CANOPY_SOURCE_ORIGIN, NULL } };
+  /* 4 MiB/s: the rest takes about two seconds, time for the peer to ask. */
+  guint64 rate = 4ull * CHUNK * 8;
+  const guint kept = 5;
+
+  if (!make_content (&c))
+    return;
+  a = agent_new (&c, "fetching");
+  asker = agent_new (&c, "asker");
+  entry = canopy_cache_open_entry (a->cache, c.manifest, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  for (guint i = 0; i < kept; i++)
+    g_assert (canopy_cache_entry_store_chunk (entry, i, c.data + (gsize) i * CHUNK, CHUNK,
+                                              &error));
+  path = data_file (&c, a);
+  canopy_test_damage_file (path, CHUNK + 10, 2 * CONTENT_SIZE);
+  {
+    g_autoptr (GVariant) body = assignment (&c, CANOPY_ROLE_DIRECT, src, 1, a->destination, rate);
+    TestAgent *all[] = { a };
+
+    a->fetch = canopy_fetch_new (a->cache, a->peers, c.key, body, on_report, a, &error);
+    CANOPY_ASSERT_NO_ERROR (error);
+    allow_test_dir (a->fetch, &c);
+    canopy_fetch_start (a->fetch);
+    CU_ASSERT_FATAL (connect_asker (asker, a));
+    CU_ASSERT (canopy_peers_request (asker->peers, a->id, c.manifest->content_id, 1, &error));
+    CU_ASSERT_FATAL (run_until_done (all, 1));
+  }
+  assert_installed (&c, a);
+  CU_ASSERT (canopy_cache_entry_has_chunk (entry, 1));
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (a->fetch, CANOPY_SOURCE_ORIGIN),
+                   CONTENT_SIZE - (kept - 1) * CHUNK);
+  content_clear (&c);
+}
+
+static gboolean
 on_tick (gpointer user_data)
 {
   gint64 *last = user_data;
@@ -625,17 +685,6 @@ keep_unblocking (gpointer user_data)
   return NULL;
 }
 
-static gboolean
-connect_asker (TestAgent *asker, TestAgent *holder)
-{
-  gint64 deadline = g_get_monotonic_time () + TIMEOUT_S * G_USEC_PER_SEC;
-
-  canopy_peers_connect (asker->peers, holder->id, "127.0.0.1", holder->port);
-  while (!canopy_peers_is_connected (asker->peers, holder->id)
-         && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, TRUE);
-  return canopy_peers_is_connected (asker->peers, holder->id);
-}
 
 /* A disk that stalls (a FIFO in place of the data file blocks whoever
  * opens it) does not stall the agent: its main loop keeps running while a
@@ -1116,6 +1165,8 @@ CANOPY_TEST_SUITE (fetch, "fetch", NULL, NULL,
                      test_unreadable_chunk_not_served },
                    { "disk stall blocks no loop; peer or agent gone mid-read",
                      test_read_in_flight },
+                   { "chunk dropped while fetching is fetched again",
+                     test_dropped_chunk_fetched_again },
                    { "resume fetches no verified chunk again", test_resume },
                    { "damaged cache data fetched again", test_damaged_cache_refetched },
                    { "destination outside <destinations> refused", test_destination_refused },
