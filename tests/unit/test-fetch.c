@@ -580,9 +580,10 @@ connect_asker (TestAgent *asker, TestAgent *holder)
 }
 
 /* A device still fetching serves an office peer a chunk it held since
- * before, which its disk damaged meanwhile: the chunk is dropped, and the
- * device's own fetch takes it again from the origin instead of putting
- * the damaged package in place or failing. */
+ * before, which its disk damaged meanwhile: the chunk is dropped as it is
+ * served, and the device's own fetch takes it again from the origin at
+ * once, instead of failing or finding out only when the package does not
+ * match its SHA-256. */
 static void
 test_dropped_chunk_fetched_again (void)
 {
@@ -591,6 +592,7 @@ test_dropped_chunk_fetched_again (void)
   g_autoptr (TestAgent) asker = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *path = NULL;
+  g_autofree char *log = NULL;
   CanopyCacheEntry *entry;
   Src src[] = { { CANOPY_SOURCE_ORIGIN, NULL } };
   /* 4 MiB/s: the rest takes about two seconds, time for the peer to ask. */
@@ -615,12 +617,17 @@ test_dropped_chunk_fetched_again (void)
     a->fetch = canopy_fetch_new (a->cache, a->peers, c.key, body, on_report, a, &error);
     CANOPY_ASSERT_NO_ERROR (error);
     allow_test_dir (a->fetch, &c);
+    canopy_test_log_capture_begin ();
     canopy_fetch_start (a->fetch);
     CU_ASSERT_FATAL (connect_asker (asker, a));
     CU_ASSERT (canopy_peers_request (asker->peers, a->id, c.manifest->content_id, 1, &error));
     CU_ASSERT_FATAL (run_until_done (all, 1));
+    log = canopy_test_log_capture_end ();
   }
   assert_installed (&c, a);
+  /* Caught as it was served, not by a package that failed its SHA-256. */
+  CANOPY_ASSERT_CONTAINS (log, "Cannot serve chunk 1 of content");
+  CU_ASSERT (strstr (log, "changed on disk") == NULL);
   CU_ASSERT (canopy_cache_entry_has_chunk (entry, 1));
   CU_ASSERT_EQUAL (canopy_fetch_get_bytes (a->fetch, CANOPY_SOURCE_ORIGIN),
                    CONTENT_SIZE - (kept - 1) * CHUNK);
