@@ -128,6 +128,58 @@ canopy_test_damage_file (const char *path, gsize first, gsize step)
   fclose (file);
 }
 
+static GMutex log_capture_lock;
+static GString *log_capture;
+
+static GLogWriterOutput
+capture_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields,
+                gpointer user_data)
+{
+  g_mutex_lock (&log_capture_lock);
+  for (gsize i = 0; log_capture != NULL && i < n_fields; i++)
+    if (g_str_equal (fields[i].key, "MESSAGE"))
+      {
+        if (fields[i].length < 0)
+          g_string_append (log_capture, fields[i].value);
+        else
+          g_string_append_len (log_capture, fields[i].value, fields[i].length);
+        g_string_append_c (log_capture, '\n');
+      }
+  g_mutex_unlock (&log_capture_lock);
+  return g_log_writer_default (level, fields, n_fields, user_data);
+}
+
+void
+canopy_test_log_capture_begin (void)
+{
+  static gsize installed = 0;
+
+  /* A process has one writer, set once: it stays, and copies only while
+   * a capture runs. */
+  if (g_once_init_enter (&installed))
+    {
+      g_log_set_writer_func (capture_writer, NULL, NULL);
+      g_once_init_leave (&installed, 1);
+    }
+  g_mutex_lock (&log_capture_lock);
+  if (log_capture == NULL)
+    log_capture = g_string_new (NULL);
+  g_string_truncate (log_capture, 0);
+  g_mutex_unlock (&log_capture_lock);
+}
+
+char *
+canopy_test_log_capture_end (void)
+{
+  char *text;
+
+  g_mutex_lock (&log_capture_lock);
+  text = log_capture != NULL ? g_string_free (g_steal_pointer (&log_capture), FALSE)
+                             : g_strdup ("");
+  g_mutex_unlock (&log_capture_lock);
+  return text;
+}
+
 struct _CanopyTestProcess {
   GSubprocess *subprocess;
   GString *output;

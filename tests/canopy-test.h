@@ -40,6 +40,12 @@ char *canopy_test_make_tmpdir (const char *prefix);
  * failing disk would: a process holding the file open reads the damage. */
 void canopy_test_damage_file (const char *path, gsize first, gsize step);
 
+/* Keeps a copy of every message logged in this process (any thread) from
+ * now on, still printing it, until canopy_test_log_capture_end(), which
+ * returns them one a line. For asserting what an admin reads. */
+void canopy_test_log_capture_begin (void);
+char *canopy_test_log_capture_end (void);
+
 /* Fails the current test, printing the error, if @error is set. */
 #define CANOPY_ASSERT_NO_ERROR(error)                                            \
   do                                                                             \

@@ -31,6 +31,10 @@
  * written beside them. Chunks that verify are moved into the data file. */
 #define LEGACY_CHUNK_PREFIX "chunk-"
 #define LEGACY_INSTALL_PREFIX "install-"
+/* An evicted content directory is renamed so, and its files are deleted
+ * by a worker: deleting a large file blocks for long, and the content's
+ * own name is free at once. What a crash leaves is removed on reopening. */
+#define TRASH_PREFIX ".evicted-"
 
 /* An atomic reference-counted box: the cache's table holds one reference,
  * each worker using it another, and every entry holds the cache, so a
@@ -143,6 +147,45 @@ remove_tree (const char *path)
       g_unlink (file);
     }
   g_rmdir (path);
+}
+
+static void
+remove_trash_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
+{
+  const char *const *paths = task_data;
+
+  for (guint i = 0; paths[i] != NULL; i++)
+    remove_tree (paths[i]);
+  g_task_return_boolean (task, TRUE);
+}
+
+/* Deletes the directories @paths (consumed) in a worker. */
+static void
+remove_trash_async (GPtrArray *paths)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, NULL, NULL, NULL);
+
+  g_ptr_array_add (paths, NULL);
+  g_task_set_source_tag (task, remove_trash_async);
+  g_task_set_task_data (task, g_ptr_array_free (paths, FALSE), (GDestroyNotify) g_strfreev);
+  g_task_run_in_thread (task, remove_trash_thread);
+}
+
+/* Moves the content directory @path out of the way, to be deleted by a
+ * worker; deletes it here if it cannot be moved. */
+static void
+move_to_trash (CanopyCache *cache, const char *path, const char *content_id, GPtrArray *trash)
+{
+  g_autofree char *name = g_strdup_printf (TRASH_PREFIX "%s-%08x", content_id, g_random_int ());
+  char *trash_path = g_build_filename (cache->directory, name, NULL);
+
+  if (g_rename (path, trash_path) == 0)
+    g_ptr_array_add (trash, trash_path);
+  else
+    {
+      g_free (trash_path);
+      remove_tree (path);
+    }
 }
 
 CanopyCache *
@@ -682,6 +725,13 @@ reopen_contents (CanopyCache *cache, const CanopyVerifyKey *key, GCancellable *c
       g_autoptr (CanopyManifest) manifest = NULL;
       g_autoptr (GError) error = NULL;
 
+      /* Evicted by a run that stopped before deleting it. */
+      if (g_str_has_prefix (name, TRASH_PREFIX))
+        {
+          g_autofree char *trash = g_build_filename (cache->directory, name, NULL);
+          remove_tree (trash);
+          continue;
+        }
       if (!g_uuid_string_is_valid (name) || (entry = lookup_ref (cache, name)) != NULL
           || !g_file_get_contents (path, &data, &length, NULL))
         continue;
@@ -897,6 +947,93 @@ canopy_cache_entry_read_chunk (CanopyCacheEntry *entry, guint index, GError **er
     }
   touch (entry->path);
   return g_bytes_new_take (g_steal_pointer (&data), length);
+}
+
+/* Forgets chunk @index: it no longer counts as held, is no longer
+ * announced, and a fetch of the content takes it again. */
+static void
+unmark (CanopyCacheEntry *entry, guint index)
+{
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
+
+  if (!test_bit (entry, index))
+    return;
+  entry->have[index / 8] &= (guint8) ~(1u << (index % 8));
+  entry->count--;
+  if (!entry->removed)
+    entry->cache->size -= MIN (canopy_manifest_get_chunk_length (entry->manifest, index),
+                               entry->cache->size);
+}
+
+/* Errors that say nothing about the chunk itself: the process or the
+ * system ran short for a moment, and the next read may well succeed. */
+static gboolean
+is_transient (const GError *error)
+{
+  return g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_MFILE)
+         || g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NFILE)
+         || g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOMEM)
+         || g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_AGAIN)
+         || g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_INTR);
+}
+
+gboolean
+canopy_cache_entry_read_verified_chunk (CanopyCacheEntry *entry, guint index, guint8 *buffer,
+                                        GError **error)
+{
+  gsize length;
+  g_autoptr (GError) local_error = NULL;
+  int fd;
+  gboolean ok;
+
+  if (!canopy_cache_entry_has_chunk (entry, index))
+    {
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_MISSING,
+                   _("Chunk %u of \"%s\" is not in the cache"), index, entry->manifest->name);
+      return FALSE;
+    }
+  length = canopy_manifest_get_chunk_length (entry->manifest, index);
+  fd = open_data (entry, O_RDONLY, &local_error);
+  ok = fd >= 0
+       && read_at (fd, entry->data_path, buffer, length, chunk_offset (entry, index),
+                   &local_error);
+  if (fd >= 0)
+    close (fd);
+  if (!ok && is_transient (local_error))
+    {
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
+                   _("Cannot read chunk %u of \"%s\" (content %s) from the cache: %s. The "
+                     "chunk is kept; raise the agent's limits if this recurs"),
+                   index, entry->manifest->name, entry->manifest->content_id,
+                   local_error->message);
+      return FALSE;
+    }
+  if (!ok)
+    {
+      unmark (entry, index);
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO,
+                   _("Cannot read chunk %u of \"%s\" (content %s) from the cache: %s. The "
+                     "chunk was dropped from the cache and will be fetched again; if this "
+                     "recurs, check the disk holding %s"),
+                   index, entry->manifest->name, entry->manifest->content_id,
+                   local_error->message, entry->cache->directory);
+      return FALSE;
+    }
+  /* Checked as it leaves: a chunk the disk damaged since it was stored
+   * would make the peer drop this agent as a liar, and stay damaged. */
+  if (!canopy_manifest_verify_chunk (entry->manifest, index, buffer, length))
+    {
+      unmark (entry, index);
+      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT,
+                   _("Chunk %u of \"%s\" (content %s) in %s no longer matches its manifest "
+                     "(disk damage?). The chunk was dropped from the cache and will be fetched "
+                     "again; if this recurs, check that disk"),
+                   index, entry->manifest->name, entry->manifest->content_id,
+                   entry->data_path);
+      return FALSE;
+    }
+  touch (entry->path);
+  return TRUE;
 }
 
 static void
@@ -1203,6 +1340,7 @@ canopy_cache_evict (CanopyCache *cache, const char *const *keep)
 {
   g_autoptr (GArray) candidates = g_array_new (FALSE, FALSE, sizeof (Candidate));
   g_autoptr (GDir) dir = g_dir_open (cache->directory, 0, NULL);
+  g_autoptr (GPtrArray) trash = g_ptr_array_new_with_free_func (g_free);
   const char *name;
   guint removed = 0;
 
@@ -1236,9 +1374,11 @@ canopy_cache_evict (CanopyCache *cache, const char *const *keep)
       if (entry != NULL)
         entry->removed = TRUE;
       g_hash_table_remove (cache->entries, c->content_id);
-      remove_tree (path);
+      move_to_trash (cache, path, c->content_id, trash);
       cache->size -= MIN (size, cache->size);
       removed++;
     }
+  if (trash->len > 0)
+    remove_trash_async (g_steal_pointer (&trash));
   return removed;
 }

@@ -1,6 +1,6 @@
 /* The agent's chunk cache: verified chunks on disk, counted only once
  * whole, checked again after a restart, evicted by age beyond a size quota. Opening,
- * storing and assembling block: call them from worker threads; the lookups
+ * storing, reading and assembling block: call them from worker threads; the lookups
  * are cheap and thread-safe, for the main loop. Workers hold references
  * (canopy_cache_entry_ref()) so the agent may stop while they run. */
 #pragma once
@@ -152,6 +152,24 @@ gboolean canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index,
 GBytes *canopy_cache_entry_read_chunk (CanopyCacheEntry *entry, guint index, GError **error);
 
 /**
+ * canopy_cache_entry_read_verified_chunk:
+ * @buffer: (out caller-allocates): at least the chunk's length
+ *   (canopy_manifest_get_chunk_length()) bytes
+ *
+ * Reads chunk @index into @buffer and checks it against the manifest, for
+ * serving it to a peer. Blocks on the disk and hashes: call it from a
+ * worker thread. A chunk that cannot be read, or no longer verifies, is
+ * dropped from the cache (it no longer counts as held nor is announced,
+ * so it is fetched again) unless the error was a passing shortage (too
+ * many open files); @error says which chunk, which file and what to do.
+ *
+ * Returns: %TRUE when @buffer holds the verified chunk; %FALSE with
+ *   %CANOPY_CACHE_ERROR_MISSING (not held), _IO or _CORRUPT.
+ */
+gboolean canopy_cache_entry_read_verified_chunk (CanopyCacheEntry *entry, guint index,
+                                                 guint8 *buffer, GError **error);
+
+/**
  * canopy_cache_entry_copy_at:
  * @dirfd: the destination's directory, opened by the install policy
  * @name: the package's file name in it
@@ -193,7 +211,9 @@ guint canopy_cache_entry_recheck (CanopyCacheEntry *entry);
  * @keep: (nullable): content IDs in use, never evicted
  *
  * Removes the least recently used contents until the cache is within its
- * quota.
+ * quota. Their directories are renamed out of the way here and deleted by
+ * a worker thread, so the main loop does not wait for large files to go;
+ * what a stopped agent left is deleted by canopy_cache_reopen().
  *
  * Returns: how many contents were removed.
  */

@@ -99,6 +99,7 @@ struct _CanopyFetch {
   CanopyCacheEntry *entry;
   CanopyInstall *install; /* NULL once committed, or after the agent stopped */
   guint n;
+  guint n_held; /* chunks in state CHUNK_HELD */
   guint8 *state;
   guint *chunk_source;
   gint64 *chunk_since;
@@ -703,6 +704,7 @@ on_stored (GObject *object, GAsyncResult *result, gpointer user_data)
 
       disk_has_space (fetch, job->started_at);
       fetch->state[job->index] = CHUNK_HELD;
+      fetch->n_held++;
       fetch->bytes[s->kind] += length;
       s->report_bytes += length;
       s->withheld = 0;
@@ -930,6 +932,25 @@ office_settled (CanopyFetch *fetch, gint64 now)
   return TRUE;
 }
 
+/* Chunks the cache dropped since they were held, because they could no
+ * longer be read or verified when served to a peer, are fetched again.
+ * One lock when nothing was dropped: the cache counts a chunk stored
+ * before it is held here, never after. */
+static void
+forget_dropped (CanopyFetch *fetch)
+{
+  if (canopy_cache_entry_count_chunks (fetch->entry) >= fetch->n_held)
+    return;
+  for (guint i = 0; i < fetch->n; i++)
+    if (fetch->state[i] == CHUNK_HELD && !canopy_cache_entry_has_chunk (fetch->entry, i))
+      {
+        g_debug ("deployment %s: chunk %u was dropped from the cache; fetching it again",
+                 fetch->deployment_id, i);
+        fetch->state[i] = CHUNK_MISSING;
+        fetch->n_held--;
+      }
+}
+
 static void
 schedule (CanopyFetch *fetch)
 {
@@ -942,6 +963,7 @@ schedule (CanopyFetch *fetch)
     return;
   if (!destination_allowed (fetch))
     return;
+  forget_dropped (fetch);
   if (!office_settled (fetch, now))
     wan_blocked = TRUE;
   for (guint i = 0; i < fetch->n; i++)
@@ -1257,9 +1279,7 @@ assemble_thread (GTask *task, gpointer object, gpointer task_data, GCancellable 
 static void
 refetch (CanopyFetch *fetch)
 {
-  for (guint i = 0; i < fetch->n; i++)
-    if (fetch->state[i] == CHUNK_HELD && !canopy_cache_entry_has_chunk (fetch->entry, i))
-      fetch->state[i] = CHUNK_MISSING;
+  forget_dropped (fetch);
   fetch->changed = TRUE;
   schedule (fetch);
 }
@@ -1337,7 +1357,10 @@ on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
   fetch->entry = g_steal_pointer (&entry);
   for (guint i = 0; i < fetch->n; i++)
     if (canopy_cache_entry_has_chunk (fetch->entry, i))
-      fetch->state[i] = CHUNK_HELD;
+      {
+        fetch->state[i] = CHUNK_HELD;
+        fetch->n_held++;
+      }
   if (canopy_cache_entry_count_chunks (fetch->entry) > 0)
     g_message (_("Deployment %s resumes with %u of %u chunks already verified in the cache"),
                fetch->deployment_id, canopy_cache_entry_count_chunks (fetch->entry), fetch->n);

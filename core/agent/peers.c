@@ -1,6 +1,7 @@
 /* Office peers: the agent-to-agent half of the wire protocol. Chunks are
- * served straight from the cache's mapped files; everything a peer sends
- * is checked against the manifest before it reaches a fetcher. */
+ * read and checked in worker threads and served from reused buffers, so
+ * the main loop never waits on the disk; everything a peer sends is
+ * checked against the manifest before it reaches a fetcher. */
 #include "build-config.h"
 
 #include "agent/peers.h"
@@ -11,23 +12,66 @@
 
 /* How long a peer waits when every upload slot is taken. */
 #define BUSY_RETRY_S 1
+/* Chunks that cannot be served are logged at most this often: a failing
+ * disk fails every chunk it holds. */
+#define READ_ERROR_LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
+/* Read buffers kept for reuse once their chunk was sent: about one send
+ * queue's worth, beyond which they are freed. */
+#define POOL_MAX_IDLE_BYTES ((gsize) 8 * 1024 * 1024)
 
 typedef struct {
   char *content_id;
   guint index;
 } Pending;
 
+/* Buffers chunks are read into. One goes back to its pool when the
+ * transport has sent the chunk (the payload is freed), so serving
+ * allocates nothing per chunk once it runs. An atomic reference-counted
+ * box: a buffer out of the pool holds it, since a payload may still be
+ * queued, or be freed on another thread, after the peers are gone. */
 typedef struct {
-  CanopyPeers *peers;
-  CanopyTransportConnection *conn;
+  GMutex lock;
+  GPtrArray *idle; /* ReadBuffer */
+  gsize idle_bytes;
+} BufferPool;
+
+typedef struct {
+  BufferPool *pool; /* a reference while out of the pool, else NULL */
+  gsize capacity;
+  guint8 *data;
+} ReadBuffer;
+
+typedef struct _ReadJob ReadJob;
+
+/* Main-loop only. Reference-counted: a read in flight holds it, so a
+ * connection closed meanwhile is only marked closed until it finishes. */
+typedef struct {
+  gint ref_count;
+  CanopyPeers *peers; /* freed first when the read's task is cancelled */
+  CanopyTransportConnection *conn; /* NULL once closed */
+  gboolean closed;
   char *device_id;
   char *host; /* NULL for incoming connections */
   guint16 port;
   gboolean ready;   /* the peer's hello arrived */
   GHashTable *have; /* content ID → GBytes bitfield the peer sent */
   GHashTable *told; /* content IDs this agent sent a have for */
-  GQueue pending;   /* Pending requests waiting for the send queue to drain */
+  GQueue pending;   /* Pending requests not read yet, in the order they came */
+  ReadJob *reading; /* the request a worker reads now, one at a time */
+  Pending *read_request; /* a chunk read and checked, waiting for the send queue */
+  GBytes *read_payload;
 } PeerConn;
+
+/* One chunk a worker reads for @pc. */
+struct _ReadJob {
+  PeerConn *pc; /* a reference */
+  CanopyCacheEntry *entry; /* a reference */
+  char *content_id;
+  guint index;
+  gsize length;
+  ReadBuffer *buffer;
+  gboolean cancelled; /* the peer cancelled its request meanwhile */
+};
 
 typedef struct {
   const CanopyPeersClient *client;
@@ -51,6 +95,10 @@ struct _CanopyPeers {
   GHashTable *connecting; /* device ID or "host:port" → TRUE */
   GCancellable *cancellable;
   guint64 uploaded;
+  BufferPool *pool;
+  gboolean read_error_logged; /* once: when is read_error_logged_at */
+  gint64 read_error_logged_at;
+  guint read_errors_unlogged;
   char *server_host; /* where sources with no host are: the server */
   guint16 server_port;
 };
@@ -63,14 +111,127 @@ pending_free (Pending *pending)
 }
 
 static void
-peer_conn_free (PeerConn *pc)
+buffer_pool_clear (BufferPool *pool)
 {
+  g_ptr_array_unref (pool->idle);
+  g_mutex_clear (&pool->lock);
+}
+
+static void
+read_buffer_free (ReadBuffer *buffer)
+{
+  g_free (buffer->data);
+  g_free (buffer);
+}
+
+static BufferPool *
+buffer_pool_new (void)
+{
+  BufferPool *pool = g_atomic_rc_box_new0 (BufferPool);
+
+  g_mutex_init (&pool->lock);
+  pool->idle = g_ptr_array_new_with_free_func ((GDestroyNotify) read_buffer_free);
+  return pool;
+}
+
+static void
+buffer_pool_unref (BufferPool *pool)
+{
+  g_atomic_rc_box_release_full (pool, (GDestroyNotify) buffer_pool_clear);
+}
+
+/* A buffer of at least @size bytes: an idle one if it fits, else a new one. */
+static ReadBuffer *
+buffer_pool_take (BufferPool *pool, gsize size)
+{
+  ReadBuffer *buffer = NULL;
+
+  g_mutex_lock (&pool->lock);
+  for (guint i = pool->idle->len; i > 0; i--)
+    {
+      ReadBuffer *idle = g_ptr_array_index (pool->idle, i - 1);
+
+      if (idle->capacity >= size)
+        {
+          buffer = g_ptr_array_steal_index_fast (pool->idle, i - 1);
+          pool->idle_bytes -= buffer->capacity;
+          break;
+        }
+    }
+  g_mutex_unlock (&pool->lock);
+  if (buffer == NULL)
+    {
+      buffer = g_new0 (ReadBuffer, 1);
+      buffer->capacity = size;
+      buffer->data = g_malloc (size);
+    }
+  buffer->pool = g_atomic_rc_box_acquire (pool);
+  return buffer;
+}
+
+/* Puts @buffer back in its pool, or frees it when the pool holds enough;
+ * a payload's free function, so on whatever thread freed it. */
+static void
+read_buffer_release (ReadBuffer *buffer)
+{
+  BufferPool *pool = g_steal_pointer (&buffer->pool);
+
+  g_mutex_lock (&pool->lock);
+  if (pool->idle_bytes + buffer->capacity <= POOL_MAX_IDLE_BYTES)
+    {
+      pool->idle_bytes += buffer->capacity;
+      g_ptr_array_add (pool->idle, g_steal_pointer (&buffer));
+    }
+  g_mutex_unlock (&pool->lock);
+  if (buffer != NULL)
+    read_buffer_free (buffer);
+  buffer_pool_unref (pool);
+}
+
+static PeerConn *
+peer_conn_ref (PeerConn *pc)
+{
+  pc->ref_count++;
+  return pc;
+}
+
+static void
+peer_conn_unref (PeerConn *pc)
+{
+  if (--pc->ref_count > 0)
+    return;
   g_queue_clear_full (&pc->pending, (GDestroyNotify) pending_free);
+  g_clear_pointer (&pc->read_request, pending_free);
+  g_clear_pointer (&pc->read_payload, g_bytes_unref);
   g_hash_table_unref (pc->have);
   g_hash_table_unref (pc->told);
   g_free (pc->device_id);
   g_free (pc->host);
   g_free (pc);
+}
+
+/* The connection table's free function: the connection is gone (the
+ * transport freed it), though a read in flight may still hold @pc. */
+static void
+peer_conn_close (PeerConn *pc)
+{
+  pc->closed = TRUE;
+  pc->conn = NULL;
+  g_queue_clear_full (&pc->pending, (GDestroyNotify) pending_free);
+  g_clear_pointer (&pc->read_request, pending_free);
+  g_clear_pointer (&pc->read_payload, g_bytes_unref);
+  peer_conn_unref (pc);
+}
+
+static void
+read_job_free (ReadJob *job)
+{
+  peer_conn_unref (job->pc);
+  canopy_cache_entry_unref (job->entry);
+  if (job->buffer != NULL)
+    read_buffer_release (job->buffer);
+  g_free (job->content_id);
+  g_free (job);
 }
 
 static void
@@ -171,7 +332,15 @@ send_hello (PeerConn *pc)
   send_quietly (pc, CANOPY_WIRE_PEER_HELLO, g_variant_new ("(sas)", pc->peers->device_id, &ids));
 }
 
-/* Peers that are being sent chunks now: those with bytes still queued. */
+/* Whether @pc is being sent chunks now: bytes still queued, or a chunk
+ * being read or waiting for the queue. */
+static gboolean
+is_fed (PeerConn *pc)
+{
+  return pc->reading != NULL || pc->read_payload != NULL
+         || canopy_transport_connection_get_queued_bytes (pc->conn) > 0;
+}
+
 static guint
 busy_slots (CanopyPeers *peers, PeerConn *except)
 {
@@ -180,37 +349,175 @@ busy_slots (CanopyPeers *peers, PeerConn *except)
   for (guint i = 0; i < peers->conns->len; i++)
     {
       PeerConn *pc = g_ptr_array_index (peers->conns, i);
-      if (pc != except && canopy_transport_connection_get_queued_bytes (pc->conn) > 0)
+      if (pc != except && is_fed (pc))
         used++;
     }
   return used;
 }
 
-/* Returns FALSE when the send queue is full and the request must wait. */
+/* Sends the chunk read last. Returns FALSE when the send queue is full
+ * and it must wait for the queue to drain. */
 static gboolean
-serve (PeerConn *pc, const char *content_id, guint index)
+send_read_chunk (PeerConn *pc)
 {
-  CanopyCacheEntry *entry = canopy_cache_lookup_entry (pc->peers->cache, content_id);
-  g_autoptr (GBytes) payload = NULL;
   g_autoptr (GError) error = NULL;
+  Pending *request = pc->read_request;
 
-  if (entry != NULL)
-    payload = canopy_cache_entry_read_chunk (entry, index, NULL);
-  if (payload == NULL)
-    {
-      send_quietly (pc, CANOPY_WIRE_CANCEL, g_variant_new ("(su)", content_id, index));
-      return TRUE;
-    }
-  if (send_body (pc, CANOPY_WIRE_DATA, g_variant_new ("(su)", content_id, index), payload,
-                 &error))
-    {
-      pc->peers->uploaded += g_bytes_get_size (payload);
-      return TRUE;
-    }
-  if (g_error_matches (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_QUEUE_FULL))
+  if (send_body (pc, CANOPY_WIRE_DATA, g_variant_new ("(su)", request->content_id, request->index),
+                 pc->read_payload, &error))
+    pc->peers->uploaded += g_bytes_get_size (pc->read_payload);
+  else if (g_error_matches (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_QUEUE_FULL))
     return FALSE;
-  g_debug ("cannot send chunk %u to %s: %s", index, pc->device_id, error->message);
+  else
+    g_debug ("cannot send chunk %u to %s: %s", request->index, pc->device_id, error->message);
+  g_clear_pointer (&pc->read_request, pending_free);
+  g_clear_pointer (&pc->read_payload, g_bytes_unref);
   return TRUE;
+}
+
+/* Says how many read errors the rate limit kept out of the log. */
+static void
+log_unlogged_read_errors (CanopyPeers *peers)
+{
+  if (peers->read_errors_unlogged == 0)
+    return;
+  g_message (g_dngettext (GETTEXT_PACKAGE,
+                          "%u more chunk could not be served to office peers since the last "
+                          "message about it",
+                          "%u more chunks could not be served to office peers since the last "
+                          "message about them",
+                          peers->read_errors_unlogged),
+             peers->read_errors_unlogged);
+  peers->read_errors_unlogged = 0;
+}
+
+/* An error other than a chunk not held: every peer learns a chunk
+ * dropped is no longer held, and the admin hears of it, at most once in
+ * READ_ERROR_LOG_INTERVAL_US. Also when the asking peer left meanwhile:
+ * the disk failed all the same. */
+static void
+report_read_error (CanopyPeers *peers, PeerConn *pc, ReadJob *job, const GError *error)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_MISSING))
+    return;
+  if (!canopy_cache_entry_has_chunk (job->entry, job->index))
+    canopy_peers_announce (peers, job->content_id);
+  if (peers->read_error_logged
+      && now - peers->read_error_logged_at < READ_ERROR_LOG_INTERVAL_US)
+    {
+      peers->read_errors_unlogged++;
+      return;
+    }
+  log_unlogged_read_errors (peers);
+  g_message (_("Cannot serve chunk %u of content %s to office peer %s: %s"), job->index,
+             job->content_id, pc->device_id, error->message);
+  peers->read_error_logged = TRUE;
+  peers->read_error_logged_at = now;
+}
+
+static void
+read_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
+{
+  ReadJob *job = task_data;
+  GError *error = NULL;
+
+  if (canopy_cache_entry_read_verified_chunk (job->entry, job->index, job->buffer->data, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void pump (PeerConn *pc);
+
+static void
+on_chunk_read (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = G_TASK (result);
+  ReadJob *job = g_task_get_task_data (task);
+  PeerConn *pc = job->pc;
+  g_autoptr (GError) error = NULL;
+  gboolean ok = g_task_propagate_boolean (task, &error);
+
+  /* The peers were freed while the worker read: the agent is stopping. */
+  if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
+    return;
+  pc->reading = NULL;
+  if (!ok)
+    report_read_error (pc->peers, pc, job, error);
+  /* The connection closed meanwhile: there is no one left to answer. */
+  if (pc->closed)
+    return;
+  if (job->cancelled)
+    ; /* the peer no longer wants it */
+  else if (ok)
+    {
+      Pending *request = g_new0 (Pending, 1);
+
+      request->content_id = g_steal_pointer (&job->content_id);
+      request->index = job->index;
+      pc->read_request = request;
+      pc->read_payload = g_bytes_new_with_free_func (job->buffer->data, job->length,
+                                                     (GDestroyNotify) read_buffer_release,
+                                                     job->buffer);
+      job->buffer = NULL;
+    }
+  else
+    /* Not held after all, or dropped: the peer asks elsewhere. */
+    send_quietly (pc, CANOPY_WIRE_CANCEL, g_variant_new ("(su)", job->content_id, job->index));
+  pump (pc);
+}
+
+/* Starts reading @request in a worker, or answers at once that the chunk
+ * is not held. */
+static void
+start_read (PeerConn *pc, Pending *request)
+{
+  CanopyCacheEntry *entry = canopy_cache_lookup_entry (pc->peers->cache, request->content_id);
+  const CanopyManifest *manifest;
+  g_autoptr (GTask) task = NULL;
+  ReadJob *job;
+
+  if (entry == NULL || !canopy_cache_entry_has_chunk (entry, request->index))
+    {
+      send_quietly (pc, CANOPY_WIRE_CANCEL,
+                    g_variant_new ("(su)", request->content_id, request->index));
+      return;
+    }
+  manifest = canopy_cache_entry_get_manifest (entry);
+  job = g_new0 (ReadJob, 1);
+  job->pc = peer_conn_ref (pc);
+  job->entry = canopy_cache_entry_ref (entry);
+  job->content_id = g_strdup (request->content_id);
+  job->index = request->index;
+  job->length = canopy_manifest_get_chunk_length (manifest, request->index);
+  /* Whole chunks: the same buffer then serves the content's last one too. */
+  job->buffer = buffer_pool_take (pc->peers->pool, MAX (manifest->chunk_size, job->length));
+  pc->reading = job;
+  task = g_task_new (NULL, pc->peers->cancellable, on_chunk_read, NULL);
+  g_task_set_source_tag (task, start_read);
+  g_task_set_task_data (task, job, (GDestroyNotify) read_job_free);
+  g_task_run_in_thread (task, read_thread);
+}
+
+/* Serves @pc's requests in the order they came: one chunk read at a time
+ * while the one before is on its way, until the send queue is full. */
+static void
+pump (PeerConn *pc)
+{
+  while (!pc->closed && pc->reading == NULL)
+    {
+      Pending *next;
+
+      if (pc->read_payload != NULL && !send_read_chunk (pc))
+        return;
+      next = g_queue_pop_head (&pc->pending);
+      if (next == NULL)
+        return;
+      start_read (pc, next);
+      pending_free (next);
+    }
 }
 
 static void
@@ -227,19 +534,35 @@ static void
 handle_request (PeerConn *pc, const char *content_id, guint index)
 {
   /* A peer already being fed keeps its slot; a new one waits for a free one. */
-  if (canopy_transport_connection_get_queued_bytes (pc->conn) == 0
-      && busy_slots (pc->peers, pc) >= pc->peers->upload_slots)
+  if (!is_fed (pc) && busy_slots (pc->peers, pc) >= pc->peers->upload_slots)
     {
       send_quietly (pc, CANOPY_WIRE_BUSY, g_variant_new ("(su)", content_id, BUSY_RETRY_S));
       return;
     }
-  if (!g_queue_is_empty (&pc->pending) || !serve (pc, content_id, index))
-    queue_pending (pc, content_id, index);
+  queue_pending (pc, content_id, index);
+  pump (pc);
+}
+
+static gboolean
+is_request (const char *content_id, guint index, const char *other_id, guint other_index)
+{
+  return index == other_index && g_str_equal (content_id, other_id);
 }
 
 static void
 handle_cancel_from_requester (PeerConn *pc, const char *content_id, guint index)
 {
+  if (pc->reading != NULL && is_request (content_id, index, pc->reading->content_id,
+                                         pc->reading->index))
+    pc->reading->cancelled = TRUE;
+  if (pc->read_request != NULL && is_request (content_id, index, pc->read_request->content_id,
+                                              pc->read_request->index))
+    {
+      g_clear_pointer (&pc->read_request, pending_free);
+      g_clear_pointer (&pc->read_payload, g_bytes_unref);
+      pump (pc);
+      return;
+    }
   for (GList *l = pc->pending.head; l != NULL; l = l->next)
     {
       Pending *pending = l->data;
@@ -413,6 +736,7 @@ add_conn (CanopyPeers *peers, CanopyTransportConnection *conn, const char *host,
 {
   PeerConn *pc = g_new0 (PeerConn, 1);
 
+  pc->ref_count = 1;
   pc->peers = peers;
   pc->conn = conn;
   pc->device_id = g_strdup (canopy_transport_connection_get_peer_id (conn));
@@ -449,15 +773,7 @@ on_incoming (CanopyTransportConnection *conn, gpointer user_data)
 static void
 on_drained (CanopyTransportConnection *conn, gpointer user_data)
 {
-  PeerConn *pc = conn->owner_data;
-  Pending *pending;
-
-  while ((pending = g_queue_peek_head (&pc->pending)) != NULL)
-    {
-      if (!serve (pc, pending->content_id, pending->index))
-        return;
-      pending_free (g_queue_pop_head (&pc->pending));
-    }
+  pump (conn->owner_data);
 }
 
 static void
@@ -486,7 +802,8 @@ canopy_peers_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
   peers->cache = cache;
   peers->device_id = g_strdup (creds->device_id);
   peers->upload_slots = MAX (upload_slots, 1);
-  peers->conns = g_ptr_array_new_with_free_func ((GDestroyNotify) peer_conn_free);
+  peers->conns = g_ptr_array_new_with_free_func ((GDestroyNotify) peer_conn_close);
+  peers->pool = buffer_pool_new ();
   peers->clients = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   peers->connecting = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   peers->cancellable = g_cancellable_new ();
@@ -503,12 +820,15 @@ canopy_peers_free (CanopyPeers *peers)
   if (peers == NULL)
     return;
   g_cancellable_cancel (peers->cancellable);
+  log_unlogged_read_errors (peers);
   /* Closes every connection without events, so conns can go after it. */
   g_clear_pointer (&peers->transport, canopy_transport_free);
   g_clear_pointer (&peers->conns, g_ptr_array_unref);
   g_hash_table_unref (peers->clients);
   g_hash_table_unref (peers->connecting);
   g_clear_object (&peers->cancellable);
+  /* Payloads still queued or read hold the pool on their own. */
+  g_clear_pointer (&peers->pool, buffer_pool_unref);
   g_free (peers->server_host);
   g_free (peers->device_id);
   g_free (peers);

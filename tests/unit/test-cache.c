@@ -7,6 +7,7 @@
 #include "agent/cache.h"
 #include "agent/install.h"
 #include "agent/install-policy.h"
+#include "lib/signing.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
@@ -333,6 +334,31 @@ test_legacy_layout (void)
   }
 }
 
+/* Waits until @dir holds @n entries, all content directories. */
+static gboolean
+wait_only_contents (const char *dir, guint n)
+{
+  for (guint tries = 0; tries < 500; tries++)
+    {
+      g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+      const char *name;
+      guint contents = 0, others = 0;
+
+      while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+        {
+          if (g_uuid_string_is_valid (name))
+            contents++;
+          else
+            others++;
+        }
+      if (contents == n && others == 0)
+        return TRUE;
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (10000);
+    }
+  return FALSE;
+}
+
 static void
 test_quota_eviction (void)
 {
@@ -365,10 +391,44 @@ test_quota_eviction (void)
     CU_ASSERT (g_file_test (pa, G_FILE_TEST_EXISTS));
   }
   CU_ASSERT_EQUAL (canopy_cache_evict (cache, keep), 0);
+  /* The files go in a worker; then only the contents kept are left. */
+  CU_ASSERT (wait_only_contents (dir, 2));
 
   CU_ASSERT_PTR_NULL (canopy_cache_open_entry (cache, mhuge, &error));
   CU_ASSERT (g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_QUOTA));
   CANOPY_ASSERT_CONTAINS (error->message, "raise the cache quota");
+}
+
+/* An agent stopped before the worker deleted what it evicted: reopening
+ * the cache deletes it, and it never counted in the size. */
+static void
+test_eviction_leftovers (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("leftovers");
+  g_autofree char *key_path = g_build_filename (dir, "signing.pem", NULL);
+  g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
+  g_autofree char *trash = g_build_filename (cache_dir, ".evicted-0123-4567", NULL);
+  g_autofree char *trash_data = g_build_filename (trash, "data", NULL);
+  g_autoptr (CanopySigningKey) signing = NULL;
+  g_autoptr (GBytes) public_key = NULL;
+  g_autoptr (CanopyVerifyKey) key = NULL;
+  g_autoptr (CanopyCache) cache = NULL;
+  g_autoptr (GError) error = NULL;
+
+  g_assert (canopy_signing_key_generate_file (key_path, &error));
+  signing = canopy_signing_key_load (key_path, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  public_key = canopy_signing_key_get_public (signing);
+  key = canopy_verify_key_new (public_key, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  g_assert (g_mkdir_with_parents (trash, 0700) == 0);
+  g_assert (g_file_set_contents (trash_data, "left behind", -1, NULL));
+
+  cache = canopy_cache_open (cache_dir, 0, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_EQUAL (canopy_cache_get_size (cache), 0);
+  CU_ASSERT_EQUAL (canopy_cache_reopen (cache, key), 0);
+  CU_ASSERT_FALSE (g_file_test (trash, G_FILE_TEST_EXISTS));
 }
 
 static guint
@@ -474,5 +534,6 @@ CANOPY_TEST_SUITE (cache, "cache", NULL, NULL,
                    { "a hard-linked package edited is let go", test_recheck_shared },
                    { "cache of an earlier version", test_legacy_layout },
                    { "quota and eviction", test_quota_eviction },
+                   { "eviction leftovers deleted on reopen", test_eviction_leftovers },
                    { "many contents, no descriptor each", test_many_contents },
                    { "full disk", test_full_disk })

@@ -19,8 +19,12 @@
 #include "lib/wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define CHUNK (1024 * 1024)
 #define CONTENT_SIZE (12 * CHUNK + 4321)
@@ -260,6 +264,16 @@ run_until_done (TestAgent **agents, gsize n)
 }
 
 static void
+iterate_for (guint ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  while (g_get_monotonic_time () < deadline)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (1000);
+}
+
+static void
 assert_installed (Content *c, TestAgent *a)
 {
   g_autofree char *contents = NULL;
@@ -334,8 +348,9 @@ on_result (GObject *object, GAsyncResult *result, gpointer user_data)
   *(GAsyncResult **) user_data = g_object_ref (result);
 }
 
-/* A peer whose chunks do not verify is dropped and reported; the chunks
- * come from the good peer, which serves a cache reopened after a restart. */
+/* A peer whose disk damaged every chunk (it finds out as it reads them,
+ * and says it cannot serve them) is dropped and reported; the chunks come
+ * from the good peer, which serves a cache reopened after a restart. */
 static void
 test_bad_peer_dropped (void)
 {
@@ -405,6 +420,342 @@ test_bad_peer_dropped (void)
   CU_ASSERT (fetcher->peer_failures >= 1);
   CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_OFFICE_PEER),
                    CONTENT_SIZE);
+  content_clear (&c);
+}
+
+static char *
+data_file (Content *c, TestAgent *a)
+{
+  return g_strdup_printf ("%s/cache/%s/data", a->dir, c->manifest->content_id);
+}
+
+/* @fetcher leads an office where only @holder holds the content, then
+ * crosses the WAN to the origin: what @holder cannot serve comes from
+ * there. Returns what was logged meanwhile. */
+static char *
+fetch_from_holder (Content *c, TestAgent *holder, TestAgent *fetcher)
+{
+  Src src[] = { { CANOPY_SOURCE_OFFICE_PEER, holder }, { CANOPY_SOURCE_ORIGIN, NULL } };
+  TestAgent *all[] = { fetcher };
+
+  canopy_test_log_capture_begin ();
+  agent_fetch (fetcher, c, CANOPY_ROLE_LEAD, src, G_N_ELEMENTS (src));
+  CU_ASSERT (run_until_done (all, 1));
+  return canopy_test_log_capture_end ();
+}
+
+/* The holder's cache no longer counts the chunks @dropped (ending with
+ * G_MAXUINT), and holds the rest. */
+static void
+assert_dropped (Content *c, TestAgent *holder, const guint *dropped)
+{
+  CanopyCacheEntry *entry = canopy_cache_lookup_entry (holder->cache, c->manifest->content_id);
+  guint n = canopy_manifest_get_n_chunks (c->manifest);
+  guint64 size = CONTENT_SIZE;
+  guint count = n;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (entry);
+  for (guint i = 0; dropped[i] != G_MAXUINT; i++)
+    {
+      CU_ASSERT_FALSE (canopy_cache_entry_has_chunk (entry, dropped[i]));
+      size -= canopy_manifest_get_chunk_length (c->manifest, dropped[i]);
+      count--;
+    }
+  CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), count);
+  CU_ASSERT_EQUAL (canopy_cache_get_size (holder->cache), size);
+}
+
+static guint
+count_lines_with (const char *text, const char *words)
+{
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  guint n = 0;
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (strstr (lines[i], words) != NULL)
+      n++;
+  return n;
+}
+
+/* Chunks the holder's disk damaged after they were verified are not sent:
+ * the holder checks each as it reads it, says so in its log (once: a
+ * failing disk must not flood it), drops them from its cache and tells
+ * the asking peer they are not available, which takes them from the
+ * origin and does not take the holder for a liar. */
+static void
+test_damaged_chunk_not_served (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) holder = NULL;
+  g_autoptr (TestAgent) fetcher = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *log = NULL;
+  g_autofree char *stop_log = NULL;
+  const guint damaged[] = { 2, 5, G_MAXUINT };
+
+  if (!make_content (&c))
+    return;
+  holder = agent_new (&c, "holder");
+  fetcher = agent_new (&c, "fetcher");
+  seed_cache (&c, holder);
+  path = data_file (&c, holder);
+  for (guint i = 0; damaged[i] != G_MAXUINT; i++)
+    canopy_test_damage_file (path, (gsize) damaged[i] * CHUNK + 10, 2 * CONTENT_SIZE);
+
+  log = fetch_from_holder (&c, holder, fetcher);
+  assert_installed (&c, fetcher);
+  CU_ASSERT_EQUAL (fetcher->peer_failures, 0);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_OFFICE_PEER),
+                   CONTENT_SIZE - 2 * CHUNK);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_ORIGIN), 2 * CHUNK);
+  assert_dropped (&c, holder, damaged);
+  /* Chunk 2 or 5, whichever failed first. */
+  CANOPY_ASSERT_CONTAINS (log, c.manifest->content_id);
+  CANOPY_ASSERT_CONTAINS (log, "to office peer fetcher");
+  CANOPY_ASSERT_CONTAINS (log, "no longer matches its manifest");
+  CANOPY_ASSERT_CONTAINS (log, path);
+  CANOPY_ASSERT_CONTAINS (log, "will be fetched again");
+  CU_ASSERT_EQUAL (count_lines_with (log, "Cannot serve chunk"), 1);
+  /* What the rate limit held back is counted, at the latest on stopping. */
+  canopy_test_log_capture_begin ();
+  g_clear_pointer (&holder->peers, canopy_peers_free);
+  stop_log = canopy_test_log_capture_end ();
+  CANOPY_ASSERT_CONTAINS (stop_log, "1 more chunk could not be served to office peers");
+  content_clear (&c);
+}
+
+/* The holder's data file was cut short under it: the last chunk cannot be
+ * read. The holder logs which chunk of which file, drops it and answers
+ * "not available"; the asking peer takes it from the origin. */
+static void
+test_unreadable_chunk_not_served (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) holder = NULL;
+  g_autoptr (TestAgent) fetcher = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *log = NULL;
+  guint last;
+
+  if (!make_content (&c))
+    return;
+  last = canopy_manifest_get_n_chunks (c.manifest) - 1;
+  holder = agent_new (&c, "holder");
+  fetcher = agent_new (&c, "fetcher");
+  seed_cache (&c, holder);
+  path = data_file (&c, holder);
+  CU_ASSERT_FATAL (truncate (path, (off_t) last * CHUNK) == 0);
+
+  log = fetch_from_holder (&c, holder, fetcher);
+  assert_installed (&c, fetcher);
+  CU_ASSERT_EQUAL (fetcher->peer_failures, 0);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_ORIGIN),
+                   CONTENT_SIZE - (gsize) last * CHUNK);
+  {
+    const guint dropped[] = { last, G_MAXUINT };
+
+    assert_dropped (&c, holder, dropped);
+  }
+  {
+    g_autofree char *what = g_strdup_printf ("Cannot read chunk %u of \"app\"", last);
+
+    CANOPY_ASSERT_CONTAINS (log, what);
+  }
+  CANOPY_ASSERT_CONTAINS (log, "to office peer fetcher");
+  CANOPY_ASSERT_CONTAINS (log, path);
+  CANOPY_ASSERT_CONTAINS (log, "check the disk holding");
+  content_clear (&c);
+}
+
+static gboolean
+connect_asker (TestAgent *asker, TestAgent *holder)
+{
+  gint64 deadline = g_get_monotonic_time () + TIMEOUT_S * G_USEC_PER_SEC;
+
+  canopy_peers_connect (asker->peers, holder->id, "127.0.0.1", holder->port);
+  while (!canopy_peers_is_connected (asker->peers, holder->id)
+         && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  return canopy_peers_is_connected (asker->peers, holder->id);
+}
+
+/* A device still fetching serves an office peer a chunk it held since
+ * before, which its disk damaged meanwhile: the chunk is dropped as it is
+ * served, and the device's own fetch takes it again from the origin at
+ * once, instead of failing or finding out only when the package does not
+ * match its SHA-256. */
+static void
+test_dropped_chunk_fetched_again (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) a = NULL;
+  g_autoptr (TestAgent) asker = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *log = NULL;
+  CanopyCacheEntry *entry;
+  Src src[] = { { CANOPY_SOURCE_ORIGIN, NULL } };
+  /* 4 MiB/s: the rest takes about two seconds, time for the peer to ask. */
+  guint64 rate = 4ull * CHUNK * 8;
+  const guint kept = 5;
+
+  if (!make_content (&c))
+    return;
+  a = agent_new (&c, "fetching");
+  asker = agent_new (&c, "asker");
+  entry = canopy_cache_open_entry (a->cache, c.manifest, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  for (guint i = 0; i < kept; i++)
+    g_assert (canopy_cache_entry_store_chunk (entry, i, c.data + (gsize) i * CHUNK, CHUNK,
+                                              &error));
+  path = data_file (&c, a);
+  canopy_test_damage_file (path, CHUNK + 10, 2 * CONTENT_SIZE);
+  {
+    g_autoptr (GVariant) body = assignment (&c, CANOPY_ROLE_DIRECT, src, 1, a->destination, rate);
+    TestAgent *all[] = { a };
+
+    a->fetch = canopy_fetch_new (a->cache, a->peers, c.key, body, on_report, a, &error);
+    CANOPY_ASSERT_NO_ERROR (error);
+    allow_test_dir (a->fetch, &c);
+    canopy_test_log_capture_begin ();
+    canopy_fetch_start (a->fetch);
+    CU_ASSERT_FATAL (connect_asker (asker, a));
+    CU_ASSERT (canopy_peers_request (asker->peers, a->id, c.manifest->content_id, 1, &error));
+    CU_ASSERT_FATAL (run_until_done (all, 1));
+    log = canopy_test_log_capture_end ();
+  }
+  assert_installed (&c, a);
+  /* Caught as it was served, not by a package that failed its SHA-256. */
+  CANOPY_ASSERT_CONTAINS (log, "Cannot serve chunk 1 of content");
+  CU_ASSERT (strstr (log, "changed on disk") == NULL);
+  CU_ASSERT (canopy_cache_entry_has_chunk (entry, 1));
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (a->fetch, CANOPY_SOURCE_ORIGIN),
+                   CONTENT_SIZE - (kept - 1) * CHUNK);
+  content_clear (&c);
+}
+
+static gboolean
+on_tick (gpointer user_data)
+{
+  gint64 *last = user_data;
+  gint64 now = g_get_monotonic_time ();
+
+  last[1] = MAX (last[1], now - last[0]);
+  last[0] = now;
+  return G_SOURCE_CONTINUE;
+}
+
+/* Runs the main loop for @ms; returns the longest it went without
+ * dispatching a 10 ms timer. */
+static gint64
+longest_stall (guint ms)
+{
+  gint64 ticks[2] = { g_get_monotonic_time (), 0 };
+  guint id = g_timeout_add (10, on_tick, ticks);
+
+  iterate_for (ms);
+  g_source_remove (id);
+  on_tick (ticks);
+  return ticks[1];
+}
+
+/* Opens and closes the writing end of the FIFO @user_data, which lets
+ * every reader blocked opening it go on (to read nothing). */
+static gpointer
+unblock_fifo (gpointer user_data)
+{
+  const char *path = user_data;
+  int fd = open (path, O_WRONLY | O_NONBLOCK);
+
+  if (fd >= 0)
+    close (fd);
+  return NULL;
+}
+
+typedef struct {
+  const char *path;
+  gint stop;
+} Safety;
+
+/* The safety net: lets a blocked open go on every 3 s until stopped. */
+static gpointer
+keep_unblocking (gpointer user_data)
+{
+  Safety *safety = user_data;
+
+  for (guint i = 1; !g_atomic_int_get (&safety->stop); i++)
+    {
+      g_usleep (G_USEC_PER_SEC / 10);
+      if (i % 30 == 0)
+        unblock_fifo ((gpointer) safety->path);
+    }
+  return NULL;
+}
+
+
+/* A disk that stalls (a FIFO in place of the data file blocks whoever
+ * opens it) does not stall the agent: its main loop keeps running while a
+ * worker waits. The asking peer leaves, then the serving agent stops,
+ * each while a read is in flight: the reads finish on their own
+ * references (ASan and LeakSanitizer report any use after free or leak),
+ * the failure is still logged and the chunks dropped. A safety thread
+ * opens the FIFO every 3 s, so a loop that does block goes on. */
+static void
+test_read_in_flight (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) holder = NULL;
+  g_autoptr (TestAgent) asker = NULL;
+  g_autoptr (TestAgent) stopper = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *log = NULL;
+  Safety safety = { NULL, 0 };
+  GThread *thread;
+  CanopyCacheEntry *entry;
+  gint64 stall;
+
+  if (!make_content (&c))
+    return;
+  holder = agent_new (&c, "holder");
+  asker = agent_new (&c, "asker");
+  stopper = agent_new (&c, "stopper");
+  seed_cache (&c, holder);
+  entry = canopy_cache_lookup_entry (holder->cache, c.manifest->content_id);
+  path = data_file (&c, holder);
+  CU_ASSERT_FATAL (g_unlink (path) == 0 && mkfifo (path, 0600) == 0);
+  safety.path = path;
+  thread = g_thread_new ("fifo-safety", keep_unblocking, &safety);
+
+  canopy_test_log_capture_begin ();
+  CU_ASSERT_FATAL (connect_asker (asker, holder));
+  CU_ASSERT (canopy_peers_request (asker->peers, holder->id, c.manifest->content_id, 0, &error));
+  stall = longest_stall (400);
+  CU_ASSERT (stall < G_USEC_PER_SEC / 2);
+  /* The asking peer goes while the read waits on the disk. */
+  g_clear_pointer (&asker->peers, canopy_peers_free);
+  iterate_for (200);
+  /* The disk answers: reading a FIFO at an offset fails. */
+  unblock_fifo (path);
+  iterate_for (300);
+  log = canopy_test_log_capture_end ();
+  CANOPY_ASSERT_CONTAINS (log, "Cannot serve chunk 0 of content");
+  CANOPY_ASSERT_CONTAINS (log, "to office peer asker");
+  CANOPY_ASSERT_CONTAINS (log, path);
+  CU_ASSERT_FALSE (canopy_cache_entry_has_chunk (entry, 0));
+
+  /* Another asks, and the serving agent stops while that read waits. */
+  CU_ASSERT_FATAL (connect_asker (stopper, holder));
+  CU_ASSERT (canopy_peers_request (stopper->peers, holder->id, c.manifest->content_id, 1,
+                                   &error));
+  iterate_for (200);
+  g_clear_pointer (&holder->peers, canopy_peers_free);
+  unblock_fifo (path);
+  iterate_for (300);
+  CU_ASSERT_FALSE (canopy_cache_entry_has_chunk (entry, 1));
+  CU_ASSERT (canopy_cache_entry_has_chunk (entry, 2));
+  g_atomic_int_set (&safety.stop, 1);
+  g_thread_join (thread);
   content_clear (&c);
 }
 
@@ -592,16 +943,6 @@ count_report (CanopyFetch *fetch, guint kind, GVariant *body, gpointer user_data
   g_autoptr (GVariant) sunk = g_variant_ref_sink (body);
 
   (*(guint *) user_data)++;
-}
-
-static void
-iterate_for (guint ms)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) ms * 1000;
-
-  while (g_get_monotonic_time () < deadline)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (1000);
 }
 
 /* What an agent stopped at any moment leaves behind: only chunks that
@@ -825,6 +1166,14 @@ test_agent_config (void)
 CANOPY_TEST_SUITE (fetch, "fetch", NULL, NULL,
                    { "office lead crosses the WAN once", test_office_shares },
                    { "bad peer dropped, good peer serves after restart", test_bad_peer_dropped },
+                   { "damaged chunk not served, fetched elsewhere",
+                     test_damaged_chunk_not_served },
+                   { "unreadable chunk not served, fetched elsewhere",
+                     test_unreadable_chunk_not_served },
+                   { "disk stall blocks no loop; peer or agent gone mid-read",
+                     test_read_in_flight },
+                   { "chunk dropped while fetching is fetched again",
+                     test_dropped_chunk_fetched_again },
                    { "resume fetches no verified chunk again", test_resume },
                    { "damaged cache data fetched again", test_damaged_cache_refetched },
                    { "destination outside <destinations> refused", test_destination_refused },
