@@ -135,17 +135,18 @@ same_plugins (const CanopyServerConfig *a, const CanopyServerConfig *b)
 }
 
 static gboolean licensed_seats (const CanopyServerConfig *config, guint *seats,
-                                GError **error);
+                                gint64 *expires, GError **error);
 
 const CanopyServerConfig *
 canopy_server_reload (CanopyServer *server, GError **error)
 {
   g_autoptr (CanopyServer) candidate = canopy_server_new (server->config_path, error);
   guint seats;
+  gint64 expires;
 
   /* The licence is read before anything is taken: a file that does not
    * verify keeps the running configuration whole. */
-  if (candidate == NULL || !licensed_seats (candidate->config, &seats, error))
+  if (candidate == NULL || !licensed_seats (candidate->config, &seats, &expires, error))
     return NULL;
   if (!same_plugins (server->config, candidate->config))
     g_message (_("The set of plugins in %s changed; restart canopyd for that change to take "
@@ -166,6 +167,8 @@ canopy_server_reload (CanopyServer *server, GError **error)
                  canopy_licensing_get_seats (server->licensing));
       canopy_licensing_set_seats (server->licensing, seats);
     }
+  if (server->licensing != NULL)
+    canopy_licensing_set_expiry (server->licensing, expires);
   return server->config;
 }
 

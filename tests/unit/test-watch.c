@@ -66,10 +66,16 @@ test_many_descriptors_one_poll (void)
   g_autoptr (GError) error = NULL;
   Counters c = { NULL, 0, 0, 0, { -1, -1 } };
   g_autofree int *fds = g_new (int, 2 * n);
-  GPollFD polls[16];
+  GPollFD polls[64];
   gint timeout, priority;
-  int n_polls;
+  int n_polls, polls_before;
 
+  /* What earlier tests left on the default context is polled anyway; only
+   * what the watch set adds counts. */
+  g_main_context_prepare (g_main_context_default (), &priority);
+  polls_before = g_main_context_query (g_main_context_default (), G_MAXINT, &timeout, polls,
+                                       G_N_ELEMENTS (polls));
+  g_main_context_check (g_main_context_default (), priority, polls, MIN (polls_before, 64));
   c.set = canopy_watch_set_new (NULL, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   for (guint i = 0; i < n; i++)
@@ -86,7 +92,11 @@ test_many_descriptors_one_poll (void)
   g_main_context_prepare (g_main_context_default (), &priority);
   n_polls = g_main_context_query (g_main_context_default (), G_MAXINT, &timeout, polls,
                                   G_N_ELEMENTS (polls));
-  CU_ASSERT (n_polls <= 3);
+  g_main_context_check (g_main_context_default (), priority, polls, MIN (n_polls, 64));
+  if (n_polls > polls_before + 1)
+    fprintf (stderr, "\n    %d descriptors polled, %d before the watch set\n", n_polls,
+             polls_before);
+  CU_ASSERT (n_polls <= polls_before + 1);
 
   while (c.reads < n)
     g_main_context_iteration (NULL, TRUE);
