@@ -60,6 +60,7 @@ struct _CanopySessions {
   gboolean overage_reported;
   guint64 next_serial;
   CanopyLogLimit *rejections; /* connections that failed before authentication */
+  CanopyLogLimit *unreadable; /* authenticated peers whose messages cannot be read */
 };
 
 static void
@@ -490,6 +491,26 @@ on_rejected_summary (const char *host, guint suppressed, gpointer user_data)
 }
 
 static void
+on_unreadable_summary (const char *host, guint suppressed, gpointer user_data)
+{
+  g_message (_("%u more connections from %s sent messages canopy cannot read in the last "
+               "minute and were closed. Update the agents there, or find the device that "
+               "misuses the shared key"), suppressed, host);
+}
+
+/* The address a connection comes from, as text, to rate-limit by. */
+static char *
+connection_host (CanopyTransportConnection *conn)
+{
+  GSocketAddress *address = canopy_transport_connection_get_peer_address (conn);
+
+  if (!G_IS_INET_SOCKET_ADDRESS (address))
+    return g_strdup ("?");
+  return g_inet_address_to_string (
+    g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address)));
+}
+
+static void
 on_rejected (GSocketAddress *peer_address, const GError *error, gpointer user_data)
 {
   CanopySessions *sessions = user_data;
@@ -545,8 +566,12 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
 
   if (body == NULL)
     {
-      g_warning (_("Agent %s sent a message canopy cannot read (%s); closing its connection"),
-                 session->device_id, error->message);
+      g_autofree char *host = connection_host (conn);
+
+      /* Any key holder can send garbage at will: rate-limited per address. */
+      if (canopy_log_limit_allow (session->sessions->unreadable, host))
+        g_warning (_("Agent %s at %s sent a message canopy cannot read (%s); closing its "
+                     "connection"), session->device_id, host, error->message);
       drop_session (session);
       return;
     }
@@ -671,6 +696,7 @@ canopy_sessions_new (const CanopySessionsSettings *settings)
   sessions->liveness_timer = g_timeout_add_seconds (sessions->heartbeat_interval,
                                                     check_liveness, sessions);
   sessions->rejections = canopy_log_limit_new (60, on_rejected_summary, NULL);
+  sessions->unreadable = canopy_log_limit_new (60, on_unreadable_summary, NULL);
   return sessions;
 }
 
@@ -687,6 +713,7 @@ canopy_sessions_free (CanopySessions *sessions)
   g_hash_table_unref (sessions->enrolled);
   g_ptr_array_unref (sessions->transports);
   canopy_log_limit_free (sessions->rejections);
+  canopy_log_limit_free (sessions->unreadable);
   g_strfreev (sessions->assigned_groups);
   g_free (sessions->server_id);
   g_bytes_unref (sessions->signing_public_key);

@@ -34,6 +34,7 @@
  * (81 threads at 100 connections) is what must not come back. */
 #define MAX_EXTRA_THREADS 12
 #define WRONG_KEYS 50
+#define BAD_FRAMES 30
 
 static CanopyTestSite site;
 
@@ -402,6 +403,43 @@ test_wrong_keys_rate_limited (void)
   canopy_test_site_stop (&site, TRUE);
 }
 
+/* A key holder that sends frames canopy cannot read, over and over: each
+ * connection is closed, and the log says so once, not thirty times. */
+static void
+test_unreadable_frames_rate_limited (void)
+{
+  CanopyTestSiteOptions options = { 0 };
+  g_autofree char *key_path = NULL;
+  guint closed = 0, lines;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (&site, &options);
+  key_path = g_build_filename (site.state, "shared-key", NULL);
+  for (guint i = 0; i < BAD_FRAMES; i++)
+    {
+      g_auto (CanopyTestClient) client = { 0 };
+      g_autofree char *id = g_uuid_string_random ();
+      g_autoptr (GBytes) frame = canopy_wire_encode (
+        CANOPY_WIRE_HEARTBEAT, g_variant_new ("(xt)", (gint64) i, (guint64) 0));
+      g_autofree guint8 *bad = g_memdup2 (g_bytes_get_data (frame, NULL), g_bytes_get_size (frame));
+      g_autoptr (GBytes) garbage = NULL;
+
+      memcpy (bad, "JUNK", 4); /* not canopy's magic */
+      garbage = g_bytes_new (bad, g_bytes_get_size (frame));
+      canopy_test_client_connect (&client, key_path, id, (guint16) site.agent_port);
+      CU_ASSERT (canopy_transport_send (client.conn, garbage, NULL, NULL));
+      closed += canopy_test_client_wait_closed (&client);
+    }
+  CU_ASSERT_EQUAL (closed, BAD_FRAMES);
+  canopy_test_site_pump (500);
+  lines = count_lines_with (canopy_test_process_output (site.server), "cannot read");
+  if (lines != 1)
+    fprintf (stderr, "\n    %u lines for %u unreadable frames\n", lines, BAD_FRAMES);
+  CU_ASSERT_EQUAL (lines, 1);
+  canopy_test_site_stop (&site, TRUE);
+}
+
 static char *
 write_expired_licence (const char *dir, char **issuer_base64)
 {
@@ -459,4 +497,6 @@ CANOPY_TEST_SUITE (security_console, "security-console", NULL, suite_cleanup,
                      test_malformed_hello_refused },
                    { "wrong-key handshakes logged with a rate limit",
                      test_wrong_keys_rate_limited },
+                   { "unreadable frames logged with a rate limit",
+                     test_unreadable_frames_rate_limited },
                    { "expired licence shown as expired", test_expired_licence })
