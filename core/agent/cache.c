@@ -64,12 +64,15 @@ struct _CanopyCache {
 
 G_DEFINE_QUARK (canopy-cache-error-quark, canopy_cache_error)
 
-static void
-set_io_error (GError **error, const char *what, const char *path, int saved_errno)
-{
-  g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO, _("Cannot %s %s: %s"), what,
-               path, g_strerror (saved_errno));
-}
+/* Set with a whole sentence naming the path, then the system's reason:
+ * _("Cannot open the cache file %s: %s"). Macros, so that each format is a
+ * literal the compiler checks against its arguments. */
+#define set_io_error(error, format, path, saved_errno)                                   \
+  g_set_error ((error), CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_IO, (format), (path),     \
+               g_strerror (saved_errno))
+#define set_file_error(error, format, path, saved_errno)                                 \
+  g_set_error ((error), G_FILE_ERROR, g_file_error_from_errno (saved_errno), (format),   \
+               (path), g_strerror (saved_errno))
 
 /* A full disk is told apart: it passes once space is freed, so the agent
  * waits and tries again instead of giving the deployment up. */
@@ -202,7 +205,7 @@ canopy_cache_open (const char *directory, guint64 quota, GError **error)
                                           (GDestroyNotify) canopy_cache_entry_unref);
   if (g_mkdir_with_parents (directory, 0700) != 0)
     {
-      set_io_error (error, _("create the cache directory"), directory, errno);
+      set_io_error (error, _("Cannot create the cache directory %s: %s"), directory, errno);
       return NULL;
     }
   cache->directory = g_strdup (directory);
@@ -322,13 +325,6 @@ canopy_cache_entry_has_chunk (const CanopyCacheEntry *entry, guint index)
   return test_bit (entry, index);
 }
 
-static void
-set_file_error (GError **error, const char *what, const char *path, int saved_errno)
-{
-  g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved_errno), _("Cannot %s %s: %s"),
-               what, path, g_strerror (saved_errno));
-}
-
 static off_t
 chunk_offset (const CanopyCacheEntry *entry, guint index)
 {
@@ -343,7 +339,7 @@ open_data (const CanopyCacheEntry *entry, int flags, GError **error)
   int fd = open (entry->data_path, flags | O_CLOEXEC);
 
   if (fd < 0)
-    set_file_error (error, _("open"), entry->data_path, errno);
+    set_file_error (error, _("Cannot open %s: %s"), entry->data_path, errno);
   return fd;
 }
 
@@ -360,7 +356,7 @@ write_at (int fd, const char *path, const guint8 *data, gsize length, off_t offs
         continue;
       if (n <= 0)
         {
-          set_file_error (error, _("write"), path, n < 0 ? errno : ENOSPC);
+          set_file_error (error, _("Cannot write %s: %s"), path, n < 0 ? errno : ENOSPC);
           return FALSE;
         }
       data += n;
@@ -384,7 +380,7 @@ read_at (int fd, const char *path, guint8 *data, gsize length, off_t offset, GEr
         continue;
       if (n <= 0)
         {
-          set_file_error (error, _("read"), path, n < 0 ? errno : EIO);
+          set_file_error (error, _("Cannot read %s: %s"), path, n < 0 ? errno : EIO);
           return FALSE;
         }
       got += (gsize) n;
@@ -629,7 +625,7 @@ open_data_file (CanopyCacheEntry *entry, GError **error)
 
   if (fd < 0 || fstat (fd, &st) != 0)
     {
-      set_io_error (error, _("open the cache file"), entry->data_path, errno);
+      set_io_error (error, _("Cannot open the cache file %s: %s"), entry->data_path, errno);
       if (fd >= 0)
         close (fd);
       return FALSE;
@@ -641,7 +637,8 @@ open_data_file (CanopyCacheEntry *entry, GError **error)
     }
   ok = st.st_size == size || ftruncate (fd, size) == 0;
   if (!ok)
-    set_io_error (error, _("size the cache file"), entry->data_path, errno);
+    set_io_error (error, _("Cannot set the size of the cache file %s: %s"), entry->data_path,
+                  errno);
   close (fd);
   return ok;
 }
@@ -686,7 +683,7 @@ canopy_cache_acquire_entry (CanopyCache *cache, const CanopyManifest *manifest, 
   entry->have = g_malloc0 (canopy_manifest_get_n_chunks (manifest) / 8 + 1);
   if (g_mkdir_with_parents (entry->path, 0700) != 0)
     {
-      set_io_error (error, _("create the cache directory"), entry->path, errno);
+      set_io_error (error, _("Cannot create the cache directory %s: %s"), entry->path, errno);
       return NULL;
     }
   if (!save_manifest (entry, error))
@@ -1082,11 +1079,11 @@ open_temp_at (int dirfd, const char *name, char **tmp, GError **error)
         }
       if (errno != EEXIST)
         {
-          set_file_error (error, _("create a file beside"), name, errno);
+          set_file_error (error, _("Cannot create a file beside %s: %s"), name, errno);
           return -1;
         }
     }
-  set_file_error (error, _("create a file beside"), name, EEXIST);
+  set_file_error (error, _("Cannot create a file beside %s: %s"), name, EEXIST);
   return -1;
 }
 
@@ -1105,7 +1102,7 @@ commit_temp_at (int dirfd, int fd, const char *tmp, const char *name, GError **e
   if (!ok)
     {
       unlinkat (dirfd, tmp, 0);
-      set_file_error (error, _("write"), name, saved_errno);
+      set_file_error (error, _("Cannot write %s: %s"), name, saved_errno);
       return FALSE;
     }
   fsync (dirfd);
@@ -1238,7 +1235,7 @@ canopy_cache_entry_copy_at (CanopyCacheEntry *entry, int dirfd, const char *name
     {
       close (out);
       unlinkat (dirfd, tmp, 0);
-      set_file_error (&local_error, _("write"), name, saved_errno);
+      set_file_error (&local_error, _("Cannot write %s: %s"), name, saved_errno);
     }
   if (ok && !commit_temp_at (dirfd, out, tmp, name, &local_error))
     ok = FALSE;

@@ -11,6 +11,8 @@
 
 #include <unistd.h>
 
+G_DEFINE_QUARK (canopy-install-error-quark, canopy_install_error)
+
 /* Chunks kept in memory while they wait for earlier ones to be hashed: a
  * few requests' worth, since chunks are asked for in order; beyond it they
  * are read back, which costs a copy but no memory. */
@@ -121,7 +123,7 @@ check_complete (CanopyInstall *install, GError **error)
     }
   if (install->n_added < install->n)
     {
-      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+      g_set_error (error, CANOPY_INSTALL_ERROR, CANOPY_INSTALL_ERROR_INCOMPLETE,
                    _("\"%s\" is not complete: %u of %u chunks are in the cache"),
                    install->manifest->name, install->n_added, install->n);
       return FALSE;
@@ -130,7 +132,7 @@ check_complete (CanopyInstall *install, GError **error)
     return FALSE;
   if (!canopy_manifest_hash_matches (install->hash, install->manifest))
     {
-      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+      g_set_error (error, CANOPY_INSTALL_ERROR, CANOPY_INSTALL_ERROR_MISMATCH,
                    _("\"%s\" does not match the package's SHA-256; it was not put in place"),
                    install->manifest->name);
       return FALSE;

@@ -10,6 +10,14 @@
 
 G_BEGIN_DECLS
 
+#define CANOPY_INSTALL_ERROR (canopy_install_error_quark ())
+GQuark canopy_install_error_quark (void);
+
+typedef enum {
+  CANOPY_INSTALL_ERROR_INCOMPLETE, /* chunks are missing from the cache */
+  CANOPY_INSTALL_ERROR_MISMATCH,   /* the whole package does not match its SHA-256 */
+} CanopyInstallError;
+
 typedef struct _CanopyInstall CanopyInstall;
 
 /**
@@ -36,7 +44,7 @@ void canopy_install_add_chunk (CanopyInstall *install, guint index, GBytes *data
  * @directories: where this device allows packages (<destinations>)
  * @destination: where the package goes; missing directories below the
  *   allowed one are created
- * @error: G_FILE_ERROR_FAILED when the package is not complete or does not
+ * @error: %CANOPY_INSTALL_ERROR when the package is not complete or does not
  *   match its SHA-256, CANOPY_DESTINATION_ERROR when the policy refuses
  *   @destination, else what canopy_cache_entry_copy_at() reports
  *

@@ -84,12 +84,11 @@ static GSourceFuncs watch_source_funcs = {
   .dispatch = watch_source_dispatch,
 };
 
-static void
-set_errno_error (GError **error, const char *what, int saved_errno)
-{
-  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-               _("Cannot %s a socket in the event set: %s"), what, g_strerror (saved_errno));
-}
+/* A whole sentence with the system's reason, e.g. _("Cannot add a socket to
+ * the event set: %s"); a macro, so that the format is a checked literal. */
+#define set_errno_error(error, format, saved_errno)                                       \
+  g_set_error ((error), G_IO_ERROR, g_io_error_from_errno (saved_errno), (format),        \
+               g_strerror (saved_errno))
 
 CanopyWatchSet *
 canopy_watch_set_new (GMainContext *context, GError **error)
@@ -99,7 +98,7 @@ canopy_watch_set_new (GMainContext *context, GError **error)
 
   if (epfd < 0)
     {
-      set_errno_error (error, "create", errno);
+      set_errno_error (error, _("Cannot create the event set: %s"), errno);
       return NULL;
     }
   set = g_new0 (CanopyWatchSet, 1);
@@ -139,7 +138,7 @@ canopy_watch_set_add (CanopyWatchSet *set, int fd, GIOCondition events, CanopyWa
 
   if (epoll_ctl (set->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
     {
-      set_errno_error (error, "add", errno);
+      set_errno_error (error, _("Cannot add a socket to the event set: %s"), errno);
       return FALSE;
     }
   watch = g_new0 (Watch, 1);
@@ -158,7 +157,7 @@ canopy_watch_set_modify (CanopyWatchSet *set, int fd, GIOCondition events, GErro
 
   if (epoll_ctl (set->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)
     {
-      set_errno_error (error, "change", errno);
+      set_errno_error (error, _("Cannot change a socket in the event set: %s"), errno);
       return FALSE;
     }
   return TRUE;

@@ -10,6 +10,8 @@
 
 #include <string.h>
 
+G_DEFINE_QUARK (canopy-catalog-error-quark, canopy_catalog_error)
+
 struct _CanopyCatalog {
   CanopyStore *store;
   CanopyContentStore *content_store; /* (nullable) */
@@ -244,7 +246,7 @@ sign_or_match (const Registration *registration, CanopyManifest *manifest, GErro
   if (manifest->size == expected->size
       && memcmp (manifest->sha256, expected->sha256, sizeof manifest->sha256) == 0)
     return TRUE;
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+  g_set_error (error, CANOPY_CATALOG_ERROR, CANOPY_CATALOG_ERROR_CHANGED,
                _("The origin %s of \"%s\" no longer holds the package that was registered (the "
                  "size or SHA-256 differs), so no copy is kept. Put the registered package back "
                  "at the origin and run Publish Content, or register the new package as new "
@@ -416,7 +418,7 @@ canopy_catalog_remove (CanopyCatalog *catalog, const char *id, GError **error)
 {
   if (!g_hash_table_remove (catalog->contents, id))
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+      g_set_error (error, CANOPY_CATALOG_ERROR, CANOPY_CATALOG_ERROR_UNKNOWN,
                    _("No content has the ID %s; list the content to see the IDs"), id);
       return FALSE;
     }
@@ -443,7 +445,7 @@ static void copy_next (CanopyCatalog *catalog);
 static GError *
 copy_read_error (const CanopyContent *content, const GError *cause)
 {
-  if (g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_INVALID_DATA)
+  if (g_error_matches (cause, CANOPY_CATALOG_ERROR, CANOPY_CATALOG_ERROR_CHANGED)
       || cause->domain == CANOPY_CONTENT_SOURCES_ERROR)
     return g_error_copy (cause);
   return g_error_new (cause->domain, cause->code,

@@ -11,6 +11,14 @@
 
 G_BEGIN_DECLS
 
+#define CANOPY_CATALOG_ERROR (canopy_catalog_error_quark ())
+GQuark canopy_catalog_error_quark (void);
+
+typedef enum {
+  CANOPY_CATALOG_ERROR_UNKNOWN, /* no content has that ID */
+  CANOPY_CATALOG_ERROR_CHANGED, /* the origin no longer holds the registered package */
+} CanopyCatalogError;
+
 typedef struct {
   char *id;
   char *name;

@@ -447,7 +447,8 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
                                   (const char *const *) groups, destination, &error);
   if (id == NULL)
     {
-      gboolean unknown = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+      gboolean unknown = g_error_matches (error, CANOPY_DISTRIBUTOR_ERROR,
+                                         CANOPY_DISTRIBUTOR_ERROR_UNKNOWN_CONTENT);
 
       canopy_console_respond_error (msg,
                                     unknown ? SOUP_STATUS_NOT_FOUND

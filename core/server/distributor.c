@@ -12,6 +12,8 @@
 
 #include <string.h>
 
+G_DEFINE_QUARK (canopy-distributor-error-quark, canopy_distributor_error)
+
 /* A lead that verifies no chunk for this long hands over to the next one. */
 #define STALL_S 30
 /* On a slow WAN link, a lead has at least the time of this many chunks at
@@ -993,20 +995,20 @@ canopy_distributor_create (CanopyDistributor *distributor, const char *content_i
 
   if (canopy_catalog_lookup (distributor->catalog, content_id) == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+      g_set_error (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_UNKNOWN_CONTENT,
                    _("No content has the ID %s; register the content first, or list it to see "
                      "the IDs"), content_id);
       return NULL;
     }
   if (groups == NULL || groups[0] == NULL)
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+      g_set_error_literal (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_INVALID,
                            _("A deployment needs at least one device group"));
       return NULL;
     }
   if (destination == NULL || !g_path_is_absolute (destination))
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+      g_set_error_literal (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_INVALID,
                            _("The destination must be an absolute path on the devices, "
                              "where the finished package is put"));
       return NULL;
@@ -1027,7 +1029,7 @@ canopy_distributor_cancel (CanopyDistributor *distributor, const char *id, GErro
 
   if (d == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+      g_set_error (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_UNKNOWN_DEPLOYMENT,
                    _("No deployment has the ID %s; list the deployments to see the IDs"), id);
       return FALSE;
     }
@@ -1050,7 +1052,7 @@ canopy_distributor_remove (CanopyDistributor *distributor, const char *id, GErro
 
   if (d == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+      g_set_error (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_UNKNOWN_DEPLOYMENT,
                    _("No deployment has the ID %s; list the deployments to see the IDs"), id);
       return FALSE;
     }

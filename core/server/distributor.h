@@ -14,6 +14,15 @@
 
 G_BEGIN_DECLS
 
+#define CANOPY_DISTRIBUTOR_ERROR (canopy_distributor_error_quark ())
+GQuark canopy_distributor_error_quark (void);
+
+typedef enum {
+  CANOPY_DISTRIBUTOR_ERROR_UNKNOWN_CONTENT,    /* no content has that ID */
+  CANOPY_DISTRIBUTOR_ERROR_UNKNOWN_DEPLOYMENT, /* no deployment has that ID */
+  CANOPY_DISTRIBUTOR_ERROR_INVALID,            /* no group, or a destination that cannot be */
+} CanopyDistributorError;
+
 typedef struct _CanopyDistributor CanopyDistributor;
 
 typedef enum {

@@ -148,7 +148,7 @@ test_incomplete (void)
   for (guint i = 0; i + 1 < N_CHUNKS; i++)
     add (install, &f, i);
   CU_ASSERT_FALSE (commit (install, &f, f.destination, &error));
-  CU_ASSERT (g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_FAILED));
+  CU_ASSERT (g_error_matches (error, CANOPY_INSTALL_ERROR, CANOPY_INSTALL_ERROR_INCOMPLETE));
   CANOPY_ASSERT_CONTAINS (error->message, "39 of 40 chunks");
   CU_ASSERT_FALSE (g_file_test (f.destination, G_FILE_TEST_EXISTS));
 }
@@ -174,7 +174,7 @@ test_mismatch (void)
   for (guint i = 0; i < N_CHUNKS; i++)
     add (install, &f, i);
   CU_ASSERT_FALSE (commit (install, &f, f.destination, &error));
-  CU_ASSERT (g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_FAILED));
+  CU_ASSERT (g_error_matches (error, CANOPY_INSTALL_ERROR, CANOPY_INSTALL_ERROR_MISMATCH));
   CU_ASSERT_FALSE (g_file_test (f.destination, G_FILE_TEST_EXISTS));
 }
 
