@@ -538,7 +538,7 @@ canopy_transport_common_conn_check_drained (CanopyTransportCommonConn *conn, gsi
 /* --- the instance ------------------------------------------------------------ */
 
 /* What new() checks before it allocates anything. */
-gboolean
+static gboolean
 canopy_transport_common_check_new (const CanopyTransportCredentials *creds,
                                    const CanopyTransportEvents *events, GError **error)
 {
@@ -595,8 +595,8 @@ canopy_transport_common_configure (CanopyTransportCommon *transport,
 }
 
 /* Sets up the shared part of a new instance: its configuration, TLS and
- * watch set. On failure the plugin frees the instance as usual. */
-gboolean
+ * watch set. */
+static gboolean
 canopy_transport_common_init (CanopyTransportCommon *transport,
                               const CanopyTransportCommonClass *klass,
                               const CanopyConfigNode *element,
@@ -647,7 +647,7 @@ canopy_transport_common_task_return_shut_down (GTask *task)
 }
 
 /* Pending connects learn they were cancelled; open ones end silently. */
-void
+static void
 canopy_transport_common_shutdown (CanopyTransportCommon *transport)
 {
   g_autoptr (GPtrArray) conns = g_ptr_array_new_with_free_func (canopy_transport_common_conn_unref);
@@ -677,14 +677,9 @@ canopy_transport_common_shutdown (CanopyTransportCommon *transport)
   g_clear_pointer (&transport->resolving, g_ptr_array_unref);
 }
 
-/* Frees what canopy_transport_common_init() set up, wiping the secret. */
-void
-canopy_transport_common_clear (CanopyTransportCommon *transport)
+static void
+canopy_transport_common_clear_tls (CanopyTransportCommon *transport)
 {
-  g_clear_pointer (&transport->resolving, g_ptr_array_unref);
-  g_clear_pointer (&transport->listeners, g_ptr_array_unref);
-  g_clear_pointer (&transport->connections, g_hash_table_unref);
-  g_clear_pointer (&transport->watches, canopy_watch_set_free);
   if (transport->priority != NULL)
     gnutls_priority_deinit (transport->priority);
   if (transport->server_creds != NULL)
@@ -692,8 +687,52 @@ canopy_transport_common_clear (CanopyTransportCommon *transport)
   if (transport->client_creds != NULL)
     gnutls_psk_free_client_credentials (transport->client_creds);
   gnutls_memset (transport->secret, 0, sizeof transport->secret);
+}
+
+/* The free() operation: connections end, then the plugin frees its part,
+ * then the shared part goes, the secret wiped. */
+void
+canopy_transport_common_free (gpointer instance)
+{
+  CanopyTransportCommon *transport = instance;
+
+  if (transport == NULL)
+    return;
+  canopy_transport_common_shutdown (transport);
+  if (transport->klass->finalize != NULL)
+    transport->klass->finalize (transport);
+  g_clear_pointer (&transport->listeners, g_ptr_array_unref);
+  g_clear_pointer (&transport->connections, g_hash_table_unref);
+  g_clear_pointer (&transport->watches, canopy_watch_set_free);
+  canopy_transport_common_clear_tls (transport);
   g_main_context_unref (transport->context);
   g_free (transport->device_id);
+  g_free (transport);
+}
+
+/* The new() operation of the plugin of @klass. */
+gpointer
+canopy_transport_common_new (const CanopyTransportCommonClass *klass,
+                             const CanopyConfigNode *element,
+                             const CanopyTransportCredentials *creds, GMainContext *context,
+                             const CanopyTransportEvents *events, gpointer user_data,
+                             GError **error)
+{
+  CanopyTransportCommon *transport;
+
+  if (!canopy_transport_common_check_new (creds, events, error))
+    return NULL;
+  transport = g_malloc0 (klass->instance_size);
+  if (klass->init != NULL)
+    klass->init (transport);
+  if (!canopy_transport_common_init (transport, klass, element, creds, context, events,
+                                     user_data, error)
+      || !klass->setup (transport, element, error))
+    {
+      canopy_transport_common_free (transport);
+      return NULL;
+    }
+  return transport;
 }
 
 /* A non-blocking socket; an IPv6 one for IPv6 only, as "::" and "0.0.0.0"

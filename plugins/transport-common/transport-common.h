@@ -23,31 +23,38 @@ G_BEGIN_DECLS
 #define CANOPY_TRANSPORT_COMMON_DEFAULT_MAX_PAYLOAD (64u * 1024 * 1024)
 #define CANOPY_TRANSPORT_COMMON_DEFAULT_QUEUE_HIGH (8u * 1024 * 1024)
 
-/* The RelaxNG fragment's parts both transports accept alike; each plugin
- * writes its own elements between BEGIN and END. */
-#define CANOPY_TRANSPORT_COMMON_SCHEMA_BEGIN(plugin)                                           \
+/* The RelaxNG fragment of `<transport plugin="NAME">`: the elements both
+ * transports read alike (listen, connect) and then the plugin's own
+ * @elements, each written with the two macros below. */
+#define CANOPY_TRANSPORT_COMMON_SCHEMA(name, elements)                                         \
   "<element name='transport' xmlns='http://relaxng.org/ns/structure/1.0'"                     \
   "         datatypeLibrary='http://www.w3.org/2001/XMLSchema-datatypes'>"                    \
-  "  <attribute name='plugin'><value>" plugin "</value></attribute>"                          \
+  "  <attribute name='plugin'><value>" name "</value></attribute>"                            \
   "  <interleave>"                                                                            \
   "    <zeroOrMore><element name='listen'>"                                                   \
   "      <optional><attribute name='address'><text/></attribute></optional>"                  \
-  "      <optional><attribute name='port'><data type='unsignedShort'/></attribute></optional>" \
+  CANOPY_TRANSPORT_COMMON_SCHEMA_ATTRIBUTE ("port", "unsignedShort")                           \
   "    </element></zeroOrMore>"                                                               \
-  "    <optional><element name='connect'>"                                                    \
-  "      <optional><attribute name='timeout-ms'><data type='unsignedInt'/></attribute></optional>" \
-  "    </element></optional>"
+  CANOPY_TRANSPORT_COMMON_SCHEMA_ELEMENT ("connect",                                           \
+    CANOPY_TRANSPORT_COMMON_SCHEMA_ATTRIBUTE ("timeout-ms", "unsignedInt"))                    \
+  elements                                                                                    \
+  "  </interleave>"                                                                           \
+  "</element>"
+
+/* An optional element of optional attributes. */
+#define CANOPY_TRANSPORT_COMMON_SCHEMA_ELEMENT(name, attributes)                               \
+  "    <optional><element name='" name "'>" attributes "    </element></optional>"
+
+/* An optional attribute of an XML Schema @type. */
+#define CANOPY_TRANSPORT_COMMON_SCHEMA_ATTRIBUTE(name, type)                                   \
+  "      <optional><attribute name='" name "'><data type='" type "'/></attribute></optional>"
 
 /* The attributes of `<limits>` that canopy_transport_common_init() reads. */
 #define CANOPY_TRANSPORT_COMMON_SCHEMA_LIMITS                                                  \
-  "      <optional><attribute name='max-header'><data type='unsignedInt'/></attribute></optional>" \
-  "      <optional><attribute name='max-payload'><data type='unsignedLong'/></attribute></optional>" \
-  "      <optional><attribute name='send-queue-high'><data type='unsignedLong'/></attribute></optional>" \
-  "      <optional><attribute name='send-queue-low'><data type='unsignedLong'/></attribute></optional>"
-
-#define CANOPY_TRANSPORT_COMMON_SCHEMA_END                                                     \
-  "  </interleave>"                                                                           \
-  "</element>"
+  CANOPY_TRANSPORT_COMMON_SCHEMA_ATTRIBUTE ("max-header", "unsignedInt")                       \
+  CANOPY_TRANSPORT_COMMON_SCHEMA_ATTRIBUTE ("max-payload", "unsignedLong")                     \
+  CANOPY_TRANSPORT_COMMON_SCHEMA_ATTRIBUTE ("send-queue-high", "unsignedLong")                 \
+  CANOPY_TRANSPORT_COMMON_SCHEMA_ATTRIBUTE ("send-queue-low", "unsignedLong")
 
 /* A connection's life; a QUIC connection starts at HANDSHAKE. */
 typedef enum {
@@ -65,6 +72,14 @@ typedef struct _CanopyTransportCommonConn CanopyTransportCommonConn;
  * CanopyTransportCommonClass:
  * @log_domain: the plugin's log domain, for what the shared code logs
  * @ops: the plugin's operations table, set in each connection
+ * @instance_size: the size of the plugin's instance, whose first member is
+ *   a #CanopyTransportCommon
+ * @init: (nullable): sets the plugin's fields to what finalize can free,
+ *   before anything can fail
+ * @setup: reads the plugin's own configuration and sets up the rest, once
+ *   the shared part is set up
+ * @finalize: (nullable): frees the plugin's fields, after every
+ *   connection was closed and before the shared part is freed
  * @psk_label: the HKDF label of the PSKs; each transport its own, so two
  *   transports never share a key
  * @priority: the GnuTLS priority string
@@ -88,6 +103,11 @@ typedef struct _CanopyTransportCommonConn CanopyTransportCommonConn;
 typedef struct {
   const char *log_domain;
   const CanopyTransportOps *ops;
+  gsize instance_size;
+  void (*init) (CanopyTransportCommon *transport);
+  gboolean (*setup) (CanopyTransportCommon *transport, const CanopyConfigNode *element,
+                     GError **error);
+  void (*finalize) (CanopyTransportCommon *transport);
   const char *psk_label;
   const char *priority;
   gnutls_psk_server_credentials_function2 *psk_server_key;
@@ -228,16 +248,12 @@ void canopy_transport_common_conn_opened (CanopyTransportCommonConn *conn, char 
 void canopy_transport_common_conn_check_drained (CanopyTransportCommonConn *conn, gsize queued);
 
 /* --- the instance --- */
-gboolean canopy_transport_common_check_new (const CanopyTransportCredentials *creds,
-                                            const CanopyTransportEvents *events, GError **error);
-gboolean canopy_transport_common_init (CanopyTransportCommon *transport,
-                                       const CanopyTransportCommonClass *klass,
-                                       const CanopyConfigNode *element,
-                                       const CanopyTransportCredentials *creds,
-                                       GMainContext *context, const CanopyTransportEvents *events,
-                                       gpointer user_data, GError **error);
-void canopy_transport_common_shutdown (CanopyTransportCommon *transport);
-void canopy_transport_common_clear (CanopyTransportCommon *transport);
+gpointer canopy_transport_common_new (const CanopyTransportCommonClass *klass,
+                                      const CanopyConfigNode *element,
+                                      const CanopyTransportCredentials *creds,
+                                      GMainContext *context, const CanopyTransportEvents *events,
+                                      gpointer user_data, GError **error);
+void canopy_transport_common_free (gpointer instance);
 GSocket *canopy_transport_common_socket_new (GInetAddress *inet, GSocketType type,
                                              GSocketProtocol protocol, GError **error);
 
@@ -269,6 +285,36 @@ void canopy_transport_common_close (CanopyTransportConnection *parent);
     .get_peer_id = canopy_transport_common_get_peer_id,                                       \
     .get_peer_address = canopy_transport_common_get_peer_address,                             \
     .close = canopy_transport_common_close, .free = (free_func),                              \
+  }
+
+/* Defines a transport as G_DEFINE_TYPE defines a type: its new() and
+ * operations table `canopy_<prefix>_transport_ops`, and its class, whose
+ * functions are named `<prefix>_psk_server_key`, `<prefix>_listen_on`,
+ * `<prefix>_conn_close` and so on, one for each member. @Type is the
+ * instance; @init and @finalize may be %NULL. */
+#define CANOPY_TRANSPORT_COMMON_DEFINE(prefix, Type, label, priority_string, init_func,        \
+                                       setup_func, finalize_func)                             \
+  static const CanopyTransportCommonClass prefix##_transport_class;                           \
+  static gpointer prefix##_transport_new (                                                    \
+    const CanopyConfigNode *element, const CanopyTransportCredentials *creds,                 \
+    GMainContext *context, const CanopyTransportEvents *events, gpointer user_data,           \
+    GError **error)                                                                           \
+  {                                                                                           \
+    return canopy_transport_common_new (&prefix##_transport_class, element, creds, context,   \
+                                        events, user_data, error);                            \
+  }                                                                                           \
+  const CanopyTransportOps canopy_##prefix##_transport_ops =                                  \
+    CANOPY_TRANSPORT_COMMON_OPS (prefix##_transport_new, canopy_transport_common_free);       \
+  static const CanopyTransportCommonClass prefix##_transport_class = {                        \
+    .log_domain = G_LOG_DOMAIN, .ops = &canopy_##prefix##_transport_ops,                      \
+    .instance_size = sizeof (Type), .init = (init_func), .setup = (setup_func),              \
+    .finalize = (finalize_func), .psk_label = (label), .priority = (priority_string),         \
+    .psk_server_key = prefix##_psk_server_key, .listen_on = prefix##_listen_on,               \
+    .listener_get_socket = prefix##_listener_get_socket,                                      \
+    .listener_free = prefix##_listener_free, .connect_to = prefix##_connect_to,               \
+    .conn_destroy = prefix##_conn_destroy_with, .conn_fail = prefix##_conn_fail_any,          \
+    .conn_close = prefix##_conn_close, .conn_finalize = prefix##_conn_finalize,               \
+    .conn_get_queued = prefix##_conn_get_queued, .conn_queue = prefix##_conn_queue_frame,     \
   }
 
 G_END_DECLS

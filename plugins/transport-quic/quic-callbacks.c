@@ -218,32 +218,38 @@ quic_on_acked (ngtcp2_conn *quic, int64_t stream_id, uint64_t offset, uint64_t d
   return 0;
 }
 
+/* The peer's stream is retired: it may open another in its place. */
+static void
+quic_in_stream_closed (QuicConnection *conn, int64_t stream_id)
+{
+  g_hash_table_remove (conn->in, &stream_id);
+  ngtcp2_conn_extend_max_streams_bidi (conn->quic, 1);
+}
+
+/* Our message's stream is retired: the message is no longer ours to keep. */
+static void
+quic_out_stream_closed (QuicConnection *conn, QuicOutMessage *msg)
+{
+  conn->queued -= msg->unacked;
+  msg->unacked = 0;
+  if (!g_hash_table_remove (conn->flying, &msg->stream_id))
+    {
+      /* Closed before it was all written (the peer stopped it). */
+      g_queue_remove (&conn->out, msg);
+      quic_out_message_free (msg);
+    }
+}
+
 static int
 quic_on_stream_close (ngtcp2_conn *quic, uint32_t flags, int64_t stream_id,
                       uint64_t app_error_code, void *user_data, void *stream_user_data)
 {
-  QuicConnection *conn = user_data;
-
   (void) flags;
   (void) app_error_code;
   if (!ngtcp2_conn_is_local_stream (quic, stream_id))
-    {
-      g_hash_table_remove (conn->in, &stream_id);
-      ngtcp2_conn_extend_max_streams_bidi (quic, 1);
-      return 0;
-    }
-  if (stream_user_data != NULL)
-    {
-      QuicOutMessage *msg = stream_user_data;
-      conn->queued -= msg->unacked;
-      msg->unacked = 0;
-      if (!g_hash_table_remove (conn->flying, &msg->stream_id))
-        {
-          /* Closed before it was all written (the peer stopped it). */
-          g_queue_remove (&conn->out, msg);
-          quic_out_message_free (msg);
-        }
-    }
+    quic_in_stream_closed (user_data, stream_id);
+  else if (stream_user_data != NULL)
+    quic_out_stream_closed (user_data, stream_user_data);
   return 0;
 }
 
@@ -286,48 +292,30 @@ quic_on_extend_stream_data (ngtcp2_conn *quic, int64_t stream_id, uint64_t max_d
 
 /* --- the tables ----------------------------------------------------------------- */
 
+/* What both ends do alike; the tables below add what is an end's own. */
+#define QUIC_CALLBACKS_SHARED                                                                  \
+  .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,                                      \
+  .handshake_completed = quic_on_handshake_completed, .encrypt = ngtcp2_crypto_encrypt_cb,    \
+  .decrypt = ngtcp2_crypto_decrypt_cb, .hp_mask = ngtcp2_crypto_hp_mask_cb,                   \
+  .recv_stream_data = quic_on_stream_data, .acked_stream_data_offset = quic_on_acked,         \
+  .stream_close = quic_on_stream_close, .extend_max_local_streams_bidi = quic_on_extend_streams, \
+  .rand = quic_rand, .get_new_connection_id = quic_on_new_cid,                                \
+  .update_key = ngtcp2_crypto_update_key_cb, .stream_reset = quic_on_stream_reset,            \
+  .extend_max_stream_data = quic_on_extend_stream_data,                                       \
+  .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,                          \
+  .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,                      \
+  .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,                        \
+  .version_negotiation = ngtcp2_crypto_version_negotiation_cb
+
 const ngtcp2_callbacks quic_client_callbacks = {
   .client_initial = ngtcp2_crypto_client_initial_cb,
-  .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-  .handshake_completed = quic_on_handshake_completed,
-  .encrypt = ngtcp2_crypto_encrypt_cb,
-  .decrypt = ngtcp2_crypto_decrypt_cb,
-  .hp_mask = ngtcp2_crypto_hp_mask_cb,
-  .recv_stream_data = quic_on_stream_data,
-  .acked_stream_data_offset = quic_on_acked,
-  .stream_close = quic_on_stream_close,
   .recv_retry = ngtcp2_crypto_recv_retry_cb,
-  .extend_max_local_streams_bidi = quic_on_extend_streams,
-  .rand = quic_rand,
-  .get_new_connection_id = quic_on_new_cid,
-  .update_key = ngtcp2_crypto_update_key_cb,
-  .stream_reset = quic_on_stream_reset,
-  .extend_max_stream_data = quic_on_extend_stream_data,
-  .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-  .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-  .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-  .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+  QUIC_CALLBACKS_SHARED,
 };
 
+/* A server also forgets the connection IDs its client retires. */
 const ngtcp2_callbacks quic_server_callbacks = {
   .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
-  .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-  .handshake_completed = quic_on_handshake_completed,
-  .encrypt = ngtcp2_crypto_encrypt_cb,
-  .decrypt = ngtcp2_crypto_decrypt_cb,
-  .hp_mask = ngtcp2_crypto_hp_mask_cb,
-  .recv_stream_data = quic_on_stream_data,
-  .acked_stream_data_offset = quic_on_acked,
-  .stream_close = quic_on_stream_close,
-  .extend_max_local_streams_bidi = quic_on_extend_streams,
-  .rand = quic_rand,
-  .get_new_connection_id = quic_on_new_cid,
   .remove_connection_id = quic_on_remove_cid,
-  .update_key = ngtcp2_crypto_update_key_cb,
-  .stream_reset = quic_on_stream_reset,
-  .extend_max_stream_data = quic_on_extend_stream_data,
-  .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-  .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-  .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-  .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+  QUIC_CALLBACKS_SHARED,
 };

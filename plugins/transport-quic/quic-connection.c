@@ -122,7 +122,7 @@ quic_conn_close_with_app_code (QuicConnection *conn, guint64 code)
 }
 
 void
-quic_conn_destroy_saying (CanopyTransportCommonConn *conn, gconstpointer farewell)
+quic_conn_destroy_with (CanopyTransportCommonConn *conn, gconstpointer farewell)
 {
   quic_conn_destroy ((QuicConnection *) conn, farewell);
 }
@@ -435,6 +435,17 @@ quic_conn_set_peer_address (QuicConnection *conn, const void *address, socklen_t
   conn->peer_native_len = (ngtcp2_socklen) len;
   g_clear_object (&conn->base.peer_address);
   conn->base.peer_address = g_socket_address_new_from_native ((gpointer) address, len);
+}
+
+/* The path ngtcp2 knows @conn by: our address and the peer's. */
+void
+quic_conn_get_path (QuicConnection *conn, ngtcp2_path *path)
+{
+  path->local.addr = (ngtcp2_sockaddr *) &conn->local;
+  path->local.addrlen = conn->local_len;
+  path->remote.addr = (ngtcp2_sockaddr *) &conn->remote;
+  path->remote.addrlen = conn->remote_len;
+  path->user_data = NULL;
 }
 
 void

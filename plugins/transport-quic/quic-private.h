@@ -165,7 +165,7 @@ QuicConnection *quic_conn_new (QuicTransport *transport, QuicSocket *socket, gbo
 void quic_conn_finalize (CanopyTransportCommonConn *base);
 void quic_out_message_free (gpointer data);
 void quic_conn_destroy (QuicConnection *conn, const ngtcp2_connection_close_error *ccerr);
-void quic_conn_destroy_saying (CanopyTransportCommonConn *conn, gconstpointer farewell);
+void quic_conn_destroy_with (CanopyTransportCommonConn *conn, gconstpointer farewell);
 void quic_conn_close (CanopyTransportCommonConn *conn);
 void quic_conn_fail_full (QuicConnection *conn, GError *error,
                           const ngtcp2_connection_close_error *ccerr);
@@ -173,6 +173,7 @@ void quic_conn_fail (QuicConnection *conn, GError *error);
 void quic_conn_fail_any (CanopyTransportCommonConn *conn, GError *error);
 void quic_conn_fail_liberr (QuicConnection *conn, int rv);
 void quic_conn_set_remote (QuicConnection *conn, const struct sockaddr *address, socklen_t len);
+void quic_conn_get_path (QuicConnection *conn, ngtcp2_path *path);
 void quic_conn_set_wake (QuicConnection *conn, gint64 wake);
 void quic_conn_kick (QuicConnection *conn);
 gboolean quic_timer_on_ready (int fd, GIOCondition condition, gpointer user_data);

@@ -117,11 +117,7 @@ quic_conn_accept (QuicSocket *socket, const ngtcp2_pkt_hd *hd, const struct sock
   quic_conn_set_remote (conn, from, from_len);
   memcpy (&conn->local, local, local_len);
   conn->local_len = local_len;
-  path.local.addr = (ngtcp2_sockaddr *) &conn->local;
-  path.local.addrlen = conn->local_len;
-  path.remote.addr = (ngtcp2_sockaddr *) &conn->remote;
-  path.remote.addrlen = conn->remote_len;
-  path.user_data = NULL;
+  quic_conn_get_path (conn, &path);
   scid.datalen = QUIC_CID_LEN;
   gnutls_rnd (GNUTLS_RND_NONCE, scid.data, scid.datalen);
   quic_settings (transport, &settings, &params);
@@ -219,11 +215,7 @@ quic_conn_start_client (QuicConnection *conn, GError **error)
 
   memcpy (&conn->local, &conn->socket->local, sizeof conn->local);
   conn->local_len = conn->socket->local_len;
-  path.local.addr = (ngtcp2_sockaddr *) &conn->local;
-  path.local.addrlen = conn->local_len;
-  path.remote.addr = (ngtcp2_sockaddr *) &conn->remote;
-  path.remote.addrlen = conn->remote_len;
-  path.user_data = NULL;
+  quic_conn_get_path (conn, &path);
   dcid.datalen = QUIC_CID_LEN;
   scid.datalen = QUIC_CID_LEN;
   gnutls_rnd (GNUTLS_RND_NONCE, dcid.data, dcid.datalen);
@@ -292,7 +284,7 @@ quic_connect_to (CanopyTransportCommon *base, GTask *task, GInetAddress *inet, g
 
 /* --- instance ------------------------------------------------------------- */
 
-/* What only QUIC reads; the rest canopy_transport_common_init() does. */
+/* What only QUIC reads; canopy_transport_common_new() reads the rest. */
 static gboolean
 quic_transport_configure (QuicTransport *transport, const CanopyConfigNode *element,
                           GError **error)
@@ -340,94 +332,66 @@ quic_transport_setup_timer (QuicTransport *transport, GError **error)
                                quic_timer_on_ready, transport, NULL, error);
 }
 
-static const CanopyTransportCommonClass quic_transport_class;
-
-static void quic_transport_free (gpointer instance);
-
-static gpointer
-quic_transport_new (const CanopyConfigNode *element, const CanopyTransportCredentials *creds,
-                    GMainContext *context, const CanopyTransportEvents *events,
-                    gpointer user_data, GError **error)
+static void
+quic_transport_init (CanopyTransportCommon *base)
 {
-  QuicTransport *transport;
+  QuicTransport *transport = (QuicTransport *) base;
 
-  if (!canopy_transport_common_check_new (creds, events, error))
-    return NULL;
-  transport = g_new0 (QuicTransport, 1);
   /* Keys belong to the connections' lists. */
   transport->cids = g_hash_table_new (quic_cid_hash, quic_cid_equal);
   transport->dirty = g_ptr_array_new_with_free_func (canopy_transport_common_conn_unref);
   transport->timers = g_sequence_new (NULL);
   transport->timer_fd = -1;
   transport->timer_armed = G_MAXINT64;
+}
 
-  if (!canopy_transport_common_init (&transport->base, &quic_transport_class, element, creds,
-                                     context, events, user_data, error)
-      || !quic_transport_configure (transport, element, error)
+static gboolean
+quic_transport_setup (CanopyTransportCommon *base, const CanopyConfigNode *element,
+                      GError **error)
+{
+  QuicTransport *transport = (QuicTransport *) base;
+
+  if (!quic_transport_configure (transport, element, error)
       || !quic_transport_setup_timer (transport, error))
-    {
-      quic_transport_free (transport);
-      return NULL;
-    }
+    return FALSE;
   transport->rx_buffer = g_malloc (QUIC_RX_BUFFER_SIZE);
   /* A batch of up to 64 KiB, and room for one more packet after it. */
   transport->tx_buffer_size = QUIC_GSO_MAX_BYTES + transport->udp_payload;
   transport->tx_buffer = g_malloc (transport->tx_buffer_size);
-  return transport;
+  return TRUE;
 }
 
+/* Every connection is closed by now; the timer fd leaves the epoll set as
+ * it closes, before the set itself is freed. */
 static void
-quic_transport_free (gpointer instance)
+quic_transport_finalize (CanopyTransportCommon *base)
 {
-  QuicTransport *transport = instance;
+  QuicTransport *transport = (QuicTransport *) base;
 
-  if (transport == NULL)
-    return;
-  canopy_transport_common_shutdown (&transport->base);
   g_clear_pointer (&transport->dirty, g_ptr_array_unref);
-  canopy_transport_common_clear (&transport->base);
   g_clear_pointer (&transport->cids, g_hash_table_unref);
   if (transport->timer_fd >= 0)
     close (transport->timer_fd);
   g_clear_pointer (&transport->timers, g_sequence_free);
   g_free (transport->rx_buffer);
   g_free (transport->tx_buffer);
-  g_free (transport);
 }
 
-const CanopyTransportOps canopy_quic_transport_ops =
-  CANOPY_TRANSPORT_COMMON_OPS (quic_transport_new, quic_transport_free);
+CANOPY_TRANSPORT_COMMON_DEFINE (quic, QuicTransport, QUIC_PSK_LABEL, QUIC_PRIORITY,
+                                quic_transport_init, quic_transport_setup,
+                                quic_transport_finalize);
 
-static const CanopyTransportCommonClass quic_transport_class = {
-  .log_domain = G_LOG_DOMAIN,
-  .ops = &canopy_quic_transport_ops,
-  .psk_label = QUIC_PSK_LABEL,
-  .priority = QUIC_PRIORITY,
-  .psk_server_key = quic_psk_server_key,
-  .listen_on = quic_listen_on,
-  .listener_get_socket = quic_listener_get_socket,
-  .listener_free = quic_listener_free,
-  .connect_to = quic_connect_to,
-  .conn_destroy = quic_conn_destroy_saying,
-  .conn_fail = quic_conn_fail_any,
-  .conn_close = quic_conn_close,
-  .conn_finalize = quic_conn_finalize,
-  .conn_get_queued = quic_conn_get_queued,
-  .conn_queue = quic_conn_queue_frame,
-};
+/* The elements and attributes quic_transport_configure() reads. */
+#define QUIC_SCHEMA_ELEMENTS                                                                   \
+  CANOPY_TRANSPORT_COMMON_SCHEMA_ELEMENT (                                                     \
+    "idle", CANOPY_TRANSPORT_COMMON_SCHEMA_ATTRIBUTE ("timeout-s", "unsignedInt"))             \
+  CANOPY_TRANSPORT_COMMON_SCHEMA_ELEMENT (                                                     \
+    "limits", CANOPY_TRANSPORT_COMMON_SCHEMA_LIMITS                                            \
+                CANOPY_TRANSPORT_COMMON_SCHEMA_ATTRIBUTE ("max-streams", "unsignedInt"))       \
+  CANOPY_TRANSPORT_COMMON_SCHEMA_ELEMENT (                                                     \
+    "udp", CANOPY_TRANSPORT_COMMON_SCHEMA_ATTRIBUTE ("max-payload", "unsignedShort")           \
+             CANOPY_TRANSPORT_COMMON_SCHEMA_ATTRIBUTE ("socket-buffer", "unsignedInt")         \
+               CANOPY_TRANSPORT_COMMON_SCHEMA_ATTRIBUTE ("gso", "boolean"))
 
 const char canopy_quic_transport_schema[] =
-  CANOPY_TRANSPORT_COMMON_SCHEMA_BEGIN ("quic")
-  "    <optional><element name='idle'>"
-  "      <optional><attribute name='timeout-s'><data type='unsignedInt'/></attribute></optional>"
-  "    </element></optional>"
-  "    <optional><element name='limits'>"
-  CANOPY_TRANSPORT_COMMON_SCHEMA_LIMITS
-  "      <optional><attribute name='max-streams'><data type='unsignedInt'/></attribute></optional>"
-  "    </element></optional>"
-  "    <optional><element name='udp'>"
-  "      <optional><attribute name='max-payload'><data type='unsignedShort'/></attribute></optional>"
-  "      <optional><attribute name='socket-buffer'><data type='unsignedInt'/></attribute></optional>"
-  "      <optional><attribute name='gso'><data type='boolean'/></attribute></optional>"
-  "    </element></optional>"
-  CANOPY_TRANSPORT_COMMON_SCHEMA_END;
+  CANOPY_TRANSPORT_COMMON_SCHEMA ("quic", QUIC_SCHEMA_ELEMENTS);

@@ -21,6 +21,19 @@ static void quic_socket_update_watch (QuicSocket *socket);
 
 /* --- sending ---------------------------------------------------------------------- */
 
+/* Fills @cmsg with one control message. Returns: where the next one goes,
+ * %NULL when @msg's control buffer is full. */
+static struct cmsghdr *
+quic_cmsg_put (struct msghdr *msg, struct cmsghdr *cmsg, int level, int type, const void *data,
+               gsize len)
+{
+  cmsg->cmsg_level = level;
+  cmsg->cmsg_type = type;
+  cmsg->cmsg_len = CMSG_LEN (len);
+  memcpy (CMSG_DATA (cmsg), data, len);
+  return CMSG_NXTHDR (msg, cmsg);
+}
+
 /* One sendmsg(): a datagram, or with @segment not 0 a GSO batch the
  * kernel cuts into datagrams of that size. Returns: 0 or an errno. */
 static int
@@ -48,31 +61,19 @@ quic_conn_sendmsg (QuicConnection *conn, const guint8 *data, gsize len, gsize se
   if (segment != 0)
     {
       guint16 size = (guint16) segment;
-      cmsg->cmsg_level = SOL_UDP;
-      cmsg->cmsg_type = UDP_SEGMENT;
-      cmsg->cmsg_len = CMSG_LEN (sizeof size);
-      memcpy (CMSG_DATA (cmsg), &size, sizeof size);
-      cmsg = CMSG_NXTHDR (&msg, cmsg);
+      cmsg = quic_cmsg_put (&msg, cmsg, SOL_UDP, UDP_SEGMENT, &size, sizeof size);
     }
   /* From the address the peer wrote to, which a wildcard socket would
    * otherwise leave to the routing table. */
   if (conn->socket->pktinfo && conn->local.sa.sa_family == AF_INET6)
     {
       struct in6_pktinfo info = { .ipi6_addr = conn->local.in6.sin6_addr };
-      cmsg->cmsg_level = IPPROTO_IPV6;
-      cmsg->cmsg_type = IPV6_PKTINFO;
-      cmsg->cmsg_len = CMSG_LEN (sizeof info);
-      memcpy (CMSG_DATA (cmsg), &info, sizeof info);
-      cmsg = CMSG_NXTHDR (&msg, cmsg);
+      cmsg = quic_cmsg_put (&msg, cmsg, IPPROTO_IPV6, IPV6_PKTINFO, &info, sizeof info);
     }
   else if (conn->socket->pktinfo && conn->local.sa.sa_family == AF_INET)
     {
       struct in_pktinfo info = { .ipi_spec_dst = conn->local.in.sin_addr };
-      cmsg->cmsg_level = IPPROTO_IP;
-      cmsg->cmsg_type = IP_PKTINFO;
-      cmsg->cmsg_len = CMSG_LEN (sizeof info);
-      memcpy (CMSG_DATA (cmsg), &info, sizeof info);
-      cmsg = CMSG_NXTHDR (&msg, cmsg);
+      cmsg = quic_cmsg_put (&msg, cmsg, IPPROTO_IP, IP_PKTINFO, &info, sizeof info);
     }
   msg.msg_controllen = cmsg != NULL ? (size_t) ((char *) cmsg - control.buf) : sizeof control.buf;
   if (msg.msg_controllen == 0)
@@ -169,12 +170,12 @@ quic_conn_read (QuicConnection *conn, const guint8 *data, gsize len, const struc
 
   if (conn->base.state == CANOPY_TRANSPORT_COMMON_DEAD)
     return;
-  path.local.addr = (ngtcp2_sockaddr *) &conn->local;
-  path.local.addrlen = conn->local_len;
-  path.remote.addr = (ngtcp2_sockaddr *) (conn->base.is_client ? (struct sockaddr *) &conn->remote
-                                                          : from);
-  path.remote.addrlen = conn->base.is_client ? conn->remote_len : (ngtcp2_socklen) from_len;
-  path.user_data = NULL;
+  quic_conn_get_path (conn, &path);
+  if (!conn->base.is_client)
+    {
+      path.remote.addr = (ngtcp2_sockaddr *) from;
+      path.remote.addrlen = (ngtcp2_socklen) from_len;
+    }
   rv = ngtcp2_conn_read_pkt (conn->quic, &path, &pi, data, len, quic_now ());
   if (rv != 0)
     {

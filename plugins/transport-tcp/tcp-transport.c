@@ -84,8 +84,6 @@ struct _TcpTransport {
   guint keepalive_idle_s;
 };
 
-static const CanopyTransportCommonClass tcp_transport_class;
-
 static void tcp_conn_update_watch (TcpConnection *conn);
 
 /* Messages not yet encrypted plus records not yet taken by the kernel:
@@ -154,7 +152,7 @@ tcp_conn_destroy (TcpConnection *conn, gboolean orderly)
 
 /* A failure says no farewell: TLS has nothing to tell a peer that failed. */
 static void
-tcp_conn_destroy_silently (CanopyTransportCommonConn *conn, gconstpointer farewell)
+tcp_conn_destroy_with (CanopyTransportCommonConn *conn, gconstpointer farewell)
 {
   (void) farewell;
   tcp_conn_destroy ((TcpConnection *) conn, FALSE);
@@ -908,10 +906,11 @@ tcp_conn_get_queued (CanopyTransportCommonConn *conn)
   return tcp_conn_queued_total ((TcpConnection *) conn);
 }
 
-/* What only TCP reads; the rest canopy_transport_common_init() does. */
+/* What only TCP reads; canopy_transport_common_new() reads the rest. */
 static gboolean
-tcp_transport_configure (TcpTransport *transport, const CanopyConfigNode *element, GError **error)
+tcp_transport_setup (CanopyTransportCommon *base, const CanopyConfigNode *element, GError **error)
 {
+  TcpTransport *transport = (TcpTransport *) base;
   const CanopyConfigNode *keepalive = canopy_config_node_get_child (element, "keepalive");
   guint64 idle = 60;
 
@@ -922,67 +921,10 @@ tcp_transport_configure (TcpTransport *transport, const CanopyConfigNode *elemen
   return TRUE;
 }
 
-static void tcp_transport_free (gpointer instance);
+CANOPY_TRANSPORT_COMMON_DEFINE (tcp, TcpTransport, TCP_PSK_LABEL, TCP_PRIORITY, NULL,
+                                tcp_transport_setup, NULL);
 
-static gpointer
-tcp_transport_new (const CanopyConfigNode *element, const CanopyTransportCredentials *creds,
-                   GMainContext *context, const CanopyTransportEvents *events,
-                   gpointer user_data, GError **error)
-{
-  TcpTransport *transport;
-
-  if (!canopy_transport_common_check_new (creds, events, error))
-    return NULL;
-  transport = g_new0 (TcpTransport, 1);
-  if (!canopy_transport_common_init (&transport->base, &tcp_transport_class, element, creds,
-                                     context, events, user_data, error)
-      || !tcp_transport_configure (transport, element, error))
-    {
-      tcp_transport_free (transport);
-      return NULL;
-    }
-  return transport;
-}
-
-static void
-tcp_transport_free (gpointer instance)
-{
-  TcpTransport *transport = instance;
-
-  if (transport == NULL)
-    return;
-  canopy_transport_common_shutdown (&transport->base);
-  canopy_transport_common_clear (&transport->base);
-  g_free (transport);
-}
-
-const CanopyTransportOps canopy_tcp_transport_ops =
-  CANOPY_TRANSPORT_COMMON_OPS (tcp_transport_new, tcp_transport_free);
-
-static const CanopyTransportCommonClass tcp_transport_class = {
-  .log_domain = G_LOG_DOMAIN,
-  .ops = &canopy_tcp_transport_ops,
-  .psk_label = TCP_PSK_LABEL,
-  .priority = TCP_PRIORITY,
-  .psk_server_key = tcp_psk_server_key,
-  .listen_on = tcp_listen_on,
-  .listener_get_socket = tcp_listener_get_socket,
-  .listener_free = tcp_listener_free,
-  .connect_to = tcp_connect_to,
-  .conn_destroy = tcp_conn_destroy_silently,
-  .conn_fail = tcp_conn_fail_any,
-  .conn_close = tcp_conn_close,
-  .conn_finalize = tcp_conn_finalize,
-  .conn_get_queued = tcp_conn_get_queued,
-  .conn_queue = tcp_conn_queue_frame,
-};
-
-const char canopy_tcp_transport_schema[] =
-  CANOPY_TRANSPORT_COMMON_SCHEMA_BEGIN ("tcp")
-  "    <optional><element name='keepalive'>"
-  "      <optional><attribute name='idle-s'><data type='unsignedInt'/></attribute></optional>"
-  "    </element></optional>"
-  "    <optional><element name='limits'>"
-  CANOPY_TRANSPORT_COMMON_SCHEMA_LIMITS
-  "    </element></optional>"
-  CANOPY_TRANSPORT_COMMON_SCHEMA_END;
+const char canopy_tcp_transport_schema[] = CANOPY_TRANSPORT_COMMON_SCHEMA (
+  "tcp", CANOPY_TRANSPORT_COMMON_SCHEMA_ELEMENT (
+           "keepalive", CANOPY_TRANSPORT_COMMON_SCHEMA_ATTRIBUTE ("idle-s", "unsignedInt"))
+           CANOPY_TRANSPORT_COMMON_SCHEMA_ELEMENT ("limits", CANOPY_TRANSPORT_COMMON_SCHEMA_LIMITS));
