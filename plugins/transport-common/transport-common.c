@@ -371,6 +371,7 @@ canopy_transport_common_conn_init (CanopyTransportCommonConn *conn,
 {
   conn->parent.ops = transport->klass->ops;
   conn->ref_count = 1;
+  conn->klass = transport->klass;
   conn->transport = transport;
   conn->is_client = is_client;
   g_hash_table_add (transport->connections, conn);
@@ -390,7 +391,7 @@ canopy_transport_common_conn_unref (gpointer data)
   CanopyTransportCommonConn *conn = data;
   if (!g_atomic_int_dec_and_test (&conn->ref_count))
     return;
-  conn->transport->klass->conn_finalize (conn);
+  conn->klass->conn_finalize (conn);
   g_clear_object (&conn->peer_address);
   g_clear_object (&conn->connect_task);
   g_clear_object (&conn->cancellable);

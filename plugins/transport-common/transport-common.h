@@ -155,6 +155,9 @@ struct _CanopyTransportCommon {
 struct _CanopyTransportCommonConn {
   CanopyTransportConnection parent;
   gint ref_count;
+  /* The last reference may go after the transport (an idle source of a
+   * cancelled connect), so the connection finds its class itself. */
+  const CanopyTransportCommonClass *klass;
   CanopyTransportCommon *transport;
   gboolean is_client;
   CanopyTransportCommonState state;

@@ -155,7 +155,6 @@ quic_now (void)
 }
 
 /* quic-transport.c: the plugin glue */
-gboolean quic_conn_start_tls (QuicConnection *conn, GError **error);
 QuicConnection *quic_conn_accept (QuicSocket *socket, const ngtcp2_pkt_hd *hd,
                                   const struct sockaddr *from, socklen_t from_len,
                                   const ngtcp2_sockaddr_union *local, ngtcp2_socklen local_len);

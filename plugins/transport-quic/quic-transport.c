@@ -41,7 +41,7 @@ quic_psk_server_key (gnutls_session_t session, const gnutls_datum_t *identity, g
   return canopy_transport_common_psk_key (&conn->transport->base, identity, key);
 }
 
-gboolean
+static gboolean
 quic_conn_start_tls (QuicConnection *conn, GError **error)
 {
   const gnutls_datum_t alpn = { (unsigned char *) QUIC_ALPN, sizeof QUIC_ALPN - 1 };
