@@ -346,6 +346,19 @@ canopy_test_process_descriptors (CanopyTestProcess *proc)
   return n;
 }
 
+guint
+canopy_test_process_threads (CanopyTestProcess *proc)
+{
+  const char *pid = g_subprocess_get_identifier (proc->subprocess);
+  g_autofree char *path = g_strdup_printf ("/proc/%s/task", pid != NULL ? pid : "0");
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  guint n = 0;
+
+  while (dir != NULL && g_dir_read_name (dir) != NULL)
+    n++;
+  return n;
+}
+
 void
 canopy_test_process_signal (CanopyTestProcess *proc, int signum)
 {

@@ -75,6 +75,8 @@ const char *canopy_test_process_output (CanopyTestProcess *proc);
 void canopy_test_process_signal (CanopyTestProcess *proc, int signum);
 /* How many descriptors the process has open (from /proc), 0 if it is gone. */
 guint canopy_test_process_descriptors (CanopyTestProcess *proc);
+/* How many threads the process runs (from /proc), 0 if it is gone. */
+guint canopy_test_process_threads (CanopyTestProcess *proc);
 void canopy_test_process_free (CanopyTestProcess *proc);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyTestProcess, canopy_test_process_free)
 

@@ -37,6 +37,8 @@ echo "== installed plugins"
 "$prefix/sbin/canopyd" --list-plugins
 echo "== canopyd init (the installer step)"
 "$prefix/sbin/canopyd" init --config "$run/canopyd.xml"
+echo "== canopyd admin-add (the first console admin; the shared key opens no console)"
+admin_add demo-admin administrator && echo "  its token, printed once, is saved in $run/demo-admin.token"
 echo "== configuration check"
 "$prefix/sbin/canopyd" --check-config "$run/canopyd.xml"
 start_server

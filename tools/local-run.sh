@@ -75,6 +75,7 @@ write_agent_config() { # NAME GROUP PEER-ADDRESS [CACHE-QUOTA]
   <state-directory>$run/$1</state-directory>
   <group>$2</group>$cache
   <peers address="$3" port="0"/>
+  <destinations><directory path="$run"/></destinations>
   <transport plugin="tcp"/>
 </agent>
 EOF
@@ -86,9 +87,16 @@ start_agent() { # NAME: sets agent_pid, appends to its log; $AGENT_WRAPPER as ab
   pids="$pids $agent_pid"
 }
 
-ctl_login() {
+admin_add() { # NAME ROLE: the token "canopyd admin-add" prints, kept in $run/NAME.token (0600)
+  (umask 077 && "$prefix/sbin/canopyd" admin-add "$1" --role "$2" --config "$run/canopyd.xml" \
+    | sed -n 's/^ *token: *//p' > "$run/$1.token")
+  [ -s "$run/$1.token" ] || { echo "canopyd admin-add $1 printed no token" >&2; return 1; }
+}
+
+ctl_login() { # as the administrator "demo-admin", made on first use
+  [ -s "$run/demo-admin.token" ] || admin_add demo-admin administrator || return 1
   ctl login --server "https://127.0.0.1:$console" \
-    --certificate "$run/server/console-cert.pem" --key-file "$run/server/shared-key"
+    --certificate "$run/server/console-cert.pem" --token-file "$run/demo-admin.token"
 }
 
 ctl_content_add() { # NAME VERSION URL: prints the content's ID

@@ -84,6 +84,28 @@ load_peers (CanopyAgentConfig *config, const CanopyConfigNode *root, GError **er
   return derive_peer_transport (config, error);
 }
 
+/* An element without children allows nothing: an admin may stop a
+ * device from taking any deployment. */
+static void
+load_destinations (CanopyAgentConfig *config, const CanopyConfigNode *root)
+{
+  static const char *const defaults[] = { CANOPY_AGENT_CONFIG_DESTINATIONS, NULL };
+  const CanopyConfigNode *destinations = canopy_config_node_get_child (root, "destinations");
+  g_autoptr (GPtrArray) directories = NULL;
+  g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
+
+  if (destinations == NULL)
+    {
+      config->destinations = g_strdupv ((char **) defaults);
+      return;
+    }
+  directories = canopy_config_node_get_children (destinations, "directory");
+  for (guint i = 0; i < directories->len; i++)
+    g_strv_builder_add (builder, canopy_config_node_get_attribute (
+                                   g_ptr_array_index (directories, i), "path"));
+  config->destinations = g_strv_builder_end (builder);
+}
+
 CanopyAgentConfig *
 canopy_agent_config_load (const char *path, GError **error)
 {
@@ -123,6 +145,7 @@ canopy_agent_config_load (const char *path, GError **error)
   config->debug_domains = g_strdup (logging != NULL
                                     ? canopy_config_node_get_attribute (logging, "debug") : NULL);
   config->transports = canopy_config_node_get_children (root, "transport");
+  load_destinations (config, root);
   if (!load_cache (config, root, error) || !load_peers (config, root, error))
     return NULL;
   return g_steal_pointer (&config);
@@ -141,6 +164,7 @@ canopy_agent_config_free (CanopyAgentConfig *config)
   g_free (config->state_directory);
   g_free (config->shared_key_file);
   g_strfreev (config->groups);
+  g_strfreev (config->destinations);
   g_free (config->server_host);
   canopy_config_free (config->document);
   g_free (config);

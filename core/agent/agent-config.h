@@ -28,6 +28,8 @@ typedef struct {
   char *peer_address;
   guint16 peer_port;     /* 0: any free port */
   guint upload_slots;
+  /* Where deployments may write packages (<destinations>). */
+  GStrv destinations;
   /* The first transport's element with a <listen> made from <peers>, for
    * the office-peer listener; owned by @peer_document. */
   CanopyConfig *peer_document;
@@ -35,6 +37,12 @@ typedef struct {
 } CanopyAgentConfig;
 
 #define CANOPY_AGENT_CONFIG_DEFAULT SYSCONFDIR "/canopy/canopy-agent.xml"
+
+/* Where deployments may write when <destinations> is left out: /opt, where
+ * third-party software goes (FHS), and a directory of canopy's own. Not
+ * /usr, /etc or /var as a whole: a console token must not be able to
+ * replace system files on every device. */
+#define CANOPY_AGENT_CONFIG_DESTINATIONS "/opt", LOCALSTATEDIR "/lib/canopy/packages"
 
 CanopyAgentConfig *canopy_agent_config_load (const char *path, GError **error);
 void canopy_agent_config_free (CanopyAgentConfig *config);

@@ -258,6 +258,8 @@ agent_assignment (CanopyUplink *uplink, GVariant *body, gpointer user_data)
                                 &error);
       if (fetch != NULL)
         {
+          canopy_fetch_set_destinations (fetch,
+                                         (const char *const *) agent->config->destinations);
           g_hash_table_insert (agent->fetches, g_strdup (deployment_id), fetch);
           canopy_fetch_start (fetch);
           return;

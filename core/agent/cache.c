@@ -2,8 +2,9 @@
  * manifest and one data file the size of the package, each chunk at its
  * place in it. A chunk counts as held only once it is written whole and
  * its bytes verified; whatever a crash leaves behind is checked again on
- * start. Being the package itself, the data file is put in place as a
- * second name of it (a hard link): each byte is written once. */
+ * start. The package is put in place as a copy of the data file (a
+ * reflink where the file system can), never as a second name of it: see
+ * canopy_cache_entry_copy_at(). */
 #include "build-config.h"
 
 #include "agent/cache.h"
@@ -15,7 +16,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
+#include <linux/fs.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -546,8 +550,8 @@ canopy_cache_open_entry (CanopyCache *cache, const CanopyManifest *manifest, GEr
   return entry;
 }
 
-/* A data file that is also an installed package, put in place as a hard
- * link to it. */
+/* A data file that is also an installed package: earlier versions put
+ * packages in place as a hard link to it. */
 static gboolean
 is_installed (const CanopyCacheEntry *entry)
 {
@@ -922,95 +926,256 @@ check_complete (CanopyCacheEntry *entry, GError **error)
   return FALSE;
 }
 
+/* A temporary file beside the package, in the directory the install
+ * policy opened (never reached by path again), so the package appears
+ * whole or not at all. */
+static int
+open_temp_at (int dirfd, const char *name, char **tmp, GError **error)
+{
+  for (guint attempt = 0; attempt < 100; attempt++)
+    {
+      g_autofree char *candidate = g_strdup_printf (".%s.canopy-%08x", name, g_random_int ());
+      int fd = openat (dirfd, candidate, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                       0644);
+
+      if (fd >= 0)
+        {
+          *tmp = g_steal_pointer (&candidate);
+          return fd;
+        }
+      if (errno != EEXIST)
+        {
+          set_file_error (error, _("create a file beside"), name, errno);
+          return -1;
+        }
+    }
+  set_file_error (error, _("create a file beside"), name, EEXIST);
+  return -1;
+}
+
+/* Flushed before the rename: once in place, the package must outlive a
+ * crash. Takes @fd; the temporary file goes on any failure. */
+static gboolean
+commit_temp_at (int dirfd, int fd, const char *tmp, const char *name, GError **error)
+{
+  gboolean ok = fchmod (fd, 0644) == 0 && fsync (fd) == 0;
+  int saved_errno = errno;
+
+  if (close (fd) != 0 && ok)
+    ok = FALSE, saved_errno = errno;
+  if (ok && renameat (dirfd, tmp, dirfd, name) != 0)
+    ok = FALSE, saved_errno = errno;
+  if (!ok)
+    {
+      unlinkat (dirfd, tmp, 0);
+      set_file_error (error, _("write"), name, saved_errno);
+      return FALSE;
+    }
+  fsync (dirfd);
+  return TRUE;
+}
+
 gboolean
-canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination, GError **error)
+canopy_cache_entry_assemble_at (CanopyCacheEntry *entry, int dirfd, const char *name,
+                                GError **error)
 {
   g_autoptr (CanopyManifestHash) sum = canopy_manifest_hash_new ();
-  g_autoptr (CanopyAtomicFile) out = NULL;
   g_autoptr (GError) local_error = NULL;
+  g_autofree char *tmp = NULL;
   guint n = canopy_manifest_get_n_chunks (entry->manifest);
+  int fd;
 
   if (!check_complete (entry, error))
     return FALSE;
-  out = canopy_atomic_file_begin (destination, 0644, &local_error);
-  for (guint i = 0; out != NULL && i < n; i++)
+  fd = open_temp_at (dirfd, name, &tmp, &local_error);
+  for (guint i = 0; fd >= 0 && i < n; i++)
     {
-      g_autoptr (GBytes) chunk = canopy_cache_entry_read_chunk (entry, i, error);
+      g_autoptr (GBytes) chunk = canopy_cache_entry_read_chunk (entry, i, &local_error);
       const guint8 *data;
       gsize length;
 
       if (chunk == NULL)
-        return FALSE;
+        break;
       data = g_bytes_get_data (chunk, &length);
       canopy_manifest_hash_update (sum, data, length);
-      if (!canopy_atomic_file_append (out, data, length, &local_error))
-        g_clear_pointer (&out, canopy_atomic_file_abort);
+      if (!write_at (fd, name, data, length, chunk_offset (entry, i), &local_error))
+        break;
     }
-  if (out == NULL)
+  if (local_error == NULL && !canopy_manifest_hash_matches (sum, entry->manifest))
+    g_set_error (&local_error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT,
+                 _("The assembled \"%s\" does not match the package's SHA-256; it was not "
+                   "put in place"), entry->manifest->name);
+  if (local_error != NULL)
     {
-      set_assemble_error (entry, destination, local_error, error);
+      if (fd >= 0)
+        {
+          close (fd);
+          unlinkat (dirfd, tmp, 0);
+        }
+      if (local_error->domain == CANOPY_CACHE_ERROR)
+        g_propagate_error (error, g_steal_pointer (&local_error));
+      else
+        set_assemble_error (entry, name, local_error, error);
       return FALSE;
     }
-  if (!canopy_manifest_hash_matches (sum, entry->manifest))
+  if (!commit_temp_at (dirfd, fd, tmp, name, &local_error))
     {
-      g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT,
-                   _("The assembled \"%s\" does not match the package's SHA-256; it was not "
-                     "put in place"), entry->manifest->name);
-      return FALSE;
-    }
-  if (!canopy_atomic_file_commit (g_steal_pointer (&out), &local_error))
-    {
-      set_assemble_error (entry, destination, local_error, error);
+      set_assemble_error (entry, name, local_error, error);
       return FALSE;
     }
   return TRUE;
 }
 
-/* Flushes the data file to disk and gives it a package's permissions. */
+/* The fallback for file systems without copy_file_range() between these
+ * two files (or kernels without it): sendfile() copies in the kernel too. */
 static gboolean
-flush_data (CanopyCacheEntry *entry, GError **error)
+send_rest (int in, int out, guint64 left, int *saved_errno)
 {
-  int fd = open_data (entry, O_RDWR, error);
-  gboolean ok;
+  while (left > 0)
+    {
+      ssize_t n = sendfile (out, in, NULL, MIN (left, (guint64) 1 << 30));
 
-  if (fd < 0)
-    return FALSE;
-  ok = fdatasync (fd) == 0 && fchmod (fd, 0644) == 0;
-  if (!ok)
-    set_file_error (error, _("write"), entry->data_path, errno);
-  close (fd);
-  return ok;
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          *saved_errno = n < 0 ? errno : EIO;
+          return FALSE;
+        }
+      left -= (guint64) n;
+    }
+  return TRUE;
 }
 
-gboolean
-canopy_cache_entry_link (CanopyCacheEntry *entry, const char *destination, GError **error)
+/* A reflink first (btrfs, XFS): no extra space, copy-on-write, so later
+ * changes to either copy leave the other alone. Else copy_file_range(),
+ * which the file system may also do without moving the bytes. */
+static gboolean
+copy_data (int in, int out, guint64 size, int *saved_errno)
 {
-  g_autofree char *dir = g_path_get_dirname (destination);
-  g_autofree char *tmp = g_strdup_printf ("%s.tmp-%08x", destination, g_random_int ());
+  guint64 left = size;
+
+  if (ioctl (out, FICLONE, in) == 0)
+    return TRUE;
+  while (left > 0)
+    {
+      ssize_t n = copy_file_range (in, NULL, out, NULL, MIN (left, (guint64) 1 << 30), 0);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL))
+        return send_rest (in, out, left, saved_errno);
+      if (n <= 0)
+        {
+          *saved_errno = n < 0 ? errno : EIO;
+          return FALSE;
+        }
+      left -= (guint64) n;
+    }
+  return TRUE;
+}
+
+/* Why a copy and not a hard link: a second name shares the inode, so a
+ * user or an installer editing the installed file in place would change
+ * the verified cache under the agent, which would then serve damaged
+ * chunks to its office and fail every later deployment of that content.
+ * A reflink or a copy is a file of its own. */
+gboolean
+canopy_cache_entry_copy_at (CanopyCacheEntry *entry, int dirfd, const char *name,
+                            GError **error)
+{
   g_autoptr (GError) local_error = NULL;
+  g_autofree char *tmp = NULL;
+  int in, out = -1, saved_errno = 0;
+  gboolean ok;
 
   if (!check_complete (entry, error))
     return FALSE;
-  /* Flushed first: once in place, the package must outlive a crash. */
-  if (flush_data (entry, &local_error))
+  in = open_data (entry, O_RDONLY, &local_error);
+  if (in >= 0)
+    out = open_temp_at (dirfd, name, &tmp, &local_error);
+  ok = out >= 0 && copy_data (in, out, entry->manifest->size, &saved_errno);
+  if (in >= 0)
+    close (in);
+  if (out >= 0 && !ok)
     {
-      if (g_mkdir_with_parents (dir, 0755) != 0)
-        set_file_error (&local_error, _("create the directory"), dir, errno);
-      else if (link (entry->data_path, tmp) != 0)
-        set_file_error (&local_error, _("create"), tmp, errno);
-      else if (g_rename (tmp, destination) != 0)
-        set_file_error (&local_error, _("write"), destination, errno);
-      /* Also when @destination already was this file: rename() then
-       * leaves both names. */
-      g_unlink (tmp);
+      close (out);
+      unlinkat (dirfd, tmp, 0);
+      set_file_error (&local_error, _("write"), name, saved_errno);
     }
-  if (local_error != NULL)
+  if (ok && !commit_temp_at (dirfd, out, tmp, name, &local_error))
+    ok = FALSE;
+  if (!ok)
+    set_assemble_error (entry, name, local_error, error);
+  return ok;
+}
+
+/* A data file an earlier version put in place as a hard link is also the
+ * user's package: chunks fetched again must not be written into it. The
+ * cache lets go of it whole and starts a file of its own. */
+static guint
+forget_shared_file (CanopyCacheEntry *entry)
+{
+  guint n = canopy_manifest_get_n_chunks (entry->manifest);
+  guint dropped = 0;
+
+  g_message (_("The installed copy of \"%s\" is the cache's own file, put in place by an "
+               "earlier version, and was changed; the cache stops sharing it and fetches the "
+               "content again"),
+             entry->manifest->name);
+  {
+    g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = g_mutex_locker_new (&entry->cache->lock);
+
+    for (guint i = 0; i < n; i++)
+      if (test_bit (entry, i))
+        {
+          if (!entry->removed)
+            entry->cache->size -= canopy_manifest_get_chunk_length (entry->manifest, i);
+          dropped++;
+        }
+    memset (entry->have, 0, n / 8 + 1);
+    entry->count = 0;
+  }
+  g_unlink (entry->data_path);
+  open_data_file (entry, NULL);
+  return dropped;
+}
+
+guint
+canopy_cache_entry_recheck (CanopyCacheEntry *entry)
+{
+  guint n = canopy_manifest_get_n_chunks (entry->manifest);
+  guint dropped = 0;
+
+  if (is_installed (entry))
+    return forget_shared_file (entry);
+
+  for (guint i = 0; i < n; i++)
     {
-      set_assemble_error (entry, destination, local_error, error);
-      return FALSE;
+      g_autoptr (GBytes) chunk = canopy_cache_entry_read_chunk (entry, i, NULL);
+      gsize length = canopy_manifest_get_chunk_length (entry->manifest, i);
+      g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = NULL;
+
+      if (chunk == NULL && !canopy_cache_entry_has_chunk (entry, i))
+        continue;
+      if (chunk != NULL
+          && canopy_manifest_verify_chunk (entry->manifest, i, g_bytes_get_data (chunk, NULL),
+                                           g_bytes_get_size (chunk)))
+        continue;
+      locker = g_mutex_locker_new (&entry->cache->lock);
+      if (!test_bit (entry, i))
+        continue;
+      entry->have[i / 8] &= (guint8) ~(1u << (i % 8));
+      entry->count--;
+      if (!entry->removed)
+        entry->cache->size -= length;
+      dropped++;
     }
-  canopy_atomic_file_sync_parent (destination);
-  return TRUE;
+  if (dropped > 0)
+    g_message (_("Discarded %u chunks of \"%s\" from the cache: they no longer match the "
+                 "manifest (changed on disk); they are fetched again"),
+               dropped, entry->manifest->name);
+  return dropped;
 }
 
 typedef struct {

@@ -152,28 +152,41 @@ gboolean canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index,
 GBytes *canopy_cache_entry_read_chunk (CanopyCacheEntry *entry, guint index, GError **error);
 
 /**
- * canopy_cache_entry_link:
- * @destination: where the package goes; its directory is created if
- *   missing
+ * canopy_cache_entry_copy_at:
+ * @dirfd: the destination's directory, opened by the install policy
+ * @name: the package's file name in it
  *
- * Flushes the complete content to disk and puts it at @destination as a
- * second name of the cache's own file (a hard link), without a copy. The
- * caller has checked the package's SHA-256 (see install.h). Fails when
- * @destination is on another file system; canopy_cache_entry_assemble()
- * copies it there.
+ * Puts a copy of the complete content at @name: a reflink where the file
+ * system can (no extra space), else an in-kernel copy; written beside it,
+ * flushed and renamed into place. The caller has checked the package's
+ * SHA-256 (see install.h). Never a hard link: an installed file changed
+ * in place must not change the cache.
  */
-gboolean canopy_cache_entry_link (CanopyCacheEntry *entry, const char *destination,
-                                  GError **error);
+gboolean canopy_cache_entry_copy_at (CanopyCacheEntry *entry, int dirfd, const char *name,
+                                     GError **error);
 
 /**
- * canopy_cache_entry_assemble:
- * @destination: where the package goes
+ * canopy_cache_entry_assemble_at:
  *
- * Copies the package next to @destination, checks its SHA-256 against the
- * manifest, and renames it into place.
+ * Copies the package chunk by chunk next to @name, checks its SHA-256
+ * against the manifest, and renames it into place.
+ *
+ * Returns: %FALSE with CANOPY_CACHE_ERROR_CORRUPT when the cache's data no
+ *   longer makes the package (see canopy_cache_entry_recheck()).
  */
-gboolean canopy_cache_entry_assemble (CanopyCacheEntry *entry, const char *destination,
-                                      GError **error);
+gboolean canopy_cache_entry_assemble_at (CanopyCacheEntry *entry, int dirfd, const char *name,
+                                         GError **error);
+
+/**
+ * canopy_cache_entry_recheck:
+ *
+ * Verifies every held chunk again and forgets those that no longer match
+ * the manifest (changed on disk since they were stored), so they are
+ * fetched again instead of failing every later deployment. Blocks.
+ *
+ * Returns: how many chunks were forgotten.
+ */
+guint canopy_cache_entry_recheck (CanopyCacheEntry *entry);
 
 /**
  * canopy_cache_evict:

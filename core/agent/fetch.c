@@ -5,8 +5,11 @@
  * origin. Every chunk is verified by the cache before it counts. */
 #include "build-config.h"
 
+#include "agent/agent-config.h"
 #include "agent/fetch.h"
 #include "agent/install.h"
+#include "agent/install-policy.h"
+#include "lib/destination.h"
 #include "lib/i18n.h"
 #include "lib/origin.h"
 #include "lib/planner.h"
@@ -89,6 +92,7 @@ struct _CanopyFetch {
   CanopyManifest *manifest;
   char *deployment_id;
   char *destination;
+  GStrv destinations; /* where this device allows packages */
   CanopyRole role;
   guint64 wan_rate; /* bits/s, 0: unlimited */
   GPtrArray *sources; /* Source; only appended to, so indices stay valid */
@@ -124,6 +128,7 @@ struct _CanopyFetch {
 G_DEFINE_QUARK (canopy-fetch-error-quark, canopy_fetch_error)
 
 static void schedule (CanopyFetch *fetch);
+static void fail (CanopyFetch *fetch, const char *reason);
 static const CanopyPeersClient fetch_peers_client;
 
 static void
@@ -148,6 +153,7 @@ fetch_clear (CanopyFetch *fetch)
   canopy_manifest_free (fetch->manifest);
   g_free (fetch->deployment_id);
   g_free (fetch->destination);
+  g_strfreev (fetch->destinations);
   g_free (fetch->state);
   g_free (fetch->chunk_source);
   g_free (fetch->chunk_since);
@@ -332,6 +338,10 @@ canopy_fetch_new (CanopyCache *cache, CanopyPeers *peers, const CanopyVerifyKey 
   /* Atomic: worker threads drop their references when they finish. */
   fetch = g_atomic_rc_box_new0 (CanopyFetch);
   fetch->cache = canopy_cache_ref (cache);
+  {
+    static const char *const defaults[] = { CANOPY_AGENT_CONFIG_DESTINATIONS, NULL };
+    fetch->destinations = g_strdupv ((char **) defaults);
+  }
   fetch->peers = peers;
   fetch->manifest = manifest;
   fetch->n = canopy_manifest_get_n_chunks (manifest);
@@ -425,6 +435,27 @@ fail (CanopyFetch *fetch, const char *reason)
   send_progress (fetch);
   fetch->report (fetch, CANOPY_WIRE_FAILED, g_variant_new ("(ss)", fetch->deployment_id, reason),
                  fetch->report_data);
+}
+
+/* What the device's policy refuses is refused before a byte is fetched,
+ * and told to the server, which shows the reason to the admin. */
+static gboolean
+destination_allowed (CanopyFetch *fetch)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (canopy_install_policy_check ((const char *const *) fetch->destinations,
+                                   fetch->destination, &error))
+    return TRUE;
+  fail (fetch, error->message);
+  return FALSE;
+}
+
+void
+canopy_fetch_set_destinations (CanopyFetch *fetch, const char *const *directories)
+{
+  g_strfreev (fetch->destinations);
+  fetch->destinations = g_strdupv ((char **) directories);
 }
 
 static gboolean
@@ -909,6 +940,8 @@ schedule (CanopyFetch *fetch)
   if (fetch->entry == NULL || fetch->finished || fetch->assembling || fetch->stopped
       || fetch->role == CANOPY_ROLE_WAIT || fetch->disk_retry_at > now)
     return;
+  if (!destination_allowed (fetch))
+    return;
   if (!office_settled (fetch, now))
     wan_blocked = TRUE;
   for (guint i = 0; i < fetch->n; i++)
@@ -1160,19 +1193,24 @@ on_tick (gpointer user_data)
 }
 
 /* Puts the cache's copy in place, hashed as its chunks came. Runs while
- * no chunk is being stored, so the install is this thread's alone. */
+ * no chunk is being stored, so the install is this thread's alone. A
+ * refusal by the device's policy is final; other failures leave
+ * assembling the package from the cache to try. */
 static gboolean
-commit_install (CanopyFetch *fetch)
+commit_install (CanopyFetch *fetch, GError **error)
 {
   g_autoptr (CanopyInstall) install = g_steal_pointer (&fetch->install);
-  g_autoptr (GError) error = NULL;
+  g_autoptr (GError) local_error = NULL;
 
   if (install == NULL)
     return FALSE;
-  if (canopy_install_commit (install, fetch->destination, &error))
+  if (canopy_install_commit (install, (const char *const *) fetch->destinations,
+                             fetch->destination, &local_error))
     return TRUE;
   g_debug ("deployment %s: copying the package from the cache: %s", fetch->deployment_id,
-           error->message);
+           local_error->message);
+  if (local_error->domain == CANOPY_DESTINATION_ERROR)
+    g_propagate_error (error, g_steal_pointer (&local_error));
   return FALSE;
 }
 
@@ -1180,26 +1218,43 @@ static void
 assemble_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
 {
   CanopyFetch *fetch = task_data;
-  g_autofree char *dir = g_path_get_dirname (fetch->destination);
   GError *error = NULL;
 
-  if (commit_install (fetch))
+  if (commit_install (fetch, &error))
     {
       g_task_return_boolean (task, TRUE);
       return;
     }
-  if (g_mkdir_with_parents (dir, 0755) != 0)
+  if (error == NULL
+      && canopy_install_assemble (fetch->entry, (const char *const *) fetch->destinations,
+                                  fetch->destination, &error))
     {
-      int saved_errno = errno;
-      g_task_return_new_error (task, G_FILE_ERROR, g_file_error_from_errno (saved_errno),
-                               _("Cannot create the directory %s for \"%s\": %s"), dir,
-                               fetch->manifest->name, g_strerror (saved_errno));
+      g_task_return_boolean (task, TRUE);
       return;
     }
-  if (canopy_cache_entry_assemble (fetch->entry, fetch->destination, &error))
-    g_task_return_boolean (task, TRUE);
-  else
-    g_task_return_error (task, error);
+  /* Chunks that verified when stored but no longer make the package were
+   * changed on disk since: forgotten, they are fetched again, instead of
+   * failing this content on this device for good. */
+  if (g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT)
+      && canopy_cache_entry_recheck (fetch->entry) > 0)
+    {
+      g_clear_error (&error);
+      fetch->install = canopy_install_new (fetch->entry);
+      g_set_error (&error, CANOPY_FETCH_ERROR, CANOPY_FETCH_ERROR_REFETCH,
+                   _("damaged chunks were discarded from the cache"));
+    }
+  g_task_return_error (task, error);
+}
+
+/* Fetches again the chunks the cache no longer holds. */
+static void
+refetch (CanopyFetch *fetch)
+{
+  for (guint i = 0; i < fetch->n; i++)
+    if (fetch->state[i] == CHUNK_HELD && !canopy_cache_entry_has_chunk (fetch->entry, i))
+      fetch->state[i] = CHUNK_MISSING;
+  fetch->changed = TRUE;
+  schedule (fetch);
 }
 
 static void
@@ -1213,7 +1268,9 @@ on_assembled (GObject *object, GAsyncResult *result, gpointer user_data)
     return;
   if (!g_task_propagate_boolean (G_TASK (result), &error))
     {
-      if (is_disk_full (error))
+      if (g_error_matches (error, CANOPY_FETCH_ERROR, CANOPY_FETCH_ERROR_REFETCH))
+        refetch (fetch);
+      else if (is_disk_full (error))
         wait_for_disk (fetch, error);
       else
         fail (fetch, error->message);

@@ -15,6 +15,7 @@ GQuark canopy_fetch_error_quark (void);
 
 typedef enum {
   CANOPY_FETCH_ERROR_ASSIGNMENT, /* the assignment is malformed or its manifest does not verify */
+  CANOPY_FETCH_ERROR_REFETCH,    /* internal: damaged chunks were dropped, fetch them again */
 } CanopyFetchError;
 
 typedef struct _CanopyFetch CanopyFetch;
@@ -47,6 +48,17 @@ CanopyFetch *canopy_fetch_new (CanopyCache *cache, CanopyPeers *peers, const Can
 /* Stops at once: pending requests are cancelled, verified chunks stay. */
 void canopy_fetch_free (CanopyFetch *fetch);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyFetch, canopy_fetch_free)
+
+/**
+ * canopy_fetch_set_destinations:
+ * @directories: where this device allows packages (<destinations>);
+ *   until set, the packaged default (CANOPY_AGENT_CONFIG_DESTINATIONS)
+ *
+ * Call before canopy_fetch_start(). A destination outside them, or one the
+ * policy refuses when the package is written, fails the fetch with the
+ * reason, which the server shows the admin.
+ */
+void canopy_fetch_set_destinations (CanopyFetch *fetch, const char *const *directories);
 
 /* Opens the cache entry off the main loop (resuming from its verified
  * chunks), then fetches. */

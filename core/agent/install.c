@@ -1,11 +1,15 @@
-/* A package put in place from the cache. Chunks arrive in almost any
+/* A package put in place from the cache, where the device's policy
+ * allows (install-policy.h). Chunks arrive in almost any
  * order; the package's SHA-256 needs them in order, so each is hashed as
  * soon as every chunk before it is in, from memory when it was kept, else
  * read back from the cache. */
 #include "build-config.h"
 
 #include "agent/install.h"
+#include "agent/install-policy.h"
 #include "lib/i18n.h"
+
+#include <unistd.h>
 
 /* Chunks kept in memory while they wait for earlier ones to be hashed: a
  * few requests' worth, since chunks are asked for in order; beyond it they
@@ -134,13 +138,47 @@ check_complete (CanopyInstall *install, GError **error)
   return TRUE;
 }
 
+/* The destination's parent, opened by the device's policy: what is
+ * written after it is written relative to it, never by path. */
+static int
+open_parent (const char *const *directories, const char *destination, char **name,
+             GError **error)
+{
+  return canopy_install_policy_open_parent (directories, destination, name, error);
+}
+
 gboolean
-canopy_install_commit (CanopyInstall *install, const char *destination, GError **error)
+canopy_install_commit (CanopyInstall *install, const char *const *directories,
+                       const char *destination, GError **error)
 {
   g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&install->lock);
+  g_autofree char *name = NULL;
+  int dirfd;
+  gboolean ok;
 
-  return check_complete (install, error)
-         && canopy_cache_entry_link (install->entry, destination, error);
+  if (!check_complete (install, error))
+    return FALSE;
+  dirfd = open_parent (directories, destination, &name, error);
+  if (dirfd < 0)
+    return FALSE;
+  ok = canopy_cache_entry_copy_at (install->entry, dirfd, name, error);
+  close (dirfd);
+  return ok;
+}
+
+gboolean
+canopy_install_assemble (CanopyCacheEntry *entry, const char *const *directories,
+                         const char *destination, GError **error)
+{
+  g_autofree char *name = NULL;
+  int dirfd = open_parent (directories, destination, &name, error);
+  gboolean ok;
+
+  if (dirfd < 0)
+    return FALSE;
+  ok = canopy_cache_entry_assemble_at (entry, dirfd, name, error);
+  close (dirfd);
+  return ok;
 }
 
 void

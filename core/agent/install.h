@@ -1,6 +1,7 @@
 /* A package put in place from the cache as soon as its last chunk is
  * verified: the chunks are hashed in order as they come, so that putting
- * it in place is a flush and a link, not another pass over the package. */
+ * it in place is a copy (a reflink where it can), not another pass over
+ * the package to check it. */
 #pragma once
 
 #include <glib.h>
@@ -32,16 +33,31 @@ void canopy_install_add_chunk (CanopyInstall *install, guint index, GBytes *data
 
 /**
  * canopy_install_commit:
- * @destination: where the package goes; its directory is created if
- *   missing
+ * @directories: where this device allows packages (<destinations>)
+ * @destination: where the package goes; missing directories below the
+ *   allowed one are created
  * @error: G_FILE_ERROR_FAILED when the package is not complete or does not
- *   match its SHA-256, else what canopy_cache_entry_link() reports
+ *   match its SHA-256, CANOPY_DESTINATION_ERROR when the policy refuses
+ *   @destination, else what canopy_cache_entry_copy_at() reports
  *
- * Checks the package's SHA-256 and puts the cache's copy at @destination
- * (canopy_cache_entry_link()). On any failure @destination is left as it
- * was, and the package can still be copied from the cache.
+ * Checks the package's SHA-256 and the destination against the device's
+ * policy (canopy_install_policy_open_parent()), then puts a copy of the
+ * cache's file at @destination. On any failure @destination is left as it
+ * was, and the package can still be assembled from the cache.
  */
-gboolean canopy_install_commit (CanopyInstall *install, const char *destination, GError **error);
+gboolean canopy_install_commit (CanopyInstall *install, const char *const *directories,
+                                const char *destination, GError **error);
+
+/**
+ * canopy_install_assemble:
+ *
+ * The slow way, when canopy_install_commit() could not: checks
+ * @destination against the policy as it does, then copies the package
+ * from the cache chunk by chunk, checking its SHA-256
+ * (canopy_cache_entry_assemble_at()). Blocks.
+ */
+gboolean canopy_install_assemble (CanopyCacheEntry *entry, const char *const *directories,
+                                  const char *destination, GError **error);
 
 void canopy_install_free (CanopyInstall *install);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyInstall, canopy_install_free)

@@ -106,8 +106,9 @@ typedef struct {
  *   the handshake
  * @rejected: (nullable): an incoming connection failed before it was
  *   announced (a wrong key: %CANOPY_TRANSPORT_ERROR_KEY_MISMATCH; a
- *   timeout; a malformed handshake); @peer_address says from where. The
- *   plugin has already logged a key mismatch.
+ *   timeout; a malformed handshake); @peer_address says from where. A
+ *   plugin does not log a key mismatch or a malformed frame of an incoming
+ *   connection: canopy logs them, with a rate limit.
  * @message: a whole message arrived; @header and @payload are only valid
  *   during the call (take a reference to keep them); @payload is %NULL when
  *   the sender sent none or an empty one. A plugin may deliver the

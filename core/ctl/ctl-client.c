@@ -155,7 +155,9 @@ describe_refusal (JsonNode *body, guint status)
 static int
 code_for_status (guint status)
 {
-  if (status == SOUP_STATUS_UNAUTHORIZED || status == STATUS_TOO_MANY_REQUESTS)
+  /* A role too low is the same remedy as no token: another admin's token. */
+  if (status == SOUP_STATUS_UNAUTHORIZED || status == SOUP_STATUS_FORBIDDEN
+      || status == STATUS_TOO_MANY_REQUESTS)
     return CTL_ERROR_AUTH;
   if (status >= 500 || status < 400)
     return CTL_ERROR_SERVER;

@@ -16,7 +16,7 @@ typedef enum {
   CTL_ERROR_FAILED = 1,  /* the server refused the request (bad input) */
   CTL_ERROR_USAGE = 2,   /* wrong command line */
   CTL_ERROR_CONNECT = 3, /* cannot reach or trust the server */
-  CTL_ERROR_AUTH = 4,    /* key mismatch, not logged in, rate-limited */
+  CTL_ERROR_AUTH = 4,    /* bad token, role too low, not logged in, rate-limited */
   CTL_ERROR_SERVER = 5,  /* the server failed (5xx) or answered nonsense */
   CTL_ERROR_TIMEOUT = 6, /* deployment-wait gave up before every device was done */
 } CtlError;

@@ -1,6 +1,6 @@
-/* canopyctl's console-API subcommands. The shared key is read from a file
- * or typed at a prompt, turned into the console token at once and wiped;
- * it never appears on the command line or in the profile. */
+/* canopyctl's console-API subcommands. An admin's token is read from a
+ * file or typed at a prompt and kept in the profile (mode 0600); it never
+ * appears on the command line. */
 #include "build-config.h"
 
 #include "ctl/ctl-console.h"
@@ -84,14 +84,14 @@ ctl_console_parse_options (int *argc, char ***argv, const GOptionEntry *entries,
 /* --- login ---------------------------------------------------------------- */
 
 static char *
-prompt_key (GError **error)
+prompt_token (GError **error)
 {
   struct termios saved, quiet;
   char line[256];
   gboolean echo_off;
   char *text = NULL;
 
-  g_printerr (_("Shared key (as \"canopyd init\" printed it): "));
+  g_printerr (_("Admin token (as \"canopyd admin-add\" printed it): "));
   echo_off = tcgetattr (STDIN_FILENO, &saved) == 0;
   if (echo_off)
     {
@@ -109,51 +109,50 @@ prompt_key (GError **error)
   canopy_keys_wipe (line, sizeof line);
   if (text == NULL)
     g_set_error (error, CTL_ERROR, CTL_ERROR_USAGE,
-                 _("No shared key was given; type it at the prompt, pipe it to standard input "
-                   "or name a file with --key-file"));
+                 _("No token was given; type it at the prompt, pipe it to standard input or "
+                   "name a file with --token-file"));
   return text;
 }
 
-static CanopySharedKey *
-read_key (const char *key_file, GError **error)
+static void
+free_secret (char *text)
 {
-  char *text = NULL;
-  CanopySharedKey *key;
-
-  if (key_file != NULL)
-    {
-      if (!g_file_get_contents (key_file, &text, NULL, error))
-        return NULL;
-    }
-  else
-    {
-      text = prompt_key (error);
-      if (text == NULL)
-        return NULL;
-    }
-  key = canopy_shared_key_parse (text, error);
-  canopy_shared_key_free_text (text);
-  /* A mistyped key is bad input, like an invalid file: exit status 1. */
-  if (key == NULL && error != NULL && *error != NULL && (*error)->domain != CTL_ERROR)
-    {
-      (*error)->domain = CTL_ERROR;
-      (*error)->code = CTL_ERROR_FAILED;
-    }
-  return key;
+  if (text != NULL)
+    canopy_keys_wipe (text, strlen (text));
+  g_free (text);
 }
 
+/* An admin's token, from @token_file or typed; never from the command
+ * line, where other users could read it. */
 static char *
-token_from_key (const CanopySharedKey *key, GError **error)
+read_token (const char *token_file, GError **error)
 {
-  guint8 token[CANOPY_KEYS_CONSOLE_TOKEN_SIZE];
-  GString *hex = g_string_new (NULL);
+  char *text = NULL;
+  char *token;
 
-  if (!canopy_keys_derive_console_token (key, token, error))
-    return g_string_free (hex, TRUE);
-  for (gsize i = 0; i < sizeof token; i++)
-    g_string_append_printf (hex, "%02x", token[i]);
-  canopy_keys_wipe (token, sizeof token);
-  return g_string_free (hex, FALSE);
+  if (token_file != NULL)
+    {
+      if (!g_file_get_contents (token_file, &text, NULL, error))
+        {
+          (*error)->domain = CTL_ERROR;
+          (*error)->code = CTL_ERROR_FAILED;
+          return NULL;
+        }
+    }
+  else if ((text = prompt_token (error)) == NULL)
+    return NULL;
+  token = g_strdup (g_strstrip (text));
+  free_secret (text);
+  if (!g_str_has_prefix (token, "cnp_") || strchr (token, ' ') != NULL)
+    {
+      free_secret (token);
+      g_set_error (error, CTL_ERROR, CTL_ERROR_FAILED,
+                   _("This is not an admin token: tokens start with \"cnp_\". The shared key "
+                     "no longer opens the console; ask an administrator for a token "
+                     "(\"canopyd admin-add NAME --role ROLE\" on the server)"));
+      return NULL;
+    }
+  return token;
 }
 
 /* The trust the profile records: a pinned fingerprint, or a CA file. */
@@ -202,17 +201,16 @@ int
 ctl_console_login (const CtlGlobal *global, int argc, char **argv)
 {
   g_autofree char *server = NULL, *fingerprint = NULL, *certificate = NULL, *ca_file = NULL;
-  g_autofree char *key_file = NULL;
+  g_autofree char *token_file = NULL;
   const GOptionEntry entries[] = {
     { "server", 0, 0, G_OPTION_ARG_STRING, &server, NULL, NULL },
     { "fingerprint", 0, 0, G_OPTION_ARG_STRING, &fingerprint, NULL, NULL },
     { "certificate", 0, 0, G_OPTION_ARG_FILENAME, &certificate, NULL, NULL },
     { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file, NULL, NULL },
-    { "key-file", 0, 0, G_OPTION_ARG_FILENAME, &key_file, NULL, NULL },
+    { "token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file, NULL, NULL },
     G_OPTION_ENTRY_NULL
   };
   g_autoptr (CtlProfile) profile = g_new0 (CtlProfile, 1);
-  g_autoptr (CanopySharedKey) key = NULL;
   g_autoptr (CtlClient) client = NULL;
   g_autoptr (JsonNode) answer = NULL;
   g_autoptr (GError) error = NULL;
@@ -220,22 +218,23 @@ ctl_console_login (const CtlGlobal *global, int argc, char **argv)
 
   if (!ctl_console_parse_options (&argc, &argv, entries, 0) || server == NULL)
     return ctl_console_usage (_("canopyctl login --server https://HOST:PORT (--fingerprint SHA256 | "
-                    "--certificate FILE | --ca-file FILE) [--key-file FILE]"));
+                    "--certificate FILE | --ca-file FILE) [--token-file FILE]"));
   profile->url = g_strdup (server);
   if (!read_trust (profile, fingerprint, certificate, ca_file, &error)
-      || (key = read_key (key_file, &error)) == NULL
-      || (profile->token = token_from_key (key, &error)) == NULL
+      || (profile->token = read_token (token_file, &error)) == NULL
       || (client = ctl_client_new (profile, &error)) == NULL
-      || (answer = ctl_client_request_json (client, "GET", "/api/v1/server-id", NULL, &error))
+      || (answer = ctl_client_request_json (client, "GET", "/api/v1/whoami", NULL, &error))
            == NULL
       || !ctl_profile_save (profile, path, &error))
     return ctl_console_fail (global, client, error);
   if (global->json)
     ctl_console_print_json (answer);
   else
-    g_print (_("Logged in to %s (server ID %s); the profile is in %s\n"), profile->url,
-             json_object_get_string_member_with_default (json_node_get_object (answer),
-                                                         "server_id", "?"),
+    g_print (_("Logged in to %s as %s (%s); the profile is in %s\n"), profile->url,
+             json_object_get_string_member_with_default (json_node_get_object (answer), "name",
+                                                         "?"),
+             json_object_get_string_member_with_default (json_node_get_object (answer), "role",
+                                                         "?"),
              path);
   return 0;
 }

@@ -2,6 +2,7 @@
  * table; the console-API subcommands live in ctl-console.c. */
 #include "build-config.h"
 
+#include "ctl/ctl-admins.h"
 #include "ctl/ctl-client.h"
 #include "ctl/ctl-console.h"
 #include "ctl/ctl-content.h"
@@ -191,6 +192,13 @@ ctl_licence_show (const CtlGlobal *global, int argc, char **argv)
 }
 
 static const CtlCommand commands[] = {
+  { "admin-add", N_("NAME --role administrator|operator|auditor [--expires DAYS]"),
+    N_("Add a console admin, or give one a new token; the token is printed once"),
+    ctl_admins_add },
+  { "admin-revoke", N_("NAME|TOKEN-ID"),
+    N_("Remove a console admin with their tokens, or revoke one token"), ctl_admins_revoke },
+  { "admins", "", N_("List the console admins and their token IDs (never a token)"),
+    ctl_admins_list },
   { "content", "", N_("List the registered content"), ctl_content_list },
   { "content-add", N_("--name NAME --version VERSION LOCATION"),
     N_("Register content from an http(s) URL or an absolute path on the server; the server "
@@ -227,9 +235,10 @@ static const CtlCommand commands[] = {
     N_("Download the activated-licences report (standard output without FILE)"),
     ctl_console_licences_report },
   { "login", N_("--server URL (--fingerprint SHA256 | --certificate FILE | --ca-file FILE) "
-                "[--key-file FILE]"),
-    N_("Check the shared key against the server and save the connection profile; the key is "
-       "read from the file, or typed at the prompt or piped in"),
+                "[--token-file FILE]"),
+    N_("Check an admin's token (\"canopyd admin-add\" prints one) against the server and save "
+       "the connection profile; the token is read from the file, or typed at the prompt or "
+       "piped in, never given on the command line"),
     ctl_console_login },
   { "logout", "", N_("Remove the connection profile"), ctl_console_logout },
   { "metrics", "", N_("Print the server's Prometheus metrics"), ctl_console_metrics },
@@ -252,6 +261,8 @@ static const CtlCommand commands[] = {
   { "validate", N_("FILE..."), N_("Check configuration files against their schema, offline"),
     ctl_validate },
   { "version", "", N_("Print the version"), ctl_version },
+  { "whoami", "", N_("Show the admin and role the profile's token belongs to"),
+    ctl_admins_whoami },
 };
 
 static int

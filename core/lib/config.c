@@ -39,6 +39,7 @@ static const ChildCount server_children[] = {
   { "heartbeat", 0, 1 },
   { "console", 0, 1 },
   { "content-store", 0, 1 },
+  { "content-sources", 0, 1 },
   { "backend", 1, 1 },
   { NULL, 0, 0 },
 };
@@ -50,6 +51,7 @@ static const ChildCount agent_children[] = {
   { "logging", 0, 1 },
   { "cache", 0, 1 },
   { "peers", 0, 1 },
+  { "destinations", 0, 1 },
   { "transport", 1, G_MAXUINT },
   { NULL, 0, 0 },
 };

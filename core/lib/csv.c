@@ -9,15 +9,35 @@
 
 G_DEFINE_QUARK (canopy-csv-error-quark, canopy_csv_error)
 
+/* Characters that make a spreadsheet program read a cell as a formula
+ * (CSV injection): "=HYPERLINK(...)" in an office name must stay text. */
+#define FORMULA_STARTS "=+-@\t\r"
+
+/* Whether @value is guarded on output: it starts with a formula
+ * character, after any number of single quotes. A value that already
+ * starts with a quote before one gets another, so reading strips exactly
+ * one and every value round-trips. */
+static gboolean
+needs_guard (const char *value)
+{
+  while (*value == '\'')
+    value++;
+  return *value != '\0' && strchr (FORMULA_STARTS, *value) != NULL;
+}
+
 static void
 append_field (GString *out, const char *value)
 {
-  if (strpbrk (value, ",\"\n\r") == NULL && !g_ascii_isspace (value[0]))
+  gboolean guard = needs_guard (value);
+
+  if (!guard && strpbrk (value, ",\"\n\r") == NULL && !g_ascii_isspace (value[0]))
     {
       g_string_append (out, value);
       return;
     }
   g_string_append_c (out, '"');
+  if (guard)
+    g_string_append_c (out, '\'');
   for (const char *p = value; *p != '\0'; p++)
     {
       if (*p == '"')
@@ -98,6 +118,9 @@ canopy_csv_read_record (CanopyCsvReader *reader, GPtrArray *fields, guint *recor
         }
       if (c == ',' || c == '\n' || c == '\0' || (c == '\r' && reader->p[1] == '\n'))
         {
+          /* The guard our own export put before a formula character. */
+          if (field->str[0] == '\'' && needs_guard (field->str))
+            g_string_erase (field, 0, 1);
           g_ptr_array_add (fields, g_string_free (field, FALSE));
           if (c == ',')
             {

@@ -14,6 +14,10 @@ G_BEGIN_DECLS
  *
  * Quotes a field when it holds a comma, quote or line break, or begins
  * with white space, so that reading the row back gives the same fields.
+ * A field that begins with a formula character (= + - @ tab CR, after
+ * any single quotes) is written quoted with a single quote before it, so
+ * a spreadsheet program shows it as text and never runs it as a formula
+ * (CSV injection); canopy_csv_read_record() strips that quote again.
  */
 void canopy_csv_append_row (GString *out, const char *const *fields, gsize n_fields);
 
@@ -39,7 +43,10 @@ void canopy_csv_reader_init (CanopyCsvReader *reader, const char *text);
  * @error: an error naming the line and column
  *
  * Reads one record. Quoted fields may hold commas, quotes ("") and line
- * breaks.
+ * breaks. A field that begins with a single quote followed by a formula
+ * character (after any further single quotes) loses that first quote:
+ * it is the guard canopy_csv_append_row() writes, or the one a
+ * spreadsheet user typed to mean "text".
  *
  * Returns: %FALSE at the end of the text or on error.
  */

@@ -26,14 +26,6 @@ canopy_keys_derive_transport_secret (const CanopySharedKey *key,
 }
 
 gboolean
-canopy_keys_derive_console_token (const CanopySharedKey *key,
-                                  guint8 out[CANOPY_KEYS_CONSOLE_TOKEN_SIZE], GError **error)
-{
-  return canopy_key_derive (key->bytes, sizeof key->bytes, CANOPY_KEYS_LABEL_CONSOLE,
-                            NULL, 0, out, CANOPY_KEYS_CONSOLE_TOKEN_SIZE, error);
-}
-
-gboolean
 canopy_keys_make_transport_credentials (const CanopySharedKey *key, const char *device_id,
                                         CanopyTransportCredentials *creds, GError **error)
 {

@@ -1,5 +1,5 @@
 /* Secrets derived from the shared key, each with its own HKDF label, so a
- * plugin or a console client never holds the shared key itself. */
+ * plugin never holds the shared key itself. */
 #pragma once
 
 #include <glib.h>
@@ -11,9 +11,6 @@ G_BEGIN_DECLS
 
 /* The HKDF labels; changing one cuts off every peer that uses the old. */
 #define CANOPY_KEYS_LABEL_TRANSPORT "canopy transport psk v1"
-#define CANOPY_KEYS_LABEL_CONSOLE "canopy console token v1"
-
-#define CANOPY_KEYS_CONSOLE_TOKEN_SIZE 32
 
 /**
  * canopy_keys_derive_transport_secret:
@@ -25,17 +22,6 @@ G_BEGIN_DECLS
 gboolean canopy_keys_derive_transport_secret (const CanopySharedKey *key,
                                               guint8 out[CANOPY_TRANSPORT_SECRET_SIZE],
                                               GError **error);
-
-/**
- * canopy_keys_derive_console_token:
- * @key: the shared key
- * @out: receives the %CANOPY_KEYS_CONSOLE_TOKEN_SIZE byte console token
- *
- * What console API clients present.
- */
-gboolean canopy_keys_derive_console_token (const CanopySharedKey *key,
-                                           guint8 out[CANOPY_KEYS_CONSOLE_TOKEN_SIZE],
-                                           GError **error);
 
 /**
  * canopy_keys_make_transport_credentials:

@@ -8,6 +8,7 @@
 struct _CanopyLicensing {
   guint seats;
   gint64 release_after;
+  gint64 expires; /* µs since the epoch; 0: never */
   GHashTable *activations; /* device ID → CanopyActivation */
 };
 
@@ -150,6 +151,24 @@ canopy_licensing_get_activations (const CanopyLicensing *licensing)
   return list;
 }
 
+void
+canopy_licensing_set_expiry (CanopyLicensing *licensing, gint64 expires)
+{
+  licensing->expires = expires;
+}
+
+gint64
+canopy_licensing_get_expiry (const CanopyLicensing *licensing)
+{
+  return licensing->expires;
+}
+
+gboolean
+canopy_licensing_is_expired (const CanopyLicensing *licensing, gint64 now)
+{
+  return licensing->expires != 0 && now > licensing->expires;
+}
+
 static char *
 format_time (gint64 us)
 {
@@ -164,7 +183,10 @@ canopy_licensing_report_csv (const CanopyLicensing *licensing,
                              gpointer user_data)
 {
   static const char *const header[] = { "device_id", "name", "office", "address",
-                                        "agent_version", "activated", "last_seen" };
+                                        "agent_version", "activated", "last_seen", "licence" };
+  /* Said on every row, as a report is often filtered or pasted. */
+  const char *status = canopy_licensing_is_expired (licensing, g_get_real_time ()) ? "expired"
+                                                                                   : "valid";
   g_autoptr (GPtrArray) activations = canopy_licensing_get_activations (licensing);
   GString *out = g_string_new (NULL);
 
@@ -177,7 +199,7 @@ canopy_licensing_report_csv (const CanopyLicensing *licensing,
       g_autofree char *seen = format_time (a->last_seen);
       const char *row[] = { a->device_id, d ? d->name : NULL, d ? d->office : NULL,
                             d ? d->address : NULL, d ? d->agent_version : NULL,
-                            activated, seen };
+                            activated, seen, status };
 
       canopy_csv_append_row (out, row, G_N_ELEMENTS (row));
     }

@@ -28,6 +28,17 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyLicensing, canopy_licensing_free)
 void canopy_licensing_set_seats (CanopyLicensing *licensing, guint seats);
 guint canopy_licensing_get_seats (const CanopyLicensing *licensing);
 guint canopy_licensing_get_used (const CanopyLicensing *licensing);
+/**
+ * canopy_licensing_set_expiry:
+ * @expires: when the licence ends, µs since the epoch; 0: never
+ *
+ * An expired licence blocks nothing: the health check and the report say
+ * it is expired, so the admin renews it.
+ */
+void canopy_licensing_set_expiry (CanopyLicensing *licensing, gint64 expires);
+gint64 canopy_licensing_get_expiry (const CanopyLicensing *licensing);
+gboolean canopy_licensing_is_expired (const CanopyLicensing *licensing, gint64 now);
+
 /* Activated devices beyond the licensed count. */
 guint canopy_licensing_get_overage (const CanopyLicensing *licensing);
 
@@ -77,7 +88,8 @@ typedef struct {
  *
  * Returns: (transfer full): the activated-devices report: device ID, name,
  *   office, address, agent version, activation time and last seen (UTC,
- *   ISO 8601), one row per device holding a licence.
+ *   ISO 8601) and the licence's state ("valid" or "expired"), one row per
+ *   device holding a licence.
  */
 char *canopy_licensing_report_csv (const CanopyLicensing *licensing,
                                    const CanopyLicenceReportDevice *(*describe) (

@@ -107,3 +107,117 @@ canopy_log_format_time (gint64 us)
 
   return time != NULL ? g_date_time_format_iso8601 (time) : NULL;
 }
+
+/* Keys remembered at once; more share the key "*", so a flood from many
+ * addresses cannot grow the table. */
+#define LOG_LIMIT_MAX_KEYS 1024
+
+typedef struct {
+  gint64 window_start; /* monotonic µs */
+  guint suppressed;
+} LogLimitEntry;
+
+struct _CanopyLogLimit {
+  GMutex lock;         /* events may come from any thread; the timer runs on the default context */
+  gint64 window;       /* µs */
+  CanopyLogLimitSummary summary;
+  gpointer user_data;
+  GHashTable *entries; /* key → LogLimitEntry */
+  guint timer;
+};
+
+/* Ends the windows that are over: a summary for each key with events
+ * held back, and keys that stayed quiet are forgotten. */
+static void
+log_limit_sweep (CanopyLogLimit *limit, gint64 now)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&iter, limit->entries);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      LogLimitEntry *entry = value;
+
+      if (now - entry->window_start < limit->window)
+        continue;
+      if (entry->suppressed > 0)
+        limit->summary (key, entry->suppressed, limit->user_data);
+      g_hash_table_iter_remove (&iter);
+    }
+}
+
+static gboolean
+on_log_limit_timer (gpointer user_data)
+{
+  CanopyLogLimit *limit = user_data;
+
+  g_mutex_lock (&limit->lock);
+  log_limit_sweep (limit, g_get_monotonic_time ());
+  g_mutex_unlock (&limit->lock);
+  return G_SOURCE_CONTINUE;
+}
+
+CanopyLogLimit *
+canopy_log_limit_new (guint window_s, CanopyLogLimitSummary summary, gpointer user_data)
+{
+  CanopyLogLimit *limit = g_new0 (CanopyLogLimit, 1);
+
+  g_return_val_if_fail (window_s > 0 && summary != NULL, NULL);
+  g_mutex_init (&limit->lock);
+  limit->window = (gint64) window_s * G_USEC_PER_SEC;
+  limit->summary = summary;
+  limit->user_data = user_data;
+  limit->entries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  /* Checked twice per window, so a summary comes at most 1.5 windows late. */
+  limit->timer = g_timeout_add_seconds (MAX (window_s / 2, 1), on_log_limit_timer, limit);
+  return limit;
+}
+
+void
+canopy_log_limit_free (CanopyLogLimit *limit)
+{
+  if (limit == NULL)
+    return;
+  g_source_remove (limit->timer);
+  g_hash_table_unref (limit->entries);
+  g_mutex_clear (&limit->lock);
+  g_free (limit);
+}
+
+static gboolean
+log_limit_allow_locked (CanopyLogLimit *limit, const char *key)
+{
+  gint64 now = g_get_monotonic_time ();
+  LogLimitEntry *entry;
+
+  if (!g_hash_table_contains (limit->entries, key)
+      && g_hash_table_size (limit->entries) >= LOG_LIMIT_MAX_KEYS)
+    key = "*";
+  entry = g_hash_table_lookup (limit->entries, key);
+  if (entry != NULL && now - entry->window_start >= limit->window)
+    {
+      log_limit_sweep (limit, now);
+      entry = NULL;
+    }
+  if (entry == NULL)
+    {
+      entry = g_new0 (LogLimitEntry, 1);
+      entry->window_start = now;
+      g_hash_table_insert (limit->entries, g_strdup (key), entry);
+      return TRUE;
+    }
+  entry->suppressed++;
+  return FALSE;
+}
+
+gboolean
+canopy_log_limit_allow (CanopyLogLimit *limit, const char *key)
+{
+  gboolean allow;
+
+  g_mutex_lock (&limit->lock);
+  allow = log_limit_allow_locked (limit, key);
+  g_mutex_unlock (&limit->lock);
+  return allow;
+}

@@ -44,4 +44,36 @@ void canopy_log_install (CanopyLog *log);
  * every time an admin reads; NULL if @us is not a time after the epoch. */
 char *canopy_log_format_time (gint64 us);
 
+typedef struct _CanopyLogLimit CanopyLogLimit;
+
+/**
+ * CanopyLogLimitSummary:
+ * @key: what the events are about (a client address), or "*" for the
+ *   keys past the table's size
+ * @suppressed: events of @key that were not logged since the last line
+ *
+ * Logs one line for what canopy_log_limit_allow() held back.
+ */
+typedef void (*CanopyLogLimitSummary) (const char *key, guint suppressed, gpointer user_data);
+
+/**
+ * canopy_log_limit_new:
+ * @window_s: the first event of a key is logged, the rest of the window
+ *   only counted; a summary follows at most once per window
+ * @summary: called when the window of a key with held-back events ends
+ *
+ * A rate limit for log lines a remote party can cause at will (wrong keys,
+ * bad frames, refused connections), so a flood costs neither the disk nor
+ * the admin's attention, while the first of each is still said in full.
+ * Safe from any thread; summaries come from a timer on the global default
+ * main context, so they need that context to run.
+ */
+CanopyLogLimit *canopy_log_limit_new (guint window_s, CanopyLogLimitSummary summary,
+                                      gpointer user_data);
+void canopy_log_limit_free (CanopyLogLimit *limit);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyLogLimit, canopy_log_limit_free)
+
+/* Whether an event of @key is to be logged now; if not, it is counted. */
+gboolean canopy_log_limit_allow (CanopyLogLimit *limit, const char *key);
+
 G_END_DECLS

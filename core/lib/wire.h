@@ -50,6 +50,7 @@ typedef enum {
   CANOPY_WIRE_REFUSED_NOT_IN_GROUP = 3,
   CANOPY_WIRE_REFUSED_NO_LICENCE = 4,
   CANOPY_WIRE_REFUSED_NO_OFFICE = 5,
+  CANOPY_WIRE_REFUSED_INVALID = 6, /* a device ID or address that cannot be one */
 } CanopyWireRefusal;
 
 /**

@@ -3,6 +3,7 @@
 #include "build-config.h"
 
 #include "server/catalog.h"
+#include "server/content-sources.h"
 #include "lib/i18n.h"
 #include "lib/manifest.h"
 #include "lib/origin.h"
@@ -19,6 +20,8 @@ struct _CanopyCatalog {
   GQueue copy_queue;         /* IDs Publish Content copies, one at a time */
   char *copying;             /* (nullable) the ID being copied now */
   GCancellable *cancellable; /* cancelled when the catalog goes */
+  GStrv sources;             /* directories files may be registered from */
+  GStrv private_directories; /* never a source (state, content store) */
 };
 
 typedef struct {
@@ -27,6 +30,8 @@ typedef struct {
   char *location;
   guint32 chunk_size;
   const CanopySigningKey *key;
+  GStrv sources;             /* copies of the catalog's, for the thread */
+  GStrv private_directories;
   char *content_id;                 /* chosen before the read, for the copy */
   CanopyContentStoreWriter *writer; /* (nullable) the copy being written */
   GError *store_error;              /* why no copy was kept */
@@ -124,6 +129,26 @@ canopy_catalog_new (CanopyStore *store, const CanopySigningKey *key, GError **er
   return catalog;
 }
 
+/* Content registered before <content-sources> existed, or from a
+ * directory since taken out of it, is not served from the store: its
+ * copy may be a file the server should never have handed out. A file
+ * that cannot be read now is not a reason (its copy is what is served). */
+static gboolean
+source_still_allowed (CanopyCatalog *catalog, const CanopyContent *content, GError **error)
+{
+  g_autoptr (GError) local_error = NULL;
+  g_autofree char *checked = canopy_content_sources_check (
+    (const char *const *) catalog->sources, (const char *const *) catalog->private_directories,
+    content->location, &local_error);
+
+  if (checked != NULL
+      || g_error_matches (local_error, CANOPY_CONTENT_SOURCES_ERROR,
+                          CANOPY_CONTENT_SOURCES_ERROR_UNREADABLE))
+    return TRUE;
+  g_propagate_error (error, g_steal_pointer (&local_error));
+  return FALSE;
+}
+
 void
 canopy_catalog_set_content_store (CanopyCatalog *catalog, CanopyContentStore *content_store)
 {
@@ -139,6 +164,15 @@ canopy_catalog_set_content_store (CanopyCatalog *catalog, CanopyContentStore *co
       const CanopyContent *content = value;
       g_autoptr (GError) error = NULL;
 
+      if (!source_still_allowed (catalog, content, &error))
+        {
+          g_warning (_("The content store no longer serves %s %s: %s"), content->name,
+                     content->version, error->message);
+          canopy_content_store_remove (content_store, content->id);
+          g_hash_table_replace (catalog->copy_errors, g_strdup (content->id),
+                                g_steal_pointer (&error));
+          continue;
+        }
       if (canopy_content_store_offer (content_store, content->manifest, &error))
         continue;
       /* Content registered before the store was configured has no copy;
@@ -155,6 +189,16 @@ canopy_catalog_set_content_store (CanopyCatalog *catalog, CanopyContentStore *co
 }
 
 void
+canopy_catalog_set_content_sources (CanopyCatalog *catalog, const char *const *directories,
+                                    const char *const *private_directories)
+{
+  g_strfreev (catalog->sources);
+  g_strfreev (catalog->private_directories);
+  catalog->sources = g_strdupv ((char **) directories);
+  catalog->private_directories = g_strdupv ((char **) private_directories);
+}
+
+void
 canopy_catalog_free (CanopyCatalog *catalog)
 {
   if (catalog == NULL)
@@ -167,6 +211,8 @@ canopy_catalog_free (CanopyCatalog *catalog)
   g_hash_table_unref (catalog->copy_errors);
   g_hash_table_unref (catalog->contents);
   g_clear_pointer (&catalog->verify_key, canopy_verify_key_free);
+  g_strfreev (catalog->sources);
+  g_strfreev (catalog->private_directories);
   g_free (catalog);
 }
 
@@ -176,6 +222,8 @@ registration_free (Registration *registration)
   g_free (registration->name);
   g_free (registration->version);
   g_free (registration->location);
+  g_strfreev (registration->sources);
+  g_strfreev (registration->private_directories);
   g_free (registration->content_id);
   canopy_content_store_abort (registration->writer);
   g_clear_error (&registration->store_error);
@@ -213,7 +261,22 @@ build_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
   g_autoptr (GInputStream) stream = NULL;
   g_autoptr (CanopyManifest) manifest = NULL;
   GError *error = NULL;
+  char *checked;
 
+  /* Here, not on the main loop: resolving a path may wait on a network
+   * file system. The canonical path is what is read and recorded, so a
+   * link changed later cannot turn it into another file. Publish Content
+   * checks again: a source no longer allowed is not copied. */
+  checked = canopy_content_sources_check ((const char *const *) registration->sources,
+                                          (const char *const *) registration->private_directories,
+                                          registration->location, &error);
+  if (checked == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  g_free (registration->location);
+  registration->location = checked;
   origin = canopy_origin_new (registration->location, &error);
   if (origin != NULL)
     stream = canopy_origin_open (origin, cancellable, &error);
@@ -247,6 +310,8 @@ registration_new (CanopyCatalog *catalog, const char *content_id, const char *na
   registration->location = g_strdup (location);
   registration->chunk_size = chunk_size != 0 ? chunk_size : CANOPY_MANIFEST_DEFAULT_CHUNK_SIZE;
   registration->key = catalog->key;
+  registration->sources = g_strdupv (catalog->sources);
+  registration->private_directories = g_strdupv (catalog->private_directories);
   registration->content_id = g_strdup (content_id);
   if (catalog->content_store != NULL)
     registration->writer = canopy_content_store_begin (catalog->content_store, content_id, name,
@@ -378,7 +443,8 @@ static void copy_next (CanopyCatalog *catalog);
 static GError *
 copy_read_error (const CanopyContent *content, const GError *cause)
 {
-  if (g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_INVALID_DATA))
+  if (g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_INVALID_DATA)
+      || cause->domain == CANOPY_CONTENT_SOURCES_ERROR)
     return g_error_copy (cause);
   return g_error_new (cause->domain, cause->code,
                       _("Publish Content could not read \"%s\" from its origin again (%s). "

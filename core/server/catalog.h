@@ -42,7 +42,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyCatalog, canopy_catalog_free)
  * @content_store: (nullable) (not owned): outlives the catalog
  *
  * From now on registrations keep a copy in @content_store, and removals
- * delete it. Every registered content whose copy is there, whole, is
+ * delete it. Call canopy_catalog_set_content_sources() first: a content
+ * whose origin the sources no longer allow is not offered and its copy is
+ * deleted. Every other registered content whose copy is there, whole, is
  * offered; one whose copy is not the size of its manifest is reported and
  * not offered (canopy_catalog_why_not_stored() says so).
  */
@@ -50,8 +52,23 @@ void canopy_catalog_set_content_store (CanopyCatalog *catalog,
                                        CanopyContentStore *content_store);
 
 /**
+ * canopy_catalog_set_content_sources:
+ * @directories: (nullable): where files may be registered from; none
+ *   until set: URLs only
+ * @private_directories: (nullable): never a source, even inside one of
+ *   @directories (the state directory, the content store)
+ *
+ * Registrations and Publish Content copies from then on check their
+ * origin with canopy_content_sources_check(); a refused one fails with a
+ * CANOPY_CONTENT_SOURCES_ERROR.
+ */
+void canopy_catalog_set_content_sources (CanopyCatalog *catalog, const char *const *directories,
+                                         const char *const *private_directories);
+
+/**
  * canopy_catalog_register_async:
  * @location: "https://cdn.example.com/app.msi" or "/srv/packages/app.msi"
+ *   (under a content source; the canonical path is recorded)
  * @chunk_size: bytes per chunk; 0 for the default
  *
  * Reads the content once in a worker thread, builds and signs its

@@ -1,12 +1,9 @@
-/* Console API authentication. The token is compared in constant time, and
- * the table of failing addresses is bounded so that a flood of addresses
+/* Console API authentication: the admins' tokens, and the table of
+ * addresses that present wrong ones, bounded so that a flood of addresses
  * cannot grow it without limit. */
 #include "build-config.h"
 
 #include "server/console-auth.h"
-
-#include <gnutls/gnutls.h>
-#include <string.h>
 
 /* Addresses tracked at most; the oldest entries go first beyond this. */
 #define MAX_TRACKED 4096
@@ -19,20 +16,19 @@ typedef struct {
 } Failures;
 
 struct _CanopyConsoleAuth {
-  guint8 token[CANOPY_KEYS_CONSOLE_TOKEN_SIZE];
-  GHashTable *failing; /* address → Failures */
+  CanopyAdmins *admins; /* as last read from the database */
+  GHashTable *failing;  /* address → Failures */
   guint64 total_failures;
 };
 
 CanopyConsoleAuth *
-canopy_console_auth_new (const CanopySharedKey *key, GError **error)
+canopy_console_auth_new (CanopyAdmins *admins)
 {
-  g_autoptr (CanopyConsoleAuth) auth = g_new0 (CanopyConsoleAuth, 1);
+  CanopyConsoleAuth *auth = g_new0 (CanopyConsoleAuth, 1);
 
   auth->failing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  if (!canopy_keys_derive_console_token (key, auth->token, error))
-    return NULL;
-  return g_steal_pointer (&auth);
+  auth->admins = admins;
+  return auth;
 }
 
 void
@@ -40,43 +36,36 @@ canopy_console_auth_free (CanopyConsoleAuth *auth)
 {
   if (auth == NULL)
     return;
-  canopy_keys_wipe (auth->token, sizeof auth->token);
+  canopy_admins_free (auth->admins);
   g_hash_table_unref (auth->failing);
   g_free (auth);
 }
 
-char *
-canopy_console_token_format (const guint8 token[CANOPY_KEYS_CONSOLE_TOKEN_SIZE])
+CanopyAdmins *
+canopy_console_auth_get_admins (CanopyConsoleAuth *auth)
 {
-  GString *out = g_string_sized_new (CANOPY_KEYS_CONSOLE_TOKEN_SIZE * 2 + 1);
-
-  for (gsize i = 0; i < CANOPY_KEYS_CONSOLE_TOKEN_SIZE; i++)
-    g_string_append_printf (out, "%02x", token[i]);
-  return g_string_free (out, FALSE);
+  return auth->admins;
 }
 
-/* The header's token as bytes; FALSE when it is not 64 hex digits. */
-static gboolean
-parse_bearer (const char *authorization, guint8 out[CANOPY_KEYS_CONSOLE_TOKEN_SIZE])
+void
+canopy_console_auth_set_admins (CanopyConsoleAuth *auth, CanopyAdmins *admins)
 {
-  const char *hex;
+  canopy_admins_free (auth->admins);
+  auth->admins = admins;
+}
+
+/* The header's token, or NULL when it is not a bearer token. */
+static const char *
+parse_bearer (const char *authorization)
+{
+  const char *token;
 
   if (g_ascii_strncasecmp (authorization, "Bearer ", 7) != 0)
-    return FALSE;
-  hex = authorization + 7;
-  while (*hex == ' ')
-    hex++;
-  if (strlen (hex) != CANOPY_KEYS_CONSOLE_TOKEN_SIZE * 2)
-    return FALSE;
-  for (gsize i = 0; i < CANOPY_KEYS_CONSOLE_TOKEN_SIZE; i++)
-    {
-      int hi = g_ascii_xdigit_value (hex[2 * i]), lo = g_ascii_xdigit_value (hex[2 * i + 1]);
-
-      if (hi < 0 || lo < 0)
-        return FALSE;
-      out[i] = (guint8) (hi << 4 | lo);
-    }
-  return TRUE;
+    return NULL;
+  token = authorization + 7;
+  while (*token == ' ')
+    token++;
+  return token;
 }
 
 static void
@@ -124,47 +113,49 @@ record_failure (CanopyConsoleAuth *auth, const char *address, gint64 now)
     }
 }
 
-CanopyConsoleAuthResult
-canopy_console_auth_check (CanopyConsoleAuth *auth, const char *address,
-                           const char *authorization, gint64 now, guint *retry_after)
+static gboolean
+is_locked (CanopyConsoleAuth *auth, const char *address, gint64 now, guint *retry_after)
 {
   Failures *f = g_hash_table_lookup (auth->failing, address);
-  guint8 presented[CANOPY_KEYS_CONSOLE_TOKEN_SIZE];
-  gboolean match;
 
+  if (f == NULL || f->locked_until <= now)
+    return FALSE;
+  *retry_after = (guint) ((f->locked_until - now + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
+  return TRUE;
+}
+
+CanopyConsoleAuthResult
+canopy_console_auth_check (CanopyConsoleAuth *auth, const char *address,
+                           const char *authorization, gboolean final, gint64 now,
+                           gint64 wall_clock, const CanopyAdminToken **token,
+                           guint *retry_after)
+{
+  const char *text = authorization != NULL ? parse_bearer (authorization) : NULL;
+  CanopyAdminsCheck check = CANOPY_ADMINS_CHECK_MALFORMED;
+
+  *token = NULL;
   *retry_after = 0;
-  if (f != NULL && f->locked_until > now)
-    {
-      *retry_after = (guint) ((f->locked_until - now + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
-      return CANOPY_CONSOLE_AUTH_LOCKED;
-    }
+  if (text != NULL)
+    check = canopy_admins_check (auth->admins, text, wall_clock, token);
+  /* A valid token gets in even from a locked address: it is 256 random
+   * bits, so the lockout only slows guessers and keeps the log short. */
+  if (check == CANOPY_ADMINS_CHECK_OK)
+    return CANOPY_CONSOLE_AUTH_OK;
+  if (check == CANOPY_ADMINS_CHECK_EXPIRED)
+    return CANOPY_CONSOLE_AUTH_EXPIRED;
+  /* Even from a locked address: it may be a token made since the last read. */
+  if (check == CANOPY_ADMINS_CHECK_UNKNOWN && !final)
+    return CANOPY_CONSOLE_AUTH_UNKNOWN;
+  if (is_locked (auth, address, now, retry_after))
+    return CANOPY_CONSOLE_AUTH_LOCKED;
   if (authorization == NULL)
     return CANOPY_CONSOLE_AUTH_MISSING;
-  match = parse_bearer (authorization, presented)
-          && gnutls_memcmp (presented, auth->token, sizeof presented) == 0;
-  canopy_keys_wipe (presented, sizeof presented);
-  if (!match)
-    {
-      record_failure (auth, address, now);
-      return CANOPY_CONSOLE_AUTH_MISMATCH;
-    }
-  g_hash_table_remove (auth->failing, address);
-  return CANOPY_CONSOLE_AUTH_OK;
+  record_failure (auth, address, now);
+  return CANOPY_CONSOLE_AUTH_INVALID;
 }
 
 guint64
 canopy_console_auth_get_failures (const CanopyConsoleAuth *auth)
 {
   return auth->total_failures;
-}
-
-gboolean
-canopy_console_auth_matches_key (const CanopyConsoleAuth *auth, const CanopySharedKey *key)
-{
-  guint8 token[CANOPY_KEYS_CONSOLE_TOKEN_SIZE];
-  gboolean match = canopy_keys_derive_console_token (key, token, NULL)
-                   && gnutls_memcmp (token, auth->token, sizeof token) == 0;
-
-  canopy_keys_wipe (token, sizeof token);
-  return match;
 }

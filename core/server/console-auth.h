@@ -1,10 +1,9 @@
-/* Console API authentication: a bearer token derived from the shared key,
- * compared in constant time, with repeated failures from one address
- * locked out for a growing time. */
+/* Console API authentication: an admin's bearer token, with repeated
+ * wrong tokens from one address slowed down for a growing time. */
 #pragma once
 
 #include <glib.h>
-#include "lib/keys.h"
+#include "server/admins.h"
 
 G_BEGIN_DECLS
 
@@ -12,12 +11,14 @@ typedef struct _CanopyConsoleAuth CanopyConsoleAuth;
 
 typedef enum {
   CANOPY_CONSOLE_AUTH_OK,
-  CANOPY_CONSOLE_AUTH_MISSING,  /* no "Authorization: Bearer" header */
-  CANOPY_CONSOLE_AUTH_MISMATCH, /* a token, not the one of this server's key */
-  CANOPY_CONSOLE_AUTH_LOCKED,   /* too many failures from this address */
+  CANOPY_CONSOLE_AUTH_MISSING, /* no "Authorization" header */
+  CANOPY_CONSOLE_AUTH_UNKNOWN, /* a token whose ID is not known: read the admins again */
+  CANOPY_CONSOLE_AUTH_INVALID, /* not a token of this server's admins, or revoked */
+  CANOPY_CONSOLE_AUTH_EXPIRED, /* an admin's token, past its expiry */
+  CANOPY_CONSOLE_AUTH_LOCKED,  /* too many wrong tokens from this address */
 } CanopyConsoleAuthResult;
 
-/* Failures from one address within the window before it is locked out. */
+/* Wrong tokens from one address within the window before it is locked out. */
 #define CANOPY_CONSOLE_AUTH_MAX_FAILURES 5
 #define CANOPY_CONSOLE_AUTH_WINDOW_S 60
 /* The first lockout; each further one doubles, up to the maximum. */
@@ -26,39 +27,39 @@ typedef enum {
 
 /**
  * canopy_console_auth_new:
- * @key: the shared key; only the token derived from it is kept
+ * @admins: (transfer full): the admins and tokens to accept
  */
-CanopyConsoleAuth *canopy_console_auth_new (const CanopySharedKey *key, GError **error);
+CanopyConsoleAuth *canopy_console_auth_new (CanopyAdmins *admins);
 void canopy_console_auth_free (CanopyConsoleAuth *auth);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyConsoleAuth, canopy_console_auth_free)
+
+/** canopy_console_auth_get_admins: Returns: (transfer none): the admins in force. */
+CanopyAdmins *canopy_console_auth_get_admins (CanopyConsoleAuth *auth);
+/* Replaces the admins in force with @admins (transfer full), as re-read. */
+void canopy_console_auth_set_admins (CanopyConsoleAuth *auth, CanopyAdmins *admins);
 
 /**
  * canopy_console_auth_check:
  * @address: the client's address, as text
  * @authorization: (nullable): the request's Authorization header
+ * @final: whether the admins were just read again: an unknown token ID is
+ *   then wrong, not %CANOPY_CONSOLE_AUTH_UNKNOWN
  * @now: monotonic µs
+ * @wall_clock: seconds since the epoch, for expiry
+ * @token: (out) (transfer none): with OK or EXPIRED, the token presented
  * @retry_after: (out): with %CANOPY_CONSOLE_AUTH_LOCKED, seconds to wait
  *
- * A locked-out address is refused even with the right token, so the
- * lockout does not tell a guesser which token was right.
+ * A valid token is accepted even from a locked-out address, and an
+ * unknown one is %CANOPY_CONSOLE_AUTH_UNKNOWN from there too (it may have
+ * been made since the last read); the caller bounds how often it reads.
  */
 CanopyConsoleAuthResult canopy_console_auth_check (CanopyConsoleAuth *auth, const char *address,
-                                                   const char *authorization, gint64 now,
+                                                   const char *authorization, gboolean final,
+                                                   gint64 now, gint64 wall_clock,
+                                                   const CanopyAdminToken **token,
                                                    guint *retry_after);
-
-/* Whether @key gives the token this console accepts (constant time). */
-gboolean canopy_console_auth_matches_key (const CanopyConsoleAuth *auth,
-                                          const CanopySharedKey *key);
 
 /** canopy_console_auth_get_failures: Returns: wrong tokens presented so far. */
 guint64 canopy_console_auth_get_failures (const CanopyConsoleAuth *auth);
-
-/**
- * canopy_console_token_format:
- *
- * Returns: (transfer full): the token as lower-case hex, what clients send
- *   after "Bearer ". Wipe it with canopy_shared_key_free_text().
- */
-char *canopy_console_token_format (const guint8 token[CANOPY_KEYS_CONSOLE_TOKEN_SIZE]);
 
 G_END_DECLS

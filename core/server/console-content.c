@@ -4,6 +4,8 @@
 #include "build-config.h"
 
 #include "server/console-private.h"
+#include "server/content-sources.h"
+#include "lib/destination.h"
 #include "lib/i18n.h"
 #include "lib/planner.h"
 
@@ -149,7 +151,13 @@ on_registered (GObject *source, GAsyncResult *result, gpointer user_data)
     {
       content = canopy_catalog_register_finish (canopy_server_get_catalog (r->console->server),
                                                 result, &error);
-      if (content == NULL)
+      /* A source the configuration does not allow is the request's
+       * fault; an origin that cannot be read is not. */
+      if (content == NULL && error->domain == CANOPY_CONTENT_SOURCES_ERROR
+          && error->code != CANOPY_CONTENT_SOURCES_ERROR_UNREADABLE)
+        canopy_console_respond_error (r->msg, SOUP_STATUS_BAD_REQUEST, "source-not-allowed",
+                                      error->message);
+      else if (content == NULL)
         canopy_console_respond_error (r->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
                                       "origin-unreadable", error->message);
       else
@@ -286,6 +294,30 @@ add_office_progress (JsonBuilder *b, const CanopyOfficeProgress *p, guint64 size
   json_builder_end_object (b);
 }
 
+/* Each device that said it cannot complete the deployment, with its
+ * reason: a destination its policy refuses shows here, where the admin
+ * looks at the deployment. Takes @failures. */
+static void
+add_failures (JsonBuilder *b, GPtrArray *failures)
+{
+  g_autoptr (GPtrArray) owned = failures;
+
+  json_builder_set_member_name (b, "failures");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < owned->len; i++)
+    {
+      const CanopyDeviceFailure *failure = g_ptr_array_index (owned, i);
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "device");
+      json_builder_add_string_value (b, failure->device_id);
+      json_builder_set_member_name (b, "reason");
+      json_builder_add_string_value (b, failure->reason);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+}
+
 static void
 add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentInfo *info)
 {
@@ -307,6 +339,7 @@ add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentIn
   json_builder_add_int_value (b, info->devices);
   json_builder_set_member_name (b, "done");
   json_builder_add_int_value (b, info->done);
+  add_failures (b, canopy_distributor_get_failures (distributor, info->id));
   json_builder_set_member_name (b, "offices");
   json_builder_begin_array (b);
   for (guint i = 0; offices != NULL && i < offices->len; i++)
@@ -370,6 +403,14 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
       || (content = required_string (msg, object, "content")) == NULL
       || (destination = required_string (msg, object, "destination")) == NULL)
     return;
+  /* What no device could accept is refused here, where the admin sees why
+   * at once; each agent still applies its own policy. */
+  if (!canopy_destination_check (destination, -1, &error))
+    {
+      canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-destination",
+                                    error->message);
+      return;
+    }
   groups = string_array (object, "groups");
   id = canopy_distributor_create (canopy_server_get_distributor (console->server), content,
                                   (const char *const *) groups, destination, &error);

@@ -5,9 +5,13 @@
 
 #include "server/console-private.h"
 #include "lib/i18n.h"
+#include "lib/keys.h"
 #include "lib/log.h"
 #include "lib/transport.h"
 #include "lib/wire.h"
+
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
 
 typedef enum {
   STATUS_OK,
@@ -158,6 +162,19 @@ check_transports (CanopyConsole *console, JsonBuilder *b, Status *worst)
     }
 }
 
+/* Whether @key is the one canopyd started with (constant time). */
+static gboolean
+key_matches (CanopyConsole *console, const CanopySharedKey *key)
+{
+  guint8 digest[32];
+  gboolean match;
+
+  gnutls_hash_fast (GNUTLS_DIG_SHA256, key->bytes, sizeof key->bytes, digest);
+  match = gnutls_memcmp (digest, console->key_digest, sizeof digest) == 0;
+  canopy_keys_wipe (digest, sizeof digest);
+  return match;
+}
+
 static void
 check_key (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *worst)
 {
@@ -173,9 +190,9 @@ check_key (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *w
       return;
     }
   /* The request itself proved the running key; compare the file with it. */
-  if (canopy_console_auth_matches_key (console->auth, probe->key))
+  if (key_matches (console, probe->key))
     add_check (b, worst, "key", STATUS_OK,
-               _("The key entered matches the server's shared key; agents holding it are "
+               _("The shared key file holds the key canopyd runs with; agents holding it are "
                  "accepted"));
   else
     add_check (b, worst, "key", STATUS_ERROR,
@@ -237,8 +254,22 @@ check_licences (CanopyConsole *console, JsonBuilder *b, Status *worst)
   guint seats = canopy_licensing_get_seats (licensing);
   guint overage = canopy_licensing_get_overage (licensing);
   g_autofree char *text = NULL;
+  gint64 expires = canopy_licensing_get_expiry (licensing);
 
-  if (overage > 0)
+  /* Expiry blocks nothing either, but an admin must see it: it is the
+   * first thing said, never "valid". */
+  if (canopy_licensing_is_expired (licensing, g_get_real_time ()))
+    {
+      g_autoptr (GDateTime) when = g_date_time_new_from_unix_utc (expires / G_USEC_PER_SEC);
+      g_autofree char *day = when != NULL ? g_date_time_format (when, "%Y-%m-%d") : NULL;
+
+      text = g_strdup_printf (_("The licence expired on %s (%u of %u licences in use). Nothing "
+                                "is blocked, but renew it: ask your vendor for a new licence "
+                                "file, name it in <licensing file> and restart canopyd"),
+                              day != NULL ? day : "?", used, seats);
+      add_check (b, worst, "licences", STATUS_WARNING, text);
+    }
+  else if (overage > 0)
     {
       text = g_strdup_printf (_("Licence overage: %u devices are active and %u are licensed, %u "
                                 "over. Nothing is blocked; add licences"),
@@ -367,7 +398,8 @@ describe_failures (guint n, const char *failures)
   return g_strdup_printf (_("%u devices said in the last hour that they cannot complete a "
                             "deployment, and have made no progress since: %s. Act on the "
                             "reason given (free disk space, fix the destination's "
-                            "permissions); the devices try again by themselves"),
+                            "permissions, or deploy under a directory the devices' "
+                            "<destinations> allow); the devices try again by themselves"),
                           n, failures);
 }
 

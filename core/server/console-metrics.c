@@ -3,6 +3,7 @@
 #include "build-config.h"
 
 #include "server/console-private.h"
+#include "server/console-listener.h"
 #include "lib/i18n.h"
 #include "lib/planner.h"
 
@@ -135,6 +136,13 @@ collect_console (CanopyConsole *console, Metrics *m)
           "Console API requests with a key that does not match the server's.");
   sample (m, "canopy_console_auth_failures_total", NULL,
           canopy_console_auth_get_failures (console->auth));
+  family (m, "canopy_console_connections", "gauge",
+          "Console API connections open, handshaking or served.");
+  sample (m, "canopy_console_connections", NULL, canopy_console_listener_count (console->listener));
+  family (m, "canopy_console_connections_refused_total", "counter",
+          "Console API connections closed as accepted, past a connection cap.");
+  sample (m, "canopy_console_connections_refused_total", NULL,
+          canopy_console_listener_get_refused (console->listener));
 }
 
 /* An office's totals over every deployment. */

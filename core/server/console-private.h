@@ -13,8 +13,14 @@ G_BEGIN_DECLS
 struct _CanopyConsole {
   CanopyServer *server;
   SoupServer *soup;
+  struct _CanopyConsoleListener *listener; /* accepts and polices the connections */
   CanopyConsoleAuth *auth;
   char *key_path;            /* the shared key file, for the health check */
+  guint8 key_digest[32];     /* SHA-256 of the running shared key, ditto */
+  gint64 admins_read_at;     /* monotonic µs of the last read of the admins */
+  gboolean reading_admins;   /* a read is due or running in a worker thread */
+  guint read_timer;          /* the read is due when this fires */
+  GPtrArray *waiting;        /* paused SoupServerMessages waiting for that read */
   GCancellable *cancellable; /* cancelled when the console goes */
   guint probes;              /* health checks running in a worker thread */
   guint64 responses[6];      /* by status class: [2] counts 2xx, ... */
@@ -23,8 +29,21 @@ struct _CanopyConsole {
 
 typedef void (*CanopyConsoleHandler) (CanopyConsole *console, SoupServerMessage *msg);
 
-/* Who made a change, for the audit log: the client's address. */
+/* The admin a request's token belongs to. */
+typedef struct {
+  char *name;
+  CanopyAdminRole role;
+  char *token_id;
+} CanopyConsoleCaller;
+
+/* Returns: (transfer none) (nullable): who sent @msg, once authenticated. */
+const CanopyConsoleCaller *canopy_console_get_caller (SoupServerMessage *msg);
+
+/* Who made a change, for the audit log: "admin NAME (ROLE) from ADDRESS". */
 char *canopy_console_actor (SoupServerMessage *msg);
+
+/* Puts @admins (transfer full) in force, as just read. */
+void canopy_console_set_admins (CanopyConsole *console, CanopyAdmins *admins);
 
 /* Request bodies larger than these are refused with 413. */
 #define CANOPY_CONSOLE_JSON_LIMIT (64 * 1024)
@@ -58,6 +77,24 @@ void canopy_console_add_content_identity (JsonBuilder *b, const CanopyContent *c
 
 /* console-content-store.c */
 void canopy_console_get_content_store (CanopyConsole *console, SoupServerMessage *msg);
+
+/* console-admins.c */
+void canopy_console_get_whoami (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_get_admins (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_post_admins (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_post_admin_tokens (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_delete_admin (CanopyConsole *console, SoupServerMessage *msg);
+
+/**
+ * canopy_console_admins_job_start:
+ *
+ * Reads the admins from the database in a worker thread; the callback
+ * gets them from canopy_console_admins_job_finish().
+ */
+void canopy_console_admins_job_start (CanopyConsole *console, GAsyncReadyCallback callback,
+                                      gpointer user_data);
+CanopyAdmins *canopy_console_admins_job_finish (CanopyConsole *console, GAsyncResult *result,
+                                                GError **error);
 
 /* console-metrics.c */
 void canopy_console_get_metrics (CanopyConsole *console, SoupServerMessage *msg);

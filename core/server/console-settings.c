@@ -51,7 +51,6 @@ commit (CanopyConsole *console, SoupServerMessage *msg, const CanopySettings *be
         const char *action = canopy_settings_field_to_action (all_fields[i]);
 
         canopy_store_audit (store, actor, action, detail);
-        g_message (_("Setting changed by the %s: %s %s"), actor, action, detail);
       }
   canopy_server_apply_settings (console->server, after, topology);
 }

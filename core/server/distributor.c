@@ -1029,3 +1029,46 @@ canopy_distributor_list_failures (CanopyDistributor *distributor, gint64 within_
     }
   return g_strv_builder_end (lines);
 }
+
+void
+canopy_device_failure_free (CanopyDeviceFailure *failure)
+{
+  if (failure == NULL)
+    return;
+  g_free (failure->device_id);
+  g_free (failure->reason);
+  g_free (failure);
+}
+
+static int
+compare_failures (gconstpointer a, gconstpointer b)
+{
+  const CanopyDeviceFailure *x = *(const CanopyDeviceFailure *const *) a;
+  const CanopyDeviceFailure *y = *(const CanopyDeviceFailure *const *) b;
+
+  return g_strcmp0 (x->device_id, y->device_id);
+}
+
+GPtrArray *
+canopy_distributor_get_failures (CanopyDistributor *distributor, const char *deployment_id)
+{
+  GPtrArray *list = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_device_failure_free);
+  GHashTableIter iter;
+  gpointer device_id, value;
+
+  g_hash_table_iter_init (&iter, distributor->failures);
+  while (g_hash_table_iter_next (&iter, &device_id, &value))
+    {
+      const DeviceFailure *failure = value;
+      CanopyDeviceFailure *item;
+
+      if (g_strcmp0 (failure->deployment_id, deployment_id) != 0)
+        continue;
+      item = g_new0 (CanopyDeviceFailure, 1);
+      item->device_id = g_strdup (device_id);
+      item->reason = g_strdup (failure->reason);
+      g_ptr_array_add (list, item);
+    }
+  g_ptr_array_sort (list, compare_failures);
+  return list;
+}

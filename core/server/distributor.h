@@ -134,4 +134,23 @@ GStrv canopy_distributor_list_lost (CanopyDistributor *distributor, gint64 withi
  */
 GStrv canopy_distributor_list_failures (CanopyDistributor *distributor, gint64 within_us);
 
+typedef struct {
+  char *device_id;
+  char *reason; /* as the device said it */
+} CanopyDeviceFailure;
+
+void canopy_device_failure_free (CanopyDeviceFailure *failure);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyDeviceFailure, canopy_device_failure_free)
+
+/**
+ * canopy_distributor_get_failures:
+ *
+ * Returns: (transfer container) (element-type CanopyDeviceFailure): the
+ *   devices that said they cannot complete @deployment_id (a full disk, a
+ *   destination their policy refuses) and have verified nothing since, by
+ *   device ID; for the deployment's status.
+ */
+GPtrArray *canopy_distributor_get_failures (CanopyDistributor *distributor,
+                                            const char *deployment_id);
+
 G_END_DECLS

@@ -1,6 +1,7 @@
 /* canopyd: the canopy server's entry point. */
 #include "build-config.h"
 
+#include "server/admin-commands.h"
 #include "server/server.h"
 #include "server/setup.h"
 #include "lib/i18n.h"
@@ -40,14 +41,14 @@ print_setup (const CanopySetupResult *result)
       char *text = canopy_shared_key_format (result->shared_key);
 
       g_print (_("  shared key:  %s\n\n"), text);
-      g_print (_("Copy the shared key now: it is shown only this once. Enter it in the "
-                 "console's Peer Distribution page and give it to the agents. Each group of "
-                 "five ends with a check character, so a typing mistake is reported as one.\n"));
+      g_print (_("Copy the shared key now: it is shown only this once. Give it to the agents: "
+                 "it enrols devices and never opens the console. Each group of five ends with "
+                 "a check character, so a typing mistake is reported as one.\n"));
       canopy_shared_key_free_text (text);
     }
   else
     g_print (_("  shared key:  kept (run \"canopyd init --regenerate-key\" to replace it; "
-               "every agent and the console then need the new key)\n"));
+               "every agent then needs the new key)\n"));
   if (result->signing_key_is_new)
     g_print (_("  A new content-signing key was created.\n"));
 }
@@ -117,6 +118,9 @@ init_command (int argc, char **argv)
     g_print (_("  console certificate: kept, SHA-256 fingerprint %s\n"), fingerprint);
   g_print (_("    Compare it with what a browser shows, or give it to "
              "\"canopyctl login --fingerprint\".\n"));
+  g_print (_("  console admins: manage them with \"canopyd admin-add NAME --role "
+             "administrator\", which prints the token to log in with; see \"canopyd "
+             "admin-list\".\n"));
   return CANOPY_EXIT_OK;
 }
 
@@ -135,6 +139,12 @@ server_stop (gpointer state)
 static const CanopyProgramCommand commands[] = {
   { "init", N_("create the server ID, shared key, signing key and database (safe to rerun)"),
     init_command },
+  { "admin-add", N_("add a console admin with a role, or give one a new token (printed once)"),
+    canopy_admin_commands_add },
+  { "admin-list", N_("list the console admins and their token IDs, never the tokens"),
+    canopy_admin_commands_list },
+  { "admin-revoke", N_("remove a console admin, or revoke one token by its ID"),
+    canopy_admin_commands_revoke },
   { NULL, NULL, NULL },
 };
 

@@ -61,6 +61,26 @@ read_peer_distribution (CanopyServerConfig *config, const CanopyConfigNode *root
   return TRUE;
 }
 
+/* Bounds on what a client that never finishes (or never starts) can
+ * hold: slots, descriptors and handshake threads. */
+static gboolean
+read_console_limits (CanopyServerConfig *config, const CanopyConfigNode *console,
+                     GError **error)
+{
+  return canopy_config_node_get_uint (console, "handshake-timeout", 1, 3600,
+                                      CANOPY_SERVER_CONFIG_HANDSHAKE_TIMEOUT,
+                                      &config->console_handshake_timeout, error)
+         && canopy_config_node_get_uint (console, "idle-timeout", 1, 86400,
+                                         CANOPY_SERVER_CONFIG_IDLE_TIMEOUT,
+                                         &config->console_idle_timeout, error)
+         && canopy_config_node_get_uint (console, "max-connections-per-address", 1, 65535,
+                                         CANOPY_SERVER_CONFIG_MAX_PER_ADDRESS,
+                                         &config->console_max_per_address, error)
+         && canopy_config_node_get_uint (console, "max-connections", 1, 65535,
+                                         CANOPY_SERVER_CONFIG_MAX_CONNECTIONS,
+                                         &config->console_max_connections, error);
+}
+
 /* The console API: on when the element is there, HTTPS always. */
 static gboolean
 read_console (CanopyServerConfig *config, const CanopyConfigNode *root, GError **error)
@@ -68,11 +88,20 @@ read_console (CanopyServerConfig *config, const CanopyConfigNode *root, GError *
   const CanopyConfigNode *console = canopy_config_node_get_child (root, "console");
 
   config->console_port = CANOPY_SERVER_CONFIG_CONSOLE_PORT;
+  config->console_token_lifetime_days = CANOPY_SERVER_CONFIG_TOKEN_LIFETIME_DAYS;
+  config->console_handshake_timeout = CANOPY_SERVER_CONFIG_HANDSHAKE_TIMEOUT;
+  config->console_idle_timeout = CANOPY_SERVER_CONFIG_IDLE_TIMEOUT;
+  config->console_max_per_address = CANOPY_SERVER_CONFIG_MAX_PER_ADDRESS;
+  config->console_max_connections = CANOPY_SERVER_CONFIG_MAX_CONNECTIONS;
   if (console == NULL)
     return TRUE;
   config->console = TRUE;
   if (!canopy_config_node_get_uint (console, "port", 0, 65535, CANOPY_SERVER_CONFIG_CONSOLE_PORT,
-                                    &config->console_port, error))
+                                    &config->console_port, error)
+      || !canopy_config_node_get_uint (console, "token-lifetime-days", 0, 36500,
+                                       CANOPY_SERVER_CONFIG_TOKEN_LIFETIME_DAYS,
+                                       &config->console_token_lifetime_days, error)
+      || !read_console_limits (config, console, error))
     return FALSE;
   config->console_address = g_strdup (canopy_config_node_get_attribute (console, "address"));
   if (config->console_address != NULL && !g_hostname_is_ip_address (config->console_address))
@@ -127,6 +156,24 @@ read_content_store (CanopyServerConfig *config, const CanopyConfigNode *root, GE
                                       &config->content_store_upload_slots, error);
 }
 
+/* Directories packages may be registered from by path: none unless
+ * listed, since a console token would otherwise read any file the server
+ * can and hand it to every device. */
+static void
+read_content_sources (CanopyServerConfig *config, const CanopyConfigNode *root)
+{
+  const CanopyConfigNode *sources = canopy_config_node_get_child (root, "content-sources");
+  g_autoptr (GPtrArray) directories = sources != NULL
+                                        ? canopy_config_node_get_children (sources, "directory")
+                                        : g_ptr_array_new ();
+  g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
+
+  for (guint i = 0; i < directories->len; i++)
+    g_strv_builder_add (builder, canopy_config_node_get_attribute (
+                                   g_ptr_array_index (directories, i), "path"));
+  config->content_sources = g_strv_builder_end (builder);
+}
+
 CanopyServerConfig *
 canopy_server_config_load (const char *path, GError **error)
 {
@@ -148,6 +195,7 @@ canopy_server_config_load (const char *path, GError **error)
   if (!read_peer_distribution (config, root, error) || !read_console (config, root, error)
       || !read_content_store (config, root, error))
     return NULL;
+  read_content_sources (config, root);
   config->backend = canopy_config_node_get_child (root, "backend");
   config->transports = canopy_config_node_get_children (root, "transport");
   return g_steal_pointer (&config);
@@ -161,6 +209,7 @@ canopy_server_config_free (CanopyServerConfig *config)
   g_clear_pointer (&config->transports, g_ptr_array_unref);
   g_free (config->debug_domains);
   g_strfreev (config->assigned_groups);
+  g_strfreev (config->content_sources);
   g_free (config->licence_file);
   g_free (config->topology_file);
   g_free (config->licence_issuer_key);

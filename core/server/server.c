@@ -161,7 +161,7 @@ canopy_server_reload (CanopyServer *server, GError **error)
  * configuration. An expired licence still counts: overage is reported,
  * never enforced. */
 static gboolean
-licensed_seats (const CanopyServerConfig *config, guint *seats, GError **error)
+licensed_seats (const CanopyServerConfig *config, guint *seats, gint64 *expires, GError **error)
 {
   g_autofree char *text = NULL;
   g_autoptr (CanopyVerifyKey) issuer = NULL;
@@ -169,6 +169,7 @@ licensed_seats (const CanopyServerConfig *config, guint *seats, GError **error)
   g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
 
   *seats = (guint) config->licensed_seats;
+  *expires = 0;
   if (config->licence_file == NULL)
     return TRUE;
   if (!g_file_get_contents (config->licence_file, &text, NULL, error))
@@ -180,8 +181,11 @@ licensed_seats (const CanopyServerConfig *config, guint *seats, GError **error)
   if (licence == NULL)
     return FALSE;
   if (canopy_licence_file_is_expired (licence, now))
-    g_warning (_("The licence for \"%s\" has expired; devices keep working, renew it"),
+    g_warning (_("The licence for \"%s\" has expired; devices keep working, but renew it: "
+                 "ask your vendor for a new licence file and name it in <licensing file>"),
                licence->customer);
+  if (licence->expires != NULL)
+    *expires = g_date_time_to_unix (licence->expires) * G_USEC_PER_SEC;
   *seats = licence->seats;
   return TRUE;
 }
@@ -232,6 +236,13 @@ start_transports (CanopyServer *server, const CanopySharedKey *key, GError **err
                                         error);
   canopy_keys_wipe (creds.secret, sizeof creds.secret);
   return ok;
+}
+
+CanopyBackend *
+canopy_server_open_backend (CanopyServer *server, GError **error)
+{
+  return canopy_backend_open (server->backend, server->config->backend,
+                              server->config->state_directory, error);
 }
 
 char *
@@ -332,12 +343,13 @@ canopy_server_start (CanopyServer *server, GError **error)
   g_autoptr (GBytes) public_key = NULL;
   CanopySessionsSettings settings = { 0 };
   guint seats;
+  gint64 expires;
 
   server->server_id = canopy_setup_load_server_id (config->state_directory, error);
   if (server->server_id == NULL)
     return FALSE;
   key = canopy_shared_key_load (key_path, error);
-  if (key == NULL || !licensed_seats (config, &seats, error))
+  if (key == NULL || !licensed_seats (config, &seats, &expires, error))
     return FALSE;
   server->signing_key = canopy_signing_key_load (signing_path, error);
   if (server->signing_key == NULL)
@@ -349,6 +361,7 @@ canopy_server_start (CanopyServer *server, GError **error)
     return FALSE;
   server->licensing = canopy_licensing_new (seats, (gint64) config->release_after_days * 86400
                                                      * G_USEC_PER_SEC);
+  canopy_licensing_set_expiry (server->licensing, expires);
   server->store = canopy_store_open (server->backend, config->backend, config->state_directory,
                                      error);
   if (server->store == NULL || !begin_run (server, error)
@@ -371,6 +384,14 @@ canopy_server_start (CanopyServer *server, GError **error)
   server->catalog = canopy_catalog_new (server->store, server->signing_key, error);
   if (server->catalog == NULL)
     return FALSE;
+  {
+    const char *private_directories[] = { config->state_directory,
+                                          config->content_store_directory, NULL };
+
+    canopy_catalog_set_content_sources (server->catalog,
+                                        (const char *const *) config->content_sources,
+                                        private_directories);
+  }
   server->distributor = canopy_distributor_new (server->store, server->catalog, server->topology,
                                                 server->sessions, error);
   if (server->distributor == NULL || !start_content_store (server, error)

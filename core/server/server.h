@@ -48,6 +48,15 @@ char *canopy_server_describe (const CanopyServer *server);
 const CanopyServerConfig *canopy_server_reload (CanopyServer *server, GError **error);
 
 /**
+ * canopy_server_open_backend:
+ *
+ * Opens the configured database (creating or upgrading it), for the
+ * commands that change it while canopyd may run or not ("canopyd
+ * admin-add"). Blocking.
+ */
+CanopyBackend *canopy_server_open_backend (CanopyServer *server, GError **error);
+
+/**
  * canopy_server_init_database:
  * @audit_action: (nullable): an event to record in the audit log
  *

@@ -5,6 +5,7 @@
 
 #include "server/sessions.h"
 #include "lib/i18n.h"
+#include "lib/log.h"
 #include "lib/wire.h"
 
 #include <string.h>
@@ -29,7 +30,15 @@ typedef struct {
   gboolean lost;       /* closed because it stopped answering */
   gint64 last_heard;   /* monotonic µs */
   gint64 recorded_at;  /* monotonic µs of the last record written */
+  guint64 serial;      /* tells this session from a later one of the device */
 } Session;
+
+/* An enrolment waiting for the store's commit before the welcome. */
+typedef struct {
+  CanopySessions *sessions;
+  char *device_id;
+  guint64 serial;
+} Welcome;
 
 struct _CanopySessions {
   char *server_id;
@@ -49,6 +58,8 @@ struct _CanopySessions {
   gpointer peer_handler_data;
   guint liveness_timer;
   gboolean overage_reported;
+  guint64 next_serial;
+  CanopyLogLimit *rejections; /* connections that failed before authentication */
 };
 
 static void
@@ -151,7 +162,9 @@ send_body (Session *session, CanopyWireKind kind, GVariant *body)
 static void
 refuse (Session *session, CanopyWireRefusal reason, const char *message)
 {
-  g_message (_("Refused agent %s: %s"), session->device_id, message);
+  g_autofree char *shown = g_strescape (session->device_id, NULL);
+
+  g_message (_("Refused agent %.64s: %s"), shown, message);
   send_body (session, CANOPY_WIRE_REFUSED,
              g_variant_new ("(usss)", (guint32) reason, message, CANOPY_SESSIONS_OLDEST_AGENT,
                             PACKAGE_VERSION));
@@ -256,6 +269,100 @@ notify_enrolled (Session *session)
 }
 
 static void
+welcome (Session *session)
+{
+  CanopySessions *sessions = session->sessions;
+
+  g_message (_("Enrolled agent %s, version %s, in office \"%s\""), session->device_id,
+             session->agent_version, session->office);
+  send_body (session, CANOPY_WIRE_WELCOME,
+             g_variant_new ("(ssus@ay)", sessions->server_id, PACKAGE_VERSION,
+                            (guint32) sessions->heartbeat_interval, session->office,
+                            g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
+                                                      sessions->signing_public_key, TRUE)));
+  notify_enrolled (session);
+}
+
+static void
+welcome_free (Welcome *w)
+{
+  g_free (w->device_id);
+  g_free (w);
+}
+
+/* The store committed the enrolment: welcome the device, if the session
+ * that asked is still the device's (it may have hung up meanwhile). */
+static void
+on_enrolment_saved (gpointer user_data)
+{
+  Welcome *w = user_data;
+  Session *session = g_hash_table_lookup (w->sessions->enrolled, w->device_id);
+
+  if (session != NULL && session->serial == w->serial)
+    welcome (session);
+}
+
+/* A welcomed device counts on the server to remember it: a crash right
+ * after the welcome must not lose the enrolment or its licence. The
+ * welcome therefore waits for the store's commit, without blocking. */
+static void
+welcome_when_saved (Session *session)
+{
+  CanopySessions *sessions = session->sessions;
+  Welcome *w;
+
+  if (sessions->store == NULL)
+    {
+      welcome (session);
+      return;
+    }
+  w = g_new0 (Welcome, 1);
+  w->sessions = sessions;
+  w->device_id = g_strdup (session->device_id);
+  w->serial = session->serial;
+  canopy_store_sync (sessions->store, on_enrolment_saved, w, (GDestroyNotify) welcome_free);
+}
+
+/* The most addresses a hello may report: real devices have a handful. */
+#define MAX_HELLO_ADDRESSES 64
+
+/* What a hello reports goes into the database, the topology lookup and
+ * the peer list other devices connect to: it must be what it says. */
+static char *
+check_hello (Session *session, GVariant *addresses)
+{
+  g_autofree char *shown = g_strescape (session->device_id, NULL);
+  GVariantIter iter;
+  const char *address;
+  guint8 prefix;
+
+  if (!g_uuid_string_is_valid (session->device_id))
+    return g_strdup_printf (_("the device ID \"%.64s\" is not a UUID. The agent's "
+                              "device-id file in its state directory is damaged: remove it and "
+                              "restart the agent, which makes a new one"), shown);
+  if (g_variant_n_children (addresses) > MAX_HELLO_ADDRESSES)
+    return g_strdup_printf (_("the device reported %zu addresses, more than the %d this server "
+                              "takes; check the device's network configuration"),
+                            g_variant_n_children (addresses), MAX_HELLO_ADDRESSES);
+  g_variant_iter_init (&iter, addresses);
+  while (g_variant_iter_next (&iter, "(&sy)", &address, &prefix))
+    {
+      g_autoptr (GInetAddress) inet = g_inet_address_new_from_string (address);
+      g_autofree char *escaped = g_strescape (address, NULL);
+
+      if (inet == NULL)
+        return g_strdup_printf (_("the device reported \"%.64s\", which is not an IP "
+                                  "address; update the agent, or report this as a bug"),
+                                escaped);
+      if (prefix > (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV4 ? 32 : 128))
+        return g_strdup_printf (_("the device reported %s/%u, a prefix length that address "
+                                  "cannot have; update the agent, or report this as a bug"),
+                                escaped, (guint) prefix);
+    }
+  return NULL;
+}
+
+static void
 handle_hello (Session *session, GVariant *body)
 {
   CanopySessions *sessions = session->sessions;
@@ -266,6 +373,12 @@ handle_hello (Session *session, GVariant *body)
 
   g_variant_get (body, "(&s&s@a(sy)@asq)", &claimed, &version, &addresses, &groups,
                  &session->peer_port);
+  message = check_hello (session, addresses);
+  if (message != NULL)
+    {
+      refuse (session, CANOPY_WIRE_REFUSED_INVALID, message);
+      return;
+    }
   if (g_strcmp0 (claimed, session->device_id) != 0)
     {
       g_warning (_("Agent %s claims to be %s in its hello; closing the connection"),
@@ -323,14 +436,7 @@ handle_hello (Session *session, GVariant *body)
   g_hash_table_insert (sessions->enrolled, session->device_id, session);
   record_device (session);
   record_activation (session);
-  g_message (_("Enrolled agent %s, version %s, in office \"%s\""), session->device_id, version,
-             office->name);
-  send_body (session, CANOPY_WIRE_WELCOME,
-             g_variant_new ("(ssus@ay)", sessions->server_id, PACKAGE_VERSION,
-                            (guint32) sessions->heartbeat_interval, office->name,
-                            g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
-                                                      sessions->signing_public_key, TRUE)));
-  notify_enrolled (session);
+  welcome_when_saved (session);
 }
 
 static void
@@ -344,22 +450,35 @@ on_incoming (CanopyTransportConnection *conn, gpointer user_data)
   session->conn = conn;
   session->device_id = g_strdup (canopy_transport_connection_get_peer_id (conn));
   session->last_heard = g_get_monotonic_time ();
+  session->serial = ++sessions->next_serial;
   conn->owner_data = session;
   g_hash_table_insert (sessions->sessions, conn, session);
   g_debug ("agent %s connected", who);
 }
 
 static void
+on_rejected_summary (const char *host, guint suppressed, gpointer user_data)
+{
+  g_message (_("%u more connections from %s failed before they were authenticated in the last "
+               "minute"), suppressed, host);
+}
+
+static void
 on_rejected (GSocketAddress *peer_address, const GError *error, gpointer user_data)
 {
+  CanopySessions *sessions = user_data;
   g_autofree char *where = NULL;
 
+  /* canopy_transport_new logs key mismatches and malformed frames itself;
+   * other failures are worth a line for whoever debugs a device that
+   * cannot connect, but anyone can cause them: rate-limited too. */
+  if (g_error_matches (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_KEY_MISMATCH)
+      || g_error_matches (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_PROTOCOL))
+    return;
   if (G_IS_INET_SOCKET_ADDRESS (peer_address))
     where = g_inet_address_to_string (
       g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (peer_address)));
-  /* The transport has logged a key mismatch itself; other failures are
-   * worth a line for whoever debugs a device that cannot connect. */
-  if (!g_error_matches (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_KEY_MISMATCH))
+  if (canopy_log_limit_allow (sessions->rejections, where != NULL ? where : "?"))
     g_message (_("A connection from %s failed before it was authenticated: %s"),
                where != NULL ? where : "?", error->message);
 }
@@ -524,6 +643,7 @@ canopy_sessions_new (const CanopySessionsSettings *settings)
   sessions->enrolled = g_hash_table_new (g_str_hash, g_str_equal);
   sessions->liveness_timer = g_timeout_add_seconds (sessions->heartbeat_interval,
                                                     check_liveness, sessions);
+  sessions->rejections = canopy_log_limit_new (60, on_rejected_summary, NULL);
   return sessions;
 }
 
@@ -539,6 +659,7 @@ canopy_sessions_free (CanopySessions *sessions)
   g_hash_table_unref (sessions->sessions);
   g_hash_table_unref (sessions->enrolled);
   g_ptr_array_unref (sessions->transports);
+  canopy_log_limit_free (sessions->rejections);
   g_strfreev (sessions->assigned_groups);
   g_free (sessions->server_id);
   g_bytes_unref (sessions->signing_public_key);

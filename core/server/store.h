@@ -35,8 +35,21 @@ void canopy_store_put (CanopyStore *store, CanopyRecordKind kind, const char *ke
 /* Queues the removal of a record, written like a put. */
 void canopy_store_remove (CanopyStore *store, CanopyRecordKind kind, const char *key);
 
-/* Writes everything queued now, blocking. */
-gboolean canopy_store_flush (CanopyStore *store, GError **error);
+typedef void (*CanopyStoreSyncFunc) (gpointer user_data);
+
+/**
+ * canopy_store_sync:
+ * @func: called on the main context once everything queued before this
+ *   call is committed to the backend; a failed write is retried, and
+ *   @func waits for the retry
+ * @destroy: (nullable): frees @user_data, after @func or instead of it
+ *   when the store is freed first
+ *
+ * Asks for a write now and says when it is durable, without blocking:
+ * an enrolment is saved before the device is welcomed.
+ */
+void canopy_store_sync (CanopyStore *store, CanopyStoreSyncFunc func, gpointer user_data,
+                        GDestroyNotify destroy);
 
 /**
  * canopy_store_device_history:
@@ -57,6 +70,20 @@ guint canopy_store_count_devices (const CanopyStore *store);
 gboolean canopy_store_list (CanopyStore *store, CanopyRecordKind kind,
                             CanopyBackendRecordFunc func, gpointer user_data, GError **error);
 
+typedef gboolean (*CanopyStoreBackendFunc) (CanopyBackend *backend, gpointer user_data,
+                                            GError **error);
+
+/**
+ * canopy_store_with_backend:
+ *
+ * Calls @func with the backend, for a worker thread: waits for a write in
+ * flight rather than running the main loop, and keeps the backend from
+ * other threads while @func runs. Sees only what was written, not what is
+ * still queued.
+ */
+gboolean canopy_store_with_backend (CanopyStore *store, CanopyStoreBackendFunc func,
+                                    gpointer user_data, GError **error);
+
 /**
  * canopy_store_append:
  * @entry: (transfer floating): an entry of @kind's type
@@ -65,7 +92,8 @@ gboolean canopy_store_list (CanopyStore *store, CanopyRecordKind kind,
  */
 void canopy_store_append (CanopyStore *store, CanopyLogKind kind, GVariant *entry);
 
-/* Queues an audit event: who changed what. @detail never holds a secret. */
+/* Queues an audit event: who changed what; it is logged too. @detail
+ * never holds a secret. */
 void canopy_store_audit (CanopyStore *store, const char *actor, const char *action,
                          const char *detail);
 

@@ -290,7 +290,7 @@ canopy_transport_common_protocol_error (CanopyTransportCommonConn *conn, const c
   GError *error = g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_PROTOCOL,
                                _("Peer “%s” sent a malformed frame (%s); the connection "
                                  "was dropped."), peer, what);
-  canopy_transport_common_log (conn->transport, error->message);
+  /* Logged by the transport's user, with a rate limit (canopy_transport_new). */
   return error;
 }
 
@@ -302,8 +302,11 @@ canopy_transport_common_key_mismatch_error (CanopyTransportCommonConn *conn)
                                _("Key mismatch with “%s”: the peer does not hold the same shared "
                                  "key. Check that both ends were given the current shared key."),
                                peer);
-  /* Said plainly in the log of both ends, as admins look there first. */
-  canopy_transport_common_log (conn->transport, error->message);
+  /* Said plainly in the log of both ends, as admins look there first;
+   * an incoming one is logged by canopy_transport_new's relay, with a
+   * rate limit, as anyone can cause it at will. */
+  if (conn->is_client)
+    canopy_transport_common_log (conn->transport, error->message);
   return error;
 }
 

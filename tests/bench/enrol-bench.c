@@ -438,7 +438,9 @@ load_new (const CanopyPlugin *plugin, const CanopyConfigNode *element, const Can
     {
       load->agents[i].load = load;
       load->agents[i].index = base + i;
-      load->agents[i].id = g_strdup_printf ("%s-%06u", prefix, base + i);
+      /* The server refuses a device ID that is not a UUID. */
+      load->agents[i].id = g_strdup_printf ("%08x-0000-4000-8000-%012x", g_str_hash (prefix),
+                                            base + i);
     }
   return load;
 }

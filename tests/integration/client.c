@@ -76,9 +76,9 @@ is_connected (CanopyTestClient *client, gconstpointer data)
   return client->conn != NULL || client->failed;
 }
 
-void
-canopy_test_client_connect (CanopyTestClient *client, const char *key_path, const char *id,
-                            guint16 port)
+gboolean
+canopy_test_client_try_connect (CanopyTestClient *client, const char *key_path, const char *id,
+                                guint16 port)
 {
   g_autoptr (CanopySharedKey) key = canopy_shared_key_load (key_path, NULL);
   const CanopyConfigNode *element;
@@ -104,7 +104,14 @@ canopy_test_client_connect (CanopyTestClient *client, const char *key_path, cons
   canopy_transport_connect_async (client->transport, "127.0.0.1", port, NULL, on_connected,
                                   client);
   run_until (client, is_connected, NULL);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (client->conn);
+  return client->conn != NULL;
+}
+
+void
+canopy_test_client_connect (CanopyTestClient *client, const char *key_path, const char *id,
+                            guint16 port)
+{
+  CU_ASSERT_FATAL (canopy_test_client_try_connect (client, key_path, id, port));
 }
 
 void

@@ -33,6 +33,10 @@ typedef struct {
 void canopy_test_client_connect (CanopyTestClient *client, const char *key_path, const char *id,
                                  guint16 port);
 
+/* The same, for a connection that may fail (a wrong key): whether it was made. */
+gboolean canopy_test_client_try_connect (CanopyTestClient *client, const char *key_path,
+                                         const char *id, guint16 port);
+
 void canopy_test_client_send (CanopyTestClient *client, CanopyWireKind kind, GVariant *body);
 
 /* Runs the main context until @client holds @n messages of @kind, for 20 s

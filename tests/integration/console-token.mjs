@@ -1,18 +1,15 @@
-// Runs the web console's own key parsing and token derivation (console.js)
-// under Node: prints the token for the key file, then what a typo says.
-// Usage: node console-token.mjs console.js KEY-FILE
+// Runs the web console's own token check (console.js) under Node: prints
+// the token of the token file, then what a shared key pasted instead says.
+// Usage: node console-token.mjs console.js TOKEN-FILE KEY-FILE
 import fs from "fs";
 
 const source = fs.readFileSync(process.argv[2], "utf8");
 const page = { addEventListener() {}, getElementById() { return null; } };
-const { parseKey, deriveToken } =
-  new Function("document", source + "\nreturn { parseKey, deriveToken };")(page);
-const text = fs.readFileSync(process.argv[3], "utf8").trim();
+const { parseToken } = new Function("document", source + "\nreturn { parseToken };")(page);
 
-console.log(await deriveToken(parseKey(text)));
-const typo = (text[0] === "A" ? "B" : "A") + text.slice(1);
+console.log(parseToken(fs.readFileSync(process.argv[3], "utf8")));
 try {
-  parseKey(typo);
+  parseToken(fs.readFileSync(process.argv[4], "utf8"));
 } catch (error) {
   console.log(error.message);
 }

@@ -5,7 +5,6 @@
 #include "build-config.h"
 
 #include "tests/integration/site.h"
-#include "lib/keys.h"
 #include "lib/shared-key.h"
 
 #include <fcntl.h>
@@ -84,6 +83,21 @@ port_after (const char *output, const char *prefix)
   return at != NULL ? (guint) g_ascii_strtoull (at + strlen (prefix), NULL, 10) : 0;
 }
 
+/* Only a test that registers a file names a directory for it: canopyd
+ * allows none by default. */
+static char *
+content_sources (const CanopyTestSite *s)
+{
+  g_autofree char *directory = NULL;
+
+  if (s->options.content_source == NULL)
+    return g_strdup ("");
+  directory = g_build_filename (s->dir, s->options.content_source, NULL);
+  g_assert (g_mkdir_with_parents (directory, 0755) == 0);
+  return g_strdup_printf ("  <content-sources><directory path='%s'/></content-sources>\n",
+                          directory);
+}
+
 static void
 write_server_config (CanopyTestSite *s)
 {
@@ -97,18 +111,21 @@ write_server_config (CanopyTestSite *s)
                                                 quota != NULL ? quota : "",
                                                 quota != NULL ? "'" : "")
                              : g_strdup ("");
+  g_autofree char *sources = content_sources (s);
   g_autofree char *xml = g_strdup_printf (
     "<server>\n"
     "  <state-directory>%s</state-directory>\n"
     "  <assigned-group>Branch</assigned-group>\n"
     "  <distribution-optimization enabled='true' topology='%s'/>\n"
     "  <heartbeat interval='1'/>\n"
-    "  <console address='%s' port='%u'/>\n"
-    "%s"
+    "  <console address='%s' port='%u' %s/>\n"
+    "%s%s%s"
     "  <backend plugin='sqlite'/>\n"
     "  <transport plugin='tcp'><listen address='%s' port='%u'/></transport>\n"
     "</server>\n",
-    s->state, topology, address, s->console_port, store, address, s->agent_port);
+    s->state, topology, address, s->console_port,
+    s->options.console_attributes != NULL ? s->options.console_attributes : "", store, sources,
+    s->options.server_xml != NULL ? s->options.server_xml : "", address, s->agent_port);
   g_autofree char *csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
                                           "North,,Default,%s.1.0/24,%s\n"
                                           "South,,Default,%s.2.0/24,%s\n",
@@ -234,8 +251,9 @@ canopy_test_site_device_start (CanopyTestSite *s, guint office, guint index,
   g_autofree char *xml = g_strdup_printf (
     "<agent><server host='%s' port='%u'/><state-directory>%s</state-directory>"
     "<group>Branch</group><peers address='%s' port='0'/>"
+    "<destinations><directory path='%s'/></destinations>"
     "<transport plugin='tcp'/></agent>",
-    address, s->agent_port, state, peer);
+    address, s->agent_port, state, peer, s->dir);
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_autoptr (GPtrArray) owned = g_ptr_array_new_with_free_func (g_free);
   CanopyTestProcess *proc;
@@ -345,6 +363,8 @@ canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path, c
     fprintf (stderr, "\n    %s %s: %u %.*s\n", method, path, soup_message_get_status (msg),
              (int) g_bytes_get_size (response), (const char *) g_bytes_get_data (response, NULL));
   CU_ASSERT_EQUAL_FATAL (soup_message_get_status (msg), expected);
+  if (expected == SOUP_STATUS_NO_CONTENT)
+    return NULL;
   /* The body is not NUL-terminated. */
   text = g_strndup (g_bytes_get_data (response, NULL), g_bytes_get_size (response));
   node = json_from_string (text, NULL);
@@ -354,18 +374,32 @@ canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path, c
   return node;
 }
 
+char *
+canopy_test_admin_add (const char *config, const char *name, const char *role,
+                       const char *expires_days, char **output)
+{
+  g_autofree char *canopyd = program ("canopyd");
+  const char *argv[] = { canopyd, "admin-add", name,  "--role", role, "--config", config,
+                         expires_days != NULL ? "--expires" : NULL, expires_days, NULL };
+  g_autofree char *out = NULL;
+  const char *at;
+
+  /* No CUnit assertion: suites call it from their init too. */
+  if (canopy_test_run (argv, &out) != 0 || (at = strstr (out, "cnp_")) == NULL)
+    {
+      fprintf (stderr, "\n    canopyd admin-add %s failed: %s\n", name, out);
+      return NULL;
+    }
+  if (output != NULL)
+    *output = g_strdup (out);
+  return g_strndup (at, strcspn (at, " \n"));
+}
+
+/* An administrator made as an installer would, before canopyd starts. */
 static char *
 make_token (const CanopyTestSite *s)
 {
-  g_autofree char *path = g_build_filename (s->state, "shared-key", NULL);
-  g_autoptr (CanopySharedKey) key = canopy_shared_key_load (path, NULL);
-  guint8 token[CANOPY_KEYS_CONSOLE_TOKEN_SIZE];
-  GString *hex = g_string_new (NULL);
-
-  g_assert (key != NULL && canopy_keys_derive_console_token (key, token, NULL));
-  for (gsize i = 0; i < sizeof token; i++)
-    g_string_append_printf (hex, "%02x", token[i]);
-  return g_string_free (hex, FALSE);
+  return canopy_test_admin_add (s->config, "site-admin", "administrator", NULL, NULL);
 }
 
 static void
@@ -402,10 +436,11 @@ canopy_test_site_begin (CanopyTestSite *s, const CanopyTestSiteOptions *options)
   write_server_config (s);
   init[3] = s->config;
   CU_ASSERT_EQUAL_FATAL (canopy_test_run (init, &out), 0);
+  s->token = make_token (s);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (s->token);
   canopy_test_site_server_start (s);
   write_package (s);
   origin_start (s);
-  s->token = make_token (s);
   s->session = soup_session_new_with_options ("timeout", 120, NULL);
 }
 

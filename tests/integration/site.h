@@ -26,11 +26,18 @@ typedef struct {
   gsize content_size; /* 0: CANOPY_TEST_SITE_CONTENT_SIZE, or the valgrind size */
   gboolean content_store; /* canopyd keeps a copy in DIR/content */
   const char *content_store_quota; /* its quota attribute; NULL: none */
+  /* A directory of DIR (created) that canopyd may register files from,
+   * its only <content-sources>; NULL: URLs only, as canopyd's default. */
+  const char *content_source;
   /* Prepended to the command line of the processes of office O (0: the
    * server and the origin), e.g. "ip netns exec NS" or "env VAR=...". */
   const char *const *prefix[CANOPY_TEST_SITE_OFFICES + 1];
   /* The network namespace the console API is reached in; NULL: this one. */
   const char *console_netns;
+  /* More attributes of <console>, e.g. "handshake-timeout='2'"; NULL: none. */
+  const char *console_attributes;
+  /* More elements of <server>, e.g. "<licensing .../>"; NULL: none. */
+  const char *server_xml;
 } CanopyTestSiteOptions;
 
 typedef struct {
@@ -57,6 +64,18 @@ typedef struct {
 gboolean canopy_test_site_available (void);
 
 /* Stops what @s ran before, then starts canopyd and the origin. */
+/**
+ * canopy_test_admin_add:
+ * @expires_days: (nullable): --expires, or the configured lifetime
+ * @output: (out) (optional): everything the command printed
+ *
+ * Runs the real "canopyd admin-add NAME --role ROLE" against @config.
+ * Returns: (transfer full) (nullable): the token it printed; NULL, the
+ *   output printed, when it failed.
+ */
+char *canopy_test_admin_add (const char *config, const char *name, const char *role,
+                             const char *expires_days, char **output);
+
 void canopy_test_site_begin (CanopyTestSite *s, const CanopyTestSiteOptions *options);
 /* Starts every agent of every office. */
 void canopy_test_site_start_agents (CanopyTestSite *s);
@@ -79,7 +98,8 @@ char *canopy_test_site_agent_address (const CanopyTestSite *s, guint office, gui
 guint canopy_test_site_slot (guint office, guint index);
 guint canopy_test_site_agent_index (const CanopyTestSite *s, const char *device_id);
 
-/* A console API call that must answer @expected; returns the JSON. */
+/* A console API call that must answer @expected; returns the JSON (NULL
+ * for 204 No Content). */
 JsonNode *canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path,
                                 const char *body, guint expected);
 /* Registers the package; returns the content ID. */

@@ -6,7 +6,7 @@
 
 #include "tests/canopy-test.h"
 #include "lib/backend.h"
-#include "lib/keys.h"
+#include "tests/integration/site.h"
 #include "lib/plugin-loader.h"
 #include "server/server-config.h"
 
@@ -33,6 +33,7 @@ typedef struct {
   guint console_port;
   char *url;
   char *token;
+  char *token_file; /* the token, for canopyctl login --token-file */
   char *fingerprint;
   char *ctl_profile; /* canopyctl's connection profile */
   SoupSession *session;
@@ -84,10 +85,11 @@ write_config (void)
     "  <heartbeat interval='1'/>\n"
     "  <licensing seats='10'/>\n"
     "  <console address='127.0.0.1' port='%u'/>\n"
+    "  <content-sources><directory path='%s/packages'/></content-sources>\n"
     "  <backend plugin='sqlite'><database>%s/canopy.db</database></backend>\n"
     "  <transport plugin='tcp'><listen address='127.0.0.1' port='%u'/></transport>\n"
     "</server>\n",
-    server.state, server.console_port, server.dir, server.agent_port);
+    server.state, server.console_port, server.dir, server.dir, server.agent_port);
 
   g_assert (g_file_set_contents (server.config, xml, -1, NULL));
 }
@@ -166,20 +168,6 @@ on_accept_certificate (SoupMessage *msg, GTlsCertificate *certificate, GTlsCerti
   return g_str_equal (presented, server.fingerprint);
 }
 
-static char *
-token_from_key_file (const char *path)
-{
-  g_autoptr (CanopySharedKey) key = canopy_shared_key_load (path, NULL);
-  guint8 token[CANOPY_KEYS_CONSOLE_TOKEN_SIZE];
-  GString *hex = g_string_new (NULL);
-
-  g_assert (key != NULL);
-  g_assert (canopy_keys_derive_console_token (key, token, NULL));
-  for (gsize i = 0; i < sizeof token; i++)
-    g_string_append_printf (hex, "%02x", token[i]);
-  return g_string_free (hex, FALSE);
-}
-
 static SoupSession *
 new_session (const char *local_ip)
 {
@@ -249,7 +237,7 @@ static int
 suite_init (void)
 {
   g_autofree char *canopyd = NULL;
-  g_autofree char *cert_path = NULL, *pem = NULL, *key_path = NULL, *out = NULL;
+  g_autofree char *cert_path = NULL, *pem = NULL, *out = NULL;
   g_autoptr (GTlsCertificate) certificate = NULL;
 
   if (!plugins_available ())
@@ -276,8 +264,13 @@ suite_init (void)
   /* canopyd init prints the same fingerprint for the admin to compare. */
   if (strstr (out, server.fingerprint) == NULL)
     return 1;
-  key_path = g_build_filename (server.state, "shared-key", NULL);
-  server.token = token_from_key_file (key_path);
+  server.token = canopy_test_admin_add (server.config, "console-admin", "administrator", NULL,
+                                        NULL);
+  if (server.token == NULL)
+    return 1;
+  server.token_file = g_build_filename (server.dir, "admin-token", NULL);
+  g_assert (g_file_set_contents_full (server.token_file, server.token, -1,
+                                      G_FILE_SET_CONTENTS_NONE, 0600, NULL));
   server.session = new_session (NULL);
   return server_start () ? 0 : 1;
 }
@@ -293,6 +286,7 @@ suite_cleanup (void)
   g_free (server.state);
   g_free (server.url);
   g_free (server.token);
+  g_free (server.token_file);
   g_free (server.fingerprint);
   memset (&server, 0, sizeof server);
   return 0;
@@ -315,16 +309,17 @@ test_wrong_key (void)
   g_auto (Response) none = { 0 };
   g_auto (Response) right = { 0 };
   g_autofree char *code = NULL;
-  const char *other = "0000000000000000000000000000000000000000000000000000000000000000";
+  const char *other = "cnp_0000000000000000_"
+                      "0000000000000000000000000000000000000000000000000000000000000000";
 
   if (skipped ())
     return;
   request_with (server.session, "GET", "/api/v1/settings", other, NULL, NULL, -1, &wrong);
   CU_ASSERT_EQUAL (wrong.status, 401);
   code = json_member (wrong.body, "error");
-  CU_ASSERT_STRING_EQUAL (code, "key-mismatch");
-  CANOPY_ASSERT_CONTAINS (wrong.body, "Key mismatch");
-  CANOPY_ASSERT_CONTAINS (wrong.body, "most recent key");
+  CU_ASSERT_STRING_EQUAL (code, "invalid-token");
+  CANOPY_ASSERT_CONTAINS (wrong.body, "not valid here");
+  CANOPY_ASSERT_CONTAINS (wrong.body, "canopyd admin-add");
   request_with (server.session, "GET", "/api/v1/settings", NULL, NULL, NULL, -1, &none);
   CU_ASSERT_EQUAL (none.status, 401);
   CANOPY_ASSERT_CONTAINS (none.body, "unauthenticated");
@@ -359,10 +354,10 @@ test_rate_limit (void)
     CU_ASSERT_PTR_NOT_NULL (locked.retry_after);
     CU_ASSERT (locked.retry_after != NULL && atoi (locked.retry_after) > 0);
     CANOPY_ASSERT_CONTAINS (locked.body, "rate-limited");
-    /* The lockout does not tell a guesser which token was right. */
+    /* The right token still works from there: it cannot be guessed. */
     request_with (attacker, "GET", "/api/v1/server-id", server.token, NULL, NULL, -1,
                   &even_right);
-    CU_ASSERT_EQUAL (even_right.status, 429);
+    CU_ASSERT_EQUAL (even_right.status, 200);
     request ("GET", "/api/v1/server-id", NULL, NULL, &elsewhere);
     CU_ASSERT_EQUAL (elsewhere.status, 200);
   }
@@ -404,7 +399,7 @@ match_audit (gint64 id, GVariant *entry, gpointer user_data)
 
   g_variant_get (entry, "(x&s&s&s)", NULL, &actor, &action, &detail);
   if (g_str_equal (action, search->action) && strstr (detail, search->detail) != NULL
-      && g_str_has_prefix (actor, "console API from 127.0.0.1"))
+      && g_str_has_prefix (actor, "admin console-admin (administrator) from 127.0.0.1"))
     search->found = TRUE;
   return TRUE;
 }
@@ -529,7 +524,7 @@ test_health_and_reads (void)
   CU_ASSERT_EQUAL (health.status, 200);
   CANOPY_ASSERT_CONTAINS (health.body, "\"name\" : \"backend\"");
   CANOPY_ASSERT_CONTAINS (health.body, "\"name\" : \"transport tcp\"");
-  CANOPY_ASSERT_CONTAINS (health.body, "matches the server's shared key");
+  CANOPY_ASSERT_CONTAINS (health.body, "holds the key canopyd runs with");
   CANOPY_ASSERT_CONTAINS (health.body, "supports agents");
   CANOPY_ASSERT_CONTAINS (health.body, "licences in use");
   CANOPY_ASSERT_CONTAINS (health.body, "canopyd has run since");
@@ -578,6 +573,9 @@ test_licences_and_metrics (void)
   CANOPY_ASSERT_CONTAINS (metrics.body, "canopy_licences_used 1\n");
   CANOPY_ASSERT_CONTAINS (metrics.body, "canopy_licence_overage 0\n");
   CANOPY_ASSERT_CONTAINS (metrics.body, "canopy_console_auth_failures_total");
+  /* This request's own connection is open. */
+  CU_ASSERT_PTR_NULL (strstr (metrics.body, "canopy_console_connections 0\n"));
+  CANOPY_ASSERT_CONTAINS (metrics.body, "# TYPE canopy_console_connections_refused_total counter");
   request_with (server.session, "GET", "/metrics", NULL, NULL, NULL, -1, &unauthenticated);
   CU_ASSERT_EQUAL (unauthenticated.status, 401);
 }
@@ -671,17 +669,18 @@ test_web_console (void)
     return;
   request_with (server.session, "GET", "/console/", NULL, NULL, NULL, -1, &page);
   CU_ASSERT_EQUAL (page.status, 200);
-  CANOPY_ASSERT_CONTAINS (page.body, "Shared Authentication Key");
+  CANOPY_ASSERT_CONTAINS (page.body, "admin token");
   CANOPY_ASSERT_CONTAINS (page.body, "Distribution Optimization");
   request_with (server.session, "GET", "/console/console.js", NULL, NULL, NULL, -1, &script);
   CU_ASSERT_STRING_EQUAL (script.content_type, "text/javascript");
-  CANOPY_ASSERT_CONTAINS (script.body, "canopy console token v1");
+  CANOPY_ASSERT_CONTAINS (script.body, "/api/v1/whoami");
+  CU_ASSERT_PTR_NULL (strstr (script.body, "canopy console token v1"));
   request_with (server.session, "GET", "/livez", NULL, NULL, NULL, -1, &alive);
   CU_ASSERT_EQUAL (alive.status, 200);
 }
 
-/* The page's own JavaScript, run by Node when it is installed, must make
- * the token the server accepts and report a typo by its group. */
+/* The page's own JavaScript, run by Node when it is installed, must take
+ * an admin's token and refuse the shared key pasted instead. */
 static void
 test_web_console_token (void)
 {
@@ -691,7 +690,7 @@ test_web_console_token (void)
   g_autofree char *script = canopy_test_src_path ("core", "server", "console", "console.js",
                                                   NULL);
   g_autofree char *key = g_build_filename (server.state, "shared-key", NULL);
-  const char *argv[] = { node, harness, script, key, NULL };
+  const char *argv[] = { node, harness, script, server.token_file, key, NULL };
   g_autofree char *out = NULL;
 
   if (skipped ())
@@ -703,7 +702,7 @@ test_web_console_token (void)
     }
   CU_ASSERT_EQUAL (canopy_test_run (argv, &out), 0);
   CU_ASSERT (g_str_has_prefix (out, server.token));
-  CANOPY_ASSERT_CONTAINS (out, "mistyped in group 1 of 13");
+  CANOPY_ASSERT_CONTAINS (out, "This is not an admin token");
 }
 
 /* How many elements the JSON array @text has; -1 when it is not one. */
@@ -717,13 +716,16 @@ json_array_size (const char *text)
   return (int) json_array_get_length (json_node_get_array (root));
 }
 
-/* A package on the server's disk, registered from its absolute path. */
+/* A package on the server's disk, in its allowed content source,
+ * registered from its absolute path. */
 static char *
 write_package (const char *name)
 {
-  g_autofree char *path = g_build_filename (server.dir, name, NULL);
+  g_autofree char *directory = g_build_filename (server.dir, "packages", NULL);
+  g_autofree char *path = g_build_filename (directory, name, NULL);
   g_autofree char *data = g_malloc (300 * 1024);
 
+  g_assert (g_mkdir_with_parents (directory, 0755) == 0);
   for (gsize i = 0; i < 300 * 1024; i++)
     data[i] = (char) (i * 7 + i / 1024);
   g_assert (g_file_set_contents (path, data, 300 * 1024, NULL));
@@ -774,8 +776,8 @@ test_content_bad_input (void)
                   "{\"name\": 1, \"version\": \"1\", \"location\": \"/x\"}", 422,
                   "invalid-value", "must be a string");
   assert_refused ("POST", "/api/v1/content",
-                  "{\"name\": \"App\", \"version\": \"1\", \"location\": \"pkg.bin\"}", 422,
-                  "origin-unreadable", "absolute path");
+                  "{\"name\": \"App\", \"version\": \"1\", \"location\": \"pkg.bin\"}", 400,
+                  "source-not-allowed", "absolute path");
   assert_refused ("POST", "/api/v1/content", "{\"name\": ", 400, "malformed-json", "not valid JSON");
   assert_count ("/api/v1/content", 0);
   assert_refused ("POST", "/api/v1/deployments",
@@ -821,7 +823,8 @@ test_content_and_deployments (void)
   g_free (body);
   body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Finance\"], "
                           "\"destination\": \"opt/app.bin\"}", id);
-  assert_refused ("POST", "/api/v1/deployments", body, 422, "invalid-value", "absolute path");
+  assert_refused ("POST", "/api/v1/deployments", body, 400, "invalid-destination",
+                  "absolute path");
   g_free (body);
   body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [], "
                           "\"destination\": \"/opt/app.bin\"}", id);
@@ -881,23 +884,30 @@ static void
 test_canopyctl (void)
 {
   g_autofree char *key = g_build_filename (server.state, "shared-key", NULL);
-  g_autofree char *wrong_key = g_build_filename (server.dir, "wrong-key", NULL);
+  g_autofree char *wrong_token = g_build_filename (server.dir, "wrong-token", NULL);
   g_autofree char *bad_csv = g_build_filename (server.dir, "bad.csv", NULL);
   g_autofree char *profile = g_build_filename (server.dir, "ctl-profile", NULL);
   g_autofree char *certificate = g_build_filename (server.state, "console-cert.pem", NULL);
-  g_autoptr (CanopySharedKey) other = canopy_shared_key_generate (NULL);
   g_autofree char *out = NULL;
   GStatBuf st;
 
   if (skipped ())
     return;
-  g_assert (canopy_shared_key_save (other, wrong_key, NULL));
+  g_assert (g_file_set_contents (wrong_token, "cnp_0123456789abcdef_0123456789abcdef0123456789abcdef"
+                                              "0123456789abcdef0123456789abcdef\n", -1, NULL));
   g_assert (g_file_set_contents (bad_csv, BAD_CSV, -1, NULL));
 
+  /* The shared key opens nothing any more, and canopyctl says why. */
   CU_ASSERT_EQUAL (ctl (&out, "login", "--server", server.url, "--fingerprint",
-                        server.fingerprint, "--key-file", wrong_key, NULL),
+                        server.fingerprint, "--token-file", key, NULL),
+                   1);
+  CANOPY_ASSERT_CONTAINS (out, "not an admin token");
+  CU_ASSERT_FALSE (g_file_test (profile, G_FILE_TEST_EXISTS));
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "login", "--server", server.url, "--fingerprint",
+                        server.fingerprint, "--token-file", wrong_token, NULL),
                    4);
-  CANOPY_ASSERT_CONTAINS (out, "Key mismatch");
+  CANOPY_ASSERT_CONTAINS (out, "not valid here");
   CU_ASSERT_FALSE (g_file_test (profile, G_FILE_TEST_EXISTS));
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "settings", NULL), 4);
@@ -905,9 +915,10 @@ test_canopyctl (void)
   g_clear_pointer (&out, g_free);
 
   CU_ASSERT_EQUAL (ctl (&out, "login", "--server", server.url, "--certificate", certificate,
-                        "--key-file", key, NULL),
+                        "--token-file", server.token_file, NULL),
                    0);
   CANOPY_ASSERT_CONTAINS (out, "Logged in");
+  CANOPY_ASSERT_CONTAINS (out, "as console-admin (administrator)");
   CU_ASSERT (g_stat (profile, &st) == 0 && (st.st_mode & 0777) == 0600);
   g_clear_pointer (&out, g_free);
 
@@ -947,6 +958,31 @@ test_canopyctl (void)
   CANOPY_ASSERT_CONTAINS (out, "canopy_licence_seats 10");
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "settings-set", NULL), 2);
+  g_clear_pointer (&out, g_free);
+
+  /* Admins, over the API. */
+  CU_ASSERT_EQUAL (ctl (&out, "whoami", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "console-admin (administrator)");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "admin-add", "carl", "--role", "auditor", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "Admin \"carl\" (auditor) added");
+  CANOPY_ASSERT_CONTAINS (out, "cnp_");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "admins", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "carl");
+  CU_ASSERT_PTR_NULL (strstr (out, "cnp_"));
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "admin-add", "carl", "--role", "operator", NULL), 1);
+  CANOPY_ASSERT_CONTAINS (out, "exists with the role auditor");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "admin-revoke", "carl", NULL), 0);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "admins", NULL), 0);
+  CU_ASSERT_PTR_NULL (strstr (out, "carl"));
+  g_clear_pointer (&out, g_free);
+  /* The last administrator stays. */
+  CU_ASSERT_NOT_EQUAL (ctl (&out, "admin-revoke", "console-admin", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "last administrator");
 }
 
 /* The content commands, after test_canopyctl logged in. */
@@ -1035,14 +1071,13 @@ test_canopyctl_content (void)
 static void
 test_canopyctl_pin (void)
 {
-  g_autofree char *key = g_build_filename (server.state, "shared-key", NULL);
   g_autofree char *exe = program ("canopyctl");
   g_autofree char *profile = g_build_filename (server.dir, "pin-profile", NULL);
   const char *argv[] = { exe, "--profile", profile, "login", "--server", server.url,
                          "--fingerprint",
                          "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
                          "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF",
-                         "--key-file", key, NULL };
+                         "--token-file", server.token_file, NULL };
   g_autofree char *out = NULL;
 
   if (skipped ())
@@ -1053,8 +1088,8 @@ test_canopyctl_pin (void)
 }
 
 CANOPY_TEST_SUITE (console, "console", suite_init, suite_cleanup,
-                   { "wrong key: 401 key mismatch", test_wrong_key },
-                   { "repeated wrong keys: 429 with Retry-After", test_rate_limit },
+                   { "wrong token: 401 invalid token", test_wrong_key },
+                   { "repeated wrong tokens: 429 with Retry-After", test_rate_limit },
                    { "settings applied live, audited, kept across restart",
                      test_settings_applied_audited_persisted },
                    { "topology: bad rows refused by line, round trip", test_topology },
@@ -1063,7 +1098,7 @@ CANOPY_TEST_SUITE (console, "console", suite_init, suite_cleanup,
                    { "malformed, unknown, oversized: 4xx, nothing applied", test_bad_input },
                    { "clients that leave cost the server no descriptor", test_clients_leave },
                    { "web console and liveness", test_web_console },
-                   { "web console derives the server's token", test_web_console_token },
+                   { "web console takes a token, not the key", test_web_console_token },
                    { "content and deployments: bad input refused, nothing created",
                      test_content_bad_input },
                    { "content and deployments: register, deploy, publish, remove",

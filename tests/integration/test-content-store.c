@@ -216,11 +216,13 @@ ctl_login (CanopyTestSite *s)
   char *profile = g_build_filename (s->dir, "ctl-profile", NULL);
   g_autofree char *url = g_strdup_printf ("https://127.0.0.1:%u", s->console_port);
   g_autofree char *certificate = g_build_filename (s->state, "console-cert.pem", NULL);
-  g_autofree char *key = g_build_filename (s->state, "shared-key", NULL);
+  g_autofree char *token_file = g_build_filename (s->dir, "admin-token", NULL);
   g_autofree char *out = NULL;
 
+  g_assert (g_file_set_contents_full (token_file, s->token, -1, G_FILE_SET_CONTENTS_NONE, 0600,
+                                      NULL));
   CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "login", "--server", url, "--certificate",
-                                    certificate, "--key-file", key, NULL),
+                                    certificate, "--token-file", token_file, NULL),
                    0);
   return profile;
 }
@@ -241,7 +243,7 @@ static char *
 write_small_package (CanopyTestSite *s)
 {
   g_autofree char *data = g_malloc (SMALL_SIZE);
-  char *path = g_build_filename (s->dir, "small.bin", NULL);
+  char *path = g_build_filename (s->dir, "packages", "small.bin", NULL);
 
   for (gsize i = 0; i < SMALL_SIZE; i++)
     data[i] = (char) (i * 7 + i / 251);
@@ -294,6 +296,7 @@ static void
 test_content_store_view (void)
 {
   CanopyTestSiteOptions options = { .content_store = TRUE, .content_store_quota = "1MiB",
+                                    .content_source = "packages",
                                     .content_size = 3 * 1024 * 1024 + 12345 };
   CanopyTestSite *s = &site;
   g_autofree char *small = NULL, *small_id = NULL, *big_id = NULL, *out = NULL;

@@ -11,6 +11,9 @@
 #include <signal.h>
 #include <string.h>
 
+/* Device IDs are UUIDs; the server refuses anything else. */
+#define OLD_AGENT_ID "6f1d2c3b-0a9e-4c8d-9b7a-112233445566"
+
 typedef struct {
   char *dir;
   char *config;
@@ -301,11 +304,11 @@ test_unsupported_version (void)
     return;
   server_setup (&s, "<assigned-group>Finance</assigned-group>");
   key_path = server_key (&s);
-  canopy_test_client_connect (&agent, key_path, "old-agent", (guint16) s.port);
+  canopy_test_client_connect (&agent, key_path, OLD_AGENT_ID, (guint16) s.port);
   g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
   g_variant_builder_add (&addresses, "(sy)", "198.18.0.9", 24);
   canopy_test_client_send (&agent, CANOPY_WIRE_HELLO,
-                           g_variant_new ("(ssa(sy)^asq)", "old-agent", "0.0.1", &addresses,
+                           g_variant_new ("(ssa(sy)^asq)", OLD_AGENT_ID, "0.0.1", &addresses,
                                           groups, 0));
   CU_ASSERT_FATAL (canopy_test_client_wait (&agent, CANOPY_WIRE_REFUSED, 1));
   g_variant_get (agent.last[CANOPY_WIRE_REFUSED], "(u&s&s&s)", &reason, &message, &oldest,

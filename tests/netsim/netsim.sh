@@ -155,6 +155,7 @@ write_agent_config () { # office device
   <state-directory>$dir</state-directory>
   <group>Branch</group>
   <peers address="198.18.$1.$((10 + $2))" port="7444"/>
+  <destinations><directory path="$WORK/installed"/></destinations>
   <transport plugin="tcp"/>
 </agent>
 EOF
@@ -242,8 +243,10 @@ main () {
 ctl () { inns c "$BUILD/canopyctl" --profile "$WORK/profile" "$@"; }
 
 deploy () { # origin URL
+  (umask 077 && "$BUILD/canopyd" admin-add netsim --role operator --config "$WORK/canopyd.xml" \
+    | sed -n 's/^ *token: *//p' > "$WORK/admin-token")
   ctl login --server https://198.18.0.1:7480 --certificate "$WORK/server/console-cert.pem" \
-    --key-file "$WORK/server/shared-key" > /dev/null
+    --token-file "$WORK/admin-token" > /dev/null
   content=$(ctl --json content-add --name Package --version 1.0 "$1" \
     | sed -n 's/^ *"id" : "\(.*\)",$/\1/p' | head -n 1)
   DEPLOYMENT=$(ctl --json deploy --content "$content" --group Branch \

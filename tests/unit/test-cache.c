@@ -5,10 +5,13 @@
 
 #include "tests/canopy-test.h"
 #include "agent/cache.h"
+#include "agent/install.h"
+#include "agent/install-policy.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <unistd.h>
 
 #define CHUNK 4096
 
@@ -113,6 +116,7 @@ test_assemble (void)
 {
   g_autofree char *dir = canopy_test_make_tmpdir ("assemble");
   g_autofree char *dest = g_build_filename (dir, "package.msi", NULL);
+  const char *allowed[] = { dir, NULL };
   gsize size = 5 * CHUNK + 7;
   g_autofree guint8 *data = make_content (size, 2);
   g_autoptr (CanopyManifest) m = build (data, size);
@@ -126,14 +130,14 @@ test_assemble (void)
 
   for (guint i = 0; i + 1 < n; i++)
     canopy_cache_entry_store_chunk (entry, i, data + (gsize) i * CHUNK, CHUNK, &error);
-  CU_ASSERT_FALSE (canopy_cache_entry_assemble (entry, dest, &error));
+  CU_ASSERT_FALSE (canopy_install_assemble (entry, allowed, dest, &error));
   CU_ASSERT (g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_MISSING));
   CU_ASSERT_FALSE (g_file_test (dest, G_FILE_TEST_EXISTS));
   g_clear_error (&error);
 
   canopy_cache_entry_store_chunk (entry, n - 1, data + (gsize) (n - 1) * CHUNK, 7, &error);
   CU_ASSERT (canopy_cache_entry_is_complete (entry));
-  CU_ASSERT (canopy_cache_entry_assemble (entry, dest, &error));
+  CU_ASSERT (canopy_install_assemble (entry, allowed, dest, &error));
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT (g_file_get_contents (dest, &written, &written_len, NULL));
   CU_ASSERT_EQUAL (written_len, size);
@@ -156,12 +160,27 @@ assert_file_equals (const char *path, const guint8 *data, gsize size)
   CU_ASSERT (written_len == size && memcmp (written, data, size) == 0);
 }
 
-/* The package put in place is the cache's own file under a second name:
- * nothing is written twice, and the cache never writes into it again. */
-static void
-test_link (void)
+/* What the install does once the package's SHA-256 is checked. */
+static gboolean
+copy_into (CanopyCacheEntry *entry, const char *dir, const char *dest, GError **error)
 {
-  g_autofree char *dir = canopy_test_make_tmpdir ("link");
+  const char *allowed[] = { dir, NULL };
+  g_autofree char *name = NULL;
+  int fd = canopy_install_policy_open_parent (allowed, dest, &name, error);
+  gboolean ok = fd >= 0 && canopy_cache_entry_copy_at (entry, fd, name, error);
+
+  if (fd >= 0)
+    close (fd);
+  return ok;
+}
+
+/* The package put in place is a file of its own (a reflink or a copy),
+ * not a second name of the cache's: changing it in place leaves the
+ * verified cache as it was. */
+static void
+test_copy (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("copy");
   g_autofree char *dest = g_build_filename (dir, "installed", "package.msi", NULL);
   g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
   gsize size = 6 * CHUNK + 9;
@@ -171,20 +190,19 @@ test_link (void)
   g_autoptr (CanopyCache) cache = canopy_cache_open (cache_dir, 0, &error);
   CanopyCacheEntry *entry = canopy_cache_open_entry (cache, m, &error);
   g_autofree char *cached = data_path (cache_dir, m);
-  g_autofree char *changed = NULL;
-  gsize changed_len = 0;
   GStatBuf st, cached_st;
 
   fill (entry, data);
-  CU_ASSERT (canopy_cache_entry_link (entry, dest, &error));
+  CU_ASSERT (copy_into (entry, dir, dest, &error));
   CANOPY_ASSERT_NO_ERROR (error);
   assert_file_equals (dest, data, size);
   CU_ASSERT_FATAL (g_stat (dest, &st) == 0 && g_stat (cached, &cached_st) == 0);
-  CU_ASSERT_EQUAL (st.st_ino, cached_st.st_ino);
+  CU_ASSERT_NOT_EQUAL (st.st_ino, cached_st.st_ino);
+  CU_ASSERT_EQUAL (st.st_nlink, 1);
   CU_ASSERT_EQUAL (st.st_mode & 0777, 0644);
 
   /* Put in place again, over itself: no temporary name is left. */
-  CU_ASSERT (canopy_cache_entry_link (entry, dest, &error));
+  CU_ASSERT (copy_into (entry, dir, dest, &error));
   CANOPY_ASSERT_NO_ERROR (error);
   {
     g_autofree char *installed = g_path_get_dirname (dest);
@@ -196,20 +214,78 @@ test_link (void)
     CU_ASSERT_EQUAL (files, 1);
   }
 
-  /* The admin changes the installed copy: the reopened cache drops it
-   * and starts a file of its own, and storing chunks again leaves the
-   * admin's copy as it is. */
-  damage (cache_dir, m, 2 * CHUNK + 5);
-  CU_ASSERT_FATAL (g_file_get_contents (dest, &changed, &changed_len, NULL));
-  g_clear_pointer (&cache, canopy_cache_free);
-  cache = canopy_cache_open (cache_dir, 0, &error);
-  entry = canopy_cache_open_entry (cache, m, &error);
+  /* Someone edits the installed file in place: the cache is untouched,
+   * every chunk still verifies, and the next copy is the package. */
+  canopy_test_damage_file (dest, 2 * CHUNK + 5, G_MAXSIZE);
+  CU_ASSERT_EQUAL (canopy_cache_entry_recheck (entry), 0);
+  CU_ASSERT (canopy_cache_entry_is_complete (entry));
+  CU_ASSERT (copy_into (entry, dir, dest, &error));
+  assert_file_equals (dest, data, size);
+}
+
+/* Cache data changed on disk while the agent runs: assembling reports it,
+ * and a recheck forgets exactly the damaged chunks, so they are fetched
+ * again; once stored again the package is whole. */
+static void
+test_recheck (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("recheck");
+  g_autofree char *dest = g_build_filename (dir, "package.msi", NULL);
+  g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
+  const char *allowed[] = { dir, NULL };
+  gsize size = 6 * CHUNK + 9;
+  g_autofree guint8 *data = make_content (size, 5);
+  g_autoptr (CanopyManifest) m = build (data, size);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyCache) cache = canopy_cache_open (cache_dir, 0, &error);
+  CanopyCacheEntry *entry = canopy_cache_open_entry (cache, m, &error);
+
+  fill (entry, data);
+  damage (cache_dir, m, 3 * CHUNK + 1);
+  CU_ASSERT_FALSE (canopy_install_assemble (entry, allowed, dest, &error));
+  CU_ASSERT (g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT));
+  g_clear_error (&error);
+  CU_ASSERT_FALSE (g_file_test (dest, G_FILE_TEST_EXISTS));
+  CU_ASSERT_EQUAL (canopy_cache_entry_recheck (entry), 1);
+  CU_ASSERT_FALSE (canopy_cache_entry_has_chunk (entry, 3));
+  CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), canopy_manifest_get_n_chunks (m) - 1);
+  CU_ASSERT_EQUAL (canopy_cache_get_size (cache), size - CHUNK);
+  fill (entry, data);
+  CU_ASSERT (canopy_install_assemble (entry, allowed, dest, &error));
   CANOPY_ASSERT_NO_ERROR (error);
+  assert_file_equals (dest, data, size);
+}
+
+/* A package an earlier version put in place as a hard link to the cache,
+ * then edited: the recheck lets go of the shared file whole, so chunks
+ * fetched again never overwrite the user's edit. */
+static void
+test_recheck_shared (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("recheck-shared");
+  g_autofree char *dest = g_build_filename (dir, "package.msi", NULL);
+  g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
+  gsize size = 4 * CHUNK + 3;
+  g_autofree guint8 *data = make_content (size, 6);
+  g_autoptr (CanopyManifest) m = build (data, size);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyCache) cache = canopy_cache_open (cache_dir, 0, &error);
+  CanopyCacheEntry *entry = canopy_cache_open_entry (cache, m, &error);
+  g_autofree char *cached = data_path (cache_dir, m);
+  g_autofree char *edited = NULL;
+  gsize edited_len = 0;
+
+  fill (entry, data);
+  g_assert (link (cached, dest) == 0);
+  canopy_test_damage_file (dest, CHUNK + 2, G_MAXSIZE);
+  g_assert (g_file_get_contents (dest, &edited, &edited_len, NULL));
+  CU_ASSERT_EQUAL (canopy_cache_entry_recheck (entry), canopy_manifest_get_n_chunks (m));
   CU_ASSERT_EQUAL (canopy_cache_entry_count_chunks (entry), 0);
   CU_ASSERT_EQUAL (canopy_cache_get_size (cache), 0);
   fill (entry, data);
   CU_ASSERT (canopy_cache_entry_is_complete (entry));
-  assert_file_equals (dest, (const guint8 *) changed, changed_len);
+  assert_file_equals (dest, (const guint8 *) edited, edited_len);
+  assert_file_equals (cached, data, size);
 }
 
 /* A cache left by a version that kept one file per chunk: the chunks that
@@ -393,7 +469,9 @@ test_full_disk (void)
 CANOPY_TEST_SUITE (cache, "cache", NULL, NULL,
                    { "store, verify, resume", test_store_verify_resume },
                    { "assemble", test_assemble },
-                   { "package linked, not copied", test_link },
+                   { "package copied, not linked", test_copy },
+                   { "damaged chunks forgotten and fetched again", test_recheck },
+                   { "a hard-linked package edited is let go", test_recheck_shared },
                    { "cache of an earlier version", test_legacy_layout },
                    { "quota and eviction", test_quota_eviction },
                    { "many contents, no descriptor each", test_many_contents },

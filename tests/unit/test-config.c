@@ -238,11 +238,15 @@ test_content_store_element (void)
   CU_ASSERT_STRING_EQUAL (config->content_store_directory, "/var/lib/canopy-test/content");
   CU_ASSERT_EQUAL (config->content_store_quota, G_GUINT64_CONSTANT (50) << 30);
   CU_ASSERT_EQUAL (config->content_store_upload_slots, 16);
+  CU_ASSERT_EQUAL_FATAL (g_strv_length (config->content_sources), 1);
+  CU_ASSERT_STRING_EQUAL (config->content_sources[0], "/srv/packages");
   g_clear_pointer (&config, canopy_server_config_free);
 
   config = canopy_server_config_load (minimal, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT_PTR_NULL (config->content_store_directory);
+  /* No file is a content source unless listed. */
+  CU_ASSERT_EQUAL (g_strv_length (config->content_sources), 0);
   g_clear_pointer (&config, canopy_server_config_free);
 
   /* The element alone: the copies go under the state directory, no quota. */
@@ -257,8 +261,37 @@ test_content_store_element (void)
   CU_ASSERT_EQUAL (config->content_store_upload_slots, CANOPY_SERVER_CONFIG_UPLOAD_SLOTS);
 }
 
+/* <console token-lifetime-days> and the limits against hostile clients,
+ * with their defaults. */
+static void
+test_console_element (void)
+{
+  g_autofree char *full = canopy_test_src_path ("tests", "config", "data", "canopyd-full.xml",
+                                                NULL);
+  g_autofree char *minimal = canopy_test_src_path ("tests", "config", "data",
+                                                   "canopyd-minimal.xml", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyServerConfig) config = canopy_server_config_load (full, &error);
+
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_EQUAL (config->console_token_lifetime_days, 30);
+  CU_ASSERT_EQUAL (config->console_handshake_timeout, 15);
+  CU_ASSERT_EQUAL (config->console_idle_timeout, 120);
+  CU_ASSERT_EQUAL (config->console_max_per_address, 8);
+  CU_ASSERT_EQUAL (config->console_max_connections, 256);
+  g_clear_pointer (&config, canopy_server_config_free);
+  config = canopy_server_config_load (minimal, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_EQUAL (config->console_token_lifetime_days, CANOPY_SERVER_CONFIG_TOKEN_LIFETIME_DAYS);
+  CU_ASSERT_EQUAL (config->console_handshake_timeout, CANOPY_SERVER_CONFIG_HANDSHAKE_TIMEOUT);
+  CU_ASSERT_EQUAL (config->console_idle_timeout, CANOPY_SERVER_CONFIG_IDLE_TIMEOUT);
+  CU_ASSERT_EQUAL (config->console_max_per_address, CANOPY_SERVER_CONFIG_MAX_PER_ADDRESS);
+  CU_ASSERT_EQUAL (config->console_max_connections, CANOPY_SERVER_CONFIG_MAX_CONNECTIONS);
+}
+
 CANOPY_TEST_SUITE (config, "config", NULL, NULL,
                    { "data files", test_data_files },
+                   { "console element", test_console_element },
                    { "shipped examples", test_shipped_examples },
                    { "unreadable file", test_unreadable_file },
                    { "syntax error shows line and caret", test_syntax_error_shows_caret },

@@ -1,5 +1,5 @@
-/* Console API authentication and settings, without a server: the token
- * check, the lockout of an address with a clock the test moves, and the
+/* Console API authentication and settings, without a server: admins and
+ * their tokens, the token check, the lockout of an address with a clock the test moves, and the
  * strict reading of settings changes. */
 #include "build-config.h"
 
@@ -9,17 +9,30 @@
 
 #include <string.h>
 
+#define NOW 1800000000 /* seconds since the epoch, 2027 */
+
+/* An auth with one administrator "ada" holding one token, given in @bearer. */
 static CanopyConsoleAuth *
 new_auth (char **bearer)
 {
-  g_autoptr (CanopySharedKey) key = canopy_shared_key_generate (NULL);
-  guint8 token[CANOPY_KEYS_CONSOLE_TOKEN_SIZE];
-  g_autofree char *hex = NULL;
+  g_autoptr (CanopyAdmins) admins = canopy_admins_new ();
+  g_autoptr (GError) error = NULL;
+  char *text = NULL;
 
-  g_assert (key != NULL && canopy_keys_derive_console_token (key, token, NULL));
-  hex = canopy_console_token_format (token);
-  *bearer = g_strconcat ("Bearer ", hex, NULL);
-  return canopy_console_auth_new (key, NULL);
+  g_assert (canopy_admins_add (admins, "ada", CANOPY_ADMIN_ROLE_ADMINISTRATOR, NOW, &error));
+  g_assert (canopy_admins_issue_token (admins, "ada", NOW, NOW + 3600, &text, &error));
+  *bearer = g_strconcat ("Bearer ", text, NULL);
+  canopy_admins_free_text (text);
+  return canopy_console_auth_new (g_steal_pointer (&admins));
+}
+
+static CanopyConsoleAuthResult
+check (CanopyConsoleAuth *auth, const char *address, const char *authorization, gint64 now,
+       guint *retry)
+{
+  const CanopyAdminToken *token;
+
+  return canopy_console_auth_check (auth, address, authorization, TRUE, now, NOW, &token, retry);
 }
 
 static void
@@ -27,27 +40,83 @@ test_token (void)
 {
   g_autofree char *bearer = NULL;
   g_autoptr (CanopyConsoleAuth) auth = new_auth (&bearer);
+  const CanopyAdminToken *token = NULL;
+  g_autofree char *other_id = NULL;
   guint retry;
 
-  CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "a", bearer, 0, &retry),
+  CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "a", bearer, TRUE, 0, NOW, &token, &retry),
                    CANOPY_CONSOLE_AUTH_OK);
-  CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "a", NULL, 0, &retry),
-                   CANOPY_CONSOLE_AUTH_MISSING);
-  CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "a", "Bearer 00", 0, &retry),
-                   CANOPY_CONSOLE_AUTH_MISMATCH);
-  CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "a", "Basic dXNlcjpwYXNz", 0, &retry),
-                   CANOPY_CONSOLE_AUTH_MISMATCH);
-  /* The scheme is case-insensitive (RFC 7235), the token is hex in any case. */
+  CU_ASSERT_PTR_NOT_NULL_FATAL (token);
+  CU_ASSERT_STRING_EQUAL (token->admin, "ada");
+  CU_ASSERT_EQUAL (check (auth, "a", NULL, 0, &retry), CANOPY_CONSOLE_AUTH_MISSING);
+  CU_ASSERT_EQUAL (check (auth, "a", "Bearer 00", 0, &retry), CANOPY_CONSOLE_AUTH_INVALID);
+  CU_ASSERT_EQUAL (check (auth, "a", "Basic dXNlcjpwYXNz", 0, &retry),
+                   CANOPY_CONSOLE_AUTH_INVALID);
+  /* The scheme is case-insensitive (RFC 7235). */
   bearer[0] = 'b';
-  for (char *p = bearer + 7; *p != '\0'; p++)
-    *p = g_ascii_toupper (*p);
-  CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "a", bearer, 0, &retry),
-                   CANOPY_CONSOLE_AUTH_OK);
-  /* One changed digit is a mismatch. */
+  CU_ASSERT_EQUAL (check (auth, "a", bearer, 0, &retry), CANOPY_CONSOLE_AUTH_OK);
+  /* An unknown ID is for the caller to look up before it is final. */
+  other_id = g_strdup (bearer);
+  other_id[strlen ("Bearer cnp_")] = other_id[strlen ("Bearer cnp_")] == '0' ? '1' : '0';
+  CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "a", other_id, FALSE, 0, NOW, &token, &retry),
+                   CANOPY_CONSOLE_AUTH_UNKNOWN);
+  CU_ASSERT_EQUAL (check (auth, "a", other_id, 0, &retry), CANOPY_CONSOLE_AUTH_INVALID);
+  /* Past its expiry, the right token says so. */
+  CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "a", bearer, TRUE, 0, NOW + 3600, &token,
+                                              &retry),
+                   CANOPY_CONSOLE_AUTH_EXPIRED);
+  /* One changed digit of the secret is wrong. */
   bearer[strlen (bearer) - 1] = bearer[strlen (bearer) - 1] == '0' ? '1' : '0';
-  CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "a", bearer, 0, &retry),
-                   CANOPY_CONSOLE_AUTH_MISMATCH);
-  CU_ASSERT_EQUAL (canopy_console_auth_get_failures (auth), 3);
+  CU_ASSERT_EQUAL (check (auth, "a", bearer, 0, &retry), CANOPY_CONSOLE_AUTH_INVALID);
+  CU_ASSERT_EQUAL (canopy_console_auth_get_failures (auth), 4);
+}
+
+static void
+test_admins (void)
+{
+  g_autoptr (CanopyAdmins) admins = canopy_admins_new ();
+  g_autoptr (CanopyAdmins) loaded = canopy_admins_new ();
+  g_autoptr (GError) error = NULL;
+  g_auto (GStrv) removed = NULL;
+  const CanopyAdminToken *token, *found;
+  char *text = NULL;
+  g_autofree char *key = NULL;
+  g_autoptr (GVariant) value = NULL;
+
+  CU_ASSERT_PTR_NULL (canopy_admins_add (admins, "-x", CANOPY_ADMIN_ROLE_AUDITOR, NOW, &error));
+  CU_ASSERT (g_error_matches (error, CANOPY_ADMINS_ERROR, CANOPY_ADMINS_ERROR_INVALID));
+  g_clear_error (&error);
+  CU_ASSERT_PTR_NOT_NULL (canopy_admins_add (admins, "bo", CANOPY_ADMIN_ROLE_AUDITOR, NOW,
+                                             &error));
+  /* Another role is a conflict, not a silent change. */
+  CU_ASSERT_PTR_NULL (canopy_admins_add (admins, "bo", CANOPY_ADMIN_ROLE_OPERATOR, NOW, &error));
+  CU_ASSERT (g_error_matches (error, CANOPY_ADMINS_ERROR, CANOPY_ADMINS_ERROR_EXISTS));
+  g_clear_error (&error);
+  token = canopy_admins_issue_token (admins, "bo", NOW, 0, &text, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (token);
+  CU_ASSERT (g_str_has_prefix (text, "cnp_"));
+  /* The record round-trips and never holds the secret. */
+  key = canopy_admins_token_key (token);
+  value = g_variant_ref_sink (canopy_admins_token_value (token));
+  {
+    g_autofree char *printed = g_variant_print (value, FALSE);
+    CU_ASSERT_PTR_NULL (strstr (printed, text + strlen ("cnp_") + 17));
+  }
+  canopy_admins_load_record (key, value, loaded);
+  {
+    const CanopyAdmin *bo = canopy_admins_lookup (admins, "bo");
+    g_autofree char *admin_key = canopy_admins_admin_key (bo);
+    g_autoptr (GVariant) admin_value = g_variant_ref_sink (canopy_admins_admin_value (bo));
+    canopy_admins_load_record (admin_key, admin_value, loaded);
+  }
+  CU_ASSERT_EQUAL (canopy_admins_check (loaded, text, NOW, &found), CANOPY_ADMINS_CHECK_OK);
+  CU_ASSERT_EQUAL (canopy_admins_lookup (loaded, "bo")->role, CANOPY_ADMIN_ROLE_AUDITOR);
+  /* Revoking the admin takes their tokens along. */
+  CU_ASSERT (canopy_admins_revoke (loaded, "bo", &removed, &error));
+  CU_ASSERT_EQUAL (g_strv_length (removed), 2);
+  CU_ASSERT_EQUAL (canopy_admins_check (loaded, text, NOW, &found), CANOPY_ADMINS_CHECK_UNKNOWN);
+  CU_ASSERT_FALSE (canopy_admins_revoke (loaded, "bo", &removed, &error));
+  canopy_admins_free_text (text);
 }
 
 static void
@@ -59,23 +128,25 @@ test_lockout (void)
   guint retry = 0;
 
   for (int i = 0; i < CANOPY_CONSOLE_AUTH_MAX_FAILURES; i++)
-    CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "10.0.0.1", "Bearer 00", now, &retry),
-                     CANOPY_CONSOLE_AUTH_MISMATCH);
-  CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "10.0.0.1", bearer, now, &retry),
+    CU_ASSERT_EQUAL (check (auth, "10.0.0.1", "Bearer 00", now, &retry),
+                     CANOPY_CONSOLE_AUTH_INVALID);
+  CU_ASSERT_EQUAL (check (auth, "10.0.0.1", "Bearer 00", now, &retry),
                    CANOPY_CONSOLE_AUTH_LOCKED);
   CU_ASSERT_EQUAL (retry, CANOPY_CONSOLE_AUTH_LOCKOUT_S);
+  /* The right token still gets in from the locked address. */
+  CU_ASSERT_EQUAL (check (auth, "10.0.0.1", bearer, now, &retry), CANOPY_CONSOLE_AUTH_OK);
   /* Another address is not affected. */
-  CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "10.0.0.2", bearer, now, &retry),
-                   CANOPY_CONSOLE_AUTH_OK);
-  /* After the lockout the right token gets in again. */
+  CU_ASSERT_EQUAL (check (auth, "10.0.0.2", "Bearer 00", now, &retry),
+                   CANOPY_CONSOLE_AUTH_INVALID);
+  /* After the lockout wrong tokens are counted again. */
   now += (CANOPY_CONSOLE_AUTH_LOCKOUT_S + 1) * G_USEC_PER_SEC;
-  CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "10.0.0.1", bearer, now, &retry),
-                   CANOPY_CONSOLE_AUTH_OK);
+  CU_ASSERT_EQUAL (check (auth, "10.0.0.1", "Bearer 00", now, &retry),
+                   CANOPY_CONSOLE_AUTH_INVALID);
   /* Failures spread wider than the window never lock. */
   for (int i = 0; i < 3 * CANOPY_CONSOLE_AUTH_MAX_FAILURES; i++)
     {
       now += (CANOPY_CONSOLE_AUTH_WINDOW_S / 2) * G_USEC_PER_SEC;
-      CU_ASSERT_NOT_EQUAL (canopy_console_auth_check (auth, "10.0.0.3", "Bearer 00", now, &retry),
+      CU_ASSERT_NOT_EQUAL (check (auth, "10.0.0.3", "Bearer 00", now, &retry),
                            CANOPY_CONSOLE_AUTH_LOCKED);
     }
 }
@@ -91,8 +162,8 @@ test_lockout_grows (void)
   for (int round = 0; round < 2; round++)
     {
       for (int i = 0; i < CANOPY_CONSOLE_AUTH_MAX_FAILURES; i++)
-        canopy_console_auth_check (auth, "10.0.0.1", "Bearer 00", now, &retry);
-      CU_ASSERT_EQUAL (canopy_console_auth_check (auth, "10.0.0.1", "Bearer 00", now, &retry),
+        check (auth, "10.0.0.1", "Bearer 00", now, &retry);
+      CU_ASSERT_EQUAL (check (auth, "10.0.0.1", "Bearer 00", now, &retry),
                        CANOPY_CONSOLE_AUTH_LOCKED);
       CU_ASSERT_EQUAL (retry, (guint) CANOPY_CONSOLE_AUTH_LOCKOUT_S << round);
       now += (gint64) retry * G_USEC_PER_SEC + 1;
@@ -181,6 +252,7 @@ test_settings_topology (void)
 
 CANOPY_TEST_SUITE (console_auth, "console-auth", NULL, NULL,
                    { "token", test_token },
+                   { "admins", test_admins },
                    { "lockout", test_lockout },
                    { "lockout grows", test_lockout_grows },
                    { "settings from JSON", test_settings_json },

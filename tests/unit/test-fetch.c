@@ -219,6 +219,15 @@ assignment (Content *c, CanopyRole role, const Src *sources, gsize n_sources,
     g_variant_builder_end (&b), destination, rate));
 }
 
+/* The devices of these tests write under the test's directory only. */
+static void
+allow_test_dir (CanopyFetch *fetch, const Content *c)
+{
+  const char *allowed[] = { c->dir, NULL };
+
+  canopy_fetch_set_destinations (fetch, allowed);
+}
+
 static void
 agent_fetch (TestAgent *a, Content *c, CanopyRole role, const Src *sources, gsize n_sources)
 {
@@ -227,6 +236,7 @@ agent_fetch (TestAgent *a, Content *c, CanopyRole role, const Src *sources, gsiz
 
   a->fetch = canopy_fetch_new (a->cache, a->peers, c->key, body, on_report, a, &error);
   CANOPY_ASSERT_NO_ERROR (error);
+  allow_test_dir (a->fetch, c);
   canopy_fetch_start (a->fetch);
 }
 
@@ -431,6 +441,77 @@ test_resume (void)
   content_clear (&c);
 }
 
+/* Cache data changed on disk after it was verified (an installed file
+ * that was once a hard link to it, or disk damage): the package no longer
+ * matches, so the damaged chunk is forgotten and fetched again, instead
+ * of the deployment failing on this device for good. */
+static void
+test_damaged_cache_refetched (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) a = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *data = NULL;
+  CanopyCacheEntry *entry;
+  guint n;
+
+  if (!make_content (&c))
+    return;
+  a = agent_new (&c, "damaged");
+  entry = canopy_cache_open_entry (a->cache, c.manifest, &error);
+  n = canopy_manifest_get_n_chunks (c.manifest);
+  for (guint i = 0; i < n; i++)
+    g_assert (canopy_cache_entry_store_chunk (entry, i, c.data + (gsize) i * CHUNK,
+                                              canopy_manifest_get_chunk_length (c.manifest, i),
+                                              &error));
+  data = g_build_filename (a->dir, "cache", c.manifest->content_id, "data", NULL);
+  canopy_test_damage_file (data, 2 * CHUNK + 17, G_MAXSIZE);
+  {
+    Src src[] = { { CANOPY_SOURCE_ORIGIN, NULL } };
+    TestAgent *all[] = { a };
+
+    agent_fetch (a, &c, CANOPY_ROLE_DIRECT, src, G_N_ELEMENTS (src));
+    CU_ASSERT_FATAL (run_until_done (all, 1));
+  }
+  assert_installed (&c, a);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (a->fetch, CANOPY_SOURCE_ORIGIN), CHUNK);
+  content_clear (&c);
+}
+
+/* A destination outside the device's <destinations>: refused before a
+ * byte is fetched, with a reason the server passes on to the admin. */
+static void
+test_destination_refused (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) a = NULL;
+  g_autoptr (GError) error = NULL;
+  const char *allowed[] = { "/nonexistent-canopy-test", NULL };
+  Src src[] = { { CANOPY_SOURCE_ORIGIN, NULL } };
+  TestAgent *all[] = { NULL };
+
+  if (!make_content (&c))
+    return;
+  a = agent_new (&c, "refuser");
+  all[0] = a;
+  {
+    g_autoptr (GVariant) body = assignment (&c, CANOPY_ROLE_DIRECT, src, 1, a->destination, 0);
+
+    a->fetch = canopy_fetch_new (a->cache, NULL, c.key, body, on_report, a, &error);
+    CANOPY_ASSERT_NO_ERROR (error);
+    canopy_fetch_set_destinations (a->fetch, allowed);
+    canopy_fetch_start (a->fetch);
+    CU_ASSERT_FATAL (run_until_done (all, 1));
+  }
+  CU_ASSERT (a->failed);
+  CU_ASSERT_FALSE (a->done);
+  CANOPY_ASSERT_CONTAINS (a->failure, "not under a directory this device allows");
+  CANOPY_ASSERT_CONTAINS (a->failure, a->destination);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (a->fetch, CANOPY_SOURCE_ORIGIN), 0);
+  CU_ASSERT_FALSE (g_file_test (a->destination, G_FILE_TEST_EXISTS));
+  content_clear (&c);
+}
+
 /* The WAN leg keeps to the assignment's rate; a waiting device fetches nothing. */
 static void
 test_rate_and_wait (void)
@@ -457,6 +538,8 @@ test_rate_and_wait (void)
     a->fetch = canopy_fetch_new (a->cache, NULL, c.key, body, on_report, a, &error);
     w->fetch = canopy_fetch_new (w->cache, NULL, c.key, wait, on_report, w, &error);
     CANOPY_ASSERT_NO_ERROR (error);
+    allow_test_dir (a->fetch, &c);
+    allow_test_dir (w->fetch, &c);
     start = g_get_monotonic_time ();
     canopy_fetch_start (a->fetch);
     canopy_fetch_start (w->fetch);
@@ -590,6 +673,7 @@ test_stop_mid_fetch (void)
       g_ptr_array_add (dirs, cache_dir);
       fetch = canopy_fetch_new (cache, NULL, c.key, body, count_report, &reports, &error);
       CANOPY_ASSERT_NO_ERROR (error);
+      allow_test_dir (fetch, &c);
       canopy_fetch_start (fetch);
       if (round == rounds)
         {
@@ -700,13 +784,17 @@ test_agent_config (void)
                                  "<cache quota='2GB'/><peers address='::' port='0' "
                                  "upload-slots='9'/><transport plugin='tcp'>"
                                  "<listen address='127.0.0.1' port='5'/><connect timeout-ms='77'/>"
-                                 "</transport></agent>", -1, NULL));
+                                 "</transport><destinations><directory path='/srv/a'/>"
+                                 "<directory path='/srv/b'/></destinations></agent>", -1, NULL));
   config = canopy_agent_config_load (path, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT_STRING_EQUAL (config->cache_directory, "/s/cache");
   CU_ASSERT_EQUAL (config->cache_quota, 2000000000);
   CU_ASSERT_EQUAL (config->upload_slots, 9);
   CU_ASSERT_EQUAL (config->peer_port, 0);
+  CU_ASSERT_EQUAL_FATAL (g_strv_length (config->destinations), 2);
+  CU_ASSERT_STRING_EQUAL (config->destinations[0], "/srv/a");
+  CU_ASSERT_STRING_EQUAL (config->destinations[1], "/srv/b");
   listen = canopy_config_node_get_children (config->peer_transport, "listen");
   CU_ASSERT_EQUAL_FATAL (listen->len, 1);
   CU_ASSERT_STRING_EQUAL (canopy_config_node_get_attribute (listen->pdata[0], "address"), "::");
@@ -722,12 +810,24 @@ test_agent_config (void)
   CU_ASSERT_EQUAL (defaults->peer_port, CANOPY_DEFAULT_PEER_PORT);
   CU_ASSERT_EQUAL (defaults->upload_slots, CANOPY_DEFAULT_UPLOAD_SLOTS);
   CU_ASSERT (g_str_has_suffix (defaults->cache_directory, "/cache"));
+  /* Left out: the packaged default; empty: nowhere. */
+  CU_ASSERT_EQUAL_FATAL (g_strv_length (defaults->destinations), 2);
+  CU_ASSERT_STRING_EQUAL (defaults->destinations[0], "/opt");
+  CU_ASSERT (g_str_has_suffix (defaults->destinations[1], "/lib/canopy/packages"));
+  g_clear_pointer (&defaults, canopy_agent_config_free);
+  g_assert (g_file_set_contents (path, "<agent><server host='h'/><destinations/>"
+                                 "<transport plugin='tcp'/></agent>", -1, NULL));
+  defaults = canopy_agent_config_load (path, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_EQUAL (g_strv_length (defaults->destinations), 0);
 }
 
 CANOPY_TEST_SUITE (fetch, "fetch", NULL, NULL,
                    { "office lead crosses the WAN once", test_office_shares },
                    { "bad peer dropped, good peer serves after restart", test_bad_peer_dropped },
                    { "resume fetches no verified chunk again", test_resume },
+                   { "damaged cache data fetched again", test_damaged_cache_refetched },
+                   { "destination outside <destinations> refused", test_destination_refused },
                    { "WAN rate and role wait", test_rate_and_wait },
                    { "manifest with a wrong signature refused", test_unsigned_refused },
                    { "stopped at any moment while storing", test_stop_mid_fetch },

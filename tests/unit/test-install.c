@@ -80,6 +80,15 @@ add (CanopyInstall *install, const Fixture *f, guint index)
   canopy_install_add_chunk (install, index, chunk);
 }
 
+/* Puts the package under @f's directory, the only one allowed. */
+static gboolean
+commit (CanopyInstall *install, const Fixture *f, const char *destination, GError **error)
+{
+  const char *allowed[] = { f->dir, NULL };
+
+  return canopy_install_commit (install, allowed, destination, error);
+}
+
 static void
 assert_put_in_place (CanopyInstall *install, const Fixture *f)
 {
@@ -87,7 +96,7 @@ assert_put_in_place (CanopyInstall *install, const Fixture *f)
   g_autofree char *written = NULL;
   gsize written_len = 0;
 
-  CU_ASSERT (canopy_install_commit (install, f->destination, &error));
+  CU_ASSERT (commit (install, f, f->destination, &error));
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT (g_file_get_contents (f->destination, &written, &written_len, NULL));
   CU_ASSERT_EQUAL (written_len, f->size);
@@ -138,7 +147,7 @@ test_incomplete (void)
   install = canopy_install_new (f.entry);
   for (guint i = 0; i + 1 < N_CHUNKS; i++)
     add (install, &f, i);
-  CU_ASSERT_FALSE (canopy_install_commit (install, f.destination, &error));
+  CU_ASSERT_FALSE (commit (install, &f, f.destination, &error));
   CU_ASSERT (g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_FAILED));
   CANOPY_ASSERT_CONTAINS (error->message, "39 of 40 chunks");
   CU_ASSERT_FALSE (g_file_test (f.destination, G_FILE_TEST_EXISTS));
@@ -164,7 +173,7 @@ test_mismatch (void)
   install = canopy_install_new (f.entry);
   for (guint i = 0; i < N_CHUNKS; i++)
     add (install, &f, i);
-  CU_ASSERT_FALSE (canopy_install_commit (install, f.destination, &error));
+  CU_ASSERT_FALSE (commit (install, &f, f.destination, &error));
   CU_ASSERT (g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_FAILED));
   CU_ASSERT_FALSE (g_file_test (f.destination, G_FILE_TEST_EXISTS));
 }
@@ -187,9 +196,10 @@ test_unwritable (void)
   install = canopy_install_new (f.entry);
   for (guint i = 0; i < N_CHUNKS; i++)
     add (install, &f, i);
-  CU_ASSERT_FALSE (canopy_install_commit (install, below, &error));
+  CU_ASSERT_FALSE (commit (install, &f, below, &error));
   CU_ASSERT_PTR_NOT_NULL_FATAL (error);
-  CANOPY_ASSERT_CONTAINS (error->message, file);
+  CANOPY_ASSERT_CONTAINS (error->message, below);
+  CANOPY_ASSERT_CONTAINS (error->message, "\"file\" is a symbolic link or not a directory");
   CU_ASSERT (canopy_cache_entry_is_complete (f.entry));
 }
 

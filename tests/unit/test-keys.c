@@ -49,13 +49,14 @@ static void
 test_keys_labels_are_distinct (void)
 {
   CanopySharedKey key;
-  guint8 transport[CANOPY_TRANSPORT_SECRET_SIZE], console[CANOPY_KEYS_CONSOLE_TOKEN_SIZE];
+  guint8 transport[CANOPY_TRANSPORT_SECRET_SIZE], console[CANOPY_TRANSPORT_SECRET_SIZE];
   guint8 again[CANOPY_TRANSPORT_SECRET_SIZE], other[CANOPY_TRANSPORT_SECRET_SIZE];
   g_autoptr (GError) error = NULL;
 
   memset (key.bytes, 0x42, sizeof key.bytes);
   CU_ASSERT (canopy_keys_derive_transport_secret (&key, transport, &error));
-  CU_ASSERT (canopy_keys_derive_console_token (&key, console, &error));
+  CU_ASSERT (canopy_key_derive (key.bytes, sizeof key.bytes, "canopy other purpose v1", NULL, 0,
+                                console, sizeof console, &error));
   CU_ASSERT (canopy_keys_derive_transport_secret (&key, again, &error));
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT (memcmp (transport, again, sizeof again) == 0);

@@ -76,10 +76,54 @@ test_report (void)
   canopy_licensing_activate (licensing, "dev-1", t);
   csv = canopy_licensing_report_csv (licensing, describe, NULL);
   CU_ASSERT_STRING_EQUAL (csv,
-                          "device_id,name,office,address,agent_version,activated,last_seen\r\n"
+                          "device_id,name,office,address,agent_version,activated,last_seen,"
+                          "licence\r\n"
                           "dev-1,\"Front desk, PC 1\",North,198.18.10.5,0.1.0,"
-                          "2026-11-24T08:30:00Z,2026-11-24T08:30:00Z\r\n"
-                          "dev-2,,,,,2026-11-24T08:30:00Z,2026-11-24T08:30:00Z\r\n");
+                          "2026-11-24T08:30:00Z,2026-11-24T08:30:00Z,valid\r\n"
+                          "dev-2,,,,,2026-11-24T08:30:00Z,2026-11-24T08:30:00Z,valid\r\n");
+}
+
+/* A device names itself: a name that a spreadsheet would run as a
+ * formula must reach the admin's spreadsheet as text. */
+static const CanopyLicenceReportDevice *
+describe_hostile (const char *device_id, gpointer user_data)
+{
+  static const CanopyLicenceReportDevice rows[] = {
+    { "dev-1", "=HYPERLINK(\"http://evil\",\"x\")", "+North", "-1+1", "@SUM(A1)" },
+    { "dev-2", "\tcmd", "\r=x", "'=already", "plain" },
+  };
+
+  return g_str_equal (device_id, "dev-1") ? &rows[0] : &rows[1];
+}
+
+static void
+test_report_neutralises_formulas (void)
+{
+  g_autoptr (CanopyLicensing) licensing = canopy_licensing_new (10, 0);
+  g_autofree char *csv = NULL;
+
+  canopy_licensing_activate (licensing, "dev-1", 1 * DAY);
+  canopy_licensing_activate (licensing, "dev-2", 2 * DAY);
+  csv = canopy_licensing_report_csv (licensing, describe_hostile, NULL);
+  CANOPY_ASSERT_CONTAINS (csv, "dev-1,\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\","
+                               "\"'+North\",\"'-1+1\",\"'@SUM(A1)\",");
+  CANOPY_ASSERT_CONTAINS (csv, "dev-2,\"'\tcmd\",\"'\r=x\",\"''=already\",plain,");
+}
+
+static void
+test_expired_licence (void)
+{
+  g_autoptr (CanopyLicensing) licensing = canopy_licensing_new (10, 0);
+  g_autofree char *csv = NULL;
+
+  CU_ASSERT_FALSE (canopy_licensing_is_expired (licensing, 9999 * DAY));
+  canopy_licensing_set_expiry (licensing, 10 * DAY);
+  CU_ASSERT_FALSE (canopy_licensing_is_expired (licensing, 10 * DAY));
+  CU_ASSERT (canopy_licensing_is_expired (licensing, 10 * DAY + 1));
+  canopy_licensing_activate (licensing, "dev-2", 1 * DAY);
+  /* The report is made now, long after day 10 of 1970. */
+  csv = canopy_licensing_report_csv (licensing, describe, NULL);
+  CU_ASSERT (g_str_has_suffix (csv, ",expired\r\n"));
 }
 
 static void
@@ -132,4 +176,6 @@ CANOPY_TEST_SUITE (licensing, "licensing", NULL, NULL,
                    { "seats and overage", test_seats_and_overage },
                    { "stale licences released", test_release_stale },
                    { "activated-devices report", test_report },
+                   { "report cells never run as formulas", test_report_neutralises_formulas },
+                   { "expired licence", test_expired_licence },
                    { "preferred-device ranking", test_ranking })

@@ -115,6 +115,51 @@ test_export_round_trip (void)
   CANOPY_ASSERT_CONTAINS (exported, "North WiFi,North,WiFi,198.18.12.0/24,100M,no,no");
 }
 
+/* Office names come from whoever edits the spreadsheet; exported, a
+ * name that a spreadsheet program would run as a formula stays text, and
+ * the export still imports to the same topology. */
+static void
+test_export_neutralises_formulas (void)
+{
+  static const char hostile_csv[] =
+    "office,parent,type,subnets,wan_rate,metered\r\n"
+    "\"=HYPERLINK(\"\"http://evil\"\")\",,Default,198.18.0.0/24,,no\r\n"
+    "+Plus,\"=HYPERLINK(\"\"http://evil\"\")\",Default,198.18.1.0/24,,no\r\n"
+    "-Minus,,Default,198.18.2.0/24,,no\r\n"
+    "@At,,Default,198.18.3.0/24,,no\r\n"
+    "\"'=Typed as text\",,Default,198.18.4.0/24,,no\r\n"
+    "\"''=Two quotes\",,Default,198.18.5.0/24,,no\r\n";
+  g_autoptr (CanopyTopology) first = import_ok (hostile_csv);
+  g_autofree char *exported = NULL, *again = NULL;
+  g_autoptr (CanopyTopology) second = NULL;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (first);
+  /* The guard a user typed is stripped on import: the name is "=Typed...". */
+  CU_ASSERT_PTR_NOT_NULL (canopy_topology_lookup (first, "=Typed as text"));
+  CU_ASSERT_PTR_NOT_NULL (canopy_topology_lookup (first, "'=Two quotes"));
+  exported = canopy_topology_export_csv (first);
+  CANOPY_ASSERT_CONTAINS (exported, "\"'=HYPERLINK(\"\"http://evil\"\")\",Central Office,");
+  CANOPY_ASSERT_CONTAINS (exported, "\"'+Plus\",\"'=HYPERLINK(\"\"http://evil\"\")\",");
+  CANOPY_ASSERT_CONTAINS (exported, "\"'-Minus\",");
+  CANOPY_ASSERT_CONTAINS (exported, "\"'@At\",");
+  CANOPY_ASSERT_CONTAINS (exported, "\"'=Typed as text\",");
+  CANOPY_ASSERT_CONTAINS (exported, "\"''=Two quotes\",");
+  /* No line starts a cell with a bare formula character. */
+  CU_ASSERT_PTR_NULL (strstr (exported, "\n="));
+  CU_ASSERT_PTR_NULL (strstr (exported, ",="));
+  CU_ASSERT_PTR_NULL (strstr (exported, ",+"));
+  second = import_ok (exported);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (second);
+  CU_ASSERT_EQUAL (canopy_topology_get_offices (second)->len,
+                   canopy_topology_get_offices (first)->len);
+  CU_ASSERT_PTR_NOT_NULL (canopy_topology_lookup (second, "=HYPERLINK(\"http://evil\")"));
+  CU_ASSERT_STRING_EQUAL (canopy_topology_find_office (second, "198.18.1.9")->parent,
+                          "=HYPERLINK(\"http://evil\")");
+  CU_ASSERT_PTR_NOT_NULL (canopy_topology_lookup (second, "'=Two quotes"));
+  again = canopy_topology_export_csv (second);
+  CU_ASSERT_STRING_EQUAL (exported, again);
+}
+
 static void
 test_auto_offices (void)
 {
@@ -271,6 +316,8 @@ CANOPY_TEST_SUITE (topology, "topology", NULL, NULL,
                    { "address ranges", test_address_ranges },
                    { "import and lookup", test_import_and_lookup },
                    { "export round trip", test_export_round_trip },
+                   { "export never runs formulas, still round-trips",
+                     test_export_neutralises_formulas },
                    { "automatic offices", test_auto_offices },
                    { "validation errors name line and column", test_validation_errors },
                    { "all errors reported at once", test_all_errors_reported_at_once },

@@ -1,60 +1,19 @@
-// The web console: the Peer Distribution settings over the console API.
-// The shared key never leaves the browser; the token derived from it does.
+// The web console: the Peer Distribution settings over the console API,
+// signed in with an admin's token, kept for this browser tab only.
 "use strict";
 
-const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-const GROUPS = 13;
-const LABEL = "canopy console token v1";
 const $ = (id) => document.getElementById(id);
 
-// The key as "canopyd init" prints it: 13 groups of four symbols and a
-// Luhn mod 32 check symbol (same rules as core/lib/shared-key.c).
-function groupCheck(group, values) {
-  let sum = 0, factor = 2;
-  for (let i = 3; i >= -1; i--) {
-    const addend = factor * (i >= 0 ? values[i] : group);
-    factor = factor === 2 ? 1 : 2;
-    sum += Math.floor(addend / 32) + (addend % 32);
-  }
-  return (32 - (sum % 32)) % 32;
-}
-
-function parseKey(text) {
-  const symbols = [];
-  for (let c of text.toUpperCase()) {
-    if (c === "-" || /\s/.test(c)) continue;
-    if (c === "O") c = "0";
-    if (c === "I" || c === "L") c = "1";
-    symbols.push(ALPHABET.indexOf(c));
-  }
-  if (symbols.length !== GROUPS * 5)
-    throw new Error(`This is not a canopy shared key: it has ${symbols.length} characters ` +
-                    `besides dashes, and a key has ${GROUPS * 5}. Copy the whole key the ` +
-                    `installer printed.`);
-  const values = [];
-  for (let g = 0; g < GROUPS; g++) {
-    const group = symbols.slice(g * 5, g * 5 + 5);
-    if (group.some((v) => v < 0) || groupCheck(g, group.slice(0, 4)) !== group[4])
-      throw new Error(`The shared key is mistyped in group ${g + 1} of ${GROUPS} (a group is ` +
-                      `five characters between dashes). Compare that group with the key the ` +
-                      `installer printed.`);
-    values.push(...group.slice(0, 4));
-  }
-  const key = new Uint8Array(32);
-  for (let bit = 0; bit < 256; bit++)
-    if ((values[Math.floor(bit / 5)] >> (4 - (bit % 5))) & 1)
-      key[bit >> 3] |= 1 << (7 - (bit & 7));
-  return key;
-}
-
-async function deriveToken(key) {
-  const label = new TextEncoder().encode(LABEL);
-  const info = new Uint8Array(label.length + 1);
-  info.set(label);
-  const material = await crypto.subtle.importKey("raw", key, "HKDF", false, ["deriveBits"]);
-  const bits = await crypto.subtle.deriveBits(
-    { name: "HKDF", hash: "SHA-256", salt: label, info: info }, material, 256);
-  return Array.from(new Uint8Array(bits), (b) => b.toString(16).padStart(2, "0")).join("");
+// An admin token as "canopyd admin-add" prints it: "cnp_", the token's ID,
+// "_", its secret (same format as core/server/admins.c).
+function parseToken(text) {
+  const token = text.trim();
+  if (!/^cnp_[0-9a-f]{16}_[0-9a-f]{64}$/.test(token))
+    throw new Error("This is not an admin token: a token starts with \"cnp_\" and is 85 " +
+                    "characters long. The shared key no longer opens the console; ask an " +
+                    "administrator for a token (\"canopyd admin-add NAME --role ROLE\" on the " +
+                    "server).");
+  return token;
 }
 
 // Requests carry the token; errors come back as {error, message, problems}.
@@ -101,6 +60,8 @@ function fillSettings(s) {
 }
 
 async function connect() {
+  const me = await (await api("GET", "/api/v1/whoami")).json();
+  show($("whoami"), `Signed in as ${me.name} (${me.role}).`);
   const info = await (await api("GET", "/api/v1/server-id")).json();
   $("server-id").textContent = info.server_id;
   $("version").textContent = info.version;
@@ -114,9 +75,7 @@ async function connect() {
 async function onKey(event) {
   event.preventDefault();
   try {
-    const key = parseKey($("key").value);
-    sessionStorage.setItem("canopy-token", await deriveToken(key));
-    key.fill(0);
+    sessionStorage.setItem("canopy-token", parseToken($("key").value));
     $("key").value = "";
     await connect();
   } catch (error) {
