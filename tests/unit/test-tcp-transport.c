@@ -20,7 +20,8 @@
 #include "lib/plugin-loader.h"
 #include "lib/transport.h"
 
-/* The wire details a hand-written peer needs (tcp-transport.c). */
+/* The wire details a hand-written peer needs (tcp-transport.c and
+ * plugins/transport-common/transport-common.h). */
 #define RAW_PSK_LABEL "canopy tcp psk v1"
 #define RAW_FRAME_SIZE 20
 #define RAW_KEY_BYTE 0x42
