@@ -315,6 +315,10 @@ test_automatic_offices (void)
   const char *const names[] = { "198.18.1.0/24", "198.18.2.0/24", NULL };
   g_autofree char *content_id = NULL;
   g_autoptr (JsonNode) done = NULL;
+  /* The site keeps these for every start, the restart below included. */
+  const char *in_central[] = { "ip", "netns", "exec", NULL, NULL };
+  const char *in_north[] = { "ip", "netns", "exec", NULL, NULL };
+  const char *in_south[] = { "ip", "netns", "exec", NULL, NULL };
 
   if (!canopy_test_site_available () || !netns_usable ())
     return;
@@ -322,18 +326,15 @@ test_automatic_offices (void)
   central = g_strconcat (netns_prefix, "c", NULL);
   north = g_strconcat (netns_prefix, "o1", NULL);
   south = g_strconcat (netns_prefix, "o2", NULL);
-  {
-    const char *const in_central[] = { "ip", "netns", "exec", central, NULL };
-    const char *const in_north[] = { "ip", "netns", "exec", north, NULL };
-    const char *const in_south[] = { "ip", "netns", "exec", south, NULL };
-
-    options.prefix[0] = in_central;
-    options.prefix[1] = in_north;
-    options.prefix[2] = in_south;
-    options.console_netns = central;
-    canopy_test_site_begin (&site, &options);
-    canopy_test_site_start_agents (&site);
-  }
+  in_central[3] = central;
+  in_north[3] = north;
+  in_south[3] = south;
+  options.prefix[0] = in_central;
+  options.prefix[1] = in_north;
+  options.prefix[2] = in_south;
+  options.console_netns = central;
+  canopy_test_site_begin (&site, &options);
+  canopy_test_site_start_agents (&site);
   content_id = canopy_test_site_deploy (&site);
   done = canopy_test_site_wait_done (&site, OFFICES * AGENTS, 120);
   CU_ASSERT_PTR_NOT_NULL_FATAL (done);
