@@ -131,10 +131,19 @@ write_server_config (CanopyTestSite *s)
     s->console_port, s->options.console_attributes != NULL ? s->options.console_attributes : "",
     store, sources, s->options.server_xml != NULL ? s->options.server_xml : "", address,
     s->agent_port);
-  g_autofree char *csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
-                                          "North,,Default,%s.1.0/24,%s\n"
-                                          "South,,Default,%s.2.0/24,%s\n",
-                                          net (s), rate, net (s), rate);
+  g_autofree char *csv = NULL;
+
+  if (s->options.topology != NULL)
+    {
+      g_auto (GStrv) parts = g_strsplit (s->options.topology, "NET", -1);
+
+      csv = g_strjoinv (net (s), parts);
+    }
+  else
+    csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
+                           "North,,Default,%s.1.0/24,%s\n"
+                           "South,,Default,%s.2.0/24,%s\n",
+                           net (s), rate, net (s), rate);
 
   g_assert (g_file_set_contents (topology, csv, -1, NULL));
   g_assert (g_file_set_contents (s->config, xml, -1, NULL));

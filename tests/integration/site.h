@@ -44,6 +44,10 @@ typedef struct {
   const char *console_attributes;
   /* More elements of <server>, e.g. "<licensing .../>"; NULL: none. */
   const char *server_xml;
+  /* The topology spreadsheet instead of North and South, each "NET" in it
+   * replaced by the first two octets of the site's addresses; NULL: North
+   * NET.1.0/24 and South NET.2.0/24, both at wan_rate. */
+  const char *topology;
 } CanopyTestSiteOptions;
 
 typedef struct {
