@@ -235,6 +235,16 @@ plan_device (const CanopyTopology *topology, GArray *ranked, const CanopyRankedD
   lead = current_lead (ranked, office->name, options);
   if (lead == NULL)
     lead = canopy_ranking_pick_lead (ranked, office->name, options->stalled);
+  if (lead == NULL && canopy_ranking_pick_lead (ranked, office->name, NULL) != NULL)
+    {
+      plan->role = CANOPY_ROLE_WAIT;
+      plan->reason = g_strdup_printf (_("every online device of office \"%s\" failed or "
+                                        "stalled as its lead; each gets another chance within "
+                                        "minutes, or at once on Publish content once the "
+                                        "cause (an origin that fails, say) is fixed"),
+                                      office->name);
+      return plan;
+    }
   if (lead == NULL)
     {
       plan->role = CANOPY_ROLE_WAIT;

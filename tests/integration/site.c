@@ -172,19 +172,38 @@ canopy_test_site_server_start (CanopyTestSite *s)
   write_server_config (s);
 }
 
+/* Starts the origin on @port, 0: any. */
 static void
-origin_start (CanopyTestSite *s)
+origin_start_on (CanopyTestSite *s, const char *port)
 {
   g_autofree char *origin = program ("tests/canopy-test-origin");
   g_autofree char *address = server_address (s);
-  const char *argv[] = { origin, s->package, address, "0", NULL };
+  const char *argv[] = { origin, s->package, address, port, NULL };
   const char *line;
 
   s->origin = spawn_in (s, 0, argv);
   CU_ASSERT_FATAL (s->origin != NULL
                    && canopy_test_process_wait_output (s->origin, "origin http://", 10));
   line = strstr (canopy_test_process_output (s->origin), "origin ");
+  g_free (s->origin_url);
   s->origin_url = g_strndup (line + strlen ("origin "), strcspn (line + strlen ("origin "), "\n"));
+}
+
+static void
+origin_start (CanopyTestSite *s)
+{
+  origin_start_on (s, "0");
+}
+
+void
+canopy_test_site_restart_origin (CanopyTestSite *s)
+{
+  g_autoptr (GUri) uri = g_uri_parse (s->origin_url, G_URI_FLAGS_NONE, NULL);
+  g_autofree char *port = NULL;
+
+  g_assert (uri != NULL && s->origin == NULL);
+  port = g_strdup_printf ("%d", g_uri_get_port (uri));
+  origin_start_on (s, port);
 }
 
 /* Devices of a real site each have their own disk; the site's agents share

@@ -130,6 +130,9 @@ char *canopy_test_site_deploy (CanopyTestSite *s);
 /* Stops the origin; returns what it served in all, by its own count, so a
  * device that died before reporting cannot hide anything. */
 guint64 canopy_test_site_stop_origin (CanopyTestSite *s);
+/* Starts the origin again, on the port it had, after
+ * canopy_test_site_stop_origin(): an origin that failed and was fixed. */
+void canopy_test_site_restart_origin (CanopyTestSite *s);
 /* Waits until @expected devices are done; returns the deployment, or NULL. */
 JsonNode *canopy_test_site_wait_done (CanopyTestSite *s, guint expected, guint timeout_s);
 /* The same for deployment @id (NULL: the first listed). */

@@ -74,5 +74,35 @@ test_child_waits_for_parent (void)
   canopy_test_site_stop (&site, TRUE);
 }
 
+/* North's only device meets an origin that refuses every connection and
+ * gives up; once the origin is back on the same port, the server gives it
+ * another chance on its own, and the office completes with nothing but the
+ * origin restarted. */
+static void
+test_broken_origin_recovers (void)
+{
+  CanopyTestSiteOptions options = { .content_size = 2 * 1024 * 1024 + 12345 };
+  g_autofree char *content_id = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  CanopyTestProcess *agent;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (&site, &options);
+  content_id = canopy_test_site_register (&site);
+  canopy_test_site_stop_origin (&site);
+  agent = site.agents[canopy_test_site_slot (1, 0)] = canopy_test_site_agent_start (&site, 1, 0);
+  canopy_test_site_deploy_content (&site, content_id);
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (agent, "Giving up the origin", 60));
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (site.server, "cannot complete deployment",
+                                                    20));
+  canopy_test_site_restart_origin (&site);
+  done = canopy_test_site_wait_done (&site, 1, 90);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  canopy_test_site_assert_copy (&site);
+  canopy_test_site_stop (&site, TRUE);
+}
+
 CANOPY_TEST_SUITE (offices, "offices", NULL, suite_cleanup,
-                   { "child office waits for its parent", test_child_waits_for_parent });
+                   { "child office waits for its parent", test_child_waits_for_parent },
+                   { "broken origin recovers", test_broken_origin_recovers });
