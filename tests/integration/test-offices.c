@@ -6,6 +6,7 @@
 
 #include "tests/integration/site.h"
 
+#include <signal.h>
 #include <string.h>
 
 typedef CanopyTestSite Site;
@@ -103,6 +104,90 @@ test_broken_origin_recovers (void)
   canopy_test_site_stop (&site, TRUE);
 }
 
+/* North is NET.1.0 to NET.1.11: North's device 2, at NET.1.12, is in no
+ * office. */
+static const char north_only_topology[] =
+  "office,parent,type,subnets,wan_rate\n"
+  "North,,Default,NET.1.0-NET.1.11,\n";
+
+static JsonObject *
+no_office_check (JsonNode **holder)
+{
+  JsonObject *check = canopy_test_site_health_check (&site, "no-office-clients", holder);
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (check);
+  return check;
+}
+
+/* A device in no office gets no peer-to-peer download but the software
+ * from the origin, and the health check names it; with no_office_clients
+ * "refuse" it is told why and stays dormant. */
+static void
+test_no_office_client (void)
+{
+  CanopyTestSiteOptions options = { .content_size = 2 * 1024 * 1024 + 12345,
+                                    .topology = north_only_topology };
+  g_autofree char *content_id = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  g_autoptr (JsonNode) holder = NULL;
+  g_autoptr (JsonNode) health = NULL;
+  g_autoptr (JsonNode) health_refused = NULL;
+  g_autoptr (JsonNode) settings = NULL;
+  JsonObject *d, *outside, *check;
+  CanopyTestProcess *roaming;
+  guint slot = canopy_test_site_slot (1, 2);
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (&site, &options);
+  site.agents[canopy_test_site_slot (1, 0)] = canopy_test_site_agent_start (&site, 1, 0);
+  roaming = site.agents[slot] = canopy_test_site_agent_start (&site, 1, 2);
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (roaming, "as a no-office client", 20));
+  content_id = canopy_test_site_deploy (&site);
+  done = canopy_test_site_wait_done (&site, 2, 90);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  canopy_test_site_assert_copy (&site);
+  /* Everything it took came from the origin: no peer, in no office. */
+  d = canopy_test_site_deployment (&site, &holder);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (d);
+  outside = canopy_test_site_office_of (d, "");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (outside);
+  CU_ASSERT_EQUAL (json_object_get_int_member (outside, "bytes_origin"), site.content_size);
+  CU_ASSERT_EQUAL (json_object_get_int_member (outside, "bytes_office_peer"), 0);
+  check = no_office_check (&health);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (check, "status"), "warning");
+  CANOPY_ASSERT_CONTAINS (json_object_get_string_member (check, "message"),
+                          site.device_ids[slot]);
+  CANOPY_ASSERT_CONTAINS (json_object_get_string_member (check, "message"),
+                          "fetch the software from the origin");
+
+  /* Refused from now on: its session is closed, and its hello refused. */
+  settings = canopy_test_site_api (&site, "PUT", "/api/v1/settings",
+                                   "{\"no_office_clients\": \"refuse\"}", SOUP_STATUS_OK);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (json_node_get_object (settings),
+                                                         "no_office_clients"),
+                          "refuse");
+  CU_ASSERT (canopy_test_process_wait_output (roaming, "refused this device", 30));
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (roaming), "refuses no-office clients");
+  check = no_office_check (&health_refused);
+  CANOPY_ASSERT_CONTAINS (json_object_get_string_member (check, "message"), "were refused");
+  CANOPY_ASSERT_CONTAINS (json_object_get_string_member (check, "message"),
+                          site.device_ids[slot]);
+
+  /* The setting is kept across a restart of the server. */
+  canopy_test_process_signal (site.server, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (site.server, 20), 0);
+  g_clear_pointer (&site.server, canopy_test_process_free);
+  canopy_test_site_server_start (&site);
+  g_clear_pointer (&settings, json_node_unref);
+  settings = canopy_test_site_api (&site, "GET", "/api/v1/settings", NULL, SOUP_STATUS_OK);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (json_node_get_object (settings),
+                                                         "no_office_clients"),
+                          "refuse");
+  canopy_test_site_stop (&site, TRUE);
+}
+
 CANOPY_TEST_SUITE (offices, "offices", NULL, suite_cleanup,
                    { "child office waits for its parent", test_child_waits_for_parent },
-                   { "broken origin recovers", test_broken_origin_recovers });
+                   { "broken origin recovers", test_broken_origin_recovers },
+                   { "no-office client", test_no_office_client });
