@@ -891,6 +891,26 @@ static const CanopySessionsObserver observer = {
   .message = on_message,
 };
 
+/* Whether the lead of @office's parent office is bringing the content in
+ * now, or itself waits for its own parent that is: a lead that waits for
+ * it, as it must, has not stalled. */
+static gboolean
+parent_lead_progressing (CanopyDistributor *distributor, Deployment *d, const char *office,
+                         gint64 now)
+{
+  const CanopyOffice *o = canopy_topology_lookup (distributor->topology, office);
+  const char *parent_lead;
+  const DeviceProgress *p;
+
+  if (o == NULL || o->parent == NULL)
+    return FALSE;
+  parent_lead = g_hash_table_lookup (d->leads, o->parent);
+  p = parent_lead != NULL ? g_hash_table_lookup (d->progress, parent_lead) : NULL;
+  return p != NULL && !p->done
+         && (now - p->last_change <= p->allowance_us
+             || parent_lead_progressing (distributor, d, o->parent, now));
+}
+
 /* A lead whose progress stopped is passed over until it progresses again. */
 static gboolean
 check_stalled_leads (gpointer user_data)
@@ -911,7 +931,8 @@ check_stalled_leads (gpointer user_data)
         {
           DeviceProgress *p = progress_of (d, lead);
 
-          if (!p->done && now - p->last_change > p->allowance_us)
+          if (!p->done && now - p->last_change > p->allowance_us
+              && !parent_lead_progressing (distributor, d, office, now))
             {
               g_warning (_("Deployment %s: lead %s of office \"%s\" verified nothing for %u "
                            "seconds; handing over to the next preferred device"),
