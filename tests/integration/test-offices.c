@@ -104,6 +104,51 @@ test_broken_origin_recovers (void)
   canopy_test_site_stop (&site, TRUE);
 }
 
+static guint
+count_in (const char *text, const char *needle)
+{
+  guint n = 0;
+
+  for (const char *p = strstr (text, needle); p != NULL; p = strstr (p + 1, needle))
+    n++;
+  return n;
+}
+
+/* The same office, given up on three times while the origin stays broken,
+ * would wait 20 s for its next chance: Publish content, once the origin is
+ * fixed, gives it a lead at once. */
+static void
+test_publish_replans (void)
+{
+  CanopyTestSiteOptions options = { .content_size = 2 * 1024 * 1024 + 12345 };
+  g_autofree char *content_id = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  g_autoptr (JsonNode) published = NULL;
+  CanopyTestProcess *agent;
+  gint64 deadline;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (&site, &options);
+  content_id = canopy_test_site_register (&site);
+  canopy_test_site_stop_origin (&site);
+  agent = site.agents[canopy_test_site_slot (1, 0)] = canopy_test_site_agent_start (&site, 1, 0);
+  canopy_test_site_deploy_content (&site, content_id);
+  /* Given up on, then retried after 5 s and 10 s, and given up on again. */
+  deadline = g_get_monotonic_time () + (gint64) canopy_test_timeout (90) * G_USEC_PER_SEC;
+  while (count_in (canopy_test_process_output (agent), "Giving up the origin") < 3
+         && g_get_monotonic_time () < deadline)
+    canopy_test_site_pump (500);
+  CU_ASSERT_FATAL (count_in (canopy_test_process_output (agent), "Giving up the origin") >= 3);
+  canopy_test_site_restart_origin (&site);
+  published = canopy_test_site_api (&site, "POST", "/api/v1/publish", NULL, SOUP_STATUS_OK);
+  /* Well before the next chance the backoff gives it, 20 s on. */
+  done = canopy_test_site_wait_done (&site, 1, 8);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  canopy_test_site_assert_copy (&site);
+  canopy_test_site_stop (&site, TRUE);
+}
+
 /* North is NET.1.0 to NET.1.11: North's device 2, at NET.1.12, is in no
  * office. */
 static const char north_only_topology[] =
@@ -190,4 +235,5 @@ test_no_office_client (void)
 CANOPY_TEST_SUITE (offices, "offices", NULL, suite_cleanup,
                    { "child office waits for its parent", test_child_waits_for_parent },
                    { "broken origin recovers", test_broken_origin_recovers },
+                   { "publish gives a stuck office its lead", test_publish_replans },
                    { "no-office client", test_no_office_client });
