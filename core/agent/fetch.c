@@ -856,9 +856,18 @@ pick_wan (CanopyFetch *fetch, guint index, gint64 now, gboolean *any_left)
           *any_left = TRUE;
           return s->retry_at <= now && s->inflight < MAX_PER_ORIGIN ? s : NULL;
         }
-      if (s->unreachable || (s->connected && !peer_has (s, index)
-                              && (s->have != NULL || now - s->connected_at > HAVE_GRACE_US)))
+      if (s->unreachable)
         continue;
+      if (s->connected && !peer_has (s, index)
+          && (s->have != NULL || now - s->connected_at > HAVE_GRACE_US))
+        {
+          /* A parent-office peer verifies what it does not hold yet as its
+           * own lead brings it in: without a later source listed, the
+           * server means this device to wait for it, not to give up. */
+          if (s->kind == CANOPY_SOURCE_PARENT_PEER)
+            *any_left = TRUE;
+          continue;
+        }
       *any_left = TRUE;
       return peer_usable (s, now) && peer_has (s, index) ? s : NULL;
     }

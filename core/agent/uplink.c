@@ -444,8 +444,14 @@ handle_welcome (CanopyUplink *uplink, GVariant *body)
   uplink->office = g_strdup (office);
   uplink->state = CANOPY_UPLINK_ENROLLED;
   uplink->retry_s = RETRY_FIRST_S;
-  g_message (_("Enrolled with canopy server %s (version %s) in office \"%s\""), server_id,
-             server_version, office);
+  if (office[0] == '\0')
+    g_message (_("Enrolled with canopy server %s (version %s) as a no-office client: this "
+                 "device's addresses are in no office, so it gets no peer-to-peer download "
+                 "and fetches from the origin"),
+               server_id, server_version);
+  else
+    g_message (_("Enrolled with canopy server %s (version %s) in office \"%s\""), server_id,
+               server_version, office);
   stop_heartbeats (uplink);
   uplink->heartbeat_interval = MAX (interval, 1);
   uplink->heartbeat_timer = g_timeout_add_seconds (uplink->heartbeat_interval, on_heartbeat,

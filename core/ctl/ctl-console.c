@@ -328,11 +328,20 @@ show_settings (JsonNode *answer)
                                                                       FALSE)
                            ? _("uploaded") : _("none"),
                          NULL };
+  const char *no_office[] = {
+    _("No-office clients"),
+    g_strcmp0 (json_object_get_string_member_with_default (o, "no_office_clients", "origin"),
+               "refuse") == 0
+      ? _("refused")
+      : _("fetch from the origin"),
+    NULL
+  };
 
   ctl_table_add_row (table, name);
   ctl_table_add_row (table, opt);
   ctl_table_add_row (table, grp);
   ctl_table_add_row (table, topo);
+  ctl_table_add_row (table, no_office);
   ctl_table_print (table);
 }
 
@@ -392,7 +401,7 @@ edit_groups (JsonObject *current, const char *groups, char **add, char **remove)
 int
 ctl_console_settings_set (const CtlGlobal *global, int argc, char **argv)
 {
-  g_autofree char *name = NULL, *optimization = NULL, *groups = NULL;
+  g_autofree char *name = NULL, *optimization = NULL, *groups = NULL, *no_office = NULL;
   g_auto (GStrv) add = NULL, remove = NULL;
   const GOptionEntry entries[] = {
     { "server-name", 0, 0, G_OPTION_ARG_STRING, &name, NULL, NULL },
@@ -400,6 +409,7 @@ ctl_console_settings_set (const CtlGlobal *global, int argc, char **argv)
     { "groups", 0, 0, G_OPTION_ARG_STRING, &groups, NULL, NULL },
     { "add-group", 0, 0, G_OPTION_ARG_STRING_ARRAY, &add, NULL, NULL },
     { "remove-group", 0, 0, G_OPTION_ARG_STRING_ARRAY, &remove, NULL, NULL },
+    { "no-office-clients", 0, 0, G_OPTION_ARG_STRING, &no_office, NULL, NULL },
     G_OPTION_ENTRY_NULL
   };
   g_autoptr (GError) error = NULL;
@@ -410,10 +420,12 @@ ctl_console_settings_set (const CtlGlobal *global, int argc, char **argv)
   gboolean on = FALSE;
 
   if (!ctl_console_parse_options (&argc, &argv, entries, 0)
-      || (name == NULL && optimization == NULL && groups == NULL && add == NULL && remove == NULL)
+      || (name == NULL && optimization == NULL && groups == NULL && add == NULL && remove == NULL
+          && no_office == NULL)
       || (optimization != NULL && !parse_switch (optimization, &on)))
     return ctl_console_usage (_("canopyctl settings-set [--server-name NAME] [--optimization on|off] "
-                    "[--groups G1,G2 | --add-group G | --remove-group G]"));
+                    "[--groups G1,G2 | --add-group G | --remove-group G] "
+                    "[--no-office-clients origin|refuse]"));
   client = ctl_console_open_client (global, &error);
   if (client == NULL)
     return ctl_console_fail (global, NULL, error);
@@ -421,6 +433,9 @@ ctl_console_settings_set (const CtlGlobal *global, int argc, char **argv)
     json_object_set_string_member (change, "server_name", name);
   if (optimization != NULL)
     json_object_set_boolean_member (change, "distribution_optimization", on);
+  /* The server checks the value and says what it may be. */
+  if (no_office != NULL)
+    json_object_set_string_member (change, "no_office_clients", no_office);
   if (groups != NULL || add != NULL || remove != NULL)
     {
       current = ctl_client_request_json (client, "GET", "/api/v1/settings", NULL, &error);

@@ -253,7 +253,7 @@ static const CtlCommand commands[] = {
   { "settings", "", N_("Show the Peer Distribution settings"), ctl_console_settings },
   { "settings-set",
     N_("[--server-name NAME] [--optimization on|off] [--groups G1,G2 | --add-group G | "
-       "--remove-group G]"),
+       "--remove-group G] [--no-office-clients origin|refuse]"),
     N_("Change settings; they are audited, saved and in force at once"),
     ctl_console_settings_set },
   { "topology-download", N_("[FILE.csv]"), N_("Download the topology as recorded"),

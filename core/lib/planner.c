@@ -116,18 +116,6 @@ plan_new (const CanopyRankedDevice *r)
   return plan;
 }
 
-static void
-plan_wan (CanopyPlan *plan, GArray *ranked, const CanopyOffice *office,
-          const CanopyPlannerOptions *options)
-{
-  if (office->parent != NULL)
-    add_peers (plan, ranked, office->parent, CANOPY_SOURCE_PARENT_PEER, NULL);
-  if (options->content_store)
-    add_source (plan, CANOPY_SOURCE_SERVER, NULL);
-  add_source (plan, CANOPY_SOURCE_ORIGIN, NULL);
-  plan->wan_rate = office->wan_rate;
-}
-
 /* The office's lead from before, if it may go on leading. */
 static const CanopyRankedDevice *
 current_lead (GArray *ranked, const char *office, const CanopyPlannerOptions *options)
@@ -145,6 +133,61 @@ current_lead (GArray *ranked, const char *office, const CanopyPlannerOptions *op
         return r;
     }
   return NULL;
+}
+
+/* Whether @office (a parent) brings the content in, or holds it, now: an
+ * online holder, or a device that may lead it across its own link. A VPN
+ * office shares nothing and a metered one fetches nothing. */
+static gboolean
+office_supplies (const CanopyTopology *topology, GArray *ranked, const char *name,
+                 const CanopyPlannerOptions *options)
+{
+  const CanopyOffice *office = canopy_topology_lookup (topology, name);
+
+  if (office == NULL || office->type == CANOPY_OFFICE_VPN)
+    return FALSE;
+  for (guint i = 0; options->holders != NULL && i < options->holders->len; i++)
+    {
+      const CanopyDeviceHistory *h = g_ptr_array_index (options->holders, i);
+
+      if (h->office != NULL && strcmp (h->office, name) == 0)
+        return TRUE;
+    }
+  if (office->metered)
+    return FALSE;
+  return current_lead (ranked, name, options) != NULL
+         || canopy_ranking_pick_lead (ranked, name, options->stalled) != NULL;
+}
+
+/* The lead's sources beyond its office. While its parent office brings
+ * the content in or holds it, the lead takes it from there alone, chunk
+ * by chunk as the parent verifies them, so the content crosses each link
+ * once; only without one does it go to the server or the origin. */
+static void
+plan_wan (CanopyPlan *plan, const CanopyTopology *topology, GArray *ranked,
+          const CanopyOffice *office, const CanopyPlannerOptions *options)
+{
+  plan->wan_rate = office->wan_rate;
+  if (office->parent != NULL)
+    {
+      add_peers (plan, ranked, office->parent, CANOPY_SOURCE_PARENT_PEER, NULL);
+      for (guint i = 0; options->holders != NULL && i < options->holders->len; i++)
+        {
+          const CanopyDeviceHistory *h = g_ptr_array_index (options->holders, i);
+
+          if (h->office != NULL && strcmp (h->office, office->parent) == 0
+              && !has_source (plan, h->device_id))
+            add_source (plan, CANOPY_SOURCE_PARENT_PEER, h->device_id);
+        }
+      if (office_supplies (topology, ranked, office->parent, options))
+        {
+          plan->parent_supplies = TRUE;
+          return;
+        }
+    }
+  if (options->content_store)
+    add_source (plan, CANOPY_SOURCE_SERVER, NULL);
+  add_source (plan, CANOPY_SOURCE_ORIGIN, NULL);
 }
 
 static CanopyPlan *
@@ -192,6 +235,16 @@ plan_device (const CanopyTopology *topology, GArray *ranked, const CanopyRankedD
   lead = current_lead (ranked, office->name, options);
   if (lead == NULL)
     lead = canopy_ranking_pick_lead (ranked, office->name, options->stalled);
+  if (lead == NULL && canopy_ranking_pick_lead (ranked, office->name, NULL) != NULL)
+    {
+      plan->role = CANOPY_ROLE_WAIT;
+      plan->reason = g_strdup_printf (_("every online device of office \"%s\" failed or "
+                                        "stalled as its lead; each gets another chance within "
+                                        "minutes, or at once on Publish content once the "
+                                        "cause (an origin that fails, say) is fixed"),
+                                      office->name);
+      return plan;
+    }
   if (lead == NULL)
     {
       plan->role = CANOPY_ROLE_WAIT;
@@ -213,9 +266,15 @@ plan_device (const CanopyTopology *topology, GArray *ranked, const CanopyRankedD
       /* Office peers first: what they already verified need not cross the
        * WAN again when a new lead takes over. */
       add_peers (plan, ranked, office->name, CANOPY_SOURCE_OFFICE_PEER, r->history->device_id);
-      plan_wan (plan, ranked, office, options);
-      plan->reason = g_strdup_printf (_("lead of office \"%s\": %s"), office->name,
-                                      r->explanation);
+      plan_wan (plan, topology, ranked, office, options);
+      if (plan->parent_supplies)
+        plan->reason = g_strdup_printf (_("lead of office \"%s\": %s; it takes the content "
+                                          "from the devices of parent office \"%s\" as they "
+                                          "verify it, not from the origin"),
+                                        office->name, r->explanation, office->parent);
+      else
+        plan->reason = g_strdup_printf (_("lead of office \"%s\": %s"), office->name,
+                                        r->explanation);
       return plan;
     }
   plan->role = CANOPY_ROLE_PEER;

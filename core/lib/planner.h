@@ -34,6 +34,9 @@ typedef struct {
   CanopyRole role;
   GArray *sources;     /* CanopySource, in the order to try them */
   guint64 wan_rate;    /* bits/s the WAN leg may use; 0 = not limited */
+  /* a lead whose parent office brings the content in or holds it: its
+   * sources beyond its office are that office's devices only */
+  gboolean parent_supplies;
   char *reason;        /* translated, for logs and the console */
 } CanopyPlan;
 

@@ -370,6 +370,53 @@ check_devices (JsonBuilder *b, Status *worst, const char *name, GStrv ids, const
   add_check (b, worst, name, STATUS_WARNING, text);
 }
 
+/* Devices whose addresses are in no office of the topology: what they get,
+ * by the no_office_clients setting, and how to bring them into an office. */
+static void
+check_no_office_clients (CanopyConsole *console, JsonBuilder *b, Status *worst)
+{
+  g_auto (GStrv) refused = NULL;
+  g_auto (GStrv) enrolled = canopy_sessions_get_no_office_clients (
+    canopy_server_get_sessions (console->server), &refused);
+  g_autoptr (GString) text = g_string_new (NULL);
+
+  if (enrolled[0] == NULL && refused[0] == NULL)
+    {
+      add_check (b, worst, "no-office-clients", STATUS_OK,
+                 _("No device is a no-office client: every device's address is in an office "
+                   "of the topology"));
+      return;
+    }
+  if (enrolled[0] != NULL)
+    {
+      g_autofree char *ids = g_strjoinv (", ", enrolled);
+
+      g_string_append_printf (text,
+                              _("%u devices are no-office clients: %s. Their addresses are in "
+                                "no office of the topology, so they get no peer-to-peer "
+                                "download and fetch the software from the origin (CDN or file "
+                                "storage), each across its own link. Add their subnets to the "
+                                "topology spreadsheet to let them share, or set "
+                                "no_office_clients to \"refuse\" to keep them from fetching."),
+                              g_strv_length (enrolled), ids);
+    }
+  if (refused[0] != NULL)
+    {
+      g_autofree char *ids = g_strjoinv (", ", refused);
+
+      if (text->len > 0)
+        g_string_append_c (text, ' ');
+      g_string_append_printf (text,
+                              _("%u devices were refused as no-office clients and get nothing: "
+                                "%s. Their addresses are in no office of the topology and "
+                                "no_office_clients is \"refuse\"; add their subnets to the "
+                                "topology spreadsheet, or set no_office_clients to \"origin\" "
+                                "so they fetch from the origin."),
+                              g_strv_length (refused), ids);
+    }
+  add_check (b, worst, "no-office-clients", STATUS_WARNING, text->str);
+}
+
 static void
 check_lost_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
 {
@@ -501,6 +548,7 @@ build_report (CanopyConsole *console, const Probe *probe)
   check_versions (console, b, &worst);
   check_licences (console, b, &worst);
   check_groups (console, b, &worst);
+  check_no_office_clients (console, b, &worst);
   check_lost_devices (console, b, &worst);
   check_reported_devices (console, b, &worst);
   check_failures (console, b, &worst);

@@ -20,6 +20,18 @@ G_DEFINE_QUARK (canopy-distributor-error-quark, canopy_distributor_error)
  * its office's rate: it paces its requests to that rate. */
 #define STALL_CHUNKS 4
 #define N_SOURCE_KINDS 4
+/* A device that failed a deployment, or stalled leading it, is given
+ * another chance after this long, doubling up to the maximum, so an
+ * office whose only device met a broken origin recovers once it is fixed
+ * without anyone hammering it meanwhile. Progress resets the wait. */
+#define RETRY_FIRST_S 5
+#define RETRY_MAX_S 300
+
+/* When a device that failed or stalled gets its next chance. */
+typedef struct {
+  gint64 at;     /* monotonic µs; 0: none pending */
+  guint delay_s; /* the last wait, doubled at the next failure */
+} Retry;
 
 /* A device said it cannot complete a deployment (a full disk, say). */
 typedef struct {
@@ -59,6 +71,7 @@ typedef struct {
   GHashTable *reported; /* device IDs peers reported for bad or withheld chunks */
   GHashTable *served;   /* "sender\nreceiver" pairs seen, for peers served */
   GHashTable *withdrawn; /* device ID → Withdrawal, once cancelled or removed */
+  GHashTable *retries;  /* device ID → Retry, since it failed or stalled */
 } Deployment;
 
 /* Where a device stands with a withdrawn deployment. */
@@ -92,6 +105,7 @@ struct _CanopyDistributor {
   GHashTable *lost_at;     /* device ID → monotonic µs it stopped answering */
   GHashTable *failures;    /* device ID → DeviceFailure, until it progresses again */
   guint stall_timer;
+  guint retry_timer;
 };
 
 static void
@@ -108,6 +122,7 @@ deployment_free (Deployment *d)
   g_hash_table_unref (d->reported);
   g_hash_table_unref (d->served);
   g_hash_table_unref (d->withdrawn);
+  g_hash_table_unref (d->retries);
   g_free (d);
 }
 
@@ -136,6 +151,7 @@ deployment_new (const char *id, const char *content_id, const char *const *group
   d->reported = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   d->served = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   d->withdrawn = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  d->retries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   return d;
 }
 
@@ -606,6 +622,22 @@ add_reported_bytes (DeviceProgress *p, const guint64 *by_kind, gsize n)
     }
 }
 
+/* @device_id failed or stalled: it gets another chance later, each time
+ * after twice as long as the last. */
+static void
+schedule_retry (Deployment *d, const char *device_id)
+{
+  Retry *retry = g_hash_table_lookup (d->retries, device_id);
+
+  if (retry == NULL)
+    {
+      retry = g_new0 (Retry, 1);
+      g_hash_table_insert (d->retries, g_strdup (device_id), retry);
+    }
+  retry->delay_s = retry->delay_s == 0 ? RETRY_FIRST_S : MIN (retry->delay_s * 2, RETRY_MAX_S);
+  retry->at = g_get_monotonic_time () + (gint64) retry->delay_s * G_USEC_PER_SEC;
+}
+
 static void
 handle_progress (CanopyDistributor *distributor, Deployment *d, const char *device_id,
                  GVariant *body)
@@ -623,6 +655,7 @@ handle_progress (CanopyDistributor *distributor, Deployment *d, const char *devi
     {
       p->last_change = g_get_monotonic_time ();
       g_hash_table_remove (d->stalled, device_id);
+      g_hash_table_remove (d->retries, device_id);
       g_hash_table_remove (distributor->failures, device_id);
     }
   p->chunks = chunks;
@@ -790,6 +823,14 @@ on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer
       g_warning (_("Device %s cannot complete deployment %s: %s"), device_id, d->id, reason);
       note_failure (distributor, d, device_id, reason);
       g_hash_table_remove (d->sent, device_id);
+      schedule_retry (d, device_id);
+      /* A lead that gave up hands over to the next preferred device of its
+       * office, if there is one, until its own next chance. */
+      if (is_lead (d, device_id))
+        {
+          g_hash_table_add (d->stalled, g_strdup (device_id));
+          replan (distributor, d);
+        }
       break;
     case CANOPY_WIRE_WITHDRAWN:
       handle_withdrawn (distributor, d, device_id, body);
@@ -850,6 +891,26 @@ static const CanopySessionsObserver observer = {
   .message = on_message,
 };
 
+/* Whether the lead of @office's parent office is bringing the content in
+ * now, or itself waits for its own parent that is: a lead that waits for
+ * it, as it must, has not stalled. */
+static gboolean
+parent_lead_progressing (CanopyDistributor *distributor, Deployment *d, const char *office,
+                         gint64 now)
+{
+  const CanopyOffice *o = canopy_topology_lookup (distributor->topology, office);
+  const char *parent_lead;
+  const DeviceProgress *p;
+
+  if (o == NULL || o->parent == NULL)
+    return FALSE;
+  parent_lead = g_hash_table_lookup (d->leads, o->parent);
+  p = parent_lead != NULL ? g_hash_table_lookup (d->progress, parent_lead) : NULL;
+  return p != NULL && !p->done
+         && (now - p->last_change <= p->allowance_us
+             || parent_lead_progressing (distributor, d, o->parent, now));
+}
+
 /* A lead whose progress stopped is passed over until it progresses again. */
 static gboolean
 check_stalled_leads (gpointer user_data)
@@ -870,17 +931,56 @@ check_stalled_leads (gpointer user_data)
         {
           DeviceProgress *p = progress_of (d, lead);
 
-          if (!p->done && now - p->last_change > p->allowance_us)
+          if (!p->done && now - p->last_change > p->allowance_us
+              && !parent_lead_progressing (distributor, d, office, now))
             {
               g_warning (_("Deployment %s: lead %s of office \"%s\" verified nothing for %u "
                            "seconds; handing over to the next preferred device"),
                          d->id, (const char *) lead, (const char *) office,
                          (guint) (p->allowance_us / G_USEC_PER_SEC));
               g_hash_table_add (d->stalled, g_strdup (lead));
+              schedule_retry (d, lead);
               changed = TRUE;
             }
         }
       if (changed)
+        replan (distributor, d);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+/* Devices whose wait after a failure or a stall is over are planned
+ * again, and sent their assignment again even if it did not change: a
+ * device that gave up has dropped it. */
+static gboolean
+retry_due (gpointer user_data)
+{
+  CanopyDistributor *distributor = user_data;
+  gint64 now = g_get_monotonic_time ();
+  GHashTableIter iter, retries;
+  gpointer value, device_id, retry_p;
+
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Deployment *d = value;
+      gboolean due = FALSE;
+
+      g_hash_table_iter_init (&retries, d->retries);
+      while (g_hash_table_iter_next (&retries, &device_id, &retry_p))
+        {
+          Retry *retry = retry_p;
+
+          if (retry->at == 0 || retry->at > now)
+            continue;
+          retry->at = 0;
+          g_debug ("deployment %s: device %s gets another chance after %u s", d->id,
+                   (const char *) device_id, retry->delay_s);
+          g_hash_table_remove (d->stalled, device_id);
+          g_hash_table_remove (d->sent, device_id);
+          due = TRUE;
+        }
+      if (due)
         replan (distributor, d);
     }
   return G_SOURCE_CONTINUE;
@@ -963,6 +1063,7 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
   canopy_sessions_set_observer (sessions, &observer, distributor);
   distributor->stall_timer = g_timeout_add_seconds (STALL_S / 3, check_stalled_leads,
                                                     distributor);
+  distributor->retry_timer = g_timeout_add_seconds (1, retry_due, distributor);
   return g_steal_pointer (&distributor);
 }
 
@@ -975,6 +1076,8 @@ canopy_distributor_free (CanopyDistributor *distributor)
     canopy_sessions_set_observer (distributor->sessions, NULL, NULL);
   if (distributor->stall_timer != 0)
     g_source_remove (distributor->stall_timer);
+  if (distributor->retry_timer != 0)
+    g_source_remove (distributor->retry_timer);
   g_hash_table_unref (distributor->deployments);
   g_hash_table_unref (distributor->removed);
   g_hash_table_unref (distributor->online);
@@ -1230,9 +1333,18 @@ canopy_distributor_reoffer (CanopyDistributor *distributor)
   GHashTableIter iter;
   gpointer value;
 
+  /* Publishing is the admin saying the content or its origin was fixed:
+   * every device that failed or stalled gets its chance now, and every
+   * office a lead again. */
   g_hash_table_iter_init (&iter, distributor->deployments);
   while (g_hash_table_iter_next (&iter, NULL, &value))
-    g_hash_table_remove_all (((Deployment *) value)->sent);
+    {
+      Deployment *d = value;
+
+      g_hash_table_remove_all (d->sent);
+      g_hash_table_remove_all (d->stalled);
+      g_hash_table_remove_all (d->retries);
+    }
   replan_all (distributor);
 }
 

@@ -427,6 +427,7 @@ canopy_server_start (CanopyServer *server, GError **error)
   settings.heartbeat_interval = (guint) config->heartbeat_interval;
   settings.assigned_groups = (const char *const *) server->settings->assigned_groups;
   settings.distribution_optimization = server->settings->distribution_optimization;
+  settings.refuse_no_office = server->settings->no_office_clients == CANOPY_NO_OFFICE_REFUSE;
   settings.topology = server->topology;
   settings.licensing = server->licensing;
   settings.store = server->store;
@@ -542,6 +543,8 @@ canopy_server_apply_settings (CanopyServer *server, CanopySettings *settings,
     }
   canopy_sessions_set_assigned_groups (server->sessions,
                                        (const char *const *) settings->assigned_groups);
+  canopy_sessions_set_refuse_no_office (server->sessions,
+                                        settings->no_office_clients == CANOPY_NO_OFFICE_REFUSE);
 }
 
 CanopyCatalog *

@@ -46,6 +46,8 @@ struct _CanopySessions {
   GStrv assigned_groups;
   GBytes *signing_public_key;
   gboolean distribution_optimization;
+  gboolean refuse_no_office;
+  GHashTable *no_office_refused; /* device IDs refused for being in no office */
   CanopyTopology *topology;
   CanopyLicensing *licensing;
   CanopyStore *store;
@@ -300,8 +302,15 @@ welcome (Session *session)
 {
   CanopySessions *sessions = session->sessions;
 
-  g_message (_("Enrolled agent %s, version %s, in office \"%s\""), session->device_id,
-             session->agent_version, session->office);
+  if (session->office[0] != '\0')
+    g_message (_("Enrolled agent %s, version %s, in office \"%s\""), session->device_id,
+               session->agent_version, session->office);
+  else
+    g_message (_("Enrolled agent %s, version %s, as a no-office client: none of its addresses "
+                 "is in an office of the topology, so it gets no peer-to-peer download and "
+                 "fetches from the origin. Add its subnet to the topology spreadsheet to let "
+                 "it share"),
+               session->device_id, session->agent_version);
   send_body (session, CANOPY_WIRE_WELCOME,
              g_variant_new ("(ssus@ay)", sessions->server_id, PACKAGE_VERSION,
                             (guint32) sessions->heartbeat_interval, session->office,
@@ -433,14 +442,17 @@ handle_hello (Session *session, GVariant *body)
       return;
     }
   office = find_office (sessions, addresses);
-  if (office == NULL)
+  if (office == NULL && sessions->refuse_no_office)
     {
+      g_hash_table_add (sessions->no_office_refused, g_strdup (session->device_id));
       refuse (session, CANOPY_WIRE_REFUSED_NO_OFFICE,
-              _("none of the device's addresses is in an office of the uploaded topology; "
-                "it is a no-office client and gets no peer-to-peer download. Add its subnet "
-                "to the topology spreadsheet"));
+              _("none of the device's addresses is in an office of the uploaded topology, "
+                "and this server refuses no-office clients; it stays dormant. Add its subnet "
+                "to the topology spreadsheet, or set no_office_clients to \"origin\" so it "
+                "fetches from the origin"));
       return;
     }
+  g_hash_table_remove (sessions->no_office_refused, session->device_id);
   /* Said once per run: the health check reports the overage from then on. */
   if (canopy_licensing_activate (sessions->licensing, session->device_id, g_get_real_time ())
       && !sessions->overage_reported)
@@ -453,7 +465,8 @@ handle_hello (Session *session, GVariant *body)
     }
 
   g_free (session->office);
-  session->office = g_strdup (office->name);
+  /* "": a no-office client, which gets no peer-to-peer download. */
+  session->office = g_strdup (office != NULL ? office->name : "");
   g_clear_pointer (&session->groups, g_variant_unref);
   g_clear_pointer (&session->addresses, g_variant_unref);
   session->groups = g_variant_ref (groups);
@@ -687,6 +700,8 @@ canopy_sessions_new (const CanopySessionsSettings *settings)
   sessions->heartbeat_interval = MAX (settings->heartbeat_interval, 1);
   sessions->assigned_groups = g_strdupv ((char **) settings->assigned_groups);
   sessions->distribution_optimization = settings->distribution_optimization;
+  sessions->refuse_no_office = settings->refuse_no_office;
+  sessions->no_office_refused = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   sessions->topology = settings->topology;
   sessions->licensing = settings->licensing;
   sessions->store = settings->store;
@@ -711,6 +726,7 @@ canopy_sessions_free (CanopySessions *sessions)
    * first so nothing refers to a freed connection. */
   g_hash_table_unref (sessions->sessions);
   g_hash_table_unref (sessions->enrolled);
+  g_hash_table_unref (sessions->no_office_refused);
   g_ptr_array_unref (sessions->transports);
   canopy_log_limit_free (sessions->rejections);
   canopy_log_limit_free (sessions->unreadable);
@@ -806,6 +822,62 @@ canopy_sessions_send (CanopySessions *sessions, const char *device_id, CanopyWir
       return FALSE;
     }
   return send_body (session, kind, body);
+}
+
+void
+canopy_sessions_set_refuse_no_office (CanopySessions *sessions, gboolean refuse)
+{
+  GHashTableIter iter;
+  Session *session;
+
+  if (sessions->refuse_no_office == refuse)
+    return;
+  sessions->refuse_no_office = refuse;
+  if (!refuse)
+    return;
+  /* Enrolled no-office clients are now refused: they hear why when they
+   * say hello again. */
+  g_hash_table_iter_init (&iter, sessions->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &session))
+    if (session->enrolled && session->office != NULL && session->office[0] == '\0')
+      {
+        canopy_transport_close (session->conn);
+        g_hash_table_iter_remove (&iter);
+      }
+}
+
+static int
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+static GStrv
+sorted_strv (GPtrArray *array)
+{
+  g_ptr_array_sort (array, compare_strings);
+  g_ptr_array_add (array, NULL);
+  return (GStrv) g_ptr_array_free (array, FALSE);
+}
+
+GStrv
+canopy_sessions_get_no_office_clients (const CanopySessions *sessions, GStrv *refused)
+{
+  GPtrArray *enrolled = g_ptr_array_new ();
+  GPtrArray *others = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&iter, sessions->enrolled);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (((Session *) value)->office != NULL && ((Session *) value)->office[0] == '\0')
+      g_ptr_array_add (enrolled, g_strdup (key));
+  g_hash_table_iter_init (&iter, sessions->no_office_refused);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (!g_hash_table_contains (sessions->enrolled, key))
+      g_ptr_array_add (others, g_strdup (key));
+  *refused = sorted_strv (others);
+  return sorted_strv (enrolled);
 }
 
 void

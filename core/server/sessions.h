@@ -24,6 +24,9 @@ typedef struct {
   guint heartbeat_interval;          /* seconds */
   const char *const *assigned_groups; /* devices of these groups are enrolled */
   gboolean distribution_optimization; /* offices from the spreadsheet only */
+  /* a device whose address is in no office is refused, instead of
+   * enrolled to fetch from the origin */
+  gboolean refuse_no_office;
   CanopyTopology *topology;          /* (not owned) */
   CanopyLicensing *licensing;        /* (not owned) */
   CanopyStore *store;                /* (not owned) */
@@ -48,6 +51,21 @@ char *canopy_sessions_describe_listeners (CanopySessions *sessions);
 /* Changing the assigned groups: agents refused before are accepted when
  * they next say hello. */
 void canopy_sessions_set_assigned_groups (CanopySessions *sessions, const char *const *groups);
+
+/* Whether a device in no office is refused (TRUE) or enrolled to fetch
+ * from the origin; changing it closes the sessions of no-office clients
+ * that are enrolled, so they are refused when they say hello again. */
+void canopy_sessions_set_refuse_no_office (CanopySessions *sessions, gboolean refuse);
+
+/**
+ * canopy_sessions_get_no_office_clients:
+ * @refused: (out): the devices refused for being in no office since this
+ *   server started, and not enrolled since
+ *
+ * Returns: (transfer full): the enrolled devices whose addresses are in no
+ *   office, sorted.
+ */
+GStrv canopy_sessions_get_no_office_clients (const CanopySessions *sessions, GStrv *refused);
 
 /* What the sessions tell about an enrolled device. */
 typedef struct {

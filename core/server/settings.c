@@ -15,8 +15,27 @@
 #define KEY_OPTIMIZATION "distribution-optimization"
 #define KEY_GROUPS "assigned-groups"
 #define KEY_TOPOLOGY "topology-csv"
+#define KEY_NO_OFFICE "no-office-clients"
 
 G_DEFINE_QUARK (canopy-settings-error-quark, canopy_settings_error)
+
+const char *
+canopy_no_office_clients_to_string (CanopyNoOfficeClients value)
+{
+  return value == CANOPY_NO_OFFICE_REFUSE ? "refuse" : "origin";
+}
+
+static gboolean
+no_office_clients_from_string (const char *text, CanopyNoOfficeClients *value)
+{
+  if (g_str_equal (text, "origin"))
+    *value = CANOPY_NO_OFFICE_ORIGIN;
+  else if (g_str_equal (text, "refuse"))
+    *value = CANOPY_NO_OFFICE_REFUSE;
+  else
+    return FALSE;
+  return TRUE;
+}
 
 void
 canopy_settings_free (CanopySettings *settings)
@@ -38,6 +57,7 @@ canopy_settings_copy (const CanopySettings *settings)
   copy->distribution_optimization = settings->distribution_optimization;
   copy->assigned_groups = g_strdupv (settings->assigned_groups);
   copy->topology_csv = g_strdup (settings->topology_csv);
+  copy->no_office_clients = settings->no_office_clients;
   copy->stored = settings->stored;
   return copy;
 }
@@ -102,6 +122,15 @@ load_one (const char *key, GVariant *value, gpointer user_data)
       settings->topology_csv = text[0] != '\0' ? g_strdup (text) : NULL;
       settings->stored |= CANOPY_SETTINGS_TOPOLOGY;
     }
+  else if (g_str_equal (key, KEY_NO_OFFICE))
+    {
+      if (no_office_clients_from_string (text, &settings->no_office_clients))
+        settings->stored |= CANOPY_SETTINGS_NO_OFFICE;
+      else
+        g_warning (_("The stored setting no_office_clients is \"%s\", neither \"origin\" nor "
+                     "\"refuse\"; using \"origin\" until an administrator sets it again"),
+                   text);
+    }
   return TRUE;
 }
 
@@ -131,6 +160,8 @@ canopy_settings_save (CanopySettings *settings, guint fields, CanopyStore *store
     }
   if (fields & CANOPY_SETTINGS_TOPOLOGY)
     put (store, KEY_TOPOLOGY, settings->topology_csv != NULL ? settings->topology_csv : "");
+  if (fields & CANOPY_SETTINGS_NO_OFFICE)
+    put (store, KEY_NO_OFFICE, canopy_no_office_clients_to_string (settings->no_office_clients));
   settings->stored |= fields;
 }
 
@@ -182,6 +213,9 @@ canopy_settings_to_json (const CanopySettings *settings)
   json_builder_end_array (builder);
   json_builder_set_member_name (builder, "topology_uploaded");
   json_builder_add_boolean_value (builder, settings->topology_csv != NULL);
+  json_builder_set_member_name (builder, "no_office_clients");
+  json_builder_add_string_value (builder,
+                                 canopy_no_office_clients_to_string (settings->no_office_clients));
   json_builder_end_object (builder);
   return json_builder_get_root (builder);
 }
@@ -336,6 +370,18 @@ apply_member (CanopySettings *settings, const char *field, JsonNode *node, guint
       g_strfreev (settings->assigned_groups);
       settings->assigned_groups = groups;
     }
+  else if (g_str_equal (field, "no_office_clients"))
+    {
+      CanopyNoOfficeClients value;
+
+      if (!is_string (node) || !no_office_clients_from_string (json_node_get_string (node), &value))
+        return invalid (error, field, _("must be \"origin\" (devices in no office fetch from the "
+                                        "origin) or \"refuse\" (they are refused and stay "
+                                        "dormant)"));
+      if (settings->no_office_clients != value)
+        *changed |= CANOPY_SETTINGS_NO_OFFICE;
+      settings->no_office_clients = value;
+    }
   else if (g_str_equal (field, "topology_uploaded"))
     return invalid (error, field, _("cannot be set; upload the spreadsheet to "
                                     "/api/v1/topology instead"));
@@ -343,7 +389,7 @@ apply_member (CanopySettings *settings, const char *field, JsonNode *node, guint
     {
       g_set_error (error, CANOPY_SETTINGS_ERROR, CANOPY_SETTINGS_ERROR_UNKNOWN_FIELD,
                    _("Unknown field \"%s\"; the settings are server_name, "
-                     "distribution_optimization and assigned_groups"),
+                     "distribution_optimization, assigned_groups and no_office_clients"),
                    field);
       return FALSE;
     }
@@ -371,6 +417,7 @@ canopy_settings_apply_json (CanopySettings *settings, JsonObject *object, guint 
   settings->name = g_steal_pointer (&candidate->name);
   settings->assigned_groups = g_steal_pointer (&candidate->assigned_groups);
   settings->distribution_optimization = candidate->distribution_optimization;
+  settings->no_office_clients = candidate->no_office_clients;
   return TRUE;
 }
 
@@ -402,6 +449,10 @@ canopy_settings_describe_change (const CanopySettings *before, const CanopySetti
         g_autofree char *b = describe_groups ((const char *const *) after->assigned_groups);
         return g_strdup_printf ("%s -> %s", a, b);
       }
+    case CANOPY_SETTINGS_NO_OFFICE:
+      return g_strdup_printf ("%s -> %s",
+                              canopy_no_office_clients_to_string (before->no_office_clients),
+                              canopy_no_office_clients_to_string (after->no_office_clients));
     case CANOPY_SETTINGS_TOPOLOGY:
     default:
       return g_strdup_printf ("%" G_GSIZE_FORMAT " bytes",
@@ -420,6 +471,8 @@ canopy_settings_field_to_action (CanopySettingsField field)
       return "settings.distribution-optimization";
     case CANOPY_SETTINGS_GROUPS:
       return "settings.assigned-groups";
+    case CANOPY_SETTINGS_NO_OFFICE:
+      return "settings.no-office-clients";
     case CANOPY_SETTINGS_TOPOLOGY:
     default:
       return "topology.uploaded";

@@ -1,5 +1,6 @@
 /* The Peer Distribution settings an admin changes at run time: server
- * name, distribution optimization with its topology, assigned groups.
+ * name, distribution optimization with its topology, assigned groups,
+ * what no-office clients get.
  * The configuration file gives the first values; a change made through
  * the console is kept in the backend and wins over the file from then on. */
 #pragma once
@@ -27,13 +28,23 @@ typedef enum {
   CANOPY_SETTINGS_OPTIMIZATION = 1 << 1,
   CANOPY_SETTINGS_GROUPS = 1 << 2,
   CANOPY_SETTINGS_TOPOLOGY = 1 << 3,
+  CANOPY_SETTINGS_NO_OFFICE = 1 << 4,
 } CanopySettingsField;
+
+/* What a device whose address is in no office of the topology gets. */
+typedef enum {
+  CANOPY_NO_OFFICE_ORIGIN, /* enrolled, no peer-to-peer: fetches from the origin */
+  CANOPY_NO_OFFICE_REFUSE, /* refused: stays dormant */
+} CanopyNoOfficeClients;
+
+const char *canopy_no_office_clients_to_string (CanopyNoOfficeClients value);
 
 typedef struct {
   char *name;                         /* the Server Name/IP setting */
   gboolean distribution_optimization;
   GStrv assigned_groups;
   char *topology_csv;                 /* the spreadsheet, or NULL when none */
+  CanopyNoOfficeClients no_office_clients;
   guint stored;                       /* CanopySettingsField kept in the backend */
 } CanopySettings;
 

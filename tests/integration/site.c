@@ -131,10 +131,19 @@ write_server_config (CanopyTestSite *s)
     s->console_port, s->options.console_attributes != NULL ? s->options.console_attributes : "",
     store, sources, s->options.server_xml != NULL ? s->options.server_xml : "", address,
     s->agent_port);
-  g_autofree char *csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
-                                          "North,,Default,%s.1.0/24,%s\n"
-                                          "South,,Default,%s.2.0/24,%s\n",
-                                          net (s), rate, net (s), rate);
+  g_autofree char *csv = NULL;
+
+  if (s->options.topology != NULL)
+    {
+      g_auto (GStrv) parts = g_strsplit (s->options.topology, "NET", -1);
+
+      csv = g_strjoinv (net (s), parts);
+    }
+  else
+    csv = g_strdup_printf ("office,parent,type,subnets,wan_rate\n"
+                           "North,,Default,%s.1.0/24,%s\n"
+                           "South,,Default,%s.2.0/24,%s\n",
+                           net (s), rate, net (s), rate);
 
   g_assert (g_file_set_contents (topology, csv, -1, NULL));
   g_assert (g_file_set_contents (s->config, xml, -1, NULL));
@@ -163,19 +172,38 @@ canopy_test_site_server_start (CanopyTestSite *s)
   write_server_config (s);
 }
 
+/* Starts the origin on @port, 0: any. */
 static void
-origin_start (CanopyTestSite *s)
+origin_start_on (CanopyTestSite *s, const char *port)
 {
   g_autofree char *origin = program ("tests/canopy-test-origin");
   g_autofree char *address = server_address (s);
-  const char *argv[] = { origin, s->package, address, "0", NULL };
+  const char *argv[] = { origin, s->package, address, port, NULL };
   const char *line;
 
   s->origin = spawn_in (s, 0, argv);
   CU_ASSERT_FATAL (s->origin != NULL
                    && canopy_test_process_wait_output (s->origin, "origin http://", 10));
   line = strstr (canopy_test_process_output (s->origin), "origin ");
+  g_free (s->origin_url);
   s->origin_url = g_strndup (line + strlen ("origin "), strcspn (line + strlen ("origin "), "\n"));
+}
+
+static void
+origin_start (CanopyTestSite *s)
+{
+  origin_start_on (s, "0");
+}
+
+void
+canopy_test_site_restart_origin (CanopyTestSite *s)
+{
+  g_autoptr (GUri) uri = g_uri_parse (s->origin_url, G_URI_FLAGS_NONE, NULL);
+  g_autofree char *port = NULL;
+
+  g_assert (uri != NULL && s->origin == NULL);
+  port = g_strdup_printf ("%d", g_uri_get_port (uri));
+  origin_start_on (s, port);
 }
 
 /* Devices of a real site each have their own disk; the site's agents share

@@ -44,6 +44,10 @@ typedef struct {
   const char *console_attributes;
   /* More elements of <server>, e.g. "<licensing .../>"; NULL: none. */
   const char *server_xml;
+  /* The topology spreadsheet instead of North and South, each "NET" in it
+   * replaced by the first two octets of the site's addresses; NULL: North
+   * NET.1.0/24 and South NET.2.0/24, both at wan_rate. */
+  const char *topology;
 } CanopyTestSiteOptions;
 
 typedef struct {
@@ -126,6 +130,9 @@ char *canopy_test_site_deploy (CanopyTestSite *s);
 /* Stops the origin; returns what it served in all, by its own count, so a
  * device that died before reporting cannot hide anything. */
 guint64 canopy_test_site_stop_origin (CanopyTestSite *s);
+/* Starts the origin again, on the port it had, after
+ * canopy_test_site_stop_origin(): an origin that failed and was fixed. */
+void canopy_test_site_restart_origin (CanopyTestSite *s);
 /* Waits until @expected devices are done; returns the deployment, or NULL. */
 JsonNode *canopy_test_site_wait_done (CanopyTestSite *s, guint expected, guint timeout_s);
 /* The same for deployment @id (NULL: the first listed). */

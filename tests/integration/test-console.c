@@ -930,6 +930,15 @@ test_canopyctl (void)
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "settings-set", "--remove-group", "Sales", NULL), 0);
   CU_ASSERT_PTR_NULL (strstr (out, "Sales"));
+  CANOPY_ASSERT_CONTAINS (out, "No-office clients          fetch from the origin");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "settings-set", "--no-office-clients", "refuse", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "No-office clients          refused");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "settings-set", "--no-office-clients", "nobody", NULL), 1);
+  CANOPY_ASSERT_CONTAINS (out, "\"origin\"");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "settings-set", "--no-office-clients", "origin", NULL), 0);
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "health", NULL), 0);
   CANOPY_ASSERT_CONTAINS (out, "Overall: ok");

@@ -258,8 +258,9 @@ test_no_office (void)
   server_setup (&s, groups);
   key = server_key (&s);
   agent = agent_start (&s, "roaming", "Finance", key);
-  CU_ASSERT (canopy_test_process_wait_output (agent, "refused this device", 20));
-  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (agent), "no-office client");
+  /* By default a no-office client is enrolled to fetch from the origin. */
+  CU_ASSERT (canopy_test_process_wait_output (agent, "as a no-office client", 20));
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (agent), "fetches from the origin");
   server_teardown (&s);
 }
 
@@ -378,7 +379,7 @@ CANOPY_TEST_SUITE (enrolment, "enrolment", NULL, NULL,
                    { "dormant until its group is assigned", test_dormant_until_group_assigned },
                    { "wrong key: key mismatch in both logs", test_wrong_key },
                    { "unsupported agent version", test_unsupported_version },
-                   { "no-office client refused", test_no_office },
+                   { "no-office client enrolled for the origin", test_no_office },
                    { "bad topology refuses to start", test_bad_topology_refuses_start },
                    { "regenerated key cuts off old agents", test_regenerated_key_cuts_off },
                    { "restart keeps enrolments and licences", test_restart_keeps_enrolment })

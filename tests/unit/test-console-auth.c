@@ -222,11 +222,26 @@ test_settings_json (void)
   CU_ASSERT (g_error_matches (error, CANOPY_SETTINGS_ERROR, CANOPY_SETTINGS_ERROR_INVALID));
   g_clear_error (&error);
 
+  /* No-office clients fetch from the origin unless the admin refuses them. */
+  CU_ASSERT_EQUAL (settings->no_office_clients, CANOPY_NO_OFFICE_ORIGIN);
+  apply (settings, "{\"no_office_clients\": \"nobody\"}", &error);
+  CU_ASSERT (g_error_matches (error, CANOPY_SETTINGS_ERROR, CANOPY_SETTINGS_ERROR_INVALID));
+  CANOPY_ASSERT_CONTAINS (error->message, "\"refuse\"");
+  g_clear_error (&error);
+  CU_ASSERT_EQUAL (apply (settings, "{\"no_office_clients\": \"refuse\"}", &error),
+                   CANOPY_SETTINGS_NO_OFFICE);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_EQUAL (settings->no_office_clients, CANOPY_NO_OFFICE_REFUSE);
+  CU_ASSERT_STRING_EQUAL (canopy_settings_field_to_action (CANOPY_SETTINGS_NO_OFFICE),
+                          "settings.no-office-clients");
+  CU_ASSERT_EQUAL (apply (settings, "{\"no_office_clients\": \"origin\"}", &error),
+                   CANOPY_SETTINGS_NO_OFFICE);
+
   shown = canopy_settings_to_json (settings);
   text = json_to_string (shown, FALSE);
   CU_ASSERT_STRING_EQUAL (text, "{\"server_name\":\"198.18.0.1\",\"distribution_optimization\""
                                 ":false,\"assigned_groups\":[\"Finance\",\"Sales\"],"
-                                "\"topology_uploaded\":false}");
+                                "\"topology_uploaded\":false,\"no_office_clients\":\"origin\"}");
 }
 
 static void

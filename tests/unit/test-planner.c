@@ -117,16 +117,17 @@ test_one_lead_per_office (void)
   fixture_init (&f);
   plans = canopy_planner_plan (f.topology, f.ranked, &options);
   assert_plan (plans, "n-best", CANOPY_ROLE_LEAD,
-               "office-peer:n-second office-peer:n-third parent-peer:c1 server origin");
+               "office-peer:n-second office-peer:n-third parent-peer:c1");
   CU_ASSERT_EQUAL (find (plans, "n-best")->wan_rate, 100000000);
   CANOPY_ASSERT_CONTAINS (find (plans, "n-best")->reason, "lead of office \"North\"");
   assert_plan (plans, "n-second", CANOPY_ROLE_PEER, "office-peer:n-best office-peer:n-third");
   assert_plan (plans, "n-offline", CANOPY_ROLE_PEER,
                "office-peer:n-best office-peer:n-second office-peer:n-third");
-  /* The WiFi office's parent is its wired office: its lead tries those peers. */
+  /* The WiFi office's parent is its wired office: while North brings the
+   * content in, its lead waits for North's devices, never the origin. */
   assert_plan (plans, "w1", CANOPY_ROLE_LEAD,
-               "office-peer:w2 parent-peer:n-best parent-peer:n-second parent-peer:n-third "
-               "server origin");
+               "office-peer:w2 parent-peer:n-best parent-peer:n-second parent-peer:n-third");
+  CANOPY_ASSERT_CONTAINS (find (plans, "w1")->reason, "parent office \"North\"");
   assert_plan (plans, "w2", CANOPY_ROLE_PEER, "office-peer:w1");
   assert_plan (plans, "c1", CANOPY_ROLE_LEAD, "server origin");
   /* Direct devices keep to the origin: the store seeds office leads. */
@@ -151,7 +152,7 @@ test_failover_and_no_store (void)
   plans = canopy_planner_plan (f.topology, f.ranked, &options);
   /* The next preferred device leads, starting from what its office holds. */
   assert_plan (plans, "n-second", CANOPY_ROLE_LEAD,
-               "office-peer:n-best office-peer:n-third parent-peer:c1 origin");
+               "office-peer:n-best office-peer:n-third parent-peer:c1");
   assert_plan (plans, "n-best", CANOPY_ROLE_PEER, "office-peer:n-second office-peer:n-third");
   assert_plan (plans, "vpn1", CANOPY_ROLE_DIRECT, "origin");
   fixture_clear (&f);
@@ -198,7 +199,31 @@ test_holder_from_another_deployment (void)
                "office-peer:n-holder office-peer:n-best office-peer:n-second");
   assert_plan (plans, "w1", CANOPY_ROLE_LEAD,
                "office-peer:w2 parent-peer:n-best parent-peer:n-second parent-peer:n-third "
-               "server origin");
+               "parent-peer:n-holder");
+  fixture_clear (&f);
+}
+
+/* With no device of the parent office online, or only on a metered link,
+ * nothing comes from there: the lead goes to the server, then the origin. */
+static void
+test_parent_office_away (void)
+{
+  Fixture f;
+  CanopyPlannerOptions options = { TRUE, NULL };
+  g_autoptr (GPtrArray) plans = NULL;
+  g_autoptr (GArray) ranked = NULL;
+
+  fixture_init (&f);
+  for (guint i = 0; i < f.histories->len; i++)
+    {
+      CanopyDeviceHistory *h = g_ptr_array_index (f.histories, i);
+      if (strcmp (h->office, "North") == 0 || strcmp (h->office, "Central Office") == 0)
+        h->online = FALSE;
+    }
+  ranked = canopy_ranking_rank (f.histories, 100 * DAY);
+  plans = canopy_planner_plan (f.topology, ranked, &options);
+  assert_plan (plans, "w1", CANOPY_ROLE_LEAD, "office-peer:w2 server origin");
+  CU_ASSERT_EQUAL (find (plans, "n-best")->role, CANOPY_ROLE_WAIT);
   fixture_clear (&f);
 }
 
@@ -206,4 +231,5 @@ CANOPY_TEST_SUITE (planner, "planner", NULL, NULL,
                    { "one lead per office", test_one_lead_per_office },
                    { "holder from another deployment", test_holder_from_another_deployment },
                    { "failover, no content store", test_failover_and_no_store },
-                   { "office without an online device", test_office_without_online_device })
+                   { "office without an online device", test_office_without_online_device },
+                   { "parent office away", test_parent_office_away })

@@ -57,6 +57,7 @@ function fillSettings(s) {
   $("server-name").value = s.server_name;
   $("optimization").checked = s.distribution_optimization;
   $("groups").value = s.assigned_groups.join("\n");
+  $("no-office").value = s.no_office_clients;
 }
 
 async function connect() {
@@ -91,6 +92,7 @@ async function onSave(event) {
     server_name: $("server-name").value.trim(),
     distribution_optimization: $("optimization").checked,
     assigned_groups: $("groups").value.split("\n").map((g) => g.trim()).filter((g) => g),
+    no_office_clients: $("no-office").value,
   });
   try {
     fillSettings(await (await api("PUT", "/api/v1/settings", body)).json());
