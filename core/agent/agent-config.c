@@ -2,6 +2,8 @@
  * fields here, with defaults for what an admin leaves out. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-agent-config"
+
 #include "agent/agent-config.h"
 #include "lib/i18n.h"
 

@@ -2,6 +2,8 @@
  * reaches the server and its peers with. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-agent"
+
 #include "agent/agent.h"
 #include "agent/cache.h"
 #include "agent/fetch.h"

@@ -7,6 +7,8 @@
  * canopy_cache_entry_copy_at(). */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-agent-cache"
+
 #include "agent/cache.h"
 #include "lib/i18n.h"
 #include "lib/atomic-file.h"

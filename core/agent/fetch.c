@@ -5,6 +5,8 @@
  * origin. Every chunk is verified by the cache before it counts. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-agent-fetch"
+
 #include "agent/agent-config.h"
 #include "agent/fetch.h"
 #include "agent/install.h"

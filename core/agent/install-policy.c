@@ -1,6 +1,8 @@
 /* The agent's destination policy, applied where the package is written. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-agent-install-policy"
+
 #include "agent/install-policy.h"
 #include "lib/destination.h"
 #include "lib/i18n.h"

@@ -5,6 +5,8 @@
  * read back from the cache. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-agent-install"
+
 #include "agent/install.h"
 #include "agent/install-policy.h"
 #include "lib/i18n.h"

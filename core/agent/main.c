@@ -1,6 +1,8 @@
 /* canopy-agent: the peer client's entry point. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-agent"
+
 #include "agent/agent.h"
 #include "lib/i18n.h"
 #include "lib/program.h"

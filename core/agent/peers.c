@@ -4,6 +4,8 @@
  * checked against the manifest before it reaches a fetcher. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-agent-peers"
+
 #include "agent/peers.h"
 #include "lib/i18n.h"
 #include "lib/wire.h"

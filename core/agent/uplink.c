@@ -3,6 +3,8 @@
  * drops or the server refuses the device. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-agent-uplink"
+
 #include "agent/uplink.h"
 #include "lib/i18n.h"
 #include "lib/wire.h"

@@ -1,6 +1,8 @@
 /* Atomic file writes, for keys, cached chunks and assembled packages. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-atomic-file"
+
 #include "lib/atomic-file.h"
 #include "lib/i18n.h"
 

@@ -3,6 +3,8 @@
  * get a record's shape wrong. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-backend"
+
 #include "lib/backend.h"
 #include "lib/i18n.h"
 

@@ -2,6 +2,8 @@
  * errors an admin can act on, and the read-only node tree plugins see. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-config"
+
 #include "lib/config.h"
 #include "sdk/config-node-private.h"
 #include "lib/i18n.h"

@@ -2,6 +2,8 @@
  * export and report. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-csv"
+
 #include "lib/csv.h"
 #include "lib/i18n.h"
 

@@ -1,6 +1,8 @@
 /* Deployment destinations: the checks that need no device's policy. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-destination"
+
 #include "lib/destination.h"
 #include "lib/i18n.h"
 

@@ -2,6 +2,8 @@
  * replaced: a new ID would make the device or server a stranger. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-identity"
+
 #include "lib/identity.h"
 #include "lib/i18n.h"
 

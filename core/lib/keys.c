@@ -2,6 +2,8 @@
  * each under a distinct label; intermediate material is wiped. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-keys"
+
 #include <string.h>
 #include <gio/gio.h>
 #include <gnutls/gnutls.h>

@@ -2,6 +2,8 @@
  * the issuer's signature over exactly those bytes. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-licence-file"
+
 #include "lib/licence-file.h"
 #include "lib/i18n.h"
 

@@ -1,6 +1,8 @@
 /* Licensing: the activation table and the activated-devices report. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-licensing"
+
 #include "lib/licensing.h"
 #include "lib/csv.h"
 #include "lib/log.h"

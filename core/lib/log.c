@@ -2,6 +2,8 @@
  * domain and sends everything to journald or to stderr. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-log"
+
 #include "lib/log.h"
 
 #include <string.h>
@@ -60,6 +62,33 @@ canopy_log_get_debug_domains (const CanopyLog *log)
   return log->setting;
 }
 
+/* Every log domain of canopy's programs and plugins, for "--debug help";
+ * tests/unit/test-log.c checks it against the sources. */
+static const char *const known_domains[] = {
+  "canopy-agent", "canopy-agent-cache", "canopy-agent-config", "canopy-agent-fetch",
+  "canopy-agent-install", "canopy-agent-install-policy", "canopy-agent-peers",
+  "canopy-agent-uplink", "canopy-atomic-file", "canopy-backend", "canopy-config",
+  "canopy-config-node", "canopy-csv", "canopy-destination", "canopy-freetds", "canopy-identity",
+  "canopy-keys", "canopy-licence-file", "canopy-licensing", "canopy-log", "canopy-manifest",
+  "canopy-origin", "canopy-planner", "canopy-plugin", "canopy-plugin-loader", "canopy-program",
+  "canopy-quic", "canopy-ranking", "canopy-service", "canopy-shared-key", "canopy-signing",
+  "canopy-sqlite", "canopy-tcp", "canopy-topology", "canopy-transport", "canopy-watch",
+  "canopy-wire", "canopyctl", "canopyd", "canopyd-admin-commands", "canopyd-admins",
+  "canopyd-catalog", "canopyd-console-admins", "canopyd-console-api", "canopyd-console-auth",
+  "canopyd-console-cert", "canopyd-console-content", "canopyd-console-content-store",
+  "canopyd-console-health", "canopyd-console-json", "canopyd-console-listener",
+  "canopyd-console-metrics", "canopyd-console-settings", "canopyd-console-views",
+  "canopyd-content-sources", "canopyd-content-store", "canopyd-distributor",
+  "canopyd-run-marker", "canopyd-server", "canopyd-server-config", "canopyd-sessions",
+  "canopyd-settings", "canopyd-setup", "canopyd-store", NULL,
+};
+
+const char *const *
+canopy_log_get_known_domains (void)
+{
+  return known_domains;
+}
+
 static const char *
 field_string (const GLogField *fields, gsize n_fields, const char *key)
 {
@@ -69,12 +98,23 @@ field_string (const GLogField *fields, gsize n_fields, const char *key)
   return NULL;
 }
 
+/* A setting names a domain or a family of them: "canopyd" shows
+ * "canopyd" and every "canopyd-*", "canopy" every domain of canopy. */
 static gboolean
 shows_debug (const CanopyLog *log, const char *domain)
 {
   if (log->all)
     return TRUE;
-  return domain != NULL && g_strv_contains ((const char *const *) log->domains, domain);
+  if (domain == NULL)
+    return FALSE;
+  for (char **d = log->domains; *d != NULL; d++)
+    {
+      gsize n = strlen (*d);
+
+      if (strncmp (domain, *d, n) == 0 && (domain[n] == '\0' || domain[n] == '-'))
+        return TRUE;
+    }
+  return FALSE;
 }
 
 static GLogWriterOutput

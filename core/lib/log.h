@@ -30,6 +30,16 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyLog, canopy_log_free)
 void canopy_log_set_debug_domains (CanopyLog *log, const char *domains);
 
 /** canopy_log_get_debug_domains: Returns: the current setting, "" for none. */
+
+/**
+ * canopy_log_get_known_domains:
+ *
+ * Returns: (transfer none): every log domain canopy's programs and plugins
+ *   log under, sorted, %NULL-terminated: one per module ("canopy-topology",
+ *   "canopyd-sessions", "canopy-agent-cache", "canopy-tcp", ...). A debug
+ *   setting may name a family by its prefix: "canopyd" is every "canopyd-*".
+ */
+const char *const *canopy_log_get_known_domains (void);
 const char *canopy_log_get_debug_domains (const CanopyLog *log);
 
 /**

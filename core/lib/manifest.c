@@ -2,6 +2,8 @@
  * manifest is verified before any field of it is read. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-manifest"
+
 #include "lib/manifest.h"
 #include "lib/i18n.h"
 

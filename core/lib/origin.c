@@ -1,6 +1,8 @@
 /* Content origins through libsoup (HTTP, HTTPS) and GIO (files). */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-origin"
+
 #include "lib/origin.h"
 #include "lib/i18n.h"
 

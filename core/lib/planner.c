@@ -4,6 +4,8 @@
  * office already verified. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-planner"
+
 #include "lib/planner.h"
 #include "lib/i18n.h"
 

@@ -2,6 +2,8 @@
  * Every refusal is a GError that names the file and the reason. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-plugin-loader"
+
 #include "lib/plugin-loader.h"
 #include "lib/config.h"
 #include "lib/i18n.h"

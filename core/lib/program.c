@@ -2,6 +2,8 @@
  * behave the same way for admins and for systemd. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-program"
+
 #include "lib/program.h"
 #include "lib/i18n.h"
 #include "lib/log.h"
@@ -169,6 +171,17 @@ describe_commands (const CanopyProgramClass *klass)
   return g_string_free (text, FALSE);
 }
 
+/* "--debug help": the domains a debug setting can name. */
+static int
+list_log_domains (void)
+{
+  g_print (_("Log domains (a name also covers every domain that starts with it and a dash, "
+             "\"canopyd\" every \"canopyd-*\"; \"all\" covers every domain):\n"));
+  for (const char *const *d = canopy_log_get_known_domains (); *d != NULL; d++)
+    g_print ("  %s\n", *d);
+  return CANOPY_EXIT_OK;
+}
+
 int
 canopy_program_main (const CanopyProgramClass *klass, int argc, char **argv)
 {
@@ -183,7 +196,8 @@ canopy_program_main (const CanopyProgramClass *klass, int argc, char **argv)
     { "check-config", 0, 0, G_OPTION_ARG_FILENAME, &check_path,
       N_("Check FILE and the plugins it names, then exit"), N_("FILE") },
     { "debug", 'd', 0, G_OPTION_ARG_STRING, &debug,
-      N_("Show debug messages of these log domains (comma-separated, or \"all\")"),
+      N_("Show debug messages of these log domains (comma-separated, \"all\", or \"help\" "
+         "to list them)"),
       N_("DOMAINS") },
     { "list-plugins", 0, 0, G_OPTION_ARG_NONE, &plugins,
       N_("List the installed plugins and exit"), NULL },
@@ -233,6 +247,8 @@ canopy_program_main (const CanopyProgramClass *klass, int argc, char **argv)
     return check_config (klass, check_path);
   if (plugins)
     return list_plugins ();
+  if (g_strcmp0 (debug, "help") == 0)
+    return list_log_domains ();
 
   program.debug_override = debug;
   canopy_log_set_debug_domains (log, debug);

@@ -3,6 +3,8 @@
  * serving verified chunks shows its LAN link and disk are good. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-ranking"
+
 #include "lib/ranking.h"
 #include "lib/i18n.h"
 

@@ -2,6 +2,8 @@
  * handlers, so reload and shutdown run as ordinary loop callbacks. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-service"
+
 #include "lib/service.h"
 #include "lib/i18n.h"
 

@@ -3,6 +3,8 @@
  * is reported as such and never mistaken for a wrong key. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-shared-key"
+
 #include "lib/shared-key.h"
 #include "lib/i18n.h"
 #include "lib/atomic-file.h"

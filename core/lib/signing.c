@@ -2,6 +2,8 @@
  * memory as soon as GnuTLS holds them. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-signing"
+
 #include "lib/signing.h"
 #include "lib/i18n.h"
 

@@ -3,6 +3,8 @@
  * with its line and column, and a topology with problems is never used. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-topology"
+
 #include "lib/topology.h"
 #include "lib/csv.h"
 #include "lib/i18n.h"

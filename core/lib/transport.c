@@ -2,6 +2,8 @@
  * transports is core/sdk/transport.c). */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-transport"
+
 #include "lib/transport.h"
 #include "lib/i18n.h"
 #include "lib/log.h"

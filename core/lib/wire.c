@@ -2,6 +2,8 @@
  * read, and bodies are accepted only in GVariant normal form. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-wire"
+
 #include "lib/wire.h"
 #include "lib/i18n.h"
 #include "lib/transport.h"

@@ -2,6 +2,8 @@
  * and the names of the record and log kinds it stores. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-backend"
+
 #include <canopy/backend.h>
 
 static const char *const record_names[CANOPY_N_RECORD_KINDS] = {

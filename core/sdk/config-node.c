@@ -2,6 +2,8 @@
  * element, and the errors it reports against it. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-config-node"
+
 #include "sdk/config-node-private.h"
 #include "lib/i18n.h"
 

@@ -2,6 +2,8 @@
  * of a secret gets a key of its own; intermediate material is wiped. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-keys"
+
 #include <canopy/keys.h>
 #include "lib/i18n.h"
 

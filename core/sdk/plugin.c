@@ -1,6 +1,8 @@
 /* The SDK's plugin kinds, by name. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-plugin"
+
 #include <canopy/plugin.h>
 
 const char *

@@ -2,6 +2,8 @@
  * payloads that are slices of a mapped file, so chunk data is not copied. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-transport"
+
 #include <canopy/transport.h>
 #include "lib/i18n.h"
 

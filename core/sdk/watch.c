@@ -3,6 +3,8 @@
  * marked dead and freed after the batch, never called again. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopy-watch"
+
 #include <canopy/watch.h>
 #include "lib/i18n.h"
 

@@ -4,6 +4,8 @@
  * running canopyd reads the admins again within seconds (console-api.c). */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-admin-commands"
+
 #include "server/admin-commands.h"
 #include "server/admins.h"
 #include "server/server.h"

@@ -8,6 +8,8 @@
  * read (console-api.c), so it sees what the command changed. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-admins"
+
 #include "server/admins.h"
 #include "lib/i18n.h"
 #include "lib/keys.h"

@@ -2,6 +2,8 @@
  * runs in a worker thread; everything else is on the main loop. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-catalog"
+
 #include "server/catalog.h"
 #include "server/content-sources.h"
 #include "lib/i18n.h"

@@ -5,6 +5,8 @@
  * loses what the other did. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-console-admins"
+
 #include "server/console-private.h"
 #include "lib/i18n.h"
 #include "lib/log.h"

@@ -5,6 +5,8 @@
  * limit, for the admins to be read again from the database. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-console-api"
+
 #include "server/console-private.h"
 #include "server/console-cert.h"
 #include "server/console-listener.h"

@@ -3,6 +3,8 @@
  * cannot grow it without limit. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-console-auth"
+
 #include "server/console-auth.h"
 
 /* Addresses tracked at most; the oldest entries go first beyond this. */

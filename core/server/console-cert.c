@@ -2,6 +2,8 @@
  * browser and TLS library accepts it, unlike Ed25519 certificates. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-console-cert"
+
 #include "server/console-cert.h"
 #include "lib/atomic-file.h"
 #include "lib/i18n.h"

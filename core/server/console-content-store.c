@@ -3,6 +3,8 @@
  * and, when not, why and what to do. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-console-content-store"
+
 #include "server/console-private.h"
 #include "lib/i18n.h"
 

@@ -3,6 +3,8 @@
  * has built and signed the manifest. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-console-content"
+
 #include "server/console-private.h"
 #include "server/content-sources.h"
 #include "lib/destination.h"

@@ -3,6 +3,8 @@
  * in a worker thread; the rest is in memory. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-console-health"
+
 #include "server/console-private.h"
 #include "lib/i18n.h"
 #include "lib/keys.h"

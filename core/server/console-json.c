@@ -2,6 +2,8 @@
  * the state of a server that changes under them. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-console-json"
+
 #include "server/console-json.h"
 #include "lib/i18n.h"
 

@@ -6,6 +6,8 @@
  * and is closed when it holds no request for too long. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-console-listener"
+
 #include "server/console-listener.h"
 #include "lib/i18n.h"
 #include "lib/log.h"

@@ -2,6 +2,8 @@
  * one collector in the table below. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-console-metrics"
+
 #include "server/console-private.h"
 #include "server/console-listener.h"
 #include "lib/i18n.h"

@@ -3,6 +3,8 @@
  * topology spreadsheet uploaded and downloaded. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-console-settings"
+
 #include "server/console-private.h"
 #include "lib/i18n.h"
 

@@ -2,6 +2,8 @@
  * offices, and the activated-licences report. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-console-views"
+
 #include "server/console-private.h"
 #include "lib/i18n.h"
 #include "lib/log.h"

@@ -1,6 +1,8 @@
 /* The content-source policy: which origins a console token may register. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-content-sources"
+
 #include "server/content-sources.h"
 #include "lib/i18n.h"
 

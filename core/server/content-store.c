@@ -5,6 +5,8 @@
  * copy on disk can rot between registration and serving. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-content-store"
+
 #include "server/content-store.h"
 #include "lib/atomic-file.h"
 #include "lib/i18n.h"

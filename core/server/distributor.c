@@ -4,6 +4,8 @@
  * cheap for the devices it does not concern. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-distributor"
+
 #include "server/distributor.h"
 #include "lib/i18n.h"
 #include "lib/manifest.h"

@@ -1,6 +1,8 @@
 /* canopyd: the canopy server's entry point. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd"
+
 #include "server/admin-commands.h"
 #include "server/server.h"
 #include "server/setup.h"

@@ -2,6 +2,8 @@
  * next run can say which run ended badly. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-run-marker"
+
 #include "server/run-marker.h"
 #include "lib/atomic-file.h"
 #include "lib/i18n.h"

@@ -2,6 +2,8 @@
  * here, with the defaults an admin would expect. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-server-config"
+
 #include "server/server-config.h"
 #include "lib/i18n.h"
 

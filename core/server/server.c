@@ -2,6 +2,8 @@
  * together so that a reload can be checked whole before it is taken. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-server"
+
 #include "server/server.h"
 #include "lib/signing.h"
 #include "server/catalog.h"

@@ -3,6 +3,8 @@
  * enrols it or refuses it with a reason the agent shows its admin. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-sessions"
+
 #include "server/sessions.h"
 #include "lib/i18n.h"
 #include "lib/log.h"

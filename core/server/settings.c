@@ -2,6 +2,8 @@
  * anything is applied, so a request with one bad field changes nothing. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-settings"
+
 #include "server/settings.h"
 #include "lib/i18n.h"
 

@@ -2,6 +2,8 @@
  * if present, so running it again is always safe. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-setup"
+
 #include "server/setup.h"
 #include "server/console-cert.h"
 #include "lib/i18n.h"

@@ -5,6 +5,8 @@
  * retried, not lost. */
 #include "build-config.h"
 
+#define G_LOG_DOMAIN "canopyd-store"
+
 #include "server/store.h"
 #include "lib/i18n.h"
 
