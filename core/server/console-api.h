@@ -4,13 +4,50 @@
 #pragma once
 
 #include <glib.h>
+#include "lib/licensing.h"
 #include "lib/shared-key.h"
+#include "lib/topology.h"
 #include "server/admins.h"
+#include "server/catalog.h"
+#include "server/content-store.h"
+#include "server/distributor.h"
+#include "server/run-marker.h"
+#include "server/server-config.h"
+#include "server/sessions.h"
+#include "server/settings.h"
+#include "server/store.h"
 
 G_BEGIN_DECLS
 
-typedef struct _CanopyServer CanopyServer;
 typedef struct _CanopyConsole CanopyConsole;
+
+/**
+ * CanopyConsoleContext:
+ *
+ * What the console serves, filled by its owner (canopyd's server) and
+ * copied by canopy_console_new(). The objects are not owned and outlive
+ * the console. What the owner replaces while it runs (the configuration on
+ * reload, the settings and topology put in force through the console) is
+ * read through the getters each time, never kept.
+ */
+typedef struct {
+  const char *server_id;
+  CanopyStore *store;
+  CanopySessions *sessions;
+  CanopyCatalog *catalog;
+  CanopyDistributor *distributor;
+  CanopyContentStore *content_store; /* (nullable): without <content-store> */
+  CanopyLicensing *licensing;
+  const CanopyRunMarker *run_marker; /* whether the last run stopped cleanly */
+
+  gpointer owner; /* passed to each callback below */
+  const CanopyServerConfig *(*get_config) (gpointer owner);
+  const CanopySettings *(*get_settings) (gpointer owner);
+  const CanopyTopology *(*get_topology) (gpointer owner);
+  /* Puts @settings (transfer full), checked and saved, in force, with
+   * @topology (transfer full) (nullable) when it changes too. */
+  void (*apply_settings) (gpointer owner, CanopySettings *settings, CanopyTopology *topology);
+} CanopyConsoleContext;
 
 #define CANOPY_CONSOLE_ERROR (canopy_console_error_quark ())
 GQuark canopy_console_error_quark (void);
@@ -22,7 +59,8 @@ typedef enum {
 
 /**
  * canopy_console_new:
- * @server: the running server (not owned; outlives the console)
+ * @context: what the console serves (copied; the objects it points to
+ *   are not owned and outlive the console)
  * @key: the shared key; the console keeps only its hash, for the health
  *   check to tell whether the key file changed. It never opens the
  *   console: admins' tokens do.
@@ -30,8 +68,8 @@ typedef enum {
  *
  * Listens with the configured certificate, or the one "canopyd init" made.
  */
-CanopyConsole *canopy_console_new (CanopyServer *server, const CanopySharedKey *key,
-                                   GError **error);
+CanopyConsole *canopy_console_new (const CanopyConsoleContext *context,
+                                   const CanopySharedKey *key, GError **error);
 void canopy_console_free (CanopyConsole *console);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyConsole, canopy_console_free)
 

@@ -106,7 +106,7 @@ check_backend (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Statu
                               probe->backend_error);
       add_check (b, worst, "backend", STATUS_ERROR, text);
     }
-  else if (canopy_store_is_failing (canopy_server_get_store (console->server)))
+  else if (canopy_store_is_failing (console->context.store))
     {
       text = g_strdup_printf (_("The storage backend %s answers but the last write failed; "
                                 "changes are kept in memory and written again every second. "
@@ -125,8 +125,7 @@ check_backend (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Statu
 static void
 check_transports (CanopyConsole *console, JsonBuilder *b, Status *worst)
 {
-  GPtrArray *transports = canopy_sessions_get_transports (
-    canopy_server_get_sessions (console->server));
+  GPtrArray *transports = canopy_sessions_get_transports (console->context.sessions);
 
   if (transports->len == 0)
     add_check (b, worst, "transport", STATUS_ERROR,
@@ -229,7 +228,7 @@ check_versions (CanopyConsole *console, JsonBuilder *b, Status *worst)
   g_autofree char *text = NULL;
 
   add_check (b, worst, "server-version", STATUS_OK, server);
-  g_hash_table_foreach (canopy_store_get_devices (canopy_server_get_store (console->server)),
+  g_hash_table_foreach (canopy_store_get_devices (console->context.store),
                         count_versions, &count);
   if (count.outside > 0)
     {
@@ -249,7 +248,7 @@ check_versions (CanopyConsole *console, JsonBuilder *b, Status *worst)
 static void
 check_licences (CanopyConsole *console, JsonBuilder *b, Status *worst)
 {
-  CanopyLicensing *licensing = canopy_server_get_licensing (console->server);
+  CanopyLicensing *licensing = console->context.licensing;
   guint used = canopy_licensing_get_used (licensing);
   guint seats = canopy_licensing_get_seats (licensing);
   guint overage = canopy_licensing_get_overage (licensing);
@@ -290,7 +289,7 @@ check_licences (CanopyConsole *console, JsonBuilder *b, Status *worst)
 static void
 check_last_stop (CanopyConsole *console, JsonBuilder *b, Status *worst)
 {
-  const CanopyRunMarker *marker = canopy_server_get_run_marker (console->server);
+  const CanopyRunMarker *marker = console->context.run_marker;
   gint64 unclean = canopy_run_marker_get_unclean_start (marker);
   gint64 start = canopy_run_marker_get_start (marker);
   g_autofree char *started = canopy_log_format_time (start);
@@ -313,7 +312,7 @@ check_last_stop (CanopyConsole *console, JsonBuilder *b, Status *worst)
 static void
 check_groups (CanopyConsole *console, JsonBuilder *b, Status *worst)
 {
-  const CanopySettings *settings = canopy_server_get_settings (console->server);
+  const CanopySettings *settings = canopy_console_settings (console);
   guint n = settings->assigned_groups != NULL ? g_strv_length (settings->assigned_groups) : 0;
   g_autofree char *text = NULL;
 
@@ -373,8 +372,7 @@ check_devices (JsonBuilder *b, Status *worst, const char *name, GStrv ids, const
 static void
 check_lost_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
 {
-  g_auto (GStrv) lost = canopy_distributor_list_lost (
-    canopy_server_get_distributor (console->server), RECENT_US);
+  g_auto (GStrv) lost = canopy_distributor_list_lost (console->context.distributor, RECENT_US);
 
   check_devices (b, worst, "lost-devices", lost,
                  _("No device stopped answering in the last hour"), describe_lost);
@@ -383,8 +381,8 @@ check_lost_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
 static void
 check_reported_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
 {
-  g_auto (GStrv) reported = canopy_distributor_list_reported (
-    canopy_server_get_distributor (console->server), RECENT_US);
+  g_auto (GStrv) reported
+      = canopy_distributor_list_reported (console->context.distributor, RECENT_US);
 
   check_devices (b, worst, "peer-integrity", reported,
                  _("No device was reported by its office peers for bad or withheld chunks in "
@@ -406,8 +404,8 @@ describe_failures (guint n, const char *failures)
 static void
 check_failures (CanopyConsole *console, JsonBuilder *b, Status *worst)
 {
-  g_auto (GStrv) failures = canopy_distributor_list_failures (
-    canopy_server_get_distributor (console->server), RECENT_US);
+  g_auto (GStrv) failures
+      = canopy_distributor_list_failures (console->context.distributor, RECENT_US);
 
   check_devices (b, worst, "device-failures", failures,
                  _("No device reported in the last hour that it cannot complete a deployment"),
@@ -440,7 +438,7 @@ list_unstored (CanopyCatalog *catalog, guint *n_unstored, guint *n_contents)
 static void
 check_content_store (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *worst)
 {
-  const CanopyContentStore *store = canopy_server_get_content_store (console->server);
+  const CanopyContentStore *store = console->context.content_store;
   guint unstored, contents;
   g_autofree char *which = NULL;
   g_autofree char *used = NULL;
@@ -453,7 +451,7 @@ check_content_store (CanopyConsole *console, const Probe *probe, JsonBuilder *b,
                    "fetch content from its origin"));
       return;
     }
-  which = list_unstored (canopy_server_get_catalog (console->server), &unstored, &contents);
+  which = list_unstored (console->context.catalog, &unstored, &contents);
   if (probe->store_error != NULL)
     {
       text = unstored == 0 ? g_strdup (probe->store_error)
@@ -510,7 +508,7 @@ build_report (CanopyConsole *console, const Probe *probe)
   json_builder_set_member_name (b, "status");
   json_builder_add_string_value (b, status_names[worst]);
   json_builder_set_member_name (b, "server_id");
-  json_builder_add_string_value (b, canopy_server_get_id (console->server));
+  json_builder_add_string_value (b, console->context.server_id);
   json_builder_set_member_name (b, "version");
   json_builder_add_string_value (b, PACKAGE_VERSION);
   json_builder_end_object (b);
@@ -541,11 +539,11 @@ canopy_console_get_health (CanopyConsole *console, SoupServerMessage *msg)
   Pending *pending = g_new0 (Pending, 1);
   g_autoptr (GTask) task = NULL;
 
-  probe->store = canopy_server_get_store (console->server);
+  probe->store = console->context.store;
   probe->key_path = g_strdup (console->key_path);
-  if (canopy_server_get_content_store (console->server) != NULL)
-    probe->store_directory = g_strdup (canopy_content_store_get_directory (
-      canopy_server_get_content_store (console->server)));
+  if (console->context.content_store != NULL)
+    probe->store_directory
+        = g_strdup (canopy_content_store_get_directory (console->context.content_store));
   pending->console = console;
   pending->msg = g_object_ref (msg);
   task = g_task_new (NULL, console->cancellable, on_probed, pending);
