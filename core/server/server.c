@@ -5,7 +5,7 @@
 #include "server/server.h"
 #include "lib/signing.h"
 #include "server/catalog.h"
-#include "server/console-api.h"
+#include "server/console/console-api.h"
 #include "server/content-store.h"
 #include "server/distributor.h"
 #include "server/run-marker.h"

@@ -3,7 +3,7 @@
 #include "build-config.h"
 
 #include "server/setup.h"
-#include "server/console-cert.h"
+#include "server/console/console-cert.h"
 #include "lib/i18n.h"
 #include "lib/identity.h"
 #include "lib/signing.h"

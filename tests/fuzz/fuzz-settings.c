@@ -3,7 +3,7 @@
 #include "build-config.h"
 
 #include "tests/fuzz/fuzz.h"
-#include "server/console-json.h"
+#include "server/console/console-json.h"
 #include "server/settings.h"
 
 static const char topology_csv[] =

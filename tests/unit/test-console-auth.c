@@ -4,7 +4,7 @@
 #include "build-config.h"
 
 #include "tests/canopy-test.h"
-#include "server/console-auth.h"
+#include "server/console/console-auth.h"
 #include "server/settings.h"
 
 #include <string.h>

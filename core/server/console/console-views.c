@@ -2,7 +2,7 @@
  * offices, and the activated-licences report. */
 #include "build-config.h"
 
-#include "server/console-private.h"
+#include "server/console/console-private.h"
 #include "lib/i18n.h"
 #include "lib/log.h"
 #include "lib/ranking.h"

@@ -3,9 +3,9 @@
 #pragma once
 
 #include <libsoup/soup.h>
-#include "server/console-api.h"
-#include "server/console-auth.h"
-#include "server/console-json.h"
+#include "server/console/console-api.h"
+#include "server/console/console-auth.h"
+#include "server/console/console-json.h"
 
 G_BEGIN_DECLS
 

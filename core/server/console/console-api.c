@@ -5,9 +5,9 @@
  * limit, for the admins to be read again from the database. */
 #include "build-config.h"
 
-#include "server/console-private.h"
-#include "server/console-cert.h"
-#include "server/console-listener.h"
+#include "server/console/console-private.h"
+#include "server/console/console-cert.h"
+#include "server/console/console-listener.h"
 #include "server/setup.h"
 #include "lib/i18n.h"
 

@@ -3,7 +3,7 @@
  * cannot grow it without limit. */
 #include "build-config.h"
 
-#include "server/console-auth.h"
+#include "server/console/console-auth.h"
 
 /* Addresses tracked at most; the oldest entries go first beyond this. */
 #define MAX_TRACKED 4096

@@ -3,7 +3,7 @@
  * in a worker thread; the rest is in memory. */
 #include "build-config.h"
 
-#include "server/console-private.h"
+#include "server/console/console-private.h"
 #include "lib/i18n.h"
 #include "lib/keys.h"
 #include "lib/log.h"

@@ -2,7 +2,7 @@
  * the state of a server that changes under them. */
 #include "build-config.h"
 
-#include "server/console-json.h"
+#include "server/console/console-json.h"
 #include "lib/i18n.h"
 
 #include <string.h>

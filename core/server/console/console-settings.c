@@ -3,7 +3,7 @@
  * topology spreadsheet uploaded and downloaded. */
 #include "build-config.h"
 
-#include "server/console-private.h"
+#include "server/console/console-private.h"
 #include "lib/i18n.h"
 
 #include <string.h>

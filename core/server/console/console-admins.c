@@ -5,7 +5,7 @@
  * loses what the other did. */
 #include "build-config.h"
 
-#include "server/console-private.h"
+#include "server/console/console-private.h"
 #include "lib/i18n.h"
 #include "lib/log.h"
 

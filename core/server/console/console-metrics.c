@@ -2,8 +2,8 @@
  * one collector in the table below. */
 #include "build-config.h"
 
-#include "server/console-private.h"
-#include "server/console-listener.h"
+#include "server/console/console-private.h"
+#include "server/console/console-listener.h"
 #include "lib/i18n.h"
 #include "lib/planner.h"
 

@@ -6,7 +6,7 @@
  * and is closed when it holds no request for too long. */
 #include "build-config.h"
 
-#include "server/console-listener.h"
+#include "server/console/console-listener.h"
 #include "lib/i18n.h"
 #include "lib/log.h"
 

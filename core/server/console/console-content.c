@@ -3,7 +3,7 @@
  * has built and signed the manifest. */
 #include "build-config.h"
 
-#include "server/console-private.h"
+#include "server/console/console-private.h"
 #include "server/content-sources.h"
 #include "lib/destination.h"
 #include "lib/i18n.h"

@@ -2,7 +2,7 @@
  * browser and TLS library accepts it, unlike Ed25519 certificates. */
 #include "build-config.h"
 
-#include "server/console-cert.h"
+#include "server/console/console-cert.h"
 #include "lib/atomic-file.h"
 #include "lib/i18n.h"
 

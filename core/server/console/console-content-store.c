@@ -3,7 +3,7 @@
  * and, when not, why and what to do. */
 #include "build-config.h"
 
-#include "server/console-private.h"
+#include "server/console/console-private.h"
 #include "lib/i18n.h"
 
 static void
