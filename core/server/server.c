@@ -10,7 +10,7 @@
 #include "server/distributor.h"
 #include "server/run-marker.h"
 #include "server/sessions.h"
-#include "server/settings.h"
+#include "server/distribution-settings.h"
 #include "server/setup.h"
 #include "lib/i18n.h"
 #include "lib/keys.h"

@@ -5,7 +5,7 @@
 
 #include "tests/canopy-test.h"
 #include "server/console/console-auth.h"
-#include "server/settings.h"
+#include "server/distribution-settings.h"
 
 #include <string.h>
 

@@ -14,8 +14,8 @@
 #include "server/run-marker.h"
 #include "server/server-config.h"
 #include "server/sessions.h"
-#include "server/settings.h"
-#include "server/store.h"
+#include "server/distribution-settings.h"
+#include "server/write-behind.h"
 
 G_BEGIN_DECLS
 

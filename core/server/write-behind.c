@@ -5,7 +5,7 @@
  * retried, not lost. */
 #include "build-config.h"
 
-#include "server/store.h"
+#include "server/write-behind.h"
 #include "lib/i18n.h"
 
 #include <gio/gio.h>

@@ -2,7 +2,7 @@
  * anything is applied, so a request with one bad field changes nothing. */
 #include "build-config.h"
 
-#include "server/settings.h"
+#include "server/distribution-settings.h"
 #include "lib/i18n.h"
 
 #include <string.h>
