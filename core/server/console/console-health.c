@@ -1,55 +1,14 @@
-/* The health check: each part of the server with a status and a message
- * that says what to do. The database round trip and the key file are read
- * in a worker thread; the rest is in memory. */
+/* GET /api/v1/health: runs the health checks (server/health.c), the
+ * blocking probe in a worker thread, and renders them as JSON. */
 #include "build-config.h"
 
 #include "server/console/console-private.h"
-#include "lib/i18n.h"
-#include "lib/keys.h"
-#include "lib/log.h"
-#include "lib/transport.h"
-#include "lib/wire.h"
-
-#include <gnutls/gnutls.h>
-#include <gnutls/crypto.h>
-
-typedef enum {
-  STATUS_OK,
-  STATUS_WARNING,
-  STATUS_ERROR,
-} Status;
-
-static const char *const status_names[] = { "ok", "warning", "error" };
-
-typedef struct {
-  CanopyStore *store;
-  char *key_path;
-  /* results */
-  char *backend;       /* what answered, or NULL */
-  char *backend_error;
-  CanopySharedKey *key; /* the key file as it is now, or NULL */
-  char *key_error;
-  char *store_directory; /* (nullable) the content store's */
-  char *store_error;     /* why copies cannot be written there, or NULL */
-} Probe;
+#include "server/health.h"
 
 typedef struct {
   CanopyConsole *console;
   SoupServerMessage *msg;
 } Pending;
-
-static void
-probe_free (Probe *probe)
-{
-  g_free (probe->key_path);
-  g_free (probe->backend);
-  g_free (probe->backend_error);
-  canopy_shared_key_free (probe->key);
-  g_free (probe->key_error);
-  g_free (probe->store_directory);
-  g_free (probe->store_error);
-  g_free (probe);
-}
 
 static void
 pending_free (Pending *pending)
@@ -61,452 +20,46 @@ pending_free (Pending *pending)
 static void
 probe_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
-  Probe *probe = task_data;
-  g_autoptr (GError) error = NULL;
-
-  probe->backend = canopy_store_check_health (probe->store, &error);
-  if (probe->backend == NULL)
-    probe->backend_error = g_strdup (error->message);
-  g_clear_error (&error);
-  probe->key = canopy_shared_key_load (probe->key_path, &error);
-  if (probe->key == NULL)
-    probe->key_error = g_strdup (error->message);
-  g_clear_error (&error);
-  if (probe->store_directory != NULL
-      && !canopy_content_store_check_directory (probe->store_directory, &error))
-    probe->store_error = g_strdup (error->message);
+  canopy_health_probe_run (task_data);
   g_task_return_boolean (task, TRUE);
 }
 
-static void
-add_check (JsonBuilder *builder, Status *worst, const char *name, Status status,
-           const char *message)
-{
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "name");
-  json_builder_add_string_value (builder, name);
-  json_builder_set_member_name (builder, "status");
-  json_builder_add_string_value (builder, status_names[status]);
-  json_builder_set_member_name (builder, "message");
-  json_builder_add_string_value (builder, message);
-  json_builder_end_object (builder);
-  *worst = MAX (*worst, status);
-}
-
-static void
-check_backend (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *worst)
-{
-  g_autofree char *text = NULL;
-
-  if (probe->backend == NULL)
-    {
-      text = g_strdup_printf (_("The storage backend does not answer: %s. Check that the "
-                                "database is running and reachable; changes are kept in memory "
-                                "until it is back"),
-                              probe->backend_error);
-      add_check (b, worst, "backend", STATUS_ERROR, text);
-    }
-  else if (canopy_store_is_failing (console->context.store))
-    {
-      text = g_strdup_printf (_("The storage backend %s answers but the last write failed; "
-                                "changes are kept in memory and written again every second. "
-                                "Check the log for the reason (a full disk, a lock)"),
-                              probe->backend);
-      add_check (b, worst, "backend", STATUS_WARNING, text);
-    }
-  else
-    {
-      text = g_strdup_printf (_("The storage backend %s answers and accepts writes"),
-                              probe->backend);
-      add_check (b, worst, "backend", STATUS_OK, text);
-    }
-}
-
-static void
-check_transports (CanopyConsole *console, JsonBuilder *b, Status *worst)
-{
-  GPtrArray *transports = canopy_sessions_get_transports (console->context.sessions);
-
-  if (transports->len == 0)
-    add_check (b, worst, "transport", STATUS_ERROR,
-               _("No transport is configured, so no agent can connect; add a <transport> "
-                 "element to the configuration and restart canopyd"));
-  for (guint i = 0; i < transports->len; i++)
-    {
-      CanopyTransport *transport = g_ptr_array_index (transports, i);
-      g_autoptr (GPtrArray) addresses = canopy_transport_get_listen_addresses (transport);
-      g_autofree char *name = g_strdup_printf ("transport %s", canopy_transport_get_name (transport));
-      g_autoptr (GString) where = g_string_new (NULL);
-      g_autofree char *text = NULL;
-
-      for (guint a = 0; a < addresses->len; a++)
-        {
-          GInetSocketAddress *address = g_ptr_array_index (addresses, a);
-          g_autofree char *ip = g_inet_address_to_string (
-            g_inet_socket_address_get_address (address));
-          g_string_append_printf (where, "%s%s port %u", a > 0 ? ", " : "", ip,
-                                  g_inet_socket_address_get_port (address));
-        }
-      if (addresses->len == 0)
-        add_check (b, worst, name, STATUS_ERROR,
-                   _("The transport listens nowhere, so agents cannot reach it; add a <listen> "
-                     "element to it and restart canopyd"));
-      else
-        {
-          text = g_strdup_printf (_("Listening on %s; agents must be able to reach one of "
-                                    "these through the firewall"),
-                                  where->str);
-          add_check (b, worst, name, STATUS_OK, text);
-        }
-    }
-}
-
-/* Whether @key is the one canopyd started with (constant time). */
-static gboolean
-key_matches (CanopyConsole *console, const CanopySharedKey *key)
-{
-  guint8 digest[32];
-  gboolean match;
-
-  gnutls_hash_fast (GNUTLS_DIG_SHA256, key->bytes, sizeof key->bytes, digest);
-  match = gnutls_memcmp (digest, console->key_digest, sizeof digest) == 0;
-  canopy_keys_wipe (digest, sizeof digest);
-  return match;
-}
-
-static void
-check_key (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *worst)
-{
-  g_autofree char *text = NULL;
-
-  if (probe->key == NULL)
-    {
-      text = g_strdup_printf (_("The shared key file cannot be read now (%s); canopyd keeps "
-                                "using the key it started with. Restore the file or run "
-                                "\"canopyd init\""),
-                              probe->key_error);
-      add_check (b, worst, "key", STATUS_ERROR, text);
-      return;
-    }
-  /* The request itself proved the running key; compare the file with it. */
-  if (key_matches (console, probe->key))
-    add_check (b, worst, "key", STATUS_OK,
-               _("The shared key file holds the key canopyd runs with; agents holding it are "
-                 "accepted"));
-  else
-    add_check (b, worst, "key", STATUS_ERROR,
-               _("Key mismatch: the shared key file was replaced (\"canopyd init "
-                 "--regenerate-key\") after canopyd started. Restart canopyd to use the new key, "
-                 "then give the new key to the agents and the console"));
-}
-
-typedef struct {
-  guint devices;
-  guint outside;
-} VersionCount;
-
-static void
-count_versions (gpointer key, gpointer value, gpointer user_data)
-{
-  VersionCount *count = user_data;
-  const char *version;
-
-  g_variant_get_child (value, 3, "&s", &version);
-  count->devices++;
-  if (canopy_wire_compare_versions (version, CANOPY_SESSIONS_OLDEST_AGENT) < 0
-      || canopy_wire_compare_versions (version, PACKAGE_VERSION) > 0)
-    count->outside++;
-}
-
-static void
-check_versions (CanopyConsole *console, JsonBuilder *b, Status *worst)
-{
-  VersionCount count = { 0, 0 };
-  g_autofree char *server = g_strdup_printf (_("canopyd %s; it supports agents %s to %s"),
-                                             PACKAGE_VERSION, CANOPY_SESSIONS_OLDEST_AGENT,
-                                             PACKAGE_VERSION);
-  g_autofree char *text = NULL;
-
-  add_check (b, worst, "server-version", STATUS_OK, server);
-  g_hash_table_foreach (canopy_store_get_devices (console->context.store),
-                        count_versions, &count);
-  if (count.outside > 0)
-    {
-      text = g_strdup_printf (_("%u of %u devices run an agent outside the supported range %s "
-                                "to %s and are refused; deploy a supported agent to them"),
-                              count.outside, count.devices, CANOPY_SESSIONS_OLDEST_AGENT,
-                              PACKAGE_VERSION);
-      add_check (b, worst, "agent-versions", STATUS_WARNING, text);
-    }
-  else
-    {
-      text = g_strdup_printf (_("All %u known devices run a supported agent"), count.devices);
-      add_check (b, worst, "agent-versions", STATUS_OK, text);
-    }
-}
-
-static void
-check_licences (CanopyConsole *console, JsonBuilder *b, Status *worst)
-{
-  CanopyLicensing *licensing = console->context.licensing;
-  guint used = canopy_licensing_get_used (licensing);
-  guint seats = canopy_licensing_get_seats (licensing);
-  guint overage = canopy_licensing_get_overage (licensing);
-  g_autofree char *text = NULL;
-  gint64 expires = canopy_licensing_get_expiry (licensing);
-
-  /* Expiry blocks nothing either, but an admin must see it: it is the
-   * first thing said, never "valid". */
-  if (canopy_licensing_is_expired (licensing, g_get_real_time ()))
-    {
-      g_autoptr (GDateTime) when = g_date_time_new_from_unix_utc (expires / G_USEC_PER_SEC);
-      g_autofree char *day = when != NULL ? g_date_time_format (when, "%Y-%m-%d") : NULL;
-
-      text = g_strdup_printf (_("The licence expired on %s (%u of %u licences in use). Nothing "
-                                "is blocked, but renew it: ask your vendor for a new licence "
-                                "file, name it in <licensing file> and restart canopyd"),
-                              day != NULL ? day : "?", used, seats);
-      add_check (b, worst, "licences", STATUS_WARNING, text);
-    }
-  else if (overage > 0)
-    {
-      text = g_strdup_printf (_("Licence overage: %u devices are active and %u are licensed, %u "
-                                "over. Nothing is blocked; add licences"),
-                              used, seats, overage);
-      add_check (b, worst, "licences", STATUS_WARNING, text);
-    }
-  else
-    {
-      text = g_strdup_printf (_("%u of %u licences in use"), used, seats);
-      add_check (b, worst, "licences", STATUS_OK, text);
-    }
-}
-
-/* An unclean stop stays a warning for a day: long enough for the admin to
- * see it, short enough not to hide the next one behind it. */
-#define UNCLEAN_STOP_WARNING_US (24 * G_TIME_SPAN_HOUR)
-
-static void
-check_last_stop (CanopyConsole *console, JsonBuilder *b, Status *worst)
-{
-  const CanopyRunMarker *marker = console->context.run_marker;
-  gint64 unclean = canopy_run_marker_get_unclean_start (marker);
-  gint64 start = canopy_run_marker_get_start (marker);
-  g_autofree char *started = canopy_log_format_time (start);
-  g_autofree char *text = NULL;
-
-  if (unclean != 0 && g_get_real_time () - start < UNCLEAN_STOP_WARNING_US)
-    {
-      text = g_strdup_printf (_("canopyd was restarted at %s after it stopped without shutting "
-                                "down (killed, or the machine went down). Stored state was "
-                                "kept and deployments went on; look in the system log "
-                                "(journalctl -u canopyd) for why it stopped"),
-                              started);
-      add_check (b, worst, "last-stop", STATUS_WARNING, text);
-      return;
-    }
-  text = g_strdup_printf (_("canopyd has run since %s"), started);
-  add_check (b, worst, "last-stop", STATUS_OK, text);
-}
-
-static void
-check_groups (CanopyConsole *console, JsonBuilder *b, Status *worst)
-{
-  const CanopySettings *settings = canopy_console_settings (console);
-  guint n = settings->assigned_groups != NULL ? g_strv_length (settings->assigned_groups) : 0;
-  g_autofree char *text = NULL;
-
-  if (n == 0)
-    {
-      add_check (b, worst, "assigned-groups", STATUS_WARNING,
-                 _("No group is assigned, so no device is enrolled; assign the groups that "
-                   "should receive applications"));
-      return;
-    }
-  text = g_strdup_printf (_("%u groups are assigned; their devices are enrolled"), n);
-  add_check (b, worst, "assigned-groups", STATUS_OK, text);
-}
-
-/* Devices' trouble is shown for an hour: long enough to be seen while it
- * matters, short enough that a fixed problem clears by itself. */
-#define RECENT_US (G_GINT64_CONSTANT (3600) * G_USEC_PER_SEC)
-
-static char *
-describe_lost (guint n, const char *ids)
-{
-  return g_strdup_printf (_("%u devices stopped answering in the last hour and are offline: "
-                            "%s. Check the network between their office and the server (a cut "
-                            "WAN link, a firewall) and that the devices are powered on; they "
-                            "reconnect by themselves and go on with their deployments"),
-                          n, ids);
-}
-
-static char *
-describe_reported (guint n, const char *ids)
-{
-  return g_strdup_printf (_("%u devices were reported by their office peers in the last hour for "
-                            "chunks that failed verification or that they announced and "
-                            "withheld: %s. Their peers no longer fetch that content from them. "
-                            "Check those devices' disks and caches; a device that was tampered "
-                            "with must be removed, and the shared key regenerated"),
-                          n, ids);
-}
-
-/* A check on devices in trouble: ok with none, else a warning naming them. */
-static void
-check_devices (JsonBuilder *b, Status *worst, const char *name, GStrv ids, const char *ok,
-               char *(*describe) (guint n, const char *ids))
-{
-  g_autofree char *joined = g_strjoinv (", ", ids);
-  g_autofree char *text = NULL;
-
-  if (ids[0] == NULL)
-    {
-      add_check (b, worst, name, STATUS_OK, ok);
-      return;
-    }
-  text = describe (g_strv_length (ids), joined);
-  add_check (b, worst, name, STATUS_WARNING, text);
-}
-
-static void
-check_lost_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
-{
-  g_auto (GStrv) lost = canopy_distributor_list_lost (console->context.distributor, RECENT_US);
-
-  check_devices (b, worst, "lost-devices", lost,
-                 _("No device stopped answering in the last hour"), describe_lost);
-}
-
-static void
-check_reported_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
-{
-  g_auto (GStrv) reported
-      = canopy_distributor_list_reported (console->context.distributor, RECENT_US);
-
-  check_devices (b, worst, "peer-integrity", reported,
-                 _("No device was reported by its office peers for bad or withheld chunks in "
-                   "the last hour"),
-                 describe_reported);
-}
-
-static char *
-describe_failures (guint n, const char *failures)
-{
-  return g_strdup_printf (_("%u devices said in the last hour that they cannot complete a "
-                            "deployment, and have made no progress since: %s. Act on the "
-                            "reason given (free disk space, fix the destination's "
-                            "permissions, or deploy under a directory the devices' "
-                            "<destinations> allow); the devices try again by themselves"),
-                          n, failures);
-}
-
-static void
-check_failures (CanopyConsole *console, JsonBuilder *b, Status *worst)
-{
-  g_auto (GStrv) failures
-      = canopy_distributor_list_failures (console->context.distributor, RECENT_US);
-
-  check_devices (b, worst, "device-failures", failures,
-                 _("No device reported in the last hour that it cannot complete a deployment"),
-                 describe_failures);
-}
-
-/* "NAME VERSION: why; ..." for each registered content the store lacks. */
-static char *
-list_unstored (CanopyCatalog *catalog, guint *n_unstored, guint *n_contents)
-{
-  g_autoptr (GPtrArray) list = canopy_catalog_list (catalog);
-  g_autoptr (GString) out = g_string_new (NULL);
-
-  *n_unstored = 0;
-  *n_contents = list->len;
-  for (guint i = 0; i < list->len; i++)
-    {
-      const CanopyContent *content = g_ptr_array_index (list, i);
-      const char *reason = canopy_catalog_why_not_stored (catalog, content->id);
-
-      if (reason == NULL)
-        continue;
-      g_string_append_printf (out, "%s%s %s: %s", out->len > 0 ? "; " : "", content->name,
-                              content->version, reason);
-      (*n_unstored)++;
-    }
-  return g_string_free (g_steal_pointer (&out), FALSE);
-}
-
-static void
-check_content_store (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *worst)
-{
-  const CanopyContentStore *store = console->context.content_store;
-  guint unstored, contents;
-  g_autofree char *which = NULL;
-  g_autofree char *used = NULL;
-  g_autofree char *text = NULL;
-
-  if (store == NULL)
-    {
-      add_check (b, worst, "content-store", STATUS_OK,
-                 _("No content store is configured: the server keeps metadata only, and leads "
-                   "fetch content from its origin"));
-      return;
-    }
-  which = list_unstored (console->context.catalog, &unstored, &contents);
-  if (probe->store_error != NULL)
-    {
-      text = unstored == 0 ? g_strdup (probe->store_error)
-                           : g_strdup_printf (_("%s. It lacks %u of the %u registered contents: "
-                                                "%s"),
-                                              probe->store_error, unstored, contents, which);
-      add_check (b, worst, "content-store", STATUS_ERROR, text);
-    }
-  else if (unstored > 0)
-    {
-      text = g_strdup_printf (_("The content store lacks %u of the %u registered contents, so "
-                                "their leads fetch them from their origin: %s"),
-                              unstored, contents, which);
-      add_check (b, worst, "content-store", STATUS_WARNING, text);
-    }
-  else if (contents == 0)
-    {
-      text = g_strdup_printf (_("The content store in %s is ready; it keeps a copy of each "
-                                "content registered from now on"),
-                              canopy_content_store_get_directory (store));
-      add_check (b, worst, "content-store", STATUS_OK, text);
-    }
-  else
-    {
-      used = g_format_size_full (canopy_content_store_get_used (store), G_FORMAT_SIZE_IEC_UNITS);
-      text = g_strdup_printf (_("The content store in %s holds all %u registered contents (%s) "
-                                "and seeds them to office leads"),
-                              canopy_content_store_get_directory (store), contents, used);
-      add_check (b, worst, "content-store", STATUS_OK, text);
-    }
-}
-
 static JsonNode *
-build_report (CanopyConsole *console, const Probe *probe)
+build_report (CanopyConsole *console, const CanopyHealthProbe *probe)
 {
+  CanopyHealthInputs in = {
+    .store = console->context.store,
+    .sessions = console->context.sessions,
+    .catalog = console->context.catalog,
+    .distributor = console->context.distributor,
+    .content_store = console->context.content_store,
+    .licensing = console->context.licensing,
+    .run_marker = console->context.run_marker,
+    .settings = canopy_console_settings (console),
+    .key_digest = console->key_digest,
+  };
+  g_autoptr (GPtrArray) checks = canopy_health_compute (&in, probe);
   g_autoptr (JsonBuilder) b = json_builder_new ();
-  Status worst = STATUS_OK;
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "checks");
   json_builder_begin_array (b);
-  check_backend (console, probe, b, &worst);
-  check_transports (console, b, &worst);
-  check_key (console, probe, b, &worst);
-  check_versions (console, b, &worst);
-  check_licences (console, b, &worst);
-  check_groups (console, b, &worst);
-  check_lost_devices (console, b, &worst);
-  check_reported_devices (console, b, &worst);
-  check_failures (console, b, &worst);
-  check_content_store (console, probe, b, &worst);
-  check_last_stop (console, b, &worst);
+  for (guint i = 0; i < checks->len; i++)
+    {
+      const CanopyHealthCheck *check = g_ptr_array_index (checks, i);
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "name");
+      json_builder_add_string_value (b, check->name);
+      json_builder_set_member_name (b, "status");
+      json_builder_add_string_value (b, canopy_health_status_to_string (check->status));
+      json_builder_set_member_name (b, "message");
+      json_builder_add_string_value (b, check->message);
+      json_builder_end_object (b);
+    }
   json_builder_end_array (b);
   json_builder_set_member_name (b, "status");
-  json_builder_add_string_value (b, status_names[worst]);
+  json_builder_add_string_value (b, canopy_health_status_to_string (canopy_health_worst (checks)));
   json_builder_set_member_name (b, "server_id");
   json_builder_add_string_value (b, console->context.server_id);
   json_builder_set_member_name (b, "version");
@@ -535,19 +88,17 @@ on_probed (GObject *source, GAsyncResult *result, gpointer user_data)
 void
 canopy_console_get_health (CanopyConsole *console, SoupServerMessage *msg)
 {
-  Probe *probe = g_new0 (Probe, 1);
+  CanopyContentStore *content_store = console->context.content_store;
+  CanopyHealthProbe *probe = canopy_health_probe_new (
+    console->context.store, console->key_path,
+    content_store != NULL ? canopy_content_store_get_directory (content_store) : NULL);
   Pending *pending = g_new0 (Pending, 1);
   g_autoptr (GTask) task = NULL;
 
-  probe->store = console->context.store;
-  probe->key_path = g_strdup (console->key_path);
-  if (console->context.content_store != NULL)
-    probe->store_directory
-        = g_strdup (canopy_content_store_get_directory (console->context.content_store));
   pending->console = console;
   pending->msg = g_object_ref (msg);
   task = g_task_new (NULL, console->cancellable, on_probed, pending);
-  g_task_set_task_data (task, probe, (GDestroyNotify) probe_free);
+  g_task_set_task_data (task, probe, (GDestroyNotify) canopy_health_probe_free);
   g_task_set_return_on_cancel (task, FALSE);
   soup_server_message_pause (msg);
   console->probes++;
