@@ -78,9 +78,9 @@ static const char *const known_domains[] = {
   "canopyd-console-cert", "canopyd-console-content", "canopyd-console-content-store",
   "canopyd-console-health", "canopyd-console-json", "canopyd-console-listener",
   "canopyd-console-metrics", "canopyd-console-settings", "canopyd-console-views",
-  "canopyd-content-sources", "canopyd-content-store", "canopyd-distributor",
-  "canopyd-run-marker", "canopyd-server", "canopyd-server-config", "canopyd-sessions",
-  "canopyd-settings", "canopyd-setup", "canopyd-store", NULL,
+  "canopyd-content-sources", "canopyd-content-store", "canopyd-distribution-settings",
+  "canopyd-distributor", "canopyd-health", "canopyd-run-marker", "canopyd-server",
+  "canopyd-server-config", "canopyd-sessions", "canopyd-setup", "canopyd-write-behind", NULL,
 };
 
 const char *const *

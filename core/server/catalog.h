@@ -7,7 +7,7 @@
 #include <gio/gio.h>
 #include "lib/signing.h"
 #include "server/content-store.h"
-#include "server/store.h"
+#include "server/write-behind.h"
 
 G_BEGIN_DECLS
 

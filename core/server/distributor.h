@@ -10,7 +10,7 @@
 #include "server/catalog.h"
 #include "server/content-store.h"
 #include "server/sessions.h"
-#include "server/store.h"
+#include "server/write-behind.h"
 
 G_BEGIN_DECLS
 

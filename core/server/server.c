@@ -7,12 +7,12 @@
 #include "server/server.h"
 #include "lib/signing.h"
 #include "server/catalog.h"
-#include "server/console-api.h"
+#include "server/console/console-api.h"
 #include "server/content-store.h"
 #include "server/distributor.h"
 #include "server/run-marker.h"
 #include "server/sessions.h"
-#include "server/settings.h"
+#include "server/distribution-settings.h"
 #include "server/setup.h"
 #include "lib/i18n.h"
 #include "lib/keys.h"
@@ -383,6 +383,9 @@ start_content_store (CanopyServer *server, GError **error)
   return TRUE;
 }
 
+static CanopyConsole *start_console (CanopyServer *server, const CanopySharedKey *key,
+                                     GError **error);
+
 gboolean
 canopy_server_start (CanopyServer *server, GError **error)
 {
@@ -451,7 +454,7 @@ canopy_server_start (CanopyServer *server, GError **error)
       || !start_transports (server, key, error))
     return FALSE;
   if (config->console)
-    server->console = canopy_console_new (server, key, error);
+    server->console = start_console (server, key, error);
   return !config->console || server->console != NULL;
 }
 
@@ -474,60 +477,32 @@ canopy_server_stop (CanopyServer *server)
   g_clear_pointer (&server->run_marker, canopy_run_marker_end);
 }
 
-/* --- what the console API reads and changes ----------------------------- */
+/* --- what the console reads and changes --------------------------------- */
 
-const char *
-canopy_server_get_id (const CanopyServer *server)
+static const CanopyServerConfig *
+console_get_config (gpointer owner)
 {
-  return server->server_id;
+  return ((CanopyServer *) owner)->config;
 }
 
-const CanopyRunMarker *
-canopy_server_get_run_marker (const CanopyServer *server)
+static const CanopySettings *
+console_get_settings (gpointer owner)
 {
-  return server->run_marker;
+  return ((CanopyServer *) owner)->settings;
 }
 
-CanopyContentStore *
-canopy_server_get_content_store (CanopyServer *server)
+static const CanopyTopology *
+console_get_topology (gpointer owner)
 {
-  return server->content_store;
+  return ((CanopyServer *) owner)->topology;
 }
 
-CanopyStore *
-canopy_server_get_store (CanopyServer *server)
+/* Puts new settings in force at once: assigned groups accept dormant
+ * devices on their next retry, a new topology places the next hellos. */
+static void
+console_apply_settings (gpointer owner, CanopySettings *settings, CanopyTopology *topology)
 {
-  return server->store;
-}
-
-CanopySessions *
-canopy_server_get_sessions (CanopyServer *server)
-{
-  return server->sessions;
-}
-
-CanopyLicensing *
-canopy_server_get_licensing (CanopyServer *server)
-{
-  return server->licensing;
-}
-
-const CanopyTopology *
-canopy_server_get_topology (const CanopyServer *server)
-{
-  return server->topology;
-}
-
-const CanopySettings *
-canopy_server_get_settings (const CanopyServer *server)
-{
-  return server->settings;
-}
-
-void
-canopy_server_apply_settings (CanopyServer *server, CanopySettings *settings,
-                              CanopyTopology *topology)
-{
+  CanopyServer *server = owner;
   g_autoptr (GError) error = NULL;
 
   canopy_settings_free (server->settings);
@@ -549,14 +524,24 @@ canopy_server_apply_settings (CanopyServer *server, CanopySettings *settings,
                                         settings->no_office_clients == CANOPY_NO_OFFICE_REFUSE);
 }
 
-CanopyCatalog *
-canopy_server_get_catalog (CanopyServer *server)
+static CanopyConsole *
+start_console (CanopyServer *server, const CanopySharedKey *key, GError **error)
 {
-  return server->catalog;
-}
+  CanopyConsoleContext context = {
+    .server_id = server->server_id,
+    .store = server->store,
+    .sessions = server->sessions,
+    .catalog = server->catalog,
+    .distributor = server->distributor,
+    .content_store = server->content_store,
+    .licensing = server->licensing,
+    .run_marker = server->run_marker,
+    .owner = server,
+    .get_config = console_get_config,
+    .get_settings = console_get_settings,
+    .get_topology = console_get_topology,
+    .apply_settings = console_apply_settings,
+  };
 
-CanopyDistributor *
-canopy_server_get_distributor (CanopyServer *server)
-{
-  return server->distributor;
+  return canopy_console_new (&context, key, error);
 }

@@ -2,16 +2,9 @@
 #pragma once
 
 #include <glib.h>
-#include "lib/licensing.h"
+#include "lib/backend.h"
 #include "lib/plugin-loader.h"
-#include "lib/topology.h"
 #include "server/server-config.h"
-#include "server/catalog.h"
-#include "server/distributor.h"
-#include "server/run-marker.h"
-#include "server/sessions.h"
-#include "server/settings.h"
-#include "server/store.h"
 
 G_BEGIN_DECLS
 
@@ -78,32 +71,5 @@ gboolean canopy_server_start (CanopyServer *server, GError **error);
 
 /** canopy_server_stop: Closes every session and stops listening. */
 void canopy_server_stop (CanopyServer *server);
-
-/* The content catalog and the deployments, while started. */
-CanopyCatalog *canopy_server_get_catalog (CanopyServer *server);
-CanopyDistributor *canopy_server_get_distributor (CanopyServer *server);
-/* (nullable): without <content-store> the server keeps no copies. */
-CanopyContentStore *canopy_server_get_content_store (CanopyServer *server);
-/* What the console API reads while the server runs (transfer none). */
-const char *canopy_server_get_id (const CanopyServer *server);
-CanopyStore *canopy_server_get_store (CanopyServer *server);
-/* Whether the last run stopped cleanly; NULL before canopy_server_start(). */
-const CanopyRunMarker *canopy_server_get_run_marker (const CanopyServer *server);
-CanopySessions *canopy_server_get_sessions (CanopyServer *server);
-CanopyLicensing *canopy_server_get_licensing (CanopyServer *server);
-const CanopyTopology *canopy_server_get_topology (const CanopyServer *server);
-const CanopySettings *canopy_server_get_settings (const CanopyServer *server);
-
-/**
- * canopy_server_apply_settings:
- * @settings: (transfer full): checked settings, saved by the caller
- * @topology: (transfer full) (nullable): the offices to use from now on,
- *   or %NULL to keep the current ones
- *
- * Puts new settings in force at once: assigned groups accept dormant
- * devices on their next retry, a new topology places the next hellos.
- */
-void canopy_server_apply_settings (CanopyServer *server, CanopySettings *settings,
-                                   CanopyTopology *topology);
 
 G_END_DECLS

@@ -9,7 +9,7 @@
 #include "lib/topology.h"
 #include "lib/transport.h"
 #include "lib/wire.h"
-#include "server/store.h"
+#include "server/write-behind.h"
 
 G_BEGIN_DECLS
 

@@ -5,7 +5,7 @@
 #define G_LOG_DOMAIN "canopyd-setup"
 
 #include "server/setup.h"
-#include "server/console-cert.h"
+#include "server/console/console-cert.h"
 #include "lib/i18n.h"
 #include "lib/identity.h"
 #include "lib/signing.h"

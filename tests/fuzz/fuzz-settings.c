@@ -3,8 +3,8 @@
 #include "build-config.h"
 
 #include "tests/fuzz/fuzz.h"
-#include "server/console-json.h"
-#include "server/settings.h"
+#include "server/console/console-json.h"
+#include "server/distribution-settings.h"
 
 static const char topology_csv[] =
   "office,parent,type,subnets,wan_rate,metered\n"

@@ -687,7 +687,7 @@ test_web_console_token (void)
   g_autofree char *node = g_find_program_in_path ("node");
   g_autofree char *harness = canopy_test_src_path ("tests", "integration", "console-token.mjs",
                                                    NULL);
-  g_autofree char *script = canopy_test_src_path ("core", "server", "console", "console.js",
+  g_autofree char *script = canopy_test_src_path ("core", "server", "console", "web", "console.js",
                                                   NULL);
   g_autofree char *key = g_build_filename (server.state, "shared-key", NULL);
   const char *argv[] = { node, harness, script, server.token_file, key, NULL };

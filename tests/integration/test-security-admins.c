@@ -7,7 +7,7 @@
 
 #include "tests/canopy-test.h"
 #include "tests/integration/site.h"
-#include "server/console-api.h"
+#include "server/console/console-api.h"
 #include "lib/keys.h"
 
 #include <signal.h>

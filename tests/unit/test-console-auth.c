@@ -4,8 +4,8 @@
 #include "build-config.h"
 
 #include "tests/canopy-test.h"
-#include "server/console-auth.h"
-#include "server/settings.h"
+#include "server/console/console-auth.h"
+#include "server/distribution-settings.h"
 
 #include <string.h>
 

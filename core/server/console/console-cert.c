@@ -4,7 +4,7 @@
 
 #define G_LOG_DOMAIN "canopyd-console-cert"
 
-#include "server/console-cert.h"
+#include "server/console/console-cert.h"
 #include "lib/atomic-file.h"
 #include "lib/i18n.h"
 

@@ -4,8 +4,8 @@
 
 #define G_LOG_DOMAIN "canopyd-console-metrics"
 
-#include "server/console-private.h"
-#include "server/console-listener.h"
+#include "server/console/console-private.h"
+#include "server/console/console-listener.h"
 #include "lib/i18n.h"
 #include "lib/planner.h"
 
@@ -64,7 +64,7 @@ static void
 collect_build (CanopyConsole *console, Metrics *m)
 {
   const char *labels[] = { "version", PACKAGE_VERSION, "server_id",
-                           canopy_server_get_id (console->server), NULL };
+                           console->context.server_id, NULL };
 
   family (m, "canopy_build_info", "gauge", "The running canopyd: version and server ID.");
   sample (m, "canopy_build_info", labels, 1);
@@ -85,7 +85,7 @@ count_by_office (const char *device_id, const char *agent_version, const char *o
 static void
 collect_sessions (CanopyConsole *console, Metrics *m)
 {
-  CanopySessions *sessions = canopy_server_get_sessions (console->server);
+  CanopySessions *sessions = console->context.sessions;
   g_autoptr (GHashTable) by_office = g_hash_table_new (g_str_hash, g_str_equal);
   GHashTableIter iter;
   gpointer office, count;
@@ -106,15 +106,15 @@ static void
 collect_devices (CanopyConsole *console, Metrics *m)
 {
   gauge (m, "canopy_devices_enrolled", "Devices the server has enrolled, online or not.",
-         canopy_store_count_devices (canopy_server_get_store (console->server)));
+         canopy_store_count_devices (console->context.store));
   gauge (m, "canopy_offices", "Offices of the topology in force, the central office included.",
-         canopy_topology_get_offices (canopy_server_get_topology (console->server))->len);
+         canopy_topology_get_offices (canopy_console_topology (console))->len);
 }
 
 static void
 collect_licences (CanopyConsole *console, Metrics *m)
 {
-  CanopyLicensing *licensing = canopy_server_get_licensing (console->server);
+  CanopyLicensing *licensing = console->context.licensing;
 
   gauge (m, "canopy_licence_seats", "Licensed devices.", canopy_licensing_get_seats (licensing));
   gauge (m, "canopy_licences_used", "Devices holding a licence.",
@@ -207,7 +207,7 @@ sample_office_bytes (Metrics *m, GHashTable *by_office)
 static void
 collect_deployments (CanopyConsole *console, Metrics *m)
 {
-  CanopyDistributor *distributor = canopy_server_get_distributor (console->server);
+  CanopyDistributor *distributor = console->context.distributor;
   g_autoptr (GPtrArray) list = canopy_distributor_list (distributor);
   g_autoptr (GHashTable) by_office = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                                             g_free);
@@ -234,7 +234,7 @@ collect_deployments (CanopyConsole *console, Metrics *m)
 static void
 collect_content_store (CanopyConsole *console, Metrics *m)
 {
-  const CanopyContentStore *store = canopy_server_get_content_store (console->server);
+  const CanopyContentStore *store = console->context.content_store;
 
   if (store == NULL)
     return;

@@ -3,15 +3,15 @@
 #pragma once
 
 #include <libsoup/soup.h>
-#include "server/console-api.h"
-#include "server/console-auth.h"
-#include "server/console-json.h"
-#include "server/server.h"
+#include "server/console/console-api.h"
+#include "server/console/console-auth.h"
+#include "server/console/console-json.h"
 
 G_BEGIN_DECLS
 
 struct _CanopyConsole {
-  CanopyServer *server;
+  CanopyConsoleContext context; /* what it serves */
+  gboolean registered;       /* the web console's resource is registered */
   SoupServer *soup;
   struct _CanopyConsoleListener *listener; /* accepts and polices the connections */
   CanopyConsoleAuth *auth;
@@ -28,6 +28,12 @@ struct _CanopyConsole {
 };
 
 typedef void (*CanopyConsoleHandler) (CanopyConsole *console, SoupServerMessage *msg);
+
+/* What the owner may have replaced since the last request, read afresh
+ * (transfer none). */
+const CanopyServerConfig *canopy_console_config (CanopyConsole *console);
+const CanopySettings *canopy_console_settings (CanopyConsole *console);
+const CanopyTopology *canopy_console_topology (CanopyConsole *console);
 
 /* The admin a request's token belongs to. */
 typedef struct {

@@ -7,9 +7,9 @@
 
 #define G_LOG_DOMAIN "canopyd-console-api"
 
-#include "server/console-private.h"
-#include "server/console-cert.h"
-#include "server/console-listener.h"
+#include "server/console/console-private.h"
+#include "server/console/console-cert.h"
+#include "server/console/console-listener.h"
 #include "server/setup.h"
 #include "lib/i18n.h"
 
@@ -622,10 +622,29 @@ listen_console (CanopyConsole *console, const CanopyServerConfig *config,
   return TRUE;
 }
 
-CanopyConsole *
-canopy_console_new (CanopyServer *server, const CanopySharedKey *key, GError **error)
+const CanopyServerConfig *
+canopy_console_config (CanopyConsole *console)
 {
-  const CanopyServerConfig *config = canopy_server_get_config (server);
+  return console->context.get_config (console->context.owner);
+}
+
+const CanopySettings *
+canopy_console_settings (CanopyConsole *console)
+{
+  return console->context.get_settings (console->context.owner);
+}
+
+const CanopyTopology *
+canopy_console_topology (CanopyConsole *console)
+{
+  return console->context.get_topology (console->context.owner);
+}
+
+CanopyConsole *
+canopy_console_new (const CanopyConsoleContext *context, const CanopySharedKey *key,
+                    GError **error)
+{
+  const CanopyServerConfig *config = context->get_config (context->owner);
   g_autoptr (CanopyConsole) console = g_new0 (CanopyConsole, 1);
   g_autoptr (GTlsCertificate) certificate = load_certificate (config, error);
   g_autoptr (CanopyAdmins) admins = NULL;
@@ -633,13 +652,14 @@ canopy_console_new (CanopyServer *server, const CanopySharedKey *key, GError **e
   if (certificate == NULL)
     return NULL;
   canopy_console_register_resource ();
-  console->server = server;
+  console->registered = TRUE;
+  console->context = *context;
   console->cancellable = g_cancellable_new ();
   console->key_path = g_build_filename (config->state_directory, CANOPY_SETUP_SHARED_KEY_FILE,
                                         NULL);
   console->waiting = g_ptr_array_new_with_free_func (g_object_unref);
   admins = canopy_admins_new ();
-  if (!canopy_store_list (canopy_server_get_store (server), CANOPY_RECORD_SETTING,
+  if (!canopy_store_list (context->store, CANOPY_RECORD_SETTING,
                           canopy_admins_load_record, admins, error))
     return NULL;
   if (canopy_admins_count (admins) == 0)
@@ -665,7 +685,7 @@ canopy_console_free (CanopyConsole *console)
 {
   if (console == NULL)
     return;
-  if (console->server != NULL)
+  if (console->registered)
     canopy_console_unregister_resource ();
   if (console->read_timer != 0)
     g_source_remove (console->read_timer);

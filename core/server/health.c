@@ -1,11 +1,12 @@
 /* The health check: each part of the server with a status and a message
  * that says what to do. The database round trip and the key file are read
- * in a worker thread; the rest is in memory. */
+ * by canopy_health_probe_run(), in a worker thread; the rest is in memory.
+ * The console renders the result (console-health.c). */
 #include "build-config.h"
 
-#define G_LOG_DOMAIN "canopyd-console-health"
+#define G_LOG_DOMAIN "canopyd-health"
 
-#include "server/console-private.h"
+#include "server/health.h"
 #include "lib/i18n.h"
 #include "lib/keys.h"
 #include "lib/log.h"
@@ -15,15 +16,36 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 
-typedef enum {
-  STATUS_OK,
-  STATUS_WARNING,
-  STATUS_ERROR,
-} Status;
-
 static const char *const status_names[] = { "ok", "warning", "error" };
 
-typedef struct {
+const char *
+canopy_health_status_to_string (CanopyHealthStatus status)
+{
+  g_return_val_if_fail (status <= CANOPY_HEALTH_ERROR, NULL);
+  return status_names[status];
+}
+
+void
+canopy_health_check_free (CanopyHealthCheck *check)
+{
+  if (check == NULL)
+    return;
+  g_free (check->name);
+  g_free (check->message);
+  g_free (check);
+}
+
+CanopyHealthStatus
+canopy_health_worst (const GPtrArray *checks)
+{
+  CanopyHealthStatus worst = CANOPY_HEALTH_OK;
+
+  for (guint i = 0; i < checks->len; i++)
+    worst = MAX (worst, ((const CanopyHealthCheck *) checks->pdata[i])->status);
+  return worst;
+}
+
+struct _CanopyHealthProbe {
   CanopyStore *store;
   char *key_path;
   /* results */
@@ -33,16 +55,25 @@ typedef struct {
   char *key_error;
   char *store_directory; /* (nullable) the content store's */
   char *store_error;     /* why copies cannot be written there, or NULL */
-} Probe;
+};
 
-typedef struct {
-  CanopyConsole *console;
-  SoupServerMessage *msg;
-} Pending;
-
-static void
-probe_free (Probe *probe)
+CanopyHealthProbe *
+canopy_health_probe_new (CanopyStore *store, const char *key_path,
+                         const char *content_store_directory)
 {
+  CanopyHealthProbe *probe = g_new0 (CanopyHealthProbe, 1);
+
+  probe->store = store;
+  probe->key_path = g_strdup (key_path);
+  probe->store_directory = g_strdup (content_store_directory);
+  return probe;
+}
+
+void
+canopy_health_probe_free (CanopyHealthProbe *probe)
+{
+  if (probe == NULL)
+    return;
   g_free (probe->key_path);
   g_free (probe->backend);
   g_free (probe->backend_error);
@@ -53,17 +84,9 @@ probe_free (Probe *probe)
   g_free (probe);
 }
 
-static void
-pending_free (Pending *pending)
+void
+canopy_health_probe_run (CanopyHealthProbe *probe)
 {
-  g_object_unref (pending->msg);
-  g_free (pending);
-}
-
-static void
-probe_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
-{
-  Probe *probe = task_data;
   g_autoptr (GError) error = NULL;
 
   probe->backend = canopy_store_check_health (probe->store, &error);
@@ -77,26 +100,21 @@ probe_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
   if (probe->store_directory != NULL
       && !canopy_content_store_check_directory (probe->store_directory, &error))
     probe->store_error = g_strdup (error->message);
-  g_task_return_boolean (task, TRUE);
 }
 
 static void
-add_check (JsonBuilder *builder, Status *worst, const char *name, Status status,
-           const char *message)
+add_check (GPtrArray *checks, const char *name, CanopyHealthStatus status, const char *message)
 {
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "name");
-  json_builder_add_string_value (builder, name);
-  json_builder_set_member_name (builder, "status");
-  json_builder_add_string_value (builder, status_names[status]);
-  json_builder_set_member_name (builder, "message");
-  json_builder_add_string_value (builder, message);
-  json_builder_end_object (builder);
-  *worst = MAX (*worst, status);
+  CanopyHealthCheck *check = g_new0 (CanopyHealthCheck, 1);
+
+  check->name = g_strdup (name);
+  check->status = status;
+  check->message = g_strdup (message);
+  g_ptr_array_add (checks, check);
 }
 
 static void
-check_backend (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *worst)
+check_backend (const CanopyHealthInputs *in, const CanopyHealthProbe *probe, GPtrArray *checks)
 {
   g_autofree char *text = NULL;
 
@@ -106,32 +124,31 @@ check_backend (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Statu
                                 "database is running and reachable; changes are kept in memory "
                                 "until it is back"),
                               probe->backend_error);
-      add_check (b, worst, "backend", STATUS_ERROR, text);
+      add_check (checks, "backend", CANOPY_HEALTH_ERROR, text);
     }
-  else if (canopy_store_is_failing (canopy_server_get_store (console->server)))
+  else if (canopy_store_is_failing (in->store))
     {
       text = g_strdup_printf (_("The storage backend %s answers but the last write failed; "
                                 "changes are kept in memory and written again every second. "
                                 "Check the log for the reason (a full disk, a lock)"),
                               probe->backend);
-      add_check (b, worst, "backend", STATUS_WARNING, text);
+      add_check (checks, "backend", CANOPY_HEALTH_WARNING, text);
     }
   else
     {
       text = g_strdup_printf (_("The storage backend %s answers and accepts writes"),
                               probe->backend);
-      add_check (b, worst, "backend", STATUS_OK, text);
+      add_check (checks, "backend", CANOPY_HEALTH_OK, text);
     }
 }
 
 static void
-check_transports (CanopyConsole *console, JsonBuilder *b, Status *worst)
+check_transports (const CanopyHealthInputs *in, GPtrArray *checks)
 {
-  GPtrArray *transports = canopy_sessions_get_transports (
-    canopy_server_get_sessions (console->server));
+  GPtrArray *transports = canopy_sessions_get_transports (in->sessions);
 
   if (transports->len == 0)
-    add_check (b, worst, "transport", STATUS_ERROR,
+    add_check (checks, "transport", CANOPY_HEALTH_ERROR,
                _("No transport is configured, so no agent can connect; add a <transport> "
                  "element to the configuration and restart canopyd"));
   for (guint i = 0; i < transports->len; i++)
@@ -151,7 +168,7 @@ check_transports (CanopyConsole *console, JsonBuilder *b, Status *worst)
                                   g_inet_socket_address_get_port (address));
         }
       if (addresses->len == 0)
-        add_check (b, worst, name, STATUS_ERROR,
+        add_check (checks, name, CANOPY_HEALTH_ERROR,
                    _("The transport listens nowhere, so agents cannot reach it; add a <listen> "
                      "element to it and restart canopyd"));
       else
@@ -159,26 +176,26 @@ check_transports (CanopyConsole *console, JsonBuilder *b, Status *worst)
           text = g_strdup_printf (_("Listening on %s; agents must be able to reach one of "
                                     "these through the firewall"),
                                   where->str);
-          add_check (b, worst, name, STATUS_OK, text);
+          add_check (checks, name, CANOPY_HEALTH_OK, text);
         }
     }
 }
 
 /* Whether @key is the one canopyd started with (constant time). */
 static gboolean
-key_matches (CanopyConsole *console, const CanopySharedKey *key)
+key_matches (const CanopyHealthInputs *in, const CanopySharedKey *key)
 {
   guint8 digest[32];
   gboolean match;
 
   gnutls_hash_fast (GNUTLS_DIG_SHA256, key->bytes, sizeof key->bytes, digest);
-  match = gnutls_memcmp (digest, console->key_digest, sizeof digest) == 0;
+  match = gnutls_memcmp (digest, in->key_digest, sizeof digest) == 0;
   canopy_keys_wipe (digest, sizeof digest);
   return match;
 }
 
 static void
-check_key (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *worst)
+check_key (const CanopyHealthInputs *in, const CanopyHealthProbe *probe, GPtrArray *checks)
 {
   g_autofree char *text = NULL;
 
@@ -188,16 +205,16 @@ check_key (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *w
                                 "using the key it started with. Restore the file or run "
                                 "\"canopyd init\""),
                               probe->key_error);
-      add_check (b, worst, "key", STATUS_ERROR, text);
+      add_check (checks, "key", CANOPY_HEALTH_ERROR, text);
       return;
     }
   /* The request itself proved the running key; compare the file with it. */
-  if (key_matches (console, probe->key))
-    add_check (b, worst, "key", STATUS_OK,
+  if (key_matches (in, probe->key))
+    add_check (checks, "key", CANOPY_HEALTH_OK,
                _("The shared key file holds the key canopyd runs with; agents holding it are "
                  "accepted"));
   else
-    add_check (b, worst, "key", STATUS_ERROR,
+    add_check (checks, "key", CANOPY_HEALTH_ERROR,
                _("Key mismatch: the shared key file was replaced (\"canopyd init "
                  "--regenerate-key\") after canopyd started. Restart canopyd to use the new key, "
                  "then give the new key to the agents and the console"));
@@ -222,7 +239,7 @@ count_versions (gpointer key, gpointer value, gpointer user_data)
 }
 
 static void
-check_versions (CanopyConsole *console, JsonBuilder *b, Status *worst)
+check_versions (const CanopyHealthInputs *in, GPtrArray *checks)
 {
   VersionCount count = { 0, 0 };
   g_autofree char *server = g_strdup_printf (_("canopyd %s; it supports agents %s to %s"),
@@ -230,8 +247,8 @@ check_versions (CanopyConsole *console, JsonBuilder *b, Status *worst)
                                              PACKAGE_VERSION);
   g_autofree char *text = NULL;
 
-  add_check (b, worst, "server-version", STATUS_OK, server);
-  g_hash_table_foreach (canopy_store_get_devices (canopy_server_get_store (console->server)),
+  add_check (checks, "server-version", CANOPY_HEALTH_OK, server);
+  g_hash_table_foreach (canopy_store_get_devices (in->store),
                         count_versions, &count);
   if (count.outside > 0)
     {
@@ -239,19 +256,19 @@ check_versions (CanopyConsole *console, JsonBuilder *b, Status *worst)
                                 "to %s and are refused; deploy a supported agent to them"),
                               count.outside, count.devices, CANOPY_SESSIONS_OLDEST_AGENT,
                               PACKAGE_VERSION);
-      add_check (b, worst, "agent-versions", STATUS_WARNING, text);
+      add_check (checks, "agent-versions", CANOPY_HEALTH_WARNING, text);
     }
   else
     {
       text = g_strdup_printf (_("All %u known devices run a supported agent"), count.devices);
-      add_check (b, worst, "agent-versions", STATUS_OK, text);
+      add_check (checks, "agent-versions", CANOPY_HEALTH_OK, text);
     }
 }
 
 static void
-check_licences (CanopyConsole *console, JsonBuilder *b, Status *worst)
+check_licences (const CanopyHealthInputs *in, GPtrArray *checks)
 {
-  CanopyLicensing *licensing = canopy_server_get_licensing (console->server);
+  CanopyLicensing *licensing = in->licensing;
   guint used = canopy_licensing_get_used (licensing);
   guint seats = canopy_licensing_get_seats (licensing);
   guint overage = canopy_licensing_get_overage (licensing);
@@ -269,19 +286,19 @@ check_licences (CanopyConsole *console, JsonBuilder *b, Status *worst)
                                 "is blocked, but renew it: ask your vendor for a new licence "
                                 "file, name it in <licensing file> and restart canopyd"),
                               day != NULL ? day : "?", used, seats);
-      add_check (b, worst, "licences", STATUS_WARNING, text);
+      add_check (checks, "licences", CANOPY_HEALTH_WARNING, text);
     }
   else if (overage > 0)
     {
       text = g_strdup_printf (_("Licence overage: %u devices are active and %u are licensed, %u "
                                 "over. Nothing is blocked; add licences"),
                               used, seats, overage);
-      add_check (b, worst, "licences", STATUS_WARNING, text);
+      add_check (checks, "licences", CANOPY_HEALTH_WARNING, text);
     }
   else
     {
       text = g_strdup_printf (_("%u of %u licences in use"), used, seats);
-      add_check (b, worst, "licences", STATUS_OK, text);
+      add_check (checks, "licences", CANOPY_HEALTH_OK, text);
     }
 }
 
@@ -290,9 +307,9 @@ check_licences (CanopyConsole *console, JsonBuilder *b, Status *worst)
 #define UNCLEAN_STOP_WARNING_US (24 * G_TIME_SPAN_HOUR)
 
 static void
-check_last_stop (CanopyConsole *console, JsonBuilder *b, Status *worst)
+check_last_stop (const CanopyHealthInputs *in, GPtrArray *checks)
 {
-  const CanopyRunMarker *marker = canopy_server_get_run_marker (console->server);
+  const CanopyRunMarker *marker = in->run_marker;
   gint64 unclean = canopy_run_marker_get_unclean_start (marker);
   gint64 start = canopy_run_marker_get_start (marker);
   g_autofree char *started = canopy_log_format_time (start);
@@ -305,29 +322,29 @@ check_last_stop (CanopyConsole *console, JsonBuilder *b, Status *worst)
                                 "kept and deployments went on; look in the system log "
                                 "(journalctl -u canopyd) for why it stopped"),
                               started);
-      add_check (b, worst, "last-stop", STATUS_WARNING, text);
+      add_check (checks, "last-stop", CANOPY_HEALTH_WARNING, text);
       return;
     }
   text = g_strdup_printf (_("canopyd has run since %s"), started);
-  add_check (b, worst, "last-stop", STATUS_OK, text);
+  add_check (checks, "last-stop", CANOPY_HEALTH_OK, text);
 }
 
 static void
-check_groups (CanopyConsole *console, JsonBuilder *b, Status *worst)
+check_groups (const CanopyHealthInputs *in, GPtrArray *checks)
 {
-  const CanopySettings *settings = canopy_server_get_settings (console->server);
+  const CanopySettings *settings = in->settings;
   guint n = settings->assigned_groups != NULL ? g_strv_length (settings->assigned_groups) : 0;
   g_autofree char *text = NULL;
 
   if (n == 0)
     {
-      add_check (b, worst, "assigned-groups", STATUS_WARNING,
+      add_check (checks, "assigned-groups", CANOPY_HEALTH_WARNING,
                  _("No group is assigned, so no device is enrolled; assign the groups that "
                    "should receive applications"));
       return;
     }
   text = g_strdup_printf (_("%u groups are assigned; their devices are enrolled"), n);
-  add_check (b, worst, "assigned-groups", STATUS_OK, text);
+  add_check (checks, "assigned-groups", CANOPY_HEALTH_OK, text);
 }
 
 /* Devices' trouble is shown for an hour: long enough to be seen while it
@@ -357,7 +374,7 @@ describe_reported (guint n, const char *ids)
 
 /* A check on devices in trouble: ok with none, else a warning naming them. */
 static void
-check_devices (JsonBuilder *b, Status *worst, const char *name, GStrv ids, const char *ok,
+check_devices (GPtrArray *checks, const char *name, GStrv ids, const char *ok,
                char *(*describe) (guint n, const char *ids))
 {
   g_autofree char *joined = g_strjoinv (", ", ids);
@@ -365,26 +382,26 @@ check_devices (JsonBuilder *b, Status *worst, const char *name, GStrv ids, const
 
   if (ids[0] == NULL)
     {
-      add_check (b, worst, name, STATUS_OK, ok);
+      add_check (checks, name, CANOPY_HEALTH_OK, ok);
       return;
     }
   text = describe (g_strv_length (ids), joined);
-  add_check (b, worst, name, STATUS_WARNING, text);
+  add_check (checks, name, CANOPY_HEALTH_WARNING, text);
 }
 
 /* Devices whose addresses are in no office of the topology: what they get,
  * by the no_office_clients setting, and how to bring them into an office. */
 static void
-check_no_office_clients (CanopyConsole *console, JsonBuilder *b, Status *worst)
+check_no_office_clients (const CanopyHealthInputs *in, GPtrArray *checks)
 {
   g_auto (GStrv) refused = NULL;
-  g_auto (GStrv) enrolled = canopy_sessions_get_no_office_clients (
-    canopy_server_get_sessions (console->server), &refused);
+  g_auto (GStrv) enrolled = canopy_sessions_get_no_office_clients (in->sessions,
+                                                                  &refused);
   g_autoptr (GString) text = g_string_new (NULL);
 
   if (enrolled[0] == NULL && refused[0] == NULL)
     {
-      add_check (b, worst, "no-office-clients", STATUS_OK,
+      add_check (checks, "no-office-clients", CANOPY_HEALTH_OK,
                  _("No device is a no-office client: every device's address is in an office "
                    "of the topology"));
       return;
@@ -416,26 +433,25 @@ check_no_office_clients (CanopyConsole *console, JsonBuilder *b, Status *worst)
                                 "so they fetch from the origin."),
                               g_strv_length (refused), ids);
     }
-  add_check (b, worst, "no-office-clients", STATUS_WARNING, text->str);
+  add_check (checks, "no-office-clients", CANOPY_HEALTH_WARNING, text->str);
 }
 
 static void
-check_lost_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
+check_lost_devices (const CanopyHealthInputs *in, GPtrArray *checks)
 {
-  g_auto (GStrv) lost = canopy_distributor_list_lost (
-    canopy_server_get_distributor (console->server), RECENT_US);
+  g_auto (GStrv) lost = canopy_distributor_list_lost (in->distributor, RECENT_US);
 
-  check_devices (b, worst, "lost-devices", lost,
+  check_devices (checks, "lost-devices", lost,
                  _("No device stopped answering in the last hour"), describe_lost);
 }
 
 static void
-check_reported_devices (CanopyConsole *console, JsonBuilder *b, Status *worst)
+check_reported_devices (const CanopyHealthInputs *in, GPtrArray *checks)
 {
-  g_auto (GStrv) reported = canopy_distributor_list_reported (
-    canopy_server_get_distributor (console->server), RECENT_US);
+  g_auto (GStrv) reported
+      = canopy_distributor_list_reported (in->distributor, RECENT_US);
 
-  check_devices (b, worst, "peer-integrity", reported,
+  check_devices (checks, "peer-integrity", reported,
                  _("No device was reported by its office peers for bad or withheld chunks in "
                    "the last hour"),
                  describe_reported);
@@ -453,12 +469,12 @@ describe_failures (guint n, const char *failures)
 }
 
 static void
-check_failures (CanopyConsole *console, JsonBuilder *b, Status *worst)
+check_failures (const CanopyHealthInputs *in, GPtrArray *checks)
 {
-  g_auto (GStrv) failures = canopy_distributor_list_failures (
-    canopy_server_get_distributor (console->server), RECENT_US);
+  g_auto (GStrv) failures
+      = canopy_distributor_list_failures (in->distributor, RECENT_US);
 
-  check_devices (b, worst, "device-failures", failures,
+  check_devices (checks, "device-failures", failures,
                  _("No device reported in the last hour that it cannot complete a deployment"),
                  describe_failures);
 }
@@ -487,9 +503,10 @@ list_unstored (CanopyCatalog *catalog, guint *n_unstored, guint *n_contents)
 }
 
 static void
-check_content_store (CanopyConsole *console, const Probe *probe, JsonBuilder *b, Status *worst)
+check_content_store (const CanopyHealthInputs *in, const CanopyHealthProbe *probe,
+                     GPtrArray *checks)
 {
-  const CanopyContentStore *store = canopy_server_get_content_store (console->server);
+  const CanopyContentStore *store = in->content_store;
   guint unstored, contents;
   g_autofree char *which = NULL;
   g_autofree char *used = NULL;
@@ -497,33 +514,33 @@ check_content_store (CanopyConsole *console, const Probe *probe, JsonBuilder *b,
 
   if (store == NULL)
     {
-      add_check (b, worst, "content-store", STATUS_OK,
+      add_check (checks, "content-store", CANOPY_HEALTH_OK,
                  _("No content store is configured: the server keeps metadata only, and leads "
                    "fetch content from its origin"));
       return;
     }
-  which = list_unstored (canopy_server_get_catalog (console->server), &unstored, &contents);
+  which = list_unstored (in->catalog, &unstored, &contents);
   if (probe->store_error != NULL)
     {
       text = unstored == 0 ? g_strdup (probe->store_error)
                            : g_strdup_printf (_("%s. It lacks %u of the %u registered contents: "
                                                 "%s"),
                                               probe->store_error, unstored, contents, which);
-      add_check (b, worst, "content-store", STATUS_ERROR, text);
+      add_check (checks, "content-store", CANOPY_HEALTH_ERROR, text);
     }
   else if (unstored > 0)
     {
       text = g_strdup_printf (_("The content store lacks %u of the %u registered contents, so "
                                 "their leads fetch them from their origin: %s"),
                               unstored, contents, which);
-      add_check (b, worst, "content-store", STATUS_WARNING, text);
+      add_check (checks, "content-store", CANOPY_HEALTH_WARNING, text);
     }
   else if (contents == 0)
     {
       text = g_strdup_printf (_("The content store in %s is ready; it keeps a copy of each "
                                 "content registered from now on"),
                               canopy_content_store_get_directory (store));
-      add_check (b, worst, "content-store", STATUS_OK, text);
+      add_check (checks, "content-store", CANOPY_HEALTH_OK, text);
     }
   else
     {
@@ -531,77 +548,26 @@ check_content_store (CanopyConsole *console, const Probe *probe, JsonBuilder *b,
       text = g_strdup_printf (_("The content store in %s holds all %u registered contents (%s) "
                                 "and seeds them to office leads"),
                               canopy_content_store_get_directory (store), contents, used);
-      add_check (b, worst, "content-store", STATUS_OK, text);
+      add_check (checks, "content-store", CANOPY_HEALTH_OK, text);
     }
 }
 
-static JsonNode *
-build_report (CanopyConsole *console, const Probe *probe)
+GPtrArray *
+canopy_health_compute (const CanopyHealthInputs *in, const CanopyHealthProbe *probe)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  Status worst = STATUS_OK;
+  GPtrArray *checks = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_health_check_free);
 
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "checks");
-  json_builder_begin_array (b);
-  check_backend (console, probe, b, &worst);
-  check_transports (console, b, &worst);
-  check_key (console, probe, b, &worst);
-  check_versions (console, b, &worst);
-  check_licences (console, b, &worst);
-  check_groups (console, b, &worst);
-  check_no_office_clients (console, b, &worst);
-  check_lost_devices (console, b, &worst);
-  check_reported_devices (console, b, &worst);
-  check_failures (console, b, &worst);
-  check_content_store (console, probe, b, &worst);
-  check_last_stop (console, b, &worst);
-  json_builder_end_array (b);
-  json_builder_set_member_name (b, "status");
-  json_builder_add_string_value (b, status_names[worst]);
-  json_builder_set_member_name (b, "server_id");
-  json_builder_add_string_value (b, canopy_server_get_id (console->server));
-  json_builder_set_member_name (b, "version");
-  json_builder_add_string_value (b, PACKAGE_VERSION);
-  json_builder_end_object (b);
-  return json_builder_get_root (b);
-}
-
-static void
-on_probed (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  Pending *pending = user_data;
-  GTask *task = G_TASK (result);
-
-  pending->console->probes--;
-  /* The console is going when its cancellable fired; the message with it. */
-  if (!g_cancellable_is_cancelled (g_task_get_cancellable (task)))
-    {
-      canopy_console_respond_json (pending->msg, SOUP_STATUS_OK,
-                                   build_report (pending->console, g_task_get_task_data (task)));
-      soup_server_message_unpause (pending->msg);
-    }
-  pending_free (pending);
-}
-
-void
-canopy_console_get_health (CanopyConsole *console, SoupServerMessage *msg)
-{
-  Probe *probe = g_new0 (Probe, 1);
-  Pending *pending = g_new0 (Pending, 1);
-  g_autoptr (GTask) task = NULL;
-
-  probe->store = canopy_server_get_store (console->server);
-  probe->key_path = g_strdup (console->key_path);
-  if (canopy_server_get_content_store (console->server) != NULL)
-    probe->store_directory = g_strdup (canopy_content_store_get_directory (
-      canopy_server_get_content_store (console->server)));
-  pending->console = console;
-  pending->msg = g_object_ref (msg);
-  task = g_task_new (NULL, console->cancellable, on_probed, pending);
-  g_task_set_task_data (task, probe, (GDestroyNotify) probe_free);
-  g_task_set_return_on_cancel (task, FALSE);
-  soup_server_message_pause (msg);
-  console->probes++;
-  g_task_run_in_thread (task, probe_in_thread);
+  check_backend (in, probe, checks);
+  check_transports (in, checks);
+  check_key (in, probe, checks);
+  check_versions (in, checks);
+  check_licences (in, checks);
+  check_groups (in, checks);
+  check_no_office_clients (in, checks);
+  check_lost_devices (in, checks);
+  check_reported_devices (in, checks);
+  check_failures (in, checks);
+  check_content_store (in, probe, checks);
+  check_last_stop (in, checks);
+  return checks;
 }

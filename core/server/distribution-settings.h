@@ -8,7 +8,7 @@
 #include <json-glib/json-glib.h>
 #include "lib/topology.h"
 #include "server/server-config.h"
-#include "server/store.h"
+#include "server/write-behind.h"
 
 G_BEGIN_DECLS
 

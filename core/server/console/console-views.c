@@ -4,7 +4,7 @@
 
 #define G_LOG_DOMAIN "canopyd-console-views"
 
-#include "server/console-private.h"
+#include "server/console/console-private.h"
 #include "lib/i18n.h"
 #include "lib/log.h"
 #include "lib/ranking.h"
@@ -69,7 +69,7 @@ online_devices (CanopyConsole *console)
 {
   GHashTable *online = g_hash_table_new (g_str_hash, g_str_equal);
 
-  canopy_sessions_foreach_enrolled (canopy_server_get_sessions (console->server), add_online,
+  canopy_sessions_foreach_enrolled (console->context.sessions, add_online,
                                     online);
   return online;
 }
@@ -131,8 +131,7 @@ add_device (JsonBuilder *b, CanopyConsole *console, const CanopyRankedDevice *r,
   json_builder_add_boolean_value (b, r->history->online);
   json_builder_set_member_name (b, "licensed");
   json_builder_add_boolean_value (
-    b, canopy_licensing_lookup (canopy_server_get_licensing (console->server),
-                                r->history->device_id) != NULL);
+      b, canopy_licensing_lookup (console->context.licensing, r->history->device_id) != NULL);
   add_time (b, "first_seen", r->history->first_seen);
   add_time (b, "last_seen", last_seen);
   json_builder_set_member_name (b, "preference");
@@ -158,7 +157,7 @@ canopy_console_get_devices (CanopyConsole *console, SoupServerMessage *msg)
 {
   static const char *const allowed[] = { "office", "group", NULL };
   g_autoptr (GHashTable) query = read_query (msg, allowed);
-  GHashTable *devices = canopy_store_get_devices (canopy_server_get_store (console->server));
+  GHashTable *devices = canopy_store_get_devices (console->context.store);
   g_autoptr (GHashTable) online = NULL;
   g_autoptr (GPtrArray) histories = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GArray) ranked = NULL;
@@ -266,7 +265,7 @@ canopy_console_get_offices (CanopyConsole *console, SoupServerMessage *msg)
 {
   static const char *const allowed[] = { NULL };
   g_autoptr (GHashTable) query = read_query (msg, allowed);
-  GPtrArray *offices = canopy_topology_get_offices (canopy_server_get_topology (console->server));
+  GPtrArray *offices = canopy_topology_get_offices (canopy_console_topology (console));
   g_autoptr (JsonBuilder) b = json_builder_new ();
   OfficeCounts counts;
 
@@ -274,9 +273,9 @@ canopy_console_get_offices (CanopyConsole *console, SoupServerMessage *msg)
     return;
   counts.known = g_hash_table_new (g_str_hash, g_str_equal);
   counts.online = g_hash_table_new (g_str_hash, g_str_equal);
-  g_hash_table_foreach (canopy_store_get_devices (canopy_server_get_store (console->server)),
+  g_hash_table_foreach (canopy_store_get_devices (console->context.store),
                         count_known, counts.known);
-  canopy_sessions_foreach_enrolled (canopy_server_get_sessions (console->server), count_online,
+  canopy_sessions_foreach_enrolled (console->context.sessions, count_online,
                                     counts.online);
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "offices");
@@ -322,10 +321,10 @@ describe_device (const char *device_id, gpointer user_data)
 void
 canopy_console_get_licence_report (CanopyConsole *console, SoupServerMessage *msg)
 {
-  ReportLookup lookup = { canopy_store_get_devices (canopy_server_get_store (console->server)),
+  ReportLookup lookup = { canopy_store_get_devices (console->context.store),
                           { NULL, NULL, NULL, NULL, NULL }, NULL };
-  g_autofree char *csv = canopy_licensing_report_csv (
-    canopy_server_get_licensing (console->server), describe_device, &lookup);
+  g_autofree char *csv
+      = canopy_licensing_report_csv (console->context.licensing, describe_device, &lookup);
 
   g_free (lookup.address);
   soup_message_headers_replace (soup_server_message_get_response_headers (msg),

@@ -5,7 +5,7 @@
 
 #define G_LOG_DOMAIN "canopyd-console-settings"
 
-#include "server/console-private.h"
+#include "server/console/console-private.h"
 #include "lib/i18n.h"
 
 #include <string.h>
@@ -22,7 +22,7 @@ canopy_console_get_server_id (CanopyConsole *console, SoupServerMessage *msg)
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "server_id");
-  json_builder_add_string_value (builder, canopy_server_get_id (console->server));
+  json_builder_add_string_value (builder, console->context.server_id);
   json_builder_set_member_name (builder, "version");
   json_builder_add_string_value (builder, PACKAGE_VERSION);
   json_builder_end_object (builder);
@@ -33,8 +33,7 @@ void
 canopy_console_get_settings (CanopyConsole *console, SoupServerMessage *msg)
 {
   canopy_console_respond_json (msg, SOUP_STATUS_OK,
-                               canopy_settings_to_json (canopy_server_get_settings (
-                                 console->server)));
+                               canopy_settings_to_json (canopy_console_settings (console)));
 }
 
 /* Saves, audits and applies @after (transfer full); @fields changed. */
@@ -42,7 +41,7 @@ static void
 commit (CanopyConsole *console, SoupServerMessage *msg, const CanopySettings *before,
         CanopySettings *after, guint fields, CanopyTopology *topology)
 {
-  CanopyStore *store = canopy_server_get_store (console->server);
+  CanopyStore *store = console->context.store;
   g_autofree char *actor = canopy_console_actor (msg);
 
   canopy_settings_save (after, fields, store);
@@ -54,7 +53,7 @@ commit (CanopyConsole *console, SoupServerMessage *msg, const CanopySettings *be
 
         canopy_store_audit (store, actor, action, detail);
       }
-  canopy_server_apply_settings (console->server, after, topology);
+  console->context.apply_settings (console->context.owner, after, topology);
 }
 
 static void
@@ -77,7 +76,7 @@ respond_settings_error (SoupServerMessage *msg, const GError *error)
 void
 canopy_console_put_settings (CanopyConsole *console, SoupServerMessage *msg)
 {
-  const CanopySettings *before = canopy_server_get_settings (console->server);
+  const CanopySettings *before = canopy_console_settings (console);
   g_autoptr (CanopySettings) after = canopy_settings_copy (before);
   g_autoptr (JsonObject) object = NULL;
   g_autoptr (CanopyTopology) topology = NULL;
@@ -109,7 +108,7 @@ canopy_console_put_settings (CanopyConsole *console, SoupServerMessage *msg)
 void
 canopy_console_get_topology (CanopyConsole *console, SoupServerMessage *msg)
 {
-  g_autofree char *csv = canopy_topology_export_csv (canopy_server_get_topology (console->server));
+  g_autofree char *csv = canopy_topology_export_csv (canopy_console_topology (console));
 
   soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                 "Content-Disposition", "attachment; filename=\"topology.csv\"");
@@ -170,7 +169,7 @@ respond_uploaded (SoupServerMessage *msg, guint offices, gboolean applied)
 void
 canopy_console_put_topology (CanopyConsole *console, SoupServerMessage *msg)
 {
-  const CanopySettings *before = canopy_server_get_settings (console->server);
+  const CanopySettings *before = canopy_console_settings (console);
   g_autoptr (CanopySettings) after = canopy_settings_copy (before);
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) problems = NULL;

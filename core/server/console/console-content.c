@@ -5,7 +5,7 @@
 
 #define G_LOG_DOMAIN "canopyd-console-content"
 
-#include "server/console-private.h"
+#include "server/console/console-private.h"
 #include "server/content-sources.h"
 #include "lib/destination.h"
 #include "lib/i18n.h"
@@ -132,7 +132,7 @@ content_json (const CanopyContent *content)
 void
 canopy_console_get_content (CanopyConsole *console, SoupServerMessage *msg)
 {
-  g_autoptr (GPtrArray) list = canopy_catalog_list (canopy_server_get_catalog (console->server));
+  g_autoptr (GPtrArray) list = canopy_catalog_list (console->context.catalog);
   g_autoptr (JsonArray) array = json_array_new ();
 
   for (guint i = 0; i < list->len; i++)
@@ -151,7 +151,7 @@ on_registered (GObject *source, GAsyncResult *result, gpointer user_data)
   r->console->probes--;
   if (!g_cancellable_is_cancelled (r->console->cancellable))
     {
-      content = canopy_catalog_register_finish (canopy_server_get_catalog (r->console->server),
+      content = canopy_catalog_register_finish (r->console->context.catalog,
                                                 result, &error);
       /* A source the configuration does not allow is the request's
        * fault; an origin that cannot be read is not. */
@@ -167,7 +167,7 @@ on_registered (GObject *source, GAsyncResult *result, gpointer user_data)
           g_autofree char *detail = g_strdup_printf ("%s %s %s from %s", content->id,
                                                      content->name, content->version,
                                                      content->location);
-          canopy_store_audit (canopy_server_get_store (r->console->server), r->actor,
+          canopy_store_audit (r->console->context.store, r->actor,
                               "content-registered", detail);
           canopy_console_respond_json (r->msg, SOUP_STATUS_CREATED, content_json (content));
         }
@@ -204,7 +204,7 @@ canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg)
   r->actor = canopy_console_actor (msg);
   soup_server_message_pause (msg);
   console->probes++;
-  canopy_catalog_register_async (canopy_server_get_catalog (console->server), name, version,
+  canopy_catalog_register_async (console->context.catalog, name, version,
                                  location, 0, console->cancellable, on_registered, r);
 }
 
@@ -217,20 +217,20 @@ canopy_console_delete_content (CanopyConsole *console, SoupServerMessage *msg)
 
   if (id == NULL)
     return;
-  if (canopy_distributor_uses_content (canopy_server_get_distributor (console->server), id))
+  if (canopy_distributor_uses_content (console->context.distributor, id))
     {
       canopy_console_respond_error (msg, SOUP_STATUS_CONFLICT, "content-in-use",
                                     _("A deployment uses this content; remove the deployment "
                                       "first"));
       return;
     }
-  if (!canopy_catalog_remove (canopy_server_get_catalog (console->server), id, &error))
+  if (!canopy_catalog_remove (console->context.catalog, id, &error))
     {
       canopy_console_respond_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
       return;
     }
   actor = canopy_console_actor (msg);
-  canopy_store_audit (canopy_server_get_store (console->server), actor, "content-removed", id);
+  canopy_store_audit (console->context.store, actor, "content-removed", id);
   soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
 }
 
@@ -242,7 +242,7 @@ canopy_console_post_publish (CanopyConsole *console, SoupServerMessage *msg)
   g_autofree char *detail = NULL;
   g_autoptr (JsonBuilder) b = json_builder_new ();
   guint copies = 0;
-  int published = canopy_catalog_publish (canopy_server_get_catalog (console->server), &copies,
+  int published = canopy_catalog_publish (console->context.catalog, &copies,
                                           &error);
 
   if (published < 0)
@@ -251,9 +251,9 @@ canopy_console_post_publish (CanopyConsole *console, SoupServerMessage *msg)
                                     error->message);
       return;
     }
-  canopy_distributor_reoffer (canopy_server_get_distributor (console->server));
+  canopy_distributor_reoffer (console->context.distributor);
   detail = g_strdup_printf ("%d contents", published);
-  canopy_store_audit (canopy_server_get_store (console->server), actor, "content-published",
+  canopy_store_audit (console->context.store, actor, "content-published",
                       detail);
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "published");
@@ -353,9 +353,8 @@ add_withdrawal (JsonBuilder *b, CanopyDistributor *distributor, const CanopyDepl
 static void
 add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentInfo *info)
 {
-  CanopyDistributor *distributor = canopy_server_get_distributor (console->server);
-  const CanopyContent *content = canopy_catalog_lookup (
-    canopy_server_get_catalog (console->server), info->content_id);
+  CanopyDistributor *distributor = console->context.distributor;
+  const CanopyContent *content = canopy_catalog_lookup (console->context.catalog, info->content_id);
   g_autoptr (GPtrArray) offices = canopy_distributor_get_progress (distributor, info->id);
 
   json_builder_begin_object (b);
@@ -384,8 +383,7 @@ add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentIn
 void
 canopy_console_get_deployments (CanopyConsole *console, SoupServerMessage *msg)
 {
-  g_autoptr (GPtrArray) list = canopy_distributor_list (
-    canopy_server_get_distributor (console->server));
+  g_autoptr (GPtrArray) list = canopy_distributor_list (console->context.distributor);
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
   json_builder_begin_array (b);
@@ -445,7 +443,7 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
       return;
     }
   groups = string_array (object, "groups");
-  id = canopy_distributor_create (canopy_server_get_distributor (console->server), content,
+  id = canopy_distributor_create (console->context.distributor, content,
                                   (const char *const *) groups, destination, &error);
   if (id == NULL)
     {
@@ -460,7 +458,7 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
       return;
     }
   actor = canopy_console_actor (msg);
-  canopy_store_audit (canopy_server_get_store (console->server), actor, "deployment-created",
+  canopy_store_audit (console->context.store, actor, "deployment-created",
                       id);
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "id");
@@ -479,13 +477,13 @@ canopy_console_cancel_deployment (CanopyConsole *console, SoupServerMessage *msg
 
   if (id == NULL)
     return;
-  if (!canopy_distributor_cancel (canopy_server_get_distributor (console->server), id, &error))
+  if (!canopy_distributor_cancel (console->context.distributor, id, &error))
     {
       canopy_console_respond_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
       return;
     }
   actor = canopy_console_actor (msg);
-  canopy_store_audit (canopy_server_get_store (console->server), actor, "deployment-cancelled",
+  canopy_store_audit (console->context.store, actor, "deployment-cancelled",
                       id);
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "id");
@@ -505,13 +503,13 @@ canopy_console_delete_deployments (CanopyConsole *console, SoupServerMessage *ms
 
   if (id == NULL)
     return;
-  if (!canopy_distributor_remove (canopy_server_get_distributor (console->server), id, &error))
+  if (!canopy_distributor_remove (console->context.distributor, id, &error))
     {
       canopy_console_respond_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
       return;
     }
   actor = canopy_console_actor (msg);
-  canopy_store_audit (canopy_server_get_store (console->server), actor, "deployment-removed",
+  canopy_store_audit (console->context.store, actor, "deployment-removed",
                       id);
   soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
 }

@@ -5,7 +5,7 @@
 
 #define G_LOG_DOMAIN "canopyd-console-auth"
 
-#include "server/console-auth.h"
+#include "server/console/console-auth.h"
 
 /* Addresses tracked at most; the oldest entries go first beyond this. */
 #define MAX_TRACKED 4096

@@ -5,7 +5,7 @@
 
 #define G_LOG_DOMAIN "canopyd-console-content-store"
 
-#include "server/console-private.h"
+#include "server/console/console-private.h"
 #include "lib/i18n.h"
 
 static void
@@ -43,8 +43,8 @@ add_content (JsonBuilder *b, CanopyCatalog *catalog, const CanopyContent *conten
 void
 canopy_console_get_content_store (CanopyConsole *console, SoupServerMessage *msg)
 {
-  CanopyContentStore *store = canopy_server_get_content_store (console->server);
-  CanopyCatalog *catalog = canopy_server_get_catalog (console->server);
+  CanopyContentStore *store = console->context.content_store;
+  CanopyCatalog *catalog = console->context.catalog;
   g_autoptr (GPtrArray) list = canopy_catalog_list (catalog);
   g_autoptr (JsonBuilder) b = json_builder_new ();
 

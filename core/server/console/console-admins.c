@@ -7,7 +7,7 @@
 
 #define G_LOG_DOMAIN "canopyd-console-admins"
 
-#include "server/console-private.h"
+#include "server/console/console-private.h"
 #include "lib/i18n.h"
 #include "lib/log.h"
 
@@ -144,7 +144,7 @@ start_job (CanopyConsole *console, Job *job, GAsyncReadyCallback callback, gpoin
 {
   g_autoptr (GTask) task = g_task_new (NULL, console->cancellable, callback, user_data);
 
-  job->store = canopy_server_get_store (console->server);
+  job->store = console->context.store;
   g_task_set_task_data (task, job, (GDestroyNotify) job_free);
   /* The store must outlive the thread: canopy_console_free() waits. */
   g_task_set_return_on_cancel (task, FALSE);
@@ -316,7 +316,7 @@ on_changed (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   canopy_console_set_admins (console, g_steal_pointer (&job->admins));
-  store = canopy_server_get_store (console->server);
+  store = console->context.store;
   switch (job->kind)
     {
     case JOB_READ:
@@ -381,7 +381,7 @@ run_change (CanopyConsole *console, SoupServerMessage *msg, Job *job)
 static gboolean
 read_expiry (CanopyConsole *console, SoupServerMessage *msg, JsonObject *object, gint64 *expires)
 {
-  const CanopyServerConfig *config = canopy_server_get_config (console->server);
+  const CanopyServerConfig *config = canopy_console_config (console);
   double days = (double) config->console_token_lifetime_days;
   JsonNode *node = json_object_get_member (object, "expires_days");
 

@@ -8,7 +8,7 @@
 
 #define G_LOG_DOMAIN "canopyd-console-listener"
 
-#include "server/console-listener.h"
+#include "server/console/console-listener.h"
 #include "lib/i18n.h"
 #include "lib/log.h"
 

@@ -5,9 +5,9 @@
  * retried, not lost. */
 #include "build-config.h"
 
-#define G_LOG_DOMAIN "canopyd-store"
+#define G_LOG_DOMAIN "canopyd-write-behind"
 
-#include "server/store.h"
+#include "server/write-behind.h"
 #include "lib/i18n.h"
 
 #include <gio/gio.h>

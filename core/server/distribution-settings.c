@@ -2,9 +2,9 @@
  * anything is applied, so a request with one bad field changes nothing. */
 #include "build-config.h"
 
-#define G_LOG_DOMAIN "canopyd-settings"
+#define G_LOG_DOMAIN "canopyd-distribution-settings"
 
-#include "server/settings.h"
+#include "server/distribution-settings.h"
 #include "lib/i18n.h"
 
 #include <string.h>

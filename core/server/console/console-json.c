@@ -4,7 +4,7 @@
 
 #define G_LOG_DOMAIN "canopyd-console-json"
 
-#include "server/console-json.h"
+#include "server/console/console-json.h"
 #include "lib/i18n.h"
 
 #include <string.h>
