@@ -346,7 +346,7 @@ test_restart_keeps_enrolment (void)
   server_teardown (&s);
 }
 
-/* The README says settings change at once: a new seat count in the file
+/* The docs say settings change at once: a new seat count in the file
  * is in force after SIGHUP, in the licence report, without a restart, and
  * an enrolled device counts against it. */
 static void

@@ -6,7 +6,7 @@
 # first quarter of the samples after warm-up with that of the last quarter,
 # and exits 1 if a round failed or one of them grew beyond the thresholds.
 # It stops every process it started; logs and state stay in SOAK_DIR.
-# Needs canopy installed under PREFIX and the test origin built (README.md,
+# Needs canopy installed under PREFIX and the test origin built (docs/testing.md,
 # "Soak test").
 set -u
 
@@ -35,7 +35,7 @@ run=$SOAK_DIR
 . "$top/tools/local-run.sh"
 
 for program in "$prefix/sbin/canopyd" "$prefix/sbin/canopy-agent" "$prefix/bin/canopyctl" "$ORIGIN"; do
-  [ -x "$program" ] || { echo "soak: $program is missing (see README.md, Soak test)" >&2; exit 2; }
+  [ -x "$program" ] || { echo "soak: $program is missing (see docs/testing.md, Soak test)" >&2; exit 2; }
 done
 if [ "$LONG_LIVED_PER_OFFICE" -ge "$AGENTS_PER_OFFICE" ] && [ "$CHURN" -gt 0 ]; then
   echo "soak: no agent to churn: LONG_LIVED_PER_OFFICE must be below AGENTS_PER_OFFICE" >&2
