@@ -114,6 +114,14 @@ raise_descriptor_limit (void)
     }
 }
 
+static gboolean
+on_drain (gpointer user_data)
+{
+  Program *program = user_data;
+
+  return program->klass->drain (program->state);
+}
+
 static int
 run (Program *program, const char *config_path)
 {
@@ -133,6 +141,8 @@ run (Program *program, const char *config_path)
   apply_logging (program);
 
   service = canopy_service_new (NULL, on_reload, program);
+  if (klass->drain != NULL)
+    canopy_service_set_drain (service, on_drain);
   if (klass->start != NULL && !klass->start (program->state, &error))
     {
       g_printerr (_("%s cannot start:\n%s\n"), klass->name, error->message);

@@ -39,6 +39,9 @@ typedef struct {
  * @get_debug_domains: the configuration's debug log domains
  * @reload: rereads the configuration; on error the running one stays
  * @start: (nullable): starts serving on the main loop, after @load
+ * @drain: (nullable): asked after a stop signal until it returns %TRUE: stops
+ *   new work and says whether the work in flight is done (see
+ *   #CanopyServiceDrainFunc)
  * @stop: (nullable): stops what @start started
  * @commands: (nullable): subcommands, ended by an entry whose name is %NULL
  *
@@ -54,6 +57,7 @@ typedef struct {
   const char *(*get_debug_domains) (gpointer state);
   gboolean (*reload) (gpointer state, GError **error);
   gboolean (*start) (gpointer state, GError **error);
+  gboolean (*drain) (gpointer state);
   void (*stop) (gpointer state);
   const CanopyProgramCommand *commands;
 } CanopyProgramClass;

@@ -14,6 +14,8 @@ struct _CanopyService {
   GMainContext *context;
   GMainLoop *loop;
   CanopyServiceReloadFunc reload;
+  CanopyServiceDrainFunc drain;
+  guint draining; /* the timer asking the drain again, 0 when not stopping */
   gpointer user_data;
   guint sources[3];
   int stopped_by;
@@ -23,6 +25,19 @@ typedef struct {
   CanopyService *service;
   int signum;
 } SignalWatch;
+
+/* Stops the loop once the work in flight is done. */
+static gboolean
+on_drain (gpointer data)
+{
+  CanopyService *service = data;
+
+  if (service->drain != NULL && !service->drain (service->user_data))
+    return G_SOURCE_CONTINUE;
+  service->draining = 0;
+  g_main_loop_quit (service->loop);
+  return G_SOURCE_REMOVE;
+}
 
 static gboolean
 on_signal (gpointer data)
@@ -39,7 +54,8 @@ on_signal (gpointer data)
     }
   g_message (_("Received %s: shutting down"), watch->signum == SIGTERM ? "SIGTERM" : "SIGINT");
   service->stopped_by = watch->signum;
-  g_main_loop_quit (service->loop);
+  if (service->draining == 0 && on_drain (service) == G_SOURCE_CONTINUE)
+    service->draining = g_timeout_add (10, on_drain, service);
   return G_SOURCE_CONTINUE;
 }
 
@@ -82,6 +98,8 @@ canopy_service_free (CanopyService *service)
       if (source != NULL)
         g_source_destroy (source);
     }
+  if (service->draining != 0)
+    g_source_remove (service->draining);
   g_main_loop_unref (service->loop);
   g_main_context_unref (service->context);
   g_free (service);
@@ -93,6 +111,12 @@ canopy_service_run (CanopyService *service)
   service->stopped_by = 0;
   g_main_loop_run (service->loop);
   return service->stopped_by;
+}
+
+void
+canopy_service_set_drain (CanopyService *service, CanopyServiceDrainFunc drain)
+{
+  service->drain = drain;
 }
 
 void

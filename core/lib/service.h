@@ -38,6 +38,20 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyService, canopy_service_free)
  */
 int canopy_service_run (CanopyService *service);
 
+/**
+ * CanopyServiceDrainFunc:
+ *
+ * Asked once a stop signal has come, and every 10 ms after, whether the work
+ * in flight (worker threads whose results come back on the loop) is done;
+ * the loop runs on until it says so, so that nothing waits in a nested loop.
+ * The first call also stops new work from starting.
+ */
+typedef gboolean (*CanopyServiceDrainFunc) (gpointer user_data);
+
+/* Sets the drain of canopy_service_run()'s stop, called with the reload's
+ * user data; %NULL: the loop stops at once. */
+void canopy_service_set_drain (CanopyService *service, CanopyServiceDrainFunc drain);
+
 /** canopy_service_quit: Stops canopy_service_run() from inside the loop. */
 void canopy_service_quit (CanopyService *service);
 

@@ -132,6 +132,12 @@ server_start (gpointer state, GError **error)
   return canopy_server_start (state, error);
 }
 
+static gboolean
+server_drain (gpointer state)
+{
+  return canopy_server_drain (state);
+}
+
 static void
 server_stop (gpointer state)
 {
@@ -161,6 +167,7 @@ static const CanopyProgramClass canopyd = {
   .get_debug_domains = server_debug_domains,
   .reload = server_reload,
   .start = server_start,
+  .drain = server_drain,
   .stop = server_stop,
   .commands = commands,
 };

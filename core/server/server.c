@@ -458,6 +458,12 @@ canopy_server_start (CanopyServer *server, GError **error)
   return !config->console || server->console != NULL;
 }
 
+gboolean
+canopy_server_drain (CanopyServer *server)
+{
+  return server->console == NULL || canopy_console_drain (server->console);
+}
+
 void
 canopy_server_stop (CanopyServer *server)
 {

@@ -69,6 +69,16 @@ char *canopy_server_init_database (CanopyServer *server, const char *audit_actio
  */
 gboolean canopy_server_start (CanopyServer *server, GError **error);
 
+/**
+ * canopy_server_drain:
+ *
+ * After a stop signal, until it returns %TRUE: the console takes no new
+ * work, and the work its worker threads still do (health probes, admin
+ * changes, content being read) comes back on the main loop, so that
+ * canopy_server_stop() frees nothing a thread still uses.
+ */
+gboolean canopy_server_drain (CanopyServer *server);
+
 /** canopy_server_stop: Closes every session and stops listening. */
 void canopy_server_stop (CanopyServer *server);
 

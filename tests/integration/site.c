@@ -432,6 +432,22 @@ canopy_test_site_api (CanopyTestSite *s, const char *method, const char *path, c
   return node;
 }
 
+void
+canopy_test_site_api_send (CanopyTestSite *s, const char *method, const char *path,
+                           const char *body)
+{
+  g_autofree char *address = server_address (s);
+  g_autofree char *uri = g_strdup_printf ("https://%s:%u%s", address, s->console_port, path);
+  g_autofree char *bearer = g_strconcat ("Bearer ", s->token, NULL);
+  g_autoptr (SoupMessage) msg = soup_message_new (method, uri);
+  g_autoptr (GBytes) bytes = g_bytes_new (body, strlen (body));
+
+  g_signal_connect (msg, "accept-certificate", G_CALLBACK (accept_own_certificate), NULL);
+  soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", bearer);
+  soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+  soup_session_send_async (s->session, msg, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+}
+
 char *
 canopy_test_admin_add (const char *config, const char *name, const char *role,
                        const char *expires_days, char **output)

@@ -118,6 +118,10 @@ char *canopy_test_site_get_text (CanopyTestSite *s, const char *path);
  * what it answered, JSON or not. */
 char *canopy_test_site_request (CanopyTestSite *s, const char *method, const char *path,
                                 guint expected);
+/* Sends a console API request and returns at once, answered or not: for a
+ * test that stops canopyd while the request is at work. */
+void canopy_test_site_api_send (CanopyTestSite *s, const char *method, const char *path,
+                                const char *body);
 /* Registers the package; returns the content ID. */
 char *canopy_test_site_register (CanopyTestSite *s);
 /* Deploys @content_id to group Branch. */

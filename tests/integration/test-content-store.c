@@ -7,9 +7,11 @@
 #include "tests/integration/client.h"
 #include "tests/integration/site.h"
 
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #define OFFICES CANOPY_TEST_SITE_OFFICES
 #define AGENTS_PER_OFFICE CANOPY_TEST_SITE_AGENTS_PER_OFFICE
@@ -440,6 +442,38 @@ test_content_store_publish_copies (void)
   canopy_test_site_stop (&site, TRUE);
 }
 
+/* canopyd stopped while it reads a package to register: the reading
+ * thread ends and reports back on the main loop before the server frees
+ * what it uses, and canopyd stops cleanly (status 0, no critical). */
+static void
+test_stop_while_registering (void)
+{
+  CanopyTestSiteOptions options = { .content_source = "packages",
+                                    .content_size = 1024 * 1024 + 1 };
+  CanopyTestSite *s = &site;
+  g_autofree char *path = NULL, *body = NULL;
+  int fd;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (s, &options);
+  /* Large and sparse: reading and hashing it takes seconds, not disk. */
+  path = g_build_filename (s->dir, "packages", "large.bin", NULL);
+  fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  CU_ASSERT_FATAL (fd >= 0 && ftruncate (fd, (off_t) 8 << 30) == 0);
+  close (fd);
+  body = g_strdup_printf ("{\"name\": \"Large\", \"version\": \"1\", \"location\": \"%s\"}",
+                          path);
+  canopy_test_site_api_send (s, "POST", "/api/v1/content", body);
+  canopy_test_site_pump (canopy_test_instrumented () ? 3000 : 500);
+  canopy_test_process_signal (s->server, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (s->server, 60), 0);
+  CU_ASSERT (strstr (canopy_test_process_output (s->server), "CRITICAL") == NULL);
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s->server), "canopyd stopped");
+  g_clear_pointer (&s->server, canopy_test_process_free);
+  canopy_test_site_stop (s, TRUE);
+}
+
 CANOPY_TEST_SUITE (content_store, "content-store", NULL, suite_cleanup,
                    { "seeds with the origin gone", test_content_store_seeds },
                    { "damaged chunk never sent", test_content_store_damaged },
@@ -447,4 +481,5 @@ CANOPY_TEST_SUITE (content_store, "content-store", NULL, suite_cleanup,
                    { "API, canopyctl, metrics and health show what is not stored",
                      test_content_store_view },
                    { "Publish Content copies what the store lacks",
-                     test_content_store_publish_copies });
+                     test_content_store_publish_copies },
+                   { "stopped while a package is read", test_stop_while_registering });

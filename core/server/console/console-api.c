@@ -680,21 +680,29 @@ canopy_console_new (const CanopyConsoleContext *context, const CanopySharedKey *
   return g_steal_pointer (&console);
 }
 
+gboolean
+canopy_console_drain (CanopyConsole *console)
+{
+  /* Requests waiting on a worker are answered no more: the server stops. */
+  g_cancellable_cancel (console->cancellable);
+  return console->probes == 0;
+}
+
 void
 canopy_console_free (CanopyConsole *console)
 {
   if (console == NULL)
     return;
+  /* A worker thread uses the store, which the server frees next: the
+   * service's drain (canopy_server_drain()) waited for every one of them
+   * on the main loop. Leaking is better than freeing under a thread. */
+  g_return_if_fail (console->probes == 0);
   if (console->registered)
     canopy_console_unregister_resource ();
   if (console->read_timer != 0)
     g_source_remove (console->read_timer);
   if (console->cancellable != NULL)
     g_cancellable_cancel (console->cancellable);
-  /* A health check in a worker thread uses the store, which the server
-   * frees next: let it finish (one database round trip). */
-  while (console->probes > 0)
-    g_main_context_iteration (NULL, TRUE);
   g_clear_pointer (&console->listener, canopy_console_listener_free);
   if (console->soup != NULL)
     {

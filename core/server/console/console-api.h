@@ -70,6 +70,9 @@ typedef enum {
  */
 CanopyConsole *canopy_console_new (const CanopyConsoleContext *context,
                                    const CanopySharedKey *key, GError **error);
+/* Takes no new work from now on; whether no worker thread of the console
+ * is running (canopy_console_free() needs that). */
+gboolean canopy_console_drain (CanopyConsole *console);
 void canopy_console_free (CanopyConsole *console);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyConsole, canopy_console_free)
 
