@@ -232,11 +232,24 @@ read_more (CanopyTestProcess *proc)
  * under valgrind's memcheck, which turns any memory error or definite leak
  * into exit status 99; the tests that stop a daemon assert status 0. */
 static gboolean
-under_valgrind (const char *program)
+is_daemon (const char *program)
 {
   g_autofree char *base = g_path_get_basename (program);
 
-  return canopy_test_valgrind () && (g_str_equal (base, "canopyd") || g_str_equal (base, "canopy-agent"));
+  return g_str_equal (base, "canopyd") || g_str_equal (base, "canopy-agent");
+}
+
+/* Where in @argv the daemon is, after wrappers such as "ip netns exec NS"
+ * or "unshare ... sh -c ..."; -1 when it runs no daemon or valgrind is off. */
+static int
+under_valgrind (const char *const *argv)
+{
+  if (!canopy_test_valgrind ())
+    return -1;
+  for (int i = 0; argv[i] != NULL; i++)
+    if (is_daemon (argv[i]))
+      return i;
+  return -1;
 }
 
 gboolean
@@ -269,10 +282,13 @@ canopy_test_timeout (guint seconds)
 }
 
 static GPtrArray *
-valgrind_argv (const char *const *argv)
+valgrind_argv (const char *const *argv, int daemon)
 {
   GPtrArray *full = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *suppressions = canopy_test_src_path ("tests", "valgrind.supp", NULL);
+
+  for (int i = 0; i < daemon; i++)
+    g_ptr_array_add (full, g_strdup (argv[i]));
 
   /* The build tree's programs are libtool wrappers: let libtool run
    * valgrind on the real binary with the build tree's libraries. */
@@ -286,7 +302,7 @@ valgrind_argv (const char *const *argv)
   g_ptr_array_add (full, g_strdup ("--show-leak-kinds=definite"));
   g_ptr_array_add (full, g_strdup ("--num-callers=30"));
   g_ptr_array_add (full, g_strdup_printf ("--suppressions=%s", suppressions));
-  for (const char *const *a = argv; *a != NULL; a++)
+  for (const char *const *a = argv + daemon; *a != NULL; a++)
     g_ptr_array_add (full, g_strdup (*a));
   g_ptr_array_add (full, NULL);
   return full;
@@ -307,13 +323,14 @@ canopy_test_process_spawn (const char *const *argv, GError **error)
   g_autoptr (GSubprocessLauncher) launcher =
     g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
   g_autoptr (GPtrArray) valgrind = NULL;
+  int daemon = under_valgrind (argv);
 
   /* Daemons log warnings an admin must read; they are not test failures. */
   g_subprocess_launcher_unsetenv (launcher, "G_DEBUG");
   g_subprocess_launcher_set_child_setup (launcher, die_with_runner, NULL, NULL);
-  if (under_valgrind (argv[0]))
+  if (daemon >= 0)
     {
-      valgrind = valgrind_argv (argv);
+      valgrind = valgrind_argv (argv, daemon);
       argv = (const char *const *) valgrind->pdata;
       g_subprocess_launcher_setenv (launcher, "G_SLICE", "always-malloc", TRUE);
     }

@@ -424,6 +424,33 @@ serve_unprotected (SoupServerMessage *msg, const char *path)
 }
 
 static void
+on_saved (gpointer user_data)
+{
+  soup_server_message_unpause (user_data);
+}
+
+void
+canopy_console_respond_when_saved (CanopyConsole *console, SoupServerMessage *msg)
+{
+  canopy_store_sync (console->context.store, on_saved, g_object_ref (msg), g_object_unref);
+}
+
+/* A change is answered once it is durable: an admin told "201 Created"
+ * must find the deployment after canopyd crashed a moment later. Handlers
+ * that answered at once are held here; those that work in the background
+ * call canopy_console_respond_when_saved() themselves. */
+static void
+hold_until_saved (CanopyConsole *console, SoupServerMessage *msg)
+{
+  guint status = soup_server_message_get_status (msg);
+
+  if (g_str_equal (soup_server_message_get_method (msg), "GET") || status < 200 || status >= 300)
+    return;
+  soup_server_message_pause (msg);
+  canopy_console_respond_when_saved (console, msg);
+}
+
+static void
 dispatch (CanopyConsole *console, SoupServerMessage *msg, const char *path)
 {
   gboolean path_known;
@@ -431,7 +458,10 @@ dispatch (CanopyConsole *console, SoupServerMessage *msg, const char *path)
   const Route *route = find_route (method, path, &path_known);
 
   if (route != NULL)
-    route->handle (console, msg);
+    {
+      route->handle (console, msg);
+      hold_until_saved (console, msg);
+    }
   else if (path_known)
     {
       g_autofree char *allow = allowed_methods (path);

@@ -171,7 +171,10 @@ on_registered (GObject *source, GAsyncResult *result, gpointer user_data)
                               "content-registered", detail);
           canopy_console_respond_json (r->msg, SOUP_STATUS_CREATED, content_json (content));
         }
-      soup_server_message_unpause (r->msg);
+      if (content != NULL)
+        canopy_console_respond_when_saved (r->console, r->msg);
+      else
+        soup_server_message_unpause (r->msg);
     }
   g_object_unref (r->msg);
   g_free (r->actor);

@@ -48,6 +48,10 @@ const CanopyConsoleCaller *canopy_console_get_caller (SoupServerMessage *msg);
 /* Who made a change, for the audit log: "admin NAME (ROLE) from ADDRESS". */
 char *canopy_console_actor (SoupServerMessage *msg);
 
+/* @msg holds its response and is paused: unpauses it once every change
+ * queued so far is committed to the database. */
+void canopy_console_respond_when_saved (CanopyConsole *console, SoupServerMessage *msg);
+
 /* Puts @admins (transfer full) in force, as just read. */
 void canopy_console_set_admins (CanopyConsole *console, CanopyAdmins *admins);
 
