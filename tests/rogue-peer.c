@@ -285,7 +285,7 @@ rogue_start (gpointer state, GError **error)
       || !canopy_keys_make_transport_credentials (key, rogue->device_id, &creds, error))
     return FALSE;
   rogue->uplink = canopy_uplink_new (plugin, g_ptr_array_index (config->transports, 0), &creds,
-                                     config->server_host, config->server_port,
+                                     config->servers,
                                      (const char *const *) config->groups, error);
   rogue->peers = canopy_transport_new (plugin, config->peer_transport, &creds, NULL,
                                        &peer_events, rogue, error);

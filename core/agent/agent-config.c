@@ -108,26 +108,42 @@ load_destinations (CanopyAgentConfig *config, const CanopyConfigNode *root)
   config->destinations = g_strv_builder_end (builder);
 }
 
+/* Several <server> elements are the servers of a cluster, tried in order. */
+static gboolean
+load_servers (CanopyAgentConfig *config, const CanopyConfigNode *root, GError **error)
+{
+  g_autoptr (GPtrArray) elements = canopy_config_node_get_children (root, "server");
+
+  config->servers = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_server_address_free);
+  for (guint i = 0; i < elements->len; i++)
+    {
+      const CanopyConfigNode *server = g_ptr_array_index (elements, i);
+      guint64 port;
+
+      if (!canopy_config_node_get_uint (server, "port", 1, G_MAXUINT16, CANOPY_DEFAULT_PORT,
+                                        &port, error))
+        return FALSE;
+      g_ptr_array_add (config->servers,
+                       canopy_server_address_new (canopy_config_node_get_attribute (server, "host"),
+                                                  (guint16) port));
+    }
+  return TRUE;
+}
+
 CanopyAgentConfig *
 canopy_agent_config_load (const char *path, GError **error)
 {
   g_autoptr (CanopyAgentConfig) config = g_new0 (CanopyAgentConfig, 1);
   const CanopyConfigNode *root;
-  const CanopyConfigNode *server;
   const CanopyConfigNode *logging;
-  guint64 port;
 
   config->document = canopy_config_load (path, CANOPY_SCHEMA_AGENT, error);
   if (config->document == NULL)
     return NULL;
 
   root = canopy_config_get_root (config->document);
-  server = canopy_config_node_get_child (root, "server");
-  config->server_host = g_strdup (canopy_config_node_get_attribute (server, "host"));
-  if (!canopy_config_node_get_uint (server, "port", 1, G_MAXUINT16, CANOPY_DEFAULT_PORT, &port,
-                                    error))
+  if (!load_servers (config, root, error))
     return NULL;
-  config->server_port = (guint16) port;
   config->state_directory =
     g_strdup (canopy_config_node_get_child_text (root, "state-directory",
                                                  LOCALSTATEDIR "/lib/canopy-agent"));
@@ -167,7 +183,7 @@ canopy_agent_config_free (CanopyAgentConfig *config)
   g_free (config->shared_key_file);
   g_strfreev (config->groups);
   g_strfreev (config->destinations);
-  g_free (config->server_host);
+  g_clear_pointer (&config->servers, g_ptr_array_unref);
   canopy_config_free (config->document);
   g_free (config);
 }

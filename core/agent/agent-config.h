@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include "agent/server-list.h"
 #include "lib/config.h"
 
 G_BEGIN_DECLS
@@ -16,8 +17,7 @@ G_BEGIN_DECLS
 
 typedef struct {
   CanopyConfig *document;
-  char *server_host;
-  guint16 server_port;
+  GPtrArray *servers; /* CanopyServerAddress, in the order of <server> */
   char *state_directory;
   char *shared_key_file;
   GStrv groups;

@@ -78,13 +78,24 @@ char *
 canopy_agent_describe (const CanopyAgent *agent)
 {
   g_autoptr (GString) transports = g_string_new (NULL);
+  g_autoptr (GString) servers = g_string_new (NULL);
+  const GPtrArray *configured = agent->config->servers;
 
   for (guint i = 0; i < agent->transports->len; i++)
     g_string_append_printf (transports, "%s%s", i > 0 ? ", " : "",
                             canopy_plugin_get_name (g_ptr_array_index (agent->transports, i)));
-  return g_strdup_printf (_("server %s port %u, transports: %s, state directory %s"),
-                          agent->config->server_host, agent->config->server_port,
-                          transports->str, agent->config->state_directory);
+  for (guint i = 0; i < configured->len; i++)
+    {
+      const CanopyServerAddress *server = g_ptr_array_index (configured, i);
+
+      g_string_append_printf (servers, "%s%s:%u", i > 0 ? ", " : "", server->host,
+                              server->port);
+    }
+  return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                      "server %s, transports: %s, state directory %s",
+                                      "servers %s, transports: %s, state directory %s",
+                                      configured->len),
+                          servers->str, transports->str, agent->config->state_directory);
 }
 
 gboolean
@@ -194,7 +205,11 @@ static void
 agent_welcome (CanopyUplink *uplink, gpointer user_data)
 {
   CanopyAgent *agent = user_data;
+  const CanopyServerAddress *server = canopy_uplink_get_server (uplink);
 
+  /* The server's content store answers where the server does. */
+  if (agent->peers != NULL && server != NULL)
+    canopy_peers_set_server (agent->peers, server->host, server->port);
   if (canopy_uplink_get_verify_key (uplink) == NULL)
     return;
   save_server_key (agent, canopy_uplink_get_public_key (uplink));
@@ -326,8 +341,6 @@ start_peers (CanopyAgent *agent, const CanopyTransportCredentials *creds)
                    "origin only until it is fixed"), error->message);
       return;
     }
-  /* The server's content store answers where the server does. */
-  canopy_peers_set_server (agent->peers, config->server_host, config->server_port);
   if (!canopy_peers_listen (agent->peers, &port, &error))
     {
       g_message (_("Cannot serve office peers on %s port %u: %s. Free the port or choose "
@@ -376,7 +389,7 @@ canopy_agent_start (CanopyAgent *agent, GError **error)
     return FALSE;
   agent->uplink = canopy_uplink_new (g_ptr_array_index (agent->transports, 0),
                                      g_ptr_array_index (config->transports, 0), &creds,
-                                     config->server_host, config->server_port,
+                                     config->servers,
                                      (const char *const *) config->groups, error);
   if (agent->uplink != NULL)
     start_peers (agent, &creds);

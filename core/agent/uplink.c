@@ -6,6 +6,7 @@
 #define G_LOG_DOMAIN "canopy-agent-uplink"
 
 #include "agent/uplink.h"
+#include "agent/server-list.h"
 #include "lib/i18n.h"
 #include "lib/wire.h"
 
@@ -26,8 +27,7 @@
 
 struct _CanopyUplink {
   CanopyTransport *transport;
-  char *host;
-  guint16 port;
+  CanopyServerList *servers;
   char *device_id;
   GStrv groups;
   guint16 peer_port;
@@ -49,6 +49,7 @@ struct _CanopyUplink {
 };
 
 static void connect_now (CanopyUplink *uplink);
+static void resolve_servers (CanopyUplink *uplink);
 static void uplink_release (CanopyUplink *uplink);
 
 /* A reference held by a pending connect. */
@@ -91,7 +92,7 @@ on_retry (gpointer user_data)
   CanopyUplink *uplink = user_data;
 
   uplink->retry_timer = 0;
-  connect_now (uplink);
+  resolve_servers (uplink);
   return G_SOURCE_REMOVE;
 }
 
@@ -107,7 +108,51 @@ retry_later (CanopyUplink *uplink, guint max_s)
   delay_ms = uplink->retry_s * 1000 * (guint) g_random_int_range (80, 121) / 100;
   uplink->retry_s = MIN (uplink->retry_s * 2, max_s);
   uplink->retry_timer = g_timeout_add (delay_ms, on_retry, uplink);
-  g_debug ("connecting to %s again in %u ms", uplink->host, delay_ms);
+  g_debug ("connecting again in %u ms", delay_ms);
+}
+
+/* What messages call the server: its name as configured, and the address
+ * tried when the name is not one. */
+static char *
+server_label (const CanopyUplink *uplink)
+{
+  const CanopyServerAddress *address = canopy_server_list_current (uplink->servers);
+  const char *name = canopy_server_list_current_name (uplink->servers);
+
+  if (g_strcmp0 (name, address->host) == 0)
+    return g_strdup_printf ("%s port %u", name, address->port);
+  return g_strdup_printf ("%s (%s) port %u", name, address->host, address->port);
+}
+
+static gboolean
+on_next_server (gpointer user_data)
+{
+  CanopyUplink *uplink = user_data;
+
+  uplink->retry_timer = 0;
+  connect_now (uplink);
+  return G_SOURCE_REMOVE;
+}
+
+/* The server failed: the next one at once, as a cluster's other servers
+ * serve the same devices; only when every one failed, a growing pause. The
+ * short random wait spreads a failed server's devices over a second. */
+static void
+try_next_server (CanopyUplink *uplink, guint max_s)
+{
+  g_autofree char *label = NULL;
+
+  if (!canopy_server_list_advance (uplink->servers))
+    {
+      retry_later (uplink, max_s);
+      return;
+    }
+  stop_heartbeats (uplink);
+  uplink->conn = NULL;
+  label = server_label (uplink);
+  g_message (_("Trying the next canopy server, %s"), label);
+  uplink->retry_timer = g_timeout_add ((guint) g_random_int_range (0, 1000), on_next_server,
+                                       uplink);
 }
 
 static gboolean
@@ -132,12 +177,14 @@ on_heartbeat (gpointer user_data)
 
   if (silent_us > (gint64) uplink->heartbeat_interval * MISSED_ECHOES * G_USEC_PER_SEC)
     {
+      g_autofree char *label = server_label (uplink);
+
       g_message (_("The canopy server at %s has not answered for %u seconds; connecting "
-                   "again"), uplink->host, (guint) (silent_us / G_USEC_PER_SEC));
+                   "again"), label, (guint) (silent_us / G_USEC_PER_SEC));
       uplink->heartbeat_timer = 0;
       canopy_transport_close (uplink->conn);
       uplink->state = CANOPY_UPLINK_DISCONNECTED;
-      retry_later (uplink, RETRY_MAX_S);
+      try_next_server (uplink, RETRY_MAX_S);
       return G_SOURCE_REMOVE;
     }
 
@@ -358,7 +405,7 @@ uplink_clear (CanopyUplink *uplink)
   g_free (uplink->office);
   g_strfreev (uplink->groups);
   g_free (uplink->device_id);
-  g_free (uplink->host);
+  canopy_server_list_free (uplink->servers);
 }
 
 static void
@@ -373,6 +420,7 @@ on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (CanopyUplinkRef) uplink = user_data;
   g_autoptr (GError) error = NULL;
   CanopyTransportConnection *conn;
+  g_autofree char *label = NULL;
 
   /* Freed while connecting: the transport is gone with it. */
   if (uplink->transport == NULL)
@@ -380,6 +428,7 @@ on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   conn = canopy_transport_connect_finish (uplink->transport, result, &error);
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
+  label = server_label (uplink);
   if (conn == NULL)
     {
       if (g_error_matches (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_KEY_MISMATCH))
@@ -387,16 +436,15 @@ on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
           if (!uplink->key_mismatch_logged)
             g_warning (_("The canopy server at %s does not accept this device's shared key: "
                          "it is mistyped or was regenerated on the server. Install the current "
-                         "key on this device"), uplink->host);
+                         "key on this device"), label);
           uplink->key_mismatch_logged = TRUE;
           uplink->state = CANOPY_UPLINK_KEY_MISMATCH;
           retry_later (uplink, DORMANT_MAX_S);
           return;
         }
-      g_message (_("Cannot reach the canopy server at %s port %u: %s"), uplink->host,
-                 uplink->port, error->message);
+      g_message (_("Cannot reach the canopy server at %s: %s"), label, error->message);
       uplink->state = CANOPY_UPLINK_DISCONNECTED;
-      retry_later (uplink, RETRY_MAX_S);
+      try_next_server (uplink, RETRY_MAX_S);
       return;
     }
   uplink->conn = conn;
@@ -408,9 +456,40 @@ on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 connect_now (CanopyUplink *uplink)
 {
+  const CanopyServerAddress *address = canopy_server_list_current (uplink->servers);
+
   uplink->state = CANOPY_UPLINK_CONNECTING;
-  canopy_transport_connect_async (uplink->transport, uplink->host, uplink->port,
+  canopy_transport_connect_async (uplink->transport, address->host, address->port,
                                   uplink->cancellable, on_connected, g_rc_box_acquire (uplink));
+}
+
+static void
+on_servers_resolved (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CanopyUplinkRef) uplink = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (uplink->transport == NULL)
+    return;
+  if (!canopy_server_list_resolve_finish (uplink->servers, result, &error))
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+      g_message ("%s", error->message);
+      uplink->state = CANOPY_UPLINK_DISCONNECTED;
+      retry_later (uplink, RETRY_MAX_S);
+      return;
+    }
+  connect_now (uplink);
+}
+
+/* Each round over the servers starts by resolving their names again. */
+static void
+resolve_servers (CanopyUplink *uplink)
+{
+  uplink->state = CANOPY_UPLINK_CONNECTING;
+  canopy_server_list_resolve_async (uplink->servers, uplink->cancellable, on_servers_resolved,
+                                    g_rc_box_acquire (uplink));
 }
 
 static void
@@ -446,6 +525,7 @@ handle_welcome (CanopyUplink *uplink, GVariant *body)
   uplink->office = g_strdup (office);
   uplink->state = CANOPY_UPLINK_ENROLLED;
   uplink->retry_s = RETRY_FIRST_S;
+  canopy_server_list_succeeded (uplink->servers);
   if (office[0] == '\0')
     g_message (_("Enrolled with canopy server %s (version %s) as a no-office client: this "
                  "device's addresses are in no office, so it gets no peer-to-peer download "
@@ -489,7 +569,7 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
       g_warning (_("The canopy server sent a message this agent cannot read (%s); "
                    "reconnecting"), error->message);
       canopy_transport_close (conn);
-      retry_later (uplink, RETRY_MAX_S);
+      try_next_server (uplink, RETRY_MAX_S);
       return;
     }
   if (kind == CANOPY_WIRE_WELCOME)
@@ -530,12 +610,14 @@ static void
 on_closed (CanopyTransportConnection *conn, const GError *error, gpointer user_data)
 {
   CanopyUplink *uplink = user_data;
+  g_autofree char *label = NULL;
 
   if (conn != uplink->conn)
     return;
-  g_message (_("Lost the connection to the canopy server: %s"), error->message);
+  label = server_label (uplink);
+  g_message (_("Lost the connection to the canopy server at %s: %s"), label, error->message);
   uplink->state = CANOPY_UPLINK_DISCONNECTED;
-  retry_later (uplink, RETRY_MAX_S);
+  try_next_server (uplink, RETRY_MAX_S);
 }
 
 static const CanopyTransportEvents uplink_events = {
@@ -547,13 +629,12 @@ static const CanopyTransportEvents uplink_events = {
 
 CanopyUplink *
 canopy_uplink_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
-                   const CanopyTransportCredentials *creds, const char *host, guint16 port,
+                   const CanopyTransportCredentials *creds, const GPtrArray *servers,
                    const char *const *groups, GError **error)
 {
   g_autoptr (CanopyUplink) uplink = g_rc_box_new0 (CanopyUplink);
 
-  uplink->host = g_strdup (host);
-  uplink->port = port;
+  uplink->servers = canopy_server_list_new (servers);
   uplink->device_id = g_strdup (creds->device_id);
   uplink->groups = g_strdupv ((char **) groups);
   uplink->cancellable = g_cancellable_new ();
@@ -565,10 +646,18 @@ canopy_uplink_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
   return g_steal_pointer (&uplink);
 }
 
+const CanopyServerAddress *
+canopy_uplink_get_server (const CanopyUplink *uplink)
+{
+  if (canopy_server_list_size (uplink->servers) == 0)
+    return NULL;
+  return canopy_server_list_current (uplink->servers);
+}
+
 void
 canopy_uplink_start (CanopyUplink *uplink)
 {
-  connect_now (uplink);
+  resolve_servers (uplink);
 }
 
 void

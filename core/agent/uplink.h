@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include "agent/server-list.h"
 #include "lib/signing.h"
 #include "lib/transport.h"
 
@@ -43,13 +44,18 @@ typedef struct {
  * @plugin: the transport plugin to reach the server with
  * @element: its configuration element
  * @creds: this device's ID and transport secret (copied)
- * @host: the server's name or address
- * @port: its port
+ * @servers: the servers to enrol with, as #CanopyServerAddress, in order
+ *   of preference; the uplink stays with the one that works and moves to
+ *   the next when it fails
  * @groups: the device's groups, sent in the hello
  */
 CanopyUplink *canopy_uplink_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
-                                 const CanopyTransportCredentials *creds, const char *host,
-                                 guint16 port, const char *const *groups, GError **error);
+                                 const CanopyTransportCredentials *creds,
+                                 const GPtrArray *servers, const char *const *groups,
+                                 GError **error);
+
+/* (nullable): the address of the server in use, or being tried. */
+const CanopyServerAddress *canopy_uplink_get_server (const CanopyUplink *uplink);
 
 /* @events must outlive @uplink. */
 void canopy_uplink_set_events (CanopyUplink *uplink, const CanopyUplinkEvents *events,

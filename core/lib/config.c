@@ -47,7 +47,7 @@ static const ChildCount server_children[] = {
 };
 
 static const ChildCount agent_children[] = {
-  { "server", 1, 1 },
+  { "server", 1, G_MAXUINT },
   { "state-directory", 0, 1 },
   { "shared-key-file", 0, 1 },
   { "logging", 0, 1 },

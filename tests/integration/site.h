@@ -48,6 +48,9 @@ typedef struct {
    * replaced by the first two octets of the site's addresses; NULL: North
    * NET.1.0/24 and South NET.2.0/24, both at wan_rate. */
   const char *topology;
+  /* More <server> elements of the agents, after the site's own server: the
+   * other servers of a cluster; NULL: none. */
+  const char *agent_servers;
 } CanopyTestSiteOptions;
 
 typedef struct {
