@@ -1121,8 +1121,8 @@ test_agent_config (void)
   CU_ASSERT_FALSE (canopy_config_parse_size ("10 parsecs", &size));
 
   g_assert (g_file_set_contents (path,
-                                 "<agent><server host='h'/><state-directory>/s</state-directory>"
-                                 "<cache quota='2GB'/><peers address='::' port='0' "
+                                 "<agent><server host='h'/><server host='g' port='8443'/>"
+                                 "<state-directory>/s</state-directory><cache quota='2GB'/><peers address='::' port='0' "
                                  "upload-slots='9'/><transport plugin='tcp'>"
                                  "<listen address='127.0.0.1' port='5'/><connect timeout-ms='77'/>"
                                  "</transport><destinations><directory path='/srv/a'/>"
@@ -1130,6 +1130,10 @@ test_agent_config (void)
   config = canopy_agent_config_load (path, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT_STRING_EQUAL (config->cache_directory, "/s/cache");
+  CU_ASSERT_EQUAL_FATAL (config->servers->len, 2);
+  CU_ASSERT_EQUAL (((CanopyServerAddress *) config->servers->pdata[0])->port, CANOPY_DEFAULT_PORT);
+  CU_ASSERT_STRING_EQUAL (((CanopyServerAddress *) config->servers->pdata[1])->host, "g");
+  CU_ASSERT_EQUAL (((CanopyServerAddress *) config->servers->pdata[1])->port, 8443);
   CU_ASSERT_EQUAL (config->cache_quota, 2000000000);
   CU_ASSERT_EQUAL (config->upload_slots, 9);
   CU_ASSERT_EQUAL (config->peer_port, 0);
