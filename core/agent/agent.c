@@ -262,6 +262,7 @@ agent_assignment (CanopyUplink *uplink, GVariant *body, gpointer user_data)
         {
           canopy_fetch_set_destinations (fetch,
                                          (const char *const *) agent->config->destinations);
+          canopy_fetch_set_subject (fetch, agent->device_id, canopy_uplink_get_office (uplink));
           g_hash_table_insert (agent->fetches, g_strdup (deployment_id), fetch);
           canopy_fetch_start (fetch);
           return;
