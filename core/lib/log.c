@@ -20,6 +20,7 @@ struct _CanopyLog {
   GStrv domains;
   gboolean all;
   int journal_fd; /* -1: plain text on standard error */
+  gboolean also_text; /* a journal named by CANOPY_JOURNAL_SOCKET: standard error too */
   struct sockaddr_un journal_address;
 };
 
@@ -33,6 +34,8 @@ canopy_log_new (void)
   log->setting = g_strdup ("");
   log->domains = g_new0 (char *, 1);
   log->journal_fd = journal_open (&log->journal_address);
+  log->also_text = log->journal_fd >= 0 && g_getenv (CANOPY_LOG_JOURNAL_SOCKET_ENV) != NULL
+                   && g_getenv (CANOPY_LOG_JOURNAL_SOCKET_ENV)[0] != '\0';
   return log;
 }
 
@@ -331,7 +334,7 @@ canopy_log_write (GLogLevelFlags level, const GLogField *fields, gsize n_fields,
     return G_LOG_WRITER_HANDLED;
 
   /* journald failing (restarted, say) costs the line its fields, not the line. */
-  if (log->journal_fd >= 0 && journal_write (log, level, fields, n_fields))
+  if (log->journal_fd >= 0 && journal_write (log, level, fields, n_fields) && !log->also_text)
     return G_LOG_WRITER_HANDLED;
   text_write (level, fields, n_fields);
   return G_LOG_WRITER_HANDLED;
@@ -502,5 +505,5 @@ canopy_log_format_duration (gint64 us)
     return g_strdup_printf (_("%" G_GINT64_FORMAT " h %02d min"), s / 3600, (int) (s % 3600 / 60));
   if (s >= 60)
     return g_strdup_printf (_("%d min %02d s"), (int) (s / 60), (int) (s % 60));
-  return g_strdup_printf (_("%d s"), (int) s);
+  return g_strdup_printf (_("%.1f s"), MAX (us, 0) / (double) G_USEC_PER_SEC);
 }

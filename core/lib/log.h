@@ -98,9 +98,10 @@ void canopy_log_event (const char *domain, GLogLevelFlags level, const char *mes
                        const CanopyLogSubject *subject, const char *format, ...)
   G_GNUC_PRINTF (5, 6);
 
-/* The environment variable that names the journal socket instead of
- * /run/systemd/journal/socket: set, canopy logs there whatever its
- * standard error is (for tests, and for a journal in a container). */
+/* The environment variable that names a journal socket to log to as well
+ * as standard error, whatever that is (a journal in a container, tests).
+ * Under systemd's journald, canopy logs to /run/systemd/journal/socket
+ * alone. */
 #define CANOPY_LOG_JOURNAL_SOCKET_ENV "CANOPY_JOURNAL_SOCKET"
 
 /* How long something took, for a log line: "1 h 02 min", "3 min 05 s", "52 s". */
