@@ -223,8 +223,12 @@ reap_fetches (gpointer user_data)
   keep_ids = g_strv_builder_end (keep);
   removed = canopy_cache_evict (agent->cache, (const char *const *) keep_ids);
   if (removed > 0)
-    g_message (_("Removed %u of the least recently used contents from the cache to stay "
-                 "within its quota"), removed);
+    g_message (g_dngettext (GETTEXT_PACKAGE,
+                            "Removed %u of the least recently used content from the cache "
+                            "to stay within its quota",
+                            "Removed %u of the least recently used contents from the cache "
+                            "to stay within its quota",
+                            removed), removed);
   return G_SOURCE_REMOVE;
 }
 
@@ -337,7 +341,10 @@ start_peers (CanopyAgent *agent, const CanopyTransportCredentials *creds)
                  config->peer_address, config->peer_port, error->message);
       return;
     }
-  g_message (_("Serving office peers on %s port %u with %u upload slots"), config->peer_address,
+  g_message (g_dngettext (GETTEXT_PACKAGE,
+                          "Serving office peers on %s port %u with %u upload slot",
+                          "Serving office peers on %s port %u with %u upload slots",
+                          config->upload_slots), config->peer_address,
              port, config->upload_slots);
   canopy_uplink_set_peer_port (agent->uplink, port);
   canopy_uplink_set_peer_address (agent->uplink, config->peer_address);

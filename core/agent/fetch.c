@@ -1532,7 +1532,12 @@ on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
         fetch->n_held++;
       }
   if (canopy_cache_entry_count_chunks (fetch->entry) > 0)
-    g_message (_("Deployment %s resumes with %u of %u chunks already verified in the cache"),
+    g_message (g_dngettext (GETTEXT_PACKAGE,
+                            "Deployment %s resumes with %u of %u chunk already verified in "
+                            "the cache",
+                            "Deployment %s resumes with %u of %u chunks already verified in "
+                            "the cache",
+                            fetch->n),
                fetch->deployment_id, canopy_cache_entry_count_chunks (fetch->entry), fetch->n);
   if (fetch->peers != NULL)
     {

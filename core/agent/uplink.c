@@ -132,8 +132,12 @@ on_heartbeat (gpointer user_data)
 
   if (silent_us > (gint64) uplink->heartbeat_interval * MISSED_ECHOES * G_USEC_PER_SEC)
     {
-      g_message (_("The canopy server at %s has not answered for %u seconds; connecting "
-                   "again"), uplink->host, (guint) (silent_us / G_USEC_PER_SEC));
+      g_message (g_dngettext (GETTEXT_PACKAGE,
+                              "The canopy server at %s has not answered for %u second; "
+                              "connecting again",
+                              "The canopy server at %s has not answered for %u seconds; "
+                              "connecting again",
+                              (guint) (silent_us / G_USEC_PER_SEC)), uplink->host, (guint) (silent_us / G_USEC_PER_SEC));
       uplink->heartbeat_timer = 0;
       canopy_transport_close (uplink->conn);
       uplink->state = CANOPY_UPLINK_DISCONNECTED;
