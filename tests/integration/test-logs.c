@@ -105,6 +105,7 @@ check_agent_lines (CanopyTestJournal *journal, const char *id, const char *conte
       g_autoptr (GPtrArray) started = NULL;
       g_autoptr (GPtrArray) done = NULL;
       g_autoptr (GPtrArray) all = NULL;
+      g_autoptr (GPtrArray) changed = NULL;
 
       CU_ASSERT_PTR_NOT_NULL_FATAL (device);
       started = wait_entries (journal, CANOPY_LOG_FETCH_STARTED, id, device, 1);
@@ -129,9 +130,10 @@ check_agent_lines (CanopyTestJournal *journal, const char *id, const char *conte
       for (guint e = 0; e < all->len; e++)
         CU_ASSERT_STRING_EQUAL (g_hash_table_lookup (g_ptr_array_index (all, e),
                                                      "CANOPY_DEPLOYMENT"), id);
+      changed = canopy_test_journal_find (journal, "MESSAGE_ID", CANOPY_LOG_FETCH_SOURCES,
+                                          "CANOPY_DEVICE", device, NULL);
       if (strstr (field (started, "MESSAGE"), "as its office's lead") != NULL
-          || canopy_test_journal_find (journal, "MESSAGE_ID", CANOPY_LOG_FETCH_SOURCES,
-                                       "CANOPY_DEVICE", device, NULL)->len > 0)
+          || changed->len > 0)
         leads++;
     }
   /* Someone crossed the WAN for North, and said so. */
