@@ -139,6 +139,11 @@ static void schedule (CanopyFetch *fetch);
 static void fail (CanopyFetch *fetch, const char *reason);
 static const CanopyPeersClient fetch_peers_client;
 
+/* The same, as a pointer for canopy_log_event(). */
+#define FETCH_SUBJECT(fetch)                                                                \
+  (&(const CanopyLogSubject) { (fetch)->deployment_id, (fetch)->manifest->content_id,      \
+                                (fetch)->device_id, (fetch)->office })
+
 /* What the journal files this fetch's lines under. */
 static CanopyLogSubject
 subject_of (const CanopyFetch *fetch)
@@ -651,13 +656,17 @@ reject_source (CanopyFetch *fetch, Source *s, guint index)
     return;
   s->dropped = TRUE;
   if (s->kind == CANOPY_SOURCE_ORIGIN)
-    g_message (_("Chunk %u of \"%s\" from the origin %s does not match the signed manifest: "
-                 "the package was changed after it was published. Publish it again"),
-               index, fetch->manifest->name, s->host);
+    canopy_log_event (
+        G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_SOURCES, FETCH_SUBJECT (fetch),
+        _("Chunk %u of \"%s\" from the origin %s does not match the signed manifest: "
+           "the package was changed after it was published. Publish it again"),
+        index, fetch->manifest->name, s->host);
   else
-    g_message (_("Chunk %u of \"%s\" from peer %s does not match the signed manifest; that "
-                 "peer is no longer used for this content and is reported to the server"),
-               index, fetch->manifest->name, s->device_id);
+    canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_SOURCES,
+                      FETCH_SUBJECT (fetch),
+                      _("Chunk %u of \"%s\" from peer %s does not match the signed manifest; that "
+                         "peer is no longer used for this content and is reported to the server"),
+                      index, fetch->manifest->name, s->device_id);
   release_source (fetch, s, TRUE);
 }
 
@@ -689,9 +698,11 @@ note_withheld (CanopyFetch *fetch, Source *s, guint index)
   s->dropped = TRUE;
   s->report_failed += s->withheld;
   fetch->changed = TRUE;
-  g_message (_("Peer %s announced chunks of \"%s\" but withheld %u of them; that peer is no "
-               "longer used for this content and is reported to the server"),
-             s->device_id, fetch->manifest->name, s->withheld);
+  canopy_log_event (
+      G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_SOURCES, FETCH_SUBJECT (fetch),
+      _("Peer %s announced chunks of \"%s\" but withheld %u of them; that peer is no "
+         "longer used for this content and is reported to the server"),
+      s->device_id, fetch->manifest->name, s->withheld);
   release_source (fetch, s, TRUE);
 }
 
@@ -769,8 +780,10 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
       s->retry_at = g_get_monotonic_time () + (gint64) s->errors * G_USEC_PER_SEC;
       if (s->errors >= ORIGIN_MAX_ERRORS && !s->failed)
         {
-          g_message (_("Giving up the origin %s for \"%s\" after %u failures: %s"), s->host,
-                     fetch->manifest->name, s->errors, error->message);
+          canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_SOURCES,
+                            FETCH_SUBJECT (fetch),
+                            _("Giving up the origin %s for \"%s\" after %u failures: %s"), s->host,
+                            fetch->manifest->name, s->errors, error->message);
           s->failed = TRUE;
         }
       schedule (fetch);

@@ -137,7 +137,8 @@ on_heartbeat (gpointer user_data)
                               "connecting again",
                               "The canopy server at %s has not answered for %u seconds; "
                               "connecting again",
-                              (guint) (silent_us / G_USEC_PER_SEC)), uplink->host, (guint) (silent_us / G_USEC_PER_SEC));
+                              (guint) (silent_us / G_USEC_PER_SEC)),
+                 uplink->host, (guint) (silent_us / G_USEC_PER_SEC));
       uplink->heartbeat_timer = 0;
       canopy_transport_close (uplink->conn);
       uplink->state = CANOPY_UPLINK_DISCONNECTED;
