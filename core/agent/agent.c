@@ -11,6 +11,7 @@
 #include "agent/uplink.h"
 #include "lib/atomic-file.h"
 #include "lib/i18n.h"
+#include "lib/log.h"
 #include "lib/identity.h"
 #include "lib/keys.h"
 #include "lib/plugin-loader.h"
@@ -275,7 +276,13 @@ agent_assignment (CanopyUplink *uplink, GVariant *body, gpointer user_data)
   if (error == NULL)
     g_set_error (&error, CANOPY_FETCH_ERROR, CANOPY_FETCH_ERROR_ASSIGNMENT,
                  _("This agent has no usable content-signing key from the server"));
-  g_message (_("Cannot carry out deployment %s: %s"), deployment_id, error->message);
+  {
+    CanopyLogSubject subject = { deployment_id, NULL, agent->device_id,
+                                 canopy_uplink_get_office (uplink) };
+
+    canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_FAILED, &subject,
+                      _("Cannot carry out deployment %s: %s"), deployment_id, error->message);
+  }
   canopy_uplink_send (uplink, CANOPY_WIRE_FAILED,
                       g_variant_new ("(ss)", deployment_id, error->message), NULL);
 }
