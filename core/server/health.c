@@ -486,7 +486,7 @@ check_no_office_clients (const CanopyHealthInputs *in, GPtrArray *checks)
         g_string_append_c (text, ' ');
       g_string_append_printf (text,
                               g_dngettext (GETTEXT_PACKAGE,
-                                           "%u device was refused as no-office clients and "
+                                           "%u device was refused as a no-office client and "
                                            "gets nothing: %s. Its address is in no office "
                                            "of the topology and no_office_clients is "
                                            "\"refuse\"; add its subnet to the topology "
