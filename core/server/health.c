@@ -253,13 +253,13 @@ check_versions (const CanopyHealthInputs *in, GPtrArray *checks)
   if (count.outside > 0)
     {
       text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
-                                           "%u of %u device runs an agent outside the "
-                                           "supported range %s to %s and are refused; "
-                                           "deploy a supported agent to them",
+                                           "%u of %u devices runs an agent outside the "
+                                           "supported range %s to %s and is refused; "
+                                           "deploy a supported agent to it",
                                            "%u of %u devices run an agent outside the "
                                            "supported range %s to %s and are refused; "
                                            "deploy a supported agent to them",
-                                           count.devices),
+                                           count.outside),
                               count.outside, count.devices, CANOPY_SESSIONS_OLDEST_AGENT,
                               PACKAGE_VERSION);
       add_check (checks, "agent-versions", CANOPY_HEALTH_WARNING, text);
@@ -369,7 +369,7 @@ check_groups (const CanopyHealthInputs *in, GPtrArray *checks)
       return;
     }
   text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
-                                       "%u group is assigned; their devices are enrolled",
+                                       "%u group is assigned; its devices are enrolled",
                                        "%u groups are assigned; their devices are enrolled",
                                        n), n);
   add_check (checks, "assigned-groups", CANOPY_HEALTH_OK, text);
@@ -384,7 +384,7 @@ describe_lost (guint n, const char *ids)
 {
   return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
                                        "%u device stopped answering in the last hour and "
-                                       "are offline: %s. Check the network between its "
+                                       "is offline: %s. Check the network between its "
                                        "office and the server (a cut WAN link, a firewall) "
                                        "and that the device is powered on; it reconnects by "
                                        "itself and goes on with its deployments",
@@ -403,7 +403,7 @@ describe_reported (guint n, const char *ids)
   return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
                                        "%u device was reported by its office peers in the "
                                        "last hour for chunks that failed verification or "
-                                       "that they announced and withheld: %s. Its peers no "
+                                       "that it announced and withheld: %s. Its peers no "
                                        "longer fetch that content from it. Check that "
                                        "device's disk and cache; a device that was tampered "
                                        "with must be removed, and the shared key "
