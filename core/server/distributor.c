@@ -919,7 +919,8 @@ handle_withdrawn (CanopyDistributor *distributor, Deployment *d, const char *dev
     return;
   g_hash_table_insert (d->withdrawn, g_strdup (device_id), GUINT_TO_POINTER (outcome));
   if (outcome == WITHDRAW_STOPPED)
-    g_message (_("Device %s stopped deployment %s before installing it"), device_id, d->id);
+    /* One per device: debug, as finishing is; the status lists what each did. */
+    g_debug ("device %s stopped deployment %s before installing it", device_id, d->id);
   if (g_hash_table_contains (distributor->removed, d->id) && withdrawal_complete (d))
     g_hash_table_remove (distributor->removed, d->id);
 }
