@@ -1,5 +1,7 @@
 /* Logging: a GLib structured-log writer that filters debug messages by
- * domain and sends everything to journald or to stderr. */
+ * domain and sends everything to journald, in its native protocol with
+ * every field (written here rather than by GLib so that the socket can be
+ * another, for tests and containers), or to standard error as dated lines. */
 #include "build-config.h"
 
 #define G_LOG_DOMAIN "canopy-log"
