@@ -11,6 +11,7 @@
 #include "agent/uplink.h"
 #include "lib/atomic-file.h"
 #include "lib/i18n.h"
+#include "lib/log.h"
 #include "lib/identity.h"
 #include "lib/keys.h"
 #include "lib/plugin-loader.h"
@@ -238,8 +239,12 @@ reap_fetches (gpointer user_data)
   keep_ids = g_strv_builder_end (keep);
   removed = canopy_cache_evict (agent->cache, (const char *const *) keep_ids);
   if (removed > 0)
-    g_message (_("Removed %u of the least recently used contents from the cache to stay "
-                 "within its quota"), removed);
+    g_message (g_dngettext (GETTEXT_PACKAGE,
+                            "Removed %u of the least recently used content from the cache "
+                            "to stay within its quota",
+                            "Removed %u of the least recently used contents from the cache "
+                            "to stay within its quota",
+                            removed), removed);
   return G_SOURCE_REMOVE;
 }
 
@@ -277,6 +282,7 @@ agent_assignment (CanopyUplink *uplink, GVariant *body, gpointer user_data)
         {
           canopy_fetch_set_destinations (fetch,
                                          (const char *const *) agent->config->destinations);
+          canopy_fetch_set_subject (fetch, agent->device_id, canopy_uplink_get_office (uplink));
           g_hash_table_insert (agent->fetches, g_strdup (deployment_id), fetch);
           canopy_fetch_start (fetch);
           return;
@@ -285,7 +291,13 @@ agent_assignment (CanopyUplink *uplink, GVariant *body, gpointer user_data)
   if (error == NULL)
     g_set_error (&error, CANOPY_FETCH_ERROR, CANOPY_FETCH_ERROR_ASSIGNMENT,
                  _("This agent has no usable content-signing key from the server"));
-  g_message (_("Cannot carry out deployment %s: %s"), deployment_id, error->message);
+  {
+    CanopyLogSubject subject = { deployment_id, NULL, agent->device_id,
+                                 canopy_uplink_get_office (uplink) };
+
+    canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_FAILED, &subject,
+                      _("Cannot carry out deployment %s: %s"), deployment_id, error->message);
+  }
   canopy_uplink_send (uplink, CANOPY_WIRE_FAILED,
                       g_variant_new ("(ss)", deployment_id, error->message), NULL);
 }
@@ -349,7 +361,10 @@ start_peers (CanopyAgent *agent, const CanopyTransportCredentials *creds)
                  config->peer_address, config->peer_port, error->message);
       return;
     }
-  g_message (_("Serving office peers on %s port %u with %u upload slots"), config->peer_address,
+  g_message (g_dngettext (GETTEXT_PACKAGE,
+                          "Serving office peers on %s port %u with %u upload slot",
+                          "Serving office peers on %s port %u with %u upload slots",
+                          config->upload_slots), config->peer_address,
              port, config->upload_slots);
   canopy_uplink_set_peer_port (agent->uplink, port);
   canopy_uplink_set_peer_address (agent->uplink, config->peer_address);

@@ -1308,8 +1308,12 @@ canopy_cache_entry_recheck (CanopyCacheEntry *entry)
       dropped++;
     }
   if (dropped > 0)
-    g_message (_("Discarded %u chunks of \"%s\" from the cache: they no longer match the "
-                 "manifest (changed on disk); they are fetched again"),
+    g_message (g_dngettext (GETTEXT_PACKAGE,
+                            "Discarded %u chunk of \"%s\" from the cache: it no longer "
+                            "matches the manifest (changed on disk); it is fetched again",
+                            "Discarded %u chunks of \"%s\" from the cache: they no longer "
+                            "match the manifest (changed on disk); they are fetched again",
+                            dropped),
                dropped, entry->manifest->name);
   return dropped;
 }

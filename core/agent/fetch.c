@@ -13,6 +13,7 @@
 #include "agent/install-policy.h"
 #include "lib/destination.h"
 #include "lib/i18n.h"
+#include "lib/log.h"
 #include "lib/origin.h"
 #include "lib/planner.h"
 #include "lib/wire.h"
@@ -126,6 +127,10 @@ struct _CanopyFetch {
   gboolean changed;
   CanopyFetchReportFunc report;
   gpointer report_data;
+  char *device_id;       /* (nullable) this device, for the log */
+  char *office;          /* (nullable) its office, for the log */
+  char *said_sources;    /* the role and sources the log last named */
+  gint64 first_started_at; /* monotonic µs the first chunk could be asked for */
 };
 
 G_DEFINE_QUARK (canopy-fetch-error-quark, canopy_fetch_error)
@@ -133,6 +138,19 @@ G_DEFINE_QUARK (canopy-fetch-error-quark, canopy_fetch_error)
 static void schedule (CanopyFetch *fetch);
 static void fail (CanopyFetch *fetch, const char *reason);
 static const CanopyPeersClient fetch_peers_client;
+
+/* The same, as a pointer for canopy_log_event(). */
+#define FETCH_SUBJECT(fetch)                                                                \
+  (&(const CanopyLogSubject) { (fetch)->deployment_id, (fetch)->manifest->content_id,      \
+                                (fetch)->device_id, (fetch)->office })
+
+/* What the journal files this fetch's lines under. */
+static CanopyLogSubject
+subject_of (const CanopyFetch *fetch)
+{
+  return (CanopyLogSubject) { fetch->deployment_id, fetch->manifest->content_id, fetch->device_id,
+                              fetch->office };
+}
 
 static void
 source_free (Source *s)
@@ -157,6 +175,9 @@ fetch_clear (CanopyFetch *fetch)
   g_free (fetch->deployment_id);
   g_free (fetch->destination);
   g_strfreev (fetch->destinations);
+  g_free (fetch->device_id);
+  g_free (fetch->office);
+  g_free (fetch->said_sources);
   g_free (fetch->state);
   g_free (fetch->chunk_source);
   g_free (fetch->chunk_since);
@@ -428,10 +449,13 @@ stop_timers (CanopyFetch *fetch)
 static void
 fail (CanopyFetch *fetch, const char *reason)
 {
+  CanopyLogSubject subject = subject_of (fetch);
+
   if (fetch->finished)
     return;
-  g_message (_("Cannot complete deployment %s of \"%s\": %s"), fetch->deployment_id,
-             fetch->manifest->name, reason);
+  canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_FAILED, &subject,
+                    _("Cannot complete deployment %s of \"%s\": %s"), fetch->deployment_id,
+                    fetch->manifest->name, reason);
   fetch->finished = TRUE;
   fetch->failed = TRUE;
   stop_timers (fetch);
@@ -632,13 +656,17 @@ reject_source (CanopyFetch *fetch, Source *s, guint index)
     return;
   s->dropped = TRUE;
   if (s->kind == CANOPY_SOURCE_ORIGIN)
-    g_message (_("Chunk %u of \"%s\" from the origin %s does not match the signed manifest: "
-                 "the package was changed after it was published. Publish it again"),
-               index, fetch->manifest->name, s->host);
+    canopy_log_event (
+        G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_SOURCES, FETCH_SUBJECT (fetch),
+        _("Chunk %u of \"%s\" from the origin %s does not match the signed manifest: "
+           "the package was changed after it was published. Publish it again"),
+        index, fetch->manifest->name, s->host);
   else
-    g_message (_("Chunk %u of \"%s\" from peer %s does not match the signed manifest; that "
-                 "peer is no longer used for this content and is reported to the server"),
-               index, fetch->manifest->name, s->device_id);
+    canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_SOURCES,
+                      FETCH_SUBJECT (fetch),
+                      _("Chunk %u of \"%s\" from peer %s does not match the signed manifest; that "
+                         "peer is no longer used for this content and is reported to the server"),
+                      index, fetch->manifest->name, s->device_id);
   release_source (fetch, s, TRUE);
 }
 
@@ -670,9 +698,11 @@ note_withheld (CanopyFetch *fetch, Source *s, guint index)
   s->dropped = TRUE;
   s->report_failed += s->withheld;
   fetch->changed = TRUE;
-  g_message (_("Peer %s announced chunks of \"%s\" but withheld %u of them; that peer is no "
-               "longer used for this content and is reported to the server"),
-             s->device_id, fetch->manifest->name, s->withheld);
+  canopy_log_event (
+      G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_SOURCES, FETCH_SUBJECT (fetch),
+      _("Peer %s announced chunks of \"%s\" but withheld %u of them; that peer is no "
+         "longer used for this content and is reported to the server"),
+      s->device_id, fetch->manifest->name, s->withheld);
   release_source (fetch, s, TRUE);
 }
 
@@ -750,8 +780,10 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
       s->retry_at = g_get_monotonic_time () + (gint64) s->errors * G_USEC_PER_SEC;
       if (s->errors >= ORIGIN_MAX_ERRORS && !s->failed)
         {
-          g_message (_("Giving up the origin %s for \"%s\" after %u failures: %s"), s->host,
-                     fetch->manifest->name, s->errors, error->message);
+          canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_SOURCES,
+                            FETCH_SUBJECT (fetch),
+                            _("Giving up the origin %s for \"%s\" after %u failures: %s"), s->host,
+                            fetch->manifest->name, s->errors, error->message);
           s->failed = TRUE;
         }
       schedule (fetch);
@@ -1211,6 +1243,147 @@ check_timeouts (CanopyFetch *fetch)
       }
 }
 
+/* --- what the admin reads in the log ------------------------------------- */
+
+/* "as its office's lead; sources: 3 office peers, the origin URL". */
+static char *
+describe_sources (const CanopyFetch *fetch)
+{
+  g_autoptr (GString) text = g_string_new (NULL);
+  guint office_peers = 0, parent_peers = 0;
+  const char *role;
+
+  switch (fetch->role)
+    {
+    case CANOPY_ROLE_LEAD:
+      role = _("as its office's lead");
+      break;
+    case CANOPY_ROLE_PEER:
+      role = _("from its office's peers");
+      break;
+    case CANOPY_ROLE_DIRECT:
+      role = _("directly, in no office");
+      break;
+    case CANOPY_ROLE_WAIT:
+    default:
+      role = _("waiting for its office's lead");
+      break;
+    }
+  for (guint i = 0; i < fetch->sources->len; i++)
+    {
+      const Source *s = g_ptr_array_index (fetch->sources, i);
+
+      if (!s->listed || s->dropped)
+        continue;
+      if (s->kind == CANOPY_SOURCE_OFFICE_PEER)
+        office_peers++;
+      else if (s->kind == CANOPY_SOURCE_PARENT_PEER)
+        parent_peers++;
+    }
+  if (office_peers > 0)
+    g_string_append_printf (text, g_dngettext (GETTEXT_PACKAGE, "%u office peer",
+                                               "%u office peers", office_peers),
+                            office_peers);
+  if (parent_peers > 0)
+    g_string_append_printf (text, "%s%s", text->len > 0 ? ", " : "",
+                            g_dngettext (GETTEXT_PACKAGE, "1 peer of the parent office",
+                                         "several peers of the parent office", parent_peers));
+  for (guint i = 0; i < fetch->sources->len; i++)
+    {
+      const Source *s = g_ptr_array_index (fetch->sources, i);
+
+      if (!s->listed || s->failed)
+        continue;
+      if (s->kind == CANOPY_SOURCE_SERVER)
+        g_string_append_printf (text, "%s%s", text->len > 0 ? ", " : "", _("the server"));
+      else if (s->kind == CANOPY_SOURCE_ORIGIN)
+        {
+          g_string_append (text, text->len > 0 ? ", " : "");
+          g_string_append_printf (text, _("the origin %s"), s->host);
+        }
+    }
+  if (text->len == 0)
+    g_string_append (text, _("none yet"));
+  return g_strdup_printf (_("%s; sources: %s"), role, text->str);
+}
+
+/* When it starts, and whenever the server changes its role or sources. */
+static void
+log_sources (CanopyFetch *fetch, gboolean start)
+{
+  g_autofree char *sources = describe_sources (fetch);
+  g_autofree char *size = NULL;
+  CanopyLogSubject subject = subject_of (fetch);
+
+  if (g_strcmp0 (sources, fetch->said_sources) == 0)
+    return;
+  g_free (fetch->said_sources);
+  fetch->said_sources = g_steal_pointer (&sources);
+  if (!start)
+    {
+      canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_SOURCES, &subject,
+                        _("Deployment %s of \"%s\" goes on %s"), fetch->deployment_id,
+                        fetch->manifest->name, fetch->said_sources);
+      return;
+    }
+  size = g_format_size_full (fetch->manifest->size, G_FORMAT_SIZE_IEC_UNITS);
+  canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_STARTED, &subject,
+                    g_dngettext (GETTEXT_PACKAGE,
+                                 "Deployment %s: fetching \"%s\" %s (%s, %u chunk, %u in the "
+                                 "cache) for %s, %s",
+                                 "Deployment %s: fetching \"%s\" %s (%s, %u chunks, %u in the "
+                                 "cache) for %s, %s",
+                                 fetch->n),
+                    fetch->deployment_id, fetch->manifest->name, fetch->manifest->version, size,
+                    fetch->n, fetch->n_held, fetch->destination, fetch->said_sources);
+}
+
+/* The completion: where it is, how long it took, at what rate, from where. */
+static void
+log_done (CanopyFetch *fetch)
+{
+  static const char *const kind_names[N_KINDS] = {
+    N_("office peers"), N_("the parent office"), N_("the server"), N_("the origin"),
+  };
+  g_autoptr (GString) from = g_string_new (NULL);
+  gint64 elapsed = MAX (g_get_monotonic_time () - fetch->first_started_at, 1);
+  g_autofree char *took = canopy_log_format_duration (elapsed);
+  g_autofree char *total = NULL;
+  g_autofree char *rate = NULL;
+  CanopyLogSubject subject = subject_of (fetch);
+  guint64 sum = 0;
+
+  for (guint k = 0; k < N_KINDS; k++)
+    {
+      g_autofree char *bytes = NULL;
+
+      if (fetch->bytes[k] == 0)
+        continue;
+      sum += fetch->bytes[k];
+      bytes = g_format_size_full (fetch->bytes[k], G_FORMAT_SIZE_IEC_UNITS);
+      g_string_append_printf (from, "%s%s %s", from->len > 0 ? ", " : "", _(kind_names[k]),
+                              bytes);
+    }
+  if (from->len == 0)
+    g_string_append (from, _("all of it was in the cache"));
+  total = g_format_size_full (sum, G_FORMAT_SIZE_IEC_UNITS);
+  rate = g_format_size_full ((guint64) (sum * (double) G_USEC_PER_SEC / elapsed),
+                             G_FORMAT_SIZE_IEC_UNITS);
+  canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_FETCH_DONE, &subject,
+                    _("\"%s\" %s is at %s (deployment %s): %s fetched in %s, %s/s; from %s"),
+                    fetch->manifest->name, fetch->manifest->version, fetch->destination,
+                    fetch->deployment_id, total, took, rate, from->str);
+}
+
+void
+canopy_fetch_set_subject (CanopyFetch *fetch, const char *device_id, const char *office)
+{
+  g_free (fetch->device_id);
+  g_free (fetch->office);
+  fetch->device_id = g_strdup (device_id);
+  fetch->office = g_strdup (office);
+}
+
 static gboolean
 on_tick (gpointer user_data)
 {
@@ -1316,8 +1489,7 @@ on_assembled (GObject *object, GAsyncResult *result, gpointer user_data)
     }
   /* Assembling starts only while the disk is not known to be full. */
   disk_has_space (fetch, G_MAXINT64);
-  g_message (_("\"%s\" %s is at %s"), fetch->manifest->name, fetch->manifest->version,
-             fetch->destination);
+  log_done (fetch);
   fetch->finished = TRUE;
   stop_timers (fetch);
   send_progress (fetch);
@@ -1373,7 +1545,12 @@ on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
         fetch->n_held++;
       }
   if (canopy_cache_entry_count_chunks (fetch->entry) > 0)
-    g_message (_("Deployment %s resumes with %u of %u chunks already verified in the cache"),
+    g_message (g_dngettext (GETTEXT_PACKAGE,
+                            "Deployment %s resumes with %u of %u chunk already verified in "
+                            "the cache",
+                            "Deployment %s resumes with %u of %u chunks already verified in "
+                            "the cache",
+                            fetch->n),
                fetch->deployment_id, canopy_cache_entry_count_chunks (fetch->entry), fetch->n);
   if (fetch->peers != NULL)
     {
@@ -1381,6 +1558,8 @@ on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
                                fetch);
       canopy_peers_announce (fetch->peers, fetch->manifest->content_id);
     }
+  fetch->first_started_at = g_get_monotonic_time ();
+  log_sources (fetch, TRUE);
   fetch->started_at = g_get_monotonic_time ();
   connect_sources (fetch, TRUE);
   fetch->tick_timer = g_timeout_add_seconds (1, on_tick, fetch);
@@ -1405,6 +1584,8 @@ canopy_fetch_update (CanopyFetch *fetch, GVariant *assignment, GError **error)
     return FALSE;
   apply_assignment (fetch, &a);
   /* A promoted lead first learns again what the office holds. */
+  if (fetch->entry != NULL && !fetch->finished)
+    log_sources (fetch, FALSE);
   fetch->started_at = g_get_monotonic_time ();
   if (fetch->finished && !fetch->failed)
     {

@@ -60,6 +60,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyFetch, canopy_fetch_free)
  */
 void canopy_fetch_set_destinations (CanopyFetch *fetch, const char *const *directories);
 
+/* This device and its office (nullable), for the fields of the log lines. */
+void canopy_fetch_set_subject (CanopyFetch *fetch, const char *device_id, const char *office);
+
 /* Opens the cache entry off the main loop (resuming from its verified
  * chunks), then fetches. */
 void canopy_fetch_start (CanopyFetch *fetch);

@@ -179,8 +179,13 @@ on_heartbeat (gpointer user_data)
     {
       g_autofree char *label = server_label (uplink);
 
-      g_message (_("The canopy server at %s has not answered for %u seconds; connecting "
-                   "again"), label, (guint) (silent_us / G_USEC_PER_SEC));
+      g_message (g_dngettext (GETTEXT_PACKAGE,
+                              "The canopy server at %s has not answered for %u second; "
+                              "connecting again",
+                              "The canopy server at %s has not answered for %u seconds; "
+                              "connecting again",
+                              (guint) (silent_us / G_USEC_PER_SEC)),
+                 label, (guint) (silent_us / G_USEC_PER_SEC));
       uplink->heartbeat_timer = 0;
       canopy_transport_close (uplink->conn);
       uplink->state = CANOPY_UPLINK_DISCONNECTED;

@@ -1,19 +1,32 @@
 /* Logging: a GLib structured-log writer that filters debug messages by
- * domain and sends everything to journald or to stderr. */
+ * domain and sends everything to journald, in its native protocol with
+ * every field (written here rather than by GLib so that the socket can be
+ * another, for tests and containers), or to standard error as dated lines. */
 #include "build-config.h"
 
 #define G_LOG_DOMAIN "canopy-log"
 
+#include "lib/i18n.h"
 #include "lib/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 struct _CanopyLog {
   char *setting;
   GStrv domains;
   gboolean all;
+  int journal_fd; /* -1: plain text on standard error */
+  gboolean also_text; /* a journal named by CANOPY_JOURNAL_SOCKET: standard error too */
+  struct sockaddr_un journal_address;
 };
+
+static int journal_open (struct sockaddr_un *address);
 
 CanopyLog *
 canopy_log_new (void)
@@ -22,6 +35,9 @@ canopy_log_new (void)
 
   log->setting = g_strdup ("");
   log->domains = g_new0 (char *, 1);
+  log->journal_fd = journal_open (&log->journal_address);
+  log->also_text = log->journal_fd >= 0 && g_getenv (CANOPY_LOG_JOURNAL_SOCKET_ENV) != NULL
+                   && g_getenv (CANOPY_LOG_JOURNAL_SOCKET_ENV)[0] != '\0';
   return log;
 }
 
@@ -30,6 +46,8 @@ canopy_log_free (CanopyLog *log)
 {
   if (log == NULL)
     return;
+  if (log->journal_fd >= 0)
+    close (log->journal_fd);
   g_strfreev (log->domains);
   g_free (log->setting);
   g_free (log);
@@ -117,9 +135,199 @@ shows_debug (const CanopyLog *log, const char *domain)
   return FALSE;
 }
 
-static GLogWriterOutput
-canopy_log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields,
-                   gpointer user_data)
+/* --- journald's native protocol ----------------------------------------- */
+
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
+/* Opens the journal socket when the service runs under journald, or when
+ * CANOPY_JOURNAL_SOCKET names one; -1 otherwise. */
+static int
+journal_open (struct sockaddr_un *address)
+{
+  const char *path = g_getenv (CANOPY_LOG_JOURNAL_SOCKET_ENV);
+  int fd;
+
+  if (path == NULL || path[0] == '\0')
+    path = g_log_writer_is_journald (STDERR_FILENO) ? JOURNAL_SOCKET : NULL;
+  if (path == NULL || strlen (path) >= sizeof address->sun_path)
+    return -1;
+  memset (address, 0, sizeof *address);
+  address->sun_family = AF_UNIX;
+  strcpy (address->sun_path, path);
+  fd = socket (AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  return fd;
+}
+
+static int
+level_to_priority (GLogLevelFlags level)
+{
+  if (level & G_LOG_LEVEL_ERROR)
+    return 3;
+  if (level & G_LOG_LEVEL_CRITICAL)
+    return 4;
+  if (level & G_LOG_LEVEL_WARNING)
+    return 4;
+  if (level & G_LOG_LEVEL_MESSAGE)
+    return 5;
+  if (level & G_LOG_LEVEL_INFO)
+    return 6;
+  return 7;
+}
+
+/* Journal field names are upper-case letters, digits and "_", not first. */
+static gboolean
+journal_key_valid (const char *key)
+{
+  if (key[0] == '\0' || key[0] == '_')
+    return FALSE;
+  for (const char *c = key; *c != '\0'; c++)
+    if (!g_ascii_isupper (*c) && !g_ascii_isdigit (*c) && *c != '_')
+      return FALSE;
+  return TRUE;
+}
+
+static void
+journal_append (GString *out, const char *key, const char *value, gssize length)
+{
+  gsize n = length < 0 ? strlen (value) : (gsize) length;
+
+  /* A value with a newline goes as its length and its bytes. */
+  if (memchr (value, '\n', n) != NULL)
+    {
+      guint64 le = GUINT64_TO_LE ((guint64) n);
+
+      g_string_append (out, key);
+      g_string_append_c (out, '\n');
+      g_string_append_len (out, (const char *) &le, sizeof le);
+    }
+  else
+    {
+      g_string_append (out, key);
+      g_string_append_c (out, '=');
+    }
+  g_string_append_len (out, value, n);
+  g_string_append_c (out, '\n');
+}
+
+/* A datagram too big for the socket goes in a sealed memfd, as
+ * sd_journal_send() does. */
+static gboolean
+journal_send_memfd (int fd, const struct sockaddr_un *address, const GString *entry)
+{
+  union {
+    struct cmsghdr header;
+    char space[CMSG_SPACE (sizeof (int))];
+  } control;
+  struct msghdr msg = { 0 };
+  struct cmsghdr *cmsg;
+  int memfd = memfd_create ("canopy-journal", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  gboolean sent;
+
+  if (memfd < 0)
+    return FALSE;
+  if (write (memfd, entry->str, entry->len) != (gssize) entry->len
+      || fcntl (memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+    {
+      close (memfd);
+      return FALSE;
+    }
+  memset (&control, 0, sizeof control);
+  msg.msg_name = (void *) address;
+  msg.msg_namelen = sizeof *address;
+  msg.msg_control = &control;
+  msg.msg_controllen = sizeof control;
+  cmsg = CMSG_FIRSTHDR (&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN (sizeof (int));
+  memcpy (CMSG_DATA (cmsg), &memfd, sizeof (int));
+  sent = sendmsg (fd, &msg, MSG_NOSIGNAL) >= 0;
+  close (memfd);
+  return sent;
+}
+
+static gboolean
+journal_write (const CanopyLog *log, GLogLevelFlags level, const GLogField *fields,
+               gsize n_fields)
+{
+  g_autoptr (GString) entry = g_string_sized_new (256);
+  char priority[2] = { (char) ('0' + level_to_priority (level)), '\0' };
+
+  journal_append (entry, "PRIORITY", priority, -1);
+  if (g_get_prgname () != NULL)
+    journal_append (entry, "SYSLOG_IDENTIFIER", g_get_prgname (), -1);
+  for (gsize i = 0; i < n_fields; i++)
+    {
+      if (fields[i].value == NULL || g_str_equal (fields[i].key, "PRIORITY")
+          || g_str_equal (fields[i].key, "SYSLOG_IDENTIFIER") || !journal_key_valid (fields[i].key))
+        continue;
+      journal_append (entry, fields[i].key, fields[i].value, fields[i].length);
+    }
+  if (sendto (log->journal_fd, entry->str, entry->len, MSG_NOSIGNAL,
+              (const struct sockaddr *) &log->journal_address, sizeof log->journal_address) >= 0)
+    return TRUE;
+  if (errno == EMSGSIZE || errno == ENOBUFS)
+    return journal_send_memfd (log->journal_fd, &log->journal_address, entry);
+  return FALSE;
+}
+
+/* --- plain text ---------------------------------------------------------- */
+
+static const char *
+level_name (GLogLevelFlags level)
+{
+  if (level & G_LOG_LEVEL_ERROR)
+    return "ERROR";
+  if (level & G_LOG_LEVEL_CRITICAL)
+    return "CRITICAL";
+  if (level & G_LOG_LEVEL_WARNING)
+    return "WARNING";
+  if (level & G_LOG_LEVEL_MESSAGE)
+    return "Message";
+  if (level & G_LOG_LEVEL_INFO)
+    return "INFO";
+  return "DEBUG";
+}
+
+/* "2026-12-05T05:18:03.123Z canopyd-distributor-Message: text": the date
+ * and time in UTC, so lines from several machines sort together. */
+char *
+canopy_log_format_line (gint64 now_us, const char *domain, GLogLevelFlags level,
+                        const char *message)
+{
+  g_autoptr (GDateTime) time = g_date_time_new_from_unix_utc (now_us / G_USEC_PER_SEC);
+  g_autofree char *date = time != NULL ? g_date_time_format (time, "%Y-%m-%dT%H:%M:%S")
+                                       : g_strdup ("?");
+
+  return g_strdup_printf ("%s.%03dZ %s%s%s: %s\n", date, (int) (now_us % G_USEC_PER_SEC / 1000),
+                          domain != NULL ? domain : "", domain != NULL ? "-" : "",
+                          level_name (level), message != NULL ? message : "");
+}
+
+static void
+text_write (GLogLevelFlags level, const GLogField *fields, gsize n_fields)
+{
+  g_autofree char *line = canopy_log_format_line (
+    g_get_real_time (), field_string (fields, n_fields, "GLIB_DOMAIN"), level,
+    field_string (fields, n_fields, "MESSAGE"));
+  gsize done = 0, n = strlen (line);
+
+  /* One write, so lines of several threads do not mix. */
+  while (done < n)
+    {
+      gssize w = write (STDERR_FILENO, line + done, n - done);
+
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w <= 0)
+        break;
+      done += w;
+    }
+}
+
+GLogWriterOutput
+canopy_log_write (GLogLevelFlags level, const GLogField *fields, gsize n_fields,
+                  gpointer user_data)
 {
   const CanopyLog *log = user_data;
 
@@ -127,16 +335,44 @@ canopy_log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields
       && !shows_debug (log, field_string (fields, n_fields, "GLIB_DOMAIN")))
     return G_LOG_WRITER_HANDLED;
 
-  if (g_log_writer_is_journald (STDERR_FILENO)
-      && g_log_writer_journald (level, fields, n_fields, NULL) == G_LOG_WRITER_HANDLED)
+  /* journald failing (restarted, say) costs the line its fields, not the line. */
+  if (log->journal_fd >= 0 && journal_write (log, level, fields, n_fields) && !log->also_text)
     return G_LOG_WRITER_HANDLED;
-  return g_log_writer_standard_streams (level, fields, n_fields, NULL);
+  text_write (level, fields, n_fields);
+  return G_LOG_WRITER_HANDLED;
 }
 
 void
 canopy_log_install (CanopyLog *log)
 {
-  g_log_set_writer_func (canopy_log_writer, log, NULL);
+  g_log_set_writer_func (canopy_log_write, log, NULL);
+}
+
+void
+canopy_log_event (const char *domain, GLogLevelFlags level, const char *message_id,
+                  const CanopyLogSubject *subject, const char *format, ...)
+{
+  g_autofree char *message = NULL;
+  GLogField fields[7];
+  gsize n = 0;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  fields[n++] = (GLogField) { "MESSAGE", message, -1 };
+  fields[n++] = (GLogField) { "MESSAGE_ID", message_id, -1 };
+  if (domain != NULL)
+    fields[n++] = (GLogField) { "GLIB_DOMAIN", domain, -1 };
+  if (subject != NULL && subject->deployment != NULL)
+    fields[n++] = (GLogField) { "CANOPY_DEPLOYMENT", subject->deployment, -1 };
+  if (subject != NULL && subject->content != NULL)
+    fields[n++] = (GLogField) { "CANOPY_CONTENT", subject->content, -1 };
+  if (subject != NULL && subject->device != NULL)
+    fields[n++] = (GLogField) { "CANOPY_DEVICE", subject->device, -1 };
+  if (subject != NULL && subject->office != NULL && subject->office[0] != '\0')
+    fields[n++] = (GLogField) { "CANOPY_OFFICE", subject->office, -1 };
+  g_log_structured_array (level, fields, n);
 }
 
 char *
@@ -260,4 +496,16 @@ canopy_log_limit_allow (CanopyLogLimit *limit, const char *key)
   allow = log_limit_allow_locked (limit, key);
   g_mutex_unlock (&limit->lock);
   return allow;
+}
+
+char *
+canopy_log_format_duration (gint64 us)
+{
+  gint64 s = MAX (us, 0) / G_USEC_PER_SEC;
+
+  if (s >= 3600)
+    return g_strdup_printf (_("%" G_GINT64_FORMAT " h %02d min"), s / 3600, (int) (s % 3600 / 60));
+  if (s >= 60)
+    return g_strdup_printf (_("%d min %02d s"), (int) (s / 60), (int) (s % 60));
+  return g_strdup_printf (_("%.1f s"), MAX (us, 0) / (double) G_USEC_PER_SEC);
 }

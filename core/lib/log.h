@@ -50,6 +50,68 @@ const char *canopy_log_get_debug_domains (const CanopyLog *log);
  */
 void canopy_log_install (CanopyLog *log);
 
+/* The writer canopy_log_install() sets, for a test to call directly: a
+ * process has one writer, set once. */
+GLogWriterOutput canopy_log_write (GLogLevelFlags level, const GLogField *fields, gsize n_fields,
+                                   gpointer log);
+
+/* --- events an admin filters on -------------------------------------------
+ *
+ * Each kind of event has a MESSAGE_ID, documented for "journalctl -x" in
+ * conf/canopy.catalog (tests/unit/test-log.c checks that every ID here is
+ * there and used), so "journalctl MESSAGE_ID=..." finds every deployment
+ * summary, say. */
+#define CANOPY_LOG_PROGRAM_STARTED "7c663274fc040cd24e344dc556079934"
+#define CANOPY_LOG_PROGRAM_STOPPED "e2dc8c83d0ec013d9f88da7bf1a6ebba"
+#define CANOPY_LOG_DEPLOYMENT_CREATED "202c6d1a59fca0197d437014a27d4caa"
+#define CANOPY_LOG_DEPLOYMENT_FINISHED "1ad1b5b7174333558539aa5ab6453603"
+#define CANOPY_LOG_DEPLOYMENT_CANCELLED "1da125ef6384ba8f6941572ebe9a2d68"
+#define CANOPY_LOG_DEVICE_DONE "8b86c75ece87f2dbf1eca23604fc7353"
+#define CANOPY_LOG_DEVICE_FAILED "8266992922eb800d198a47efbb33e663"
+#define CANOPY_LOG_DEVICE_REPORTED "c164a2388c37c7c35659a6c6e8bffae4"
+#define CANOPY_LOG_LEAD_CHANGED "adfc1a23acb1187959179cbe77a4d5c8"
+#define CANOPY_LOG_FETCH_STARTED "bce3ff07a26faaab293d5364bddd1734"
+#define CANOPY_LOG_FETCH_SOURCES "c7ed7f9db0f5bbe9e7c2eade5bf56a5a"
+#define CANOPY_LOG_FETCH_DONE "6e841a029f2b033a77dd27bab0d8437d"
+#define CANOPY_LOG_FETCH_FAILED "403ff4a121514b97b5fd0295ff7f4f11"
+
+/* What an event is about, as journald fields (CANOPY_DEPLOYMENT,
+ * CANOPY_CONTENT, CANOPY_DEVICE, CANOPY_OFFICE); %NULL members are left out. */
+typedef struct {
+  const char *deployment;
+  const char *content;
+  const char *device;
+  const char *office;
+} CanopyLogSubject;
+
+/**
+ * canopy_log_event:
+ * @domain: the module's log domain (G_LOG_DOMAIN)
+ * @level: as g_log()
+ * @message_id: one of the CANOPY_LOG_* IDs above
+ * @subject: (nullable): what the event is about
+ *
+ * Logs a message with the fields an admin filters on under journald;
+ * outside journald it is a line like any other.
+ */
+void canopy_log_event (const char *domain, GLogLevelFlags level, const char *message_id,
+                       const CanopyLogSubject *subject, const char *format, ...)
+  G_GNUC_PRINTF (5, 6);
+
+/* The environment variable that names a journal socket to log to as well
+ * as standard error, whatever that is (a journal in a container, tests).
+ * Under systemd's journald, canopy logs to /run/systemd/journal/socket
+ * alone. */
+#define CANOPY_LOG_JOURNAL_SOCKET_ENV "CANOPY_JOURNAL_SOCKET"
+
+/* How long something took, for a log line: "1 h 02 min", "3 min 05 s", "52 s". */
+char *canopy_log_format_duration (gint64 us);
+
+/* One plain-text log line, as written outside journald: the date and
+ * time in UTC, the domain, the level and @message, ending in a newline. */
+char *canopy_log_format_line (gint64 now_us, const char *domain, GLogLevelFlags level,
+                              const char *message);
+
 /* A wall-clock time (µs since the epoch) as ISO 8601 in UTC, the form of
  * every time an admin reads; NULL if @us is not a time after the epoch. */
 char *canopy_log_format_time (gint64 us);

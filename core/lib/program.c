@@ -150,12 +150,14 @@ run (Program *program, const char *config_path)
       return CANOPY_EXIT_RUNTIME;
     }
   summary = klass->describe (program->state);
-  g_message (_("%s %s started: %s"), klass->name, PACKAGE_VERSION, summary);
+  canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_PROGRAM_STARTED, NULL,
+                    _("%s %s started: %s"), klass->name, PACKAGE_VERSION, summary);
   signum = canopy_service_run (service);
   if (klass->stop != NULL)
     klass->stop (program->state);
   klass->free (program->state);
-  g_message (_("%s stopped (signal %d)"), klass->name, signum);
+  canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_PROGRAM_STOPPED, NULL,
+                    _("%s stopped (signal %d)"), klass->name, signum);
   return CANOPY_EXIT_OK;
 }
 

@@ -45,15 +45,39 @@ static char *
 explain (const CanopyRankedDevice *r, gint64 now)
 {
   const CanopyDeviceHistory *h = r->history;
-  double days = (double) (now - h->first_seen) / G_USEC_PER_SEC / 86400.0;
-  g_autofree char *served = g_format_size (h->verified_bytes_served);
+  gint64 minutes = MAX (now - h->first_seen, 0) / G_USEC_PER_SEC / 60;
+  g_autofree char *served = g_format_size_full (h->verified_bytes_served,
+                                                G_FORMAT_SIZE_IEC_UNITS);
+  g_autofree char *since = NULL;
+  g_autofree char *peers = NULL;
+  g_autofree char *rejected = NULL;
 
-  return g_strdup_printf (_("rank %u in office \"%s\" (score %.2f): available %.0f%% of the "
-                            "%.1f days since it enrolled; served %s of verified chunks to %u "
-                            "peers of its subnet; %u chunks rejected by peers; %s now"),
-                          r->rank, h->office, r->score, r->availability * 100.0, days, served,
-                          h->peers_served, h->bad_chunks_served,
-                          h->online ? _("online") : _("offline"));
+  /* "the 0.0 days since it enrolled" told an admin nothing: minutes,
+   * hours or days, whichever reads best. */
+  if (minutes < 120)
+    since = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "the %u minute since it enrolled",
+                                          "the %u minutes since it enrolled", (gulong) minutes),
+                             (guint) minutes);
+  else if (minutes < 48 * 60)
+    since = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "the %u hour since it enrolled",
+                                          "the %u hours since it enrolled",
+                                          (gulong) (minutes / 60)),
+                             (guint) (minutes / 60));
+  else
+    since = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "the %u day since it enrolled",
+                                          "the %u days since it enrolled",
+                                          (gulong) (minutes / 1440)),
+                             (guint) (minutes / 1440));
+  peers = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "to %u peer of its subnet",
+                                        "to %u peers of its subnet", h->peers_served),
+                           h->peers_served);
+  rejected = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u chunk rejected by peers",
+                                           "%u chunks rejected by peers", h->bad_chunks_served),
+                              h->bad_chunks_served);
+  return g_strdup_printf (_("rank %u in office \"%s\" (score %.2f): available %.0f%% of %s; "
+                            "served %s of verified chunks %s; %s; %s now"),
+                          r->rank, h->office, r->score, r->availability * 100.0, since, served,
+                          peers, rejected, h->online ? _("online") : _("offline"));
 }
 
 static int

@@ -377,9 +377,16 @@ canopy_catalog_register_finish (CanopyCatalog *catalog, GAsyncResult *result, GE
   content = content_new (manifest, registration->location, g_get_real_time ());
   g_hash_table_insert (catalog->contents, g_strdup (content->id), content);
   record_content (catalog, content);
-  g_message (_("Registered content %s %s (%s, %" G_GUINT64_FORMAT " bytes in %u chunks) from %s"),
-             content->name, content->version, content->id, content->size, content->n_chunks,
-             content->location);
+  {
+    g_autofree char *size = g_format_size_full (content->size, G_FORMAT_SIZE_IEC_UNITS);
+
+    g_message (g_dngettext (GETTEXT_PACKAGE,
+                            "Registered content \"%s\" %s (ID %s, %s in %u chunk) from %s",
+                            "Registered content \"%s\" %s (ID %s, %s in %u chunks) from %s",
+                            content->n_chunks),
+               content->name, content->version, content->id, size, content->n_chunks,
+               content->location);
+  }
   if (catalog->content_store != NULL)
     offer_copy (catalog, content, registration->store_error);
   return content;

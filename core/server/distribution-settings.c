@@ -188,8 +188,12 @@ canopy_settings_build_topology (const CanopySettings *settings, GPtrArray **prob
   if (topology != NULL)
     return topology;
   g_set_error (error, CANOPY_SETTINGS_ERROR, CANOPY_SETTINGS_ERROR_TOPOLOGY,
-               _("The topology spreadsheet has %u problems; correct each line named and upload "
-                 "it again"),
+               g_dngettext (GETTEXT_PACKAGE,
+                            "The topology spreadsheet has %u problem; correct the line "
+                            "named and upload it again",
+                            "The topology spreadsheet has %u problems; correct each line "
+                            "named and upload it again",
+                            found->len),
                found->len);
   if (problems != NULL)
     *problems = g_steal_pointer (&found);

@@ -8,6 +8,7 @@
 
 #include "server/distributor.h"
 #include "lib/i18n.h"
+#include "lib/log.h"
 #include "lib/manifest.h"
 #include "lib/planner.h"
 #include "lib/ranking.h"
@@ -74,6 +75,7 @@ typedef struct {
   GHashTable *served;   /* "sender\nreceiver" pairs seen, for peers served */
   GHashTable *withdrawn; /* device ID → Withdrawal, once cancelled or removed */
   GHashTable *retries;  /* device ID → Retry, since it failed or stalled */
+  gboolean summarized;  /* its summary was logged in this run, or it was over when loaded */
 } Deployment;
 
 /* Where a device stands with a withdrawn deployment. */
@@ -335,8 +337,14 @@ note_lead (Deployment *d, const CanopyContent *content, GHashTable *before,
   if (g_strcmp0 (previous, plan->device_id) == 0)
     return;
   if (previous != NULL)
-    g_message (_("Deployment %s: device %s now leads office \"%s\" in place of %s, from what "
-                 "the office already holds"), d->id, plan->device_id, plan->office, previous);
+    {
+      CanopyLogSubject subject = { d->id, d->content_id, plan->device_id, plan->office };
+
+      canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_LEAD_CHANGED, &subject,
+                        _("Deployment %s: device %s now leads office \"%s\" in place of %s, "
+                          "from what the office already holds"),
+                        d->id, plan->device_id, plan->office, previous);
+    }
   /* A new lead gets its full stall allowance; on a WAN link too slow to
    * bring a few chunks within it, enough for those. */
   p = progress_of (d, plan->device_id);
@@ -553,10 +561,20 @@ static gboolean
 note_reported (CanopyDistributor *distributor, Deployment *d, const char *sender,
                const char *receiver, guint32 bad)
 {
-  g_warning (_("Device %s sent %u chunks of deployment %s that failed verification at %s, or "
-               "announced them and withheld them; %s fetches them elsewhere. Check that "
-               "device: its cache or disk may be damaged, or it was tampered with"),
-             sender, bad, d->id, receiver, receiver);
+  CanopyLogSubject subject = { d->id, d->content_id, sender, NULL };
+
+  canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, CANOPY_LOG_DEVICE_REPORTED, &subject,
+                    g_dngettext (GETTEXT_PACKAGE,
+                                 "Device %s sent %u chunk of deployment %s that failed "
+                                 "verification at %s, or announced it and withheld it; %s "
+                                 "fetches it elsewhere. Check that device: its cache or disk "
+                                 "may be damaged, or it was tampered with",
+                                 "Device %s sent %u chunks of deployment %s that failed "
+                                 "verification at %s, or announced them and withheld them; %s "
+                                 "fetches them elsewhere. Check that device: its cache or disk "
+                                 "may be damaged, or it was tampered with",
+                                 bad),
+                    sender, bad, d->id, receiver, receiver);
   note_now (distributor->reported_at, sender);
   return g_hash_table_add (d->reported, g_strdup (sender)) && is_lead (d, sender);
 }
@@ -686,6 +704,108 @@ note_failure (CanopyDistributor *distributor, const Deployment *d, const char *d
   g_hash_table_insert (distributor->failures, g_strdup (device_id), failure);
 }
 
+/* --- what the admin reads in the log ------------------------------------- */
+
+static char *office_of (CanopyDistributor *distributor, const char *device_id);
+
+/* One line per deployment when it starts: what, to whom, where, by whom. */
+static void
+log_created (CanopyDistributor *distributor, const Deployment *d, const char *admin)
+{
+  const CanopyContent *content = canopy_catalog_lookup (distributor->catalog, d->content_id);
+  g_autofree char *groups = g_strjoinv (", ", d->groups);
+  g_autofree char *size = g_format_size_full (content->size, G_FORMAT_SIZE_IEC_UNITS);
+  CanopyLogSubject subject = { d->id, d->content_id, NULL, NULL };
+
+  canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_DEPLOYMENT_CREATED, &subject,
+                    g_dngettext (GETTEXT_PACKAGE,
+                                 "Deployment %s created by %s: \"%s\" %s (%s) to group %s, "
+                                 "destination %s",
+                                 "Deployment %s created by %s: \"%s\" %s (%s) to groups %s, "
+                                 "destination %s",
+                                 g_strv_length (d->groups)),
+                    d->id, admin != NULL ? admin : _("an unnamed administrator"), content->name,
+                    content->version, size, groups, d->destination);
+}
+
+/* Whether every device @d was sent to is done or said it cannot be. */
+static gboolean
+deployment_over (CanopyDistributor *distributor, const Deployment *d, guint *done, guint *failed)
+{
+  GHashTableIter iter;
+  gpointer device_id, value;
+
+  *done = *failed = 0;
+  g_hash_table_iter_init (&iter, d->progress);
+  while (g_hash_table_iter_next (&iter, &device_id, &value))
+    {
+      const DeviceFailure *failure = g_hash_table_lookup (distributor->failures, device_id);
+
+      if (((const DeviceProgress *) value)->done)
+        (*done)++;
+      else if (failure != NULL && g_str_equal (failure->deployment_id, d->id))
+        (*failed)++;
+      else
+        return FALSE;
+    }
+  return *done + *failed > 0;
+}
+
+/* "North: 64.0 MiB for 4 devices, 75% saved; South: ...": what crossed
+ * each office's WAN link, against every device fetching on its own. */
+static char *
+describe_wan (CanopyDistributor *distributor, const Deployment *d, guint64 size)
+{
+  g_autoptr (GPtrArray) offices = canopy_distributor_get_progress (distributor, d->id);
+  g_autoptr (GString) text = g_string_new (NULL);
+
+  for (guint i = 0; offices != NULL && i < offices->len; i++)
+    {
+      const CanopyOfficeProgress *o = g_ptr_array_index (offices, i);
+      g_autofree char *bytes = g_format_size_full (o->wan_bytes, G_FORMAT_SIZE_IEC_UNITS);
+      double alone = (double) size * o->devices;
+      int saved = alone > 0 && o->wan_bytes < alone ? (int) (100.0 * (1.0 - o->wan_bytes / alone))
+                                                    : 0;
+
+      if (text->len > 0)
+        g_string_append (text, "; ");
+      g_string_append_printf (text,
+                              g_dngettext (GETTEXT_PACKAGE, "%s: %s for %u device, %d%% saved",
+                                           "%s: %s for %u devices, %d%% saved", o->devices),
+                              o->office[0] != '\0' ? o->office : _("no office"), bytes,
+                              o->devices, saved);
+    }
+  return g_string_free (g_steal_pointer (&text), FALSE);
+}
+
+/* One summary per deployment when its last device is done or failed. */
+static void
+log_if_finished (CanopyDistributor *distributor, Deployment *d)
+{
+  const CanopyContent *content = canopy_catalog_lookup (distributor->catalog, d->content_id);
+  g_autofree char *took = NULL;
+  g_autofree char *wan = NULL;
+  CanopyLogSubject subject = { d->id, d->content_id, NULL, NULL };
+  guint done, failed;
+
+  if (d->summarized || content == NULL || d->state != CANOPY_DEPLOYMENT_ACTIVE
+      || !deployment_over (distributor, d, &done, &failed))
+    return;
+  d->summarized = TRUE;
+  took = canopy_log_format_duration (g_get_real_time () - d->created_at);
+  wan = describe_wan (distributor, d, content->size);
+  canopy_log_event (G_LOG_DOMAIN, failed > 0 ? G_LOG_LEVEL_WARNING : G_LOG_LEVEL_MESSAGE,
+                    CANOPY_LOG_DEPLOYMENT_FINISHED, &subject,
+                    g_dngettext (GETTEXT_PACKAGE,
+                                 "Deployment %s of \"%s\" %s finished after %s: %u of %u device "
+                                 "done, %u failed; across the WAN: %s",
+                                 "Deployment %s of \"%s\" %s finished after %s: %u of %u devices "
+                                 "done, %u failed; across the WAN: %s",
+                                 done + failed),
+                    d->id, content->name, content->version, took, done, done + failed, failed,
+                    wan);
+}
+
 static void
 handle_done (CanopyDistributor *distributor, Deployment *d, const char *device_id,
              GVariant *body)
@@ -714,8 +834,17 @@ handle_done (CanopyDistributor *distributor, Deployment *d, const char *device_i
   p->chunks = canopy_manifest_get_n_chunks (manifest);
   p->last_change = g_get_monotonic_time ();
   record_progress (distributor, d, device_id, p);
-  g_message (_("Device %s finished deployment %s (%s %s)"), device_id, d->id, content->name,
-             content->version);
+  {
+    g_autofree char *office = office_of (distributor, device_id);
+    CanopyLogSubject subject = { d->id, d->content_id, device_id, office };
+
+    /* One line per device is too many for thousands: debug only; the
+     * deployment's summary counts them. */
+    canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_DEBUG, CANOPY_LOG_DEVICE_DONE, &subject,
+                      _("Device %s finished deployment %s (\"%s\" %s)"), device_id, d->id,
+                      content->name, content->version);
+  }
+  log_if_finished (distributor, d);
 }
 
 /* --- withdrawing --------------------------------------------------------- */
@@ -790,7 +919,8 @@ handle_withdrawn (CanopyDistributor *distributor, Deployment *d, const char *dev
     return;
   g_hash_table_insert (d->withdrawn, g_strdup (device_id), GUINT_TO_POINTER (outcome));
   if (outcome == WITHDRAW_STOPPED)
-    g_message (_("Device %s stopped deployment %s before installing it"), device_id, d->id);
+    /* One per device: debug, as finishing is; the status lists what each did. */
+    g_debug ("device %s stopped deployment %s before installing it", device_id, d->id);
   if (g_hash_table_contains (distributor->removed, d->id) && withdrawal_complete (d))
     g_hash_table_remove (distributor->removed, d->id);
 }
@@ -822,8 +952,16 @@ on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer
       break;
     case CANOPY_WIRE_FAILED:
       g_variant_get_child (body, 1, "&s", &reason);
-      g_warning (_("Device %s cannot complete deployment %s: %s"), device_id, d->id, reason);
+      {
+        g_autofree char *office = office_of (distributor, device_id);
+        CanopyLogSubject subject = { d->id, d->content_id, device_id, office };
+
+        canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, CANOPY_LOG_DEVICE_FAILED, &subject,
+                          _("Device %s cannot complete deployment %s: %s"), device_id, d->id,
+                          reason);
+      }
       note_failure (distributor, d, device_id, reason);
+      log_if_finished (distributor, d);
       g_hash_table_remove (d->sent, device_id);
       schedule_retry (d, device_id);
       /* A lead that gave up hands over to the next preferred device of its
@@ -1056,11 +1194,16 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
   {
     GHashTableIter iter;
     gpointer value;
+    guint done, failed;
 
     g_hash_table_iter_init (&iter, distributor->deployments);
     while (g_hash_table_iter_next (&iter, NULL, &value))
       if (((Deployment *) value)->state == CANOPY_DEPLOYMENT_CANCELLED)
         withdraw (distributor, value);
+    /* Deployments that were over before the restart are not summed up again. */
+    g_hash_table_iter_init (&iter, distributor->deployments);
+    while (g_hash_table_iter_next (&iter, NULL, &value))
+      ((Deployment *) value)->summarized = deployment_over (distributor, value, &done, &failed);
   }
   canopy_sessions_set_observer (sessions, &observer, distributor);
   distributor->stall_timer = g_timeout_add_seconds (STALL_S / 3, check_stalled_leads,
@@ -1093,7 +1236,8 @@ canopy_distributor_free (CanopyDistributor *distributor)
 
 char *
 canopy_distributor_create (CanopyDistributor *distributor, const char *content_id,
-                           const char *const *groups, const char *destination, GError **error)
+                           const char *const *groups, const char *destination,
+                           const char *admin, GError **error)
 {
   g_autofree char *id = g_uuid_string_random ();
   Deployment *d;
@@ -1122,7 +1266,7 @@ canopy_distributor_create (CanopyDistributor *distributor, const char *content_i
                       g_get_real_time ());
   g_hash_table_insert (distributor->deployments, g_strdup (id), d);
   record_deployment (distributor, d);
-  g_message (_("Created deployment %s of content %s"), id, content_id);
+  log_created (distributor, d, admin);
   replan (distributor, d);
   return g_steal_pointer (&id);
 }
@@ -1142,8 +1286,15 @@ canopy_distributor_cancel (CanopyDistributor *distributor, const char *id, GErro
     return TRUE;
   withdraw (distributor, d);
   record_deployment (distributor, d);
-  g_message (_("Deployment %s cancelled: every device it was sent to stops it before "
-               "installing; its status shows what each did"), id);
+  {
+    CanopyLogSubject subject = { d->id, d->content_id, NULL, NULL };
+
+    canopy_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, CANOPY_LOG_DEPLOYMENT_CANCELLED,
+                      &subject,
+                      _("Deployment %s cancelled: every device it was sent to stops it before "
+                        "installing; its status shows what each did"),
+                      id);
+  }
   return TRUE;
 }
 

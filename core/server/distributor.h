@@ -79,6 +79,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyDistributor, canopy_distributor_free)
  * canopy_distributor_create:
  * @groups: the device groups that receive the content
  * @destination: absolute path where each device puts the finished package
+ * @admin: (nullable): who asked, for the log
  *
  * Returns: (transfer full): the new deployment's ID, or %NULL when the
  *   content is unknown, no group is named or the destination is not an
@@ -86,7 +87,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyDistributor, canopy_distributor_free)
  */
 char *canopy_distributor_create (CanopyDistributor *distributor, const char *content_id,
                                  const char *const *groups, const char *destination,
-                                 GError **error);
+                                 const char *admin, GError **error);
 
 /**
  * canopy_distributor_cancel:

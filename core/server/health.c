@@ -252,15 +252,24 @@ check_versions (const CanopyHealthInputs *in, GPtrArray *checks)
                         count_versions, &count);
   if (count.outside > 0)
     {
-      text = g_strdup_printf (_("%u of %u devices run an agent outside the supported range %s "
-                                "to %s and are refused; deploy a supported agent to them"),
+      text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                           "%u of %u devices runs an agent outside the "
+                                           "supported range %s to %s and is refused; "
+                                           "deploy a supported agent to it",
+                                           "%u of %u devices run an agent outside the "
+                                           "supported range %s to %s and are refused; "
+                                           "deploy a supported agent to them",
+                                           count.outside),
                               count.outside, count.devices, CANOPY_SESSIONS_OLDEST_AGENT,
                               PACKAGE_VERSION);
       add_check (checks, "agent-versions", CANOPY_HEALTH_WARNING, text);
     }
   else
     {
-      text = g_strdup_printf (_("All %u known devices run a supported agent"), count.devices);
+      text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                           "The %u known device runs a supported agent",
+                                           "All %u known devices run a supported agent",
+                                           count.devices), count.devices);
       add_check (checks, "agent-versions", CANOPY_HEALTH_OK, text);
     }
 }
@@ -282,22 +291,38 @@ check_licences (const CanopyHealthInputs *in, GPtrArray *checks)
       g_autoptr (GDateTime) when = g_date_time_new_from_unix_utc (expires / G_USEC_PER_SEC);
       g_autofree char *day = when != NULL ? g_date_time_format (when, "%Y-%m-%d") : NULL;
 
-      text = g_strdup_printf (_("The licence expired on %s (%u of %u licences in use). Nothing "
-                                "is blocked, but renew it: ask your vendor for a new licence "
-                                "file, name it in <licensing file> and restart canopyd"),
+      text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                           "The licence expired on %s (%u of %u licence in "
+                                           "use). Nothing is blocked, but renew it: ask "
+                                           "your vendor for a new licence file, name it in "
+                                           "<licensing file> and restart canopyd",
+                                           "The licence expired on %s (%u of %u licences in "
+                                           "use). Nothing is blocked, but renew it: ask "
+                                           "your vendor for a new licence file, name it in "
+                                           "<licensing file> and restart canopyd",
+                                           seats),
                               day != NULL ? day : "?", used, seats);
       add_check (checks, "licences", CANOPY_HEALTH_WARNING, text);
     }
   else if (overage > 0)
     {
-      text = g_strdup_printf (_("Licence overage: %u devices are active and %u are licensed, %u "
-                                "over. Nothing is blocked; add licences"),
+      text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                           "Licence overage: %u device is active and %u are "
+                                           "licensed, %u over. Nothing is blocked; add "
+                                           "licences",
+                                           "Licence overage: %u devices are active and %u "
+                                           "are licensed, %u over. Nothing is blocked; add "
+                                           "licences",
+                                           used),
                               used, seats, overage);
       add_check (checks, "licences", CANOPY_HEALTH_WARNING, text);
     }
   else
     {
-      text = g_strdup_printf (_("%u of %u licences in use"), used, seats);
+      text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                           "%u of %u licence in use",
+                                           "%u of %u licences in use",
+                                           seats), used, seats);
       add_check (checks, "licences", CANOPY_HEALTH_OK, text);
     }
 }
@@ -343,7 +368,10 @@ check_groups (const CanopyHealthInputs *in, GPtrArray *checks)
                    "should receive applications"));
       return;
     }
-  text = g_strdup_printf (_("%u groups are assigned; their devices are enrolled"), n);
+  text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                       "%u group is assigned; its devices are enrolled",
+                                       "%u groups are assigned; their devices are enrolled",
+                                       n), n);
   add_check (checks, "assigned-groups", CANOPY_HEALTH_OK, text);
 }
 
@@ -354,21 +382,40 @@ check_groups (const CanopyHealthInputs *in, GPtrArray *checks)
 static char *
 describe_lost (guint n, const char *ids)
 {
-  return g_strdup_printf (_("%u devices stopped answering in the last hour and are offline: "
-                            "%s. Check the network between their office and the server (a cut "
-                            "WAN link, a firewall) and that the devices are powered on; they "
-                            "reconnect by themselves and go on with their deployments"),
+  return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                       "%u device stopped answering in the last hour and "
+                                       "is offline: %s. Check the network between its "
+                                       "office and the server (a cut WAN link, a firewall) "
+                                       "and that the device is powered on; it reconnects by "
+                                       "itself and goes on with its deployments",
+                                       "%u devices stopped answering in the last hour and "
+                                       "are offline: %s. Check the network between their "
+                                       "office and the server (a cut WAN link, a firewall) "
+                                       "and that the devices are powered on; they reconnect "
+                                       "by themselves and go on with their deployments",
+                                       n),
                           n, ids);
 }
 
 static char *
 describe_reported (guint n, const char *ids)
 {
-  return g_strdup_printf (_("%u devices were reported by their office peers in the last hour for "
-                            "chunks that failed verification or that they announced and "
-                            "withheld: %s. Their peers no longer fetch that content from them. "
-                            "Check those devices' disks and caches; a device that was tampered "
-                            "with must be removed, and the shared key regenerated"),
+  return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                       "%u device was reported by its office peers in the "
+                                       "last hour for chunks that failed verification or "
+                                       "that it announced and withheld: %s. Its peers no "
+                                       "longer fetch that content from it. Check that "
+                                       "device's disk and cache; a device that was tampered "
+                                       "with must be removed, and the shared key "
+                                       "regenerated",
+                                       "%u devices were reported by their office peers in "
+                                       "the last hour for chunks that failed verification "
+                                       "or that they announced and withheld: %s. Their "
+                                       "peers no longer fetch that content from them. Check "
+                                       "those devices' disks and caches; a device that was "
+                                       "tampered with must be removed, and the shared key "
+                                       "regenerated",
+                                       n),
                           n, ids);
 }
 
@@ -411,12 +458,24 @@ check_no_office_clients (const CanopyHealthInputs *in, GPtrArray *checks)
       g_autofree char *ids = g_strjoinv (", ", enrolled);
 
       g_string_append_printf (text,
-                              _("%u devices are no-office clients: %s. Their addresses are in "
-                                "no office of the topology, so they get no peer-to-peer "
-                                "download and fetch the software from the origin (CDN or file "
-                                "storage), each across its own link. Add their subnets to the "
-                                "topology spreadsheet to let them share, or set "
-                                "no_office_clients to \"refuse\" to keep them from fetching."),
+                              g_dngettext (GETTEXT_PACKAGE,
+                                           "%u device is a no-office client: %s. Its "
+                                           "address is in no office of the topology, so it "
+                                           "gets no peer-to-peer download and fetches the "
+                                           "software from the origin (CDN or file storage) "
+                                           "across its own link. Add its subnet to the "
+                                           "topology spreadsheet to let it share, or set "
+                                           "no_office_clients to \"refuse\" to keep it from "
+                                           "fetching.",
+                                           "%u devices are no-office clients: %s. Their "
+                                           "addresses are in no office of the topology, so "
+                                           "they get no peer-to-peer download and fetch the "
+                                           "software from the origin (CDN or file storage), "
+                                           "each across its own link. Add their subnets to "
+                                           "the topology spreadsheet to let them share, or "
+                                           "set no_office_clients to \"refuse\" to keep "
+                                           "them from fetching.",
+                                           g_strv_length (enrolled)),
                               g_strv_length (enrolled), ids);
     }
   if (refused[0] != NULL)
@@ -426,11 +485,20 @@ check_no_office_clients (const CanopyHealthInputs *in, GPtrArray *checks)
       if (text->len > 0)
         g_string_append_c (text, ' ');
       g_string_append_printf (text,
-                              _("%u devices were refused as no-office clients and get nothing: "
-                                "%s. Their addresses are in no office of the topology and "
-                                "no_office_clients is \"refuse\"; add their subnets to the "
-                                "topology spreadsheet, or set no_office_clients to \"origin\" "
-                                "so they fetch from the origin."),
+                              g_dngettext (GETTEXT_PACKAGE,
+                                           "%u device was refused as a no-office client and "
+                                           "gets nothing: %s. Its address is in no office "
+                                           "of the topology and no_office_clients is "
+                                           "\"refuse\"; add its subnet to the topology "
+                                           "spreadsheet, or set no_office_clients to "
+                                           "\"origin\" so it fetches from the origin.",
+                                           "%u devices were refused as no-office clients "
+                                           "and get nothing: %s. Their addresses are in no "
+                                           "office of the topology and no_office_clients is "
+                                           "\"refuse\"; add their subnets to the topology "
+                                           "spreadsheet, or set no_office_clients to "
+                                           "\"origin\" so they fetch from the origin.",
+                                           g_strv_length (refused)),
                               g_strv_length (refused), ids);
     }
   add_check (checks, "no-office-clients", CANOPY_HEALTH_WARNING, text->str);
@@ -460,11 +528,20 @@ check_reported_devices (const CanopyHealthInputs *in, GPtrArray *checks)
 static char *
 describe_failures (guint n, const char *failures)
 {
-  return g_strdup_printf (_("%u devices said in the last hour that they cannot complete a "
-                            "deployment, and have made no progress since: %s. Act on the "
-                            "reason given (free disk space, fix the destination's "
-                            "permissions, or deploy under a directory the devices' "
-                            "<destinations> allow); the devices try again by themselves"),
+  return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                       "%u device said in the last hour that it cannot "
+                                       "complete a deployment, and has made no progress "
+                                       "since: %s. Act on the reason given (free disk "
+                                       "space, fix the destination's permissions, or deploy "
+                                       "under a directory the device's <destinations> "
+                                       "allow); the device tries again by itself",
+                                       "%u devices said in the last hour that they cannot "
+                                       "complete a deployment, and have made no progress "
+                                       "since: %s. Act on the reason given (free disk "
+                                       "space, fix the destination's permissions, or deploy "
+                                       "under a directory the devices' <destinations> "
+                                       "allow); the devices try again by themselves",
+                                       n),
                           n, failures);
 }
 
@@ -523,15 +600,25 @@ check_content_store (const CanopyHealthInputs *in, const CanopyHealthProbe *prob
   if (probe->store_error != NULL)
     {
       text = unstored == 0 ? g_strdup (probe->store_error)
-                           : g_strdup_printf (_("%s. It lacks %u of the %u registered contents: "
-                                                "%s"),
+                           : g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                                           "%s. It lacks %u of the %u "
+                                                           "registered content: %s",
+                                                           "%s. It lacks %u of the %u "
+                                                           "registered contents: %s",
+                                                           contents),
                                               probe->store_error, unstored, contents, which);
       add_check (checks, "content-store", CANOPY_HEALTH_ERROR, text);
     }
   else if (unstored > 0)
     {
-      text = g_strdup_printf (_("The content store lacks %u of the %u registered contents, so "
-                                "their leads fetch them from their origin: %s"),
+      text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                           "The content store lacks %u of the %u registered "
+                                           "content, so its leads fetch it from their "
+                                           "origin: %s",
+                                           "The content store lacks %u of the %u registered "
+                                           "contents, so their leads fetch them from their "
+                                           "origin: %s",
+                                           contents),
                               unstored, contents, which);
       add_check (checks, "content-store", CANOPY_HEALTH_WARNING, text);
     }
@@ -545,8 +632,12 @@ check_content_store (const CanopyHealthInputs *in, const CanopyHealthProbe *prob
   else
     {
       used = g_format_size_full (canopy_content_store_get_used (store), G_FORMAT_SIZE_IEC_UNITS);
-      text = g_strdup_printf (_("The content store in %s holds all %u registered contents (%s) "
-                                "and seeds them to office leads"),
+      text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                           "The content store in %s holds the %u registered "
+                                           "content (%s) and seeds it to office leads",
+                                           "The content store in %s holds all %u registered "
+                                           "contents (%s) and seeds them to office leads",
+                                           contents),
                               canopy_content_store_get_directory (store), contents, used);
       add_check (checks, "content-store", CANOPY_HEALTH_OK, text);
     }

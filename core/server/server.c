@@ -104,8 +104,8 @@ canopy_server_describe (const CanopyServer *server)
     {
       g_autofree char *listeners = canopy_sessions_describe_listeners (server->sessions);
       g_autofree char *store = canopy_store_describe (server->store);
-      return g_strdup_printf (_("server \"%s\" (ID %s), backend %s, %u devices known, %u "
-                                "licences in use of %u, listening on %s, state directory %s"),
+      return g_strdup_printf (_("server \"%s\" (ID %s), backend %s, devices known: %u, "
+                                "licences in use: %u of %u, listening on %s, state directory %s"),
                               server->settings->name, server->server_id, store,
                               canopy_store_count_devices (server->store),
                               canopy_licensing_get_used (server->licensing),

@@ -460,8 +460,12 @@ handle_hello (Session *session, GVariant *body)
       && !sessions->overage_reported)
     {
       sessions->overage_reported = TRUE;
-      g_warning (_("Licence overage: %u devices are active and %u are licensed. Nothing is "
-                 "blocked; add licences"),
+      g_warning (g_dngettext (GETTEXT_PACKAGE,
+                              "Licence overage: %u device is active and %u are licensed. "
+                              "Nothing is blocked; add licences",
+                              "Licence overage: %u devices are active and %u are licensed. "
+                              "Nothing is blocked; add licences",
+                              canopy_licensing_get_used (sessions->licensing)),
                canopy_licensing_get_used (sessions->licensing),
                canopy_licensing_get_seats (sessions->licensing));
     }
@@ -501,16 +505,25 @@ on_incoming (CanopyTransportConnection *conn, gpointer user_data)
 static void
 on_rejected_summary (const char *host, guint suppressed, gpointer user_data)
 {
-  g_message (_("%u more connections from %s failed before they were authenticated in the last "
-               "minute"), suppressed, host);
+  g_message (g_dngettext (GETTEXT_PACKAGE,
+                          "%u more connection from %s failed before it was authenticated in "
+                          "the last minute",
+                          "%u more connections from %s failed before they were "
+                          "authenticated in the last minute",
+                          suppressed), suppressed, host);
 }
 
 static void
 on_unreadable_summary (const char *host, guint suppressed, gpointer user_data)
 {
-  g_message (_("%u more connections from %s sent messages canopy cannot read in the last "
-               "minute and were closed. Update the agents there, or find the device that "
-               "misuses the shared key"), suppressed, host);
+  g_message (g_dngettext (GETTEXT_PACKAGE,
+                          "%u more connection from %s sent messages canopy cannot read in "
+                          "the last minute and was closed. Update the agents there, or find "
+                          "the device that misuses the shared key",
+                          "%u more connections from %s sent messages canopy cannot read in "
+                          "the last minute and were closed. Update the agents there, or "
+                          "find the device that misuses the shared key",
+                          suppressed), suppressed, host);
 }
 
 /* The address a connection comes from, as text, to rate-limit by. */

@@ -432,7 +432,7 @@ test_content_store_publish_copies (void)
   CU_ASSERT (canopy_test_site_same_file (copy, s->package));
   CU_ASSERT_EQUAL (json_object_get_int_member (json_node_get_object (view), "used"),
                    (gint64) s->content_size);
-  assert_check (s, "ok", "holds all 1 registered contents");
+  assert_check (s, "ok", "holds the 1 registered content");
   CU_ASSERT (canopy_test_process_wait_output (s->server, "The content store keeps a copy of "
                                                          "Package 1.0", 10));
   /* Nothing is left to copy. */

@@ -4,6 +4,7 @@
 
 #include "tests/canopy-test.h"
 #include "tests/config/expectations.h"
+#include "lib/log.h"
 #include "lib/shared-key.h"
 
 #include <glib/gstdio.h>
@@ -266,6 +267,35 @@ test_debug_domains_filter (void)
     }
 }
 
+/* "--debug help" lists every log domain, one per module, for both
+ * daemons, and starts nothing. */
+static void
+test_debug_help (void)
+{
+  const char *names[] = { "canopyd", "canopy-agent" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      g_autofree char *path = program (names[i]);
+      const char *argv[] = { path, "--debug", "help", NULL };
+      g_autoptr (GError) error = NULL;
+      g_autoptr (CanopyTestProcess) proc = canopy_test_process_spawn (argv, &error);
+      const char *out;
+
+      CANOPY_ASSERT_NO_ERROR (error);
+      CU_ASSERT_EQUAL (canopy_test_process_wait_exit (proc, 20), 0);
+      out = canopy_test_process_output (proc);
+      CANOPY_ASSERT_CONTAINS (out, "Log domains");
+      for (const char *const *d = canopy_log_get_known_domains (); *d != NULL; d++)
+        {
+          g_autofree char *line = g_strdup_printf ("\n  %s\n", *d);
+
+          CANOPY_ASSERT_CONTAINS (out, line);
+        }
+      CU_ASSERT (strstr (out, " started") == NULL);
+    }
+}
+
 static void
 test_invalid_config_refuses_to_start (void)
 {
@@ -421,6 +451,7 @@ CANOPY_TEST_SUITE (daemons, "daemons", NULL, NULL,
                    { "canopyctl licence files", test_ctl_licence },
                    { "run, reload on SIGHUP, stop on SIGTERM", test_run_reload_and_stop },
                    { "debug domains filter", test_debug_domains_filter },
+                   { "--debug help lists every log domain", test_debug_help },
                    { "invalid config refuses to start", test_invalid_config_refuses_to_start },
                    { "agent needs a shared key", test_agent_needs_a_key },
                    { "agent serves office peers", test_agent_serves_peers },

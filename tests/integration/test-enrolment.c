@@ -334,7 +334,8 @@ test_restart_keeps_enrolment (void)
   if (!canopy_test_site_available ())
     return;
   server_setup (&s, "<assigned-group>Finance</assigned-group>");
-  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "0 devices known, 0 licences");
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server),
+                          "devices known: 0, licences in use: 0");
   key = server_key (&s);
   agent = agent_start (&s, "kept", "Finance", key);
   CU_ASSERT_FATAL (canopy_test_process_wait_output (agent, "Enrolled with canopy server", 20));
@@ -342,7 +343,8 @@ test_restart_keeps_enrolment (void)
   CU_ASSERT_EQUAL (canopy_test_process_wait_exit (agent, 20), 0);
   server_stop (&s);
   server_start (&s);
-  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "1 devices known, 1 licences");
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server),
+                          "devices known: 1, licences in use: 1");
   server_teardown (&s);
 }
 
@@ -357,7 +359,7 @@ test_reload_changes_seats (void)
   g_autoptr (CanopyTestProcess) agent = NULL;
 
   server_setup (&s, "<assigned-group>Finance</assigned-group>");
-  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "0 licences in use of 10");
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "licences in use: 0 of 10");
   key = server_key (&s);
   agent = agent_start (&s, "counted", "Finance", key);
   CU_ASSERT_FATAL (canopy_test_process_wait_output (agent, "Enrolled with canopy server", 20));
@@ -365,7 +367,7 @@ test_reload_changes_seats (void)
   s.seats = 25;
   server_write_config (&s);
   canopy_test_process_signal (s.server, SIGHUP);
-  CU_ASSERT (canopy_test_process_wait_output (s.server, "1 licences in use of 25", 20));
+  CU_ASSERT (canopy_test_process_wait_output (s.server, "licences in use: 1 of 25", 20));
   CU_ASSERT (canopy_test_process_wait_output (s.server, "Licensed seats are now 25", 5));
 
   canopy_test_process_signal (agent, SIGTERM);

@@ -204,7 +204,7 @@ test_no_office_client (void)
   CANOPY_ASSERT_CONTAINS (json_object_get_string_member (check, "message"),
                           site.device_ids[slot]);
   CANOPY_ASSERT_CONTAINS (json_object_get_string_member (check, "message"),
-                          "fetch the software from the origin");
+                          "1 device is a no-office client");
 
   /* Refused from now on: its session is closed, and its hello refused. */
   settings = canopy_test_site_api (&site, "PUT", "/api/v1/settings",
@@ -215,7 +215,9 @@ test_no_office_client (void)
   CU_ASSERT (canopy_test_process_wait_output (roaming, "refused this device", 30));
   CANOPY_ASSERT_CONTAINS (canopy_test_process_output (roaming), "refuses no-office clients");
   check = no_office_check (&health_refused);
-  CANOPY_ASSERT_CONTAINS (json_object_get_string_member (check, "message"), "were refused");
+  /* One device: the singular, not "1 devices were". */
+  CANOPY_ASSERT_CONTAINS (json_object_get_string_member (check, "message"),
+                          "1 device was refused as a no-office client");
   CANOPY_ASSERT_CONTAINS (json_object_get_string_member (check, "message"),
                           site.device_ids[slot]);
 

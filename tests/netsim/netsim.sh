@@ -114,6 +114,7 @@ start_bg () { # namespace logfile command...
 
 cpu_seconds () { # pids...: user and system CPU seconds, threads included
   for pid in "$@"; do cat "/proc/$pid/stat"; done 2>/dev/null \
+
     | sed 's/^.*) //' \
     | awk -v hz="$(getconf CLK_TCK)" '{ u += $12; s += $13 }
         END { printf "%.1f s (%.1f user + %.1f system)", (u + s) / hz, u / hz, s / hz }'
@@ -163,7 +164,7 @@ EOF
 
 log_seconds () { # the time of the last canopyd log line containing $1
   grep "$1" "$WORK/canopyd.log" | tail -n 1 \
-    | sed -n 's/.* \([0-9][0-9]\):\([0-9][0-9]\):\([0-9.]*\): .*/\1 \2 \3/p' \
+    | sed -n 's/^[0-9-]*T\([0-9][0-9]\):\([0-9][0-9]\):\([0-9.]*\)Z .*/\1 \2 \3/p' \
     | awk '{ print $1 * 3600 + $2 * 60 + $3 }'
 }
 
@@ -210,9 +211,9 @@ main () {
   deploy "http://198.18.0.1:8080/package.bin"
   wait_all_done "$((OFFICES * DEVICES))"
   # From the deployment's creation to the last device done, by the
-  # server's own log timestamps (HH:MM:SS.mmm).
-  start=$(log_seconds "Created deployment")
-  end=$(log_seconds "finished deployment")
+  # server's own log timestamps (DATE THH:MM:SS.mmmZ).
+  start=$(log_seconds " created by ")
+  end=$(log_seconds " finished after ")
 
   ideal=$(awk -v s="$size" -v r="$(rate_bits "$WAN_RATE")" 'BEGIN {print s * 8 / r}')
   took=$(awk -v a="$start" -v b="$end" 'BEGIN {print b - a}')

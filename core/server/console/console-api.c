@@ -235,8 +235,12 @@ respond_locked (SoupServerMessage *msg, guint retry_after)
 {
   g_autofree char *seconds = g_strdup_printf ("%u", retry_after);
   g_autofree char *text = g_strdup_printf (
-    _("Too many wrong tokens from this address; wait %u seconds, then try again with an "
-      "admin's token"),
+    g_dngettext (GETTEXT_PACKAGE,
+                 "Too many wrong tokens from this address; wait %u second, then try again "
+                 "with an admin's token",
+                 "Too many wrong tokens from this address; wait %u seconds, then try again "
+                 "with an admin's token",
+                 retry_after),
     retry_after);
 
   soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Retry-After",

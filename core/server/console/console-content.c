@@ -446,8 +446,9 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
       return;
     }
   groups = string_array (object, "groups");
+  actor = canopy_console_actor (msg);
   id = canopy_distributor_create (console->context.distributor, content,
-                                  (const char *const *) groups, destination, &error);
+                                  (const char *const *) groups, destination, actor, &error);
   if (id == NULL)
     {
       gboolean unknown = g_error_matches (error, CANOPY_DISTRIBUTOR_ERROR,
@@ -460,7 +461,6 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
                                     error->message);
       return;
     }
-  actor = canopy_console_actor (msg);
   canopy_store_audit (console->context.store, actor, "deployment-created",
                       id);
   json_builder_begin_object (b);

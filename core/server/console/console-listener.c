@@ -71,8 +71,12 @@ struct _CanopyConsoleListener {
 static void
 on_refusals_summary (const char *host, guint suppressed, gpointer user_data)
 {
-  g_message (_("The console API refused %u more connections from %s in the last minute "
-               "(connection limit reached)"), suppressed, host);
+  g_message (g_dngettext (GETTEXT_PACKAGE,
+                          "The console API refused %u more connection from %s in the last "
+                          "minute (connection limit reached)",
+                          "The console API refused %u more connections from %s in the last "
+                          "minute (connection limit reached)",
+                          suppressed), suppressed, host);
 }
 
 static void

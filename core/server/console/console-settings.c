@@ -148,12 +148,22 @@ respond_uploaded (SoupServerMessage *msg, guint offices, gboolean applied)
   g_autofree char *text = NULL;
 
   if (applied)
-    text = g_strdup_printf (_("The topology with %u offices is in force; devices are placed in "
-                              "its offices when they next connect"),
+    text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                         "The topology with %u office is in force; devices "
+                                         "are placed in its office when they next connect",
+                                         "The topology with %u offices is in force; devices "
+                                         "are placed in its offices when they next connect",
+                                         offices),
                             offices);
   else
-    text = g_strdup_printf (_("The topology with %u offices is saved; it takes effect when "
-                              "distribution optimization is turned on"),
+    text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                         "The topology with %u office is saved; it takes "
+                                         "effect when distribution optimization is turned "
+                                         "on",
+                                         "The topology with %u offices is saved; it takes "
+                                         "effect when distribution optimization is turned "
+                                         "on",
+                                         offices),
                             offices);
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "offices");
@@ -189,8 +199,12 @@ canopy_console_put_topology (CanopyConsole *console, SoupServerMessage *msg)
   if (topology == NULL)
     {
       g_autofree char *text = g_strdup_printf (
-        _("The topology spreadsheet has %u problems and was not taken; nothing changed. "
-          "Correct each line named and upload it again"),
+        g_dngettext (GETTEXT_PACKAGE,
+                     "The topology spreadsheet has %u problem and was not taken; nothing "
+                     "changed. Correct the line named and upload it again",
+                     "The topology spreadsheet has %u problems and was not taken; nothing "
+                     "changed. Correct each line named and upload it again",
+                     problems->len),
         problems->len);
       canopy_console_respond_error_with (msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "invalid-topology",
                                          text, "problems", problems_to_json (problems, locations));
