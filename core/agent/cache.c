@@ -330,7 +330,7 @@ canopy_cache_entry_has_chunk (const CanopyCacheEntry *entry, guint index)
 static off_t
 chunk_offset (const CanopyCacheEntry *entry, guint index)
 {
-  return (off_t) index * entry->manifest->chunk_size;
+  return (off_t) canopy_manifest_get_chunk_offset (entry->manifest, index);
 }
 
 /* The data file is opened for each use, not held open: an agent may keep
@@ -478,22 +478,6 @@ load_chunks (CanopyCacheEntry *entry)
     close (fd);
   remove_legacy_files (entry);
   return damaged;
-}
-
-static CanopyManifest *
-copy_manifest (const CanopyManifest *m)
-{
-  CanopyManifest *copy = g_new0 (CanopyManifest, 1);
-
-  copy->content_id = g_strdup (m->content_id);
-  copy->name = g_strdup (m->name);
-  copy->version = g_strdup (m->version);
-  copy->size = m->size;
-  copy->chunk_size = m->chunk_size;
-  copy->chunk_hashes = g_bytes_ref (m->chunk_hashes);
-  memcpy (copy->sha256, m->sha256, sizeof copy->sha256);
-  copy->signature = m->signature != NULL ? g_bytes_ref (m->signature) : NULL;
-  return copy;
 }
 
 /* Keeps the signed manifest beside the chunks, once. */
@@ -679,7 +663,7 @@ canopy_cache_acquire_entry (CanopyCache *cache, const CanopyManifest *manifest, 
     }
   entry = g_atomic_rc_box_new0 (CanopyCacheEntry);
   entry->cache = canopy_cache_ref (cache);
-  entry->manifest = copy_manifest (manifest);
+  entry->manifest = canopy_manifest_copy (manifest);
   entry->path = g_build_filename (cache->directory, manifest->content_id, NULL);
   entry->data_path = g_build_filename (entry->path, DATA_FILE, NULL);
   entry->have = g_malloc0 (canopy_manifest_get_n_chunks (manifest) / 8 + 1);

@@ -773,7 +773,7 @@ request_chunk (CanopyFetch *fetch, Source *s, guint index)
     {
       mark_inflight (fetch, s, index);
       canopy_origin_read_range_async (
-        s->origin, (guint64) index * fetch->manifest->chunk_size,
+        s->origin, canopy_manifest_get_chunk_offset (fetch->manifest, index),
         canopy_manifest_get_chunk_length (fetch->manifest, index), fetch->cancellable,
         on_origin_read, job_new (fetch, index, source_index (fetch, s), NULL));
       return TRUE;

@@ -312,7 +312,9 @@ registration_new (CanopyCatalog *catalog, const char *content_id, const char *na
   registration->name = g_strdup (name);
   registration->version = g_strdup (version);
   registration->location = g_strdup (location);
-  registration->chunk_size = chunk_size != 0 ? chunk_size : CANOPY_MANIFEST_DEFAULT_CHUNK_SIZE;
+  /* 0 asks for content-defined chunks, so versions share their unchanged
+   * chunks; tests ask for fixed sizes to know where chunks start. */
+  registration->chunk_size = chunk_size;
   registration->key = catalog->key;
   registration->sources = g_strdupv (catalog->sources);
   registration->private_directories = g_strdupv (catalog->private_directories);
@@ -503,7 +505,11 @@ start_copy (CanopyCatalog *catalog, const CanopyContent *content)
       return;
     }
   registration = registration_new (catalog, content->id, content->name, content->version,
-                                   content->location, expected->chunk_size);
+                                   content->location,
+                                   canopy_manifest_get_format (expected)
+                                       == CANOPY_MANIFEST_FORMAT_CONTENT_DEFINED
+                                     ? CANOPY_MANIFEST_CONTENT_DEFINED
+                                     : expected->chunk_size);
   registration->expected = g_steal_pointer (&expected);
   if (registration->writer == NULL)
     {
