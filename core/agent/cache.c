@@ -812,6 +812,93 @@ canopy_cache_get_entries (CanopyCache *cache)
   return entries;
 }
 
+/* Where a chunk is held: another content and its index there. */
+typedef struct {
+  CanopyCacheEntry *entry;
+  guint index;
+} HeldChunk;
+
+/* Every chunk the other open contents hold, by SHA-256; the entries are
+ * referenced in @others so eviction on the main loop cannot free them. */
+static GHashTable *
+index_held_chunks (CanopyCacheEntry *entry, GPtrArray *others)
+{
+  GHashTable *held = g_hash_table_new_full (g_bytes_hash, g_bytes_equal,
+                                            (GDestroyNotify) g_bytes_unref, g_free);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, entry->cache->entries);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      CanopyCacheEntry *other = value;
+      guint n = canopy_manifest_get_n_chunks (other->manifest);
+
+      if (other == entry || other->removed || other->count == 0)
+        continue;
+      g_ptr_array_add (others, canopy_cache_entry_ref (other));
+      for (guint i = 0; i < n; i++)
+        {
+          HeldChunk *at;
+
+          if (!test_bit (other, i))
+            continue;
+          at = g_new (HeldChunk, 1);
+          at->entry = other;
+          at->index = i;
+          g_hash_table_replace (
+            held,
+            g_bytes_new_static (canopy_manifest_get_chunk_hash (other->manifest, i),
+                                CANOPY_MANIFEST_HASH_SIZE),
+            at);
+        }
+    }
+  return held;
+}
+
+guint
+canopy_cache_entry_reuse (CanopyCacheEntry *entry, guint64 *reused_bytes)
+{
+  g_autoptr (GPtrArray) others =
+    g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_cache_entry_unref);
+  g_autoptr (GHashTable) held = index_held_chunks (entry, others);
+  const CanopyManifest *m = entry->manifest;
+  g_autofree guint8 *buffer = NULL;
+  guint taken = 0;
+
+  *reused_bytes = 0;
+  if (g_hash_table_size (held) == 0)
+    return 0;
+  buffer = g_malloc (MAX (m->chunk_size, 1u));
+  for (guint i = 0; i < canopy_manifest_get_n_chunks (m); i++)
+    {
+      g_autoptr (GBytes) hash = NULL;
+      HeldChunk *at;
+      guint32 length = canopy_manifest_get_chunk_length (m, i);
+      g_autoptr (GError) error = NULL;
+
+      if (canopy_cache_entry_has_chunk (entry, i))
+        continue;
+      hash = g_bytes_new_static (canopy_manifest_get_chunk_hash (m, i), CANOPY_MANIFEST_HASH_SIZE);
+      at = g_hash_table_lookup (held, hash);
+      /* Same hash, same length: a chunk's length is part of what it hashes. */
+      if (at == NULL || canopy_manifest_get_chunk_length (at->entry->manifest, at->index) != length)
+        continue;
+      if (!canopy_cache_entry_read_verified_chunk (at->entry, at->index, buffer, &error)
+          || !canopy_cache_entry_store_chunk (entry, i, buffer, length, &error))
+        {
+          /* Not fatal: the chunk is fetched like any other. */
+          g_debug ("Chunk %u of %s not taken from content %s: %s", i, m->content_id,
+                   at->entry->manifest->content_id, error->message);
+          continue;
+        }
+      taken++;
+      *reused_bytes += length;
+    }
+  return taken;
+}
+
 const CanopyManifest *
 canopy_cache_entry_get_manifest (const CanopyCacheEntry *entry)
 {

@@ -51,7 +51,7 @@
 /* A lead waits this long at most to learn what its office holds before it
  * crosses the WAN, so an unreachable peer does not hold it up for long. */
 #define SETTLE_MAX_US (5 * G_USEC_PER_SEC)
-#define N_KINDS 4
+#define N_KINDS CANOPY_SOURCE_N_KINDS
 /* A full disk is tried again after this long, doubling up to the maximum:
  * soon enough that freeing space is noticed, rarely enough not to spin. */
 #define DISK_RETRY_FIRST_S 2
@@ -123,6 +123,8 @@ struct _CanopyFetch {
   guint disk_retry_s;
   gint64 disk_retry_at;  /* monotonic µs before which nothing is fetched */
   guint64 bytes[N_KINDS];
+  guint reused_chunks;  /* set by the opening thread, read once it returns */
+  guint64 reused_bytes;
   gboolean changed;
   CanopyFetchReportFunc report;
   gpointer report_data;
@@ -1343,6 +1345,8 @@ open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *can
 
   if (entry != NULL)
     {
+      /* Local chunks first (an earlier version's): they cross no link. */
+      fetch->reused_chunks = canopy_cache_entry_reuse (entry, &fetch->reused_bytes);
       /* Nothing else uses the install until the entry is handed over. */
       fetch->install = canopy_install_new (entry);
       g_task_return_pointer (task, entry, (GDestroyNotify) canopy_cache_entry_unref);
@@ -1372,7 +1376,15 @@ on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
         fetch->state[i] = CHUNK_HELD;
         fetch->n_held++;
       }
-  if (canopy_cache_entry_count_chunks (fetch->entry) > 0)
+  if (fetch->reused_chunks > 0)
+    {
+      g_message (_("Deployment %s took %u of its %u chunks (%" G_GUINT64_FORMAT " bytes) from "
+                   "other content in the cache"),
+                 fetch->deployment_id, fetch->reused_chunks, fetch->n, fetch->reused_bytes);
+      fetch->bytes[CANOPY_SOURCE_EARLIER_VERSIONS] += fetch->reused_bytes;
+      fetch->changed = TRUE;
+    }
+  else if (canopy_cache_entry_count_chunks (fetch->entry) > 0)
     g_message (_("Deployment %s resumes with %u of %u chunks already verified in the cache"),
                fetch->deployment_id, canopy_cache_entry_count_chunks (fetch->entry), fetch->n);
   if (fetch->peers != NULL)

@@ -21,7 +21,7 @@ G_DEFINE_QUARK (canopy-distributor-error-quark, canopy_distributor_error)
 /* On a slow WAN link, a lead has at least the time of this many chunks at
  * its office's rate: it paces its requests to that rate. */
 #define STALL_CHUNKS 4
-#define N_SOURCE_KINDS 4
+#define N_SOURCE_KINDS CANOPY_SOURCE_N_KINDS
 /* A device that failed a deployment, or stalled leading it, is given
  * another chance after this long, doubling up to the maximum, so an
  * office whose only device met a broken origin recovers once it is fixed
@@ -286,6 +286,9 @@ sources_variant (CanopyDistributor *distributor, const CanopyContent *content,
           g_variant_builder_add (&builder, "(ussq)", (guint32) source->kind,
                                  canopy_content_store_get_server_id (distributor->content_store),
                                  "", (guint16) 0);
+          break;
+        case CANOPY_SOURCE_EARLIER_VERSIONS:
+          /* Not a place to fetch from: agents look in their own cache. */
           break;
         }
     }
