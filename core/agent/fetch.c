@@ -44,6 +44,10 @@
 #define MAX_WITHHELD 4
 /* An origin failing this many times in a row is given up for the next source. */
 #define ORIGIN_MAX_ERRORS 3
+/* Adjacent chunks the origin is asked for go in one range request of up
+ * to this many bytes: fewer round trips for a run of changed chunks, and
+ * still several requests in flight on a fast link. */
+#define ORIGIN_RUN_MAX (2 * 1024 * 1024)
 #define RECONNECT_TICKS 5
 /* A peer that holds nothing of the content never sends a have: after this
  * long connected without one, it counts as holding nothing. */
@@ -581,6 +585,7 @@ mark_inflight (CanopyFetch *fetch, Source *s, guint index)
 typedef struct {
   CanopyFetch *fetch;
   guint index;
+  guint count; /* origin reads: adjacent chunks from @index on */
   guint source;
   GBytes *data;
   gint64 started_at; /* monotonic µs */
@@ -601,6 +606,7 @@ job_new (CanopyFetch *fetch, guint index, guint source, GBytes *data)
 
   job->fetch = fetch_ref (fetch);
   job->index = index;
+  job->count = 1;
   job->source = source;
   job->data = data != NULL ? g_bytes_ref (data) : NULL;
   job->started_at = g_get_monotonic_time ();
@@ -730,6 +736,13 @@ store_async (CanopyFetch *fetch, guint index, guint source, GBytes *data)
   g_task_run_in_thread (task, store_thread);
 }
 
+/* Whether chunk @index is still waited for from the origin read of @job. */
+static gboolean
+run_wants (const CanopyFetch *fetch, const Job *job, guint index)
+{
+  return fetch->state[index] == CHUNK_INFLIGHT && fetch->chunk_source[index] == job->source;
+}
+
 static void
 on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
 {
@@ -738,16 +751,34 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
   Source *s = g_ptr_array_index (fetch->sources, job->source);
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) data = canopy_origin_read_range_finish (s->origin, result, &error);
+  guint64 start = canopy_manifest_get_chunk_offset (fetch->manifest, job->index);
+  gboolean wanted = FALSE;
 
-  if (fetch->stopped || fetch->state[job->index] != CHUNK_INFLIGHT
-      || fetch->chunk_source[job->index] != job->source)
+  if (fetch->stopped)
     {
       job_free (job);
       return;
     }
-  release_chunk (fetch, job->index, CHUNK_MISSING);
+  for (guint i = job->index; i < job->index + job->count; i++)
+    wanted = wanted || run_wants (fetch, job, i);
+  if (!wanted)
+    {
+      job_free (job);
+      return;
+    }
+  if (data != NULL
+      && g_bytes_get_size (data)
+           != canopy_manifest_get_chunk_offset (fetch->manifest, job->index + job->count) - start)
+    {
+      g_set_error (&error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
+                   _("the origin answered a range request with the wrong number of bytes"));
+      g_clear_pointer (&data, g_bytes_unref);
+    }
   if (data == NULL)
     {
+      for (guint i = job->index; i < job->index + job->count; i++)
+        if (run_wants (fetch, job, i))
+          release_chunk (fetch, i, CHUNK_MISSING);
       s->errors++;
       s->retry_at = g_get_monotonic_time () + (gint64) s->errors * G_USEC_PER_SEC;
       if (s->errors >= ORIGIN_MAX_ERRORS && !s->failed)
@@ -761,9 +792,68 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
   else
     {
       s->errors = 0;
-      store_async (fetch, job->index, job->source, data);
+      for (guint i = job->index; i < job->index + job->count; i++)
+        {
+          g_autoptr (GBytes) chunk = NULL;
+
+          if (!run_wants (fetch, job, i))
+            continue;
+          release_chunk (fetch, i, CHUNK_MISSING);
+          chunk = g_bytes_new_from_bytes (
+            data, canopy_manifest_get_chunk_offset (fetch->manifest, i) - start,
+            canopy_manifest_get_chunk_length (fetch->manifest, i));
+          store_async (fetch, i, job->source, chunk);
+        }
     }
   job_free (job);
+}
+
+/* Adjacent chunks to ask the origin for in one range request. */
+typedef struct {
+  Source *source;
+  guint first;
+  guint count;
+  guint64 bytes;
+} OriginRun;
+
+static void
+flush_origin_run (CanopyFetch *fetch, OriginRun *run)
+{
+  Job *job;
+  guint64 start;
+
+  if (run->count == 0)
+    return;
+  start = canopy_manifest_get_chunk_offset (fetch->manifest, run->first);
+  job = job_new (fetch, run->first, source_index (fetch, run->source), NULL);
+  job->count = run->count;
+  canopy_origin_read_range_async (
+    run->source->origin, start,
+    canopy_manifest_get_chunk_offset (fetch->manifest, run->first + run->count) - start,
+    fetch->cancellable, on_origin_read, job);
+  run->count = 0;
+  run->bytes = 0;
+}
+
+/* Chunk @index from the origin: it joins @run when it follows it, or
+ * starts the next one. */
+static void
+add_to_origin_run (CanopyFetch *fetch, OriginRun *run, Source *s, guint index)
+{
+  guint32 length = canopy_manifest_get_chunk_length (fetch->manifest, index);
+
+  if (run->count > 0
+      && (run->source != s || run->first + run->count != index
+          || run->bytes + length > ORIGIN_RUN_MAX))
+    flush_origin_run (fetch, run);
+  mark_inflight (fetch, s, index);
+  if (run->count == 0)
+    {
+      run->source = s;
+      run->first = index;
+    }
+  run->count++;
+  run->bytes += length;
 }
 
 static gboolean
@@ -771,15 +861,8 @@ request_chunk (CanopyFetch *fetch, Source *s, guint index)
 {
   g_autoptr (GError) error = NULL;
 
-  if (s->kind == CANOPY_SOURCE_ORIGIN)
-    {
-      mark_inflight (fetch, s, index);
-      canopy_origin_read_range_async (
-        s->origin, canopy_manifest_get_chunk_offset (fetch->manifest, index),
-        canopy_manifest_get_chunk_length (fetch->manifest, index), fetch->cancellable,
-        on_origin_read, job_new (fetch, index, source_index (fetch, s), NULL));
-      return TRUE;
-    }
+  /* Origin reads go through add_to_origin_run(). */
+  g_return_val_if_fail (s->kind != CANOPY_SOURCE_ORIGIN, FALSE);
   if (!canopy_peers_request (fetch->peers, s->device_id, fetch->manifest->content_id, index,
                              &error))
     {
@@ -970,6 +1053,7 @@ schedule (CanopyFetch *fetch)
   gint64 now = g_get_monotonic_time ();
   gboolean wan_blocked = FALSE, waiting = FALSE;
   guint missing = 0;
+  OriginRun run = { 0 };
 
   if (fetch->entry == NULL || fetch->finished || fetch->assembling || fetch->stopped
       || fetch->role == CANOPY_ROLE_WAIT || fetch->disk_retry_at > now)
@@ -1005,9 +1089,12 @@ schedule (CanopyFetch *fetch)
         }
       if (held || any_left || wan_blocked || fetch->role == CANOPY_ROLE_PEER)
         waiting = TRUE;
-      if (s != NULL)
+      if (s != NULL && s->kind == CANOPY_SOURCE_ORIGIN)
+        add_to_origin_run (fetch, &run, s, i);
+      else if (s != NULL)
         request_chunk (fetch, s, i);
     }
+  flush_origin_run (fetch, &run);
   if (missing == 0 && fetch->storing == 0 && fetch->inflight == 0)
     assemble (fetch);
   else if (!waiting && fetch->inflight == 0 && fetch->storing == 0)
