@@ -537,7 +537,9 @@ canopy_manifest_parse (GBytes *data, const CanopyVerifyKey *key, GError **error)
       body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (BODY_TYPE),
                                                            body_bytes, FALSE));
       if (!g_variant_is_normal_form (body))
-        return set_format_error (error, _("not in normal form")), NULL;
+        return set_format_error (error, _("in neither format 1 nor format 2: damaged, or "
+                                          "from a newer server, then upgrade the agent")),
+               NULL;
       g_variant_get (body, "(sssut@ay@ay)", &m->content_id, &m->name, &m->version,
                      &m->chunk_size, &m->size, &sha, &hashes);
     }
