@@ -5,6 +5,7 @@
 #define G_LOG_DOMAIN "canopyd-catalog"
 
 #include "server/catalog.h"
+#include "lib/wire.h"
 #include "server/content-sources.h"
 #include "lib/i18n.h"
 #include "lib/manifest.h"
@@ -257,6 +258,26 @@ sign_or_match (const Registration *registration, CanopyManifest *manifest, GErro
   return FALSE;
 }
 
+/* An assignment carries the whole manifest in one frame: one too large for
+ * it would reach no agent. Room is left for the signature and the rest of
+ * the assignment. */
+static gboolean
+check_fits_assignment (const CanopyManifest *manifest, GError **error)
+{
+  g_autoptr (GBytes) bytes = canopy_manifest_serialize (manifest);
+  gsize limit = CANOPY_WIRE_MAX_BODY - 64 * 1024;
+
+  if (g_bytes_get_size (bytes) <= limit)
+    return TRUE;
+  g_set_error (error, CANOPY_CATALOG_ERROR, CANOPY_CATALOG_ERROR_TOO_LARGE,
+               _("\"%s\" is too large for canopy: its %u chunks make a manifest of %"
+                 G_GSIZE_FORMAT " bytes, more than the %" G_GSIZE_FORMAT " an assignment "
+                 "carries. Split the package into several contents of at most about 14 GiB"),
+               manifest->name, canopy_manifest_get_n_chunks (manifest), g_bytes_get_size (bytes),
+               limit);
+  return FALSE;
+}
+
 static void
 build_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
@@ -290,6 +311,8 @@ build_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
                                            registration->writer != NULL
                                              ? canopy_content_store_writer_sink : NULL,
                                            registration->writer, cancellable, &error);
+  if (manifest != NULL && !check_fits_assignment (manifest, &error))
+    g_clear_pointer (&manifest, canopy_manifest_free);
   if (manifest == NULL || !sign_or_match (registration, manifest, &error))
     {
       g_task_return_error (task, error);

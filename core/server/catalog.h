@@ -17,6 +17,7 @@ GQuark canopy_catalog_error_quark (void);
 typedef enum {
   CANOPY_CATALOG_ERROR_UNKNOWN, /* no content has that ID */
   CANOPY_CATALOG_ERROR_CHANGED, /* the origin no longer holds the registered package */
+  CANOPY_CATALOG_ERROR_TOO_LARGE, /* its manifest would not fit in an assignment */
 } CanopyCatalogError;
 
 typedef struct {
