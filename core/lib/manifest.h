@@ -24,6 +24,9 @@ typedef enum {
 /* Pass as the chunk size to cut at content-defined points (format 2). */
 #define CANOPY_MANIFEST_CONTENT_DEFINED 0
 #define CANOPY_MANIFEST_HASH_SIZE 32
+/* The largest serialized manifest an assignment carries (its payload; the
+ * transports accept 64 MiB by default): over a million chunks. */
+#define CANOPY_MANIFEST_MAX_SERIALIZED (48u * 1024 * 1024)
 
 typedef enum {
   CANOPY_MANIFEST_FORMAT_FIXED = 1,

@@ -5,7 +5,6 @@
 #define G_LOG_DOMAIN "canopyd-catalog"
 
 #include "server/catalog.h"
-#include "lib/wire.h"
 #include "server/content-sources.h"
 #include "lib/i18n.h"
 #include "lib/manifest.h"
@@ -258,21 +257,20 @@ sign_or_match (const Registration *registration, CanopyManifest *manifest, GErro
   return FALSE;
 }
 
-/* An assignment carries the whole manifest in one frame: one too large for
- * it would reach no agent. Room is left for the signature and the rest of
- * the assignment. */
+/* An assignment carries the whole manifest as its payload: one larger
+ * than the transports' default payload limit would reach no agent. */
 static gboolean
 check_fits_assignment (const CanopyManifest *manifest, GError **error)
 {
   g_autoptr (GBytes) bytes = canopy_manifest_serialize (manifest);
-  gsize limit = CANOPY_WIRE_MAX_BODY - 64 * 1024;
+  gsize limit = CANOPY_MANIFEST_MAX_SERIALIZED;
 
   if (g_bytes_get_size (bytes) <= limit)
     return TRUE;
   g_set_error (error, CANOPY_CATALOG_ERROR, CANOPY_CATALOG_ERROR_TOO_LARGE,
                _("\"%s\" is too large for canopy: its %u chunks make a manifest of %"
                  G_GSIZE_FORMAT " bytes, more than the %" G_GSIZE_FORMAT " an assignment "
-                 "carries. Split the package into several contents of at most about 14 GiB"),
+                 "carries. Split the package into several contents"),
                manifest->name, canopy_manifest_get_n_chunks (manifest), g_bytes_get_size (bytes),
                limit);
   return FALSE;

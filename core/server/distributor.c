@@ -309,12 +309,16 @@ assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *cont
     return;
   g_debug ("deployment %s: %s is %s (%s)", d->id, plan->device_id,
            canopy_role_to_string (plan->role), plan->reason);
-  if (canopy_sessions_send (distributor->sessions, plan->device_id, CANOPY_WIRE_ASSIGNMENT,
-                            g_variant_new ("(s@ayu@a(ussq)st)", d->id,
-                                           g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
-                                                                     content->manifest, TRUE),
-                                           (guint32) plan->role, sources, d->destination,
-                                           plan->wan_rate)))
+  /* The manifest travels as the payload: a frame is at most 64 KiB, and a
+   * package of many chunks has a larger manifest. */
+  if (canopy_sessions_send_payload (distributor->sessions, plan->device_id,
+                                    CANOPY_WIRE_ASSIGNMENT,
+                                    g_variant_new ("(s@ayu@a(ussq)st)", d->id,
+                                                   g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
+                                                                              NULL, 0, 1),
+                                                   (guint32) plan->role, sources, d->destination,
+                                                   plan->wan_rate),
+                                    content->manifest))
     {
       g_hash_table_insert (d->sent, g_strdup (plan->device_id), g_steal_pointer (&said));
       /* From now on it counts among the deployment's devices. */

@@ -53,14 +53,9 @@ gzip -n -6 -c "$work/v1.tar" > "$work/v1.tar.gz"
 gzip -n -6 --rsyncable -c "$work/v1.tar" > "$work/v1.tar.rgz"
 echo "package: $(($(stat -c %s "$work/v1.tar") / 1048576)) MiB tar of $n_files files from /usr/share and /usr/lib"
 
-# A local HTTP server for zsync, which fetches what it lacks by URL.
-port=""
-if have zsync && have zsyncmake && have python3; then
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  python3 -m http.server "$port" --bind 127.0.0.1 --directory "$work" > /dev/null 2>&1 &
-  http_pid=$!
-  sleep 1
-fi
+# zsync fetches what it lacks from a URL with range requests: the test
+# origin serves version 2 on loopback, as a CDN would.
+origin="$builddir/tests/canopy-test-origin"
 
 # Version 2 with PERCENT % of the files replaced by new bytes of the same
 # size and a fifth as many added; prints the bytes that changed.
@@ -100,12 +95,19 @@ rsync_literal () { # V1 V2
 }
 
 zsync_fetched () { # V1 V2
-  [ -n "$port" ] || { echo "-"; return; }
-  rm -f "$work/z.out" "$work/z.zsync"
-  (cd "$work" && zsyncmake -Z -u "$(basename "$2")" -o z.zsync "$2" > /dev/null 2>&1)
-  (cd "$work" && zsync -q -i "$1" -o z.out "http://127.0.0.1:$port/z.zsync" 2>&1) > "$work/z.log" || true
+  have zsync && have zsyncmake && [ -x "$origin" ] || { echo "-"; return; }
+  rm -f "$work/z.out" "$work/z.zsync" "$work/origin.log"
+  "$origin" "$2" 127.0.0.1 0 > "$work/origin.log" 2>&1 &
+  http_pid=$!
+  i=0
+  while ! grep -q '^origin ' "$work/origin.log" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  url=$(awk '/^origin / { print $2 }' "$work/origin.log")
+  (cd "$work" && zsyncmake -Z -u "$url" -o z.zsync "$2" > /dev/null 2>&1)
+  (cd "$work" && zsync -i "$1" -o z.out z.zsync 2>&1) > "$work/z.log" || true
+  kill "$http_pid" 2>/dev/null; wait "$http_pid" 2>/dev/null || true
+  http_pid=""
   cmp -s "$work/z.out" "$2" || { echo "-"; return; }
-  # zsync reports what it fetched over HTTP, headers excluded.
+  # What zsync says it fetched over HTTP.
   awk '/fetched/ { for (i = 1; i <= NF; i++) if ($i == "fetched") print $(i + 1) }' "$work/z.log" | tail -n 1
 }
 
