@@ -100,7 +100,7 @@ zsync_fetched () { # V1 V2
   "$origin" "$2" 127.0.0.1 0 > "$work/origin.log" 2>&1 &
   http_pid=$!
   i=0
-  while ! grep -q '^origin ' "$work/origin.log" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  while ! grep -qs '^origin ' "$work/origin.log" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
   url=$(awk '/^origin / { print $2 }' "$work/origin.log")
   (cd "$work" && zsyncmake -Z -u "$url" -o z.zsync "$2" > /dev/null 2>&1)
   (cd "$work" && zsync -i "$1" -o z.out z.zsync 2>&1) > "$work/z.log" || true
