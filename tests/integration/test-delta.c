@@ -97,6 +97,43 @@ office_member (JsonObject *deployment, const char *office, const char *member)
   return o != NULL ? (guint64) json_object_get_int_member_with_default (o, member, 0) : 0;
 }
 
+/* Logs canopyctl in to @s's console; returns its connection profile. */
+static char *
+ctl_login (CanopyTestSite *s)
+{
+  char *profile = g_build_filename (s->dir, "ctl-profile", NULL);
+  g_autofree char *url = g_strdup_printf ("https://127.0.0.1:%u", s->console_port);
+  g_autofree char *certificate = g_build_filename (s->state, "console-cert.pem", NULL);
+  g_autofree char *token_file = g_build_filename (s->dir, "admin-token", NULL);
+  g_autofree char *out = NULL;
+
+  g_assert (g_file_set_contents_full (token_file, s->token, -1, G_FILE_SET_CONTENTS_NONE, 0600,
+                                      NULL));
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "login", "--server", url, "--certificate",
+                                    certificate, "--token-file", token_file, NULL),
+                   0);
+  return profile;
+}
+
+/* The bytes taken from earlier versions, as /metrics and canopyctl show
+ * them to the admin. */
+static void
+assert_reuse_shown (CanopyTestSite *s)
+{
+  g_autofree char *metrics = canopy_test_site_get_text (s, "/metrics");
+  const char *sample =
+    "canopy_office_received_bytes{office=\"North\",source=\"earlier_versions\"} ";
+  const char *at = metrics != NULL ? strstr (metrics, sample) : NULL;
+  g_autofree char *profile = ctl_login (s);
+  g_autofree char *out = NULL;
+
+  CU_ASSERT_PTR_NOT_NULL (at);
+  if (at != NULL)
+    CU_ASSERT (g_ascii_strtoull (at + strlen (sample), NULL, 10) > 0);
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "deployments", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "EARLIER VERSIONS");
+}
+
 static void
 stop_agent (CanopyTestSite *s, guint slot)
 {
@@ -190,6 +227,7 @@ test_version_2_changed_chunks_only (void)
              >= north_reused + (size_2 - changed) / 2);
   CU_ASSERT (canopy_test_process_wait_output (s->agents[away], "from other content in the cache",
                                               10));
+  assert_reuse_shown (s);
   canopy_test_site_assert_copy (s);
   canopy_test_site_stop (s, TRUE);
 }
