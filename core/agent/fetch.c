@@ -26,8 +26,8 @@
  * source holds little back. */
 #define MAX_INFLIGHT 8
 #define MAX_PER_SOURCE 4
-/* Two ranges on their way keep a WAN link busy; more only add to what is
- * lost, in flight and in socket buffers, when the lead dies. */
+/* Two range requests on their way keep a WAN link busy; more only add to
+ * what is lost, in flight and in socket buffers, when the lead dies. */
 #define MAX_PER_ORIGIN 2
 /* A peer that has not answered a request by then is asked no more for it. */
 #define REQUEST_TIMEOUT_US (30 * G_USEC_PER_SEC)
@@ -81,6 +81,10 @@ typedef struct {
   gboolean unreachable;
   gint64 connected_at;
   guint inflight;
+  /* The origin: range requests on their way, and the chunk that would
+   * extend the run schedule() is gathering (G_MAXUINT: none). */
+  guint requests;
+  guint run_next;
   gint64 answered_at;  /* peers: when it last answered, or was first asked */
   guint withheld;      /* announced chunks not delivered since its last good one */
   gint64 busy_until;
@@ -252,6 +256,7 @@ apply_sources (CanopyFetch *fetch, GVariant *sources)
           s->device_id = g_strdup (device_id);
           s->host = g_strdup (host);
           s->port = port;
+          s->run_next = G_MAXUINT;
           if (kind == CANOPY_SOURCE_ORIGIN)
             {
               s->origin = canopy_origin_new (host, &error);
@@ -754,6 +759,7 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
   guint64 start = canopy_manifest_get_chunk_offset (fetch->manifest, job->index);
   gboolean wanted = FALSE;
 
+  s->requests--;
   if (fetch->stopped)
     {
       job_free (job);
@@ -824,6 +830,7 @@ flush_origin_run (CanopyFetch *fetch, OriginRun *run)
 
   if (run->count == 0)
     return;
+  run->source->run_next = G_MAXUINT;
   start = canopy_manifest_get_chunk_offset (fetch->manifest, run->first);
   job = job_new (fetch, run->first, source_index (fetch, run->source), NULL);
   job->count = run->count;
@@ -851,9 +858,16 @@ add_to_origin_run (CanopyFetch *fetch, OriginRun *run, Source *s, guint index)
     {
       run->source = s;
       run->first = index;
+      s->requests++;
     }
   run->count++;
   run->bytes += length;
+  /* The next chunk may join the run beyond MAX_PER_ORIGIN, as long as
+   * the run stays within its size. */
+  s->run_next = run->bytes + canopy_manifest_get_chunk_length (fetch->manifest, index + 1)
+                    <= ORIGIN_RUN_MAX
+                  ? index + 1
+                  : G_MAXUINT;
 }
 
 static gboolean
@@ -941,7 +955,8 @@ pick_wan (CanopyFetch *fetch, guint index, gint64 now, gboolean *any_left)
       if (s->kind == CANOPY_SOURCE_ORIGIN)
         {
           *any_left = TRUE;
-          return s->retry_at <= now && s->inflight < MAX_PER_ORIGIN ? s : NULL;
+          return s->retry_at <= now
+                     && (s->requests < MAX_PER_ORIGIN || index == s->run_next) ? s : NULL;
         }
       if (s->unreachable)
         continue;

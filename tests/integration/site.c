@@ -655,6 +655,8 @@ canopy_test_site_stop_origin (CanopyTestSite *s)
   canopy_test_process_wait_exit (s->origin, 10);
   line = strstr (canopy_test_process_output (s->origin), "served ");
   served = line != NULL ? g_ascii_strtoull (line + strlen ("served "), NULL, 10) : G_MAXUINT64;
+  line = line != NULL ? strstr (line, " in ") : NULL;
+  s->origin_requests = line != NULL ? g_ascii_strtoull (line + strlen (" in "), NULL, 10) : 0;
   g_clear_pointer (&s->origin, canopy_test_process_free);
   return served;
 }

@@ -67,6 +67,7 @@ typedef struct {
   /* Whether the slot ran the real agent, which installs its own copy. */
   gboolean installs[CANOPY_TEST_SITE_N_AGENTS];
   char *origin_url;
+  guint64 origin_requests; /* what the origin answered, as it said when last stopped */
   char *token;
   SoupSession *session;
 } CanopyTestSite;

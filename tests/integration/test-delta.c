@@ -169,8 +169,20 @@ test_version_2_changed_chunks_only (void)
   canopy_test_site_assert_copy (s);
   stop_agent (s, away);
 
-  /* Version 2 at the same origin. */
+  /* The leads asked the origin for runs of adjacent chunks in one range
+   * request each, not chunk by chunk (plus the server's one read). */
   canopy_test_site_stop_origin (s);
+  {
+    g_autoptr (CanopyManifest) m = canopy_test_site_manifest_of (s->package);
+    guint per_chunk = OFFICES * canopy_manifest_get_n_chunks (m) + 1;
+
+    printf ("[version 1: %" G_GUINT64_FORMAT " origin requests for %u chunks] ",
+            s->origin_requests, per_chunk);
+    CU_ASSERT (s->origin_requests >= 1 + OFFICES);
+    CU_ASSERT (!precise || s->origin_requests * 2 < per_chunk);
+  }
+
+  /* Version 2 at the same origin. */
   CU_ASSERT_FATAL (g_file_get_contents (s->package, (char **) &v1, &size_1, &error));
   v2 = make_version_2 (v1, size_1, &size_2);
   CU_ASSERT_FATAL (g_file_set_contents (s->package, (const char *) v2, (gssize) size_2, &error));
@@ -185,7 +197,9 @@ test_version_2_changed_chunks_only (void)
   }
   changed = changed_chunk_bytes (m1, m2);
   printf ("[changed chunks %.1f%% of version 2] ", 100.0 * (double) changed / (double) size_2);
-  CU_ASSERT (changed >= INSERTED && changed < size_2 / 2);
+  /* Under valgrind the package is 4 MiB: its few chunks nearly all change. */
+  CU_ASSERT (changed >= INSERTED && changed < size_2);
+  CU_ASSERT (!precise || changed < size_2 / 2);
 
   v2_id = register_version (s, "2.0");
   deployment_2 = canopy_test_site_create_deployment (s, v2_id, NULL);
