@@ -15,6 +15,7 @@ typedef struct {
   GMappedFile *file;
   char *path;
   guint64 served;
+  guint64 requests; /* answered with data, ranges or whole */
 } Origin;
 
 static void
@@ -50,6 +51,7 @@ serve (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable 
   soup_server_message_set_response (msg, "application/octet-stream", SOUP_MEMORY_STATIC,
                                     data + start, (gsize) (end - start + 1));
   origin->served += (guint64) (end - start + 1);
+  origin->requests++;
 }
 
 static gboolean
@@ -100,7 +102,8 @@ main (int argc, char **argv)
   g_unix_signal_add (SIGTERM, on_term, loop);
   g_unix_signal_add (SIGINT, on_term, loop);
   g_main_loop_run (loop);
-  printf ("served %" G_GUINT64_FORMAT "\n", origin.served);
+  printf ("served %" G_GUINT64_FORMAT " in %" G_GUINT64_FORMAT " requests\n", origin.served,
+          origin.requests);
   g_mapped_file_unref (origin.file);
   g_free (origin.path);
   return 0;

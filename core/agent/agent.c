@@ -37,6 +37,9 @@ struct _CanopyAgent {
   GCancellable *cancellable; /* cancelled when the agent stops */
   gboolean reopening;
   GBytes *reopen_next; /* (nullable) a key that arrived while reopening */
+  /* Deployment IDs whose fetch waits for the cache to be reopened, so that
+   * it finds the chunks of earlier versions before it asks anyone. */
+  GPtrArray *unstarted;
 };
 
 void
@@ -142,6 +145,21 @@ save_server_key (CanopyAgent *agent, GBytes *key)
 
 static void reopen_cache (CanopyAgent *agent, GBytes *public_key);
 
+static void
+start_unstarted (CanopyAgent *agent)
+{
+  g_autoptr (GPtrArray) ids = g_steal_pointer (&agent->unstarted);
+
+  for (guint i = 0; ids != NULL && i < ids->len; i++)
+    {
+      CanopyFetch *fetch = g_hash_table_lookup (agent->fetches, g_ptr_array_index (ids, i));
+
+      /* Withdrawn meanwhile: nothing to start. */
+      if (fetch != NULL)
+        canopy_fetch_start (fetch);
+    }
+}
+
 /* Runs on the main loop once the worker hashed the cached chunks: peers
  * that asked for these contents before they were open hear of them now. */
 static void
@@ -165,7 +183,11 @@ on_cache_reopened (GObject *object, GAsyncResult *result, gpointer user_data)
     g_debug ("reopened %u cached contents", g_strv_length (ids));
   next = g_steal_pointer (&agent->reopen_next);
   if (next != NULL)
-    reopen_cache (agent, next);
+    {
+      reopen_cache (agent, next);
+      return;
+    }
+  start_unstarted (agent);
 }
 
 /* Reopens what the cache held with @public_key off the main loop: hashing
@@ -284,7 +306,14 @@ agent_assignment (CanopyUplink *uplink, GVariant *body, gpointer user_data)
                                          (const char *const *) agent->config->destinations);
           canopy_fetch_set_subject (fetch, agent->device_id, canopy_uplink_get_office (uplink));
           g_hash_table_insert (agent->fetches, g_strdup (deployment_id), fetch);
-          canopy_fetch_start (fetch);
+          if (agent->reopening)
+            {
+              if (agent->unstarted == NULL)
+                agent->unstarted = g_ptr_array_new_with_free_func (g_free);
+              g_ptr_array_add (agent->unstarted, g_strdup (deployment_id));
+            }
+          else
+            canopy_fetch_start (fetch);
           return;
         }
     }
@@ -428,6 +457,7 @@ canopy_agent_stop (CanopyAgent *agent)
     g_cancellable_cancel (agent->cancellable);
   g_clear_object (&agent->cancellable);
   g_clear_pointer (&agent->reopen_next, g_bytes_unref);
+  g_clear_pointer (&agent->unstarted, g_ptr_array_unref);
   agent->reopening = FALSE;
   /* Fetches first: they are clients of the peers and write to the cache. */
   g_clear_pointer (&agent->fetches, g_hash_table_unref);

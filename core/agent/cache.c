@@ -330,7 +330,7 @@ canopy_cache_entry_has_chunk (const CanopyCacheEntry *entry, guint index)
 static off_t
 chunk_offset (const CanopyCacheEntry *entry, guint index)
 {
-  return (off_t) index * entry->manifest->chunk_size;
+  return (off_t) canopy_manifest_get_chunk_offset (entry->manifest, index);
 }
 
 /* The data file is opened for each use, not held open: an agent may keep
@@ -478,22 +478,6 @@ load_chunks (CanopyCacheEntry *entry)
     close (fd);
   remove_legacy_files (entry);
   return damaged;
-}
-
-static CanopyManifest *
-copy_manifest (const CanopyManifest *m)
-{
-  CanopyManifest *copy = g_new0 (CanopyManifest, 1);
-
-  copy->content_id = g_strdup (m->content_id);
-  copy->name = g_strdup (m->name);
-  copy->version = g_strdup (m->version);
-  copy->size = m->size;
-  copy->chunk_size = m->chunk_size;
-  copy->chunk_hashes = g_bytes_ref (m->chunk_hashes);
-  memcpy (copy->sha256, m->sha256, sizeof copy->sha256);
-  copy->signature = m->signature != NULL ? g_bytes_ref (m->signature) : NULL;
-  return copy;
 }
 
 /* Keeps the signed manifest beside the chunks, once. */
@@ -679,7 +663,7 @@ canopy_cache_acquire_entry (CanopyCache *cache, const CanopyManifest *manifest, 
     }
   entry = g_atomic_rc_box_new0 (CanopyCacheEntry);
   entry->cache = canopy_cache_ref (cache);
-  entry->manifest = copy_manifest (manifest);
+  entry->manifest = canopy_manifest_copy (manifest);
   entry->path = g_build_filename (cache->directory, manifest->content_id, NULL);
   entry->data_path = g_build_filename (entry->path, DATA_FILE, NULL);
   entry->have = g_malloc0 (canopy_manifest_get_n_chunks (manifest) / 8 + 1);
@@ -826,6 +810,93 @@ canopy_cache_get_entries (CanopyCache *cache)
   while (g_hash_table_iter_next (&iter, NULL, &value))
     g_ptr_array_add (entries, value);
   return entries;
+}
+
+/* Where a chunk is held: another content and its index there. */
+typedef struct {
+  CanopyCacheEntry *entry;
+  guint index;
+} HeldChunk;
+
+/* Every chunk the other open contents hold, by SHA-256; the entries are
+ * referenced in @others so eviction on the main loop cannot free them. */
+static GHashTable *
+index_held_chunks (CanopyCacheEntry *entry, GPtrArray *others)
+{
+  GHashTable *held = g_hash_table_new_full (g_bytes_hash, g_bytes_equal,
+                                            (GDestroyNotify) g_bytes_unref, g_free);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, entry->cache->entries);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      CanopyCacheEntry *other = value;
+      guint n = canopy_manifest_get_n_chunks (other->manifest);
+
+      if (other == entry || other->removed || other->count == 0)
+        continue;
+      g_ptr_array_add (others, canopy_cache_entry_ref (other));
+      for (guint i = 0; i < n; i++)
+        {
+          HeldChunk *at;
+
+          if (!test_bit (other, i))
+            continue;
+          at = g_new (HeldChunk, 1);
+          at->entry = other;
+          at->index = i;
+          g_hash_table_replace (
+            held,
+            g_bytes_new_static (canopy_manifest_get_chunk_hash (other->manifest, i),
+                                CANOPY_MANIFEST_HASH_SIZE),
+            at);
+        }
+    }
+  return held;
+}
+
+guint
+canopy_cache_entry_reuse (CanopyCacheEntry *entry, guint64 *reused_bytes)
+{
+  g_autoptr (GPtrArray) others =
+    g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_cache_entry_unref);
+  g_autoptr (GHashTable) held = index_held_chunks (entry, others);
+  const CanopyManifest *m = entry->manifest;
+  g_autofree guint8 *buffer = NULL;
+  guint taken = 0;
+
+  *reused_bytes = 0;
+  if (g_hash_table_size (held) == 0)
+    return 0;
+  buffer = g_malloc (MAX (m->chunk_size, 1u));
+  for (guint i = 0; i < canopy_manifest_get_n_chunks (m); i++)
+    {
+      g_autoptr (GBytes) hash = NULL;
+      HeldChunk *at;
+      guint32 length = canopy_manifest_get_chunk_length (m, i);
+      g_autoptr (GError) error = NULL;
+
+      if (canopy_cache_entry_has_chunk (entry, i))
+        continue;
+      hash = g_bytes_new_static (canopy_manifest_get_chunk_hash (m, i), CANOPY_MANIFEST_HASH_SIZE);
+      at = g_hash_table_lookup (held, hash);
+      /* Same hash, same length: a chunk's length is part of what it hashes. */
+      if (at == NULL || canopy_manifest_get_chunk_length (at->entry->manifest, at->index) != length)
+        continue;
+      if (!canopy_cache_entry_read_verified_chunk (at->entry, at->index, buffer, &error)
+          || !canopy_cache_entry_store_chunk (entry, i, buffer, length, &error))
+        {
+          /* Not fatal: the chunk is fetched like any other. */
+          g_debug ("Chunk %u of %s not taken from content %s: %s", i, m->content_id,
+                   at->entry->manifest->content_id, error->message);
+          continue;
+        }
+      taken++;
+      *reused_bytes += length;
+    }
+  return taken;
 }
 
 const CanopyManifest *

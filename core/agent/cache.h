@@ -170,6 +170,21 @@ gboolean canopy_cache_entry_read_verified_chunk (CanopyCacheEntry *entry, guint 
                                                  guint8 *buffer, GError **error);
 
 /**
+ * canopy_cache_entry_reuse:
+ * @entry: a content being fetched
+ * @reused_bytes: (out): the bytes of the chunks it took
+ *
+ * Fills the chunks @entry lacks from any other content of the cache that
+ * holds a chunk of the same SHA-256 (an earlier version, another package),
+ * so only chunks no content holds are fetched. Each is read and verified
+ * against the other content's manifest, then against @entry's as it is
+ * stored. Blocks on the disk and hashes: call it from a worker thread.
+ *
+ * Returns: how many chunks it took.
+ */
+guint canopy_cache_entry_reuse (CanopyCacheEntry *entry, guint64 *reused_bytes);
+
+/**
  * canopy_cache_entry_copy_at:
  * @dirfd: the destination's directory, opened by the install policy
  * @name: the package's file name in it

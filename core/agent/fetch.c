@@ -27,8 +27,8 @@
  * source holds little back. */
 #define MAX_INFLIGHT 8
 #define MAX_PER_SOURCE 4
-/* Two ranges on their way keep a WAN link busy; more only add to what is
- * lost, in flight and in socket buffers, when the lead dies. */
+/* Two range requests on their way keep a WAN link busy; more only add to
+ * what is lost, in flight and in socket buffers, when the lead dies. */
 #define MAX_PER_ORIGIN 2
 /* A peer that has not answered a request by then is asked no more for it. */
 #define REQUEST_TIMEOUT_US (30 * G_USEC_PER_SEC)
@@ -45,6 +45,10 @@
 #define MAX_WITHHELD 4
 /* An origin failing this many times in a row is given up for the next source. */
 #define ORIGIN_MAX_ERRORS 3
+/* Adjacent chunks the origin is asked for go in one range request of up
+ * to this many bytes: fewer round trips for a run of changed chunks, and
+ * still several requests in flight on a fast link. */
+#define ORIGIN_RUN_MAX (2 * 1024 * 1024)
 #define RECONNECT_TICKS 5
 /* A peer that holds nothing of the content never sends a have: after this
  * long connected without one, it counts as holding nothing. */
@@ -52,7 +56,7 @@
 /* A lead waits this long at most to learn what its office holds before it
  * crosses the WAN, so an unreachable peer does not hold it up for long. */
 #define SETTLE_MAX_US (5 * G_USEC_PER_SEC)
-#define N_KINDS 4
+#define N_KINDS CANOPY_SOURCE_N_KINDS
 /* A full disk is tried again after this long, doubling up to the maximum:
  * soon enough that freeing space is noticed, rarely enough not to spin. */
 #define DISK_RETRY_FIRST_S 2
@@ -78,6 +82,10 @@ typedef struct {
   gboolean unreachable;
   gint64 connected_at;
   guint inflight;
+  /* The origin: range requests on their way, and the chunk that would
+   * extend the run schedule() is gathering (G_MAXUINT: none). */
+  guint requests;
+  guint run_next;
   gint64 answered_at;  /* peers: when it last answered, or was first asked */
   guint withheld;      /* announced chunks not delivered since its last good one */
   gint64 busy_until;
@@ -124,6 +132,8 @@ struct _CanopyFetch {
   guint disk_retry_s;
   gint64 disk_retry_at;  /* monotonic µs before which nothing is fetched */
   guint64 bytes[N_KINDS];
+  guint reused_chunks;  /* set by the opening thread, read once it returns */
+  guint64 reused_bytes;
   gboolean changed;
   CanopyFetchReportFunc report;
   gpointer report_data;
@@ -267,6 +277,7 @@ apply_sources (CanopyFetch *fetch, GVariant *sources)
           s->device_id = g_strdup (device_id);
           s->host = g_strdup (host);
           s->port = port;
+          s->run_next = G_MAXUINT;
           if (kind == CANOPY_SOURCE_ORIGIN)
             {
               s->origin = canopy_origin_new (host, &error);
@@ -603,6 +614,7 @@ mark_inflight (CanopyFetch *fetch, Source *s, guint index)
 typedef struct {
   CanopyFetch *fetch;
   guint index;
+  guint count; /* origin reads: adjacent chunks from @index on */
   guint source;
   GBytes *data;
   gint64 started_at; /* monotonic µs */
@@ -623,6 +635,7 @@ job_new (CanopyFetch *fetch, guint index, guint source, GBytes *data)
 
   job->fetch = fetch_ref (fetch);
   job->index = index;
+  job->count = 1;
   job->source = source;
   job->data = data != NULL ? g_bytes_ref (data) : NULL;
   job->started_at = g_get_monotonic_time ();
@@ -758,6 +771,13 @@ store_async (CanopyFetch *fetch, guint index, guint source, GBytes *data)
   g_task_run_in_thread (task, store_thread);
 }
 
+/* Whether chunk @index is still waited for from the origin read of @job. */
+static gboolean
+run_wants (const CanopyFetch *fetch, const Job *job, guint index)
+{
+  return fetch->state[index] == CHUNK_INFLIGHT && fetch->chunk_source[index] == job->source;
+}
+
 static void
 on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
 {
@@ -766,16 +786,35 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
   Source *s = g_ptr_array_index (fetch->sources, job->source);
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) data = canopy_origin_read_range_finish (s->origin, result, &error);
+  guint64 start = canopy_manifest_get_chunk_offset (fetch->manifest, job->index);
+  gboolean wanted = FALSE;
 
-  if (fetch->stopped || fetch->state[job->index] != CHUNK_INFLIGHT
-      || fetch->chunk_source[job->index] != job->source)
+  s->requests--;
+  if (fetch->stopped)
     {
       job_free (job);
       return;
     }
-  release_chunk (fetch, job->index, CHUNK_MISSING);
+  for (guint i = job->index; i < job->index + job->count; i++)
+    wanted = wanted || run_wants (fetch, job, i);
+  if (!wanted)
+    {
+      job_free (job);
+      return;
+    }
+  if (data != NULL
+      && g_bytes_get_size (data)
+           != canopy_manifest_get_chunk_offset (fetch->manifest, job->index + job->count) - start)
+    {
+      g_set_error (&error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
+                   _("the origin answered a range request with the wrong number of bytes"));
+      g_clear_pointer (&data, g_bytes_unref);
+    }
   if (data == NULL)
     {
+      for (guint i = job->index; i < job->index + job->count; i++)
+        if (run_wants (fetch, job, i))
+          release_chunk (fetch, i, CHUNK_MISSING);
       s->errors++;
       s->retry_at = g_get_monotonic_time () + (gint64) s->errors * G_USEC_PER_SEC;
       if (s->errors >= ORIGIN_MAX_ERRORS && !s->failed)
@@ -791,9 +830,76 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
   else
     {
       s->errors = 0;
-      store_async (fetch, job->index, job->source, data);
+      for (guint i = job->index; i < job->index + job->count; i++)
+        {
+          g_autoptr (GBytes) chunk = NULL;
+
+          if (!run_wants (fetch, job, i))
+            continue;
+          release_chunk (fetch, i, CHUNK_MISSING);
+          chunk = g_bytes_new_from_bytes (
+            data, canopy_manifest_get_chunk_offset (fetch->manifest, i) - start,
+            canopy_manifest_get_chunk_length (fetch->manifest, i));
+          store_async (fetch, i, job->source, chunk);
+        }
     }
   job_free (job);
+}
+
+/* Adjacent chunks to ask the origin for in one range request. */
+typedef struct {
+  Source *source;
+  guint first;
+  guint count;
+  guint64 bytes;
+} OriginRun;
+
+static void
+flush_origin_run (CanopyFetch *fetch, OriginRun *run)
+{
+  Job *job;
+  guint64 start;
+
+  if (run->count == 0)
+    return;
+  run->source->run_next = G_MAXUINT;
+  start = canopy_manifest_get_chunk_offset (fetch->manifest, run->first);
+  job = job_new (fetch, run->first, source_index (fetch, run->source), NULL);
+  job->count = run->count;
+  canopy_origin_read_range_async (
+    run->source->origin, start,
+    canopy_manifest_get_chunk_offset (fetch->manifest, run->first + run->count) - start,
+    fetch->cancellable, on_origin_read, job);
+  run->count = 0;
+  run->bytes = 0;
+}
+
+/* Chunk @index from the origin: it joins @run when it follows it, or
+ * starts the next one. */
+static void
+add_to_origin_run (CanopyFetch *fetch, OriginRun *run, Source *s, guint index)
+{
+  guint32 length = canopy_manifest_get_chunk_length (fetch->manifest, index);
+
+  if (run->count > 0
+      && (run->source != s || run->first + run->count != index
+          || run->bytes + length > ORIGIN_RUN_MAX))
+    flush_origin_run (fetch, run);
+  mark_inflight (fetch, s, index);
+  if (run->count == 0)
+    {
+      run->source = s;
+      run->first = index;
+      s->requests++;
+    }
+  run->count++;
+  run->bytes += length;
+  /* The next chunk may join the run beyond MAX_PER_ORIGIN, as long as
+   * the run stays within its size. */
+  s->run_next = run->bytes + canopy_manifest_get_chunk_length (fetch->manifest, index + 1)
+                    <= ORIGIN_RUN_MAX
+                  ? index + 1
+                  : G_MAXUINT;
 }
 
 static gboolean
@@ -801,15 +907,8 @@ request_chunk (CanopyFetch *fetch, Source *s, guint index)
 {
   g_autoptr (GError) error = NULL;
 
-  if (s->kind == CANOPY_SOURCE_ORIGIN)
-    {
-      mark_inflight (fetch, s, index);
-      canopy_origin_read_range_async (
-        s->origin, (guint64) index * fetch->manifest->chunk_size,
-        canopy_manifest_get_chunk_length (fetch->manifest, index), fetch->cancellable,
-        on_origin_read, job_new (fetch, index, source_index (fetch, s), NULL));
-      return TRUE;
-    }
+  /* Origin reads go through add_to_origin_run(). */
+  g_return_val_if_fail (s->kind != CANOPY_SOURCE_ORIGIN, FALSE);
   if (!canopy_peers_request (fetch->peers, s->device_id, fetch->manifest->content_id, index,
                              &error))
     {
@@ -888,7 +987,8 @@ pick_wan (CanopyFetch *fetch, guint index, gint64 now, gboolean *any_left)
       if (s->kind == CANOPY_SOURCE_ORIGIN)
         {
           *any_left = TRUE;
-          return s->retry_at <= now && s->inflight < MAX_PER_ORIGIN ? s : NULL;
+          return s->retry_at <= now
+                     && (s->requests < MAX_PER_ORIGIN || index == s->run_next) ? s : NULL;
         }
       if (s->unreachable)
         continue;
@@ -1000,6 +1100,7 @@ schedule (CanopyFetch *fetch)
   gint64 now = g_get_monotonic_time ();
   gboolean wan_blocked = FALSE, waiting = FALSE;
   guint missing = 0;
+  OriginRun run = { 0 };
 
   if (fetch->entry == NULL || fetch->finished || fetch->assembling || fetch->stopped
       || fetch->role == CANOPY_ROLE_WAIT || fetch->disk_retry_at > now)
@@ -1035,9 +1136,12 @@ schedule (CanopyFetch *fetch)
         }
       if (held || any_left || wan_blocked || fetch->role == CANOPY_ROLE_PEER)
         waiting = TRUE;
-      if (s != NULL)
+      if (s != NULL && s->kind == CANOPY_SOURCE_ORIGIN)
+        add_to_origin_run (fetch, &run, s, i);
+      else if (s != NULL)
         request_chunk (fetch, s, i);
     }
+  flush_origin_run (fetch, &run);
   if (missing == 0 && fetch->storing == 0 && fetch->inflight == 0)
     assemble (fetch);
   else if (!waiting && fetch->inflight == 0 && fetch->storing == 0)
@@ -1515,6 +1619,8 @@ open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *can
 
   if (entry != NULL)
     {
+      /* Local chunks first (an earlier version's): they cross no link. */
+      fetch->reused_chunks = canopy_cache_entry_reuse (entry, &fetch->reused_bytes);
       /* Nothing else uses the install until the entry is handed over. */
       fetch->install = canopy_install_new (entry);
       g_task_return_pointer (task, entry, (GDestroyNotify) canopy_cache_entry_unref);
@@ -1529,6 +1635,7 @@ on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
   CanopyFetch *fetch = g_task_get_task_data (G_TASK (result));
   g_autoptr (GError) error = NULL;
   g_autoptr (CanopyCacheEntry) entry = g_task_propagate_pointer (G_TASK (result), &error);
+  g_autofree char *reused = NULL;
 
   if (fetch->stopped)
     return;
@@ -1544,7 +1651,20 @@ on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
         fetch->state[i] = CHUNK_HELD;
         fetch->n_held++;
       }
-  if (canopy_cache_entry_count_chunks (fetch->entry) > 0)
+  if (fetch->reused_chunks > 0)
+    {
+      reused = g_strdup_printf ("%" G_GUINT64_FORMAT, fetch->reused_bytes);
+      g_message (g_dngettext (GETTEXT_PACKAGE,
+                              "Deployment %s took %u of its %u chunk (%s bytes) from other "
+                              "content in the cache",
+                              "Deployment %s took %u of its %u chunks (%s bytes) from other "
+                              "content in the cache",
+                              fetch->n),
+                 fetch->deployment_id, fetch->reused_chunks, fetch->n, reused);
+      fetch->bytes[CANOPY_SOURCE_EARLIER_VERSIONS] += fetch->reused_bytes;
+      fetch->changed = TRUE;
+    }
+  else if (canopy_cache_entry_count_chunks (fetch->entry) > 0)
     g_message (g_dngettext (GETTEXT_PACKAGE,
                             "Deployment %s resumes with %u of %u chunk already verified in "
                             "the cache",

@@ -560,6 +560,26 @@ handle_refused (CanopyUplink *uplink, GVariant *body)
   retry_later (uplink, DORMANT_MAX_S);
 }
 
+/* An assignment whose manifest came as the payload, as servers send it, in
+ * the form the body had when it carried the manifest itself. */
+static GVariant *
+assignment_with_manifest (GVariant *body, GBytes *payload)
+{
+  const char *deployment_id, *destination;
+  g_autoptr (GVariant) inline_manifest = NULL, sources = NULL;
+  guint32 role;
+  guint64 wan_rate;
+
+  g_variant_get (body, "(&s@ayu@a(ussq)&st)", &deployment_id, &inline_manifest, &role, &sources,
+                 &destination, &wan_rate);
+  if (payload == NULL || g_variant_get_size (inline_manifest) > 0)
+    return g_variant_ref (body);
+  return g_variant_ref_sink (
+    g_variant_new ("(s@ayu@a(ussq)st)", deployment_id,
+                   g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, payload, TRUE), role,
+                   sources, destination, wan_rate));
+}
+
 static void
 on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gpointer user_data)
 {
@@ -589,8 +609,10 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
     }
   else if (kind == CANOPY_WIRE_ASSIGNMENT && uplink->state == CANOPY_UPLINK_ENROLLED)
     {
+      g_autoptr (GVariant) assignment = assignment_with_manifest (body, payload);
+
       if (uplink->events != NULL && uplink->events->assignment != NULL)
-        uplink->events->assignment (uplink, body, uplink->events_data);
+        uplink->events->assignment (uplink, assignment, uplink->events_data);
     }
   else if (kind == CANOPY_WIRE_WITHDRAW && uplink->state == CANOPY_UPLINK_ENROLLED)
     {

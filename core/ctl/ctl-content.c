@@ -424,8 +424,8 @@ static void
 show_offices (JsonObject *d)
 {
   JsonArray *offices = json_object_get_array_member (d, "offices");
-  const char *headers[] = { _("OFFICE"), _("DONE"), _("LEAD"), _("PEER BYTES"), _("WAN BYTES"),
-                            _("SAVINGS"), NULL };
+  const char *headers[] = { _("OFFICE"), _("DONE"), _("LEAD"), _("PEER BYTES"),
+                            _("EARLIER VERSIONS"), _("WAN BYTES"), _("SAVINGS"), NULL };
   g_autoptr (CtlTable) table = ctl_table_new (headers);
 
   for (guint i = 0; offices != NULL && i < json_array_get_length (offices); i++)
@@ -435,12 +435,13 @@ show_offices (JsonObject *d)
                                                member_count (o, "done"),
                                                member_count (o, "devices"));
       g_autofree char *peer = format_bytes (member_bytes (o, "bytes_office_peer"));
+      g_autofree char *reused = format_bytes (member_bytes (o, "bytes_earlier_versions"));
       g_autofree char *wan = format_bytes (member_bytes (o, "wan_bytes"));
       g_autofree char *savings = g_strdup_printf (
         "%.0f%%", 100.0 * json_object_get_double_member_with_default (o, "savings", 0.0));
       const char *lead = json_object_get_string_member_with_default (o, "lead", "");
       const char *row[] = { member_string (o, "office"), done, lead[0] != '\0' ? lead : NULL,
-                            peer, wan, savings, NULL };
+                            peer, reused, wan, savings, NULL };
       ctl_table_add_row (table, row);
     }
   ctl_table_print (table);

@@ -5,13 +5,20 @@
 #define G_LOG_DOMAIN "canopy-manifest"
 
 #include "lib/manifest.h"
+#include "lib/chunker.h"
 #include "lib/i18n.h"
 
 #include <gnutls/crypto.h>
 #include <string.h>
 
-/* content ID, name, version, chunk size, size, package SHA-256, chunk hashes */
+/* Format 1: content ID, name, version, chunk size, size, package SHA-256,
+ * chunk hashes */
 #define BODY_TYPE "(sssutayay)"
+/* Format 2: the same with chunk size 0, then each chunk's length; its
+ * offset is the sum of the lengths before it (8 bytes a chunk fewer, so a
+ * bigger package fits the wire's body limit). Agents that know only
+ * format 1 reject it as damaged: the server does not send it to them. */
+#define BODY_TYPE_2 "(sssutayayau)"
 /* signed body, signature */
 #define ENVELOPE_TYPE "(ayay)"
 #define MAX_CHUNK_SIZE (64u * 1024 * 1024)
@@ -28,13 +35,43 @@ canopy_manifest_free (CanopyManifest *manifest)
   g_free (manifest->name);
   g_free (manifest->version);
   g_clear_pointer (&manifest->chunk_hashes, g_bytes_unref);
+  g_free (manifest->chunk_offsets);
   g_clear_pointer (&manifest->signature, g_bytes_unref);
   g_free (manifest);
+}
+
+CanopyManifestFormat
+canopy_manifest_get_format (const CanopyManifest *manifest)
+{
+  return manifest->chunk_offsets != NULL ? CANOPY_MANIFEST_FORMAT_CONTENT_DEFINED
+                                         : CANOPY_MANIFEST_FORMAT_FIXED;
+}
+
+CanopyManifest *
+canopy_manifest_copy (const CanopyManifest *m)
+{
+  CanopyManifest *copy = g_new0 (CanopyManifest, 1);
+
+  copy->content_id = g_strdup (m->content_id);
+  copy->name = g_strdup (m->name);
+  copy->version = g_strdup (m->version);
+  copy->size = m->size;
+  copy->chunk_size = m->chunk_size;
+  copy->chunk_hashes = g_bytes_ref (m->chunk_hashes);
+  if (m->chunk_offsets != NULL)
+    copy->chunk_offsets = g_memdup2 (m->chunk_offsets,
+                                     (canopy_manifest_get_n_chunks (m) + 1) * sizeof (guint64));
+  memcpy (copy->sha256, m->sha256, sizeof copy->sha256);
+  if (m->signature != NULL)
+    copy->signature = g_bytes_ref (m->signature);
+  return copy;
 }
 
 guint
 canopy_manifest_get_n_chunks (const CanopyManifest *manifest)
 {
+  if (manifest->chunk_offsets != NULL)
+    return (guint) (g_bytes_get_size (manifest->chunk_hashes) / CANOPY_MANIFEST_HASH_SIZE);
   /* Not (size + chunk_size - 1) / chunk_size, which overflows near G_MAXUINT64. */
   return (guint) (manifest->size / manifest->chunk_size
                   + (manifest->size % manifest->chunk_size != 0));
@@ -43,11 +80,34 @@ canopy_manifest_get_n_chunks (const CanopyManifest *manifest)
 guint32
 canopy_manifest_get_chunk_length (const CanopyManifest *manifest, guint index)
 {
-  guint64 start = (guint64) index * manifest->chunk_size;
+  guint64 start;
 
+  if (manifest->chunk_offsets != NULL)
+    {
+      if (index >= canopy_manifest_get_n_chunks (manifest))
+        return 0;
+      return (guint32) (manifest->chunk_offsets[index + 1] - manifest->chunk_offsets[index]);
+    }
+  start = (guint64) index * manifest->chunk_size;
   if (start >= manifest->size)
     return 0;
   return (guint32) MIN ((guint64) manifest->chunk_size, manifest->size - start);
+}
+
+guint64
+canopy_manifest_get_chunk_offset (const CanopyManifest *manifest, guint index)
+{
+  if (manifest->chunk_offsets != NULL)
+    return manifest->chunk_offsets[MIN (index, canopy_manifest_get_n_chunks (manifest))];
+  return MIN ((guint64) index * manifest->chunk_size, manifest->size);
+}
+
+const guint8 *
+canopy_manifest_get_chunk_hash (const CanopyManifest *manifest, guint index)
+{
+  g_return_val_if_fail (index < canopy_manifest_get_n_chunks (manifest), NULL);
+  return (const guint8 *) g_bytes_get_data (manifest->chunk_hashes, NULL)
+         + (gsize) index * CANOPY_MANIFEST_HASH_SIZE;
 }
 
 CanopyManifest *
@@ -72,39 +132,35 @@ canopy_link_allowance (gint64 base_us, guint64 chunk_bytes, guint64 bits_per_sec
 
 static gboolean hash_output (CanopyManifestHash *hash, guint8 *digest);
 
-CanopyManifest *
-canopy_manifest_build_full (GInputStream *stream, const char *content_id, const char *name,
-                            const char *version, guint32 chunk_size, CanopyManifestSinkFunc sink,
-                            gpointer sink_data, GCancellable *cancellable, GError **error)
+static gboolean
+read_error (GError **error, const char *name, const GError *cause)
 {
-  g_autoptr (CanopyManifest) manifest = g_new0 (CanopyManifest, 1);
-  g_autoptr (GByteArray) hashes = g_byte_array_new ();
+  g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_READ,
+               _("Cannot read the content of \"%s\" from its origin: %s"), name, cause->message);
+  return FALSE;
+}
+
+/* Fixed-size chunks: each block read is hashed as it comes. */
+static gboolean
+build_fixed (CanopyManifest *manifest, GInputStream *stream, CanopyManifestHash *whole,
+             GByteArray *hashes, CanopyManifestSinkFunc sink, gpointer sink_data,
+             GCancellable *cancellable, GError **error)
+{
   g_autofree guint8 *block = g_malloc (READ_BLOCK);
-  g_autoptr (CanopyManifestHash) whole = canopy_manifest_hash_new ();
   g_autoptr (CanopyManifestHash) chunk = canopy_manifest_hash_new ();
   guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
+  guint32 chunk_size = manifest->chunk_size;
   guint32 in_chunk = 0;
   gboolean hashed = TRUE;
   g_autoptr (GError) local_error = NULL;
 
-  g_return_val_if_fail (chunk_size > 0 && chunk_size <= MAX_CHUNK_SIZE, NULL);
-
-  manifest->content_id = content_id != NULL ? g_strdup (content_id) : g_uuid_string_random ();
-  manifest->name = g_strdup (name);
-  manifest->version = g_strdup (version);
-  manifest->chunk_size = chunk_size;
   for (;;)
     {
       gssize n = g_input_stream_read (stream, block, READ_BLOCK, cancellable, &local_error);
       gsize off = 0;
 
       if (n < 0)
-        {
-          g_set_error (error, CANOPY_MANIFEST_ERROR, CANOPY_MANIFEST_ERROR_READ,
-                       _("Cannot read the content of \"%s\" from its origin: %s"), name,
-                       local_error->message);
-          return NULL;
-        }
+        return read_error (error, manifest->name, local_error);
       if (n == 0)
         break;
       canopy_manifest_hash_update (whole, block, (gsize) n);
@@ -129,6 +185,103 @@ canopy_manifest_build_full (GInputStream *stream, const char *content_id, const 
     {
       hashed = hash_output (chunk, digest) && hashed;
       g_byte_array_append (hashes, digest, sizeof digest);
+    }
+  return hashed;
+}
+
+/* Content-defined chunks: the chunker needs up to max_size bytes ahead of
+ * each cut, so reads fill a window of twice that, and what is left after
+ * the cuts moves down once it passes the middle. */
+static gboolean
+build_content_defined (CanopyManifest *manifest, GInputStream *stream, CanopyManifestHash *whole,
+                       GByteArray *hashes, GArray *offsets, CanopyManifestSinkFunc sink,
+                       gpointer sink_data, GCancellable *cancellable, GError **error)
+{
+  CanopyChunker chunker;
+  gsize capacity, start = 0, filled = 0;
+  g_autofree guint8 *window = NULL;
+  guint8 digest[CANOPY_MANIFEST_HASH_SIZE];
+  gboolean at_end = FALSE, hashed = TRUE;
+  guint32 longest = 0;
+  guint64 offset = 0;
+  g_autoptr (GError) local_error = NULL;
+
+  canopy_chunker_init_default (&chunker);
+  capacity = 2 * (gsize) chunker.max_size;
+  window = g_malloc (capacity);
+  g_array_append_val (offsets, offset);
+  for (;;)
+    {
+      while (!at_end && filled - start < chunker.max_size)
+        {
+          gssize n;
+
+          if (capacity - filled < READ_BLOCK)
+            {
+              memmove (window, window + start, filled - start);
+              filled -= start;
+              start = 0;
+            }
+          n = g_input_stream_read (stream, window + filled, MIN (READ_BLOCK, capacity - filled),
+                                   cancellable, &local_error);
+          if (n < 0)
+            return read_error (error, manifest->name, local_error);
+          if (n == 0)
+            at_end = TRUE;
+          canopy_manifest_hash_update (whole, window + filled, (gsize) n);
+          if (sink != NULL && n > 0)
+            sink (window + filled, (gsize) n, sink_data);
+          filled += (gsize) n;
+        }
+      if (filled == start)
+        break;
+      {
+        gsize cut = canopy_chunker_next (&chunker, window + start, filled - start);
+
+        hashed = gnutls_hash_fast (GNUTLS_DIG_SHA256, window + start, cut, digest) == 0 && hashed;
+        g_byte_array_append (hashes, digest, sizeof digest);
+        start += cut;
+        offset += cut;
+        longest = MAX (longest, (guint32) cut);
+        g_array_append_val (offsets, offset);
+      }
+    }
+  manifest->size = offset;
+  manifest->chunk_size = MAX (longest, 1u);
+  return hashed;
+}
+
+CanopyManifest *
+canopy_manifest_build_full (GInputStream *stream, const char *content_id, const char *name,
+                            const char *version, guint32 chunk_size, CanopyManifestSinkFunc sink,
+                            gpointer sink_data, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (CanopyManifest) manifest = g_new0 (CanopyManifest, 1);
+  g_autoptr (GByteArray) hashes = g_byte_array_new ();
+  g_autoptr (GArray) offsets = g_array_new (FALSE, FALSE, sizeof (guint64));
+  g_autoptr (CanopyManifestHash) whole = canopy_manifest_hash_new ();
+  g_autoptr (GError) local_error = NULL;
+  gboolean hashed;
+
+  g_return_val_if_fail (chunk_size <= MAX_CHUNK_SIZE, NULL);
+
+  manifest->content_id = content_id != NULL ? g_strdup (content_id) : g_uuid_string_random ();
+  manifest->name = g_strdup (name);
+  manifest->version = g_strdup (version);
+  manifest->chunk_size = chunk_size;
+  if (chunk_size != CANOPY_MANIFEST_CONTENT_DEFINED)
+    hashed = build_fixed (manifest, stream, whole, hashes, sink, sink_data, cancellable,
+                          &local_error);
+  else
+    {
+      hashed = build_content_defined (manifest, stream, whole, hashes, offsets, sink, sink_data,
+                                       cancellable, &local_error);
+      manifest->chunk_offsets = (guint64 *) g_array_free (g_steal_pointer (&offsets), FALSE);
+    }
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
     }
   if (!hashed || !hash_output (whole, manifest->sha256))
     {
@@ -222,6 +375,21 @@ canopy_manifest_hash_free (CanopyManifestHash *hash)
 static GVariant *
 body_variant (const CanopyManifest *manifest)
 {
+  if (manifest->chunk_offsets != NULL)
+    {
+      guint n = canopy_manifest_get_n_chunks (manifest);
+      g_autofree guint32 *lengths = g_new (guint32, MAX (n, 1u));
+
+      for (guint i = 0; i < n; i++)
+        lengths[i] = canopy_manifest_get_chunk_length (manifest, i);
+      return g_variant_new (
+        "(sssut@ay@ay@au)", manifest->content_id, manifest->name, manifest->version, 0u,
+        manifest->size,
+        g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, manifest->sha256,
+                                   CANOPY_MANIFEST_HASH_SIZE, 1),
+        g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, manifest->chunk_hashes, TRUE),
+        g_variant_new_fixed_array (G_VARIANT_TYPE_UINT32, lengths, n, sizeof (guint32)));
+    }
   return g_variant_new ("(sssut@ay@ay)", manifest->content_id, manifest->name, manifest->version,
                         manifest->chunk_size, manifest->size,
                         g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, manifest->sha256,
@@ -289,12 +457,53 @@ check_consistent (const CanopyManifest *m, gsize sha_len, GError **error)
   return TRUE;
 }
 
+/* A format 2 body has chunk size 0, which format 1 never has. */
+static gboolean
+is_content_defined (GVariant *body)
+{
+  guint32 chunk_size;
+
+  g_variant_get_child (body, 3, "u", &chunk_size);
+  return chunk_size == CANOPY_MANIFEST_CONTENT_DEFINED;
+}
+
+/* Format 2: as many lengths as hashes, none empty or beyond the limit,
+ * adding up to the size. */
+static gboolean
+take_lengths (CanopyManifest *m, GVariant *lengths, gsize sha_len, GError **error)
+{
+  gsize n;
+  const guint32 *length = g_variant_get_fixed_array (lengths, &n, sizeof (guint32));
+  guint64 offset = 0;
+  guint32 longest = 1;
+
+  if (sha_len != CANOPY_MANIFEST_HASH_SIZE)
+    return set_format_error (error, _("wrong package hash length"));
+  if (n > G_MAXUINT - 1 || g_bytes_get_size (m->chunk_hashes) != n * CANOPY_MANIFEST_HASH_SIZE)
+    return set_format_error (error, _("chunk hashes do not match the chunk lengths"));
+  m->chunk_offsets = g_new (guint64, n + 1);
+  for (gsize i = 0; i < n; i++)
+    {
+      if (length[i] == 0 || length[i] > MAX_CHUNK_SIZE)
+        return set_format_error (error, _("impossible chunk length"));
+      m->chunk_offsets[i] = offset;
+      offset += length[i]; /* cannot overflow: fewer than 2^32 lengths below 2^27 */
+      longest = MAX (longest, length[i]);
+    }
+  m->chunk_offsets[n] = offset;
+  if (offset != m->size)
+    return set_format_error (error, _("chunk lengths do not add up to the size"));
+  m->chunk_size = longest;
+  return TRUE;
+}
+
 CanopyManifest *
 canopy_manifest_parse (GBytes *data, const CanopyVerifyKey *key, GError **error)
 {
   g_autoptr (GVariant) envelope = g_variant_ref_sink (
     g_variant_new_from_bytes (G_VARIANT_TYPE (ENVELOPE_TYPE), data, FALSE));
   g_autoptr (GVariant) body_ay = NULL, sig_ay = NULL, body = NULL, sha = NULL, hashes = NULL;
+  g_autoptr (GVariant) lengths = NULL;
   g_autoptr (CanopyManifest) m = g_new0 (CanopyManifest, 1);
   g_autoptr (GBytes) body_bytes = NULL;
   const guint8 *signed_data, *sig;
@@ -317,18 +526,30 @@ canopy_manifest_parse (GBytes *data, const CanopyVerifyKey *key, GError **error)
 
   /* Its own copy: the chunk hashes keep referring to it after we return. */
   body_bytes = g_bytes_new (signed_data, signed_size);
-  body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (BODY_TYPE), body_bytes,
+  body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (BODY_TYPE_2), body_bytes,
                                                        FALSE));
-  if (!g_variant_is_normal_form (body))
-    return set_format_error (error, _("not in normal form")), NULL;
-  g_variant_get (body, "(sssut@ay@ay)", &m->content_id, &m->name, &m->version, &m->chunk_size,
-                 &m->size, &sha, &hashes);
+  if (g_variant_is_normal_form (body) && is_content_defined (body))
+    g_variant_get (body, "(sssut@ay@ay@au)", &m->content_id, &m->name, &m->version,
+                   &m->chunk_size, &m->size, &sha, &hashes, &lengths);
+  else
+    {
+      g_clear_pointer (&body, g_variant_unref);
+      body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (BODY_TYPE),
+                                                           body_bytes, FALSE));
+      if (!g_variant_is_normal_form (body))
+        return set_format_error (error, _("in neither format 1 nor format 2: damaged, or "
+                                          "from a newer server, then upgrade the agent")),
+               NULL;
+      g_variant_get (body, "(sssut@ay@ay)", &m->content_id, &m->name, &m->version,
+                     &m->chunk_size, &m->size, &sha, &hashes);
+    }
   sha_data = g_variant_get_fixed_array (sha, &sha_len, 1);
   if (sha_len == CANOPY_MANIFEST_HASH_SIZE)
     memcpy (m->sha256, sha_data, sha_len);
   m->chunk_hashes = g_variant_get_data_as_bytes (hashes);
   m->signature = g_bytes_new (sig, sig_size);
-  if (!check_consistent (m, sha_len, error))
+  if (lengths != NULL ? !take_lengths (m, lengths, sha_len, error)
+                      : !check_consistent (m, sha_len, error))
     return NULL;
   return g_steal_pointer (&m);
 }

@@ -1,6 +1,6 @@
-/* Content manifests: a package's name, version, size and the SHA-256 of
- * each fixed-size chunk, signed by the server (Ed25519) so agents can
- * verify every chunk whoever serves it. */
+/* Content manifests: a package's name, version, size and the offset,
+ * length and SHA-256 of each chunk, signed by the server (Ed25519) so
+ * agents can verify every chunk whoever serves it. */
 #pragma once
 
 #include <gio/gio.h>
@@ -17,16 +17,32 @@ typedef enum {
   CANOPY_MANIFEST_ERROR_SIGNATURE, /* not signed by the key it is checked with */
 } CanopyManifestError;
 
+/* Format 1: fixed-size chunks (the last one short), as built before
+ * content-defined chunking; still read, and built when a caller asks for a
+ * chunk size. */
 #define CANOPY_MANIFEST_DEFAULT_CHUNK_SIZE (1024 * 1024)
+/* Pass as the chunk size to cut at content-defined points (format 2). */
+#define CANOPY_MANIFEST_CONTENT_DEFINED 0
 #define CANOPY_MANIFEST_HASH_SIZE 32
+/* The largest serialized manifest an assignment carries (its payload; the
+ * transports accept 64 MiB by default): over a million chunks. */
+#define CANOPY_MANIFEST_MAX_SERIALIZED (48u * 1024 * 1024)
+
+typedef enum {
+  CANOPY_MANIFEST_FORMAT_FIXED = 1,
+  CANOPY_MANIFEST_FORMAT_CONTENT_DEFINED = 2,
+} CanopyManifestFormat;
 
 typedef struct {
   char *content_id;
   char *name;
   char *version;
   guint64 size;
+  /* Format 1: bytes per chunk. Format 2: the longest chunk's length, so
+   * that one buffer of that size holds any chunk. */
   guint32 chunk_size;
   GBytes *chunk_hashes;  /* n_chunks × 32 bytes */
+  guint64 *chunk_offsets; /* format 2: n_chunks + 1 offsets, the last = size */
   guint8 sha256[CANOPY_MANIFEST_HASH_SIZE]; /* of the whole package */
   GBytes *signature;     /* NULL until signed */
 } CanopyManifest;
@@ -36,8 +52,24 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyManifest, canopy_manifest_free)
 
 guint canopy_manifest_get_n_chunks (const CanopyManifest *manifest);
 
-/* The length of chunk @index (the last one may be short). */
+/* Format 2 when it has chunk offsets. */
+CanopyManifestFormat canopy_manifest_get_format (const CanopyManifest *manifest);
+
+/**
+ * canopy_manifest_copy:
+ *
+ * Returns: (transfer full): a copy of @manifest, signature and all.
+ */
+CanopyManifest *canopy_manifest_copy (const CanopyManifest *manifest);
+
+/* The length of chunk @index (the last one may be short); 0 past the end. */
 guint32 canopy_manifest_get_chunk_length (const CanopyManifest *manifest, guint index);
+
+/* Where chunk @index starts in the package. */
+guint64 canopy_manifest_get_chunk_offset (const CanopyManifest *manifest, guint index);
+
+/* The SHA-256 of chunk @index (CANOPY_MANIFEST_HASH_SIZE bytes). */
+const guint8 *canopy_manifest_get_chunk_hash (const CanopyManifest *manifest, guint index);
 
 /**
  * canopy_link_allowance:
@@ -60,7 +92,8 @@ gint64 canopy_link_allowance (gint64 base_us, guint64 chunk_bytes, guint64 bits_
  * @stream: the package, read once from start to end
  * @name: the content's name
  * @version: its version
- * @chunk_size: bytes per chunk
+ * @chunk_size: bytes per chunk, or %CANOPY_MANIFEST_CONTENT_DEFINED to cut
+ *   where the content says (lib/chunker.h), as the server does
  * @cancellable: (nullable): to stop a long read
  * @error: %CANOPY_MANIFEST_ERROR_READ naming the cause
  *

@@ -21,7 +21,12 @@ typedef enum {
   CANOPY_SOURCE_PARENT_PEER,
   CANOPY_SOURCE_SERVER,
   CANOPY_SOURCE_ORIGIN,
+  /* Never assigned: the bytes a device took from chunks it already held
+   * for other content (an earlier version), so they crossed no link. */
+  CANOPY_SOURCE_EARLIER_VERSIONS,
 } CanopySourceKind;
+
+#define CANOPY_SOURCE_N_KINDS 5
 
 typedef struct {
   CanopySourceKind kind;

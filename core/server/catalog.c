@@ -257,6 +257,25 @@ sign_or_match (const Registration *registration, CanopyManifest *manifest, GErro
   return FALSE;
 }
 
+/* An assignment carries the whole manifest as its payload: one larger
+ * than the transports' default payload limit would reach no agent. */
+static gboolean
+check_fits_assignment (const CanopyManifest *manifest, GError **error)
+{
+  g_autoptr (GBytes) bytes = canopy_manifest_serialize (manifest);
+  gsize limit = CANOPY_MANIFEST_MAX_SERIALIZED;
+
+  if (g_bytes_get_size (bytes) <= limit)
+    return TRUE;
+  g_set_error (error, CANOPY_CATALOG_ERROR, CANOPY_CATALOG_ERROR_TOO_LARGE,
+               _("\"%s\" is too large for canopy: its %u chunks make a manifest of %"
+                 G_GSIZE_FORMAT " bytes, more than the %" G_GSIZE_FORMAT " an assignment "
+                 "carries. Split the package into several contents"),
+               manifest->name, canopy_manifest_get_n_chunks (manifest), g_bytes_get_size (bytes),
+               limit);
+  return FALSE;
+}
+
 static void
 build_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
@@ -290,6 +309,8 @@ build_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
                                            registration->writer != NULL
                                              ? canopy_content_store_writer_sink : NULL,
                                            registration->writer, cancellable, &error);
+  if (manifest != NULL && !check_fits_assignment (manifest, &error))
+    g_clear_pointer (&manifest, canopy_manifest_free);
   if (manifest == NULL || !sign_or_match (registration, manifest, &error))
     {
       g_task_return_error (task, error);
@@ -312,7 +333,9 @@ registration_new (CanopyCatalog *catalog, const char *content_id, const char *na
   registration->name = g_strdup (name);
   registration->version = g_strdup (version);
   registration->location = g_strdup (location);
-  registration->chunk_size = chunk_size != 0 ? chunk_size : CANOPY_MANIFEST_DEFAULT_CHUNK_SIZE;
+  /* 0 asks for content-defined chunks, so versions share their unchanged
+   * chunks; tests ask for fixed sizes to know where chunks start. */
+  registration->chunk_size = chunk_size;
   registration->key = catalog->key;
   registration->sources = g_strdupv (catalog->sources);
   registration->private_directories = g_strdupv (catalog->private_directories);
@@ -510,7 +533,11 @@ start_copy (CanopyCatalog *catalog, const CanopyContent *content)
       return;
     }
   registration = registration_new (catalog, content->id, content->name, content->version,
-                                   content->location, expected->chunk_size);
+                                   content->location,
+                                   canopy_manifest_get_format (expected)
+                                       == CANOPY_MANIFEST_FORMAT_CONTENT_DEFINED
+                                     ? CANOPY_MANIFEST_CONTENT_DEFINED
+                                     : expected->chunk_size);
   registration->expected = g_steal_pointer (&expected);
   if (registration->writer == NULL)
     {

@@ -17,6 +17,7 @@ GQuark canopy_catalog_error_quark (void);
 typedef enum {
   CANOPY_CATALOG_ERROR_UNKNOWN, /* no content has that ID */
   CANOPY_CATALOG_ERROR_CHANGED, /* the origin no longer holds the registered package */
+  CANOPY_CATALOG_ERROR_TOO_LARGE, /* its manifest would not fit in an assignment */
 } CanopyCatalogError;
 
 typedef struct {
@@ -77,7 +78,8 @@ void canopy_catalog_set_content_sources (CanopyCatalog *catalog, const char *con
  * canopy_catalog_register_async:
  * @location: "https://cdn.example.com/app.msi" or "/srv/packages/app.msi"
  *   (under a content source; the canonical path is recorded)
- * @chunk_size: bytes per chunk; 0 for the default
+ * @chunk_size: bytes per chunk; 0 (CANOPY_MANIFEST_CONTENT_DEFINED) to cut where
+ *   the content says, so that versions share their unchanged chunks
  *
  * Reads the content once in a worker thread, builds and signs its
  * manifest, then records it. With a content store, the same read writes

@@ -610,7 +610,7 @@ send_checked (Peer *peer, const Stored *st, Request *request)
   const CanopyManifest *m = st->manifest;
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) payload = canopy_transport_payload_new_mapped (
-    st->file, (gsize) request->index * m->chunk_size,
+    st->file, (gsize) canopy_manifest_get_chunk_offset (m, request->index),
     canopy_manifest_get_chunk_length (m, request->index), &error);
 
   if (payload == NULL)
@@ -650,7 +650,9 @@ check_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *ca
 
   g_task_return_boolean (task,
                          canopy_manifest_verify_chunk (m, index,
-                                                       data + (gsize) index * m->chunk_size,
+                                                       data
+                                                         + canopy_manifest_get_chunk_offset (
+                                                           m, index),
                                                        canopy_manifest_get_chunk_length (m,
                                                                                          index)));
 }

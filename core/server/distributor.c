@@ -22,7 +22,7 @@ G_DEFINE_QUARK (canopy-distributor-error-quark, canopy_distributor_error)
 /* On a slow WAN link, a lead has at least the time of this many chunks at
  * its office's rate: it paces its requests to that rate. */
 #define STALL_CHUNKS 4
-#define N_SOURCE_KINDS 4
+#define N_SOURCE_KINDS CANOPY_SOURCE_N_KINDS
 /* A device that failed a deployment, or stalled leading it, is given
  * another chance after this long, doubling up to the maximum, so an
  * office whose only device met a broken origin recovers once it is fixed
@@ -289,6 +289,9 @@ sources_variant (CanopyDistributor *distributor, const CanopyContent *content,
                                  canopy_content_store_get_server_id (distributor->content_store),
                                  "", (guint16) 0);
           break;
+        case CANOPY_SOURCE_EARLIER_VERSIONS:
+          /* Not a place to fetch from: agents look in their own cache. */
+          break;
         }
     }
   return g_variant_builder_end (&builder);
@@ -308,12 +311,16 @@ assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *cont
     return;
   g_debug ("deployment %s: %s is %s (%s)", d->id, plan->device_id,
            canopy_role_to_string (plan->role), plan->reason);
-  if (canopy_sessions_send (distributor->sessions, plan->device_id, CANOPY_WIRE_ASSIGNMENT,
-                            g_variant_new ("(s@ayu@a(ussq)st)", d->id,
-                                           g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
-                                                                     content->manifest, TRUE),
-                                           (guint32) plan->role, sources, d->destination,
-                                           plan->wan_rate)))
+  /* The manifest travels as the payload: a frame is at most 64 KiB, and a
+   * package of many chunks has a larger manifest. */
+  if (canopy_sessions_send_payload (distributor->sessions, plan->device_id,
+                                    CANOPY_WIRE_ASSIGNMENT,
+                                    g_variant_new ("(s@ayu@a(ussq)st)", d->id,
+                                                   g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
+                                                                              NULL, 0, 1),
+                                                   (guint32) plan->role, sources, d->destination,
+                                                   plan->wan_rate),
+                                    content->manifest))
     {
       g_hash_table_insert (d->sent, g_strdup (plan->device_id), g_steal_pointer (&said));
       /* From now on it counts among the deployment's devices. */

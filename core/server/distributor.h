@@ -6,6 +6,7 @@
 #pragma once
 
 #include <glib.h>
+#include "lib/planner.h"
 #include "lib/topology.h"
 #include "server/catalog.h"
 #include "server/content-store.h"
@@ -45,7 +46,7 @@ typedef struct {
   char *office;
   guint devices;            /* target devices known in the office */
   guint done;               /* of which finished */
-  guint64 bytes[4];         /* verified bytes by CanopySourceKind */
+  guint64 bytes[CANOPY_SOURCE_N_KINDS]; /* verified bytes by CanopySourceKind */
   guint64 wan_bytes;        /* bytes that reached the office from outside it */
   char *lead;               /* (nullable) its current lead */
 } CanopyOfficeProgress;

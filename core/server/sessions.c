@@ -153,15 +153,21 @@ drop_session (Session *session)
 }
 
 static gboolean
-send_body (Session *session, CanopyWireKind kind, GVariant *body)
+send_body_payload (Session *session, CanopyWireKind kind, GVariant *body, GBytes *payload)
 {
   g_autoptr (GError) error = NULL;
 
-  if (canopy_wire_send (session->conn, kind, body, NULL, &error))
+  if (canopy_wire_send (session->conn, kind, body, payload, &error))
     return TRUE;
   g_message (_("Cannot send \"%s\" to agent %s: %s"), canopy_wire_kind_to_string (kind),
              session->device_id, error->message);
   return FALSE;
+}
+
+static gboolean
+send_body (Session *session, CanopyWireKind kind, GVariant *body)
+{
+  return send_body_payload (session, kind, body, NULL);
 }
 
 static void
@@ -829,6 +835,13 @@ gboolean
 canopy_sessions_send (CanopySessions *sessions, const char *device_id, CanopyWireKind kind,
                       GVariant *body)
 {
+  return canopy_sessions_send_payload (sessions, device_id, kind, body, NULL);
+}
+
+gboolean
+canopy_sessions_send_payload (CanopySessions *sessions, const char *device_id,
+                              CanopyWireKind kind, GVariant *body, GBytes *payload)
+{
   Session *session = g_hash_table_lookup (sessions->enrolled, device_id);
 
   if (session == NULL)
@@ -836,7 +849,7 @@ canopy_sessions_send (CanopySessions *sessions, const char *device_id, CanopyWir
       g_variant_unref (g_variant_ref_sink (body));
       return FALSE;
     }
-  return send_body (session, kind, body);
+  return send_body_payload (session, kind, body, payload);
 }
 
 void

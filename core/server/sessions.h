@@ -135,6 +135,11 @@ void canopy_sessions_set_observer (CanopySessions *sessions, const CanopySession
 gboolean canopy_sessions_send (CanopySessions *sessions, const char *device_id,
                                CanopyWireKind kind, GVariant *body);
 
+/* The same with a payload beside the body: the manifest of an assignment,
+ * too large for a frame (see docs/protocol.md). */
+gboolean canopy_sessions_send_payload (CanopySessions *sessions, const char *device_id,
+                                       CanopyWireKind kind, GVariant *body, GBytes *payload);
+
 /** canopy_sessions_count_enrolled: Returns: sessions past the handshake. */
 guint canopy_sessions_count_enrolled (const CanopySessions *sessions);
 

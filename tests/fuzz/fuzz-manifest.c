@@ -1,6 +1,7 @@
 /* Fuzz targets: a content manifest as an agent receives it (checked with
  * the server's key) and as the server re-reads it from its database (no
- * key). A manifest accepted must be consistent and serialize unchanged. */
+ * key), in either format (fixed-size or content-defined chunks). A
+ * manifest accepted must be consistent and serialize unchanged. */
 #include "build-config.h"
 
 #include "tests/fuzz/fuzz.h"
@@ -21,6 +22,7 @@ check_manifest (const CanopyManifest *manifest, GBytes *input)
       guint32 length = canopy_manifest_get_chunk_length (manifest, i);
 
       g_assert (length > 0 && length <= manifest->chunk_size);
+      g_assert (canopy_manifest_get_chunk_offset (manifest, i) == total);
       total += length;
     }
   g_assert (total == manifest->size);

@@ -57,8 +57,14 @@ manifest_seed (gsize size, guint32 chunk_size, const CanopySigningKey *key)
   g_autoptr (GInputStream) stream = NULL;
   g_autoptr (CanopyManifest) manifest = NULL;
 
+  guint32 x = 2463534242u;
+
+  /* Content-defined chunks need bytes that do not repeat to be cut. */
   for (gsize i = 0; i < size; i++)
-    data[i] = (guint8) (i * 7);
+    {
+      x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+      data[i] = chunk_size == CANOPY_MANIFEST_CONTENT_DEFINED ? (guint8) x : (guint8) (i * 7);
+    }
   stream = g_memory_input_stream_new_from_data (g_memdup2 (data, size), size, g_free);
   manifest = canopy_manifest_build (stream, "package", "1.0", chunk_size, NULL, NULL);
   g_assert (manifest != NULL);
@@ -122,6 +128,18 @@ main (int argc, char **argv)
     write_seed (manifest_dir, "signed-small.bin", small);
     write_seed (manifest_dir, "signed-empty.bin", empty);
     write_seed (manifest_dir, "unsigned.bin", unsigned_);
+  }
+  {
+    /* Format 2: several content-defined chunks, and one short package. */
+    g_autoptr (GBytes) cdc = manifest_seed (3 * 1024 * 1024, CANOPY_MANIFEST_CONTENT_DEFINED, key);
+    g_autoptr (GBytes) cdc_small = manifest_seed (1000, CANOPY_MANIFEST_CONTENT_DEFINED, key);
+    g_autoptr (GBytes) cdc_unsigned =
+      manifest_seed (3 * 1024 * 1024, CANOPY_MANIFEST_CONTENT_DEFINED, NULL);
+
+    write_seed (manifest_key_dir, "signed-content-defined.bin", cdc);
+    write_seed (manifest_key_dir, "signed-content-defined-small.bin", cdc_small);
+    write_seed (manifest_dir, "signed-content-defined.bin", cdc);
+    write_seed (manifest_dir, "unsigned-content-defined.bin", cdc_unsigned);
   }
   return 0;
 }

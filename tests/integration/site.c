@@ -477,6 +477,34 @@ make_token (const CanopyTestSite *s)
   return canopy_test_admin_add (s->config, "site-admin", "administrator", NULL, NULL);
 }
 
+CanopyManifest *
+canopy_test_site_manifest_of (const char *path)
+{
+  g_autoptr (GFile) file = g_file_new_for_path (path);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GFileInputStream) stream = g_file_read (file, NULL, &error);
+  CanopyManifest *m = NULL;
+
+  CANOPY_ASSERT_NO_ERROR (error);
+  if (stream != NULL)
+    m = canopy_manifest_build (G_INPUT_STREAM (stream), "Package", "1.0",
+                               CANOPY_MANIFEST_CONTENT_DEFINED, NULL, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  g_assert (m != NULL);
+  return m;
+}
+
+guint
+canopy_test_site_chunk_at (const CanopyManifest *m, guint64 offset)
+{
+  guint i = 0;
+
+  while (i + 1 < canopy_manifest_get_n_chunks (m)
+         && canopy_manifest_get_chunk_offset (m, i + 1) <= offset)
+    i++;
+  return i;
+}
+
 static void
 write_package (CanopyTestSite *s)
 {
@@ -628,6 +656,8 @@ canopy_test_site_stop_origin (CanopyTestSite *s)
   canopy_test_process_wait_exit (s->origin, 10);
   line = strstr (canopy_test_process_output (s->origin), "served ");
   served = line != NULL ? g_ascii_strtoull (line + strlen ("served "), NULL, 10) : G_MAXUINT64;
+  line = line != NULL ? strstr (line, " in ") : NULL;
+  s->origin_requests = line != NULL ? g_ascii_strtoull (line + strlen (" in "), NULL, 10) : 0;
   g_clear_pointer (&s->origin, canopy_test_process_free);
   return served;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "tests/canopy-test.h"
+#include "lib/manifest.h"
 
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
@@ -69,6 +70,7 @@ typedef struct {
   /* Whether the slot ran the real agent, which installs its own copy. */
   gboolean installs[CANOPY_TEST_SITE_N_AGENTS];
   char *origin_url;
+  guint64 origin_requests; /* what the origin answered, as it said when last stopped */
   char *token;
   SoupSession *session;
 } CanopyTestSite;
@@ -156,6 +158,13 @@ JsonObject *canopy_test_site_health_check (CanopyTestSite *s, const char *name,
                                            JsonNode **holder);
 /* Whether files @a and @b hold the same bytes. */
 gboolean canopy_test_site_same_file (const char *a, const char *b);
+
+/* The manifest canopyd builds for the file at @path (content-defined
+ * chunks), unsigned: where each chunk starts and ends. */
+CanopyManifest *canopy_test_site_manifest_of (const char *path);
+
+/* The index of @m's chunk holding byte @offset. */
+guint canopy_test_site_chunk_at (const CanopyManifest *m, guint64 offset);
 /* The copy that agent slot @slot installed at the deployment's destination. */
 char *canopy_test_site_copy_path (const CanopyTestSite *s, guint slot);
 /* Every copy installed by every real agent the site ran matches the package. */

@@ -526,7 +526,103 @@ test_full_disk (void)
   umount2 (dir, MNT_DETACH);
 }
 
+/* Pseudo-random bytes: content-defined chunking needs bytes that do not
+ * repeat to find its cuts. */
+static guint8 *
+random_content (gsize size, guint64 seed)
+{
+  guint8 *data = g_malloc (size);
+
+  for (gsize i = 0; i < size; i++)
+    {
+      seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+      data[i] = (guint8) (seed >> 24);
+    }
+  return data;
+}
+
+static CanopyManifest *
+build_cdc (const guint8 *data, gsize size, const char *version)
+{
+  g_autoptr (GInputStream) stream = g_memory_input_stream_new_from_data (data, size, NULL);
+
+  return canopy_manifest_build (stream, "Package", version, CANOPY_MANIFEST_CONTENT_DEFINED,
+                                NULL, NULL);
+}
+
+/* Version 2 (64 KiB inserted near the start, a few bytes changed) takes
+ * every chunk it shares with version 1 from the cache, verified; what it
+ * lacks afterwards is exactly its chunks version 1 does not have, and a
+ * damaged chunk of version 1 is not taken. */
+static void
+test_reuse_earlier_version (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("reuse");
+  const gsize size = 12 * 1024 * 1024, insert = 64 * 1024;
+  g_autofree guint8 *v1 = random_content (size, 11);
+  g_autofree guint8 *extra = random_content (insert, 12);
+  g_autofree guint8 *v2 = g_malloc (size + insert);
+  g_autoptr (CanopyManifest) m1 = build_cdc (v1, size, "1");
+  g_autoptr (CanopyManifest) m2 = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyCache) cache = canopy_cache_open (dir, 0, &error);
+  CanopyCacheEntry *e1 = canopy_cache_open_entry (cache, m1, &error);
+  CanopyCacheEntry *e2;
+  g_autoptr (GHashTable) in_v1 = g_hash_table_new_full (g_bytes_hash, g_bytes_equal,
+                                                        (GDestroyNotify) g_bytes_unref, NULL);
+  guint64 reused = 0, expected_bytes = 0;
+  guint expected = 0, taken;
+
+  memcpy (v2, v1, 100000);
+  memcpy (v2 + 100000, extra, insert);
+  memcpy (v2 + 100000 + insert, v1 + 100000, size - 100000);
+  v2[size / 2] ^= 1;
+  v2[size - 10] ^= 1;
+  m2 = build_cdc (v2, size + insert, "2");
+  CANOPY_ASSERT_NO_ERROR (error);
+  for (guint i = 0; i < canopy_manifest_get_n_chunks (m1); i++)
+    {
+      CU_ASSERT (canopy_cache_entry_store_chunk (
+        e1, i, v1 + canopy_manifest_get_chunk_offset (m1, i),
+        canopy_manifest_get_chunk_length (m1, i), &error));
+      g_hash_table_add (in_v1, g_bytes_new (canopy_manifest_get_chunk_hash (m1, i),
+                                            CANOPY_MANIFEST_HASH_SIZE));
+    }
+  for (guint i = 0; i < canopy_manifest_get_n_chunks (m2); i++)
+    {
+      g_autoptr (GBytes) hash = g_bytes_new (canopy_manifest_get_chunk_hash (m2, i),
+                                             CANOPY_MANIFEST_HASH_SIZE);
+
+      if (g_hash_table_contains (in_v1, hash))
+        expected++, expected_bytes += canopy_manifest_get_chunk_length (m2, i);
+    }
+  CU_ASSERT (expected + 6 >= canopy_manifest_get_n_chunks (m2));
+
+  /* A chunk of version 1 damaged on disk is read, fails, and is not used. */
+  damage (dir, m1, canopy_manifest_get_chunk_offset (m1, 6) + 5);
+  e2 = canopy_cache_open_entry (cache, m2, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  taken = canopy_cache_entry_reuse (e2, &reused);
+  CU_ASSERT_EQUAL (taken, expected - 1);
+  CU_ASSERT_EQUAL (reused, expected_bytes - canopy_manifest_get_chunk_length (m1, 6));
+  CU_ASSERT_FALSE (canopy_cache_entry_has_chunk (e1, 6));
+  for (guint i = 0; i < canopy_manifest_get_n_chunks (m2); i++)
+    if (canopy_cache_entry_has_chunk (e2, i))
+      {
+        g_autoptr (GBytes) chunk = canopy_cache_entry_read_chunk (e2, i, &error);
+
+        CANOPY_ASSERT_NO_ERROR (error);
+        CU_ASSERT (memcmp (g_bytes_get_data (chunk, NULL),
+                           v2 + canopy_manifest_get_chunk_offset (m2, i),
+                           canopy_manifest_get_chunk_length (m2, i))
+                   == 0);
+      }
+  /* Nothing left to take: a second pass takes nothing. */
+  CU_ASSERT_EQUAL (canopy_cache_entry_reuse (e2, &reused), 0);
+}
+
 CANOPY_TEST_SUITE (cache, "cache", NULL, NULL,
+                   { "chunks of an earlier version reused", test_reuse_earlier_version },
                    { "store, verify, resume", test_store_verify_resume },
                    { "assemble", test_assemble },
                    { "package copied, not linked", test_copy },

@@ -19,7 +19,9 @@ typedef struct {
   char *actor;
 } Registering;
 
-static const char *const source_names[] = { "office_peer", "parent_peer", "server", "origin" };
+static const char *const source_names[] = { "office_peer", "parent_peer", "server", "origin",
+                                            "earlier_versions" };
+G_STATIC_ASSERT (G_N_ELEMENTS (source_names) == CANOPY_SOURCE_N_KINDS);
 
 static char *
 query_id (SoupServerMessage *msg)
@@ -270,7 +272,8 @@ canopy_console_post_publish (CanopyConsole *console, SoupServerMessage *msg)
 static void
 add_office_progress (JsonBuilder *b, const CanopyOfficeProgress *p, guint64 size)
 {
-  guint64 peers = p->bytes[CANOPY_SOURCE_OFFICE_PEER];
+  /* Chunks taken from earlier versions crossed no link either. */
+  guint64 peers = p->bytes[CANOPY_SOURCE_OFFICE_PEER] + p->bytes[CANOPY_SOURCE_EARLIER_VERSIONS];
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "office");
@@ -281,7 +284,7 @@ add_office_progress (JsonBuilder *b, const CanopyOfficeProgress *p, guint64 size
   json_builder_add_int_value (b, p->done);
   json_builder_set_member_name (b, "lead");
   json_builder_add_string_value (b, p->lead != NULL ? p->lead : "");
-  for (int k = 0; k < 4; k++)
+  for (int k = 0; k < CANOPY_SOURCE_N_KINDS; k++)
     {
       g_autofree char *name = g_strdup_printf ("bytes_%s", source_names[k]);
       json_builder_set_member_name (b, name);

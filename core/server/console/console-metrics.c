@@ -149,12 +149,13 @@ collect_console (CanopyConsole *console, Metrics *m)
 
 /* An office's totals over every deployment. */
 typedef struct {
-  guint64 bytes[4]; /* by CanopySourceKind */
+  guint64 bytes[CANOPY_SOURCE_N_KINDS]; /* by CanopySourceKind */
   guint64 wan_bytes;
 } OfficeBytes;
 
 /* The label values of CanopySourceKind, as the deployments API names them. */
-static const char *const source_labels[] = { "office_peer", "parent_peer", "server", "origin" };
+static const char *const source_labels[] = { "office_peer", "parent_peer", "server", "origin",
+                                             "earlier_versions" };
 G_STATIC_ASSERT (G_N_ELEMENTS (source_labels) == G_N_ELEMENTS (((OfficeBytes *) NULL)->bytes));
 
 static void
