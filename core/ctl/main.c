@@ -6,6 +6,7 @@
 #include "ctl/ctl-client.h"
 #include "ctl/ctl-console.h"
 #include "ctl/ctl-content.h"
+#include "ctl/ctl-device-status.h"
 #include "lib/config.h"
 #include "lib/i18n.h"
 #include "lib/licence-file.h"
@@ -217,6 +218,11 @@ static const CtlCommand commands[] = {
   { "deployment-cancel", N_("ID"),
     N_("Stop a deployment on every device; it stays listed with what each did"),
     ctl_content_deployment_cancel },
+  { "deployment-show",
+    N_("ID [--office NAME] [--state waiting|fetching|done|failed|refused|cancelled]"),
+    N_("Show each target device of a deployment: state, progress, bytes by source, role, "
+       "sources, last error and last report"),
+    ctl_device_status_show },
   { "deployment-wait", N_("ID [--timeout SECONDS]"),
     N_("Wait until every known device of the deployment is done (exit status 6 on timeout)"),
     ctl_content_deployment_wait },

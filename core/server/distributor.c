@@ -57,7 +57,21 @@ typedef struct {
   gboolean done;
   gint64 last_change;   /* monotonic µs */
   gint64 allowance_us;  /* as lead: how long it may verify nothing */
+  /* What the device status shows (not stored: a restart starts afresh). */
+  int role;             /* the CanopyRole last sent, -1 before the first */
+  GStrv sources;        /* device IDs, "server" or "origin", as last sent */
+  char *error;          /* (nullable) the last failure it reported */
+  gboolean refused;     /* that failure was its policy refusing the deployment */
+  gint64 last_report;   /* real µs of its last report; 0: none in this run */
 } DeviceProgress;
+
+static void
+device_progress_free (DeviceProgress *p)
+{
+  g_strfreev (p->sources);
+  g_free (p->error);
+  g_free (p);
+}
 
 typedef struct {
   char *id;
@@ -146,7 +160,8 @@ deployment_new (const char *id, const char *content_id, const char *const *group
   d->destination = g_strdup (destination);
   d->state = state;
   d->created_at = created_at;
-  d->progress = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  d->progress = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify) device_progress_free);
   d->sent = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   d->leads = new_lead_table ();
   d->stalled = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -224,6 +239,7 @@ progress_of (Deployment *d, const char *device_id)
       p = g_new0 (DeviceProgress, 1);
       p->last_change = g_get_monotonic_time ();
       p->allowance_us = STALL_S * G_USEC_PER_SEC;
+      p->role = -1;
       g_hash_table_insert (d->progress, g_strdup (device_id), p);
     }
   return p;
@@ -292,6 +308,23 @@ sources_variant (CanopyDistributor *distributor, const CanopyContent *content,
   return g_variant_builder_end (&builder);
 }
 
+/* The sources of an assignment as the device status names them. */
+static GStrv
+source_names (GVariant *sources)
+{
+  g_autoptr (GStrvBuilder) names = g_strv_builder_new ();
+  GVariantIter iter;
+  const char *device_id;
+  guint32 kind;
+
+  g_variant_iter_init (&iter, sources);
+  while (g_variant_iter_next (&iter, "(u&s&sq)", &kind, &device_id, NULL, NULL))
+    g_strv_builder_add (names, kind == CANOPY_SOURCE_SERVER   ? "server"
+                               : kind == CANOPY_SOURCE_ORIGIN ? "origin"
+                                                              : device_id);
+  return g_strv_builder_end (names);
+}
+
 static void
 assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *content,
         const CanopyPlan *plan)
@@ -313,9 +346,14 @@ assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *cont
                                            (guint32) plan->role, sources, d->destination,
                                            plan->wan_rate)))
     {
+      DeviceProgress *p;
+
       g_hash_table_insert (d->sent, g_strdup (plan->device_id), g_steal_pointer (&said));
       /* From now on it counts among the deployment's devices. */
-      progress_of (d, plan->device_id);
+      p = progress_of (d, plan->device_id);
+      p->role = (int) plan->role;
+      g_strfreev (p->sources);
+      p->sources = source_names (sources);
     }
 }
 
@@ -652,6 +690,7 @@ handle_progress (CanopyDistributor *distributor, Deployment *d, const char *devi
   guint32 chunks;
 
   g_variant_get (body, "(&su@at@a(stu))", NULL, &chunks, &bytes, &peers);
+  p->last_report = g_get_real_time ();
   by_kind = g_variant_get_fixed_array (bytes, &n, sizeof (guint64));
   if (chunks != p->chunks)
     {
@@ -686,6 +725,22 @@ note_failure (CanopyDistributor *distributor, const Deployment *d, const char *d
   g_hash_table_insert (distributor->failures, g_strdup (device_id), failure);
 }
 
+/* The device status keeps the last failure in the device's words. Its
+ * install policy refusing the destination is told apart from a failure:
+ * the agent says so before fetching anything, in the words of
+ * canopy_install_policy_check(), which all start the same. */
+static void
+note_device_error (Deployment *d, const char *device_id, const char *reason)
+{
+  DeviceProgress *p = progress_of (d, device_id);
+
+  g_free (p->error);
+  p->error = g_strdup (reason);
+  p->refused = g_str_has_prefix (reason, "This device refuses ")
+               || g_str_has_prefix (reason, _("This device refuses "));
+  p->last_report = g_get_real_time ();
+}
+
 static void
 handle_done (CanopyDistributor *distributor, Deployment *d, const char *device_id,
              GVariant *body)
@@ -710,6 +765,7 @@ handle_done (CanopyDistributor *distributor, Deployment *d, const char *device_i
       return;
     }
   p->done = TRUE;
+  p->last_report = g_get_real_time ();
   g_hash_table_remove (distributor->failures, device_id);
   p->chunks = canopy_manifest_get_n_chunks (manifest);
   p->last_change = g_get_monotonic_time ();
@@ -824,6 +880,7 @@ on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer
       g_variant_get_child (body, 1, "&s", &reason);
       g_warning (_("Device %s cannot complete deployment %s: %s"), device_id, d->id, reason);
       note_failure (distributor, d, device_id, reason);
+      note_device_error (d, device_id, reason);
       g_hash_table_remove (d->sent, device_id);
       schedule_retry (d, device_id);
       /* A lead that gave up hands over to the next preferred device of its
@@ -1457,5 +1514,182 @@ canopy_distributor_get_failures (CanopyDistributor *distributor, const char *dep
       g_ptr_array_add (list, item);
     }
   g_ptr_array_sort (list, compare_failures);
+  return list;
+}
+
+/* --- per-device status --------------------------------------------------- */
+
+static const char *const device_state_names[] = {
+  "waiting", "fetching", "done", "failed", "refused", "cancelled",
+};
+
+G_STATIC_ASSERT (G_N_ELEMENTS (device_state_names) == CANOPY_N_DEVICE_STATES);
+
+const char *
+canopy_device_state_to_string (CanopyDeviceState state)
+{
+  return state < CANOPY_N_DEVICE_STATES ? device_state_names[state] : "unknown";
+}
+
+gboolean
+canopy_device_state_from_string (const char *text, CanopyDeviceState *state)
+{
+  for (guint i = 0; i < CANOPY_N_DEVICE_STATES; i++)
+    if (g_strcmp0 (text, device_state_names[i]) == 0)
+      {
+        *state = i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+void
+canopy_device_status_free (CanopyDeviceStatus *status)
+{
+  if (status == NULL)
+    return;
+  g_free (status->device_id);
+  g_free (status->name);
+  g_free (status->office);
+  g_strfreev (status->sources);
+  g_free (status->error);
+  g_free (status);
+}
+
+static CanopyDeviceState
+device_state (CanopyDistributor *distributor, const Deployment *d, const char *device_id,
+              const DeviceProgress *p)
+{
+  const DeviceFailure *failure = g_hash_table_lookup (distributor->failures, device_id);
+
+  if (p != NULL && p->done)
+    return CANOPY_DEVICE_DONE;
+  if (d->state == CANOPY_DEPLOYMENT_CANCELLED)
+    return CANOPY_DEVICE_CANCELLED;
+  if (p != NULL && failure != NULL && g_str_equal (failure->deployment_id, d->id))
+    return p->refused ? CANOPY_DEVICE_REFUSED : CANOPY_DEVICE_FAILED;
+  if (p != NULL && p->chunks > 0)
+    return CANOPY_DEVICE_FETCHING;
+  return CANOPY_DEVICE_WAITING;
+}
+
+/* The role as the status names it: a device with no office sharing, or
+ * not planned yet, fetches alone. */
+static const char *
+status_role (const DeviceProgress *p)
+{
+  if (p == NULL || p->role < 0)
+    return "alone";
+  switch ((CanopyRole) p->role)
+    {
+    case CANOPY_ROLE_LEAD:
+      return "lead";
+    case CANOPY_ROLE_PEER:
+    case CANOPY_ROLE_WAIT:
+      return "peer";
+    case CANOPY_ROLE_DIRECT:
+    default:
+      return "alone";
+    }
+}
+
+static CanopyDeviceStatus *
+device_status (CanopyDistributor *distributor, const Deployment *d, const char *device_id,
+               const DeviceProgress *p)
+{
+  const CanopyContent *content = canopy_catalog_lookup (distributor->catalog, d->content_id);
+  GVariant *stored = canopy_store_get_device (distributor->store, device_id);
+  CanopyDeviceStatus *status = g_new0 (CanopyDeviceStatus, 1);
+  const char *name = NULL;
+
+  status->device_id = g_strdup (device_id);
+  if (stored != NULL)
+    g_variant_get_child (stored, 0, "&s", &name);
+  status->name = g_strdup (name != NULL ? name : "");
+  status->office = office_of (distributor, device_id);
+  status->state = device_state (distributor, d, device_id, p);
+  status->size = content != NULL ? content->size : 0;
+  if (p != NULL)
+    {
+      guint64 chunk_size = chunk_size_of (distributor, d);
+
+      status->bytes_done = p->done ? status->size
+                                   : MIN ((guint64) p->chunks * chunk_size, status->size);
+      memcpy (status->bytes, p->bytes, sizeof status->bytes);
+      status->error = g_strdup (p->error != NULL ? p->error : "");
+      status->sources = g_strdupv (p->sources);
+      status->last_report = p->last_report;
+    }
+  else
+    status->error = g_strdup ("");
+  if (status->sources == NULL)
+    status->sources = g_new0 (char *, 1);
+  status->percent = p != NULL && p->done ? 100
+                    : status->size > 0   ? (guint) (status->bytes_done * 100 / status->size)
+                                         : 0;
+  status->role = status_role (p);
+  return status;
+}
+
+static int
+compare_status (gconstpointer a, gconstpointer b)
+{
+  const CanopyDeviceStatus *x = *(const CanopyDeviceStatus *const *) a;
+  const CanopyDeviceStatus *y = *(const CanopyDeviceStatus *const *) b;
+  int c = g_strcmp0 (x->office, y->office);
+
+  if (c == 0)
+    c = g_strcmp0 (x->name, y->name);
+  return c != 0 ? c : g_strcmp0 (x->device_id, y->device_id);
+}
+
+/* Whether the stored device record @value is in one of @d's groups. */
+static gboolean
+stored_in_groups (const Deployment *d, GVariant *value)
+{
+  g_autofree const char **groups = NULL;
+
+  g_variant_get_child (value, 1, "^a&s", &groups);
+  return in_groups (d, groups);
+}
+
+static void
+add_status (GPtrArray *list, CanopyDeviceStatus *status, const char *office, int state)
+{
+  if ((office != NULL && g_strcmp0 (status->office, office) != 0)
+      || (state >= 0 && status->state != (CanopyDeviceState) state))
+    {
+      canopy_device_status_free (status);
+      return;
+    }
+  g_ptr_array_add (list, status);
+}
+
+GPtrArray *
+canopy_distributor_get_devices (CanopyDistributor *distributor, const char *id,
+                                const char *office, int state)
+{
+  Deployment *d = g_hash_table_lookup (distributor->deployments, id);
+  GHashTable *devices = canopy_store_get_devices (distributor->store);
+  GPtrArray *list;
+  GHashTableIter iter;
+  gpointer device_id, value;
+
+  if (d == NULL)
+    return NULL;
+  list = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_device_status_free);
+  g_hash_table_iter_init (&iter, d->progress);
+  while (g_hash_table_iter_next (&iter, &device_id, &value))
+    add_status (list, device_status (distributor, d, device_id, value), office, state);
+  /* Devices of its groups it was never sent: offline since, or never
+   * planned. A cancelled deployment reaches no one new. */
+  if (d->state != CANOPY_DEPLOYMENT_CANCELLED && devices != NULL)
+    {
+      g_hash_table_iter_init (&iter, devices);
+      while (g_hash_table_iter_next (&iter, &device_id, &value))
+        if (!g_hash_table_contains (d->progress, device_id) && stored_in_groups (d, value))
+          add_status (list, device_status (distributor, d, device_id, NULL), office, state);
+    }
+  g_ptr_array_sort (list, compare_status);
   return list;
 }

@@ -194,4 +194,52 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyDeviceFailure, canopy_device_failure_free)
 GPtrArray *canopy_distributor_get_failures (CanopyDistributor *distributor,
                                             const char *deployment_id);
 
+/* Where one target device stands with a deployment. */
+typedef enum {
+  CANOPY_DEVICE_WAITING,   /* nothing verified yet (offline, or waiting its turn or window) */
+  CANOPY_DEVICE_FETCHING,  /* verified part of the content */
+  CANOPY_DEVICE_DONE,      /* installed the whole package, its hash checked */
+  CANOPY_DEVICE_FAILED,    /* said it cannot complete it (a full disk, a broken origin) */
+  CANOPY_DEVICE_REFUSED,   /* its install policy refuses the destination */
+  CANOPY_DEVICE_CANCELLED, /* the deployment was cancelled before it finished */
+  CANOPY_N_DEVICE_STATES,
+} CanopyDeviceState;
+
+/* The names the console API and canopyctl use: "waiting", "fetching", ... */
+const char *canopy_device_state_to_string (CanopyDeviceState state);
+gboolean canopy_device_state_from_string (const char *text, CanopyDeviceState *state);
+
+typedef struct {
+  char *device_id;
+  char *name;              /* as the device reported it; "" when unknown */
+  char *office;            /* "" when it is in none */
+  CanopyDeviceState state;
+  guint percent;           /* 0-100, of the content's chunks verified */
+  guint64 bytes_done;      /* verified bytes of the content */
+  guint64 size;            /* the content's size */
+  guint64 bytes[4];        /* bytes it took, by CanopySourceKind */
+  const char *role;        /* "lead", "peer" or "alone" */
+  GStrv sources;           /* device IDs, "server" or "origin" */
+  char *error;             /* "" or the last failure, in the device's words */
+  gint64 last_report;      /* real µs of its last report in this run; 0: none */
+} CanopyDeviceStatus;
+
+void canopy_device_status_free (CanopyDeviceStatus *status);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyDeviceStatus, canopy_device_status_free)
+
+/**
+ * canopy_distributor_get_devices:
+ * @office: (nullable): only the devices of this office
+ * @state: only devices in this state, or -1 for all
+ *
+ * Every target device of deployment @id: those it was sent to, and the
+ * devices of its groups known to the server that were not sent it yet
+ * (offline ones), by office, then name, then ID.
+ *
+ * Returns: (transfer full) (element-type CanopyDeviceStatus) (nullable):
+ *   the devices, or %NULL for an unknown deployment.
+ */
+GPtrArray *canopy_distributor_get_devices (CanopyDistributor *distributor, const char *id,
+                                           const char *office, int state);
+
 G_END_DECLS

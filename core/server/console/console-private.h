@@ -86,6 +86,9 @@ void canopy_console_cancel_deployment (CanopyConsole *console, SoupServerMessage
 /* Adds the members that name a content to an object: id, name, version, size. */
 void canopy_console_add_content_identity (JsonBuilder *b, const CanopyContent *content);
 
+/* console-device-status.c */
+void canopy_console_get_deployment_devices (CanopyConsole *console, SoupServerMessage *msg);
+
 /* console-content-store.c */
 void canopy_console_get_content_store (CanopyConsole *console, SoupServerMessage *msg);
 

@@ -1,0 +1,213 @@
+/* What operations admins rely on, end to end with real processes: the
+ * status of each target device of a deployment (the console API's paged
+ * and filtered list, and canopyctl deployment-show). */
+#include "build-config.h"
+
+#include "tests/integration/site.h"
+
+#include <string.h>
+
+#define OFFICES CANOPY_TEST_SITE_OFFICES
+#define AGENTS_PER_OFFICE CANOPY_TEST_SITE_AGENTS_PER_OFFICE
+#define N_TARGETS (OFFICES * AGENTS_PER_OFFICE)
+
+typedef CanopyTestSite Site;
+
+/* Static so that a test stopped by a fatal assertion still has its
+ * processes stopped by the suite's cleanup. */
+static Site site;
+
+static int
+suite_cleanup (void)
+{
+  canopy_test_site_stop (&site, FALSE);
+  return 0;
+}
+
+static JsonObject *
+devices_page (Site *s, const char *id, const char *query, JsonNode **holder)
+{
+  g_autofree char *path = g_strdup_printf ("/api/v1/deployments/%s/devices%s", id, query);
+
+  g_clear_pointer (holder, json_node_unref);
+  *holder = canopy_test_site_api (s, "GET", path, NULL, SOUP_STATUS_OK);
+  return *holder != NULL ? json_node_get_object (*holder) : NULL;
+}
+
+static void
+assert_error (Site *s, const char *path, guint status, const char *code)
+{
+  g_autoptr (JsonNode) answer = canopy_test_site_api (s, "GET", path, NULL, status);
+  JsonObject *o = answer != NULL ? json_node_get_object (answer) : NULL;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (o);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member_with_default (o, "error", ""), code);
+}
+
+/* One finished device as the contract describes it. */
+static void
+assert_done_device (JsonObject *d, gint64 size, guint *leads)
+{
+  JsonObject *bytes = json_object_get_object_member (d, "bytes");
+  const char *role = json_object_get_string_member (d, "role");
+  gint64 taken = 0;
+
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (d, "state"), "done");
+  CU_ASSERT_EQUAL (json_object_get_int_member (d, "percent"), 100);
+  CU_ASSERT_EQUAL (json_object_get_int_member (d, "bytes_done"), size);
+  CU_ASSERT_EQUAL (json_object_get_int_member (d, "size"), size);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (d, "error"), "");
+  CU_ASSERT (!json_object_get_null_member (d, "last_report"));
+  CU_ASSERT (g_str_has_suffix (json_object_get_string_member (d, "last_report"), "Z"));
+  CU_ASSERT (g_strcmp0 (role, "lead") == 0 || g_strcmp0 (role, "peer") == 0);
+  CU_ASSERT (json_object_get_string_member (d, "device_id")[0] != '\0');
+  CU_ASSERT_PTR_NOT_NULL (json_object_get_array_member (d, "sources"));
+  taken = json_object_get_int_member (bytes, "office_peer")
+          + json_object_get_int_member (bytes, "parent_peer")
+          + json_object_get_int_member (bytes, "server")
+          + json_object_get_int_member (bytes, "origin");
+  /* Every device took the whole content from somewhere. */
+  CU_ASSERT (taken >= size);
+  if (g_strcmp0 (role, "lead") == 0)
+    {
+      (*leads)++;
+      CU_ASSERT (json_object_get_int_member (bytes, "origin") > 0);
+    }
+}
+
+/* Every target device is listed with its state, progress, bytes by source
+ * and role; the list pages and filters by office and state; bad filters
+ * and unknown deployments get the errors of the contract; canopyctl
+ * deployment-show shows the same. */
+static void
+test_device_status (void)
+{
+  CanopyTestSiteOptions options = { .content_size = 6 * 1024 * 1024 + 4321 };
+  Site *s = &site;
+  g_autofree char *content_id = NULL, *id = NULL;
+  g_autofree char *token_file = NULL, *profile = NULL, *certificate = NULL, *url = NULL;
+  g_autofree char *out = NULL;
+  g_autoptr (JsonNode) holder = NULL, page = NULL, parsed = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  JsonObject *all, *o;
+  JsonArray *devices;
+  guint leads = 0;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (s, &options);
+  canopy_test_site_start_agents (s);
+  content_id = canopy_test_site_register (s);
+  id = canopy_test_site_create_deployment (s, content_id, NULL);
+  done = canopy_test_site_wait_deployment_done (s, id, N_TARGETS, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+
+  all = devices_page (s, id, "", &holder);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (all);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (all, "deployment"), id);
+  CU_ASSERT_EQUAL (json_object_get_int_member (all, "total"), N_TARGETS);
+  CU_ASSERT_EQUAL (json_object_get_int_member (all, "offset"), 0);
+  CU_ASSERT_EQUAL (json_object_get_int_member (all, "limit"), 100);
+  devices = json_object_get_array_member (all, "devices");
+  CU_ASSERT_EQUAL_FATAL (json_array_get_length (devices), N_TARGETS);
+  for (guint i = 0; i < N_TARGETS; i++)
+    {
+      JsonObject *d = json_array_get_object_element (devices, i);
+
+      assert_done_device (d, (gint64) s->content_size, &leads);
+      CU_ASSERT (canopy_test_site_agent_index (s, json_object_get_string_member (d, "device_id"))
+                 < CANOPY_TEST_SITE_N_AGENTS);
+      /* By office, North before South. */
+      CU_ASSERT_STRING_EQUAL (json_object_get_string_member (d, "office"),
+                              i < AGENTS_PER_OFFICE ? "North" : "South");
+    }
+  /* One lead per office brought the content in. */
+  CU_ASSERT_EQUAL (leads, OFFICES);
+
+  /* Filters: an office, a state nobody is in, and both. */
+  o = devices_page (s, id, "?office=South", &page);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "total"), AGENTS_PER_OFFICE);
+  for (guint i = 0; i < AGENTS_PER_OFFICE; i++)
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member (
+                              json_array_get_object_element (
+                                json_object_get_array_member (o, "devices"), i),
+                              "office"),
+                            "South");
+  o = devices_page (s, id, "?state=fetching", &page);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "total"), 0);
+  CU_ASSERT_EQUAL (json_array_get_length (json_object_get_array_member (o, "devices")), 0);
+  o = devices_page (s, id, "?office=North&state=done", &page);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "total"), AGENTS_PER_OFFICE);
+  o = devices_page (s, id, "?office=Nowhere", &page);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "total"), 0);
+
+  /* Paging: the same devices in the same order as the whole list. */
+  o = devices_page (s, id, "?offset=2&limit=3", &page);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "total"), N_TARGETS);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "offset"), 2);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "limit"), 3);
+  CU_ASSERT_EQUAL_FATAL (json_array_get_length (json_object_get_array_member (o, "devices")), 3);
+  for (guint i = 0; i < 3; i++)
+    CU_ASSERT_STRING_EQUAL (
+      json_object_get_string_member (
+        json_array_get_object_element (json_object_get_array_member (o, "devices"), i),
+        "device_id"),
+      json_object_get_string_member (json_array_get_object_element (devices, 2 + i),
+                                     "device_id"));
+  o = devices_page (s, id, "?offset=100", &page);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "total"), N_TARGETS);
+  CU_ASSERT_EQUAL (json_array_get_length (json_object_get_array_member (o, "devices")), 0);
+
+  /* What the contract refuses. */
+  {
+    g_autofree char *bad_state = g_strdup_printf ("/api/v1/deployments/%s/devices?state=stuck",
+                                                  id);
+    g_autofree char *bad_limit = g_strdup_printf ("/api/v1/deployments/%s/devices?limit=1001",
+                                                  id);
+    g_autofree char *zero_limit = g_strdup_printf ("/api/v1/deployments/%s/devices?limit=0",
+                                                   id);
+    g_autofree char *bad_offset = g_strdup_printf ("/api/v1/deployments/%s/devices?offset=-1",
+                                                   id);
+
+    assert_error (s, bad_state, SOUP_STATUS_BAD_REQUEST, "invalid-value");
+    assert_error (s, bad_limit, SOUP_STATUS_BAD_REQUEST, "invalid-value");
+    assert_error (s, zero_limit, SOUP_STATUS_BAD_REQUEST, "invalid-value");
+    assert_error (s, bad_offset, SOUP_STATUS_BAD_REQUEST, "invalid-value");
+    assert_error (s, "/api/v1/deployments/no-such-deployment/devices", SOUP_STATUS_NOT_FOUND,
+                  "not-found");
+  }
+
+  /* canopyctl deployment-show, logged in with an admin's token. */
+  token_file = g_build_filename (s->dir, "ctl-token", NULL);
+  profile = g_build_filename (s->dir, "ctl-profile", NULL);
+  certificate = g_build_filename (s->state, "console-cert.pem", NULL);
+  url = g_strdup_printf ("https://127.0.0.1:%u", s->console_port);
+  g_assert (g_file_set_contents (token_file, s->token, -1, NULL));
+  CU_ASSERT_EQUAL_FATAL (canopy_test_ctl (profile, &out, "login", "--server", url,
+                                          "--certificate", certificate, "--token-file",
+                                          token_file, NULL),
+                         0);
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "deployment-show", id, "--office", "North",
+                                    NULL),
+                   0);
+  CANOPY_ASSERT_CONTAINS (out, "STATE");
+  CANOPY_ASSERT_CONTAINS (out, "done");
+  CANOPY_ASSERT_CONTAINS (out, "North");
+  CU_ASSERT_PTR_NULL (strstr (out, "South"));
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "--json", "deployment-show", id, NULL), 0);
+  parsed = json_from_string (out, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (parsed);
+  o = json_node_get_object (parsed);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "total"), N_TARGETS);
+  CU_ASSERT_EQUAL (json_array_get_length (json_object_get_array_member (o, "devices")),
+                   N_TARGETS);
+  CU_ASSERT_NOT_EQUAL (canopy_test_ctl (profile, &out, "deployment-show", id, "--state",
+                                        "stuck", NULL),
+                       0);
+  CANOPY_ASSERT_CONTAINS (out, "stuck");
+  canopy_test_site_assert_copy (s);
+  canopy_test_site_stop (s, TRUE);
+}
+
+CANOPY_TEST_SUITE (operations, "operations", NULL, suite_cleanup,
+                   { "per-device status, paged and filtered", test_device_status });
