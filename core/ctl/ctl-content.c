@@ -497,8 +497,26 @@ ctl_content_deployments (const CtlGlobal *global, int argc, char **argv)
   return ctl_console_get_and_show (global, "/api/v1/deployments", show_deployments);
 }
 
+/* When the content may move: each given one is sent as the admin wrote
+ * it; the server checks it and says what is wrong. */
+typedef struct {
+  const char *start;
+  const char *deadline;
+  const char *window;
+} DeployTiming;
+
+static void
+add_optional (JsonBuilder *b, const char *name, const char *value)
+{
+  if (value == NULL)
+    return;
+  json_builder_set_member_name (b, name);
+  json_builder_add_string_value (b, value);
+}
+
 static JsonNode *
-deployment_request (const char *content, char **groups, const char *destination)
+deployment_request (const char *content, char **groups, const char *destination,
+                    const DeployTiming *timing)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
@@ -512,6 +530,9 @@ deployment_request (const char *content, char **groups, const char *destination)
   json_builder_end_array (b);
   json_builder_set_member_name (b, "destination");
   json_builder_add_string_value (b, destination);
+  add_optional (b, "start", timing->start);
+  add_optional (b, "deadline", timing->deadline);
+  add_optional (b, "window", timing->window);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -520,13 +541,18 @@ int
 ctl_content_deploy (const CtlGlobal *global, int argc, char **argv)
 {
   g_autofree char *content = NULL, *destination = NULL, *joined = NULL;
+  g_autofree char *start = NULL, *deadline = NULL, *window = NULL;
   g_auto (GStrv) groups = NULL;
   const GOptionEntry entries[] = {
     { "content", 0, 0, G_OPTION_ARG_STRING, &content, NULL, NULL },
     { "group", 0, 0, G_OPTION_ARG_STRING_ARRAY, &groups, NULL, NULL },
     { "destination", 0, 0, G_OPTION_ARG_STRING, &destination, NULL, NULL },
+    { "start", 0, 0, G_OPTION_ARG_STRING, &start, NULL, NULL },
+    { "deadline", 0, 0, G_OPTION_ARG_STRING, &deadline, NULL, NULL },
+    { "window", 0, 0, G_OPTION_ARG_STRING, &window, NULL, NULL },
     G_OPTION_ENTRY_NULL
   };
+  DeployTiming timing;
   g_autoptr (GError) error = NULL;
   g_autoptr (CtlClient) client = NULL;
   g_autoptr (JsonNode) body = NULL, answer = NULL;
@@ -535,11 +561,13 @@ ctl_content_deploy (const CtlGlobal *global, int argc, char **argv)
   if (!ctl_console_parse_options (&argc, &argv, entries, 0) || content == NULL || groups == NULL
       || destination == NULL)
     return ctl_console_usage (_("canopyctl deploy --content ID --group GROUP [--group GROUP...] "
-                                "--destination /ABSOLUTE/PATH/ON/THE/DEVICES"));
+                                "--destination /ABSOLUTE/PATH/ON/THE/DEVICES [--start TIME] "
+                                "[--deadline TIME] [--window HH:MM-HH:MM]"));
+  timing = (DeployTiming) { start, deadline, window };
   client = ctl_console_open_client (global, &error);
   if (client == NULL)
     return ctl_console_fail (global, NULL, error);
-  body = deployment_request (content, groups, destination);
+  body = deployment_request (content, groups, destination, &timing);
   answer = ctl_client_request_json (client, "POST", "/api/v1/deployments", body, &error);
   if (answer == NULL)
     return ctl_console_fail (global, client, error);

@@ -28,6 +28,8 @@ G_DEFINE_QUARK (canopy-distributor-error-quark, canopy_distributor_error)
  * without anyone hammering it meanwhile. Progress resets the wait. */
 #define RETRY_FIRST_S 5
 #define RETRY_MAX_S 300
+/* How often the clock is checked for windows and bandwidth schedules. */
+#define CLOCK_TICK_MS 250
 
 /* When a device that failed or stalled gets its next chance. */
 typedef struct {
@@ -80,6 +82,8 @@ typedef struct {
   char *destination;
   CanopyDeploymentState state;
   gint64 created_at;
+  CanopyDeploymentTiming timing;
+  char *gate;           /* the offices content may move in, at the last check */
   GHashTable *progress; /* device ID → DeviceProgress */
   GHashTable *sent;     /* device ID → what its last assignment said */
   GHashTable *leads;    /* office → device ID of its lead */
@@ -122,6 +126,8 @@ struct _CanopyDistributor {
   GHashTable *failures;    /* device ID → DeviceFailure, until it progresses again */
   guint stall_timer;
   guint retry_timer;
+  guint clock_timer;
+  char *rates;             /* each office's WAN rate at the last check */
 };
 
 static void
@@ -131,6 +137,7 @@ deployment_free (Deployment *d)
   g_free (d->content_id);
   g_strfreev (d->groups);
   g_free (d->destination);
+  g_free (d->gate);
   g_hash_table_unref (d->progress);
   g_hash_table_unref (d->sent);
   g_hash_table_unref (d->leads);
@@ -212,8 +219,10 @@ static void
 record_deployment (CanopyDistributor *distributor, const Deployment *d)
 {
   canopy_store_put (distributor->store, CANOPY_RECORD_DEPLOYMENT, d->id,
-                    g_variant_new ("(s^assux)", d->content_id, d->groups, d->destination,
-                                   (guint32) d->state, d->created_at));
+                    g_variant_new ("(s^assuxxxqq)", d->content_id, d->groups, d->destination,
+                                   (guint32) d->state, d->created_at, d->timing.start_at,
+                                   d->timing.deadline, d->timing.window_start,
+                                   d->timing.window_end));
 }
 
 static void
@@ -444,6 +453,52 @@ find_holders (CanopyDistributor *distributor, const Deployment *d)
   return holders;
 }
 
+/* Whether content of @d may move in @office_name at @now: after its
+ * start, and inside its daily window in the office's local time unless
+ * its deadline has passed. */
+static gboolean
+may_move (CanopyDistributor *distributor, const Deployment *d, const char *office_name,
+          gint64 now)
+{
+  const CanopyDeploymentTiming *t = &d->timing;
+  const CanopyOffice *office;
+  guint minute;
+
+  if (t->start_at > 0 && now < t->start_at)
+    return FALSE;
+  if (t->deadline > 0 && now >= t->deadline)
+    return TRUE;
+  if (t->window_start == t->window_end)
+    return TRUE;
+  office = office_name != NULL && office_name[0] != '\0'
+             ? canopy_topology_lookup (distributor->topology, office_name)
+             : NULL;
+  minute = office != NULL ? canopy_office_local_minute (office, now)
+                          : (guint) ((now / G_USEC_PER_SEC / 60) % 1440);
+  return canopy_minute_in_period (minute, t->window_start, t->window_end);
+}
+
+/* The clock's say in @plan: outside its deployment's time, a device
+ * waits; a lead's WAN rate is its office's at this time of day. */
+static void
+apply_clock (CanopyDistributor *distributor, const Deployment *d, CanopyPlan *plan, gint64 now)
+{
+  const CanopyOffice *office = plan->office != NULL
+                                 ? canopy_topology_lookup (distributor->topology, plan->office)
+                                 : NULL;
+
+  if (!may_move (distributor, d, plan->office, now))
+    {
+      plan->role = CANOPY_ROLE_WAIT;
+      g_array_set_size (plan->sources, 0);
+      plan->wan_rate = 0;
+      return;
+    }
+  if (office != NULL && (plan->role == CANOPY_ROLE_LEAD || plan->role == CANOPY_ROLE_DIRECT)
+      && plan->wan_rate == office->wan_rate)
+    plan->wan_rate = canopy_office_rate_at (office, now);
+}
+
 static void
 replan (CanopyDistributor *distributor, Deployment *d)
 {
@@ -506,9 +561,10 @@ replan (CanopyDistributor *distributor, Deployment *d)
   d->leads = new_lead_table ();
   for (guint i = 0; i < plans->len; i++)
     {
-      const CanopyPlan *plan = g_ptr_array_index (plans, i);
+      CanopyPlan *plan = g_ptr_array_index (plans, i);
       DeviceProgress *p = g_hash_table_lookup (d->progress, plan->device_id);
 
+      apply_clock (distributor, d, plan, g_get_real_time ());
       note_lead (d, content, before, plan);
       if (p == NULL || !p->done)
         assign (distributor, d, content, plan);
@@ -1045,6 +1101,77 @@ retry_due (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* What the clock decides at @now for @d: the offices of its online
+ * targets where content may move. */
+static char *
+gate_of (CanopyDistributor *distributor, const Deployment *d, gint64 now)
+{
+  g_autoptr (GString) gate = g_string_new (NULL);
+  GHashTableIter iter;
+  gpointer value;
+
+  if (d->timing.start_at == 0 && d->timing.window_start == d->timing.window_end)
+    return g_strdup ("");
+  g_hash_table_iter_init (&iter, distributor->online);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const OnlineDevice *device = value;
+
+      if (in_groups (d, (const char *const *) device->groups)
+          && may_move (distributor, d, device->office, now))
+        g_string_append_printf (gate, "%s\n", device->office != NULL ? device->office : "");
+    }
+  return g_string_free (g_steal_pointer (&gate), FALSE);
+}
+
+/* Every office's WAN rate now, as one string to compare. */
+static char *
+rates_of (CanopyDistributor *distributor, gint64 now)
+{
+  GPtrArray *offices = canopy_topology_get_offices (distributor->topology);
+  g_autoptr (GString) rates = g_string_new (NULL);
+
+  for (guint i = 0; i < offices->len; i++)
+    g_string_append_printf (rates, "%" G_GUINT64_FORMAT " ",
+                            canopy_office_rate_at (g_ptr_array_index (offices, i), now));
+  return g_string_free (g_steal_pointer (&rates), FALSE);
+}
+
+/* A window that opens or closes, a start or deadline that arrives, or a
+ * bandwidth schedule's boundary: the devices concerned are told at once.
+ * Offices are compared as a whole (cheap: most deployments have no
+ * timing, most offices no schedule). */
+static gboolean
+check_clock (gpointer user_data)
+{
+  CanopyDistributor *distributor = user_data;
+  gint64 now = g_get_real_time ();
+  g_autofree char *rates = rates_of (distributor, now);
+  gboolean rates_changed = g_strcmp0 (rates, distributor->rates) != 0;
+  GHashTableIter iter;
+  gpointer value;
+
+  if (rates_changed && distributor->rates != NULL)
+    g_message (_("An office's WAN rate changed with its bandwidth schedule; its leads are "
+                 "told the new rate"));
+  g_free (distributor->rates);
+  distributor->rates = g_steal_pointer (&rates);
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Deployment *d = value;
+      g_autofree char *gate = gate_of (distributor, d, now);
+
+      if (g_strcmp0 (gate, d->gate) != 0 || rates_changed)
+        {
+          g_free (d->gate);
+          d->gate = g_steal_pointer (&gate);
+          replan (distributor, d);
+        }
+    }
+  return G_SOURCE_CONTINUE;
+}
+
 /* --- loading ------------------------------------------------------------- */
 
 static gboolean
@@ -1056,10 +1183,15 @@ load_deployment (const char *key, GVariant *value, gpointer user_data)
   guint32 state;
   gint64 created_at;
 
-  g_variant_get (value, "(&s^a&s&sux)", &content_id, &groups, &destination, &state,
-                 &created_at);
-  g_hash_table_insert (distributor->deployments, g_strdup (key),
-                       deployment_new (key, content_id, groups, destination, state, created_at));
+  CanopyDeploymentTiming timing = { 0 };
+  Deployment *d;
+
+  g_variant_get (value, "(&s^a&s&suxxxqq)", &content_id, &groups, &destination, &state,
+                 &created_at, &timing.start_at, &timing.deadline, &timing.window_start,
+                 &timing.window_end);
+  d = deployment_new (key, content_id, groups, destination, state, created_at);
+  d->timing = timing;
+  g_hash_table_insert (distributor->deployments, g_strdup (key), d);
   return TRUE;
 }
 
@@ -1123,6 +1255,9 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
   distributor->stall_timer = g_timeout_add_seconds (STALL_S / 3, check_stalled_leads,
                                                     distributor);
   distributor->retry_timer = g_timeout_add_seconds (1, retry_due, distributor);
+  /* Not g_timeout_add_seconds(): its ticks may drift by up to a second,
+   * and a schedule's rate is due within one second of its boundary. */
+  distributor->clock_timer = g_timeout_add (CLOCK_TICK_MS, check_clock, distributor);
   return g_steal_pointer (&distributor);
 }
 
@@ -1137,6 +1272,9 @@ canopy_distributor_free (CanopyDistributor *distributor)
     g_source_remove (distributor->stall_timer);
   if (distributor->retry_timer != 0)
     g_source_remove (distributor->retry_timer);
+  if (distributor->clock_timer != 0)
+    g_source_remove (distributor->clock_timer);
+  g_free (distributor->rates);
   g_hash_table_unref (distributor->deployments);
   g_hash_table_unref (distributor->removed);
   g_hash_table_unref (distributor->online);
@@ -1151,6 +1289,15 @@ canopy_distributor_free (CanopyDistributor *distributor)
 char *
 canopy_distributor_create (CanopyDistributor *distributor, const char *content_id,
                            const char *const *groups, const char *destination, GError **error)
+{
+  return canopy_distributor_create_timed (distributor, content_id, groups, destination, NULL,
+                                          error);
+}
+
+char *
+canopy_distributor_create_timed (CanopyDistributor *distributor, const char *content_id,
+                                 const char *const *groups, const char *destination,
+                                 const CanopyDeploymentTiming *timing, GError **error)
 {
   g_autofree char *id = g_uuid_string_random ();
   Deployment *d;
@@ -1175,8 +1322,25 @@ canopy_distributor_create (CanopyDistributor *distributor, const char *content_i
                              "where the finished package is put"));
       return NULL;
     }
+  if (timing != NULL && timing->deadline > 0 && timing->deadline <= timing->start_at)
+    {
+      g_set_error_literal (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_INVALID,
+                           _("The deadline must come after the start; give a later deadline "
+                             "or an earlier start"));
+      return NULL;
+    }
+  if (timing != NULL && (timing->window_start >= 1440 || timing->window_end >= 1440))
+    {
+      g_set_error_literal (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_INVALID,
+                           _("A daily window runs from 00:00 to 24:00; give its start and end "
+                             "within the day"));
+      return NULL;
+    }
   d = deployment_new (id, content_id, groups, destination, CANOPY_DEPLOYMENT_ACTIVE,
                       g_get_real_time ());
+  if (timing != NULL)
+    d->timing = *timing;
+  d->gate = gate_of (distributor, d, g_get_real_time ());
   g_hash_table_insert (distributor->deployments, g_strdup (id), d);
   record_deployment (distributor, d);
   g_message (_("Created deployment %s of content %s"), id, content_id);
@@ -1320,6 +1484,7 @@ canopy_distributor_list (CanopyDistributor *distributor)
       info->destination = g_strdup (d->destination);
       info->state = d->state;
       info->created_at = d->created_at;
+      info->timing = d->timing;
       g_hash_table_iter_init (&progress, d->progress);
       while (g_hash_table_iter_next (&progress, NULL, &p))
         {

@@ -50,6 +50,14 @@ typedef struct {
   char *lead;               /* (nullable) its current lead */
 } CanopyOfficeProgress;
 
+/* When a deployment's content may move. */
+typedef struct {
+  gint64 start_at;        /* µs since the epoch; 0: at once */
+  gint64 deadline;        /* µs since the epoch; 0: none. Past it, the window no longer holds */
+  guint16 window_start;   /* daily window, minutes since midnight in the local time */
+  guint16 window_end;     /* of each device's office; equal to window_start: none */
+} CanopyDeploymentTiming;
+
 typedef struct {
   char *id;
   char *content_id;
@@ -58,6 +66,7 @@ typedef struct {
   CanopyDeploymentState state;
   gint64 created_at;        /* µs since the epoch */
   guint devices, done;
+  CanopyDeploymentTiming timing;
 } CanopyDeploymentInfo;
 
 void canopy_office_progress_free (CanopyOfficeProgress *progress);
@@ -87,6 +96,17 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyDistributor, canopy_distributor_free)
 char *canopy_distributor_create (CanopyDistributor *distributor, const char *content_id,
                                  const char *const *groups, const char *destination,
                                  GError **error);
+
+/**
+ * canopy_distributor_create_timed:
+ * @timing: (nullable): when the content may move; %NULL: at any time
+ *
+ * As canopy_distributor_create(); refuses a deadline that is not after
+ * the start.
+ */
+char *canopy_distributor_create_timed (CanopyDistributor *distributor, const char *content_id,
+                                       const char *const *groups, const char *destination,
+                                       const CanopyDeploymentTiming *timing, GError **error);
 
 /**
  * canopy_distributor_cancel:

@@ -380,6 +380,7 @@ add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentIn
     add_office_progress (b, g_ptr_array_index (offices, i), content != NULL ? content->size : 0);
   json_builder_end_array (b);
   add_withdrawal (b, distributor, info);
+  canopy_console_add_timing (b, &info->timing);
   json_builder_end_object (b);
 }
 
@@ -418,8 +419,10 @@ string_array (JsonObject *object, const char *name)
 void
 canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
 {
-  static const char *const allowed[] = { "content", "destination", NULL };
+  static const char *const allowed[] = { "content", "destination", "start", "deadline",
+                                         "window", NULL };
   static const char *const arrays[] = { "groups", NULL };
+  CanopyDeploymentTiming timing;
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonObject) object = canopy_console_read_object (msg, &error);
   g_auto (GStrv) groups = NULL;
@@ -435,7 +438,8 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
     }
   if (!check_members (msg, object, allowed, arrays)
       || (content = required_string (msg, object, "content")) == NULL
-      || (destination = required_string (msg, object, "destination")) == NULL)
+      || (destination = required_string (msg, object, "destination")) == NULL
+      || !canopy_console_read_timing (msg, object, &timing))
     return;
   /* What no device could accept is refused here, where the admin sees why
    * at once; each agent still applies its own policy. */
@@ -446,8 +450,9 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
       return;
     }
   groups = string_array (object, "groups");
-  id = canopy_distributor_create (console->context.distributor, content,
-                                  (const char *const *) groups, destination, &error);
+  id = canopy_distributor_create_timed (console->context.distributor, content,
+                                        (const char *const *) groups, destination, &timing,
+                                        &error);
   if (id == NULL)
     {
       gboolean unknown = g_error_matches (error, CANOPY_DISTRIBUTOR_ERROR,
