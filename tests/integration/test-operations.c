@@ -1,6 +1,8 @@
 /* What operations admins rely on, end to end with real processes: the
  * status of each target device of a deployment (the console API's paged
- * and filtered list, and canopyctl deployment-show). */
+ * and filtered list, and canopyctl deployment-show), and deployments
+ * that wait for their daily window or their deadline, on canopyd's
+ * clock moved by libfaketime rather than by waiting hours. */
 #include "build-config.h"
 
 #include "tests/integration/site.h"
@@ -209,5 +211,238 @@ test_device_status (void)
   canopy_test_site_stop (s, TRUE);
 }
 
+/* --- windows and deadlines, on a fake clock --------------------------------- */
+
+/* libfaketime's thread-safe build, wherever this system's multiarch puts it. */
+static char *
+find_faketime (void)
+{
+  g_autoptr (GDir) dir = g_dir_open ("/usr/lib", 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename ("/usr/lib", name, "faketime",
+                                                "libfaketimeMT.so.1", NULL);
+      if (g_file_test (path, G_FILE_TEST_EXISTS))
+        return g_steal_pointer (&path);
+    }
+  return NULL;
+}
+
+typedef struct {
+  char *clock_file;
+  char *preload, *timestamp, *asan;
+  const char *faked[7];
+} FakeClock;
+
+static void
+fake_clock_clear (FakeClock *clock)
+{
+  g_free (clock->clock_file);
+  g_free (clock->preload);
+  g_free (clock->timestamp);
+  g_free (clock->asan);
+}
+
+/* Starts the site with canopyd (and the origin) on a wall clock the test
+ * moves by writing @clock->clock_file; the agents keep the real one.
+ * FALSE (skip reported) without libfaketime. */
+static gboolean
+begin_with_fake_clock (CanopyTestSiteOptions *options, FakeClock *clock)
+{
+  g_autofree char *faketime = find_faketime ();
+  g_autofree char *dir = NULL;
+
+  if (faketime == NULL)
+    {
+      canopy_test_skip ("libfaketime is not installed (Debian package \"faketime\"); the "
+                        "window and deadline tests did not run");
+      return FALSE;
+    }
+  if (!canopy_test_site_available ())
+    return FALSE;
+  dir = canopy_test_make_tmpdir ("ops-clock");
+  clock->clock_file = g_build_filename (dir, "faketime", NULL);
+  g_assert (g_file_set_contents (clock->clock_file, "+0", -1, NULL));
+  clock->preload = g_strconcat ("LD_PRELOAD=", faketime, NULL);
+  clock->timestamp = g_strconcat ("FAKETIME_TIMESTAMP_FILE=", clock->clock_file, NULL);
+  /* With AddressSanitizer, libfaketime comes before its runtime. */
+  clock->asan = g_strdup_printf ("ASAN_OPTIONS=%s%sverify_asan_link_order=0",
+                                 g_getenv ("ASAN_OPTIONS") != NULL ? g_getenv ("ASAN_OPTIONS")
+                                                                   : "",
+                                 g_getenv ("ASAN_OPTIONS") != NULL ? ":" : "");
+  clock->faked[0] = "env";
+  clock->faked[1] = clock->preload;
+  clock->faked[2] = clock->timestamp;
+  clock->faked[3] = "FAKETIME_DONT_FAKE_MONOTONIC=1";
+  clock->faked[4] = "FAKETIME_CACHE_DURATION=1";
+  clock->faked[5] = clock->asan;
+  clock->faked[6] = NULL;
+  options->prefix[0] = clock->faked;
+  canopy_test_site_begin (&site, options);
+  canopy_test_site_start_agents (&site);
+  return TRUE;
+}
+
+/* Moves canopyd's wall clock @offset from the real one ("+90m"); waits
+ * past libfaketime's one-second cache. */
+static void
+set_clock (FakeClock *clock, const char *offset)
+{
+  g_assert (g_file_set_contents (clock->clock_file, offset, -1, NULL));
+  canopy_test_site_pump (2500);
+}
+
+/* "HH:MM" of the real UTC time @minutes from now, rounded down. */
+static char *
+clock_in (gint minutes)
+{
+  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+  g_autoptr (GDateTime) then = g_date_time_add_minutes (now, minutes);
+
+  return g_date_time_format (then, "%H:%M");
+}
+
+static char *
+rfc3339_in (gint minutes)
+{
+  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+  g_autoptr (GDateTime) then = g_date_time_add_minutes (now, minutes);
+
+  return g_date_time_format (then, "%Y-%m-%dT%H:%M:%SZ");
+}
+
+static char *
+create_timed (Site *s, const char *content_id, const char *timing, guint expected)
+{
+  g_autofree char *body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Branch\"], "
+                                           "\"destination\": \"%s/copies/package.bin\"%s}",
+                                           content_id, s->dir, timing);
+  g_autoptr (JsonNode) created = canopy_test_site_api (s, "POST", "/api/v1/deployments", body,
+                                                       expected);
+
+  if (expected != SOUP_STATUS_CREATED || created == NULL)
+    return NULL;
+  return g_strdup (json_object_get_string_member (json_node_get_object (created), "id"));
+}
+
+/* For a while, every target device of @id is known and waiting, and has
+ * taken nothing from anywhere. */
+static void
+assert_nothing_moves (Site *s, const char *id)
+{
+  g_autoptr (JsonNode) holder = NULL;
+  gint64 until = g_get_monotonic_time () + 8 * G_USEC_PER_SEC;
+  JsonObject *o = NULL;
+
+  while (g_get_monotonic_time () < until)
+    {
+      o = devices_page (s, id, "", &holder);
+      CU_ASSERT_PTR_NOT_NULL_FATAL (o);
+      CU_ASSERT_EQUAL (json_object_get_int_member (o, "total"),
+                       json_object_get_int_member (devices_page (s, id, "?state=waiting",
+                                                                 &holder),
+                                                   "total"));
+      canopy_test_site_pump (1000);
+    }
+  o = devices_page (s, id, "", &holder);
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "total"), N_TARGETS);
+  for (guint i = 0; i < json_array_get_length (json_object_get_array_member (o, "devices"));
+       i++)
+    {
+      JsonObject *d = json_array_get_object_element (json_object_get_array_member (o, "devices"),
+                                                     i);
+      JsonObject *bytes = json_object_get_object_member (d, "bytes");
+
+      CU_ASSERT_STRING_EQUAL (json_object_get_string_member (d, "state"), "waiting");
+      CU_ASSERT_EQUAL (json_object_get_int_member (d, "bytes_done"), 0);
+      CU_ASSERT_EQUAL (json_object_get_int_member (bytes, "origin")
+                         + json_object_get_int_member (bytes, "office_peer")
+                         + json_object_get_int_member (bytes, "server"),
+                       0);
+    }
+  CU_ASSERT_PTR_NULL (strstr (canopy_test_process_output (s->server), "finished deployment"));
+}
+
+/* A deployment whose daily window opens in an hour moves nothing; once
+ * canopyd's clock is inside the window, every device completes. */
+static void
+test_window_holds_content (void)
+{
+  CanopyTestSiteOptions options = { .content_size = 4 * 1024 * 1024 + 99 };
+  FakeClock clock = { 0 };
+  Site *s = &site;
+  g_autofree char *content_id = NULL, *id = NULL, *timing = NULL;
+  g_autofree char *from = clock_in (60), *to = clock_in (120);
+  g_autoptr (JsonNode) done = NULL, list = NULL;
+  JsonObject *d;
+
+  if (!begin_with_fake_clock (&options, &clock))
+    goto out;
+  content_id = canopy_test_site_register (s);
+  timing = g_strdup_printf (", \"window\": \"%s-%s\"", from, to);
+  id = create_timed (s, content_id, timing, SOUP_STATUS_CREATED);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (id);
+  list = canopy_test_site_api (s, "GET", "/api/v1/deployments", NULL, SOUP_STATUS_OK);
+  d = json_array_get_object_element (json_node_get_array (list), 0);
+  {
+    g_autofree char *window = g_strdup_printf ("%s-%s", from, to);
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member (d, "window"), window);
+  }
+  CU_ASSERT (json_object_get_null_member (d, "deadline"));
+  assert_nothing_moves (s, id);
+
+  set_clock (&clock, "+90m");
+  done = canopy_test_site_wait_deployment_done (s, id, N_TARGETS, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  canopy_test_site_assert_copy (s);
+  canopy_test_site_stop (s, TRUE);
+out:
+  fake_clock_clear (&clock);
+}
+
+/* A deployment whose window stays closed still completes once its
+ * deadline has passed; bad timings are refused with what is wrong. */
+static void
+test_deadline_overrides_window (void)
+{
+  CanopyTestSiteOptions options = { .content_size = 4 * 1024 * 1024 + 99 };
+  FakeClock clock = { 0 };
+  Site *s = &site;
+  g_autofree char *content_id = NULL, *id = NULL, *timing = NULL;
+  g_autofree char *from = clock_in (300), *to = clock_in (360), *deadline = rfc3339_in (30);
+  g_autofree char *later = rfc3339_in (60);
+  g_autoptr (JsonNode) done = NULL;
+
+  if (!begin_with_fake_clock (&options, &clock))
+    goto out;
+  content_id = canopy_test_site_register (s);
+  g_free (create_timed (s, content_id, ", \"window\": \"25:00-26:00\"",
+                        SOUP_STATUS_UNPROCESSABLE_ENTITY));
+  g_free (create_timed (s, content_id, ", \"deadline\": \"tomorrow\"",
+                        SOUP_STATUS_UNPROCESSABLE_ENTITY));
+  timing = g_strdup_printf (", \"start\": \"%s\", \"deadline\": \"%s\"", later, deadline);
+  g_free (create_timed (s, content_id, timing, SOUP_STATUS_UNPROCESSABLE_ENTITY));
+  g_free (timing);
+
+  timing = g_strdup_printf (", \"window\": \"%s-%s\", \"deadline\": \"%s\"", from, to,
+                            deadline);
+  id = create_timed (s, content_id, timing, SOUP_STATUS_CREATED);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (id);
+  assert_nothing_moves (s, id);
+
+  /* Past the deadline, with the window still hours away. */
+  set_clock (&clock, "+45m");
+  done = canopy_test_site_wait_deployment_done (s, id, N_TARGETS, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  canopy_test_site_assert_copy (s);
+  canopy_test_site_stop (s, TRUE);
+out:
+  fake_clock_clear (&clock);
+}
+
 CANOPY_TEST_SUITE (operations, "operations", NULL, suite_cleanup,
-                   { "per-device status, paged and filtered", test_device_status });
+                   { "per-device status, paged and filtered", test_device_status },
+                   { "window holds content until it opens", test_window_holds_content },
+                   { "deadline overrides the window", test_deadline_overrides_window });
