@@ -260,6 +260,17 @@ legacy_value (const GVariantType *type, GBytes *bytes)
   return NULL;
 }
 
+GVariant *
+canopy_record_from_bytes (CanopyRecordKind kind, GBytes *bytes)
+{
+  const GVariantType *type = canopy_record_kind_type (kind);
+  g_autoptr (GVariant) value = g_variant_ref_sink (g_variant_new_from_bytes (type, bytes, FALSE));
+
+  if (g_variant_is_normal_form (value))
+    return g_steal_pointer (&value);
+  return legacy_value (type, bytes);
+}
+
 /* Bytes a backend returned, as a value of @type, or a CORRUPT error. */
 static GVariant *
 checked_value (const CanopyBackend *backend, const GVariantType *type, const char *what,
