@@ -21,6 +21,9 @@
 /* The server's content-signing key, kept so a restarted agent can reopen
  * its cache and serve its peers before the server answers. */
 #define SERVER_KEY_FILE "server-signing-key"
+/* How often contents unused for longer than <cache max-age> are looked
+ * for, besides at start and after each fetch. */
+#define EXPIRE_CHECK_S 60
 
 struct _CanopyAgent {
   char *config_path;
@@ -33,6 +36,7 @@ struct _CanopyAgent {
   CanopyPeers *peers;
   GHashTable *fetches; /* deployment ID → CanopyFetch */
   guint reap_idle;
+  guint expire_timer;
   GCancellable *cancellable; /* cancelled when the agent stops */
   gboolean reopening;
   GBytes *reopen_next; /* (nullable) a key that arrived while reopening */
@@ -201,8 +205,25 @@ agent_welcome (CanopyUplink *uplink, gpointer user_data)
   reopen_cache (agent, canopy_uplink_get_public_key (uplink));
 }
 
+/* Contents no deployment under way uses, and unused for longer than
+ * <cache max-age>, go: a package deployed once a year does not sit on
+ * every device's disk meanwhile. */
+static void
+expire_cache (CanopyAgent *agent, const char *const *keep)
+{
+  guint removed;
+
+  if (agent->config->cache_max_age <= 0)
+    return;
+  removed = canopy_cache_expire (agent->cache, agent->config->cache_max_age, keep);
+  if (removed > 0)
+    g_message (_("Removed %u contents from the cache that were unused for longer than its "
+                 "max-age"), removed);
+}
+
 /* Finished fetches are dropped (a repeated assignment is answered from the
- * cache), then the cache is brought back within its quota. */
+ * cache), then the cache is brought back within its quota and its
+ * max-age. */
 static gboolean
 reap_fetches (gpointer user_data)
 {
@@ -225,7 +246,25 @@ reap_fetches (gpointer user_data)
   if (removed > 0)
     g_message (_("Removed %u of the least recently used contents from the cache to stay "
                  "within its quota"), removed);
+  expire_cache (agent, (const char *const *) keep_ids);
   return G_SOURCE_REMOVE;
+}
+
+static gboolean
+expire_due (gpointer user_data)
+{
+  CanopyAgent *agent = user_data;
+  g_autoptr (GStrvBuilder) keep = g_strv_builder_new ();
+  g_auto (GStrv) keep_ids = NULL;
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, agent->fetches);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_strv_builder_add (keep, canopy_fetch_get_content_id (value));
+  keep_ids = g_strv_builder_end (keep);
+  expire_cache (agent, (const char *const *) keep_ids);
+  return G_SOURCE_CONTINUE;
 }
 
 static void
@@ -367,6 +406,10 @@ canopy_agent_start (CanopyAgent *agent, GError **error)
   if (agent->cache == NULL)
     return FALSE;
   agent->cancellable = g_cancellable_new ();
+  /* Before the cache is read again: what expired is not checked first. */
+  expire_cache (agent, NULL);
+  if (config->cache_max_age > 0)
+    agent->expire_timer = g_timeout_add_seconds (EXPIRE_CHECK_S, expire_due, agent);
   reopen_cache_from_saved_key (agent);
   agent->fetches = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify) canopy_fetch_free);
@@ -394,6 +437,9 @@ canopy_agent_stop (CanopyAgent *agent)
   if (agent->reap_idle != 0)
     g_source_remove (agent->reap_idle);
   agent->reap_idle = 0;
+  if (agent->expire_timer != 0)
+    g_source_remove (agent->expire_timer);
+  agent->expire_timer = 0;
   /* Workers still running (reopening, storing, assembling) keep their own
    * references to the cache and entries; their results are dropped. */
   if (agent->cancellable != NULL)

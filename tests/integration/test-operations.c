@@ -233,7 +233,7 @@ find_faketime (void)
 typedef struct {
   char *clock_file;
   char *preload, *timestamp, *asan;
-  const char *faked[7];
+  const char *faked[8];
 } FakeClock;
 
 static void
@@ -245,11 +245,12 @@ fake_clock_clear (FakeClock *clock)
   g_free (clock->asan);
 }
 
-/* Starts the site with canopyd (and the origin) on a wall clock the test
- * moves by writing @clock->clock_file; the agents keep the real one.
- * FALSE (skip reported) without libfaketime. */
+/* Starts the site with canopyd (and the origin), or with the agents if
+ * @agents, on a wall clock the test moves by writing @clock->clock_file;
+ * the others keep the real one. FALSE (skip reported) without
+ * libfaketime. */
 static gboolean
-begin_with_fake_clock (CanopyTestSiteOptions *options, FakeClock *clock)
+begin_with_fake_clock (CanopyTestSiteOptions *options, FakeClock *clock, gboolean agents)
 {
   g_autofree char *faketime = find_faketime ();
   g_autofree char *dir = NULL;
@@ -278,8 +279,14 @@ begin_with_fake_clock (CanopyTestSiteOptions *options, FakeClock *clock)
   clock->faked[3] = "FAKETIME_DONT_FAKE_MONOTONIC=1";
   clock->faked[4] = "FAKETIME_CACHE_DURATION=1";
   clock->faked[5] = clock->asan;
-  clock->faked[6] = NULL;
-  options->prefix[0] = clock->faked;
+  /* Files keep their real times: what has aged is what the cache judges. */
+  clock->faked[6] = "NO_FAKE_STAT=1";
+  clock->faked[7] = NULL;
+  if (agents)
+    for (guint o = 1; o <= CANOPY_TEST_SITE_OFFICES; o++)
+      options->prefix[o] = clock->faked;
+  else
+    options->prefix[0] = clock->faked;
   canopy_test_site_begin (&site, options);
   canopy_test_site_start_agents (&site);
   return TRUE;
@@ -378,7 +385,7 @@ test_window_holds_content (void)
   g_autoptr (JsonNode) done = NULL, list = NULL;
   JsonObject *d;
 
-  if (!begin_with_fake_clock (&options, &clock))
+  if (!begin_with_fake_clock (&options, &clock, FALSE))
     goto out;
   content_id = canopy_test_site_register (s);
   timing = g_strdup_printf (", \"window\": \"%s-%s\"", from, to);
@@ -415,7 +422,7 @@ test_deadline_overrides_window (void)
   g_autofree char *later = rfc3339_in (60);
   g_autoptr (JsonNode) done = NULL;
 
-  if (!begin_with_fake_clock (&options, &clock))
+  if (!begin_with_fake_clock (&options, &clock, FALSE))
     goto out;
   content_id = canopy_test_site_register (s);
   g_free (create_timed (s, content_id, ", \"window\": \"25:00-26:00\"",
@@ -442,7 +449,61 @@ out:
   fake_clock_clear (&clock);
 }
 
+static char *
+cached_content (Site *s, guint office, guint index, const char *content_id)
+{
+  g_autofree char *name = g_strdup_printf ("agent-%u-%u", office, index);
+
+  return g_build_filename (s->dir, name, "cache", content_id, NULL);
+}
+
+/* With <cache max-age='1d'/>, a content unused for two days is removed
+ * from an agent's cache, and one used within the day is kept; the
+ * agents' clock is moved, not waited for. */
+static void
+test_cache_max_age (void)
+{
+  CanopyTestSiteOptions options = { .content_size = 4 * 1024 * 1024 + 99,
+                                    .agent_xml = "<cache max-age='1d'/>" };
+  FakeClock clock = { 0 };
+  Site *s = &site;
+  g_autofree char *content_id = NULL;
+  g_autofree char *young = NULL, *old = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  guint young_slot = canopy_test_site_slot (2, 0), old_slot = canopy_test_site_slot (1, 0);
+
+  /* The agents run on the fake clock; canopyd and the origin do not. */
+  if (!begin_with_fake_clock (&options, &clock, TRUE))
+    goto out;
+  content_id = canopy_test_site_deploy (s);
+  done = canopy_test_site_wait_done (s, N_TARGETS, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  young = cached_content (s, 2, 0, content_id);
+  old = cached_content (s, 1, 0, content_id);
+  CU_ASSERT (g_file_test (young, G_FILE_TEST_IS_DIR));
+  CU_ASSERT (g_file_test (old, G_FILE_TEST_IS_DIR));
+
+  /* Restarted within the day: the content stays. */
+  canopy_test_site_kill_hard (&s->agents[young_slot]);
+  s->agents[young_slot] = canopy_test_site_agent_start (s, 2, 0);
+  canopy_test_site_pump (1000);
+  CU_ASSERT (g_file_test (young, G_FILE_TEST_IS_DIR));
+
+  /* Two days later it goes, when the agent starts and every minute. */
+  set_clock (&clock, "+2d");
+  canopy_test_site_kill_hard (&s->agents[old_slot]);
+  s->agents[old_slot] = canopy_test_site_agent_start (s, 1, 0);
+  CU_ASSERT (canopy_test_process_wait_output (s->agents[old_slot], "max-age", 30));
+  CU_ASSERT (!g_file_test (old, G_FILE_TEST_EXISTS));
+  CU_ASSERT_PTR_NULL (strstr (canopy_test_process_output (s->agents[young_slot]), "max-age"));
+  canopy_test_site_assert_copy (s);
+  canopy_test_site_stop (s, TRUE);
+out:
+  fake_clock_clear (&clock);
+}
+
 CANOPY_TEST_SUITE (operations, "operations", NULL, suite_cleanup,
                    { "per-device status, paged and filtered", test_device_status },
                    { "window holds content until it opens", test_window_holds_content },
-                   { "deadline overrides the window", test_deadline_overrides_window });
+                   { "deadline overrides the window", test_deadline_overrides_window },
+                   { "cache entries expire by max-age", test_cache_max_age });
