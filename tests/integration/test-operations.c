@@ -179,6 +179,17 @@ test_device_status (void)
                   "not-found");
   }
 
+  /* /metrics counts the devices by state, and gives each office's rate. */
+  {
+    g_autofree char *metrics = canopy_test_site_get_text (s, "/metrics");
+    g_autofree char *done_line = g_strdup_printf (
+      "canopy_deployment_devices_by_state{state=\"done\"} %u\n", N_TARGETS);
+
+    CANOPY_ASSERT_CONTAINS (metrics, done_line);
+    CANOPY_ASSERT_CONTAINS (metrics, "canopy_deployment_devices_by_state{state=\"failed\"} 0\n");
+    CANOPY_ASSERT_CONTAINS (metrics, "canopy_office_wan_rate_bits{office=\"North\"} 0\n");
+  }
+
   /* canopyctl deployment-show, logged in with an admin's token. */
   token_file = g_build_filename (s->dir, "ctl-token", NULL);
   profile = g_build_filename (s->dir, "ctl-profile", NULL);
