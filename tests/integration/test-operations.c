@@ -7,6 +7,7 @@
 
 #include "tests/integration/site.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define OFFICES CANOPY_TEST_SITE_OFFICES
@@ -460,6 +461,108 @@ out:
   fake_clock_clear (&clock);
 }
 
+/* North's bytes from the origin, as its lead last reported them. */
+static gint64
+north_origin_bytes (Site *s)
+{
+  g_autoptr (JsonNode) holder = NULL;
+  JsonObject *d = canopy_test_site_deployment (s, &holder);
+  JsonObject *north = d != NULL ? canopy_test_site_office_of (d, "North") : NULL;
+
+  return north != NULL ? json_object_get_int_member (north, "bytes_origin") : -1;
+}
+
+typedef struct {
+  gint64 at; /* monotonic µs */
+  gint64 bytes;
+} Sample;
+
+/* What North had from the origin at @at, by the last sample before. */
+static gint64
+bytes_at (GArray *samples, gint64 at)
+{
+  gint64 bytes = 0;
+
+  for (guint i = 0; i < samples->len; i++)
+    if (g_array_index (samples, Sample, i).at <= at)
+      bytes = g_array_index (samples, Sample, i).bytes;
+  return bytes;
+}
+
+/* North's WAN rate is 8 Mbit/s but 64 Mbit/s from a minute boundary on
+ * (its wan_schedule); canopyd's clock crosses the boundary while the lead
+ * fetches. By what the lead reports, it paces to 8 Mbit/s before and
+ * takes far more than 8 Mbit/s from one second after the boundary. The
+ * figures are printed; the bounds leave room for a loaded machine. */
+static void
+test_schedule_changes_rate (void)
+{
+  CanopyTestSiteOptions options = { .content_size = 48 * 1024 * 1024 + 99 };
+  FakeClock clock = { 0 };
+  Site *s = &site;
+  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+  g_autoptr (GDateTime) soon = g_date_time_add_minutes (now, 3);
+  g_autoptr (GDateTime) boundary = g_date_time_new_utc (
+    g_date_time_get_year (soon), g_date_time_get_month (soon), g_date_time_get_day_of_month (soon),
+    g_date_time_get_hour (soon), g_date_time_get_minute (soon), 0);
+  g_autoptr (GDateTime) boundary_end = g_date_time_add_minutes (boundary, 60);
+  g_autofree char *from = g_date_time_format (boundary, "%H:%M");
+  g_autofree char *to = g_date_time_format (boundary_end, "%H:%M");
+  g_autofree char *topology = g_strdup_printf (
+    "office,parent,type,subnets,wan_rate,time_zone,wan_schedule\n"
+    "North,,Default,NET.1.0/24,8M,UTC,64M %s-%s\n"
+    "South,,Default,NET.2.0/24,,,\n", from, to);
+  g_autoptr (GArray) samples = g_array_new (FALSE, FALSE, sizeof (Sample));
+  g_autofree char *content_id = NULL, *offset = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  gint64 deadline, crossing, before, after;
+  double rate_before, rate_after;
+
+  options.topology = topology;
+  if (!begin_with_fake_clock (&options, &clock, FALSE))
+    goto out;
+  content_id = canopy_test_site_deploy (s);
+  deadline = g_get_monotonic_time () + canopy_test_timeout (60) * G_USEC_PER_SEC;
+  while (north_origin_bytes (s) < 2 * 1024 * 1024 && g_get_monotonic_time () < deadline)
+    canopy_test_site_pump (100);
+  CU_ASSERT_FATAL (north_origin_bytes (s) >= 2 * 1024 * 1024);
+
+  /* canopyd's clock reaches the boundary four seconds from now. */
+  {
+    g_autoptr (GDateTime) real = g_date_time_new_now_utc ();
+    gint64 shift = g_date_time_difference (boundary, real) / G_USEC_PER_SEC - 4;
+
+    offset = g_strdup_printf ("%+" G_GINT64_FORMAT, shift);
+    g_assert (g_file_set_contents (clock.clock_file, offset, -1, NULL));
+    crossing = g_get_monotonic_time () + 4 * G_USEC_PER_SEC
+               - g_date_time_get_microsecond (real);
+  }
+  while (g_get_monotonic_time () < crossing + 4 * G_USEC_PER_SEC)
+    {
+      Sample sample = { g_get_monotonic_time (), north_origin_bytes (s) };
+
+      g_array_append_val (samples, sample);
+      canopy_test_site_pump (100);
+    }
+  before = bytes_at (samples, crossing - G_USEC_PER_SEC / 2)
+           - bytes_at (samples, crossing - 3 * G_USEC_PER_SEC - G_USEC_PER_SEC / 2);
+  after = bytes_at (samples, crossing + 4 * G_USEC_PER_SEC)
+          - bytes_at (samples, crossing + G_USEC_PER_SEC);
+  rate_before = before * 8.0 / 3.0 / 1e6;
+  rate_after = after * 8.0 / 3.0 / 1e6;
+  printf ("[North's lead: %.1f Mbit/s before the boundary, %.1f Mbit/s from 1 s after] ",
+          rate_before, rate_after);
+  CU_ASSERT (rate_before > 0 && rate_before <= 8 * 1.5);
+  CU_ASSERT (rate_after >= 8 * 3);
+  CU_ASSERT (canopy_test_process_wait_output (s->server, "bandwidth schedule", 5));
+  done = canopy_test_site_wait_done (s, N_TARGETS, 180);
+  CU_ASSERT_PTR_NOT_NULL (done);
+  canopy_test_site_assert_copy (s);
+  canopy_test_site_stop (s, TRUE);
+out:
+  fake_clock_clear (&clock);
+}
+
 static char *
 cached_content (Site *s, guint office, guint index, const char *content_id)
 {
@@ -517,4 +620,5 @@ CANOPY_TEST_SUITE (operations, "operations", NULL, suite_cleanup,
                    { "per-device status, paged and filtered", test_device_status },
                    { "window holds content until it opens", test_window_holds_content },
                    { "deadline overrides the window", test_deadline_overrides_window },
+                   { "WAN schedule changes the lead's rate", test_schedule_changes_rate },
                    { "cache entries expire by max-age", test_cache_max_age });
