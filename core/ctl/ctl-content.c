@@ -453,6 +453,18 @@ show_withdrawn (JsonObject *d)
   JsonArray *withdrawn = json_object_has_member (d, "withdrawn")
                            ? json_object_get_array_member (d, "withdrawn") : NULL;
 
+  JsonArray *uninstalled = json_object_has_member (d, "uninstalled")
+                             ? json_object_get_array_member (d, "uninstalled") : NULL;
+
+  for (guint i = 0; uninstalled != NULL && i < json_array_get_length (uninstalled); i++)
+    {
+      JsonObject *o = json_array_get_object_element (uninstalled, i);
+
+      if (i == 0)
+        g_print (_("  Retired; what each device that had installed it did:\n"));
+      g_print ("    %s (%s): %s\n", member_string (o, "device"), member_string (o, "outcome"),
+               member_string (o, "message"));
+    }
   if (withdrawn == NULL)
     return;
   g_print (_("  Cancelled; what each device did:\n"));
@@ -595,6 +607,22 @@ ctl_content_deployment_remove (const CtlGlobal *global, int argc, char **argv)
   status = remove_item (global, "/api/v1/deployments", argv[1]);
   if (status == 0 && !global->json)
     g_print (_("Deployment %s removed\n"), argv[1]);
+  return status;
+}
+
+int
+ctl_content_deployment_retire (const CtlGlobal *global, int argc, char **argv)
+{
+  int status;
+
+  if (argc != 2)
+    return ctl_console_usage (_("canopyctl deployment-retire ID (\"canopyctl deployments\" "
+                                "lists the IDs)"));
+  status = act_on_item (global, "POST", "/api/v1/deployments/retire", argv[1]);
+  if (status == 0 && !global->json)
+    g_print (_("Deployment %s retired: every device stops it, and each that installed its "
+               "package removes it unless the file was changed since; \"canopyctl "
+               "deployments\" shows what each did\n"), argv[1]);
   return status;
 }
 

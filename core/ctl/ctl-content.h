@@ -15,6 +15,7 @@ int ctl_content_deployments (const CtlGlobal *global, int argc, char **argv);
 int ctl_content_deploy (const CtlGlobal *global, int argc, char **argv);
 int ctl_content_deployment_remove (const CtlGlobal *global, int argc, char **argv);
 int ctl_content_deployment_cancel (const CtlGlobal *global, int argc, char **argv);
+int ctl_content_deployment_retire (const CtlGlobal *global, int argc, char **argv);
 int ctl_content_deployment_wait (const CtlGlobal *global, int argc, char **argv);
 
 G_END_DECLS

@@ -221,6 +221,10 @@ static const CtlCommand commands[] = {
   { "deployment-cancel", N_("ID"),
     N_("Stop a deployment on every device; it stays listed with what each did"),
     ctl_content_deployment_cancel },
+  { "deployment-retire", N_("ID"),
+    N_("Retire a deployment: stop it everywhere and remove its package from each device "
+       "where the file is unchanged; changed files are left alone and reported"),
+    ctl_content_deployment_retire },
   { "deployment-show",
     N_("ID [--office NAME] [--state waiting|fetching|done|failed|refused|cancelled]"),
     N_("Show each target device of a deployment: state, progress, bytes by source, role, "

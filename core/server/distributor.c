@@ -92,7 +92,21 @@ typedef struct {
   GHashTable *served;   /* "sender\nreceiver" pairs seen, for peers served */
   GHashTable *withdrawn; /* device ID → Withdrawal, once cancelled or removed */
   GHashTable *retries;  /* device ID → Retry, since it failed or stalled */
+  GHashTable *uninstalls; /* device ID → Uninstall, once retired */
 } Deployment;
+
+/* What a device did when asked to remove a retired deployment's package. */
+typedef struct {
+  int what;      /* a CanopyWireUninstalled, or -1 while not answered */
+  char *message; /* its sentence */
+} Uninstall;
+
+static void
+uninstall_free (Uninstall *u)
+{
+  g_free (u->message);
+  g_free (u);
+}
 
 /* Where a device stands with a withdrawn deployment. */
 typedef enum {
@@ -146,6 +160,7 @@ deployment_free (Deployment *d)
   g_hash_table_unref (d->served);
   g_hash_table_unref (d->withdrawn);
   g_hash_table_unref (d->retries);
+  g_hash_table_unref (d->uninstalls);
   g_free (d);
 }
 
@@ -176,6 +191,8 @@ deployment_new (const char *id, const char *content_id, const char *const *group
   d->served = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   d->withdrawn = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   d->retries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  d->uninstalls = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify) uninstall_free);
   return d;
 }
 
@@ -851,7 +868,8 @@ withdraw (CanopyDistributor *distributor, Deployment *d)
   GHashTableIter iter;
   gpointer device_id, value;
 
-  d->state = CANOPY_DEPLOYMENT_CANCELLED;
+  if (d->state != CANOPY_DEPLOYMENT_RETIRED)
+    d->state = CANOPY_DEPLOYMENT_CANCELLED;
   g_hash_table_remove_all (d->leads);
   g_hash_table_iter_init (&iter, d->progress);
   while (g_hash_table_iter_next (&iter, &device_id, &value))
@@ -907,6 +925,71 @@ handle_withdrawn (CanopyDistributor *distributor, Deployment *d, const char *dev
     g_hash_table_remove (distributor->removed, d->id);
 }
 
+/* Asks @device_id to remove @d's package, if it is online. */
+static void
+send_uninstall (CanopyDistributor *distributor, const Deployment *d, const char *device_id)
+{
+  const CanopyContent *content = canopy_catalog_lookup (distributor->catalog, d->content_id);
+  g_autoptr (CanopyManifest) manifest = content != NULL
+                                          ? canopy_manifest_parse (content->manifest, NULL, NULL)
+                                          : NULL;
+
+  if (manifest == NULL || !g_hash_table_contains (distributor->online, device_id))
+    return;
+  canopy_sessions_send (distributor->sessions, device_id, CANOPY_WIRE_UNINSTALL,
+                        g_variant_new ("(ss@ay)", d->id, d->destination,
+                                       g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
+                                                                  manifest->sha256,
+                                                                  CANOPY_MANIFEST_HASH_SIZE, 1)));
+}
+
+/* Every device that installed @d's package is asked to remove it. */
+static void
+uninstall_all (CanopyDistributor *distributor, Deployment *d)
+{
+  GHashTableIter iter;
+  gpointer device_id, value;
+
+  g_hash_table_iter_init (&iter, d->progress);
+  while (g_hash_table_iter_next (&iter, &device_id, &value))
+    {
+      Uninstall *u;
+
+      if (!((DeviceProgress *) value)->done || g_hash_table_contains (d->uninstalls, device_id))
+        continue;
+      u = g_new0 (Uninstall, 1);
+      u->what = -1;
+      g_hash_table_insert (d->uninstalls, g_strdup (device_id), u);
+      send_uninstall (distributor, d, device_id);
+    }
+}
+
+static void
+handle_uninstalled (Deployment *d, const char *device_id, GVariant *body)
+{
+  Uninstall *u = g_hash_table_lookup (d->uninstalls, device_id);
+  const char *message;
+  guint32 what;
+
+  g_variant_get (body, "(&su&s)", NULL, &what, &message);
+  if (u == NULL || what > CANOPY_WIRE_UNINSTALLED_FAILED)
+    return;
+  u->what = (int) what;
+  g_free (u->message);
+  u->message = g_strdup (message);
+  if (what == CANOPY_WIRE_UNINSTALLED_CHANGED || what == CANOPY_WIRE_UNINSTALLED_FAILED)
+    {
+      DeviceProgress *p = progress_of (d, device_id);
+
+      g_warning (_("Deployment %s retired: device %s did not remove its package: %s"), d->id,
+                 device_id, message);
+      g_free (p->error);
+      p->error = g_strdup (message);
+    }
+  else
+    g_message (_("Deployment %s retired: device %s %s"), d->id, device_id, message);
+}
+
 static void
 on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer user_data)
 {
@@ -950,6 +1033,9 @@ on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer
     case CANOPY_WIRE_WITHDRAWN:
       handle_withdrawn (distributor, d, device_id, body);
       break;
+    case CANOPY_WIRE_UNINSTALLED:
+      handle_uninstalled (d, device_id, body);
+      break;
     default:
       break;
     }
@@ -984,6 +1070,15 @@ on_enrolled (const CanopySessionInfo *info, gpointer user_data)
                                                    info->device_id))
             == WITHDRAW_PENDING)
           send_withdraw (distributor, value, info->device_id);
+    }
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const Uninstall *u = g_hash_table_lookup (((Deployment *) value)->uninstalls,
+                                                info->device_id);
+
+      if (u != NULL && u->what < 0)
+        send_uninstall (distributor, value, info->device_id);
     }
   replan_all (distributor);
 }
@@ -1248,8 +1343,16 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
 
     g_hash_table_iter_init (&iter, distributor->deployments);
     while (g_hash_table_iter_next (&iter, NULL, &value))
-      if (((Deployment *) value)->state == CANOPY_DEPLOYMENT_CANCELLED)
-        withdraw (distributor, value);
+      {
+        Deployment *d = value;
+
+        if (d->state == CANOPY_DEPLOYMENT_CANCELLED || d->state == CANOPY_DEPLOYMENT_RETIRED)
+          withdraw (distributor, d);
+        /* What devices answered is not kept: each that installed the
+         * package is asked again; one that removed it says it has none. */
+        if (d->state == CANOPY_DEPLOYMENT_RETIRED)
+          uninstall_all (distributor, d);
+      }
   }
   canopy_sessions_set_observer (sessions, &observer, distributor);
   distributor->stall_timer = g_timeout_add_seconds (STALL_S / 3, check_stalled_leads,
@@ -1359,13 +1462,75 @@ canopy_distributor_cancel (CanopyDistributor *distributor, const char *id, GErro
                    _("No deployment has the ID %s; list the deployments to see the IDs"), id);
       return FALSE;
     }
-  if (d->state == CANOPY_DEPLOYMENT_CANCELLED)
+  if (d->state == CANOPY_DEPLOYMENT_CANCELLED || d->state == CANOPY_DEPLOYMENT_RETIRED)
     return TRUE;
   withdraw (distributor, d);
   record_deployment (distributor, d);
   g_message (_("Deployment %s cancelled: every device it was sent to stops it before "
                "installing; its status shows what each did"), id);
   return TRUE;
+}
+
+static int
+compare_outcomes (gconstpointer a, gconstpointer b)
+{
+  const CanopyDeviceOutcome *x = *(const CanopyDeviceOutcome *const *) a;
+  const CanopyDeviceOutcome *y = *(const CanopyDeviceOutcome *const *) b;
+
+  return g_strcmp0 (x->device_id, y->device_id);
+}
+
+gboolean
+canopy_distributor_retire (CanopyDistributor *distributor, const char *id, GError **error)
+{
+  Deployment *d = g_hash_table_lookup (distributor->deployments, id);
+
+  if (d == NULL)
+    {
+      g_set_error (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_UNKNOWN_DEPLOYMENT,
+                   _("No deployment has the ID %s; list the deployments to see the IDs"), id);
+      return FALSE;
+    }
+  if (d->state == CANOPY_DEPLOYMENT_RETIRED)
+    return TRUE;
+  d->state = CANOPY_DEPLOYMENT_RETIRED;
+  withdraw (distributor, d);
+  uninstall_all (distributor, d);
+  record_deployment (distributor, d);
+  g_message (_("Deployment %s retired: devices stop it, and remove its package where it is "
+               "unchanged; its status shows what each did"), id);
+  return TRUE;
+}
+
+GPtrArray *
+canopy_distributor_get_uninstalls (CanopyDistributor *distributor, const char *id)
+{
+  static const char *const names[] = { "removed", "changed", "absent", "not-installed",
+                                       "failed" };
+  Deployment *d = g_hash_table_lookup (distributor->deployments, id);
+  GPtrArray *list;
+  GHashTableIter iter;
+  gpointer device_id, value;
+
+  if (d == NULL || d->state != CANOPY_DEPLOYMENT_RETIRED)
+    return NULL;
+  list = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_device_outcome_free);
+  g_hash_table_iter_init (&iter, d->uninstalls);
+  while (g_hash_table_iter_next (&iter, &device_id, &value))
+    {
+      const Uninstall *u = value;
+      CanopyDeviceOutcome *o = g_new0 (CanopyDeviceOutcome, 1);
+
+      o->device_id = g_strdup (device_id);
+      o->what = u->what >= 0 && (gsize) u->what < G_N_ELEMENTS (names) ? names[u->what]
+                                                                        : "pending";
+      o->message = g_strdup (u->what >= 0 ? u->message
+                                          : _("not told yet: it is offline, or has not "
+                                              "answered; it is asked when it reconnects"));
+      g_ptr_array_add (list, o);
+    }
+  g_ptr_array_sort (list, compare_outcomes);
+  return list;
 }
 
 gboolean
@@ -1406,7 +1571,8 @@ canopy_distributor_get_outcomes (CanopyDistributor *distributor, const char *id)
   GHashTableIter iter;
   gpointer device_id, value;
 
-  if (d == NULL || d->state != CANOPY_DEPLOYMENT_CANCELLED)
+  if (d == NULL
+      || (d->state != CANOPY_DEPLOYMENT_CANCELLED && d->state != CANOPY_DEPLOYMENT_RETIRED))
     return NULL;
   outcomes = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_device_outcome_free);
   g_hash_table_iter_init (&iter, d->withdrawn);
@@ -1729,7 +1895,7 @@ device_state (CanopyDistributor *distributor, const Deployment *d, const char *d
 
   if (p != NULL && p->done)
     return CANOPY_DEVICE_DONE;
-  if (d->state == CANOPY_DEPLOYMENT_CANCELLED)
+  if (d->state == CANOPY_DEPLOYMENT_CANCELLED || d->state == CANOPY_DEPLOYMENT_RETIRED)
     return CANOPY_DEVICE_CANCELLED;
   if (p != NULL && failure != NULL && g_str_equal (failure->deployment_id, d->id))
     return p->refused ? CANOPY_DEVICE_REFUSED : CANOPY_DEVICE_FAILED;
@@ -1848,7 +2014,7 @@ canopy_distributor_get_devices (CanopyDistributor *distributor, const char *id,
     add_status (list, device_status (distributor, d, device_id, value), office, state);
   /* Devices of its groups it was never sent: offline since, or never
    * planned. A cancelled deployment reaches no one new. */
-  if (d->state != CANOPY_DEPLOYMENT_CANCELLED && devices != NULL)
+  if (d->state == CANOPY_DEPLOYMENT_ACTIVE && devices != NULL)
     {
       g_hash_table_iter_init (&iter, devices);
       while (g_hash_table_iter_next (&iter, &device_id, &value))

@@ -29,6 +29,7 @@ typedef enum {
   CANOPY_DEPLOYMENT_ACTIVE = 0,
   CANOPY_DEPLOYMENT_PAUSED = 1,
   CANOPY_DEPLOYMENT_CANCELLED = 2, /* withdrawn from every device; kept to show what each did */
+  CANOPY_DEPLOYMENT_RETIRED = 3,   /* cancelled, and its package removed where it is unchanged */
 } CanopyDeploymentState;
 
 /* What a device did when its deployment was cancelled or removed. */
@@ -118,6 +119,28 @@ char *canopy_distributor_create_timed (CanopyDistributor *distributor, const cha
  */
 gboolean canopy_distributor_cancel (CanopyDistributor *distributor, const char *id,
                                     GError **error);
+
+/**
+ * canopy_distributor_retire:
+ *
+ * Withdraws the deployment as canopy_distributor_cancel() does, and asks
+ * every device that installed its package to remove it: each removes the
+ * file only if it installed it and it still has the package's hash, and
+ * says what it did (canopy_distributor_get_uninstalls()). Online devices
+ * are asked now, the others when they reconnect.
+ */
+gboolean canopy_distributor_retire (CanopyDistributor *distributor, const char *id,
+                                    GError **error);
+
+/**
+ * canopy_distributor_get_uninstalls:
+ *
+ * Returns: (transfer full) (element-type CanopyDeviceOutcome) (nullable):
+ *   for a retired deployment, what each device that had installed it did:
+ *   `what` is "pending", "removed", "changed" (left alone), "absent",
+ *   "not-installed" or "failed"; %NULL when @id is unknown or not retired.
+ */
+GPtrArray *canopy_distributor_get_uninstalls (CanopyDistributor *distributor, const char *id);
 
 /* Withdraws the deployment as canopy_distributor_cancel() does, then forgets
  * it: it is no longer listed, and its records are deleted. */

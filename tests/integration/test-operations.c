@@ -9,6 +9,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
 
 #define OFFICES CANOPY_TEST_SITE_OFFICES
 #define AGENTS_PER_OFFICE CANOPY_TEST_SITE_AGENTS_PER_OFFICE
@@ -563,6 +565,141 @@ out:
   fake_clock_clear (&clock);
 }
 
+/* The retired deployment's "uninstalled" list once no device is pending,
+ * held by @holder; NULL on timeout. */
+static JsonArray *
+wait_uninstalled (Site *s, JsonNode **holder)
+{
+  gint64 deadline = g_get_monotonic_time () + canopy_test_timeout (60) * G_USEC_PER_SEC;
+
+  while (g_get_monotonic_time () < deadline)
+    {
+      JsonObject *d = canopy_test_site_deployment (s, holder);
+      JsonArray *list = d != NULL && json_object_has_member (d, "uninstalled")
+                          ? json_object_get_array_member (d, "uninstalled") : NULL;
+      gboolean pending = list == NULL || json_array_get_length (list) < N_TARGETS;
+
+      for (guint i = 0; list != NULL && i < json_array_get_length (list); i++)
+        pending = pending
+                  || g_str_equal (json_object_get_string_member (
+                                    json_array_get_object_element (list, i), "outcome"),
+                                  "pending");
+      if (!pending)
+        return list;
+      g_clear_pointer (holder, json_node_unref);
+      canopy_test_site_pump (200);
+    }
+  return NULL;
+}
+
+static const char *
+outcome_of (JsonArray *list, const char *device_id)
+{
+  for (guint i = 0; i < json_array_get_length (list); i++)
+    {
+      JsonObject *o = json_array_get_object_element (list, i);
+
+      if (g_strcmp0 (json_object_get_string_member (o, "device"), device_id) == 0)
+        return json_object_get_string_member (o, "outcome");
+    }
+  return NULL;
+}
+
+/* Retiring a deployment removes the package from every device where it
+ * is unchanged; the copy a user edited is left alone, byte for byte, and
+ * reported to the admin with the device; one already gone is said so. */
+static void
+test_retire_removes_unchanged (void)
+{
+  CanopyTestSiteOptions options = { .content_size = 4 * 1024 * 1024 + 99 };
+  Site *s = &site;
+  g_autofree char *content_id = NULL, *id = NULL, *path = NULL;
+  g_autofree char *edited = NULL, *gone = NULL, *edited_text = NULL, *after = NULL;
+  g_autoptr (JsonNode) done = NULL, answer = NULL, holder = NULL, page = NULL;
+  guint edited_slot = canopy_test_site_slot (1, 1), gone_slot = canopy_test_site_slot (2, 2);
+  JsonArray *list;
+  JsonObject *o;
+  gsize length;
+
+  if (geteuid () != 0)
+    {
+      canopy_test_skip ("not root: the agents share one destination, so no copy can be "
+                        "changed alone; the retire test did not run");
+      return;
+    }
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (s, &options);
+  canopy_test_site_start_agents (s);
+  content_id = canopy_test_site_register (s);
+  id = canopy_test_site_create_deployment (s, content_id, NULL);
+  done = canopy_test_site_wait_deployment_done (s, id, N_TARGETS, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  canopy_test_site_assert_copy (s);
+
+  /* A user edits one copy and deletes another. */
+  edited = canopy_test_site_copy_path (s, edited_slot);
+  gone = canopy_test_site_copy_path (s, gone_slot);
+  g_assert (g_file_get_contents (edited, &edited_text, &length, NULL));
+  edited_text[length / 2] ^= 0x5a;
+  g_assert (g_file_set_contents (edited, edited_text, length, NULL));
+  g_assert (g_unlink (gone) == 0);
+
+  path = g_strdup_printf ("/api/v1/deployments/retire?id=%s", id);
+  answer = canopy_test_site_api (s, "POST", path, NULL, SOUP_STATUS_OK);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (json_node_get_object (answer),
+                                                         "state"),
+                          "retired");
+  list = wait_uninstalled (s, &holder);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (list);
+  for (guint slot = 0; slot < CANOPY_TEST_SITE_N_AGENTS; slot++)
+    {
+      g_autofree char *copy = NULL;
+      const char *outcome;
+
+      if (s->agents[slot] == NULL || !s->installs[slot])
+        continue;
+      copy = canopy_test_site_copy_path (s, slot);
+      outcome = outcome_of (list, s->device_ids[slot]);
+      CU_ASSERT_PTR_NOT_NULL_FATAL (outcome);
+      if (slot == edited_slot)
+        {
+          CU_ASSERT_STRING_EQUAL (outcome, "changed");
+        }
+      else if (slot == gone_slot)
+        {
+          CU_ASSERT_STRING_EQUAL (outcome, "absent");
+        }
+      else
+        {
+          CU_ASSERT_STRING_EQUAL (outcome, "removed");
+          CU_ASSERT (!g_file_test (copy, G_FILE_TEST_EXISTS));
+        }
+    }
+  /* The edited copy is exactly as the user left it. */
+  g_assert (g_file_get_contents (edited, &after, &length, NULL));
+  CU_ASSERT (memcmp (after, edited_text, length) == 0);
+  CU_ASSERT (canopy_test_process_wait_output (s->server, "did not remove its package", 5));
+  /* The device status says why, where the admin looks at that device. */
+  o = devices_page (s, id, "?state=done", &page);
+  for (guint i = 0; i < json_array_get_length (json_object_get_array_member (o, "devices")); i++)
+    {
+      JsonObject *d = json_array_get_object_element (json_object_get_array_member (o, "devices"),
+                                                     i);
+
+      if (g_str_equal (json_object_get_string_member (d, "device_id"),
+                       s->device_ids[edited_slot]))
+        {
+          CANOPY_ASSERT_CONTAINS (json_object_get_string_member (d, "error"), "changed");
+        }
+      else
+        {
+          CU_ASSERT_STRING_EQUAL (json_object_get_string_member (d, "error"), "");
+        }
+    }
+  canopy_test_site_stop (s, TRUE);
+}
+
 static char *
 cached_content (Site *s, guint office, guint index, const char *content_id)
 {
@@ -621,4 +758,5 @@ CANOPY_TEST_SUITE (operations, "operations", NULL, suite_cleanup,
                    { "window holds content until it opens", test_window_holds_content },
                    { "deadline overrides the window", test_deadline_overrides_window },
                    { "WAN schedule changes the lead's rate", test_schedule_changes_rate },
-                   { "cache entries expire by max-age", test_cache_max_age });
+                   { "cache entries expire by max-age", test_cache_max_age },
+                   { "retire removes only unchanged copies", test_retire_removes_unchanged });

@@ -323,16 +323,41 @@ add_failures (JsonBuilder *b, GPtrArray *failures)
   json_builder_end_array (b);
 }
 
+/* @name: [{"device", "outcome", "message"}] from @outcomes. */
+static void
+add_outcomes (JsonBuilder *b, const char *name, GPtrArray *outcomes)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_begin_array (b);
+  for (guint i = 0; i < outcomes->len; i++)
+    {
+      const CanopyDeviceOutcome *o = g_ptr_array_index (outcomes, i);
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "device");
+      json_builder_add_string_value (b, o->device_id);
+      json_builder_set_member_name (b, "outcome");
+      json_builder_add_string_value (b, o->what);
+      json_builder_set_member_name (b, "message");
+      json_builder_add_string_value (b, o->message);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+}
+
 /* The deployment's state and, once cancelled, what each device did. */
 static void
 add_withdrawal (JsonBuilder *b, CanopyDistributor *distributor, const CanopyDeploymentInfo *info)
 {
-  static const char *const states[] = { "active", "paused", "cancelled" };
+  static const char *const states[] = { "active", "paused", "cancelled", "retired" };
   g_autoptr (GPtrArray) outcomes = canopy_distributor_get_outcomes (distributor, info->id);
+  g_autoptr (GPtrArray) uninstalls = canopy_distributor_get_uninstalls (distributor, info->id);
 
   json_builder_set_member_name (b, "state");
   json_builder_add_string_value (b, info->state < G_N_ELEMENTS (states) ? states[info->state]
                                                                         : "unknown");
+  if (uninstalls != NULL)
+    add_outcomes (b, "uninstalled", uninstalls);
   if (outcomes == NULL)
     return;
   json_builder_set_member_name (b, "withdrawn");
@@ -498,6 +523,32 @@ canopy_console_cancel_deployment (CanopyConsole *console, SoupServerMessage *msg
   json_builder_add_string_value (b, id);
   json_builder_set_member_name (b, "state");
   json_builder_add_string_value (b, "cancelled");
+  json_builder_end_object (b);
+  canopy_console_respond_json (msg, SOUP_STATUS_OK, json_builder_get_root (b));
+}
+
+void
+canopy_console_retire_deployment (CanopyConsole *console, SoupServerMessage *msg)
+{
+  g_autofree char *id = query_id (msg);
+  g_autofree char *actor = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  if (id == NULL)
+    return;
+  if (!canopy_distributor_retire (console->context.distributor, id, &error))
+    {
+      canopy_console_respond_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
+      return;
+    }
+  actor = canopy_console_actor (msg);
+  canopy_store_audit (console->context.store, actor, "deployment-retired", id);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, id);
+  json_builder_set_member_name (b, "state");
+  json_builder_add_string_value (b, "retired");
   json_builder_end_object (b);
   canopy_console_respond_json (msg, SOUP_STATUS_OK, json_builder_get_root (b));
 }

@@ -84,6 +84,7 @@ void canopy_console_get_deployments (CanopyConsole *console, SoupServerMessage *
 void canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_delete_deployments (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_cancel_deployment (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_retire_deployment (CanopyConsole *console, SoupServerMessage *msg);
 /* Adds the members that name a content to an object: id, name, version, size. */
 void canopy_console_add_content_identity (JsonBuilder *b, const CanopyContent *content);
 
