@@ -83,8 +83,11 @@ typedef enum {
 #define CANOPY_RECORD_OFFICE_TYPE "(suastbb)"
 /* value */
 #define CANOPY_RECORD_SETTING_TYPE "(s)"
-/* name, version, origin, signed manifest bytes, registered at */
-#define CANOPY_RECORD_CONTENT_TYPE "(sssayx)"
+/* name, version, origin, signed manifest bytes, registered at, expires at
+ * (0: never) */
+#define CANOPY_RECORD_CONTENT_TYPE "(sssayxx)"
+/* The content record before the expiry field; read with it 0. */
+#define CANOPY_RECORD_CONTENT_TYPE_V1 "(sssayx)"
 /* content ID, groups, destination path on the devices, state (0 active,
  * 1 paused, 2 removed), created at, start at (0: at once), deadline (0:
  * none), daily window start and end (minutes since midnight in each

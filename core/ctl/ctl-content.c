@@ -291,6 +291,43 @@ remove_item (const CtlGlobal *global, const char *path, const char *id)
 }
 
 int
+ctl_content_expire (const CtlGlobal *global, int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = NULL;
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonNode) body = NULL, answer = NULL;
+  g_autofree char *path = NULL;
+  const char *when;
+
+  if (argc != 3)
+    return ctl_console_usage (_("canopyctl content-expire ID TIME|never (TIME as RFC 3339, "
+                                "for example 2027-01-31T00:00:00Z)"));
+  when = g_str_equal (argv[2], "never") ? "" : argv[2];
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "expires");
+  json_builder_add_string_value (b, when);
+  json_builder_end_object (b);
+  body = json_builder_get_root (b);
+  client = ctl_console_open_client (global, &error);
+  if (client == NULL)
+    return ctl_console_fail (global, NULL, error);
+  path = path_with_id ("/api/v1/content/expiry", argv[1]);
+  answer = ctl_client_request_json (client, "POST", path, body, &error);
+  if (answer == NULL)
+    return ctl_console_fail (global, client, error);
+  if (global->json)
+    ctl_console_print_json (answer);
+  else if (when[0] == '\0')
+    g_print (_("Content %s no longer expires\n"), argv[1]);
+  else
+    g_print (_("Content %s expires at %s: then each of its deployments is retired, its "
+               "package removed from the devices where it is unchanged\n"),
+             argv[1], member_string (json_node_get_object (answer), "expires"));
+  return 0;
+}
+
+int
 ctl_content_remove (const CtlGlobal *global, int argc, char **argv)
 {
   int status;

@@ -205,6 +205,9 @@ static const CtlCommand commands[] = {
     N_("Register content from an http(s) URL or an absolute path on the server; the server "
        "reads it once to build and sign its manifest"),
     ctl_content_add },
+  { "content-expire", N_("ID TIME|never"),
+    N_("Give content an expiry date (RFC 3339); past it the server retires its deployments"),
+    ctl_content_expire },
   { "content-remove", N_("ID"), N_("Forget a content (remove its deployments first)"),
     ctl_content_remove },
   { "content-store", "",

@@ -30,6 +30,7 @@ static const char *const record_types[CANOPY_N_RECORD_KINDS] = {
  * the newer fields' zero values (a record of today's release is written
  * back in the current type the next time it changes). NULL: none. */
 static const char *const legacy_record_types[CANOPY_N_RECORD_KINDS] = {
+  [CANOPY_RECORD_CONTENT] = CANOPY_RECORD_CONTENT_TYPE_V1,
   [CANOPY_RECORD_DEPLOYMENT] = CANOPY_RECORD_DEPLOYMENT_TYPE_V1,
 };
 

@@ -1232,6 +1232,35 @@ rates_of (CanopyDistributor *distributor, gint64 now)
   return g_string_free (g_steal_pointer (&rates), FALSE);
 }
 
+/* Content past its expiry date is taken back: each deployment of it is
+ * retired, its package removed from the devices where it is unchanged. */
+static void
+retire_expired (CanopyDistributor *distributor, gint64 now)
+{
+  g_autoptr (GPtrArray) expired = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const Deployment *d = value;
+      const CanopyContent *content = canopy_catalog_lookup (distributor->catalog, d->content_id);
+
+      if (d->state != CANOPY_DEPLOYMENT_RETIRED && content != NULL && content->expires_at > 0
+          && now >= content->expires_at)
+        g_ptr_array_add (expired, g_strdup (d->id));
+    }
+  for (guint i = 0; i < expired->len; i++)
+    {
+      const char *id = g_ptr_array_index (expired, i);
+      const Deployment *d = g_hash_table_lookup (distributor->deployments, id);
+
+      g_message (_("Content %s expired: retiring deployment %s"), d->content_id, id);
+      canopy_distributor_retire (distributor, id, NULL);
+    }
+}
+
 /* A window that opens or closes, a start or deadline that arrives, or a
  * bandwidth schedule's boundary: the devices concerned are told at once.
  * Offices are compared as a whole (cheap: most deployments have no
@@ -1251,6 +1280,7 @@ check_clock (gpointer user_data)
                  "told the new rate"));
   g_free (distributor->rates);
   distributor->rates = g_steal_pointer (&rates);
+  retire_expired (distributor, now);
   g_hash_table_iter_init (&iter, distributor->deployments);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
@@ -1403,13 +1433,22 @@ canopy_distributor_create_timed (CanopyDistributor *distributor, const char *con
                                  const CanopyDeploymentTiming *timing, GError **error)
 {
   g_autofree char *id = g_uuid_string_random ();
+  const CanopyContent *content;
   Deployment *d;
 
-  if (canopy_catalog_lookup (distributor->catalog, content_id) == NULL)
+  content = canopy_catalog_lookup (distributor->catalog, content_id);
+  if (content == NULL)
     {
       g_set_error (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_UNKNOWN_CONTENT,
                    _("No content has the ID %s; register the content first, or list it to see "
                      "the IDs"), content_id);
+      return NULL;
+    }
+  if (content->expires_at > 0 && g_get_real_time () >= content->expires_at)
+    {
+      g_set_error (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_INVALID,
+                   _("Content %s has expired; give it a later expiry date (or none) before "
+                     "deploying it"), content_id);
       return NULL;
     }
   if (groups == NULL || groups[0] == NULL)

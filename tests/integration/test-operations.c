@@ -700,6 +700,75 @@ test_retire_removes_unchanged (void)
   canopy_test_site_stop (s, TRUE);
 }
 
+/* Content given an expiry date an hour away keeps its deployment; once
+ * canopyd's clock is past it, the deployment is retired and every device
+ * removes the package; a new deployment of it is refused. */
+static void
+test_expired_content_retired (void)
+{
+  CanopyTestSiteOptions options = { .content_size = 4 * 1024 * 1024 + 99 };
+  FakeClock clock = { 0 };
+  Site *s = &site;
+  g_autofree char *content_id = NULL, *id = NULL, *path = NULL, *body = NULL;
+  g_autofree char *expires = rfc3339_in (60);
+  g_autoptr (JsonNode) done = NULL, answer = NULL, holder = NULL;
+  JsonArray *list;
+  JsonObject *d;
+
+  if (!begin_with_fake_clock (&options, &clock, FALSE))
+    goto out;
+  content_id = canopy_test_site_register (s);
+  id = canopy_test_site_create_deployment (s, content_id, NULL);
+  done = canopy_test_site_wait_deployment_done (s, id, N_TARGETS, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  canopy_test_site_assert_copy (s);
+
+  path = g_strdup_printf ("/api/v1/content/expiry?id=%s", content_id);
+  answer = canopy_test_site_api (s, "POST", path, "{\"expires\": \"soon\"}",
+                                 SOUP_STATUS_UNPROCESSABLE_ENTITY);
+  g_clear_pointer (&answer, json_node_unref);
+  body = g_strdup_printf ("{\"expires\": \"%s\"}", expires);
+  answer = canopy_test_site_api (s, "POST", path, body, SOUP_STATUS_OK);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (json_node_get_object (answer),
+                                                         "expires"),
+                          expires);
+  canopy_test_site_pump (2000);
+  d = canopy_test_site_deployment (s, &holder);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (d, "state"), "active");
+  g_clear_pointer (&holder, json_node_unref);
+
+  set_clock (&clock, "+2h");
+  list = wait_uninstalled (s, &holder);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (list);
+  d = canopy_test_site_deployment (s, &holder);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (d, "state"), "retired");
+  for (guint i = 0; i < json_array_get_length (list); i++)
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member (json_array_get_object_element (list,
+                                                                                          i),
+                                                           "outcome"),
+                            "removed");
+  for (guint slot = 0; slot < CANOPY_TEST_SITE_N_AGENTS; slot++)
+    if (s->agents[slot] != NULL && s->installs[slot])
+      {
+        g_autofree char *copy = canopy_test_site_copy_path (s, slot);
+        CU_ASSERT (!g_file_test (copy, G_FILE_TEST_EXISTS));
+      }
+  CU_ASSERT (canopy_test_process_wait_output (s->server, "expired", 5));
+  {
+    g_autofree char *again = g_strdup_printf (
+      "{\"content\": \"%s\", \"groups\": [\"Branch\"], \"destination\": \"%s/copies/x.bin\"}",
+      content_id, s->dir);
+    g_autoptr (JsonNode) refused = canopy_test_site_api (s, "POST", "/api/v1/deployments", again,
+                                                         SOUP_STATUS_UNPROCESSABLE_ENTITY);
+    CANOPY_ASSERT_CONTAINS (json_object_get_string_member (json_node_get_object (refused),
+                                                           "message"),
+                            "expired");
+  }
+  canopy_test_site_stop (s, TRUE);
+out:
+  fake_clock_clear (&clock);
+}
+
 static char *
 cached_content (Site *s, guint office, guint index, const char *content_id)
 {
@@ -759,4 +828,5 @@ CANOPY_TEST_SUITE (operations, "operations", NULL, suite_cleanup,
                    { "deadline overrides the window", test_deadline_overrides_window },
                    { "WAN schedule changes the lead's rate", test_schedule_changes_rate },
                    { "cache entries expire by max-age", test_cache_max_age },
-                   { "retire removes only unchanged copies", test_retire_removes_unchanged });
+                   { "retire removes only unchanged copies", test_retire_removes_unchanged },
+                   { "expired content is retired", test_expired_content_retired });

@@ -36,6 +36,29 @@ test_deployment_v1 (void)
 }
 
 static void
+test_content_v1 (void)
+{
+  static const guint8 manifest[] = { 1, 2, 3 };
+  g_autoptr (GVariant) old = g_variant_ref_sink (
+    g_variant_new ("(sss@ayx)", "Suite", "1.0", "https://cdn.example.com/s.msi",
+                   g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, manifest, 3, 1),
+                   G_GINT64_CONSTANT (42)));
+  g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (old);
+  g_autoptr (GVariant) got = canopy_record_from_bytes (CANOPY_RECORD_CONTENT, bytes);
+  g_autoptr (GVariant) data = NULL;
+  const char *name, *version, *location;
+  gint64 registered, expires;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (got);
+  g_variant_get (got, "(&s&s&s@ayxx)", &name, &version, &location, &data, &registered, &expires);
+  CU_ASSERT_STRING_EQUAL (name, "Suite");
+  CU_ASSERT_STRING_EQUAL (location, "https://cdn.example.com/s.msi");
+  CU_ASSERT_EQUAL (g_variant_n_children (data), 3);
+  CU_ASSERT_EQUAL (registered, 42);
+  CU_ASSERT_EQUAL (expires, 0);
+}
+
+static void
 test_current_and_damaged (void)
 {
   const char *groups[] = { "Finance", NULL };
@@ -54,4 +77,5 @@ test_current_and_damaged (void)
 
 CANOPY_TEST_SUITE (record_upgrade, "record-upgrade", NULL, NULL,
                    { "deployment of the first release", test_deployment_v1 },
+                   { "content of the first release", test_content_v1 },
                    { "current record kept, damaged refused", test_current_and_damaged })

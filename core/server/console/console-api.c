@@ -69,6 +69,8 @@ static const Route routes[] = {
   { "POST", "/api/v1/content", CANOPY_CONSOLE_JSON_LIMIT, OPERATOR,
     canopy_console_post_content },
   { "DELETE", "/api/v1/content", 0, OPERATOR, canopy_console_delete_content },
+  { "POST", "/api/v1/content/expiry", CANOPY_CONSOLE_JSON_LIMIT, OPERATOR,
+    canopy_console_post_content_expiry },
   { "POST", "/api/v1/publish", 0, OPERATOR, canopy_console_post_publish },
   { "GET", "/api/v1/content-store", 0, AUDITOR, canopy_console_get_content_store },
   { "GET", "/api/v1/deployments", 0, AUDITOR, canopy_console_get_deployments },

@@ -125,8 +125,46 @@ content_json (const CanopyContent *content)
   json_builder_add_int_value (b, content->n_chunks);
   json_builder_set_member_name (b, "registered_at");
   json_builder_add_int_value (b, content->registered_at / G_USEC_PER_SEC);
+  canopy_console_add_expiry (b, content->expires_at);
   json_builder_end_object (b);
   return json_builder_get_root (b);
+}
+
+void
+canopy_console_post_content_expiry (CanopyConsole *console, SoupServerMessage *msg)
+{
+  static const char *const allowed[] = { "expires", NULL };
+  static const char *const none[] = { NULL };
+  g_autofree char *id = query_id (msg);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) object = NULL;
+  g_autoptr (JsonNode) answer = NULL;
+  g_autofree char *actor = NULL, *detail = NULL;
+  const CanopyContent *content;
+  gint64 expires_at;
+
+  if (id == NULL)
+    return;
+  object = canopy_console_read_object (msg, &error);
+  if (object == NULL)
+    {
+      respond_body_error (msg, error);
+      return;
+    }
+  if (!check_members (msg, object, allowed, none)
+      || !canopy_console_read_expiry (msg, object, &expires_at))
+    return;
+  if (!canopy_catalog_set_expiry (console->context.catalog, id, expires_at, &error))
+    {
+      canopy_console_respond_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
+      return;
+    }
+  content = canopy_catalog_lookup (console->context.catalog, id);
+  actor = canopy_console_actor (msg);
+  detail = g_strdup_printf ("%s expires %" G_GINT64_FORMAT, id, expires_at / G_USEC_PER_SEC);
+  canopy_store_audit (console->context.store, actor, "content-expiry-set", detail);
+  answer = content_json (content);
+  canopy_console_respond_json (msg, SOUP_STATUS_OK, g_steal_pointer (&answer));
 }
 
 void

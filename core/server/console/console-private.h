@@ -79,6 +79,7 @@ void canopy_console_get_licence_report (CanopyConsole *console, SoupServerMessag
 void canopy_console_get_content (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_delete_content (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_post_content_expiry (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_post_publish (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_get_deployments (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg);
@@ -96,6 +97,10 @@ gboolean canopy_console_read_timing (SoupServerMessage *msg, JsonObject *object,
 /* Adds them to an object: RFC 3339 times or null, "HH:MM-HH:MM" or null. */
 void canopy_console_add_timing (JsonBuilder *b, const CanopyDeploymentTiming *timing);
 gboolean canopy_console_parse_window (const char *text, guint16 *start, guint16 *end);
+/* "expires" of a content: an RFC 3339 time, or "" or null for never. */
+gboolean canopy_console_read_expiry (SoupServerMessage *msg, JsonObject *object,
+                                     gint64 *expires_at);
+void canopy_console_add_expiry (JsonBuilder *b, gint64 expires_at);
 
 /* console-device-status.c */
 void canopy_console_get_deployment_devices (CanopyConsole *console, SoupServerMessage *msg);

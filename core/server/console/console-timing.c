@@ -1,6 +1,7 @@
 /* When a deployment's content may move, as the console API reads and
  * shows it: "start" and "deadline" as RFC 3339 times with their offset,
- * "window" as "HH:MM-HH:MM" in the local time of each device's office. */
+ * "window" as "HH:MM-HH:MM" in the local time of each device's office;
+ * and when a content expires ("expires"). */
 #include "build-config.h"
 
 #define G_LOG_DOMAIN "canopyd-console-api"
@@ -109,6 +110,12 @@ canopy_console_read_timing (SoupServerMessage *msg, JsonObject *object,
   return TRUE;
 }
 
+gboolean
+canopy_console_read_expiry (SoupServerMessage *msg, JsonObject *object, gint64 *expires_at)
+{
+  return read_time (msg, object, "expires", expires_at);
+}
+
 static void
 add_time (JsonBuilder *b, const char *name, gint64 us)
 {
@@ -137,4 +144,10 @@ canopy_console_add_timing (JsonBuilder *b, const CanopyDeploymentTiming *timing)
     }
   else
     json_builder_add_null_value (b);
+}
+
+void
+canopy_console_add_expiry (JsonBuilder *b, gint64 expires_at)
+{
+  add_time (b, "expires", expires_at);
 }
