@@ -525,9 +525,11 @@ test_schedule_changes_rate (void)
     goto out;
   content_id = canopy_test_site_deploy (s);
   deadline = g_get_monotonic_time () + canopy_test_timeout (60) * G_USEC_PER_SEC;
-  while (north_origin_bytes (s) < 2 * 1024 * 1024 && g_get_monotonic_time () < deadline)
+  /* Past the lead's first requests, which go out before its pacing has
+   * anything to measure. */
+  while (north_origin_bytes (s) < 4 * 1024 * 1024 && g_get_monotonic_time () < deadline)
     canopy_test_site_pump (100);
-  CU_ASSERT_FATAL (north_origin_bytes (s) >= 2 * 1024 * 1024);
+  CU_ASSERT_FATAL (north_origin_bytes (s) >= 4 * 1024 * 1024);
 
   /* canopyd's clock reaches the boundary four seconds from now. */
   {
@@ -554,8 +556,10 @@ test_schedule_changes_rate (void)
   rate_after = after * 8.0 / 3.0 / 1e6;
   printf ("[North's lead: %.1f Mbit/s before the boundary, %.1f Mbit/s from 1 s after] ",
           rate_before, rate_after);
-  CU_ASSERT (rate_before > 0 && rate_before <= 8 * 1.5);
-  CU_ASSERT (rate_after >= 8 * 3);
+  /* Reports come about once a second, so a three-second window may hold
+   * one report more or less: the bounds are loose, the contrast is not. */
+  CU_ASSERT (rate_before > 0 && rate_before <= 8 * 3.5);
+  CU_ASSERT (rate_after >= 8 * 4 && rate_after >= 2 * rate_before);
   CU_ASSERT (canopy_test_process_wait_output (s->server, "bandwidth schedule", 5));
   done = canopy_test_site_wait_done (s, N_TARGETS, 180);
   CU_ASSERT_PTR_NOT_NULL (done);
