@@ -523,6 +523,20 @@ test_schedule_changes_rate (void)
   options.topology = topology;
   if (!begin_with_fake_clock (&options, &clock, FALSE))
     goto out;
+  {
+    g_autoptr (JsonNode) offices = canopy_test_site_api (s, "GET", "/api/v1/offices", NULL,
+                                                         SOUP_STATUS_OK);
+    JsonObject *north = canopy_test_site_find (json_node_get_object (offices), "offices", "name",
+                                               "North");
+    /* A period ending at midnight is written 24:00. */
+    g_autofree char *schedule = g_strdup_printf ("64M %s-%s", from,
+                                                 g_str_equal (to, "00:00") ? "24:00" : to);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL (north);
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member (north, "wan_schedule"), schedule);
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member (north, "time_zone"), "UTC");
+    CU_ASSERT_EQUAL (json_object_get_int_member (north, "wan_rate_now"), 8000000);
+  }
   content_id = canopy_test_site_deploy (s);
   deadline = g_get_monotonic_time () + canopy_test_timeout (60) * G_USEC_PER_SEC;
   /* Past the lead's first requests, which go out before its pacing has
