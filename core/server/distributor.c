@@ -1197,29 +1197,37 @@ retry_due (gpointer user_data)
 }
 
 /* What the clock decides at @now for @d: the offices of its online
- * targets where content may move. */
+ * targets where content may move. Each office is judged once. */
 static char *
 gate_of (CanopyDistributor *distributor, const Deployment *d, gint64 now)
 {
   g_autoptr (GString) gate = g_string_new (NULL);
+  g_autoptr (GHashTable) judged = NULL;
   GHashTableIter iter;
   gpointer value;
 
   if (d->timing.start_at == 0 && d->timing.window_start == d->timing.window_end)
     return g_strdup ("");
+  judged = g_hash_table_new (g_str_hash, g_str_equal);
   g_hash_table_iter_init (&iter, distributor->online);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
       const OnlineDevice *device = value;
+      const char *office = device->office != NULL ? device->office : "";
 
-      if (in_groups (d, (const char *const *) device->groups)
-          && may_move (distributor, d, device->office, now))
-        g_string_append_printf (gate, "%s\n", device->office != NULL ? device->office : "");
+      if (g_hash_table_contains (judged, office)
+          || !in_groups (d, (const char *const *) device->groups))
+        continue;
+      g_hash_table_add (judged, (gpointer) office);
+      if (may_move (distributor, d, office, now))
+        g_string_append_printf (gate, "%s\n", office);
     }
   return g_string_free (g_steal_pointer (&gate), FALSE);
 }
 
-/* Every office's WAN rate now, as one string to compare. */
+/* The WAN rate now of every office with a bandwidth schedule, as one
+ * string to compare (the others' rates change only with the topology,
+ * which replans by itself). */
 static char *
 rates_of (CanopyDistributor *distributor, gint64 now)
 {
@@ -1227,8 +1235,13 @@ rates_of (CanopyDistributor *distributor, gint64 now)
   g_autoptr (GString) rates = g_string_new (NULL);
 
   for (guint i = 0; i < offices->len; i++)
-    g_string_append_printf (rates, "%" G_GUINT64_FORMAT " ",
-                            canopy_office_rate_at (g_ptr_array_index (offices, i), now));
+    {
+      const CanopyOffice *office = g_ptr_array_index (offices, i);
+
+      if (office->schedule != NULL && office->schedule->len > 0)
+        g_string_append_printf (rates, "%s=%" G_GUINT64_FORMAT "\n", office->name,
+                                canopy_office_rate_at (office, now));
+    }
   return g_string_free (g_steal_pointer (&rates), FALSE);
 }
 
@@ -1789,6 +1802,10 @@ void
 canopy_distributor_set_topology (CanopyDistributor *distributor, CanopyTopology *topology)
 {
   distributor->topology = topology;
+  /* The new offices' rates are in force from this plan on: no boundary
+   * was crossed. */
+  g_free (distributor->rates);
+  distributor->rates = rates_of (distributor, g_get_real_time ());
   replan_all (distributor);
 }
 
