@@ -49,6 +49,24 @@ assert_error (Site *s, const char *path, guint status, const char *code)
   CU_ASSERT_STRING_EQUAL (json_object_get_string_member_with_default (o, "error", ""), code);
 }
 
+/* A canopyctl profile logged in to @s with the site's admin token. */
+static char *
+ctl_login (Site *s)
+{
+  g_autofree char *token_file = g_build_filename (s->dir, "ctl-token", NULL);
+  g_autofree char *certificate = g_build_filename (s->state, "console-cert.pem", NULL);
+  g_autofree char *url = g_strdup_printf ("https://127.0.0.1:%u", s->console_port);
+  g_autofree char *out = NULL;
+  char *profile = g_build_filename (s->dir, "ctl-profile", NULL);
+
+  g_assert (g_file_set_contents (token_file, s->token, -1, NULL));
+  CU_ASSERT_EQUAL_FATAL (canopy_test_ctl (profile, &out, "login", "--server", url,
+                                          "--certificate", certificate, "--token-file",
+                                          token_file, NULL),
+                         0);
+  return profile;
+}
+
 /* One finished device as the contract describes it. */
 static void
 assert_done_device (JsonObject *d, gint64 size, guint *leads)
@@ -90,8 +108,7 @@ test_device_status (void)
   CanopyTestSiteOptions options = { .content_size = 6 * 1024 * 1024 + 4321 };
   Site *s = &site;
   g_autofree char *content_id = NULL, *id = NULL;
-  g_autofree char *token_file = NULL, *profile = NULL, *certificate = NULL, *url = NULL;
-  g_autofree char *out = NULL;
+  g_autofree char *profile = NULL, *out = NULL;
   g_autoptr (JsonNode) holder = NULL, page = NULL, parsed = NULL;
   g_autoptr (JsonNode) done = NULL;
   JsonObject *all, *o;
@@ -194,15 +211,7 @@ test_device_status (void)
   }
 
   /* canopyctl deployment-show, logged in with an admin's token. */
-  token_file = g_build_filename (s->dir, "ctl-token", NULL);
-  profile = g_build_filename (s->dir, "ctl-profile", NULL);
-  certificate = g_build_filename (s->state, "console-cert.pem", NULL);
-  url = g_strdup_printf ("https://127.0.0.1:%u", s->console_port);
-  g_assert (g_file_set_contents (token_file, s->token, -1, NULL));
-  CU_ASSERT_EQUAL_FATAL (canopy_test_ctl (profile, &out, "login", "--server", url,
-                                          "--certificate", certificate, "--token-file",
-                                          token_file, NULL),
-                         0);
+  profile = ctl_login (s);
   CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "deployment-show", id, "--office", "North",
                                     NULL),
                    0);
@@ -633,6 +642,7 @@ test_retire_removes_unchanged (void)
   Site *s = &site;
   g_autofree char *content_id = NULL, *id = NULL, *path = NULL;
   g_autofree char *edited = NULL, *gone = NULL, *edited_text = NULL, *after = NULL;
+  g_autofree char *profile = NULL, *out = NULL;
   g_autoptr (JsonNode) done = NULL, answer = NULL, holder = NULL, page = NULL;
   guint edited_slot = canopy_test_site_slot (1, 1), gone_slot = canopy_test_site_slot (2, 2);
   JsonArray *list;
@@ -663,7 +673,12 @@ test_retire_removes_unchanged (void)
   g_assert (g_file_set_contents (edited, edited_text, length, NULL));
   g_assert (g_unlink (gone) == 0);
 
+  /* Through canopyctl, as an admin would. */
+  profile = ctl_login (s);
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "deployment-retire", "no-such-id", NULL), 1);
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "--json", "deployment-retire", id, NULL), 0);
   path = g_strdup_printf ("/api/v1/deployments/retire?id=%s", id);
+  /* Retiring again changes nothing and says the same. */
   answer = canopy_test_site_api (s, "POST", path, NULL, SOUP_STATUS_OK);
   CU_ASSERT_STRING_EQUAL (json_object_get_string_member (json_node_get_object (answer),
                                                          "state"),
@@ -698,6 +713,9 @@ test_retire_removes_unchanged (void)
   g_assert (g_file_get_contents (edited, &after, &length, NULL));
   CU_ASSERT (memcmp (after, edited_text, length) == 0);
   CU_ASSERT (canopy_test_process_wait_output (s->server, "did not remove its package", 5));
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "deployments", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "Retired");
+  CANOPY_ASSERT_CONTAINS (out, "(changed)");
   /* The device status says why, where the admin looks at that device. */
   o = devices_page (s, id, "?state=done", &page);
   for (guint i = 0; i < json_array_get_length (json_object_get_array_member (o, "devices")); i++)
@@ -727,8 +745,8 @@ test_expired_content_retired (void)
   CanopyTestSiteOptions options = { .content_size = 4 * 1024 * 1024 + 99 };
   FakeClock clock = { 0 };
   Site *s = &site;
-  g_autofree char *content_id = NULL, *id = NULL, *path = NULL, *body = NULL;
-  g_autofree char *expires = rfc3339_in (60);
+  g_autofree char *content_id = NULL, *id = NULL, *path = NULL;
+  g_autofree char *expires = rfc3339_in (60), *profile = NULL, *out = NULL;
   g_autoptr (JsonNode) done = NULL, answer = NULL, holder = NULL;
   JsonArray *list;
   JsonObject *d;
@@ -745,8 +763,16 @@ test_expired_content_retired (void)
   answer = canopy_test_site_api (s, "POST", path, "{\"expires\": \"soon\"}",
                                  SOUP_STATUS_UNPROCESSABLE_ENTITY);
   g_clear_pointer (&answer, json_node_unref);
-  body = g_strdup_printf ("{\"expires\": \"%s\"}", expires);
-  answer = canopy_test_site_api (s, "POST", path, body, SOUP_STATUS_OK);
+  profile = ctl_login (s);
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "content-expire", content_id, "someday",
+                                    NULL),
+                   1);
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "--json", "content-expire", content_id,
+                                    expires, NULL),
+                   0);
+  g_clear_pointer (&answer, json_node_unref);
+  answer = json_from_string (out, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (answer);
   CU_ASSERT_STRING_EQUAL (json_object_get_string_member (json_node_get_object (answer),
                                                          "expires"),
                           expires);
