@@ -695,6 +695,10 @@ test_retire_removes_unchanged (void)
       copy = canopy_test_site_copy_path (s, slot);
       outcome = outcome_of (list, s->device_ids[slot]);
       CU_ASSERT_PTR_NOT_NULL_FATAL (outcome);
+      if (!g_str_equal (outcome, slot == edited_slot ? "changed"
+                                 : slot == gone_slot ? "absent"
+                                                     : "removed"))
+        fprintf (stderr, "\n    agent slot %u: %s\n", slot, outcome);
       if (slot == edited_slot)
         {
           CU_ASSERT_STRING_EQUAL (outcome, "changed");
