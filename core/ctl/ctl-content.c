@@ -513,6 +513,26 @@ show_withdrawn (JsonObject *d)
     }
 }
 
+/* When its content may move, if it was given a start, window or deadline. */
+static void
+show_timing (JsonObject *d)
+{
+  const char *fields[] = { "start", "window", "deadline" };
+  const char *labels[] = { N_("start"), N_("daily window (office time)"), N_("deadline") };
+  g_autoptr (GString) line = g_string_new (NULL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    {
+      JsonNode *node = json_object_get_member (d, fields[i]);
+
+      if (node != NULL && JSON_NODE_HOLDS_VALUE (node))
+        g_string_append_printf (line, "%s%s %s", line->len > 0 ? ", " : "", _(labels[i]),
+                                json_node_get_string (node));
+    }
+  if (line->len > 0)
+    g_print (_("  Moves: %s\n"), line->str);
+}
+
 static void
 show_deployments (JsonNode *answer)
 {
@@ -533,6 +553,7 @@ show_deployments (JsonNode *answer)
                i > 0 ? "\n" : "", member_string (d, "id"), member_string (d, "content"), groups,
                member_string (d, "destination"), member_count (d, "done"),
                member_count (d, "devices"));
+      show_timing (d);
       show_offices (d);
       show_withdrawn (d);
     }

@@ -421,6 +421,18 @@ test_window_holds_content (void)
     CU_ASSERT_STRING_EQUAL (json_object_get_string_member (d, "window"), window);
   }
   CU_ASSERT (json_object_get_null_member (d, "deadline"));
+  {
+    g_autofree char *profile = ctl_login (s);
+    g_autofree char *out = NULL;
+    g_autofree char *line = g_strdup_printf ("Moves: daily window (office time) %s-%s", from, to);
+
+    CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "deployments", NULL), 0);
+    CANOPY_ASSERT_CONTAINS (out, line);
+    CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "deployment-show", id, "--state",
+                                      "waiting", NULL),
+                     0);
+    CANOPY_ASSERT_CONTAINS (out, "waiting");
+  }
   assert_nothing_moves (s, id);
 
   set_clock (&clock, "+90m");
@@ -545,6 +557,14 @@ test_schedule_changes_rate (void)
     CU_ASSERT_STRING_EQUAL (json_object_get_string_member (north, "wan_schedule"), schedule);
     CU_ASSERT_STRING_EQUAL (json_object_get_string_member (north, "time_zone"), "UTC");
     CU_ASSERT_EQUAL (json_object_get_int_member (north, "wan_rate_now"), 8000000);
+  }
+  {
+    g_autofree char *profile = ctl_login (s);
+    g_autofree char *out = NULL;
+
+    CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "offices", NULL), 0);
+    CANOPY_ASSERT_CONTAINS (out, "8.0 Mbit/s");
+    CANOPY_ASSERT_CONTAINS (out, "64M ");
   }
   content_id = canopy_test_site_deploy (s);
   deadline = g_get_monotonic_time () + canopy_test_timeout (60) * G_USEC_PER_SEC;
