@@ -43,9 +43,38 @@ derive_peer_transport (CanopyAgentConfig *config, GError **error)
   return TRUE;
 }
 
+/* "3600", "90m", "12h", "30d", "2w" as µs; FALSE for anything else or
+ * for zero. */
+static gboolean
+parse_age (const char *text, gint64 *us)
+{
+  static const struct { char unit; gint64 seconds; } units[] = {
+    { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 7 * 86400 },
+  };
+  g_autofree char *copy = g_strstrip (g_strdup (text));
+  gsize n = strlen (copy);
+  gint64 scale = 1;
+  guint64 value;
+
+  for (guint i = 0; n > 0 && i < G_N_ELEMENTS (units); i++)
+    if (copy[n - 1] == units[i].unit)
+      {
+        scale = units[i].seconds;
+        copy[--n] = '\0';
+        g_strchomp (copy);
+      }
+  /* Ten years at most: beyond it no cache entry ages anyway. */
+  if (!g_ascii_string_to_unsigned (copy, 10, 1, (guint64) 3650 * 86400 / scale, &value, NULL))
+    return FALSE;
+  *us = (gint64) value * scale * G_USEC_PER_SEC;
+  return TRUE;
+}
+
 static gboolean
 load_cache (CanopyAgentConfig *config, const CanopyConfigNode *root, GError **error)
 {
+  const char *max_age = NULL;
+
   const CanopyConfigNode *cache = canopy_config_node_get_child (root, "cache");
   const char *directory = cache != NULL ? canopy_config_node_get_attribute (cache, "directory")
                                         : NULL;
@@ -61,6 +90,16 @@ load_cache (CanopyAgentConfig *config, const CanopyConfigNode *root, GError **er
                                     _("the cache quota \"%s\" is not a size; write bytes or a "
                                       "number with a unit such as 500MB or 10GiB"),
                                     quota);
+      return FALSE;
+    }
+  max_age = cache != NULL ? canopy_config_node_get_attribute (cache, "max-age") : NULL;
+  if (max_age != NULL && !parse_age (max_age, &config->cache_max_age))
+    {
+      canopy_config_node_set_error (cache, error,
+                                    _("the cache max-age \"%s\" is not a duration; write "
+                                      "seconds or a number with a unit such as 90m, 12h, 30d "
+                                      "or 2w (at most ten years)"),
+                                    max_age);
       return FALSE;
     }
   return TRUE;

@@ -25,6 +25,7 @@ typedef struct {
   GPtrArray *transports; /* const CanopyConfigNode *, owned by @document */
   char *cache_directory;
   guint64 cache_quota;   /* bytes; 0: no limit */
+  gint64 cache_max_age;  /* µs a content may go unused before it is removed; 0: no limit */
   char *peer_address;
   guint16 peer_port;     /* 0: any free port */
   guint upload_slots;

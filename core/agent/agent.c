@@ -5,6 +5,7 @@
 #define G_LOG_DOMAIN "canopy-agent"
 
 #include "agent/agent.h"
+#include "agent/installed.h"
 #include "agent/cache.h"
 #include "agent/fetch.h"
 #include "agent/peers.h"
@@ -18,10 +19,14 @@
 #include "lib/wire.h"
 
 #include <errno.h>
+#include <string.h>
 
 /* The server's content-signing key, kept so a restarted agent can reopen
  * its cache and serve its peers before the server answers. */
 #define SERVER_KEY_FILE "server-signing-key"
+/* How often contents unused for longer than <cache max-age> are looked
+ * for, besides at start and after each fetch. */
+#define EXPIRE_CHECK_S 60
 
 struct _CanopyAgent {
   char *config_path;
@@ -33,7 +38,9 @@ struct _CanopyAgent {
   CanopyCache *cache;
   CanopyPeers *peers;
   GHashTable *fetches; /* deployment ID → CanopyFetch */
+  CanopyInstalled *installed; /* what this agent put at destinations */
   guint reap_idle;
+  guint expire_timer;
   GCancellable *cancellable; /* cancelled when the agent stops */
   gboolean reopening;
   GBytes *reopen_next; /* (nullable) a key that arrived while reopening */
@@ -239,8 +246,25 @@ agent_welcome (CanopyUplink *uplink, gpointer user_data)
   reopen_cache (agent, canopy_uplink_get_public_key (uplink));
 }
 
+/* Contents no deployment under way uses, and unused for longer than
+ * <cache max-age>, go: a package deployed once a year does not sit on
+ * every device's disk meanwhile. */
+static void
+expire_cache (CanopyAgent *agent, const char *const *keep)
+{
+  guint removed;
+
+  if (agent->config->cache_max_age <= 0)
+    return;
+  removed = canopy_cache_expire (agent->cache, agent->config->cache_max_age, keep);
+  if (removed > 0)
+    g_message (_("Removed %u contents from the cache that were unused for longer than its "
+                 "max-age"), removed);
+}
+
 /* Finished fetches are dropped (a repeated assignment is answered from the
- * cache), then the cache is brought back within its quota. */
+ * cache), then the cache is brought back within its quota and its
+ * max-age. */
 static gboolean
 reap_fetches (gpointer user_data)
 {
@@ -267,7 +291,46 @@ reap_fetches (gpointer user_data)
                             "Removed %u of the least recently used contents from the cache "
                             "to stay within its quota",
                             removed), removed);
+  expire_cache (agent, (const char *const *) keep_ids);
   return G_SOURCE_REMOVE;
+}
+
+static gboolean
+expire_due (gpointer user_data)
+{
+  CanopyAgent *agent = user_data;
+  g_autoptr (GStrvBuilder) keep = g_strv_builder_new ();
+  g_auto (GStrv) keep_ids = NULL;
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, agent->fetches);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_strv_builder_add (keep, canopy_fetch_get_content_id (value));
+  keep_ids = g_strv_builder_end (keep);
+  expire_cache (agent, (const char *const *) keep_ids);
+  return G_SOURCE_CONTINUE;
+}
+
+/* A package put in place is recorded before the server hears of it, so
+ * that retiring its deployment can remove it. */
+static void
+record_installed (CanopyAgent *agent, CanopyFetch *fetch, GVariant *body)
+{
+  g_autoptr (GVariant) sha = NULL;
+  g_autoptr (GError) error = NULL;
+  const guint8 *digest;
+  gsize length;
+
+  g_variant_get_child (body, 1, "@ay", &sha);
+  digest = g_variant_get_fixed_array (sha, &length, 1);
+  if (length != CANOPY_INSTALLED_HASH_SIZE
+      || !canopy_installed_add (agent->installed, canopy_fetch_get_deployment_id (fetch),
+                                canopy_fetch_get_destination (fetch), digest, &error))
+    g_warning (_("Cannot record that deployment %s installed %s (%s); it will not be removed "
+                 "if the deployment is retired"),
+               canopy_fetch_get_deployment_id (fetch), canopy_fetch_get_destination (fetch),
+               error != NULL ? error->message : _("bad hash"));
 }
 
 static void
@@ -276,6 +339,8 @@ agent_report (CanopyFetch *fetch, guint kind, GVariant *body, gpointer user_data
   CanopyAgent *agent = user_data;
   g_autoptr (GError) error = NULL;
 
+  if (kind == CANOPY_WIRE_DONE)
+    record_installed (agent, fetch, body);
   if (!canopy_uplink_send (agent->uplink, kind, body, &error))
     g_debug ("cannot report on deployment %s: %s", canopy_fetch_get_deployment_id (fetch),
              error->message);
@@ -357,11 +422,106 @@ agent_withdraw (CanopyUplink *uplink, GVariant *body, gpointer user_data)
                       g_variant_new ("(su)", deployment_id, (guint32) outcome), NULL);
 }
 
+/* --- uninstall ---------------------------------------------------------- */
+
+typedef struct {
+  char *deployment_id;
+  char *destination;
+  guint8 sha256[CANOPY_INSTALLED_HASH_SIZE];
+  GStrv directories;
+  CanopyWireUninstalled outcome;
+  char *message;
+} Uninstall;
+
+static void
+uninstall_free (Uninstall *u)
+{
+  g_free (u->deployment_id);
+  g_free (u->destination);
+  g_strfreev (u->directories);
+  g_free (u->message);
+  g_free (u);
+}
+
+static void
+uninstall_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
+{
+  Uninstall *u = task_data;
+
+  u->outcome = canopy_installed_remove_file ((const char *const *) u->directories,
+                                             u->destination, u->sha256, &u->message);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+uninstall_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CanopyAgent *agent = user_data;
+  Uninstall *u = g_task_get_task_data (G_TASK (result));
+  g_autoptr (GError) error = NULL;
+
+  /* Cancelled when the agent stops: @agent may be gone. */
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    return;
+  g_message (_("Deployment %s was retired: %s"), u->deployment_id, u->message);
+  if (u->outcome != CANOPY_WIRE_UNINSTALLED_FAILED
+      && !canopy_installed_forget (agent->installed, u->deployment_id, &error))
+    g_warning (_("Cannot update the record of installed packages: %s"), error->message);
+  canopy_uplink_send (agent->uplink, CANOPY_WIRE_UNINSTALLED,
+                      g_variant_new ("(sus)", u->deployment_id, (guint32) u->outcome,
+                                     u->message),
+                      NULL);
+}
+
+/* The server retired a deployment: its fetch stops, and its package is
+ * removed if this agent installed it there and nobody changed it since.
+ * Hashing a large package takes a while: a worker thread does it. */
+static void
+agent_uninstall (CanopyUplink *uplink, GVariant *body, gpointer user_data)
+{
+  CanopyAgent *agent = user_data;
+  g_autoptr (GVariant) sha = NULL;
+  g_autoptr (GTask) task = NULL;
+  const char *deployment_id, *destination;
+  const guint8 *digest;
+  gsize length;
+  Uninstall *u;
+
+  g_variant_get (body, "(&s&s@ay)", &deployment_id, &destination, &sha);
+  digest = g_variant_get_fixed_array (sha, &length, 1);
+  g_hash_table_remove (agent->fetches, deployment_id);
+  if (length != CANOPY_INSTALLED_HASH_SIZE
+      || !canopy_installed_has (agent->installed, deployment_id, destination, digest))
+    {
+      g_autofree char *message = g_strdup_printf (
+        _("canopy did not install this deployment's package at %s on this device; nothing was "
+          "removed"), destination);
+
+      g_message (_("Deployment %s was retired: %s"), deployment_id, message);
+      canopy_uplink_send (uplink, CANOPY_WIRE_UNINSTALLED,
+                          g_variant_new ("(sus)", deployment_id,
+                                         (guint32) CANOPY_WIRE_UNINSTALLED_NOT_INSTALLED,
+                                         message),
+                          NULL);
+      return;
+    }
+  u = g_new0 (Uninstall, 1);
+  u->deployment_id = g_strdup (deployment_id);
+  u->destination = g_strdup (destination);
+  memcpy (u->sha256, digest, sizeof u->sha256);
+  u->directories = g_strdupv (agent->config->destinations);
+  task = g_task_new (NULL, agent->cancellable, uninstall_done, agent);
+  g_task_set_return_on_cancel (task, FALSE);
+  g_task_set_task_data (task, u, (GDestroyNotify) uninstall_free);
+  g_task_run_in_thread (task, uninstall_thread);
+}
+
 static const CanopyUplinkEvents agent_uplink_events = {
   .welcome = agent_welcome,
   .assignment = agent_assignment,
   .cached_bytes = agent_cached_bytes,
   .withdraw = agent_withdraw,
+  .uninstall = agent_uninstall,
 };
 
 /* A port in use does not stop the agent: it still fetches, and the server
@@ -424,9 +584,17 @@ canopy_agent_start (CanopyAgent *agent, GError **error)
   if (agent->cache == NULL)
     return FALSE;
   agent->cancellable = g_cancellable_new ();
+  /* Before the cache is read again: what expired is not checked first. */
+  expire_cache (agent, NULL);
+  if (config->cache_max_age > 0)
+    agent->expire_timer = g_timeout_add_seconds (EXPIRE_CHECK_S, expire_due, agent);
   reopen_cache_from_saved_key (agent);
   agent->fetches = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify) canopy_fetch_free);
+  {
+    g_autofree char *installed = g_build_filename (config->state_directory, "installed", NULL);
+    agent->installed = canopy_installed_load (installed);
+  }
   key = canopy_shared_key_load (config->shared_key_file, error);
   if (key == NULL
       || !canopy_keys_make_transport_credentials (key, agent->device_id, &creds, error))
@@ -451,6 +619,9 @@ canopy_agent_stop (CanopyAgent *agent)
   if (agent->reap_idle != 0)
     g_source_remove (agent->reap_idle);
   agent->reap_idle = 0;
+  if (agent->expire_timer != 0)
+    g_source_remove (agent->expire_timer);
+  agent->expire_timer = 0;
   /* Workers still running (reopening, storing, assembling) keep their own
    * references to the cache and entries; their results are dropped. */
   if (agent->cancellable != NULL)
@@ -464,5 +635,6 @@ canopy_agent_stop (CanopyAgent *agent)
   g_clear_pointer (&agent->uplink, canopy_uplink_free);
   g_clear_pointer (&agent->peers, canopy_peers_free);
   g_clear_pointer (&agent->cache, canopy_cache_free);
+  g_clear_pointer (&agent->installed, canopy_installed_free);
   g_clear_pointer (&agent->device_id, g_free);
 }

@@ -1409,19 +1409,17 @@ candidate_clear (Candidate *candidate)
   g_free (candidate->content_id);
 }
 
-guint
-canopy_cache_evict (CanopyCache *cache, const char *const *keep)
+/* The contents of the cache directory, least recently used first,
+ * except those of @keep. */
+static GArray *
+list_candidates (CanopyCache *cache, const char *const *keep)
 {
-  g_autoptr (GArray) candidates = g_array_new (FALSE, FALSE, sizeof (Candidate));
+  GArray *candidates = g_array_new (FALSE, FALSE, sizeof (Candidate));
   g_autoptr (GDir) dir = g_dir_open (cache->directory, 0, NULL);
-  g_autoptr (GPtrArray) trash = g_ptr_array_new_with_free_func (g_free);
   const char *name;
-  guint removed = 0;
 
-  if (cache->quota == 0 || canopy_cache_get_size (cache) <= cache->quota || dir == NULL)
-    return 0;
   g_array_set_clear_func (candidates, (GDestroyNotify) candidate_clear);
-  while ((name = g_dir_read_name (dir)) != NULL)
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
     {
       g_autofree char *path = g_build_filename (cache->directory, name, NULL);
       GStatBuf st;
@@ -1436,20 +1434,64 @@ canopy_cache_evict (CanopyCache *cache, const char *const *keep)
       }
     }
   g_array_sort (candidates, compare_candidates);
+  return candidates;
+}
+
+/* Forgets @c and moves its directory to @trash. */
+static void
+remove_candidate (CanopyCache *cache, const Candidate *c, GPtrArray *trash)
+{
+  g_autofree char *path = g_build_filename (cache->directory, c->content_id, NULL);
+  guint64 size = directory_size (path);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (cache);
+  CanopyCacheEntry *entry = g_hash_table_lookup (cache->entries, c->content_id);
+
+  /* A worker may still hold it; what it stores now is not counted. */
+  if (entry != NULL)
+    entry->removed = TRUE;
+  g_hash_table_remove (cache->entries, c->content_id);
+  move_to_trash (cache, path, c->content_id, trash);
+  cache->size -= MIN (size, cache->size);
+}
+
+guint
+canopy_cache_evict (CanopyCache *cache, const char *const *keep)
+{
+  g_autoptr (GArray) candidates = NULL;
+  g_autoptr (GPtrArray) trash = g_ptr_array_new_with_free_func (g_free);
+  guint removed = 0;
+
+  if (cache->quota == 0 || canopy_cache_get_size (cache) <= cache->quota)
+    return 0;
+  candidates = list_candidates (cache, keep);
   for (guint i = 0; i < candidates->len && canopy_cache_get_size (cache) > cache->quota; i++)
     {
-      const Candidate *c = &g_array_index (candidates, Candidate, i);
-      g_autofree char *path = g_build_filename (cache->directory, c->content_id, NULL);
-      guint64 size = directory_size (path);
-      g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (cache);
-      CanopyCacheEntry *entry = g_hash_table_lookup (cache->entries, c->content_id);
+      remove_candidate (cache, &g_array_index (candidates, Candidate, i), trash);
+      removed++;
+    }
+  if (trash->len > 0)
+    remove_trash_async (g_steal_pointer (&trash));
+  return removed;
+}
 
-      /* A worker may still hold it; what it stores now is not counted. */
-      if (entry != NULL)
-        entry->removed = TRUE;
-      g_hash_table_remove (cache->entries, c->content_id);
-      move_to_trash (cache, path, c->content_id, trash);
-      cache->size -= MIN (size, cache->size);
+guint
+canopy_cache_expire (CanopyCache *cache, gint64 max_age_us, const char *const *keep)
+{
+  g_autoptr (GArray) candidates = NULL;
+  g_autoptr (GPtrArray) trash = g_ptr_array_new_with_free_func (g_free);
+  gint64 before = g_get_real_time () - max_age_us;
+  guint removed = 0;
+
+  if (max_age_us <= 0)
+    return 0;
+  candidates = list_candidates (cache, keep);
+  for (guint i = 0; i < candidates->len; i++)
+    {
+      const Candidate *c = &g_array_index (candidates, Candidate, i);
+
+      if (c->used >= before)
+        break;
+      remove_candidate (cache, c, trash);
       removed++;
     }
   if (trash->len > 0)

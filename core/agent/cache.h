@@ -234,4 +234,17 @@ guint canopy_cache_entry_recheck (CanopyCacheEntry *entry);
  */
 guint canopy_cache_evict (CanopyCache *cache, const char *const *keep);
 
+/**
+ * canopy_cache_expire:
+ * @max_age_us: how long a content may go unused (not fetched, served or
+ *   installed from)
+ * @keep: (nullable): content IDs in use, never removed
+ *
+ * Removes the contents unused for longer than @max_age_us, as
+ * canopy_cache_evict() removes them.
+ *
+ * Returns: how many contents were removed.
+ */
+guint canopy_cache_expire (CanopyCache *cache, gint64 max_age_us, const char *const *keep);
+
 G_END_DECLS

@@ -399,6 +399,12 @@ canopy_fetch_get_deployment_id (const CanopyFetch *fetch)
 }
 
 const char *
+canopy_fetch_get_destination (const CanopyFetch *fetch)
+{
+  return fetch->destination;
+}
+
+const char *
 canopy_fetch_get_content_id (const CanopyFetch *fetch)
 {
   return fetch->manifest->content_id;

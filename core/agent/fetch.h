@@ -78,6 +78,8 @@ gboolean canopy_fetch_update (CanopyFetch *fetch, GVariant *assignment, GError *
 
 const char *canopy_fetch_get_deployment_id (const CanopyFetch *fetch);
 const char *canopy_fetch_get_content_id (const CanopyFetch *fetch);
+/* Where the package goes, as the assignment said. */
+const char *canopy_fetch_get_destination (const CanopyFetch *fetch);
 
 /* Whether the package is in place (DONE sent) or the fetch gave up. */
 gboolean canopy_fetch_is_finished (const CanopyFetch *fetch);

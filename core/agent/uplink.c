@@ -619,6 +619,11 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
       if (uplink->events != NULL && uplink->events->withdraw != NULL)
         uplink->events->withdraw (uplink, body, uplink->events_data);
     }
+  else if (kind == CANOPY_WIRE_UNINSTALL && uplink->state == CANOPY_UPLINK_ENROLLED)
+    {
+      if (uplink->events != NULL && uplink->events->uninstall != NULL)
+        uplink->events->uninstall (uplink, body, uplink->events_data);
+    }
   else
     g_debug ("server sent \"%s\", not handled", canopy_wire_kind_to_string (kind));
 }

@@ -29,6 +29,8 @@ typedef struct _CanopyUplink CanopyUplink;
  * @cached_bytes: (nullable): verified bytes in the cache, for heartbeats
  * @withdraw: (nullable): a WITHDRAW body, `(ss)`: the server removed or
  *   cancelled the deployment; the agent stops it and answers WITHDRAWN
+ * @uninstall: (nullable): an UNINSTALL body, `(ssay)`: the server retired
+ *   the deployment; the agent removes its package and answers UNINSTALLED
  *
  * What the agent learns from its server, on the main context.
  */
@@ -37,6 +39,7 @@ typedef struct {
   void (*assignment) (CanopyUplink *uplink, GVariant *body, gpointer user_data);
   guint64 (*cached_bytes) (gpointer user_data);
   void (*withdraw) (CanopyUplink *uplink, GVariant *body, gpointer user_data);
+  void (*uninstall) (CanopyUplink *uplink, GVariant *body, gpointer user_data);
 } CanopyUplinkEvents;
 
 /**

@@ -83,11 +83,19 @@ typedef enum {
 #define CANOPY_RECORD_OFFICE_TYPE "(suastbb)"
 /* value */
 #define CANOPY_RECORD_SETTING_TYPE "(s)"
-/* name, version, origin, signed manifest bytes, registered at */
-#define CANOPY_RECORD_CONTENT_TYPE "(sssayx)"
+/* name, version, origin, signed manifest bytes, registered at, expires at
+ * (0: never) */
+#define CANOPY_RECORD_CONTENT_TYPE "(sssayxx)"
+/* The content record before the expiry field; read with it 0. */
+#define CANOPY_RECORD_CONTENT_TYPE_V1 "(sssayx)"
 /* content ID, groups, destination path on the devices, state (0 active,
- * 1 paused, 2 removed), created at */
-#define CANOPY_RECORD_DEPLOYMENT_TYPE "(sassux)"
+ * 1 paused, 2 removed), created at, start at (0: at once), deadline (0:
+ * none), daily window start and end (minutes since midnight in each
+ * device's office; equal: no window) */
+#define CANOPY_RECORD_DEPLOYMENT_TYPE "(sassuxxxqq)"
+/* The deployment record as releases before the window fields wrote it;
+ * read as the current type with those fields 0. */
+#define CANOPY_RECORD_DEPLOYMENT_TYPE_V1 "(sassux)"
 /* chunks verified, bytes by source kind (office peer, parent office,
  * server, origin), done */
 #define CANOPY_RECORD_PROGRESS_TYPE "(uatb)"

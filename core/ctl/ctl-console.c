@@ -662,12 +662,17 @@ show_offices (JsonNode *answer)
 {
   JsonArray *offices = json_object_get_array_member (json_node_get_object (answer), "offices");
   const char *headers[] = { _("OFFICE"), _("PARENT"), _("TYPE"), _("DEVICES"), _("ONLINE"),
-                            _("SUBNETS"), NULL };
+                            _("SUBNETS"), _("TIME ZONE"), _("WAN NOW"), _("WAN SCHEDULE"),
+                            NULL };
   g_autoptr (CtlTable) table = ctl_table_new (headers);
 
   for (guint i = 0; i < json_array_get_length (offices); i++)
     {
       JsonObject *o = json_array_get_object_element (offices, i);
+      gint64 rate = json_object_get_int_member_with_default (o, "wan_rate_now", 0);
+      g_autofree char *wan = rate > 0 ? g_strdup_printf (_("%.1f Mbit/s"), rate / 1e6)
+                                      : g_strdup (_("no limit"));
+      const char *schedule = json_object_get_string_member_with_default (o, "wan_schedule", "");
       g_autofree char *subnets = join_array (o, "subnets", "; ");
       g_autofree char *devices = g_strdup_printf (
         "%" G_GINT64_FORMAT, json_object_get_int_member_with_default (o, "devices", 0));
@@ -676,7 +681,9 @@ show_offices (JsonNode *answer)
       const char *row[] = { json_object_get_string_member_with_default (o, "name", "?"),
                             json_object_get_string_member_with_default (o, "parent", NULL),
                             json_object_get_string_member_with_default (o, "type", "?"),
-                            devices, online, subnets, NULL };
+                            devices, online, subnets,
+                            json_object_get_string_member_with_default (o, "time_zone", "UTC"),
+                            wan, schedule[0] != '\0' ? schedule : NULL, NULL };
       ctl_table_add_row (table, row);
     }
   ctl_table_print (table);

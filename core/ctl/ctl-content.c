@@ -291,6 +291,43 @@ remove_item (const CtlGlobal *global, const char *path, const char *id)
 }
 
 int
+ctl_content_expire (const CtlGlobal *global, int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = NULL;
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonNode) body = NULL, answer = NULL;
+  g_autofree char *path = NULL;
+  const char *when;
+
+  if (argc != 3)
+    return ctl_console_usage (_("canopyctl content-expire ID TIME|never (TIME as RFC 3339, "
+                                "for example 2027-01-31T00:00:00Z)"));
+  when = g_str_equal (argv[2], "never") ? "" : argv[2];
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "expires");
+  json_builder_add_string_value (b, when);
+  json_builder_end_object (b);
+  body = json_builder_get_root (b);
+  client = ctl_console_open_client (global, &error);
+  if (client == NULL)
+    return ctl_console_fail (global, NULL, error);
+  path = path_with_id ("/api/v1/content/expiry", argv[1]);
+  answer = ctl_client_request_json (client, "POST", path, body, &error);
+  if (answer == NULL)
+    return ctl_console_fail (global, client, error);
+  if (global->json)
+    ctl_console_print_json (answer);
+  else if (when[0] == '\0')
+    g_print (_("Content %s no longer expires\n"), argv[1]);
+  else
+    g_print (_("Content %s expires at %s: then each of its deployments is retired, its "
+               "package removed from the devices where it is unchanged\n"),
+             argv[1], member_string (json_node_get_object (answer), "expires"));
+  return 0;
+}
+
+int
 ctl_content_remove (const CtlGlobal *global, int argc, char **argv)
 {
   int status;
@@ -454,6 +491,18 @@ show_withdrawn (JsonObject *d)
   JsonArray *withdrawn = json_object_has_member (d, "withdrawn")
                            ? json_object_get_array_member (d, "withdrawn") : NULL;
 
+  JsonArray *uninstalled = json_object_has_member (d, "uninstalled")
+                             ? json_object_get_array_member (d, "uninstalled") : NULL;
+
+  for (guint i = 0; uninstalled != NULL && i < json_array_get_length (uninstalled); i++)
+    {
+      JsonObject *o = json_array_get_object_element (uninstalled, i);
+
+      if (i == 0)
+        g_print (_("  Retired; what each device that had installed it did:\n"));
+      g_print ("    %s (%s): %s\n", member_string (o, "device"), member_string (o, "outcome"),
+               member_string (o, "message"));
+    }
   if (withdrawn == NULL)
     return;
   g_print (_("  Cancelled; what each device did:\n"));
@@ -463,6 +512,26 @@ show_withdrawn (JsonObject *d)
 
       g_print ("    %s: %s\n", member_string (o, "device"), member_string (o, "message"));
     }
+}
+
+/* When its content may move, if it was given a start, window or deadline. */
+static void
+show_timing (JsonObject *d)
+{
+  const char *fields[] = { "start", "window", "deadline" };
+  const char *labels[] = { N_("start"), N_("daily window (office time)"), N_("deadline") };
+  g_autoptr (GString) line = g_string_new (NULL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    {
+      JsonNode *node = json_object_get_member (d, fields[i]);
+
+      if (node != NULL && JSON_NODE_HOLDS_VALUE (node))
+        g_string_append_printf (line, "%s%s %s", line->len > 0 ? ", " : "", _(labels[i]),
+                                json_node_get_string (node));
+    }
+  if (line->len > 0)
+    g_print (_("  Moves: %s\n"), line->str);
 }
 
 static void
@@ -485,6 +554,7 @@ show_deployments (JsonNode *answer)
                i > 0 ? "\n" : "", member_string (d, "id"), member_string (d, "content"), groups,
                member_string (d, "destination"), member_count (d, "done"),
                member_count (d, "devices"));
+      show_timing (d);
       show_offices (d);
       show_withdrawn (d);
     }
@@ -498,8 +568,26 @@ ctl_content_deployments (const CtlGlobal *global, int argc, char **argv)
   return ctl_console_get_and_show (global, "/api/v1/deployments", show_deployments);
 }
 
+/* When the content may move: each given one is sent as the admin wrote
+ * it; the server checks it and says what is wrong. */
+typedef struct {
+  const char *start;
+  const char *deadline;
+  const char *window;
+} DeployTiming;
+
+static void
+add_optional (JsonBuilder *b, const char *name, const char *value)
+{
+  if (value == NULL)
+    return;
+  json_builder_set_member_name (b, name);
+  json_builder_add_string_value (b, value);
+}
+
 static JsonNode *
-deployment_request (const char *content, char **groups, const char *destination)
+deployment_request (const char *content, char **groups, const char *destination,
+                    const DeployTiming *timing)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
@@ -513,6 +601,9 @@ deployment_request (const char *content, char **groups, const char *destination)
   json_builder_end_array (b);
   json_builder_set_member_name (b, "destination");
   json_builder_add_string_value (b, destination);
+  add_optional (b, "start", timing->start);
+  add_optional (b, "deadline", timing->deadline);
+  add_optional (b, "window", timing->window);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -521,13 +612,18 @@ int
 ctl_content_deploy (const CtlGlobal *global, int argc, char **argv)
 {
   g_autofree char *content = NULL, *destination = NULL, *joined = NULL;
+  g_autofree char *start = NULL, *deadline = NULL, *window = NULL;
   g_auto (GStrv) groups = NULL;
   const GOptionEntry entries[] = {
     { "content", 0, 0, G_OPTION_ARG_STRING, &content, NULL, NULL },
     { "group", 0, 0, G_OPTION_ARG_STRING_ARRAY, &groups, NULL, NULL },
     { "destination", 0, 0, G_OPTION_ARG_STRING, &destination, NULL, NULL },
+    { "start", 0, 0, G_OPTION_ARG_STRING, &start, NULL, NULL },
+    { "deadline", 0, 0, G_OPTION_ARG_STRING, &deadline, NULL, NULL },
+    { "window", 0, 0, G_OPTION_ARG_STRING, &window, NULL, NULL },
     G_OPTION_ENTRY_NULL
   };
+  DeployTiming timing;
   g_autoptr (GError) error = NULL;
   g_autoptr (CtlClient) client = NULL;
   g_autoptr (JsonNode) body = NULL, answer = NULL;
@@ -536,11 +632,13 @@ ctl_content_deploy (const CtlGlobal *global, int argc, char **argv)
   if (!ctl_console_parse_options (&argc, &argv, entries, 0) || content == NULL || groups == NULL
       || destination == NULL)
     return ctl_console_usage (_("canopyctl deploy --content ID --group GROUP [--group GROUP...] "
-                                "--destination /ABSOLUTE/PATH/ON/THE/DEVICES"));
+                                "--destination /ABSOLUTE/PATH/ON/THE/DEVICES [--start TIME] "
+                                "[--deadline TIME] [--window HH:MM-HH:MM]"));
+  timing = (DeployTiming) { start, deadline, window };
   client = ctl_console_open_client (global, &error);
   if (client == NULL)
     return ctl_console_fail (global, NULL, error);
-  body = deployment_request (content, groups, destination);
+  body = deployment_request (content, groups, destination, &timing);
   answer = ctl_client_request_json (client, "POST", "/api/v1/deployments", body, &error);
   if (answer == NULL)
     return ctl_console_fail (global, client, error);
@@ -568,6 +666,22 @@ ctl_content_deployment_remove (const CtlGlobal *global, int argc, char **argv)
   status = remove_item (global, "/api/v1/deployments", argv[1]);
   if (status == 0 && !global->json)
     g_print (_("Deployment %s removed\n"), argv[1]);
+  return status;
+}
+
+int
+ctl_content_deployment_retire (const CtlGlobal *global, int argc, char **argv)
+{
+  int status;
+
+  if (argc != 2)
+    return ctl_console_usage (_("canopyctl deployment-retire ID (\"canopyctl deployments\" "
+                                "lists the IDs)"));
+  status = act_on_item (global, "POST", "/api/v1/deployments/retire", argv[1]);
+  if (status == 0 && !global->json)
+    g_print (_("Deployment %s retired: every device stops it, and each that installed its "
+               "package removes it unless the file was changed since; \"canopyctl "
+               "deployments\" shows what each did\n"), argv[1]);
   return status;
 }
 

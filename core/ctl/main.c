@@ -6,6 +6,7 @@
 #include "ctl/ctl-client.h"
 #include "ctl/ctl-console.h"
 #include "ctl/ctl-content.h"
+#include "ctl/ctl-device-status.h"
 #include "lib/config.h"
 #include "lib/i18n.h"
 #include "lib/licence-file.h"
@@ -204,19 +205,34 @@ static const CtlCommand commands[] = {
     N_("Register content from an http(s) URL or an absolute path on the server; the server "
        "reads it once to build and sign its manifest"),
     ctl_content_add },
+  { "content-expire", N_("ID TIME|never"),
+    N_("Give content an expiry date (RFC 3339); past it the server retires its deployments"),
+    ctl_content_expire },
   { "content-remove", N_("ID"), N_("Forget a content (remove its deployments first)"),
     ctl_content_remove },
   { "content-store", "",
     N_("Show the server's content store: directory, quota, space used, upload slots, bytes "
        "sent, and for each content whether the server seeds it and, if not, why"),
     ctl_content_store },
-  { "deploy", N_("--content ID --group GROUP [--group GROUP...] --destination PATH"),
-    N_("Deploy content to the devices of groups, put at PATH on each device"),
+  { "deploy", N_("--content ID --group GROUP [--group GROUP...] --destination PATH "
+                 "[--start TIME] [--deadline TIME] [--window HH:MM-HH:MM]"),
+    N_("Deploy content to the devices of groups, put at PATH on each device; content moves "
+       "after the start, inside the daily window of each office's local time, or at any time "
+       "once the deadline passed"),
     ctl_content_deploy },
   { "deployment-remove", N_("ID"), N_("Remove a deployment"), ctl_content_deployment_remove },
   { "deployment-cancel", N_("ID"),
     N_("Stop a deployment on every device; it stays listed with what each did"),
     ctl_content_deployment_cancel },
+  { "deployment-retire", N_("ID"),
+    N_("Retire a deployment: stop it everywhere and remove its package from each device "
+       "where the file is unchanged; changed files are left alone and reported"),
+    ctl_content_deployment_retire },
+  { "deployment-show",
+    N_("ID [--office NAME] [--state waiting|fetching|done|failed|refused|cancelled]"),
+    N_("Show each target device of a deployment: state, progress, bytes by source, role, "
+       "sources, last error and last report"),
+    ctl_device_status_show },
   { "deployment-wait", N_("ID [--timeout SECONDS]"),
     N_("Wait until every known device of the deployment is done (exit status 6 on timeout)"),
     ctl_content_deployment_wait },

@@ -26,6 +26,14 @@ static const char *const record_types[CANOPY_N_RECORD_KINDS] = {
   [CANOPY_RECORD_ACTIVATION] = CANOPY_RECORD_ACTIVATION_TYPE,
 };
 
+/* Older types of records, read as the current type: their fields then
+ * the newer fields' zero values (a record of today's release is written
+ * back in the current type the next time it changes). NULL: none. */
+static const char *const legacy_record_types[CANOPY_N_RECORD_KINDS] = {
+  [CANOPY_RECORD_CONTENT] = CANOPY_RECORD_CONTENT_TYPE_V1,
+  [CANOPY_RECORD_DEPLOYMENT] = CANOPY_RECORD_DEPLOYMENT_TYPE_V1,
+};
+
 static const char *const log_types[CANOPY_N_LOG_KINDS] = {
   [CANOPY_LOG_TRANSFER] = CANOPY_LOG_TRANSFER_TYPE,
   [CANOPY_LOG_AUDIT] = CANOPY_LOG_AUDIT_TYPE,
@@ -169,13 +177,111 @@ canopy_backend_put (CanopyBackend *backend, CanopyRecordKind kind, const CanopyR
   return backend->ops->put (backend->handle, kind, records, n, error);
 }
 
+/* The zero value of @type: 0, "", FALSE, empty arrays, tuples of zeros. */
+static GVariant *
+zero_value (const GVariantType *type)
+{
+  if (g_variant_type_is_array (type))
+    return g_variant_new_array (g_variant_type_element (type), NULL, 0);
+  if (g_variant_type_is_tuple (type))
+    {
+      GVariantBuilder builder;
+
+      g_variant_builder_init (&builder, type);
+      for (const GVariantType *t = g_variant_type_first (type); t != NULL;
+           t = g_variant_type_next (t))
+        g_variant_builder_add_value (&builder, zero_value (t));
+      return g_variant_builder_end (&builder);
+    }
+  if (g_variant_type_is_maybe (type))
+    return g_variant_new_maybe (g_variant_type_element (type), NULL);
+  switch (g_variant_type_peek_string (type)[0])
+    {
+    case 'b':
+      return g_variant_new_boolean (FALSE);
+    case 'y':
+      return g_variant_new_byte (0);
+    case 'n':
+      return g_variant_new_int16 (0);
+    case 'q':
+      return g_variant_new_uint16 (0);
+    case 'i':
+      return g_variant_new_int32 (0);
+    case 'u':
+      return g_variant_new_uint32 (0);
+    case 'x':
+      return g_variant_new_int64 (0);
+    case 't':
+      return g_variant_new_uint64 (0);
+    case 'd':
+      return g_variant_new_double (0);
+    case 'o':
+      return g_variant_new_object_path ("/");
+    case 'g':
+      return g_variant_new_signature ("");
+    case 's':
+    default:
+      return g_variant_new_string ("");
+    }
+}
+
+/* @old, a tuple whose members are the first of @type's, as a value of
+ * @type: the members it lacks are zero. */
+static GVariant *
+upgrade_record (GVariant *old, const GVariantType *type)
+{
+  GVariantBuilder builder;
+  const GVariantType *t = g_variant_type_first (type);
+  gsize n = g_variant_n_children (old);
+
+  g_variant_builder_init (&builder, type);
+  for (gsize i = 0; t != NULL; i++, t = g_variant_type_next (t))
+    g_variant_builder_add_value (&builder, i < n ? g_variant_get_child_value (old, i)
+                                                 : zero_value (t));
+  return g_variant_ref_sink (g_variant_builder_end (&builder));
+}
+
+/* @bytes as a record of an older type of @type, upgraded; NULL if they
+ * are not one. */
+static GVariant *
+legacy_value (const GVariantType *type, GBytes *bytes)
+{
+  for (gsize k = 0; k < CANOPY_N_RECORD_KINDS; k++)
+    {
+      g_autoptr (GVariant) old = NULL;
+
+      if (legacy_record_types[k] == NULL || !g_variant_type_equal (type, G_VARIANT_TYPE (
+                                                                           record_types[k])))
+        continue;
+      old = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (legacy_record_types[k]),
+                                                          bytes, FALSE));
+      if (g_variant_is_normal_form (old))
+        return upgrade_record (old, type);
+    }
+  return NULL;
+}
+
+GVariant *
+canopy_record_from_bytes (CanopyRecordKind kind, GBytes *bytes)
+{
+  const GVariantType *type = canopy_record_kind_type (kind);
+  g_autoptr (GVariant) value = g_variant_ref_sink (g_variant_new_from_bytes (type, bytes, FALSE));
+
+  if (g_variant_is_normal_form (value))
+    return g_steal_pointer (&value);
+  return legacy_value (type, bytes);
+}
+
 /* Bytes a backend returned, as a value of @type, or a CORRUPT error. */
 static GVariant *
 checked_value (const CanopyBackend *backend, const GVariantType *type, const char *what,
                GBytes *bytes, GError **error)
 {
   g_autoptr (GVariant) value = g_variant_ref_sink (g_variant_new_from_bytes (type, bytes, FALSE));
+  GVariant *legacy;
 
+  if (!g_variant_is_normal_form (value) && (legacy = legacy_value (type, bytes)) != NULL)
+    return legacy;
   if (!g_variant_is_normal_form (value))
     {
       g_set_error (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_CORRUPT,

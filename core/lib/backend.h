@@ -15,6 +15,16 @@ typedef struct _CanopyBackend CanopyBackend;
 const GVariantType *canopy_record_kind_type (CanopyRecordKind kind);
 const GVariantType *canopy_log_kind_type (CanopyLogKind kind);
 
+/**
+ * canopy_record_from_bytes:
+ * @bytes: a record's value as a backend stored it
+ *
+ * Returns: (transfer full) (nullable): it as a value of @kind's current
+ *   type, a record of an older type upgraded (its newer fields zero), or
+ *   %NULL when it is neither (damaged).
+ */
+GVariant *canopy_record_from_bytes (CanopyRecordKind kind, GBytes *bytes);
+
 CanopyBackend *canopy_backend_open (const CanopyPlugin *plugin, const CanopyConfigNode *element,
                                     const char *state_directory, GError **error);
 void canopy_backend_close (CanopyBackend *backend);

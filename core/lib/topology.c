@@ -11,14 +11,16 @@
 
 #include <gio/gio.h>
 #include <string.h>
+#include <stdio.h>
 
 G_DEFINE_QUARK (canopy-topology-error-quark, canopy_topology_error)
 
 /* The spreadsheet's columns, in the order export writes them. */
 enum { COL_OFFICE, COL_PARENT, COL_TYPE, COL_SUBNETS, COL_WAN_RATE, COL_METERED, COL_AUTOMATIC,
-       N_COLUMNS };
+       COL_TIME_ZONE, COL_WAN_SCHEDULE, N_COLUMNS };
 static const char *const column_names[N_COLUMNS] = {
-  "office", "parent", "type", "subnets", "wan_rate", "metered", "automatic",
+  "office", "parent", "type", "subnets", "wan_rate", "metered", "automatic", "time_zone",
+  "wan_schedule",
 };
 
 typedef struct {
@@ -213,6 +215,9 @@ office_free (CanopyOffice *office)
   g_free (office->name);
   g_free (office->parent);
   g_array_unref (office->ranges);
+  g_free (office->time_zone);
+  g_time_zone_unref (office->tz);
+  g_array_unref (office->schedule);
   g_free (office);
 }
 
@@ -224,6 +229,8 @@ office_new (const char *name, const char *parent)
   office->name = g_strdup (name);
   office->parent = g_strdup (parent);
   office->ranges = g_array_new (FALSE, FALSE, sizeof (CanopyAddressRange));
+  office->tz = g_time_zone_new_utc ();
+  office->schedule = g_array_new (FALSE, FALSE, sizeof (CanopyRatePeriod));
   return office;
 }
 
@@ -469,7 +476,8 @@ read_header (Import *import, GPtrArray *fields, guint line)
         {
           report (import, line, -1, _("column %u is called \"%s\", which is not a topology "
                                       "column (office, parent, type, subnets, wan_rate, "
-                                      "metered, automatic)"), i + 1, name);
+                                      "metered, automatic, time_zone, wan_schedule)"),
+                  i + 1, name);
           return FALSE;
         }
       import->columns[c] = (int) i;
@@ -603,6 +611,41 @@ read_ranges (Import *import, CanopyOffice *office, const char *text, guint line)
 }
 
 static void
+read_time_zone (Import *import, CanopyOffice *office, const char *text, guint line)
+{
+  GTimeZone *tz;
+
+  if (text[0] == '\0')
+    return;
+  tz = g_time_zone_new_identifier (text);
+  if (tz == NULL)
+    {
+      report (import, line, COL_TIME_ZONE,
+              _("\"%s\" is not a time zone this system knows; write an IANA name such as "
+                "Europe/Paris or America/New_York, or UTC (also when left empty)"), text);
+      return;
+    }
+  g_time_zone_unref (office->tz);
+  office->tz = tz;
+  office->time_zone = g_strdup (text);
+}
+
+static void
+read_schedule (Import *import, CanopyOffice *office, const char *text, guint line)
+{
+  g_autoptr (GError) error = NULL;
+  GArray *schedule = NULL;
+
+  if (!canopy_rate_schedule_parse (text, &schedule, &error))
+    {
+      report (import, line, COL_WAN_SCHEDULE, "%s", error->message);
+      return;
+    }
+  g_array_unref (office->schedule);
+  office->schedule = schedule;
+}
+
+static void
 read_office (Import *import, GPtrArray *fields, guint line)
 {
   const char *name = field (import, fields, COL_OFFICE);
@@ -630,6 +673,8 @@ read_office (Import *import, GPtrArray *fields, guint line)
   if (!parse_flag (field (import, fields, COL_AUTOMATIC), &office->automatic))
     report (import, line, COL_AUTOMATIC, _("\"%s\" is not yes or no"),
             field (import, fields, COL_AUTOMATIC));
+  read_time_zone (import, office, field (import, fields, COL_TIME_ZONE), line);
+  read_schedule (import, office, field (import, fields, COL_WAN_SCHEDULE), line);
   row.office = office;
   row.line = line;
   g_array_append_val (import->rows, row);
@@ -803,8 +848,14 @@ build_topology (Import *import, GArray *central_ranges)
   gboolean progress = TRUE;
 
   if (central_row != NULL)
-    g_array_append_vals (central->ranges, central_row->office->ranges->data,
-                         central_row->office->ranges->len);
+    {
+      g_array_append_vals (central->ranges, central_row->office->ranges->data,
+                           central_row->office->ranges->len);
+      /* Deployments' windows apply in its time zone too. */
+      central->time_zone = g_strdup (central_row->office->time_zone);
+      g_time_zone_unref (central->tz);
+      central->tz = g_time_zone_ref (central_row->office->tz);
+    }
   else if (central_ranges != NULL)
     g_array_append_vals (central->ranges, central_ranges->data, central_ranges->len);
   topology_add (topology, central);
@@ -916,6 +967,7 @@ canopy_topology_export_csv (const CanopyTopology *topology)
       g_autoptr (GPtrArray) ranges = g_ptr_array_new_with_free_func (g_free);
       g_autofree char *subnets = NULL;
       g_autofree char *rate = format_rate (office->wan_rate);
+      g_autofree char *schedule = canopy_rate_schedule_to_string (office->schedule);
 
       for (guint r = 0; r < office->ranges->len; r++)
         g_ptr_array_add (ranges, canopy_address_range_to_string (
@@ -932,9 +984,156 @@ canopy_topology_export_csv (const CanopyTopology *topology)
           [COL_WAN_RATE] = rate,
           [COL_METERED] = office->metered ? "yes" : "no",
           [COL_AUTOMATIC] = office->automatic ? "yes" : "no",
+          [COL_TIME_ZONE] = office->time_zone != NULL ? office->time_zone : "",
+          [COL_WAN_SCHEDULE] = schedule,
         };
         canopy_csv_append_row (out, row, N_COLUMNS);
       }
+    }
+  return g_string_free (out, FALSE);
+}
+
+/* Time of day. */
+
+gboolean
+canopy_parse_clock (const char *text, gboolean allow_24, guint *minutes)
+{
+  guint h, m;
+  char end;
+
+  if (strlen (text) != 5 || text[2] != ':' || !g_ascii_isdigit (text[0])
+      || !g_ascii_isdigit (text[1]) || !g_ascii_isdigit (text[3]) || !g_ascii_isdigit (text[4])
+      || sscanf (text, "%2u:%2u%c", &h, &m, &end) != 2)
+    return FALSE;
+  if (m > 59 || h > 24 || (h == 24 && (m != 0 || !allow_24)))
+    return FALSE;
+  *minutes = h * 60 + m;
+  return TRUE;
+}
+
+guint
+canopy_office_local_minute (const CanopyOffice *office, gint64 real_us)
+{
+  g_autoptr (GDateTime) utc = g_date_time_new_from_unix_utc (real_us / G_USEC_PER_SEC);
+  g_autoptr (GDateTime) local = utc != NULL ? g_date_time_to_timezone (utc, office->tz) : NULL;
+
+  return local != NULL ? (guint) (g_date_time_get_hour (local) * 60
+                                  + g_date_time_get_minute (local))
+                       : 0;
+}
+
+gboolean
+canopy_minute_in_period (guint minute, guint start, guint end)
+{
+  if (start == end)
+    return FALSE;
+  if (start < end)
+    return minute >= start && minute < end;
+  return minute >= start || minute < end;
+}
+
+guint64
+canopy_office_rate_at (const CanopyOffice *office, gint64 real_us)
+{
+  guint minute;
+
+  if (office->schedule == NULL || office->schedule->len == 0)
+    return office->wan_rate;
+  minute = canopy_office_local_minute (office, real_us);
+  for (guint i = 0; i < office->schedule->len; i++)
+    {
+      const CanopyRatePeriod *p = &g_array_index (office->schedule, CanopyRatePeriod, i);
+
+      if (canopy_minute_in_period (minute, p->start, p->end))
+        return p->rate;
+    }
+  return office->wan_rate;
+}
+
+static gboolean
+periods_overlap (const CanopyRatePeriod *a, const CanopyRatePeriod *b)
+{
+  /* Two periods of whole minutes overlap when either holds the other's
+   * first minute. */
+  return canopy_minute_in_period (a->start, b->start, b->end)
+         || canopy_minute_in_period (b->start, a->start, a->end);
+}
+
+static gboolean
+parse_period (const char *text, CanopyRatePeriod *period, GError **error)
+{
+  g_auto (GStrv) words = g_strsplit_set (text, " \t", -1);
+  g_autoptr (GPtrArray) parts = g_ptr_array_new ();
+  g_auto (GStrv) clock = NULL;
+  guint start, end;
+
+  for (guint i = 0; words[i] != NULL; i++)
+    if (words[i][0] != '\0')
+      g_ptr_array_add (parts, words[i]);
+  if (parts->len != 2 || !parse_rate (g_ptr_array_index (parts, 0), &period->rate)
+      || (clock = g_strsplit (g_ptr_array_index (parts, 1), "-", -1)) == NULL
+      || g_strv_length (clock) != 2 || !canopy_parse_clock (clock[0], FALSE, &start)
+      || !canopy_parse_clock (clock[1], TRUE, &end))
+    {
+      g_set_error (error, CANOPY_TOPOLOGY_ERROR, CANOPY_TOPOLOGY_ERROR_VALUE,
+                   _("\"%s\" is not a rate and a daily period; write for example "
+                     "\"20M 08:00-18:00\", several separated by \";\""), text);
+      return FALSE;
+    }
+  if (start == end % 1440)
+    {
+      g_set_error (error, CANOPY_TOPOLOGY_ERROR, CANOPY_TOPOLOGY_ERROR_VALUE,
+                   _("the period of \"%s\" starts when it ends; give a period that lasts, "
+                     "or leave the rate to the wan_rate column"), text);
+      return FALSE;
+    }
+  period->start = start;
+  period->end = end % 1440;
+  return TRUE;
+}
+
+gboolean
+canopy_rate_schedule_parse (const char *text, GArray **schedule, GError **error)
+{
+  g_autoptr (GArray) periods = g_array_new (FALSE, FALSE, sizeof (CanopyRatePeriod));
+  g_auto (GStrv) items = g_strsplit (text, ";", -1);
+
+  for (guint i = 0; items[i] != NULL; i++)
+    {
+      CanopyRatePeriod period;
+
+      g_strstrip (items[i]);
+      if (items[i][0] == '\0')
+        continue;
+      if (!parse_period (items[i], &period, error))
+        return FALSE;
+      for (guint j = 0; j < periods->len; j++)
+        if (periods_overlap (&period, &g_array_index (periods, CanopyRatePeriod, j)))
+          {
+            g_set_error (error, CANOPY_TOPOLOGY_ERROR, CANOPY_TOPOLOGY_ERROR_VALUE,
+                         _("the period of \"%s\" overlaps an earlier one; each time of day "
+                           "may have one rate only"), items[i]);
+            return FALSE;
+          }
+      g_array_append_val (periods, period);
+    }
+  *schedule = g_steal_pointer (&periods);
+  return TRUE;
+}
+
+char *
+canopy_rate_schedule_to_string (const GArray *schedule)
+{
+  GString *out = g_string_new (NULL);
+
+  for (guint i = 0; schedule != NULL && i < schedule->len; i++)
+    {
+      const CanopyRatePeriod *p = &g_array_index (schedule, CanopyRatePeriod, i);
+      g_autofree char *rate = p->rate > 0 ? format_rate (p->rate) : g_strdup ("0");
+      guint end = p->end == 0 ? 1440 : p->end;
+
+      g_string_append_printf (out, "%s%s %02u:%02u-%02u:%02u", i > 0 ? "; " : "", rate,
+                              p->start / 60, p->start % 60, end / 60, end % 60);
     }
   return g_string_free (out, FALSE);
 }

@@ -37,6 +37,14 @@ typedef struct {
   guint8 prefix; /* the CIDR prefix length, or 0 when written as a range */
 } CanopyAddressRange;
 
+/* A daily period with its own WAN rate, in the office's local time:
+ * minutes since midnight; it wraps past midnight when end < start. */
+typedef struct {
+  guint16 start; /* first minute in it */
+  guint16 end;   /* first minute after it */
+  guint64 rate;  /* bits per second; 0 = not limited */
+} CanopyRatePeriod;
+
 typedef struct {
   char *name;
   char *parent; /* NULL for the central office */
@@ -45,6 +53,9 @@ typedef struct {
   guint64 wan_rate; /* bits per second; 0 = not limited */
   gboolean metered;
   gboolean automatic; /* made from a subnet agents reported */
+  char *time_zone;    /* IANA name as written ("Europe/Paris"); NULL: UTC */
+  GTimeZone *tz;      /* it, or UTC; windows and schedules are in its local time */
+  GArray *schedule;   /* CanopyRatePeriod, in no overlap; outside them wan_rate applies */
 } CanopyOffice;
 
 typedef struct _CanopyTopology CanopyTopology;
@@ -154,5 +165,33 @@ GPtrArray *canopy_topology_get_offices (const CanopyTopology *topology);
 GPtrArray *canopy_topology_check_split_subnets (const CanopyTopology *topology, GArray *subnets);
 
 const char *canopy_office_type_to_string (CanopyOfficeType type);
+
+/* Minutes since midnight at @real_us (µs since the epoch) in @office's
+ * time zone. */
+guint canopy_office_local_minute (const CanopyOffice *office, gint64 real_us);
+
+/* Whether @minute lies in [@start, @end), wrapping past midnight when
+ * @end < @start; an empty period (@start == @end) holds nothing. */
+gboolean canopy_minute_in_period (guint minute, guint start, guint end);
+
+/* The WAN rate of @office at @real_us: its schedule's period then, or
+ * its wan_rate outside every period. */
+guint64 canopy_office_rate_at (const CanopyOffice *office, gint64 real_us);
+
+/**
+ * canopy_rate_schedule_parse:
+ * @text: "20M 08:00-18:00; 50M 18:00-22:00": periods separated by ";",
+ *   each a rate as the wan_rate column takes it and a daily period
+ *   HH:MM-HH:MM (24:00 allowed as an end); "" for none
+ * @schedule: (out) (transfer full): the periods
+ * @error: a %CANOPY_TOPOLOGY_ERROR_VALUE saying what is wrong
+ */
+gboolean canopy_rate_schedule_parse (const char *text, GArray **schedule, GError **error);
+
+/** canopy_rate_schedule_to_string: Returns: (transfer full): it as parsed. */
+char *canopy_rate_schedule_to_string (const GArray *schedule);
+
+/* "HH:MM" as minutes since midnight, 0-1440 (24:00 only if @allow_24). */
+gboolean canopy_parse_clock (const char *text, gboolean allow_24, guint *minutes);
 
 G_END_DECLS

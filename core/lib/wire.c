@@ -45,6 +45,12 @@ static const struct {
   { CANOPY_WIRE_WITHDRAW, "withdraw", "(ss)" },
   /* deployment ID, what the agent did (CanopyWireWithdrawn) */
   { CANOPY_WIRE_WITHDRAWN, "withdrawn", "(su)" },
+  /* deployment ID, destination path, SHA-256 of the package: remove the
+   * file if canopy put it there and it still has that hash */
+  { CANOPY_WIRE_UNINSTALL, "uninstall", "(ssay)" },
+  /* deployment ID, what the agent did (CanopyWireUninstalled), a sentence
+   * for the admin */
+  { CANOPY_WIRE_UNINSTALLED, "uninstalled", "(sus)" },
   /* device ID, content IDs it holds */
   { CANOPY_WIRE_PEER_HELLO, "peer-hello", "(sas)" },
   /* content ID, bitfield of verified chunks */

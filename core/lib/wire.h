@@ -36,6 +36,8 @@ typedef enum {
   CANOPY_WIRE_FAILED = 8,
   CANOPY_WIRE_WITHDRAW = 9,   /* server → agent: stop a deployment */
   CANOPY_WIRE_WITHDRAWN = 10, /* agent → server: what it did */
+  CANOPY_WIRE_UNINSTALL = 11, /* server → agent: remove a deployment's package */
+  CANOPY_WIRE_UNINSTALLED = 12, /* agent → server: what it did */
   /* agent ↔ agent */
   CANOPY_WIRE_PEER_HELLO = 32,
   CANOPY_WIRE_HAVE = 33,
@@ -62,6 +64,16 @@ typedef enum {
   CANOPY_WIRE_WITHDRAWN_STOPPED = 1,   /* it stopped fetching; nothing was installed */
   CANOPY_WIRE_WITHDRAWN_INSTALLED = 2, /* it had installed the package before */
 } CanopyWireWithdrawn;
+
+/* What an agent did when its server asked it to remove a deployment's
+ * package (the UNINSTALLED body's second field). */
+typedef enum {
+  CANOPY_WIRE_UNINSTALLED_REMOVED = 0,       /* the file it installed, unchanged, is gone */
+  CANOPY_WIRE_UNINSTALLED_CHANGED = 1,       /* the file was changed since: left alone */
+  CANOPY_WIRE_UNINSTALLED_ABSENT = 2,        /* the file is no longer there */
+  CANOPY_WIRE_UNINSTALLED_NOT_INSTALLED = 3, /* canopy installed nothing of it here */
+  CANOPY_WIRE_UNINSTALLED_FAILED = 4,        /* it could not check or remove it */
+} CanopyWireUninstalled;
 
 /**
  * canopy_wire_kind_type:

@@ -75,11 +75,11 @@ static void
 record_content (CanopyCatalog *catalog, const CanopyContent *content)
 {
   canopy_store_put (catalog->store, CANOPY_RECORD_CONTENT, content->id,
-                    g_variant_new ("(sss@ayx)", content->name, content->version,
+                    g_variant_new ("(sss@ayxx)", content->name, content->version,
                                    content->location,
                                    g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
                                                              content->manifest, TRUE),
-                                   content->registered_at));
+                                   content->registered_at, content->expires_at));
 }
 
 static gboolean
@@ -91,9 +91,11 @@ load_content (const char *key, GVariant *value, gpointer user_data)
   g_autoptr (GBytes) data = NULL;
   g_autoptr (CanopyManifest) manifest = NULL;
   g_autoptr (GError) error = NULL;
-  gint64 registered_at;
+  gint64 registered_at, expires_at;
+  CanopyContent *content;
 
-  g_variant_get (value, "(&s&s&s@ayx)", &name, &version, &location, &bytes, &registered_at);
+  g_variant_get (value, "(&s&s&s@ayxx)", &name, &version, &location, &bytes, &registered_at,
+                 &expires_at);
   data = g_variant_get_data_as_bytes (bytes);
   manifest = canopy_manifest_parse (data, catalog->verify_key, &error);
   if (manifest == NULL || g_strcmp0 (manifest->content_id, key) != 0)
@@ -104,8 +106,26 @@ load_content (const char *key, GVariant *value, gpointer user_data)
                  error != NULL ? error->message : _("it belongs to another content"));
       return TRUE;
     }
-  g_hash_table_insert (catalog->contents, g_strdup (key),
-                       content_new (manifest, location, registered_at));
+  content = content_new (manifest, location, registered_at);
+  content->expires_at = expires_at;
+  g_hash_table_insert (catalog->contents, g_strdup (key), content);
+  return TRUE;
+}
+
+gboolean
+canopy_catalog_set_expiry (CanopyCatalog *catalog, const char *id, gint64 expires_at,
+                           GError **error)
+{
+  CanopyContent *content = g_hash_table_lookup (catalog->contents, id);
+
+  if (content == NULL)
+    {
+      g_set_error (error, CANOPY_CATALOG_ERROR, CANOPY_CATALOG_ERROR_UNKNOWN,
+                   _("No content has the ID %s; list the content to see the IDs"), id);
+      return FALSE;
+    }
+  content->expires_at = expires_at;
+  record_content (catalog, content);
   return TRUE;
 }
 

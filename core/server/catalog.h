@@ -29,6 +29,7 @@ typedef struct {
   guint64 size;
   guint n_chunks;
   gint64 registered_at; /* µs since the epoch */
+  gint64 expires_at;    /* µs since the epoch; 0: never. Past it, its deployments are retired */
 } CanopyContent;
 
 typedef struct _CanopyCatalog CanopyCatalog;
@@ -97,6 +98,16 @@ const CanopyContent *canopy_catalog_register_finish (CanopyCatalog *catalog,
 
 /** canopy_catalog_lookup: Returns: (transfer none) (nullable): the content with that ID. */
 const CanopyContent *canopy_catalog_lookup (CanopyCatalog *catalog, const char *id);
+
+/**
+ * canopy_catalog_set_expiry:
+ * @expires_at: µs since the epoch; 0: never
+ *
+ * Gives the content an expiry date and records it; the distributor
+ * retires its deployments once it passes.
+ */
+gboolean canopy_catalog_set_expiry (CanopyCatalog *catalog, const char *id, gint64 expires_at,
+                                    GError **error);
 
 /** canopy_catalog_list: Returns: (transfer container): every content, oldest first. */
 GPtrArray *canopy_catalog_list (CanopyCatalog *catalog);

@@ -29,6 +29,8 @@ G_DEFINE_QUARK (canopy-distributor-error-quark, canopy_distributor_error)
  * without anyone hammering it meanwhile. Progress resets the wait. */
 #define RETRY_FIRST_S 5
 #define RETRY_MAX_S 300
+/* How often the clock is checked for windows and bandwidth schedules. */
+#define CLOCK_TICK_MS 250
 
 /* When a device that failed or stalled gets its next chance. */
 typedef struct {
@@ -58,7 +60,21 @@ typedef struct {
   gboolean done;
   gint64 last_change;   /* monotonic µs */
   gint64 allowance_us;  /* as lead: how long it may verify nothing */
+  /* What the device status shows (not stored: a restart starts afresh). */
+  int role;             /* the CanopyRole last sent, -1 before the first */
+  GStrv sources;        /* device IDs, "server" or "origin", as last sent */
+  char *error;          /* (nullable) the last failure it reported */
+  gboolean refused;     /* that failure was its policy refusing the deployment */
+  gint64 last_report;   /* real µs of its last report; 0: none in this run */
 } DeviceProgress;
+
+static void
+device_progress_free (DeviceProgress *p)
+{
+  g_strfreev (p->sources);
+  g_free (p->error);
+  g_free (p);
+}
 
 typedef struct {
   char *id;
@@ -67,6 +83,8 @@ typedef struct {
   char *destination;
   CanopyDeploymentState state;
   gint64 created_at;
+  CanopyDeploymentTiming timing;
+  char *gate;           /* the offices content may move in, at the last check */
   GHashTable *progress; /* device ID → DeviceProgress */
   GHashTable *sent;     /* device ID → what its last assignment said */
   GHashTable *leads;    /* office → device ID of its lead */
@@ -76,7 +94,21 @@ typedef struct {
   GHashTable *withdrawn; /* device ID → Withdrawal, once cancelled or removed */
   GHashTable *retries;  /* device ID → Retry, since it failed or stalled */
   gboolean summarized;  /* its summary was logged in this run, or it was over when loaded */
+  GHashTable *uninstalls; /* device ID → Uninstall, once retired */
 } Deployment;
+
+/* What a device did when asked to remove a retired deployment's package. */
+typedef struct {
+  int what;      /* a CanopyWireUninstalled, or -1 while not answered */
+  char *message; /* its sentence */
+} Uninstall;
+
+static void
+uninstall_free (Uninstall *u)
+{
+  g_free (u->message);
+  g_free (u);
+}
 
 /* Where a device stands with a withdrawn deployment. */
 typedef enum {
@@ -110,6 +142,8 @@ struct _CanopyDistributor {
   GHashTable *failures;    /* device ID → DeviceFailure, until it progresses again */
   guint stall_timer;
   guint retry_timer;
+  guint clock_timer;
+  char *rates;             /* each office's WAN rate at the last check */
 };
 
 static void
@@ -119,6 +153,7 @@ deployment_free (Deployment *d)
   g_free (d->content_id);
   g_strfreev (d->groups);
   g_free (d->destination);
+  g_free (d->gate);
   g_hash_table_unref (d->progress);
   g_hash_table_unref (d->sent);
   g_hash_table_unref (d->leads);
@@ -127,6 +162,7 @@ deployment_free (Deployment *d)
   g_hash_table_unref (d->served);
   g_hash_table_unref (d->withdrawn);
   g_hash_table_unref (d->retries);
+  g_hash_table_unref (d->uninstalls);
   g_free (d);
 }
 
@@ -148,7 +184,8 @@ deployment_new (const char *id, const char *content_id, const char *const *group
   d->destination = g_strdup (destination);
   d->state = state;
   d->created_at = created_at;
-  d->progress = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  d->progress = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify) device_progress_free);
   d->sent = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   d->leads = new_lead_table ();
   d->stalled = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -156,6 +193,8 @@ deployment_new (const char *id, const char *content_id, const char *const *group
   d->served = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   d->withdrawn = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   d->retries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  d->uninstalls = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify) uninstall_free);
   return d;
 }
 
@@ -199,8 +238,10 @@ static void
 record_deployment (CanopyDistributor *distributor, const Deployment *d)
 {
   canopy_store_put (distributor->store, CANOPY_RECORD_DEPLOYMENT, d->id,
-                    g_variant_new ("(s^assux)", d->content_id, d->groups, d->destination,
-                                   (guint32) d->state, d->created_at));
+                    g_variant_new ("(s^assuxxxqq)", d->content_id, d->groups, d->destination,
+                                   (guint32) d->state, d->created_at, d->timing.start_at,
+                                   d->timing.deadline, d->timing.window_start,
+                                   d->timing.window_end));
 }
 
 static void
@@ -226,6 +267,7 @@ progress_of (Deployment *d, const char *device_id)
       p = g_new0 (DeviceProgress, 1);
       p->last_change = g_get_monotonic_time ();
       p->allowance_us = STALL_S * G_USEC_PER_SEC;
+      p->role = -1;
       g_hash_table_insert (d->progress, g_strdup (device_id), p);
     }
   return p;
@@ -297,6 +339,23 @@ sources_variant (CanopyDistributor *distributor, const CanopyContent *content,
   return g_variant_builder_end (&builder);
 }
 
+/* The sources of an assignment as the device status names them. */
+static GStrv
+source_names (GVariant *sources)
+{
+  g_autoptr (GStrvBuilder) names = g_strv_builder_new ();
+  GVariantIter iter;
+  const char *device_id;
+  guint32 kind;
+
+  g_variant_iter_init (&iter, sources);
+  while (g_variant_iter_next (&iter, "(u&s&sq)", &kind, &device_id, NULL, NULL))
+    g_strv_builder_add (names, kind == CANOPY_SOURCE_SERVER   ? "server"
+                               : kind == CANOPY_SOURCE_ORIGIN ? "origin"
+                                                              : device_id);
+  return g_strv_builder_end (names);
+}
+
 static void
 assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *content,
         const CanopyPlan *plan)
@@ -322,9 +381,14 @@ assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *cont
                                                    plan->wan_rate),
                                     content->manifest))
     {
+      DeviceProgress *p;
+
       g_hash_table_insert (d->sent, g_strdup (plan->device_id), g_steal_pointer (&said));
       /* From now on it counts among the deployment's devices. */
-      progress_of (d, plan->device_id);
+      p = progress_of (d, plan->device_id);
+      p->role = (int) plan->role;
+      g_strfreev (p->sources);
+      p->sources = source_names (sources);
     }
 }
 
@@ -421,6 +485,52 @@ find_holders (CanopyDistributor *distributor, const Deployment *d)
   return holders;
 }
 
+/* Whether content of @d may move in @office_name at @now: after its
+ * start, and inside its daily window in the office's local time unless
+ * its deadline has passed. */
+static gboolean
+may_move (CanopyDistributor *distributor, const Deployment *d, const char *office_name,
+          gint64 now)
+{
+  const CanopyDeploymentTiming *t = &d->timing;
+  const CanopyOffice *office;
+  guint minute;
+
+  if (t->start_at > 0 && now < t->start_at)
+    return FALSE;
+  if (t->deadline > 0 && now >= t->deadline)
+    return TRUE;
+  if (t->window_start == t->window_end)
+    return TRUE;
+  office = office_name != NULL && office_name[0] != '\0'
+             ? canopy_topology_lookup (distributor->topology, office_name)
+             : NULL;
+  minute = office != NULL ? canopy_office_local_minute (office, now)
+                          : (guint) ((now / G_USEC_PER_SEC / 60) % 1440);
+  return canopy_minute_in_period (minute, t->window_start, t->window_end);
+}
+
+/* The clock's say in @plan: outside its deployment's time, a device
+ * waits; a lead's WAN rate is its office's at this time of day. */
+static void
+apply_clock (CanopyDistributor *distributor, const Deployment *d, CanopyPlan *plan, gint64 now)
+{
+  const CanopyOffice *office = plan->office != NULL
+                                 ? canopy_topology_lookup (distributor->topology, plan->office)
+                                 : NULL;
+
+  if (!may_move (distributor, d, plan->office, now))
+    {
+      plan->role = CANOPY_ROLE_WAIT;
+      g_array_set_size (plan->sources, 0);
+      plan->wan_rate = 0;
+      return;
+    }
+  if (office != NULL && (plan->role == CANOPY_ROLE_LEAD || plan->role == CANOPY_ROLE_DIRECT)
+      && plan->wan_rate == office->wan_rate)
+    plan->wan_rate = canopy_office_rate_at (office, now);
+}
+
 static void
 replan (CanopyDistributor *distributor, Deployment *d)
 {
@@ -483,9 +593,10 @@ replan (CanopyDistributor *distributor, Deployment *d)
   d->leads = new_lead_table ();
   for (guint i = 0; i < plans->len; i++)
     {
-      const CanopyPlan *plan = g_ptr_array_index (plans, i);
+      CanopyPlan *plan = g_ptr_array_index (plans, i);
       DeviceProgress *p = g_hash_table_lookup (d->progress, plan->device_id);
 
+      apply_clock (distributor, d, plan, g_get_real_time ());
       note_lead (d, content, before, plan);
       if (p == NULL || !p->done)
         assign (distributor, d, content, plan);
@@ -677,6 +788,7 @@ handle_progress (CanopyDistributor *distributor, Deployment *d, const char *devi
   guint32 chunks;
 
   g_variant_get (body, "(&su@at@a(stu))", NULL, &chunks, &bytes, &peers);
+  p->last_report = g_get_real_time ();
   by_kind = g_variant_get_fixed_array (bytes, &n, sizeof (guint64));
   if (chunks != p->chunks)
     {
@@ -811,6 +923,20 @@ log_if_finished (CanopyDistributor *distributor, Deployment *d)
                                  done + failed),
                     d->id, content->name, content->version, took, done, done + failed, failed,
                     wan);
+/* The device status keeps the last failure in the device's words. Its
+ * install policy refusing the destination is told apart from a failure:
+ * the agent says so before fetching anything, in the words of
+ * canopy_install_policy_check(), which all start the same. */
+static void
+note_device_error (Deployment *d, const char *device_id, const char *reason)
+{
+  DeviceProgress *p = progress_of (d, device_id);
+
+  g_free (p->error);
+  p->error = g_strdup (reason);
+  p->refused = g_str_has_prefix (reason, "This device refuses ")
+               || g_str_has_prefix (reason, _("This device refuses "));
+  p->last_report = g_get_real_time ();
 }
 
 static void
@@ -837,6 +963,7 @@ handle_done (CanopyDistributor *distributor, Deployment *d, const char *device_i
       return;
     }
   p->done = TRUE;
+  p->last_report = g_get_real_time ();
   g_hash_table_remove (distributor->failures, device_id);
   p->chunks = canopy_manifest_get_n_chunks (manifest);
   p->last_change = g_get_monotonic_time ();
@@ -875,7 +1002,8 @@ withdraw (CanopyDistributor *distributor, Deployment *d)
   GHashTableIter iter;
   gpointer device_id, value;
 
-  d->state = CANOPY_DEPLOYMENT_CANCELLED;
+  if (d->state != CANOPY_DEPLOYMENT_RETIRED)
+    d->state = CANOPY_DEPLOYMENT_CANCELLED;
   g_hash_table_remove_all (d->leads);
   g_hash_table_iter_init (&iter, d->progress);
   while (g_hash_table_iter_next (&iter, &device_id, &value))
@@ -932,6 +1060,71 @@ handle_withdrawn (CanopyDistributor *distributor, Deployment *d, const char *dev
     g_hash_table_remove (distributor->removed, d->id);
 }
 
+/* Asks @device_id to remove @d's package, if it is online. */
+static void
+send_uninstall (CanopyDistributor *distributor, const Deployment *d, const char *device_id)
+{
+  const CanopyContent *content = canopy_catalog_lookup (distributor->catalog, d->content_id);
+  g_autoptr (CanopyManifest) manifest = content != NULL
+                                          ? canopy_manifest_parse (content->manifest, NULL, NULL)
+                                          : NULL;
+
+  if (manifest == NULL || !g_hash_table_contains (distributor->online, device_id))
+    return;
+  canopy_sessions_send (distributor->sessions, device_id, CANOPY_WIRE_UNINSTALL,
+                        g_variant_new ("(ss@ay)", d->id, d->destination,
+                                       g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
+                                                                  manifest->sha256,
+                                                                  CANOPY_MANIFEST_HASH_SIZE, 1)));
+}
+
+/* Every device that installed @d's package is asked to remove it. */
+static void
+uninstall_all (CanopyDistributor *distributor, Deployment *d)
+{
+  GHashTableIter iter;
+  gpointer device_id, value;
+
+  g_hash_table_iter_init (&iter, d->progress);
+  while (g_hash_table_iter_next (&iter, &device_id, &value))
+    {
+      Uninstall *u;
+
+      if (!((DeviceProgress *) value)->done || g_hash_table_contains (d->uninstalls, device_id))
+        continue;
+      u = g_new0 (Uninstall, 1);
+      u->what = -1;
+      g_hash_table_insert (d->uninstalls, g_strdup (device_id), u);
+      send_uninstall (distributor, d, device_id);
+    }
+}
+
+static void
+handle_uninstalled (Deployment *d, const char *device_id, GVariant *body)
+{
+  Uninstall *u = g_hash_table_lookup (d->uninstalls, device_id);
+  const char *message;
+  guint32 what;
+
+  g_variant_get (body, "(&su&s)", NULL, &what, &message);
+  if (u == NULL || what > CANOPY_WIRE_UNINSTALLED_FAILED)
+    return;
+  u->what = (int) what;
+  g_free (u->message);
+  u->message = g_strdup (message);
+  if (what == CANOPY_WIRE_UNINSTALLED_CHANGED || what == CANOPY_WIRE_UNINSTALLED_FAILED)
+    {
+      DeviceProgress *p = progress_of (d, device_id);
+
+      g_warning (_("Deployment %s retired: device %s did not remove its package: %s"), d->id,
+                 device_id, message);
+      g_free (p->error);
+      p->error = g_strdup (message);
+    }
+  else
+    g_message (_("Deployment %s retired: device %s %s"), d->id, device_id, message);
+}
+
 static void
 on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer user_data)
 {
@@ -969,6 +1162,7 @@ on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer
       }
       note_failure (distributor, d, device_id, reason);
       log_if_finished (distributor, d);
+      note_device_error (d, device_id, reason);
       g_hash_table_remove (d->sent, device_id);
       schedule_retry (d, device_id);
       /* A lead that gave up hands over to the next preferred device of its
@@ -981,6 +1175,9 @@ on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer
       break;
     case CANOPY_WIRE_WITHDRAWN:
       handle_withdrawn (distributor, d, device_id, body);
+      break;
+    case CANOPY_WIRE_UNINSTALLED:
+      handle_uninstalled (d, device_id, body);
       break;
     default:
       break;
@@ -1016,6 +1213,15 @@ on_enrolled (const CanopySessionInfo *info, gpointer user_data)
                                                    info->device_id))
             == WITHDRAW_PENDING)
           send_withdraw (distributor, value, info->device_id);
+    }
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const Uninstall *u = g_hash_table_lookup (((Deployment *) value)->uninstalls,
+                                                info->device_id);
+
+      if (u != NULL && u->what < 0)
+        send_uninstall (distributor, value, info->device_id);
     }
   replan_all (distributor);
 }
@@ -1133,6 +1339,120 @@ retry_due (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* What the clock decides at @now for @d: the offices of its online
+ * targets where content may move. Each office is judged once. */
+static char *
+gate_of (CanopyDistributor *distributor, const Deployment *d, gint64 now)
+{
+  g_autoptr (GString) gate = g_string_new (NULL);
+  g_autoptr (GHashTable) judged = NULL;
+  GHashTableIter iter;
+  gpointer value;
+
+  if (d->timing.start_at == 0 && d->timing.window_start == d->timing.window_end)
+    return g_strdup ("");
+  judged = g_hash_table_new (g_str_hash, g_str_equal);
+  g_hash_table_iter_init (&iter, distributor->online);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const OnlineDevice *device = value;
+      const char *office = device->office != NULL ? device->office : "";
+
+      if (g_hash_table_contains (judged, office)
+          || !in_groups (d, (const char *const *) device->groups))
+        continue;
+      g_hash_table_add (judged, (gpointer) office);
+      if (may_move (distributor, d, office, now))
+        g_string_append_printf (gate, "%s\n", office);
+    }
+  return g_string_free (g_steal_pointer (&gate), FALSE);
+}
+
+/* The WAN rate now of every office with a bandwidth schedule, as one
+ * string to compare (the others' rates change only with the topology,
+ * which replans by itself). */
+static char *
+rates_of (CanopyDistributor *distributor, gint64 now)
+{
+  GPtrArray *offices = canopy_topology_get_offices (distributor->topology);
+  g_autoptr (GString) rates = g_string_new (NULL);
+
+  for (guint i = 0; i < offices->len; i++)
+    {
+      const CanopyOffice *office = g_ptr_array_index (offices, i);
+
+      if (office->schedule != NULL && office->schedule->len > 0)
+        g_string_append_printf (rates, "%s=%" G_GUINT64_FORMAT "\n", office->name,
+                                canopy_office_rate_at (office, now));
+    }
+  return g_string_free (g_steal_pointer (&rates), FALSE);
+}
+
+/* Content past its expiry date is taken back: each deployment of it is
+ * retired, its package removed from the devices where it is unchanged. */
+static void
+retire_expired (CanopyDistributor *distributor, gint64 now)
+{
+  g_autoptr (GPtrArray) expired = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const Deployment *d = value;
+      const CanopyContent *content = canopy_catalog_lookup (distributor->catalog, d->content_id);
+
+      if (d->state != CANOPY_DEPLOYMENT_RETIRED && content != NULL && content->expires_at > 0
+          && now >= content->expires_at)
+        g_ptr_array_add (expired, g_strdup (d->id));
+    }
+  for (guint i = 0; i < expired->len; i++)
+    {
+      const char *id = g_ptr_array_index (expired, i);
+      const Deployment *d = g_hash_table_lookup (distributor->deployments, id);
+
+      g_message (_("Content %s expired: retiring deployment %s"), d->content_id, id);
+      canopy_distributor_retire (distributor, id, NULL);
+    }
+}
+
+/* A window that opens or closes, a start or deadline that arrives, or a
+ * bandwidth schedule's boundary: the devices concerned are told at once.
+ * Offices are compared as a whole (cheap: most deployments have no
+ * timing, most offices no schedule). */
+static gboolean
+check_clock (gpointer user_data)
+{
+  CanopyDistributor *distributor = user_data;
+  gint64 now = g_get_real_time ();
+  g_autofree char *rates = rates_of (distributor, now);
+  gboolean rates_changed = g_strcmp0 (rates, distributor->rates) != 0;
+  GHashTableIter iter;
+  gpointer value;
+
+  if (rates_changed && distributor->rates != NULL)
+    g_message (_("An office's WAN rate changed with its bandwidth schedule; its leads are "
+                 "told the new rate"));
+  g_free (distributor->rates);
+  distributor->rates = g_steal_pointer (&rates);
+  retire_expired (distributor, now);
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Deployment *d = value;
+      g_autofree char *gate = gate_of (distributor, d, now);
+
+      if (g_strcmp0 (gate, d->gate) != 0 || rates_changed)
+        {
+          g_free (d->gate);
+          d->gate = g_steal_pointer (&gate);
+          replan (distributor, d);
+        }
+    }
+  return G_SOURCE_CONTINUE;
+}
+
 /* --- loading ------------------------------------------------------------- */
 
 static gboolean
@@ -1144,10 +1464,15 @@ load_deployment (const char *key, GVariant *value, gpointer user_data)
   guint32 state;
   gint64 created_at;
 
-  g_variant_get (value, "(&s^a&s&sux)", &content_id, &groups, &destination, &state,
-                 &created_at);
-  g_hash_table_insert (distributor->deployments, g_strdup (key),
-                       deployment_new (key, content_id, groups, destination, state, created_at));
+  CanopyDeploymentTiming timing = { 0 };
+  Deployment *d;
+
+  g_variant_get (value, "(&s^a&s&suxxxqq)", &content_id, &groups, &destination, &state,
+                 &created_at, &timing.start_at, &timing.deadline, &timing.window_start,
+                 &timing.window_end);
+  d = deployment_new (key, content_id, groups, destination, state, created_at);
+  d->timing = timing;
+  g_hash_table_insert (distributor->deployments, g_strdup (key), d);
   return TRUE;
 }
 
@@ -1205,8 +1530,16 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
 
     g_hash_table_iter_init (&iter, distributor->deployments);
     while (g_hash_table_iter_next (&iter, NULL, &value))
-      if (((Deployment *) value)->state == CANOPY_DEPLOYMENT_CANCELLED)
-        withdraw (distributor, value);
+      {
+        Deployment *d = value;
+
+        if (d->state == CANOPY_DEPLOYMENT_CANCELLED || d->state == CANOPY_DEPLOYMENT_RETIRED)
+          withdraw (distributor, d);
+        /* What devices answered is not kept: each that installed the
+         * package is asked again; one that removed it says it has none. */
+        if (d->state == CANOPY_DEPLOYMENT_RETIRED)
+          uninstall_all (distributor, d);
+      }
     /* Deployments that were over before the restart are not summed up again. */
     g_hash_table_iter_init (&iter, distributor->deployments);
     while (g_hash_table_iter_next (&iter, NULL, &value))
@@ -1216,6 +1549,9 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
   distributor->stall_timer = g_timeout_add_seconds (STALL_S / 3, check_stalled_leads,
                                                     distributor);
   distributor->retry_timer = g_timeout_add_seconds (1, retry_due, distributor);
+  /* Not g_timeout_add_seconds(): its ticks may drift by up to a second,
+   * and a schedule's rate is due within one second of its boundary. */
+  distributor->clock_timer = g_timeout_add (CLOCK_TICK_MS, check_clock, distributor);
   return g_steal_pointer (&distributor);
 }
 
@@ -1230,6 +1566,9 @@ canopy_distributor_free (CanopyDistributor *distributor)
     g_source_remove (distributor->stall_timer);
   if (distributor->retry_timer != 0)
     g_source_remove (distributor->retry_timer);
+  if (distributor->clock_timer != 0)
+    g_source_remove (distributor->clock_timer);
+  g_free (distributor->rates);
   g_hash_table_unref (distributor->deployments);
   g_hash_table_unref (distributor->removed);
   g_hash_table_unref (distributor->online);
@@ -1246,14 +1585,33 @@ canopy_distributor_create (CanopyDistributor *distributor, const char *content_i
                            const char *const *groups, const char *destination,
                            const char *admin, GError **error)
 {
+  return canopy_distributor_create_timed (distributor, content_id, groups, destination, NULL,
+                                          admin, error);
+}
+
+char *
+canopy_distributor_create_timed (CanopyDistributor *distributor, const char *content_id,
+                                 const char *const *groups, const char *destination,
+                                 const CanopyDeploymentTiming *timing, const char *admin,
+                                 GError **error)
+{
   g_autofree char *id = g_uuid_string_random ();
+  const CanopyContent *content;
   Deployment *d;
 
-  if (canopy_catalog_lookup (distributor->catalog, content_id) == NULL)
+  content = canopy_catalog_lookup (distributor->catalog, content_id);
+  if (content == NULL)
     {
       g_set_error (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_UNKNOWN_CONTENT,
                    _("No content has the ID %s; register the content first, or list it to see "
                      "the IDs"), content_id);
+      return NULL;
+    }
+  if (content->expires_at > 0 && g_get_real_time () >= content->expires_at)
+    {
+      g_set_error (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_INVALID,
+                   _("Content %s has expired; give it a later expiry date (or none) before "
+                     "deploying it"), content_id);
       return NULL;
     }
   if (groups == NULL || groups[0] == NULL)
@@ -1269,8 +1627,25 @@ canopy_distributor_create (CanopyDistributor *distributor, const char *content_i
                              "where the finished package is put"));
       return NULL;
     }
+  if (timing != NULL && timing->deadline > 0 && timing->deadline <= timing->start_at)
+    {
+      g_set_error_literal (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_INVALID,
+                           _("The deadline must come after the start; give a later deadline "
+                             "or an earlier start"));
+      return NULL;
+    }
+  if (timing != NULL && (timing->window_start >= 1440 || timing->window_end >= 1440))
+    {
+      g_set_error_literal (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_INVALID,
+                           _("A daily window runs from 00:00 to 24:00; give its start and end "
+                             "within the day"));
+      return NULL;
+    }
   d = deployment_new (id, content_id, groups, destination, CANOPY_DEPLOYMENT_ACTIVE,
                       g_get_real_time ());
+  if (timing != NULL)
+    d->timing = *timing;
+  d->gate = gate_of (distributor, d, g_get_real_time ());
   g_hash_table_insert (distributor->deployments, g_strdup (id), d);
   record_deployment (distributor, d);
   log_created (distributor, d, admin);
@@ -1289,7 +1664,7 @@ canopy_distributor_cancel (CanopyDistributor *distributor, const char *id, GErro
                    _("No deployment has the ID %s; list the deployments to see the IDs"), id);
       return FALSE;
     }
-  if (d->state == CANOPY_DEPLOYMENT_CANCELLED)
+  if (d->state == CANOPY_DEPLOYMENT_CANCELLED || d->state == CANOPY_DEPLOYMENT_RETIRED)
     return TRUE;
   withdraw (distributor, d);
   record_deployment (distributor, d);
@@ -1303,6 +1678,68 @@ canopy_distributor_cancel (CanopyDistributor *distributor, const char *id, GErro
                       id);
   }
   return TRUE;
+}
+
+static int
+compare_outcomes (gconstpointer a, gconstpointer b)
+{
+  const CanopyDeviceOutcome *x = *(const CanopyDeviceOutcome *const *) a;
+  const CanopyDeviceOutcome *y = *(const CanopyDeviceOutcome *const *) b;
+
+  return g_strcmp0 (x->device_id, y->device_id);
+}
+
+gboolean
+canopy_distributor_retire (CanopyDistributor *distributor, const char *id, GError **error)
+{
+  Deployment *d = g_hash_table_lookup (distributor->deployments, id);
+
+  if (d == NULL)
+    {
+      g_set_error (error, CANOPY_DISTRIBUTOR_ERROR, CANOPY_DISTRIBUTOR_ERROR_UNKNOWN_DEPLOYMENT,
+                   _("No deployment has the ID %s; list the deployments to see the IDs"), id);
+      return FALSE;
+    }
+  if (d->state == CANOPY_DEPLOYMENT_RETIRED)
+    return TRUE;
+  d->state = CANOPY_DEPLOYMENT_RETIRED;
+  withdraw (distributor, d);
+  uninstall_all (distributor, d);
+  record_deployment (distributor, d);
+  g_message (_("Deployment %s retired: devices stop it, and remove its package where it is "
+               "unchanged; its status shows what each did"), id);
+  return TRUE;
+}
+
+GPtrArray *
+canopy_distributor_get_uninstalls (CanopyDistributor *distributor, const char *id)
+{
+  static const char *const names[] = { "removed", "changed", "absent", "not-installed",
+                                       "failed" };
+  Deployment *d = g_hash_table_lookup (distributor->deployments, id);
+  GPtrArray *list;
+  GHashTableIter iter;
+  gpointer device_id, value;
+
+  if (d == NULL || d->state != CANOPY_DEPLOYMENT_RETIRED)
+    return NULL;
+  list = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_device_outcome_free);
+  g_hash_table_iter_init (&iter, d->uninstalls);
+  while (g_hash_table_iter_next (&iter, &device_id, &value))
+    {
+      const Uninstall *u = value;
+      CanopyDeviceOutcome *o = g_new0 (CanopyDeviceOutcome, 1);
+
+      o->device_id = g_strdup (device_id);
+      o->what = u->what >= 0 && (gsize) u->what < G_N_ELEMENTS (names) ? names[u->what]
+                                                                        : "pending";
+      o->message = g_strdup (u->what >= 0 ? u->message
+                                          : _("not told yet: it is offline, or has not "
+                                              "answered; it is asked when it reconnects"));
+      g_ptr_array_add (list, o);
+    }
+  g_ptr_array_sort (list, compare_outcomes);
+  return list;
 }
 
 gboolean
@@ -1343,7 +1780,8 @@ canopy_distributor_get_outcomes (CanopyDistributor *distributor, const char *id)
   GHashTableIter iter;
   gpointer device_id, value;
 
-  if (d == NULL || d->state != CANOPY_DEPLOYMENT_CANCELLED)
+  if (d == NULL
+      || (d->state != CANOPY_DEPLOYMENT_CANCELLED && d->state != CANOPY_DEPLOYMENT_RETIRED))
     return NULL;
   outcomes = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_device_outcome_free);
   g_hash_table_iter_init (&iter, d->withdrawn);
@@ -1421,6 +1859,7 @@ canopy_distributor_list (CanopyDistributor *distributor)
       info->destination = g_strdup (d->destination);
       info->state = d->state;
       info->created_at = d->created_at;
+      info->timing = d->timing;
       g_hash_table_iter_init (&progress, d->progress);
       while (g_hash_table_iter_next (&progress, NULL, &p))
         {
@@ -1520,6 +1959,10 @@ void
 canopy_distributor_set_topology (CanopyDistributor *distributor, CanopyTopology *topology)
 {
   distributor->topology = topology;
+  /* The new offices' rates are in force from this plan on: no boundary
+   * was crossed. */
+  g_free (distributor->rates);
+  distributor->rates = rates_of (distributor, g_get_real_time ());
   replan_all (distributor);
 }
 
@@ -1615,5 +2058,182 @@ canopy_distributor_get_failures (CanopyDistributor *distributor, const char *dep
       g_ptr_array_add (list, item);
     }
   g_ptr_array_sort (list, compare_failures);
+  return list;
+}
+
+/* --- per-device status --------------------------------------------------- */
+
+static const char *const device_state_names[] = {
+  "waiting", "fetching", "done", "failed", "refused", "cancelled",
+};
+
+G_STATIC_ASSERT (G_N_ELEMENTS (device_state_names) == CANOPY_N_DEVICE_STATES);
+
+const char *
+canopy_device_state_to_string (CanopyDeviceState state)
+{
+  return state < CANOPY_N_DEVICE_STATES ? device_state_names[state] : "unknown";
+}
+
+gboolean
+canopy_device_state_from_string (const char *text, CanopyDeviceState *state)
+{
+  for (guint i = 0; i < CANOPY_N_DEVICE_STATES; i++)
+    if (g_strcmp0 (text, device_state_names[i]) == 0)
+      {
+        *state = i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+void
+canopy_device_status_free (CanopyDeviceStatus *status)
+{
+  if (status == NULL)
+    return;
+  g_free (status->device_id);
+  g_free (status->name);
+  g_free (status->office);
+  g_strfreev (status->sources);
+  g_free (status->error);
+  g_free (status);
+}
+
+static CanopyDeviceState
+device_state (CanopyDistributor *distributor, const Deployment *d, const char *device_id,
+              const DeviceProgress *p)
+{
+  const DeviceFailure *failure = g_hash_table_lookup (distributor->failures, device_id);
+
+  if (p != NULL && p->done)
+    return CANOPY_DEVICE_DONE;
+  if (d->state == CANOPY_DEPLOYMENT_CANCELLED || d->state == CANOPY_DEPLOYMENT_RETIRED)
+    return CANOPY_DEVICE_CANCELLED;
+  if (p != NULL && failure != NULL && g_str_equal (failure->deployment_id, d->id))
+    return p->refused ? CANOPY_DEVICE_REFUSED : CANOPY_DEVICE_FAILED;
+  if (p != NULL && p->chunks > 0)
+    return CANOPY_DEVICE_FETCHING;
+  return CANOPY_DEVICE_WAITING;
+}
+
+/* The role as the status names it: a device with no office sharing, or
+ * not planned yet, fetches alone. */
+static const char *
+status_role (const DeviceProgress *p)
+{
+  if (p == NULL || p->role < 0)
+    return "alone";
+  switch ((CanopyRole) p->role)
+    {
+    case CANOPY_ROLE_LEAD:
+      return "lead";
+    case CANOPY_ROLE_PEER:
+    case CANOPY_ROLE_WAIT:
+      return "peer";
+    case CANOPY_ROLE_DIRECT:
+    default:
+      return "alone";
+    }
+}
+
+static CanopyDeviceStatus *
+device_status (CanopyDistributor *distributor, const Deployment *d, const char *device_id,
+               const DeviceProgress *p)
+{
+  const CanopyContent *content = canopy_catalog_lookup (distributor->catalog, d->content_id);
+  GVariant *stored = canopy_store_get_device (distributor->store, device_id);
+  CanopyDeviceStatus *status = g_new0 (CanopyDeviceStatus, 1);
+  const char *name = NULL;
+
+  status->device_id = g_strdup (device_id);
+  if (stored != NULL)
+    g_variant_get_child (stored, 0, "&s", &name);
+  status->name = g_strdup (name != NULL ? name : "");
+  status->office = office_of (distributor, device_id);
+  status->state = device_state (distributor, d, device_id, p);
+  status->size = content != NULL ? content->size : 0;
+  if (p != NULL)
+    {
+      guint64 chunk_size = chunk_size_of (distributor, d);
+
+      status->bytes_done = p->done ? status->size
+                                   : MIN ((guint64) p->chunks * chunk_size, status->size);
+      memcpy (status->bytes, p->bytes, sizeof status->bytes);
+      status->error = g_strdup (p->error != NULL ? p->error : "");
+      status->sources = g_strdupv (p->sources);
+      status->last_report = p->last_report;
+    }
+  else
+    status->error = g_strdup ("");
+  if (status->sources == NULL)
+    status->sources = g_new0 (char *, 1);
+  status->percent = p != NULL && p->done ? 100
+                    : status->size > 0   ? (guint) (status->bytes_done * 100 / status->size)
+                                         : 0;
+  status->role = status_role (p);
+  return status;
+}
+
+static int
+compare_status (gconstpointer a, gconstpointer b)
+{
+  const CanopyDeviceStatus *x = *(const CanopyDeviceStatus *const *) a;
+  const CanopyDeviceStatus *y = *(const CanopyDeviceStatus *const *) b;
+  int c = g_strcmp0 (x->office, y->office);
+
+  if (c == 0)
+    c = g_strcmp0 (x->name, y->name);
+  return c != 0 ? c : g_strcmp0 (x->device_id, y->device_id);
+}
+
+/* Whether the stored device record @value is in one of @d's groups. */
+static gboolean
+stored_in_groups (const Deployment *d, GVariant *value)
+{
+  g_autofree const char **groups = NULL;
+
+  g_variant_get_child (value, 1, "^a&s", &groups);
+  return in_groups (d, groups);
+}
+
+static void
+add_status (GPtrArray *list, CanopyDeviceStatus *status, const char *office, int state)
+{
+  if ((office != NULL && g_strcmp0 (status->office, office) != 0)
+      || (state >= 0 && status->state != (CanopyDeviceState) state))
+    {
+      canopy_device_status_free (status);
+      return;
+    }
+  g_ptr_array_add (list, status);
+}
+
+GPtrArray *
+canopy_distributor_get_devices (CanopyDistributor *distributor, const char *id,
+                                const char *office, int state)
+{
+  Deployment *d = g_hash_table_lookup (distributor->deployments, id);
+  GHashTable *devices = canopy_store_get_devices (distributor->store);
+  GPtrArray *list;
+  GHashTableIter iter;
+  gpointer device_id, value;
+
+  if (d == NULL)
+    return NULL;
+  list = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_device_status_free);
+  g_hash_table_iter_init (&iter, d->progress);
+  while (g_hash_table_iter_next (&iter, &device_id, &value))
+    add_status (list, device_status (distributor, d, device_id, value), office, state);
+  /* Devices of its groups it was never sent: offline since, or never
+   * planned. A cancelled deployment reaches no one new. */
+  if (d->state == CANOPY_DEPLOYMENT_ACTIVE && devices != NULL)
+    {
+      g_hash_table_iter_init (&iter, devices);
+      while (g_hash_table_iter_next (&iter, &device_id, &value))
+        if (!g_hash_table_contains (d->progress, device_id) && stored_in_groups (d, value))
+          add_status (list, device_status (distributor, d, device_id, NULL), office, state);
+    }
+  g_ptr_array_sort (list, compare_status);
   return list;
 }

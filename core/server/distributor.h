@@ -30,6 +30,7 @@ typedef enum {
   CANOPY_DEPLOYMENT_ACTIVE = 0,
   CANOPY_DEPLOYMENT_PAUSED = 1,
   CANOPY_DEPLOYMENT_CANCELLED = 2, /* withdrawn from every device; kept to show what each did */
+  CANOPY_DEPLOYMENT_RETIRED = 3,   /* cancelled, and its package removed where it is unchanged */
 } CanopyDeploymentState;
 
 /* What a device did when its deployment was cancelled or removed. */
@@ -51,6 +52,14 @@ typedef struct {
   char *lead;               /* (nullable) its current lead */
 } CanopyOfficeProgress;
 
+/* When a deployment's content may move. */
+typedef struct {
+  gint64 start_at;        /* µs since the epoch; 0: at once */
+  gint64 deadline;        /* µs since the epoch; 0: none. Past it, the window no longer holds */
+  guint16 window_start;   /* daily window, minutes since midnight in the local time */
+  guint16 window_end;     /* of each device's office; equal to window_start: none */
+} CanopyDeploymentTiming;
+
 typedef struct {
   char *id;
   char *content_id;
@@ -59,6 +68,7 @@ typedef struct {
   CanopyDeploymentState state;
   gint64 created_at;        /* µs since the epoch */
   guint devices, done;
+  CanopyDeploymentTiming timing;
 } CanopyDeploymentInfo;
 
 void canopy_office_progress_free (CanopyOfficeProgress *progress);
@@ -91,6 +101,18 @@ char *canopy_distributor_create (CanopyDistributor *distributor, const char *con
                                  const char *admin, GError **error);
 
 /**
+ * canopy_distributor_create_timed:
+ * @timing: (nullable): when the content may move; %NULL: at any time
+ *
+ * As canopy_distributor_create(); refuses a deadline that is not after
+ * the start.
+ */
+char *canopy_distributor_create_timed (CanopyDistributor *distributor, const char *content_id,
+                                       const char *const *groups, const char *destination,
+                                       const CanopyDeploymentTiming *timing, const char *admin,
+                                       GError **error);
+
+/**
  * canopy_distributor_cancel:
  *
  * Withdraws the deployment from every device that was sent it: each online
@@ -100,6 +122,28 @@ char *canopy_distributor_create (CanopyDistributor *distributor, const char *con
  */
 gboolean canopy_distributor_cancel (CanopyDistributor *distributor, const char *id,
                                     GError **error);
+
+/**
+ * canopy_distributor_retire:
+ *
+ * Withdraws the deployment as canopy_distributor_cancel() does, and asks
+ * every device that installed its package to remove it: each removes the
+ * file only if it installed it and it still has the package's hash, and
+ * says what it did (canopy_distributor_get_uninstalls()). Online devices
+ * are asked now, the others when they reconnect.
+ */
+gboolean canopy_distributor_retire (CanopyDistributor *distributor, const char *id,
+                                    GError **error);
+
+/**
+ * canopy_distributor_get_uninstalls:
+ *
+ * Returns: (transfer full) (element-type CanopyDeviceOutcome) (nullable):
+ *   for a retired deployment, what each device that had installed it did:
+ *   `what` is "pending", "removed", "changed" (left alone), "absent",
+ *   "not-installed" or "failed"; %NULL when @id is unknown or not retired.
+ */
+GPtrArray *canopy_distributor_get_uninstalls (CanopyDistributor *distributor, const char *id);
 
 /* Withdraws the deployment as canopy_distributor_cancel() does, then forgets
  * it: it is no longer listed, and its records are deleted. */
@@ -195,5 +239,53 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyDeviceFailure, canopy_device_failure_free)
  */
 GPtrArray *canopy_distributor_get_failures (CanopyDistributor *distributor,
                                             const char *deployment_id);
+
+/* Where one target device stands with a deployment. */
+typedef enum {
+  CANOPY_DEVICE_WAITING,   /* nothing verified yet (offline, or waiting its turn or window) */
+  CANOPY_DEVICE_FETCHING,  /* verified part of the content */
+  CANOPY_DEVICE_DONE,      /* installed the whole package, its hash checked */
+  CANOPY_DEVICE_FAILED,    /* said it cannot complete it (a full disk, a broken origin) */
+  CANOPY_DEVICE_REFUSED,   /* its install policy refuses the destination */
+  CANOPY_DEVICE_CANCELLED, /* the deployment was cancelled before it finished */
+  CANOPY_N_DEVICE_STATES,
+} CanopyDeviceState;
+
+/* The names the console API and canopyctl use: "waiting", "fetching", ... */
+const char *canopy_device_state_to_string (CanopyDeviceState state);
+gboolean canopy_device_state_from_string (const char *text, CanopyDeviceState *state);
+
+typedef struct {
+  char *device_id;
+  char *name;              /* as the device reported it; "" when unknown */
+  char *office;            /* "" when it is in none */
+  CanopyDeviceState state;
+  guint percent;           /* 0-100, of the content's chunks verified */
+  guint64 bytes_done;      /* verified bytes of the content */
+  guint64 size;            /* the content's size */
+  guint64 bytes[4];        /* bytes it took, by CanopySourceKind */
+  const char *role;        /* "lead", "peer" or "alone" */
+  GStrv sources;           /* device IDs, "server" or "origin" */
+  char *error;             /* "" or the last failure, in the device's words */
+  gint64 last_report;      /* real µs of its last report in this run; 0: none */
+} CanopyDeviceStatus;
+
+void canopy_device_status_free (CanopyDeviceStatus *status);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyDeviceStatus, canopy_device_status_free)
+
+/**
+ * canopy_distributor_get_devices:
+ * @office: (nullable): only the devices of this office
+ * @state: only devices in this state, or -1 for all
+ *
+ * Every target device of deployment @id: those it was sent to, and the
+ * devices of its groups known to the server that were not sent it yet
+ * (offline ones), by office, then name, then ID.
+ *
+ * Returns: (transfer full) (element-type CanopyDeviceStatus) (nullable):
+ *   the devices, or %NULL for an unknown deployment.
+ */
+GPtrArray *canopy_distributor_get_devices (CanopyDistributor *distributor, const char *id,
+                                           const char *office, int state);
 
 G_END_DECLS

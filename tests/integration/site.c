@@ -286,10 +286,11 @@ canopy_test_site_device_start (CanopyTestSite *s, guint office, guint index,
   g_autofree char *xml = g_strdup_printf (
     "<agent><server host='%s' port='%u'/>%s<state-directory>%s</state-directory>"
     "<group>%s</group><peers address='%s' port='0'/>"
-    "<destinations><directory path='%s'/></destinations>"
+    "<destinations><directory path='%s'/></destinations>%s"
     "<transport plugin='tcp'/></agent>",
     address, s->agent_port, s->options.agent_servers != NULL ? s->options.agent_servers : "",
-    state, extra_group != NULL ? extra_group : "Branch", peer, s->dir);
+    state, extra_group != NULL ? extra_group : "Branch", peer, s->dir,
+    s->options.agent_xml != NULL ? s->options.agent_xml : "");
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_autoptr (GPtrArray) owned = g_ptr_array_new_with_free_func (g_free);
   CanopyTestProcess *proc;

@@ -43,6 +43,9 @@ typedef struct {
   const char *console_netns;
   /* More attributes of <console>, e.g. "handshake-timeout='2'"; NULL: none. */
   const char *console_attributes;
+  /* More elements of each agent's <agent>, e.g. "<cache max-age='1d'/>";
+   * NULL: none. */
+  const char *agent_xml;
   /* More elements of <server>, e.g. "<licensing .../>"; NULL: none. */
   const char *server_xml;
   /* The topology spreadsheet instead of North and South, each "NET" in it

@@ -353,7 +353,72 @@ test_many_offices (void)
   CU_ASSERT_STRING_EQUAL (office->name, "Branch 19999");
 }
 
+/* Time zones and WAN schedules: read, applied by local time, exported
+ * and read back the same; every mistake named by line and column. */
+static void
+test_time_zones_and_schedules (void)
+{
+  const char *csv =
+    "office,parent,type,subnets,wan_rate,time_zone,wan_schedule\n"
+    "Paris,,Default,198.18.1.0/24,100M,Europe/Paris,20M 08:00-18:00; 50M 22:00-06:00\n"
+    "Plain,,Default,198.18.2.0/24,10M,,\n";
+  g_autoptr (CanopyTopology) topology = import_ok (csv);
+  g_autoptr (CanopyTopology) again = NULL;
+  g_autofree char *exported = NULL;
+  const CanopyOffice *paris, *plain;
+  /* 2026-01-15 07:30 UTC is 08:30 in Paris (UTC+1 in winter). */
+  gint64 winter_0730 = G_GINT64_CONSTANT (1768462200) * G_USEC_PER_SEC;
+  gint64 minute = 60 * G_USEC_PER_SEC;
+  g_autoptr (GPtrArray) errors = NULL;
+  g_autoptr (CanopyTopology) bad = NULL;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (topology);
+  paris = canopy_topology_lookup (topology, "Paris");
+  plain = canopy_topology_lookup (topology, "Plain");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (paris);
+  CU_ASSERT_STRING_EQUAL (paris->time_zone, "Europe/Paris");
+  CU_ASSERT_PTR_NULL (plain->time_zone);
+  CU_ASSERT_EQUAL (canopy_office_local_minute (paris, winter_0730), 8 * 60 + 30);
+  CU_ASSERT_EQUAL (canopy_office_local_minute (plain, winter_0730), 7 * 60 + 30);
+  CU_ASSERT_EQUAL (canopy_office_rate_at (paris, winter_0730), 20000000);
+  /* 06:59 in Paris: between the periods, the wan_rate column. */
+  CU_ASSERT_EQUAL (canopy_office_rate_at (paris, winter_0730 - 91 * minute), 100000000);
+  /* 05:59 in Paris: the night period, which wraps past midnight. */
+  CU_ASSERT_EQUAL (canopy_office_rate_at (paris, winter_0730 - 151 * minute), 50000000);
+  /* 18:00 in Paris: the day period has ended. */
+  CU_ASSERT_EQUAL (canopy_office_rate_at (paris, winter_0730 + 570 * minute), 100000000);
+  CU_ASSERT_EQUAL (canopy_office_rate_at (plain, winter_0730), 10000000);
+
+  exported = canopy_topology_export_csv (topology);
+  CANOPY_ASSERT_CONTAINS (exported, "Europe/Paris");
+  CANOPY_ASSERT_CONTAINS (exported, "20M 08:00-18:00; 50M 22:00-06:00");
+  again = import_ok (exported);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (again);
+  CU_ASSERT_EQUAL (canopy_office_rate_at (canopy_topology_lookup (again, "Paris"),
+                                          winter_0730 - 151 * minute),
+                   50000000);
+
+  bad = canopy_topology_import_csv (
+    "office,subnets,time_zone,wan_schedule\n"
+    "A,198.18.1.0/24,Mars/Olympus,\n"
+    "B,198.18.2.0/24,,20M 08:00-18:00; 5M 17:00-19:00\n"
+    "C,198.18.3.0/24,,fast 08:00-18:00\n"
+    "D,198.18.4.0/24,,20M 08:00-08:00\n"
+    "E,198.18.5.0/24,,20M 8h-18h\n",
+    NULL, &errors);
+  CU_ASSERT_PTR_NULL (bad);
+  CU_ASSERT_EQUAL_FATAL (errors->len, 5);
+  CANOPY_ASSERT_CONTAINS (g_ptr_array_index (errors, 0), "line 2, column 3 (time_zone)");
+  CANOPY_ASSERT_CONTAINS (g_ptr_array_index (errors, 0), "Mars/Olympus");
+  CANOPY_ASSERT_CONTAINS (g_ptr_array_index (errors, 1), "line 3, column 4 (wan_schedule)");
+  CANOPY_ASSERT_CONTAINS (g_ptr_array_index (errors, 1), "overlaps");
+  CANOPY_ASSERT_CONTAINS (g_ptr_array_index (errors, 2), "fast 08:00-18:00");
+  CANOPY_ASSERT_CONTAINS (g_ptr_array_index (errors, 3), "starts when it ends");
+  CANOPY_ASSERT_CONTAINS (g_ptr_array_index (errors, 4), "8h-18h");
+}
+
 CANOPY_TEST_SUITE (topology, "topology", NULL, NULL,
+                   { "time zones and WAN schedules", test_time_zones_and_schedules },
                    { "address ranges", test_address_ranges },
                    { "import and lookup", test_import_and_lookup },
                    { "export round trip", test_export_round_trip },

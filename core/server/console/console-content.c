@@ -127,8 +127,46 @@ content_json (const CanopyContent *content)
   json_builder_add_int_value (b, content->n_chunks);
   json_builder_set_member_name (b, "registered_at");
   json_builder_add_int_value (b, content->registered_at / G_USEC_PER_SEC);
+  canopy_console_add_expiry (b, content->expires_at);
   json_builder_end_object (b);
   return json_builder_get_root (b);
+}
+
+void
+canopy_console_post_content_expiry (CanopyConsole *console, SoupServerMessage *msg)
+{
+  static const char *const allowed[] = { "expires", NULL };
+  static const char *const none[] = { NULL };
+  g_autofree char *id = query_id (msg);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) object = NULL;
+  g_autoptr (JsonNode) answer = NULL;
+  g_autofree char *actor = NULL, *detail = NULL;
+  const CanopyContent *content;
+  gint64 expires_at;
+
+  if (id == NULL)
+    return;
+  object = canopy_console_read_object (msg, &error);
+  if (object == NULL)
+    {
+      respond_body_error (msg, error);
+      return;
+    }
+  if (!check_members (msg, object, allowed, none)
+      || !canopy_console_read_expiry (msg, object, &expires_at))
+    return;
+  if (!canopy_catalog_set_expiry (console->context.catalog, id, expires_at, &error))
+    {
+      canopy_console_respond_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
+      return;
+    }
+  content = canopy_catalog_lookup (console->context.catalog, id);
+  actor = canopy_console_actor (msg);
+  detail = g_strdup_printf ("%s expires %" G_GINT64_FORMAT, id, expires_at / G_USEC_PER_SEC);
+  canopy_store_audit (console->context.store, actor, "content-expiry-set", detail);
+  answer = content_json (content);
+  canopy_console_respond_json (msg, SOUP_STATUS_OK, g_steal_pointer (&answer));
 }
 
 void
@@ -326,16 +364,41 @@ add_failures (JsonBuilder *b, GPtrArray *failures)
   json_builder_end_array (b);
 }
 
+/* @name: [{"device", "outcome", "message"}] from @outcomes. */
+static void
+add_outcomes (JsonBuilder *b, const char *name, GPtrArray *outcomes)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_begin_array (b);
+  for (guint i = 0; i < outcomes->len; i++)
+    {
+      const CanopyDeviceOutcome *o = g_ptr_array_index (outcomes, i);
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "device");
+      json_builder_add_string_value (b, o->device_id);
+      json_builder_set_member_name (b, "outcome");
+      json_builder_add_string_value (b, o->what);
+      json_builder_set_member_name (b, "message");
+      json_builder_add_string_value (b, o->message);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+}
+
 /* The deployment's state and, once cancelled, what each device did. */
 static void
 add_withdrawal (JsonBuilder *b, CanopyDistributor *distributor, const CanopyDeploymentInfo *info)
 {
-  static const char *const states[] = { "active", "paused", "cancelled" };
+  static const char *const states[] = { "active", "paused", "cancelled", "retired" };
   g_autoptr (GPtrArray) outcomes = canopy_distributor_get_outcomes (distributor, info->id);
+  g_autoptr (GPtrArray) uninstalls = canopy_distributor_get_uninstalls (distributor, info->id);
 
   json_builder_set_member_name (b, "state");
   json_builder_add_string_value (b, info->state < G_N_ELEMENTS (states) ? states[info->state]
                                                                         : "unknown");
+  if (uninstalls != NULL)
+    add_outcomes (b, "uninstalled", uninstalls);
   if (outcomes == NULL)
     return;
   json_builder_set_member_name (b, "withdrawn");
@@ -383,6 +446,7 @@ add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentIn
     add_office_progress (b, g_ptr_array_index (offices, i), content != NULL ? content->size : 0);
   json_builder_end_array (b);
   add_withdrawal (b, distributor, info);
+  canopy_console_add_timing (b, &info->timing);
   json_builder_end_object (b);
 }
 
@@ -421,8 +485,10 @@ string_array (JsonObject *object, const char *name)
 void
 canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
 {
-  static const char *const allowed[] = { "content", "destination", NULL };
+  static const char *const allowed[] = { "content", "destination", "start", "deadline",
+                                         "window", NULL };
   static const char *const arrays[] = { "groups", NULL };
+  CanopyDeploymentTiming timing;
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonObject) object = canopy_console_read_object (msg, &error);
   g_auto (GStrv) groups = NULL;
@@ -438,7 +504,8 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
     }
   if (!check_members (msg, object, allowed, arrays)
       || (content = required_string (msg, object, "content")) == NULL
-      || (destination = required_string (msg, object, "destination")) == NULL)
+      || (destination = required_string (msg, object, "destination")) == NULL
+      || !canopy_console_read_timing (msg, object, &timing))
     return;
   /* What no device could accept is refused here, where the admin sees why
    * at once; each agent still applies its own policy. */
@@ -450,8 +517,9 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
     }
   groups = string_array (object, "groups");
   actor = canopy_console_actor (msg);
-  id = canopy_distributor_create (console->context.distributor, content,
-                                  (const char *const *) groups, destination, actor, &error);
+  id = canopy_distributor_create_timed (console->context.distributor, content,
+                                        (const char *const *) groups, destination, &timing, actor,
+                                        &error);
   if (id == NULL)
     {
       gboolean unknown = g_error_matches (error, CANOPY_DISTRIBUTOR_ERROR,
@@ -496,6 +564,32 @@ canopy_console_cancel_deployment (CanopyConsole *console, SoupServerMessage *msg
   json_builder_add_string_value (b, id);
   json_builder_set_member_name (b, "state");
   json_builder_add_string_value (b, "cancelled");
+  json_builder_end_object (b);
+  canopy_console_respond_json (msg, SOUP_STATUS_OK, json_builder_get_root (b));
+}
+
+void
+canopy_console_retire_deployment (CanopyConsole *console, SoupServerMessage *msg)
+{
+  g_autofree char *id = query_id (msg);
+  g_autofree char *actor = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  if (id == NULL)
+    return;
+  if (!canopy_distributor_retire (console->context.distributor, id, &error))
+    {
+      canopy_console_respond_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
+      return;
+    }
+  actor = canopy_console_actor (msg);
+  canopy_store_audit (console->context.store, actor, "deployment-retired", id);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, id);
+  json_builder_set_member_name (b, "state");
+  json_builder_add_string_value (b, "retired");
   json_builder_end_object (b);
   canopy_console_respond_json (msg, SOUP_STATUS_OK, json_builder_get_root (b));
 }

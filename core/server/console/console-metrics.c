@@ -253,9 +253,56 @@ collect_content_store (CanopyConsole *console, Metrics *m)
          canopy_content_store_count_offered (store));
 }
 
+/* Where the target devices stand, over every deployment: a scraper alerts
+ * on failed or refused ones, and sees windows hold devices waiting. */
+static void
+collect_device_states (CanopyConsole *console, Metrics *m)
+{
+  CanopyDistributor *distributor = console->context.distributor;
+  g_autoptr (GPtrArray) list = canopy_distributor_list (distributor);
+  guint64 counts[CANOPY_N_DEVICE_STATES] = { 0 };
+
+  for (guint i = 0; i < list->len; i++)
+    {
+      const CanopyDeploymentInfo *info = g_ptr_array_index (list, i);
+      g_autoptr (GPtrArray) devices = canopy_distributor_get_devices (distributor, info->id,
+                                                                      NULL, -1);
+
+      for (guint j = 0; devices != NULL && j < devices->len; j++)
+        counts[((CanopyDeviceStatus *) g_ptr_array_index (devices, j))->state]++;
+    }
+  family (m, "canopy_deployment_devices_by_state", "gauge",
+          "Target devices in each state (waiting, fetching, done, failed, refused, "
+          "cancelled), summed over the deployments.");
+  for (guint s = 0; s < CANOPY_N_DEVICE_STATES; s++)
+    {
+      const char *labels[] = { "state", canopy_device_state_to_string (s), NULL };
+      sample (m, "canopy_deployment_devices_by_state", labels, counts[s]);
+    }
+}
+
+/* Each office's WAN rate now, its bandwidth schedule applied. */
+static void
+collect_office_rates (CanopyConsole *console, Metrics *m)
+{
+  GPtrArray *offices = canopy_topology_get_offices (canopy_console_topology (console));
+  gint64 now = g_get_real_time ();
+
+  family (m, "canopy_office_wan_rate_bits", "gauge",
+          "The WAN rate an office's lead may use now, in bit/s, by its bandwidth schedule; "
+          "0 for no limit.");
+  for (guint i = 0; i < offices->len; i++)
+    {
+      const CanopyOffice *office = g_ptr_array_index (offices, i);
+      const char *labels[] = { "office", office->name, NULL };
+
+      sample (m, "canopy_office_wan_rate_bits", labels, canopy_office_rate_at (office, now));
+    }
+}
+
 static void (*const collectors[]) (CanopyConsole *, Metrics *) = {
   collect_build, collect_sessions, collect_devices, collect_licences, collect_deployments,
-  collect_content_store, collect_console,
+  collect_device_states, collect_office_rates, collect_content_store, collect_console,
 };
 
 void

@@ -6,6 +6,7 @@
 #include "server/console/console-api.h"
 #include "server/console/console-auth.h"
 #include "server/console/console-json.h"
+#include "server/distributor.h"
 
 G_BEGIN_DECLS
 
@@ -78,13 +79,31 @@ void canopy_console_get_licence_report (CanopyConsole *console, SoupServerMessag
 void canopy_console_get_content (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_delete_content (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_post_content_expiry (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_post_publish (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_get_deployments (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_delete_deployments (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_cancel_deployment (CanopyConsole *console, SoupServerMessage *msg);
+void canopy_console_retire_deployment (CanopyConsole *console, SoupServerMessage *msg);
 /* Adds the members that name a content to an object: id, name, version, size. */
 void canopy_console_add_content_identity (JsonBuilder *b, const CanopyContent *content);
+
+/* console-timing.c */
+/* Reads "start", "deadline" and "window" of a new deployment; FALSE with
+ * a 400 sent when one is wrong. */
+gboolean canopy_console_read_timing (SoupServerMessage *msg, JsonObject *object,
+                                     CanopyDeploymentTiming *timing);
+/* Adds them to an object: RFC 3339 times or null, "HH:MM-HH:MM" or null. */
+void canopy_console_add_timing (JsonBuilder *b, const CanopyDeploymentTiming *timing);
+gboolean canopy_console_parse_window (const char *text, guint16 *start, guint16 *end);
+/* "expires" of a content: an RFC 3339 time, or "" or null for never. */
+gboolean canopy_console_read_expiry (SoupServerMessage *msg, JsonObject *object,
+                                     gint64 *expires_at);
+void canopy_console_add_expiry (JsonBuilder *b, gint64 expires_at);
+
+/* console-device-status.c */
+void canopy_console_get_deployment_devices (CanopyConsole *console, SoupServerMessage *msg);
 
 /* console-content-store.c */
 void canopy_console_get_content_store (CanopyConsole *console, SoupServerMessage *msg);

@@ -247,6 +247,16 @@ add_office (JsonBuilder *b, const CanopyOffice *office, const OfficeCounts *coun
   json_builder_end_array (b);
   json_builder_set_member_name (b, "wan_rate");
   json_builder_add_int_value (b, (gint64) office->wan_rate);
+  {
+    g_autofree char *schedule = canopy_rate_schedule_to_string (office->schedule);
+
+    json_builder_set_member_name (b, "wan_schedule");
+    json_builder_add_string_value (b, schedule);
+    json_builder_set_member_name (b, "wan_rate_now");
+    json_builder_add_int_value (b, (gint64) canopy_office_rate_at (office, g_get_real_time ()));
+    json_builder_set_member_name (b, "time_zone");
+    json_builder_add_string_value (b, office->time_zone != NULL ? office->time_zone : "UTC");
+  }
   json_builder_set_member_name (b, "metered");
   json_builder_add_boolean_value (b, office->metered);
   json_builder_set_member_name (b, "automatic");
