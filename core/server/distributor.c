@@ -923,6 +923,8 @@ log_if_finished (CanopyDistributor *distributor, Deployment *d)
                                  done + failed),
                     d->id, content->name, content->version, took, done, done + failed, failed,
                     wan);
+}
+
 /* The device status keeps the last failure in the device's words. Its
  * install policy refusing the destination is told apart from a failure:
  * the agent says so before fetching anything, in the words of
