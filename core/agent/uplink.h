@@ -28,6 +28,8 @@ typedef struct _CanopyUplink CanopyUplink;
  * @cached_bytes: (nullable): verified bytes in the cache, for heartbeats
  * @withdraw: (nullable): a WITHDRAW body, `(ss)`: the server removed or
  *   cancelled the deployment; the agent stops it and answers WITHDRAWN
+ * @wan_class: (nullable): a WAN_CLASS body, `(sbu)`, right after an
+ *   assignment: whether its lead yields to other traffic, and its target
  *
  * What the agent learns from its server, on the main context.
  */
@@ -36,6 +38,7 @@ typedef struct {
   void (*assignment) (CanopyUplink *uplink, GVariant *body, gpointer user_data);
   guint64 (*cached_bytes) (gpointer user_data);
   void (*withdraw) (CanopyUplink *uplink, GVariant *body, gpointer user_data);
+  void (*wan_class) (CanopyUplink *uplink, GVariant *body, gpointer user_data);
 } CanopyUplinkEvents;
 
 /**

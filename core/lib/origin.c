@@ -20,6 +20,7 @@ typedef struct {
   guint64 offset;
   gsize length;
   SoupMessage *message;
+  gint64 wait_us; /* request sent to first byte of the answer; -1: unknown */
 } RangeRequest;
 
 G_DEFINE_QUARK (canopy-origin-error-quark, canopy_origin_error)
@@ -173,7 +174,16 @@ on_range_read (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), result,
                                                                &error);
   goffset start = 0, end = 0, total = 0;
+  SoupMessageMetrics *metrics = soup_message_get_metrics (request->message);
 
+  /* From the request on its connection, so neither a connection set up
+   * nor a wait for a free one counts: what remains is the round trip,
+   * the origin's own time and the queues on the way. */
+  if (metrics != NULL && soup_message_metrics_get_request_start (metrics) > 0
+      && soup_message_metrics_get_response_start (metrics)
+           >= soup_message_metrics_get_request_start (metrics))
+    request->wait_us = (gint64) (soup_message_metrics_get_response_start (metrics)
+                                 - soup_message_metrics_get_request_start (metrics));
   if (body == NULL)
     {
       GError *wrapped = NULL;
@@ -236,6 +246,7 @@ canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize leng
   request->origin = origin;
   request->offset = offset;
   request->length = length;
+  request->wait_us = -1;
   g_task_set_task_data (task, request, (GDestroyNotify) range_request_free);
 
   if (origin->file != NULL)
@@ -248,6 +259,7 @@ canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize leng
   if (origin->session == NULL)
     origin->session = soup_session_new_with_options ("max-conns-per-host", 4, NULL);
   request->message = soup_message_new (SOUP_METHOD_GET, origin->location);
+  soup_message_add_flags (request->message, SOUP_MESSAGE_COLLECT_METRICS);
   soup_message_headers_set_range (soup_message_get_request_headers (request->message),
                                   (goffset) offset, (goffset) (offset + length - 1));
   soup_session_send_and_read_async (origin->session, request->message, G_PRIORITY_DEFAULT,
@@ -258,4 +270,12 @@ GBytes *
 canopy_origin_read_range_finish (CanopyOrigin *origin, GAsyncResult *result, GError **error)
 {
   return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+gint64
+canopy_origin_read_range_get_wait (GAsyncResult *result)
+{
+  RangeRequest *request = g_task_get_task_data (G_TASK (result));
+
+  return request != NULL ? request->wait_us : -1;
 }

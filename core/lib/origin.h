@@ -56,4 +56,14 @@ void canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize
 GBytes *canopy_origin_read_range_finish (CanopyOrigin *origin, GAsyncResult *result,
                                          GError **error);
 
+/**
+ * canopy_origin_read_range_get_wait:
+ * @result: as passed to the read's callback
+ *
+ * Returns: µs from the HTTP request, once on its connection, to the first
+ *   byte of the answer: the round trip with the queues on the way, for the
+ *   background WAN class; -1 for file storage or when unknown.
+ */
+gint64 canopy_origin_read_range_get_wait (GAsyncResult *result);
+
 G_END_DECLS

@@ -45,6 +45,12 @@ static const struct {
   { CANOPY_WIRE_WITHDRAW, "withdraw", "(ss)" },
   /* deployment ID, what the agent did (CanopyWireWithdrawn) */
   { CANOPY_WIRE_WITHDRAWN, "withdrawn", "(su)" },
+  /* deployment ID, background (yield to other traffic, LEDBAT), target
+   * queueing delay (ms); sent after each assignment */
+  { CANOPY_WIRE_WAN_CLASS, "wan-class", "(sbu)" },
+  /* deployment ID, the background lead's rate (bits/s), queueing delay
+   * and base delay (µs, -1 before the first sample) */
+  { CANOPY_WIRE_WAN_PACING, "wan-pacing", "(stxx)" },
   /* device ID, content IDs it holds */
   { CANOPY_WIRE_PEER_HELLO, "peer-hello", "(sas)" },
   /* content ID, bitfield of verified chunks */

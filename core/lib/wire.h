@@ -36,6 +36,8 @@ typedef enum {
   CANOPY_WIRE_FAILED = 8,
   CANOPY_WIRE_WITHDRAW = 9,   /* server → agent: stop a deployment */
   CANOPY_WIRE_WITHDRAWN = 10, /* agent → server: what it did */
+  CANOPY_WIRE_WAN_CLASS = 11,  /* server → agent: how politely a lead crosses the WAN */
+  CANOPY_WIRE_WAN_PACING = 12, /* agent → server: a background lead's rate and delay */
   /* agent ↔ agent */
   CANOPY_WIRE_PEER_HELLO = 32,
   CANOPY_WIRE_HAVE = 33,
