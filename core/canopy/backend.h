@@ -86,8 +86,10 @@ typedef enum {
 /* name, version, origin, signed manifest bytes, registered at */
 #define CANOPY_RECORD_CONTENT_TYPE "(sssayx)"
 /* content ID, groups, destination path on the devices, state (0 active,
- * 1 paused, 2 removed), created at */
-#define CANOPY_RECORD_DEPLOYMENT_TYPE "(sassux)"
+ * 1 paused, 2 removed), created at, options by name ("background": b, the
+ * background WAN class). Records written before the options were added,
+ * "(sassux)", are read as having none. */
+#define CANOPY_RECORD_DEPLOYMENT_TYPE "(sassuxa{sv})"
 /* chunks verified, bytes by source kind (office peer, parent office,
  * server, origin), done */
 #define CANOPY_RECORD_PROGRESS_TYPE "(uatb)"

@@ -420,12 +420,32 @@ ctl_content_store (const CtlGlobal *global, int argc, char **argv)
 
 /* --- deployments ---------------------------------------------------------------- */
 
+/* "normal", "background", or with what its lead measures now:
+ * "background: 12.5 Mbit/s, queue 18 ms". */
+static char *
+format_wan_class (JsonObject *o)
+{
+  const char *wan_class = json_object_get_string_member_with_default (o, "transfer_class",
+                                                                      "normal");
+  JsonNode *rate = json_object_get_member (o, "background_rate");
+  JsonNode *queue = json_object_get_member (o, "queueing_delay_ms");
+
+  if (!g_str_equal (wan_class, "background"))
+    return g_strdup (_("normal"));
+  if (rate == NULL || JSON_NODE_TYPE (rate) != JSON_NODE_VALUE || queue == NULL
+      || JSON_NODE_TYPE (queue) != JSON_NODE_VALUE)
+    return g_strdup (_("background"));
+  return g_strdup_printf (_("background: %.1f Mbit/s, queue %.0f ms"),
+                          (double) json_node_get_int (rate) / 1e6,
+                          json_node_get_double (queue));
+}
+
 static void
 show_offices (JsonObject *d)
 {
   JsonArray *offices = json_object_get_array_member (d, "offices");
   const char *headers[] = { _("OFFICE"), _("DONE"), _("LEAD"), _("PEER BYTES"), _("WAN BYTES"),
-                            _("SAVINGS"), NULL };
+                            _("SAVINGS"), _("WAN CLASS"), NULL };
   g_autoptr (CtlTable) table = ctl_table_new (headers);
 
   for (guint i = 0; offices != NULL && i < json_array_get_length (offices); i++)
@@ -439,8 +459,9 @@ show_offices (JsonObject *d)
       g_autofree char *savings = g_strdup_printf (
         "%.0f%%", 100.0 * json_object_get_double_member_with_default (o, "savings", 0.0));
       const char *lead = json_object_get_string_member_with_default (o, "lead", "");
+      g_autofree char *wan_class = format_wan_class (o);
       const char *row[] = { member_string (o, "office"), done, lead[0] != '\0' ? lead : NULL,
-                            peer, wan, savings, NULL };
+                            peer, wan, savings, wan_class, NULL };
       ctl_table_add_row (table, row);
     }
   ctl_table_print (table);
@@ -498,7 +519,8 @@ ctl_content_deployments (const CtlGlobal *global, int argc, char **argv)
 }
 
 static JsonNode *
-deployment_request (const char *content, char **groups, const char *destination)
+deployment_request (const char *content, char **groups, const char *destination,
+                    gboolean background)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
@@ -512,6 +534,11 @@ deployment_request (const char *content, char **groups, const char *destination)
   json_builder_end_array (b);
   json_builder_set_member_name (b, "destination");
   json_builder_add_string_value (b, destination);
+  if (background)
+    {
+      json_builder_set_member_name (b, "background");
+      json_builder_add_boolean_value (b, TRUE);
+    }
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -521,10 +548,12 @@ ctl_content_deploy (const CtlGlobal *global, int argc, char **argv)
 {
   g_autofree char *content = NULL, *destination = NULL, *joined = NULL;
   g_auto (GStrv) groups = NULL;
+  gboolean background = FALSE;
   const GOptionEntry entries[] = {
     { "content", 0, 0, G_OPTION_ARG_STRING, &content, NULL, NULL },
     { "group", 0, 0, G_OPTION_ARG_STRING_ARRAY, &groups, NULL, NULL },
     { "destination", 0, 0, G_OPTION_ARG_STRING, &destination, NULL, NULL },
+    { "background", 0, 0, G_OPTION_ARG_NONE, &background, NULL, NULL },
     G_OPTION_ENTRY_NULL
   };
   g_autoptr (GError) error = NULL;
@@ -535,11 +564,11 @@ ctl_content_deploy (const CtlGlobal *global, int argc, char **argv)
   if (!ctl_console_parse_options (&argc, &argv, entries, 0) || content == NULL || groups == NULL
       || destination == NULL)
     return ctl_console_usage (_("canopyctl deploy --content ID --group GROUP [--group GROUP...] "
-                                "--destination /ABSOLUTE/PATH/ON/THE/DEVICES"));
+                                "--destination /ABSOLUTE/PATH/ON/THE/DEVICES [--background]"));
   client = ctl_console_open_client (global, &error);
   if (client == NULL)
     return ctl_console_fail (global, NULL, error);
-  body = deployment_request (content, groups, destination);
+  body = deployment_request (content, groups, destination, background);
   answer = ctl_client_request_json (client, "POST", "/api/v1/deployments", body, &error);
   if (answer == NULL)
     return ctl_console_fail (global, client, error);

@@ -210,8 +210,9 @@ static const CtlCommand commands[] = {
     N_("Show the server's content store: directory, quota, space used, upload slots, bytes "
        "sent, and for each content whether the server seeds it and, if not, why"),
     ctl_content_store },
-  { "deploy", N_("--content ID --group GROUP [--group GROUP...] --destination PATH"),
-    N_("Deploy content to the devices of groups, put at PATH on each device"),
+  { "deploy", N_("--content ID --group GROUP [--group GROUP...] --destination PATH [--background]"),
+    N_("Deploy content to the devices of groups, put at PATH on each device; with "
+       "--background, each office's lead yields to other traffic on its WAN link"),
     ctl_content_deploy },
   { "deployment-remove", N_("ID"), N_("Remove a deployment"), ctl_content_deployment_remove },
   { "deployment-cancel", N_("ID"),

@@ -26,6 +26,12 @@ static const char *const record_types[CANOPY_N_RECORD_KINDS] = {
   [CANOPY_RECORD_ACTIVATION] = CANOPY_RECORD_ACTIVATION_TYPE,
 };
 
+/* Types records had before a trailing options dictionary was added: read
+ * as the current type with no options, so an upgrade needs no migration. */
+static const char *const legacy_record_types[CANOPY_N_RECORD_KINDS] = {
+  [CANOPY_RECORD_DEPLOYMENT] = "(sassux)",
+};
+
 static const char *const log_types[CANOPY_N_LOG_KINDS] = {
   [CANOPY_LOG_TRANSFER] = CANOPY_LOG_TRANSFER_TYPE,
   [CANOPY_LOG_AUDIT] = CANOPY_LOG_AUDIT_TYPE,
@@ -187,6 +193,37 @@ checked_value (const CanopyBackend *backend, const GVariantType *type, const cha
   return g_steal_pointer (&value);
 }
 
+/* As checked_value() with the kind's type, or its legacy type upgraded. */
+static GVariant *
+checked_record (const CanopyBackend *backend, CanopyRecordKind kind, const char *key,
+                GBytes *bytes, GError **error)
+{
+  const GVariantType *type = canopy_record_kind_type (kind);
+  g_autoptr (GVariant) legacy = NULL;
+  GVariantBuilder builder;
+  GVariant *child;
+  GVariantIter iter;
+
+  {
+    g_autoptr (GVariant) value = g_variant_ref_sink (g_variant_new_from_bytes (type, bytes, FALSE));
+    if (g_variant_is_normal_form (value) || legacy_record_types[kind] == NULL)
+      return checked_value (backend, type, key, bytes, error);
+  }
+  legacy = g_variant_ref_sink (
+    g_variant_new_from_bytes (G_VARIANT_TYPE (legacy_record_types[kind]), bytes, FALSE));
+  if (!g_variant_is_normal_form (legacy))
+    return checked_value (backend, type, key, bytes, error);
+  g_variant_builder_init (&builder, type);
+  g_variant_iter_init (&iter, legacy);
+  while ((child = g_variant_iter_next_value (&iter)) != NULL)
+    {
+      g_variant_builder_add_value (&builder, child);
+      g_variant_unref (child);
+    }
+  g_variant_builder_add_value (&builder, g_variant_new ("a{sv}", NULL));
+  return g_variant_ref_sink (g_variant_builder_end (&builder));
+}
+
 GVariant *
 canopy_backend_get (CanopyBackend *backend, CanopyRecordKind kind, const char *key,
                     GError **error)
@@ -197,12 +234,13 @@ canopy_backend_get (CanopyBackend *backend, CanopyRecordKind kind, const char *k
   bytes = backend->ops->get (backend->handle, kind, key, error);
   if (bytes == NULL)
     return NULL;
-  return checked_value (backend, canopy_record_kind_type (kind), key, bytes, error);
+  return checked_record (backend, kind, key, bytes, error);
 }
 
 typedef struct {
   const CanopyBackend *backend;
   const GVariantType *type;
+  CanopyRecordKind kind;
   CanopyBackendRecordFunc record_func;
   CanopyBackendLogFunc log_func;
   gpointer user_data;
@@ -214,8 +252,8 @@ on_record (const char *key, const guint8 *value, gsize length, gpointer user_dat
 {
   ListState *state = user_data;
   g_autoptr (GBytes) bytes = g_bytes_new (value, length);
-  g_autoptr (GVariant) checked = checked_value (state->backend, state->type, key, bytes,
-                                                &state->error);
+  g_autoptr (GVariant) checked = checked_record (state->backend, state->kind, key, bytes,
+                                                 &state->error);
 
   return checked != NULL && state->record_func (key, checked, state->user_data);
 }
@@ -224,7 +262,7 @@ gboolean
 canopy_backend_list (CanopyBackend *backend, CanopyRecordKind kind,
                      CanopyBackendRecordFunc func, gpointer user_data, GError **error)
 {
-  ListState state = { backend, canopy_record_kind_type (kind), func, NULL, user_data, NULL };
+  ListState state = { backend, canopy_record_kind_type (kind), kind, func, NULL, user_data, NULL };
 
   if (!backend->ops->list (backend->handle, kind, on_record, &state, error))
     {
@@ -283,7 +321,7 @@ gboolean
 canopy_backend_list_log (CanopyBackend *backend, CanopyLogKind kind, gint64 after, guint limit,
                          CanopyBackendLogFunc func, gpointer user_data, GError **error)
 {
-  ListState state = { backend, canopy_log_kind_type (kind), NULL, func, user_data, NULL };
+  ListState state = { backend, canopy_log_kind_type (kind), 0, NULL, func, user_data, NULL };
 
   if (!backend->ops->list_log (backend->handle, kind, after, limit, on_log_entry, &state, error))
     {

@@ -16,9 +16,9 @@ G_DEFINE_QUARK (canopy-topology-error-quark, canopy_topology_error)
 
 /* The spreadsheet's columns, in the order export writes them. */
 enum { COL_OFFICE, COL_PARENT, COL_TYPE, COL_SUBNETS, COL_WAN_RATE, COL_METERED, COL_AUTOMATIC,
-       N_COLUMNS };
+       COL_TRANSFER_CLASS, N_COLUMNS };
 static const char *const column_names[N_COLUMNS] = {
-  "office", "parent", "type", "subnets", "wan_rate", "metered", "automatic",
+  "office", "parent", "type", "subnets", "wan_rate", "metered", "automatic", "transfer_class",
 };
 
 typedef struct {
@@ -469,7 +469,7 @@ read_header (Import *import, GPtrArray *fields, guint line)
         {
           report (import, line, -1, _("column %u is called \"%s\", which is not a topology "
                                       "column (office, parent, type, subnets, wan_rate, "
-                                      "metered, automatic)"), i + 1, name);
+                                      "metered, automatic, transfer_class)"), i + 1, name);
           return FALSE;
         }
       import->columns[c] = (int) i;
@@ -548,6 +548,22 @@ format_rate (guint64 rate)
   if (rate % 1000 == 0)
     return g_strdup_printf ("%" G_GUINT64_FORMAT "k", rate / 1000);
   return g_strdup_printf ("%" G_GUINT64_FORMAT, rate);
+}
+
+/* "normal" (or empty) or "background". */
+static gboolean
+parse_transfer_class (const char *text, gboolean *background)
+{
+  g_autofree char *copy = g_ascii_strdown (text, -1);
+
+  g_strstrip (copy);
+  if (*copy == '\0' || g_str_equal (copy, "normal"))
+    *background = FALSE;
+  else if (g_str_equal (copy, "background"))
+    *background = TRUE;
+  else
+    return FALSE;
+  return TRUE;
 }
 
 static gboolean
@@ -630,6 +646,11 @@ read_office (Import *import, GPtrArray *fields, guint line)
   if (!parse_flag (field (import, fields, COL_AUTOMATIC), &office->automatic))
     report (import, line, COL_AUTOMATIC, _("\"%s\" is not yes or no"),
             field (import, fields, COL_AUTOMATIC));
+  if (!parse_transfer_class (field (import, fields, COL_TRANSFER_CLASS), &office->background))
+    report (import, line, COL_TRANSFER_CLASS,
+            _("\"%s\" is not a transfer class; write normal, background (the office's lead "
+              "yields to other traffic on its WAN link) or leave it empty"),
+            field (import, fields, COL_TRANSFER_CLASS));
   row.office = office;
   row.line = line;
   g_array_append_val (import->rows, row);
@@ -932,6 +953,7 @@ canopy_topology_export_csv (const CanopyTopology *topology)
           [COL_WAN_RATE] = rate,
           [COL_METERED] = office->metered ? "yes" : "no",
           [COL_AUTOMATIC] = office->automatic ? "yes" : "no",
+          [COL_TRANSFER_CLASS] = office->background ? "background" : "normal",
         };
         canopy_csv_append_row (out, row, N_COLUMNS);
       }

@@ -28,6 +28,8 @@ G_DEFINE_QUARK (canopy-distributor-error-quark, canopy_distributor_error)
  * without anyone hammering it meanwhile. Progress resets the wait. */
 #define RETRY_FIRST_S 5
 #define RETRY_MAX_S 300
+/* A background lead reports each second; older than this, it stopped. */
+#define PACING_FRESH_US (5 * G_USEC_PER_SEC)
 
 /* When a device that failed or stalled gets its next chance. */
 typedef struct {
@@ -57,6 +59,12 @@ typedef struct {
   gboolean done;
   gint64 last_change;   /* monotonic µs */
   gint64 allowance_us;  /* as lead: how long it may verify nothing */
+  /* As a background lead, what it last reported: rate (bits/s), queueing
+   * and base delay (µs, -1: not measured yet), when (monotonic µs; 0: never) */
+  guint64 pacing_rate;
+  gint64 queueing_us;
+  gint64 base_us;
+  gint64 pacing_at;
 } DeviceProgress;
 
 typedef struct {
@@ -66,6 +74,7 @@ typedef struct {
   char *destination;
   CanopyDeploymentState state;
   gint64 created_at;
+  gboolean background;  /* every office's lead in the background WAN class */
   GHashTable *progress; /* device ID → DeviceProgress */
   GHashTable *sent;     /* device ID → what its last assignment said */
   GHashTable *leads;    /* office → device ID of its lead */
@@ -108,6 +117,7 @@ struct _CanopyDistributor {
   GHashTable *failures;    /* device ID → DeviceFailure, until it progresses again */
   guint stall_timer;
   guint retry_timer;
+  guint background_target_ms;
 };
 
 static void
@@ -136,10 +146,12 @@ new_lead_table (void)
 
 static Deployment *
 deployment_new (const char *id, const char *content_id, const char *const *groups,
-                const char *destination, CanopyDeploymentState state, gint64 created_at)
+                const char *destination, CanopyDeploymentState state, gint64 created_at,
+                gboolean background)
 {
   Deployment *d = g_new0 (Deployment, 1);
 
+  d->background = background;
   d->id = g_strdup (id);
   d->content_id = g_strdup (content_id);
   d->groups = g_strdupv ((char **) groups);
@@ -196,9 +208,15 @@ canopy_deployment_info_free (CanopyDeploymentInfo *info)
 static void
 record_deployment (CanopyDistributor *distributor, const Deployment *d)
 {
+  GVariantBuilder options;
+
+  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
+  if (d->background)
+    g_variant_builder_add (&options, "{sv}", "background", g_variant_new_boolean (TRUE));
   canopy_store_put (distributor->store, CANOPY_RECORD_DEPLOYMENT, d->id,
-                    g_variant_new ("(s^assux)", d->content_id, d->groups, d->destination,
-                                   (guint32) d->state, d->created_at));
+                    g_variant_new ("(s^assux@a{sv})", d->content_id, d->groups, d->destination,
+                                   (guint32) d->state, d->created_at,
+                                   g_variant_builder_end (&options)));
 }
 
 static void
@@ -292,6 +310,17 @@ sources_variant (CanopyDistributor *distributor, const CanopyContent *content,
   return g_variant_builder_end (&builder);
 }
 
+/* Whether @office's lead crosses the WAN in the background class: the
+ * deployment asks for it, or the office does in the topology. */
+static gboolean
+is_background (CanopyDistributor *distributor, const Deployment *d, const char *office)
+{
+  const CanopyOffice *o = office != NULL ? canopy_topology_lookup (distributor->topology, office)
+                                         : NULL;
+
+  return d->background || (o != NULL && o->background);
+}
+
 static void
 assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *content,
         const CanopyPlan *plan)
@@ -299,8 +328,9 @@ assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *cont
   g_autoptr (GVariant) sources = g_variant_ref_sink (sources_variant (distributor, content,
                                                                       plan));
   g_autofree char *sources_text = g_variant_print (sources, FALSE);
-  g_autofree char *said = g_strdup_printf ("%u %" G_GUINT64_FORMAT " %s", plan->role,
-                                           plan->wan_rate, sources_text);
+  gboolean background = is_background (distributor, d, plan->office);
+  g_autofree char *said = g_strdup_printf ("%u %" G_GUINT64_FORMAT " %s %d", plan->role,
+                                           plan->wan_rate, sources_text, background);
 
   if (g_strcmp0 (g_hash_table_lookup (d->sent, plan->device_id), said) == 0)
     return;
@@ -313,6 +343,10 @@ assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *cont
                                            (guint32) plan->role, sources, d->destination,
                                            plan->wan_rate)))
     {
+      /* Right after the assignment, before the agent's first request. */
+      canopy_sessions_send (distributor->sessions, plan->device_id, CANOPY_WIRE_WAN_CLASS,
+                            g_variant_new ("(sbu)", d->id, background,
+                                           distributor->background_target_ms));
       g_hash_table_insert (d->sent, g_strdup (plan->device_id), g_steal_pointer (&said));
       /* From now on it counts among the deployment's devices. */
       progress_of (d, plan->device_id);
@@ -641,6 +675,17 @@ schedule_retry (Deployment *d, const char *device_id)
 }
 
 static void
+handle_pacing (Deployment *d, const char *device_id, GVariant *body)
+{
+  DeviceProgress *p = g_hash_table_lookup (d->progress, device_id);
+
+  if (p == NULL)
+    return;
+  g_variant_get (body, "(&stxx)", NULL, &p->pacing_rate, &p->queueing_us, &p->base_us);
+  p->pacing_at = g_get_monotonic_time ();
+}
+
+static void
 handle_progress (CanopyDistributor *distributor, Deployment *d, const char *device_id,
                  GVariant *body)
 {
@@ -837,6 +882,9 @@ on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer
     case CANOPY_WIRE_WITHDRAWN:
       handle_withdrawn (distributor, d, device_id, body);
       break;
+    case CANOPY_WIRE_WAN_PACING:
+      handle_pacing (d, device_id, body);
+      break;
     default:
       break;
     }
@@ -998,11 +1046,15 @@ load_deployment (const char *key, GVariant *value, gpointer user_data)
   const char *content_id, *destination;
   guint32 state;
   gint64 created_at;
+  g_autoptr (GVariant) options = NULL;
+  gboolean background = FALSE;
 
-  g_variant_get (value, "(&s^a&s&sux)", &content_id, &groups, &destination, &state,
-                 &created_at);
+  g_variant_get (value, "(&s^a&s&sux@a{sv})", &content_id, &groups, &destination, &state,
+                 &created_at, &options);
+  g_variant_lookup (options, "background", "b", &background);
   g_hash_table_insert (distributor->deployments, g_strdup (key),
-                       deployment_new (key, content_id, groups, destination, state, created_at));
+                       deployment_new (key, content_id, groups, destination, state, created_at,
+                                       background));
   return TRUE;
 }
 
@@ -1033,6 +1085,8 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
                         CanopySessions *sessions, GError **error)
 {
   g_autoptr (CanopyDistributor) distributor = g_new0 (CanopyDistributor, 1);
+
+  distributor->background_target_ms = CANOPY_DISTRIBUTOR_DEFAULT_BACKGROUND_TARGET_MS;
 
   distributor->store = store;
   distributor->catalog = catalog;
@@ -1093,7 +1147,8 @@ canopy_distributor_free (CanopyDistributor *distributor)
 
 char *
 canopy_distributor_create (CanopyDistributor *distributor, const char *content_id,
-                           const char *const *groups, const char *destination, GError **error)
+                           const char *const *groups, const char *destination,
+                           const CanopyDeploymentOptions *options, GError **error)
 {
   g_autofree char *id = g_uuid_string_random ();
   Deployment *d;
@@ -1119,7 +1174,7 @@ canopy_distributor_create (CanopyDistributor *distributor, const char *content_i
       return NULL;
     }
   d = deployment_new (id, content_id, groups, destination, CANOPY_DEPLOYMENT_ACTIVE,
-                      g_get_real_time ());
+                      g_get_real_time (), options != NULL && options->background);
   g_hash_table_insert (distributor->deployments, g_strdup (id), d);
   record_deployment (distributor, d);
   g_message (_("Created deployment %s of content %s"), id, content_id);
@@ -1263,6 +1318,7 @@ canopy_distributor_list (CanopyDistributor *distributor)
       info->destination = g_strdup (d->destination);
       info->state = d->state;
       info->created_at = d->created_at;
+      info->background = d->background;
       g_hash_table_iter_init (&progress, d->progress);
       while (g_hash_table_iter_next (&progress, NULL, &p))
         {
@@ -1316,11 +1372,24 @@ canopy_distributor_get_progress (CanopyDistributor *distributor, const char *id)
           office = g_new0 (CanopyOfficeProgress, 1);
           office->office = g_strdup (name);
           office->lead = g_strdup (g_hash_table_lookup (d->leads, name));
+          office->background = is_background (distributor, d, name);
+          office->pacing_rate = 0;
+          office->queueing_delay_us = -1;
+          office->base_delay_us = -1;
           g_hash_table_insert (offices, office->office, office);
           g_ptr_array_add (result, office);
         }
       office->devices++;
       office->done += p->done;
+      /* The lead's latest, while it is fresh: a lead that finished or
+       * left is pacing nothing. */
+      if (office->lead != NULL && g_str_equal (office->lead, device_id) && !p->done
+          && p->pacing_at != 0 && g_get_monotonic_time () - p->pacing_at < PACING_FRESH_US)
+        {
+          office->pacing_rate = p->pacing_rate;
+          office->queueing_delay_us = p->queueing_us;
+          office->base_delay_us = p->base_us;
+        }
       for (int k = 0; k < N_SOURCE_KINDS; k++)
         office->bytes[k] += p->bytes[k];
       office->wan_bytes += p->bytes[CANOPY_SOURCE_PARENT_PEER] + p->bytes[CANOPY_SOURCE_SERVER]
@@ -1458,4 +1527,10 @@ canopy_distributor_get_failures (CanopyDistributor *distributor, const char *dep
     }
   g_ptr_array_sort (list, compare_failures);
   return list;
+}
+
+void
+canopy_distributor_set_background_target (CanopyDistributor *distributor, guint target_ms)
+{
+  distributor->background_target_ms = target_ms;
 }

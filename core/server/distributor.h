@@ -48,6 +48,10 @@ typedef struct {
   guint64 bytes[4];         /* verified bytes by CanopySourceKind */
   guint64 wan_bytes;        /* bytes that reached the office from outside it */
   char *lead;               /* (nullable) its current lead */
+  gboolean background;      /* its lead yields to other WAN traffic (LEDBAT) */
+  guint64 pacing_rate;      /* background: the lead's current rate, bits/s; 0: none */
+  gint64 queueing_delay_us; /* background: the queueing delay it measures; -1: none */
+  gint64 base_delay_us;     /* background: the base delay it measures; -1: none */
 } CanopyOfficeProgress;
 
 typedef struct {
@@ -57,8 +61,16 @@ typedef struct {
   char *destination;
   CanopyDeploymentState state;
   gint64 created_at;        /* µs since the epoch */
+  gboolean background;      /* asked for the background WAN class */
   guint devices, done;
 } CanopyDeploymentInfo;
+
+/* What a deployment may ask for beyond content, groups and destination. */
+typedef struct {
+  /* every office's lead yields to other traffic on its WAN link (LEDBAT,
+   * RFC 6817); offices can also ask for it in the topology */
+  gboolean background;
+} CanopyDeploymentOptions;
 
 void canopy_office_progress_free (CanopyOfficeProgress *progress);
 void canopy_deployment_info_free (CanopyDeploymentInfo *info);
@@ -79,6 +91,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyDistributor, canopy_distributor_free)
  * canopy_distributor_create:
  * @groups: the device groups that receive the content
  * @destination: absolute path where each device puts the finished package
+ * @options: (nullable): the background class; %NULL for none
  *
  * Returns: (transfer full): the new deployment's ID, or %NULL when the
  *   content is unknown, no group is named or the destination is not an
@@ -86,7 +99,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyDistributor, canopy_distributor_free)
  */
 char *canopy_distributor_create (CanopyDistributor *distributor, const char *content_id,
                                  const char *const *groups, const char *destination,
-                                 GError **error);
+                                 const CanopyDeploymentOptions *options, GError **error);
+
+/* The queueing delay background leads aim at, in ms (5 to 100); RFC 6817
+ * allows at most 100. */
+#define CANOPY_DISTRIBUTOR_DEFAULT_BACKGROUND_TARGET_MS 100
+void canopy_distributor_set_background_target (CanopyDistributor *distributor, guint target_ms);
 
 /**
  * canopy_distributor_cancel:
