@@ -58,9 +58,11 @@
 #define DISK_RETRY_FIRST_S 2
 #define DISK_RETRY_MAX_S 60
 /* The background class never goes below one chunk in this long: slow
- * enough to leave a busy link to others, fast enough that the server does
- * not take the lead for one that stalled (30 s without a chunk). */
-#define BACKGROUND_MIN_CHUNK_S 15.0
+ * enough to leave a busy link to others (2 % of 50 Mbit/s), fast enough
+ * that the server does not take the lead for one that stalled (30 s
+ * without a chunk), and that its delay samples notice soon when the link
+ * is free again. */
+#define BACKGROUND_MIN_CHUNK_S 8.0
 /* ... nor below this share of the office's link. */
 #define BACKGROUND_MIN_SHARE 0.01
 

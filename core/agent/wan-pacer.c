@@ -20,8 +20,10 @@
 #define CURRENT_FILTER 4
 #define CURRENT_MAX_AGE_US (G_USEC_PER_SEC / 2)
 /* Samples further apart than this change the rate as if they were this
- * far apart: a sparse sample says nothing about the time before it. */
-#define MAX_STEP_US G_USEC_PER_SEC
+ * far apart: a sparse sample says little about the time before it. Long
+ * enough that a lead at its floor, whose samples come seconds apart,
+ * takes the link within a few samples once it is free. */
+#define MAX_STEP_US (4 * G_USEC_PER_SEC)
 /* Growth per second at no queueing: the rate times GROWTH plus the
  * minimum rate. LEDBAT grows its window by one packet a round trip; a
  * lead requests whole chunks, several round trips long, so it grows

@@ -5,20 +5,24 @@
 # TCP flow across it, and a deployment started alongside, first in the
 # background class, then in the normal class, in the same run.
 #
-#   central namespace: canopyd, HTTP origins         wan 198.18.200.1
-#        │  tun ─ canopy-delayline ─ tun  (tc tbf WAN_RATE, QUEUE_MS of queue, each way)
-#   office namespace: one agent (the lead), curl, ping  wan 198.18.200.2
+#   central namespace: canopyd, HTTP origins     lan 198.18.201.1
+#        │ veth
+#   router namespace                              lan 198.18.201.2, wan 198.18.200.1
+#        │ tun ─ canopy-delayline ─ tun  (tc tbf WAN_RATE, QUEUE_MS of queue, each way)
+#   office namespace: one agent (the lead), curl, ping    wan 198.18.200.2
 #
 # Prints, for each class: the foreground flow's throughput with the
 # deployment against alone (goal >= 80 % in the background class), the
 # delay pings see over the base round trip (p95; goal <= target + 25 ms
-# while the deployment runs alone in the background class), and the
-# deployment's share of the link once the foreground flow stopped (goal
+# while the deployment runs alone in the background class), how many
+# seconds after the foreground flow stopped the deployment had 90 % of the
+# link, and its share over SHARE_SECONDS after SETTLE_SECONDS (goal
 # >= 90 %). Everything it creates is removed when it ends, also on failure.
 #
 #   usage: sudo sh tests/netsim/ledbat.sh BUILDDIR
 #   environment: WAN_RATE (50mbit), DELAY_MS (20), QUEUE_MS (250),
-#                TARGET_MS (25), FG_SECONDS (20), SHARE_SECONDS (15),
+#                TARGET_MS (25), FG_SECONDS (20), SETTLE_SECONDS (15),
+#                SHARE_SECONDS (15),
 #                SIZE_MIB (512), KEEP=1 keeps the logs
 set -eu
 
@@ -28,6 +32,7 @@ DELAY_MS=${DELAY_MS:-20}
 QUEUE_MS=${QUEUE_MS:-250}
 TARGET_MS=${TARGET_MS:-25}
 FG_SECONDS=${FG_SECONDS:-20}
+SETTLE_SECONDS=${SETTLE_SECONDS:-15}
 SHARE_SECONDS=${SHARE_SECONDS:-15}
 SIZE_MIB=${SIZE_MIB:-512}
 # Short: tun names derived from it have at most 15 characters.
@@ -71,26 +76,40 @@ start_bg () { # namespace logfile command... ("-" for the root namespace)
   LAST_PID=$!
 }
 
-# The link: a tun device in each namespace, the delay line between them,
-# tbf on both sides with QUEUE_MS of queue at WAN_RATE (a router's
-# buffer, larger than the target, so a greedy flow fills it).
+# The link: the central namespace reaches the office through a router
+# namespace, so the queue builds at a router as on a real WAN (shaped on
+# the sending host itself, TCP small queues would keep it empty); from the
+# router a tun device, the delay line, and a tun device in the office.
+# tbf on both tun devices with QUEUE_MS of queue at WAN_RATE: a router's
+# buffer, larger than the target, so a greedy flow fills it.
 build_link () {
   ns c
+  ns r
   ns o
+  ip link add "$PREFIX-v" type veth peer name "$PREFIX-w"
+  ip link set "$PREFIX-v" netns "$PREFIX-c" name lan
+  ip link set "$PREFIX-w" netns "$PREFIX-r" name lan
+  inns c ip addr add 198.18.201.1/30 dev lan
+  inns r ip addr add 198.18.201.2/30 dev lan
+  inns c ip link set lan up
+  inns r ip link set lan up
+  inns c ip route add 198.18.200.0/24 via 198.18.201.2
+  inns r sysctl -qw net.ipv4.ip_forward=1
   start_bg - "$WORK/delayline.log" "$BUILD/tests/netsim/canopy-delayline" "$TUN_C" "$TUN_O" \
     "$DELAY_MS"
   DELAYLINE_PID=$LAST_PID
   for _ in $(seq 50); do grep -q ready "$WORK/delayline.log" 2>/dev/null && break; sleep 0.1; done
   grep -q ready "$WORK/delayline.log" || { log "the delay line did not start"; exit 1; }
-  ip link set "$TUN_C" netns "$PREFIX-c" name wan
+  ip link set "$TUN_C" netns "$PREFIX-r" name wan
   ip link set "$TUN_O" netns "$PREFIX-o" name wan
-  inns c ip addr add 198.18.200.1 peer 198.18.200.2 dev wan
+  inns r ip addr add 198.18.200.1 peer 198.18.200.2 dev wan
   inns o ip addr add 198.18.200.2 peer 198.18.200.1 dev wan
   limit=$(($(rate_bits "$WAN_RATE") / 8 * QUEUE_MS / 1000))
-  for side in c o; do
+  for side in r o; do
     inns "$side" ip link set wan up
     inns "$side" tc qdisc add dev wan root tbf rate "$WAN_RATE" burst 32kb limit "$limit"
   done
+  inns o ip route add default via 198.18.200.1 dev wan
 }
 
 write_configs () {
@@ -106,8 +125,8 @@ write_configs () {
   <heartbeat interval="5"/>
   <background-transfer target-delay="$TARGET_MS"/>
   <backend plugin="sqlite"/>
-  <transport plugin="tcp"><listen address="198.18.200.1" port="7443"/></transport>
-  <console address="198.18.200.1" port="7480"/>
+  <transport plugin="tcp"><listen address="198.18.201.1" port="7443"/></transport>
+  <console address="198.18.201.1" port="7480"/>
 </server>
 XML
 }
@@ -116,7 +135,7 @@ write_agent_config () {
   cp "$WORK/server/shared-key" "$WORK/agent/shared-key"
   cat > "$WORK/agent/agent.xml" <<XML
 <agent>
-  <server host="198.18.200.1" port="7443"/>
+  <server host="198.18.201.1" port="7443"/>
   <state-directory>$WORK/agent</state-directory>
   <group>Branch</group>
   <peers address="198.18.200.2" port="7444"/>
@@ -131,7 +150,7 @@ ctl () { inns c "$BUILD/canopyctl" --profile "$WORK/profile" "$@"; }
 login () {
   (umask 077 && "$BUILD/canopyd" admin-add ledbat --role operator --config "$WORK/canopyd.xml" \
     | sed -n 's/^ *token: *//p' > "$WORK/admin-token")
-  ctl login --server https://198.18.200.1:7480 --certificate "$WORK/server/console-cert.pem" \
+  ctl login --server https://198.18.201.1:7480 --certificate "$WORK/server/console-cert.pem" \
     --token-file "$WORK/admin-token" > /dev/null
 }
 
@@ -150,7 +169,7 @@ wan_rx () { inns o cat /sys/class/net/wan/statistics/rx_bytes; }
 
 # Pings from the office for SECONDS into FILE, in the background.
 start_pings () { # seconds file
-  start_bg o "$2" ping -n -i 0.1 -w "$1" 198.18.200.1
+  start_bg o "$2" ping -n -i 0.1 -w "$1" 198.18.201.1
   PING_PID=$LAST_PID
 }
 
@@ -164,7 +183,7 @@ rtt_percentiles () {
 # The foreground flow: a bulk download for FG_SECONDS; prints bytes/s.
 foreground () { # file for curl's output
   inns o curl -s -o /dev/null --max-time "$FG_SECONDS" -w '%{speed_download}\n' \
-    http://198.18.200.1:8082/bulk.bin > "$1" 2>/dev/null || true
+    http://198.18.201.1:8082/bulk.bin > "$1" 2>/dev/null || true
   tail -n 1 "$1"
 }
 
@@ -175,7 +194,8 @@ lead_pacing () { # deployment ID
     /"id" :/ { line = $0; sub(/^[^:]*: "/, "", line); sub(/",?$/, "", line); if (line ~ /-/) cur = line }
     cur == id && /"background_rate" :/ { r = $3; sub(/,/, "", r) }
     cur == id && /"queueing_delay_ms" :/ { q = $3; sub(/,/, "", q) }
-    END { printf "%s %s\n", (r == "" ? "-" : r), (q == "" ? "-" : q) }'
+    END { if (r == "" || r == "null") r = "-"; if (q == "" || q == "null") q = "-"
+          printf "%s %s\n", r, q }'
 }
 
 # One class: the deployment starts with the foreground flow; then the flow
@@ -193,7 +213,18 @@ run_class () { # class content-ID
   after=$(wan_rx)
   wait "$PING_PID" 2> /dev/null || true
   pacing=$(lead_pacing "$dep")
-  # The deployment alone on the link: its share, and the delay it adds.
+  # The deployment alone on the link: how soon it takes the link (each
+  # second's bytes for SETTLE_SECONDS), then its share and the delay it
+  # adds over SHARE_SECONDS.
+  link=$(rate_bits "$WAN_RATE")
+  took=-
+  last=$(wan_rx)
+  for second in $(seq "$SETTLE_SECONDS"); do
+    sleep 1
+    now=$(wan_rx)
+    if [ "$took" = - ] && [ $(((now - last) * 8)) -ge $((link * 9 / 10)) ]; then took=$second; fi
+    last=$now
+  done
   start_pings "$SHARE_SECONDS" "$WORK/ping-$class-alone.txt"
   alone_before=$(wan_rx)
   sleep "$SHARE_SECONDS"
@@ -202,30 +233,34 @@ run_class () { # class content-ID
   ctl deployment-cancel "$dep" > /dev/null || true
   sleep 2
 
-  link=$(rate_bits "$WAN_RATE")
   fg_rtt=$(rtt_percentiles "$WORK/ping-$class-fg.txt")
   alone_rtt=$(rtt_percentiles "$WORK/ping-$class-alone.txt")
   awk -v class="$class" -v fg="$fg" -v fg0="$FG_ALONE" -v b="$before" -v a="$after" \
       -v ab="$alone_before" -v aa="$alone_after" -v secs="$FG_SECONDS" -v ss="$SHARE_SECONDS" \
       -v link="$link" -v base="$BASE_P50" -v fgr="$fg_rtt" -v alr="$alone_rtt" \
-      -v target="$TARGET_MS" -v pacing="$pacing" 'BEGIN {
+      -v target="$TARGET_MS" -v pacing="$pacing" -v took="$took" -v settle="$SETTLE_SECONDS" 'BEGIN {
     split(fgr, f, " "); split(alr, l, " "); split(pacing, p, " ")
+    bg = (class == "background")
     dep_fg = (a - b) - fg * secs
+    if (dep_fg < 0) dep_fg = 0
+    if (p[1] == "-") reported = "no background rate (normal class)"
+    else reported = sprintf("rate %.1f Mbit/s, queueing delay %.1f ms", p[1] / 1e6, p[2])
     printf "  %s class:\n", class
-    printf "    foreground with the deployment: %.1f Mbit/s = %.0f %% of alone%s\n",
-      fg * 8 / 1e6, 100 * fg / fg0, class == "background" ? " (goal >= 80 %)" : ""
-    printf "    deployment meanwhile: %.1f Mbit/s; the lead reported %s\n",
-      (dep_fg > 0 ? dep_fg : 0) * 8 / secs / 1e6,
-      p[1] == "-" ? "no background rate (normal class)" :
-        sprintf("rate %.1f Mbit/s, queueing delay %s ms", p[1] / 1e6, p[2])
-    printf "    ping over the base round trip, with the foreground: p50 %+.1f ms, p95 %+.1f ms\n",
+    printf "    foreground with the deployment: %.1f Mbit/s = %.0f %% of alone%s\n", \
+      fg * 8 / 1e6, 100 * fg / fg0, (bg ? " (goal >= 80 %)" : "")
+    printf "    deployment meanwhile: %.1f Mbit/s; its lead reported %s\n", \
+      dep_fg * 8 / secs / 1e6, reported
+    printf "    ping over the base round trip, with the foreground: p50 %+.1f ms, p95 %+.1f ms\n", \
       f[1] - base, f[2] - base
-    printf "    deployment alone: %.1f Mbit/s = %.0f %% of the link%s\n",
-      (aa - ab) * 8 / ss / 1e6, 100 * (aa - ab) * 8 / ss / link,
-      class == "background" ? " (goal >= 90 %)" : ""
-    printf "    ping over the base round trip, deployment alone: p50 %+.1f ms, p95 %+.1f ms%s\n",
-      l[1] - base, l[2] - base,
-      class == "background" ? sprintf(" (goal <= target %d + 25 ms)", target) : ""
+    if (took == "-") ramp = sprintf("not within %d s", settle)
+    else ramp = sprintf("%d s", took)
+    printf "    foreground stopped: the deployment had >= 90 %% of the link after %s\n", ramp
+    printf "    deployment alone, the %d s after those %d s: %.1f Mbit/s = %.0f %% of the link%s\n", \
+      ss, settle, (aa - ab) * 8 / ss / 1e6, 100 * (aa - ab) * 8 / ss / link, \
+      (bg ? " (goal >= 90 %)" : "")
+    goal = sprintf(" (goal <= target %d + 25 ms)", target)
+    printf "    ping over the base round trip, deployment alone: p50 %+.1f ms, p95 %+.1f ms%s\n", \
+      l[1] - base, l[2] - base, (bg ? goal : "")
   }'
 }
 
@@ -240,18 +275,18 @@ main () {
   write_configs
   "$BUILD/canopyd" init --config "$WORK/canopyd.xml" > /dev/null
   start_bg c "$WORK/origin-bg.log" "$BUILD/tests/canopy-test-origin" "$WORK/background.bin" \
-    198.18.200.1 8080
+    198.18.201.1 8080
   start_bg c "$WORK/origin-normal.log" "$BUILD/tests/canopy-test-origin" "$WORK/normal.bin" \
-    198.18.200.1 8081
+    198.18.201.1 8081
   start_bg c "$WORK/origin-bulk.log" "$BUILD/tests/canopy-test-origin" "$WORK/bulk.bin" \
-    198.18.200.1 8082
+    198.18.201.1 8082
   start_bg c "$WORK/canopyd.log" "$BUILD/canopyd" --config "$WORK/canopyd.xml"
   sleep 2
   write_agent_config
   start_bg o "$WORK/agent.log" "$BUILD/canopy-agent" --config "$WORK/agent/agent.xml"
   login
-  bg_content=$(add_content Background http://198.18.200.1:8080/background.bin)
-  normal_content=$(add_content Normal http://198.18.200.1:8081/normal.bin)
+  bg_content=$(add_content Background http://198.18.201.1:8080/background.bin)
+  normal_content=$(add_content Normal http://198.18.201.1:8081/normal.bin)
   sleep 3
 
   start_pings 5 "$WORK/ping-base.txt"

@@ -990,9 +990,9 @@ test_background_throttled (void)
   GVariantBuilder sources;
   guint16 origin_port = 0, proxy_port = 0;
   /* 2 MiB/s: the controller starts at a tenth of it and its minimum is a
-   * chunk each 15 s (the larger of that and 1 % of the link). */
+   * chunk each 8 s (the larger of that and 1 % of the link). */
   guint64 link = 2ull * CHUNK;
-  double start_rate, min_rate = (double) CHUNK / 15.0;
+  double start_rate, min_rate = (double) CHUNK / 8.0;
 
   if (!make_content (&c))
     return;
