@@ -65,6 +65,8 @@
 #define BACKGROUND_MIN_CHUNK_S 8.0
 /* ... nor below this share of the office's link. */
 #define BACKGROUND_MIN_SHARE 0.01
+/* A receive window never narrower than this: a few packets. */
+#define BACKGROUND_MIN_WINDOW (16 * 1024)
 
 typedef enum {
   CHUNK_MISSING,
@@ -346,6 +348,12 @@ canopy_fetch_set_wan_class (CanopyFetch *fetch, gboolean background, guint targe
   if (!background)
     {
       g_clear_pointer (&fetch->pacer, canopy_wan_pacer_free);
+      for (guint i = 0; i < fetch->sources->len; i++)
+        {
+          Source *s = g_ptr_array_index (fetch->sources, i);
+          if (s->origin != NULL)
+            canopy_origin_set_receive_window (s->origin, 0);
+        }
       return;
     }
   /* The same class again (with every assignment) keeps what was learnt. */
@@ -780,6 +788,27 @@ store_async (CanopyFetch *fetch, guint index, guint source, GBytes *data)
   g_task_run_in_thread (task, store_thread);
 }
 
+/* Bytes each HTTP connection to the origin may have in flight: with the
+ * office's link rate known, what fills the link over the base delay plus
+ * the target, shared by the connections. Pacing requests alone leaves
+ * each chunk's sender free to queue as much as its congestion window
+ * holds; this bounds what a lead alone on the link adds to its queue
+ * (as rLEDBAT, draft-irtf-iccrg-rledbat, does from the receiving side).
+ * 0: no bound (no link rate, or no base delay yet). */
+static guint
+background_window (const CanopyFetch *fetch)
+{
+  gint64 base = canopy_wan_pacer_get_base_delay (fetch->pacer);
+  double window;
+
+  if (fetch->wan_rate == 0 || base < 0)
+    return 0;
+  window = (double) fetch->wan_rate / 8.0
+           * (double) (base + canopy_wan_pacer_get_target (fetch->pacer)) / G_USEC_PER_SEC
+           / MAX_PER_ORIGIN;
+  return (guint) CLAMP (window, BACKGROUND_MIN_WINDOW, G_MAXINT / 2);
+}
+
 /* A background lead learns the link's queue from its own WAN requests:
  * the wait for the first byte of an HTTP answer, or for a whole chunk
  * from a transport that delivers chunks whole (parent-office peers, the
@@ -796,6 +825,8 @@ note_wan_sample (CanopyFetch *fetch, const Source *s, gint64 wait_us, gint64 req
     canopy_wan_pacer_add_delay (fetch->pacer, now, wait_us);
   else
     canopy_wan_pacer_add_transfer (fetch->pacer, now, now - requested_at, length);
+  if (s->origin != NULL)
+    canopy_origin_set_receive_window (s->origin, background_window (fetch));
 }
 
 static void

@@ -66,4 +66,15 @@ GBytes *canopy_origin_read_range_finish (CanopyOrigin *origin, GAsyncResult *res
  */
 gint64 canopy_origin_read_range_get_wait (GAsyncResult *result);
 
+/**
+ * canopy_origin_set_receive_window:
+ * @bytes: the TCP receive buffer of each HTTP connection; 0 for the
+ *   system's own (autotuned up to its maximum)
+ *
+ * Bounds what each connection has in flight, so a background lead adds
+ * no more than its target to the link's queue even when it has the link
+ * alone: applied to the connections open now and to those opened later.
+ */
+void canopy_origin_set_receive_window (CanopyOrigin *origin, guint bytes);
+
 G_END_DECLS
