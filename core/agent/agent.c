@@ -398,6 +398,23 @@ agent_assignment (CanopyUplink *uplink, GVariant *body, gpointer user_data)
 
 /* The server removed or cancelled a deployment: its fetch stops before it
  * installs anything, and the server hears what this device did. */
+/* Comes right after the assignment it applies to, so the fetch exists and
+ * has not sent a request yet: its requests are opened on a worker thread. */
+static void
+agent_wan_class (CanopyUplink *uplink, GVariant *body, gpointer user_data)
+{
+  CanopyAgent *agent = user_data;
+  const char *deployment_id;
+  gboolean background;
+  guint32 target_ms;
+  CanopyFetch *fetch;
+
+  g_variant_get (body, "(&sbu)", &deployment_id, &background, &target_ms);
+  fetch = g_hash_table_lookup (agent->fetches, deployment_id);
+  if (fetch != NULL)
+    canopy_fetch_set_wan_class (fetch, background, target_ms);
+}
+
 static void
 agent_withdraw (CanopyUplink *uplink, GVariant *body, gpointer user_data)
 {
@@ -522,6 +539,7 @@ static const CanopyUplinkEvents agent_uplink_events = {
   .cached_bytes = agent_cached_bytes,
   .withdraw = agent_withdraw,
   .uninstall = agent_uninstall,
+  .wan_class = agent_wan_class,
 };
 
 /* A port in use does not stop the agent: it still fetches, and the server

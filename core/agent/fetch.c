@@ -11,6 +11,7 @@
 #include "agent/fetch.h"
 #include "agent/install.h"
 #include "agent/install-policy.h"
+#include "agent/wan-pacer.h"
 #include "lib/destination.h"
 #include "lib/i18n.h"
 #include "lib/log.h"
@@ -61,6 +62,16 @@
  * soon enough that freeing space is noticed, rarely enough not to spin. */
 #define DISK_RETRY_FIRST_S 2
 #define DISK_RETRY_MAX_S 60
+/* The background class never goes below one chunk in this long: slow
+ * enough to leave a busy link to others (2 % of 50 Mbit/s), fast enough
+ * that the server does not take the lead for one that stalled (30 s
+ * without a chunk), and that its delay samples notice soon when the link
+ * is free again. */
+#define BACKGROUND_MIN_CHUNK_S 8.0
+/* ... nor below this share of the office's link. */
+#define BACKGROUND_MIN_SHARE 0.01
+/* A receive window never narrower than this: a few packets. */
+#define BACKGROUND_MIN_WINDOW (16 * 1024)
 
 typedef enum {
   CHUNK_MISSING,
@@ -106,6 +117,8 @@ struct _CanopyFetch {
   GStrv destinations; /* where this device allows packages */
   CanopyRole role;
   guint64 wan_rate; /* bits/s, 0: unlimited */
+  CanopyWanPacer *pacer; /* the background class; NULL: normal */
+  guint32 target_ms;
   GPtrArray *sources; /* Source; only appended to, so indices stay valid */
   CanopyCacheEntry *entry;
   CanopyInstall *install; /* NULL once committed, or after the agent stopped */
@@ -181,6 +194,7 @@ fetch_clear (CanopyFetch *fetch)
   g_clear_pointer (&fetch->entry, canopy_cache_entry_unref);
   g_clear_pointer (&fetch->cache, canopy_cache_unref);
   g_clear_pointer (&fetch->sources, g_ptr_array_unref);
+  g_clear_pointer (&fetch->pacer, canopy_wan_pacer_free);
   canopy_manifest_free (fetch->manifest);
   g_free (fetch->deployment_id);
   g_free (fetch->destination);
@@ -347,7 +361,53 @@ apply_assignment (CanopyFetch *fetch, const Assignment *a)
   fetch->destination = g_strdup (a->destination);
   fetch->role = a->role;
   fetch->wan_rate = a->wan_rate;
+  if (fetch->pacer != NULL)
+    canopy_wan_pacer_set_max_rate (fetch->pacer, (double) fetch->wan_rate / 8.0);
   apply_sources (fetch, a->sources);
+}
+
+static double
+background_min_rate (const CanopyFetch *fetch)
+{
+  return MAX ((double) fetch->manifest->chunk_size / BACKGROUND_MIN_CHUNK_S,
+              (double) fetch->wan_rate / 8.0 * BACKGROUND_MIN_SHARE);
+}
+
+void
+canopy_fetch_set_wan_class (CanopyFetch *fetch, gboolean background, guint target_ms)
+{
+  target_ms = CLAMP (target_ms, CANOPY_WAN_PACER_MIN_TARGET_MS, CANOPY_WAN_PACER_MAX_TARGET_MS);
+  if (!background)
+    {
+      g_clear_pointer (&fetch->pacer, canopy_wan_pacer_free);
+      for (guint i = 0; i < fetch->sources->len; i++)
+        {
+          Source *s = g_ptr_array_index (fetch->sources, i);
+          if (s->origin != NULL)
+            canopy_origin_set_receive_window (s->origin, 0);
+        }
+      return;
+    }
+  /* The same class again (with every assignment) keeps what was learnt. */
+  if (fetch->pacer != NULL && fetch->target_ms == target_ms)
+    return;
+  g_clear_pointer (&fetch->pacer, canopy_wan_pacer_free);
+  fetch->target_ms = target_ms;
+  fetch->pacer = canopy_wan_pacer_new ((gint64) target_ms * 1000, (double) fetch->wan_rate / 8.0,
+                                       background_min_rate (fetch));
+  g_debug ("deployment %s: background class, target %u ms", fetch->deployment_id, target_ms);
+}
+
+double
+canopy_fetch_get_background_rate (const CanopyFetch *fetch)
+{
+  return fetch->pacer != NULL ? canopy_wan_pacer_get_rate (fetch->pacer) : 0;
+}
+
+gint64
+canopy_fetch_get_queueing_delay (const CanopyFetch *fetch)
+{
+  return fetch->pacer != NULL ? canopy_wan_pacer_get_queueing_delay (fetch->pacer) : -1;
 }
 
 CanopyFetch *
@@ -784,6 +844,47 @@ run_wants (const CanopyFetch *fetch, const Job *job, guint index)
   return fetch->state[index] == CHUNK_INFLIGHT && fetch->chunk_source[index] == job->source;
 }
 
+/* Bytes each HTTP connection to the origin may have in flight: with the
+ * office's link rate known, what fills the link over the base delay plus
+ * the target, shared by the connections. Pacing requests alone leaves
+ * each chunk's sender free to queue as much as its congestion window
+ * holds; this bounds what a lead alone on the link adds to its queue
+ * (as rLEDBAT, draft-irtf-iccrg-rledbat, does from the receiving side).
+ * 0: no bound (no link rate, or no base delay yet). */
+static guint
+background_window (const CanopyFetch *fetch)
+{
+  gint64 base = canopy_wan_pacer_get_base_delay (fetch->pacer);
+  double window;
+
+  if (fetch->wan_rate == 0 || base < 0)
+    return 0;
+  window = (double) fetch->wan_rate / 8.0
+           * (double) (base + canopy_wan_pacer_get_target (fetch->pacer)) / G_USEC_PER_SEC
+           / MAX_PER_ORIGIN;
+  return (guint) CLAMP (window, BACKGROUND_MIN_WINDOW, G_MAXINT / 2);
+}
+
+/* A background lead learns the link's queue from its own WAN requests:
+ * the wait for the first byte of an HTTP answer, or for a whole chunk
+ * from a transport that delivers chunks whole (parent-office peers, the
+ * server) or from file storage. */
+static void
+note_wan_sample (CanopyFetch *fetch, const Source *s, gint64 wait_us, gint64 requested_at,
+                 gsize length)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (fetch->pacer == NULL || s->kind == CANOPY_SOURCE_OFFICE_PEER)
+    return;
+  if (wait_us >= 0)
+    canopy_wan_pacer_add_delay (fetch->pacer, now, wait_us);
+  else
+    canopy_wan_pacer_add_transfer (fetch->pacer, now, now - requested_at, length);
+  if (s->origin != NULL)
+    canopy_origin_set_receive_window (s->origin, background_window (fetch));
+}
+
 static void
 on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
 {
@@ -836,6 +937,8 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
   else
     {
       s->errors = 0;
+      note_wan_sample (fetch, s, canopy_origin_read_range_get_wait (result), job->started_at,
+                       g_bytes_get_size (data));
       for (guint i = job->index; i < job->index + job->count; i++)
         {
           g_autoptr (GBytes) chunk = NULL;
@@ -1009,6 +1112,10 @@ pick_wan (CanopyFetch *fetch, guint index, gint64 now, gboolean *any_left)
           continue;
         }
       *any_left = TRUE;
+      /* A background lead asks a WAN peer for one chunk at a time: a
+       * chunk's time then measures the link, not the peer's own queue. */
+      if (fetch->pacer != NULL && s->inflight > 0)
+        return NULL;
       return peer_usable (s, now) && peer_has (s, index) ? s : NULL;
     }
   return NULL;
@@ -1040,7 +1147,14 @@ take_tokens (CanopyFetch *fetch, guint32 length, gint64 now)
   double rate = (double) fetch->wan_rate / 8.0;
   double capacity = MAX (rate, (double) fetch->manifest->chunk_size);
 
-  if (fetch->wan_rate == 0)
+  /* The background class: at its controller's rate, and no burst of a
+   * second's worth, which would fill the link's queue at once. */
+  if (fetch->pacer != NULL)
+    {
+      rate = canopy_wan_pacer_get_rate (fetch->pacer);
+      capacity = (double) fetch->manifest->chunk_size;
+    }
+  else if (fetch->wan_rate == 0)
     return TRUE;
   if (fetch->tokens_at == 0)
     fetch->tokens = capacity;
@@ -1217,6 +1331,7 @@ on_peer_data (const char *device_id, guint index, GBytes *payload, gpointer user
   if (fetch->state[index] != CHUNK_INFLIGHT || fetch->chunk_source[index] != si)
     return;
   s->answered_at = g_get_monotonic_time ();
+  note_wan_sample (fetch, s, -1, fetch->chunk_since[index], g_bytes_get_size (payload));
   release_chunk (fetch, index, CHUNK_MISSING);
   store_async (fetch, index, si, payload);
 }
@@ -1494,6 +1609,22 @@ canopy_fetch_set_subject (CanopyFetch *fetch, const char *device_id, const char 
   fetch->office = g_strdup (office);
 }
 
+/* What a background lead's controller makes of the link, for the console
+ * and /metrics. */
+static void
+send_pacing (CanopyFetch *fetch)
+{
+  if (fetch->pacer == NULL || fetch->finished
+      || (fetch->role != CANOPY_ROLE_LEAD && fetch->role != CANOPY_ROLE_DIRECT))
+    return;
+  fetch->report (fetch, CANOPY_WIRE_WAN_PACING,
+                 g_variant_new ("(stxx)", fetch->deployment_id,
+                                (guint64) (canopy_wan_pacer_get_rate (fetch->pacer) * 8.0),
+                                canopy_wan_pacer_get_queueing_delay (fetch->pacer),
+                                canopy_wan_pacer_get_base_delay (fetch->pacer)),
+                 fetch->report_data);
+}
+
 static gboolean
 on_tick (gpointer user_data)
 {
@@ -1504,6 +1635,7 @@ on_tick (gpointer user_data)
   connect_sources (fetch, fetch->ticks % RECONNECT_TICKS == 0);
   if (fetch->changed)
     send_progress (fetch);
+  send_pacing (fetch);
   schedule (fetch);
   return G_SOURCE_CONTINUE;
 }

@@ -62,6 +62,20 @@ void canopy_fetch_set_destinations (CanopyFetch *fetch, const char *const *direc
 
 /* This device and its office (nullable), for the fields of the log lines. */
 void canopy_fetch_set_subject (CanopyFetch *fetch, const char *device_id, const char *office);
+/**
+ * canopy_fetch_set_wan_class:
+ * @background: yield to other traffic on the WAN link (LEDBAT, RFC 6817)
+ * @target_ms: the queueing delay a background lead aims at (5 to 100)
+ *
+ * As the server says after each assignment. A background lead paces its
+ * WAN requests by the queueing delay it measures on them; the normal
+ * class keeps to the office's link rate alone.
+ */
+void canopy_fetch_set_wan_class (CanopyFetch *fetch, gboolean background, guint target_ms);
+/* The background class's current rate (bytes/s; 0 in the normal class)
+ * and queueing delay (µs; -1 before the first sample or when normal). */
+double canopy_fetch_get_background_rate (const CanopyFetch *fetch);
+gint64 canopy_fetch_get_queueing_delay (const CanopyFetch *fetch);
 
 /* Opens the cache entry off the main loop (resuming from its verified
  * chunks), then fetches. */

@@ -614,6 +614,11 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
       if (uplink->events != NULL && uplink->events->assignment != NULL)
         uplink->events->assignment (uplink, assignment, uplink->events_data);
     }
+  else if (kind == CANOPY_WIRE_WAN_CLASS && uplink->state == CANOPY_UPLINK_ENROLLED)
+    {
+      if (uplink->events != NULL && uplink->events->wan_class != NULL)
+        uplink->events->wan_class (uplink, body, uplink->events_data);
+    }
   else if (kind == CANOPY_WIRE_WITHDRAW && uplink->state == CANOPY_UPLINK_ENROLLED)
     {
       if (uplink->events != NULL && uplink->events->withdraw != NULL)

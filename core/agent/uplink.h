@@ -31,6 +31,8 @@ typedef struct _CanopyUplink CanopyUplink;
  *   cancelled the deployment; the agent stops it and answers WITHDRAWN
  * @uninstall: (nullable): an UNINSTALL body, `(ssay)`: the server retired
  *   the deployment; the agent removes its package and answers UNINSTALLED
+ * @wan_class: (nullable): a WAN_CLASS body, `(sbu)`, right after an
+ *   assignment: whether its lead yields to other traffic, and its target
  *
  * What the agent learns from its server, on the main context.
  */
@@ -40,6 +42,7 @@ typedef struct {
   guint64 (*cached_bytes) (gpointer user_data);
   void (*withdraw) (CanopyUplink *uplink, GVariant *body, gpointer user_data);
   void (*uninstall) (CanopyUplink *uplink, GVariant *body, gpointer user_data);
+  void (*wan_class) (CanopyUplink *uplink, GVariant *body, gpointer user_data);
 } CanopyUplinkEvents;
 
 /**

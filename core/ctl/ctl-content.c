@@ -457,12 +457,33 @@ ctl_content_store (const CtlGlobal *global, int argc, char **argv)
 
 /* --- deployments ---------------------------------------------------------------- */
 
+/* "normal", "background", or with what its lead measures now:
+ * "background: 12.5 Mbit/s, queue 18 ms". */
+static char *
+format_wan_class (JsonObject *o)
+{
+  const char *wan_class = json_object_get_string_member_with_default (o, "transfer_class",
+                                                                      "normal");
+  JsonNode *rate = json_object_get_member (o, "background_rate");
+  JsonNode *queue = json_object_get_member (o, "queueing_delay_ms");
+
+  if (!g_str_equal (wan_class, "background"))
+    return g_strdup (_("normal"));
+  if (rate == NULL || JSON_NODE_TYPE (rate) != JSON_NODE_VALUE || queue == NULL
+      || JSON_NODE_TYPE (queue) != JSON_NODE_VALUE)
+    return g_strdup (_("background"));
+  return g_strdup_printf (_("background: %.1f Mbit/s, queue %.0f ms"),
+                          (double) json_node_get_int (rate) / 1e6,
+                          json_node_get_double (queue));
+}
+
 static void
 show_offices (JsonObject *d)
 {
   JsonArray *offices = json_object_get_array_member (d, "offices");
   const char *headers[] = { _("OFFICE"), _("DONE"), _("LEAD"), _("PEER BYTES"),
-                            _("EARLIER VERSIONS"), _("WAN BYTES"), _("SAVINGS"), NULL };
+                            _("EARLIER VERSIONS"), _("WAN BYTES"), _("SAVINGS"), _("WAN CLASS"),
+                            NULL };
   g_autoptr (CtlTable) table = ctl_table_new (headers);
 
   for (guint i = 0; offices != NULL && i < json_array_get_length (offices); i++)
@@ -477,8 +498,9 @@ show_offices (JsonObject *d)
       g_autofree char *savings = g_strdup_printf (
         "%.0f%%", 100.0 * json_object_get_double_member_with_default (o, "savings", 0.0));
       const char *lead = json_object_get_string_member_with_default (o, "lead", "");
+      g_autofree char *wan_class = format_wan_class (o);
       const char *row[] = { member_string (o, "office"), done, lead[0] != '\0' ? lead : NULL,
-                            peer, reused, wan, savings, NULL };
+                            peer, reused, wan, savings, wan_class, NULL };
       ctl_table_add_row (table, row);
     }
   ctl_table_print (table);
@@ -587,7 +609,7 @@ add_optional (JsonBuilder *b, const char *name, const char *value)
 
 static JsonNode *
 deployment_request (const char *content, char **groups, const char *destination,
-                    const DeployTiming *timing)
+                    const DeployTiming *timing, gboolean background)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
@@ -604,6 +626,11 @@ deployment_request (const char *content, char **groups, const char *destination,
   add_optional (b, "start", timing->start);
   add_optional (b, "deadline", timing->deadline);
   add_optional (b, "window", timing->window);
+  if (background)
+    {
+      json_builder_set_member_name (b, "background");
+      json_builder_add_boolean_value (b, TRUE);
+    }
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -614,6 +641,7 @@ ctl_content_deploy (const CtlGlobal *global, int argc, char **argv)
   g_autofree char *content = NULL, *destination = NULL, *joined = NULL;
   g_autofree char *start = NULL, *deadline = NULL, *window = NULL;
   g_auto (GStrv) groups = NULL;
+  gboolean background = FALSE;
   const GOptionEntry entries[] = {
     { "content", 0, 0, G_OPTION_ARG_STRING, &content, NULL, NULL },
     { "group", 0, 0, G_OPTION_ARG_STRING_ARRAY, &groups, NULL, NULL },
@@ -621,6 +649,7 @@ ctl_content_deploy (const CtlGlobal *global, int argc, char **argv)
     { "start", 0, 0, G_OPTION_ARG_STRING, &start, NULL, NULL },
     { "deadline", 0, 0, G_OPTION_ARG_STRING, &deadline, NULL, NULL },
     { "window", 0, 0, G_OPTION_ARG_STRING, &window, NULL, NULL },
+    { "background", 0, 0, G_OPTION_ARG_NONE, &background, NULL, NULL },
     G_OPTION_ENTRY_NULL
   };
   DeployTiming timing;
@@ -633,12 +662,12 @@ ctl_content_deploy (const CtlGlobal *global, int argc, char **argv)
       || destination == NULL)
     return ctl_console_usage (_("canopyctl deploy --content ID --group GROUP [--group GROUP...] "
                                 "--destination /ABSOLUTE/PATH/ON/THE/DEVICES [--start TIME] "
-                                "[--deadline TIME] [--window HH:MM-HH:MM]"));
+                                "[--deadline TIME] [--window HH:MM-HH:MM] [--background]"));
   timing = (DeployTiming) { start, deadline, window };
   client = ctl_console_open_client (global, &error);
   if (client == NULL)
     return ctl_console_fail (global, NULL, error);
-  body = deployment_request (content, groups, destination, &timing);
+  body = deployment_request (content, groups, destination, &timing, background);
   answer = ctl_client_request_json (client, "POST", "/api/v1/deployments", body, &error);
   if (answer == NULL)
     return ctl_console_fail (global, client, error);

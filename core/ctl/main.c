@@ -215,10 +215,11 @@ static const CtlCommand commands[] = {
        "sent, and for each content whether the server seeds it and, if not, why"),
     ctl_content_store },
   { "deploy", N_("--content ID --group GROUP [--group GROUP...] --destination PATH "
-                 "[--start TIME] [--deadline TIME] [--window HH:MM-HH:MM]"),
+                 "[--start TIME] [--deadline TIME] [--window HH:MM-HH:MM] [--background]"),
     N_("Deploy content to the devices of groups, put at PATH on each device; content moves "
        "after the start, inside the daily window of each office's local time, or at any time "
-       "once the deadline passed"),
+       "once the deadline passed; with --background, each office's lead yields to other "
+       "traffic on its WAN link"),
     ctl_content_deploy },
   { "deployment-remove", N_("ID"), N_("Remove a deployment"), ctl_content_deployment_remove },
   { "deployment-cancel", N_("ID"),

@@ -293,6 +293,14 @@ checked_value (const CanopyBackend *backend, const GVariantType *type, const cha
   return g_steal_pointer (&value);
 }
 
+/* As checked_value() with the kind's type, or its legacy type upgraded. */
+static GVariant *
+checked_record (const CanopyBackend *backend, CanopyRecordKind kind, const char *key,
+                GBytes *bytes, GError **error)
+{
+  return checked_value (backend, canopy_record_kind_type (kind), key, bytes, error);
+}
+
 GVariant *
 canopy_backend_get (CanopyBackend *backend, CanopyRecordKind kind, const char *key,
                     GError **error)
@@ -303,12 +311,13 @@ canopy_backend_get (CanopyBackend *backend, CanopyRecordKind kind, const char *k
   bytes = backend->ops->get (backend->handle, kind, key, error);
   if (bytes == NULL)
     return NULL;
-  return checked_value (backend, canopy_record_kind_type (kind), key, bytes, error);
+  return checked_record (backend, kind, key, bytes, error);
 }
 
 typedef struct {
   const CanopyBackend *backend;
   const GVariantType *type;
+  CanopyRecordKind kind;
   CanopyBackendRecordFunc record_func;
   CanopyBackendLogFunc log_func;
   gpointer user_data;
@@ -320,8 +329,8 @@ on_record (const char *key, const guint8 *value, gsize length, gpointer user_dat
 {
   ListState *state = user_data;
   g_autoptr (GBytes) bytes = g_bytes_new (value, length);
-  g_autoptr (GVariant) checked = checked_value (state->backend, state->type, key, bytes,
-                                                &state->error);
+  g_autoptr (GVariant) checked = checked_record (state->backend, state->kind, key, bytes,
+                                                 &state->error);
 
   return checked != NULL && state->record_func (key, checked, state->user_data);
 }
@@ -330,7 +339,7 @@ gboolean
 canopy_backend_list (CanopyBackend *backend, CanopyRecordKind kind,
                      CanopyBackendRecordFunc func, gpointer user_data, GError **error)
 {
-  ListState state = { backend, canopy_record_kind_type (kind), func, NULL, user_data, NULL };
+  ListState state = { backend, canopy_record_kind_type (kind), kind, func, NULL, user_data, NULL };
 
   if (!backend->ops->list (backend->handle, kind, on_record, &state, error))
     {
@@ -389,7 +398,7 @@ gboolean
 canopy_backend_list_log (CanopyBackend *backend, CanopyLogKind kind, gint64 after, guint limit,
                          CanopyBackendLogFunc func, gpointer user_data, GError **error)
 {
-  ListState state = { backend, canopy_log_kind_type (kind), NULL, func, user_data, NULL };
+  ListState state = { backend, canopy_log_kind_type (kind), 0, NULL, func, user_data, NULL };
 
   if (!backend->ops->list_log (backend->handle, kind, after, limit, on_log_entry, &state, error))
     {

@@ -39,6 +39,7 @@ static const ChildCount server_children[] = {
   { "distribution-optimization", 0, 1 },
   { "licensing", 0, 1 },
   { "heartbeat", 0, 1 },
+  { "background-transfer", 0, 1 },
   { "console", 0, 1 },
   { "content-store", 0, 1 },
   { "content-sources", 0, 1 },

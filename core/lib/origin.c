@@ -8,11 +8,17 @@
 
 #include <libsoup/soup.h>
 #include <string.h>
+#include <sys/socket.h>
+
+/* What the system's autotuning would reach anyway: asking for no limit. */
+#define UNLIMITED_WINDOW (8 * 1024 * 1024)
 
 struct _CanopyOrigin {
   char *location;
   GFile *file;          /* for file storage */
   SoupSession *session; /* for HTTP; created on first async use */
+  GPtrArray *sockets;   /* GSocket of the session's connections, for the window */
+  guint receive_window; /* bytes per connection; 0: the system's */
 };
 
 typedef struct {
@@ -20,6 +26,7 @@ typedef struct {
   guint64 offset;
   gsize length;
   SoupMessage *message;
+  gint64 wait_us; /* request sent to first byte of the answer; -1: unknown */
 } RangeRequest;
 
 G_DEFINE_QUARK (canopy-origin-error-quark, canopy_origin_error)
@@ -69,6 +76,7 @@ canopy_origin_free (CanopyOrigin *origin)
     return;
   g_clear_object (&origin->file);
   g_clear_object (&origin->session);
+  g_clear_pointer (&origin->sockets, g_ptr_array_unref);
   g_free (origin->location);
   g_free (origin);
 }
@@ -173,7 +181,16 @@ on_range_read (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), result,
                                                                &error);
   goffset start = 0, end = 0, total = 0;
+  SoupMessageMetrics *metrics = soup_message_get_metrics (request->message);
 
+  /* From the request on its connection, so neither a connection set up
+   * nor a wait for a free one counts: what remains is the round trip,
+   * the origin's own time and the queues on the way. */
+  if (metrics != NULL && soup_message_metrics_get_request_start (metrics) > 0
+      && soup_message_metrics_get_response_start (metrics)
+           >= soup_message_metrics_get_request_start (metrics))
+    request->wait_us = (gint64) (soup_message_metrics_get_response_start (metrics)
+                                 - soup_message_metrics_get_request_start (metrics));
   if (body == NULL)
     {
       GError *wrapped = NULL;
@@ -224,6 +241,53 @@ on_range_read (GObject *source, GAsyncResult *result, gpointer user_data)
   g_task_return_pointer (task, g_steal_pointer (&body), (GDestroyNotify) g_bytes_unref);
 }
 
+static void
+apply_window (GSocket *socket, guint window)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!g_socket_set_option (socket, SOL_SOCKET, SO_RCVBUF,
+                            (gint) (window > 0 ? window : UNLIMITED_WINDOW), &error))
+    g_debug ("cannot set the receive window: %s", error->message);
+}
+
+/* Each new connection of the session, once connected (so its window
+ * scale was chosen for a large window and can be narrowed and widened
+ * again later). */
+static void
+on_network_event (SoupMessage *message, GSocketClientEvent event, GIOStream *connection,
+                  gpointer user_data)
+{
+  CanopyOrigin *origin = user_data;
+  GSocket *socket;
+
+  if (event != G_SOCKET_CLIENT_CONNECTED || !G_IS_SOCKET_CONNECTION (connection))
+    return;
+  socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (connection));
+  for (guint i = 0; i < origin->sockets->len;)
+    if (g_socket_is_closed (g_ptr_array_index (origin->sockets, i)))
+      g_ptr_array_remove_index_fast (origin->sockets, i);
+    else
+      i++;
+  g_ptr_array_add (origin->sockets, g_object_ref (socket));
+  if (origin->receive_window > 0)
+    apply_window (socket, origin->receive_window);
+}
+
+void
+canopy_origin_set_receive_window (CanopyOrigin *origin, guint bytes)
+{
+  if (origin->receive_window == bytes)
+    return;
+  origin->receive_window = bytes;
+  for (guint i = 0; origin->sockets != NULL && i < origin->sockets->len; i++)
+    {
+      GSocket *socket = g_ptr_array_index (origin->sockets, i);
+      if (!g_socket_is_closed (socket))
+        apply_window (socket, bytes);
+    }
+}
+
 void
 canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize length,
                                 GCancellable *cancellable, GAsyncReadyCallback callback,
@@ -236,6 +300,7 @@ canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize leng
   request->origin = origin;
   request->offset = offset;
   request->length = length;
+  request->wait_us = -1;
   g_task_set_task_data (task, request, (GDestroyNotify) range_request_free);
 
   if (origin->file != NULL)
@@ -246,8 +311,13 @@ canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize leng
   /* As many connections as a fetch keeps requests outstanding at one
    * source, so no request waits behind another on a connection. */
   if (origin->session == NULL)
-    origin->session = soup_session_new_with_options ("max-conns-per-host", 4, NULL);
+    {
+      origin->session = soup_session_new_with_options ("max-conns-per-host", 4, NULL);
+      origin->sockets = g_ptr_array_new_with_free_func (g_object_unref);
+    }
   request->message = soup_message_new (SOUP_METHOD_GET, origin->location);
+  soup_message_add_flags (request->message, SOUP_MESSAGE_COLLECT_METRICS);
+  g_signal_connect (request->message, "network-event", G_CALLBACK (on_network_event), origin);
   soup_message_headers_set_range (soup_message_get_request_headers (request->message),
                                   (goffset) offset, (goffset) (offset + length - 1));
   soup_session_send_and_read_async (origin->session, request->message, G_PRIORITY_DEFAULT,
@@ -258,4 +328,12 @@ GBytes *
 canopy_origin_read_range_finish (CanopyOrigin *origin, GAsyncResult *result, GError **error)
 {
   return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+gint64
+canopy_origin_read_range_get_wait (GAsyncResult *result)
+{
+  RangeRequest *request = g_task_get_task_data (G_TASK (result));
+
+  return request != NULL ? request->wait_us : -1;
 }

@@ -56,4 +56,25 @@ void canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize
 GBytes *canopy_origin_read_range_finish (CanopyOrigin *origin, GAsyncResult *result,
                                          GError **error);
 
+/**
+ * canopy_origin_read_range_get_wait:
+ * @result: as passed to the read's callback
+ *
+ * Returns: µs from the HTTP request, once on its connection, to the first
+ *   byte of the answer: the round trip with the queues on the way, for the
+ *   background WAN class; -1 for file storage or when unknown.
+ */
+gint64 canopy_origin_read_range_get_wait (GAsyncResult *result);
+
+/**
+ * canopy_origin_set_receive_window:
+ * @bytes: the TCP receive buffer of each HTTP connection; 0 for the
+ *   system's own (autotuned up to its maximum)
+ *
+ * Bounds what each connection has in flight, so a background lead adds
+ * no more than its target to the link's queue even when it has the link
+ * alone: applied to the connections open now and to those opened later.
+ */
+void canopy_origin_set_receive_window (CanopyOrigin *origin, guint bytes);
+
 G_END_DECLS

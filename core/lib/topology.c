@@ -17,10 +17,10 @@ G_DEFINE_QUARK (canopy-topology-error-quark, canopy_topology_error)
 
 /* The spreadsheet's columns, in the order export writes them. */
 enum { COL_OFFICE, COL_PARENT, COL_TYPE, COL_SUBNETS, COL_WAN_RATE, COL_METERED, COL_AUTOMATIC,
-       COL_TIME_ZONE, COL_WAN_SCHEDULE, N_COLUMNS };
+       COL_TIME_ZONE, COL_WAN_SCHEDULE, COL_TRANSFER_CLASS, N_COLUMNS };
 static const char *const column_names[N_COLUMNS] = {
   "office", "parent", "type", "subnets", "wan_rate", "metered", "automatic", "time_zone",
-  "wan_schedule",
+  "wan_schedule", "transfer_class",
 };
 
 typedef struct {
@@ -476,7 +476,8 @@ read_header (Import *import, GPtrArray *fields, guint line)
         {
           report (import, line, -1, _("column %u is called \"%s\", which is not a topology "
                                       "column (office, parent, type, subnets, wan_rate, "
-                                      "metered, automatic, time_zone, wan_schedule)"),
+                                      "metered, automatic, time_zone, wan_schedule, "
+                                      "transfer_class)"),
                   i + 1, name);
           return FALSE;
         }
@@ -556,6 +557,22 @@ format_rate (guint64 rate)
   if (rate % 1000 == 0)
     return g_strdup_printf ("%" G_GUINT64_FORMAT "k", rate / 1000);
   return g_strdup_printf ("%" G_GUINT64_FORMAT, rate);
+}
+
+/* "normal" (or empty) or "background". */
+static gboolean
+parse_transfer_class (const char *text, gboolean *background)
+{
+  g_autofree char *copy = g_ascii_strdown (text, -1);
+
+  g_strstrip (copy);
+  if (*copy == '\0' || g_str_equal (copy, "normal"))
+    *background = FALSE;
+  else if (g_str_equal (copy, "background"))
+    *background = TRUE;
+  else
+    return FALSE;
+  return TRUE;
 }
 
 static gboolean
@@ -675,6 +692,11 @@ read_office (Import *import, GPtrArray *fields, guint line)
             field (import, fields, COL_AUTOMATIC));
   read_time_zone (import, office, field (import, fields, COL_TIME_ZONE), line);
   read_schedule (import, office, field (import, fields, COL_WAN_SCHEDULE), line);
+  if (!parse_transfer_class (field (import, fields, COL_TRANSFER_CLASS), &office->background))
+    report (import, line, COL_TRANSFER_CLASS,
+            _("\"%s\" is not a transfer class; write normal, background (the office's lead "
+              "yields to other traffic on its WAN link) or leave it empty"),
+            field (import, fields, COL_TRANSFER_CLASS));
   row.office = office;
   row.line = line;
   g_array_append_val (import->rows, row);
@@ -986,6 +1008,7 @@ canopy_topology_export_csv (const CanopyTopology *topology)
           [COL_AUTOMATIC] = office->automatic ? "yes" : "no",
           [COL_TIME_ZONE] = office->time_zone != NULL ? office->time_zone : "",
           [COL_WAN_SCHEDULE] = schedule,
+          [COL_TRANSFER_CLASS] = office->background ? "background" : "normal",
         };
         canopy_csv_append_row (out, row, N_COLUMNS);
       }

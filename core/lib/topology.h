@@ -56,6 +56,9 @@ typedef struct {
   char *time_zone;    /* IANA name as written ("Europe/Paris"); NULL: UTC */
   GTimeZone *tz;      /* it, or UTC; windows and schedules are in its local time */
   GArray *schedule;   /* CanopyRatePeriod, in no overlap; outside them wan_rate applies */
+  /* transfer_class background: its lead's WAN traffic yields to other
+   * traffic on the link (LEDBAT); else the normal class */
+  gboolean background;
 } CanopyOffice;
 
 typedef struct _CanopyTopology CanopyTopology;
@@ -94,7 +97,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyTopology, canopy_topology_free)
 /**
  * canopy_topology_import_csv:
  * @csv: the spreadsheet saved as CSV (UTF-8, comma-separated, RFC 4180
- *   quoting); columns office, parent, type, subnets, wan_rate, metered
+ *   quoting); columns office, parent, type, subnets, wan_rate, metered,
+ *   automatic, transfer_class (normal or background)
  * @central_ranges: (nullable): as for canopy_topology_new()
  * @errors: (out) (transfer full): one message per problem, each naming
  *   line and column; empty when the file is valid

@@ -51,6 +51,12 @@ static const struct {
   /* deployment ID, what the agent did (CanopyWireUninstalled), a sentence
    * for the admin */
   { CANOPY_WIRE_UNINSTALLED, "uninstalled", "(sus)" },
+  /* deployment ID, background (yield to other traffic, LEDBAT), target
+   * queueing delay (ms); sent after each assignment */
+  { CANOPY_WIRE_WAN_CLASS, "wan-class", "(sbu)" },
+  /* deployment ID, the background lead's rate (bits/s), queueing delay
+   * and base delay (µs, -1 before the first sample) */
+  { CANOPY_WIRE_WAN_PACING, "wan-pacing", "(stxx)" },
   /* device ID, content IDs it holds */
   { CANOPY_WIRE_PEER_HELLO, "peer-hello", "(sas)" },
   /* content ID, bitfield of verified chunks */

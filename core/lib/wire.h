@@ -38,6 +38,8 @@ typedef enum {
   CANOPY_WIRE_WITHDRAWN = 10, /* agent → server: what it did */
   CANOPY_WIRE_UNINSTALL = 11, /* server → agent: remove a deployment's package */
   CANOPY_WIRE_UNINSTALLED = 12, /* agent → server: what it did */
+  CANOPY_WIRE_WAN_CLASS = 13,  /* server → agent: how politely a lead crosses the WAN */
+  CANOPY_WIRE_WAN_PACING = 14, /* agent → server: a background lead's rate and delay */
   /* agent ↔ agent */
   CANOPY_WIRE_PEER_HELLO = 32,
   CANOPY_WIRE_HAVE = 33,

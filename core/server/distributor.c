@@ -31,6 +31,8 @@ G_DEFINE_QUARK (canopy-distributor-error-quark, canopy_distributor_error)
 #define RETRY_MAX_S 300
 /* How often the clock is checked for windows and bandwidth schedules. */
 #define CLOCK_TICK_MS 250
+/* A background lead reports each second; older than this, it stopped. */
+#define PACING_FRESH_US (5 * G_USEC_PER_SEC)
 
 /* When a device that failed or stalled gets its next chance. */
 typedef struct {
@@ -66,6 +68,12 @@ typedef struct {
   char *error;          /* (nullable) the last failure it reported */
   gboolean refused;     /* that failure was its policy refusing the deployment */
   gint64 last_report;   /* real µs of its last report; 0: none in this run */
+  /* As a background lead, what it last reported: rate (bits/s), queueing
+   * and base delay (µs, -1: not measured yet), when (monotonic µs; 0: never) */
+  guint64 pacing_rate;
+  gint64 queueing_us;
+  gint64 base_us;
+  gint64 pacing_at;
 } DeviceProgress;
 
 static void
@@ -85,6 +93,7 @@ typedef struct {
   gint64 created_at;
   CanopyDeploymentTiming timing;
   char *gate;           /* the offices content may move in, at the last check */
+  gboolean background;  /* every office's lead in the background WAN class */
   GHashTable *progress; /* device ID → DeviceProgress */
   GHashTable *sent;     /* device ID → what its last assignment said */
   GHashTable *leads;    /* office → device ID of its lead */
@@ -144,6 +153,7 @@ struct _CanopyDistributor {
   guint retry_timer;
   guint clock_timer;
   char *rates;             /* each office's WAN rate at the last check */
+  guint background_target_ms;
 };
 
 static void
@@ -174,10 +184,12 @@ new_lead_table (void)
 
 static Deployment *
 deployment_new (const char *id, const char *content_id, const char *const *groups,
-                const char *destination, CanopyDeploymentState state, gint64 created_at)
+                const char *destination, CanopyDeploymentState state, gint64 created_at,
+                gboolean background)
 {
   Deployment *d = g_new0 (Deployment, 1);
 
+  d->background = background;
   d->id = g_strdup (id);
   d->content_id = g_strdup (content_id);
   d->groups = g_strdupv ((char **) groups);
@@ -237,11 +249,16 @@ canopy_deployment_info_free (CanopyDeploymentInfo *info)
 static void
 record_deployment (CanopyDistributor *distributor, const Deployment *d)
 {
+  GVariantBuilder options;
+
+  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
+  if (d->background)
+    g_variant_builder_add (&options, "{sv}", "background", g_variant_new_boolean (TRUE));
   canopy_store_put (distributor->store, CANOPY_RECORD_DEPLOYMENT, d->id,
-                    g_variant_new ("(s^assuxxxqq)", d->content_id, d->groups, d->destination,
-                                   (guint32) d->state, d->created_at, d->timing.start_at,
-                                   d->timing.deadline, d->timing.window_start,
-                                   d->timing.window_end));
+                    g_variant_new ("(s^assuxxxqq@a{sv})", d->content_id, d->groups,
+                                   d->destination, (guint32) d->state, d->created_at,
+                                   d->timing.start_at, d->timing.deadline, d->timing.window_start,
+                                   d->timing.window_end, g_variant_builder_end (&options)));
 }
 
 static void
@@ -356,6 +373,17 @@ source_names (GVariant *sources)
   return g_strv_builder_end (names);
 }
 
+/* Whether @office's lead crosses the WAN in the background class: the
+ * deployment asks for it, or the office does in the topology. */
+static gboolean
+is_background (CanopyDistributor *distributor, const Deployment *d, const char *office)
+{
+  const CanopyOffice *o = office != NULL ? canopy_topology_lookup (distributor->topology, office)
+                                         : NULL;
+
+  return d->background || (o != NULL && o->background);
+}
+
 static void
 assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *content,
         const CanopyPlan *plan)
@@ -363,8 +391,9 @@ assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *cont
   g_autoptr (GVariant) sources = g_variant_ref_sink (sources_variant (distributor, content,
                                                                       plan));
   g_autofree char *sources_text = g_variant_print (sources, FALSE);
-  g_autofree char *said = g_strdup_printf ("%u %" G_GUINT64_FORMAT " %s", plan->role,
-                                           plan->wan_rate, sources_text);
+  gboolean background = is_background (distributor, d, plan->office);
+  g_autofree char *said = g_strdup_printf ("%u %" G_GUINT64_FORMAT " %s %d", plan->role,
+                                           plan->wan_rate, sources_text, background);
 
   if (g_strcmp0 (g_hash_table_lookup (d->sent, plan->device_id), said) == 0)
     return;
@@ -383,6 +412,10 @@ assign (CanopyDistributor *distributor, Deployment *d, const CanopyContent *cont
     {
       DeviceProgress *p;
 
+      /* Right after the assignment, before the agent's first request. */
+      canopy_sessions_send (distributor->sessions, plan->device_id, CANOPY_WIRE_WAN_CLASS,
+                            g_variant_new ("(sbu)", d->id, background,
+                                           distributor->background_target_ms));
       g_hash_table_insert (d->sent, g_strdup (plan->device_id), g_steal_pointer (&said));
       /* From now on it counts among the deployment's devices. */
       p = progress_of (d, plan->device_id);
@@ -774,6 +807,17 @@ schedule_retry (Deployment *d, const char *device_id)
     }
   retry->delay_s = retry->delay_s == 0 ? RETRY_FIRST_S : MIN (retry->delay_s * 2, RETRY_MAX_S);
   retry->at = g_get_monotonic_time () + (gint64) retry->delay_s * G_USEC_PER_SEC;
+}
+
+static void
+handle_pacing (Deployment *d, const char *device_id, GVariant *body)
+{
+  DeviceProgress *p = g_hash_table_lookup (d->progress, device_id);
+
+  if (p == NULL)
+    return;
+  g_variant_get (body, "(&stxx)", NULL, &p->pacing_rate, &p->queueing_us, &p->base_us);
+  p->pacing_at = g_get_monotonic_time ();
 }
 
 static void
@@ -1181,6 +1225,9 @@ on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer
     case CANOPY_WIRE_UNINSTALLED:
       handle_uninstalled (d, device_id, body);
       break;
+    case CANOPY_WIRE_WAN_PACING:
+      handle_pacing (d, device_id, body);
+      break;
     default:
       break;
     }
@@ -1465,14 +1512,17 @@ load_deployment (const char *key, GVariant *value, gpointer user_data)
   const char *content_id, *destination;
   guint32 state;
   gint64 created_at;
+  g_autoptr (GVariant) options = NULL;
+  gboolean background = FALSE;
 
   CanopyDeploymentTiming timing = { 0 };
   Deployment *d;
 
-  g_variant_get (value, "(&s^a&s&suxxxqq)", &content_id, &groups, &destination, &state,
+  g_variant_get (value, "(&s^a&s&suxxxqq@a{sv})", &content_id, &groups, &destination, &state,
                  &created_at, &timing.start_at, &timing.deadline, &timing.window_start,
-                 &timing.window_end);
-  d = deployment_new (key, content_id, groups, destination, state, created_at);
+                 &timing.window_end, &options);
+  g_variant_lookup (options, "background", "b", &background);
+  d = deployment_new (key, content_id, groups, destination, state, created_at, background);
   d->timing = timing;
   g_hash_table_insert (distributor->deployments, g_strdup (key), d);
   return TRUE;
@@ -1505,6 +1555,8 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
                         CanopySessions *sessions, GError **error)
 {
   g_autoptr (CanopyDistributor) distributor = g_new0 (CanopyDistributor, 1);
+
+  distributor->background_target_ms = CANOPY_DISTRIBUTOR_DEFAULT_BACKGROUND_TARGET_MS;
 
   distributor->store = store;
   distributor->catalog = catalog;
@@ -1588,13 +1640,14 @@ canopy_distributor_create (CanopyDistributor *distributor, const char *content_i
                            const char *admin, GError **error)
 {
   return canopy_distributor_create_timed (distributor, content_id, groups, destination, NULL,
-                                          admin, error);
+                                          NULL, admin, error);
 }
 
 char *
 canopy_distributor_create_timed (CanopyDistributor *distributor, const char *content_id,
                                  const char *const *groups, const char *destination,
-                                 const CanopyDeploymentTiming *timing, const char *admin,
+                                 const CanopyDeploymentTiming *timing,
+                                 const CanopyDeploymentOptions *options, const char *admin,
                                  GError **error)
 {
   g_autofree char *id = g_uuid_string_random ();
@@ -1644,7 +1697,7 @@ canopy_distributor_create_timed (CanopyDistributor *distributor, const char *con
       return NULL;
     }
   d = deployment_new (id, content_id, groups, destination, CANOPY_DEPLOYMENT_ACTIVE,
-                      g_get_real_time ());
+                      g_get_real_time (), options != NULL && options->background);
   if (timing != NULL)
     d->timing = *timing;
   d->gate = gate_of (distributor, d, g_get_real_time ());
@@ -1862,6 +1915,7 @@ canopy_distributor_list (CanopyDistributor *distributor)
       info->state = d->state;
       info->created_at = d->created_at;
       info->timing = d->timing;
+      info->background = d->background;
       g_hash_table_iter_init (&progress, d->progress);
       while (g_hash_table_iter_next (&progress, NULL, &p))
         {
@@ -1915,11 +1969,24 @@ canopy_distributor_get_progress (CanopyDistributor *distributor, const char *id)
           office = g_new0 (CanopyOfficeProgress, 1);
           office->office = g_strdup (name);
           office->lead = g_strdup (g_hash_table_lookup (d->leads, name));
+          office->background = is_background (distributor, d, name);
+          office->pacing_rate = 0;
+          office->queueing_delay_us = -1;
+          office->base_delay_us = -1;
           g_hash_table_insert (offices, office->office, office);
           g_ptr_array_add (result, office);
         }
       office->devices++;
       office->done += p->done;
+      /* The lead's latest, while it is fresh: a lead that finished or
+       * left is pacing nothing. */
+      if (office->lead != NULL && g_str_equal (office->lead, device_id) && !p->done
+          && p->pacing_at != 0 && g_get_monotonic_time () - p->pacing_at < PACING_FRESH_US)
+        {
+          office->pacing_rate = p->pacing_rate;
+          office->queueing_delay_us = p->queueing_us;
+          office->base_delay_us = p->base_us;
+        }
       for (int k = 0; k < N_SOURCE_KINDS; k++)
         office->bytes[k] += p->bytes[k];
       office->wan_bytes += p->bytes[CANOPY_SOURCE_PARENT_PEER] + p->bytes[CANOPY_SOURCE_SERVER]
@@ -2238,4 +2305,10 @@ canopy_distributor_get_devices (CanopyDistributor *distributor, const char *id,
     }
   g_ptr_array_sort (list, compare_status);
   return list;
+}
+
+void
+canopy_distributor_set_background_target (CanopyDistributor *distributor, guint target_ms)
+{
+  distributor->background_target_ms = target_ms;
 }

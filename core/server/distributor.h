@@ -50,6 +50,10 @@ typedef struct {
   guint64 bytes[CANOPY_SOURCE_N_KINDS]; /* verified bytes by CanopySourceKind */
   guint64 wan_bytes;        /* bytes that reached the office from outside it */
   char *lead;               /* (nullable) its current lead */
+  gboolean background;      /* its lead yields to other WAN traffic (LEDBAT) */
+  guint64 pacing_rate;      /* background: the lead's current rate, bits/s; 0: none */
+  gint64 queueing_delay_us; /* background: the queueing delay it measures; -1: none */
+  gint64 base_delay_us;     /* background: the base delay it measures; -1: none */
 } CanopyOfficeProgress;
 
 /* When a deployment's content may move. */
@@ -67,9 +71,17 @@ typedef struct {
   char *destination;
   CanopyDeploymentState state;
   gint64 created_at;        /* µs since the epoch */
+  gboolean background;      /* asked for the background WAN class */
   guint devices, done;
   CanopyDeploymentTiming timing;
 } CanopyDeploymentInfo;
+
+/* What a deployment may ask for beyond content, groups and destination. */
+typedef struct {
+  /* every office's lead yields to other traffic on its WAN link (LEDBAT,
+   * RFC 6817); offices can also ask for it in the topology */
+  gboolean background;
+} CanopyDeploymentOptions;
 
 void canopy_office_progress_free (CanopyOfficeProgress *progress);
 void canopy_deployment_info_free (CanopyDeploymentInfo *info);
@@ -103,14 +115,21 @@ char *canopy_distributor_create (CanopyDistributor *distributor, const char *con
 /**
  * canopy_distributor_create_timed:
  * @timing: (nullable): when the content may move; %NULL: at any time
+ * @options: (nullable): the background class; %NULL for none
  *
  * As canopy_distributor_create(); refuses a deadline that is not after
  * the start.
  */
 char *canopy_distributor_create_timed (CanopyDistributor *distributor, const char *content_id,
                                        const char *const *groups, const char *destination,
-                                       const CanopyDeploymentTiming *timing, const char *admin,
+                                       const CanopyDeploymentTiming *timing,
+                                       const CanopyDeploymentOptions *options, const char *admin,
                                        GError **error);
+
+/* The queueing delay background leads aim at, in ms (5 to 100); RFC 6817
+ * allows at most 100. */
+#define CANOPY_DISTRIBUTOR_DEFAULT_BACKGROUND_TARGET_MS 100
+void canopy_distributor_set_background_target (CanopyDistributor *distributor, guint target_ms);
 
 /**
  * canopy_distributor_cancel:

@@ -5,6 +5,7 @@
 #define G_LOG_DOMAIN "canopyd-server-config"
 
 #include "server/server-config.h"
+#include "server/distributor.h"
 #include "lib/i18n.h"
 
 /* The Peer Distribution settings an admin may bootstrap in the file. */
@@ -16,6 +17,8 @@ read_peer_distribution (CanopyServerConfig *config, const CanopyConfigNode *root
                                                                        "distribution-optimization");
   const CanopyConfigNode *licensing = canopy_config_node_get_child (root, "licensing");
   const CanopyConfigNode *heartbeat = canopy_config_node_get_child (root, "heartbeat");
+  const CanopyConfigNode *background = canopy_config_node_get_child (root,
+                                                                     "background-transfer");
   g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
 
   for (guint i = 0; i < groups->len; i++)
@@ -59,6 +62,13 @@ read_peer_distribution (CanopyServerConfig *config, const CanopyConfigNode *root
   if (heartbeat != NULL
       && !canopy_config_node_get_uint (heartbeat, "interval", 1, 3600, 30,
                                        &config->heartbeat_interval, error))
+    return FALSE;
+  /* RFC 6817: at most 100 ms, or LEDBAT itself makes the link sluggish. */
+  config->background_target_ms = CANOPY_DISTRIBUTOR_DEFAULT_BACKGROUND_TARGET_MS;
+  if (background != NULL
+      && !canopy_config_node_get_uint (background, "target-delay", 5, 100,
+                                       CANOPY_DISTRIBUTOR_DEFAULT_BACKGROUND_TARGET_MS,
+                                       &config->background_target_ms, error))
     return FALSE;
   return TRUE;
 }

@@ -19,6 +19,7 @@ typedef struct {
   char *licence_file;         /* signed licence file, or NULL */
   char *licence_issuer_key;   /* base64 Ed25519 public key */
   guint64 heartbeat_interval; /* seconds */
+  guint64 background_target_ms; /* the queueing delay background leads aim at */
   gboolean console;           /* a <console> element asks for the console API */
   char *console_address;      /* NULL: every address, IPv4 and IPv6 */
   guint64 console_port;       /* 0 picks a free port */

@@ -450,6 +450,9 @@ canopy_server_start (CanopyServer *server, GError **error)
   }
   server->distributor = canopy_distributor_new (server->store, server->catalog, server->topology,
                                                 server->sessions, error);
+  if (server->distributor != NULL)
+    canopy_distributor_set_background_target (server->distributor,
+                                               (guint) config->background_target_ms);
   if (server->distributor == NULL || !start_content_store (server, error)
       || !start_transports (server, key, error))
     return FALSE;

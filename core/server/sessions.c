@@ -635,6 +635,7 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
     case CANOPY_WIRE_FAILED:
     case CANOPY_WIRE_WITHDRAWN:
     case CANOPY_WIRE_UNINSTALLED:
+    case CANOPY_WIRE_WAN_PACING:
       if (session->enrolled && session->sessions->observer != NULL)
         session->sessions->observer->message (session->device_id, kind, body,
                                               session->sessions->observer_data);

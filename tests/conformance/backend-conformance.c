@@ -10,6 +10,7 @@
 #include "tests/canopy-test.h"
 #include "lib/backend.h"
 #include "lib/config.h"
+#include "plugins/backend-sqlite/sqlite-backend.h"
 
 #include <string.h>
 
@@ -183,6 +184,16 @@ check_records_round_trip (CanopyBackend *backend)
     g_variant_unref (records[i].value);
 }
 
+static GVariant *
+background_options (void)
+{
+  GVariantBuilder options;
+
+  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (&options, "{sv}", "background", g_variant_new_boolean (TRUE));
+  return g_variant_builder_end (&options);
+}
+
 static void
 check_every_kind (CanopyBackend *backend)
 {
@@ -197,9 +208,9 @@ check_every_kind (CanopyBackend *backend)
     g_variant_new ("(sss@ayxx)", "Office Suite", "16.0", "https://cdn.example.com/o.msi",
                    g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, manifest, 5, 1),
                    G_GINT64_CONSTANT (42), G_GINT64_CONSTANT (1800000000000000)),
-    g_variant_new ("(s^assuxxxqq)", "content-1", groups, "/opt/office", 0u,
+    g_variant_new ("(s^assuxxxqq@a{sv})", "content-1", groups, "/opt/office", 0u,
                    G_GINT64_CONSTANT (43), G_GINT64_CONSTANT (44), G_GINT64_CONSTANT (45),
-                   (guint16) 1320, (guint16) 360),
+                   (guint16) 1320, (guint16) 360, background_options ()),
     g_variant_new ("(u@atb)", 12u,
                    g_variant_new_fixed_array (G_VARIANT_TYPE_UINT64, bytes, 4, 8), TRUE),
     g_variant_new ("(xxx)", G_GINT64_CONSTANT (1), G_GINT64_CONSTANT (2), G_GINT64_CONSTANT (0)),
@@ -354,6 +365,67 @@ test_sqlite (void)
   run_conformance ("sqlite");
 }
 
+static gboolean
+count_record (const char *key, GVariant *value, gpointer user_data)
+{
+  (*(guint *) user_data)++;
+  return TRUE;
+}
+
+/* A deployment recorded before deployments had options, "(sassux)", is
+ * read through the core as the current type with none: an upgraded
+ * canopyd keeps its deployments without a migration. */
+static void
+test_sqlite_legacy_deployment (void)
+{
+  Target t;
+  g_autoptr (CanopyBackend) backend = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  g_autoptr (GVariant) got = NULL;
+  g_autoptr (GVariant) options = NULL;
+  const char *groups[] = { "Finance", NULL };
+  const char *content_id = NULL;
+  gint64 created_at = 0;
+  guint n = 0;
+
+  if (!target_setup (&t, "sqlite"))
+    {
+      target_teardown (&t);
+      return;
+    }
+  path = g_build_filename (t.state, "conformance.db", NULL);
+  {
+    g_autoptr (CanopySqliteBackend) raw = canopy_sqlite_backend_open (path, 1000, &error);
+    CanopyRecord record = { "legacy", g_variant_ref_sink (g_variant_new (
+                                        "(s^assux)", "content-1", groups, "/opt/app", 0u,
+                                        G_GINT64_CONSTANT (43))) };
+
+    CANOPY_ASSERT_NO_ERROR (error);
+    CU_ASSERT (canopy_sqlite_backend_put (raw, CANOPY_RECORD_DEPLOYMENT, &record, 1, FALSE,
+                                          &error));
+    CANOPY_ASSERT_NO_ERROR (error);
+    g_variant_unref (record.value);
+  }
+  backend = target_open (&t);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (backend);
+  got = canopy_backend_get (backend, CANOPY_RECORD_DEPLOYMENT, "legacy", &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (got);
+  CU_ASSERT (g_variant_is_of_type (got, G_VARIANT_TYPE (CANOPY_RECORD_DEPLOYMENT_TYPE)));
+  g_variant_get_child (got, 0, "&s", &content_id);
+  g_variant_get_child (got, 4, "x", &created_at);
+  options = g_variant_get_child_value (got, 5);
+  CU_ASSERT_STRING_EQUAL (content_id, "content-1");
+  CU_ASSERT_EQUAL (created_at, 43);
+  CU_ASSERT_EQUAL (g_variant_n_children (options), 0);
+  CU_ASSERT (canopy_backend_list (backend, CANOPY_RECORD_DEPLOYMENT, count_record, &n, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_EQUAL (n, 1);
+  g_clear_pointer (&backend, canopy_backend_close);
+  target_teardown (&t);
+}
+
 static void
 test_freetds (void)
 {
@@ -368,6 +440,8 @@ test_vendor (void)
 
 CANOPY_TEST_SUITE (backend_conformance, "backend-conformance", NULL, NULL,
                    { "sqlite", test_sqlite },
+                   { "sqlite, a deployment recorded before options",
+                     test_sqlite_legacy_deployment },
                    { "freetds (SQL Server)", test_freetds })
 
 /* A vendor's backend runs the same suite when named by

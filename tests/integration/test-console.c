@@ -829,6 +829,32 @@ test_content_and_deployments (void)
   body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [], "
                           "\"destination\": \"/opt/app.bin\"}", id);
   assert_refused ("POST", "/api/v1/deployments", body, 422, "invalid-value", "group");
+  g_free (body);
+  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Finance\"], "
+                          "\"destination\": \"/opt/app.bin\", \"background\": \"yes\"}", id);
+  assert_refused ("POST", "/api/v1/deployments", body, 422, "invalid-value",
+                  "\"background\" must be true or false");
+  assert_count ("/api/v1/deployments", 0);
+  g_free (body);
+  /* The background WAN class is kept with the deployment and shown. */
+  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Finance\"], "
+                          "\"destination\": \"/opt/quiet.bin\", \"background\": true}", id);
+  {
+    g_auto (Response) quiet = { 0 };
+    g_auto (Response) listed_quiet = { 0 };
+    g_auto (Response) gone = { 0 };
+    g_autofree char *quiet_id = NULL, *quiet_path = NULL;
+
+    request ("POST", "/api/v1/deployments", "application/json", body, &quiet);
+    CU_ASSERT_EQUAL_FATAL (quiet.status, 201);
+    quiet_id = json_member (quiet.body, "id");
+    request ("GET", "/api/v1/deployments", NULL, NULL, &listed_quiet);
+    CANOPY_ASSERT_CONTAINS (listed_quiet.body, "\"destination\" : \"/opt/quiet.bin\",\n"
+                                               "    \"background\" : true");
+    quiet_path = g_strdup_printf ("/api/v1/deployments?id=%s", quiet_id);
+    request ("DELETE", quiet_path, NULL, NULL, &gone);
+    CU_ASSERT_EQUAL (gone.status, 204);
+  }
   assert_count ("/api/v1/deployments", 0);
   g_free (body);
   body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Finance\"], "
@@ -839,6 +865,7 @@ test_content_and_deployments (void)
   request ("GET", "/api/v1/deployments", NULL, NULL, &deployments);
   CANOPY_ASSERT_CONTAINS (deployments.body, deployment);
   CANOPY_ASSERT_CONTAINS (deployments.body, "\"destination\" : \"/opt/app.bin\"");
+  CANOPY_ASSERT_CONTAINS (deployments.body, "\"background\" : false");
   CANOPY_ASSERT_CONTAINS (deployments.body, "\"offices\" : [");
 
   path = g_strdup_printf ("/api/v1/content?id=%s", id);

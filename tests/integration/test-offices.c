@@ -234,8 +234,70 @@ test_no_office_client (void)
   canopy_test_site_stop (&site, TRUE);
 }
 
+/* North asks for the background WAN class in the topology. */
+static const char background_topology[] =
+  "office,parent,type,subnets,wan_rate,transfer_class\n"
+  "North,,Default,NET.1.0/24,16M,background\n";
+
+static gboolean
+lead_reported_pacing (JsonObject *north)
+{
+  JsonNode *rate = json_object_get_member (north, "background_rate");
+
+  return rate != NULL && JSON_NODE_TYPE (rate) == JSON_NODE_VALUE
+         && json_node_get_int (rate) > 0;
+}
+
+/* A background office's lead, in real processes: the server tells it its
+ * class, it reports what its controller allows and measures, the console
+ * API and /metrics show it while it leads, and the package arrives whole. */
+static void
+test_background_office (void)
+{
+  CanopyTestSiteOptions options = { .content_size = 32 * 1024 * 1024 + 12345,
+                                    .topology = background_topology };
+  g_autofree char *content_id = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  gboolean api_seen = FALSE, metrics_seen = FALSE;
+  gint64 deadline;
+
+  if (!canopy_test_site_available ())
+    return;
+  canopy_test_site_begin (&site, &options);
+  site.agents[canopy_test_site_slot (1, 0)] = canopy_test_site_agent_start (&site, 1, 0);
+  content_id = canopy_test_site_deploy (&site);
+  deadline = g_get_monotonic_time () + (gint64) canopy_test_timeout (120) * G_USEC_PER_SEC;
+  while ((!api_seen || !metrics_seen) && g_get_monotonic_time () < deadline)
+    {
+      g_autoptr (JsonNode) holder = NULL;
+      JsonObject *d = canopy_test_site_deployment (&site, &holder);
+      JsonObject *north = d != NULL ? canopy_test_site_office_of (d, "North") : NULL;
+      g_autofree char *metrics = canopy_test_site_get_text (&site, "/metrics");
+
+      if (north != NULL)
+        {
+          CU_ASSERT_STRING_EQUAL (json_object_get_string_member (north, "transfer_class"),
+                                  "background");
+          if (json_object_get_int_member (north, "done") > 0)
+            break;
+          api_seen = api_seen || lead_reported_pacing (north);
+        }
+      metrics_seen = metrics_seen
+                     || strstr (metrics, "canopy_background_rate_bits_per_second{") != NULL;
+      g_usleep (200 * 1000);
+    }
+  CU_ASSERT (api_seen);
+  CU_ASSERT (metrics_seen);
+  done = canopy_test_site_wait_done (&site, 1, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  canopy_test_site_assert_copy (&site);
+  canopy_test_site_stop (&site, TRUE);
+}
+
 CANOPY_TEST_SUITE (offices, "offices", NULL, suite_cleanup,
                    { "child office waits for its parent", test_child_waits_for_parent },
                    { "broken origin recovers", test_broken_origin_recovers },
                    { "publish gives a stuck office its lead", test_publish_replans },
-                   { "no-office client", test_no_office_client });
+                   { "no-office client", test_no_office_client },
+                   { "background office, its lead paces and reports",
+                     test_background_office });

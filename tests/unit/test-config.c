@@ -5,6 +5,7 @@
 #include "tests/canopy-test.h"
 #include "tests/config/expectations.h"
 #include "lib/config.h"
+#include "server/distributor.h"
 #include "server/server-config.h"
 
 #include <string.h>
@@ -281,6 +282,7 @@ test_console_element (void)
   CU_ASSERT_EQUAL (config->console_idle_timeout, 120);
   CU_ASSERT_EQUAL (config->console_max_per_address, 8);
   CU_ASSERT_EQUAL (config->console_max_connections, 256);
+  CU_ASSERT_EQUAL (config->background_target_ms, 25);
   g_clear_pointer (&config, canopy_server_config_free);
   config = canopy_server_config_load (minimal, &error);
   CANOPY_ASSERT_NO_ERROR (error);
@@ -289,6 +291,7 @@ test_console_element (void)
   CU_ASSERT_EQUAL (config->console_idle_timeout, CANOPY_SERVER_CONFIG_IDLE_TIMEOUT);
   CU_ASSERT_EQUAL (config->console_max_per_address, CANOPY_SERVER_CONFIG_MAX_PER_ADDRESS);
   CU_ASSERT_EQUAL (config->console_max_connections, CANOPY_SERVER_CONFIG_MAX_CONNECTIONS);
+  CU_ASSERT_EQUAL (config->background_target_ms, CANOPY_DISTRIBUTOR_DEFAULT_BACKGROUND_TARGET_MS);
 }
 
 CANOPY_TEST_SUITE (config, "config", NULL, NULL,

@@ -6,6 +6,7 @@
 #include "build-config.h"
 
 #include "tests/canopy-test.h"
+#include "tests/delay-proxy.h"
 #include "agent/agent-config.h"
 #include "agent/cache.h"
 #include "agent/fetch.h"
@@ -17,6 +18,8 @@
 #include "lib/plugin-loader.h"
 #include "lib/shared-key.h"
 #include "lib/wire.h"
+
+#include <signal.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +47,7 @@ typedef struct {
   guint n_failed;
   char *failure;
   guint peer_failures; /* chunks reported as failing verification, all peers */
+  guint pacing_reports; /* wan-pacing reports with a rate */
 } TestAgent;
 
 typedef struct {
@@ -196,6 +200,13 @@ on_report (CanopyFetch *fetch, guint kind, GVariant *body, gpointer user_data)
       g_variant_iter_init (&iter, peers);
       while (g_variant_iter_next (&iter, "(&stu)", &device, &bytes, &failed))
         a->peer_failures += failed;
+    }
+  else if (kind == CANOPY_WIRE_WAN_PACING)
+    {
+      guint64 rate;
+
+      g_variant_get_child (sunk, 1, "t", &rate);
+      a->pacing_reports += rate > 0;
     }
 }
 
@@ -906,6 +917,133 @@ test_rate_and_wait (void)
   content_clear (&c);
 }
 
+/* The HTTP origin program serving @c's package on loopback; its URL's
+ * port in @port. */
+static GSubprocess *
+start_http_origin (Content *c, guint16 *port)
+{
+  g_autofree char *program = canopy_test_build_path ("tests", "canopy-test-origin", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDataInputStream) out = NULL;
+  g_autofree char *line = NULL;
+  GSubprocess *origin = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, program,
+                                          c->origin, "127.0.0.1", "0", NULL);
+  const char *colon;
+
+  CANOPY_ASSERT_NO_ERROR (error);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (origin));
+  line = g_data_input_stream_read_line (out, NULL, NULL, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (line);
+  /* "origin http://127.0.0.1:PORT/origin.bin" */
+  colon = strrchr (line, ':');
+  CU_ASSERT_PTR_NOT_NULL_FATAL (colon);
+  *port = (guint16) g_ascii_strtoull (colon + 1, NULL, 10);
+  return origin;
+}
+
+static gboolean
+iterate_until_rate (TestAgent *a, gboolean (*reached) (TestAgent *a, gpointer data),
+                    gpointer data)
+{
+  gint64 deadline = g_get_monotonic_time ()
+                    + (gint64) canopy_test_timeout (TIMEOUT_S * 2) * G_USEC_PER_SEC;
+
+  while (g_get_monotonic_time () < deadline && !a->done && !a->failed)
+    {
+      if (reached (a, data))
+        return TRUE;
+      iterate_for (50);
+    }
+  return FALSE;
+}
+
+static gboolean
+got_chunks_and_grew (TestAgent *a, gpointer data)
+{
+  return canopy_fetch_get_bytes (a->fetch, CANOPY_SOURCE_ORIGIN) >= 3 * CHUNK
+         && canopy_fetch_get_background_rate (a->fetch) >= 2 * *(double *) data;
+}
+
+static gboolean
+at_minimum (TestAgent *a, gpointer data)
+{
+  return canopy_fetch_get_background_rate (a->fetch) <= *(double *) data * 1.01;
+}
+
+/* A background lead fetching over HTTP from an origin behind a path whose
+ * delay the test raises mid-fetch, as a queue filled by someone else's
+ * traffic would: its controller measures the rise on its own range
+ * requests and throttles to its minimum rate instead of going on at the
+ * link's rate. Put back in the normal class, it completes the package.
+ * Nothing here is timed: each step waits for a state, with a timeout
+ * only against hanging. */
+static void
+test_background_throttled (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) a = NULL;
+  g_autoptr (GSubprocess) origin = NULL;
+  g_autoptr (CanopyTestDelayProxy) proxy = NULL;
+  g_autoptr (GVariant) body = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *url = NULL;
+  GVariantBuilder sources;
+  guint16 origin_port = 0, proxy_port = 0;
+  /* 2 MiB/s: the controller starts at a tenth of it and its minimum is a
+   * chunk each 8 s (the larger of that and 1 % of the link). */
+  guint64 link = 2ull * CHUNK;
+  double start_rate, min_rate = (double) CHUNK / 8.0;
+
+  if (!make_content (&c))
+    return;
+  origin = start_http_origin (&c, &origin_port);
+  proxy = canopy_test_delay_proxy_new ("127.0.0.1", origin_port, &proxy_port);
+  canopy_test_delay_proxy_set_delay (proxy, 2000);
+  url = g_strdup_printf ("http://127.0.0.1:%u/origin.bin", proxy_port);
+  a = agent_new (&c, "background");
+  g_variant_builder_init (&sources, G_VARIANT_TYPE ("a(ussq)"));
+  g_variant_builder_add (&sources, "(ussq)", (guint32) CANOPY_SOURCE_ORIGIN, "", url,
+                         (guint16) 0);
+  body = g_variant_ref_sink (g_variant_new (
+    "(s@ayu@a(ussq)st)", "deployment-1",
+    g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, c.signed_manifest, TRUE),
+    (guint32) CANOPY_ROLE_LEAD, g_variant_builder_end (&sources), a->destination, link * 8));
+  a->fetch = canopy_fetch_new (a->cache, NULL, c.key, body, on_report, a, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  allow_test_dir (a->fetch, &c);
+  canopy_fetch_set_wan_class (a->fetch, TRUE, 25);
+  start_rate = canopy_fetch_get_background_rate (a->fetch);
+  CU_ASSERT_DOUBLE_EQUAL (start_rate, (double) link / 10, 1);
+  canopy_fetch_start (a->fetch);
+
+  /* An idle path: the rate grows past where it started. */
+  CU_ASSERT_FATAL (iterate_until_rate (a, got_chunks_and_grew, &start_rate));
+  CU_ASSERT (canopy_fetch_get_queueing_delay (a->fetch) < 25000);
+
+  /* 200 ms more on the way back: the controller backs off to its floor. */
+  canopy_test_delay_proxy_set_delay (proxy, 200000);
+  CU_ASSERT_FATAL (iterate_until_rate (a, at_minimum, &min_rate));
+  CU_ASSERT (canopy_fetch_get_queueing_delay (a->fetch) >= 100000);
+  CU_ASSERT_FALSE (a->done);
+  CU_ASSERT (canopy_fetch_get_bytes (a->fetch, CANOPY_SOURCE_ORIGIN) < CONTENT_SIZE);
+  CU_ASSERT (a->pacing_reports > 0);
+
+  /* The normal class again: the office's link rate alone, to the end. */
+  canopy_test_delay_proxy_set_delay (proxy, 2000);
+  canopy_fetch_set_wan_class (a->fetch, FALSE, 0);
+  CU_ASSERT_EQUAL (canopy_fetch_get_background_rate (a->fetch), 0);
+  {
+    TestAgent *all[] = { a };
+    CU_ASSERT_FATAL (run_until_done (all, 1));
+  }
+  assert_installed (&c, a);
+  g_clear_pointer (&a->fetch, canopy_fetch_free);
+  iterate_for (100);
+  g_subprocess_send_signal (origin, SIGTERM);
+  g_subprocess_wait (origin, NULL, NULL);
+  content_clear (&c);
+}
+
 /* A manifest not signed by the server's key is refused before anything is fetched. */
 static void
 test_unsigned_refused (void)
@@ -1182,6 +1320,8 @@ CANOPY_TEST_SUITE (fetch, "fetch", NULL, NULL,
                    { "damaged cache data fetched again", test_damaged_cache_refetched },
                    { "destination outside <destinations> refused", test_destination_refused },
                    { "WAN rate and role wait", test_rate_and_wait },
+                   { "background lead throttled when the delay rises",
+                     test_background_throttled },
                    { "manifest with a wrong signature refused", test_unsigned_refused },
                    { "stopped at any moment while storing", test_stop_mid_fetch },
                    { "full disk pauses and resumes", test_disk_full },

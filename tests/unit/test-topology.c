@@ -214,6 +214,34 @@ assert_import_error (const char *csv, const char *expected_a, const char *expect
     CANOPY_ASSERT_CONTAINS (all->str, expected_b);
 }
 
+/* The transfer_class column: background offices are read, written back
+ * and read again; an unknown class is a problem with its line. */
+static void
+test_transfer_class (void)
+{
+  const char *csv = "office,parent,type,subnets,wan_rate,metered,transfer_class\n"
+                    "Quiet,,Default,198.18.1.0/24,50M,no,Background\n"
+                    "Busy,,Default,198.18.2.0/24,50M,no,normal\n"
+                    "Plain,,Default,198.18.3.0/24,,no,\n";
+  g_autoptr (CanopyTopology) topology = import_ok (csv);
+  g_autoptr (CanopyTopology) again = NULL;
+  g_autofree char *exported = NULL;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (topology);
+  CU_ASSERT (canopy_topology_find_office (topology, "198.18.1.9")->background);
+  CU_ASSERT (!canopy_topology_find_office (topology, "198.18.2.9")->background);
+  CU_ASSERT (!canopy_topology_find_office (topology, "198.18.3.9")->background);
+  exported = canopy_topology_export_csv (topology);
+  CANOPY_ASSERT_CONTAINS (exported, "Quiet,Central Office,Default,198.18.1.0/24,50M,no,no,background");
+  CANOPY_ASSERT_CONTAINS (exported, "Plain,Central Office,Default,198.18.3.0/24,,no,no,normal");
+  again = import_ok (exported);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (again);
+  CU_ASSERT (canopy_topology_find_office (again, "198.18.1.9")->background);
+  assert_import_error ("office,subnets,transfer_class\nA,198.18.1.0/24,normal\n"
+                       "B,198.18.2.0/24,polite\n",
+                       "line 3, column 3 (transfer_class)", "\"polite\" is not a transfer class");
+}
+
 static void
 test_validation_errors (void)
 {
@@ -425,6 +453,7 @@ CANOPY_TEST_SUITE (topology, "topology", NULL, NULL,
                    { "export never runs formulas, still round-trips",
                      test_export_neutralises_formulas },
                    { "automatic offices", test_auto_offices },
+                   { "transfer class column", test_transfer_class },
                    { "validation errors name line and column", test_validation_errors },
                    { "all errors reported at once", test_all_errors_reported_at_once },
                    { "every stage's problems at once, in line order",

@@ -38,27 +38,37 @@ query_id (SoupServerMessage *msg)
   return g_strdup (id);
 }
 
-/* Only @allowed members, each a string unless listed in @arrays. */
+/* Only @allowed members, each a string unless listed in @arrays or
+ * (nullable) @booleans. */
 static gboolean
 check_members (SoupServerMessage *msg, JsonObject *object, const char *const *allowed,
-               const char *const *arrays)
+               const char *const *arrays, const char *const *booleans)
 {
+  static const char *const none[] = { NULL };
+
   g_autoptr (GList) members = json_object_get_members (object);
 
   for (GList *m = members; m != NULL; m = m->next)
     {
       JsonNode *node = json_object_get_member (object, m->data);
       gboolean array = g_strv_contains (arrays, m->data);
+      gboolean boolean = g_strv_contains (booleans != NULL ? booleans : none, m->data);
       g_autofree char *message = NULL;
       g_autofree char *fields = NULL;
       gboolean unknown = FALSE;
 
-      if (!g_strv_contains (allowed, m->data) && !array)
+      if (!g_strv_contains (allowed, m->data) && !array && !boolean)
         {
           fields = g_strjoinv (", ", (char **) allowed);
           message = g_strdup_printf (_("Unknown field \"%s\"; the fields are: %s"),
                                      (const char *) m->data, fields);
           unknown = TRUE;
+        }
+      else if (boolean)
+        {
+          if (json_node_get_value_type (node) != G_TYPE_BOOLEAN)
+            message = g_strdup_printf (_("Field \"%s\" must be true or false"),
+                                       (const char *) m->data);
         }
       else if (array ? !JSON_NODE_HOLDS_ARRAY (node)
                      : json_node_get_value_type (node) != G_TYPE_STRING)
@@ -153,7 +163,7 @@ canopy_console_post_content_expiry (CanopyConsole *console, SoupServerMessage *m
       respond_body_error (msg, error);
       return;
     }
-  if (!check_members (msg, object, allowed, none)
+  if (!check_members (msg, object, allowed, none, NULL)
       || !canopy_console_read_expiry (msg, object, &expires_at))
     return;
   if (!canopy_catalog_set_expiry (console->context.catalog, id, expires_at, &error))
@@ -236,7 +246,7 @@ canopy_console_post_content (CanopyConsole *console, SoupServerMessage *msg)
       respond_body_error (msg, error);
       return;
     }
-  if (!check_members (msg, object, allowed, none)
+  if (!check_members (msg, object, allowed, none, NULL)
       || (name = required_string (msg, object, "name")) == NULL
       || (version = required_string (msg, object, "version")) == NULL
       || (location = required_string (msg, object, "location")) == NULL)
@@ -337,6 +347,24 @@ add_office_progress (JsonBuilder *b, const CanopyOfficeProgress *p, guint64 size
                                       : 0.0);
   json_builder_set_member_name (b, "wan_ratio");
   json_builder_add_double_value (b, size > 0 ? (double) p->wan_bytes / (double) size : 0.0);
+  json_builder_set_member_name (b, "transfer_class");
+  json_builder_add_string_value (b, p->background ? "background" : "normal");
+  /* What the background lead measures now; null when it has not said. */
+  json_builder_set_member_name (b, "background_rate");
+  if (p->pacing_rate > 0)
+    json_builder_add_int_value (b, (gint64) p->pacing_rate);
+  else
+    json_builder_add_null_value (b);
+  json_builder_set_member_name (b, "queueing_delay_ms");
+  if (p->pacing_rate > 0 && p->queueing_delay_us >= 0)
+    json_builder_add_double_value (b, (double) p->queueing_delay_us / 1000.0);
+  else
+    json_builder_add_null_value (b);
+  json_builder_set_member_name (b, "base_delay_ms");
+  if (p->pacing_rate > 0 && p->base_delay_us >= 0)
+    json_builder_add_double_value (b, (double) p->base_delay_us / 1000.0);
+  else
+    json_builder_add_null_value (b);
   json_builder_end_object (b);
 }
 
@@ -435,6 +463,8 @@ add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentIn
   json_builder_add_value (b, canopy_console_json_strv ((const char *const *) info->groups));
   json_builder_set_member_name (b, "destination");
   json_builder_add_string_value (b, info->destination);
+  json_builder_set_member_name (b, "background");
+  json_builder_add_boolean_value (b, info->background);
   json_builder_set_member_name (b, "devices");
   json_builder_add_int_value (b, info->devices);
   json_builder_set_member_name (b, "done");
@@ -486,9 +516,11 @@ void
 canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
 {
   static const char *const allowed[] = { "content", "destination", "start", "deadline",
-                                         "window", NULL };
+                                         "window", "background", NULL };
   static const char *const arrays[] = { "groups", NULL };
+  static const char *const booleans[] = { "background", NULL };
   CanopyDeploymentTiming timing;
+  CanopyDeploymentOptions options = { 0 };
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonObject) object = canopy_console_read_object (msg, &error);
   g_auto (GStrv) groups = NULL;
@@ -502,7 +534,7 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
       respond_body_error (msg, error);
       return;
     }
-  if (!check_members (msg, object, allowed, arrays)
+  if (!check_members (msg, object, allowed, arrays, booleans)
       || (content = required_string (msg, object, "content")) == NULL
       || (destination = required_string (msg, object, "destination")) == NULL
       || !canopy_console_read_timing (msg, object, &timing))
@@ -516,10 +548,11 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
       return;
     }
   groups = string_array (object, "groups");
+  options.background = json_object_get_boolean_member_with_default (object, "background", FALSE);
   actor = canopy_console_actor (msg);
   id = canopy_distributor_create_timed (console->context.distributor, content,
-                                        (const char *const *) groups, destination, &timing, actor,
-                                        &error);
+                                        (const char *const *) groups, destination, &timing,
+                                        &options, actor, &error);
   if (id == NULL)
     {
       gboolean unknown = g_error_matches (error, CANOPY_DISTRIBUTOR_ERROR,

@@ -204,6 +204,52 @@ sample_office_bytes (Metrics *m, GHashTable *by_office)
     }
 }
 
+/* Each background lead's latest report, per deployment and office. */
+static void
+sample_background (Metrics *m, GPtrArray *list, GPtrArray *progress)
+{
+  static const struct {
+    const char *name;
+    const char *help;
+  } families[] = {
+    { "canopy_background_rate_bits_per_second",
+      "The rate a background lead's LEDBAT controller allows it on its WAN link now." },
+    { "canopy_background_queueing_delay_microseconds",
+      "The queueing delay a background lead measures on its WAN requests, over the base "
+      "delay." },
+    { "canopy_background_base_delay_microseconds",
+      "The base delay (least delay of the last ten minutes) a background lead measures." },
+  };
+
+  for (guint f = 0; f < G_N_ELEMENTS (families); f++)
+    {
+      family (m, families[f].name, "gauge", families[f].help);
+      for (guint i = 0; i < list->len; i++)
+        {
+          const CanopyDeploymentInfo *info = g_ptr_array_index (list, i);
+          GPtrArray *offices = g_ptr_array_index (progress, i);
+
+          for (guint o = 0; offices != NULL && o < offices->len; o++)
+            {
+              const CanopyOfficeProgress *p = g_ptr_array_index (offices, o);
+              const char *labels[] = { "deployment", info->id, "office", p->office, NULL };
+              gint64 values[] = { (gint64) p->pacing_rate, p->queueing_delay_us,
+                                  p->base_delay_us };
+
+              if (p->pacing_rate > 0 && values[f] >= 0)
+                sample (m, families[f].name, labels, (guint64) values[f]);
+            }
+        }
+    }
+}
+
+static void
+unref_progress (gpointer offices)
+{
+  if (offices != NULL)
+    g_ptr_array_unref (offices);
+}
+
 /* Gauges, not counters: removing a deployment takes its bytes away. */
 static void
 collect_deployments (CanopyConsole *console, Metrics *m)
@@ -212,16 +258,18 @@ collect_deployments (CanopyConsole *console, Metrics *m)
   g_autoptr (GPtrArray) list = canopy_distributor_list (distributor);
   g_autoptr (GHashTable) by_office = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                                             g_free);
+  g_autoptr (GPtrArray) progress = g_ptr_array_new_with_free_func (unref_progress);
   guint64 devices = 0, done = 0;
 
   for (guint i = 0; i < list->len; i++)
     {
       const CanopyDeploymentInfo *info = g_ptr_array_index (list, i);
-      g_autoptr (GPtrArray) offices = canopy_distributor_get_progress (distributor, info->id);
+      GPtrArray *offices = canopy_distributor_get_progress (distributor, info->id);
 
       devices += info->devices;
       done += info->done;
       add_progress (by_office, offices);
+      g_ptr_array_add (progress, offices);
     }
   gauge (m, "canopy_deployments", "Deployments that exist.", list->len);
   gauge (m, "canopy_deployment_devices", "Target devices known, summed over the deployments.",
@@ -229,6 +277,7 @@ collect_deployments (CanopyConsole *console, Metrics *m)
   gauge (m, "canopy_deployment_devices_done",
          "Target devices that finished, summed over the deployments.", done);
   sample_office_bytes (m, by_office);
+  sample_background (m, list, progress);
 }
 
 /* Only with a store: a scraper tells "none configured" by their absence. */
