@@ -415,7 +415,7 @@ test_sqlite_legacy_deployment (void)
   CU_ASSERT (g_variant_is_of_type (got, G_VARIANT_TYPE (CANOPY_RECORD_DEPLOYMENT_TYPE)));
   g_variant_get_child (got, 0, "&s", &content_id);
   g_variant_get_child (got, 4, "x", &created_at);
-  options = g_variant_get_child_value (got, 5);
+  options = g_variant_get_child_value (got, 9);
   CU_ASSERT_STRING_EQUAL (content_id, "content-1");
   CU_ASSERT_EQUAL (created_at, 43);
   CU_ASSERT_EQUAL (g_variant_n_children (options), 0);

@@ -232,8 +232,8 @@ test_transfer_class (void)
   CU_ASSERT (!canopy_topology_find_office (topology, "198.18.2.9")->background);
   CU_ASSERT (!canopy_topology_find_office (topology, "198.18.3.9")->background);
   exported = canopy_topology_export_csv (topology);
-  CANOPY_ASSERT_CONTAINS (exported, "Quiet,Central Office,Default,198.18.1.0/24,50M,no,no,background");
-  CANOPY_ASSERT_CONTAINS (exported, "Plain,Central Office,Default,198.18.3.0/24,,no,no,normal");
+  CANOPY_ASSERT_CONTAINS (exported, "Quiet,Central Office,Default,198.18.1.0/24,50M,no,no,,,background");
+  CANOPY_ASSERT_CONTAINS (exported, "Plain,Central Office,Default,198.18.3.0/24,,no,no,,,normal");
   again = import_ok (exported);
   CU_ASSERT_PTR_NOT_NULL_FATAL (again);
   CU_ASSERT (canopy_topology_find_office (again, "198.18.1.9")->background);
