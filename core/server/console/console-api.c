@@ -76,6 +76,7 @@ static const Route routes[] = {
     canopy_console_post_deployments },
   { "DELETE", "/api/v1/deployments", 0, OPERATOR, canopy_console_delete_deployments },
   { "POST", "/api/v1/deployments/cancel", 0, OPERATOR, canopy_console_cancel_deployment },
+  { "GET", "/api/v1/audit", 0, AUDITOR, canopy_console_get_audit },
   { "GET", "/api/v1/admins", 0, AUDITOR, canopy_console_get_admins },
   { "POST", "/api/v1/admins", CANOPY_CONSOLE_JSON_LIMIT, ADMINISTRATOR,
     canopy_console_post_admins },
