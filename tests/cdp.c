@@ -265,25 +265,25 @@ canopy_cdp_start (const char *dir, const char *downloads, GError **error)
     }
   profile_arg = g_strdup_printf ("--user-data-dir=%s", cdp->profile);
   g_ptr_array_add (argv, chromium);
-  g_ptr_array_add (argv, "--headless=new");
+  g_ptr_array_add (argv, (gpointer) "--headless=new");
   /* Root has no sandbox: Chromium refuses to run as root with one. */
   if (geteuid () == 0)
-    g_ptr_array_add (argv, "--no-sandbox");
+    g_ptr_array_add (argv, (gpointer) "--no-sandbox");
   g_ptr_array_add (argv, profile_arg);
-  g_ptr_array_add (argv, "--remote-debugging-port=0");
+  g_ptr_array_add (argv, (gpointer) "--remote-debugging-port=0");
   /* canopyd's console certificate is its own, not a CA's. */
-  g_ptr_array_add (argv, "--ignore-certificate-errors");
-  g_ptr_array_add (argv, "--disable-gpu");
-  g_ptr_array_add (argv, "--disable-dev-shm-usage");
-  g_ptr_array_add (argv, "--no-first-run");
-  g_ptr_array_add (argv, "--no-default-browser-check");
-  g_ptr_array_add (argv, "--disable-background-networking");
-  g_ptr_array_add (argv, "--disable-component-update");
-  g_ptr_array_add (argv, "--disable-sync");
-  g_ptr_array_add (argv, "--password-store=basic");
-  g_ptr_array_add (argv, "--lang=en-US");
-  g_ptr_array_add (argv, "--window-size=1280,800");
-  g_ptr_array_add (argv, "about:blank");
+  g_ptr_array_add (argv, (gpointer) "--ignore-certificate-errors");
+  g_ptr_array_add (argv, (gpointer) "--disable-gpu");
+  g_ptr_array_add (argv, (gpointer) "--disable-dev-shm-usage");
+  g_ptr_array_add (argv, (gpointer) "--no-first-run");
+  g_ptr_array_add (argv, (gpointer) "--no-default-browser-check");
+  g_ptr_array_add (argv, (gpointer) "--disable-background-networking");
+  g_ptr_array_add (argv, (gpointer) "--disable-component-update");
+  g_ptr_array_add (argv, (gpointer) "--disable-sync");
+  g_ptr_array_add (argv, (gpointer) "--password-store=basic");
+  g_ptr_array_add (argv, (gpointer) "--lang=en-US");
+  g_ptr_array_add (argv, (gpointer) "--window-size=1280,800");
+  g_ptr_array_add (argv, (gpointer) "about:blank");
   g_ptr_array_add (argv, NULL);
   cdp->browser = canopy_test_process_spawn ((const char *const *) argv->pdata, error);
   if (cdp->browser == NULL)

