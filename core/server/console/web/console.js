@@ -51,8 +51,9 @@ function showProblems(element, error) {
     list.className = "problems";
     for (const p of error.problems) {
       const item = document.createElement("li");
-      item.textContent = p.line ? msg("error.line", { line: p.line, message: p.message })
-                                : p.message;
+      // The server's sentence may name the line itself; then it is not repeated.
+      item.textContent = p.line && !/^line \d/i.test(p.message)
+        ? msg("error.line", { line: p.line, message: p.message }) : p.message;
       if (p.line) item.dataset.line = p.line;
       list.append(item);
     }
