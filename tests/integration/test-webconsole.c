@@ -440,13 +440,31 @@ health_and_licences (Browser *b)
   return TRUE;
 }
 
+/* An auditor added from the page: its token is shown once, then gone. */
+static gboolean
+add_admin (Browser *b)
+{
+  STEP (b, open_page (b, "admins", E));
+  STEP (b, wait_for (b, "document.querySelector('#admins tbody').textContent"
+                        ".includes('site-admin')", 10, E));
+  STEP (b, canopy_cdp_type (b->cdp, "#admin-name", "reader", E));
+  STEP (b, canopy_cdp_click (b->cdp, "#admin-form button[type=submit]", E));
+  STEP (b, wait_for (b, "/^cnp_[0-9a-f]{16}_[0-9a-f]{64}$/.test(document.getElementById("
+                        "'admin-token').value) && document.querySelector('#admins tbody')"
+                        ".textContent.includes('reader')", 20, E));
+  shoot (b, "admin-added");
+  return TRUE;
+}
+
 static gboolean
 audit_and_sign_out (Browser *b)
 {
   STEP (b, open_page (b, "audit", E));
   STEP (b, wait_for (b, "(() => { const t = document.querySelector('#audit tbody').textContent;"
                         " return t.includes('deployment-created') && "
-                        "t.includes('content-registered'); })()", 20, E));
+                        "t.includes('content-registered') && t.includes('admin-added'); })()",
+                     20, E));
+  STEP (b, wait_for (b, "document.getElementById('admin-token').value === ''", 5, E));
   shoot (b, "audit");
   /* A narrow window: nothing wider than the window but the tables, which
    * scroll in their own box. */
@@ -503,7 +521,7 @@ test_browser (void)
       && register_content (&b) && deploy (&b))
     {
       canopy_test_site_assert_copy (&site);
-      if (health_and_licences (&b))
+      if (health_and_licences (&b) && add_admin (&b))
         audit_and_sign_out (&b);
     }
   if (b.cdp != NULL)

@@ -113,6 +113,10 @@ function showPage(name) {
     else a.removeAttribute("aria-current");
   clearInterval(pollTimer);
   pollTimer = null;
+  if (name !== "admins") {  // a token is shown once, not kept on the page
+    $("admin-token").value = "";
+    $("admin-token-box").hidden = true;
+  }
   current = name;
   pages[name].load().catch((error) => showProblems($("notice"), error));
   if (pages[name].poll) pollTimer = setInterval(() => pages[name].poll(), POLL_MS);
@@ -153,6 +157,8 @@ async function onSignIn(event) {
 
 function signOut(reason) {
   sessionStorage.removeItem("canopy-token");
+  $("admin-token").value = "";
+  $("admin-token-box").hidden = true;
   clearInterval(pollTimer);
   pollTimer = null;
   current = null;
@@ -701,6 +707,78 @@ function auditPage(step) {
   pages.audit.load().catch((error) => showProblems($("audit-result"), error));
 }
 
+// Admins: add (the token shown once), revoke a token, remove -----------
+
+function smallButton(text, label, kind, handler) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = kind;
+  button.textContent = text;
+  button.setAttribute("aria-label", label);
+  button.title = label;
+  button.addEventListener("click", handler);
+  return button;
+}
+
+pages.admins = {
+  async load() {
+    const answer = await getJson("/api/v1/admins");
+    const body = $("admins").tBodies[0];
+    body.textContent = "";
+    for (const a of answer.admins) {
+      const row = body.insertRow();
+      cell(row, a.name);
+      cell(row, a.role);
+      const tokens = row.insertCell();
+      const list = document.createElement("ul");
+      list.className = "tokens";
+      for (const t of a.tokens) {
+        const item = document.createElement("li");
+        item.textContent = `${t.id} · ${formatTime(t.created)} · ${t.expires ? formatTime(t.expires) : msg("admins.never")} `;
+        item.append(smallButton("✕", msg("admins.revoke", { id: t.id, name: a.name }), "cancel",
+                                () => adminChange("DELETE", `/api/v1/admins/${encodeURIComponent(a.name)}/tokens/${encodeURIComponent(t.id)}`,
+                                                  msg("admins.revoked", { id: t.id, name: a.name }))));
+        list.append(item);
+      }
+      tokens.append(list);
+      row.insertCell().append(smallButton(msg("admins.remove", a), msg("admins.remove", a), "cancel",
+        () => confirm(msg("admins.confirm-remove", a)) &&
+              adminChange("DELETE", "/api/v1/admins/" + encodeURIComponent(a.name),
+                          msg("admins.removed", a))));
+    }
+  },
+};
+
+async function adminChange(method, path, done) {
+  $("admin-token-box").hidden = true;
+  try {
+    await api(method, path);
+    show($("admin-result"), done, "ok");
+    await pages.admins.load();
+  } catch (error) {
+    showProblems($("admin-result"), error);
+  }
+}
+
+async function onAddAdmin(event) {
+  event.preventDefault();
+  const body = JSON.stringify({
+    name: $("admin-name").value.trim(), role: $("admin-role").value,
+    expires_days: Number($("admin-expires").value || 0),
+  });
+  $("admin-token-box").hidden = true;
+  try {
+    const answer = await (await api("POST", "/api/v1/admins", body)).json();
+    show($("admin-result"), msg("admins.added", answer), "ok");
+    $("admin-token").value = answer.token;
+    $("admin-token-box").hidden = false;
+    $("admin-token").select();
+    await pages.admins.load();
+  } catch (error) {
+    showProblems($("admin-result"), error);
+  }
+}
+
 // Wiring -----------------------------------------------------------------
 
 function on(id, event, handler) { $(id).addEventListener(event, handler); }
@@ -730,6 +808,7 @@ document.addEventListener("DOMContentLoaded", () => {
   on("licences-download", "click", onLicences);
   on("audit-prev", "click", () => auditPage(-1));
   on("audit-next", "click", () => auditPage(1));
+  on("admin-form", "submit", onAddAdmin);
   window.addEventListener("hashchange", onHashChange);
   if (sessionStorage.getItem("canopy-token"))
     signIn().catch((error) => signOut(error.message));

@@ -147,7 +147,27 @@ const MESSAGES = {
     "audit.action": "Action",
     "audit.detail": "Detail",
     "audit.range": "Entries {first}–{last} of {total}",
-    "audit.none": "The audit log is empty."
+    "audit.none": "The audit log is empty.",
+    "nav.admins": "Admins",
+    "admins.add-title": "Add an Admin or a Token",
+    "admins.help": "Administrators change everything, operators register and deploy content, auditors only read. Adding a name that exists with the same role gives it another token.",
+    "admins.name": "Name",
+    "admins.role": "Role",
+    "admins.role-auditor": "Auditor (reads only)",
+    "admins.role-operator": "Operator (content and deployments)",
+    "admins.role-administrator": "Administrator (everything)",
+    "admins.expires": "Token valid for (days, 0: never expires)",
+    "admins.add": "Add",
+    "admins.added": "Token {token_id} issued to {name} ({role}). Copy it now and hand it over: it is shown this once and is kept nowhere.",
+    "admins.token": "The new token",
+    "admins.title": "Admins",
+    "admins.tokens": "Tokens (ID, created, expires)",
+    "admins.never": "never",
+    "admins.revoke": "Revoke token {id} of {name}",
+    "admins.revoked": "Token {id} of {name} revoked.",
+    "admins.remove": "Remove {name}",
+    "admins.confirm-remove": "Remove {name} and every token of theirs?",
+    "admins.removed": "{name} removed."
   }
 };
 
