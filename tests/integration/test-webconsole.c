@@ -246,6 +246,13 @@ sign_in (Browser *b)
   g_autofree char *key = NULL;
 
   STEP (b, canopy_cdp_navigate (b->cdp, url, E));
+  /* Every uncaught error of the page's script from now on is a failure
+   * (the page is never reloaded, so the collector stays). */
+  STEP (b, canopy_cdp_eval (b->cdp, "window.pageErrors = [];"
+                                    " addEventListener('error', (e) => pageErrors.push(e.message));"
+                                    " addEventListener('unhandledrejection', (e) => pageErrors.push("
+                                    "String(e.reason && e.reason.message || e.reason)))", E)
+                 != NULL);
   STEP (b, wait_for (b, "document.activeElement && document.activeElement.id === 'token'", 10, E));
   shoot (b, "sign-in");
   STEP (b, type_token (b, wrong, E));
@@ -478,6 +485,11 @@ audit_and_sign_out (Browser *b)
                         "document.getElementById('nav').hidden && "
                         "sessionStorage.getItem('canopy-token') === null", 10, E));
   shoot (b, "signed-out");
+  {
+    g_autofree char *errors = canopy_cdp_eval_string (b->cdp, "JSON.stringify(pageErrors)", NULL);
+
+    CU_ASSERT_STRING_EQUAL (errors != NULL ? errors : "(none read)", "[]");
+  }
   return TRUE;
 }
 
