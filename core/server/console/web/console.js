@@ -402,7 +402,6 @@ async function onRegister(event) {
 
 const openDevices = new Set();     // deployments whose device list is open
 const deviceOffsets = new Map();   // deployment → offset of its device page
-let perDeviceMissing = false;      // the server has no per-device endpoint
 
 function fillContentChoice() {
   const select = $("deploy-content");
@@ -442,18 +441,15 @@ function officeTable(d) {
 }
 
 async function deviceTable(d, holder) {
-  if (perDeviceMissing) {
-    show(holder, msg("deploy.per-office-only"), "hint");
-    return;
-  }
   const offset = deviceOffsets.get(d.id) || 0;
   let answer;
   try {
     answer = await getJson(`/api/v1/deployments/${encodeURIComponent(d.id)}/devices?` +
                            new URLSearchParams({ offset, limit: DEVICE_PAGE }));
   } catch (error) {
+    // A server without the per-device endpoint answers 404 for the route;
+    // asked again at each refresh, so an upgraded server is noticed.
     if (error.status === 404) {
-      perDeviceMissing = true;
       show(holder, msg("deploy.per-office-only"), "hint");
       return;
     }
