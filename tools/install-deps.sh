@@ -7,15 +7,12 @@ packages="autoconf automake libtool autopoint gettext pkg-config make gcc clang
   libcunit1-dev libsqlite3-dev sqlite3 freetds-dev freetds-bin
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libsoup-3.0-dev libjson-glib-dev glib-networking
   iproute2 xz-utils valgrind faketime jq perl man-db groff-base systemd
-  rsync zsync casync curl iputils-ping"
+  rsync zsync casync curl iputils-ping chromium fonts-dejavu-core"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||
     missing="$missing $p"
 done
-# The web console's script runs under Node.js in the tests; any Node.js
-# already on the machine will do, Debian's otherwise.
-command -v node > /dev/null 2>&1 || missing="$missing nodejs"
 if [ -n "$missing" ]; then
   echo "installing:$missing"
   export DEBIAN_FRONTEND=noninteractive

@@ -80,6 +80,7 @@ static const Route routes[] = {
   { "POST", "/api/v1/deployments/cancel", 0, OPERATOR, canopy_console_cancel_deployment },
   { "POST", "/api/v1/deployments/retire", 0, OPERATOR, canopy_console_retire_deployment },
   { "GET", "/api/v1/deployments/", 0, AUDITOR, canopy_console_get_deployment_devices },
+  { "GET", "/api/v1/audit", 0, AUDITOR, canopy_console_get_audit },
   { "GET", "/api/v1/admins", 0, AUDITOR, canopy_console_get_admins },
   { "POST", "/api/v1/admins", CANOPY_CONSOLE_JSON_LIMIT, ADMINISTRATOR,
     canopy_console_post_admins },

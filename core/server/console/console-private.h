@@ -71,6 +71,15 @@ void canopy_console_put_topology (CanopyConsole *console, SoupServerMessage *msg
 void canopy_console_get_health (CanopyConsole *console, SoupServerMessage *msg);
 
 /* console-views.c */
+/* The query parameters of @msg, or NULL with a 400 sent when one is not
+ * in @allowed. */
+GHashTable *canopy_console_read_query (SoupServerMessage *msg, const char *const *allowed);
+/* Reads "offset" (from 0) and "limit" (1 to @max_limit) of @query into
+ * @offset and @limit, left alone when absent; FALSE with a 400 sent when
+ * one is not such a number. */
+gboolean canopy_console_read_page (SoupServerMessage *msg, GHashTable *query, guint max_limit,
+                                   guint *offset, guint *limit);
+#define CANOPY_CONSOLE_PAGE_MAX 1000
 void canopy_console_get_devices (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_get_offices (CanopyConsole *console, SoupServerMessage *msg);
 void canopy_console_get_licence_report (CanopyConsole *console, SoupServerMessage *msg);
@@ -125,6 +134,9 @@ void canopy_console_admins_job_start (CanopyConsole *console, GAsyncReadyCallbac
                                       gpointer user_data);
 CanopyAdmins *canopy_console_admins_job_finish (CanopyConsole *console, GAsyncResult *result,
                                                 GError **error);
+
+/* console-audit.c */
+void canopy_console_get_audit (CanopyConsole *console, SoupServerMessage *msg);
 
 /* console-metrics.c */
 void canopy_console_get_metrics (CanopyConsole *console, SoupServerMessage *msg);

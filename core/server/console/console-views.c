@@ -11,10 +11,8 @@
 
 #include <string.h>
 
-/* The query parameters of @msg, or NULL with a 400 sent when one is not
- * in @allowed. */
-static GHashTable *
-read_query (SoupServerMessage *msg, const char *const *allowed)
+GHashTable *
+canopy_console_read_query (SoupServerMessage *msg, const char *const *allowed)
 {
   const char *query = g_uri_get_query (soup_server_message_get_uri (msg));
   g_autoptr (GHashTable) params = NULL;
@@ -152,45 +150,256 @@ add_device (JsonBuilder *b, CanopyConsole *console, const CanopyRankedDevice *r,
   json_builder_end_object (b);
 }
 
+gboolean
+canopy_console_read_page (SoupServerMessage *msg, GHashTable *query, guint max_limit,
+                          guint *offset, guint *limit)
+{
+  static const char *const names[] = { "offset", "limit" };
+  guint *values[] = { offset, limit };
+
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      const char *text = g_hash_table_lookup (query, names[i]);
+      guint64 value;
+
+      if (text == NULL)
+        continue;
+      if (!g_ascii_string_to_unsigned (text, 10, i == 0 ? 0 : 1, i == 0 ? G_MAXINT : max_limit,
+                                       &value, NULL))
+        {
+          g_autofree char *message = NULL;
+
+          if (i == 0)
+            message = g_strdup_printf (_("The offset \"%s\" is not a whole number from 0; "
+                                         "give the index of the first item to list"), text);
+          else
+            message = g_strdup_printf (_("The limit \"%s\" is not a whole number from 1 to "
+                                         "%u; ask for at most %u items a page"),
+                                       text, max_limit, max_limit);
+          canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-value", message);
+          return FALSE;
+        }
+      *values[i] = (guint) value;
+    }
+  return TRUE;
+}
+
+/* What GET /api/v1/devices sorts by; a leading "-" reverses it. */
+typedef enum {
+  SORT_RANK, SORT_NAME, SORT_OFFICE, SORT_VERSION, SORT_LAST_SEEN, SORT_ONLINE
+} DeviceSort;
+
+static const char *const sort_names[] = { "rank", "name", "office", "version", "last_seen",
+                                          "online", NULL };
+
+typedef struct {
+  const CanopyRankedDevice *ranked;
+  GVariant *record;
+  guint position; /* in the ranking: office, then rank */
+} DeviceRow;
+
+typedef struct {
+  DeviceSort sort;
+  gboolean descending;
+} SortOrder;
+
+static const char *
+record_string (GVariant *record, gsize index)
+{
+  const char *text;
+
+  g_variant_get_child (record, index, "&s", &text);
+  return text;
+}
+
+static gint64
+record_last_seen (GVariant *record)
+{
+  gint64 when;
+
+  g_variant_get_child (record, 6, "x", &when);
+  return when;
+}
+
+static int
+compare_key (const DeviceRow *a, const DeviceRow *b, DeviceSort sort)
+{
+  switch (sort)
+    {
+    case SORT_NAME:
+      return g_utf8_collate (record_string (a->record, 0), record_string (b->record, 0));
+    case SORT_OFFICE:
+      return g_strcmp0 (a->ranked->history->office, b->ranked->history->office);
+    case SORT_VERSION:
+      return g_strcmp0 (record_string (a->record, 3), record_string (b->record, 3));
+    case SORT_LAST_SEEN:
+      {
+        gint64 x = record_last_seen (a->record), y = record_last_seen (b->record);
+
+        return x < y ? -1 : x > y;
+      }
+    case SORT_ONLINE:
+      return (int) a->ranked->history->online - (int) b->ranked->history->online;
+    case SORT_RANK:
+    default:
+      return 0;
+    }
+}
+
+/* Ties keep the ranking's order (office, then rank), so pages are stable. */
+static gint
+compare_rows (gconstpointer pa, gconstpointer pb, gpointer user_data)
+{
+  const DeviceRow *a = pa, *b = pb;
+  const SortOrder *order = user_data;
+  int c = compare_key (a, b, order->sort);
+
+  if (c == 0)
+    c = a->position < b->position ? -1 : a->position > b->position;
+  return order->descending ? -c : c;
+}
+
+static gboolean
+read_sort (SoupServerMessage *msg, const char *text, SortOrder *order)
+{
+  g_autofree char *joined = NULL;
+  g_autofree char *message = NULL;
+  const char *name = text;
+
+  order->sort = SORT_RANK;
+  order->descending = FALSE;
+  if (text == NULL)
+    return TRUE;
+  if (name[0] == '-')
+    order->descending = TRUE, name++;
+  for (guint i = 0; sort_names[i] != NULL; i++)
+    if (g_str_equal (name, sort_names[i]))
+      {
+        order->sort = (DeviceSort) i;
+        return TRUE;
+      }
+  joined = g_strjoinv (", ", (char **) sort_names);
+  message = g_strdup_printf (_("Devices cannot be sorted by \"%s\"; sort by one of %s, "
+                               "with a leading \"-\" for the reverse order"), text, joined);
+  canopy_console_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-value", message);
+  return FALSE;
+}
+
+static gboolean
+contains_folded (const char *text, const char *needle)
+{
+  g_autofree char *folded = g_utf8_casefold (text, -1);
+
+  return strstr (folded, needle) != NULL;
+}
+
+/* Whether @search (case-folded) is in the device's ID, name, office,
+ * version or one of its addresses. */
+static gboolean
+matches_search (const DeviceRow *row, const char *search)
+{
+  g_autoptr (GVariant) addresses = g_variant_get_child_value (row->record, 2);
+  GVariantIter iter;
+  const char *address;
+  guint8 prefix;
+
+  if (contains_folded (row->ranked->history->device_id, search)
+      || contains_folded (record_string (row->record, 0), search)
+      || contains_folded (row->ranked->history->office, search)
+      || contains_folded (record_string (row->record, 3), search))
+    return TRUE;
+  g_variant_iter_init (&iter, addresses);
+  while (g_variant_iter_next (&iter, "(&sy)", &address, &prefix))
+    if (strstr (address, search) != NULL)
+      return TRUE;
+  return FALSE;
+}
+
+typedef struct {
+  const char *office;
+  const char *group;
+  char *search; /* case-folded; NULL: none */
+} DeviceFilter;
+
+/* The ranked devices @filter keeps, in ranking order. */
+static GArray *
+filter_devices (GArray *ranked, GHashTable *devices, const DeviceFilter *filter)
+{
+  GArray *rows = g_array_new (FALSE, FALSE, sizeof (DeviceRow));
+
+  for (guint i = 0; i < ranked->len; i++)
+    {
+      DeviceRow row = { &g_array_index (ranked, CanopyRankedDevice, i), NULL, i };
+
+      row.record = g_hash_table_lookup (devices, row.ranked->history->device_id);
+      if ((filter->office != NULL && g_strcmp0 (filter->office, row.ranked->history->office) != 0)
+          || (filter->group != NULL && !in_group (row.record, filter->group))
+          || (filter->search != NULL && !matches_search (&row, filter->search)))
+        continue;
+      g_array_append_val (rows, row);
+    }
+  return rows;
+}
+
+static void
+add_page_members (JsonBuilder *b, guint total, guint offset, guint limit)
+{
+  json_builder_set_member_name (b, "total");
+  json_builder_add_int_value (b, total);
+  json_builder_set_member_name (b, "offset");
+  json_builder_add_int_value (b, offset);
+  json_builder_set_member_name (b, "limit");
+  json_builder_add_int_value (b, limit);
+}
+
 void
 canopy_console_get_devices (CanopyConsole *console, SoupServerMessage *msg)
 {
-  static const char *const allowed[] = { "office", "group", NULL };
-  g_autoptr (GHashTable) query = read_query (msg, allowed);
+  static const char *const allowed[] = { "office", "group", "search", "sort", "offset",
+                                         "limit", NULL };
+  g_autoptr (GHashTable) query = canopy_console_read_query (msg, allowed);
   GHashTable *devices = canopy_store_get_devices (console->context.store);
   g_autoptr (GHashTable) online = NULL;
   g_autoptr (GPtrArray) histories = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GArray) ranked = NULL;
+  g_autoptr (GArray) rows = NULL;
   g_autoptr (JsonBuilder) b = json_builder_new ();
-  const char *office, *group;
+  DeviceFilter filter = { NULL, NULL, NULL };
+  SortOrder order;
+  guint offset = 0, limit = G_MAXUINT;
   GHashTableIter iter;
   gpointer key, value;
 
-  if (query == NULL)
+  if (query == NULL
+      || !canopy_console_read_page (msg, query, CANOPY_CONSOLE_PAGE_MAX, &offset, &limit)
+      || !read_sort (msg, g_hash_table_lookup (query, "sort"), &order))
     return;
-  office = g_hash_table_lookup (query, "office");
-  group = g_hash_table_lookup (query, "group");
+  filter.office = g_hash_table_lookup (query, "office");
+  filter.group = g_hash_table_lookup (query, "group");
+  if (g_hash_table_lookup (query, "search") != NULL)
+    filter.search = g_utf8_casefold (g_hash_table_lookup (query, "search"), -1);
   online = online_devices (console);
   g_hash_table_iter_init (&iter, devices);
   while (g_hash_table_iter_next (&iter, &key, &value))
     g_ptr_array_add (histories, history_of (key, value, online));
   /* Ranked over every device: a filter must not change who leads. */
   ranked = canopy_ranking_rank (histories, g_get_real_time ());
+  rows = filter_devices (ranked, devices, &filter);
+  g_free (filter.search);
+  g_array_sort_with_data (rows, compare_rows, &order);
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "devices");
   json_builder_begin_array (b);
-  for (guint i = 0; i < ranked->len; i++)
+  for (guint i = offset; i < rows->len && i - offset < limit; i++)
     {
-      const CanopyRankedDevice *r = &g_array_index (ranked, CanopyRankedDevice, i);
-      GVariant *record = g_hash_table_lookup (devices, r->history->device_id);
+      const DeviceRow *row = &g_array_index (rows, DeviceRow, i);
 
-      if ((office != NULL && g_strcmp0 (office, r->history->office) != 0)
-          || (group != NULL && !in_group (record, group)))
-        continue;
-      add_device (b, console, r, record,
-                  canopy_ranking_pick_lead (ranked, r->history->office, NULL) == r);
+      add_device (b, console, row->ranked, row->record,
+                  canopy_ranking_pick_lead (ranked, row->ranked->history->office, NULL)
+                      == row->ranked);
     }
   json_builder_end_array (b);
+  add_page_members (b, rows->len, offset, limit == G_MAXUINT ? rows->len : limit);
   json_builder_end_object (b);
   canopy_console_respond_json (msg, SOUP_STATUS_OK, json_builder_get_root (b));
 }
@@ -274,7 +483,7 @@ void
 canopy_console_get_offices (CanopyConsole *console, SoupServerMessage *msg)
 {
   static const char *const allowed[] = { NULL };
-  g_autoptr (GHashTable) query = read_query (msg, allowed);
+  g_autoptr (GHashTable) query = canopy_console_read_query (msg, allowed);
   GPtrArray *offices = canopy_topology_get_offices (canopy_console_topology (console));
   g_autoptr (JsonBuilder) b = json_builder_new ();
   OfficeCounts counts;
