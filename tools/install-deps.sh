@@ -6,7 +6,7 @@ packages="autoconf automake libtool autopoint gettext pkg-config make gcc clang
   libglib2.0-dev libglib2.0-dev-bin libgnutls28-dev libxml2-dev libxml2-utils
   libcunit1-dev libsqlite3-dev sqlite3 freetds-dev freetds-bin
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libsoup-3.0-dev libjson-glib-dev glib-networking
-  iproute2 xz-utils valgrind faketime jq"
+  iproute2 xz-utils valgrind faketime jq debhelper dpkg-dev lintian"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||
