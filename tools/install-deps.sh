@@ -7,7 +7,8 @@ packages="autoconf automake libtool autopoint gettext pkg-config make gcc clang
   libcunit1-dev libsqlite3-dev sqlite3 freetds-dev freetds-bin
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libsoup-3.0-dev libjson-glib-dev glib-networking
   iproute2 xz-utils valgrind faketime jq perl man-db groff-base systemd
-  rsync zsync casync curl iputils-ping chromium fonts-dejavu-core"
+  rsync zsync casync curl iputils-ping chromium fonts-dejavu-core
+  debhelper dpkg-dev lintian"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||

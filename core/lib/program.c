@@ -23,8 +23,12 @@ typedef struct {
 void
 canopy_program_init_i18n (void)
 {
+  const char *localedir = g_getenv ("CANOPY_LOCALEDIR");
+
   setlocale (LC_ALL, "");
-  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  /* CANOPY_LOCALEDIR points a build tree's programs (and its tests) at
+   * catalogs that are not installed yet. */
+  bindtextdomain (GETTEXT_PACKAGE, localedir != NULL && *localedir != '\0' ? localedir : LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   textdomain (GETTEXT_PACKAGE);
 }
