@@ -111,6 +111,14 @@ target_teardown (Target *t)
   g_free (t->state);
 }
 
+/* Device, content and deployment IDs are UUIDs: the typed schemas keep
+ * them as such. */
+#define DEV_A "0a000000-0000-4000-8000-00000000000a"
+#define DEV_B "0b000000-0000-4000-8000-00000000000b"
+#define DEV_C "0c000000-0000-4000-8000-00000000000c"
+#define DEPLOYMENT "d0000000-0000-4000-8000-000000000001"
+#define CONTENT "c0000000-0000-4000-8000-000000000001"
+
 static GVariant *
 device_value (const char *name, gint64 last_seen)
 {
@@ -147,17 +155,17 @@ check_records_round_trip (CanopyBackend *backend)
 {
   g_autoptr (GError) error = NULL;
   CanopyRecord records[3] = {
-    { "dev-b", g_variant_ref_sink (device_value ("PC B", 2000)) },
-    { "dev-a", g_variant_ref_sink (device_value ("PC A", 2000)) },
-    { "dev-c", g_variant_ref_sink (device_value ("PC C", 2000)) },
+    { DEV_B, g_variant_ref_sink (device_value ("PC B", 2000)) },
+    { DEV_A, g_variant_ref_sink (device_value ("PC A", 2000)) },
+    { DEV_C, g_variant_ref_sink (device_value ("PC C", 2000)) },
   };
   g_autoptr (GVariant) got = NULL;
   g_autoptr (GPtrArray) keys = NULL;
-  const char *gone[] = { "dev-c", "never-there", NULL };
+  const char *gone[] = { DEV_C, "never-there", NULL };
 
   CU_ASSERT (canopy_backend_put (backend, CANOPY_RECORD_DEVICE, records, 3, &error));
   CANOPY_ASSERT_NO_ERROR (error);
-  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, "dev-a", &error);
+  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, DEV_A, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT (g_variant_equal (got, records[1].value));
 
@@ -166,17 +174,18 @@ check_records_round_trip (CanopyBackend *backend)
   records[1].value = g_variant_ref_sink (device_value ("PC A", 9999));
   CU_ASSERT (canopy_backend_put (backend, CANOPY_RECORD_DEVICE, records + 1, 1, &error));
   g_clear_pointer (&got, g_variant_unref);
-  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, "dev-a", &error);
+  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, DEV_A, &error);
   CU_ASSERT (g_variant_equal (got, records[1].value));
 
   keys = list_keys (backend, CANOPY_RECORD_DEVICE);
   CU_ASSERT_EQUAL_FATAL (keys->len, 3);
-  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 0), "dev-a");
-  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 2), "dev-c");
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 0), DEV_A);
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 1), DEV_B);
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 2), DEV_C);
 
   CU_ASSERT (canopy_backend_remove (backend, CANOPY_RECORD_DEVICE, gone, &error));
   g_clear_pointer (&got, g_variant_unref);
-  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, "dev-c", &error);
+  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, DEV_C, &error);
   CU_ASSERT_PTR_NULL (got);
   CU_ASSERT (g_error_matches (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_NOT_FOUND));
   for (int i = 0; i < 3; i++)
@@ -197,20 +206,31 @@ check_every_kind (CanopyBackend *backend)
     g_variant_new ("(sss@ayx)", "Office Suite", "16.0", "https://cdn.example.com/o.msi",
                    g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, manifest, 5, 1),
                    G_GINT64_CONSTANT (42)),
-    g_variant_new ("(s^assux)", "content-1", groups, "/opt/office", 0u, G_GINT64_CONSTANT (43)),
+    g_variant_new ("(s^assux)", CONTENT, groups, "/opt/office", 0u, G_GINT64_CONSTANT (43)),
     g_variant_new ("(u@atb)", 12u,
                    g_variant_new_fixed_array (G_VARIANT_TYPE_UINT64, bytes, 4, 8), TRUE),
     g_variant_new ("(xxx)", G_GINT64_CONSTANT (1), G_GINT64_CONSTANT (2), G_GINT64_CONSTANT (0)),
   };
 
+  const char *keys[CANOPY_N_RECORD_KINDS] = {
+    [CANOPY_RECORD_DEVICE] = DEV_A,
+    [CANOPY_RECORD_OFFICE] = "North/East",
+    [CANOPY_RECORD_SETTING] = "assigned-groups",
+    [CANOPY_RECORD_CONTENT] = CONTENT,
+    [CANOPY_RECORD_DEPLOYMENT] = DEPLOYMENT,
+    [CANOPY_RECORD_PROGRESS] = DEPLOYMENT "/" DEV_A,
+    [CANOPY_RECORD_ACTIVATION] = DEV_A,
+  };
+
   for (CanopyRecordKind kind = 0; kind < CANOPY_N_RECORD_KINDS; kind++)
     {
       g_autoptr (GError) error = NULL;
-      CanopyRecord record = { "key/1", g_variant_ref_sink (values[kind]) };
+      CanopyRecord record = { keys[kind], g_variant_ref_sink (values[kind]) };
       g_autoptr (GVariant) got = NULL;
 
       CU_ASSERT (canopy_backend_put (backend, kind, &record, 1, &error));
-      got = canopy_backend_get (backend, kind, "key/1", &error);
+      CANOPY_ASSERT_NO_ERROR (error);
+      got = canopy_backend_get (backend, kind, keys[kind], &error);
       CANOPY_ASSERT_NO_ERROR (error);
       CU_ASSERT (got != NULL && g_variant_equal (got, record.value));
       g_variant_unref (record.value);
@@ -311,7 +331,7 @@ check_persistence (Target *t)
   CanopyBackendInfo info;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL (again);
-  got = canopy_backend_get (again, CANOPY_RECORD_DEVICE, "dev-a", &error);
+  got = canopy_backend_get (again, CANOPY_RECORD_DEVICE, DEV_A, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT (canopy_backend_check_health (again, &error));
   CU_ASSERT (canopy_backend_get_info (again, &info, &error));
