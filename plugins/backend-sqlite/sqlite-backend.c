@@ -453,6 +453,8 @@ finalize_statements (CanopySqliteBackend *b)
       sqlite3_finalize (b->list_log[kind]);
     }
   memset (b->records, 0, sizeof b->records);
+  memset (b->append, 0, sizeof b->append);
+  memset (b->list_log, 0, sizeof b->list_log);
   b->prepared = FALSE;
 }
 
