@@ -12,6 +12,8 @@
 #include "lib/config.h"
 
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 typedef struct {
   CanopyPluginLoader *loader;
@@ -341,6 +343,75 @@ check_persistence (Target *t)
   canopy_backend_info_clear (&info);
 }
 
+/* Writes @n devices whose IDs end in @tag, in batches of 10, each batch
+ * read back at once; returns how many writes failed. */
+static guint
+write_devices (Target *t, guint tag, guint n)
+{
+  g_autoptr (CanopyBackend) backend = target_open (t);
+  guint failures = 0;
+
+  if (backend == NULL)
+    return n;
+  for (guint i = 0; i < n; i += 10)
+    {
+      CanopyRecord records[10];
+      char keys[10][37];
+
+      for (guint j = 0; j < 10; j++)
+        {
+          g_snprintf (keys[j], sizeof keys[j], "%08x-0000-4000-8000-%012x", i + j, tag);
+          records[j].key = keys[j];
+          records[j].value = g_variant_ref_sink (device_value (keys[j], (gint64) (i + j)));
+        }
+      if (!canopy_backend_put (backend, CANOPY_RECORD_DEVICE, records, 10, NULL))
+        failures += 10;
+      else
+        for (guint j = 0; j < 10; j++)
+          {
+            g_autoptr (GVariant) got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, keys[j],
+                                                           NULL);
+            if (got == NULL || !g_variant_equal (got, records[j].value))
+              failures++;
+          }
+      for (guint j = 0; j < 10; j++)
+        g_variant_unref (records[j].value);
+    }
+  return failures;
+}
+
+/* Two processes write and read the same database at once (two canopyd
+ * on one database, or canopyd and a second tool): nothing is lost. */
+static void
+check_two_processes (Target *t)
+{
+  const guint n = 200;
+  g_autoptr (CanopyBackend) backend = NULL;
+  g_autoptr (GPtrArray) keys = NULL;
+  guint mine = 0, theirs = 0;
+  int status = 0;
+  pid_t child = fork ();
+
+  CU_ASSERT_FATAL (child >= 0);
+  if (child == 0)
+    _exit (write_devices (t, 0xbbbb, n) == 0 ? 0 : 1);
+  CU_ASSERT_EQUAL (write_devices (t, 0xaaaa, n), 0);
+  CU_ASSERT (waitpid (child, &status, 0) == child);
+  CU_ASSERT (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+
+  backend = target_open (t);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (backend);
+  keys = list_keys (backend, CANOPY_RECORD_DEVICE);
+  for (guint i = 0; i < keys->len; i++)
+    {
+      const char *key = g_ptr_array_index (keys, i);
+      mine += g_str_has_suffix (key, "00000000aaaa");
+      theirs += g_str_has_suffix (key, "00000000bbbb");
+    }
+  CU_ASSERT_EQUAL (mine, n);
+  CU_ASSERT_EQUAL (theirs, n);
+}
+
 static void
 run_conformance (const char *name)
 {
@@ -362,6 +433,7 @@ run_conformance (const char *name)
       check_logs (backend);
       g_clear_pointer (&backend, canopy_backend_close);
       check_persistence (&t);
+      check_two_processes (&t);
     }
   target_teardown (&t);
 }
