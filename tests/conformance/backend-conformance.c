@@ -12,6 +12,9 @@
 #include "lib/config.h"
 
 #include <string.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,16 +23,150 @@ typedef struct {
   CanopyConfig *config;
   const CanopyConfigNode *element;
   char *state;
+  char *pg_dir; /* the PostgreSQL server this test started, or NULL */
 } Target;
+
+/* --- a PostgreSQL server of the test's own ----------------------------- *
+ * initdb into a temporary directory owned by the postgres system user
+ * (PostgreSQL refuses to run as root), listening only on a Unix socket in
+ * that directory; stopped and removed at the end, even after a failed
+ * assertion (the suite's cleanup). */
+
+static char *pg_started_dir; /* for the suite cleanup after a fatal assertion */
+
+static const char *
+pg_bindir (void)
+{
+  static const char *const dirs[] = { "/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin",
+                                      "/usr/lib/postgresql/15/bin", NULL };
+
+  for (int i = 0; dirs[i] != NULL; i++)
+    if (g_file_test (dirs[i], G_FILE_TEST_IS_DIR))
+      return dirs[i];
+  return NULL;
+}
+
+static gboolean
+run_as_postgres (const char *program, GError **error, ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *output = NULL;
+  int status = 0;
+  va_list args;
+
+  g_ptr_array_add (argv, g_strdup ("runuser"));
+  g_ptr_array_add (argv, g_strdup ("-u"));
+  g_ptr_array_add (argv, g_strdup ("postgres"));
+  g_ptr_array_add (argv, g_strdup ("--"));
+  g_ptr_array_add (argv, g_build_filename (pg_bindir (), program, NULL));
+  va_start (args, error);
+  for (const char *arg; (arg = va_arg (args, const char *)) != NULL;)
+    g_ptr_array_add (argv, g_strdup (arg));
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  if (!g_spawn_sync (NULL, (char **) argv->pdata, NULL,
+                     G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
+                     &output, &status, error))
+    return FALSE;
+  if (!g_spawn_check_wait_status (status, error))
+    {
+      g_prefix_error (error, "%s: %s: ", program, output != NULL ? output : "");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+pg_stop (const char *dir)
+{
+  g_autofree char *data = g_build_filename (dir, "data", NULL);
+  const char *rm[] = { "rm", "-rf", dir, NULL };
+
+  run_as_postgres ("pg_ctl", NULL, "-D", data, "-m", "immediate", "-w", "stop", NULL);
+  g_spawn_sync (NULL, (char **) rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL,
+                NULL);
+}
+
+/* Starts a server; returns its directory (the socket's too) and writes
+ * the password canopy logs in with to @password_file. */
+static char *
+pg_start (const char *password_file, char **skip_reason)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *data = NULL, *pw = NULL, *log = NULL, *options = NULL;
+  g_autofree char *password = g_uuid_string_random ();
+  struct passwd *postgres = getpwnam ("postgres");
+
+  if (pg_bindir () == NULL || postgres == NULL || geteuid () != 0
+      || g_find_program_in_path ("runuser") == NULL)
+    {
+      *skip_reason = g_strdup ("needs root, runuser and Debian's postgresql package (run "
+                               "tools/install-deps.sh)");
+      return NULL;
+    }
+  dir = g_dir_make_tmp ("canopy-pg-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_assert (chown (dir, postgres->pw_uid, postgres->pw_gid) == 0);
+  g_assert (chmod (dir, 0700) == 0);
+  data = g_build_filename (dir, "data", NULL);
+  pw = g_build_filename (dir, "initdb.pw", NULL);
+  log = g_build_filename (dir, "server.log", NULL);
+  g_assert (g_file_set_contents (pw, password, -1, NULL));
+  g_assert (chown (pw, postgres->pw_uid, postgres->pw_gid) == 0);
+  g_assert (g_file_set_contents (password_file, password, -1, NULL));
+  g_assert (chmod (password_file, 0600) == 0);
+  options = g_strdup_printf ("-k %s -c listen_addresses= -c fsync=off", dir);
+  if (!run_as_postgres ("initdb", &error, "-D", data, "-U", "canopy", "--pwfile", pw,
+                        "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", NULL)
+      || !run_as_postgres ("pg_ctl", &error, "-D", data, "-l", log, "-o", options, "-w", "start",
+                           NULL))
+    {
+      g_autofree char *text = NULL;
+      g_file_get_contents (log, &text, NULL, NULL);
+      pg_stop (dir);
+      CU_FAIL ("the test's PostgreSQL server did not start");
+      g_printerr ("%s\n%s\n", error->message, text != NULL ? text : "");
+      return NULL;
+    }
+  pg_started_dir = g_strdup (dir);
+  return g_steal_pointer (&dir);
+}
+
+static int
+suite_cleanup (void)
+{
+  if (pg_started_dir != NULL)
+    pg_stop (pg_started_dir);
+  g_clear_pointer (&pg_started_dir, g_free);
+  return 0;
+}
 
 /* The configuration of the backend named @name, or NULL (and why) when it
  * cannot be tested here. */
 static char *
-target_xml (const char *name, const char *state, char **skip_reason)
+target_xml (const char *name, const char *state, char **pg_dir, char **skip_reason)
 {
   if (g_str_equal (name, "sqlite"))
     return g_strdup_printf ("<server><backend plugin='sqlite'><database>%s/conformance.db"
                             "</database><busy-timeout ms='2000'/></backend></server>", state);
+  if (g_str_equal (name, "postgresql"))
+    {
+      g_autofree char *password_file = g_build_filename (state, "pg.password", NULL);
+      g_autofree char *dir = pg_start (password_file, skip_reason);
+
+      if (dir == NULL)
+        {
+          if (*skip_reason == NULL)
+            *skip_reason = g_strdup ("its server did not start");
+          return NULL;
+        }
+      *pg_dir = g_strdup (dir);
+      return g_strdup_printf ("<server><backend plugin='postgresql'><server host='%s' port='5432'/>"
+                              "<database>postgres</database><user>canopy</user>"
+                              "<password-file>%s</password-file></backend></server>",
+                              dir, password_file);
+    }
   if (g_str_equal (name, "freetds"))
     {
       const char *host = g_getenv ("CANOPY_TEST_MSSQL_HOST");
@@ -71,7 +208,7 @@ target_setup (Target *t, const char *name)
 
   memset (t, 0, sizeof *t);
   t->state = canopy_test_make_tmpdir ("backend");
-  xml = target_xml (name, t->state, &skip);
+  xml = target_xml (name, t->state, &t->pg_dir, &skip);
   if (xml == NULL)
     {
       canopy_test_skip ("%s backend conformance (%s)", name, skip);
@@ -110,6 +247,12 @@ target_teardown (Target *t)
 {
   canopy_config_free (t->config);
   canopy_plugin_loader_free (t->loader);
+  if (t->pg_dir != NULL)
+    {
+      pg_stop (t->pg_dir);
+      g_clear_pointer (&pg_started_dir, g_free);
+    }
+  g_free (t->pg_dir);
   g_free (t->state);
 }
 
@@ -444,6 +587,94 @@ test_sqlite (void)
   run_conformance ("sqlite");
 }
 
+/* Runs @sql in psql as canopy; the password goes through the
+ * environment, never the command line. */
+static char *
+psql (Target *t, const char *sql)
+{
+  g_autofree char *password_file = g_build_filename (t->state, "pg.password", NULL);
+  g_autofree char *password = NULL;
+  g_autofree char *out = NULL;
+  g_auto (GStrv) env = g_get_environ ();
+  const char *argv[] = { "psql", "-X", "-A", "-t", "-h", t->pg_dir, "-U", "canopy",
+                         "-d", "postgres", "-c", sql, NULL };
+  int status = 0;
+
+  g_assert (g_file_get_contents (password_file, &password, NULL, NULL));
+  env = g_environ_setenv (env, "PGPASSWORD", password, TRUE);
+  if (!g_spawn_sync (NULL, (char **) argv, env, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, NULL,
+                     &status, NULL)
+      || !g_spawn_check_wait_status (status, NULL))
+    return NULL;
+  return g_steal_pointer (&out);
+}
+
+/* What a report writer sees in psql: typed columns. */
+static void
+check_psql_reads_typed_columns (Target *t)
+{
+  g_autofree char *row = psql (t, "SELECT device_id, name, pg_typeof(device_id), "
+                                  "pg_typeof(last_seen), bytes_served FROM devices "
+                                  "WHERE device_id = '" DEV_A "'");
+  g_autofree char *groups = psql (t, "SELECT string_agg(group_name, ',' ORDER BY position) "
+                                     "FROM device_groups WHERE device_id = '" DEV_A "'");
+
+  CU_ASSERT_STRING_EQUAL (row, DEV_A "|PC|uuid|timestamp with time zone|8589934592\n");
+  CU_ASSERT_STRING_EQUAL (groups, "Finance\n");
+}
+
+/* A database from a newer canopy is refused and not touched. */
+static void
+check_too_new (Target *t)
+{
+  g_autoptr (GError) error = NULL;
+  const CanopyPlugin *plugin = canopy_plugin_loader_lookup (
+    t->loader, canopy_config_node_get_attribute (t->element, "plugin"));
+  g_autoptr (CanopyBackend) backend = NULL;
+  g_autofree char *after = NULL;
+  g_autofree char *inserted = psql (t, "INSERT INTO schema_migrations (version) VALUES (999)");
+
+  CU_ASSERT_PTR_NOT_NULL (inserted);
+  backend = canopy_backend_open (plugin, t->element, t->state, &error);
+  CU_ASSERT_PTR_NULL (backend);
+  CU_ASSERT (g_error_matches (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_TOO_NEW));
+  if (error != NULL)
+    {
+      CANOPY_ASSERT_CONTAINS (error->message, "999");
+      CU_ASSERT (strstr (error->message, "pg.password") == NULL);
+    }
+  after = psql (t, "SELECT max(version), count(*) FROM schema_migrations");
+  CU_ASSERT_STRING_EQUAL (after, "999|2\n");
+}
+
+static void
+test_postgresql (void)
+{
+  Target t;
+  g_autoptr (CanopyBackend) backend = NULL;
+
+  if (!target_setup (&t, "postgresql"))
+    {
+      target_teardown (&t);
+      return;
+    }
+  backend = target_open (&t);
+  if (backend != NULL)
+    {
+      check_records_round_trip (backend);
+      check_every_kind (backend);
+      check_transactions (backend);
+      check_replace_all (backend);
+      check_logs (backend);
+      g_clear_pointer (&backend, canopy_backend_close);
+      check_persistence (&t);
+      check_psql_reads_typed_columns (&t);
+      check_two_processes (&t);
+      check_too_new (&t);
+    }
+  target_teardown (&t);
+}
+
 static void
 test_freetds (void)
 {
@@ -456,8 +687,9 @@ test_vendor (void)
   run_conformance (g_getenv ("CANOPY_CONFORMANCE_BACKEND"));
 }
 
-CANOPY_TEST_SUITE (backend_conformance, "backend-conformance", NULL, NULL,
+CANOPY_TEST_SUITE (backend_conformance, "backend-conformance", NULL, suite_cleanup,
                    { "sqlite", test_sqlite },
+                   { "postgresql (a server the test starts)", test_postgresql },
                    { "freetds (SQL Server)", test_freetds })
 
 /* A vendor's backend runs the same suite when named by
