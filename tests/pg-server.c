@@ -2,7 +2,6 @@
 #include "build-config.h"
 
 #include "tests/pg-server.h"
-#include "tests/canopy-test.h"
 
 #include <pwd.h>
 #include <stdarg.h>
@@ -66,7 +65,7 @@ canopy_test_pg_stop (const char *dir)
 /* Starts a server; returns its directory (the socket's too) and writes
  * the password canopy logs in with to @password_file. */
 char *
-canopy_test_pg_start (const char *password_file, char **skip_reason)
+canopy_test_pg_start (const char *password_file, char **skip_reason, GError **failure)
 {
   g_autoptr (GError) error = NULL;
   g_autofree char *dir = NULL;
@@ -101,8 +100,8 @@ canopy_test_pg_start (const char *password_file, char **skip_reason)
       g_autofree char *text = NULL;
       g_file_get_contents (log, &text, NULL, NULL);
       canopy_test_pg_stop (dir);
-      CU_FAIL ("the test's PostgreSQL server did not start");
-      g_printerr ("%s\n%s\n", error->message, text != NULL ? text : "");
+      g_set_error (failure, error->domain, error->code, "%s\n%s", error->message,
+                   text != NULL ? text : "");
       return NULL;
     }
   return g_steal_pointer (&dir);

@@ -10,9 +10,9 @@ G_BEGIN_DECLS
 
 /* Starts a server and writes the password to @password_file (mode 0600).
  * Returns its directory (the socket's too; port 5432), or NULL with
- * @skip_reason set when it cannot run here (or a CUnit failure when it
- * should have). */
-char *canopy_test_pg_start (const char *password_file, char **skip_reason);
+ * @skip_reason set when it cannot run here, or with @failure set when it
+ * should have started and did not (its log in the message). */
+char *canopy_test_pg_start (const char *password_file, char **skip_reason, GError **failure);
 
 /* Stops the server of @dir at once and removes the directory. */
 void canopy_test_pg_stop (const char *dir);

@@ -55,12 +55,17 @@ target_xml (const char *name, const char *state, char **pg_dir, char **skip_reas
   if (g_str_equal (name, "postgresql"))
     {
       g_autofree char *password_file = g_build_filename (state, "pg.password", NULL);
-      g_autofree char *dir = canopy_test_pg_start (password_file, skip_reason);
+      g_autoptr (GError) failure = NULL;
+      g_autofree char *dir = canopy_test_pg_start (password_file, skip_reason, &failure);
 
       if (dir == NULL)
         {
-          if (*skip_reason == NULL)
-            *skip_reason = g_strdup ("its server did not start");
+          if (failure != NULL)
+            {
+              CU_FAIL ("the test's PostgreSQL server did not start");
+              g_printerr ("%s\n", failure->message);
+              *skip_reason = g_strdup ("its server did not start");
+            }
           return NULL;
         }
       *pg_dir = g_strdup (dir);

@@ -374,6 +374,7 @@ test_restart_on_postgresql (void)
   Server s = { 0 };
   g_autofree char *key = NULL;
   g_autofree char *skip = NULL;
+  g_autoptr (GError) failure = NULL;
   g_autofree char *pg_dir = NULL;
   g_autofree char *password_file = NULL;
   g_autofree char *dir = NULL;
@@ -391,11 +392,16 @@ test_restart_on_postgresql (void)
     }
   dir = canopy_test_make_tmpdir ("enrol-pg");
   password_file = g_build_filename (dir, "pg.password", NULL);
-  pg_dir = canopy_test_pg_start (password_file, &skip);
+  pg_dir = canopy_test_pg_start (password_file, &skip, &failure);
   if (pg_dir == NULL)
     {
       if (skip != NULL)
         canopy_test_skip ("canopyd on PostgreSQL (%s)", skip);
+      else
+        {
+          CU_FAIL ("the test's PostgreSQL server did not start");
+          g_printerr ("%s\n", failure->message);
+        }
       return;
     }
   pg_started_dir = g_strdup (pg_dir);
