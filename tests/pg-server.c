@@ -121,6 +121,7 @@ canopy_test_pg_psql (const char *dir, const char *password_file, const char *sql
 
   g_assert (g_file_get_contents (password_file, &password, NULL, NULL));
   env = g_environ_setenv (env, "PGPASSWORD", password, TRUE);
+  env = g_environ_setenv (env, "PGOPTIONS", "-c client_min_messages=warning", TRUE);
   if (!g_spawn_sync (NULL, (char **) argv, env, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, NULL,
                      &status, NULL)
       || !g_spawn_check_wait_status (status, NULL))
