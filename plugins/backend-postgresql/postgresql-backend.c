@@ -77,6 +77,7 @@ static const char *const migrations[] = {
 struct _CanopyPgBackend {
   PGconn *conn;
   char *location;
+  GHashTable *prepared; /* SQL text -> statement name, on this connection */
 };
 
 #define MAX_PARAMS 24
@@ -237,7 +238,11 @@ run (CanopyPgBackend *b, const char *sql, Params *p, const char *doing, GError *
   ExecStatusType status;
 
   if (PQstatus (b->conn) != CONNECTION_OK)
-    PQreset (b->conn);
+    {
+      /* a new session has none of the old one's prepared statements */
+      PQreset (b->conn);
+      g_hash_table_remove_all (b->prepared);
+    }
   if (PQstatus (b->conn) != CONNECTION_OK)
     {
       set_pg_error (b, NULL, doing, error);
@@ -247,8 +252,28 @@ run (CanopyPgBackend *b, const char *sql, Params *p, const char *doing, GError *
   if (p == NULL)
     res = PQexec (b->conn, sql);
   else
-    res = PQexecParams (b->conn, sql, p->n, NULL, (const char *const *) p->values, p->lengths,
-                        p->formats, 0);
+    {
+      /* each statement is parsed and planned once per connection */
+      const char *name = g_hash_table_lookup (b->prepared, sql);
+
+      if (name == NULL)
+        {
+          g_autofree char *new_name = g_strdup_printf ("canopy_%u",
+                                                       g_hash_table_size (b->prepared));
+          res = PQprepare (b->conn, new_name, sql, 0, NULL);
+          if (PQresultStatus (res) != PGRES_COMMAND_OK)
+            {
+              set_pg_error (b, res, doing, error);
+              PQclear (res);
+              return NULL;
+            }
+          PQclear (res);
+          g_hash_table_insert (b->prepared, g_strdup (sql), g_strdup (new_name));
+          name = g_hash_table_lookup (b->prepared, sql);
+        }
+      res = PQexecPrepared (b->conn, name, p->n, (const char *const *) p->values, p->lengths,
+                            p->formats, 0);
+    }
   status = PQresultStatus (res);
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
     return res;
@@ -870,6 +895,7 @@ canopy_pg_backend_open (const CanopyPgSettings *s, GError **error)
 
   b->location = g_strdup_printf (_("database \"%s\" on %s port %u"), s->database, s->host,
                                  s->port);
+  b->prepared = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   if (s->password_file != NULL
       && (password = read_password (s->password_file, b->location, error)) == NULL)
     return NULL;
@@ -911,6 +937,7 @@ canopy_pg_backend_close (CanopyPgBackend *b)
       canopy_pg_backend_rollback (b);
       PQfinish (b->conn);
     }
+  g_clear_pointer (&b->prepared, g_hash_table_unref);
   g_free (b->location);
   g_free (b);
 }
