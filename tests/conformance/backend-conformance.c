@@ -193,6 +193,13 @@ collect_keys (const char *key, GVariant *value, gpointer user_data)
   return TRUE;
 }
 
+static gboolean
+collect_values (const char *key, GVariant *value, gpointer user_data)
+{
+  g_hash_table_insert (user_data, g_strdup (key), g_variant_ref (value));
+  return TRUE;
+}
+
 static GPtrArray *
 list_keys (CanopyBackend *backend, CanopyRecordKind kind)
 {
@@ -233,6 +240,15 @@ check_records_round_trip (CanopyBackend *backend)
 
   keys = list_keys (backend, CANOPY_RECORD_DEVICE);
   CU_ASSERT_EQUAL_FATAL (keys->len, 3);
+  {
+    /* a listed value is the stored value, lists and all */
+    g_autoptr (GHashTable) values = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                           (GDestroyNotify) g_variant_unref);
+    CU_ASSERT (canopy_backend_list (backend, CANOPY_RECORD_DEVICE, collect_values, values,
+                                    &error));
+    CU_ASSERT (g_variant_equal (g_hash_table_lookup (values, DEV_A), records[1].value));
+    CU_ASSERT (g_variant_equal (g_hash_table_lookup (values, DEV_B), records[0].value));
+  }
   CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 0), DEV_A);
   CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 1), DEV_B);
   CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 2), DEV_C);
