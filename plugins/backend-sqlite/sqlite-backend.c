@@ -882,14 +882,15 @@ canopy_sqlite_backend_list_log (CanopySqliteBackend *b, CanopyLogKind kind, gint
 
 /* --- opening and migrations --------------------------------------------- */
 
+/* The value types of schema version 1, frozen here: when a record type
+ * grows a member later, its version 1 blobs are still read with the type
+ * they were written with, and the conversion must add the new member. */
 static const char *const blob_types[CANOPY_N_RECORD_KINDS] = {
-  CANOPY_RECORD_DEVICE_TYPE, CANOPY_RECORD_OFFICE_TYPE,     CANOPY_RECORD_SETTING_TYPE,
-  CANOPY_RECORD_CONTENT_TYPE, CANOPY_RECORD_DEPLOYMENT_TYPE, CANOPY_RECORD_PROGRESS_TYPE,
-  CANOPY_RECORD_ACTIVATION_TYPE,
+  "(sasa(sy)ssxxxtuu)", "(suastbb)", "(s)", "(sssayx)", "(sassux)", "(uatb)", "(xxx)",
 };
 static const char *const blob_log_types[CANOPY_N_LOG_KINDS] = {
-  CANOPY_LOG_TRANSFER_TYPE,
-  CANOPY_LOG_AUDIT_TYPE,
+  "(xsssuutb)",
+  "(xsss)",
 };
 
 /* A blob of schema version 1 as a value of @type, or NULL when it is not
