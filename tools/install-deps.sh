@@ -4,7 +4,7 @@
 set -eu
 packages="autoconf automake libtool autopoint gettext pkg-config make gcc clang
   libglib2.0-dev libglib2.0-dev-bin libgnutls28-dev libxml2-dev libxml2-utils
-  libcunit1-dev libsqlite3-dev sqlite3 freetds-dev freetds-bin
+  libcunit1-dev libsqlite3-dev sqlite3 freetds-dev freetds-bin libpq-dev postgresql
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libsoup-3.0-dev libjson-glib-dev glib-networking
   iproute2 xz-utils valgrind faketime jq perl man-db groff-base systemd
   rsync zsync casync curl iputils-ping chromium fonts-dejavu-core

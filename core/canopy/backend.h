@@ -91,11 +91,11 @@ typedef enum {
 /* content ID, groups, destination path on the devices, state (0 active,
  * 1 paused, 2 removed, 3 retired), created at, start at (0: at once),
  * deadline (0: none), daily window start and end (minutes since midnight
- * in each device's office; equal: no window), options by name
- * ("background": b, the background WAN class) */
-#define CANOPY_RECORD_DEPLOYMENT_TYPE "(sassuxxxqqa{sv})"
+ * in each device's office; equal: no window), background (the lead yields
+ * to other WAN traffic, LEDBAT) */
+#define CANOPY_RECORD_DEPLOYMENT_TYPE "(sassuxxxuub)"
 /* The deployment record as releases before the window fields wrote it;
- * read as the current type with those fields 0 and no options. */
+ * read as the current type with those fields 0 and false. */
 #define CANOPY_RECORD_DEPLOYMENT_TYPE_V1 "(sassux)"
 /* chunks verified, bytes by source kind (office peer, parent office,
  * server, origin), done */

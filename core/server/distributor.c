@@ -249,16 +249,11 @@ canopy_deployment_info_free (CanopyDeploymentInfo *info)
 static void
 record_deployment (CanopyDistributor *distributor, const Deployment *d)
 {
-  GVariantBuilder options;
-
-  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
-  if (d->background)
-    g_variant_builder_add (&options, "{sv}", "background", g_variant_new_boolean (TRUE));
   canopy_store_put (distributor->store, CANOPY_RECORD_DEPLOYMENT, d->id,
-                    g_variant_new ("(s^assuxxxqq@a{sv})", d->content_id, d->groups,
-                                   d->destination, (guint32) d->state, d->created_at,
-                                   d->timing.start_at, d->timing.deadline, d->timing.window_start,
-                                   d->timing.window_end, g_variant_builder_end (&options)));
+                    g_variant_new ("(s^assuxxxuub)", d->content_id, d->groups, d->destination,
+                                   (guint32) d->state, d->created_at, d->timing.start_at,
+                                   d->timing.deadline, (guint32) d->timing.window_start,
+                                   (guint32) d->timing.window_end, d->background));
 }
 
 static void
@@ -1512,16 +1507,16 @@ load_deployment (const char *key, GVariant *value, gpointer user_data)
   const char *content_id, *destination;
   guint32 state;
   gint64 created_at;
-  g_autoptr (GVariant) options = NULL;
   gboolean background = FALSE;
-
   CanopyDeploymentTiming timing = { 0 };
+  guint32 window_start, window_end;
   Deployment *d;
 
-  g_variant_get (value, "(&s^a&s&suxxxqq@a{sv})", &content_id, &groups, &destination, &state,
-                 &created_at, &timing.start_at, &timing.deadline, &timing.window_start,
-                 &timing.window_end, &options);
-  g_variant_lookup (options, "background", "b", &background);
+  g_variant_get (value, "(&s^a&s&suxxxuub)", &content_id, &groups, &destination, &state,
+                 &created_at, &timing.start_at, &timing.deadline, &window_start, &window_end,
+                 &background);
+  timing.window_start = (guint16) MIN (window_start, 1440);
+  timing.window_end = (guint16) MIN (window_end, 1440);
   d = deployment_new (key, content_id, groups, destination, state, created_at, background);
   d->timing = timing;
   g_hash_table_insert (distributor->deployments, g_strdup (key), d);

@@ -4,6 +4,7 @@
 
 #include <canopy/canopy.h>
 #include <canopy/backend.h>
+#include <canopy/record-table.h>
 
 G_BEGIN_DECLS
 

@@ -11,24 +11,72 @@
 #include "lib/backend.h"
 #include "lib/config.h"
 #include "plugins/backend-sqlite/sqlite-backend.h"
+#include "tests/pg-server.h"
 
 #include <string.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 typedef struct {
   CanopyPluginLoader *loader;
   CanopyConfig *config;
   const CanopyConfigNode *element;
   char *state;
+  char *pg_dir; /* the PostgreSQL server this test started, or NULL */
 } Target;
+
+/* --- a PostgreSQL server of the test's own ----------------------------- *
+ * initdb into a temporary directory owned by the postgres system user
+ * (PostgreSQL refuses to run as root), listening only on a Unix socket in
+ * that directory; stopped and removed at the end, even after a failed
+ * assertion (the suite's cleanup). */
+
+static char *pg_started_dir; /* for the suite cleanup after a fatal assertion */
+
+static int
+suite_cleanup (void)
+{
+  if (pg_started_dir != NULL)
+    canopy_test_pg_stop (pg_started_dir);
+  g_clear_pointer (&pg_started_dir, g_free);
+  return 0;
+}
 
 /* The configuration of the backend named @name, or NULL (and why) when it
  * cannot be tested here. */
 static char *
-target_xml (const char *name, const char *state, char **skip_reason)
+target_xml (const char *name, const char *state, char **pg_dir, char **skip_reason)
 {
   if (g_str_equal (name, "sqlite"))
     return g_strdup_printf ("<server><backend plugin='sqlite'><database>%s/conformance.db"
                             "</database><busy-timeout ms='2000'/></backend></server>", state);
+  if (g_str_equal (name, "postgresql"))
+    {
+      g_autofree char *password_file = g_build_filename (state, "pg.password", NULL);
+      g_autoptr (GError) failure = NULL;
+      g_autofree char *dir = canopy_test_pg_start (password_file, skip_reason, &failure);
+
+      if (dir == NULL)
+        {
+          if (failure != NULL)
+            {
+              CU_FAIL ("the test's PostgreSQL server did not start");
+              g_printerr ("%s\n", failure->message);
+              *skip_reason = g_strdup ("its server did not start");
+            }
+          return NULL;
+        }
+      *pg_dir = g_strdup (dir);
+      g_free (pg_started_dir);
+      pg_started_dir = g_strdup (dir);
+      return g_strdup_printf ("<server><backend plugin='postgresql'><server host='%s' port='5432'/>"
+                              "<database>postgres</database><user>canopy</user>"
+                              "<password-file>%s</password-file></backend></server>",
+                              dir, password_file);
+    }
   if (g_str_equal (name, "freetds"))
     {
       const char *host = g_getenv ("CANOPY_TEST_MSSQL_HOST");
@@ -70,7 +118,7 @@ target_setup (Target *t, const char *name)
 
   memset (t, 0, sizeof *t);
   t->state = canopy_test_make_tmpdir ("backend");
-  xml = target_xml (name, t->state, &skip);
+  xml = target_xml (name, t->state, &t->pg_dir, &skip);
   if (xml == NULL)
     {
       canopy_test_skip ("%s backend conformance (%s)", name, skip);
@@ -109,8 +157,22 @@ target_teardown (Target *t)
 {
   canopy_config_free (t->config);
   canopy_plugin_loader_free (t->loader);
+  if (t->pg_dir != NULL)
+    {
+      canopy_test_pg_stop (t->pg_dir);
+      g_clear_pointer (&pg_started_dir, g_free);
+    }
+  g_free (t->pg_dir);
   g_free (t->state);
 }
+
+/* Device, content and deployment IDs are UUIDs: the typed schemas keep
+ * them as such. */
+#define DEV_A "0a000000-0000-4000-8000-00000000000a"
+#define DEV_B "0b000000-0000-4000-8000-00000000000b"
+#define DEV_C "0c000000-0000-4000-8000-00000000000c"
+#define DEPLOYMENT "d0000000-0000-4000-8000-000000000001"
+#define CONTENT "c0000000-0000-4000-8000-000000000001"
 
 static GVariant *
 device_value (const char *name, gint64 last_seen)
@@ -132,6 +194,13 @@ collect_keys (const char *key, GVariant *value, gpointer user_data)
   return TRUE;
 }
 
+static gboolean
+collect_values (const char *key, GVariant *value, gpointer user_data)
+{
+  g_hash_table_insert (user_data, g_strdup (key), g_variant_ref (value));
+  return TRUE;
+}
+
 static GPtrArray *
 list_keys (CanopyBackend *backend, CanopyRecordKind kind)
 {
@@ -148,17 +217,17 @@ check_records_round_trip (CanopyBackend *backend)
 {
   g_autoptr (GError) error = NULL;
   CanopyRecord records[3] = {
-    { "dev-b", g_variant_ref_sink (device_value ("PC B", 2000)) },
-    { "dev-a", g_variant_ref_sink (device_value ("PC A", 2000)) },
-    { "dev-c", g_variant_ref_sink (device_value ("PC C", 2000)) },
+    { DEV_B, g_variant_ref_sink (device_value ("PC B", 2000)) },
+    { DEV_A, g_variant_ref_sink (device_value ("PC A", 2000)) },
+    { DEV_C, g_variant_ref_sink (device_value ("PC C", 2000)) },
   };
   g_autoptr (GVariant) got = NULL;
   g_autoptr (GPtrArray) keys = NULL;
-  const char *gone[] = { "dev-c", "never-there", NULL };
+  const char *gone[] = { DEV_C, "never-there", NULL };
 
   CU_ASSERT (canopy_backend_put (backend, CANOPY_RECORD_DEVICE, records, 3, &error));
   CANOPY_ASSERT_NO_ERROR (error);
-  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, "dev-a", &error);
+  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, DEV_A, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT (g_variant_equal (got, records[1].value));
 
@@ -167,31 +236,31 @@ check_records_round_trip (CanopyBackend *backend)
   records[1].value = g_variant_ref_sink (device_value ("PC A", 9999));
   CU_ASSERT (canopy_backend_put (backend, CANOPY_RECORD_DEVICE, records + 1, 1, &error));
   g_clear_pointer (&got, g_variant_unref);
-  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, "dev-a", &error);
+  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, DEV_A, &error);
   CU_ASSERT (g_variant_equal (got, records[1].value));
 
   keys = list_keys (backend, CANOPY_RECORD_DEVICE);
   CU_ASSERT_EQUAL_FATAL (keys->len, 3);
-  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 0), "dev-a");
-  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 2), "dev-c");
+  {
+    /* a listed value is the stored value, lists and all */
+    g_autoptr (GHashTable) values = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                           (GDestroyNotify) g_variant_unref);
+    CU_ASSERT (canopy_backend_list (backend, CANOPY_RECORD_DEVICE, collect_values, values,
+                                    &error));
+    CU_ASSERT (g_variant_equal (g_hash_table_lookup (values, DEV_A), records[1].value));
+    CU_ASSERT (g_variant_equal (g_hash_table_lookup (values, DEV_B), records[0].value));
+  }
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 0), DEV_A);
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 1), DEV_B);
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (keys, 2), DEV_C);
 
   CU_ASSERT (canopy_backend_remove (backend, CANOPY_RECORD_DEVICE, gone, &error));
   g_clear_pointer (&got, g_variant_unref);
-  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, "dev-c", &error);
+  got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, DEV_C, &error);
   CU_ASSERT_PTR_NULL (got);
   CU_ASSERT (g_error_matches (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_NOT_FOUND));
   for (int i = 0; i < 3; i++)
     g_variant_unref (records[i].value);
-}
-
-static GVariant *
-background_options (void)
-{
-  GVariantBuilder options;
-
-  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
-  g_variant_builder_add (&options, "{sv}", "background", g_variant_new_boolean (TRUE));
-  return g_variant_builder_end (&options);
 }
 
 static void
@@ -208,22 +277,33 @@ check_every_kind (CanopyBackend *backend)
     g_variant_new ("(sss@ayxx)", "Office Suite", "16.0", "https://cdn.example.com/o.msi",
                    g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, manifest, 5, 1),
                    G_GINT64_CONSTANT (42), G_GINT64_CONSTANT (1800000000000000)),
-    g_variant_new ("(s^assuxxxqq@a{sv})", "content-1", groups, "/opt/office", 0u,
+    g_variant_new ("(s^assuxxxuub)", CONTENT, groups, "/opt/office", 0u,
                    G_GINT64_CONSTANT (43), G_GINT64_CONSTANT (44), G_GINT64_CONSTANT (45),
-                   (guint16) 1320, (guint16) 360, background_options ()),
+                   1320u, 360u, TRUE),
     g_variant_new ("(u@atb)", 12u,
                    g_variant_new_fixed_array (G_VARIANT_TYPE_UINT64, bytes, 4, 8), TRUE),
     g_variant_new ("(xxx)", G_GINT64_CONSTANT (1), G_GINT64_CONSTANT (2), G_GINT64_CONSTANT (0)),
   };
 
+  const char *keys[CANOPY_N_RECORD_KINDS] = {
+    [CANOPY_RECORD_DEVICE] = DEV_A,
+    [CANOPY_RECORD_OFFICE] = "North/East",
+    [CANOPY_RECORD_SETTING] = "assigned-groups",
+    [CANOPY_RECORD_CONTENT] = CONTENT,
+    [CANOPY_RECORD_DEPLOYMENT] = DEPLOYMENT,
+    [CANOPY_RECORD_PROGRESS] = DEPLOYMENT "/" DEV_A,
+    [CANOPY_RECORD_ACTIVATION] = DEV_A,
+  };
+
   for (CanopyRecordKind kind = 0; kind < CANOPY_N_RECORD_KINDS; kind++)
     {
       g_autoptr (GError) error = NULL;
-      CanopyRecord record = { "key/1", g_variant_ref_sink (values[kind]) };
+      CanopyRecord record = { keys[kind], g_variant_ref_sink (values[kind]) };
       g_autoptr (GVariant) got = NULL;
 
       CU_ASSERT (canopy_backend_put (backend, kind, &record, 1, &error));
-      got = canopy_backend_get (backend, kind, "key/1", &error);
+      CANOPY_ASSERT_NO_ERROR (error);
+      got = canopy_backend_get (backend, kind, keys[kind], &error);
       CANOPY_ASSERT_NO_ERROR (error);
       CU_ASSERT (got != NULL && g_variant_equal (got, record.value));
       g_variant_unref (record.value);
@@ -324,7 +404,7 @@ check_persistence (Target *t)
   CanopyBackendInfo info;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL (again);
-  got = canopy_backend_get (again, CANOPY_RECORD_DEVICE, "dev-a", &error);
+  got = canopy_backend_get (again, CANOPY_RECORD_DEVICE, DEV_A, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT (canopy_backend_check_health (again, &error));
   CU_ASSERT (canopy_backend_get_info (again, &info, &error));
@@ -332,6 +412,75 @@ check_persistence (Target *t)
   CU_ASSERT_PTR_NOT_NULL (info.server_version);
   CU_ASSERT_PTR_NOT_NULL (info.location);
   canopy_backend_info_clear (&info);
+}
+
+/* Writes @n devices whose IDs end in @tag, in batches of 10, each batch
+ * read back at once; returns how many writes failed. */
+static guint
+write_devices (Target *t, guint tag, guint n)
+{
+  g_autoptr (CanopyBackend) backend = target_open (t);
+  guint failures = 0;
+
+  if (backend == NULL)
+    return n;
+  for (guint i = 0; i < n; i += 10)
+    {
+      CanopyRecord records[10];
+      char keys[10][37];
+
+      for (guint j = 0; j < 10; j++)
+        {
+          g_snprintf (keys[j], sizeof keys[j], "%08x-0000-4000-8000-%012x", i + j, tag);
+          records[j].key = keys[j];
+          records[j].value = g_variant_ref_sink (device_value (keys[j], (gint64) (i + j)));
+        }
+      if (!canopy_backend_put (backend, CANOPY_RECORD_DEVICE, records, 10, NULL))
+        failures += 10;
+      else
+        for (guint j = 0; j < 10; j++)
+          {
+            g_autoptr (GVariant) got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, keys[j],
+                                                           NULL);
+            if (got == NULL || !g_variant_equal (got, records[j].value))
+              failures++;
+          }
+      for (guint j = 0; j < 10; j++)
+        g_variant_unref (records[j].value);
+    }
+  return failures;
+}
+
+/* Two processes write and read the same database at once (two canopyd
+ * on one database, or canopyd and a second tool): nothing is lost. */
+static void
+check_two_processes (Target *t)
+{
+  const guint n = 200;
+  g_autoptr (CanopyBackend) backend = NULL;
+  g_autoptr (GPtrArray) keys = NULL;
+  guint mine = 0, theirs = 0;
+  int status = 0;
+  pid_t child = fork ();
+
+  CU_ASSERT_FATAL (child >= 0);
+  if (child == 0)
+    _exit (write_devices (t, 0xbbbb, n) == 0 ? 0 : 1);
+  CU_ASSERT_EQUAL (write_devices (t, 0xaaaa, n), 0);
+  CU_ASSERT (waitpid (child, &status, 0) == child);
+  CU_ASSERT (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+
+  backend = target_open (t);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (backend);
+  keys = list_keys (backend, CANOPY_RECORD_DEVICE);
+  for (guint i = 0; i < keys->len; i++)
+    {
+      const char *key = g_ptr_array_index (keys, i);
+      mine += g_str_has_suffix (key, "00000000aaaa");
+      theirs += g_str_has_suffix (key, "00000000bbbb");
+    }
+  CU_ASSERT_EQUAL (mine, n);
+  CU_ASSERT_EQUAL (theirs, n);
 }
 
 static void
@@ -355,6 +504,7 @@ run_conformance (const char *name)
       check_logs (backend);
       g_clear_pointer (&backend, canopy_backend_close);
       check_persistence (&t);
+      check_two_processes (&t);
     }
   target_teardown (&t);
 }
@@ -365,64 +515,77 @@ test_sqlite (void)
   run_conformance ("sqlite");
 }
 
-static gboolean
-count_record (const char *key, GVariant *value, gpointer user_data)
+static char *
+psql (Target *t, const char *sql)
 {
-  (*(guint *) user_data)++;
-  return TRUE;
+  g_autofree char *password_file = g_build_filename (t->state, "pg.password", NULL);
+
+  return canopy_test_pg_psql (t->pg_dir, password_file, sql);
 }
 
-/* A deployment recorded before deployments had options, "(sassux)", is
- * read through the core as the current type with none: an upgraded
- * canopyd keeps its deployments without a migration. */
+/* What a report writer sees in psql: typed columns. */
 static void
-test_sqlite_legacy_deployment (void)
+check_psql_reads_typed_columns (Target *t)
+{
+  g_autofree char *row = psql (t, "SELECT device_id, name, pg_typeof(device_id), "
+                                  "pg_typeof(last_seen), bytes_served FROM devices "
+                                  "WHERE device_id = '" DEV_A "'");
+  g_autofree char *groups = psql (t, "SELECT string_agg(group_name, ',' ORDER BY position) "
+                                     "FROM device_groups WHERE device_id = '" DEV_A "'");
+
+  CU_ASSERT_STRING_EQUAL (row, DEV_A "|PC|uuid|timestamp with time zone|8589934592\n");
+  CU_ASSERT_STRING_EQUAL (groups, "Finance\n");
+}
+
+/* A database from a newer canopy is refused and not touched. */
+static void
+check_too_new (Target *t)
+{
+  g_autoptr (GError) error = NULL;
+  const CanopyPlugin *plugin = canopy_plugin_loader_lookup (
+    t->loader, canopy_config_node_get_attribute (t->element, "plugin"));
+  g_autoptr (CanopyBackend) backend = NULL;
+  g_autofree char *after = NULL;
+  g_autofree char *inserted = psql (t, "INSERT INTO schema_migrations (version) VALUES (999)");
+
+  CU_ASSERT_PTR_NOT_NULL (inserted);
+  backend = canopy_backend_open (plugin, t->element, t->state, &error);
+  CU_ASSERT_PTR_NULL (backend);
+  CU_ASSERT (g_error_matches (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_TOO_NEW));
+  if (error != NULL)
+    {
+      CANOPY_ASSERT_CONTAINS (error->message, "999");
+      CU_ASSERT (strstr (error->message, "pg.password") == NULL);
+    }
+  after = psql (t, "SELECT max(version), count(*) FROM schema_migrations");
+  CU_ASSERT_STRING_EQUAL (after, "999|2\n");
+}
+
+static void
+test_postgresql (void)
 {
   Target t;
   g_autoptr (CanopyBackend) backend = NULL;
-  g_autoptr (GError) error = NULL;
-  g_autofree char *path = NULL;
-  g_autoptr (GVariant) got = NULL;
-  g_autoptr (GVariant) options = NULL;
-  const char *groups[] = { "Finance", NULL };
-  const char *content_id = NULL;
-  gint64 created_at = 0;
-  guint n = 0;
 
-  if (!target_setup (&t, "sqlite"))
+  if (!target_setup (&t, "postgresql"))
     {
       target_teardown (&t);
       return;
     }
-  path = g_build_filename (t.state, "conformance.db", NULL);
-  {
-    g_autoptr (CanopySqliteBackend) raw = canopy_sqlite_backend_open (path, 1000, &error);
-    CanopyRecord record = { "legacy", g_variant_ref_sink (g_variant_new (
-                                        "(s^assux)", "content-1", groups, "/opt/app", 0u,
-                                        G_GINT64_CONSTANT (43))) };
-
-    CANOPY_ASSERT_NO_ERROR (error);
-    CU_ASSERT (canopy_sqlite_backend_put (raw, CANOPY_RECORD_DEPLOYMENT, &record, 1, FALSE,
-                                          &error));
-    CANOPY_ASSERT_NO_ERROR (error);
-    g_variant_unref (record.value);
-  }
   backend = target_open (&t);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (backend);
-  got = canopy_backend_get (backend, CANOPY_RECORD_DEPLOYMENT, "legacy", &error);
-  CANOPY_ASSERT_NO_ERROR (error);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (got);
-  CU_ASSERT (g_variant_is_of_type (got, G_VARIANT_TYPE (CANOPY_RECORD_DEPLOYMENT_TYPE)));
-  g_variant_get_child (got, 0, "&s", &content_id);
-  g_variant_get_child (got, 4, "x", &created_at);
-  options = g_variant_get_child_value (got, 9);
-  CU_ASSERT_STRING_EQUAL (content_id, "content-1");
-  CU_ASSERT_EQUAL (created_at, 43);
-  CU_ASSERT_EQUAL (g_variant_n_children (options), 0);
-  CU_ASSERT (canopy_backend_list (backend, CANOPY_RECORD_DEPLOYMENT, count_record, &n, &error));
-  CANOPY_ASSERT_NO_ERROR (error);
-  CU_ASSERT_EQUAL (n, 1);
-  g_clear_pointer (&backend, canopy_backend_close);
+  if (backend != NULL)
+    {
+      check_records_round_trip (backend);
+      check_every_kind (backend);
+      check_transactions (backend);
+      check_replace_all (backend);
+      check_logs (backend);
+      g_clear_pointer (&backend, canopy_backend_close);
+      check_persistence (&t);
+      check_psql_reads_typed_columns (&t);
+      check_two_processes (&t);
+      check_too_new (&t);
+    }
   target_teardown (&t);
 }
 
@@ -438,10 +601,9 @@ test_vendor (void)
   run_conformance (g_getenv ("CANOPY_CONFORMANCE_BACKEND"));
 }
 
-CANOPY_TEST_SUITE (backend_conformance, "backend-conformance", NULL, NULL,
+CANOPY_TEST_SUITE (backend_conformance, "backend-conformance", NULL, suite_cleanup,
                    { "sqlite", test_sqlite },
-                   { "sqlite, a deployment recorded before options",
-                     test_sqlite_legacy_deployment },
+                   { "postgresql (a server the test starts)", test_postgresql },
                    { "freetds (SQL Server)", test_freetds })
 
 /* A vendor's backend runs the same suite when named by

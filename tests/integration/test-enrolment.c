@@ -7,6 +7,7 @@
 #include "tests/canopy-test.h"
 #include "tests/integration/client.h"
 #include "tests/integration/site.h"
+#include "tests/pg-server.h"
 
 #include <signal.h>
 #include <string.h>
@@ -22,6 +23,7 @@ typedef struct {
   CanopyTestProcess *server;
   guint port;
   guint seats; /* <licensing seats>; 0: 10 */
+  char *backend_xml; /* the <backend> element; NULL: SQLite in dir */
 } Server;
 
 static char *
@@ -33,16 +35,19 @@ program (const char *name)
 static void
 server_write_config (Server *s)
 {
+  g_autofree char *sqlite = g_strdup_printf (
+    "<backend plugin='sqlite'><database>%s/canopy.db</database></backend>", s->dir);
   g_autofree char *xml = g_strdup_printf (
     "<server>\n"
     "  <state-directory>%s</state-directory>\n"
     "  %s\n"
     "  <heartbeat interval='1'/>\n"
     "  <licensing seats='%u'/>\n"
-    "  <backend plugin='sqlite'><database>%s/canopy.db</database></backend>\n"
+    "  %s\n"
     "  <transport plugin='tcp'><listen address='127.0.0.1' port='%u'/></transport>\n"
     "</server>\n",
-    s->state, s->groups, s->seats != 0 ? s->seats : 10, s->dir, s->port);
+    s->state, s->groups, s->seats != 0 ? s->seats : 10,
+    s->backend_xml != NULL ? s->backend_xml : sqlite, s->port);
 
   g_assert (g_file_set_contents (s->config, xml, -1, NULL));
 }
@@ -107,6 +112,7 @@ server_teardown (Server *s)
   g_free (s->dir);
   g_free (s->config);
   g_free (s->state);
+  g_free (s->backend_xml);
 }
 
 /* An agent with its own state directory; @key_from is the file its shared
@@ -348,6 +354,79 @@ test_restart_keeps_enrolment (void)
   server_teardown (&s);
 }
 
+/* The server this suite started, stopped by the suite cleanup when a
+ * fatal assertion left a test early. */
+static char *pg_started_dir;
+
+static int
+suite_cleanup (void)
+{
+  if (pg_started_dir != NULL)
+    canopy_test_pg_stop (pg_started_dir);
+  g_clear_pointer (&pg_started_dir, g_free);
+  return 0;
+}
+
+/* canopyd on PostgreSQL (a server the test starts): an agent enrols, the
+ * server restarts, and the device and its licence are still known, in
+ * the devices table a report reads. */
+static void
+test_restart_on_postgresql (void)
+{
+  Server s = { 0 };
+  g_autofree char *key = NULL;
+  g_autofree char *skip = NULL;
+  g_autoptr (GError) failure = NULL;
+  g_autofree char *pg_dir = NULL;
+  g_autofree char *password_file = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *rows = NULL;
+  g_autoptr (CanopyTestProcess) agent = NULL;
+  g_autofree char *plugin = canopy_test_build_path ("plugins", "backend-postgresql", ".libs",
+                                                    "canopy-postgresql.so", NULL);
+
+  if (!canopy_test_site_available ())
+    return;
+  if (!g_file_test (plugin, G_FILE_TEST_EXISTS))
+    {
+      canopy_test_skip ("canopyd on PostgreSQL (canopy-postgresql.so was not built)");
+      return;
+    }
+  dir = canopy_test_make_tmpdir ("enrol-pg");
+  password_file = g_build_filename (dir, "pg.password", NULL);
+  pg_dir = canopy_test_pg_start (password_file, &skip, &failure);
+  if (pg_dir == NULL)
+    {
+      if (skip != NULL)
+        canopy_test_skip ("canopyd on PostgreSQL (%s)", skip);
+      else
+        {
+          CU_FAIL ("the test's PostgreSQL server did not start");
+          g_printerr ("%s\n", failure->message);
+        }
+      return;
+    }
+  pg_started_dir = g_strdup (pg_dir);
+  s.backend_xml = canopy_test_pg_backend_xml (pg_dir, password_file);
+  server_setup (&s, "<assigned-group>Finance</assigned-group>");
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "0 devices known, 0 licences");
+  key = server_key (&s);
+  agent = agent_start (&s, "kept-pg", "Finance", key);
+  CU_ASSERT_FATAL (canopy_test_process_wait_output (agent, "Enrolled with canopy server", 20));
+  canopy_test_process_signal (agent, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (agent, 20), 0);
+  server_stop (&s);
+  server_start (&s);
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "1 devices known, 1 licences");
+  rows = canopy_test_pg_psql (pg_dir, password_file,
+                              "SELECT count(*) FROM devices JOIN licences USING (device_id)"
+                              " WHERE released_at IS NULL");
+  CU_ASSERT_STRING_EQUAL (rows, "1\n");
+  server_teardown (&s);
+  canopy_test_pg_stop (pg_dir);
+  g_clear_pointer (&pg_started_dir, g_free);
+}
+
 /* The docs say settings change at once: a new seat count in the file
  * is in force after SIGHUP, in the licence report, without a restart, and
  * an enrolled device counts against it. */
@@ -375,7 +454,7 @@ test_reload_changes_seats (void)
   server_teardown (&s);
 }
 
-CANOPY_TEST_SUITE (enrolment, "enrolment", NULL, NULL,
+CANOPY_TEST_SUITE (enrolment, "enrolment", NULL, suite_cleanup,
                    { "SIGHUP applies a new seat count", test_reload_changes_seats },
                    { "agent enrolled over TCP+TLS", test_enrolled },
                    { "dormant until its group is assigned", test_dormant_until_group_assigned },
@@ -384,4 +463,5 @@ CANOPY_TEST_SUITE (enrolment, "enrolment", NULL, NULL,
                    { "no-office client enrolled for the origin", test_no_office },
                    { "bad topology refuses to start", test_bad_topology_refuses_start },
                    { "regenerated key cuts off old agents", test_regenerated_key_cuts_off },
-                   { "restart keeps enrolments and licences", test_restart_keeps_enrolment })
+                   { "restart keeps enrolments and licences", test_restart_keeps_enrolment },
+                   { "restart on PostgreSQL keeps enrolments", test_restart_on_postgresql })

@@ -18,14 +18,14 @@ test_deployment_v1 (void)
   const char *content, *destination;
   guint32 state;
   gint64 created, start, deadline;
-  guint16 from, to;
-  g_autoptr (GVariant) options = NULL;
+  guint32 from, to;
+  gboolean background;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL (got);
   CU_ASSERT (g_variant_is_of_type (got, G_VARIANT_TYPE (CANOPY_RECORD_DEPLOYMENT_TYPE)));
-  g_variant_get (got, "(&s^a&s&suxxxqq@a{sv})", &content, &read_groups, &destination, &state,
-                 &created, &start, &deadline, &from, &to, &options);
-  CU_ASSERT_EQUAL (g_variant_n_children (options), 0);
+  g_variant_get (got, "(&s^a&s&suxxxuub)", &content, &read_groups, &destination, &state,
+                 &created, &start, &deadline, &from, &to, &background);
+  CU_ASSERT_FALSE (background);
   CU_ASSERT_STRING_EQUAL (content, "content-1");
   CU_ASSERT_EQUAL (g_strv_length ((char **) read_groups), 2);
   CU_ASSERT_STRING_EQUAL (read_groups[1], "Sales");
@@ -65,9 +65,9 @@ test_current_and_damaged (void)
 {
   const char *groups[] = { "Finance", NULL };
   g_autoptr (GVariant) now = g_variant_ref_sink (
-    g_variant_new ("(s^assuxxxqq@a{sv})", "c", groups, "/d", 0u, G_GINT64_CONSTANT (1),
-                   G_GINT64_CONSTANT (2), G_GINT64_CONSTANT (3), (guint16) 1320, (guint16) 360,
-                   g_variant_new ("a{sv}", NULL)));
+    g_variant_new ("(s^assuxxxuub)", "c", groups, "/d", 0u, G_GINT64_CONSTANT (1),
+                   G_GINT64_CONSTANT (2), G_GINT64_CONSTANT (3), 1320u, 360u,
+                   TRUE));
   g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (now);
   g_autoptr (GVariant) got = canopy_record_from_bytes (CANOPY_RECORD_DEPLOYMENT, bytes);
   static const guint8 junk[] = { 0xff, 0x00, 0x13, 0x37, 0x42 };

@@ -106,7 +106,7 @@ test_locked_by_another_process (void)
     }
   in = g_subprocess_get_stdin_pipe (holder);
   {
-    const char *hold = "BEGIN EXCLUSIVE; INSERT INTO logs (kind, value) VALUES (1, x'00'); "
+    const char *hold = "BEGIN EXCLUSIVE; INSERT INTO audit (actor, action, detail) VALUES ('a', 'b', 'c'); "
                        "SELECT 'held';\n";
     g_output_stream_write_all (in, hold, strlen (hold), NULL, NULL, &error);
   }
