@@ -972,27 +972,27 @@ convert_blobs (CanopySqliteBackend *b, GError **error)
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
     {
       int kind = sqlite3_column_int (stmt, 0);
-      const char *key = (const char *) sqlite3_column_text (stmt, 1);
+      g_autofree char *key = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
       g_autoptr (GVariant) value = NULL;
       g_autoptr (GError) local = NULL;
 
       if (kind < 0 || kind >= CANOPY_N_RECORD_KINDS
           || (value = blob_value (blob_types[kind], stmt, 2)) == NULL)
         {
-          sqlite3_finalize (stmt);
           g_set_error (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_CORRUPT,
                        _("The database %s holds a damaged record \"%s\" that cannot be "
                          "upgraded; restore it from a backup"), b->path, key);
+          sqlite3_finalize (stmt);
           return FALSE;
         }
       g_autoptr (GVariant) upgraded = upgrade_blob (kind, value);
 
       if (!write_record (b, kind, key, upgraded, &local))
         {
-          sqlite3_finalize (stmt);
           g_set_error (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_CORRUPT,
                        _("Cannot upgrade the record \"%s\" of the database %s: %s"), key,
                        b->path, local->message);
+          sqlite3_finalize (stmt);
           return FALSE;
         }
       records++;

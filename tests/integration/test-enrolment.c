@@ -409,7 +409,7 @@ test_restart_on_postgresql (void)
   pg_started_dir = g_strdup (pg_dir);
   s.backend_xml = canopy_test_pg_backend_xml (pg_dir, password_file);
   server_setup (&s, "<assigned-group>Finance</assigned-group>");
-  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "0 devices known, 0 licences");
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "devices known: 0, licences in use: 0");
   key = server_key (&s);
   agent = agent_start (&s, "kept-pg", "Finance", key);
   CU_ASSERT_FATAL (canopy_test_process_wait_output (agent, "Enrolled with canopy server", 20));
@@ -417,7 +417,7 @@ test_restart_on_postgresql (void)
   CU_ASSERT_EQUAL (canopy_test_process_wait_exit (agent, 20), 0);
   server_stop (&s);
   server_start (&s);
-  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "1 devices known, 1 licences");
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (s.server), "devices known: 1, licences in use: 1");
   rows = canopy_test_pg_psql (pg_dir, password_file,
                               "SELECT count(*) FROM devices JOIN licences USING (device_id)"
                               " WHERE released_at IS NULL");
