@@ -12,7 +12,8 @@
 set -eu
 builddir=$(cd "$1" && pwd)
 packages="canopy-server canopy-agent canopy-cli canopy-common libcanopy0 canopy-plugin-dev
-  canopy-transport-tcp canopy-transport-quic canopy-backend-sqlite canopy-backend-freetds"
+  canopy-transport-tcp canopy-transport-quic canopy-backend-sqlite canopy-backend-freetds
+  canopy-backend-postgresql"
 
 if [ "$(id -u)" != 0 ]; then
   echo "SKIP: installing packages needs root"
@@ -80,7 +81,7 @@ dpkg-query -W -f='${Conffiles}\n' canopy-server | grep -q ' /etc/canopy/canopyd.
   fail "/etc/canopy/canopyd.xml is not a conffile"
 dpkg-query -W -f='${Conffiles}\n' canopy-agent | grep -q ' /etc/canopy/canopy-agent.xml ' ||
   fail "/etc/canopy/canopy-agent.xml is not a conffile"
-for p in transport-tcp transport-quic backend-sqlite backend-freetds; do
+for p in transport-tcp transport-quic backend-sqlite backend-freetds backend-postgresql; do
   /usr/sbin/canopyd --list-plugins | grep -q "${p#*-}" || fail "canopyd does not list the installed ${p#*-} plugin"
 done
 LANGUAGE=de LC_ALL=C.UTF-8 /usr/sbin/canopyd --check-config /nonexistent.xml 2>&1 | grep -q 'kann nicht gelesen werden' ||
