@@ -260,8 +260,7 @@ ctl_console_logout (const CtlGlobal *global, int argc, char **argv)
 
 /* GETs @path; prints it as JSON or hands it to @table. */
 int
-ctl_console_get_and_show (const CtlGlobal *global, const char *path,
-                          void (*table) (JsonNode *))
+ctl_console_get_and_show (const CtlGlobal *global, const char *path, CtlShowFunc table)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (CtlClient) client = ctl_console_open_client (global, &error);
@@ -275,12 +274,12 @@ ctl_console_get_and_show (const CtlGlobal *global, const char *path,
   if (global->json)
     ctl_console_print_json (answer);
   else
-    table (answer);
+    table (global, answer);
   return 0;
 }
 
 static void
-show_server_id (JsonNode *answer)
+show_server_id (const CtlGlobal *global, JsonNode *answer)
 {
   JsonObject *o = json_node_get_object (answer);
 
@@ -309,7 +308,7 @@ join_array (JsonObject *o, const char *member, const char *separator)
 }
 
 static void
-show_settings (JsonNode *answer)
+show_settings (const CtlGlobal *global, JsonNode *answer)
 {
   JsonObject *o = json_node_get_object (answer);
   const char *headers[] = { _("SETTING"), _("VALUE"), NULL };
@@ -342,7 +341,7 @@ show_settings (JsonNode *answer)
   ctl_table_add_row (table, grp);
   ctl_table_add_row (table, topo);
   ctl_table_add_row (table, no_office);
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
 }
 
 int
@@ -451,7 +450,7 @@ ctl_console_settings_set (const CtlGlobal *global, int argc, char **argv)
   if (global->json)
     ctl_console_print_json (answer);
   else
-    show_settings (answer);
+    show_settings (global, answer);
   return 0;
 }
 
@@ -558,7 +557,7 @@ ctl_console_metrics (const CtlGlobal *global, int argc, char **argv)
 /* --- health, devices, offices ------------------------------------------------ */
 
 static void
-show_health (JsonNode *answer)
+show_health (const CtlGlobal *global, JsonNode *answer)
 {
   JsonObject *o = json_node_get_object (answer);
   JsonArray *checks = json_object_get_array_member (o, "checks");
@@ -574,7 +573,7 @@ show_health (JsonNode *answer)
                             NULL };
       ctl_table_add_row (table, row);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
   g_print (_("\nOverall: %s\n"), json_object_get_string_member_with_default (o, "status", "?"));
 }
 
@@ -596,7 +595,7 @@ ctl_console_health (const CtlGlobal *global, int argc, char **argv)
   if (global->json)
     ctl_console_print_json (answer);
   else
-    show_health (answer);
+    show_health (global, answer);
   /* A failed check is a failure for scripts; warnings are not. */
   return g_strcmp0 (json_object_get_string_member_with_default (json_node_get_object (answer),
                                                                 "status", ""),
@@ -606,7 +605,7 @@ ctl_console_health (const CtlGlobal *global, int argc, char **argv)
 }
 
 static void
-show_devices (JsonNode *answer)
+show_devices (const CtlGlobal *global, JsonNode *answer)
 {
   JsonArray *devices = json_object_get_array_member (json_node_get_object (answer), "devices");
   const char *headers[] = { _("DEVICE"), _("OFFICE"), _("VERSION"), _("ONLINE"), _("RANK"),
@@ -630,7 +629,7 @@ show_devices (JsonNode *answer)
                             NULL };
       ctl_table_add_row (table, row);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
 }
 
 int
@@ -658,7 +657,7 @@ ctl_console_devices (const CtlGlobal *global, int argc, char **argv)
 }
 
 static void
-show_offices (JsonNode *answer)
+show_offices (const CtlGlobal *global, JsonNode *answer)
 {
   JsonArray *offices = json_object_get_array_member (json_node_get_object (answer), "offices");
   const char *headers[] = { _("OFFICE"), _("PARENT"), _("TYPE"), _("DEVICES"), _("ONLINE"),
@@ -679,7 +678,7 @@ show_offices (JsonNode *answer)
                             devices, online, subnets, NULL };
       ctl_table_add_row (table, row);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
 }
 
 int

@@ -4,13 +4,15 @@
 
 #include <glib.h>
 #include "ctl/ctl-client.h"
+#include "ctl/ctl-table.h"
 
 G_BEGIN_DECLS
 
 /* Options that apply to every subcommand, given before or after its name. */
 typedef struct {
-  gboolean json;
+  gboolean json;            /* --json or -o json */
   const char *profile_path; /* NULL: the default */
+  CtlTableStyle style;      /* -o wide|name, --no-headers, the terminal's width */
 } CtlGlobal;
 
 int ctl_console_login (const CtlGlobal *global, int argc, char **argv);
@@ -39,7 +41,7 @@ void ctl_console_print_json (JsonNode *node);
 gboolean ctl_console_parse_options (int *argc, char ***argv, const GOptionEntry *entries,
                                     int max_args);
 /* GETs @path; prints its JSON with --json, else hands it to @table. */
-int ctl_console_get_and_show (const CtlGlobal *global, const char *path,
-                              void (*table) (JsonNode *));
+typedef void (*CtlShowFunc) (const CtlGlobal *global, JsonNode *answer);
+int ctl_console_get_and_show (const CtlGlobal *global, const char *path, CtlShowFunc table);
 
 G_END_DECLS

@@ -170,7 +170,7 @@ long_request_clear (LongRequest *r)
 /* --- content ------------------------------------------------------------------- */
 
 static void
-show_content (JsonNode *answer)
+show_content (const CtlGlobal *global, JsonNode *answer)
 {
   JsonArray *list = JSON_NODE_HOLDS_ARRAY (answer) ? json_node_get_array (answer) : NULL;
   const char *headers[] = { _("ID"), _("NAME"), _("VERSION"), _("SIZE"), _("CHUNKS"),
@@ -192,7 +192,7 @@ show_content (JsonNode *answer)
                             member_string (c, "location"), NULL };
       ctl_table_add_row (table, row);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
 }
 
 int
@@ -370,7 +370,7 @@ show_store_settings (JsonObject *o)
 }
 
 static void
-show_store_contents (JsonArray *contents)
+show_store_contents (const CtlGlobal *global, JsonArray *contents)
 {
   const char *headers[] = { _("ID"), _("NAME"), _("VERSION"), _("SIZE"), _("STORED"),
                             _("REASON"), NULL };
@@ -386,11 +386,11 @@ show_store_contents (JsonArray *contents)
                             stored ? NULL : member_string (c, "reason"), NULL };
       ctl_table_add_row (table, row);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
 }
 
 static void
-show_content_store (JsonNode *answer)
+show_content_store (const CtlGlobal *global, JsonNode *answer)
 {
   JsonObject *o = json_node_get_object (answer);
   JsonArray *contents = json_object_get_array_member (o, "contents");
@@ -407,7 +407,7 @@ show_content_store (JsonNode *answer)
       return;
     }
   g_print ("\n");
-  show_store_contents (contents);
+  show_store_contents (global, contents);
 }
 
 int
@@ -421,7 +421,7 @@ ctl_content_store (const CtlGlobal *global, int argc, char **argv)
 /* --- deployments ---------------------------------------------------------------- */
 
 static void
-show_offices (JsonObject *d)
+show_offices (const CtlGlobal *global, JsonObject *d)
 {
   JsonArray *offices = json_object_get_array_member (d, "offices");
   const char *headers[] = { _("OFFICE"), _("DONE"), _("LEAD"), _("PEER BYTES"), _("WAN BYTES"),
@@ -443,7 +443,7 @@ show_offices (JsonObject *d)
                             peer, wan, savings, NULL };
       ctl_table_add_row (table, row);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
 }
 
 /* A cancelled deployment: what each device did. */
@@ -465,7 +465,7 @@ show_withdrawn (JsonObject *d)
 }
 
 static void
-show_deployments (JsonNode *answer)
+show_deployments (const CtlGlobal *global, JsonNode *answer)
 {
   JsonArray *list = JSON_NODE_HOLDS_ARRAY (answer) ? json_node_get_array (answer) : NULL;
 
@@ -484,7 +484,7 @@ show_deployments (JsonNode *answer)
                i > 0 ? "\n" : "", member_string (d, "id"), member_string (d, "content"), groups,
                member_string (d, "destination"), member_count (d, "done"),
                member_count (d, "devices"));
-      show_offices (d);
+      show_offices (global, d);
       show_withdrawn (d);
     }
 }

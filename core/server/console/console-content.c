@@ -415,6 +415,80 @@ string_array (JsonObject *object, const char *name)
   return (GStrv) g_ptr_array_free (out, FALSE);
 }
 
+/* Refuses (and answers) a group that is not assigned: no device of it
+ * would ever be enrolled, so the deployment could never reach anyone. */
+static gboolean
+check_groups_assigned (CanopyConsole *console, SoupServerMessage *msg, const char *const *groups)
+{
+  const CanopySettings *settings = canopy_console_settings (console);
+  const char *const *assigned = (const char *const *) settings->assigned_groups;
+
+  for (const char *const *g = groups; *g != NULL; g++)
+    {
+      g_autofree char *list = NULL, *message = NULL;
+
+      if (assigned != NULL && g_strv_contains (assigned, *g))
+        continue;
+      list = assigned != NULL && assigned[0] != NULL ? g_strjoinv (", ", (char **) assigned)
+                                                     : g_strdup (_("none"));
+      message = g_strdup_printf (_("The group \"%s\" is not assigned to peer distribution, so "
+                                   "none of its devices is enrolled. The assigned groups are: "
+                                   "%s. Deploy to one of them, or assign \"%s\" first "
+                                   "(\"canopyctl settings-set --add-group %s\")"),
+                                 *g, list, *g, *g);
+      canopy_console_respond_error_with (msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+                                         "group-not-assigned", message, "assigned_groups",
+                                         canopy_console_json_strv (assigned != NULL
+                                                                     ? assigned
+                                                                     : (const char *const[]){
+                                                                         NULL }));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+same_groups (const char *const *a, const char *const *b)
+{
+  for (const char *const *g = a; *g != NULL; g++)
+    if (!g_strv_contains (b, *g))
+      return FALSE;
+  for (const char *const *g = b; *g != NULL; g++)
+    if (!g_strv_contains (a, *g))
+      return FALSE;
+  return TRUE;
+}
+
+/* Refuses (and answers) a deployment that exists already, not cancelled:
+ * the same content to the same groups at the same path would only send
+ * the same bytes twice. */
+static gboolean
+check_not_duplicate (CanopyConsole *console, SoupServerMessage *msg, const char *content,
+                     const char *const *groups, const char *destination)
+{
+  g_autoptr (GPtrArray) list = canopy_distributor_list (console->context.distributor);
+
+  for (guint i = 0; i < list->len; i++)
+    {
+      const CanopyDeploymentInfo *info = g_ptr_array_index (list, i);
+      g_autofree char *message = NULL;
+
+      if (info->state == CANOPY_DEPLOYMENT_CANCELLED || g_strcmp0 (info->content_id, content) != 0
+          || g_strcmp0 (info->destination, destination) != 0
+          || !same_groups ((const char *const *) info->groups, groups))
+        continue;
+      message = g_strdup_printf (_("Deployment %s already puts this content at %s on the "
+                                   "devices of these groups; follow it with \"canopyctl "
+                                   "deployment-wait %s\", or remove it first to deploy again"),
+                                 info->id, destination, info->id);
+      canopy_console_respond_error_with (msg, SOUP_STATUS_CONFLICT, "duplicate-deployment",
+                                         message, "deployment",
+                                         json_node_init_string (json_node_alloc (), info->id));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 void
 canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
 {
@@ -446,6 +520,9 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
       return;
     }
   groups = string_array (object, "groups");
+  if ((groups[0] != NULL && !check_groups_assigned (console, msg, (const char *const *) groups))
+      || !check_not_duplicate (console, msg, content, (const char *const *) groups, destination))
+    return;
   id = canopy_distributor_create (console->context.distributor, content,
                                   (const char *const *) groups, destination, &error);
   if (id == NULL)
