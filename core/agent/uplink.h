@@ -46,10 +46,12 @@ typedef struct {
  * @host: the server's name or address
  * @port: its port
  * @groups: the device's groups, sent in the hello
+ * @name: the device's name for admins, sent in the hello
  */
 CanopyUplink *canopy_uplink_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
                                  const CanopyTransportCredentials *creds, const char *host,
-                                 guint16 port, const char *const *groups, GError **error);
+                                 guint16 port, const char *const *groups, const char *name,
+                                 GError **error);
 
 /* @events must outlive @uplink. */
 void canopy_uplink_set_events (CanopyUplink *uplink, const CanopyUplinkEvents *events,

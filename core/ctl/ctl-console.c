@@ -64,6 +64,23 @@ ctl_console_print_json (JsonNode *node)
   g_print ("%s\n", text);
 }
 
+void
+ctl_console_print_list (JsonNode *node, const char *member)
+{
+  g_autoptr (JsonObject) wrapper = NULL;
+  g_autoptr (JsonNode) root = NULL;
+
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    {
+      ctl_console_print_json (node);
+      return;
+    }
+  wrapper = json_object_new ();
+  json_object_set_member (wrapper, member, json_node_copy (node));
+  root = json_node_init_object (json_node_alloc (), wrapper);
+  ctl_console_print_json (root);
+}
+
 /* Parses options; FALSE (usage printed) on anything left over or wrong. */
 gboolean
 ctl_console_parse_options (int *argc, char ***argv, const GOptionEntry *entries, int max_args)
@@ -91,7 +108,9 @@ prompt_token (GError **error)
   gboolean echo_off;
   char *text = NULL;
 
-  g_printerr (_("Admin token (as \"canopyd admin-add\" printed it): "));
+  /* A prompt is for a person; a pipe gets none. */
+  if (isatty (STDIN_FILENO))
+    g_printerr (_("Admin token (as \"canopyd admin-add\" printed it): "));
   echo_off = tcgetattr (STDIN_FILENO, &saved) == 0;
   if (echo_off)
     {
@@ -146,7 +165,9 @@ read_token (const char *token_file, GError **error)
   if (!g_str_has_prefix (token, "cnp_") || strchr (token, ' ') != NULL)
     {
       free_secret (token);
-      g_set_error (error, CTL_ERROR, CTL_ERROR_FAILED,
+      /* What was given is not a token at all: a usage mistake, not a
+       * token the server refused. */
+      g_set_error (error, CTL_ERROR, CTL_ERROR_USAGE,
                    _("This is not an admin token: tokens start with \"cnp_\". The shared key "
                      "no longer opens the console; ask an administrator for a token "
                      "(\"canopyd admin-add NAME --role ROLE\" on the server)"));
@@ -608,10 +629,13 @@ static void
 show_devices (const CtlGlobal *global, JsonNode *answer)
 {
   JsonArray *devices = json_object_get_array_member (json_node_get_object (answer), "devices");
-  const char *headers[] = { _("DEVICE"), _("OFFICE"), _("VERSION"), _("ONLINE"), _("RANK"),
-                            _("WHY PREFERRED"), NULL };
+  const char *headers[] = { _("NAME"), _("OFFICE"), _("VERSION"), _("ONLINE"), _("RANK"),
+                            _("WHY PREFERRED"), _("ID"), NULL };
   g_autoptr (CtlTable) table = ctl_table_new (headers);
 
+  /* The sentence and the UUID make a line far wider than a terminal. */
+  ctl_table_set_wide_only (table, 5);
+  ctl_table_set_wide_only (table, 6);
   for (guint i = 0; i < json_array_get_length (devices); i++)
     {
       JsonObject *d = json_array_get_object_element (devices, i);
@@ -619,14 +643,16 @@ show_devices (const CtlGlobal *global, JsonNode *answer)
       g_autofree char *rank = g_strdup_printf (
         "%" G_GINT64_FORMAT "%s", json_object_get_int_member_with_default (p, "rank", 0),
         json_object_get_boolean_member_with_default (p, "lead", FALSE) ? _(" (lead)") : "");
-      const char *row[] = { json_object_get_string_member_with_default (d, "device_id", "?"),
+      const char *name = json_object_get_string_member_with_default (d, "name", "");
+      const char *id = json_object_get_string_member_with_default (d, "device_id", "?");
+      const char *row[] = { name[0] != '\0' ? name : id,
                             json_object_get_string_member_with_default (d, "office", "?"),
                             json_object_get_string_member_with_default (d, "agent_version", "?"),
                             json_object_get_boolean_member_with_default (d, "online", FALSE)
                               ? _("yes") : _("no"),
                             rank,
                             json_object_get_string_member_with_default (p, "why", ""),
-                            NULL };
+                            id, NULL };
       ctl_table_add_row (table, row);
     }
   ctl_table_print (table, &global->style);
@@ -643,6 +669,11 @@ ctl_console_devices (const CtlGlobal *global, int argc, char **argv)
   };
   g_autoptr (GString) path = g_string_new ("/api/v1/devices");
 
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = NULL;
+  g_autoptr (JsonNode) answer = NULL;
+  JsonArray *devices;
+
   if (!ctl_console_parse_options (&argc, &argv, entries, 0))
     return ctl_console_usage ("canopyctl devices [--office NAME] [--group NAME]");
   if (office != NULL || group != NULL)
@@ -653,7 +684,28 @@ ctl_console_devices (const CtlGlobal *global, int argc, char **argv)
                               o != NULL && g != NULL ? "&" : "", g != NULL ? "group=" : "",
                               g != NULL ? g : "");
     }
-  return ctl_console_get_and_show (global, path->str, show_devices);
+  client = ctl_console_open_client (global, &error);
+  if (client == NULL)
+    return ctl_console_fail (global, NULL, error);
+  answer = ctl_client_request_json (client, "GET", path->str, NULL, &error);
+  if (answer == NULL)
+    return ctl_console_fail (global, client, error);
+  if (global->json)
+    ctl_console_print_json (answer);
+  else
+    show_devices (global, answer);
+  devices = json_object_get_array_member (json_node_get_object (answer), "devices");
+  /* As grep: a filter that matches nothing is worth an exit status. */
+  if ((office != NULL || group != NULL) && json_array_get_length (devices) == 0)
+    {
+      g_printerr (_("No device matches %s%s%s%s%s; \"canopyctl offices\" lists the offices, "
+                    "\"canopyctl settings\" the assigned groups\n"),
+                  office != NULL ? "--office " : "", office != NULL ? office : "",
+                  office != NULL && group != NULL ? " " : "", group != NULL ? "--group " : "",
+                  group != NULL ? group : "");
+      return CTL_ERROR_NO_MATCH;
+    }
+  return 0;
 }
 
 static void

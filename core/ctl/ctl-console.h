@@ -37,6 +37,9 @@ int ctl_console_fail (const CtlGlobal *global, CtlClient *client, const GError *
 int ctl_console_usage (const char *text);
 CtlClient *ctl_console_open_client (const CtlGlobal *global, GError **error);
 void ctl_console_print_json (JsonNode *node);
+/* Prints a list as every command does with --json: an object whose
+ * member @member is the array (a bare array from the server is wrapped). */
+void ctl_console_print_list (JsonNode *node, const char *member);
 /* FALSE (message printed) on a bad option or more than @max_args left. */
 gboolean ctl_console_parse_options (int *argc, char ***argv, const GOptionEntry *entries,
                                     int max_args);
