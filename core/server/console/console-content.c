@@ -9,6 +9,7 @@
 #include "server/content-sources.h"
 #include "lib/destination.h"
 #include "lib/i18n.h"
+#include "lib/log.h"
 #include "lib/planner.h"
 
 #include <string.h>
@@ -20,6 +21,18 @@ typedef struct {
 } Registering;
 
 static const char *const source_names[] = { "office_peer", "parent_peer", "server", "origin" };
+
+static void
+add_timestamp (JsonBuilder *b, const char *name, gint64 us)
+{
+  g_autofree char *text = us > 0 ? canopy_log_format_time (us) : NULL;
+
+  json_builder_set_member_name (b, name);
+  if (text != NULL)
+    json_builder_add_string_value (b, text);
+  else
+    json_builder_add_null_value (b);
+}
 
 static char *
 query_id (SoupServerMessage *msg)
@@ -123,8 +136,8 @@ content_json (const CanopyContent *content)
   json_builder_add_string_value (b, content->location);
   json_builder_set_member_name (b, "chunks");
   json_builder_add_int_value (b, content->n_chunks);
-  json_builder_set_member_name (b, "registered_at");
-  json_builder_add_int_value (b, content->registered_at / G_USEC_PER_SEC);
+  /* Every timestamp of the API is RFC 3339 UTC, as the devices' are. */
+  add_timestamp (b, "registered_at", content->registered_at);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -369,6 +382,7 @@ add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentIn
   json_builder_add_value (b, canopy_console_json_strv ((const char *const *) info->groups));
   json_builder_set_member_name (b, "destination");
   json_builder_add_string_value (b, info->destination);
+  add_timestamp (b, "created_at", info->created_at);
   json_builder_set_member_name (b, "devices");
   json_builder_add_int_value (b, info->devices);
   json_builder_set_member_name (b, "done");
