@@ -272,7 +272,21 @@ ctl_console_logout (const CtlGlobal *global, int argc, char **argv)
       g_printerr (_("Cannot remove the connection profile %s: %s\n"), path, g_strerror (errno));
       return CTL_ERROR_FAILED;
     }
-  if (!global->json)
+  if (global->json)
+    {
+      g_autoptr (JsonBuilder) b = json_builder_new ();
+      g_autoptr (JsonNode) root = NULL;
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "result");
+      json_builder_add_string_value (b, "logged-out");
+      json_builder_set_member_name (b, "profile");
+      json_builder_add_string_value (b, path);
+      json_builder_end_object (b);
+      root = json_builder_get_root (b);
+      ctl_console_print_json (root);
+    }
+  else
     g_print (_("Logged out; %s is removed\n"), path);
   return 0;
 }
