@@ -26,16 +26,53 @@ profile_path (const CtlGlobal *global)
 
 /* Prints @error and returns the exit status it stands for; with --json the
  * server's own error object goes to standard output too. */
+/* The "error" of canopyctl's own JSON errors, one per exit status. */
+static const char *
+error_name (const GError *error)
+{
+  static const char *const names[] = {
+    [CTL_ERROR_FAILED] = "refused",         [CTL_ERROR_USAGE] = "usage",
+    [CTL_ERROR_CONNECT] = "unreachable",    [CTL_ERROR_AUTH] = "key-mismatch",
+    [CTL_ERROR_SERVER] = "server-failed",   [CTL_ERROR_TIMEOUT] = "timeout",
+    [CTL_ERROR_NOT_FOUND] = "not-found",    [CTL_ERROR_NOT_LOGGED_IN] = "not-logged-in",
+    [CTL_ERROR_NO_MATCH] = "no-match",
+  };
+
+  if (error->domain == CTL_ERROR && error->code > 0 && error->code < (int) G_N_ELEMENTS (names))
+    return names[error->code];
+  return "refused";
+}
+
+static void
+print_json_error (const GError *error)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "error");
+  json_builder_add_string_value (b, error_name (error));
+  json_builder_set_member_name (b, "message");
+  json_builder_add_string_value (b, error->message);
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  ctl_console_print_json (root);
+}
+
 int
 ctl_console_fail (const CtlGlobal *global, CtlClient *client, const GError *error)
 {
   JsonNode *body = client != NULL ? ctl_client_get_error_body (client) : NULL;
 
+  /* With --json a script always gets a JSON error: the server's, or
+   * canopyctl's own in the same shape. */
   if (global->json && body != NULL)
     {
       g_autofree char *text = json_to_string (body, TRUE);
       g_print ("%s\n", text);
     }
+  else if (global->json)
+    print_json_error (error);
   g_printerr ("%s\n", error->message);
   return error->domain == CTL_ERROR ? error->code : CTL_ERROR_FAILED;
 }
@@ -62,6 +99,21 @@ ctl_console_print_json (JsonNode *node)
   g_autofree char *text = json_to_string (node, TRUE);
 
   g_print ("%s\n", text);
+}
+
+void
+ctl_console_print_wrapped (const CtlGlobal *global, const char *text)
+{
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+
+  for (char **l = lines; *l != NULL; l++)
+    {
+      g_autofree char *wrapped = ctl_table_wrap (*l, 0, global->style.width);
+
+      if (l[1] == NULL && (*l)[0] == '\0')
+        break;
+      g_print ("%s\n", wrapped);
+    }
 }
 
 void

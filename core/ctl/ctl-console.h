@@ -40,6 +40,9 @@ void ctl_console_print_json (JsonNode *node);
 /* Prints a list as every command does with --json: an object whose
  * member @member is the array (a bare array from the server is wrapped). */
 void ctl_console_print_list (JsonNode *node, const char *member);
+/* Prints @text wrapped at spaces to the terminal's width (-o wide or no
+ * terminal: as it is), each "\n" starting a new line. */
+void ctl_console_print_wrapped (const CtlGlobal *global, const char *text);
 /* FALSE (message printed) on a bad option or more than @max_args left. */
 gboolean ctl_console_parse_options (int *argc, char ***argv, const GOptionEntry *entries,
                                     int max_args);

@@ -447,9 +447,9 @@ show_content_store (const CtlGlobal *global, JsonNode *answer)
   if (json_object_get_boolean_member_with_default (o, "configured", FALSE))
     show_store_settings (o);
   else
-    g_print (_("No content store is configured: the server keeps metadata only, and leads fetch "
+    ctl_console_print_wrapped (global, _("No content store is configured: the server keeps metadata only, and leads fetch "
                "content from its origin. Add <content-store> to canopyd's configuration and "
-               "restart canopyd to have the server seed content.\n"));
+               "restart canopyd to have the server seed content."));
   if (contents == NULL || json_array_get_length (contents) == 0)
     {
       g_print (_("No content is registered; add a package with \"canopyctl content-add\".\n"));
@@ -544,12 +544,14 @@ show_deployments (const CtlGlobal *global, const CtlNames *names, JsonNode *answ
       g_autofree char *groups = join_strings (d, "groups");
       guint done = member_count (d, "done"), devices = member_count (d, "devices");
 
+      g_autofree char *heading = g_strdup_printf (
+        g_dngettext (GETTEXT_PACKAGE, "Deployment %s: %s to %s at %s, %u of %u device done",
+                     "Deployment %s: %s to %s at %s, %u of %u devices done", devices),
+        member_string (d, "id"), ctl_names_lookup (names, member_string (d, "content")), groups,
+        member_string (d, "destination"), done, devices);
+
       g_print ("%s", i > 0 ? "\n" : "");
-      g_print (g_dngettext (GETTEXT_PACKAGE,
-                            "Deployment %s: %s to %s at %s, %u of %u device done\n",
-                            "Deployment %s: %s to %s at %s, %u of %u devices done\n", devices),
-               member_string (d, "id"), ctl_names_lookup (names, member_string (d, "content")),
-               groups, member_string (d, "destination"), done, devices);
+      ctl_console_print_wrapped (global, heading);
       show_offices (global, names, d);
       show_withdrawn (names, d);
     }
