@@ -421,18 +421,20 @@ show_store_settings (JsonObject *o)
 static void
 show_store_contents (const CtlGlobal *global, JsonArray *contents)
 {
-  const char *headers[] = { _("ID"), _("NAME"), _("VERSION"), _("SIZE"), _("STORED"),
-                            _("REASON"), NULL };
+  const char *headers[] = { _("CONTENT"), _("SIZE"), _("STORED"), _("REASON"), _("ID"), NULL };
   g_autoptr (CtlTable) table = ctl_table_new (headers);
 
+  ctl_table_set_wide_only (table, 4);
   for (guint i = 0; i < json_array_get_length (contents); i++)
     {
       JsonObject *c = json_array_get_object_element (contents, i);
       g_autofree char *size = format_bytes (member_bytes (c, "size"));
+      g_autofree char *name = g_strdup_printf ("%s %s", member_string (c, "name"),
+                                               member_string (c, "version"));
       gboolean stored = json_object_get_boolean_member_with_default (c, "stored", FALSE);
-      const char *row[] = { member_string (c, "id"), member_string (c, "name"),
-                            member_string (c, "version"), size, stored ? _("yes") : _("no"),
-                            stored ? NULL : member_string (c, "reason"), NULL };
+      const char *row[] = { name, size, stored ? _("yes") : _("no"),
+                            stored ? NULL : member_string (c, "reason"), member_string (c, "id"),
+                            NULL };
       ctl_table_add_row (table, row);
     }
   ctl_table_print (table, &global->style);

@@ -463,6 +463,38 @@ check_shapes (Shapes *shapes, const char *deployment)
               "--destination", "/opt/never.bin", NULL);
 }
 
+/* login reads a token piped to it without printing a prompt, and
+ * something that is not a token is a usage mistake (2). */
+static void
+check_login_from_pipe (CanopyTestSite *s)
+{
+  g_autofree char *exe = canopy_test_build_path ("canopyctl", NULL);
+  g_autofree char *profile = g_build_filename (s->dir, "piped-profile", NULL);
+  g_autofree char *url = g_strdup_printf ("https://127.0.0.1:%u", s->console_port);
+  g_autofree char *certificate = g_build_filename (s->state, "console-cert.pem", NULL);
+  g_autofree char *token_file = g_build_filename (s->dir, "admin-token", NULL);
+  g_autofree char *key_file = g_build_filename (s->state, "shared-key", NULL);
+  const char *script = "exec \"$0\" --profile \"$1\" login --server \"$2\" "
+                       "--certificate \"$3\" < \"$4\"";
+  g_autofree char *out = NULL, *err = NULL;
+  int wait_status = 0;
+  const char *argv[] = { "/bin/sh", "-c", script, exe, profile, url, certificate, token_file,
+                         NULL };
+
+  CU_ASSERT_FATAL (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
+                                 &err, &wait_status, NULL));
+  CU_ASSERT (WIFEXITED (wait_status) && WEXITSTATUS (wait_status) == 0);
+  CU_ASSERT_PTR_NULL (strstr (err, "Admin token ("));
+  CANOPY_ASSERT_CONTAINS (out, "Logged in");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  argv[7] = key_file;
+  CU_ASSERT_FATAL (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
+                                 &err, &wait_status, NULL));
+  CU_ASSERT (WIFEXITED (wait_status) && WEXITSTATUS (wait_status) == 2);
+  CANOPY_ASSERT_CONTAINS (err, "not an admin token");
+}
+
 /* Each documented exit status, from its real cause. */
 static void
 check_exit_statuses (CanopyTestSite *s, Shapes *shapes)
@@ -485,6 +517,7 @@ check_exit_statuses (CanopyTestSite *s, Shapes *shapes)
 
   ctl_run (&run, shapes->profile, 0, "deploy", "--content", NULL);
   CU_ASSERT_EQUAL (run.status, 2);
+  check_login_from_pipe (s);
   ctl_run (&run, unreachable, 0, "settings", NULL);
   CU_ASSERT_EQUAL (run.status, 3);
   ctl_run (&run, wrong, 0, "settings", NULL);
