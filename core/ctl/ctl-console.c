@@ -661,6 +661,22 @@ show_health (const CtlGlobal *global, JsonNode *answer)
       ctl_table_add_row (table, row);
     }
   ctl_table_print (table, &global->style);
+  /* A cut message would hide what to do: the checks that are not ok are
+   * said again in full, wrapped to the terminal. */
+  if (!global->style.wide && global->style.width > 0)
+    for (guint i = 0; i < json_array_get_length (checks); i++)
+      {
+        JsonObject *c = json_array_get_object_element (checks, i);
+        g_autofree char *text = NULL;
+
+        if (g_strcmp0 (json_object_get_string_member_with_default (c, "status", ""), "ok") == 0)
+          continue;
+        text = g_strdup_printf ("\n%s (%s): %s",
+                                json_object_get_string_member_with_default (c, "name", "?"),
+                                json_object_get_string_member_with_default (c, "status", "?"),
+                                json_object_get_string_member_with_default (c, "message", ""));
+        ctl_console_print_wrapped (global, text);
+      }
   g_print (_("\nOverall: %s\n"), json_object_get_string_member_with_default (o, "status", "?"));
 }
 
