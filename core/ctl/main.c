@@ -56,26 +56,53 @@ ctl_validate (const CtlGlobal *global, int argc, char **argv)
       g_printerr (_("Name the configuration files to check: canopyctl validate FILE...\n"));
       return CTL_EXIT_USAGE;
     }
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "files");
+  json_builder_begin_array (b);
   for (int i = 1; i < argc; i++)
     {
       g_autoptr (GError) error = NULL;
       const char *schema = NULL;
       g_autoptr (CanopyConfig) config = canopy_config_load_any (argv[i], &schema, &error);
+      const char *program = config == NULL ? NULL
+                            : g_str_equal (schema, CANOPY_SCHEMA_AGENT) ? "canopy-agent"
+                                                                        : "canopyd";
 
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "file");
+      json_builder_add_string_value (b, argv[i]);
+      json_builder_set_member_name (b, "valid");
+      json_builder_add_boolean_value (b, config != NULL);
+      json_builder_set_member_name (b, "schema");
+      if (program != NULL)
+        json_builder_add_string_value (b, program);
+      else
+        json_builder_add_null_value (b);
+      json_builder_set_member_name (b, "error");
+      json_builder_add_string_value (b, error != NULL ? error->message : "");
+      json_builder_end_object (b);
       if (config == NULL)
         {
           g_printerr ("%s\n", error->message);
           status = CTL_EXIT_FAILED;
-          continue;
         }
-      g_print (_("%s: follows the %s schema\n"), argv[i],
-               g_str_equal (schema, CANOPY_SCHEMA_AGENT) ? "canopy-agent" : "canopyd");
+      else if (!global->json)
+        g_print (_("%s: follows the %s schema\n"), argv[i], program);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  if (global->json)
+    {
+      g_autoptr (JsonNode) root = json_builder_get_root (b);
+      ctl_console_print_json (root);
     }
   return status;
 }
 
 static int
-print_public_key (const char *key_path)
+print_public_key (const CtlGlobal *global, const char *key_path)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (CanopySigningKey) key = canopy_signing_key_load (key_path, &error);
@@ -89,7 +116,22 @@ print_public_key (const char *key_path)
     }
   pub = canopy_signing_key_get_public (key);
   encoded = g_base64_encode (g_bytes_get_data (pub, NULL), g_bytes_get_size (pub));
-  g_print ("%s\n", encoded);
+  if (global->json)
+    {
+      g_autoptr (JsonBuilder) b = json_builder_new ();
+      g_autoptr (JsonNode) root = NULL;
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "key_file");
+      json_builder_add_string_value (b, key_path);
+      json_builder_set_member_name (b, "public_key");
+      json_builder_add_string_value (b, encoded);
+      json_builder_end_object (b);
+      root = json_builder_get_root (b);
+      ctl_console_print_json (root);
+    }
+  else
+    g_print ("%s\n", encoded);
   return CTL_EXIT_OK;
 }
 
@@ -115,7 +157,7 @@ ctl_licence_keygen (const CtlGlobal *global, int argc, char **argv)
     }
   g_printerr (_("Issuer key written to %s. Its public key, for the servers' configuration:\n"),
               argv[1]);
-  return print_public_key (argv[1]);
+  return print_public_key (global, argv[1]);
 }
 
 static int
@@ -191,6 +233,31 @@ ctl_licence_show (const CtlGlobal *global, int argc, char **argv)
     {
       g_printerr ("%s\n", error->message);
       return CTL_EXIT_FAILED;
+    }
+  if (global->json)
+    {
+      g_autoptr (JsonBuilder) b = json_builder_new ();
+      g_autoptr (JsonNode) root = NULL;
+      g_autofree char *when = licence->expires != NULL
+                                ? g_date_time_format (licence->expires, "%Y-%m-%dT%H:%M:%SZ")
+                                : NULL;
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "customer");
+      json_builder_add_string_value (b, licence->customer);
+      json_builder_set_member_name (b, "seats");
+      json_builder_add_int_value (b, licence->seats);
+      json_builder_set_member_name (b, "expires");
+      if (when != NULL)
+        json_builder_add_string_value (b, when);
+      else
+        json_builder_add_null_value (b);
+      json_builder_set_member_name (b, "signature");
+      json_builder_add_string_value (b, "valid");
+      json_builder_end_object (b);
+      root = json_builder_get_root (b);
+      ctl_console_print_json (root);
+      return CTL_EXIT_OK;
     }
   expires = licence->expires != NULL ? g_date_time_format (licence->expires, "%Y-%m-%d")
                                      : g_strdup (_("never"));

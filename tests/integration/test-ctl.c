@@ -287,6 +287,58 @@ assert_shape (Shapes *shapes, const char *command, const CtlRun *run)
   }                                                                                          \
   G_STMT_END
 
+static Shapes *
+shapes_load (Shapes *shapes)
+{
+  g_autofree char *path = canopy_test_src_path ("tests", "integration", "ctl-schemas.json", NULL);
+
+  shapes->parser = json_parser_new ();
+  g_assert (json_parser_load_from_file (shapes->parser, path, NULL));
+  shapes->root = json_node_get_object (json_parser_get_root (shapes->parser));
+  shapes->commands = json_object_get_object_member (shapes->root, "commands");
+  return shapes;
+}
+
+/* The offline commands' JSON: validate, licence-keygen, licence-show. */
+static void
+test_offline_json (void)
+{
+  g_autofree char *dir = canopy_test_make_tmpdir ("ctl-offline");
+  g_autofree char *key = g_build_filename (dir, "issuer.pem", NULL);
+  g_autofree char *licence = g_build_filename (dir, "example.licence", NULL);
+  g_autofree char *server = canopy_test_src_path ("conf", "canopyd.xml", NULL);
+  g_autofree char *agent = canopy_test_src_path ("conf", "canopy-agent.xml", NULL);
+  g_autofree char *broken = g_build_filename (dir, "broken.xml", NULL);
+  g_autofree char *public_key = NULL;
+  Shapes shapes = { 0 };
+  g_auto (CtlRun) run = { 0 };
+
+  shapes.profile = g_build_filename (dir, "no-profile", NULL);
+  shapes_load (&shapes);
+  g_assert (g_file_set_contents (broken, "<agent><nothing/></agent>", -1, NULL));
+  json_shape (&shapes, &run, 0, "validate", server, agent, NULL);
+  CANOPY_ASSERT_CONTAINS (run.out, "\"schema\" : \"canopy-agent\"");
+  ctl_run (&run, shapes.profile, 0, "--json", "validate", server, broken, NULL);
+  CU_ASSERT_EQUAL (run.status, 1);
+  assert_shape (&shapes, "validate", &run);
+  CANOPY_ASSERT_CONTAINS (run.out, "\"valid\" : false");
+  json_shape (&shapes, &run, 0, "licence-keygen", key, NULL);
+  {
+    g_autoptr (JsonNode) answer = json_from_string (run.out, NULL);
+    public_key = g_strdup (json_object_get_string_member (json_node_get_object (answer),
+                                                          "public_key"));
+  }
+  ctl_run (&run, shapes.profile, 0, "licence-issue", "--key", key, "--customer", "Example Ltd",
+           "--seats", "5", "--expires", "2031-01-31", NULL);
+  CU_ASSERT_EQUAL_FATAL (run.status, 0);
+  g_assert (g_file_set_contents (licence, run.out, -1, NULL));
+  json_shape (&shapes, &run, 0, "licence-show", licence, public_key, NULL);
+  CANOPY_ASSERT_CONTAINS (run.out, "\"expires\" : \"2031-01-31T23:59:59Z\"");
+  CU_ASSERT_EQUAL (shapes.checked, 4);
+  g_clear_object (&shapes.parser);
+  g_free (shapes.profile);
+}
+
 static char *
 ctl_login (CanopyTestSite *s)
 {
@@ -541,8 +593,6 @@ test_site (void)
   /* A WAN rate, so the wait sees the download under way. */
   CanopyTestSiteOptions options = { .wan_rate = "20M",
                                     .content_size = CANOPY_TEST_SITE_VALGRIND_CONTENT_SIZE };
-  g_autofree char *schemas = canopy_test_src_path ("tests", "integration", "ctl-schemas.json",
-                                                   NULL);
   g_autofree char *destination = NULL, *deployment = NULL, *second = NULL, *body = NULL;
   g_autoptr (JsonNode) added = NULL;
   Shapes shapes = { 0 };
@@ -550,10 +600,7 @@ test_site (void)
 
   if (!canopy_test_site_available ())
     return;
-  shapes.parser = json_parser_new ();
-  CU_ASSERT_FATAL (json_parser_load_from_file (shapes.parser, schemas, NULL));
-  shapes.root = json_node_get_object (json_parser_get_root (shapes.parser));
-  shapes.commands = json_object_get_object_member (shapes.root, "commands");
+  shapes_load (&shapes);
 
   canopy_test_site_begin (s, &options);
   canopy_test_site_start_agents (s);
@@ -584,5 +631,6 @@ test_site (void)
 CANOPY_TEST_SUITE (ctl, "ctl", NULL, suite_cleanup,
                    { "every command has --help and a docs section", test_help_every_command },
                    { "the JSON schema checker finds what is wrong", test_schema_checker },
+                   { "offline commands print JSON of their own shape", test_offline_json },
                    { "names, prefixes, progress, widths, JSON shapes, exit statuses",
                      test_site });
