@@ -490,8 +490,11 @@ show_offices (const CtlGlobal *global, const CtlNames *names, JsonObject *d)
       g_autofree char *savings = g_strdup_printf (
         "%.0f%%", 100.0 * json_object_get_double_member_with_default (o, "savings", 0.0));
       const char *lead = json_object_get_string_member_with_default (o, "lead", "");
+      const char *lead_name = json_object_get_string_member_with_default (o, "lead_name", "");
       const char *row[] = { member_string (o, "office"), done,
-                            lead[0] != '\0' ? ctl_names_lookup (names, lead) : NULL,
+                            lead_name[0] != '\0' ? lead_name
+                            : lead[0] != '\0'    ? ctl_names_lookup (names, lead)
+                                                : NULL,
                             peer, wan, savings, NULL };
       ctl_table_add_row (table, row);
     }

@@ -280,8 +280,22 @@ canopy_console_post_publish (CanopyConsole *console, SoupServerMessage *msg)
   canopy_console_respond_json (msg, SOUP_STATUS_OK, json_builder_get_root (b));
 }
 
+/* The name the device reported in its hello, "" when unknown. */
+static const char *
+device_name (CanopyStore *store, const char *device_id)
+{
+  GVariant *record = store != NULL && device_id != NULL
+                       ? canopy_store_get_device (store, device_id) : NULL;
+  const char *name = "";
+
+  if (record != NULL)
+    g_variant_get_child (record, 0, "&s", &name);
+  return name;
+}
+
 static void
-add_office_progress (JsonBuilder *b, const CanopyOfficeProgress *p, guint64 size)
+add_office_progress (JsonBuilder *b, CanopyStore *store, const CanopyOfficeProgress *p,
+                     guint64 size)
 {
   guint64 peers = p->bytes[CANOPY_SOURCE_OFFICE_PEER];
 
@@ -294,6 +308,8 @@ add_office_progress (JsonBuilder *b, const CanopyOfficeProgress *p, guint64 size
   json_builder_add_int_value (b, p->done);
   json_builder_set_member_name (b, "lead");
   json_builder_add_string_value (b, p->lead != NULL ? p->lead : "");
+  json_builder_set_member_name (b, "lead_name");
+  json_builder_add_string_value (b, device_name (store, p->lead));
   for (int k = 0; k < 4; k++)
     {
       g_autofree char *name = g_strdup_printf ("bytes_%s", source_names[k]);
@@ -378,6 +394,11 @@ add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentIn
   json_builder_add_string_value (b, info->id);
   json_builder_set_member_name (b, "content");
   json_builder_add_string_value (b, info->content_id);
+  /* What an admin recognises the content by. */
+  json_builder_set_member_name (b, "content_name");
+  json_builder_add_string_value (b, content != NULL ? content->name : "");
+  json_builder_set_member_name (b, "content_version");
+  json_builder_add_string_value (b, content != NULL ? content->version : "");
   json_builder_set_member_name (b, "groups");
   json_builder_add_value (b, canopy_console_json_strv ((const char *const *) info->groups));
   json_builder_set_member_name (b, "destination");
@@ -391,7 +412,8 @@ add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentIn
   json_builder_set_member_name (b, "offices");
   json_builder_begin_array (b);
   for (guint i = 0; offices != NULL && i < offices->len; i++)
-    add_office_progress (b, g_ptr_array_index (offices, i), content != NULL ? content->size : 0);
+    add_office_progress (b, console->context.store, g_ptr_array_index (offices, i),
+                         content != NULL ? content->size : 0);
   json_builder_end_array (b);
   add_withdrawal (b, distributor, info);
   json_builder_end_object (b);
