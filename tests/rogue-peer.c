@@ -286,7 +286,7 @@ rogue_start (gpointer state, GError **error)
     return FALSE;
   rogue->uplink = canopy_uplink_new (plugin, g_ptr_array_index (config->transports, 0), &creds,
                                      config->servers,
-                                     (const char *const *) config->groups, error);
+                                     (const char *const *) config->groups, config->name, error);
   rogue->peers = canopy_transport_new (plugin, config->peer_transport, &creds, NULL,
                                        &peer_events, rogue, error);
   canopy_keys_wipe (creds.secret, sizeof creds.secret);

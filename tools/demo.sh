@@ -70,7 +70,7 @@ ctl deployments
 
 echo "== bytes that crossed each office's WAN link, over the content size"
 ctl --json deployments > "$run/deployments.json"
-jq -r '.[0].offices[] | "\(.office) \(.wan_ratio)"' "$run/deployments.json" |
+jq -r '.deployments[0].offices[] | "\(.office) \(.wan_ratio)"' "$run/deployments.json" |
   awk '{ printf "  %-6s %.3f\n", $1, $2 }'
 
 echo "== verdict"
@@ -78,9 +78,9 @@ failed=0
 verdict() { # OK MESSAGE: prints the outcome of one promise of the demo
   if [ "$1" = true ]; then echo "  ok: $2"; else echo "  FAILED: $2"; failed=1; fi
 }
-verdict "$(jq --argjson n "$devices" '.[0].devices == $n and .[0].done == $n' "$run/deployments.json")" \
+verdict "$(jq --argjson n "$devices" '.deployments[0].devices == $n and .deployments[0].done == $n' "$run/deployments.json")" \
   "all $devices devices of Branch are done"
-verdict "$(jq '[.[0].offices[] | select(.devices > 0)] | length == 2 and all(.wan_ratio <= 1.05)' \
+verdict "$(jq '[.deployments[0].offices[] | select(.devices > 0)] | length == 2 and all(.wan_ratio <= 1.05)' \
   "$run/deployments.json")" "each office's WAN link carried the package at most 1.05 times"
 verdict "$(cmp -s "$run/package.bin" "$run/installed/package.bin" && echo true)" \
   "the installed copy matches the original byte for byte"

@@ -190,6 +190,8 @@ canopy_agent_config_load (const char *path, GError **error)
                                                                          NULL));
   if (config->shared_key_file == NULL)
     config->shared_key_file = g_build_filename (config->state_directory, "shared-key", NULL);
+  /* The host name is what an admin recognises the device by. */
+  config->name = g_strdup (canopy_config_node_get_child_text (root, "name", g_get_host_name ()));
   {
     g_autoptr (GPtrArray) groups = canopy_config_node_get_children (root, "group");
     g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
@@ -221,6 +223,7 @@ canopy_agent_config_free (CanopyAgentConfig *config)
   g_free (config->state_directory);
   g_free (config->shared_key_file);
   g_strfreev (config->groups);
+  g_free (config->name);
   g_strfreev (config->destinations);
   g_clear_pointer (&config->servers, g_ptr_array_unref);
   canopy_config_free (config->document);

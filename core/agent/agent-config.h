@@ -21,6 +21,7 @@ typedef struct {
   char *state_directory;
   char *shared_key_file;
   GStrv groups;
+  char *name;            /* <name>, else the host name: what admins see */
   char *debug_domains;
   GPtrArray *transports; /* const CanopyConfigNode *, owned by @document */
   char *cache_directory;

@@ -620,7 +620,8 @@ canopy_agent_start (CanopyAgent *agent, GError **error)
   agent->uplink = canopy_uplink_new (g_ptr_array_index (agent->transports, 0),
                                      g_ptr_array_index (config->transports, 0), &creds,
                                      config->servers,
-                                     (const char *const *) config->groups, error);
+                                     (const char *const *) config->groups, config->name,
+                                     error);
   if (agent->uplink != NULL)
     start_peers (agent, &creds);
   canopy_keys_wipe (creds.secret, sizeof creds.secret);

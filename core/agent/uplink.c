@@ -30,6 +30,7 @@ struct _CanopyUplink {
   CanopyServerList *servers;
   char *device_id;
   GStrv groups;
+  char *name;
   guint16 peer_port;
   char *peer_address; /* (nullable) the address office peers reach us at */
   CanopyTransportConnection *conn;
@@ -396,9 +397,9 @@ say_hello (CanopyUplink *uplink)
 {
   uplink->state = CANOPY_UPLINK_HELLO_SENT;
   send_body (uplink, CANOPY_WIRE_HELLO,
-             g_variant_new ("(ss@a(sy)^asq)", uplink->device_id, PACKAGE_VERSION,
+             g_variant_new ("(ss@a(sy)^asqs)", uplink->device_id, PACKAGE_VERSION,
                             local_addresses (uplink->peer_address), uplink->groups,
-                            uplink->peer_port));
+                            uplink->peer_port, uplink->name));
 }
 
 static void
@@ -409,6 +410,7 @@ uplink_clear (CanopyUplink *uplink)
   g_clear_pointer (&uplink->public_key, g_bytes_unref);
   g_free (uplink->office);
   g_strfreev (uplink->groups);
+  g_free (uplink->name);
   g_free (uplink->device_id);
   canopy_server_list_free (uplink->servers);
 }
@@ -667,13 +669,14 @@ static const CanopyTransportEvents uplink_events = {
 CanopyUplink *
 canopy_uplink_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
                    const CanopyTransportCredentials *creds, const GPtrArray *servers,
-                   const char *const *groups, GError **error)
+                   const char *const *groups, const char *name, GError **error)
 {
   g_autoptr (CanopyUplink) uplink = g_rc_box_new0 (CanopyUplink);
 
   uplink->servers = canopy_server_list_new (servers);
   uplink->device_id = g_strdup (creds->device_id);
   uplink->groups = g_strdupv ((char **) groups);
+  uplink->name = g_strdup (name);
   uplink->cancellable = g_cancellable_new ();
   uplink->retry_s = RETRY_FIRST_S;
   uplink->transport = canopy_transport_new (plugin, element, creds, NULL, &uplink_events, uplink,

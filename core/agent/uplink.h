@@ -54,11 +54,12 @@ typedef struct {
  *   of preference; the uplink stays with the one that works and moves to
  *   the next when it fails
  * @groups: the device's groups, sent in the hello
+ * @name: the device's name for admins, sent in the hello
  */
 CanopyUplink *canopy_uplink_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
                                  const CanopyTransportCredentials *creds,
                                  const GPtrArray *servers, const char *const *groups,
-                                 GError **error);
+                                 const char *name, GError **error);
 
 /* (nullable): the address of the server in use, or being tried. */
 const CanopyServerAddress *canopy_uplink_get_server (const CanopyUplink *uplink);

@@ -21,7 +21,7 @@ member_or (JsonObject *o, const char *name, const char *fallback)
 }
 
 static void
-show_whoami (JsonNode *answer)
+show_whoami (const CtlGlobal *global, JsonNode *answer)
 {
   JsonObject *o = json_node_get_object (answer);
 
@@ -39,7 +39,7 @@ ctl_admins_whoami (const CtlGlobal *global, int argc, char **argv)
 }
 
 static void
-show_admins (JsonNode *answer)
+show_admins (const CtlGlobal *global, JsonNode *answer)
 {
   JsonArray *admins = json_object_get_array_member (json_node_get_object (answer), "admins");
   const char *headers[] = { _("NAME"), _("ROLE"), _("TOKEN ID"), _("EXPIRES"), NULL };
@@ -64,7 +64,7 @@ show_admins (JsonNode *answer)
           ctl_table_add_row (table, row);
         }
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
 }
 
 int

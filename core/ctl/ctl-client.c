@@ -161,6 +161,8 @@ code_for_status (guint status)
     return CTL_ERROR_AUTH;
   if (status >= 500 || status < 400)
     return CTL_ERROR_SERVER;
+  if (status == SOUP_STATUS_NOT_FOUND)
+    return CTL_ERROR_NOT_FOUND;
   return CTL_ERROR_FAILED;
 }
 

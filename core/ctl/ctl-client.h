@@ -11,14 +11,18 @@ G_BEGIN_DECLS
 #define CTL_ERROR (ctl_error_quark ())
 GQuark ctl_error_quark (void);
 
-/* The codes are canopyctl's exit statuses, documented in README.md. */
+/* The codes are canopyctl's exit statuses, documented in docs/commands.md;
+ * each remedy has its own, so scripts can tell them apart. */
 typedef enum {
-  CTL_ERROR_FAILED = 1,  /* the server refused the request (bad input) */
-  CTL_ERROR_USAGE = 2,   /* wrong command line */
-  CTL_ERROR_CONNECT = 3, /* cannot reach or trust the server */
-  CTL_ERROR_AUTH = 4,    /* bad token, role too low, not logged in, rate-limited */
-  CTL_ERROR_SERVER = 5,  /* the server failed (5xx) or answered nonsense */
-  CTL_ERROR_TIMEOUT = 6, /* deployment-wait gave up before every device was done */
+  CTL_ERROR_FAILED = 1,        /* the server refused the request (bad input, conflict) */
+  CTL_ERROR_USAGE = 2,         /* wrong command line */
+  CTL_ERROR_CONNECT = 3,       /* cannot reach or trust the server */
+  CTL_ERROR_AUTH = 4,          /* token wrong, expired or revoked, role too low, rate-limited */
+  CTL_ERROR_SERVER = 5,        /* the server failed (5xx) or answered nonsense */
+  CTL_ERROR_TIMEOUT = 6,       /* deployment-wait gave up before every device was done */
+  CTL_ERROR_NOT_FOUND = 7,     /* no such ID or name (HTTP 404, or nothing it names) */
+  CTL_ERROR_NOT_LOGGED_IN = 8, /* no connection profile, or one without a token */
+  CTL_ERROR_NO_MATCH = 9,      /* a filter matched nothing, as grep's 1 */
 } CtlError;
 
 typedef struct _CtlClient CtlClient;

@@ -26,16 +26,53 @@ profile_path (const CtlGlobal *global)
 
 /* Prints @error and returns the exit status it stands for; with --json the
  * server's own error object goes to standard output too. */
+/* The "error" of canopyctl's own JSON errors, one per exit status. */
+static const char *
+error_name (const GError *error)
+{
+  static const char *const names[] = {
+    [CTL_ERROR_FAILED] = "refused",         [CTL_ERROR_USAGE] = "usage",
+    [CTL_ERROR_CONNECT] = "unreachable",    [CTL_ERROR_AUTH] = "key-mismatch",
+    [CTL_ERROR_SERVER] = "server-failed",   [CTL_ERROR_TIMEOUT] = "timeout",
+    [CTL_ERROR_NOT_FOUND] = "not-found",    [CTL_ERROR_NOT_LOGGED_IN] = "not-logged-in",
+    [CTL_ERROR_NO_MATCH] = "no-match",
+  };
+
+  if (error->domain == CTL_ERROR && error->code > 0 && error->code < (int) G_N_ELEMENTS (names))
+    return names[error->code];
+  return "refused";
+}
+
+static void
+print_json_error (const GError *error)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "error");
+  json_builder_add_string_value (b, error_name (error));
+  json_builder_set_member_name (b, "message");
+  json_builder_add_string_value (b, error->message);
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  ctl_console_print_json (root);
+}
+
 int
 ctl_console_fail (const CtlGlobal *global, CtlClient *client, const GError *error)
 {
   JsonNode *body = client != NULL ? ctl_client_get_error_body (client) : NULL;
 
+  /* With --json a script always gets a JSON error: the server's, or
+   * canopyctl's own in the same shape. */
   if (global->json && body != NULL)
     {
       g_autofree char *text = json_to_string (body, TRUE);
       g_print ("%s\n", text);
     }
+  else if (global->json)
+    print_json_error (error);
   g_printerr ("%s\n", error->message);
   return error->domain == CTL_ERROR ? error->code : CTL_ERROR_FAILED;
 }
@@ -62,6 +99,38 @@ ctl_console_print_json (JsonNode *node)
   g_autofree char *text = json_to_string (node, TRUE);
 
   g_print ("%s\n", text);
+}
+
+void
+ctl_console_print_wrapped (const CtlGlobal *global, const char *text)
+{
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+
+  for (char **l = lines; *l != NULL; l++)
+    {
+      g_autofree char *wrapped = ctl_table_wrap (*l, 0, global->style.width);
+
+      if (l[1] == NULL && (*l)[0] == '\0')
+        break;
+      g_print ("%s\n", wrapped);
+    }
+}
+
+void
+ctl_console_print_list (JsonNode *node, const char *member)
+{
+  g_autoptr (JsonObject) wrapper = NULL;
+  g_autoptr (JsonNode) root = NULL;
+
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    {
+      ctl_console_print_json (node);
+      return;
+    }
+  wrapper = json_object_new ();
+  json_object_set_member (wrapper, member, json_node_copy (node));
+  root = json_node_init_object (json_node_alloc (), wrapper);
+  ctl_console_print_json (root);
 }
 
 /* Parses options; FALSE (usage printed) on anything left over or wrong. */
@@ -91,7 +160,9 @@ prompt_token (GError **error)
   gboolean echo_off;
   char *text = NULL;
 
-  g_printerr (_("Admin token (as \"canopyd admin-add\" printed it): "));
+  /* A prompt is for a person; a pipe gets none. */
+  if (isatty (STDIN_FILENO))
+    g_printerr (_("Admin token (as \"canopyd admin-add\" printed it): "));
   echo_off = tcgetattr (STDIN_FILENO, &saved) == 0;
   if (echo_off)
     {
@@ -146,7 +217,9 @@ read_token (const char *token_file, GError **error)
   if (!g_str_has_prefix (token, "cnp_") || strchr (token, ' ') != NULL)
     {
       free_secret (token);
-      g_set_error (error, CTL_ERROR, CTL_ERROR_FAILED,
+      /* What was given is not a token at all: a usage mistake, not a
+       * token the server refused. */
+      g_set_error (error, CTL_ERROR, CTL_ERROR_USAGE,
                    _("This is not an admin token: tokens start with \"cnp_\". The shared key "
                      "no longer opens the console; ask an administrator for a token "
                      "(\"canopyd admin-add NAME --role ROLE\" on the server)"));
@@ -251,7 +324,21 @@ ctl_console_logout (const CtlGlobal *global, int argc, char **argv)
       g_printerr (_("Cannot remove the connection profile %s: %s\n"), path, g_strerror (errno));
       return CTL_ERROR_FAILED;
     }
-  if (!global->json)
+  if (global->json)
+    {
+      g_autoptr (JsonBuilder) b = json_builder_new ();
+      g_autoptr (JsonNode) root = NULL;
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "result");
+      json_builder_add_string_value (b, "logged-out");
+      json_builder_set_member_name (b, "profile");
+      json_builder_add_string_value (b, path);
+      json_builder_end_object (b);
+      root = json_builder_get_root (b);
+      ctl_console_print_json (root);
+    }
+  else
     g_print (_("Logged out; %s is removed\n"), path);
   return 0;
 }
@@ -260,8 +347,7 @@ ctl_console_logout (const CtlGlobal *global, int argc, char **argv)
 
 /* GETs @path; prints it as JSON or hands it to @table. */
 int
-ctl_console_get_and_show (const CtlGlobal *global, const char *path,
-                          void (*table) (JsonNode *))
+ctl_console_get_and_show (const CtlGlobal *global, const char *path, CtlShowFunc table)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (CtlClient) client = ctl_console_open_client (global, &error);
@@ -275,12 +361,12 @@ ctl_console_get_and_show (const CtlGlobal *global, const char *path,
   if (global->json)
     ctl_console_print_json (answer);
   else
-    table (answer);
+    table (global, answer);
   return 0;
 }
 
 static void
-show_server_id (JsonNode *answer)
+show_server_id (const CtlGlobal *global, JsonNode *answer)
 {
   JsonObject *o = json_node_get_object (answer);
 
@@ -309,7 +395,7 @@ join_array (JsonObject *o, const char *member, const char *separator)
 }
 
 static void
-show_settings (JsonNode *answer)
+show_settings (const CtlGlobal *global, JsonNode *answer)
 {
   JsonObject *o = json_node_get_object (answer);
   const char *headers[] = { _("SETTING"), _("VALUE"), NULL };
@@ -342,7 +428,7 @@ show_settings (JsonNode *answer)
   ctl_table_add_row (table, grp);
   ctl_table_add_row (table, topo);
   ctl_table_add_row (table, no_office);
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
 }
 
 int
@@ -451,7 +537,7 @@ ctl_console_settings_set (const CtlGlobal *global, int argc, char **argv)
   if (global->json)
     ctl_console_print_json (answer);
   else
-    show_settings (answer);
+    show_settings (global, answer);
   return 0;
 }
 
@@ -558,7 +644,7 @@ ctl_console_metrics (const CtlGlobal *global, int argc, char **argv)
 /* --- health, devices, offices ------------------------------------------------ */
 
 static void
-show_health (JsonNode *answer)
+show_health (const CtlGlobal *global, JsonNode *answer)
 {
   JsonObject *o = json_node_get_object (answer);
   JsonArray *checks = json_object_get_array_member (o, "checks");
@@ -574,7 +660,23 @@ show_health (JsonNode *answer)
                             NULL };
       ctl_table_add_row (table, row);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
+  /* A cut message would hide what to do: the checks that are not ok are
+   * said again in full, wrapped to the terminal. */
+  if (!global->style.wide && global->style.width > 0)
+    for (guint i = 0; i < json_array_get_length (checks); i++)
+      {
+        JsonObject *c = json_array_get_object_element (checks, i);
+        g_autofree char *text = NULL;
+
+        if (g_strcmp0 (json_object_get_string_member_with_default (c, "status", ""), "ok") == 0)
+          continue;
+        text = g_strdup_printf ("\n%s (%s): %s",
+                                json_object_get_string_member_with_default (c, "name", "?"),
+                                json_object_get_string_member_with_default (c, "status", "?"),
+                                json_object_get_string_member_with_default (c, "message", ""));
+        ctl_console_print_wrapped (global, text);
+      }
   g_print (_("\nOverall: %s\n"), json_object_get_string_member_with_default (o, "status", "?"));
 }
 
@@ -596,7 +698,7 @@ ctl_console_health (const CtlGlobal *global, int argc, char **argv)
   if (global->json)
     ctl_console_print_json (answer);
   else
-    show_health (answer);
+    show_health (global, answer);
   /* A failed check is a failure for scripts; warnings are not. */
   return g_strcmp0 (json_object_get_string_member_with_default (json_node_get_object (answer),
                                                                 "status", ""),
@@ -606,13 +708,16 @@ ctl_console_health (const CtlGlobal *global, int argc, char **argv)
 }
 
 static void
-show_devices (JsonNode *answer)
+show_devices (const CtlGlobal *global, JsonNode *answer)
 {
   JsonArray *devices = json_object_get_array_member (json_node_get_object (answer), "devices");
-  const char *headers[] = { _("DEVICE"), _("OFFICE"), _("VERSION"), _("ONLINE"), _("RANK"),
-                            _("WHY PREFERRED"), NULL };
+  const char *headers[] = { _("NAME"), _("OFFICE"), _("VERSION"), _("ONLINE"), _("RANK"),
+                            _("WHY PREFERRED"), _("ID"), NULL };
   g_autoptr (CtlTable) table = ctl_table_new (headers);
 
+  /* The sentence and the UUID make a line far wider than a terminal. */
+  ctl_table_set_wide_only (table, 5);
+  ctl_table_set_wide_only (table, 6);
   for (guint i = 0; i < json_array_get_length (devices); i++)
     {
       JsonObject *d = json_array_get_object_element (devices, i);
@@ -620,17 +725,19 @@ show_devices (JsonNode *answer)
       g_autofree char *rank = g_strdup_printf (
         "%" G_GINT64_FORMAT "%s", json_object_get_int_member_with_default (p, "rank", 0),
         json_object_get_boolean_member_with_default (p, "lead", FALSE) ? _(" (lead)") : "");
-      const char *row[] = { json_object_get_string_member_with_default (d, "device_id", "?"),
+      const char *name = json_object_get_string_member_with_default (d, "name", "");
+      const char *id = json_object_get_string_member_with_default (d, "device_id", "?");
+      const char *row[] = { name[0] != '\0' ? name : id,
                             json_object_get_string_member_with_default (d, "office", "?"),
                             json_object_get_string_member_with_default (d, "agent_version", "?"),
                             json_object_get_boolean_member_with_default (d, "online", FALSE)
                               ? _("yes") : _("no"),
                             rank,
                             json_object_get_string_member_with_default (p, "why", ""),
-                            NULL };
+                            id, NULL };
       ctl_table_add_row (table, row);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
 }
 
 int
@@ -644,6 +751,11 @@ ctl_console_devices (const CtlGlobal *global, int argc, char **argv)
   };
   g_autoptr (GString) path = g_string_new ("/api/v1/devices");
 
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = NULL;
+  g_autoptr (JsonNode) answer = NULL;
+  JsonArray *devices;
+
   if (!ctl_console_parse_options (&argc, &argv, entries, 0))
     return ctl_console_usage ("canopyctl devices [--office NAME] [--group NAME]");
   if (office != NULL || group != NULL)
@@ -654,11 +766,32 @@ ctl_console_devices (const CtlGlobal *global, int argc, char **argv)
                               o != NULL && g != NULL ? "&" : "", g != NULL ? "group=" : "",
                               g != NULL ? g : "");
     }
-  return ctl_console_get_and_show (global, path->str, show_devices);
+  client = ctl_console_open_client (global, &error);
+  if (client == NULL)
+    return ctl_console_fail (global, NULL, error);
+  answer = ctl_client_request_json (client, "GET", path->str, NULL, &error);
+  if (answer == NULL)
+    return ctl_console_fail (global, client, error);
+  if (global->json)
+    ctl_console_print_json (answer);
+  else
+    show_devices (global, answer);
+  devices = json_object_get_array_member (json_node_get_object (answer), "devices");
+  /* As grep: a filter that matches nothing is worth an exit status. */
+  if ((office != NULL || group != NULL) && json_array_get_length (devices) == 0)
+    {
+      g_printerr (_("No device matches %s%s%s%s%s; \"canopyctl offices\" lists the offices, "
+                    "\"canopyctl settings\" the assigned groups\n"),
+                  office != NULL ? "--office " : "", office != NULL ? office : "",
+                  office != NULL && group != NULL ? " " : "", group != NULL ? "--group " : "",
+                  group != NULL ? group : "");
+      return CTL_ERROR_NO_MATCH;
+    }
+  return 0;
 }
 
 static void
-show_offices (JsonNode *answer)
+show_offices (const CtlGlobal *global, JsonNode *answer)
 {
   JsonArray *offices = json_object_get_array_member (json_node_get_object (answer), "offices");
   const char *headers[] = { _("OFFICE"), _("PARENT"), _("TYPE"), _("DEVICES"), _("ONLINE"),
@@ -686,7 +819,7 @@ show_offices (JsonNode *answer)
                             wan, schedule[0] != '\0' ? schedule : NULL, NULL };
       ctl_table_add_row (table, row);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
 }
 
 int

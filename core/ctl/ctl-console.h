@@ -4,13 +4,15 @@
 
 #include <glib.h>
 #include "ctl/ctl-client.h"
+#include "ctl/ctl-table.h"
 
 G_BEGIN_DECLS
 
 /* Options that apply to every subcommand, given before or after its name. */
 typedef struct {
-  gboolean json;
+  gboolean json;            /* --json or -o json */
   const char *profile_path; /* NULL: the default */
+  CtlTableStyle style;      /* -o wide|name, --no-headers, the terminal's width */
 } CtlGlobal;
 
 int ctl_console_login (const CtlGlobal *global, int argc, char **argv);
@@ -35,11 +37,17 @@ int ctl_console_fail (const CtlGlobal *global, CtlClient *client, const GError *
 int ctl_console_usage (const char *text);
 CtlClient *ctl_console_open_client (const CtlGlobal *global, GError **error);
 void ctl_console_print_json (JsonNode *node);
+/* Prints a list as every command does with --json: an object whose
+ * member @member is the array (a bare array from the server is wrapped). */
+void ctl_console_print_list (JsonNode *node, const char *member);
+/* Prints @text wrapped at spaces to the terminal's width (-o wide or no
+ * terminal: as it is), each "\n" starting a new line. */
+void ctl_console_print_wrapped (const CtlGlobal *global, const char *text);
 /* FALSE (message printed) on a bad option or more than @max_args left. */
 gboolean ctl_console_parse_options (int *argc, char ***argv, const GOptionEntry *entries,
                                     int max_args);
 /* GETs @path; prints its JSON with --json, else hands it to @table. */
-int ctl_console_get_and_show (const CtlGlobal *global, const char *path,
-                              void (*table) (JsonNode *));
+typedef void (*CtlShowFunc) (const CtlGlobal *global, JsonNode *answer);
+int ctl_console_get_and_show (const CtlGlobal *global, const char *path, CtlShowFunc table);
 
 G_END_DECLS

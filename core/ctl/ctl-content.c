@@ -4,6 +4,7 @@
 #include "build-config.h"
 
 #include "ctl/ctl-content.h"
+#include "ctl/ctl-resolve.h"
 #include "ctl/ctl-table.h"
 #include "lib/i18n.h"
 
@@ -170,37 +171,54 @@ long_request_clear (LongRequest *r)
 /* --- content ------------------------------------------------------------------- */
 
 static void
-show_content (JsonNode *answer)
+show_content (const CtlGlobal *global, JsonNode *answer)
 {
   JsonArray *list = JSON_NODE_HOLDS_ARRAY (answer) ? json_node_get_array (answer) : NULL;
-  const char *headers[] = { _("ID"), _("NAME"), _("VERSION"), _("SIZE"), _("CHUNKS"),
-                            _("LOCATION"), NULL };
+  const char *headers[] = { _("CONTENT"), _("SIZE"), _("CHUNKS"), _("LOCATION"), _("ID"),
+                            NULL };
   g_autoptr (CtlTable) table = ctl_table_new (headers);
 
   if (list == NULL || json_array_get_length (list) == 0)
     {
-      g_print (_("No content is registered; add a package with \"canopyctl content-add\".\n"));
+      g_printerr (_("No content is registered; add a package with \"canopyctl "
+                    "content-add\".\n"));
       return;
     }
+  ctl_table_set_wide_only (table, 4);
   for (guint i = 0; i < json_array_get_length (list); i++)
     {
       JsonObject *c = json_array_get_object_element (list, i);
       g_autofree char *size = format_bytes (member_bytes (c, "size"));
       g_autofree char *chunks = g_strdup_printf ("%u", member_count (c, "chunks"));
-      const char *row[] = { member_string (c, "id"), member_string (c, "name"),
-                            member_string (c, "version"), size, chunks,
-                            member_string (c, "location"), NULL };
+      g_autofree char *name = g_strdup_printf ("%s %s", member_string (c, "name"),
+                                               member_string (c, "version"));
+      const char *row[] = { name, size, chunks, member_string (c, "location"),
+                            member_string (c, "id"), NULL };
       ctl_table_add_row (table, row);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
 }
 
 int
 ctl_content_list (const CtlGlobal *global, int argc, char **argv)
 {
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = NULL;
+  g_autoptr (JsonNode) answer = NULL;
+
   if (argc != 1)
     return ctl_console_usage ("canopyctl content");
-  return ctl_console_get_and_show (global, "/api/v1/content", show_content);
+  client = ctl_console_open_client (global, &error);
+  if (client == NULL)
+    return ctl_console_fail (global, NULL, error);
+  answer = ctl_client_request_json (client, "GET", "/api/v1/content", NULL, &error);
+  if (answer == NULL)
+    return ctl_console_fail (global, client, error);
+  if (global->json)
+    ctl_console_print_list (answer, "content");
+  else
+    show_content (global, answer);
+  return 0;
 }
 
 static JsonNode *
@@ -241,6 +259,16 @@ ctl_content_add (const CtlGlobal *global, int argc, char **argv)
     return ctl_console_usage (_("canopyctl content-add --name NAME --version VERSION LOCATION "
                                 "(an http:// or https:// URL, or an absolute path on the "
                                 "server)"));
+  /* The server would refuse it too, but this is a mistake on the
+   * command line: say so before the server is asked. */
+  if (!g_str_has_prefix (argv[1], "http://") && !g_str_has_prefix (argv[1], "https://")
+      && !g_path_is_absolute (argv[1]))
+    {
+      g_printerr (_("\"%s\" is neither an http(s) URL nor an absolute path; give the package's "
+                    "absolute path on the server, e.g. /srv/packages/%s\n"),
+                  argv[1], argv[1]);
+      return CTL_ERROR_USAGE;
+    }
   body = content_request (name, version, argv[1]);
   r.body = body;
   what = g_strdup_printf (_("The server is reading %s once to build its signed manifest"),
@@ -267,27 +295,45 @@ ctl_content_add (const CtlGlobal *global, int argc, char **argv)
   return status;
 }
 
-/* DELETEs @path?id=@id; the server answers 204 without a body. */
+/* Sends @method @path?id=ID for the item @typed names; the server
+ * answers without a body. @id_out: the whole ID. */
 static int
-act_on_item (const CtlGlobal *global, const char *method, const char *path, const char *id)
+act_on_item (const CtlGlobal *global, const char *method, const char *path, CtlKind kind,
+             const char *typed, char **id_out)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (CtlClient) client = ctl_console_open_client (global, &error);
-  g_autofree char *target = path_with_id (path, id);
+  g_autofree char *id = NULL, *target = NULL;
   g_autoptr (GBytes) response = NULL;
 
   if (client == NULL)
     return ctl_console_fail (global, NULL, error);
+  id = ctl_resolve (client, kind, typed, &error);
+  if (id == NULL)
+    return ctl_console_fail (global, client, error);
+  target = path_with_id (path, id);
   response = ctl_client_request (client, method, target, NULL, NULL, &error);
   if (response == NULL)
     return ctl_console_fail (global, client, error);
+  *id_out = g_steal_pointer (&id);
   return 0;
 }
 
-static int
-remove_item (const CtlGlobal *global, const char *path, const char *id)
+/* The one JSON answer of a command that changes one item. */
+static void
+print_json_result (const char *id, const char *what)
 {
-  return act_on_item (global, "DELETE", path, id);
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, id);
+  json_builder_set_member_name (b, "result");
+  json_builder_add_string_value (b, what);
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  ctl_console_print_json (root);
 }
 
 int
@@ -298,11 +344,12 @@ ctl_content_expire (const CtlGlobal *global, int argc, char **argv)
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autoptr (JsonNode) body = NULL, answer = NULL;
   g_autofree char *path = NULL;
+  g_autofree char *id = NULL;
   const char *when;
 
   if (argc != 3)
-    return ctl_console_usage (_("canopyctl content-expire ID TIME|never (TIME as RFC 3339, "
-                                "for example 2027-01-31T00:00:00Z)"));
+    return ctl_console_usage (_("canopyctl content-expire CONTENT TIME|never (TIME as RFC "
+                                "3339, for example 2027-01-31T00:00:00Z)"));
   when = g_str_equal (argv[2], "never") ? "" : argv[2];
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "expires");
@@ -312,32 +359,38 @@ ctl_content_expire (const CtlGlobal *global, int argc, char **argv)
   client = ctl_console_open_client (global, &error);
   if (client == NULL)
     return ctl_console_fail (global, NULL, error);
-  path = path_with_id ("/api/v1/content/expiry", argv[1]);
+  id = ctl_resolve (client, CTL_KIND_CONTENT, argv[1], &error);
+  if (id == NULL)
+    return ctl_console_fail (global, client, error);
+  path = path_with_id ("/api/v1/content/expiry", id);
   answer = ctl_client_request_json (client, "POST", path, body, &error);
   if (answer == NULL)
     return ctl_console_fail (global, client, error);
   if (global->json)
     ctl_console_print_json (answer);
   else if (when[0] == '\0')
-    g_print (_("Content %s no longer expires\n"), argv[1]);
+    g_print (_("Content %s no longer expires\n"), id);
   else
     g_print (_("Content %s expires at %s: then each of its deployments is retired, its "
                "package removed from the devices where it is unchanged\n"),
-             argv[1], member_string (json_node_get_object (answer), "expires"));
+             id, member_string (json_node_get_object (answer), "expires"));
   return 0;
 }
 
 int
 ctl_content_remove (const CtlGlobal *global, int argc, char **argv)
 {
+  g_autofree char *id = NULL;
   int status;
 
   if (argc != 2)
-    return ctl_console_usage (_("canopyctl content-remove ID (\"canopyctl content\" lists the "
-                                "IDs)"));
-  status = remove_item (global, "/api/v1/content", argv[1]);
-  if (status == 0 && !global->json)
-    g_print (_("Content %s removed\n"), argv[1]);
+    return ctl_console_usage (_("canopyctl content-remove CONTENT (\"canopyctl content\" lists "
+                                "the IDs and names)"));
+  status = act_on_item (global, "DELETE", "/api/v1/content", CTL_KIND_CONTENT, argv[1], &id);
+  if (status == 0 && global->json)
+    print_json_result (id, "removed");
+  else if (status == 0)
+    g_print (_("Content %s removed\n"), id);
   return status;
 }
 
@@ -407,27 +460,29 @@ show_store_settings (JsonObject *o)
 }
 
 static void
-show_store_contents (JsonArray *contents)
+show_store_contents (const CtlGlobal *global, JsonArray *contents)
 {
-  const char *headers[] = { _("ID"), _("NAME"), _("VERSION"), _("SIZE"), _("STORED"),
-                            _("REASON"), NULL };
+  const char *headers[] = { _("CONTENT"), _("SIZE"), _("STORED"), _("REASON"), _("ID"), NULL };
   g_autoptr (CtlTable) table = ctl_table_new (headers);
 
+  ctl_table_set_wide_only (table, 4);
   for (guint i = 0; i < json_array_get_length (contents); i++)
     {
       JsonObject *c = json_array_get_object_element (contents, i);
       g_autofree char *size = format_bytes (member_bytes (c, "size"));
+      g_autofree char *name = g_strdup_printf ("%s %s", member_string (c, "name"),
+                                               member_string (c, "version"));
       gboolean stored = json_object_get_boolean_member_with_default (c, "stored", FALSE);
-      const char *row[] = { member_string (c, "id"), member_string (c, "name"),
-                            member_string (c, "version"), size, stored ? _("yes") : _("no"),
-                            stored ? NULL : member_string (c, "reason"), NULL };
+      const char *row[] = { name, size, stored ? _("yes") : _("no"),
+                            stored ? NULL : member_string (c, "reason"), member_string (c, "id"),
+                            NULL };
       ctl_table_add_row (table, row);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
 }
 
 static void
-show_content_store (JsonNode *answer)
+show_content_store (const CtlGlobal *global, JsonNode *answer)
 {
   JsonObject *o = json_node_get_object (answer);
   JsonArray *contents = json_object_get_array_member (o, "contents");
@@ -435,16 +490,16 @@ show_content_store (JsonNode *answer)
   if (json_object_get_boolean_member_with_default (o, "configured", FALSE))
     show_store_settings (o);
   else
-    g_print (_("No content store is configured: the server keeps metadata only, and leads fetch "
+    ctl_console_print_wrapped (global, _("No content store is configured: the server keeps metadata only, and leads fetch "
                "content from its origin. Add <content-store> to canopyd's configuration and "
-               "restart canopyd to have the server seed content.\n"));
+               "restart canopyd to have the server seed content."));
   if (contents == NULL || json_array_get_length (contents) == 0)
     {
       g_print (_("No content is registered; add a package with \"canopyctl content-add\".\n"));
       return;
     }
   g_print ("\n");
-  show_store_contents (contents);
+  show_store_contents (global, contents);
 }
 
 int
@@ -478,7 +533,7 @@ format_wan_class (JsonObject *o)
 }
 
 static void
-show_offices (JsonObject *d)
+show_offices (const CtlGlobal *global, const CtlNames *names, JsonObject *d)
 {
   JsonArray *offices = json_object_get_array_member (d, "offices");
   const char *headers[] = { _("OFFICE"), _("DONE"), _("LEAD"), _("PEER BYTES"),
@@ -499,16 +554,20 @@ show_offices (JsonObject *d)
         "%.0f%%", 100.0 * json_object_get_double_member_with_default (o, "savings", 0.0));
       const char *lead = json_object_get_string_member_with_default (o, "lead", "");
       g_autofree char *wan_class = format_wan_class (o);
-      const char *row[] = { member_string (o, "office"), done, lead[0] != '\0' ? lead : NULL,
+      const char *lead_name = json_object_get_string_member_with_default (o, "lead_name", "");
+      const char *row[] = { member_string (o, "office"), done,
+                            lead_name[0] != '\0' ? lead_name
+                            : lead[0] != '\0'    ? ctl_names_lookup (names, lead)
+                                                : NULL,
                             peer, reused, wan, savings, wan_class, NULL };
       ctl_table_add_row (table, row);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
 }
 
 /* A cancelled deployment: what each device did. */
 static void
-show_withdrawn (JsonObject *d)
+show_withdrawn (const CtlNames *names, JsonObject *d)
 {
   JsonArray *withdrawn = json_object_has_member (d, "withdrawn")
                            ? json_object_get_array_member (d, "withdrawn") : NULL;
@@ -532,7 +591,8 @@ show_withdrawn (JsonObject *d)
     {
       JsonObject *o = json_array_get_object_element (withdrawn, i);
 
-      g_print ("    %s: %s\n", member_string (o, "device"), member_string (o, "message"));
+      g_print ("    %s: %s\n", ctl_names_lookup (names, member_string (o, "device")),
+               member_string (o, "message"));
     }
 }
 
@@ -556,11 +616,24 @@ show_timing (JsonObject *d)
     g_print (_("  Moves: %s\n"), line->str);
 }
 
+/* -o name and --no-headers make a plain list of IDs, one a line. */
 static void
-show_deployments (JsonNode *answer)
+show_deployment_ids (JsonArray *list)
+{
+  for (guint i = 0; i < json_array_get_length (list); i++)
+    g_print ("%s\n", member_string (json_array_get_object_element (list, i), "id"));
+}
+
+static void
+show_deployments (const CtlGlobal *global, const CtlNames *names, JsonNode *answer)
 {
   JsonArray *list = JSON_NODE_HOLDS_ARRAY (answer) ? json_node_get_array (answer) : NULL;
 
+  if (list != NULL && global->style.names_only)
+    {
+      show_deployment_ids (list);
+      return;
+    }
   if (list == NULL || json_array_get_length (list) == 0)
     {
       g_print (_("No deployments; create one with \"canopyctl deploy\".\n"));
@@ -570,24 +643,46 @@ show_deployments (JsonNode *answer)
     {
       JsonObject *d = json_array_get_object_element (list, i);
       g_autofree char *groups = join_strings (d, "groups");
+      guint done = member_count (d, "done"), devices = member_count (d, "devices");
 
-      g_print (_("%sDeployment %s: content %s to %s at %s, %u of %u devices "
-                 "done\n"),
-               i > 0 ? "\n" : "", member_string (d, "id"), member_string (d, "content"), groups,
-               member_string (d, "destination"), member_count (d, "done"),
-               member_count (d, "devices"));
+      g_autofree char *heading = g_strdup_printf (
+        g_dngettext (GETTEXT_PACKAGE, "Deployment %s: %s to %s at %s, %u of %u device done",
+                     "Deployment %s: %s to %s at %s, %u of %u devices done", devices),
+        member_string (d, "id"), ctl_names_lookup (names, member_string (d, "content")), groups,
+        member_string (d, "destination"), done, devices);
+
+      g_print ("%s", i > 0 ? "\n" : "");
+      ctl_console_print_wrapped (global, heading);
       show_timing (d);
-      show_offices (d);
-      show_withdrawn (d);
+      show_offices (global, names, d);
+      show_withdrawn (names, d);
     }
 }
 
 int
 ctl_content_deployments (const CtlGlobal *global, int argc, char **argv)
 {
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlClient) client = NULL;
+  g_autoptr (JsonNode) answer = NULL;
+  g_autoptr (CtlNames) names = NULL;
+
   if (argc != 1)
     return ctl_console_usage ("canopyctl deployments");
-  return ctl_console_get_and_show (global, "/api/v1/deployments", show_deployments);
+  client = ctl_console_open_client (global, &error);
+  if (client == NULL)
+    return ctl_console_fail (global, NULL, error);
+  answer = ctl_client_request_json (client, "GET", "/api/v1/deployments", NULL, &error);
+  if (answer == NULL)
+    return ctl_console_fail (global, client, error);
+  if (global->json)
+    {
+      ctl_console_print_list (answer, "deployments");
+      return 0;
+    }
+  names = ctl_names_new (client);
+  show_deployments (global, names, answer);
+  return 0;
 }
 
 /* When the content may move: each given one is sent as the admin wrote
@@ -656,18 +751,23 @@ ctl_content_deploy (const CtlGlobal *global, int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autoptr (CtlClient) client = NULL;
   g_autoptr (JsonNode) body = NULL, answer = NULL;
+  g_autofree char *content_id = NULL;
   const char *id;
 
   if (!ctl_console_parse_options (&argc, &argv, entries, 0) || content == NULL || groups == NULL
       || destination == NULL)
-    return ctl_console_usage (_("canopyctl deploy --content ID --group GROUP [--group GROUP...] "
-                                "--destination /ABSOLUTE/PATH/ON/THE/DEVICES [--start TIME] "
-                                "[--deadline TIME] [--window HH:MM-HH:MM] [--background]"));
+    return ctl_console_usage (_("canopyctl deploy --content CONTENT --group GROUP "
+                                "[--group GROUP...] --destination /ABSOLUTE/PATH/ON/THE/DEVICES "
+                                "[--start TIME] [--deadline TIME] [--window HH:MM-HH:MM] "
+                                "[--background]"));
   timing = (DeployTiming) { start, deadline, window };
   client = ctl_console_open_client (global, &error);
   if (client == NULL)
     return ctl_console_fail (global, NULL, error);
-  body = deployment_request (content, groups, destination, &timing, background);
+  content_id = ctl_resolve (client, CTL_KIND_CONTENT, content, &error);
+  if (content_id == NULL)
+    return ctl_console_fail (global, client, error);
+  body = deployment_request (content_id, groups, destination, &timing, background);
   answer = ctl_client_request_json (client, "POST", "/api/v1/deployments", body, &error);
   if (answer == NULL)
     return ctl_console_fail (global, client, error);
@@ -680,52 +780,64 @@ ctl_content_deploy (const CtlGlobal *global, int argc, char **argv)
   joined = g_strjoinv (", ", groups);
   g_print (_("Deployment %s created: content %s to %s at %s. Follow it with \"canopyctl "
              "deployment-wait %s\".\n"),
-           id, content, joined, destination, id);
+           id, content_id, joined, destination, id);
   return 0;
 }
 
 int
 ctl_content_deployment_remove (const CtlGlobal *global, int argc, char **argv)
 {
+  g_autofree char *id = NULL;
   int status;
 
   if (argc != 2)
-    return ctl_console_usage (_("canopyctl deployment-remove ID (\"canopyctl deployments\" "
-                                "lists the IDs)"));
-  status = remove_item (global, "/api/v1/deployments", argv[1]);
-  if (status == 0 && !global->json)
-    g_print (_("Deployment %s removed\n"), argv[1]);
+    return ctl_console_usage (_("canopyctl deployment-remove DEPLOYMENT (\"canopyctl "
+                                "deployments\" lists the IDs)"));
+  status = act_on_item (global, "DELETE", "/api/v1/deployments", CTL_KIND_DEPLOYMENT, argv[1],
+                        &id);
+  if (status == 0 && global->json)
+    print_json_result (id, "removed");
+  else if (status == 0)
+    g_print (_("Deployment %s removed\n"), id);
   return status;
 }
 
 int
 ctl_content_deployment_retire (const CtlGlobal *global, int argc, char **argv)
 {
+  g_autofree char *id = NULL;
   int status;
 
   if (argc != 2)
-    return ctl_console_usage (_("canopyctl deployment-retire ID (\"canopyctl deployments\" "
-                                "lists the IDs)"));
-  status = act_on_item (global, "POST", "/api/v1/deployments/retire", argv[1]);
-  if (status == 0 && !global->json)
+    return ctl_console_usage (_("canopyctl deployment-retire DEPLOYMENT (\"canopyctl "
+                                "deployments\" lists the IDs)"));
+  status = act_on_item (global, "POST", "/api/v1/deployments/retire", CTL_KIND_DEPLOYMENT,
+                        argv[1], &id);
+  if (status == 0 && global->json)
+    print_json_result (id, "retired");
+  else if (status == 0)
     g_print (_("Deployment %s retired: every device stops it, and each that installed its "
                "package removes it unless the file was changed since; \"canopyctl "
-               "deployments\" shows what each did\n"), argv[1]);
+               "deployments\" shows what each did\n"), id);
   return status;
 }
 
 int
 ctl_content_deployment_cancel (const CtlGlobal *global, int argc, char **argv)
 {
+  g_autofree char *id = NULL;
   int status;
 
   if (argc != 2)
-    return ctl_console_usage (_("canopyctl deployment-cancel ID (\"canopyctl deployments\" "
-                                "lists the IDs)"));
-  status = act_on_item (global, "POST", "/api/v1/deployments/cancel", argv[1]);
-  if (status == 0 && !global->json)
+    return ctl_console_usage (_("canopyctl deployment-cancel DEPLOYMENT (\"canopyctl "
+                                "deployments\" lists the IDs)"));
+  status = act_on_item (global, "POST", "/api/v1/deployments/cancel", CTL_KIND_DEPLOYMENT,
+                        argv[1], &id);
+  if (status == 0 && global->json)
+    print_json_result (id, "cancelled");
+  else if (status == 0)
     g_print (_("Deployment %s cancelled: every device stops it before installing. \"canopyctl "
-               "deployments\" shows what each did\n"), argv[1]);
+               "deployments\" shows what each did\n"), id);
   return status;
 }
 
@@ -757,15 +869,87 @@ deployment_done (JsonObject *d)
   return devices > 0 && member_count (d, "done") >= devices;
 }
 
+/* What the figures of GET /api/v1/deployments say about one deployment. */
+typedef struct {
+  guint64 received; /* verified bytes every device received, from every source */
+  guint64 total;    /* the content's size times the target devices */
+  guint done, devices;
+} Progress;
+
+static Progress
+measure (JsonObject *d, guint64 size)
+{
+  static const char *const sources[] = { "bytes_office_peer", "bytes_parent_peer",
+                                         "bytes_server", "bytes_origin" };
+  JsonArray *offices = json_object_get_array_member (d, "offices");
+  Progress p = { 0, 0, member_count (d, "done"), member_count (d, "devices") };
+
+  for (guint i = 0; offices != NULL && i < json_array_get_length (offices); i++)
+    for (gsize k = 0; k < G_N_ELEMENTS (sources); k++)
+      p.received += member_bytes (json_array_get_object_element (offices, i), sources[k]);
+  p.total = size * p.devices;
+  p.received = MIN (p.received, p.total);
+  return p;
+}
+
+/* "North 14.0 MiB, South 3.2 MiB": what crossed each office's WAN link. */
 static char *
-describe_progress (JsonObject *d, const char *id, gint64 start)
+describe_wan (JsonObject *d)
+{
+  JsonArray *offices = json_object_get_array_member (d, "offices");
+  g_autoptr (GString) out = g_string_new (NULL);
+
+  for (guint i = 0; offices != NULL && i < json_array_get_length (offices); i++)
+    {
+      JsonObject *o = json_array_get_object_element (offices, i);
+      g_autofree char *wan = format_bytes (member_bytes (o, "wan_bytes"));
+
+      g_string_append_printf (out, "%s%s %s", i > 0 ? ", " : "", member_string (o, "office"),
+                              wan);
+    }
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+static char *
+format_duration (guint64 seconds)
+{
+  if (seconds < 60)
+    return g_strdup_printf (_("%u s"), (guint) seconds);
+  if (seconds < 3600)
+    return g_strdup_printf (_("%u min %02u s"), (guint) (seconds / 60), (guint) (seconds % 60));
+  return g_strdup_printf (_("%u h %02u min"), (guint) (seconds / 3600),
+                          (guint) (seconds % 3600 / 60));
+}
+
+/* One status line: devices done, bytes of total with the percentage, the
+ * rate since the wait began, time left at that rate and the WAN bytes. */
+static char *
+describe_progress (JsonObject *d, const char *id, const Progress *p, guint64 first_received,
+                   gint64 start)
 {
   g_autofree char *elapsed = format_elapsed (start);
+  g_autofree char *done = NULL, *total = NULL, *rate = NULL, *left = NULL, *wan = NULL;
+  double seconds = (double) (g_get_monotonic_time () - start) / G_USEC_PER_SEC;
+  double per_second = seconds > 0 ? (double) (p->received - first_received) / seconds : 0;
 
-  if (member_count (d, "devices") == 0)
+  if (p->devices == 0)
     return g_strdup_printf (_("Deployment %s: no target device known yet (%s)"), id, elapsed);
-  return g_strdup_printf (_("Deployment %s: %u of %u devices done (%s)"),
-                          id, member_count (d, "done"), member_count (d, "devices"), elapsed);
+  done = format_bytes (p->received);
+  total = format_bytes (p->total);
+  rate = format_bytes ((guint64) per_second);
+  left = per_second >= 1 ? format_duration ((guint64) ((double) (p->total - p->received)
+                                                       / per_second))
+                         : g_strdup (_("unknown"));
+  wan = describe_wan (d);
+  return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                       "%u of %u device done, %s of %s (%.0f%%), %s/s, %s left; "
+                                       "WAN: %s (%s)",
+                                       "%u of %u devices done, %s of %s (%.0f%%), %s/s, %s left; "
+                                       "WAN: %s (%s)",
+                                       p->devices),
+                          p->done, p->devices, done, total,
+                          p->total > 0 ? 100.0 * (double) p->received / (double) p->total : 0.0,
+                          rate, left, wan, elapsed);
 }
 
 /* One poll: the deployment's state, or %NULL with @error. */
@@ -780,7 +964,7 @@ poll_deployments (CtlClient *client, const char *id, JsonObject **found, GError 
   *found = find_deployment (list, id);
   if (*found == NULL)
     {
-      g_set_error (error, CTL_ERROR, CTL_ERROR_FAILED,
+      g_set_error (error, CTL_ERROR, CTL_ERROR_NOT_FOUND,
                    _("No deployment has the ID %s (or it was removed); \"canopyctl deployments\" "
                      "lists them"),
                    id);
@@ -789,41 +973,62 @@ poll_deployments (CtlClient *client, const char *id, JsonObject **found, GError 
   return g_steal_pointer (&list);
 }
 
+static void
+print_deployment_json (JsonObject *d)
+{
+  JsonNode *node = json_node_init_object (json_node_alloc (), d);
+
+  ctl_console_print_json (node);
+  json_node_unref (node);
+}
+
 static int
 wait_finished (const CtlGlobal *global, JsonObject *d, const char *id, gint64 start)
 {
   g_autofree char *elapsed = format_elapsed (start);
-  JsonNode *node;
+  g_autofree char *wan = describe_wan (d);
+  guint devices = member_count (d, "devices");
 
-  if (!global->json)
+  if (global->json)
     {
-      g_print (_("Deployment %s: every device is done (%u of %u) after "
-                 "%s\n"),
-               id, member_count (d, "done"), member_count (d, "devices"), elapsed);
+      print_deployment_json (d);
       return 0;
     }
-  node = json_node_init_object (json_node_alloc (), d);
-  ctl_console_print_json (node);
-  json_node_unref (node);
+  g_print (g_dngettext (GETTEXT_PACKAGE,
+                        "Deployment %s: every device is done (%u of %u) after %s; WAN: %s\n",
+                        "Deployment %s: every device is done (%u of %u) after %s; WAN: %s\n",
+                        devices),
+           id, member_count (d, "done"), devices, elapsed, wan);
   return 0;
 }
 
 static int
 wait_timed_out (const CtlGlobal *global, JsonObject *d, const char *id, guint timeout)
 {
-  if (global->json)
-    {
-      JsonNode *node = json_node_init_object (json_node_alloc (), d);
+  guint devices = member_count (d, "devices");
 
-      ctl_console_print_json (node);
-      json_node_unref (node);
-    }
-  g_printerr (_("Deployment %s: %u of %u devices done "
-                "when the wait of %u s ran out. \"canopyctl deployments\" shows which offices "
-                "lag and who leads them; \"canopyctl devices\" shows which devices are "
-                "online.\n"),
-              id, member_count (d, "done"), member_count (d, "devices"), timeout);
+  if (global->json)
+    print_deployment_json (d);
+  g_printerr (g_dngettext (GETTEXT_PACKAGE,
+                           "Deployment %s: %u of %u device done when the wait of %u s ran out. "
+                           "\"canopyctl deployments\" shows which offices lag and who leads "
+                           "them; \"canopyctl devices\" shows which devices are online.\n",
+                           "Deployment %s: %u of %u devices done when the wait of %u s ran out. "
+                           "\"canopyctl deployments\" shows which offices lag and who leads "
+                           "them; \"canopyctl devices\" shows which devices are online.\n",
+                           devices),
+              id, member_count (d, "done"), devices, timeout);
   return CTL_ERROR_TIMEOUT;
+}
+
+/* The line a terminal shows is cut to its width, so it never wraps. */
+static void
+show_progress_line (gboolean tty, guint turn, const char *line)
+{
+  guint width = ctl_table_terminal_width ();
+  g_autofree char *cut = ctl_table_ellipsize (line, width > 2 ? (glong) width - 3 : 0);
+
+  show_status (tty, turn, cut);
 }
 
 int
@@ -836,22 +1041,27 @@ ctl_content_deployment_wait (const CtlGlobal *global, int argc, char **argv)
   };
   g_autoptr (GError) error = NULL;
   g_autoptr (CtlClient) client = NULL;
-  g_autofree char *last = NULL;
+  g_autoptr (CtlNames) names = NULL;
+  g_autofree char *last = NULL, *id = NULL;
   gboolean tty = isatty (STDERR_FILENO);
   gint64 start = g_get_monotonic_time ();
-  const char *id;
+  guint64 first_received = G_MAXUINT64;
 
   if (!ctl_console_parse_options (&argc, &argv, entries, 1) || argc != 2 || timeout < 0)
-    return ctl_console_usage (_("canopyctl deployment-wait ID [--timeout SECONDS]"));
-  id = argv[1];
+    return ctl_console_usage (_("canopyctl deployment-wait DEPLOYMENT [--timeout SECONDS]"));
   client = ctl_console_open_client (global, &error);
   if (client == NULL)
     return ctl_console_fail (global, NULL, error);
+  id = ctl_resolve (client, CTL_KIND_DEPLOYMENT, argv[1], &error);
+  if (id == NULL)
+    return ctl_console_fail (global, client, error);
+  names = ctl_names_new (client);
   for (guint turn = 0;; turn++)
     {
       JsonObject *d = NULL;
       g_autoptr (JsonNode) list = poll_deployments (client, id, &d, &error);
       g_autofree char *line = NULL;
+      Progress p;
 
       if (list == NULL)
         {
@@ -868,15 +1078,16 @@ ctl_content_deployment_wait (const CtlGlobal *global, int argc, char **argv)
           clear_status (tty);
           return wait_timed_out (global, d, id, (guint) timeout);
         }
-      line = describe_progress (d, id, start);
-      show_status (tty, turn, line);
+      p = measure (d, ctl_names_content_size (names, member_string (d, "content")));
+      /* The rate counts what arrived while canopyctl watched. */
+      first_received = MIN (first_received, p.received);
+      line = describe_progress (d, id, &p, first_received, start);
+      show_progress_line (tty, turn, line);
       /* Without a terminal, a line each time the count of done devices
        * changes, not one a second. */
       if (!tty && !global->json)
         {
-          g_autofree char *counts = g_strdup_printf ("%u/%u",
-                                                     member_count (d, "done"),
-                                                     member_count (d, "devices"));
+          g_autofree char *counts = g_strdup_printf ("%u/%u", p.done, p.devices);
           if (g_strcmp0 (counts, last) != 0)
             g_printerr ("%s\n", line);
           g_free (last);

@@ -4,6 +4,7 @@
 #include "build-config.h"
 
 #include "ctl/ctl-device-status.h"
+#include "ctl/ctl-resolve.h"
 #include "ctl/ctl-table.h"
 #include "lib/i18n.h"
 
@@ -146,15 +147,17 @@ ctl_device_status_show (const CtlGlobal *global, int argc, char **argv)
   g_autoptr (CtlClient) client = NULL;
   g_autoptr (JsonArray) all = json_array_new ();
   gint64 total = 0;
-  const char *id;
+  g_autofree char *id = NULL;
 
   if (!ctl_console_parse_options (&argc, &argv, entries, 1) || argc != 2)
-    return ctl_console_usage (_("canopyctl deployment-show ID [--office NAME] "
+    return ctl_console_usage (_("canopyctl deployment-show DEPLOYMENT [--office NAME] "
                                 "[--state waiting|fetching|done|failed|refused|cancelled]"));
-  id = argv[1];
   client = ctl_console_open_client (global, &error);
   if (client == NULL)
     return ctl_console_fail (global, NULL, error);
+  id = ctl_resolve (client, CTL_KIND_DEPLOYMENT, argv[1], &error);
+  if (id == NULL)
+    return ctl_console_fail (global, client, error);
   for (guint offset = 0;; offset += PAGE)
     {
       g_autofree char *path = page_path (id, office, state, offset);

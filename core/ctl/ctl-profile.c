@@ -69,7 +69,7 @@ ctl_profile_load (const char *path, GError **error)
   if (!g_key_file_load_from_file (file, path, G_KEY_FILE_NONE, &local_error))
     {
       if (g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-        g_set_error (error, CTL_ERROR, CTL_ERROR_AUTH,
+        g_set_error (error, CTL_ERROR, CTL_ERROR_NOT_LOGGED_IN,
                      _("There is no connection profile at %s; run \"canopyctl login --server "
                        "URL --fingerprint SHA256\" first"),
                      path);
@@ -86,7 +86,7 @@ ctl_profile_load (const char *path, GError **error)
   profile->ca_file = g_key_file_get_string (file, GROUP, "ca-file", NULL);
   if (profile->url == NULL || profile->token == NULL)
     {
-      g_set_error (error, CTL_ERROR, CTL_ERROR_AUTH,
+      g_set_error (error, CTL_ERROR, CTL_ERROR_NOT_LOGGED_IN,
                    _("The connection profile %s lacks the server URL or the token; run "
                      "\"canopyctl login\" again"),
                    path);

@@ -51,6 +51,7 @@ static const ChildCount agent_children[] = {
   { "server", 1, G_MAXUINT },
   { "state-directory", 0, 1 },
   { "shared-key-file", 0, 1 },
+  { "name", 0, 1 },
   { "logging", 0, 1 },
   { "cache", 0, 1 },
   { "peers", 0, 1 },

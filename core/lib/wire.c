@@ -19,8 +19,8 @@ static const struct {
   const char *type;
 } wire_kinds[] = {
   /* device ID, agent version, addresses (address, prefix length), groups,
-   * port it serves office peers on (0: none) */
-  { CANOPY_WIRE_HELLO, "hello", "(ssa(sy)asq)" },
+   * port it serves office peers on (0: none), the device's name for admins */
+  { CANOPY_WIRE_HELLO, "hello", "(ssa(sy)asqs)" },
   /* server ID, server version, heartbeat interval (s), office name, the
    * server's content-signing public key (Ed25519), which manifests are
    * checked with */

@@ -23,6 +23,7 @@ typedef struct {
   CanopyTransportConnection *conn;
   char *device_id;
   char *agent_version;
+  char *name;          /* the device's name for admins, as its hello said */
   char *office;
   GVariant *groups;    /* as */
   GVariant *addresses; /* a(sy) */
@@ -82,6 +83,7 @@ session_free (Session *session)
     sessions->peer_handler->closed (session->peer);
   g_free (session->device_id);
   g_free (session->agent_version);
+  g_free (session->name);
   g_free (session->office);
   g_clear_pointer (&session->groups, g_variant_unref);
   g_clear_pointer (&session->addresses, g_variant_unref);
@@ -113,7 +115,8 @@ record_device (Session *session)
   /* A clock set back must not leave it seen last before it was seen first. */
   first_seen = MIN (first_seen, now);
   canopy_store_put (store, CANOPY_RECORD_DEVICE, session->device_id,
-                    g_variant_new ("(s@as@a(sy)ssxxxtuu)", "", session->groups,
+                    g_variant_new ("(s@as@a(sy)ssxxxtuu)",
+                                   session->name != NULL ? session->name : "", session->groups,
                                    session->addresses, session->agent_version, session->office,
                                    first_seen, now, online, served, peers, bad));
 }
@@ -372,8 +375,22 @@ welcome_when_saved (Session *session)
 
 /* What a hello reports goes into the database, the topology lookup and
  * the peer list other devices connect to: it must be what it says. */
+#define MAX_NAME_LENGTH 253
+
+/* A name an admin can read: a host name's length, one printable line. */
+static gboolean
+name_is_valid (const char *name)
+{
+  if (!g_utf8_validate (name, -1, NULL) || g_utf8_strlen (name, -1) > MAX_NAME_LENGTH)
+    return FALSE;
+  for (const char *p = name; *p != '\0'; p = g_utf8_next_char (p))
+    if (g_unichar_iscntrl (g_utf8_get_char (p)))
+      return FALSE;
+  return TRUE;
+}
+
 static char *
-check_hello (Session *session, GVariant *addresses)
+check_hello (Session *session, GVariant *addresses, const char *name)
 {
   g_autofree char *shown = g_strescape (session->device_id, NULL);
   GVariantIter iter;
@@ -384,6 +401,10 @@ check_hello (Session *session, GVariant *addresses)
     return g_strdup_printf (_("the device ID \"%.64s\" is not a UUID. The agent's "
                               "device-id file in its state directory is damaged: remove it and "
                               "restart the agent, which makes a new one"), shown);
+  if (!name_is_valid (name))
+    return g_strdup_printf (_("the device's name is longer than %d characters or holds control "
+                              "characters; set <name> in canopy-agent.xml to a shorter, "
+                              "printable one"), MAX_NAME_LENGTH);
   if (g_variant_n_children (addresses) > MAX_HELLO_ADDRESSES)
     return g_strdup_printf (_("the device reported %zu addresses, more than the %d this server "
                               "takes; check the device's network configuration"),
@@ -410,14 +431,14 @@ static void
 handle_hello (Session *session, GVariant *body)
 {
   CanopySessions *sessions = session->sessions;
-  const char *claimed, *version;
+  const char *claimed, *version, *name;
   g_autoptr (GVariant) addresses = NULL, groups = NULL;
   const CanopyOffice *office;
   g_autofree char *message = NULL;
 
-  g_variant_get (body, "(&s&s@a(sy)@asq)", &claimed, &version, &addresses, &groups,
-                 &session->peer_port);
-  message = check_hello (session, addresses);
+  g_variant_get (body, "(&s&s@a(sy)@asq&s)", &claimed, &version, &addresses, &groups,
+                 &session->peer_port, &name);
+  message = check_hello (session, addresses, name);
   if (message != NULL)
     {
       refuse (session, CANOPY_WIRE_REFUSED_INVALID, message);
@@ -432,6 +453,8 @@ handle_hello (Session *session, GVariant *body)
     }
   g_free (session->agent_version);
   session->agent_version = g_strdup (version);
+  g_free (session->name);
+  session->name = g_strdup (name);
 
   if (canopy_wire_compare_versions (version, CANOPY_SESSIONS_OLDEST_AGENT) < 0
       || canopy_wire_compare_versions (version, PACKAGE_VERSION) > 0)

@@ -364,8 +364,8 @@ send_hello (Agent *agent)
   g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
   g_variant_builder_add (&addresses, "(sy)", address, 24);
   frame = canopy_wire_encode (CANOPY_WIRE_HELLO,
-                              g_variant_new ("(ssa(sy)^asq)", agent->id, PACKAGE_VERSION,
-                                             &addresses, groups, (guint16) 0));
+                              g_variant_new ("(ssa(sy)^asqs)", agent->id, PACKAGE_VERSION,
+                                             &addresses, groups, (guint16) 0, agent->id));
   canopy_transport_send (agent->conn, frame, NULL, NULL);
 }
 

@@ -15,7 +15,7 @@ static const struct {
 } wire_seeds[] = {
   { CANOPY_WIRE_HELLO,
     "('device-1', '0.1.0', [('198.18.10.5', byte 24), ('2001:db8::5', 64)], "
-    "['Finance', 'Branch'], uint16 7444)" },
+    "['Finance', 'Branch'], uint16 7444, 'pc-finance-01')" },
   { CANOPY_WIRE_WELCOME, "('3f1c0e7a-5d9b-4c1e-9e6f-2b8d7c4a1f00', '0.1.0', uint32 30, "
                          "'North', b'\\x01\\x02')" },
   { CANOPY_WIRE_REFUSED, "(uint32 2, 'unsupported version', '0.1.0', '0.1.0')" },

@@ -283,13 +283,18 @@ canopy_test_site_device_start (CanopyTestSite *s, guint office, guint index,
   g_autofree char *text = NULL;
   const char *extra_group = index >= CANOPY_TEST_SITE_AGENTS_PER_OFFICE
                               ? s->options.extra_group : NULL;
+  /* Named pc-OFFICE-INDEX as an admin would name them; the extra slot
+   * keeps the default, the host name. */
+  g_autofree char *name_xml = index < CANOPY_TEST_SITE_AGENTS_PER_OFFICE
+                            ? g_strdup_printf ("<name>pc-%u-%u</name>", office, index + 1)
+                            : g_strdup ("");
   g_autofree char *xml = g_strdup_printf (
     "<agent><server host='%s' port='%u'/>%s<state-directory>%s</state-directory>"
-    "<group>%s</group><peers address='%s' port='0'/>"
+    "%s<group>%s</group><peers address='%s' port='0'/>"
     "<destinations><directory path='%s'/></destinations>%s"
     "<transport plugin='tcp'/></agent>",
     address, s->agent_port, s->options.agent_servers != NULL ? s->options.agent_servers : "",
-    state, extra_group != NULL ? extra_group : "Branch", peer, s->dir,
+    state, name_xml, extra_group != NULL ? extra_group : "Branch", peer, s->dir,
     s->options.agent_xml != NULL ? s->options.agent_xml : "");
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_autoptr (GPtrArray) owned = g_ptr_array_new_with_free_func (g_free);

@@ -846,6 +846,15 @@ test_content_and_deployments (void)
   CANOPY_ASSERT_CONTAINS (deployments.body, "\"destination\" : \"/opt/app.bin\"");
   CANOPY_ASSERT_CONTAINS (deployments.body, "\"background\" : false");
   CANOPY_ASSERT_CONTAINS (deployments.body, "\"offices\" : [");
+  /* The same content, groups and destination again: 409 naming it. */
+  assert_refused ("POST", "/api/v1/deployments", body, 409, "duplicate-deployment", deployment);
+  g_free (body);
+  /* A group that is not assigned: 422 listing the assigned ones. */
+  body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Finance\", \"Nowhere\"], "
+                          "\"destination\": \"/opt/other.bin\"}", id);
+  assert_refused ("POST", "/api/v1/deployments", body, 422, "group-not-assigned",
+                  "The assigned groups are: Finance");
+  assert_count ("/api/v1/deployments", 1);
 
   path = g_strdup_printf ("/api/v1/content?id=%s", id);
   assert_refused ("DELETE", path, NULL, 409, "content-in-use", "remove the deployment");
@@ -906,7 +915,7 @@ test_canopyctl (void)
   /* The shared key opens nothing any more, and canopyctl says why. */
   CU_ASSERT_EQUAL (ctl (&out, "login", "--server", server.url, "--fingerprint",
                         server.fingerprint, "--token-file", key, NULL),
-                   1);
+                   2);
   CANOPY_ASSERT_CONTAINS (out, "not an admin token");
   CU_ASSERT_FALSE (g_file_test (profile, G_FILE_TEST_EXISTS));
   g_clear_pointer (&out, g_free);
@@ -916,7 +925,8 @@ test_canopyctl (void)
   CANOPY_ASSERT_CONTAINS (out, "not valid here");
   CU_ASSERT_FALSE (g_file_test (profile, G_FILE_TEST_EXISTS));
   g_clear_pointer (&out, g_free);
-  CU_ASSERT_EQUAL (ctl (&out, "settings", NULL), 4);
+  /* Not logged in is not a wrong token: 8, not 4. */
+  CU_ASSERT_EQUAL (ctl (&out, "settings", NULL), 8);
   CANOPY_ASSERT_CONTAINS (out, "canopyctl login");
   g_clear_pointer (&out, g_free);
 
@@ -961,8 +971,17 @@ test_canopyctl (void)
   CU_ASSERT_EQUAL (ctl (&out, "offices", NULL), 0);
   CANOPY_ASSERT_CONTAINS (out, "Branch WiFi");
   g_clear_pointer (&out, g_free);
+  /* The reason and the ID are one flag away: -o wide. */
   CU_ASSERT_EQUAL (ctl (&out, "devices", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "NAME ");
+  CU_ASSERT_PTR_NULL (strstr (out, "WHY PREFERRED"));
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "devices", "-o", "wide", NULL), 0);
   CANOPY_ASSERT_CONTAINS (out, "WHY PREFERRED");
+  g_clear_pointer (&out, g_free);
+  /* A filter that matches nothing: exit status 9, as grep's 1. */
+  CU_ASSERT_EQUAL (ctl (&out, "devices", "--office", "Nowhere", NULL), 9);
+  CANOPY_ASSERT_CONTAINS (out, "No device matches --office Nowhere");
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "server-id", NULL), 0);
   g_clear_pointer (&out, g_free);
@@ -1016,11 +1035,14 @@ test_canopyctl_content (void)
   CANOPY_ASSERT_CONTAINS (out, "KiB in 1 chunk, manifest signed");
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "--json", "content", NULL), 0);
-  CU_ASSERT_EQUAL (json_array_size (out), 1);
   CANOPY_ASSERT_CONTAINS (out, "\"name\" : \"Tool\"");
   {
-    g_autoptr (JsonNode) root = json_from_string (out, NULL);
-    JsonObject *first = json_array_get_object_element (json_node_get_array (root), 0);
+    g_autofree char *list = json_member (out, "content");
+    g_autoptr (JsonNode) root = json_from_string (list, NULL);
+    JsonObject *first = NULL;
+
+    CU_ASSERT_EQUAL_FATAL (json_array_size (list), 1);
+    first = json_array_get_object_element (json_node_get_array (root), 0);
     id = g_strdup (json_object_get_string_member (first, "id"));
   }
   g_clear_pointer (&out, g_free);
@@ -1030,38 +1052,69 @@ test_canopyctl_content (void)
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "content-add", "--name", "Tool", package, NULL), 2);
   g_clear_pointer (&out, g_free);
+  /* A relative path is a usage mistake, caught before the server is asked. */
   CU_ASSERT_EQUAL (ctl (&out, "content-add", "--name", "Tool", "--version", "3", "tool.bin",
                         NULL),
-                   1);
+                   2);
   CANOPY_ASSERT_CONTAINS (out, "absolute path");
   g_clear_pointer (&out, g_free);
 
   CU_ASSERT_EQUAL (ctl (&out, "deploy", "--content", "no-such-id", "--group", "Finance",
                         "--destination", "/opt/tool.bin", NULL),
-                   1);
-  CANOPY_ASSERT_CONTAINS (out, "No content has the ID no-such-id");
+                   7);
+  CANOPY_ASSERT_CONTAINS (out, "No content has the ID, ID prefix or name \"no-such-id\"");
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "deploy", "--content", id, "--group", "Finance", NULL), 2);
   g_clear_pointer (&out, g_free);
-  CU_ASSERT_EQUAL (ctl (&out, "--json", "deploy", "--content", id, "--group", "Finance",
-                        "--group", "Sales", "--destination", "/opt/tool.bin", NULL),
+  /* Sales is no longer assigned (test_canopyctl removed it): refused,
+   * with the groups that are, and nothing created. */
+  CU_ASSERT_EQUAL (ctl (&out, "deploy", "--content", id, "--group", "Finance", "--group",
+                        "Sales", "--destination", "/opt/tool.bin", NULL),
+                   1);
+  CANOPY_ASSERT_CONTAINS (out, "The group \"Sales\" is not assigned");
+  CANOPY_ASSERT_CONTAINS (out, "The assigned groups are: Finance.");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "--json", "deploy", "--content", id, "--group", "NoSuchGroup",
+                        "--destination", "/opt/tool.bin", NULL),
+                   1);
+  CANOPY_ASSERT_CONTAINS (out, "\"error\" : \"group-not-assigned\"");
+  CANOPY_ASSERT_CONTAINS (out, "\"assigned_groups\" : [");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "--json", "deployments", NULL), 0);
+  CANOPY_ASSERT_CONTAINS (out, "\"deployments\" : []");
+  g_clear_pointer (&out, g_free);
+  /* The content by "NAME VERSION", and canopyctl says which it took. */
+  CU_ASSERT_EQUAL (ctl (&out, "--json", "deploy", "--content", "Tool 2.0", "--group", "Finance",
+                        "--destination", "/opt/tool.bin", NULL),
                    0);
-  deployment = json_member (out, "id");
-  CU_ASSERT_PTR_NOT_NULL_FATAL (deployment);
+  CANOPY_ASSERT_CONTAINS (out, "\"Tool 2.0\" is content Tool 2.0");
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (ctl (&out, "--json", "deployments", NULL), 0);
+  {
+    g_autofree char *list = json_member (out, "deployments");
+    g_autoptr (JsonNode) root = json_from_string (list, NULL);
+
+    CU_ASSERT_EQUAL_FATAL (json_array_size (list), 1);
+    deployment = g_strdup (json_object_get_string_member (
+      json_array_get_object_element (json_node_get_array (root), 0), "id"));
+  }
+  g_clear_pointer (&out, g_free);
+  /* The same again is refused: 409, naming the deployment that exists. */
+  CU_ASSERT_EQUAL (ctl (&out, "deploy", "--content", id, "--group", "Finance",
+                        "--destination", "/opt/tool.bin", NULL),
+                   1);
+  CANOPY_ASSERT_CONTAINS (out, deployment);
+  CANOPY_ASSERT_CONTAINS (out, "already puts this content at /opt/tool.bin");
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "deployments", NULL), 0);
   CANOPY_ASSERT_CONTAINS (out, deployment);
-  CANOPY_ASSERT_CONTAINS (out, "to Finance, Sales at /opt/tool.bin");
-  g_clear_pointer (&out, g_free);
-  CU_ASSERT_EQUAL (ctl (&out, "--json", "deployments", NULL), 0);
-  CU_ASSERT_EQUAL (json_array_size (out), 1);
-  CANOPY_ASSERT_CONTAINS (out, deployment);
+  CANOPY_ASSERT_CONTAINS (out, ": Tool 2.0 to Finance at /opt/tool.bin");
   g_clear_pointer (&out, g_free);
   /* No Finance device runs here, so the wait runs out: exit status 6. */
   CU_ASSERT_EQUAL (ctl (&out, "deployment-wait", deployment, "--timeout", "1", NULL), 6);
   CANOPY_ASSERT_CONTAINS (out, "ran out");
   g_clear_pointer (&out, g_free);
-  CU_ASSERT_EQUAL (ctl (&out, "deployment-wait", "no-such-id", NULL), 1);
+  CU_ASSERT_EQUAL (ctl (&out, "deployment-wait", "no-such-id", NULL), 7);
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "publish", NULL), 0);
   CANOPY_ASSERT_CONTAINS (out, "Published 1 content item:");
@@ -1081,13 +1134,19 @@ test_canopyctl_content (void)
   CU_ASSERT_EQUAL (ctl (&out, "deployments", NULL), 0);
   CANOPY_ASSERT_CONTAINS (out, "Cancelled; what each device did");
   g_clear_pointer (&out, g_free);
-  CU_ASSERT_EQUAL (ctl (&out, "deployment-cancel", "no-such-id", NULL), 1);
+  CU_ASSERT_EQUAL (ctl (&out, "deployment-cancel", "no-such-id", NULL), 7);
   g_clear_pointer (&out, g_free);
-  CU_ASSERT_EQUAL (ctl (&out, "deployment-remove", deployment, NULL), 0);
+  /* A unique prefix of the ID is enough. */
+  {
+    g_autofree char *prefix = g_strndup (deployment, 8);
+
+    CU_ASSERT_EQUAL (ctl (&out, "deployment-remove", prefix, NULL), 0);
+    CANOPY_ASSERT_CONTAINS (out, deployment);
+  }
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "content-remove", id, NULL), 0);
   g_clear_pointer (&out, g_free);
-  CU_ASSERT_EQUAL (ctl (&out, "content-remove", id, NULL), 1);
+  CU_ASSERT_EQUAL (ctl (&out, "content-remove", id, NULL), 7);
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (ctl (&out, "content", NULL), 0);
   CANOPY_ASSERT_CONTAINS (out, "No content is registered");

@@ -317,8 +317,8 @@ test_unsupported_version (void)
   g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
   g_variant_builder_add (&addresses, "(sy)", "198.18.0.9", 24);
   canopy_test_client_send (&agent, CANOPY_WIRE_HELLO,
-                           g_variant_new ("(ssa(sy)^asq)", OLD_AGENT_ID, "0.0.1", &addresses,
-                                          groups, 0));
+                           g_variant_new ("(ssa(sy)^asqs)", OLD_AGENT_ID, "0.0.1", &addresses,
+                                          groups, 0, "old-agent"));
   CU_ASSERT_FATAL (canopy_test_client_wait (&agent, CANOPY_WIRE_REFUSED, 1));
   g_variant_get (agent.last[CANOPY_WIRE_REFUSED], "(u&s&s&s)", &reason, &message, &oldest,
                  &newest);

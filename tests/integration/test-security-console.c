@@ -319,8 +319,8 @@ hello_refusal (CanopyTestSite *s, const char *id, const char *address, guint8 pr
   g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
   g_variant_builder_add (&addresses, "(sy)", address, prefix);
   canopy_test_client_send (&client, CANOPY_WIRE_HELLO,
-                           g_variant_new ("(ssa(sy)^asq)", id, PACKAGE_VERSION, &addresses,
-                                          groups, 0));
+                           g_variant_new ("(ssa(sy)^asqs)", id, PACKAGE_VERSION, &addresses,
+                                          groups, 0, "rogue"));
   CU_ASSERT (canopy_test_client_wait (&client, CANOPY_WIRE_REFUSED, 1));
   CU_ASSERT_EQUAL (client.counts[CANOPY_WIRE_WELCOME], 0);
   *message = NULL;

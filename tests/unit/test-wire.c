@@ -16,8 +16,8 @@ hello_frame (void)
   g_variant_builder_add (addresses, "(sy)", "198.18.10.5", 24);
   g_variant_builder_add (addresses, "(sy)", "2001:db8::5", 64);
   return canopy_wire_encode (CANOPY_WIRE_HELLO,
-                             g_variant_new ("(ssa(sy)^asq)", "device-1", "0.1.0", addresses,
-                                            groups, 7444));
+                             g_variant_new ("(ssa(sy)^asqs)", "device-1", "0.1.0", addresses,
+                                            groups, 7444, "pc-finance-01"));
 }
 
 static void

@@ -9,6 +9,7 @@
 #include "server/content-sources.h"
 #include "lib/destination.h"
 #include "lib/i18n.h"
+#include "lib/log.h"
 #include "lib/planner.h"
 
 #include <string.h>
@@ -22,6 +23,18 @@ typedef struct {
 static const char *const source_names[] = { "office_peer", "parent_peer", "server", "origin",
                                             "earlier_versions" };
 G_STATIC_ASSERT (G_N_ELEMENTS (source_names) == CANOPY_SOURCE_N_KINDS);
+
+static void
+add_timestamp (JsonBuilder *b, const char *name, gint64 us)
+{
+  g_autofree char *text = us > 0 ? canopy_log_format_time (us) : NULL;
+
+  json_builder_set_member_name (b, name);
+  if (text != NULL)
+    json_builder_add_string_value (b, text);
+  else
+    json_builder_add_null_value (b);
+}
 
 static char *
 query_id (SoupServerMessage *msg)
@@ -135,8 +148,8 @@ content_json (const CanopyContent *content)
   json_builder_add_string_value (b, content->location);
   json_builder_set_member_name (b, "chunks");
   json_builder_add_int_value (b, content->n_chunks);
-  json_builder_set_member_name (b, "registered_at");
-  json_builder_add_int_value (b, content->registered_at / G_USEC_PER_SEC);
+  /* Every timestamp of the API is RFC 3339 UTC, as the devices' are. */
+  add_timestamp (b, "registered_at", content->registered_at);
   canopy_console_add_expiry (b, content->expires_at);
   json_builder_end_object (b);
   return json_builder_get_root (b);
@@ -317,8 +330,22 @@ canopy_console_post_publish (CanopyConsole *console, SoupServerMessage *msg)
   canopy_console_respond_json (msg, SOUP_STATUS_OK, json_builder_get_root (b));
 }
 
+/* The name the device reported in its hello, "" when unknown. */
+static const char *
+device_name (CanopyStore *store, const char *device_id)
+{
+  GVariant *record = store != NULL && device_id != NULL
+                       ? canopy_store_get_device (store, device_id) : NULL;
+  const char *name = "";
+
+  if (record != NULL)
+    g_variant_get_child (record, 0, "&s", &name);
+  return name;
+}
+
 static void
-add_office_progress (JsonBuilder *b, const CanopyOfficeProgress *p, guint64 size)
+add_office_progress (JsonBuilder *b, CanopyStore *store, const CanopyOfficeProgress *p,
+                     guint64 size)
 {
   /* Chunks taken from earlier versions crossed no link either. */
   guint64 peers = p->bytes[CANOPY_SOURCE_OFFICE_PEER] + p->bytes[CANOPY_SOURCE_EARLIER_VERSIONS];
@@ -332,6 +359,8 @@ add_office_progress (JsonBuilder *b, const CanopyOfficeProgress *p, guint64 size
   json_builder_add_int_value (b, p->done);
   json_builder_set_member_name (b, "lead");
   json_builder_add_string_value (b, p->lead != NULL ? p->lead : "");
+  json_builder_set_member_name (b, "lead_name");
+  json_builder_add_string_value (b, device_name (store, p->lead));
   for (int k = 0; k < CANOPY_SOURCE_N_KINDS; k++)
     {
       g_autofree char *name = g_strdup_printf ("bytes_%s", source_names[k]);
@@ -459,12 +488,18 @@ add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentIn
   json_builder_add_string_value (b, info->id);
   json_builder_set_member_name (b, "content");
   json_builder_add_string_value (b, info->content_id);
+  /* What an admin recognises the content by. */
+  json_builder_set_member_name (b, "content_name");
+  json_builder_add_string_value (b, content != NULL ? content->name : "");
+  json_builder_set_member_name (b, "content_version");
+  json_builder_add_string_value (b, content != NULL ? content->version : "");
   json_builder_set_member_name (b, "groups");
   json_builder_add_value (b, canopy_console_json_strv ((const char *const *) info->groups));
   json_builder_set_member_name (b, "destination");
   json_builder_add_string_value (b, info->destination);
   json_builder_set_member_name (b, "background");
   json_builder_add_boolean_value (b, info->background);
+  add_timestamp (b, "created_at", info->created_at);
   json_builder_set_member_name (b, "devices");
   json_builder_add_int_value (b, info->devices);
   json_builder_set_member_name (b, "done");
@@ -473,7 +508,8 @@ add_deployment (CanopyConsole *console, JsonBuilder *b, const CanopyDeploymentIn
   json_builder_set_member_name (b, "offices");
   json_builder_begin_array (b);
   for (guint i = 0; offices != NULL && i < offices->len; i++)
-    add_office_progress (b, g_ptr_array_index (offices, i), content != NULL ? content->size : 0);
+    add_office_progress (b, console->context.store, g_ptr_array_index (offices, i),
+                         content != NULL ? content->size : 0);
   json_builder_end_array (b);
   add_withdrawal (b, distributor, info);
   canopy_console_add_timing (b, &info->timing);
@@ -510,6 +546,80 @@ string_array (JsonObject *object, const char *name)
     }
   g_ptr_array_add (out, NULL);
   return (GStrv) g_ptr_array_free (out, FALSE);
+}
+
+/* Refuses (and answers) a group that is not assigned: no device of it
+ * would ever be enrolled, so the deployment could never reach anyone. */
+static gboolean
+check_groups_assigned (CanopyConsole *console, SoupServerMessage *msg, const char *const *groups)
+{
+  const CanopySettings *settings = canopy_console_settings (console);
+  const char *const *assigned = (const char *const *) settings->assigned_groups;
+
+  for (const char *const *g = groups; *g != NULL; g++)
+    {
+      g_autofree char *list = NULL, *message = NULL;
+
+      if (assigned != NULL && g_strv_contains (assigned, *g))
+        continue;
+      list = assigned != NULL && assigned[0] != NULL ? g_strjoinv (", ", (char **) assigned)
+                                                     : g_strdup (_("none"));
+      message = g_strdup_printf (_("The group \"%s\" is not assigned to peer distribution, so "
+                                   "none of its devices is enrolled. The assigned groups are: "
+                                   "%s. Deploy to one of them, or assign \"%s\" first "
+                                   "(\"canopyctl settings-set --add-group %s\")"),
+                                 *g, list, *g, *g);
+      canopy_console_respond_error_with (msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+                                         "group-not-assigned", message, "assigned_groups",
+                                         canopy_console_json_strv (assigned != NULL
+                                                                     ? assigned
+                                                                     : (const char *const[]){
+                                                                         NULL }));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+same_groups (const char *const *a, const char *const *b)
+{
+  for (const char *const *g = a; *g != NULL; g++)
+    if (!g_strv_contains (b, *g))
+      return FALSE;
+  for (const char *const *g = b; *g != NULL; g++)
+    if (!g_strv_contains (a, *g))
+      return FALSE;
+  return TRUE;
+}
+
+/* Refuses (and answers) a deployment that exists already, not cancelled:
+ * the same content to the same groups at the same path would only send
+ * the same bytes twice. */
+static gboolean
+check_not_duplicate (CanopyConsole *console, SoupServerMessage *msg, const char *content,
+                     const char *const *groups, const char *destination)
+{
+  g_autoptr (GPtrArray) list = canopy_distributor_list (console->context.distributor);
+
+  for (guint i = 0; i < list->len; i++)
+    {
+      const CanopyDeploymentInfo *info = g_ptr_array_index (list, i);
+      g_autofree char *message = NULL;
+
+      if (info->state == CANOPY_DEPLOYMENT_CANCELLED || g_strcmp0 (info->content_id, content) != 0
+          || g_strcmp0 (info->destination, destination) != 0
+          || !same_groups ((const char *const *) info->groups, groups))
+        continue;
+      message = g_strdup_printf (_("Deployment %s already puts this content at %s on the "
+                                   "devices of these groups; follow it with \"canopyctl "
+                                   "deployment-wait %s\", or remove it first to deploy again"),
+                                 info->id, destination, info->id);
+      canopy_console_respond_error_with (msg, SOUP_STATUS_CONFLICT, "duplicate-deployment",
+                                         message, "deployment",
+                                         json_node_init_string (json_node_alloc (), info->id));
+      return FALSE;
+    }
+  return TRUE;
 }
 
 void
@@ -549,6 +659,9 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
     }
   groups = string_array (object, "groups");
   options.background = json_object_get_boolean_member_with_default (object, "background", FALSE);
+  if ((groups[0] != NULL && !check_groups_assigned (console, msg, (const char *const *) groups))
+      || !check_not_duplicate (console, msg, content, (const char *const *) groups, destination))
+    return;
   actor = canopy_console_actor (msg);
   id = canopy_distributor_create_timed (console->context.distributor, content,
                                         (const char *const *) groups, destination, &timing,
