@@ -50,7 +50,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 echo "== make deb"
 make -C "$builddir" deb > "$work/make-deb.log" 2>&1 || { tail -n 30 "$work/make-deb.log"; fail "make deb failed"; }
 debs=$(ls "$builddir"/deb/*_0*.deb | grep -v -- '-dbgsym_')
-[ "$(echo "$debs" | wc -l)" -eq 10 ] || fail "expected 10 packages, got: $debs"
+expected=$(echo $packages | wc -w)
+[ "$(echo "$debs" | wc -l)" -eq "$expected" ] || fail "expected $expected packages, got: $debs"
 
 echo "== lintian"
 lintian --fail-on error --suppress-tags bad-distribution-in-changes-file $debs > "$work/lintian.log" 2>&1 ||
