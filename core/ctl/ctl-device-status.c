@@ -75,14 +75,16 @@ member_text (JsonObject *o, const char *name)
 }
 
 static void
-print_table (JsonArray *devices, const char *id)
+print_table (const CtlGlobal *global, JsonArray *devices, const char *id)
 {
-  const char *headers[] = { _("DEVICE"), _("NAME"), _("OFFICE"), _("STATE"), _("DONE"),
+  const char *headers[] = { _("NAME"), _("DEVICE"), _("OFFICE"), _("STATE"), _("DONE"),
                             _("ROLE"), _("SOURCES"), _("BYTES BY SOURCE"), _("LAST REPORT"),
                             NULL };
   g_autoptr (CtlTable) table = ctl_table_new (headers);
   g_autoptr (GString) errors = g_string_new (NULL);
 
+  /* Devices by name; the ID one flag away, as everywhere in canopyctl. */
+  ctl_table_set_wide_only (table, 1);
   if (json_array_get_length (devices) == 0)
     {
       g_print (_("Deployment %s has no target device that matches; its groups may have no "
@@ -97,7 +99,7 @@ print_table (JsonArray *devices, const char *id)
       g_autofree char *sources = join_array (d, "sources");
       g_autofree char *by_source = format_by_source (d);
       const char *error = member_text (d, "error");
-      const char *row[] = { member_text (d, "device_id"), member_text (d, "name"),
+      const char *row[] = { member_text (d, "name"), member_text (d, "device_id"),
                             member_text (d, "office"), member_text (d, "state"), done,
                             member_text (d, "role"), sources[0] != '\0' ? sources : NULL,
                             by_source[0] != '\0' ? by_source : NULL,
@@ -105,9 +107,9 @@ print_table (JsonArray *devices, const char *id)
 
       ctl_table_add_row (table, row);
       if (error != NULL && error[0] != '\0')
-        g_string_append_printf (errors, "  %s: %s\n", member_text (d, "device_id"), error);
+        g_string_append_printf (errors, "  %s: %s\n", member_text (d, "name"), error);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
   if (errors->len > 0)
     g_print (_("\nLast error of each device that reported one:\n%s"), errors->str);
 }
@@ -201,6 +203,6 @@ ctl_device_status_show (const CtlGlobal *global, int argc, char **argv)
       ctl_console_print_json (root);
       return 0;
     }
-  print_table (all, id);
+  print_table (global, all, id);
   return 0;
 }
