@@ -171,7 +171,7 @@ until ctl login --server "https://127.0.0.1:$console" --certificate /var/lib/can
   sleep 1
 done
 tries=0
-until ctl devices 2> /dev/null | grep -q online; do
+until ctl --json devices 2> /dev/null | grep -Eq '"online" *: *true'; do
   tries=$((tries + 1))
   [ "$tries" -lt 60 ] || { cat "$work/agent.log" "$work/canopyd.log"; fail "the agent did not enrol"; }
   sleep 1
