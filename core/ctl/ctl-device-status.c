@@ -75,7 +75,7 @@ member_text (JsonObject *o, const char *name)
 }
 
 static void
-print_table (JsonArray *devices, const char *id)
+print_table (const CtlGlobal *global, JsonArray *devices, const char *id)
 {
   const char *headers[] = { _("DEVICE"), _("NAME"), _("OFFICE"), _("STATE"), _("DONE"),
                             _("ROLE"), _("SOURCES"), _("BYTES BY SOURCE"), _("LAST REPORT"),
@@ -107,7 +107,7 @@ print_table (JsonArray *devices, const char *id)
       if (error != NULL && error[0] != '\0')
         g_string_append_printf (errors, "  %s: %s\n", member_text (d, "device_id"), error);
     }
-  ctl_table_print (table);
+  ctl_table_print (table, &global->style);
   if (errors->len > 0)
     g_print (_("\nLast error of each device that reported one:\n%s"), errors->str);
 }
@@ -201,6 +201,6 @@ ctl_device_status_show (const CtlGlobal *global, int argc, char **argv)
       ctl_console_print_json (root);
       return 0;
     }
-  print_table (all, id);
+  print_table (global, all, id);
   return 0;
 }
