@@ -363,6 +363,7 @@ deploy (Browser *b)
                      E));
   STEP (b, canopy_cdp_type (b->cdp, "#deploy-groups", "Branch", E));
   STEP (b, canopy_cdp_type (b->cdp, "#deploy-destination", destination, E));
+  STEP (b, canopy_cdp_click (b->cdp, "#deploy-background", E));
   STEP (b, canopy_cdp_eval (b->cdp, "window.notReloaded = true", E) != NULL);
   STEP (b, canopy_cdp_click (b->cdp, "#deploy-form button[type=submit]", E));
   STEP (b, wait_for (b, "document.querySelectorAll('#deployments .deployment').length === 1", 20,
@@ -383,6 +384,48 @@ deploy (Browser *b)
                         " [...rows].every((r) => r.textContent.includes('100 %') &&"
                         " r.cells[2].textContent.startsWith('done')); })()", 30, E));
   shoot (b, "deployment-done");
+  /* The box ticked on the page reached the server. */
+  {
+    g_autoptr (JsonNode) list = canopy_test_site_api (&site, "GET", "/api/v1/deployments", NULL,
+                                                      200);
+    JsonArray *array = list != NULL ? json_node_get_array (list) : NULL;
+    JsonObject *d = array != NULL && json_array_get_length (array) == 1
+                    ? json_array_get_object_element (array, 0) : NULL;
+
+    CU_ASSERT_PTR_NOT_NULL (d);
+    if (d == NULL)
+      return FALSE;
+    CU_ASSERT (json_object_get_boolean_member_with_default (d, "background", FALSE));
+  }
+  return TRUE;
+}
+
+/* Retired from the page, after its confirmation; the server agrees. */
+static gboolean
+retire (Browser *b)
+{
+  STEP (b, open_page (b, "deployments", E));
+  STEP (b, canopy_cdp_eval (b->cdp, "window.confirm = (text) => (window.asked = text, true)",
+                            E) != NULL);
+  STEP (b, canopy_cdp_click (b->cdp, "#deployments .retire", E));
+  STEP (b, wait_for (b, "window.asked && window.asked.startsWith('Retire deployment') && "
+                        "document.querySelector('#deployments h3').textContent"
+                        ".endsWith('retired') && !document.querySelector('#deployments .retire')",
+                     20, E));
+  shoot (b, "deployment-retired");
+  {
+    g_autoptr (JsonNode) list = canopy_test_site_api (&site, "GET", "/api/v1/deployments", NULL,
+                                                      200);
+    JsonArray *array = list != NULL ? json_node_get_array (list) : NULL;
+    JsonObject *d = array != NULL && json_array_get_length (array) == 1
+                    ? json_array_get_object_element (array, 0) : NULL;
+
+    CU_ASSERT_PTR_NOT_NULL (d);
+    if (d == NULL)
+      return FALSE;
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member_with_default (d, "state", ""),
+                            "retired");
+  }
   return TRUE;
 }
 
@@ -533,7 +576,7 @@ test_browser (void)
       && register_content (&b) && deploy (&b))
     {
       canopy_test_site_assert_copy (&site);
-      if (health_and_licences (&b) && add_admin (&b))
+      if (retire (&b) && health_and_licences (&b) && add_admin (&b))
         audit_and_sign_out (&b);
     }
   if (b.cdp != NULL)
