@@ -236,6 +236,48 @@ type_token (Browser *b, const char *token, GError **error)
 
 /* Wrong credentials are refused, the admin's token signs in; the token is
  * in the tab's sessionStorage, never in the address. */
+/* Asks the browser for @languages (Accept-Language and navigator.languages). */
+static gboolean
+set_languages (Browser *b, const char *languages, GError **error)
+{
+  g_autofree char *agent = canopy_cdp_eval_string (b->cdp, "navigator.userAgent", error);
+  g_autoptr (JsonBuilder) params = json_builder_new ();
+  g_autoptr (JsonNode) done = NULL;
+
+  if (agent == NULL)
+    return FALSE;
+  json_builder_begin_object (params);
+  json_builder_set_member_name (params, "userAgent");
+  json_builder_add_string_value (params, agent);
+  json_builder_set_member_name (params, "acceptLanguage");
+  json_builder_add_string_value (params, languages);
+  json_builder_end_object (params);
+  done = canopy_cdp_call (b->cdp, "Network.setUserAgentOverride", json_builder_get_root (params),
+                          TRUE, error);
+  return done != NULL;
+}
+
+/* A browser set to German gets the sign-in page in German, from
+ * po/de.po (messages-l10n.js); a text de.po lacks would show in English. */
+static gboolean
+sign_in_page_in_german (Browser *b)
+{
+  g_autofree char *url = g_strdup_printf ("https://127.0.0.1:%u/console/", site.console_port);
+
+  STEP (b, canopy_cdp_navigate (b->cdp, url, E));
+  STEP (b, set_languages (b, "de-DE,de", E));
+  STEP (b, canopy_cdp_navigate (b->cdp, url, E));
+  STEP (b, wait_for (b, "navigator.languages[0] === 'de-DE' && "
+                        "document.documentElement.lang === 'de' && "
+                        "document.querySelector('#page-signin h2').textContent === 'Anmelden' && "
+                        "document.querySelector('label[for=token]').textContent === 'Admin-Token' && "
+                        "document.querySelector('#page-signin p').textContent"
+                        ".startsWith('Fügen Sie Ihr Admin-Token ein')", 10, E));
+  shoot (b, "sign-in-german");
+  STEP (b, set_languages (b, "en-US,en", E));
+  return TRUE;
+}
+
 static gboolean
 sign_in (Browser *b)
 {
@@ -572,7 +614,7 @@ test_browser (void)
   if (b.cdp == NULL)
     fprintf (stderr, "\n    Chromium cannot start: %s\n", error->message);
   CU_ASSERT_PTR_NOT_NULL (b.cdp);
-  if (b.cdp != NULL && sign_in (&b) && browse_devices (&b) && upload_topology (&b)
+  if (b.cdp != NULL && sign_in_page_in_german (&b) && sign_in (&b) && browse_devices (&b) && upload_topology (&b)
       && register_content (&b) && deploy (&b))
     {
       canopy_test_site_assert_copy (&site);

@@ -62,7 +62,7 @@ function showProblems(element, error) {
 }
 
 function translatePage() {
-  document.documentElement.lang = LANGUAGE;
+  document.documentElement.lang = currentLanguage();
   document.title = msg("title");
   for (const e of document.querySelectorAll("[data-msg]")) e.textContent = msg(e.dataset.msg);
   for (const e of document.querySelectorAll("[data-msg-label]"))
