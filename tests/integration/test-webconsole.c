@@ -258,9 +258,10 @@ set_languages (Browser *b, const char *languages, GError **error)
 }
 
 /* A browser set to German gets the sign-in page in German, from
- * po/de.po (messages-l10n.js); a text de.po lacks would show in English. */
+ * po/de.po (messages-l10n.js); a text de.po lacks would show in English.
+ * The same in French. */
 static gboolean
-sign_in_page_in_german (Browser *b)
+sign_in_page_translated (Browser *b)
 {
   g_autofree char *url = g_strdup_printf ("https://127.0.0.1:%u/console/", site.console_port);
 
@@ -270,10 +271,18 @@ sign_in_page_in_german (Browser *b)
   STEP (b, wait_for (b, "navigator.languages[0] === 'de-DE' && "
                         "document.documentElement.lang === 'de' && "
                         "document.querySelector('#page-signin h2').textContent === 'Anmelden' && "
-                        "document.querySelector('label[for=token]').textContent === 'Admin-Token' && "
+                        "document.querySelector('label[for=token]').textContent === "
+                        "'Admin-Token' && "
                         "document.querySelector('#page-signin p').textContent"
                         ".startsWith('Fügen Sie Ihr Admin-Token ein')", 10, E));
   shoot (b, "sign-in-german");
+  /* French from po/fr.po; Swiss French falls back to it. */
+  STEP (b, set_languages (b, "fr-CH,fr", E));
+  STEP (b, canopy_cdp_navigate (b->cdp, url, E));
+  STEP (b, wait_for (b, "document.documentElement.lang === 'fr' && "
+                        "document.querySelector('#page-signin h2').textContent === 'Connexion' && "
+                        "document.querySelector('#signin-form button').textContent === "
+                        "'Se connecter'", 10, E));
   STEP (b, set_languages (b, "en-US,en", E));
   return TRUE;
 }
@@ -614,8 +623,8 @@ test_browser (void)
   if (b.cdp == NULL)
     fprintf (stderr, "\n    Chromium cannot start: %s\n", error->message);
   CU_ASSERT_PTR_NOT_NULL (b.cdp);
-  if (b.cdp != NULL && sign_in_page_in_german (&b) && sign_in (&b) && browse_devices (&b) && upload_topology (&b)
-      && register_content (&b) && deploy (&b))
+  if (b.cdp != NULL && sign_in_page_translated (&b) && sign_in (&b) && browse_devices (&b)
+      && upload_topology (&b) && register_content (&b) && deploy (&b))
     {
       canopy_test_site_assert_copy (&site);
       if (retire (&b) && health_and_licences (&b) && add_admin (&b))
