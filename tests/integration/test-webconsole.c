@@ -236,6 +236,57 @@ type_token (Browser *b, const char *token, GError **error)
 
 /* Wrong credentials are refused, the admin's token signs in; the token is
  * in the tab's sessionStorage, never in the address. */
+/* Asks the browser for @languages (Accept-Language and navigator.languages). */
+static gboolean
+set_languages (Browser *b, const char *languages, GError **error)
+{
+  g_autofree char *agent = canopy_cdp_eval_string (b->cdp, "navigator.userAgent", error);
+  g_autoptr (JsonBuilder) params = json_builder_new ();
+  g_autoptr (JsonNode) done = NULL;
+
+  if (agent == NULL)
+    return FALSE;
+  json_builder_begin_object (params);
+  json_builder_set_member_name (params, "userAgent");
+  json_builder_add_string_value (params, agent);
+  json_builder_set_member_name (params, "acceptLanguage");
+  json_builder_add_string_value (params, languages);
+  json_builder_end_object (params);
+  done = canopy_cdp_call (b->cdp, "Network.setUserAgentOverride", json_builder_get_root (params),
+                          TRUE, error);
+  return done != NULL;
+}
+
+/* A browser set to German gets the sign-in page in German, from
+ * po/de.po (messages-l10n.js); a text de.po lacks would show in English.
+ * The same in French. */
+static gboolean
+sign_in_page_translated (Browser *b)
+{
+  g_autofree char *url = g_strdup_printf ("https://127.0.0.1:%u/console/", site.console_port);
+
+  STEP (b, canopy_cdp_navigate (b->cdp, url, E));
+  STEP (b, set_languages (b, "de-DE,de", E));
+  STEP (b, canopy_cdp_navigate (b->cdp, url, E));
+  STEP (b, wait_for (b, "navigator.languages[0] === 'de-DE' && "
+                        "document.documentElement.lang === 'de' && "
+                        "document.querySelector('#page-signin h2').textContent === 'Anmelden' && "
+                        "document.querySelector('label[for=token]').textContent === "
+                        "'Admin-Token' && "
+                        "document.querySelector('#page-signin p').textContent"
+                        ".startsWith('Fügen Sie Ihr Admin-Token ein')", 10, E));
+  shoot (b, "sign-in-german");
+  /* French from po/fr.po; Swiss French falls back to it. */
+  STEP (b, set_languages (b, "fr-CH,fr", E));
+  STEP (b, canopy_cdp_navigate (b->cdp, url, E));
+  STEP (b, wait_for (b, "document.documentElement.lang === 'fr' && "
+                        "document.querySelector('#page-signin h2').textContent === 'Connexion' && "
+                        "document.querySelector('#signin-form button').textContent === "
+                        "'Se connecter'", 10, E));
+  STEP (b, set_languages (b, "en-US,en", E));
+  return TRUE;
+}
+
 static gboolean
 sign_in (Browser *b)
 {
@@ -363,6 +414,7 @@ deploy (Browser *b)
                      E));
   STEP (b, canopy_cdp_type (b->cdp, "#deploy-groups", "Branch", E));
   STEP (b, canopy_cdp_type (b->cdp, "#deploy-destination", destination, E));
+  STEP (b, canopy_cdp_click (b->cdp, "#deploy-background", E));
   STEP (b, canopy_cdp_eval (b->cdp, "window.notReloaded = true", E) != NULL);
   STEP (b, canopy_cdp_click (b->cdp, "#deploy-form button[type=submit]", E));
   STEP (b, wait_for (b, "document.querySelectorAll('#deployments .deployment').length === 1", 20,
@@ -383,6 +435,48 @@ deploy (Browser *b)
                         " [...rows].every((r) => r.textContent.includes('100 %') &&"
                         " r.cells[2].textContent.startsWith('done')); })()", 30, E));
   shoot (b, "deployment-done");
+  /* The box ticked on the page reached the server. */
+  {
+    g_autoptr (JsonNode) list = canopy_test_site_api (&site, "GET", "/api/v1/deployments", NULL,
+                                                      200);
+    JsonArray *array = list != NULL ? json_node_get_array (list) : NULL;
+    JsonObject *d = array != NULL && json_array_get_length (array) == 1
+                    ? json_array_get_object_element (array, 0) : NULL;
+
+    CU_ASSERT_PTR_NOT_NULL (d);
+    if (d == NULL)
+      return FALSE;
+    CU_ASSERT (json_object_get_boolean_member_with_default (d, "background", FALSE));
+  }
+  return TRUE;
+}
+
+/* Retired from the page, after its confirmation; the server agrees. */
+static gboolean
+retire (Browser *b)
+{
+  STEP (b, open_page (b, "deployments", E));
+  STEP (b, canopy_cdp_eval (b->cdp, "window.confirm = (text) => (window.asked = text, true)",
+                            E) != NULL);
+  STEP (b, canopy_cdp_click (b->cdp, "#deployments .retire", E));
+  STEP (b, wait_for (b, "window.asked && window.asked.startsWith('Retire deployment') && "
+                        "document.querySelector('#deployments h3').textContent"
+                        ".endsWith('retired') && !document.querySelector('#deployments .retire')",
+                     20, E));
+  shoot (b, "deployment-retired");
+  {
+    g_autoptr (JsonNode) list = canopy_test_site_api (&site, "GET", "/api/v1/deployments", NULL,
+                                                      200);
+    JsonArray *array = list != NULL ? json_node_get_array (list) : NULL;
+    JsonObject *d = array != NULL && json_array_get_length (array) == 1
+                    ? json_array_get_object_element (array, 0) : NULL;
+
+    CU_ASSERT_PTR_NOT_NULL (d);
+    if (d == NULL)
+      return FALSE;
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member_with_default (d, "state", ""),
+                            "retired");
+  }
   return TRUE;
 }
 
@@ -529,11 +623,11 @@ test_browser (void)
   if (b.cdp == NULL)
     fprintf (stderr, "\n    Chromium cannot start: %s\n", error->message);
   CU_ASSERT_PTR_NOT_NULL (b.cdp);
-  if (b.cdp != NULL && sign_in (&b) && browse_devices (&b) && upload_topology (&b)
-      && register_content (&b) && deploy (&b))
+  if (b.cdp != NULL && sign_in_page_translated (&b) && sign_in (&b) && browse_devices (&b)
+      && upload_topology (&b) && register_content (&b) && deploy (&b))
     {
       canopy_test_site_assert_copy (&site);
-      if (health_and_licences (&b) && add_admin (&b))
+      if (retire (&b) && health_and_licences (&b) && add_admin (&b))
         audit_and_sign_out (&b);
     }
   if (b.cdp != NULL)

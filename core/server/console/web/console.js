@@ -62,7 +62,7 @@ function showProblems(element, error) {
 }
 
 function translatePage() {
-  document.documentElement.lang = LANGUAGE;
+  document.documentElement.lang = currentLanguage();
   document.title = msg("title");
   for (const e of document.querySelectorAll("[data-msg]")) e.textContent = msg(e.dataset.msg);
   for (const e of document.querySelectorAll("[data-msg-label]"))
@@ -95,6 +95,17 @@ function progressBar(value, max, label) {
   bar.value = max > 0 ? value : 0;
   bar.setAttribute("aria-label", label);
   return bar;
+}
+
+// A datetime-local input's value (the browser's local time) as the API
+// wants it: RFC 3339 in UTC, whole seconds; "" stays "".
+function inputTime(value) {
+  if (!value) return "";
+  return new Date(value).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+function formatRate(bits) {
+  return `${(bits / 1e6).toFixed(1)} Mbit/s`;
 }
 
 const percent = (done, total) => (total > 0 ? Math.floor((done * 100) / total) : 0);
@@ -281,9 +292,15 @@ pages.offices = {
       const row = body.insertRow();
       cell(row, o.name);
       cell(row, o.parent || "–");
-      cell(row, o.automatic ? `${o.type} (${msg("offices.automatic")})` : o.type);
+      const type = o.transfer_class
+        ? msg("offices.class", { type: o.type, class: o.transfer_class }) : o.type;
+      cell(row, o.automatic ? `${type} (${msg("offices.automatic")})` : type);
       cell(row, o.subnets.join(", "));
-      cell(row, o.wan_rate ? `${(o.wan_rate / 1e6).toFixed(1)} Mbit/s` : msg("offices.unlimited"));
+      cell(row, o.wan_rate ? formatRate(o.wan_rate) : msg("offices.unlimited"));
+      cell(row, o.wan_schedule || msg("offices.no-schedule"));
+      cell(row, o.wan_rate_now === undefined ? "–"
+                : o.wan_rate_now ? formatRate(o.wan_rate_now) : msg("offices.unlimited"));
+      cell(row, o.time_zone || "–");
       cell(row, `${o.devices} (${o.online})`, "number");
     }
   },
@@ -335,7 +352,7 @@ pages.content = {
     body.textContent = "";
     if (list.length === 0) {
       const c = cell(body.insertRow(), msg("content.none"));
-      c.colSpan = 6;
+      c.colSpan = 7;
     }
     for (const c of list) {
       const row = body.insertRow();
@@ -345,6 +362,7 @@ pages.content = {
       cell(row, formatBytes(c.size), "number");
       const s = stored.get(c.id);
       cell(row, s ? (s.stored ? msg("devices.yes") : s.reason || msg("devices.no")) : "–");
+      cell(row, c.expires ? formatTime(c.expires) : msg("content.never"));
       const remove = document.createElement("button");
       remove.type = "button";
       remove.textContent = "✕";
@@ -353,8 +371,38 @@ pages.content = {
       remove.addEventListener("click", () => removeContent(c));
       row.insertCell().append(remove);
     }
+    fillExpiryChoice();
   },
 };
+
+function fillExpiryChoice() {
+  const select = $("expiry-content");
+  const chosen = select.value;
+  select.textContent = "";
+  for (const c of contentList) {
+    const option = document.createElement("option");
+    option.value = c.id;
+    option.textContent = `${c.name} ${c.version} (${c.id})`;
+    select.append(option);
+  }
+  if (chosen) select.value = chosen;
+}
+
+async function onExpiry(event) {
+  event.preventDefault();
+  const result = $("expiry-result");
+  try {
+    const body = JSON.stringify({ expires: inputTime($("expiry-time").value) });
+    const c = await (await api("POST", "/api/v1/content/expiry?id=" +
+                               encodeURIComponent($("expiry-content").value), body)).json();
+    show(result, msg("content.expiry-done", {
+      ...c, expires: c.expires ? formatTime(c.expires) : msg("content.never"),
+    }), "ok");
+    await pages.content.load();
+  } catch (error) {
+    showProblems(result, error);
+  }
+}
 
 async function removeContent(c) {
   try {
@@ -420,13 +468,14 @@ function officeTable(d) {
   const table = document.createElement("table");
   table.className = "offices";
   const head = table.createTHead().insertRow();
-  for (const k of ["office", "done", "progress", "lead", "peer-bytes", "wan-bytes", "savings"]) {
+  for (const k of ["office", "done", "progress", "lead", "peer-bytes", "earlier-bytes",
+                   "wan-bytes", "savings", "class"]) {
     const th = document.createElement("th");
     th.textContent = msg("deploy." + k);
     head.append(th);
   }
   const body = table.createTBody();
-  if (d.offices.length === 0) cell(body.insertRow(), msg("deploy.no-office")).colSpan = 7;
+  if (d.offices.length === 0) cell(body.insertRow(), msg("deploy.no-office")).colSpan = 9;
   for (const o of d.offices) {
     const row = body.insertRow();
     cell(row, o.office);
@@ -434,10 +483,23 @@ function officeTable(d) {
     row.insertCell().append(progressBar(o.done, o.devices, `${o.office}: ${percent(o.done, o.devices)} %`));
     cell(row, o.lead || "–");
     cell(row, formatBytes(o.bytes_office_peer), "number");
+    cell(row, formatBytes(o.bytes_earlier_versions || 0), "number");
     cell(row, formatBytes(o.wan_bytes), "number");
     cell(row, `${Math.round(o.savings * 100)} %`, "number");
+    cell(row, wanClass(o));
   }
   return table;
+}
+
+// The office's WAN class; a background lead's rate and queueing delay
+// once it has reported them.
+function wanClass(o) {
+  if (o.transfer_class !== "background") return msg("deploy.class-normal");
+  if (o.background_rate === null || o.background_rate === undefined)
+    return msg("deploy.class-waiting");
+  return msg("deploy.class-background", {
+    rate: formatRate(o.background_rate), delay: o.queueing_delay_ms ?? "–",
+  });
 }
 
 async function deviceTable(d, holder) {
@@ -519,13 +581,39 @@ function deploymentCard(d) {
   figure.textContent = ` ${pct} %`;
   overall.append(figure);
   card.append(title, overall);
-  if (d.state !== "cancelled") {
+  if (d.start || d.deadline || d.window) {
+    const timing = document.createElement("p");
+    timing.className = "timing";
+    timing.textContent = msg("deploy.timing", {
+      start: d.start ? formatTime(d.start) : msg("deploy.any-time"),
+      deadline: d.deadline ? formatTime(d.deadline) : "–",
+      window: d.window || msg("deploy.any-time"),
+    });
+    card.append(timing);
+  }
+  if (d.state !== "cancelled" && d.state !== "retired") {
     const cancel = document.createElement("button");
     cancel.type = "button";
     cancel.className = "cancel";
     cancel.textContent = msg("deploy.cancel", d);
     cancel.addEventListener("click", () => cancelDeployment(d.id));
     card.append(cancel);
+  }
+  if (d.state !== "retired") {
+    const retire = document.createElement("button");
+    retire.type = "button";
+    retire.className = "retire";
+    retire.textContent = msg("deploy.retire", d);
+    retire.addEventListener("click", () => retireDeployment(d.id));
+    card.append(retire);
+  }
+  if (d.uninstalled && d.uninstalled.length) {
+    const u = document.createElement("p");
+    u.className = "uninstalled";
+    u.textContent = msg("deploy.uninstalled", {
+      list: d.uninstalled.map((x) => `${x.device}: ${x.outcome}`).join("; "),
+    });
+    card.append(u);
   }
   if (d.failures && d.failures.length) {
     const f = document.createElement("p");
@@ -606,11 +694,19 @@ async function onDeploy(event) {
     show(result, msg("deploy.no-content"), "error");
     return;
   }
-  const body = JSON.stringify({
+  const fields = {
     content: $("deploy-content").value,
     groups: $("deploy-groups").value.split("\n").map((g) => g.trim()).filter((g) => g),
     destination: $("deploy-destination").value.trim(),
-  });
+  };
+  const start = inputTime($("deploy-start").value);
+  const deadline = inputTime($("deploy-deadline").value);
+  const daily = $("deploy-window").value.trim();
+  if (start) fields.start = start;
+  if (deadline) fields.deadline = deadline;
+  if (daily) fields.window = daily;
+  if ($("deploy-background").checked) fields.background = true;
+  const body = JSON.stringify(fields);
   try {
     const answer = await (await api("POST", "/api/v1/deployments", body)).json();
     show(result, msg("deploy.created", answer), "ok");
@@ -626,6 +722,17 @@ async function cancelDeployment(id) {
   try {
     await api("POST", "/api/v1/deployments/cancel?id=" + encodeURIComponent(id));
     show($("deploy-result"), msg("deploy.cancelled", { id }), "ok");
+    await refreshDeployments();
+  } catch (error) {
+    showProblems($("deploy-result"), error);
+  }
+}
+
+async function retireDeployment(id) {
+  if (!confirm(msg("deploy.confirm-retire", { id }))) return;
+  try {
+    await api("POST", "/api/v1/deployments/retire?id=" + encodeURIComponent(id));
+    show($("deploy-result"), msg("deploy.retired", { id }), "ok");
     await refreshDeployments();
   } catch (error) {
     showProblems($("deploy-result"), error);
@@ -800,6 +907,7 @@ document.addEventListener("DOMContentLoaded", () => {
     .catch((error) => showProblems($("topology-result"), error)));
   on("content-form", "submit", onRegister);
   on("deploy-form", "submit", onDeploy);
+  on("expiry-form", "submit", onExpiry);
   on("health-run", "click", onHealth);
   on("licences-download", "click", onLicences);
   on("audit-prev", "click", () => auditPage(-1));
