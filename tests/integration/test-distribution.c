@@ -239,7 +239,10 @@ test_corrupted_peer (void)
       g_clear_pointer (&s->agents[i], canopy_test_process_free);
     }
   data = g_build_filename (s->dir, "agent-1-0", "cache", content_id, "data", NULL);
-  canopy_test_damage_file (data, 100, CANOPY_MANIFEST_DEFAULT_CHUNK_SIZE);
+  /* A byte every 64 KiB, the least a chunk holds: every chunk is damaged,
+   * whatever the content-defined cuts, so whatever the newcomer takes from
+   * agent-1-0 fails verification. */
+  canopy_test_damage_file (data, 100, 64 * 1024);
   /* A newcomer in North, and a healthy North peer back online. */
   s->agents[N_AGENTS - 1] = canopy_test_site_agent_start (s, 1, AGENTS_PER_OFFICE);
   s->agents[1] = canopy_test_site_agent_start (s, 1, 1);
