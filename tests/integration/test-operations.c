@@ -730,7 +730,7 @@ test_retire_removes_unchanged (void)
 
   /* Through canopyctl, as an admin would. */
   profile = ctl_login (s);
-  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "deployment-retire", "no-such-id", NULL), 1);
+  CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "deployment-retire", "no-such-id", NULL), 7);
   CU_ASSERT_EQUAL (canopy_test_ctl (profile, &out, "--json", "deployment-retire", id, NULL), 0);
   path = g_strdup_printf ("/api/v1/deployments/retire?id=%s", id);
   /* Retiring again changes nothing and says the same. */
