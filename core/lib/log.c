@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <inttypes.h>
 
 struct _CanopyLog {
   char *setting;
@@ -504,7 +505,7 @@ canopy_log_format_duration (gint64 us)
   gint64 s = MAX (us, 0) / G_USEC_PER_SEC;
 
   if (s >= 3600)
-    return g_strdup_printf (_("%" G_GINT64_FORMAT " h %02d min"), s / 3600, (int) (s % 3600 / 60));
+    return g_strdup_printf (_("%" PRId64 " h %02d min"), s / 3600, (int) (s % 3600 / 60));
   if (s >= 60)
     return g_strdup_printf (_("%d min %02d s"), (int) (s / 60), (int) (s % 60));
   return g_strdup_printf (_("%.1f s"), MAX (us, 0) / (double) G_USEC_PER_SEC);

@@ -233,8 +233,7 @@ on_range_read (GObject *source, GAsyncResult *result, gpointer user_data)
   if (g_bytes_get_size (body) != request->length)
     {
       g_task_return_new_error (task, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_SHORT,
-                               _("The origin %s sent %" G_GSIZE_FORMAT " bytes of a %"
-                                 G_GSIZE_FORMAT "-byte range"),
+                               _("The origin %s sent %zu bytes of a %zu-byte range"),
                                origin->location, g_bytes_get_size (body), request->length);
       return;
     }

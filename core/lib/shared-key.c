@@ -155,7 +155,7 @@ canopy_shared_key_parse (const char *text, GError **error)
   if (n != G_N_ELEMENTS (symbols))
     {
       g_set_error (error, CANOPY_SHARED_KEY_ERROR, CANOPY_SHARED_KEY_ERROR_MALFORMED,
-                   _("This is not a canopy shared key: it has %" G_GSIZE_FORMAT " characters "
+                   _("This is not a canopy shared key: it has %zu characters "
                      "besides dashes, and a key has %u (%u groups of %u). Copy the whole key "
                      "the installer printed"),
                    n, (guint) G_N_ELEMENTS (symbols), (guint) GROUPS, GROUP_SYMBOLS + 1);

@@ -164,7 +164,7 @@ canopy_wire_decode (GBytes *frame, CanopyWireKind *kind, GError **error)
     {
       g_set_error (error, CANOPY_WIRE_ERROR, CANOPY_WIRE_ERROR_LENGTH,
                    _("The peer sent a \"%s\" message whose length (%u bytes) does not match "
-                     "what arrived (%" G_GSIZE_FORMAT ") or exceeds the limit (%u)"),
+                     "what arrived (%zu) or exceeds the limit (%u)"),
                    canopy_wire_kind_to_string (*kind), length,
                    size - CANOPY_WIRE_HEADER_SIZE, (guint) CANOPY_WIRE_MAX_BODY);
       return NULL;

@@ -8,6 +8,7 @@
 #include "lib/i18n.h"
 
 #include <string.h>
+#include <inttypes.h>
 
 G_DEFINE_QUARK (canopy-config-error-quark, canopy_config_error)
 
@@ -160,7 +161,7 @@ canopy_config_node_get_uint (const CanopyConfigNode *node, const char *attribute
     {
       canopy_config_node_set_error (node, error,
                                     _("attribute \"%s\" is \"%s\"; it must be a whole "
-                                      "number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT),
+                                      "number from %" PRIu64 " to %" PRIu64),
                                     attribute, text, min, max);
       return FALSE;
     }

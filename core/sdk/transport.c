@@ -21,8 +21,8 @@ canopy_transport_payload_new_mapped (GMappedFile *file, gsize offset, gsize leng
   if (offset > size || length > size - offset)
     {
       g_set_error (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_FAILED,
-                   _("The payload slice at offset %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
-                     " bytes lies outside the mapped file of %" G_GSIZE_FORMAT " bytes."),
+                   _("The payload slice at offset %zu of %zu bytes lies outside the mapped file of "
+                     "%zu bytes."),
                    offset, length, size);
       return NULL;
     }

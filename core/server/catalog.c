@@ -288,8 +288,8 @@ check_fits_assignment (const CanopyManifest *manifest, GError **error)
   if (g_bytes_get_size (bytes) <= limit)
     return TRUE;
   g_set_error (error, CANOPY_CATALOG_ERROR, CANOPY_CATALOG_ERROR_TOO_LARGE,
-               _("\"%s\" is too large for canopy: its %u chunks make a manifest of %"
-                 G_GSIZE_FORMAT " bytes, more than the %" G_GSIZE_FORMAT " an assignment "
+               _("\"%s\" is too large for canopy: its %u chunks make a manifest of %zu bytes, "
+                 "more than the %zu an assignment "
                  "carries. Split the package into several contents"),
                manifest->name, canopy_manifest_get_n_chunks (manifest), g_bytes_get_size (bytes),
                limit);

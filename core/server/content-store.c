@@ -17,6 +17,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <inttypes.h>
 
 /* How long an agent waits when every upload slot is taken. */
 #define BUSY_RETRY_S 1
@@ -416,8 +417,8 @@ stored_open (const CanopyContentStore *store, CanopyManifest *manifest, GError *
   if ((guint64) st.st_size != manifest->size)
     {
       g_set_error (error, CANOPY_CONTENT_STORE_ERROR, CANOPY_CONTENT_STORE_ERROR_MISMATCH,
-                   _("The stored copy of \"%s\" at %s has %" G_GUINT64_FORMAT " bytes, not the "
-                     "%" G_GUINT64_FORMAT " of its manifest; it is not offered, and leads fetch "
+                   _("The stored copy of \"%s\" at %s has %" PRIu64 " bytes, not the "
+                     "%" PRIu64 " of its manifest; it is not offered, and leads fetch "
                      "from the origin. Run Publish Content to copy it again from its origin"),
                    manifest->name, path, (guint64) st.st_size, manifest->size);
       return NULL;

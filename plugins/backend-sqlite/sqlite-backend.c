@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <inttypes.h>
 
 #define DEFAULT_BUSY_TIMEOUT_MS 5000
 
@@ -1015,7 +1016,7 @@ convert_blobs (CanopySqliteBackend *b, GError **error)
           gint64 id = sqlite3_column_int64 (stmt, 0);
           sqlite3_finalize (stmt);
           g_set_error (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_CORRUPT,
-                       _("The database %s holds a damaged log entry %" G_GINT64_FORMAT
+                       _("The database %s holds a damaged log entry %" PRId64
                          " that cannot be upgraded; restore it from a backup"), b->path, id);
           return FALSE;
         }

@@ -907,9 +907,8 @@ canopy_transport_common_send (CanopyTransportConnection *parent, GBytes *header,
   if (header_len == 0 || header_len > transport->max_header || payload_len > transport->max_payload)
     {
       g_set_error (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_TOO_LARGE,
-                   _("A message of %" G_GSIZE_FORMAT " header bytes and %" G_GSIZE_FORMAT
-                     " payload bytes exceeds the limits (%" G_GSIZE_FORMAT " and %"
-                     G_GSIZE_FORMAT ")."),
+                   _("A message of %zu header bytes and %zu payload bytes exceeds the limits "
+                     "(%zu and %zu)."),
                    header_len, payload_len, transport->max_header, transport->max_payload);
       return FALSE;
     }

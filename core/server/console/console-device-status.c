@@ -11,6 +11,7 @@
 #include "lib/log.h"
 
 #include <string.h>
+#include <inttypes.h>
 
 #define DEFAULT_LIMIT 100
 #define MAX_LIMIT 1000
@@ -54,8 +55,8 @@ read_count (SoupServerMessage *msg, GHashTable *params, const char *name, guint6
     return TRUE;
   if (g_ascii_string_to_unsigned (text, 10, min, max, value, &error))
     return TRUE;
-  message = g_strdup_printf (_("The %s \"%s\" is not a whole number from %" G_GUINT64_FORMAT
-                               " to %" G_GUINT64_FORMAT "; give one in that range"),
+  message = g_strdup_printf (_("The %s \"%s\" is not a whole number from %" PRIu64
+                               " to %" PRIu64 "; give one in that range"),
                              name, text, min, max);
   invalid (msg, message);
   return FALSE;
