@@ -480,7 +480,9 @@ canopy_table_join (const CanopyTable *table, const CanopyRows *rows, GError **er
                              rows->children[-1 - where], error);
       if (member == NULL)
         goto failed;
-      members[m] = g_variant_ref_sink (member);
+      /* A child value is a new full reference, a joined list a floating
+       * one: either way, one reference of our own. */
+      members[m] = g_variant_take_ref (member);
       if (!g_variant_is_of_type (members[m], member_type))
         {
           corrupt (table, _("a value of the wrong type"), error);

@@ -949,8 +949,12 @@ upgrade_blob (int kind, GVariant *value)
 
   g_variant_builder_init (&builder, type);
   for (gsize i = 0; member != NULL; i++, member = g_variant_type_next (member))
-    g_variant_builder_add_value (&builder, i < n ? g_variant_get_child_value (value, i)
-                                                 : zero_member (member));
+    {
+      g_autoptr (GVariant) child = i < n ? g_variant_get_child_value (value, i)
+                                         : g_variant_ref_sink (zero_member (member));
+
+      g_variant_builder_add_value (&builder, child);
+    }
   return g_variant_ref_sink (g_variant_builder_end (&builder));
 }
 
