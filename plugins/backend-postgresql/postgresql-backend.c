@@ -135,7 +135,10 @@ params_add (Params *p, const CanopyColumn *column, GVariant *value)
       text = g_strdup (g_variant_get_boolean (value) ? "t" : "f");
       break;
     case CANOPY_COLUMN_BYTES:
-      text = g_memdup2 (g_variant_get_data (value), g_variant_get_size (value) + 1);
+      /* Binary, with the length given; the extra byte only keeps the
+       * array of values uniformly NUL-ended. */
+      text = g_malloc0 (g_variant_get_size (value) + 1);
+      memcpy (text, g_variant_get_data (value), g_variant_get_size (value));
       p->lengths[p->n] = (int) g_variant_get_size (value);
       p->formats[p->n] = 1;
       break;

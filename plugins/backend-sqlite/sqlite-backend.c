@@ -543,11 +543,9 @@ read_value (sqlite3_stmt *stmt, int index, const CanopyColumn *column)
     case CANOPY_COLUMN_BOOL:
       return g_variant_new_boolean (sqlite3_column_int (stmt, index) != 0);
     case CANOPY_COLUMN_BYTES:
-      return g_variant_new_from_data (G_VARIANT_TYPE_BYTESTRING,
-                                      g_memdup2 (sqlite3_column_blob (stmt, index),
-                                                 (gsize) sqlite3_column_bytes (stmt, index)),
-                                      (gsize) sqlite3_column_bytes (stmt, index), TRUE, g_free,
-                                      NULL);
+      /* Copied: the column's bytes last only until the next step. */
+      return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, sqlite3_column_blob (stmt, index),
+                                        (gsize) sqlite3_column_bytes (stmt, index), 1);
     }
   g_assert_not_reached ();
 }
@@ -904,9 +902,9 @@ static GVariant *
 blob_value (const char *type, sqlite3_stmt *stmt, int index)
 {
   gsize length = (gsize) sqlite3_column_bytes (stmt, index);
-  g_autoptr (GVariant) value = g_variant_ref_sink (g_variant_new_from_data (
-    G_VARIANT_TYPE (type), g_memdup2 (sqlite3_column_blob (stmt, index), length), length, FALSE,
-    g_free, NULL));
+  g_autoptr (GBytes) bytes = g_bytes_new (sqlite3_column_blob (stmt, index), length);
+  g_autoptr (GVariant) value = g_variant_ref_sink (
+    g_variant_new_from_bytes (G_VARIANT_TYPE (type), bytes, FALSE));
 
   return g_variant_is_normal_form (value) ? g_steal_pointer (&value) : NULL;
 }
