@@ -687,8 +687,14 @@ canopy_console_post_deployments (CanopyConsole *console, SoupServerMessage *msg)
   canopy_console_respond_json (msg, SOUP_STATUS_CREATED, json_builder_get_root (b));
 }
 
-void
-canopy_console_cancel_deployment (CanopyConsole *console, SoupServerMessage *msg)
+typedef gboolean (*DeploymentChange) (CanopyDistributor *distributor, const char *id,
+                                      GError **error);
+
+/* Cancel and retire: change the deployment of ?id=, audit it, and answer
+ * with its new state. */
+static void
+change_deployment (CanopyConsole *console, SoupServerMessage *msg, DeploymentChange change,
+                   const char *action, const char *state)
 {
   g_autofree char *id = query_id (msg);
   g_autofree char *actor = NULL;
@@ -697,47 +703,33 @@ canopy_console_cancel_deployment (CanopyConsole *console, SoupServerMessage *msg
 
   if (id == NULL)
     return;
-  if (!canopy_distributor_cancel (console->context.distributor, id, &error))
+  if (!change (console->context.distributor, id, &error))
     {
       canopy_console_respond_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
       return;
     }
   actor = canopy_console_actor (msg);
-  canopy_store_audit (console->context.store, actor, "deployment-cancelled",
-                      id);
+  canopy_store_audit (console->context.store, actor, action, id);
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "id");
   json_builder_add_string_value (b, id);
   json_builder_set_member_name (b, "state");
-  json_builder_add_string_value (b, "cancelled");
+  json_builder_add_string_value (b, state);
   json_builder_end_object (b);
   canopy_console_respond_json (msg, SOUP_STATUS_OK, json_builder_get_root (b));
 }
 
 void
+canopy_console_cancel_deployment (CanopyConsole *console, SoupServerMessage *msg)
+{
+  change_deployment (console, msg, canopy_distributor_cancel, "deployment-cancelled",
+                     "cancelled");
+}
+
+void
 canopy_console_retire_deployment (CanopyConsole *console, SoupServerMessage *msg)
 {
-  g_autofree char *id = query_id (msg);
-  g_autofree char *actor = NULL;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-
-  if (id == NULL)
-    return;
-  if (!canopy_distributor_retire (console->context.distributor, id, &error))
-    {
-      canopy_console_respond_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
-      return;
-    }
-  actor = canopy_console_actor (msg);
-  canopy_store_audit (console->context.store, actor, "deployment-retired", id);
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "id");
-  json_builder_add_string_value (b, id);
-  json_builder_set_member_name (b, "state");
-  json_builder_add_string_value (b, "retired");
-  json_builder_end_object (b);
-  canopy_console_respond_json (msg, SOUP_STATUS_OK, json_builder_get_root (b));
+  change_deployment (console, msg, canopy_distributor_retire, "deployment-retired", "retired");
 }
 
 void
