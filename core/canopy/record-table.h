@@ -150,6 +150,19 @@ gboolean canopy_table_split (const CanopyTable *table, const char *key, GVariant
 GVariant *canopy_table_join (const CanopyTable *table, const CanopyRows *rows, GError **error);
 
 /**
+ * canopy_record_upgrade:
+ * @old: a record written with an older type: a tuple whose members are
+ *   the first members of @type
+ * @type: the record type of today (a kind's CANOPY_RECORD_*_TYPE)
+ *
+ * Record types only grow at their end; this reads an older record as
+ * today's, the members it lacks being zero (0, "", %FALSE, empty).
+ *
+ * Returns: (transfer full): @old as a value of @type.
+ */
+GVariant *canopy_record_upgrade (GVariant *old, const GVariantType *type);
+
+/**
  * canopy_time_to_iso8601:
  * @usec: µs since the Unix epoch, not 0
  *

@@ -503,6 +503,72 @@ failed:
   return NULL;
 }
 
+/* The zero value of @type: 0, "", FALSE, empty arrays, tuples of zeros. */
+static GVariant *
+zero_value (const GVariantType *type)
+{
+  if (g_variant_type_is_array (type))
+    return g_variant_new_array (g_variant_type_element (type), NULL, 0);
+  if (g_variant_type_is_tuple (type))
+    {
+      GVariantBuilder builder;
+
+      g_variant_builder_init (&builder, type);
+      for (const GVariantType *t = g_variant_type_first (type); t != NULL;
+           t = g_variant_type_next (t))
+        g_variant_builder_add_value (&builder, zero_value (t));
+      return g_variant_builder_end (&builder);
+    }
+  if (g_variant_type_is_maybe (type))
+    return g_variant_new_maybe (g_variant_type_element (type), NULL);
+  switch (g_variant_type_peek_string (type)[0])
+    {
+    case 'b':
+      return g_variant_new_boolean (FALSE);
+    case 'y':
+      return g_variant_new_byte (0);
+    case 'n':
+      return g_variant_new_int16 (0);
+    case 'q':
+      return g_variant_new_uint16 (0);
+    case 'i':
+      return g_variant_new_int32 (0);
+    case 'u':
+      return g_variant_new_uint32 (0);
+    case 'x':
+      return g_variant_new_int64 (0);
+    case 't':
+      return g_variant_new_uint64 (0);
+    case 'd':
+      return g_variant_new_double (0);
+    case 'o':
+      return g_variant_new_object_path ("/");
+    case 'g':
+      return g_variant_new_signature ("");
+    case 's':
+    default:
+      return g_variant_new_string ("");
+    }
+}
+
+GVariant *
+canopy_record_upgrade (GVariant *old, const GVariantType *type)
+{
+  GVariantBuilder builder;
+  const GVariantType *t = g_variant_type_first (type);
+  gsize n = g_variant_n_children (old);
+
+  g_variant_builder_init (&builder, type);
+  for (gsize i = 0; t != NULL; i++, t = g_variant_type_next (t))
+    {
+      g_autoptr (GVariant) member = i < n ? g_variant_get_child_value (old, i)
+                                          : g_variant_ref_sink (zero_value (t));
+
+      g_variant_builder_add_value (&builder, member);
+    }
+  return g_variant_ref_sink (g_variant_builder_end (&builder));
+}
+
 char *
 canopy_time_to_iso8601 (gint64 usec)
 {

@@ -915,47 +915,6 @@ static const char *const record_types[CANOPY_N_RECORD_KINDS] = {
   CANOPY_RECORD_ACTIVATION_TYPE,
 };
 
-/* The zero of a member a record type gained after version 1: numbers 0
- * (a time of 0 is "never"), false, "". */
-static GVariant *
-zero_member (const GVariantType *type)
-{
-  switch (g_variant_type_peek_string (type)[0])
-    {
-    case 'b':
-      return g_variant_new_boolean (FALSE);
-    case 'u':
-      return g_variant_new_uint32 (0);
-    case 'x':
-      return g_variant_new_int64 (0);
-    case 't':
-      return g_variant_new_uint64 (0);
-    default:
-      return g_variant_new_string ("");
-    }
-}
-
-/* A version 1 value as a value of today's type of @kind: the members the
- * type gained since are appended with their zero. */
-static GVariant *
-upgrade_blob (int kind, GVariant *value)
-{
-  const GVariantType *type = G_VARIANT_TYPE (record_types[kind]);
-  const GVariantType *member = g_variant_type_first (type);
-  gsize n = g_variant_n_children (value);
-  GVariantBuilder builder;
-
-  g_variant_builder_init (&builder, type);
-  for (gsize i = 0; member != NULL; i++, member = g_variant_type_next (member))
-    {
-      g_autoptr (GVariant) child = i < n ? g_variant_get_child_value (value, i)
-                                         : g_variant_ref_sink (zero_member (member));
-
-      g_variant_builder_add_value (&builder, child);
-    }
-  return g_variant_ref_sink (g_variant_builder_end (&builder));
-}
-
 /* Migration 2's conversion: each blob of the version 1 tables becomes
  * typed rows, with its key and its log ID; the old tables go. A record
  * that cannot be converted fails the whole upgrade, which leaves the
@@ -988,7 +947,9 @@ convert_blobs (CanopySqliteBackend *b, GError **error)
           sqlite3_finalize (stmt);
           return FALSE;
         }
-      g_autoptr (GVariant) upgraded = upgrade_blob (kind, value);
+      /* Types grew since version 1: the new members are zero. */
+      g_autoptr (GVariant) upgraded =
+        canopy_record_upgrade (value, G_VARIANT_TYPE (record_types[kind]));
 
       if (!write_record (b, kind, key, upgraded, &local))
         {
