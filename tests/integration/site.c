@@ -60,17 +60,37 @@ canopy_test_site_slot (guint office, guint index)
            : CANOPY_TEST_SITE_N_AGENTS - 1;
 }
 
-/* @argv after the prefix of @office's processes. */
+/* @argv after the prefix of @office's processes. A prefix (LD_PRELOAD of
+ * libfaketime, say) is meant for the daemon, not for the libtool wrapper
+ * script in front of it: libfaketime's shared clock, created by the
+ * wrapper's shell, is removed again when one of its subshells exits, and
+ * the daemon then fails to start. So a prefixed daemon is the real binary,
+ * with the build tree's library path. */
 static CanopyTestProcess *
 spawn_in (CanopyTestSite *s, guint office, const char *const *argv)
 {
-  g_autoptr (GPtrArray) full = g_ptr_array_new ();
+  g_autoptr (GPtrArray) full = g_ptr_array_new_with_free_func (g_free);
   const char *const *prefix = s->options.prefix[office];
+  g_autofree char *dir = g_path_get_dirname (argv[0]);
+  g_autofree char *base = g_path_get_basename (argv[0]);
+  g_autofree char *real = g_build_filename (dir, ".libs", base, NULL);
+  guint from = 0;
 
   for (guint i = 0; prefix != NULL && prefix[i] != NULL; i++)
-    g_ptr_array_add (full, (gpointer) prefix[i]);
-  for (guint i = 0; argv[i] != NULL; i++)
-    g_ptr_array_add (full, (gpointer) argv[i]);
+    g_ptr_array_add (full, g_strdup (prefix[i]));
+  if (prefix != NULL && g_file_test (real, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_autofree char *libs = canopy_test_build_path ("core", "sdk", ".libs", NULL);
+      const char *inherited = g_getenv ("LD_LIBRARY_PATH");
+
+      g_ptr_array_add (full, g_strdup ("env"));
+      g_ptr_array_add (full, g_strconcat ("LD_LIBRARY_PATH=", libs,
+                                          inherited != NULL ? ":" : "", inherited, NULL));
+      g_ptr_array_add (full, g_steal_pointer (&real));
+      from = 1;
+    }
+  for (guint i = from; argv[i] != NULL; i++)
+    g_ptr_array_add (full, g_strdup (argv[i]));
   g_ptr_array_add (full, NULL);
   return canopy_test_process_spawn ((const char *const *) full->pdata, NULL);
 }
