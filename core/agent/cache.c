@@ -899,6 +899,91 @@ canopy_cache_entry_reuse (CanopyCacheEntry *entry, guint64 *reused_bytes)
   return taken;
 }
 
+CanopyCacheEntry *
+canopy_cache_find_chunk (CanopyCache *cache, const guint8 *hash, guint *index)
+{
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (cache);
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, cache->entries);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      CanopyCacheEntry *entry = value;
+      guint n = canopy_manifest_get_n_chunks (entry->manifest);
+
+      if (entry->removed || entry->count == 0)
+        continue;
+      for (guint i = 0; i < n; i++)
+        if (test_bit (entry, i)
+            && memcmp (canopy_manifest_get_chunk_hash (entry->manifest, i), hash,
+                       CANOPY_MANIFEST_HASH_SIZE) == 0)
+          {
+            *index = i;
+            return canopy_cache_entry_ref (entry);
+          }
+    }
+  return NULL;
+}
+
+GBytes *
+canopy_cache_hold_hashes (CanopyCache *cache, GBytes *hashes)
+{
+  gsize size;
+  const guint8 *data = g_bytes_get_data (hashes, &size);
+  guint n = (guint) (size / CANOPY_MANIFEST_HASH_SIZE);
+  guint8 *bits = g_malloc0 ((n + 7) / 8 + 1);
+  /* hash → its positions in @hashes + 1, as a list: a content may hold
+   * the same chunk at several places. */
+  g_autoptr (GHashTable) wanted = g_hash_table_new_full (g_bytes_hash, g_bytes_equal,
+                                                         (GDestroyNotify) g_bytes_unref,
+                                                         (GDestroyNotify) g_array_unref);
+  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = NULL;
+  GHashTableIter iter;
+  gpointer value;
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr (GBytes) key = g_bytes_new_static (data + (gsize) i * CANOPY_MANIFEST_HASH_SIZE,
+                                                   CANOPY_MANIFEST_HASH_SIZE);
+      GArray *at = g_hash_table_lookup (wanted, key);
+
+      if (at == NULL)
+        {
+          at = g_array_new (FALSE, FALSE, sizeof (guint));
+          g_hash_table_insert (wanted, g_bytes_ref (key), at);
+        }
+      g_array_append_val (at, i);
+    }
+  locker = cache_lock (cache);
+  g_hash_table_iter_init (&iter, cache->entries);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      CanopyCacheEntry *entry = value;
+      guint count = canopy_manifest_get_n_chunks (entry->manifest);
+
+      if (entry->removed || entry->count == 0)
+        continue;
+      for (guint c = 0; c < count; c++)
+        {
+          g_autoptr (GBytes) key = NULL;
+          GArray *at;
+
+          if (!test_bit (entry, c))
+            continue;
+          key = g_bytes_new_static (canopy_manifest_get_chunk_hash (entry->manifest, c),
+                                    CANOPY_MANIFEST_HASH_SIZE);
+          at = g_hash_table_lookup (wanted, key);
+          for (guint k = 0; at != NULL && k < at->len; k++)
+            {
+              guint i = g_array_index (at, guint, k);
+              bits[i / 8] |= (guint8) (1u << (i % 8));
+            }
+        }
+    }
+  return g_bytes_new_take (bits, (n + 7) / 8);
+}
+
 const CanopyManifest *
 canopy_cache_entry_get_manifest (const CanopyCacheEntry *entry)
 {

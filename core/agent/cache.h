@@ -185,6 +185,28 @@ gboolean canopy_cache_entry_read_verified_chunk (CanopyCacheEntry *entry, guint 
 guint canopy_cache_entry_reuse (CanopyCacheEntry *entry, guint64 *reused_bytes);
 
 /**
+ * canopy_cache_find_chunk:
+ * @hash: a chunk's SHA-256
+ * @index: (out): its index in the content returned
+ *
+ * Looks for a verified chunk of SHA-256 @hash in any open content, so a
+ * chunk is served to office peers whichever content they want it for.
+ *
+ * Returns: (transfer full) (nullable): the content holding it, or %NULL.
+ */
+CanopyCacheEntry *canopy_cache_find_chunk (CanopyCache *cache, const guint8 *hash, guint *index);
+
+/**
+ * canopy_cache_hold_hashes:
+ * @hashes: SHA-256s, 32 bytes each, back to back
+ *
+ * Returns: (transfer full): a bitfield over @hashes (bit i of byte i/8,
+ *   least significant first): set when some open content holds a verified
+ *   chunk of that SHA-256.
+ */
+GBytes *canopy_cache_hold_hashes (CanopyCache *cache, GBytes *hashes);
+
+/**
  * canopy_cache_entry_copy_at:
  * @dirfd: the destination's directory, opened by the install policy
  * @name: the package's file name in it

@@ -785,6 +785,19 @@ note_withheld (CanopyFetch *fetch, Source *s, guint index)
   release_source (fetch, s, TRUE);
 }
 
+/* What the bytes @s sent count as: an office peer that served them by
+ * hash from other content (an earlier version) counts as earlier
+ * versions, as the device's own cache does: content the office already
+ * held, which crossed no link but the office's. */
+static CanopySourceKind
+source_kind_of (CanopyFetch *fetch, const Source *s)
+{
+  if (s->kind == CANOPY_SOURCE_OFFICE_PEER && fetch->peers != NULL
+      && canopy_peers_serves_by_hash (fetch->peers, s->device_id, fetch->manifest->content_id))
+    return CANOPY_SOURCE_EARLIER_VERSIONS;
+  return s->kind;
+}
+
 static void
 on_stored (GObject *object, GAsyncResult *result, gpointer user_data)
 {
@@ -816,7 +829,7 @@ on_stored (GObject *object, GAsyncResult *result, gpointer user_data)
       disk_has_space (fetch, job->started_at);
       fetch->state[job->index] = CHUNK_HELD;
       fetch->n_held++;
-      fetch->bytes[s->kind] += length;
+      fetch->bytes[source_kind_of (fetch, s)] += length;
       s->report_bytes += length;
       s->withheld = 0;
       fetch->changed = TRUE;
@@ -1186,7 +1199,12 @@ office_settled (CanopyFetch *fetch, gint64 now)
 
       if (s->kind != CANOPY_SOURCE_OFFICE_PEER || !s->listed || s->dropped || s->unreachable)
         continue;
-      if (!s->connected || (s->have == NULL && now - s->connected_at <= HAVE_GRACE_US))
+      /* One that holds other content is asked by hash what it holds of
+       * this one: its answer is awaited, as a have is. */
+      if (!s->connected || (s->have == NULL && now - s->connected_at <= HAVE_GRACE_US)
+          || (s->have == NULL && fetch->peers != NULL
+              && canopy_peers_is_querying (fetch->peers, s->device_id,
+                                           fetch->manifest->content_id)))
         {
           wake_in (fetch, 200);
           return FALSE;

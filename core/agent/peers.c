@@ -24,7 +24,19 @@
 typedef struct {
   char *content_id;
   guint index;
+  gboolean by_hash; /* a chunk-request: @hash names the chunk, in any content */
+  guint8 hash[CANOPY_WIRE_HASH_SIZE];
 } Pending;
+
+/* What a peer that does not hold a content holds of it in other
+ * contents, by chunk hash: the answers to this agent's chunk-queries. */
+typedef struct {
+  guint8 *bits;     /* bitfield over the content's chunks */
+  gsize size;
+  guint n_chunks;
+  guint unanswered; /* queries sent and not answered yet */
+  gboolean told;    /* the fetcher heard the whole bitfield */
+} HashHave;
 
 /* Buffers chunks are read into. One goes back to its pool when the
  * transport has sent the chunk (the payload is freed), so serving
@@ -56,7 +68,9 @@ typedef struct {
   char *host; /* NULL for incoming connections */
   guint16 port;
   gboolean ready;   /* the peer's hello arrived */
+  gboolean by_hash; /* it answers chunk-query and chunk-request */
   GHashTable *have; /* content ID → GBytes bitfield the peer sent */
+  GHashTable *hash_have; /* content ID → HashHave, for content it did not name */
   GHashTable *told; /* content IDs this agent sent a have for */
   GQueue pending;   /* Pending requests not read yet, in the order they came */
   ReadJob *reading; /* the request a worker reads now, one at a time */
@@ -68,8 +82,9 @@ typedef struct {
 struct _ReadJob {
   PeerConn *pc; /* a reference */
   CanopyCacheEntry *entry; /* a reference */
-  char *content_id;
+  char *content_id; /* what the requester asked for, which labels the answer */
   guint index;
+  guint read_index; /* the chunk's index in @entry: @index unless asked by hash */
   gsize length;
   ReadBuffer *buffer;
   gboolean cancelled; /* the peer cancelled its request meanwhile */
@@ -110,6 +125,13 @@ pending_free (Pending *pending)
 {
   g_free (pending->content_id);
   g_free (pending);
+}
+
+static void
+hash_have_free (HashHave *hh)
+{
+  g_free (hh->bits);
+  g_free (hh);
 }
 
 static void
@@ -206,6 +228,7 @@ peer_conn_unref (PeerConn *pc)
   g_clear_pointer (&pc->read_request, pending_free);
   g_clear_pointer (&pc->read_payload, g_bytes_unref);
   g_hash_table_unref (pc->have);
+  g_hash_table_unref (pc->hash_have);
   g_hash_table_unref (pc->told);
   g_free (pc->device_id);
   g_free (pc->host);
@@ -331,6 +354,8 @@ send_hello (PeerConn *pc)
   for (guint i = 0; i < entries->len; i++)
     g_variant_builder_add (&ids, "s",
                            canopy_cache_entry_get_manifest (entries->pdata[i])->content_id);
+  /* Not a content: agents that do not know it look it up and find none. */
+  g_variant_builder_add (&ids, "s", CANOPY_WIRE_FEATURE_CHUNKS_BY_HASH);
   send_quietly (pc, CANOPY_WIRE_PEER_HELLO, g_variant_new ("(sas)", pc->peers->device_id, &ids));
 }
 
@@ -401,11 +426,14 @@ static void
 report_read_error (CanopyPeers *peers, PeerConn *pc, ReadJob *job, const GError *error)
 {
   gint64 now = g_get_monotonic_time ();
+  /* Asked by hash, the chunk was read from another content than the one
+   * the peer named: that content is the one to announce again. */
+  const char *held_in = canopy_cache_entry_get_manifest (job->entry)->content_id;
 
   if (g_error_matches (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_MISSING))
     return;
-  if (!canopy_cache_entry_has_chunk (job->entry, job->index))
-    canopy_peers_announce (peers, job->content_id);
+  if (!canopy_cache_entry_has_chunk (job->entry, job->read_index))
+    canopy_peers_announce (peers, held_in);
   if (peers->read_error_logged
       && now - peers->read_error_logged_at < READ_ERROR_LOG_INTERVAL_US)
     {
@@ -413,8 +441,8 @@ report_read_error (CanopyPeers *peers, PeerConn *pc, ReadJob *job, const GError 
       return;
     }
   log_unlogged_read_errors (peers);
-  g_message (_("Cannot serve chunk %u of content %s to office peer %s: %s"), job->index,
-             job->content_id, pc->device_id, error->message);
+  g_message (_("Cannot serve chunk %u of content %s to office peer %s: %s"), job->read_index,
+             held_in, pc->device_id, error->message);
   peers->read_error_logged = TRUE;
   peers->read_error_logged_at = now;
 }
@@ -425,7 +453,8 @@ read_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *can
   ReadJob *job = task_data;
   GError *error = NULL;
 
-  if (canopy_cache_entry_read_verified_chunk (job->entry, job->index, job->buffer->data, &error))
+  if (canopy_cache_entry_read_verified_chunk (job->entry, job->read_index, job->buffer->data,
+                                              &error))
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
@@ -476,12 +505,19 @@ on_chunk_read (GObject *object, GAsyncResult *result, gpointer user_data)
 static void
 start_read (PeerConn *pc, Pending *request)
 {
-  CanopyCacheEntry *entry = canopy_cache_lookup_entry (pc->peers->cache, request->content_id);
+  g_autoptr (CanopyCacheEntry) entry = NULL;
+  guint read_index = request->index;
   const CanopyManifest *manifest;
   g_autoptr (GTask) task = NULL;
   ReadJob *job;
 
-  if (entry == NULL || !canopy_cache_entry_has_chunk (entry, request->index))
+  /* By hash, from whichever content holds it: the worker checks it
+   * against that content's manifest, so the hash is the one asked for. */
+  if (request->by_hash)
+    entry = canopy_cache_find_chunk (pc->peers->cache, request->hash, &read_index);
+  else if ((entry = canopy_cache_lookup_entry (pc->peers->cache, request->content_id)) != NULL)
+    canopy_cache_entry_ref (entry);
+  if (entry == NULL || !canopy_cache_entry_has_chunk (entry, read_index))
     {
       send_quietly (pc, CANOPY_WIRE_CANCEL,
                     g_variant_new ("(su)", request->content_id, request->index));
@@ -493,7 +529,8 @@ start_read (PeerConn *pc, Pending *request)
   job->entry = canopy_cache_entry_ref (entry);
   job->content_id = g_strdup (request->content_id);
   job->index = request->index;
-  job->length = canopy_manifest_get_chunk_length (manifest, request->index);
+  job->read_index = read_index;
+  job->length = canopy_manifest_get_chunk_length (manifest, read_index);
   /* Whole chunks: the same buffer then serves the content's last one too. */
   job->buffer = buffer_pool_take (pc->peers->pool, MAX (manifest->chunk_size, job->length));
   pc->reading = job;
@@ -523,17 +560,23 @@ pump (PeerConn *pc)
 }
 
 static void
-queue_pending (PeerConn *pc, const char *content_id, guint index)
+queue_pending (PeerConn *pc, const char *content_id, guint index, const guint8 *hash)
 {
   Pending *pending = g_new0 (Pending, 1);
 
   pending->content_id = g_strdup (content_id);
   pending->index = index;
+  if (hash != NULL)
+    {
+      pending->by_hash = TRUE;
+      memcpy (pending->hash, hash, CANOPY_WIRE_HASH_SIZE);
+    }
   g_queue_push_tail (&pc->pending, pending);
 }
 
+/* @hash: (nullable): a chunk-request's, which names the chunk */
 static void
-handle_request (PeerConn *pc, const char *content_id, guint index)
+handle_request (PeerConn *pc, const char *content_id, guint index, const guint8 *hash)
 {
   /* A peer already being fed keeps its slot; a new one waits for a free one. */
   if (!is_fed (pc) && busy_slots (pc->peers, pc) >= pc->peers->upload_slots)
@@ -541,7 +584,7 @@ handle_request (PeerConn *pc, const char *content_id, guint index)
       send_quietly (pc, CANOPY_WIRE_BUSY, g_variant_new ("(su)", content_id, BUSY_RETRY_S));
       return;
     }
-  queue_pending (pc, content_id, index);
+  queue_pending (pc, content_id, index, hash);
   pump (pc);
 }
 
@@ -577,6 +620,146 @@ handle_cancel_from_requester (PeerConn *pc, const char *content_id, guint index)
     }
 }
 
+/* --- chunks by hash, across contents --------------------------------------- */
+
+/* Asks @pc which chunks of @content_id it holds in any content, when it
+ * answers by hash and has not told of that content itself: a peer that
+ * holds an earlier version serves its unchanged chunks, though it was
+ * never assigned this one. */
+static void
+send_chunk_queries (PeerConn *pc, const char *content_id)
+{
+  CanopyCacheEntry *entry;
+  const CanopyManifest *m;
+  HashHave *hh;
+  guint n;
+
+  if (!pc->by_hash || g_hash_table_contains (pc->have, content_id)
+      || g_hash_table_contains (pc->hash_have, content_id))
+    return;
+  entry = canopy_cache_lookup_entry (pc->peers->cache, content_id);
+  if (entry == NULL)
+    return;
+  m = canopy_cache_entry_get_manifest (entry);
+  n = canopy_manifest_get_n_chunks (m);
+  if (n == 0)
+    return;
+  hh = g_new0 (HashHave, 1);
+  hh->n_chunks = n;
+  hh->size = (n + 7) / 8;
+  hh->bits = g_malloc0 (hh->size);
+  g_hash_table_replace (pc->hash_have, g_strdup (content_id), hh);
+  for (guint first = 0; first < n; first += CANOPY_WIRE_MAX_QUERY_HASHES)
+    {
+      guint count = MIN (n - first, (guint) CANOPY_WIRE_MAX_QUERY_HASHES);
+      GVariantBuilder hashes;
+
+      g_variant_builder_init (&hashes, G_VARIANT_TYPE ("aay"));
+      for (guint i = first; i < first + count; i++)
+        g_variant_builder_add_value (
+          &hashes, g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
+                                              canopy_manifest_get_chunk_hash (m, i),
+                                              CANOPY_WIRE_HASH_SIZE, 1));
+      hh->unanswered++;
+      send_quietly (pc, CANOPY_WIRE_CHUNK_QUERY,
+                    g_variant_new ("(suaay)", content_id, first, &hashes));
+    }
+}
+
+/* Tells @content_id's fetcher what @pc holds of it by hash, once every
+ * query was answered, unless the peer told of the content itself. */
+static void
+tell_hash_have (PeerConn *pc, const char *content_id, HashHave *hh)
+{
+  const Client *client = find_client (pc->peers, content_id);
+  g_autoptr (GBytes) bits = NULL;
+
+  if (hh->unanswered > 0 || g_hash_table_contains (pc->have, content_id) || client == NULL)
+    return;
+  hh->told = TRUE;
+  bits = g_bytes_new (hh->bits, hh->size);
+  client->client->have (pc->device_id, bits, client->user_data);
+}
+
+static void
+handle_chunk_have (PeerConn *pc, GVariant *body)
+{
+  g_autoptr (GVariant) bits = NULL;
+  const char *content_id;
+  guint32 first;
+  HashHave *hh;
+  const guint8 *data;
+  guint count;
+
+  g_variant_get (body, "(&su@ay)", &content_id, &first, &bits);
+  hh = g_hash_table_lookup (pc->hash_have, content_id);
+  if (hh == NULL || hh->unanswered == 0)
+    {
+      g_debug ("office peer %s answered a chunk query for %s this agent did not send",
+               pc->device_id, content_id);
+      return;
+    }
+  count = first < hh->n_chunks ? MIN (hh->n_chunks - first, (guint) CANOPY_WIRE_MAX_QUERY_HASHES)
+                               : 0;
+  if (first % CANOPY_WIRE_MAX_QUERY_HASHES != 0 || count == 0
+      || g_variant_get_size (bits) != (count + 7) / 8)
+    {
+      g_message (_("Office peer %s answered a chunk query for content %s with a chunk list "
+                   "that does not match the query; disconnecting it"),
+                 pc->device_id, content_id);
+      drop_conn (pc);
+      return;
+    }
+  data = g_variant_get_data (bits);
+  for (guint i = 0; i < count; i++)
+    if ((data[i / 8] & (1u << (i % 8))) != 0)
+      hh->bits[(first + i) / 8] |= (guint8) (1u << ((first + i) % 8));
+  hh->unanswered--;
+  tell_hash_have (pc, content_id, hh);
+}
+
+/* Which of the chunks a peer names by hash this agent holds, in any
+ * content: it may serve them whatever it was assigned. */
+static void
+handle_chunk_query (PeerConn *pc, GVariant *body)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) hashes = NULL;
+  g_autoptr (GBytes) bits = NULL;
+  const char *content_id;
+  guint32 first;
+
+  if (!canopy_wire_read_chunk_query (body, &content_id, &first, &hashes, &error))
+    {
+      g_message (_("Office peer %s sent a chunk query this agent refuses (%s); disconnecting "
+                   "it"), pc->device_id, error->message);
+      drop_conn (pc);
+      return;
+    }
+  bits = canopy_cache_hold_hashes (pc->peers->cache, hashes);
+  send_quietly (pc, CANOPY_WIRE_CHUNK_HAVE,
+                g_variant_new ("(su@ay)", content_id, first,
+                               g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, bits, TRUE)));
+}
+
+static void
+handle_chunk_request (PeerConn *pc, GVariant *body)
+{
+  g_autoptr (GError) error = NULL;
+  guint8 hash[CANOPY_WIRE_HASH_SIZE];
+  const char *content_id;
+  guint32 index;
+
+  if (!canopy_wire_read_chunk_request (body, &content_id, &index, hash, &error))
+    {
+      g_message (_("Office peer %s sent a chunk request this agent refuses (%s); "
+                   "disconnecting it"), pc->device_id, error->message);
+      drop_conn (pc);
+      return;
+    }
+  handle_request (pc, content_id, index, hash);
+}
+
 static void
 handle_hello (PeerConn *pc, GVariant *body)
 {
@@ -591,7 +774,14 @@ handle_hello (PeerConn *pc, GVariant *body)
   pc->ready = TRUE;
   while (g_variant_iter_next (ids, "&s", &content_id))
     {
-      CanopyCacheEntry *entry = canopy_cache_lookup_entry (pc->peers->cache, content_id);
+      CanopyCacheEntry *entry;
+
+      if (g_str_equal (content_id, CANOPY_WIRE_FEATURE_CHUNKS_BY_HASH))
+        {
+          pc->by_hash = TRUE;
+          continue;
+        }
+      entry = canopy_cache_lookup_entry (pc->peers->cache, content_id);
       if (entry != NULL)
         send_have (pc, entry);
     }
@@ -603,6 +793,10 @@ handle_hello (PeerConn *pc, GVariant *body)
     while (g_hash_table_iter_next (&iter, &key, &value))
       if ((client = value)->client->connected != NULL)
         client->client->connected (pc->device_id, pc->host, pc->port, client->user_data);
+    /* The haves it sends for what both name come on their own. */
+    g_hash_table_iter_init (&iter, pc->peers->clients);
+    while (g_hash_table_iter_next (&iter, &key, NULL))
+      send_chunk_queries (pc, key);
   }
 }
 
@@ -623,6 +817,9 @@ handle_have (PeerConn *pc, const char *content_id, GBytes *bits)
       return;
     }
   g_hash_table_replace (pc->have, g_strdup (content_id), g_bytes_ref (bits));
+  /* It holds the content itself: what it holds elsewhere by hash no
+   * longer matters. */
+  g_hash_table_remove (pc->hash_have, content_id);
   /* The first have for a content this agent never told the peer about:
    * answer with ours, so both sides know what the other holds. */
   if (!g_hash_table_contains (pc->told, content_id))
@@ -687,6 +884,20 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
       }
       return;
     }
+  switch (kind)
+    {
+    case CANOPY_WIRE_CHUNK_QUERY:
+      handle_chunk_query (pc, body);
+      return;
+    case CANOPY_WIRE_CHUNK_HAVE:
+      handle_chunk_have (pc, body);
+      return;
+    case CANOPY_WIRE_CHUNK_REQUEST:
+      handle_chunk_request (pc, body);
+      return;
+    default:
+      break;
+    }
   if (kind != CANOPY_WIRE_REQUEST && kind != CANOPY_WIRE_DATA && kind != CANOPY_WIRE_CANCEL
       && kind != CANOPY_WIRE_BUSY)
     {
@@ -694,6 +905,9 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
       return;
     }
   g_variant_get (body, "(&su)", &content_id, &value);
+  /* A request asked by hash names a content this agent may not hold. */
+  if (kind == CANOPY_WIRE_CANCEL)
+    handle_cancel_from_requester (pc, content_id, value);
   if (kind != CANOPY_WIRE_BUSY && !index_valid (pc->peers, content_id, value))
     {
       /* A content this agent dropped meanwhile, or a forged index. */
@@ -704,7 +918,7 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
   switch (kind)
     {
     case CANOPY_WIRE_REQUEST:
-      handle_request (pc, content_id, value);
+      handle_request (pc, content_id, value, NULL);
       break;
     case CANOPY_WIRE_DATA:
       handle_data (pc, content_id, value, payload);
@@ -713,9 +927,8 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
       {
         const Client *client = find_client (pc->peers, content_id);
 
-        /* Both directions use cancel: drop a queued request of theirs, and
-         * tell our fetcher in case it was the answer to one of ours. */
-        handle_cancel_from_requester (pc, content_id, value);
+        /* Both directions use cancel: a queued request of theirs was
+         * dropped above; tell our fetcher in case it answers one of ours. */
         if (client != NULL)
           client->client->not_held (pc->device_id, value, 0, client->user_data);
         break;
@@ -747,6 +960,8 @@ add_conn (CanopyPeers *peers, CanopyTransportConnection *conn, const char *host,
   pc->have = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                     (GDestroyNotify) g_bytes_unref);
   pc->told = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  pc->hash_have = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify) hash_have_free);
   g_queue_init (&pc->pending);
   conn->owner_data = pc;
   g_ptr_array_add (peers->conns, pc);
@@ -944,6 +1159,15 @@ canopy_peers_set_client (CanopyPeers *peers, const char *content_id,
         client->connected (pc->device_id, pc->host, pc->port, user_data);
       if (bits != NULL)
         client->have (pc->device_id, bits, user_data);
+      else
+        {
+          HashHave *hh = g_hash_table_lookup (pc->hash_have, content_id);
+
+          if (hh != NULL)
+            tell_hash_have (pc, content_id, hh);
+          else
+            send_chunk_queries (pc, content_id);
+        }
     }
 }
 
@@ -974,8 +1198,40 @@ canopy_peers_request (CanopyPeers *peers, const char *device_id, const char *con
                    _("Not connected to office peer %s"), device_id);
       return FALSE;
     }
+  if (canopy_peers_serves_by_hash (peers, device_id, content_id))
+    {
+      CanopyCacheEntry *entry = canopy_cache_lookup_entry (peers->cache, content_id);
+      const CanopyManifest *m = entry != NULL ? canopy_cache_entry_get_manifest (entry) : NULL;
+
+      if (m != NULL && index < canopy_manifest_get_n_chunks (m))
+        return send_body (pc, CANOPY_WIRE_CHUNK_REQUEST,
+                          g_variant_new ("(su@ay)", content_id, index,
+                                         g_variant_new_fixed_array (
+                                           G_VARIANT_TYPE_BYTE,
+                                           canopy_manifest_get_chunk_hash (m, index),
+                                           CANOPY_WIRE_HASH_SIZE, 1)),
+                          NULL, error);
+    }
   return send_body (pc, CANOPY_WIRE_REQUEST, g_variant_new ("(su)", content_id, index), NULL,
                     error);
+}
+
+gboolean
+canopy_peers_serves_by_hash (CanopyPeers *peers, const char *device_id, const char *content_id)
+{
+  PeerConn *pc = find_conn (peers, device_id);
+
+  return pc != NULL && !g_hash_table_contains (pc->have, content_id)
+         && g_hash_table_contains (pc->hash_have, content_id);
+}
+
+gboolean
+canopy_peers_is_querying (CanopyPeers *peers, const char *device_id, const char *content_id)
+{
+  PeerConn *pc = find_conn (peers, device_id);
+  HashHave *hh = pc != NULL ? g_hash_table_lookup (pc->hash_have, content_id) : NULL;
+
+  return hh != NULL && hh->unanswered > 0;
 }
 
 void

@@ -97,6 +97,21 @@ void canopy_peers_announce (CanopyPeers *peers, const char *content_id);
 /* Asks @device_id for chunk @index; fails when it is not connected. */
 gboolean canopy_peers_request (CanopyPeers *peers, const char *device_id, const char *content_id,
                                guint index, GError **error);
+/**
+ * canopy_peers_serves_by_hash:
+ *
+ * Returns: whether @device_id serves chunks of @content_id by hash, from
+ *   other content it holds (an earlier version), having not told of
+ *   @content_id itself: its chunks then crossed no link but the office's.
+ */
+gboolean canopy_peers_serves_by_hash (CanopyPeers *peers, const char *device_id,
+                                      const char *content_id);
+
+/* Whether @device_id has yet to answer this agent's chunk queries for
+ * @content_id: a lead waits for them before it crosses the WAN. */
+gboolean canopy_peers_is_querying (CanopyPeers *peers, const char *device_id,
+                                   const char *content_id);
+
 void canopy_peers_cancel (CanopyPeers *peers, const char *device_id, const char *content_id,
                           guint index);
 

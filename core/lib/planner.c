@@ -96,6 +96,22 @@ add_holders (CanopyPlan *plan, const CanopyPlannerOptions *options, const char *
   return added;
 }
 
+/* Devices of @office other than @except holding content that shares
+ * chunks with this one, as office peers after the others. */
+static void
+add_related (CanopyPlan *plan, const CanopyPlannerOptions *options, const char *office,
+             const char *except)
+{
+  for (guint i = 0; options->related != NULL && i < options->related->len; i++)
+    {
+      const CanopyDeviceHistory *h = g_ptr_array_index (options->related, i);
+
+      if (h->office != NULL && strcmp (h->office, office) == 0
+          && strcmp (h->device_id, except) != 0 && !has_source (plan, h->device_id))
+        add_source (plan, CANOPY_SOURCE_OFFICE_PEER, h->device_id);
+    }
+}
+
 static gboolean
 is_holder (const CanopyPlannerOptions *options, const char *device_id)
 {
@@ -229,6 +245,7 @@ plan_device (const CanopyTopology *topology, GArray *ranked, const CanopyRankedD
     {
       plan->role = CANOPY_ROLE_PEER;
       add_peers (plan, ranked, office->name, CANOPY_SOURCE_OFFICE_PEER, r->history->device_id);
+      add_related (plan, options, office->name, r->history->device_id);
       plan->reason = g_strdup_printf (_("peer in office \"%s\": the office already holds a "
                                         "verified copy of the content, so it crosses no WAN "
                                         "link"), office->name);
@@ -260,6 +277,7 @@ plan_device (const CanopyTopology *topology, GArray *ranked, const CanopyRankedD
         {
           plan->role = CANOPY_ROLE_WAIT;
           add_peers (plan, ranked, office->name, CANOPY_SOURCE_OFFICE_PEER, r->history->device_id);
+          add_related (plan, options, office->name, r->history->device_id);
           plan->reason = g_strdup_printf (_("office \"%s\" is on a metered link: nothing is "
                                             "downloaded across the WAN"), office->name);
           return plan;
@@ -268,6 +286,7 @@ plan_device (const CanopyTopology *topology, GArray *ranked, const CanopyRankedD
       /* Office peers first: what they already verified need not cross the
        * WAN again when a new lead takes over. */
       add_peers (plan, ranked, office->name, CANOPY_SOURCE_OFFICE_PEER, r->history->device_id);
+      add_related (plan, options, office->name, r->history->device_id);
       plan_wan (plan, topology, ranked, office, options);
       if (plan->parent_supplies)
         plan->reason = g_strdup_printf (_("lead of office \"%s\": %s; it takes the content "
@@ -281,6 +300,7 @@ plan_device (const CanopyTopology *topology, GArray *ranked, const CanopyRankedD
     }
   plan->role = CANOPY_ROLE_PEER;
   add_peers (plan, ranked, office->name, CANOPY_SOURCE_OFFICE_PEER, r->history->device_id);
+  add_related (plan, options, office->name, r->history->device_id);
   plan->reason = g_strdup_printf (_("peer in office \"%s\": fetches from office peers as the "
                                     "lead, %s, verifies chunks"),
                                   office->name, lead->history->device_id);

@@ -59,6 +59,11 @@ typedef struct {
    * or not, that hold the whole content verified, whichever deployment
    * brought it: their office takes it from them, across no WAN link */
   GPtrArray *holders;
+  /* (nullable) (element-type CanopyDeviceHistory) online devices that do
+   * not hold the content but hold another that shares chunks with it (an
+   * earlier version): office peers of their office's devices, which ask
+   * them for chunks by hash, so those chunks cross no WAN link */
+  GPtrArray *related;
 } CanopyPlannerOptions;
 
 /**

@@ -70,6 +70,16 @@ static const struct {
   { CANOPY_WIRE_CANCEL, "cancel", "(su)" },
   /* content ID, seconds to wait before asking again */
   { CANOPY_WIRE_BUSY, "busy", "(su)" },
+  /* the requester's content ID, index of the first hash, SHA-256s of its
+   * chunks from that index on: which of these does the holder have, in
+   * any content? */
+  { CANOPY_WIRE_CHUNK_QUERY, "chunk-query", "(suaay)" },
+  /* content ID and first index of the query, bitfield over its hashes
+   * (bit i: chunk first + i held and verified, in any content) */
+  { CANOPY_WIRE_CHUNK_HAVE, "chunk-have", "(suay)" },
+  /* the requester's content ID, chunk index, the chunk's SHA-256:
+   * answered with data or cancel for that content ID and index */
+  { CANOPY_WIRE_CHUNK_REQUEST, "chunk-request", "(suay)" },
 };
 
 G_DEFINE_QUARK (canopy-wire-error-quark, canopy_wire_error)
@@ -199,6 +209,82 @@ canopy_wire_compare_versions (const char *a, const char *b)
         b++;
     }
   return 0;
+}
+
+static gboolean
+check_content_id (const char *content_id, const char *kind, GError **error)
+{
+  if (content_id[0] != '\0' && content_id[0] != '+')
+    return TRUE;
+  g_set_error (error, CANOPY_WIRE_ERROR, CANOPY_WIRE_ERROR_BODY,
+               _("The peer sent a \"%s\" message naming no content (\"%s\")"), kind,
+               content_id);
+  return FALSE;
+}
+
+gboolean
+canopy_wire_read_chunk_query (GVariant *body, const char **content_id, guint32 *first,
+                              GBytes **hashes, GError **error)
+{
+  g_autoptr (GVariant) list = NULL;
+  g_autoptr (GByteArray) flat = NULL;
+  gsize n;
+
+  g_return_val_if_fail (g_variant_is_of_type (body, G_VARIANT_TYPE ("(suaay)")), FALSE);
+  g_variant_get (body, "(&su@aay)", content_id, first, &list);
+  if (!check_content_id (*content_id, "chunk-query", error))
+    return FALSE;
+  n = g_variant_n_children (list);
+  if (n == 0 || n > CANOPY_WIRE_MAX_QUERY_HASHES || *first > G_MAXUINT32 - n)
+    {
+      g_set_error (error, CANOPY_WIRE_ERROR, CANOPY_WIRE_ERROR_BODY,
+                   _("The peer sent a \"chunk-query\" for %zu chunks from index %u; a query "
+                     "names 1 to %u chunks within the 32-bit index range"),
+                   n, *first, (guint) CANOPY_WIRE_MAX_QUERY_HASHES);
+      return FALSE;
+    }
+  flat = g_byte_array_sized_new ((guint) (n * CANOPY_WIRE_HASH_SIZE));
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr (GVariant) hash = g_variant_get_child_value (list, i);
+      gsize size = g_variant_get_size (hash);
+
+      if (size != CANOPY_WIRE_HASH_SIZE)
+        {
+          g_set_error (error, CANOPY_WIRE_ERROR, CANOPY_WIRE_ERROR_BODY,
+                       _("The peer sent a \"chunk-query\" whose hash %zu is %zu bytes long; "
+                         "a SHA-256 is %u bytes"),
+                       i, size, (guint) CANOPY_WIRE_HASH_SIZE);
+          return FALSE;
+        }
+      g_byte_array_append (flat, g_variant_get_data (hash), CANOPY_WIRE_HASH_SIZE);
+    }
+  *hashes = g_byte_array_free_to_bytes (g_steal_pointer (&flat));
+  return TRUE;
+}
+
+gboolean
+canopy_wire_read_chunk_request (GVariant *body, const char **content_id, guint32 *index,
+                                guint8 hash[CANOPY_WIRE_HASH_SIZE], GError **error)
+{
+  g_autoptr (GVariant) value = NULL;
+  gsize size;
+
+  g_return_val_if_fail (g_variant_is_of_type (body, G_VARIANT_TYPE ("(suay)")), FALSE);
+  g_variant_get (body, "(&su@ay)", content_id, index, &value);
+  if (!check_content_id (*content_id, "chunk-request", error))
+    return FALSE;
+  size = g_variant_get_size (value);
+  if (size != CANOPY_WIRE_HASH_SIZE)
+    {
+      g_set_error (error, CANOPY_WIRE_ERROR, CANOPY_WIRE_ERROR_BODY,
+                   _("The peer sent a \"chunk-request\" whose hash is %zu bytes long; a "
+                     "SHA-256 is %u bytes"),
+                   size, (guint) CANOPY_WIRE_HASH_SIZE);
+      return FALSE;
+    }
+  memcpy (hash, g_variant_get_data (value), CANOPY_WIRE_HASH_SIZE);
+  return TRUE;
 }
 
 gboolean

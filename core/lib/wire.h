@@ -47,7 +47,19 @@ typedef enum {
   CANOPY_WIRE_DATA = 35,
   CANOPY_WIRE_CANCEL = 36,
   CANOPY_WIRE_BUSY = 37,
+  /* agent ↔ agent, by chunk hash across contents */
+  CANOPY_WIRE_CHUNK_QUERY = 38,
+  CANOPY_WIRE_CHUNK_HAVE = 39,
+  CANOPY_WIRE_CHUNK_REQUEST = 40,
 } CanopyWireKind;
+
+/* Named in a peer-hello's content IDs by an agent that answers
+ * chunk-query and chunk-request: agents without it take it for a content
+ * they do not hold and ignore it, so they are never sent those kinds. */
+#define CANOPY_WIRE_FEATURE_CHUNKS_BY_HASH "+chunks-by-hash"
+/* SHA-256s in one chunk-query: 32 KiB of hashes, well inside a frame. */
+#define CANOPY_WIRE_MAX_QUERY_HASHES 1024
+#define CANOPY_WIRE_HASH_SIZE 32
 
 /* Why the server refused an agent (the REFUSED body's first field). */
 typedef enum {
@@ -132,5 +144,36 @@ gboolean canopy_wire_send (CanopyTransportConnection *conn, CanopyWireKind kind,
  * Returns: <0, 0 or >0 as @a is older than, the same as, or newer than @b.
  */
 int canopy_wire_compare_versions (const char *a, const char *b);
+
+/**
+ * canopy_wire_read_chunk_query:
+ * @body: a decoded chunk-query body
+ * @content_id: (out): the requester's content, which labels the answer
+ * @first: (out): the index in it of the first hash
+ * @hashes: (out) (transfer full): the SHA-256s, 32 bytes each, back to back
+ *
+ * Checks what the type cannot: a content ID, 1 to
+ * %CANOPY_WIRE_MAX_QUERY_HASHES hashes of 32 bytes each, and indices
+ * that do not wrap around.
+ *
+ * Returns: whether @body is a chunk-query to answer; else @error (in
+ *   %CANOPY_WIRE_ERROR_BODY) says what is wrong with it.
+ */
+gboolean canopy_wire_read_chunk_query (GVariant *body, const char **content_id, guint32 *first,
+                                       GBytes **hashes, GError **error);
+
+/**
+ * canopy_wire_read_chunk_request:
+ * @body: a decoded chunk-request body
+ * @content_id: (out): the requester's content, which labels the answer
+ * @index: (out): the chunk's index in it
+ * @hash: (out caller-allocates): the chunk's SHA-256
+ *
+ * Returns: whether @body names a chunk by a SHA-256 of 32 bytes in a
+ *   content; else @error (in %CANOPY_WIRE_ERROR_BODY) says what is wrong.
+ */
+gboolean canopy_wire_read_chunk_request (GVariant *body, const char **content_id,
+                                         guint32 *index, guint8 hash[CANOPY_WIRE_HASH_SIZE],
+                                         GError **error);
 
 G_END_DECLS

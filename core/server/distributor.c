@@ -147,6 +147,9 @@ struct _CanopyDistributor {
   GHashTable *removed;
   GHashTable *online;      /* device ID → OnlineDevice */
   GHashTable *reported_at; /* device ID → monotonic µs its peers last reported it */
+  /* "ID\nID" of two contents (the lesser first) → 1 when they share no
+   * chunk, 2 when they do: a content's chunks never change */
+  GHashTable *related;
   GHashTable *lost_at;     /* device ID → monotonic µs it stopped answering */
   GHashTable *failures;    /* device ID → DeviceFailure, until it progresses again */
   guint stall_timer;
@@ -513,6 +516,97 @@ find_holders (CanopyDistributor *distributor, const Deployment *d)
   return holders;
 }
 
+/* Whether contents @a and @b have a chunk of the same SHA-256, as two
+ * versions of a package do, so that a device holding one serves chunks
+ * of the other by hash. */
+static gboolean
+contents_related (CanopyDistributor *distributor, const char *a, const char *b)
+{
+  g_autofree char *key = strcmp (a, b) < 0 ? g_strconcat (a, "\n", b, NULL)
+                                            : g_strconcat (b, "\n", a, NULL);
+  gpointer known = g_hash_table_lookup (distributor->related, key);
+  const CanopyContent *ca, *cb;
+  g_autoptr (CanopyManifest) ma = NULL, mb = NULL;
+  g_autoptr (GHashTable) hashes = NULL;
+  gboolean shared = FALSE;
+
+  if (known != NULL)
+    return GPOINTER_TO_INT (known) == 2;
+  ca = canopy_catalog_lookup (distributor->catalog, a);
+  cb = canopy_catalog_lookup (distributor->catalog, b);
+  if (ca == NULL || cb == NULL
+      || (ma = canopy_manifest_parse (ca->manifest, NULL, NULL)) == NULL
+      || (mb = canopy_manifest_parse (cb->manifest, NULL, NULL)) == NULL)
+    return FALSE;
+  hashes = g_hash_table_new_full (g_bytes_hash, g_bytes_equal, (GDestroyNotify) g_bytes_unref,
+                                  NULL);
+  for (guint i = 0; i < canopy_manifest_get_n_chunks (ma); i++)
+    g_hash_table_add (hashes, g_bytes_new (canopy_manifest_get_chunk_hash (ma, i),
+                                           CANOPY_MANIFEST_HASH_SIZE));
+  for (guint i = 0; !shared && i < canopy_manifest_get_n_chunks (mb); i++)
+    {
+      g_autoptr (GBytes) hash = g_bytes_new (canopy_manifest_get_chunk_hash (mb, i),
+                                             CANOPY_MANIFEST_HASH_SIZE);
+      shared = g_hash_table_contains (hashes, hash);
+    }
+  g_hash_table_insert (distributor->related, g_steal_pointer (&key),
+                       GINT_TO_POINTER (shared ? 2 : 1));
+  return shared;
+}
+
+/* Whether @device_id verified the whole of a content other than @d's,
+ * in a deployment of @table, that shares chunks with @d's. */
+static gboolean
+holds_related_in (CanopyDistributor *distributor, GHashTable *table, const Deployment *d,
+                  const char *device_id)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, table);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const Deployment *other = value;
+      const DeviceProgress *p;
+
+      if (g_str_equal (other->content_id, d->content_id))
+        continue;
+      p = g_hash_table_lookup (other->progress, device_id);
+      if (p != NULL && p->done && contents_related (distributor, other->content_id, d->content_id))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* Online devices, in the deployment's groups or not, that do not hold its
+ * content but hold one that shares chunks with it (an earlier version):
+ * their office peers take those chunks from them by hash. */
+static GArray *
+find_related_holders (CanopyDistributor *distributor, const Deployment *d)
+{
+  GArray *related = g_array_new (FALSE, FALSE, sizeof (CanopyDeviceHistory));
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, distributor->online);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const OnlineDevice *device = value;
+      CanopyDeviceHistory h;
+
+      if (device->port == 0 || device->office == NULL || device->office[0] == '\0'
+          || g_hash_table_contains (d->reported, device->device_id)
+          || g_hash_table_contains (distributor->reported_at, device->device_id)
+          || holds_content (distributor, d->content_id, device->device_id)
+          || (!holds_related_in (distributor, distributor->deployments, d, device->device_id)
+              && !holds_related_in (distributor, distributor->removed, d, device->device_id)))
+        continue;
+      fill_history (distributor, device, &h);
+      g_array_append_val (related, h);
+    }
+  return related;
+}
+
 /* Whether content of @d may move in @office_name at @now: after its
  * start, and inside its daily window in the office's local time unless
  * its deadline has passed. */
@@ -572,6 +666,8 @@ replan (CanopyDistributor *distributor, Deployment *d)
   g_autoptr (GPtrArray) plans = NULL;
   g_autoptr (GArray) holders = NULL;
   g_autoptr (GPtrArray) holder_ptrs = g_ptr_array_new ();
+  g_autoptr (GArray) related = NULL;
+  g_autoptr (GPtrArray) related_ptrs = g_ptr_array_new ();
   CanopyPlannerOptions options = { FALSE, NULL };
   GHashTableIter iter;
   gpointer value;
@@ -615,6 +711,10 @@ replan (CanopyDistributor *distributor, Deployment *d)
   for (guint i = 0; i < holders->len; i++)
     g_ptr_array_add (holder_ptrs, &g_array_index (holders, CanopyDeviceHistory, i));
   options.holders = holder_ptrs;
+  related = find_related_holders (distributor, d);
+  for (guint i = 0; i < related->len; i++)
+    g_ptr_array_add (related_ptrs, &g_array_index (related, CanopyDeviceHistory, i));
+  options.related = related_ptrs;
   ranked = canopy_ranking_rank (history_ptrs, g_get_real_time ());
   plans = canopy_planner_plan (distributor->topology, ranked, &options);
   before = g_steal_pointer (&d->leads);
@@ -1562,6 +1662,7 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
   distributor->online = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                                (GDestroyNotify) online_device_free);
   distributor->reported_at = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  distributor->related = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   distributor->lost_at = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   distributor->failures = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                                  (GDestroyNotify) device_failure_free);
@@ -1622,6 +1723,7 @@ canopy_distributor_free (CanopyDistributor *distributor)
   g_hash_table_unref (distributor->removed);
   g_hash_table_unref (distributor->online);
   g_hash_table_unref (distributor->reported_at);
+  g_hash_table_unref (distributor->related);
   g_hash_table_unref (distributor->lost_at);
   g_hash_table_unref (distributor->failures);
   g_free (distributor);
