@@ -308,13 +308,17 @@ canopy_test_site_device_start (CanopyTestSite *s, guint office, guint index,
   g_autofree char *name_xml = index < CANOPY_TEST_SITE_AGENTS_PER_OFFICE
                             ? g_strdup_printf ("<name>pc-%u-%u</name>", office, index + 1)
                             : g_strdup ("");
+  const char *more_group = s->options.agent_groups[canopy_test_site_slot (office, index)];
+  g_autofree char *more_group_xml = more_group != NULL
+                                      ? g_strdup_printf ("<group>%s</group>", more_group)
+                                      : g_strdup ("");
   g_autofree char *xml = g_strdup_printf (
     "<agent><server host='%s' port='%u'/>%s<state-directory>%s</state-directory>"
-    "%s<group>%s</group><peers address='%s' port='0'/>"
+    "%s<group>%s</group>%s<peers address='%s' port='0'/>"
     "<destinations><directory path='%s'/></destinations>%s"
     "<transport plugin='tcp'/></agent>",
     address, s->agent_port, s->options.agent_servers != NULL ? s->options.agent_servers : "",
-    state, name_xml, extra_group != NULL ? extra_group : "Branch", peer, s->dir,
+    state, name_xml, extra_group != NULL ? extra_group : "Branch", more_group_xml, peer, s->dir,
     s->options.agent_xml != NULL ? s->options.agent_xml : "");
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_autoptr (GPtrArray) owned = g_ptr_array_new_with_free_func (g_free);

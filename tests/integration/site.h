@@ -55,6 +55,9 @@ typedef struct {
   /* More <server> elements of the agents, after the site's own server: the
    * other servers of a cluster; NULL: none. */
   const char *agent_servers;
+  /* A group the agent of a slot (canopy_test_site_slot()) is in besides
+   * its own, to deploy to some agents of an office only; NULL: none. */
+  const char *agent_groups[CANOPY_TEST_SITE_N_AGENTS];
 } CanopyTestSiteOptions;
 
 typedef struct {

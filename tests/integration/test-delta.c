@@ -11,6 +11,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #define OFFICES CANOPY_TEST_SITE_OFFICES
 #define AGENTS_PER_OFFICE CANOPY_TEST_SITE_AGENTS_PER_OFFICE
@@ -246,6 +247,98 @@ test_version_2_changed_chunks_only (void)
   canopy_test_site_stop (s, TRUE);
 }
 
+/* Compares the copy installed in @slot with @original, byte for byte. */
+static void
+assert_copy_of (CanopyTestSite *s, guint slot, const char *original)
+{
+  g_autofree char *copy = canopy_test_site_copy_path (s, slot);
+
+  if (!canopy_test_site_same_file (copy, original))
+    fprintf (stderr, "\n    the copy of agent slot %u, %s, differs from %s\n", slot, copy,
+             original);
+  CU_ASSERT (canopy_test_site_same_file (copy, original));
+}
+
+/* Version 1 went to two agents of North only (group Early); version 2
+ * goes to the other two (group Late), which never held version 1 and
+ * whose office peers holding it are not assigned version 2. They take
+ * every unchanged chunk from those peers by its SHA-256, and North's WAN
+ * carries only the chunks version 1 lacks. */
+static void
+test_version_2_from_peers_holding_version_1 (void)
+{
+  CanopyTestSite *s = &site;
+  CanopyTestSiteOptions options = { 0 };
+  const char *const early[] = { "Early", NULL };
+  const char *const late[] = { "Late", NULL };
+  g_autofree char *v1_id = NULL, *v2_id = NULL, *deployment_1 = NULL, *deployment_2 = NULL;
+  g_autofree char *v1_path = NULL;
+  g_autofree guint8 *v1 = NULL, *v2 = NULL;
+  g_autoptr (CanopyManifest) m1 = NULL, m2 = NULL;
+  g_autoptr (JsonNode) done_1 = NULL, done_2 = NULL;
+  g_autoptr (GError) error = NULL;
+  gsize size_1, size_2;
+  guint64 changed, wan, reused, peers, served;
+  gboolean precise = !canopy_test_instrumented ();
+  JsonObject *d;
+
+  if (!canopy_test_site_available ())
+    return;
+  for (guint i = 0; i < AGENTS_PER_OFFICE; i++)
+    options.agent_groups[canopy_test_site_slot (1, i)] = i < 2 ? "Early" : "Late";
+  options.server_xml = "<assigned-group>Early</assigned-group>"
+                       "<assigned-group>Late</assigned-group>";
+  canopy_test_site_begin (s, &options);
+  canopy_test_site_start_agents (s);
+  v1_id = canopy_test_site_register (s);
+  deployment_1 = canopy_test_site_create_deployment (s, v1_id, early);
+  done_1 = canopy_test_site_wait_deployment_done (s, deployment_1, 2, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done_1);
+  canopy_test_site_stop_origin (s);
+
+  CU_ASSERT_FATAL (g_file_get_contents (s->package, (char **) &v1, &size_1, &error));
+  v1_path = g_build_filename (s->dir, "version-1.bin", NULL);
+  CU_ASSERT_FATAL (g_file_set_contents (v1_path, (const char *) v1, (gssize) size_1, &error));
+  v2 = make_version_2 (v1, size_1, &size_2);
+  CU_ASSERT_FATAL (g_file_set_contents (s->package, (const char *) v2, (gssize) size_2, &error));
+  s->content_size = size_2;
+  canopy_test_site_restart_origin (s);
+  m1 = canopy_test_site_manifest_of (v1_path);
+  m2 = canopy_test_site_manifest_of (s->package);
+  changed = changed_chunk_bytes (m1, m2);
+  CU_ASSERT (changed >= INSERTED && changed < size_2);
+
+  v2_id = register_version (s, "2.0");
+  deployment_2 = canopy_test_site_create_deployment (s, v2_id, late);
+  done_2 = canopy_test_site_wait_deployment_done (s, deployment_2, 2, 180);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done_2);
+  d = json_node_get_object (done_2);
+  wan = office_member (d, "North", "wan_bytes");
+  reused = office_member (d, "North", "bytes_earlier_versions");
+  peers = office_member (d, "North", "bytes_office_peer");
+  printf ("[North, held version 1 on 2 of 4 agents: WAN %" G_GUINT64_FORMAT " bytes = %.3f × "
+          "changed chunks (%" G_GUINT64_FORMAT " bytes, %.1f%% of version 2); "
+          "%.1f MiB from earlier versions, %.1f MiB from office peers] ",
+          wan, (double) wan / (double) changed, changed,
+          100.0 * (double) changed / (double) size_2, reused / 1048576.0, peers / 1048576.0);
+  CU_ASSERT (wan >= changed);
+  CU_ASSERT (!precise || wan <= (guint64) (1.1 * (double) changed));
+  /* Each unchanged chunk came first, to one of the two, from a peer
+   * holding version 1: nothing else held it in the office. */
+  CU_ASSERT (reused >= size_2 - changed);
+  CU_ASSERT_EQUAL (office_member (d, "South", "wan_bytes"), 0);
+  served = canopy_test_site_stop_origin (s);
+  CU_ASSERT (!precise || served <= size_2 + (guint64) (1.1 * (double) changed));
+
+  /* Version 2 where it was deployed, version 1 left alone where it was. */
+  for (guint i = 0; i < AGENTS_PER_OFFICE; i++)
+    if (i >= 2 || getuid () == 0)
+      assert_copy_of (s, canopy_test_site_slot (1, i), i < 2 ? v1_path : s->package);
+  canopy_test_site_stop (s, TRUE);
+}
+
 CANOPY_TEST_SUITE (delta, "delta", NULL, suite_cleanup,
                    { "version 2 crosses the WAN as its changed chunks",
-                     test_version_2_changed_chunks_only })
+                     test_version_2_changed_chunks_only },
+                   { "office peers holding version 1 serve its chunks by hash",
+                     test_version_2_from_peers_holding_version_1 })
