@@ -33,6 +33,11 @@ static const struct {
   { CANOPY_WIRE_DATA, "('content-1', uint32 4)" },
   { CANOPY_WIRE_CANCEL, "('content-1', uint32 4)" },
   { CANOPY_WIRE_BUSY, "('', uint32 0)" },
+  { CANOPY_WIRE_CHUNK_QUERY,
+    "('content-1', uint32 0, [b'0123456789abcdef0123456789abcdef', "
+    "b'fedcba9876543210fedcba9876543210'])" },
+  { CANOPY_WIRE_CHUNK_HAVE, "('content-1', uint32 0, [byte 0x01])" },
+  { CANOPY_WIRE_CHUNK_REQUEST, "('content-1', uint32 1, b'fedcba9876543210fedcba9876543210')" },
 };
 
 static void

@@ -28,5 +28,28 @@ canopy_fuzz_wire (const uint8_t *data, size_t size)
   /* Normal form only: one meaning per frame, so it round-trips exactly. */
   again = canopy_wire_encode (kind, body);
   g_assert (g_bytes_equal (frame, again));
+  /* The kinds whose fields the type does not fully check are read as an
+   * agent reads them: accepted with their values, or refused with a reason. */
+  if (kind == CANOPY_WIRE_CHUNK_QUERY)
+    {
+      g_autoptr (GBytes) hashes = NULL;
+      const char *content_id;
+      guint32 first;
+      gboolean ok = canopy_wire_read_chunk_query (body, &content_id, &first, &hashes, &error);
+
+      g_assert (ok == (error == NULL));
+      if (ok)
+        g_assert (g_bytes_get_size (hashes) > 0
+                  && g_bytes_get_size (hashes) % CANOPY_WIRE_HASH_SIZE == 0);
+    }
+  else if (kind == CANOPY_WIRE_CHUNK_REQUEST)
+    {
+      guint8 hash[CANOPY_WIRE_HASH_SIZE];
+      const char *content_id;
+      guint32 index;
+      gboolean ok = canopy_wire_read_chunk_request (body, &content_id, &index, hash, &error);
+
+      g_assert (ok == (error == NULL));
+    }
   return TRUE;
 }

@@ -125,7 +125,8 @@ test_every_kind_has_a_type (void)
     CANOPY_WIRE_ASSIGNMENT, CANOPY_WIRE_PROGRESS, CANOPY_WIRE_DONE, CANOPY_WIRE_FAILED,
     CANOPY_WIRE_PEER_HELLO, CANOPY_WIRE_HAVE, CANOPY_WIRE_REQUEST, CANOPY_WIRE_DATA,
     CANOPY_WIRE_CANCEL, CANOPY_WIRE_BUSY, CANOPY_WIRE_WITHDRAW, CANOPY_WIRE_WITHDRAWN,
-    CANOPY_WIRE_UNINSTALL, CANOPY_WIRE_UNINSTALLED,
+    CANOPY_WIRE_UNINSTALL, CANOPY_WIRE_UNINSTALLED, CANOPY_WIRE_CHUNK_QUERY,
+    CANOPY_WIRE_CHUNK_HAVE, CANOPY_WIRE_CHUNK_REQUEST,
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (kinds); i++)
@@ -163,6 +164,114 @@ test_random_frames (void)
     }
 }
 
+/* Decodes @body sent as @kind, as a peer receives it. */
+static GVariant *
+over_the_wire (CanopyWireKind kind, GVariant *body)
+{
+  g_autoptr (GBytes) frame = canopy_wire_encode (kind, body);
+  g_autoptr (GError) error = NULL;
+  CanopyWireKind got;
+  GVariant *decoded = canopy_wire_decode (frame, &got, &error);
+
+  g_assert_no_error (error);
+  g_assert (got == kind);
+  return decoded;
+}
+
+static GVariant *
+hash_of (guint8 fill, gsize size)
+{
+  g_autofree guint8 *bytes = g_malloc (MAX (size, 1));
+
+  memset (bytes, fill, size);
+  return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, size, 1);
+}
+
+/* A chunk-request names one chunk by a 32-byte SHA-256; anything else is
+ * refused with a reason that says what was wrong. */
+static void
+test_chunk_request (void)
+{
+  g_autoptr (GVariant) good = over_the_wire (
+    CANOPY_WIRE_CHUNK_REQUEST, g_variant_new ("(su@ay)", "content-2", 7, hash_of (0xab, 32)));
+  g_autoptr (GVariant) short_hash = over_the_wire (
+    CANOPY_WIRE_CHUNK_REQUEST, g_variant_new ("(su@ay)", "content-2", 7, hash_of (0xab, 31)));
+  g_autoptr (GVariant) no_content = over_the_wire (
+    CANOPY_WIRE_CHUNK_REQUEST, g_variant_new ("(su@ay)", "", 7, hash_of (0xab, 32)));
+  g_autoptr (GError) error = NULL;
+  guint8 hash[CANOPY_WIRE_HASH_SIZE];
+  const char *content_id;
+  guint32 index;
+
+  CU_ASSERT (canopy_wire_read_chunk_request (good, &content_id, &index, hash, &error));
+  CU_ASSERT_PTR_NULL (error);
+  CU_ASSERT_STRING_EQUAL (content_id, "content-2");
+  CU_ASSERT_EQUAL (index, 7);
+  CU_ASSERT_EQUAL (hash[0], 0xab);
+  CU_ASSERT_EQUAL (hash[31], 0xab);
+
+  CU_ASSERT_FALSE (canopy_wire_read_chunk_request (short_hash, &content_id, &index, hash,
+                                                   &error));
+  CU_ASSERT (g_error_matches (error, CANOPY_WIRE_ERROR, CANOPY_WIRE_ERROR_BODY));
+  CANOPY_ASSERT_CONTAINS (error->message, "31 bytes");
+  g_clear_error (&error);
+  CU_ASSERT_FALSE (canopy_wire_read_chunk_request (no_content, &content_id, &index, hash,
+                                                   &error));
+  CU_ASSERT (g_error_matches (error, CANOPY_WIRE_ERROR, CANOPY_WIRE_ERROR_BODY));
+  CANOPY_ASSERT_CONTAINS (error->message, "naming no content");
+}
+
+static GVariant *
+query_of (const char *content_id, guint32 first, guint n, gsize hash_size)
+{
+  GVariantBuilder hashes;
+
+  g_variant_builder_init (&hashes, G_VARIANT_TYPE ("aay"));
+  for (guint i = 0; i < n; i++)
+    g_variant_builder_add_value (&hashes, hash_of ((guint8) i, i == n / 2 ? hash_size : 32));
+  return over_the_wire (CANOPY_WIRE_CHUNK_QUERY,
+                        g_variant_new ("(suaay)", content_id, first, &hashes));
+}
+
+/* A chunk-query holds 1 to 1,024 hashes of 32 bytes whose indices fit in
+ * 32 bits, for a content; one holding anything else is refused. */
+static void
+test_chunk_query (void)
+{
+  g_autoptr (GVariant) good = query_of ("content-2", 1024, 3, 32);
+  g_autoptr (GVariant) bad_hash = query_of ("content-2", 0, 3, 33);
+  g_autoptr (GVariant) empty = query_of ("content-2", 0, 0, 32);
+  g_autoptr (GVariant) too_many = query_of ("content-2", 0, CANOPY_WIRE_MAX_QUERY_HASHES + 1, 32);
+  g_autoptr (GVariant) wraps = query_of ("content-2", G_MAXUINT32 - 1, 3, 32);
+  g_autoptr (GVariant) feature = query_of (CANOPY_WIRE_FEATURE_CHUNKS_BY_HASH, 0, 3, 32);
+  GVariant *refused[] = { bad_hash, empty, too_many, wraps, feature };
+  const char *why[] = { "33 bytes", "0 chunks", "1025 chunks", "from index 4294967294",
+                        "naming no content" };
+  g_autoptr (GBytes) hashes = NULL;
+  g_autoptr (GError) error = NULL;
+  const char *content_id;
+  guint32 first;
+
+  CU_ASSERT (canopy_wire_read_chunk_query (good, &content_id, &first, &hashes, &error));
+  CU_ASSERT_PTR_NULL (error);
+  CU_ASSERT_STRING_EQUAL (content_id, "content-2");
+  CU_ASSERT_EQUAL (first, 1024);
+  CU_ASSERT_EQUAL (g_bytes_get_size (hashes), 3 * CANOPY_WIRE_HASH_SIZE);
+  CU_ASSERT_EQUAL (((const guint8 *) g_bytes_get_data (hashes, NULL))[2 * 32], 2);
+  for (gsize i = 0; i < G_N_ELEMENTS (refused); i++)
+    {
+      g_autoptr (GBytes) none = NULL;
+
+      g_clear_error (&error);
+      CU_ASSERT_FALSE (canopy_wire_read_chunk_query (refused[i], &content_id, &first, &none,
+                                                     &error));
+      CU_ASSERT_PTR_NULL (none);
+      CU_ASSERT (g_error_matches (error, CANOPY_WIRE_ERROR, CANOPY_WIRE_ERROR_BODY));
+      if (error != NULL)
+        CANOPY_ASSERT_CONTAINS (error->message, why[i]);
+    }
+}
+
 static void
 test_compare_versions (void)
 {
@@ -179,4 +288,6 @@ CANOPY_TEST_SUITE (wire, "wire", NULL, NULL,
                    { "bad frames", test_bad_frames },
                    { "non-normal body", test_non_normal_body },
                    { "every kind has a type", test_every_kind_has_a_type },
+                   { "chunk-request by hash", test_chunk_request },
+                   { "chunk-query by hash", test_chunk_query },
                    { "random frames", test_random_frames })
