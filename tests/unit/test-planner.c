@@ -203,6 +203,33 @@ test_holder_from_another_deployment (void)
   fixture_clear (&f);
 }
 
+/* A device outside the deployment holding an earlier version (content
+ * that shares chunks) does not make its office a holder: North still has
+ * a lead, but every North device lists it as an office peer before the
+ * WAN, to ask it for chunks by hash; other offices do not. */
+static void
+test_holder_of_an_earlier_version (void)
+{
+  Fixture f;
+  CanopyDeviceHistory earlier = { "n-earlier", "North", 0, 0, 0, 0, 0, TRUE };
+  g_autoptr (GPtrArray) related = g_ptr_array_new ();
+  CanopyPlannerOptions options = { TRUE, NULL };
+  g_autoptr (GPtrArray) plans = NULL;
+
+  options.related = related;
+  g_ptr_array_add (related, &earlier);
+  fixture_init (&f);
+  plans = canopy_planner_plan (f.topology, f.ranked, &options);
+  assert_plan (plans, "n-best", CANOPY_ROLE_LEAD,
+               "office-peer:n-second office-peer:n-third office-peer:n-earlier parent-peer:c1");
+  assert_plan (plans, "n-third", CANOPY_ROLE_PEER,
+               "office-peer:n-best office-peer:n-second office-peer:n-earlier");
+  assert_plan (plans, "w1", CANOPY_ROLE_LEAD,
+               "office-peer:w2 parent-peer:n-best parent-peer:n-second parent-peer:n-third");
+  assert_plan (plans, "ship2", CANOPY_ROLE_PEER, "office-peer:ship1");
+  fixture_clear (&f);
+}
+
 /* With no device of the parent office online, or only on a metered link,
  * nothing comes from there: the lead goes to the server, then the origin. */
 static void
@@ -230,6 +257,7 @@ test_parent_office_away (void)
 CANOPY_TEST_SUITE (planner, "planner", NULL, NULL,
                    { "one lead per office", test_one_lead_per_office },
                    { "holder from another deployment", test_holder_from_another_deployment },
+                   { "holder of an earlier version", test_holder_of_an_earlier_version },
                    { "failover, no content store", test_failover_and_no_store },
                    { "office without an online device", test_office_without_online_device },
                    { "parent office away", test_parent_office_away })
