@@ -726,6 +726,7 @@ handle_chunk_query (PeerConn *pc, GVariant *body)
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) hashes = NULL;
   g_autoptr (GBytes) bits = NULL;
+  CanopyCacheEntry *entry;
   const char *content_id;
   guint32 first;
 
@@ -736,6 +737,11 @@ handle_chunk_query (PeerConn *pc, GVariant *body)
       drop_conn (pc);
       return;
     }
+  /* It holds the content itself (opened since its hello): a have says so,
+   * and the peer asks for it by index like any peer that holds it. */
+  entry = canopy_cache_lookup_entry (pc->peers->cache, content_id);
+  if (entry != NULL && !g_hash_table_contains (pc->told, content_id))
+    send_have (pc, entry);
   bits = canopy_cache_hold_hashes (pc->peers->cache, hashes);
   send_quietly (pc, CANOPY_WIRE_CHUNK_HAVE,
                 g_variant_new ("(su@ay)", content_id, first,

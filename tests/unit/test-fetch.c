@@ -535,6 +535,73 @@ test_damaged_chunk_not_served (void)
   content_clear (&c);
 }
 
+/* @holder holds an earlier version of @c (chunks @changed, ending with
+ * G_MAXUINT, differ), never assigned @c itself. */
+static CanopyManifest *
+seed_earlier_version (Content *c, TestAgent *holder, const guint *changed)
+{
+  g_autofree guint8 *v1 = g_memdup2 (c->data, CONTENT_SIZE);
+  g_autoptr (GInputStream) stream = NULL;
+  g_autoptr (GError) error = NULL;
+  CanopyManifest *m1;
+  CanopyCacheEntry *entry;
+
+  for (guint i = 0; changed[i] != G_MAXUINT; i++)
+    v1[(gsize) changed[i] * CHUNK + 100] ^= 0x55;
+  stream = g_memory_input_stream_new_from_data (v1, CONTENT_SIZE, NULL);
+  m1 = canopy_manifest_build (stream, "app", "0.9", CHUNK, NULL, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  entry = canopy_cache_open_entry (holder->cache, m1, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  for (guint i = 0; i < canopy_manifest_get_n_chunks (m1); i++)
+    g_assert (canopy_cache_entry_store_chunk (entry, i, v1 + (gsize) i * CHUNK,
+                                              canopy_manifest_get_chunk_length (m1, i), &error));
+  return m1;
+}
+
+/* An office peer that holds only an earlier version serves the chunks the
+ * two share, asked for by SHA-256: the lead takes from the origin only
+ * the changed chunks and one the holder's disk damaged (which the holder
+ * checks as it reads it, and does not send), and counts the rest as
+ * earlier versions. */
+static void
+test_chunks_by_hash_from_earlier_version (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) holder = NULL;
+  g_autoptr (TestAgent) fetcher = NULL;
+  g_autoptr (CanopyManifest) m1 = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *log = NULL;
+  const guint changed[] = { 3, 7, G_MAXUINT };
+  const guint damaged = 5;
+
+  if (!make_content (&c))
+    return;
+  holder = agent_new (&c, "holder");
+  fetcher = agent_new (&c, "fetcher");
+  m1 = seed_earlier_version (&c, holder, changed);
+  CU_ASSERT_STRING_NOT_EQUAL (m1->content_id, c.manifest->content_id);
+  path = g_strdup_printf ("%s/cache/%s/data", holder->dir, m1->content_id);
+  canopy_test_damage_file (path, (gsize) damaged * CHUNK + 10, 2 * CONTENT_SIZE);
+
+  log = fetch_from_holder (&c, holder, fetcher);
+  assert_installed (&c, fetcher);
+  CU_ASSERT_EQUAL (fetcher->peer_failures, 0);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_ORIGIN), 3 * CHUNK);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_EARLIER_VERSIONS),
+                   CONTENT_SIZE - 3 * CHUNK);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_OFFICE_PEER), 0);
+  /* The holder was never given the new version; it checked the damaged
+   * chunk against its own manifest and dropped it. */
+  CU_ASSERT_PTR_NULL (canopy_cache_lookup_entry (holder->cache, c.manifest->content_id));
+  CU_ASSERT_FALSE (canopy_cache_entry_has_chunk (
+    canopy_cache_lookup_entry (holder->cache, m1->content_id), damaged));
+  CANOPY_ASSERT_CONTAINS (log, m1->content_id);
+  CANOPY_ASSERT_CONTAINS (log, "no longer matches its manifest");
+  content_clear (&c);
+}
+
 /* The holder's data file was cut short under it: the last chunk cannot be
  * read. The holder logs which chunk of which file, drops it and answers
  * "not available"; the asking peer takes it from the origin. */
@@ -1310,6 +1377,8 @@ CANOPY_TEST_SUITE (fetch, "fetch", NULL, NULL,
                    { "bad peer dropped, good peer serves after restart", test_bad_peer_dropped },
                    { "damaged chunk not served, fetched elsewhere",
                      test_damaged_chunk_not_served },
+                   { "chunks by hash from an office peer's earlier version",
+                     test_chunks_by_hash_from_earlier_version },
                    { "unreadable chunk not served, fetched elsewhere",
                      test_unreadable_chunk_not_served },
                    { "disk stall blocks no loop; peer or agent gone mid-read",
