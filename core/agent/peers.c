@@ -35,7 +35,6 @@ typedef struct {
   gsize size;
   guint n_chunks;
   guint unanswered; /* queries sent and not answered yet */
-  gboolean told;    /* the fetcher heard the whole bitfield */
 } HashHave;
 
 /* Buffers chunks are read into. One goes back to its pool when the
@@ -676,7 +675,6 @@ tell_hash_have (PeerConn *pc, const char *content_id, HashHave *hh)
 
   if (hh->unanswered > 0 || g_hash_table_contains (pc->have, content_id) || client == NULL)
     return;
-  hh->told = TRUE;
   bits = g_bytes_new (hh->bits, hh->size);
   client->client->have (pc->device_id, bits, client->user_data);
 }
