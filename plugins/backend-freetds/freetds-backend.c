@@ -294,7 +294,6 @@ run (CanopyFreetdsBackend *b, const char *sql, const char *doing, GError **error
   return query (b, sql, NULL, NULL, doing, error);
 }
 
-
 /* --- parameters ---------------------------------------------------------- */
 
 #define MAX_PARAMS 16
@@ -495,6 +494,8 @@ cell_value (DBPROCESS *dbproc, int column, const CanopyColumn *c)
     {
     case CANOPY_COLUMN_TEXT:
     case CANOPY_COLUMN_UUID:
+      if (data == NULL || length == 0)
+        return g_variant_new_string ("");
       return g_variant_new_take_string (g_utf8_make_valid ((const char *) data, (gssize) length));
     case CANOPY_COLUMN_INT32:
       if (g_str_equal (c->variant_type, "y"))
@@ -510,6 +511,8 @@ cell_value (DBPROCESS *dbproc, int column, const CanopyColumn *c)
       return g_variant_new_boolean (cell_integer (dbproc, column) != 0);
     case CANOPY_COLUMN_BYTES:
       /* copied: db-lib reuses its row buffer */
+      if (data == NULL)
+        return g_variant_new_array (G_VARIANT_TYPE_BYTE, NULL, 0);
       return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, length, 1);
     }
   g_assert_not_reached ();
