@@ -1331,8 +1331,8 @@ failed:
 
 /* --- opening ------------------------------------------------------------- */
 
-CanopyFreetdsBackend *
-canopy_freetds_backend_open (const CanopyFreetdsSettings *settings, GError **error)
+static CanopyFreetdsBackend *
+backend_new (const CanopyFreetdsSettings *settings)
 {
   CanopyFreetdsBackend *b = g_new0 (CanopyFreetdsBackend, 1);
 
@@ -1346,12 +1346,46 @@ canopy_freetds_backend_open (const CanopyFreetdsSettings *settings, GError **err
   b->settings.tds_version = g_strdup (settings->tds_version);
   b->retry_s = RETRY_FIRST_S;
   current = b;
+  return b;
+}
+
+CanopyFreetdsBackend *
+canopy_freetds_backend_open (const CanopyFreetdsSettings *settings, GError **error)
+{
+  CanopyFreetdsBackend *b = backend_new (settings);
+
   if (!connect_now (b, error) || !migrate (b, error))
     {
       canopy_freetds_backend_close (b);
       return NULL;
     }
   return b;
+}
+
+static gboolean
+read_last_text (DBPROCESS *dbproc, gpointer user_data)
+{
+  char **text = user_data;
+
+  g_free (*text);
+  *text = g_strndup ((const char *) dbdata (dbproc, 1), (gsize) MAX (dbdatlen (dbproc, 1), 0));
+  return TRUE;
+}
+
+char *
+canopy_freetds_run_script (const CanopyFreetdsSettings *settings, const char *sql,
+                           GError **error)
+{
+  CanopyFreetdsBackend *b = backend_new (settings);
+  char *last = NULL;
+
+  if (!connect_now (b, error)
+      || !query (b, sql, read_last_text, &last, _("running a script"), error))
+    g_clear_pointer (&last, g_free);
+  else if (last == NULL)
+    last = g_strdup ("");
+  canopy_freetds_backend_close (b);
+  return last;
 }
 
 void
