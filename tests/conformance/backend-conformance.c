@@ -713,6 +713,65 @@ check_pg_admins_moved (Target *t)
   CU_ASSERT_STRING_EQUAL (types, OLD_ADMIN "|administrator|timestamp with time zone|32\n");
 }
 
+/* The token the fixture's comment gives for @name. */
+static char *
+fixture_token (const char *sql, const char *name)
+{
+  g_autofree char *label = g_strdup_printf ("-- token %s: ", name);
+  const char *at = strstr (sql, label);
+
+  g_assert (at != NULL);
+  at += strlen (label);
+  return g_strndup (at, strcspn (at, "\n"));
+}
+
+/* A database the last release's own "canopyd admin-add" wrote (admins in
+ * settings; tests/integration/data): after the upgrade both admins keep
+ * their roles and expiry, the tokens it printed sign in, and settings
+ * keeps no admin row. */
+static void
+check_pg_release_admins (Target *t)
+{
+  g_autofree char *fixture = canopy_test_src_path ("tests", "integration", "data",
+                                                   "release-admins-postgresql.sql", NULL);
+  g_autofree char *sql = NULL, *alice = NULL, *bob = NULL;
+  g_autofree char *emptied = NULL, *loaded = NULL, *left = NULL, *versions = NULL;
+  g_autoptr (CanopyBackend) backend = NULL;
+  g_autoptr (CanopyAdmins) admins = NULL;
+  g_autoptr (GError) error = NULL;
+  const CanopyAdminToken *found = NULL;
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+
+  g_assert (g_file_get_contents (fixture, &sql, NULL, NULL));
+  alice = fixture_token (sql, "alice");
+  bob = fixture_token (sql, "bob");
+  emptied = psql (t, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+  loaded = psql (t, sql);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (loaded);
+
+  backend = target_open (t);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (backend);
+  admins = canopy_admins_load (backend, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (admins);
+  CU_ASSERT_EQUAL (canopy_admins_count (admins), 2);
+  CU_ASSERT (canopy_admins_lookup (admins, "alice") != NULL
+             && canopy_admins_lookup (admins, "alice")->role == CANOPY_ADMIN_ROLE_ADMINISTRATOR);
+  CU_ASSERT (canopy_admins_lookup (admins, "bob") != NULL
+             && canopy_admins_lookup (admins, "bob")->role == CANOPY_ADMIN_ROLE_AUDITOR);
+  CU_ASSERT_EQUAL (canopy_admins_check (admins, alice, now, &found), CANOPY_ADMINS_CHECK_OK);
+  CU_ASSERT (found != NULL && found->expires == 0);
+  CU_ASSERT_EQUAL (canopy_admins_check (admins, bob, now, &found), CANOPY_ADMINS_CHECK_OK);
+  CU_ASSERT (found != NULL && found->expires == G_GINT64_CONSTANT (2111820692));
+  g_clear_pointer (&backend, canopy_backend_close);
+
+  left = psql (t, "SELECT count(*) FROM settings WHERE name LIKE 'admin%'");
+  versions = psql (t, "SELECT string_agg(version::text, ',' ORDER BY version) "
+                      "FROM schema_migrations");
+  CU_ASSERT_STRING_EQUAL (left != NULL ? left : "", "0\n");
+  CU_ASSERT_STRING_EQUAL (versions != NULL ? versions : "", "1,2\n");
+}
+
 /* A database from a newer canopy is refused and not touched. */
 static void
 check_too_new (Target *t)
@@ -762,6 +821,7 @@ test_postgresql (void)
       check_psql_reads_typed_columns (&t);
       check_two_processes (&t);
       check_pg_admins_moved (&t);
+      check_pg_release_admins (&t);
       check_too_new (&t);
     }
   target_teardown (&t);

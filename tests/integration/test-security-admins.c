@@ -506,7 +506,7 @@ test_release_admins_sign_in (void)
 {
   g_autofree char *dir = NULL, *config = NULL, *xml = NULL, *canopyd = NULL, *out = NULL;
   g_autofree char *fixture = canopy_test_src_path ("tests", "integration", "data",
-                                                   "release-admins.sql", NULL);
+                                                   "release-admins-sqlite.sql", NULL);
   g_autofree char *sql = NULL, *alice = NULL, *bob = NULL, *db = NULL;
   g_autoptr (CanopyTestProcess) server = NULL;
   g_autoptr (SoupSession) session = NULL;
