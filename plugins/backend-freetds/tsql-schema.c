@@ -19,6 +19,10 @@ static const char migration_1[] =
   "CREATE INDEX canopy_logs_by_kind ON canopy_logs (kind, id);";
 
 #define TIME_COLUMN "DATETIME2(6) NULL"
+/* Text keys compare byte for byte, as in the other backends: "Bo" and
+ * "bo" are two admins, not a duplicate key under a case-insensitive
+ * database collation. */
+#define TEXT_KEY "NVARCHAR(256) COLLATE Latin1_General_100_BIN2 NOT NULL"
 
 /* Version 2: the typed tables, as in the SQLite and PostgreSQL backends. */
 static const char migration_2[] =
@@ -43,15 +47,15 @@ static const char migration_2[] =
   "  CONSTRAINT device_addresses_device FOREIGN KEY (device_id)"
   "    REFERENCES devices (device_id) ON DELETE CASCADE);"
   "CREATE INDEX device_addresses_by_address ON device_addresses (address);"
-  "CREATE TABLE offices (office_name NVARCHAR(256) NOT NULL CONSTRAINT offices_pk PRIMARY KEY,"
+  "CREATE TABLE offices (office_name " TEXT_KEY " CONSTRAINT offices_pk PRIMARY KEY,"
   "  parent NVARCHAR(256) NOT NULL, office_type INT NOT NULL, wan_rate_bps BIGINT NOT NULL,"
   "  metered BIT NOT NULL, automatic BIT NOT NULL);"
-  "CREATE TABLE office_subnets (office_name NVARCHAR(256) NOT NULL, position INT NOT NULL,"
+  "CREATE TABLE office_subnets (office_name " TEXT_KEY ", position INT NOT NULL,"
   "  subnet NVARCHAR(128) NOT NULL,"
   "  CONSTRAINT office_subnets_pk PRIMARY KEY (office_name, position),"
   "  CONSTRAINT office_subnets_office FOREIGN KEY (office_name)"
   "    REFERENCES offices (office_name) ON DELETE CASCADE);"
-  "CREATE TABLE settings (name NVARCHAR(256) NOT NULL CONSTRAINT settings_pk PRIMARY KEY,"
+  "CREATE TABLE settings (name " TEXT_KEY " CONSTRAINT settings_pk PRIMARY KEY,"
   "  value NVARCHAR(MAX) NOT NULL);"
   "CREATE TABLE contents (content_id UNIQUEIDENTIFIER NOT NULL CONSTRAINT contents_pk PRIMARY KEY,"
   "  name NVARCHAR(MAX) NOT NULL, version NVARCHAR(MAX) NOT NULL, origin NVARCHAR(MAX) NOT NULL,"
@@ -78,7 +82,8 @@ static const char migration_2[] =
   "  CONSTRAINT assignments_pk PRIMARY KEY (deployment_id, device_id));"
   "CREATE INDEX assignments_by_device ON assignments (device_id);"
   "CREATE TABLE assignment_bytes (deployment_id UNIQUEIDENTIFIER NOT NULL,"
-  "  device_id UNIQUEIDENTIFIER NOT NULL, source NVARCHAR(64) NOT NULL, bytes BIGINT NOT NULL,"
+  "  device_id UNIQUEIDENTIFIER NOT NULL,"
+  "  source NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NOT NULL, bytes BIGINT NOT NULL,"
   "  CONSTRAINT assignment_bytes_pk PRIMARY KEY (deployment_id, device_id, source),"
   "  CONSTRAINT assignment_bytes_assignment FOREIGN KEY (deployment_id, device_id)"
   "    REFERENCES assignments (deployment_id, device_id) ON DELETE CASCADE);"
@@ -97,12 +102,12 @@ static const char migration_2[] =
 /* Version 3: console admins and their tokens in tables of their own
  * (they were setting rows "admin/NAME" and "admin-token/ID"). */
 static const char migration_3[] =
-  "CREATE TABLE admins (admin_name NVARCHAR(256) NOT NULL CONSTRAINT admins_pk PRIMARY KEY,"
+  "CREATE TABLE admins (admin_name " TEXT_KEY " CONSTRAINT admins_pk PRIMARY KEY,"
   "  role NVARCHAR(32) NOT NULL CONSTRAINT admins_role"
   "    CHECK (role IN (N'administrator', N'operator', N'auditor')),"
   "  created_at " TIME_COLUMN ");"
-  "CREATE TABLE admin_tokens (token_id NVARCHAR(64) NOT NULL CONSTRAINT admin_tokens_pk PRIMARY KEY,"
-  "  admin_name NVARCHAR(256) NOT NULL,"
+  "CREATE TABLE admin_tokens (token_id " TEXT_KEY " CONSTRAINT admin_tokens_pk PRIMARY KEY,"
+  "  admin_name " TEXT_KEY ","
   "  secret_sha256 VARBINARY(32) NOT NULL CONSTRAINT admin_tokens_sha256"
   "    CHECK (DATALENGTH(secret_sha256) = 32),"
   "  created_at " TIME_COLUMN ", expires_at " TIME_COLUMN ","

@@ -108,9 +108,14 @@ check_column (const char *table, const char *ddl, const CanopyColumn *column, gb
     {
     case CANOPY_COLUMN_TEXT:
       CU_ASSERT (g_str_has_prefix (type, "NVARCHAR("));
-      /* an indexed text is bounded (index keys are at most 1700 bytes) */
+      /* an indexed text is bounded (index keys are at most 1700 bytes),
+       * a key compares byte for byte as in the other backends */
       if (is_key)
-        CU_ASSERT_FALSE (g_str_has_prefix (type, "NVARCHAR(MAX)"));
+        {
+          CU_ASSERT_FALSE (g_str_has_prefix (type, "NVARCHAR(MAX)"));
+          g_autofree char *declared = g_strndup (type, strcspn (type, ","));
+          CANOPY_ASSERT_CONTAINS (declared, " COLLATE Latin1_General_100_BIN2 NOT NULL");
+        }
       break;
     case CANOPY_COLUMN_INT32:
       CU_ASSERT (g_str_has_prefix (type, "INT ") || g_str_has_prefix (type, "BIGINT "));
