@@ -296,10 +296,11 @@ run (CanopyFreetdsBackend *b, const char *sql, const char *doing, GError **error
 
 /* --- parameters ---------------------------------------------------------- */
 
-#define MAX_PARAMS 16
+#define MAX_PARAMS CANOPY_TSQL_MAX_PARAMS
 
-/* What db-lib sends for one parameter; @data points into the caller's
- * values (or at @integer or @bit), which outlive the call. */
+/* What db-lib sends for one parameter. @data points into the caller's
+ * values, which outlive the call; a number travels from @integer or @bit,
+ * whose address execute() takes once the parameters stop growing. */
 typedef struct {
   char name[8];
   int type;
@@ -309,20 +310,21 @@ typedef struct {
   DBBIT bit;
 } Param;
 
-typedef struct {
-  guint n;
-  Param p[MAX_PARAMS];
-} Params;
+/* Parameters: a GArray of Param, numbered @p1, @p2, ... in order. */
+static GArray *
+params_new (void)
+{
+  return g_array_new (FALSE, TRUE, sizeof (Param));
+}
 
 static Param *
-next_param (Params *params)
+next_param (GArray *params)
 {
   Param *p;
 
-  g_assert (params->n < MAX_PARAMS);
-  p = &params->p[params->n++];
-  memset (p, 0, sizeof *p);
-  g_snprintf (p->name, sizeof p->name, "@p%u", params->n);
+  g_array_set_size (params, params->len + 1);
+  p = &g_array_index (params, Param, params->len - 1);
+  g_snprintf (p->name, sizeof p->name, "@p%u", params->len);
   return p;
 }
 
@@ -344,11 +346,10 @@ param_integer (Param *p, gint64 value)
   p->type = SYBINT8;
   p->integer = value;
   p->length = -1;
-  p->data = &p->integer;
 }
 
 static void
-params_add (Params *params, const CanopyColumn *column, GVariant *value)
+params_add (GArray *params, const CanopyColumn *column, GVariant *value)
 {
   Param *p = next_param (params);
 
@@ -375,17 +376,12 @@ params_add (Params *params, const CanopyColumn *column, GVariant *value)
     case CANOPY_COLUMN_TIME:
       param_integer (p, g_variant_get_int64 (value));
       if (p->integer == 0)
-        {
-          /* never: NULL */
-          p->length = 0;
-          p->data = NULL;
-        }
+        p->length = 0; /* never: NULL */
       break;
     case CANOPY_COLUMN_BOOL:
       p->type = SYBBIT;
       p->bit = g_variant_get_boolean (value) ? 1 : 0;
       p->length = -1;
-      p->data = &p->bit;
       break;
     case CANOPY_COLUMN_BYTES:
       /* beyond VARBINARY(8000), as IMAGE into the VARBINARY(MAX) */
@@ -397,7 +393,7 @@ params_add (Params *params, const CanopyColumn *column, GVariant *value)
 }
 
 static void
-params_add_tuple (Params *params, const CanopyColumn *columns, guint n, GVariant *tuple)
+params_add_tuple (GArray *params, const CanopyColumn *columns, guint n, GVariant *tuple)
 {
   for (guint i = 0; i < n; i++)
     {
@@ -418,13 +414,14 @@ rpc_param (CanopyFreetdsBackend *b, const char *name, int type, DBINT length, co
 /* Runs @statement through sp_executesql with @params, handing the rows of
  * its result sets to @row. */
 static gboolean
-execute (CanopyFreetdsBackend *b, const CanopyTsqlStatement *statement, Params *params,
+execute (CanopyFreetdsBackend *b, const CanopyTsqlStatement *statement, GArray *params,
          RowFunc row, gpointer user_data, const char *doing, GError **error)
 {
   gboolean ok;
   Param text;
 
-  g_return_val_if_fail ((params != NULL ? params->n : 0) == statement->n_params, FALSE);
+  g_return_val_if_fail ((params != NULL ? params->len : 0) == statement->n_params, FALSE);
+  g_return_val_if_fail (statement->n_params <= MAX_PARAMS, FALSE);
   if (!prepare_call (b, error))
     return FALSE;
   ok = dbrpcinit (b->dbproc, "sp_executesql", 0) != FAIL;
@@ -435,9 +432,17 @@ execute (CanopyFreetdsBackend *b, const CanopyTsqlStatement *statement, Params *
       param_text (&text, statement->declarations, strlen (statement->declarations));
       ok = rpc_param (b, "@params", text.type, text.length, text.data);
     }
-  for (guint i = 0; ok && params != NULL && i < params->n; i++)
-    ok = rpc_param (b, params->p[i].name, params->p[i].type, params->p[i].length,
-                    params->p[i].data);
+  for (guint i = 0; ok && params != NULL && i < params->len; i++)
+    {
+      Param *p = &g_array_index (params, Param, i);
+      const void *data = p->data;
+
+      if (p->type == SYBINT8)
+        data = &p->integer;
+      else if (p->type == SYBBIT)
+        data = &p->bit;
+      ok = rpc_param (b, p->name, p->type, p->length, data);
+    }
   if (!ok)
     {
       /* drop the half-built call */
@@ -642,19 +647,51 @@ in_transaction (CanopyFreetdsBackend *b, WriteFunc write, gpointer data, GError 
 
 /* --- records ------------------------------------------------------------- */
 
+/* One record's rows in one round trip, when they fit in one call. */
+static gboolean
+write_rows_at_once (CanopyFreetdsBackend *b, const CanopyTable *t, const CanopyRows *rows,
+                    gboolean *done, GError **error)
+{
+  guint n_rows[CANOPY_TABLE_MAX_CHILDREN] = { 0 };
+  CanopyTsqlStatement write = { 0 };
+  g_autoptr (GArray) p = params_new ();
+  gboolean ok;
+
+  for (guint c = 0; c < t->n_children; c++)
+    n_rows[c] = rows->children[c]->len;
+  *done = canopy_tsql_record_write (t, n_rows, &write);
+  if (!*done)
+    return TRUE;
+  params_add_tuple (p, t->keys, t->n_keys, rows->keys);
+  params_add_tuple (p, t->columns, t->n_columns, rows->columns);
+  for (guint c = 0; c < t->n_children; c++)
+    for (guint r = 0; r < n_rows[c]; r++)
+      params_add_tuple (p, t->children[c].columns, t->children[c].n_columns,
+                        g_ptr_array_index (rows->children[c], r));
+  ok = execute (b, &write, p, NULL, NULL, _("writing records"), error);
+  canopy_tsql_statement_clear (&write);
+  return ok;
+}
+
 /* One record's rows: its main row, then its child rows afresh. */
 static gboolean
 write_rows (CanopyFreetdsBackend *b, const CanopyTable *t, const CanopyRows *rows,
             GError **error)
 {
   CanopyTsqlStatement upsert = { 0 };
-  Params p = { 0 };
-  gboolean ok;
+  g_autoptr (GArray) p = params_new ();
+  gboolean ok, done;
+
+  if (!write_rows_at_once (b, t, rows, &done, error))
+    return FALSE;
+  if (done)
+    return TRUE;
+  /* more child rows than one call carries: a statement at a time */
 
   canopy_tsql_upsert (t, &upsert);
-  params_add_tuple (&p, t->keys, t->n_keys, rows->keys);
-  params_add_tuple (&p, t->columns, t->n_columns, rows->columns);
-  ok = execute (b, &upsert, &p, NULL, NULL, _("writing records"), error);
+  params_add_tuple (p, t->keys, t->n_keys, rows->keys);
+  params_add_tuple (p, t->columns, t->n_columns, rows->columns);
+  ok = execute (b, &upsert, p, NULL, NULL, _("writing records"), error);
   canopy_tsql_statement_clear (&upsert);
   for (guint c = 0; ok && c < t->n_children; c++)
     {
@@ -663,16 +700,16 @@ write_rows (CanopyFreetdsBackend *b, const CanopyTable *t, const CanopyRows *row
 
       canopy_tsql_child_delete (t, c, &remove);
       canopy_tsql_child_insert (t, c, &insert);
-      p.n = 0;
-      params_add_tuple (&p, t->keys, t->n_keys, rows->keys);
-      ok = execute (b, &remove, &p, NULL, NULL, _("writing records"), error);
+      g_array_set_size (p, 0);
+      params_add_tuple (p, t->keys, t->n_keys, rows->keys);
+      ok = execute (b, &remove, p, NULL, NULL, _("writing records"), error);
       for (guint r = 0; ok && r < rows->children[c]->len; r++)
         {
-          p.n = 0;
-          params_add_tuple (&p, t->keys, t->n_keys, rows->keys);
-          params_add_tuple (&p, child->columns, child->n_columns,
+          g_array_set_size (p, 0);
+          params_add_tuple (p, t->keys, t->n_keys, rows->keys);
+          params_add_tuple (p, child->columns, child->n_columns,
                             g_ptr_array_index (rows->children[c], r));
-          ok = execute (b, &insert, &p, NULL, NULL, _("writing records"), error);
+          ok = execute (b, &insert, p, NULL, NULL, _("writing records"), error);
         }
       canopy_tsql_statement_clear (&remove);
       canopy_tsql_statement_clear (&insert);
@@ -739,14 +776,14 @@ read_child_rows (CanopyFreetdsBackend *b, const CanopyTable *t, guint c, GVarian
 {
   const CanopyChildTable *child = &t->children[c];
   CanopyTsqlStatement select = { 0 };
-  Params p = { 0 };
+  g_autoptr (GArray) p = params_new ();
   Collect collect;
   GPtrArray *rows = NULL;
 
   collect_init (&collect, NULL, 0, child->columns, child->n_columns);
   canopy_tsql_child_select (t, c, TRUE, &select);
-  params_add_tuple (&p, t->keys, t->n_keys, keys);
-  if (execute (b, &select, &p, collect_row, &collect, _("reading a record"), error))
+  params_add_tuple (p, t->keys, t->n_keys, keys);
+  if (execute (b, &select, p, collect_row, &collect, _("reading a record"), error))
     {
       rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
       for (guint r = 0; r < collect.rows->len; r++)
@@ -769,7 +806,7 @@ canopy_freetds_backend_get (CanopyFreetdsBackend *b, CanopyRecordKind kind, cons
   g_autoptr (GVariant) value = NULL;
   CanopyTsqlStatement select = { 0 };
   CanopyRows rows = { 0 };
-  Params p = { 0 };
+  g_autoptr (GArray) p = params_new ();
   Collect collect;
   gboolean ok;
 
@@ -782,8 +819,8 @@ canopy_freetds_backend_get (CanopyFreetdsBackend *b, CanopyRecordKind kind, cons
     }
   collect_init (&collect, NULL, 0, t->columns, t->n_columns);
   canopy_tsql_select (t, TRUE, &select);
-  params_add_tuple (&p, t->keys, t->n_keys, keys);
-  ok = execute (b, &select, &p, collect_row, &collect, _("reading a record"), error);
+  params_add_tuple (p, t->keys, t->n_keys, keys);
+  ok = execute (b, &select, p, collect_row, &collect, _("reading a record"), error);
   canopy_tsql_statement_clear (&select);
   if (ok && collect.rows->len == 0)
     {
@@ -927,12 +964,12 @@ delete_records (CanopyFreetdsBackend *b, gpointer data, GError **error)
   for (const char *const *key = batch->keys; ok && *key != NULL; key++)
     {
       g_autoptr (GVariant) keys = canopy_table_split_key (t, *key, NULL);
-      Params p = { 0 };
+      g_autoptr (GArray) p = params_new ();
 
       if (keys == NULL)
         continue; /* never stored */
-      params_add_tuple (&p, t->keys, t->n_keys, keys);
-      ok = execute (b, &remove, &p, NULL, NULL, _("removing records"), error);
+      params_add_tuple (p, t->keys, t->n_keys, keys);
+      ok = execute (b, &remove, p, NULL, NULL, _("removing records"), error);
     }
   canopy_tsql_statement_clear (&remove);
   return ok;
@@ -957,16 +994,16 @@ write_entry (CanopyFreetdsBackend *b, CanopyLogKind kind, gint64 id, GVariant *e
   const CanopyTable *t = canopy_log_table (kind);
   CanopyTsqlStatement append = { 0 };
   CanopyRows rows = { 0 };
-  Params p = { 0 };
+  g_autoptr (GArray) p = params_new ();
   gboolean ok;
 
   if (!canopy_table_split (t, NULL, entry, &rows, error))
     return FALSE;
   canopy_tsql_log_append (t, id > 0, &append);
   if (id > 0)
-    param_integer (next_param (&p), id);
-  params_add_tuple (&p, t->columns, t->n_columns, rows.columns);
-  ok = execute (b, &append, &p, NULL, NULL, _("appending to a log"), error);
+    param_integer (next_param (p), id);
+  params_add_tuple (p, t->columns, t->n_columns, rows.columns);
+  ok = execute (b, &append, p, NULL, NULL, _("appending to a log"), error);
   canopy_tsql_statement_clear (&append);
   canopy_rows_clear (&rows);
   return ok;
@@ -1007,15 +1044,15 @@ canopy_freetds_backend_list_log (CanopyFreetdsBackend *b, CanopyLogKind kind, gi
 {
   const CanopyTable *t = canopy_log_table (kind);
   CanopyTsqlStatement list = { 0 };
-  Params p = { 0 };
+  g_autoptr (GArray) p = params_new ();
   Collect collect;
   gboolean ok;
 
   collect_init (&collect, id_column, 1, t->columns, t->n_columns);
   canopy_tsql_log_list (t, &list);
-  param_integer (next_param (&p), after);
-  param_integer (next_param (&p), limit > 0 ? (gint64) limit : G_MAXINT64);
-  ok = execute (b, &list, &p, collect_row, &collect, _("listing a log"), error);
+  param_integer (next_param (p), after);
+  param_integer (next_param (p), limit > 0 ? (gint64) limit : G_MAXINT64);
+  ok = execute (b, &list, p, collect_row, &collect, _("listing a log"), error);
   canopy_tsql_statement_clear (&list);
   for (guint r = 0; ok && r < collect.rows->len; r++)
     {
@@ -1152,11 +1189,11 @@ convert_blobs (CanopyFreetdsBackend *b, GError **error)
   do
     {
       Collect entries;
-      Params p = { 0 };
+      g_autoptr (GArray) p = params_new ();
 
       collect_init (&entries, id_column, 1, blob_log_columns, G_N_ELEMENTS (blob_log_columns));
-      param_integer (next_param (&p), after);
-      ok = ok && execute (b, &logs, &p, collect_row, &entries, _("upgrading the schema"), error);
+      param_integer (next_param (p), after);
+      ok = ok && execute (b, &logs, p, collect_row, &entries, _("upgrading the schema"), error);
       page = ok ? entries.rows->len : 0;
       for (guint r = 0; ok && r < page; r++)
         {
@@ -1253,7 +1290,7 @@ static gboolean
 run_migration (CanopyFreetdsBackend *b, const CanopyTsqlMigration *m, GError **error)
 {
   CanopyTsqlStatement record = { 0 };
-  Params p = { 0 };
+  g_autoptr (GArray) p = params_new ();
   gboolean ok = run (b, m->sql, _("upgrading the schema"), error);
 
   switch (m->convert)
@@ -1268,8 +1305,8 @@ run_migration (CanopyFreetdsBackend *b, const CanopyTsqlMigration *m, GError **e
       break;
     }
   canopy_tsql_record_version (&record);
-  param_integer (next_param (&p), m->version);
-  ok = ok && execute (b, &record, &p, NULL, NULL, _("upgrading the schema"), error);
+  param_integer (next_param (p), m->version);
+  ok = ok && execute (b, &record, p, NULL, NULL, _("upgrading the schema"), error);
   canopy_tsql_statement_clear (&record);
   return ok;
 }

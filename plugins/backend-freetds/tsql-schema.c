@@ -341,6 +341,59 @@ canopy_tsql_upsert (const CanopyTable *t, CanopyTsqlStatement *out)
   builder_finish (&b, out);
 }
 
+gboolean
+canopy_tsql_record_write (const CanopyTable *t, const guint *n_rows, CanopyTsqlStatement *out)
+{
+  CanopyTsqlStatement upsert = { 0 };
+  guint n_params = t->n_keys + t->n_columns;
+  Builder b;
+
+  for (guint c = 0; c < t->n_children; c++)
+    {
+      if (n_rows[c] > CANOPY_TSQL_MAX_ROWS)
+        return FALSE;
+      n_params += n_rows[c] * t->children[c].n_columns;
+    }
+  if (n_params > CANOPY_TSQL_MAX_PARAMS)
+    return FALSE;
+  canopy_tsql_upsert (t, &upsert);
+  b.sql = g_string_new (upsert.sql);
+  b.declarations = g_string_new (upsert.declarations);
+  b.n = upsert.n_params;
+  canopy_tsql_statement_clear (&upsert);
+  /* The child rows afresh; the keys are the upsert's first parameters. */
+  for (guint c = 0; c < t->n_children; c++)
+    {
+      const CanopyChildTable *child = &t->children[c];
+
+      g_string_append_printf (b.sql, "; DELETE FROM %s WHERE ", child->name);
+      for (guint i = 0; i < t->n_keys; i++)
+        g_string_append_printf (b.sql, "%s%s = @p%u", i > 0 ? " AND " : "", t->keys[i].name,
+                                i + 1);
+      if (n_rows[c] == 0)
+        continue;
+      g_string_append_printf (b.sql, "; INSERT INTO %s (", child->name);
+      append_names (b.sql, t->keys, t->n_keys, FALSE);
+      append_names (b.sql, child->columns, child->n_columns, TRUE);
+      g_string_append (b.sql, ") VALUES ");
+      for (guint r = 0; r < n_rows[c]; r++)
+        {
+          g_string_append (b.sql, r > 0 ? ", (" : "(");
+          for (guint i = 0; i < t->n_keys; i++)
+            g_string_append_printf (b.sql, "%s@p%u", i > 0 ? ", " : "", i + 1);
+          for (guint i = 0; i < child->n_columns; i++)
+            {
+              g_string_append (b.sql, ", ");
+              append_value (b.sql, &child->columns[i],
+                            declare (&b, canopy_tsql_parameter_type (&child->columns[i], FALSE)));
+            }
+          g_string_append (b.sql, ")");
+        }
+    }
+  builder_finish (&b, out);
+  return TRUE;
+}
+
 void
 canopy_tsql_select (const CanopyTable *t, gboolean by_key, CanopyTsqlStatement *out)
 {

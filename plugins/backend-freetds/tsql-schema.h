@@ -104,6 +104,25 @@ const char *canopy_tsql_column_type (const CanopyColumn *column, gboolean is_key
 /* Inserts or replaces the main row of a record: keys, then columns. */
 void canopy_tsql_upsert (const CanopyTable *table, CanopyTsqlStatement *out);
 
+/* SQL Server's limits: parameters of one call, rows of one INSERT. */
+#define CANOPY_TSQL_MAX_PARAMS 2100
+#define CANOPY_TSQL_MAX_ROWS 1000
+
+/**
+ * canopy_tsql_record_write:
+ * @n_rows: for each child table, how many rows the record has there
+ *
+ * One statement that writes a whole record: the upsert, then each child
+ * table's rows deleted and inserted afresh, in one round trip. Parameters:
+ * the keys, the columns, then each child row's columns in order (the
+ * child rows reuse the keys' parameters).
+ *
+ * Returns: %FALSE, with @out untouched, when the record has more rows
+ *   than one call can carry; write it with the statements below then.
+ */
+gboolean canopy_tsql_record_write (const CanopyTable *table, const guint *n_rows,
+                                   CanopyTsqlStatement *out);
+
 /* With @by_key the value columns of one row (parameters: its keys);
  * without, the keys and value columns of every row. */
 void canopy_tsql_select (const CanopyTable *table, gboolean by_key, CanopyTsqlStatement *out);

@@ -241,6 +241,12 @@ test_statements_take_parameters (void)
       check_statement (&s);
       CU_ASSERT_EQUAL (s.n_params, t->n_keys + t->n_columns);
       canopy_tsql_statement_clear (&s);
+      {
+        const guint rows[CANOPY_TABLE_MAX_CHILDREN] = { 2, 3 };
+        CU_ASSERT_FATAL (canopy_tsql_record_write (t, rows, &s));
+        check_statement (&s);
+        canopy_tsql_statement_clear (&s);
+      }
       for (int by_key = 0; by_key < 2; by_key++)
         {
           canopy_tsql_select (t, by_key, &s);
@@ -292,6 +298,49 @@ test_statements_take_parameters (void)
   }
 }
 
+/* A record in one round trip: the child rows reuse the keys' parameters. */
+static void
+test_record_write (void)
+{
+  const CanopyTable *devices = canopy_record_table (CANOPY_RECORD_DEVICE);
+  const CanopyTable *settings = canopy_record_table (CANOPY_RECORD_SETTING);
+  const guint rows[CANOPY_TABLE_MAX_CHILDREN] = { 2, 1 };
+  const guint none[CANOPY_TABLE_MAX_CHILDREN] = { 0, 0 };
+  const guint too_many[CANOPY_TABLE_MAX_CHILDREN] = { CANOPY_TSQL_MAX_ROWS + 1, 0 };
+  CanopyTsqlStatement s = { 0 };
+
+  CU_ASSERT_FATAL (canopy_tsql_record_write (devices, rows, &s));
+  check_statement (&s);
+  CU_ASSERT_EQUAL (s.n_params, 10 + 2 * 2 + 3);
+  CU_ASSERT (g_str_has_prefix (s.sql, "UPDATE devices WITH (UPDLOCK, SERIALIZABLE) SET "));
+  CANOPY_ASSERT_CONTAINS (s.sql, "; DELETE FROM device_groups WHERE device_id = @p1; "
+                                 "INSERT INTO device_groups (device_id, position, group_name) "
+                                 "VALUES (@p1, @p11, COALESCE(@p12, N'')), "
+                                 "(@p1, @p13, COALESCE(@p14, N'')); "
+                                 "DELETE FROM device_addresses WHERE device_id = @p1; "
+                                 "INSERT INTO device_addresses (device_id, position, address, "
+                                 "prefix_length) VALUES (@p1, @p15, COALESCE(@p16, N''), @p17)");
+  CU_ASSERT (g_str_has_suffix (s.declarations, "@p15 BIGINT, @p16 NVARCHAR(MAX), @p17 BIGINT"));
+  canopy_tsql_statement_clear (&s);
+
+  /* no rows: the old ones go, nothing is inserted */
+  CU_ASSERT_FATAL (canopy_tsql_record_write (devices, none, &s));
+  check_statement (&s);
+  CU_ASSERT (g_str_has_suffix (s.sql, "DELETE FROM device_addresses WHERE device_id = @p1"));
+  CU_ASSERT_PTR_NULL (strstr (s.sql, "INSERT INTO device_groups"));
+  canopy_tsql_statement_clear (&s);
+
+  /* a table without children: the upsert alone */
+  CU_ASSERT_FATAL (canopy_tsql_record_write (settings, none, &s));
+  check_statement (&s);
+  CU_ASSERT_EQUAL (s.n_params, 2);
+  canopy_tsql_statement_clear (&s);
+
+  /* beyond what one INSERT carries: the caller writes row by row */
+  CU_ASSERT_FALSE (canopy_tsql_record_write (devices, too_many, &s));
+  CU_ASSERT_PTR_NULL (s.sql);
+}
+
 /* What the statements of one table say, word for word. */
 static void
 test_statement_text (void)
@@ -340,4 +389,5 @@ CANOPY_TEST_SUITE (tsql_schema, "tsql-schema", NULL, NULL,
                    { "every table and column created", test_every_table_created },
                    { "statements take values only as parameters",
                      test_statements_take_parameters },
+                   { "a record in one statement", test_record_write },
                    { "statement text", test_statement_text })
