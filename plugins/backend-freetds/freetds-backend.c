@@ -687,7 +687,6 @@ write_rows (CanopyFreetdsBackend *b, const CanopyTable *t, const CanopyRows *row
   if (done)
     return TRUE;
   /* more child rows than one call carries: a statement at a time */
-
   canopy_tsql_upsert (t, &upsert);
   params_add_tuple (p, t->keys, t->n_keys, rows->keys);
   params_add_tuple (p, t->columns, t->n_columns, rows->columns);
