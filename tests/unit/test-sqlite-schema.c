@@ -32,12 +32,13 @@ record_value (CanopyRecordKind kind)
   const guint8 manifest[] = { 1, 2, 3, 0, 5 };
   GVariantBuilder addresses;
 
-  g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
-  g_variant_builder_add (&addresses, "(sy)", "198.18.10.7", 24);
-  g_variant_builder_add (&addresses, "(sy)", "2001:db8::7", 64);
   switch (kind)
     {
     case CANOPY_RECORD_DEVICE:
+      /* built only here: a builder no value takes would leak */
+      g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
+      g_variant_builder_add (&addresses, "(sy)", "198.18.10.7", 24);
+      g_variant_builder_add (&addresses, "(sy)", "2001:db8::7", 64);
       return g_variant_new ("(s^asa(sy)ssxxxtuu)", "PC-17", groups, &addresses, "0.1.0", "North",
                             G_GINT64_CONSTANT (1764900000123456), G_GINT64_CONSTANT (1764910000654321),
                             G_GINT64_CONSTANT (500), G_GUINT64_CONSTANT (1) << 33, 7u, 2u);
