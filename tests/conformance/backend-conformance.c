@@ -13,6 +13,9 @@
 #include "server/admins.h"
 #include "plugins/backend-sqlite/sqlite-backend.h"
 #include "tests/pg-server.h"
+#ifdef CANOPY_TEST_FREETDS
+#include "tests/mssql-server.h"
+#endif
 
 #include <sqlite3.h>
 #include <string.h>
@@ -88,6 +91,21 @@ target_xml (const char *name, const char *state, char **pg_dir, char **skip_reas
                                    "_PASSWORD_FILE to run it against a SQL Server");
           return NULL;
         }
+#ifdef CANOPY_TEST_FREETDS
+      {
+        /* what an earlier run left would be counted as this run's */
+        CanopyFreetdsSettings settings;
+        g_autoptr (GError) failure = NULL;
+
+        canopy_test_mssql_settings (&settings);
+        if (!canopy_test_mssql_drop_everything (&settings, &failure))
+          {
+            CU_FAIL ("the test's SQL Server database could not be emptied");
+            g_printerr ("%s\n", failure->message);
+          }
+        canopy_freetds_settings_clear (&settings);
+      }
+#endif
       return g_strdup_printf ("<server><backend plugin='freetds'><server host='%s' port='%s'/>"
                               "<database>%s</database><user>%s</user>"
                               "<password-file>%s</password-file></backend></server>",

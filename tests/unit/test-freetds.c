@@ -7,6 +7,7 @@
 #include "tests/canopy-test.h"
 #include "plugins/backend-freetds/freetds-backend.h"
 #include "plugins/backend-freetds/tsql-schema.h"
+#include "tests/mssql-server.h"
 #include "lib/config.h"
 #include "lib/plugin-loader.h"
 
@@ -132,26 +133,6 @@ test_unreachable_server (void)
 
 #define DEVICE "0a000000-0000-4000-8000-00000000000a"
 
-static gboolean
-mssql_settings (CanopyFreetdsSettings *s)
-{
-  const char *host = g_getenv ("CANOPY_TEST_MSSQL_HOST");
-
-  if (host == NULL)
-    return FALSE;
-  memset (s, 0, sizeof *s);
-  s->host = g_strdup (host);
-  s->port = (guint) g_ascii_strtoull (g_getenv ("CANOPY_TEST_MSSQL_PORT") ?: "1433", NULL, 10);
-  s->database = g_strdup (g_getenv ("CANOPY_TEST_MSSQL_DATABASE") ?: "canopy_test");
-  s->user = g_strdup (g_getenv ("CANOPY_TEST_MSSQL_USER") ?: "canopy");
-  s->password_file = g_strdup (g_getenv ("CANOPY_TEST_MSSQL_PASSWORD_FILE") ?: "/dev/null");
-  s->tds_version = g_strdup ("7.4");
-  s->encrypt = TRUE;
-  s->login_timeout_s = 10;
-  s->query_timeout_s = 120;
-  return TRUE;
-}
-
 static char *
 script (const CanopyFreetdsSettings *s, const char *sql)
 {
@@ -162,33 +143,13 @@ script (const CanopyFreetdsSettings *s, const char *sql)
   return out;
 }
 
-/* Drops every table canopy makes, referencing tables first: the test
- * database starts empty. */
 static void
 drop_everything (const CanopyFreetdsSettings *s)
 {
-  g_autoptr (GString) sql = g_string_new (NULL);
-  static const char *const others[] = { "canopy_records", "canopy_logs", "canopy_meta",
-                                        "schema_migrations" };
-  g_autofree char *done = NULL;
+  g_autoptr (GError) error = NULL;
 
-  for (int kind = CANOPY_N_RECORD_KINDS - 1; kind >= 0; kind--)
-    {
-      const CanopyTable *t = canopy_record_table ((CanopyRecordKind) kind);
-      for (guint c = 0; c < t->n_children; c++)
-        g_string_append_printf (sql, "IF OBJECT_ID(N'%s', N'U') IS NOT NULL DROP TABLE %s; ",
-                                t->children[c].name, t->children[c].name);
-      g_string_append_printf (sql, "IF OBJECT_ID(N'%s', N'U') IS NOT NULL DROP TABLE %s; ",
-                              t->name, t->name);
-    }
-  for (CanopyLogKind kind = 0; kind < CANOPY_N_LOG_KINDS; kind++)
-    g_string_append_printf (sql, "IF OBJECT_ID(N'%s', N'U') IS NOT NULL DROP TABLE %s; ",
-                            canopy_log_table (kind)->name, canopy_log_table (kind)->name);
-  for (gsize i = 0; i < G_N_ELEMENTS (others); i++)
-    g_string_append_printf (sql, "IF OBJECT_ID(N'%s', N'U') IS NOT NULL DROP TABLE %s; ",
-                            others[i], others[i]);
-  done = script (s, sql->str);
-  CU_ASSERT_PTR_NOT_NULL (done);
+  CU_ASSERT (canopy_test_mssql_drop_everything (s, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
 }
 
 static void
@@ -280,7 +241,7 @@ test_upgrades (void)
   g_autoptr (GVariant) want_admin = g_variant_ref_sink (
     g_variant_new ("(sx)", "administrator", G_GINT64_CONSTANT (1764900000000000)));
 
-  if (!mssql_settings (&s))
+  if (!canopy_test_mssql_settings (&s))
     {
       canopy_test_skip ("SQL Server schema upgrades (set CANOPY_TEST_MSSQL_HOST, _PORT, "
                         "_DATABASE, _USER and _PASSWORD_FILE to run them against a SQL Server)");
