@@ -57,6 +57,11 @@ typedef enum {
  *   #CANOPY_RECORD_PROGRESS_TYPE
  * @CANOPY_RECORD_ACTIVATION: key device ID; value
  *   #CANOPY_RECORD_ACTIVATION_TYPE
+ * @CANOPY_RECORD_ADMIN: key a console admin's name; value
+ *   #CANOPY_RECORD_ADMIN_TYPE
+ * @CANOPY_RECORD_ADMIN_TOKEN: key a console token's ID (hex); value
+ *   #CANOPY_RECORD_ADMIN_TOKEN_TYPE. Its admin must exist; removing the
+ *   admin removes their tokens
  *
  * Records a backend keeps by key; writing a key again replaces its value.
  * The value of each kind is a #GVariant of the kind's fixed type; the core
@@ -71,6 +76,8 @@ typedef enum {
   CANOPY_RECORD_DEPLOYMENT,
   CANOPY_RECORD_PROGRESS,
   CANOPY_RECORD_ACTIVATION,
+  CANOPY_RECORD_ADMIN,
+  CANOPY_RECORD_ADMIN_TOKEN,
   CANOPY_N_RECORD_KINDS,
 } CanopyRecordKind;
 
@@ -102,6 +109,11 @@ typedef enum {
 #define CANOPY_RECORD_PROGRESS_TYPE "(uatb)"
 /* activated at, last seen, released at (0 while active) */
 #define CANOPY_RECORD_ACTIVATION_TYPE "(xxx)"
+/* role ("administrator", "operator" or "auditor"), created at */
+#define CANOPY_RECORD_ADMIN_TYPE "(sx)"
+/* the holder's admin name, SHA-256 of the token's secret, created at,
+ * expires at (0: never) */
+#define CANOPY_RECORD_ADMIN_TOKEN_TYPE "(sayxx)"
 
 /**
  * CanopyLogKind:

@@ -7,6 +7,7 @@
 #include <canopy/config-node.h>
 #include <canopy/backend.h>
 #include <canopy/record-table.h>
+#include <canopy/admin-settings.h>
 #include <canopy/keys.h>
 #include <canopy/transport.h>
 #include <canopy/watch.h>

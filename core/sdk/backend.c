@@ -8,6 +8,7 @@
 
 static const char *const record_names[CANOPY_N_RECORD_KINDS] = {
   "device", "office", "setting", "content", "deployment", "progress", "activation",
+  "admin", "admin-token",
 };
 
 static const char *const log_names[CANOPY_N_LOG_KINDS] = { "transfer", "audit" };

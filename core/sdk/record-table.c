@@ -132,6 +132,23 @@ static const CanopyColumn licence_columns[] = {
 };
 static const gint8 licence_members[] = { 0, 1, 2 };
 
+/* admins: console admins, and the tokens they sign in with (only the
+ * SHA-256 of a token's secret is stored) */
+static const CanopyColumn admin_keys[] = { { "admin_name", CANOPY_COLUMN_TEXT, "s" } };
+static const CanopyColumn admin_columns[] = {
+  { "role", CANOPY_COLUMN_TEXT, "s" },
+  { "created_at", CANOPY_COLUMN_TIME, "x" },
+};
+static const gint8 admin_members[] = { 0, 1 };
+static const CanopyColumn admin_token_keys[] = { { "token_id", CANOPY_COLUMN_TEXT, "s" } };
+static const CanopyColumn admin_token_columns[] = {
+  { "admin_name", CANOPY_COLUMN_TEXT, "s" },
+  { "secret_sha256", CANOPY_COLUMN_BYTES, "ay" },
+  { "created_at", CANOPY_COLUMN_TIME, "x" },
+  { "expires_at", CANOPY_COLUMN_TIME, "x" },
+};
+static const gint8 admin_token_members[] = { 0, 1, 2, 3 };
+
 static const CanopyTable record_tables[CANOPY_N_RECORD_KINDS] = {
   [CANOPY_RECORD_DEVICE] = { "devices", COLUMNS (device_keys), COLUMNS (device_columns),
                              COLUMNS (device_children), COLUMNS (device_members) },
@@ -149,6 +166,11 @@ static const CanopyTable record_tables[CANOPY_N_RECORD_KINDS] = {
                                COLUMNS (assignment_members) },
   [CANOPY_RECORD_ACTIVATION] = { "licences", COLUMNS (licence_keys), COLUMNS (licence_columns),
                                  NULL, 0, COLUMNS (licence_members) },
+  [CANOPY_RECORD_ADMIN] = { "admins", COLUMNS (admin_keys), COLUMNS (admin_columns), NULL, 0,
+                            COLUMNS (admin_members) },
+  [CANOPY_RECORD_ADMIN_TOKEN] = { "admin_tokens", COLUMNS (admin_token_keys),
+                                  COLUMNS (admin_token_columns), NULL, 0,
+                                  COLUMNS (admin_token_members) },
 };
 
 /* transfers and audit: keyed by the backend's increasing id */

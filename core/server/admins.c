@@ -1,5 +1,5 @@
-/* Console admins and their tokens, kept as setting records of the storage
- * backend. Why there and not in a file of the state directory: canopyd
+/* Console admins and their tokens, kept as records of their own kinds
+ * (the admins and admin_tokens tables) in the storage backend. Why there and not in a file of the state directory: canopyd
  * and "canopyd admin-add" then share one database with its transactions
  * and locking, so the command works whether canopyd runs or not, two of
  * them never lose each other's changes, and a database backup holds the
@@ -19,10 +19,6 @@
 #include <string.h>
 
 #define MAX_NAME_LENGTH 64
-
-/* The stored values, inside the (s) of a setting record: GVariant text. */
-#define ADMIN_TYPE "(sx)"   /* role, created */
-#define TOKEN_TYPE "(ssxx)" /* admin, SHA-256 of the secret as hex, created, expires */
 
 G_DEFINE_QUARK (canopy-admins-error-quark, canopy_admins_error)
 
@@ -166,56 +162,57 @@ bad:
   return FALSE;
 }
 
+static void
+warn_damaged (const char *what, const char *key)
+{
+  /* One damaged record costs that admin or token, not the console. */
+  g_warning (_("The stored console %s \"%s\" is damaged and is ignored; remove it with "
+               "\"canopyd admin-revoke\" and add the admin again"), what, key);
+}
+
 gboolean
-canopy_admins_load_record (const char *key, GVariant *value, gpointer user_data)
+canopy_admins_load_admin (const char *key, GVariant *value, gpointer user_data)
 {
   CanopyAdmins *admins = user_data;
-  const char *text;
-  g_autoptr (GVariant) parsed = NULL;
+  CanopyAdmin *admin;
+  const char *role;
+  gint64 created;
 
-  g_variant_get (value, "(&s)", &text);
-  if (g_str_has_prefix (key, CANOPY_ADMINS_ADMIN_KEY_PREFIX))
+  g_variant_get (value, "(&sx)", &role, &created);
+  if (canopy_admin_role_from_string (role, NULL) == CANOPY_ADMIN_ROLE_NONE)
     {
-      CanopyAdmin *admin;
-      const char *role;
-
-      parsed = g_variant_parse (G_VARIANT_TYPE (ADMIN_TYPE), text, NULL, NULL, NULL);
-      if (parsed == NULL)
-        goto corrupt;
-      admin = g_new0 (CanopyAdmin, 1);
-      admin->name = g_strdup (key + strlen (CANOPY_ADMINS_ADMIN_KEY_PREFIX));
-      g_variant_get (parsed, "(&sx)", &role, &admin->created);
-      admin->role = canopy_admin_role_from_string (role, NULL);
-      if (admin->role == CANOPY_ADMIN_ROLE_NONE)
-        {
-          admin_free (admin);
-          goto corrupt;
-        }
-      g_hash_table_replace (admins->admins, admin->name, admin);
+      warn_damaged (_("admin"), key);
+      return TRUE;
     }
-  else if (g_str_has_prefix (key, CANOPY_ADMINS_TOKEN_KEY_PREFIX))
-    {
-      CanopyAdminToken *token;
-      const char *hash;
-
-      parsed = g_variant_parse (G_VARIANT_TYPE (TOKEN_TYPE), text, NULL, NULL, NULL);
-      if (parsed == NULL)
-        goto corrupt;
-      token = g_new0 (CanopyAdminToken, 1);
-      token->id = g_strdup (key + strlen (CANOPY_ADMINS_TOKEN_KEY_PREFIX));
-      g_variant_get (parsed, "(s&sxx)", &token->admin, &hash, &token->created, &token->expires);
-      if (!is_hex (hash, 64) || !hex_decode (hash, token->hash, sizeof token->hash))
-        {
-          token_free (token);
-          goto corrupt;
-        }
-      g_hash_table_replace (admins->tokens, token->id, token);
-    }
+  admin = g_new0 (CanopyAdmin, 1);
+  admin->name = g_strdup (key);
+  admin->role = canopy_admin_role_from_string (role, NULL);
+  admin->created = created / G_USEC_PER_SEC;
+  g_hash_table_replace (admins->admins, admin->name, admin);
   return TRUE;
-corrupt:
-  /* One damaged record costs that admin or token, not the console. */
-  g_warning (_("The stored console admin record \"%s\" is damaged and is ignored; remove it "
-               "with \"canopyd admin-revoke\" and add the admin again"), key);
+}
+
+gboolean
+canopy_admins_load_token (const char *key, GVariant *value, gpointer user_data)
+{
+  CanopyAdmins *admins = user_data;
+  CanopyAdminToken *token;
+  g_autoptr (GVariant) hash = NULL;
+  gint64 created, expires;
+
+  g_variant_get (value, "(s@ayxx)", NULL, &hash, &created, &expires);
+  if (g_variant_get_size (hash) != sizeof token->hash)
+    {
+      warn_damaged (_("token"), key);
+      return TRUE;
+    }
+  token = g_new0 (CanopyAdminToken, 1);
+  token->id = g_strdup (key);
+  g_variant_get_child (value, 0, "s", &token->admin);
+  memcpy (token->hash, g_variant_get_data (hash), sizeof token->hash);
+  token->created = created / G_USEC_PER_SEC;
+  token->expires = expires / G_USEC_PER_SEC;
+  g_hash_table_replace (admins->tokens, token->id, token);
   return TRUE;
 }
 
@@ -224,8 +221,10 @@ canopy_admins_load (CanopyBackend *backend, GError **error)
 {
   g_autoptr (CanopyAdmins) admins = canopy_admins_new ();
 
-  if (!canopy_backend_list (backend, CANOPY_RECORD_SETTING, canopy_admins_load_record, admins,
-                            error))
+  if (!canopy_backend_list (backend, CANOPY_RECORD_ADMIN, canopy_admins_load_admin, admins,
+                            error)
+      || !canopy_backend_list (backend, CANOPY_RECORD_ADMIN_TOKEN, canopy_admins_load_token,
+                               admins, error))
     return NULL;
   return g_steal_pointer (&admins);
 }
@@ -411,11 +410,8 @@ canopy_admins_admin_key (const CanopyAdmin *admin)
 GVariant *
 canopy_admins_admin_value (const CanopyAdmin *admin)
 {
-  g_autoptr (GVariant) inner = g_variant_ref_sink (
-    g_variant_new (ADMIN_TYPE, canopy_admin_role_to_string (admin->role), admin->created));
-  g_autofree char *text = g_variant_print (inner, FALSE);
-
-  return g_variant_new ("(s)", text);
+  return g_variant_new (CANOPY_RECORD_ADMIN_TYPE, canopy_admin_role_to_string (admin->role),
+                        admin->created * G_USEC_PER_SEC);
 }
 
 char *
@@ -427,44 +423,64 @@ canopy_admins_token_key (const CanopyAdminToken *token)
 GVariant *
 canopy_admins_token_value (const CanopyAdminToken *token)
 {
-  g_autofree char *hash = hex_encode (token->hash, sizeof token->hash);
-  g_autoptr (GVariant) inner = g_variant_ref_sink (
-    g_variant_new (TOKEN_TYPE, token->admin, hash, token->created, token->expires));
-  g_autofree char *text = g_variant_print (inner, FALSE);
+  return g_variant_new ("(s@ayxx)", token->admin,
+                        g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, token->hash,
+                                                   sizeof token->hash, 1),
+                        token->created * G_USEC_PER_SEC, token->expires * G_USEC_PER_SEC);
+}
 
-  return g_variant_new ("(s)", text);
+/* The record keys of @removed's references of one kind. */
+static GPtrArray *
+removed_keys (const char *const *removed, const char *prefix)
+{
+  GPtrArray *keys = g_ptr_array_new ();
+
+  for (; removed != NULL && *removed != NULL; removed++)
+    if (g_str_has_prefix (*removed, prefix))
+      g_ptr_array_add (keys, (gpointer) (*removed + strlen (prefix)));
+  g_ptr_array_add (keys, NULL);
+  return keys;
 }
 
 gboolean
 canopy_admins_save (CanopyBackend *backend, const CanopyAdmin *admin,
                     const CanopyAdminToken *token, const char *const *removed, GError **error)
 {
-  g_autofree char *admin_key = admin != NULL ? canopy_admins_admin_key (admin) : NULL;
-  g_autofree char *token_key = token != NULL ? canopy_admins_token_key (token) : NULL;
   g_autoptr (GVariant) admin_value = NULL, token_value = NULL;
-  CanopyRecord records[2];
-  gsize n = 0;
+  g_autoptr (GPtrArray) tokens_gone = removed_keys (removed, CANOPY_ADMINS_TOKEN_KEY_PREFIX);
+  g_autoptr (GPtrArray) admins_gone = removed_keys (removed, CANOPY_ADMINS_ADMIN_KEY_PREFIX);
 
+  if (!canopy_backend_begin (backend, error))
+    return FALSE;
+  /* An admin before their token, tokens before their admin: the token
+   * table's foreign key holds at every step. */
   if (admin != NULL)
     {
+      CanopyRecord record = { admin->name, NULL };
       admin_value = g_variant_ref_sink (canopy_admins_admin_value (admin));
-      records[n++] = (CanopyRecord) { admin_key, admin_value };
+      record.value = admin_value;
+      if (!canopy_backend_put (backend, CANOPY_RECORD_ADMIN, &record, 1, error))
+        goto failed;
     }
   if (token != NULL)
     {
+      CanopyRecord record = { token->id, NULL };
       token_value = g_variant_ref_sink (canopy_admins_token_value (token));
-      records[n++] = (CanopyRecord) { token_key, token_value };
+      record.value = token_value;
+      if (!canopy_backend_put (backend, CANOPY_RECORD_ADMIN_TOKEN, &record, 1, error))
+        goto failed;
     }
-  if (!canopy_backend_begin (backend, error))
-    return FALSE;
-  if ((n > 0 && !canopy_backend_put (backend, CANOPY_RECORD_SETTING, records, n, error))
-      || (removed != NULL && removed[0] != NULL
-          && !canopy_backend_remove (backend, CANOPY_RECORD_SETTING, removed, error)))
-    {
-      canopy_backend_rollback (backend);
-      return FALSE;
-    }
+  if ((tokens_gone->len > 1
+       && !canopy_backend_remove (backend, CANOPY_RECORD_ADMIN_TOKEN,
+                                  (const char *const *) tokens_gone->pdata, error))
+      || (admins_gone->len > 1
+          && !canopy_backend_remove (backend, CANOPY_RECORD_ADMIN,
+                                     (const char *const *) admins_gone->pdata, error)))
+    goto failed;
   return canopy_backend_commit (backend, error);
+failed:
+  canopy_backend_rollback (backend);
+  return FALSE;
 }
 
 CanopyAdminsCheck

@@ -31,7 +31,8 @@ typedef enum {
 #define CANOPY_ADMINS_TOKEN_ID_SIZE 8      /* random bytes, shown as hex */
 #define CANOPY_ADMINS_TOKEN_SECRET_SIZE 32 /* random bytes, shown as hex */
 
-/* Keys of the setting records admins and tokens are kept in. */
+/* What canopy_admins_revoke() names the removed records by: these
+ * prefixes, then the admin's name or the token's ID. */
 #define CANOPY_ADMINS_ADMIN_KEY_PREFIX "admin/"
 #define CANOPY_ADMINS_TOKEN_KEY_PREFIX "admin-token/"
 
@@ -60,13 +61,15 @@ void canopy_admins_free (CanopyAdmins *admins);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyAdmins, canopy_admins_free)
 
 /**
- * canopy_admins_load_record:
+ * canopy_admins_load_admin:
  * @user_data: a #CanopyAdmins
  *
- * A #CanopyBackendRecordFunc over setting records: takes the admins' and
- * tokens' records and skips every other setting.
+ * A #CanopyBackendRecordFunc over %CANOPY_RECORD_ADMIN records.
  */
-gboolean canopy_admins_load_record (const char *key, GVariant *value, gpointer user_data);
+gboolean canopy_admins_load_admin (const char *key, GVariant *value, gpointer user_data);
+
+/* The same over %CANOPY_RECORD_ADMIN_TOKEN records. */
+gboolean canopy_admins_load_token (const char *key, GVariant *value, gpointer user_data);
 
 /* Reads every admin and token from @backend (blocking). */
 CanopyAdmins *canopy_admins_load (CanopyBackend *backend, GError **error);
@@ -110,7 +113,8 @@ const CanopyAdminToken *canopy_admins_issue_token (CanopyAdmins *admins, const c
 gboolean canopy_admins_revoke (CanopyAdmins *admins, const char *what, GStrv *removed,
                                GError **error);
 
-/* The setting record that keeps @admin / @token. */
+/* The references canopy_admins_revoke() returns, and the record values
+ * that keep @admin / @token (their keys are the name and the ID). */
 char *canopy_admins_admin_key (const CanopyAdmin *admin);
 GVariant *canopy_admins_admin_value (const CanopyAdmin *admin);
 char *canopy_admins_token_key (const CanopyAdminToken *token);
@@ -120,7 +124,8 @@ GVariant *canopy_admins_token_value (const CanopyAdminToken *token);
  * canopy_admins_save:
  * @admin: (nullable): an admin to write
  * @token: (nullable): a token to write
- * @removed: (nullable): keys to remove
+ * @removed: (nullable): references of records to remove, as
+ *   canopy_admins_revoke() returns them
  *
  * Writes these records in one transaction (blocking).
  */

@@ -38,6 +38,19 @@ typedef struct _CanopyFreetdsBackend CanopyFreetdsBackend;
 CanopyFreetdsBackend *canopy_freetds_backend_open (const CanopyFreetdsSettings *settings,
                                                    GError **error);
 void canopy_freetds_backend_close (CanopyFreetdsBackend *b);
+
+/**
+ * canopy_freetds_run_script:
+ * @sql: a T-SQL batch
+ *
+ * Logs in and runs @sql outside any backend and its migrations: for the
+ * tests that set a database up as an older release left it.
+ *
+ * Returns: (transfer full): the first column of the last row as text
+ *   ("" when there was none; cast it to NVARCHAR), or %NULL with @error.
+ */
+char *canopy_freetds_run_script (const CanopyFreetdsSettings *settings, const char *sql,
+                                 GError **error);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyFreetdsBackend, canopy_freetds_backend_close)
 
 gboolean canopy_freetds_backend_check_health (CanopyFreetdsBackend *b, GError **error);

@@ -98,7 +98,20 @@ static const char migration_2[] =
   "  actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);"
   "CREATE INDEX audit_by_at ON audit (at);";
 
+/* Version 3: console admins and their tokens in tables of their own
+ * (they were setting records "admin/NAME" and "admin-token/ID"). */
+static const char migration_3[] =
+  "CREATE TABLE admins (admin_name TEXT PRIMARY KEY,"
+  "  role TEXT NOT NULL CHECK (role IN ('administrator', 'operator', 'auditor')),"
+  "  created_at TEXT) WITHOUT ROWID;"
+  "CREATE TABLE admin_tokens (token_id TEXT PRIMARY KEY,"
+  "  admin_name TEXT NOT NULL REFERENCES admins (admin_name) ON DELETE CASCADE,"
+  "  secret_sha256 BLOB NOT NULL CHECK (length(secret_sha256) = 32),"
+  "  created_at TEXT, expires_at TEXT) WITHOUT ROWID;"
+  "CREATE INDEX admin_tokens_by_admin ON admin_tokens (admin_name);";
+
 static gboolean convert_blobs (CanopySqliteBackend *b, GError **error);
+static gboolean move_admins (CanopySqliteBackend *b, GError **error);
 
 /* Each step takes the schema from the version before it to its own: its
  * SQL, then (for a conversion SQL cannot express) its function. Adding a
@@ -109,6 +122,7 @@ static const struct {
 } migrations[] = {
   { migration_1, NULL },
   { migration_2, convert_blobs },
+  { migration_3, move_admins },
 };
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))
 
@@ -127,7 +141,8 @@ typedef struct {
 struct _CanopySqliteBackend {
   sqlite3 *db;
   char *path;
-  gboolean prepared;
+  guint n_prepared; /* record kinds whose statements are prepared */
+  gboolean logs_prepared;
   TableStatements records[CANOPY_N_RECORD_KINDS];
   sqlite3_stmt *append[CANOPY_N_LOG_KINDS];
   sqlite3_stmt *list_log[CANOPY_N_LOG_KINDS];
@@ -395,12 +410,12 @@ prepare (CanopySqliteBackend *b, char *sql, sqlite3_stmt **stmt, GError **error)
   return rc == SQLITE_OK || set_sqlite_error (b, rc, _("preparing statements"), error);
 }
 
+/* Prepares the statements of the record kinds before @n_kinds (those
+ * whose tables a migration has created so far) and of the logs. */
 static gboolean
-prepare_statements (CanopySqliteBackend *b, GError **error)
+prepare_statements (CanopySqliteBackend *b, guint n_kinds, GError **error)
 {
-  if (b->prepared)
-    return TRUE;
-  for (CanopyRecordKind kind = 0; kind < CANOPY_N_RECORD_KINDS; kind++)
+  for (CanopyRecordKind kind = b->n_prepared; kind < n_kinds; kind++)
     {
       const CanopyTable *t = canopy_record_table (kind);
       TableStatements *s = &b->records[kind];
@@ -425,12 +440,13 @@ prepare_statements (CanopySqliteBackend *b, GError **error)
                            &s->child_get[c], error))
             return FALSE;
         }
+      b->n_prepared = kind + 1;
     }
-  for (CanopyLogKind kind = 0; kind < CANOPY_N_LOG_KINDS; kind++)
+  for (CanopyLogKind kind = 0; !b->logs_prepared && kind < CANOPY_N_LOG_KINDS; kind++)
     if (!prepare (b, sql_log_append (canopy_log_table (kind)), &b->append[kind], error)
         || !prepare (b, sql_log_list (canopy_log_table (kind)), &b->list_log[kind], error))
       return FALSE;
-  b->prepared = TRUE;
+  b->logs_prepared = TRUE;
   return TRUE;
 }
 
@@ -460,7 +476,8 @@ finalize_statements (CanopySqliteBackend *b)
   memset (b->records, 0, sizeof b->records);
   memset (b->append, 0, sizeof b->append);
   memset (b->list_log, 0, sizeof b->list_log);
-  b->prepared = FALSE;
+  b->n_prepared = 0;
+  b->logs_prepared = FALSE;
 }
 
 /* --- values to columns and back ---------------------------------------- */
@@ -888,7 +905,8 @@ canopy_sqlite_backend_list_log (CanopySqliteBackend *b, CanopyLogKind kind, gint
 /* The value types of schema version 1, frozen here: when a record type
  * grows a member later, its version 1 blobs are still read with the type
  * they were written with, and the conversion must add the new member. */
-static const char *const blob_types[CANOPY_N_RECORD_KINDS] = {
+#define N_BLOB_KINDS 7
+static const char *const blob_types[N_BLOB_KINDS] = {
   "(sasa(sy)ssxxxtuu)", "(suastbb)", "(s)", "(sssayx)", "(sassux)", "(uatb)", "(xxx)",
 };
 static const char *const blob_log_types[CANOPY_N_LOG_KINDS] = {
@@ -909,7 +927,7 @@ blob_value (const char *type, sqlite3_stmt *stmt, int index)
   return g_variant_is_normal_form (value) ? g_steal_pointer (&value) : NULL;
 }
 
-static const char *const record_types[CANOPY_N_RECORD_KINDS] = {
+static const char *const record_types[N_BLOB_KINDS] = {
   CANOPY_RECORD_DEVICE_TYPE,  CANOPY_RECORD_OFFICE_TYPE,     CANOPY_RECORD_SETTING_TYPE,
   CANOPY_RECORD_CONTENT_TYPE, CANOPY_RECORD_DEPLOYMENT_TYPE, CANOPY_RECORD_PROGRESS_TYPE,
   CANOPY_RECORD_ACTIVATION_TYPE,
@@ -926,7 +944,7 @@ convert_blobs (CanopySqliteBackend *b, GError **error)
   int rc;
   guint records = 0, entries = 0;
 
-  if (!prepare_statements (b, error))
+  if (!prepare_statements (b, N_BLOB_KINDS, error))
     return FALSE;
   if (!prepare (b, g_strdup ("SELECT kind, key, value FROM records ORDER BY kind, key"), &stmt,
                 error))
@@ -938,7 +956,7 @@ convert_blobs (CanopySqliteBackend *b, GError **error)
       g_autoptr (GVariant) value = NULL;
       g_autoptr (GError) local = NULL;
 
-      if (kind < 0 || kind >= CANOPY_N_RECORD_KINDS
+      if (kind < 0 || kind >= N_BLOB_KINDS
           || (value = blob_value (blob_types[kind], stmt, 2)) == NULL)
         {
           g_set_error (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_CORRUPT,
@@ -992,6 +1010,56 @@ convert_blobs (CanopySqliteBackend *b, GError **error)
     g_message (_("Converted %u records and %u log entries of %s to typed tables"), records,
                entries, b->path);
   return exec (b, "DROP TABLE records; DROP TABLE logs", _("upgrading the schema"), error);
+}
+
+static gboolean
+write_admin_records (CanopySqliteBackend *b, CanopyRecordKind kind, GArray *records,
+                     GError **error)
+{
+  for (guint i = 0; i < records->len; i++)
+    {
+      CanopyRecord *record = &g_array_index (records, CanopyRecord, i);
+      if (!write_record (b, kind, record->key, record->value, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* Migration 3's move: the admins' and tokens' setting records become rows
+ * of admins and admin_tokens, and leave settings. */
+static gboolean
+move_admins (CanopySqliteBackend *b, GError **error)
+{
+  sqlite3_stmt *stmt = NULL;
+  CanopyAdminSettings moved;
+  gboolean ok;
+  int rc;
+
+  if (!prepare_statements (b, CANOPY_N_RECORD_KINDS, error)
+      || !prepare (b, g_strdup ("SELECT name, value FROM settings WHERE name LIKE 'admin/%'"
+                                " OR name LIKE 'admin-token/%'"),
+                   &stmt, error))
+    return FALSE;
+  canopy_admin_settings_init (&moved);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    canopy_admin_settings_add (&moved, (const char *) sqlite3_column_text (stmt, 0),
+                               (const char *) sqlite3_column_text (stmt, 1));
+  sqlite3_finalize (stmt);
+  canopy_admin_settings_finish (&moved);
+  ok = (rc == SQLITE_DONE || set_sqlite_error (b, rc, _("upgrading the schema"), error))
+       && write_admin_records (b, CANOPY_RECORD_ADMIN, moved.admins, error)
+       && write_admin_records (b, CANOPY_RECORD_ADMIN_TOKEN, moved.tokens, error);
+  if (ok && moved.moved->len > 0)
+    {
+      g_ptr_array_add (moved.moved, NULL);
+      ok = canopy_sqlite_backend_remove (b, CANOPY_RECORD_SETTING,
+                                         (const char *const *) moved.moved->pdata, error);
+      if (ok)
+        g_message (_("Moved %u console admins and %u tokens of %s from the settings to their "
+                     "own tables"), moved.admins->len, moved.tokens->len, b->path);
+    }
+  canopy_admin_settings_clear (&moved);
+  return ok;
 }
 
 static gboolean
@@ -1082,7 +1150,8 @@ canopy_sqlite_backend_open (const char *path, guint busy_timeout_ms, GError **er
   if (!exec (b, "PRAGMA journal_mode = WAL", _("opening"), error)
       || !exec (b, "PRAGMA synchronous = FULL", _("opening"), error)
       || !exec (b, "PRAGMA foreign_keys = ON", _("opening"), error)
-      || !check_integrity (b, error) || !migrate (b, error) || !prepare_statements (b, error))
+      || !check_integrity (b, error) || !migrate (b, error)
+      || !prepare_statements (b, CANOPY_N_RECORD_KINDS, error))
     return NULL;
   return g_steal_pointer (&b);
 }

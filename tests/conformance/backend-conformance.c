@@ -10,9 +10,14 @@
 #include "tests/canopy-test.h"
 #include "lib/backend.h"
 #include "lib/config.h"
+#include "server/admins.h"
 #include "plugins/backend-sqlite/sqlite-backend.h"
 #include "tests/pg-server.h"
+#ifdef CANOPY_TEST_FREETDS
+#include "tests/mssql-server.h"
+#endif
 
+#include <sqlite3.h>
 #include <string.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -86,6 +91,21 @@ target_xml (const char *name, const char *state, char **pg_dir, char **skip_reas
                                    "_PASSWORD_FILE to run it against a SQL Server");
           return NULL;
         }
+#ifdef CANOPY_TEST_FREETDS
+      {
+        /* what an earlier run left would be counted as this run's */
+        CanopyFreetdsSettings settings;
+        g_autoptr (GError) failure = NULL;
+
+        canopy_test_mssql_settings (&settings);
+        if (!canopy_test_mssql_drop_everything (&settings, &failure))
+          {
+            CU_FAIL ("the test's SQL Server database could not be emptied");
+            g_printerr ("%s\n", failure->message);
+          }
+        canopy_freetds_settings_clear (&settings);
+      }
+#endif
       return g_strdup_printf ("<server><backend plugin='freetds'><server host='%s' port='%s'/>"
                               "<database>%s</database><user>%s</user>"
                               "<password-file>%s</password-file></backend></server>",
@@ -270,6 +290,8 @@ check_every_kind (CanopyBackend *backend)
   const char *ranges[] = { "198.18.10.0/24", NULL };
   guint64 bytes[] = { 10, 20, 30, 40 };
   const guint8 manifest[] = { 1, 2, 3, 4, 5 };
+  /* a SHA-256 is bytes, zeros and all, not text */
+  static const guint8 hash[32] = { 0xa5, 0, 0xff, [16] = 0x7f, [31] = 0x01 };
   GVariant *values[CANOPY_N_RECORD_KINDS] = {
     device_value ("PC", 1),
     g_variant_new ("(su^astbb)", "", 0u, ranges, G_GUINT64_CONSTANT (100000000), FALSE, TRUE),
@@ -283,6 +305,10 @@ check_every_kind (CanopyBackend *backend)
     g_variant_new ("(u@atb)", 12u,
                    g_variant_new_fixed_array (G_VARIANT_TYPE_UINT64, bytes, 4, 8), TRUE),
     g_variant_new ("(xxx)", G_GINT64_CONSTANT (1), G_GINT64_CONSTANT (2), G_GINT64_CONSTANT (0)),
+    g_variant_new ("(sx)", "operator", G_GINT64_CONSTANT (1764900000000000)),
+    g_variant_new ("(s@ayxx)", "ann.lee@example.com",
+                   g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, hash, sizeof hash, 1),
+                   G_GINT64_CONSTANT (1764900000000000), G_GINT64_CONSTANT (0)),
   };
 
   const char *keys[CANOPY_N_RECORD_KINDS] = {
@@ -293,6 +319,8 @@ check_every_kind (CanopyBackend *backend)
     [CANOPY_RECORD_DEPLOYMENT] = DEPLOYMENT,
     [CANOPY_RECORD_PROGRESS] = DEPLOYMENT "/" DEV_A,
     [CANOPY_RECORD_ACTIVATION] = DEV_A,
+    [CANOPY_RECORD_ADMIN] = "ann.lee@example.com",
+    [CANOPY_RECORD_ADMIN_TOKEN] = "00112233aabbccdd",
   };
 
   for (CanopyRecordKind kind = 0; kind < CANOPY_N_RECORD_KINDS; kind++)
@@ -308,6 +336,149 @@ check_every_kind (CanopyBackend *backend)
       CU_ASSERT (got != NULL && g_variant_equal (got, record.value));
       g_variant_unref (record.value);
     }
+}
+
+/* A token needs its admin; an admin's removal takes their tokens. */
+static void
+check_admin_tokens_follow_admin (CanopyBackend *backend)
+{
+  static const guint8 hash[32] = { 1, 2, 3 };
+  g_autoptr (GError) error = NULL;
+  CanopyRecord admin = { "bo", g_variant_ref_sink (g_variant_new ("(sx)", "auditor",
+                                                                 G_GINT64_CONSTANT (5000000))) };
+  CanopyRecord token = { "fedcba9876543210", g_variant_ref_sink (g_variant_new (
+    "(s@ayxx)", "nobody", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, hash, 32, 1),
+    G_GINT64_CONSTANT (5000000), G_GINT64_CONSTANT (9000000))) };
+  const char *gone[] = { "bo", NULL };
+  g_autoptr (GVariant) got = NULL;
+
+  CU_ASSERT_FALSE (canopy_backend_put (backend, CANOPY_RECORD_ADMIN_TOKEN, &token, 1, &error));
+  CU_ASSERT_PTR_NOT_NULL (error);
+  g_clear_error (&error);
+  CU_ASSERT (canopy_backend_put (backend, CANOPY_RECORD_ADMIN, &admin, 1, &error));
+  g_variant_unref (token.value);
+  token.value = g_variant_ref_sink (g_variant_new (
+    "(s@ayxx)", "bo", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, hash, 32, 1),
+    G_GINT64_CONSTANT (5000000), G_GINT64_CONSTANT (9000000)));
+  CU_ASSERT (canopy_backend_put (backend, CANOPY_RECORD_ADMIN_TOKEN, &token, 1, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  got = canopy_backend_get (backend, CANOPY_RECORD_ADMIN_TOKEN, token.key, &error);
+  CU_ASSERT (got != NULL && g_variant_equal (got, token.value));
+  CU_ASSERT (canopy_backend_remove (backend, CANOPY_RECORD_ADMIN, gone, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  g_clear_pointer (&got, g_variant_unref);
+  got = canopy_backend_get (backend, CANOPY_RECORD_ADMIN_TOKEN, token.key, &error);
+  CU_ASSERT_PTR_NULL (got);
+  CU_ASSERT (g_error_matches (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_NOT_FOUND));
+  g_variant_unref (admin.value);
+  g_variant_unref (token.value);
+}
+
+/* --- admins kept as settings by the releases before the admins table --- */
+
+#define OLD_ADMIN "alice"
+#define OLD_TOKEN_ID "0123456789abcdef"
+#define OLD_CREATED G_GINT64_CONSTANT (1764900000)
+
+/* @text doubled quotes: an SQL string literal's inside. */
+static char *
+sql_quoted (const char *text)
+{
+  g_auto (GStrv) parts = g_strsplit (text, "'", -1);
+
+  return g_strjoinv ("''", parts);
+}
+
+/* The INSERT of the settings rows that "canopyd admin-add alice --role
+ * administrator" wrote in those releases (GVariant text as
+ * canopy_admins_admin_value() and _token_value() printed it), a token of
+ * an admin already removed, and the token's text into @token. */
+static char *
+old_admin_settings_sql (char **token)
+{
+  guint8 secret[32];
+  g_autoptr (GString) secret_hex = g_string_new (NULL);
+  g_autoptr (GChecksum) sha = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr (GVariant) admin = NULL, token_value = NULL, orphan = NULL;
+  g_autofree char *admin_text = NULL, *token_text = NULL, *orphan_text = NULL;
+  g_autofree char *a = NULL, *b = NULL, *c = NULL;
+
+  for (guint i = 0; i < sizeof secret; i++)
+    {
+      secret[i] = (guint8) (i * 7 + 3);
+      g_string_append_printf (secret_hex, "%02x", secret[i]);
+    }
+  g_checksum_update (sha, secret, sizeof secret);
+  *token = g_strconcat ("cnp_" OLD_TOKEN_ID "_", secret_hex->str, NULL);
+  admin = g_variant_ref_sink (g_variant_new ("(sx)", "administrator", OLD_CREATED));
+  token_value = g_variant_ref_sink (g_variant_new ("(ssxx)", OLD_ADMIN,
+                                                   g_checksum_get_string (sha), OLD_CREATED,
+                                                   G_GINT64_CONSTANT (0)));
+  orphan = g_variant_ref_sink (g_variant_new ("(ssxx)", "gone", g_checksum_get_string (sha),
+                                              OLD_CREATED, G_GINT64_CONSTANT (0)));
+  admin_text = g_variant_print (admin, FALSE);
+  token_text = g_variant_print (token_value, FALSE);
+  orphan_text = g_variant_print (orphan, FALSE);
+  a = sql_quoted (admin_text);
+  b = sql_quoted (token_text);
+  c = sql_quoted (orphan_text);
+  return g_strdup_printf ("INSERT INTO settings (name, value) VALUES "
+                          "('admin/" OLD_ADMIN "', '%s'), ('admin-token/" OLD_TOKEN_ID "', '%s'),"
+                          " ('admin-token/feedfacefeedface', '%s')",
+                          a, b, c);
+}
+
+/* Opens the database a test turned back into the schema before the
+ * admins table, with the admin rows that release wrote: the admin and
+ * their token are in the new tables, sign in as before, and left the
+ * settings; the other settings stay. */
+static void
+check_admins_moved (Target *t, const char *token)
+{
+  g_autoptr (CanopyBackend) backend = target_open (t);
+  g_autoptr (CanopyAdmins) admins = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) settings = NULL;
+  const CanopyAdminToken *found = NULL;
+  const CanopyAdmin *alice;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (backend);
+  admins = canopy_admins_load (backend, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (admins);
+  alice = canopy_admins_lookup (admins, OLD_ADMIN);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (alice);
+  CU_ASSERT_EQUAL (alice->role, CANOPY_ADMIN_ROLE_ADMINISTRATOR);
+  CU_ASSERT_EQUAL (alice->created, OLD_CREATED);
+  CU_ASSERT_EQUAL (canopy_admins_check (admins, token, OLD_CREATED + 60, &found),
+                   CANOPY_ADMINS_CHECK_OK);
+  CU_ASSERT (found != NULL && g_str_equal (found->admin, OLD_ADMIN) && found->expires == 0);
+  /* the token of an admin removed long ago could never sign in */
+  CU_ASSERT_PTR_NULL (canopy_admins_lookup_token (admins, "feedfacefeedface"));
+  CU_ASSERT_EQUAL (canopy_admins_count (admins), 1);
+  settings = list_keys (backend, CANOPY_RECORD_SETTING);
+  CU_ASSERT (g_ptr_array_find_with_equal_func (settings, "assigned-groups", g_str_equal, NULL));
+  for (guint i = 0; i < settings->len; i++)
+    CU_ASSERT_FALSE (g_str_has_prefix (g_ptr_array_index (settings, i), "admin"));
+}
+
+static void
+check_sqlite_admins_moved (Target *t)
+{
+  g_autofree char *path = g_build_filename (t->state, "conformance.db", NULL);
+  g_autofree char *token = NULL;
+  g_autofree char *insert = old_admin_settings_sql (&token);
+  g_autofree char *downgrade = g_strconcat (
+    "DROP TABLE admin_tokens; DROP TABLE admins; DELETE FROM schema_migrations WHERE version = 3;"
+    "PRAGMA user_version = 2;", insert, NULL);
+  sqlite3 *db = NULL;
+
+  CU_ASSERT_FATAL (sqlite3_open (path, &db) == SQLITE_OK);
+  CU_ASSERT (sqlite3_exec (db, downgrade, NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_close (db);
+  check_admins_moved (t, token);
+  /* opened again: nothing moves twice */
+  check_admins_moved (t, token);
 }
 
 static void
@@ -499,12 +670,15 @@ run_conformance (const char *name)
     {
       check_records_round_trip (backend);
       check_every_kind (backend);
+      check_admin_tokens_follow_admin (backend);
       check_transactions (backend);
       check_replace_all (backend);
       check_logs (backend);
       g_clear_pointer (&backend, canopy_backend_close);
       check_persistence (&t);
       check_two_processes (&t);
+      if (g_str_equal (name, "sqlite"))
+        check_sqlite_admins_moved (&t);
     }
   target_teardown (&t);
 }
@@ -537,6 +711,85 @@ check_psql_reads_typed_columns (Target *t)
   CU_ASSERT_STRING_EQUAL (groups, "Finance\n");
 }
 
+static void
+check_pg_admins_moved (Target *t)
+{
+  g_autofree char *token = NULL;
+  g_autofree char *insert = old_admin_settings_sql (&token);
+  g_autofree char *downgrade = g_strconcat (
+    "DROP TABLE admin_tokens; DROP TABLE admins; DELETE FROM schema_migrations WHERE version = 2;",
+    insert, NULL);
+  g_autofree char *done = psql (t, downgrade);
+  g_autofree char *types = NULL;
+
+  CU_ASSERT_PTR_NOT_NULL (done);
+  check_admins_moved (t, token);
+  check_admins_moved (t, token);
+  types = psql (t, "SELECT admin_name, role, pg_typeof(admins.created_at), length(secret_sha256) "
+                   "FROM admins JOIN admin_tokens USING (admin_name)");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (types);
+  CU_ASSERT_STRING_EQUAL (types, OLD_ADMIN "|administrator|timestamp with time zone|32\n");
+}
+
+/* The token the fixture's comment gives for @name. */
+static char *
+fixture_token (const char *sql, const char *name)
+{
+  g_autofree char *label = g_strdup_printf ("-- token %s: ", name);
+  const char *at = strstr (sql, label);
+
+  g_assert (at != NULL);
+  at += strlen (label);
+  return g_strndup (at, strcspn (at, "\n"));
+}
+
+/* A database the last release's own "canopyd admin-add" wrote (admins in
+ * settings; tests/integration/data): after the upgrade both admins keep
+ * their roles and expiry, the tokens it printed sign in, and settings
+ * keeps no admin row. */
+static void
+check_pg_release_admins (Target *t)
+{
+  g_autofree char *fixture = canopy_test_src_path ("tests", "integration", "data",
+                                                   "release-admins-postgresql.sql", NULL);
+  g_autofree char *sql = NULL, *alice = NULL, *bob = NULL;
+  g_autofree char *emptied = NULL, *loaded = NULL, *left = NULL, *versions = NULL;
+  g_autoptr (CanopyBackend) backend = NULL;
+  g_autoptr (CanopyAdmins) admins = NULL;
+  g_autoptr (GError) error = NULL;
+  const CanopyAdminToken *found = NULL;
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+
+  g_assert (g_file_get_contents (fixture, &sql, NULL, NULL));
+  alice = fixture_token (sql, "alice");
+  bob = fixture_token (sql, "bob");
+  emptied = psql (t, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+  loaded = psql (t, sql);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (loaded);
+
+  backend = target_open (t);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (backend);
+  admins = canopy_admins_load (backend, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (admins);
+  CU_ASSERT_EQUAL (canopy_admins_count (admins), 2);
+  CU_ASSERT (canopy_admins_lookup (admins, "alice") != NULL
+             && canopy_admins_lookup (admins, "alice")->role == CANOPY_ADMIN_ROLE_ADMINISTRATOR);
+  CU_ASSERT (canopy_admins_lookup (admins, "bob") != NULL
+             && canopy_admins_lookup (admins, "bob")->role == CANOPY_ADMIN_ROLE_AUDITOR);
+  CU_ASSERT_EQUAL (canopy_admins_check (admins, alice, now, &found), CANOPY_ADMINS_CHECK_OK);
+  CU_ASSERT (found != NULL && found->expires == 0);
+  CU_ASSERT_EQUAL (canopy_admins_check (admins, bob, now, &found), CANOPY_ADMINS_CHECK_OK);
+  CU_ASSERT (found != NULL && found->expires == G_GINT64_CONSTANT (2111820692));
+  g_clear_pointer (&backend, canopy_backend_close);
+
+  left = psql (t, "SELECT count(*) FROM settings WHERE name LIKE 'admin%'");
+  versions = psql (t, "SELECT string_agg(version::text, ',' ORDER BY version) "
+                      "FROM schema_migrations");
+  CU_ASSERT_STRING_EQUAL (left != NULL ? left : "", "0\n");
+  CU_ASSERT_STRING_EQUAL (versions != NULL ? versions : "", "1,2\n");
+}
+
 /* A database from a newer canopy is refused and not touched. */
 static void
 check_too_new (Target *t)
@@ -558,7 +811,7 @@ check_too_new (Target *t)
       CU_ASSERT (strstr (error->message, "pg.password") == NULL);
     }
   after = psql (t, "SELECT max(version), count(*) FROM schema_migrations");
-  CU_ASSERT_STRING_EQUAL (after, "999|2\n");
+  CU_ASSERT_STRING_EQUAL (after, "999|3\n");
 }
 
 static void
@@ -577,6 +830,7 @@ test_postgresql (void)
     {
       check_records_round_trip (backend);
       check_every_kind (backend);
+      check_admin_tokens_follow_admin (backend);
       check_transactions (backend);
       check_replace_all (backend);
       check_logs (backend);
@@ -584,6 +838,8 @@ test_postgresql (void)
       check_persistence (&t);
       check_psql_reads_typed_columns (&t);
       check_two_processes (&t);
+      check_pg_admins_moved (&t);
+      check_pg_release_admins (&t);
       check_too_new (&t);
     }
   target_teardown (&t);

@@ -10,7 +10,9 @@
 #include "server/console/console-api.h"
 #include "lib/keys.h"
 
+#include <glib/gstdio.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <string.h>
 
 /* What the console used to derive its token with (canopy 0.x). */
@@ -38,12 +40,13 @@ accept_any_certificate (SoupMessage *msg, GTlsCertificate *certificate,
   return TRUE;
 }
 
-/* One console request with @token (NULL: none), from @session. */
+/* One console request to the console on @port with @token (NULL: none),
+ * from @session. */
 static void
-call_with (SoupSession *session, const char *method, const char *path, const char *token,
-           const char *body, Reply *reply)
+call_port (SoupSession *session, guint port, const char *method, const char *path,
+           const char *token, const char *body, Reply *reply)
 {
-  g_autofree char *uri = g_strdup_printf ("https://127.0.0.1:%u%s", site.console_port, path);
+  g_autofree char *uri = g_strdup_printf ("https://127.0.0.1:%u%s", port, path);
   g_autoptr (SoupMessage) msg = soup_message_new (method, uri);
   g_autoptr (GBytes) response = NULL;
   g_autoptr (GError) error = NULL;
@@ -66,6 +69,13 @@ call_with (SoupSession *session, const char *method, const char *path, const cha
   reply->body = response != NULL ? g_strndup (g_bytes_get_data (response, NULL),
                                               g_bytes_get_size (response))
                                  : g_strdup ("");
+}
+
+static void
+call_with (SoupSession *session, const char *method, const char *path, const char *token,
+           const char *body, Reply *reply)
+{
+  call_port (session, site.console_port, method, path, token, body, reply);
 }
 
 static void
@@ -475,6 +485,111 @@ test_no_admin_says_what_to_do (void)
   CU_ASSERT_EQUAL (canopy_test_process_wait_exit (server, 20), 0);
 }
 
+/* The token the fixture's comment gives for @name. */
+static char *
+fixture_token (const char *sql, const char *name)
+{
+  g_autofree char *label = g_strdup_printf ("-- token %s: ", name);
+  const char *at = strstr (sql, label);
+
+  g_assert (at != NULL);
+  at += strlen (label);
+  return g_strndup (at, strcspn (at, "\n"));
+}
+
+/* Admins that "canopyd admin-add" of the release before the admins table
+ * made (rows of settings, in a database that release wrote) sign in to
+ * the upgraded canopyd with the tokens it printed, keep their roles and
+ * expiry, and have left the settings table. */
+static void
+test_release_admins_sign_in (void)
+{
+  g_autofree char *dir = NULL, *config = NULL, *xml = NULL, *canopyd = NULL, *out = NULL;
+  g_autofree char *fixture = canopy_test_src_path ("tests", "integration", "data",
+                                                   "release-admins-sqlite.sql", NULL);
+  g_autofree char *sql = NULL, *alice = NULL, *bob = NULL, *db = NULL;
+  g_autoptr (CanopyTestProcess) server = NULL;
+  g_autoptr (SoupSession) session = NULL;
+  g_auto (Reply) admins = { 0 };
+  g_auto (Reply) as_bob = { 0 };
+  g_auto (Reply) bob_writes = { 0 };
+  const char *output, *listening;
+  guint port = 0;
+  sqlite3 *handle = NULL;
+
+  if (!canopy_test_site_available ())
+    return;
+  g_assert (g_file_get_contents (fixture, &sql, NULL, NULL));
+  alice = fixture_token (sql, "alice");
+  bob = fixture_token (sql, "bob");
+  dir = canopy_test_make_tmpdir ("release-admins");
+  config = g_build_filename (dir, "canopyd.xml", NULL);
+  xml = g_strdup_printf ("<server><state-directory>%s/state</state-directory>"
+                         "<console address='127.0.0.1' port='0'/><backend plugin='sqlite'/>"
+                         "<transport plugin='tcp'><listen address='127.0.0.1' port='0'/>"
+                         "</transport></server>",
+                         dir);
+  g_assert (g_file_set_contents (config, xml, -1, NULL));
+  canopyd = canopy_test_build_path ("canopyd", NULL);
+  {
+    const char *init[] = { canopyd, "init", "--config", config, NULL };
+    CU_ASSERT_EQUAL_FATAL (canopy_test_run (init, &out), 0);
+  }
+  /* this installation's database as the release left it */
+  db = g_build_filename (dir, "state", "canopy.db", NULL);
+  {
+    static const char *const suffixes[] = { "", "-wal", "-shm" };
+    for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++)
+      {
+        g_autofree char *file = g_strconcat (db, suffixes[i], NULL);
+        g_unlink (file);
+      }
+  }
+  CU_ASSERT_FATAL (sqlite3_open (db, &handle) == SQLITE_OK);
+  CU_ASSERT (sqlite3_exec (handle, sql, NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_close (handle);
+
+  {
+    const char *argv[] = { canopyd, "--config", config, NULL };
+    server = canopy_test_process_spawn (argv, NULL);
+  }
+  CU_ASSERT_FATAL (server != NULL && canopy_test_process_wait_output (server, " started: ", 20));
+  output = canopy_test_process_output (server);
+  CANOPY_ASSERT_CONTAINS (output, "Moved 2 console admins and 2 tokens");
+  CU_ASSERT_PTR_NULL (strstr (output, "No console admin exists yet"));
+  listening = strstr (output, "Console API listening on https://127.0.0.1:");
+  if (listening != NULL)
+    port = (guint) g_ascii_strtoull (listening + strlen ("Console API listening on "
+                                                         "https://127.0.0.1:"),
+                                     NULL, 10);
+  CU_ASSERT_FATAL (port != 0);
+  session = soup_session_new_with_options ("timeout", 30, NULL);
+  call_port (session, port, "GET", "/api/v1/admins", alice, NULL, &admins);
+  CU_ASSERT_EQUAL (admins.status, 200);
+  CANOPY_ASSERT_CONTAINS (admins.body, "\"alice\"");
+  CANOPY_ASSERT_CONTAINS (admins.body, "\"bob\"");
+  CANOPY_ASSERT_CONTAINS (admins.body, "b181a0bfc22888a5");
+  CANOPY_ASSERT_CONTAINS (admins.body, "2036-12-02");
+  /* bob is still an auditor: he reads, and may not change anything */
+  call_port (session, port, "GET", "/api/v1/admins", bob, NULL, &as_bob);
+  CU_ASSERT_EQUAL (as_bob.status, 200);
+  call_port (session, port, "POST", "/api/v1/admins", bob, "{\"name\": \"eve\", "
+             "\"role\": \"administrator\"}", &bob_writes);
+  CU_ASSERT_EQUAL (bob_writes.status, 403);
+  canopy_test_process_signal (server, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (server, 20), 0);
+  {
+    g_autofree char *left = NULL;
+    const char *argv[] = { "sqlite3", "-readonly", db,
+                           "SELECT count(*) FROM settings WHERE name LIKE 'admin%';"
+                           "SELECT group_concat(admin_name || ':' || role) FROM "
+                           "(SELECT admin_name, role FROM admins ORDER BY admin_name)",
+                           NULL };
+    if (canopy_test_run (argv, &left) == 0)
+      CU_ASSERT_STRING_EQUAL (left, "0\nalice:administrator,bob:auditor\n");
+  }
+}
+
 static int
 suite_cleanup (void)
 {
@@ -491,4 +606,6 @@ CANOPY_TEST_SUITE (security_admins, "security-admins", NULL, suite_cleanup,
                    { "mutating calls are audited with the admin's name", test_audit_names_admin },
                    { "tokens show once: not in lists, log or database", test_tokens_stay_secret },
                    { "no admin yet: the log says how to add the first",
-                     test_no_admin_says_what_to_do })
+                     test_no_admin_says_what_to_do },
+                   { "admins of the last release sign in after the upgrade",
+                     test_release_admins_sign_in })

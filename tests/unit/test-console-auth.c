@@ -80,7 +80,6 @@ test_admins (void)
   g_auto (GStrv) removed = NULL;
   const CanopyAdminToken *token, *found;
   char *text = NULL;
-  g_autofree char *key = NULL;
   g_autoptr (GVariant) value = NULL;
 
   CU_ASSERT_PTR_NULL (canopy_admins_add (admins, "-x", CANOPY_ADMIN_ROLE_AUDITOR, NOW, &error));
@@ -96,21 +95,23 @@ test_admins (void)
   CU_ASSERT_PTR_NOT_NULL_FATAL (token);
   CU_ASSERT (g_str_has_prefix (text, "cnp_"));
   /* The record round-trips and never holds the secret. */
-  key = canopy_admins_token_key (token);
   value = g_variant_ref_sink (canopy_admins_token_value (token));
+  CU_ASSERT (g_variant_is_of_type (value, G_VARIANT_TYPE (CANOPY_RECORD_ADMIN_TOKEN_TYPE)));
   {
     g_autofree char *printed = g_variant_print (value, FALSE);
     CU_ASSERT_PTR_NULL (strstr (printed, text + strlen ("cnp_") + 17));
   }
-  canopy_admins_load_record (key, value, loaded);
+  canopy_admins_load_token (token->id, value, loaded);
   {
     const CanopyAdmin *bo = canopy_admins_lookup (admins, "bo");
-    g_autofree char *admin_key = canopy_admins_admin_key (bo);
     g_autoptr (GVariant) admin_value = g_variant_ref_sink (canopy_admins_admin_value (bo));
-    canopy_admins_load_record (admin_key, admin_value, loaded);
+    canopy_admins_load_admin (bo->name, admin_value, loaded);
   }
   CU_ASSERT_EQUAL (canopy_admins_check (loaded, text, NOW, &found), CANOPY_ADMINS_CHECK_OK);
   CU_ASSERT_EQUAL (canopy_admins_lookup (loaded, "bo")->role, CANOPY_ADMIN_ROLE_AUDITOR);
+  CU_ASSERT_EQUAL (canopy_admins_lookup (loaded, "bo")->created, NOW);
+  CU_ASSERT_EQUAL (found->created, NOW);
+  CU_ASSERT_EQUAL (found->expires, 0);
   /* Revoking the admin takes their tokens along. */
   CU_ASSERT (canopy_admins_revoke (loaded, "bo", &removed, &error));
   CU_ASSERT_EQUAL (g_strv_length (removed), 2);

@@ -6,6 +6,8 @@
 
 #include "tests/canopy-test.h"
 #include "plugins/backend-freetds/freetds-backend.h"
+#include "plugins/backend-freetds/tsql-schema.h"
+#include "tests/mssql-server.h"
 #include "lib/config.h"
 #include "lib/plugin-loader.h"
 
@@ -127,8 +129,175 @@ test_unreachable_server (void)
   assert_open_fails (secret, 1, CANOPY_BACKEND_ERROR_UNAVAILABLE, "127.0.0.1 port 1");
 }
 
+/* --- against a SQL Server named by CANOPY_TEST_MSSQL_* ------------------ */
+
+#define DEVICE "0a000000-0000-4000-8000-00000000000a"
+
+static char *
+script (const CanopyFreetdsSettings *s, const char *sql)
+{
+  g_autoptr (GError) error = NULL;
+  char *out = canopy_freetds_run_script (s, sql, &error);
+
+  CANOPY_ASSERT_NO_ERROR (error);
+  return out;
+}
+
+static void
+drop_everything (const CanopyFreetdsSettings *s)
+{
+  g_autoptr (GError) error = NULL;
+
+  CU_ASSERT (canopy_test_mssql_drop_everything (s, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+}
+
+static void
+append_blob (GString *sql, GVariant *value)
+{
+  const guint8 *data = g_variant_get_data (value);
+
+  g_string_append (sql, "0x");
+  for (gsize i = 0; i < g_variant_get_size (value); i++)
+    g_string_append_printf (sql, "%02X", data[i]);
+}
+
+/* The release that kept blobs: its tables, a device, an admin with a
+ * token (setting rows, GVariant text inside), an audit entry of ID 7. */
+static char *
+blob_release_sql (void)
+{
+  guint n;
+  const CanopyTsqlMigration *m = canopy_tsql_migrations (&n);
+  const char *groups[] = { "Finance", NULL };
+  GVariantBuilder addresses;
+  g_autoptr (GVariant) device = NULL, admin = NULL, token = NULL, audit = NULL;
+  GString *sql = g_string_new (m[0].sql);
+
+  g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
+  g_variant_builder_add (&addresses, "(sy)", "198.18.10.7", 24);
+  device = g_variant_ref_sink (g_variant_new (
+    "(s^asa(sy)ssxxxtuu)", "PC-17", groups, &addresses, "0.1.0", "North",
+    G_GINT64_CONSTANT (1764900000123456), G_GINT64_CONSTANT (1764910000654321),
+    G_GINT64_CONSTANT (500), G_GUINT64_CONSTANT (1) << 33, 7u, 2u));
+  admin = g_variant_ref_sink (g_variant_new ("(s)", "('administrator', int64 1764900000)"));
+  token = g_variant_ref_sink (g_variant_new (
+    "(s)", "('alice', '00ff102030405060708090a0b0c0d0e0f00112233445566778899aabbccddeef', "
+           "int64 1764900000, int64 0)"));
+  audit = g_variant_ref_sink (g_variant_new ("(xsss)", G_GINT64_CONSTANT (1764900000000000),
+                                             "alice", "deploy", "x"));
+  g_string_append (sql, " CREATE TABLE canopy_meta (name NVARCHAR(64) PRIMARY KEY,"
+                        " value INT NOT NULL);"
+                        " INSERT INTO canopy_meta VALUES (N'schema_version', 1);"
+                        " INSERT INTO canopy_records (kind, [key], value) VALUES (0, N'" DEVICE
+                        "', ");
+  append_blob (sql, device);
+  g_string_append (sql, "), (2, N'admin/alice', ");
+  append_blob (sql, admin);
+  g_string_append (sql, "), (2, N'admin-token/0123456789abcdef', ");
+  append_blob (sql, token);
+  g_string_append (sql, "); SET IDENTITY_INSERT canopy_logs ON;"
+                        " INSERT INTO canopy_logs (id, kind, value) VALUES (7, 1, ");
+  append_blob (sql, audit);
+  g_string_append (sql, "); SET IDENTITY_INSERT canopy_logs OFF");
+  return g_string_free (sql, FALSE);
+}
+
+static gboolean
+take_record (const char *key, const guint8 *value, gsize length, gpointer user_data)
+{
+  g_hash_table_insert (user_data, g_strdup (key), g_bytes_new (value, length));
+  return TRUE;
+}
+
+static gboolean
+take_entry (gint64 id, const guint8 *value, gsize length, gpointer user_data)
+{
+  g_ptr_array_add (user_data, GINT_TO_POINTER ((int) id));
+  return TRUE;
+}
+
+static void
+assert_bytes_are (GBytes *bytes, GVariant *want)
+{
+  CU_ASSERT (bytes != NULL && g_bytes_get_size (bytes) == g_variant_get_size (want)
+             && memcmp (g_bytes_get_data (bytes, NULL), g_variant_get_data (want),
+                        g_variant_get_size (want)) == 0);
+}
+
+static void
+test_upgrades (void)
+{
+  CanopyFreetdsSettings s;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyFreetdsBackend) b = NULL;
+  g_autofree char *release = blob_release_sql ();
+  g_autofree char *loaded = NULL, *left = NULL, *version = NULL, *refused = NULL;
+  g_autoptr (GHashTable) admins = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                         (GDestroyNotify) g_bytes_unref);
+  g_autoptr (GHashTable) tokens = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                         (GDestroyNotify) g_bytes_unref);
+  g_autoptr (GPtrArray) audit = g_ptr_array_new ();
+  g_autoptr (GVariant) want_admin = g_variant_ref_sink (
+    g_variant_new ("(sx)", "administrator", G_GINT64_CONSTANT (1764900000000000)));
+
+  if (!canopy_test_mssql_settings (&s))
+    {
+      canopy_test_skip ("SQL Server schema upgrades (set CANOPY_TEST_MSSQL_HOST, _PORT, "
+                        "_DATABASE, _USER and _PASSWORD_FILE to run them against a SQL Server)");
+      return;
+    }
+  drop_everything (&s);
+  loaded = script (&s, release);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (loaded);
+
+  /* converted: every record, the admins moved on, the log's IDs kept */
+  b = canopy_freetds_backend_open (&s, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (b);
+  CU_ASSERT_EQUAL (canopy_freetds_backend_get_schema_version (b), 3);
+  {
+    g_autoptr (GBytes) device = canopy_freetds_backend_get (b, CANOPY_RECORD_DEVICE, DEVICE,
+                                                            &error);
+    CANOPY_ASSERT_NO_ERROR (error);
+    CU_ASSERT (device != NULL && g_bytes_get_size (device) > 0);
+  }
+  CU_ASSERT (canopy_freetds_backend_list (b, CANOPY_RECORD_ADMIN, take_record, admins, &error));
+  CU_ASSERT (canopy_freetds_backend_list (b, CANOPY_RECORD_ADMIN_TOKEN, take_record, tokens,
+                                          &error));
+  CU_ASSERT (canopy_freetds_backend_list_log (b, CANOPY_LOG_AUDIT, 0, 0, take_entry, audit,
+                                              &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  assert_bytes_are (g_hash_table_lookup (admins, "alice"), want_admin);
+  CU_ASSERT_EQUAL (g_hash_table_size (tokens), 1);
+  CU_ASSERT (g_hash_table_contains (tokens, "0123456789abcdef"));
+  CU_ASSERT (audit->len == 1 && GPOINTER_TO_INT (g_ptr_array_index (audit, 0)) == 7);
+  g_clear_pointer (&b, canopy_freetds_backend_close);
+  left = script (&s, "SELECT CAST(COUNT(*) AS NVARCHAR(16)) + N'|' + CASE WHEN "
+                     "OBJECT_ID(N'canopy_records', N'U') IS NULL THEN N'gone' ELSE N'kept' END "
+                     "FROM settings WHERE name LIKE N'admin%'");
+  CU_ASSERT_STRING_EQUAL (left, "0|gone");
+  version = script (&s, "SELECT CAST(MAX(version) AS NVARCHAR(16)) + N'|' + "
+                        "(SELECT CAST(value AS NVARCHAR(16)) FROM canopy_meta) "
+                        "FROM schema_migrations");
+  CU_ASSERT_STRING_EQUAL (version, "3|3");
+
+  /* a newer canopy's database: refused, not touched */
+  g_free (script (&s, "UPDATE canopy_meta SET value = 999 WHERE name = N'schema_version'"));
+  b = canopy_freetds_backend_open (&s, &error);
+  CU_ASSERT_PTR_NULL (b);
+  CU_ASSERT (g_error_matches (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_TOO_NEW));
+  if (error != NULL)
+    CANOPY_ASSERT_CONTAINS (error->message, "999");
+  refused = script (&s, "SELECT CAST(value AS NVARCHAR(16)) FROM canopy_meta");
+  CU_ASSERT_STRING_EQUAL (refused, "999");
+  drop_everything (&s);
+  canopy_freetds_settings_clear (&s);
+}
+
 CANOPY_TEST_SUITE (freetds, "freetds", NULL, NULL,
                    { "settings from the configuration", test_settings },
                    { "schema refuses a bad port", test_schema },
                    { "password file checks", test_password_file_checks },
-                   { "unreachable server", test_unreachable_server })
+                   { "unreachable server", test_unreachable_server },
+                   { "SQL Server schema upgrades", test_upgrades })

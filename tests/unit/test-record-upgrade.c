@@ -5,6 +5,8 @@
 #include "tests/canopy-test.h"
 #include "lib/backend.h"
 
+#include <canopy/admin-settings.h>
+
 static void
 test_deployment_v1 (void)
 {
@@ -78,7 +80,64 @@ test_current_and_damaged (void)
   CU_ASSERT_PTR_NULL (none);
 }
 
+/* Admins as setting rows of the releases before the admins table become
+ * records of their own kinds: times in µs, the hash as bytes; a token of
+ * an admin long gone is dropped, every other setting left alone. */
+static void
+test_admins_from_settings (void)
+{
+  CanopyAdminSettings s;
+  const char hash_hex[] = "00ff102030405060708090a0b0c0d0e0f00112233445566778899aabbccddeef";
+  g_autofree char *token = g_strdup_printf ("('zoe', '%s', int64 1764900000, int64 1767500000)",
+                                            hash_hex);
+  g_autofree char *orphan = g_strdup_printf ("('gone', '%s', int64 1, int64 0)", hash_hex);
+  CanopyRecord *r;
+  const guint8 *hash;
+  gsize hash_size;
+  const char *admin;
+  gint64 created, expires;
+
+  canopy_admin_settings_init (&s);
+  CU_ASSERT_FALSE (canopy_admin_settings_add (&s, "assigned-groups", "Finance"));
+  CU_ASSERT_FALSE (canopy_admin_settings_add (&s, "administrator", "x"));
+  CU_ASSERT (canopy_admin_settings_add (&s, "admin-token/00112233aabbccdd", token));
+  CU_ASSERT (canopy_admin_settings_add (&s, "admin/zoe", "('operator', int64 1764900000)"));
+  CU_ASSERT (canopy_admin_settings_add (&s, "admin/amy", "('auditor', 1764800000)"));
+  CU_ASSERT (canopy_admin_settings_add (&s, "admin-token/ffffffffffffffff", orphan));
+  canopy_admin_settings_finish (&s);
+
+  CU_ASSERT_EQUAL_FATAL (s.admins->len, 2);
+  r = &g_array_index (s.admins, CanopyRecord, 0);
+  CU_ASSERT_STRING_EQUAL (r->key, "amy");
+  r = &g_array_index (s.admins, CanopyRecord, 1);
+  CU_ASSERT_STRING_EQUAL (r->key, "zoe");
+  CU_ASSERT (g_variant_is_of_type (r->value, G_VARIANT_TYPE (CANOPY_RECORD_ADMIN_TYPE)));
+  {
+    g_autoptr (GVariant) want = g_variant_ref_sink (
+      g_variant_new ("(sx)", "operator", G_GINT64_CONSTANT (1764900000000000)));
+    CU_ASSERT (g_variant_equal (r->value, want));
+  }
+  CU_ASSERT_EQUAL_FATAL (s.tokens->len, 1);
+  r = &g_array_index (s.tokens, CanopyRecord, 0);
+  CU_ASSERT_STRING_EQUAL (r->key, "00112233aabbccdd");
+  CU_ASSERT (g_variant_is_of_type (r->value, G_VARIANT_TYPE (CANOPY_RECORD_ADMIN_TOKEN_TYPE)));
+  {
+    g_autoptr (GVariant) bytes = g_variant_get_child_value (r->value, 1);
+    g_variant_get (r->value, "(&s@ayxx)", &admin, NULL, &created, &expires);
+    hash = g_variant_get_fixed_array (bytes, &hash_size, 1);
+    CU_ASSERT_STRING_EQUAL (admin, "zoe");
+    CU_ASSERT_EQUAL_FATAL (hash_size, 32);
+    CU_ASSERT (hash[0] == 0x00 && hash[1] == 0xff && hash[31] == 0xef);
+    CU_ASSERT_EQUAL (created, G_GINT64_CONSTANT (1764900000000000));
+    CU_ASSERT_EQUAL (expires, G_GINT64_CONSTANT (1767500000000000));
+  }
+  /* the four rows leave settings, the orphan too */
+  CU_ASSERT_EQUAL (s.moved->len, 4);
+  canopy_admin_settings_clear (&s);
+}
+
 CANOPY_TEST_SUITE (record_upgrade, "record-upgrade", NULL, NULL,
+                   { "admins of the settings table", test_admins_from_settings },
                    { "deployment of the first release", test_deployment_v1 },
                    { "content of the first release", test_content_v1 },
                    { "current record kept, damaged refused", test_current_and_damaged })

@@ -32,12 +32,13 @@ record_value (CanopyRecordKind kind)
   const guint8 manifest[] = { 1, 2, 3, 0, 5 };
   GVariantBuilder addresses;
 
-  g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
-  g_variant_builder_add (&addresses, "(sy)", "198.18.10.7", 24);
-  g_variant_builder_add (&addresses, "(sy)", "2001:db8::7", 64);
   switch (kind)
     {
     case CANOPY_RECORD_DEVICE:
+      /* built only here: a builder no value takes would leak */
+      g_variant_builder_init (&addresses, G_VARIANT_TYPE ("a(sy)"));
+      g_variant_builder_add (&addresses, "(sy)", "198.18.10.7", 24);
+      g_variant_builder_add (&addresses, "(sy)", "2001:db8::7", 64);
       return g_variant_new ("(s^asa(sy)ssxxxtuu)", "PC-17", groups, &addresses, "0.1.0", "North",
                             G_GINT64_CONSTANT (1764900000123456), G_GINT64_CONSTANT (1764910000654321),
                             G_GINT64_CONSTANT (500), G_GUINT64_CONSTANT (1) << 33, 7u, 2u);
@@ -88,7 +89,10 @@ upgraded_value (CanopyRecordKind kind)
     }
 }
 
-static const char *const keys[CANOPY_N_RECORD_KINDS] = {
+/* The kinds schema version 1 knew. */
+#define N_BLOB_KINDS (CANOPY_RECORD_ACTIVATION + 1)
+
+static const char *const keys[N_BLOB_KINDS] = {
   [CANOPY_RECORD_DEVICE] = DEVICE,
   [CANOPY_RECORD_OFFICE] = "North",
   [CANOPY_RECORD_SETTING] = "assigned-groups",
@@ -122,12 +126,20 @@ write_v1_database (const char *path, gboolean damaged)
 
   g_assert (sqlite3_open (path, &db) == SQLITE_OK);
   g_assert (sqlite3_exec (db, v1_schema, NULL, NULL, NULL) == SQLITE_OK);
-  for (CanopyRecordKind kind = 0; kind < CANOPY_N_RECORD_KINDS; kind++)
+  for (CanopyRecordKind kind = 0; kind < N_BLOB_KINDS; kind++)
     {
       g_autoptr (GVariant) value = g_variant_ref_sink (record_value (kind));
       insert_blob (db, "INSERT INTO records (kind, value, key) VALUES (?1, ?2, ?3)", kind,
                    keys[kind], value);
     }
+  /* a console admin, as that release kept one: a setting whose value is
+   * GVariant text (role, created in seconds) */
+  {
+    g_autoptr (GVariant) admin = g_variant_ref_sink (
+      g_variant_new ("(s)", "('auditor', int64 1764900000)"));
+    insert_blob (db, "INSERT INTO records (kind, value, key) VALUES (?1, ?2, ?3)",
+                 CANOPY_RECORD_SETTING, "admin/ann", admin);
+  }
   g_assert (sqlite3_exec (db, "INSERT INTO sqlite_sequence (name, seq) VALUES ('logs', 6)", NULL,
                           NULL, NULL) == SQLITE_OK);
   {
@@ -187,8 +199,8 @@ test_blob_database_is_converted (void)
   b = canopy_sqlite_backend_open (path, 1000, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT_PTR_NOT_NULL_FATAL (b);
-  CU_ASSERT_EQUAL (canopy_sqlite_backend_get_schema_version (b), 2);
-  for (CanopyRecordKind kind = 0; kind < CANOPY_N_RECORD_KINDS; kind++)
+  CU_ASSERT_EQUAL (canopy_sqlite_backend_get_schema_version (b), 3);
+  for (CanopyRecordKind kind = 0; kind < N_BLOB_KINDS; kind++)
     {
       g_autoptr (GVariant) want = g_variant_ref_sink (upgraded_value (kind));
       g_autoptr (GBytes) got = canopy_sqlite_backend_get (b, kind, keys[kind], &error);
@@ -208,6 +220,20 @@ test_blob_database_is_converted (void)
                                              &error));
   CU_ASSERT (canopy_sqlite_backend_list_log (b, CANOPY_LOG_TRANSFER, 0, 0, collect_entry,
                                              transfers, &error));
+  /* the admin moved on to the admins table (schema 3) */
+  {
+    g_autoptr (GBytes) admin = canopy_sqlite_backend_get (b, CANOPY_RECORD_ADMIN, "ann", &error);
+    g_autoptr (GBytes) setting = canopy_sqlite_backend_get (b, CANOPY_RECORD_SETTING, "admin/ann",
+                                                            NULL);
+    g_autoptr (GVariant) want = g_variant_ref_sink (
+      g_variant_new ("(sx)", "auditor", G_GINT64_CONSTANT (1764900000000000)));
+
+    CANOPY_ASSERT_NO_ERROR (error);
+    CU_ASSERT (admin != NULL && g_bytes_get_size (admin) == g_variant_get_size (want)
+               && memcmp (g_bytes_get_data (admin, NULL), g_variant_get_data (want),
+                          g_variant_get_size (want)) == 0);
+    CU_ASSERT_PTR_NULL (setting);
+  }
   CU_ASSERT_EQUAL_FATAL (audit->len, 2);
   CU_ASSERT_EQUAL_FATAL (transfers->len, 2);
   CU_ASSERT_STRING_EQUAL (g_ptr_array_index (audit, 0), "7");
@@ -225,7 +251,7 @@ test_blob_database_is_converted (void)
       canopy_test_skip ("the sqlite3 program is not installed");
       return;
     }
-  CU_ASSERT_STRING_EQUAL (version, "2\n0\n");
+  CU_ASSERT_STRING_EQUAL (version, "2,3\n0\n");
 }
 
 static void
@@ -249,7 +275,7 @@ test_damaged_blob_is_refused_untouched (void)
   left = run_sqlite3 (path, "PRAGMA user_version; SELECT count(*) FROM records;"
                             "SELECT count(*) FROM sqlite_master WHERE name = 'devices';");
   if (left != NULL)
-    CU_ASSERT_STRING_EQUAL (left, "1\n8\n0\n");
+    CU_ASSERT_STRING_EQUAL (left, "1\n9\n0\n");
 }
 
 /* What a report writer sees: named columns, readable times and IDs. */

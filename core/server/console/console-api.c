@@ -698,8 +698,10 @@ canopy_console_new (const CanopyConsoleContext *context, const CanopySharedKey *
                                         NULL);
   console->waiting = g_ptr_array_new_with_free_func (g_object_unref);
   admins = canopy_admins_new ();
-  if (!canopy_store_list (context->store, CANOPY_RECORD_SETTING,
-                          canopy_admins_load_record, admins, error))
+  if (!canopy_store_list (context->store, CANOPY_RECORD_ADMIN, canopy_admins_load_admin, admins,
+                          error)
+      || !canopy_store_list (context->store, CANOPY_RECORD_ADMIN_TOKEN, canopy_admins_load_token,
+                             admins, error))
     return NULL;
   if (canopy_admins_count (admins) == 0)
     g_message (_("No console admin exists yet, so nobody can use the console API or the web "
