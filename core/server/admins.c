@@ -162,12 +162,20 @@ bad:
   return FALSE;
 }
 
+/* One damaged record costs that admin or token, not the console. */
 static void
-warn_damaged (const char *what, const char *key)
+warn_damaged_admin (const char *name)
 {
-  /* One damaged record costs that admin or token, not the console. */
-  g_warning (_("The stored console %s \"%s\" is damaged and is ignored; remove it with "
-               "\"canopyd admin-revoke\" and add the admin again"), what, key);
+  g_warning (_("The stored console admin \"%s\" is damaged and is ignored; remove it with "
+               "\"canopyd admin-revoke\" and add the admin again"), name);
+}
+
+static void
+warn_damaged_token (const char *token_id)
+{
+  g_warning (_("The stored console admin token \"%s\" is damaged and is ignored; remove it "
+               "with \"canopyd admin-revoke\" and issue a new one with \"canopyd admin-add\""),
+             token_id);
 }
 
 gboolean
@@ -181,7 +189,7 @@ canopy_admins_load_admin (const char *key, GVariant *value, gpointer user_data)
   g_variant_get (value, "(&sx)", &role, &created);
   if (canopy_admin_role_from_string (role, NULL) == CANOPY_ADMIN_ROLE_NONE)
     {
-      warn_damaged (_("admin"), key);
+      warn_damaged_admin (key);
       return TRUE;
     }
   admin = g_new0 (CanopyAdmin, 1);
@@ -203,7 +211,7 @@ canopy_admins_load_token (const char *key, GVariant *value, gpointer user_data)
   g_variant_get (value, "(s@ayxx)", NULL, &hash, &created, &expires);
   if (g_variant_get_size (hash) != sizeof token->hash)
     {
-      warn_damaged (_("token"), key);
+      warn_damaged_token (key);
       return TRUE;
     }
   token = g_new0 (CanopyAdminToken, 1);
