@@ -10,6 +10,15 @@
 # Usage: deb-test.sh BUILDDIR. Exit 0 passed, 77 cannot run here (the reason
 # on the last line), anything else failed.
 set -eu
+# An admin's shell, not the test runner's: the runner's LD_LIBRARY_PATH
+# would make the installed canopyd load the build tree's libcanopy (an
+# ASan build's, in CI), and its G_DEBUG, CANOPY_PLUGIN_PATH and sanitizer
+# options would reach dpkg-buildpackage and the maintainer scripts.
+if [ "${CANOPY_DEB_TEST_CLEAN_ENV:-}" != 1 ]; then
+  exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME="${HOME:-/root}" TMPDIR="${TMPDIR:-/tmp}" LANG=C.UTF-8 CANOPY_DEB_TEST_CLEAN_ENV=1 \
+    ${CANOPY_TEST_KEEP_TMP:+CANOPY_TEST_KEEP_TMP="$CANOPY_TEST_KEEP_TMP"} /bin/sh "$0" "$@"
+fi
 builddir=$(cd "$1" && pwd)
 packages="canopy-server canopy-agent canopy-cli canopy-common libcanopy0 canopy-plugin-dev
   canopy-transport-tcp canopy-transport-quic canopy-backend-sqlite canopy-backend-freetds
