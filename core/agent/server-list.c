@@ -132,7 +132,7 @@ on_resolved (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   if (addresses == NULL)
-    g_string_append_printf (resolution->failures, "%s“%s” (%s)",
+    g_string_append_printf (resolution->failures, "%s\"%s\" (%s)",
                             resolution->failures->len > 0 ? ", " : "", configured->host,
                             error->message);
   for (GList *l = addresses; l != NULL; l = l->next)

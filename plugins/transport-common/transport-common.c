@@ -288,7 +288,7 @@ canopy_transport_common_protocol_error (CanopyTransportCommonConn *conn, const c
 {
   g_autofree char *peer = canopy_transport_common_conn_describe (conn);
   GError *error = g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_PROTOCOL,
-                               _("Peer “%s” sent a malformed frame (%s); the connection "
+                               _("Peer \"%s\" sent a malformed frame (%s); the connection "
                                  "was dropped."), peer, what);
   /* Logged by the transport's user, with a rate limit (canopy_transport_new). */
   return error;
@@ -299,7 +299,7 @@ canopy_transport_common_key_mismatch_error (CanopyTransportCommonConn *conn)
 {
   g_autofree char *peer = canopy_transport_common_conn_describe (conn);
   GError *error = g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_KEY_MISMATCH,
-                               _("Key mismatch with “%s”: the peer does not hold the same shared "
+                               _("Key mismatch with \"%s\": the peer does not hold the same shared "
                                  "key. Check that both ends were given the current shared key."),
                                peer);
   /* Said plainly in the log of both ends, as admins look there first;
@@ -317,10 +317,10 @@ canopy_transport_common_closed_error (CanopyTransportCommonConn *conn, gboolean 
   g_autofree char *peer = canopy_transport_common_conn_describe (conn);
   if (mid_message)
     return g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_CLOSED,
-                        _("The connection to “%s” ended in the middle of a message (%s)."), peer,
+                        _("The connection to \"%s\" ended in the middle of a message (%s)."), peer,
                         reason);
   return g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_CLOSED,
-                      _("The connection to “%s” was closed (%s)."), peer, reason);
+                      _("The connection to \"%s\" was closed (%s)."), peer, reason);
 }
 
 GError *
@@ -328,7 +328,7 @@ canopy_transport_common_timeout_error (CanopyTransportCommonConn *conn)
 {
   g_autofree char *peer = canopy_transport_common_conn_describe (conn);
   return g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_TIMEOUT,
-                      _("Connecting to “%s” took longer than %u ms; check that the peer is "
+                      _("Connecting to \"%s\" took longer than %u ms; check that the peer is "
                         "running and reachable."), peer, conn->transport->connect_timeout_ms);
 }
 
@@ -337,7 +337,7 @@ canopy_transport_common_refused_error (CanopyTransportCommonConn *conn)
 {
   g_autofree char *peer = canopy_transport_common_conn_describe (conn);
   return g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_REFUSED,
-                      _("Nothing accepts connections at “%s”; check the address and that the "
+                      _("Nothing accepts connections at \"%s\"; check the address and that the "
                         "peer is running."), peer);
 }
 
@@ -346,7 +346,7 @@ canopy_transport_common_connect_error (CanopyTransportCommonConn *conn, int code
                                        const char *reason)
 {
   g_autofree char *peer = canopy_transport_common_conn_describe (conn);
-  return g_error_new (CANOPY_TRANSPORT_ERROR, code, _("Cannot connect to “%s”: %s."), peer,
+  return g_error_new (CANOPY_TRANSPORT_ERROR, code, _("Cannot connect to \"%s\": %s."), peer,
                       reason);
 }
 
@@ -355,7 +355,7 @@ canopy_transport_common_handshake_error (CanopyTransportCommonConn *conn, const 
 {
   g_autofree char *peer = canopy_transport_common_conn_describe (conn);
   return g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_FAILED,
-                      _("The TLS handshake with “%s” failed: %s."), peer, reason);
+                      _("The TLS handshake with \"%s\" failed: %s."), peer, reason);
 }
 
 void
@@ -554,7 +554,7 @@ canopy_transport_common_check_new (const CanopyTransportCredentials *creds,
                                             strlen (creds->device_id)))
     {
       g_set_error (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_FAILED,
-                   _("The device ID “%s” cannot be used as a TLS identity: it must be 1 to "
+                   _("The device ID \"%s\" cannot be used as a TLS identity: it must be 1 to "
                      "255 printable characters without spaces."), creds->device_id);
       return FALSE;
     }
@@ -776,8 +776,8 @@ canopy_transport_common_listen_one (CanopyTransportCommon *transport,
   if (inet == NULL)
     {
       canopy_config_node_set_error (node, error,
-                                    _("“%s” is not an IPv4 or IPv6 address; write a literal "
-                                      "address such as “::” or “0.0.0.0”."), host);
+                                    _("\"%s\" is not an IPv4 or IPv6 address; write a literal "
+                                      "address such as \"::\" or \"0.0.0.0\"."), host);
       return FALSE;
     }
   listener = transport->klass->listen_on (transport, inet, host, (guint16) port, error);
@@ -831,7 +831,7 @@ canopy_transport_common_on_resolved (GObject *source, GAsyncResult *result, gpoi
       if (addresses == NULL)
         g_task_return_new_error (resolve->task, CANOPY_TRANSPORT_ERROR,
                                  CANOPY_TRANSPORT_ERROR_FAILED,
-                                 _("Cannot resolve the host name “%s”: %s. Check the name, "
+                                 _("Cannot resolve the host name \"%s\": %s. Check the name, "
                                    "or give an IP address instead."),
                                  resolve->host, error->message);
       else
@@ -901,7 +901,7 @@ canopy_transport_common_send (CanopyTransportConnection *parent, GBytes *header,
   if (conn->state != CANOPY_TRANSPORT_COMMON_OPEN)
     {
       g_set_error (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_CLOSED,
-                   _("The connection to “%s” is closed."), conn->peer_id);
+                   _("The connection to \"%s\" is closed."), conn->peer_id);
       return FALSE;
     }
   if (header_len == 0 || header_len > transport->max_header || payload_len > transport->max_payload)
@@ -916,7 +916,7 @@ canopy_transport_common_send (CanopyTransportConnection *parent, GBytes *header,
     {
       conn->want_drained = TRUE;
       g_set_error (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_QUEUE_FULL,
-                   _("The send queue to “%s” is full; wait until it drains."), conn->peer_id);
+                   _("The send queue to \"%s\" is full; wait until it drains."), conn->peer_id);
       return FALSE;
     }
   transport->klass->conn_queue (conn, CANOPY_TRANSPORT_COMMON_FRAME_MESSAGE,

@@ -202,13 +202,13 @@ quic_conn_fail_draining (QuicConnection *conn)
         error = canopy_transport_common_key_mismatch_error (&conn->base);
       else
         error = g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_FAILED,
-                             _("The peer “%s” refused the TLS handshake: %s."), peer,
+                             _("The peer \"%s\" refused the TLS handshake: %s."), peer,
                              gnutls_alert_get_name ((gnutls_alert_description_t) alert));
     }
   else if (ccerr.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION
            && ccerr.error_code == QUIC_APP_PROTOCOL)
     error = g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_CLOSED,
-                         _("The peer “%s” closed the connection: it refused a message of ours "
+                         _("The peer \"%s\" closed the connection: it refused a message of ours "
                            "as malformed or over its limits."), peer);
   else
     error = canopy_transport_common_closed_error (&conn->base, g_hash_table_size (conn->in) > 0,
@@ -261,7 +261,7 @@ quic_conn_fail_liberr (QuicConnection *conn, int rv)
                          &ccerr);
   else
     quic_conn_fail_full (conn, g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_FAILED,
-                                            _("The QUIC handshake with “%s” failed: %s."), peer,
+                                            _("The QUIC handshake with \"%s\" failed: %s."), peer,
                                             ngtcp2_strerror (rv)), &ccerr);
 }
 

@@ -173,7 +173,7 @@ quic_listen_on (CanopyTransportCommon *base, GInetAddress *inet, const char *hos
   if (!g_socket_bind (socket->socket, address, FALSE, &local_error))
     {
       g_set_error (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_FAILED,
-                   _("Cannot listen on address “%s” UDP port %u: %s. Check that no other "
+                   _("Cannot listen on address \"%s\" UDP port %u: %s. Check that no other "
                      "program uses that port."), host, (guint) port, local_error->message);
       quic_socket_free (socket);
       return NULL;

@@ -216,7 +216,7 @@ tcp_conn_fail_handshake (TcpConnection *conn, int rc)
     {
       g_autofree char *peer = canopy_transport_common_conn_describe (&conn->base);
       error = g_error_new (CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_CLOSED,
-                           _("The connection to “%s” closed during the TLS handshake (%s)."),
+                           _("The connection to \"%s\" closed during the TLS handshake (%s)."),
                            peer, gnutls_strerror (rc));
     }
   else
@@ -825,7 +825,7 @@ tcp_listen_socket (GInetAddress *inet, const char *host, guint16 port, GError **
       || !g_socket_listen (socket, &local_error))
     {
       g_set_error (error, CANOPY_TRANSPORT_ERROR, CANOPY_TRANSPORT_ERROR_FAILED,
-                   _("Cannot listen on address “%s” port %u: %s. Check that no other "
+                   _("Cannot listen on address \"%s\" port %u: %s. Check that no other "
                      "program uses that port."), host, (guint) port, local_error->message);
       return NULL;
     }
