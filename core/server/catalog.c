@@ -113,6 +113,22 @@ load_content (const char *key, GVariant *value, gpointer user_data)
 }
 
 gboolean
+canopy_catalog_merge_stored (CanopyCatalog *catalog, const char *id, GVariant *value)
+{
+  CanopyContent *content = g_hash_table_lookup (catalog->contents, id);
+  gint64 expires_at;
+
+  if (content != NULL)
+    {
+      g_variant_get_child (value, 5, "x", &expires_at);
+      content->expires_at = expires_at;
+      return FALSE;
+    }
+  load_content (id, value, catalog);
+  return g_hash_table_contains (catalog->contents, id);
+}
+
+gboolean
 canopy_catalog_set_expiry (CanopyCatalog *catalog, const char *id, gint64 expires_at,
                            GError **error)
 {

@@ -141,4 +141,15 @@ int canopy_catalog_publish (CanopyCatalog *catalog, guint *copies, GError **erro
  */
 const char *canopy_catalog_why_not_stored (CanopyCatalog *catalog, const char *id);
 
+/**
+ * canopy_catalog_merge_stored:
+ * @value: a content record as stored (CANOPY_RECORD_CONTENT_TYPE)
+ *
+ * Takes in content another server of the cluster registered (or its new
+ * expiry).
+ *
+ * Returns: whether @id is new here.
+ */
+gboolean canopy_catalog_merge_stored (CanopyCatalog *catalog, const char *id, GVariant *value);
+
 G_END_DECLS

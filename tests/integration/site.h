@@ -55,6 +55,11 @@ typedef struct {
   /* More <server> elements of the agents, after the site's own server: the
    * other servers of a cluster; NULL: none. */
   const char *agent_servers;
+  /* The administrator the site's token is made for; NULL: site-admin.
+   * Sites sharing a database need different ones. */
+  const char *admin_name;
+  /* The <backend> element; NULL: the embedded SQLite database. */
+  const char *backend_xml;
 } CanopyTestSiteOptions;
 
 typedef struct {
