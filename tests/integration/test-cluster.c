@@ -232,8 +232,11 @@ start_agents_on (CanopyTestSite *s, guint index, guint first_port, guint second_
   s->options.agent_servers = NULL;
 }
 
+/* @kill_holder: kill the server holding the offices' leases (B, which
+ * created the deployment and so planned first) rather than A: the other
+ * must take the leases over once they lapse. */
 static void
-test_two_servers_one_database (void)
+run_cluster (gboolean kill_holder)
 {
   CanopyTestSiteOptions options = {
     .content_size = CONTENT_SIZE,
@@ -324,65 +327,100 @@ test_two_servers_one_database (void)
   printf ("[office leases seen held by A %u times, by B %u times] ", held_by_a, held_by_b);
   CU_ASSERT (held_by_a + held_by_b > 0);
 
-  /* A dies half way; its devices move to B, which completes every one */
-  canopy_test_site_kill_hard (&site_a.server);
-  CU_ASSERT_FATAL (wait_online (&site_b, DEVICES, 60));
-  end = g_get_monotonic_time () + canopy_test_timeout (300) * G_USEC_PER_SEC;
-  held_by_a = held_by_b = 0;
-  while (!all_done (&site_b, DEVICES) && g_get_monotonic_time () < end)
-    {
-      check_leases (deployment, &held_by_a, &held_by_b, id_a, id_b);
-      canopy_test_site_pump (250);
-    }
-  printf ("[after the kill, leases seen held by A %u times, by B %u times] ", held_by_a,
-          held_by_b);
-  done = canopy_test_site_wait_deployment_done (&site_b, deployment, DEVICES, 5);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
-  canopy_test_site_assert_copy (&site_a);
-
-  /* each office across the WAN about once: the origin's own count, and
-   * the server's per office */
+  /* One server dies half way (A, or the lease holder); its devices move to
+   * the other, which completes every one. The agents and the origin are
+   * A's site's whichever dies. */
   {
-    guint64 served = canopy_test_site_stop_origin (&site_a);
-    JsonArray *offices = json_object_get_array_member (json_node_get_object (done), "offices");
-    gboolean check = !canopy_test_instrumented ();
+    CanopyTestSite *victim = &site_a, *survivor = &site_b;
+    const char *victim_id = id_a, *survivor_id = id_b;
+    guint held_by_victim = 0, held_by_survivor = 0;
 
-    printf ("[origin served %.3f × content: A's read and %u offices] ",
-            (double) served / CONTENT_SIZE, CANOPY_TEST_SITE_OFFICES);
-    CU_ASSERT (!check
-               || served <= (guint64) ((1 + CANOPY_TEST_SITE_OFFICES + 0.05) * CONTENT_SIZE));
-    for (guint i = 0; i < json_array_get_length (offices); i++)
+    if (kill_holder)
       {
-        JsonObject *office = json_array_get_object_element (offices, i);
-        double ratio = json_object_get_double_member (office, "wan_ratio");
+        g_autofree char *holder = psql ("SELECT holder FROM leases WHERE name = 'North'");
 
-        printf ("[%s: WAN %.3f × content] ", json_object_get_string_member (office, "office"),
-                ratio);
-        CU_ASSERT (!check || ratio <= 1.05);
+        CU_ASSERT_FATAL (g_str_equal (holder, id_a) || g_str_equal (holder, id_b));
+        if (g_str_equal (holder, id_b))
+          {
+            victim = &site_b, survivor = &site_a;
+            victim_id = id_b, survivor_id = id_a;
+          }
       }
-  }
+    canopy_test_site_kill_hard (&victim->server);
+    CU_ASSERT_FATAL (wait_online (survivor, DEVICES, 60));
+    end = g_get_monotonic_time () + canopy_test_timeout (300) * G_USEC_PER_SEC;
+    while (!all_done (survivor, DEVICES) && g_get_monotonic_time () < end)
+      {
+        check_leases (deployment, &held_by_victim, &held_by_survivor, victim_id, survivor_id);
+        canopy_test_site_pump (250);
+      }
+    printf ("[after the kill, leases seen held by the killed server %u times, by the other %u "
+            "times] ", held_by_victim, held_by_survivor);
+    /* the survivor leads every office from now on */
+    CU_ASSERT (held_by_survivor > 0);
+    done = canopy_test_site_wait_deployment_done (survivor, deployment, DEVICES, 5);
+    CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+    canopy_test_site_assert_copy (&site_a);
 
-  /* the audit log is the cluster's: A's registration, B's deployment */
-  audit = psql ("SELECT string_agg(actor || ' ' || action, ',' ORDER BY id) FROM audit");
-  CANOPY_ASSERT_CONTAINS (audit, "admin admin-a (administrator) from 127.0.0.1 "
-                                 "content-registered");
-  CANOPY_ASSERT_CONTAINS (audit, "admin admin-b (administrator) from 127.0.0.1 "
-                                 "deployment-created");
+    /* each office across the WAN about once: the origin's own count, and
+     * the surviving server's per office */
+    {
+      guint64 served = canopy_test_site_stop_origin (&site_a);
+      JsonArray *offices = json_object_get_array_member (json_node_get_object (done),
+                                                         "offices");
+      gboolean check = !canopy_test_instrumented ();
 
-  /* B's health check flags A's lapsed heartbeat */
-  CU_ASSERT (wait_cluster_health (&site_b, "warning", id_a, 30));
+      printf ("[origin served %.3f × content: A's read and %u offices] ",
+              (double) served / CONTENT_SIZE, CANOPY_TEST_SITE_OFFICES);
+      CU_ASSERT (!check
+                 || served <= (guint64) ((1 + CANOPY_TEST_SITE_OFFICES + 0.05) * CONTENT_SIZE));
+      CU_ASSERT_EQUAL (json_array_get_length (offices), CANOPY_TEST_SITE_OFFICES);
+      for (guint i = 0; i < json_array_get_length (offices); i++)
+        {
+          JsonObject *office = json_array_get_object_element (offices, i);
+          double ratio = json_object_get_double_member (office, "wan_ratio");
 
-  canopy_test_site_stop (&site_a, TRUE);
-  canopy_test_site_stop (&site_b, TRUE);
-  /* B left cleanly: only A, killed, is still registered */
-  {
-    g_autofree char *left = psql ("SELECT string_agg(server_id::text, ',') FROM servers");
-    CU_ASSERT_STRING_EQUAL (left, id_a);
+          printf ("[%s: WAN %.3f × content] ",
+                  json_object_get_string_member (office, "office"), ratio);
+          CU_ASSERT (ratio > 0.0 && (!check || ratio <= 1.05));
+        }
+    }
+
+    /* the audit log is the cluster's: A's registration, B's deployment */
+    audit = psql ("SELECT string_agg(actor || ' ' || action, ',' ORDER BY id) FROM audit");
+    CANOPY_ASSERT_CONTAINS (audit, "admin admin-a (administrator) from 127.0.0.1 "
+                                   "content-registered");
+    CANOPY_ASSERT_CONTAINS (audit, "admin admin-b (administrator) from 127.0.0.1 "
+                                   "deployment-created");
+
+    /* the survivor's health check flags the killed server's lapsed heartbeat */
+    CU_ASSERT (wait_cluster_health (survivor, "warning", victim_id, 30));
+
+    canopy_test_site_stop (&site_a, TRUE);
+    canopy_test_site_stop (&site_b, TRUE);
+    /* the survivor left cleanly: only the killed server is still registered */
+    {
+      g_autofree char *left = psql ("SELECT string_agg(server_id::text, ',') FROM servers");
+      CU_ASSERT_STRING_EQUAL (left, victim_id);
+    }
   }
   canopy_test_pg_stop (pg_dir);
   g_clear_pointer (&pg_dir, g_free);
   g_clear_pointer (&pg_password, g_free);
 }
 
+static void
+test_server_killed (void)
+{
+  run_cluster (FALSE);
+}
+
+static void
+test_lease_holder_killed (void)
+{
+  run_cluster (TRUE);
+}
+
 CANOPY_TEST_SUITE (cluster, "cluster", NULL, suite_cleanup,
-                   { "two servers on one PostgreSQL", test_two_servers_one_database })
+                   { "two servers on one PostgreSQL, one killed", test_server_killed },
+                   { "the lead lease holder killed", test_lease_holder_killed })
