@@ -232,17 +232,21 @@ start_agents_on (CanopyTestSite *s, guint index, guint first_port, guint second_
   s->options.agent_servers = NULL;
 }
 
-/* @kill_holder: kill the server holding the offices' leases (B, which
+/* @poll: the servers poll for each other's changes instead of being
+ * notified by PostgreSQL.
+ * @kill_holder: kill the server holding the offices' leases (B, which
  * created the deployment and so planned first) rather than A: the other
  * must take the leases over once they lapse. */
 static void
-run_cluster (gboolean kill_holder)
+run_cluster (gboolean kill_holder, gboolean poll)
 {
   CanopyTestSiteOptions options = {
     .content_size = CONTENT_SIZE,
     /* slow enough that killing A finds the deployment under way */
     .wan_rate = "40M",
-    .server_xml = "<cluster lease-seconds='5'/>",
+    /* polled: what a database without notification gets */
+    .server_xml = poll ? "<cluster lease-seconds='5' changes='poll'/>"
+                       : "<cluster lease-seconds='5'/>",
   };
   g_autofree char *dir = NULL;
   g_autofree char *backend = NULL;
@@ -274,6 +278,10 @@ run_cluster (gboolean kill_holder)
   id_b = server_id (&site_b);
   a_port = site_a.agent_port;
   b_port = site_b.agent_port;
+
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (site_a.server),
+                          poll ? "taken in as the database is polled for them"
+                               : "taken in as the database notifies them");
 
   /* membership: each server's health check names the other, alive */
   CU_ASSERT (wait_cluster_health (&site_a, "ok", id_b, 20));
@@ -412,15 +420,16 @@ run_cluster (gboolean kill_holder)
 static void
 test_server_killed (void)
 {
-  run_cluster (FALSE);
+  run_cluster (FALSE, FALSE);
 }
 
 static void
 test_lease_holder_killed (void)
 {
-  run_cluster (TRUE);
+  run_cluster (TRUE, TRUE);
 }
 
 CANOPY_TEST_SUITE (cluster, "cluster", NULL, suite_cleanup,
                    { "two servers on one PostgreSQL, one killed", test_server_killed },
-                   { "the lead lease holder killed", test_lease_holder_killed })
+                   { "the lead lease holder killed, changes polled",
+                     test_lease_holder_killed })
