@@ -152,4 +152,10 @@ const char *canopy_catalog_why_not_stored (CanopyCatalog *catalog, const char *i
  */
 gboolean canopy_catalog_merge_stored (CanopyCatalog *catalog, const char *id, GVariant *value);
 
+/* Removes the content another server removed: what is not in @stored (a
+ * set of IDs), registered before @registered_before (µs since the epoch;
+ * newer content may not be written yet). */
+void canopy_catalog_merge_removed (CanopyCatalog *catalog, GHashTable *stored,
+                                   gint64 registered_before);
+
 G_END_DECLS

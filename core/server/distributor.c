@@ -2179,6 +2179,29 @@ canopy_distributor_merge_stored (CanopyDistributor *distributor, const char *id,
 
 
 void
+canopy_distributor_merge_removed (CanopyDistributor *distributor, GHashTable *stored,
+                                  gint64 created_before)
+{
+  g_autoptr (GPtrArray) gone = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter iter;
+  gpointer id, value;
+
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, &id, &value))
+    if (!g_hash_table_contains (stored, id)
+        && ((Deployment *) value)->created_at < created_before)
+      g_ptr_array_add (gone, g_strdup (id));
+  for (guint i = 0; i < gone->len; i++)
+    {
+      const char *gone_id = g_ptr_array_index (gone, i);
+
+      g_message (_("Deployment %s was removed on another server of the cluster; its devices "
+                   "stop it"), gone_id);
+      canopy_distributor_remove (distributor, gone_id, NULL);
+    }
+}
+
+void
 canopy_distributor_reoffer (CanopyDistributor *distributor)
 {
   GHashTableIter iter;

@@ -238,6 +238,17 @@ void canopy_distributor_leases_changed (CanopyDistributor *distributor);
 void canopy_distributor_merge_stored (CanopyDistributor *distributor, const char *id,
                                       GVariant *value);
 
+/**
+ * canopy_distributor_merge_removed:
+ * @stored: the IDs of every deployment the database holds (a set)
+ * @created_before: only deployments created before this (µs since the
+ *   epoch) are removed: a newer one may not be written yet
+ *
+ * Removes the deployments another server of the cluster removed.
+ */
+void canopy_distributor_merge_removed (CanopyDistributor *distributor, GHashTable *stored,
+                                       gint64 created_before);
+
 /* Sends every online device its assignments again (after publish content). */
 void canopy_distributor_reoffer (CanopyDistributor *distributor);
 

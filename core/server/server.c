@@ -621,6 +621,41 @@ merge_activations (CanopyServer *server, GPtrArray *records)
     }
 }
 
+/* How long a record this server made may take to be written: older than
+ * that, one missing from the database was removed by another server. */
+#define CLUSTER_WRITE_GRACE_US (60 * G_USEC_PER_SEC)
+
+static GHashTable *
+record_keys (GPtrArray *records)
+{
+  GHashTable *keys = g_hash_table_new (g_str_hash, g_str_equal);
+
+  for (guint i = 0; i < records->len; i++)
+    g_hash_table_add (keys, ((CanopyClusterRecord *) g_ptr_array_index (records, i))->key);
+  return keys;
+}
+
+/* What another server removed; never while this server's own writes
+ * fail, when what is missing may only be unwritten. */
+static void
+merge_removals (CanopyServer *server, const CanopyClusterChanges *changes)
+{
+  gint64 before = g_get_real_time () - CLUSTER_WRITE_GRACE_US;
+
+  if (canopy_store_is_failing (server->store))
+    return;
+  if (changes->kinds & (1u << CANOPY_RECORD_DEPLOYMENT))
+    {
+      g_autoptr (GHashTable) stored = record_keys (changes->records[CANOPY_RECORD_DEPLOYMENT]);
+      canopy_distributor_merge_removed (server->distributor, stored, before);
+    }
+  if (changes->kinds & (1u << CANOPY_RECORD_CONTENT))
+    {
+      g_autoptr (GHashTable) stored = record_keys (changes->records[CANOPY_RECORD_CONTENT]);
+      canopy_catalog_merge_removed (server->catalog, stored, before);
+    }
+}
+
 static void
 cluster_changed (const CanopyClusterChanges *changes, gpointer user_data)
 {
@@ -643,6 +678,7 @@ cluster_changed (const CanopyClusterChanges *changes, gpointer user_data)
           changes->records[CANOPY_RECORD_DEPLOYMENT], i);
         canopy_distributor_merge_stored (server->distributor, r->key, r->value);
       }
+  merge_removals (server, changes);
   /* deployments waiting for content they had not seen yet */
   if (new_content)
     canopy_distributor_leases_changed (server->distributor);

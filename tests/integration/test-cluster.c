@@ -163,6 +163,37 @@ wait_online (CanopyTestSite *s, guint expected, guint timeout_s)
   return FALSE;
 }
 
+/* How many devices hold a licence in @s's activated-licences report. */
+static guint
+licences_reported (CanopyTestSite *s)
+{
+  g_autofree char *csv = canopy_test_site_get_text (s, "/api/v1/licences/report.csv");
+  g_auto (GStrv) lines = g_strsplit (csv != NULL ? csv : "", "\n", -1);
+  guint rows = 0;
+
+  /* the header, then one row per device */
+  for (guint i = 1; lines[0] != NULL && lines[i] != NULL; i++)
+    rows += lines[i][0] != '\0';
+  return rows;
+}
+
+/* Licences are the cluster's: each server counts every device, wherever
+ * it enrolled. */
+static gboolean
+wait_licences (CanopyTestSite *s, guint expected, guint timeout_s)
+{
+  gint64 end = g_get_monotonic_time () + canopy_test_timeout (timeout_s) * G_USEC_PER_SEC;
+
+  while (g_get_monotonic_time () < end)
+    {
+      if (licences_reported (s) == expected)
+        return TRUE;
+      canopy_test_site_pump (250);
+    }
+  fprintf (stderr, "\n    %u licences reported, not %u\n", licences_reported (s), expected);
+  return FALSE;
+}
+
 /* Whether @s lists content @id. */
 static gboolean
 lists_content (CanopyTestSite *s, const char *id)
@@ -298,13 +329,22 @@ run_cluster (gboolean kill_holder, gboolean poll)
   start_agents_on (&site_a, 3, b_port, a_port);
   CU_ASSERT_FATAL (wait_online (&site_a, DEVICES / 2, 60));
   CU_ASSERT_FATAL (wait_online (&site_b, DEVICES / 2, 60));
+  CU_ASSERT (wait_licences (&site_a, DEVICES, 20));
+  CU_ASSERT (wait_licences (&site_b, DEVICES, 20));
 
   /* content registered on A is on B's list shortly after */
   content_id = canopy_test_site_register (&site_a);
-  end = g_get_monotonic_time () + canopy_test_timeout (20) * G_USEC_PER_SEC;
-  while (!lists_content (&site_b, content_id) && g_get_monotonic_time () < end)
-    canopy_test_site_pump (100);
-  CU_ASSERT_FATAL (lists_content (&site_b, content_id));
+  {
+    gint64 registered = g_get_monotonic_time ();
+
+    end = registered + canopy_test_timeout (20) * G_USEC_PER_SEC;
+    while (!lists_content (&site_b, content_id) && g_get_monotonic_time () < end)
+      canopy_test_site_pump (50);
+    CU_ASSERT_FATAL (lists_content (&site_b, content_id));
+    /* said, not asserted: the machine may be loaded */
+    printf ("[content on B %.1f s after A registered it] ",
+            (double) (g_get_monotonic_time () - registered) / G_USEC_PER_SEC);
+  }
 
   /* deployed from B, to every device of both servers */
   body = g_strdup_printf ("{\"content\": \"%s\", \"groups\": [\"Branch\"], "
