@@ -322,6 +322,28 @@ run_cluster (gboolean kill_holder, gboolean poll)
     CU_ASSERT_STRING_EQUAL (servers, "2");
   }
 
+  /* a setting changed on B is in force on A shortly after */
+  {
+    g_autoptr (JsonNode) put = canopy_test_site_api (
+      &site_b, "PUT", "/api/v1/settings", "{\"assigned_groups\": [\"Branch\", \"Extra\"]}",
+      SOUP_STATUS_OK);
+    gboolean seen = FALSE;
+
+    CU_ASSERT_PTR_NOT_NULL (put);
+    end = g_get_monotonic_time () + canopy_test_timeout (20) * G_USEC_PER_SEC;
+    while (!seen && g_get_monotonic_time () < end)
+      {
+        g_autoptr (JsonNode) got = canopy_test_site_api (&site_a, "GET", "/api/v1/settings", NULL,
+                                                         SOUP_STATUS_OK);
+        g_autofree char *text = got != NULL ? json_to_string (got, FALSE) : NULL;
+
+        seen = text != NULL && strstr (text, "\"Extra\"") != NULL;
+        if (!seen)
+          canopy_test_site_pump (100);
+      }
+    CU_ASSERT (seen);
+  }
+
   /* half of each office's devices on A, half on B; all in A's directories */
   start_agents_on (&site_a, 0, a_port, b_port);
   start_agents_on (&site_a, 1, a_port, b_port);
