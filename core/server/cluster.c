@@ -358,6 +358,9 @@ static gpointer
 run_thread (gpointer data)
 {
   CanopyCluster *cluster = data;
+  /* after a failure, notifications may have been lost with the session:
+   * everything is read again once the database answers */
+  gboolean resync = FALSE;
 
   while (!g_atomic_int_get (&cluster->stopping))
     {
@@ -365,21 +368,17 @@ run_thread (gpointer data)
       g_autoptr (GError) error = NULL;
 
       if (beat (cluster, &error) && tend_leases (cluster, &error)
+          && (!resync || deliver_kinds (cluster, all_shared_kinds (), &error))
           && watch_changes (cluster, tick_end, &error))
-        clear_problem (cluster);
-      else
         {
-          note_problem (cluster, error);
-          /* a lost notification session: what changed meanwhile is read */
-          if (cluster->notified)
-            {
-              g_clear_error (&error);
-              if (!deliver_kinds (cluster, all_shared_kinds (), &error))
-                g_clear_error (&error);
-            }
-          while (!g_atomic_int_get (&cluster->stopping) && g_get_monotonic_time () < tick_end)
-            g_usleep (100 * 1000);
+          resync = FALSE;
+          clear_problem (cluster);
+          continue;
         }
+      note_problem (cluster, error);
+      resync = TRUE;
+      while (!g_atomic_int_get (&cluster->stopping) && g_get_monotonic_time () < tick_end)
+        g_usleep (100 * 1000);
     }
   return NULL;
 }
