@@ -22,8 +22,14 @@
 /* The kinds other servers' changes to which this server takes in. */
 static const CanopyRecordKind shared_kinds[] = {
   CANOPY_RECORD_CONTENT, CANOPY_RECORD_DEPLOYMENT, CANOPY_RECORD_SETTING,
-  CANOPY_RECORD_OFFICE, CANOPY_RECORD_ACTIVATION,
+  CANOPY_RECORD_OFFICE, CANOPY_RECORD_ACTIVATION, CANOPY_RECORD_DEVICE,
 };
+
+/* Devices and their licences change with every heartbeat of every device:
+ * they are read every 10 s rather than at each change, which keeps a
+ * cluster of tens of thousands of devices from reading them every second. */
+#define SLOW_KINDS ((1u << CANOPY_RECORD_ACTIVATION) | (1u << CANOPY_RECORD_DEVICE))
+#define SLOW_EVERY_US (10 * G_USEC_PER_SEC)
 
 typedef struct {
   char *holder;
@@ -38,6 +44,7 @@ struct _CanopyCluster {
   guint lease_ms;
   gboolean notified;
   char *checksums[CANOPY_N_RECORD_KINDS]; /* of what was last delivered */
+  gint64 slow_read_at; /* monotonic µs the slow kinds were last read */
 
   GThread *thread;
   gint stopping;
@@ -319,6 +326,19 @@ tend_leases (CanopyCluster *cluster, GError **error)
   return TRUE;
 }
 
+static gboolean
+read_slow_kinds (CanopyCluster *cluster, GError **error)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (now - cluster->slow_read_at < SLOW_EVERY_US)
+    return TRUE;
+  if (!deliver_kinds (cluster, SLOW_KINDS, error))
+    return FALSE;
+  cluster->slow_read_at = now;
+  return TRUE;
+}
+
 /* The rest of the tick: changes notified until then, or one poll. */
 static gboolean
 watch_changes (CanopyCluster *cluster, gint64 tick_end, GError **error)
@@ -327,7 +347,7 @@ watch_changes (CanopyCluster *cluster, gint64 tick_end, GError **error)
 
   if (!cluster->notified)
     {
-      if (!deliver_kinds (cluster, all_shared_kinds (), error))
+      if (!deliver_kinds (cluster, all_shared_kinds () & ~SLOW_KINDS, error))
         return FALSE;
       while (!g_atomic_int_get (&cluster->stopping) && g_get_monotonic_time () < tick_end)
         g_usleep (MIN (100 * 1000, MAX (0, tick_end - g_get_monotonic_time ())));
@@ -342,7 +362,7 @@ watch_changes (CanopyCluster *cluster, gint64 tick_end, GError **error)
         break;
       if (!canopy_backend_cluster_wait_changes (cluster->backend, (guint) left_ms, &now, error))
         return FALSE;
-      kinds |= now;
+      kinds |= now & ~SLOW_KINDS;
       /* at once: the two seconds a change may take include the write-behind */
       if (kinds != 0)
         {
@@ -369,7 +389,7 @@ run_thread (gpointer data)
 
       if (beat (cluster, &error) && tend_leases (cluster, &error)
           && (!resync || deliver_kinds (cluster, all_shared_kinds (), &error))
-          && watch_changes (cluster, tick_end, &error))
+          && read_slow_kinds (cluster, &error) && watch_changes (cluster, tick_end, &error))
         {
           resync = FALSE;
           clear_problem (cluster);
@@ -461,6 +481,7 @@ canopy_cluster_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
       if (records == NULL)
         return NULL;
     }
+  cluster->slow_read_at = g_get_monotonic_time ();
   return g_steal_pointer (&cluster);
 }
 

@@ -692,6 +692,14 @@ cluster_changed (const CanopyClusterChanges *changes, gpointer user_data)
     }
   if (changes->kinds & (1u << CANOPY_RECORD_ACTIVATION))
     merge_activations (server, changes->records[CANOPY_RECORD_ACTIVATION]);
+  /* every server's console lists the cluster's devices */
+  if (changes->kinds & (1u << CANOPY_RECORD_DEVICE))
+    for (guint i = 0; i < changes->records[CANOPY_RECORD_DEVICE]->len; i++)
+      {
+        const CanopyClusterRecord *r = g_ptr_array_index (changes->records[CANOPY_RECORD_DEVICE],
+                                                          i);
+        canopy_store_merge_device (server->store, r->key, r->value);
+      }
 }
 
 static void

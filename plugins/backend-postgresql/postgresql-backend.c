@@ -988,8 +988,9 @@ static const char cluster_schema[] =
   "CREATE OR REPLACE FUNCTION canopy_notify_change () RETURNS trigger LANGUAGE plpgsql AS"
   "  $$ BEGIN PERFORM pg_notify ('canopy_changes', TG_TABLE_NAME); RETURN NULL; END $$;";
 
-/* The tables whose changes the other servers reload, and the record kind
- * each belongs to. */
+/* The tables whose changes the other servers reload at once, and the
+ * record kind each belongs to. Devices and licences, written at every
+ * heartbeat, are not among them: servers read those every few seconds. */
 static const struct {
   const char *table;
   CanopyRecordKind kind;
@@ -1000,7 +1001,6 @@ static const struct {
   { "settings", CANOPY_RECORD_SETTING },
   { "offices", CANOPY_RECORD_OFFICE },
   { "office_subnets", CANOPY_RECORD_OFFICE },
-  { "licences", CANOPY_RECORD_ACTIVATION },
 };
 
 gboolean

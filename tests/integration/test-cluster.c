@@ -194,6 +194,33 @@ wait_licences (CanopyTestSite *s, guint expected, guint timeout_s)
   return FALSE;
 }
 
+/* How many devices @s lists, online here or not. */
+static guint
+devices_known (CanopyTestSite *s)
+{
+  g_autoptr (JsonNode) answer = canopy_test_site_api (s, "GET", "/api/v1/devices", NULL,
+                                                      SOUP_STATUS_OK);
+
+  return answer != NULL ? (guint) json_object_get_int_member (json_node_get_object (answer),
+                                                               "total")
+                        : 0;
+}
+
+static gboolean
+wait_known (CanopyTestSite *s, guint expected, guint timeout_s)
+{
+  gint64 end = g_get_monotonic_time () + canopy_test_timeout (timeout_s) * G_USEC_PER_SEC;
+
+  while (g_get_monotonic_time () < end)
+    {
+      if (devices_known (s) == expected)
+        return TRUE;
+      canopy_test_site_pump (250);
+    }
+  fprintf (stderr, "\n    %u devices listed, not %u\n", devices_known (s), expected);
+  return FALSE;
+}
+
 /* Whether @s lists content @id. */
 static gboolean
 lists_content (CanopyTestSite *s, const char *id)
@@ -351,8 +378,11 @@ run_cluster (gboolean kill_holder, gboolean poll)
   start_agents_on (&site_a, 3, b_port, a_port);
   CU_ASSERT_FATAL (wait_online (&site_a, DEVICES / 2, 60));
   CU_ASSERT_FATAL (wait_online (&site_b, DEVICES / 2, 60));
-  CU_ASSERT (wait_licences (&site_a, DEVICES, 20));
-  CU_ASSERT (wait_licences (&site_b, DEVICES, 20));
+  CU_ASSERT (wait_licences (&site_a, DEVICES, 30));
+  CU_ASSERT (wait_licences (&site_b, DEVICES, 30));
+  /* each console lists the devices of both servers */
+  CU_ASSERT (wait_known (&site_a, DEVICES, 30));
+  CU_ASSERT (wait_known (&site_b, DEVICES, 30));
 
   /* content registered on A is on B's list shortly after */
   content_id = canopy_test_site_register (&site_a);
