@@ -521,7 +521,36 @@ test_lease_holder_killed (void)
   run_cluster (TRUE, TRUE);
 }
 
+/* <cluster> on the embedded database is refused at start, saying why and
+ * what to do, before anything listens. */
+static void
+test_refused_on_sqlite (void)
+{
+  g_autofree char *canopyd = canopy_test_build_path ("canopyd", NULL);
+  g_autofree char *dir = canopy_test_make_tmpdir ("cluster-sqlite");
+  g_autofree char *config = g_build_filename (dir, "canopyd.xml", NULL);
+  g_autofree char *xml = g_strdup_printf (
+    "<server><state-directory>%s/state</state-directory>"
+    "<assigned-group>Branch</assigned-group><cluster/><backend plugin='sqlite'/>"
+    "<transport plugin='tcp'><listen address='127.0.0.1' port='0'/></transport></server>",
+    dir);
+  const char *init[] = { canopyd, "init", "--config", config, NULL };
+  const char *run[] = { canopyd, "--config", config, NULL };
+  g_autofree char *out = NULL;
+
+  if (!canopy_test_site_available ())
+    return;
+  g_assert (g_file_set_contents (config, xml, -1, NULL));
+  CU_ASSERT_EQUAL_FATAL (canopy_test_run (init, &out), 0);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_NOT_EQUAL (canopy_test_run (run, &out), 0);
+  CANOPY_ASSERT_CONTAINS (out, "The storage backend \"sqlite\" cannot be shared by several "
+                               "servers; remove <cluster> from the configuration or use the "
+                               "postgresql backend");
+}
+
 CANOPY_TEST_SUITE (cluster, "cluster", NULL, suite_cleanup,
+                   { "refused on SQLite", test_refused_on_sqlite },
                    { "two servers on one PostgreSQL, one killed", test_server_killed },
                    { "the lead lease holder killed, changes polled",
                      test_lease_holder_killed })
