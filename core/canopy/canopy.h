@@ -6,6 +6,7 @@
 #include <canopy/plugin.h>
 #include <canopy/config-node.h>
 #include <canopy/backend.h>
+#include <canopy/backend-cluster.h>
 #include <canopy/record-table.h>
 #include <canopy/admin-settings.h>
 #include <canopy/keys.h>

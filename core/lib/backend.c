@@ -14,6 +14,9 @@
 
 struct _CanopyBackend {
   const CanopyBackendOps *ops;
+  /* the plugin's cluster operations, members it lacks NULL; all NULL for
+   * a backend without clusters */
+  CanopyBackendClusterOps cluster;
   gpointer handle;
   char *name;
 };
@@ -92,6 +95,14 @@ canopy_backend_open (const CanopyPlugin *plugin, const CanopyConfigNode *element
   backend = g_new0 (CanopyBackend, 1);
   backend->ops = ops;
   backend->handle = handle;
+  {
+    const CanopyBackendClusterOps *cluster = canopy_plugin_get_symbol (
+      plugin, CANOPY_BACKEND_CLUSTER_SYMBOL);
+
+    /* A plugin built with a shorter table gets the members it lacks NULL. */
+    if (cluster != NULL)
+      memcpy (&backend->cluster, cluster, MIN (cluster->size, sizeof backend->cluster));
+  }
   backend->name = g_strdup (canopy_plugin_get_name (plugin));
   return backend;
 }
@@ -351,4 +362,95 @@ canopy_backend_list_log (CanopyBackend *backend, CanopyLogKind kind, gint64 afte
       return FALSE;
     }
   return TRUE;
+}
+
+/* --- clusters ------------------------------------------------------------ */
+
+gboolean
+canopy_backend_supports_cluster (const CanopyBackend *backend)
+{
+  return backend->cluster.prepare != NULL && backend->cluster.heartbeat != NULL
+         && backend->cluster.leave != NULL && backend->cluster.list_servers != NULL
+         && backend->cluster.take_lease != NULL && backend->cluster.list_leases != NULL;
+}
+
+gboolean
+canopy_backend_supports_notification (const CanopyBackend *backend)
+{
+  return backend->cluster.wait_changes != NULL;
+}
+
+static gboolean
+no_cluster (const CanopyBackend *backend, GError **error)
+{
+  g_set_error (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_UNSUPPORTED,
+               _("The storage backend \"%s\" cannot be shared by several servers; remove "
+                 "<cluster> from the configuration or use the postgresql backend"),
+               backend->name);
+  return FALSE;
+}
+
+gboolean
+canopy_backend_cluster_prepare (CanopyBackend *backend, GError **error)
+{
+  if (!canopy_backend_supports_cluster (backend))
+    return no_cluster (backend, error);
+  return backend->cluster.prepare (backend->handle, error);
+}
+
+gboolean
+canopy_backend_cluster_heartbeat (CanopyBackend *backend, const char *server_id,
+                                  const char *name, gboolean starting, GError **error)
+{
+  if (!canopy_backend_supports_cluster (backend))
+    return no_cluster (backend, error);
+  return backend->cluster.heartbeat (backend->handle, server_id, name, starting, error);
+}
+
+gboolean
+canopy_backend_cluster_leave (CanopyBackend *backend, const char *server_id, GError **error)
+{
+  if (!canopy_backend_supports_cluster (backend))
+    return no_cluster (backend, error);
+  return backend->cluster.leave (backend->handle, server_id, error);
+}
+
+gboolean
+canopy_backend_cluster_list_servers (CanopyBackend *backend, CanopyClusterServerFunc func,
+                                     gpointer user_data, GError **error)
+{
+  if (!canopy_backend_supports_cluster (backend))
+    return no_cluster (backend, error);
+  return backend->cluster.list_servers (backend->handle, func, user_data, error);
+}
+
+gboolean
+canopy_backend_cluster_take_lease (CanopyBackend *backend, const char *name, const char *holder,
+                                   const char *detail, guint duration_ms,
+                                   CanopyClusterLease *lease, GError **error)
+{
+  if (!canopy_backend_supports_cluster (backend))
+    return no_cluster (backend, error);
+  memset (lease, 0, sizeof *lease);
+  return backend->cluster.take_lease (backend->handle, name, holder, detail, duration_ms, lease,
+                                      error);
+}
+
+gboolean
+canopy_backend_cluster_list_leases (CanopyBackend *backend, CanopyClusterLeaseFunc func,
+                                    gpointer user_data, GError **error)
+{
+  if (!canopy_backend_supports_cluster (backend))
+    return no_cluster (backend, error);
+  return backend->cluster.list_leases (backend->handle, func, user_data, error);
+}
+
+gboolean
+canopy_backend_cluster_wait_changes (CanopyBackend *backend, guint timeout_ms,
+                                     CanopyChangeKinds *changed, GError **error)
+{
+  *changed = 0;
+  if (backend->cluster.wait_changes == NULL)
+    return unsupported (backend, _("change notification"), error);
+  return backend->cluster.wait_changes (backend->handle, timeout_ms, changed, error);
 }

@@ -5,6 +5,7 @@
 
 #include <glib.h>
 #include <canopy/backend.h>
+#include <canopy/backend-cluster.h>
 #include "lib/plugin-loader.h"
 
 G_BEGIN_DECLS
@@ -75,5 +76,28 @@ typedef gboolean (*CanopyBackendLogFunc) (gint64 id, GVariant *entry, gpointer u
 gboolean canopy_backend_list_log (CanopyBackend *backend, CanopyLogKind kind, gint64 after,
                                   guint limit, CanopyBackendLogFunc func, gpointer user_data,
                                   GError **error);
+
+/* Clusters: see <canopy/backend-cluster.h>. Without the plugin's support
+ * every call fails with CANOPY_BACKEND_ERROR_UNSUPPORTED, saying so. */
+gboolean canopy_backend_supports_cluster (const CanopyBackend *backend);
+/* Whether wait_changes() is there; without it the core polls. */
+gboolean canopy_backend_supports_notification (const CanopyBackend *backend);
+gboolean canopy_backend_cluster_prepare (CanopyBackend *backend, GError **error);
+gboolean canopy_backend_cluster_heartbeat (CanopyBackend *backend, const char *server_id,
+                                          const char *name, gboolean starting, GError **error);
+gboolean canopy_backend_cluster_leave (CanopyBackend *backend, const char *server_id,
+                                      GError **error);
+gboolean canopy_backend_cluster_list_servers (CanopyBackend *backend,
+                                             CanopyClusterServerFunc func, gpointer user_data,
+                                             GError **error);
+gboolean canopy_backend_cluster_take_lease (CanopyBackend *backend, const char *name,
+                                           const char *holder, const char *detail,
+                                           guint duration_ms, CanopyClusterLease *lease,
+                                           GError **error);
+gboolean canopy_backend_cluster_list_leases (CanopyBackend *backend,
+                                            CanopyClusterLeaseFunc func, gpointer user_data,
+                                            GError **error);
+gboolean canopy_backend_cluster_wait_changes (CanopyBackend *backend, guint timeout_ms,
+                                             CanopyChangeKinds *changed, GError **error);
 
 G_END_DECLS

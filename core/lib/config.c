@@ -40,6 +40,7 @@ static const ChildCount server_children[] = {
   { "licensing", 0, 1 },
   { "heartbeat", 0, 1 },
   { "background-transfer", 0, 1 },
+  { "cluster", 0, 1 },
   { "console", 0, 1 },
   { "content-store", 0, 1 },
   { "content-sources", 0, 1 },

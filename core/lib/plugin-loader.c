@@ -420,3 +420,13 @@ canopy_plugin_get_ops (const CanopyPlugin *plugin)
 {
   return plugin->descriptor->ops;
 }
+
+gconstpointer
+canopy_plugin_get_symbol (const CanopyPlugin *plugin, const char *name)
+{
+  gpointer symbol = NULL;
+
+  if (!g_module_symbol (plugin->module, name, &symbol))
+    return NULL;
+  return symbol;
+}

@@ -124,4 +124,12 @@ const char *canopy_plugin_get_path (const CanopyPlugin *plugin);
 const char *canopy_plugin_get_name (const CanopyPlugin *plugin);
 const void *canopy_plugin_get_ops (const CanopyPlugin *plugin);
 
+/**
+ * canopy_plugin_get_symbol:
+ *
+ * Returns: (nullable): another symbol the plugin exports (an optional
+ *   table of operations newer than its descriptor), or %NULL.
+ */
+gconstpointer canopy_plugin_get_symbol (const CanopyPlugin *plugin, const char *name);
+
 G_END_DECLS

@@ -113,6 +113,42 @@ load_content (const char *key, GVariant *value, gpointer user_data)
 }
 
 gboolean
+canopy_catalog_merge_stored (CanopyCatalog *catalog, const char *id, GVariant *value)
+{
+  CanopyContent *content = g_hash_table_lookup (catalog->contents, id);
+  gint64 expires_at;
+
+  if (content != NULL)
+    {
+      g_variant_get_child (value, 5, "x", &expires_at);
+      content->expires_at = expires_at;
+      return FALSE;
+    }
+  load_content (id, value, catalog);
+  return g_hash_table_contains (catalog->contents, id);
+}
+
+void
+canopy_catalog_merge_removed (CanopyCatalog *catalog, GHashTable *stored, gint64 registered_before)
+{
+  g_autoptr (GPtrArray) gone = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter iter;
+  gpointer id, value;
+
+  g_hash_table_iter_init (&iter, catalog->contents);
+  while (g_hash_table_iter_next (&iter, &id, &value))
+    if (!g_hash_table_contains (stored, id)
+        && ((const CanopyContent *) value)->registered_at < registered_before)
+      g_ptr_array_add (gone, g_strdup (id));
+  for (guint i = 0; i < gone->len; i++)
+    {
+      g_message (_("Content %s was removed on another server of the cluster"),
+                 (const char *) g_ptr_array_index (gone, i));
+      canopy_catalog_remove (catalog, g_ptr_array_index (gone, i), NULL);
+    }
+}
+
+gboolean
 canopy_catalog_set_expiry (CanopyCatalog *catalog, const char *id, gint64 expires_at,
                            GError **error)
 {

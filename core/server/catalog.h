@@ -141,4 +141,21 @@ int canopy_catalog_publish (CanopyCatalog *catalog, guint *copies, GError **erro
  */
 const char *canopy_catalog_why_not_stored (CanopyCatalog *catalog, const char *id);
 
+/**
+ * canopy_catalog_merge_stored:
+ * @value: a content record as stored (CANOPY_RECORD_CONTENT_TYPE)
+ *
+ * Takes in content another server of the cluster registered (or its new
+ * expiry).
+ *
+ * Returns: whether @id is new here.
+ */
+gboolean canopy_catalog_merge_stored (CanopyCatalog *catalog, const char *id, GVariant *value);
+
+/* Removes the content another server removed: what is not in @stored (a
+ * set of IDs), registered before @registered_before (µs since the epoch;
+ * newer content may not be written yet). */
+void canopy_catalog_merge_removed (CanopyCatalog *catalog, GHashTable *stored,
+                                   gint64 registered_before);
+
 G_END_DECLS

@@ -136,6 +136,12 @@ load_one (const char *key, GVariant *value, gpointer user_data)
   return TRUE;
 }
 
+void
+canopy_settings_load_record (CanopySettings *settings, const char *key, GVariant *value)
+{
+  load_one (key, value, settings);
+}
+
 gboolean
 canopy_settings_load_stored (CanopySettings *settings, CanopyStore *store, GError **error)
 {

@@ -109,4 +109,8 @@ const char *canopy_settings_field_to_action (CanopySettingsField field);
 /* Whether @name is a host name or an IP address. */
 gboolean canopy_settings_check_name (const char *name, GError **error);
 
+/* Overlays one stored setting record (another server of the cluster
+ * changed it). */
+void canopy_settings_load_record (CanopySettings *settings, const char *key, GVariant *value);
+
 G_END_DECLS

@@ -97,6 +97,7 @@ typedef struct {
   GHashTable *progress; /* device ID → DeviceProgress */
   GHashTable *sent;     /* device ID → what its last assignment said */
   GHashTable *leads;    /* office → device ID of its lead */
+  GHashTable *wants;    /* offices the last plan would lead here (cluster), set */
   GHashTable *stalled;  /* device IDs that stalled as lead */
   GHashTable *reported; /* device IDs peers reported for bad or withheld chunks */
   GHashTable *served;   /* "sender\nreceiver" pairs seen, for peers served */
@@ -157,6 +158,10 @@ struct _CanopyDistributor {
   guint clock_timer;
   char *rates;             /* each office's WAN rate at the last check */
   guint background_target_ms;
+  /* (nullable) in a cluster: who may lead which office */
+  const CanopyDistributorLeadGate *gate;
+  gpointer gate_data;
+  GHashTable *remote; /* device ID → OnlineDevice: leads on other servers */
 };
 
 static void
@@ -170,6 +175,7 @@ deployment_free (Deployment *d)
   g_hash_table_unref (d->progress);
   g_hash_table_unref (d->sent);
   g_hash_table_unref (d->leads);
+  g_hash_table_unref (d->wants);
   g_hash_table_unref (d->stalled);
   g_hash_table_unref (d->reported);
   g_hash_table_unref (d->served);
@@ -203,6 +209,7 @@ deployment_new (const char *id, const char *content_id, const char *const *group
                                        (GDestroyNotify) device_progress_free);
   d->sent = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   d->leads = new_lead_table ();
+  d->wants = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   d->stalled = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   d->reported = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   d->served = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -332,6 +339,8 @@ sources_variant (CanopyDistributor *distributor, const CanopyContent *content,
         case CANOPY_SOURCE_OFFICE_PEER:
         case CANOPY_SOURCE_PARENT_PEER:
           peer = g_hash_table_lookup (distributor->online, source->device_id);
+          if (peer == NULL && distributor->remote != NULL)
+            peer = g_hash_table_lookup (distributor->remote, source->device_id);
           if (peer != NULL && peer->port != 0)
             g_variant_builder_add (&builder, "(ussq)", (guint32) source->kind, peer->device_id,
                                    peer->host, peer->port);
@@ -653,6 +662,10 @@ apply_clock (CanopyDistributor *distributor, const Deployment *d, CanopyPlan *pl
     plan->wan_rate = canopy_office_rate_at (office, now);
 }
 
+static void gate_plan (CanopyDistributor *distributor, Deployment *d, CanopyPlan *plan);
+static void publish_leads (CanopyDistributor *distributor);
+static gboolean load_deployment (const char *key, GVariant *value, gpointer user_data);
+
 static void
 replan (CanopyDistributor *distributor, Deployment *d)
 {
@@ -719,16 +732,19 @@ replan (CanopyDistributor *distributor, Deployment *d)
   plans = canopy_planner_plan (distributor->topology, ranked, &options);
   before = g_steal_pointer (&d->leads);
   d->leads = new_lead_table ();
+  g_hash_table_remove_all (d->wants);
   for (guint i = 0; i < plans->len; i++)
     {
       CanopyPlan *plan = g_ptr_array_index (plans, i);
       DeviceProgress *p = g_hash_table_lookup (d->progress, plan->device_id);
 
       apply_clock (distributor, d, plan, g_get_real_time ());
+      gate_plan (distributor, d, plan);
       note_lead (d, content, before, plan);
       if (p == NULL || !p->done)
         assign (distributor, d, content, plan);
     }
+  publish_leads (distributor);
 }
 
 static void
@@ -1726,6 +1742,7 @@ canopy_distributor_free (CanopyDistributor *distributor)
   g_hash_table_unref (distributor->related);
   g_hash_table_unref (distributor->lost_at);
   g_hash_table_unref (distributor->failures);
+  g_clear_pointer (&distributor->remote, g_hash_table_unref);
   g_free (distributor);
 }
 
@@ -2090,6 +2107,200 @@ canopy_distributor_get_progress (CanopyDistributor *distributor, const char *id)
                            + p->bytes[CANOPY_SOURCE_ORIGIN];
     }
   return result;
+}
+
+/* --- several servers: one lead per office ------------------------------- */
+
+/* The lead another server published for @deployment_id in @detail (lines
+ * "DEPLOYMENT DEVICE HOST PORT"), remembered as a peer devices may be
+ * sent to; NULL when it published none. */
+static const char *
+remote_lead (CanopyDistributor *distributor, const char *detail, const char *deployment_id)
+{
+  g_auto (GStrv) lines = g_strsplit (detail, "\n", -1);
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      g_auto (GStrv) f = g_strsplit (lines[i], " ", 4);
+      OnlineDevice *device;
+      guint64 port;
+
+      if (g_strv_length (f) != 4 || !g_str_equal (f[0], deployment_id)
+          || !g_ascii_string_to_unsigned (f[3], 10, 1, 65535, &port, NULL))
+        continue;
+      device = g_hash_table_lookup (distributor->remote, f[1]);
+      /* the same entry while it stays the same: earlier plans point to it */
+      if (device != NULL && g_str_equal (device->host, f[2]) && device->port == port)
+        return device->device_id;
+      device = g_new0 (OnlineDevice, 1);
+      device->device_id = g_strdup (f[1]);
+      device->host = g_strdup (f[2]);
+      device->port = (guint16) port;
+      g_hash_table_replace (distributor->remote, device->device_id, device);
+      return device->device_id;
+    }
+  return NULL;
+}
+
+/* In a cluster, a device becomes its office's lead only on the server
+ * that holds the office's lease; elsewhere the would-be lead is a peer
+ * of the lead the holder published, as are the office's other devices,
+ * so that one device per office crosses the WAN across all servers. */
+static void
+gate_plan (CanopyDistributor *distributor, Deployment *d, CanopyPlan *plan)
+{
+  g_autofree char *detail = NULL;
+  const char *lead;
+  CanopySource source = { CANOPY_SOURCE_OFFICE_PEER, NULL };
+
+  if (distributor->gate == NULL || plan->office == NULL
+      || (plan->role != CANOPY_ROLE_LEAD && plan->role != CANOPY_ROLE_PEER))
+    return;
+  if (plan->role == CANOPY_ROLE_LEAD)
+    g_hash_table_add (d->wants, g_strdup (plan->office));
+  if (distributor->gate->may_lead (plan->office, &detail, distributor->gate_data))
+    return;
+  lead = remote_lead (distributor, detail, d->id);
+  if (plan->role == CANOPY_ROLE_LEAD)
+    {
+      plan->role = CANOPY_ROLE_PEER;
+      g_array_set_size (plan->sources, 0);
+      g_free (plan->reason);
+      plan->reason = g_strdup_printf (_("another server holds office \"%s\"'s lead lease: a "
+                                        "peer of its lead"),
+                                      plan->office);
+    }
+  if (lead != NULL)
+    {
+      source.device_id = lead;
+      g_array_prepend_val (plan->sources, source);
+    }
+}
+
+static void
+string_free (GString *string)
+{
+  g_string_free (string, TRUE);
+}
+
+/* Tells the gate, after planning, which offices this server would lead
+ * and with which devices, for the other servers' devices to fetch from. */
+static void
+publish_leads (CanopyDistributor *distributor)
+{
+  g_autoptr (GHashTable) offices = NULL;
+  GHashTableIter iter, leads;
+  gpointer value, office, device_id;
+
+  if (distributor->gate == NULL)
+    return;
+  offices = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                   (GDestroyNotify) string_free);
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Deployment *d = value;
+
+      if (d->state != CANOPY_DEPLOYMENT_ACTIVE)
+        continue;
+      g_hash_table_iter_init (&leads, d->wants);
+      while (g_hash_table_iter_next (&leads, &office, NULL))
+        if (!g_hash_table_contains (offices, office))
+          g_hash_table_insert (offices, office, g_string_new (NULL));
+      g_hash_table_iter_init (&leads, d->leads);
+      while (g_hash_table_iter_next (&leads, &office, &device_id))
+        {
+          const OnlineDevice *device = g_hash_table_lookup (distributor->online, device_id);
+          GString *detail = g_hash_table_lookup (offices, office);
+
+          if (device == NULL || device->port == 0)
+            continue;
+          if (detail == NULL)
+            {
+              detail = g_string_new (NULL);
+              g_hash_table_insert (offices, office, detail);
+            }
+          g_string_append_printf (detail, "%s %s %s %u\n", d->id, device->device_id,
+                                  device->host, device->port);
+        }
+    }
+  distributor->gate->leading (offices, distributor->gate_data);
+}
+
+void
+canopy_distributor_set_lead_gate (CanopyDistributor *distributor,
+                                  const CanopyDistributorLeadGate *gate, gpointer user_data)
+{
+  distributor->gate = gate;
+  distributor->gate_data = user_data;
+  if (distributor->remote == NULL)
+    distributor->remote = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                                 (GDestroyNotify) online_device_free);
+  replan_all (distributor);
+}
+
+void
+canopy_distributor_leases_changed (CanopyDistributor *distributor)
+{
+  /* plans that gave a lead's role away, or took it, are sent anew */
+  replan_all (distributor);
+}
+
+/* A deployment another server created or changed, as stored. */
+void
+canopy_distributor_merge_stored (CanopyDistributor *distributor, const char *id, GVariant *value)
+{
+  Deployment *d = g_hash_table_lookup (distributor->deployments, id);
+  guint32 state;
+
+  if (d == NULL)
+    {
+      load_deployment (id, value, distributor);
+      d = g_hash_table_lookup (distributor->deployments, id);
+      g_message (_("Deployment %s, created on another server of the cluster, is taken in"), id);
+      if (d->state == CANOPY_DEPLOYMENT_CANCELLED || d->state == CANOPY_DEPLOYMENT_RETIRED)
+        withdraw (distributor, d);
+      else
+        replan (distributor, d);
+      return;
+    }
+  g_variant_get_child (value, 3, "u", &state);
+  if (state == (guint32) d->state)
+    return;
+  if (state == CANOPY_DEPLOYMENT_CANCELLED)
+    canopy_distributor_cancel (distributor, id, NULL);
+  else if (state == CANOPY_DEPLOYMENT_RETIRED)
+    canopy_distributor_retire (distributor, id, NULL);
+  else if (d->state == CANOPY_DEPLOYMENT_ACTIVE || d->state == CANOPY_DEPLOYMENT_PAUSED)
+    {
+      d->state = state;
+      g_hash_table_remove_all (d->sent);
+      replan (distributor, d);
+    }
+}
+
+
+void
+canopy_distributor_merge_removed (CanopyDistributor *distributor, GHashTable *stored,
+                                  gint64 created_before)
+{
+  g_autoptr (GPtrArray) gone = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter iter;
+  gpointer id, value;
+
+  g_hash_table_iter_init (&iter, distributor->deployments);
+  while (g_hash_table_iter_next (&iter, &id, &value))
+    if (!g_hash_table_contains (stored, id)
+        && ((Deployment *) value)->created_at < created_before)
+      g_ptr_array_add (gone, g_strdup (id));
+  for (guint i = 0; i < gone->len; i++)
+    {
+      const char *gone_id = g_ptr_array_index (gone, i);
+
+      g_message (_("Deployment %s was removed on another server of the cluster; its devices "
+                   "stop it"), gone_id);
+      canopy_distributor_remove (distributor, gone_id, NULL);
+    }
 }
 
 void

@@ -205,6 +205,50 @@ void canopy_distributor_set_content_store (CanopyDistributor *distributor,
 /* @topology (not owned) replaces the offices plans are made with. */
 void canopy_distributor_set_topology (CanopyDistributor *distributor, CanopyTopology *topology);
 
+/**
+ * CanopyDistributorLeadGate:
+ * @may_lead: whether this server may make one of its devices @office's
+ *   lead; when not, sets @holder_detail (transfer full) to what the
+ *   server that may publishes: lines "DEPLOYMENT DEVICE HOST PORT"
+ * @leading: after planning: each office this server's plans would lead
+ *   (office → #GString of those lines, for its own leads; borrowed)
+ *
+ * In a cluster, who leads an office is decided across servers.
+ */
+typedef struct {
+  gboolean (*may_lead) (const char *office, char **holder_detail, gpointer user_data);
+  void (*leading) (GHashTable *offices, gpointer user_data);
+} CanopyDistributorLeadGate;
+
+/* Plans from now on ask @gate (not copied; outlives the distributor). */
+void canopy_distributor_set_lead_gate (CanopyDistributor *distributor,
+                                       const CanopyDistributorLeadGate *gate,
+                                       gpointer user_data);
+
+/* Who holds a lease, or what a holder publishes, changed: plans anew. */
+void canopy_distributor_leases_changed (CanopyDistributor *distributor);
+
+/**
+ * canopy_distributor_merge_stored:
+ * @value: a deployment record as stored, of CANOPY_RECORD_DEPLOYMENT_TYPE
+ *
+ * Takes in a deployment another server of the cluster created, or the
+ * new state (paused, resumed, cancelled, retired) it gave one.
+ */
+void canopy_distributor_merge_stored (CanopyDistributor *distributor, const char *id,
+                                      GVariant *value);
+
+/**
+ * canopy_distributor_merge_removed:
+ * @stored: the IDs of every deployment the database holds (a set)
+ * @created_before: only deployments created before this (µs since the
+ *   epoch) are removed: a newer one may not be written yet
+ *
+ * Removes the deployments another server of the cluster removed.
+ */
+void canopy_distributor_merge_removed (CanopyDistributor *distributor, GHashTable *stored,
+                                       gint64 created_before);
+
 /* Sends every online device its assignments again (after publish content). */
 void canopy_distributor_reoffer (CanopyDistributor *distributor);
 

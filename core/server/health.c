@@ -331,6 +331,58 @@ check_licences (const CanopyHealthInputs *in, GPtrArray *checks)
  * see it, short enough not to hide the next one behind it. */
 #define UNCLEAN_STOP_WARNING_US (24 * G_TIME_SPAN_HOUR)
 
+/* The other servers of a cluster, each named with its ID and last
+ * heartbeat; one whose heartbeat lapsed is flagged (its agents move to
+ * the others, and its offices' leases go to them once they lapse). */
+static void
+check_cluster (const CanopyHealthInputs *in, GPtrArray *checks)
+{
+  g_autoptr (GPtrArray) members = NULL;
+  g_autoptr (GString) others = g_string_new (NULL);
+  g_autofree char *problem = NULL;
+  g_autofree char *text = NULL;
+  guint lapsed = 0, n = 0;
+
+  if (in->cluster == NULL)
+    return;
+  members = canopy_cluster_get_members (in->cluster);
+  problem = canopy_cluster_get_problem (in->cluster);
+  for (guint i = 0; i < members->len; i++)
+    {
+      const CanopyClusterMember *m = g_ptr_array_index (members, i);
+      gboolean gone = m->silent_us > CANOPY_CLUSTER_LAPSED_S * G_USEC_PER_SEC;
+
+      if (g_str_equal (m->server_id, canopy_cluster_get_server_id (in->cluster)))
+        continue;
+      n++;
+      lapsed += gone;
+      g_string_append_printf (others, "%s%s \"%s\" (ID %s): ", others->len > 0 ? "; " : "",
+                              gone ? _("LAPSED") : _("alive"), m->name, m->server_id);
+      g_string_append_printf (others, _("last heartbeat %" G_GINT64_FORMAT " s ago"),
+                              m->silent_us / G_USEC_PER_SEC);
+    }
+  if (problem != NULL)
+    {
+      text = g_strdup_printf (_("This server cannot do its part in the cluster: %s. It keeps "
+                                "serving its devices; check the database"), problem);
+      add_check (checks, "cluster", CANOPY_HEALTH_ERROR, text);
+    }
+  else if (lapsed > 0)
+    {
+      text = g_strdup_printf (_("%u of the %u other servers stopped sending heartbeats: %s. "
+                                "Their devices move to the others; start them again, or "
+                                "remove them for good"), lapsed, n, others->str);
+      add_check (checks, "cluster", CANOPY_HEALTH_WARNING, text);
+    }
+  else
+    {
+      text = g_strdup_printf (_("This server (ID %s) shares its database with %u other servers: "
+                                "%s"), canopy_cluster_get_server_id (in->cluster), n,
+                              n > 0 ? others->str : _("none yet"));
+      add_check (checks, "cluster", CANOPY_HEALTH_OK, text);
+    }
+}
+
 static void
 check_last_stop (const CanopyHealthInputs *in, GPtrArray *checks)
 {
@@ -660,5 +712,6 @@ canopy_health_compute (const CanopyHealthInputs *in, const CanopyHealthProbe *pr
   check_failures (in, checks);
   check_content_store (in, probe, checks);
   check_last_stop (in, checks);
+  check_cluster (in, checks);
   return checks;
 }

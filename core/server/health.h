@@ -5,6 +5,7 @@
 #include <glib.h>
 #include "lib/licensing.h"
 #include "server/catalog.h"
+#include "server/cluster.h"
 #include "server/content-store.h"
 #include "server/distribution-settings.h"
 #include "server/distributor.h"
@@ -44,6 +45,7 @@ typedef struct {
   const CanopyRunMarker *run_marker;
   const CanopySettings *settings;
   const guint8 *key_digest; /* SHA-256 of the shared key canopyd runs with */
+  CanopyCluster *cluster;   /* (nullable) when several servers share the database */
 } CanopyHealthInputs;
 
 /* What the checks read from outside memory: the database and the files. */

@@ -73,6 +73,23 @@ read_peer_distribution (CanopyServerConfig *config, const CanopyConfigNode *root
   return TRUE;
 }
 
+/* Several canopyd on one database: on only when the element is there. */
+static gboolean
+read_cluster (CanopyServerConfig *config, const CanopyConfigNode *root, GError **error)
+{
+  const CanopyConfigNode *cluster = canopy_config_node_get_child (root, "cluster");
+
+  config->cluster_lease_s = CANOPY_SERVER_CONFIG_LEASE_S;
+  if (cluster == NULL)
+    return TRUE;
+  config->cluster = TRUE;
+  config->cluster_poll = g_strcmp0 (canopy_config_node_get_attribute (cluster, "changes"),
+                                    "poll") == 0;
+  return canopy_config_node_get_uint (cluster, "lease-seconds", 5, 300,
+                                      CANOPY_SERVER_CONFIG_LEASE_S, &config->cluster_lease_s,
+                                      error);
+}
+
 /* Bounds on what a client that never finishes (or never starts) can
  * hold: slots, descriptors and handshake threads. */
 static gboolean
@@ -205,7 +222,7 @@ canopy_server_config_load (const char *path, GError **error)
   config->debug_domains = g_strdup (logging != NULL
                                     ? canopy_config_node_get_attribute (logging, "debug") : NULL);
   if (!read_peer_distribution (config, root, error) || !read_console (config, root, error)
-      || !read_content_store (config, root, error))
+      || !read_content_store (config, root, error) || !read_cluster (config, root, error))
     return NULL;
   read_content_sources (config, root);
   config->backend = canopy_config_node_get_child (root, "backend");

@@ -37,6 +37,10 @@ typedef struct {
   guint64 content_store_upload_slots; /* peers sent chunks at once */
   /* Directories packages may be registered from by path; empty: none. */
   GStrv content_sources;
+  /* <cluster>: several canopyd share the database */
+  gboolean cluster;
+  guint64 cluster_lease_s;   /* an office's lead lease, unless renewed */
+  gboolean cluster_poll;     /* poll for changes even if the database notifies */
   const CanopyConfigNode *backend;
   GPtrArray *transports; /* const CanopyConfigNode *, owned by @document */
 } CanopyServerConfig;
@@ -55,6 +59,9 @@ typedef struct {
 
 /* Leads fetching from the content store at once, unless configured. */
 #define CANOPY_SERVER_CONFIG_UPLOAD_SLOTS 8
+
+/* An office's lead lease in a cluster, unless <cluster lease-seconds>. */
+#define CANOPY_SERVER_CONFIG_LEASE_S 15
 
 /* Where canopyd looks when no --config is given. */
 #define CANOPY_SERVER_CONFIG_DEFAULT SYSCONFDIR "/canopy/canopyd.xml"

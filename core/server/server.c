@@ -7,6 +7,7 @@
 #include "server/server.h"
 #include "lib/signing.h"
 #include "server/catalog.h"
+#include "server/cluster.h"
 #include "server/console/console-api.h"
 #include "server/content-store.h"
 #include "server/distributor.h"
@@ -37,6 +38,7 @@ struct _CanopyServer {
   CanopySettings *settings; /* as in force: the file's, overlaid by the console's */
   CanopyConsole *console;
   CanopyRunMarker *run_marker;
+  CanopyCluster *cluster; /* (nullable) several servers share the database */
 };
 
 void
@@ -385,6 +387,7 @@ start_content_store (CanopyServer *server, GError **error)
 
 static CanopyConsole *start_console (CanopyServer *server, const CanopySharedKey *key,
                                      GError **error);
+static void start_cluster (CanopyServer *server);
 
 gboolean
 canopy_server_start (CanopyServer *server, GError **error)
@@ -417,6 +420,16 @@ canopy_server_start (CanopyServer *server, GError **error)
   server->licensing = canopy_licensing_new (seats, (gint64) config->release_after_days * 86400
                                                      * G_USEC_PER_SEC);
   canopy_licensing_set_expiry (server->licensing, expires);
+  /* Before the state is loaded: no other server's change after it is missed. */
+  if (config->cluster)
+    {
+      server->cluster = canopy_cluster_new (server->backend, config->backend,
+                                            config->state_directory, server->server_id,
+                                            config->name, (guint) config->cluster_lease_s,
+                                            config->cluster_poll, error);
+      if (server->cluster == NULL)
+        return FALSE;
+    }
   server->store = canopy_store_open (server->backend, config->backend, config->state_directory,
                                      error);
   if (server->store == NULL || !begin_run (server, error)
@@ -458,7 +471,10 @@ canopy_server_start (CanopyServer *server, GError **error)
     return FALSE;
   if (config->console)
     server->console = start_console (server, key, error);
-  return !config->console || server->console != NULL;
+  if (config->console && server->console == NULL)
+    return FALSE;
+  start_cluster (server);
+  return TRUE;
 }
 
 gboolean
@@ -470,6 +486,8 @@ canopy_server_drain (CanopyServer *server)
 void
 canopy_server_stop (CanopyServer *server)
 {
+  /* first: its deliveries reach everything below */
+  g_clear_pointer (&server->cluster, canopy_cluster_free);
   g_clear_pointer (&server->console, canopy_console_free);
   g_clear_pointer (&server->distributor, canopy_distributor_free);
   /* The sessions hand their peer connections back to the content store
@@ -533,6 +551,211 @@ console_apply_settings (gpointer owner, CanopySettings *settings, CanopyTopology
                                         settings->no_office_clients == CANOPY_NO_OFFICE_REFUSE);
 }
 
+/* --- several servers on one database ------------------------------------ */
+
+/* Settings another server changed: the file's, overlaid by what is stored
+ * now; the offices are built again only when what defines them changed. */
+static void
+merge_settings (CanopyServer *server, GPtrArray *records)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopySettings) settings = canopy_settings_new_from_config (server->config, &error);
+  CanopyTopology *topology = NULL;
+
+  if (settings == NULL)
+    {
+      g_warning (_("Settings changed on another server could not be taken in: %s"),
+                 error->message);
+      return;
+    }
+  for (guint i = 0; i < records->len; i++)
+    {
+      const CanopyClusterRecord *r = g_ptr_array_index (records, i);
+      canopy_settings_load_record (settings, r->key, r->value);
+    }
+  if (settings->distribution_optimization != server->settings->distribution_optimization
+      || g_strcmp0 (settings->topology_csv, server->settings->topology_csv) != 0)
+    {
+      topology = load_topology (server->config, settings, &error);
+      if (topology == NULL)
+        {
+          g_warning (_("The offices changed on another server could not be taken in: %s"),
+                     error->message);
+          return;
+        }
+    }
+  console_apply_settings (server, g_steal_pointer (&settings), topology);
+}
+
+/* Licences are counted over the whole cluster: the activations every
+ * server stored. */
+static void
+merge_activations (CanopyServer *server, GPtrArray *records)
+{
+  g_autoptr (GHashTable) stored = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr (GPtrArray) known = canopy_licensing_get_activations (server->licensing);
+
+  for (guint i = 0; i < records->len; i++)
+    {
+      const CanopyClusterRecord *r = g_ptr_array_index (records, i);
+      CanopyActivation activation = { r->key, 0, 0 };
+      gint64 released;
+
+      g_variant_get (r->value, "(xxx)", &activation.activated_at, &activation.last_seen,
+                     &released);
+      if (released != 0)
+        continue;
+      g_hash_table_add (stored, r->key);
+      if (canopy_licensing_lookup (server->licensing, r->key) == NULL)
+        canopy_licensing_restore (server->licensing, &activation);
+    }
+  /* released on another server (or by the stale-device rule there) */
+  for (guint i = 0; i < known->len; i++)
+    {
+      const CanopyActivation *a = g_ptr_array_index (known, i);
+
+      /* one activated here a moment ago may not be written yet */
+      if (!g_hash_table_contains (stored, a->device_id)
+          && a->activated_at < g_get_real_time () - 10 * G_USEC_PER_SEC)
+        canopy_licensing_release (server->licensing, a->device_id);
+    }
+}
+
+/* How long a record this server made may take to be written: older than
+ * that, one missing from the database was removed by another server. */
+#define CLUSTER_WRITE_GRACE_US (60 * G_USEC_PER_SEC)
+
+static GHashTable *
+record_keys (GPtrArray *records)
+{
+  GHashTable *keys = g_hash_table_new (g_str_hash, g_str_equal);
+
+  for (guint i = 0; i < records->len; i++)
+    g_hash_table_add (keys, ((CanopyClusterRecord *) g_ptr_array_index (records, i))->key);
+  return keys;
+}
+
+/* What another server removed; never while this server's own writes
+ * fail, when what is missing may only be unwritten. */
+static void
+merge_removals (CanopyServer *server, const CanopyClusterChanges *changes)
+{
+  gint64 before = g_get_real_time () - CLUSTER_WRITE_GRACE_US;
+
+  if (canopy_store_is_failing (server->store))
+    return;
+  if (changes->kinds & (1u << CANOPY_RECORD_DEPLOYMENT))
+    {
+      g_autoptr (GHashTable) stored = record_keys (changes->records[CANOPY_RECORD_DEPLOYMENT]);
+      canopy_distributor_merge_removed (server->distributor, stored, before);
+    }
+  if (changes->kinds & (1u << CANOPY_RECORD_CONTENT))
+    {
+      g_autoptr (GHashTable) stored = record_keys (changes->records[CANOPY_RECORD_CONTENT]);
+      canopy_catalog_merge_removed (server->catalog, stored, before);
+    }
+}
+
+static void
+cluster_changed (const CanopyClusterChanges *changes, gpointer user_data)
+{
+  CanopyServer *server = user_data;
+  gboolean new_content = FALSE;
+
+  if (changes->kinds & (1u << CANOPY_RECORD_SETTING))
+    merge_settings (server, changes->records[CANOPY_RECORD_SETTING]);
+  if (changes->kinds & (1u << CANOPY_RECORD_CONTENT))
+    for (guint i = 0; i < changes->records[CANOPY_RECORD_CONTENT]->len; i++)
+      {
+        const CanopyClusterRecord *r = g_ptr_array_index (changes->records[CANOPY_RECORD_CONTENT],
+                                                          i);
+        new_content |= canopy_catalog_merge_stored (server->catalog, r->key, r->value);
+      }
+  if (changes->kinds & (1u << CANOPY_RECORD_DEPLOYMENT))
+    for (guint i = 0; i < changes->records[CANOPY_RECORD_DEPLOYMENT]->len; i++)
+      {
+        const CanopyClusterRecord *r = g_ptr_array_index (
+          changes->records[CANOPY_RECORD_DEPLOYMENT], i);
+        canopy_distributor_merge_stored (server->distributor, r->key, r->value);
+      }
+  merge_removals (server, changes);
+  /* deployments waiting for content they had not seen yet */
+  if (new_content)
+    canopy_distributor_leases_changed (server->distributor);
+  if (changes->kinds & (1u << CANOPY_RECORD_OFFICE))
+    {
+      g_autoptr (GError) error = NULL;
+
+      if (!restore_auto_offices (server, server->topology, &error))
+        g_warning (_("The automatic offices could not be read back: %s; they are made again as "
+                     "their devices connect"), error->message);
+    }
+  if (changes->kinds & (1u << CANOPY_RECORD_ACTIVATION))
+    merge_activations (server, changes->records[CANOPY_RECORD_ACTIVATION]);
+  /* every server's console lists the cluster's devices */
+  if (changes->kinds & (1u << CANOPY_RECORD_DEVICE))
+    for (guint i = 0; i < changes->records[CANOPY_RECORD_DEVICE]->len; i++)
+      {
+        const CanopyClusterRecord *r = g_ptr_array_index (changes->records[CANOPY_RECORD_DEVICE],
+                                                          i);
+        canopy_store_merge_device (server->store, r->key, r->value);
+      }
+}
+
+static void
+cluster_leases_changed (gpointer user_data)
+{
+  CanopyServer *server = user_data;
+
+  canopy_distributor_leases_changed (server->distributor);
+}
+
+static gboolean
+gate_may_lead (const char *office, char **holder_detail, gpointer user_data)
+{
+  CanopyServer *server = user_data;
+
+  return canopy_cluster_holds_lease (server->cluster, office, holder_detail);
+}
+
+/* Wants the lease of each office this server would lead, publishing its
+ * leads there; lets go of the others. */
+static void
+gate_leading (GHashTable *offices, gpointer user_data)
+{
+  CanopyServer *server = user_data;
+  GHashTableIter iter;
+  gpointer office, detail;
+
+  g_hash_table_iter_init (&iter, offices);
+  while (g_hash_table_iter_next (&iter, &office, &detail))
+    canopy_cluster_want_lease (server->cluster, office, ((GString *) detail)->str);
+  canopy_cluster_keep_only (server->cluster, offices);
+}
+
+static const CanopyDistributorLeadGate lead_gate = {
+  .may_lead = gate_may_lead,
+  .leading = gate_leading,
+};
+
+static void
+start_cluster (CanopyServer *server)
+{
+  static const CanopyClusterCallbacks callbacks = {
+    .changed = cluster_changed,
+    .leases_changed = cluster_leases_changed,
+  };
+
+  if (server->cluster == NULL)
+    return;
+  canopy_distributor_set_lead_gate (server->distributor, &lead_gate, server);
+  canopy_cluster_start (server->cluster, &callbacks, server);
+  g_message (_("Cluster: this server (ID %s) shares its database with the others; their "
+               "changes are taken in as the database %s them"),
+             server->server_id,
+             canopy_cluster_is_notified (server->cluster) ? _("notifies") : _("is polled for"));
+}
+
 static CanopyConsole *
 start_console (CanopyServer *server, const CanopySharedKey *key, GError **error)
 {
@@ -545,6 +768,7 @@ start_console (CanopyServer *server, const CanopySharedKey *key, GError **error)
     .content_store = server->content_store,
     .licensing = server->licensing,
     .run_marker = server->run_marker,
+    .cluster = server->cluster,
     .owner = server,
     .get_config = console_get_config,
     .get_settings = console_get_settings,

@@ -472,6 +472,22 @@ canopy_store_remove (CanopyStore *store, CanopyRecordKind kind, const char *key)
     g_hash_table_remove (store->devices, key);
 }
 
+gboolean
+canopy_store_merge_device (CanopyStore *store, const char *device_id, GVariant *value)
+{
+  GVariant *known = g_hash_table_lookup (store->devices, device_id);
+  gint64 known_seen = 0, seen = 0;
+
+  /* member 6: last seen */
+  g_variant_get_child (value, 6, "x", &seen);
+  if (known != NULL)
+    g_variant_get_child (known, 6, "x", &known_seen);
+  if (known != NULL && seen <= known_seen)
+    return FALSE;
+  g_hash_table_insert (store->devices, g_strdup (device_id), g_variant_ref (value));
+  return TRUE;
+}
+
 GVariant *
 canopy_store_get_device (CanopyStore *store, const char *device_id)
 {

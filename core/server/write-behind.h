@@ -62,6 +62,17 @@ void canopy_store_sync (CanopyStore *store, CanopyStoreSyncFunc func, gpointer u
  */
 void canopy_store_device_history (GVariant *record, CanopyDeviceHistory *history);
 
+/**
+ * canopy_store_merge_device:
+ * @value: the device's record as the database holds it
+ *
+ * Takes in a device another server of the cluster recorded, when it was
+ * seen there later than here; nothing is written back.
+ *
+ * Returns: whether the record was taken.
+ */
+gboolean canopy_store_merge_device (CanopyStore *store, const char *device_id, GVariant *value);
+
 /** canopy_store_get_device: Returns: (transfer none) (nullable): the device's record. */
 GVariant *canopy_store_get_device (CanopyStore *store, const char *device_id);
 guint canopy_store_count_devices (const CanopyStore *store);

@@ -11,6 +11,7 @@
 #include <glib/gi18n-lib.h>
 #include <glib/gstdio.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <string.h>
 
 /* Taken by every canopy migration: "canopy" in ASCII. */
@@ -104,6 +105,9 @@ struct _CanopyPgBackend {
   PGconn *conn;
   char *location;
   GHashTable *prepared; /* SQL text -> statement name, on this connection */
+  gboolean listening;   /* LISTEN canopy_changes is in force on this session */
+  /* the last lease read, which take_lease() hands out until the next call */
+  char *lease_name, *lease_holder, *lease_detail;
 };
 
 #define MAX_PARAMS 24
@@ -271,6 +275,7 @@ run (CanopyPgBackend *b, const char *sql, Params *p, const char *doing, GError *
       /* a new session has none of the old one's prepared statements */
       PQreset (b->conn);
       g_hash_table_remove_all (b->prepared);
+      b->listening = FALSE;
     }
   if (PQstatus (b->conn) != CONNECTION_OK)
     {
@@ -1003,6 +1008,9 @@ canopy_pg_backend_close (CanopyPgBackend *b)
       PQfinish (b->conn);
     }
   g_clear_pointer (&b->prepared, g_hash_table_unref);
+  g_free (b->lease_name);
+  g_free (b->lease_holder);
+  g_free (b->lease_detail);
   g_free (b->location);
   g_free (b);
 }
@@ -1022,4 +1030,277 @@ gboolean
 canopy_pg_backend_check_health (CanopyPgBackend *b, GError **error)
 {
   return run_ok (b, "SELECT 1", NULL, _("checking health"), error);
+}
+
+/* --- clusters ------------------------------------------------------------ */
+
+/* The cluster's tables exist only in databases that servers of a cluster
+ * use: a single canopyd's schema is unchanged. Every statement is
+ * idempotent, and the migration lock keeps servers starting together from
+ * replacing the trigger function at the same moment. */
+static const char cluster_schema[] =
+  "CREATE TABLE IF NOT EXISTS servers (server_id uuid PRIMARY KEY, name text NOT NULL,"
+  "  started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL);"
+  "CREATE TABLE IF NOT EXISTS leases (name text PRIMARY KEY, holder uuid NOT NULL,"
+  "  detail text NOT NULL, expires_at timestamptz NOT NULL);"
+  "CREATE OR REPLACE FUNCTION canopy_notify_change () RETURNS trigger LANGUAGE plpgsql AS"
+  "  $$ BEGIN PERFORM pg_notify ('canopy_changes', TG_TABLE_NAME); RETURN NULL; END $$;";
+
+/* The tables whose changes the other servers reload at once, and the
+ * record kind each belongs to. Devices and licences, written at every
+ * heartbeat, are not among them: servers read those every few seconds. */
+static const struct {
+  const char *table;
+  CanopyRecordKind kind;
+} watched[] = {
+  { "contents", CANOPY_RECORD_CONTENT },
+  { "deployments", CANOPY_RECORD_DEPLOYMENT },
+  { "deployment_groups", CANOPY_RECORD_DEPLOYMENT },
+  { "settings", CANOPY_RECORD_SETTING },
+  { "offices", CANOPY_RECORD_OFFICE },
+  { "office_subnets", CANOPY_RECORD_OFFICE },
+};
+
+gboolean
+canopy_pg_backend_cluster_prepare (CanopyPgBackend *b, GError **error)
+{
+  const char *doing = _("preparing the database for a cluster");
+
+  if (!run_ok (b, "BEGIN", NULL, doing, error))
+    return FALSE;
+  if (!run_ok (b, "SELECT pg_advisory_xact_lock (" MIGRATION_LOCK ")", NULL, doing, error)
+      || !run_ok (b, cluster_schema, NULL, doing, error))
+    {
+      canopy_pg_backend_rollback (b);
+      return FALSE;
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (watched); i++)
+    {
+      g_autofree char *sql = g_strdup_printf (
+        "CREATE OR REPLACE TRIGGER canopy_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
+        " ON %s FOR EACH STATEMENT EXECUTE FUNCTION canopy_notify_change ()",
+        watched[i].table);
+      if (!run_ok (b, sql, NULL, doing, error))
+        {
+          canopy_pg_backend_rollback (b);
+          return FALSE;
+        }
+    }
+  return canopy_pg_backend_commit (b, error);
+}
+
+static void
+params_text (Params *p, const char *text)
+{
+  g_assert (p->n < MAX_PARAMS);
+  p->formats[p->n] = 0;
+  p->lengths[p->n] = 0;
+  p->values[p->n++] = g_strdup (text);
+}
+
+gboolean
+canopy_pg_backend_cluster_heartbeat (CanopyPgBackend *b, const char *server_id, const char *name,
+                                     gboolean starting, GError **error)
+{
+  Params p = { 0 };
+  gboolean ok;
+
+  params_text (&p, server_id);
+  params_text (&p, name);
+  if (starting)
+    ok = run_ok (b,
+                 "INSERT INTO servers (server_id, name, started_at, heartbeat_at)"
+                 " VALUES ($1, $2, now (), now ()) ON CONFLICT (server_id) DO UPDATE"
+                 " SET name = excluded.name, started_at = now (), heartbeat_at = now ()",
+                 &p, _("registering this server"), error);
+  else
+    ok = run_ok (b,
+                 "INSERT INTO servers (server_id, name, started_at, heartbeat_at)"
+                 " VALUES ($1, $2, now (), now ()) ON CONFLICT (server_id) DO UPDATE"
+                 " SET name = excluded.name, heartbeat_at = now ()",
+                 &p, _("recording this server's heartbeat"), error);
+  params_clear (&p);
+  return ok;
+}
+
+gboolean
+canopy_pg_backend_cluster_leave (CanopyPgBackend *b, const char *server_id, GError **error)
+{
+  Params p = { 0 };
+  gboolean ok;
+
+  params_text (&p, server_id);
+  ok = canopy_pg_backend_begin (b, error)
+       && run_ok (b, "DELETE FROM leases WHERE holder = $1", &p, _("releasing leases"), error)
+       && run_ok (b, "DELETE FROM servers WHERE server_id = $1", &p,
+                  _("leaving the cluster"), error);
+  params_clear (&p);
+  if (!ok)
+    {
+      canopy_pg_backend_rollback (b);
+      return FALSE;
+    }
+  return canopy_pg_backend_commit (b, error);
+}
+
+#define EPOCH_US(column) "(extract (epoch FROM " column ") * 1000000)::bigint"
+
+gboolean
+canopy_pg_backend_cluster_list_servers (CanopyPgBackend *b, CanopyClusterServerFunc func,
+                                        gpointer user_data, GError **error)
+{
+  PGresult *res = run (b,
+                       "SELECT server_id, name, " EPOCH_US ("started_at") ", "
+                       EPOCH_US ("heartbeat_at") ", " EPOCH_US ("now () - heartbeat_at")
+                       " FROM servers ORDER BY server_id",
+                       NULL, _("listing the cluster's servers"), error);
+
+  if (res == NULL)
+    return FALSE;
+  for (int r = 0; r < PQntuples (res); r++)
+    {
+      CanopyClusterServer server = {
+        PQgetvalue (res, r, 0), PQgetvalue (res, r, 1),
+        g_ascii_strtoll (PQgetvalue (res, r, 2), NULL, 10),
+        g_ascii_strtoll (PQgetvalue (res, r, 3), NULL, 10),
+        g_ascii_strtoll (PQgetvalue (res, r, 4), NULL, 10),
+      };
+      if (!func (&server, user_data))
+        break;
+    }
+  PQclear (res);
+  return TRUE;
+}
+
+#define LEASE_COLUMNS "name, holder, detail, " EPOCH_US ("expires_at - now ()")
+
+static void
+keep_lease (CanopyPgBackend *b, PGresult *res, CanopyClusterLease *lease)
+{
+  g_free (b->lease_name);
+  g_free (b->lease_holder);
+  g_free (b->lease_detail);
+  b->lease_name = g_strdup (PQgetvalue (res, 0, 0));
+  b->lease_holder = g_strdup (PQgetvalue (res, 0, 1));
+  b->lease_detail = g_strdup (PQgetvalue (res, 0, 2));
+  lease->name = b->lease_name;
+  lease->holder = b->lease_holder;
+  lease->detail = b->lease_detail;
+  lease->remaining_us = g_ascii_strtoll (PQgetvalue (res, 0, 3), NULL, 10);
+}
+
+/* One statement: it takes the row when it is absent, lapsed or already
+ * ours, and changes nothing otherwise, so two servers can never both
+ * believe they hold it. */
+gboolean
+canopy_pg_backend_cluster_take_lease (CanopyPgBackend *b, const char *name, const char *holder,
+                                      const char *detail, guint duration_ms,
+                                      CanopyClusterLease *lease, GError **error)
+{
+  g_autofree char *duration = g_strdup_printf ("%u", duration_ms);
+  Params p = { 0 };
+  PGresult *res;
+
+  params_text (&p, name);
+  params_text (&p, holder);
+  params_text (&p, detail);
+  params_text (&p, duration);
+  res = run (b,
+             "INSERT INTO leases AS l (name, holder, detail, expires_at)"
+             " VALUES ($1, $2, $3, now () + $4::bigint * interval '1 millisecond')"
+             " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+             " detail = excluded.detail, expires_at = excluded.expires_at"
+             " WHERE l.holder = excluded.holder OR l.expires_at <= now ()"
+             " RETURNING " LEASE_COLUMNS,
+             &p, _("taking a lease"), error);
+  params_clear (&p);
+  if (res == NULL)
+    return FALSE;
+  if (PQntuples (res) == 0)
+    {
+      PQclear (res);
+      params_text (&p, name);
+      res = run (b, "SELECT " LEASE_COLUMNS " FROM leases WHERE name = $1", &p,
+                 _("reading a lease"), error);
+      params_clear (&p);
+      if (res == NULL)
+        return FALSE;
+      if (PQntuples (res) == 0)
+        {
+          /* released between the two statements: nobody holds it now */
+          PQclear (res);
+          g_set_error (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_LOCKED,
+                       _("The lease \"%s\" in the PostgreSQL %s changed while it was taken; "
+                         "try again"), name, b->location);
+          return FALSE;
+        }
+    }
+  keep_lease (b, res, lease);
+  PQclear (res);
+  return TRUE;
+}
+
+gboolean
+canopy_pg_backend_cluster_list_leases (CanopyPgBackend *b, CanopyClusterLeaseFunc func,
+                                       gpointer user_data, GError **error)
+{
+  PGresult *res = run (b, "SELECT " LEASE_COLUMNS " FROM leases ORDER BY name", NULL,
+                       _("listing leases"), error);
+
+  if (res == NULL)
+    return FALSE;
+  for (int r = 0; r < PQntuples (res); r++)
+    {
+      CanopyClusterLease lease = {
+        PQgetvalue (res, r, 0), PQgetvalue (res, r, 1), PQgetvalue (res, r, 2),
+        g_ascii_strtoll (PQgetvalue (res, r, 3), NULL, 10),
+      };
+      if (!func (&lease, user_data))
+        break;
+    }
+  PQclear (res);
+  return TRUE;
+}
+
+static void
+collect_notifications (CanopyPgBackend *b, CanopyChangeKinds *changed)
+{
+  PGnotify *notify;
+
+  while ((notify = PQnotifies (b->conn)) != NULL)
+    {
+      for (gsize i = 0; i < G_N_ELEMENTS (watched); i++)
+        if (g_strcmp0 (notify->extra, watched[i].table) == 0)
+          *changed |= 1u << watched[i].kind;
+      PQfreemem (notify);
+    }
+}
+
+gboolean
+canopy_pg_backend_cluster_wait_changes (CanopyPgBackend *b, guint timeout_ms,
+                                        CanopyChangeKinds *changed, GError **error)
+{
+  struct pollfd fd;
+
+  *changed = 0;
+  if (!b->listening)
+    {
+      if (!run_ok (b, "LISTEN canopy_changes", NULL, _("listening for changes"), error))
+        return FALSE;
+      b->listening = TRUE;
+    }
+  /* what arrived with the answers to earlier statements */
+  collect_notifications (b, changed);
+  if (*changed != 0)
+    return TRUE;
+  fd.fd = PQsocket (b->conn);
+  fd.events = POLLIN;
+  fd.revents = 0;
+  if (fd.fd < 0 || (poll (&fd, 1, (int) timeout_ms) > 0 && !PQconsumeInput (b->conn)))
+    {
+      b->listening = FALSE;
+      return set_pg_error (b, NULL, _("listening for changes"), error);
+    }
+  collect_notifications (b, changed);
+  return TRUE;
 }

@@ -46,4 +46,24 @@ gboolean canopy_pg_backend_list_log (CanopyPgBackend *b, CanopyLogKind kind, gin
                                      guint limit, CanopyLogFunc func, gpointer user_data,
                                      GError **error);
 
+/* Clusters (see <canopy/backend-cluster.h>). */
+gboolean canopy_pg_backend_cluster_prepare (CanopyPgBackend *b, GError **error);
+gboolean canopy_pg_backend_cluster_heartbeat (CanopyPgBackend *b, const char *server_id,
+                                              const char *name, gboolean starting,
+                                              GError **error);
+gboolean canopy_pg_backend_cluster_leave (CanopyPgBackend *b, const char *server_id,
+                                          GError **error);
+gboolean canopy_pg_backend_cluster_list_servers (CanopyPgBackend *b,
+                                                 CanopyClusterServerFunc func,
+                                                 gpointer user_data, GError **error);
+gboolean canopy_pg_backend_cluster_take_lease (CanopyPgBackend *b, const char *name,
+                                               const char *holder, const char *detail,
+                                               guint duration_ms, CanopyClusterLease *lease,
+                                               GError **error);
+gboolean canopy_pg_backend_cluster_list_leases (CanopyPgBackend *b,
+                                                CanopyClusterLeaseFunc func,
+                                                gpointer user_data, GError **error);
+gboolean canopy_pg_backend_cluster_wait_changes (CanopyPgBackend *b, guint timeout_ms,
+                                                 CanopyChangeKinds *changed, GError **error);
+
 G_END_DECLS

@@ -150,5 +150,67 @@ static const CanopyBackendOps ops = {
   .list_log = pg_list_log,
 };
 
+/* --- clusters ------------------------------------------------------------ */
+
+static gboolean
+pg_cluster_prepare (gpointer handle, GError **error)
+{
+  return canopy_pg_backend_cluster_prepare (handle, error);
+}
+
+static gboolean
+pg_cluster_heartbeat (gpointer handle, const char *server_id, const char *name,
+                      gboolean starting, GError **error)
+{
+  return canopy_pg_backend_cluster_heartbeat (handle, server_id, name, starting, error);
+}
+
+static gboolean
+pg_cluster_leave (gpointer handle, const char *server_id, GError **error)
+{
+  return canopy_pg_backend_cluster_leave (handle, server_id, error);
+}
+
+static gboolean
+pg_cluster_list_servers (gpointer handle, CanopyClusterServerFunc func, gpointer user_data,
+                         GError **error)
+{
+  return canopy_pg_backend_cluster_list_servers (handle, func, user_data, error);
+}
+
+static gboolean
+pg_cluster_take_lease (gpointer handle, const char *name, const char *holder,
+                       const char *detail, guint duration_ms, CanopyClusterLease *lease,
+                       GError **error)
+{
+  return canopy_pg_backend_cluster_take_lease (handle, name, holder, detail, duration_ms, lease,
+                                               error);
+}
+
+static gboolean
+pg_cluster_list_leases (gpointer handle, CanopyClusterLeaseFunc func, gpointer user_data,
+                        GError **error)
+{
+  return canopy_pg_backend_cluster_list_leases (handle, func, user_data, error);
+}
+
+static gboolean
+pg_cluster_wait_changes (gpointer handle, guint timeout_ms, CanopyChangeKinds *changed,
+                         GError **error)
+{
+  return canopy_pg_backend_cluster_wait_changes (handle, timeout_ms, changed, error);
+}
+
+G_MODULE_EXPORT const CanopyBackendClusterOps canopy_backend_cluster_ops = {
+  .size = sizeof (CanopyBackendClusterOps),
+  .prepare = pg_cluster_prepare,
+  .heartbeat = pg_cluster_heartbeat,
+  .leave = pg_cluster_leave,
+  .list_servers = pg_cluster_list_servers,
+  .take_lease = pg_cluster_take_lease,
+  .list_leases = pg_cluster_list_leases,
+  .wait_changes = pg_cluster_wait_changes,
+};
+
 CANOPY_PLUGIN_DEFINE (CANOPY_PLUGIN_KIND_BACKEND, "postgresql", PACKAGE_VERSION,
                       "PostgreSQL server (libpq)", schema, &ops);

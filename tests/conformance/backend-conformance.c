@@ -683,10 +683,29 @@ run_conformance (const char *name)
   target_teardown (&t);
 }
 
+/* The embedded database is one server's: asking it for a cluster says so
+ * by name instead of misbehaving. */
+static void
+check_no_cluster (Target *t)
+{
+  g_autoptr (CanopyBackend) backend = target_open (t);
+  g_autoptr (GError) error = NULL;
+
+  CU_ASSERT_FALSE (canopy_backend_supports_cluster (backend));
+  CU_ASSERT_FALSE (canopy_backend_cluster_prepare (backend, &error));
+  CU_ASSERT (g_error_matches (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_UNSUPPORTED));
+  CU_ASSERT (error != NULL && strstr (error->message, "\"sqlite\"") != NULL);
+}
+
 static void
 test_sqlite (void)
 {
+  Target t;
+
   run_conformance ("sqlite");
+  if (target_setup (&t, "sqlite"))
+    check_no_cluster (&t);
+  target_teardown (&t);
 }
 
 static char *
@@ -814,6 +833,120 @@ check_too_new (Target *t)
   CU_ASSERT_STRING_EQUAL (after, "999|3\n");
 }
 
+
+/* --- clusters -------------------------------------------------------------- */
+
+#define SERVER_A "5a000000-0000-4000-8000-00000000000a"
+#define SERVER_B "5b000000-0000-4000-8000-00000000000b"
+
+static gboolean
+collect_servers (const CanopyClusterServer *server, gpointer user_data)
+{
+  g_ptr_array_add (user_data, g_strdup_printf ("%s %s %d", server->server_id, server->name,
+                                               server->silent_us < 60 * G_USEC_PER_SEC
+                                                 && server->heartbeat_at > 0
+                                                 && server->started_at > 0));
+  return TRUE;
+}
+
+static char *
+take (CanopyBackend *backend, const char *holder, const char *detail, guint ms)
+{
+  g_autoptr (GError) error = NULL;
+  CanopyClusterLease lease;
+
+  CU_ASSERT_FATAL (canopy_backend_cluster_take_lease (backend, "North", holder, detail, ms,
+                                                      &lease, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_STRING_EQUAL (lease.name, "North");
+  return g_strdup_printf ("%s %s", lease.holder, lease.detail);
+}
+
+/* Two connections stand for two servers: the registry, a lease that only
+ * one holds until it lapses, and another session's change notified. */
+static void
+check_cluster (Target *t)
+{
+  g_autoptr (CanopyBackend) a = target_open (t);
+  g_autoptr (CanopyBackend) b = target_open (t);
+  g_autoptr (GPtrArray) servers = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GError) error = NULL;
+  CanopyChangeKinds changed = 0;
+  g_autofree char *held = NULL;
+  gint64 deadline;
+
+  CU_ASSERT_FATAL (canopy_backend_supports_cluster (a));
+  CU_ASSERT (canopy_backend_supports_notification (a));
+  /* both prepare at once, as two servers starting together do */
+  CU_ASSERT_FATAL (canopy_backend_cluster_prepare (a, &error));
+  CU_ASSERT_FATAL (canopy_backend_cluster_prepare (b, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+
+  CU_ASSERT (canopy_backend_cluster_heartbeat (a, SERVER_A, "alpha", TRUE, &error));
+  CU_ASSERT (canopy_backend_cluster_heartbeat (b, SERVER_B, "beta", TRUE, &error));
+  CU_ASSERT (canopy_backend_cluster_heartbeat (a, SERVER_A, "alpha", FALSE, &error));
+  CU_ASSERT (canopy_backend_cluster_list_servers (b, collect_servers, servers, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_EQUAL_FATAL (servers->len, 2);
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (servers, 0), SERVER_A " alpha 1");
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (servers, 1), SERVER_B " beta 1");
+
+  /* the first taker holds it; the other is refused and told who holds it */
+  held = take (a, SERVER_A, "lead-a", 60000);
+  CU_ASSERT_STRING_EQUAL (held, SERVER_A " lead-a");
+  g_free (held);
+  held = take (b, SERVER_B, "lead-b", 60000);
+  CU_ASSERT_STRING_EQUAL (held, SERVER_A " lead-a");
+  g_free (held);
+  /* the holder renews and changes what it publishes */
+  held = take (a, SERVER_A, "lead-a2", 300);
+  CU_ASSERT_STRING_EQUAL (held, SERVER_A " lead-a2");
+  g_free (held);
+  /* once lapsed, it is the other's */
+  g_usleep (600 * 1000);
+  held = take (b, SERVER_B, "lead-b", 60000);
+  CU_ASSERT_STRING_EQUAL (held, SERVER_B " lead-b");
+  g_free (held);
+  held = take (a, SERVER_A, "lead-a", 60000);
+  CU_ASSERT_STRING_EQUAL (held, SERVER_B " lead-b");
+  g_clear_pointer (&held, g_free);
+
+  /* a clean leave releases what the server held */
+  CU_ASSERT (canopy_backend_cluster_leave (b, SERVER_B, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  held = take (a, SERVER_A, "lead-a", 60000);
+  CU_ASSERT_STRING_EQUAL (held, SERVER_A " lead-a");
+  g_clear_pointer (&held, g_free);
+  g_ptr_array_set_size (servers, 0);
+  CU_ASSERT (canopy_backend_cluster_list_servers (a, collect_servers, servers, &error));
+  CU_ASSERT_EQUAL (servers->len, 1);
+
+  /* b listens (nothing reported from before), a registers content */
+  CU_ASSERT (canopy_backend_cluster_wait_changes (b, 0, &changed, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  {
+    CanopyRecord record = { CONTENT, g_variant_ref_sink (g_variant_new (
+                                       "(sss@ayxx)", "app", "1", "https://example.com/app",
+                                       g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, "m", 1, 1),
+                                       G_GINT64_CONSTANT (1000), G_GINT64_CONSTANT (0))) };
+
+    CU_ASSERT (canopy_backend_put (a, CANOPY_RECORD_CONTENT, &record, 1, &error));
+    CANOPY_ASSERT_NO_ERROR (error);
+    g_variant_unref (record.value);
+  }
+  changed = 0;
+  deadline = g_get_monotonic_time () + canopy_test_timeout (10) * G_USEC_PER_SEC;
+  while ((changed & (1u << CANOPY_RECORD_CONTENT)) == 0 && g_get_monotonic_time () < deadline)
+    {
+      CanopyChangeKinds now = 0;
+
+      CU_ASSERT_FATAL (canopy_backend_cluster_wait_changes (b, 500, &now, &error));
+      changed |= now;
+    }
+  CU_ASSERT (changed & (1u << CANOPY_RECORD_CONTENT));
+  CU_ASSERT_FALSE (changed & (1u << CANOPY_RECORD_DEVICE));
+}
+
 static void
 test_postgresql (void)
 {
@@ -840,6 +973,7 @@ test_postgresql (void)
       check_two_processes (&t);
       check_pg_admins_moved (&t);
       check_pg_release_admins (&t);
+      check_cluster (&t);
       check_too_new (&t);
     }
   target_teardown (&t);

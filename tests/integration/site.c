@@ -144,13 +144,14 @@ write_server_config (CanopyTestSite *s)
     "  <heartbeat interval='1'/>\n"
     "  <console address='%s' port='%u' %s/>\n"
     "%s%s%s"
-    "  <backend plugin='sqlite'/>\n"
+    "  %s\n"
     "  <transport plugin='tcp'><listen address='%s' port='%u'/></transport>\n"
     "</server>\n",
     s->state, extra_group, s->options.optimization_off ? "false" : "true", topology, address,
     s->console_port, s->options.console_attributes != NULL ? s->options.console_attributes : "",
-    store, sources, s->options.server_xml != NULL ? s->options.server_xml : "", address,
-    s->agent_port);
+    store, sources, s->options.server_xml != NULL ? s->options.server_xml : "",
+    s->options.backend_xml != NULL ? s->options.backend_xml : "<backend plugin='sqlite'/>",
+    address, s->agent_port);
   g_autofree char *csv = NULL;
 
   if (s->options.topology != NULL)
@@ -504,7 +505,10 @@ canopy_test_admin_add (const char *config, const char *name, const char *role,
 static char *
 make_token (const CanopyTestSite *s)
 {
-  return canopy_test_admin_add (s->config, "site-admin", "administrator", NULL, NULL);
+  return canopy_test_admin_add (s->config,
+                                s->options.admin_name != NULL ? s->options.admin_name
+                                                              : "site-admin",
+                                "administrator", NULL, NULL);
 }
 
 CanopyManifest *

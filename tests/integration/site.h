@@ -58,6 +58,11 @@ typedef struct {
   /* A group the agent of a slot (canopy_test_site_slot()) is in besides
    * its own, to deploy to some agents of an office only; NULL: none. */
   const char *agent_groups[CANOPY_TEST_SITE_N_AGENTS];
+  /* The administrator the site's token is made for; NULL: site-admin.
+   * Sites sharing a database need different ones. */
+  const char *admin_name;
+  /* The <backend> element; NULL: the embedded SQLite database. */
+  const char *backend_xml;
 } CanopyTestSiteOptions;
 
 typedef struct {

@@ -294,8 +294,32 @@ test_console_element (void)
   CU_ASSERT_EQUAL (config->background_target_ms, CANOPY_DISTRIBUTOR_DEFAULT_BACKGROUND_TARGET_MS);
 }
 
+/* <cluster>: off unless there; its lease and change detection. */
+static void
+test_cluster_element (void)
+{
+  g_autofree char *full = canopy_test_src_path ("tests", "config", "data", "canopyd-full.xml",
+                                                NULL);
+  g_autofree char *minimal = canopy_test_src_path ("tests", "config", "data",
+                                                   "canopyd-minimal.xml", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CanopyServerConfig) config = canopy_server_config_load (full, &error);
+
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT (config->cluster);
+  CU_ASSERT_EQUAL (config->cluster_lease_s, 30);
+  CU_ASSERT (config->cluster_poll);
+  g_clear_pointer (&config, canopy_server_config_free);
+  config = canopy_server_config_load (minimal, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_FALSE (config->cluster);
+  CU_ASSERT_EQUAL (config->cluster_lease_s, CANOPY_SERVER_CONFIG_LEASE_S);
+  CU_ASSERT_FALSE (config->cluster_poll);
+}
+
 CANOPY_TEST_SUITE (config, "config", NULL, NULL,
                    { "data files", test_data_files },
+                   { "cluster element", test_cluster_element },
                    { "console element", test_console_element },
                    { "shipped examples", test_shipped_examples },
                    { "unreadable file", test_unreadable_file },

@@ -9,6 +9,7 @@
 #include "lib/topology.h"
 #include "server/admins.h"
 #include "server/catalog.h"
+#include "server/cluster.h"
 #include "server/content-store.h"
 #include "server/distributor.h"
 #include "server/run-marker.h"
@@ -39,6 +40,7 @@ typedef struct {
   CanopyContentStore *content_store; /* (nullable): without <content-store> */
   CanopyLicensing *licensing;
   const CanopyRunMarker *run_marker; /* whether the last run stopped cleanly */
+  CanopyCluster *cluster;            /* (nullable) the other servers on the database */
 
   gpointer owner; /* passed to each callback below */
   const CanopyServerConfig *(*get_config) (gpointer owner);

@@ -39,6 +39,7 @@ build_report (CanopyConsole *console, const CanopyHealthProbe *probe)
     .run_marker = console->context.run_marker,
     .settings = canopy_console_settings (console),
     .key_digest = console->key_digest,
+    .cluster = console->context.cluster,
   };
   g_autoptr (GPtrArray) checks = canopy_health_compute (&in, probe);
   g_autoptr (JsonBuilder) b = json_builder_new ();

@@ -1,0 +1,633 @@
+/* Several canopyd on one database. The worker thread ticks every second:
+ * heartbeat, read the registry, take or renew the wanted leases, then
+ * wait for the rest of the second for changes (notified) or compare what
+ * is stored with what it was (polled). What changed is read whole on the
+ * thread and handed to the main loop, which merges it. */
+#include "build-config.h"
+
+#define G_LOG_DOMAIN "canopyd-cluster"
+
+#include "server/cluster.h"
+#include "lib/i18n.h"
+
+#include <string.h>
+
+#define TICK_MS 1000
+/* A lease is believed held until this long before the database lets it
+ * lapse: a late renewal never lets two servers lead one office. */
+#define LEASE_MARGIN_MS 3000
+/* How often deliveries are looked for on the main loop. */
+#define DELIVER_MS 100
+
+/* The kinds other servers' changes to which this server takes in. */
+static const CanopyRecordKind shared_kinds[] = {
+  CANOPY_RECORD_CONTENT, CANOPY_RECORD_DEPLOYMENT, CANOPY_RECORD_SETTING,
+  CANOPY_RECORD_OFFICE, CANOPY_RECORD_ACTIVATION, CANOPY_RECORD_DEVICE,
+};
+
+/* Devices and their licences change with every heartbeat of every device:
+ * they are read every 10 s rather than at each change, which keeps a
+ * cluster of tens of thousands of devices from reading them every second. */
+#define SLOW_KINDS ((1u << CANOPY_RECORD_ACTIVATION) | (1u << CANOPY_RECORD_DEVICE))
+#define SLOW_EVERY_US (10 * G_USEC_PER_SEC)
+
+typedef struct {
+  char *holder;
+  char *detail;
+  gint64 valid_until; /* monotonic µs; only meaningful when we hold it */
+} LeaseView;
+
+struct _CanopyCluster {
+  CanopyBackend *backend; /* the thread's, after start */
+  char *server_id;
+  char *name;
+  guint lease_ms;
+  gboolean notified;
+  char *checksums[CANOPY_N_RECORD_KINDS]; /* of what was last delivered */
+  gint64 slow_read_at; /* monotonic µs the slow kinds were last read */
+
+  GThread *thread;
+  gint stopping;
+  GMainContext *context;
+  guint deliver_source;
+  GAsyncQueue *deliveries; /* CanopyClusterChanges * */
+  gint leases_dirty;
+  CanopyClusterCallbacks callbacks;
+  gpointer user_data;
+
+  GMutex lock; /* what follows */
+  GHashTable *wanted;   /* office → detail to publish */
+  GPtrArray *dropped;   /* offices to give up */
+  GHashTable *leases;   /* office → LeaseView */
+  GPtrArray *members;   /* CanopyClusterMember */
+  char *problem;
+};
+
+static void
+lease_view_free (LeaseView *view)
+{
+  g_free (view->holder);
+  g_free (view->detail);
+  g_free (view);
+}
+
+void
+canopy_cluster_member_free (CanopyClusterMember *member)
+{
+  g_free (member->server_id);
+  g_free (member->name);
+  g_free (member);
+}
+
+static void
+cluster_record_free (CanopyClusterRecord *record)
+{
+  g_free (record->key);
+  g_variant_unref (record->value);
+  g_free (record);
+}
+
+static void
+changes_free (CanopyClusterChanges *changes)
+{
+  for (guint k = 0; k < CANOPY_N_RECORD_KINDS; k++)
+    g_clear_pointer (&changes->records[k], g_ptr_array_unref);
+  g_free (changes);
+}
+
+/* --- reading records ----------------------------------------------------- */
+
+typedef struct {
+  GPtrArray *records;
+  GChecksum *checksum;
+} Reading;
+
+static gboolean
+read_one (const char *key, GVariant *value, gpointer user_data)
+{
+  Reading *reading = user_data;
+  CanopyClusterRecord *record = g_new0 (CanopyClusterRecord, 1);
+
+  record->key = g_strdup (key);
+  record->value = g_variant_ref (value);
+  g_ptr_array_add (reading->records, record);
+  g_checksum_update (reading->checksum, (const guchar *) key, (gssize) strlen (key) + 1);
+  g_checksum_update (reading->checksum, g_variant_get_data (value),
+                     (gssize) g_variant_get_size (value));
+  return TRUE;
+}
+
+/* Every record of @kind and their digest, or NULL with @error. */
+static GPtrArray *
+read_kind (CanopyBackend *backend, CanopyRecordKind kind, char **digest, GError **error)
+{
+  g_autoptr (GPtrArray) records = g_ptr_array_new_with_free_func (
+    (GDestroyNotify) cluster_record_free);
+  g_autoptr (GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  Reading reading = { records, checksum };
+
+  if (!canopy_backend_list (backend, kind, read_one, &reading, error))
+    return NULL;
+  *digest = g_strdup (g_checksum_get_string (checksum));
+  return g_steal_pointer (&records);
+}
+
+/* Reads @kinds and queues for the main loop those whose records differ
+ * from what was last delivered. */
+static gboolean
+deliver_kinds (CanopyCluster *cluster, CanopyChangeKinds kinds, GError **error)
+{
+  CanopyClusterChanges *changes = g_new0 (CanopyClusterChanges, 1);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (shared_kinds); i++)
+    {
+      CanopyRecordKind kind = shared_kinds[i];
+      g_autofree char *digest = NULL;
+      GPtrArray *records;
+
+      if ((kinds & (1u << kind)) == 0)
+        continue;
+      records = read_kind (cluster->backend, kind, &digest, error);
+      if (records == NULL)
+        {
+          changes_free (changes);
+          return FALSE;
+        }
+      if (g_strcmp0 (digest, cluster->checksums[kind]) == 0)
+        {
+          g_ptr_array_unref (records);
+          continue;
+        }
+      g_free (cluster->checksums[kind]);
+      cluster->checksums[kind] = g_steal_pointer (&digest);
+      changes->kinds |= 1u << kind;
+      changes->records[kind] = records;
+    }
+  if (changes->kinds == 0)
+    {
+      changes_free (changes);
+      return TRUE;
+    }
+  g_async_queue_push (cluster->deliveries, changes);
+  g_main_context_wakeup (cluster->context);
+  return TRUE;
+}
+
+static CanopyChangeKinds
+all_shared_kinds (void)
+{
+  CanopyChangeKinds kinds = 0;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (shared_kinds); i++)
+    kinds |= 1u << shared_kinds[i];
+  return kinds;
+}
+
+/* --- the thread ---------------------------------------------------------- */
+
+static void
+note_problem (CanopyCluster *cluster, const GError *error)
+{
+  gboolean first;
+
+  g_mutex_lock (&cluster->lock);
+  first = cluster->problem == NULL || !g_str_equal (cluster->problem, error->message);
+  g_free (cluster->problem);
+  cluster->problem = g_strdup (error->message);
+  g_mutex_unlock (&cluster->lock);
+  /* once per distinct problem, not every second */
+  if (first)
+    g_warning (_("The cluster's database work failed; the server keeps serving its own "
+                 "devices and tries again every second: %s"), error->message);
+}
+
+static void
+clear_problem (CanopyCluster *cluster)
+{
+  g_mutex_lock (&cluster->lock);
+  if (cluster->problem != NULL)
+    g_message (_("The cluster's database work succeeds again"));
+  g_clear_pointer (&cluster->problem, g_free);
+  g_mutex_unlock (&cluster->lock);
+}
+
+static gboolean
+add_member (const CanopyClusterServer *server, gpointer user_data)
+{
+  CanopyClusterMember *member = g_new0 (CanopyClusterMember, 1);
+
+  member->server_id = g_strdup (server->server_id);
+  member->name = g_strdup (server->name);
+  member->started_at = server->started_at;
+  member->heartbeat_at = server->heartbeat_at;
+  member->silent_us = server->silent_us;
+  g_ptr_array_add (user_data, member);
+  return TRUE;
+}
+
+static gboolean
+beat (CanopyCluster *cluster, GError **error)
+{
+  g_autoptr (GPtrArray) members = g_ptr_array_new_with_free_func (
+    (GDestroyNotify) canopy_cluster_member_free);
+
+  if (!canopy_backend_cluster_heartbeat (cluster->backend, cluster->server_id, cluster->name,
+                                         FALSE, error)
+      || !canopy_backend_cluster_list_servers (cluster->backend, add_member, members, error))
+    return FALSE;
+  g_mutex_lock (&cluster->lock);
+  g_ptr_array_unref (cluster->members);
+  cluster->members = g_steal_pointer (&members);
+  g_mutex_unlock (&cluster->lock);
+  return TRUE;
+}
+
+/* Records what the database says of @office's lease; TRUE when it is not
+ * what this server believed. */
+static gboolean
+note_lease (CanopyCluster *cluster, const char *office, const CanopyClusterLease *lease,
+            gint64 asked_at)
+{
+  LeaseView *view = g_hash_table_lookup (cluster->leases, office);
+  gboolean ours = g_strcmp0 (lease->holder, cluster->server_id) == 0
+                  && lease->remaining_us > 0;
+  gboolean was_ours = view != NULL && g_strcmp0 (view->holder, cluster->server_id) == 0
+                      && g_get_monotonic_time () < view->valid_until;
+  gboolean changed = view == NULL || g_strcmp0 (view->holder, lease->holder) != 0
+                     || g_strcmp0 (view->detail, lease->detail) != 0 || ours != was_ours;
+
+  if (view == NULL)
+    {
+      view = g_new0 (LeaseView, 1);
+      g_hash_table_insert (cluster->leases, g_strdup (office), view);
+    }
+  g_free (view->holder);
+  g_free (view->detail);
+  view->holder = g_strdup (lease->holder);
+  view->detail = g_strdup (lease->detail);
+  /* counted from before the request: the database's expiry is later */
+  view->valid_until = ours ? asked_at + (gint64) cluster->lease_ms * 1000
+                               - LEASE_MARGIN_MS * 1000
+                           : 0;
+  return changed;
+}
+
+static gboolean
+tend_leases (CanopyCluster *cluster, GError **error)
+{
+  g_autoptr (GHashTable) wanted = NULL;
+  g_autoptr (GPtrArray) dropped = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
+  gboolean changed = FALSE;
+
+  g_mutex_lock (&cluster->lock);
+  wanted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_hash_table_iter_init (&iter, cluster->wanted);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    g_hash_table_insert (wanted, g_strdup (key), g_strdup (value));
+  dropped = g_steal_pointer (&cluster->dropped);
+  cluster->dropped = g_ptr_array_new_with_free_func (g_free);
+  g_mutex_unlock (&cluster->lock);
+
+  for (guint i = 0; i < dropped->len; i++)
+    {
+      const char *office = g_ptr_array_index (dropped, i);
+      CanopyClusterLease lease;
+
+      if (g_hash_table_contains (wanted, office))
+        continue;
+      /* taking it for no time lets it lapse now, if it is ours */
+      if (!canopy_backend_cluster_take_lease (cluster->backend, office, cluster->server_id, "",
+                                              0, &lease, error))
+        return FALSE;
+      g_mutex_lock (&cluster->lock);
+      g_hash_table_remove (cluster->leases, office);
+      g_mutex_unlock (&cluster->lock);
+    }
+  g_hash_table_iter_init (&iter, wanted);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      gint64 asked_at = g_get_monotonic_time ();
+      CanopyClusterLease lease;
+
+      if (!canopy_backend_cluster_take_lease (cluster->backend, key, cluster->server_id, value,
+                                              cluster->lease_ms, &lease, error))
+        return FALSE;
+      g_mutex_lock (&cluster->lock);
+      changed |= note_lease (cluster, key, &lease, asked_at);
+      g_mutex_unlock (&cluster->lock);
+    }
+  if (changed)
+    {
+      g_atomic_int_set (&cluster->leases_dirty, 1);
+      g_main_context_wakeup (cluster->context);
+    }
+  return TRUE;
+}
+
+static gboolean
+read_slow_kinds (CanopyCluster *cluster, GError **error)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (now - cluster->slow_read_at < SLOW_EVERY_US)
+    return TRUE;
+  if (!deliver_kinds (cluster, SLOW_KINDS, error))
+    return FALSE;
+  cluster->slow_read_at = now;
+  return TRUE;
+}
+
+/* The rest of the tick: changes notified until then, or one poll. */
+static gboolean
+watch_changes (CanopyCluster *cluster, gint64 tick_end, GError **error)
+{
+  CanopyChangeKinds kinds = 0;
+
+  if (!cluster->notified)
+    {
+      if (!deliver_kinds (cluster, all_shared_kinds () & ~SLOW_KINDS, error))
+        return FALSE;
+      while (!g_atomic_int_get (&cluster->stopping) && g_get_monotonic_time () < tick_end)
+        g_usleep (MIN (100 * 1000, MAX (0, tick_end - g_get_monotonic_time ())));
+      return TRUE;
+    }
+  while (!g_atomic_int_get (&cluster->stopping))
+    {
+      gint64 left_ms = (tick_end - g_get_monotonic_time ()) / 1000;
+      CanopyChangeKinds now = 0;
+
+      if (left_ms <= 0)
+        break;
+      if (!canopy_backend_cluster_wait_changes (cluster->backend, (guint) left_ms, &now, error))
+        return FALSE;
+      kinds |= now & ~SLOW_KINDS;
+      /* at once: the two seconds a change may take include the write-behind */
+      if (kinds != 0)
+        {
+          if (!deliver_kinds (cluster, kinds, error))
+            return FALSE;
+          kinds = 0;
+        }
+    }
+  return TRUE;
+}
+
+static gpointer
+run_thread (gpointer data)
+{
+  CanopyCluster *cluster = data;
+  /* after a failure, notifications may have been lost with the session:
+   * everything is read again once the database answers */
+  gboolean resync = FALSE;
+
+  while (!g_atomic_int_get (&cluster->stopping))
+    {
+      gint64 tick_end = g_get_monotonic_time () + TICK_MS * 1000;
+      g_autoptr (GError) error = NULL;
+
+      if (beat (cluster, &error) && tend_leases (cluster, &error)
+          && (!resync || deliver_kinds (cluster, all_shared_kinds (), &error))
+          && read_slow_kinds (cluster, &error) && watch_changes (cluster, tick_end, &error))
+        {
+          resync = FALSE;
+          clear_problem (cluster);
+          continue;
+        }
+      note_problem (cluster, error);
+      resync = TRUE;
+      while (!g_atomic_int_get (&cluster->stopping) && g_get_monotonic_time () < tick_end)
+        g_usleep (100 * 1000);
+    }
+  return NULL;
+}
+
+/* --- the main loop's side ------------------------------------------------ */
+
+static gboolean
+deliver (gpointer user_data)
+{
+  CanopyCluster *cluster = user_data;
+  CanopyClusterChanges *changes;
+
+  while ((changes = g_async_queue_try_pop (cluster->deliveries)) != NULL)
+    {
+      cluster->callbacks.changed (changes, cluster->user_data);
+      changes_free (changes);
+    }
+  if (g_atomic_int_compare_and_exchange (&cluster->leases_dirty, 1, 0))
+    cluster->callbacks.leases_changed (cluster->user_data);
+  else
+    {
+      /* a held lease whose renewal is overdue is no longer believed */
+      GHashTableIter iter;
+      gpointer value;
+      gboolean lapsed = FALSE;
+      gint64 now = g_get_monotonic_time ();
+
+      g_mutex_lock (&cluster->lock);
+      g_hash_table_iter_init (&iter, cluster->leases);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        {
+          LeaseView *view = value;
+
+          if (view->valid_until != 0 && now >= view->valid_until)
+            {
+              view->valid_until = 0;
+              lapsed = TRUE;
+            }
+        }
+      g_mutex_unlock (&cluster->lock);
+      if (lapsed)
+        cluster->callbacks.leases_changed (cluster->user_data);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+CanopyCluster *
+canopy_cluster_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
+                    const char *state_directory, const char *server_id, const char *name,
+                    guint lease_s, gboolean poll, GError **error)
+{
+  g_autoptr (CanopyCluster) cluster = g_new0 (CanopyCluster, 1);
+  CanopyChangeKinds ignored = 0;
+
+  g_mutex_init (&cluster->lock);
+  cluster->server_id = g_strdup (server_id);
+  cluster->name = g_strdup (name);
+  cluster->lease_ms = lease_s * 1000;
+  cluster->wanted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  cluster->dropped = g_ptr_array_new_with_free_func (g_free);
+  cluster->leases = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           (GDestroyNotify) lease_view_free);
+  cluster->members = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_cluster_member_free);
+  cluster->deliveries = g_async_queue_new_full ((GDestroyNotify) changes_free);
+  cluster->backend = canopy_backend_open (plugin, element, state_directory, error);
+  if (cluster->backend == NULL)
+    return NULL;
+  cluster->notified = !poll && canopy_backend_supports_notification (cluster->backend);
+  if (!canopy_backend_cluster_prepare (cluster->backend, error)
+      || !canopy_backend_cluster_heartbeat (cluster->backend, server_id, name, TRUE, error)
+      || !beat (cluster, error)
+      /* listening from now on: nothing changed after this is missed */
+      || (cluster->notified
+          && !canopy_backend_cluster_wait_changes (cluster->backend, 0, &ignored, error)))
+    return NULL;
+  for (gsize i = 0; i < G_N_ELEMENTS (shared_kinds); i++)
+    {
+      g_autoptr (GPtrArray) records = read_kind (cluster->backend, shared_kinds[i],
+                                                 &cluster->checksums[shared_kinds[i]], error);
+      if (records == NULL)
+        return NULL;
+    }
+  cluster->slow_read_at = g_get_monotonic_time ();
+  return g_steal_pointer (&cluster);
+}
+
+void
+canopy_cluster_start (CanopyCluster *cluster, const CanopyClusterCallbacks *callbacks,
+                      gpointer user_data)
+{
+  GSource *source = g_timeout_source_new (DELIVER_MS);
+
+  cluster->callbacks = *callbacks;
+  cluster->user_data = user_data;
+  cluster->context = g_main_context_ref_thread_default ();
+  g_source_set_callback (source, deliver, cluster, NULL);
+  cluster->deliver_source = g_source_attach (source, cluster->context);
+  g_source_unref (source);
+  cluster->thread = g_thread_new ("cluster", run_thread, cluster);
+}
+
+void
+canopy_cluster_free (CanopyCluster *cluster)
+{
+  if (cluster == NULL)
+    return;
+  g_atomic_int_set (&cluster->stopping, 1);
+  if (cluster->thread != NULL)
+    g_thread_join (cluster->thread);
+  if (cluster->deliver_source != 0)
+    g_source_destroy (g_main_context_find_source_by_id (cluster->context,
+                                                        cluster->deliver_source));
+  if (cluster->backend != NULL)
+    {
+      g_autoptr (GError) error = NULL;
+
+      /* the others may take this server's offices at once */
+      if (!canopy_backend_cluster_leave (cluster->backend, cluster->server_id, &error))
+        g_warning (_("This server could not leave the cluster's registry; the others see its "
+                     "heartbeat lapse instead: %s"), error->message);
+      canopy_backend_close (cluster->backend);
+    }
+  g_clear_pointer (&cluster->context, g_main_context_unref);
+  g_async_queue_unref (cluster->deliveries);
+  for (guint k = 0; k < CANOPY_N_RECORD_KINDS; k++)
+    g_free (cluster->checksums[k]);
+  g_hash_table_unref (cluster->wanted);
+  g_ptr_array_unref (cluster->dropped);
+  g_hash_table_unref (cluster->leases);
+  g_ptr_array_unref (cluster->members);
+  g_free (cluster->problem);
+  g_free (cluster->server_id);
+  g_free (cluster->name);
+  g_mutex_clear (&cluster->lock);
+  g_free (cluster);
+}
+
+const char *
+canopy_cluster_get_server_id (const CanopyCluster *cluster)
+{
+  return cluster->server_id;
+}
+
+gboolean
+canopy_cluster_is_notified (const CanopyCluster *cluster)
+{
+  return cluster->notified;
+}
+
+void
+canopy_cluster_want_lease (CanopyCluster *cluster, const char *office, const char *detail)
+{
+  g_mutex_lock (&cluster->lock);
+  g_hash_table_insert (cluster->wanted, g_strdup (office), g_strdup (detail));
+  g_mutex_unlock (&cluster->lock);
+}
+
+void
+canopy_cluster_drop_lease (CanopyCluster *cluster, const char *office)
+{
+  g_mutex_lock (&cluster->lock);
+  if (g_hash_table_remove (cluster->wanted, office))
+    g_ptr_array_add (cluster->dropped, g_strdup (office));
+  g_mutex_unlock (&cluster->lock);
+}
+
+void
+canopy_cluster_keep_only (CanopyCluster *cluster, GHashTable *offices)
+{
+  GHashTableIter iter;
+  gpointer office;
+
+  g_mutex_lock (&cluster->lock);
+  g_hash_table_iter_init (&iter, cluster->wanted);
+  while (g_hash_table_iter_next (&iter, &office, NULL))
+    if (!g_hash_table_contains (offices, office))
+      {
+        g_ptr_array_add (cluster->dropped, g_strdup (office));
+        g_hash_table_iter_remove (&iter);
+      }
+  g_mutex_unlock (&cluster->lock);
+}
+
+gboolean
+canopy_cluster_holds_lease (CanopyCluster *cluster, const char *office, char **holder_detail)
+{
+  LeaseView *view;
+  gboolean held;
+
+  g_mutex_lock (&cluster->lock);
+  view = g_hash_table_lookup (cluster->leases, office);
+  held = view != NULL && g_strcmp0 (view->holder, cluster->server_id) == 0
+         && g_get_monotonic_time () < view->valid_until;
+  if (holder_detail != NULL)
+    *holder_detail = g_strdup (view != NULL && !held
+                                   && g_strcmp0 (view->holder, cluster->server_id) != 0
+                                 ? view->detail
+                                 : "");
+  g_mutex_unlock (&cluster->lock);
+  return held;
+}
+
+GPtrArray *
+canopy_cluster_get_members (CanopyCluster *cluster)
+{
+  GPtrArray *copy = g_ptr_array_new_with_free_func ((GDestroyNotify) canopy_cluster_member_free);
+
+  g_mutex_lock (&cluster->lock);
+  for (guint i = 0; i < cluster->members->len; i++)
+    {
+      const CanopyClusterMember *m = g_ptr_array_index (cluster->members, i);
+      CanopyClusterMember *c = g_new0 (CanopyClusterMember, 1);
+
+      *c = *m;
+      c->server_id = g_strdup (m->server_id);
+      c->name = g_strdup (m->name);
+      g_ptr_array_add (copy, c);
+    }
+  g_mutex_unlock (&cluster->lock);
+  return copy;
+}
+
+char *
+canopy_cluster_get_problem (CanopyCluster *cluster)
+{
+  char *problem;
+
+  g_mutex_lock (&cluster->lock);
+  problem = g_strdup (cluster->problem);
+  g_mutex_unlock (&cluster->lock);
+  return problem;
+}
