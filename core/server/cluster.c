@@ -23,6 +23,7 @@
 static const CanopyRecordKind shared_kinds[] = {
   CANOPY_RECORD_CONTENT, CANOPY_RECORD_DEPLOYMENT, CANOPY_RECORD_SETTING,
   CANOPY_RECORD_OFFICE, CANOPY_RECORD_ACTIVATION, CANOPY_RECORD_DEVICE,
+  CANOPY_RECORD_ADMIN, CANOPY_RECORD_ADMIN_TOKEN,
 };
 
 /* Devices and their licences change with every heartbeat of every device:

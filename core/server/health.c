@@ -13,8 +13,9 @@
 #include "lib/transport.h"
 #include "lib/wire.h"
 
-#include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <inttypes.h>
 
 static const char *const status_names[] = { "ok", "warning", "error" };
 
@@ -356,10 +357,12 @@ check_cluster (const CanopyHealthInputs *in, GPtrArray *checks)
         continue;
       n++;
       lapsed += gone;
-      g_string_append_printf (others, "%s%s \"%s\" (ID %s): ", others->len > 0 ? "; " : "",
-                              gone ? _("LAPSED") : _("alive"), m->name, m->server_id);
-      g_string_append_printf (others, _("last heartbeat %" G_GINT64_FORMAT " s ago"),
-                              m->silent_us / G_USEC_PER_SEC);
+      if (others->len > 0)
+        g_string_append (others, "; ");
+      g_string_append_printf (others,
+                              gone ? _("LAPSED \"%s\" (ID %s), last heartbeat %" PRId64 " s ago")
+                                   : _("alive \"%s\" (ID %s), last heartbeat %" PRId64 " s ago"),
+                              m->name, m->server_id, (gint64) (m->silent_us / G_USEC_PER_SEC));
     }
   if (problem != NULL)
     {
@@ -369,16 +372,27 @@ check_cluster (const CanopyHealthInputs *in, GPtrArray *checks)
     }
   else if (lapsed > 0)
     {
-      text = g_strdup_printf (_("%u of the %u other servers stopped sending heartbeats: %s. "
-                                "Their devices move to the others; start them again, or "
-                                "remove them for good"), lapsed, n, others->str);
+      text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                           "%u of the %u other server stopped sending heartbeats: "
+                                           "%s. Its devices move to the others; start it again, "
+                                           "or remove it for good",
+                                           "%u of the %u other servers stopped sending heartbeats: "
+                                           "%s. Their devices move to the others; start them "
+                                           "again, or remove them for good", n),
+                              lapsed, n, others->str);
       add_check (checks, "cluster", CANOPY_HEALTH_WARNING, text);
     }
   else
     {
-      text = g_strdup_printf (_("This server (ID %s) shares its database with %u other servers: "
-                                "%s"), canopy_cluster_get_server_id (in->cluster), n,
-                              n > 0 ? others->str : _("none yet"));
+      text = n > 0 ? g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                                   "This server (ID %s) shares its database with "
+                                                   "%u other server: %s",
+                                                   "This server (ID %s) shares its database with "
+                                                   "%u other servers: %s", n),
+                                      canopy_cluster_get_server_id (in->cluster), n, others->str)
+                   : g_strdup_printf (_("This server (ID %s) is in a cluster and no other server "
+                                        "has joined it yet"),
+                                      canopy_cluster_get_server_id (in->cluster));
       add_check (checks, "cluster", CANOPY_HEALTH_OK, text);
     }
 }

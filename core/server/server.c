@@ -692,6 +692,10 @@ cluster_changed (const CanopyClusterChanges *changes, gpointer user_data)
     }
   if (changes->kinds & (1u << CANOPY_RECORD_ACTIVATION))
     merge_activations (server, changes->records[CANOPY_RECORD_ACTIVATION]);
+  /* an admin added, or a token revoked, on another server counts here at once */
+  if ((changes->kinds & ((1u << CANOPY_RECORD_ADMIN) | (1u << CANOPY_RECORD_ADMIN_TOKEN)))
+      && server->console != NULL)
+    canopy_console_admins_changed (server->console);
   /* every server's console lists the cluster's devices */
   if (changes->kinds & (1u << CANOPY_RECORD_DEVICE))
     for (guint i = 0; i < changes->records[CANOPY_RECORD_DEVICE]->len; i++)
@@ -750,10 +754,12 @@ start_cluster (CanopyServer *server)
     return;
   canopy_distributor_set_lead_gate (server->distributor, &lead_gate, server);
   canopy_cluster_start (server->cluster, &callbacks, server);
-  g_message (_("Cluster: this server (ID %s) shares its database with the others; their "
-               "changes are taken in as the database %s them"),
-             server->server_id,
-             canopy_cluster_is_notified (server->cluster) ? _("notifies") : _("is polled for"));
+  if (canopy_cluster_is_notified (server->cluster))
+    g_message (_("Cluster: this server (ID %s) shares its database with the others; their "
+                 "changes are taken in as the database notifies them"), server->server_id);
+  else
+    g_message (_("Cluster: this server (ID %s) shares its database with the others; their "
+                 "changes are taken in as the database is polled for them"), server->server_id);
 }
 
 static CanopyConsole *

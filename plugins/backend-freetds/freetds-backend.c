@@ -1277,8 +1277,9 @@ move_admins (CanopyFreetdsBackend *b, GError **error)
   if (ok && moved.moved->len > 1)
     {
       g_autofree char *where = canopy_freetds_settings_describe (&b->settings);
-      g_message (_("Moved %u console admins and %u tokens on SQL Server %s from the settings to "
-                   "their own tables"), moved.admins->len, moved.tokens->len, where);
+      g_message (_("Moved the console admins on SQL Server %s from the settings to their own "
+                   "tables (admins: %u, tokens: %u)"),
+                 where, moved.admins->len, moved.tokens->len);
     }
   g_ptr_array_unref (settings.rows);
   canopy_admin_settings_clear (&moved);

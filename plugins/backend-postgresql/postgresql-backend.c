@@ -852,8 +852,9 @@ move_admins (CanopyPgBackend *b, GError **error)
   ok = write_records (b, &admins, error) && write_records (b, &tokens, error)
        && delete_records (b, &settings, error);
   if (ok && moved.moved->len > 1)
-    g_message (_("Moved %u console admins and %u tokens of the PostgreSQL %s from the settings "
-                 "to their own tables"), moved.admins->len, moved.tokens->len, b->location);
+    g_message (_("Moved the console admins of the PostgreSQL %s from the settings to their own "
+                 "tables (admins: %u, tokens: %u)"),
+               b->location, moved.admins->len, moved.tokens->len);
   canopy_admin_settings_clear (&moved);
   return ok;
 }
@@ -1059,6 +1060,8 @@ static const struct {
   { "settings", CANOPY_RECORD_SETTING },
   { "offices", CANOPY_RECORD_OFFICE },
   { "office_subnets", CANOPY_RECORD_OFFICE },
+  { "admins", CANOPY_RECORD_ADMIN },
+  { "admin_tokens", CANOPY_RECORD_ADMIN_TOKEN },
 };
 
 gboolean

@@ -1055,8 +1055,9 @@ move_admins (CanopySqliteBackend *b, GError **error)
       ok = canopy_sqlite_backend_remove (b, CANOPY_RECORD_SETTING,
                                          (const char *const *) moved.moved->pdata, error);
       if (ok)
-        g_message (_("Moved %u console admins and %u tokens of %s from the settings to their "
-                     "own tables"), moved.admins->len, moved.tokens->len, b->path);
+        g_message (_("Moved the console admins of %s from the settings to their own tables "
+                     "(admins: %u, tokens: %u)"),
+                   b->path, moved.admins->len, moved.tokens->len);
     }
   canopy_admin_settings_clear (&moved);
   return ok;

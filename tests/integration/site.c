@@ -397,16 +397,16 @@ netns_leave (int self)
   close (self);
 }
 
-/* The body of a console API call that must answer @expected. */
-static char *
-site_request (CanopyTestSite *s, const char *method, const char *path, const char *body,
-              guint expected)
+/* A console API call with the site's token: its status, and its body in
+ * @body. */
+static guint
+send_request (CanopyTestSite *s, const char *method, const char *path, const char *body,
+              GBytes **response)
 {
   g_autofree char *address = server_address (s);
   g_autofree char *uri = g_strdup_printf ("https://%s:%u%s", address, s->console_port, path);
   g_autofree char *bearer = g_strconcat ("Bearer ", s->token, NULL);
   g_autoptr (SoupMessage) msg = soup_message_new (method, uri);
-  g_autoptr (GBytes) response = NULL;
   g_autoptr (GError) error = NULL;
   int home;
 
@@ -419,20 +419,39 @@ site_request (CanopyTestSite *s, const char *method, const char *path, const cha
     }
   /* The connection is made in the server's namespace; it stays usable. */
   home = netns_enter (s->options.console_netns);
-  response = soup_session_send_and_read (s->session, msg, NULL, &error);
+  *response = soup_session_send_and_read (s->session, msg, NULL, &error);
   netns_leave (home);
   if (error != NULL)
     fprintf (stderr, "\n    %s %s failed; canopyd said: %s\n", method, path,
              canopy_test_process_output (s->server));
   CANOPY_ASSERT_NO_ERROR (error);
-  if (soup_message_get_status (msg) != expected)
-    fprintf (stderr, "\n    %s %s: %u %.*s\n", method, path, soup_message_get_status (msg),
+  return soup_message_get_status (msg);
+}
+
+/* The body of a console API call that must answer @expected. */
+static char *
+site_request (CanopyTestSite *s, const char *method, const char *path, const char *body,
+              guint expected)
+{
+  g_autoptr (GBytes) response = NULL;
+  guint status = send_request (s, method, path, body, &response);
+
+  if (status != expected)
+    fprintf (stderr, "\n    %s %s: %u %.*s\n", method, path, status,
              (int) g_bytes_get_size (response), (const char *) g_bytes_get_data (response, NULL));
-  CU_ASSERT_EQUAL_FATAL (soup_message_get_status (msg), expected);
+  CU_ASSERT_EQUAL_FATAL (status, expected);
   if (expected == SOUP_STATUS_NO_CONTENT)
     return NULL;
   /* The body is not NUL-terminated. */
   return g_strndup (g_bytes_get_data (response, NULL), g_bytes_get_size (response));
+}
+
+guint
+canopy_test_site_status (CanopyTestSite *s, const char *method, const char *path)
+{
+  g_autoptr (GBytes) response = NULL;
+
+  return send_request (s, method, path, NULL, &response);
 }
 
 char *

@@ -132,6 +132,8 @@ JsonNode *canopy_test_site_api (CanopyTestSite *s, const char *method, const cha
 char *canopy_test_site_get_text (CanopyTestSite *s, const char *path);
 /* A console API call without a body that must answer @expected; returns
  * what it answered, JSON or not. */
+/* The status a console API call answers, whatever it is. */
+guint canopy_test_site_status (CanopyTestSite *s, const char *method, const char *path);
 char *canopy_test_site_request (CanopyTestSite *s, const char *method, const char *path,
                                 guint expected);
 /* Sends a console API request and returns at once, answered or not: for a

@@ -290,6 +290,45 @@ start_agents_on (CanopyTestSite *s, guint index, guint first_port, guint second_
   s->options.agent_servers = NULL;
 }
 
+/* An admin added on @b signs in on @a; a token revoked on @b is refused
+ * on @a soon after, though @a had just read its admins. */
+static void
+check_admins_shared (CanopyTestSite *a, CanopyTestSite *b)
+{
+  g_autoptr (JsonNode) added = canopy_test_site_api (
+    b, "POST", "/api/v1/admins", "{\"name\": \"auditor-x\", \"role\": \"auditor\"}",
+    SOUP_STATUS_CREATED);
+  JsonObject *object = json_node_get_object (added);
+  g_autofree char *own = g_steal_pointer (&a->token);
+  g_autofree char *path = g_strdup_printf ("/api/v1/admins/auditor-x/tokens/%s",
+                                           json_object_get_string_member (object, "token_id"));
+  gint64 revoked, end;
+  gboolean refused = FALSE;
+
+  a->token = g_strdup (json_object_get_string_member (object, "token"));
+  {
+    g_autoptr (JsonNode) who = canopy_test_site_api (a, "GET", "/api/v1/whoami", NULL,
+                                                     SOUP_STATUS_OK);
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member (json_node_get_object (who), "name"),
+                            "auditor-x");
+  }
+  g_assert_null (canopy_test_site_api (b, "DELETE", path, NULL, SOUP_STATUS_NO_CONTENT));
+  revoked = g_get_monotonic_time ();
+  end = revoked + canopy_test_timeout (20) * G_USEC_PER_SEC;
+  while (!refused && g_get_monotonic_time () < end)
+    {
+      refused = canopy_test_site_status (a, "GET", "/api/v1/whoami") == SOUP_STATUS_UNAUTHORIZED;
+      if (!refused)
+        canopy_test_site_pump (100);
+    }
+  CU_ASSERT (refused);
+  if (refused)
+    fprintf (stderr, "[token revoked on B refused on A after %.1f s] ",
+             (double) (g_get_monotonic_time () - revoked) / G_USEC_PER_SEC);
+  g_free (a->token);
+  a->token = g_steal_pointer (&own);
+}
+
 /* @poll: the servers poll for each other's changes instead of being
  * notified by PostgreSQL.
  * @kill_holder: kill the server holding the offices' leases (B, which
@@ -370,6 +409,8 @@ run_cluster (gboolean kill_holder, gboolean poll)
       }
     CU_ASSERT (seen);
   }
+
+  check_admins_shared (&site_a, &site_b);
 
   /* half of each office's devices on A, half on B; all in A's directories */
   start_agents_on (&site_a, 0, a_port, b_port);

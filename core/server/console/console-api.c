@@ -579,6 +579,12 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
 }
 
 void
+canopy_console_admins_changed (CanopyConsole *console)
+{
+  console->admins_read_at = 0;
+}
+
+void
 canopy_console_set_admins (CanopyConsole *console, CanopyAdmins *admins)
 {
   canopy_console_auth_set_admins (console->auth, admins);

@@ -76,6 +76,9 @@ CanopyConsole *canopy_console_new (const CanopyConsoleContext *context,
  * is running (canopy_console_free() needs that). */
 gboolean canopy_console_drain (CanopyConsole *console);
 void canopy_console_free (CanopyConsole *console);
+/* Another server of the cluster changed the admins: the next call with a
+ * token reads them from the database again. */
+void canopy_console_admins_changed (CanopyConsole *console);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CanopyConsole, canopy_console_free)
 
 /* Calls @func for each route of the API with the least role it needs
