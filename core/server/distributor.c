@@ -904,6 +904,18 @@ add_reported_bytes (DeviceProgress *p, const guint64 *by_kind, gsize n)
     }
 }
 
+/* @device_id's fetch failed, and the agent dropped it: the fetch of its
+ * next chance counts from zero, whether it then takes more or less than
+ * this one did, and all of it adds to what the device took. */
+static void
+forget_reported (Deployment *d, const char *device_id)
+{
+  DeviceProgress *p = g_hash_table_lookup (d->progress, device_id);
+
+  if (p != NULL)
+    memset (p->reported, 0, sizeof p->reported);
+}
+
 /* @device_id failed or stalled: it gets another chance later, each time
  * after twice as long as the last. */
 static void
@@ -1321,6 +1333,7 @@ on_message (const char *device_id, CanopyWireKind kind, GVariant *body, gpointer
       log_if_finished (distributor, d);
       note_device_error (d, device_id, reason);
       g_hash_table_remove (d->sent, device_id);
+      forget_reported (d, device_id);
       schedule_retry (d, device_id);
       /* A lead that gave up hands over to the next preferred device of its
        * office, if there is one, until its own next chance. */
