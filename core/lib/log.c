@@ -93,7 +93,7 @@ static const char *const known_domains[] = {
   "canopy-quic", "canopy-ranking", "canopy-service", "canopy-shared-key", "canopy-signing",
   "canopy-sqlite", "canopy-tcp", "canopy-topology", "canopy-transport", "canopy-watch",
   "canopy-wire", "canopyctl", "canopyd", "canopyd-admin-commands", "canopyd-admins",
-  "canopyd-catalog", "canopyd-console-admins", "canopyd-console-api", "canopyd-console-audit", "canopyd-console-auth",
+  "canopyd-catalog", "canopyd-cluster", "canopyd-console-admins", "canopyd-console-api", "canopyd-console-audit", "canopyd-console-auth",
   "canopyd-console-cert", "canopyd-console-content", "canopyd-console-content-store",
   "canopyd-console-health", "canopyd-console-json", "canopyd-console-listener",
   "canopyd-console-metrics", "canopyd-console-settings", "canopyd-console-views",
