@@ -603,6 +603,17 @@ remove_tree (const char *path)
   g_rmdir (path);
 }
 
+char *
+canopy_test_fixture_token (const char *sql, const char *name)
+{
+  g_autofree char *label = g_strdup_printf ("-- token %s: ", name);
+  const char *at = strstr (sql, label);
+
+  g_assert (at != NULL);
+  at += strlen (label);
+  return g_strndup (at, strcspn (at, "\n"));
+}
+
 int
 main (int argc, char **argv)
 {

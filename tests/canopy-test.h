@@ -105,3 +105,7 @@ int canopy_test_run (const char *const *argv, char **output);
  * the arguments from @first to NULL; *@output is replaced by what it said. */
 int canopy_test_ctl (const char *profile, char **output, const char *first,
                      ...) G_GNUC_NULL_TERMINATED;
+
+/* The console token a database fixture's comment gives for the admin
+ * @name ("-- token NAME: TOKEN", as the release that wrote it printed). */
+char *canopy_test_fixture_token (const char *sql, const char *name);

@@ -497,34 +497,6 @@ holds_content (CanopyDistributor *distributor, const char *content_id, const cha
          || holds_content_in (distributor->removed, content_id, device_id);
 }
 
-/* Online devices, in the deployment's groups or not, that hold its whole
- * content verified and serve their office. */
-static GArray *
-find_holders (CanopyDistributor *distributor, const Deployment *d)
-{
-  GArray *holders = g_array_new (FALSE, FALSE, sizeof (CanopyDeviceHistory));
-  GHashTableIter iter;
-  gpointer value;
-
-  g_hash_table_iter_init (&iter, distributor->online);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    {
-      const OnlineDevice *device = value;
-      CanopyDeviceHistory h;
-
-      /* A device its peers reported for bad or withheld chunks is no one's
-       * source, whatever it claims to hold. */
-      if (device->port == 0 || device->office == NULL || device->office[0] == '\0'
-          || g_hash_table_contains (d->reported, device->device_id)
-          || g_hash_table_contains (distributor->reported_at, device->device_id)
-          || !holds_content (distributor, d->content_id, device->device_id))
-        continue;
-      fill_history (distributor, device, &h);
-      g_array_append_val (holders, h);
-    }
-  return holders;
-}
-
 /* Whether contents @a and @b have a chunk of the same SHA-256, as two
  * versions of a package do, so that a device holding one serves chunks
  * of the other by hash. */
@@ -587,13 +559,31 @@ holds_related_in (CanopyDistributor *distributor, GHashTable *table, const Deplo
   return FALSE;
 }
 
-/* Online devices, in the deployment's groups or not, that do not hold its
- * content but hold one that shares chunks with it (an earlier version):
- * their office peers take those chunks from them by hash. */
-static GArray *
-find_related_holders (CanopyDistributor *distributor, const Deployment *d)
+/* Whether @device_id verified the whole of @d's content. */
+static gboolean
+holds_deployed (CanopyDistributor *distributor, const Deployment *d, const char *device_id)
 {
-  GArray *related = g_array_new (FALSE, FALSE, sizeof (CanopyDeviceHistory));
+  return holds_content (distributor, d->content_id, device_id);
+}
+
+/* Whether @device_id does not hold @d's content but holds one that shares
+ * chunks with it (an earlier version): its office peers take those chunks
+ * from it by hash. */
+static gboolean
+holds_only_related (CanopyDistributor *distributor, const Deployment *d, const char *device_id)
+{
+  return !holds_content (distributor, d->content_id, device_id)
+         && (holds_related_in (distributor, distributor->deployments, d, device_id)
+             || holds_related_in (distributor, distributor->removed, d, device_id));
+}
+
+/* Online devices, in the deployment's groups or not, that serve their
+ * office and of which @holds is true. */
+static GArray *
+find_sources (CanopyDistributor *distributor, const Deployment *d,
+              gboolean (*holds) (CanopyDistributor *, const Deployment *, const char *))
+{
+  GArray *sources = g_array_new (FALSE, FALSE, sizeof (CanopyDeviceHistory));
   GHashTableIter iter;
   gpointer value;
 
@@ -603,17 +593,17 @@ find_related_holders (CanopyDistributor *distributor, const Deployment *d)
       const OnlineDevice *device = value;
       CanopyDeviceHistory h;
 
+      /* A device its peers reported for bad or withheld chunks is no one's
+       * source, whatever it claims to hold. */
       if (device->port == 0 || device->office == NULL || device->office[0] == '\0'
           || g_hash_table_contains (d->reported, device->device_id)
           || g_hash_table_contains (distributor->reported_at, device->device_id)
-          || holds_content (distributor, d->content_id, device->device_id)
-          || (!holds_related_in (distributor, distributor->deployments, d, device->device_id)
-              && !holds_related_in (distributor, distributor->removed, d, device->device_id)))
+          || !holds (distributor, d, device->device_id))
         continue;
       fill_history (distributor, device, &h);
-      g_array_append_val (related, h);
+      g_array_append_val (sources, h);
     }
-  return related;
+  return sources;
 }
 
 /* Whether content of @d may move in @office_name at @now: after its
@@ -720,11 +710,11 @@ replan (CanopyDistributor *distributor, Deployment *d)
     g_ptr_array_add (leads, value);
   g_ptr_array_add (leads, NULL);
   options.leads = (const char *const *) leads->pdata;
-  holders = find_holders (distributor, d);
+  holders = find_sources (distributor, d, holds_deployed);
   for (guint i = 0; i < holders->len; i++)
     g_ptr_array_add (holder_ptrs, &g_array_index (holders, CanopyDeviceHistory, i));
   options.holders = holder_ptrs;
-  related = find_related_holders (distributor, d);
+  related = find_sources (distributor, d, holds_only_related);
   for (guint i = 0; i < related->len; i++)
     g_ptr_array_add (related_ptrs, &g_array_index (related, CanopyDeviceHistory, i));
   options.related = related_ptrs;

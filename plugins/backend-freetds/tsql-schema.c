@@ -394,19 +394,28 @@ canopy_tsql_record_write (const CanopyTable *t, const guint *n_rows, CanopyTsqlS
   return TRUE;
 }
 
-void
-canopy_tsql_select (const CanopyTable *t, gboolean by_key, CanopyTsqlStatement *out)
+/* @columns of @table, a table of @t's kind (the main one or a child):
+ * the key columns first when not @by_key, else of the record of a key. */
+static void
+build_select (const CanopyTable *t, const char *table, const CanopyColumn *columns,
+              guint n_columns, gboolean by_key, CanopyTsqlStatement *out)
 {
   Builder b;
 
   builder_init (&b, "SELECT ");
   if (!by_key)
     append_reads (b.sql, t->keys, t->n_keys, FALSE);
-  append_reads (b.sql, t->columns, t->n_columns, !by_key);
-  g_string_append_printf (b.sql, " FROM %s", t->name);
+  append_reads (b.sql, columns, n_columns, !by_key);
+  g_string_append_printf (b.sql, " FROM %s", table);
   if (by_key)
     append_key_match (&b, t);
   builder_finish (&b, out);
+}
+
+void
+canopy_tsql_select (const CanopyTable *t, gboolean by_key, CanopyTsqlStatement *out)
+{
+  build_select (t, t->name, t->columns, t->n_columns, by_key, out);
 }
 
 void
@@ -451,17 +460,9 @@ canopy_tsql_child_select (const CanopyTable *t, guint child, gboolean by_key,
                           CanopyTsqlStatement *out)
 {
   const CanopyChildTable *c = &t->children[child];
-  Builder b;
 
   g_return_if_fail (child < t->n_children);
-  builder_init (&b, "SELECT ");
-  if (!by_key)
-    append_reads (b.sql, t->keys, t->n_keys, FALSE);
-  append_reads (b.sql, c->columns, c->n_columns, !by_key);
-  g_string_append_printf (b.sql, " FROM %s", c->name);
-  if (by_key)
-    append_key_match (&b, t);
-  builder_finish (&b, out);
+  build_select (t, c->name, c->columns, c->n_columns, by_key, out);
 }
 
 void

@@ -750,18 +750,6 @@ check_pg_admins_moved (Target *t)
   CU_ASSERT_STRING_EQUAL (types, OLD_ADMIN "|administrator|timestamp with time zone|32\n");
 }
 
-/* The token the fixture's comment gives for @name. */
-static char *
-fixture_token (const char *sql, const char *name)
-{
-  g_autofree char *label = g_strdup_printf ("-- token %s: ", name);
-  const char *at = strstr (sql, label);
-
-  g_assert (at != NULL);
-  at += strlen (label);
-  return g_strndup (at, strcspn (at, "\n"));
-}
-
 /* A database the last release's own "canopyd admin-add" wrote (admins in
  * settings; tests/integration/data): after the upgrade both admins keep
  * their roles and expiry, the tokens it printed sign in, and settings
@@ -780,8 +768,8 @@ check_pg_release_admins (Target *t)
   gint64 now = g_get_real_time () / G_USEC_PER_SEC;
 
   g_assert (g_file_get_contents (fixture, &sql, NULL, NULL));
-  alice = fixture_token (sql, "alice");
-  bob = fixture_token (sql, "bob");
+  alice = canopy_test_fixture_token (sql, "alice");
+  bob = canopy_test_fixture_token (sql, "bob");
   emptied = psql (t, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
   loaded = psql (t, sql);
   CU_ASSERT_PTR_NOT_NULL_FATAL (loaded);

@@ -845,3 +845,58 @@ canopy_test_site_kill_hard (CanopyTestProcess **proc)
   canopy_test_process_wait_exit (*proc, 10);
   g_clear_pointer (proc, canopy_test_process_free);
 }
+
+static void
+copy_key (const CanopyTestSite *from, const CanopyTestSite *to, const char *name)
+{
+  g_autofree char *source = g_build_filename (from->state, name, NULL);
+  g_autofree char *target = g_build_filename (to->state, name, NULL);
+  g_autofree char *text = NULL;
+  gsize length;
+
+  g_assert (g_file_get_contents (source, &text, &length, NULL));
+  g_assert (g_file_set_contents_full (target, text, (gssize) length, G_FILE_SET_CONTENTS_NONE,
+                                      0600, NULL));
+}
+
+void
+canopy_test_site_share_keys (CanopyTestSite *from, CanopyTestSite *to)
+{
+  canopy_test_process_signal (to->server, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (to->server, 20), 0);
+  g_clear_pointer (&to->server, canopy_test_process_free);
+  copy_key (from, to, "shared-key");
+  copy_key (from, to, "signing-key.pem");
+  canopy_test_site_server_start (to);
+}
+
+guint
+canopy_test_site_devices_online (CanopyTestSite *s)
+{
+  g_autoptr (JsonNode) answer = canopy_test_site_api (s, "GET", "/api/v1/devices", NULL,
+                                                      SOUP_STATUS_OK);
+  JsonArray *devices;
+  guint online = 0;
+
+  if (answer == NULL)
+    return 0;
+  devices = json_object_get_array_member (json_node_get_object (answer), "devices");
+  for (guint i = 0; i < json_array_get_length (devices); i++)
+    if (json_object_get_boolean_member (json_array_get_object_element (devices, i), "online"))
+      online++;
+  return online;
+}
+
+gboolean
+canopy_test_site_wait_online (CanopyTestSite *s, guint expected, guint timeout_s)
+{
+  gint64 end = g_get_monotonic_time () + canopy_test_timeout (timeout_s) * G_USEC_PER_SEC;
+
+  while (g_get_monotonic_time () < end)
+    {
+      if (canopy_test_site_devices_online (s) == expected)
+        return TRUE;
+      canopy_test_site_pump (250);
+    }
+  return FALSE;
+}

@@ -132,6 +132,13 @@ JsonNode *canopy_test_site_api (CanopyTestSite *s, const char *method, const cha
 char *canopy_test_site_get_text (CanopyTestSite *s, const char *path);
 /* A console API call without a body that must answer @expected; returns
  * what it answered, JSON or not. */
+/* @to takes @from's shared key and signing key, as the servers of a
+ * cluster share them, and restarts with them. */
+void canopy_test_site_share_keys (CanopyTestSite *from, CanopyTestSite *to);
+/* How many devices @s lists as online. */
+guint canopy_test_site_devices_online (CanopyTestSite *s);
+/* Whether @s lists @expected devices as online within @timeout_s. */
+gboolean canopy_test_site_wait_online (CanopyTestSite *s, guint expected, guint timeout_s);
 /* The status a console API call answers, whatever it is. */
 guint canopy_test_site_status (CanopyTestSite *s, const char *method, const char *path);
 char *canopy_test_site_request (CanopyTestSite *s, const char *method, const char *path,

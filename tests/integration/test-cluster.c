@@ -70,31 +70,6 @@ start_database (const char *dir)
   return FALSE;
 }
 
-static void
-copy_key (const CanopyTestSite *from, const CanopyTestSite *to, const char *name)
-{
-  g_autofree char *source = g_build_filename (from->state, name, NULL);
-  g_autofree char *target = g_build_filename (to->state, name, NULL);
-  g_autofree char *text = NULL;
-  gsize length;
-
-  g_assert (g_file_get_contents (source, &text, &length, NULL));
-  g_assert (g_file_set_contents_full (target, text, (gssize) length, G_FILE_SET_CONTENTS_NONE,
-                                      0600, NULL));
-}
-
-/* The servers of a cluster share the shared key and the signing key. */
-static void
-share_keys (CanopyTestSite *from, CanopyTestSite *to)
-{
-  canopy_test_process_signal (to->server, SIGTERM);
-  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (to->server, 20), 0);
-  g_clear_pointer (&to->server, canopy_test_process_free);
-  copy_key (from, to, "shared-key");
-  copy_key (from, to, "signing-key.pem");
-  canopy_test_site_server_start (to);
-}
-
 static char *
 server_id (const CanopyTestSite *s)
 {
@@ -129,37 +104,6 @@ wait_cluster_health (CanopyTestSite *s, const char *status, const char *other, g
       canopy_test_site_pump (250);
     }
   fprintf (stderr, "\n    health check \"cluster\" last said: %s\n", last ? last : "nothing");
-  return FALSE;
-}
-
-static guint
-devices_online (CanopyTestSite *s)
-{
-  g_autoptr (JsonNode) answer = canopy_test_site_api (s, "GET", "/api/v1/devices", NULL,
-                                                      SOUP_STATUS_OK);
-  JsonArray *devices;
-  guint online = 0;
-
-  if (answer == NULL)
-    return 0;
-  devices = json_object_get_array_member (json_node_get_object (answer), "devices");
-  for (guint i = 0; i < json_array_get_length (devices); i++)
-    if (json_object_get_boolean_member (json_array_get_object_element (devices, i), "online"))
-      online++;
-  return online;
-}
-
-static gboolean
-wait_online (CanopyTestSite *s, guint expected, guint timeout_s)
-{
-  gint64 end = g_get_monotonic_time () + canopy_test_timeout (timeout_s) * G_USEC_PER_SEC;
-
-  while (g_get_monotonic_time () < end)
-    {
-      if (devices_online (s) == expected)
-        return TRUE;
-      canopy_test_site_pump (250);
-    }
   return FALSE;
 }
 
@@ -370,7 +314,7 @@ run_cluster (gboolean kill_holder, gboolean poll)
   canopy_test_site_begin (&site_b, &options);
   options.admin_name = "admin-a";
   canopy_test_site_begin (&site_a, &options);
-  share_keys (&site_a, &site_b);
+  canopy_test_site_share_keys (&site_a, &site_b);
   id_a = server_id (&site_a);
   id_b = server_id (&site_b);
   a_port = site_a.agent_port;
@@ -417,8 +361,8 @@ run_cluster (gboolean kill_holder, gboolean poll)
   start_agents_on (&site_a, 1, a_port, b_port);
   start_agents_on (&site_a, 2, b_port, a_port);
   start_agents_on (&site_a, 3, b_port, a_port);
-  CU_ASSERT_FATAL (wait_online (&site_a, DEVICES / 2, 60));
-  CU_ASSERT_FATAL (wait_online (&site_b, DEVICES / 2, 60));
+  CU_ASSERT_FATAL (canopy_test_site_wait_online (&site_a, DEVICES / 2, 60));
+  CU_ASSERT_FATAL (canopy_test_site_wait_online (&site_b, DEVICES / 2, 60));
   CU_ASSERT (wait_licences (&site_a, DEVICES, 30));
   CU_ASSERT (wait_licences (&site_b, DEVICES, 30));
   /* each console lists the devices of both servers */
@@ -488,7 +432,7 @@ run_cluster (gboolean kill_holder, gboolean poll)
           }
       }
     canopy_test_site_kill_hard (&victim->server);
-    CU_ASSERT_FATAL (wait_online (survivor, DEVICES, 60));
+    CU_ASSERT_FATAL (canopy_test_site_wait_online (survivor, DEVICES, 60));
     end = g_get_monotonic_time () + canopy_test_timeout (300) * G_USEC_PER_SEC;
     /* until every device is done and the survivor was seen holding a
      * lease (its deployment stays active, so it keeps wanting them) */

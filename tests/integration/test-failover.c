@@ -23,64 +23,6 @@ suite_cleanup (void)
   return 0;
 }
 
-/* How many devices @s lists as online. */
-static guint
-devices_online (CanopyTestSite *s)
-{
-  g_autoptr (JsonNode) answer = canopy_test_site_api (s, "GET", "/api/v1/devices", NULL,
-                                                      SOUP_STATUS_OK);
-  JsonArray *devices;
-  guint online = 0;
-
-  if (answer == NULL)
-    return 0;
-  devices = json_object_get_array_member (json_node_get_object (answer), "devices");
-  for (guint i = 0; i < json_array_get_length (devices); i++)
-    if (json_object_get_boolean_member (json_array_get_object_element (devices, i), "online"))
-      online++;
-  return online;
-}
-
-static gboolean
-wait_online (CanopyTestSite *s, guint expected, guint timeout_s)
-{
-  gint64 end = g_get_monotonic_time () + canopy_test_timeout (timeout_s) * G_USEC_PER_SEC;
-
-  while (g_get_monotonic_time () < end)
-    {
-      if (devices_online (s) == expected)
-        return TRUE;
-      canopy_test_site_pump (250);
-    }
-  return FALSE;
-}
-
-static void
-copy_key (const CanopyTestSite *from, const CanopyTestSite *to, const char *name)
-{
-  g_autofree char *source = g_build_filename (from->state, name, NULL);
-  g_autofree char *target = g_build_filename (to->state, name, NULL);
-  g_autofree char *text = NULL;
-  gsize length;
-
-  g_assert (g_file_get_contents (source, &text, &length, NULL));
-  g_assert (g_file_set_contents_full (target, text, (gssize) length, G_FILE_SET_CONTENTS_NONE,
-                                      0600, NULL));
-}
-
-/* The second server takes the first's shared key and signing key, as the
- * servers of a cluster share them, and restarts with them. */
-static void
-share_keys (CanopyTestSite *from, CanopyTestSite *to)
-{
-  canopy_test_process_signal (to->server, SIGTERM);
-  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (to->server, 20), 0);
-  g_clear_pointer (&to->server, canopy_test_process_free);
-  copy_key (from, to, "shared-key");
-  copy_key (from, to, "signing-key.pem");
-  canopy_test_site_server_start (to);
-}
-
 static void
 test_agents_move_to_the_next_server (void)
 {
@@ -95,17 +37,17 @@ test_agents_move_to_the_next_server (void)
     return;
   canopy_test_site_begin (&second, &options);
   canopy_test_site_begin (&first, &options);
-  share_keys (&first, &second);
+  canopy_test_site_share_keys (&first, &second);
   /* The same generator and size: both origins serve the same bytes. */
   CU_ASSERT_FATAL (canopy_test_site_same_file (first.package, second.package));
   others = g_strdup_printf ("<server host='127.0.0.1' port='%u'/>", second.agent_port);
   first.options.agent_servers = others;
   canopy_test_site_start_agents (&first);
-  CU_ASSERT_FATAL (wait_online (&first, DEVICES, 60));
-  CU_ASSERT_EQUAL (devices_online (&second), 0);
+  CU_ASSERT_FATAL (canopy_test_site_wait_online (&first, DEVICES, 60));
+  CU_ASSERT_EQUAL (canopy_test_site_devices_online (&second), 0);
 
   canopy_test_site_kill_hard (&first.server);
-  CU_ASSERT_FATAL (wait_online (&second, DEVICES, 60));
+  CU_ASSERT_FATAL (canopy_test_site_wait_online (&second, DEVICES, 60));
   for (guint i = 0; i < DEVICES; i++)
     CU_ASSERT (canopy_test_process_wait_output (first.agents[i], "Trying the next canopy server",
                                                 5));
@@ -138,11 +80,11 @@ test_every_server_down_then_back (void)
     return;
   canopy_test_site_begin (&second, &options);
   canopy_test_site_begin (&first, &options);
-  share_keys (&first, &second);
+  canopy_test_site_share_keys (&first, &second);
   others = g_strdup_printf ("<server host='127.0.0.1' port='%u'/>", second.agent_port);
   first.options.agent_servers = others;
   canopy_test_site_start_agents (&first);
-  CU_ASSERT_FATAL (wait_online (&first, DEVICES, 60));
+  CU_ASSERT_FATAL (canopy_test_site_wait_online (&first, DEVICES, 60));
 
   canopy_test_site_kill_hard (&second.server);
   canopy_test_site_kill_hard (&first.server);
@@ -150,7 +92,7 @@ test_every_server_down_then_back (void)
     CU_ASSERT (canopy_test_process_wait_output (first.agents[i], "Cannot reach the canopy "
                                                 "server at 127.0.0.1 port", 30));
   canopy_test_site_server_start (&first);
-  CU_ASSERT (wait_online (&first, DEVICES, 90));
+  CU_ASSERT (canopy_test_site_wait_online (&first, DEVICES, 90));
   canopy_test_site_stop (&first, TRUE);
   canopy_test_site_stop (&second, FALSE);
 }

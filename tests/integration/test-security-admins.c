@@ -449,29 +449,42 @@ test_tokens_stay_secret (void)
   CU_ASSERT_PTR_NULL (memmem (db, db_length, secret, strlen (secret)));
 }
 
+/* A canopyd with a console and SQLite in a new directory @name, made by
+ * "canopyd init" (what it said in @out); returns the configuration. */
+static char *
+init_server (const char *name, char **dir, char **out)
+{
+  g_autofree char *canopyd = canopy_test_build_path ("canopyd", NULL);
+  g_autofree char *xml = NULL;
+  char *config;
+
+  *dir = canopy_test_make_tmpdir (name);
+  config = g_build_filename (*dir, "canopyd.xml", NULL);
+  xml = g_strdup_printf ("<server><state-directory>%s/state</state-directory>"
+                         "<console address='127.0.0.1' port='0'/><backend plugin='sqlite'/>"
+                         "<transport plugin='tcp'><listen address='127.0.0.1' port='0'/>"
+                         "</transport></server>",
+                         *dir);
+  g_assert (g_file_set_contents (config, xml, -1, NULL));
+  {
+    const char *init[] = { canopyd, "init", "--config", config, NULL };
+    CU_ASSERT_EQUAL_FATAL (canopy_test_run (init, out), 0);
+  }
+  return config;
+}
+
 /* An installation upgraded from the shared-key console has no admin: the
  * log says so and how to make the first, and nothing opens the console. */
 static void
 test_no_admin_says_what_to_do (void)
 {
-  g_autofree char *dir = NULL, *config = NULL, *xml = NULL, *canopyd = NULL, *out = NULL;
+  g_autofree char *dir = NULL, *config = NULL, *canopyd = NULL, *out = NULL;
   g_autoptr (CanopyTestProcess) server = NULL;
 
   if (!canopy_test_site_available ())
     return;
-  dir = canopy_test_make_tmpdir ("no-admin");
-  config = g_build_filename (dir, "canopyd.xml", NULL);
-  xml = g_strdup_printf ("<server><state-directory>%s/state</state-directory>"
-                         "<console address='127.0.0.1' port='0'/><backend plugin='sqlite'/>"
-                         "<transport plugin='tcp'><listen address='127.0.0.1' port='0'/>"
-                         "</transport></server>",
-                         dir);
-  g_assert (g_file_set_contents (config, xml, -1, NULL));
+  config = init_server ("no-admin", &dir, &out);
   canopyd = canopy_test_build_path ("canopyd", NULL);
-  {
-    const char *init[] = { canopyd, "init", "--config", config, NULL };
-    CU_ASSERT_EQUAL_FATAL (canopy_test_run (init, &out), 0);
-  }
   CANOPY_ASSERT_CONTAINS (out, "canopyd admin-add NAME --role administrator");
   {
     const char *argv[] = { canopyd, "--config", config, NULL };
@@ -485,18 +498,6 @@ test_no_admin_says_what_to_do (void)
   CU_ASSERT_EQUAL (canopy_test_process_wait_exit (server, 20), 0);
 }
 
-/* The token the fixture's comment gives for @name. */
-static char *
-fixture_token (const char *sql, const char *name)
-{
-  g_autofree char *label = g_strdup_printf ("-- token %s: ", name);
-  const char *at = strstr (sql, label);
-
-  g_assert (at != NULL);
-  at += strlen (label);
-  return g_strndup (at, strcspn (at, "\n"));
-}
-
 /* Admins that "canopyd admin-add" of the release before the admins table
  * made (rows of settings, in a database that release wrote) sign in to
  * the upgraded canopyd with the tokens it printed, keep their roles and
@@ -504,7 +505,7 @@ fixture_token (const char *sql, const char *name)
 static void
 test_release_admins_sign_in (void)
 {
-  g_autofree char *dir = NULL, *config = NULL, *xml = NULL, *canopyd = NULL, *out = NULL;
+  g_autofree char *dir = NULL, *config = NULL, *canopyd = NULL, *out = NULL;
   g_autofree char *fixture = canopy_test_src_path ("tests", "integration", "data",
                                                    "release-admins-sqlite.sql", NULL);
   g_autofree char *sql = NULL, *alice = NULL, *bob = NULL, *db = NULL;
@@ -520,21 +521,10 @@ test_release_admins_sign_in (void)
   if (!canopy_test_site_available ())
     return;
   g_assert (g_file_get_contents (fixture, &sql, NULL, NULL));
-  alice = fixture_token (sql, "alice");
-  bob = fixture_token (sql, "bob");
-  dir = canopy_test_make_tmpdir ("release-admins");
-  config = g_build_filename (dir, "canopyd.xml", NULL);
-  xml = g_strdup_printf ("<server><state-directory>%s/state</state-directory>"
-                         "<console address='127.0.0.1' port='0'/><backend plugin='sqlite'/>"
-                         "<transport plugin='tcp'><listen address='127.0.0.1' port='0'/>"
-                         "</transport></server>",
-                         dir);
-  g_assert (g_file_set_contents (config, xml, -1, NULL));
+  alice = canopy_test_fixture_token (sql, "alice");
+  bob = canopy_test_fixture_token (sql, "bob");
+  config = init_server ("release-admins", &dir, &out);
   canopyd = canopy_test_build_path ("canopyd", NULL);
-  {
-    const char *init[] = { canopyd, "init", "--config", config, NULL };
-    CU_ASSERT_EQUAL_FATAL (canopy_test_run (init, &out), 0);
-  }
   /* this installation's database as the release left it */
   db = g_build_filename (dir, "state", "canopy.db", NULL);
   {
