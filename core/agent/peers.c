@@ -1235,6 +1235,10 @@ canopy_peers_is_querying (CanopyPeers *peers, const char *device_id, const char 
   PeerConn *pc = find_conn (peers, device_id);
   HashHave *hh = pc != NULL ? g_hash_table_lookup (pc->hash_have, content_id) : NULL;
 
+  /* A peer that answers by hash and was not asked yet (its hello came
+   * before this content's client) is still to answer too. */
+  if (pc != NULL && hh == NULL)
+    return pc->ready && pc->by_hash && !g_hash_table_contains (pc->have, content_id);
   return hh != NULL && hh->unanswered > 0;
 }
 
