@@ -4,6 +4,7 @@
  *
  *   usage: canopy-delayline TUN_A TUN_B DELAY_MS
  *
+ * DELAY_MS may have a fraction (10.5: half of a 21 ms round trip).
  * Creates TUN_A and TUN_B (layer 3, no packet information) in the calling
  * network namespace and prints "ready" once both exist; the caller then
  * moves them into the namespaces they join, addresses them as a
@@ -140,14 +141,18 @@ main (int argc, char **argv)
 {
   static Direction ab, ba;
   int64_t delay_us;
+  double delay_ms = 0;
+  char *end = NULL;
   struct sigaction sa;
 
-  if (argc != 4 || atoi (argv[3]) < 0)
+  if (argc == 4)
+    delay_ms = strtod (argv[3], &end);
+  if (argc != 4 || end == argv[3] || *end != '\0' || !(delay_ms >= 0 && delay_ms <= 60000))
     {
       fprintf (stderr, "usage: %s TUN_A TUN_B DELAY_MS\n", argv[0]);
       return 2;
     }
-  delay_us = (int64_t) atoi (argv[3]) * 1000;
+  delay_us = (int64_t) (delay_ms * 1000);
   ab.in = ba.out = open_tun (argv[1]);
   ab.out = ba.in = open_tun (argv[2]);
   if (ab.in < 0 || ab.out < 0)
