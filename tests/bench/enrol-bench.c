@@ -25,13 +25,26 @@
  *
  * canopyd holds a descriptor per session, so the agent count is capped
  * below the descriptor hard limit, and the cap is printed.
- *   usage: enrol-bench [AGENTS] [HEARTBEAT-ROUNDS] [ROUND-WINDOW-SECONDS] */
+ *
+ * Then the cluster part: two canopyd on one PostgreSQL of the bench's own
+ * (initdb and pg_ctl, on a Unix socket in a temporary directory, as the
+ * cluster suite does), each with <cluster changes="notify"/> and its own
+ * agents (each process has its own descriptor limit). Prints the sessions
+ * each server holds, the heartbeat round trips (goal: p99 under 50 ms), the
+ * enrolments per second of both against the single server's in the same
+ * run, and PostgreSQL's share of the CPU used.
+ *   usage: enrol-bench [AGENTS] [HEARTBEAT-ROUNDS] [ROUND-WINDOW-SECONDS]
+ *   environment: BENCH_ENROL=single|cluster|both (both by default),
+ *                BENCH_CLUSTER_AGENTS=N agents per server of the cluster */
 #include "build-config.h"
 
 #include "lib/config.h"
 #include "lib/keys.h"
 #include "lib/transport.h"
 #include "lib/wire.h"
+#ifdef CANOPY_BENCH_POSTGRESQL
+#include "tests/pg-server.h"
+#endif
 
 #include <dirent.h>
 #include <errno.h>
@@ -45,9 +58,12 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define AGENTS_ASKED 20000   /* what the issue asks one server to hold */
+#define CLUSTER_AGENTS_ASKED 19000 /* per server of the cluster */
 #define IN_FLIGHT_TOTAL 256  /* connects under way at once, over all workers */
 #define PER_WORKER_MAX 5000  /* agents per load process */
 #define DESCRIPTOR_MARGIN 64 /* canopyd's own descriptors, and some slack */
@@ -691,37 +707,95 @@ worker_main (int argc, char **argv)
 
 /* --- the parent: canopyd, the workers, the figures ------------------------- */
 
+#define SERVERS_MAX 2
+
+/* What one canopyd logged. It logs every enrolment: its stderr is read
+ * all the time, so that it never blocks on a full pipe, and what is out
+ * of the ordinary is kept. */
+typedef struct {
+  GMutex lock;
+  guint lines, enrolled, disconnected, other;
+  GPtrArray *samples;
+} ServerLog;
+
+typedef struct {
+  const char *name;
+  GSubprocess *proc;
+  char *pid; /* kept: the subprocess forgets it once reaped */
+  char *port;
+  char *config, *state, *key;
+  GDataInputStream *out; /* its stderr */
+  GThread *drainer;
+  ServerLog log;
+} Server;
+
 typedef struct {
   GSubprocess *proc;
   GOutputStream *in;
   GDataInputStream *out;
+  char *pid;
+  guint server; /* its agents' server, in bench.servers */
   guint base, count, ref_base, ref_count;
 } Worker;
 
 static struct {
-  GSubprocess *server;
+  Server servers[SERVERS_MAX];
+  guint n_servers;
   Worker *workers;
   guint n_workers;
   char *dir;
+  char *pg_dir, *pg_password; /* the cluster's PostgreSQL, while it runs */
 } bench;
 
-/* For the signal handler: every process started, the server first. */
+/* For the signal handler: every process started and still running, with
+ * the signal that stops it. */
 static volatile pid_t children[64];
+static volatile int children_signal[64];
 static volatile sig_atomic_t n_children;
 
 static void
-remember_child (GSubprocess *proc)
+remember_pid (pid_t pid, int signum)
 {
   if (n_children < (sig_atomic_t) G_N_ELEMENTS (children))
-    children[n_children++] = (pid_t) atoi (g_subprocess_get_identifier (proc));
+    {
+      children[n_children] = pid;
+      children_signal[n_children] = signum;
+      n_children++;
+    }
 }
+
+static void
+remember_child (GSubprocess *proc, int signum)
+{
+  remember_pid ((pid_t) atoi (g_subprocess_get_identifier (proc)), signum);
+}
+
+/* PostgreSQL's postmaster while it runs, for the signal handler. */
+static volatile pid_t postmaster;
 
 static void
 on_fatal_signal (int signum)
 {
-  /* The server stops cleanly on SIGTERM; the workers hold nothing. */
+  const char *rm[] = { "/bin/rm", "-rf", bench.dir, bench.pg_dir, NULL };
+  pid_t pid = -1;
+
+  /* canopyd stops cleanly on SIGTERM, PostgreSQL at once on SIGQUIT; the
+   * workers hold nothing. Then the temporary directories go, once the
+   * postmaster is gone (at most 5 s): only calls that are safe here. */
   for (int i = 0; i < n_children; i++)
-    kill (children[i], i == 0 ? SIGTERM : SIGKILL);
+    kill (children[i], children_signal[i]);
+  for (int i = 0; i < 100 && postmaster > 0 && kill (postmaster, 0) == 0; i++)
+    {
+      struct timespec pause = { 0, 50 * 1000 * 1000 };
+      nanosleep (&pause, NULL);
+    }
+  if (bench.dir != NULL && (pid = fork ()) == 0)
+    {
+      execv (rm[0], (char **) rm);
+      _exit (127);
+    }
+  else if (pid > 0)
+    waitpid (pid, NULL, 0);
   signal (signum, SIG_DFL);
   raise (signum);
 }
@@ -771,15 +845,73 @@ stop_process (GSubprocess *proc, int signum, double grace_seconds)
   return (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC;
 }
 
-/* Stops every process started, and removes the state directory. */
+static void
+free_workers (void)
+{
+  for (guint i = 0; i < bench.n_workers; i++)
+    {
+      g_clear_object (&bench.workers[i].out);
+      g_clear_object (&bench.workers[i].proc);
+      g_free (bench.workers[i].pid);
+    }
+  g_clear_pointer (&bench.workers, g_free);
+  bench.n_workers = 0;
+}
+
+/* Stops @s (if it runs), waits for its log to be read, and returns how
+ * long it took to stop. */
+static double
+server_stop (Server *s, double grace_seconds)
+{
+  double seconds = stop_process (s->proc, SIGTERM, grace_seconds);
+
+  if (s->drainer != NULL)
+    g_thread_join (g_steal_pointer (&s->drainer));
+  return seconds;
+}
+
+static void
+server_clear (Server *s)
+{
+  g_clear_object (&s->out);
+  g_clear_object (&s->proc);
+  g_clear_pointer (&s->pid, g_free);
+  g_clear_pointer (&s->port, g_free);
+  g_clear_pointer (&s->config, g_free);
+  g_clear_pointer (&s->state, g_free);
+  g_clear_pointer (&s->key, g_free);
+  if (s->log.samples != NULL)
+    {
+      g_clear_pointer (&s->log.samples, g_ptr_array_unref);
+      g_mutex_clear (&s->log.lock);
+    }
+  memset (s, 0, sizeof *s);
+}
+
+#ifdef CANOPY_BENCH_POSTGRESQL
+static void
+pg_stop (void)
+{
+  postmaster = 0;
+  if (bench.pg_dir != NULL)
+    canopy_test_pg_stop (bench.pg_dir);
+  g_clear_pointer (&bench.pg_dir, g_free);
+  g_clear_pointer (&bench.pg_password, g_free);
+}
+#endif
+
+/* Stops every process started (PostgreSQL too) and forgets them. */
 static void
 stop_all (void)
 {
   for (guint i = 0; i < bench.n_workers; i++)
     stop_process (bench.workers[i].proc, SIGKILL, 5);
-  stop_process (bench.server, SIGTERM, 30);
-  if (bench.dir != NULL)
-    nftw (bench.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  for (guint i = 0; i < bench.n_servers; i++)
+    server_stop (&bench.servers[i], 30);
+#ifdef CANOPY_BENCH_POSTGRESQL
+  pg_stop ();
+#endif
+  n_children = 0;
 }
 
 static void fail (const char *format, ...) G_GNUC_PRINTF (1, 2) G_GNUC_NORETURN;
@@ -796,6 +928,8 @@ fail (const char *format, ...)
   va_end (args);
   fputs ("\n", stderr);
   stop_all ();
+  if (bench.dir != NULL)
+    nftw (bench.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
   exit (1);
 }
 
@@ -820,9 +954,7 @@ read_report (Worker *worker, const char *expected)
   char *line = g_data_input_stream_read_line (worker->out, NULL, NULL, &error);
 
   if (line == NULL)
-    fail ("load process %s stopped (%s) while the parent waited for \"%s\"",
-          g_subprocess_get_identifier (worker->proc) != NULL
-            ? g_subprocess_get_identifier (worker->proc) : "(gone)",
+    fail ("load process %s stopped (%s) while the parent waited for \"%s\"", worker->pid,
           error != NULL ? error->message : "end of output", expected);
   if (!g_str_has_prefix (line, expected))
     fail ("load process said \"%s\", expected \"%s\"", line, expected);
@@ -831,11 +963,30 @@ read_report (Worker *worker, const char *expected)
 
 static double cpu_ms (const char *pid);
 
+static double
+servers_cpu_ms (void)
+{
+  double sum = 0;
+
+  for (guint i = 0; i < bench.n_servers; i++)
+    sum += cpu_ms (bench.servers[i].pid);
+  return sum;
+}
+
+static void
+check_servers (const char *during)
+{
+  for (guint i = 0; i < bench.n_servers; i++)
+    if (!is_running (bench.servers[i].proc))
+      fail ("canopyd %s exited during %s", bench.servers[i].name, during);
+}
+
 typedef struct {
   guint up, failed;
+  guint up_by[SERVERS_MAX];
   double seconds;
   double worker_cpu_ms; /* all workers */
-  double server_cpu_ms;
+  double server_cpu_ms; /* all servers */
   guint max_descriptors; /* of one worker */
 } Phase;
 
@@ -845,8 +996,7 @@ run_phase (const char *command, const char *reply)
 {
   Phase phase = { 0 };
   gint64 first = G_MAXINT64, last = 0;
-  const char *pid = g_subprocess_get_identifier (bench.server);
-  double server_cpu = pid != NULL ? cpu_ms (pid) : 0;
+  double server_cpu = servers_cpu_ms ();
 
   tell_workers (command);
   for (guint i = 0; i < bench.n_workers; i++)
@@ -862,6 +1012,7 @@ run_phase (const char *command, const char *reply)
           != 6)
         fail ("cannot read \"%s\"", line);
       phase.up += up;
+      phase.up_by[bench.workers[i].server] += up;
       phase.worker_cpu_ms += cpu;
       phase.failed += failed;
       phase.max_descriptors = MAX (phase.max_descriptors, descriptors);
@@ -872,10 +1023,68 @@ run_phase (const char *command, const char *reply)
         }
     }
   phase.seconds = last > first ? (last - first) / (double) G_USEC_PER_SEC : 0;
-  if (!is_running (bench.server))
-    fail ("canopyd exited during \"%s\"", command);
-  phase.server_cpu_ms = cpu_ms (pid) - server_cpu;
+  check_servers (command);
+  phase.server_cpu_ms = servers_cpu_ms () - server_cpu;
   return phase;
+}
+
+typedef struct {
+  guint sent, received, dropped;
+  guint dropped_by[SERVERS_MAX];
+  double seconds, worker_cpu_ms, server_cpu_ms;
+  GArray *rtts;                /* double, µs: every agent's */
+  GArray *rtts_by[SERVERS_MAX]; /* and by server */
+} Beats;
+
+static void
+beats_clear (Beats *beats)
+{
+  g_clear_pointer (&beats->rtts, g_array_unref);
+  for (guint i = 0; i < SERVERS_MAX; i++)
+    g_clear_pointer (&beats->rtts_by[i], g_array_unref);
+}
+
+/* Heartbeats, spread over each round's window. */
+static void
+run_beats (guint rounds, guint window_ms, Beats *beats)
+{
+  g_autofree char *command = g_strdup_printf ("beat %u %u\n", rounds, MAX (window_ms, 1));
+  double server_cpu = servers_cpu_ms ();
+  gint64 start = g_get_monotonic_time ();
+
+  memset (beats, 0, sizeof *beats);
+  beats->rtts = g_array_new (FALSE, FALSE, sizeof (double));
+  for (guint i = 0; i < SERVERS_MAX; i++)
+    beats->rtts_by[i] = g_array_new (FALSE, FALSE, sizeof (double));
+  tell_workers (command);
+  for (guint i = 0; i < bench.n_workers; i++)
+    {
+      Worker *worker = &bench.workers[i];
+      g_autofree char *report_line = read_report (worker, "beat");
+      guint sent, received, lost_sessions, count;
+      double cpu;
+
+      if (sscanf (report_line, "beat %u %u %u %lf %u", &sent, &received, &lost_sessions, &cpu,
+                  &count)
+          != 5)
+        fail ("cannot read \"%s\"", report_line);
+      beats->worker_cpu_ms += cpu;
+      beats->sent += sent;
+      beats->received += received;
+      beats->dropped += lost_sessions;
+      beats->dropped_by[worker->server] += lost_sessions;
+      for (guint j = 0; j < count; j++)
+        {
+          g_autofree char *value = read_report (worker, "");
+          double rtt = g_ascii_strtod (value, NULL);
+
+          g_array_append_val (beats->rtts, rtt);
+          g_array_append_val (beats->rtts_by[worker->server], rtt);
+        }
+    }
+  beats->seconds = (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC;
+  beats->server_cpu_ms = servers_cpu_ms () - server_cpu;
+  check_servers ("the heartbeats");
 }
 
 static long
@@ -890,23 +1099,42 @@ rss_kib (const char *pid)
   return strtol (line + 6, NULL, 10);
 }
 
+/* The fields of /proc/PID/stat after the command name, from field 3
+ * (state) on: [1] is the parent, [11] and [12] utime and stime, [13] and
+ * [14] those of the children waited for. NULL when the process is gone. */
+static char **
+stat_fields (const char *pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%s/stat", pid);
+  g_autofree char *text = NULL;
+  char **fields;
+  const char *after;
+
+  if (!g_file_get_contents (path, &text, NULL, NULL) || (after = strrchr (text, ')')) == NULL)
+    return NULL;
+  fields = g_strsplit (after + 2, " ", 0);
+  if (g_strv_length (fields) < 15)
+    g_clear_pointer (&fields, g_strfreev);
+  return fields;
+}
+
+static double
+ticks_ms (char **fields, guint from, guint to)
+{
+  double ticks = 0;
+
+  for (guint i = from; i <= to; i++)
+    ticks += g_ascii_strtod (fields[i], NULL);
+  return ticks * 1000.0 / (double) sysconf (_SC_CLK_TCK);
+}
+
 /* utime + stime, in milliseconds. */
 static double
 cpu_ms (const char *pid)
 {
-  g_autofree char *path = g_strdup_printf ("/proc/%s/stat", pid);
-  g_autofree char *text = NULL;
-  g_auto (GStrv) fields = NULL;
-  const char *after;
+  g_auto (GStrv) fields = pid != NULL ? stat_fields (pid) : NULL;
 
-  if (!g_file_get_contents (path, &text, NULL, NULL) || (after = strrchr (text, ')')) == NULL)
-    return 0;
-  /* After the command name: field 3 (state) on; utime and stime are 14, 15. */
-  fields = g_strsplit (after + 2, " ", 0);
-  if (g_strv_length (fields) < 13)
-    return 0;
-  return (g_ascii_strtod (fields[11], NULL) + g_ascii_strtod (fields[12], NULL)) * 1000.0
-         / (double) sysconf (_SC_CLK_TCK);
+  return fields != NULL ? ticks_ms (fields, 11, 12) : 0;
 }
 
 static char *
@@ -941,39 +1169,33 @@ percentile (GArray *values, double p)
   return g_array_index (values, double, (guint) (p * (values->len - 1)));
 }
 
-/* The server logs every enrolment: keep reading its stderr so that it
- * never blocks on a full pipe, and keep what is out of the ordinary. */
-static struct {
-  GMutex lock;
-  guint lines, enrolled, disconnected, other;
-  GPtrArray *samples;
-} server_log;
-
 static gpointer
-drain (gpointer stream)
+drain (gpointer user_data)
 {
+  Server *s = user_data;
+  ServerLog *log = &s->log;
   char *line;
 
-  while ((line = g_data_input_stream_read_line (stream, NULL, NULL, NULL)) != NULL)
+  while ((line = g_data_input_stream_read_line (s->out, NULL, NULL, NULL)) != NULL)
     {
-      g_mutex_lock (&server_log.lock);
-      server_log.lines++;
+      g_mutex_lock (&log->lock);
+      log->lines++;
       if (strstr (line, "Enrolled agent") != NULL)
-        server_log.enrolled++;
+        log->enrolled++;
       else if (strstr (line, " disconnected: ") != NULL)
-        server_log.disconnected++;
+        log->disconnected++;
       else if (strstr (line, "Received SIGTERM") != NULL || strstr (line, "canopyd stopped") != NULL)
         ;
       else
         {
-          server_log.other++;
-          if (server_log.samples->len < 5)
+          log->other++;
+          if (log->samples->len < 5)
             {
-              g_ptr_array_add (server_log.samples, line);
+              g_ptr_array_add (log->samples, line);
               line = NULL;
             }
         }
-      g_mutex_unlock (&server_log.lock);
+      g_mutex_unlock (&log->lock);
       g_free (line);
     }
   return NULL;
@@ -998,136 +1220,108 @@ wait_for_descriptors (const char *pid, guint target, double seconds)
     g_usleep (50000);
 }
 
-int
-main (int argc, char **argv)
+static void
+copy_key (const Server *from, const Server *to, const char *name)
 {
-  guint asked = argc > 1 && argv[1][0] != '\0' ? (guint) atoi (argv[1]) : AGENTS_ASKED;
-  guint rounds = argc > 2 ? (guint) atoi (argv[2]) : 3;
-  guint window_ms = argc > 3 ? (guint) (g_ascii_strtod (argv[3], NULL) * 1000) : ROUND_WINDOW_MS;
-  const char *builddir = g_getenv ("CANOPY_TEST_BUILDDIR");
-  g_autofree char *config_path = NULL, *state = NULL, *key_path = NULL;
-  g_autofree char *canopyd = g_build_filename (builddir != NULL ? builddir : ".", "canopyd", NULL);
-  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
-  g_autofree char *xml = NULL;
-  g_autofree char *port_text = NULL, *in_flight_text = NULL, *limits = NULL;
-  g_autofree char *beat_command = NULL, *loadavg = NULL;
+  g_autofree char *source = g_build_filename (from->state, name, NULL);
+  g_autofree char *target = g_build_filename (to->state, name, NULL);
+  g_autofree char *text = NULL;
   g_autoptr (GError) error = NULL;
+  gsize length;
+
+  if (!g_file_get_contents (source, &text, &length, &error)
+      || !g_file_set_contents_full (target, text, (gssize) length, G_FILE_SET_CONTENTS_NONE, 0600,
+                                    &error))
+    fail ("%s", error->message);
+}
+
+/* Makes a canopyd's configuration and state (with the keys of @keys_from,
+ * as the servers of a cluster share them), starts it, and reads its port
+ * from its log. */
+static void
+server_start (Server *s, const char *canopyd, const char *name, const char *backend_xml,
+              const Server *keys_from)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *xml = NULL, *line = NULL, *state_name = g_strdup_printf ("%s-state", name);
+  g_autofree char *config_name = g_strdup_printf ("%s.xml", name);
   g_autoptr (GSubprocess) init = NULL;
-  g_autoptr (GDataInputStream) out = NULL;
-  g_autoptr (GArray) rtts = g_array_new (FALSE, FALSE, sizeof (double));
-  g_autofree char *line = NULL;
-  const char *at, *pid;
-  struct rlimit limit;
-  guint n, per_worker_max, in_flight, ref_n, descriptors_base, descriptors_full;
-  guint beats_sent = 0, beats_received = 0, dropped = 0;
-  guint log_lines, log_enrolled, log_disconnected, log_other;
-  long rss_start, rss_base, rss_after;
-  double cpu_idle, cpu_beat, beat_worker_cpu = 0, stop_seconds, worker_stop_seconds = 0;
-  gint64 beat_start, beat_end;
-  Phase reference, enrol;
-  GThread *drainer;
+  const char *at;
 
-  if (argc > 1 && strcmp (argv[1], "--worker") == 0)
-    return worker_main (argc, argv);
-
-  if (g_file_get_contents ("/proc/loadavg", &loadavg, NULL, NULL))
-    *strchrnul (loadavg, ' ') = '\0';
-  else
-    loadavg = g_strdup ("?");
-  signal (SIGPIPE, SIG_IGN);
-  signal (SIGINT, on_fatal_signal);
-  signal (SIGTERM, on_fatal_signal);
-  signal (SIGHUP, on_fatal_signal);
-  signal (SIGALRM, on_fatal_signal);
-  alarm (WATCHDOG_SECONDS);
-  raise_limits ();
-  if (self == NULL)
-    g_error ("cannot find this program in /proc/self/exe");
-
-  /* canopyd holds one descriptor per session, besides its own few; its
-   * hard limit is ours (it raises its soft limit itself). */
-  if (getrlimit (RLIMIT_NOFILE, &limit) != 0)
-    g_error ("getrlimit: %s", g_strerror (errno));
-  n = asked;
-  if (limit.rlim_max != RLIM_INFINITY && asked + DESCRIPTOR_MARGIN > limit.rlim_max)
-    n = limit.rlim_max > DESCRIPTOR_MARGIN ? (guint) limit.rlim_max - DESCRIPTOR_MARGIN : 1;
-  if (n == 0)
-    g_error ("usage: enrol-bench [AGENTS] [HEARTBEAT-ROUNDS] [ROUND-WINDOW-SECONDS]");
-  /* A worker needs three descriptors per agent: socket, epoll set and the
-   * wakeup of the agent's context. */
-  per_worker_max = PER_WORKER_MAX;
-  if (limit.rlim_max != RLIM_INFINITY)
-    per_worker_max = MIN (per_worker_max, ((guint) limit.rlim_max - DESCRIPTOR_MARGIN) / 3);
-  bench.n_workers = (n + per_worker_max - 1) / per_worker_max;
-  in_flight = MAX (IN_FLIGHT_TOTAL / bench.n_workers, 1);
-  ref_n = MAX (n / 10, 1);
-
-  if (n != asked)
-    printf ("enrol-bench: %u agents asked, %u run: the descriptor limit here is %lu (hard, "
-            "cannot be raised), and canopyd needs one descriptor per session and a few of "
-            "its own\n",
-            asked, n, (unsigned long) limit.rlim_max);
-  fflush (stdout);
-
-  bench.dir = g_dir_make_tmp ("canopy-enrol-bench-XXXXXX", &error);
-  if (bench.dir == NULL)
-    g_error ("%s", error->message);
-  config_path = g_build_filename (bench.dir, "canopyd.xml", NULL);
-  state = g_build_filename (bench.dir, "state", NULL);
-  key_path = g_build_filename (state, "shared-key", NULL);
+  s->name = name;
+  s->config = g_build_filename (bench.dir, config_name, NULL);
+  s->state = g_build_filename (bench.dir, state_name, NULL);
+  s->key = g_build_filename (s->state, "shared-key", NULL);
   xml = g_strdup_printf (
     "<server><state-directory>%s</state-directory><assigned-group>Bench</assigned-group>"
-    "<licensing seats='1000000'/><heartbeat interval='300'/>"
-    "<backend plugin='sqlite'/>"
+    "<licensing seats='1000000'/><heartbeat interval='300'/>%s"
     "<transport plugin='tcp'><listen address='127.0.0.1' port='0'/>"
-    "<limits send-queue-high='65536'/></transport></server>", state);
-  if (!g_file_set_contents (config_path, xml, -1, &error))
+    "<limits send-queue-high='65536'/></transport></server>", s->state, backend_xml);
+  if (!g_file_set_contents (s->config, xml, -1, &error))
     fail ("%s", error->message);
   {
-    const char *init_argv[] = { canopyd, "init", "--config", config_path, NULL };
+    const char *init_argv[] = { canopyd, "init", "--config", s->config, NULL };
 
     init = g_subprocess_newv (init_argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error);
     if (init == NULL || !g_subprocess_wait_check (init, NULL, &error))
       fail ("canopyd init: %s", error->message);
   }
+  if (keys_from != NULL)
+    {
+      copy_key (keys_from, s, "shared-key");
+      copy_key (keys_from, s, "signing-key.pem");
+    }
   {
-    const char *run_argv[] = { canopyd, "--config", config_path, NULL };
+    const char *run_argv[] = { canopyd, "--config", s->config, NULL };
 
-    bench.server = spawn (run_argv, G_SUBPROCESS_FLAGS_STDERR_PIPE, SIGTERM, &error);
-    if (bench.server == NULL)
+    s->proc = spawn (run_argv, G_SUBPROCESS_FLAGS_STDERR_PIPE, SIGTERM, &error);
+    if (s->proc == NULL)
       fail ("%s", error->message);
-    remember_child (bench.server);
+    remember_child (s->proc, SIGTERM);
   }
-  pid = g_subprocess_get_identifier (bench.server);
-  out = g_data_input_stream_new (g_subprocess_get_stderr_pipe (bench.server));
-  while ((line = g_data_input_stream_read_line (out, NULL, NULL, NULL)) != NULL
+  bench.n_servers = MAX (bench.n_servers, (guint) (s - bench.servers) + 1);
+  s->pid = g_strdup (g_subprocess_get_identifier (s->proc));
+  g_mutex_init (&s->log.lock);
+  s->log.samples = g_ptr_array_new_with_free_func (g_free);
+  s->out = g_data_input_stream_new (g_subprocess_get_stderr_pipe (s->proc));
+  while ((line = g_data_input_stream_read_line (s->out, NULL, NULL, NULL)) != NULL
          && (at = strstr (line, "127.0.0.1 port ")) == NULL)
     g_clear_pointer (&line, g_free);
   if (line == NULL)
-    fail ("canopyd did not start");
-  port_text = g_strdup_printf ("%d", atoi (at + strlen ("127.0.0.1 port ")));
-  g_mutex_init (&server_log.lock);
-  server_log.samples = g_ptr_array_new_with_free_func (g_free);
-  drainer = g_thread_new ("drain", drain, out);
+    fail ("canopyd %s did not start", name);
+  s->port = g_strdup_printf ("%d", atoi (at + strlen ("127.0.0.1 port ")));
+  s->drainer = g_thread_new ("drain", drain, s);
+}
 
-  /* The workers, each with its share of the agents and of the reference. */
-  in_flight_text = g_strdup_printf ("%u", in_flight);
-  bench.workers = g_new0 (Worker, bench.n_workers);
-  for (guint i = 0; i < bench.n_workers; i++)
+/* Starts @n_workers load processes for @n agents of server @server,
+ * their IDs from @id_base on, and their share of @ref_n references. */
+static void
+workers_start (const char *self, guint server, guint n, guint id_base, guint ref_n,
+               guint n_workers, guint in_flight)
+{
+  Server *s = &bench.servers[server];
+  g_autofree char *in_flight_text = g_strdup_printf ("%u", in_flight);
+  g_autoptr (GError) error = NULL;
+
+  bench.workers = g_renew (Worker, bench.workers, bench.n_workers + n_workers);
+  for (guint i = 0; i < n_workers; i++)
     {
-      Worker *worker = &bench.workers[i];
+      Worker *worker = &bench.workers[bench.n_workers];
       g_autofree char *base = NULL, *count = NULL, *ref_base = NULL, *ref_count = NULL;
+      guint first = (guint) ((guint64) n * i / n_workers);
 
-      worker->base = (guint) ((guint64) n * i / bench.n_workers);
-      worker->count = (guint) ((guint64) n * (i + 1) / bench.n_workers) - worker->base;
-      worker->ref_base = (guint) ((guint64) ref_n * i / bench.n_workers);
-      worker->ref_count = (guint) ((guint64) ref_n * (i + 1) / bench.n_workers) - worker->ref_base;
+      memset (worker, 0, sizeof *worker);
+      worker->server = server;
+      worker->base = id_base + first;
+      worker->count = (guint) ((guint64) n * (i + 1) / n_workers) - first;
+      worker->ref_base = (guint) ((guint64) ref_n * i / n_workers);
+      worker->ref_count = (guint) ((guint64) ref_n * (i + 1) / n_workers) - worker->ref_base;
       base = g_strdup_printf ("%u", worker->base);
       count = g_strdup_printf ("%u", worker->count);
       ref_base = g_strdup_printf ("%u", worker->ref_base);
       ref_count = g_strdup_printf ("%u", worker->ref_count);
       {
-        const char *worker_argv[] = { self,     "--worker", port_text, key_path,       base,
+        const char *worker_argv[] = { self,     "--worker", s->port,   s->key,         base,
                                       count,    ref_base,   ref_count, in_flight_text, NULL };
 
         worker->proc = spawn (worker_argv,
@@ -1136,10 +1330,102 @@ main (int argc, char **argv)
       }
       if (worker->proc == NULL)
         fail ("cannot start a load process: %s", error->message);
-      remember_child (worker->proc);
+      bench.n_workers++;
+      remember_child (worker->proc, SIGKILL);
+      worker->pid = g_strdup (g_subprocess_get_identifier (worker->proc));
       worker->in = g_subprocess_get_stdin_pipe (worker->proc);
       worker->out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (worker->proc));
     }
+}
+
+/* The workers hang up and exit; returns how long the last took. */
+static double
+workers_stop (void)
+{
+  double seconds = 0;
+
+  tell_workers ("quit\n");
+  for (guint i = 0; i < bench.n_workers; i++)
+    seconds = MAX (seconds, stop_process (bench.workers[i].proc, SIGKILL, 60));
+  return seconds;
+}
+
+static void
+print_server_log (Server *s, double stop_seconds)
+{
+  g_autofree char *label = g_strdup_printf ("canopyd%s%s:", bench.n_servers > 1 ? " " : "",
+                                            bench.n_servers > 1 ? s->name : "");
+
+  g_mutex_lock (&s->log.lock);
+  printf ("  %-22sstopped in %.1f s after SIGTERM; it logged %u lines (%u "
+          "enrolments, %u disconnections, %u other%s)\n",
+          label, stop_seconds, s->log.lines, s->log.enrolled, s->log.disconnected, s->log.other,
+          s->log.other > 0 ? ", the first below" : "");
+  for (guint i = 0; i < s->log.samples->len; i++)
+    printf ("    %s\n", (const char *) g_ptr_array_index (s->log.samples, i));
+  g_mutex_unlock (&s->log.lock);
+}
+
+static char *
+read_loadavg (void)
+{
+  char *loadavg = NULL;
+
+  if (!g_file_get_contents ("/proc/loadavg", &loadavg, NULL, NULL))
+    return g_strdup ("?");
+  *strchrnul (loadavg, ' ') = '\0';
+  return loadavg;
+}
+
+/* How many agents one canopyd can hold: it needs one descriptor per
+ * session and a few of its own, within its hard limit (ours). */
+static guint
+cap_agents (guint asked, const struct rlimit *limit)
+{
+  if (limit->rlim_max != RLIM_INFINITY && asked + DESCRIPTOR_MARGIN > limit->rlim_max)
+    return limit->rlim_max > DESCRIPTOR_MARGIN ? (guint) limit->rlim_max - DESCRIPTOR_MARGIN : 1;
+  return asked;
+}
+
+/* A worker needs three descriptors per agent: socket, epoll set and the
+ * wakeup of the agent's context. */
+static guint
+per_worker_max (const struct rlimit *limit)
+{
+  if (limit->rlim_max == RLIM_INFINITY)
+    return PER_WORKER_MAX;
+  return MIN (PER_WORKER_MAX, ((guint) limit->rlim_max - DESCRIPTOR_MARGIN) / 3);
+}
+
+/* One canopyd on SQLite: the reference of the cluster part too. Returns
+ * whether every agent enrolled; *@rate is the enrolments per second. */
+static gboolean
+run_single (const char *canopyd, const char *self, guint asked, guint rounds, guint window_ms,
+            const struct rlimit *limit, double *rate)
+{
+  g_autofree char *loadavg = read_loadavg (), *loadavg_end = NULL, *limits = NULL;
+  Server *server = &bench.servers[0];
+  guint n = cap_agents (asked, limit), n_workers, in_flight, ref_n;
+  guint descriptors_base, descriptors_full;
+  long rss_start, rss_base, rss_after;
+  double cpu_idle, stop_seconds, worker_stop_seconds;
+  const char *pid;
+  Phase reference, enrol;
+  Beats beats;
+
+  if (n != asked)
+    printf ("enrol-bench: %u agents asked, %u run: the descriptor limit here is %lu (hard, "
+            "cannot be raised), and canopyd needs one descriptor per session and a few of "
+            "its own\n",
+            asked, n, (unsigned long) limit->rlim_max);
+  fflush (stdout);
+  n_workers = (n + per_worker_max (limit) - 1) / per_worker_max (limit);
+  in_flight = MAX (IN_FLIGHT_TOTAL / n_workers, 1);
+  ref_n = MAX (n / 10, 1);
+
+  server_start (server, canopyd, "single", "<backend plugin='sqlite'/>", NULL);
+  pid = server->pid;
+  workers_start (self, 0, n, 0, ref_n, n_workers, in_flight);
 
   /* Reference: bare authenticated connections, no hello; then wait for
    * the server to let go of them. */
@@ -1167,72 +1453,29 @@ main (int argc, char **argv)
   g_usleep (IDLE_SECONDS * G_USEC_PER_SEC);
   cpu_idle = cpu_ms (pid) - cpu_idle;
 
-  /* Heartbeats, spread over each round's window. */
-  beat_command = g_strdup_printf ("beat %u %u\n", rounds, MAX (window_ms, 1));
-  cpu_beat = cpu_ms (pid);
-  beat_start = g_get_monotonic_time ();
-  tell_workers (beat_command);
-  for (guint i = 0; i < bench.n_workers; i++)
-    {
-      g_autofree char *report_line = read_report (&bench.workers[i], "beat");
-      guint sent, received, lost_sessions, count;
-      double cpu;
-
-      if (sscanf (report_line, "beat %u %u %u %lf %u", &sent, &received, &lost_sessions, &cpu,
-                  &count)
-          != 5)
-        fail ("cannot read \"%s\"", report_line);
-      beat_worker_cpu += cpu;
-      beats_sent += sent;
-      beats_received += received;
-      dropped += lost_sessions;
-      for (guint j = 0; j < count; j++)
-        {
-          g_autofree char *value = read_report (&bench.workers[i], "");
-          double rtt = g_ascii_strtod (value, NULL);
-          g_array_append_val (rtts, rtt);
-        }
-    }
-  beat_end = g_get_monotonic_time ();
-  cpu_beat = cpu_ms (pid) - cpu_beat;
-  if (!is_running (bench.server))
-    fail ("canopyd exited during the heartbeats");
+  run_beats (rounds, window_ms, &beats);
 
   /* Shut down: the agents hang up, then the server stops. */
-  tell_workers ("quit\n");
-  for (guint i = 0; i < bench.n_workers; i++)
-    worker_stop_seconds = MAX (worker_stop_seconds,
-                               stop_process (bench.workers[i].proc, SIGKILL, 60));
+  worker_stop_seconds = workers_stop ();
   wait_for_descriptors (pid, descriptors_base, 60);
-  stop_seconds = stop_process (bench.server, SIGTERM, 30);
-  g_thread_join (drainer);
-  g_mutex_lock (&server_log.lock);
-  log_lines = server_log.lines;
-  log_enrolled = server_log.enrolled;
-  log_disconnected = server_log.disconnected;
-  log_other = server_log.other;
-  g_mutex_unlock (&server_log.lock);
+  stop_seconds = server_stop (server, 30);
+  n_children = 0;
 
-  {
-    g_autofree char *loadavg_end = NULL;
-
-    if (g_file_get_contents ("/proc/loadavg", &loadavg_end, NULL, NULL))
-      *strchrnul (loadavg_end, ' ') = '\0';
-    printf ("enrol-bench: %u agents over TCP+TLS on loopback, one canopyd (SQLite), "
-            "%u load processes, %u CPUs (load average %s at the start, %s at the end: other "
-            "work on the machine skews the round trips first)\n",
-            n, bench.n_workers, g_get_num_processors (), loadavg,
-            loadavg_end != NULL ? loadavg_end : "?");
-  }
+  loadavg_end = read_loadavg ();
+  printf ("enrol-bench: %u agents over TCP+TLS on loopback, one canopyd (SQLite), "
+          "%u load processes, %u CPUs (load average %s at the start, %s at the end: other "
+          "work on the machine skews the round trips first)\n",
+          n, n_workers, g_get_num_processors (), loadavg, loadavg_end);
   if (n != asked)
     printf ("  agents:               %u asked, %u run (descriptor hard limit %lu)\n", asked, n,
-            (unsigned long) limit.rlim_max);
+            (unsigned long) limit->rlim_max);
   printf ("  enrolled:             %u of %u (%u failed, %u lost later)\n", enrol.up, n,
-          enrol.failed, dropped);
+          enrol.failed, beats.dropped);
+  *rate = enrol.seconds > 0 ? enrol.up / enrol.seconds : 0.0;
   printf ("  enrolments:           %8.0f /s  (%.1f s, %u connects in flight; CPU per "
           "enrolment: server %.2f ms, load processes %.2f ms)\n",
-          enrol.seconds > 0 ? enrol.up / enrol.seconds : 0.0, enrol.seconds,
-          in_flight * bench.n_workers, enrol.up > 0 ? enrol.server_cpu_ms / enrol.up : 0.0,
+          *rate, enrol.seconds, in_flight * n_workers,
+          enrol.up > 0 ? enrol.server_cpu_ms / enrol.up : 0.0,
           enrol.up > 0 ? enrol.worker_cpu_ms / enrol.up : 0.0);
   printf ("  bare connections:     %8.0f /s  (reference, %u of %u in %.1f s; CPU per "
           "connection: server %.2f ms, load processes %.2f ms)\n",
@@ -1242,14 +1485,13 @@ main (int argc, char **argv)
   printf ("  ratio to reference:   %8.2f\n",
           reference.up > 0 && enrol.seconds > 0 && reference.seconds > 0
             ? (enrol.up / enrol.seconds) / (reference.up / reference.seconds) : 0.0);
-  printf ("  heartbeat round trip: p50 %.2f ms, p99 %.2f ms\n", percentile (rtts, 0.5) / 1000.0,
-          percentile (rtts, 0.99) / 1000.0);
+  printf ("  heartbeat round trip: p50 %.2f ms, p99 %.2f ms\n",
+          percentile (beats.rtts, 0.5) / 1000.0, percentile (beats.rtts, 0.99) / 1000.0);
   printf ("                        (%u of %u echoed in %u rounds of %.1f s; in each round every "
           "agent beats once at a random moment of a %.0f s window, not all at once: %.0f /s "
           "offered, where the configured 300 s interval gives %.0f /s)\n",
-          beats_received, beats_sent, rounds,
-          (beat_end - beat_start) / (double) G_USEC_PER_SEC / MAX (rounds, 1), window_ms / 1000.0,
-          enrol.up / (window_ms / 1000.0), enrol.up / 300.0);
+          beats.received, beats.sent, rounds, beats.seconds / MAX (rounds, 1),
+          window_ms / 1000.0, enrol.up / (window_ms / 1000.0), enrol.up / 300.0);
   printf ("  server memory:        %.1f KiB per session (RSS %ld MiB at start, %ld after the "
           "reference, %ld with every session up)\n",
           enrol.up > 0 ? (double) (rss_after - rss_base) / enrol.up : 0.0, rss_start / 1024,
@@ -1262,29 +1504,266 @@ main (int argc, char **argv)
           enrol.up > 0 ? cpu_idle / IDLE_SECONDS / (enrol.up / 1000.0) : 0.0);
   printf ("  server CPU, beating:  %.0f ms in %.1f s (%.0f%% of a CPU): %.0f µs per heartbeat; "
           "load processes %.0f ms (%.0f%% of a CPU)\n",
-          cpu_beat, (beat_end - beat_start) / (double) G_USEC_PER_SEC,
-          100.0 * cpu_beat / ((beat_end - beat_start) / 1000.0),
-          beats_received > 0 ? cpu_beat * 1000.0 / beats_received : 0.0, beat_worker_cpu,
-          100.0 * beat_worker_cpu / ((beat_end - beat_start) / 1000.0));
+          beats.server_cpu_ms, beats.seconds, 100.0 * beats.server_cpu_ms / (beats.seconds * 1000.0),
+          beats.received > 0 ? beats.server_cpu_ms * 1000.0 / beats.received : 0.0,
+          beats.worker_cpu_ms, 100.0 * beats.worker_cpu_ms / (beats.seconds * 1000.0));
   printf ("  load processes:       %u descriptors at most each; all stopped in %.1f s\n",
           enrol.max_descriptors, worker_stop_seconds);
-  printf ("  canopyd:              stopped in %.1f s after SIGTERM; it logged %u lines "
-          "(%u enrolments, %u disconnections, %u other%s)\n",
-          stop_seconds, log_lines, log_enrolled, log_disconnected, log_other,
-          log_other > 0 ? ", the first below" : "");
-  for (guint i = 0; i < server_log.samples->len; i++)
-    printf ("    %s\n", (const char *) g_ptr_array_index (server_log.samples, i));
+  print_server_log (server, stop_seconds);
   fflush (stdout);
 
-  for (guint i = 0; i < bench.n_workers; i++)
+  beats_clear (&beats);
+  free_workers ();
+  server_clear (server);
+  bench.n_servers = 0;
+  return enrol.up == n && enrol.failed == 0;
+}
+
+#ifdef CANOPY_BENCH_POSTGRESQL
+/* PostgreSQL's postmaster, from its pid file; NULL when it is not running. */
+static char *
+postmaster_pid (void)
+{
+  g_autofree char *path = g_build_filename (bench.pg_dir, "data", "postmaster.pid", NULL);
+  g_autofree char *text = NULL;
+
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return NULL;
+  *strchrnul (text, '\n') = '\0';
+  return g_strdup (text);
+}
+
+/* The CPU time of every PostgreSQL process: the postmaster's own, that
+ * of the backends it has waited for, and that of those still running. */
+static double
+pg_cpu_ms (const char *pm)
+{
+  g_auto (GStrv) fields = stat_fields (pm);
+  double sum = fields != NULL ? ticks_ms (fields, 11, 14) : 0;
+  DIR *dir = opendir ("/proc");
+  struct dirent *entry;
+
+  while (dir != NULL && (entry = readdir (dir)) != NULL)
     {
-      g_clear_object (&bench.workers[i].out);
-      g_clear_object (&bench.workers[i].proc);
+      g_auto (GStrv) child = NULL;
+
+      if (!g_ascii_isdigit (entry->d_name[0]))
+        continue;
+      child = stat_fields (entry->d_name);
+      if (child != NULL && g_str_equal (child[1], pm))
+        sum += ticks_ms (child, 11, 12);
     }
-  g_free (bench.workers);
-  g_clear_object (&bench.server);
+  if (dir != NULL)
+    closedir (dir);
+  return sum;
+}
+
+static double
+workers_cpu_ms (void)
+{
+  double sum = 0;
+
+  for (guint i = 0; i < bench.n_workers; i++)
+    sum += cpu_ms (bench.workers[i].pid);
+  return sum;
+}
+
+/* Two canopyd on one PostgreSQL, @asked agents each. Returns whether
+ * every agent enrolled. */
+static gboolean
+run_cluster (const char *canopyd, const char *self, guint asked, guint rounds, guint window_ms,
+             const struct rlimit *limit, double single_rate)
+{
+  g_autofree char *loadavg = read_loadavg (), *loadavg_end = NULL;
+  g_autofree char *skip = NULL, *backend = NULL, *cluster_xml = NULL, *pm = NULL;
+  g_autofree char *devices = NULL;
+  g_autoptr (GError) failure = NULL;
+  guint n = cap_agents (asked, limit), n_workers, in_flight;
+  guint descriptors[SERVERS_MAX], descriptors_base[SERVERS_MAX];
+  double pg_cpu, canopyd_cpu, load_cpu, rate, stop_seconds[SERVERS_MAX], worker_stop_seconds;
+  gint64 start, end;
+  Phase enrol;
+  Beats beats;
+
+  bench.pg_password = g_build_filename (bench.dir, "pg.password", NULL);
+  bench.pg_dir = canopy_test_pg_start (bench.pg_password, &skip, &failure);
+  if (bench.pg_dir == NULL && skip != NULL)
+    {
+      printf ("enrol-bench: cluster part skipped: PostgreSQL cannot run here (%s)\n", skip);
+      g_clear_pointer (&bench.pg_password, g_free);
+      return TRUE;
+    }
+  if (bench.pg_dir == NULL)
+    fail ("the benchmark's PostgreSQL server did not start: %s", failure->message);
+  pm = postmaster_pid ();
+  if (pm == NULL)
+    fail ("PostgreSQL started but left no postmaster.pid");
+  remember_pid ((pid_t) atoi (pm), SIGQUIT);
+  postmaster = (pid_t) atoi (pm);
+  backend = canopy_test_pg_backend_xml (bench.pg_dir, bench.pg_password);
+  cluster_xml = g_strdup_printf ("<cluster changes='notify'/>%s", backend);
+
+  if (n != asked)
+    printf ("enrol-bench: %u agents per server asked, %u run: the descriptor limit here is %lu "
+            "(hard, cannot be raised)\n",
+            asked, n, (unsigned long) limit->rlim_max);
+  fflush (stdout);
+  server_start (&bench.servers[0], canopyd, "A", cluster_xml, NULL);
+  server_start (&bench.servers[1], canopyd, "B", cluster_xml, &bench.servers[0]);
+  n_workers = (n + per_worker_max (limit) - 1) / per_worker_max (limit);
+  in_flight = MAX (IN_FLIGHT_TOTAL / (2 * n_workers), 1);
+  /* The agents of B number on from A's, so that every device ID differs. */
+  workers_start (self, 0, n, 0, 0, n_workers, in_flight);
+  workers_start (self, 1, n, n, 0, n_workers, in_flight);
+  g_usleep (G_USEC_PER_SEC / 2);
+  for (guint i = 0; i < SERVERS_MAX; i++)
+    descriptors_base[i] = count_descriptors (bench.servers[i].pid);
+
+  /* Everything from the first enrolment to the last heartbeat. */
+  pg_cpu = pg_cpu_ms (pm);
+  canopyd_cpu = servers_cpu_ms ();
+  load_cpu = workers_cpu_ms ();
+  start = g_get_monotonic_time ();
+  enrol = run_phase ("enrol\n", "enrol");
+  g_usleep (G_USEC_PER_SEC);
+  for (guint i = 0; i < SERVERS_MAX; i++)
+    descriptors[i] = count_descriptors (bench.servers[i].pid);
+  run_beats (rounds, window_ms, &beats);
+  end = g_get_monotonic_time ();
+  pg_cpu = pg_cpu_ms (pm) - pg_cpu;
+  canopyd_cpu = servers_cpu_ms () - canopyd_cpu;
+  load_cpu = workers_cpu_ms () - load_cpu;
+  devices = canopy_test_pg_psql (bench.pg_dir, bench.pg_password, "SELECT count(*) FROM devices");
+
+  worker_stop_seconds = workers_stop ();
+  for (guint i = 0; i < SERVERS_MAX; i++)
+    wait_for_descriptors (bench.servers[i].pid, descriptors_base[i], 60);
+  for (guint i = 0; i < SERVERS_MAX; i++)
+    stop_seconds[i] = server_stop (&bench.servers[i], 30);
+  pg_stop ();
+  n_children = 0;
+
+  loadavg_end = read_loadavg ();
+  rate = enrol.seconds > 0 ? enrol.up / enrol.seconds : 0.0;
+  printf ("enrol-bench: cluster: two canopyd on one PostgreSQL (<cluster changes=\"notify\"/>), "
+          "%u agents each over TCP+TLS on loopback, %u load processes, %u CPUs (load average %s "
+          "at the start, %s at the end)\n",
+          n, bench.n_workers, g_get_num_processors (), loadavg, loadavg_end);
+  for (guint i = 0; i < SERVERS_MAX; i++)
+    printf ("  sessions held by %s:   %u of %u (%u welcomed, %u lost later; %u descriptors)\n",
+            bench.servers[i].name, enrol.up_by[i] - beats.dropped_by[i], n, enrol.up_by[i],
+            beats.dropped_by[i], descriptors[i]);
+  printf ("  enrolled:             %u of %u (%u failed); devices in the database: %s\n", enrol.up,
+          2 * n, enrol.failed, devices != NULL ? g_strstrip (devices) : "(psql failed)");
+  printf ("  enrolments:           %8.0f /s  (both servers, %.1f s, %u connects in flight; CPU "
+          "per enrolment: servers %.2f ms, load processes %.2f ms)\n",
+          rate, enrol.seconds, in_flight * bench.n_workers,
+          enrol.up > 0 ? enrol.server_cpu_ms / enrol.up : 0.0,
+          enrol.up > 0 ? enrol.worker_cpu_ms / enrol.up : 0.0);
+  if (single_rate > 0)
+    printf ("  ratio to one server:  %8.2f  (one canopyd on SQLite, above: %.0f /s)\n",
+            rate / single_rate, single_rate);
+  printf ("  heartbeat round trip: p50 %.2f ms, p99 %.2f ms (goal: p99 under 50 ms, %s); "
+          "A: p50 %.2f, p99 %.2f; B: p50 %.2f, p99 %.2f\n",
+          percentile (beats.rtts, 0.5) / 1000.0, percentile (beats.rtts, 0.99) / 1000.0,
+          percentile (beats.rtts, 0.99) < 50000 ? "met" : "missed",
+          percentile (beats.rtts_by[0], 0.5) / 1000.0, percentile (beats.rtts_by[0], 0.99) / 1000.0,
+          percentile (beats.rtts_by[1], 0.5) / 1000.0, percentile (beats.rtts_by[1], 0.99) / 1000.0);
+  printf ("                        (%u of %u echoed in %u rounds of %.1f s, as above)\n",
+          beats.received, beats.sent, rounds, beats.seconds / MAX (rounds, 1));
+  printf ("  PostgreSQL CPU:       %.1f s in the %.1f s from the first enrolment to the last "
+          "heartbeat: %.1f%% of the CPU the bench's processes used (canopyd %.1f s, load "
+          "processes %.1f s), %.1f%% of the machine's %u CPUs\n",
+          pg_cpu / 1000.0, (end - start) / (double) G_USEC_PER_SEC,
+          100.0 * pg_cpu / MAX (pg_cpu + canopyd_cpu + load_cpu, 1), canopyd_cpu / 1000.0,
+          load_cpu / 1000.0,
+          100.0 * pg_cpu / ((end - start) / 1000.0 * g_get_num_processors ()),
+          g_get_num_processors ());
+  printf ("  load processes:       %u descriptors at most each; all stopped in %.1f s\n",
+          enrol.max_descriptors, worker_stop_seconds);
+  for (guint i = 0; i < SERVERS_MAX; i++)
+    print_server_log (&bench.servers[i], stop_seconds[i]);
+  fflush (stdout);
+
+  beats_clear (&beats);
+  free_workers ();
+  for (guint i = 0; i < SERVERS_MAX; i++)
+    server_clear (&bench.servers[i]);
+  bench.n_servers = 0;
+  return enrol.up == 2 * n && enrol.failed == 0;
+}
+#endif
+
+static guint
+env_uint (const char *name, guint fallback)
+{
+  const char *text = g_getenv (name);
+  guint64 value;
+
+  if (text == NULL || text[0] == '\0')
+    return fallback;
+  if (!g_ascii_string_to_unsigned (text, 10, 1, G_MAXUINT, &value, NULL))
+    g_error ("%s must be a positive number, not \"%s\"", name, text);
+  return (guint) value;
+}
+
+int
+main (int argc, char **argv)
+{
+  guint asked = argc > 1 && argv[1][0] != '\0' ? (guint) atoi (argv[1]) : AGENTS_ASKED;
+  guint rounds = argc > 2 ? (guint) atoi (argv[2]) : 3;
+  guint window_ms = argc > 3 ? (guint) (g_ascii_strtod (argv[3], NULL) * 1000) : ROUND_WINDOW_MS;
+  guint cluster_asked = env_uint ("BENCH_CLUSTER_AGENTS", CLUSTER_AGENTS_ASKED);
+  const char *mode = g_getenv ("BENCH_ENROL");
+  const char *builddir = g_getenv ("CANOPY_TEST_BUILDDIR");
+  g_autofree char *canopyd = g_build_filename (builddir != NULL ? builddir : ".", "canopyd", NULL);
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  g_autoptr (GError) error = NULL;
+  gboolean single, cluster, ok = TRUE;
+  double single_rate = 0;
+  struct rlimit limit;
+
+  if (argc > 1 && strcmp (argv[1], "--worker") == 0)
+    return worker_main (argc, argv);
+
+  if (mode == NULL || mode[0] == '\0')
+    mode = "both";
+  single = g_str_equal (mode, "both") || g_str_equal (mode, "single");
+  cluster = g_str_equal (mode, "both") || g_str_equal (mode, "cluster");
+  if (!single && !cluster)
+    g_error ("BENCH_ENROL is \"single\", \"cluster\" or \"both\", not \"%s\"", mode);
+  if (asked == 0)
+    g_error ("usage: enrol-bench [AGENTS] [HEARTBEAT-ROUNDS] [ROUND-WINDOW-SECONDS]");
+  signal (SIGPIPE, SIG_IGN);
+  signal (SIGINT, on_fatal_signal);
+  signal (SIGTERM, on_fatal_signal);
+  signal (SIGHUP, on_fatal_signal);
+  signal (SIGALRM, on_fatal_signal);
+  alarm (WATCHDOG_SECONDS);
+  raise_limits ();
+  if (self == NULL)
+    g_error ("cannot find this program in /proc/self/exe");
+  /* canopyd holds one descriptor per session, besides its own few; its
+   * hard limit is ours (it raises its soft limit itself). */
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0)
+    g_error ("getrlimit: %s", g_strerror (errno));
+
+  bench.dir = g_dir_make_tmp ("canopy-enrol-bench-XXXXXX", &error);
+  if (bench.dir == NULL)
+    g_error ("%s", error->message);
+  if (single)
+    ok = run_single (canopyd, self, asked, rounds, window_ms, &limit, &single_rate);
+  if (cluster)
+    {
+#ifdef CANOPY_BENCH_POSTGRESQL
+      ok = run_cluster (canopyd, self, cluster_asked, rounds, window_ms, &limit, single_rate)
+           && ok;
+#else
+      (void) cluster_asked;
+      printf ("enrol-bench: cluster part skipped: built without the postgresql backend\n");
+#endif
+    }
   nftw (bench.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
   g_free (bench.dir);
-  g_ptr_array_unref (server_log.samples);
-  return enrol.up == n && enrol.failed == 0 ? 0 : 1;
+  return ok ? 0 : 1;
 }
