@@ -37,10 +37,6 @@
  * by a worker: deleting a large file blocks for long, and the content's
  * own name is free at once. What a crash leaves is removed on reopening. */
 #define TRASH_PREFIX ".evicted-"
-/* How long a chunk this run verified and stored is served without being
- * hashed again: the lead serves each chunk to its office within seconds
- * of storing it, and a receiving peer checks every chunk anyway. */
-#define FRESH_US (30 * G_USEC_PER_SEC)
 
 /* An atomic reference-counted box: the cache's table holds one reference,
  * each worker using it another, and every entry holds the cache, so a
@@ -51,7 +47,6 @@ struct _CanopyCacheEntry {
   char *path;
   char *data_path;
   guint8 *have; /* bitfield */
-  gint64 *stored_at; /* per chunk: monotonic time it was verified and stored by this run, or 0 */
   guint count;
   gboolean removed; /* evicted or closed: its chunks no longer count in the size */
 };
@@ -96,7 +91,6 @@ entry_clear (CanopyCacheEntry *entry)
   g_free (entry->path);
   g_free (entry->data_path);
   g_free (entry->have);
-  g_free (entry->stored_at);
   canopy_cache_unref (entry->cache);
 }
 
@@ -673,7 +667,6 @@ canopy_cache_acquire_entry (CanopyCache *cache, const CanopyManifest *manifest, 
   entry->path = g_build_filename (cache->directory, manifest->content_id, NULL);
   entry->data_path = g_build_filename (entry->path, DATA_FILE, NULL);
   entry->have = g_malloc0 (canopy_manifest_get_n_chunks (manifest) / 8 + 1);
-  entry->stored_at = g_new0 (gint64, MAX (canopy_manifest_get_n_chunks (manifest), 1u));
   if (g_mkdir_with_parents (entry->path, 0700) != 0)
     {
       set_io_error (error, _("Cannot create the cache directory %s: %s"), entry->path, errno);
@@ -1073,21 +1066,8 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
     /* An entry evicted or closed meanwhile is no longer in the size. */
     if (mark (entry, index) && !entry->removed)
       entry->cache->size += length;
-    entry->stored_at[index] = g_get_monotonic_time ();
   }
   return TRUE;
-}
-
-/* Whether chunk @index was verified from memory and written by this run
- * so recently that hashing it again as it is served would only repeat
- * that check: the receiving peer verifies it anyway. */
-static gboolean
-is_fresh (CanopyCacheEntry *entry, guint index)
-{
-  g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
-  gint64 at = entry->stored_at[index];
-
-  return at != 0 && g_get_monotonic_time () - at < FRESH_US;
 }
 
 GBytes *
@@ -1130,7 +1110,6 @@ unmark (CanopyCacheEntry *entry, guint index)
 {
   g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
 
-  entry->stored_at[index] = 0;
   if (!test_bit (entry, index))
     return;
   entry->have[index / 8] &= (guint8) ~(1u << (index % 8));
@@ -1196,8 +1175,7 @@ canopy_cache_entry_read_verified_chunk (CanopyCacheEntry *entry, guint index, gu
     }
   /* Checked as it leaves: a chunk the disk damaged since it was stored
    * would make the peer drop this agent as a liar, and stay damaged. */
-  if (!is_fresh (entry, index)
-      && !canopy_manifest_verify_chunk (entry->manifest, index, buffer, length))
+  if (!canopy_manifest_verify_chunk (entry->manifest, index, buffer, length))
     {
       unmark (entry, index);
       g_set_error (error, CANOPY_CACHE_ERROR, CANOPY_CACHE_ERROR_CORRUPT,
@@ -1463,12 +1441,6 @@ canopy_cache_entry_recheck (CanopyCacheEntry *entry)
   if (is_installed (entry))
     return forget_shared_file (entry);
 
-  /* The disk is in doubt: every chunk served from now on is hashed. */
-  {
-    g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
-
-    memset (entry->stored_at, 0, MAX (n, 1u) * sizeof *entry->stored_at);
-  }
   for (guint i = 0; i < n; i++)
     {
       g_autoptr (GBytes) chunk = canopy_cache_entry_read_chunk (entry, i, NULL);
