@@ -1055,11 +1055,10 @@ canopy_cache_entry_store_chunk (CanopyCacheEntry *entry, guint index, const guin
                      entry->manifest->name, local_error->message);
       return FALSE;
     }
-#ifdef SYNC_FILE_RANGE_WRITE
-  /* Started now, while the network is the bottleneck, the writing leaves
-   * little for the flush that puts the package in place. */
-  sync_file_range (fd, chunk_offset (entry, index), (off_t) length, SYNC_FILE_RANGE_WRITE);
-#endif
+  /* No write-back started here, chunk by chunk: that cost the agent a
+   * system call and the block layer's work per chunk on its own CPU; the
+   * kernel's flusher writes the pages back meanwhile, and putting the
+   * package in place flushes once (canopy_cache_entry_copy_at()). */
   close (fd);
   {
     g_autoptr (GMutexLocker) G_GNUC_UNUSED locker = cache_lock (entry->cache);
