@@ -538,8 +538,64 @@ test_refused_on_sqlite (void)
                                "postgresql backend");
 }
 
+/* <cluster> on SQL Server with changes="notify": refused at start, saying
+ * to poll, before the backend is opened (no SQL Server is reached: the
+ * one named does not exist). The state is made with SQLite's init. */
+static void
+test_notify_refused_on_sql_server (void)
+{
+  g_autofree char *canopyd = canopy_test_build_path ("canopyd", NULL);
+  g_autofree char *plugin = canopy_test_build_path ("plugins", "backend-freetds", ".libs",
+                                                    "canopy-freetds.so", NULL);
+  g_autofree char *dir = NULL, *config = NULL, *xml = NULL, *out = NULL;
+#define COMMON                                                                                 \
+  "<assigned-group>Branch</assigned-group>%s<transport plugin='tcp'>"                          \
+  "<listen address='127.0.0.1' port='0'/></transport>"
+
+  if (!canopy_test_site_available ())
+    return;
+  if (!g_file_test (plugin, G_FILE_TEST_EXISTS))
+    {
+      canopy_test_skip ("notify refused on SQL Server (canopy-freetds.so was not built)");
+      return;
+    }
+  dir = canopy_test_make_tmpdir ("cluster-mssql");
+  config = g_build_filename (dir, "canopyd.xml", NULL);
+  {
+    g_autofree char *inner = g_strdup_printf (COMMON, "<backend plugin='sqlite'/>");
+    const char *init[] = { canopyd, "init", "--config", config, NULL };
+
+    xml = g_strdup_printf ("<server><state-directory>%s/state</state-directory>%s</server>",
+                           dir, inner);
+    g_assert (g_file_set_contents (config, xml, -1, NULL));
+    CU_ASSERT_EQUAL_FATAL (canopy_test_run (init, &out), 0);
+  }
+  {
+    g_autofree char *backend = g_strdup_printf (
+      "<cluster changes='notify'/><backend plugin='freetds'><server host='127.0.0.1' port='9'/>"
+      "<database>canopy</database><user>canopy</user><password-file>%s/none</password-file>"
+      "</backend>", dir);
+    g_autofree char *inner = g_strdup_printf (COMMON, backend);
+    const char *run[] = { canopyd, "--config", config, NULL };
+
+    g_free (xml);
+    xml = g_strdup_printf ("<server><state-directory>%s/state</state-directory>%s</server>",
+                           dir, inner);
+    g_assert (g_file_set_contents (config, xml, -1, NULL));
+    g_clear_pointer (&out, g_free);
+    CU_ASSERT_NOT_EQUAL (canopy_test_run (run, &out), 0);
+  }
+  CANOPY_ASSERT_CONTAINS (out, "The storage backend \"freetds\" cannot notify the servers of a "
+                               "cluster of each other's changes (changes=\"notify\", the "
+                               "default); write changes=\"poll\" in <cluster>");
+  /* refused before the backend was opened */
+  CU_ASSERT_PTR_NULL (strstr (out, "password file"));
+#undef COMMON
+}
+
 CANOPY_TEST_SUITE (cluster, "cluster", NULL, suite_cleanup,
                    { "refused on SQLite", test_refused_on_sqlite },
                    { "two servers on one PostgreSQL, one killed", test_server_killed },
                    { "the lead lease holder killed, changes polled",
-                     test_lease_holder_killed })
+                     test_lease_holder_killed },
+                   { "notify refused on SQL Server", test_notify_refused_on_sql_server })
