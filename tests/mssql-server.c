@@ -36,7 +36,7 @@ append_drop (GString *sql, const char *table)
 gboolean
 canopy_test_mssql_drop_everything (const CanopyFreetdsSettings *s, GError **error)
 {
-  static const char *const others[] = { "canopy_records", "canopy_logs", "canopy_meta",
+  static const char *const others[] = { "leases", "servers", "canopy_records", "canopy_logs", "canopy_meta",
                                         "schema_migrations" };
   g_autoptr (GString) sql = g_string_new (NULL);
   g_autofree char *done = NULL;

@@ -446,14 +446,40 @@ deliver (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* A backend that cannot notify is refused changes="notify" (the default)
+ * before anything is opened, rather than left polling behind the
+ * configuration's back. One that cannot be shared at all is refused when
+ * it is prepared, saying so. */
+static gboolean
+check_changes_mode (const CanopyPlugin *plugin, gboolean poll, GError **error)
+{
+  const CanopyBackendClusterOps *ops = canopy_plugin_get_symbol (plugin,
+                                                                 CANOPY_BACKEND_CLUSTER_SYMBOL);
+
+  if (poll || ops == NULL
+      || (ops->size >= G_STRUCT_OFFSET (CanopyBackendClusterOps, wait_changes)
+                         + sizeof ops->wait_changes
+          && ops->wait_changes != NULL))
+    return TRUE;
+  g_set_error (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_UNSUPPORTED,
+               _("The storage backend \"%s\" cannot notify the servers of a cluster of each "
+                 "other's changes (changes=\"notify\", the default); write changes=\"poll\" "
+                 "in <cluster> so that they poll the database for them"),
+               canopy_plugin_get_name (plugin));
+  return FALSE;
+}
+
 CanopyCluster *
 canopy_cluster_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
                     const char *state_directory, const char *server_id, const char *name,
                     guint lease_s, gboolean poll, GError **error)
 {
-  g_autoptr (CanopyCluster) cluster = g_new0 (CanopyCluster, 1);
+  g_autoptr (CanopyCluster) cluster = NULL;
   CanopyChangeKinds ignored = 0;
 
+  if (!check_changes_mode (plugin, poll, error))
+    return NULL;
+  cluster = g_new0 (CanopyCluster, 1);
   g_mutex_init (&cluster->lock);
   cluster->server_id = g_strdup (server_id);
   cluster->name = g_strdup (name);

@@ -35,6 +35,8 @@ struct _CanopyFreetdsBackend {
   gint64 retry_at;      /* monotonic µs before which no reconnect is tried */
   guint retry_s;
   gboolean in_transaction;
+  /* the last lease read, which take_lease() hands out until the next call */
+  char *lease_name, *lease_holder, *lease_detail;
 };
 
 /* db-lib's handlers are process-wide; they report to the backend that is
@@ -1436,6 +1438,9 @@ canopy_freetds_backend_close (CanopyFreetdsBackend *b)
     dbclose (b->dbproc);
   canopy_freetds_settings_clear (&b->settings);
   g_free (b->last_error);
+  g_free (b->lease_name);
+  g_free (b->lease_holder);
+  g_free (b->lease_detail);
   g_free (b);
 }
 
@@ -1472,4 +1477,210 @@ canopy_freetds_backend_get_schema_version (const CanopyFreetdsBackend *b)
   const CanopyTsqlMigration *migrations = canopy_tsql_migrations (&n);
 
   return migrations[n - 1].version;
+}
+
+/* --- clusters ------------------------------------------------------------ */
+
+/* Migration 4 created the cluster's tables in every database at open,
+ * under the schema lock: nothing is left to create. */
+gboolean
+canopy_freetds_backend_cluster_prepare (CanopyFreetdsBackend *b, GError **error)
+{
+  return TRUE;
+}
+
+/* The values of a cluster statement that writes, and its rows if any. */
+typedef struct {
+  const CanopyTsqlStatement *statement;
+  GArray *params;
+  Collect *collect; /* (nullable) */
+  const char *doing;
+} ClusterWrite;
+
+static gboolean
+cluster_write (CanopyFreetdsBackend *b, gpointer data, GError **error)
+{
+  ClusterWrite *w = data;
+
+  /* a deadlock victim's rows are read again */
+  if (w->collect != NULL)
+    g_ptr_array_set_size (w->collect->rows, 0);
+  return execute (b, w->statement, w->params, w->collect != NULL ? collect_row : NULL,
+                  w->collect, w->doing, error);
+}
+
+/* Runs @statement in a transaction of its own, run again when the server
+ * chose it as a deadlock victim (servers starting together). */
+static gboolean
+cluster_run (CanopyFreetdsBackend *b, const CanopyTsqlStatement *statement, GArray *params,
+             Collect *collect, const char *doing, GError **error)
+{
+  ClusterWrite w = { statement, params, collect, doing };
+
+  return in_transaction (b, cluster_write, &w, error);
+}
+
+static void
+param_string (GArray *params, const char *text)
+{
+  param_text (next_param (params), text, strlen (text));
+}
+
+gboolean
+canopy_freetds_backend_cluster_heartbeat (CanopyFreetdsBackend *b, const char *server_id,
+                                          const char *name, gboolean starting, GError **error)
+{
+  CanopyTsqlStatement beat = { 0 };
+  g_autoptr (GArray) p = params_new ();
+  gboolean ok;
+
+  canopy_tsql_cluster_heartbeat (starting, &beat);
+  param_string (p, server_id);
+  param_string (p, name);
+  ok = cluster_run (b, &beat, p, NULL,
+                    starting ? _("registering this server") : _("recording this server's "
+                                                                 "heartbeat"),
+                    error);
+  canopy_tsql_statement_clear (&beat);
+  return ok;
+}
+
+gboolean
+canopy_freetds_backend_cluster_leave (CanopyFreetdsBackend *b, const char *server_id,
+                                      GError **error)
+{
+  CanopyTsqlStatement leave = { 0 };
+  g_autoptr (GArray) p = params_new ();
+  gboolean ok;
+
+  canopy_tsql_cluster_leave (&leave);
+  param_string (p, server_id);
+  ok = cluster_run (b, &leave, p, NULL, _("leaving the cluster"), error);
+  canopy_tsql_statement_clear (&leave);
+  return ok;
+}
+
+static const CanopyColumn server_columns[] = {
+  { "server_id", CANOPY_COLUMN_UUID, "s" },
+  { "name", CANOPY_COLUMN_TEXT, "s" },
+  { "started_at", CANOPY_COLUMN_TIME, "x" },
+  { "heartbeat_at", CANOPY_COLUMN_TIME, "x" },
+  { "silent_us", CANOPY_COLUMN_INT64, "x" },
+};
+
+gboolean
+canopy_freetds_backend_cluster_list_servers (CanopyFreetdsBackend *b,
+                                             CanopyClusterServerFunc func, gpointer user_data,
+                                             GError **error)
+{
+  CanopyTsqlStatement list = { 0 };
+  Collect collect;
+  gboolean ok;
+
+  collect_init (&collect, NULL, 0, server_columns, G_N_ELEMENTS (server_columns));
+  canopy_tsql_cluster_list_servers (&list);
+  ok = execute (b, &list, NULL, collect_row, &collect, _("listing the cluster's servers"),
+                error);
+  canopy_tsql_statement_clear (&list);
+  /* handed out once the connection is idle: @func may use the backend */
+  for (guint r = 0; ok && r < collect.rows->len; r++)
+    {
+      CanopyClusterServer server;
+
+      g_variant_get (((Row *) g_ptr_array_index (collect.rows, r))->second, "(&s&sxxx)",
+                     &server.server_id, &server.name, &server.started_at, &server.heartbeat_at,
+                     &server.silent_us);
+      if (!func (&server, user_data))
+        break;
+    }
+  g_ptr_array_unref (collect.rows);
+  return ok;
+}
+
+static const CanopyColumn lease_columns[] = {
+  { "name", CANOPY_COLUMN_TEXT, "s" },
+  { "holder", CANOPY_COLUMN_UUID, "s" },
+  { "detail", CANOPY_COLUMN_TEXT, "s" },
+  { "remaining_us", CANOPY_COLUMN_INT64, "x" },
+};
+
+static void
+lease_from_row (GVariant *row, CanopyClusterLease *lease)
+{
+  g_variant_get (row, "(&s&s&sx)", &lease->name, &lease->holder, &lease->detail,
+                 &lease->remaining_us);
+}
+
+gboolean
+canopy_freetds_backend_cluster_take_lease (CanopyFreetdsBackend *b, const char *name,
+                                           const char *holder, const char *detail,
+                                           guint duration_ms, CanopyClusterLease *lease,
+                                           GError **error)
+{
+  CanopyTsqlStatement take = { 0 };
+  g_autoptr (GArray) p = params_new ();
+  Collect collect;
+  gboolean ok;
+
+  collect_init (&collect, NULL, 0, lease_columns, G_N_ELEMENTS (lease_columns));
+  canopy_tsql_cluster_take_lease (&take);
+  param_string (p, name);
+  param_string (p, holder);
+  param_string (p, detail);
+  param_integer (next_param (p), duration_ms);
+  ok = cluster_run (b, &take, p, &collect, _("taking a lease"), error);
+  canopy_tsql_statement_clear (&take);
+  if (ok && collect.rows->len == 0)
+    {
+      /* released between the take and the read: nobody holds it now */
+      g_autofree char *where = canopy_freetds_settings_describe (&b->settings);
+
+      g_set_error (error, CANOPY_BACKEND_ERROR, CANOPY_BACKEND_ERROR_LOCKED,
+                   _("The lease \"%s\" on SQL Server %s changed while it was taken; try again"),
+                   name, where);
+      ok = FALSE;
+    }
+  if (ok)
+    {
+      CanopyClusterLease read;
+
+      lease_from_row (((Row *) g_ptr_array_index (collect.rows, 0))->second, &read);
+      g_free (b->lease_name);
+      g_free (b->lease_holder);
+      g_free (b->lease_detail);
+      b->lease_name = g_strdup (read.name);
+      b->lease_holder = g_strdup (read.holder);
+      b->lease_detail = g_strdup (read.detail);
+      lease->name = b->lease_name;
+      lease->holder = b->lease_holder;
+      lease->detail = b->lease_detail;
+      lease->remaining_us = read.remaining_us;
+    }
+  g_ptr_array_unref (collect.rows);
+  return ok;
+}
+
+gboolean
+canopy_freetds_backend_cluster_list_leases (CanopyFreetdsBackend *b,
+                                            CanopyClusterLeaseFunc func, gpointer user_data,
+                                            GError **error)
+{
+  CanopyTsqlStatement list = { 0 };
+  Collect collect;
+  gboolean ok;
+
+  collect_init (&collect, NULL, 0, lease_columns, G_N_ELEMENTS (lease_columns));
+  canopy_tsql_cluster_list_leases (&list);
+  ok = execute (b, &list, NULL, collect_row, &collect, _("listing leases"), error);
+  canopy_tsql_statement_clear (&list);
+  for (guint r = 0; ok && r < collect.rows->len; r++)
+    {
+      CanopyClusterLease lease;
+
+      lease_from_row (((Row *) g_ptr_array_index (collect.rows, r))->second, &lease);
+      if (!func (&lease, user_data))
+        break;
+    }
+  g_ptr_array_unref (collect.rows);
+  return ok;
 }

@@ -74,4 +74,23 @@ gboolean canopy_freetds_backend_list_log (CanopyFreetdsBackend *b, CanopyLogKind
                                           gint64 after, guint limit, CanopyLogFunc func,
                                           gpointer user_data, GError **error);
 
+/* Clusters (see <canopy/backend-cluster.h>). SQL Server cannot notify
+ * sessions of changes: the servers poll the records (changes="poll"). */
+gboolean canopy_freetds_backend_cluster_prepare (CanopyFreetdsBackend *b, GError **error);
+gboolean canopy_freetds_backend_cluster_heartbeat (CanopyFreetdsBackend *b,
+                                                   const char *server_id, const char *name,
+                                                   gboolean starting, GError **error);
+gboolean canopy_freetds_backend_cluster_leave (CanopyFreetdsBackend *b, const char *server_id,
+                                               GError **error);
+gboolean canopy_freetds_backend_cluster_list_servers (CanopyFreetdsBackend *b,
+                                                      CanopyClusterServerFunc func,
+                                                      gpointer user_data, GError **error);
+gboolean canopy_freetds_backend_cluster_take_lease (CanopyFreetdsBackend *b, const char *name,
+                                                    const char *holder, const char *detail,
+                                                    guint duration_ms,
+                                                    CanopyClusterLease *lease, GError **error);
+gboolean canopy_freetds_backend_cluster_list_leases (CanopyFreetdsBackend *b,
+                                                     CanopyClusterLeaseFunc func,
+                                                     gpointer user_data, GError **error);
+
 G_END_DECLS

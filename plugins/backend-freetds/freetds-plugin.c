@@ -152,5 +152,62 @@ static const CanopyBackendOps ops = {
   .list_log = freetds_list_log,
 };
 
+/* --- clusters ------------------------------------------------------------ */
+
+static gboolean
+freetds_cluster_prepare (gpointer handle, GError **error)
+{
+  return canopy_freetds_backend_cluster_prepare (handle, error);
+}
+
+static gboolean
+freetds_cluster_heartbeat (gpointer handle, const char *server_id, const char *name,
+                           gboolean starting, GError **error)
+{
+  return canopy_freetds_backend_cluster_heartbeat (handle, server_id, name, starting, error);
+}
+
+static gboolean
+freetds_cluster_leave (gpointer handle, const char *server_id, GError **error)
+{
+  return canopy_freetds_backend_cluster_leave (handle, server_id, error);
+}
+
+static gboolean
+freetds_cluster_list_servers (gpointer handle, CanopyClusterServerFunc func, gpointer user_data,
+                              GError **error)
+{
+  return canopy_freetds_backend_cluster_list_servers (handle, func, user_data, error);
+}
+
+static gboolean
+freetds_cluster_take_lease (gpointer handle, const char *name, const char *holder,
+                            const char *detail, guint duration_ms, CanopyClusterLease *lease,
+                            GError **error)
+{
+  return canopy_freetds_backend_cluster_take_lease (handle, name, holder, detail, duration_ms,
+                                                    lease, error);
+}
+
+static gboolean
+freetds_cluster_list_leases (gpointer handle, CanopyClusterLeaseFunc func, gpointer user_data,
+                             GError **error)
+{
+  return canopy_freetds_backend_cluster_list_leases (handle, func, user_data, error);
+}
+
+/* No wait_changes: SQL Server has no LISTEN/NOTIFY, so the servers poll
+ * the records for each other's changes, and <cluster changes="notify">
+ * is refused at start. */
+G_MODULE_EXPORT const CanopyBackendClusterOps canopy_backend_cluster_ops = {
+  .size = sizeof (CanopyBackendClusterOps),
+  .prepare = freetds_cluster_prepare,
+  .heartbeat = freetds_cluster_heartbeat,
+  .leave = freetds_cluster_leave,
+  .list_servers = freetds_cluster_list_servers,
+  .take_lease = freetds_cluster_take_lease,
+  .list_leases = freetds_cluster_list_leases,
+};
+
 CANOPY_PLUGIN_DEFINE (CANOPY_PLUGIN_KIND_BACKEND, "freetds", PACKAGE_VERSION,
                       "Microsoft SQL Server through FreeTDS", schema, &ops);

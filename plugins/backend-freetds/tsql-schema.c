@@ -115,11 +115,29 @@ static const char migration_3[] =
   "    REFERENCES admins (admin_name) ON DELETE CASCADE);"
   "CREATE INDEX admin_tokens_by_admin ON admin_tokens (admin_name);";
 
+/* Version 4: what servers sharing the database (<cluster>) keep there,
+ * as in the PostgreSQL backend: the registry with heartbeats, and the
+ * offices' lead leases. Empty where one canopyd uses the database. Their
+ * times are the database's UTC clock, so that servers whose clocks differ
+ * agree on ages and expiries. Changes to records need no table of their
+ * own: the servers poll the records themselves (changes="poll"). */
+static const char migration_4[] =
+  "CREATE TABLE servers (server_id UNIQUEIDENTIFIER NOT NULL CONSTRAINT servers_pk PRIMARY KEY,"
+  "  name NVARCHAR(MAX) NOT NULL, started_at DATETIME2(6) NOT NULL,"
+  "  heartbeat_at DATETIME2(6) NOT NULL);"
+  "CREATE TABLE leases (name " TEXT_KEY " CONSTRAINT leases_pk PRIMARY KEY,"
+  "  holder UNIQUEIDENTIFIER NOT NULL, detail NVARCHAR(MAX) NOT NULL,"
+  "  expires_at DATETIME2(6) NOT NULL);"
+  /* a server leaving releases its leases by holder */
+  "CREATE INDEX leases_by_holder ON leases (holder);";
+
 static const CanopyTsqlMigration migrations[] = {
   { 1, "opaque blobs in canopy_records and canopy_logs", migration_1, CANOPY_TSQL_CONVERT_NONE },
   { 2, "typed tables; the blobs converted", migration_2, CANOPY_TSQL_CONVERT_BLOBS },
   { 3, "admins and admin_tokens; the admins moved out of settings", migration_3,
     CANOPY_TSQL_MOVE_ADMINS },
+  { 4, "servers and leases, for servers sharing the database", migration_4,
+    CANOPY_TSQL_CONVERT_NONE },
 };
 
 const CanopyTsqlMigration *
@@ -543,5 +561,100 @@ canopy_tsql_blob_logs_page (CanopyTsqlStatement *out)
                                  "FROM canopy_logs WHERE id > @p1 ORDER BY id",
                           CANOPY_TSQL_BLOB_PAGE);
   declare (&b, "BIGINT");
+  builder_finish (&b, out);
+}
+
+/* --- clusters ------------------------------------------------------------ */
+
+/* The database's clock, once per statement, in the columns' precision. */
+#define CLUSTER_NOW "DECLARE @now DATETIME2(6) = SYSUTCDATETIME(); "
+#define EPOCH "CAST('1970-01-01' AS DATETIME2(6))"
+
+void
+canopy_tsql_cluster_heartbeat (gboolean starting, CanopyTsqlStatement *out)
+{
+  Builder b;
+
+  builder_init (&b, CLUSTER_NOW);
+  declare (&b, "UNIQUEIDENTIFIER");
+  declare (&b, "NVARCHAR(MAX)");
+  /* HOLDLOCK holds the key, or the gap where it would go, for the whole
+   * statement: two sessions registering one ID at once queue. */
+  g_string_append_printf (b.sql,
+                          "MERGE INTO servers WITH (HOLDLOCK) AS s "
+                          "USING (SELECT @p1 AS server_id) AS me ON s.server_id = me.server_id "
+                          "WHEN MATCHED THEN UPDATE SET name = COALESCE(@p2, N''), "
+                          "heartbeat_at = @now%s "
+                          "WHEN NOT MATCHED THEN INSERT (server_id, name, started_at, "
+                          "heartbeat_at) VALUES (@p1, COALESCE(@p2, N''), @now, @now);",
+                          starting ? ", started_at = @now" : "");
+  builder_finish (&b, out);
+}
+
+void
+canopy_tsql_cluster_leave (CanopyTsqlStatement *out)
+{
+  Builder b;
+
+  builder_init (&b, "DELETE FROM leases WHERE holder = @p1; "
+                    "DELETE FROM servers WHERE server_id = @p1");
+  declare (&b, "UNIQUEIDENTIFIER");
+  builder_finish (&b, out);
+}
+
+void
+canopy_tsql_cluster_list_servers (CanopyTsqlStatement *out)
+{
+  Builder b;
+
+  /* by the ID's text, as the other backends list them: SQL Server sorts
+   * a UNIQUEIDENTIFIER by its last bytes first */
+  builder_init (&b, CLUSTER_NOW
+                "SELECT LOWER(CONVERT(NCHAR(36), server_id)), name, "
+                "DATEDIFF_BIG(MICROSECOND, " EPOCH ", started_at), "
+                "DATEDIFF_BIG(MICROSECOND, " EPOCH ", heartbeat_at), "
+                "DATEDIFF_BIG(MICROSECOND, heartbeat_at, @now) FROM servers "
+                "ORDER BY LOWER(CONVERT(NCHAR(36), server_id)) COLLATE Latin1_General_100_BIN2");
+  builder_finish (&b, out);
+}
+
+#define LEASE_COLUMNS                                                                          \
+  "name, LOWER(CONVERT(NCHAR(36), holder)), detail, DATEDIFF_BIG(MICROSECOND, @now, expires_at)"
+
+void
+canopy_tsql_cluster_take_lease (CanopyTsqlStatement *out)
+{
+  Builder b;
+
+  builder_init (&b, CLUSTER_NOW);
+  declare (&b, "NVARCHAR(256)");
+  declare (&b, "UNIQUEIDENTIFIER");
+  declare (&b, "NVARCHAR(MAX)");
+  declare (&b, "INT");
+  /* One statement decides: it takes the row when it is absent, lapsed or
+   * already the caller's, and changes nothing otherwise. HOLDLOCK
+   * (serializable) keeps a second server from inserting the same absent
+   * name between the match and the insert, so two servers never both
+   * hold it. The name is compared as the key is (a derived table's column
+   * would otherwise carry the database's collation, and conflict). */
+  g_string_append (b.sql,
+                   "MERGE INTO leases WITH (HOLDLOCK) AS l "
+                   "USING (SELECT @p1 COLLATE Latin1_General_100_BIN2 AS name) AS wanted "
+                   "ON l.name = wanted.name "
+                   "WHEN MATCHED AND (l.holder = @p2 OR l.expires_at <= @now) THEN "
+                   "UPDATE SET holder = @p2, detail = COALESCE(@p3, N''), "
+                   "expires_at = DATEADD(MILLISECOND, @p4, @now) "
+                   "WHEN NOT MATCHED THEN INSERT (name, holder, detail, expires_at) "
+                   "VALUES (@p1, @p2, COALESCE(@p3, N''), DATEADD(MILLISECOND, @p4, @now)); "
+                   "SELECT " LEASE_COLUMNS " FROM leases WHERE name = @p1");
+  builder_finish (&b, out);
+}
+
+void
+canopy_tsql_cluster_list_leases (CanopyTsqlStatement *out)
+{
+  Builder b;
+
+  builder_init (&b, CLUSTER_NOW "SELECT " LEASE_COLUMNS " FROM leases ORDER BY name");
   builder_finish (&b, out);
 }

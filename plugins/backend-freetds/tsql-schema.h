@@ -147,4 +147,32 @@ void canopy_tsql_log_append (const CanopyTable *table, gboolean with_id,
  * first column is the id. */
 void canopy_tsql_log_list (const CanopyTable *table, CanopyTsqlStatement *out);
 
+/* --- clusters (see <canopy/backend-cluster.h>) -------------------------
+ *
+ * The tables of migration 4. Times are taken from the database's UTC
+ * clock (SYSUTCDATETIME()), read back as µs since the epoch or as µs
+ * between then and now; IDs read back in lower case. */
+
+/* Records that server @p1 (its ID), named @p2, is alive now; with
+ * @starting, that it started now. Registers it when it is not. */
+void canopy_tsql_cluster_heartbeat (gboolean starting, CanopyTsqlStatement *out);
+
+/* Releases every lease server @p1 holds and removes it from the
+ * registry. */
+void canopy_tsql_cluster_leave (CanopyTsqlStatement *out);
+
+/* Every server by ID: its ID, name, start and heartbeat (µs since the
+ * epoch), and µs since its heartbeat. */
+void canopy_tsql_cluster_list_servers (CanopyTsqlStatement *out);
+
+/* Takes the lease @p1 for holder @p2, with detail @p3, for @p4 ms from
+ * now, when it is absent, lapsed or already @p2's (and changes nothing
+ * otherwise); then reads it as it stands: name, holder, detail and µs
+ * until it lapses (no row: it was released meanwhile). Run it in a
+ * transaction, so that what is read is what the take left. */
+void canopy_tsql_cluster_take_lease (CanopyTsqlStatement *out);
+
+/* Every lease by name: name, holder, detail, µs until it lapses. */
+void canopy_tsql_cluster_list_leases (CanopyTsqlStatement *out);
+
 G_END_DECLS

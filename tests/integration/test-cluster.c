@@ -538,8 +538,137 @@ test_refused_on_sqlite (void)
                                "postgresql backend");
 }
 
+/* <cluster> on SQL Server with changes="notify": refused at start, saying
+ * to poll, before the backend is opened (no SQL Server is reached: the
+ * one named does not exist). The state is made with SQLite's init. */
+static void
+test_notify_refused_on_sql_server (void)
+{
+  g_autofree char *canopyd = canopy_test_build_path ("canopyd", NULL);
+  g_autofree char *plugin = canopy_test_build_path ("plugins", "backend-freetds", ".libs",
+                                                    "canopy-freetds.so", NULL);
+  g_autofree char *dir = NULL, *config = NULL, *xml = NULL, *out = NULL;
+#define COMMON                                                                                 \
+  "<assigned-group>Branch</assigned-group>%s<transport plugin='tcp'>"                          \
+  "<listen address='127.0.0.1' port='0'/></transport>"
+
+  if (!canopy_test_site_available ())
+    return;
+  if (!g_file_test (plugin, G_FILE_TEST_EXISTS))
+    {
+      canopy_test_skip ("notify refused on SQL Server (canopy-freetds.so was not built)");
+      return;
+    }
+  dir = canopy_test_make_tmpdir ("cluster-mssql");
+  config = g_build_filename (dir, "canopyd.xml", NULL);
+  {
+    g_autofree char *inner = g_strdup_printf (COMMON, "<backend plugin='sqlite'/>");
+    const char *init[] = { canopyd, "init", "--config", config, NULL };
+
+    xml = g_strdup_printf ("<server><state-directory>%s/state</state-directory>%s</server>",
+                           dir, inner);
+    g_assert (g_file_set_contents (config, xml, -1, NULL));
+    CU_ASSERT_EQUAL_FATAL (canopy_test_run (init, &out), 0);
+  }
+  {
+    g_autofree char *backend = g_strdup_printf (
+      "<cluster changes='notify'/><backend plugin='freetds'><server host='127.0.0.1' port='9'/>"
+      "<database>canopy</database><user>canopy</user><password-file>%s/none</password-file>"
+      "</backend>", dir);
+    g_autofree char *inner = g_strdup_printf (COMMON, backend);
+    const char *run[] = { canopyd, "--config", config, NULL };
+
+    g_free (xml);
+    xml = g_strdup_printf ("<server><state-directory>%s/state</state-directory>%s</server>",
+                           dir, inner);
+    g_assert (g_file_set_contents (config, xml, -1, NULL));
+    g_clear_pointer (&out, g_free);
+    CU_ASSERT_NOT_EQUAL (canopy_test_run (run, &out), 0);
+  }
+  CANOPY_ASSERT_CONTAINS (out, "The storage backend \"freetds\" cannot notify the servers of a "
+                               "cluster of each other's changes (changes=\"notify\", the "
+                               "default); write changes=\"poll\" in <cluster>");
+  /* refused before the backend was opened */
+  CU_ASSERT_PTR_NULL (strstr (out, "password file"));
+#undef COMMON
+}
+
+/* Two canopyd on the SQL Server of CANOPY_TEST_MSSQL_*, changes polled:
+ * each sees the other in its registry, a setting changed on one is in
+ * force on the other, admins are shared, and content registered on one is
+ * listed on the other. Skipped by name without a SQL Server. */
+static void
+test_two_servers_on_sql_server (void)
+{
+  const char *host = g_getenv ("CANOPY_TEST_MSSQL_HOST");
+  CanopyTestSiteOptions options = {
+    .server_xml = "<cluster lease-seconds='5' changes='poll'/>",
+  };
+  g_autofree char *backend = NULL, *id_a = NULL, *id_b = NULL, *content_id = NULL;
+  gint64 end;
+  gboolean seen = FALSE;
+
+  if (host == NULL)
+    {
+      canopy_test_skip ("two servers on one SQL Server (set CANOPY_TEST_MSSQL_HOST, _PORT, "
+                        "_DATABASE, _USER and _PASSWORD_FILE to run it against a SQL Server)");
+      return;
+    }
+  if (!canopy_test_site_available ())
+    return;
+  backend = g_strdup_printf ("<backend plugin='freetds'><server host='%s' port='%s'/>"
+                             "<database>%s</database><user>%s</user>"
+                             "<password-file>%s</password-file></backend>",
+                             host, g_getenv ("CANOPY_TEST_MSSQL_PORT") ?: "1433",
+                             g_getenv ("CANOPY_TEST_MSSQL_DATABASE") ?: "canopy_test",
+                             g_getenv ("CANOPY_TEST_MSSQL_USER") ?: "canopy",
+                             g_getenv ("CANOPY_TEST_MSSQL_PASSWORD_FILE") ?: "/dev/null");
+  options.backend_xml = backend;
+  options.admin_name = "admin-b";
+  canopy_test_site_begin (&site_b, &options);
+  options.admin_name = "admin-a";
+  canopy_test_site_begin (&site_a, &options);
+  canopy_test_site_share_keys (&site_a, &site_b);
+  id_a = server_id (&site_a);
+  id_b = server_id (&site_b);
+  CANOPY_ASSERT_CONTAINS (canopy_test_process_output (site_a.server),
+                          "taken in as the database is polled for them");
+  CU_ASSERT (wait_cluster_health (&site_a, "ok", id_b, 20));
+  CU_ASSERT (wait_cluster_health (&site_b, "ok", id_a, 20));
+  {
+    g_autoptr (JsonNode) put = canopy_test_site_api (
+      &site_b, "PUT", "/api/v1/settings", "{\"assigned_groups\": [\"Branch\", \"Extra\"]}",
+      SOUP_STATUS_OK);
+
+    CU_ASSERT_PTR_NOT_NULL (put);
+  }
+  end = g_get_monotonic_time () + canopy_test_timeout (20) * G_USEC_PER_SEC;
+  while (!seen && g_get_monotonic_time () < end)
+    {
+      g_autoptr (JsonNode) got = canopy_test_site_api (&site_a, "GET", "/api/v1/settings", NULL,
+                                                       SOUP_STATUS_OK);
+      g_autofree char *text = got != NULL ? json_to_string (got, FALSE) : NULL;
+
+      seen = text != NULL && strstr (text, "\"Extra\"") != NULL;
+      if (!seen)
+        canopy_test_site_pump (100);
+    }
+  CU_ASSERT (seen);
+  check_admins_shared (&site_a, &site_b);
+  content_id = canopy_test_site_register (&site_a);
+  end = g_get_monotonic_time () + canopy_test_timeout (20) * G_USEC_PER_SEC;
+  while (!lists_content (&site_b, content_id) && g_get_monotonic_time () < end)
+    canopy_test_site_pump (50);
+  CU_ASSERT (lists_content (&site_b, content_id));
+  canopy_test_site_stop (&site_a, TRUE);
+  canopy_test_site_stop (&site_b, TRUE);
+}
+
 CANOPY_TEST_SUITE (cluster, "cluster", NULL, suite_cleanup,
                    { "refused on SQLite", test_refused_on_sqlite },
                    { "two servers on one PostgreSQL, one killed", test_server_killed },
                    { "the lead lease holder killed, changes polled",
-                     test_lease_holder_killed })
+                     test_lease_holder_killed },
+                   { "notify refused on SQL Server", test_notify_refused_on_sql_server },
+                   { "two servers on one SQL Server, changes polled",
+                     test_two_servers_on_sql_server })

@@ -255,7 +255,7 @@ test_upgrades (void)
   b = canopy_freetds_backend_open (&s, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT_PTR_NOT_NULL_FATAL (b);
-  CU_ASSERT_EQUAL (canopy_freetds_backend_get_schema_version (b), 3);
+  CU_ASSERT_EQUAL (canopy_freetds_backend_get_schema_version (b), 4);
   {
     g_autoptr (GBytes) device = canopy_freetds_backend_get (b, CANOPY_RECORD_DEVICE, DEVICE,
                                                             &error);
@@ -280,7 +280,7 @@ test_upgrades (void)
   version = script (&s, "SELECT CAST(MAX(version) AS NVARCHAR(16)) + N'|' + "
                         "(SELECT CAST(value AS NVARCHAR(16)) FROM canopy_meta) "
                         "FROM schema_migrations");
-  CU_ASSERT_STRING_EQUAL (version, "3|3");
+  CU_ASSERT_STRING_EQUAL (version, "4|4");
 
   /* a newer canopy's database: refused, not touched */
   g_free (script (&s, "UPDATE canopy_meta SET value = 999 WHERE name = N'schema_version'"));

@@ -47,7 +47,7 @@ test_migrations_in_order (void)
   guint n;
   const CanopyTsqlMigration *m = canopy_tsql_migrations (&n);
 
-  CU_ASSERT_EQUAL_FATAL (n, 3);
+  CU_ASSERT_EQUAL_FATAL (n, 4);
   for (guint i = 0; i < n; i++)
     {
       CU_ASSERT_EQUAL (m[i].version, i + 1);
@@ -58,6 +58,7 @@ test_migrations_in_order (void)
   CU_ASSERT_EQUAL (m[0].convert, CANOPY_TSQL_CONVERT_NONE);
   CU_ASSERT_EQUAL (m[1].convert, CANOPY_TSQL_CONVERT_BLOBS);
   CU_ASSERT_EQUAL (m[2].convert, CANOPY_TSQL_MOVE_ADMINS);
+  CU_ASSERT_EQUAL (m[3].convert, CANOPY_TSQL_CONVERT_NONE);
   /* a token's table references the admins': created after it */
   CU_ASSERT (strstr (m[2].sql, "CREATE TABLE admins") < strstr (m[2].sql,
                                                                 "CREATE TABLE admin_tokens"));
@@ -383,6 +384,73 @@ test_statement_text (void)
   canopy_tsql_statement_clear (&s);
 }
 
+/* Migration 4: the cluster's registry and leases, keyed and indexed,
+ * times as DATETIME2 in UTC. */
+static void
+test_cluster_tables (void)
+{
+  g_autofree char *servers = create_table ("servers");
+  g_autofree char *leases = create_table ("leases");
+  guint n;
+  const CanopyTsqlMigration *m = canopy_tsql_migrations (&n);
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL (servers);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (leases);
+  CANOPY_ASSERT_CONTAINS (servers, "server_id UNIQUEIDENTIFIER NOT NULL CONSTRAINT servers_pk "
+                                   "PRIMARY KEY");
+  CANOPY_ASSERT_CONTAINS (servers, "started_at DATETIME2(6) NOT NULL");
+  CANOPY_ASSERT_CONTAINS (servers, "heartbeat_at DATETIME2(6) NOT NULL");
+  CANOPY_ASSERT_CONTAINS (leases, "name NVARCHAR(256) COLLATE Latin1_General_100_BIN2 NOT NULL "
+                                  "CONSTRAINT leases_pk PRIMARY KEY");
+  CANOPY_ASSERT_CONTAINS (leases, "holder UNIQUEIDENTIFIER NOT NULL");
+  CANOPY_ASSERT_CONTAINS (leases, "expires_at DATETIME2(6) NOT NULL");
+  CANOPY_ASSERT_CONTAINS (m[n - 1].sql, "CREATE INDEX leases_by_holder ON leases (holder)");
+}
+
+/* Every cluster statement takes its values as typed parameters, uses the
+ * database's UTC clock, and takes a lease in one MERGE under HOLDLOCK that
+ * grants only when free, lapsed or already the caller's. */
+static void
+test_cluster_statements (void)
+{
+  CanopyTsqlStatement s = { 0 };
+
+  for (int starting = 0; starting < 2; starting++)
+    {
+      canopy_tsql_cluster_heartbeat (starting, &s);
+      check_statement (&s);
+      CU_ASSERT_STRING_EQUAL (s.declarations, "@p1 UNIQUEIDENTIFIER, @p2 NVARCHAR(MAX)");
+      CANOPY_ASSERT_CONTAINS (s.sql, "DECLARE @now DATETIME2(6) = SYSUTCDATETIME(); ");
+      CANOPY_ASSERT_CONTAINS (s.sql, "MERGE INTO servers WITH (HOLDLOCK) AS s ");
+      CU_ASSERT_EQUAL (strstr (s.sql, "started_at = @now") != NULL, starting);
+      canopy_tsql_statement_clear (&s);
+    }
+  canopy_tsql_cluster_take_lease (&s);
+  check_statement (&s);
+  CU_ASSERT_STRING_EQUAL (s.declarations, "@p1 NVARCHAR(256), @p2 UNIQUEIDENTIFIER, "
+                                          "@p3 NVARCHAR(MAX), @p4 INT");
+  CANOPY_ASSERT_CONTAINS (s.sql, "MERGE INTO leases WITH (HOLDLOCK) AS l ");
+  CANOPY_ASSERT_CONTAINS (s.sql, "WHEN MATCHED AND (l.holder = @p2 OR l.expires_at <= @now) "
+                                 "THEN UPDATE SET holder = @p2, ");
+  CANOPY_ASSERT_CONTAINS (s.sql, "expires_at = DATEADD(MILLISECOND, @p4, @now)");
+  CU_ASSERT (g_str_has_suffix (s.sql, "DATEDIFF_BIG(MICROSECOND, @now, expires_at) "
+                                      "FROM leases WHERE name = @p1"));
+  canopy_tsql_statement_clear (&s);
+  canopy_tsql_cluster_leave (&s);
+  check_statement (&s);
+  CU_ASSERT_STRING_EQUAL (s.sql, "DELETE FROM leases WHERE holder = @p1; "
+                                 "DELETE FROM servers WHERE server_id = @p1");
+  canopy_tsql_statement_clear (&s);
+  canopy_tsql_cluster_list_servers (&s);
+  check_statement (&s);
+  CANOPY_ASSERT_CONTAINS (s.sql, "DATEDIFF_BIG(MICROSECOND, heartbeat_at, @now) FROM servers");
+  canopy_tsql_statement_clear (&s);
+  canopy_tsql_cluster_list_leases (&s);
+  check_statement (&s);
+  CU_ASSERT (g_str_has_suffix (s.sql, " FROM leases ORDER BY name"));
+  canopy_tsql_statement_clear (&s);
+}
+
 CANOPY_TEST_SUITE (tsql_schema, "tsql-schema", NULL, NULL,
                    { "types of columns and parameters", test_types },
                    { "migrations numbered in order", test_migrations_in_order },
@@ -390,4 +458,6 @@ CANOPY_TEST_SUITE (tsql_schema, "tsql-schema", NULL, NULL,
                    { "statements take values only as parameters",
                      test_statements_take_parameters },
                    { "a record in one statement", test_record_write },
-                   { "statement text", test_statement_text })
+                   { "statement text", test_statement_text },
+                   { "the cluster's tables", test_cluster_tables },
+                   { "the cluster's statements", test_cluster_statements })
