@@ -26,6 +26,10 @@ struct _CanopyCatalog {
   GCancellable *cancellable; /* cancelled when the catalog goes */
   GStrv sources;             /* directories files may be registered from */
   GStrv private_directories; /* never a source (state, content store) */
+  /* (cluster) IDs of the content seen in the database: one of them missing
+   * from it later was removed by another server, while one registered here
+   * and never seen there may only be unwritten yet */
+  GHashTable *seen_stored;
 };
 
 typedef struct {
@@ -109,6 +113,8 @@ load_content (const char *key, GVariant *value, gpointer user_data)
   content = content_new (manifest, location, registered_at);
   content->expires_at = expires_at;
   g_hash_table_insert (catalog->contents, g_strdup (key), content);
+  /* read from the database, at start or from another server */
+  g_hash_table_add (catalog->seen_stored, g_strdup (key));
   return TRUE;
 }
 
@@ -129,16 +135,17 @@ canopy_catalog_merge_stored (CanopyCatalog *catalog, const char *id, GVariant *v
 }
 
 void
-canopy_catalog_merge_removed (CanopyCatalog *catalog, GHashTable *stored, gint64 registered_before)
+canopy_catalog_merge_removed (CanopyCatalog *catalog, GHashTable *stored)
 {
   g_autoptr (GPtrArray) gone = g_ptr_array_new_with_free_func (g_free);
   GHashTableIter iter;
-  gpointer id, value;
+  gpointer id;
 
   g_hash_table_iter_init (&iter, catalog->contents);
-  while (g_hash_table_iter_next (&iter, &id, &value))
-    if (!g_hash_table_contains (stored, id)
-        && ((const CanopyContent *) value)->registered_at < registered_before)
+  while (g_hash_table_iter_next (&iter, &id, NULL))
+    if (g_hash_table_contains (stored, id))
+      g_hash_table_add (catalog->seen_stored, g_strdup (id));
+    else if (g_hash_table_contains (catalog->seen_stored, id))
       g_ptr_array_add (gone, g_strdup (id));
   for (guint i = 0; i < gone->len; i++)
     {
@@ -177,6 +184,7 @@ canopy_catalog_new (CanopyStore *store, const CanopySigningKey *key, GError **er
                                              (GDestroyNotify) content_free);
   catalog->copy_errors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                                 (GDestroyNotify) g_error_free);
+  catalog->seen_stored = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_queue_init (&catalog->copy_queue);
   catalog->cancellable = g_cancellable_new ();
   catalog->verify_key = canopy_verify_key_new (public_key, error);
@@ -270,6 +278,7 @@ canopy_catalog_free (CanopyCatalog *catalog)
   g_free (catalog->copying);
   g_hash_table_unref (catalog->copy_errors);
   g_hash_table_unref (catalog->contents);
+  g_hash_table_unref (catalog->seen_stored);
   g_clear_pointer (&catalog->verify_key, canopy_verify_key_free);
   g_strfreev (catalog->sources);
   g_strfreev (catalog->private_directories);
@@ -511,6 +520,7 @@ canopy_catalog_remove (CanopyCatalog *catalog, const char *id, GError **error)
       return FALSE;
     }
   canopy_store_remove (catalog->store, CANOPY_RECORD_CONTENT, id);
+  g_hash_table_remove (catalog->seen_stored, id);
   g_hash_table_remove (catalog->copy_errors, id);
   if (catalog->content_store != NULL)
     canopy_content_store_remove (catalog->content_store, id);

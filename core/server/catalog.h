@@ -152,10 +152,11 @@ const char *canopy_catalog_why_not_stored (CanopyCatalog *catalog, const char *i
  */
 gboolean canopy_catalog_merge_stored (CanopyCatalog *catalog, const char *id, GVariant *value);
 
-/* Removes the content another server removed: what is not in @stored (a
- * set of IDs), registered before @registered_before (µs since the epoch;
- * newer content may not be written yet). */
-void canopy_catalog_merge_removed (CanopyCatalog *catalog, GHashTable *stored,
-                                   gint64 registered_before);
+/* Removes the content another server of the cluster removed: what this
+ * server saw in the database before (read at start, taken in from another
+ * server, or its own once a reading found it written) and is missing from
+ * @stored (a set of IDs). Content registered here and never seen stored
+ * may only be unwritten yet, and stays. */
+void canopy_catalog_merge_removed (CanopyCatalog *catalog, GHashTable *stored);
 
 G_END_DECLS

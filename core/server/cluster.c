@@ -23,7 +23,7 @@
 static const CanopyRecordKind shared_kinds[] = {
   CANOPY_RECORD_CONTENT, CANOPY_RECORD_DEPLOYMENT, CANOPY_RECORD_SETTING,
   CANOPY_RECORD_OFFICE, CANOPY_RECORD_ACTIVATION, CANOPY_RECORD_DEVICE,
-  CANOPY_RECORD_ADMIN, CANOPY_RECORD_ADMIN_TOKEN,
+  CANOPY_RECORD_ADMIN, CANOPY_RECORD_ADMIN_TOKEN, CANOPY_RECORD_PROGRESS,
 };
 
 /* Devices and their licences change with every heartbeat of every device:
@@ -31,6 +31,13 @@ static const CanopyRecordKind shared_kinds[] = {
  * cluster of tens of thousands of devices from reading them every second. */
 #define SLOW_KINDS ((1u << CANOPY_RECORD_ACTIVATION) | (1u << CANOPY_RECORD_DEVICE))
 #define SLOW_EVERY_US (10 * G_USEC_PER_SEC)
+
+/* Every device's progress is written as it fetches, on every server: when
+ * notified, it is read whole at most once a second, so a cluster of busy
+ * devices costs one read a second and not one per report. (Polled, it is
+ * read once a tick like the other kinds.) */
+#define PROGRESS_KIND (1u << CANOPY_RECORD_PROGRESS)
+#define PROGRESS_EVERY_US (1 * G_USEC_PER_SEC)
 
 typedef struct {
   char *holder;
@@ -46,6 +53,8 @@ struct _CanopyCluster {
   gboolean notified;
   char *checksums[CANOPY_N_RECORD_KINDS]; /* of what was last delivered */
   gint64 slow_read_at; /* monotonic µs the slow kinds were last read */
+  gboolean progress_due; /* progress was notified and not read since */
+  gint64 progress_read_at; /* monotonic µs progress was last read */
 
   GThread *thread;
   gint stopping;
@@ -356,14 +365,30 @@ watch_changes (CanopyCluster *cluster, gint64 tick_end, GError **error)
     }
   while (!g_atomic_int_get (&cluster->stopping))
     {
-      gint64 left_ms = (tick_end - g_get_monotonic_time ()) / 1000;
+      gint64 now_us = g_get_monotonic_time ();
+      gint64 until = tick_end;
       CanopyChangeKinds now = 0;
 
-      if (left_ms <= 0)
+      if (cluster->progress_due)
+        {
+          if (now_us - cluster->progress_read_at >= PROGRESS_EVERY_US)
+            {
+              if (!deliver_kinds (cluster, PROGRESS_KIND, error))
+                return FALSE;
+              cluster->progress_due = FALSE;
+              cluster->progress_read_at = now_us;
+              continue;
+            }
+          until = MIN (until, cluster->progress_read_at + PROGRESS_EVERY_US);
+        }
+      if (now_us >= tick_end)
         break;
-      if (!canopy_backend_cluster_wait_changes (cluster->backend, (guint) left_ms, &now, error))
+      if (!canopy_backend_cluster_wait_changes (cluster->backend,
+                                                (guint) MAX (1, (until - now_us) / 1000), &now,
+                                                error))
         return FALSE;
-      kinds |= now & ~SLOW_KINDS;
+      cluster->progress_due |= (now & PROGRESS_KIND) != 0;
+      kinds |= now & ~SLOW_KINDS & ~PROGRESS_KIND;
       /* at once: the two seconds a change may take include the write-behind */
       if (kinds != 0)
         {

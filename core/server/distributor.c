@@ -162,6 +162,10 @@ struct _CanopyDistributor {
   const CanopyDistributorLeadGate *gate;
   gpointer gate_data;
   GHashTable *remote; /* device ID → OnlineDevice: leads on other servers */
+  /* (cluster) IDs of the deployments seen in the database: one of them
+   * missing from it later was removed by another server, while one made
+   * here and never seen there may only be unwritten yet */
+  GHashTable *seen_stored;
 };
 
 static void
@@ -1639,6 +1643,8 @@ load_deployment (const char *key, GVariant *value, gpointer user_data)
   d = deployment_new (key, content_id, groups, destination, state, created_at, background);
   d->timing = timing;
   g_hash_table_insert (distributor->deployments, g_strdup (key), d);
+  /* read from the database, at start or from another server */
+  g_hash_table_add (distributor->seen_stored, g_strdup (key));
   return TRUE;
 }
 
@@ -1687,6 +1693,7 @@ canopy_distributor_new (CanopyStore *store, CanopyCatalog *catalog, CanopyTopolo
                                                  (GDestroyNotify) device_failure_free);
   distributor->removed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                                 (GDestroyNotify) deployment_free);
+  distributor->seen_stored = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   if (!canopy_store_list (store, CANOPY_RECORD_DEPLOYMENT, load_deployment, distributor, error)
       || !canopy_store_list (store, CANOPY_RECORD_PROGRESS, load_progress, distributor, error))
     return NULL;
@@ -1746,6 +1753,7 @@ canopy_distributor_free (CanopyDistributor *distributor)
   g_hash_table_unref (distributor->lost_at);
   g_hash_table_unref (distributor->failures);
   g_clear_pointer (&distributor->remote, g_hash_table_unref);
+  g_hash_table_unref (distributor->seen_stored);
   g_free (distributor);
 }
 
@@ -1939,6 +1947,7 @@ canopy_distributor_remove (CanopyDistributor *distributor, const char *id, GErro
       canopy_store_remove (distributor->store, CANOPY_RECORD_PROGRESS, key);
     }
   canopy_store_remove (distributor->store, CANOPY_RECORD_DEPLOYMENT, id);
+  g_hash_table_remove (distributor->seen_stored, id);
   if (withdrawal_complete (d))
     g_hash_table_remove (distributor->removed, id);
   return TRUE;
@@ -2284,17 +2293,17 @@ canopy_distributor_merge_stored (CanopyDistributor *distributor, const char *id,
 
 
 void
-canopy_distributor_merge_removed (CanopyDistributor *distributor, GHashTable *stored,
-                                  gint64 created_before)
+canopy_distributor_merge_removed (CanopyDistributor *distributor, GHashTable *stored)
 {
   g_autoptr (GPtrArray) gone = g_ptr_array_new_with_free_func (g_free);
   GHashTableIter iter;
-  gpointer id, value;
+  gpointer id;
 
   g_hash_table_iter_init (&iter, distributor->deployments);
-  while (g_hash_table_iter_next (&iter, &id, &value))
-    if (!g_hash_table_contains (stored, id)
-        && ((Deployment *) value)->created_at < created_before)
+  while (g_hash_table_iter_next (&iter, &id, NULL))
+    if (g_hash_table_contains (stored, id))
+      g_hash_table_add (distributor->seen_stored, g_strdup (id));
+    else if (g_hash_table_contains (distributor->seen_stored, id))
       g_ptr_array_add (gone, g_strdup (id));
   for (guint i = 0; i < gone->len; i++)
     {
@@ -2304,6 +2313,55 @@ canopy_distributor_merge_removed (CanopyDistributor *distributor, GHashTable *st
                    "stop it"), gone_id);
       canopy_distributor_remove (distributor, gone_id, NULL);
     }
+}
+
+/* Whether @p, as another server stored it, says something new. */
+static gboolean
+progress_differs (const DeviceProgress *p, guint32 chunks, const guint64 *by_kind, gsize n,
+                  gboolean done)
+{
+  if (p->chunks != chunks || p->done != done)
+    return TRUE;
+  for (gsize k = 0; k < MIN (n, N_SOURCE_KINDS); k++)
+    if (p->bytes[k] != by_kind[k])
+      return TRUE;
+  return FALSE;
+}
+
+gboolean
+canopy_distributor_merge_progress (CanopyDistributor *distributor, const char *key,
+                                   GVariant *value)
+{
+  const char *slash = strchr (key, '/');
+  g_autofree char *id = slash != NULL ? g_strndup (key, slash - key) : NULL;
+  Deployment *d = id != NULL ? g_hash_table_lookup (distributor->deployments, id) : NULL;
+  g_autoptr (GVariant) bytes = NULL;
+  const guint64 *by_kind;
+  DeviceProgress *p;
+  guint32 chunks;
+  gboolean done;
+  gsize n;
+
+  /* What this server's own devices report here is newer than the
+   * database, which it writes behind. */
+  if (d == NULL || g_hash_table_contains (distributor->online, slash + 1))
+    return FALSE;
+  g_variant_get (value, "(u@atb)", &chunks, &bytes, &done);
+  by_kind = g_variant_get_fixed_array (bytes, &n, sizeof (guint64));
+  p = g_hash_table_lookup (d->progress, slash + 1);
+  if (p != NULL && !progress_differs (p, chunks, by_kind, n, done))
+    return FALSE;
+  p = progress_of (d, slash + 1);
+  if (chunks != p->chunks)
+    p->last_change = g_get_monotonic_time ();
+  p->chunks = chunks;
+  p->done = done;
+  /* as at a restart: should the device move here, what its agent reports
+   * next counts from these */
+  for (gsize k = 0; k < MIN (n, N_SOURCE_KINDS); k++)
+    p->bytes[k] = p->reported[k] = by_kind[k];
+  log_if_finished (distributor, d);
+  return TRUE;
 }
 
 void

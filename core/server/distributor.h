@@ -241,13 +241,28 @@ void canopy_distributor_merge_stored (CanopyDistributor *distributor, const char
 /**
  * canopy_distributor_merge_removed:
  * @stored: the IDs of every deployment the database holds (a set)
- * @created_before: only deployments created before this (µs since the
- *   epoch) are removed: a newer one may not be written yet
  *
- * Removes the deployments another server of the cluster removed.
+ * Removes the deployments another server of the cluster removed: those
+ * this server saw in the database before (read at start, taken in from
+ * another server, or its own once a reading found them written) and that
+ * are missing from @stored. One made here and never seen stored may only
+ * be unwritten yet, and stays.
  */
-void canopy_distributor_merge_removed (CanopyDistributor *distributor, GHashTable *stored,
-                                       gint64 created_before);
+void canopy_distributor_merge_removed (CanopyDistributor *distributor, GHashTable *stored);
+
+/**
+ * canopy_distributor_merge_progress:
+ * @key: "DEPLOYMENT-ID/DEVICE-ID", as stored
+ * @value: a progress record as stored, of CANOPY_RECORD_PROGRESS_TYPE
+ *
+ * Takes in what a device of another server of the cluster did for a
+ * deployment (chunks verified, bytes by source, done), for the console.
+ * A device connected to this server is left as this server tracks it.
+ *
+ * Returns: whether it changed anything here.
+ */
+gboolean canopy_distributor_merge_progress (CanopyDistributor *distributor, const char *key,
+                                            GVariant *value);
 
 /* Sends every online device its assignments again (after publish content). */
 void canopy_distributor_reoffer (CanopyDistributor *distributor);

@@ -621,10 +621,6 @@ merge_activations (CanopyServer *server, GPtrArray *records)
     }
 }
 
-/* How long a record this server made may take to be written: older than
- * that, one missing from the database was removed by another server. */
-#define CLUSTER_WRITE_GRACE_US (60 * G_USEC_PER_SEC)
-
 static GHashTable *
 record_keys (GPtrArray *records)
 {
@@ -635,24 +631,34 @@ record_keys (GPtrArray *records)
   return keys;
 }
 
-/* What another server removed; never while this server's own writes
- * fail, when what is missing may only be unwritten. */
+/* What another server removed: what this server saw stored and is
+ * missing now. Never while this server's own writes fail: what it reads
+ * then is not the database as its own writes will leave it. */
 static void
 merge_removals (CanopyServer *server, const CanopyClusterChanges *changes)
 {
-  gint64 before = g_get_real_time () - CLUSTER_WRITE_GRACE_US;
-
   if (canopy_store_is_failing (server->store))
     return;
   if (changes->kinds & (1u << CANOPY_RECORD_DEPLOYMENT))
     {
       g_autoptr (GHashTable) stored = record_keys (changes->records[CANOPY_RECORD_DEPLOYMENT]);
-      canopy_distributor_merge_removed (server->distributor, stored, before);
+      canopy_distributor_merge_removed (server->distributor, stored);
     }
   if (changes->kinds & (1u << CANOPY_RECORD_CONTENT))
     {
       g_autoptr (GHashTable) stored = record_keys (changes->records[CANOPY_RECORD_CONTENT]);
-      canopy_catalog_merge_removed (server->catalog, stored, before);
+      canopy_catalog_merge_removed (server->catalog, stored);
+    }
+}
+
+/* What the devices of other servers did, for this server's console. */
+static void
+merge_progress (CanopyServer *server, GPtrArray *records)
+{
+  for (guint i = 0; i < records->len; i++)
+    {
+      const CanopyClusterRecord *r = g_ptr_array_index (records, i);
+      canopy_distributor_merge_progress (server->distributor, r->key, r->value);
     }
 }
 
@@ -679,6 +685,9 @@ cluster_changed (const CanopyClusterChanges *changes, gpointer user_data)
         canopy_distributor_merge_stored (server->distributor, r->key, r->value);
       }
   merge_removals (server, changes);
+  /* after the deployments: progress of one just taken in is kept */
+  if (changes->kinds & (1u << CANOPY_RECORD_PROGRESS))
+    merge_progress (server, changes->records[CANOPY_RECORD_PROGRESS]);
   /* deployments waiting for content they had not seen yet */
   if (new_content)
     canopy_distributor_leases_changed (server->distributor);

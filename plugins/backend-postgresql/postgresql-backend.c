@@ -89,6 +89,18 @@ static const char migration_2[] =
   "  created_at timestamptz, expires_at timestamptz);"
   "CREATE INDEX admin_tokens_by_admin ON admin_tokens (admin_name);";
 
+/* 3: the servers of a cluster are told when a device's progress changes
+ * (any server's console shows every device's). A statement-level trigger:
+ * one notification per transaction whatever its rows, and a single
+ * canopyd's nobody listens to. */
+static const char migration_3[] =
+  "CREATE FUNCTION canopy_notify_progress () RETURNS trigger LANGUAGE plpgsql AS"
+  "  $$ BEGIN PERFORM pg_notify ('canopy_changes', TG_TABLE_NAME); RETURN NULL; END $$;"
+  "CREATE TRIGGER canopy_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
+  "  ON assignments FOR EACH STATEMENT EXECUTE FUNCTION canopy_notify_progress ();"
+  "CREATE TRIGGER canopy_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
+  "  ON assignment_bytes FOR EACH STATEMENT EXECUTE FUNCTION canopy_notify_progress ();";
+
 static gboolean move_admins (CanopyPgBackend *b, GError **error);
 
 /* Each step: its SQL, then (for what SQL cannot express) its function. */
@@ -98,6 +110,7 @@ static const struct {
 } migrations[] = {
   { migration_1, NULL },
   { migration_2, move_admins },
+  { migration_3, NULL },
 };
 #define SCHEMA_VERSION ((guint) G_N_ELEMENTS (migrations))
 
@@ -1047,12 +1060,14 @@ static const char cluster_schema[] =
   "CREATE OR REPLACE FUNCTION canopy_notify_change () RETURNS trigger LANGUAGE plpgsql AS"
   "  $$ BEGIN PERFORM pg_notify ('canopy_changes', TG_TABLE_NAME); RETURN NULL; END $$;";
 
-/* The tables whose changes the other servers reload at once, and the
- * record kind each belongs to. Devices and licences, written at every
- * heartbeat, are not among them: servers read those every few seconds. */
+/* The tables whose changes the other servers reload at once (progress: at
+ * most once a second), and the record kind each belongs to. Devices and
+ * licences, written at every heartbeat, are not among them: servers read
+ * those every few seconds. */
 static const struct {
   const char *table;
   CanopyRecordKind kind;
+  gboolean migrated; /* its trigger is a migration's, not made here */
 } watched[] = {
   { "contents", CANOPY_RECORD_CONTENT },
   { "deployments", CANOPY_RECORD_DEPLOYMENT },
@@ -1062,6 +1077,8 @@ static const struct {
   { "office_subnets", CANOPY_RECORD_OFFICE },
   { "admins", CANOPY_RECORD_ADMIN },
   { "admin_tokens", CANOPY_RECORD_ADMIN_TOKEN },
+  { "assignments", CANOPY_RECORD_PROGRESS, TRUE },
+  { "assignment_bytes", CANOPY_RECORD_PROGRESS, TRUE },
 };
 
 gboolean
@@ -1079,7 +1096,11 @@ canopy_pg_backend_cluster_prepare (CanopyPgBackend *b, GError **error)
     }
   for (gsize i = 0; i < G_N_ELEMENTS (watched); i++)
     {
-      g_autofree char *sql = g_strdup_printf (
+      g_autofree char *sql = NULL;
+
+      if (watched[i].migrated)
+        continue;
+      sql = g_strdup_printf (
         "CREATE OR REPLACE TRIGGER canopy_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
         " ON %s FOR EACH STATEMENT EXECUTE FUNCTION canopy_notify_change ()",
         watched[i].table);
