@@ -510,6 +510,133 @@ test_lease_holder_killed (void)
   run_cluster (TRUE, TRUE);
 }
 
+/* How many devices @s counts done in deployment @id; -1 while it does not
+ * list @id. */
+static gint64
+deployment_done (CanopyTestSite *s, const char *id)
+{
+  g_autoptr (JsonNode) listed = canopy_test_site_api (s, "GET", "/api/v1/deployments", NULL,
+                                                      SOUP_STATUS_OK);
+  JsonArray *all = listed != NULL ? json_node_get_array (listed) : NULL;
+
+  for (guint i = 0; all != NULL && i < json_array_get_length (all); i++)
+    {
+      JsonObject *d = json_array_get_object_element (all, i);
+
+      if (g_str_equal (json_object_get_string_member (d, "id"), id))
+        return json_object_get_int_member (d, "done");
+    }
+  return -1;
+}
+
+/* Waits until deployment @id counts @expected done on @s, or at least
+ * that many with @at_least (-1: no longer listed), and says how long it
+ * took. */
+static gboolean
+wait_deployment_done (CanopyTestSite *s, const char *id, gint64 expected, gboolean at_least,
+                      const char *what)
+{
+  gint64 start = g_get_monotonic_time ();
+  gint64 end = start + canopy_test_timeout (20) * G_USEC_PER_SEC;
+  gint64 done;
+
+  while ((done = deployment_done (s, id)) != expected && !(at_least && done > expected)
+         && g_get_monotonic_time () < end)
+    canopy_test_site_pump (50);
+  if (done != expected && !(at_least && done > expected))
+    {
+      fprintf (stderr, "\n    %s: %" G_GINT64_FORMAT " done, not %" G_GINT64_FORMAT "\n", what,
+               done, expected);
+      return FALSE;
+    }
+  /* said, not asserted: the machine may be loaded */
+  printf ("[%s after %.1f s] ", what, (double) (g_get_monotonic_time () - start) / G_USEC_PER_SEC);
+  return TRUE;
+}
+
+/* Every device on A: B's console follows their progress as A's does,
+ * and a deployment and a content A removes a moment after making them
+ * are gone from B too, also after B restarts. */
+static void
+run_progress_and_removals (gboolean poll)
+{
+  CanopyTestSiteOptions options = {
+    .server_xml = poll ? "<cluster lease-seconds='5' changes='poll'/>"
+                       : "<cluster lease-seconds='5'/>",
+  };
+  g_autofree char *dir = NULL, *backend = NULL, *content_id = NULL, *deployment = NULL;
+  g_autofree char *path = NULL;
+  g_autoptr (JsonNode) done = NULL;
+  guint a_port, b_port;
+
+  if (!canopy_test_site_available ())
+    return;
+  dir = canopy_test_make_tmpdir ("cluster-progress");
+  if (!start_database (dir))
+    return;
+  backend = canopy_test_pg_backend_xml (pg_dir, pg_password);
+  options.backend_xml = backend;
+  canopy_test_site_begin (&site_b, &options);
+  canopy_test_site_begin (&site_a, &options);
+  canopy_test_site_share_keys (&site_a, &site_b);
+  a_port = site_a.agent_port;
+  b_port = site_b.agent_port;
+  start_agents_on (&site_a, 0, a_port, b_port);
+  start_agents_on (&site_a, 1, a_port, b_port);
+  CU_ASSERT_FATAL (canopy_test_site_wait_online (&site_a, DEVICES / 2, 60));
+
+  content_id = canopy_test_site_register (&site_a);
+  deployment = canopy_test_site_create_deployment (&site_a, content_id, NULL);
+  CU_ASSERT_FATAL (wait_deployment_done (&site_b, deployment, 0, TRUE, "deployment on B"));
+  done = canopy_test_site_wait_deployment_done (&site_a, deployment, DEVICES / 2, 120);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (done);
+  canopy_test_site_assert_copy (&site_a);
+  /* devices that never spoke to B, done on B's console as on A's */
+  CU_ASSERT (wait_deployment_done (&site_b, deployment, DEVICES / 2, FALSE, "progress on B"));
+
+  /* removed on A, well within a minute of being made */
+  path = g_strdup_printf ("/api/v1/deployments?id=%s", deployment);
+  g_assert_null (canopy_test_site_api (&site_a, "DELETE", path, NULL, SOUP_STATUS_NO_CONTENT));
+  CU_ASSERT (wait_deployment_done (&site_b, deployment, -1, FALSE, "deployment removed on B"));
+  g_free (path);
+  path = g_strdup_printf ("/api/v1/content?id=%s", content_id);
+  g_assert_null (canopy_test_site_api (&site_a, "DELETE", path, NULL, SOUP_STATUS_NO_CONTENT));
+  {
+    gint64 end = g_get_monotonic_time () + canopy_test_timeout (20) * G_USEC_PER_SEC;
+
+    while (lists_content (&site_b, content_id) && g_get_monotonic_time () < end)
+      canopy_test_site_pump (50);
+    CU_ASSERT (!lists_content (&site_b, content_id));
+  }
+  /* and not brought back by B's own memory of them */
+  canopy_test_process_signal (site_b.server, SIGTERM);
+  CU_ASSERT_EQUAL (canopy_test_process_wait_exit (site_b.server, 20), 0);
+  g_clear_pointer (&site_b.server, canopy_test_process_free);
+  canopy_test_site_server_start (&site_b);
+  CU_ASSERT (!lists_content (&site_b, content_id));
+  CU_ASSERT_EQUAL (deployment_done (&site_b, deployment), -1);
+  CU_ASSERT (!lists_content (&site_a, content_id));
+  CU_ASSERT_EQUAL (deployment_done (&site_a, deployment), -1);
+
+  canopy_test_site_stop (&site_a, TRUE);
+  canopy_test_site_stop (&site_b, TRUE);
+  canopy_test_pg_stop (pg_dir);
+  g_clear_pointer (&pg_dir, g_free);
+  g_clear_pointer (&pg_password, g_free);
+}
+
+static void
+test_progress_and_removals (void)
+{
+  run_progress_and_removals (FALSE);
+}
+
+static void
+test_progress_and_removals_polled (void)
+{
+  run_progress_and_removals (TRUE);
+}
+
 /* <cluster> on the embedded database is refused at start, saying why and
  * what to do, before anything listens. */
 static void
@@ -669,6 +796,9 @@ CANOPY_TEST_SUITE (cluster, "cluster", NULL, suite_cleanup,
                    { "two servers on one PostgreSQL, one killed", test_server_killed },
                    { "the lead lease holder killed, changes polled",
                      test_lease_holder_killed },
+                   { "progress and removals on A shown on B", test_progress_and_removals },
+                   { "progress and removals on A shown on B, polled",
+                     test_progress_and_removals_polled },
                    { "notify refused on SQL Server", test_notify_refused_on_sql_server },
                    { "two servers on one SQL Server, changes polled",
                      test_two_servers_on_sql_server })
