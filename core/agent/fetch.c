@@ -28,19 +28,10 @@
  * source holds little back. */
 #define MAX_INFLIGHT 8
 #define MAX_PER_SOURCE 4
-/* Range requests on their way at once: libsoup's connections to one host. */
-#define MAX_PER_ORIGIN 4
-/* Two range requests on their way keep a paced (background) lead's link
- * busy, each with its share of the receive window. */
-#define BACKGROUND_PER_ORIGIN 2
-/* A new range is asked for once what the origin still owes falls below
- * this many round trips at the link's rate, plus a chunk: the next answer
- * starts before the ones on their way end, and no more is on its way
- * than that, which is lost (in flight and in socket buffers) if the lead
- * dies. */
-#define ORIGIN_TARGET_RTTS 1.5
-/* The round trip assumed until the first answer measures it. */
-#define ORIGIN_DEFAULT_RTT_US (100 * 1000)/* A peer that has not answered a request by then is asked no more for it. */
+/* Two range requests on their way keep a WAN link busy; more only add to
+ * what is lost, in flight and in socket buffers, when the lead dies. */
+#define MAX_PER_ORIGIN 2
+/* A peer that has not answered a request by then is asked no more for it. */
 #define REQUEST_TIMEOUT_US (30 * G_USEC_PER_SEC)
 /* A peer with requests outstanding that sends nothing for this long is
  * withholding them: an honest one delivers a chunk well within it even on
@@ -58,7 +49,7 @@
 /* Adjacent chunks the origin is asked for go in one range request of up
  * to this many bytes: fewer round trips for a run of changed chunks, and
  * still several requests in flight on a fast link. */
-#define ORIGIN_RUN_MAX ((guint64) 4 * 1024 * 1024)
+#define ORIGIN_RUN_MAX (2 * 1024 * 1024)
 #define RECONNECT_TICKS 5
 /* A peer that holds nothing of the content never sends a have: after this
  * long connected without one, it counts as holding nothing. */
@@ -106,8 +97,6 @@ typedef struct {
    * extend the run schedule() is gathering (G_MAXUINT: none). */
   guint requests;
   guint run_next;
-  guint64 owed;        /* bytes of those requests not received yet */
-  gint64 rtt_us;       /* the shortest wait for an answer's first byte; 0: none yet */
   gint64 answered_at;  /* peers: when it last answered, or was first asked */
   guint withheld;      /* announced chunks not delivered since its last good one */
   gint64 busy_until;
@@ -692,9 +681,6 @@ typedef struct {
   CanopyFetch *fetch;
   guint index;
   guint count; /* origin reads: adjacent chunks from @index on */
-  gsize length;    /* origin reads: bytes asked for */
-  gsize received;  /* ... received so far */
-  guint delivered; /* ... chunks of the run handed on to be stored */
   guint source;
   GBytes *data;
   gint64 started_at; /* monotonic µs */
@@ -888,7 +874,7 @@ background_window (const CanopyFetch *fetch)
     return 0;
   window = (double) fetch->wan_rate / 8.0
            * (double) (base + canopy_wan_pacer_get_target (fetch->pacer)) / G_USEC_PER_SEC
-           / BACKGROUND_PER_ORIGIN;
+           / MAX_PER_ORIGIN;
   return (guint) CLAMP (window, BACKGROUND_MIN_WINDOW, G_MAXINT / 2);
 }
 
@@ -912,68 +898,6 @@ note_wan_sample (CanopyFetch *fetch, const Source *s, gint64 wait_us, gint64 req
     canopy_origin_set_receive_window (s->origin, background_window (fetch));
 }
 
-/* Bytes the origin may owe before the next range is asked for: the
- * link's rate over the round trip (as measured, or assumed), plus one
- * chunk, so a chunk being verified leaves no gap. Without a known rate,
- * two whole runs. */
-static guint64
-origin_target (const CanopyFetch *fetch, const Source *s)
-{
-  double rtt = (double) (s->rtt_us > 0 ? s->rtt_us : ORIGIN_DEFAULT_RTT_US) / G_USEC_PER_SEC;
-
-  if (fetch->wan_rate == 0)
-    return 2 * ORIGIN_RUN_MAX;
-  return (guint64) ((double) fetch->wan_rate / 8.0 * rtt * ORIGIN_TARGET_RTTS)
-         + fetch->manifest->chunk_size;
-}
-
-static gboolean
-origin_wants_more (const CanopyFetch *fetch, const Source *s)
-{
-  if (fetch->pacer != NULL)
-    return s->requests < BACKGROUND_PER_ORIGIN;
-  return s->requests == 0
-         || (s->requests < MAX_PER_ORIGIN && s->owed < origin_target (fetch, s));
-}
-
-/* Part of a range came: the chunks it completes are stored at once, and
- * the next range is asked for as soon as the origin owes little enough. */
-static void
-on_origin_progress (GBytes *data, gsize received, gpointer user_data)
-{
-  Job *job = user_data;
-  CanopyFetch *fetch = job->fetch;
-  Source *s = g_ptr_array_index (fetch->sources, job->source);
-  guint64 start = canopy_manifest_get_chunk_offset (fetch->manifest, job->index);
-  gboolean wanted_more = origin_wants_more (fetch, s);
-  gboolean stored = FALSE;
-
-  s->owed -= MIN (s->owed, received - job->received);
-  job->received = received;
-  if (fetch->stopped)
-    return;
-  while (job->delivered < job->count)
-    {
-      guint i = job->index + job->delivered;
-      guint64 end = canopy_manifest_get_chunk_offset (fetch->manifest, i + 1) - start;
-      g_autoptr (GBytes) chunk = NULL;
-
-      if (end > received)
-        break;
-      job->delivered++;
-      if (!run_wants (fetch, job, i))
-        continue;
-      release_chunk (fetch, i, CHUNK_MISSING);
-      chunk = g_bytes_new_from_bytes (data, canopy_manifest_get_chunk_offset (fetch->manifest, i)
-                                              - start,
-                                      canopy_manifest_get_chunk_length (fetch->manifest, i));
-      store_async (fetch, i, job->source, chunk);
-      stored = TRUE;
-    }
-  if (stored || (!wanted_more && origin_wants_more (fetch, s)))
-    schedule (fetch);
-}
-
 static void
 on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
 {
@@ -986,7 +910,6 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
   gboolean wanted = FALSE;
 
   s->requests--;
-  s->owed -= MIN (s->owed, job->length - job->received);
   if (fetch->stopped)
     {
       job_free (job);
@@ -1026,12 +949,9 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
     }
   else
     {
-      gint64 wait = canopy_origin_read_range_get_wait (result);
-
       s->errors = 0;
-      if (wait > 0 && (s->rtt_us == 0 || wait < s->rtt_us))
-        s->rtt_us = wait;
-      note_wan_sample (fetch, s, wait, job->started_at, g_bytes_get_size (data));
+      note_wan_sample (fetch, s, canopy_origin_read_range_get_wait (result), job->started_at,
+                       g_bytes_get_size (data));
       for (guint i = job->index; i < job->index + job->count; i++)
         {
           g_autoptr (GBytes) chunk = NULL;
@@ -1044,9 +964,6 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
             canopy_manifest_get_chunk_length (fetch->manifest, i));
           store_async (fetch, i, job->source, chunk);
         }
-      /* The next range goes out now, not once these are stored: the
-       * link stays busy while they are verified. */
-      schedule (fetch);
     }
   job_free (job);
 }
@@ -1071,9 +988,10 @@ flush_origin_run (CanopyFetch *fetch, OriginRun *run)
   start = canopy_manifest_get_chunk_offset (fetch->manifest, run->first);
   job = job_new (fetch, run->first, source_index (fetch, run->source), NULL);
   job->count = run->count;
-  job->length = canopy_manifest_get_chunk_offset (fetch->manifest, run->first + run->count) - start;
-  canopy_origin_read_range_async (run->source->origin, start, job->length, fetch->cancellable,
-                                  on_origin_progress, on_origin_read, job);
+  canopy_origin_read_range_async (
+    run->source->origin, start,
+    canopy_manifest_get_chunk_offset (fetch->manifest, run->first + run->count) - start,
+    fetch->cancellable, on_origin_read, job);
   run->count = 0;
   run->bytes = 0;
 }
@@ -1090,7 +1008,6 @@ add_to_origin_run (CanopyFetch *fetch, OriginRun *run, Source *s, guint index)
           || run->bytes + length > ORIGIN_RUN_MAX))
     flush_origin_run (fetch, run);
   mark_inflight (fetch, s, index);
-  s->owed += length;
   if (run->count == 0)
     {
       run->source = s;
@@ -1193,7 +1110,7 @@ pick_wan (CanopyFetch *fetch, guint index, gint64 now, gboolean *any_left)
         {
           *any_left = TRUE;
           return s->retry_at <= now
-                     && (origin_wants_more (fetch, s) || index == s->run_next) ? s : NULL;
+                     && (s->requests < MAX_PER_ORIGIN || index == s->run_next) ? s : NULL;
         }
       if (s->unreachable)
         continue;

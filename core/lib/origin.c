@@ -21,25 +21,12 @@ struct _CanopyOrigin {
   guint receive_window; /* bytes per connection; 0: the system's */
 };
 
-/* Bytes asked of the answer's stream at once: large enough that a fast
- * link needs few reads, small enough that a chunk is handed on soon after
- * its last byte. */
-#define READ_PIECE (256 * 1024)
-
 typedef struct {
   CanopyOrigin *origin;
   guint64 offset;
   gsize length;
   SoupMessage *message;
   gint64 wait_us; /* request sent to first byte of the answer; -1: unknown */
-  CanopyOriginProgressFunc progress;
-  gpointer progress_data;
-  GInputStream *body;
-  guint8 *buffer;  /* the range, filled as it comes; owned by @data */
-  GBytes *data;
-  guint64 at;      /* position in the answer of the next byte read */
-  gsize received;  /* bytes of the range in @buffer */
-  guint8 *skip;    /* what an answer without ranges sends before the range */
 } RangeRequest;
 
 G_DEFINE_QUARK (canopy-origin-error-quark, canopy_origin_error)
@@ -48,9 +35,6 @@ static void
 range_request_free (RangeRequest *request)
 {
   g_clear_object (&request->message);
-  g_clear_object (&request->body);
-  g_clear_pointer (&request->data, g_bytes_unref);
-  g_free (request->skip);
   g_free (request);
 }
 
@@ -187,139 +171,18 @@ file_range_read (GTask *task, gpointer source, gpointer task_data, GCancellable 
                          (GDestroyNotify) g_bytes_unref);
 }
 
-static void read_more (GTask *task);
-
-/* The first byte of the range is where the answer starts: a partial
- * answer for it, or a whole one (a server that ignores ranges). */
-static gboolean
-check_range_answer (RangeRequest *request, GError **error)
+static void
+on_range_read (GObject *source, GAsyncResult *result, gpointer user_data)
 {
+  g_autoptr (GTask) task = user_data;
+  RangeRequest *request = g_task_get_task_data (task);
   CanopyOrigin *origin = request->origin;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), result,
+                                                               &error);
   goffset start = 0, end = 0, total = 0;
-
-  if (!check_status (origin, request->message, TRUE, error))
-    return FALSE;
-  if (soup_message_get_status (request->message) == SOUP_STATUS_OK)
-    {
-      request->at = 0;
-      return TRUE;
-    }
-  if (!soup_message_headers_get_content_range (
-        soup_message_get_response_headers (request->message), &start, &end, &total)
-      || (guint64) start != request->offset)
-    {
-      g_set_error (error, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_HTTP,
-                   _("The origin %s answered a range request with another range"),
-                   origin->location);
-      return FALSE;
-    }
-  request->at = request->offset;
-  return TRUE;
-}
-
-static void
-return_short (GTask *task, RangeRequest *request)
-{
-  if (soup_message_get_status (request->message) == SOUP_STATUS_OK)
-    g_task_return_new_error (task, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_SHORT,
-                             _("The origin %s is shorter than its manifest says: it was "
-                               "changed after it was published; publish it again"),
-                             request->origin->location);
-  else
-    g_task_return_new_error (task, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_SHORT,
-                             _("The origin %s sent %zu bytes of a %zu-byte range"),
-                             request->origin->location, request->received, request->length);
-}
-
-static void
-on_body_read (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (GTask) task = user_data;
-  RangeRequest *request = g_task_get_task_data (task);
-  g_autoptr (GError) error = NULL;
-  gssize got = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
-
-  if (got < 0)
-    {
-      GError *wrapped = NULL;
-      set_failed (&wrapped, request->origin, error);
-      g_task_return_error (task, wrapped);
-      return;
-    }
-  if (got == 0)
-    {
-      if (request->received < request->length)
-        return_short (task, request);
-      else
-        g_task_return_pointer (task, g_bytes_ref (request->data), (GDestroyNotify) g_bytes_unref);
-      return;
-    }
-  if (request->at >= request->offset)
-    request->received += (gsize) got;
-  request->at += (guint64) got;
-  if (request->received > request->length)
-    {
-      g_task_return_new_error (task, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_HTTP,
-                               _("The origin %s sent more than the range it was asked for"),
-                               request->origin->location);
-      return;
-    }
-  if (request->progress != NULL && request->at > request->offset)
-    request->progress (request->data, request->received, request->progress_data);
-  /* A whole answer goes on past the range: the connection is dropped. */
-  if (request->received == request->length
-      && soup_message_get_status (request->message) == SOUP_STATUS_OK)
-    {
-      g_task_return_pointer (task, g_bytes_ref (request->data), (GDestroyNotify) g_bytes_unref);
-      return;
-    }
-  read_more (g_steal_pointer (&task));
-}
-
-/* The next piece of the answer, straight into the range's buffer (or,
- * before the range, of an answer that ignores ranges, into a scratch
- * one). Read to the end, so the connection serves the next request. */
-static void
-read_more (GTask *task)
-{
-  RangeRequest *request = g_task_get_task_data (task);
-  GCancellable *cancellable = g_task_get_cancellable (task);
-  guint8 *into;
-  gsize count;
-
-  if (request->at < request->offset)
-    {
-      if (request->skip == NULL)
-        request->skip = g_malloc (READ_PIECE);
-      into = request->skip;
-      count = (gsize) MIN ((guint64) READ_PIECE, request->offset - request->at);
-    }
-  else if (request->received < request->length)
-    {
-      into = request->buffer + request->received;
-      count = MIN ((gsize) READ_PIECE, request->length - request->received);
-    }
-  else
-    {
-      /* Only the end of the answer is left to read. */
-      if (request->skip == NULL)
-        request->skip = g_malloc (READ_PIECE);
-      into = request->skip;
-      count = 1;
-    }
-  g_input_stream_read_async (request->body, into, count, G_PRIORITY_DEFAULT, cancellable,
-                             on_body_read, task);
-}
-
-static void
-on_range_sent (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (GTask) task = user_data;
-  RangeRequest *request = g_task_get_task_data (task);
-  g_autoptr (GError) error = NULL;
   SoupMessageMetrics *metrics = soup_message_get_metrics (request->message);
 
-  request->body = soup_session_send_finish (SOUP_SESSION (source), result, &error);
   /* From the request on its connection, so neither a connection set up
    * nor a wait for a free one counts: what remains is the round trip,
    * the origin's own time and the queues on the way. */
@@ -328,19 +191,53 @@ on_range_sent (GObject *source, GAsyncResult *result, gpointer user_data)
            >= soup_message_metrics_get_request_start (metrics))
     request->wait_us = (gint64) (soup_message_metrics_get_response_start (metrics)
                                  - soup_message_metrics_get_request_start (metrics));
-  if (request->body == NULL)
+  if (body == NULL)
     {
       GError *wrapped = NULL;
-      set_failed (&wrapped, request->origin, error);
+      set_failed (&wrapped, origin, error);
       g_task_return_error (task, wrapped);
       return;
     }
-  if (!check_range_answer (request, &error))
+  if (!check_status (origin, request->message, TRUE, &error))
     {
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-  read_more (g_steal_pointer (&task));
+  /* A server that ignores ranges sends everything: take our part of it. */
+  if (soup_message_get_status (request->message) == SOUP_STATUS_OK)
+    start = 0;
+  else if (!soup_message_headers_get_content_range (
+             soup_message_get_response_headers (request->message), &start, &end, &total)
+           || (guint64) start != request->offset)
+    {
+      g_task_return_new_error (task, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_HTTP,
+                               _("The origin %s answered a range request with another range"),
+                               origin->location);
+      return;
+    }
+  if (soup_message_get_status (request->message) == SOUP_STATUS_OK)
+    {
+      if (g_bytes_get_size (body) < request->offset + request->length)
+        {
+          g_task_return_new_error (task, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_SHORT,
+                                   _("The origin %s is shorter than its manifest says: it was "
+                                     "changed after it was published; publish it again"),
+                                   origin->location);
+          return;
+        }
+      g_task_return_pointer (task, g_bytes_new_from_bytes (body, request->offset,
+                                                           request->length),
+                             (GDestroyNotify) g_bytes_unref);
+      return;
+    }
+  if (g_bytes_get_size (body) != request->length)
+    {
+      g_task_return_new_error (task, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_SHORT,
+                               _("The origin %s sent %zu bytes of a %zu-byte range"),
+                               origin->location, g_bytes_get_size (body), request->length);
+      return;
+    }
+  g_task_return_pointer (task, g_steal_pointer (&body), (GDestroyNotify) g_bytes_unref);
 }
 
 static void
@@ -392,8 +289,8 @@ canopy_origin_set_receive_window (CanopyOrigin *origin, guint bytes)
 
 void
 canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize length,
-                                GCancellable *cancellable, CanopyOriginProgressFunc progress,
-                                GAsyncReadyCallback callback, gpointer user_data)
+                                GCancellable *cancellable, GAsyncReadyCallback callback,
+                                gpointer user_data)
 {
   g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
   RangeRequest *request = g_new0 (RangeRequest, 1);
@@ -403,8 +300,6 @@ canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize leng
   request->offset = offset;
   request->length = length;
   request->wait_us = -1;
-  request->progress = progress;
-  request->progress_data = user_data;
   g_task_set_task_data (task, request, (GDestroyNotify) range_request_free);
 
   if (origin->file != NULL)
@@ -424,10 +319,8 @@ canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize leng
   g_signal_connect (request->message, "network-event", G_CALLBACK (on_network_event), origin);
   soup_message_headers_set_range (soup_message_get_request_headers (request->message),
                                   (goffset) offset, (goffset) (offset + length - 1));
-  request->buffer = g_malloc (MAX (length, 1));
-  request->data = g_bytes_new_take (request->buffer, length);
-  soup_session_send_async (origin->session, request->message, G_PRIORITY_DEFAULT, cancellable,
-                           on_range_sent, g_steal_pointer (&task));
+  soup_session_send_and_read_async (origin->session, request->message, G_PRIORITY_DEFAULT,
+                                    cancellable, on_range_read, g_steal_pointer (&task));
 }
 
 GBytes *

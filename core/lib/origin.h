@@ -43,28 +43,16 @@ GInputStream *canopy_origin_open (CanopyOrigin *origin, GCancellable *cancellabl
                                   GError **error);
 
 /**
- * CanopyOriginProgressFunc:
- * @data: the whole range; only its first @received bytes are there yet
- * @received: bytes of the range received so far
- *
- * Called on the thread-default main context as an HTTP answer comes in,
- * so a caller can use each complete part at once and ask for the next
- * range before this one ends.
- */
-typedef void (*CanopyOriginProgressFunc) (GBytes *data, gsize received, gpointer user_data);
-
-/**
  * canopy_origin_read_range_async:
  * @offset: first byte
- * @length: bytes wanted (one or more chunks)
- * @progress: (nullable): told of the bytes received as they come
+ * @length: bytes wanted (one chunk)
  *
  * Reads a range without blocking, on the thread-default main context: an
  * HTTP range request, or a seek and read on a file.
  */
 void canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize length,
-                                     GCancellable *cancellable, CanopyOriginProgressFunc progress,
-                                     GAsyncReadyCallback callback, gpointer user_data);
+                                     GCancellable *cancellable, GAsyncReadyCallback callback,
+                                     gpointer user_data);
 GBytes *canopy_origin_read_range_finish (CanopyOrigin *origin, GAsyncResult *result,
                                          GError **error);
 

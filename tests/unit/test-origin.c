@@ -108,7 +108,7 @@ read_range (CanopyOrigin *origin, guint64 offset, gsize length, GError **error)
 {
   Result r = { NULL, NULL, FALSE };
 
-  canopy_origin_read_range_async (origin, offset, length, NULL, NULL, on_range, &r);
+  canopy_origin_read_range_async (origin, offset, length, NULL, on_range, &r);
   while (!r.done)
     g_main_context_iteration (NULL, TRUE);
   if (r.error != NULL)
