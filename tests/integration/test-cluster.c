@@ -234,6 +234,30 @@ start_agents_on (CanopyTestSite *s, guint index, guint first_port, guint second_
   s->options.agent_servers = NULL;
 }
 
+/* A setting changed on @b is in force on @a shortly after. */
+static void
+check_setting_shared (CanopyTestSite *a, CanopyTestSite *b)
+{
+  g_autoptr (JsonNode) put = canopy_test_site_api (
+    b, "PUT", "/api/v1/settings", "{\"assigned_groups\": [\"Branch\", \"Extra\"]}",
+    SOUP_STATUS_OK);
+  gint64 end = g_get_monotonic_time () + canopy_test_timeout (20) * G_USEC_PER_SEC;
+  gboolean seen = FALSE;
+
+  CU_ASSERT_PTR_NOT_NULL (put);
+  while (!seen && g_get_monotonic_time () < end)
+    {
+      g_autoptr (JsonNode) got = canopy_test_site_api (a, "GET", "/api/v1/settings", NULL,
+                                                       SOUP_STATUS_OK);
+      g_autofree char *text = got != NULL ? json_to_string (got, FALSE) : NULL;
+
+      seen = text != NULL && strstr (text, "\"Extra\"") != NULL;
+      if (!seen)
+        canopy_test_site_pump (100);
+    }
+  CU_ASSERT (seen);
+}
+
 /* An admin added on @b signs in on @a; a token revoked on @b is refused
  * on @a soon after, though @a had just read its admins. */
 static void
@@ -332,28 +356,7 @@ run_cluster (gboolean kill_holder, gboolean poll)
     CU_ASSERT_STRING_EQUAL (servers, "2");
   }
 
-  /* a setting changed on B is in force on A shortly after */
-  {
-    g_autoptr (JsonNode) put = canopy_test_site_api (
-      &site_b, "PUT", "/api/v1/settings", "{\"assigned_groups\": [\"Branch\", \"Extra\"]}",
-      SOUP_STATUS_OK);
-    gboolean seen = FALSE;
-
-    CU_ASSERT_PTR_NOT_NULL (put);
-    end = g_get_monotonic_time () + canopy_test_timeout (20) * G_USEC_PER_SEC;
-    while (!seen && g_get_monotonic_time () < end)
-      {
-        g_autoptr (JsonNode) got = canopy_test_site_api (&site_a, "GET", "/api/v1/settings", NULL,
-                                                         SOUP_STATUS_OK);
-        g_autofree char *text = got != NULL ? json_to_string (got, FALSE) : NULL;
-
-        seen = text != NULL && strstr (text, "\"Extra\"") != NULL;
-        if (!seen)
-          canopy_test_site_pump (100);
-      }
-    CU_ASSERT (seen);
-  }
-
+  check_setting_shared (&site_a, &site_b);
   check_admins_shared (&site_a, &site_b);
 
   /* half of each office's devices on A, half on B; all in A's directories */
@@ -733,7 +736,6 @@ test_two_servers_on_sql_server (void)
   };
   g_autofree char *backend = NULL, *id_a = NULL, *id_b = NULL, *content_id = NULL;
   gint64 end;
-  gboolean seen = FALSE;
 
   if (host == NULL)
     {
@@ -762,25 +764,7 @@ test_two_servers_on_sql_server (void)
                           "taken in as the database is polled for them");
   CU_ASSERT (wait_cluster_health (&site_a, "ok", id_b, 20));
   CU_ASSERT (wait_cluster_health (&site_b, "ok", id_a, 20));
-  {
-    g_autoptr (JsonNode) put = canopy_test_site_api (
-      &site_b, "PUT", "/api/v1/settings", "{\"assigned_groups\": [\"Branch\", \"Extra\"]}",
-      SOUP_STATUS_OK);
-
-    CU_ASSERT_PTR_NOT_NULL (put);
-  }
-  end = g_get_monotonic_time () + canopy_test_timeout (20) * G_USEC_PER_SEC;
-  while (!seen && g_get_monotonic_time () < end)
-    {
-      g_autoptr (JsonNode) got = canopy_test_site_api (&site_a, "GET", "/api/v1/settings", NULL,
-                                                       SOUP_STATUS_OK);
-      g_autofree char *text = got != NULL ? json_to_string (got, FALSE) : NULL;
-
-      seen = text != NULL && strstr (text, "\"Extra\"") != NULL;
-      if (!seen)
-        canopy_test_site_pump (100);
-    }
-  CU_ASSERT (seen);
+  check_setting_shared (&site_a, &site_b);
   check_admins_shared (&site_a, &site_b);
   content_id = canopy_test_site_register (&site_a);
   end = g_get_monotonic_time () + canopy_test_timeout (20) * G_USEC_PER_SEC;
