@@ -80,6 +80,22 @@ server_id (const CanopyTestSite *s)
   return g_strdup (g_strstrip (text));
 }
 
+/* Servers B, then A, on the database of @options, sharing A's keys;
+ * their IDs in @id_a and @id_b, when asked for. */
+static void
+begin_pair (CanopyTestSiteOptions *options, char **id_a, char **id_b)
+{
+  options->admin_name = "admin-b";
+  canopy_test_site_begin (&site_b, options);
+  options->admin_name = "admin-a";
+  canopy_test_site_begin (&site_a, options);
+  canopy_test_site_share_keys (&site_a, &site_b);
+  if (id_a != NULL)
+    *id_a = server_id (&site_a);
+  if (id_b != NULL)
+    *id_b = server_id (&site_b);
+}
+
 /* Waits until @s's health check "cluster" has @status and names @other. */
 static gboolean
 wait_cluster_health (CanopyTestSite *s, const char *status, const char *other, guint timeout_s)
@@ -334,13 +350,7 @@ run_cluster (gboolean kill_holder, gboolean poll)
     return;
   backend = canopy_test_pg_backend_xml (pg_dir, pg_password);
   options.backend_xml = backend;
-  options.admin_name = "admin-b";
-  canopy_test_site_begin (&site_b, &options);
-  options.admin_name = "admin-a";
-  canopy_test_site_begin (&site_a, &options);
-  canopy_test_site_share_keys (&site_a, &site_b);
-  id_a = server_id (&site_a);
-  id_b = server_id (&site_b);
+  begin_pair (&options, &id_a, &id_b);
   a_port = site_a.agent_port;
   b_port = site_b.agent_port;
 
@@ -579,9 +589,7 @@ run_progress_and_removals (gboolean poll)
     return;
   backend = canopy_test_pg_backend_xml (pg_dir, pg_password);
   options.backend_xml = backend;
-  canopy_test_site_begin (&site_b, &options);
-  canopy_test_site_begin (&site_a, &options);
-  canopy_test_site_share_keys (&site_a, &site_b);
+  begin_pair (&options, NULL, NULL);
   a_port = site_a.agent_port;
   b_port = site_b.agent_port;
   start_agents_on (&site_a, 0, a_port, b_port);
@@ -753,13 +761,7 @@ test_two_servers_on_sql_server (void)
                              g_getenv ("CANOPY_TEST_MSSQL_USER") ?: "canopy",
                              g_getenv ("CANOPY_TEST_MSSQL_PASSWORD_FILE") ?: "/dev/null");
   options.backend_xml = backend;
-  options.admin_name = "admin-b";
-  canopy_test_site_begin (&site_b, &options);
-  options.admin_name = "admin-a";
-  canopy_test_site_begin (&site_a, &options);
-  canopy_test_site_share_keys (&site_a, &site_b);
-  id_a = server_id (&site_a);
-  id_b = server_id (&site_b);
+  begin_pair (&options, &id_a, &id_b);
   CANOPY_ASSERT_CONTAINS (canopy_test_process_output (site_a.server),
                           "taken in as the database is polled for them");
   CU_ASSERT (wait_cluster_health (&site_a, "ok", id_b, 20));
