@@ -71,10 +71,10 @@ canopy_test_pg_start (const char *password_file, char **skip_reason, GError **fa
   g_autofree char *dir = NULL;
   g_autofree char *data = NULL, *pw = NULL, *log = NULL, *options = NULL;
   g_autofree char *password = g_uuid_string_random ();
+  g_autofree char *runuser = g_find_program_in_path ("runuser");
   struct passwd *postgres = getpwnam ("postgres");
 
-  if (pg_bindir () == NULL || postgres == NULL || geteuid () != 0
-      || g_find_program_in_path ("runuser") == NULL)
+  if (pg_bindir () == NULL || postgres == NULL || geteuid () != 0 || runuser == NULL)
     {
       *skip_reason = g_strdup ("needs root, runuser and Debian's postgresql package (run "
                                "tools/install-deps.sh)");

@@ -323,8 +323,10 @@ run_cluster (gboolean kill_holder, gboolean poll)
 {
   CanopyTestSiteOptions options = {
     .content_size = CONTENT_SIZE,
-    /* slow enough that killing A finds the deployment under way */
-    .wan_rate = "40M",
+    /* slow enough that the leads, which go on fetching when their server
+     * is killed, are still under way when its leases lapse (about 20 s a
+     * lead): an office that holds a verified copy wants no lead at all */
+    .wan_rate = "10M",
     /* polled: what a database without notification gets */
     .server_xml = poll ? "<cluster lease-seconds='5' changes='poll'/>"
                        : "<cluster lease-seconds='5'/>",
@@ -448,7 +450,8 @@ run_cluster (gboolean kill_holder, gboolean poll)
     CU_ASSERT_FATAL (canopy_test_site_wait_online (survivor, DEVICES, 60));
     end = g_get_monotonic_time () + canopy_test_timeout (300) * G_USEC_PER_SEC;
     /* until every device is done and the survivor was seen holding a
-     * lease (its deployment stays active, so it keeps wanting them) */
+     * lease (the offices still lack a verified copy when the killed
+     * server's leases lapse, so the survivor wants them) */
     do
       {
         check_leases (deployment, &held_by_victim, &held_by_survivor, victim_id, survivor_id);
