@@ -2,7 +2,8 @@
  * heartbeat, read the registry, take or renew the wanted leases, then
  * wait for the rest of the second for changes (notified) or compare what
  * is stored with what it was (polled). What changed is read whole on the
- * thread and handed to the main loop, which merges it. */
+ * thread and handed to the main loop, which merges it: the fleet-sized
+ * kinds row by row, a slice at a time. */
 #include "build-config.h"
 
 #define G_LOG_DOMAIN "canopyd-cluster"
@@ -39,6 +40,13 @@ static const CanopyRecordKind shared_kinds[] = {
 #define PROGRESS_KIND (1u << CANOPY_RECORD_PROGRESS)
 #define PROGRESS_EVERY_US (1 * G_USEC_PER_SEC)
 
+/* Devices, their licences and their progress are as many as the fleet:
+ * only the rows that changed since the last delivery are handed on, with
+ * the keys of those that went, and the main loop merges them a slice at
+ * a time, so that a fleet's worth of rows never holds up a heartbeat. */
+#define ROW_KINDS (SLOW_KINDS | PROGRESS_KIND)
+#define ROW_SLICE_US 2000
+
 typedef struct {
   char *holder;
   char *detail;
@@ -52,6 +60,7 @@ struct _CanopyCluster {
   guint lease_ms;
   gboolean notified;
   char *checksums[CANOPY_N_RECORD_KINDS]; /* of what was last delivered */
+  GHashTable *rows[CANOPY_N_RECORD_KINDS]; /* ROW_KINDS: key → GVariant last delivered */
   gint64 slow_read_at; /* monotonic µs the slow kinds were last read */
   gboolean progress_due; /* progress was notified and not read since */
   gint64 progress_read_at; /* monotonic µs progress was last read */
@@ -61,6 +70,8 @@ struct _CanopyCluster {
   GMainContext *context;
   guint deliver_source;
   GAsyncQueue *deliveries; /* CanopyClusterChanges * */
+  GQueue pending;          /* CanopyClusterChanges * whose rows are being merged */
+  guint rows_source;
   gint leases_dirty;
   CanopyClusterCallbacks callbacks;
   gpointer user_data;
@@ -101,7 +112,10 @@ static void
 changes_free (CanopyClusterChanges *changes)
 {
   for (guint k = 0; k < CANOPY_N_RECORD_KINDS; k++)
-    g_clear_pointer (&changes->records[k], g_ptr_array_unref);
+    {
+      g_clear_pointer (&changes->records[k], g_ptr_array_unref);
+      g_clear_pointer (&changes->removed[k], g_ptr_array_unref);
+    }
   g_free (changes);
 }
 
@@ -142,6 +156,44 @@ read_kind (CanopyBackend *backend, CanopyRecordKind kind, char **digest, GError 
   return g_steal_pointer (&records);
 }
 
+/* Keeps of @records those that differ from what @last holds, and
+ * returns the keys @last holds that @records lacks; @last then holds
+ * @records. */
+static GPtrArray *
+keep_changed (GHashTable **last, GPtrArray **records)
+{
+  g_autoptr (GPtrArray) read = g_steal_pointer (records);
+  GHashTable *now = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           (GDestroyNotify) g_variant_unref);
+  GPtrArray *removed = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter iter;
+  gpointer key;
+
+  *records = g_ptr_array_new_with_free_func ((GDestroyNotify) cluster_record_free);
+  g_ptr_array_set_free_func (read, NULL);
+  for (guint i = 0; i < read->len; i++)
+    {
+      CanopyClusterRecord *r = g_ptr_array_index (read, i);
+      GVariant *before = *last != NULL ? g_hash_table_lookup (*last, r->key) : NULL;
+
+      g_hash_table_insert (now, g_strdup (r->key), g_variant_ref (r->value));
+      if (before != NULL && g_variant_equal (before, r->value))
+        cluster_record_free (r);
+      else
+        g_ptr_array_add (*records, r);
+    }
+  if (*last != NULL)
+    {
+      g_hash_table_iter_init (&iter, *last);
+      while (g_hash_table_iter_next (&iter, &key, NULL))
+        if (!g_hash_table_contains (now, key))
+          g_ptr_array_add (removed, g_strdup (key));
+      g_hash_table_unref (*last);
+    }
+  *last = now;
+  return removed;
+}
+
 /* Reads @kinds and queues for the main loop those whose records differ
  * from what was last delivered. */
 static gboolean
@@ -170,6 +222,8 @@ deliver_kinds (CanopyCluster *cluster, CanopyChangeKinds kinds, GError **error)
         }
       g_free (cluster->checksums[kind]);
       cluster->checksums[kind] = g_steal_pointer (&digest);
+      if ((ROW_KINDS & (1u << kind)) != 0)
+        changes->removed[kind] = keep_changed (&cluster->rows[kind], &records);
       changes->kinds |= 1u << kind;
       changes->records[kind] = records;
     }
@@ -431,6 +485,78 @@ run_thread (gpointer data)
 
 /* --- the main loop's side ------------------------------------------------ */
 
+/* Merges pending rows, the last first, until a slice's time is used;
+ * whatever is merged is freed at once. */
+static gboolean
+merge_rows (gpointer user_data)
+{
+  CanopyCluster *cluster = user_data;
+  gint64 end = g_get_monotonic_time () + ROW_SLICE_US;
+  CanopyClusterChanges *changes;
+
+  while ((changes = g_queue_peek_head (&cluster->pending)) != NULL)
+    {
+      for (guint k = 0; k < CANOPY_N_RECORD_KINDS; k++)
+        {
+          GPtrArray *records = changes->records[k], *removed = changes->removed[k];
+
+          while (records != NULL && records->len > 0)
+            {
+              CanopyClusterRecord *r = g_ptr_array_steal_index_fast (records, records->len - 1);
+
+              cluster->callbacks.row_changed (k, r->key, r->value, cluster->user_data);
+              cluster_record_free (r);
+              if (g_get_monotonic_time () >= end)
+                return G_SOURCE_CONTINUE;
+            }
+          for (guint i = 0; removed != NULL && i < removed->len; i++)
+            cluster->callbacks.row_changed (k, g_ptr_array_index (removed, i), NULL,
+                                            cluster->user_data);
+          g_clear_pointer (&changes->removed[k], g_ptr_array_unref);
+        }
+      changes_free (g_queue_pop_head (&cluster->pending));
+    }
+  cluster->rows_source = 0;
+  return G_SOURCE_REMOVE;
+}
+
+/* Hands the kinds read whole to the main loop at once, and queues the
+ * rows to be merged a slice at a time. */
+static void
+take_changes (CanopyCluster *cluster, CanopyClusterChanges *changes)
+{
+  CanopyClusterChanges *rows = g_new0 (CanopyClusterChanges, 1);
+
+  for (guint k = 0; k < CANOPY_N_RECORD_KINDS; k++)
+    if ((ROW_KINDS & (1u << k)) != 0 && (changes->kinds & (1u << k)) != 0)
+      {
+        rows->kinds |= 1u << k;
+        rows->records[k] = g_steal_pointer (&changes->records[k]);
+        rows->removed[k] = g_steal_pointer (&changes->removed[k]);
+        changes->kinds &= ~(1u << k);
+      }
+  if (changes->kinds != 0)
+    cluster->callbacks.changed (changes, cluster->user_data);
+  changes_free (changes);
+  if (rows->kinds == 0)
+    {
+      changes_free (rows);
+      return;
+    }
+  g_queue_push_tail (&cluster->pending, rows);
+  if (cluster->rows_source == 0)
+    {
+      GSource *source = g_idle_source_new ();
+
+      /* not below the sessions' own priority: the rows are merged even
+       * while every heartbeat is answered */
+      g_source_set_priority (source, G_PRIORITY_DEFAULT);
+      g_source_set_callback (source, merge_rows, cluster, NULL);
+      cluster->rows_source = g_source_attach (source, cluster->context);
+      g_source_unref (source);
+    }
+}
+
 static gboolean
 deliver (gpointer user_data)
 {
@@ -438,10 +564,7 @@ deliver (gpointer user_data)
   CanopyClusterChanges *changes;
 
   while ((changes = g_async_queue_try_pop (cluster->deliveries)) != NULL)
-    {
-      cluster->callbacks.changed (changes, cluster->user_data);
-      changes_free (changes);
-    }
+    take_changes (cluster, changes);
   if (g_atomic_int_compare_and_exchange (&cluster->leases_dirty, 1, 0))
     cluster->callbacks.leases_changed (cluster->user_data);
   else
@@ -528,10 +651,14 @@ canopy_cluster_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
     return NULL;
   for (gsize i = 0; i < G_N_ELEMENTS (shared_kinds); i++)
     {
-      g_autoptr (GPtrArray) records = read_kind (cluster->backend, shared_kinds[i],
-                                                 &cluster->checksums[shared_kinds[i]], error);
+      CanopyRecordKind kind = shared_kinds[i];
+      g_autoptr (GPtrArray) records = read_kind (cluster->backend, kind,
+                                                 &cluster->checksums[kind], error);
       if (records == NULL)
         return NULL;
+      /* what the server loads at start is where the rows' changes begin */
+      if ((ROW_KINDS & (1u << kind)) != 0)
+        g_ptr_array_unref (keep_changed (&cluster->rows[kind], &records));
     }
   cluster->slow_read_at = g_get_monotonic_time ();
   return g_steal_pointer (&cluster);
@@ -563,6 +690,10 @@ canopy_cluster_free (CanopyCluster *cluster)
   if (cluster->deliver_source != 0)
     g_source_destroy (g_main_context_find_source_by_id (cluster->context,
                                                         cluster->deliver_source));
+  if (cluster->rows_source != 0)
+    g_source_destroy (g_main_context_find_source_by_id (cluster->context,
+                                                        cluster->rows_source));
+  g_queue_clear_full (&cluster->pending, (GDestroyNotify) changes_free);
   if (cluster->backend != NULL)
     {
       g_autoptr (GError) error = NULL;
@@ -576,7 +707,10 @@ canopy_cluster_free (CanopyCluster *cluster)
   g_clear_pointer (&cluster->context, g_main_context_unref);
   g_async_queue_unref (cluster->deliveries);
   for (guint k = 0; k < CANOPY_N_RECORD_KINDS; k++)
-    g_free (cluster->checksums[k]);
+    {
+      g_free (cluster->checksums[k]);
+      g_clear_pointer (&cluster->rows[k], g_hash_table_unref);
+    }
   g_hash_table_unref (cluster->wanted);
   g_ptr_array_unref (cluster->dropped);
   g_hash_table_unref (cluster->leases);

@@ -20,10 +20,12 @@ typedef struct _CanopyCluster CanopyCluster;
 #define CANOPY_CLUSTER_LAPSED_S 10
 
 /**
- * CanopyClusterRecords:
+ * CanopyClusterChanges:
  * @kinds: the kinds that changed (bit 1 << kind)
  * @records: for each kind in @kinds, every record of that kind as the
- *   database now holds it: a #GPtrArray of #CanopyClusterRecord
+ *   database now holds it: a #GPtrArray of #CanopyClusterRecord; for
+ *   devices, activations and progress, only those that changed
+ * @removed: for devices, activations and progress, the keys that went
  */
 typedef struct {
   char *key;
@@ -33,11 +35,17 @@ typedef struct {
 typedef struct {
   CanopyChangeKinds kinds;
   GPtrArray *records[CANOPY_N_RECORD_KINDS];
+  GPtrArray *removed[CANOPY_N_RECORD_KINDS];
 } CanopyClusterChanges;
 
 typedef struct {
-  /* on the main loop: records another server (or this one) changed */
+  /* on the main loop: records another server (or this one) changed, of
+   * every kind but devices, activations and progress */
   void (*changed) (const CanopyClusterChanges *changes, gpointer user_data);
+  /* on the main loop, a slice at a time: a device, activation or progress
+   * row that changed, @value NULL when it went */
+  void (*row_changed) (CanopyRecordKind kind, const char *key, GVariant *value,
+                       gpointer user_data);
   /* on the main loop: a lease's holder, or what its holder publishes,
    * changed: plans that depend on who leads an office are redone */
   void (*leases_changed) (gpointer user_data);

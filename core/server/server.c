@@ -588,37 +588,24 @@ merge_settings (CanopyServer *server, GPtrArray *records)
 }
 
 /* Licences are counted over the whole cluster: the activations every
- * server stored. */
+ * server stored. One released there (or gone) is released here, unless
+ * the device activated here a moment ago and its own is not written yet. */
 static void
-merge_activations (CanopyServer *server, GPtrArray *records)
+merge_activation (CanopyServer *server, const char *device_id, GVariant *value)
 {
-  g_autoptr (GHashTable) stored = g_hash_table_new (g_str_hash, g_str_equal);
-  g_autoptr (GPtrArray) known = canopy_licensing_get_activations (server->licensing);
+  CanopyActivation activation = { (char *) device_id, 0, 0 };
+  const CanopyActivation *known = canopy_licensing_lookup (server->licensing, device_id);
+  gint64 released = 1;
 
-  for (guint i = 0; i < records->len; i++)
+  if (value != NULL)
+    g_variant_get (value, "(xxx)", &activation.activated_at, &activation.last_seen, &released);
+  if (released == 0)
     {
-      const CanopyClusterRecord *r = g_ptr_array_index (records, i);
-      CanopyActivation activation = { r->key, 0, 0 };
-      gint64 released;
-
-      g_variant_get (r->value, "(xxx)", &activation.activated_at, &activation.last_seen,
-                     &released);
-      if (released != 0)
-        continue;
-      g_hash_table_add (stored, r->key);
-      if (canopy_licensing_lookup (server->licensing, r->key) == NULL)
+      if (known == NULL)
         canopy_licensing_restore (server->licensing, &activation);
     }
-  /* released on another server (or by the stale-device rule there) */
-  for (guint i = 0; i < known->len; i++)
-    {
-      const CanopyActivation *a = g_ptr_array_index (known, i);
-
-      /* one activated here a moment ago may not be written yet */
-      if (!g_hash_table_contains (stored, a->device_id)
-          && a->activated_at < g_get_real_time () - 10 * G_USEC_PER_SEC)
-        canopy_licensing_release (server->licensing, a->device_id);
-    }
+  else if (known != NULL && known->activated_at < g_get_real_time () - 10 * G_USEC_PER_SEC)
+    canopy_licensing_release (server->licensing, device_id);
 }
 
 static GHashTable *
@@ -651,15 +638,20 @@ merge_removals (CanopyServer *server, const CanopyClusterChanges *changes)
     }
 }
 
-/* What the devices of other servers did, for this server's console. */
+/* Every server's console lists the cluster's devices, and what the
+ * devices of other servers did. */
 static void
-merge_progress (CanopyServer *server, GPtrArray *records)
+cluster_row_changed (CanopyRecordKind kind, const char *key, GVariant *value,
+                     gpointer user_data)
 {
-  for (guint i = 0; i < records->len; i++)
-    {
-      const CanopyClusterRecord *r = g_ptr_array_index (records, i);
-      canopy_distributor_merge_progress (server->distributor, r->key, r->value);
-    }
+  CanopyServer *server = user_data;
+
+  if (kind == CANOPY_RECORD_ACTIVATION)
+    merge_activation (server, key, value);
+  else if (kind == CANOPY_RECORD_DEVICE && value != NULL)
+    canopy_store_merge_device (server->store, key, value);
+  else if (kind == CANOPY_RECORD_PROGRESS && value != NULL)
+    canopy_distributor_merge_progress (server->distributor, key, value);
 }
 
 static void
@@ -685,9 +677,6 @@ cluster_changed (const CanopyClusterChanges *changes, gpointer user_data)
         canopy_distributor_merge_stored (server->distributor, r->key, r->value);
       }
   merge_removals (server, changes);
-  /* after the deployments: progress of one just taken in is kept */
-  if (changes->kinds & (1u << CANOPY_RECORD_PROGRESS))
-    merge_progress (server, changes->records[CANOPY_RECORD_PROGRESS]);
   /* deployments waiting for content they had not seen yet */
   if (new_content)
     canopy_distributor_leases_changed (server->distributor);
@@ -699,20 +688,10 @@ cluster_changed (const CanopyClusterChanges *changes, gpointer user_data)
         g_warning (_("The automatic offices could not be read back: %s; they are made again as "
                      "their devices connect"), error->message);
     }
-  if (changes->kinds & (1u << CANOPY_RECORD_ACTIVATION))
-    merge_activations (server, changes->records[CANOPY_RECORD_ACTIVATION]);
   /* an admin added, or a token revoked, on another server counts here at once */
   if ((changes->kinds & ((1u << CANOPY_RECORD_ADMIN) | (1u << CANOPY_RECORD_ADMIN_TOKEN)))
       && server->console != NULL)
     canopy_console_admins_changed (server->console);
-  /* every server's console lists the cluster's devices */
-  if (changes->kinds & (1u << CANOPY_RECORD_DEVICE))
-    for (guint i = 0; i < changes->records[CANOPY_RECORD_DEVICE]->len; i++)
-      {
-        const CanopyClusterRecord *r = g_ptr_array_index (changes->records[CANOPY_RECORD_DEVICE],
-                                                          i);
-        canopy_store_merge_device (server->store, r->key, r->value);
-      }
 }
 
 static void
@@ -756,6 +735,7 @@ start_cluster (CanopyServer *server)
 {
   static const CanopyClusterCallbacks callbacks = {
     .changed = cluster_changed,
+    .row_changed = cluster_row_changed,
     .leases_changed = cluster_leases_changed,
   };
 
