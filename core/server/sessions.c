@@ -17,6 +17,8 @@
 /* Peer connections send no heartbeats; one silent this long is forgotten.
  * Agents connect again when they next need the store. */
 #define PEER_IDLE_S 300
+/* A device's last-seen time is written at most this often (see record_due). */
+#define RECORD_EVERY_MAX_S 60
 
 typedef struct {
   CanopySessions *sessions;
@@ -119,6 +121,20 @@ record_device (Session *session)
                                    session->name != NULL ? session->name : "", session->groups,
                                    session->addresses, session->agent_version, session->office,
                                    first_seen, now, online, served, peers, bad));
+}
+
+/* Whether a heartbeat is to be written: every heartbeat at the configured
+ * interval is, but an agent that beats more often than once a minute is
+ * written about once a minute, so that chatty agents never set the
+ * database's pace. */
+static gboolean
+record_due (const Session *session)
+{
+  gint64 every = (gint64) MIN (session->sessions->heartbeat_interval, RECORD_EVERY_MAX_S)
+                 * G_USEC_PER_SEC;
+
+  /* half an interval's leeway: a heartbeat on time is never skipped */
+  return g_get_monotonic_time () - session->recorded_at >= every / 2;
 }
 
 static void
@@ -649,8 +665,11 @@ on_message (CanopyTransportConnection *conn, GBytes *header, GBytes *payload, gp
         {
           canopy_licensing_activate (session->sessions->licensing, session->device_id,
                                      g_get_real_time ());
-          record_device (session);
-          record_activation (session);
+          if (record_due (session))
+            {
+              record_device (session);
+              record_activation (session);
+            }
         }
       break;
     case CANOPY_WIRE_PROGRESS:

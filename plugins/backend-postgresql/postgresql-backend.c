@@ -675,42 +675,102 @@ canopy_pg_backend_get (CanopyPgBackend *b, CanopyRecordKind kind, const char *ke
                        : NULL;
 }
 
-gboolean
-canopy_pg_backend_list (CanopyPgBackend *b, CanopyRecordKind kind, CanopyRecordFunc func,
-                        gpointer user_data, GError **error)
+/* Every row of @child, by the key of its record: one query for all the
+ * records listed, not one per record. */
+static GHashTable *
+read_child_rows (CanopyPgBackend *b, const CanopyTable *t, const CanopyChildTable *child,
+                 GError **error)
 {
-  const CanopyTable *t = canopy_record_table (kind);
+  g_autofree char *sql = sql_select (t, child->columns, child->n_columns, child->name, FALSE,
+                                     NULL);
+  PGresult *res = run (b, sql, NULL, _("listing records"), error);
+  GHashTable *by_key;
+
+  if (res == NULL)
+    return NULL;
+  by_key = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                  (GDestroyNotify) g_ptr_array_unref);
+  for (int r = 0; r < PQntuples (res); r++)
+    {
+      g_autoptr (GVariant) keys = result_tuple (res, r, 0, t->keys, t->n_keys);
+      g_autofree char *key = canopy_table_join_key (t, keys);
+      GPtrArray *rows = g_hash_table_lookup (by_key, key);
+
+      if (rows == NULL)
+        {
+          rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+          g_hash_table_insert (by_key, g_steal_pointer (&key), rows);
+        }
+      g_ptr_array_add (rows, result_tuple (res, r, (int) t->n_keys, child->columns,
+                                           child->n_columns));
+    }
+  PQclear (res);
+  return by_key;
+}
+
+/* The value of the record @key whose main row is row @r of @res, its
+ * child rows taken from @children (one table of read_child_rows() each). */
+static GVariant *
+join_listed (const CanopyTable *t, PGresult *res, int r, const char *key,
+             GHashTable *const *children, GError **error)
+{
+  CanopyRows rows = { 0 };
+  GVariant *value;
+
+  rows.columns = result_tuple (res, r, (int) t->n_keys, t->columns, t->n_columns);
+  for (guint c = 0; c < t->n_children; c++)
+    {
+      GPtrArray *found = g_hash_table_lookup (children[c], key);
+
+      rows.children[c] = found != NULL ? g_ptr_array_ref (found) : NULL;
+    }
+  value = canopy_table_join (t, &rows, error);
+  canopy_rows_clear (&rows);
+  return value != NULL ? g_variant_ref_sink (value) : NULL;
+}
+
+static gboolean
+list_records (CanopyPgBackend *b, const CanopyTable *t, CanopyRecordFunc func,
+              gpointer user_data, GError **error)
+{
   g_autoptr (GString) order = g_string_new (NULL);
   g_autofree char *sql = NULL;
-  PGresult *res;
-  gboolean ok = TRUE, own;
+  GHashTable *children[CANOPY_TABLE_MAX_CHILDREN] = { NULL };
+  PGresult *res = NULL;
+  gboolean ok = TRUE;
 
   for (guint i = 0; i < t->n_keys; i++)
     g_string_append_printf (order, "%s%s", i > 0 ? ", " : "", t->keys[i].name);
   sql = sql_select (t, t->columns, t->n_columns, t->name, FALSE, order->str);
-  if (!begin_read (b, &own, error))
-    return FALSE;
-  res = run (b, sql, NULL, _("listing records"), error);
-  if (res == NULL)
-    {
-      end_read (b, own);
-      return FALSE;
-    }
-  for (int r = 0; r < PQntuples (res); r++)
+  for (guint c = 0; ok && c < t->n_children; c++)
+    ok = (children[c] = read_child_rows (b, t, &t->children[c], error)) != NULL;
+  if (ok)
+    ok = (res = run (b, sql, NULL, _("listing records"), error)) != NULL;
+  for (int r = 0; ok && r < PQntuples (res); r++)
     {
       g_autoptr (GVariant) keys = result_tuple (res, r, 0, t->keys, t->n_keys);
-      g_autoptr (GVariant) value = read_record (b, t, keys, res, r, (int) t->n_keys, error);
       g_autofree char *key = canopy_table_join_key (t, keys);
+      g_autoptr (GVariant) value = join_listed (t, res, r, key, children, error);
 
-      if (value == NULL)
-        {
-          ok = FALSE;
-          break;
-        }
-      if (!func (key, g_variant_get_data (value), g_variant_get_size (value), user_data))
+      ok = value != NULL;
+      if (ok && !func (key, g_variant_get_data (value), g_variant_get_size (value), user_data))
         break;
     }
   PQclear (res);
+  for (guint c = 0; c < t->n_children; c++)
+    g_clear_pointer (&children[c], g_hash_table_unref);
+  return ok;
+}
+
+gboolean
+canopy_pg_backend_list (CanopyPgBackend *b, CanopyRecordKind kind, CanopyRecordFunc func,
+                        gpointer user_data, GError **error)
+{
+  gboolean ok, own;
+
+  if (!begin_read (b, &own, error))
+    return FALSE;
+  ok = list_records (b, canopy_record_table (kind), func, user_data, error);
   end_read (b, own);
   return ok;
 }
