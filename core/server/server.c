@@ -593,18 +593,15 @@ merge_settings (CanopyServer *server, GPtrArray *records)
 static void
 merge_activation (CanopyServer *server, const char *device_id, GVariant *value)
 {
-  CanopyActivation activation = { (char *) device_id, 0, 0 };
   const CanopyActivation *known = canopy_licensing_lookup (server->licensing, device_id);
-  gint64 released = 1;
+  gint64 released = 1; /* a row that went is a licence released */
 
   if (value != NULL)
-    g_variant_get (value, "(xxx)", &activation.activated_at, &activation.last_seen, &released);
-  if (released == 0)
-    {
-      if (known == NULL)
-        canopy_licensing_restore (server->licensing, &activation);
-    }
-  else if (known != NULL && known->activated_at < g_get_real_time () - 10 * G_USEC_PER_SEC)
+    g_variant_get_child (value, 2, "x", &released);
+  if (released == 0 && known == NULL)
+    restore_activation (device_id, value, server->licensing);
+  else if (released != 0 && known != NULL
+           && known->activated_at < g_get_real_time () - 10 * G_USEC_PER_SEC)
     canopy_licensing_release (server->licensing, device_id);
 }
 
