@@ -988,6 +988,8 @@ flush_origin_run (CanopyFetch *fetch, OriginRun *run)
   start = canopy_manifest_get_chunk_offset (fetch->manifest, run->first);
   job = job_new (fetch, run->first, source_index (fetch, run->source), NULL);
   job->count = run->count;
+  g_debug ("deployment %s: chunks %u to %u asked of the origin", fetch->deployment_id,
+           run->first, run->first + run->count - 1);
   canopy_origin_read_range_async (
     run->source->origin, start,
     canopy_manifest_get_chunk_offset (fetch->manifest, run->first + run->count) - start,

@@ -123,7 +123,7 @@ struct _CanopyPgBackend {
   char *lease_name, *lease_holder, *lease_detail;
 };
 
-#define MAX_PARAMS 24
+#define MAX_PARAMS 64
 
 /* Query parameters in libpq's form: text, except bytea (binary). */
 typedef struct {
@@ -510,6 +510,124 @@ in_transaction (CanopyPgBackend *b, WriteFunc write, gpointer data, GError **err
 
 /* --- records ------------------------------------------------------------- */
 
+/* "DELETE FROM child WHERE key = $1 AND NOT (row 1 OR row 2 …)": the
+ * child rows of a record that are not among its @n_rows new ones, each
+ * new row's columns compared with IS NOT DISTINCT FROM (a time may be
+ * NULL). */
+static char *
+sql_delete_other_rows (const CanopyTable *t, const CanopyChildTable *child, guint n_rows)
+{
+  GString *sql = g_string_new (NULL);
+  guint index = t->n_keys + 1;
+
+  g_string_append_printf (sql, "DELETE FROM %s", child->name);
+  append_key_match (sql, t);
+  g_string_append (sql, " AND NOT (");
+  for (guint r = 0; r < n_rows; r++)
+    {
+      g_string_append (sql, r > 0 ? " OR (" : "(");
+      for (guint i = 0; i < child->n_columns; i++, index++)
+        {
+          g_string_append_printf (sql, "%s%s IS NOT DISTINCT FROM ", i > 0 ? " AND " : "",
+                                  child->columns[i].name);
+          append_param (sql, &child->columns[i], index);
+        }
+      g_string_append (sql, ")");
+    }
+  g_string_append (sql, ")");
+  return g_string_free (sql, FALSE);
+}
+
+/* "INSERT INTO child (…) VALUES (…), (…) ON CONFLICT DO NOTHING": the
+ * record's @n_rows child rows, where a row the same as one kept is
+ * already there. */
+static char *
+sql_insert_rows (const CanopyTable *t, const CanopyChildTable *child, guint n_rows)
+{
+  g_autofree char *one = sql_insert (child->name, t, child->columns, child->n_columns, FALSE);
+  GString *sql = g_string_new (one);
+  guint index = t->n_keys + child->n_columns + 1;
+
+  for (guint r = 1; r < n_rows; r++)
+    {
+      g_string_append (sql, ", (");
+      for (guint i = 0; i < t->n_keys; i++)
+        {
+          append_param (sql, &t->keys[i], i + 1);
+          g_string_append (sql, ", ");
+        }
+      for (guint i = 0; i < child->n_columns; i++, index++)
+        {
+          if (i > 0)
+            g_string_append (sql, ", ");
+          append_param (sql, &child->columns[i], index);
+        }
+      g_string_append (sql, ")");
+    }
+  g_string_append (sql, " ON CONFLICT DO NOTHING");
+  return g_string_free (sql, FALSE);
+}
+
+static void
+params_add_rows (Params *p, const CanopyChildTable *child, GPtrArray *rows)
+{
+  for (guint r = 0; r < rows->len; r++)
+    params_add_tuple (p, child->columns, child->n_columns, g_ptr_array_index (rows, r));
+}
+
+/* Makes the child rows of @child for the record with @keys @rows, in two
+ * statements that change nothing when they are the same as before: a
+ * device's groups and addresses, written with its every heartbeat, then
+ * leave no dead rows behind. */
+static gboolean
+write_child_rows (CanopyPgBackend *b, const CanopyTable *t, const CanopyChildTable *child,
+                  GVariant *keys, GPtrArray *rows, GError **error)
+{
+  g_autofree char *remove = rows->len == 0 ? sql_delete (t, child->name, TRUE)
+                                           : sql_delete_other_rows (t, child, rows->len);
+  Params p = { 0 };
+  gboolean ok;
+
+  params_add_tuple (&p, t->keys, t->n_keys, keys);
+  params_add_rows (&p, child, rows);
+  ok = run_ok (b, remove, &p, _("writing records"), error);
+  params_clear (&p);
+  if (ok && rows->len > 0)
+    {
+      g_autofree char *insert = sql_insert_rows (t, child, rows->len);
+
+      params_add_tuple (&p, t->keys, t->n_keys, keys);
+      params_add_rows (&p, child, rows);
+      ok = run_ok (b, insert, &p, _("writing records"), error);
+      params_clear (&p);
+    }
+  return ok;
+}
+
+/* The same, a row at a time, for more rows than one statement's
+ * parameters carry. */
+static gboolean
+write_child_rows_singly (CanopyPgBackend *b, const CanopyTable *t, const CanopyChildTable *child,
+                         GVariant *keys, GPtrArray *rows, GError **error)
+{
+  g_autofree char *remove = sql_delete (t, child->name, TRUE);
+  g_autofree char *insert = sql_insert (child->name, t, child->columns, child->n_columns, FALSE);
+  Params p = { 0 };
+  gboolean ok;
+
+  params_add_tuple (&p, t->keys, t->n_keys, keys);
+  ok = run_ok (b, remove, &p, _("writing records"), error);
+  params_clear (&p);
+  for (guint r = 0; ok && r < rows->len; r++)
+    {
+      params_add_tuple (&p, t->keys, t->n_keys, keys);
+      params_add_tuple (&p, child->columns, child->n_columns, g_ptr_array_index (rows, r));
+      ok = run_ok (b, insert, &p, _("writing records"), error);
+      params_clear (&p);
+    }
+  return ok;
+}
+
 static gboolean
 write_rows (CanopyPgBackend *b, const CanopyTable *t, const CanopyRows *rows, GError **error)
 {
@@ -524,21 +642,12 @@ write_rows (CanopyPgBackend *b, const CanopyTable *t, const CanopyRows *rows, GE
   for (guint c = 0; ok && c < t->n_children; c++)
     {
       const CanopyChildTable *child = &t->children[c];
-      g_autofree char *remove = sql_delete (t, child->name, TRUE);
-      g_autofree char *insert = sql_insert (child->name, t, child->columns, child->n_columns,
-                                            FALSE);
+      GPtrArray *child_rows = rows->children[c];
 
-      params_add_tuple (&p, t->keys, t->n_keys, rows->keys);
-      ok = run_ok (b, remove, &p, _("writing records"), error);
-      params_clear (&p);
-      for (guint r = 0; ok && r < rows->children[c]->len; r++)
-        {
-          params_add_tuple (&p, t->keys, t->n_keys, rows->keys);
-          params_add_tuple (&p, child->columns, child->n_columns,
-                            g_ptr_array_index (rows->children[c], r));
-          ok = run_ok (b, insert, &p, _("writing records"), error);
-          params_clear (&p);
-        }
+      if (t->n_keys + child_rows->len * child->n_columns <= MAX_PARAMS)
+        ok = write_child_rows (b, t, child, rows->keys, child_rows, error);
+      else
+        ok = write_child_rows_singly (b, t, child, rows->keys, child_rows, error);
     }
   return ok;
 }

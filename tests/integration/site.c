@@ -334,6 +334,12 @@ canopy_test_site_device_start (CanopyTestSite *s, guint office, guint index,
     g_ptr_array_add (argv, agent);
   g_ptr_array_add (argv, (gpointer) "--config");
   g_ptr_array_add (argv, config);
+  /* To see why a test failed: the agents' debug domains, as --debug takes them. */
+  if (g_getenv ("CANOPY_TEST_AGENT_DEBUG") != NULL)
+    {
+      g_ptr_array_add (argv, (gpointer) "--debug");
+      g_ptr_array_add (argv, (gpointer) g_getenv ("CANOPY_TEST_AGENT_DEBUG"));
+    }
   g_ptr_array_add (argv, NULL);
 
   g_mkdir_with_parents (state, 0700);
