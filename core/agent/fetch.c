@@ -137,6 +137,7 @@ struct _CanopyFetch {
   double tokens;
   gint64 tokens_at;
   guint wake_timer;
+  guint soon_source; /* schedule() once the haves read together are in */
   guint tick_timer;
   guint ticks;
   gint64 started_at;
@@ -520,7 +521,9 @@ stop_timers (CanopyFetch *fetch)
     g_source_remove (fetch->wake_timer);
   if (fetch->tick_timer != 0)
     g_source_remove (fetch->tick_timer);
-  fetch->wake_timer = fetch->tick_timer = 0;
+  if (fetch->soon_source != 0)
+    g_source_remove (fetch->soon_source);
+  fetch->wake_timer = fetch->tick_timer = fetch->soon_source = 0;
 }
 
 static void
@@ -1153,6 +1156,26 @@ wake_in (CanopyFetch *fetch, guint ms)
     fetch->wake_timer = g_timeout_add (MAX (ms, 1), on_wake, fetch);
 }
 
+static gboolean
+on_soon (gpointer user_data)
+{
+  CanopyFetch *fetch = user_data;
+
+  fetch->soon_source = 0;
+  schedule (fetch);
+  return G_SOURCE_REMOVE;
+}
+
+/* Every office peer tells of every chunk it verifies: one pass over the
+ * chunks for all the news that came in together, at the same priority as
+ * the sockets it came from, not a pass for each. */
+static void
+schedule_soon (CanopyFetch *fetch)
+{
+  if (fetch->soon_source == 0)
+    fetch->soon_source = g_idle_add_full (G_PRIORITY_DEFAULT, on_soon, fetch, NULL);
+}
+
 /* The WAN leg keeps to the office's link rate: a token bucket holding at
  * most one second of traffic (or one chunk, if larger), which may go into
  * debt by one chunk so that a rate below one chunk a second still moves. */
@@ -1334,7 +1357,7 @@ on_peer_have (const char *device_id, GBytes *bitfield, gpointer user_data)
     s->connected_at = g_get_monotonic_time ();
   s->connected = TRUE;
   s->unreachable = FALSE;
-  schedule (fetch);
+  schedule_soon (fetch);
 }
 
 static void
@@ -1587,9 +1610,11 @@ log_sources (CanopyFetch *fetch, gboolean start)
 static void
 log_done (CanopyFetch *fetch)
 {
-  static const char *const kind_names[N_KINDS] = {
+  static const char *const kind_names[] = {
     N_("office peers"), N_("the parent office"), N_("the server"), N_("the origin"),
+    N_("earlier versions held in this office"),
   };
+  G_STATIC_ASSERT (G_N_ELEMENTS (kind_names) == N_KINDS);
   g_autoptr (GString) from = g_string_new (NULL);
   gint64 elapsed = MAX (g_get_monotonic_time () - fetch->first_started_at, 1);
   g_autofree char *took = canopy_log_format_duration (elapsed);
@@ -1830,15 +1855,19 @@ on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
                             "the cache",
                             fetch->n),
                fetch->deployment_id, canopy_cache_entry_count_chunks (fetch->entry), fetch->n);
+  fetch->first_started_at = g_get_monotonic_time ();
+  log_sources (fetch, TRUE);
+  /* Before the peers are told of the fetch: a peer connected already is
+   * reported at once, and its news schedules requests, which a lead may
+   * send across the WAN only once it knows what its office holds, or has
+   * waited long enough since it started. */
+  fetch->started_at = g_get_monotonic_time ();
   if (fetch->peers != NULL)
     {
       canopy_peers_set_client (fetch->peers, fetch->manifest->content_id, &fetch_peers_client,
                                fetch);
       canopy_peers_announce (fetch->peers, fetch->manifest->content_id);
     }
-  fetch->first_started_at = g_get_monotonic_time ();
-  log_sources (fetch, TRUE);
-  fetch->started_at = g_get_monotonic_time ();
   connect_sources (fetch, TRUE);
   fetch->tick_timer = g_timeout_add_seconds (1, on_tick, fetch);
   schedule (fetch);

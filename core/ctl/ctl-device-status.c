@@ -13,7 +13,8 @@
 /* The server's largest page. */
 #define PAGE 1000
 
-static const char *const source_members[] = { "office_peer", "parent_peer", "server", "origin" };
+static const char *const source_members[] = { "office_peer", "parent_peer", "server", "origin",
+                                               "earlier_versions" };
 
 static gint64
 member_int (JsonObject *o, const char *name)
@@ -32,7 +33,8 @@ static char *
 format_by_source (JsonObject *device)
 {
   static const char *labels[] = { N_("office peers"), N_("parent office"), N_("server"),
-                                  N_("origin") };
+                                  N_("origin"), N_("earlier versions") };
+  G_STATIC_ASSERT (G_N_ELEMENTS (labels) == G_N_ELEMENTS (source_members));
   JsonObject *bytes = json_object_has_member (device, "bytes")
                         ? json_object_get_object_member (device, "bytes") : NULL;
   g_autoptr (GString) out = g_string_new (NULL);

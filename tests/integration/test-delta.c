@@ -343,6 +343,16 @@ test_version_2_from_peers_holding_version_1 (void)
   served = canopy_test_site_stop_origin (s);
   CU_ASSERT (!precise || served <= size_2 + (guint64) (1.1 * (double) changed));
 
+  /* Each says in its log where its bytes came from, by name. */
+  for (guint i = 2; i < AGENTS_PER_OFFICE; i++)
+    {
+      CanopyTestProcess *late_agent = s->agents[canopy_test_site_slot (1, i)];
+
+      CU_ASSERT (canopy_test_process_wait_output (late_agent,
+                                                  "earlier versions held in this office", 10));
+      CU_ASSERT_PTR_NULL (strstr (canopy_test_process_output (late_agent), "(null)"));
+    }
+
   /* Version 2 where it was deployed, version 1 left alone where it was. */
   for (guint i = 0; i < AGENTS_PER_OFFICE; i++)
     if (i >= 2 || getuid () == 0)

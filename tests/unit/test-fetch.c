@@ -602,6 +602,37 @@ test_chunks_by_hash_from_earlier_version (void)
   content_clear (&c);
 }
 
+/* An office peer that holds the whole content connected to the lead
+ * before the lead's fetch started (as a peer that started fetching first
+ * does): the lead learns what that peer holds before it crosses the WAN,
+ * and takes nothing from the origin. */
+static void
+test_peer_connected_before_lead (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) holder = NULL;
+  g_autoptr (TestAgent) lead = NULL;
+  gint64 deadline;
+
+  if (!make_content (&c))
+    return;
+  holder = agent_new (&c, "holder");
+  lead = agent_new (&c, "lead");
+  seed_cache (&c, holder);
+  canopy_peers_connect (holder->peers, lead->id, "127.0.0.1", lead->port);
+  deadline = g_get_monotonic_time () + TIMEOUT_S * G_USEC_PER_SEC;
+  while (!canopy_peers_is_connected (lead->peers, holder->id)
+         && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  CU_ASSERT_FATAL (canopy_peers_is_connected (lead->peers, holder->id));
+
+  g_free (fetch_from_holder (&c, holder, lead));
+  assert_installed (&c, lead);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (lead->fetch, CANOPY_SOURCE_ORIGIN), 0);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (lead->fetch, CANOPY_SOURCE_OFFICE_PEER), CONTENT_SIZE);
+  content_clear (&c);
+}
+
 /* The holder's data file was cut short under it: the last chunk cannot be
  * read. The holder logs which chunk of which file, drops it and answers
  * "not available"; the asking peer takes it from the origin. */
@@ -1379,6 +1410,8 @@ CANOPY_TEST_SUITE (fetch, "fetch", NULL, NULL,
                      test_damaged_chunk_not_served },
                    { "chunks by hash from an office peer's earlier version",
                      test_chunks_by_hash_from_earlier_version },
+                   { "office peer connected before the lead started",
+                     test_peer_connected_before_lead },
                    { "unreadable chunk not served, fetched elsewhere",
                      test_unreadable_chunk_not_served },
                    { "disk stall blocks no loop; peer or agent gone mid-read",
