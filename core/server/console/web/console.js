@@ -678,7 +678,12 @@ pages.deployments = {
     fillContentChoice();
     if (!$("deploy-groups").value) {
       const s = await getJson("/api/v1/settings");
-      $("deploy-groups").value = s.assigned_groups.join("\n");
+      const groups = $("deploy-groups");
+      // The admin may have begun typing while the settings loaded: what
+      // they typed is never added to or replaced.
+      if (!groups.value && document.activeElement !== groups) {
+        groups.value = s.assigned_groups.join("\n");
+      }
     }
     await refreshDeployments();
   },
