@@ -568,60 +568,43 @@ sql_insert_rows (const CanopyTable *t, const CanopyChildTable *child, guint n_ro
   return g_string_free (sql, FALSE);
 }
 
+/* Rows @first to @first + @n of @rows. */
 static void
-params_add_rows (Params *p, const CanopyChildTable *child, GPtrArray *rows)
+params_add_rows (Params *p, const CanopyChildTable *child, GPtrArray *rows, guint first, guint n)
 {
-  for (guint r = 0; r < rows->len; r++)
+  for (guint r = first; r < first + n; r++)
     params_add_tuple (p, child->columns, child->n_columns, g_ptr_array_index (rows, r));
 }
 
-/* Makes the child rows of @child for the record with @keys @rows, in two
- * statements that change nothing when they are the same as before: a
- * device's groups and addresses, written with its every heartbeat, then
- * leave no dead rows behind. */
+/* Makes the child rows of @child for the record with @keys @rows. When
+ * they fit in one statement's parameters, the rows that are the same as
+ * before are left alone: a device's groups and addresses, written with
+ * its every heartbeat, then leave no dead rows behind. Longer lists are
+ * deleted whole first. Either way the new rows go in as many at a time as
+ * a statement carries. */
 static gboolean
 write_child_rows (CanopyPgBackend *b, const CanopyTable *t, const CanopyChildTable *child,
                   GVariant *keys, GPtrArray *rows, GError **error)
 {
-  g_autofree char *remove = rows->len == 0 ? sql_delete (t, child->name, TRUE)
-                                           : sql_delete_other_rows (t, child, rows->len);
+  guint per_insert = (MAX_PARAMS - t->n_keys) / child->n_columns;
+  gboolean keep_same = rows->len > 0 && rows->len <= per_insert;
+  g_autofree char *remove = keep_same ? sql_delete_other_rows (t, child, rows->len)
+                                      : sql_delete (t, child->name, TRUE);
   Params p = { 0 };
   gboolean ok;
 
   params_add_tuple (&p, t->keys, t->n_keys, keys);
-  params_add_rows (&p, child, rows);
+  if (keep_same)
+    params_add_rows (&p, child, rows, 0, rows->len);
   ok = run_ok (b, remove, &p, _("writing records"), error);
   params_clear (&p);
-  if (ok && rows->len > 0)
+  for (guint first = 0; ok && first < rows->len; first += per_insert)
     {
-      g_autofree char *insert = sql_insert_rows (t, child, rows->len);
+      guint n = MIN (per_insert, rows->len - first);
+      g_autofree char *insert = sql_insert_rows (t, child, n);
 
       params_add_tuple (&p, t->keys, t->n_keys, keys);
-      params_add_rows (&p, child, rows);
-      ok = run_ok (b, insert, &p, _("writing records"), error);
-      params_clear (&p);
-    }
-  return ok;
-}
-
-/* The same, a row at a time, for more rows than one statement's
- * parameters carry. */
-static gboolean
-write_child_rows_singly (CanopyPgBackend *b, const CanopyTable *t, const CanopyChildTable *child,
-                         GVariant *keys, GPtrArray *rows, GError **error)
-{
-  g_autofree char *remove = sql_delete (t, child->name, TRUE);
-  g_autofree char *insert = sql_insert (child->name, t, child->columns, child->n_columns, FALSE);
-  Params p = { 0 };
-  gboolean ok;
-
-  params_add_tuple (&p, t->keys, t->n_keys, keys);
-  ok = run_ok (b, remove, &p, _("writing records"), error);
-  params_clear (&p);
-  for (guint r = 0; ok && r < rows->len; r++)
-    {
-      params_add_tuple (&p, t->keys, t->n_keys, keys);
-      params_add_tuple (&p, child->columns, child->n_columns, g_ptr_array_index (rows, r));
+      params_add_rows (&p, child, rows, first, n);
       ok = run_ok (b, insert, &p, _("writing records"), error);
       params_clear (&p);
     }
@@ -640,15 +623,7 @@ write_rows (CanopyPgBackend *b, const CanopyTable *t, const CanopyRows *rows, GE
   ok = run_ok (b, upsert, &p, _("writing records"), error);
   params_clear (&p);
   for (guint c = 0; ok && c < t->n_children; c++)
-    {
-      const CanopyChildTable *child = &t->children[c];
-      GPtrArray *child_rows = rows->children[c];
-
-      if (t->n_keys + child_rows->len * child->n_columns <= MAX_PARAMS)
-        ok = write_child_rows (b, t, child, rows->keys, child_rows, error);
-      else
-        ok = write_child_rows_singly (b, t, child, rows->keys, child_rows, error);
-    }
+    ok = write_child_rows (b, t, &t->children[c], rows->keys, rows->children[c], error);
   return ok;
 }
 
