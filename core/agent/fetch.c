@@ -28,8 +28,8 @@
  * source holds little back. */
 #define MAX_INFLIGHT 8
 #define MAX_PER_SOURCE 4
-/* Two range requests on their way keep a WAN link busy; more only add to
- * what is lost, in flight and in socket buffers, when the lead dies. */
+/* The background class keeps two range requests of a chunk or so on their
+ * way: what it learns of the link's queue is per request. */
 #define MAX_PER_ORIGIN 2
 /* A peer that has not answered a request by then is asked no more for it. */
 #define REQUEST_TIMEOUT_US (30 * G_USEC_PER_SEC)
@@ -46,10 +46,24 @@
 #define MAX_WITHHELD 4
 /* An origin failing this many times in a row is given up for the next source. */
 #define ORIGIN_MAX_ERRORS 3
-/* Adjacent chunks the origin is asked for go in one range request of up
- * to this many bytes: fewer round trips for a run of changed chunks, and
- * still several requests in flight on a fast link. */
-#define ORIGIN_RUN_MAX (2 * 1024 * 1024)
+/* Otherwise adjacent chunks go in one range request of up to this many
+ * bytes, delivered chunk by chunk as they arrive: like a download, one
+ * connection carries the content at the link's speed, its congestion
+ * window never restarting from idle. */
+#define ORIGIN_RUN_MAX ((guint64) 64 * 1024 * 1024)
+/* File storage is read a range at a time in a worker, whole: smaller. */
+#define FILE_RUN_MAX ((guint64) 2 * 1024 * 1024)
+/* The next request goes out when the bytes asked and not in yet fall
+ * below what arrives in two round trips (the origin's answer time, a
+ * guess until measured; this at least), so the link never idles between
+ * requests. */
+#define ORIGIN_LOW_WATER_MIN ((guint64) 1024 * 1024)
+/* Read at the link rate, a streaming origin's connections may hold this
+ * much unread (or two round trips' worth, if more): enough to keep the link
+ * full, and little to lose in buffers when the lead dies. */
+#define ORIGIN_WINDOW_MIN (256 * 1024)
+#define ORIGIN_LOW_WATER_UNKNOWN_RATE ((guint64) 4 * 1024 * 1024)
+#define ORIGIN_WAIT_GUESS_US (100 * 1000)
 #define RECONNECT_TICKS 5
 /* A peer that holds nothing of the content never sends a have: after this
  * long connected without one, it counts as holding nothing. */
@@ -97,6 +111,7 @@ typedef struct {
    * extend the run schedule() is gathering (G_MAXUINT: none). */
   guint requests;
   guint run_next;
+  guint64 outstanding; /* the origin: bytes asked for and not in yet */
   gint64 answered_at;  /* peers: when it last answered, or was first asked */
   guint withheld;      /* announced chunks not delivered since its last good one */
   gint64 busy_until;
@@ -128,6 +143,7 @@ struct _CanopyFetch {
   guint *chunk_source;
   gint64 *chunk_since;
   guint inflight;
+  guint origin_inflight; /* of @inflight, asked of origins */
   guint storing;
   gboolean assembling;
   gboolean finished;
@@ -649,6 +665,11 @@ release_chunk (CanopyFetch *fetch, guint index, ChunkState next)
       Source *s = g_ptr_array_index (fetch->sources, fetch->chunk_source[index]);
       s->inflight--;
       fetch->inflight--;
+      if (s->kind == CANOPY_SOURCE_ORIGIN)
+        {
+          s->outstanding -= canopy_manifest_get_chunk_length (fetch->manifest, index);
+          fetch->origin_inflight--;
+        }
     }
   fetch->state[index] = next;
 }
@@ -678,6 +699,11 @@ mark_inflight (CanopyFetch *fetch, Source *s, guint index)
     s->answered_at = fetch->chunk_since[index];
   s->inflight++;
   fetch->inflight++;
+  if (s->kind == CANOPY_SOURCE_ORIGIN)
+    {
+      s->outstanding += canopy_manifest_get_chunk_length (fetch->manifest, index);
+      fetch->origin_inflight++;
+    }
 }
 
 typedef struct {
@@ -687,11 +713,16 @@ typedef struct {
   guint source;
   GBytes *data;
   gint64 started_at; /* monotonic µs */
+  GCancellable *cancellable; /* origin reads: this one alone, or the fetch */
+  gulong cancelled_handler;
 } Job;
 
 static void
 job_free (Job *job)
 {
+  if (job->cancellable != NULL)
+    g_cancellable_disconnect (job->fetch->cancellable, job->cancelled_handler);
+  g_clear_object (&job->cancellable);
   fetch_unref (job->fetch);
   g_clear_pointer (&job->data, g_bytes_unref);
   g_free (job);
@@ -901,6 +932,43 @@ note_wan_sample (CanopyFetch *fetch, const Source *s, gint64 wait_us, gint64 req
     canopy_origin_set_receive_window (s->origin, background_window (fetch));
 }
 
+static gboolean origin_streams (const CanopyFetch *fetch, const Source *s);
+static guint origin_window (const CanopyFetch *fetch, const Source *s);
+
+/* Whether a chunk of @job's run from @index on is still wanted of it. */
+static gboolean
+run_wants_any (const CanopyFetch *fetch, const Job *job, guint index)
+{
+  for (guint i = index; i < job->index + job->count; i++)
+    if (run_wants (fetch, job, i))
+      return TRUE;
+  return FALSE;
+}
+
+static void
+on_origin_piece (guint piece, GBytes *data, gpointer user_data)
+{
+  Job *job = user_data;
+  CanopyFetch *fetch = job->fetch;
+  Source *s = g_ptr_array_index (fetch->sources, job->source);
+  guint index = job->index + piece;
+
+  if (fetch->stopped)
+    return;
+  /* Narrowed to the round trip measured since the run began. */
+  if (origin_streams (fetch, s))
+    canopy_origin_set_receive_window (s->origin, origin_window (fetch, s));
+  if (run_wants (fetch, job, index))
+    {
+      release_chunk (fetch, index, CHUNK_MISSING);
+      store_async (fetch, index, job->source, data);
+    }
+  /* The rest came from elsewhere, or the role moved: the WAN carries no
+   * more of it. */
+  if (index + 1 < job->index + job->count && !run_wants_any (fetch, job, index + 1))
+    g_cancellable_cancel (job->cancellable);
+}
+
 static void
 on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
 {
@@ -908,32 +976,18 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
   CanopyFetch *fetch = job->fetch;
   Source *s = g_ptr_array_index (fetch->sources, job->source);
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) data = canopy_origin_read_range_finish (s->origin, result, &error);
+  gboolean read = canopy_origin_read_range_finish (s->origin, result, &error);
   guint64 start = canopy_manifest_get_chunk_offset (fetch->manifest, job->index);
-  gboolean wanted = FALSE;
 
+  (void) object;
   s->requests--;
   if (fetch->stopped)
     {
       job_free (job);
       return;
     }
-  for (guint i = job->index; i < job->index + job->count; i++)
-    wanted = wanted || run_wants (fetch, job, i);
-  if (!wanted)
-    {
-      job_free (job);
-      return;
-    }
-  if (data != NULL
-      && g_bytes_get_size (data)
-           != canopy_manifest_get_chunk_offset (fetch->manifest, job->index + job->count) - start)
-    {
-      g_set_error (&error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
-                   _("the origin answered a range request with the wrong number of bytes"));
-      g_clear_pointer (&data, g_bytes_unref);
-    }
-  if (data == NULL)
+  /* Cancelled here when the rest was no longer wanted of it: no error. */
+  if (!read && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     {
       for (guint i = job->index; i < job->index + job->count; i++)
         if (run_wants (fetch, job, i))
@@ -948,28 +1002,25 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
                             fetch->manifest->name, s->errors, error->message);
           s->failed = TRUE;
         }
-      schedule (fetch);
     }
-  else
+  else if (read)
     {
       s->errors = 0;
       note_wan_sample (fetch, s, canopy_origin_read_range_get_wait (result), job->started_at,
-                       g_bytes_get_size (data));
-      for (guint i = job->index; i < job->index + job->count; i++)
-        {
-          g_autoptr (GBytes) chunk = NULL;
-
-          if (!run_wants (fetch, job, i))
-            continue;
-          release_chunk (fetch, i, CHUNK_MISSING);
-          chunk = g_bytes_new_from_bytes (
-            data, canopy_manifest_get_chunk_offset (fetch->manifest, i) - start,
-            canopy_manifest_get_chunk_length (fetch->manifest, i));
-          store_async (fetch, i, job->source, chunk);
-        }
+                       canopy_manifest_get_chunk_offset (fetch->manifest, job->index + job->count)
+                         - start);
     }
+  schedule (fetch);
   job_free (job);
 }
+
+static void
+on_fetch_cancelled (GCancellable *cancellable, gpointer user_data)
+{
+  (void) cancellable;
+  g_cancellable_cancel (user_data);
+}
+
 
 /* Adjacent chunks to ask the origin for in one range request. */
 typedef struct {
@@ -982,6 +1033,7 @@ typedef struct {
 static void
 flush_origin_run (CanopyFetch *fetch, OriginRun *run)
 {
+  g_autofree gsize *pieces = NULL;
   Job *job;
   guint64 start;
 
@@ -991,14 +1043,79 @@ flush_origin_run (CanopyFetch *fetch, OriginRun *run)
   start = canopy_manifest_get_chunk_offset (fetch->manifest, run->first);
   job = job_new (fetch, run->first, source_index (fetch, run->source), NULL);
   job->count = run->count;
+  job->cancellable = g_cancellable_new ();
+  job->cancelled_handler = g_cancellable_connect (fetch->cancellable,
+                                                  G_CALLBACK (on_fetch_cancelled),
+                                                  g_object_ref (job->cancellable),
+                                                  g_object_unref);
+  pieces = g_new (gsize, run->count);
+  for (guint i = 0; i < run->count; i++)
+    pieces[i] = canopy_manifest_get_chunk_length (fetch->manifest, run->first + i);
+  canopy_origin_set_rate (run->source->origin, origin_streams (fetch, run->source)
+                                                 ? (double) fetch->wan_rate / 8.0
+                                                 : 0);
+  if (origin_streams (fetch, run->source))
+    canopy_origin_set_receive_window (run->source->origin, origin_window (fetch, run->source));
   g_debug ("deployment %s: chunks %u to %u asked of the origin", fetch->deployment_id,
            run->first, run->first + run->count - 1);
-  canopy_origin_read_range_async (
-    run->source->origin, start,
-    canopy_manifest_get_chunk_offset (fetch->manifest, run->first + run->count) - start,
-    fetch->cancellable, on_origin_read, job);
+  canopy_origin_read_range_async (run->source->origin, start, pieces, run->count,
+                                  on_origin_piece, job->cancellable, on_origin_read, job);
   run->count = 0;
   run->bytes = 0;
+}
+
+static gint64
+origin_wait (const Source *s)
+{
+  gint64 wait = canopy_origin_get_wait (s->origin);
+
+  return wait >= 0 ? wait : ORIGIN_WAIT_GUESS_US;
+}
+
+static guint64
+origin_low_water (const CanopyFetch *fetch, const Source *s)
+{
+  gint64 wait = origin_wait (s);
+
+  if (fetch->wan_rate == 0)
+    return ORIGIN_LOW_WATER_UNKNOWN_RATE;
+  return MAX (ORIGIN_LOW_WATER_MIN, fetch->wan_rate / 8 * 2 * (guint64) wait / G_USEC_PER_SEC);
+}
+
+/* Whether the origin @s streams its ranges at the link rate, its requests
+ * running ahead; the background class and file storage pace requests. */
+static gboolean
+origin_streams (const CanopyFetch *fetch, const Source *s)
+{
+  return fetch->pacer == NULL && canopy_origin_streams (s->origin);
+}
+
+static guint64
+origin_run_max (const CanopyFetch *fetch, const Source *s)
+{
+  return origin_streams (fetch, s) ? ORIGIN_RUN_MAX : FILE_RUN_MAX;
+}
+
+/* The receive window of a streaming origin's connections; 0: the
+ * system's, when the link rate is not known. */
+static guint
+origin_window (const CanopyFetch *fetch, const Source *s)
+{
+  gint64 wait = origin_wait (s);
+
+  if (fetch->wan_rate == 0)
+    return 0;
+  return (guint) CLAMP (fetch->wan_rate / 8 * 2 * (guint64) wait / G_USEC_PER_SEC,
+                        ORIGIN_WINDOW_MIN, G_MAXINT / 2);
+}
+
+/* Whether @s, an origin, may be sent another range request now. */
+static gboolean
+origin_may_ask (const CanopyFetch *fetch, const Source *s)
+{
+  if (!origin_streams (fetch, s))
+    return s->requests < MAX_PER_ORIGIN;
+  return s->requests < CANOPY_ORIGIN_MAX_REQUESTS && s->outstanding < origin_low_water (fetch, s);
 }
 
 /* Chunk @index from the origin: it joins @run when it follows it, or
@@ -1010,7 +1127,7 @@ add_to_origin_run (CanopyFetch *fetch, OriginRun *run, Source *s, guint index)
 
   if (run->count > 0
       && (run->source != s || run->first + run->count != index
-          || run->bytes + length > ORIGIN_RUN_MAX))
+          || run->bytes + length > origin_run_max (fetch, s)))
     flush_origin_run (fetch, run);
   mark_inflight (fetch, s, index);
   if (run->count == 0)
@@ -1021,10 +1138,10 @@ add_to_origin_run (CanopyFetch *fetch, OriginRun *run, Source *s, guint index)
     }
   run->count++;
   run->bytes += length;
-  /* The next chunk may join the run beyond MAX_PER_ORIGIN, as long as
+  /* The next chunk may join the run beyond origin_may_ask(), as long as
    * the run stays within its size. */
   s->run_next = run->bytes + canopy_manifest_get_chunk_length (fetch->manifest, index + 1)
-                    <= ORIGIN_RUN_MAX
+                    <= origin_run_max (fetch, s)
                   ? index + 1
                   : G_MAXUINT;
 }
@@ -1091,14 +1208,12 @@ compare_order (gconstpointer a, gconstpointer b)
   return sa->order < sb->order ? -1 : sa->order > sb->order;
 }
 
-/* The first WAN source, in the assignment's order, that can serve @index;
- * NULL when it cannot take another request now, so later sources are used
- * only when earlier ones are gone, not merely busy. Sets @any_left when
- * some source may still serve it later. */
-static Source *
-pick_wan (CanopyFetch *fetch, guint index, gint64 now, gboolean *any_left)
+/* The WAN sources this device may use, in the assignment's order: for one
+ * pass of schedule(), which changes none of what this depends on. */
+static GPtrArray *
+wan_sources (CanopyFetch *fetch)
 {
-  g_autoptr (GPtrArray) ordered = g_ptr_array_new ();
+  GPtrArray *ordered = g_ptr_array_new ();
 
   for (guint i = 0; i < fetch->sources->len; i++)
     {
@@ -1107,6 +1222,16 @@ pick_wan (CanopyFetch *fetch, guint index, gint64 now, gboolean *any_left)
         g_ptr_array_add (ordered, s);
     }
   g_ptr_array_sort (ordered, compare_order);
+  return ordered;
+}
+
+/* The first of the WAN sources @ordered that can serve @index; NULL when
+ * it cannot take another request now, so later sources are used only when
+ * earlier ones are gone, not merely busy. Sets @any_left when some source
+ * may still serve it later. */
+static Source *
+pick_wan (CanopyFetch *fetch, GPtrArray *ordered, guint index, gint64 now, gboolean *any_left)
+{
   for (guint i = 0; i < ordered->len; i++)
     {
       Source *s = g_ptr_array_index (ordered, i);
@@ -1114,8 +1239,8 @@ pick_wan (CanopyFetch *fetch, guint index, gint64 now, gboolean *any_left)
       if (s->kind == CANOPY_SOURCE_ORIGIN)
         {
           *any_left = TRUE;
-          return s->retry_at <= now
-                     && (s->requests < MAX_PER_ORIGIN || index == s->run_next) ? s : NULL;
+          return s->retry_at <= now && (index == s->run_next || origin_may_ask (fetch, s)) ? s
+                                                                                          : NULL;
         }
       if (s->unreachable)
         continue;
@@ -1264,6 +1389,7 @@ schedule (CanopyFetch *fetch)
   gboolean wan_blocked = FALSE, waiting = FALSE;
   guint missing = 0;
   OriginRun run = { 0 };
+  g_autoptr (GPtrArray) ordered = NULL;
 
   if (fetch->entry == NULL || fetch->finished || fetch->assembling || fetch->stopped
       || fetch->role == CANOPY_ROLE_WAIT || fetch->disk_retry_at > now)
@@ -1276,22 +1402,33 @@ schedule (CanopyFetch *fetch)
   for (guint i = 0; i < fetch->n; i++)
     {
       gboolean held = FALSE, any_left = FALSE;
+      /* Origin reads are bounded by origin_may_ask() instead. */
+      gboolean peers_full = fetch->inflight - fetch->origin_inflight >= MAX_INFLIGHT;
       Source *s = NULL;
 
       if (fetch->state[i] != CHUNK_MISSING)
         continue;
       missing++;
-      if (fetch->inflight >= MAX_INFLIGHT)
+      if (peers_full && (wan_blocked || !wan_kind_allowed (fetch, CANOPY_SOURCE_ORIGIN)))
         {
           waiting = TRUE;
           continue;
         }
       if (fetch->role != CANOPY_ROLE_DIRECT)
         s = pick_office_peer (fetch, i, now, &held);
+      if (s != NULL && peers_full)
+        s = NULL; /* held: it waits for a request to end */
       if (s == NULL && !held && !wan_blocked && wan_kind_allowed (fetch, CANOPY_SOURCE_ORIGIN))
         {
-          s = pick_wan (fetch, i, now, &any_left);
-          if (s != NULL && !take_tokens (fetch, canopy_manifest_get_chunk_length (fetch->manifest, i), now))
+          if (ordered == NULL)
+            ordered = wan_sources (fetch);
+          s = pick_wan (fetch, ordered, i, now, &any_left);
+          if (s != NULL && s->kind != CANOPY_SOURCE_ORIGIN && peers_full)
+            s = NULL;
+          /* A streaming origin is read at the link rate instead
+           * (canopy_origin_set_rate()): its requests run ahead. */
+          if (s != NULL && !(s->kind == CANOPY_SOURCE_ORIGIN && origin_streams (fetch, s))
+              && !take_tokens (fetch, canopy_manifest_get_chunk_length (fetch->manifest, i), now))
             {
               wan_blocked = TRUE;
               s = NULL;

@@ -19,13 +19,28 @@ struct _CanopyOrigin {
   SoupSession *session; /* for HTTP; created on first async use */
   GPtrArray *sockets;   /* GSocket of the session's connections, for the window */
   guint receive_window; /* bytes per connection; 0: the system's */
+  gint64 wait_us;       /* the latest answer's wait; -1: none yet */
+  double rate;          /* bytes/s the range reads keep to; 0: no limit */
+  double tokens;
+  gint64 tokens_at;     /* monotonic µs */
 };
 
+/* One range request, delivered piece by piece as its bytes arrive. */
 typedef struct {
   CanopyOrigin *origin;
   guint64 offset;
   gsize length;
+  gsize *pieces;
+  guint n_pieces;
+  CanopyOriginPieceFunc on_piece;
+  gpointer user_data;
+  guint piece;     /* the piece being read */
+  gsize got;       /* its bytes read so far */
+  guint8 *buffer;  /* (nullable) its bytes */
+  guint64 skip;    /* bytes before the range, from a server that ignores ranges */
+  GBytes *data;    /* file storage: the whole range, read in a worker thread */
   SoupMessage *message;
+  GInputStream *body;
   gint64 wait_us; /* request sent to first byte of the answer; -1: unknown */
 } RangeRequest;
 
@@ -34,7 +49,11 @@ G_DEFINE_QUARK (canopy-origin-error-quark, canopy_origin_error)
 static void
 range_request_free (RangeRequest *request)
 {
+  g_clear_object (&request->body);
   g_clear_object (&request->message);
+  g_clear_pointer (&request->data, g_bytes_unref);
+  g_free (request->buffer);
+  g_free (request->pieces);
   g_free (request);
 }
 
@@ -44,6 +63,7 @@ canopy_origin_new (const char *location, GError **error)
   g_autoptr (CanopyOrigin) origin = g_new0 (CanopyOrigin, 1);
 
   origin->location = g_strdup (location);
+  origin->wait_us = -1;
   if (g_str_has_prefix (location, "http://") || g_str_has_prefix (location, "https://"))
     {
       g_autoptr (GUri) uri = g_uri_parse (location, SOUP_HTTP_URI_FLAGS, NULL);
@@ -167,22 +187,229 @@ file_range_read (GTask *task, gpointer source, gpointer task_data, GCancellable 
                                origin->location);
       return;
     }
-  g_task_return_pointer (task, g_bytes_new_take (g_steal_pointer (&buffer), got),
-                         (GDestroyNotify) g_bytes_unref);
+  request->data = g_bytes_new_take (g_steal_pointer (&buffer), got);
+  g_task_return_boolean (task, TRUE);
 }
 
+/* File storage: the range was read whole in a worker; its pieces are
+ * handed over here, on the caller's main context. */
 static void
-on_range_read (GObject *source, GAsyncResult *result, gpointer user_data)
+on_file_read (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (GTask) task = user_data;
   RangeRequest *request = g_task_get_task_data (task);
+  GError *error = NULL;
+  gsize at = 0;
+
+  (void) source;
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  for (guint i = 0; i < request->n_pieces; i++)
+    {
+      g_autoptr (GBytes) piece = NULL;
+
+      if (g_task_return_error_if_cancelled (task))
+        return;
+      piece = g_bytes_new_from_bytes (request->data, at, request->pieces[i]);
+      at += request->pieces[i];
+      request->on_piece (i, piece, request->user_data);
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+static void read_body (GTask *task);
+
+/* Fails the request; a cancellation stays one, so that the caller can
+ * tell its own doing from the origin's. */
+static void
+fail_body (GTask *task, GError *error)
+{
+  RangeRequest *request = g_task_get_task_data (task);
+  GError *wrapped = NULL;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  set_failed (&wrapped, request->origin, error);
+  g_error_free (error);
+  g_task_return_error (task, wrapped);
+}
+
+static void
+fail_short (GTask *task)
+{
+  RangeRequest *request = g_task_get_task_data (task);
+  gsize done = request->got;
+
+  for (guint i = 0; i < request->piece; i++)
+    done += request->pieces[i];
+  g_task_return_new_error (task, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_SHORT,
+                           _("The origin %s ended %zu bytes into a %zu-byte range: it was "
+                             "changed after it was published, or the connection was cut"),
+                           request->origin->location, done, request->length);
+}
+
+static void
+on_body_closed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+
+  /* A close that fails costs only the connection's reuse. */
+  g_input_stream_close_finish (G_INPUT_STREAM (source), result, NULL);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_body_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  RangeRequest *request = g_task_get_task_data (task);
+  GError *error = NULL;
+  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+
+  if (n < 0)
+    {
+      fail_body (task, error);
+      return;
+    }
+  if (n == 0)
+    {
+      fail_short (task);
+      return;
+    }
+  request->got += (gsize) n;
+  request->origin->tokens -= (double) n;
+  if (request->got == request->pieces[request->piece])
+    {
+      g_autoptr (GBytes) piece = g_bytes_new_take (g_steal_pointer (&request->buffer),
+                                                  request->got);
+
+      request->got = 0;
+      request->on_piece (request->piece++, piece, request->user_data);
+    }
+  read_body (g_steal_pointer (&task));
+}
+
+static void
+on_body_skipped (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  RangeRequest *request = g_task_get_task_data (task);
+  GError *error = NULL;
+  gssize n = g_input_stream_skip_finish (G_INPUT_STREAM (source), result, &error);
+
+  if (n < 0)
+    {
+      fail_body (task, error);
+      return;
+    }
+  if (n == 0)
+    {
+      fail_short (task);
+      return;
+    }
+  request->skip -= (guint64) n;
+  request->origin->tokens -= (double) n;
+  read_body (g_steal_pointer (&task));
+}
+
+static gboolean
+on_paced (gpointer user_data)
+{
+  read_body (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Whether a read may go ahead at the rate set; if not, it is resumed when
+ * it may. What is not read stays in the socket's buffer, whose closing
+ * window slows the origin down, as a download limited to a rate does. */
+static gboolean
+read_paced (GTask *task)
+{
+  RangeRequest *request = g_task_get_task_data (task);
   CanopyOrigin *origin = request->origin;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), result,
-                                                               &error);
+  gint64 now;
+
+  if (origin->rate <= 0)
+    return TRUE;
+  now = g_get_monotonic_time ();
+  origin->tokens = MIN (origin->rate, origin->tokens
+                                        + origin->rate * (double) (now - origin->tokens_at)
+                                            / G_USEC_PER_SEC);
+  origin->tokens_at = now;
+  if (origin->tokens > 0)
+    return TRUE;
+  g_timeout_add ((guint) (-origin->tokens / origin->rate * 1000.0) + 1, on_paced, task);
+  return FALSE;
+}
+
+/* Reads the answer straight into the buffer of the piece it belongs to,
+ * as much at a time as the connection has. */
+static void
+read_body (GTask *task)
+{
+  RangeRequest *request = g_task_get_task_data (task);
+  GCancellable *cancellable = g_task_get_cancellable (task);
+
+  if (!read_paced (task))
+    return;
+  if (request->skip > 0)
+    {
+      g_input_stream_skip_async (request->body, (gsize) MIN (request->skip, G_MAXSSIZE),
+                                 G_PRIORITY_DEFAULT, cancellable, on_body_skipped, task);
+      return;
+    }
+  if (request->piece == request->n_pieces)
+    {
+      /* The body is read to its end, so its connection serves the next. */
+      g_input_stream_close_async (request->body, G_PRIORITY_DEFAULT, NULL, on_body_closed, task);
+      return;
+    }
+  if (request->buffer == NULL)
+    request->buffer = g_malloc (request->pieces[request->piece]);
+  g_input_stream_read_async (request->body, request->buffer + request->got,
+                             request->pieces[request->piece] - request->got,
+                             G_PRIORITY_DEFAULT, cancellable, on_body_read, task);
+}
+
+/* The range it answered with, or where ours starts in a whole answer. */
+static gboolean
+check_range (RangeRequest *request, GError **error)
+{
   goffset start = 0, end = 0, total = 0;
+
+  if (soup_message_get_status (request->message) == SOUP_STATUS_OK)
+    {
+      /* A server that ignores ranges sends everything: take our part. */
+      request->skip = request->offset;
+      return TRUE;
+    }
+  if (!soup_message_headers_get_content_range (
+        soup_message_get_response_headers (request->message), &start, &end, &total)
+      || (guint64) start != request->offset)
+    {
+      g_set_error (error, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_HTTP,
+                   _("The origin %s answered a range request with another range"),
+                   request->origin->location);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+on_range_sent (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  RangeRequest *request = g_task_get_task_data (task);
+  GError *error = NULL;
   SoupMessageMetrics *metrics = soup_message_get_metrics (request->message);
 
+  request->body = soup_session_send_finish (SOUP_SESSION (source), result, &error);
   /* From the request on its connection, so neither a connection set up
    * nor a wait for a free one counts: what remains is the round trip,
    * the origin's own time and the queues on the way. */
@@ -191,53 +418,20 @@ on_range_read (GObject *source, GAsyncResult *result, gpointer user_data)
            >= soup_message_metrics_get_request_start (metrics))
     request->wait_us = (gint64) (soup_message_metrics_get_response_start (metrics)
                                  - soup_message_metrics_get_request_start (metrics));
-  if (body == NULL)
+  if (request->wait_us >= 0)
+    request->origin->wait_us = request->wait_us;
+  if (request->body == NULL)
     {
-      GError *wrapped = NULL;
-      set_failed (&wrapped, origin, error);
-      g_task_return_error (task, wrapped);
+      fail_body (task, error);
       return;
     }
-  if (!check_status (origin, request->message, TRUE, &error))
+  if (!check_status (request->origin, request->message, TRUE, &error)
+      || !check_range (request, &error))
     {
-      g_task_return_error (task, g_steal_pointer (&error));
+      g_task_return_error (task, error);
       return;
     }
-  /* A server that ignores ranges sends everything: take our part of it. */
-  if (soup_message_get_status (request->message) == SOUP_STATUS_OK)
-    start = 0;
-  else if (!soup_message_headers_get_content_range (
-             soup_message_get_response_headers (request->message), &start, &end, &total)
-           || (guint64) start != request->offset)
-    {
-      g_task_return_new_error (task, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_HTTP,
-                               _("The origin %s answered a range request with another range"),
-                               origin->location);
-      return;
-    }
-  if (soup_message_get_status (request->message) == SOUP_STATUS_OK)
-    {
-      if (g_bytes_get_size (body) < request->offset + request->length)
-        {
-          g_task_return_new_error (task, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_SHORT,
-                                   _("The origin %s is shorter than its manifest says: it was "
-                                     "changed after it was published; publish it again"),
-                                   origin->location);
-          return;
-        }
-      g_task_return_pointer (task, g_bytes_new_from_bytes (body, request->offset,
-                                                           request->length),
-                             (GDestroyNotify) g_bytes_unref);
-      return;
-    }
-  if (g_bytes_get_size (body) != request->length)
-    {
-      g_task_return_new_error (task, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_SHORT,
-                               _("The origin %s sent %zu bytes of a %zu-byte range"),
-                               origin->location, g_bytes_get_size (body), request->length);
-      return;
-    }
-  g_task_return_pointer (task, g_steal_pointer (&body), (GDestroyNotify) g_bytes_unref);
+  read_body (g_steal_pointer (&task));
 }
 
 static void
@@ -273,6 +467,29 @@ on_network_event (SoupMessage *message, GSocketClientEvent event, GIOStream *con
     apply_window (socket, origin->receive_window);
 }
 
+gint64
+canopy_origin_get_wait (const CanopyOrigin *origin)
+{
+  return origin->wait_us;
+}
+
+gboolean
+canopy_origin_streams (const CanopyOrigin *origin)
+{
+  return origin->file == NULL;
+}
+
+void
+canopy_origin_set_rate (CanopyOrigin *origin, double bytes_per_s)
+{
+  if (origin->rate == bytes_per_s)
+    return;
+  /* A second's worth to begin with, as the fetch's own bucket holds. */
+  origin->rate = bytes_per_s;
+  origin->tokens = bytes_per_s;
+  origin->tokens_at = g_get_monotonic_time ();
+}
+
 void
 canopy_origin_set_receive_window (CanopyOrigin *origin, guint bytes)
 {
@@ -288,45 +505,58 @@ canopy_origin_set_receive_window (CanopyOrigin *origin, guint bytes)
 }
 
 void
-canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize length,
+canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, const gsize *pieces,
+                                guint n_pieces, CanopyOriginPieceFunc on_piece,
                                 GCancellable *cancellable, GAsyncReadyCallback callback,
                                 gpointer user_data)
 {
   g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
   RangeRequest *request = g_new0 (RangeRequest, 1);
 
+  g_return_if_fail (n_pieces > 0);
   g_task_set_source_tag (task, canopy_origin_read_range_async);
   request->origin = origin;
   request->offset = offset;
-  request->length = length;
+  request->pieces = g_memdup2 (pieces, n_pieces * sizeof *pieces);
+  request->n_pieces = n_pieces;
+  for (guint i = 0; i < n_pieces; i++)
+    request->length += pieces[i];
+  request->on_piece = on_piece;
+  request->user_data = user_data;
   request->wait_us = -1;
   g_task_set_task_data (task, request, (GDestroyNotify) range_request_free);
 
   if (origin->file != NULL)
     {
-      g_task_run_in_thread (task, file_range_read);
+      GTask *read = g_task_new (NULL, cancellable, on_file_read, g_steal_pointer (&task));
+
+      g_task_set_task_data (read, request, NULL);
+      g_task_run_in_thread (read, file_range_read);
+      g_object_unref (read);
       return;
     }
   /* As many connections as a fetch keeps requests outstanding at one
    * source, so no request waits behind another on a connection. */
   if (origin->session == NULL)
     {
-      origin->session = soup_session_new_with_options ("max-conns-per-host", 4, NULL);
+      origin->session = soup_session_new_with_options ("max-conns-per-host",
+                                                       CANOPY_ORIGIN_MAX_REQUESTS, NULL);
       origin->sockets = g_ptr_array_new_with_free_func (g_object_unref);
     }
   request->message = soup_message_new (SOUP_METHOD_GET, origin->location);
   soup_message_add_flags (request->message, SOUP_MESSAGE_COLLECT_METRICS);
   g_signal_connect (request->message, "network-event", G_CALLBACK (on_network_event), origin);
   soup_message_headers_set_range (soup_message_get_request_headers (request->message),
-                                  (goffset) offset, (goffset) (offset + length - 1));
-  soup_session_send_and_read_async (origin->session, request->message, G_PRIORITY_DEFAULT,
-                                    cancellable, on_range_read, g_steal_pointer (&task));
+                                  (goffset) offset, (goffset) (offset + request->length - 1));
+  soup_session_send_async (origin->session, request->message, G_PRIORITY_DEFAULT, cancellable,
+                           on_range_sent, g_steal_pointer (&task));
 }
 
-GBytes *
+gboolean
 canopy_origin_read_range_finish (CanopyOrigin *origin, GAsyncResult *result, GError **error)
 {
-  return g_task_propagate_pointer (G_TASK (result), error);
+  (void) origin;
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 gint64

@@ -42,20 +42,41 @@ const char *canopy_origin_get_location (const CanopyOrigin *origin);
 GInputStream *canopy_origin_open (CanopyOrigin *origin, GCancellable *cancellable,
                                   GError **error);
 
+/* Range requests a fetch keeps outstanding at one origin at most, each
+ * on its own connection. */
+#define CANOPY_ORIGIN_MAX_REQUESTS 4
+
+/**
+ * CanopyOriginPieceFunc:
+ * @piece: its position among the pieces asked for
+ * @data: its bytes, as soon as the last of them arrived
+ */
+typedef void (*CanopyOriginPieceFunc) (guint piece, GBytes *data, gpointer user_data);
+
 /**
  * canopy_origin_read_range_async:
  * @offset: first byte
- * @length: bytes wanted (one chunk)
+ * @pieces: (array length=n_pieces): the lengths of the adjacent pieces
+ *   (chunks) the range is made of, from @offset on
+ * @on_piece: called with @user_data for each piece, in order, as soon as
+ *   it is in: the range streams, it is not held back until its end
  *
- * Reads a range without blocking, on the thread-default main context: an
- * HTTP range request, or a seek and read on a file.
+ * Reads a range without blocking, on the thread-default main context: one
+ * HTTP range request, or a seek and read on a file. @callback follows the
+ * last piece, or an error; cancelling @cancellable (from @on_piece too)
+ * ends the request with G_IO_ERROR_CANCELLED.
  */
-void canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, gsize length,
+void canopy_origin_read_range_async (CanopyOrigin *origin, guint64 offset, const gsize *pieces,
+                                     guint n_pieces, CanopyOriginPieceFunc on_piece,
                                      GCancellable *cancellable, GAsyncReadyCallback callback,
                                      gpointer user_data);
-GBytes *canopy_origin_read_range_finish (CanopyOrigin *origin, GAsyncResult *result,
-                                         GError **error);
-
+/**
+ * canopy_origin_read_range_finish:
+ *
+ * Returns: TRUE when every piece was delivered
+ */
+gboolean canopy_origin_read_range_finish (CanopyOrigin *origin, GAsyncResult *result,
+                                          GError **error);
 /**
  * canopy_origin_read_range_get_wait:
  * @result: as passed to the read's callback
@@ -66,6 +87,30 @@ GBytes *canopy_origin_read_range_finish (CanopyOrigin *origin, GAsyncResult *res
  */
 gint64 canopy_origin_read_range_get_wait (GAsyncResult *result);
 
+/**
+ * canopy_origin_get_wait:
+ *
+ * Returns: canopy_origin_read_range_get_wait() of the latest answer to
+ *   start, as soon as it starts; -1 before the first
+ */
+gint64 canopy_origin_get_wait (const CanopyOrigin *origin);
+/**
+ * canopy_origin_streams:
+ *
+ * Returns: TRUE for HTTP, whose range reads stream over a connection and
+ *   keep to canopy_origin_set_rate(); FALSE for file storage, whose ranges
+ *   are read whole by a worker, at the disk's speed
+ */
+gboolean canopy_origin_streams (const CanopyOrigin *origin);
+/**
+ * canopy_origin_set_rate:
+ * @bytes_per_s: the rate HTTP range reads keep to, together; 0 for none
+ *
+ * Limits how fast the answers are read, with a burst of one second's
+ * worth: what is not read yet stays in the connection's receive buffer,
+ * so TCP slows the origin down to the rate.
+ */
+void canopy_origin_set_rate (CanopyOrigin *origin, double bytes_per_s);
 /**
  * canopy_origin_set_receive_window:
  * @bytes: the TCP receive buffer of each HTTP connection; 0 for the

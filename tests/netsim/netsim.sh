@@ -27,7 +27,10 @@
 #   environment: OFFICES (2), DEVICES (8), SIZE_MIB (256), WAN_RATE (100mbit),
 #                LAN_RATE (1gbit), RTT_MS (20), KEEP=1 keeps the logs,
 #                NETSIM_PERF_FREQ=HZ records the lead agent with perf record
-#                (NETSIM_PERF_CALLS=1 adds call graphs) into ./netsim-perf.data
+#                (NETSIM_PERF_CALLS=1 adds call graphs, =dwarf through libraries
+#                built without frame pointers) into ./netsim-perf.data,
+#                or device NETSIM_PERF_DEVICE of office 1 instead;
+#                NETSIM_AGENT_DEBUG=DOMAINS starts every agent with --debug
 set -eu
 
 BUILD=$(cd "${1:?usage: netsim.sh BUILDDIR}" && pwd)
@@ -248,7 +251,8 @@ start_agent () { # office device
   start_bg "d${1}x$2" "$WORK/agent-$1-$2.log" unshare --mount --propagation private \
     sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"' sh \
     "$WORK/agent-$1-$2" "$WORK/agent" \
-    env LC_ALL=C "$BUILD/canopy-agent" --config "$WORK/agent/agent.xml"
+    env LC_ALL=C "$BUILD/canopy-agent" --config "$WORK/agent/agent.xml" \
+    ${NETSIM_AGENT_DEBUG:+--debug "$NETSIM_AGENT_DEBUG"}
   AGENT_PIDS="$AGENT_PIDS $LAST_PID"
 }
 
@@ -321,8 +325,14 @@ start_perf () {
     sleep 0.1
   done
   [ "$lead" != - ] || { log "no lead in office 1 to record with perf"; return 0; }
-  pid=$(echo "$AGENT_PIDS" | awk -v i="$((lead + 1))" '{ print $i }')
-  calls=${NETSIM_PERF_CALLS:+-g}
+  PERF_DEVICE=${NETSIM_PERF_DEVICE:-$lead}
+  pid=$(echo "$AGENT_PIDS" | awk -v i="$((PERF_DEVICE + 1))" '{ print $i }')
+  calls=
+  case ${NETSIM_PERF_CALLS:-} in
+    '') ;;
+    dwarf) calls="--call-graph dwarf" ;;
+    *) calls=-g ;;
+  esac
   # shellcheck disable=SC2086 # empty or one option
   start_bg - "$WORK/perf.log" perf record -F "$NETSIM_PERF_FREQ" $calls -p "$pid" \
     -o "$PWD/netsim-perf.data"
@@ -333,7 +343,7 @@ stop_perf () {
   [ -n "${PERF_PID:-}" ] || return 0
   kill -INT "$PERF_PID" 2>/dev/null || true
   wait "$PERF_PID" 2>/dev/null || true
-  log "perf: the lead agent of office 1 recorded in $PWD/netsim-perf.data"
+  log "perf: device $PERF_DEVICE of office 1 (lead: $lead) recorded in $PWD/netsim-perf.data"
 }
 
 # The agents' CPU per GiB delivered, each agent over its own copy.

@@ -88,32 +88,59 @@ origin_stop (Origin *o)
   g_free (o->base);
 }
 
+/* Pieces of a range read: a chunk's size, so a range is made of several
+ * and its last one is shorter. */
+#define PIECE (256 * 1024 + 1)
+
 typedef struct {
-  GBytes *bytes;
+  GByteArray *bytes; /* the pieces, joined in the order they came */
+  guint pieces;      /* delivered so far */
   GError *error;
   gboolean done;
+  GCancellable *cancellable; /* (nullable) what a piece's callback may cancel */
 } Result;
+
+static void
+on_piece (guint piece, GBytes *data, gpointer user_data)
+{
+  Result *r = user_data;
+
+  /* In order, each once, and all of them before the read ends. */
+  CU_ASSERT_EQUAL (piece, r->pieces);
+  CU_ASSERT_FALSE (r->done);
+  r->pieces++;
+  g_byte_array_append (r->bytes, g_bytes_get_data (data, NULL), g_bytes_get_size (data));
+}
 
 static void
 on_range (GObject *source, GAsyncResult *res, gpointer user_data)
 {
   Result *r = user_data;
 
-  r->bytes = canopy_origin_read_range_finish (NULL, res, &r->error);
+  if (!canopy_origin_read_range_finish (NULL, res, &r->error))
+    g_clear_pointer (&r->bytes, g_byte_array_unref);
   r->done = TRUE;
 }
 
 static GBytes *
 read_range (CanopyOrigin *origin, guint64 offset, gsize length, GError **error)
 {
-  Result r = { NULL, NULL, FALSE };
+  Result r = { g_byte_array_new (), 0, NULL, FALSE, NULL };
+  guint n = (guint) ((length + PIECE - 1) / PIECE);
+  g_autofree gsize *pieces = g_new (gsize, n);
 
-  canopy_origin_read_range_async (origin, offset, length, NULL, on_range, &r);
+  for (guint i = 0; i < n; i++)
+    pieces[i] = MIN (PIECE, length - (gsize) i * PIECE);
+  canopy_origin_read_range_async (origin, offset, pieces, n, on_piece, NULL, on_range, &r);
   while (!r.done)
     g_main_context_iteration (NULL, TRUE);
   if (r.error != NULL)
-    g_propagate_error (error, r.error);
-  return r.bytes;
+    {
+      g_propagate_error (error, r.error);
+      return NULL;
+    }
+  CU_ASSERT_EQUAL (r.pieces, n);
+  return g_byte_array_free_to_bytes (r.bytes);
 }
 
 static void
@@ -219,6 +246,7 @@ test_file_storage (void)
     data[i] = (guint8) (i ^ (i >> 8));
   CU_ASSERT_FATAL (g_file_set_contents (path, (const char *) data, sizeof data, NULL));
   origin = canopy_origin_new (path, &error);
+  CU_ASSERT_FALSE (canopy_origin_streams (origin));
   got = read_range (origin, 70000, 30000, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   CU_ASSERT (memcmp (g_bytes_get_data (got, NULL), data + 70000, 30000) == 0);
@@ -238,7 +266,66 @@ test_file_storage (void)
   }
 }
 
+static void
+cancel_after_first (guint piece, GBytes *data, gpointer user_data)
+{
+  Result *r = user_data;
+
+  on_piece (piece, data, user_data);
+  g_cancellable_cancel (r->cancellable);
+}
+
+/* A fetch that no longer wants the rest of a range stops it from a piece's
+ * callback: nothing more is delivered, the read ends as cancelled, and the
+ * origin serves the next request. */
+static void
+test_cancel_from_piece (void)
+{
+  Origin o = { 0 };
+  g_autofree char *url = NULL;
+  g_autoptr (CanopyOrigin) origin = NULL;
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  Result r = { g_byte_array_new (), 0, NULL, FALSE, cancellable };
+  gsize pieces[] = { PIECE, PIECE, PIECE };
+
+  origin_start (&o);
+  url = g_strconcat (o.base, "/pkg", NULL);
+  origin = canopy_origin_new (url, NULL);
+  canopy_origin_read_range_async (origin, 0, pieces, G_N_ELEMENTS (pieces), cancel_after_first,
+                                  cancellable, on_range, &r);
+  while (!r.done)
+    g_main_context_iteration (NULL, TRUE);
+  CU_ASSERT_EQUAL (r.pieces, 1);
+  CU_ASSERT (g_error_matches (r.error, G_IO_ERROR, G_IO_ERROR_CANCELLED));
+  g_clear_error (&r.error);
+  assert_range (origin, &o, 17, PIECE * 2);
+  origin_stop (&o);
+}
+
+/* Range reads keep to the rate set, through TCP's flow control: 3 MiB at
+ * 1 MiB/s, after a second's worth at once, take two seconds at least. */
+static void
+test_rate (void)
+{
+  Origin o = { 0 };
+  g_autofree char *url = NULL;
+  g_autoptr (CanopyOrigin) origin = NULL;
+  gint64 start;
+
+  origin_start (&o);
+  url = g_strconcat (o.base, "/pkg", NULL);
+  origin = canopy_origin_new (url, NULL);
+  CU_ASSERT (canopy_origin_streams (origin));
+  canopy_origin_set_rate (origin, 1024.0 * 1024.0);
+  start = g_get_monotonic_time ();
+  assert_range (origin, &o, 0, 3 * 1024 * 1024);
+  CU_ASSERT (g_get_monotonic_time () - start >= 19 * G_USEC_PER_SEC / 10);
+  origin_stop (&o);
+}
+
 CANOPY_TEST_SUITE (origin, "origin", NULL, NULL,
+                   { "range reads keep to the rate set", test_rate },
+                   { "a piece's callback stops the rest of a range", test_cancel_from_piece },
                    { "HTTP ranges, redirect, no-range server", test_http_ranges },
                    { "HTTP errors", test_http_errors },
                    { "unreachable and bad locations", test_unreachable_and_bad_locations },
