@@ -1,7 +1,7 @@
 /* A small HTTP origin for the integration tests, the demo and the network
  * benchmark: it serves one file, with range requests, as a CDN would, and
- * counts the bytes it sent (handed to the network, whatever the client
- * asked for) so a run can tell what crossed the WAN.
+ * counts the bytes that reached the client (whatever it asked for) so a
+ * run can tell what crossed the WAN.
  *   usage: canopy-test-origin FILE ADDRESS PORT
  * Prints "origin http://ADDRESS:PORT/NAME" once listening; on SIGTERM it
  * prints "served BYTES" and exits. */
@@ -9,8 +9,11 @@
 
 #include <glib-unix.h>
 #include <libsoup/soup.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 typedef struct {
   GMappedFile *file;
@@ -19,13 +22,79 @@ typedef struct {
   guint64 requests; /* answered with data, ranges or whole */
 } Origin;
 
+/* One answer's body on its way. */
+typedef struct {
+  guint64 written;        /* handed to the kernel */
+  guint64 acked_at_start; /* by the connection before it */
+} Answer;
+
+/* What the client of @msg's connection acknowledged so far. */
+static guint64
+bytes_acked (SoupServerMessage *msg)
+{
+  GSocket *socket = soup_server_message_get_socket (msg);
+  struct tcp_info info = { 0 };
+  socklen_t length = sizeof info;
+
+  if (socket == NULL
+      || getsockopt (g_socket_get_fd (socket), IPPROTO_TCP, TCP_INFO, &info, &length) != 0)
+    return 0;
+  return info.tcpi_bytes_acked;
+}
+
 static void
 on_wrote_body_data (SoupServerMessage *msg, guint chunk_size, gpointer user_data)
 {
-  Origin *origin = user_data;
+  Answer *answer = user_data;
 
   (void) msg;
-  origin->served += chunk_size;
+  answer->written += chunk_size;
+}
+
+/* A line per answer, for a test to show when the count is off. */
+static void
+log_answer (SoupServerMessage *msg, const char *how, guint64 reached)
+{
+  const char *range = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                                    "Range");
+
+  printf ("%.3f %s %s: %" G_GUINT64_FORMAT " bytes reached the client\n",
+          (double) g_get_monotonic_time () / G_USEC_PER_SEC, range != NULL ? range : "whole",
+          how, reached);
+  fflush (stdout);
+}
+
+/* A whole answer reached its client. */
+static void
+on_request_finished (SoupServer *server, SoupServerMessage *msg, gpointer user_data)
+{
+  Origin *origin = user_data;
+  Answer *answer = g_object_get_data (G_OBJECT (msg), "canopy-answer");
+
+  (void) server;
+  if (answer == NULL)
+    return;
+  origin->served += answer->written;
+  log_answer (msg, "answered", answer->written);
+}
+
+/* A client that stopped reading a range half way, or died, was sent what
+ * it acknowledged: what still sat in the send buffer never crossed the
+ * network. */
+static void
+on_request_aborted (SoupServer *server, SoupServerMessage *msg, gpointer user_data)
+{
+  Origin *origin = user_data;
+  Answer *answer = g_object_get_data (G_OBJECT (msg), "canopy-answer");
+
+  guint64 reached;
+
+  (void) server;
+  if (answer == NULL)
+    return;
+  reached = MIN (answer->written, bytes_acked (msg) - answer->acked_at_start);
+  origin->served += reached;
+  log_answer (msg, "cut short", reached);
 }
 
 static void
@@ -60,9 +129,15 @@ serve (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable 
     return;
   soup_server_message_set_response (msg, "application/octet-stream", SOUP_MEMORY_STATIC,
                                     data + start, (gsize) (end - start + 1));
-  /* What went out, not what was asked for: a client that stops reading a
-   * range half way, or dies, was not sent the rest. */
-  g_signal_connect (msg, "wrote-body-data", G_CALLBACK (on_wrote_body_data), origin);
+  {
+    /* The client read every earlier answer on the connection before it
+     * asked for this one. */
+    Answer *answer = g_new0 (Answer, 1);
+
+    answer->acked_at_start = bytes_acked (msg);
+    g_object_set_data_full (G_OBJECT (msg), "canopy-answer", answer, g_free);
+    g_signal_connect (msg, "wrote-body-data", G_CALLBACK (on_wrote_body_data), answer);
+  }
   origin->requests++;
 }
 
@@ -98,6 +173,8 @@ main (int argc, char **argv)
   origin.path = g_strconcat ("/", name, NULL);
   server = soup_server_new (NULL, NULL);
   soup_server_add_handler (server, NULL, serve, &origin, NULL);
+  g_signal_connect (server, "request-finished", G_CALLBACK (on_request_finished), &origin);
+  g_signal_connect (server, "request-aborted", G_CALLBACK (on_request_aborted), &origin);
   address = g_inet_socket_address_new_from_string (argv[2], (guint) atoi (argv[3]));
   if (address == NULL || !soup_server_listen (server, address, 0, &error))
     {

@@ -47,10 +47,10 @@
 /* An origin failing this many times in a row is given up for the next source. */
 #define ORIGIN_MAX_ERRORS 3
 /* Otherwise adjacent chunks go in one range request of up to this many
- * bytes, delivered chunk by chunk as they arrive: like a download, one
- * connection carries the content at the link's speed, its congestion
- * window never restarting from idle. */
-#define ORIGIN_RUN_MAX ((guint64) 64 * 1024 * 1024)
+ * bytes (the whole of most packages), delivered chunk by chunk as they
+ * arrive: like a download, one connection carries the content at the
+ * link's speed, with no second connection to start slowly. */
+#define ORIGIN_RUN_MAX ((guint64) 1024 * 1024 * 1024)
 /* File storage is read a range at a time in a worker, whole: smaller. */
 #define FILE_RUN_MAX ((guint64) 2 * 1024 * 1024)
 /* The next request goes out when the bytes asked and not in yet fall
@@ -58,9 +58,11 @@
  * guess until measured; this at least), so the link never idles between
  * requests. */
 #define ORIGIN_LOW_WATER_MIN ((guint64) 1024 * 1024)
-/* Read at the link rate, a streaming origin's connections may hold this
- * much unread (or two round trips' worth, if more): enough to keep the link
- * full, and little to lose in buffers when the lead dies. */
+/* Read at the link rate, a streaming origin's connections may hold four
+ * of the network's round trips' worth unread (this at least): enough to
+ * keep the link full while its queue lengthens the round trip, and little
+ * to lose in buffers when the lead dies or hands over. */
+#define ORIGIN_WINDOW_ROUND_TRIPS 4
 #define ORIGIN_WINDOW_MIN (256 * 1024)
 #define ORIGIN_LOW_WATER_UNKNOWN_RATE ((guint64) 4 * 1024 * 1024)
 #define ORIGIN_WAIT_GUESS_US (100 * 1000)
@@ -68,6 +70,9 @@
 /* A peer that holds nothing of the content never sends a have: after this
  * long connected without one, it counts as holding nothing. */
 #define HAVE_GRACE_US (G_USEC_PER_SEC)
+/* What a peer's news waits for more to come: about a chunk's time on a
+ * gigabit LAN. */
+#define SOON_MS 2
 /* A lead waits this long at most to learn what its office holds before it
  * crosses the WAN, so an unreachable peer does not hold it up for long. */
 #define SETTLE_MAX_US (5 * G_USEC_PER_SEC)
@@ -119,9 +124,22 @@ typedef struct {
   gint64 retry_at;
   GBytes *have;        /* peers: their bitfield */
   CanopyOrigin *origin;
+  GPtrArray *runs;     /* the origin: its range requests' Jobs */
   guint64 report_bytes; /* since the last progress */
   guint report_failed;
 } Source;
+
+/* A request to a source: one chunk, or a run of them from the origin. */
+typedef struct {
+  CanopyFetch *fetch;
+  guint index;
+  guint count; /* origin reads: adjacent chunks from @index on */
+  guint source;
+  GBytes *data;
+  gint64 started_at; /* monotonic µs */
+  GCancellable *cancellable; /* origin reads: this one alone, or the fetch */
+  gulong cancelled_handler;
+} Job;
 
 struct _CanopyFetch {
   CanopyCache *cache;
@@ -198,6 +216,7 @@ source_free (Source *s)
   g_free (s->device_id);
   g_free (s->host);
   g_clear_pointer (&s->have, g_bytes_unref);
+  g_clear_pointer (&s->runs, g_ptr_array_unref);
   canopy_origin_free (s->origin);
   g_free (s);
 }
@@ -311,6 +330,7 @@ apply_sources (CanopyFetch *fetch, GVariant *sources)
           s->run_next = G_MAXUINT;
           if (kind == CANOPY_SOURCE_ORIGIN)
             {
+              s->runs = g_ptr_array_new ();
               s->origin = canopy_origin_new (host, &error);
               if (s->origin == NULL)
                 {
@@ -371,6 +391,12 @@ read_assignment (GVariant *body, Assignment *a, GError **error)
   return TRUE;
 }
 
+static void pace_origin (CanopyFetch *fetch, Source *s);
+static gboolean origin_streams (const CanopyFetch *fetch, const Source *s);
+static void cut_origin_runs (CanopyFetch *fetch, Source *s, guint64 keep, const Source *peer);
+static void cut_for_office_peer (CanopyFetch *fetch, const Source *peer);
+static gboolean wan_kind_allowed (CanopyFetch *fetch, CanopySourceKind kind);
+
 static void
 apply_assignment (CanopyFetch *fetch, const Assignment *a)
 {
@@ -381,6 +407,21 @@ apply_assignment (CanopyFetch *fetch, const Assignment *a)
   if (fetch->pacer != NULL)
     canopy_wan_pacer_set_max_rate (fetch->pacer, (double) fetch->wan_rate / 8.0);
   apply_sources (fetch, a->sources);
+  for (guint i = 0; i < fetch->sources->len; i++)
+    {
+      Source *s = g_ptr_array_index (fetch->sources, i);
+
+      if (s->origin == NULL)
+        continue;
+      /* A run may hold the rest of the content: one this device may no
+       * longer carry across the WAN (it leads no more) stops at the chunk
+       * under way, not when it ends. */
+      if (!s->listed || !wan_kind_allowed (fetch, s->kind))
+        cut_origin_runs (fetch, s, 1, NULL);
+      pace_origin (fetch, s);
+    }
+  for (guint i = 0; i < fetch->sources->len; i++)
+    cut_for_office_peer (fetch, g_ptr_array_index (fetch->sources, i));
 }
 
 static double
@@ -397,11 +438,15 @@ canopy_fetch_set_wan_class (CanopyFetch *fetch, gboolean background, guint targe
   if (!background)
     {
       g_clear_pointer (&fetch->pacer, canopy_wan_pacer_free);
+      /* The background class's windows go; a streaming origin keeps its
+       * own, set before its connections grow theirs (a window once
+       * offered cannot be taken back). */
       for (guint i = 0; i < fetch->sources->len; i++)
         {
           Source *s = g_ptr_array_index (fetch->sources, i);
-          if (s->origin != NULL)
+          if (s->origin != NULL && !origin_streams (fetch, s))
             canopy_origin_set_receive_window (s->origin, 0);
+          pace_origin (fetch, s);
         }
       return;
     }
@@ -706,16 +751,6 @@ mark_inflight (CanopyFetch *fetch, Source *s, guint index)
     }
 }
 
-typedef struct {
-  CanopyFetch *fetch;
-  guint index;
-  guint count; /* origin reads: adjacent chunks from @index on */
-  guint source;
-  GBytes *data;
-  gint64 started_at; /* monotonic µs */
-  GCancellable *cancellable; /* origin reads: this one alone, or the fetch */
-  gulong cancelled_handler;
-} Job;
 
 static void
 job_free (Job *job)
@@ -932,8 +967,26 @@ note_wan_sample (CanopyFetch *fetch, const Source *s, gint64 wait_us, gint64 req
     canopy_origin_set_receive_window (s->origin, background_window (fetch));
 }
 
-static gboolean origin_streams (const CanopyFetch *fetch, const Source *s);
 static guint origin_window (const CanopyFetch *fetch, const Source *s);
+
+/* A streaming origin is read at the office's link rate, which the
+ * server's schedule changes under a run that may last the whole
+ * download; other origins are paced by request. */
+static void
+pace_origin (CanopyFetch *fetch, Source *s)
+{
+  /* One no longer used keeps its pace while the chunk under way ends:
+   * the new assignment's rate (none, for an office peer) is not its. */
+  if (s->origin == NULL || !s->listed || !wan_kind_allowed (fetch, s->kind))
+    return;
+  if (!origin_streams (fetch, s))
+    {
+      canopy_origin_set_rate (s->origin, 0);
+      return;
+    }
+  canopy_origin_set_rate (s->origin, (double) fetch->wan_rate / 8.0);
+  canopy_origin_set_receive_window (s->origin, origin_window (fetch, s));
+}
 
 /* Whether a chunk of @job's run from @index on is still wanted of it. */
 static gboolean
@@ -943,6 +996,56 @@ run_wants_any (const CanopyFetch *fetch, const Job *job, guint index)
     if (run_wants (fetch, job, i))
       return TRUE;
   return FALSE;
+}
+
+/* Cuts the runs the origin @s streams to this device at the first chunk
+ * past @keep bytes still to come that @peer holds (NULL: any chunk);
+ * what follows is scheduled again, from the office first. */
+static void
+cut_origin_runs (CanopyFetch *fetch, Source *s, guint64 keep, const Source *peer)
+{
+  guint si = source_index (fetch, s);
+  guint64 on_its_way = 0;
+  gboolean cut = FALSE;
+
+  for (guint i = 0; i < fetch->n; i++)
+    {
+      if (fetch->state[i] != CHUNK_INFLIGHT || fetch->chunk_source[i] != si)
+        continue;
+      cut = cut || (on_its_way >= keep && (peer == NULL || peer_has (peer, i)));
+      if (cut)
+        release_chunk (fetch, i, CHUNK_MISSING);
+      else
+        on_its_way += canopy_manifest_get_chunk_length (fetch->manifest, i);
+    }
+  if (!cut)
+    return;
+  /* A run with nothing left wanted stops now; the others, at the last
+   * chunk still wanted of them. */
+  for (guint k = 0; k < s->runs->len; k++)
+    {
+      Job *job = g_ptr_array_index (s->runs, k);
+      if (!run_wants_any (fetch, job, job->index))
+        g_cancellable_cancel (job->cancellable);
+    }
+}
+
+/* A run sent before office peer @peer's chunks were known would carry
+ * them across the WAN a second time: a new lead's, while the old one was
+ * still bringing the content in cut off from its server (unlisted until
+ * it reached the new one). Runs are cut past what is on its way. */
+static void
+cut_for_office_peer (CanopyFetch *fetch, const Source *peer)
+{
+  if (peer->kind != CANOPY_SOURCE_OFFICE_PEER || !peer->listed || peer->dropped
+      || peer->have == NULL)
+    return;
+  for (guint i = 0; i < fetch->sources->len; i++)
+    {
+      Source *o = g_ptr_array_index (fetch->sources, i);
+      if (o->runs != NULL && o->runs->len > 0 && origin_streams (fetch, o))
+        cut_origin_runs (fetch, o, MAX (origin_window (fetch, o), ORIGIN_WINDOW_MIN), peer);
+    }
 }
 
 static void
@@ -956,8 +1059,7 @@ on_origin_piece (guint piece, GBytes *data, gpointer user_data)
   if (fetch->stopped)
     return;
   /* Narrowed to the round trip measured since the run began. */
-  if (origin_streams (fetch, s))
-    canopy_origin_set_receive_window (s->origin, origin_window (fetch, s));
+  pace_origin (fetch, s);
   if (run_wants (fetch, job, index))
     {
       release_chunk (fetch, index, CHUNK_MISSING);
@@ -981,17 +1083,19 @@ on_origin_read (GObject *object, GAsyncResult *result, gpointer user_data)
 
   (void) object;
   s->requests--;
+  g_ptr_array_remove_fast (s->runs, job);
   if (fetch->stopped)
     {
       job_free (job);
       return;
     }
+  if (!read)
+    for (guint i = job->index; i < job->index + job->count; i++)
+      if (run_wants (fetch, job, i))
+        release_chunk (fetch, i, CHUNK_MISSING);
   /* Cancelled here when the rest was no longer wanted of it: no error. */
   if (!read && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     {
-      for (guint i = job->index; i < job->index + job->count; i++)
-        if (run_wants (fetch, job, i))
-          release_chunk (fetch, i, CHUNK_MISSING);
       s->errors++;
       s->retry_at = g_get_monotonic_time () + (gint64) s->errors * G_USEC_PER_SEC;
       if (s->errors >= ORIGIN_MAX_ERRORS && !s->failed)
@@ -1020,7 +1124,6 @@ on_fetch_cancelled (GCancellable *cancellable, gpointer user_data)
   (void) cancellable;
   g_cancellable_cancel (user_data);
 }
-
 
 /* Adjacent chunks to ask the origin for in one range request. */
 typedef struct {
@@ -1051,11 +1154,8 @@ flush_origin_run (CanopyFetch *fetch, OriginRun *run)
   pieces = g_new (gsize, run->count);
   for (guint i = 0; i < run->count; i++)
     pieces[i] = canopy_manifest_get_chunk_length (fetch->manifest, run->first + i);
-  canopy_origin_set_rate (run->source->origin, origin_streams (fetch, run->source)
-                                                 ? (double) fetch->wan_rate / 8.0
-                                                 : 0);
-  if (origin_streams (fetch, run->source))
-    canopy_origin_set_receive_window (run->source->origin, origin_window (fetch, run->source));
+  g_ptr_array_add (run->source->runs, job);
+  pace_origin (fetch, run->source);
   g_debug ("deployment %s: chunks %u to %u asked of the origin", fetch->deployment_id,
            run->first, run->first + run->count - 1);
   canopy_origin_read_range_async (run->source->origin, start, pieces, run->count,
@@ -1064,22 +1164,22 @@ flush_origin_run (CanopyFetch *fetch, OriginRun *run)
   run->bytes = 0;
 }
 
-static gint64
-origin_wait (const Source *s)
+/* What arrives in @n times @us at the office's link rate (0: not known);
+ * a guess while @us is not known (negative). */
+static guint64
+link_bytes (const CanopyFetch *fetch, gint64 us, guint n)
 {
-  gint64 wait = canopy_origin_get_wait (s->origin);
-
-  return wait >= 0 ? wait : ORIGIN_WAIT_GUESS_US;
+  if (us < 0)
+    us = ORIGIN_WAIT_GUESS_US;
+  return fetch->wan_rate / 8 * n * (guint64) us / G_USEC_PER_SEC;
 }
 
 static guint64
 origin_low_water (const CanopyFetch *fetch, const Source *s)
 {
-  gint64 wait = origin_wait (s);
-
   if (fetch->wan_rate == 0)
     return ORIGIN_LOW_WATER_UNKNOWN_RATE;
-  return MAX (ORIGIN_LOW_WATER_MIN, fetch->wan_rate / 8 * 2 * (guint64) wait / G_USEC_PER_SEC);
+  return MAX (ORIGIN_LOW_WATER_MIN, link_bytes (fetch, canopy_origin_get_wait (s->origin), 2));
 }
 
 /* Whether the origin @s streams its ranges at the link rate, its requests
@@ -1097,15 +1197,16 @@ origin_run_max (const CanopyFetch *fetch, const Source *s)
 }
 
 /* The receive window of a streaming origin's connections; 0: the
- * system's, when the link rate is not known. */
+ * system's, when the link rate is not known. By the network's round
+ * trip, not the answer's wait: the origin's own time needs no window,
+ * and a queue the window filled must not widen it further. */
 static guint
 origin_window (const CanopyFetch *fetch, const Source *s)
 {
-  gint64 wait = origin_wait (s);
-
   if (fetch->wan_rate == 0)
     return 0;
-  return (guint) CLAMP (fetch->wan_rate / 8 * 2 * (guint64) wait / G_USEC_PER_SEC,
+  return (guint) CLAMP (link_bytes (fetch, canopy_origin_get_round_trip (s->origin),
+                                    ORIGIN_WINDOW_ROUND_TRIPS),
                         ORIGIN_WINDOW_MIN, G_MAXINT / 2);
 }
 
@@ -1292,13 +1393,13 @@ on_soon (gpointer user_data)
 }
 
 /* Every office peer tells of every chunk it verifies: one pass over the
- * chunks for all the news that came in together, at the same priority as
- * the sockets it came from, not a pass for each. */
+ * chunks for all the news of the next SOON_MS, not a pass for each (in a
+ * large office, news of one chunk comes from every peer in turn). */
 static void
 schedule_soon (CanopyFetch *fetch)
 {
   if (fetch->soon_source == 0)
-    fetch->soon_source = g_idle_add_full (G_PRIORITY_DEFAULT, on_soon, fetch, NULL);
+    fetch->soon_source = g_timeout_add_full (G_PRIORITY_DEFAULT, SOON_MS, on_soon, fetch, NULL);
 }
 
 /* The WAN leg keeps to the office's link rate: a token bucket holding at
@@ -1494,6 +1595,7 @@ on_peer_have (const char *device_id, GBytes *bitfield, gpointer user_data)
     s->connected_at = g_get_monotonic_time ();
   s->connected = TRUE;
   s->unreachable = FALSE;
+  cut_for_office_peer (fetch, s);
   schedule_soon (fetch);
 }
 

@@ -7,6 +7,8 @@
 #include "lib/i18n.h"
 
 #include <libsoup/soup.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -249,9 +251,32 @@ fail_short (GTask *task)
   for (guint i = 0; i < request->piece; i++)
     done += request->pieces[i];
   g_task_return_new_error (task, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_SHORT,
-                           _("The origin %s ended %zu bytes into a %zu-byte range: it was "
-                             "changed after it was published, or the connection was cut"),
+                           _("The origin %s ended %zu bytes into a %zu-byte range: the "
+                             "connection was cut (the agent asks again by itself), or the "
+                             "content was changed after it was published (publish it again)"),
                            request->origin->location, done, request->length);
+}
+
+/* Whether a read or skip of @n bytes leaves the answer to go on; if not,
+ * @task is failed with @error or as cut short. What was taken counts
+ * against the rate. */
+static gboolean
+body_went_on (GTask *task, gssize n, GError *error)
+{
+  RangeRequest *request = g_task_get_task_data (task);
+
+  if (n < 0)
+    {
+      fail_body (task, error);
+      return FALSE;
+    }
+  if (n == 0)
+    {
+      fail_short (task);
+      return FALSE;
+    }
+  request->origin->tokens -= (double) n;
+  return TRUE;
 }
 
 static void
@@ -272,18 +297,9 @@ on_body_read (GObject *source, GAsyncResult *result, gpointer user_data)
   GError *error = NULL;
   gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
 
-  if (n < 0)
-    {
-      fail_body (task, error);
-      return;
-    }
-  if (n == 0)
-    {
-      fail_short (task);
-      return;
-    }
+  if (!body_went_on (task, n, error))
+    return;
   request->got += (gsize) n;
-  request->origin->tokens -= (double) n;
   if (request->got == request->pieces[request->piece])
     {
       g_autoptr (GBytes) piece = g_bytes_new_take (g_steal_pointer (&request->buffer),
@@ -303,18 +319,9 @@ on_body_skipped (GObject *source, GAsyncResult *result, gpointer user_data)
   GError *error = NULL;
   gssize n = g_input_stream_skip_finish (G_INPUT_STREAM (source), result, &error);
 
-  if (n < 0)
-    {
-      fail_body (task, error);
-      return;
-    }
-  if (n == 0)
-    {
-      fail_short (task);
-      return;
-    }
+  if (!body_went_on (task, n, error))
+    return;
   request->skip -= (guint64) n;
-  request->origin->tokens -= (double) n;
   read_body (g_steal_pointer (&task));
 }
 
@@ -471,6 +478,27 @@ gint64
 canopy_origin_get_wait (const CanopyOrigin *origin)
 {
   return origin->wait_us;
+}
+
+gint64
+canopy_origin_get_round_trip (const CanopyOrigin *origin)
+{
+  gint64 least = -1;
+
+  for (guint i = 0; origin->sockets != NULL && i < origin->sockets->len; i++)
+    {
+      GSocket *socket = g_ptr_array_index (origin->sockets, i);
+      struct tcp_info info = { 0 };
+      socklen_t length = sizeof info;
+
+      if (g_socket_is_closed (socket)
+          || getsockopt (g_socket_get_fd (socket), IPPROTO_TCP, TCP_INFO, &info, &length) != 0
+          || info.tcpi_min_rtt == 0)
+        continue;
+      if (least < 0 || info.tcpi_min_rtt < least)
+        least = info.tcpi_min_rtt;
+    }
+  return least >= 0 ? least : origin->wait_us;
 }
 
 gboolean

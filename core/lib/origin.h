@@ -94,6 +94,16 @@ gint64 canopy_origin_read_range_get_wait (GAsyncResult *result);
  *   start, as soon as it starts; -1 before the first
  */
 gint64 canopy_origin_get_wait (const CanopyOrigin *origin);
+
+/**
+ * canopy_origin_get_round_trip:
+ *
+ * Returns: the network's round trip to an HTTP origin in µs, without the
+ *   origin's own time or the queues on the way: the least any of its
+ *   connections measured (Linux TCP_INFO); canopy_origin_get_wait() while
+ *   none has
+ */
+gint64 canopy_origin_get_round_trip (const CanopyOrigin *origin);
 /**
  * canopy_origin_streams:
  *

@@ -654,6 +654,7 @@ canopy_test_site_stop (CanopyTestSite *s, gboolean check)
   g_free (s->state);
   g_free (s->package);
   g_free (s->origin_url);
+  g_free (s->origin_log);
   g_free (s->token);
   memset (s, 0, sizeof *s);
 }
@@ -717,6 +718,8 @@ canopy_test_site_stop_origin (CanopyTestSite *s)
   served = line != NULL ? g_ascii_strtoull (line + strlen ("served "), NULL, 10) : G_MAXUINT64;
   line = line != NULL ? strstr (line, " in ") : NULL;
   s->origin_requests = line != NULL ? g_ascii_strtoull (line + strlen (" in "), NULL, 10) : 0;
+  g_free (s->origin_log);
+  s->origin_log = g_strdup (canopy_test_process_output (s->origin));
   g_clear_pointer (&s->origin, canopy_test_process_free);
   return served;
 }

@@ -82,6 +82,7 @@ typedef struct {
   gboolean installs[CANOPY_TEST_SITE_N_AGENTS];
   char *origin_url;
   guint64 origin_requests; /* what the origin answered, as it said when last stopped */
+  char *origin_log;        /* and a line per answer it gave */
   char *token;
   SoupSession *session;
 } CanopyTestSite;

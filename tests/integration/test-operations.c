@@ -535,11 +535,12 @@ typedef struct {
   gint64 bytes;
 } Sample;
 
-/* What North had from the origin at @at, by the last sample before. */
+/* What North had from the origin at @at, by the last sample before;
+ * -1 if none was taken before. */
 static gint64
 bytes_at (GArray *samples, gint64 at)
 {
-  gint64 bytes = 0;
+  gint64 bytes = -1;
 
   for (guint i = 0; i < samples->len; i++)
     if (g_array_index (samples, Sample, i).at <= at)
@@ -609,14 +610,16 @@ test_schedule_changes_rate (void)
     canopy_test_site_pump (100);
   CU_ASSERT_FATAL (north_origin_bytes (s) >= 4 * 1024 * 1024);
 
-  /* canopyd's clock reaches the boundary four seconds from now. */
+  /* canopyd's clock reaches the boundary four to five seconds from now
+   * (the clock file holds whole seconds): the samples begin before the
+   * three seconds measured before it. */
   {
     g_autoptr (GDateTime) real = g_date_time_new_now_utc ();
-    gint64 shift = g_date_time_difference (boundary, real) / G_USEC_PER_SEC - 4;
+    gint64 shift = g_date_time_difference (boundary, real) / G_USEC_PER_SEC - 5;
 
     offset = g_strdup_printf ("%+" G_GINT64_FORMAT, shift);
     g_assert (g_file_set_contents (clock.clock_file, offset, -1, NULL));
-    crossing = g_get_monotonic_time () + 4 * G_USEC_PER_SEC
+    crossing = g_get_monotonic_time () + 5 * G_USEC_PER_SEC
                - g_date_time_get_microsecond (real);
   }
   while (g_get_monotonic_time () < crossing + 4 * G_USEC_PER_SEC)
@@ -626,6 +629,7 @@ test_schedule_changes_rate (void)
       g_array_append_val (samples, sample);
       canopy_test_site_pump (100);
     }
+  CU_ASSERT_FATAL (bytes_at (samples, crossing - 3 * G_USEC_PER_SEC - G_USEC_PER_SEC / 2) >= 0);
   before = bytes_at (samples, crossing - G_USEC_PER_SEC / 2)
            - bytes_at (samples, crossing - 3 * G_USEC_PER_SEC - G_USEC_PER_SEC / 2);
   after = bytes_at (samples, crossing + 4 * G_USEC_PER_SEC)

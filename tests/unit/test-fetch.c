@@ -213,6 +213,7 @@ on_report (CanopyFetch *fetch, guint kind, GVariant *body, gpointer user_data)
 typedef struct {
   guint32 kind;
   const TestAgent *agent; /* NULL for the origin */
+  const char *url;        /* the origin's, if not the content's file */
 } Src;
 
 static GVariant *
@@ -227,7 +228,8 @@ assignment (Content *c, CanopyRole role, const Src *sources, gsize n_sources,
       g_variant_builder_add (&b, "(ussq)", sources[i].kind, sources[i].agent->id, "127.0.0.1",
                              sources[i].agent->port);
     else
-      g_variant_builder_add (&b, "(ussq)", sources[i].kind, "", c->origin, (guint16) 0);
+      g_variant_builder_add (&b, "(ussq)", sources[i].kind, "",
+                             sources[i].url != NULL ? sources[i].url : c->origin, (guint16) 0);
   return g_variant_ref_sink (g_variant_new (
     "(s@ayu@a(ussq)st)", "deployment-1",
     g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, c->signed_manifest, TRUE), role,
@@ -1039,6 +1041,16 @@ start_http_origin (Content *c, guint16 *port)
   return origin;
 }
 
+/* Stops @a's fetch, then the origin program it fetched from. */
+static void
+stop_http_origin (TestAgent *a, GSubprocess *origin)
+{
+  g_clear_pointer (&a->fetch, canopy_fetch_free);
+  iterate_for (100);
+  g_subprocess_send_signal (origin, SIGTERM);
+  g_subprocess_wait (origin, NULL, NULL);
+}
+
 static gboolean
 iterate_until_rate (TestAgent *a, gboolean (*reached) (TestAgent *a, gpointer data),
                     gpointer data)
@@ -1085,7 +1097,6 @@ test_background_throttled (void)
   g_autoptr (GVariant) body = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *url = NULL;
-  GVariantBuilder sources;
   guint16 origin_port = 0, proxy_port = 0;
   /* 2 MiB/s: the controller starts at a tenth of it and its minimum is a
    * chunk each 8 s (the larger of that and 1 % of the link). */
@@ -1099,13 +1110,11 @@ test_background_throttled (void)
   canopy_test_delay_proxy_set_delay (proxy, 2000);
   url = g_strdup_printf ("http://127.0.0.1:%u/origin.bin", proxy_port);
   a = agent_new (&c, "background");
-  g_variant_builder_init (&sources, G_VARIANT_TYPE ("a(ussq)"));
-  g_variant_builder_add (&sources, "(ussq)", (guint32) CANOPY_SOURCE_ORIGIN, "", url,
-                         (guint16) 0);
-  body = g_variant_ref_sink (g_variant_new (
-    "(s@ayu@a(ussq)st)", "deployment-1",
-    g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, c.signed_manifest, TRUE),
-    (guint32) CANOPY_ROLE_LEAD, g_variant_builder_end (&sources), a->destination, link * 8));
+  {
+    Src src[] = { { CANOPY_SOURCE_ORIGIN, NULL, url } };
+
+    body = assignment (&c, CANOPY_ROLE_LEAD, src, 1, a->destination, link * 8);
+  }
   a->fetch = canopy_fetch_new (a->cache, NULL, c.key, body, on_report, a, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   allow_test_dir (a->fetch, &c);
@@ -1135,10 +1144,128 @@ test_background_throttled (void)
     CU_ASSERT_FATAL (run_until_done (all, 1));
   }
   assert_installed (&c, a);
-  g_clear_pointer (&a->fetch, canopy_fetch_free);
-  iterate_for (100);
-  g_subprocess_send_signal (origin, SIGTERM);
-  g_subprocess_wait (origin, NULL, NULL);
+  stop_http_origin (a, origin);
+  content_clear (&c);
+}
+
+static gboolean
+got_chunks (TestAgent *a, gpointer data)
+{
+  return canopy_fetch_get_bytes (a->fetch, CANOPY_SOURCE_ORIGIN) >= *(guint64 *) data;
+}
+
+/* A lead streams the rest of the package from the origin in one range
+ * request. When the server hands the lead to another device, that request
+ * stops there: the office's WAN does not carry the rest a second time. */
+static void
+test_demoted_lead_stops (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) a = NULL;
+  g_autoptr (GSubprocess) origin = NULL;
+  g_autoptr (GVariant) lead = NULL;
+  g_autoptr (GVariant) peer = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *url = NULL;
+  guint16 port = 0;
+  guint64 demoted_at, three = 3 * CHUNK;
+
+  if (!make_content (&c))
+    return;
+  origin = start_http_origin (&c, &port);
+  url = g_strdup_printf ("http://127.0.0.1:%u/origin.bin", port);
+  a = agent_new (&c, "demoted");
+  {
+    /* 2 MiB/s: the package takes six seconds. */
+    Src src[] = { { CANOPY_SOURCE_ORIGIN, NULL, url } };
+
+    lead = assignment (&c, CANOPY_ROLE_LEAD, src, 1, a->destination, 2ull * CHUNK * 8);
+    peer = assignment (&c, CANOPY_ROLE_PEER, NULL, 0, a->destination, 0);
+  }
+  a->fetch = canopy_fetch_new (a->cache, NULL, c.key, lead, on_report, a, &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  allow_test_dir (a->fetch, &c);
+  canopy_fetch_start (a->fetch);
+  CU_ASSERT_FATAL (iterate_until_rate (a, got_chunks, &three));
+
+  CU_ASSERT_FATAL (canopy_fetch_update (a->fetch, peer, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  demoted_at = canopy_fetch_get_bytes (a->fetch, CANOPY_SOURCE_ORIGIN);
+  /* Two and a half seconds: five more chunks had the request gone on.
+   * At most the chunk being stored and the one under way are counted
+   * after. */
+  iterate_for (2500);
+  CU_ASSERT (canopy_fetch_get_bytes (a->fetch, CANOPY_SOURCE_ORIGIN) <= demoted_at + 2 * CHUNK);
+  CU_ASSERT_FALSE (a->done);
+  CU_ASSERT_FALSE (a->failed);
+
+  /* Lead again, it completes the package from where it stopped. */
+  CU_ASSERT_FATAL (canopy_fetch_update (a->fetch, lead, &error));
+  {
+    TestAgent *all[] = { a };
+    CU_ASSERT_FATAL (run_until_done (all, 1));
+  }
+  assert_installed (&c, a);
+  stop_http_origin (a, origin);
+  content_clear (&c);
+}
+
+/* A lead's range request streams the rest of the package. An office
+ * peer it learns of afterwards that holds the rest (the lead before it,
+ * cut off from its server meanwhile) serves what the lead has not yet
+ * received: the request is cut short, the office's WAN does not carry it
+ * a second time. */
+static void
+test_origin_run_cut_by_peer (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) holder = NULL;
+  g_autoptr (TestAgent) lead = NULL;
+  g_autoptr (GSubprocess) origin = NULL;
+  g_autoptr (GVariant) alone = NULL;
+  g_autoptr (GVariant) with_peer = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *url = NULL;
+  guint16 port = 0;
+  guint64 told_at, two = 2 * CHUNK;
+
+  if (!make_content (&c))
+    return;
+  origin = start_http_origin (&c, &port);
+  url = g_strdup_printf ("http://127.0.0.1:%u/origin.bin", port);
+  holder = agent_new (&c, "holder");
+  seed_cache (&c, holder);
+  lead = agent_new (&c, "lead");
+  {
+    /* 2 MiB/s: the package takes six seconds from the origin. */
+    Src origin_only[] = { { CANOPY_SOURCE_ORIGIN, NULL, url } };
+    Src both[] = { { CANOPY_SOURCE_OFFICE_PEER, holder, NULL },
+                   { CANOPY_SOURCE_ORIGIN, NULL, url } };
+
+    alone = assignment (&c, CANOPY_ROLE_LEAD, origin_only, 1, lead->destination,
+                        2ull * CHUNK * 8);
+    with_peer = assignment (&c, CANOPY_ROLE_LEAD, both, 2, lead->destination, 2ull * CHUNK * 8);
+  }
+  lead->fetch = canopy_fetch_new (lead->cache, lead->peers, c.key, alone, on_report, lead,
+                                  &error);
+  CANOPY_ASSERT_NO_ERROR (error);
+  allow_test_dir (lead->fetch, &c);
+  canopy_fetch_start (lead->fetch);
+  CU_ASSERT_FATAL (iterate_until_rate (lead, got_chunks, &two));
+
+  told_at = canopy_fetch_get_bytes (lead->fetch, CANOPY_SOURCE_ORIGIN);
+  CU_ASSERT_FATAL (canopy_fetch_update (lead->fetch, with_peer, &error));
+  {
+    TestAgent *all[] = { lead };
+    CU_ASSERT_FATAL (run_until_done (all, 1));
+  }
+  assert_installed (&c, lead);
+  /* What was on its way when the peer's news came (a receive window, a
+   * chunk being read, one being stored), and nothing after. */
+  CU_ASSERT (canopy_fetch_get_bytes (lead->fetch, CANOPY_SOURCE_ORIGIN) <= told_at + 3 * CHUNK);
+  CU_ASSERT (canopy_fetch_get_bytes (lead->fetch, CANOPY_SOURCE_OFFICE_PEER)
+             >= CONTENT_SIZE - told_at - 3 * CHUNK);
+  stop_http_origin (lead, origin);
   content_clear (&c);
 }
 
@@ -1422,6 +1549,9 @@ CANOPY_TEST_SUITE (fetch, "fetch", NULL, NULL,
                    { "damaged cache data fetched again", test_damaged_cache_refetched },
                    { "destination outside <destinations> refused", test_destination_refused },
                    { "WAN rate and role wait", test_rate_and_wait },
+                   { "demoted lead stops its origin request", test_demoted_lead_stops },
+                   { "origin request cut where an office peer holds the rest",
+                     test_origin_run_cut_by_peer },
                    { "background lead throttled when the delay rises",
                      test_background_throttled },
                    { "manifest with a wrong signature refused", test_unsigned_refused },
