@@ -245,16 +245,24 @@ allow_test_dir (CanopyFetch *fetch, const Content *c)
   canopy_fetch_set_destinations (fetch, allowed);
 }
 
+/* @a starts carrying out the assignment @body. */
 static void
-agent_fetch (TestAgent *a, Content *c, CanopyRole role, const Src *sources, gsize n_sources)
+agent_fetch_body (TestAgent *a, Content *c, GVariant *body)
 {
-  g_autoptr (GVariant) body = assignment (c, role, sources, n_sources, a->destination, 0);
   g_autoptr (GError) error = NULL;
 
   a->fetch = canopy_fetch_new (a->cache, a->peers, c->key, body, on_report, a, &error);
   CANOPY_ASSERT_NO_ERROR (error);
   allow_test_dir (a->fetch, c);
   canopy_fetch_start (a->fetch);
+}
+
+static void
+agent_fetch (TestAgent *a, Content *c, CanopyRole role, const Src *sources, gsize n_sources)
+{
+  g_autoptr (GVariant) body = assignment (c, role, sources, n_sources, a->destination, 0);
+
+  agent_fetch_body (a, c, body);
 }
 
 static gboolean
@@ -1041,6 +1049,16 @@ start_http_origin (Content *c, guint16 *port)
   return origin;
 }
 
+/* Starts the HTTP origin program serving @c's package; its URL. */
+static char *
+start_http_origin_url (Content *c, GSubprocess **origin)
+{
+  guint16 port = 0;
+
+  *origin = start_http_origin (c, &port);
+  return g_strdup_printf ("http://127.0.0.1:%u/origin.bin", port);
+}
+
 /* Stops @a's fetch, then the origin program it fetched from. */
 static void
 stop_http_origin (TestAgent *a, GSubprocess *origin)
@@ -1167,13 +1185,11 @@ test_demoted_lead_stops (void)
   g_autoptr (GVariant) peer = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *url = NULL;
-  guint16 port = 0;
   guint64 demoted_at, three = 3 * CHUNK;
 
   if (!make_content (&c))
     return;
-  origin = start_http_origin (&c, &port);
-  url = g_strdup_printf ("http://127.0.0.1:%u/origin.bin", port);
+  url = start_http_origin_url (&c, &origin);
   a = agent_new (&c, "demoted");
   {
     /* 2 MiB/s: the package takes six seconds. */
@@ -1182,10 +1198,7 @@ test_demoted_lead_stops (void)
     lead = assignment (&c, CANOPY_ROLE_LEAD, src, 1, a->destination, 2ull * CHUNK * 8);
     peer = assignment (&c, CANOPY_ROLE_PEER, NULL, 0, a->destination, 0);
   }
-  a->fetch = canopy_fetch_new (a->cache, NULL, c.key, lead, on_report, a, &error);
-  CANOPY_ASSERT_NO_ERROR (error);
-  allow_test_dir (a->fetch, &c);
-  canopy_fetch_start (a->fetch);
+  agent_fetch_body (a, &c, lead);
   CU_ASSERT_FATAL (iterate_until_rate (a, got_chunks, &three));
 
   CU_ASSERT_FATAL (canopy_fetch_update (a->fetch, peer, &error));
@@ -1226,13 +1239,11 @@ test_origin_run_cut_by_peer (void)
   g_autoptr (GVariant) with_peer = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *url = NULL;
-  guint16 port = 0;
   guint64 told_at, two = 2 * CHUNK;
 
   if (!make_content (&c))
     return;
-  origin = start_http_origin (&c, &port);
-  url = g_strdup_printf ("http://127.0.0.1:%u/origin.bin", port);
+  url = start_http_origin_url (&c, &origin);
   holder = agent_new (&c, "holder");
   seed_cache (&c, holder);
   lead = agent_new (&c, "lead");
@@ -1246,11 +1257,7 @@ test_origin_run_cut_by_peer (void)
                         2ull * CHUNK * 8);
     with_peer = assignment (&c, CANOPY_ROLE_LEAD, both, 2, lead->destination, 2ull * CHUNK * 8);
   }
-  lead->fetch = canopy_fetch_new (lead->cache, lead->peers, c.key, alone, on_report, lead,
-                                  &error);
-  CANOPY_ASSERT_NO_ERROR (error);
-  allow_test_dir (lead->fetch, &c);
-  canopy_fetch_start (lead->fetch);
+  agent_fetch_body (lead, &c, alone);
   CU_ASSERT_FATAL (iterate_until_rate (lead, got_chunks, &two));
 
   told_at = canopy_fetch_get_bytes (lead->fetch, CANOPY_SOURCE_ORIGIN);
