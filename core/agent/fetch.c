@@ -903,7 +903,11 @@ on_stored (GObject *object, GAsyncResult *result, gpointer user_data)
       s->withheld = 0;
       fetch->changed = TRUE;
       if (fetch->peers != NULL)
-        canopy_peers_announce (fetch->peers, fetch->manifest->content_id);
+        {
+          canopy_peers_keep_chunk (fetch->peers, fetch->manifest->content_id, job->index,
+                                   job->data);
+          canopy_peers_announce (fetch->peers, fetch->manifest->content_id);
+        }
     }
   schedule (fetch);
 }

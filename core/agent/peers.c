@@ -89,6 +89,22 @@ struct _ReadJob {
   gboolean cancelled; /* the peer cancelled its request meanwhile */
 };
 
+/* A chunk verified moments ago, kept to serve from memory. */
+typedef struct {
+  char *content_id;
+  guint index;
+  GBytes *data;
+  gint64 kept_at; /* monotonic */
+} RecentChunk;
+
+/* Most of an office asks for each chunk within seconds of its arrival:
+ * served from memory, it costs no read from disk, no second SHA-256 and
+ * no worker thread. This bounds the memory, oldest dropped first (about
+ * three seconds of a 100 Mbit/s link), and how long an agent that has
+ * finished holds it. */
+#define RECENT_BYTES (32 * 1024 * 1024)
+#define RECENT_MAX_AGE_S 20
+
 typedef struct {
   const CanopyPeersClient *client;
   gpointer user_data;
@@ -117,6 +133,9 @@ struct _CanopyPeers {
   guint read_errors_unlogged;
   char *server_host; /* where sources with no host are: the server */
   guint16 server_port;
+  GQueue recent; /* RecentChunk, oldest first */
+  gsize recent_bytes;
+  guint recent_timer;
 };
 
 static void
@@ -124,6 +143,27 @@ pending_free (Pending *pending)
 {
   g_free (pending->content_id);
   g_free (pending);
+}
+
+static void
+recent_chunk_free (RecentChunk *recent)
+{
+  g_free (recent->content_id);
+  g_bytes_unref (recent->data);
+  g_free (recent);
+}
+
+static GBytes *
+find_recent (CanopyPeers *peers, const char *content_id, guint index)
+{
+  for (GList *l = peers->recent.tail; l != NULL; l = l->prev)
+    {
+      RecentChunk *recent = l->data;
+
+      if (recent->index == index && g_str_equal (recent->content_id, content_id))
+        return recent->data;
+    }
+  return NULL;
 }
 
 static void
@@ -508,6 +548,7 @@ start_read (PeerConn *pc, Pending *request)
   guint read_index = request->index;
   const CanopyManifest *manifest;
   g_autoptr (GTask) task = NULL;
+  GBytes *recent;
   ReadJob *job;
 
   /* By hash, from whichever content holds it: the worker checks it
@@ -523,6 +564,14 @@ start_read (PeerConn *pc, Pending *request)
       return;
     }
   manifest = canopy_cache_entry_get_manifest (entry);
+  if ((recent = find_recent (pc->peers, manifest->content_id, read_index)) != NULL)
+    {
+      pc->read_request = g_new0 (Pending, 1);
+      pc->read_request->content_id = g_strdup (request->content_id);
+      pc->read_request->index = request->index;
+      pc->read_payload = g_bytes_ref (recent);
+      return;
+    }
   job = g_new0 (ReadJob, 1);
   job->pc = peer_conn_ref (pc);
   job->entry = canopy_cache_entry_ref (entry);
@@ -1050,6 +1099,8 @@ canopy_peers_free (CanopyPeers *peers)
   g_clear_object (&peers->cancellable);
   /* Payloads still queued or read hold the pool on their own. */
   g_clear_pointer (&peers->pool, buffer_pool_unref);
+  g_clear_handle_id (&peers->recent_timer, g_source_remove);
+  g_queue_clear_full (&peers->recent, (GDestroyNotify) recent_chunk_free);
   g_free (peers->server_host);
   g_free (peers->device_id);
   g_free (peers);
@@ -1188,6 +1239,50 @@ canopy_peers_announce (CanopyPeers *peers, const char *content_id)
       if (pc->ready)
         send_have (pc, entry);
     }
+}
+
+static void
+drop_oldest_recent (CanopyPeers *peers)
+{
+  RecentChunk *oldest = g_queue_pop_head (&peers->recent);
+
+  peers->recent_bytes -= g_bytes_get_size (oldest->data);
+  recent_chunk_free (oldest);
+}
+
+static gboolean
+on_recent_timer (gpointer user_data)
+{
+  CanopyPeers *peers = user_data;
+  gint64 oldest_kept = g_get_monotonic_time () - RECENT_MAX_AGE_S * G_USEC_PER_SEC;
+
+  while (peers->recent.length > 0
+         && ((RecentChunk *) g_queue_peek_head (&peers->recent))->kept_at <= oldest_kept)
+    drop_oldest_recent (peers);
+  if (peers->recent.length > 0)
+    return G_SOURCE_CONTINUE;
+  peers->recent_timer = 0;
+  return G_SOURCE_REMOVE;
+}
+
+void
+canopy_peers_keep_chunk (CanopyPeers *peers, const char *content_id, guint index, GBytes *data)
+{
+  RecentChunk *recent;
+
+  if (find_recent (peers, content_id, index) != NULL)
+    return;
+  recent = g_new0 (RecentChunk, 1);
+  recent->content_id = g_strdup (content_id);
+  recent->index = index;
+  recent->data = g_bytes_ref (data);
+  recent->kept_at = g_get_monotonic_time ();
+  g_queue_push_tail (&peers->recent, recent);
+  peers->recent_bytes += g_bytes_get_size (data);
+  while (peers->recent_bytes > RECENT_BYTES)
+    drop_oldest_recent (peers);
+  if (peers->recent_timer == 0)
+    peers->recent_timer = g_timeout_add_seconds (RECENT_MAX_AGE_S, on_recent_timer, peers);
 }
 
 gboolean

@@ -90,6 +90,11 @@ gboolean canopy_peers_is_connected (CanopyPeers *peers, const char *device_id);
 void canopy_peers_set_client (CanopyPeers *peers, const char *content_id,
                               const CanopyPeersClient *client, gpointer user_data);
 
+/* Keeps @data, chunk @index of @content_id just verified and stored, to
+ * serve from memory for as long as room allows. */
+void canopy_peers_keep_chunk (CanopyPeers *peers, const char *content_id, guint index,
+                              GBytes *data);
+
 /* Sends this agent's bitfield of @content_id to every connected peer:
  * after the content was opened and whenever a chunk was verified. */
 void canopy_peers_announce (CanopyPeers *peers, const char *content_id);

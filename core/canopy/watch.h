@@ -62,6 +62,17 @@ gboolean canopy_watch_set_modify (CanopyWatchSet *set, int fd, GIOCondition even
  */
 void canopy_watch_set_remove (CanopyWatchSet *set, int fd);
 
+/**
+ * canopy_watch_set_wake:
+ *
+ * Calls @fd's callback with %G_IO_OUT on the next turn of the loop,
+ * without asking the kernel: for a connection that has just queued
+ * something to send, where watching for %G_IO_OUT would cost two system
+ * calls to start and stop. Several wakes before that turn call it once.
+ * Call from the set's context only.
+ */
+void canopy_watch_set_wake (CanopyWatchSet *set, int fd);
+
 /** canopy_watch_set_size: Returns: how many descriptors are watched. */
 guint canopy_watch_set_size (const CanopyWatchSet *set);
 

@@ -23,6 +23,7 @@ typedef struct {
   gpointer user_data;
   GDestroyNotify destroy;
   gboolean dead;
+  gboolean woken; /* in the set's list of watches to call without polling */
 } Watch;
 
 typedef struct {
@@ -35,7 +36,8 @@ struct _CanopyWatchSet {
   GSource *source;
   GHashTable *watches; /* fd → Watch */
   GPtrArray *graveyard; /* removed during dispatch, freed after it */
-  gboolean dispatching;
+  GArray *woken;        /* descriptors to call with %G_IO_OUT next turn */
+  guint dispatching;    /* depth: callbacks may run a nested loop */
 };
 
 static void
@@ -59,30 +61,68 @@ from_epoll (guint32 events)
          | ((events & EPOLLERR) ? G_IO_ERR : 0) | ((events & (EPOLLHUP | EPOLLRDHUP)) ? G_IO_HUP : 0);
 }
 
+static void
+watch_call (CanopyWatchSet *set, int fd, GIOCondition condition)
+{
+  Watch *watch = g_hash_table_lookup (set->watches, GINT_TO_POINTER (fd));
+
+  if (watch == NULL || watch->dead)
+    return;
+  if (watch->func (fd, condition, watch->user_data) == G_SOURCE_REMOVE)
+    canopy_watch_set_remove (set, fd);
+}
+
+/* Calls the watches woken since the last turn, then those epoll reports. */
+static void
+watch_set_run (CanopyWatchSet *set)
+{
+  struct epoll_event events[MAX_EVENTS];
+  g_autoptr (GArray) woken = set->woken;
+  int n;
+
+  set->woken = g_array_new (FALSE, FALSE, sizeof (int));
+  for (guint i = 0; i < woken->len; i++)
+    {
+      int fd = g_array_index (woken, int, i);
+      Watch *watch = g_hash_table_lookup (set->watches, GINT_TO_POINTER (fd));
+
+      if (watch != NULL)
+        watch->woken = FALSE;
+      watch_call (set, fd, G_IO_OUT);
+    }
+  n = epoll_wait (set->epfd, events, MAX_EVENTS, 0);
+  for (int i = 0; i < n; i++)
+    watch_call (set, events[i].data.fd, from_epoll (events[i].events));
+}
+
+static gboolean
+watch_source_prepare (GSource *source, gint *timeout)
+{
+  *timeout = -1;
+  return ((WatchSource *) source)->set->woken->len > 0;
+}
+
+static gboolean
+watch_source_check (GSource *source)
+{
+  return ((WatchSource *) source)->set->woken->len > 0;
+}
+
 static gboolean
 watch_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 {
   CanopyWatchSet *set = ((WatchSource *) source)->set;
-  struct epoll_event events[MAX_EVENTS];
-  int n = epoll_wait (set->epfd, events, MAX_EVENTS, 0);
 
-  set->dispatching = TRUE;
-  for (int i = 0; i < n; i++)
-    {
-      Watch *watch = g_hash_table_lookup (set->watches, GINT_TO_POINTER (events[i].data.fd));
-
-      if (watch == NULL || watch->dead)
-        continue;
-      if (watch->func (watch->fd, from_epoll (events[i].events), watch->user_data)
-          == G_SOURCE_REMOVE)
-        canopy_watch_set_remove (set, watch->fd);
-    }
-  set->dispatching = FALSE;
-  g_ptr_array_set_size (set->graveyard, 0);
+  set->dispatching++;
+  watch_set_run (set);
+  if (--set->dispatching == 0)
+    g_ptr_array_set_size (set->graveyard, 0);
   return G_SOURCE_CONTINUE;
 }
 
 static GSourceFuncs watch_source_funcs = {
+  .prepare = watch_source_prepare,
+  .check = watch_source_check,
   .dispatch = watch_source_dispatch,
 };
 
@@ -107,9 +147,16 @@ canopy_watch_set_new (GMainContext *context, GError **error)
   set->epfd = epfd;
   set->watches = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) watch_free);
   set->graveyard = g_ptr_array_new_with_free_func ((GDestroyNotify) watch_free);
+  set->woken = g_array_new (FALSE, FALSE, sizeof (int));
   set->source = g_source_new (&watch_source_funcs, sizeof (WatchSource));
   ((WatchSource *) set->source)->set = set;
   g_source_set_name (set->source, "canopy watch set");
+  /* A source that may not recurse is blocked while it dispatches, and
+   * GLib takes its descriptor out of the poll set and puts it back,
+   * waking the loop through its eventfd each time: two system calls and
+   * one empty turn of the loop per dispatch. Nothing here relies on the
+   * block (a nested loop finds the set consistent: see dispatching). */
+  g_source_set_can_recurse (set->source, TRUE);
   g_source_add_unix_fd (set->source, epfd, G_IO_IN);
   g_source_attach (set->source, context != NULL ? context
                                                 : g_main_context_get_thread_default ());
@@ -125,6 +172,7 @@ canopy_watch_set_free (CanopyWatchSet *set)
   g_source_unref (set->source);
   g_hash_table_unref (set->watches);
   g_ptr_array_unref (set->graveyard);
+  g_array_unref (set->woken);
   close (set->epfd);
   g_free (set);
 }
@@ -182,6 +230,17 @@ canopy_watch_set_remove (CanopyWatchSet *set, int fd)
     }
   else
     watch_free (watch);
+}
+
+void
+canopy_watch_set_wake (CanopyWatchSet *set, int fd)
+{
+  Watch *watch = g_hash_table_lookup (set->watches, GINT_TO_POINTER (fd));
+
+  if (watch == NULL || watch->dead || watch->woken)
+    return;
+  watch->woken = TRUE;
+  g_array_append_val (set->woken, fd);
 }
 
 guint

@@ -31,6 +31,12 @@
 #define TCP_READ_BUFFER_MAX (4 * 1024 * 1024)
 #define TCP_WRITE_BUFFER_MAX (1024 * 1024)
 
+/* While a large payload arrives, the socket wakes the loop only once this
+ * much more of it is in (SO_RCVLOWAT), not for every few segments: a
+ * chunk then costs a few wake-ups and reads instead of dozens. Payloads
+ * shorter than twice this are read as they come. */
+#define TCP_PAYLOAD_LOWAT (256 * 1024)
+
 /* TLS 1.3 only; ECDHE with the PSK for forward secrecy; AES-GCM first as
  * it is hardware-accelerated on the machines agents run on. */
 #define TCP_PRIORITY                                                           \
@@ -56,6 +62,9 @@ typedef struct {
   GQueue out;
   gsize queued;
 
+  gboolean kernel_drained; /* the socket had nothing more this turn */
+  int lowat;               /* SO_RCVLOWAT set on the socket; 0 for the default */
+  gboolean woken;          /* a flush is due on the watch set's next turn */
   guint8 *rbuf; /* bytes read from the socket, not yet given to GnuTLS */
   gsize rbuf_start;
   gsize rbuf_end;
@@ -312,6 +321,14 @@ tcp_conn_pull (gnutls_transport_ptr_t ptr, void *data, size_t len)
           conn->rbuf_size = TCP_BUFFER_INITIAL_SIZE;
           conn->rbuf = g_malloc (conn->rbuf_size);
         }
+      /* A read that did not fill the buffer took all the kernel had: asking
+       * again would fail with EAGAIN, one system call for nothing. What
+       * arrives meanwhile makes the (level-triggered) watch fire again. */
+      if (conn->kernel_drained)
+        {
+          gnutls_transport_set_errno (conn->session, EAGAIN);
+          return -1;
+        }
       got = recv (conn->fd, conn->rbuf, conn->rbuf_size, 0);
       if (got <= 0)
         {
@@ -319,6 +336,7 @@ tcp_conn_pull (gnutls_transport_ptr_t ptr, void *data, size_t len)
             gnutls_transport_set_errno (conn->session, errno);
           return got;
         }
+      conn->kernel_drained = (gsize) got < conn->rbuf_size;
       conn->rbuf_start = 0;
       conn->rbuf_end = (gsize) got;
       if (conn->rbuf_end == conn->rbuf_size && conn->rbuf_size < TCP_READ_BUFFER_MAX)
@@ -450,6 +468,17 @@ tcp_conn_queue_frame (CanopyTransportCommonConn *base, guint8 kind, const void *
   conn->queued += msg->frame.total;
   if (tcp_conn_queued_total (conn) >= conn->transport->base.queue_high)
     conn->base.want_drained = TRUE;
+  /* An open connection whose socket takes more is written on the next
+   * turn, with whatever else was queued by then; watching for G_IO_OUT is
+   * left for when the kernel's buffer is full. */
+  if (conn->watching != 0 && !(conn->watching & G_IO_OUT)
+      && (conn->base.state == CANOPY_TRANSPORT_COMMON_OPEN
+          || conn->base.state == CANOPY_TRANSPORT_COMMON_HELLO))
+    {
+      conn->woken = TRUE;
+      canopy_watch_set_wake (conn->transport->base.watches, conn->fd);
+      return;
+    }
   tcp_conn_update_watch (conn);
 }
 
@@ -508,7 +537,7 @@ tcp_conn_update_watch (TcpConnection *conn)
   else if (conn->base.state == CANOPY_TRANSPORT_COMMON_HANDSHAKE)
     want = gnutls_record_get_direction (conn->session) ? G_IO_OUT : G_IO_IN;
   else
-    want = G_IO_IN | (conn->out.length > 0 ? G_IO_OUT : 0);
+    want = G_IO_IN | (conn->out.length > 0 && !conn->woken ? G_IO_OUT : 0);
   if (tcp_conn_has_unwritten (conn))
     want |= G_IO_OUT;
   if (want != conn->watching
@@ -616,6 +645,28 @@ tcp_conn_advance (TcpConnection *conn, gsize n)
     }
 }
 
+/* Sets the socket's low-water mark for what the payload under way still
+ * lacks. GnuTLS may hold up to a record of it already read from the
+ * socket, so the mark stays a record and more below what is to come: it
+ * can never wait for bytes the peer will not send. */
+static void
+tcp_conn_set_lowat (TcpConnection *conn)
+{
+  gsize left = canopy_transport_common_in_frame_payload_left (&conn->in);
+  int lowat = 0;
+
+  if (left >= 2 * TCP_PAYLOAD_LOWAT)
+    lowat = TCP_PAYLOAD_LOWAT;
+  else if (left >= TCP_PAYLOAD_LOWAT)
+    lowat = (int) (left - 2 * TCP_RECORD_SIZE);
+  if (lowat == conn->lowat)
+    return;
+  /* A kernel that refuses it wakes the loop more often, nothing worse. */
+  if (setsockopt (conn->fd, SOL_SOCKET, SO_RCVLOWAT, &(int) { MAX (lowat, 1) }, sizeof (int))
+      == 0)
+    conn->lowat = lowat;
+}
+
 /* Reads until the kernel has nothing more (GnuTLS may hold decrypted
  * bytes of a record, so stopping early could stall a level-triggered
  * watch). */
@@ -629,7 +680,10 @@ tcp_conn_receive (TcpConnection *conn)
       guint8 *target = canopy_transport_common_in_frame_target (&conn->in, &want);
       ssize_t n = gnutls_record_recv (conn->session, target, want);
       if (n == GNUTLS_E_AGAIN)
-        return;
+        {
+          tcp_conn_set_lowat (conn);
+          return;
+        }
       if (n == GNUTLS_E_INTERRUPTED)
         continue;
       if (n == 0)
@@ -676,7 +730,8 @@ tcp_conn_on_ready (int fd, GIOCondition condition, gpointer user_data)
   gboolean alive;
 
   (void) fd;
-  (void) condition;
+  conn->kernel_drained = FALSE;
+  conn->woken = FALSE;
   switch (conn->base.state)
     {
     case CANOPY_TRANSPORT_COMMON_CONNECTING:
@@ -689,7 +744,10 @@ tcp_conn_on_ready (int fd, GIOCondition condition, gpointer user_data)
     case CANOPY_TRANSPORT_COMMON_OPEN:
       if ((conn->out.length > 0 || tcp_conn_has_unwritten (conn)) && !tcp_conn_flush (conn))
         break;
-      tcp_conn_receive (conn);
+      /* Reading drains GnuTLS's buffer too, so a wake with nothing
+       * readable (see tcp_conn_queue_frame()) need not read. */
+      if (condition != G_IO_OUT)
+        tcp_conn_receive (conn);
       break;
     case CANOPY_TRANSPORT_COMMON_DEAD:
       break;

@@ -425,7 +425,10 @@ conformance_large_payload (Fixture *fixture)
   g_autoptr (GMappedFile) mapped = g_mapped_file_new (path, FALSE, &error);
   g_autoptr (GBytes) header = g_bytes_new_static ("chunk", 5);
   g_autoptr (GBytes) payload = NULL;
+  g_autoptr (GBytes) medium = NULL;
+  g_autoptr (GBytes) small = g_bytes_new_static ("tail.", 5);
   g_autofree char *expected = NULL;
+  g_autofree char *expected_medium = NULL;
   CanopyTransportConnection *conn;
 
   CANOPY_ASSERT_NO_ERROR (error);
@@ -442,6 +445,19 @@ conformance_large_payload (Fixture *fixture)
   CU_ASSERT_FATAL (WAIT_ON (both, server->messages == 1, 60000));
   CU_ASSERT_EQUAL (server->payload_bytes, CONFORMANCE_LARGE_PAYLOAD);
   CU_ASSERT_STRING_EQUAL (server->last_payload_sha256, expected);
+
+  /* A transport may wait for much of a large payload before it reads
+   * (TCP's low-water mark): what follows, a payload a little over that
+   * wait and then a small one, still arrives, each whole. */
+  medium = g_bytes_new_from_bytes (payload, 0, 300 * 1024);
+  expected_medium = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, medium);
+  CU_ASSERT (canopy_transport_send (conn, header, medium, &error));
+  CU_ASSERT_FATAL (WAIT_ON (both, server->messages == 2, 10000));
+  CU_ASSERT_STRING_EQUAL (server->last_payload_sha256, expected_medium);
+  CU_ASSERT (canopy_transport_send (conn, header, small, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+  CU_ASSERT_FATAL (WAIT_ON (both, server->messages == 3, 10000));
+  CU_ASSERT_EQUAL (server->payload_bytes, CONFORMANCE_LARGE_PAYLOAD + 300 * 1024 + 5);
   CU_ASSERT_EQUAL (server->closed->len, 0);
 }
 

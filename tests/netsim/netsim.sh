@@ -30,6 +30,8 @@
 #                (NETSIM_PERF_CALLS=1 adds call graphs, =dwarf through libraries
 #                built without frame pointers) into ./netsim-perf.data,
 #                or device NETSIM_PERF_DEVICE of office 1 instead;
+#                NETSIM_PERF_FREQ=stat counts its context switches and system
+#                calls per thread into ./netsim-perf.stat instead;
 #                NETSIM_AGENT_DEBUG=DOMAINS starts every agent with --debug
 set -eu
 
@@ -333,9 +335,16 @@ start_perf () {
     dwarf) calls="--call-graph dwarf" ;;
     *) calls=-g ;;
   esac
-  # shellcheck disable=SC2086 # empty or one option
-  start_bg - "$WORK/perf.log" perf record -F "$NETSIM_PERF_FREQ" $calls -p "$pid" \
-    -o "$PWD/netsim-perf.data"
+  if [ "$NETSIM_PERF_FREQ" = stat ]; then
+    start_bg - "$WORK/perf.log" perf stat -e task-clock,context-switches,raw_syscalls:sys_enter \
+      --per-thread -p "$pid" -o "$PWD/netsim-perf.stat"
+    PERF_OUT=$PWD/netsim-perf.stat
+  else
+    # shellcheck disable=SC2086 # empty or one option
+    start_bg - "$WORK/perf.log" perf record -F "$NETSIM_PERF_FREQ" $calls -p "$pid" \
+      -o "$PWD/netsim-perf.data"
+    PERF_OUT=$PWD/netsim-perf.data
+  fi
   PERF_PID=$LAST_PID
 }
 
@@ -343,7 +352,7 @@ stop_perf () {
   [ -n "${PERF_PID:-}" ] || return 0
   kill -INT "$PERF_PID" 2>/dev/null || true
   wait "$PERF_PID" 2>/dev/null || true
-  log "perf: device $PERF_DEVICE of office 1 (lead: $lead) recorded in $PWD/netsim-perf.data"
+  log "perf: device $PERF_DEVICE of office 1 (lead: $lead) recorded in $PERF_OUT"
 }
 
 # The agents' CPU per GiB delivered, each agent over its own copy.

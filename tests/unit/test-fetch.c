@@ -545,6 +545,39 @@ test_damaged_chunk_not_served (void)
   content_clear (&c);
 }
 
+/* Chunks an agent has just fetched are served from memory: the fetcher
+ * gets every one of them from the office although the disk under the
+ * holder's cache damaged them all since. */
+static void
+test_recent_chunks_served_from_memory (void)
+{
+  Content c = { 0 };
+  g_autoptr (TestAgent) holder = NULL;
+  g_autoptr (TestAgent) fetcher = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *log = NULL;
+  Src origin[] = { { CANOPY_SOURCE_ORIGIN, NULL } };
+  TestAgent *first[1];
+
+  if (!make_content (&c))
+    return;
+  holder = agent_new (&c, "holder");
+  fetcher = agent_new (&c, "fetcher");
+  first[0] = holder;
+  agent_fetch (holder, &c, CANOPY_ROLE_LEAD, origin, G_N_ELEMENTS (origin));
+  CU_ASSERT_FATAL (run_until_done (first, 1));
+  path = data_file (&c, holder);
+  canopy_test_damage_file (path, 10, CHUNK);
+
+  log = fetch_from_holder (&c, holder, fetcher);
+  assert_installed (&c, fetcher);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_OFFICE_PEER),
+                   CONTENT_SIZE);
+  CU_ASSERT_EQUAL (canopy_fetch_get_bytes (fetcher->fetch, CANOPY_SOURCE_ORIGIN), 0);
+  CU_ASSERT_EQUAL (count_lines_with (log, "Cannot serve chunk"), 0);
+  content_clear (&c);
+}
+
 /* @holder holds an earlier version of @c (chunks @changed, ending with
  * G_MAXUINT, differ), never assigned @c itself. */
 static CanopyManifest *
@@ -1542,6 +1575,8 @@ CANOPY_TEST_SUITE (fetch, "fetch", NULL, NULL,
                    { "bad peer dropped, good peer serves after restart", test_bad_peer_dropped },
                    { "damaged chunk not served, fetched elsewhere",
                      test_damaged_chunk_not_served },
+                   { "chunks just fetched served from memory",
+                     test_recent_chunks_served_from_memory },
                    { "chunks by hash from an office peer's earlier version",
                      test_chunks_by_hash_from_earlier_version },
                    { "office peer connected before the lead started",

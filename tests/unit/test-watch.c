@@ -146,6 +146,60 @@ test_remove_from_callback (void)
   close (a[0]), close (a[1]), close (b[0]), close (b[1]);
 }
 
+typedef struct {
+  CanopyWatchSet *set;
+  guint calls;
+  GIOCondition last;
+} Wakes;
+
+static gboolean
+on_wake (int fd, GIOCondition condition, gpointer user_data)
+{
+  Wakes *w = user_data;
+
+  (void) fd;
+  w->calls++;
+  w->last = condition;
+  return G_SOURCE_CONTINUE;
+}
+
+/* A woken descriptor is called once on the next turn, with G_IO_OUT,
+ * though the kernel reports nothing; one removed meanwhile is not. */
+static void
+test_wake (void)
+{
+  g_autoptr (GError) error = NULL;
+  Wakes w = { 0 };
+  int a[2], b[2];
+
+  w.set = canopy_watch_set_new (NULL, &error);
+  CU_ASSERT_FATAL (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a) == 0);
+  CU_ASSERT_FATAL (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b) == 0);
+  CU_ASSERT (canopy_watch_set_add (w.set, a[0], G_IO_IN, on_wake, &w, NULL, &error));
+  CU_ASSERT (canopy_watch_set_add (w.set, b[0], G_IO_IN, on_wake, &w, NULL, &error));
+  CANOPY_ASSERT_NO_ERROR (error);
+
+  canopy_watch_set_wake (w.set, a[0]);
+  canopy_watch_set_wake (w.set, a[0]);
+  canopy_watch_set_wake (w.set, b[0]);
+  canopy_watch_set_remove (w.set, b[0]);
+  /* Not blocking: the wake alone makes the set ready. */
+  CU_ASSERT (g_main_context_iteration (NULL, FALSE));
+  CU_ASSERT_EQUAL (w.calls, 1);
+  CU_ASSERT_EQUAL (w.last, G_IO_OUT);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  CU_ASSERT_EQUAL (w.calls, 1);
+
+  /* Woken again after its turn, it is called again. */
+  canopy_watch_set_wake (w.set, a[0]);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  CU_ASSERT_EQUAL (w.calls, 2);
+  canopy_watch_set_free (w.set);
+  close (a[0]), close (a[1]), close (b[0]), close (b[1]);
+}
+
 static void
 test_free_runs_destroy_notifies (void)
 {
@@ -167,4 +221,5 @@ test_free_runs_destroy_notifies (void)
 CANOPY_TEST_SUITE (watch, "watch", NULL, NULL,
                    { "many descriptors, one poll", test_many_descriptors_one_poll },
                    { "remove from a callback", test_remove_from_callback },
+                   { "wake without polling", test_wake },
                    { "free runs destroy notifies", test_free_runs_destroy_notifies })
