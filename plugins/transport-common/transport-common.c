@@ -71,15 +71,6 @@ canopy_transport_common_in_frame_target (CanopyTransportInFrame *in, gsize *want
   return in->payload + in->payload_got;
 }
 
-/* Payload bytes still to come of a frame whose headers are in; 0 before. */
-gsize
-canopy_transport_common_in_frame_payload_left (const CanopyTransportInFrame *in)
-{
-  if (in->frame_got < CANOPY_TRANSPORT_COMMON_FRAME_SIZE || in->header_got < in->header_len)
-    return 0;
-  return in->payload_len - in->payload_got;
-}
-
 /* Checks a complete frame header. Returns: what is wrong, or %NULL. */
 static const char *
 canopy_transport_common_frame_check (CanopyTransportInFrame *in,

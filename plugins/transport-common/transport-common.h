@@ -210,7 +210,6 @@ CanopyTransportInFrameStatus canopy_transport_common_in_frame_advance (
   CanopyTransportInFrame *in, gsize n, const CanopyTransportCommon *transport,
   gboolean hello_allowed, gboolean message_allowed, const char **what);
 gboolean canopy_transport_common_in_frame_is_whole (const CanopyTransportInFrame *in);
-gsize canopy_transport_common_in_frame_payload_left (const CanopyTransportInFrame *in);
 void canopy_transport_common_in_frame_take (CanopyTransportInFrame *in, GBytes **header,
                                             GBytes **payload);
 void canopy_transport_common_in_frame_clear (CanopyTransportInFrame *in);

@@ -31,12 +31,6 @@
 #define TCP_READ_BUFFER_MAX (4 * 1024 * 1024)
 #define TCP_WRITE_BUFFER_MAX (1024 * 1024)
 
-/* While a large payload arrives, the socket wakes the loop only once this
- * much more of it is in (SO_RCVLOWAT), not for every few segments: a
- * chunk then costs a few wake-ups and reads instead of dozens. Payloads
- * shorter than twice this are read as they come. */
-#define TCP_PAYLOAD_LOWAT (256 * 1024)
-
 /* TLS 1.3 only; ECDHE with the PSK for forward secrecy; AES-GCM first as
  * it is hardware-accelerated on the machines agents run on. */
 #define TCP_PRIORITY                                                           \
@@ -63,7 +57,6 @@ typedef struct {
   gsize queued;
 
   gboolean kernel_drained; /* the socket had nothing more this turn */
-  int lowat;               /* SO_RCVLOWAT set on the socket; 0 for the default */
   gboolean woken;          /* a flush is due on the watch set's next turn */
   guint8 *rbuf; /* bytes read from the socket, not yet given to GnuTLS */
   gsize rbuf_start;
@@ -645,28 +638,6 @@ tcp_conn_advance (TcpConnection *conn, gsize n)
     }
 }
 
-/* Sets the socket's low-water mark for what the payload under way still
- * lacks. GnuTLS may hold up to a record of it already read from the
- * socket, so the mark stays a record and more below what is to come: it
- * can never wait for bytes the peer will not send. */
-static void
-tcp_conn_set_lowat (TcpConnection *conn)
-{
-  gsize left = canopy_transport_common_in_frame_payload_left (&conn->in);
-  int lowat = 0;
-
-  if (left >= 2 * TCP_PAYLOAD_LOWAT)
-    lowat = TCP_PAYLOAD_LOWAT;
-  else if (left >= TCP_PAYLOAD_LOWAT)
-    lowat = (int) (left - 2 * TCP_RECORD_SIZE);
-  if (lowat == conn->lowat)
-    return;
-  /* A kernel that refuses it wakes the loop more often, nothing worse. */
-  if (setsockopt (conn->fd, SOL_SOCKET, SO_RCVLOWAT, &(int) { MAX (lowat, 1) }, sizeof (int))
-      == 0)
-    conn->lowat = lowat;
-}
-
 /* Reads until the kernel has nothing more (GnuTLS may hold decrypted
  * bytes of a record, so stopping early could stall a level-triggered
  * watch). */
@@ -680,10 +651,7 @@ tcp_conn_receive (TcpConnection *conn)
       guint8 *target = canopy_transport_common_in_frame_target (&conn->in, &want);
       ssize_t n = gnutls_record_recv (conn->session, target, want);
       if (n == GNUTLS_E_AGAIN)
-        {
-          tcp_conn_set_lowat (conn);
-          return;
-        }
+        return;
       if (n == GNUTLS_E_INTERRUPTED)
         continue;
       if (n == 0)

@@ -446,9 +446,8 @@ conformance_large_payload (Fixture *fixture)
   CU_ASSERT_EQUAL (server->payload_bytes, CONFORMANCE_LARGE_PAYLOAD);
   CU_ASSERT_STRING_EQUAL (server->last_payload_sha256, expected);
 
-  /* A transport may wait for much of a large payload before it reads
-   * (TCP's low-water mark): what follows, a payload a little over that
-   * wait and then a small one, still arrives, each whole. */
+  /* What follows on the same connection, a payload of a few hundred KiB
+   * and then a small one, arrives too, each whole. */
   medium = g_bytes_new_from_bytes (payload, 0, 300 * 1024);
   expected_medium = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, medium);
   CU_ASSERT (canopy_transport_send (conn, header, medium, &error));
