@@ -1921,7 +1921,10 @@ on_tick (gpointer user_data)
   fetch->ticks++;
   check_timeouts (fetch);
   connect_sources (fetch, fetch->ticks % RECONNECT_TICKS == 0);
-  if (fetch->changed)
+  /* Paused, it reports nothing until it goes on: a chunk that was on its
+   * way when the disk filled up and still found room would tell the
+   * server it moves again, clearing the failure the admin must act on. */
+  if (fetch->changed && !fetch->disk_full)
     send_progress (fetch);
   send_pacing (fetch);
   schedule (fetch);

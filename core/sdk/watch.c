@@ -86,8 +86,11 @@ watch_set_run (CanopyWatchSet *set)
       int fd = g_array_index (woken, int, i);
       Watch *watch = g_hash_table_lookup (set->watches, GINT_TO_POINTER (fd));
 
-      if (watch != NULL)
-        watch->woken = FALSE;
+      /* A watch added since under a removed one's number was not woken:
+       * the wake is not for it (a connection still connecting, say). */
+      if (watch == NULL || !watch->woken)
+        continue;
+      watch->woken = FALSE;
       watch_call (set, fd, G_IO_OUT);
     }
   n = epoll_wait (set->epfd, events, MAX_EVENTS, 0);

@@ -170,6 +170,7 @@ test_wake (void)
 {
   g_autoptr (GError) error = NULL;
   Wakes w = { 0 };
+  Wakes other = { 0 };
   int a[2], b[2];
 
   w.set = canopy_watch_set_new (NULL, &error);
@@ -182,7 +183,10 @@ test_wake (void)
   canopy_watch_set_wake (w.set, a[0]);
   canopy_watch_set_wake (w.set, a[0]);
   canopy_watch_set_wake (w.set, b[0]);
+  /* Removed, then its number watched again (as a reused descriptor
+   * would be): the new watch was not woken. */
   canopy_watch_set_remove (w.set, b[0]);
+  CU_ASSERT (canopy_watch_set_add (w.set, b[0], G_IO_IN, on_wake, &other, NULL, &error));
   /* Not blocking: the wake alone makes the set ready. */
   CU_ASSERT (g_main_context_iteration (NULL, FALSE));
   CU_ASSERT_EQUAL (w.calls, 1);
@@ -190,6 +194,7 @@ test_wake (void)
   while (g_main_context_iteration (NULL, FALSE))
     ;
   CU_ASSERT_EQUAL (w.calls, 1);
+  CU_ASSERT_EQUAL (other.calls, 0);
 
   /* Woken again after its turn, it is called again. */
   canopy_watch_set_wake (w.set, a[0]);
