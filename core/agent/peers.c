@@ -145,6 +145,16 @@ pending_free (Pending *pending)
   g_free (pending);
 }
 
+static Pending *
+pending_new (const char *content_id, guint index)
+{
+  Pending *pending = g_new0 (Pending, 1);
+
+  pending->content_id = g_strdup (content_id);
+  pending->index = index;
+  return pending;
+}
+
 static void
 recent_chunk_free (RecentChunk *recent)
 {
@@ -523,11 +533,7 @@ on_chunk_read (GObject *object, GAsyncResult *result, gpointer user_data)
     ; /* the peer no longer wants it */
   else if (ok)
     {
-      Pending *request = g_new0 (Pending, 1);
-
-      request->content_id = g_steal_pointer (&job->content_id);
-      request->index = job->index;
-      pc->read_request = request;
+      pc->read_request = pending_new (job->content_id, job->index);
       pc->read_payload = g_bytes_new_with_free_func (job->buffer->data, job->length,
                                                      (GDestroyNotify) read_buffer_release,
                                                      job->buffer);
@@ -566,9 +572,7 @@ start_read (PeerConn *pc, Pending *request)
   manifest = canopy_cache_entry_get_manifest (entry);
   if ((recent = find_recent (pc->peers, manifest->content_id, read_index)) != NULL)
     {
-      pc->read_request = g_new0 (Pending, 1);
-      pc->read_request->content_id = g_strdup (request->content_id);
-      pc->read_request->index = request->index;
+      pc->read_request = pending_new (request->content_id, request->index);
       pc->read_payload = g_bytes_ref (recent);
       return;
     }
@@ -610,10 +614,8 @@ pump (PeerConn *pc)
 static void
 queue_pending (PeerConn *pc, const char *content_id, guint index, const guint8 *hash)
 {
-  Pending *pending = g_new0 (Pending, 1);
+  Pending *pending = pending_new (content_id, index);
 
-  pending->content_id = g_strdup (content_id);
-  pending->index = index;
   if (hash != NULL)
     {
       pending->by_hash = TRUE;

@@ -77,11 +77,17 @@ static void
 watch_set_run (CanopyWatchSet *set)
 {
   struct epoll_event events[MAX_EVENTS];
-  g_autoptr (GArray) woken = set->woken;
+  g_autoptr (GArray) woken = NULL;
   int n;
 
-  set->woken = g_array_new (FALSE, FALSE, sizeof (int));
-  for (guint i = 0; i < woken->len; i++)
+  /* Taken whole, so that wakes from the callbacks wait for the next
+   * turn; most turns have none, and allocate nothing. */
+  if (set->woken->len > 0)
+    {
+      woken = set->woken;
+      set->woken = g_array_new (FALSE, FALSE, sizeof (int));
+    }
+  for (guint i = 0; woken != NULL && i < woken->len; i++)
     {
       int fd = g_array_index (woken, int, i);
       Watch *watch = g_hash_table_lookup (set->watches, GINT_TO_POINTER (fd));
