@@ -675,7 +675,8 @@ write_rows_at_once (CanopyFreetdsBackend *b, const CanopyTable *t, const CanopyR
   return ok;
 }
 
-/* One record's rows: its main row, then its child rows afresh. */
+/* One record's rows: its main row, then its child rows (afresh when they
+ * are more than one call carries). */
 static gboolean
 write_rows (CanopyFreetdsBackend *b, const CanopyTable *t, const CanopyRows *rows,
             GError **error)

@@ -319,6 +319,15 @@ append_key_match (Builder *b, const CanopyTable *t)
     }
 }
 
+/* " WHERE k1 = @p1 AND k2 = @p2", the keys being the first parameters. */
+static void
+append_parent_match (GString *sql, const CanopyTable *t)
+{
+  g_string_append (sql, " WHERE ");
+  for (guint i = 0; i < t->n_keys; i++)
+    g_string_append_printf (sql, "%s%s = @p%u", i > 0 ? " AND " : "", t->keys[i].name, i + 1);
+}
+
 void
 canopy_tsql_upsert (const CanopyTable *t, CanopyTsqlStatement *out)
 {
@@ -341,9 +350,7 @@ canopy_tsql_upsert (const CanopyTable *t, CanopyTsqlStatement *out)
       g_string_append_printf (b.sql, "%s%s = ", i > 0 ? ", " : "", t->columns[i].name);
       append_value (b.sql, &t->columns[i], first_column + i);
     }
-  g_string_append (b.sql, " WHERE ");
-  for (guint i = 0; i < t->n_keys; i++)
-    g_string_append_printf (b.sql, "%s%s = @p%u", i > 0 ? " AND " : "", t->keys[i].name, i + 1);
+  append_parent_match (b.sql, t);
   g_string_append_printf (b.sql, "; IF @@ROWCOUNT = 0 INSERT INTO %s (", t->name);
   append_names (b.sql, t->keys, t->n_keys, FALSE);
   append_names (b.sql, t->columns, t->n_columns, TRUE);
@@ -357,6 +364,90 @@ canopy_tsql_upsert (const CanopyTable *t, CanopyTsqlStatement *out)
     }
   g_string_append (b.sql, ")");
   builder_finish (&b, out);
+}
+
+/* A child row's columns as two rows are compared for sameness: text and
+ * bytes byte for byte, with their length, since SQL Server's comparison
+ * follows the column's (perhaps case-insensitive) collation and ignores
+ * trailing spaces; through INTERSECT, where NULL matches NULL (a time
+ * may be NULL). */
+static void
+append_compared (GString *sql, const char *table, const CanopyChildTable *child)
+{
+  for (guint i = 0; i < child->n_columns; i++)
+    {
+      const char *name = child->columns[i].name;
+
+      g_string_append_printf (sql, "%s%s.%s", i > 0 ? ", " : "", table, name);
+      if (child->columns[i].type == CANOPY_COLUMN_TEXT)
+        g_string_append (sql, " COLLATE Latin1_General_100_BIN2");
+      if (child->columns[i].type == CANOPY_COLUMN_TEXT
+          || child->columns[i].type == CANOPY_COLUMN_BYTES)
+        g_string_append_printf (sql, ", DATALENGTH(%s.%s)", table, name);
+    }
+}
+
+/* "(VALUES (…), (…)) AS v (columns)": @n_rows new child rows, declaring
+ * their parameters. */
+static char *
+child_values (Builder *b, const CanopyChildTable *child, guint n_rows)
+{
+  GString *values = g_string_new ("(VALUES ");
+
+  for (guint r = 0; r < n_rows; r++)
+    {
+      g_string_append (values, r > 0 ? ", (" : "(");
+      for (guint i = 0; i < child->n_columns; i++)
+        {
+          if (i > 0)
+            g_string_append (values, ", ");
+          append_value (values, &child->columns[i],
+                        declare (b, canopy_tsql_parameter_type (&child->columns[i], FALSE)));
+        }
+      g_string_append (values, ")");
+    }
+  g_string_append (values, ") AS v (");
+  append_names (values, child->columns, child->n_columns, FALSE);
+  g_string_append (values, ")");
+  return g_string_free (values, FALSE);
+}
+
+/* The child rows of @child for the record whose keys are the first
+ * parameters: the old rows that are not among the new ones go, then the
+ * new rows that are not there yet go in. A device's groups and addresses,
+ * written with its every heartbeat, are then left alone. */
+static void
+append_child_rows (Builder *b, const CanopyTable *t, const CanopyChildTable *child, guint n_rows)
+{
+  g_autofree char *values = NULL;
+
+  g_string_append_printf (b->sql, "; DELETE FROM %s", child->name);
+  append_parent_match (b->sql, t);
+  if (n_rows == 0)
+    return;
+  values = child_values (b, child, n_rows);
+  g_string_append (b->sql, " AND NOT EXISTS (SELECT ");
+  append_compared (b->sql, child->name, child);
+  g_string_append (b->sql, " INTERSECT SELECT ");
+  append_compared (b->sql, "v", child);
+  g_string_append_printf (b->sql, " FROM %s)", values);
+
+  g_string_append_printf (b->sql, "; INSERT INTO %s (", child->name);
+  append_names (b->sql, t->keys, t->n_keys, FALSE);
+  append_names (b->sql, child->columns, child->n_columns, TRUE);
+  g_string_append (b->sql, ") SELECT ");
+  for (guint i = 0; i < t->n_keys; i++)
+    g_string_append_printf (b->sql, "@p%u, ", i + 1);
+  for (guint i = 0; i < child->n_columns; i++)
+    g_string_append_printf (b->sql, "%sv.%s", i > 0 ? ", " : "", child->columns[i].name);
+  g_string_append_printf (b->sql, " FROM %s WHERE NOT EXISTS (SELECT 1 FROM %s", values,
+                          child->name);
+  append_parent_match (b->sql, t);
+  g_string_append (b->sql, " AND EXISTS (SELECT ");
+  append_compared (b->sql, child->name, child);
+  g_string_append (b->sql, " INTERSECT SELECT ");
+  append_compared (b->sql, "v", child);
+  g_string_append (b->sql, "))");
 }
 
 gboolean
@@ -379,35 +470,8 @@ canopy_tsql_record_write (const CanopyTable *t, const guint *n_rows, CanopyTsqlS
   b.declarations = g_string_new (upsert.declarations);
   b.n = upsert.n_params;
   canopy_tsql_statement_clear (&upsert);
-  /* The child rows afresh; the keys are the upsert's first parameters. */
   for (guint c = 0; c < t->n_children; c++)
-    {
-      const CanopyChildTable *child = &t->children[c];
-
-      g_string_append_printf (b.sql, "; DELETE FROM %s WHERE ", child->name);
-      for (guint i = 0; i < t->n_keys; i++)
-        g_string_append_printf (b.sql, "%s%s = @p%u", i > 0 ? " AND " : "", t->keys[i].name,
-                                i + 1);
-      if (n_rows[c] == 0)
-        continue;
-      g_string_append_printf (b.sql, "; INSERT INTO %s (", child->name);
-      append_names (b.sql, t->keys, t->n_keys, FALSE);
-      append_names (b.sql, child->columns, child->n_columns, TRUE);
-      g_string_append (b.sql, ") VALUES ");
-      for (guint r = 0; r < n_rows[c]; r++)
-        {
-          g_string_append (b.sql, r > 0 ? ", (" : "(");
-          for (guint i = 0; i < t->n_keys; i++)
-            g_string_append_printf (b.sql, "%s@p%u", i > 0 ? ", " : "", i + 1);
-          for (guint i = 0; i < child->n_columns; i++)
-            {
-              g_string_append (b.sql, ", ");
-              append_value (b.sql, &child->columns[i],
-                            declare (&b, canopy_tsql_parameter_type (&child->columns[i], FALSE)));
-            }
-          g_string_append (b.sql, ")");
-        }
-    }
+    append_child_rows (&b, t, &t->children[c], n_rows[c]);
   builder_finish (&b, out);
   return TRUE;
 }

@@ -112,8 +112,10 @@ void canopy_tsql_upsert (const CanopyTable *table, CanopyTsqlStatement *out);
  * canopy_tsql_record_write:
  * @n_rows: for each child table, how many rows the record has there
  *
- * One statement that writes a whole record: the upsert, then each child
- * table's rows deleted and inserted afresh, in one round trip. Parameters:
+ * One statement that writes a whole record in one round trip: the upsert,
+ * then for each child table a delete of the rows that are not among the
+ * new ones and an insert of the new rows that are not there yet, so a
+ * record written again unchanged changes no row. Parameters:
  * the keys, the columns, then each child row's columns in order (the
  * child rows reuse the keys' parameters).
  *

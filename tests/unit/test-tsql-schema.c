@@ -314,13 +314,28 @@ test_record_write (void)
   check_statement (&s);
   CU_ASSERT_EQUAL (s.n_params, 10 + 2 * 2 + 3);
   CU_ASSERT (g_str_has_prefix (s.sql, "UPDATE devices WITH (UPDLOCK, SERIALIZABLE) SET "));
-  CANOPY_ASSERT_CONTAINS (s.sql, "; DELETE FROM device_groups WHERE device_id = @p1; "
-                                 "INSERT INTO device_groups (device_id, position, group_name) "
-                                 "VALUES (@p1, @p11, COALESCE(@p12, N'')), "
-                                 "(@p1, @p13, COALESCE(@p14, N'')); "
-                                 "DELETE FROM device_addresses WHERE device_id = @p1; "
-                                 "INSERT INTO device_addresses (device_id, position, address, "
-                                 "prefix_length) VALUES (@p1, @p15, COALESCE(@p16, N''), @p17)");
+  /* the old rows that are not among the new ones go, compared byte for
+   * byte; then the new rows that are not there yet go in */
+  CANOPY_ASSERT_CONTAINS (s.sql,
+                          "; DELETE FROM device_groups WHERE device_id = @p1 AND NOT EXISTS ("
+                          "SELECT device_groups.position, device_groups.group_name COLLATE "
+                          "Latin1_General_100_BIN2, DATALENGTH(device_groups.group_name) "
+                          "INTERSECT SELECT v.position, v.group_name COLLATE "
+                          "Latin1_General_100_BIN2, DATALENGTH(v.group_name) "
+                          "FROM (VALUES (@p11, COALESCE(@p12, N'')), (@p13, COALESCE(@p14, N''))) "
+                          "AS v (position, group_name)); "
+                          "INSERT INTO device_groups (device_id, position, group_name) "
+                          "SELECT @p1, v.position, v.group_name "
+                          "FROM (VALUES (@p11, COALESCE(@p12, N'')), (@p13, COALESCE(@p14, N''))) "
+                          "AS v (position, group_name) WHERE NOT EXISTS (SELECT 1 FROM "
+                          "device_groups WHERE device_id = @p1 AND EXISTS ("
+                          "SELECT device_groups.position, device_groups.group_name COLLATE "
+                          "Latin1_General_100_BIN2, DATALENGTH(device_groups.group_name) "
+                          "INTERSECT SELECT v.position, v.group_name COLLATE "
+                          "Latin1_General_100_BIN2, DATALENGTH(v.group_name))); "
+                          "DELETE FROM device_addresses WHERE device_id = @p1 AND NOT EXISTS (");
+  CANOPY_ASSERT_CONTAINS (s.sql, "FROM (VALUES (@p15, COALESCE(@p16, N''), @p17)) "
+                                 "AS v (position, address, prefix_length)");
   CU_ASSERT (g_str_has_suffix (s.declarations, "@p15 BIGINT, @p16 NVARCHAR(MAX), @p17 BIGINT"));
   canopy_tsql_statement_clear (&s);
 
