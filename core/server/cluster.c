@@ -9,6 +9,7 @@
 #define G_LOG_DOMAIN "canopyd-cluster"
 
 #include "server/cluster.h"
+#include "lib/background-thread.h"
 #include "lib/i18n.h"
 
 #include <string.h>
@@ -676,7 +677,7 @@ canopy_cluster_start (CanopyCluster *cluster, const CanopyClusterCallbacks *call
   g_source_set_callback (source, deliver, cluster, NULL);
   cluster->deliver_source = g_source_attach (source, cluster->context);
   g_source_unref (source);
-  cluster->thread = g_thread_new ("cluster", run_thread, cluster);
+  cluster->thread = canopy_background_thread_new ("cluster", run_thread, cluster);
 }
 
 void

@@ -8,6 +8,7 @@
 #define G_LOG_DOMAIN "canopyd-write-behind"
 
 #include "server/write-behind.h"
+#include "lib/background-thread.h"
 #include "lib/i18n.h"
 
 #include <gio/gio.h>
@@ -330,7 +331,7 @@ start_writer (CanopyStore *store)
   g_source_set_callback (store->done_source, on_done, store, NULL);
   g_source_set_name (store->done_source, "canopy-store-done");
   g_source_attach (store->done_source, g_main_context_get_thread_default ());
-  store->writer = g_thread_new ("canopy-store", writer_main, store);
+  store->writer = canopy_background_thread_new ("canopy-store", writer_main, store);
 }
 
 /* Stops the writer once it has written what it was given, and takes
