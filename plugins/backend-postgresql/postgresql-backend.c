@@ -118,6 +118,10 @@ struct _CanopyPgBackend {
   PGconn *conn;
   char *location;
   GHashTable *prepared; /* SQL text -> statement name, on this connection */
+  guint n_named;        /* statement names given on this connection */
+  /* While a batch of writes is pipelined: for each command sent and not
+   * yet answered, the SQL text it prepares, or "" for a statement run. */
+  GPtrArray *pipeline;
   gboolean listening;   /* LISTEN canopy_changes is in force on this session */
   /* the last lease read, which take_lease() hands out until the next call */
   char *lease_name, *lease_holder, *lease_detail;
@@ -276,6 +280,36 @@ set_pg_error (CanopyPgBackend *b, PGresult *res, const char *doing, GError **err
   return FALSE;
 }
 
+/* Opens the session again: a new one has none of the old one's prepared
+ * statements and listens to nothing. */
+static void
+reset_session (CanopyPgBackend *b)
+{
+  PQreset (b->conn);
+  g_hash_table_remove_all (b->prepared);
+  b->listening = FALSE;
+}
+
+/* The name @sql is prepared under on this connection; each statement is
+ * parsed and planned once per connection. A new name (*@is_new) is
+ * recorded at once: the caller prepares it, and forgets it if that fails.
+ * Names are never reused, so one forgotten but prepared does no harm. */
+static const char *
+statement_name (CanopyPgBackend *b, const char *sql, gboolean *is_new)
+{
+  const char *name = g_hash_table_lookup (b->prepared, sql);
+
+  *is_new = name == NULL;
+  if (name == NULL)
+    {
+      char *new_name = g_strdup_printf ("canopy_%u", b->n_named++);
+
+      g_hash_table_insert (b->prepared, g_strdup (sql), new_name);
+      name = new_name;
+    }
+  return name;
+}
+
 /* Runs @sql with @p (may be NULL); returns the result when it succeeded. */
 static PGresult *
 run (CanopyPgBackend *b, const char *sql, Params *p, const char *doing, GError **error)
@@ -286,9 +320,7 @@ run (CanopyPgBackend *b, const char *sql, Params *p, const char *doing, GError *
   if (PQstatus (b->conn) != CONNECTION_OK)
     {
       /* a new session has none of the old one's prepared statements */
-      PQreset (b->conn);
-      g_hash_table_remove_all (b->prepared);
-      b->listening = FALSE;
+      reset_session (b);
     }
   if (PQstatus (b->conn) != CONNECTION_OK)
     {
@@ -300,23 +332,20 @@ run (CanopyPgBackend *b, const char *sql, Params *p, const char *doing, GError *
     res = PQexec (b->conn, sql);
   else
     {
-      /* each statement is parsed and planned once per connection */
-      const char *name = g_hash_table_lookup (b->prepared, sql);
+      gboolean is_new;
+      const char *name = statement_name (b, sql, &is_new);
 
-      if (name == NULL)
+      if (is_new)
         {
-          g_autofree char *new_name = g_strdup_printf ("canopy_%u",
-                                                       g_hash_table_size (b->prepared));
-          res = PQprepare (b->conn, new_name, sql, 0, NULL);
+          res = PQprepare (b->conn, name, sql, 0, NULL);
           if (PQresultStatus (res) != PGRES_COMMAND_OK)
             {
               set_pg_error (b, res, doing, error);
               PQclear (res);
+              g_hash_table_remove (b->prepared, sql);
               return NULL;
             }
           PQclear (res);
-          g_hash_table_insert (b->prepared, g_strdup (sql), g_strdup (new_name));
-          name = g_hash_table_lookup (b->prepared, sql);
         }
       res = PQexecPrepared (b->conn, name, p->n, (const char *const *) p->values, p->lengths,
                             p->formats, 0);
@@ -329,11 +358,113 @@ run (CanopyPgBackend *b, const char *sql, Params *p, const char *doing, GError *
   return NULL;
 }
 
+/* --- pipelined writes ----------------------------------------------------
+ * The statements of a batch of writes are sent without waiting for each
+ * one's answer (libpq's pipeline mode): a device written with its
+ * heartbeat costs no round trips of its own. The answers are read every
+ * PIPELINE_DEPTH commands, few enough that the server never blocks
+ * writing them while canopy is still writing statements. */
+#define PIPELINE_DEPTH 256
+
+static gboolean
+pipeline_begin (CanopyPgBackend *b, const char *doing, GError **error)
+{
+  if (PQstatus (b->conn) != CONNECTION_OK || !PQenterPipelineMode (b->conn))
+    return set_pg_error (b, NULL, doing, error);
+  b->pipeline = g_ptr_array_new_with_free_func (g_free);
+  return TRUE;
+}
+
+/* Reads the answers to every command sent; the first failure is @error.
+ * A failed command's later ones are skipped by the server (aborted), and
+ * a statement whose preparing failed is forgotten. */
+static gboolean
+pipeline_collect (CanopyPgBackend *b, const char *doing, GError **error)
+{
+  gboolean ok = TRUE, in_step = PQpipelineSync (b->conn);
+
+  for (guint i = 0; in_step && i < b->pipeline->len; i++)
+    {
+      const char *prepares = g_ptr_array_index (b->pipeline, i);
+      PGresult *res = PQgetResult (b->conn);
+      ExecStatusType status = PQresultStatus (res);
+
+      in_step = res != NULL;
+      if (ok && status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK
+          && status != PGRES_PIPELINE_ABORTED)
+        ok = set_pg_error (b, res, doing, error);
+      if (*prepares != '\0' && status != PGRES_COMMAND_OK)
+        g_hash_table_remove (b->prepared, prepares);
+      PQclear (res);
+      /* each command's answer ends with NULL */
+      if (in_step && (res = PQgetResult (b->conn)) != NULL)
+        {
+          in_step = FALSE;
+          PQclear (res);
+        }
+    }
+  g_ptr_array_set_size (b->pipeline, 0);
+  if (in_step)
+    {
+      PGresult *res = PQgetResult (b->conn);
+
+      in_step = PQresultStatus (res) == PGRES_PIPELINE_SYNC;
+      PQclear (res);
+    }
+  if (!in_step)
+    {
+      /* answers out of step (a broken connection): a new session */
+      if (ok)
+        ok = set_pg_error (b, NULL, doing, error);
+      g_clear_pointer (&b->pipeline, g_ptr_array_unref);
+      reset_session (b);
+    }
+  return ok;
+}
+
+static gboolean
+pipeline_send (CanopyPgBackend *b, const char *sql, Params *p, const char *doing,
+               GError **error)
+{
+  gboolean is_new;
+  const char *name = statement_name (b, sql, &is_new);
+
+  if (is_new)
+    {
+      g_ptr_array_add (b->pipeline, g_strdup (sql));
+      if (!PQsendPrepare (b->conn, name, sql, 0, NULL))
+        return set_pg_error (b, NULL, doing, error);
+    }
+  g_ptr_array_add (b->pipeline, g_strdup (""));
+  if (!PQsendQueryPrepared (b->conn, name, p->n, (const char *const *) p->values, p->lengths,
+                            p->formats, 0))
+    return set_pg_error (b, NULL, doing, error);
+  return b->pipeline->len < PIPELINE_DEPTH || pipeline_collect (b, doing, error);
+}
+
+/* Reads what is still unanswered and leaves pipeline mode; FALSE with
+ * @error when a command failed (and @ok is TRUE: the first failure wins). */
+static gboolean
+pipeline_end (CanopyPgBackend *b, gboolean ok, const char *doing, GError **error)
+{
+  if (b->pipeline == NULL)
+    return FALSE;
+  if (!pipeline_collect (b, doing, ok ? error : NULL))
+    ok = FALSE;
+  if (b->pipeline != NULL && !PQexitPipelineMode (b->conn) && ok)
+    ok = set_pg_error (b, NULL, doing, error);
+  g_clear_pointer (&b->pipeline, g_ptr_array_unref);
+  return ok;
+}
+
 static gboolean
 run_ok (CanopyPgBackend *b, const char *sql, Params *p, const char *doing, GError **error)
 {
-  PGresult *res = run (b, sql, p, doing, error);
+  PGresult *res;
 
+  if (b->pipeline != NULL && p != NULL)
+    return pipeline_send (b, sql, p, doing, error);
+  res = run (b, sql, p, doing, error);
   PQclear (res);
   return res != NULL;
 }
@@ -639,6 +770,7 @@ write_records (CanopyPgBackend *b, gpointer data, GError **error)
 {
   PutBatch *batch = data;
   const CanopyTable *t = canopy_record_table (batch->kind);
+  gboolean ok = TRUE;
 
   if (batch->clear_first)
     {
@@ -646,17 +778,17 @@ write_records (CanopyPgBackend *b, gpointer data, GError **error)
       if (!run_ok (b, clear, NULL, _("replacing records"), error))
         return FALSE;
     }
-  for (gsize i = 0; i < batch->n; i++)
+  if (!pipeline_begin (b, _("writing records"), error))
+    return FALSE;
+  for (gsize i = 0; ok && i < batch->n; i++)
     {
       CanopyRows rows = { 0 };
-      gboolean ok = canopy_table_split (t, batch->records[i].key, batch->records[i].value, &rows,
-                                        error)
-                    && write_rows (b, t, &rows, error);
+
+      ok = canopy_table_split (t, batch->records[i].key, batch->records[i].value, &rows, error)
+           && write_rows (b, t, &rows, error);
       canopy_rows_clear (&rows);
-      if (!ok)
-        return FALSE;
     }
-  return TRUE;
+  return pipeline_end (b, ok, _("writing records"), error);
 }
 
 gboolean

@@ -232,9 +232,8 @@ reset_postgresql (gpointer data)
   PgTarget *t = data;
   g_autofree char *out = canopy_test_pg_psql (
     t->dir, t->password_file,
-    "DROP TABLE IF EXISTS schema_migrations, devices, device_groups, device_addresses, "
-    "offices, office_subnets, settings, contents, deployments, deployment_groups, assignments, "
-    "assignment_bytes, licences, transfers, audit CASCADE");
+    /* every table, those of later schema versions too */
+    "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
 
   if (out == NULL)
     g_error ("cannot empty the benchmark's PostgreSQL database");

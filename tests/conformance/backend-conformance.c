@@ -291,6 +291,74 @@ check_lists_rewritten (CanopyBackend *backend)
   CU_ASSERT (canopy_backend_remove (backend, CANOPY_RECORD_DEVICE, gone, NULL));
 }
 
+/* Device @i of a batch: a key of its own, two groups and two addresses. */
+static CanopyRecord
+batch_device (guint i, guint8 prefix)
+{
+  CanopyRecord record = {
+    g_strdup_printf ("0e%06x-0000-4000-8000-%012x", i, i),
+    device_with_lists (i, 2, 2, prefix),
+  };
+
+  return record;
+}
+
+static void
+batch_clear (CanopyRecord *records, guint n)
+{
+  for (guint i = 0; i < n; i++)
+    {
+      g_free ((char *) records[i].key);
+      g_variant_unref (records[i].value);
+    }
+}
+
+/* A batch of many records (more statements than a backend may send before
+ * reading their answers) is written whole; one the database refuses (a
+ * prefix length past 128, against the schema's check) anywhere in a batch
+ * leaves none of the batch written, says why, and the backend writes the
+ * next batch as if nothing had happened. */
+static void
+check_batches (CanopyBackend *backend)
+{
+  enum { N = 400 };
+  static const guint refused_at[] = { 1, N - 1 };
+  CanopyRecord records[N];
+  g_autoptr (GPtrArray) keys = NULL;
+
+  for (gsize r = 0; r < G_N_ELEMENTS (refused_at); r++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GVariant) got = NULL;
+
+      for (guint i = 0; i < N; i++)
+        records[i] = batch_device (i, i == refused_at[r] ? 200 : 24);
+      CU_ASSERT_FALSE (canopy_backend_put (backend, CANOPY_RECORD_DEVICE, records, N, &error));
+      CU_ASSERT_PTR_NOT_NULL (error);
+      if (error != NULL)
+        CANOPY_ASSERT_CONTAINS (error->message, "prefix_length");
+      got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE, records[0].key, NULL);
+      CU_ASSERT_PTR_NULL (got);
+      batch_clear (records, N);
+    }
+  for (guint i = 0; i < N; i++)
+    records[i] = batch_device (i, 24);
+  CU_ASSERT (canopy_backend_put (backend, CANOPY_RECORD_DEVICE, records, N, NULL));
+  for (guint i = 0; i < N; i += 57)
+    {
+      g_autoptr (GVariant) got = canopy_backend_get (backend, CANOPY_RECORD_DEVICE,
+                                                     records[i].key, NULL);
+
+      CU_ASSERT (got != NULL && g_variant_equal (got, records[i].value));
+    }
+  keys = g_ptr_array_new_null_terminated (N, NULL, TRUE);
+  for (guint i = 0; i < N; i++)
+    g_ptr_array_add (keys, (gpointer) records[i].key);
+  CU_ASSERT (canopy_backend_remove (backend, CANOPY_RECORD_DEVICE,
+                                    (const char *const *) keys->pdata, NULL));
+  batch_clear (records, N);
+}
+
 static void
 check_records_round_trip (CanopyBackend *backend)
 {
@@ -729,6 +797,7 @@ run_conformance (const char *name)
     {
       check_records_round_trip (backend);
       check_lists_rewritten (backend);
+      check_batches (backend);
       check_every_kind (backend);
       check_admin_tokens_follow_admin (backend);
       check_transactions (backend);
@@ -1012,6 +1081,7 @@ test_postgresql (void)
     {
       check_records_round_trip (backend);
       check_lists_rewritten (backend);
+      check_batches (backend);
       check_every_kind (backend);
       check_admin_tokens_follow_admin (backend);
       check_transactions (backend);
