@@ -86,7 +86,8 @@ canopy_log_get_debug_domains (const CanopyLog *log)
 static const char *const known_domains[] = {
   "canopy-agent", "canopy-agent-cache", "canopy-agent-config", "canopy-agent-fetch",
   "canopy-agent-install", "canopy-agent-install-policy", "canopy-agent-peers",
-  "canopy-agent-uplink", "canopy-agent-wan-pacer", "canopy-atomic-file", "canopy-backend", "canopy-config",
+  "canopy-agent-uplink", "canopy-agent-wan-pacer", "canopy-atomic-file", "canopy-background-thread",
+  "canopy-backend", "canopy-config",
   "canopy-config-node", "canopy-csv", "canopy-destination", "canopy-freetds", "canopy-identity",
   "canopy-keys", "canopy-licence-file", "canopy-licensing", "canopy-log", "canopy-manifest",
   "canopy-origin", "canopy-planner", "canopy-postgresql", "canopy-plugin", "canopy-plugin-loader", "canopy-program",
