@@ -387,6 +387,17 @@ append_compared (GString *sql, const char *table, const CanopyChildTable *child)
     }
 }
 
+/* "SELECT <the stored row> INTERSECT SELECT <new row v>": not empty when
+ * the two are the same. */
+static void
+append_same_row (GString *sql, const CanopyChildTable *child)
+{
+  g_string_append (sql, "SELECT ");
+  append_compared (sql, child->name, child);
+  g_string_append (sql, " INTERSECT SELECT ");
+  append_compared (sql, "v", child);
+}
+
 /* "(VALUES (…), (…)) AS v (columns)": @n_rows new child rows, declaring
  * their parameters. */
 static char *
@@ -426,10 +437,8 @@ append_child_rows (Builder *b, const CanopyTable *t, const CanopyChildTable *chi
   if (n_rows == 0)
     return;
   values = child_values (b, child, n_rows);
-  g_string_append (b->sql, " AND NOT EXISTS (SELECT ");
-  append_compared (b->sql, child->name, child);
-  g_string_append (b->sql, " INTERSECT SELECT ");
-  append_compared (b->sql, "v", child);
+  g_string_append (b->sql, " AND NOT EXISTS (");
+  append_same_row (b->sql, child);
   g_string_append_printf (b->sql, " FROM %s)", values);
 
   g_string_append_printf (b->sql, "; INSERT INTO %s (", child->name);
@@ -443,10 +452,8 @@ append_child_rows (Builder *b, const CanopyTable *t, const CanopyChildTable *chi
   g_string_append_printf (b->sql, " FROM %s WHERE NOT EXISTS (SELECT 1 FROM %s", values,
                           child->name);
   append_parent_match (b->sql, t);
-  g_string_append (b->sql, " AND EXISTS (SELECT ");
-  append_compared (b->sql, child->name, child);
-  g_string_append (b->sql, " INTERSECT SELECT ");
-  append_compared (b->sql, "v", child);
+  g_string_append (b->sql, " AND EXISTS (");
+  append_same_row (b->sql, child);
   g_string_append (b->sql, "))");
 }
 
