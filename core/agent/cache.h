@@ -221,6 +221,34 @@ gboolean canopy_cache_entry_copy_at (CanopyCacheEntry *entry, int dirfd, const c
                                      GError **error);
 
 /**
+ * canopy_cache_entry_open_copy_at:
+ * @dirfd: the destination's directory, opened by the install policy
+ * @name: the package's file name in it
+ * @tmp: (out) (transfer full): the name of the file opened beside @name
+ *
+ * Opens a file beside @name for a copy of the content written in order as
+ * its chunks come (see install.h), finished with
+ * canopy_cache_entry_commit_copy_at(). Blocks.
+ *
+ * Returns: its descriptor; -1 without @error where the cache's file can
+ *   be cloned into @dirfd (canopy_cache_entry_copy_at() costs nothing
+ *   there), -1 with @error when the file cannot be made.
+ */
+int canopy_cache_entry_open_copy_at (CanopyCacheEntry *entry, int dirfd, const char *name,
+                                     char **tmp, GError **error);
+
+/**
+ * canopy_cache_entry_commit_copy_at:
+ * @fd: (transfer full): the copy's descriptor, from
+ *   canopy_cache_entry_open_copy_at(), holding the whole package
+ *
+ * Flushes the copy and renames it to @name; on failure the copy is
+ * removed and @error says why, as canopy_cache_entry_copy_at() does.
+ */
+gboolean canopy_cache_entry_commit_copy_at (CanopyCacheEntry *entry, int dirfd, int fd,
+                                            const char *tmp, const char *name, GError **error);
+
+/**
  * canopy_cache_entry_assemble_at:
  *
  * Copies the package chunk by chunk next to @name, checks its SHA-256

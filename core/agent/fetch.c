@@ -1985,7 +1985,8 @@ assemble_thread (GTask *task, gpointer object, gpointer task_data, GCancellable 
       && canopy_cache_entry_recheck (fetch->entry) > 0)
     {
       g_clear_error (&error);
-      fetch->install = canopy_install_new (fetch->entry);
+      fetch->install = canopy_install_new (
+        fetch->entry, (const char *const *) fetch->destinations, fetch->destination);
       g_set_error (&error, CANOPY_FETCH_ERROR, CANOPY_FETCH_ERROR_REFETCH,
                    _("damaged chunks were discarded from the cache"));
     }
@@ -2051,7 +2052,8 @@ open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *can
       /* Local chunks first (an earlier version's): they cross no link. */
       fetch->reused_chunks = canopy_cache_entry_reuse (entry, &fetch->reused_bytes);
       /* Nothing else uses the install until the entry is handed over. */
-      fetch->install = canopy_install_new (entry);
+      fetch->install = canopy_install_new (entry, (const char *const *) fetch->destinations,
+                                           fetch->destination);
       g_task_return_pointer (task, entry, (GDestroyNotify) canopy_cache_entry_unref);
     }
   else

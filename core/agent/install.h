@@ -23,11 +23,17 @@ typedef struct _CanopyInstall CanopyInstall;
 /**
  * canopy_install_new:
  * @entry: the content's cache entry (a reference is kept)
+ * @directories: where this device allows packages (<destinations>)
+ * @destination: (nullable): where the package is to go
  *
  * Starts with the chunks @entry already holds, read back to be hashed:
- * it blocks, so call it from a worker thread.
+ * it blocks, so call it from a worker thread. Where the policy allows
+ * @destination, each chunk hashed is also written, in order, to a file
+ * beside it (canopy_cache_entry_open_copy_at()), so that the commit has
+ * only to flush and rename it.
  */
-CanopyInstall *canopy_install_new (CanopyCacheEntry *entry);
+CanopyInstall *canopy_install_new (CanopyCacheEntry *entry, const char *const *directories,
+                                   const char *destination);
 
 /**
  * canopy_install_add_chunk:
@@ -49,8 +55,8 @@ void canopy_install_add_chunk (CanopyInstall *install, guint index, GBytes *data
  *   @destination, else what canopy_cache_entry_copy_at() reports
  *
  * Checks the package's SHA-256 and the destination against the device's
- * policy (canopy_install_policy_open_parent()), then puts a copy of the
- * cache's file at @destination. On any failure @destination is left as it
+ * policy (canopy_install_policy_open_parent()), then puts at @destination
+ * the copy made as the chunks came, or else a copy of the cache's file. On any failure @destination is left as it
  * was, and the package can still be assembled from the cache.
  */
 gboolean canopy_install_commit (CanopyInstall *install, const char *const *directories,

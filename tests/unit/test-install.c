@@ -89,6 +89,41 @@ commit (CanopyInstall *install, const Fixture *f, const char *destination, GErro
   return canopy_install_commit (install, allowed, destination, error);
 }
 
+/* An install that is to put the package at @destination. */
+static CanopyInstall *
+install_new (const Fixture *f, const char *destination)
+{
+  const char *allowed[] = { f->dir, NULL };
+
+  return canopy_install_new (f->entry, allowed, destination);
+}
+
+/* The files written beside @destination and not (yet) renamed to it:
+ * how many, and the size of the last. */
+static guint
+count_copies (const char *destination, goffset *size)
+{
+  g_autofree char *parent = g_path_get_dirname (destination);
+  g_autofree char *base = g_path_get_basename (destination);
+  g_autofree char *prefix = g_strdup_printf (".%s.canopy-", base);
+  g_autoptr (GDir) dir = g_dir_open (parent, 0, NULL);
+  const char *name;
+  guint n = 0;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    if (g_str_has_prefix (name, prefix))
+      {
+        g_autofree char *path = g_build_filename (parent, name, NULL);
+        g_autoptr (GFile) file = g_file_new_for_path (path);
+        g_autoptr (GFileInfo) info = g_file_query_info (file, G_FILE_ATTRIBUTE_STANDARD_SIZE,
+                                                        G_FILE_QUERY_INFO_NONE, NULL, NULL);
+
+        *size = info != NULL ? g_file_info_get_size (info) : -1;
+        n++;
+      }
+  return n;
+}
+
 static void
 assert_put_in_place (CanopyInstall *install, const Fixture *f)
 {
@@ -103,6 +138,17 @@ assert_put_in_place (CanopyInstall *install, const Fixture *f)
   CU_ASSERT (written != NULL && memcmp (written, f->data, f->size) == 0);
 }
 
+/* An install given up (stopped, refused, failed) leaves nothing beside
+ * the destination. */
+static void
+assert_no_copy_after (CanopyInstall *install, const char *destination)
+{
+  goffset size = 0;
+
+  canopy_install_free (install);
+  CU_ASSERT_EQUAL (count_copies (destination, &size), 0);
+}
+
 static void
 test_any_order (void)
 {
@@ -110,7 +156,7 @@ test_any_order (void)
   g_autoptr (CanopyInstall) install = NULL;
 
   fixture_init (&f, "install-order");
-  install = canopy_install_new (f.entry);
+  install = install_new (&f, f.destination);
   /* Backwards, then one twice: nothing can be hashed until chunk 0. */
   for (guint i = N_CHUNKS; i-- > 1;)
     add (install, &f, i);
@@ -130,7 +176,7 @@ test_resumed (void)
   fixture_init (&f, "install-resumed");
   for (guint i = 0; i < N_CHUNKS; i += 2)
     store (&f, i);
-  install = canopy_install_new (f.entry);
+  install = install_new (&f, f.destination);
   for (guint i = 1; i < N_CHUNKS; i += 2)
     add (install, &f, i);
   assert_put_in_place (install, &f);
@@ -144,13 +190,14 @@ test_incomplete (void)
   g_autoptr (GError) error = NULL;
 
   fixture_init (&f, "install-incomplete");
-  install = canopy_install_new (f.entry);
+  install = install_new (&f, f.destination);
   for (guint i = 0; i + 1 < N_CHUNKS; i++)
     add (install, &f, i);
   CU_ASSERT_FALSE (commit (install, &f, f.destination, &error));
   CU_ASSERT (g_error_matches (error, CANOPY_INSTALL_ERROR, CANOPY_INSTALL_ERROR_INCOMPLETE));
   CANOPY_ASSERT_CONTAINS (error->message, "39 of 40 chunks");
   CU_ASSERT_FALSE (g_file_test (f.destination, G_FILE_TEST_EXISTS));
+  assert_no_copy_after (g_steal_pointer (&install), f.destination);
 }
 
 static void
@@ -170,12 +217,13 @@ test_mismatch (void)
     f.cache = canopy_cache_open (cache_dir, 0, NULL);
     f.entry = canopy_cache_open_entry (f.cache, f.manifest, NULL);
   }
-  install = canopy_install_new (f.entry);
+  install = install_new (&f, f.destination);
   for (guint i = 0; i < N_CHUNKS; i++)
     add (install, &f, i);
   CU_ASSERT_FALSE (commit (install, &f, f.destination, &error));
   CU_ASSERT (g_error_matches (error, CANOPY_INSTALL_ERROR, CANOPY_INSTALL_ERROR_MISMATCH));
   CU_ASSERT_FALSE (g_file_test (f.destination, G_FILE_TEST_EXISTS));
+  assert_no_copy_after (g_steal_pointer (&install), f.destination);
 }
 
 /* A destination below a file: nothing is put in place, the error names
@@ -193,7 +241,7 @@ test_unwritable (void)
   file = g_build_filename (f.dir, "file", NULL);
   below = g_build_filename (file, "package.bin", NULL);
   g_assert (g_file_set_contents (file, "x", 1, NULL));
-  install = canopy_install_new (f.entry);
+  install = install_new (&f, below);
   for (guint i = 0; i < N_CHUNKS; i++)
     add (install, &f, i);
   CU_ASSERT_FALSE (commit (install, &f, below, &error));
@@ -203,9 +251,54 @@ test_unwritable (void)
   CU_ASSERT (canopy_cache_entry_is_complete (f.entry));
 }
 
+/* Chunks in order are written beside the destination as they come, so
+ * that putting the package in place is a rename, with nothing left
+ * beside it. */
+static void
+test_copied_as_they_come (void)
+{
+  g_auto (Fixture) f = { 0 };
+  g_autoptr (CanopyInstall) install = NULL;
+  goffset size = 0;
+
+  fixture_init (&f, "install-as-they-come");
+  install = install_new (&f, f.destination);
+  CU_ASSERT_EQUAL (count_copies (f.destination, &size), 1);
+  for (guint i = 0; i < N_CHUNKS; i++)
+    add (install, &f, i);
+  CU_ASSERT_EQUAL (count_copies (f.destination, &size), 1);
+  CU_ASSERT_EQUAL (size, (goffset) f.size);
+  assert_put_in_place (install, &f);
+  CU_ASSERT_EQUAL (count_copies (f.destination, &size), 0);
+}
+
+/* The server moved the package while it came: the copy begun beside the
+ * old destination goes, and the package is put at the new one. */
+static void
+test_destination_moved (void)
+{
+  g_auto (Fixture) f = { 0 };
+  g_autoptr (CanopyInstall) install = NULL;
+  g_autofree char *old = NULL;
+  goffset size = 0;
+
+  fixture_init (&f, "install-moved");
+  old = g_build_filename (f.dir, "old", "package.bin", NULL);
+  install = install_new (&f, old);
+  CU_ASSERT_EQUAL (count_copies (old, &size), 1);
+  for (guint i = 0; i < N_CHUNKS; i++)
+    add (install, &f, i);
+  assert_put_in_place (install, &f);
+  CU_ASSERT_EQUAL (count_copies (old, &size), 0);
+  CU_ASSERT_FALSE (g_file_test (old, G_FILE_TEST_EXISTS));
+}
+
 CANOPY_TEST_SUITE (install, "install", NULL, NULL,
                    { "chunks in any order", test_any_order },
                    { "resumed from the cache", test_resumed },
                    { "incomplete package not put in place", test_incomplete },
                    { "package SHA-256 checked", test_mismatch },
-                   { "destination that cannot be created", test_unwritable })
+                   { "destination that cannot be created", test_unwritable },
+                   { "copied beside the destination as the chunks come",
+                     test_copied_as_they_come },
+                   { "destination moved while the chunks came", test_destination_moved })
