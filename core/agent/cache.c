@@ -15,6 +15,7 @@
 
 #include <gio/gio.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
@@ -1370,6 +1371,29 @@ copy_data (int in, int out, guint64 size, int *saved_errno)
  * at the end is a flush and a rename: copying it whole then, when every
  * device of an office finishes at once, costs seconds. Not where the
  * cache's file can be cloned there: a reflink at the end costs nothing. */
+/* A copy an agent stopped abruptly (killed, power cut) left beside @name:
+ * only this agent writes names of this shape there. */
+static void
+remove_stale_copies_at (int dirfd, const char *name)
+{
+  g_autofree char *prefix = g_strdup_printf (".%s.canopy-", name);
+  int fd = dup (dirfd);
+  DIR *dir = fd >= 0 ? fdopendir (fd) : NULL;
+  struct dirent *e;
+
+  if (dir == NULL)
+    {
+      if (fd >= 0)
+        close (fd);
+      return;
+    }
+  while ((e = readdir (dir)) != NULL)
+    if (g_str_has_prefix (e->d_name, prefix) && strlen (e->d_name) == strlen (prefix) + 8
+        && strspn (e->d_name + strlen (prefix), "0123456789abcdef") == 8)
+      unlinkat (dirfd, e->d_name, 0);
+  closedir (dir);
+}
+
 int
 canopy_cache_entry_open_copy_at (CanopyCacheEntry *entry, int dirfd, const char *name,
                                  char **tmp, GError **error)
@@ -1380,6 +1404,7 @@ canopy_cache_entry_open_copy_at (CanopyCacheEntry *entry, int dirfd, const char 
 
   if (in < 0)
     return -1;
+  remove_stale_copies_at (dirfd, name);
   out = open_temp_at (dirfd, name, tmp, error);
   clones = out >= 0 && ioctl (out, FICLONE, in) == 0;
   close (in);

@@ -6,6 +6,7 @@
 #include "tests/canopy-test.h"
 #include "agent/install.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
 
 #define CHUNK 4096
@@ -259,10 +260,24 @@ test_copied_as_they_come (void)
 {
   g_auto (Fixture) f = { 0 };
   g_autoptr (CanopyInstall) install = NULL;
+  g_autofree char *installed = NULL;
+  g_autofree char *stale = NULL;
+  g_autofree char *users = NULL;
   goffset size = 0;
 
   fixture_init (&f, "install-as-they-come");
+  /* What an agent killed while copying left, and a file of the user's
+   * whose name is only alike. */
+  installed = g_path_get_dirname (f.destination);
+  stale = g_build_filename (installed, ".package.bin.canopy-0badf00d", NULL);
+  users = g_build_filename (installed, ".package.bin.canopy-notes", NULL);
+  g_assert (g_mkdir_with_parents (installed, 0755) == 0);
+  g_assert (g_file_set_contents (stale, "half", -1, NULL));
+  g_assert (g_file_set_contents (users, "mine", -1, NULL));
   install = install_new (&f, f.destination);
+  CU_ASSERT_FALSE (g_file_test (stale, G_FILE_TEST_EXISTS));
+  CU_ASSERT (g_file_test (users, G_FILE_TEST_EXISTS));
+  g_assert (g_unlink (users) == 0);
   CU_ASSERT_EQUAL (count_copies (f.destination, &size), 1);
   for (guint i = 0; i < N_CHUNKS; i++)
     add (install, &f, i);
