@@ -15,6 +15,14 @@
 /* What the system's autotuning would reach anyway: asking for no limit. */
 #define UNLIMITED_WINDOW (8 * 1024 * 1024)
 
+/* Bytes a plain HTTP/1 answer's socket gathers before it wakes the loop:
+ * far below any receive window set (ORIGIN_WINDOW_MIN in fetch.c), far
+ * above the few packets that arrive between two turns otherwise. */
+#define WAKE_BYTES (64 * 1024)
+
+/* Bytes read from one answer in one turn of the loop at most. */
+#define READ_TURN_MAX (4 * 1024 * 1024)
+
 struct _CanopyOrigin {
   char *location;
   GFile *file;          /* for file storage */
@@ -43,14 +51,59 @@ typedef struct {
   GBytes *data;    /* file storage: the whole range, read in a worker thread */
   SoupMessage *message;
   GInputStream *body;
+  GSocket *socket;   /* (nullable) its connection's, for plain HTTP/1 */
+  GSource *readable; /* (nullable) the body's, attached while it is read */
+  gsize taken;       /* bytes of the range read so far */
+  int low_water;     /* the socket's SO_RCVLOWAT while watched; 0: untouched */
   gint64 wait_us; /* request sent to first byte of the answer; -1: unknown */
 } RangeRequest;
 
 G_DEFINE_QUARK (canopy-origin-error-quark, canopy_origin_error)
+/* On each connection's GSocket: its libsoup connection ID (a guint64). */
+#define CONNECTION_ID "canopy-origin-connection-id"
+
+static void
+set_low_water (RangeRequest *request, int bytes)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!g_socket_set_option (request->socket, SOL_SOCKET, SO_RCVLOWAT, bytes, &error))
+    g_debug ("cannot set the socket's low water mark: %s", error->message);
+  request->low_water = bytes;
+}
+
+/* The socket of a plain HTTP/1 answer wakes the loop once WAKE_BYTES have
+ * come, or what remains of the answer if less, lest the last bytes never
+ * wake it. */
+static void
+fit_low_water (RangeRequest *request)
+{
+  int wanted = (int) MAX (1, MIN (WAKE_BYTES, request->length - request->taken));
+
+  if (request->socket != NULL && request->readable != NULL && wanted != request->low_water)
+    set_low_water (request, wanted);
+}
+
+/* Stops watching the body (it holds a reference to the request's task);
+ * its socket goes back to libsoup as it was, to read the next answer's
+ * headers. */
+static void
+stop_watching (RangeRequest *request)
+{
+  if (request->readable == NULL)
+    return;
+  g_source_destroy (request->readable);
+  g_clear_pointer (&request->readable, g_source_unref);
+  if (request->low_water > 1)
+    set_low_water (request, 1);
+  request->low_water = 0;
+}
 
 static void
 range_request_free (RangeRequest *request)
 {
+  stop_watching (request);
+  g_clear_object (&request->socket);
   g_clear_object (&request->body);
   g_clear_object (&request->message);
   g_clear_pointer (&request->data, g_bytes_unref);
@@ -289,6 +342,22 @@ on_body_closed (GObject *source, GAsyncResult *result, gpointer user_data)
   g_task_return_boolean (task, TRUE);
 }
 
+/* @n more bytes of the piece under way: a piece complete is handed on. */
+static void
+body_took (RangeRequest *request, gsize n)
+{
+  request->taken += n;
+  request->got += n;
+  if (request->got == request->pieces[request->piece])
+    {
+      g_autoptr (GBytes) piece = g_bytes_new_take (g_steal_pointer (&request->buffer),
+                                                  request->got);
+
+      request->got = 0;
+      request->on_piece (request->piece++, piece, request->user_data);
+    }
+}
+
 static void
 on_body_read (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -299,15 +368,7 @@ on_body_read (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (!body_went_on (task, n, error))
     return;
-  request->got += (gsize) n;
-  if (request->got == request->pieces[request->piece])
-    {
-      g_autoptr (GBytes) piece = g_bytes_new_take (g_steal_pointer (&request->buffer),
-                                                  request->got);
-
-      request->got = 0;
-      request->on_piece (request->piece++, piece, request->user_data);
-    }
+  body_took (request, (gsize) n);
   read_body (g_steal_pointer (&task));
 }
 
@@ -351,8 +412,125 @@ read_paced (GTask *task)
   origin->tokens_at = now;
   if (origin->tokens > 0)
     return TRUE;
-  g_timeout_add ((guint) (-origin->tokens / origin->rate * 1000.0) + 1, on_paced, task);
+  g_timeout_add ((guint) (-origin->tokens / origin->rate * 1000.0) + 1, on_paced,
+                 g_object_ref (task));
   return FALSE;
+}
+
+static void read_available (GTask *task);
+
+static gboolean
+on_body_readable (GObject *stream, gpointer user_data)
+{
+  (void) stream;
+  read_available (g_object_ref (user_data));
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_socket_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+  (void) socket;
+  (void) condition;
+  read_available (g_object_ref (user_data));
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_read_resumed (gpointer user_data)
+{
+  read_available (g_object_ref (user_data));
+  return G_SOURCE_REMOVE;
+}
+
+/* Waits for more of the body on one source that stays attached from read
+ * to read. A source attached per read, as g_input_stream_read_async()
+ * does, and one blocked while it dispatches, as GLib does to a source that
+ * may not recurse, each add and remove the socket in the loop's poll set
+ * and wake the loop through its eventfd: an empty turn of the loop and
+ * two system calls per source (libsoup's body source nests several) per
+ * read, over a hundred thousand per 128 MiB. On plain HTTP/1 the body
+ * waits for nothing but its connection's socket (a read that would block
+ * found every buffer above it empty), so that is watched alone. */
+static void
+watch_body (GTask *task)
+{
+  RangeRequest *request = g_task_get_task_data (task);
+  GCancellable *cancellable = g_task_get_cancellable (task);
+
+  if (request->readable != NULL)
+    return;
+  if (request->socket != NULL)
+    {
+      request->readable = g_socket_create_source (request->socket,
+                                                  G_IO_IN | G_IO_HUP | G_IO_ERR, cancellable);
+      g_source_set_callback (request->readable, G_SOURCE_FUNC (on_socket_readable),
+                             g_object_ref (task), g_object_unref);
+    }
+  else
+    {
+      request->readable = g_pollable_input_stream_create_source (
+        G_POLLABLE_INPUT_STREAM (request->body), cancellable);
+      g_source_set_callback (request->readable, G_SOURCE_FUNC (on_body_readable),
+                             g_object_ref (task), g_object_unref);
+    }
+  g_source_set_can_recurse (request->readable, TRUE);
+  g_source_attach (request->readable, g_task_get_context (task));
+  fit_low_water (request);
+}
+
+/* Reads what the connection has, straight into the buffer of the piece
+ * it belongs to, until it has no more, the rate says wait, or the answer
+ * ends; takes @task. So as not to hold the loop while a fast origin keeps
+ * the socket full, it lets the loop turn after a few pieces. */
+static void
+read_available (GTask *task)
+{
+  RangeRequest *request = g_task_get_task_data (task);
+  GCancellable *cancellable = g_task_get_cancellable (task);
+  gsize turn = 0;
+
+  for (;;)
+    {
+      GError *error = NULL;
+      gssize n;
+
+      if (request->piece == request->n_pieces || turn >= READ_TURN_MAX)
+        break;
+      if (!read_paced (task))
+        {
+          stop_watching (request);
+          g_object_unref (task);
+          return;
+        }
+      if (request->buffer == NULL)
+        request->buffer = g_malloc (request->pieces[request->piece]);
+      n = g_pollable_input_stream_read_nonblocking (
+        G_POLLABLE_INPUT_STREAM (request->body), request->buffer + request->got,
+        request->pieces[request->piece] - request->got, cancellable, &error);
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          g_error_free (error);
+          watch_body (task);
+          g_object_unref (task);
+          return;
+        }
+      if (!body_went_on (task, n, error))
+        {
+          stop_watching (request);
+          g_object_unref (task);
+          return;
+        }
+      turn += (gsize) n;
+      body_took (request, (gsize) n);
+      if (request->low_water > 1 && request->length - request->taken < (gsize) request->low_water)
+        fit_low_water (request);
+    }
+  stop_watching (request);
+  if (request->piece == request->n_pieces)
+    read_body (task);
+  else
+    g_idle_add_full (G_PRIORITY_DEFAULT, on_read_resumed, task, g_object_unref);
 }
 
 /* Reads the answer straight into the buffer of the piece it belongs to,
@@ -364,7 +542,10 @@ read_body (GTask *task)
   GCancellable *cancellable = g_task_get_cancellable (task);
 
   if (!read_paced (task))
-    return;
+    {
+      g_object_unref (task);
+      return;
+    }
   if (request->skip > 0)
     {
       g_input_stream_skip_async (request->body, (gsize) MIN (request->skip, G_MAXSSIZE),
@@ -375,6 +556,12 @@ read_body (GTask *task)
     {
       /* The body is read to its end, so its connection serves the next. */
       g_input_stream_close_async (request->body, G_PRIORITY_DEFAULT, NULL, on_body_closed, task);
+      return;
+    }
+  if (G_IS_POLLABLE_INPUT_STREAM (request->body)
+      && g_pollable_input_stream_can_poll (G_POLLABLE_INPUT_STREAM (request->body)))
+    {
+      read_available (task);
       return;
     }
   if (request->buffer == NULL)
@@ -408,6 +595,27 @@ check_range (RangeRequest *request, GError **error)
   return TRUE;
 }
 
+/* The socket of the plain HTTP/1 connection that answered @message, where
+ * it is known (a connection made for one of this origin's requests). */
+static GSocket *
+plain_socket (CanopyOrigin *origin, SoupMessage *message)
+{
+  guint64 id = soup_message_get_connection_id (message);
+
+  if (soup_message_get_tls_peer_certificate (message) != NULL
+      || soup_message_get_http_version (message) == SOUP_HTTP_2_0)
+    return NULL;
+  for (guint i = 0; i < origin->sockets->len; i++)
+    {
+      GSocket *socket = g_ptr_array_index (origin->sockets, i);
+      const guint64 *socket_id = g_object_get_data (G_OBJECT (socket), CONNECTION_ID);
+
+      if (socket_id != NULL && *socket_id == id && !g_socket_is_closed (socket))
+        return g_object_ref (socket);
+    }
+  return NULL;
+}
+
 static void
 on_range_sent (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -438,6 +646,7 @@ on_range_sent (GObject *source, GAsyncResult *result, gpointer user_data)
       g_task_return_error (task, error);
       return;
     }
+  request->socket = plain_socket (request->origin, request->message);
   read_body (g_steal_pointer (&task));
 }
 
@@ -469,6 +678,10 @@ on_network_event (SoupMessage *message, GSocketClientEvent event, GIOStream *con
       g_ptr_array_remove_index_fast (origin->sockets, i);
     else
       i++;
+  g_object_set_data_full (G_OBJECT (socket), CONNECTION_ID,
+                           g_memdup2 (&(guint64){ soup_message_get_connection_id (message) },
+                                      sizeof (guint64)),
+                           g_free);
   g_ptr_array_add (origin->sockets, g_object_ref (socket));
   if (origin->receive_window > 0)
     apply_window (socket, origin->receive_window);
