@@ -1221,12 +1221,16 @@ check_complete (CanopyCacheEntry *entry, GError **error)
 /* A temporary file beside the package, in the directory the install
  * policy opened (never reached by path again), so the package appears
  * whole or not at all. */
+/* The name beside @name a package is written to before it is renamed,
+ * followed by eight hexadecimal digits. */
+#define TEMP_PREFIX ".%s.canopy-"
+
 static int
 open_temp_at (int dirfd, const char *name, char **tmp, GError **error)
 {
   for (guint attempt = 0; attempt < 100; attempt++)
     {
-      g_autofree char *candidate = g_strdup_printf (".%s.canopy-%08x", name, g_random_int ());
+      g_autofree char *candidate = g_strdup_printf (TEMP_PREFIX "%08x", name, g_random_int ());
       int fd = openat (dirfd, candidate, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                        0644);
 
@@ -1367,16 +1371,13 @@ copy_data (int in, int out, guint64 size, int *saved_errno)
   return TRUE;
 }
 
-/* A copy written as the chunks come, so that putting the package in place
- * at the end is a flush and a rename: copying it whole then, when every
- * device of an office finishes at once, costs seconds. Not where the
- * cache's file can be cloned there: a reflink at the end costs nothing. */
 /* A copy an agent stopped abruptly (killed, power cut) left beside @name:
- * only this agent writes names of this shape there. */
+ * only this agent writes names of this shape there (open_temp_at()). */
 static void
 remove_stale_copies_at (int dirfd, const char *name)
 {
-  g_autofree char *prefix = g_strdup_printf (".%s.canopy-", name);
+  g_autofree char *prefix = g_strdup_printf (TEMP_PREFIX, name);
+  gsize length = strlen (prefix);
   int fd = dup (dirfd);
   DIR *dir = fd >= 0 ? fdopendir (fd) : NULL;
   struct dirent *e;
@@ -1388,12 +1389,16 @@ remove_stale_copies_at (int dirfd, const char *name)
       return;
     }
   while ((e = readdir (dir)) != NULL)
-    if (g_str_has_prefix (e->d_name, prefix) && strlen (e->d_name) == strlen (prefix) + 8
-        && strspn (e->d_name + strlen (prefix), "0123456789abcdef") == 8)
+    if (strncmp (e->d_name, prefix, length) == 0 && strlen (e->d_name + length) == 8
+        && strspn (e->d_name + length, "0123456789abcdef") == 8)
       unlinkat (dirfd, e->d_name, 0);
   closedir (dir);
 }
 
+/* A copy written as the chunks come, so that putting the package in place
+ * at the end is a flush and a rename: copying it whole then, when every
+ * device of an office finishes at once, costs seconds. Not where the
+ * cache's file can be cloned there: a reflink at the end costs nothing. */
 int
 canopy_cache_entry_open_copy_at (CanopyCacheEntry *entry, int dirfd, const char *name,
                                  char **tmp, GError **error)

@@ -299,15 +299,12 @@ static void
 fail_short (GTask *task)
 {
   RangeRequest *request = g_task_get_task_data (task);
-  gsize done = request->got;
 
-  for (guint i = 0; i < request->piece; i++)
-    done += request->pieces[i];
   g_task_return_new_error (task, CANOPY_ORIGIN_ERROR, CANOPY_ORIGIN_ERROR_SHORT,
                            _("The origin %s ended %zu bytes into a %zu-byte range: the "
                              "connection was cut (the agent asks again by itself), or the "
                              "content was changed after it was published (publish it again)"),
-                           request->origin->location, done, request->length);
+                           request->origin->location, request->taken, request->length);
 }
 
 /* Whether a read or skip of @n bytes leaves the answer to go on; if not,
