@@ -646,10 +646,6 @@ wait_for_disk (CanopyFetch *fetch, const GError *error)
     return; /* chunks that were already on their way fail the same way */
   if (!fetch->disk_full)
     {
-      /* The copy beside the destination may share the disk: the cache,
-       * which serves the office, comes first. */
-      if (fetch->install != NULL)
-        canopy_install_stop_copy (fetch->install);
       fetch->disk_full = TRUE;
       fetch->disk_full_since = now;
       fetch->disk_retry_s = DISK_RETRY_FIRST_S;

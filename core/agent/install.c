@@ -47,7 +47,6 @@ struct _CanopyInstall {
   char *copy_name;
   off_t copied;
   off_t flushed;
-  gboolean copy_stopped; /* asked of the hashing thread */
 };
 
 /* Takes the copy back out of the destination's directory. */
@@ -154,8 +153,6 @@ hash_ready (CanopyInstall *install, GError **error)
       g_mutex_lock (&install->lock);
       ok = data != NULL;
       install->hashed += ok;
-      if (install->copy_stopped)
-        drop_copy (install);
     }
   install->hashing = FALSE;
   return ok;
@@ -209,18 +206,6 @@ canopy_install_add_chunk (CanopyInstall *install, guint index, GBytes *data)
 
   g_return_if_fail (index < install->n);
   add_locked (install, index, data);
-}
-
-void
-canopy_install_stop_copy (CanopyInstall *install)
-{
-  g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&install->lock);
-
-  /* The hashing thread writes the copy unlocked: it drops it itself. */
-  if (install->hashing)
-    install->copy_stopped = TRUE;
-  else
-    drop_copy (install);
 }
 
 /* Call locked: whether every chunk is in, hashed, and the package matches. */

@@ -46,15 +46,6 @@ CanopyInstall *canopy_install_new (CanopyCacheEntry *entry, const char *const *d
 void canopy_install_add_chunk (CanopyInstall *install, guint index, GBytes *data);
 
 /**
- * canopy_install_stop_copy:
- *
- * Removes the copy begun beside the destination, freeing its space for
- * the cache (the disk filled up): the commit then copies the package from
- * the cache. Thread-safe.
- */
-void canopy_install_stop_copy (CanopyInstall *install);
-
-/**
  * canopy_install_commit:
  * @directories: where this device allows packages (<destinations>)
  * @destination: where the package goes; missing directories below the

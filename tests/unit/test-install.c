@@ -308,28 +308,6 @@ test_destination_moved (void)
   CU_ASSERT_FALSE (g_file_test (old, G_FILE_TEST_EXISTS));
 }
 
-/* The disk filled up: the copy begun beside the destination goes at once,
- * freeing its space for the cache, and the package is still put in place
- * whole at the end. */
-static void
-test_copy_stopped (void)
-{
-  g_auto (Fixture) f = { 0 };
-  g_autoptr (CanopyInstall) install = NULL;
-  goffset size = 0;
-
-  fixture_init (&f, "install-copy-stopped");
-  install = install_new (&f, f.destination);
-  for (guint i = 0; i < N_CHUNKS / 2; i++)
-    add (install, &f, i);
-  canopy_install_stop_copy (install);
-  CU_ASSERT_EQUAL (count_copies (f.destination, &size), 0);
-  for (guint i = N_CHUNKS / 2; i < N_CHUNKS; i++)
-    add (install, &f, i);
-  assert_put_in_place (install, &f);
-  CU_ASSERT_EQUAL (count_copies (f.destination, &size), 0);
-}
-
 CANOPY_TEST_SUITE (install, "install", NULL, NULL,
                    { "chunks in any order", test_any_order },
                    { "resumed from the cache", test_resumed },
@@ -338,5 +316,4 @@ CANOPY_TEST_SUITE (install, "install", NULL, NULL,
                    { "destination that cannot be created", test_unwritable },
                    { "copied beside the destination as the chunks come",
                      test_copied_as_they_come },
-                   { "destination moved while the chunks came", test_destination_moved },
-                   { "copy stopped for a full disk", test_copy_stopped })
+                   { "destination moved while the chunks came", test_destination_moved })
