@@ -1395,6 +1395,28 @@ remove_stale_copies_at (int dirfd, const char *name)
   closedir (dir);
 }
 
+/* The copy's blocks are taken up front: written as the chunks come, on a
+ * disk shared with the cache, it would otherwise race the cache for the
+ * last free blocks, and dropping it when it lost would hand them back in
+ * the middle of a full-disk pause (which the admin would then hear of
+ * twice). Where they cannot be taken, the package is copied at the end. */
+static gboolean
+reserve_copy (CanopyCacheEntry *entry, int fd, const char *name, GError **error)
+{
+  g_autofree char *size = NULL;
+  int saved_errno;
+
+  if (entry->manifest->size == 0
+      || fallocate (fd, FALLOC_FL_KEEP_SIZE, 0, (off_t) entry->manifest->size) == 0)
+    return TRUE;
+  saved_errno = errno;
+  size = g_format_size (entry->manifest->size);
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+               _("Cannot reserve %s beside %s for the package: %s"),
+               size, name, g_strerror (saved_errno));
+  return FALSE;
+}
+
 /* A copy written as the chunks come, so that putting the package in place
  * at the end is a flush and a rename: copying it whole then, when every
  * device of an office finishes at once, costs seconds. Not where the
@@ -1413,7 +1435,9 @@ canopy_cache_entry_open_copy_at (CanopyCacheEntry *entry, int dirfd, const char 
   out = open_temp_at (dirfd, name, tmp, error);
   clones = out >= 0 && ioctl (out, FICLONE, in) == 0;
   close (in);
-  if (clones)
+  if (out >= 0 && !clones && !reserve_copy (entry, out, name, error))
+    clones = TRUE;
+  if (out >= 0 && clones)
     {
       close (out);
       unlinkat (dirfd, *tmp, 0);

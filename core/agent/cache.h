@@ -232,7 +232,8 @@ gboolean canopy_cache_entry_copy_at (CanopyCacheEntry *entry, int dirfd, const c
  *
  * Returns: its descriptor; -1 without @error where the cache's file can
  *   be cloned into @dirfd (canopy_cache_entry_copy_at() costs nothing
- *   there), -1 with @error when the file cannot be made.
+ *   there), -1 with @error when the file cannot be made or its space
+ *   (the content's size) cannot be reserved.
  */
 int canopy_cache_entry_open_copy_at (CanopyCacheEntry *entry, int dirfd, const char *name,
                                      char **tmp, GError **error);
