@@ -81,6 +81,8 @@
  * soon enough that freeing space is noticed, rarely enough not to spin. */
 #define DISK_RETRY_FIRST_S 2
 #define DISK_RETRY_MAX_S 60
+/* How long a destination found allowed is trusted (destination_allowed()). */
+#define ALLOWED_RECHECK_US (G_USEC_PER_SEC)
 /* The background class never goes below one chunk in this long: slow
  * enough to leave a busy link to others (2 % of 50 Mbit/s), fast enough
  * that the server does not take the lead for one that stalled (30 s
@@ -179,6 +181,7 @@ struct _CanopyFetch {
   gint64 disk_full_since; /* monotonic µs */
   guint disk_retry_s;
   gint64 disk_retry_at;  /* monotonic µs before which nothing is fetched */
+  gint64 allowed_at;     /* monotonic µs the destination was last found allowed */
   guint64 bytes[N_KINDS];
   guint reused_chunks;  /* set by the opening thread, read once it returns */
   guint64 reused_bytes;
@@ -402,6 +405,7 @@ apply_assignment (CanopyFetch *fetch, const Assignment *a)
 {
   g_free (fetch->destination);
   fetch->destination = g_strdup (a->destination);
+  fetch->allowed_at = 0;
   fetch->role = a->role;
   fetch->wan_rate = a->wan_rate;
   if (fetch->pacer != NULL)
@@ -606,15 +610,25 @@ fail (CanopyFetch *fetch, const char *reason)
 }
 
 /* What the device's policy refuses is refused before a byte is fetched,
- * and told to the server, which shows the reason to the admin. */
+ * and told to the server, which shows the reason to the admin. The check
+ * walks the destination's directories, and requests are made many times
+ * a second: a destination found allowed is looked at again after
+ * ALLOWED_RECHECK_US, or at once when the policy or the assignment
+ * changes. Putting the package in place checks it again in any case. */
 static gboolean
 destination_allowed (CanopyFetch *fetch)
 {
   g_autoptr (GError) error = NULL;
+  gint64 now = g_get_monotonic_time ();
 
+  if (fetch->allowed_at != 0 && now - fetch->allowed_at < ALLOWED_RECHECK_US)
+    return TRUE;
   if (canopy_install_policy_check ((const char *const *) fetch->destinations,
                                    fetch->destination, &error))
-    return TRUE;
+    {
+      fetch->allowed_at = now;
+      return TRUE;
+    }
   fail (fetch, error->message);
   return FALSE;
 }
@@ -624,6 +638,7 @@ canopy_fetch_set_destinations (CanopyFetch *fetch, const char *const *directorie
 {
   g_strfreev (fetch->destinations);
   fetch->destinations = g_strdupv ((char **) directories);
+  fetch->allowed_at = 0;
 }
 
 static gboolean

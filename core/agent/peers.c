@@ -20,6 +20,14 @@
 /* Read buffers kept for reuse once their chunk was sent: about one send
  * queue's worth, beyond which they are freed. */
 #define POOL_MAX_IDLE_BYTES ((gsize) 8 * 1024 * 1024)
+/* A content's bitfield goes to the peers at once, then at most this often
+ * while chunks keep coming, and at once again when it is complete: a
+ * bitfield per chunk to every peer of the office was a message, a wake-up
+ * and a scheduling pass on each of them per chunk, more than the chunk's
+ * own transfer cost a follower. A lead's chunks come at the WAN's pace,
+ * and its office catches up over the LAN: news of them later by this much
+ * delays nobody's last chunk. */
+#define ANNOUNCE_INTERVAL_MS 100
 
 typedef struct {
   char *content_id;
@@ -70,7 +78,7 @@ typedef struct {
   gboolean by_hash; /* it answers chunk-query and chunk-request */
   GHashTable *have; /* content ID → GBytes bitfield the peer sent */
   GHashTable *hash_have; /* content ID → HashHave, for content it did not name */
-  GHashTable *told; /* content IDs this agent sent a have for */
+  GHashTable *told; /* content ID → GBytes bitfield this agent last sent it */
   GQueue pending;   /* Pending requests not read yet, in the order they came */
   ReadJob *reading; /* the request a worker reads now, one at a time */
   Pending *read_request; /* a chunk read and checked, waiting for the send queue */
@@ -136,6 +144,8 @@ struct _CanopyPeers {
   GQueue recent; /* RecentChunk, oldest first */
   gsize recent_bytes;
   guint recent_timer;
+  GHashTable *announce_due; /* content IDs to announce when announce_timer fires */
+  guint announce_timer;
 };
 
 static void
@@ -382,15 +392,46 @@ drop_conn (PeerConn *pc)
 }
 
 static void
-send_have (PeerConn *pc, CanopyCacheEntry *entry)
+send_have_bits (PeerConn *pc, const CanopyManifest *m, GBytes *bits)
 {
-  const CanopyManifest *m = canopy_cache_entry_get_manifest (entry);
-  g_autoptr (GBytes) bits = canopy_cache_entry_get_bitfield (entry);
-
-  g_hash_table_add (pc->told, g_strdup (m->content_id));
+  g_hash_table_replace (pc->told, g_strdup (m->content_id), g_bytes_ref (bits));
   send_quietly (pc, CANOPY_WIRE_HAVE,
                 g_variant_new ("(s@ay)", m->content_id,
                                g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, bits, TRUE)));
+}
+
+static void
+send_have (PeerConn *pc, CanopyCacheEntry *entry)
+{
+  g_autoptr (GBytes) bits = canopy_cache_entry_get_bitfield (entry);
+
+  send_have_bits (pc, canopy_cache_entry_get_manifest (entry), bits);
+}
+
+/* Whether @bits, this agent's bitfield of @content_id, is news to @pc: a
+ * chunk it lacks (as its own have says) and was not told of, or one it
+ * was told of that is gone since. Other chunks it has no use for: a have
+ * per chunk to every peer of the office was a message, a wake-up and a
+ * scheduling pass on each of them per chunk, for chunks that most of
+ * them already held. */
+static gboolean
+is_news (PeerConn *pc, const char *content_id, GBytes *bits)
+{
+  GBytes *told = g_hash_table_lookup (pc->told, content_id);
+  GBytes *theirs = g_hash_table_lookup (pc->have, content_id);
+  gsize size;
+  const guint8 *ours = g_bytes_get_data (bits, &size);
+  const guint8 *was, *has = NULL;
+
+  if (told == NULL || g_bytes_get_size (told) != size)
+    return TRUE;
+  was = g_bytes_get_data (told, NULL);
+  if (theirs != NULL && g_bytes_get_size (theirs) == size)
+    has = g_bytes_get_data (theirs, NULL);
+  for (gsize i = 0; i < size; i++)
+    if ((ours[i] & ~was[i] & ~(has != NULL ? has[i] : 0)) != 0 || (was[i] & ~ours[i]) != 0)
+      return TRUE;
+  return FALSE;
 }
 
 static void
@@ -875,10 +916,14 @@ handle_have (PeerConn *pc, const char *content_id, GBytes *bits)
   /* It holds the content itself: what it holds elsewhere by hash no
    * longer matters. */
   g_hash_table_remove (pc->hash_have, content_id);
-  /* The first have for a content this agent never told the peer about:
-   * answer with ours, so both sides know what the other holds. */
-  if (!g_hash_table_contains (pc->told, content_id))
-    send_have (pc, entry);
+  /* Answer with ours where it tells the peer something: the first have
+   * for a content, or one showing it lacks chunks this agent holds. */
+  {
+    g_autoptr (GBytes) ours = canopy_cache_entry_get_bitfield (entry);
+
+    if (is_news (pc, content_id, ours))
+      send_have_bits (pc, canopy_cache_entry_get_manifest (entry), ours);
+  }
   client = find_client (pc->peers, content_id);
   if (client != NULL)
     client->client->have (pc->device_id, bits, client->user_data);
@@ -1014,7 +1059,8 @@ add_conn (CanopyPeers *peers, CanopyTransportConnection *conn, const char *host,
   pc->port = port;
   pc->have = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                     (GDestroyNotify) g_bytes_unref);
-  pc->told = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  pc->told = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                    (GDestroyNotify) g_bytes_unref);
   pc->hash_have = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                          (GDestroyNotify) hash_have_free);
   g_queue_init (&pc->pending);
@@ -1078,6 +1124,7 @@ canopy_peers_new (const CanopyPlugin *plugin, const CanopyConfigNode *element,
   peers->pool = buffer_pool_new ();
   peers->clients = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   peers->connecting = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  peers->announce_due = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   peers->cancellable = g_cancellable_new ();
   peers->transport = canopy_transport_new (plugin, element, creds, NULL, &peer_events, peers,
                                            error);
@@ -1102,6 +1149,8 @@ canopy_peers_free (CanopyPeers *peers)
   /* Payloads still queued or read hold the pool on their own. */
   g_clear_pointer (&peers->pool, buffer_pool_unref);
   g_clear_handle_id (&peers->recent_timer, g_source_remove);
+  g_clear_handle_id (&peers->announce_timer, g_source_remove);
+  g_hash_table_unref (peers->announce_due);
   g_queue_clear_full (&peers->recent, (GDestroyNotify) recent_chunk_free);
   g_free (peers->server_host);
   g_free (peers->device_id);
@@ -1228,6 +1277,44 @@ canopy_peers_set_client (CanopyPeers *peers, const char *content_id,
     }
 }
 
+static void
+announce_now (CanopyPeers *peers, const char *content_id)
+{
+  CanopyCacheEntry *entry = canopy_cache_lookup_entry (peers->cache, content_id);
+  g_autoptr (GBytes) bits = NULL;
+
+  if (entry == NULL)
+    return;
+  bits = canopy_cache_entry_get_bitfield (entry);
+  for (guint i = 0; i < peers->conns->len; i++)
+    {
+      PeerConn *pc = g_ptr_array_index (peers->conns, i);
+      if (pc->ready && is_news (pc, content_id, bits))
+        send_have_bits (pc, canopy_cache_entry_get_manifest (entry), bits);
+    }
+}
+
+static gboolean
+on_announce_timer (gpointer user_data)
+{
+  CanopyPeers *peers = user_data;
+  g_autoptr (GHashTable) due = NULL;
+  GHashTableIter iter;
+  gpointer content_id;
+
+  if (g_hash_table_size (peers->announce_due) == 0)
+    {
+      peers->announce_timer = 0;
+      return G_SOURCE_REMOVE;
+    }
+  due = g_steal_pointer (&peers->announce_due);
+  peers->announce_due = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_hash_table_iter_init (&iter, due);
+  while (g_hash_table_iter_next (&iter, &content_id, NULL))
+    announce_now (peers, content_id);
+  return G_SOURCE_CONTINUE;
+}
+
 void
 canopy_peers_announce (CanopyPeers *peers, const char *content_id)
 {
@@ -1235,12 +1322,19 @@ canopy_peers_announce (CanopyPeers *peers, const char *content_id)
 
   if (entry == NULL)
     return;
-  for (guint i = 0; i < peers->conns->len; i++)
+  if (canopy_cache_entry_is_complete (entry))
     {
-      PeerConn *pc = g_ptr_array_index (peers->conns, i);
-      if (pc->ready)
-        send_have (pc, entry);
+      g_hash_table_remove (peers->announce_due, content_id);
+      announce_now (peers, content_id);
+      return;
     }
+  if (peers->announce_timer != 0)
+    {
+      g_hash_table_add (peers->announce_due, g_strdup (content_id));
+      return;
+    }
+  announce_now (peers, content_id);
+  peers->announce_timer = g_timeout_add (ANNOUNCE_INTERVAL_MS, on_announce_timer, peers);
 }
 
 static void

@@ -96,7 +96,9 @@ void canopy_peers_keep_chunk (CanopyPeers *peers, const char *content_id, guint 
                               GBytes *data);
 
 /* Sends this agent's bitfield of @content_id to every connected peer:
- * after the content was opened and whenever a chunk was verified. */
+ * after the content was opened and whenever a chunk was verified; at
+ * once, then at most every 100 ms while chunks keep coming, and at once
+ * when it is complete. */
 void canopy_peers_announce (CanopyPeers *peers, const char *content_id);
 
 /* Asks @device_id for chunk @index; fails when it is not connected. */

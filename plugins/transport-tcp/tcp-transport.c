@@ -31,6 +31,11 @@
 #define TCP_READ_BUFFER_MAX (4 * 1024 * 1024)
 #define TCP_WRITE_BUFFER_MAX (1024 * 1024)
 
+/* In the middle of a large message (a chunk), the socket wakes the agent
+ * only once this much has arrived, instead of for every 64 KiB the
+ * network hands up: each wake-up is a poll, a context switch and a read. */
+#define TCP_WAKE_BYTES (256 * 1024)
+
 /* TLS 1.3 only; ECDHE with the PSK for forward secrecy; AES-GCM first as
  * it is hardware-accelerated on the machines agents run on. */
 #define TCP_PRIORITY                                                           \
@@ -56,6 +61,7 @@ typedef struct {
   GQueue out;
   gsize queued;
 
+  int rcvlowat;            /* SO_RCVLOWAT as last set */
   gboolean kernel_drained; /* the socket had nothing more this turn */
   gboolean woken;          /* a flush is due on the watch set's next turn */
   guint8 *rbuf; /* bytes read from the socket, not yet given to GnuTLS */
@@ -257,6 +263,7 @@ tcp_conn_new (TcpTransport *transport, GSocket *socket, gboolean is_client)
   conn->transport = transport;
   conn->socket = socket;
   conn->fd = g_socket_get_fd (socket);
+  conn->rcvlowat = 1; /* the kernel's default */
   g_queue_init (&conn->out);
 
   conn->timeout = g_timeout_source_new (transport->base.connect_timeout_ms);
@@ -638,6 +645,28 @@ tcp_conn_advance (TcpConnection *conn, gsize n)
     }
 }
 
+/* Sets the socket's low-water mark to what the message being received
+ * still certainly needs from the kernel: its payload bytes not yet
+ * decrypted, less two records (GnuTLS may hold one in part), since
+ * ciphertext is never shorter than its plaintext. Between messages (a
+ * request, a have) it is 1 byte, so that small messages are not held
+ * back. A closed or failed connection wakes the watch regardless. */
+static void
+tcp_conn_set_wake (TcpConnection *conn)
+{
+  const CanopyTransportInFrame *in = &conn->in;
+  gsize left = 0;
+  int lowat;
+
+  if (in->frame_got == CANOPY_TRANSPORT_COMMON_FRAME_SIZE && in->header_got == in->header_len)
+    left = in->payload_len - in->payload_got;
+  lowat = left > 2 * TCP_RECORD_SIZE ? (int) MIN (left - 2 * TCP_RECORD_SIZE, TCP_WAKE_BYTES)
+                                     : 1;
+  if (lowat != conn->rcvlowat
+      && setsockopt (conn->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) == 0)
+    conn->rcvlowat = lowat;
+}
+
 /* Reads until the kernel has nothing more (GnuTLS may hold decrypted
  * bytes of a record, so stopping early could stall a level-triggered
  * watch). */
@@ -651,7 +680,10 @@ tcp_conn_receive (TcpConnection *conn)
       guint8 *target = canopy_transport_common_in_frame_target (&conn->in, &want);
       ssize_t n = gnutls_record_recv (conn->session, target, want);
       if (n == GNUTLS_E_AGAIN)
-        return;
+        {
+          tcp_conn_set_wake (conn);
+          return;
+        }
       if (n == GNUTLS_E_INTERRUPTED)
         continue;
       if (n == 0)
