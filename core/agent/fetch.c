@@ -1946,20 +1946,58 @@ on_tick (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* A worker that opens the content or puts the package in place, with
+ * where the package goes as the main thread knew it when the worker
+ * started: canopy_fetch_update() and canopy_fetch_set_destinations()
+ * replace the fetch's own strings, which the worker must not read. */
+typedef struct {
+  CanopyFetch *fetch; /* a reference */
+  char **directories;
+  char *destination;
+} PlaceJob;
+
+static void
+place_job_free (PlaceJob *job)
+{
+  fetch_unref (job->fetch);
+  g_strfreev (job->directories);
+  g_free (job->destination);
+  g_free (job);
+}
+
+static GTask *
+place_task_new (CanopyFetch *fetch, GAsyncReadyCallback callback)
+{
+  GTask *task = g_task_new (NULL, NULL, callback, NULL);
+  PlaceJob *job = g_new0 (PlaceJob, 1);
+
+  job->fetch = fetch_ref (fetch);
+  job->directories = g_strdupv (fetch->destinations);
+  job->destination = g_strdup (fetch->destination);
+  g_task_set_task_data (task, job, (GDestroyNotify) place_job_free);
+  return task;
+}
+
+static CanopyFetch *
+place_task_get_fetch (GAsyncResult *result)
+{
+  return ((PlaceJob *) g_task_get_task_data (G_TASK (result)))->fetch;
+}
+
 /* Puts the cache's copy in place, hashed as its chunks came. Runs while
  * no chunk is being stored, so the install is this thread's alone. A
  * refusal by the device's policy is final; other failures leave
  * assembling the package from the cache to try. */
 static gboolean
-commit_install (CanopyFetch *fetch, GError **error)
+commit_install (CanopyFetch *fetch, const PlaceJob *job, GError **error)
 {
   g_autoptr (CanopyInstall) install = g_steal_pointer (&fetch->install);
   g_autoptr (GError) local_error = NULL;
 
   if (install == NULL)
     return FALSE;
-  if (canopy_install_commit (install, (const char *const *) fetch->destinations,
-                             fetch->destination, &local_error))
+  if (canopy_install_commit (install, (const char *const *) job->directories, job->destination,
+                             &local_error))
     return TRUE;
   g_debug ("deployment %s: copying the package from the cache: %s", fetch->deployment_id,
            local_error->message);
@@ -1971,7 +2009,8 @@ commit_install (CanopyFetch *fetch, GError **error)
 static void
 assemble_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
 {
-  CanopyFetch *fetch = task_data;
+  const PlaceJob *job = task_data;
+  CanopyFetch *fetch = job->fetch;
   GError *error = NULL;
 
   /* Withdrawn or stopped meanwhile: the destination is not touched. */
@@ -1981,14 +2020,14 @@ assemble_thread (GTask *task, gpointer object, gpointer task_data, GCancellable 
                                _("The deployment was stopped before its package was installed"));
       return;
     }
-  if (commit_install (fetch, &error))
+  if (commit_install (fetch, job, &error))
     {
       g_task_return_boolean (task, TRUE);
       return;
     }
   if (error == NULL
-      && canopy_install_assemble (fetch->entry, (const char *const *) fetch->destinations,
-                                  fetch->destination, &error))
+      && canopy_install_assemble (fetch->entry, (const char *const *) job->directories,
+                                  job->destination, &error))
     {
       g_task_return_boolean (task, TRUE);
       return;
@@ -2000,8 +2039,8 @@ assemble_thread (GTask *task, gpointer object, gpointer task_data, GCancellable 
       && canopy_cache_entry_recheck (fetch->entry) > 0)
     {
       g_clear_error (&error);
-      fetch->install = canopy_install_new (
-        fetch->entry, (const char *const *) fetch->destinations, fetch->destination);
+      fetch->install = canopy_install_new (fetch->entry, (const char *const *) job->directories,
+                                           job->destination);
       g_set_error (&error, CANOPY_FETCH_ERROR, CANOPY_FETCH_ERROR_REFETCH,
                    _("damaged chunks were discarded from the cache"));
     }
@@ -2020,7 +2059,7 @@ refetch (CanopyFetch *fetch)
 static void
 on_assembled (GObject *object, GAsyncResult *result, gpointer user_data)
 {
-  CanopyFetch *fetch = g_task_get_task_data (G_TASK (result));
+  CanopyFetch *fetch = place_task_get_fetch (result);
   g_autoptr (GError) error = NULL;
 
   fetch->assembling = FALSE;
@@ -2048,17 +2087,17 @@ on_assembled (GObject *object, GAsyncResult *result, gpointer user_data)
 static void
 assemble (CanopyFetch *fetch)
 {
-  g_autoptr (GTask) task = g_task_new (NULL, NULL, on_assembled, NULL);
+  g_autoptr (GTask) task = place_task_new (fetch, on_assembled);
 
   fetch->assembling = TRUE;
-  g_task_set_task_data (task, fetch_ref (fetch), (GDestroyNotify) fetch_unref);
   g_task_run_in_thread (task, assemble_thread);
 }
 
 static void
 open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
 {
-  CanopyFetch *fetch = task_data;
+  const PlaceJob *job = task_data;
+  CanopyFetch *fetch = job->fetch;
   GError *error = NULL;
   CanopyCacheEntry *entry = canopy_cache_acquire_entry (fetch->cache, fetch->manifest, &error);
 
@@ -2067,8 +2106,8 @@ open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *can
       /* Local chunks first (an earlier version's): they cross no link. */
       fetch->reused_chunks = canopy_cache_entry_reuse (entry, &fetch->reused_bytes);
       /* Nothing else uses the install until the entry is handed over. */
-      fetch->install = canopy_install_new (entry, (const char *const *) fetch->destinations,
-                                           fetch->destination);
+      fetch->install = canopy_install_new (entry, (const char *const *) job->directories,
+                                           job->destination);
       g_task_return_pointer (task, entry, (GDestroyNotify) canopy_cache_entry_unref);
     }
   else
@@ -2078,7 +2117,7 @@ open_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *can
 static void
 on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
 {
-  CanopyFetch *fetch = g_task_get_task_data (G_TASK (result));
+  CanopyFetch *fetch = place_task_get_fetch (result);
   g_autoptr (GError) error = NULL;
   g_autoptr (CanopyCacheEntry) entry = g_task_propagate_pointer (G_TASK (result), &error);
   g_autofree char *reused = NULL;
@@ -2139,9 +2178,8 @@ on_opened (GObject *object, GAsyncResult *result, gpointer user_data)
 void
 canopy_fetch_start (CanopyFetch *fetch)
 {
-  g_autoptr (GTask) task = g_task_new (NULL, NULL, on_opened, NULL);
+  g_autoptr (GTask) task = place_task_new (fetch, on_opened);
 
-  g_task_set_task_data (task, fetch_ref (fetch), (GDestroyNotify) fetch_unref);
   g_task_run_in_thread (task, open_thread);
 }
 
