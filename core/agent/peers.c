@@ -410,10 +410,8 @@ send_have (PeerConn *pc, CanopyCacheEntry *entry)
 
 /* Whether @bits, this agent's bitfield of @content_id, is news to @pc: a
  * chunk it lacks (as its own have says) and was not told of, or one it
- * was told of that is gone since. Other chunks it has no use for: a have
- * per chunk to every peer of the office was a message, a wake-up and a
- * scheduling pass on each of them per chunk, for chunks that most of
- * them already held. */
+ * was told of that is gone since. Chunks it holds itself it never asks
+ * for, so telling it of them costs it a wake-up for nothing. */
 static gboolean
 is_news (PeerConn *pc, const char *content_id, GBytes *bits)
 {
