@@ -144,8 +144,15 @@ check_agent_lines (CanopyTestJournal *journal, const char *id, const char *conte
 static void
 check_plain_text (void)
 {
-  const char *output = canopy_test_process_output (site.agents[canopy_test_site_slot (2, 0)]);
-  g_autoptr (GRegex) dated = g_regex_new (
+  CanopyTestProcess *agent = site.agents[canopy_test_site_slot (2, 0)];
+  const char *output;
+  g_autoptr (GRegex) dated = NULL;
+
+  /* The agent's output is read as the test's main loop runs: the server
+   * may hear of the completion before the test has read the line. */
+  CU_ASSERT (canopy_test_process_wait_output (agent, "\" 1.0 is at ", 30));
+  output = canopy_test_process_output (agent);
+  dated = g_regex_new (
     "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z canopy-agent-fetch-"
     "Message: \"Package\" 1\\.0 is at .* fetched in ",
     G_REGEX_MULTILINE, 0, NULL);
