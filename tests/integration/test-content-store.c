@@ -99,7 +99,13 @@ test_content_store_seeds (void)
       const char *office = office_names[o];
       guint64 server = office_bytes (d, office, "server");
 
-      printf ("[%s: %.3f × content from the server] ", office, (double) server / CONTENT_SIZE);
+      /* Every source, so that a shortfall says where the rest came from. */
+      printf ("[%s: %.3f × content from the server, %.3f from office peers, %.3f from "
+              "other offices, %.3f from earlier versions] ",
+              office, (double) server / CONTENT_SIZE,
+              (double) office_bytes (d, office, "office_peer") / CONTENT_SIZE,
+              (double) office_bytes (d, office, "parent_peer") / CONTENT_SIZE,
+              (double) office_bytes (d, office, "earlier_versions") / CONTENT_SIZE);
       /* The lead takes it all from the server; the office shares it. */
       CU_ASSERT (server >= CONTENT_SIZE);
       CU_ASSERT (!precise || server <= (guint64) (1.05 * CONTENT_SIZE));
