@@ -1218,13 +1218,13 @@ check_complete (CanopyCacheEntry *entry, GError **error)
   return FALSE;
 }
 
-/* A temporary file beside the package, in the directory the install
- * policy opened (never reached by path again), so the package appears
- * whole or not at all. */
 /* The name beside @name a package is written to before it is renamed,
  * followed by eight hexadecimal digits. */
 #define TEMP_PREFIX ".%s.canopy-"
 
+/* A temporary file beside the package, in the directory the install
+ * policy opened (never reached by path again), so the package appears
+ * whole or not at all. */
 static int
 open_temp_at (int dirfd, const char *name, char **tmp, GError **error)
 {
@@ -1427,17 +1427,15 @@ canopy_cache_entry_open_copy_at (CanopyCacheEntry *entry, int dirfd, const char 
 {
   int in = open_data (entry, O_RDONLY, error);
   int out;
-  gboolean clones;
+  gboolean wanted;
 
   if (in < 0)
     return -1;
   remove_stale_copies_at (dirfd, name);
   out = open_temp_at (dirfd, name, tmp, error);
-  clones = out >= 0 && ioctl (out, FICLONE, in) == 0;
+  wanted = out >= 0 && ioctl (out, FICLONE, in) != 0 && reserve_copy (entry, out, name, error);
   close (in);
-  if (out >= 0 && !clones && !reserve_copy (entry, out, name, error))
-    clones = TRUE;
-  if (out >= 0 && clones)
+  if (out >= 0 && !wanted)
     {
       close (out);
       unlinkat (dirfd, *tmp, 0);

@@ -66,8 +66,9 @@ drop_copy (CanopyInstall *install)
   g_clear_pointer (&install->copy_name, g_free);
 }
 
-/* Appends @data to the copy. A copy that fails (a full disk)
- * is dropped: the package is then copied from the cache at the end, which
+/* Appends @data to the copy. Its space was reserved when it was opened,
+ * so a write fails only on an error of the disk: the copy is then
+ * dropped, and the package is copied from the cache at the end, which
  * reports the cause. */
 static void
 copy_chunk (CanopyInstall *install, GBytes *data)

@@ -898,6 +898,7 @@ static void
 handle_have (PeerConn *pc, const char *content_id, GBytes *bits)
 {
   CanopyCacheEntry *entry = canopy_cache_lookup_entry (pc->peers->cache, content_id);
+  g_autoptr (GBytes) ours = NULL;
   const Client *client;
 
   if (entry == NULL)
@@ -916,12 +917,9 @@ handle_have (PeerConn *pc, const char *content_id, GBytes *bits)
   g_hash_table_remove (pc->hash_have, content_id);
   /* Answer with ours where it tells the peer something: the first have
    * for a content, or one showing it lacks chunks this agent holds. */
-  {
-    g_autoptr (GBytes) ours = canopy_cache_entry_get_bitfield (entry);
-
-    if (is_news (pc, content_id, ours))
-      send_have_bits (pc, canopy_cache_entry_get_manifest (entry), ours);
-  }
+  ours = canopy_cache_entry_get_bitfield (entry);
+  if (is_news (pc, content_id, ours))
+    send_have_bits (pc, canopy_cache_entry_get_manifest (entry), ours);
   client = find_client (pc->peers, content_id);
   if (client != NULL)
     client->client->have (pc->device_id, bits, client->user_data);
@@ -1276,19 +1274,16 @@ canopy_peers_set_client (CanopyPeers *peers, const char *content_id,
 }
 
 static void
-announce_now (CanopyPeers *peers, const char *content_id)
+announce_now (CanopyPeers *peers, CanopyCacheEntry *entry)
 {
-  CanopyCacheEntry *entry = canopy_cache_lookup_entry (peers->cache, content_id);
-  g_autoptr (GBytes) bits = NULL;
+  const CanopyManifest *m = canopy_cache_entry_get_manifest (entry);
+  g_autoptr (GBytes) bits = canopy_cache_entry_get_bitfield (entry);
 
-  if (entry == NULL)
-    return;
-  bits = canopy_cache_entry_get_bitfield (entry);
   for (guint i = 0; i < peers->conns->len; i++)
     {
       PeerConn *pc = g_ptr_array_index (peers->conns, i);
-      if (pc->ready && is_news (pc, content_id, bits))
-        send_have_bits (pc, canopy_cache_entry_get_manifest (entry), bits);
+      if (pc->ready && is_news (pc, m->content_id, bits))
+        send_have_bits (pc, m, bits);
     }
 }
 
@@ -1309,7 +1304,11 @@ on_announce_timer (gpointer user_data)
   peers->announce_due = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_hash_table_iter_init (&iter, due);
   while (g_hash_table_iter_next (&iter, &content_id, NULL))
-    announce_now (peers, content_id);
+    {
+      CanopyCacheEntry *entry = canopy_cache_lookup_entry (peers->cache, content_id);
+      if (entry != NULL)
+        announce_now (peers, entry);
+    }
   return G_SOURCE_CONTINUE;
 }
 
@@ -1317,22 +1316,20 @@ void
 canopy_peers_announce (CanopyPeers *peers, const char *content_id)
 {
   CanopyCacheEntry *entry = canopy_cache_lookup_entry (peers->cache, content_id);
+  gboolean complete;
 
   if (entry == NULL)
     return;
-  if (canopy_cache_entry_is_complete (entry))
-    {
-      g_hash_table_remove (peers->announce_due, content_id);
-      announce_now (peers, content_id);
-      return;
-    }
-  if (peers->announce_timer != 0)
+  complete = canopy_cache_entry_is_complete (entry);
+  if (!complete && peers->announce_timer != 0)
     {
       g_hash_table_add (peers->announce_due, g_strdup (content_id));
       return;
     }
-  announce_now (peers, content_id);
-  peers->announce_timer = g_timeout_add (ANNOUNCE_INTERVAL_MS, on_announce_timer, peers);
+  g_hash_table_remove (peers->announce_due, content_id);
+  announce_now (peers, entry);
+  if (!complete)
+    peers->announce_timer = g_timeout_add (ANNOUNCE_INTERVAL_MS, on_announce_timer, peers);
 }
 
 static void
